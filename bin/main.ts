@@ -1,0 +1,54 @@
+// The nincc CLI: dispatches to one command per file under bin/commands/.
+import { helpText, parseCommandArgs, UsageError, type Command } from './command.js';
+import { check } from './commands/check.js';
+import { inspect } from './commands/inspect.js';
+import { SpecError } from './spec-file.js';
+
+const commands: readonly Command[] = [check, inspect];
+
+function overview(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'usage: nincc COMMAND [options]',
+    '',
+    'nincc compiles a declarative model spec (.model) into fused kernels and a runtime that trains and runs it.',
+    '',
+    'commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary.split('. ')[0].replace(/\.$/, '')}`),
+    '',
+    "Run 'nincc COMMAND --help' for a command's options.",
+  ].join('\n');
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' ? commands.find((c) => c.name === rest[0]) : undefined;
+    process.stdout.write((topic ? helpText(topic) : overview()) + '\n');
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write('nincc 0.1.0\n');
+    return 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`nincc: unknown command '${name}'\n\n${overview()}\n`);
+    return 2;
+  }
+  try {
+    const args = parseCommandArgs(command, rest);
+    if (args === 'help') {
+      process.stdout.write(helpText(command) + '\n');
+      return 0;
+    }
+    return await command.run(args);
+  } catch (e) {
+    if (e instanceof SpecError) return 1;
+    if (e instanceof UsageError) {
+      process.stderr.write(`nincc ${name}: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,68 @@
+// The front end as one flat list of named passes: parse → select model → header → train → expand defs → shapes → verify.
+import { hasErrors, type Diagnostic } from '../grammar/diagnostics.js';
+import { parseSpec } from '../grammar/parse.js';
+import { expandDefs } from './expand-defs.js';
+import { inferShapes } from './infer-shapes.js';
+import type { ShapedModel } from './ir.js';
+import { resolveHeader, selectModel } from './resolve-header.js';
+import { resolveTrain } from './resolve-train.js';
+import { IRVerificationError, verifyShapedModel } from './verify-ir.js';
+
+export interface FrontEndResult {
+  readonly model?: ShapedModel;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+export interface FrontEndOptions {
+  /** Called with each pass's name and output, for `--dump` and tests. */
+  readonly dump?: (pass: string, ir: unknown) => void;
+}
+
+export function compileSpec(source: string, file: string, options: FrontEndOptions = {}): FrontEndResult {
+  const dump = options.dump ?? (() => {});
+  const diagnostics: Diagnostic[] = [];
+
+  const parsed = parseSpec(source, file);
+  dump('parse', parsed.ast);
+  diagnostics.push(...parsed.diagnostics);
+  // Syntax errors leave a recovered, partial tree: semantic errors on it would mostly be noise.
+  if (hasErrors(diagnostics)) return { diagnostics };
+
+  const selected = selectModel(parsed.ast);
+  diagnostics.push(...selected.diagnostics);
+  if (!selected.model) return { diagnostics };
+  const decl = selected.model;
+
+  const header = resolveHeader(decl);
+  dump('resolve-header', header);
+  diagnostics.push(...header.diagnostics);
+
+  const train = resolveTrain(parsed.ast);
+  dump('resolve-train', train.train);
+  diagnostics.push(...train.diagnostics);
+
+  const expanded = expandDefs(decl);
+  dump('expand-defs', expanded.layers);
+  diagnostics.push(...expanded.diagnostics);
+  if (hasErrors(diagnostics) || !header.input) return { diagnostics };
+
+  const shaped = inferShapes(expanded.layers, header.input);
+  dump('infer-shapes', shaped.layers);
+  diagnostics.push(...shaped.diagnostics);
+  if (hasErrors(diagnostics) || !shaped.output) return { diagnostics };
+
+  const model: ShapedModel = {
+    name: decl.name,
+    file,
+    input: header.input,
+    ...(header.imageSize !== undefined ? { imageSize: header.imageSize } : {}),
+    ...(header.transform ? { transform: header.transform } : {}),
+    ...(train.train ? { train: train.train } : {}),
+    layers: shaped.layers,
+    output: shaped.output,
+    totals: shaped.layers.reduce((t, l) => ({ params: t.params + l.params, macs: t.macs + l.macs }), { params: 0, macs: 0 }),
+  };
+  const problems = verifyShapedModel(model);
+  if (problems.length > 0) throw new IRVerificationError('infer-shapes', problems);
+  return { model, diagnostics };
+}
