@@ -1,10 +1,11 @@
 // The nincc CLI: dispatches to one command per file under bin/commands/.
 import { helpText, parseCommandArgs, UsageError, type Command } from './command.js';
+import { build } from './commands/build.js';
 import { check } from './commands/check.js';
 import { inspect } from './commands/inspect.js';
 import { SpecError } from './spec-file.js';
 
-const commands: readonly Command[] = [check, inspect];
+const commands: readonly Command[] = [check, inspect, build];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

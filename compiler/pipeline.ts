@@ -1,4 +1,5 @@
-// The front end as one flat list of named passes: parse → select model → header → train → expand defs → shapes → verify.
+// The compiler as two flat lists of named passes. Front end: parse → select model → header → train block →
+// expand defs → shapes → verify. Back end (lowerModel): params → training → inference → memory → plan.
 import { hasErrors, type Diagnostic } from '../grammar/diagnostics.js';
 import { parseSpec } from '../grammar/parse.js';
 import { expandDefs } from './expand-defs.js';
@@ -7,6 +8,12 @@ import type { ShapedModel } from './ir.js';
 import { resolveHeader, selectModel } from './resolve-header.js';
 import { resolveTrain } from './resolve-train.js';
 import { IRVerificationError, verifyShapedModel } from './verify-ir.js';
+import { emitPlan, type Plan } from './emit-plan.js';
+import { lowerInference } from './lower-infer.js';
+import { lowerParams } from './lower-params.js';
+import { lowerSgdUpdate, lowerTrainForwardBackward } from './lower-train.js';
+import type { Program } from './plan-ir.js';
+import { planMemory, verifyMemoryPlan } from './plan-memory.js';
 
 export interface FrontEndResult {
   readonly model?: ShapedModel;
@@ -65,4 +72,38 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   const problems = verifyShapedModel(model);
   if (problems.length > 0) throw new IRVerificationError('infer-shapes', problems);
   return { model, diagnostics };
+}
+
+export interface LoweringOptions {
+  readonly maxBatch: number;
+  readonly sourceHash: string;
+  readonly libraries: Record<string, string>;
+}
+
+export interface Lowered {
+  readonly plan: Plan;
+  readonly programs: readonly Program[];
+  readonly inferenceGroups: ReturnType<typeof lowerInference>['groups'];
+  readonly trainable: boolean;
+}
+
+/** The back end as one flat list: params → training programs → inference programs → memory → plan.json. */
+export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR: FrontEndOptions['dump'] = () => {}): Lowered {
+  const layout = lowerParams(model);
+  dumpIR('lower-params', layout);
+  const trainable = model.layers[model.layers.length - 1]?.kind === 'logsoftmax' && layout.paramSize > 0;
+  const train = trainable ? lowerTrainForwardBackward(model) : undefined;
+  const sgd = trainable ? lowerSgdUpdate(model, layout) : undefined;
+  dumpIR('lower-train', train?.program);
+  const infer = lowerInference(model);
+  dumpIR('lower-infer', infer);
+  const programs = [infer.prepare, infer.infer, ...(train ? [train.program] : []), ...(sgd ? [sgd] : [])];
+  const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
+  const memory = planMemory(buffers, programs);
+  dumpIR('plan-memory', memory);
+  const problems = verifyMemoryPlan(memory, programs);
+  if (problems.length > 0) throw new IRVerificationError('plan-memory', problems);
+  const plan = emitPlan(model, layout, memory, programs, options);
+  dumpIR('emit-plan', plan);
+  return { plan, programs, inferenceGroups: infer.groups, trainable };
 }

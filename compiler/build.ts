@@ -1,0 +1,95 @@
+// `nincc build`: spec → artifact directory (plan.json, generated kernels, compiled library, report.txt).
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateCpuSource } from './codegen-cpu.js';
+import { compileCpuLibrary, headersDigest } from './cpu-toolchain.js';
+import { NINCC_VERSION, type Plan } from './emit-plan.js';
+import { inspectText } from './inspect.js';
+import type { ShapedModel } from './ir.js';
+import { lowerModel, type Lowered } from './pipeline.js';
+import { torchModuleString } from './torch-print.js';
+
+export type Target = 'cpu';
+
+export interface BuildOptions {
+  readonly outDir: string;
+  readonly target: Target;
+  readonly maxBatch?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface BuildResult {
+  readonly dir: string;
+  readonly plan: Plan;
+  readonly cached: boolean; // nothing was regenerated or recompiled
+  readonly seconds: number;
+}
+
+function writeIfChanged(path: string, text: string): void {
+  if (existsSync(path) && readFileSync(path, 'utf8') === text) return;
+  writeFileSync(path, text);
+}
+
+function report(model: ShapedModel, lowered: Lowered, compileCommand: string): string {
+  const lines = [inspectText(model), '', 'Inference fusion (BN folded into the conv before it, ReLU in the GEMM epilogue):'];
+  for (const g of lowered.inferenceGroups) {
+    const parts = [g.head, ...(g.bn ? [g.bn] : []), ...(g.relu ? [g.relu] : [])];
+    if (parts.length > 1) lines.push(`  (${parts.map((p) => p.index).join(') + (')}): ${parts.map((p) => torchModuleString(p)).join(' + ')} → k${g.head.index}_${g.head.kind}_infer`);
+  }
+  lines.push('', 'Programs:');
+  for (const [name, p] of Object.entries(lowered.plan.programs)) {
+    lines.push(`  ${name}: ${p.steps.length} kernel call${p.steps.length === 1 ? '' : 's'}`);
+    for (const s of p.steps) lines.push(`    ${s.kernel.padEnd(28)} ${s.source}`);
+  }
+  const s = lowered.plan.spaces;
+  const mb = (floats: number) => `${((floats * 4) / 2 ** 20).toFixed(2)} MiB`;
+  lines.push(
+    '',
+    'Memory (4-byte elements):',
+    `  parameters ${s.param} (${mb(s.param)}), and as much again for gradients and momentum`,
+    `  running statistics ${s.state}, fixed scratch ${s.fixed} (${mb(s.fixed)})`,
+    `  activations ${s.act} per image (${mb(s.act)}), ${mb(s.act * lowered.plan.maxBatch)} at the maximum batch ${lowered.plan.maxBatch}`,
+    '',
+    `Compiled with: ${compileCommand}`,
+  );
+  if (!lowered.trainable) lines.push('', 'No training programs: training with the nll criterion needs a model that ends in logsoftmax.');
+  return lines.join('\n') + '\n';
+}
+
+export function buildArtifact(model: ShapedModel, source: string, options: BuildOptions): BuildResult {
+  const started = Date.now();
+  const log = options.log ?? (() => {});
+  const maxBatch = options.maxBatch ?? model.train?.batch ?? 128;
+  const sourceHash = createHash('sha256')
+    .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, version: NINCC_VERSION }))
+    .update(readFileSync(new URL(import.meta.url)))
+    .update(headersDigest())
+    .digest('hex');
+  const dir = options.outDir;
+  const planPath = join(dir, 'plan.json');
+  const library = 'kernels.cpu.so';
+  if (existsSync(planPath) && existsSync(join(dir, library))) {
+    try {
+      const old = JSON.parse(readFileSync(planPath, 'utf8')) as Plan;
+      if (old.sourceHash === sourceHash) {
+        log(`${dir}: up to date (cache hit ${sourceHash.slice(0, 12)})`);
+        return { dir, plan: old, cached: true, seconds: (Date.now() - started) / 1000 };
+      }
+    } catch {
+      // an unreadable old plan is simply rebuilt
+    }
+  }
+  const lowered = lowerModel(model, { maxBatch, sourceHash, libraries: { cpu: library } });
+  mkdirSync(dir, { recursive: true });
+  const cpu = generateCpuSource(lowered.programs, { model: model.name, file: model.file, sourceHash });
+  const sourcePath = join(dir, 'kernels.cpu.cc');
+  writeIfChanged(sourcePath, cpu.text);
+  log(`compiling ${cpu.kernels.length} kernels (${sourcePath})…`);
+  const compiled = compileCpuLibrary(cpu.text, sourcePath, join(dir, library));
+  log(compiled.cached ? 'kernel library: cache hit' : 'kernel library: compiled');
+  writeFileSync(join(dir, 'report.txt'), report(model, lowered, compiled.command));
+  // plan.json last: its presence with a matching hash is what marks the directory complete.
+  writeFileSync(planPath, JSON.stringify(lowered.plan, null, 1) + '\n');
+  return { dir, plan: lowered.plan, cached: false, seconds: (Date.now() - started) / 1000 };
+}

@@ -1,0 +1,73 @@
+// Compiles generated C++ into a kernel library with g++, caching the result by content hash.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from './package-root.js';
+
+export class ToolchainError extends Error {}
+
+/** AVX2/FMA when this CPU has them (the library runs where it was built, as a JIT's output would). */
+export function cpuFlags(): string[] {
+  let info = '';
+  try {
+    info = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  const flags = new Set((/^flags\s*:(.*)$/m.exec(info)?.[1] ?? '').trim().split(/\s+/));
+  return flags.has('avx2') && flags.has('fma') ? ['-mavx2', '-mfma'] : [];
+}
+
+export function compilerCommand(source: string, output: string): string[] {
+  const include = join(packageRoot(), 'runtime/include');
+  return ['g++', '-std=c++17', '-O3', '-fopenmp', '-fPIC', '-shared', ...cpuFlags(), `-I${include}`, source, '-o', output];
+}
+
+export function cacheDir(): string {
+  return process.env.NINCC_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'nincc');
+}
+
+/** Compiles `source` (already written at sourcePath) to `output`; returns whether the cache had it. */
+export function compileCpuLibrary(sourceText: string, sourcePath: string, output: string): { cached: boolean; command: string } {
+  const probe = compilerCommand(sourcePath, output);
+  const key = createHash('sha256').update(sourceText).update(probe.slice(0, -3).join(' ')).update(headersDigest()).digest('hex');
+  const cached = join(cacheDir(), 'cpu', `${key}.so`);
+  const command = probe.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ');
+  if (existsSync(cached)) {
+    copyFileSync(cached, output);
+    return { cached: true, command };
+  }
+  const r = spawnSync(probe[0], probe.slice(1), { encoding: 'utf8' });
+  if (r.error) throw new ToolchainError(`cannot run g++ (${r.error.message}); install it (apt-get install g++)`);
+  if (r.status !== 0) {
+    throw new ToolchainError(`g++ failed on the generated ${sourcePath}:\n${r.stderr.trim()}\nrepro: ${command}`);
+  }
+  mkdirSync(join(cacheDir(), 'cpu'), { recursive: true });
+  const tmp = `${cached}.tmp-${process.pid}`;
+  copyFileSync(output, tmp);
+  renameSync(tmp, cached);
+  return { cached: false, command };
+}
+
+let digest: string | undefined;
+/** The kernel library's headers take part in every cache key: a header change rebuilds. */
+export function headersDigest(): string {
+  if (digest) return digest;
+  const h = createHash('sha256');
+  const dir = join(packageRoot(), 'runtime/include/nincc');
+  const walk = (d: string) => {
+    for (const name of readdirSorted(d)) {
+      const p = join(d, name);
+      if (statIsDir(p)) walk(p);
+      else h.update(p.slice(dir.length)).update(readFileSync(p));
+    }
+  };
+  walk(dir);
+  digest = h.digest('hex');
+  return digest;
+}
+
+const readdirSorted = (d: string) => readdirSync(d).sort();
+const statIsDir = (p: string) => statSync(p).isDirectory();

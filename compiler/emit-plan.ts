@@ -1,0 +1,108 @@
+// Pass: plan.json, the versioned contract the runtime loads (docs/artifact.md).
+import type { ShapedModel } from './ir.js';
+import type { ParamLayout } from './lower-params.js';
+import type { MemoryPlan } from './plan-memory.js';
+import type { BufferDecl, Program, Space, TensorEntry } from './plan-ir.js';
+
+export const PLAN_FORMAT = 'nincc-plan';
+export const PLAN_VERSION = 1;
+export const NINCC_VERSION = '0.1.0';
+
+export interface BufferRef {
+  readonly space: Space;
+  readonly offset: number;
+  readonly size: number;
+  readonly dtype: 'f32' | 'i32';
+}
+
+export interface PlanStep {
+  readonly kernel: string;
+  readonly layer: number;
+  readonly source: string;
+  readonly args: readonly BufferRef[];
+  readonly scalars: readonly string[];
+}
+
+export interface PlanProgram {
+  readonly inputs: Readonly<Record<string, BufferRef>>;
+  readonly outputs: Readonly<Record<string, BufferRef>>;
+  readonly steps: readonly PlanStep[];
+}
+
+export interface PlanTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly offset: number;
+  readonly size: number;
+  readonly init: TensorEntry['init'];
+  readonly torch: TensorEntry['torch'];
+  readonly layer: number;
+}
+
+export interface Plan {
+  readonly format: typeof PLAN_FORMAT;
+  readonly version: number;
+  readonly nincc: string;
+  readonly model: string;
+  readonly sourceHash: string;
+  readonly input: readonly number[];
+  readonly output: readonly number[];
+  readonly classes: number;
+  readonly maxBatch: number;
+  readonly imageSize?: number;
+  readonly transform?: { readonly mean: readonly number[]; readonly std: readonly number[] };
+  readonly train?: ShapedModel['train'];
+  readonly libraries: Readonly<Record<string, string>>;
+  readonly spaces: Readonly<Record<Space, number>>;
+  readonly params: readonly PlanTensor[];
+  readonly state: readonly PlanTensor[];
+  readonly programs: Readonly<Record<string, PlanProgram>>;
+}
+
+export function emitPlan(
+  m: ShapedModel,
+  layout: ParamLayout,
+  memory: MemoryPlan,
+  programs: readonly Program[],
+  options: { maxBatch: number; sourceHash: string; libraries: Record<string, string> },
+): Plan {
+  const byId = new Map<string, BufferDecl>(memory.buffers.map((b) => [b.id, b]));
+  const ref = (id: string): BufferRef => {
+    const b = byId.get(id);
+    if (!b || b.offset === undefined) throw new Error(`internal error: buffer ${id} has no place in memory`);
+    return { space: b.space, offset: b.offset, size: b.size, dtype: b.dtype };
+  };
+  const tensor = (t: TensorEntry): PlanTensor => {
+    const r = ref(t.buffer);
+    return { name: t.name, shape: t.shape, offset: r.offset, size: r.size, init: t.init, torch: t.torch, layer: t.layer };
+  };
+  const mapRefs = (o: Readonly<Record<string, string>>) => Object.fromEntries(Object.entries(o).map(([k, id]) => [k, ref(id)]));
+  return {
+    format: PLAN_FORMAT,
+    version: PLAN_VERSION,
+    nincc: NINCC_VERSION,
+    model: m.name,
+    sourceHash: options.sourceHash,
+    input: m.input,
+    output: m.output,
+    classes: m.output.reduce((a, b) => a * b, 1),
+    maxBatch: options.maxBatch,
+    ...(m.imageSize !== undefined ? { imageSize: m.imageSize } : {}),
+    ...(m.transform ? { transform: m.transform } : {}),
+    ...(m.train ? { train: m.train } : {}),
+    libraries: options.libraries,
+    spaces: { param: layout.paramSize, grad: layout.paramSize, momentum: layout.paramSize, state: layout.stateSize, fixed: memory.fixedSize, act: memory.actSize },
+    params: layout.params.map(tensor),
+    state: layout.state.map(tensor),
+    programs: Object.fromEntries(
+      programs.map((p) => [
+        p.name,
+        {
+          inputs: mapRefs(p.inputs),
+          outputs: mapRefs(p.outputs),
+          steps: p.steps.map((s) => ({ kernel: s.kernel, layer: s.layer, source: s.source, args: s.args.map(ref), scalars: s.scalars })),
+        },
+      ]),
+    ),
+  };
+}
