@@ -77,9 +77,9 @@ function body(k: KernelStep): string[] {
     case 'softmax_bwd':
       return [`softmax_backward(${n}, ${c.classes}, ${cf(0)}, ${cf(1)}, ${f(2)});`];
     case 'dropout_fwd':
-      return [`dropout_forward(${count}, ${cf(0)}, ${f(1)}, ${c.p}f, ${seed});`];
+      return [`dropout_forward(${count}, ${cf(0)}, ${f(1)}, ${cppDouble(c.p)}f, ${seed});`];
     case 'dropout_bwd':
-      return [`dropout_backward(${count}, ${cf(0)}, ${f(1)}, ${c.p}f, ${seed});`];
+      return [`dropout_backward(${count}, ${cf(0)}, ${f(1)}, ${cppDouble(c.p)}f, ${seed});`];
     case 'nll_loss':
       return [`nll_loss_forward(${n}, ${c.classes}, ${cf(0)}, ${i32(1)}, ${f(2)});`, `nll_loss_backward(${n}, ${c.classes}, ${i32(1)}, ${f(3)});`];
     case 'sgd_update':

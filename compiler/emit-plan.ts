@@ -49,6 +49,7 @@ export interface Plan {
   readonly output: readonly number[];
   readonly classes: number;
   readonly maxBatch: number;
+  readonly macsPerImage: number; // forward multiply-accumulates of conv and linear layers, for benchmarks
   readonly imageSize?: number;
   readonly transform?: { readonly mean: readonly number[]; readonly std: readonly number[] };
   readonly train?: ShapedModel['train'];
@@ -87,6 +88,7 @@ export function emitPlan(
     output: m.output,
     classes: m.output.reduce((a, b) => a * b, 1),
     maxBatch: options.maxBatch,
+    macsPerImage: m.totals.macs,
     ...(m.imageSize !== undefined ? { imageSize: m.imageSize } : {}),
     ...(m.transform ? { transform: m.transform } : {}),
     ...(m.train ? { train: m.train } : {}),

@@ -14,7 +14,8 @@ export function evaluate(e: Expr, env: Env, notes: readonly Note[]): Evaluated {
       const v = env.get(e.name);
       if (v === undefined) {
         const known = [...env.keys()];
-        const hint = known.length > 0 ? ` (parameters in scope: ${known.join(', ')})` : '';
+        const near = closest(e.name, known);
+        const hint = near ? ` (did you mean '${near}'?)` : known.length > 0 ? ` (parameters in scope: ${known.join(', ')})` : ' (outside a def there are no names: only def parameters can be used)';
         return { ok: false, diagnostic: error('E016', `unknown name '${e.name}'${hint}`, e.span, notes) };
       }
       return { ok: true, value: v };
@@ -59,6 +60,10 @@ export function editDistance(a: string, b: string): number {
 }
 
 export function closest(name: string, candidates: readonly string[]): string | undefined {
+  // `batchsize` means `batch` and `max` means `maxpool`, though other words are fewer edits away.
+  const lower = name.toLowerCase();
+  const prefix = candidates.find((c) => Math.min(c.length, name.length) >= 3 && (lower.startsWith(c.toLowerCase()) || c.toLowerCase().startsWith(lower)));
+  if (prefix) return prefix;
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {

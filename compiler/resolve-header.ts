@@ -1,6 +1,7 @@
 // Pass: the model's header (input, imageSize, transform) checked and turned into plain values.
 import type { ModelDecl, Setting, SpecFile } from '../grammar/ast.js';
 import { error, formatPosition, type Diagnostic } from '../grammar/diagnostics.js';
+import { maxSize } from './layers.js';
 import type { Transform } from './ir.js';
 
 export interface Header {
@@ -26,15 +27,18 @@ function duplicates<T extends { span: Diagnostic['span'] }>(items: readonly T[],
 
 function resolveTransform(settings: readonly Setting[], channels: number | undefined, out: Diagnostic[]): Transform | undefined {
   const values = new Map<string, number[]>();
+  const first = new Map<string, Setting>();
   for (const s of settings) {
     if (s.name !== 'mean' && s.name !== 'std') {
       out.push(error('E039', `unknown transform entry '${s.name}' (expected mean and std)`, s.nameSpan));
       continue;
     }
-    if (values.has(s.name)) {
-      out.push(error('E036', `duplicate transform ${s.name}`, s.nameSpan));
+    const earlier = first.get(s.name);
+    if (earlier) {
+      out.push(error('E036', `duplicate transform ${s.name}`, s.nameSpan, [{ message: `first given at ${formatPosition(earlier.nameSpan)}`, span: earlier.nameSpan }]));
       continue;
     }
+    first.set(s.name, s);
     if (s.value?.kind !== 'numbers' || s.block) {
       out.push(error('E039', `transform ${s.name} takes one number per input channel`, s.span));
       continue;
@@ -69,6 +73,8 @@ export function resolveHeader(model: ModelDecl): Header {
     diagnostics.push(error('E034', `model '${model.name}' has no input: add a line like 'input 3x224x224' (channels x height x width)`, model.nameSpan));
   } else if (inputDecl.dims.length !== 3 || inputDecl.dims.some((d) => d < 1)) {
     diagnostics.push(error('E038', `input must be CxHxW with every size at least 1, got ${inputDecl.dims.join('x')}`, inputDecl.span));
+  } else if (inputDecl.dims.some((d) => d > maxSize)) {
+    diagnostics.push(error('E038', `input sizes must be at most ${maxSize}, got ${inputDecl.dims.join('x')}`, inputDecl.span));
   } else input = inputDecl.dims;
   if (imageSizeDecl && input && imageSizeDecl.value < Math.min(input[1], input[2])) {
     diagnostics.push(error('E038', `imageSize ${imageSizeDecl.value} is smaller than the ${input[1]}x${input[2]} crop`, imageSizeDecl.span));

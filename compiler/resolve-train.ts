@@ -36,6 +36,7 @@ const nonNegative = (v: number) => (v >= 0 ? undefined : 'must not be negative')
 function resolveRegime(block: readonly Setting[], blockSpan: Span, out: Diagnostic[]): RegimeRow[] {
   const rows: RegimeRow[] = [];
   let current: { from: number; to: number; lr?: number; wd?: number; span: Span } | undefined;
+  let rejectedRow = false; // the row's range was reported: its lr and wd are not reported again
   const finish = () => {
     if (!current) return;
     if (current.lr === undefined) out.push(error('E043', `regime row ${current.from}..${current.to} has no lr`, current.span));
@@ -49,6 +50,7 @@ function resolveRegime(block: readonly Setting[], blockSpan: Span, out: Diagnost
     }
     if (s.name === 'epochs') {
       finish();
+      rejectedRow = true;
       if (s.value?.kind !== 'range') {
         out.push(error('E043', 'a regime row starts with an epoch range like `epochs 1..9`', s.span));
         continue;
@@ -62,8 +64,10 @@ function resolveRegime(block: readonly Setting[], blockSpan: Span, out: Diagnost
         continue;
       }
       current = { from: s.value.from, to: s.value.to, span: s.span };
+      rejectedRow = false;
       continue;
     }
+    if (!current && rejectedRow) continue;
     if (!current) {
       out.push(error('E043', `'${s.name}' must follow an epoch range like \`epochs 1..9\``, s.nameSpan));
       continue;

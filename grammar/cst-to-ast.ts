@@ -81,7 +81,7 @@ function buildExpr(ctx: Ctx, node: CstNode): Expr {
   const id = tokens(node, 'Identifier')[0];
   if (id) return { kind: 'name', name: id.image, span: tokenSpan(ctx.file, id) };
   const inner = nodes(node, 'expr')[0];
-  return inner ? buildExpr(ctx, inner) : missingNumber(ctx, node);
+  return inner ? { ...buildExpr(ctx, inner), span: nodeSpan(ctx, node) } : missingNumber(ctx, node);
 }
 
 /** A placeholder for an operand that recovery dropped; only reached when a syntax error was reported. */

@@ -4,7 +4,7 @@ import type { SpecFile } from './ast.js';
 import { cstToAst, tokenSpan } from './cst-to-ast.js';
 import { error, positionAt, type Diagnostic, type Span } from './diagnostics.js';
 import { SpecParser } from './parser.js';
-import { LCurly, RCurly, specLexer } from './tokens.js';
+import { LCurly, LParen, Minus, RCurly, RParen, specLexer } from './tokens.js';
 
 export interface ParseResult {
   readonly ast: SpecFile;
@@ -31,8 +31,27 @@ const ruleWords: Record<string, string> = {
   setting: 'expected an option name',
 };
 
+// What may come instead of a missing closing token, by rule: "expected ')'" alone hides the missing comma.
+const closerWords: Record<string, string> = {
+  'call:RParen': "',' or ')'",
+  'def:RParen': "',' or ')'",
+  'def:RCurly': "a layer, a def call or '}'",
+  'block:RCurly': "an option name or '}'",
+};
+
+function mismatchMessage(expected: TokenType, actual: IToken, previous: IToken | undefined, ruleName: string): string {
+  const found = describe(actual);
+  if (expected === EOF) return `unexpected ${found}: ${ruleWords.spec}`;
+  if (expected === RCurly && ruleName === 'model') return `unexpected ${found}: ${ruleWords.modelItem}`;
+  if (expected === RParen && previous?.tokenType === LParen && (ruleName === 'call' || ruleName === 'def')) {
+    return `expected ${ruleName === 'call' ? 'an argument' : 'a parameter name'} or ')', found ${found}`;
+  }
+  const words = closerWords[`${ruleName}:${expected.name}`];
+  return words ? `expected ${words}, found ${found}` : `expected ${label(expected)}, found ${found}`;
+}
+
 const messages: IParserErrorMessageProvider = {
-  buildMismatchTokenMessage: ({ expected, actual }) => `expected ${label(expected)}, found ${describe(actual)}`,
+  buildMismatchTokenMessage: ({ expected, actual, previous, ruleName }) => mismatchMessage(expected, actual, previous, ruleName),
   buildNotAllInputParsedMessage: ({ firstRedundant }) => `unexpected ${describe(firstRedundant)}: ${ruleWords.spec}`,
   buildNoViableAltMessage: ({ actual, ruleName }) =>
     `unexpected ${describe(actual[0])}: ${ruleWords[ruleName] ?? `cannot parse ${ruleName}`}`,
@@ -44,14 +63,72 @@ const messages: IParserErrorMessageProvider = {
 const parser = new SpecParser();
 (parser as unknown as { errorMessageProvider: IParserErrorMessageProvider }).errorMessageProvider = messages;
 
-/** The '{' tokens that no '}' closes, innermost last. */
-function unclosedBraces(tokens: readonly IToken[]): IToken[] {
+interface Braces {
+  /** The '{' tokens that no '}' closes, innermost last. */
+  readonly unclosed: IToken[];
+  /** Pairs whose '}' opens its line at another indentation than the '{' line: the likely misplaced ones. */
+  readonly misindented: { open: IToken; close: IToken }[];
+  /** For a token outside every block: the '}' that closed the last top-level block before it. */
+  readonly topLevelClose: Map<IToken, { open: IToken; close: IToken }>;
+}
+
+function matchBraces(source: string, tokens: readonly IToken[]): Braces {
+  const lineStarts = [0];
+  for (let i = 0; i < source.length; i++) if (source.charCodeAt(i) === 10) lineStarts.push(i + 1);
+  const blanks = /[ \t]*/y;
+  const indent = (line: number) => {
+    blanks.lastIndex = lineStarts[line - 1] ?? 0;
+    return blanks.exec(source)![0].length;
+  };
+  const opensLine = (t: IToken) => indent(t.startLine ?? 1) === (t.startColumn ?? 1) - 1;
   const stack: IToken[] = [];
+  const misindented: Braces['misindented'] = [];
+  const topLevelClose: Braces['topLevelClose'] = new Map();
+  let lastTop: { open: IToken; close: IToken } | undefined;
   for (const t of tokens) {
     if (t.tokenType === LCurly) stack.push(t);
-    else if (t.tokenType === RCurly) stack.pop();
+    else if (t.tokenType === RCurly) {
+      const open = stack.pop();
+      if (open && open.startLine !== t.startLine && opensLine(t) && indent(open.startLine ?? 1) !== (t.startColumn ?? 1) - 1) {
+        misindented.push({ open, close: t });
+      }
+      if (!open && lastTop) topLevelClose.set(t, lastTop); // a stray '}'
+      if (open && stack.length === 0) lastTop = { open, close: t };
+    } else if (stack.length === 0 && lastTop) topLevelClose.set(t, lastTop);
   }
-  return stack;
+  return { unclosed: stack, misindented, topLevelClose };
+}
+
+const printable = /^[\p{L}\p{N}\p{P}\p{S}]$/u;
+const codePoint = (c: string) => `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+// Look-alikes that editors and copy-paste bring in, and the character meant.
+const lookAlikes: Record<string, string> = { '−': '-', '–': '-', '—': '-', '×': 'x', '，': ',', '（': '(', '）': ')', '｛': '{', '｝': '}' };
+
+/** `';'`, `'∑' (U+2211)`, `U+200B`: quoted when printable, with the code point when not plain ASCII. */
+function describeCharacters(text: string): string {
+  const chars = [...text];
+  const shown = chars.length > 8 ? chars.slice(0, 8) : chars;
+  const ascii = shown.every((c) => c >= '!' && c <= '~');
+  const list = ascii ? `'${shown.join('')}'` : shown.map((c) => (printable.test(c) ? `'${c}' (${codePoint(c)})` : codePoint(c))).join(' ');
+  const more = chars.length > shown.length ? ' …' : '';
+  const hint = chars.length === 1 && lookAlikes[chars[0]] ? ` (did you mean '${lookAlikes[chars[0]]}'?)` : '';
+  return `unexpected character${chars.length === 1 ? '' : 's'} ${list}${more}${hint}`;
+}
+
+// The parser recurses once per '(' '{' or unary '-'; far past any real spec, stop before the stack does.
+const maxNesting = 64;
+
+/** The first token nested deeper than maxNesting, if any. */
+function tooDeep(tokens: readonly IToken[]): IToken | undefined {
+  let depth = 0;
+  let minuses = 0;
+  for (const t of tokens) {
+    if (t.tokenType === LParen || t.tokenType === LCurly) depth++;
+    else if (t.tokenType === RParen || t.tokenType === RCurly) depth = Math.max(0, depth - 1);
+    minuses = t.tokenType === Minus ? minuses + 1 : 0;
+    if (depth + minuses > maxNesting) return t;
+  }
+  return undefined;
 }
 
 export function parseSpec(source: string, file: string): ParseResult {
@@ -59,32 +136,56 @@ export function parseSpec(source: string, file: string): ParseResult {
   const eof = positionAt(source, source.length);
   const lexed = specLexer.tokenize(source);
   for (const e of lexed.errors) {
+    // chevrotain reports a run of unknown characters once; the run never holds a '\n' (whitespace lexes).
     const start = { offset: e.offset, line: e.line ?? 1, column: e.column ?? 1 };
-    const span: Span = { file, start, end: { ...start, offset: e.offset + 1, column: start.column + 1 } };
-    diagnostics.push(error('E003', `unexpected character '${source[e.offset]}'`, span));
+    const length = Math.max(1, e.length);
+    const span: Span = { file, start, end: { ...start, offset: e.offset + length, column: start.column + length } };
+    diagnostics.push(error('E003', describeCharacters(source.slice(e.offset, e.offset + length)), span));
+  }
+
+  const deep = tooDeep(lexed.tokens);
+  if (deep) {
+    diagnostics.push(error('E001', `nesting deeper than ${maxNesting} levels of '(', '{' or '-'`, tokenSpan(file, deep)));
+    return { ast: { file, models: [], trains: [], span: { file, start: positionAt(source, 0), end: eof } }, diagnostics };
   }
 
   parser.input = lexed.tokens;
   const cst = parser.spec();
-  const unclosed = unclosedBraces(lexed.tokens);
+  const braces = matchBraces(source, lexed.tokens);
+  const at = (t: IToken) => `${file}:${t.startLine}:${t.startColumn}`;
   const seen = new Set<number>();
+  const syntax: Diagnostic[] = [];
   for (const e of parser.errors as IRecognitionException[]) {
     const t = e.token;
     const atEof = t.tokenType === EOF || !Number.isFinite(t.startOffset);
-    if (atEof && unclosed.length > 0) {
-      const brace = unclosed[unclosed.length - 1];
+    if (atEof && braces.unclosed.length > 0) {
+      const brace = braces.unclosed[braces.unclosed.length - 1];
       if (seen.has(-brace.startOffset - 1)) continue;
       seen.add(-brace.startOffset - 1);
-      diagnostics.push(
-        error('E002', `unterminated block: this '{' is never closed (expected '}' before the end of the file)`, tokenSpan(file, brace)),
-      );
+      const notes = braces.misindented.map(({ open, close }) => ({
+        message: `perhaps the '{' at ${at(open)} is the one left open: the '}' at ${at(close)} that closes it is indented differently`,
+        span: tokenSpan(file, open),
+      }));
+      syntax.push(error('E002', `unterminated block: this '{' is never closed (expected '}' before the end of the file)`, tokenSpan(file, brace), notes.slice(0, 1)));
       continue;
     }
     const offset = atEof ? source.length : t.startOffset;
     if (seen.has(offset)) continue;
     seen.add(offset);
     const span: Span = atEof ? { file, start: eof, end: eof } : tokenSpan(file, t);
-    diagnostics.push(error('E001', e.message, span));
+    const closed = atEof ? undefined : braces.topLevelClose.get(t);
+    const notes = closed ? [{ message: `the '}' at ${at(closed.close)} closes the block opened at ${at(closed.open)}`, span: tokenSpan(file, closed.close) }] : [];
+    syntax.push(error('E001', e.message, span, notes));
+  }
+  syntax.sort((a, b) => a.span.start.offset - b.span.start.offset);
+  // Recovery resynchronizes token by token, so one mistake can echo along its line: keep the first per line.
+  const lines = new Set<number>();
+  for (const d of syntax) {
+    if (d.code === 'E001') {
+      if (lines.has(d.span.start.line)) continue;
+      lines.add(d.span.start.line);
+    }
+    diagnostics.push(d);
   }
   diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset);
   return { ast: cstToAst(cst, file, eof), diagnostics };

@@ -44,4 +44,12 @@ export const allTokens: TokenType[] = [
   LCurly, RCurly, LParen, RParen, Comma, Plus, Minus, Star, Slash,
 ];
 
-export const specLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });
+// Only '\n' ends a line, as in diagnostics' line/column (positionAt) and their rendering: chevrotain's
+// default would also count a lone '\r' and put every later token on a line the user does not see.
+// The pattern must be global: chevrotain scans it with lastIndex (a non-global one never ends).
+export const specLexer = new Lexer(allTokens, {
+  positionTracking: 'full',
+  ensureOptimizations: false,
+  lineTerminatorsPattern: /\n/g,
+  lineTerminatorCharacters: ['\n'],
+});
