@@ -2,10 +2,14 @@
 import { helpText, parseCommandArgs, UsageError, type Command } from './command.js';
 import { build } from './commands/build.js';
 import { check } from './commands/check.js';
+import { evalCommand } from './commands/eval.js';
+import { trainCommand } from './commands/train.js';
+import { inferCommand } from './commands/infer.js';
+import { benchCommand } from './commands/bench.js';
 import { inspect } from './commands/inspect.js';
 import { SpecError } from './spec-file.js';
 
-const commands: readonly Command[] = [check, inspect, build];
+const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,0 +1,19 @@
+// Resolves a `FILE|DIR` argument: a built artifact directory, or a spec that is built (cached) first.
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildArtifact } from '../compiler/build.js';
+import { UsageError } from './command.js';
+import { requireModel } from './spec-file.js';
+
+export function resolveArtifact(arg: string, options: { maxBatch?: number; outDir?: string; quiet?: boolean } = {}): string {
+  if (!existsSync(arg)) throw new UsageError(`${arg}: no such file or directory`);
+  if (statSync(arg).isDirectory()) {
+    if (!existsSync(join(arg, 'plan.json'))) throw new UsageError(`${arg}: not an artifact directory (no plan.json); build one with 'nincc build SPEC -o DIR'`);
+    return arg;
+  }
+  const { model, source } = requireModel(arg);
+  const outDir = options.outDir ?? `build/${model.name}`;
+  const log = options.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
+  buildArtifact(model, source, { outDir, target: 'cpu', ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}), log });
+  return outDir;
+}

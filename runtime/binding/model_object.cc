@@ -1,0 +1,255 @@
+// ModelObject's methods: argument checks, the busy flag, and conversions between typed arrays and
+// the Model's copies. Model does the work and the bounds checks.
+#include "model_object.h"
+
+#include <cstring>
+#include <limits>
+
+#include "js_args.h"
+#include "js_errors.h"
+#include "run_worker.h"
+
+namespace nincc_binding {
+
+namespace {
+
+constexpr int64_t kMaxJsInteger = (int64_t(1) << 53) - 1;
+
+Napi::Array shapeArray(Napi::Env env, const std::vector<int64_t>& shape) {
+  Napi::Array array = Napi::Array::New(env, shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) array.Set(uint32_t(i), Napi::Number::New(env, double(shape[i])));
+  return array;
+}
+
+Napi::Object refObject(Napi::Env env, const nincc::BufferRef& ref) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("space", nincc::spaceName(ref.space));
+  o.Set("offset", double(ref.offset));
+  o.Set("size", double(ref.size));
+  o.Set("dtype", nincc::dtypeName(ref.dtype));
+  return o;
+}
+
+Napi::Object namedRefsObject(Napi::Env env, const nincc::NamedRefs& refs) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const auto& entry : refs) o.Set(entry.first, refObject(env, entry.second));
+  return o;
+}
+
+Napi::Array tensorArray(Napi::Env env, const std::vector<nincc::TensorEntry>& tensors) {
+  Napi::Array array = Napi::Array::New(env, tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const nincc::TensorEntry& t = tensors[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", t.name);
+    o.Set("shape", shapeArray(env, t.shape));
+    o.Set("offset", double(t.offset));
+    o.Set("size", double(t.size));
+    Napi::Object init = Napi::Object::New(env);
+    init.Set("kind", t.init.kind);
+    if (t.init.kind == "uniform") init.Set("bound", t.init.bound);
+    o.Set("init", init);
+    if (t.torchIndex >= 0) {
+      Napi::Object torch = Napi::Object::New(env);
+      torch.Set("index", double(t.torchIndex));
+      torch.Set("field", t.torchField);
+      o.Set("torch", torch);
+    }
+    o.Set("layer", double(t.layer));
+    array.Set(uint32_t(i), o);
+  }
+  return array;
+}
+
+// The typed array a buffer of this dtype is read into and written from.
+napi_typedarray_type typedArrayFor(nincc::DType dtype) {
+  return dtype == nincc::DType::I32 ? napi_int32_array : napi_float32_array;
+}
+
+}  // namespace
+
+void ModelObject::defineClass(Napi::Env env) {
+  Napi::Function constructor = DefineClass(env, "NativeModel",
+      {InstanceMethod<&ModelObject::info>("info"),
+       InstanceMethod<&ModelObject::run>("run"),
+       InstanceMethod<&ModelObject::setInput>("setInput"),
+       InstanceMethod<&ModelObject::getOutput>("getOutput"),
+       InstanceMethod<&ModelObject::read>("read"),
+       InstanceMethod<&ModelObject::write>("write"),
+       InstanceMethod<&ModelObject::dispose>("dispose")});
+  // Per-env storage: the addon may be loaded by several worker threads, each with its own env.
+  env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(constructor)));
+}
+
+Napi::Object ModelObject::wrap(Napi::Env env, std::unique_ptr<nincc::Model> model) {
+  Napi::FunctionReference* constructor = env.GetInstanceData<Napi::FunctionReference>();
+  // The constructor takes ownership from the External as its first act.
+  return constructor->New({Napi::External<nincc::Model>::New(env, model.release())});
+}
+
+ModelObject::ModelObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelObject>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal())
+    throw Napi::TypeError::New(info.Env(), "NativeModel cannot be constructed directly; use load()");
+  model_.reset(info[0].As<Napi::External<nincc::Model>>().Data());
+}
+
+nincc::Model& ModelObject::usableModel(const char* call) {
+  if (!model_) throw nincc::Error(std::string(call) + "(): this model was disposed");
+  if (busy_)
+    throw nincc::Error(std::string(call) + "(): the model is busy with a run(); await its promise first");
+  return *model_;
+}
+
+Napi::Value ModelObject::info(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const nincc::Model& model = usableModel("info");
+    const nincc::Plan& plan = model.plan();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("model", plan.model);
+    o.Set("sourceHash", plan.sourceHash);
+    o.Set("nincc", plan.ninccVersion);
+    o.Set("device", model.deviceName());
+    o.Set("maxBatch", double(model.maxBatch()));
+    o.Set("input", shapeArray(env, model.inputShape()));
+    o.Set("output", shapeArray(env, model.outputShape()));
+    o.Set("classes", double(model.classes()));
+    Napi::Object spaces = Napi::Object::New(env);
+    for (int i = 0; i < nincc::kSpaceCount; ++i) {
+      nincc::Space space = static_cast<nincc::Space>(i);
+      spaces.Set(nincc::spaceName(space), double(plan.sizeOf(space)));
+    }
+    o.Set("spaces", spaces);
+    o.Set("params", tensorArray(env, model.params()));
+    o.Set("state", tensorArray(env, model.state()));
+    Napi::Object programs = Napi::Object::New(env);
+    for (const nincc::Program& program : plan.programs) {
+      Napi::Object p = Napi::Object::New(env);
+      p.Set("inputs", namedRefsObject(env, program.inputs));
+      p.Set("outputs", namedRefsObject(env, program.outputs));
+      p.Set("steps", double(program.steps.size()));
+      programs.Set(program.name, p);
+    }
+    o.Set("programs", programs);
+    return o;
+  });
+}
+
+// run(program, n, scalars, seed) -> Promise<void>. Every failure, synchronous or on the worker,
+// rejects the promise, so callers handle one path.
+Napi::Value ModelObject::run(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    nincc::Model& model = usableModel("run");
+    std::string program = stringArg(info, 0, "program");
+    int64_t n = integerArg(info, 1, "n", std::numeric_limits<int32_t>::min(),
+                           std::numeric_limits<int32_t>::max());
+    if (!info[2].IsObject()) throw ArgumentError("scalars must be an object of numbers");
+    nincc::ScalarValues scalars;
+    Napi::Object given = info[2].As<Napi::Object>();
+    Napi::Array names = given.GetPropertyNames();
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      std::string name = names.Get(i).ToString().Utf8Value();
+      Napi::Value value = given.Get(name);
+      if (!value.IsNumber()) throw ArgumentError("scalar \"" + name + "\" must be a number");
+      scalars[name] = value.As<Napi::Number>().DoubleValue();
+    }
+    uint64_t seed = info.Length() > 3 && !info[3].IsUndefined() ? seedArg(info, 3) : 0;
+
+    auto* worker = new RunWorker(env, info.This().As<Napi::Object>(), *this, model,
+                                 std::move(program), n, std::move(scalars), seed);
+    Napi::Promise promise = worker->promise();
+    busy_ = true;
+    worker->Queue();  // the worker deletes itself after OnOK
+    return promise;
+  } catch (...) {
+    Napi::Promise::Deferred refused = Napi::Promise::Deferred::New(env);
+    refused.Reject(toJsError(env, std::current_exception()).Value());
+    return refused.Promise();
+  }
+}
+
+// setInput(program, name, typedArray, n): the array holds exactly the buffer for n images.
+Napi::Value ModelObject::setInput(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    nincc::Model& model = usableModel("setInput");
+    std::string program = stringArg(info, 0, "program");
+    std::string name = stringArg(info, 1, "name");
+    Napi::TypedArray array = typedArrayArg(info, 2, "data");
+    int64_t n = integerArg(info, 3, "n", 0, kMaxJsInteger);
+    const nincc::BufferRef& ref = model.inputRef(program, name);
+    if (array.TypedArrayType() != typedArrayFor(ref.dtype))
+      throw ArgumentError("input \"" + name + "\" of program \"" + program + "\" is " +
+                          nincc::dtypeName(ref.dtype) + ": pass a " +
+                          typedArrayName(typedArrayFor(ref.dtype)) + ", not a " +
+                          typedArrayName(array.TypedArrayType()));
+    const char* data = static_cast<const char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+    model.setInput(program, name, n, data, array.ByteLength());
+    return info.Env().Undefined();
+  });
+}
+
+// getOutput(program, name, n) -> Float32Array or Int32Array (by the buffer's dtype).
+Napi::Value ModelObject::getOutput(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    nincc::Model& model = usableModel("getOutput");
+    std::string program = stringArg(info, 0, "program");
+    std::string name = stringArg(info, 1, "name");
+    int64_t n = integerArg(info, 2, "n", 0, kMaxJsInteger);
+    const nincc::BufferRef& ref = model.outputRef(program, name);
+    size_t count = static_cast<size_t>(model.elementsFor(ref, n));
+    if (ref.dtype == nincc::DType::I32) {
+      Napi::Int32Array out = Napi::Int32Array::New(env, count);
+      model.getOutput(program, name, n, out.Data(), count * 4);
+      return out;
+    }
+    Napi::Float32Array out = Napi::Float32Array::New(env, count);
+    model.getOutput(program, name, n, out.Data(), count * 4);
+    return out;
+  });
+}
+
+// read(space, offset, count) -> Float32Array (i32 buffers come back as their bits; the TS
+// layer may view them through an Int32Array).
+Napi::Value ModelObject::read(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    nincc::Model& model = usableModel("read");
+    std::string space = stringArg(info, 0, "space");
+    int64_t offset = integerArg(info, 1, "offset", 0, kMaxJsInteger);
+    int64_t count = integerArg(info, 2, "count", 0, kMaxJsInteger);
+    model.checkSpaceRange(space, offset, count);  // before allocating count elements
+    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(count));
+    model.readSpace(space, offset, count, out.Data());
+    return out;
+  });
+}
+
+// write(space, offset, Float32Array)
+Napi::Value ModelObject::write(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    nincc::Model& model = usableModel("write");
+    std::string space = stringArg(info, 0, "space");
+    int64_t offset = integerArg(info, 1, "offset", 0, kMaxJsInteger);
+    Napi::TypedArray array = typedArrayArg(info, 2, "data");
+    if (array.TypedArrayType() != napi_float32_array)
+      throw ArgumentError("write(): data must be a Float32Array, not a " +
+                          std::string(typedArrayName(array.TypedArrayType())));
+    Napi::Float32Array values = array.As<Napi::Float32Array>();
+    model.writeSpace(space, offset, static_cast<int64_t>(values.ElementLength()), values.Data());
+    return info.Env().Undefined();
+  });
+}
+
+// dispose(): frees the arena and unloads the library now rather than at garbage collection.
+Napi::Value ModelObject::dispose(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    if (model_) {
+      usableModel("dispose");  // refuses while a run is in flight
+      model_.reset();
+    }
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace nincc_binding

@@ -1,0 +1,41 @@
+// ModelObject: the JS object load() returns, wrapping a nincc::Model. A run() holds it busy until
+// its promise settles; every other call (and a second run) is refused meanwhile, because the
+// worker thread is using the arena.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "model.h"
+
+namespace nincc_binding {
+
+class ModelObject : public Napi::ObjectWrap<ModelObject> {
+ public:
+  // Registers the class with this env; call once from the module's Init.
+  static void defineClass(Napi::Env env);
+  // A new JS object owning `model`.
+  static Napi::Object wrap(Napi::Env env, std::unique_ptr<nincc::Model> model);
+
+  explicit ModelObject(const Napi::CallbackInfo& info);
+
+  // RunWorker calls this on the main thread when its run has finished, failed or not.
+  void endRun() { busy_ = false; }
+
+ private:
+  Napi::Value info(const Napi::CallbackInfo& info);
+  Napi::Value run(const Napi::CallbackInfo& info);
+  Napi::Value setInput(const Napi::CallbackInfo& info);
+  Napi::Value getOutput(const Napi::CallbackInfo& info);
+  Napi::Value read(const Napi::CallbackInfo& info);
+  Napi::Value write(const Napi::CallbackInfo& info);
+  Napi::Value dispose(const Napi::CallbackInfo& info);
+
+  // The model, or a clear error when it is busy with a run or was disposed.
+  nincc::Model& usableModel(const char* call);
+
+  std::unique_ptr<nincc::Model> model_;
+  bool busy_ = false;
+};
+
+}  // namespace nincc_binding

@@ -1,0 +1,40 @@
+// Arena allocation and the REF → pointer rule of docs/artifact.md.
+#include "arena.h"
+
+#include "error.h"
+
+namespace nincc {
+
+namespace {
+constexpr int64_t kElementBytes = 4;  // every plan space counts 4-byte elements (f32 or i32)
+}
+
+Arena::Arena(Device& device, const Plan& plan) : device_(device) {
+  try {
+    for (int i = 0; i < kSpaceCount; ++i) {
+      Space space = static_cast<Space>(i);
+      capacity_[i] = plan.sizeOf(space) * (space == Space::Act ? plan.maxBatch : 1);
+      base_[i] = device_.alloc(static_cast<size_t>(capacity_[i] * kElementBytes));
+    }
+  } catch (...) {
+    for (void* memory : base_)
+      if (memory) device_.release(memory);
+    throw;
+  }
+}
+
+Arena::~Arena() {
+  for (void* memory : base_)
+    if (memory) device_.release(memory);
+}
+
+void* Arena::pointer(const BufferRef& ref, int64_t n) const {
+  int64_t scale = ref.space == Space::Act ? n : 1;
+  return static_cast<char*>(base(ref.space)) + ref.offset * scale * kElementBytes;
+}
+
+int64_t Arena::elements(const BufferRef& ref, int64_t n) {
+  return ref.space == Space::Act ? ref.size * n : ref.size;
+}
+
+}  // namespace nincc

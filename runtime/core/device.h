@@ -1,0 +1,50 @@
+// Device: what the executor and the arena need from a place that holds buffers and runs kernels.
+// `cpu` implements it today; `cuda` (driver API through dlopen) and `emu` (the .cu under a SIMT
+// emulator) plug in behind the same interface.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nincc/abi.h"
+#include "plan.h"
+
+namespace nincc {
+
+// An opaque resolved kernel (a function pointer on cpu, a CUfunction on cuda).
+using KernelHandle = const void*;
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  Device() = default;
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  virtual std::string name() const = 0;
+
+  // Loads the artifact's library for this device; checks its ABI tag and that it was built from
+  // the same source as plan.json. Throws naming the file (and the symbol, when one is missing).
+  virtual void loadLibrary(const std::string& path, const std::string& sourceHash) = 0;
+  // Resolves an exported kernel of the loaded library; throws naming the file and the symbol.
+  virtual KernelHandle findKernel(const std::string& symbol) = 0;
+  // Runs one step. `step` gives launch errors the kernel, layer and spec place to name.
+  virtual void launch(KernelHandle kernel, const Step& step, const NinccArgs& args) = 0;
+
+  // Device memory: zero-filled and 64-byte aligned; bytes may be 0.
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void release(void* memory) = 0;
+  virtual void copyToDevice(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copyToHost(void* dst, const void* src, size_t bytes) = 0;
+  // Waits for queued work (a no-op where launches are synchronous).
+  virtual void synchronize() = 0;
+};
+
+// The devices this machine can run: "cpu" always; "cuda" when libcuda.so.1 loads.
+std::vector<std::string> availableDevices();
+
+// A new device by name; throws for an unknown or unavailable one, listing the available ones.
+std::unique_ptr<Device> createDevice(const std::string& name);
+
+}  // namespace nincc

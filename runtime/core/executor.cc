@@ -1,0 +1,85 @@
+// Executor: resolve kernels once; per call, turn REFs into pointers for this N and scalar names
+// into values, then launch the steps in order.
+#include "executor.h"
+
+#include "error.h"
+
+namespace nincc {
+
+namespace {
+// The scalars docs/artifact.md defines; a plan may add its own through its steps.
+const char* const kAbiScalars[] = {"lr", "wd", "momentum", "first", "training"};
+}  // namespace
+
+Executor::Executor(const Plan& plan, Device& device, Arena& arena)
+    : plan_(plan), device_(device), arena_(arena) {
+  for (const char* name : kAbiScalars) knownScalars_.insert(name);
+  for (const Program& program : plan_.programs) {
+    std::vector<ResolvedStep>& steps = resolved_[program.name];
+    for (const Step& step : program.steps) {
+      steps.push_back({&step, device_.findKernel(step.kernel)});
+      knownScalars_.insert(step.scalars.begin(), step.scalars.end());
+    }
+  }
+}
+
+const Program& Executor::program(const std::string& name) const {
+  const Program* program = plan_.findProgram(name);
+  if (!program)
+    throw Error("unknown program \"" + name + "\": " + plan_.file + " has " +
+                plan_.programNameList());
+  return *program;
+}
+
+void Executor::checkBatch(int64_t n) const {
+  if (n < 1 || n > plan_.maxBatch)
+    throw Error("batch size " + std::to_string(n) + " is out of range: this artifact runs 1.." +
+                std::to_string(plan_.maxBatch) + " images per call (maxBatch in " + plan_.file + ")");
+}
+
+std::string Executor::describe(const Program& program, size_t stepIndex) const {
+  const Step& step = program.steps[stepIndex];
+  return "program \"" + program.name + "\" step " + std::to_string(stepIndex) + " (kernel " +
+         step.kernel + ", layer " + std::to_string(step.layer) +
+         (step.source.empty() ? "" : " at " + step.source) + ")";
+}
+
+void Executor::run(const std::string& programName, int64_t n, const ScalarValues& scalars,
+                   uint64_t seed) {
+  const Program& prog = program(programName);
+  checkBatch(n);
+  for (const auto& given : scalars)
+    if (!knownScalars_.count(given.first)) {
+      std::string known;
+      for (const std::string& k : knownScalars_) known += (known.empty() ? "" : ", ") + k;
+      throw Error("unknown scalar \"" + given.first + "\" passed to run(\"" + programName +
+                  "\") (known: " + known + ")");
+    }
+
+  // Resolve every step's scalars before launching any, so a missing one changes nothing.
+  const std::vector<ResolvedStep>& steps = resolved_.at(prog.name);
+  std::vector<std::vector<double>> stepScalars(steps.size());
+  for (size_t i = 0; i < steps.size(); ++i)
+    for (const std::string& name : steps[i].step->scalars) {
+      auto found = scalars.find(name);
+      if (found == scalars.end())
+        throw Error(describe(prog, i) + " needs scalar \"" + name + "\", which the call did not pass");
+      stepScalars[i].push_back(found->second);
+    }
+
+  std::vector<void*> pointers;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Step& step = *steps[i].step;
+    pointers.clear();
+    for (const BufferRef& ref : step.args) pointers.push_back(arena_.pointer(ref, n));
+    NinccArgs args;
+    args.n = static_cast<int32_t>(n);
+    args.ptr = pointers.data();
+    args.scalar = stepScalars[i].data();
+    args.seed = seed;
+    device_.launch(steps[i].kernel, step, args);
+  }
+  device_.synchronize();
+}
+
+}  // namespace nincc

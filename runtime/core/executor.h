@@ -1,0 +1,47 @@
+// Executor: runs a plan's programs. Every kernel symbol is resolved when it is built, so a library
+// that lacks a kernel fails at load time rather than in the middle of training.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "arena.h"
+#include "device.h"
+#include "plan.h"
+
+namespace nincc {
+
+using ScalarValues = std::map<std::string, double>;
+
+class Executor {
+ public:
+  Executor(const Plan& plan, Device& device, Arena& arena);
+
+  // Runs `program` for a batch of n images. Every scalar a step names must be in `scalars`; a
+  // name no step of this plan uses and that the ABI does not define is rejected as a likely typo.
+  // The seed goes unchanged to every step: kernels mix in their own layer, so a forward and a
+  // backward kernel of one dropout layer derive the same mask.
+  void run(const std::string& program, int64_t n, const ScalarValues& scalars, uint64_t seed);
+
+  const Program& program(const std::string& name) const;
+  // Throws unless 1 <= n <= maxBatch.
+  void checkBatch(int64_t n) const;
+
+ private:
+  struct ResolvedStep {
+    const Step* step;
+    KernelHandle kernel;
+  };
+
+  std::string describe(const Program& program, size_t stepIndex) const;
+
+  const Plan& plan_;
+  Device& device_;
+  Arena& arena_;
+  std::map<std::string, std::vector<ResolvedStep>> resolved_;
+  std::set<std::string> knownScalars_;
+};
+
+}  // namespace nincc

@@ -1,0 +1,97 @@
+// The in-memory form of plan.json (docs/artifact.md): spaces, tensors, programs of kernel steps.
+// loadPlan reads and validates it; everything downstream may trust what it returns.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace nincc {
+
+constexpr int kPlanFormatVersion = 1;
+
+// The arena's spaces. Act is per image: the runtime holds act*maxBatch elements of it.
+enum class Space { Param, Grad, Momentum, State, Fixed, Act };
+constexpr int kSpaceCount = 6;
+const char* spaceName(Space space);
+bool spaceFromName(const std::string& name, Space* out);
+// "param, grad, momentum, state, fixed, act" for error messages.
+std::string spaceNameList();
+
+enum class DType { F32, I32 };
+const char* dtypeName(DType dtype);
+
+// A buffer in one space, in 4-byte elements. For Space::Act offset and size are per image.
+struct BufferRef {
+  Space space = Space::Fixed;
+  int64_t offset = 0;
+  int64_t size = 0;
+  DType dtype = DType::F32;
+};
+
+struct TensorInit {
+  std::string kind;  // uniform | uniform01 | zeros | ones
+  double bound = 0;  // for uniform: U(-bound, bound)
+};
+
+// A learnable parameter (param space; its gradient and momentum share the offset) or a state entry.
+struct TensorEntry {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t offset = 0;
+  int64_t size = 0;
+  TensorInit init;
+  int64_t torchIndex = -1;  // -1 when the plan names no Torch module
+  std::string torchField;
+  int64_t layer = -1;
+};
+
+struct Step {
+  std::string kernel;  // exported symbol of the device library
+  int64_t layer = -1;
+  std::string source;  // "file:line:col" of the spec layer, for error messages
+  std::vector<BufferRef> args;
+  std::vector<std::string> scalars;
+};
+
+using NamedRefs = std::vector<std::pair<std::string, BufferRef>>;
+
+struct Program {
+  std::string name;
+  NamedRefs inputs;
+  NamedRefs outputs;
+  std::vector<Step> steps;
+};
+
+struct Plan {
+  std::string file;  // the plan.json path as given, for error messages
+  std::string dir;   // the artifact directory; libraries are relative to it
+  std::string ninccVersion;
+  std::string model;
+  std::string sourceHash;
+  std::vector<int64_t> input;   // C, H, W of one image
+  std::vector<int64_t> output;  // per-image output shape of infer
+  int64_t classes = 0;
+  int64_t maxBatch = 1;
+  std::map<std::string, std::string> libraries;  // device name -> file relative to dir
+  int64_t spaceSize[kSpaceCount] = {};         // elements; act per image
+  std::vector<TensorEntry> params;
+  std::vector<TensorEntry> state;
+  std::vector<Program> programs;
+
+  int64_t sizeOf(Space space) const { return spaceSize[static_cast<int>(space)]; }
+  const Program* findProgram(const std::string& name) const;
+  std::string programNameList() const;
+};
+
+// Reads DIR/plan.json. Throws nincc::Error naming the file and the JSON path of a bad field.
+Plan loadPlan(const std::string& dir);
+
+// The same from text already in memory (tests); `file` is used only in messages.
+Plan parsePlan(const std::string& text, const std::string& file, const std::string& dir);
+
+// DIR joined with a relative name, without doubling the slash.
+std::string joinPath(const std::string& dir, const std::string& name);
+
+}  // namespace nincc

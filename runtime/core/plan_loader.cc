@@ -1,0 +1,205 @@
+// loadPlan: reads DIR/plan.json, checks its format and version first (so an artifact from another
+// nincc fails with a clear "rebuild" message), then validates every field the runtime relies on.
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "error.h"
+#include "json.h"
+#include "json_field.h"
+#include "plan.h"
+
+namespace nincc {
+
+namespace {
+
+constexpr const char* kPlanFormat = "nincc-plan";
+// Element counts above this are certainly a broken plan (2^40 elements is 4 TiB).
+constexpr int64_t kMaxElements = int64_t(1) << 40;
+constexpr int64_t kMaxBatchLimit = 1 << 20;
+
+bool isCIdentifier(const std::string& s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+      return false;
+  return true;
+}
+
+std::vector<int64_t> readShape(const JsonField& f) {
+  std::vector<int64_t> shape;
+  size_t rank = f.arraySize();
+  for (size_t i = 0; i < rank; ++i) shape.push_back(f.item(i).integer(1, kMaxElements));
+  return shape;
+}
+
+void readSpaces(const JsonField& f, Plan& plan) {
+  for (int i = 0; i < kSpaceCount; ++i) {
+    Space space = static_cast<Space>(i);
+    plan.spaceSize[i] = f.at(spaceName(space)).integer(0, kMaxElements);
+  }
+  if (plan.sizeOf(Space::Act) * plan.maxBatch > kMaxElements)
+    f.at("act").fail("act * maxBatch = " + std::to_string(plan.sizeOf(Space::Act) * plan.maxBatch) +
+                     " elements is more than this runtime allows");
+}
+
+BufferRef readRef(const JsonField& f, const Plan& plan) {
+  BufferRef ref;
+  const std::string& space = f.at("space").string();
+  if (!spaceFromName(space, &ref.space))
+    f.at("space").fail("unknown space \"" + space + "\" (expected one of " + spaceNameList() + ")");
+  ref.offset = f.at("offset").integer(0, kMaxElements);
+  ref.size = f.at("size").integer(0, kMaxElements);
+  if (f.has("dtype")) {
+    const std::string& dtype = f.at("dtype").string();
+    if (dtype == "f32") ref.dtype = DType::F32;
+    else if (dtype == "i32") ref.dtype = DType::I32;
+    else f.at("dtype").fail("unknown dtype \"" + dtype + "\" (expected f32 or i32)");
+  }
+  int64_t limit = plan.sizeOf(ref.space);
+  if (ref.offset + ref.size > limit)
+    f.fail("buffer [" + std::to_string(ref.offset) + ", " + std::to_string(ref.offset + ref.size) +
+           ") lies outside the " + spaceName(ref.space) + " space of " + std::to_string(limit) +
+           " elements" + (ref.space == Space::Act ? " per image" : ""));
+  return ref;
+}
+
+NamedRefs readNamedRefs(const JsonField& f, const Plan& plan) {
+  NamedRefs refs;
+  size_t count = f.objectSize();
+  for (size_t i = 0; i < count; ++i) refs.emplace_back(f.key(i), readRef(f.member(i), plan));
+  return refs;
+}
+
+TensorEntry readTensor(const JsonField& f, Space space, const Plan& plan) {
+  TensorEntry t;
+  t.name = f.at("name").nonEmptyString();
+  t.shape = readShape(f.at("shape"));
+  t.offset = f.at("offset").integer(0, kMaxElements);
+  t.size = f.at("size").integer(0, kMaxElements);
+  int64_t product = 1;
+  for (int64_t d : t.shape) {
+    product *= d;
+    if (product > kMaxElements) f.at("shape").fail("has too many elements");
+  }
+  if (product != t.size)
+    f.at("size").fail(std::to_string(t.size) + " does not match the shape's " +
+                      std::to_string(product) + " elements");
+  if (t.offset + t.size > plan.sizeOf(space))
+    f.fail("tensor [" + std::to_string(t.offset) + ", " + std::to_string(t.offset + t.size) +
+           ") lies outside the " + spaceName(space) + " space of " +
+           std::to_string(plan.sizeOf(space)) + " elements");
+
+  JsonField init = f.at("init");
+  t.init.kind = init.at("kind").string();
+  if (t.init.kind == "uniform") {
+    t.init.bound = init.at("bound").number();
+    if (!(t.init.bound >= 0)) init.at("bound").fail("must be a non-negative number");
+  } else if (t.init.kind != "uniform01" && t.init.kind != "zeros" && t.init.kind != "ones") {
+    init.at("kind").fail("unknown init kind \"" + t.init.kind +
+                         "\" (expected uniform, uniform01, zeros or ones)");
+  }
+  if (f.has("torch")) {
+    JsonField torch = f.at("torch");
+    t.torchIndex = torch.at("index").integer(0, kMaxElements);
+    t.torchField = torch.at("field").nonEmptyString();
+  }
+  if (f.has("layer")) t.layer = f.at("layer").integer(0, kMaxElements);
+  return t;
+}
+
+std::vector<TensorEntry> readTensors(const JsonField& f, Space space, const Plan& plan,
+                                     std::set<std::string>& seenNames) {
+  std::vector<TensorEntry> tensors;
+  size_t count = f.arraySize();
+  for (size_t i = 0; i < count; ++i) {
+    tensors.push_back(readTensor(f.item(i), space, plan));
+    if (!seenNames.insert(tensors.back().name).second)
+      f.item(i).at("name").fail("duplicate tensor name \"" + tensors.back().name + "\"");
+  }
+  return tensors;
+}
+
+Step readStep(const JsonField& f, const Plan& plan) {
+  Step step;
+  step.kernel = f.at("kernel").string();
+  if (!isCIdentifier(step.kernel))
+    f.at("kernel").fail("\"" + step.kernel + "\" is not a valid C symbol name");
+  step.layer = f.at("layer").integer(-1, kMaxElements);
+  step.source = f.at("source").string();
+  JsonField args = f.at("args");
+  size_t argCount = args.arraySize();
+  for (size_t i = 0; i < argCount; ++i) step.args.push_back(readRef(args.item(i), plan));
+  JsonField scalars = f.at("scalars");
+  size_t scalarCount = scalars.arraySize();
+  for (size_t i = 0; i < scalarCount; ++i) {
+    step.scalars.push_back(scalars.item(i).nonEmptyString());
+  }
+  return step;
+}
+
+Program readProgram(const std::string& name, const JsonField& f, const Plan& plan) {
+  Program program;
+  program.name = name;
+  program.inputs = readNamedRefs(f.at("inputs"), plan);
+  program.outputs = readNamedRefs(f.at("outputs"), plan);
+  JsonField steps = f.at("steps");
+  size_t count = steps.arraySize();
+  for (size_t i = 0; i < count; ++i) program.steps.push_back(readStep(steps.item(i), plan));
+  return program;
+}
+
+}  // namespace
+
+Plan parsePlan(const std::string& text, const std::string& file, const std::string& dir) {
+  Json doc = parseJson(text, file);
+  JsonField root(doc, "", file);
+  if (!doc.isObject()) root.fail(std::string("expected an object, found ") + kindName(doc.kind()));
+  const Json* format = doc.find("format");
+  if (!format || !format->isString() || format->asString() != kPlanFormat)
+    throw Error(file + ": not a nincc plan (\"format\" must be \"" + kPlanFormat + "\")");
+  double version = root.at("version").number();
+  if (version != kPlanFormatVersion)
+    throw Error(file + ": plan format version " + formatNumber(version) +
+                " is not supported by this runtime (expects " + std::to_string(kPlanFormatVersion) +
+                "); rebuild with this nincc");
+
+  Plan plan;  // format and version are checked first: another version may differ in every field
+  plan.file = file;
+  plan.dir = dir;
+  if (root.has("nincc")) plan.ninccVersion = root.at("nincc").string();
+  plan.model = root.at("model").nonEmptyString();
+  plan.sourceHash = root.at("sourceHash").nonEmptyString();
+  plan.input = readShape(root.at("input"));
+  plan.output = readShape(root.at("output"));
+  plan.classes = root.at("classes").integer(0, kMaxElements);
+  plan.maxBatch = root.at("maxBatch").integer(1, kMaxBatchLimit);
+
+  JsonField libraries = root.at("libraries");
+  size_t libraryCount = libraries.objectSize();
+  for (size_t i = 0; i < libraryCount; ++i)
+    plan.libraries[libraries.key(i)] = libraries.member(i).nonEmptyString();
+
+  readSpaces(root.at("spaces"), plan);
+  std::set<std::string> tensorNames;
+  plan.params = readTensors(root.at("params"), Space::Param, plan, tensorNames);
+  plan.state = readTensors(root.at("state"), Space::State, plan, tensorNames);
+
+  JsonField programs = root.at("programs");
+  size_t programCount = programs.objectSize();
+  for (size_t i = 0; i < programCount; ++i)
+    plan.programs.push_back(readProgram(programs.key(i), programs.member(i), plan));
+  return plan;
+}
+
+Plan loadPlan(const std::string& dir) {
+  std::string file = joinPath(dir, "plan.json");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(file + ": cannot open the plan (is this a directory written by `nincc build`?)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw Error(file + ": cannot read the plan");
+  return parsePlan(text.str(), file, dir);
+}
+
+}  // namespace nincc

@@ -1,0 +1,116 @@
+// Tests of the artifacts the runtime must refuse, each with the message a user would see:
+// versions, libraries, symbols, hashes, truncated JSON and invalid fields.
+#include <string>
+
+#include "check.h"
+#include "fixture_artifact.h"
+#include "model.h"
+
+using nincc::Model;
+using namespace nincc_test;
+
+namespace {
+
+// Loads a fixture whose plan.json has `from` replaced by `to`, expecting an error naming `fragment`.
+#define CHECK_EDIT_FAILS(from, to, fragment)                                                  \
+  do {                                                                                        \
+    std::string dir_ = makeArtifactDir(replaceOnce(fixturePlanText(), from, to), fixtureLibrary()); \
+    CHECK_THROWS_WITH(Model::load(dir_, "cpu"), std::string(fragment));                       \
+  } while (0)
+
+void refusesOtherVersionsAndFormats() {
+  std::string dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"version\": 1", "\"version\": 2"),
+                                    fixtureLibrary());
+  CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
+                       dir + "/plan.json: plan format version 2 is not supported by this runtime "
+                             "(expects 1); rebuild with this nincc");
+  dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"nincc-plan\"", "\"onnx\""), fixtureLibrary());
+  CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
+                       dir + "/plan.json: not a nincc plan (\"format\" must be \"nincc-plan\")");
+  dir = makeArtifactDir("[]", fixtureLibrary());
+  CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
+                       dir + "/plan.json: (top level): expected an object, found an array");
+}
+
+void refusesMissingFiles() {
+  std::string dir = makeArtifactDir(fixturePlanText(), "");
+  CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
+                       dir + "/kernels.cpu.so: the cpu kernel library is missing (rebuild the "
+                             "artifact with `nincc build`)");
+  CHECK_THROWS_WITH(Model::load(dir + "/nowhere", "cpu"),
+                    dir + "/nowhere/plan.json: cannot open the plan");
+  CHECK_EDIT_FAILS("\"cpu\": \"kernels.cpu.so\"", "\"cuda\": \"kernels.fatbin\"",
+                   "/plan.json: libraries has no entry for device \"cpu\" (it has: cuda); build with "
+                   "--target cpu");
+}
+
+void refusesMismatchedLibraries() {
+  std::string dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"k_sgd\"", "\"k_missing\""),
+                                    fixtureLibrary());
+  CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
+                       dir + "/kernels.cpu.so: missing kernel symbol `k_missing` (the library does "
+                             "not match plan.json; rebuild the artifact)");
+  dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"fixture-source-hash-1\"", "\"abc123\""),
+                        fixtureLibrary());
+  CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
+                       dir + "/kernels.cpu.so: source hash \"fixture-source-hash-1\" does not match "
+                             "plan.json's sourceHash \"abc123\": the library and the plan come from "
+                             "different builds; rebuild the artifact");
+  dir = makeArtifactDir(fixturePlanText(), fixtureBadAbiLibrary());
+  CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
+                       dir + "/kernels.cpu.so: kernel ABI is \"nincc-cpu-0\" but this runtime "
+                             "expects \"nincc-cpu-1\"; rebuild with this nincc");
+  // A plan.json in place of the library: dlopen fails and says why.
+  std::string notALibrary = makeArtifactDir("{}", "");
+  dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"kernels.cpu.so\"",
+                                    "\"" + notALibrary + "/plan.json\""), "");
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), notALibrary + "/plan.json: cannot load the cpu kernel library: ");
+}
+
+void refusesTruncatedJson() {
+  std::string text = fixturePlanText();
+  std::string dir = makeArtifactDir(text.substr(0, 300), fixtureLibrary());
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), dir + "/plan.json: invalid JSON at byte 300: unexpected end of input");
+}
+
+void namesTheJsonPathOfBadFields() {
+  CHECK_EDIT_FAILS("\"act\": 9", "\"act\": -1",
+                   "/plan.json: spaces.act: expected an integer in 0..1099511627776, found -1");
+  CHECK_EDIT_FAILS("\"act\": 9", "\"activations\": 9", "/plan.json: spaces.act: missing required field");
+  CHECK_EDIT_FAILS("\"maxBatch\": 8", "\"maxBatch\": \"8\"", "/plan.json: maxBatch: expected a number, found a string");
+  CHECK_EDIT_FAILS("{ \"space\": \"act\", \"offset\": 4, \"size\": 4 }, { \"space\": \"param\"",
+                   "{ \"space\": \"act\", \"offset\": 6, \"size\": 4 }, { \"space\": \"param\"",
+                   "/plan.json: programs.infer.steps[1].args[0]: buffer [6, 10) lies outside the act "
+                   "space of 9 elements per image");
+  CHECK_EDIT_FAILS("\"dtype\": \"f32\"", "\"dtype\": \"f16\"",
+                   "/plan.json: programs.infer.inputs.images.dtype: unknown dtype \"f16\" (expected f32 or i32)");
+  CHECK_EDIT_FAILS("\"space\": \"grad\"", "\"space\": \"grads\"",
+                   "/plan.json: programs.sgd_update.steps[0].args[1].space: unknown space \"grads\" "
+                   "(expected one of param, grad, momentum, state, fixed, act)");
+  CHECK_EDIT_FAILS("\"shape\": [2, 2], \"offset\": 4, \"size\": 4", "\"shape\": [2, 3], \"offset\": 4, \"size\": 4",
+                   "/plan.json: params[1].size: 4 does not match the shape's 6 elements");
+  CHECK_EDIT_FAILS("\"kind\": \"uniform\"", "\"kind\": \"normal\"",
+                   "/plan.json: params[1].init.kind: unknown init kind \"normal\"");
+  CHECK_EDIT_FAILS("\"kernel\": \"k_record\"", "\"kernel\": \"k-record\"",
+                   "/plan.json: programs.infer.steps[2].kernel: \"k-record\" is not a valid C symbol name");
+  CHECK_EDIT_FAILS("\"scalars\": [\"lr\"]", "\"scalars\": [\"lr\", 3]",
+                   "/plan.json: programs.sgd_update.steps[0].scalars[1]: expected a string, found a number");
+  CHECK_EDIT_FAILS("\"name\": \"bn.running_mean\"", "\"name\": \"affine.bias\"",
+                   "/plan.json: state[0].name: duplicate tensor name \"affine.bias\"");
+}
+
+void refusesUnknownDevices() {
+  std::string dir = makeArtifactDir(fixturePlanText(), fixtureLibrary());
+  CHECK_THROWS_WITH(Model::load(dir, "tpu"), "unknown device \"tpu\" (available: cpu");
+}
+
+}  // namespace
+
+void runPlanErrorTests() {
+  refusesOtherVersionsAndFormats();
+  refusesMissingFiles();
+  refusesMismatchedLibraries();
+  refusesTruncatedJson();
+  namesTheJsonPathOfBadFields();
+  refusesUnknownDevices();
+}

@@ -1,0 +1,120 @@
+// The only file that loads the native addon (runtime/build/addon/Release/nincc.node, built by cmake-js from
+// runtime/binding/) and the typed declaration of its raw surface. Friendly validation lives in
+// the TS layer above; this file only finds, loads and types the addon.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type SpaceName = 'param' | 'grad' | 'momentum' | 'state' | 'fixed' | 'act';
+export type DType = 'f32' | 'i32';
+
+/** A buffer in one arena space, in 4-byte elements; for `act`, offset and size are per image. */
+export interface NativeBufferRef {
+  space: SpaceName;
+  offset: number;
+  size: number;
+  dtype: DType;
+}
+
+export interface NativeTensorInfo {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+  init: { kind: 'uniform' | 'uniform01' | 'zeros' | 'ones'; bound?: number };
+  torch?: { index: number; field: string };
+  layer: number;
+}
+
+export interface NativeProgramInfo {
+  inputs: Record<string, NativeBufferRef>;
+  outputs: Record<string, NativeBufferRef>;
+  /** the number of kernel steps */
+  steps: number;
+}
+
+export interface NativeModelInfo {
+  model: string;
+  sourceHash: string;
+  /** the nincc version that wrote the plan ('' when absent) */
+  nincc: string;
+  device: string;
+  maxBatch: number;
+  input: number[];
+  output: number[];
+  classes: number;
+  /** space sizes in elements as plan.json gives them (act per image) */
+  spaces: Record<SpaceName, number>;
+  params: NativeTensorInfo[];
+  state: NativeTensorInfo[];
+  programs: Record<string, NativeProgramInfo>;
+}
+
+/**
+ * A model loaded on one device. While a run() is in flight every other call throws (and a
+ * second run() rejects): await it first. Errors from the runtime carry code 'ERR_NINCC_RUNTIME';
+ * wrongly typed arguments throw TypeError.
+ */
+export interface NativeModel {
+  info(): NativeModelInfo;
+  run(program: string, n: number, scalars: Record<string, number>, seed?: number | bigint): Promise<void>;
+  /** data holds exactly the input for n images; Float32Array for f32 inputs, Int32Array for i32 */
+  setInput(program: string, name: string, data: Float32Array | Int32Array, n: number): void;
+  /** an Int32Array for i32 outputs, else a Float32Array */
+  getOutput(program: string, name: string, n: number): Float32Array | Int32Array;
+  read(space: SpaceName, offset: number, count: number): Float32Array;
+  write(space: SpaceName, offset: number, data: Float32Array): void;
+  /** frees the arena and unloads the kernel library now; later calls throw */
+  dispose(): void;
+}
+
+export interface NativeAddon {
+  /** the kernel ABI this runtime loads: 'nincc-cpu-1' */
+  abi: string;
+  /** 'cpu', and 'cuda' where libcuda.so.1 loads */
+  devices(): string[];
+  load(dir: string, device: string): NativeModel;
+}
+
+export const ADDON_NOT_BUILT_MESSAGE =
+  'the native addon is not built: run `npm install` (needs cmake and g++)';
+
+// This file runs as runtime/native.ts (tests) or dist/runtime/native.js (the package), so find
+// the package root by walking up to nincc's package.json rather than by a fixed relative path.
+function packageRoot(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        if (JSON.parse(readFileSync(manifest, 'utf8')).name === 'nincc') return dir;
+      } catch {
+        // an unreadable package.json is not ours; keep walking up
+      }
+    }
+    if (dirname(dir) === dir) throw new Error(`cannot find nincc's package.json above ${start}`);
+  }
+}
+
+/** Where the addon is expected: <package root>/runtime/build/addon/Release/nincc.node. */
+export function nativeAddonPath(): string {
+  return join(packageRoot(), 'runtime', 'build', 'addon', 'Release', 'nincc.node');
+}
+
+let loaded: NativeAddon | undefined;
+
+/** Loads the addon once per process; throws a clear error when it is missing or fails to load. */
+export function loadNative(): NativeAddon {
+  if (loaded) return loaded;
+  const path = nativeAddonPath();
+  if (!existsSync(path)) throw new Error(`${ADDON_NOT_BUILT_MESSAGE} (looked for ${path})`);
+  const require = createRequire(import.meta.url);
+  try {
+    loaded = require(path) as NativeAddon;
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new Error(`cannot load the native addon ${path}: ${why}; rebuild it with \`npm install\``, { cause });
+  }
+  return loaded;
+}

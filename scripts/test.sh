@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): install what is missing, then the C++ core tests (ctest),
+# the type check, and vitest last so its summary line ends the output.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+npm test
