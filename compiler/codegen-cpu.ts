@@ -39,7 +39,7 @@ function body(k: KernelStep): string[] {
       return [conv, `conv2d_backward_weights(shape, ${cf(0)}, ${cf(1)}, ${f(2)}, ${c.bias ? f(3) : 'nullptr'});`];
     case 'fold_bn': {
       const o = c.bias ? 1 : 0;
-      return [`fold_batchnorm(${c.K}, ${c.CRS}, ${cf(0)}, ${c.bias ? cf(1) : 'nullptr'}, ${cf(1 + o)}, ${cf(2 + o)}, ${cf(3 + o)}, ${cf(4 + o)}, ${cppDouble(c.eps)}, ${f(5 + o)}, ${f(6 + o)});`];
+      return [`fold_batchnorm(${c.K}, ${c.CRS}, ${cf(0)}, ${c.bias ? cf(1) : 'nullptr'}, ${cf(1 + o)}, ${cf(2 + o)}, ${cf(3 + o)}, ${cf(4 + o)}, ${f(5 + o)}, ${f(6 + o)}, ${cppDouble(c.eps)});`];
     }
     case 'bn_fwd_train':
       return [bn, `batchnorm_forward_train(shape, ${cf(0)}, ${cf(1)}, ${cf(2)}, ${f(5)}, ${f(6)}, ${f(7)}, ${f(3)}, ${f(4)}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)});`];

@@ -89,7 +89,7 @@ export async function train(model: Model, trainSet: LabelledImages, testSet: Lab
     if (!Number.isInteger(done) || done < 0) throw new TrainingError(`${checkpoint}: no epoch in its metadata, cannot resume from it`);
     if (meta.seed !== undefined && Number(meta.seed) !== o.seed) throw new TrainingError(`${checkpoint} was written by a run with --seed ${meta.seed}, not ${o.seed}`);
     startEpoch = done + 1;
-    if (!o.quiet) process.stderr.write(`resuming from ${checkpoint} after epoch ${done}\n`);
+    process.stderr.write(`resuming from ${checkpoint} after epoch ${done}\n`);
   } else if (o.resume && !o.quiet) {
     process.stderr.write(`no checkpoint in ${o.runDir} yet: starting from epoch 1\n`);
   }

@@ -1,0 +1,159 @@
+// Batch normalisation, Torch7 (Spatial)BatchNormalization over NCHW (or N x C with plane 1):
+// training and inference forward, training backward, and folding into a preceding convolution.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "parallel.h"
+#include "reduce.h"
+
+namespace nincc {
+namespace cpu {
+
+// x is batch x channels x plane (plane = H*W; 1 for nn.BatchNormalization on N x C).
+struct BatchNormShape {
+  int batch, channels;
+  std::int64_t plane;
+  constexpr std::int64_t per_channel() const { return batch * plane; }
+  constexpr std::int64_t size() const { return per_channel() * channels; }
+};
+
+// eps and momentum are doubles, as Torch passes them (a float 1e-3 is not the double 1e-3).
+constexpr double kTorchBatchNormMomentum = 0.1;
+
+namespace batchnorm_detail {
+
+inline int channel_threads(const BatchNormShape& shape) {
+  return shape.channels > 1 ? threads_for(shape.size()) : 1;
+}
+
+// A double split into two floats, hi + lo, so that (x - hi) - lo centres a float x almost as
+// exactly as the double would: x - hi is exact when x is near hi, and lo restores the bits that
+// rounding the mean to float lost (which matter when the mean is large next to the spread).
+struct SplitFloat {
+  float hi, lo;
+  explicit SplitFloat(double v) : hi(static_cast<float>(v)), lo(static_cast<float>(v - hi)) {}
+};
+
+// y = (x - center) * scale + shift on every element of channel c, then optionally ReLU.
+inline void normalize_channel(const BatchNormShape& shape, int c, const float* x, SplitFloat center, float scale,
+                              float shift, bool relu, float* y) {
+  for (int n = 0; n < shape.batch; ++n) {
+    const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
+    for (std::int64_t i = 0; i < shape.plane; ++i) {
+      const float v = ((x[base + i] - center.hi) - center.lo) * scale + shift;
+      y[base + i] = relu ? (v > 0.f ? v : 0.f) : v;
+    }
+  }
+}
+
+}  // namespace batchnorm_detail
+
+// Training forward. Per channel: mean and biased variance of x over batch and plane (two passes
+// in double, so large means do not cancel), then y = (x - mean) * invstd * gamma + beta with
+// invstd = 1/sqrt(var + eps). Saves mean and invstd for the backward pass and updates
+//   running_mean = (1 - momentum) * running_mean + momentum * mean
+//   running_var  = (1 - momentum) * running_var  + momentum * var * count / (count - 1)
+// (the unbiased variance, as Torch does). gamma/beta may be null (no affine: 1 and 0). With a
+// single value per channel the unbiased variance would be 0/0; it is taken as 0 there instead.
+// y may alias x when no backward pass follows (it needs x). Optional fused ReLU on y.
+inline void batchnorm_forward_train(const BatchNormShape& shape, const float* x, const float* gamma,
+                                    const float* beta, float* y, float* save_mean, float* save_invstd,
+                                    float* running_mean, float* running_var, double eps,
+                                    double momentum = kTorchBatchNormMomentum, bool relu = false) {
+  const std::int64_t count = shape.per_channel();
+  parallel_for_threads(shape.channels, batchnorm_detail::channel_threads(shape), [&](std::int64_t c) {
+    auto plane_of = [&](int n) { return x + (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane; };
+    double sum = 0.0;
+    for (int n = 0; n < shape.batch; ++n) sum += sum_of(plane_of(n), shape.plane);
+    const double mean = sum / count;
+    double squares = 0.0;
+    for (int n = 0; n < shape.batch; ++n) squares += sum_of_squared_deviations(plane_of(n), shape.plane, mean);
+    const double biased_var = squares / count;
+    const double unbiased_var = count > 1 ? squares / (count - 1) : 0.0;
+    const float invstd = static_cast<float>(1.0 / std::sqrt(biased_var + eps));
+    save_mean[c] = static_cast<float>(mean);
+    save_invstd[c] = invstd;
+    running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
+    running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased_var);
+    const float g = gamma ? gamma[c] : 1.f;
+    const float b = beta ? beta[c] : 0.f;
+    batchnorm_detail::normalize_channel(shape, c, x, batchnorm_detail::SplitFloat(mean), invstd * g, b, relu, y);
+  });
+}
+
+// Inference forward: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta, optional ReLU.
+inline void batchnorm_forward_eval(const BatchNormShape& shape, const float* x, const float* gamma,
+                                   const float* beta, const float* running_mean, const float* running_var,
+                                   float* y, double eps, bool relu = false) {
+  parallel_for_threads(shape.channels, batchnorm_detail::channel_threads(shape), [&](std::int64_t c) {
+    const float invstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
+    const float g = gamma ? gamma[c] : 1.f;
+    const float b = beta ? beta[c] : 0.f;
+    batchnorm_detail::normalize_channel(shape, c, x, batchnorm_detail::SplitFloat(running_mean[c]), invstd * g, b,
+                                        relu, y);
+  });
+}
+
+// Training backward, from the forward's input x and its saved mean/invstd (Torch's formula):
+//   dx = (dy - mean(dy) - (x - mean) * invstd^2 * mean((x - mean) * dy)) * invstd * gamma
+//   dgamma = sum((x - mean) * dy) * invstd,  dbeta = sum(dy)
+// dx, dgamma and dbeta are overwritten; dgamma/dbeta may be null, and gamma null means 1.
+// dy here is the gradient of BN's own output, i.e. after any ReLU backward. dx may alias dy.
+// The saved mean is a float; the sums are taken around it and corrected to the exact batch mean
+// in double, so a large mean costs no accuracy (Torch's own float mean would).
+inline void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy, const float* gamma,
+                               const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
+                               float* dbeta) {
+  const std::int64_t count = shape.per_channel();
+  parallel_for_threads(shape.channels, batchnorm_detail::channel_threads(shape), [&](std::int64_t c) {
+    const double shift = save_mean[c];
+    double x_sum = 0.0, dy_sum = 0.0, shifted_dot = 0.0;  // sums of (x - shift), dy, (x - shift) * dy
+    for (int n = 0; n < shape.batch; ++n) {
+      const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
+      x_sum += sum_in_double(shape.plane, [&](std::int64_t i) { return x[base + i] - shift; });
+      dy_sum += sum_of(dy + base, shape.plane);
+      shifted_dot += sum_of_centered_products(x + base, dy + base, shape.plane, shift);
+    }
+    const double mean_offset = x_sum / count;  // exact batch mean - saved mean
+    const double centered_dot = shifted_dot - mean_offset * dy_sum;
+    const float invstd = save_invstd[c];
+    if (dgamma) dgamma[c] = static_cast<float>(centered_dot * invstd);
+    if (dbeta) dbeta[c] = static_cast<float>(dy_sum);
+    const float dy_mean = static_cast<float>(dy_sum / count);
+    const float x_coeff = static_cast<float>(centered_dot * invstd * invstd / count);
+    const float out_scale = invstd * (gamma ? gamma[c] : 1.f);
+    const batchnorm_detail::SplitFloat mean(shift + mean_offset);
+    for (int n = 0; n < shape.batch; ++n) {
+      const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
+      for (std::int64_t i = 0; i < shape.plane; ++i) {
+        const float centered = (x[base + i] - mean.hi) - mean.lo;
+        dx[base + i] = (dy[base + i] - dy_mean - centered * x_coeff) * out_scale;
+      }
+    }
+  });
+}
+
+// Folds an inference-mode BN into the convolution (or linear layer) before it:
+//   w'[k][.] = w[k][.] * gamma[k] / sqrt(running_var[k] + eps)
+//   b'[k]    = (b[k] - running_mean[k]) * gamma[k] / sqrt(running_var[k] + eps) + beta[k]
+// `fan_in` is the number of weights per output channel (in_channels*kernel_h*kernel_w); `bias`
+// may be null (a conv without bias); gamma/beta may be null (no affine). w_out/b_out may alias
+// w/bias. Scale factors are computed in double.
+inline void fold_batchnorm(int out_channels, std::int64_t fan_in, const float* w, const float* bias,
+                           const float* gamma, const float* beta, const float* running_mean,
+                           const float* running_var, float* w_out, float* b_out, double eps) {
+  for (int k = 0; k < out_channels; ++k) {
+    const double scale = (gamma ? gamma[k] : 1.0) / std::sqrt(static_cast<double>(running_var[k]) + eps);
+    for (std::int64_t i = 0; i < fan_in; ++i) {
+      const std::int64_t at = k * fan_in + i;
+      w_out[at] = static_cast<float>(w[at] * scale);
+    }
+    const double b = bias ? bias[k] : 0.0;
+    b_out[k] = static_cast<float>((b - running_mean[k]) * scale + (beta ? beta[k] : 0.0));
+  }
+}
+
+}  // namespace cpu
+}  // namespace nincc

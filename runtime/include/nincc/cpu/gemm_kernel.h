@@ -1,0 +1,157 @@
+// The GEMM's inner pieces: packing operands into register-width panels and the register-blocked
+// micro-kernel that multiplies one packed row panel by one packed column panel.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "simd.h"
+
+namespace nincc {
+namespace cpu {
+namespace gemm_detail {
+
+using simd::Isa;
+constexpr int kTileRows = simd::kGemmRows;                          // MR
+constexpr int kTileCols = simd::kGemmRegsPerRow * Isa::kLanes;      // NR
+
+// A strided view of a matrix operand: element (i, j) is at data[i*row_stride + j*col_stride].
+// A transposed operand is the same view with the strides swapped, so packing handles all four
+// transpose combinations without copies.
+struct MatrixView {
+  const float* data;
+  std::int64_t row_stride;
+  std::int64_t col_stride;
+  const float* at(std::int64_t i, std::int64_t j) const { return data + i * row_stride + j * col_stride; }
+};
+
+// Packs rows [row0, row0+rows) x depth [k0, k0+depth) of A into kTileRows-row panels laid out
+// depth-major ([k][kTileRows]), so the micro-kernel reads A with unit stride. Rows past the end of
+// the matrix are zero so the kernel never needs a row count.
+inline void pack_a_panel(const MatrixView& a, std::int64_t row0, int rows, std::int64_t k0, int depth,
+                         float* packed) {
+  if (a.row_stride == 1) {  // A^T stored: kTileRows consecutive rows are contiguous at each k
+    for (int p = 0; p < depth; ++p) {
+      const float* src = a.at(row0, k0 + p);
+      float* dst = packed + p * kTileRows;
+      int i = 0;
+      for (; i < rows; ++i) dst[i] = src[i];
+      for (; i < kTileRows; ++i) dst[i] = 0.f;
+    }
+    return;
+  }
+  for (int i = 0; i < kTileRows; ++i) {
+    if (i < rows) {
+      const float* src = a.at(row0 + i, k0);
+      for (int p = 0; p < depth; ++p) packed[p * kTileRows + i] = src[p * a.col_stride];
+    } else {
+      for (int p = 0; p < depth; ++p) packed[p * kTileRows + i] = 0.f;
+    }
+  }
+}
+
+// Packs depth [k0, k0+depth) x columns [col0, col0+cols) of B into one kTileCols-wide panel laid
+// out [k][kTileCols], zero beyond the last column.
+inline void pack_b_panel(const MatrixView& b, std::int64_t k0, int depth, std::int64_t col0, int cols,
+                         float* packed) {
+  if (b.col_stride == 1) {  // B row-major: each k row of the panel is one contiguous copy
+    for (int p = 0; p < depth; ++p) {
+      float* dst = packed + p * kTileCols;
+      std::memcpy(dst, b.at(k0 + p, col0), sizeof(float) * cols);
+      for (int j = cols; j < kTileCols; ++j) dst[j] = 0.f;
+    }
+    return;
+  }
+  for (int j = 0; j < kTileCols; ++j) {
+    if (j < cols) {
+      const float* src = b.at(k0, col0 + j);
+      for (int p = 0; p < depth; ++p) packed[p * kTileCols + j] = src[p * b.row_stride];
+    } else {
+      for (int p = 0; p < depth; ++p) packed[p * kTileCols + j] = 0.f;
+    }
+  }
+}
+
+// What the micro-kernel does with its finished tile. Bias and ReLU are applied only on the last
+// pass over the depth (`finish`), after the whole dot product is in C.
+struct TileOutput {
+  bool accumulate;          // add the tile to C's contents instead of overwriting them
+  bool finish;              // last depth block: apply the bias and ReLU below
+  const float* row_bias;    // per-row bias (conv: one per output channel), or null
+  const float* col_bias;    // per-column bias (linear: one per output feature), or null
+  bool relu;
+};
+
+inline float finish_scalar(float v, int i, int j, const TileOutput& out) {
+  if (!out.finish) return v;
+  if (out.row_bias) v += out.row_bias[i];
+  if (out.col_bias) v += out.col_bias[j];
+  if (out.relu) v = v > 0.f ? v : 0.f;
+  return v;
+}
+
+// C[0:rows, 0:cols] (op)= packed_a (kTileRows x depth) * packed_b (depth x kTileCols). The
+// accumulators live in registers for the whole depth loop; a partial edge tile is computed in
+// full and only its valid part is written. row_bias/col_bias point at this tile's first entry.
+inline void micro_kernel(int depth, const float* __restrict packed_a, const float* __restrict packed_b,
+                         float* __restrict c, std::int64_t ldc, int rows, int cols, const TileOutput& out) {
+  constexpr int kRegs = simd::kGemmRegsPerRow;
+  constexpr int kLanes = Isa::kLanes;
+  // C's rows are a row stride apart, a pattern the hardware prefetchers do not follow; asking
+  // for them now lets them arrive from L3/memory while the depth loop runs instead of after it.
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; j += 16) __builtin_prefetch(c + i * ldc + j, 1);
+  Isa::Reg acc[kTileRows][kRegs];
+#pragma GCC unroll 16
+  for (int i = 0; i < kTileRows; ++i)
+#pragma GCC unroll 4
+    for (int r = 0; r < kRegs; ++r) acc[i][r] = Isa::zero();
+
+  for (int p = 0; p < depth; ++p) {
+    Isa::Reg b[kRegs];
+#pragma GCC unroll 4
+    for (int r = 0; r < kRegs; ++r) b[r] = Isa::load(packed_b + r * kLanes);
+#pragma GCC unroll 16
+    for (int i = 0; i < kTileRows; ++i) {
+      Isa::Reg a = Isa::broadcast(packed_a + i);
+#pragma GCC unroll 4
+      for (int r = 0; r < kRegs; ++r) acc[i][r] = Isa::fma(a, b[r], acc[i][r]);
+    }
+    packed_a += kTileRows;
+    packed_b += kTileCols;
+  }
+
+  if (rows == kTileRows && cols == kTileCols) {
+    const Isa::Reg zero = Isa::zero();
+#pragma GCC unroll 16
+    for (int i = 0; i < kTileRows; ++i) {
+#pragma GCC unroll 4
+      for (int r = 0; r < kRegs; ++r) {
+        float* dst = c + i * ldc + r * kLanes;
+        Isa::Reg v = out.accumulate ? Isa::add(Isa::load(dst), acc[i][r]) : acc[i][r];
+        if (out.finish) {
+          if (out.row_bias) v = Isa::add(v, Isa::broadcast(out.row_bias + i));
+          if (out.col_bias) v = Isa::add(v, Isa::load(out.col_bias + r * kLanes));
+          if (out.relu) v = Isa::max(v, zero);  // max(NaN, 0) is 0, as is Torch's x > 0 ? x : 0
+        }
+        Isa::store(dst, v);
+      }
+    }
+    return;
+  }
+
+  alignas(64) float tile[kTileRows][kTileCols];
+  for (int i = 0; i < kTileRows; ++i)
+    for (int r = 0; r < kRegs; ++r) Isa::store(&tile[i][r * kLanes], acc[i][r]);
+  for (int i = 0; i < rows; ++i) {
+    float* dst = c + i * ldc;
+    for (int j = 0; j < cols; ++j) {
+      float v = out.accumulate ? dst[j] + tile[i][j] : tile[i][j];
+      dst[j] = finish_scalar(v, i, j, out);
+    }
+  }
+}
+
+}  // namespace gemm_detail
+}  // namespace cpu
+}  // namespace nincc

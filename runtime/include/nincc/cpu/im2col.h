@@ -1,0 +1,123 @@
+// im2col / col2im for one NCHW image: the unfolding that turns a convolution into a GEMM, and its
+// adjoint that folds column gradients back into an image gradient.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "parallel.h"
+
+namespace nincc {
+namespace cpu {
+
+// A 2-D convolution's geometry, Torch's SpatialConvolution: weight is
+// out_channels x in_channels x kernel_h x kernel_w, input batch x in_channels x in_h x in_w.
+// Generated code builds these as constexpr values.
+struct Conv2dShape {
+  int batch, in_channels, in_h, in_w;
+  int out_channels, kernel_h, kernel_w;
+  int stride_h, stride_w, pad_h, pad_w;
+
+  constexpr int out_h() const { return (in_h + 2 * pad_h - kernel_h) / stride_h + 1; }  // floor
+  constexpr int out_w() const { return (in_w + 2 * pad_w - kernel_w) / stride_w + 1; }
+  constexpr std::int64_t in_plane() const { return static_cast<std::int64_t>(in_h) * in_w; }
+  constexpr std::int64_t out_plane() const { return static_cast<std::int64_t>(out_h()) * out_w(); }
+  // The GEMM depth: one column of the unfolded image per output pixel has this many rows.
+  constexpr int patch_size() const { return in_channels * kernel_h * kernel_w; }
+  // A 1x1, stride-1, unpadded convolution is already a GEMM over the image as stored.
+  constexpr bool is_pointwise() const {
+    return kernel_h == 1 && kernel_w == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
+  }
+};
+
+namespace conv_detail {
+
+// Output columns ow whose input column ow*stride - pad + offset lies inside [0, in_w):
+// the half-open range [first, last). Everything outside it reads zero padding.
+struct ValidRange {
+  int first, last;
+};
+inline ValidRange valid_outputs(int in_size, int out_size, int stride, int pad, int offset) {
+  const int shift = pad - offset;  // input index = o*stride - shift
+  int first = shift <= 0 ? 0 : (shift + stride - 1) / stride;
+  int last = in_size + shift <= 0 ? 0 : (in_size - 1 + shift) / stride + 1;
+  first = std::min(first, out_size);
+  last = std::max(first, std::min(last, out_size));
+  return {first, last};
+}
+
+// One row of the unfolded image: row = (c*kernel_h + r)*kernel_w + s, out_plane entries.
+inline void unfold_row(const Conv2dShape& shape, const float* image, int row, float* dst_row) {
+  const int oh_count = shape.out_h(), ow_count = shape.out_w();
+  const int s = row % shape.kernel_w;
+  const int r = (row / shape.kernel_w) % shape.kernel_h;
+  const int c = row / (shape.kernel_w * shape.kernel_h);
+  const auto cols = valid_outputs(shape.in_w, ow_count, shape.stride_w, shape.pad_w, s);
+  const float* plane = image + c * shape.in_plane();
+  for (int oh = 0; oh < oh_count; ++oh) {
+    float* dst = dst_row + static_cast<std::int64_t>(oh) * ow_count;
+    const int ih = oh * shape.stride_h - shape.pad_h + r;
+    if (ih < 0 || ih >= shape.in_h) {
+      std::memset(dst, 0, sizeof(float) * ow_count);
+      continue;
+    }
+    // Input column of output column ow is ow*stride + src_shift (negative shifts are padding).
+    const std::int64_t src_shift = static_cast<std::int64_t>(ih) * shape.in_w - shape.pad_w + s;
+    std::fill(dst, dst + cols.first, 0.f);
+    if (shape.stride_w == 1) {
+      std::memcpy(dst + cols.first, plane + src_shift + cols.first, sizeof(float) * (cols.last - cols.first));
+    } else {
+      for (int ow = cols.first; ow < cols.last; ++ow) dst[ow] = plane[src_shift + ow * shape.stride_w];
+    }
+    std::fill(dst + cols.last, dst + ow_count, 0.f);
+  }
+}
+
+}  // namespace conv_detail
+
+// columns[(c*kernel_h + r)*kernel_w + s][oh*out_w + ow] = image[c][oh*sh - ph + r][ow*sw - pw + s],
+// zero where that lies in the padding. `image` is one image (in_channels x in_h x in_w).
+inline void im2col(const Conv2dShape& shape, const float* image, float* columns) {
+  const int rows = shape.patch_size();
+  parallel_for(rows, static_cast<std::int64_t>(rows) * shape.out_plane(), [&](std::int64_t row) {
+    conv_detail::unfold_row(shape, image, static_cast<int>(row), columns + row * shape.out_plane());
+  });
+}
+
+// Rows [row_begin, row_end) of im2col only, on the calling thread, written from columns[0].
+inline void im2col_rows(const Conv2dShape& shape, const float* image, int row_begin, int row_end, float* columns) {
+  for (int row = row_begin; row < row_end; ++row)
+    conv_detail::unfold_row(shape, image, row,
+                            columns + static_cast<std::int64_t>(row - row_begin) * shape.out_plane());
+}
+
+// The adjoint of im2col: image[c][ih][iw] = sum of every columns entry that im2col copied from
+// there (the image is overwritten, padding entries are dropped). Parallel over channels, since a
+// channel's rows only ever land in that channel; each pixel sums in a fixed (r, s, oh, ow) order.
+inline void col2im(const Conv2dShape& shape, const float* columns, float* image) {
+  using conv_detail::valid_outputs;
+  const int oh_count = shape.out_h(), ow_count = shape.out_w();
+  const std::int64_t work = static_cast<std::int64_t>(shape.patch_size()) * shape.out_plane();
+  parallel_for(shape.in_channels, work, [&](std::int64_t c) {
+    float* plane = image + c * shape.in_plane();
+    std::memset(plane, 0, sizeof(float) * shape.in_plane());
+    for (int r = 0; r < shape.kernel_h; ++r) {
+      for (int s = 0; s < shape.kernel_w; ++s) {
+        const int row = (c * shape.kernel_h + r) * shape.kernel_w + s;
+        const auto cols = valid_outputs(shape.in_w, ow_count, shape.stride_w, shape.pad_w, s);
+        const float* src_row = columns + static_cast<std::int64_t>(row) * shape.out_plane();
+        for (int oh = 0; oh < oh_count; ++oh) {
+          const int ih = oh * shape.stride_h - shape.pad_h + r;
+          if (ih < 0 || ih >= shape.in_h) continue;
+          const float* src = src_row + static_cast<std::int64_t>(oh) * ow_count;
+          const std::int64_t dst_shift = static_cast<std::int64_t>(ih) * shape.in_w - shape.pad_w + s;
+          for (int ow = cols.first; ow < cols.last; ++ow) plane[dst_shift + ow * shape.stride_w] += src[ow];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace nincc

@@ -1,0 +1,27 @@
+// The CPU kernel library that generated per-model code (kernels.cpu.cc) includes: one header per
+// kernel family, all header-only, in namespace nincc::cpu.
+//
+// Conventions shared by every kernel:
+// - Layouts are Torch's: activations NCHW float32, conv weights out x in x kh x kw, linear
+//   weights out x in, per-channel vectors. Shapes are small structs (Conv2dShape, Pool2dShape,
+//   BatchNormShape, LinearShape) that generated code builds as constexpr constants.
+// - Arguments go shape, inputs, outputs, then options. Outputs are overwritten, never
+//   accumulated into, gradients of weights included; a nullable pointer says so where declared.
+// - Parallel with OpenMP when built with -fopenmp (serial and identical without it). A kernel
+//   called inside a parallel region runs serially on its thread.
+// - Deterministic: no atomics, every sum in a fixed order, so two runs give the same bits, and
+//   each output element is computed the same way whichever thread computes it, so the bits do
+//   not depend on the thread count either (kernels-test checks 1, 2 and all threads).
+// - Scratch (GEMM panels, im2col columns) is thread_local, grow-only, per calling thread
+//   (parallel.h): no workspace argument, and no allocation once shapes have been seen.
+#pragma once
+
+#include "activation.h"
+#include "batchnorm.h"
+#include "conv.h"
+#include "dropout.h"
+#include "gemm.h"
+#include "linear.h"
+#include "loss.h"
+#include "pool.h"
+#include "sgd.h"

@@ -1,0 +1,14 @@
+// The test groups of the kernel test program, one per kernel family; kernels_test.cc runs them.
+#pragma once
+
+namespace kernels_test {
+
+void test_gemm();
+void test_conv();
+void test_batchnorm();
+void test_pool();
+void test_linear_activation_loss();
+void test_dropout_sgd();
+void test_determinism();
+
+}  // namespace kernels_test

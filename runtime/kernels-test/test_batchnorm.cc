@@ -1,0 +1,134 @@
+// Batch norm: training forward (biased variance for normalising, unbiased for the running
+// variance, momentum 0.1), inference forward, backward, and folding into a convolution.
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "check.h"
+#include "kernel_tests.h"
+#include "nincc/cpu/batchnorm.h"
+#include "nincc/cpu/conv.h"
+#include "reference_conv_pool.h"
+#include "reference_dense.h"
+
+namespace kernels_test {
+namespace {
+
+using nincc::cpu::BatchNormShape;
+
+void check_reference_gradients(Rng& rng) {
+  const RefBatchNorm s{3, 2, 5};
+  const std::vector<double> x = to_double(random_floats(30, rng)), dy = to_double(random_floats(30, rng));
+  const std::vector<double> gamma = to_double(random_floats(2, rng, 0, 1)), beta = to_double(random_floats(2, rng));
+  const std::vector<double> zeros(2, 0.0), ones(2, 1.0);
+  const double eps = 1e-3;
+  auto loss = [&](const std::vector<double>& xv, const std::vector<double>& g, const std::vector<double>& b) {
+    return dot(ref_batchnorm_train(s, xv, g, b, zeros, ones, eps, 0.1).y, dy);
+  };
+  const BatchNormGradients want = ref_batchnorm_backward(s, x, gamma, dy, eps);
+  CHECK_GRADIENT(x, want.dx, [&](const std::vector<double>& v) { return loss(v, gamma, beta); }, "reference bn dx");
+  CHECK_GRADIENT(gamma, want.dgamma, [&](const std::vector<double>& v) { return loss(x, v, beta); },
+                 "reference bn dgamma");
+  CHECK_GRADIENT(beta, want.dbeta, [&](const std::vector<double>& v) { return loss(x, gamma, v); },
+                 "reference bn dbeta");
+}
+
+// Four values 1, 2, 3, 4 in one channel: mean 2.5, biased variance 1.25, unbiased 5/3.
+void check_variance_and_momentum() {
+  const BatchNormShape s{4, 1, 1};
+  const float x[4] = {1, 2, 3, 4}, gamma = 1.f, beta = 0.f;
+  float y[4], mean, invstd, running_mean = 1.f, running_var = 2.f;
+  nincc::cpu::batchnorm_forward_train(s, x, &gamma, &beta, y, &mean, &invstd, &running_mean, &running_var, 1e-5);
+  CHECK(mean == 2.5f);
+  CHECK(std::fabs(invstd - 1.0 / std::sqrt(1.25 + 1e-5)) < 1e-6);
+  CHECK(std::fabs(running_mean - (0.9 * 1.0 + 0.1 * 2.5)) < 1e-6);
+  CHECK(std::fabs(running_var - (0.9 * 2.0 + 0.1 * 5.0 / 3.0)) < 1e-6);
+  CHECK(std::fabs(y[0] - (1 - 2.5) / std::sqrt(1.25 + 1e-5)) < 1e-6);
+}
+
+void check_shape(const BatchNormShape& s, double offset, Rng& rng) {
+  char what[96];
+  std::snprintf(what, sizeof what, "batchnorm n%d c%d plane%lld offset %g", s.batch, s.channels,
+                static_cast<long long>(s.plane), offset);
+  const RefBatchNorm r{s.batch, s.channels, static_cast<int>(s.plane)};
+  std::vector<float> x = random_floats(s.size(), rng);
+  for (float& v : x) v = static_cast<float>(v + offset);  // a large mean tests the variance's stability
+  const std::vector<float> gamma = random_floats(s.channels, rng, 0, 1), beta = random_floats(s.channels, rng);
+  const std::vector<float> rm0 = random_floats(s.channels, rng), rv0 = random_floats(s.channels, rng, 0.5, 2);
+  const std::vector<float> dy = random_floats(s.size(), rng);
+  const double eps = 1e-3;
+  const BatchNormTrainResult want = ref_batchnorm_train(r, to_double(x), to_double(gamma), to_double(beta),
+                                                        to_double(rm0), to_double(rv0), eps, 0.1);
+
+  std::vector<float> y = poisoned(x.size()), mean = poisoned(s.channels), invstd = poisoned(s.channels);
+  std::vector<float> rm = rm0, rv = rv0;
+  nincc::cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), invstd.data(),
+                                      rm.data(), rv.data(), eps);
+  CHECK_CLOSE(y, want.y, 2e-5, what);
+  CHECK_CLOSE(mean, want.mean, 1e-6, what);
+  CHECK_CLOSE(invstd, want.invstd, 2e-5, what);
+  CHECK_CLOSE(rm, want.running_mean, 1e-6, what);
+  CHECK_CLOSE(rv, want.running_var, 2e-5, what);
+
+  std::vector<float> y_relu = poisoned(x.size());
+  rm = rm0, rv = rv0;
+  nincc::cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), y_relu.data(), mean.data(),
+                                      invstd.data(), rm.data(), rv.data(), eps, 0.1, true);
+  std::vector<double> want_relu = want.y;
+  for (double& v : want_relu) v = std::max(v, 0.0);
+  CHECK_CLOSE(y_relu, want_relu, 2e-5, what);
+
+  std::vector<float> y_eval = poisoned(x.size());
+  nincc::cpu::batchnorm_forward_eval(s, x.data(), gamma.data(), beta.data(), rm0.data(), rv0.data(), y_eval.data(),
+                                     eps);
+  const std::vector<double> want_eval =
+      ref_batchnorm_eval(r, to_double(x), to_double(gamma), to_double(beta), to_double(rm0), to_double(rv0), eps);
+  CHECK_CLOSE(y_eval, want_eval, 2e-5, what);
+
+  const BatchNormGradients grads = ref_batchnorm_backward(r, to_double(x), to_double(gamma), to_double(dy), eps);
+  std::vector<float> dx = poisoned(x.size()), dgamma = poisoned(s.channels), dbeta = poisoned(s.channels);
+  nincc::cpu::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), dx.data(),
+                                 dgamma.data(), dbeta.data());
+  if (s.per_channel() > 1) CHECK_CLOSE(dx, grads.dx, 2e-5, what);  // one value: dx is 0 up to rounding
+  CHECK_CLOSE(dgamma, grads.dgamma, 2e-5, what);
+  CHECK_CLOSE(dbeta, grads.dbeta, 1e-6, what);
+}
+
+// conv -> bn(eval) equals the conv with the BN folded into its weights and bias.
+void check_fold(bool conv_has_bias, Rng& rng) {
+  const Conv2dShape s{2, 5, 7, 6, 9, 3, 3, 1, 1, 1, 1};
+  const std::vector<float> x = random_floats(conv_x_size(s), rng), w = random_floats(conv_w_size(s), rng);
+  const std::vector<float> b = random_floats(s.out_channels, rng);
+  const std::vector<float> gamma = random_floats(s.out_channels, rng, 0, 1), beta = random_floats(s.out_channels, rng);
+  const std::vector<float> rm = random_floats(s.out_channels, rng), rv = random_floats(s.out_channels, rng, 0.1, 3);
+  const double eps = 1e-3;
+  const std::vector<double> bd = to_double(b);
+  const std::vector<double> conv_out =
+      ref_conv_forward(s, to_double(x), to_double(w), conv_has_bias ? &bd : nullptr, false);
+  const RefBatchNorm r{s.batch, s.out_channels, static_cast<int>(s.out_plane())};
+  const std::vector<double> want =
+      ref_batchnorm_eval(r, conv_out, to_double(gamma), to_double(beta), to_double(rm), to_double(rv), eps);
+
+  std::vector<float> folded_w = poisoned(w.size()), folded_b = poisoned(s.out_channels), y = poisoned(want.size());
+  nincc::cpu::fold_batchnorm(s.out_channels, s.patch_size(), w.data(), conv_has_bias ? b.data() : nullptr, gamma.data(),
+                             beta.data(), rm.data(), rv.data(), folded_w.data(), folded_b.data(), eps);
+  nincc::cpu::conv2d_forward(s, x.data(), folded_w.data(), folded_b.data(), y.data());
+  CHECK_CLOSE(y, want, 2e-5, conv_has_bias ? "fold_batchnorm with conv bias" : "fold_batchnorm without conv bias");
+}
+
+}  // namespace
+
+void test_batchnorm() {
+  Rng rng(31);
+  check_reference_gradients(rng);
+  check_variance_and_momentum();
+  check_shape(BatchNormShape{2, 5, 63}, 0.0, rng);
+  check_shape(BatchNormShape{3, 13, 1}, 0.0, rng);  // nn.BatchNormalization on N x C
+  check_shape(BatchNormShape{1, 3, 29}, 0.0, rng);
+  check_shape(BatchNormShape{1, 6, 1}, 0.0, rng);   // one value per channel: variance 0
+  check_shape(BatchNormShape{3, 7, 121}, 1000.0, rng);
+  check_fold(true, rng);
+  check_fold(false, rng);
+}
+
+}  // namespace kernels_test

@@ -1,0 +1,92 @@
+// Convolution forward, backward-data and backward-weights against the float64 reference over a
+// sweep of kernels 1/3/5/11, strides 1/2/4, pads 0/1/2/5, batches 1-3 and odd channel counts;
+// the reference backward itself is checked by finite differences first.
+#include <cstdio>
+#include <vector>
+
+#include "check.h"
+#include "kernel_tests.h"
+#include "nincc/cpu/conv.h"
+#include "reference_conv_pool.h"
+
+namespace kernels_test {
+namespace {
+
+// The reference gradients are the derivatives of L = <conv(x, w, b), dy>.
+void check_reference_gradients(const Conv2dShape& s, Rng& rng) {
+  const std::vector<double> x = to_double(random_floats(conv_x_size(s), rng));
+  const std::vector<double> w = to_double(random_floats(conv_w_size(s), rng));
+  const std::vector<double> b = to_double(random_floats(s.out_channels, rng));
+  const std::vector<double> dy = to_double(random_floats(conv_y_size(s), rng));
+  const ConvGradients g = ref_conv_backward(s, x, w, dy);
+  CHECK_GRADIENT(x, g.dx, [&](const std::vector<double>& v) { return dot(ref_conv_forward(s, v, w, &b, false), dy); },
+                 "reference conv dx");
+  CHECK_GRADIENT(w, g.dw, [&](const std::vector<double>& v) { return dot(ref_conv_forward(s, x, v, &b, false), dy); },
+                 "reference conv dw");
+  CHECK_GRADIENT(b, g.db, [&](const std::vector<double>& v) { return dot(ref_conv_forward(s, x, w, &v, false), dy); },
+                 "reference conv db");
+}
+
+void check_conv(const Conv2dShape& s, bool with_bias, bool relu, Rng& rng) {
+  char what[160];
+  std::snprintf(what, sizeof what, "conv n%d c%d %dx%d -> k%d kernel %dx%d stride %d,%d pad %d,%d bias=%d relu=%d",
+                s.batch, s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w,
+                s.pad_h, s.pad_w, with_bias, relu);
+  const std::vector<float> x = random_floats(conv_x_size(s), rng), w = random_floats(conv_w_size(s), rng);
+  const std::vector<float> b = random_floats(s.out_channels, rng), dy = random_floats(conv_y_size(s), rng);
+  const std::vector<double> xd = to_double(x), wd = to_double(w), bd = to_double(b);
+
+  std::vector<float> y = poisoned(conv_y_size(s));
+  nincc::cpu::conv2d_forward(s, x.data(), w.data(), with_bias ? b.data() : nullptr, y.data(), relu);
+  CHECK_CLOSE(y, ref_conv_forward(s, xd, wd, with_bias ? &bd : nullptr, relu), 2e-5, what);
+
+  const ConvGradients want = ref_conv_backward(s, xd, wd, to_double(dy));
+  std::vector<float> dx = poisoned(x.size()), dw = poisoned(w.size()), db = poisoned(b.size());
+  nincc::cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+  CHECK_CLOSE(dx, want.dx, 2e-5, what);
+  nincc::cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr);
+  CHECK_CLOSE(dw, want.dw, 2e-5, what);
+  if (with_bias) CHECK_CLOSE(db, want.db, 1e-6, what);
+}
+
+}  // namespace
+
+void test_conv() {
+  Rng rng(23);
+  check_reference_gradients(Conv2dShape{2, 3, 7, 6, 4, 3, 3, 2, 2, 1, 1}, rng);
+  check_reference_gradients(Conv2dShape{1, 2, 5, 5, 3, 1, 1, 1, 1, 0, 0}, rng);
+  check_reference_gradients(Conv2dShape{1, 2, 6, 9, 2, 5, 3, 4, 2, 2, 1}, rng);
+
+  // The sweep: every kernel x stride x pad, with an input just big enough for the padded kernel
+  // plus an odd amount, and channel counts that are not multiples of the vector width.
+  const int kernels[] = {1, 3, 5, 11}, strides[] = {1, 2, 4}, pads[] = {0, 1, 2, 5};
+  const int in_channels[] = {1, 3, 5, 13}, out_channels[] = {1, 7, 13, 19, 33};
+  int case_index = 0;
+  for (int k : kernels)
+    for (int stride : strides)
+      for (int pad : pads) {
+        const int batch = 1 + case_index % 3;
+        const int c = k == 11 ? in_channels[case_index % 2] : in_channels[case_index % 4];
+        const int out = out_channels[case_index % 5];
+        const int base = std::max(1, k - 2 * pad);
+        const int h = base + rng.below(9), w = base + rng.below(9);
+        check_conv(Conv2dShape{batch, c, h, w, out, k, k, stride, stride, pad, pad}, case_index % 2 == 0,
+                   case_index % 3 == 1, rng);
+        ++case_index;
+      }
+
+  // Shapes that reach the GEMM's other paths: pointwise (no im2col) with several tiles, a patch
+  // deeper than one 256 depth block, a scaled-down NIN conv1, rectangular kernels and strides.
+  check_conv(Conv2dShape{3, 37, 9, 11, 29, 1, 1, 1, 1, 0, 0}, true, true, rng);
+  check_conv(Conv2dShape{2, 13, 12, 10, 20, 5, 5, 1, 1, 2, 2}, true, false, rng);
+  check_conv(Conv2dShape{2, 3, 35, 35, 24, 11, 11, 4, 4, 5, 5}, true, true, rng);
+  check_conv(Conv2dShape{1, 24, 13, 13, 40, 3, 3, 1, 1, 1, 1}, false, true, rng);
+  check_conv(Conv2dShape{2, 5, 9, 8, 6, 3, 1, 2, 1, 1, 0}, true, false, rng);
+  check_conv(Conv2dShape{3, 4, 7, 7, 5, 1, 1, 2, 2, 0, 0}, true, false, rng);  // strided 1x1: im2col path
+  // dw narrower than one GEMM tile, cut into slices of a few columns each (large enough to run
+  // in parallel), and a batch of 3 whose forward GEMMs run in parallel one image at a time.
+  check_conv(Conv2dShape{3, 20, 40, 40, 64, 1, 1, 1, 1, 0, 0}, false, false, rng);
+  check_conv(Conv2dShape{3, 7, 21, 19, 48, 3, 3, 1, 1, 1, 1}, true, true, rng);
+}
+
+}  // namespace kernels_test

@@ -1,0 +1,129 @@
+// Max and average pooling against the float64 reference over kernels, strides and pads (pad up
+// to kernel/2, as Torch allows), plus the tie rule, -inf padding and count_include_pad.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "check.h"
+#include "kernel_tests.h"
+#include "nincc/cpu/pool.h"
+#include "reference_conv_pool.h"
+
+namespace kernels_test {
+namespace {
+
+void check_reference_gradients(Rng& rng) {
+  const Pool2dShape s{1, 2, 7, 6, 3, 3, 2, 2, 1, 1};
+  const std::vector<double> x = to_double(random_floats(pool_x_size(s), rng));
+  const std::vector<double> dy = to_double(random_floats(pool_y_size(s), rng));
+  const MaxPoolResult mp = ref_maxpool_forward(s, x);
+  CHECK_GRADIENT(x, ref_maxpool_backward(s, mp.argmax, dy),
+                 [&](const std::vector<double>& v) { return dot(ref_maxpool_forward(s, v).y, dy); },
+                 "reference maxpool dx");
+  CHECK_GRADIENT(x, ref_avgpool_backward(s, dy),
+                 [&](const std::vector<double>& v) { return dot(ref_avgpool_forward(s, v), dy); },
+                 "reference avgpool dx");
+}
+
+void check_pool(const Pool2dShape& s, const std::vector<float>& x, Rng& rng) {
+  char what[128];
+  std::snprintf(what, sizeof what, "pool n%d c%d %dx%d kernel %dx%d stride %d,%d pad %d,%d", s.batch, s.channels,
+                s.in_h, s.in_w, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w, s.pad_h, s.pad_w);
+  const std::vector<float> dy = random_floats(pool_y_size(s), rng);
+  const MaxPoolResult want = ref_maxpool_forward(s, to_double(x));
+
+  std::vector<float> y = poisoned(pool_y_size(s));
+  std::vector<std::int32_t> argmax(pool_y_size(s), -7);
+  nincc::cpu::maxpool_forward(s, x.data(), y.data(), argmax.data());
+  CHECK_CLOSE(y, want.y, 0.0, what);  // a max is exact
+  CHECK(std::vector<int>(argmax.begin(), argmax.end()) == want.argmax);
+  std::vector<float> y_only = poisoned(pool_y_size(s));
+  nincc::cpu::maxpool_forward(s, x.data(), y_only.data(), nullptr);
+  CHECK(bitwise_equal(y_only, y));
+
+  std::vector<float> dx = poisoned(x.size()), dx_rescan = poisoned(x.size());
+  nincc::cpu::maxpool_backward(s, dy.data(), argmax.data(), dx.data());
+  CHECK_CLOSE(dx, ref_maxpool_backward(s, want.argmax, to_double(dy)), 1e-6, what);
+  nincc::cpu::maxpool_backward_from_input(s, x.data(), dy.data(), dx_rescan.data());
+  CHECK(bitwise_equal(dx_rescan, dx));
+
+  std::vector<float> avg = poisoned(pool_y_size(s)), avg_dx = poisoned(x.size());
+  nincc::cpu::avgpool_forward(s, x.data(), avg.data());
+  CHECK_CLOSE(avg, ref_avgpool_forward(s, to_double(x)), 1e-6, what);
+  nincc::cpu::avgpool_backward(s, dy.data(), avg_dx.data());
+  CHECK_CLOSE(avg_dx, ref_avgpool_backward(s, to_double(dy)), 1e-6, what);
+}
+
+// Equal values: the first in-image element of each window, in row order, is the argmax.
+void check_tie_rule() {
+  const Pool2dShape s{1, 1, 5, 5, 3, 3, 2, 2, 1, 1};
+  const std::vector<float> x(25, 0.5f);
+  std::vector<float> y(9);
+  std::vector<std::int32_t> argmax(9);
+  nincc::cpu::maxpool_forward(s, x.data(), y.data(), argmax.data());
+  // Window (oh, ow) starts at row 2*oh-1, col 2*ow-1; clipped to the image at the top/left edge.
+  const std::int32_t expected[9] = {0, 1, 3, 5, 6, 8, 15, 16, 18};
+  for (int o = 0; o < 9; ++o) CHECK(argmax[o] == expected[o]);
+
+  // Two equal maxima in one window: the earlier one (row 0, col 2) wins over (row 1, col 0).
+  const Pool2dShape one{1, 1, 2, 3, 2, 3, 1, 1, 0, 0};
+  const float x2[6] = {0.f, 1.f, 9.f, 9.f, 2.f, 9.f};
+  float y2;
+  std::int32_t index;
+  nincc::cpu::maxpool_forward(one, x2, &y2, &index);
+  CHECK(y2 == 9.f && index == 2);
+}
+
+// All-negative input: padding must act as -inf, so no output becomes 0.
+void check_negative_padding() {
+  const Pool2dShape s{1, 1, 4, 4, 3, 3, 1, 1, 1, 1};
+  std::vector<float> x(16);
+  for (int i = 0; i < 16; ++i) x[i] = -1.f - i;
+  std::vector<float> y(16);
+  nincc::cpu::maxpool_forward(s, x.data(), y.data(), nullptr);
+  CHECK(y[0] == -1.f);   // window rows -1..1, cols -1..1: max of x[0], x[1], x[4], x[5]
+  CHECK(y[15] == -11.f); // bottom-right window: x[10], x[11], x[14], x[15]
+}
+
+// count_include_pad: a corner window of a constant-1 image holds 4 pixels and divides by 9.
+void check_count_include_pad() {
+  const Pool2dShape s{1, 1, 5, 5, 3, 3, 2, 2, 1, 1};
+  const std::vector<float> x(25, 1.f);
+  std::vector<float> y(9);
+  nincc::cpu::avgpool_forward(s, x.data(), y.data());
+  CHECK(std::fabs(y[0] - 4.0 / 9.0) < 1e-7);
+  CHECK(std::fabs(y[1] - 6.0 / 9.0) < 1e-7);
+  CHECK(std::fabs(y[4] - 1.0) < 1e-7);
+}
+
+}  // namespace
+
+void test_pool() {
+  Rng rng(41);
+  check_reference_gradients(rng);
+  check_tie_rule();
+  check_negative_padding();
+  check_count_include_pad();
+  const int kernels[] = {1, 2, 3, 5, 7}, strides[] = {1, 2, 3};
+  int case_index = 0;
+  for (int k : kernels)
+    for (int stride : strides)
+      for (int pad = 0; pad <= k / 2; ++pad) {
+        const int batch = 1 + case_index % 3, channels = 1 + 2 * (case_index % 4);
+        const int h = std::max(1, k - 2 * pad) + rng.below(8), w = std::max(1, k - 2 * pad) + rng.below(8);
+        const Pool2dShape s{batch, channels, h, w, k, k, stride, stride, pad, pad};
+        // Every other case draws from a handful of values so windows hold ties.
+        std::vector<float> x = random_floats(pool_x_size(s), rng);
+        if (case_index % 2)
+          for (float& v : x) v = std::round(v * 2) / 2;
+        check_pool(s, x, rng);
+        ++case_index;
+      }
+  const Pool2dShape nin_avgpool{2, 11, 7, 7, 7, 7, 1, 1, 0, 0};  // NIN's global 7x7 average
+  check_pool(nin_avgpool, random_floats(pool_x_size(nin_avgpool), rng), rng);
+  const Pool2dShape rectangular{2, 3, 9, 8, 3, 2, 2, 1, 1, 0};
+  check_pool(rectangular, random_floats(pool_x_size(rectangular), rng), rng);
+}
+
+}  // namespace kernels_test

@@ -1,0 +1,143 @@
+// What the numerics tests share besides the interpreter: building a spec into an artifact, moving weights
+// between a loaded Model and float64 maps, seeded random data, arena poisoning and float32 tolerances.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { buildArtifact } from '../../compiler/build.js';
+import type { ShapedModel } from '../../compiler/ir.js';
+import { compileSpec } from '../../compiler/pipeline.js';
+import { load, type Model } from '../../runtime/model.js';
+import type { NativeModel } from '../../runtime/native.js';
+import { applyLayer, inputBatch } from './interpret.js';
+import { channelStats, elementsOf } from './layers.js';
+
+let buildRoot: string | undefined;
+
+export interface Built {
+  readonly model: ShapedModel;
+  readonly dir: string;
+}
+
+/** Front end + g++ build of one spec into this process's scratch directory (the kernel library is cached by content). */
+export function buildSpec(name: string, source: string, maxBatch = 4): Built {
+  const r = compileSpec(source, `${name}.model`);
+  if (!r.model) throw new Error(`${name}: ${r.diagnostics.map((d) => `${d.code} ${d.message}`).join('; ')}`);
+  buildRoot ??= mkdtempSync(join(tmpdir(), 'nincc-numerics-'));
+  const dir = join(buildRoot, name);
+  buildArtifact(r.model, source, { outDir: dir, target: 'cpu', maxBatch });
+  return { model: r.model, dir };
+}
+
+export function removeBuilds(): void {
+  if (buildRoot) rmSync(buildRoot, { recursive: true, force: true });
+  buildRoot = undefined;
+}
+
+export async function loadBuilt(b: Built, seed = 1): Promise<Model> {
+  return load(b.dir, { device: 'cpu', seed });
+}
+
+/** mulberry32: seeded, so a failing case replays exactly. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const uniform = (count: number, lo: number, hi: number, next: () => number) => Float32Array.from({ length: count }, () => lo + (hi - lo) * next());
+
+export function randomImages(m: ShapedModel, n: number, next: () => number): Float32Array {
+  return uniform(n * elementsOf(m.input), -1.5, 1.5, next);
+}
+
+export function randomLabels(m: ShapedModel, n: number, next: () => number): Int32Array {
+  const classes = elementsOf(m.output);
+  return Int32Array.from({ length: n }, () => Math.floor(next() * classes));
+}
+
+/** Every parameter and running statistic of the loaded model, widened to float64. */
+export function readWeights(model: Model): Map<string, Float64Array> {
+  return new Map(model.tensorNames().map((name) => [name, Float64Array.from(model.getTensor(name))]));
+}
+
+/** Non-trivial BN shifts and biases (init leaves β at 0), so folding and the affine paths are exercised. */
+export function randomizeAffine(model: Model, next: () => number): void {
+  for (const t of model.info.params) {
+    if (t.name.startsWith('bn') && t.name.endsWith('.bias')) model.setTensor(t.name, uniform(t.size, -0.3, 0.3, next));
+    if (t.name.startsWith('bn') && t.name.endsWith('.weight')) model.setTensor(t.name, uniform(t.size, 0.5, 1.5, next));
+  }
+}
+
+/**
+ * Running statistics near the real ones (so eval-mode activations neither vanish nor explode through a
+ * deep net, as a trained model's would not): the batch statistics of a calibration batch, each BN layer
+ * calibrated on the eval-mode output of the layers before it, then scaled by a random factor.
+ */
+export function calibrateRunningStats(model: Model, spec: ShapedModel, images: Float32Array, n: number, next: () => number): void {
+  const w = readWeights(model);
+  let x = inputBatch(spec, images, n);
+  for (const l of spec.layers) {
+    if (l.kind === 'bn') {
+      const s = channelStats(x);
+      const mean = Float32Array.from(s.mean, (v) => v + 0.1 * (next() - 0.5));
+      const variance = Float32Array.from(s.unbiasedVar, (v) => v * (0.7 + 0.6 * next()) + 1e-3);
+      model.setTensor(`bn${l.index}.running_mean`, mean);
+      model.setTensor(`bn${l.index}.running_var`, variance);
+      w.set(`bn${l.index}.running_mean`, Float64Array.from(mean));
+      w.set(`bn${l.index}.running_var`, Float64Array.from(variance));
+    }
+    x = applyLayer(l, x, w, { mode: 'eval' });
+  }
+}
+
+/**
+ * Fills the whole activation arena (act × maxBatch) and the fixed scratch with `value`, so a kernel that
+ * reads a buffer before writing it, or reads past what it wrote, shows. The fixed space also holds the
+ * BN-folded inference weights, so the model is marked stale (setTensor) to refold them before the next infer.
+ */
+export function poisonArena(model: Model, value: number): void {
+  const native = (model as unknown as { native?: NativeModel }).native;
+  if (!native || typeof native.write !== 'function') throw new Error('poisonArena: Model no longer keeps its native handle in `native`; update test/reference/artifacts.ts');
+  const spaces = model.info.spaces;
+  native.write('act', 0, new Float32Array(spaces.act * model.maxBatch).fill(value));
+  if (spaces.fixed > 0) native.write('fixed', 0, new Float32Array(spaces.fixed).fill(value));
+  const first = model.info.params[0] ?? model.info.state[0];
+  if (first) model.setTensor(first.name, model.getTensor(first.name));
+}
+
+/** The largest |a − b| and where it is, with max |b| as the scale. */
+export function maxError(actual: ArrayLike<number>, expected: ArrayLike<number>): { err: number; at: number; scale: number } {
+  let err = 0;
+  let at = -1;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const e = Math.abs(actual[i] - expected[i]);
+    if (!(e <= err)) {
+      err = e;
+      at = i; // NaN also lands here and stays
+      if (Number.isNaN(e)) err = Infinity;
+    }
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return { err, at, scale };
+}
+
+/**
+ * Asserts max|actual − expected| ≤ tol·(1 + max|expected|): an absolute bound for values near 0 and a
+ * relative one for large outputs, measured against the whole tensor's scale (a per-element relative
+ * bound would fail on outputs that are sums cancelling to near zero).
+ */
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  expect(actual.length, `${what}: length`).toBe(expected.length);
+  const { err, at, scale } = maxError(actual, expected);
+  const bound = tol * (1 + scale);
+  // NINCC_NUMERICS_LOG=1 prints every comparison's margin, to see how much room a tolerance leaves.
+  if (process.env.NINCC_NUMERICS_LOG) console.log(`${what}: err/(1+scale) = ${(err / (1 + scale)).toExponential(2)} (tol ${tol})`);
+  expect(err, `${what}: max error ${err.toExponential(2)} at [${at}] (got ${actual[at]}, expected ${expected[at]}), bound ${bound.toExponential(2)}`).toBeLessThanOrEqual(bound);
+}

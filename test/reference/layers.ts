@@ -1,0 +1,192 @@
+// Naive float64 definitions of every layer's forward pass, written from Torch7's semantics (DESIGN §3)
+// and not from the kernels: one loop nest per formula, no blocking, no fusion. Tensors are NCHW (or N×F).
+import type { ConvAttrs, PoolAttrs } from '../../compiler/ir.js';
+
+/** One activation batch: `shape` is per image ([C, H, W] or [F]), `data` holds n images. */
+export interface Batch {
+  readonly n: number;
+  readonly shape: readonly number[];
+  readonly data: Float64Array;
+}
+
+export const elementsOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Torch's floor-mode output size, for conv and both pools. */
+export const outSize = (input: number, kernel: number, stride: number, pad: number) => Math.floor((input + 2 * pad - kernel) / stride) + 1;
+
+/** Cross-correlation with zero padding: y[n][k][i][j] = b[k] + Σ w[k][c][r][s]·x[n][c][i·dH−padH+r][j·dW−padW+s]. */
+export function conv(x: Batch, a: ConvAttrs, w: Float64Array, b: Float64Array | undefined): Batch {
+  const [C, H, W] = x.shape;
+  const P = outSize(H, a.kH, a.dH, a.padH);
+  const Q = outSize(W, a.kW, a.dW, a.padW);
+  const K = a.nOut;
+  const y = new Float64Array(x.n * K * P * Q);
+  // The sum above, one weight at a time over every output pixel (the same terms, in a cache-friendly order).
+  for (let n = 0; n < x.n; n++)
+    for (let k = 0; k < K; k++) {
+      const out = y.subarray((n * K + k) * P * Q, (n * K + k + 1) * P * Q);
+      if (b) out.fill(b[k]);
+      for (let c = 0; c < C; c++) {
+        const plane = x.data.subarray((n * C + c) * H * W, (n * C + c + 1) * H * W);
+        for (let r = 0; r < a.kH; r++)
+          for (let s = 0; s < a.kW; s++) {
+            const weight = w[((k * C + c) * a.kH + r) * a.kW + s];
+            for (let i = 0; i < P; i++) {
+              const h = i * a.dH - a.padH + r;
+              if (h < 0 || h >= H) continue; // zero padding
+              for (let j = 0; j < Q; j++) {
+                const v = j * a.dW - a.padW + s;
+                if (v >= 0 && v < W) out[i * Q + j] += weight * plane[h * W + v];
+              }
+            }
+          }
+      }
+    }
+  return { n: x.n, shape: [K, P, Q], data: y };
+}
+
+/**
+ * Max pooling's choice: for each output, the index (h·W + w within its plane) of the input it takes. Floor
+ * mode; padded positions are −inf (never chosen); ties keep the first maximum in row-major window order.
+ */
+export function maxPoolArgmax(x: Batch, a: PoolAttrs): { shape: number[]; index: Int32Array } {
+  const [C, H, W] = x.shape;
+  const P = outSize(H, a.kH, a.dH, a.padH);
+  const Q = outSize(W, a.kW, a.dW, a.padW);
+  const index = new Int32Array(x.n * C * P * Q).fill(-1);
+  for (let plane = 0; plane < x.n * C; plane++)
+    for (let i = 0; i < P; i++)
+      for (let j = 0; j < Q; j++) {
+        let best = -Infinity;
+        for (let r = 0; r < a.kH; r++)
+          for (let s = 0; s < a.kW; s++) {
+            const h = i * a.dH - a.padH + r;
+            const v = j * a.dW - a.padW + s;
+            if (h < 0 || h >= H || v < 0 || v >= W) continue; // −inf
+            const value = x.data[(plane * H + h) * W + v];
+            if (value > best) { // strictly greater: the first of equal maxima wins
+              best = value;
+              index[(plane * P + i) * Q + j] = h * W + v;
+            }
+          }
+      }
+  return { shape: [C, P, Q], index };
+}
+
+export function maxPool(x: Batch, a: PoolAttrs): Batch {
+  const { shape, index } = maxPoolArgmax(x, a);
+  const [C, P, Q] = shape;
+  const plane = elementsOf(x.shape) / C;
+  const y = Float64Array.from(index, (at, o) => (at < 0 ? -Infinity : x.data[Math.floor(o / (P * Q)) * plane + at]));
+  return { n: x.n, shape, data: y };
+}
+
+/** Average pooling, floor mode, count_include_pad: padded zeros count, the divisor is always kW·kH. */
+export function avgPool(x: Batch, a: PoolAttrs): Batch {
+  const [C, H, W] = x.shape;
+  const P = outSize(H, a.kH, a.dH, a.padH);
+  const Q = outSize(W, a.kW, a.dW, a.padW);
+  const y = new Float64Array(x.n * C * P * Q);
+  for (let plane = 0; plane < x.n * C; plane++)
+    for (let i = 0; i < P; i++)
+      for (let j = 0; j < Q; j++) {
+        let sum = 0;
+        for (let r = 0; r < a.kH; r++)
+          for (let s = 0; s < a.kW; s++) {
+            const h = i * a.dH - a.padH + r;
+            const v = j * a.dW - a.padW + s;
+            if (h >= 0 && h < H && v >= 0 && v < W) sum += x.data[(plane * H + h) * W + v];
+          }
+        y[(plane * P + i) * Q + j] = sum / (a.kW * a.kH);
+      }
+  return { n: x.n, shape: [C, P, Q], data: y };
+}
+
+export interface ChannelStats {
+  readonly mean: Float64Array;
+  readonly biasedVar: Float64Array;
+  readonly unbiasedVar: Float64Array;
+}
+
+/** Per-channel mean and variances over batch and plane (two passes). */
+export function channelStats(x: Batch): ChannelStats {
+  const [C] = x.shape;
+  const plane = elementsOf(x.shape) / C;
+  const count = x.n * plane;
+  const mean = new Float64Array(C);
+  const biasedVar = new Float64Array(C);
+  const unbiasedVar = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    let sum = 0;
+    for (let n = 0; n < x.n; n++) for (let i = 0; i < plane; i++) sum += x.data[(n * C + c) * plane + i];
+    mean[c] = sum / count;
+    let squares = 0;
+    for (let n = 0; n < x.n; n++) for (let i = 0; i < plane; i++) squares += (x.data[(n * C + c) * plane + i] - mean[c]) ** 2;
+    biasedVar[c] = squares / count;
+    unbiasedVar[c] = count > 1 ? squares / (count - 1) : 0;
+  }
+  return { mean, biasedVar, unbiasedVar };
+}
+
+/** y = (x − mean[c]) / sqrt(var[c] + eps) · γ[c] + β[c]. */
+export function normalize(x: Batch, mean: Float64Array, variance: Float64Array, eps: number, gamma: Float64Array, beta: Float64Array): Batch {
+  const [C] = x.shape;
+  const plane = elementsOf(x.shape) / C;
+  const y = new Float64Array(x.data.length);
+  for (let n = 0; n < x.n; n++)
+    for (let c = 0; c < C; c++) {
+      const scale = gamma[c] / Math.sqrt(variance[c] + eps);
+      for (let i = 0; i < plane; i++) {
+        const at = (n * C + c) * plane + i;
+        y[at] = (x.data[at] - mean[c]) * scale + beta[c];
+      }
+    }
+  return { n: x.n, shape: x.shape, data: y };
+}
+
+/** y = x·Wᵀ + b, W is out×in. */
+export function linear(x: Batch, w: Float64Array, b: Float64Array | undefined, nOut: number): Batch {
+  const nIn = elementsOf(x.shape);
+  const y = new Float64Array(x.n * nOut);
+  for (let n = 0; n < x.n; n++)
+    for (let o = 0; o < nOut; o++) {
+      let sum = b ? b[o] : 0;
+      for (let i = 0; i < nIn; i++) sum += x.data[n * nIn + i] * w[o * nIn + i];
+      y[n * nOut + o] = sum;
+    }
+  return { n: x.n, shape: [nOut], data: y };
+}
+
+export const relu = (x: Batch): Batch => ({ ...x, data: x.data.map((v) => (v > 0 ? v : 0)) });
+
+/** Log-softmax of each image's row, stabilised by the row maximum. */
+export function logSoftmax(x: Batch): Batch {
+  const F = elementsOf(x.shape);
+  const y = new Float64Array(x.data.length);
+  for (let n = 0; n < x.n; n++) {
+    const row = x.data.subarray(n * F, (n + 1) * F);
+    const max = Math.max(...row);
+    const logSum = Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
+    for (let f = 0; f < F; f++) y[n * F + f] = row[f] - max - logSum;
+  }
+  return { n: x.n, shape: x.shape, data: y };
+}
+
+export const softmax = (x: Batch): Batch => {
+  const l = logSoftmax(x);
+  return { ...l, data: l.data.map(Math.exp) };
+};
+
+/** Torch's nn.Dropout (v2) in training: kept units scaled by 1/(1−p). `keep` has one flag per element. */
+export function dropout(x: Batch, p: number, keep: Uint8Array): Batch {
+  if (keep.length !== x.data.length) throw new Error(`dropout mask has ${keep.length} flags for ${x.data.length} elements`);
+  return { ...x, data: x.data.map((v, i) => (keep[i] ? v / (1 - p) : 0)) };
+}
+
+/** ClassNLLCriterion with sizeAverage: −(1/N) Σ logp[n][label[n]]. */
+export function nllLoss(logp: Batch, labels: ArrayLike<number>): number {
+  const F = elementsOf(logp.shape);
+  let sum = 0;
+  for (let n = 0; n < logp.n; n++) sum += logp.data[n * F + labels[n]];
+  return -sum / logp.n;
+}
