@@ -1,0 +1,47 @@
+// `nincc build`: the artifact's files, readable generated code, and the content-hash cache.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { nincc } from './cli-run.js';
+
+const work = mkdtempSync(join(tmpdir(), 'nincc-build-'));
+
+describe('nincc build', () => {
+  const out = join(work, 'fashion');
+
+  it('writes plan.json, the generated C++, the library and report.txt; a second build is a cache hit', () => {
+    const first = nincc(['build', 'models/nin-fashion.model', '-o', out, '--max-batch', '8']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/^built .* \(model nin_fashion, max batch 8, new, [\d.]+ s\)\n$/);
+    const plan = JSON.parse(readFileSync(join(out, 'plan.json'), 'utf8'));
+    expect(plan).toMatchObject({ format: 'nincc-plan', version: 1, model: 'nin_fashion', maxBatch: 8, input: [1, 28, 28], output: [10] });
+    expect(Object.keys(plan.programs).sort()).toEqual(['infer', 'prepare_infer', 'sgd_update', 'train_forward_backward']);
+
+    const again = nincc(['build', 'models/nin-fashion.model', '-o', out, '--max-batch', '8']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/, cached, /);
+    expect(again.stderr).toMatch(/up to date \(cache hit/);
+  });
+
+  it('generated code names the spec layer and line of every kernel', () => {
+    const cc = readFileSync(join(out, 'kernels.cpu.cc'), 'utf8');
+    expect(cc).toContain('// layer 1: nn.SpatialConvolution(1 -> 32, 5x5, 1,1, 2,2) at nin-fashion.model:10:5 in block(1, 32, 5, 2) at line 15');
+    expect(cc).toMatch(/extern "C" void k1_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\};\n  conv2d_forward\(/);
+    const report = readFileSync(join(out, 'report.txt'), 'utf8');
+    expect(report).toContain('(1) + (2) + (3): nn.SpatialConvolution(1 -> 32, 5x5, 1,1, 2,2) + nn.SpatialBatchNormalization + nn.ReLU → k1_conv_infer');
+  });
+
+  it('a changed spec rebuilds; a bad spec fails with diagnostics; an unknown target is a usage error', () => {
+    const spec = join(work, 'tiny.model');
+    writeFileSync(spec, 'model tiny { input 1x4x4 view(-1) linear(16, 3) logsoftmax }\n');
+    expect(nincc(['build', spec, '-o', join(work, 'tiny')]).stdout).toMatch(/, new, /);
+    writeFileSync(spec, 'model tiny { input 1x4x4 view(-1) linear(16, 4) logsoftmax }\n');
+    expect(nincc(['build', spec, '-o', join(work, 'tiny')]).stdout).toMatch(/, new, /);
+    writeFileSync(spec, 'model tiny { input 1x4x4 view(-1) linear(15, 4) logsoftmax }\n');
+    const bad = nincc(['build', spec, '-o', join(work, 'tiny')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('error E033: linear(15, 4) expects 15 features');
+    expect(nincc(['build', 'models/nin.model', '--target', 'tpu'])).toMatchObject({ code: 2, stderr: "nincc build: unknown target 'tpu' (available: cpu)\n" });
+  });
+});
