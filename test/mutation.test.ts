@@ -1,6 +1,7 @@
 // Mutation fuzzing of the front end: thousands of seeded random edits of models/nin.model must each end
 // in a valid model or in diagnostics whose spans lie inside the file, and never in an exception.
 import { readFileSync } from 'node:fs';
+import { uniformStream } from '../runtime/init.js';
 import { describe, expect, it } from 'vitest';
 import { compileSpec } from '../compiler/pipeline.js';
 import { renderDiagnostics } from '../grammar/diagnostics.js';
@@ -11,17 +12,8 @@ const original = readFileSync(new URL('../models/nin.model', import.meta.url), '
 // More for a longer hunt: MUTANTS=100000 npx vitest run test/mutation.test.ts
 const MUTANTS = Number(process.env.MUTANTS ?? 4000);
 
-/** mulberry32: a tiny seeded PRNG, so a failure names a mutant that can be replayed exactly. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// A seeded stream (mulberry32, the runtime's init generator), so a failure names a mutant that replays exactly.
+const mulberry32 = uniformStream;
 
 interface Piece {
   readonly start: number;

@@ -7,6 +7,7 @@ import { expect } from 'vitest';
 import { buildArtifact } from '../../compiler/build.js';
 import type { ShapedModel } from '../../compiler/ir.js';
 import { compileSpec } from '../../compiler/pipeline.js';
+import { uniformStream } from '../../runtime/init.js';
 import { load, type Model } from '../../runtime/model.js';
 import type { NativeModel } from '../../runtime/native.js';
 import { applyLayer, inputBatch } from './interpret.js';
@@ -38,17 +39,8 @@ export async function loadBuilt(b: Built, seed = 1): Promise<Model> {
   return load(b.dir, { device: 'cpu', seed });
 }
 
-/** mulberry32: seeded, so a failing case replays exactly. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded (the runtime's init stream), so a failing case replays exactly. */
+export const rng = uniformStream;
 
 export const uniform = (count: number, lo: number, hi: number, next: () => number) => Float32Array.from({ length: count }, () => lo + (hi - lo) * next());
 
