@@ -8,7 +8,11 @@ import { packageRoot } from './package-root.js';
 
 export class ToolchainError extends Error {}
 
-/** AVX2/FMA when this CPU has them (the library runs where it was built, as a JIT's output would). */
+/**
+ * The vector extensions this CPU has, as explicit flags (not -march=native, so the cache key says what
+ * the library needs): AVX-512 when present, else AVX2/FMA. The library runs where it was built, as a
+ * JIT's output would.
+ */
 export function cpuFlags(): string[] {
   let info = '';
   try {
@@ -17,7 +21,10 @@ export function cpuFlags(): string[] {
     return [];
   }
   const flags = new Set((/^flags\s*:(.*)$/m.exec(info)?.[1] ?? '').trim().split(/\s+/));
-  return flags.has('avx2') && flags.has('fma') ? ['-mavx2', '-mfma'] : [];
+  const out = flags.has('avx2') && flags.has('fma') ? ['-mavx2', '-mfma'] : [];
+  const avx512 = ['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'];
+  if (out.length > 0 && avx512.every((f) => flags.has(f))) out.push(...avx512.map((f) => `-m${f}`));
+  return out;
 }
 
 export function compilerCommand(source: string, output: string): string[] {
