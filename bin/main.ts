@@ -6,10 +6,11 @@ import { evalCommand } from './commands/eval.js';
 import { trainCommand } from './commands/train.js';
 import { inferCommand } from './commands/infer.js';
 import { benchCommand } from './commands/bench.js';
+import { exportOnnxCommand } from './commands/export-onnx.js';
 import { inspect } from './commands/inspect.js';
 import { SpecError } from './spec-file.js';
 
-const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand];
+const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand, exportOnnxCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -89,6 +89,8 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const compiled = compileCpuLibrary(cpu.text, sourcePath, join(dir, library));
   log(compiled.cached ? 'kernel library: cache hit' : 'kernel library: compiled');
   writeFileSync(join(dir, 'report.txt'), report(model, lowered, compiled.command));
+  // The layer IR, for tools that need the network rather than its kernels (export-onnx, docs/onnx.md).
+  writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'nincc-model', version: 1, sourceHash, model }) + '\n');
   // plan.json last: its presence with a matching hash is what marks the directory complete.
   writeFileSync(planPath, JSON.stringify(lowered.plan, null, 1) + '\n');
   return { dir, plan: lowered.plan, cached: false, seconds: (Date.now() - started) / 1000 };
