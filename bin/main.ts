@@ -7,10 +7,11 @@ import { trainCommand } from './commands/train.js';
 import { inferCommand } from './commands/infer.js';
 import { benchCommand } from './commands/bench.js';
 import { exportOnnxCommand } from './commands/export-onnx.js';
+import { importT7Command } from './commands/import-t7.js';
 import { inspect } from './commands/inspect.js';
 import { SpecError } from './spec-file.js';
 
-const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand, exportOnnxCommand];
+const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand, importT7Command, exportOnnxCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -55,6 +56,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`nincc ${name}: ${e.message}\n`);
       return 2;
     }
-    throw e;
+    // Everything else (a corrupt file, a full disk, a runtime error) is reported as a message, not a
+    // stack trace; NINCC_DEBUG=1 shows where it came from.
+    const err = e instanceof Error ? e : new Error(String(e));
+    process.stderr.write(`nincc ${name}: ${err.message}\n${process.env.NINCC_DEBUG ? `${err.stack}\n` : ''}`);
+    return 1;
   }
 }

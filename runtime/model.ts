@@ -1,6 +1,6 @@
 // The public runtime API (DESIGN §1): load an artifact, infer, trainStep, evaluate, save/loadWeights.
 // Validates every argument so that a mistake is a clear JS error, never a crash in native code.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initialValues } from './init.js';
 import { loadNative, type NativeModel, type NativeModelInfo, type NativeTensorInfo } from './native.js';
@@ -232,6 +232,7 @@ export class Model {
 
   /** Loads a checkpoint written by save() (or an import); every tensor of the model must be present with its shape. */
   async loadWeights(path: string): Promise<CheckpointMeta> {
+    if (!existsSync(path)) throw new Error(`weights ${path}: no such file`);
     const { tensors, metadata } = readSafetensors(path);
     const problems: string[] = [];
     for (const t of [...this.info.params, ...this.info.state]) {
@@ -241,7 +242,7 @@ export class Model {
       else if (s.shape.join('×') !== t.shape.join('×')) problems.push(`${t.name} is ${s.shape.join('×')}, expected ${t.shape.join('×')}`);
     }
     const known = new Set(this.tensorNames());
-    const extra = [...tensors.keys()].filter((k) => !known.has(k) && !k.startsWith('optimizer.'));
+    const extra = [...tensors.keys()].filter((k) => !known.has(k) && !k.startsWith('optimizer.')).sort();
     if (extra.length > 0) problems.push(`tensors this model does not have: ${extra.slice(0, 8).join(', ')}${extra.length > 8 ? ', …' : ''}`);
     if (problems.length > 0) throw new Error(`${path} does not fit model ${this.info.model}:\n  ${problems.join('\n  ')}`);
     for (const t of [...this.info.params, ...this.info.state]) this.setTensor(t.name, tensors.get(t.name)!.data as Float32Array);

@@ -1,0 +1,75 @@
+// Bad artifacts and weights fail with clear errors; loading and disposing a model repeatedly leaks nothing.
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { load } from '../runtime/model.js';
+import { buildSpec, type Built } from './reference/artifacts.js';
+
+const specA = 'model a { input 1x4x4 conv(1, 2, 3, 3, 1, 1, 1, 1) bn(2) relu view(-1) linear(32, 3) logsoftmax }\n';
+const specB = 'model b { input 1x4x4 conv(1, 3, 3, 3, 1, 1, 1, 1) relu view(-1) linear(48, 3) logsoftmax }\n';
+
+describe('reliability: artifacts and weights', () => {
+  let a: Built;
+  let b: Built;
+  const work = mkdtempSync(join(tmpdir(), 'nincc-reliability-'));
+  beforeAll(() => {
+    a = buildSpec('rel_a', specA, 2);
+    b = buildSpec('rel_b', specB, 2);
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  const copyArtifact = (name: string) => {
+    const dir = join(work, name);
+    cpSync(a.dir, dir, { recursive: true });
+    return dir;
+  };
+
+  it('an artifact from another plan format version is refused with the version found', async () => {
+    const dir = copyArtifact('v2');
+    const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8'));
+    writeFileSync(join(dir, 'plan.json'), JSON.stringify({ ...plan, version: 2 }));
+    await expect(load(dir)).rejects.toThrow(/plan format version 2 is not supported by this runtime \(expects 1\)/);
+  });
+
+  it('a missing or foreign kernel library is named in the error', async () => {
+    const missing = copyArtifact('nolib');
+    rmSync(join(missing, 'kernels.cpu.so'));
+    await expect(load(missing)).rejects.toThrow(/kernels\.cpu\.so/);
+    const foreign = copyArtifact('foreign');
+    copyFileSync(join(b.dir, 'kernels.cpu.so'), join(foreign, 'kernels.cpu.so'));
+    await expect(load(foreign)).rejects.toThrow(/source hash|sourceHash/i);
+  });
+
+  it("weights of another model list the tensors that differ", async () => {
+    const mb = await load(b.dir);
+    const weights = join(work, 'b.safetensors');
+    await mb.save(weights);
+    mb.dispose();
+    const ma = await load(a.dir);
+    const err = await ma.loadWeights(weights).then(() => undefined, (e: Error) => e.message);
+    ma.dispose();
+    expect(err).toContain(`${weights} does not fit model a:`);
+    expect(err).toContain('conv1.weight is 3×1×3×3, expected 2×1×3×3');
+    expect(err).toContain('missing bn2.weight (2)');
+    expect(err).toContain('tensors this model does not have: linear4.bias, linear4.weight');
+    await expect(load(a.dir, { weights: join(work, 'nope.safetensors') })).rejects.toThrow('no such file');
+  });
+
+  it('1,000 load/infer/dispose cycles leave the resident memory flat', async () => {
+    const x = new Float32Array(2 * 16).fill(0.25);
+    const cycle = async () => {
+      const m = await load(a.dir);
+      await m.infer(x);
+      m.dispose();
+    };
+    for (let i = 0; i < 500; i++) await cycle(); // warm-up: allocator pools, JIT
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    for (let i = 0; i < 1000; i++) await cycle();
+    global.gc?.();
+    const grown = (process.memoryUsage().rss - before) / 2 ** 20;
+    console.log(`RSS growth over 1,000 load/infer/dispose cycles: ${grown.toFixed(1)} MiB`);
+    expect(grown).toBeLessThan(8);
+  });
+});
