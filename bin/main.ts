@@ -8,10 +8,11 @@ import { inferCommand } from './commands/infer.js';
 import { benchCommand } from './commands/bench.js';
 import { exportOnnxCommand } from './commands/export-onnx.js';
 import { importT7Command } from './commands/import-t7.js';
+import { statsCommand } from './commands/stats.js';
 import { inspect } from './commands/inspect.js';
 import { SpecError } from './spec-file.js';
 
-const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand, importT7Command, exportOnnxCommand];
+const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand, statsCommand, importT7Command, exportOnnxCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,6 +1,9 @@
-// A labelled image set in memory (NCHW float32, already normalised) and the loaders behind `--data`.
-import { existsSync, statSync } from 'node:fs';
+// What the trainer reads: batch sources (an epoch of training batches, an evaluation pass), the
+// in-memory source for labelled image sets such as Fashion-MNIST, and the loader behind `--data`.
+// The streaming ImageNet folder source (runtime/imagenet/) implements the same interfaces.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { loadFashionMnist, resolveFashionMnistDir } from './data/fashion-mnist.js';
+import { uniformStream } from './init.js';
 
 export interface LabelledImages {
   readonly name: string;
@@ -16,6 +19,38 @@ export interface Transform {
   readonly std: readonly number[];
 }
 
+/** Images (N×C×H×W float32, normalised) and their labels; valid until the source is asked for the next batch. */
+export interface Batch {
+  readonly images: Float32Array;
+  readonly labels: Int32Array;
+  readonly count: number;
+}
+
+/** Files a streaming source could not read since it was last asked, each with the reason. */
+export interface SkipReport {
+  readonly count: number; // times an unreadable file was met (each replaced, or left out of evaluation)
+  readonly files: ReadonlyMap<string, string>;
+}
+
+export interface TrainSource {
+  readonly name: string;
+  readonly count: number; // images available
+  /** Training steps in one epoch at this batch size. */
+  steps(batch: number): number;
+  /** One epoch's batches; the same (epoch, batch, seed) always gives the same batches, so a resumed run sees what a straight one did. */
+  batches(epoch: number, batch: number, seed: number): AsyncIterable<Batch>;
+  /** Unreadable files met since the last call (sources that cannot meet any may omit this). */
+  takeSkipped?(): SkipReport;
+}
+
+export interface EvalSource {
+  readonly name: string;
+  readonly count: number; // images listed; fewer are scored when some cannot be read
+  /** Every image once, in a fixed order, in batches of at most `batch` (the last one may be smaller). */
+  batches(batch: number): AsyncIterable<Batch>;
+  takeSkipped?(): SkipReport;
+}
+
 /** (x − mean[c]) / std[c] per channel, in place. */
 export function normalizeInPlace(images: Float32Array, shape: readonly number[], t: Transform): void {
   const [c, h, w] = shape;
@@ -23,6 +58,69 @@ export function normalizeInPlace(images: Float32Array, shape: readonly number[],
   for (let i = 0; i < images.length; i++) {
     const ch = Math.floor(i / plane) % c;
     images[i] = (images[i] - t.mean[ch]) / t.std[ch];
+  }
+}
+
+/** The epoch's order of examples: a Fisher–Yates shuffle seeded by (seed, epoch) alone, so a resumed run sees the same order. */
+export function epochOrder(count: number, seed: number, epoch: number): Uint32Array {
+  const order = new Uint32Array(count);
+  for (let i = 0; i < count; i++) order[i] = i;
+  const next = uniformStream((Math.imul(seed, 0x85ebca6b) ^ Math.imul(epoch, 0xc2b2ae35)) >>> 0);
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+
+/** Whole shuffled passes over a set in memory; the last batch of an epoch may be smaller. */
+export function inMemoryTrainSource(set: LabelledImages): TrainSource {
+  const per = set.images.length / Math.max(1, set.count);
+  return {
+    name: set.name,
+    count: set.count,
+    steps: (batch) => Math.ceil(set.count / batch),
+    async *batches(epoch, batch, seed) {
+      const order = epochOrder(set.count, seed, epoch);
+      const images = new Float32Array(batch * per);
+      const labels = new Int32Array(batch);
+      for (let first = 0; first < set.count; first += batch) {
+        const n = Math.min(batch, set.count - first);
+        for (let i = 0; i < n; i++) {
+          const src = order[first + i];
+          images.set(set.images.subarray(src * per, (src + 1) * per), i * per);
+          labels[i] = set.labels[src];
+        }
+        yield { images: images.subarray(0, n * per), labels: labels.subarray(0, n), count: n };
+      }
+    },
+  };
+}
+
+/** A set in memory, in its own order, as views (no copies). */
+export function inMemoryEvalSource(set: LabelledImages): EvalSource {
+  const per = set.images.length / Math.max(1, set.count);
+  return {
+    name: set.name,
+    count: set.count,
+    async *batches(batch) {
+      for (let first = 0; first < set.count; first += batch) {
+        const n = Math.min(batch, set.count - first);
+        yield { images: set.images.subarray(first * per, (first + n) * per), labels: set.labels.subarray(first, first + n), count: n };
+      }
+    },
+  };
+}
+
+/** `--data fashion-mnist`, or a directory holding IDX files; any other `--data` is an image folder. */
+export function isFashionMnistData(data: string): boolean {
+  if (data === 'fashion-mnist') return true;
+  try {
+    return readdirSync(data).some((n) => /-idx\d-ubyte(\.gz)?$/.test(n));
+  } catch {
+    return false;
   }
 }
 

@@ -1,11 +1,11 @@
-// The training loop: epochs over a shuffled set, the spec's regime (fresh optimizer at each row),
-// evaluation and an atomic checkpoint at every epoch end, and resume from the last checkpoint.
+// The training loop over any batch source (in-memory sets, the streaming ImageNet loader): the spec's
+// regime (fresh optimizer at each row), evaluation, a JSON log line and an atomic checkpoint at every
+// epoch end, and resume from the last checkpoint.
 import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LabelledImages } from './dataset.js';
-import type { Model } from './model.js';
+import { epochOrder, inMemoryEvalSource, inMemoryTrainSource, type EvalSource, type LabelledImages, type SkipReport, type TrainSource } from './dataset.js';
+import type { Evaluation, Model } from './model.js';
 import { progressBar } from './progress.js';
-import { uniformStream } from './init.js';
 
 export interface RegimeRow {
   readonly from: number;
@@ -35,10 +35,14 @@ export interface EpochRecord {
   readonly top5: number;
   readonly testLoss: number;
   readonly evaluated: number;
+  readonly images: number; // trained this epoch
+  readonly skipped: number; // unreadable training files met (each replaced by another image)
+  readonly skippedVal: number; // unreadable validation files (left out of `evaluated`)
   readonly lr: number;
   readonly wd: number;
-  readonly imagesPerSecond: number;
-  readonly seconds: number;
+  readonly imagesPerSecond: number; // trained images per second of the training phase
+  readonly seconds: number; // the training phase
+  readonly evalSeconds: number;
 }
 
 export class TrainingError extends Error {}
@@ -50,19 +54,7 @@ export function regimeAt(regime: readonly RegimeRow[], epoch: number): RegimeRow
   return row;
 }
 
-/** The epoch's order of examples: a Fisher–Yates shuffle seeded by (seed, epoch) alone, so a resumed run sees the same order. */
-export function epochOrder(count: number, seed: number, epoch: number): Uint32Array {
-  const order = new Uint32Array(count);
-  for (let i = 0; i < count; i++) order[i] = i;
-  const next = uniformStream((Math.imul(seed, 0x85ebca6b) ^ Math.imul(epoch, 0xc2b2ae35)) >>> 0);
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    const t = order[i];
-    order[i] = order[j];
-    order[j] = t;
-  }
-  return order;
-}
+export { epochOrder };
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const LOG_FILE = 'log.jsonl';
@@ -77,9 +69,61 @@ function appendDurably(path: string, line: string): void {
   }
 }
 
-export async function train(model: Model, trainSet: LabelledImages, testSet: LabelledImages, o: TrainOptions): Promise<EpochRecord[]> {
+/** Top-1/top-5 hits and summed NLL over a whole pass, counted exactly as model.evaluate scores one array. */
+class EvalTally {
+  private top1 = 0;
+  private top5 = 0;
+  private nll = 0;
+  count = 0;
+
+  add(out: Float32Array, labels: Int32Array, classes: number): void {
+    for (let i = 0; i < labels.length; i++) {
+      const row = out.subarray(i * classes, (i + 1) * classes);
+      const target = row[labels[i]];
+      let above = 0; // classes scored strictly higher than the label: ties go the label's way
+      for (let c = 0; c < classes; c++) if (row[c] > target) above++;
+      if (above === 0) this.top1++;
+      if (above < 5) this.top5++;
+      this.nll -= target;
+    }
+    this.count += labels.length;
+  }
+
+  result(): Evaluation {
+    const n = this.count;
+    return { top1: n ? this.top1 / n : 0, top5: n ? this.top5 / n : 0, loss: n ? this.nll / n : NaN, count: n };
+  }
+}
+
+/** Top-1/top-5 and mean NLL in eval mode over every image an evaluation source yields (no partial batch dropped). */
+export async function evaluateSource(model: Model, source: EvalSource, onBatch?: (done: number) => void): Promise<Evaluation> {
+  const tally = new EvalTally();
+  for await (const b of source.batches(model.maxBatch)) {
+    if (b.count === 0) continue;
+    const out = await model.infer(b.images, b.count);
+    tally.add(out, b.labels, model.outputElements);
+    onBatch?.(tally.count);
+  }
+  return tally.result();
+}
+
+const NO_SKIPS: SkipReport = { count: 0, files: new Map() };
+
+function describeSkips(what: string, r: SkipReport): string {
+  const names = [...r.files].slice(0, 5).map(([f, why]) => `${f} (${why})`);
+  const more = r.files.size > names.length ? `, and ${r.files.size - names.length} more` : '';
+  return `${r.count} unreadable ${what} file${r.count === 1 ? '' : 's'}: ${names.join('; ')}${more}`;
+}
+
+function isLabelledImages(x: LabelledImages | TrainSource | EvalSource): x is LabelledImages {
+  return 'images' in x && x.images instanceof Float32Array;
+}
+
+export async function train(model: Model, trainData: TrainSource | LabelledImages, testData: EvalSource | LabelledImages, o: TrainOptions): Promise<EpochRecord[]> {
   if (o.regime.length === 0) throw new TrainingError('no learning rate: the spec has no regime rows (train { regime { epochs 1..N lr X wd Y } })');
   if (o.batch > model.maxBatch) throw new TrainingError(`batch ${o.batch} is over the artifact's maximum ${model.maxBatch}: rebuild with --max-batch ${o.batch}`);
+  const trainSource = isLabelledImages(trainData) ? inMemoryTrainSource(trainData) : trainData;
+  const testSource = isLabelledImages(testData) ? inMemoryEvalSource(testData) : testData;
   mkdirSync(o.runDir, { recursive: true });
   const checkpoint = join(o.runDir, CHECKPOINT_FILE);
   let startEpoch = 1;
@@ -93,31 +137,24 @@ export async function train(model: Model, trainSet: LabelledImages, testSet: Lab
   } else if (o.resume && !o.quiet) {
     process.stderr.write(`no checkpoint in ${o.runDir} yet: starting from epoch 1\n`);
   }
-  const per = trainSet.images.length / trainSet.count;
-  const batchImages = new Float32Array(o.batch * per);
-  const batchLabels = new Int32Array(o.batch);
   const records: EpochRecord[] = [];
   for (let epoch = startEpoch; epoch <= o.epochs; epoch++) {
     const row = regimeAt(o.regime, epoch);
     // imagenet-multiGPU.torch builds a new optimState when a regime row starts: momentum restarts.
     if (epoch === row.from) model.resetOptimizer();
-    const order = epochOrder(trainSet.count, o.seed, epoch);
-    const steps = Math.ceil(trainSet.count / o.batch);
+    const steps = trainSource.steps(o.batch);
     const bar = progressBar(`epoch ${epoch}/${o.epochs}`, steps, process.stderr, o.quiet);
     const started = Date.now();
     let lossSum = 0;
     let correct = 0;
-    for (let s = 0; s < steps; s++) {
-      const first = s * o.batch;
-      const n = Math.min(o.batch, trainSet.count - first);
-      for (let i = 0; i < n; i++) {
-        const src = order[first + i];
-        batchImages.set(trainSet.images.subarray(src * per, (src + 1) * per), i * per);
-        batchLabels[i] = trainSet.labels[src];
-      }
-      const r = await model.trainStep(batchImages.subarray(0, n * per), batchLabels.subarray(0, n), { lr: row.lr, weightDecay: row.wd, momentum: o.momentum });
+    let seen = 0;
+    let step = 0;
+    for await (const b of trainSource.batches(epoch, o.batch, o.seed)) {
+      step++;
+      const n = b.count;
+      const r = await model.trainStep(b.images, b.labels, { lr: row.lr, weightDecay: row.wd, momentum: o.momentum });
       if (!Number.isFinite(r.loss)) {
-        throw new TrainingError(`the loss became ${r.loss} at epoch ${epoch}, step ${s + 1}: training stopped and the last checkpoint (${existsSync(checkpoint) ? checkpoint : 'none yet'}) is kept; try a smaller learning rate (lr ${row.lr})`);
+        throw new TrainingError(`the loss became ${r.loss} at epoch ${epoch}, step ${step}: training stopped and the last checkpoint (${existsSync(checkpoint) ? checkpoint : 'none yet'}) is kept; try a smaller learning rate (lr ${row.lr})`);
       }
       lossSum += r.loss * n;
       const classes = r.output.length / n;
@@ -125,31 +162,43 @@ export async function train(model: Model, trainSet: LabelledImages, testSet: Lab
         const rowOut = r.output.subarray(i * classes, (i + 1) * classes);
         let best = 0;
         for (let c = 1; c < classes; c++) if (rowOut[c] > rowOut[best]) best = c;
-        if (best === batchLabels[i]) correct++;
+        if (best === b.labels[i]) correct++;
       }
+      seen += n;
       const elapsed = (Date.now() - started) / 1000;
-      bar.update(s + 1, { loss: (lossSum / (first + n)).toFixed(4), lr: String(row.lr), 'img/s': ((first + n) / Math.max(elapsed, 1e-9)).toFixed(0) });
+      bar.update(step, { loss: (lossSum / seen).toFixed(4), lr: String(row.lr), 'img/s': (seen / Math.max(elapsed, 1e-9)).toFixed(0) });
     }
     const seconds = (Date.now() - started) / 1000;
-    const ev = await model.evaluate(testSet.images, testSet.labels);
+    const trainSkips = trainSource.takeSkipped?.() ?? NO_SKIPS;
+    const evalStarted = Date.now();
+    const ev = await evaluateSource(model, testSource);
+    const evalSeconds = (Date.now() - evalStarted) / 1000;
+    const valSkips = testSource.takeSkipped?.() ?? NO_SKIPS;
     const record: EpochRecord = {
       epoch,
-      loss: lossSum / trainSet.count,
-      trainTop1: correct / trainSet.count,
+      loss: lossSum / seen,
+      trainTop1: correct / seen,
       top1: ev.top1,
       top5: ev.top5,
       testLoss: ev.loss,
       evaluated: ev.count,
+      images: seen,
+      skipped: trainSkips.count,
+      skippedVal: valSkips.count,
       lr: row.lr,
       wd: row.wd,
-      imagesPerSecond: trainSet.count / seconds,
+      imagesPerSecond: seen / seconds,
       seconds,
+      evalSeconds,
     };
     bar.finish(
       `epoch ${epoch}/${o.epochs}: loss ${record.loss.toFixed(4)}, train top-1 ${(100 * record.trainTop1).toFixed(2)}%, ` +
         `test top-1 ${(100 * ev.top1).toFixed(2)}% top-5 ${(100 * ev.top5).toFixed(2)}% on ${ev.count} images, ` +
         `${record.imagesPerSecond.toFixed(0)} img/s, ${seconds.toFixed(1)} s`,
     );
+    // Always said, even with --quiet: a skipped file is data the run did not see.
+    if (trainSkips.count > 0) process.stderr.write(`epoch ${epoch}: skipped ${describeSkips('training', trainSkips)} (each replaced by another image)\n`);
+    if (valSkips.count > 0) process.stderr.write(`epoch ${epoch}: skipped ${describeSkips('validation', valSkips)} (not scored)\n`);
     await model.save(checkpoint, { epoch: String(epoch), seed: String(o.seed), top1: String(ev.top1) }, { optimizer: true });
     appendDurably(join(o.runDir, LOG_FILE), JSON.stringify(record) + '\n');
     records.push(record);

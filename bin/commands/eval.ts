@@ -1,17 +1,63 @@
-// `nincc eval DIR --data …`: top-1 and top-5 on the test split, and how many images were scored.
-import { load, type Device } from '../../runtime/model.js';
-import { loadLabelledImages } from '../../runtime/dataset.js';
-import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.js';
+// `nincc eval DIR --data …`: top-1 and top-5 on Fashion-MNIST's test split or a folder of class
+// directories (center crops), and exactly how many images were scored.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { load, type Device, type Evaluation, type Model } from '../../runtime/model.js';
+import { isFashionMnistData, loadLabelledImages, type SkipReport } from '../../runtime/dataset.js';
+import { evaluateSource } from '../../runtime/trainer.js';
+import { defaultWorkerCount } from '../../runtime/imagenet/decode-pool.js';
+import { CLASS_LIST_FILE, DataLayoutError, isImageNetRoot, listImageFolder, openImageNetFolder, readClassList, type ImageList } from '../../runtime/imagenet/folder.js';
+import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
+import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
 import { resolveArtifact } from '../artifact-arg.js';
+
+interface Scored {
+  readonly r: Evaluation;
+  readonly name: string;
+  readonly skipped?: SkipReport;
+}
+
+/**
+ * The class folder to score and its labels. An ImageNet root means its val/ labelled by its train/
+ * classes; a bare class folder takes its labels from --classes, else the classes.txt that
+ * `nincc train` wrote beside the weights, else its own sorted directories.
+ */
+function evalList(data: string, weights: string | undefined, classesArg: string | undefined): { list: ImageList; labelsFrom: string } {
+  if (isImageNetRoot(data)) return { list: openImageNetFolder(data).val, labelsFrom: join(data, 'train') };
+  const beside = weights ? join(dirname(weights), CLASS_LIST_FILE) : undefined;
+  const file = classesArg ?? (beside && existsSync(beside) ? beside : undefined);
+  if (file) return { list: listImageFolder(data, readClassList(file)), labelsFrom: file };
+  return { list: listImageFolder(data), labelsFrom: `the sorted directories of ${data}` };
+}
+
+async function scoreImageFolder(model: Model, data: string, args: ParsedArgs, weights: string | undefined): Promise<Scored> {
+  const { list, labelsFrom } = evalList(data, weights, stringOption(args, 'classes'));
+  if (list.classes.length !== model.info.classes) {
+    throw new DataLayoutError(`${list.classes.length} classes (from ${labelsFrom}) but model ${model.info.model} has ${model.info.classes} outputs; pass --classes FILE (the classes.txt of the training run)`);
+  }
+  const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform);
+  if (g.warning) process.stderr.write(`warning: ${g.warning}\n`);
+  const s = openImageSources(g, { val: list }, { workers: intOption(args, 'workers') ?? defaultWorkerCount(), prefetch: 2, sampling: 'balanced' });
+  try {
+    const r = await evaluateSource(model, s.val);
+    return { r, name: list.dir, skipped: s.val.takeSkipped() };
+  } finally {
+    await s.pool.close();
+  }
+}
 
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'Evaluate a model on the test split: prints top-1, top-5, the mean NLL and the number of images scored (every image, no partial batch dropped).',
-  usage: 'DIR|FILE --data fashion-mnist|PATH [--weights W] [--device cpu] [--seed S]',
-  details: 'Without --weights the parameters are initialised by Torch7\'s rules from --seed (default 1).',
+  usage: 'DIR|FILE --data fashion-mnist|PATH [--weights W] [--classes FILE] [--device cpu] [--seed S] [--json]',
+  details:
+    "Without --weights the parameters are initialised by Torch7's rules from --seed (default 1).\n" +
+    "PATH may be a folder of class directories (e.g. imagenet/val): images are center-cropped as donkey.lua's test hook did. Labels follow --classes, else the classes.txt beside --weights, else the folder's sorted directories. Unreadable files are counted and not scored.",
   options: {
-    data: { type: 'string', value: 'DATA', help: "'fashion-mnist' or a directory of Fashion-MNIST IDX files" },
+    data: { type: 'string', value: 'DATA', help: "'fashion-mnist', a directory of Fashion-MNIST IDX files, a folder of class directories, or an ImageNet folder (its val/ is used)" },
     weights: { type: 'string', value: 'W', help: 'a safetensors checkpoint (from nincc train or import)' },
+    classes: { type: 'string', value: 'FILE', help: "class names, one per line in label order (default: classes.txt beside --weights)" },
+    workers: { type: 'string', value: 'N', help: `decode worker threads for image folders (default ${defaultWorkerCount()})` },
     device: { type: 'string', value: 'DEV', help: 'cpu (default)' },
     seed: { type: 'string', value: 'S', help: 'init seed when --weights is absent (default 1)' },
     json: { type: 'boolean', help: 'print the result as JSON' },
@@ -20,14 +66,31 @@ export const evalCommand: Command = {
     const data = stringOption(args, 'data');
     if (!data) throw new UsageError('--data is required');
     const dir = resolveArtifact(onePositional(args, evalCommand, 'artifact directory'));
+    if (data !== 'fashion-mnist' && !existsSync(data)) throw new UsageError(`--data ${data}: no such file or directory`);
     const weights = stringOption(args, 'weights');
     const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed: intOption(args, 'seed', 0) ?? 1, ...(weights ? { weights } : {}) });
     try {
-      const set = loadLabelledImages(data, 'test', model.plan.transform);
-      const r = await model.evaluate(set.images, set.labels);
-      if (args.values.json) process.stdout.write(JSON.stringify(r) + '\n');
-      else process.stdout.write(`top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%  loss ${r.loss.toFixed(4)}  (${r.count} images of ${set.name})\n`);
+      let scored: Scored;
+      if (isFashionMnistData(data)) {
+        const set = loadLabelledImages(data, 'test', model.plan.transform);
+        scored = { r: await model.evaluate(set.images, set.labels), name: set.name };
+      } else {
+        scored = await scoreImageFolder(model, data, args, weights);
+      }
+      const { r, name, skipped } = scored;
+      if (args.values.json) process.stdout.write(JSON.stringify({ ...r, ...(skipped ? { skipped: skipped.count } : {}) }) + '\n');
+      else {
+        const skips = skipped && skipped.count > 0 ? `; ${skipped.count} unreadable file${skipped.count === 1 ? '' : 's'} not scored` : '';
+        process.stdout.write(`top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%  loss ${r.loss.toFixed(4)}  (${r.count} images of ${name}${skips})\n`);
+      }
+      if (skipped && skipped.count > 0) for (const [f, why] of skipped.files) process.stderr.write(`skipped ${f}: ${why}\n`);
       return 0;
+    } catch (e) {
+      if (e instanceof DataLayoutError) {
+        process.stderr.write(`nincc eval: ${e.message}\n`);
+        return 1;
+      }
+      throw e;
     } finally {
       model.dispose();
     }

@@ -1,24 +1,81 @@
-// `nincc train FILE|DIR --data …`: trains with the spec's recipe, evaluating and checkpointing every epoch.
+// `nincc train FILE|DIR --data …`: trains with the spec's recipe, evaluating and checkpointing every epoch,
+// on Fashion-MNIST in memory or an ImageNet folder streamed through the decode workers.
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { load, type Device } from '../../runtime/model.js';
-import { loadLabelledImages } from '../../runtime/dataset.js';
+import { load, type Device, type Model } from '../../runtime/model.js';
+import { isFashionMnistData, loadLabelledImages, type EvalSource, type LabelledImages, type TrainSource } from '../../runtime/dataset.js';
 import { train, TrainingError } from '../../runtime/trainer.js';
-import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.js';
+import { defaultWorkerCount } from '../../runtime/imagenet/decode-pool.js';
+import { DataLayoutError, openImageNetFolder, recordClassList } from '../../runtime/imagenet/folder.js';
+import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
+import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
+import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
 import { resolveArtifact } from '../artifact-arg.js';
+
+interface Inputs {
+  readonly train: TrainSource | LabelledImages;
+  readonly test: EvalSource | LabelledImages;
+  readonly describe: string;
+  readonly close: () => Promise<void>;
+}
+
+/** The spec's train block as plan.json carries it, with the optional epochSize. */
+function epochSizeOf(model: Model): number | undefined {
+  return (model.plan.train as { epochSize?: number } | undefined)?.epochSize;
+}
+
+function fashionInputs(model: Model, data: string, args: ParsedArgs): Inputs {
+  if (args.values['epoch-size'] !== undefined || args.values.sampling !== undefined) throw new UsageError('--epoch-size and --sampling apply to ImageNet folders; Fashion-MNIST trains in whole passes');
+  const transform = model.plan.transform;
+  const trainSet = loadLabelledImages(data, 'train', transform, intOption(args, 'limit'));
+  const testSet = loadLabelledImages(data, 'test', transform);
+  if (trainSet.shape.join('x') !== model.info.input.join('x')) throw new UsageError(`${data} has ${trainSet.shape.join('x')} images but the model's input is ${model.info.input.join('x')}`);
+  if (epochSizeOf(model) !== undefined) process.stderr.write(`note: the spec's epochSize applies to ImageNet folders; Fashion-MNIST trains in whole passes\n`);
+  return { train: trainSet, test: testSet, describe: `${trainSet.count} images (${trainSet.name}), testing on ${testSet.count}`, close: async () => {} };
+}
+
+function imageNetInputs(model: Model, data: string, runDir: string, args: ParsedArgs): Inputs {
+  if (args.values.limit !== undefined) throw new UsageError('--limit applies to Fashion-MNIST; for an ImageNet folder use --epoch-size N');
+  const sampling = stringOption(args, 'sampling') ?? 'balanced';
+  if (!SAMPLINGS.includes(sampling as Sampling)) throw new UsageError(`--sampling must be ${SAMPLINGS.join(' or ')}, got '${sampling}'`);
+  const folder = openImageNetFolder(data);
+  const classes = folder.train.classes.length;
+  if (classes !== model.info.classes) throw new DataLayoutError(`${folder.train.dir} has ${classes} class directories but model ${model.info.model} has ${model.info.classes} outputs`);
+  const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform);
+  if (g.warning) process.stderr.write(`warning: ${g.warning}\n`);
+  const epochSize = intOption(args, 'epoch-size') ?? epochSizeOf(model);
+  const workers = intOption(args, 'workers') ?? defaultWorkerCount();
+  mkdirSync(runDir, { recursive: true });
+  recordClassList(runDir, folder.train.classes, Boolean(args.values.resume));
+  const s = openImageSources(g, folder, { workers, prefetch: intOption(args, 'prefetch') ?? 2, sampling: sampling as Sampling, ...(epochSize !== undefined ? { epochSize } : {}) });
+  const epochs = epochSize !== undefined ? `epochs of ${epochSize} batches sampled ${sampling}` : 'whole passes';
+  return {
+    train: s.train!,
+    test: s.val,
+    describe: `${folder.train.files.length} images in ${classes} classes (${folder.train.dir}; ${epochs}; ${workers} decode workers), testing on ${folder.val.files.length} (${folder.val.dir})`,
+    close: () => s.pool.close(),
+  };
+}
 
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--device cpu] [--seed S] [--resume]',
-  details: 'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors and log.jsonl (one JSON line per epoch).',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu] [--seed S] [--resume]',
+  details:
+    'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
+    "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.",
   options: {
-    data: { type: 'string', value: 'DATA', help: "'fashion-mnist' (the system copy, see scripts/install-deps.sh) or a directory of Fashion-MNIST IDX files" },
+    data: { type: 'string', value: 'DATA', help: "'fashion-mnist' (the system copy), a directory of Fashion-MNIST IDX files, or an ImageNet folder with train/ and val/" },
     out: { type: 'string', short: 'o', value: 'RUN_DIR', help: 'where checkpoints and the log go (default: runs/<model>)' },
     epochs: { type: 'string', value: 'N', help: "number of epochs (default: the spec's train block)" },
     batch: { type: 'string', value: 'N', help: "batch size (default: the spec's train block)" },
+    'epoch-size': { type: 'string', value: 'N', help: "batches per epoch (default: the spec's epochSize; whole passes without one). Image folders only" },
+    sampling: { type: 'string', value: 'RULE', help: 'with an epoch size: balanced (a class uniformly, then an image of it; Torch\'s default) or uniform (any image)' },
+    workers: { type: 'string', value: 'N', help: `decode worker threads for image folders (default: cores − 1, here ${defaultWorkerCount()})` },
+    prefetch: { type: 'string', value: 'N', help: 'batches decoded ahead of the one training (default 2)' },
     device: { type: 'string', value: 'DEV', help: 'cpu (default)' },
-    seed: { type: 'string', value: 'S', help: 'seed for init, shuffling and dropout (default 1)' },
-    limit: { type: 'string', value: 'N', help: 'use only the first N training images' },
+    seed: { type: 'string', value: 'S', help: 'seed for init, shuffling, sampling, crops and dropout (default 1)' },
+    limit: { type: 'string', value: 'N', help: 'use only the first N training images (Fashion-MNIST)' },
     resume: { type: 'boolean', help: 'continue from RUN_DIR/checkpoint.safetensors (the last finished epoch)' },
     quiet: { type: 'boolean', short: 'q', help: 'no progress bar' },
   },
@@ -26,34 +83,36 @@ export const trainCommand: Command = {
     const target = onePositional(args, trainCommand, 'spec file or artifact directory');
     const data = stringOption(args, 'data');
     if (!data) throw new UsageError("--data is required (e.g. --data fashion-mnist)");
+    if (data !== 'fashion-mnist' && !existsSync(data)) {
+      throw new UsageError(`--data ${data}: no such file or directory (expected 'fashion-mnist', a directory of Fashion-MNIST IDX files, or an ImageNet folder with train/ and val/)`);
+    }
     const batchArg = intOption(args, 'batch');
     const dir = resolveArtifact(target, { ...(batchArg ? { maxBatch: batchArg } : {}), quiet: Boolean(args.values.quiet) });
-    const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed: intOption(args, 'seed', 0) ?? 1 });
+    const seed = intOption(args, 'seed', 0) ?? 1;
+    const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed });
+    let inputs: Inputs | undefined;
     try {
       const recipe = model.plan.train;
-      const transform = model.plan.transform;
-      const limit = intOption(args, 'limit');
-      const trainSet = loadLabelledImages(data, 'train', transform, limit);
-      const testSet = loadLabelledImages(data, 'test', transform);
-      if (trainSet.shape.join('x') !== model.info.input.join('x')) throw new UsageError(`${data} has ${trainSet.shape.join('x')} images but the model's input is ${model.info.input.join('x')}`);
       const runDir = stringOption(args, 'out') ?? join('runs', model.info.model);
+      inputs = isFashionMnistData(data) ? fashionInputs(model, data, args) : imageNetInputs(model, data, runDir, args);
       const epochs = intOption(args, 'epochs') ?? recipe?.epochs ?? 1;
       const batch = batchArg ?? recipe?.batch ?? Math.min(64, model.maxBatch);
-      process.stderr.write(`training ${model.info.model} on ${trainSet.count} images (${trainSet.name}), testing on ${testSet.count}; ${epochs} epochs of batch ${batch}; run directory ${runDir}\n`);
-      const records = await train(model, trainSet, testSet, {
-        epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed: intOption(args, 'seed', 0) ?? 1,
+      process.stderr.write(`training ${model.info.model} on ${inputs.describe}; ${epochs} epochs of batch ${batch}; run directory ${runDir}\n`);
+      const records = await train(model, inputs.train, inputs.test, {
+        epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed,
         runDir, resume: Boolean(args.values.resume), quiet: Boolean(args.values.quiet),
       });
       const last = records[records.length - 1];
       if (last) process.stdout.write(`top-1 ${(100 * last.top1).toFixed(2)}%  top-5 ${(100 * last.top5).toFixed(2)}%  (${last.evaluated} test images, after epoch ${last.epoch}); checkpoint ${join(runDir, 'checkpoint.safetensors')}\n`);
       return 0;
     } catch (e) {
-      if (e instanceof TrainingError) {
+      if (e instanceof TrainingError || e instanceof DataLayoutError) {
         process.stderr.write(`nincc train: ${e.message}\n`);
         return 1;
       }
       throw e;
     } finally {
+      await inputs?.close();
       model.dispose();
     }
   },

@@ -1,0 +1,54 @@
+// Decoding one image file with sharp (libvips) the way donkey.lua's loadImage did, up to the crop:
+// 3 channels (grayscale repeated, CMYK converted to sRGB, alpha dropped), short side scaled to
+// imageSize with the long side truncated (see donkey.ts), as interleaved 8-bit H×W×C pixels.
+import sharp from 'sharp';
+import { scaledSize, type Size } from './donkey.js';
+
+export interface DecodedImage extends Size {
+  readonly channels: number; // 1 or 3
+  readonly pixels: Uint8Array; // height × width × channels, row-major
+  readonly source: Size; // the file's own size
+}
+
+/** An image file sharp could not read, with the file and sharp's own words. */
+export class UnreadableImageError extends Error {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(`${file}: ${reason}`);
+  }
+}
+
+/** Once per thread: one libvips thread per decode (parallelism comes from the worker pool), no cache of decoded files. */
+export function configureSharpForWorkers(): void {
+  sharp.concurrency(1);
+  sharp.cache(false);
+}
+
+/**
+ * Decodes and resizes one file. Differences from Torch that remain, deliberately:
+ * the resampling is libvips' (kernel 'linear': a triangle filter, widened when shrinking) where
+ * Torch's image.scale averaged areas when shrinking and interpolated corner-aligned when growing;
+ * a truncated JPEG is an error (failOn 'truncated') where libjpeg gave Torch a grey-filled image;
+ * EXIF orientation is ignored, as Torch's libjpeg did.
+ */
+export async function decodeResized(file: string, imageSize: number, channels: 1 | 3): Promise<DecodedImage> {
+  try {
+    const input = sharp(file, { failOn: 'truncated', sequentialRead: true });
+    const meta = await input.metadata();
+    const w0 = meta.width ?? 0;
+    const h0 = meta.height ?? 0;
+    if (w0 < 1 || h0 < 1) throw new Error('the image has no size');
+    const target = scaledSize(w0, h0, imageSize);
+    let pipeline = channels === 3 ? input.toColourspace('srgb').removeAlpha() : input.toColourspace('b-w').removeAlpha();
+    pipeline = pipeline.resize(target.width, target.height, { fit: 'fill', kernel: 'linear' });
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    if (info.width !== target.width || info.height !== target.height || info.channels !== channels) {
+      throw new Error(`sharp gave ${info.width}×${info.height}×${info.channels}, expected ${target.width}×${target.height}×${channels}`);
+    }
+    return { width: target.width, height: target.height, channels, pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), source: { width: w0, height: h0 } };
+  } catch (e) {
+    throw new UnreadableImageError(file, (e as Error).message.split('\n')[0]);
+  }
+}
