@@ -37,8 +37,11 @@ export interface TrainSource {
   readonly count: number; // images available
   /** Training steps in one epoch at this batch size. */
   steps(batch: number): number;
-  /** One epoch's batches; the same (epoch, batch, seed) always gives the same batches, so a resumed run sees what a straight one did. */
-  batches(epoch: number, batch: number, seed: number): AsyncIterable<Batch>;
+  /**
+   * One epoch's batches from step `startStep` on (0: the whole epoch); the same (epoch, batch, seed) always
+   * gives the same batches, so a run resumed mid-epoch sees what a straight one did.
+   */
+  batches(epoch: number, batch: number, seed: number, startStep?: number): AsyncIterable<Batch>;
   /** Unreadable files met since the last call (sources that cannot meet any may omit this). */
   takeSkipped?(): SkipReport;
 }
@@ -82,11 +85,11 @@ export function inMemoryTrainSource(set: LabelledImages): TrainSource {
     name: set.name,
     count: set.count,
     steps: (batch) => Math.ceil(set.count / batch),
-    async *batches(epoch, batch, seed) {
+    async *batches(epoch, batch, seed, startStep = 0) {
       const order = epochOrder(set.count, seed, epoch);
       const images = new Float32Array(batch * per);
       const labels = new Int32Array(batch);
-      for (let first = 0; first < set.count; first += batch) {
+      for (let first = startStep * batch; first < set.count; first += batch) {
         const n = Math.min(batch, set.count - first);
         for (let i = 0; i < n; i++) {
           const src = order[first + i];

@@ -25,6 +25,14 @@ export interface TrainOptions {
   readonly quiet?: boolean;
   /** Called after each epoch; tests use it to stop a run early. */
   readonly onEpoch?: (r: EpochRecord) => void;
+  /** Set `requested` (e.g. from a SIGINT handler) to stop after the current step with a checkpoint. */
+  readonly stop?: { requested: boolean };
+}
+
+/** How a run ended: every epoch done, or stopped on request mid-epoch with a checkpoint to resume from. */
+export interface TrainResult {
+  readonly records: EpochRecord[];
+  readonly stopped?: { readonly epoch: number; readonly step: number; readonly checkpoint: string };
 }
 
 export interface EpochRecord {
@@ -119,21 +127,46 @@ function isLabelledImages(x: LabelledImages | TrainSource | EvalSource): x is La
   return 'images' in x && x.images instanceof Float32Array;
 }
 
-export async function train(model: Model, trainData: TrainSource | LabelledImages, testData: EvalSource | LabelledImages, o: TrainOptions): Promise<EpochRecord[]> {
+/** The epoch's running sums, saved in a mid-epoch checkpoint so a resumed epoch reports what a straight one would. */
+interface EpochProgress {
+  step: number;
+  lossSum: number;
+  correct: number;
+  seen: number;
+}
+
+async function saveCheckpoint(model: Model, path: string, meta: Record<string, string>, lastGood: string): Promise<void> {
+  try {
+    await model.save(path, meta, { optimizer: true });
+  } catch (e) {
+    throw new TrainingError(`cannot write the checkpoint ${path}: ${(e as Error).message}; ${lastGood}`);
+  }
+}
+
+export async function train(model: Model, trainData: TrainSource | LabelledImages, testData: EvalSource | LabelledImages, o: TrainOptions): Promise<TrainResult> {
   if (o.regime.length === 0) throw new TrainingError('no learning rate: the spec has no regime rows (train { regime { epochs 1..N lr X wd Y } })');
   if (o.batch > model.maxBatch) throw new TrainingError(`batch ${o.batch} is over the artifact's maximum ${model.maxBatch}: rebuild with --max-batch ${o.batch}`);
   const trainSource = isLabelledImages(trainData) ? inMemoryTrainSource(trainData) : trainData;
   const testSource = isLabelledImages(testData) ? inMemoryEvalSource(testData) : testData;
-  mkdirSync(o.runDir, { recursive: true });
+  try {
+    mkdirSync(o.runDir, { recursive: true });
+  } catch (e) {
+    throw new TrainingError(`cannot create the run directory ${o.runDir}: ${(e as Error).message}`);
+  }
   const checkpoint = join(o.runDir, CHECKPOINT_FILE);
   let startEpoch = 1;
+  let resumed: EpochProgress | undefined; // where a run stopped mid-epoch left off
   if (o.resume && existsSync(checkpoint)) {
     const meta = await model.loadWeights(checkpoint);
     const done = Number(meta.epoch);
     if (!Number.isInteger(done) || done < 0) throw new TrainingError(`${checkpoint}: no epoch in its metadata, cannot resume from it`);
     if (meta.seed !== undefined && Number(meta.seed) !== o.seed) throw new TrainingError(`${checkpoint} was written by a run with --seed ${meta.seed}, not ${o.seed}`);
     startEpoch = done + 1;
-    process.stderr.write(`resuming from ${checkpoint} after epoch ${done}\n`);
+    if (meta.step !== undefined) {
+      resumed = { step: Number(meta.step), lossSum: Number(meta.loss_sum), correct: Number(meta.correct), seen: Number(meta.seen) };
+      if (!Object.values(resumed).every(Number.isFinite)) throw new TrainingError(`${checkpoint}: its mid-epoch progress (step, loss_sum, correct, seen) is unreadable`);
+      process.stderr.write(`resuming from ${checkpoint} in epoch ${startEpoch} after step ${resumed.step}\n`);
+    } else process.stderr.write(`resuming from ${checkpoint} after epoch ${done}\n`);
   } else if (o.resume && !o.quiet) {
     process.stderr.write(`no checkpoint in ${o.runDir} yet: starting from epoch 1\n`);
   }
@@ -141,15 +174,17 @@ export async function train(model: Model, trainData: TrainSource | LabelledImage
   for (let epoch = startEpoch; epoch <= o.epochs; epoch++) {
     const row = regimeAt(o.regime, epoch);
     // imagenet-multiGPU.torch builds a new optimState when a regime row starts: momentum restarts.
-    if (epoch === row.from) model.resetOptimizer();
+    // (Not when resuming mid-epoch: the checkpoint holds the optimizer state the epoch had reached.)
+    const progress: EpochProgress = resumed ?? { step: 0, lossSum: 0, correct: 0, seen: 0 };
+    if (epoch === row.from && !resumed) model.resetOptimizer();
+    resumed = undefined;
     const steps = trainSource.steps(o.batch);
     const bar = progressBar(`epoch ${epoch}/${o.epochs}`, steps, process.stderr, o.quiet);
     const started = Date.now();
-    let lossSum = 0;
-    let correct = 0;
-    let seen = 0;
-    let step = 0;
-    for await (const b of trainSource.batches(epoch, o.batch, o.seed)) {
+    let { lossSum, correct, seen, step } = progress;
+    const seenBefore = seen;
+    const lastGood = existsSync(checkpoint) ? `the previous checkpoint is intact` : 'no checkpoint was written yet';
+    for await (const b of trainSource.batches(epoch, o.batch, o.seed, step)) {
       step++;
       const n = b.count;
       const r = await model.trainStep(b.images, b.labels, { lr: row.lr, weightDecay: row.wd, momentum: o.momentum });
@@ -166,7 +201,14 @@ export async function train(model: Model, trainData: TrainSource | LabelledImage
       }
       seen += n;
       const elapsed = (Date.now() - started) / 1000;
-      bar.update(step, { loss: (lossSum / seen).toFixed(4), lr: String(row.lr), 'img/s': (seen / Math.max(elapsed, 1e-9)).toFixed(0) });
+      bar.update(step, { loss: (lossSum / seen).toFixed(4), lr: String(row.lr), 'img/s': ((seen - seenBefore) / Math.max(elapsed, 1e-9)).toFixed(0) });
+      if (o.stop?.requested && step < steps) {
+        // Stop between steps: a checkpoint of the half-done epoch, resumable to the same losses.
+        const meta = { epoch: String(epoch - 1), step: String(step), loss_sum: String(lossSum), correct: String(correct), seen: String(seen), seed: String(o.seed) };
+        await saveCheckpoint(model, checkpoint, meta, lastGood);
+        bar.finish(`stopped in epoch ${epoch} after step ${step} of ${steps}; checkpoint ${checkpoint} (continue with --resume)`);
+        return { records, stopped: { epoch, step, checkpoint } };
+      }
     }
     const seconds = (Date.now() - started) / 1000;
     const trainSkips = trainSource.takeSkipped?.() ?? NO_SKIPS;
@@ -187,7 +229,7 @@ export async function train(model: Model, trainData: TrainSource | LabelledImage
       skippedVal: valSkips.count,
       lr: row.lr,
       wd: row.wd,
-      imagesPerSecond: seen / seconds,
+      imagesPerSecond: (seen - seenBefore) / seconds,
       seconds,
       evalSeconds,
     };
@@ -199,10 +241,11 @@ export async function train(model: Model, trainData: TrainSource | LabelledImage
     // Always said, even with --quiet: a skipped file is data the run did not see.
     if (trainSkips.count > 0) process.stderr.write(`epoch ${epoch}: skipped ${describeSkips('training', trainSkips)} (each replaced by another image)\n`);
     if (valSkips.count > 0) process.stderr.write(`epoch ${epoch}: skipped ${describeSkips('validation', valSkips)} (not scored)\n`);
-    await model.save(checkpoint, { epoch: String(epoch), seed: String(o.seed), top1: String(ev.top1) }, { optimizer: true });
+    await saveCheckpoint(model, checkpoint, { epoch: String(epoch), seed: String(o.seed), top1: String(ev.top1) }, lastGood);
     appendDurably(join(o.runDir, LOG_FILE), JSON.stringify(record) + '\n');
     records.push(record);
     o.onEpoch?.(record);
+    if (o.stop?.requested && epoch < o.epochs) return { records, stopped: { epoch: epoch + 1, step: 0, checkpoint } };
   }
-  return records;
+  return { records };
 }

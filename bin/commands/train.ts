@@ -98,10 +98,23 @@ export const trainCommand: Command = {
       const epochs = intOption(args, 'epochs') ?? recipe?.epochs ?? 1;
       const batch = batchArg ?? recipe?.batch ?? Math.min(64, model.maxBatch);
       process.stderr.write(`training ${model.info.model} on ${inputs.describe}; ${epochs} epochs of batch ${batch}; run directory ${runDir}\n`);
-      const records = await train(model, inputs.train, inputs.test, {
+      // Ctrl-C: finish the step in flight, write a checkpoint, exit 130; a second Ctrl-C aborts at once.
+      const stop = { requested: false };
+      const onSigint = () => {
+        if (stop.requested) process.exit(130);
+        stop.requested = true;
+        process.stderr.write('\nnincc train: interrupted; finishing the current step and writing a checkpoint (Ctrl-C again to abort)\n');
+      };
+      process.on('SIGINT', onSigint);
+      const result = await train(model, inputs.train, inputs.test, {
         epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed,
-        runDir, resume: Boolean(args.values.resume), quiet: Boolean(args.values.quiet),
-      });
+        runDir, resume: Boolean(args.values.resume), quiet: Boolean(args.values.quiet), stop,
+      }).finally(() => process.off('SIGINT', onSigint));
+      if (result.stopped) {
+        process.stderr.write(`nincc train: stopped; resume with: nincc train ${target} --data ${data} -o ${runDir} --resume\n`);
+        return 130;
+      }
+      const records = result.records;
       const last = records[records.length - 1];
       if (last) process.stdout.write(`top-1 ${(100 * last.top1).toFixed(2)}%  top-5 ${(100 * last.top5).toFixed(2)}%  (${last.evaluated} test images, after epoch ${last.epoch}); checkpoint ${join(runDir, 'checkpoint.safetensors')}\n`);
       return 0;

@@ -109,7 +109,7 @@ export class ImageNetTrainSource implements TrainSource {
     return this.o.epochSize ?? Math.ceil(this.count / batch);
   }
 
-  async *batches(epoch: number, batch: number, seed: number): AsyncGenerator<Batch> {
+  async *batches(epoch: number, batch: number, seed: number, startStep = 0): AsyncGenerator<Batch> {
     const plan = epochPlan(this.list, { epoch, seed, batch, sampling: this.o.sampling, ...(this.o.epochSize !== undefined ? { epochSize: this.o.epochSize } : {}) });
     const ring = (this.ring = ringFor(this.ring, batch, this.per, this.o.prefetch + 1));
     const fill = async (step: number, slot: number): Promise<{ slot: number; n: number }> => {
@@ -118,7 +118,8 @@ export class ImageNetTrainSource implements TrainSource {
       await Promise.all(Array.from({ length: n }, (_, i) => this.fillSample(plan, first + i, ring, slot, i)));
       return { slot, n };
     };
-    for await (const { slot, n } of prefetched(plan.steps, ring.shared.length, fill)) {
+    const from = Math.min(startStep, plan.steps);
+    for await (const { slot, n } of prefetched(plan.steps - from, ring.shared.length, (step, slot) => fill(step + from, slot))) {
       ring.images.set(new Float32Array(ring.shared[slot], 0, n * this.per));
       ring.out.set(ring.labels[slot].subarray(0, n));
       yield { images: ring.images.subarray(0, n * this.per), labels: ring.out.subarray(0, n), count: n };
