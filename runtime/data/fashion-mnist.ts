@@ -68,7 +68,8 @@ export function normalizeImages(images: Float32Array, mean: number, std: number)
  */
 export function resolveFashionMnistDir(data: string = FASHION_MNIST_DATA_NAME): string {
   const isSystem = data === FASHION_MNIST_DATA_NAME;
-  const dir = isSystem ? FASHION_MNIST_SYSTEM_DIR : path.resolve(data);
+  // NINCC_FASHION_MNIST_DIR moves the system copy (a shared data disk; tests of the missing-data path).
+  const dir = isSystem ? (process.env.NINCC_FASHION_MNIST_DIR ?? FASHION_MNIST_SYSTEM_DIR) : path.resolve(data);
   const hint = isSystem
     ? `run scripts/install-deps.sh (apt-get install dataset-fashion-mnist), or pass --data <dir> with the IDX files`
     : `pass a directory holding ${allFileNames().join(', ')} (or --data fashion-mnist for the system copy)`;
