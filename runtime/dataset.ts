@@ -3,6 +3,7 @@
 // The streaming ImageNet folder source (runtime/imagenet/) implements the same interfaces.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { loadFashionMnist, resolveFashionMnistDir } from './data/fashion-mnist.js';
+import type { Transform } from '../compiler/ir.js';
 import { uniformStream } from './init.js';
 
 export interface LabelledImages {
@@ -14,10 +15,8 @@ export interface LabelledImages {
   readonly classes: number;
 }
 
-export interface Transform {
-  readonly mean: readonly number[];
-  readonly std: readonly number[];
-}
+// The spec's per-channel normalisation, as the compiler resolved it.
+export type { Transform };
 
 /** Images (N×C×H×W float32, normalised) and their labels; valid until the source is asked for the next batch. */
 export interface Batch {

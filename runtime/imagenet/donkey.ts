@@ -20,15 +20,14 @@
 //   image.load's `mul(1/255)`. Here (byte/255 − mean)/std is computed in float64 and rounded once to
 //   float32, so results can differ from Torch's float32 chain by an ulp or two.
 
+import type { Transform } from '../dataset.js';
+export type { Transform };
+
 export interface Size {
   readonly width: number;
   readonly height: number;
 }
 
-export interface Transform {
-  readonly mean: readonly number[];
-  readonly std: readonly number[];
-}
 
 /** Where a crop starts (0-based) and whether it is mirrored. */
 export interface CropPlacement {
