@@ -1,0 +1,46 @@
+// The test kernels (defined once in the .cu files beside this one) as the C++ driver sees them,
+// for typed launches: nincc::emu::launch("name", grid, block, shared_bytes, kernel, args...).
+#pragma once
+
+#include <cstdint>
+
+#include "nincc/device/primitives.cuh"
+
+// matmul.cu
+NINCC_KERNEL void matmul_tiled16(const float* a, const float* b, float* c, int m, int n, int k);
+NINCC_KERNEL void matmul_64x64(const float* a, const float* b, float* c, int m, int n, int k);
+// reduce.cu
+NINCC_KERNEL void block_partial_sums(const float* x, int n, int chunk, float* partials);
+NINCC_KERNEL void sum_partials(const float* partials, int count, float* out);
+// warp_ops.cu (warp_semantics writes kWarpResults ints per thread)
+constexpr int kWarpResults = 12;
+NINCC_KERNEL void warp_semantics(int* out, double* wide);
+NINCC_KERNEL void mma_tf32_gemm(const float* a, const float* b, float* c, int m, int n, int k);
+NINCC_KERNEL void round_tf32(const float* in, unsigned* out, int n);
+NINCC_KERNEL void grid_coordinates(int* out);
+// faults.cu
+NINCC_KERNEL void early_exit_then_sync(float* out);
+NINCC_KERNEL void exit_before_shuffle(float* out);
+NINCC_KERNEL void barrier_or_shuffle(float* out);
+NINCC_KERNEL void two_barrier_sites(float* out);
+NINCC_KERNEL void shared_index_oob(float* out);
+NINCC_KERNEL void shared_2d_oob(float* out);
+NINCC_KERNEL void shared_float4_overrun(float* out);
+NINCC_KERNEL void misaligned_float4(const float* x, float* out);
+NINCC_KERNEL void missing_barrier(float* out);
+NINCC_KERNEL void mma_unrounded(float* out);
+// bench.cu
+NINCC_KERNEL void fill_index(float* out);
+NINCC_KERNEL void barrier_rounds(int rounds, float* out);
+NINCC_KERNEL void shuffle_rounds(int rounds, float* out);
+
+namespace emu_test {
+void test_matmul();
+void test_reduce();
+void test_warp_semantics();
+void test_coordinates();
+void test_tf32();
+void test_faults();
+void test_abi(const char* library_path);
+void run_benchmarks();
+}  // namespace emu_test

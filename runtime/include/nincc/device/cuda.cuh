@@ -1,0 +1,105 @@
+// The CUDA definitions of the device primitives (nvcc): thin inline wrappers over CUDA's
+// intrinsics, and the only inline PTX in the project (tf32 rounding and mma.m16n8k8). Kernels
+// include primitives.cuh, never this file.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#error "nincc kernels target sm_80 and newer (tf32 mma, cvt.rna.tf32)"
+#endif
+
+#define NINCC_DEVICE __device__ __forceinline__
+#define NINCC_HOST_DEVICE __host__ __device__
+// extern "C": the runtime finds kernels by their plain names (cuModuleGetFunction).
+#define NINCC_KERNEL extern "C" __global__
+#define NINCC_UNROLL _Pragma("unroll")
+// The cuda device launches by name through the driver API; there is nothing to export.
+#define NINCC_EXPORT(kernel) static_assert(true, "")
+// Read back with cuModuleGetGlobal to check the module against plan.json, as the cpu and emu
+// libraries' nincc_source_hash().
+#define NINCC_LIBRARY(source_hash) extern "C" __device__ const char nincc_source_hash[] = source_hash
+
+// 16-byte alignment so float4 accesses to any shared array are legal.
+#define NINCC_SHARED(T, name, count) __shared__ __align__(16) T name[count]
+#define NINCC_SHARED_2D(T, name, rows, cols) __shared__ __align__(16) T name[rows][cols]
+#define NINCC_DYNAMIC_SHARED(T, name)                                   \
+  extern __shared__ __align__(16) unsigned char nincc_dynamic_shared[]; \
+  T* const name = reinterpret_cast<T*>(nincc_dynamic_shared)
+
+namespace nincc {
+
+NINCC_DEVICE void sync_threads() { __syncthreads(); }
+
+// The thread's index in its block as CUDA packs threads into warps (x fastest).
+NINCC_DEVICE unsigned thread_rank() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
+NINCC_DEVICE unsigned lane_id() { return thread_rank() & 31u; }
+NINCC_DEVICE unsigned warp_id() { return thread_rank() >> 5; }
+// Lanes in this warp: 32, except in the last warp of a block whose size is not a multiple of 32.
+NINCC_DEVICE unsigned warp_lanes() {
+  const unsigned threads = blockDim.x * blockDim.y * blockDim.z, first = thread_rank() & ~31u;
+  return min(32u, threads - first);
+}
+// Collectives name exactly the lanes that exist: the programming guide leaves a mask naming
+// absent threads undefined. Every collective is over the whole warp (docs/emu.md).
+NINCC_DEVICE unsigned warp_mask() {
+  const unsigned lanes = warp_lanes();
+  return lanes == 32 ? 0xffffffffu : (1u << lanes) - 1u;
+}
+
+template <class T>
+NINCC_DEVICE T shfl(T v, int src_lane, int width = 32) {
+  return __shfl_sync(warp_mask(), v, src_lane, width);
+}
+template <class T>
+NINCC_DEVICE T shfl_xor(T v, int lane_mask, int width = 32) {
+  return __shfl_xor_sync(warp_mask(), v, lane_mask, width);
+}
+template <class T>
+NINCC_DEVICE T shfl_up(T v, unsigned delta, int width = 32) {
+  return __shfl_up_sync(warp_mask(), v, delta, width);
+}
+template <class T>
+NINCC_DEVICE T shfl_down(T v, unsigned delta, int width = 32) {
+  return __shfl_down_sync(warp_mask(), v, delta, width);
+}
+
+NINCC_DEVICE unsigned warp_ballot(bool predicate) { return __ballot_sync(warp_mask(), predicate); }
+NINCC_DEVICE bool warp_any(bool predicate) { return __any_sync(warp_mask(), predicate) != 0; }
+NINCC_DEVICE bool warp_all(bool predicate) { return __all_sync(warp_mask(), predicate) != 0; }
+NINCC_DEVICE void sync_warp() { __syncwarp(warp_mask()); }
+
+// Vector accesses: p must be 16- (float4) or 8-byte (float2) aligned.
+NINCC_DEVICE float4 load_float4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+NINCC_DEVICE void store_float4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+NINCC_DEVICE float2 load_float2(const float* p) { return *reinterpret_cast<const float2*>(p); }
+NINCC_DEVICE void store_float2(float* p, float2 v) { *reinterpret_cast<float2*>(p) = v; }
+// A load through the read-only data cache (for data no thread of the grid writes).
+template <class T>
+NINCC_DEVICE T ldg(const T* p) {
+  return __ldg(p);
+}
+
+// Round to tf32 (10-bit mantissa), to nearest, ties away from zero: the operand format of
+// mma.m16n8k8.tf32, whose hardware otherwise ignores the low 13 bits.
+NINCC_DEVICE uint32_t to_tf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+
+// D = A·B + C for one 16×8×8 tile, fragments as in fragments.h. volatile: the instruction is
+// warp-synchronous, so it must not be moved into or out of divergent code.
+NINCC_DEVICE void mma_tf32_m16n8k8(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
+                                   const float (&c)[4]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%10, %11, %12, %13};"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
+        "f"(c[3]));
+}
+
+}  // namespace nincc
+
+#include "fragments.h"

@@ -1,0 +1,286 @@
+// Grid launches of the SIMT emulator: launch-shape checks, the block order (forward, reverse,
+// shuffled), worker OS threads, the typed C++ launch the tests use, and the extern "C" kernel
+// descriptors (NINCC_EXPORT) through which the runtime's emu device launches after dlopen.
+#pragma once
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "../emu_abi.h"
+#include "block.h"
+
+#pragma GCC visibility push(hidden)
+
+namespace nincc {
+namespace emu NINCC_EMU_HIDDEN {
+
+enum class BlockOrder { forward, reverse, shuffled };
+
+struct LaunchOptions {
+  BlockOrder order = BlockOrder::forward;
+  uint64_t seed = 1;           // the shuffled order's permutation
+  unsigned workers = 1;        // OS threads running blocks, each with its own fibers
+  bool reverse_threads = false;  // resume a block's threads last to first
+};
+
+// NINCC_EMU_ORDER=forward|reverse|shuffled[:seed], NINCC_EMU_WORKERS=n, NINCC_EMU_REVERSE_THREADS=1:
+// the options of launches that name none, so a whole test suite can be rerun in another order.
+inline LaunchOptions options_from_environment() {
+  LaunchOptions o;
+  if (const char* order = std::getenv("NINCC_EMU_ORDER")) {
+    if (std::strncmp(order, "reverse", 7) == 0) o.order = BlockOrder::reverse;
+    if (std::strncmp(order, "shuffled", 8) == 0) {
+      o.order = BlockOrder::shuffled;
+      if (order[8] == ':') o.seed = std::strtoull(order + 9, nullptr, 10);
+    }
+  }
+  if (const char* workers = std::getenv("NINCC_EMU_WORKERS")) o.workers = unsigned(std::strtoul(workers, nullptr, 10));
+  if (const char* reverse = std::getenv("NINCC_EMU_REVERSE_THREADS")) o.reverse_threads = reverse[0] == '1';
+  return o;
+}
+
+inline const LaunchOptions& default_options() {
+  static const LaunchOptions options = options_from_environment();
+  return options;
+}
+
+// The limits a GPU enforces at launch, so a launch rule that breaks them fails here first.
+inline void check_launch_shape(const KernelLaunch& k) {
+  char text[400] = "";
+  const dim3 g = k.grid, b = k.block;
+  const unsigned long long threads = 1ull * b.x * b.y * b.z;
+  if (b.x == 0 || b.y == 0 || b.z == 0 || g.x == 0 || g.y == 0 || g.z == 0)
+    std::snprintf(text, sizeof text, "a grid or block dimension is 0");
+  else if (threads > 1024)
+    std::snprintf(text, sizeof text, "a block of %llu threads; CUDA allows at most 1024", threads);
+  else if (b.z > 64)
+    std::snprintf(text, sizeof text, "block z is %u; CUDA allows at most 64", b.z);
+  else if (g.x > 0x7fffffffu || g.y > 65535 || g.z > 65535)
+    std::snprintf(text, sizeof text, "the grid exceeds CUDA's limits (2^31-1, 65535, 65535)");
+  else if (1ull * g.x * g.y * g.z > 0xffffffffull)
+    std::snprintf(text, sizeof text, "more than 2^32 blocks: too many to emulate");
+  else if (k.dynamic_shared_bytes > SharedArena::kDynamicLimit)
+    std::snprintf(text, sizeof text, "%zu bytes of dynamic shared memory; a block may have at most %zu",
+                  k.dynamic_shared_bytes, SharedArena::kDynamicLimit);
+  if (!text[0]) return;
+  char message[600];
+  std::snprintf(message, sizeof message, "kernel `%s` (grid (%u,%u,%u), block (%u,%u,%u)): bad launch: %s", k.kernel,
+                g.x, g.y, g.z, b.x, b.y, b.z, text);
+  throw KernelError(message);
+}
+
+// Each OS thread keeps one runner (its fibers' stacks and a shared-memory arena) for every block
+// it runs, in every launch.
+inline BlockRunner& this_thread_runner() {
+  static thread_local BlockRunner runner;
+  return runner;
+}
+
+// The blocks of one launch in the order they are handed out, shared by its worker threads.
+struct GridRun {
+  const KernelLaunch& k;
+  uint64_t count;
+  BlockOrder order;
+  std::unique_ptr<uint32_t[]> permutation;  // for BlockOrder::shuffled
+  std::atomic<uint64_t> next{0};
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  uint64_t failed_at = UINT64_MAX;  // the earliest position in the order that faulted
+  std::string failure;
+
+  GridRun(const KernelLaunch& launch, const LaunchOptions& options)
+      : k(launch), count(uint64_t(launch.grid.x) * launch.grid.y * launch.grid.z), order(options.order) {
+    if (order != BlockOrder::shuffled) return;
+    permutation.reset(new uint32_t[count]);
+    for (uint64_t i = 0; i < count; ++i) permutation[i] = uint32_t(i);
+    uint64_t state = options.seed;
+    for (uint64_t i = count; i > 1; --i) {  // Fisher-Yates over SplitMix64
+      uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      std::swap(permutation[i - 1], permutation[(z ^ (z >> 31)) % i]);
+    }
+  }
+
+  uint3 block_at(uint64_t position) const {
+    const uint64_t linear = order == BlockOrder::forward   ? position
+                            : order == BlockOrder::reverse ? count - 1 - position
+                                                           : permutation[position];
+    return uint3{unsigned(linear % k.grid.x), unsigned(linear / k.grid.x % k.grid.y),
+                 unsigned(linear / (uint64_t(k.grid.x) * k.grid.y))};
+  }
+
+  // Runs blocks until none are left or one has faulted.
+  void work() {
+    for (;;) {
+      const uint64_t p = next.fetch_add(1);
+      if (p >= count || stop.load()) return;
+      try {
+        this_thread_runner().run(k, block_at(p));
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (p < failed_at) failed_at = p, failure = e.what();
+        stop = true;
+        return;
+      }
+    }
+  }
+};
+
+// pthreads rather than std::thread: std::thread's instantiations for a worker type would be
+// exported from the kernel library whatever the worker's visibility.
+inline void* grid_worker(void* run) {
+  static_cast<GridRun*>(run)->work();
+  return nullptr;
+}
+
+// Runs every block of the grid; throws KernelError for a fault (with several workers, the fault
+// of the earliest block in the order among those that faulted before the others stopped).
+inline void run_grid(const KernelLaunch& k, const LaunchOptions& options) {
+  check_launch_shape(k);
+  if (t_runner) throw KernelError(std::string("kernel `") + k.kernel + "`: launched from inside a kernel");
+  GridRun run(k, options);
+  const unsigned workers = unsigned(std::max<uint64_t>(1, std::min<uint64_t>(options.workers, run.count)));
+  if (workers == 1) {
+    BlockRunner& runner = this_thread_runner();
+    for (uint64_t p = 0; p < run.count; ++p) runner.run(k, run.block_at(p));
+    return;
+  }
+  std::unique_ptr<pthread_t[]> helpers(new pthread_t[workers - 1]);
+  unsigned started = 0;
+  while (started < workers - 1 && pthread_create(&helpers[started], nullptr, &grid_worker, &run) == 0) ++started;
+  run.work();  // with fewer helpers than asked for if the system refused some
+  for (unsigned i = 0; i < started; ++i) pthread_join(helpers[i], nullptr);
+  if (run.failed_at != UINT64_MAX) throw KernelError(run.failure);
+}
+
+// nincc::emu::launch("name", grid, block, dynamic_shared_bytes, [options,] kernel, args...):
+// arguments convert to the kernel's parameter types once, as a CUDA launch copies them, and every
+// emulated thread receives its own copy.
+template <class... P, class... A>
+void launch(const char* name, dim3 grid, dim3 block, size_t dynamic_shared_bytes, const LaunchOptions& options,
+            void (*kernel)(P...), A&&... args) {
+  static_assert(sizeof...(P) == sizeof...(A), "the launch passes a different number of arguments than the kernel takes");
+  static_assert((!std::is_reference_v<P> && ...), "kernel parameters are passed by value");
+  struct Closure {
+    void (*kernel)(P...);
+    std::tuple<std::decay_t<P>...> args;
+  };
+  const Closure closure{kernel, std::tuple<std::decay_t<P>...>(static_cast<std::decay_t<P>>(args)...)};
+  auto body = [](const void* c) {
+    const Closure& self = *static_cast<const Closure*>(c);
+    std::apply(self.kernel, self.args);
+  };
+  run_grid(KernelLaunch{name, grid, block, dynamic_shared_bytes, body, &closure, options.reverse_threads}, options);
+}
+
+template <class... P, class... A>
+void launch(const char* name, dim3 grid, dim3 block, size_t dynamic_shared_bytes, void (*kernel)(P...),
+            A&&... args) {
+  launch(name, grid, block, dynamic_shared_bytes, default_options(), kernel, std::forward<A>(args)...);
+}
+
+// ---- the extern "C" side: NinccEmuKernel descriptors
+
+template <class>
+inline constexpr bool unsupported_parameter = false;
+
+template <class T>
+constexpr char parameter_code() {
+  if constexpr (std::is_pointer_v<T>) return 'p';
+  else if constexpr (std::is_same_v<T, float>) return 'f';
+  else if constexpr (std::is_same_v<T, double>) return 'd';
+  else if constexpr (std::is_integral_v<T> && sizeof(T) == 4) return std::is_signed_v<T> ? 'i' : 'u';
+  else if constexpr (std::is_integral_v<T> && sizeof(T) == 8) return std::is_signed_v<T> ? 'l' : 'L';
+  else static_assert(unsupported_parameter<T>, "kernel parameters are pointers, float, double or 32/64-bit integers");
+  return '?';
+}
+
+template <class... P>
+struct Signature {
+  static constexpr char text[sizeof...(P) + 1] = {parameter_code<std::decay_t<P>>()..., '\0'};
+};
+
+template <class... P>
+constexpr const char* signature_of(void (*)(P...)) {
+  return Signature<P...>::text;
+}
+
+template <class T>
+T read_parameter(const void* value) {
+  T v;
+  std::memcpy(&v, value, sizeof v);
+  return v;
+}
+
+template <class... P, size_t... I>
+void launch_from_parameters(const char* name, void (*kernel)(P...), const NinccEmuLaunch& l, void* const* params,
+                            std::index_sequence<I...>) {
+  LaunchOptions o;
+  o.order = l.block_order == NINCC_EMU_REVERSE    ? BlockOrder::reverse
+            : l.block_order == NINCC_EMU_SHUFFLED ? BlockOrder::shuffled
+                                                  : BlockOrder::forward;
+  o.seed = l.shuffle_seed;
+  o.workers = l.workers;
+  o.reverse_threads = l.reverse_threads != 0;
+  launch(name, dim3(l.grid[0], l.grid[1], l.grid[2]), dim3(l.block[0], l.block[1], l.block[2]),
+         l.dynamic_shared_bytes, o, kernel, read_parameter<std::decay_t<P>>(params[I])...);
+}
+
+// The body of every descriptor's `launch`: no exception crosses the C boundary.
+template <class... P>
+int launch_descriptor(const char* name, void (*kernel)(P...), NinccEmuLaunch* l, void* const* params) noexcept {
+  if (!l) return 1;
+  try {
+    if (l->param_count != sizeof...(P)) {
+      std::snprintf(l->error, sizeof l->error,
+                    "kernel `%s` takes %zu parameters (signature \"%s\") but the launch passes %u", name,
+                    sizeof...(P), Signature<P...>::text, l->param_count);
+      return 1;
+    }
+    for (size_t i = 0; i < sizeof...(P); ++i)
+      if (!params || !params[i]) {
+        std::snprintf(l->error, sizeof l->error, "kernel `%s`: parameter %zu is a null pointer", name, i);
+        return 1;
+      }
+    launch_from_parameters(name, kernel, *l, params, std::index_sequence_for<P...>{});
+    l->error[0] = '\0';
+    return 0;
+  } catch (const std::exception& e) {
+    std::snprintf(l->error, sizeof l->error, "%s", e.what());
+  } catch (...) {
+    std::snprintf(l->error, sizeof l->error, "kernel `%s`: unknown failure", name);
+  }
+  return 1;
+}
+
+}  // namespace emu
+}  // namespace nincc
+
+#pragma GCC visibility pop
+
+// After a kernel's definition: exports `const NinccEmuKernel nincc_emu_<kernel>` (emu_abi.h).
+#define NINCC_EXPORT(kernel)                                                                         \
+  static int nincc_emu_launch_##kernel(NinccEmuLaunch* launch, void* const* params) {               \
+    return ::nincc::emu::launch_descriptor(#kernel, &kernel, launch, params);                        \
+  }                                                                                                  \
+  extern "C" NINCC_EMU_EXPORTED const NinccEmuKernel nincc_emu_##kernel = {                         \
+      #kernel, ::nincc::emu::signature_of(&kernel), &nincc_emu_launch_##kernel}
+
+// Once per library: the identity the runtime checks after dlopen, as for the cpu library.
+#define NINCC_LIBRARY(source_hash)                                                                   \
+  extern "C" NINCC_EMU_EXPORTED const char* nincc_abi(void) { return NINCC_EMU_ABI; }               \
+  extern "C" NINCC_EMU_EXPORTED const char* nincc_source_hash(void) { return source_hash; }         \
+  static_assert(true, "")
