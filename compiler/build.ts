@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateCpuSource } from './codegen-cpu.js';
+import { cudaCodegenDigest, generateCudaSource, withLaunchRules } from './codegen-cuda.js';
+import { compileEmuLibrary, nvccCompile, type NvccCheck } from './cuda-toolchain.js';
 import { compileCpuLibrary, headersDigest } from './cpu-toolchain.js';
 import { NINCC_VERSION, type Plan } from './emit-plan.js';
 import { inspectText } from './inspect.js';
@@ -10,7 +12,8 @@ import type { ShapedModel } from './ir.js';
 import { lowerModel, type Lowered } from './pipeline.js';
 import { torchModuleString } from './torch-print.js';
 
-export type Target = 'cpu';
+/** cpu: kernels.cpu.so. emu: that plus kernels.cu compiled for the SIMT emulator (kernels.emu.so; inference only). */
+export type Target = 'cpu' | 'emu';
 
 export interface BuildOptions {
   readonly outDir: string;
@@ -31,7 +34,7 @@ function writeIfChanged(path: string, text: string): void {
   writeFileSync(path, text);
 }
 
-function report(model: ShapedModel, lowered: Lowered, compileCommand: string): string {
+function report(model: ShapedModel, lowered: Lowered, compileCommand: string, cuda?: { command: string; nvcc: NvccCheck }): string {
   const lines = [inspectText(model), '', 'Inference fusion (BN folded into the conv before it, ReLU in the GEMM epilogue):'];
   for (const g of lowered.inferenceGroups) {
     const parts = [g.head, ...(g.bn ? [g.bn] : []), ...(g.relu ? [g.relu] : [])];
@@ -53,6 +56,14 @@ function report(model: ShapedModel, lowered: Lowered, compileCommand: string): s
     '',
     `Compiled with: ${compileCommand}`,
   );
+  if (cuda) {
+    lines.push('', `CUDA kernels (kernels.cu, inference programs) for the emu device: ${cuda.command}`);
+    if (!cuda.nvcc.available) lines.push('nvcc: not found (or NINCC_NVCC=0), no GPU compile check');
+    else {
+      lines.push(`nvcc: ${cuda.nvcc.command}`, 'ptxas registers and spills per kernel:');
+      for (const k of cuda.nvcc.kernels) lines.push(`  ${k.arch} ${k.kernel.padEnd(28)} ${String(k.registers).padStart(3)} registers, spill stores ${k.spillStores} B, loads ${k.spillLoads} B`);
+    }
+  }
   if (!lowered.trainable) lines.push('', 'No training programs: training with the nll criterion needs a model that ends in logsoftmax.');
   return lines.join('\n') + '\n';
 }
@@ -64,12 +75,15 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const sourceHash = createHash('sha256')
     .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, version: NINCC_VERSION }))
     .update(readFileSync(new URL(import.meta.url)))
+    .update(options.target === 'emu' ? cudaCodegenDigest() : '')
     .update(headersDigest())
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
   const library = 'kernels.cpu.so';
-  if (existsSync(planPath) && existsSync(join(dir, library))) {
+  const emuLibrary = 'kernels.emu.so';
+  const libraries: Record<string, string> = options.target === 'emu' ? { cpu: library, emu: emuLibrary } : { cpu: library };
+  if (existsSync(planPath) && Object.values(libraries).every((l) => existsSync(join(dir, l)))) {
     try {
       const old = JSON.parse(readFileSync(planPath, 'utf8')) as Plan;
       if (old.sourceHash === sourceHash) {
@@ -80,7 +94,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
       // an unreadable old plan is simply rebuilt
     }
   }
-  const lowered = lowerModel(model, { maxBatch, sourceHash, libraries: { cpu: library } });
+  const lowered = lowerModel(model, { maxBatch, sourceHash, libraries });
   mkdirSync(dir, { recursive: true });
   const cpu = generateCpuSource(lowered.programs, { model: model.name, file: model.file, sourceHash });
   const sourcePath = join(dir, 'kernels.cpu.cc');
@@ -88,10 +102,24 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   log(`compiling ${cpu.kernels.length} kernels (${sourcePath})…`);
   const compiled = compileCpuLibrary(cpu.text, sourcePath, join(dir, library));
   log(compiled.cached ? 'kernel library: cache hit' : 'kernel library: compiled');
-  writeFileSync(join(dir, 'report.txt'), report(model, lowered, compiled.command));
+  let plan = lowered.plan;
+  let cuda: { command: string; nvcc: NvccCheck } | undefined;
+  if (options.target === 'emu') {
+    const cu = generateCudaSource(lowered.programs, { model: model.name, file: model.file, sourceHash });
+    const cuPath = join(dir, 'kernels.cu');
+    writeIfChanged(cuPath, cu.text);
+    log(`compiling ${cu.kernels.length} cuda kernels for the emulator (${cuPath})…`);
+    const emu = compileEmuLibrary(cu.text, cuPath, join(dir, emuLibrary));
+    log(emu.cached ? 'emu kernel library: cache hit' : 'emu kernel library: compiled');
+    // A compile check for the GPU where nvcc exists; the fatbin is not yet listed in libraries (no cuda device).
+    const nvcc = nvccCompile(cuPath, join(dir, 'kernels.fatbin'));
+    cuda = { command: emu.command, nvcc };
+    plan = withLaunchRules(plan, cu.launch);
+  }
+  writeFileSync(join(dir, 'report.txt'), report(model, lowered, compiled.command, cuda));
   // The layer IR, for tools that need the network rather than its kernels (export-onnx, docs/onnx.md).
   writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'nincc-model', version: 1, sourceHash, model }) + '\n');
   // plan.json last: its presence with a matching hash is what marks the directory complete.
-  writeFileSync(planPath, JSON.stringify(lowered.plan, null, 1) + '\n');
-  return { dir, plan: lowered.plan, cached: false, seconds: (Date.now() - started) / 1000 };
+  writeFileSync(planPath, JSON.stringify(plan, null, 1) + '\n');
+  return { dir, plan, cached: false, seconds: (Date.now() - started) / 1000 };
 }

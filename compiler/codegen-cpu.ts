@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import nunjucks from 'nunjucks';
 import type { KernelStep, Program } from './plan-ir.js';
 import { NINCC_VERSION } from './emit-plan.js';
+import { packedConvWeightsSize } from './lower-infer.js';
 import { packageRoot } from './package-root.js';
 
 const templateText = readFileSync(join(packageRoot(), 'compiler/templates/kernels.cpu.cc.njk'), 'utf8');
@@ -31,15 +32,24 @@ function body(k: KernelStep): string[] {
   const seed = `a->seed ^ (0x9E3779B97F4A7C15ull * ${k.layer}ull)`;
   switch (k.op) {
     case 'conv_fwd':
-    case 'conv_infer':
-      return [conv, `conv2d_forward(shape, ${cf(0)}, ${cf(1)}, ${c.bias ? cf(2) : 'nullptr'}, ${f(last)}, ${c.relu});`];
+    case 'conv_infer': {
+      const w = c.packed ? `PackedConvWeights{${cf(1)}}` : cf(1);
+      return [conv, `conv2d_forward(shape, ${cf(0)}, ${w}, ${c.bias ? cf(2) : 'nullptr'}, ${f(last)}, ${c.relu});`];
+    }
     case 'conv_bwd_data':
       return [conv, `conv2d_backward_data(shape, ${cf(0)}, ${cf(1)}, ${f(2)});`];
     case 'conv_bwd_weight':
       return [conv, `conv2d_backward_weights(shape, ${cf(0)}, ${cf(1)}, ${f(2)}, ${c.bias ? f(3) : 'nullptr'});`];
     case 'fold_bn': {
       const o = c.bias ? 1 : 0;
-      return [`fold_batchnorm(${c.K}, ${c.CRS}, ${cf(0)}, ${c.bias ? cf(1) : 'nullptr'}, ${cf(1 + o)}, ${cf(2 + o)}, ${cf(3 + o)}, ${cf(4 + o)}, ${f(5 + o)}, ${f(6 + o)}, ${cppDouble(c.eps)});`];
+      const fold = `fold_batchnorm(${c.K}, ${c.CRS}, ${cf(0)}, ${c.bias ? cf(1) : 'nullptr'}, ${cf(1 + o)}, ${cf(2 + o)}, ${cf(3 + o)}, ${cf(4 + o)}, ${f(5 + o)}, ${f(6 + o)}, ${cppDouble(c.eps)});`;
+      if (!c.packed) return [fold];
+      return [
+        fold,
+        `static_assert(packed_conv_weights_size(${c.K}, ${c.CRS}) == ${packedConvWeightsSize(c.K, c.CRS)}, "packed weight buffer size");`,
+        `const Conv2dShape shape{1, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`,
+        `pack_conv_weights(shape, ${cf(5 + o)}, ${f(7 + o)});`,
+      ];
     }
     case 'bn_fwd_train':
       return [bn, `batchnorm_forward_train(shape, ${cf(0)}, ${cf(1)}, ${cf(2)}, ${f(5)}, ${f(6)}, ${f(7)}, ${f(3)}, ${f(4)}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)});`];
@@ -95,6 +105,13 @@ export interface CpuSource {
   readonly kernels: readonly string[];
 }
 
+/**
+ * NINCC_PROFILE=1 when the library is built wraps every kernel in a timer that prints a per-kernel
+ * table when the library unloads (runtime/include/nincc/cpu/profile.h). The generated source then
+ * differs, so the compiled library is cached apart; build into a fresh directory to profile.
+ */
+const profiling = () => Boolean(process.env.NINCC_PROFILE);
+
 export function generateCpuSource(programs: readonly Program[], info: { model: string; file: string; sourceHash: string }): CpuSource {
   const unique = new Map<string, KernelStep>();
   for (const step of programs.flatMap((p) => p.steps)) {
@@ -105,6 +122,6 @@ export function generateCpuSource(programs: readonly Program[], info: { model: s
     unique.set(step.kernel, step);
   }
   const kernels = [...unique.values()].map((k) => ({ name: k.kernel, comment: k.comment, body: body(k) }));
-  const text = env.renderString(templateText, { ...info, version: NINCC_VERSION, kernels });
+  const text = env.renderString(templateText, { ...info, version: NINCC_VERSION, kernels, profile: profiling() });
   return { text, kernels: kernels.map((k) => k.name) };
 }

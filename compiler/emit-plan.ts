@@ -15,12 +15,25 @@ export interface BufferRef {
   readonly dtype: 'f32' | 'i32';
 }
 
+/**
+ * How the cuda/emu device launches a step (docs/artifact.md): `grid` blocks, with grid dimension
+ * `batchAxis` (0 = x, 1 = y, 2 = z; absent = none) multiplied by the call's batch size N; `block`
+ * threads; `shared` bytes of dynamic shared memory. Only steps of programs the cuda kernels cover have one.
+ */
+export interface PlanLaunch {
+  readonly grid: readonly [number, number, number];
+  readonly batchAxis?: 0 | 1 | 2;
+  readonly block: readonly [number, number, number];
+  readonly shared: number;
+}
+
 export interface PlanStep {
   readonly kernel: string;
   readonly layer: number;
   readonly source: string;
   readonly args: readonly BufferRef[];
   readonly scalars: readonly string[];
+  readonly launch?: PlanLaunch; // cuda/emu launch geometry
 }
 
 export interface PlanProgram {

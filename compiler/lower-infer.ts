@@ -1,4 +1,5 @@
-// Pass: the inference programs: BN folded into the conv before it, ReLU fused into conv/linear epilogues.
+// Pass: the inference programs: BN folded into the conv before it (and its weights packed once for the
+// GEMM), ReLU fused into conv/linear epilogues.
 import type { ShapedLayer, ShapedModel } from './ir.js';
 import { paramId } from './lower-params.js';
 import type { Program } from './plan-ir.js';
@@ -32,6 +33,14 @@ export function groupForInference(layers: readonly ShapedLayer[]): Group[] {
   return groups;
 }
 
+/**
+ * Floats of a conv's weights packed into GEMM row panels (runtime/include/nincc/cpu/conv_gemm.h,
+ * packed_conv_weights_size): output channels rounded up to 12, which every ISA's panel height divides.
+ */
+export function packedConvWeightsSize(outChannels: number, patch: number): number {
+  return Math.ceil(outChannels / 12) * 12 * patch;
+}
+
 export interface InferPrograms {
   readonly prepare: Program; // folds BN into conv weights; rerun whenever parameters or running stats change
   readonly infer: Program;
@@ -58,18 +67,23 @@ export function lowerInference(m: ShapedModel): InferPrograms {
           ? { ...spatialConsts(l), R: l.attrs.kH, S: l.attrs.kW, sh: l.attrs.dH, sw: l.attrs.dW, ph: l.attrs.padH, pw: l.attrs.padW }
           : { in: l.attrs.nIn, out: l.attrs.nOut };
         let bias = l.attrs.bias;
+        let packed = false;
         if (g.bn && l.kind === 'conv') {
           const bn = g.bn;
+          const CRS = l.attrs.nIn * l.attrs.kH * l.attrs.kW;
           const w = prep.fixed(`conv${l.index}.folded_weight`, l.params - (l.attrs.bias ? l.attrs.nOut : 0));
           const fb = prep.fixed(`conv${l.index}.folded_bias`, l.attrs.nOut);
+          // The folded weights are also packed once into the GEMM's row panels, so inference never repacks them.
+          const pw = prep.fixed(`conv${l.index}.packed_weight`, packedConvWeightsSize(l.attrs.nOut, CRS));
           const q = (f: string) => paramId(bn, f);
-          prep.step(l, 'fold_bn', [...weights, q('weight'), q('bias'), q('running_mean'), q('running_var'), w, fb], {
-            K: l.attrs.nOut, CRS: l.attrs.nIn * l.attrs.kH * l.attrs.kW, eps: bn.attrs.eps, bias: l.attrs.bias,
+          prep.step(l, 'fold_bn', [...weights, q('weight'), q('bias'), q('running_mean'), q('running_var'), w, fb, pw], {
+            ...shape, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true,
           });
-          weights = [w, fb];
+          weights = [pw, fb];
           bias = true;
+          packed = true;
         }
-        b.step(l, l.kind === 'conv' ? 'conv_infer' : 'linear_infer', [x, ...weights, y], { ...shape, bias, relu: g.relu !== undefined, bnFolded: g.bn !== undefined });
+        b.step(l, l.kind === 'conv' ? 'conv_infer' : 'linear_infer', [x, ...weights, y], { ...shape, bias, relu: g.relu !== undefined, bnFolded: g.bn !== undefined, ...(packed ? { packed } : {}) });
         x = y;
         break;
       }

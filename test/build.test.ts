@@ -42,6 +42,6 @@ describe('nincc build', () => {
     const bad = nincc(['build', spec, '-o', join(work, 'tiny')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('error E033: linear(15, 4) expects 15 features');
-    expect(nincc(['build', 'models/nin.model', '--target', 'tpu'])).toMatchObject({ code: 2, stderr: "nincc build: unknown target 'tpu' (available: cpu)\n" });
+    expect(nincc(['build', 'models/nin.model', '--target', 'tpu'])).toMatchObject({ code: 2, stderr: "nincc build: unknown target 'tpu' (available: cpu, emu)\n" });
   });
 });

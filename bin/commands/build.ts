@@ -6,17 +6,17 @@ import { requireModel } from '../spec-file.js';
 export const build: Command = {
   name: 'build',
   summary: 'Compile a model spec into an artifact directory: plan.json, generated kernels (kernels.cpu.cc), the compiled library and report.txt. Identical builds are cache hits.',
-  usage: 'FILE [-o DIR] [--target cpu] [--max-batch N]',
+  usage: 'FILE [-o DIR] [--target cpu|emu] [--max-batch N]',
   options: {
     out: { type: 'string', short: 'o', value: 'DIR', help: 'artifact directory (default: build/<model name>)' },
-    target: { type: 'string', value: 'TARGET', help: 'cpu (default)' },
+    target: { type: 'string', value: 'TARGET', help: 'cpu (default), or emu: also the CUDA kernels for the SIMT emulator (inference only)' },
     'max-batch': { type: 'string', value: 'N', help: "largest batch the artifact runs (default: the train block's batch, else 128)" },
     quiet: { type: 'boolean', short: 'q', help: 'print nothing but errors' },
   },
   async run(args) {
     const file = onePositional(args, build, 'spec file');
     const target = stringOption(args, 'target') ?? 'cpu';
-    if (target !== 'cpu') throw new UsageError(`unknown target '${target}' (available: cpu)`);
+    if (target !== 'cpu' && target !== 'emu') throw new UsageError(`unknown target '${target}' (available: cpu, emu)`);
     const { model, source } = requireModel(file);
     const maxBatch = intOption(args, 'max-batch');
     const out = stringOption(args, 'out') ?? `build/${model.name}`;

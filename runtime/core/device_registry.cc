@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include "cpu_device.h"
+#include "emu_device.h"
 #include "device.h"
 #include "error.h"
 
@@ -26,13 +27,14 @@ std::string joined(const std::vector<std::string>& names) {
 }  // namespace
 
 std::vector<std::string> availableDevices() {
-  std::vector<std::string> devices = {"cpu"};
+  std::vector<std::string> devices = {"cpu", "emu"};  // emu: the SIMT emulator, on the CPU
   if (cudaDriverLoads()) devices.push_back("cuda");
   return devices;
 }
 
 std::unique_ptr<Device> createDevice(const std::string& name) {
   if (name == "cpu") return std::make_unique<CpuDevice>();
+  if (name == "emu") return std::make_unique<EmuDevice>();
   std::vector<std::string> available = availableDevices();
   std::string listing = " (available: " + joined(available) + ")";
   bool isAvailable = false;

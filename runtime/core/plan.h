@@ -47,12 +47,23 @@ struct TensorEntry {
   int64_t layer = -1;
 };
 
+// A step's launch rule on the cuda/emu devices (plan.json `launch`, docs/artifact.md): grid
+// dimension `batchAxis` (0..2; -1 none) is multiplied by the call's batch size N.
+struct LaunchRule {
+  uint32_t grid[3] = {1, 1, 1};
+  int batchAxis = -1;
+  uint32_t block[3] = {1, 1, 1};
+  uint32_t sharedBytes = 0;
+};
+
 struct Step {
   std::string kernel;  // exported symbol of the device library
   int64_t layer = -1;
   std::string source;  // "file:line:col" of the spec layer, for error messages
   std::vector<BufferRef> args;
   std::vector<std::string> scalars;
+  bool hasLaunch = false;  // only steps the cuda/emu kernels cover have one
+  LaunchRule launch;
 };
 
 using NamedRefs = std::vector<std::pair<std::string, BufferRef>>;

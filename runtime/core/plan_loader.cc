@@ -135,6 +135,19 @@ Step readStep(const JsonField& f, const Plan& plan) {
   for (size_t i = 0; i < scalarCount; ++i) {
     step.scalars.push_back(scalars.item(i).nonEmptyString());
   }
+  if (f.has("launch")) {
+    JsonField launch = f.at("launch");
+    JsonField grid = launch.at("grid"), block = launch.at("block");
+    if (grid.arraySize() != 3) grid.fail("must have 3 dimensions");
+    if (block.arraySize() != 3) block.fail("must have 3 dimensions");
+    for (size_t d = 0; d < 3; ++d) {
+      step.launch.grid[d] = static_cast<uint32_t>(grid.item(d).integer(1, 2147483647));
+      step.launch.block[d] = static_cast<uint32_t>(block.item(d).integer(1, 1024));
+    }
+    if (launch.has("batchAxis")) step.launch.batchAxis = static_cast<int>(launch.at("batchAxis").integer(0, 2));
+    step.launch.sharedBytes = static_cast<uint32_t>(launch.at("shared").integer(0, 1 << 30));
+    step.hasLaunch = true;
+  }
   return step;
 }
 

@@ -5,10 +5,12 @@ namespace kernels_test {
 
 void test_gemm();
 void test_conv();
+void test_conv_gemm();
 void test_batchnorm();
 void test_pool();
 void test_linear_activation_loss();
 void test_dropout_sgd();
 void test_determinism();
+void test_thread_pool();
 
 }  // namespace kernels_test

@@ -24,11 +24,13 @@ int main() {
   std::printf("nincc cpu kernels: isa %s, %d threads\n", nincc::cpu::gemm_isa_name(), nincc::cpu::max_threads());
   run("gemm", kernels_test::test_gemm);
   run("conv", kernels_test::test_conv);
+  run("conv implicit gemm", kernels_test::test_conv_gemm);
   run("batchnorm", kernels_test::test_batchnorm);
   run("pool", kernels_test::test_pool);
   run("linear/activation/loss", kernels_test::test_linear_activation_loss);
   run("dropout/sgd", kernels_test::test_dropout_sgd);
   run("determinism", kernels_test::test_determinism);
+  run("thread pool", kernels_test::test_thread_pool);
   std::printf("%d checks, %d failed\n", kernels_test::g_checks, kernels_test::g_failures);
   return kernels_test::g_failures == 0 ? 0 : 1;
 }

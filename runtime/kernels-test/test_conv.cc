@@ -75,14 +75,14 @@ void test_conv() {
         ++case_index;
       }
 
-  // Shapes that reach the GEMM's other paths: pointwise (no im2col) with several tiles, a patch
+  // Shapes that reach the GEMMs' other paths: pointwise (no taps) with several tiles, a patch
   // deeper than one 256 depth block, a scaled-down NIN conv1, rectangular kernels and strides.
   check_conv(Conv2dShape{3, 37, 9, 11, 29, 1, 1, 1, 1, 0, 0}, true, true, rng);
   check_conv(Conv2dShape{2, 13, 12, 10, 20, 5, 5, 1, 1, 2, 2}, true, false, rng);
   check_conv(Conv2dShape{2, 3, 35, 35, 24, 11, 11, 4, 4, 5, 5}, true, true, rng);
   check_conv(Conv2dShape{1, 24, 13, 13, 40, 3, 3, 1, 1, 1, 1}, false, true, rng);
   check_conv(Conv2dShape{2, 5, 9, 8, 6, 3, 1, 2, 1, 1, 0}, true, false, rng);
-  check_conv(Conv2dShape{3, 4, 7, 7, 5, 1, 1, 2, 2, 0, 0}, true, false, rng);  // strided 1x1: im2col path
+  check_conv(Conv2dShape{3, 4, 7, 7, 5, 1, 1, 2, 2, 0, 0}, true, false, rng);  // strided 1x1: through the phase split
   // dw narrower than one GEMM tile, cut into slices of a few columns each (large enough to run
   // in parallel), and a batch of 3 whose forward GEMMs run in parallel one image at a time.
   check_conv(Conv2dShape{3, 20, 40, 40, 64, 1, 1, 1, 1, 0, 0}, false, false, rng);

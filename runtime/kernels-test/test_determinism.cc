@@ -53,8 +53,8 @@ std::vector<float> joined(std::vector<float> a, const std::vector<float>& b) {
 
 void test_determinism() {
   Rng rng(79);
-  // Big enough that every kernel takes its parallel path. On 2 threads a batch of 4 is split by
-  // image and a batch of 3 by GEMM (conv.h's for_each_image); both must give the serial bits.
+  // Big enough that every kernel takes its parallel path; batches of 3 and 4 cut the convolutions'
+  // batch-wide GEMMs into tasks differently, and both must give the serial bits.
   const Conv2dShape conv{4, 16, 24, 24, 32, 3, 3, 1, 1, 1, 1};
   const std::vector<float> x = random_floats(std::size_t(4) * 16 * 24 * 24, rng);
   const std::vector<float> w = random_floats(std::size_t(32) * 16 * 9, rng), b = random_floats(32, rng);

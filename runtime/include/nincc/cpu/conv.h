@@ -1,11 +1,15 @@
 // 2-D convolution (Torch7 SpatialConvolution, NCHW, cross-correlation, zero padding) forward,
-// backward-data and backward-weights, as im2col + GEMM; 1x1 stride-1 unpadded convs skip im2col.
+// backward-data and backward-weights, each one GEMM over the batch's pixels with the unfolded
+// input gathered on the fly: the forward and backward-data in conv_gemm.h (backward-data as W^T dy
+// then col2im), the weight gradient in conv_wgrad.h.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 
+#include "conv_gemm.h"
+#include "conv_wgrad.h"
 #include "gemm.h"
 #include "im2col.h"
 #include "parallel.h"
@@ -15,16 +19,8 @@ namespace nincc {
 namespace cpu {
 namespace conv_detail {
 
-// Runs per_image(n) for every image of the batch. With enough images each thread takes whole
-// images and the GEMMs inside run serially (no synchronisation per GEMM); with a batch too small
-// to share out evenly the images go one by one and each GEMM spreads over the team instead.
-// Both give the same bits: every output element is computed in the same order either way.
-template <class PerImage>
-void for_each_image(int batch, std::int64_t macs_per_image, PerImage per_image) {
-  const int threads = threads_for(macs_per_image * batch, gemm_detail::kParallelMinMacs);
-  const bool by_image = threads > 1 && (batch % threads == 0 || batch >= 2 * threads);
-  parallel_for_dynamic(batch, by_image ? threads : 1, per_image);
-}
+// The backward-data columns of a group of images stay within this many floats (16 MiB).
+constexpr std::int64_t kColumnsFloats = std::int64_t{4} << 20;
 
 }  // namespace conv_detail
 
@@ -32,85 +28,63 @@ void for_each_image(int batch, std::int64_t macs_per_image, PerImage per_image) 
 // followed by ReLU (fused into the GEMM's store). `bias` may be null (Torch's noBias()).
 // x: batch x in_channels x in_h x in_w; w: out_channels x in_channels x kernel_h x kernel_w;
 // y: batch x out_channels x out_h x out_w (overwritten).
-// Scratch: one im2col buffer (patch_size x out_plane floats) per thread, thread_local.
+// Packs w on every call (into the calling thread's scratch) and runs conv2d_forward_packed;
+// inference packs its folded weights once instead.
 inline void conv2d_forward(const Conv2dShape& shape, const float* x, const float* w, const float* bias,
                            float* y, bool relu = false) {
-  const int depth = shape.patch_size();
-  const int pixels = static_cast<int>(shape.out_plane());
-  const GemmEpilogue epilogue{bias, nullptr, relu};
-  conv_detail::for_each_image(
-      shape.batch, static_cast<std::int64_t>(shape.out_channels) * pixels * depth, [&](std::int64_t n) {
-        const float* image = x + n * shape.in_channels * shape.in_plane();
-        const float* columns = image;
-        if (!shape.is_pointwise()) {
-          float* buffer = thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(depth) * pixels);
-          im2col(shape, image, buffer);
-          columns = buffer;
-        }
-        gemm(Transpose::kNo, Transpose::kNo, shape.out_channels, pixels, depth, w, depth, columns, pixels,
-             y + n * shape.out_channels * shape.out_plane(), pixels, false, epilogue);
-      });
+  const int patch = shape.patch_size();
+  float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
+                                 static_cast<std::size_t>(packed_conv_weights_size(shape.out_channels, patch)));
+  pack_conv_weights(shape, w, packed);
+  conv2d_forward_packed(shape, x, packed, bias, y, relu);
+}
+
+// The same with weights packed once beforehand (inference: packed when BN is folded).
+inline void conv2d_forward(const Conv2dShape& shape, const float* x, PackedConvWeights w, const float* bias, float* y,
+                           bool relu = false) {
+  conv2d_forward_packed(shape, x, w.data, bias, y, relu);
 }
 
 // dx = the gradient of the loss with respect to x, given dy (same layout as y). Overwrites dx.
-// Per image: columns = W^T * dy (patch_size x out_plane), then col2im folds them into dx.
+// columns = W^T dy (patch_size x out_plane per image) as one implicit GEMM over a group of images
+// (conv_gemm.h, with W^T packed once per call), then col2im folds each image's columns into dx; a
+// pointwise conv's columns are dx itself. Groups keep the columns buffer within kColumnsFloats.
+// Scratch: the packed W^T and the columns, in the calling thread's scratch.
 inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, const float* w, float* dx) {
   const int depth = shape.patch_size();
-  const int pixels = static_cast<int>(shape.out_plane());
-  conv_detail::for_each_image(
-      shape.batch, static_cast<std::int64_t>(shape.out_channels) * pixels * depth, [&](std::int64_t n) {
-        const float* dy_image = dy + n * shape.out_channels * shape.out_plane();
-        float* dx_image = dx + n * shape.in_channels * shape.in_plane();
-        if (shape.is_pointwise()) {
-          gemm(Transpose::kYes, Transpose::kNo, depth, pixels, shape.out_channels, w, depth, dy_image, pixels,
-               dx_image, pixels);
-          return;
-        }
-        float* columns = thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(depth) * pixels);
-        gemm(Transpose::kYes, Transpose::kNo, depth, pixels, shape.out_channels, w, depth, dy_image, pixels,
-             columns, pixels);
-        col2im(shape, columns, dx_image);
-      });
+  float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
+                                 static_cast<std::size_t>(packed_conv_weights_size(depth, shape.out_channels)));
+  pack_conv_weights_transposed(shape, w, packed);
+  if (shape.is_pointwise()) {
+    conv2d_forward_packed(transposed_gemm_shape(shape), dy, packed, nullptr, dx);
+    return;
+  }
+  const std::int64_t per_image = static_cast<std::int64_t>(depth) * shape.out_plane();
+  const int group = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(shape.batch, conv_detail::kColumnsFloats / per_image)));
+  float* columns = thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(group * per_image));
+  for (int n0 = 0; n0 < shape.batch; n0 += group) {
+    Conv2dShape part = shape;
+    part.batch = std::min(group, shape.batch - n0);
+    conv2d_forward_packed(transposed_gemm_shape(part), dy + n0 * shape.out_channels * shape.out_plane(), packed,
+                          nullptr, columns);
+    // Every (image, channel) plane of dx is one item: a channel's columns only land in that channel.
+    const std::int64_t planes = static_cast<std::int64_t>(part.batch) * shape.in_channels;
+    parallel_for(planes, part.batch * per_image, [&](std::int64_t t) {
+      const std::int64_t n = t / shape.in_channels, c = t % shape.in_channels;
+      col2im_channel(shape, columns + n * per_image, static_cast<int>(c),
+                     dx + ((n0 + n) * shape.in_channels + c) * shape.in_plane());
+    });
+  }
 }
 
 // dw[k][c][r][s] = sum over the batch of dy[n][k] . unfolded x[n]; db[k] = sum of dy[n][k][.].
-// Both are overwritten (not accumulated), and `db` may be null.
-// Parallel over slices of dw's columns (patch rows): each slice unfolds only its own rows of each
-// image and runs its GEMMs serially, image after image, accumulating in batch order. So there is
-// one parallel region for the whole batch, no unfolding is repeated, and every dw element sums
-// in the same order for any thread count. db sums in double in a fixed order (reduce.h).
+// Both are overwritten (not accumulated), and `db` may be null. dw is one GEMM over all the
+// batch's pixels (conv_wgrad.h), every element summed in batch order for any thread count; db sums
+// in double in a fixed order (reduce.h).
 inline void conv2d_backward_weights(const Conv2dShape& shape, const float* x, const float* dy, float* dw,
                                     float* db) {
-  const int depth = shape.patch_size();
-  const int pixels = static_cast<int>(shape.out_plane());
+  conv2d_backward_weights_gemm(shape, x, dy, dw);
   const std::int64_t dy_image_size = shape.out_channels * shape.out_plane();
-  if (shape.batch == 0) std::memset(dw, 0, sizeof(float) * shape.out_channels * depth);
-  const std::int64_t macs = static_cast<std::int64_t>(shape.out_channels) * depth * pixels * shape.batch;
-  const int threads = threads_for(macs, gemm_detail::kParallelMinMacs);
-  // Whole GEMM tiles per slice where there are enough of them, a few slices per thread.
-  const int tile = gemm_detail::kTileCols;
-  const int tiles = gemm_detail::ceil_div(depth, tile);
-  const int slices = threads <= 1 ? 1 : std::min(std::max(tiles, threads), threads * gemm_detail::kSlicesPerThread);
-  parallel_for_dynamic(slices, threads, [&](std::int64_t t) {
-    const gemm_detail::Slice tile_range = gemm_detail::slice_of(tiles, slices, static_cast<int>(t));
-    gemm_detail::Slice rows{tile_range.begin * tile, std::min(depth, tile_range.end * tile)};
-    if (tiles < slices) rows = gemm_detail::slice_of(depth, slices, static_cast<int>(t));  // narrow dw
-    if (rows.begin >= rows.end) return;
-    const int width = rows.end - rows.begin;
-    float* unfolded = shape.is_pointwise()
-                          ? nullptr
-                          : thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(width) * pixels);
-    for (int n = 0; n < shape.batch; ++n) {
-      const float* image = x + n * shape.in_channels * shape.in_plane();
-      const float* columns = image + static_cast<std::int64_t>(rows.begin) * pixels;  // pointwise: x's own rows
-      if (unfolded) {
-        im2col_rows(shape, image, rows.begin, rows.end, unfolded);
-        columns = unfolded;
-      }
-      gemm_serial(Transpose::kNo, Transpose::kYes, shape.out_channels, width, pixels, dy + n * dy_image_size, pixels,
-                  columns, pixels, dw + rows.begin, depth, /*accumulate=*/n > 0);
-    }
-  });
   if (db == nullptr) return;
   parallel_for(shape.out_channels, dy_image_size * shape.batch, [&](std::int64_t k) {
     double sum = 0.0;

@@ -90,6 +90,41 @@ inline float finish_scalar(float v, int i, int j, const TileOutput& out) {
   return v;
 }
 
+// The register tile of the micro-kernel: kTileRows x kTileCols accumulators.
+struct TileAccumulators {
+  Isa::Reg r[kTileRows][simd::kGemmRegsPerRow];
+};
+
+// acc = packed_a (kTileRows x depth) * packed_b (depth x kTileCols), in registers for the whole
+// depth loop (the caller's accumulators are only live values once this is inlined). `next_a`, when
+// given, is the A panel the caller multiplies next: it is prefetched a line per step, so that weights
+// streaming from memory arrive in time.
+__attribute__((always_inline)) inline void tile_product(int depth, const float* __restrict packed_a,
+                                                        const float* __restrict packed_b, TileAccumulators& acc,
+                                                        const float* next_a = nullptr) {
+  constexpr int kRegs = simd::kGemmRegsPerRow;
+  constexpr int kLanes = Isa::kLanes;
+#pragma GCC unroll 16
+  for (int i = 0; i < kTileRows; ++i)
+#pragma GCC unroll 4
+    for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::zero();
+
+  for (int p = 0; p < depth; ++p) {
+    if (next_a) __builtin_prefetch(next_a + p * kTileRows, 0, 3);
+    Isa::Reg b[kRegs];
+#pragma GCC unroll 4
+    for (int r = 0; r < kRegs; ++r) b[r] = Isa::load(packed_b + r * kLanes);
+#pragma GCC unroll 16
+    for (int i = 0; i < kTileRows; ++i) {
+      Isa::Reg a = Isa::broadcast(packed_a + i);
+#pragma GCC unroll 4
+      for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::fma(a, b[r], acc.r[i][r]);
+    }
+    packed_a += kTileRows;
+    packed_b += kTileCols;
+  }
+}
+
 // C[0:rows, 0:cols] (op)= packed_a (kTileRows x depth) * packed_b (depth x kTileCols). The
 // accumulators live in registers for the whole depth loop; a partial edge tile is computed in
 // full and only its valid part is written. row_bias/col_bias point at this tile's first entry.
@@ -101,25 +136,9 @@ inline void micro_kernel(int depth, const float* __restrict packed_a, const floa
   // for them now lets them arrive from L3/memory while the depth loop runs instead of after it.
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; j += 16) __builtin_prefetch(c + i * ldc + j, 1);
-  Isa::Reg acc[kTileRows][kRegs];
-#pragma GCC unroll 16
-  for (int i = 0; i < kTileRows; ++i)
-#pragma GCC unroll 4
-    for (int r = 0; r < kRegs; ++r) acc[i][r] = Isa::zero();
-
-  for (int p = 0; p < depth; ++p) {
-    Isa::Reg b[kRegs];
-#pragma GCC unroll 4
-    for (int r = 0; r < kRegs; ++r) b[r] = Isa::load(packed_b + r * kLanes);
-#pragma GCC unroll 16
-    for (int i = 0; i < kTileRows; ++i) {
-      Isa::Reg a = Isa::broadcast(packed_a + i);
-#pragma GCC unroll 4
-      for (int r = 0; r < kRegs; ++r) acc[i][r] = Isa::fma(a, b[r], acc[i][r]);
-    }
-    packed_a += kTileRows;
-    packed_b += kTileCols;
-  }
+  TileAccumulators tile_acc;
+  tile_product(depth, packed_a, packed_b, tile_acc);
+  auto& acc = tile_acc.r;
 
   if (rows == kTileRows && cols == kTileCols) {
     const Isa::Reg zero = Isa::zero();

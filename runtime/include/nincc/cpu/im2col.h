@@ -1,5 +1,8 @@
-// im2col / col2im for one NCHW image: the unfolding that turns a convolution into a GEMM, and its
-// adjoint that folds column gradients back into an image gradient.
+// A convolution's geometry and the unfolding (im2col) that turns it into a GEMM: the columns row
+// (c*kernel_h + r)*kernel_w + s of output pixel (oh, ow) is image[c][oh*sh - ph + r][ow*sw - pw + s],
+// zero in the padding. The GEMMs gather these on the fly (conv_gather.h); what is here is the shape,
+// which output columns of a tap read inside the image, and col2im, the adjoint that folds column
+// gradients back into an image gradient (backward-data).
 #pragma once
 
 #include <algorithm>
@@ -47,75 +50,37 @@ inline ValidRange valid_outputs(int in_size, int out_size, int stride, int pad, 
   return {first, last};
 }
 
-// One row of the unfolded image: row = (c*kernel_h + r)*kernel_w + s, out_plane entries.
-inline void unfold_row(const Conv2dShape& shape, const float* image, int row, float* dst_row) {
-  const int oh_count = shape.out_h(), ow_count = shape.out_w();
-  const int s = row % shape.kernel_w;
-  const int r = (row / shape.kernel_w) % shape.kernel_h;
-  const int c = row / (shape.kernel_w * shape.kernel_h);
-  const auto cols = valid_outputs(shape.in_w, ow_count, shape.stride_w, shape.pad_w, s);
-  const float* plane = image + c * shape.in_plane();
-  for (int oh = 0; oh < oh_count; ++oh) {
-    float* dst = dst_row + static_cast<std::int64_t>(oh) * ow_count;
-    const int ih = oh * shape.stride_h - shape.pad_h + r;
-    if (ih < 0 || ih >= shape.in_h) {
-      std::memset(dst, 0, sizeof(float) * ow_count);
-      continue;
-    }
-    // Input column of output column ow is ow*stride + src_shift (negative shifts are padding).
-    const std::int64_t src_shift = static_cast<std::int64_t>(ih) * shape.in_w - shape.pad_w + s;
-    std::fill(dst, dst + cols.first, 0.f);
-    if (shape.stride_w == 1) {
-      std::memcpy(dst + cols.first, plane + src_shift + cols.first, sizeof(float) * (cols.last - cols.first));
-    } else {
-      for (int ow = cols.first; ow < cols.last; ++ow) dst[ow] = plane[src_shift + ow * shape.stride_w];
-    }
-    std::fill(dst + cols.last, dst + ow_count, 0.f);
-  }
-}
-
 }  // namespace conv_detail
 
-// columns[(c*kernel_h + r)*kernel_w + s][oh*out_w + ow] = image[c][oh*sh - ph + r][ow*sw - pw + s],
-// zero where that lies in the padding. `image` is one image (in_channels x in_h x in_w).
-inline void im2col(const Conv2dShape& shape, const float* image, float* columns) {
-  const int rows = shape.patch_size();
-  parallel_for(rows, static_cast<std::int64_t>(rows) * shape.out_plane(), [&](std::int64_t row) {
-    conv_detail::unfold_row(shape, image, static_cast<int>(row), columns + row * shape.out_plane());
-  });
-}
-
-// Rows [row_begin, row_end) of im2col only, on the calling thread, written from columns[0].
-inline void im2col_rows(const Conv2dShape& shape, const float* image, int row_begin, int row_end, float* columns) {
-  for (int row = row_begin; row < row_end; ++row)
-    conv_detail::unfold_row(shape, image, row,
-                            columns + static_cast<std::int64_t>(row - row_begin) * shape.out_plane());
+// col2im for one channel c: plane (in_h x in_w, overwritten) = the sum of every columns entry that
+// im2col copied from channel c's plane, padding entries dropped, in a fixed (r, s, oh, ow) order.
+inline void col2im_channel(const Conv2dShape& shape, const float* columns, int c, float* plane) {
+  using conv_detail::valid_outputs;
+  const int oh_count = shape.out_h(), ow_count = shape.out_w();
+  std::memset(plane, 0, sizeof(float) * shape.in_plane());
+  for (int r = 0; r < shape.kernel_h; ++r) {
+    for (int s = 0; s < shape.kernel_w; ++s) {
+      const int row = (c * shape.kernel_h + r) * shape.kernel_w + s;
+      const auto cols = valid_outputs(shape.in_w, ow_count, shape.stride_w, shape.pad_w, s);
+      const float* src_row = columns + static_cast<std::int64_t>(row) * shape.out_plane();
+      for (int oh = 0; oh < oh_count; ++oh) {
+        const int ih = oh * shape.stride_h - shape.pad_h + r;
+        if (ih < 0 || ih >= shape.in_h) continue;
+        const float* src = src_row + static_cast<std::int64_t>(oh) * ow_count;
+        const std::int64_t dst_shift = static_cast<std::int64_t>(ih) * shape.in_w - shape.pad_w + s;
+        for (int ow = cols.first; ow < cols.last; ++ow) plane[dst_shift + ow * shape.stride_w] += src[ow];
+      }
+    }
+  }
 }
 
 // The adjoint of im2col: image[c][ih][iw] = sum of every columns entry that im2col copied from
 // there (the image is overwritten, padding entries are dropped). Parallel over channels, since a
 // channel's rows only ever land in that channel; each pixel sums in a fixed (r, s, oh, ow) order.
 inline void col2im(const Conv2dShape& shape, const float* columns, float* image) {
-  using conv_detail::valid_outputs;
-  const int oh_count = shape.out_h(), ow_count = shape.out_w();
   const std::int64_t work = static_cast<std::int64_t>(shape.patch_size()) * shape.out_plane();
   parallel_for(shape.in_channels, work, [&](std::int64_t c) {
-    float* plane = image + c * shape.in_plane();
-    std::memset(plane, 0, sizeof(float) * shape.in_plane());
-    for (int r = 0; r < shape.kernel_h; ++r) {
-      for (int s = 0; s < shape.kernel_w; ++s) {
-        const int row = (c * shape.kernel_h + r) * shape.kernel_w + s;
-        const auto cols = valid_outputs(shape.in_w, ow_count, shape.stride_w, shape.pad_w, s);
-        const float* src_row = columns + static_cast<std::int64_t>(row) * shape.out_plane();
-        for (int oh = 0; oh < oh_count; ++oh) {
-          const int ih = oh * shape.stride_h - shape.pad_h + r;
-          if (ih < 0 || ih >= shape.in_h) continue;
-          const float* src = src_row + static_cast<std::int64_t>(oh) * ow_count;
-          const std::int64_t dst_shift = static_cast<std::int64_t>(ih) * shape.in_w - shape.pad_w + s;
-          for (int ow = cols.first; ow < cols.last; ++ow) plane[dst_shift + ow * shape.stride_w] += src[ow];
-        }
-      }
-    }
+    col2im_channel(shape, columns, static_cast<int>(c), image + c * shape.in_plane());
   });
 }
 

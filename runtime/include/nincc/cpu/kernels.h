@@ -7,21 +7,26 @@
 //   BatchNormShape, LinearShape) that generated code builds as constexpr constants.
 // - Arguments go shape, inputs, outputs, then options. Outputs are overwritten, never
 //   accumulated into, gradients of weights included; a nullable pointer says so where declared.
-// - Parallel with OpenMP when built with -fopenmp (serial and identical without it). A kernel
-//   called inside a parallel region runs serially on its thread.
-// - Deterministic: no atomics, every sum in a fixed order, so two runs give the same bits, and
+// - Parallel when built with -fopenmp, on the kernels' own thread pool (thread_pool.h) sized by
+//   OpenMP's settings; serial and identical without it. A kernel called inside a parallel loop's
+//   task runs serially on its thread.
+// - Deterministic: no floating-point atomics, every sum in a fixed order, so two runs give the same bits, and
 //   each output element is computed the same way whichever thread computes it, so the bits do
 //   not depend on the thread count either (kernels-test checks 1, 2 and all threads).
 // - Scratch (GEMM panels, im2col columns) is thread_local, grow-only, per calling thread
 //   (parallel.h): no workspace argument, and no allocation once shapes have been seen.
+// - NINCC_PROFILE set when `nincc build` generates the code times every kernel call (profile.h).
 #pragma once
 
 #include "activation.h"
 #include "batchnorm.h"
 #include "conv.h"
+#include "conv_gemm.h"
+#include "conv_wgrad.h"
 #include "dropout.h"
 #include "gemm.h"
 #include "linear.h"
 #include "loss.h"
 #include "pool.h"
+#include "profile.h"
 #include "sgd.h"

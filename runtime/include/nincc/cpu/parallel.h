@@ -1,7 +1,10 @@
-// OpenMP shims and thread-local scratch memory shared by every CPU kernel family.
-// Everything here also compiles without -fopenmp, where every kernel runs on the calling thread.
+// Parallel loops and thread-local scratch memory shared by every CPU kernel family.
+// Built with -fopenmp, loops run on the kernels' own pool (thread_pool.h), sized by OpenMP's
+// settings (OMP_NUM_THREADS, omp_set_num_threads; default: the CPUs this process may use). Without
+// it every kernel runs on the calling thread, with the same results.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -9,16 +12,8 @@
 
 #ifdef _OPENMP
 #include <omp.h>
-#endif
 
-// `#pragma omp CLAUSES` that disappears without OpenMP. A plain #pragma omp would only be
-// ignored there, but -Wall then warns at every use, and g++ cannot silence unknown pragmas per
-// header (diagnostic push/pop does not cover them).
-#ifdef _OPENMP
-#define NINCC_OMP(...) _Pragma(NINCC_OMP_TEXT(omp __VA_ARGS__))
-#define NINCC_OMP_TEXT(...) #__VA_ARGS__
-#else
-#define NINCC_OMP(...)
+#include "thread_pool.h"
 #endif
 
 namespace nincc {
@@ -28,17 +23,17 @@ namespace cpu {
 // microseconds, more than an elementwise pass over a small tensor takes.
 constexpr std::int64_t kParallelGrain = 1 << 15;
 
-// The threads a kernel may use: the OpenMP team size, or 1 inside an outer parallel region.
+// The threads a kernel may use: OpenMP's thread count, or 1 inside a task of a parallel loop.
 inline int max_threads() {
 #ifdef _OPENMP
-  return omp_in_parallel() ? 1 : omp_get_max_threads();
+  return pool_detail::t_inside_job ? 1 : omp_get_max_threads();
 #else
   return 1;
 #endif
 }
 
 // The number of threads a loop of `work` elements should use: 1 below `grain`, where waking the
-// team costs more than it saves. Inside an outer parallel region (the convolutions run images in
+// team costs more than it saves. Inside an outer parallel loop (the convolutions run images in
 // parallel) the answer is 1, so nested kernels run serially on their own thread instead of
 // oversubscribing the machine.
 inline int threads_for(std::int64_t work, std::int64_t grain = kParallelGrain) {
@@ -46,14 +41,17 @@ inline int threads_for(std::int64_t work, std::int64_t grain = kParallelGrain) {
   return max_threads();
 }
 
-// body(i) for i in [0, count), spread over `threads` threads in contiguous static blocks (or run
-// in order on the calling thread when threads <= 1). Iterations must be independent.
+// body(i) for i in [0, count), handed out one at a time to whichever of `threads` threads is free
+// (the caller among them), or in order on the calling thread when threads <= 1. Iterations must be
+// independent. Meant for coarse items (images, GEMM slices): a thread the OS has descheduled (a
+// shared machine) holds up at most the one item it took, and a worker that never started holds up
+// nothing (thread_pool.h).
 template <class Body>
-inline void parallel_for_threads(std::int64_t count, int threads, Body&& body) {
+inline void parallel_for_dynamic(std::int64_t count, int threads, Body&& body) {
 #ifdef _OPENMP
-  if (threads > 1 && count > 1) {
-    NINCC_OMP(parallel for schedule(static) num_threads(threads))
-    for (std::int64_t i = 0; i < count; ++i) body(i);
+  // Inside a task (a nested loop) the loop runs serially, whatever `threads` says.
+  if (threads > 1 && count > 1 && !pool_detail::t_inside_job) {
+    pool_detail::ThreadPool::instance().run(count, threads, body);
     return;
   }
 #endif
@@ -61,20 +59,18 @@ inline void parallel_for_threads(std::int64_t count, int threads, Body&& body) {
   for (std::int64_t i = 0; i < count; ++i) body(i);
 }
 
-// body(i) for i in [0, count) handed out one at a time to whichever of `threads` threads is
-// free: for a few coarse items (images, GEMM slices), so that a thread the OS has descheduled
-// (a shared machine) holds up one item instead of its whole static share.
+// body(i) for i in [0, count) in a few contiguous blocks per thread (for many cheap iterations:
+// one task per block, not per iteration).
 template <class Body>
-inline void parallel_for_dynamic(std::int64_t count, int threads, Body&& body) {
-#ifdef _OPENMP
-  if (threads > 1 && count > 1) {
-    NINCC_OMP(parallel for schedule(dynamic, 1) num_threads(threads))
+inline void parallel_for_threads(std::int64_t count, int threads, Body&& body) {
+  if (threads <= 1 || count <= 1) {
     for (std::int64_t i = 0; i < count; ++i) body(i);
     return;
   }
-#endif
-  (void)threads;
-  for (std::int64_t i = 0; i < count; ++i) body(i);
+  const std::int64_t blocks = std::min<std::int64_t>(count, 4 * threads);
+  parallel_for_dynamic(blocks, threads, [&](std::int64_t b) {
+    for (std::int64_t i = count * b / blocks; i < count * (b + 1) / blocks; ++i) body(i);
+  });
 }
 
 // The same, with the thread count chosen from the total work (in elements) of the loop.
@@ -87,18 +83,12 @@ inline void parallel_for(std::int64_t count, std::int64_t total_work, Body&& bod
 // that should stay simple vectorisable loops inside each slice.
 template <class Body>
 inline void parallel_slices(std::int64_t count, Body&& body) {
-#ifdef _OPENMP
   const int threads = threads_for(count);
-  if (threads > 1) {
-    NINCC_OMP(parallel num_threads(threads))
-    {
-      const std::int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
-      body(count * me / team, count * (me + 1) / team);
-    }
+  if (threads <= 1) {
+    body(std::int64_t{0}, count);
     return;
   }
-#endif
-  body(std::int64_t{0}, count);
+  parallel_for_dynamic(threads, threads, [&](std::int64_t t) { body(count * t / threads, count * (t + 1) / threads); });
 }
 
 // Scratch memory: each thread owns a few grow-only, 64-byte-aligned buffers, one per purpose
@@ -107,7 +97,7 @@ inline void parallel_slices(std::int64_t count, Body&& body) {
 // A buffer is only ever used by the thread that owns it, so no kernel needs a workspace argument;
 // the cost is one largest-layer buffer per slot per thread (an im2col buffer of NIN's first layer
 // at 224x224 is 4.5 MB).
-enum class ScratchSlot : int { kGemmPackedA, kGemmPackedB, kConvColumns, kCount };
+enum class ScratchSlot : int { kGemmPackedA, kGemmPackedB, kConvColumns, kConvPackedWeights, kConvPhases, kPoolRows, kCount };
 
 class ScratchBuffer {
  public:

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "parallel.h"
+#include "simd.h"
 
 namespace nincc {
 namespace cpu {
@@ -62,18 +63,113 @@ inline int plane_threads(const Pool2dShape& s) {
 
 }  // namespace pool_detail
 
+namespace pool_detail {
+
+// Torch's running-max rule, v > best || isnan(v): a NaN wins and stays. As a reduction its result
+// is the window's maximum, or NaN when the window holds one, whatever the order.
+inline float max_rule(float best, float v) { return (v > best || v != v) ? v : best; }
+
+// y (out_h x out_w) = max of each window of one plane, in two vectorisable passes per output row:
+// `rows` = the rule over the window's in-image rows, column by column, with -inf for the padding
+// columns, then each output = the rule over kernel_w entries of `rows` (stride KW/SW compile-time
+// constants for the common windows, so the compiler unrolls them; 0 means use the shape's).
+template <int KW, int SW>
+void plane_max(const Pool2dShape& s, const float* plane, float* y, float* rows) {
+  const int kw = KW ? KW : s.kernel_w, sw = SW ? SW : s.stride_w;
+  const int ow_count = s.out_w();
+  const int span = (ow_count - 1) * sw + kw;  // padded columns the windows cover
+  const float lowest = -std::numeric_limits<float>::infinity();
+  for (int j = 0; j < span; ++j) rows[j] = lowest;
+  float* inner = rows + s.pad_w;  // inner[iw] is image column iw
+  const int width = std::min(s.in_w, span - s.pad_w);
+  for (int oh = 0; oh < s.out_h(); ++oh) {
+    const int h0 = std::max(oh * s.stride_h - s.pad_h, 0), h1 = std::min(oh * s.stride_h - s.pad_h + s.kernel_h, s.in_h);
+    if (h0 >= h1) {
+      for (int iw = 0; iw < width; ++iw) inner[iw] = lowest;
+    } else {
+      const float* first = plane + static_cast<std::int64_t>(h0) * s.in_w;
+      for (int iw = 0; iw < width; ++iw) inner[iw] = first[iw];
+      for (int ih = h0 + 1; ih < h1; ++ih) {
+        const float* row = plane + static_cast<std::int64_t>(ih) * s.in_w;
+        for (int iw = 0; iw < width; ++iw) inner[iw] = max_rule(inner[iw], row[iw]);
+      }
+    }
+    float* out = y + static_cast<std::int64_t>(oh) * ow_count;
+    for (int ow = 0; ow < ow_count; ++ow) {
+      const float* w = rows + ow * sw;
+      float best = w[0];
+      for (int k = 1; k < kw; ++k) best = max_rule(best, w[k]);
+      out[ow] = best;
+    }
+  }
+}
+
+// The index Torch's scan of the window (row by row, ties to the first, a NaN to the last NaN)
+// picks, given the window's value from plane_max: the first element equal to it, or the last NaN.
+// A row compares into a bit mask without branches (where the maximum sits is random, so a
+// per-element early exit mispredicts once per window): one masked vector compare with AVX-512.
+inline std::int32_t window_argmax(const Pool2dShape& s, const float* plane, const Window& win, float value) {
+  const int width = win.w1 - win.w0;
+#if defined(__AVX512F__)
+  if (value == value && width <= 16) {  // one masked vector compare per row
+    const __mmask16 valid = static_cast<__mmask16>((1u << width) - 1u);
+    const __m512 target = _mm512_set1_ps(value);
+    for (int ih = win.h0; ih < win.h1; ++ih) {
+      const float* row = plane + static_cast<std::int64_t>(ih) * s.in_w + win.w0;
+      const __mmask16 equal = _mm512_mask_cmp_ps_mask(valid, _mm512_maskz_loadu_ps(valid, row), target, _CMP_EQ_OQ);
+      if (equal != 0) return ih * s.in_w + win.w0 + __builtin_ctz(equal);
+    }
+    return -1;
+  }
+#endif
+  if (value == value && width <= 64) {
+    for (int ih = win.h0; ih < win.h1; ++ih) {
+      const float* row = plane + static_cast<std::int64_t>(ih) * s.in_w + win.w0;
+      std::uint64_t equal = 0;
+      for (int iw = 0; iw < width; ++iw) equal |= static_cast<std::uint64_t>(row[iw] == value) << iw;
+      if (equal != 0) return ih * s.in_w + win.w0 + __builtin_ctzll(equal);
+    }
+    return -1;
+  }
+  std::int32_t found = -1;
+  for (int ih = win.h0; ih < win.h1; ++ih)
+    for (int iw = win.w0; iw < win.w1; ++iw) {
+      const float v = plane[static_cast<std::int64_t>(ih) * s.in_w + iw];
+      if (value != value) {
+        if (v != v) found = ih * s.in_w + iw;
+      } else if (v == value) {
+        return ih * s.in_w + iw;
+      }
+    }
+  return found;
+}
+
+}  // namespace pool_detail
+
 // y = max over each window. `argmax` (same size as y, may be null) receives the index of the
 // chosen input within its plane, ih*in_w + iw (0-based; Torch stores it 1-based).
 inline void maxpool_forward(const Pool2dShape& shape, const float* x, float* y, std::int32_t* argmax) {
-  parallel_for_threads(shape.planes(), pool_detail::plane_threads(shape), [&](std::int64_t p) {
-    const float* plane = x + p * shape.in_plane();
-    std::int64_t out = p * shape.out_plane();
-    for (int oh = 0; oh < shape.out_h(); ++oh)
-      for (int ow = 0; ow < shape.out_w(); ++ow, ++out) {
-        std::int32_t index;
-        pool_detail::window_max(shape, plane, pool_detail::window_at(shape, oh, ow), &y[out], &index);
-        if (argmax) argmax[out] = index;
-      }
+  using namespace pool_detail;
+  auto plane_fn = &plane_max<0, 0>;
+  if (shape.kernel_w == 3 && shape.stride_w == 2) plane_fn = &plane_max<3, 2>;
+  else if (shape.kernel_w == 2 && shape.stride_w == 2) plane_fn = &plane_max<2, 2>;
+  else if (shape.kernel_w == 3 && shape.stride_w == 1) plane_fn = &plane_max<3, 1>;
+  const int span = (shape.out_w() - 1) * shape.stride_w + shape.kernel_w;
+  const std::int64_t planes = shape.planes();
+  const int threads = plane_threads(shape);
+  const std::int64_t blocks = threads <= 1 ? 1 : std::min<std::int64_t>(planes, 4 * threads);
+  parallel_for_dynamic(blocks, threads, [&](std::int64_t b) {
+    float* rows = thread_scratch(ScratchSlot::kPoolRows, static_cast<std::size_t>(span) + shape.pad_w + shape.in_w);
+    for (std::int64_t p = planes * b / blocks; p < planes * (b + 1) / blocks; ++p) {
+      const float* plane = x + p * shape.in_plane();
+      float* out = y + p * shape.out_plane();
+      plane_fn(shape, plane, out, rows);
+      if (!argmax) continue;
+      std::int32_t* index = argmax + p * shape.out_plane();
+      for (int oh = 0; oh < shape.out_h(); ++oh)
+        for (int ow = 0; ow < shape.out_w(); ++ow, ++index, ++out)
+          *index = window_argmax(shape, plane, window_at(shape, oh, ow), *out);
+    }
   });
 }
 

@@ -1,0 +1,159 @@
+// CPU benchmark: nincc `cpu` against onnxruntime-node on the same weights, in one process.
+// Build and run:  npx tsc -p tsconfig.json && node dist/bench/cpu.js [--runs 15] [--warmup 3] [--json FILE]
+// For each spec (models/nin.model and models/nin-fashion.model by default) it builds the artifact
+// (BN folded for inference), makes weights whose output depends on the input, exports them to ONNX,
+// and checks that both engines agree (1e-4 of the output's scale) at batch 1 and 16. Then:
+//  1. interleaved: inference at batch 1 and 16 in both engines and nincc's training step at batch 16,
+//     run by run (the order alternating each round) after a warm-up; onnxruntime with its idle
+//     spin-wait off, since with it on its pool threads keep a core busy for tens of milliseconds
+//     after each run, that is during nincc's next run (measured: 26 ms instead of 14 ms per NIN image);
+//  2. standalone: each engine alone for a block of runs, onnxruntime with its default settings.
+// Both engines get `nproc` threads (nincc's OpenMP-configured pool, onnxruntime's intra-op pool, the
+// default CPU provider). Prints medians, min–max, nincc/onnxruntime ratios, GFLOP/s and % of peak.
+import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { packageRoot } from '../compiler/package-root.js';
+import { load, type Model } from '../runtime/model.js';
+import { describeMachine, machineLines } from './cpu/machine.js';
+import { images, prepareSubject, type Subject } from './cpu/subjects.js';
+import { median, reportLines, type Timed } from './cpu/report.js';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '15' },
+    warmup: { type: 'string', default: '3' },
+    models: { type: 'string', default: 'models/nin.model,models/nin-fashion.model' },
+    work: { type: 'string', default: 'build/bench-cpu' },
+    seed: { type: 'string', default: '1' },
+    standalone: { type: 'string', default: '' }, // runs per standalone block; default: same as --runs
+    json: { type: 'string' },
+  },
+});
+const runs = Number(values.runs);
+const warmup = Number(values.warmup);
+const standaloneRuns = values.standalone ? Number(values.standalone) : runs;
+const seed = Number(values.seed);
+const threads = availableParallelism();
+// libgomp reads this when the first kernel library loads; nproc is its default anyway, set so it is said.
+process.env.OMP_NUM_THREADS ??= String(threads);
+
+type Case = Timed & { readonly run: () => Promise<unknown> };
+
+/** max |a − b| ≤ 1e-4 · max(1, max |b|) (test/onnx-export.test.ts's rule), and rows that differ between images. */
+function agreement(onnx: Float32Array, ref: Float32Array, n: number): { diff: number; scale: number; ok: boolean; informative: boolean } {
+  let diff = 0;
+  let scale = 1;
+  for (let i = 0; i < ref.length; i++) {
+    diff = Math.max(diff, Math.abs(onnx[i] - ref[i]));
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  const per = ref.length / n;
+  let between = 0;
+  for (let i = 0; i < per && n > 1; i++) between = Math.max(between, Math.abs(ref[i] - ref[per + i]));
+  return { diff, scale, ok: onnx.length === ref.length && diff <= 1e-4 * scale, informative: n === 1 || between > 1e-4 };
+}
+
+const sessionOptions = (spinning: boolean): ort.InferenceSession.SessionOptions => ({
+  executionProviders: ['cpu'],
+  intraOpNumThreads: threads,
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+  graphOptimizationLevel: 'all',
+  ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
+});
+
+async function time(c: Case): Promise<void> {
+  const t0 = process.hrtime.bigint();
+  await c.run();
+  c.seconds.push(Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+async function main(): Promise<number> {
+  const machine = describeMachine();
+  const lines = machineLines(machine);
+  lines.push(`threads: nincc OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS}, onnxruntime-node ${(ort as { env?: { versions?: { common?: string } } }).env?.versions?.common ?? ''} intraOpNumThreads=${threads} (default CPU provider)`);
+  for (const l of lines) console.log(l);
+
+  const interleaved: Case[] = [];
+  const standalone: { nincc: Case[]; ort: Case[] } = { nincc: [], ort: [] };
+  const models: Model[] = [];
+  const sessions: ort.InferenceSession[] = [];
+  let failed = false;
+  try {
+    for (const spec of values.models!.split(',')) {
+      const subject: Subject = await prepareSubject(resolve(packageRoot(), spec), resolve(packageRoot(), values.work!), 16, seed);
+      const nincc = await load(subject.dir, { device: 'cpu', weights: subject.weights });
+      const trainer = await load(subject.dir, { device: 'cpu', weights: subject.weights }); // its running stats move
+      models.push(nincc, trainer);
+      const quiet = await ort.InferenceSession.create(subject.onnx, sessionOptions(false));
+      const spinning = await ort.InferenceSession.create(subject.onnx, sessionOptions(true));
+      sessions.push(quiet, spinning);
+      const input = subject.model.input;
+      const base = { model: subject.name, flopsPerImage: subject.flopsPerImage };
+      for (const batch of [1, 16]) {
+        const x = images(batch, input, 100 + batch);
+        const feeds = { images: new ort.Tensor('float32', x, [batch, ...input]) };
+        const ref = await nincc.infer(x);
+        for (const [name, session] of [['quiet', quiet], ['default', spinning]] as const) {
+          const got = (await session.run(feeds)).output.data as Float32Array;
+          const a = agreement(got, ref, batch);
+          const verdict = a.ok && a.informative ? 'agree' : a.ok ? 'AGREE BUT OUTPUT DOES NOT DEPEND ON THE INPUT' : 'DISAGREE';
+          if (name === 'quiet') console.log(`${subject.name} batch ${batch}: max |onnxruntime − nincc| = ${a.diff.toExponential(2)} (scale ${a.scale.toFixed(2)}, limit ${(1e-4 * a.scale).toExponential(2)}): ${verdict}`);
+          if (!a.ok || !a.informative) failed = true;
+        }
+        const infer = { ...base, what: 'infer', batch } as const;
+        interleaved.push({ ...infer, engine: 'nincc', run: () => nincc.infer(x), seconds: [] });
+        interleaved.push({ ...infer, engine: 'onnxruntime', run: () => quiet.run(feeds), seconds: [] });
+        standalone.nincc.push({ ...infer, engine: 'nincc', run: () => nincc.infer(x), seconds: [] });
+        standalone.ort.push({ ...infer, engine: 'onnxruntime', run: () => spinning.run(feeds), seconds: [] });
+      }
+      if (trainer.trainable) {
+        const x = images(16, input, 7);
+        const y = Int32Array.from({ length: 16 }, (_, i) => i % trainer.info.classes);
+        // lr 0 keeps the weights (and so the work) the same from run to run.
+        const step = { ...base, what: 'train', batch: 16, engine: 'nincc' } as const;
+        interleaved.push({ ...step, run: () => trainer.trainStep(x, y, { lr: 0 }), seconds: [] });
+        standalone.nincc.push({ ...step, run: () => trainer.trainStep(x, y, { lr: 0 }), seconds: [] });
+      }
+    }
+    if (failed) {
+      console.log('the engines do not agree: no timing');
+      return 1;
+    }
+    for (let i = 0; i < warmup; i++) for (const c of interleaved) await c.run();
+    for (let r = 0; r < runs; r++) {
+      // Alternate the order, so neither engine always runs right after the other.
+      for (const c of r % 2 ? [...interleaved].reverse() : interleaved) await time(c);
+    }
+    // Standalone blocks: each case alone, back to back; onnxruntime with its default spinning.
+    for (const block of [standalone.nincc, standalone.ort]) {
+      for (const c of block) {
+        for (let i = 0; i < warmup; i++) await c.run();
+        for (let r = 0; r < standaloneRuns; r++) await time(c);
+      }
+    }
+    console.log(`\n1. interleaved run by run, ${warmup} warm-up and ${runs} timed runs per case (onnxruntime: intra_op.allow_spinning=0)`);
+    for (const l of reportLines(interleaved, machine.peakGflops, true)) console.log(l);
+    console.log(`\n2. standalone blocks of ${standaloneRuns} runs per case, each engine alone (onnxruntime: default settings, spinning on)`);
+    for (const l of reportLines([...standalone.nincc, ...standalone.ort], machine.peakGflops, false)) console.log(l);
+    console.log('\nGFLOP/s count 2 FLOP per multiply-add of the conv and linear layers; a training step counts 3× the forward.');
+    console.log('nincc/ort: onnxruntime median time ÷ nincc median time (> 1: nincc faster); in brackets, for interleaved runs,');
+    console.log('the median of the per-round ratios. % peak: of the measured peak above.');
+    if (values.json) {
+      const strip = (cases: Case[]) => cases.map(({ run: _run, ...rest }) => ({ ...rest, median: median(rest.seconds) }));
+      writeFileSync(values.json, JSON.stringify({ machine, interleaved: strip(interleaved), standalone: strip([...standalone.nincc, ...standalone.ort]) }, null, 1));
+    }
+    return 0;
+  } finally {
+    for (const m of models) m.dispose();
+    for (const s of sessions) await s.release();
+  }
+}
+
+main().then((code) => process.exit(code), (e) => {
+  console.error(e);
+  process.exit(1);
+});

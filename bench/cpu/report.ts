@@ -1,0 +1,37 @@
+// The CPU benchmark's table: per case the median images/s, min–max, ms per batch, GFLOP/s, % of peak,
+// and for nincc inference the ratio to onnxruntime on the same model and batch.
+export interface Timed {
+  readonly model: string;
+  readonly what: 'infer' | 'train';
+  readonly batch: number;
+  readonly engine: 'nincc' | 'onnxruntime';
+  readonly flopsPerImage: number; // forward
+  readonly seconds: number[];
+}
+
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** The table; `paired`: the runs were interleaved round by round, so per-round ratios mean something. */
+export function reportLines(cases: readonly Timed[], peakGflops: number, paired: boolean): string[] {
+  const rows: string[][] = [['model', 'case', 'batch', 'engine', 'images/s', 'min–max', 'ms/batch', 'GFLOP/s', '% peak', 'nincc/ort']];
+  for (const c of cases) {
+    const t = median(c.seconds);
+    const ips = c.batch / t;
+    const gflops = (ips * c.flopsPerImage * (c.what === 'train' ? 3 : 1)) / 1e9;
+    let ratio = '';
+    if (c.engine === 'nincc' && c.what === 'infer') {
+      const o = cases.find((d) => d.model === c.model && d.engine === 'onnxruntime' && d.batch === c.batch && d.what === 'infer');
+      if (o) {
+        ratio = (median(o.seconds) / t).toFixed(2);
+        if (paired) ratio += ` (${median(c.seconds.map((s, i) => o.seconds[i] / s)).toFixed(2)})`;
+      }
+    }
+    const spread = `${(c.batch / Math.max(...c.seconds)).toFixed(1)}–${(c.batch / Math.min(...c.seconds)).toFixed(1)}`;
+    rows.push([c.model, c.what === 'train' ? 'train step' : 'infer', String(c.batch), c.engine, ips.toFixed(1), spread, (t * 1000).toFixed(2), gflops.toFixed(1), ((100 * gflops) / peakGflops).toFixed(1), ratio]);
+  }
+  const width = rows[0].map((_, j) => Math.max(...rows.map((r) => r[j].length)));
+  return rows.map((r) => r.map((v, j) => (j < 4 ? v.padEnd(width[j]) : v.padStart(width[j]))).join('  '));
+}

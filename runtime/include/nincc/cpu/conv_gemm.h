@@ -1,0 +1,345 @@
+// Convolution forward as one implicit GEMM over the whole batch, NCHW in and out:
+//   y[n][k][p] = bias[k] + sum_d W[k][d] * X(d, (n, p)),   d = (c, r, s),  p = (oh, ow)
+// A = the weights, packed once into the micro-kernel's row panels (pack_conv_weights: at fold time
+// for inference, once per call in training); B = the unfolded input, gathered tile by tile straight
+// from x into the micro-kernel's column panel (conv_gather.h: no im2col buffer, no second packing
+// pass). The GEMM's columns run over every image of the batch, so a 7x7 layer at batch 16 is one
+// GEMM of 784 columns rather than 16 of 49, each a quarter empty; a tile that straddles two images
+// or output rows is gathered and stored in segments (masked loads and stores on AVX-512).
+// (A pixel-major variant, C^T = X^T W^T with 12-pixel tiles that waste fewer lanes on 7x7 planes,
+// was measured slower on NIN at batch 1 and 16: it gathers 32/12 times as often per multiply-add.)
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "conv_gather.h"
+#include "gemm.h"
+#include "im2col.h"
+#include "parallel.h"
+
+namespace nincc {
+namespace cpu {
+
+// Weight panels are padded to a multiple of this many rows (every instruction set's kTileRows
+// divides it), so the size the compiler allocates for packed weights does not depend on the ISA.
+constexpr int kConvPackRowMultiple = 12;
+static_assert(kConvPackRowMultiple % gemm_detail::kTileRows == 0, "packed weight rows must cover whole panels");
+
+// Weights already packed by pack_conv_weights, as a type, so the conv2d_forward overloads cannot mix them up.
+struct PackedConvWeights {
+  const float* data;
+};
+
+// Floats needed by pack_conv_weights for out_channels x patch weights.
+constexpr std::int64_t packed_conv_weights_size(int out_channels, int patch) {
+  return static_cast<std::int64_t>((out_channels + kConvPackRowMultiple - 1) / kConvPackRowMultiple) *
+         kConvPackRowMultiple * patch;
+}
+
+namespace conv_gemm_detail {
+
+using gemm_detail::ceil_div;
+using gemm_detail::Isa;
+using gemm_detail::kTileCols;
+using gemm_detail::kTileRows;
+constexpr int kLanes = Isa::kLanes;
+constexpr int kRegs = simd::kGemmRegsPerRow;
+
+// The depth blocks of a conv GEMM: as even as possible and at most the GEMM's depth block (so the
+// B and A panels share L1), so that a depth of 256 is two blocks of 128, not 192 + 64 (a short
+// block spends its time on C).
+constexpr int kMaxDepthBlock = gemm_detail::kDepthBlock;
+inline int depth_block(int k) {
+  const int blocks = (k + kMaxDepthBlock - 1) / kMaxDepthBlock;
+  return (k + blocks - 1) / blocks;
+}
+
+// Depth block [k0, k0 + depth) of row panel `panel` in packed weights: block-major (blocks of
+// depth_block(k)), then panel-major, each panel depth x kTileRows (as gemm's pack_a_panel writes).
+inline const float* weight_panel(const float* packed, int m, int k0, int depth, int panel) {
+  const std::int64_t padded = static_cast<std::int64_t>(ceil_div(m, kTileRows)) * kTileRows;
+  return packed + k0 * padded + static_cast<std::int64_t>(panel) * kTileRows * depth;
+}
+
+// Where the tiles go: y, batch x m channels x plane pixels.
+struct SegmentStore {
+  float* y;
+  int m;                 // output channels
+  std::int64_t plane;    // output pixels per channel
+  int ow_count;
+};
+
+// Prefetches (for writing) the first tile's lines of rows [row0, row0 + rows) of its first segment:
+// output rows are a plane apart, a pattern the hardware prefetchers miss, so ask for the lines
+// while the product runs instead of stalling on them in store_tile.
+inline void prefetch_tile_output(const SegmentStore& out, const Segment& seg, int row0, int rows) {
+  const float* first = out.y + (static_cast<std::int64_t>(seg.n) * out.m + row0) * out.plane +
+                       static_cast<std::int64_t>(seg.oh) * out.ow_count + seg.ow0;
+  for (int i = 0; i < rows; ++i) {
+    __builtin_prefetch(first + i * out.plane, 1);
+    __builtin_prefetch(first + i * out.plane + 16, 1);
+  }
+}
+
+// Stores acc rows [0, rows) of the tile at output channels row0.. into y, segment by segment.
+// Inlined, so that the accumulators go from registers to y without a round trip through the stack.
+__attribute__((always_inline)) inline void store_tile(const SegmentStore& out, const gemm_detail::TileAccumulators& acc, const Segment* segments,
+                       int segment_count, int row0, int rows, bool accumulate, bool finish, const float* bias,
+                       bool relu) {
+  // Segments of one image are contiguous in y (output rows follow each other): merge them.
+  struct Span {
+    float* base;  // lane l of row i goes to base + i * plane + l
+    std::uint32_t lanes;
+  } spans[kTileCols];
+  int span_count = 0;
+  for (int g = 0; g < segment_count; ++g) {
+    const Segment& seg = segments[g];
+    if (span_count > 0 && g > 0 && segments[g - 1].n == seg.n) {
+      spans[span_count - 1].lanes |= lane_mask(seg.lane, seg.lane + seg.count);
+      continue;
+    }
+    const std::int64_t p = static_cast<std::int64_t>(seg.oh) * out.ow_count + seg.ow0;
+    spans[span_count++] = Span{out.y + (static_cast<std::int64_t>(seg.n) * out.m + row0) * out.plane + p - seg.lane,
+                               lane_mask(seg.lane, seg.lane + seg.count)};
+  }
+#if defined(__AVX512F__)
+  const __m512 zero = _mm512_setzero_ps();
+  if (span_count == 1 && spans[0].lanes == 0xFFFFFFFFu && rows == kTileRows) {
+    // The common tile: all 32 lanes in one image, all rows. Unmasked, unrolled.
+    float* base = spans[0].base;
+#pragma GCC unroll 16
+    for (int i = 0; i < kTileRows; ++i) {
+      const __m512 b = finish && bias ? _mm512_set1_ps(bias[i]) : zero;
+#pragma GCC unroll 2
+      for (int r = 0; r < kRegs; ++r) {
+        float* dst = base + i * out.plane + 16 * r;
+        __m512 v = acc.r[i][r];
+        if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(dst));
+        if (finish) {
+          if (bias) v = _mm512_add_ps(v, b);
+          if (relu) v = _mm512_mask_max_ps(zero, static_cast<__mmask16>(0xFFFF), v, zero);
+        }
+        _mm512_storeu_ps(dst, v);
+      }
+    }
+    return;
+  }
+  for (int i = 0; i < rows; ++i) {
+    const __m512 b = finish && bias ? _mm512_set1_ps(bias[i]) : zero;
+    for (int t = 0; t < span_count; ++t) {
+      float* dst = spans[t].base + i * out.plane;
+#pragma GCC unroll 2
+      for (int r = 0; r < kRegs; ++r) {
+        const __mmask16 mask = static_cast<__mmask16>(spans[t].lanes >> (16 * r));
+        if (!mask) continue;
+        __m512 v = acc.r[i][r];
+        if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst + 16 * r));
+        if (finish) {
+          if (bias) v = _mm512_add_ps(v, b);
+          if (relu) v = _mm512_mask_max_ps(zero, static_cast<__mmask16>(0xFFFF), v, zero);
+        }
+        _mm512_mask_storeu_ps(dst + 16 * r, mask, v);
+      }
+    }
+  }
+#else
+  alignas(64) float tile[kTileRows][kTileCols];
+  for (int i = 0; i < kTileRows; ++i)
+    for (int r = 0; r < kRegs; ++r) Isa::store(&tile[i][r * kLanes], acc.r[i][r]);
+  for (int i = 0; i < rows; ++i)
+    for (int t = 0; t < span_count; ++t) {
+      float* dst = spans[t].base + i * out.plane;
+      for (std::uint32_t lanes = spans[t].lanes; lanes != 0; lanes &= lanes - 1) {
+        const int l = __builtin_ctz(lanes);
+        float v = accumulate ? dst[l] + tile[i][l] : tile[i][l];
+        if (finish) {
+          if (bias) v += bias[i];
+          if (relu) v = v > 0.f ? v : 0.f;
+        }
+        dst[l] = v;
+      }
+    }
+#endif
+}
+
+// A task's pixel tiles: their gathered panels of one depth block stay in L2 (kChunkTiles x 24 KiB)
+// while each weight panel sweeps them from L1.
+constexpr int kChunkTiles = 16;
+constexpr int kTasksPerThread = 4;
+// Weights up to this size stay in L2 while a task goes tile by tile through the whole depth.
+constexpr std::int64_t kSmallWeightsBytes = 512 * 1024;
+
+// How a conv GEMM is cut into tasks: pixel chunks x channel splits.
+struct Split {
+  std::int64_t chunks;  // of the pixel tiles
+  int row_splits;       // of the channel panels
+};
+
+// Each pixel chunk streams every weight of its channels once (from L3 or memory: packed weights are
+// megabytes), each channel split gathers its pixels once more. So a team needs
+// threads * kTasksPerThread tasks (a few per thread, for balance on a busy machine), made as the
+// cheaper mix of the two: channel splits when the weights outweigh the pixels (batch 1, 7x7 planes:
+// 14 MB of weights against 49 pixels), pixel chunks otherwise. Chunks hold at most kChunkTiles
+// tiles. m channels, `columns` pixels, depth k.
+inline Split split_tasks(int m, int k, std::int64_t columns, int threads) {
+  const int row_panels = ceil_div(m, kTileRows);
+  const std::int64_t col_tiles = (columns + kTileCols - 1) / kTileCols;
+  const std::int64_t min_chunks = (col_tiles + kChunkTiles - 1) / kChunkTiles;
+  if (threads <= 1) return {min_chunks, 1};
+  const std::int64_t want = threads * kTasksPerThread;
+  const double weight_floats = static_cast<double>(m) * k, gather_floats = 2.0 * k * columns;  // a gather costs ~2 reads
+  Split best{std::max(min_chunks, std::min(col_tiles, want)), 1};
+  double best_cost = best.chunks * weight_floats + gather_floats;
+  for (int rs = 2; rs <= row_panels / 2; rs *= 2) {
+    const std::int64_t chunks = std::max(min_chunks, std::min(col_tiles, (want + rs - 1) / rs));
+    const double cost = chunks * weight_floats + rs * gather_floats;
+    if (chunks * rs >= std::min<std::int64_t>(want, best.chunks * best.row_splits) && cost < best_cost) {
+      best = {chunks, rs};
+      best_cost = cost;
+    }
+  }
+  return best;
+}
+
+// A task's scratch, in its thread's scratch memory: the gathered panels of up to kChunkTiles tiles
+// of one depth block, each tile's segments, and the gather runs of every tap.
+struct TaskScratch {
+  float* panels;
+  Segment (*segments)[kTileCols];
+  int* segment_counts;
+  void* runs;
+  static constexpr std::size_t kPanelFloats = static_cast<std::size_t>(kMaxDepthBlock) * kTileCols;
+  explicit TaskScratch(const Conv2dShape& s) {
+    const std::size_t panel_floats = kPanelFloats * kChunkTiles;
+    const std::size_t segment_floats = (sizeof(Segment) * kTileCols * kChunkTiles + sizeof(int) * kChunkTiles + 3) / 4;
+    const std::size_t run_floats = (TileGather::scratch_bytes(s) + sizeof(float) - 1) / sizeof(float);
+    auto lines = [](std::size_t floats) { return (floats + 15) / 16 * 16; };
+    panels = thread_scratch(ScratchSlot::kGemmPackedB, panel_floats + lines(segment_floats) + lines(run_floats) + 16);
+    segments = reinterpret_cast<Segment (*)[kTileCols]>(panels + panel_floats);
+    segment_counts = reinterpret_cast<int*>(segments + kChunkTiles);
+    runs = panels + panel_floats + lines(segment_floats);
+  }
+  float* panel(int t) const { return panels + t * kPanelFloats; }
+};
+
+// C[channels][pixels] = W X, tiles of kTileRows channels x kTileCols pixels.
+inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const TapColumn* columns_of_tap,
+                          const float* packed_w, const float* bias, float* y, bool relu) {
+  const int m = shape.out_channels, k = shape.patch_size();
+  const std::int64_t columns = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
+  const int row_panels = ceil_div(m, kTileRows);
+  const std::int64_t col_tiles = (columns + kTileCols - 1) / kTileCols;
+  const int threads = threads_for(static_cast<std::int64_t>(m) * columns * k, gemm_detail::kParallelMinMacs);
+  const Split split = split_tasks(m, k, columns, threads);
+  const SegmentStore out{y, m, shape.out_plane(), shape.out_w()};
+  const bool weights_fit_l2 = static_cast<std::int64_t>(m) * k * sizeof(float) <= kSmallWeightsBytes;
+  const int block = depth_block(k);
+
+  parallel_for_dynamic(split.chunks * split.row_splits, threads, [&](std::int64_t task) {
+    const gemm_detail::Slice rows = gemm_detail::slice_of(row_panels, split.row_splits, static_cast<int>(task % split.row_splits));
+    const std::int64_t chunk = task / split.row_splits;
+    const std::int64_t q_begin = col_tiles * chunk / split.chunks, q_end = col_tiles * (chunk + 1) / split.chunks;
+    if (rows.begin >= rows.end || q_begin >= q_end) return;
+    const TaskScratch scratch(shape);
+    TileGather gather(shape, in, columns_of_tap, scratch.runs);
+    auto tile_columns = [&](std::int64_t q) { return static_cast<int>(std::min<std::int64_t>(kTileCols, columns - q * kTileCols)); };
+    // Tile t's depth block [k0, k0 + depth) times row panel p, stored into y.
+    auto multiply = [&](int t, int p, int k0, int depth, const float* next) {
+      const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
+      prefetch_tile_output(out, scratch.segments[t][0], first_row, tile_rows);
+      gemm_detail::TileAccumulators acc;
+      gemm_detail::tile_product(depth, weight_panel(packed_w, m, k0, depth, p), scratch.panel(t), acc, next);
+      store_tile(out, acc, scratch.segments[t], scratch.segment_counts[t], first_row, tile_rows, k0 > 0, k0 + depth == k,
+                 bias ? bias + first_row : nullptr, relu);
+    };
+    auto gather_tile = [&](int t, std::int64_t q, int k0, int depth, int prepare_depth) {
+      gather.prepare(q * kTileCols, tile_columns(q), k0, prepare_depth);
+      std::copy(gather.segments, gather.segments + gather.segment_count, scratch.segments[t]);
+      scratch.segment_counts[t] = gather.segment_count;
+      gather.pack(k0, depth, scratch.panel(t));
+    };
+    if (weights_fit_l2) {
+      // Tile by tile through the whole depth: the tile's gather runs are found once, and its column
+      // of C stays in cache between depth blocks; the weights stay in L2 throughout.
+      for (std::int64_t q = q_begin; q < q_end; ++q) {
+        gather.prepare(q * kTileCols, tile_columns(q), 0, k);
+        std::copy(gather.segments, gather.segments + gather.segment_count, scratch.segments[0]);
+        scratch.segment_counts[0] = gather.segment_count;
+        for (int k0 = 0; k0 < k; k0 += block) {
+          const int depth = std::min(block, k - k0);
+          gather.pack(k0, depth, scratch.panel(0));
+          for (int p = rows.begin; p < rows.end; ++p)
+            multiply(0, p, k0, depth, p + 1 < rows.end ? weight_panel(packed_w, m, k0, depth, p + 1) : nullptr);
+        }
+      }
+      return;
+    }
+    // Big weights, BLIS's order: per depth block, the chunk's tiles are gathered once (L2), then each
+    // weight panel is read once from memory and swept over them from L1.
+    const int tiles = static_cast<int>(q_end - q_begin);
+    for (int k0 = 0; k0 < k; k0 += block) {
+      const int depth = std::min(block, k - k0);
+      for (int t = 0; t < tiles; ++t) gather_tile(t, q_begin + t, k0, depth, depth);
+      for (int p = rows.begin; p < rows.end; ++p) {
+        const float* next = p + 1 < rows.end ? weight_panel(packed_w, m, k0, depth, p + 1) : nullptr;
+        for (int t = 0; t < tiles; ++t) multiply(t, p, k0, depth, t + 1 == tiles ? next : nullptr);
+      }
+    }
+  });
+}
+
+// Packs the rows x depth matrix `a` into weight panels (the layout weight_panel reads).
+inline void pack_weight_panels(int rows, int depth_total, const gemm_detail::MatrixView& a, float* packed) {
+  const int block = depth_block(depth_total);
+  const int panels = ceil_div(rows, kTileRows), blocks = ceil_div(depth_total, block);
+  parallel_for(static_cast<std::int64_t>(panels) * blocks, static_cast<std::int64_t>(rows) * depth_total, [&](std::int64_t t) {
+    const int panel = static_cast<int>(t % panels), k0 = static_cast<int>(t / panels) * block;
+    const int depth = std::min(block, depth_total - k0);
+    gemm_detail::pack_a_panel(a, panel * kTileRows, std::min(kTileRows, rows - panel * kTileRows), k0, depth,
+                              const_cast<float*>(weight_panel(packed, rows, k0, depth, panel)));
+  });
+}
+
+}  // namespace conv_gemm_detail
+
+// Packs w (out_channels x patch, row-major: Torch's out x in x kh x kw) for conv2d_forward_packed.
+// `packed` holds packed_conv_weights_size(out_channels, patch) floats.
+inline void pack_conv_weights(const Conv2dShape& shape, const float* w, float* packed) {
+  const int patch = shape.patch_size();
+  conv_gemm_detail::pack_weight_panels(shape.out_channels, patch, gemm_detail::MatrixView{w, patch, 1}, packed);
+}
+
+// The same weights transposed (patch x out_channels), packed for the backward-data GEMM
+// W^T dy, which runs as conv2d_forward_packed of transposed_gemm_shape. Same size.
+inline void pack_conv_weights_transposed(const Conv2dShape& shape, const float* w, float* packed) {
+  const int patch = shape.patch_size();
+  conv_gemm_detail::pack_weight_panels(patch, shape.out_channels, gemm_detail::MatrixView{w, 1, patch}, packed);
+}
+
+// columns (batch x patch x out_plane) = W^T dy as a conv: a 1x1 conv over dy (out_channels input
+// channels at the output resolution) with patch output channels.
+inline Conv2dShape transposed_gemm_shape(const Conv2dShape& s) {
+  return Conv2dShape{s.batch, s.out_channels, s.out_h(), s.out_w(), s.patch_size(), 1, 1, 1, 1, 0, 0};
+}
+
+// y = conv(x, W) + bias, optional ReLU, with W packed by pack_conv_weights for this shape. Same
+// contract as conv2d_forward (conv.h). Parallel over tasks of (channel panels x pixel tiles) of the
+// batch-wide GEMM, handed out dynamically; every output element is summed in depth order by one
+// task, so the bits do not depend on the thread count. Scratch: per thread, the gathered panel and
+// its runs; for a strided conv, a phase-split copy of x.
+inline void conv2d_forward_packed(const Conv2dShape& shape, const float* x, const float* packed_w, const float* bias,
+                                  float* y, bool relu = false) {
+  using namespace conv_gemm_detail;
+  const std::int64_t pixels = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
+  if (shape.out_channels <= 0 || pixels <= 0) return;
+  const InputView in = shape.stride_w == 1
+                           ? direct_view(shape, x)
+                           : split_phases(shape, x, thread_scratch(ScratchSlot::kConvPhases,
+                                                                  static_cast<std::size_t>(phase_split_size(shape))));
+  const TapColumns columns(shape, in);
+  forward_tasks(shape, in, columns.data(), packed_w, bias, y, relu);
+}
+
+}  // namespace cpu
+}  // namespace nincc

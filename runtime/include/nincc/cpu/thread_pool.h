@@ -1,0 +1,143 @@
+// The kernels' thread pool: the calling thread and up to threads - 1 persistent workers take the
+// tasks of one parallel loop from a shared counter. Unlike an OpenMP parallel region, the caller
+// never waits for a worker that has not started: on a shared machine where the OS has descheduled
+// a worker (another process holds the core), the caller runs the remaining tasks itself and returns,
+// instead of sitting at the region's closing barrier until the worker's next time slice (several
+// milliseconds, longer than most kernels). It waits only for tasks a worker has actually claimed.
+//
+// Protocol. `epoch_` is a sequence lock over the job fields (count, body): run() makes it odd, waits
+// until no worker is registered in `busy_`, writes the job, makes it even (published) and takes
+// tasks from the shared counter `next_`. A worker that sees a new even epoch registers in busy_ and
+// re-checks the epoch: if it changed, the job it saw is gone; if not, the job stays as it was while
+// it is registered (a writer must wait for busy_ == 0), and it claims tasks until none are left.
+// run() returns once its own claims are exhausted and busy_ == 0, i.e. every claimed task is done.
+// A worker that registers after that finds every task claimed and never calls the finished body.
+// Workers spin briefly after each job (kernels follow each other within microseconds), then sleep.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define NINCC_CPU_RELAX() _mm_pause()
+#else
+#define NINCC_CPU_RELAX() std::this_thread::yield()
+#endif
+
+namespace nincc {
+namespace cpu {
+namespace pool_detail {
+
+// True on pool workers, and on a caller while it runs a job: loops nested in a task run serially.
+inline thread_local bool t_inside_job = false;
+
+class ThreadPool {
+ public:
+  static ThreadPool& instance() {
+    static ThreadPool pool;
+    return pool;
+  }
+
+  // body(i) for every i in [0, count), on the calling thread and up to threads - 1 workers.
+  template <class Body>
+  void run(std::int64_t count, int threads, Body& body) {
+    std::lock_guard<std::mutex> one_job_at_a_time(run_mutex_);
+    ensure_workers(threads - 1);
+    epoch_.fetch_add(1, std::memory_order_seq_cst);  // odd: the job fields are being written
+    while (busy_.load(std::memory_order_seq_cst) != 0) NINCC_CPU_RELAX();  // stragglers of the last job
+    count_ = count;
+    helpers_ = threads - 1;
+    context_ = &body;
+    invoke_ = [](void* context, std::int64_t i) { (*static_cast<Body*>(context))(i); };
+    next_.store(0, std::memory_order_relaxed);
+    epoch_.fetch_add(1, std::memory_order_seq_cst);  // even: published
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      wake_.notify_all();
+    }
+    t_inside_job = true;
+    for (std::int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < count;) body(i);
+    t_inside_job = false;
+    while (busy_.load(std::memory_order_acquire) != 0) NINCC_CPU_RELAX();
+  }
+
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      stop_.store(true);
+      epoch_.fetch_add(2);
+      wake_.notify_all();
+    }
+    for (std::thread& t : workers_) t.join();
+  }
+
+ private:
+  // About 50-100 microseconds of pause instructions before a worker sleeps (longer spins measured
+  // no faster on NIN, and would take a core from whatever runs next on a shared machine).
+  static constexpr int kSpinIterations = 2000;
+
+  ThreadPool() = default;
+
+  void ensure_workers(int count) {
+    while (static_cast<int>(workers_.size()) < count) {
+      const int id = static_cast<int>(workers_.size());
+      workers_.emplace_back([this, id] { work(id); });
+    }
+  }
+
+  // A published epoch other than `seen`: spins a while, then sleeps until run() wakes it.
+  std::uint64_t next_epoch(std::uint64_t seen) {
+    auto ready = [&](std::uint64_t e) { return e != seen && e % 2 == 0; };
+    std::uint64_t e = epoch_.load(std::memory_order_acquire);
+    for (int spin = 0; !ready(e) && spin < kSpinIterations; ++spin) {
+      NINCC_CPU_RELAX();
+      e = epoch_.load(std::memory_order_acquire);
+    }
+    if (ready(e)) return e;
+    std::unique_lock<std::mutex> lock(sleep_mutex_);
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    wake_.wait(lock, [&] { return ready(epoch_.load(std::memory_order_seq_cst)); });
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    return epoch_.load(std::memory_order_acquire);
+  }
+
+  void work(int id) {
+    t_inside_job = true;
+    std::uint64_t seen = epoch_.load(std::memory_order_acquire);
+    for (;;) {
+      const std::uint64_t e = next_epoch(seen);
+      seen = e;
+      if (stop_.load()) return;
+      busy_.fetch_add(1, std::memory_order_seq_cst);
+      if (epoch_.load(std::memory_order_seq_cst) == e && id < helpers_) {
+        const std::int64_t count = count_;
+        for (std::int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < count;) invoke_(context_, i);
+      }
+      busy_.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+  std::mutex run_mutex_;
+  std::vector<std::thread> workers_;
+  std::atomic<std::uint64_t> epoch_{0};
+  std::atomic<std::int64_t> next_{0};
+  std::atomic<int> busy_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex sleep_mutex_;
+  std::condition_variable wake_;
+  // The job, written by run() only while busy_ == 0 and read by workers only while registered.
+  std::int64_t count_ = 0;
+  int helpers_ = 0;
+  void* context_ = nullptr;
+  void (*invoke_)(void*, std::int64_t) = nullptr;
+};
+
+}  // namespace pool_detail
+}  // namespace cpu
+}  // namespace nincc

@@ -1,0 +1,102 @@
+// The implicit-GEMM convolution forward (conv_gemm.h, conv_gather.h) against the float64 reference: tiles that straddle output rows and images (planes of 1, 7x7, 13x11 pixels
+// in batches of up to 5), strided convs read through their phase split, padding wider than the
+// kernel's reach, channel counts off every panel size, depth over several blocks, bias and ReLU;
+// each at 1, 2 and all threads with identical bits. Also the small-batch dot-product linear layer.
+#include <cstdio>
+#include <vector>
+
+#include "check.h"
+#include "kernel_tests.h"
+#include "nincc/cpu/conv_gemm.h"
+#include "nincc/cpu/linear.h"
+#include "reference_conv_pool.h"
+#include "reference_dense.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace kernels_test {
+namespace {
+
+std::vector<float> forward(const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& w,
+                           const float* bias, bool relu) {
+  std::vector<float> packed(static_cast<std::size_t>(nincc::cpu::packed_conv_weights_size(s.out_channels, s.patch_size())));
+  nincc::cpu::pack_conv_weights(s, w.data(), packed.data());
+  std::vector<float> y = poisoned(conv_y_size(s));
+  nincc::cpu::conv2d_forward_packed(s, x.data(), packed.data(), bias, y.data(), relu);
+  return y;
+}
+
+void check_implicit_gemm(const Conv2dShape& s, bool with_bias, bool relu, Rng& rng) {
+  const std::vector<float> x = random_floats(conv_x_size(s), rng), w = random_floats(conv_w_size(s), rng);
+  const std::vector<float> b = random_floats(s.out_channels, rng);
+  const std::vector<double> bd = to_double(b);
+  const std::vector<double> want = ref_conv_forward(s, to_double(x), to_double(w), with_bias ? &bd : nullptr, relu);
+  {
+    char what[200];
+    std::snprintf(what, sizeof what, "implicit-gemm conv n%d c%d %dx%d -> k%d kernel %dx%d stride %d,%d pad %d,%d bias=%d relu=%d",
+                  s.batch, s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w,
+                  s.pad_h, s.pad_w, with_bias, relu);
+    std::vector<std::vector<float>> runs;
+#ifdef _OPENMP
+    const int saved = omp_get_max_threads();
+    for (int threads : {1, 2, saved}) {
+      omp_set_num_threads(threads);
+      runs.push_back(forward(s, x, w, with_bias ? b.data() : nullptr, relu));
+    }
+    omp_set_num_threads(saved);
+#else
+    runs.push_back(forward(s, x, w, with_bias ? b.data() : nullptr, relu));
+#endif
+    CHECK_CLOSE(runs[0], want, 2e-5, what);
+    for (const auto& r : runs) CHECK(bitwise_equal(r, runs[0]));
+  }
+}
+
+}  // namespace
+
+void test_conv_gemm() {
+  Rng rng(97);
+  // Planes smaller than a tile: every tile straddles images (P = 1, 6, 49) and output rows.
+  check_implicit_gemm(Conv2dShape{5, 3, 3, 3, 40, 3, 3, 1, 1, 0, 0}, true, true, rng);     // P = 1
+  check_implicit_gemm(Conv2dShape{4, 7, 2, 3, 33, 1, 1, 1, 1, 0, 0}, false, false, rng);   // pointwise, P = 6
+  check_implicit_gemm(Conv2dShape{3, 16, 7, 7, 130, 3, 3, 1, 1, 1, 1}, true, true, rng);   // NIN-like 7x7
+  check_implicit_gemm(Conv2dShape{2, 20, 13, 11, 45, 5, 3, 1, 1, 2, 1}, true, false, rng); // rectangular kernel
+  // Strided convs through the phase split: stride 2 and 4, padding, an 11x11 kernel (NIN conv1).
+  check_implicit_gemm(Conv2dShape{3, 5, 13, 13, 128, 3, 3, 2, 2, 1, 1}, true, true, rng);
+  check_implicit_gemm(Conv2dShape{2, 3, 35, 35, 24, 11, 11, 4, 4, 5, 5}, true, true, rng);
+  check_implicit_gemm(Conv2dShape{1, 2, 10, 17, 19, 3, 5, 3, 2, 0, 2}, false, true, rng);
+  // Depth over several depth blocks and weights too big for the tile-by-tile order (> 512 KiB).
+  check_implicit_gemm(Conv2dShape{2, 64, 9, 9, 260, 3, 3, 1, 1, 1, 1}, true, true, rng);
+  // Many pixels: several chunks per thread, and a plane that is a whole number of tiles.
+  check_implicit_gemm(Conv2dShape{2, 9, 32, 32, 37, 3, 3, 1, 1, 1, 1}, true, false, rng);
+  // Padding wider than half the kernel: whole rows and columns of windows in the padding.
+  check_implicit_gemm(Conv2dShape{2, 3, 4, 5, 20, 3, 3, 1, 1, 2, 3}, true, true, rng);
+
+  // linear_forward's dot-product path (batch <= 4): against the reference, and the same bits on any
+  // thread count (a 1000 x 1024 layer is big enough to run in parallel).
+  for (int batch : {1, 4}) {
+    const int in = 1024, out = 1000;
+    const std::vector<float> x = random_floats(std::size_t(batch) * in, rng), w = random_floats(std::size_t(out) * in, rng);
+    const std::vector<float> b = random_floats(out, rng);
+    const std::vector<double> want = ref_linear_forward(batch, in, out, to_double(x), to_double(w), to_double(b));
+    std::vector<std::vector<float>> runs;
+#ifdef _OPENMP
+    const int saved = omp_get_max_threads();
+    for (int threads : {1, 2, saved}) {
+      omp_set_num_threads(threads);
+#endif
+      std::vector<float> y = poisoned(std::size_t(batch) * out);
+      nincc::cpu::linear_forward(nincc::cpu::LinearShape{batch, in, out}, x.data(), w.data(), b.data(), y.data());
+      runs.push_back(y);
+#ifdef _OPENMP
+    }
+    omp_set_num_threads(saved);
+#endif
+    CHECK_CLOSE(runs[0], want, 2e-5, "linear dot products");
+    for (const auto& r : runs) CHECK(bitwise_equal(r, runs[0]));
+  }
+}
+
+}  // namespace kernels_test

@@ -1,0 +1,70 @@
+// The kernels' thread pool (thread_pool.h, through parallel.h's loops): every index runs exactly
+// once, for any count and thread count, over thousands of back-to-back jobs (the epoch protocol);
+// loops nested in a task run serially on the task's thread; a task that stalls (as a descheduled
+// thread would) delays only itself.
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "check.h"
+#include "kernel_tests.h"
+#include "nincc/cpu/parallel.h"
+
+namespace kernels_test {
+
+void test_thread_pool() {
+  using namespace nincc::cpu;
+  // Exactly once, for counts around the team size and thread counts beyond the machine's.
+  bool once = true;
+  for (int threads : {1, 2, 3, 8})
+    for (int count = 0; count <= 40; ++count) {
+      std::vector<std::atomic<int>> seen(count);
+      parallel_for_dynamic(count, threads, [&](std::int64_t i) { seen[i].fetch_add(1); });
+      for (auto& s : seen) once = once && s.load() == 1;
+    }
+  CHECK(once);
+
+  // Back-to-back jobs: a worker that arrives late for one job must not run a task of the next.
+  std::atomic<long> total{0};
+  long expected = 0;
+  for (int job = 0; job < 5000; ++job) {
+    const int count = 1 + job % 7;
+    expected += count * (job + 1);
+    parallel_for_dynamic(count, 2, [&](std::int64_t) { total.fetch_add(job + 1); });
+  }
+  CHECK(total.load() == expected);
+
+  // Nested loops run serially on the task's own thread.
+  std::atomic<int> nested_parallel{0};
+  parallel_for_dynamic(8, 2, [&](std::int64_t) {
+    if (max_threads() != 1) nested_parallel.fetch_add(1);
+    const auto me = std::this_thread::get_id();
+    parallel_for_dynamic(4, 2, [&](std::int64_t) {
+      if (std::this_thread::get_id() != me) nested_parallel.fetch_add(1);
+    });
+  });
+  CHECK(nested_parallel.load() == 0);
+
+  // One stalled task: the other tasks still all run, the loop returns once the stalled one ends.
+  std::vector<std::atomic<int>> seen(64);
+  parallel_for_dynamic(64, 2, [&](std::int64_t i) {
+    if (i == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    seen[i].fetch_add(1);
+  });
+  bool all = true;
+  for (auto& s : seen) all = all && s.load() == 1;
+  CHECK(all);
+
+  // parallel_for_threads and parallel_slices cover their ranges exactly once as well.
+  std::vector<int> hits(1000, 0);
+  parallel_for_threads(1000, 2, [&](std::int64_t i) { ++hits[i]; });
+  parallel_slices(1000, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) ++hits[i];
+  });
+  bool twice = true;
+  for (int h : hits) twice = twice && h == 2;
+  CHECK(twice);
+}
+
+}  // namespace kernels_test
