@@ -1,7 +1,8 @@
 // `nincc build`: spec → artifact directory (plan.json, generated kernels, compiled library, report.txt).
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { generateCpuSource } from './codegen-cpu.js';
 import { cudaCodegenDigest, generateCudaSource, withLaunchRules } from './codegen-cuda.js';
 import { compileEmuLibrary, nvccCompile, type NvccCheck } from './cuda-toolchain.js';
@@ -74,7 +75,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const maxBatch = options.maxBatch ?? model.train?.batch ?? 128;
   const sourceHash = createHash('sha256')
     .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, version: NINCC_VERSION }))
-    .update(readFileSync(new URL(import.meta.url)))
+    .update(compilerDigest())
     .update(options.target === 'emu' ? cudaCodegenDigest() : '')
     .update(headersDigest())
     .digest('hex');
@@ -122,4 +123,18 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   // plan.json last: its presence with a matching hash is what marks the directory complete.
   writeFileSync(planPath, JSON.stringify(plan, null, 1) + '\n');
   return { dir, plan, cached: false, seconds: (Date.now() - started) / 1000 };
+}
+
+let compilerHash: string | undefined;
+/** Every compiler source and template takes part in the build hash: a lowering change rebuilds artifacts. */
+function compilerDigest(): string {
+  if (compilerHash) return compilerHash;
+  const h = createHash('sha256');
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const dir of [here, join(here, 'templates')]) {
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir).sort()) if (/\.(js|ts|njk)$/.test(name)) h.update(name).update(readFileSync(join(dir, name)));
+  }
+  compilerHash = h.digest('hex');
+  return compilerHash;
 }
