@@ -6,16 +6,14 @@
 #include <deque>
 #include <string>
 
-#include "device.h"
+#include "host_device.h"
+#include "kernel_library.h"
 #include "nincc/device/emu_abi.h"
 
 namespace nincc {
 
-class EmuDevice final : public Device {
+class EmuDevice final : public HostMemoryDevice {
  public:
-  EmuDevice() = default;
-  ~EmuDevice() override;
-
   std::string name() const override { return "emu"; }
   void loadLibrary(const std::string& path, const std::string& sourceHash) override;
   // A kernel the library lacks resolves to a handle that fails at launch: the emu library has only
@@ -23,21 +21,12 @@ class EmuDevice final : public Device {
   KernelHandle findKernel(const std::string& symbol) override;
   void launch(KernelHandle kernel, const Step& step, const NinccArgs& args) override;
 
-  void* alloc(size_t bytes) override;
-  void release(void* memory) override;
-  void copyToDevice(void* dst, const void* src, size_t bytes) override;
-  void copyToHost(void* dst, const void* src, size_t bytes) override;
-  void synchronize() override {}
-
  private:
   struct Kernel {
     std::string symbol;
     const NinccEmuKernel* descriptor = nullptr;  // null: not in the library
   };
-  void* requireSymbol(const char* symbol, const char* what) const;
-
-  void* library_ = nullptr;
-  std::string libraryPath_;
+  KernelLibrary library_;
   std::deque<Kernel> kernels_;  // stable addresses: KernelHandle points into it
 };
 
