@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import nunjucks from 'nunjucks';
 import type { KernelStep, Program } from './plan-ir.js';
 import { NINCC_VERSION } from './emit-plan.js';
-import { packedConvWeightsSize } from './lower-infer.js';
+import { chooseConvAlgorithm, packedConvWeightsSize, winogradKindCpp, winogradWeightsSize, type ConvConsts } from './cpu-conv-algorithm.js';
 import { packageRoot } from './package-root.js';
 
 const templateText = readFileSync(join(packageRoot(), 'compiler/templates/kernels.cpu.cc.njk'), 'utf8');
@@ -33,6 +33,10 @@ function body(k: KernelStep): string[] {
   switch (k.op) {
     case 'conv_fwd':
     case 'conv_infer': {
+      const algorithm = c.packed ? chooseConvAlgorithm(c as unknown as ConvConsts).algorithm : 'implicit_gemm';
+      if (algorithm !== 'implicit_gemm') {
+        return [conv, `conv2d_forward_winograd(${winogradKindCpp(algorithm)}, shape, ${cf(0)}, ${cf(1)}, ${c.bias ? cf(2) : 'nullptr'}, ${f(last)}, ${c.relu});`];
+      }
       const w = c.packed ? `PackedConvWeights{${cf(1)}}` : cf(1);
       return [conv, `conv2d_forward(shape, ${cf(0)}, ${w}, ${c.bias ? cf(2) : 'nullptr'}, ${f(last)}, ${c.relu});`];
     }
@@ -44,6 +48,16 @@ function body(k: KernelStep): string[] {
       const o = c.bias ? 1 : 0;
       const fold = `fold_batchnorm(${c.K}, ${c.CRS}, ${cf(0)}, ${c.bias ? cf(1) : 'nullptr'}, ${cf(1 + o)}, ${cf(2 + o)}, ${cf(3 + o)}, ${cf(4 + o)}, ${f(5 + o)}, ${f(6 + o)}, ${cppDouble(c.eps)});`;
       if (!c.packed) return [fold];
+      const algorithm = chooseConvAlgorithm(c as unknown as ConvConsts).algorithm;
+      if (algorithm !== 'implicit_gemm') {
+        const kind = winogradKindCpp(algorithm);
+        return [
+          fold,
+          `static_assert(winograd_weights_size(${kind}, ${c.K}, ${c.C}) == ${winogradWeightsSize(algorithm, c.K, c.C)}, "packed weight buffer size");`,
+          `const Conv2dShape shape{1, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`,
+          `pack_winograd_weights(${kind}, shape, ${cf(5 + o)}, ${f(7 + o)});`,
+        ];
+      }
       return [
         fold,
         `static_assert(packed_conv_weights_size(${c.K}, ${c.CRS}) == ${packedConvWeightsSize(c.K, c.CRS)}, "packed weight buffer size");`,
@@ -97,6 +111,9 @@ function body(k: KernelStep): string[] {
         '// scalars: lr, weight decay, momentum, first (the momentum buffer starts as the gradient)',
         `sgd_update(${c.count}, ${f(0)}, ${f(1)}, ${f(2)}, static_cast<float>(a->scalar[0]), static_cast<float>(a->scalar[1]), static_cast<float>(a->scalar[2]), a->scalar[3] != 0.0);`,
       ];
+    default:
+      // The fused ops belong to the cuda/emu training program; build.ts never hands them to this generator.
+      throw new Error(`internal error: the cpu code generator has no kernel for ${k.op} (${k.kernel})`);
   }
 }
 

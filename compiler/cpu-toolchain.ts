@@ -29,7 +29,7 @@ export function cpuFlags(): string[] {
 
 export function compilerCommand(source: string, output: string): string[] {
   const include = join(packageRoot(), 'runtime/include');
-  return ['g++', '-std=c++17', '-O3', '-fopenmp', '-fPIC', '-shared', ...cpuFlags(), `-I${include}`, source, '-o', output];
+  return ['g++', '-std=c++17', '-O3', '-fopenmp', '-fPIC', '-shared', '-fvisibility=hidden', '-fvisibility-inlines-hidden', '-Wl,-Bsymbolic', ...cpuFlags(), `-I${include}`, source, '-o', output];
 }
 
 export function cacheDir(): string {

@@ -1,5 +1,6 @@
 // Pass: the inference programs: BN folded into the conv before it (and its weights packed once for the
 // GEMM), ReLU fused into conv/linear epilogues.
+import { convPackedWeightsFloats, type ConvConsts } from './cpu-conv-algorithm.js';
 import type { ShapedLayer, ShapedModel } from './ir.js';
 import { paramId } from './lower-params.js';
 import type { Program } from './plan-ir.js';
@@ -33,13 +34,7 @@ export function groupForInference(layers: readonly ShapedLayer[]): Group[] {
   return groups;
 }
 
-/**
- * Floats of a conv's weights packed into GEMM row panels (runtime/include/nincc/cpu/conv_gemm.h,
- * packed_conv_weights_size): output channels rounded up to 12, which every ISA's panel height divides.
- */
-export function packedConvWeightsSize(outChannels: number, patch: number): number {
-  return Math.ceil(outChannels / 12) * 12 * patch;
-}
+export { packedConvWeightsSize } from './cpu-conv-algorithm.js';
 
 export interface InferPrograms {
   readonly prepare: Program; // folds BN into conv weights; rerun whenever parameters or running stats change
@@ -73,8 +68,9 @@ export function lowerInference(m: ShapedModel): InferPrograms {
           const CRS = l.attrs.nIn * l.attrs.kH * l.attrs.kW;
           const w = prep.fixed(`conv${l.index}.folded_weight`, l.params - (l.attrs.bias ? l.attrs.nOut : 0));
           const fb = prep.fixed(`conv${l.index}.folded_bias`, l.attrs.nOut);
-          // The folded weights are also packed once into the GEMM's row panels, so inference never repacks them.
-          const pw = prep.fixed(`conv${l.index}.packed_weight`, packedConvWeightsSize(l.attrs.nOut, CRS));
+          // The folded weights are also packed once for the CPU's conv algorithm (GEMM row panels or
+          // Winograd-transformed ones, cpu-conv-algorithm.ts), so inference never repacks them.
+          const pw = prep.fixed(`conv${l.index}.packed_weight`, convPackedWeightsFloats(shape as unknown as ConvConsts));
           const q = (f: string) => paramId(bn, f);
           prep.step(l, 'fold_bn', [...weights, q('weight'), q('bias'), q('running_mean'), q('running_var'), w, fb, pw], {
             ...shape, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true,

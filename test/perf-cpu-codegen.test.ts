@@ -1,13 +1,15 @@
 // The CPU fast paths as generated code: folded conv weights packed once at fold time (and the packed
-// buffer's size cross-checked by a static_assert), conv inference reading them packed, and the
+// buffer's size cross-checked by a static_assert), conv inference reading them packed, the per-layer
+// algorithm choice (implicit GEMM or Winograd, cpu-conv-algorithm.ts) and its report lines, and the
 // NINCC_PROFILE build whose per-kernel timing table is written when the process exits.
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildArtifact } from '../compiler/build.js';
+import { chooseConvAlgorithm, convAlgorithmReport, convPackedWeightsFloats } from '../compiler/cpu-conv-algorithm.js';
 import { packedConvWeightsSize } from '../compiler/lower-infer.js';
-import { compileSpec } from '../compiler/pipeline.js';
+import { compileSpec, lowerModel } from '../compiler/pipeline.js';
 import { nincc, root } from './cli-run.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nincc-perf-'));
@@ -26,12 +28,38 @@ afterEach(() => {
 describe('generated CPU code', () => {
   it('packs each folded conv weight once, at fold time, and conv inference reads the packed panels', () => {
     const cc = build(join(work, 'plain'));
-    // layer 11: conv(32, 64, 3x3) of the second block: 64 channels round up to 72 rows of 12.
-    expect(packedConvWeightsSize(64, 32 * 9)).toBe(72 * 288);
-    expect(cc).toContain(`static_assert(packed_conv_weights_size(64, 288) == ${72 * 288}, "packed weight buffer size");`);
-    expect(cc).toMatch(/extern "C" void k11_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert[^\n]*\n  const Conv2dShape shape\{1, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  pack_conv_weights\(shape, /);
-    expect(cc).toMatch(/extern "C" void k11_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  conv2d_forward\(shape, arg<const float>\(a, 0\), PackedConvWeights\{arg<const float>\(a, 1\)\}, /);
-    expect(cc.match(/PackedConvWeights\{/g)).toHaveLength(9);
+    // layer 21: conv(64, 128, 3x3) of the third block, on 7x7 (an implicit GEMM): 128 channels round up to 132 rows of 12.
+    expect(packedConvWeightsSize(128, 64 * 9)).toBe(132 * 576);
+    expect(cc).toContain(`static_assert(packed_conv_weights_size(128, 576) == ${132 * 576}, "packed weight buffer size");`);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert[^\n]*\n  const Conv2dShape shape\{1, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  pack_conv_weights\(shape, /);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  conv2d_forward\(shape, arg<const float>\(a, 0\), PackedConvWeights\{arg<const float>\(a, 1\)\}, /);
+    // Every folded conv but the Winograd one (layer 11, below) reads GEMM panels.
+    expect(cc.match(/PackedConvWeights\{/g)).toHaveLength(8);
+    expect(cc).not.toContain('ScopedKernelTimer');
+  });
+
+  it('picks the conv algorithm per layer from the cost model, packs Winograd weights at fold time, and reports why', () => {
+    const cc = build(join(work, 'plain'));
+    // layer 11: conv(32, 64, 3x3) on 14x14 runs as Winograd F(2,3): 4x4 transformed 72 x 32 matrices.
+    const c11 = { C: 32, H: 14, W: 14, K: 64, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 };
+    expect(chooseConvAlgorithm(c11).algorithm).toBe('winograd_f2x3');
+    expect(convPackedWeightsFloats(c11)).toBe(16 * 72 * 32);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert\(winograd_weights_size\(WinogradKind::F2x3, 64, 32\) == 36864, "packed weight buffer size"\);\n  const Conv2dShape shape\{1, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  pack_winograd_weights\(WinogradKind::F2x3, shape, /);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  conv2d_forward_winograd\(WinogradKind::F2x3, shape, arg<const float>\(a, 0\), arg<const float>\(a, 1\), /);
+    // No Winograd for strided or 1x1 convs; 3x3 on 7x7 planes loses at batch 1 (tiles a quarter empty).
+    expect(chooseConvAlgorithm({ ...c11, sh: 2, sw: 2 }).algorithm).toBe('implicit_gemm');
+    expect(chooseConvAlgorithm({ ...c11, R: 1, S: 1, ph: 0, pw: 0 }).algorithm).toBe('implicit_gemm');
+    expect(chooseConvAlgorithm({ C: 64, H: 7, W: 7, K: 128, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 }).algorithm).toBe('implicit_gemm');
+    // NIN's 5x5 96 -> 256 layer on 28x28 (its biggest) takes F(2,5).
+    expect(chooseConvAlgorithm({ C: 96, H: 28, W: 28, K: 256, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 }).algorithm).toBe('winograd_f2x5');
+    const lines = convAlgorithmReport(lowerModel(compileSpec(source, spec).model!, { maxBatch: 4, sourceHash: 'test', libraries: {}, trainKernels: 'cpu' }).programs);
+    expect(lines[0]).toBe('CPU convolution algorithms (cost model at batch 1 and 16; relative time, lower is faster):');
+    expect(lines.find((l) => l.includes('k11_conv_infer'))).toMatch(/3x3\/1 32→64 on 14x14: Winograd F\(2x2,3x3\): modeled 0\.\d\d× at batch 1, 0\.\d\d× at batch 16 of the implicit GEMM's time/);
+    expect(lines.find((l) => l.includes('k4_conv_infer'))).toContain('1x1/1 32→32 on 28x28: implicit GEMM: a 1x1 conv');
+    expect(lines).toHaveLength(1 + 9);
+    // The artifact's report.txt carries the same lines.
+    const reportText = readFileSync(join(work, 'plain', 'report.txt'), 'utf8');
+    expect(reportText).toContain(lines.join('\n'));
     expect(cc).not.toContain('ScopedKernelTimer');
   });
 
@@ -39,7 +67,7 @@ describe('generated CPU code', () => {
     process.env.NINCC_PROFILE = '1';
     const dir = join(work, 'profiled');
     const cc = build(dir);
-    expect(cc).toMatch(/extern "C" void k1_conv_infer\(const NinccArgs\* a\) \{\n  const ScopedKernelTimer timer\("k1_conv_infer"\);\n/);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k1_conv_infer\(const NinccArgs\* a\) \{\n  const ScopedKernelTimer timer\("k1_conv_infer"\);\n/);
     const table = join(work, 'profile.txt');
     // At run time NINCC_PROFILE says where the table goes. The kernel library stays loaded until the
     // process exits (its thread-local scratch makes it non-unloadable), so run one in a child.

@@ -17,6 +17,12 @@ typedef void (*NinccKernelFn)(const NinccArgs*);
 
 #define NINCC_CPU_ABI "nincc-cpu-1"
 
+/* What a cpu kernel library exports. It is built with hidden visibility and -Bsymbolic, so everything
+   else in it (the kernel library's thread pool and other inline statics, and the standard-library
+   templates instantiated over them) stays private to it: two artifacts loaded in one process, whatever
+   nincc built them, never share or interpose each other's copies. */
+#define NINCC_CPU_EXPORT extern "C" __attribute__((visibility("default")))
+
 #ifdef __cplusplus
 }
 #endif

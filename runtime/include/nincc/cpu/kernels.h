@@ -22,6 +22,7 @@
 #include "batchnorm.h"
 #include "conv.h"
 #include "conv_gemm.h"
+#include "conv_winograd.h"
 #include "conv_wgrad.h"
 #include "dropout.h"
 #include "gemm.h"
