@@ -5,16 +5,24 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateCpuSource } from './codegen-cpu.js';
 import { cudaCodegenDigest, generateCudaSource, withLaunchRules } from './codegen-cuda.js';
-import { compileEmuLibrary, nvccCompile, type NvccCheck } from './cuda-toolchain.js';
+import { compileEmuLibrary, emuCompilerCommand, nvccCompile, requireNvcc, type NvccCheck } from './cuda-toolchain.js';
 import { compileCpuLibrary, headersDigest } from './cpu-toolchain.js';
 import { NINCC_VERSION, type Plan } from './emit-plan.js';
 import { inspectText } from './inspect.js';
+import { trainingFusionReport } from './fusion-report.js';
+import { convAlgorithmReport } from './cpu-conv-algorithm.js';
 import type { ShapedModel } from './ir.js';
+import type { Program } from './plan-ir.js';
 import { lowerModel, type Lowered } from './pipeline.js';
 import { torchModuleString } from './torch-print.js';
 
-/** cpu: kernels.cpu.so. emu: that plus kernels.cu compiled for the SIMT emulator (kernels.emu.so; inference only). */
-export type Target = 'cpu' | 'emu';
+/**
+ * cpu: kernels.cpu.so. emu: that plus kernels.cu compiled for the SIMT emulator (kernels.emu.so), and
+ * by nvcc into kernels.fatbin where nvcc exists (a compile check). cuda: the same, nvcc required, and
+ * the fatbin listed for the cuda device.
+ */
+export type Target = 'cpu' | 'emu' | 'cuda';
+export const TARGETS: readonly Target[] = ['cpu', 'emu', 'cuda'];
 
 export interface BuildOptions {
   readonly outDir: string;
@@ -35,12 +43,14 @@ function writeIfChanged(path: string, text: string): void {
   writeFileSync(path, text);
 }
 
-function report(model: ShapedModel, lowered: Lowered, compileCommand: string, cuda?: { command: string; nvcc: NvccCheck }): string {
+function report(model: ShapedModel, lowered: Lowered, cpuPrograms: readonly Program[], compileCommand: string, cuda?: { command: string; nvcc: NvccCheck; fusion: string[] }): string {
   const lines = [inspectText(model), '', 'Inference fusion (BN folded into the conv before it, ReLU in the GEMM epilogue):'];
   for (const g of lowered.inferenceGroups) {
     const parts = [g.head, ...(g.bn ? [g.bn] : []), ...(g.relu ? [g.relu] : [])];
     if (parts.length > 1) lines.push(`  (${parts.map((p) => p.index).join(') + (')}): ${parts.map((p) => torchModuleString(p)).join(' + ')} → k${g.head.index}_${g.head.kind}_infer`);
   }
+  lines.push('', ...convAlgorithmReport(cpuPrograms));
+  if (cuda && cuda.fusion.length > 0) lines.push('', ...cuda.fusion);
   lines.push('', 'Programs:');
   for (const [name, p] of Object.entries(lowered.plan.programs)) {
     lines.push(`  ${name}: ${p.steps.length} kernel call${p.steps.length === 1 ? '' : 's'}`);
@@ -58,14 +68,16 @@ function report(model: ShapedModel, lowered: Lowered, compileCommand: string, cu
     `Compiled with: ${compileCommand}`,
   );
   if (cuda) {
-    lines.push('', `CUDA kernels (kernels.cu, inference programs) for the emu device: ${cuda.command}`);
-    if (!cuda.nvcc.available) lines.push('nvcc: not found (or NINCC_NVCC=0), no GPU compile check');
+    lines.push('', `CUDA kernels (kernels.cu: inference and the fused training programs) for the emu device: ${cuda.command}`);
+    if (!cuda.nvcc.available) lines.push(`nvcc: not found (${cuda.nvcc.reason}), no GPU compile check and no kernels.fatbin`);
     else {
-      lines.push(`nvcc: ${cuda.nvcc.command}`, 'ptxas registers and spills per kernel:');
-      for (const k of cuda.nvcc.kernels) lines.push(`  ${k.arch} ${k.kernel.padEnd(28)} ${String(k.registers).padStart(3)} registers, spill stores ${k.spillStores} B, loads ${k.spillLoads} B`);
+      lines.push(`nvcc (kernels.fatbin${cuda.nvcc.cached ? ', cache hit' : ''}): ${cuda.nvcc.command}`, 'ptxas registers, static shared memory and spills per kernel:');
+      for (const k of cuda.nvcc.kernels) {
+        lines.push(`  ${k.arch} ${k.kernel.padEnd(28)} ${String(k.registers).padStart(3)} registers, ${String(k.sharedBytes).padStart(5)} B smem, spill stores ${k.spillStores} B, loads ${k.spillLoads} B`);
+      }
     }
   }
-  if (!lowered.trainable) lines.push('', 'No training programs: training with the nll criterion needs a model that ends in logsoftmax.');
+  if (lowered.untrainable) lines.push('', `No training programs: ${lowered.untrainable}.`);
   return lines.join('\n') + '\n';
 }
 
@@ -76,14 +88,17 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const sourceHash = createHash('sha256')
     .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, version: NINCC_VERSION }))
     .update(compilerDigest())
-    .update(options.target === 'emu' ? cudaCodegenDigest() : '')
+    .update(options.target !== 'cpu' ? cudaCodegenDigest() + emuCompilerCommand('', '').join(' ') : '')
     .update(headersDigest())
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
   const library = 'kernels.cpu.so';
   const emuLibrary = 'kernels.emu.so';
-  const libraries: Record<string, string> = options.target === 'emu' ? { cpu: library, emu: emuLibrary } : { cpu: library };
+  const fatbin = 'kernels.fatbin';
+  const libraries: Record<string, string> = { cpu: library };
+  if (options.target !== 'cpu') libraries.emu = emuLibrary;
+  if (options.target === 'cuda') libraries.cuda = fatbin;
   if (existsSync(planPath) && Object.values(libraries).every((l) => existsSync(join(dir, l)))) {
     try {
       const old = JSON.parse(readFileSync(planPath, 'utf8')) as Plan;
@@ -95,29 +110,36 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
       // an unreadable old plan is simply rebuilt
     }
   }
-  const lowered = lowerModel(model, { maxBatch, sourceHash, libraries });
+  if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
+  const lowered = lowerModel(model, { maxBatch, sourceHash, libraries, trainKernels: options.target === 'cpu' ? 'cpu' : 'cuda' });
   mkdirSync(dir, { recursive: true });
-  const cpu = generateCpuSource(lowered.programs, { model: model.name, file: model.file, sourceHash });
+  // A cuda/emu artifact's training program is the fused one (lower-train-fused.ts), which only the
+  // cuda kernels implement: its cpu library serves inference only (the cpu device says so if asked to train).
+  const cpuPrograms = options.target === 'cpu' ? lowered.programs : lowered.programs.filter((p) => p.name === 'prepare_infer' || p.name === 'infer');
+  const cpu = generateCpuSource(cpuPrograms, { model: model.name, file: model.file, sourceHash });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, cpu.text);
   log(`compiling ${cpu.kernels.length} kernels (${sourcePath})…`);
   const compiled = compileCpuLibrary(cpu.text, sourcePath, join(dir, library));
   log(compiled.cached ? 'kernel library: cache hit' : 'kernel library: compiled');
   let plan = lowered.plan;
-  let cuda: { command: string; nvcc: NvccCheck } | undefined;
-  if (options.target === 'emu') {
+  let cuda: { command: string; nvcc: NvccCheck; fusion: string[] } | undefined;
+  if (options.target !== 'cpu') {
     const cu = generateCudaSource(lowered.programs, { model: model.name, file: model.file, sourceHash });
     const cuPath = join(dir, 'kernels.cu');
     writeIfChanged(cuPath, cu.text);
     log(`compiling ${cu.kernels.length} cuda kernels for the emulator (${cuPath})…`);
     const emu = compileEmuLibrary(cu.text, cuPath, join(dir, emuLibrary));
     log(emu.cached ? 'emu kernel library: cache hit' : 'emu kernel library: compiled');
-    // A compile check for the GPU where nvcc exists; the fatbin is not yet listed in libraries (no cuda device).
-    const nvcc = nvccCompile(cuPath, join(dir, 'kernels.fatbin'));
-    cuda = { command: emu.command, nvcc };
+    // --target cuda: the cuda device's module (nvcc required); --target emu: a compile check where nvcc exists.
+    log(`compiling ${cu.kernels.length} cuda kernels with nvcc (sm_80, sm_90, compute_90 PTX)…`);
+    const nvcc = nvccCompile(cu.text, cuPath, join(dir, fatbin), options.target === 'cuda');
+    log(nvcc.available ? `fatbin: ${nvcc.cached ? 'cache hit' : 'compiled'}` : `fatbin: skipped (${nvcc.reason})`);
+    const train = lowered.programs.find((p) => p.name === 'train_forward_backward');
+    cuda = { command: emu.command, nvcc, fusion: train ? trainingFusionReport(model, train, cu.fused) : [] };
     plan = withLaunchRules(plan, cu.launch);
   }
-  writeFileSync(join(dir, 'report.txt'), report(model, lowered, compiled.command, cuda));
+  writeFileSync(join(dir, 'report.txt'), report(model, lowered, cpuPrograms, compiled.command, cuda));
   // The layer IR, for tools that need the network rather than its kernels (export-onnx, docs/onnx.md).
   writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'nincc-model', version: 1, sourceHash, model }) + '\n');
   // plan.json last: its presence with a matching hash is what marks the directory complete.

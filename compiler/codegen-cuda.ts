@@ -1,10 +1,10 @@
-// Pass: inference kernel steps → CUDA source (kernels.cu) written once against the device primitives
+// Pass: kernel steps → CUDA source (kernels.cu) written once against the device primitives
 // (runtime/include/nincc/device/primitives.cuh), so it runs on a GPU (nvcc) and on the SIMT emulator
 // (g++ -DNINCC_EMU, the `emu` device). Each step also gets its launch rule for plan.json.
 //
-// First increment (issue 4): inference only (prepare_infer + infer), simple correct kernels: NCHW, a
-// shared-memory tiled implicit-GEMM convolution, one thread per output element elsewhere; training
-// programs have no kernels here and no launch rules, so the emu device refuses them.
+// This file: the inference kernels (prepare_infer + infer: BN folded into the conv, a shared-memory
+// tiled implicit-GEMM convolution with bias/ReLU epilogue, one thread per output element elsewhere).
+// The fused training program's kernels are in codegen-cuda-train.ts. Activations are NCHW.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +12,9 @@ import nunjucks from 'nunjucks';
 import { NINCC_VERSION, type Plan, type PlanLaunch } from './emit-plan.js';
 import type { KernelStep, Program } from './plan-ir.js';
 import { packageRoot } from './package-root.js';
+import { convForward } from './codegen-cuda-conv.js';
+import { linearForward, poolForward, trainKernel } from './codegen-cuda-train.js';
+import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './cuda-kernel-parts.js';
 
 const templateText = readFileSync(join(packageRoot(), 'compiler/templates/kernels.cu.njk'), 'utf8');
 /** This generator and its template, for the artifact's cache key: a change to either rebuilds. */
@@ -22,40 +25,10 @@ export function cudaCodegenDigest(): string {
 const env = new nunjucks.Environment(null, { autoescape: false, throwOnUndefined: true, trimBlocks: false });
 
 /** The programs the cuda/emu kernels cover in this increment. */
-export const CUDA_PROGRAMS: readonly string[] = ['prepare_infer', 'infer'];
+export const CUDA_PROGRAMS: readonly string[] = ['prepare_infer', 'infer', 'train_forward_backward', 'sgd_update'];
 
-const BLOCK = 256;
-
-/** A C++ float literal that reads back as the same double (then rounded to float, as the cpu kernels do). */
-function cppDouble(v: number): string {
-  const s = String(v);
-  return /[.eE]/.test(s) ? s : `${s}.0`;
-}
-
-interface CudaKernel {
-  readonly params: string;
-  readonly body: string[];
-  readonly launch: PlanLaunch;
-}
-
-/** One thread per element of `perImage` elements of each image: grid (⌈perImage/block⌉, 1, N). */
-function perElement(perImage: number): PlanLaunch {
-  const block = Math.min(BLOCK, Math.max(32, Math.ceil(perImage / 32) * 32));
-  return { grid: [Math.ceil(perImage / block), 1, 1], batchAxis: 2, block: [block, 1, 1], shared: 0 };
-}
-
-/** Parameter list: the step's buffers (inputs const, the outputs named in `outputs` writable), then n. */
-function params(k: KernelStep, names: readonly string[], outputs: ReadonlySet<string>): string {
-  if (names.length !== k.args.length) throw new Error(`internal error: ${k.kernel} has ${k.args.length} buffers, the cuda kernel names ${names.length}`);
-  return [...names.map((n) => (outputs.has(n) ? `float* ${n}` : `const float* ${n}`)), 'int n'].join(', ');
-}
-
-// The index prologue of a per-element kernel: `i` in this image, `img` the image (blockIdx.z < n).
-const element = (count: number) => [
-  'const int img = int(blockIdx.z);',
-  `const int i = int(blockIdx.x * blockDim.x + threadIdx.x);`,
-  `if (img >= n || i >= ${count}) return;`,
-];
+/** The step's buffers named in order, those in `outputs` writable. */
+const withOutputs = (k: KernelStep, names: readonly string[], outputs: ReadonlySet<string>) => params(k, names.map((name) => ({ name, out: outputs.has(name) })));
 
 function kernel(k: KernelStep): CudaKernel {
   const c = k.consts as Record<string, number & boolean>;
@@ -76,71 +49,13 @@ function kernel(k: KernelStep): CudaKernel {
         `b_out[k] = float((${c.bias ? 'double(bias[k])' : '0.0'} - double(mean[k])) * scale + double(beta[k]));`,
       ];
       const block = Math.min(BLOCK, Math.ceil(c.K / 32) * 32);
-      return { params: params(k, names, new Set(['w_out', 'b_out', 'packed'])), body, launch: { grid: [Math.ceil(c.K / block), 1, 1], block: [block, 1, 1], shared: 0 } };
+      return { params: withOutputs(k, names, new Set(['w_out', 'b_out', 'packed'])), body, launch: { grid: [Math.ceil(c.K / block), 1, 1], block: [block, 1, 1], shared: 0 } };
     }
-    case 'conv_infer': {
-      // An implicit GEMM per image, Y[K][P·Q] = W[K][C·R·S] · X_col[C·R·S][P·Q], in 32×32 output tiles:
-      // each step stages a 16-deep slice of the weights and of the (never materialized) im2col matrix
-      // in shared memory; thread (tx, ty) of the 32×8 block owns column tx and rows ty + 8i, i < 4.
-      // Padding reads as 0, so every output sums its products in C·R·S order, as the direct loop would.
-      const names = ['x', 'w', ...(c.bias ? ['b'] : []), 'y'];
-      const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
-      const body = [
-        'NINCC_SHARED_2D(float, ws, 16, 33);  // ws[kk][m] = W[k0 + m][c0 + kk] (+1 column: no bank conflicts)',
-        'NINCC_SHARED_2D(float, xs, 16, 32);  // xs[kk][j] = X_col[c0 + kk][j0 + j]',
-        'const int img = int(blockIdx.z);',
-        'if (img >= n) return;',
-        'const int tx = int(threadIdx.x), ty = int(threadIdx.y), t = ty * 32 + tx;',
-        'const int j0 = int(blockIdx.x) * 32, k0 = int(blockIdx.y) * 32;',
-        `const float* xi = x + (long long)img * ${c.C * c.H * c.W};`,
-        'float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};',
-        `for (int c0 = 0; c0 < ${CRS}; c0 += 16) {`,
-        '  for (int e = t; e < 16 * 32; e += 256) {',
-        '    const int kk = e / 32, col = e % 32, crs = c0 + kk;',
-        `    const int k = k0 + col, j = j0 + col;`,
-        `    ws[kk][col] = (k < ${c.K} && crs < ${CRS}) ? w[(long long)k * ${CRS} + crs] : 0.0f;`,
-        '    float v = 0.0f;',
-        `    if (crs < ${CRS} && j < ${PQ}) {`,
-        `      const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`,
-        `      const int h = j / ${c.Q} * ${c.sh} - ${c.ph} + r, u = j % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
-        `      if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) v = xi[(ch * ${c.H} + h) * ${c.W} + u];`,
-        '    }',
-        '    xs[kk][col] = v;',
-        '  }',
-        '  __syncthreads();',
-        '  NINCC_UNROLL',
-        '  for (int kk = 0; kk < 16; ++kk) {',
-        '    const float bv = xs[kk][tx];',
-        '    NINCC_UNROLL',
-        '    for (int i = 0; i < 4; ++i) acc[i] = fmaf(ws[kk][ty + 8 * i], bv, acc[i]);',
-        '  }',
-        '  __syncthreads();',
-        '}',
-        'NINCC_UNROLL',
-        'for (int i = 0; i < 4; ++i) {',
-        '  const int k = k0 + ty + 8 * i, j = j0 + tx;',
-        `  if (k >= ${c.K} || j >= ${PQ}) continue;`,
-        `  float v = acc[i]${c.bias ? ' + b[k]' : ''};`,
-        ...(c.relu ? ['  v = v > 0.0f ? v : 0.0f;'] : []),
-        `  y[(long long)img * ${c.K * PQ} + (long long)k * ${PQ} + j] = v;`,
-        '}',
-      ];
-      return { params: params(k, names, new Set(['y'])), body, launch: { grid: [Math.ceil(PQ / 32), Math.ceil(c.K / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 } };
-    }
-    case 'linear_infer': {
-      const names = ['x', 'w', ...(c.bias ? ['b'] : []), 'y'];
-      const body = [
-        ...element(c.out),
-        `const float* xi = x + (long long)img * ${c.in};`,
-        `const float* wo = w + (long long)i * ${c.in};`,
-        'float acc = 0.0f;',
-        `for (int j = 0; j < ${c.in}; ++j) acc = fmaf(xi[j], wo[j], acc);`,
-        ...(c.bias ? ['acc += b[i];'] : []),
-        ...(c.relu ? ['acc = acc > 0.0f ? acc : 0.0f;'] : []),
-        `y[(long long)img * ${c.out} + i] = acc;`,
-      ];
-      return { params: params(k, names, new Set(['y'])), body, launch: perElement(c.out) };
-    }
+    case 'conv_infer':
+      // The training forward's kernel with nothing pending and no statistics: BN is folded into w and b.
+      return convForward(k, c);
+    case 'linear_infer':
+      return linearForward(k, c);
     case 'bn_eval': {
       const names = ['x', 'gamma', 'beta', 'mean', 'var', 'y'];
       const out = c.C * c.HW;
@@ -151,42 +66,16 @@ function kernel(k: KernelStep): CudaKernel {
         `const long long at = (long long)img * ${out} + i;`,
         'y[at] = (x[at] - mean[ch]) * (invstd * gamma[ch]) + beta[ch];',
       ];
-      return { params: params(k, names, new Set(['y'])), body, launch: perElement(out) };
+      return { params: withOutputs(k, names, new Set(['y'])), body, launch: perElement(out) };
     }
     case 'relu_fwd': {
       const body = [...element(c.count), `const long long at = (long long)img * ${c.count} + i;`, 'y[at] = x[at] > 0.0f ? x[at] : 0.0f;'];
-      return { params: params(k, ['x', 'y'], new Set(['y'])), body, launch: perElement(c.count) };
+      return { params: withOutputs(k, ['x', 'y'], new Set(['y'])), body, launch: perElement(c.count) };
     }
     case 'maxpool_fwd_infer':
-    case 'avgpool_fwd': {
-      const out = c.C * c.P * c.Q;
-      const max = k.op === 'maxpool_fwd_infer';
-      // Torch7 floor mode; max: -inf padding, ties to the first maximum, NaN wins; avg: count_include_pad.
-      const body = [
-        ...element(out),
-        `const int ch = i / ${c.P * c.Q}, p = i / ${c.Q} % ${c.P}, q = i % ${c.Q};`,
-        `const float* plane = x + (long long)img * ${c.C * c.H * c.W} + (long long)ch * ${c.H * c.W};`,
-        `const int h0 = max(p * ${c.sh} - ${c.ph}, 0), h1 = min(p * ${c.sh} - ${c.ph} + ${c.R}, ${c.H});`,
-        `const int w0 = max(q * ${c.sw} - ${c.pw}, 0), w1 = min(q * ${c.sw} - ${c.pw} + ${c.S}, ${c.W});`,
-        ...(max
-          ? [
-              'float best = -INFINITY;',
-              'bool found = false;',
-              'for (int h = h0; h < h1; ++h)',
-              `  for (int v = w0; v < w1; ++v) {`,
-              `    const float e = plane[h * ${c.W} + v];`,
-              '    if (!found || e > best || e != e) { best = e; found = true; }',
-              '  }',
-              `y[(long long)img * ${out} + i] = best;`,
-            ]
-          : [
-              'float sum = 0.0f;',
-              `for (int h = h0; h < h1; ++h) for (int v = w0; v < w1; ++v) sum += plane[h * ${c.W} + v];`,
-              `y[(long long)img * ${out} + i] = sum / ${cppDouble(c.R * c.S)}f;`,
-            ]),
-      ];
-      return { params: params(k, ['x', 'y'], new Set(['y'])), body, launch: perElement(out) };
-    }
+    case 'avgpool_fwd':
+      // The training kernel with nothing pending (the layer before has been folded or applied) and no argmax.
+      return poolForward(k, c, k.op === 'maxpool_fwd_infer', false);
     case 'logsoftmax_fwd':
     case 'softmax_fwd': {
       // One warp per image: the row's max and sum of exponentials with warp reductions.
@@ -204,10 +93,13 @@ function kernel(k: KernelStep): CudaKernel {
         'const float log_sum = logf(nincc::warp_sum(s));',
         `for (int j = lane; j < ${c.classes}; j += 32) yr[j] = ${log ? 'xr[j] - m - log_sum' : 'expf(xr[j] - m - log_sum)'};`,
       ];
-      return { params: params(k, ['x', 'y'], new Set(['y'])), body, launch: { grid: [1, 1, 1], batchAxis: 2, block: [32, 1, 1], shared: 0 } };
+      return { params: withOutputs(k, ['x', 'y'], new Set(['y'])), body, launch: { grid: [1, 1, 1], batchAxis: 2, block: [32, 1, 1], shared: 0 } };
     }
-    default:
-      throw new Error(`internal error: no cuda kernel for ${k.op} (${k.kernel}) in this increment`);
+    default: {
+      const train = trainKernel(k);
+      if (!train) throw new Error(`internal error: no cuda kernel for ${k.op} (${k.kernel})`);
+      return train;
+    }
   }
 }
 
@@ -215,6 +107,7 @@ export interface CudaSource {
   readonly text: string;
   readonly kernels: readonly string[];
   readonly launch: ReadonlyMap<string, PlanLaunch>;
+  readonly fused: ReadonlyMap<string, string>; // kernel → what it fuses ('' for plain kernels)
 }
 
 export function generateCudaSource(programs: readonly Program[], info: { model: string; file: string; sourceHash: string }): CudaSource {
@@ -234,13 +127,16 @@ export function generateCudaSource(programs: readonly Program[], info: { model: 
     const l = g.launch;
     const grid = l.grid.map((d, axis) => (axis === l.batchAxis ? (d === 1 ? 'N' : `${d}·N`) : String(d)));
     const launchText = `grid (${grid.join(', ')}), block (${l.block.join(', ')}), ${l.shared} B dynamic shared`;
-    return { name: k.kernel, comment: k.comment, params: g.params, body: g.body, launch: g.launch, launchText, threads: g.launch.block[0] * g.launch.block[1] * g.launch.block[2] };
+    return { name: k.kernel, comment: k.comment, fused: g.fused ?? '', params: g.params, body: g.body, launch: g.launch, launchText, threads: g.launch.block[0] * g.launch.block[1] * g.launch.block[2] };
   });
   const text = env.renderString(templateText, { ...info, version: NINCC_VERSION, kernels });
-  return { text, kernels: kernels.map((k) => k.name), launch: new Map(kernels.map((k) => [k.name, k.launch])) };
+  return { text, kernels: kernels.map((k) => k.name), launch: new Map(kernels.map((k) => [k.name, k.launch])), fused: new Map(kernels.map((k) => [k.name, k.fused])) };
 }
 
-/** plan.json with each step of the cuda-covered programs given its launch rule. */
+/** The training programs of a cuda/emu build are the fused ones, which only the CUDA kernels implement. */
+const CUDA_ONLY_PROGRAMS: readonly string[] = ['train_forward_backward', 'sgd_update'];
+
+/** plan.json with each step of the cuda-covered programs given its launch rule (and the fused training programs marked cuda/emu only). */
 export function withLaunchRules(plan: Plan, launch: ReadonlyMap<string, PlanLaunch>): Plan {
   const programs = Object.fromEntries(
     Object.entries(plan.programs).map(([name, p]) => [
@@ -253,6 +149,7 @@ export function withLaunchRules(plan: Plan, launch: ReadonlyMap<string, PlanLaun
               if (!l) throw new Error(`internal error: no launch rule for ${s.kernel}`);
               return { ...s, launch: l };
             }),
+            ...(CUDA_ONLY_PROGRAMS.includes(name) ? { devices: ['cuda', 'emu'] } : {}),
           }
         : p,
     ]),

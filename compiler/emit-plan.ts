@@ -25,6 +25,7 @@ export interface PlanLaunch {
   readonly batchAxis?: 0 | 1 | 2;
   readonly block: readonly [number, number, number];
   readonly shared: number;
+  readonly seed?: boolean; // the kernel's last parameter is the call's 64-bit seed (dropout)
 }
 
 export interface PlanStep {
@@ -40,6 +41,7 @@ export interface PlanProgram {
   readonly inputs: Readonly<Record<string, BufferRef>>;
   readonly outputs: Readonly<Record<string, BufferRef>>;
   readonly steps: readonly PlanStep[];
+  readonly devices?: readonly string[]; // the devices that implement it; absent: all of the artifact's
 }
 
 export interface PlanTensor {
@@ -71,6 +73,7 @@ export interface Plan {
   readonly params: readonly PlanTensor[];
   readonly state: readonly PlanTensor[];
   readonly programs: Readonly<Record<string, PlanProgram>>;
+  readonly untrainable?: string; // why there are no training programs, when there are none
 }
 
 export function emitPlan(

@@ -129,14 +129,24 @@ function backwardLayer(b: ProgramBuilder, l: ShapedLayer, s: Saved, dy: string, 
   }
 }
 
-export function lowerTrainForwardBackward(m: ShapedModel): { program: Program; builder: ProgramBuilder } {
+/** The last layer, which training with the nll criterion needs to be a logsoftmax. */
+export function logSoftmaxHead(m: ShapedModel): ShapedLayer {
   const last = m.layers[m.layers.length - 1];
   if (!last || last.kind !== 'logsoftmax') {
     throw new LoweringError(`${m.file}: training with the nll criterion needs a model that ends in logsoftmax (this one ends in ${last?.kind ?? 'nothing'})`);
   }
+  return last;
+}
+
+/** A training program's builder and its two inputs: the images and one int32 label per image. */
+export function trainingInputs(m: ShapedModel): { b: ProgramBuilder; images: string; labels: string } {
   const b = new ProgramBuilder('train');
-  const images = b.act('images', elementsOf(m.input));
-  const labels = b.act('labels', 1, 'i32');
+  return { b, images: b.act('images', elementsOf(m.input)), labels: b.act('labels', 1, 'i32') };
+}
+
+export function lowerTrainForwardBackward(m: ShapedModel): { program: Program; builder: ProgramBuilder } {
+  const last = logSoftmaxHead(m);
+  const { b, images, labels } = trainingInputs(m);
   const saved: Saved[] = [];
   let x = images;
   for (const l of m.layers) {

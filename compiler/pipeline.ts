@@ -12,6 +12,7 @@ import { emitPlan, type Plan } from './emit-plan.js';
 import { lowerInference } from './lower-infer.js';
 import { lowerParams } from './lower-params.js';
 import { lowerSgdUpdate, lowerTrainForwardBackward } from './lower-train.js';
+import { lowerTrainFused } from './lower-train-fused.js';
 import type { Program } from './plan-ir.js';
 import { planMemory, verifyMemoryPlan } from './plan-memory.js';
 
@@ -78,6 +79,8 @@ export interface LoweringOptions {
   readonly maxBatch: number;
   readonly sourceHash: string;
   readonly libraries: Record<string, string>;
+  /** cpu: one kernel per layer (the cpu library's). cuda: the fused BN+ReLU training program (cuda/emu). */
+  readonly trainKernels?: 'cpu' | 'cuda';
 }
 
 export interface Lowered {
@@ -85,14 +88,21 @@ export interface Lowered {
   readonly programs: readonly Program[];
   readonly inferenceGroups: ReturnType<typeof lowerInference>['groups'];
   readonly trainable: boolean;
+  readonly untrainable?: string; // why not, when not
 }
 
 /** The back end as one flat list: params → training programs → inference programs → memory → plan.json. */
 export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR: FrontEndOptions['dump'] = () => {}): Lowered {
   const layout = lowerParams(model);
   dumpIR('lower-params', layout);
-  const trainable = model.layers[model.layers.length - 1]?.kind === 'logsoftmax' && layout.paramSize > 0;
-  const train = trainable ? lowerTrainForwardBackward(model) : undefined;
+  const untrainable =
+    model.layers[model.layers.length - 1]?.kind !== 'logsoftmax'
+      ? 'training with the nll criterion needs a model that ends in logsoftmax'
+      : layout.paramSize === 0
+        ? 'the model has no parameters to train'
+        : undefined;
+  const trainable = untrainable === undefined;
+  const train = !trainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch) : lowerTrainForwardBackward(model);
   const sgd = trainable ? lowerSgdUpdate(model, layout) : undefined;
   dumpIR('lower-train', train?.program);
   const infer = lowerInference(model);
@@ -105,5 +115,5 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   if (problems.length > 0) throw new IRVerificationError('plan-memory', problems);
   const plan = emitPlan(model, layout, memory, programs, options);
   dumpIR('emit-plan', plan);
-  return { plan, programs, inferenceGroups: infer.groups, trainable };
+  return { plan: untrainable ? { ...plan, untrainable } : plan, programs, inferenceGroups: infer.groups, trainable, ...(untrainable ? { untrainable } : {}) };
 }

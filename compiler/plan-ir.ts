@@ -21,7 +21,11 @@ export type OpKind =
   | 'maxpool_fwd' | 'maxpool_fwd_infer' | 'maxpool_bwd' | 'avgpool_fwd' | 'avgpool_bwd'
   | 'linear_fwd' | 'linear_infer' | 'linear_bwd_data' | 'linear_bwd_weight'
   | 'logsoftmax_fwd' | 'logsoftmax_bwd' | 'softmax_fwd' | 'softmax_bwd'
-  | 'dropout_fwd' | 'dropout_bwd' | 'nll_loss' | 'sgd_update';
+  | 'dropout_fwd' | 'dropout_bwd' | 'nll_loss' | 'sgd_update'
+  // the fused training program of the cuda/emu target (lower-train-fused.ts)
+  | 'conv_fwd_fused' | 'conv_dgrad_fused' | 'conv_wgrad_fused' | 'wgrad_reduce'
+  | 'bn_stats' | 'bn_finalize' | 'bn_bwd_finalize' | 'act_apply' | 'act_bwd_stats' | 'grad_rebuild'
+  | 'maxpool_fwd_fused' | 'avgpool_fwd_fused' | 'maxpool_bwd_fused' | 'avgpool_bwd_fused';
 
 export interface KernelStep {
   readonly kernel: string; // exported symbol, e.g. k1_conv_fwd

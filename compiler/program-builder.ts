@@ -27,8 +27,14 @@ export class ProgramBuilder {
   }
 
   step(l: ShapedLayer | undefined, op: OpKind, args: readonly string[], consts: KernelStep['consts'] = {}, scalars: readonly string[] = []): void {
+    // A layer may need the same op twice with different shapes (the fused training program's
+    // grad_rebuild, say): the second gets a numbered name, so one name never means two kernels.
+    const base = l ? `k${l.index}_${op}` : `k_${op}`;
+    const same = (k: KernelStep) => k.op === op && JSON.stringify(k.consts) === JSON.stringify(consts);
+    let kernel = base;
+    for (let i = 2; this.steps.some((k) => k.kernel === kernel && !same(k)); i++) kernel = `${base}_${i}`;
     this.steps.push({
-      kernel: l ? `k${l.index}_${op}` : `k_${op}`,
+      kernel,
       op,
       layer: l?.index ?? 0,
       source: l ? layerSource(l) : '',

@@ -37,7 +37,7 @@ export const CHECKPOINT_FORMAT = 'nincc-checkpoint-1';
 export class Model {
   readonly info: NativeModelInfo;
   readonly dir: string;
-  readonly plan: { train?: { batch: number; epochs: number; optimizer: { momentum: number }; regime: { from: number; to: number; lr: number; wd: number }[] }; transform?: { mean: number[]; std: number[] }; imageSize?: number };
+  readonly plan: { untrainable?: string; train?: { batch: number; epochs: number; optimizer: { momentum: number }; regime: { from: number; to: number; lr: number; wd: number }[] }; transform?: { mean: number[]; std: number[] }; imageSize?: number };
   private native: NativeModel | undefined;
   private foldedStale = true; // inference weights must be refolded after any parameter change
   private freshOptimizer = true; // the next update starts the momentum buffers from the gradient
@@ -143,7 +143,7 @@ export class Model {
 
   /** Forward + backward in training mode; gradients land in the grad space. */
   async forwardBackward(images: Float32Array, labels: Int32Array | readonly number[]): Promise<{ loss: number; output: Float32Array }> {
-    if (!this.trainable) throw new Error(`${this.dir}: this model has no training programs (training with nll needs a model that ends in logsoftmax)`);
+    if (!this.trainable) throw new Error(`${this.dir}: this model has no training programs (${this.plan.untrainable ?? 'training with nll needs a model that ends in logsoftmax'})`);
     const n = this.checkImages(images, 'trainStep');
     this.checkBatch(n, 'trainStep');
     const l = this.checkLabels(labels, n, 'trainStep');

@@ -72,7 +72,7 @@ export interface NativeModel {
 export interface NativeAddon {
   /** the kernel ABI this runtime loads: 'nincc-cpu-1' */
   abi: string;
-  /** 'cpu', and 'cuda' where libcuda.so.1 loads */
+  /** 'cpu', 'emu', and 'cuda' where libcuda.so.1 loads and sees a GPU */
   devices(): string[];
   load(dir: string, device: string): NativeModel;
 }

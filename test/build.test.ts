@@ -1,4 +1,5 @@
 // `nincc build`: the artifact's files, readable generated code, and the content-hash cache.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,9 +28,22 @@ describe('nincc build', () => {
   it('generated code names the spec layer and line of every kernel', () => {
     const cc = readFileSync(join(out, 'kernels.cpu.cc'), 'utf8');
     expect(cc).toContain('// layer 1: nn.SpatialConvolution(1 -> 32, 5x5, 1,1, 2,2) at nin-fashion.model:10:5 in block(1, 32, 5, 2) at line 15');
-    expect(cc).toMatch(/extern "C" void k1_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\};\n  conv2d_forward\(/);
+    expect(cc).toMatch(/NINCC_CPU_EXPORT void k1_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\};\n  conv2d_forward\(/);
     const report = readFileSync(join(out, 'report.txt'), 'utf8');
     expect(report).toContain('(1) + (2) + (3): nn.SpatialConvolution(1 -> 32, 5x5, 1,1, 2,2) + nn.SpatialBatchNormalization + nn.ReLU → k1_conv_infer');
+  });
+
+  it('kernels.cpu.so exports only the ABI and the kernels, so two artifacts in one process share nothing (not even the thread pool)', () => {
+    const nm = spawnSync('nm', ['-D', '--defined-only', join(out, 'kernels.cpu.so')], { encoding: 'utf8' });
+    if (nm.error) return; // no binutils here
+    const plan = JSON.parse(readFileSync(join(out, 'plan.json'), 'utf8')) as { programs: Record<string, { steps: { kernel: string }[] }> };
+    const kernels = new Set(Object.values(plan.programs).flatMap((p) => p.steps.map((s) => s.kernel)));
+    const names = nm.stdout.split('\n').map((l) => l.trim().split(/\s+/)[2]).filter((n): n is string => Boolean(n));
+    // Standard-library templates instantiated over the pool keep libstdc++'s default visibility; -Bsymbolic
+    // binds the library's own references to its own copies of them.
+    expect(names.filter((n) => n !== 'nincc_abi' && n !== 'nincc_source_hash' && !kernels.has(n) && !/^_Z(N|T[ISV]N)St/.test(n))).toEqual([]);
+    expect(names).toContain('k1_conv_infer');
+    expect(spawnSync('readelf', ['-d', join(out, 'kernels.cpu.so')], { encoding: 'utf8' }).stdout).toMatch(/\(SYMBOLIC\)|FLAGS.*SYMBOLIC/);
   });
 
   it('a changed spec rebuilds; a bad spec fails with diagnostics; an unknown target is a usage error', () => {
@@ -42,6 +56,6 @@ describe('nincc build', () => {
     const bad = nincc(['build', spec, '-o', join(work, 'tiny')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('error E033: linear(15, 4) expects 15 features');
-    expect(nincc(['build', 'models/nin.model', '--target', 'tpu'])).toMatchObject({ code: 2, stderr: "nincc build: unknown target 'tpu' (available: cpu, emu)\n" });
+    expect(nincc(['build', 'models/nin.model', '--target', 'tpu'])).toMatchObject({ code: 2, stderr: "nincc build: unknown target 'tpu' (available: cpu, emu, cuda)\n" });
   });
 });

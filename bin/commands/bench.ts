@@ -23,12 +23,12 @@ export const benchCommand: Command = {
   usage: 'DIR|FILE [--device cpu] [--runs N] [--train-batch N]',
   details: 'FLOPs count 2 per multiply-accumulate of conv and linear layers; a training step counts 3× the forward pass (forward, data gradient, weight gradient).',
   options: {
-    device: { type: 'string', value: 'DEV', help: 'cpu (default)' },
+    device: { type: 'string', value: 'DEV', help: 'cpu (default), emu (the generated CUDA on the SIMT emulator) or cuda; a spec FILE is built for it' },
     runs: { type: 'string', value: 'N', help: 'timed runs per case (default 10)' },
     'train-batch': { type: 'string', value: 'N', help: 'training batch (default 16, at most the artifact maximum)' },
   },
   async run(args) {
-    const dir = resolveArtifact(onePositional(args, benchCommand, 'artifact directory'), { maxBatch: 16 });
+    const dir = resolveArtifact(onePositional(args, benchCommand, 'artifact directory'), { maxBatch: 16, device: stringOption(args, 'device') ?? 'cpu' });
     const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device });
     try {
       const runs = intOption(args, 'runs') ?? 10;

@@ -58,14 +58,14 @@ export const evalCommand: Command = {
     weights: { type: 'string', value: 'W', help: 'a safetensors checkpoint (from nincc train or import)' },
     classes: { type: 'string', value: 'FILE', help: "class names, one per line in label order (default: classes.txt beside --weights)" },
     workers: { type: 'string', value: 'N', help: `decode worker threads for image folders (default ${defaultWorkerCount()})` },
-    device: { type: 'string', value: 'DEV', help: 'cpu (default)' },
+    device: { type: 'string', value: 'DEV', help: 'cpu (default), emu (the generated CUDA on the SIMT emulator) or cuda; a spec FILE is built for it' },
     seed: { type: 'string', value: 'S', help: 'init seed when --weights is absent (default 1)' },
     json: { type: 'boolean', help: 'print the result as JSON' },
   },
   async run(args) {
     const data = stringOption(args, 'data');
     if (!data) throw new UsageError('--data is required');
-    const dir = resolveArtifact(onePositional(args, evalCommand, 'artifact directory'));
+    const dir = resolveArtifact(onePositional(args, evalCommand, 'artifact directory'), { device: stringOption(args, 'device') ?? 'cpu' });
     if (data !== 'fashion-mnist' && !existsSync(data)) throw new UsageError(`--data ${data}: no such file or directory`);
     const weights = stringOption(args, 'weights');
     const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed: intOption(args, 'seed', 0) ?? 1, ...(weights ? { weights } : {}) });

@@ -14,7 +14,7 @@ export const inferCommand: Command = {
     npy: { type: 'string', value: 'FILE', help: 'input images as a float32 N×C×H×W .npy file' },
     weights: { type: 'string', value: 'W', help: 'a safetensors checkpoint' },
     out: { type: 'string', short: 'o', value: 'OUT.npy', help: 'write the raw outputs here instead of printing' },
-    device: { type: 'string', value: 'DEV', help: 'cpu (default)' },
+    device: { type: 'string', value: 'DEV', help: 'cpu (default), emu (the generated CUDA on the SIMT emulator) or cuda; a spec FILE is built for it' },
     seed: { type: 'string', value: 'S', help: 'init seed when --weights is absent (default 1)' },
   },
   async run(args) {
@@ -22,7 +22,7 @@ export const inferCommand: Command = {
     if (!target) throw new UsageError(`usage: nincc infer ${inferCommand.usage}`);
     const npy = stringOption(args, 'npy');
     if ((npy === undefined) === (images.length === 0)) throw new UsageError('give either image files or --npy FILE (not both, not neither)');
-    const dir = resolveArtifact(target);
+    const dir = resolveArtifact(target, { device: stringOption(args, 'device') ?? 'cpu' });
     const weights = stringOption(args, 'weights');
     const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed: intOption(args, 'seed', 0) ?? 1, ...(weights ? { weights } : {}) });
     try {

@@ -60,7 +60,7 @@ function imageNetInputs(model: Model, data: string, runDir: string, args: Parsed
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu] [--seed S] [--resume]',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--seed S] [--resume]',
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
     "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.",
@@ -73,7 +73,7 @@ export const trainCommand: Command = {
     sampling: { type: 'string', value: 'RULE', help: 'with an epoch size: balanced (a class uniformly, then an image of it; Torch\'s default) or uniform (any image)' },
     workers: { type: 'string', value: 'N', help: `decode worker threads for image folders (default: cores − 1, here ${defaultWorkerCount()})` },
     prefetch: { type: 'string', value: 'N', help: 'batches decoded ahead of the one training (default 2)' },
-    device: { type: 'string', value: 'DEV', help: 'cpu (default)' },
+    device: { type: 'string', value: 'DEV', help: 'cpu (default), emu (the generated CUDA on the SIMT emulator) or cuda; a spec FILE is built for it' },
     seed: { type: 'string', value: 'S', help: 'seed for init, shuffling, sampling, crops and dropout (default 1)' },
     limit: { type: 'string', value: 'N', help: 'use only the first N training images (Fashion-MNIST)' },
     resume: { type: 'boolean', help: 'continue from RUN_DIR/checkpoint.safetensors (the last finished epoch)' },
@@ -87,7 +87,7 @@ export const trainCommand: Command = {
       throw new UsageError(`--data ${data}: no such file or directory (expected 'fashion-mnist', a directory of Fashion-MNIST IDX files, or an ImageNet folder with train/ and val/)`);
     }
     const batchArg = intOption(args, 'batch');
-    const dir = resolveArtifact(target, { ...(batchArg ? { maxBatch: batchArg } : {}), quiet: Boolean(args.values.quiet) });
+    const dir = resolveArtifact(target, { ...(batchArg ? { maxBatch: batchArg } : {}), quiet: Boolean(args.values.quiet), device: stringOption(args, 'device') ?? 'cpu' });
     const seed = intOption(args, 'seed', 0) ?? 1;
     const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed });
     let inputs: Inputs | undefined;

@@ -1,8 +1,9 @@
-// The cuda device (SKELETON, issue 4: compiled but not registered in device_registry.cc and never run
-// on a GPU yet). The CUDA driver API through dlopen("libcuda.so.1"), so the addon builds and loads
-// where there is no CUDA: the artifact's fatbin (kernels.fatbin) by cuModuleLoadData, kernels by
-// cuModuleGetFunction on their extern "C" names, launches by cuLaunchKernel with the same
-// kernelParams (kernel_params.h) and launch rules (plan.json `launch`) as the emu device.
+// The cuda device: the CUDA driver API through dlopen("libcuda.so.1") (no link-time CUDA dependency,
+// so the addon builds and loads where there is no CUDA), the artifact's kernels.fatbin by
+// cuModuleLoadData, kernels by cuModuleGetFunction on their extern "C" names with the parameter
+// signature the module exports beside each (`nincc_signature_<kernel>`, device/cuda.cuh), launches by
+// cuLaunchKernel on one stream with the same kernelParams (kernel_params.h) and launch rules
+// (plan.json `launch`) as the emu device. Memory is device memory (cuMemAlloc, zero-filled).
 #pragma once
 #include <deque>
 #include <string>
@@ -11,11 +12,15 @@
 
 namespace nincc {
 
-struct CudaDriver;  // the driver entry points, resolved once
+struct CudaDriver;  // the driver's entry points, resolved once per process
+
+// Empty when the cuda device can run here (the driver loads, cuInit succeeds and there is a GPU);
+// otherwise why not, e.g. "libcuda.so.1 did not load (…)". NINCC_CUDA_DRIVER names another library.
+std::string cudaUnavailableReason();
 
 class CudaDevice final : public Device {
  public:
-  CudaDevice();  // throws when libcuda.so.1 or a device is missing
+  CudaDevice();  // throws when cudaUnavailableReason() is not empty
   ~CudaDevice() override;
 
   std::string name() const override { return "cuda"; }
@@ -32,16 +37,20 @@ class CudaDevice final : public Device {
  private:
   struct Kernel {
     std::string symbol;
-    void* function = nullptr;     // CUfunction; null: not in the module
-    std::string signature;        // "p…pi": the step's buffers then n (from the plan, see launch)
+    void* function = nullptr;  // CUfunction; null: not in the module
+    std::string signature;     // from nincc_signature_<symbol>: "p" per buffer, "i" for n, "f"/"d" per scalar
   };
-  void check(int result, const std::string& what) const;
+  // Throws "cuda: <what> failed: CUDA_ERROR_… (text) [cuda_device.cc:<line>]" unless result is 0.
+  void check(int result, const std::string& what, int line) const;
+  std::string readGlobal(const std::string& name, bool required);
 
-  CudaDriver* driver_ = nullptr;
-  void* context_ = nullptr;  // CUcontext (the primary context of device 0)
+  CudaDriver& driver_;
+  void* context_ = nullptr;  // CUcontext: the primary context of device 0
   int device_ = 0;
+  void* stream_ = nullptr;   // CUstream: every launch and copy, in order
   void* module_ = nullptr;   // CUmodule
   std::string libraryPath_;
+  std::string lastLaunch_;   // names the kernel an asynchronous fault most likely came from
   std::deque<Kernel> kernels_;
 };
 

@@ -1,5 +1,5 @@
 // Device: what the executor and the arena need from a place that holds buffers and runs kernels.
-// `cpu` implements it today; `cuda` (driver API through dlopen) and `emu` (the .cu under a SIMT
+// `cpu`, `cuda` (driver API through dlopen) and `emu` (the .cu under a SIMT
 // emulator) plug in behind the same interface.
 #pragma once
 #include <cstddef>
@@ -41,7 +41,7 @@ class Device {
   virtual void synchronize() = 0;
 };
 
-// The devices this machine can run: "cpu" always; "cuda" when libcuda.so.1 loads.
+// The devices this machine can run: "cpu" and "emu" always; "cuda" when the driver loads and sees a GPU.
 std::vector<std::string> availableDevices();
 
 // A new device by name; throws for an unknown or unavailable one, listing the available ones.

@@ -55,9 +55,8 @@ KernelHandle EmuDevice::findKernel(const std::string& symbol) {
 void EmuDevice::launch(KernelHandle handle, const Step& step, const NinccArgs& args) {
   const Kernel& kernel = *static_cast<const Kernel*>(handle);
   if (!step.hasLaunch)
-    throw Error(describe(step) +
-                ": not yet supported on emu (the emu device runs only the infer and prepare_infer "
-                "programs so far; train on the cpu device)");
+    throw Error(describe(step) + ": has no launch rule in plan.json, so it has no CUDA kernel (rebuild the artifact "
+                "with `nincc build --target emu`)");
   if (!kernel.descriptor)
     throw Error(library_.path() + ": missing kernel `nincc_emu_" + kernel.symbol + "` for " + describe(step) +
                 " (the library does not match plan.json; rebuild the artifact)");

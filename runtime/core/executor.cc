@@ -15,6 +15,8 @@ Executor::Executor(const Plan& plan, Device& device, Arena& arena)
     : plan_(plan), device_(device), arena_(arena) {
   for (const char* name : kAbiScalars) knownScalars_.insert(name);
   for (const Program& program : plan_.programs) {
+    // A program this device does not implement is not resolved: its kernels are not in this library.
+    if (!program.runsOn(device_.name())) continue;
     std::vector<ResolvedStep>& steps = resolved_[program.name];
     for (const Step& step : program.steps) {
       steps.push_back({&step, device_.findKernel(step.kernel)});
@@ -47,6 +49,13 @@ std::string Executor::describe(const Program& program, size_t stepIndex) const {
 void Executor::run(const std::string& programName, int64_t n, const ScalarValues& scalars,
                    uint64_t seed) {
   const Program& prog = program(programName);
+  if (!prog.runsOn(device_.name())) {
+    std::string devices;
+    for (const std::string& d : prog.devices) devices += (devices.empty() ? "" : ", ") + d;
+    throw Error("program \"" + programName + "\" of " + plan_.file + " runs on " + devices + ", not on the " +
+                device_.name() + " device (a cuda/emu build's training program uses the fused CUDA kernels; " +
+                "build with --target cpu to train on the cpu device)");
+  }
   checkBatch(n);
   for (const auto& given : scalars)
     if (!knownScalars_.count(given.first)) {

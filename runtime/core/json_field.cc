@@ -66,6 +66,11 @@ double JsonField::number() const {
   return value_->asNumber();
 }
 
+bool JsonField::boolean() const {
+  requireKind(Json::Kind::Bool);
+  return value_->asBool();
+}
+
 int64_t JsonField::integer(int64_t lo, int64_t hi) const {
   double d = number();
   if (d != std::floor(d)) fail("expected an integer, found " + formatNumber(d));

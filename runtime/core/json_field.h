@@ -34,6 +34,7 @@ class JsonField {
   const std::string& string() const;
   std::string nonEmptyString() const;
   double number() const;
+  bool boolean() const;  // fails unless true or false
   // An integral number in [lo, hi].
   int64_t integer(int64_t lo, int64_t hi) const;
 

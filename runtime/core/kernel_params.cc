@@ -6,14 +6,16 @@ namespace nincc {
 
 KernelParams::KernelParams(const std::string& what, const std::string& signature, const Step& step,
                            const NinccArgs& args)
-    : n_(args.n) {
+    : n_(args.n), seed_(args.seed) {
   const size_t buffers = step.args.size(), scalars = step.scalars.size();
+  const size_t seed = step.launch.seed ? 1 : 0;
   std::string expected(buffers, 'p');
   expected += 'i';
-  if (signature.size() != buffers + 1 + scalars || signature.compare(0, buffers + 1, expected) != 0)
+  if (signature.size() != buffers + 1 + scalars + seed || signature.compare(0, buffers + 1, expected) != 0 ||
+      (seed && signature.back() != 'L'))
     throw Error(what + ": the kernel's signature \"" + signature + "\" does not match the step's " +
-                std::to_string(buffers) + " buffers, n and " + std::to_string(scalars) +
-                " scalars; rebuild the artifact");
+                std::to_string(buffers) + " buffers, n and " + std::to_string(scalars) + " scalars" +
+                (seed ? " and the seed" : "") + "; rebuild the artifact");
   floats_.resize(scalars);
   doubles_.resize(scalars);
   params_.reserve(buffers + 1 + scalars);
@@ -27,6 +29,7 @@ KernelParams::KernelParams(const std::string& what, const std::string& signature
     else if (type == 'd') params_.push_back(&doubles_[i]);
     else throw Error(what + ": scalar parameter type '" + std::string(1, type) + "' is not supported");
   }
+  if (seed) params_.push_back(&seed_);
 }
 
 void launchGeometry(const LaunchRule& rule, int64_t n, uint32_t grid[3], uint32_t block[3]) {

@@ -1,6 +1,6 @@
 // cuLaunchKernel-style `kernelParams` for a plan step (docs/emu.md, docs/artifact.md): one entry per
 // buffer (a pointer), then int n, then the step's scalars as float or double by the kernel's
-// signature. One routine for the emu device and (later) the cuda device, so a marshalling bug shows
+// signature, then, when the launch rule says `seed`, the call's seed as an unsigned 64-bit integer. One routine for the emu device and (later) the cuda device, so a marshalling bug shows
 // on the CPU before it corrupts a GPU launch.
 #pragma once
 #include <cstdint>
@@ -26,6 +26,7 @@ class KernelParams {
 
  private:
   int32_t n_;
+  uint64_t seed_;
   std::vector<float> floats_;
   std::vector<double> doubles_;
   std::vector<void*> params_;

@@ -44,4 +44,11 @@ std::string joinPath(const std::string& dir, const std::string& name) {
   return dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
+bool Program::runsOn(const std::string& device) const {
+  if (devices.empty()) return true;
+  for (const std::string& d : devices)
+    if (d == device) return true;
+  return false;
+}
+
 }  // namespace nincc

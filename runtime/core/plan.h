@@ -54,6 +54,7 @@ struct LaunchRule {
   int batchAxis = -1;
   uint32_t block[3] = {1, 1, 1};
   uint32_t sharedBytes = 0;
+  bool seed = false;  // the kernel's last parameter is the call's 64-bit seed (dropout masks)
 };
 
 struct Step {
@@ -73,6 +74,10 @@ struct Program {
   NamedRefs inputs;
   NamedRefs outputs;
   std::vector<Step> steps;
+  // The devices whose kernels implement this program; empty: every device of the artifact. A cuda
+  // build's fused training program runs on cuda and emu, not on its (inference-only) cpu library.
+  std::vector<std::string> devices;
+  bool runsOn(const std::string& device) const;
 };
 
 struct Plan {

@@ -146,6 +146,7 @@ Step readStep(const JsonField& f, const Plan& plan) {
     }
     if (launch.has("batchAxis")) step.launch.batchAxis = static_cast<int>(launch.at("batchAxis").integer(0, 2));
     step.launch.sharedBytes = static_cast<uint32_t>(launch.at("shared").integer(0, 1 << 30));
+    if (launch.has("seed")) step.launch.seed = launch.at("seed").boolean();
     step.hasLaunch = true;
   }
   return step;
@@ -159,6 +160,10 @@ Program readProgram(const std::string& name, const JsonField& f, const Plan& pla
   JsonField steps = f.at("steps");
   size_t count = steps.arraySize();
   for (size_t i = 0; i < count; ++i) program.steps.push_back(readStep(steps.item(i), plan));
+  if (f.has("devices")) {
+    JsonField devices = f.at("devices");
+    for (size_t i = 0; i < devices.arraySize(); ++i) program.devices.push_back(devices.item(i).string());
+  }
   return program;
 }
 

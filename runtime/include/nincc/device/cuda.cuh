@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+
+#include "signature.h"
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
 #error "nincc kernels target sm_80 and newer (tf32 mma, cvt.rna.tf32)"
@@ -14,8 +17,13 @@
 // extern "C": the runtime finds kernels by their plain names (cuModuleGetFunction).
 #define NINCC_KERNEL extern "C" __global__
 #define NINCC_UNROLL _Pragma("unroll")
-// The cuda device launches by name through the driver API; there is nothing to export.
-#define NINCC_EXPORT(kernel) static_assert(true, "")
+// The cuda device launches by name through the driver API (cuModuleGetFunction); what it exports is
+// the kernel's parameter signature as a __device__ string `nincc_signature_<kernel>` ("p" pointer,
+// "i"/"u" int32, "l"/"L" int64, "f" float, "d" double: emu_abi.h's codes), which the runtime reads
+// with cuModuleGetGlobal to marshal kernelParams exactly as for the emu library's descriptors.
+#define NINCC_EXPORT(kernel)                                                            \
+  extern "C" __device__ const ::nincc::signature::Of<decltype(kernel)>::Text      \
+      nincc_signature_##kernel = ::nincc::signature::Of<decltype(kernel)>::text()
 // Read back with cuModuleGetGlobal to check the module against plan.json, as the cpu and emu
 // libraries' nincc_source_hash().
 #define NINCC_LIBRARY(source_hash) extern "C" __device__ const char nincc_source_hash[] = source_hash
@@ -28,6 +36,7 @@
   T* const name = reinterpret_cast<T*>(nincc_dynamic_shared)
 
 namespace nincc {
+
 
 NINCC_DEVICE void sync_threads() { __syncthreads(); }
 

@@ -17,6 +17,7 @@
 //   nincc::warp_sum(v)  warp_max(v)  warp_reduce(v, op)
 //   nincc::load_float4(p)  store_float4(p, v)  load_float2  store_float2  ldg(p)
 //   nincc::to_tf32(x)  mma_tf32_m16n8k8(d, a, b, c)  nincc::m16n8k8::{a,b,c}_{row,col}(lane, reg)
+//   nincc::dropout_keeps(seed, index, p)  (the cpu kernels' dropout mask, bit for bit)
 // Every warp collective is over all lanes of the warp (the lanes that exist, in a block's last,
 // partial warp); the emulator reports a lane that exits or diverges instead.
 #pragma once
@@ -75,6 +76,21 @@ NINCC_DEVICE T warp_sum(T v) {
 template <class T>
 NINCC_DEVICE T warp_max(T v) {
   return warp_reduce(v, Max{});
+}
+
+// Dropout's mask, bit for bit the cpu kernels' (runtime/include/nincc/cpu/dropout.h): element
+// `index` of a layer drawing from `seed` is kept when the top 24 bits of a SplitMix64 counter hash,
+// as u in [0, 1), are >= p. Plain integer code, so both definitions are this one.
+NINCC_DEVICE unsigned long long mix64(unsigned long long z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+NINCC_DEVICE bool dropout_keeps(unsigned long long seed, unsigned long long index, float p) {
+  const unsigned long long golden = 0x9E3779B97F4A7C15ull;
+  const unsigned long long key = mix64(seed ^ golden);
+  const float u = float(mix64(key + (index + 1) * golden) >> 40) * (1.0f / 16777216.0f);
+  return u >= p;
 }
 
 }  // namespace nincc

@@ -18,6 +18,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "nincc/device/signature.h"
+
 #include "../emu_abi.h"
 #include "block.h"
 
@@ -194,28 +196,9 @@ void launch(const char* name, dim3 grid, dim3 block, size_t dynamic_shared_bytes
 
 // ---- the extern "C" side: NinccEmuKernel descriptors
 
-template <class>
-inline constexpr bool unsupported_parameter = false;
-
-template <class T>
-constexpr char parameter_code() {
-  if constexpr (std::is_pointer_v<T>) return 'p';
-  else if constexpr (std::is_same_v<T, float>) return 'f';
-  else if constexpr (std::is_same_v<T, double>) return 'd';
-  else if constexpr (std::is_integral_v<T> && sizeof(T) == 4) return std::is_signed_v<T> ? 'i' : 'u';
-  else if constexpr (std::is_integral_v<T> && sizeof(T) == 8) return std::is_signed_v<T> ? 'l' : 'L';
-  else static_assert(unsupported_parameter<T>, "kernel parameters are pointers, float, double or 32/64-bit integers");
-  return '?';
-}
-
-template <class... P>
-struct Signature {
-  static constexpr char text[sizeof...(P) + 1] = {parameter_code<std::decay_t<P>>()..., '\0'};
-};
-
 template <class... P>
 constexpr const char* signature_of(void (*)(P...)) {
-  return Signature<P...>::text;
+  return ::nincc::signature::Of<void(P...)>::value.c;
 }
 
 template <class T>
@@ -247,7 +230,7 @@ int launch_descriptor(const char* name, void (*kernel)(P...), NinccEmuLaunch* l,
     if (l->param_count != sizeof...(P)) {
       std::snprintf(l->error, sizeof l->error,
                     "kernel `%s` takes %zu parameters (signature \"%s\") but the launch passes %u", name,
-                    sizeof...(P), Signature<P...>::text, l->param_count);
+                    sizeof...(P), signature_of(kernel), l->param_count);
       return 1;
     }
     for (size_t i = 0; i < sizeof...(P); ++i)

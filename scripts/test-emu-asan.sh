@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The emu kernel tests (test/emu-*.test.ts) under AddressSanitizer: every emu library they build is
+# compiled with NINCC_EMU_ASAN=1 (-fsanitize=address, a separate cache key), node itself is not
+# instrumented, so libasan comes in by LD_PRELOAD (leak checking off: node's own allocations are not
+# ours). First a probe proves the setup still catches something: a deliberately out-of-bounds emu
+# kernel (runtime/emu-test/asan-probe/) must be reported with its source line.
+#   bash scripts/test-emu-asan.sh            # needs the built addon (npm install) and g++ with libasan
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+libasan=$(g++ -print-file-name=libasan.so)
+if [[ ! -e "$libasan" || "$libasan" == libasan.so ]]; then
+  echo "== emu tests under ASan: skipped (g++ has no libasan.so)"; exit 0
+fi
+export NINCC_EMU_ASAN=1
+# fast_unwind_on_fatal=1: report stacks by frame pointers, which end at each fiber's first frame
+# (emu/fiber.h); libgcc's unwinder walks off the fiber trampoline, which has no CFI, and crashes.
+asan_env=(env LD_PRELOAD="$libasan" ASAN_OPTIONS=detect_leaks=0:fast_unwind_on_fatal=1)
+
+echo "== ASan probe: an out-of-bounds emu kernel must be reported"
+probe=$(mktemp -d)
+trap '[[ -n "${KEEP_PROBE:-}" ]] || rm -rf "$probe"' EXIT
+g++ -std=c++17 -O2 -DNINCC_EMU -g -fsanitize=address -fno-omit-frame-pointer -fPIC -shared -fvisibility=hidden \
+  -fvisibility-inlines-hidden -Iruntime/include -x c++ runtime/emu-test/asan-probe/kernels.cu -o "$probe/kernels.emu.so"
+node -e '
+  const fs = require("fs");
+  const plan = JSON.parse(fs.readFileSync("runtime/core/tests/fixture/plan.json", "utf8"));
+  plan.libraries = { emu: "kernels.emu.so" };
+  plan.programs.infer.steps[0].launch = { grid: [1, 1, 1], block: [32, 1, 1], shared: 0 };
+  fs.writeFileSync(process.argv[1] + "/plan.json", JSON.stringify(plan));' "$probe"
+set +e
+"${asan_env[@]}" node -e '
+  const m = require("./runtime/build/addon/Release/nincc.node").load(process.argv[1], "emu");
+  m.setInput("infer", "images", new Float32Array(4).fill(1), 1);
+  m.run("infer", 1, { scale: 2, shift: 1 }, 0).then(() => console.log("probe ran without a report"));' "$probe" 2> "$probe/stderr"
+code=$?
+set -e
+if [[ $code -ne 0 ]] && grep -q "heap-buffer-overflow" "$probe/stderr" && grep -q "SUMMARY: AddressSanitizer: heap-buffer-overflow runtime/emu-test/asan-probe/kernels.cu:11 in k_scale_add" "$probe/stderr"; then
+  echo "ASan probe: reported (heap-buffer-overflow at runtime/emu-test/asan-probe/kernels.cu:11)"
+else
+  cat "$probe/stderr"; echo "FAILED: the ASan probe was not reported (exit $code)"; exit 1
+fi
+
+echo "== test/emu-*.test.ts with NINCC_EMU_ASAN=1 under LD_PRELOAD=$libasan"
+# nvcc checks nothing ASan can see: leave it out here.
+# One file at a time: the files build their (ASan, cold-cache) emu libraries in beforeAll hooks with fixed timeouts.
+NINCC_NVCC=0 "${asan_env[@]}" npx vitest run --no-file-parallelism test/emu-*.test.ts
+echo "emu tests under ASan: $(( $(date +%s) - started )) s"

@@ -1,0 +1,111 @@
+// `nincc build --target cuda` (issue 4): kernels.cu compiled by nvcc into kernels.fatbin (sm_80, sm_90 and
+// compute_90 PTX), listed for the cuda device beside the cpu and emu libraries, cached by content, and every
+// kernel of the shipped NIN models compiled for sm_80 and sm_90 without register spills. Needs nvcc only
+// (no GPU): skipped, saying why, where nvcc is absent; without nvcc --target cuda must fail clearly.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildArtifact } from '../compiler/build.js';
+import { findNvcc, nvccCompile, parsePtxas } from '../compiler/cuda-toolchain.js';
+import type { Plan } from '../compiler/emit-plan.js';
+import { compileSpec } from '../compiler/pipeline.js';
+import { nincc } from './cli-run.js';
+
+const found = findNvcc();
+if (!found.nvcc) console.warn(`test/cuda-build.test.ts: the nvcc tests are skipped: ${found.reason}`);
+const root = mkdtempSync(join(tmpdir(), 'nincc-cuda-build-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const MODELS = ['models/nin.model', 'models/nin-fashion.model'];
+
+describe.skipIf(!found.nvcc)(`nincc build --target cuda with nvcc ${found.version ?? '(absent)'}`, () => {
+  it.each(MODELS)('%s: every kernel compiles for sm_80 and sm_90 with zero spills', (file) => {
+    const source = readFileSync(file, 'utf8');
+    const r = compileSpec(source, file.replace('models/', ''));
+    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+    const dir = join(root, r.model.name);
+    const b = buildArtifact(r.model, source, { outDir: dir, target: 'cuda' });
+    expect(b.plan.libraries).toEqual({ cpu: 'kernels.cpu.so', emu: 'kernels.emu.so', cuda: 'kernels.fatbin' });
+    const cuPath = join(dir, 'kernels.cu');
+    const cu = readFileSync(cuPath, 'utf8');
+    // The build just compiled this source: the same call is a cache hit that gives back its ptxas report.
+    const nvcc = nvccCompile(cu, cuPath, join(root, `${r.model.name}.check.fatbin`), true);
+    expect(nvcc.cached).toBe(true);
+    const kernels = [...cu.matchAll(/NINCC_EXPORT\((\w+)\);/g)].map((m) => m[1]);
+    expect(kernels.length).toBeGreaterThan(0);
+    for (const arch of ['sm_80', 'sm_90']) {
+      const compiled = nvcc.kernels.filter((k) => k.arch === arch);
+      expect(compiled.map((k) => k.kernel).sort(), arch).toEqual([...kernels].sort());
+      const spilled = compiled.filter((k) => k.spillStores !== 0 || k.spillLoads !== 0);
+      expect(spilled, `${file} ${arch}: kernels with spills`).toEqual([]);
+    }
+    // report.txt lists registers, static shared memory and spills for every kernel and arch.
+    const report = readFileSync(join(dir, 'report.txt'), 'utf8');
+    for (const k of nvcc.kernels) {
+      expect(report).toMatch(new RegExp(`^ {2}${k.arch} ${k.kernel} +${k.registers} registers, +${k.sharedBytes} B smem, spill stores 0 B, loads 0 B$`, 'm'));
+    }
+    // The tiled convolutions stage their operands in shared memory: smem is parsed, not zero everywhere.
+    expect(nvcc.kernels.some((k) => k.kernel.endsWith('_conv_infer') && k.sharedBytes > 0)).toBe(true);
+  }, 240_000);
+
+  it('the fatbin carries each kernel\'s signature for the cuda device, and the source hash', () => {
+    const dir = join(root, 'nin_fashion');
+    const cu = readFileSync(join(dir, 'kernels.cu'), 'utf8');
+    const bin = readFileSync(join(dir, 'kernels.fatbin')).toString('latin1');
+    const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as Plan;
+    expect(bin).toContain('nincc_source_hash');
+    for (const m of cu.matchAll(/NINCC_EXPORT\((\w+)\);/g)) expect(bin).toContain(`nincc_signature_${m[1]}`);
+    // compute_90 PTX goes in too (the driver JIT-compiles it for GPUs newer than sm_90; fatbins compress it, so the command says it).
+    expect(readFileSync(join(dir, 'report.txt'), 'utf8')).toContain('-gencode arch=compute_90,code=compute_90');
+    expect(plan.libraries.cuda).toBe('kernels.fatbin');
+  });
+
+  it('a second build is a cache hit, and the fatbin cache survives a new output directory', () => {
+    const out = join(root, 'again');
+    const first = nincc(['build', 'models/nin-fashion.model', '--target', 'cuda', '-o', out, '--max-batch', '4']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/fatbin: (compiled|cache hit)/);
+    const second = nincc(['build', 'models/nin-fashion.model', '--target', 'cuda', '-o', out, '--max-batch', '4']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/cached/);
+    const elsewhere = nincc(['build', 'models/nin-fashion.model', '--target', 'cuda', '-o', join(root, 'elsewhere'), '--max-batch', '4']);
+    expect(elsewhere.stderr).toContain('fatbin: cache hit');
+    expect(existsSync(join(root, 'elsewhere', 'kernels.fatbin'))).toBe(true);
+  }, 120_000);
+});
+
+describe('nincc build --target cuda without nvcc', () => {
+  it('fails before compiling anything, saying how to get nvcc', () => {
+    const out = join(root, 'no-nvcc');
+    const r = nincc(['build', 'models/nin-fashion.model', '--target', 'cuda', '-o', out], { env: { ...process.env, NINCC_NVCC: '0' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('nincc build: --target cuda needs nvcc (the CUDA toolkit) to compile');
+    expect(r.stderr).toContain('NINCC_NVCC=0 turns it off; install the CUDA toolkit and put nvcc on PATH');
+    expect(existsSync(join(out, 'plan.json'))).toBe(false);
+  });
+
+  it('--target emu still builds, and its report says why there is no fatbin', () => {
+    const out = join(root, 'emu-no-nvcc');
+    const r = nincc(['build', 'models/nin-fashion.model', '--target', 'emu', '-o', out, '--max-batch', '2'], { env: { ...process.env, NINCC_NVCC: '0' } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(join(out, 'report.txt'), 'utf8')).toContain('nvcc: not found (NINCC_NVCC=0 turns it off), no GPU compile check and no kernels.fatbin');
+  });
+});
+
+describe('parsePtxas', () => {
+  it('reads registers, smem and spills per kernel and arch', () => {
+    const text = [
+      "ptxas info    : Compiling entry function 'k3_conv_infer' for 'sm_90'",
+      'ptxas info    : Function properties for k3_conv_infer',
+      '    8 bytes stack frame, 4 bytes spill stores, 12 bytes spill loads',
+      'ptxas info    : Used 32 registers, used 1 barriers, 4160 bytes smem, 388 bytes cmem[0]',
+      "ptxas info    : Compiling entry function 'k5_relu' for 'sm_80'",
+      'ptxas info    : Used 8 registers, used 0 barriers, 372 bytes cmem[0]',
+    ].join('\n');
+    expect(parsePtxas(text)).toEqual([
+      { kernel: 'k3_conv_infer', arch: 'sm_90', registers: 32, sharedBytes: 4160, spillStores: 4, spillLoads: 12 },
+      { kernel: 'k5_relu', arch: 'sm_80', registers: 8, sharedBytes: 0, spillStores: 0, spillLoads: 0 },
+    ]);
+  });
+});

@@ -1,0 +1,165 @@
+// The kernel tests on the cuda device (npm run test:gpu): the specs of test/emu-infer.test.ts and the
+// shipped NIN models built with --target cuda; `infer` on cuda must match the cpu device and the
+// float64 reference on a poisoned arena at batches that go down and up, and the training programs must
+// match the cpu device wherever the plan gives their steps launch rules. Skipped, saying why, where
+// there is no GPU, driver or nvcc.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildArtifact } from '../../compiler/build.js';
+import type { Plan } from '../../compiler/emit-plan.js';
+import type { ShapedModel } from '../../compiler/ir.js';
+import { compileSpec } from '../../compiler/pipeline.js';
+import { load, type Model } from '../../runtime/model.js';
+import { calibrateRunningStats, expectClose, poisonArena, randomImages, randomizeAffine, randomLabels, readWeights, rng } from '../reference/artifacts.js';
+import { forward } from '../reference/interpret.js';
+import { DROPOUT_MLP, EVERY_LAYER, FASHION_ODD, NIN_FASHION, NIN_SMALL, ODDS_AND_ENDS, POOL_PROBE } from '../reference/specs.js';
+import { cudaSkipReason } from './cuda-device.js';
+
+// The GPU is not IEEE-sequential where the emulator is (nvcc contracts a*b+c into FMA, expf differs
+// from glibc's; docs/emu.md "Numerics"): 5× the emu tests' 2e-5·(1 + max|ref|).
+const TOL = 1e-4;
+const BATCHES = [3, 1, 2, 4];
+const POISONS = [Number.NaN, 3.0e4];
+
+// NINCC_GPU_TEST_DEVICE=emu runs this harness on the emulator instead: a check of the test itself where
+// there is no GPU (slow for 224² nin; select specs with -t).
+const DEVICE = (process.env.NINCC_GPU_TEST_DEVICE ?? 'cuda') as 'cuda' | 'emu';
+const skip = cudaSkipReason(DEVICE);
+if (skip) console.warn(`test/gpu/cuda-kernels.test.ts: skipped: ${skip}`);
+
+const specs: Record<string, { source: string; maxBatch: number }> = {
+  nin_small: { source: NIN_SMALL, maxBatch: 4 },
+  fashion_odd: { source: FASHION_ODD, maxBatch: 4 },
+  odds_and_ends: { source: ODDS_AND_ENDS, maxBatch: 4 },
+  every_layer: { source: EVERY_LAYER, maxBatch: 4 },
+  dropout_mlp: { source: DROPOUT_MLP, maxBatch: 4 },
+  pool_probe: { source: POOL_PROBE, maxBatch: 4 },
+  nin_fashion: { source: NIN_FASHION, maxBatch: 4 },
+  nin: { source: readFileSync(new URL('../../models/nin.model', import.meta.url), 'utf8'), maxBatch: 2 },
+};
+
+interface Built {
+  readonly model: ShapedModel;
+  readonly dir: string; // --target cuda
+  readonly cpuDir: string; // --target cpu: the cpu device trains only its own build's programs
+  readonly plan: Plan;
+}
+
+let root: string | undefined;
+const built = new Map<string, Built>();
+
+beforeAll(() => {
+  if (skip) return;
+  root = mkdtempSync(join(tmpdir(), 'nincc-gpu-'));
+  for (const [name, { source, maxBatch }] of Object.entries(specs)) {
+    const r = compileSpec(source, `${name}.model`);
+    if (!r.model) throw new Error(`${name}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
+    const dir = join(root, name);
+    const b = buildArtifact(r.model, source, { outDir: dir, target: 'cuda', maxBatch });
+    const cpuDir = join(root, `${name}_cpu`);
+    buildArtifact(r.model, source, { outDir: cpuDir, target: 'cpu', maxBatch });
+    built.set(name, { model: r.model, dir, cpuDir, plan: b.plan });
+  }
+}, 600_000);
+
+afterAll(() => {
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+/** The same seeded weights, BN shifts and running statistics on both devices. */
+async function pair(name: string, seed: number, cpuBuild = false): Promise<{ cpu: Model; cuda: Model; b: Built; next: () => number }> {
+  const b = built.get(name)!;
+  const cpu = await load(cpuBuild ? b.cpuDir : b.dir, { device: 'cpu', seed });
+  const cuda = await load(b.dir, { device: DEVICE, seed });
+  const next = rng(seed * 7919 + 17);
+  randomizeAffine(cpu, next);
+  calibrateRunningStats(cpu, b.model, randomImages(b.model, Math.min(4, b.plan.maxBatch), next), Math.min(4, b.plan.maxBatch), next);
+  for (const t of cpu.tensorNames()) cuda.setTensor(t, cpu.getTensor(t));
+  return { cpu, cuda, b, next };
+}
+
+const hasLaunchRules = (plan: Plan, program: string) => (plan.programs[program]?.steps ?? []).every((s) => s.launch !== undefined) && (plan.programs[program]?.steps.length ?? 0) > 0;
+
+describe.skipIf(Boolean(skip)).each(Object.keys(specs))('%s on cuda', (name) => {
+  it('infer matches the cpu device and the float64 reference on a poisoned arena, batches down and up, and in two chunks', async () => {
+    const { cpu, cuda, b, next } = await pair(name, 11);
+    try {
+      expect(cuda.device).toBe(DEVICE);
+      const w = readWeights(cuda);
+      const max = b.plan.maxBatch;
+      const batches = [...BATCHES.filter((n) => n <= max), 2 * max - 1];
+      for (const [i, n] of batches.entries()) {
+        const images = randomImages(b.model, n, next);
+        if (n <= max) poisonArena(cuda, POISONS[i % 2]);
+        const out = await cuda.infer(images);
+        // The float64 interpreter is slow on 224² NIN: the cpu device stands in for it there.
+        if (name !== 'nin') expectClose(out, forward(b.model, w, images, n, { mode: 'eval' }).output.data, TOL, `${name} cuda infer n=${n} vs reference`);
+        expectClose(out, await cpu.infer(images), TOL, `${name} cuda infer n=${n} vs cpu`);
+      }
+    } finally {
+      cpu.dispose();
+      cuda.dispose();
+    }
+  });
+
+  it('the training programs match the cpu device where the plan gives them launch rules', async (ctx) => {
+    const b = built.get(name)!;
+    if (!b.plan.programs.train_forward_backward) return ctx.skip();
+    if (!hasLaunchRules(b.plan, 'train_forward_backward')) {
+      console.warn(`${name}: train_forward_backward has steps without launch rules (no CUDA training kernels in this build): skipped`);
+      return ctx.skip();
+    }
+    const { cpu, cuda, next } = await pair(name, 5, true);
+    /** A space of the model as float32 per tensor name (the two builds need not lay tensors out alike). */
+    const tensors = (m: Model, space: 'grad' | 'param') => {
+      const native = (m as unknown as { native: { read(s: string, o: number, c: number): Float32Array } }).native;
+      return Float32Array.from(m.info.params.flatMap((t) => Array.from(native.read(space, t.offset, t.size))));
+    };
+    try {
+      const n = Math.min(3, b.plan.maxBatch);
+      const images = randomImages(b.model, n, next);
+      const labels = randomLabels(b.model, n, next);
+      const c = await cpu.forwardBackward(images, labels);
+      const g = await cuda.forwardBackward(images, labels);
+      expect(Math.abs(g.loss - c.loss)).toBeLessThanOrEqual(TOL * (1 + Math.abs(c.loss)));
+      expectClose(g.output, c.output, TOL, `${name} cuda train output vs cpu`);
+      expectClose(tensors(cuda, 'grad'), tensors(cpu, 'grad'), 1e-3, `${name} cuda gradients vs cpu`);
+      for (const t of cpu.info.state) expectClose(cuda.getTensor(t.name), cpu.getTensor(t.name), TOL, `${name} cuda ${t.name} after a training pass vs cpu`);
+      if (hasLaunchRules(b.plan, 'sgd_update')) {
+        await cpu.trainStep(images, labels, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 });
+        await cuda.trainStep(images, labels, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 });
+        expectClose(tensors(cuda, 'param'), tensors(cpu, 'param'), 1e-3, `${name} cuda parameters after a step vs cpu`);
+      }
+    } finally {
+      cpu.dispose();
+      cuda.dispose();
+    }
+  });
+});
+
+describe.skipIf(Boolean(skip))('cuda device', () => {
+  it('gives bitwise the same infer output on every run (no races between blocks)', async () => {
+    const { cpu, cuda, b, next } = await pair('nin_fashion', 3);
+    try {
+      const images = randomImages(b.model, 4, next);
+      const first = await cuda.infer(images);
+      for (let i = 0; i < 3; i++) expect(Array.from(await cuda.infer(images))).toEqual(Array.from(first));
+    } finally {
+      cpu.dispose();
+      cuda.dispose();
+    }
+  });
+
+  it('a step without a CUDA kernel is refused by name (no faked kernels)', async () => {
+    const b = built.get('fashion_odd')!;
+    if (hasLaunchRules(b.plan, 'train_forward_backward')) return;
+    const cuda = await load(b.dir, { device: DEVICE });
+    try {
+      await expect(cuda.forwardBackward(randomImages(b.model, 2, rng(1)), [1, 2])).rejects.toThrow(new RegExp(`not yet supported on ${DEVICE}`));
+    } finally {
+      cuda.dispose();
+    }
+  });
+});
