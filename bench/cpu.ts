@@ -9,7 +9,8 @@
 //     after each run, that is during nincc's next run (measured: 26 ms instead of 14 ms per NIN image);
 //  2. standalone: each engine alone for a block of runs, onnxruntime with its default settings.
 // Both engines get `nproc` threads (nincc's OpenMP-configured pool, onnxruntime's intra-op pool, the
-// default CPU provider). Prints medians, min–max, nincc/onnxruntime ratios, GFLOP/s and % of peak.
+// default CPU provider). Prints medians, min–max, nincc/onnxruntime ratios, GFLOP/s and % of peak,
+// and each engine's cost per call apart from its kernels (bench/cpu/overhead.ts).
 import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
@@ -19,6 +20,7 @@ import { packageRoot } from '../compiler/package-root.js';
 import { load, type Model } from '../runtime/model.js';
 import { describeMachine, machineLines } from './cpu/machine.js';
 import { images, prepareSubject, type Subject } from './cpu/subjects.js';
+import { measureCallOverhead, type CallOverhead } from './cpu/overhead.js';
 import { median, reportLines, type Timed } from './cpu/report.js';
 
 const { values } = parseArgs({
@@ -139,12 +141,17 @@ async function main(): Promise<number> {
     for (const l of reportLines(interleaved, machine.peakGflops, true)) console.log(l);
     console.log(`\n2. standalone blocks of ${standaloneRuns} runs per case, each engine alone (onnxruntime: default settings, spinning on)`);
     for (const l of reportLines([...standalone.nincc, ...standalone.ort], machine.peakGflops, false)) console.log(l);
+    const overhead: CallOverhead = await measureCallOverhead(resolve(packageRoot(), values.work!), threads);
+    console.log(`\n3. per-call cost apart from the kernels (a 2→2 linear + log-softmax at batch 1, median of ${overhead.calls} calls):`);
+    console.log(`nincc infer() ${overhead.ninccMicros.toFixed(1)} µs (input copied in, run on the addon's worker thread, output copied out); onnxruntime session.run() ${overhead.ortMicros.toFixed(1)} µs`);
+    const ninB1 = interleaved.find((c) => c.engine === 'nincc' && c.what === 'infer' && c.batch === 1);
+    if (ninB1) console.log(`that is ${((100 * overhead.ninccMicros * 1e-6) / median(ninB1.seconds)).toFixed(1)}% of nincc's ${ninB1.model} batch-1 median`);
     console.log('\nGFLOP/s count 2 FLOP per multiply-add of the conv and linear layers; a training step counts 3× the forward.');
     console.log('nincc/ort: onnxruntime median time ÷ nincc median time (> 1: nincc faster); in brackets, for interleaved runs,');
     console.log('the median of the per-round ratios. % peak: of the measured peak above.');
     if (values.json) {
       const strip = (cases: Case[]) => cases.map(({ run: _run, ...rest }) => ({ ...rest, median: median(rest.seconds) }));
-      writeFileSync(values.json, JSON.stringify({ machine, interleaved: strip(interleaved), standalone: strip([...standalone.nincc, ...standalone.ort]) }, null, 1));
+      writeFileSync(values.json, JSON.stringify({ machine, interleaved: strip(interleaved), standalone: strip([...standalone.nincc, ...standalone.ort]), callOverheadMicros: overhead }, null, 1));
     }
     return 0;
   } finally {

@@ -125,13 +125,19 @@ export class Model {
   async infer(images: Float32Array, n?: number): Promise<Float32Array> {
     const count = this.checkImages(images, 'infer');
     if (n !== undefined && n !== count) throw new RangeError(`infer: n is ${n} but images holds ${count} images`);
-    const out = new Float32Array(count * this.outputElements);
     const native = this.handle();
     if (this.foldedStale) {
       await native.run('prepare_infer', 1, {}, 0);
       this.foldedStale = false;
     }
     const per = this.imageElements;
+    if (count <= this.maxBatch) {
+      // One chunk: getOutput's fresh array is the result (one copy in, one copy out, nothing else allocated).
+      native.setInput('infer', 'images', images, count);
+      await native.run('infer', count, {}, 0);
+      return native.getOutput('infer', 'output', count) as Float32Array;
+    }
+    const out = new Float32Array(count * this.outputElements);
     for (let start = 0; start < count; start += this.maxBatch) {
       const k = Math.min(this.maxBatch, count - start);
       native.setInput('infer', 'images', images.subarray(start * per, (start + k) * per), k);

@@ -60,6 +60,16 @@ describe('runtime API', () => {
     expect(out.subarray(0, 5)).toEqual(out.subarray(40, 45));
   });
 
+  it('gives each call its own result array (a single chunk returns the copied-out output itself)', async () => {
+    const a = await m.infer(images(2));
+    const kept = Float32Array.from(a);
+    const b = await m.infer(images(3));
+    expect(b).not.toBe(a);
+    expect(a).toEqual(kept); // the second call did not write into the first result
+    expect(b.length).toBe(15);
+    expect(b.subarray(0, 10)).toEqual(a);
+  });
+
   it('refuses use after dispose', async () => {
     const tmp = await load(built.dir);
     tmp.dispose();
