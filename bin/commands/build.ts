@@ -9,7 +9,7 @@ export const build: Command = {
   usage: 'FILE [-o DIR] [--target cpu|emu|cuda] [--max-batch N]',
   options: {
     out: { type: 'string', short: 'o', value: 'DIR', help: 'artifact directory (default: build/<model name>)' },
-    target: { type: 'string', value: 'TARGET', help: 'cpu (default); emu: also the CUDA kernels (kernels.cu) for the SIMT emulator, and kernels.fatbin where nvcc exists; cuda: that with nvcc required, the fatbin listed for the cuda device (runs on cpu, emu and cuda)' },
+    target: { type: 'string', value: 'TARGET', help: 'cpu (default); emu: also the CUDA kernels (kernels.cu) for the SIMT emulator, and kernels.fatbin where nvcc exists; cuda: that with nvcc required, the fatbin listed for the cuda device. An emu/cuda artifact infers on cpu, emu and cuda; its training program is the fused CUDA one, for emu and cuda only' },
     'max-batch': { type: 'string', value: 'N', help: "largest batch the artifact runs (default: the train block's batch, else 128)" },
     quiet: { type: 'boolean', short: 'q', help: 'print nothing but errors' },
   },

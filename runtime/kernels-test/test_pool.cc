@@ -1,5 +1,6 @@
 // Max and average pooling against the float64 reference over kernels, strides and pads (pad up
-// to kernel/2, as Torch allows), plus the tie rule, -inf padding and count_include_pad.
+// to kernel/2, as Torch allows), plus the tie rule, -inf padding, count_include_pad, NIN's planes,
+// planes wide enough for the 16-column vector paths, and the NaN rule there.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -97,6 +98,29 @@ void check_count_include_pad() {
   CHECK(std::fabs(y[4] - 1.0) < 1e-7);
 }
 
+// Torch's NaN rule (a NaN wins and stays) on planes wide enough for the vector paths (16 columns at
+// a time, masked tails): a NaN anywhere in a window makes that output NaN, and only those.
+void check_nan_windows(Rng& rng) {
+  const Pool2dShape s{1, 2, 9, 70, 3, 3, 2, 2, 1, 1};
+  std::vector<float> x = random_floats(pool_x_size(s), rng);
+  const int nan_at[][3] = {{0, 0, 0}, {0, 4, 33}, {1, 8, 69}, {1, 3, 16}, {1, 5, 47}};  // channel, row, column
+  for (const auto& p : nan_at) x[(static_cast<std::size_t>(p[0]) * s.in_h + p[1]) * s.in_w + p[2]] = std::nanf("");
+  std::vector<float> y = poisoned(pool_y_size(s));
+  nincc::cpu::maxpool_forward(s, x.data(), y.data(), nullptr);
+  int nan_outputs = 0;
+  for (int c = 0; c < s.channels; ++c)
+    for (int oh = 0; oh < s.out_h(); ++oh)
+      for (int ow = 0; ow < s.out_w(); ++ow) {
+        bool window_has_nan = false;
+        for (const auto& p : nan_at)
+          window_has_nan |= p[0] == c && p[1] >= oh * 2 - 1 && p[1] <= oh * 2 + 1 && p[2] >= ow * 2 - 1 && p[2] <= ow * 2 + 1;
+        const float v = y[(static_cast<std::size_t>(c) * s.out_h() + oh) * s.out_w() + ow];
+        CHECK(std::isnan(v) == window_has_nan);
+        nan_outputs += std::isnan(v);
+      }
+  CHECK(nan_outputs > 5);
+}
+
 }  // namespace
 
 void test_pool() {
@@ -122,8 +146,26 @@ void test_pool() {
       }
   const Pool2dShape nin_avgpool{2, 11, 7, 7, 7, 7, 1, 1, 0, 0};  // NIN's global 7x7 average
   check_pool(nin_avgpool, random_floats(pool_x_size(nin_avgpool), rng), rng);
+  const Pool2dShape global_13{1, 5, 13, 13, 13, 13, 1, 1, 0, 0};  // a global average of 169 = 10 x 16 + 9 pixels
+  check_pool(global_13, random_floats(pool_x_size(global_13), rng), rng);
   const Pool2dShape rectangular{2, 3, 9, 8, 3, 2, 2, 1, 1, 0};
   check_pool(rectangular, random_floats(pool_x_size(rectangular), rng), rng);
+  // NIN's three max pools (3x3, stride 2, pad 1) on their planes, and wider ones whose rows take
+  // several 16-column groups and a masked tail (outputs 16, 17, 31, 33 wide), with and without ties.
+  const int nin_planes[] = {56, 28, 14};
+  for (int h : nin_planes) {
+    const Pool2dShape nin{1, 3, h, h, 3, 3, 2, 2, 1, 1};
+    check_pool(nin, random_floats(pool_x_size(nin), rng), rng);
+  }
+  const int wide[] = {31, 33, 34, 61, 66};
+  for (int i = 0; i < 5; ++i) {
+    const Pool2dShape s{1 + i % 2, 2, 5 + i, wide[i], 3, 3, 2, 2, i % 2, i % 2};
+    std::vector<float> x = random_floats(pool_x_size(s), rng);
+    if (i % 2)
+      for (float& v : x) v = std::round(v * 2) / 2;
+    check_pool(s, x, rng);
+  }
+  check_nan_windows(rng);
 }
 
 }  // namespace kernels_test

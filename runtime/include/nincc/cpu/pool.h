@@ -69,6 +69,34 @@ namespace pool_detail {
 // is the window's maximum, or NaN when the window holds one, whatever the order.
 inline float max_rule(float best, float v) { return (v > best || v != v) ? v : best; }
 
+#if defined(__AVX512F__)
+// max_rule lane by lane.
+inline __m512 max_rule(__m512 best, __m512 v) {
+  const __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  return _mm512_mask_blend_ps(take, best, v);
+}
+
+// out[o] = the rule over rows[2o], rows[2o + 1], rows[2o + 2] (in that order, as the scalar loop),
+// for o < count, 16 outputs at a time: the even and odd columns split out of two loads by permutes
+// (stride-2 windows defeat the compiler's vectoriser), the last group masked. Loads are masked to
+// rows[0, 2 * count + 1), the windows' span, so nothing past it is read.
+inline void windows_3_stride_2(const float* rows, float* out, int count) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const int span = 2 * count + 1;
+  // The first n lanes (n clamped to [0, 16]).
+  auto lanes = [](int n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
+  for (int o = 0; o < count; o += 16) {
+    const int at = 2 * o;
+    const float* w = rows + at;
+    const __m512 a = _mm512_maskz_loadu_ps(lanes(span - at), w), b = _mm512_maskz_loadu_ps(lanes(span - at - 16), w + 16);
+    const __m512 c = _mm512_maskz_loadu_ps(lanes(span - at - 2), w + 2), d = _mm512_maskz_loadu_ps(lanes(span - at - 18), w + 18);
+    const __m512 best = max_rule(max_rule(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b)), _mm512_permutex2var_ps(c, even, d));
+    _mm512_mask_storeu_ps(out + o, lanes(count - o), best);
+  }
+}
+#endif
+
 // y (out_h x out_w) = max of each window of one plane, in two vectorisable passes per output row:
 // `rows` = the rule over the window's in-image rows, column by column, with -inf for the padding
 // columns, then each output = the rule over kernel_w entries of `rows` (stride KW/SW compile-time
@@ -88,13 +116,30 @@ void plane_max(const Pool2dShape& s, const float* plane, float* y, float* rows) 
       for (int iw = 0; iw < width; ++iw) inner[iw] = lowest;
     } else {
       const float* first = plane + static_cast<std::int64_t>(h0) * s.in_w;
+#if defined(__AVX512F__)
+      // 16 columns at a time down the window's rows, the last group masked (NIN's planes are 56, 28
+      // and 14 wide: the compiler's scalar remainder loop would be most of the work).
+      for (int iw = 0; iw < width; iw += 16) {
+        const __mmask16 m = width - iw >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (width - iw)) - 1);
+        __m512 best = _mm512_maskz_loadu_ps(m, first + iw);
+        for (int ih = h0 + 1; ih < h1; ++ih) best = max_rule(best, _mm512_maskz_loadu_ps(m, plane + static_cast<std::int64_t>(ih) * s.in_w + iw));
+        _mm512_mask_storeu_ps(inner + iw, m, best);
+      }
+#else
       for (int iw = 0; iw < width; ++iw) inner[iw] = first[iw];
       for (int ih = h0 + 1; ih < h1; ++ih) {
         const float* row = plane + static_cast<std::int64_t>(ih) * s.in_w;
         for (int iw = 0; iw < width; ++iw) inner[iw] = max_rule(inner[iw], row[iw]);
       }
+#endif
     }
     float* out = y + static_cast<std::int64_t>(oh) * ow_count;
+#if defined(__AVX512F__)
+    if constexpr (KW == 3 && SW == 2) {
+      windows_3_stride_2(rows, out, ow_count);
+      continue;
+    }
+#endif
     for (int ow = 0; ow < ow_count; ++ow) {
       const float* w = rows + ow * sw;
       float best = w[0];
@@ -207,6 +252,23 @@ inline void maxpool_backward_from_input(const Pool2dShape& shape, const float* x
 // ends inside the padded image, so Torch's count_include_pad divisor is always the full kernel.
 inline void avgpool_forward(const Pool2dShape& shape, const float* x, float* y) {
   const float divisor = static_cast<float>(shape.kernel_h * shape.kernel_w);
+#if defined(__AVX512F__)
+  // A global average (NIN's 7x7 over its last planes): each plane summed 16 lanes at a time, the last
+  // group masked, then across the lanes, instead of one dependent scalar add per pixel.
+  if (shape.out_plane() == 1 && shape.pad_h == 0 && shape.pad_w == 0 && shape.kernel_h == shape.in_h && shape.kernel_w == shape.in_w) {
+    const std::int64_t n = shape.in_plane();
+    parallel_for_threads(shape.planes(), pool_detail::plane_threads(shape), [&](std::int64_t p) {
+      const float* plane = x + p * n;
+      __m512 sum = _mm512_setzero_ps();
+      for (std::int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+        sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, plane + i));
+      }
+      y[p] = _mm512_reduce_add_ps(sum) / divisor;
+    });
+    return;
+  }
+#endif
   parallel_for_threads(shape.planes(), pool_detail::plane_threads(shape), [&](std::int64_t p) {
     const float* plane = x + p * shape.in_plane();
     std::int64_t out = p * shape.out_plane();
