@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateCpuSource } from './codegen-cpu.js';
 import { cudaCodegenDigest, generateCudaSource, withLaunchRules } from './codegen-cuda.js';
-import { compileEmuLibrary, emuCompilerCommand, nvccCompile, requireNvcc, type NvccCheck } from './cuda-toolchain.js';
+import { compileEmuLibrary, emuCompilerCommand, findNvcc, nvccCompile, requireNvcc, type NvccCheck } from './cuda-toolchain.js';
 import { compileCpuLibrary, headersDigest } from './cpu-toolchain.js';
 import { NINCC_VERSION, type Plan } from './emit-plan.js';
 import { inspectText } from './inspect.js';
@@ -89,6 +89,8 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, version: NINCC_VERSION }))
     .update(compilerDigest())
     .update(options.target !== 'cpu' ? cudaCodegenDigest() + emuCompilerCommand('', '').join(' ') : '')
+    // A new CUDA toolkit rebuilds a cuda artifact's fatbin rather than calling the old one up to date.
+    .update(options.target === 'cuda' ? `nvcc ${findNvcc().version ?? 'none'}` : '')
     .update(headersDigest())
     .digest('hex');
   const dir = options.outDir;

@@ -2,7 +2,7 @@
 // compute_90 PTX), listed for the cuda device beside the cpu and emu libraries, cached by content, and every
 // kernel of the shipped NIN models compiled for sm_80 and sm_90 without register spills. Needs nvcc only
 // (no GPU): skipped, saying why, where nvcc is absent; without nvcc --target cuda must fail clearly.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -72,7 +72,16 @@ describe.skipIf(!found.nvcc)(`nincc build --target cuda with nvcc ${found.versio
     const elsewhere = nincc(['build', 'models/nin-fashion.model', '--target', 'cuda', '-o', join(root, 'elsewhere'), '--max-batch', '4']);
     expect(elsewhere.stderr).toContain('fatbin: cache hit');
     expect(existsSync(join(root, 'elsewhere', 'kernels.fatbin'))).toBe(true);
-  }, 120_000);
+    // Another CUDA toolkit (an nvcc reporting release 99.9 that compiles with the real one) is not up
+    // to date: the artifact and the fatbin are built again.
+    const otherNvcc = join(root, 'nvcc-99.9');
+    writeFileSync(otherNvcc, `#!/bin/sh\nif [ "$1" = --version ]; then echo 'Cuda compilation tools, release 99.9, V99.9.0'; exit 0; fi\nexec ${found.nvcc} "$@"\n`);
+    chmodSync(otherNvcc, 0o755);
+    const upgraded = nincc(['build', 'models/nin-fashion.model', '--target', 'cuda', '-o', out, '--max-batch', '4'], { env: { NINCC_NVCC: otherNvcc } });
+    expect(upgraded.code, upgraded.stderr).toBe(0);
+    expect(upgraded.stdout).not.toMatch(/cached/);
+    expect(upgraded.stderr).toContain('fatbin: compiled');
+  }, 180_000);
 });
 
 describe('nincc build --target cuda without nvcc', () => {
