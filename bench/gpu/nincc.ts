@@ -57,7 +57,9 @@ async function time(run: () => Promise<unknown>): Promise<number> {
 async function main(): Promise<void> {
   const file = resolve(packageRoot(), values.model);
   const source = readFileSync(file, 'utf8');
-  const r = compileSpec(source, file.split('/').pop()!);
+  // The spec's name as given (relative to the repository, as `nincc build` run there names it), so the
+  // artifact bench/gpu/run.sh built with `nincc build` is this build's cache hit.
+  const r = compileSpec(source, values.model);
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
   const maxBatch = Math.max(...batches);
   const built = buildArtifact(r.model, source, { outDir: resolve(packageRoot(), values.work, `${r.model.name}-${target}`), target, maxBatch, log: (l) => process.stderr.write(`${l}\n`) });
