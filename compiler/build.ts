@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateCpuSource } from './codegen-cpu.js';
-import { cudaCodegenDigest, generateCudaSource, withLaunchRules } from './codegen-cuda.js';
+import { CUDA_ONLY_PROGRAMS, generateCudaSource, withLaunchRules } from './codegen-cuda.js';
 import { compileEmuLibrary, emuCompilerCommand, findNvcc, nvccCompile, requireNvcc, type NvccCheck } from './cuda-toolchain.js';
 import { compileCpuLibrary, headersDigest } from './cpu-toolchain.js';
 import { NINCC_VERSION, type Plan } from './emit-plan.js';
@@ -77,7 +77,7 @@ function report(model: ShapedModel, lowered: Lowered, cpuPrograms: readonly Prog
       }
     }
   }
-  if (lowered.untrainable) lines.push('', `No training programs: ${lowered.untrainable}.`);
+  if (lowered.plan.untrainable) lines.push('', `No training programs: ${lowered.plan.untrainable}.`);
   return lines.join('\n') + '\n';
 }
 
@@ -88,7 +88,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const sourceHash = createHash('sha256')
     .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, version: NINCC_VERSION }))
     .update(compilerDigest())
-    .update(options.target !== 'cpu' ? cudaCodegenDigest() + emuCompilerCommand('', '').join(' ') : '')
+    .update(options.target !== 'cpu' ? emuCompilerCommand('', '').join(' ') : '')
     // A new CUDA toolkit rebuilds a cuda artifact's fatbin rather than calling the old one up to date.
     .update(options.target === 'cuda' ? `nvcc ${findNvcc().version ?? 'none'}` : '')
     .update(headersDigest())
@@ -117,7 +117,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   mkdirSync(dir, { recursive: true });
   // A cuda/emu artifact's training program is the fused one (lower-train-fused.ts), which only the
   // cuda kernels implement: its cpu library serves inference only (the cpu device says so if asked to train).
-  const cpuPrograms = options.target === 'cpu' ? lowered.programs : lowered.programs.filter((p) => p.name === 'prepare_infer' || p.name === 'infer');
+  const cpuPrograms = options.target === 'cpu' ? lowered.programs : lowered.programs.filter((p) => !CUDA_ONLY_PROGRAMS.includes(p.name));
   const cpu = generateCpuSource(cpuPrograms, { model: model.name, file: model.file, sourceHash });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, cpu.text);

@@ -14,12 +14,12 @@ import {
   rebuildGradient,
   rebuildParams,
   statsParams,
+  tileSlot,
   fusedText,
   type Consts,
   type CudaKernel,
 } from './cuda-kernel-parts.js';
 import type { KernelStep } from './plan-ir.js';
-
 
 /** Loads a 16×32 tile of a GEMM operand into shared memory with the whole 256-thread block. */
 const tileLoop = (inner: string[]) => ['for (int slot = t; slot < 16 * 32; slot += 256) {', '  const int kk = slot / 32, col = slot % 32;', ...inner.map((s) => `  ${s}`), '}'];
@@ -87,7 +87,7 @@ export function convForward(k: KernelStep, c: Consts): CudaKernel {
     `  float v = acc[i]${c.bias ? ' + b[k]' : ''};`,
     ...(c.relu ? ['  v = v > 0.0f ? v : 0.0f;  // inference: the ReLU after a folded BN'] : []),
     `  if (valid) y[(long long)img * ${c.K * PQ} + (long long)k * ${PQ} + j] = v;`,
-    ...(c.stats ? forwardStats('v', 'valid', `min(32, ${PQ} - j0)`, `((long long)img * ${Math.ceil(PQ / 32)} + blockIdx.x) * ${c.K} + k`).map((s) => `  ${s}`) : []),
+    ...(c.stats ? forwardStats('v', 'valid', `min(32, ${PQ} - j0)`, tileSlot(c.K, PQ, 'k')).map((s) => `  ${s}`) : []),
     '}',
   ];
   const fused = fusedText(['implicit-GEMM conv', c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
@@ -136,7 +136,7 @@ export function convBackwardData(k: KernelStep, c: Consts): CudaKernel {
     `  const bool valid = j < ${HW};`,
     `  const long long at = (long long)img * ${c.C * HW} + (long long)ch * ${HW} + j;`,
     '  if (valid) dx[at] = acc[i];',
-    ...backwardStats(c, 'acc[i]', 'at', 'ch', 'valid', `((long long)img * ${Math.ceil(HW / 32)} + blockIdx.x) * ${c.C} + ch`).map((s) => `  ${s}`),
+    ...backwardStats(c, 'acc[i]', 'at', 'ch', 'valid', tileSlot(c.C, HW)).map((s) => `  ${s}`),
     '}',
   ];
   const fused = fusedText(['implicit-GEMM dgrad', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)', c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN']);

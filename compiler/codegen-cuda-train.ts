@@ -17,13 +17,13 @@ import {
   rebuildGradient,
   rebuildParams,
   statsParams,
+  tileSlot,
   fusedText,
   type Consts,
   type CudaKernel,
 } from './cuda-kernel-parts.js';
 import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from './codegen-cuda-conv.js';
 import type { KernelStep, OpKind } from './plan-ir.js';
-
 
 /** Shared-memory tree over the block's 256 threads, combining slot t with t + s in a fixed order. */
 const blockTree = (combine: string[]) => [
@@ -102,7 +102,6 @@ const channelTile = (C: number, HW: number) => [
   `const bool valid = j < ${HW};`,
   `const long long at = ((long long)img * ${C} + ch) * ${HW} + (valid ? j : 0);`,
 ];
-const tileSlot = (C: number, HW: number) => `((long long)img * ${Math.ceil(HW / 32)} + blockIdx.x) * ${C} + ch`;
 
 function bnStats(k: KernelStep, c: Consts): CudaKernel {
   const body = [...channelTile(c.C, c.HW), 'const float v = valid ? x[at] : 0.0f;', ...forwardStats('v', 'valid', `min(32, ${c.HW} - int(blockIdx.x) * 32)`, tileSlot(c.C, c.HW))];

@@ -5,7 +5,6 @@
 // This file: the inference kernels (prepare_infer + infer: BN folded into the conv, a shared-memory
 // tiled implicit-GEMM convolution with bias/ReLU epilogue, one thread per output element elsewhere).
 // The fused training program's kernels are in codegen-cuda-train.ts. Activations are NCHW.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nunjucks from 'nunjucks';
@@ -17,15 +16,8 @@ import { linearForward, poolForward, trainKernel } from './codegen-cuda-train.js
 import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './cuda-kernel-parts.js';
 
 const templateText = readFileSync(join(packageRoot(), 'compiler/templates/kernels.cu.njk'), 'utf8');
-/** This generator and its template, for the artifact's cache key: a change to either rebuilds. */
-export function cudaCodegenDigest(): string {
-  return createHash('sha256').update(readFileSync(new URL(import.meta.url))).update(templateText).digest('hex');
-}
 
 const env = new nunjucks.Environment(null, { autoescape: false, throwOnUndefined: true, trimBlocks: false });
-
-/** The programs the cuda/emu kernels cover in this increment. */
-export const CUDA_PROGRAMS: readonly string[] = ['prepare_infer', 'infer', 'train_forward_backward', 'sgd_update'];
 
 /** The step's buffers named in order, those in `outputs` writable. */
 const withOutputs = (k: KernelStep, names: readonly string[], outputs: ReadonlySet<string>) => params(k, names.map((name) => ({ name, out: outputs.has(name) })));
@@ -113,7 +105,6 @@ export interface CudaSource {
 export function generateCudaSource(programs: readonly Program[], info: { model: string; file: string; sourceHash: string }): CudaSource {
   const unique = new Map<string, KernelStep>();
   for (const p of programs) {
-    if (!CUDA_PROGRAMS.includes(p.name)) continue;
     for (const step of p.steps) {
       const seen = unique.get(step.kernel);
       if (seen && JSON.stringify([seen.op, seen.consts]) !== JSON.stringify([step.op, step.consts])) {
@@ -133,25 +124,26 @@ export function generateCudaSource(programs: readonly Program[], info: { model: 
   return { text, kernels: kernels.map((k) => k.name), launch: new Map(kernels.map((k) => [k.name, k.launch])), fused: new Map(kernels.map((k) => [k.name, k.fused])) };
 }
 
-/** The training programs of a cuda/emu build are the fused ones, which only the CUDA kernels implement. */
-const CUDA_ONLY_PROGRAMS: readonly string[] = ['train_forward_backward', 'sgd_update'];
+/**
+ * The training programs of a cuda/emu build are the fused ones, which only the CUDA kernels implement:
+ * its cpu library is built without them (build.ts) and plan.json marks them cuda/emu only.
+ */
+export const CUDA_ONLY_PROGRAMS: readonly string[] = ['train_forward_backward', 'sgd_update'];
 
-/** plan.json with each step of the cuda-covered programs given its launch rule (and the fused training programs marked cuda/emu only). */
+/** plan.json with every step given its launch rule (and the training programs marked cuda/emu only). */
 export function withLaunchRules(plan: Plan, launch: ReadonlyMap<string, PlanLaunch>): Plan {
   const programs = Object.fromEntries(
     Object.entries(plan.programs).map(([name, p]) => [
       name,
-      CUDA_PROGRAMS.includes(name)
-        ? {
-            ...p,
-            steps: p.steps.map((s) => {
-              const l = launch.get(s.kernel);
-              if (!l) throw new Error(`internal error: no launch rule for ${s.kernel}`);
-              return { ...s, launch: l };
-            }),
-            ...(CUDA_ONLY_PROGRAMS.includes(name) ? { devices: ['cuda', 'emu'] } : {}),
-          }
-        : p,
+      {
+        ...p,
+        steps: p.steps.map((s) => {
+          const l = launch.get(s.kernel);
+          if (!l) throw new Error(`internal error: no launch rule for ${s.kernel}`);
+          return { ...s, launch: l };
+        }),
+        ...(CUDA_ONLY_PROGRAMS.includes(name) ? { devices: ['cuda', 'emu'] } : {}),
+      },
     ]),
   );
   return { ...plan, programs };

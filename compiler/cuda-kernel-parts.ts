@@ -24,6 +24,12 @@ export function perElement(perImage: number): PlanLaunch {
   return { grid: [Math.ceil(perImage / block), 1, 1], batchAxis: 2, block: [block, 1, 1], shared: 0 };
 }
 
+/**
+ * Where a warp's statistics partial goes in the [n][tile][C] layout of channelTiles: tile blockIdx.x
+ * of image `img`, channel `ch` (the names of the kernel's variables).
+ */
+export const tileSlot = (C: number, HW: number, ch = 'ch', img = 'img') => `((long long)${img} * ${Math.ceil(HW / 32)} + blockIdx.x) * ${C} + ${ch}`;
+
 /** One thread per element of a whole-batch array of `count` elements (no batch axis). */
 export function flat(count: number): PlanLaunch {
   return { grid: [Math.max(1, Math.ceil(count / BLOCK)), 1, 1], block: [BLOCK, 1, 1], shared: 0 };

@@ -34,8 +34,6 @@ export function groupForInference(layers: readonly ShapedLayer[]): Group[] {
   return groups;
 }
 
-export { packedConvWeightsSize } from './cpu-conv-algorithm.js';
-
 export interface InferPrograms {
   readonly prepare: Program; // folds BN into conv weights; rerun whenever parameters or running stats change
   readonly infer: Program;

@@ -87,8 +87,6 @@ export interface Lowered {
   readonly plan: Plan;
   readonly programs: readonly Program[];
   readonly inferenceGroups: ReturnType<typeof lowerInference>['groups'];
-  readonly trainable: boolean;
-  readonly untrainable?: string; // why not, when not
 }
 
 /** The back end as one flat list: params → training programs → inference programs → memory → plan.json. */
@@ -101,9 +99,8 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
       : layout.paramSize === 0
         ? 'the model has no parameters to train'
         : undefined;
-  const trainable = untrainable === undefined;
-  const train = !trainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch) : lowerTrainForwardBackward(model);
-  const sgd = trainable ? lowerSgdUpdate(model, layout) : undefined;
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch) : lowerTrainForwardBackward(model);
+  const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
   const infer = lowerInference(model);
   dumpIR('lower-infer', infer);
@@ -115,5 +112,5 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   if (problems.length > 0) throw new IRVerificationError('plan-memory', problems);
   const plan = emitPlan(model, layout, memory, programs, options);
   dumpIR('emit-plan', plan);
-  return { plan: untrainable ? { ...plan, untrainable } : plan, programs, inferenceGroups: infer.groups, trainable, ...(untrainable ? { untrainable } : {}) };
+  return { plan: untrainable ? { ...plan, untrainable } : plan, programs, inferenceGroups: infer.groups };
 }

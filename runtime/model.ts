@@ -130,21 +130,22 @@ export class Model {
       await native.run('prepare_infer', 1, {}, 0);
       this.foldedStale = false;
     }
+    // One chunk: getOutput's fresh array is the result (one copy in, one copy out, nothing else allocated).
+    if (count <= this.maxBatch) return this.inferChunk(native, images, count);
     const per = this.imageElements;
-    if (count <= this.maxBatch) {
-      // One chunk: getOutput's fresh array is the result (one copy in, one copy out, nothing else allocated).
-      native.setInput('infer', 'images', images, count);
-      await native.run('infer', count, {}, 0);
-      return native.getOutput('infer', 'output', count) as Float32Array;
-    }
     const out = new Float32Array(count * this.outputElements);
     for (let start = 0; start < count; start += this.maxBatch) {
       const k = Math.min(this.maxBatch, count - start);
-      native.setInput('infer', 'images', images.subarray(start * per, (start + k) * per), k);
-      await native.run('infer', k, {}, 0);
-      out.set(native.getOutput('infer', 'output', k) as Float32Array, start * this.outputElements);
+      out.set(await this.inferChunk(native, images.subarray(start * per, (start + k) * per), k), start * this.outputElements);
     }
     return out;
+  }
+
+  /** The infer program on k ≤ maxBatch images; its output copied out of the arena. */
+  private async inferChunk(native: NativeModel, images: Float32Array, k: number): Promise<Float32Array> {
+    native.setInput('infer', 'images', images, k);
+    await native.run('infer', k, {}, 0);
+    return native.getOutput('infer', 'output', k) as Float32Array;
   }
 
   /** Forward + backward in training mode; gradients land in the grad space. */

@@ -17,6 +17,7 @@ import { compileSpec } from '../compiler/pipeline.js';
 import { load, type Model } from '../runtime/model.js';
 import { nincc } from './cli-run.js';
 import { calibrateRunningStats, expectClose, poisonArena, randomImages, randomizeAffine, readWeights, rng } from './reference/artifacts.js';
+import { withEnv } from './reference/env.js';
 import { forward } from './reference/interpret.js';
 import { DROPOUT_MLP, EVERY_LAYER, FASHION_ODD, NIN_FASHION, NIN_SMALL, ODDS_AND_ENDS, POOL_PROBE } from './reference/specs.js';
 
@@ -46,21 +47,15 @@ const built = new Map<string, EmuBuilt>();
 
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'nincc-emu-'));
-  const nvcc = process.env.NINCC_NVCC;
   for (const [name, source] of Object.entries(specs)) {
-    // The nvcc compile check (where nvcc exists) only for the shipped spec: it is slow and checks nothing the emulator runs.
-    if (name === 'nin_fashion') {
-      if (nvcc === undefined) delete process.env.NINCC_NVCC;
-      else process.env.NINCC_NVCC = nvcc;
-    } else process.env.NINCC_NVCC = '0';
     const r = compileSpec(source, `${name}.model`);
     if (!r.model) throw new Error(`${name}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
     const dir = join(root, name);
-    const b = buildArtifact(r.model, source, { outDir: dir, target: 'emu', maxBatch: 4 });
+    // The nvcc compile check (where nvcc exists) only for the shipped spec: it is slow and checks nothing the emulator runs.
+    const nvcc = name === 'nin_fashion' ? process.env.NINCC_NVCC : '0';
+    const b = withEnv({ NINCC_NVCC: nvcc }, () => buildArtifact(r.model!, source, { outDir: dir, target: 'emu', maxBatch: 4 }));
     built.set(name, { model: r.model, dir, plan: b.plan });
   }
-  if (nvcc === undefined) delete process.env.NINCC_NVCC;
-  else process.env.NINCC_NVCC = nvcc;
 }, 120_000);
 
 afterAll(() => {
@@ -102,21 +97,14 @@ describe.each(Object.keys(specs))('%s on emu', (name) => {
 describe('emu device', () => {
   it('gives bitwise the same output in every block order and thread order', async () => {
     const { cpu, emu, b, next } = await pair('fashion_odd', 3);
-    const saved = { order: process.env.NINCC_EMU_ORDER, reverse: process.env.NINCC_EMU_REVERSE_THREADS, workers: process.env.NINCC_EMU_WORKERS };
     try {
       const images = randomImages(b.model, 3, next);
       const base = await emu.infer(images);
       for (const [order, reverse, workers] of [['reverse', '0', '1'], ['shuffled:7', '1', '3'], ['forward', '1', '2']]) {
-        process.env.NINCC_EMU_ORDER = order;
-        process.env.NINCC_EMU_REVERSE_THREADS = reverse;
-        process.env.NINCC_EMU_WORKERS = workers;
-        expect(Array.from(await emu.infer(images)), `order ${order}, reverse threads ${reverse}, ${workers} workers`).toEqual(Array.from(base));
+        const out = await withEnv({ NINCC_EMU_ORDER: order, NINCC_EMU_REVERSE_THREADS: reverse, NINCC_EMU_WORKERS: workers }, () => emu.infer(images));
+        expect(Array.from(out), `order ${order}, reverse threads ${reverse}, ${workers} workers`).toEqual(Array.from(base));
       }
     } finally {
-      for (const [k, v] of [['NINCC_EMU_ORDER', saved.order], ['NINCC_EMU_REVERSE_THREADS', saved.reverse], ['NINCC_EMU_WORKERS', saved.workers]] as const) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
       cpu.dispose();
       emu.dispose();
     }
@@ -124,24 +112,16 @@ describe('emu device', () => {
 
   it('a NINCC_EMU_CHECKS build (bounds-checked shared arrays, alignment checks) gives bitwise the same output', async () => {
     const { cpu, emu, b, next } = await pair('nin_small', 9);
-    const saved = process.env.NINCC_EMU_CHECKS;
-    const savedNvcc = process.env.NINCC_NVCC;
-    process.env.NINCC_EMU_CHECKS = '1';
-    process.env.NINCC_NVCC = '0';
     let checked: Model | undefined;
     try {
       const dir = join(root, 'nin_small_checks');
-      buildArtifact(b.model, NIN_SMALL, { outDir: dir, target: 'emu', maxBatch: 4 });
+      withEnv({ NINCC_EMU_CHECKS: '1', NINCC_NVCC: '0' }, () => buildArtifact(b.model, NIN_SMALL, { outDir: dir, target: 'emu', maxBatch: 4 }));
       expect(readFileSync(join(dir, 'report.txt'), 'utf8')).toContain('-DNINCC_EMU_CHECKS');
       checked = await load(dir, { device: 'emu' });
       for (const t of emu.tensorNames()) checked.setTensor(t, emu.getTensor(t));
       const images = randomImages(b.model, 2, next);
       expect(Array.from(await checked.infer(images))).toEqual(Array.from(await emu.infer(images)));
     } finally {
-      if (saved === undefined) delete process.env.NINCC_EMU_CHECKS;
-      else process.env.NINCC_EMU_CHECKS = saved;
-      if (savedNvcc === undefined) delete process.env.NINCC_NVCC;
-      else process.env.NINCC_NVCC = savedNvcc;
       checked?.dispose();
       cpu.dispose();
       emu.dispose();

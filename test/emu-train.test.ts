@@ -17,6 +17,7 @@ import type { ShapedModel } from '../compiler/ir.js';
 import { compileSpec } from '../compiler/pipeline.js';
 import { load, type Model } from '../runtime/model.js';
 import { expectClose, poisonArena, randomImages, randomizeAffine, randomLabels, readWeights, rng } from './reference/artifacts.js';
+import { withEnv } from './reference/env.js';
 import { checkGradients } from './reference/gradients.js';
 import { trainLoss, trainLossFrom } from './reference/interpret.js';
 import { DROPOUT_MLP, EVERY_LAYER, FASHION_ODD, NIN_FASHION, NIN_SMALL, ODDS_AND_ENDS, POOL_PROBE } from './reference/specs.js';
@@ -83,17 +84,13 @@ function build(name: string, source: string, target: 'cpu' | 'emu', maxBatch = 4
 
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'nincc-emu-train-'));
-  const nvcc = process.env.NINCC_NVCC;
-  process.env.NINCC_NVCC = '0'; // the nvcc compile is test/cuda-build.test.ts's business
-  try {
+  // The nvcc compile is test/cuda-build.test.ts's business.
+  withEnv({ NINCC_NVCC: '0' }, () => {
     for (const [name, source] of Object.entries(specs)) {
       const emu = build(name, source, 'emu');
       built.set(name, { model: emu.model, emuDir: emu.dir, cpuDir: build(name, source, 'cpu').dir });
     }
-  } finally {
-    if (nvcc === undefined) delete process.env.NINCC_NVCC;
-    else process.env.NINCC_NVCC = nvcc;
-  }
+  });
 }, 300_000);
 
 afterAll(() => {
@@ -231,11 +228,9 @@ describe('models/nin-fashion.model on emu (acceptance 2)', () => {
     const images = randomImages(p.model, 3, next);
     const labels = randomLabels(p.model, 3, next);
     const runs: { loss: number; grads: Map<string, Float32Array>; tensors: Map<string, Float32Array> }[] = [];
-    const saved = { order: process.env.NINCC_EMU_ORDER, workers: process.env.NINCC_EMU_WORKERS };
-    try {
-      for (const [order, workers] of [['forward', '2'], ['reverse', '1'], ['shuffled:7', '3']]) {
-        process.env.NINCC_EMU_ORDER = order;
-        process.env.NINCC_EMU_WORKERS = workers;
+    for (const [order, workers] of [['forward', '2'], ['reverse', '1'], ['shuffled:7', '3']]) {
+      // The emu device reads these at every launch.
+      await withEnv({ NINCC_EMU_ORDER: order, NINCC_EMU_WORKERS: workers }, async () => {
         const m = await load(p.emuDir, { device: 'emu', seed: 42 });
         try {
           poisonArena(m, Number.NaN);
@@ -244,12 +239,7 @@ describe('models/nin-fashion.model on emu (acceptance 2)', () => {
         } finally {
           m.dispose();
         }
-      }
-    } finally {
-      for (const [k, v] of [['NINCC_EMU_ORDER', saved.order], ['NINCC_EMU_WORKERS', saved.workers]] as const) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
+      });
     }
     const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
     for (const r of runs.slice(1)) {
@@ -262,9 +252,7 @@ describe('models/nin-fashion.model on emu (acceptance 2)', () => {
 
 describe('what the fused training program is and where it runs', () => {
   it('report.txt of models/nin.model: per conv→bn→relu one conv kernel with prologue/epilogue fusion plus one finalize, no BN/ReLU passes', () => {
-    const nvcc = process.env.NINCC_NVCC;
-    process.env.NINCC_NVCC = '0';
-    try {
+    withEnv({ NINCC_NVCC: '0' }, () => {
       const source = readFileSync(new URL('../models/nin.model', import.meta.url), 'utf8');
       const r = compileSpec(source, 'models/nin.model');
       const dir = join(root, 'nin-emu');
@@ -277,10 +265,7 @@ describe('what the fused training program is and where it runs', () => {
       for (const op of ['bn_fwd_train', 'bn_bwd', 'relu_fwd', 'relu_bwd', 'act_apply', 'grad_rebuild']) expect(ops).not.toContain(op);
       expect(ops.filter((o) => o === 'bn_finalize')).toHaveLength(12);
       expect(b.plan.programs.train_forward_backward.devices).toEqual(['cuda', 'emu']);
-    } finally {
-      if (nvcc === undefined) delete process.env.NINCC_NVCC;
-      else process.env.NINCC_NVCC = nvcc;
-    }
+    });
   }, 120_000);
 
   it('the cpu device refuses the fused training program of an emu build, naming the devices and the fix', async () => {

@@ -7,8 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildArtifact } from '../compiler/build.js';
-import { chooseConvAlgorithm, convAlgorithmReport, convPackedWeightsFloats } from '../compiler/cpu-conv-algorithm.js';
-import { packedConvWeightsSize } from '../compiler/lower-infer.js';
+import { chooseConvAlgorithm, convAlgorithmReport, convPackedWeightsFloats, packedConvWeightsSize } from '../compiler/cpu-conv-algorithm.js';
 import { compileSpec, lowerModel } from '../compiler/pipeline.js';
 import { nincc, root } from './cli-run.js';
 

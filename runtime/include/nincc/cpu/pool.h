@@ -70,6 +70,9 @@ namespace pool_detail {
 inline float max_rule(float best, float v) { return (v > best || v != v) ? v : best; }
 
 #if defined(__AVX512F__)
+// The first n of 16 lanes (n clamped to [0, 16]): the mask of a row's last, partial group.
+inline __mmask16 first_lanes(std::int64_t n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); }
+
 // max_rule lane by lane.
 inline __m512 max_rule(__m512 best, __m512 v) {
   const __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
@@ -84,15 +87,13 @@ inline void windows_3_stride_2(const float* rows, float* out, int count) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const int span = 2 * count + 1;
-  // The first n lanes (n clamped to [0, 16]).
-  auto lanes = [](int n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
   for (int o = 0; o < count; o += 16) {
     const int at = 2 * o;
     const float* w = rows + at;
-    const __m512 a = _mm512_maskz_loadu_ps(lanes(span - at), w), b = _mm512_maskz_loadu_ps(lanes(span - at - 16), w + 16);
-    const __m512 c = _mm512_maskz_loadu_ps(lanes(span - at - 2), w + 2), d = _mm512_maskz_loadu_ps(lanes(span - at - 18), w + 18);
+    const __m512 a = _mm512_maskz_loadu_ps(first_lanes(span - at), w), b = _mm512_maskz_loadu_ps(first_lanes(span - at - 16), w + 16);
+    const __m512 c = _mm512_maskz_loadu_ps(first_lanes(span - at - 2), w + 2), d = _mm512_maskz_loadu_ps(first_lanes(span - at - 18), w + 18);
     const __m512 best = max_rule(max_rule(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b)), _mm512_permutex2var_ps(c, even, d));
-    _mm512_mask_storeu_ps(out + o, lanes(count - o), best);
+    _mm512_mask_storeu_ps(out + o, first_lanes(count - o), best);
   }
 }
 #endif
@@ -120,7 +121,7 @@ void plane_max(const Pool2dShape& s, const float* plane, float* y, float* rows) 
       // 16 columns at a time down the window's rows, the last group masked (NIN's planes are 56, 28
       // and 14 wide: the compiler's scalar remainder loop would be most of the work).
       for (int iw = 0; iw < width; iw += 16) {
-        const __mmask16 m = width - iw >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (width - iw)) - 1);
+        const __mmask16 m = first_lanes(width - iw);
         __m512 best = _mm512_maskz_loadu_ps(m, first + iw);
         for (int ih = h0 + 1; ih < h1; ++ih) best = max_rule(best, _mm512_maskz_loadu_ps(m, plane + static_cast<std::int64_t>(ih) * s.in_w + iw));
         _mm512_mask_storeu_ps(inner + iw, m, best);
@@ -261,7 +262,7 @@ inline void avgpool_forward(const Pool2dShape& shape, const float* x, float* y) 
       const float* plane = x + p * n;
       __m512 sum = _mm512_setzero_ps();
       for (std::int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+        const __mmask16 m = pool_detail::first_lanes(n - i);
         sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, plane + i));
       }
       y[p] = _mm512_reduce_add_ps(sum) / divisor;
