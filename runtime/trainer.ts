@@ -1,17 +1,26 @@
-// The training loop over any batch source (in-memory sets, the streaming ImageNet loader): the spec's
-// regime (fresh optimizer at each row), evaluation, a JSON log line and an atomic checkpoint at every
-// epoch end, and resume from the last checkpoint.
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+// The training loop as a library over any batch source (in-memory sets, the streaming ImageNet loader):
+// the spec's regime (fresh optimizer at each row), a test pass, a JSON log line and an atomic checkpoint
+// at every epoch end, and resume. It reports through `onEvent` and never writes to stderr itself.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { epochOrder, inMemoryEvalSource, inMemoryTrainSource, type EvalSource, type LabelledImages, type SkipReport, type TrainSource } from './dataset.js';
-import type { Evaluation, Model } from './model.js';
-import { progressBar } from './progress.js';
+import type { Model } from './model.js';
+import { appendDurably, CHECKPOINT_FILE, LOG_FILE, prepareRunDir, saveCheckpoint, TrainingError } from './run-dir.js';
+import { evaluateSource, firstImagesOf, nonFiniteProblem } from './scoring.js';
+
+export { CHECKPOINT_FILE, LOG_FILE, TrainingError, epochOrder, evaluateSource };
 
 export interface RegimeRow {
   readonly from: number;
   readonly to: number;
   readonly lr: number;
   readonly wd: number;
+}
+
+/** When the test split is scored: every `every` epochs and after the last (0: never), on at most `limit` images. */
+export interface TestPlan {
+  readonly every: number;
+  readonly limit?: number;
 }
 
 export interface TrainOptions {
@@ -22,27 +31,41 @@ export interface TrainOptions {
   readonly seed: number;
   readonly runDir: string;
   readonly resume: boolean;
-  readonly quiet?: boolean;
-  /** Called after each epoch; tests use it to stop a run early. */
-  readonly onEpoch?: (r: EpochRecord) => void;
+  /** Default: test after every epoch on the whole split. */
+  readonly test?: TestPlan;
+  /** Everything the run has to say (progress, resume, skipped files, epoch results); tests use it to stop early. */
+  readonly onEvent?: (e: TrainEvent) => void;
   /** Set `requested` (e.g. from a SIGINT handler) to stop after the current step with a checkpoint. */
   readonly stop?: { requested: boolean };
 }
 
-/** How a run ended: every epoch done, or stopped on request mid-epoch with a checkpoint to resume from. */
+export type TrainEvent =
+  | { readonly kind: 'removed-stale'; readonly files: readonly string[] }
+  | { readonly kind: 'resumed'; readonly checkpoint: string; readonly epoch: number; readonly afterStep?: number }
+  | { readonly kind: 'no-checkpoint'; readonly runDir: string }
+  | { readonly kind: 'epoch-start'; readonly epoch: number; readonly epochs: number; readonly steps: number }
+  | { readonly kind: 'step'; readonly epoch: number; readonly step: number; readonly steps: number; readonly loss: number; readonly lr: number; readonly imagesPerSecond: number }
+  | { readonly kind: 'skipped'; readonly epoch: number; readonly what: 'training' | 'validation'; readonly report: SkipReport }
+  | { readonly kind: 'epoch-end'; readonly record: EpochRecord }
+  | { readonly kind: 'stopped'; readonly epoch: number; readonly step: number; readonly steps: number; readonly checkpoint: string };
+
+/** How a run ended: every epoch done, stopped on request with a checkpoint to resume from, or nothing left to do. */
 export interface TrainResult {
   readonly records: EpochRecord[];
   readonly stopped?: { readonly epoch: number; readonly step: number; readonly checkpoint: string };
+  /** --resume found a checkpoint at or past the last epoch: nothing was trained. */
+  readonly alreadyFinished?: { readonly epoch: number; readonly checkpoint: string };
 }
 
 export interface EpochRecord {
   readonly epoch: number;
   readonly loss: number;
   readonly trainTop1: number;
-  readonly top1: number;
-  readonly top5: number;
-  readonly testLoss: number;
-  readonly evaluated: number;
+  /** Absent in an epoch without a test pass. */
+  readonly top1?: number;
+  readonly top5?: number;
+  readonly testLoss?: number;
+  readonly evaluated: number; // test images scored (0: no test pass this epoch)
   readonly images: number; // trained this epoch
   readonly skipped: number; // unreadable training files met (each replaced by another image)
   readonly skippedVal: number; // unreadable validation files (left out of `evaluated`)
@@ -53,8 +76,6 @@ export interface EpochRecord {
   readonly evalSeconds: number;
 }
 
-export class TrainingError extends Error {}
-
 /** The row in force at an epoch; past the table (and in gaps) the last row that started keeps going. */
 export function regimeAt(regime: readonly RegimeRow[], epoch: number): RegimeRow {
   let row = regime[0];
@@ -62,65 +83,9 @@ export function regimeAt(regime: readonly RegimeRow[], epoch: number): RegimeRow
   return row;
 }
 
-export { epochOrder };
-
-export const CHECKPOINT_FILE = 'checkpoint.safetensors';
-export const LOG_FILE = 'log.jsonl';
-
-function appendDurably(path: string, line: string): void {
-  appendFileSync(path, line);
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Top-1/top-5 hits and summed NLL over a whole pass, counted exactly as model.evaluate scores one array. */
-class EvalTally {
-  private top1 = 0;
-  private top5 = 0;
-  private nll = 0;
-  count = 0;
-
-  add(out: Float32Array, labels: Int32Array, classes: number): void {
-    for (let i = 0; i < labels.length; i++) {
-      const row = out.subarray(i * classes, (i + 1) * classes);
-      const target = row[labels[i]];
-      let above = 0; // classes scored strictly higher than the label: ties go the label's way
-      for (let c = 0; c < classes; c++) if (row[c] > target) above++;
-      if (above === 0) this.top1++;
-      if (above < 5) this.top5++;
-      this.nll -= target;
-    }
-    this.count += labels.length;
-  }
-
-  result(): Evaluation {
-    const n = this.count;
-    return { top1: n ? this.top1 / n : 0, top5: n ? this.top5 / n : 0, loss: n ? this.nll / n : NaN, count: n };
-  }
-}
-
-/** Top-1/top-5 and mean NLL in eval mode over every image an evaluation source yields (no partial batch dropped). */
-export async function evaluateSource(model: Model, source: EvalSource, onBatch?: (done: number) => void): Promise<Evaluation> {
-  const tally = new EvalTally();
-  for await (const b of source.batches(model.maxBatch)) {
-    if (b.count === 0) continue;
-    const out = await model.infer(b.images, b.count);
-    tally.add(out, b.labels, model.outputElements);
-    onBatch?.(tally.count);
-  }
-  return tally.result();
-}
-
-const NO_SKIPS: SkipReport = { count: 0, files: new Map() };
-
-function describeSkips(what: string, r: SkipReport): string {
-  const names = [...r.files].slice(0, 5).map(([f, why]) => `${f} (${why})`);
-  const more = r.files.size > names.length ? `, and ${r.files.size - names.length} more` : '';
-  return `${r.count} unreadable ${what} file${r.count === 1 ? '' : 's'}: ${names.join('; ')}${more}`;
+/** Whether epoch `epoch` of `epochs` gets a test pass under a plan. */
+export function testsAfter(plan: TestPlan, epoch: number, epochs: number): boolean {
+  return plan.every > 0 && (epoch % plan.every === 0 || epoch === epochs);
 }
 
 function isLabelledImages(x: LabelledImages | TrainSource | EvalSource): x is LabelledImages {
@@ -135,116 +100,141 @@ interface EpochProgress {
   seen: number;
 }
 
-async function saveCheckpoint(model: Model, path: string, meta: Record<string, string>, lastGood: string): Promise<void> {
-  try {
-    await model.save(path, meta, { optimizer: true });
-  } catch (e) {
-    throw new TrainingError(`cannot write the checkpoint ${path}: ${(e as Error).message}; ${lastGood}`);
-  }
+/** Where training starts: epoch 1, or after the checkpoint's epoch (and step, when it stopped mid-epoch). */
+interface StartPoint {
+  readonly epoch: number;
+  readonly progress?: EpochProgress;
 }
+
+async function resumePoint(model: Model, checkpoint: string, seed: number): Promise<StartPoint> {
+  const meta = await model.loadWeights(checkpoint);
+  const done = Number(meta.epoch);
+  if (!Number.isInteger(done) || done < 0) throw new TrainingError(`${checkpoint}: no epoch in its metadata, cannot resume from it`);
+  if (meta.seed !== undefined && Number(meta.seed) !== seed) throw new TrainingError(`${checkpoint} was written by a run with --seed ${meta.seed}, not ${seed}`);
+  if (meta.step === undefined) return { epoch: done + 1 };
+  const progress = { step: Number(meta.step), lossSum: Number(meta.loss_sum), correct: Number(meta.correct), seen: Number(meta.seen) };
+  if (!Object.values(progress).every(Number.isFinite)) throw new TrainingError(`${checkpoint}: its mid-epoch progress (step, loss_sum, correct, seen) is unreadable`);
+  return { epoch: done + 1, progress };
+}
+
+function countCorrect(output: Float32Array, labels: Int32Array, n: number): number {
+  const classes = output.length / n;
+  let correct = 0;
+  for (let i = 0; i < n; i++) {
+    const row = output.subarray(i * classes, (i + 1) * classes);
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
+    if (best === labels[i]) correct++;
+  }
+  return correct;
+}
+
+interface EpochContext {
+  readonly model: Model;
+  readonly source: TrainSource;
+  readonly o: TrainOptions;
+  readonly checkpoint: string;
+  readonly lastGood: string;
+}
+
+/** One epoch's training steps from `progress` on; `stoppedAt` is set when a stop request ended it early. */
+async function trainEpoch(c: EpochContext, epoch: number, row: RegimeRow, progress: EpochProgress): Promise<{ progress: EpochProgress; seconds: number; stoppedAt?: number }> {
+  const { model, o } = c;
+  const steps = c.source.steps(o.batch);
+  o.onEvent?.({ kind: 'epoch-start', epoch, epochs: o.epochs, steps });
+  const started = Date.now();
+  const p = { ...progress };
+  const seenBefore = p.seen;
+  for await (const b of c.source.batches(epoch, o.batch, o.seed, p.step)) {
+    p.step++;
+    const r = await model.trainStep(b.images, b.labels, { lr: row.lr, weightDecay: row.wd, momentum: o.momentum });
+    if (!Number.isFinite(r.loss)) {
+      throw new TrainingError(`the loss became ${r.loss} at epoch ${epoch}, step ${p.step}: training stopped and the last checkpoint (${existsSync(c.checkpoint) ? c.checkpoint : 'none yet'}) is kept; try a smaller learning rate (lr ${row.lr})`);
+    }
+    p.lossSum += r.loss * b.count;
+    p.correct += countCorrect(r.output, b.labels, b.count);
+    p.seen += b.count;
+    const elapsed = Math.max((Date.now() - started) / 1000, 1e-9);
+    o.onEvent?.({ kind: 'step', epoch, step: p.step, steps, loss: p.lossSum / p.seen, lr: row.lr, imagesPerSecond: (p.seen - seenBefore) / elapsed });
+    if (o.stop?.requested && p.step < steps) {
+      // Stop between steps: a checkpoint of the half-done epoch, resumable to the same losses.
+      const meta = { epoch: String(epoch - 1), step: String(p.step), loss_sum: String(p.lossSum), correct: String(p.correct), seen: String(p.seen), seed: String(o.seed) };
+      await saveCheckpoint(model, c.checkpoint, meta, c.lastGood);
+      o.onEvent?.({ kind: 'stopped', epoch, step: p.step, steps, checkpoint: c.checkpoint });
+      return { progress: p, seconds: (Date.now() - started) / 1000, stoppedAt: p.step };
+    }
+  }
+  return { progress: p, seconds: (Date.now() - started) / 1000 };
+}
+
+/** The epoch's test pass; non-finite outputs stop the run like a NaN loss (before the checkpoint is replaced). */
+async function testEpoch(model: Model, source: EvalSource, epoch: number, checkpoint: string) {
+  const started = Date.now();
+  const ev = await evaluateSource(model, source);
+  const problem = nonFiniteProblem(ev, source.name);
+  if (problem) throw new TrainingError(`epoch ${epoch}'s test pass: ${problem}; training stopped and the last checkpoint (${existsSync(checkpoint) ? checkpoint : 'none yet'}) is kept`);
+  return { ev, seconds: (Date.now() - started) / 1000 };
+}
+
+const NO_SKIPS: SkipReport = { count: 0, files: new Map() };
 
 export async function train(model: Model, trainData: TrainSource | LabelledImages, testData: EvalSource | LabelledImages, o: TrainOptions): Promise<TrainResult> {
   if (o.regime.length === 0) throw new TrainingError('no learning rate: the spec has no regime rows (train { regime { epochs 1..N lr X wd Y } })');
   if (o.batch > model.maxBatch) throw new TrainingError(`batch ${o.batch} is over the artifact's maximum ${model.maxBatch}: rebuild with --max-batch ${o.batch}`);
-  const trainSource = isLabelledImages(trainData) ? inMemoryTrainSource(trainData) : trainData;
-  const testSource = isLabelledImages(testData) ? inMemoryEvalSource(testData) : testData;
-  try {
-    mkdirSync(o.runDir, { recursive: true });
-  } catch (e) {
-    throw new TrainingError(`cannot create the run directory ${o.runDir}: ${(e as Error).message}`);
-  }
+  const source = isLabelledImages(trainData) ? inMemoryTrainSource(trainData) : trainData;
+  const fullTest = isLabelledImages(testData) ? inMemoryEvalSource(testData) : testData;
+  const plan = o.test ?? { every: 1 };
+  const testSource = plan.limit !== undefined ? firstImagesOf(fullTest, plan.limit) : fullTest;
+  const emit = (e: TrainEvent) => o.onEvent?.(e);
+
+  const removed = prepareRunDir(o.runDir);
+  if (removed.length > 0) emit({ kind: 'removed-stale', files: removed });
   const checkpoint = join(o.runDir, CHECKPOINT_FILE);
-  let startEpoch = 1;
-  let resumed: EpochProgress | undefined; // where a run stopped mid-epoch left off
+  let start: StartPoint = { epoch: 1 };
   if (o.resume && existsSync(checkpoint)) {
-    const meta = await model.loadWeights(checkpoint);
-    const done = Number(meta.epoch);
-    if (!Number.isInteger(done) || done < 0) throw new TrainingError(`${checkpoint}: no epoch in its metadata, cannot resume from it`);
-    if (meta.seed !== undefined && Number(meta.seed) !== o.seed) throw new TrainingError(`${checkpoint} was written by a run with --seed ${meta.seed}, not ${o.seed}`);
-    startEpoch = done + 1;
-    if (meta.step !== undefined) {
-      resumed = { step: Number(meta.step), lossSum: Number(meta.loss_sum), correct: Number(meta.correct), seen: Number(meta.seen) };
-      if (!Object.values(resumed).every(Number.isFinite)) throw new TrainingError(`${checkpoint}: its mid-epoch progress (step, loss_sum, correct, seen) is unreadable`);
-      process.stderr.write(`resuming from ${checkpoint} in epoch ${startEpoch} after step ${resumed.step}\n`);
-    } else process.stderr.write(`resuming from ${checkpoint} after epoch ${done}\n`);
-  } else if (o.resume && !o.quiet) {
-    process.stderr.write(`no checkpoint in ${o.runDir} yet: starting from epoch 1\n`);
-  }
+    start = await resumePoint(model, checkpoint, o.seed);
+    if (start.epoch > o.epochs && !start.progress) return { records: [], alreadyFinished: { epoch: start.epoch - 1, checkpoint } };
+    emit({ kind: 'resumed', checkpoint, epoch: start.epoch, ...(start.progress ? { afterStep: start.progress.step } : {}) });
+  } else if (o.resume) emit({ kind: 'no-checkpoint', runDir: o.runDir });
+
   const records: EpochRecord[] = [];
-  for (let epoch = startEpoch; epoch <= o.epochs; epoch++) {
+  let resumed = start.progress;
+  for (let epoch = start.epoch; epoch <= o.epochs; epoch++) {
     const row = regimeAt(o.regime, epoch);
     // imagenet-multiGPU.torch builds a new optimState when a regime row starts: momentum restarts.
     // (Not when resuming mid-epoch: the checkpoint holds the optimizer state the epoch had reached.)
-    const progress: EpochProgress = resumed ?? { step: 0, lossSum: 0, correct: 0, seen: 0 };
     if (epoch === row.from && !resumed) model.resetOptimizer();
-    resumed = undefined;
-    const steps = trainSource.steps(o.batch);
-    const bar = progressBar(`epoch ${epoch}/${o.epochs}`, steps, process.stderr, o.quiet);
-    const started = Date.now();
-    let { lossSum, correct, seen, step } = progress;
-    const seenBefore = seen;
     const lastGood = existsSync(checkpoint) ? `the previous checkpoint is intact` : 'no checkpoint was written yet';
-    for await (const b of trainSource.batches(epoch, o.batch, o.seed, step)) {
-      step++;
-      const n = b.count;
-      const r = await model.trainStep(b.images, b.labels, { lr: row.lr, weightDecay: row.wd, momentum: o.momentum });
-      if (!Number.isFinite(r.loss)) {
-        throw new TrainingError(`the loss became ${r.loss} at epoch ${epoch}, step ${step}: training stopped and the last checkpoint (${existsSync(checkpoint) ? checkpoint : 'none yet'}) is kept; try a smaller learning rate (lr ${row.lr})`);
-      }
-      lossSum += r.loss * n;
-      const classes = r.output.length / n;
-      for (let i = 0; i < n; i++) {
-        const rowOut = r.output.subarray(i * classes, (i + 1) * classes);
-        let best = 0;
-        for (let c = 1; c < classes; c++) if (rowOut[c] > rowOut[best]) best = c;
-        if (best === b.labels[i]) correct++;
-      }
-      seen += n;
-      const elapsed = (Date.now() - started) / 1000;
-      bar.update(step, { loss: (lossSum / seen).toFixed(4), lr: String(row.lr), 'img/s': ((seen - seenBefore) / Math.max(elapsed, 1e-9)).toFixed(0) });
-      if (o.stop?.requested && step < steps) {
-        // Stop between steps: a checkpoint of the half-done epoch, resumable to the same losses.
-        const meta = { epoch: String(epoch - 1), step: String(step), loss_sum: String(lossSum), correct: String(correct), seen: String(seen), seed: String(o.seed) };
-        await saveCheckpoint(model, checkpoint, meta, lastGood);
-        bar.finish(`stopped in epoch ${epoch} after step ${step} of ${steps}; checkpoint ${checkpoint} (continue with --resume)`);
-        return { records, stopped: { epoch, step, checkpoint } };
-      }
-    }
-    const seconds = (Date.now() - started) / 1000;
-    const trainSkips = trainSource.takeSkipped?.() ?? NO_SKIPS;
-    const evalStarted = Date.now();
-    const ev = await evaluateSource(model, testSource);
-    const evalSeconds = (Date.now() - evalStarted) / 1000;
-    const valSkips = testSource.takeSkipped?.() ?? NO_SKIPS;
+    const t = await trainEpoch({ model, source, o, checkpoint, lastGood }, epoch, row, resumed ?? { step: 0, lossSum: 0, correct: 0, seen: 0 });
+    if (t.stoppedAt !== undefined) return { records, stopped: { epoch, step: t.stoppedAt, checkpoint } };
+    const seenBefore = resumed?.seen ?? 0;
+    resumed = undefined;
+    const trainSkips = source.takeSkipped?.() ?? NO_SKIPS;
+    const tested = testsAfter(plan, epoch, o.epochs) ? await testEpoch(model, testSource, epoch, checkpoint) : undefined;
+    const valSkips = tested ? testSource.takeSkipped?.() ?? NO_SKIPS : NO_SKIPS;
+    const { lossSum, correct, seen } = t.progress;
     const record: EpochRecord = {
       epoch,
       loss: lossSum / seen,
       trainTop1: correct / seen,
-      top1: ev.top1,
-      top5: ev.top5,
-      testLoss: ev.loss,
-      evaluated: ev.count,
+      ...(tested ? { top1: tested.ev.top1, top5: tested.ev.top5, testLoss: tested.ev.loss } : {}),
+      evaluated: tested?.ev.count ?? 0,
       images: seen,
       skipped: trainSkips.count,
       skippedVal: valSkips.count,
       lr: row.lr,
       wd: row.wd,
-      imagesPerSecond: (seen - seenBefore) / seconds,
-      seconds,
-      evalSeconds,
+      imagesPerSecond: (seen - seenBefore) / t.seconds,
+      seconds: t.seconds,
+      evalSeconds: tested?.seconds ?? 0,
     };
-    bar.finish(
-      `epoch ${epoch}/${o.epochs}: loss ${record.loss.toFixed(4)}, train top-1 ${(100 * record.trainTop1).toFixed(2)}%, ` +
-        `test top-1 ${(100 * ev.top1).toFixed(2)}% top-5 ${(100 * ev.top5).toFixed(2)}% on ${ev.count} images, ` +
-        `${record.imagesPerSecond.toFixed(0)} img/s, ${seconds.toFixed(1)} s`,
-    );
-    // Always said, even with --quiet: a skipped file is data the run did not see.
-    if (trainSkips.count > 0) process.stderr.write(`epoch ${epoch}: skipped ${describeSkips('training', trainSkips)} (each replaced by another image)\n`);
-    if (valSkips.count > 0) process.stderr.write(`epoch ${epoch}: skipped ${describeSkips('validation', valSkips)} (not scored)\n`);
-    await saveCheckpoint(model, checkpoint, { epoch: String(epoch), seed: String(o.seed), top1: String(ev.top1) }, lastGood);
+    emit({ kind: 'epoch-end', record });
+    if (trainSkips.count > 0) emit({ kind: 'skipped', epoch, what: 'training', report: trainSkips });
+    if (valSkips.count > 0) emit({ kind: 'skipped', epoch, what: 'validation', report: valSkips });
+    const meta: Record<string, string> = { epoch: String(epoch), seed: String(o.seed), ...(tested ? { top1: String(tested.ev.top1) } : {}) };
+    await saveCheckpoint(model, checkpoint, meta, lastGood);
     appendDurably(join(o.runDir, LOG_FILE), JSON.stringify(record) + '\n');
     records.push(record);
-    o.onEpoch?.(record);
     if (o.stop?.requested && epoch < o.epochs) return { records, stopped: { epoch: epoch + 1, step: 0, checkpoint } };
   }
   return { records };

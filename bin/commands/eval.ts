@@ -2,9 +2,9 @@
 // directories (center crops), and exactly how many images were scored.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { load, type Device, type Evaluation, type Model } from '../../runtime/model.js';
-import { isFashionMnistData, loadLabelledImages, type SkipReport } from '../../runtime/dataset.js';
-import { evaluateSource } from '../../runtime/trainer.js';
+import { load, type Device, type Model } from '../../runtime/model.js';
+import { inMemoryEvalSource, isFashionMnistData, loadLabelledImages, type SkipReport } from '../../runtime/dataset.js';
+import { evaluateSource, nonFiniteProblem, type Scores } from '../../runtime/scoring.js';
 import { defaultWorkerCount } from '../../runtime/imagenet/decode-pool.js';
 import { CLASS_LIST_FILE, DataLayoutError, isImageNetRoot, listImageFolder, openImageNetFolder, readClassList, type ImageList } from '../../runtime/imagenet/folder.js';
 import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
@@ -12,7 +12,7 @@ import { intOption, onePositional, stringOption, UsageError, type Command, type 
 import { resolveArtifact } from '../artifact-arg.js';
 
 interface Scored {
-  readonly r: Evaluation;
+  readonly r: Scores;
   readonly name: string;
   readonly skipped?: SkipReport;
 }
@@ -51,7 +51,7 @@ export const evalCommand: Command = {
   summary: 'Evaluate a model on the test split: prints top-1, top-5, the mean NLL and the number of images scored (every image, no partial batch dropped).',
   usage: 'DIR|FILE --data fashion-mnist|PATH [--weights W] [--classes FILE] [--device cpu] [--seed S] [--json]',
   details:
-    "Without --weights the parameters are initialised by Torch7's rules from --seed (default 1).\n" +
+    "Without --weights the parameters are initialised by Torch7's rules from --seed (default 1), with a warning. An image whose class scores are not all finite is never a hit; any such image makes the exit status 1, naming the first.\n" +
     "PATH may be a folder of class directories (e.g. imagenet/val): images are center-cropped as donkey.lua's test hook did. Labels follow --classes, else the classes.txt beside --weights, else the folder's sorted directories. Unreadable files are counted and not scored.",
   options: {
     data: { type: 'string', value: 'DATA', help: "'fashion-mnist', a directory of Fashion-MNIST IDX files, a folder of class directories, or an ImageNet folder (its val/ is used)" },
@@ -68,22 +68,30 @@ export const evalCommand: Command = {
     const dir = resolveArtifact(onePositional(args, evalCommand, 'artifact directory'), { device: stringOption(args, 'device') ?? 'cpu' });
     if (data !== 'fashion-mnist' && !existsSync(data)) throw new UsageError(`--data ${data}: no such file or directory`);
     const weights = stringOption(args, 'weights');
-    const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed: intOption(args, 'seed', 0) ?? 1, ...(weights ? { weights } : {}) });
+    const seed = intOption(args, 'seed', 0) ?? 1;
+    if (!weights) process.stderr.write(`warning: no --weights: scoring untrained parameters initialised from seed ${seed}, not a trained model\n`);
+    const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed, ...(weights ? { weights } : {}) });
     try {
       let scored: Scored;
       if (isFashionMnistData(data)) {
         const set = loadLabelledImages(data, 'test', model.plan.transform);
-        scored = { r: await model.evaluate(set.images, set.labels), name: set.name };
+        scored = { r: await evaluateSource(model, inMemoryEvalSource(set)), name: set.name };
       } else {
         scored = await scoreImageFolder(model, data, args, weights);
       }
       const { r, name, skipped } = scored;
-      if (args.values.json) process.stdout.write(JSON.stringify({ ...r, ...(skipped ? { skipped: skipped.count } : {}) }) + '\n');
+      if (args.values.json) process.stdout.write(JSON.stringify({ top1: r.top1, top5: r.top5, loss: r.loss, count: r.count, nonFinite: r.nonFinite, ...(skipped ? { skipped: skipped.count } : {}) }) + '\n');
       else {
         const skips = skipped && skipped.count > 0 ? `; ${skipped.count} unreadable file${skipped.count === 1 ? '' : 's'} not scored` : '';
-        process.stdout.write(`top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%  loss ${r.loss.toFixed(4)}  (${r.count} images of ${name}${skips})\n`);
+        const bad = r.nonFinite > 0 ? `; ${r.nonFinite} with non-finite scores, counted as misses` : '';
+        process.stdout.write(`top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%  loss ${r.loss.toFixed(4)}  (${r.count} images of ${name}${skips}${bad})\n`);
       }
       if (skipped && skipped.count > 0) for (const [f, why] of skipped.files) process.stderr.write(`skipped ${f}: ${why}\n`);
+      const problem = nonFiniteProblem(r, name);
+      if (problem) {
+        process.stderr.write(`nincc eval: ${problem}${weights ? ` (${weights})` : ''}\n`);
+        return 1;
+      }
       return 0;
     } catch (e) {
       if (e instanceof DataLayoutError) {

@@ -1,10 +1,11 @@
 // `nincc train FILE|DIR --data …`: trains with the spec's recipe, evaluating and checkpointing every epoch,
 // on Fashion-MNIST in memory or an ImageNet folder streamed through the decode workers.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { load, type Device, type Model } from '../../runtime/model.js';
 import { isFashionMnistData, loadLabelledImages, type EvalSource, type LabelledImages, type TrainSource } from '../../runtime/dataset.js';
-import { train, TrainingError } from '../../runtime/trainer.js';
+import { CHECKPOINT_FILE, train, TrainingError, type TestPlan } from '../../runtime/trainer.js';
+import { trainProgress } from '../train-progress.js';
 import { defaultWorkerCount } from '../../runtime/imagenet/decode-pool.js';
 import { DataLayoutError, openImageNetFolder, recordClassList } from '../../runtime/imagenet/folder.js';
 import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
@@ -24,31 +25,95 @@ function epochSizeOf(model: Model): number | undefined {
   return (model.plan.train as { epochSize?: number } | undefined)?.epochSize;
 }
 
-function fashionInputs(model: Model, data: string, args: ParsedArgs): Inputs {
-  if (args.values['epoch-size'] !== undefined || args.values.sampling !== undefined) throw new UsageError('--epoch-size and --sampling apply to ImageNet folders; Fashion-MNIST trains in whole passes');
+/** Every option checked before anything slow (a build, loading data), so a typo costs nothing. */
+interface TrainArgs {
+  readonly target: string;
+  readonly data: string;
+  readonly fashion: boolean;
+  readonly device?: Device;
+  readonly batch?: number;
+  readonly epochs?: number;
+  readonly seed: number;
+  readonly out?: string;
+  readonly limit?: number;
+  readonly epochSize?: number;
+  readonly sampling: Sampling;
+  readonly workers?: number;
+  readonly prefetch?: number;
+  readonly test: TestPlan;
+  readonly resume: boolean;
+  readonly quiet: boolean;
+}
+
+const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
+
+function parseTrainArgs(args: ParsedArgs): TrainArgs {
+  const target = onePositional(args, trainCommand, 'spec file or artifact directory');
+  const data = stringOption(args, 'data');
+  if (!data) throw new UsageError("--data is required (e.g. --data fashion-mnist)");
+  if (data !== 'fashion-mnist' && !existsSync(data)) {
+    throw new UsageError(`--data ${data}: no such file or directory (expected 'fashion-mnist', a directory of Fashion-MNIST IDX files, or an ImageNet folder with train/ and val/)`);
+  }
+  const fashion = isFashionMnistData(data);
+  if (fashion && (args.values['epoch-size'] !== undefined || args.values.sampling !== undefined)) throw new UsageError('--epoch-size and --sampling apply to ImageNet folders; Fashion-MNIST trains in whole passes');
+  if (!fashion && args.values.limit !== undefined) throw new UsageError('--limit applies to Fashion-MNIST; for an ImageNet folder use --epoch-size N');
+  const device = stringOption(args, 'device');
+  if (device !== undefined && !DEVICES.includes(device as Device)) throw new UsageError(`--device must be ${DEVICES.join(', ')}, got '${device}'`);
+  const sampling = stringOption(args, 'sampling') ?? 'balanced';
+  if (!SAMPLINGS.includes(sampling as Sampling)) throw new UsageError(`--sampling must be ${SAMPLINGS.join(' or ')}, got '${sampling}'`);
+  const noTest = Boolean(args.values['no-test']);
+  const testEvery = intOption(args, 'test-every');
+  const testLimit = intOption(args, 'test-limit');
+  if (noTest && (testEvery !== undefined || testLimit !== undefined)) throw new UsageError('--no-test contradicts --test-every and --test-limit');
+  const opt = <T>(name: string, v: T | undefined) => (v !== undefined ? { [name]: v } : {});
+  return {
+    target,
+    data,
+    fashion,
+    ...opt('device', device as Device | undefined),
+    ...opt('batch', intOption(args, 'batch')),
+    ...opt('epochs', intOption(args, 'epochs')),
+    seed: intOption(args, 'seed', 0) ?? 1,
+    ...opt('out', stringOption(args, 'out')),
+    ...opt('limit', intOption(args, 'limit')),
+    ...opt('epochSize', intOption(args, 'epoch-size')),
+    sampling: sampling as Sampling,
+    ...opt('workers', intOption(args, 'workers')),
+    ...opt('prefetch', intOption(args, 'prefetch')),
+    test: { every: noTest ? 0 : testEvery ?? 1, ...(testLimit !== undefined ? { limit: testLimit } : {}) },
+    resume: Boolean(args.values.resume),
+    quiet: Boolean(args.values.quiet),
+  };
+}
+
+/** The device an artifact directory was built for: cuda or emu when it carries their library, else cpu. */
+export function artifactDevice(dir: string): Device {
+  const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { libraries?: Record<string, string> };
+  const libraries = plan.libraries ?? {};
+  return 'cuda' in libraries ? 'cuda' : 'emu' in libraries ? 'emu' : 'cpu';
+}
+
+function fashionInputs(model: Model, a: TrainArgs): Inputs {
   const transform = model.plan.transform;
-  const trainSet = loadLabelledImages(data, 'train', transform, intOption(args, 'limit'));
-  const testSet = loadLabelledImages(data, 'test', transform);
-  if (trainSet.shape.join('x') !== model.info.input.join('x')) throw new UsageError(`${data} has ${trainSet.shape.join('x')} images but the model's input is ${model.info.input.join('x')}`);
+  const trainSet = loadLabelledImages(a.data, 'train', transform, a.limit);
+  const testSet = loadLabelledImages(a.data, 'test', transform);
+  if (trainSet.shape.join('x') !== model.info.input.join('x')) throw new UsageError(`${a.data} has ${trainSet.shape.join('x')} images but the model's input is ${model.info.input.join('x')}`);
   if (epochSizeOf(model) !== undefined) process.stderr.write(`note: the spec's epochSize applies to ImageNet folders; Fashion-MNIST trains in whole passes\n`);
   return { train: trainSet, test: testSet, describe: `${trainSet.count} images (${trainSet.name}), testing on ${testSet.count}`, close: async () => {} };
 }
 
-function imageNetInputs(model: Model, data: string, runDir: string, args: ParsedArgs): Inputs {
-  if (args.values.limit !== undefined) throw new UsageError('--limit applies to Fashion-MNIST; for an ImageNet folder use --epoch-size N');
-  const sampling = stringOption(args, 'sampling') ?? 'balanced';
-  if (!SAMPLINGS.includes(sampling as Sampling)) throw new UsageError(`--sampling must be ${SAMPLINGS.join(' or ')}, got '${sampling}'`);
-  const folder = openImageNetFolder(data);
+function imageNetInputs(model: Model, a: TrainArgs, runDir: string): Inputs {
+  const folder = openImageNetFolder(a.data);
   const classes = folder.train.classes.length;
   if (classes !== model.info.classes) throw new DataLayoutError(`${folder.train.dir} has ${classes} class directories but model ${model.info.model} has ${model.info.classes} outputs`);
   const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform);
   if (g.warning) process.stderr.write(`warning: ${g.warning}\n`);
-  const epochSize = intOption(args, 'epoch-size') ?? epochSizeOf(model);
-  const workers = intOption(args, 'workers') ?? defaultWorkerCount();
+  const epochSize = a.epochSize ?? epochSizeOf(model);
+  const workers = a.workers ?? defaultWorkerCount();
   mkdirSync(runDir, { recursive: true });
-  recordClassList(runDir, folder.train.classes, Boolean(args.values.resume));
-  const s = openImageSources(g, folder, { workers, prefetch: intOption(args, 'prefetch') ?? 2, sampling: sampling as Sampling, ...(epochSize !== undefined ? { epochSize } : {}) });
-  const epochs = epochSize !== undefined ? `epochs of ${epochSize} batches sampled ${sampling}` : 'whole passes';
+  recordClassList(runDir, folder.train.classes, a.resume);
+  const s = openImageSources(g, folder, { workers, prefetch: a.prefetch ?? 2, sampling: a.sampling, ...(epochSize !== undefined ? { epochSize } : {}) });
+  const epochs = epochSize !== undefined ? `epochs of ${epochSize} batches sampled ${a.sampling}` : 'whole passes';
   return {
     train: s.train!,
     test: s.val,
@@ -57,10 +122,16 @@ function imageNetInputs(model: Model, data: string, runDir: string, args: Parsed
   };
 }
 
+function describeTest(t: TestPlan): string {
+  if (t.every === 0) return 'no test pass';
+  const on = t.limit !== undefined ? ` on the first ${t.limit} test images` : '';
+  return t.every === 1 ? `testing after every epoch${on}` : `testing every ${t.every} epochs and after the last${on}`;
+}
+
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--seed S] [--resume]',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume]',
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
     "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.",
@@ -73,31 +144,29 @@ export const trainCommand: Command = {
     sampling: { type: 'string', value: 'RULE', help: 'with an epoch size: balanced (a class uniformly, then an image of it; Torch\'s default) or uniform (any image)' },
     workers: { type: 'string', value: 'N', help: `decode worker threads for image folders (default: cores − 1, here ${defaultWorkerCount()})` },
     prefetch: { type: 'string', value: 'N', help: 'batches decoded ahead of the one training (default 2)' },
-    device: { type: 'string', value: 'DEV', help: 'cpu (default), emu (the generated CUDA on the SIMT emulator) or cuda; a spec FILE is built for it' },
+    device: { type: 'string', value: 'DEV', help: 'cpu, emu (the generated CUDA on the SIMT emulator) or cuda; default: the device a DIR was built for, cpu for a spec FILE (which is built for --device)' },
     seed: { type: 'string', value: 'S', help: 'seed for init, shuffling, sampling, crops and dropout (default 1)' },
     limit: { type: 'string', value: 'N', help: 'use only the first N training images (Fashion-MNIST)' },
     resume: { type: 'boolean', help: 'continue from RUN_DIR/checkpoint.safetensors (the last finished epoch)' },
+    'test-every': { type: 'string', value: 'N', help: 'score the test split every N epochs and after the last (default 1)' },
+    'test-limit': { type: 'string', value: 'N', help: 'score only the first N test images (a quick check, e.g. on emu)' },
+    'no-test': { type: 'boolean', help: 'no test pass at all' },
     quiet: { type: 'boolean', short: 'q', help: 'no progress bar' },
   },
   async run(args) {
-    const target = onePositional(args, trainCommand, 'spec file or artifact directory');
-    const data = stringOption(args, 'data');
-    if (!data) throw new UsageError("--data is required (e.g. --data fashion-mnist)");
-    if (data !== 'fashion-mnist' && !existsSync(data)) {
-      throw new UsageError(`--data ${data}: no such file or directory (expected 'fashion-mnist', a directory of Fashion-MNIST IDX files, or an ImageNet folder with train/ and val/)`);
-    }
-    const batchArg = intOption(args, 'batch');
-    const dir = resolveArtifact(target, { ...(batchArg ? { maxBatch: batchArg } : {}), quiet: Boolean(args.values.quiet), device: stringOption(args, 'device') ?? 'cpu' });
-    const seed = intOption(args, 'seed', 0) ?? 1;
-    const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed });
+    const a = parseTrainArgs(args);
+    const dir = resolveArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu' });
+    // A built directory runs on the device it was built for unless --device says otherwise.
+    const device = a.device ?? artifactDevice(dir);
+    const model = await load(dir, { device, seed: a.seed });
     let inputs: Inputs | undefined;
     try {
       const recipe = model.plan.train;
-      const runDir = stringOption(args, 'out') ?? join('runs', model.info.model);
-      inputs = isFashionMnistData(data) ? fashionInputs(model, data, args) : imageNetInputs(model, data, runDir, args);
-      const epochs = intOption(args, 'epochs') ?? recipe?.epochs ?? 1;
-      const batch = batchArg ?? recipe?.batch ?? Math.min(64, model.maxBatch);
-      process.stderr.write(`training ${model.info.model} on ${inputs.describe}; ${epochs} epochs of batch ${batch}; run directory ${runDir}\n`);
+      const runDir = a.out ?? join('runs', model.info.model);
+      const epochs = a.epochs ?? recipe?.epochs ?? 1;
+      const batch = a.batch ?? recipe?.batch ?? Math.min(64, model.maxBatch);
+      inputs = a.fashion ? fashionInputs(model, a) : imageNetInputs(model, a, runDir);
+      process.stderr.write(`training ${model.info.model} on ${device}, ${inputs.describe}; ${epochs} epochs of batch ${batch}, ${describeTest(a.test)}; run directory ${runDir}\n`);
       // Ctrl-C: finish the step in flight, write a checkpoint, exit 130; a second Ctrl-C aborts at once.
       const stop = { requested: false };
       const onSigint = () => {
@@ -107,16 +176,22 @@ export const trainCommand: Command = {
       };
       process.on('SIGINT', onSigint);
       const result = await train(model, inputs.train, inputs.test, {
-        epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed,
-        runDir, resume: Boolean(args.values.resume), quiet: Boolean(args.values.quiet), stop,
+        epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed: a.seed,
+        runDir, resume: a.resume, test: a.test, stop, onEvent: trainProgress(process.stderr, a.quiet),
       }).finally(() => process.off('SIGINT', onSigint));
+      if (result.alreadyFinished) {
+        const f = result.alreadyFinished;
+        process.stderr.write(`nincc train: nothing to do: ${f.checkpoint} already holds epoch ${f.epoch} of ${epochs}; to train further, pass a larger --epochs with --resume\n`);
+        return 0;
+      }
       if (result.stopped) {
-        process.stderr.write(`nincc train: stopped; resume with: nincc train ${target} --data ${data} -o ${runDir} --resume\n`);
+        process.stderr.write(`nincc train: stopped; resume with: nincc train ${a.target} --data ${a.data} -o ${runDir} --resume\n`);
         return 130;
       }
-      const records = result.records;
-      const last = records[records.length - 1];
-      if (last) process.stdout.write(`top-1 ${(100 * last.top1).toFixed(2)}%  top-5 ${(100 * last.top5).toFixed(2)}%  (${last.evaluated} test images, after epoch ${last.epoch}); checkpoint ${join(runDir, 'checkpoint.safetensors')}\n`);
+      const last = result.records[result.records.length - 1];
+      const checkpoint = join(runDir, CHECKPOINT_FILE);
+      if (last && last.top1 !== undefined && last.top5 !== undefined) process.stdout.write(`top-1 ${(100 * last.top1).toFixed(2)}%  top-5 ${(100 * last.top5).toFixed(2)}%  (${last.evaluated} test images, after epoch ${last.epoch}); checkpoint ${checkpoint}\n`);
+      else if (last) process.stdout.write(`not tested (--no-test); trained ${last.epoch} epochs; checkpoint ${checkpoint}\n`);
       return 0;
     } catch (e) {
       if (e instanceof TrainingError || e instanceof DataLayoutError) {
