@@ -2,7 +2,17 @@
 import { findNvcc } from '../../compiler/cuda-toolchain.js';
 import { loadNative } from '../../runtime/native.js';
 
+/**
+ * Why the GPU tests would skip here, or undefined when they can run. With NINCC_REQUIRE_GPU=1 (a GPU
+ * machine's CI, bench/gpu/run.sh) a reason to skip is an error instead: a skipped suite must not pass there.
+ */
 export function cudaSkipReason(device: 'cuda' | 'emu' = 'cuda'): string | undefined {
+  const reason = whyNoDevice(device);
+  if (reason !== undefined && process.env.NINCC_REQUIRE_GPU === '1') throw new Error(`NINCC_REQUIRE_GPU=1, but the ${device} tests cannot run: ${reason}`);
+  return reason;
+}
+
+function whyNoDevice(device: 'cuda' | 'emu'): string | undefined {
   const nvcc = findNvcc();
   if (!nvcc.nvcc) return `no nvcc to build --target cuda (${nvcc.reason})`;
   let native;

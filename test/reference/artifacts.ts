@@ -120,16 +120,19 @@ export function maxError(actual: ArrayLike<number>, expected: ArrayLike<number>)
   return { err, at, scale };
 }
 
+/** The absolute floor of every comparison: below float32 rounding of unit-scale values, so only true zeros lean on it. */
+export const ATOL = 1e-7;
+
 /**
- * Asserts max|actual − expected| ≤ tol·(1 + max|expected|): an absolute bound for values near 0 and a
- * relative one for large outputs, measured against the whole tensor's scale (a per-element relative
- * bound would fail on outputs that are sums cancelling to near zero).
+ * Asserts max|actual − expected| ≤ rtol·max|expected| + atol over one tensor: a bound relative to that
+ * tensor's own scale (a per-element relative bound would fail on sums cancelling to near zero, and one
+ * bound over several tensors, or rtol·(1 + scale), lets a 1% error in a small tensor pass).
  */
-export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, what: string, atol = ATOL): void {
   expect(actual.length, `${what}: length`).toBe(expected.length);
   const { err, at, scale } = maxError(actual, expected);
-  const bound = tol * (1 + scale);
+  const bound = rtol * scale + atol;
   // NINCC_NUMERICS_LOG=1 prints every comparison's margin, to see how much room a tolerance leaves.
-  if (process.env.NINCC_NUMERICS_LOG) console.log(`${what}: err/(1+scale) = ${(err / (1 + scale)).toExponential(2)} (tol ${tol})`);
-  expect(err, `${what}: max error ${err.toExponential(2)} at [${at}] (got ${actual[at]}, expected ${expected[at]}), bound ${bound.toExponential(2)}`).toBeLessThanOrEqual(bound);
+  if (process.env.NINCC_NUMERICS_LOG) console.log(`${what}: err/bound = ${(err / bound).toExponential(2)} (rtol ${rtol}, scale ${scale.toExponential(2)})`);
+  expect(err, `${what}: max error ${err.toExponential(2)} at [${at}] (got ${actual[at]}, expected ${expected[at]}), bound ${bound.toExponential(2)} = ${rtol}·${scale.toExponential(2)} + ${atol}`).toBeLessThanOrEqual(bound);
 }

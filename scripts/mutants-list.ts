@@ -1,0 +1,60 @@
+// The source mutations `npm run test:mutants` applies, each of which the default test suite must catch,
+// with the test files that can catch it (run alone, to keep each mutant to minutes on a small machine).
+
+export interface Mutant {
+  readonly name: string;
+  /** Where the text is; when the file has moved, the runner finds the one tracked file that holds `find`. */
+  readonly file: string;
+  readonly find: string;
+  readonly replace: string;
+  /** The test files that run against this mutant. */
+  readonly tests: readonly string[];
+  /** Rebuild the native addon (the mutation is in its C++), not only the TypeScript. */
+  readonly native?: boolean;
+}
+
+export const MUTANTS: readonly Mutant[] = [
+  {
+    name: 'CUDA SGD update without weight decay',
+    file: 'compiler/codegen-cuda-train.ts',
+    find: "'if (wd != 0.0f) { grad = grad + wd * w[i]; g[i] = grad; }',",
+    replace: "'',",
+    tests: ['test/emu-train.test.ts'],
+  },
+  {
+    name: "CUDA BN backward's dγ scaled by 1.01",
+    file: 'compiler/codegen-cuda-train.ts',
+    find: 'dgamma[ch] = float(sdzx[0]);',
+    replace: 'dgamma[ch] = float(1.01 * sdzx[0]);',
+    tests: ['test/emu-train.test.ts'],
+  },
+  {
+    name: 'CPU max-pool with the H and W strides swapped',
+    file: 'compiler/codegen-cpu.ts',
+    find: 'const pool = `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}',
+    replace: 'const pool = `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sw}, ${c.sh}',
+    tests: ['test/numerics-kernels.test.ts', 'test/numerics-semantics.test.ts'],
+  },
+  {
+    name: 'BN computing 1/(sqrt(var)+eps) (CPU training forward)',
+    file: 'runtime/include/nincc/cpu/batchnorm.h',
+    find: 'const float invstd = static_cast<float>(1.0 / std::sqrt(biased_var + eps));',
+    replace: 'const float invstd = static_cast<float>(1.0 / (std::sqrt(biased_var) + eps));',
+    tests: ['test/numerics-kernels.test.ts', 'test/numerics-semantics.test.ts'],
+  },
+  {
+    name: 'an arena that never frees',
+    file: 'runtime/core/arena.cc',
+    find: 'Arena::~Arena() {\n  for (void* memory : base_)\n    if (memory) device_.release(memory);\n}',
+    replace: 'Arena::~Arena() {}',
+    tests: ['test/reliability-artifacts.test.ts'],
+    native: true,
+  },
+  {
+    name: 'cpu and cuda dropout salts differing',
+    file: 'compiler/codegen-cpu.ts',
+    find: 'const seed = `a->seed ^ (0x9E3779B97F4A7C15ull * ${k.layer}ull)`;',
+    replace: 'const seed = `a->seed ^ (0x9E3779B97F4A7C15ull * ${k.layer + 1}ull)`;',
+    tests: ['test/numerics-semantics.test.ts', 'test/emu-train.test.ts'],
+  },
+];

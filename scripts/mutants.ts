@@ -1,0 +1,110 @@
+// `npm run test:mutants`: applies each mutation of scripts/mutants-list.ts to a temporary copy of the
+// tree, rebuilds what it touches, runs the test files that can catch it, and prints mutation → tests
+// that failed. Exit 1 when a mutant survives (no test failed) or cannot be applied.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { MUTANTS, type Mutant } from './mutants-list.js';
+import { packageRoot } from '../compiler/package-root.js';
+
+interface Outcome {
+  readonly mutant: Mutant;
+  readonly failed: readonly string[];
+  readonly problem?: string; // the mutant could not be applied or built
+  readonly seconds: number;
+}
+
+const root = packageRoot();
+
+function trackedFiles(): string[] {
+  return execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' }).split('\0').filter(Boolean);
+}
+
+/** The file holding the mutant's text: its own path, or (after a move) the one tracked file that holds it. */
+function locate(m: Mutant, files: readonly string[]): string {
+  if (existsSync(join(root, m.file)) && readFileSync(join(root, m.file), 'utf8').includes(m.find)) return m.file;
+  const holders = files.filter((f) => existsSync(join(root, f)) && readFileSync(join(root, f), 'utf8').includes(m.find));
+  if (holders.length !== 1) throw new Error(`'${m.name}': its text is in ${holders.length} files (${holders.join(', ') || 'none'}), not 1: update scripts/mutants-list.ts`);
+  return holders[0];
+}
+
+/** A copy of the working tree with node_modules linked and the built addon copied. */
+function copyTree(files: readonly string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'nincc-mutant-'));
+  for (const f of files) {
+    if (!existsSync(join(root, f))) continue; // deleted but not yet staged
+    mkdirSync(dirname(join(dir, f)), { recursive: true });
+    cpSync(join(root, f), join(dir, f));
+  }
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  cpSync(join(root, 'runtime/build'), join(dir, 'runtime/build'), { recursive: true });
+  return dir;
+}
+
+function run(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): { code: number; output: string } {
+  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  return { code: r.status ?? -1, output: `${r.stdout}${r.stderr}` };
+}
+
+interface VitestJson {
+  testResults: { name: string; assertionResults: { fullName: string; status: string }[] }[];
+}
+
+function tryMutant(m: Mutant, files: readonly string[]): Outcome {
+  const started = Date.now();
+  const elapsed = () => (Date.now() - started) / 1000;
+  const file = locate(m, files);
+  const dir = copyTree(files);
+  // A kernel cache of its own: a mutated header or template must not meet kernels built from the original.
+  const env = { ...process.env, NINCC_CACHE_DIR: join(dir, '.cache') };
+  try {
+    const text = readFileSync(join(dir, file), 'utf8');
+    if (text.split(m.find).length !== 2) return { mutant: m, failed: [], problem: `its text is not found exactly once in ${file}`, seconds: elapsed() };
+    writeFileSync(join(dir, file), text.replace(m.find, m.replace));
+    const tsc = run('npx', ['tsc', '-p', 'tsconfig.json'], dir, env);
+    if (tsc.code !== 0) return { mutant: m, failed: [], problem: `tsc failed:\n${tsc.output}`, seconds: elapsed() };
+    if (m.native) {
+      const cmake = run('npx', ['cmake-js', 'compile', '--out', 'runtime/build/addon', '--log-level', 'error'], dir, env);
+      if (cmake.code !== 0) return { mutant: m, failed: [], problem: `the native build failed:\n${cmake.output.slice(-2000)}`, seconds: elapsed() };
+    }
+    const report = join(dir, 'vitest-report.json');
+    const vitest = run('npx', ['vitest', 'run', ...m.tests, '--reporter=json', `--outputFile=${report}`], dir, env);
+    if (!existsSync(report)) return { mutant: m, failed: [], problem: `vitest wrote no report (exit ${vitest.code}):\n${vitest.output.slice(-2000)}`, seconds: elapsed() };
+    const json = JSON.parse(readFileSync(report, 'utf8')) as VitestJson;
+    const failed = json.testResults.flatMap((f) => f.assertionResults.filter((a) => a.status === 'failed').map((a) => `${f.name.replace(`${dir}/`, '')} > ${a.fullName}`));
+    // A file that failed to load (no assertions) still counts as caught: vitest's exit status says so.
+    if (failed.length === 0 && vitest.code !== 0) return { mutant: m, failed: [`(vitest exit ${vitest.code}; no failed assertion)`], seconds: elapsed() };
+    return { mutant: m, failed, seconds: elapsed() };
+  } finally {
+    if (!process.env.NINCC_KEEP_MUTANTS) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function main(): number {
+  const only = process.argv.slice(2);
+  const chosen = only.length > 0 ? MUTANTS.filter((m) => only.some((o) => m.name.toLowerCase().includes(o.toLowerCase()))) : MUTANTS;
+  if (chosen.length === 0) {
+    process.stderr.write(`no mutant matches ${only.join(', ')}; the mutants are:\n${MUTANTS.map((m) => `  ${m.name}`).join('\n')}\n`);
+    return 2;
+  }
+  const files = trackedFiles();
+  const outcomes: Outcome[] = [];
+  for (const m of chosen) {
+    process.stderr.write(`mutant: ${m.name} (tests: ${m.tests.join(', ')})\n`);
+    const o = tryMutant(m, files);
+    process.stderr.write(`  ${o.problem ? `NOT APPLIED: ${o.problem}` : o.failed.length > 0 ? `caught by ${o.failed.length} failing test(s)` : 'SURVIVED'} (${o.seconds.toFixed(0)} s)\n`);
+    outcomes.push(o);
+  }
+  process.stdout.write('\n| mutation | tests run | tests that failed | verdict |\n|---|---|---|---|\n');
+  for (const o of outcomes) {
+    const verdict = o.problem ? 'not applied' : o.failed.length > 0 ? 'caught' : 'SURVIVED';
+    const failed = o.problem ? o.problem.split('\n')[0] : o.failed.slice(0, 4).join('<br>') + (o.failed.length > 4 ? `<br>… ${o.failed.length - 4} more` : '') || '—';
+    process.stdout.write(`| ${o.mutant.name} | ${o.mutant.tests.join(', ')} | ${failed} | ${verdict} (${o.seconds.toFixed(0)} s) |\n`);
+  }
+  const bad = outcomes.filter((o) => o.problem || o.failed.length === 0);
+  process.stdout.write(`\n${outcomes.length - bad.length} of ${outcomes.length} mutants caught\n`);
+  return bad.length > 0 ? 1 : 0;
+}
+
+process.exitCode = main();
