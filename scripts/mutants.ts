@@ -1,6 +1,7 @@
 // `npm run test:mutants`: applies each mutation of scripts/mutants-list.ts to a temporary copy of the
 // tree, rebuilds what it touches, runs the test files that can catch it, and prints mutation → tests
-// that failed. Exit 1 when a mutant survives (no test failed) or cannot be applied.
+// that failed. First a control run of the same tests on the unmutated copy must pass (--no-control skips
+// it). Arguments select mutants by part of their name. Exit 1 when a mutant survives or cannot be applied.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,8 +30,8 @@ function locate(m: Mutant, files: readonly string[]): string {
   return holders[0];
 }
 
-/** A copy of the working tree with node_modules linked and the built addon copied. */
-function copyTree(files: readonly string[]): string {
+/** A copy of the working tree with node_modules linked and, unless it is to be rebuilt, the built addon copied. */
+function copyTree(files: readonly string[], withAddon: boolean): string {
   const dir = mkdtempSync(join(tmpdir(), 'nincc-mutant-'));
   for (const f of files) {
     if (!existsSync(join(root, f))) continue; // deleted but not yet staged
@@ -38,7 +39,8 @@ function copyTree(files: readonly string[]): string {
     cpSync(join(root, f), join(dir, f));
   }
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
-  cpSync(join(root, 'runtime/build'), join(dir, 'runtime/build'), { recursive: true });
+  // Not for a native rebuild: CMake's cache names the source directory it was configured for.
+  if (withAddon) cpSync(join(root, 'runtime/build'), join(dir, 'runtime/build'), { recursive: true });
   return dir;
 }
 
@@ -54,13 +56,13 @@ interface VitestJson {
 function tryMutant(m: Mutant, files: readonly string[]): Outcome {
   const started = Date.now();
   const elapsed = () => (Date.now() - started) / 1000;
-  const file = locate(m, files);
-  const dir = copyTree(files);
+  const file = m.find === '' ? m.file : locate(m, files);
+  const dir = copyTree(files, !m.native);
   // A kernel cache of its own: a mutated header or template must not meet kernels built from the original.
   const env = { ...process.env, NINCC_CACHE_DIR: join(dir, '.cache') };
   try {
     const text = readFileSync(join(dir, file), 'utf8');
-    if (text.split(m.find).length !== 2) return { mutant: m, failed: [], problem: `its text is not found exactly once in ${file}`, seconds: elapsed() };
+    if (m.find !== '' && text.split(m.find).length !== 2) return { mutant: m, failed: [], problem: `its text is not found exactly once in ${file}`, seconds: elapsed() };
     writeFileSync(join(dir, file), text.replace(m.find, m.replace));
     const tsc = run('npx', ['tsc', '-p', 'tsconfig.json'], dir, env);
     if (tsc.code !== 0) return { mutant: m, failed: [], problem: `tsc failed:\n${tsc.output}`, seconds: elapsed() };
@@ -82,13 +84,24 @@ function tryMutant(m: Mutant, files: readonly string[]): Outcome {
 }
 
 function main(): number {
-  const only = process.argv.slice(2);
+  const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
   const chosen = only.length > 0 ? MUTANTS.filter((m) => only.some((o) => m.name.toLowerCase().includes(o.toLowerCase()))) : MUTANTS;
   if (chosen.length === 0) {
     process.stderr.write(`no mutant matches ${only.join(', ')}; the mutants are:\n${MUTANTS.map((m) => `  ${m.name}`).join('\n')}\n`);
     return 2;
   }
   const files = trackedFiles();
+  // The control: the same test files on the unmutated tree must pass, or a failure under a mutant proves nothing.
+  if (!process.argv.includes('--no-control')) {
+    const control: Mutant = { name: '(control: no mutation)', file: 'package.json', find: '', replace: '', tests: [...new Set(chosen.flatMap((m) => m.tests))] };
+    process.stderr.write(`control: the unmutated tree (tests: ${control.tests.join(', ')})\n`);
+    const c = tryMutant(control, files);
+    if (c.problem || c.failed.length > 0) {
+      process.stderr.write(`the unmutated tree fails these tests, so no mutant can be judged:\n${c.problem ?? c.failed.join('\n')}\n`);
+      return 1;
+    }
+    process.stderr.write(`  passes (${c.seconds.toFixed(0)} s)\n`);
+  }
   const outcomes: Outcome[] = [];
   for (const m of chosen) {
     process.stderr.write(`mutant: ${m.name} (tests: ${m.tests.join(', ')})\n`);
