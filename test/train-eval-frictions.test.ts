@@ -58,6 +58,19 @@ describe('train/eval frictions (#16, #21)', () => {
     expect(r.stderr).toContain(`training nin_fashion on cpu,`);
   });
 
+  it('an emu-built artifact trains on emu without --device (it used to print its banner, then fail on cpu)', () => {
+    const spec = join(work, 'tiny.model');
+    writeFileSync(spec, 'model tiny {\n  input 1x28x28\n  conv(1, 2, 5, 5, 4, 4)  bn(2)  relu  view(-1)  linear(72, 10)  logsoftmax\n}\ntrain {\n  batch 32  epochs 1  criterion nll\n  optimizer sgd { momentum 0.9 }\n  regime { epochs 1..1  lr 1e-2  wd 0 }\n}\n');
+    const emu = join(work, 'tiny-emu');
+    const b = nincc(['build', spec, '--target', 'emu', '-o', emu, '-q'], { timeoutMs: 600_000 });
+    expect(b.code, b.stderr).toBe(0);
+    expect(artifactDevice(emu)).toBe('emu');
+    const r = nincc(['train', emu, '--data', mini, '--limit', '64', '--batch', '32', '--test-limit', '32', '-q', '-o', join(work, 'tiny-run')], { timeoutMs: 600_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('training tiny on emu,');
+    expect(r.stdout).toContain('(32 test images, after epoch 1)');
+  }, 900_000);
+
   it('--test-limit, --no-test and --test-every decide the test passes', () => {
     const limited = join(work, 'limited');
     const a = nincc(['train', artifact, ...common, '--epochs', '1', '--test-limit', '100', '-o', limited]);
