@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { initialValues } from './init.js';
 import { loadNative, type NativeModel, type NativeModelInfo, type NativeTensorInfo } from './native.js';
 import { readSafetensors, writeSafetensors, type SafeTensor } from './io/safetensors.js';
+import { ScoreTally, type Scores } from './scoring.js';
 
 export type Device = 'cpu' | 'cuda' | 'emu';
 
@@ -269,22 +270,11 @@ export class Model {
   }
 }
 
-/** Top-1/top-5 hits and mean NLL of per-image class scores (log-probabilities for NLL to mean anything). */
-export function scoreOutputs(out: Float32Array, labels: Int32Array, classes: number): Evaluation {
-  const n = labels.length;
-  let top1 = 0;
-  let top5 = 0;
-  let nll = 0;
-  for (let i = 0; i < n; i++) {
-    const row = out.subarray(i * classes, (i + 1) * classes);
-    const target = row[labels[i]];
-    let above = 0; // classes scored strictly higher than the label: rank ties in the label's favour
-    for (let c = 0; c < classes; c++) if (row[c] > target) above++;
-    if (above === 0) top1++;
-    if (above < 5) top5++;
-    nll -= target;
-  }
-  return { top1: top1 / n, top5: top5 / n, loss: nll / n, count: n };
+/** Top-1/top-5 hits and mean NLL of per-image class scores (log-probabilities for NLL to mean anything); a row with NaN/Inf is never a hit and is counted. */
+export function scoreOutputs(out: Float32Array, labels: Int32Array, classes: number): Scores {
+  const tally = new ScoreTally();
+  tally.add(out, labels, classes);
+  return tally.result();
 }
 
 function describe(v: unknown): string {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { artifactDevice } from '../bin/commands/train.js';
 import { readSafetensors, writeSafetensors } from '../runtime/io/safetensors.js';
+import { scoreOutputs } from '../runtime/model.js';
 import { ScoreTally } from '../runtime/scoring.js';
 import { nincc, root } from './cli-run.js';
 
@@ -149,6 +150,8 @@ describe('train/eval frictions (#16, #21)', () => {
     const t = new ScoreTally();
     t.add(new Float32Array([NaN, NaN, 0, -1, 5, 1]), new Int32Array([0, 1, 0]), 2);
     expect(t.result()).toMatchObject({ top1: 1 / 3, count: 3, nonFinite: 1, firstNonFinite: 0 });
+    // model.evaluate's scoring (the public API) follows the same rule.
+    expect(scoreOutputs(new Float32Array([NaN, NaN, 0, -1]), new Int32Array([0, 0]), 2)).toMatchObject({ top1: 0.5, top5: 0.5, nonFinite: 1 });
   });
 
   it('temporary checkpoints a killed run left behind are removed at start and on resume', () => {
