@@ -71,10 +71,12 @@ function tryMutant(m: Mutant, files: readonly string[]): Outcome {
       if (cmake.code !== 0) return { mutant: m, failed: [], problem: `the native build failed:\n${cmake.output.slice(-2000)}`, seconds: elapsed() };
     }
     const report = join(dir, 'vitest-report.json');
-    const vitest = run('npx', ['vitest', 'run', ...m.tests, '--reporter=json', `--outputFile=${report}`], dir, env);
+    const vitest = run('npx', ['vitest', 'run', ...m.tests, ...(m.only ? ['-t', m.only] : []), '--reporter=json', `--outputFile=${report}`], dir, env);
     if (!existsSync(report)) return { mutant: m, failed: [], problem: `vitest wrote no report (exit ${vitest.code}):\n${vitest.output.slice(-2000)}`, seconds: elapsed() };
     const json = JSON.parse(readFileSync(report, 'utf8')) as VitestJson;
     const failed = json.testResults.flatMap((f) => f.assertionResults.filter((a) => a.status === 'failed').map((a) => `${f.name.replace(`${dir}/`, '')} > ${a.fullName}`));
+    const ran = json.testResults.reduce((k, f) => k + f.assertionResults.filter((a) => a.status === 'passed' || a.status === 'failed').length, 0);
+    if (ran === 0) return { mutant: m, failed: [], problem: `no test ran (is '${m.only}' a test name in ${m.tests.join(', ')}?)`, seconds: elapsed() };
     // A file that failed to load (no assertions) still counts as caught: vitest's exit status says so.
     if (failed.length === 0 && vitest.code !== 0) return { mutant: m, failed: [`(vitest exit ${vitest.code}; no failed assertion)`], seconds: elapsed() };
     return { mutant: m, failed, seconds: elapsed() };
@@ -91,20 +93,27 @@ function main(): number {
     return 2;
   }
   const files = trackedFiles();
-  // The control: the same test files on the unmutated tree must pass, or a failure under a mutant proves nothing.
+  // The control: the same tests on the unmutated tree must pass, or a failure under a mutant proves nothing.
+  // One run per distinct (files, -t) selection.
   if (!process.argv.includes('--no-control')) {
-    const control: Mutant = { name: '(control: no mutation)', file: 'package.json', find: '', replace: '', tests: [...new Set(chosen.flatMap((m) => m.tests))] };
-    process.stderr.write(`control: the unmutated tree (tests: ${control.tests.join(', ')})\n`);
-    const c = tryMutant(control, files);
-    if (c.problem || c.failed.length > 0) {
-      process.stderr.write(`the unmutated tree fails these tests, so no mutant can be judged:\n${c.problem ?? c.failed.join('\n')}\n`);
-      return 1;
+    const selections = new Map<string, Mutant>();
+    for (const m of chosen) {
+      const key = JSON.stringify([m.tests, m.only ?? '']);
+      if (!selections.has(key)) selections.set(key, { name: `(control: ${m.tests.join(', ')}${m.only ? ` -t '${m.only}'` : ''})`, file: 'package.json', find: '', replace: '', tests: m.tests, ...(m.only ? { only: m.only } : {}) });
     }
-    process.stderr.write(`  passes (${c.seconds.toFixed(0)} s)\n`);
+    for (const control of selections.values()) {
+      process.stderr.write(`${control.name} on the unmutated tree\n`);
+      const c = tryMutant(control, files);
+      if (c.problem || c.failed.length > 0) {
+        process.stderr.write(`the unmutated tree fails, so no mutant can be judged:\n${c.problem ?? c.failed.join('\n')}\n`);
+        return 1;
+      }
+      process.stderr.write(`  passes (${c.seconds.toFixed(0)} s)\n`);
+    }
   }
   const outcomes: Outcome[] = [];
   for (const m of chosen) {
-    process.stderr.write(`mutant: ${m.name} (tests: ${m.tests.join(', ')})\n`);
+    process.stderr.write(`mutant: ${m.name} (tests: ${m.tests.join(', ')}${m.only ? ` -t '${m.only}'` : ''})\n`);
     const o = tryMutant(m, files);
     process.stderr.write(`  ${o.problem ? `NOT APPLIED: ${o.problem}` : o.failed.length > 0 ? `caught by ${o.failed.length} failing test(s)` : 'SURVIVED'} (${o.seconds.toFixed(0)} s)\n`);
     outcomes.push(o);
@@ -113,7 +122,7 @@ function main(): number {
   for (const o of outcomes) {
     const verdict = o.problem ? 'not applied' : o.failed.length > 0 ? 'caught' : 'SURVIVED';
     const failed = o.problem ? o.problem.split('\n')[0] : o.failed.slice(0, 4).join('<br>') + (o.failed.length > 4 ? `<br>… ${o.failed.length - 4} more` : '') || '—';
-    process.stdout.write(`| ${o.mutant.name} | ${o.mutant.tests.join(', ')} | ${failed} | ${verdict} (${o.seconds.toFixed(0)} s) |\n`);
+    process.stdout.write(`| ${o.mutant.name} | ${o.mutant.tests.join(', ')}${o.mutant.only ? ` -t '${o.mutant.only}'` : ''} | ${failed} | ${verdict} (${o.seconds.toFixed(0)} s) |\n`);
   }
   const bad = outcomes.filter((o) => o.problem || o.failed.length === 0);
   process.stdout.write(`\n${outcomes.length - bad.length} of ${outcomes.length} mutants caught\n`);

@@ -84,14 +84,20 @@ function build(name: string, source: string, target: 'cpu' | 'emu', maxBatch = 4
 
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'nincc-emu-train-'));
+});
+
+/** A spec's emu and cpu builds, made when a test first needs them (so `-t` runs build only their specs). */
+function pairBuilt(name: string): Pair {
+  const had = built.get(name);
+  if (had) return had;
   // The nvcc compile is test/cuda-build.test.ts's business.
-  withEnv({ NINCC_NVCC: '0' }, () => {
-    for (const [name, source] of Object.entries(specs)) {
-      const emu = build(name, source, 'emu');
-      built.set(name, { model: emu.model, emuDir: emu.dir, cpuDir: build(name, source, 'cpu').dir });
-    }
+  const pair = withEnv({ NINCC_NVCC: '0' }, () => {
+    const emu = build(name, specs[name], 'emu');
+    return { model: emu.model, emuDir: emu.dir, cpuDir: build(name, specs[name], 'cpu').dir };
   });
-}, 300_000);
+  built.set(name, pair);
+  return pair;
+}
 
 afterAll(() => {
   if (root) rmSync(root, { recursive: true, force: true });
@@ -99,7 +105,7 @@ afterAll(() => {
 
 /** Both devices with the same seeded weights and random BN affine parameters. */
 async function pair(name: string, seed: number): Promise<{ cpu: Model; emu: Model; p: Pair; next: () => number }> {
-  const p = built.get(name)!;
+  const p = pairBuilt(name);
   const cpu = await load(p.cpuDir, { device: 'cpu', seed });
   const emu = await load(p.emuDir, { device: 'emu', seed });
   const next = rng(seed * 7919 + 5);
@@ -153,7 +159,7 @@ describe('emu training kernels against cpu and float64', () => {
         cpu.dispose();
         emu.dispose();
       }
-    }, 120_000);
+    }, 300_000); // includes building the spec for emu and cpu on first use
   }
 
   for (const name of ['fused_paths', 'flat_pending', 'odds_and_ends']) {
@@ -170,7 +176,7 @@ describe('emu training kernels against cpu and float64', () => {
         cpu.dispose();
         emu.dispose();
       }
-    }, 120_000);
+    }, 300_000); // includes building the spec for emu and cpu on first use
   }
 
   it('fused_paths: two SGD steps (momentum, weight decay) leave the same weights and running statistics as cpu', async () => {
@@ -189,7 +195,7 @@ describe('emu training kernels against cpu and float64', () => {
       cpu.dispose();
       emu.dispose();
     }
-  }, 120_000);
+  }, 300_000); // includes building the spec for emu and cpu on first use
 });
 
 describe('models/nin-fashion.model on emu (acceptance 2)', () => {
@@ -219,10 +225,10 @@ describe('models/nin-fashion.model on emu (acceptance 2)', () => {
       cpu.dispose();
       emu.dispose();
     }
-  }, 180_000);
+  }, 400_000); // includes building the spec for emu and cpu on first use
 
   it('two runs on emu are bitwise identical, whatever the block order and worker count', async () => {
-    const p = built.get('nin_fashion')!;
+    const p = pairBuilt('nin_fashion');
     const next = rng(43);
     const images = randomImages(p.model, 3, next);
     const labels = randomLabels(p.model, 3, next);
@@ -246,7 +252,7 @@ describe('models/nin-fashion.model on emu (acceptance 2)', () => {
       for (const [t, g] of runs[0].grads) expect(bytes(r.grads.get(t)!).equals(bytes(g)), `gradient ${t}`).toBe(true);
       for (const [t, v] of runs[0].tensors) expect(bytes(r.tensors.get(t)!).equals(bytes(v)), `tensor ${t}`).toBe(true);
     }
-  }, 180_000);
+  }, 400_000); // includes building the spec for emu and cpu on first use
 });
 
 describe('what the fused training program is and where it runs', () => {
@@ -265,10 +271,10 @@ describe('what the fused training program is and where it runs', () => {
       expect(ops.filter((o) => o === 'bn_finalize')).toHaveLength(12);
       expect(b.plan.programs.train_forward_backward.devices).toEqual(['cuda', 'emu']);
     });
-  }, 120_000);
+  }, 300_000); // includes building the spec for emu and cpu on first use
 
   it('the cpu device refuses the fused training program of an emu build, naming the devices and the fix', async () => {
-    const p = built.get('flat_pending')!;
+    const p = pairBuilt('flat_pending');
     const m = await load(p.emuDir, { device: 'cpu', seed: 1 });
     try {
       const next = rng(3);
