@@ -12,7 +12,7 @@ import type { Plan } from '../../compiler/emit-plan.js';
 import type { ShapedModel } from '../../compiler/ir.js';
 import { compileSpec } from '../../compiler/pipeline.js';
 import { load, type Model } from '../../runtime/model.js';
-import { calibrateRunningStats, expectClose, poisonArena, randomImages, randomizeAffine, randomLabels, readWeights, rng } from '../reference/artifacts.js';
+import { calibrateRunningStats, expectClose, expectGradientsClose, poisonArena, randomImages, randomizeAffine, randomLabels, readWeights, rng } from '../reference/artifacts.js';
 import { finiteDifferenceMismatches } from '../reference/finite-difference.js';
 import { forward } from '../reference/interpret.js';
 import { DROPOUT_MLP, EVERY_LAYER, FASHION_ODD, NIN_FASHION, NIN_SMALL, ODDS_AND_ENDS, POOL_PROBE } from '../reference/specs.js';
@@ -124,7 +124,7 @@ describe.skipIf(Boolean(skip)).each(Object.keys(specs))('%s on cuda', (name) => 
       expectClose([g.loss], [c.loss], TOL, `${name} cuda train loss vs cpu`);
       expectClose(g.output, c.output, TOL, `${name} cuda train output vs cpu`);
       // Each gradient against its own scale: a 1% error in a small tensor must not hide under a large one's.
-      for (const t of cpu.info.params) expectClose(cuda.getGradient(t.name), cpu.getGradient(t.name), GRAD_TOL, `${name} cuda gradient ${t.name} vs cpu`);
+      expectGradientsClose(cuda, cpu, GRAD_TOL, `${name} cuda vs cpu`);
       for (const t of cpu.info.state) expectClose(cuda.getTensor(t.name), cpu.getTensor(t.name), TOL, `${name} cuda ${t.name} after a training pass vs cpu`);
       if (hasLaunchRules(b.plan, 'sgd_update')) {
         await cpu.trainStep(images, labels, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 });

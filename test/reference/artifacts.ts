@@ -136,3 +136,21 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   if (process.env.NINCC_NUMERICS_LOG) console.log(`${what}: err/bound = ${(err / bound).toExponential(2)} (rtol ${rtol}, scale ${scale.toExponential(2)})`);
   expect(err, `${what}: max error ${err.toExponential(2)} at [${at}] (got ${actual[at]}, expected ${expected[at]}), bound ${bound.toExponential(2)} = ${rtol}·${scale.toExponential(2)} + ${atol}`).toBeLessThanOrEqual(bound);
 }
+
+/**
+ * Every parameter gradient of `actual` against `expected`, each within rtol·max|expected| + ATOL of its own
+ * scale, so a 1% error in a small gradient fails. A gradient that is exactly 0 in exact arithmetic (a conv
+ * bias before BN) is float32 noise, up to ~3e-7 measured, relative to nothing: a tensor whose expected
+ * gradient is under 1e-5 of the model's largest need only stay under that.
+ */
+export function expectGradientsClose(actual: Model, expected: Model, rtol: number, what: string): void {
+  const names = expected.info.params.map((t) => t.name);
+  const largest = Math.max(...names.map((t) => Math.max(...Array.from(expected.getGradient(t), Math.abs))));
+  const zero = 1e-5 * largest;
+  for (const t of names) {
+    const g = expected.getGradient(t);
+    const scale = Math.max(...Array.from(g, Math.abs));
+    if (scale > zero) expectClose(actual.getGradient(t), g, rtol, `${what}: gradient ${t}`);
+    else expectClose(actual.getGradient(t), g, 0, `${what}: gradient ${t} (numerically zero: under 1e-5 of the largest)`, zero);
+  }
+}
