@@ -72,4 +72,28 @@ describe('reliability: artifacts and weights', () => {
     console.log(`RSS growth over 1,000 load/infer/dispose cycles: ${grown.toFixed(1)} MiB`);
     expect(grown).toBeLessThan(8);
   });
+
+  it("a disposed model's arena goes back to the system (seen in RSS, no LeakSanitizer needed)", async () => {
+    // An arena of a few MiB: allocations that size are their own zero-filled mappings, so each one a
+    // disposed model kept would add its whole size to RSS, and each one freed takes it back at once.
+    const big = buildSpec('rel_big', 'model big { input 1x32x32 conv(1, 64, 3, 3, 1, 1, 1, 1) relu view(-1) linear(65536, 2) logsoftmax }\n', 4);
+    const x = new Float32Array(32 * 32).fill(0.5);
+    const cycle = async () => {
+      const m = await load(big.dir);
+      await m.infer(x);
+      const s = m.info.spaces;
+      const bytes = 4 * Object.entries(s).reduce((sum, [space, n]) => sum + n * (space === 'act' ? m.maxBatch : 1), 0);
+      m.dispose();
+      return bytes;
+    };
+    for (let i = 0; i < 5; i++) await cycle();
+    const before = process.memoryUsage().rss;
+    const cycles = 30;
+    let arena = 0;
+    for (let i = 0; i < cycles; i++) arena = await cycle();
+    const grown = process.memoryUsage().rss - before;
+    expect(arena).toBeGreaterThan(2 ** 20);
+    // A leak would grow RSS by cycles × arena; a quarter of that is the limit, far above allocator noise.
+    expect(grown, `RSS grew ${(grown / 2 ** 20).toFixed(1)} MiB over ${cycles} load/infer/dispose cycles of a ${(arena / 2 ** 20).toFixed(1)} MiB arena`).toBeLessThan(0.25 * cycles * arena);
+  });
 });
