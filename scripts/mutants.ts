@@ -14,6 +14,7 @@ interface Outcome {
   readonly failed: readonly string[];
   readonly problem?: string; // the mutant could not be applied or built
   readonly seconds: number;
+  readonly messages?: string; // the failed assertions' first lines
 }
 
 const root = packageRoot();
@@ -50,7 +51,7 @@ function run(cmd: string, args: readonly string[], cwd: string, env: NodeJS.Proc
 }
 
 interface VitestJson {
-  testResults: { name: string; assertionResults: { fullName: string; status: string }[] }[];
+  testResults: { name: string; assertionResults: { fullName: string; status: string; failureMessages?: string[] }[] }[];
 }
 
 function tryMutant(m: Mutant, files: readonly string[]): Outcome {
@@ -79,7 +80,8 @@ function tryMutant(m: Mutant, files: readonly string[]): Outcome {
     if (ran === 0) return { mutant: m, failed: [], problem: `no test ran (is '${m.only}' a test name in ${m.tests.join(', ')}?)`, seconds: elapsed() };
     // A file that failed to load (no assertions) still counts as caught: vitest's exit status says so.
     if (failed.length === 0 && vitest.code !== 0) return { mutant: m, failed: [`(vitest exit ${vitest.code}; no failed assertion)`], seconds: elapsed() };
-    return { mutant: m, failed, seconds: elapsed() };
+    const messages = json.testResults.flatMap((f) => f.assertionResults.flatMap((a) => (a.failureMessages ?? []).map((x) => x.split('\n')[0]))).join('\n');
+    return { mutant: m, failed, seconds: elapsed(), ...(messages ? { messages } : {}) };
   } finally {
     if (!process.env.NINCC_KEEP_MUTANTS) rmSync(dir, { recursive: true, force: true });
   }
@@ -105,7 +107,7 @@ function main(): number {
       process.stderr.write(`${control.name} on the unmutated tree\n`);
       const c = tryMutant(control, files);
       if (c.problem || c.failed.length > 0) {
-        process.stderr.write(`the unmutated tree fails, so no mutant can be judged:\n${c.problem ?? c.failed.join('\n')}\n`);
+        process.stderr.write(`the unmutated tree fails, so no mutant can be judged:\n${c.problem ?? c.failed.join('\n')}\n${c.messages ?? ''}\n`);
         return 1;
       }
       process.stderr.write(`  passes (${c.seconds.toFixed(0)} s)\n`);
