@@ -106,7 +106,7 @@ describe('train/eval frictions (#16, #21)', () => {
   it('eval warns when it scores untrained parameters, and not with --weights', () => {
     const bare = nincc(['eval', artifact, '--data', mini, '--json']);
     expect(bare.code, bare.stderr).toBe(0);
-    expect(bare.stderr).toContain('warning: no --weights: scoring untrained parameters initialised from seed 1');
+    expect(bare.stderr).toContain('warning: no --weights: scored untrained parameters initialised from seed 1');
     const weighted = nincc(['eval', artifact, '--data', mini, '--weights', join(work, 'limited', 'checkpoint.safetensors'), '--json']);
     expect(weighted.code, weighted.stderr).toBe(0);
     expect(weighted.stderr).not.toContain('warning');

@@ -69,7 +69,6 @@ export const evalCommand: Command = {
     if (data !== 'fashion-mnist' && !existsSync(data)) throw new UsageError(`--data ${data}: no such file or directory`);
     const weights = stringOption(args, 'weights');
     const seed = intOption(args, 'seed', 0) ?? 1;
-    if (!weights) process.stderr.write(`warning: no --weights: scoring untrained parameters initialised from seed ${seed}, not a trained model\n`);
     const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed, ...(weights ? { weights } : {}) });
     try {
       let scored: Scored;
@@ -87,6 +86,8 @@ export const evalCommand: Command = {
         process.stdout.write(`top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%  loss ${r.loss.toFixed(4)}  (${r.count} images of ${name}${skips}${bad})\n`);
       }
       if (skipped && skipped.count > 0) for (const [f, why] of skipped.files) process.stderr.write(`skipped ${f}: ${why}\n`);
+      // Said with the result it qualifies (a setup error before scoring stays the only message).
+      if (!weights) process.stderr.write(`warning: no --weights: scored untrained parameters initialised from seed ${seed}, not a trained model\n`);
       const problem = nonFiniteProblem(r, name);
       if (problem) {
         process.stderr.write(`nincc eval: ${problem}${weights ? ` (${weights})` : ''}\n`);
