@@ -3,18 +3,18 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateCpuSource } from './codegen-cpu.js';
-import { CUDA_ONLY_PROGRAMS, generateCudaSource, withLaunchRules } from './codegen-cuda.js';
-import { compileEmuLibrary, emuCompilerCommand, findNvcc, nvccCompile, requireNvcc, type NvccCheck } from './cuda-toolchain.js';
-import { compileCpuLibrary, headersDigest } from './cpu-toolchain.js';
-import { NINCC_VERSION, type Plan } from './emit-plan.js';
-import { inspectText } from './inspect.js';
-import { trainingFusionReport } from './fusion-report.js';
-import { convAlgorithmReport } from './cpu-conv-algorithm.js';
+import { generateCpuSource } from './backends/cpu/render.js';
+import { CUDA_ONLY_PROGRAMS, generateCudaSource, withLaunchRules } from './backends/cuda/render.js';
+import { compileEmuLibrary, emuCompilerCommand, findNvcc, nvccCompile, requireNvcc, type NvccCheck } from './backends/cuda/toolchain.js';
+import { compileCpuLibrary, headersDigest } from './backends/cpu/toolchain.js';
+import { NINCC_VERSION, type Plan } from './emit/plan.js';
+import { inspectText } from './report/inspect.js';
+import { trainingFusionReport } from './report/fusion-report.js';
+import { convAlgorithmReport } from './schedule/cpu-conv-algorithm.js';
 import type { ShapedModel } from './ir.js';
-import type { Program } from './plan-ir.js';
+import type { Program } from './lower/program-ir.js';
 import { lowerModel, type Lowered } from './pipeline.js';
-import { torchModuleString } from './torch-print.js';
+import { torchModuleString } from './report/torch-print.js';
 
 /**
  * cpu: kernels.cpu.so. emu: that plus kernels.cu compiled for the SIMT emulator (kernels.emu.so), and
@@ -115,7 +115,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
   const lowered = lowerModel(model, { maxBatch, sourceHash, libraries, trainKernels: options.target === 'cpu' ? 'cpu' : 'cuda' });
   mkdirSync(dir, { recursive: true });
-  // A cuda/emu artifact's training program is the fused one (lower-train-fused.ts), which only the
+  // A cuda/emu artifact's training program is the fused one (compiler/lower/train-fused.ts), which only the
   // cuda kernels implement: its cpu library serves inference only (the cpu device says so if asked to train).
   const cpuPrograms = options.target === 'cpu' ? lowered.programs : lowered.programs.filter((p) => !CUDA_ONLY_PROGRAMS.includes(p.name));
   const cpu = generateCpuSource(cpuPrograms, { model: model.name, file: model.file, sourceHash });
@@ -155,9 +155,9 @@ function compilerDigest(): string {
   if (compilerHash) return compilerHash;
   const h = createHash('sha256');
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const dir of [here, join(here, 'templates')]) {
-    if (!existsSync(dir)) continue;
-    for (const name of readdirSync(dir).sort()) if (/\.(js|ts|njk)$/.test(name)) h.update(name).update(readFileSync(join(dir, name)));
+  // Every folder under compiler/ (front, lower, schedule, emit, backends/…), the templates beside their renderer.
+  for (const name of readdirSync(here, { recursive: true, encoding: 'utf8' }).sort()) {
+    if (/\.(js|ts|njk)$/.test(name)) h.update(name).update(readFileSync(join(here, name)));
   }
   compilerHash = h.digest('hex');
   return compilerHash;

@@ -2,19 +2,19 @@
 // expand defs → shapes → verify. Back end (lowerModel): params → training → inference → memory → plan.
 import { hasErrors, type Diagnostic } from '../grammar/diagnostics.js';
 import { parseSpec } from '../grammar/parse.js';
-import { expandDefs } from './expand-defs.js';
-import { inferShapes } from './infer-shapes.js';
+import { expandDefs } from './front/expand-defs.js';
+import { inferShapes } from './front/infer-shapes.js';
 import type { ShapedModel } from './ir.js';
-import { resolveHeader, selectModel } from './resolve-header.js';
-import { resolveTrain } from './resolve-train.js';
-import { IRVerificationError, verifyShapedModel } from './verify-ir.js';
-import { emitPlan, type Plan } from './emit-plan.js';
-import { lowerInference } from './lower-infer.js';
-import { lowerParams } from './lower-params.js';
-import { lowerSgdUpdate, lowerTrainForwardBackward } from './lower-train.js';
-import { lowerTrainFused } from './lower-train-fused.js';
-import type { Program } from './plan-ir.js';
-import { planMemory, verifyMemoryPlan } from './plan-memory.js';
+import { resolveHeader, selectModel } from './front/resolve-header.js';
+import { resolveTrain } from './front/resolve-train.js';
+import { IRVerificationError, verifyShapedModel } from './front/verify-ir.js';
+import { emitPlan, type Plan } from './emit/plan.js';
+import { lowerInference } from './lower/infer.js';
+import { lowerParams } from './lower/params.js';
+import { lowerSgdUpdate, lowerTrainForwardBackward } from './lower/train.js';
+import { lowerTrainFused } from './lower/train-fused.js';
+import type { Program } from './lower/program-ir.js';
+import { planMemory, verifyMemoryPlan } from './lower/memory.js';
 
 export interface FrontEndResult {
   readonly model?: ShapedModel;

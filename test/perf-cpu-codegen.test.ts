@@ -1,13 +1,13 @@
 // The CPU fast paths as generated code: folded conv weights packed once at fold time (and the packed
 // buffer's size cross-checked by a static_assert), conv inference reading them packed, the per-layer
-// algorithm choice (implicit GEMM or Winograd, cpu-conv-algorithm.ts) and its report lines, and the
+// algorithm choice (implicit GEMM or Winograd, compiler/schedule/cpu-conv-algorithm.ts) and its report lines, and the
 // NINCC_PROFILE build whose per-kernel timing table is written when the process exits.
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildArtifact } from '../compiler/build.js';
-import { chooseConvAlgorithm, convAlgorithmReport, convPackedWeightsFloats, packedConvWeightsSize } from '../compiler/cpu-conv-algorithm.js';
+import { chooseConvAlgorithm, convAlgorithmReport, convPackedWeightsFloats, packedConvWeightsSize } from '../compiler/schedule/cpu-conv-algorithm.js';
 import { compileSpec, lowerModel } from '../compiler/pipeline.js';
 import { nincc, root } from './cli-run.js';
 

@@ -1,6 +1,6 @@
 // Pass: the learnable parameters (Torch's getParameters() order) and the persistent state of each layer.
-import type { ShapedLayer, ShapedModel } from './ir.js';
-import type { BufferDecl, TensorEntry } from './plan-ir.js';
+import type { ShapedLayer, ShapedModel } from '../ir.js';
+import type { BufferDecl, TensorEntry } from './program-ir.js';
 
 export interface ParamLayout {
   readonly params: readonly TensorEntry[];

@@ -1,9 +1,9 @@
 // Pass: the inference programs: BN folded into the conv before it (and its weights packed once for the
 // GEMM), ReLU fused into conv/linear epilogues.
-import { convPackedWeightsFloats, type ConvConsts } from './cpu-conv-algorithm.js';
-import type { ShapedLayer, ShapedModel } from './ir.js';
-import { paramId } from './lower-params.js';
-import type { Program } from './plan-ir.js';
+import { convPackedWeightsFloats, type ConvConsts } from '../schedule/cpu-conv-algorithm.js';
+import type { ShapedLayer, ShapedModel } from '../ir.js';
+import { paramId } from './params.js';
+import type { Program } from './program-ir.js';
 import { elementsOf, ProgramBuilder, spatialConsts } from './program-builder.js';
 
 type BatchNormLayer = ShapedLayer & { readonly kind: 'bn' };
@@ -67,7 +67,7 @@ export function lowerInference(m: ShapedModel): InferPrograms {
           const w = prep.fixed(`conv${l.index}.folded_weight`, l.params - (l.attrs.bias ? l.attrs.nOut : 0));
           const fb = prep.fixed(`conv${l.index}.folded_bias`, l.attrs.nOut);
           // The folded weights are also packed once for the CPU's conv algorithm (GEMM row panels or
-          // Winograd-transformed ones, cpu-conv-algorithm.ts), so inference never repacks them.
+          // Winograd-transformed ones, compiler/schedule/cpu-conv-algorithm.ts), so inference never repacks them.
           const pw = prep.fixed(`conv${l.index}.packed_weight`, convPackedWeightsFloats(shape as unknown as ConvConsts));
           const q = (f: string) => paramId(bn, f);
           prep.step(l, 'fold_bn', [...weights, q('weight'), q('bias'), q('running_mean'), q('running_var'), w, fb, pw], {

@@ -1,6 +1,6 @@
 // Evaluates the arithmetic in call arguments (`nop*2`, `(a+1)/2`) under a def's parameter bindings.
-import type { Expr } from '../grammar/ast.js';
-import { error, type Diagnostic, type Note } from '../grammar/diagnostics.js';
+import type { Expr } from '../../grammar/ast.js';
+import { error, type Diagnostic, type Note } from '../../grammar/diagnostics.js';
 
 export type Env = ReadonlyMap<string, number>;
 

@@ -2,12 +2,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nunjucks from 'nunjucks';
-import type { KernelStep, Program } from './plan-ir.js';
-import { NINCC_VERSION } from './emit-plan.js';
-import { chooseConvAlgorithm, packedConvWeightsSize, winogradKindCpp, winogradWeightsSize, type ConvConsts } from './cpu-conv-algorithm.js';
-import { packageRoot } from './package-root.js';
+import type { KernelStep, Program } from '../../lower/program-ir.js';
+import { NINCC_VERSION } from '../../emit/plan.js';
+import { chooseConvAlgorithm, packedConvWeightsSize, winogradKindCpp, winogradWeightsSize, type ConvConsts } from '../../schedule/cpu-conv-algorithm.js';
+import { packageRoot } from '../../package-root.js';
 
-const templateText = readFileSync(join(packageRoot(), 'compiler/templates/kernels.cpu.cc.njk'), 'utf8');
+const templateText = readFileSync(join(packageRoot(), 'compiler/backends/cpu/kernels.cpu.cc.njk'), 'utf8');
 const env = new nunjucks.Environment(null, { autoescape: false, throwOnUndefined: true, trimBlocks: false });
 
 /** A C++ double literal that reads back as the same double. */

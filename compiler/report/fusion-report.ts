@@ -2,8 +2,8 @@
 // spec layer, the kernels that compute it and what each fuses, then the totals a reader checks first:
 // how many conv→bn→relu groups ran as one conv kernel plus one finalize, and how many passes over an
 // activation exist only to apply BN or ReLU (none, for NIN).
-import type { ShapedModel } from './ir.js';
-import type { Program } from './plan-ir.js';
+import type { ShapedModel } from '../ir.js';
+import type { Program } from '../lower/program-ir.js';
 import { torchModuleString } from './torch-print.js';
 
 export function trainingFusionReport(model: ShapedModel, program: Program, fused: ReadonlyMap<string, string>): string[] {

@@ -1,6 +1,6 @@
 // Prints a model the way Torch7's nn.Sequential:__tostring__ does (the seed's printouts are golden).
-import type { Layer } from './ir.js';
-import { layerSpecs } from './layers.js';
+import type { Layer } from '../ir.js';
+import { layerSpecs } from '../front/layers.js';
 
 /** One module's line as Torch7's __tostring__ of that class writes it. */
 export function torchModuleString(l: Layer): string {

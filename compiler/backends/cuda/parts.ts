@@ -1,7 +1,7 @@
 // Pieces the CUDA kernel generators share: the kernel record, launch rules, parameter lists and the
 // per-channel prologue/epilogue snippets of the fused BN+ReLU kernels (KERNELS.md §2).
-import type { PlanLaunch } from './emit-plan.js';
-import type { KernelStep } from './plan-ir.js';
+import type { PlanLaunch } from '../../emit/plan.js';
+import type { KernelStep } from '../../lower/program-ir.js';
 
 export interface CudaKernel {
   readonly params: string;
@@ -65,7 +65,7 @@ export const element = (count: number) => [
   `if (img >= n || i >= ${count}) return;`,
 ];
 
-/** Flags of the fused kernels, as lower-train-fused.ts sets them. */
+/** Flags of the fused kernels, as compiler/lower/train-fused.ts sets them. */
 export interface FusionFlags {
   readonly inBn?: boolean; // the input value has a pending BN scale/shift …
   readonly inRelu?: boolean; // … and/or a pending ReLU, applied on load

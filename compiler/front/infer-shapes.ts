@@ -1,7 +1,7 @@
 // Pass: Torch7's shape rules layer by layer, with parameter and multiply-accumulate counts per image.
-import { error, formatPosition, type Diagnostic, type Note } from '../grammar/diagnostics.js';
+import { error, formatPosition, type Diagnostic, type Note } from '../../grammar/diagnostics.js';
 import { callSiteNote } from './expand-defs.js';
-import type { Layer, PoolAttrs, Shape, ShapedLayer } from './ir.js';
+import type { Layer, PoolAttrs, Shape, ShapedLayer } from '../ir.js';
 
 export interface ShapeResult {
   readonly layers: readonly ShapedLayer[];

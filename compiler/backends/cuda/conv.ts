@@ -18,8 +18,8 @@ import {
   fusedText,
   type Consts,
   type CudaKernel,
-} from './cuda-kernel-parts.js';
-import type { KernelStep } from './plan-ir.js';
+} from './parts.js';
+import type { KernelStep } from '../../lower/program-ir.js';
 
 /** Loads a 16×32 tile of a GEMM operand into shared memory with the whole 256-thread block. */
 const tileLoop = (inner: string[]) => ['for (int slot = t; slot < 16 * 32; slot += 256) {', '  const int kk = slot / 32, col = slot % 32;', ...inner.map((s) => `  ${s}`), '}'];

@@ -1,8 +1,8 @@
 // Pass: plan.json, the versioned contract the runtime loads (docs/artifact.md).
-import type { ShapedModel } from './ir.js';
-import type { ParamLayout } from './lower-params.js';
-import type { MemoryPlan } from './plan-memory.js';
-import type { BufferDecl, Program, Space, TensorEntry } from './plan-ir.js';
+import type { ShapedModel } from '../ir.js';
+import type { ParamLayout } from '../lower/params.js';
+import type { MemoryPlan } from '../lower/memory.js';
+import type { BufferDecl, Program, Space, TensorEntry } from '../lower/program-ir.js';
 
 export const PLAN_FORMAT = 'nincc-plan';
 export const PLAN_VERSION = 1;

@@ -1,7 +1,7 @@
 // Pass: the training programs: forward in training mode, NLL loss, backward, and the SGD update.
-import type { ShapedLayer, ShapedModel } from './ir.js';
-import { gradId, paramId, wholeSpaceId, type ParamLayout } from './lower-params.js';
-import type { Program } from './plan-ir.js';
+import type { ShapedLayer, ShapedModel } from '../ir.js';
+import { gradId, paramId, wholeSpaceId, type ParamLayout } from './params.js';
+import type { Program } from './program-ir.js';
 import { elementsOf, ProgramBuilder, spatialConsts } from './program-builder.js';
 
 export class LoweringError extends Error {}

@@ -13,10 +13,10 @@
 // order into the BN's dβ and dγ; and the conv below rebuilds dy = γ·invstd·(dz − dβ/M − x̂·dγ/M)
 // while loading, in its wgrad and dgrad (KERNELS.md §2). No float atomics anywhere: every
 // reduction is per tile or per split and then summed in a fixed order (KERNELS.md §3).
-import type { ShapedLayer, ShapedModel } from './ir.js';
-import { gradId, paramId } from './lower-params.js';
-import { LoweringError, logSoftmaxHead, trainingInputs } from './lower-train.js';
-import type { Program } from './plan-ir.js';
+import type { ShapedLayer, ShapedModel } from '../ir.js';
+import { gradId, paramId } from './params.js';
+import { LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
+import type { Program } from './program-ir.js';
 import { elementsOf, type ProgramBuilder } from './program-builder.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */

@@ -1,5 +1,5 @@
 // `nincc inspect`: the Torch printout, a per-layer table (shape, parameters, MACs, spec line) and totals.
-import type { ShapedModel } from './ir.js';
+import type { ShapedModel } from '../ir.js';
 import { torchModuleString, torchPrint } from './torch-print.js';
 
 export interface InspectLayer {

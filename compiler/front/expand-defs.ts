@@ -1,8 +1,8 @@
 // Pass: expand def calls into a flat list of layers, each keeping its span and its chain of call sites.
-import type { Call, Def, ModelDecl } from '../grammar/ast.js';
-import { error, formatPosition, type Diagnostic, type Note } from '../grammar/diagnostics.js';
+import type { Call, Def, ModelDecl } from '../../grammar/ast.js';
+import { error, formatPosition, type Diagnostic, type Note } from '../../grammar/diagnostics.js';
 import { closest, evaluate, type Env } from './evaluate.js';
-import type { CallSite, Layer } from './ir.js';
+import type { CallSite, Layer } from '../ir.js';
 import { isLayerName, layerSpecs, maxSize, requiredArgCount } from './layers.js';
 
 // Bounds that keep a runaway spec from exhausting the stack or the memory: a chain of defs deeper than

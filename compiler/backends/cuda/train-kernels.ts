@@ -1,4 +1,4 @@
-// Pass (part of codegen-cuda): the CUDA kernels of the fused training program (lower-train-fused.ts)
+// Pass (part of codegen-cuda): the CUDA kernels of the fused training program (compiler/lower/train-fused.ts)
 // and the SGD update. NCHW activations, one image per grid z; per-channel work in 32×8 tiles whose
 // warps are channels, so statistics are warp reductions written as per-tile partials and summed by a
 // finalize kernel in a fixed order: no float atomics, bitwise the same result on every run.
@@ -21,9 +21,9 @@ import {
   fusedText,
   type Consts,
   type CudaKernel,
-} from './cuda-kernel-parts.js';
-import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from './codegen-cuda-conv.js';
-import type { KernelStep, OpKind } from './plan-ir.js';
+} from './parts.js';
+import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from './conv.js';
+import type { KernelStep, OpKind } from '../../lower/program-ir.js';
 
 /** Shared-memory tree over the block's 256 threads, combining slot t with t + s in a fixed order. */
 const blockTree = (combine: string[]) => [

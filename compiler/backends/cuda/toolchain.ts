@@ -5,8 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cacheDir, headersDigest, ToolchainError } from './cpu-toolchain.js';
-import { packageRoot } from './package-root.js';
+import { cacheDir, headersDigest, ToolchainError } from '../cpu/toolchain.js';
+import { packageRoot } from '../../package-root.js';
 
 const quote = (args: readonly string[]) => args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ');
 

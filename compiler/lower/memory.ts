@@ -1,6 +1,6 @@
 // Pass: arena offsets. Activations are placed by liveness within each program (programs never overlap
 // in time); fixed buffers get their own static slots so folded weights survive between programs.
-import type { BufferDecl, Program } from './plan-ir.js';
+import type { BufferDecl, Program } from './program-ir.js';
 
 const ALIGN = 16; // elements: 64 bytes, and still 64 bytes after the runtime multiplies by N
 

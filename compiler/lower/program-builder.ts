@@ -1,7 +1,7 @@
 // A small builder the lowering passes share: fresh buffer ids and kernel steps for one program.
-import type { ShapedLayer } from './ir.js';
-import { layerComment, layerSource, type BufferDecl, type Dtype, type KernelStep, type OpKind } from './plan-ir.js';
-import { torchModuleString } from './torch-print.js';
+import type { ShapedLayer } from '../ir.js';
+import { layerComment, layerSource, type BufferDecl, type Dtype, type KernelStep, type OpKind } from './program-ir.js';
+import { torchModuleString } from '../report/torch-print.js';
 
 export const elementsOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 

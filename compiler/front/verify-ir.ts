@@ -1,5 +1,5 @@
 // The IR verifier: invariants every pass must keep. A violation is a compiler bug, not a spec error.
-import type { Shape, ShapedModel } from './ir.js';
+import type { Shape, ShapedModel } from '../ir.js';
 
 const validShape = (s: Shape) => s.length >= 1 && s.every((d) => Number.isInteger(d) && d >= 1);
 

@@ -1,8 +1,8 @@
 // Pass: the `train { … }` block checked against the known options and turned into a TrainConfig.
-import type { Setting, SpecFile } from '../grammar/ast.js';
-import { error, formatPosition, type Diagnostic, type Span } from '../grammar/diagnostics.js';
+import type { Setting, SpecFile } from '../../grammar/ast.js';
+import { error, formatPosition, type Diagnostic, type Span } from '../../grammar/diagnostics.js';
 import { closest } from './evaluate.js';
-import type { RegimeRow, TrainConfig } from './ir.js';
+import type { RegimeRow, TrainConfig } from '../ir.js';
 
 const trainOptions = ['batch', 'epochs', 'epochSize', 'criterion', 'optimizer', 'regime'] as const;
 const sgdOptions = ['momentum'] as const;

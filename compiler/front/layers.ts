@@ -1,5 +1,5 @@
 // The built-in layers: argument lists in Torch7's order, Torch's defaults for omitted trailing arguments.
-import type { LayerKind, LayerOp } from './ir.js';
+import type { LayerKind, LayerOp } from '../ir.js';
 
 /** The largest size, count or window: they are int32 in the runtime. */
 export const maxSize = 2 ** 31 - 1;

@@ -1,6 +1,6 @@
 // The CPU forward-convolution algorithm of each BN-folded conv (codegen-cpu emits its calls): the
 // batch-wide implicit GEMM (conv_gemm.h) or a Winograd variant (conv_winograd.h), picked by a cost model.
-import type { Program } from './plan-ir.js';
+import type { Program } from '../lower/program-ir.js';
 
 export type ConvAlgorithm = 'implicit_gemm' | 'winograd_f2x3' | 'winograd_f4x3' | 'winograd_f2x5';
 

@@ -4,18 +4,18 @@
 //
 // This file: the inference kernels (prepare_infer + infer: BN folded into the conv, a shared-memory
 // tiled implicit-GEMM convolution with bias/ReLU epilogue, one thread per output element elsewhere).
-// The fused training program's kernels are in codegen-cuda-train.ts. Activations are NCHW.
+// The fused training program's kernels are in compiler/backends/cuda/train-kernels.ts. Activations are NCHW.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nunjucks from 'nunjucks';
-import { NINCC_VERSION, type Plan, type PlanLaunch } from './emit-plan.js';
-import type { KernelStep, Program } from './plan-ir.js';
-import { packageRoot } from './package-root.js';
-import { convForward } from './codegen-cuda-conv.js';
-import { linearForward, poolForward, trainKernel } from './codegen-cuda-train.js';
-import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './cuda-kernel-parts.js';
+import { NINCC_VERSION, type Plan, type PlanLaunch } from '../../emit/plan.js';
+import type { KernelStep, Program } from '../../lower/program-ir.js';
+import { packageRoot } from '../../package-root.js';
+import { convForward } from './conv.js';
+import { linearForward, poolForward, trainKernel } from './train-kernels.js';
+import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './parts.js';
 
-const templateText = readFileSync(join(packageRoot(), 'compiler/templates/kernels.cu.njk'), 'utf8');
+const templateText = readFileSync(join(packageRoot(), 'compiler/backends/cuda/kernels.cu.njk'), 'utf8');
 
 const env = new nunjucks.Environment(null, { autoescape: false, throwOnUndefined: true, trimBlocks: false });
 

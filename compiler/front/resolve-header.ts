@@ -1,8 +1,8 @@
 // Pass: the model's header (input, imageSize, transform) checked and turned into plain values.
-import type { ModelDecl, Setting, SpecFile } from '../grammar/ast.js';
-import { error, formatPosition, type Diagnostic } from '../grammar/diagnostics.js';
+import type { ModelDecl, Setting, SpecFile } from '../../grammar/ast.js';
+import { error, formatPosition, type Diagnostic } from '../../grammar/diagnostics.js';
 import { maxSize } from './layers.js';
-import type { Transform } from './ir.js';
+import type { Transform } from '../ir.js';
 
 export interface Header {
   readonly input?: readonly number[];

@@ -1,5 +1,5 @@
 // The program IR between the layer IR and plan.json: buffers, kernel steps and programs, as plain data.
-import type { ShapedLayer } from './ir.js';
+import type { ShapedLayer } from '../ir.js';
 
 export type Space = 'act' | 'fixed' | 'param' | 'grad' | 'momentum' | 'state';
 export type Dtype = 'f32' | 'i32';
@@ -22,7 +22,7 @@ export type OpKind =
   | 'linear_fwd' | 'linear_infer' | 'linear_bwd_data' | 'linear_bwd_weight'
   | 'logsoftmax_fwd' | 'logsoftmax_bwd' | 'softmax_fwd' | 'softmax_bwd'
   | 'dropout_fwd' | 'dropout_bwd' | 'nll_loss' | 'sgd_update'
-  // the fused training program of the cuda/emu target (lower-train-fused.ts)
+  // the fused training program of the cuda/emu target (compiler/lower/train-fused.ts)
   | 'conv_fwd_fused' | 'conv_dgrad_fused' | 'conv_wgrad_fused' | 'wgrad_reduce'
   | 'bn_stats' | 'bn_finalize' | 'bn_bwd_finalize' | 'act_apply' | 'act_bwd_stats' | 'grad_rebuild'
   | 'maxpool_fwd_fused' | 'avgpool_fwd_fused' | 'maxpool_bwd_fused' | 'avgpool_bwd_fused';
