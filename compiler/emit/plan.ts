@@ -76,12 +76,21 @@ export interface Plan {
   readonly untrainable?: string; // why there are no training programs, when there are none
 }
 
+export interface EmitOptions {
+  readonly maxBatch: number;
+  readonly sourceHash: string;
+  readonly libraries: Record<string, string>;
+  /** cuda/emu builds: each kernel's launch rule (schedule/cuda-launch.ts) and the programs only those devices run. */
+  readonly cuda?: { readonly launch: ReadonlyMap<string, PlanLaunch>; readonly onlyPrograms: readonly string[] };
+  readonly untrainable?: string;
+}
+
 export function emitPlan(
   m: ShapedModel,
   layout: ParamLayout,
   memory: MemoryPlan,
   programs: readonly Program[],
-  options: { maxBatch: number; sourceHash: string; libraries: Record<string, string> },
+  options: EmitOptions,
 ): Plan {
   const byId = new Map<string, BufferDecl>(memory.buffers.map((b) => [b.id, b]));
   const ref = (id: string): BufferRef => {
@@ -92,6 +101,12 @@ export function emitPlan(
   const tensor = (t: TensorEntry): PlanTensor => {
     const r = ref(t.buffer);
     return { name: t.name, shape: t.shape, offset: r.offset, size: r.size, init: t.init, torch: t.torch, layer: t.layer };
+  };
+  const launchOf = (kernel: string): { launch?: PlanLaunch } => {
+    if (!options.cuda) return {};
+    const launch = options.cuda.launch.get(kernel);
+    if (!launch) throw new Error(`internal error: no launch rule for ${kernel}`);
+    return { launch };
   };
   const mapRefs = (o: Readonly<Record<string, string>>) => Object.fromEntries(Object.entries(o).map(([k, id]) => [k, ref(id)]));
   return {
@@ -118,9 +133,11 @@ export function emitPlan(
         {
           inputs: mapRefs(p.inputs),
           outputs: mapRefs(p.outputs),
-          steps: p.steps.map((s) => ({ kernel: s.kernel, layer: s.layer, source: s.source, args: s.args.map(ref), scalars: s.scalars })),
+          steps: p.steps.map((s) => ({ kernel: s.kernel, layer: s.layer, source: s.source, args: s.args.map(ref), scalars: s.scalars, ...launchOf(s.kernel) })),
+          ...(options.cuda?.onlyPrograms.includes(p.name) ? { devices: ['cuda', 'emu'] } : {}),
         },
       ]),
     ),
+    ...(options.untrainable ? { untrainable: options.untrainable } : {}),
   };
 }
