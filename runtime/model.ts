@@ -1,4 +1,4 @@
-// The public runtime API (DESIGN §1): load an artifact, infer, trainStep, evaluate, save/loadWeights.
+// The public runtime API (docs/design.md §1): load an artifact, infer, trainStep, evaluate, save/loadWeights.
 // Validates every argument so that a mistake is a clear JS error, never a crash in native code.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -164,7 +164,7 @@ export class Model {
     return { loss, output: native.getOutput('train_forward_backward', 'output', n) as Float32Array };
   }
 
-  /** One SGD step (torch/optim semantics, DESIGN §3). */
+  /** One SGD step (torch/optim semantics, docs/design.md §3). */
   async trainStep(images: Float32Array, labels: Int32Array | readonly number[], options: TrainStepOptions): Promise<{ loss: number; output: Float32Array }> {
     const lr = options.lr;
     const wd = options.weightDecay ?? 0;

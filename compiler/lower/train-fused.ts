@@ -1,4 +1,4 @@
-// Pass: the training program for the cuda/emu target, with the BN+ReLU fusion of DESIGN §4.
+// Pass: the training program for the cuda/emu target, with the BN+ReLU fusion of docs/design.md §4.
 //
 // A value flowing through the forward is a raw buffer plus an optional *pending* transform
 // a = relu?(scale·y + shift) that no kernel has applied yet: BN contributes per-channel scale/shift
@@ -11,8 +11,8 @@
 // the kernel producing the gradient (conv dgrad, pool backward, or act_bwd_stats) also writes
 // per-tile Σdz and Σdz·x̂ (dz = da·[z > 0], x̂ = (y − μ)·invstd); a finalize reduces them in a fixed
 // order into the BN's dβ and dγ; and the conv below rebuilds dy = γ·invstd·(dz − dβ/M − x̂·dγ/M)
-// while loading, in its wgrad and dgrad (KERNELS.md §2). No float atomics anywhere: every
-// reduction is per tile or per split and then summed in a fixed order (KERNELS.md §3).
+// while loading, in its wgrad and dgrad (docs/design.md §4). No float atomics anywhere: every
+// reduction is per tile or per split and then summed in a fixed order (docs/design.md §5).
 import type { ShapedLayer, ShapedModel } from '../ir.js';
 import { gradId, paramId } from './params.js';
 import { LoweringError, logSoftmaxHead, trainingInputs } from './train.js';

@@ -7,7 +7,7 @@ import type { Program } from '../lower/program-ir.js';
 import { torchModuleString } from './torch-print.js';
 
 export function trainingFusionReport(model: ShapedModel, program: Program, fused: ReadonlyMap<string, string>): string[] {
-  const lines = [`Training fusion (${program.name}, cuda/emu kernels; DESIGN §4):`];
+  const lines = [`Training fusion (${program.name}, cuda/emu kernels; docs/design.md §4):`];
   const byLayer = new Map<number, string[]>();
   for (const s of program.steps) {
     const list = byLayer.get(s.layer) ?? [];

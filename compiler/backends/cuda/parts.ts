@@ -1,5 +1,5 @@
 // Pieces the CUDA kernel generators share: the kernel record, launch rules, parameter lists and the
-// per-channel prologue/epilogue snippets of the fused BN+ReLU kernels (KERNELS.md §2).
+// per-channel prologue/epilogue snippets of the fused BN+ReLU kernels (docs/design.md §4).
 import type { PlanLaunch } from '../../emit/plan.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
