@@ -15,14 +15,15 @@
 //                      the SGD update in lower/train.ts; `untrainable` says why there is none
 //  10 lower-infer      lower/infer.ts            prepare_infer (BN folding) + infer; buffers sized with
 //                                                schedule/cpu-conv-algorithm.ts (the cpu conv algorithm choice)
-//  11 plan-memory      lower/memory.ts           offsets in the fixed and activation spaces, then its verifier
+//  11 plan-memory      lower/memory.ts           offsets in the fixed and activation spaces
+//  12 verify-memory    lower/verify-memory.ts    no two buffers in use at once share memory (its own liveness)
 //  schedule for the target (compileModel)
-//  12 schedule-cuda    schedule/cuda-launch.ts   cuda/emu: each kernel's body and launch geometry (backends/cuda/kernels.ts)
+//  13 schedule-cuda    schedule/cuda-launch.ts   cuda/emu: each kernel's body and launch geometry (backends/cuda/kernels.ts)
 //  emit
-//  13 emit-plan        emit/plan.ts              plan.json (docs/artifact.md), launch rules included
+//  14 emit-plan        emit/plan.ts              plan.json (docs/artifact.md), launch rules included
 //  render
-//  14 render-cpu       backends/cpu/render.ts    kernels.cpu.cc (template backends/cpu/kernels.cpu.cc.njk)
-//  15 render-cuda      backends/cuda/render.ts   kernels.cu (template backends/cuda/kernels.cu.njk)
+//  15 render-cpu       backends/cpu/render.ts    kernels.cpu.cc (template backends/cpu/kernels.cpu.cc.njk)
+//  16 render-cuda      backends/cuda/render.ts   kernels.cu (template backends/cuda/kernels.cu.njk)
 //
 // build.ts then hashes, caches, runs the toolchains (backends/*/toolchain.ts), writes the artifact and
 // report.txt (report/build-report.ts). The `dump` hook receives each pass's name and output in this order.
@@ -40,7 +41,8 @@ import { lowerParams, type ParamLayout } from './lower/params.js';
 import { lowerSgdUpdate, lowerTrainForwardBackward } from './lower/train.js';
 import { lowerTrainFused } from './lower/train-fused.js';
 import type { Program } from './lower/program-ir.js';
-import { planMemory, verifyMemoryPlan, type MemoryPlan } from './lower/memory.js';
+import { planMemory, type MemoryPlan } from './lower/memory.js';
+import { verifyMemory } from './lower/verify-memory.js';
 import { CUDA_ONLY_PROGRAMS, scheduleCudaKernels, type ScheduledCudaKernel } from './schedule/cuda-launch.js';
 import { generateCpuSource, type CpuSource } from './backends/cpu/render.js';
 import { generateCudaSource, type CudaSource } from './backends/cuda/render.js';
@@ -66,6 +68,7 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   if (hasErrors(diagnostics)) return { diagnostics };
 
   const selected = selectModel(parsed.ast);
+  dump('select-model', selected.model);
   diagnostics.push(...selected.diagnostics);
   if (!selected.model) return { diagnostics };
   const decl = selected.model;
@@ -100,6 +103,7 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
     totals: shaped.layers.reduce((t, l) => ({ params: t.params + l.params, macs: t.macs + l.macs }), { params: 0, macs: 0 }),
   };
   const problems = verifyShapedModel(model);
+  dump('verify', problems);
   if (problems.length > 0) throw new IRVerificationError('infer-shapes', problems);
   return { model, diagnostics };
 }
@@ -120,7 +124,7 @@ export interface Lowered {
 
 type Dump = NonNullable<FrontEndOptions['dump']>;
 
-/** Lowering: params → training programs → inference programs → memory (passes 8–11). */
+/** Lowering: params → training programs → inference programs → memory (passes 8–12). */
 export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR: Dump = () => {}): Lowered {
   const layout = lowerParams(model);
   dumpIR('lower-params', layout);
@@ -139,7 +143,8 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
   const memory = planMemory(buffers, programs);
   dumpIR('plan-memory', memory);
-  const problems = verifyMemoryPlan(memory, programs);
+  const problems = verifyMemory(memory, programs);
+  dumpIR('verify-memory', problems);
   if (problems.length > 0) throw new IRVerificationError('plan-memory', problems);
   return { layout, programs, memory, inferenceGroups: infer.groups, ...(untrainable ? { untrainable } : {}) };
 }
@@ -160,7 +165,7 @@ export interface Compiled {
   readonly cuda?: { readonly kernels: readonly ScheduledCudaKernel[]; readonly source: CudaSource };
 }
 
-/** The back end: lowering → schedule → emit the plan → render the sources (passes 8–15). */
+/** The back end: lowering → schedule → emit the plan → render the sources (passes 8–16). */
 export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR: Dump = () => {}): Compiled {
   const cudaTarget = options.target !== 'cpu';
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu' }, dumpIR);

@@ -74,22 +74,3 @@ export function planMemory(buffers: readonly BufferDecl[], programs: readonly Pr
   if (unplaced.length > 0) throw new Error(`internal error: buffers used by no program: ${unplaced.map((b) => b.id).join(', ')}`);
   return { buffers: out, actSize, fixedSize };
 }
-
-/** Verifier: no two act buffers of a program that are live at once share memory. */
-export function verifyMemoryPlan(plan: MemoryPlan, programs: readonly Program[]): string[] {
-  const byId = new Map(plan.buffers.map((b) => [b.id, b]));
-  const act = new Set(plan.buffers.filter((b) => b.space === 'act').map((b) => b.id));
-  const problems: string[] = [];
-  for (const p of programs) {
-    const iv = liveIntervals(p, act);
-    for (let i = 0; i < iv.length; i++) {
-      for (let j = i + 1; j < iv.length; j++) {
-        const [a, b] = [iv[i], iv[j]];
-        if (a.first > b.last || b.first > a.last) continue;
-        const [ba, bb] = [byId.get(a.id)!, byId.get(b.id)!];
-        if (ba.offset! < bb.offset! + bb.size && bb.offset! < ba.offset! + ba.size) problems.push(`${p.name}: ${a.id} and ${b.id} overlap while both live`);
-      }
-    }
-  }
-  return problems;
-}
