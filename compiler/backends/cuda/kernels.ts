@@ -1,11 +1,46 @@
-// The CUDA kernel of each op: its parameters, body and launch geometry, one function per op family
-// (conv.ts, train-kernels.ts; the inference-only ops here). The schedule pass (compiler/schedule/cuda-launch.ts)
-// calls cudaKernel once per kernel before the plan is emitted; the renderer (render.ts) only prints them.
-// Kernels are written against the device primitives (runtime/include/nincc/device/primitives.cuh). Activations are NCHW.
-import type { KernelStep } from '../../lower/program-ir.js';
-import { convForward } from './conv.js';
-import { linearForward, poolForward, trainKernel } from './train-kernels.js';
-import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './parts.js';
+// The CUDA kernel of each op: its parameters, body and launch geometry. Each op family has its file
+// (conv.ts, bn.ts, pool.ts, dense.ts, loss.ts, dropout.ts, sgd.ts; the inference-only ops are here).
+// The schedule pass (compiler/schedule/cuda-launch.ts) calls cudaKernel once per kernel before the
+// plan is emitted; the renderer (render.ts) only prints them. Kernels are written against the device
+// primitives (runtime/include/nincc/device/primitives.cuh). Activations are NCHW.
+import type { KernelStep, OpKind } from '../../lower/program-ir.js';
+import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from './conv.js';
+import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, gradRebuild } from './bn.js';
+import { poolBackward, poolForward } from './pool.js';
+import { linearBackwardData, linearBackwardWeight, linearForward } from './dense.js';
+import { nllLoss, softmaxBackward } from './loss.js';
+import { dropout } from './dropout.js';
+import { sgdUpdate } from './sgd.js';
+import { cppDouble, element, params, perElement, BLOCK, type Consts, type CudaKernel } from './parts.js';
+
+type Generator = (k: KernelStep, c: Consts) => CudaKernel;
+
+/** The training program's ops, each to its family's generator. */
+const trainingGenerators: Partial<Record<OpKind, Generator>> = {
+  conv_fwd_fused: convForward,
+  conv_dgrad_fused: convBackwardData,
+  conv_wgrad_fused: convBackwardWeight,
+  wgrad_reduce: wgradReduce,
+  bn_stats: bnStats,
+  bn_finalize: bnFinalize,
+  bn_bwd_finalize: bnBackwardFinalize,
+  act_apply: actApply,
+  act_bwd_stats: actBackwardStats,
+  grad_rebuild: gradRebuild,
+  maxpool_fwd_fused: (k, c) => poolForward(k, c, true),
+  avgpool_fwd_fused: (k, c) => poolForward(k, c, false),
+  maxpool_bwd_fused: (k, c) => poolBackward(k, c, true),
+  avgpool_bwd_fused: (k, c) => poolBackward(k, c, false),
+  linear_fwd: linearForward,
+  linear_bwd_data: linearBackwardData,
+  linear_bwd_weight: linearBackwardWeight,
+  logsoftmax_bwd: (k, c) => softmaxBackward(k, c, true),
+  softmax_bwd: (k, c) => softmaxBackward(k, c, false),
+  dropout_fwd: (k, c) => dropout(k, c, true),
+  dropout_bwd: (k, c) => dropout(k, c, false),
+  nll_loss: nllLoss,
+  sgd_update: sgdUpdate,
+};
 
 /** The step's buffers named in order, those in `outputs` writable. */
 const withOutputs = (k: KernelStep, names: readonly string[], outputs: ReadonlySet<string>) => params(k, names.map((name) => ({ name, out: outputs.has(name) })));
@@ -76,9 +111,9 @@ export function cudaKernel(k: KernelStep): CudaKernel {
       return { params: withOutputs(k, ['x', 'y'], new Set(['y'])), body, launch: { grid: [1, 1, 1], batchAxis: 2, block: [32, 1, 1], shared: 0 } };
     }
     default: {
-      const train = trainKernel(k);
-      if (!train) throw new Error(`internal error: no cuda kernel for ${k.op} (${k.kernel})`);
-      return train;
+      const generate = trainingGenerators[k.op];
+      if (!generate) throw new Error(`internal error: no cuda kernel for ${k.op} (${k.kernel})`);
+      return generate(k, k.consts as Consts);
     }
   }
 }
