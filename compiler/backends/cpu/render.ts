@@ -6,6 +6,7 @@ import type { KernelStep, Program } from '../../lower/program-ir.js';
 import { NINCC_VERSION } from '../../emit/plan.js';
 import { chooseConvAlgorithm, packedConvWeightsSize, winogradKindCpp, winogradWeightsSize, type ConvConsts } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
+import { dropoutSeedCpp } from '../dropout-seed.js';
 
 const templateText = readFileSync(join(packageRoot(), 'compiler/backends/cpu/kernels.cpu.cc.njk'), 'utf8');
 const env = new nunjucks.Environment(null, { autoescape: false, throwOnUndefined: true, trimBlocks: false });
@@ -28,8 +29,7 @@ function body(k: KernelStep): string[] {
   const pool = `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`;
   const bn = `const BatchNormShape shape{${n}, ${c.C}, ${c.HW}};`;
   const linear = `const LinearShape shape{${n}, ${c.in}, ${c.out}};`;
-  // A per-layer salt, so two dropout layers draw different masks from the same call seed.
-  const seed = `a->seed ^ (0x9E3779B97F4A7C15ull * ${k.layer}ull)`;
+  const seed = dropoutSeedCpp('a->seed', k.layer);
   switch (k.op) {
     case 'conv_fwd':
     case 'conv_infer': {

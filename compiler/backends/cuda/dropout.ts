@@ -2,6 +2,7 @@
 // and of the element index, the same on every device (docs/design.md §5).
 import { cppDouble, element, flat, params, perElement, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import { dropoutSeedCpp } from '../dropout-seed.js';
 
 export function dropout(k: KernelStep, c: Consts, forward: boolean): CudaKernel {
   // Torch7 nn.Dropout (v2): kept elements scaled by 1/(1 − p). The mask is the cpu kernels' own
@@ -14,7 +15,7 @@ export function dropout(k: KernelStep, c: Consts, forward: boolean): CudaKernel 
     ...(c.p <= 0
       ? ['(void)seed;', `${forward ? 'y' : 'dx'}[at] = ${forward ? 'x' : 'g'}[at];`]
       : [
-          `const unsigned long long salted = seed ^ (0x9E3779B97F4A7C15ull * ${k.layer}ull);`,
+          `const unsigned long long salted = ${dropoutSeedCpp('seed', k.layer)};`,
           `const bool keep = nincc::dropout_keeps(salted, (unsigned long long)at, ${cppDouble(c.p)}f);`,
           forward ? `y[at] = keep ? x[at] * ${scale} : 0.0f;` : `dx[at] = keep ? g[at] * ${scale} : 0.0f;`,
         ]),
