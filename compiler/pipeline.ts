@@ -38,7 +38,7 @@ import { IRVerificationError, verifyShapedModel } from './front/verify-ir.js';
 import { emitPlan, type Plan } from './emit/plan.js';
 import { lowerInference } from './lower/infer.js';
 import { lowerParams, type ParamLayout } from './lower/params.js';
-import { lowerSgdUpdate, lowerTrainForwardBackward } from './lower/train.js';
+import { lowerSgdUpdate, lowerTrainForwardBackward, whyUntrainable } from './lower/train.js';
 import { lowerTrainFused } from './lower/train-fused.js';
 import type { Program } from './lower/program-ir.js';
 import { planMemory, type MemoryPlan } from './lower/memory.js';
@@ -128,12 +128,7 @@ type Dump = NonNullable<FrontEndOptions['dump']>;
 export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR: Dump = () => {}): Lowered {
   const layout = lowerParams(model);
   dumpIR('lower-params', layout);
-  const untrainable =
-    model.layers[model.layers.length - 1]?.kind !== 'logsoftmax'
-      ? 'training with the nll criterion needs a model that ends in logsoftmax'
-      : layout.paramSize === 0
-        ? 'the model has no parameters to train'
-        : undefined;
+  const untrainable = whyUntrainable(model, layout);
   const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch) : lowerTrainForwardBackward(model);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);

@@ -52,3 +52,26 @@ describe('verify-memory', () => {
     expect(verifyMemory(broken, lowered.programs)).toEqual([`${first.id} ends past the activation space (${lowered.memory.actSize})`]);
   });
 });
+
+describe('the trainable decision (lower/train.ts whyUntrainable)', () => {
+  const lower = (layers: string) => {
+    const source = `model m {\n  input 4x1x1\n  view(-1)  ${layers}\n}\n`;
+    const r = compileSpec(source, 'inline.model');
+    if (!r.model) throw new Error(`the inline spec did not compile: ${r.diagnostics.map((d) => d.message).join('; ')}`);
+    const m = r.model;
+    return compileModel(m, { target: 'cpu', maxBatch: 2, sourceHash: 'test', libraries: {} });
+  };
+
+  it('a model that does not end in logsoftmax has no training programs, and the plan says why', () => {
+    const c = lower('linear(4, 3)  relu');
+    expect(c.plan.untrainable).toBe('training with the nll criterion needs a model that ends in logsoftmax');
+    expect(Object.keys(c.plan.programs).sort()).toEqual(['infer', 'prepare_infer']);
+  });
+
+  it('a model without parameters has none either; one with both trains', () => {
+    expect(lower('logsoftmax').plan.untrainable).toBe('the model has no parameters to train');
+    const trainable = lower('linear(4, 3)  logsoftmax').plan;
+    expect(trainable.untrainable).toBeUndefined();
+    expect(Object.keys(trainable.programs)).toContain('train_forward_backward');
+  });
+});

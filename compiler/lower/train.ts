@@ -175,3 +175,10 @@ export function lowerSgdUpdate(m: ShapedModel, layout: ParamLayout): Program {
   b.step(undefined, 'sgd_update', [wholeSpaceId('param'), wholeSpaceId('grad'), wholeSpaceId('momentum')], { count: layout.paramSize }, ['lr', 'wd', 'momentum', 'first']);
   return { name: 'sgd_update', inputs: {}, outputs: {}, steps: b.steps };
 }
+
+/** Why a model has no training programs (plan.json's `untrainable`, report.txt), or undefined when it has them. */
+export function whyUntrainable(model: ShapedModel, layout: ParamLayout): string | undefined {
+  if (model.layers[model.layers.length - 1]?.kind !== 'logsoftmax') return 'training with the nll criterion needs a model that ends in logsoftmax';
+  if (layout.paramSize === 0) return 'the model has no parameters to train';
+  return undefined;
+}
