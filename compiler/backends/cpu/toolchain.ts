@@ -1,10 +1,10 @@
 // Compiles generated C++ into a kernel library with g++, caching the result by content hash.
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../package-root.js';
+import { compileCached } from '../compile-cached.js';
 
 export class ToolchainError extends Error {}
 
@@ -38,24 +38,8 @@ export function cacheDir(): string {
 
 /** Compiles `source` (already written at sourcePath) to `output`; returns whether the cache had it. */
 export function compileCpuLibrary(sourceText: string, sourcePath: string, output: string): { cached: boolean; command: string } {
-  const probe = compilerCommand(sourcePath, output);
-  const key = createHash('sha256').update(sourceText).update(probe.slice(0, -3).join(' ')).update(headersDigest()).digest('hex');
-  const cached = join(cacheDir(), 'cpu', `${key}.so`);
-  const command = probe.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ');
-  if (existsSync(cached)) {
-    copyFileSync(cached, output);
-    return { cached: true, command };
-  }
-  const r = spawnSync(probe[0], probe.slice(1), { encoding: 'utf8' });
-  if (r.error) throw new ToolchainError(`cannot run g++ (${r.error.message}); install it (apt-get install g++)`);
-  if (r.status !== 0) {
-    throw new ToolchainError(`g++ failed on the generated ${sourcePath}:\n${r.stderr.trim()}\nrepro: ${command}`);
-  }
-  mkdirSync(join(cacheDir(), 'cpu'), { recursive: true });
-  const tmp = `${cached}.tmp-${process.pid}`;
-  copyFileSync(output, tmp);
-  renameSync(tmp, cached);
-  return { cached: false, command };
+  const command = compilerCommand(sourcePath, output);
+  return compileCached({ kind: 'cpu', command, keyCommand: command.slice(0, -3), sourceText, sourcePath, output, what: 'g++' });
 }
 
 let digest: string | undefined;

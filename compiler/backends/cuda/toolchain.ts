@@ -7,8 +7,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFil
 import { join } from 'node:path';
 import { cacheDir, headersDigest, ToolchainError } from '../cpu/toolchain.js';
 import { packageRoot } from '../../package-root.js';
+import { compileCached, quoteCommand } from '../compile-cached.js';
 
-const quote = (args: readonly string[]) => args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ');
 
 export function emuCompilerCommand(source: string, output: string): string[] {
   const include = join(packageRoot(), 'runtime/include');
@@ -20,22 +20,8 @@ export function emuCompilerCommand(source: string, output: string): string[] {
 
 /** Compiles `sourceText` (already written at sourcePath) into the emu library `output`. */
 export function compileEmuLibrary(sourceText: string, sourcePath: string, output: string): { cached: boolean; command: string } {
-  const probe = emuCompilerCommand(sourcePath, output);
-  const key = createHash('sha256').update(sourceText).update(probe.slice(0, -4).join(' ')).update(headersDigest()).digest('hex');
-  const cached = join(cacheDir(), 'emu', `${key}.so`);
-  const command = quote(probe);
-  if (existsSync(cached)) {
-    copyFileSync(cached, output);
-    return { cached: true, command };
-  }
-  const r = spawnSync(probe[0], probe.slice(1), { encoding: 'utf8' });
-  if (r.error) throw new ToolchainError(`cannot run g++ (${r.error.message}); install it (apt-get install g++)`);
-  if (r.status !== 0) throw new ToolchainError(`g++ -DNINCC_EMU failed on the generated ${sourcePath}:\n${r.stderr.trim()}\nrepro: ${command}`);
-  mkdirSync(join(cacheDir(), 'emu'), { recursive: true });
-  const tmp = `${cached}.tmp-${process.pid}`;
-  copyFileSync(output, tmp);
-  renameSync(tmp, cached);
-  return { cached: false, command };
+  const command = emuCompilerCommand(sourcePath, output);
+  return compileCached({ kind: 'emu', command, keyCommand: command.slice(0, -4), sourceText, sourcePath, output, what: 'g++ -DNINCC_EMU' });
 }
 
 export interface PtxasKernel {
@@ -112,7 +98,7 @@ export function nvccCompile(sourceText: string, sourcePath: string, output: stri
   const found: { nvcc?: string; version?: string; reason?: string } = required ? requireNvcc(sourcePath) : findNvcc();
   if (!found.nvcc) return { available: false, reason: found.reason, kernels: [] };
   const probe = nvccCommand(found.nvcc, sourcePath, output);
-  const command = quote(probe);
+  const command = quoteCommand(probe);
   const key = createHash('sha256').update(sourceText).update(`nvcc ${found.version} `).update(probe.slice(1, -4).join(' ')).update(headersDigest()).digest('hex');
   const cached = join(cacheDir(), 'cuda', `${key}.fatbin`);
   const cachedLog = `${cached}.ptxas.txt`;
