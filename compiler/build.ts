@@ -1,20 +1,16 @@
-// `nincc build`: spec → artifact directory (plan.json, generated kernels, compiled library, report.txt).
+// `nincc build`: spec → artifact directory (plan.json, generated kernels, compiled libraries, report.txt).
+// This file keeps what is not compiling: the build hash, the cache check, the toolchains and the file
+// writes; the passes themselves are listed in pipeline.ts.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateCpuSource } from './codegen-cpu.js';
-import { CUDA_ONLY_PROGRAMS, generateCudaSource, withLaunchRules } from './codegen-cuda.js';
-import { compileEmuLibrary, emuCompilerCommand, findNvcc, nvccCompile, requireNvcc, type NvccCheck } from './cuda-toolchain.js';
-import { compileCpuLibrary, headersDigest } from './cpu-toolchain.js';
-import { NINCC_VERSION, type Plan } from './emit-plan.js';
-import { inspectText } from './inspect.js';
-import { trainingFusionReport } from './fusion-report.js';
-import { convAlgorithmReport } from './cpu-conv-algorithm.js';
+import { compileEmuLibrary, emuCompilerCommand, findNvcc, nvccCompile, requireNvcc, type NvccCheck } from './backends/cuda/toolchain.js';
+import { compileCpuLibrary, headersDigest } from './backends/cpu/toolchain.js';
+import { NINCC_VERSION, type Plan } from './emit/plan.js';
 import type { ShapedModel } from './ir.js';
-import type { Program } from './plan-ir.js';
-import { lowerModel, type Lowered } from './pipeline.js';
-import { torchModuleString } from './torch-print.js';
+import { compileModel } from './pipeline.js';
+import { buildReport } from './report/build-report.js';
 
 /**
  * cpu: kernels.cpu.so. emu: that plus kernels.cu compiled for the SIMT emulator (kernels.emu.so), and
@@ -41,44 +37,6 @@ export interface BuildResult {
 function writeIfChanged(path: string, text: string): void {
   if (existsSync(path) && readFileSync(path, 'utf8') === text) return;
   writeFileSync(path, text);
-}
-
-function report(model: ShapedModel, lowered: Lowered, cpuPrograms: readonly Program[], compileCommand: string, cuda?: { command: string; nvcc: NvccCheck; fusion: string[] }): string {
-  const lines = [inspectText(model), '', 'Inference fusion (BN folded into the conv before it, ReLU in the GEMM epilogue):'];
-  for (const g of lowered.inferenceGroups) {
-    const parts = [g.head, ...(g.bn ? [g.bn] : []), ...(g.relu ? [g.relu] : [])];
-    if (parts.length > 1) lines.push(`  (${parts.map((p) => p.index).join(') + (')}): ${parts.map((p) => torchModuleString(p)).join(' + ')} → k${g.head.index}_${g.head.kind}_infer`);
-  }
-  lines.push('', ...convAlgorithmReport(cpuPrograms));
-  if (cuda && cuda.fusion.length > 0) lines.push('', ...cuda.fusion);
-  lines.push('', 'Programs:');
-  for (const [name, p] of Object.entries(lowered.plan.programs)) {
-    lines.push(`  ${name}: ${p.steps.length} kernel call${p.steps.length === 1 ? '' : 's'}`);
-    for (const s of p.steps) lines.push(`    ${s.kernel.padEnd(28)} ${s.source}`);
-  }
-  const s = lowered.plan.spaces;
-  const mb = (floats: number) => `${((floats * 4) / 2 ** 20).toFixed(2)} MiB`;
-  lines.push(
-    '',
-    'Memory (4-byte elements):',
-    `  parameters ${s.param} (${mb(s.param)}), and as much again for gradients and momentum`,
-    `  running statistics ${s.state}, fixed scratch ${s.fixed} (${mb(s.fixed)})`,
-    `  activations ${s.act} per image (${mb(s.act)}), ${mb(s.act * lowered.plan.maxBatch)} at the maximum batch ${lowered.plan.maxBatch}`,
-    '',
-    `Compiled with: ${compileCommand}`,
-  );
-  if (cuda) {
-    lines.push('', `CUDA kernels (kernels.cu: inference and the fused training programs) for the emu device: ${cuda.command}`);
-    if (!cuda.nvcc.available) lines.push(`nvcc: not found (${cuda.nvcc.reason}), no GPU compile check and no kernels.fatbin`);
-    else {
-      lines.push(`nvcc (kernels.fatbin${cuda.nvcc.cached ? ', cache hit' : ''}): ${cuda.nvcc.command}`, 'ptxas registers, static shared memory and spills per kernel:');
-      for (const k of cuda.nvcc.kernels) {
-        lines.push(`  ${k.arch} ${k.kernel.padEnd(28)} ${String(k.registers).padStart(3)} registers, ${String(k.sharedBytes).padStart(5)} B smem, spill stores ${k.spillStores} B, loads ${k.spillLoads} B`);
-      }
-    }
-  }
-  if (lowered.plan.untrainable) lines.push('', `No training programs: ${lowered.plan.untrainable}.`);
-  return lines.join('\n') + '\n';
 }
 
 export function buildArtifact(model: ShapedModel, source: string, options: BuildOptions): BuildResult {
@@ -113,21 +71,16 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const lowered = lowerModel(model, { maxBatch, sourceHash, libraries, trainKernels: options.target === 'cpu' ? 'cpu' : 'cuda' });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries });
   mkdirSync(dir, { recursive: true });
-  // A cuda/emu artifact's training program is the fused one (lower-train-fused.ts), which only the
-  // cuda kernels implement: its cpu library serves inference only (the cpu device says so if asked to train).
-  const cpuPrograms = options.target === 'cpu' ? lowered.programs : lowered.programs.filter((p) => !CUDA_ONLY_PROGRAMS.includes(p.name));
-  const cpu = generateCpuSource(cpuPrograms, { model: model.name, file: model.file, sourceHash });
   const sourcePath = join(dir, 'kernels.cpu.cc');
-  writeIfChanged(sourcePath, cpu.text);
-  log(`compiling ${cpu.kernels.length} kernels (${sourcePath})…`);
-  const compiled = compileCpuLibrary(cpu.text, sourcePath, join(dir, library));
-  log(compiled.cached ? 'kernel library: cache hit' : 'kernel library: compiled');
-  let plan = lowered.plan;
-  let cuda: { command: string; nvcc: NvccCheck; fusion: string[] } | undefined;
-  if (options.target !== 'cpu') {
-    const cu = generateCudaSource(lowered.programs, { model: model.name, file: model.file, sourceHash });
+  writeIfChanged(sourcePath, compiled.cpu.text);
+  log(`compiling ${compiled.cpu.kernels.length} kernels (${sourcePath})…`);
+  const cpuLibrary = compileCpuLibrary(compiled.cpu.text, sourcePath, join(dir, library));
+  log(cpuLibrary.cached ? 'kernel library: cache hit' : 'kernel library: compiled');
+  let cuda: { command: string; nvcc: NvccCheck } | undefined;
+  if (compiled.cuda) {
+    const cu = compiled.cuda.source;
     const cuPath = join(dir, 'kernels.cu');
     writeIfChanged(cuPath, cu.text);
     log(`compiling ${cu.kernels.length} cuda kernels for the emulator (${cuPath})…`);
@@ -137,11 +90,10 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     log(`compiling ${cu.kernels.length} cuda kernels with nvcc (sm_80, sm_90, compute_90 PTX)…`);
     const nvcc = nvccCompile(cu.text, cuPath, join(dir, fatbin), options.target === 'cuda');
     log(nvcc.available ? `fatbin: ${nvcc.cached ? 'cache hit' : 'compiled'}` : `fatbin: skipped (${nvcc.reason})`);
-    const train = lowered.programs.find((p) => p.name === 'train_forward_backward');
-    cuda = { command: emu.command, nvcc, fusion: train ? trainingFusionReport(model, train, cu.fused) : [] };
-    plan = withLaunchRules(plan, cu.launch);
+    cuda = { command: emu.command, nvcc };
   }
-  writeFileSync(join(dir, 'report.txt'), report(model, lowered, cpuPrograms, compiled.command, cuda));
+  const plan = compiled.plan;
+  writeFileSync(join(dir, 'report.txt'), buildReport(model, compiled, cpuLibrary.command, cuda));
   // The layer IR, for tools that need the network rather than its kernels (export-onnx, docs/onnx.md).
   writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'nincc-model', version: 1, sourceHash, model }) + '\n');
   // plan.json last: its presence with a matching hash is what marks the directory complete.
@@ -155,9 +107,9 @@ function compilerDigest(): string {
   if (compilerHash) return compilerHash;
   const h = createHash('sha256');
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const dir of [here, join(here, 'templates')]) {
-    if (!existsSync(dir)) continue;
-    for (const name of readdirSync(dir).sort()) if (/\.(js|ts|njk)$/.test(name)) h.update(name).update(readFileSync(join(dir, name)));
+  // Every folder under compiler/ (front, lower, schedule, emit, backends/…), the templates beside their renderer.
+  for (const name of readdirSync(here, { recursive: true, encoding: 'utf8' }).sort()) {
+    if (/\.(js|ts|njk)$/.test(name)) h.update(name).update(readFileSync(join(here, name)));
   }
   compilerHash = h.digest('hex');
   return compilerHash;

@@ -1,20 +1,51 @@
-// The compiler as two flat lists of named passes. Front end: parse → select model → header → train block →
-// expand defs → shapes → verify. Back end (lowerModel): params → training → inference → memory → plan.
+// The compiler's table of contents: every pass from spec text to rendered sources, in the order it runs.
+// Each pass is a pure function of earlier passes' outputs; none edits what another produced.
+//
+//  front end (compileSpec)                    text → ShapedModel, with diagnostics
+//   1 parse            grammar/parse.ts
+//   2 select-model     front/resolve-header.ts   (selectModel)
+//   3 resolve-header   front/resolve-header.ts   input size, image size, transform
+//   4 resolve-train    front/resolve-train.ts    the train block
+//   5 expand-defs      front/expand-defs.ts      defs and repeats → flat layers (front/evaluate.ts: expressions)
+//   6 infer-shapes     front/infer-shapes.ts     shapes, parameter and MAC counts (front/layers.ts: the layer table)
+//   7 verify           front/verify-ir.ts
+//  lowering (lowerModel)                      ShapedModel → kernel programs and their memory
+//   8 lower-params     lower/params.ts           parameter and running-statistics layout
+//   9 lower-train      lower/train.ts (cpu: a kernel per layer), lower/train-fused.ts (cuda/emu: fused BN+ReLU),
+//                      the SGD update in lower/train.ts; `untrainable` says why there is none
+//  10 lower-infer      lower/infer.ts            prepare_infer (BN folding) + infer; buffers sized with
+//                                                schedule/cpu-conv-algorithm.ts (the cpu conv algorithm choice)
+//  11 plan-memory      lower/memory.ts           offsets in the fixed and activation spaces
+//  12 verify-memory    lower/verify-memory.ts    no two buffers in use at once share memory (its own liveness)
+//  schedule for the target (compileModel)
+//  13 schedule-cuda    schedule/cuda-launch.ts   cuda/emu: each kernel's body and launch geometry (backends/cuda/kernels.ts)
+//  emit
+//  14 emit-plan        emit/plan.ts              plan.json (docs/artifact.md), launch rules included
+//  render
+//  15 render-cpu       backends/cpu/render.ts    kernels.cpu.cc (template backends/cpu/kernels.cpu.cc.njk)
+//  16 render-cuda      backends/cuda/render.ts   kernels.cu (template backends/cuda/kernels.cu.njk)
+//
+// build.ts then hashes, caches, runs the toolchains (backends/*/toolchain.ts), writes the artifact and
+// report.txt (report/build-report.ts). The `dump` hook receives each pass's name and output in this order.
 import { hasErrors, type Diagnostic } from '../grammar/diagnostics.js';
 import { parseSpec } from '../grammar/parse.js';
-import { expandDefs } from './expand-defs.js';
-import { inferShapes } from './infer-shapes.js';
+import { expandDefs } from './front/expand-defs.js';
+import { inferShapes } from './front/infer-shapes.js';
 import type { ShapedModel } from './ir.js';
-import { resolveHeader, selectModel } from './resolve-header.js';
-import { resolveTrain } from './resolve-train.js';
-import { IRVerificationError, verifyShapedModel } from './verify-ir.js';
-import { emitPlan, type Plan } from './emit-plan.js';
-import { lowerInference } from './lower-infer.js';
-import { lowerParams } from './lower-params.js';
-import { lowerSgdUpdate, lowerTrainForwardBackward } from './lower-train.js';
-import { lowerTrainFused } from './lower-train-fused.js';
-import type { Program } from './plan-ir.js';
-import { planMemory, verifyMemoryPlan } from './plan-memory.js';
+import { resolveHeader, selectModel } from './front/resolve-header.js';
+import { resolveTrain } from './front/resolve-train.js';
+import { IRVerificationError, verifyShapedModel } from './front/verify-ir.js';
+import { emitPlan, type Plan } from './emit/plan.js';
+import { lowerInference } from './lower/infer.js';
+import { lowerParams, type ParamLayout } from './lower/params.js';
+import { lowerSgdUpdate, lowerTrainForwardBackward, whyUntrainable } from './lower/train.js';
+import { lowerTrainFused } from './lower/train-fused.js';
+import type { Program } from './lower/program-ir.js';
+import { planMemory, type MemoryPlan } from './lower/memory.js';
+import { verifyMemory } from './lower/verify-memory.js';
+import { CUDA_ONLY_PROGRAMS, scheduleCudaKernels, type ScheduledCudaKernel } from './schedule/cuda-launch.js';
+import { generateCpuSource, type CpuSource } from './backends/cpu/render.js';
+import { generateCudaSource, type CudaSource } from './backends/cuda/render.js';
 
 export interface FrontEndResult {
   readonly model?: ShapedModel;
@@ -37,6 +68,7 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   if (hasErrors(diagnostics)) return { diagnostics };
 
   const selected = selectModel(parsed.ast);
+  dump('select-model', selected.model);
   diagnostics.push(...selected.diagnostics);
   if (!selected.model) return { diagnostics };
   const decl = selected.model;
@@ -71,34 +103,32 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
     totals: shaped.layers.reduce((t, l) => ({ params: t.params + l.params, macs: t.macs + l.macs }), { params: 0, macs: 0 }),
   };
   const problems = verifyShapedModel(model);
+  dump('verify', problems);
   if (problems.length > 0) throw new IRVerificationError('infer-shapes', problems);
   return { model, diagnostics };
 }
 
 export interface LoweringOptions {
   readonly maxBatch: number;
-  readonly sourceHash: string;
-  readonly libraries: Record<string, string>;
   /** cpu: one kernel per layer (the cpu library's). cuda: the fused BN+ReLU training program (cuda/emu). */
   readonly trainKernels?: 'cpu' | 'cuda';
 }
 
 export interface Lowered {
-  readonly plan: Plan;
+  readonly layout: ParamLayout;
   readonly programs: readonly Program[];
+  readonly memory: MemoryPlan;
   readonly inferenceGroups: ReturnType<typeof lowerInference>['groups'];
+  readonly untrainable?: string; // why there are no training programs, when there are none
 }
 
-/** The back end as one flat list: params → training programs → inference programs → memory → plan.json. */
-export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR: FrontEndOptions['dump'] = () => {}): Lowered {
+type Dump = NonNullable<FrontEndOptions['dump']>;
+
+/** Lowering: params → training programs → inference programs → memory (passes 8–12). */
+export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR: Dump = () => {}): Lowered {
   const layout = lowerParams(model);
   dumpIR('lower-params', layout);
-  const untrainable =
-    model.layers[model.layers.length - 1]?.kind !== 'logsoftmax'
-      ? 'training with the nll criterion needs a model that ends in logsoftmax'
-      : layout.paramSize === 0
-        ? 'the model has no parameters to train'
-        : undefined;
+  const untrainable = whyUntrainable(model, layout);
   const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch) : lowerTrainForwardBackward(model);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
@@ -108,9 +138,50 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
   const memory = planMemory(buffers, programs);
   dumpIR('plan-memory', memory);
-  const problems = verifyMemoryPlan(memory, programs);
+  const problems = verifyMemory(memory, programs);
+  dumpIR('verify-memory', problems);
   if (problems.length > 0) throw new IRVerificationError('plan-memory', problems);
-  const plan = emitPlan(model, layout, memory, programs, options);
+  return { layout, programs, memory, inferenceGroups: infer.groups, ...(untrainable ? { untrainable } : {}) };
+}
+
+export interface CompileOptions {
+  readonly target: 'cpu' | 'emu' | 'cuda';
+  readonly maxBatch: number;
+  readonly sourceHash: string;
+  readonly libraries: Record<string, string>;
+}
+
+export interface Compiled {
+  readonly lowered: Lowered;
+  readonly plan: Plan;
+  /** The programs the cpu library implements: a cuda/emu build's fused training programs are not among them. */
+  readonly cpuPrograms: readonly Program[];
+  readonly cpu: CpuSource;
+  readonly cuda?: { readonly kernels: readonly ScheduledCudaKernel[]; readonly source: CudaSource };
+}
+
+/** The back end: lowering → schedule → emit the plan → render the sources (passes 8–16). */
+export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR: Dump = () => {}): Compiled {
+  const cudaTarget = options.target !== 'cpu';
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu' }, dumpIR);
+
+  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs) : undefined;
+  dumpIR('schedule-cuda', cudaKernels);
+
+  const plan = emitPlan(model, lowered.layout, lowered.memory, lowered.programs, {
+    maxBatch: options.maxBatch,
+    sourceHash: options.sourceHash,
+    libraries: options.libraries,
+    ...(cudaKernels ? { cuda: { launch: new Map(cudaKernels.map((k) => [k.name, k.launch])), onlyPrograms: CUDA_ONLY_PROGRAMS } } : {}),
+    ...(lowered.untrainable ? { untrainable: lowered.untrainable } : {}),
+  });
   dumpIR('emit-plan', plan);
-  return { plan: untrainable ? { ...plan, untrainable } : plan, programs, inferenceGroups: infer.groups };
+
+  const info = { model: model.name, file: model.file, sourceHash: options.sourceHash };
+  const cpuPrograms = cudaTarget ? lowered.programs.filter((p) => !CUDA_ONLY_PROGRAMS.includes(p.name)) : lowered.programs;
+  const cpu = generateCpuSource(cpuPrograms, info);
+  dumpIR('render-cpu', cpu.text);
+  const cuda = cudaKernels ? { kernels: cudaKernels, source: generateCudaSource(cudaKernels, info) } : undefined;
+  dumpIR('render-cuda', cuda?.source.text);
+  return { lowered, plan, cpuPrograms, cpu, ...(cuda ? { cuda } : {}) };
 }

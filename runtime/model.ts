@@ -1,5 +1,6 @@
-// The public runtime API (DESIGN §1): load an artifact, infer, trainStep, evaluate, save/loadWeights.
+// The public runtime API (docs/design.md §1): load an artifact, infer, trainStep, evaluate, save/loadWeights.
 // Validates every argument so that a mistake is a clear JS error, never a crash in native code.
+import type { Plan } from '../compiler/emit/plan.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initialValues } from './init.js';
@@ -38,7 +39,7 @@ export const CHECKPOINT_FORMAT = 'nincc-checkpoint-1';
 export class Model {
   readonly info: NativeModelInfo;
   readonly dir: string;
-  readonly plan: { untrainable?: string; train?: { batch: number; epochs: number; optimizer: { momentum: number }; regime: { from: number; to: number; lr: number; wd: number }[] }; transform?: { mean: number[]; std: number[] }; imageSize?: number };
+  readonly plan: Pick<Plan, 'untrainable' | 'train' | 'transform' | 'imageSize'>; // the fields of plan.json this class reads
   private native: NativeModel | undefined;
   private foldedStale = true; // inference weights must be refolded after any parameter change
   private freshOptimizer = true; // the next update starts the momentum buffers from the gradient
@@ -165,7 +166,7 @@ export class Model {
     return { loss, output: native.getOutput('train_forward_backward', 'output', n) as Float32Array };
   }
 
-  /** One SGD step (torch/optim semantics, DESIGN §3). */
+  /** One SGD step (torch/optim semantics, docs/design.md §3). */
   async trainStep(images: Float32Array, labels: Int32Array | readonly number[], options: TrainStepOptions): Promise<{ loss: number; output: Float32Array }> {
     const lr = options.lr;
     const wd = options.weightDecay ?? 0;

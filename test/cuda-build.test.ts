@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildArtifact } from '../compiler/build.js';
-import { findNvcc, nvccCompile, parsePtxas } from '../compiler/cuda-toolchain.js';
-import type { Plan } from '../compiler/emit-plan.js';
+import { findNvcc, nvccCompile, parsePtxas } from '../compiler/backends/cuda/toolchain.js';
+import type { Plan } from '../compiler/emit/plan.js';
 import { compileSpec } from '../compiler/pipeline.js';
 import { nincc } from './cli-run.js';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildArtifact } from '../compiler/build.js';
-import type { Plan } from '../compiler/emit-plan.js';
+import type { Plan } from '../compiler/emit/plan.js';
 import type { ShapedModel } from '../compiler/ir.js';
 import { compileSpec } from '../compiler/pipeline.js';
 import { load, type Model } from '../runtime/model.js';

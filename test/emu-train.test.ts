@@ -1,5 +1,5 @@
 // The fused CUDA training program (issue 4) run on the emu device: `nincc build --target emu` lowers
-// training with the BN+ReLU fusion of DESIGN §4 (compiler/lower-train-fused.ts) and generates its kernels
+// training with the BN+ReLU fusion of docs/design.md §4 (compiler/lower/train-fused.ts) and generates its kernels
 // into kernels.cu; the emulator runs that CUDA source on the CPU. Every kernel family must agree with
 // the cpu device (unfused kernels, built with --target cpu from the same spec and weights) and with
 // float64 central differences of the reference interpreter, over specs that reach every fused path —

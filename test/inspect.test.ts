@@ -29,7 +29,7 @@ describe('nincc inspect --json models/nin.model', () => {
     const block4 = 1024 * 384 * 3 * 3 * 7 * 7 + 2 * 1024 * 1024 * 7 * 7; // 173,408,256 + 102,760,448
     const classifier = 1024 * 1000;
     expect(j.totals.macs).toBe(block1 + block2 + block3 + block4 + classifier);
-    expect(j.totals.macs).toBe(1_259_939_840); // ≈ 1.26 GMAC, DESIGN §8
+    expect(j.totals.macs).toBe(1_259_939_840); // ≈ 1.26 GMAC, docs/design.md §8
     // Parameters: conv weights + biases, BN γ and β (running stats are not parameters), linear.
     const conv = (i: number, o: number, k: number) => o * i * k * k + o;
     const bn = (c: number) => 2 * c;

@@ -1,4 +1,4 @@
-// Torch7's semantics, each stated by hand and checked through built artifacts (DESIGN §3): BN's biased and
+// Torch7's semantics, each stated by hand and checked through built artifacts (docs/design.md §3): BN's biased and
 // unbiased variances and momentum, pooling's floor mode, −inf padding, count_include_pad and first-max
 // ties, torch/optim SGD with momentum and weight decay, and dropout's seeding, scaling and eval identity.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,13 +1,13 @@
 // The CPU fast paths as generated code: folded conv weights packed once at fold time (and the packed
 // buffer's size cross-checked by a static_assert), conv inference reading them packed, the per-layer
-// algorithm choice (implicit GEMM or Winograd, cpu-conv-algorithm.ts) and its report lines, and the
+// algorithm choice (implicit GEMM or Winograd, compiler/schedule/cpu-conv-algorithm.ts) and its report lines, and the
 // NINCC_PROFILE build whose per-kernel timing table is written when the process exits.
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildArtifact } from '../compiler/build.js';
-import { chooseConvAlgorithm, convAlgorithmReport, convPackedWeightsFloats, packedConvWeightsSize } from '../compiler/cpu-conv-algorithm.js';
+import { chooseConvAlgorithm, convAlgorithmReport, convPackedWeightsFloats, packedConvWeightsSize } from '../compiler/schedule/cpu-conv-algorithm.js';
 import { compileSpec, lowerModel } from '../compiler/pipeline.js';
 import { nincc, root } from './cli-run.js';
 
@@ -51,7 +51,7 @@ describe('generated CPU code', () => {
     expect(chooseConvAlgorithm({ C: 64, H: 7, W: 7, K: 128, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 }).algorithm).toBe('implicit_gemm');
     // NIN's 5x5 96 -> 256 layer on 28x28 (its biggest) takes F(2,5).
     expect(chooseConvAlgorithm({ C: 96, H: 28, W: 28, K: 256, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 }).algorithm).toBe('winograd_f2x5');
-    const lines = convAlgorithmReport(lowerModel(compileSpec(source, spec).model!, { maxBatch: 4, sourceHash: 'test', libraries: {}, trainKernels: 'cpu' }).programs);
+    const lines = convAlgorithmReport(lowerModel(compileSpec(source, spec).model!, { maxBatch: 4, trainKernels: 'cpu' }).programs);
     expect(lines[0]).toBe('CPU convolution algorithms (cost model at batch 1 and 16; relative time, lower is faster):');
     expect(lines.find((l) => l.includes('k11_conv_infer'))).toMatch(/3x3\/1 32→64 on 14x14: Winograd F\(2x2,3x3\): modeled 0\.\d\d× at batch 1, 0\.\d\d× at batch 16 of the implicit GEMM's time/);
     expect(lines.find((l) => l.includes('k4_conv_infer'))).toContain('1x1/1 32→32 on 28x28: implicit GEMM: a 1x1 conv');

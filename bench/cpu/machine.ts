@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuFlags } from '../../compiler/cpu-toolchain.js';
+import { cpuFlags } from '../../compiler/backends/cpu/toolchain.js';
 import { packageRoot } from '../../compiler/package-root.js';
 
 export interface Machine {

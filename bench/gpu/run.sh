@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU benchmark and GPU tests in one run (DESIGN §8), for a machine with an NVIDIA GPU and driver.
+# The GPU benchmark and GPU tests in one run (docs/design.md §8), for a machine with an NVIDIA GPU and driver.
 #
 # Needs: nvcc (CUDA 12+), cmake ≥ 3.18, g++, xz; python3 with PyTorch (CUDA build) for the comparison
 # (skipped when absent). Node: `node` on PATH, or bench/gpu/node.xz (made here by

@@ -1,5 +1,5 @@
 // `nincc inspect FILE`: Torch's printout, the per-layer table and totals (or the same as JSON).
-import { inspectJson, inspectText } from '../../compiler/inspect.js';
+import { inspectJson, inspectText } from '../../compiler/report/inspect.js';
 import { onePositional, type Command } from '../command.js';
 import { requireModel } from '../spec-file.js';
 

@@ -1,4 +1,4 @@
-// A deterministic two-kernel sum (the shape of the BN statistics epilogues, KERNELS.md §3):
+// A deterministic two-kernel sum (the shape of the BN statistics epilogues, docs/design.md §5):
 // per-block partials with warp shuffles and shared memory, then one block that reduces the
 // partials in a fixed order. No atomics, so any block order gives bitwise the same sum.
 #include "nincc/device/primitives.cuh"

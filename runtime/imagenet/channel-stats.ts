@@ -68,7 +68,7 @@ export async function estimateChannelStats(list: ImageList, o: StatsOptions): Pr
   }
 }
 
-/** The block to paste into a spec, in the layout of DESIGN.md's example. */
+/** The block to paste into a spec, in the layout of models/nin.model's transform block. */
 export function formatTransform(s: Pick<ChannelStats, 'mean' | 'std'>): string {
   const f = (xs: readonly number[]) => xs.map((x) => x.toFixed(14)).join(' ');
   return `transform { mean ${f(s.mean)}\n            std  ${f(s.std)} }`;

@@ -3,8 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ShapedModel } from '../../compiler/ir.js';
-import { lowerParams } from '../../compiler/lower-params.js';
-import type { TensorEntry } from '../../compiler/plan-ir.js';
+import { lowerParams } from '../../compiler/lower/params.js';
+import type { TensorEntry } from '../../compiler/lower/program-ir.js';
 import { initialValues } from '../init.js';
 import { readSafetensors } from '../io/safetensors.js';
 

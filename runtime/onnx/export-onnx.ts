@@ -2,7 +2,7 @@
 // The opset is a choice (13 and later); the IR version follows from it.
 import { basename } from 'node:path';
 import type { ShapedModel } from '../../compiler/ir.js';
-import { NINCC_VERSION } from '../../compiler/emit-plan.js';
+import { NINCC_VERSION } from '../../compiler/emit/plan.js';
 import { onnxGraph, type NamedTensors } from './onnx-graph.js';
 import { encodeOnnxModel } from './onnx-proto.js';
 

@@ -2,8 +2,8 @@
 // BN folded into the conv before it exactly as nincc's `prepare_infer` folds it, dropout dropped.
 import { basename } from 'node:path';
 import type { ShapedLayer, ShapedModel } from '../../compiler/ir.js';
-import { paramId } from '../../compiler/lower-params.js';
-import { torchModuleString } from '../../compiler/torch-print.js';
+import { paramId } from '../../compiler/lower/params.js';
+import { torchModuleString } from '../../compiler/report/torch-print.js';
 import type { OnnxAttribute, OnnxGraph, OnnxNode, OnnxTensor } from './onnx-proto.js';
 
 /** Tensors by nincc's names (`conv1.weight`, `bn2.running_var`, …), float32 in Torch's layouts. */
@@ -182,7 +182,7 @@ export function onnxGraph(model: ShapedModel, tensors: NamedTensors, options: On
     switch (l.kind) {
       case 'conv': {
         const next = layers[i + 1];
-        // nincc folds an affine BN that directly follows a conv (lower-infer.ts); anything else stays a BN.
+        // nincc folds an affine BN that directly follows a conv (compiler/lower/infer.ts); anything else stays a BN.
         const fold = !options.keepBatchNorm && next?.kind === 'bn' && next.attrs.affine ? next : undefined;
         convNode(g, l, fold);
         if (fold) i++;

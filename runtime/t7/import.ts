@@ -1,8 +1,8 @@
 // Matches a Torch7 network's modules to a spec's layers, one for one in order, and copies their weights into
 // nincc's parameter layout (`conv1.weight`, `bn2.running_var`, …). Pure: file values and a ShapedModel in, tensors out.
-import { callSiteNote } from '../../compiler/expand-defs.js';
+import { callSiteNote } from '../../compiler/front/expand-defs.js';
 import type { ShapedLayer, ShapedModel } from '../../compiler/ir.js';
-import { lowerParams, paramId } from '../../compiler/lower-params.js';
+import { lowerParams, paramId } from '../../compiler/lower/params.js';
 import { formatPosition } from '../../grammar/diagnostics.js';
 import type { SafeTensor } from '../io/safetensors.js';
 import { positionLabel, specLayerString, T7ImportError, viewModule, type FileModule, type ModuleView, type Network } from './nn-modules.js';

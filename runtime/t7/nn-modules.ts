@@ -1,8 +1,8 @@
 // A Torch7 network read off a .t7 file's values: where the network is, its modules in order (nested
 // nn.Sequentials flattened), and each nn.*/cudnn.* module's fields as a nincc LayerOp plus its tensors.
 import type { LayerKind, LayerOp } from '../../compiler/ir.js';
-import { layerSpecs } from '../../compiler/layers.js';
-import { torchModuleString } from '../../compiler/torch-print.js';
+import { layerSpecs } from '../../compiler/front/layers.js';
+import { torchModuleString } from '../../compiler/report/torch-print.js';
 import { describeValue, T7Object, T7Storage, T7Table, T7Tensor, type T7Value } from './values.js';
 
 /** A file that does not hold an importable network, or a network that does not fit the spec. */

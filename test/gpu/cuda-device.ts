@@ -1,5 +1,5 @@
 // Whether this machine can run the cuda device tests, and if not, why (printed by each GPU test file).
-import { findNvcc } from '../../compiler/cuda-toolchain.js';
+import { findNvcc } from '../../compiler/backends/cuda/toolchain.js';
 import { loadNative } from '../../runtime/native.js';
 
 /**

@@ -1,4 +1,4 @@
-// Naive float64 definitions of every layer's forward pass, written from Torch7's semantics (DESIGN §3)
+// Naive float64 definitions of every layer's forward pass, written from Torch7's semantics (docs/design.md §3)
 // and not from the kernels: one loop nest per formula, no blocking, no fusion. Tensors are NCHW (or N×F).
 import type { ConvAttrs, PoolAttrs } from '../../compiler/ir.js';
 

@@ -2,7 +2,7 @@
 // fields Torch writes (gradients, buffers, flags), optionally with getParameters()'s flat shared storages,
 // cudnn classes, old layouts (2-D conv weights, version-1 BN), nesting, and the published files' wrapper.
 import type { ShapedLayer, ShapedModel } from '../../compiler/ir.js';
-import { lowerParams } from '../../compiler/lower-params.js';
+import { lowerParams } from '../../compiler/lower/params.js';
 import type { T7Object, T7Storage, T7Table, T7Tensor, T7Value } from '../../runtime/t7/values.js';
 import { applyLayer, inputBatch, type Weights } from '../reference/interpret.js';
 import { channelStats } from '../reference/layers.js';

@@ -1,0 +1,105 @@
+// CUDA kernels of the BN and ReLU family in the fused training program (compiler/lower/train-fused.ts):
+// statistics, their finalize kernels, and the generic apply/rebuild kernels for patterns without a fused
+// path. Statistics are warp reductions written as per-tile partials that a finalize kernel sums in a
+// fixed order: no float atomics (docs/design.md §4, §5).
+import { applyPending, backwardStats, BLOCK, channelTiles, cppDouble, element, flat, forwardStats, inputParams, params, perElement, rebuildGradient, rebuildParams, statsParams, tileSlot, fusedText, type Consts, type CudaKernel } from './parts.js';
+import type { KernelStep } from '../../lower/program-ir.js';
+
+/** Shared-memory tree over the block's 256 threads, combining slot t with t + s in a fixed order. */
+const blockTree = (combine: string[]) => [
+  '__syncthreads();',
+  'for (int s = 128; s > 0; s >>= 1) {',
+  '  if (t < s) {',
+  ...combine.map((l) => `    ${l}`),
+  '  }',
+  '  __syncthreads();',
+  '}',
+];
+
+export function bnFinalize(k: KernelStep, c: Consts): CudaKernel {
+  // One block per channel: thread t merges tiles t, t+256, … (Chan's formula in float64), then a fixed
+  // tree merges the threads. Thread 0 turns mean and M2 into scale/shift and the running statistics.
+  const tiles = Math.ceil(c.HW / 32);
+  const names = ['st_mean', 'st_m2', 'gamma', 'beta', { name: 'running_mean', out: true }, { name: 'running_var', out: true }, { name: 'save_mean', out: true }, { name: 'save_invstd', out: true }, { name: 'scale', out: true }, { name: 'shift', out: true }];
+  const merge = (na: string, ma: string, qa: string, nb: string, mb: string, qb: string) => [
+    `if (${nb} > 0.0) {`,
+    `  const double total = ${na} + ${nb}, delta = ${mb} - ${ma};`,
+    `  ${ma} += delta * (${nb} / total);`,
+    `  ${qa} += ${qb} + delta * delta * (${na} * ${nb} / total);`,
+    `  ${na} = total;`,
+    '}',
+  ];
+  const body = [
+    'NINCC_SHARED(double, cnt, 256);',
+    'NINCC_SHARED(double, mu, 256);',
+    'NINCC_SHARED(double, m2, 256);',
+    'const int ch = int(blockIdx.x), t = int(threadIdx.x);',
+    'double na = 0.0, ma = 0.0, qa = 0.0;',
+    `for (long long part = t; part < (long long)n * ${tiles}; part += 256) {`,
+    `  const double nb = double(min(32, ${c.HW} - int(part % ${tiles}) * 32));`,
+    `  const double mb = double(st_mean[part * ${c.C} + ch]), qb = double(st_m2[part * ${c.C} + ch]);`,
+    ...merge('na', 'ma', 'qa', 'nb', 'mb', 'qb').map((s) => `  ${s}`),
+    '}',
+    'cnt[t] = na; mu[t] = ma; m2[t] = qa;',
+    ...blockTree(['double n1 = cnt[t], m1 = mu[t], q1 = m2[t];', ...merge('n1', 'm1', 'q1', 'cnt[t + s]', 'mu[t + s]', 'm2[t + s]'), 'cnt[t] = n1; mu[t] = m1; m2[t] = q1;']),
+    'if (t != 0) return;',
+    'const double count = cnt[0], mean = mu[0];',
+    'const double biased_var = m2[0] / count;',
+    'const double unbiased_var = count > 1.0 ? m2[0] / (count - 1.0) : 0.0;',
+    `const float invstd = float(1.0 / sqrt(biased_var + ${cppDouble(c.eps)}));`,
+    'save_mean[ch] = float(mean);',
+    'save_invstd[ch] = invstd;',
+    `running_mean[ch] = float((1.0 - ${cppDouble(c.momentum)}) * double(running_mean[ch]) + ${cppDouble(c.momentum)} * mean);`,
+    `running_var[ch] = float((1.0 - ${cppDouble(c.momentum)}) * double(running_var[ch]) + ${cppDouble(c.momentum)} * unbiased_var);`,
+    'const float sc = invstd * gamma[ch];',
+    'scale[ch] = sc;',
+    'shift[ch] = float(double(beta[ch]) - mean * double(sc));',
+  ];
+  return { params: params(k, names), body, launch: { grid: [c.C, 1, 1], block: [BLOCK, 1, 1], shared: 0 }, fused: 'BN finalize: batch mean/var → scale/shift, running statistics' };
+}
+
+export function bnBackwardFinalize(k: KernelStep, c: Consts): CudaKernel {
+  const tiles = Math.ceil(c.HW / 32);
+  const names = ['st_dz', 'st_dzx', { name: 'dgamma', out: true }, { name: 'dbeta', out: true }];
+  const body = [
+    'NINCC_SHARED(double, sdz, 256);',
+    'NINCC_SHARED(double, sdzx, 256);',
+    'const int ch = int(blockIdx.x), t = int(threadIdx.x);',
+    'double a = 0.0, b = 0.0;',
+    `for (long long part = t; part < (long long)n * ${tiles}; part += 256) { a += double(st_dz[part * ${c.C} + ch]); b += double(st_dzx[part * ${c.C} + ch]); }`,
+    'sdz[t] = a; sdzx[t] = b;',
+    ...blockTree(['sdz[t] += sdz[t + s];', 'sdzx[t] += sdzx[t + s];']),
+    'if (t == 0) { dbeta[ch] = float(sdz[0]); dgamma[ch] = float(sdzx[0]); }',
+  ];
+  return { params: params(k, names), body, launch: { grid: [c.C, 1, 1], block: [BLOCK, 1, 1], shared: 0 }, fused: 'BN backward finalize: dγ = Σdz·x̂, dβ = Σdz' };
+}
+
+/** The per-channel tile prologue: channel `ch` of this warp, position `j`, flat index `at` in the batch. */
+export const channelTile = (C: number, HW: number) => [
+  'const int img = int(blockIdx.z);',
+  `const int ch = int(blockIdx.y) * 8 + int(threadIdx.y), j = int(blockIdx.x) * 32 + int(threadIdx.x);`,
+  `if (img >= n || ch >= ${C}) return;  // uniform over the warp (one channel)`,
+  `const bool valid = j < ${HW};`,
+  `const long long at = ((long long)img * ${C} + ch) * ${HW} + (valid ? j : 0);`,
+];
+
+export function bnStats(k: KernelStep, c: Consts): CudaKernel {
+  const body = [...channelTile(c.C, c.HW), 'const float v = valid ? x[at] : 0.0f;', ...forwardStats('v', 'valid', `min(32, ${c.HW} - int(blockIdx.x) * 32)`, tileSlot(c.C, c.HW))];
+  return { params: params(k, ['x', { name: 'st_mean', out: true }, { name: 'st_m2', out: true }]), body, launch: channelTiles(c.C, c.HW), fused: 'BN statistics of a buffer no conv produced' };
+}
+
+export function actApply(k: KernelStep, c: Consts): CudaKernel {
+  const body = [...element(c.C * c.HW), `const long long at = (long long)img * ${c.C * c.HW} + i;`, 'float v = x[at];', ...applyPending(c, 'v', `i / ${c.HW}`), 'y[at] = v;'];
+  return { params: params(k, ['x', ...inputParams(c), { name: 'y', out: true }]), body, launch: perElement(c.C * c.HW), fused: fusedText([c.inBn && 'BN scale/shift', c.inRelu && 'ReLU']) + ' (materialized for a consumer without the prologue)' };
+}
+
+export function actBackwardStats(k: KernelStep, c: Consts): CudaKernel {
+  const f = { ...c, outStats: true };
+  const body = [...channelTile(c.C, c.HW), 'const float d = valid ? g[at] : 0.0f;', ...backwardStats(f, 'd', 'at', 'ch', 'valid', tileSlot(c.C, c.HW))];
+  return { params: params(k, ['g', ...statsParams(f)]), body, launch: channelTiles(c.C, c.HW), fused: 'Σdz, Σdz·x̂ partials of a materialized value' };
+}
+
+export function gradRebuild(k: KernelStep, c: Consts): CudaKernel {
+  const body = [...element(c.C * c.HW), ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${c.HW});`] : []), `const long long at = (long long)img * ${c.C * c.HW} + i;`, 'float d = g[at];', ...rebuildGradient(c, 'd', 'at', `i / ${c.HW}`), 'dx[at] = d;'];
+  return { params: params(k, ['g', ...rebuildParams(c), { name: 'dx', out: true }]), body, launch: perElement(c.C * c.HW), fused: fusedText([c.gRelu && 'dReLU', c.gBn && 'dBN']) + ' (for a consumer without the prologue)' };
+}

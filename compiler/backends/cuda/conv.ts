@@ -1,0 +1,205 @@
+// The CUDA convolution kernels (part of codegen-cuda): the forward as an implicit GEMM per image in
+// 32×32 output tiles, shared by inference (BN folded, ReLU in the epilogue) and training (the input's
+// pending BN+ReLU applied while staging, per-tile BN statistics in the epilogue); the data and weight
+// gradients with the dBN·dReLU rebuild in their prologues; and the ordered sum of the weight-gradient
+// splits. Each stages 16-deep slices of both GEMM operands in shared memory; thread (tx, ty) of the
+// 32×8 block owns column tx and rows ty + 8i, i < 4, so each warp is one row (one channel).
+import {
+  applyPending,
+  backwardStats,
+  flat,
+  forwardStats,
+  inputParams,
+  params,
+  rebuildGradient,
+  rebuildParams,
+  statsParams,
+  tileSlot,
+  fusedText,
+  type Consts,
+  type CudaKernel,
+} from './parts.js';
+import type { KernelStep } from '../../lower/program-ir.js';
+
+/** Loads a 16×32 tile of a GEMM operand into shared memory with the whole 256-thread block. */
+const tileLoop = (inner: string[]) => ['for (int slot = t; slot < 16 * 32; slot += 256) {', '  const int kk = slot / 32, col = slot % 32;', ...inner.map((s) => `  ${s}`), '}'];
+
+/** acc[i] += A[kk][ty + 8i] · B[kk][tx] over the 16-deep slice in shared memory. */
+const tileProduct = (a: string, bm: string) => [
+  'NINCC_UNROLL',
+  'for (int kk = 0; kk < 16; ++kk) {',
+  `  const float bv = ${bm}[kk][tx];`,
+  '  NINCC_UNROLL',
+  `  for (int i = 0; i < 4; ++i) acc[i] = fmaf(${a}[kk][ty + 8 * i], bv, acc[i]);`,
+  '}',
+];
+
+/**
+ * xs[kk][col] = X_col[crs][position] of image xi: the input at tap (r, s) of channel ch for output
+ * position `pos`, with the input's pending BN+ReLU applied; 0 in the padding (Torch pads the activation).
+ */
+function gatherInput(c: Consts, pos: string): string[] {
+  const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
+  return [
+    'float v = 0.0f;',
+    `if (crs < ${CRS} && ${pos} < ${PQ}) {`,
+    `  const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`,
+    `  const int h = ${pos} / ${c.Q} * ${c.sh} - ${c.ph} + r, u = ${pos} % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
+    `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {`,
+    `    v = xi[(ch * ${c.H} + h) * ${c.W} + u];`,
+    ...applyPending(c, 'v', 'ch').map((s) => `    ${s}`),
+    '  }',
+    '}',
+    'xs[kk][col] = v;',
+  ];
+}
+
+export function convForward(k: KernelStep, c: Consts): CudaKernel {
+  // Y[K][PQ] = W[K][CRS] · X_col[CRS][PQ] per image in 32×32 tiles (as conv_infer), the input's pending
+  // BN+ReLU applied while staging X_col (padding stays 0: Torch pads the activation), and when a BN
+  // follows, each warp (one output channel, 32 positions) writes its tile's mean and M2.
+  const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
+  const names = ['x', ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), { name: 'y', out: true }, ...(c.stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  const body = [
+    'NINCC_SHARED_2D(float, ws, 16, 33);  // ws[kk][m] = W[k0 + m][c0 + kk]',
+    'NINCC_SHARED_2D(float, xs, 16, 32);  // xs[kk][j] = X_col[c0 + kk][j0 + j], pending transform applied',
+    'const int img = int(blockIdx.z);',
+    'if (img >= n) return;',
+    'const int tx = int(threadIdx.x), ty = int(threadIdx.y), t = ty * 32 + tx;',
+    'const int j0 = int(blockIdx.x) * 32, k0 = int(blockIdx.y) * 32;',
+    `const float* xi = x + (long long)img * ${c.C * c.H * c.W};`,
+    'float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};',
+    `for (int c0 = 0; c0 < ${CRS}; c0 += 16) {`,
+    ...tileLoop([
+      'const int crs = c0 + kk, k = k0 + col, j = j0 + col;',
+      `ws[kk][col] = (k < ${c.K} && crs < ${CRS}) ? w[(long long)k * ${CRS} + crs] : 0.0f;`,
+      ...gatherInput(c, 'j'),
+    ]).map((s) => `  ${s}`),
+    '  __syncthreads();',
+    ...tileProduct('ws', 'xs').map((s) => `  ${s}`),
+    '  __syncthreads();',
+    '}',
+    'NINCC_UNROLL',
+    'for (int i = 0; i < 4; ++i) {',
+    '  const int k = k0 + ty + 8 * i, j = j0 + tx;',
+    `  if (k >= ${c.K}) continue;  // uniform over the warp: a warp is one row ty`,
+    `  const bool valid = j < ${PQ};`,
+    `  float v = acc[i]${c.bias ? ' + b[k]' : ''};`,
+    ...(c.relu ? ['  v = v > 0.0f ? v : 0.0f;  // inference: the ReLU after a folded BN'] : []),
+    `  if (valid) y[(long long)img * ${c.K * PQ} + (long long)k * ${PQ} + j] = v;`,
+    ...(c.stats ? forwardStats('v', 'valid', `min(32, ${PQ} - j0)`, tileSlot(c.K, PQ, 'k')).map((s) => `  ${s}`) : []),
+    '}',
+  ];
+  const fused = fusedText(['implicit-GEMM conv', c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
+  return { params: params(k, names), body, launch: { grid: [Math.ceil(PQ / 32), Math.ceil(c.K / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
+}
+
+export function convBackwardData(k: KernelStep, c: Consts): CudaKernel {
+  // dX[C][HW] = Σ_{k,r,s} W[k][c][r][s] · dY[k][p][q] with h = p·sh − ph + r (taps whose h + ph − r is
+  // not a multiple of the stride contribute nothing). dY is rebuilt on load from the gradient of the
+  // conv's (pending) output value; the epilogue writes dX and the partials of the input's pending BN.
+  const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
+  const names = ['g', ...rebuildParams(c), 'w', { name: 'dx', out: true }, ...statsParams(c)];
+  const body = [
+    'NINCC_SHARED_2D(float, ws, 16, 33);  // ws[kk][m] = W[k][c0 + m][r][s] for reduce index e0 + kk = (k, r, s)',
+    'NINCC_SHARED_2D(float, gs, 16, 32);  // gs[kk][j] = dY[k][p][q] at the tap that reaches position j0 + j',
+    'const int img = int(blockIdx.z);',
+    'if (img >= n) return;',
+    'const int tx = int(threadIdx.x), ty = int(threadIdx.y), t = ty * 32 + tx;',
+    'const int j0 = int(blockIdx.x) * 32, c0 = int(blockIdx.y) * 32;',
+    ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
+    'float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};',
+    `for (int e0 = 0; e0 < ${KRS}; e0 += 16) {`,
+    ...tileLoop([
+      'const int e = e0 + kk, ch = c0 + col, j = j0 + col;',
+      `const int kout = e / ${RS}, rs = e % ${RS}, r = rs / ${c.S}, s = rs % ${c.S};`,
+      `ws[kk][col] = (e < ${KRS} && ch < ${c.C}) ? w[((long long)kout * ${c.C} + ch) * ${RS} + rs] : 0.0f;`,
+      'float d = 0.0f;',
+      `if (e < ${KRS} && j < ${HW}) {`,
+      `  const int hp = j / ${c.W} + ${c.ph} - r, up = j % ${c.W} + ${c.pw} - s;`,
+      `  if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
+      `    const long long at = (long long)img * ${c.K * PQ} + (long long)kout * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
+      '    d = g[at];',
+      ...rebuildGradient(c, 'd', 'at', 'kout').map((s) => `    ${s}`),
+      '  }',
+      '}',
+      'gs[kk][col] = d;',
+    ]).map((s) => `  ${s}`),
+    '  __syncthreads();',
+    ...tileProduct('ws', 'gs').map((s) => `  ${s}`),
+    '  __syncthreads();',
+    '}',
+    'NINCC_UNROLL',
+    'for (int i = 0; i < 4; ++i) {',
+    '  const int ch = c0 + ty + 8 * i, j = j0 + tx;',
+    `  if (ch >= ${c.C}) continue;  // uniform over the warp`,
+    `  const bool valid = j < ${HW};`,
+    `  const long long at = (long long)img * ${c.C * HW} + (long long)ch * ${HW} + j;`,
+    '  if (valid) dx[at] = acc[i];',
+    ...backwardStats(c, 'acc[i]', 'at', 'ch', 'valid', tileSlot(c.C, HW)).map((s) => `  ${s}`),
+    '}',
+  ];
+  const fused = fusedText(['implicit-GEMM dgrad', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)', c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN']);
+  return { params: params(k, names), body, launch: { grid: [Math.ceil(HW / 32), Math.ceil(c.C / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
+}
+
+export function convBackwardWeight(k: KernelStep, c: Consts): CudaKernel {
+  // dW[K][CRS] = Σ_images Σ_pq dY[k][pq] · X_col[crs][pq] for the images of split blockIdx.z, into
+  // partials[split]; dY rebuilt on load (prologue), X_col with the input's pending transform. The
+  // blocks of column 0 also sum dY per row for the bias. wgrad_reduce adds the splits in order.
+  const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
+  const names = ['g', ...rebuildParams(c), 'x', ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
+  const body = [
+    'NINCC_SHARED_2D(float, gs, 16, 33);  // gs[kk][m] = dY[k0 + m][pq0 + kk]',
+    'NINCC_SHARED_2D(float, xs, 16, 32);  // xs[kk][j] = X_col[crs0 + j][pq0 + kk]',
+    'const int tx = int(threadIdx.x), ty = int(threadIdx.y), t = ty * 32 + tx;',
+    'const int crs0 = int(blockIdx.x) * 32, k0 = int(blockIdx.y) * 32, split = int(blockIdx.z);',
+    `const int first = int((long long)split * n / ${c.splits}), last = int((long long)(split + 1) * n / ${c.splits});`,
+    ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
+    'float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};',
+    'float bias_acc = 0.0f;  // row k0 + t of dY summed, in the blocks of column 0',
+    'for (int img = first; img < last; ++img) {',
+    `  const float* xi = x + (long long)img * ${c.C * c.H * c.W};`,
+    `  for (int pq0 = 0; pq0 < ${PQ}; pq0 += 16) {`,
+    ...tileLoop([
+      'const int pq = pq0 + kk, kout = k0 + col, crs = crs0 + col;',
+      'float d = 0.0f;',
+      `if (pq < ${PQ} && kout < ${c.K}) {`,
+      `  const long long at = (long long)img * ${c.K * PQ} + (long long)kout * ${PQ} + pq;`,
+      '  d = g[at];',
+      ...rebuildGradient(c, 'd', 'at', 'kout').map((s) => `  ${s}`),
+      '}',
+      'gs[kk][col] = d;',
+      ...gatherInput(c, 'pq'),
+    ]).map((s) => `    ${s}`),
+    '    __syncthreads();',
+    ...(c.bias ? ['    if (blockIdx.x == 0 && t < 32) for (int kk = 0; kk < 16; ++kk) bias_acc += gs[kk][t];'] : []),
+    ...tileProduct('gs', 'xs').map((s) => `    ${s}`),
+    '    __syncthreads();',
+    '  }',
+    '}',
+    'NINCC_UNROLL',
+    'for (int i = 0; i < 4; ++i) {',
+    '  const int kout = k0 + ty + 8 * i, crs = crs0 + tx;',
+    `  if (kout < ${c.K} && crs < ${CRS}) wpart[(long long)split * ${c.K * CRS} + (long long)kout * ${CRS} + crs] = acc[i];`,
+    '}',
+    `if (blockIdx.x == 0 && t < 32 && k0 + t < ${c.K}) bpart[split * ${c.K} + k0 + t] = bias_acc;`,
+  ];
+  const fused = fusedText(['implicit-GEMM wgrad (split over the batch)', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN', c.inBn && 'prologue: input BN scale/shift', c.inRelu && 'prologue: input ReLU', c.bias && 'bias gradient']);
+  return { params: params(k, names), body, launch: { grid: [Math.ceil(CRS / 32), Math.ceil(c.K / 32), c.splits], block: [32, 8, 1], shared: 0 }, fused };
+}
+
+export function wgradReduce(k: KernelStep, c: Consts): CudaKernel {
+  const names = ['wpart', 'bpart', { name: 'dw', out: true }, ...(c.bias ? [{ name: 'db', out: true }] : [])];
+  const body = [
+    'const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;',
+    `if (i < ${c.count}) {`,
+    '  float s = 0.0f;',
+    `  for (int split = 0; split < ${c.splits}; ++split) s += wpart[(long long)split * ${c.count} + i];`,
+    '  dw[i] = s;',
+    '}',
+    ...(c.bias ? [`if (i < ${c.K}) {`, '  float s = 0.0f;', `  for (int split = 0; split < ${c.splits}; ++split) s += bpart[split * ${c.K} + i];`, '  db[i] = s;', '}'] : []),
+    '(void)n;',
+  ];
+  return { params: params(k, names), body, launch: flat(c.count), fused: 'the weight-gradient splits summed in order' };
+}

@@ -1,0 +1,120 @@
+// The CUDA kernel of each op: its parameters, body and launch geometry. Each op family has its file
+// (conv.ts, bn.ts, pool.ts, dense.ts, loss.ts, dropout.ts, sgd.ts; the inference-only ops are here).
+// The schedule pass (compiler/schedule/cuda-launch.ts) calls cudaKernel once per kernel before the
+// plan is emitted; the renderer (render.ts) only prints them. Kernels are written against the device
+// primitives (runtime/include/nincc/device/primitives.cuh). Activations are NCHW.
+import type { KernelStep, OpKind } from '../../lower/program-ir.js';
+import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from './conv.js';
+import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, gradRebuild } from './bn.js';
+import { poolBackward, poolForward } from './pool.js';
+import { linearBackwardData, linearBackwardWeight, linearForward } from './dense.js';
+import { nllLoss, softmaxBackward } from './loss.js';
+import { dropout } from './dropout.js';
+import { sgdUpdate } from './sgd.js';
+import { cppDouble, element, params, perElement, BLOCK, type Consts, type CudaKernel } from './parts.js';
+
+type Generator = (k: KernelStep, c: Consts) => CudaKernel;
+
+/** The training program's ops, each to its family's generator. */
+const trainingGenerators: Partial<Record<OpKind, Generator>> = {
+  conv_fwd_fused: convForward,
+  conv_dgrad_fused: convBackwardData,
+  conv_wgrad_fused: convBackwardWeight,
+  wgrad_reduce: wgradReduce,
+  bn_stats: bnStats,
+  bn_finalize: bnFinalize,
+  bn_bwd_finalize: bnBackwardFinalize,
+  act_apply: actApply,
+  act_bwd_stats: actBackwardStats,
+  grad_rebuild: gradRebuild,
+  maxpool_fwd_fused: (k, c) => poolForward(k, c, true),
+  avgpool_fwd_fused: (k, c) => poolForward(k, c, false),
+  maxpool_bwd_fused: (k, c) => poolBackward(k, c, true),
+  avgpool_bwd_fused: (k, c) => poolBackward(k, c, false),
+  linear_fwd: linearForward,
+  linear_bwd_data: linearBackwardData,
+  linear_bwd_weight: linearBackwardWeight,
+  logsoftmax_bwd: (k, c) => softmaxBackward(k, c, true),
+  softmax_bwd: (k, c) => softmaxBackward(k, c, false),
+  dropout_fwd: (k, c) => dropout(k, c, true),
+  dropout_bwd: (k, c) => dropout(k, c, false),
+  nll_loss: nllLoss,
+  sgd_update: sgdUpdate,
+};
+
+/** The step's buffers named in order, those in `outputs` writable. */
+const withOutputs = (k: KernelStep, names: readonly string[], outputs: ReadonlySet<string>) => params(k, names.map((name) => ({ name, out: outputs.has(name) })));
+
+export function cudaKernel(k: KernelStep): CudaKernel {
+  const c = k.consts as Record<string, number & boolean>;
+  switch (k.op) {
+    case 'fold_bn': {
+      // The folded weights go to both w_out and the `packed` buffer; the cuda conv reads plain K×CRS rows.
+      const names = [...['w', ...(c.bias ? ['bias'] : []), 'gamma', 'beta', 'mean', 'var', 'w_out', 'b_out'], ...(c.packed ? ['packed'] : [])];
+      const body = [
+        'const int k = int(blockIdx.x * blockDim.x + threadIdx.x);',
+        `if (k >= ${c.K}) return;`,
+        '(void)n;',
+        `const double scale = double(gamma[k]) / sqrt(double(var[k]) + ${cppDouble(c.eps)});`,
+        `for (int j = 0; j < ${c.CRS}; ++j) {`,
+        `  const float v = float(double(w[k * ${c.CRS} + j]) * scale);`,
+        `  w_out[k * ${c.CRS} + j] = v;`,
+        ...(c.packed ? [`  packed[k * ${c.CRS} + j] = v;`] : []),
+        '}',
+        `b_out[k] = float((${c.bias ? 'double(bias[k])' : '0.0'} - double(mean[k])) * scale + double(beta[k]));`,
+      ];
+      const block = Math.min(BLOCK, Math.ceil(c.K / 32) * 32);
+      return { params: withOutputs(k, names, new Set(['w_out', 'b_out', 'packed'])), body, launch: { grid: [Math.ceil(c.K / block), 1, 1], block: [block, 1, 1], shared: 0 } };
+    }
+    case 'conv_infer':
+      // The training forward's kernel with nothing pending and no statistics: BN is folded into w and b.
+      return convForward(k, c);
+    case 'linear_infer':
+      return linearForward(k, c);
+    case 'bn_eval': {
+      const names = ['x', 'gamma', 'beta', 'mean', 'var', 'y'];
+      const out = c.C * c.HW;
+      const body = [
+        ...element(out),
+        `const int ch = i / ${c.HW};`,
+        `const float invstd = float(1.0 / sqrt(double(var[ch]) + ${cppDouble(c.eps)}));`,
+        `const long long at = (long long)img * ${out} + i;`,
+        'y[at] = (x[at] - mean[ch]) * (invstd * gamma[ch]) + beta[ch];',
+      ];
+      return { params: withOutputs(k, names, new Set(['y'])), body, launch: perElement(out) };
+    }
+    case 'relu_fwd': {
+      const body = [...element(c.count), `const long long at = (long long)img * ${c.count} + i;`, 'y[at] = x[at] > 0.0f ? x[at] : 0.0f;'];
+      return { params: withOutputs(k, ['x', 'y'], new Set(['y'])), body, launch: perElement(c.count) };
+    }
+    case 'maxpool_fwd_infer':
+    case 'avgpool_fwd':
+      // The training kernel with nothing pending (the layer before has been folded or applied) and no argmax.
+      return poolForward(k, c, k.op === 'maxpool_fwd_infer', false);
+    case 'logsoftmax_fwd':
+    case 'softmax_fwd': {
+      // One warp per image: the row's max and sum of exponentials with warp reductions.
+      const log = k.op === 'logsoftmax_fwd';
+      const body = [
+        'const int img = int(blockIdx.z), lane = int(threadIdx.x);',
+        'if (img >= n) return;',
+        `const float* xr = x + (long long)img * ${c.classes};`,
+        `float* yr = y + (long long)img * ${c.classes};`,
+        'float m = -INFINITY;',
+        `for (int j = lane; j < ${c.classes}; j += 32) m = max(m, xr[j]);`,
+        'm = nincc::warp_max(m);',
+        'float s = 0.0f;',
+        `for (int j = lane; j < ${c.classes}; j += 32) s += expf(xr[j] - m);`,
+        'const float log_sum = logf(nincc::warp_sum(s));',
+        `for (int j = lane; j < ${c.classes}; j += 32) yr[j] = ${log ? 'xr[j] - m - log_sum' : 'expf(xr[j] - m - log_sum)'};`,
+      ];
+      return { params: withOutputs(k, ['x', 'y'], new Set(['y'])), body, launch: { grid: [1, 1, 1], batchAxis: 2, block: [32, 1, 1], shared: 0 } };
+    }
+    default: {
+      const generate = trainingGenerators[k.op];
+      if (!generate) throw new Error(`internal error: no cuda kernel for ${k.op} (${k.kernel})`);
+      return generate(k, k.consts as Consts);
+    }
+  }
+}
+

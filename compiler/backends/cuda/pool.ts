@@ -1,0 +1,53 @@
+// CUDA kernels of the pooling family: max and average pooling forward (training, with the pending BN+ReLU
+// applied on load, and inference) and backward, one thread per output element.
+import { applyPending, backwardStats, channelTiles, cppDouble, element, inputParams, params, perElement, statsParams, tileSlot, fusedText, type Consts, type CudaKernel } from './parts.js';
+import type { KernelStep } from '../../lower/program-ir.js';
+import { channelTile } from './bn.js';
+
+export function poolForward(k: KernelStep, c: Consts, max: boolean, argmax = max): CudaKernel {
+  // Torch7 floor mode; max: -inf padding, ties to the first maximum, NaN wins, the argmax (h·W + w in
+  // the plane, −1 for none) kept for the backward; avg: count_include_pad. Pending transform on load.
+  const out = c.C * c.P * c.Q;
+  const body = [
+    ...element(out),
+    `const int ch = i / ${c.P * c.Q}, p = i / ${c.Q} % ${c.P}, q = i % ${c.Q};`,
+    `const float* plane = x + (long long)img * ${c.C * c.H * c.W} + (long long)ch * ${c.H * c.W};`,
+    `const int h0 = max(p * ${c.sh} - ${c.ph}, 0), h1 = min(p * ${c.sh} - ${c.ph} + ${c.R}, ${c.H});`,
+    `const int w0 = max(q * ${c.sw} - ${c.pw}, 0), w1 = min(q * ${c.sw} - ${c.pw} + ${c.S}, ${c.W});`,
+    ...(max ? ['float best = -INFINITY;', 'int best_at = -1;'] : ['float sum = 0.0f;']),
+    'for (int h = h0; h < h1; ++h)',
+    '  for (int u = w0; u < w1; ++u) {',
+    `    float e = plane[h * ${c.W} + u];`,
+    ...applyPending(c, 'e', 'ch').map((s) => `    ${s}`),
+    ...(max ? [`    if (best_at < 0 || e > best || e != e) { best = e; best_at = h * ${c.W} + u; }`] : ['    sum += e;']),
+    '  }',
+    ...(max ? [`y[(long long)img * ${out} + i] = best;`, ...(argmax ? [`argmax[(long long)img * ${out} + i] = best_at;`] : [])] : [`y[(long long)img * ${out} + i] = sum / ${cppDouble(c.R * c.S)}f;`]),
+  ];
+  const names = ['x', ...inputParams(c), { name: 'y', out: true }, ...(argmax ? [{ name: 'argmax', out: true, int: true }] : [])];
+  return { params: params(k, names), body, launch: perElement(out), fused: fusedText([`${max ? 'max' : 'average'} pooling`, c.inBn && 'prologue: BN scale/shift', c.inRelu && 'prologue: ReLU']) };
+}
+
+export function poolBackward(k: KernelStep, c: Consts, max: boolean): CudaKernel {
+  // Gather, not scatter: each input position sums the output gradients of the windows that hold it
+  // (max: whose argmax it is), in a fixed order; then the epilogue's BN partials for the input value.
+  const HW = c.H * c.W, PQ = c.P * c.Q;
+  const body = [
+    ...channelTile(c.C, HW),
+    `const int h = j / ${c.W}, u = j % ${c.W};`,
+    'float d = 0.0f;',
+    'if (valid) {',
+    `  const int p_lo = h + ${c.ph} - ${c.R} + 1 <= 0 ? 0 : (h + ${c.ph} - ${c.R} + ${c.sh}) / ${c.sh};`,
+    `  const int q_lo = u + ${c.pw} - ${c.S} + 1 <= 0 ? 0 : (u + ${c.pw} - ${c.S} + ${c.sw}) / ${c.sw};`,
+    `  const int p_hi = min((h + ${c.ph}) / ${c.sh}, ${c.P - 1}), q_hi = min((u + ${c.pw}) / ${c.sw}, ${c.Q - 1});`,
+    `  const long long plane = ((long long)img * ${c.C} + ch) * ${PQ};`,
+    '  for (int p = p_lo; p <= p_hi; ++p)',
+    '    for (int q = q_lo; q <= q_hi; ++q)',
+    max ? `      if (argmax[plane + p * ${c.Q} + q] == j) d += g[plane + p * ${c.Q} + q];` : `      d += g[plane + p * ${c.Q} + q];`,
+    ...(max ? [] : [`  d = d / ${cppDouble(c.R * c.S)}f;`]),
+    '  dx[at] = d;',
+    '}',
+    ...backwardStats(c, 'd', 'at', 'ch', 'valid', tileSlot(c.C, HW)),
+  ];
+  const names = ['g', ...(max ? [{ name: 'argmax', int: true }] : []), { name: 'dx', out: true }, ...statsParams(c)];
+  return { params: params(k, names), body, launch: channelTiles(c.C, HW), fused: fusedText([`${max ? 'max' : 'average'} pooling backward`, c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN']) };
+}

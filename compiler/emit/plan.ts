@@ -1,0 +1,143 @@
+// Pass: plan.json, the versioned contract the runtime loads (docs/artifact.md).
+import type { ShapedModel } from '../ir.js';
+import type { ParamLayout } from '../lower/params.js';
+import type { MemoryPlan } from '../lower/memory.js';
+import type { BufferDecl, Program, Space, TensorEntry } from '../lower/program-ir.js';
+
+export const PLAN_FORMAT = 'nincc-plan';
+export const PLAN_VERSION = 1;
+export const NINCC_VERSION = '0.1.0';
+
+export interface BufferRef {
+  readonly space: Space;
+  readonly offset: number;
+  readonly size: number;
+  readonly dtype: 'f32' | 'i32';
+}
+
+/**
+ * How the cuda/emu device launches a step (docs/artifact.md): `grid` blocks, with grid dimension
+ * `batchAxis` (0 = x, 1 = y, 2 = z; absent = none) multiplied by the call's batch size N; `block`
+ * threads; `shared` bytes of dynamic shared memory. Only steps of programs the cuda kernels cover have one.
+ */
+export interface PlanLaunch {
+  readonly grid: readonly [number, number, number];
+  readonly batchAxis?: 0 | 1 | 2;
+  readonly block: readonly [number, number, number];
+  readonly shared: number;
+  readonly seed?: boolean; // the kernel's last parameter is the call's 64-bit seed (dropout)
+}
+
+export interface PlanStep {
+  readonly kernel: string;
+  readonly layer: number;
+  readonly source: string;
+  readonly args: readonly BufferRef[];
+  readonly scalars: readonly string[];
+  readonly launch?: PlanLaunch; // cuda/emu launch geometry
+}
+
+export interface PlanProgram {
+  readonly inputs: Readonly<Record<string, BufferRef>>;
+  readonly outputs: Readonly<Record<string, BufferRef>>;
+  readonly steps: readonly PlanStep[];
+  readonly devices?: readonly string[]; // the devices that implement it; absent: all of the artifact's
+}
+
+export interface PlanTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly offset: number;
+  readonly size: number;
+  readonly init: TensorEntry['init'];
+  readonly torch: TensorEntry['torch'];
+  readonly layer: number;
+}
+
+export interface Plan {
+  readonly format: typeof PLAN_FORMAT;
+  readonly version: number;
+  readonly nincc: string;
+  readonly model: string;
+  readonly sourceHash: string;
+  readonly input: readonly number[];
+  readonly output: readonly number[];
+  readonly classes: number;
+  readonly maxBatch: number;
+  readonly macsPerImage: number; // forward multiply-accumulates of conv and linear layers, for benchmarks
+  readonly imageSize?: number;
+  readonly transform?: { readonly mean: readonly number[]; readonly std: readonly number[] };
+  readonly train?: ShapedModel['train'];
+  readonly libraries: Readonly<Record<string, string>>;
+  readonly spaces: Readonly<Record<Space, number>>;
+  readonly params: readonly PlanTensor[];
+  readonly state: readonly PlanTensor[];
+  readonly programs: Readonly<Record<string, PlanProgram>>;
+  readonly untrainable?: string; // why there are no training programs, when there are none
+}
+
+export interface EmitOptions {
+  readonly maxBatch: number;
+  readonly sourceHash: string;
+  readonly libraries: Record<string, string>;
+  /** cuda/emu builds: each kernel's launch rule (schedule/cuda-launch.ts) and the programs only those devices run. */
+  readonly cuda?: { readonly launch: ReadonlyMap<string, PlanLaunch>; readonly onlyPrograms: readonly string[] };
+  readonly untrainable?: string;
+}
+
+export function emitPlan(
+  m: ShapedModel,
+  layout: ParamLayout,
+  memory: MemoryPlan,
+  programs: readonly Program[],
+  options: EmitOptions,
+): Plan {
+  const byId = new Map<string, BufferDecl>(memory.buffers.map((b) => [b.id, b]));
+  const ref = (id: string): BufferRef => {
+    const b = byId.get(id);
+    if (!b || b.offset === undefined) throw new Error(`internal error: buffer ${id} has no place in memory`);
+    return { space: b.space, offset: b.offset, size: b.size, dtype: b.dtype };
+  };
+  const tensor = (t: TensorEntry): PlanTensor => {
+    const r = ref(t.buffer);
+    return { name: t.name, shape: t.shape, offset: r.offset, size: r.size, init: t.init, torch: t.torch, layer: t.layer };
+  };
+  const launchOf = (kernel: string): { launch?: PlanLaunch } => {
+    if (!options.cuda) return {};
+    const launch = options.cuda.launch.get(kernel);
+    if (!launch) throw new Error(`internal error: no launch rule for ${kernel}`);
+    return { launch };
+  };
+  const mapRefs = (o: Readonly<Record<string, string>>) => Object.fromEntries(Object.entries(o).map(([k, id]) => [k, ref(id)]));
+  return {
+    format: PLAN_FORMAT,
+    version: PLAN_VERSION,
+    nincc: NINCC_VERSION,
+    model: m.name,
+    sourceHash: options.sourceHash,
+    input: m.input,
+    output: m.output,
+    classes: m.output.reduce((a, b) => a * b, 1),
+    maxBatch: options.maxBatch,
+    macsPerImage: m.totals.macs,
+    ...(m.imageSize !== undefined ? { imageSize: m.imageSize } : {}),
+    ...(m.transform ? { transform: m.transform } : {}),
+    ...(m.train ? { train: m.train } : {}),
+    libraries: options.libraries,
+    spaces: { param: layout.paramSize, grad: layout.paramSize, momentum: layout.paramSize, state: layout.stateSize, fixed: memory.fixedSize, act: memory.actSize },
+    params: layout.params.map(tensor),
+    state: layout.state.map(tensor),
+    programs: Object.fromEntries(
+      programs.map((p) => [
+        p.name,
+        {
+          inputs: mapRefs(p.inputs),
+          outputs: mapRefs(p.outputs),
+          steps: p.steps.map((s) => ({ kernel: s.kernel, layer: s.layer, source: s.source, args: s.args.map(ref), scalars: s.scalars, ...launchOf(s.kernel) })),
+          ...(options.cuda?.onlyPrograms.includes(p.name) ? { devices: ['cuda', 'emu'] } : {}),
+        },
+      ]),
+    ),
+    ...(options.untrainable ? { untrainable: options.untrainable } : {}),
+  };
+}

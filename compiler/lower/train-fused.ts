@@ -1,0 +1,309 @@
+// Pass: the training program for the cuda/emu target, with the BN+ReLU fusion of docs/design.md §4.
+//
+// A value flowing through the forward is a raw buffer plus an optional *pending* transform
+// a = relu?(scale·y + shift) that no kernel has applied yet: BN contributes per-channel scale/shift
+// (from a finalize kernel over per-tile statistics the producing conv wrote in its epilogue), ReLU a
+// flag. Consumers that can (conv, maxpool, avgpool) apply the pending transform while loading; any
+// other consumer gets it materialized once (act_apply). So conv→bn→relu is one conv kernel plus one
+// small finalize, and its activation is written once.
+//
+// Backward mirrors it. A gradient is the gradient of some value; when that value has a pending BN,
+// the kernel producing the gradient (conv dgrad, pool backward, or act_bwd_stats) also writes
+// per-tile Σdz and Σdz·x̂ (dz = da·[z > 0], x̂ = (y − μ)·invstd); a finalize reduces them in a fixed
+// order into the BN's dβ and dγ; and the conv below rebuilds dy = γ·invstd·(dz − dβ/M − x̂·dγ/M)
+// while loading, in its wgrad and dgrad (docs/design.md §4). No float atomics anywhere: every
+// reduction is per tile or per split and then summed in a fixed order (docs/design.md §5).
+import type { ShapedLayer, ShapedModel } from '../ir.js';
+import { gradId, paramId } from './params.js';
+import { LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
+import type { Program } from './program-ir.js';
+import { elementsOf, type ProgramBuilder } from './program-builder.js';
+
+/** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
+export const STAT_TILE = 32;
+/** The weight gradient's reduction over the batch is split this many ways, then summed in order. */
+export const WGRAD_SPLITS = 4;
+
+const tilesOf = (positions: number) => Math.ceil(positions / STAT_TILE);
+
+interface BnPending {
+  readonly layer: ShapedLayer;
+  readonly scale: string;
+  readonly shift: string;
+  readonly mean: string;
+  readonly invstd: string;
+}
+
+interface Pending {
+  readonly bn?: BnPending;
+  readonly relu: boolean;
+}
+
+/** A value of the forward: `buf` holds raw data of shape [C, H, W]; `pending` is still to apply. */
+interface Value {
+  readonly buf: string;
+  readonly C: number;
+  readonly H: number;
+  readonly W: number;
+  readonly pending?: Pending;
+  readonly stats?: { readonly mean: string; readonly m2: string }; // per-tile statistics of buf
+}
+
+type Node =
+  | { readonly kind: 'conv'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value }
+  | { readonly kind: 'pool'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value; readonly argmax?: string }
+  | { readonly kind: 'linear'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value }
+  | { readonly kind: 'softmax'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value; readonly log: boolean }
+  | { readonly kind: 'dropout'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value }
+  | { readonly kind: 'bn'; readonly l: ShapedLayer; readonly pos: number; readonly bn: BnPending }
+  | { readonly kind: 'materialize'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value };
+
+const shape3 = (s: readonly number[]): [number, number, number] => [s[0], s[1] ?? 1, s[2] ?? 1];
+
+/** The prologue's extra arguments and flags for a value's pending transform. */
+function pendingArgs(v: Value): { args: string[]; consts: { inBn: boolean; inRelu: boolean } } {
+  const bn = v.pending?.bn;
+  return { args: bn ? [bn.scale, bn.shift] : [], consts: { inBn: bn !== undefined, inRelu: v.pending?.relu ?? false } };
+}
+
+function poolConsts(l: ShapedLayer & { kind: 'maxpool' | 'avgpool' }, v: Value) {
+  const [K, P, Q] = shape3(l.output);
+  const a = l.attrs;
+  return { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW };
+}
+
+export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Program; builder: ProgramBuilder } {
+  const last = logSoftmaxHead(m);
+  const { b, images, labels } = trainingInputs(m);
+  const nodes: Node[] = [];
+  const [C0, H0, W0] = shape3(m.input);
+  let v: Value = { buf: images, C: C0, H: H0, W: W0 };
+
+  // One scratch pair for every conv's weight-gradient partials: the wgrad steps run one after another.
+  const convs = m.layers.filter((l) => l.kind === 'conv');
+  const splits = Math.min(WGRAD_SPLITS, maxBatch);
+  const maxWeights = Math.max(0, ...convs.map((l) => (l.kind === 'conv' ? l.attrs.nOut * l.attrs.nIn * l.attrs.kH * l.attrs.kW : 0)));
+  const maxOut = Math.max(0, ...convs.map((l) => (l.kind === 'conv' ? l.attrs.nOut : 0)));
+  const wgradPartials = convs.length > 0 ? b.fixed('wgrad.partials', splits * maxWeights) : '';
+  const biasPartials = convs.length > 0 ? b.fixed('wgrad.bias_partials', splits * maxOut) : '';
+
+  const materialize = (l: ShapedLayer, pos: number, x: Value): Value => {
+    if (!x.pending) return x;
+    const out = b.act(`${l.kind}${l.index}.in_applied`, x.C * x.H * x.W);
+    const p = pendingArgs(x);
+    b.step(l, 'act_apply', [x.buf, ...p.args, out], { C: x.C, HW: x.H * x.W, ...p.consts });
+    const y: Value = { buf: out, C: x.C, H: x.H, W: x.W };
+    nodes.push({ kind: 'materialize', l, pos, input: x, output: y });
+    return y;
+  };
+
+  m.layers.forEach((l, pos) => {
+    switch (l.kind) {
+      case 'conv': {
+        const a = l.attrs;
+        const [K, P, Q] = shape3(l.output);
+        const stats = m.layers[pos + 1]?.kind === 'bn';
+        const y = b.act(`conv${l.index}.out`, K * P * Q);
+        const st = stats ? { mean: b.act(`conv${l.index}.stat_mean`, tilesOf(P * Q) * K), m2: b.act(`conv${l.index}.stat_m2`, tilesOf(P * Q) * K) } : undefined;
+        const p = pendingArgs(v);
+        const consts = { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias, ...p.consts, stats };
+        b.step(l, 'conv_fwd_fused', [v.buf, ...p.args, paramId(l, 'weight'), ...(a.bias ? [paramId(l, 'bias')] : []), y, ...(st ? [st.mean, st.m2] : [])], consts);
+        const out: Value = { buf: y, C: K, H: P, W: Q, ...(st ? { stats: st } : {}) };
+        nodes.push({ kind: 'conv', l, pos, input: v, output: out });
+        v = out;
+        return;
+      }
+      case 'bn': {
+        if (!l.attrs.affine) throw new LoweringError(`${l.span.file}:${l.span.start.line}:${l.span.start.column}: bn with affine=0 is not supported by the code generator`);
+        v = materialize(l, pos, v);
+        const HW = v.H * v.W;
+        let stats = v.stats;
+        if (!stats) {
+          stats = { mean: b.act(`bn${l.index}.stat_mean`, tilesOf(HW) * v.C), m2: b.act(`bn${l.index}.stat_m2`, tilesOf(HW) * v.C) };
+          b.step(l, 'bn_stats', [v.buf, stats.mean, stats.m2], { C: v.C, HW });
+        }
+        const fixed = (what: string) => b.fixed(`bn${l.index}.${what}`, v.C);
+        const bn: BnPending = { layer: l, scale: fixed('scale'), shift: fixed('shift'), mean: fixed('save_mean'), invstd: fixed('save_invstd') };
+        const p = (f: string) => paramId(l, f);
+        b.step(l, 'bn_finalize', [stats.mean, stats.m2, p('weight'), p('bias'), p('running_mean'), p('running_var'), bn.mean, bn.invstd, bn.scale, bn.shift], {
+          C: v.C,
+          HW,
+          eps: l.attrs.eps,
+          momentum: l.attrs.momentum,
+        });
+        nodes.push({ kind: 'bn', l, pos, bn });
+        v = { buf: v.buf, C: v.C, H: v.H, W: v.W, pending: { bn, relu: false } };
+        return;
+      }
+      case 'relu':
+        // relu∘relu = relu, and BN's pending transform takes the flag: no kernel.
+        v = { buf: v.buf, C: v.C, H: v.H, W: v.W, pending: { ...(v.pending?.bn ? { bn: v.pending.bn } : {}), relu: true } };
+        return;
+      case 'maxpool':
+      case 'avgpool': {
+        const c = poolConsts(l, v);
+        const y = b.act(`${l.kind}${l.index}.out`, c.K * c.P * c.Q);
+        const argmax = l.kind === 'maxpool' ? b.act(`maxpool${l.index}.argmax`, c.K * c.P * c.Q, 'i32') : undefined;
+        const p = pendingArgs(v);
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_fused' : 'avgpool_fwd_fused', [v.buf, ...p.args, y, ...(argmax ? [argmax] : [])], { ...c, ...p.consts });
+        const out: Value = { buf: y, C: c.K, H: c.P, W: c.Q };
+        nodes.push({ kind: 'pool', l, pos, input: v, output: out, ...(argmax ? { argmax } : {}) });
+        v = out;
+        return;
+      }
+      case 'view': {
+        // Flattening keeps NCHW element order; a per-channel pending transform survives only a 1×1 plane.
+        if (v.H * v.W > 1) v = materialize(l, pos, v);
+        const [C, H, W] = shape3(l.output);
+        v = { ...v, C, H, W };
+        return;
+      }
+      case 'linear': {
+        v = materialize(l, pos, v);
+        const y = b.act(`linear${l.index}.out`, l.attrs.nOut);
+        b.step(l, 'linear_fwd', [v.buf, paramId(l, 'weight'), ...(l.attrs.bias ? [paramId(l, 'bias')] : []), y], { in: l.attrs.nIn, out: l.attrs.nOut, bias: l.attrs.bias, relu: false });
+        const out: Value = { buf: y, C: l.attrs.nOut, H: 1, W: 1 };
+        nodes.push({ kind: 'linear', l, pos, input: v, output: out });
+        v = out;
+        return;
+      }
+      case 'logsoftmax':
+      case 'softmax': {
+        v = materialize(l, pos, v);
+        const y = b.act(`${l.kind}${l.index}.out`, elementsOf(l.output));
+        b.step(l, `${l.kind}_fwd`, [v.buf, y], { classes: l.input[0] });
+        const out: Value = { buf: y, C: v.C, H: 1, W: 1 };
+        nodes.push({ kind: 'softmax', l, pos, input: v, output: out, log: l.kind === 'logsoftmax' });
+        v = out;
+        return;
+      }
+      case 'dropout': {
+        // The mask is the cpu kernels' hash of (call seed, layer, element), recomputed by the backward.
+        v = materialize(l, pos, v);
+        const y = b.act(`dropout${l.index}.out`, v.C * v.H * v.W);
+        b.step(l, 'dropout_fwd', [v.buf, y], { count: v.C * v.H * v.W, p: l.attrs.p });
+        const out: Value = { buf: y, C: v.C, H: v.H, W: v.W };
+        nodes.push({ kind: 'dropout', l, pos, input: v, output: out });
+        v = out;
+        return;
+      }
+    }
+  });
+
+  const classes = elementsOf(last.output);
+  const loss = b.fixed('loss', 1);
+  const output = v.buf;
+  let grad = { buf: b.act('loss.grad_in', classes), of: v };
+  b.step(undefined, 'nll_loss', [output, labels, loss, grad.buf], { classes });
+
+  // Backward. Per pending BN: the Σdz and Σdz·x̂ partials of the gradient of its value.
+  const bwdStats = new Map<number, { dz: string; dzx: string }>();
+  const statsFor = (x: Value) => {
+    const bn = x.pending?.bn;
+    if (!bn) return undefined;
+    const s = { dz: b.act(`bn${bn.layer.index}.stat_dz`, tilesOf(x.H * x.W) * x.C), dzx: b.act(`bn${bn.layer.index}.stat_dzx`, tilesOf(x.H * x.W) * x.C) };
+    bwdStats.set(bn.layer.index, s);
+    return s;
+  };
+  // What a kernel needs to compute those partials for the gradient of value x (its epilogue).
+  const epilogue = (x: Value) => {
+    const s = statsFor(x);
+    const bn = x.pending?.bn;
+    return { args: s && bn ? [x.buf, bn.scale, bn.shift, bn.mean, bn.invstd, s.dz, s.dzx] : [], consts: { outStats: s !== undefined, outRelu: x.pending?.relu ?? false } };
+  };
+  // What a kernel needs to rebuild the gradient of x's raw buffer from the gradient of x (its prologue).
+  const rebuild = (x: Value) => {
+    const bn = x.pending?.bn;
+    const args = !x.pending ? [] : bn ? [x.buf, bn.scale, bn.shift, paramId(bn.layer, 'weight'), bn.mean, bn.invstd, gradId(bn.layer, 'weight'), gradId(bn.layer, 'bias')] : [x.buf];
+    return { args, consts: { gBn: bn !== undefined, gRelu: x.pending?.relu ?? false } };
+  };
+  // A gradient of a pending value turned into one of its raw buffer, for consumers without the prologue.
+  const rawGradient = (l: ShapedLayer, g: { buf: string; of: Value }) => {
+    if (!g.of.pending) return g.buf;
+    const out = b.act(`${l.kind}${l.index}.grad_raw`, g.of.C * g.of.H * g.of.W);
+    const r = rebuild(g.of);
+    b.step(l, 'grad_rebuild', [g.buf, ...r.args, out], { C: g.of.C, HW: g.of.H * g.of.W, ...r.consts });
+    return out;
+  };
+
+  const firstWithParams = m.layers.findIndex((l) => l.params > 0);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i];
+    if (node.pos < firstWithParams) break;
+    const needDx = node.pos > firstWithParams;
+    const l = node.l;
+    switch (node.kind) {
+      case 'softmax': {
+        const dy = rawGradient(l, grad);
+        const dx = b.act(`${l.kind}${l.index}.grad_in`, node.input.C);
+        b.step(l, `${l.kind}_bwd` as 'logsoftmax_bwd' | 'softmax_bwd', [node.output.buf, dy, dx], { classes: node.input.C });
+        grad = { buf: dx, of: node.input };
+        break;
+      }
+      case 'linear': {
+        const a = l.kind === 'linear' ? l.attrs : undefined;
+        if (!a) break;
+        const c = { in: a.nIn, out: a.nOut, bias: a.bias };
+        const dy = rawGradient(l, grad);
+        b.step(l, 'linear_bwd_weight', [node.input.buf, dy, gradId(l, 'weight'), ...(a.bias ? [gradId(l, 'bias')] : [])], c);
+        if (!needDx) break;
+        const dx = b.act(`linear${l.index}.grad_in`, a.nIn);
+        b.step(l, 'linear_bwd_data', [dy, paramId(l, 'weight'), dx], c);
+        grad = { buf: dx, of: node.input };
+        break;
+      }
+      case 'materialize': {
+        // The applied buffer is the input value, so its raw gradient is the value's gradient; only the BN partials are new.
+        const dy = rawGradient(l, grad);
+        const e = epilogue(node.input);
+        if (e.consts.outStats) b.step(l, 'act_bwd_stats', [dy, ...e.args], { C: node.input.C, HW: node.input.H * node.input.W, outRelu: e.consts.outRelu });
+        grad = { buf: dy, of: node.input };
+        break;
+      }
+      case 'dropout': {
+        if (!needDx) break;
+        const dy = rawGradient(l, grad);
+        const dx = b.act(`dropout${l.index}.grad_in`, node.input.C * node.input.H * node.input.W);
+        b.step(l, 'dropout_bwd', [dy, dx], { count: node.input.C * node.input.H * node.input.W, p: l.kind === 'dropout' ? l.attrs.p : 0 });
+        grad = { buf: dx, of: node.input };
+        break;
+      }
+      case 'pool': {
+        if (!needDx) break;
+        if (l.kind !== 'maxpool' && l.kind !== 'avgpool') break;
+        const dy = rawGradient(l, grad);
+        const c = poolConsts(l, node.input);
+        const dx = b.act(`${l.kind}${l.index}.grad_in`, c.C * c.H * c.W);
+        const e = epilogue(node.input);
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_bwd_fused' : 'avgpool_bwd_fused', [dy, ...(node.argmax ? [node.argmax] : []), dx, ...e.args], { ...c, ...e.consts });
+        grad = { buf: dx, of: node.input };
+        break;
+      }
+      case 'bn': {
+        const s = bwdStats.get(l.index);
+        if (!s) throw new Error(`internal error: no backward statistics for bn layer ${l.index}`);
+        const c = { C: node.bn.layer.kind === 'bn' ? node.bn.layer.attrs.nFeatures : 0, HW: grad.of.H * grad.of.W };
+        b.step(l, 'bn_bwd_finalize', [s.dz, s.dzx, gradId(l, 'weight'), gradId(l, 'bias')], c);
+        break;
+      }
+      case 'conv': {
+        if (l.kind !== 'conv') break;
+        const a = l.attrs;
+        const x = node.input;
+        const o = node.output;
+        const r = rebuild(grad.of);
+        const p = pendingArgs(x);
+        const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
+        b.step(l, 'conv_wgrad_fused', [grad.buf, ...r.args, x.buf, ...p.args, wgradPartials, biasPartials], { ...shape, ...r.consts, ...p.consts, splits });
+        b.step(l, 'wgrad_reduce', [wgradPartials, biasPartials, gradId(l, 'weight'), ...(a.bias ? [gradId(l, 'bias')] : [])], { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
+        if (!needDx) break;
+        const dx = b.act(`conv${l.index}.grad_in`, x.C * x.H * x.W);
+        const e = epilogue(x);
+        b.step(l, 'conv_dgrad_fused', [grad.buf, ...r.args, paramId(l, 'weight'), dx, ...e.args], { ...shape, ...r.consts, ...e.consts });
+        grad = { buf: dx, of: x };
+        break;
+      }
+    }
+  }
+  return { program: { name: 'train_forward_backward', inputs: { images, labels }, outputs: { output, loss }, steps: b.steps }, builder: b };
+}

@@ -1,0 +1,50 @@
+// report.txt: what a build made and why — the model, the fusions, the conv algorithms, the programs,
+// the memory and the compile commands. A pure function of the compiled model and the toolchains' results.
+import type { NvccCheck } from '../backends/cuda/toolchain.js';
+import type { ShapedModel } from '../ir.js';
+import type { Compiled } from '../pipeline.js';
+import { convAlgorithmReport } from '../schedule/cpu-conv-algorithm.js';
+import { trainingFusionReport } from './fusion-report.js';
+import { inspectText } from './inspect.js';
+import { torchModuleString } from './torch-print.js';
+
+export function buildReport(model: ShapedModel, compiled: Compiled, compileCommand: string, cuda?: { command: string; nvcc: NvccCheck }): string {
+  const { lowered, plan } = compiled;
+  const lines = [inspectText(model), '', 'Inference fusion (BN folded into the conv before it, ReLU in the GEMM epilogue):'];
+  for (const g of lowered.inferenceGroups) {
+    const parts = [g.head, ...(g.bn ? [g.bn] : []), ...(g.relu ? [g.relu] : [])];
+    if (parts.length > 1) lines.push(`  (${parts.map((p) => p.index).join(') + (')}): ${parts.map((p) => torchModuleString(p)).join(' + ')} → k${g.head.index}_${g.head.kind}_infer`);
+  }
+  lines.push('', ...convAlgorithmReport(compiled.cpuPrograms));
+  const train = lowered.programs.find((p) => p.name === 'train_forward_backward');
+  const fusion = compiled.cuda && train ? trainingFusionReport(model, train, compiled.cuda.source.fused) : [];
+  if (fusion.length > 0) lines.push('', ...fusion);
+  lines.push('', 'Programs:');
+  for (const [name, p] of Object.entries(plan.programs)) {
+    lines.push(`  ${name}: ${p.steps.length} kernel call${p.steps.length === 1 ? '' : 's'}`);
+    for (const s of p.steps) lines.push(`    ${s.kernel.padEnd(28)} ${s.source}`);
+  }
+  const s = plan.spaces;
+  const mb = (floats: number) => `${((floats * 4) / 2 ** 20).toFixed(2)} MiB`;
+  lines.push(
+    '',
+    'Memory (4-byte elements):',
+    `  parameters ${s.param} (${mb(s.param)}), and as much again for gradients and momentum`,
+    `  running statistics ${s.state}, fixed scratch ${s.fixed} (${mb(s.fixed)})`,
+    `  activations ${s.act} per image (${mb(s.act)}), ${mb(s.act * plan.maxBatch)} at the maximum batch ${plan.maxBatch}`,
+    '',
+    `Compiled with: ${compileCommand}`,
+  );
+  if (cuda) {
+    lines.push('', `CUDA kernels (kernels.cu: inference and the fused training programs) for the emu device: ${cuda.command}`);
+    if (!cuda.nvcc.available) lines.push(`nvcc: not found (${cuda.nvcc.reason}), no GPU compile check and no kernels.fatbin`);
+    else {
+      lines.push(`nvcc (kernels.fatbin${cuda.nvcc.cached ? ', cache hit' : ''}): ${cuda.nvcc.command}`, 'ptxas registers, static shared memory and spills per kernel:');
+      for (const k of cuda.nvcc.kernels) {
+        lines.push(`  ${k.arch} ${k.kernel.padEnd(28)} ${String(k.registers).padStart(3)} registers, ${String(k.sharedBytes).padStart(5)} B smem, spill stores ${k.spillStores} B, loads ${k.spillLoads} B`);
+      }
+    }
+  }
+  if (plan.untrainable) lines.push('', `No training programs: ${plan.untrainable}.`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,48 @@
+// Pass (report only): the fused structure of a cuda/emu training program, for report.txt — per
+// spec layer, the kernels that compute it and what each fuses, then the totals a reader checks first:
+// how many conv→bn→relu groups ran as one conv kernel plus one finalize, and how many passes over an
+// activation exist only to apply BN or ReLU (none, for NIN).
+import type { ShapedModel } from '../ir.js';
+import type { Program } from '../lower/program-ir.js';
+import { torchModuleString } from './torch-print.js';
+
+export function trainingFusionReport(model: ShapedModel, program: Program, fused: ReadonlyMap<string, string>): string[] {
+  const lines = [`Training fusion (${program.name}, cuda/emu kernels; docs/design.md §4):`];
+  const byLayer = new Map<number, string[]>();
+  for (const s of program.steps) {
+    const list = byLayer.get(s.layer) ?? [];
+    list.push(`${s.kernel}${fused.get(s.kernel) ? ` [${fused.get(s.kernel)}]` : ''}`);
+    byLayer.set(s.layer, list);
+  }
+  for (const l of model.layers) {
+    const kernels = byLayer.get(l.index);
+    const what = kernels
+      ? kernels.join(', ')
+      : l.kind === 'relu'
+        ? "no kernel: applied by the next kernel's prologue (forward) and folded into the gradient kernels (backward)"
+        : l.kind === 'view'
+          ? 'no kernel: a view of the same memory'
+          : 'no kernel';
+    lines.push(`  (${l.index}) ${torchModuleString(l)}: ${what}`);
+  }
+  const whole = byLayer.get(0);
+  if (whole) lines.push(`  whole model: ${whole.join(', ')}`);
+
+  // conv→bn→relu groups and the separate activation passes, counted from the program itself.
+  const forward = program.steps.filter((s) => s.op === 'conv_fwd_fused');
+  const groups = model.layers.filter((l, i) => l.kind === 'conv' && model.layers[i + 1]?.kind === 'bn' && model.layers[i + 2]?.kind === 'relu');
+  const oneKernel = groups.filter((g) => {
+    const bnIndex = g.index + 1;
+    const steps = program.steps.filter((s) => s.layer === g.index || s.layer === bnIndex || s.layer === g.index + 2);
+    const fwd = steps.filter((s) => s.op === 'conv_fwd_fused' && s.consts.stats === true).length;
+    const finalize = steps.filter((s) => s.op === 'bn_finalize').length;
+    const separate = steps.filter((s) => ['bn_stats', 'act_apply', 'bn_fwd_train', 'relu_fwd'].includes(s.op)).length;
+    return fwd === 1 && finalize === 1 && separate === 0;
+  });
+  const passes = program.steps.filter((s) => ['act_apply', 'grad_rebuild', 'act_bwd_stats', 'bn_stats', 'bn_fwd_train', 'bn_bwd', 'relu_fwd', 'relu_bwd'].includes(s.op));
+  lines.push(
+    `  ${oneKernel.length} of ${groups.length} conv→bn→relu groups run forward as one conv kernel (statistics in its epilogue) plus one bn_finalize; ${forward.length} conv kernels in all`,
+    `  separate BN/ReLU passes over activations: ${passes.length}${passes.length ? ` (${passes.map((s) => s.kernel).join(', ')})` : ''}`,
+  );
+  return lines;
+}

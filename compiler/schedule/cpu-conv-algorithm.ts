@@ -1,0 +1,156 @@
+// The CPU forward-convolution algorithm of each BN-folded conv (codegen-cpu emits its calls): the
+// batch-wide implicit GEMM (conv_gemm.h) or a Winograd variant (conv_winograd.h), picked by a cost model.
+import type { Program } from '../lower/program-ir.js';
+
+export type ConvAlgorithm = 'implicit_gemm' | 'winograd_f2x3' | 'winograd_f4x3' | 'winograd_f2x5';
+
+/** The consts of a conv step (lower-infer's conv_infer and fold_bn). */
+export interface ConvConsts {
+  readonly C: number;
+  readonly H: number;
+  readonly W: number;
+  readonly K: number;
+  readonly R: number;
+  readonly S: number;
+  readonly sh: number;
+  readonly sw: number;
+  readonly ph: number;
+  readonly pw: number;
+}
+
+export interface ConvChoice {
+  readonly algorithm: ConvAlgorithm;
+  /** Modeled time of every candidate, relative to the implicit GEMM, at each of costBatches. */
+  readonly relative: ReadonlyMap<ConvAlgorithm, readonly number[]>;
+  readonly reason: string;
+}
+
+/** The batches the choice is made for: one image (latency) and a typical serving/training batch. */
+export const costBatches = [1, 16] as const;
+/** A Winograd variant must model this much faster (summed over costBatches) to be picked. */
+const margin = 0.9;
+
+const winograd: Record<Exclude<ConvAlgorithm, 'implicit_gemm'>, { m: number; r: number; cpp: string; name: string }> = {
+  winograd_f2x3: { m: 2, r: 3, cpp: 'WinogradKind::F2x3', name: 'Winograd F(2x2,3x3)' },
+  winograd_f4x3: { m: 4, r: 3, cpp: 'WinogradKind::F4x3', name: 'Winograd F(4x4,3x3)' },
+  winograd_f2x5: { m: 2, r: 5, cpp: 'WinogradKind::F2x5', name: 'Winograd F(2x2,5x5)' },
+};
+
+export const algorithmName = (a: ConvAlgorithm): string => (a === 'implicit_gemm' ? 'implicit GEMM' : winograd[a].name);
+export const winogradKindCpp = (a: Exclude<ConvAlgorithm, 'implicit_gemm'>): string => winograd[a].cpp;
+
+const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+const packRows = 12; // kConvPackRowMultiple: every ISA's panel height divides it
+
+/**
+ * Floats of a conv's weights packed into GEMM row panels (runtime/include/nincc/cpu/conv_gemm.h,
+ * packed_conv_weights_size): output channels rounded up to 12, which every ISA's panel height divides.
+ */
+export function packedConvWeightsSize(outChannels: number, patch: number): number {
+  return ceilDiv(outChannels, packRows) * packRows * patch;
+}
+
+/** winograd_weights_size (conv_winograd.h): a*a packed matrices of K (rounded up to 12) x C. */
+export function winogradWeightsSize(a: Exclude<ConvAlgorithm, 'implicit_gemm'>, outChannels: number, inChannels: number): number {
+  const alpha = winograd[a].m + winograd[a].r - 1;
+  return alpha * alpha * ceilDiv(outChannels, packRows) * packRows * inChannels;
+}
+
+// The model, in cycles of one AVX-512 core (the same ranking holds for AVX2 at half the width): the
+// micro-kernel does 32 multiply-adds a cycle at ~80%; weights not held in L2 stream from L3 at
+// 16 B/cycle or, past 32 MiB, from memory at 2 B/cycle a core (measured: F(4,3)'s 56 MB of
+// transformed weights for NIN's 384→1024 layer make it slower than F(2,3) at batch 16).
+const macsPerCycle = 32 * 0.8;
+const tileCols = 32; // pixels (implicit GEMM) or Winograd tiles per column panel
+const l2Weights = 512 * 1024;
+const l3Bytes = 32 * 2 ** 20;
+const gatherCycles = 6; // one masked 16-lane gather or scatter
+const streamCycles = (bytes: number, times: number) => (bytes * times) / (bytes <= l3Bytes ? 16 : 2);
+
+function outSize(c: ConvConsts): { oh: number; ow: number } {
+  return { oh: Math.floor((c.H + 2 * c.ph - c.R) / c.sh) + 1, ow: Math.floor((c.W + 2 * c.pw - c.S) / c.sw) + 1 };
+}
+
+function implicitGemmCycles(c: ConvConsts, n: number): number {
+  const { oh, ow } = outSize(c);
+  const colTiles = ceilDiv(n * oh * ow, tileCols);
+  const depth = c.C * c.R * c.S;
+  const macs = ceilDiv(c.K, packRows) * packRows * depth * colTiles * tileCols;
+  const gather = depth * colTiles * 4; // a panel row: a few masked loads and a store
+  const weightBytes = c.K * depth * 4;
+  const chunks = Math.min(colTiles, Math.max(8, ceilDiv(colTiles, 16)));
+  return macs / macsPerCycle + gather + (weightBytes <= l2Weights ? 0 : streamCycles(weightBytes, chunks));
+}
+
+function winogradCycles(a: Exclude<ConvAlgorithm, 'implicit_gemm'>, c: ConvConsts, n: number): number {
+  const { m } = winograd[a];
+  const alpha = m + winograd[a].r - 1;
+  const { oh, ow } = outSize(c);
+  const colTiles = ceilDiv(n * ceilDiv(oh, m) * ceilDiv(ow, m), tileCols);
+  const kPadded = ceilDiv(c.K, packRows) * packRows;
+  const macs = alpha * alpha * kPadded * c.C * colTiles * tileCols;
+  // conv_winograd.h's split: up to 4 column tiles per block while their V fits 1 MiB; with fewer
+  // than 4 blocks (two threads, two tasks each) the channels are split and the input transformed again.
+  const vBytes = alpha * alpha * c.C * tileCols * 4;
+  const perBlock = Math.max(1, Math.min(4, Math.floor(2 ** 20 / vBytes), colTiles));
+  const blocks = ceilDiv(colTiles, perBlock);
+  const groups = blocks >= 4 ? 1 : Math.min(kPadded / packRows, ceilDiv(4, blocks));
+  const input = c.C * colTiles * groups * (alpha * alpha * 2 * gatherCycles + alpha ** 3);
+  const output = kPadded * colTiles * (2 * alpha * alpha + alpha ** 3 + 2 * m * m * gatherCycles);
+  return macs / macsPerCycle + input + output + streamCycles(4 * winogradWeightsSize(a, c.K, c.C), blocks);
+}
+
+function candidates(c: ConvConsts): Exclude<ConvAlgorithm, 'implicit_gemm'>[] {
+  if (c.sh !== 1 || c.sw !== 1 || c.R !== c.S) return [];
+  return (Object.keys(winograd) as Exclude<ConvAlgorithm, 'implicit_gemm'>[]).filter((a) => winograd[a].r === c.R);
+}
+
+/** The algorithm for a conv whose folded weights are packed at fold time, and why. */
+export function chooseConvAlgorithm(c: ConvConsts): ConvChoice {
+  const direct = costBatches.map((n) => implicitGemmCycles(c, n));
+  const relative = new Map<ConvAlgorithm, readonly number[]>([['implicit_gemm', costBatches.map(() => 1)]]);
+  let best: ConvAlgorithm = 'implicit_gemm';
+  let bestScore = costBatches.length * margin;
+  for (const a of candidates(c)) {
+    const r = costBatches.map((n, i) => winogradCycles(a, c, n) / direct[i]);
+    relative.set(a, r);
+    const score = r.reduce((s, v) => s + v, 0);
+    if (score < bestScore) [best, bestScore] = [a, score];
+  }
+  const at = (a: ConvAlgorithm) => relative.get(a)!.map((v, i) => `${v.toFixed(2)}× at batch ${costBatches[i]}`).join(', ');
+  const others = [...relative.keys()].filter((a) => a !== 'implicit_gemm' && a !== best).map((a) => `${algorithmName(a)} ${at(a)}`);
+  let reason: string;
+  if (c.R === 1 && c.S === 1) reason = 'a 1x1 conv: the GEMM reads the input as stored, and no transform lowers its multiply count';
+  else if (best === 'implicit_gemm' && relative.size === 1) reason = `no Winograd variant for a ${c.R}x${c.S} kernel at stride ${c.sh},${c.sw}`;
+  else if (best === 'implicit_gemm') reason = `no Winograd variant models ${Math.round((1 - margin) * 100)}% faster (${others.join('; ')})`;
+  else reason = `modeled ${at(best)} of the implicit GEMM's time${others.length ? `; ${others.join('; ')}` : ''}`;
+  return { algorithm: best, relative, reason };
+}
+
+/** Floats of the packed-weight buffer of a BN-folded conv (lower-infer allocates it, fold_bn fills it). */
+export function convPackedWeightsFloats(c: ConvConsts): number {
+  const a = chooseConvAlgorithm(c).algorithm;
+  return a === 'implicit_gemm' ? packedConvWeightsSize(c.K, c.C * c.R * c.S) : winogradWeightsSize(a, c.K, c.C);
+}
+
+/**
+ * report.txt lines: the algorithm of every conv inference step of a cpu build, and why (the model's
+ * times relative to the implicit GEMM at batch 1 and 16).
+ */
+export function convAlgorithmReport(programs: readonly Program[]): string[] {
+  const lines = [`CPU convolution algorithms (cost model at batch ${costBatches.join(' and ')}; relative time, lower is faster):`];
+  const seen = new Set<string>();
+  for (const step of programs.flatMap((p) => p.steps)) {
+    if (step.op !== 'conv_infer' || seen.has(step.kernel)) continue;
+    seen.add(step.kernel);
+    const c = step.consts as unknown as ConvConsts & { packed?: boolean };
+    const shape = `${c.R}x${c.S}/${c.sh} ${c.C}→${c.K} on ${c.H}x${c.W}`;
+    if (!c.packed) {
+      lines.push(`  ${step.kernel.padEnd(28)} ${shape}: implicit GEMM (weights not folded, so packed per call)`);
+      continue;
+    }
+    const choice = chooseConvAlgorithm(c);
+    lines.push(`  ${step.kernel.padEnd(28)} ${shape}: ${algorithmName(choice.algorithm)}: ${choice.reason}`);
+  }
+  return lines;
+}
