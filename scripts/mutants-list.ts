@@ -18,7 +18,7 @@ export interface Mutant {
 export const MUTANTS: readonly Mutant[] = [
   {
     name: 'CUDA SGD update without weight decay',
-    file: 'compiler/codegen-cuda-train.ts',
+    file: 'compiler/backends/cuda/sgd.ts',
     find: "'if (wd != 0.0f) { grad = grad + wd * w[i]; g[i] = grad; }',",
     replace: "'',",
     tests: ['test/emu-train.test.ts'],
@@ -26,7 +26,7 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     name: "CUDA BN backward's dγ scaled by 1.01",
-    file: 'compiler/codegen-cuda-train.ts',
+    file: 'compiler/backends/cuda/bn.ts',
     find: 'dgamma[ch] = float(sdzx[0]);',
     replace: 'dgamma[ch] = float(1.01 * sdzx[0]);',
     tests: ['test/emu-train.test.ts'],
@@ -34,7 +34,7 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     name: 'CPU max-pool with the H and W strides swapped',
-    file: 'compiler/codegen-cpu.ts',
+    file: 'compiler/backends/cpu/render.ts',
     find: 'const pool = `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}',
     replace: 'const pool = `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sw}, ${c.sh}',
     tests: ['test/numerics-kernels.test.ts', 'test/numerics-semantics.test.ts'],
@@ -56,7 +56,7 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     name: 'cpu and cuda dropout salts differing',
-    file: 'compiler/codegen-cpu.ts',
+    file: 'compiler/backends/cpu/render.ts',
     find: 'const seed = `a->seed ^ (0x9E3779B97F4A7C15ull * ${k.layer}ull)`;',
     replace: 'const seed = `a->seed ^ (0x9E3779B97F4A7C15ull * ${k.layer + 1}ull)`;',
     tests: ['test/emu-train.test.ts'],
