@@ -57,8 +57,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: 'cpu and cuda dropout salts differing',
     file: 'compiler/backends/cpu/render.ts',
-    find: 'const seed = `a->seed ^ (0x9E3779B97F4A7C15ull * ${k.layer}ull)`;',
-    replace: 'const seed = `a->seed ^ (0x9E3779B97F4A7C15ull * ${k.layer + 1}ull)`;',
+    find: "const seed = dropoutSeedCpp('a->seed', k.layer);",
+    replace: "const seed = dropoutSeedCpp('a->seed', k.layer + 1);",
     tests: ['test/emu-train.test.ts'],
     only: 'dropout_mlp: forward\\+backward',
   },
