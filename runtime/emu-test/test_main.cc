@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
     run("warp semantics", emu_test::test_warp_semantics);
     run("tf32 and mma", emu_test::test_tf32);
     run("faults", emu_test::test_faults);
+    run("bf16 and cp.async", emu_test::test_bf16);
+    run("profile counters", emu_test::test_profile);
     if (library) run("dlopen ABI", [&] { emu_test::test_abi(library); });
     std::printf("%d checks, %d failed\n", emu_test::g_checks, emu_test::g_failures);
   }

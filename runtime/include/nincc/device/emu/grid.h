@@ -35,6 +35,7 @@ struct LaunchOptions {
   uint64_t seed = 1;           // the shuffled order's permutation
   unsigned workers = 1;        // OS threads running blocks, each with its own fibers
   bool reverse_threads = false;  // resume a block's threads last to first
+  Profile* profile = nullptr;    // count what the blocks do (profile.h); profiled launches use one worker
 };
 
 // NINCC_EMU_ORDER=forward|reverse|shuffled[:seed], NINCC_EMU_WORKERS=n, NINCC_EMU_REVERSE_THREADS=1:
@@ -154,7 +155,9 @@ inline void run_grid(const KernelLaunch& k, const LaunchOptions& options) {
   check_launch_shape(k);
   if (t_runner) throw KernelError(std::string("kernel `") + k.kernel + "`: launched from inside a kernel");
   GridRun run(k, options);
-  const unsigned workers = unsigned(std::max<uint64_t>(1, std::min<uint64_t>(options.workers, run.count)));
+  // A profile is one OS thread's data: profiled launches run their blocks one after the other.
+  const unsigned workers =
+      k.profile ? 1u : unsigned(std::max<uint64_t>(1, std::min<uint64_t>(options.workers, run.count)));
   if (workers == 1) {
     BlockRunner& runner = this_thread_runner();
     for (uint64_t p = 0; p < run.count; ++p) runner.run(k, run.block_at(p));
@@ -185,7 +188,9 @@ void launch(const char* name, dim3 grid, dim3 block, size_t dynamic_shared_bytes
     const Closure& self = *static_cast<const Closure*>(c);
     std::apply(self.kernel, self.args);
   };
-  run_grid(KernelLaunch{name, grid, block, dynamic_shared_bytes, body, &closure, options.reverse_threads}, options);
+  run_grid(KernelLaunch{name, grid, block, dynamic_shared_bytes, body, &closure, options.reverse_threads,
+                        options.profile},
+           options);
 }
 
 template <class... P, class... A>
