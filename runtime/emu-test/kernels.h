@@ -58,6 +58,7 @@ void test_tf32();
 void test_faults();
 void test_bf16();
 void test_profile();
+void print_micro_kernel_counts();  // JSON lines, for bench/gpu/ncu.sh
 void test_abi(const char* library_path);
 void run_benchmarks();
 }  // namespace emu_test

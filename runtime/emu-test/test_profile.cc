@@ -2,8 +2,11 @@
 // case derives them): sectors per warp instruction for coalesced and strided copies, shared-memory
 // wavefronts and bank conflicts of a transpose without and with padding, a tiled sgemm, and the
 // ldmatrix + mma loop of bf16_ops.cu. Buffers are 64-byte aligned, so 32-byte sectors start where
-// the derivations say.
+// the derivations say. `emu_test --counts` prints the same launches' counters as JSON lines for
+// bench/gpu/ncu.sh, whose GPU driver (bench/gpu/micro_kernels.cu) launches the same shapes.
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "check.h"
 #include "kernels.h"
@@ -13,42 +16,41 @@ namespace {
 
 using nincc::emu::Counters;
 
-struct Want {
+struct Field {
   const char* name;
-  uint64_t Counters::*field;
+  uint64_t Counters::*member;
+};
+const Field kFields[] = {
+    {"blocks", &Counters::blocks},
+    {"ffma", &Counters::ffma},
+    {"mma_tf32_m16n8k8", &Counters::mma_tf32_m16n8k8},
+    {"mma_bf16_m16n8k16", &Counters::mma_bf16_m16n8k16},
+    {"barriers", &Counters::barriers},
+    {"global_load_instructions", &Counters::global_load_instructions},
+    {"global_load_sectors", &Counters::global_load_sectors},
+    {"global_store_instructions", &Counters::global_store_instructions},
+    {"global_store_sectors", &Counters::global_store_sectors},
+    {"async_copy_instructions", &Counters::async_copy_instructions},
+    {"async_copy_sectors", &Counters::async_copy_sectors},
+    {"shared_load_instructions", &Counters::shared_load_instructions},
+    {"shared_load_wavefronts", &Counters::shared_load_wavefronts},
+    {"shared_store_instructions", &Counters::shared_store_instructions},
+    {"shared_store_wavefronts", &Counters::shared_store_wavefronts},
+    {"shared_bank_conflicts", &Counters::shared_bank_conflicts},
+    {"unique_global_sectors", &Counters::unique_global_sectors},
+};
+
+struct Want {
+  uint64_t Counters::*member;
   uint64_t value;
 };
 
-void check_counts(const std::string& kernel, const Counters& got, std::initializer_list<Want> wants) {
-  // Every counter not listed must be zero.
-  const Want all[] = {
-      {"blocks", &Counters::blocks, 0},
-      {"ffma", &Counters::ffma, 0},
-      {"mma_tf32_m16n8k8", &Counters::mma_tf32_m16n8k8, 0},
-      {"mma_bf16_m16n8k16", &Counters::mma_bf16_m16n8k16, 0},
-      {"barriers", &Counters::barriers, 0},
-      {"global_load_instructions", &Counters::global_load_instructions, 0},
-      {"global_load_sectors", &Counters::global_load_sectors, 0},
-      {"global_store_instructions", &Counters::global_store_instructions, 0},
-      {"global_store_sectors", &Counters::global_store_sectors, 0},
-      {"async_copy_instructions", &Counters::async_copy_instructions, 0},
-      {"async_copy_sectors", &Counters::async_copy_sectors, 0},
-      {"shared_load_instructions", &Counters::shared_load_instructions, 0},
-      {"shared_load_wavefronts", &Counters::shared_load_wavefronts, 0},
-      {"shared_store_instructions", &Counters::shared_store_instructions, 0},
-      {"shared_store_wavefronts", &Counters::shared_store_wavefronts, 0},
-      {"shared_bank_conflicts", &Counters::shared_bank_conflicts, 0},
-      {"unique_global_sectors", &Counters::unique_global_sectors, 0},
-  };
-  for (const Want& a : all) {
-    uint64_t want = a.value;
-    for (const Want& w : wants)
-      if (w.field == a.field) want = w.value;
-    const uint64_t value = got.*(a.field);
-    CHECK_MSG(value == want, kernel + " " + a.name + ": counted " + std::to_string(value) + ", by hand " +
-                                 std::to_string(want));
-  }
-}
+// One micro-kernel launch: `run` profiles it; every counter not in `wants` must be zero.
+struct MicroCase {
+  std::string name;
+  std::function<Counters()> run;
+  std::vector<Want> wants;
+};
 
 template <class... P, class... A>
 Counters profile(const char* name, dim3 grid, dim3 block, void (*kernel)(P...), A... args) {
@@ -60,105 +62,135 @@ Counters profile(const char* name, dim3 grid, dim3 block, void (*kernel)(P...), 
   return p.counters;
 }
 
-}  // namespace
-
-void test_profile() {
+std::vector<MicroCase> micro_cases() {
+  std::vector<MicroCase> cases;
   // copy_coalesced, 4096 floats, 16 blocks of 256: 128 warps, each one load and one store of 32
   // consecutive floats = 128 bytes = 4 sectors. Unique: 2 × 4096 × 4 / 32 = 1024 sectors.
-  {
-    Buffer<float> in(4096, 0), out(4096);
-    check_counts("copy_coalesced", profile("copy_coalesced", dim3(16), dim3(256), &copy_coalesced, in.data(), out.data()),
-                 {{"", &Counters::blocks, 16},
-                  {"", &Counters::global_load_instructions, 128},
-                  {"", &Counters::global_load_sectors, 512},
-                  {"", &Counters::global_store_instructions, 128},
-                  {"", &Counters::global_store_sectors, 512},
-                  {"", &Counters::unique_global_sectors, 1024}});
-  }
+  cases.push_back({"copy_coalesced",
+                   [] {
+                     Buffer<float> in(4096, 0), out(4096);
+                     return profile("copy_coalesced", dim3(16), dim3(256), &copy_coalesced, in.data(), out.data());
+                   },
+                   {{&Counters::blocks, 16},
+                    {&Counters::global_load_instructions, 128},
+                    {&Counters::global_load_sectors, 512},
+                    {&Counters::global_store_instructions, 128},
+                    {&Counters::global_store_sectors, 512},
+                    {&Counters::unique_global_sectors, 1024}}});
   // copy_strided, 1024 outputs (4 blocks of 256, 32 warps). Stride 8 floats = 32 bytes: each lane's
   // load is its own sector, 32 per instruction; stride 2: a warp spans 256 bytes, 8 sectors. Stores
   // stay 4 sectors. Unique: stride 8 touches 1024 load sectors, stride 2 all 256 sectors of its
   // 2048 floats; plus 128 store sectors.
-  for (int stride : {8, 2}) {
-    Buffer<float> in(size_t(1024) * stride, 0), out(1024);
-    check_counts("copy_strided/" + std::to_string(stride),
-                 profile("copy_strided", dim3(4), dim3(256), &copy_strided, in.data(), out.data(), stride),
-                 {{"", &Counters::blocks, 4},
-                  {"", &Counters::global_load_instructions, 32},
-                  {"", &Counters::global_load_sectors, stride == 8 ? 1024u : 256u},
-                  {"", &Counters::global_store_instructions, 32},
-                  {"", &Counters::global_store_sectors, 128},
-                  {"", &Counters::unique_global_sectors, stride == 8 ? 1152u : 384u}});
-  }
+  for (int stride : {2, 8})
+    cases.push_back({"copy_strided_" + std::to_string(stride),
+                     [stride] {
+                       Buffer<float> in(size_t(1024) * stride, 0), out(1024);
+                       return profile("copy_strided", dim3(4), dim3(256), &copy_strided, in.data(), out.data(), stride);
+                     },
+                     {{&Counters::blocks, 4},
+                      {&Counters::global_load_instructions, 32},
+                      {&Counters::global_load_sectors, stride == 8 ? 1024u : 256u},
+                      {&Counters::global_store_instructions, 32},
+                      {&Counters::global_store_sectors, 128},
+                      {&Counters::unique_global_sectors, stride == 8 ? 1152u : 384u}}});
   // transpose of 64×64: 2×2 blocks of 32×8 threads = 32 warps, each 4 rows: 128 instructions of
   // each kind. Global rows are 128 bytes (4 sectors). Shared stores write a tile row: 32 banks, one
   // wavefront. Shared loads read a tile column: with 32 columns all 32 words are in one bank (32
   // wavefronts, 31 conflicts each: 4096 and 3968); with 33 they are on 32 banks (128, 0). One
   // barrier per block.
-  for (bool padded : {false, true}) {
-    Buffer<float> in(64 * 64, 0), out(64 * 64);
-    const Counters got = padded ? profile("transpose_padded", dim3(2, 2), dim3(32, 8), &transpose_padded, in.data(),
-                                          out.data(), 64)
-                                : profile("transpose_unpadded", dim3(2, 2), dim3(32, 8), &transpose_unpadded,
-                                          in.data(), out.data(), 64);
-    check_counts(padded ? "transpose_padded" : "transpose_unpadded", got,
-                 {{"", &Counters::blocks, 4},
-                  {"", &Counters::barriers, 4},
-                  {"", &Counters::global_load_instructions, 128},
-                  {"", &Counters::global_load_sectors, 512},
-                  {"", &Counters::global_store_instructions, 128},
-                  {"", &Counters::global_store_sectors, 512},
-                  {"", &Counters::shared_store_instructions, 128},
-                  {"", &Counters::shared_store_wavefronts, 128},
-                  {"", &Counters::shared_load_instructions, 128},
-                  {"", &Counters::shared_load_wavefronts, padded ? 128u : 4096u},
-                  {"", &Counters::shared_bank_conflicts, padded ? 0u : 3968u},
-                  {"", &Counters::unique_global_sectors, 1024}});
-  }
+  for (bool padded : {false, true})
+    cases.push_back({padded ? "transpose_padded" : "transpose_unpadded",
+                     [padded] {
+                       Buffer<float> in(64 * 64, 0), out(64 * 64);
+                       return padded ? profile("transpose_padded", dim3(2, 2), dim3(32, 8), &transpose_padded,
+                                               in.data(), out.data(), 64)
+                                     : profile("transpose_unpadded", dim3(2, 2), dim3(32, 8), &transpose_unpadded,
+                                               in.data(), out.data(), 64);
+                     },
+                     {{&Counters::blocks, 4},
+                      {&Counters::barriers, 4},
+                      {&Counters::global_load_instructions, 128},
+                      {&Counters::global_load_sectors, 512},
+                      {&Counters::global_store_instructions, 128},
+                      {&Counters::global_store_sectors, 512},
+                      {&Counters::shared_store_instructions, 128},
+                      {&Counters::shared_store_wavefronts, 128},
+                      {&Counters::shared_load_instructions, 128},
+                      {&Counters::shared_load_wavefronts, padded ? 128u : 4096u},
+                      {&Counters::shared_bank_conflicts, padded ? 0u : 3968u},
+                      {&Counters::unique_global_sectors, 1024}}});
   // sgemm_tiled16, m = n = k = 32: 2×2 blocks of 16×16 threads (8 warps of two 16-thread rows), two
   // k-tiles. Per warp and tile: one load each of A and B, two 64-byte row pieces = 4 sectors; one
   // shared store each (32 consecutive words: 1 wavefront); 16 steps of two shared loads (as[ty][kk]:
   // two words on banks kk and kk+16; bs[kk][tx]: 16 consecutive words — 1 wavefront each). So 32
   // warps × 2 tiles × 2 = 128 loads (512 sectors) and stores, 2048 shared loads, 1024 threads × 32
   // FMAs, 32 global stores of 4 sectors, 2 barriers per tile per block; unique 3 × 128 sectors.
-  {
-    const int s = 32;
-    Buffer<float> a(s * s, 0), b(s * s, 0), c(s * s);
-    check_counts("sgemm_tiled16",
-                 profile("sgemm_tiled16", dim3(2, 2), dim3(16, 16), &sgemm_tiled16, a.data(), b.data(), c.data(), s, s, s),
-                 {{"", &Counters::blocks, 4},
-                  {"", &Counters::barriers, 16},
-                  {"", &Counters::ffma, 32768},
-                  {"", &Counters::global_load_instructions, 128},
-                  {"", &Counters::global_load_sectors, 512},
-                  {"", &Counters::shared_store_instructions, 128},
-                  {"", &Counters::shared_store_wavefronts, 128},
-                  {"", &Counters::shared_load_instructions, 2048},
-                  {"", &Counters::shared_load_wavefronts, 2048},
-                  {"", &Counters::global_store_instructions, 32},
-                  {"", &Counters::global_store_sectors, 128},
-                  {"", &Counters::unique_global_sectors, 384}});
-  }
+  cases.push_back({"sgemm_tiled16",
+                   [] {
+                     const int s = 32;
+                     Buffer<float> a(s * s, 0), b(s * s, 0), c(s * s);
+                     return profile("sgemm_tiled16", dim3(2, 2), dim3(16, 16), &sgemm_tiled16, a.data(), b.data(),
+                                    c.data(), s, s, s);
+                   },
+                   {{&Counters::blocks, 4},
+                    {&Counters::barriers, 16},
+                    {&Counters::ffma, 32768},
+                    {&Counters::global_load_instructions, 128},
+                    {&Counters::global_load_sectors, 512},
+                    {&Counters::shared_store_instructions, 128},
+                    {&Counters::shared_store_wavefronts, 128},
+                    {&Counters::shared_load_instructions, 2048},
+                    {&Counters::shared_load_wavefronts, 2048},
+                    {&Counters::global_store_instructions, 32},
+                    {&Counters::global_store_sectors, 128},
+                    {&Counters::unique_global_sectors, 384}}});
   // ldmatrix_mma_loop, k = 64: 4 steps. Each step: cp.async of A (32 lanes × 16 bytes, 16 rows of
   // 32 bytes: 16 sectors) and of B (16 lanes, 256 contiguous bytes: 8 sectors); ldmatrix.x4 of A
   // (rows 48 bytes apart: each matrix's 8 rows on distinct banks, 4 wavefronts) and .x2.trans of B
   // (16-byte rows, 2 wavefronts); one mma; two barriers. Then two float2 stores of 8 rows × 32 bytes
   // (8 sectors each). Unique: A 2048 bytes, B 1024, C 512 = 112 sectors.
-  {
-    Buffer<unsigned short> a(16 * 64, 0), b(64 * 8, 0);
-    Buffer<float> c(16 * 8);
-    check_counts("ldmatrix_mma_loop",
-                 profile("ldmatrix_mma_loop", dim3(1), dim3(32), &ldmatrix_mma_loop, a.data(), b.data(), c.data(), 64),
-                 {{"", &Counters::blocks, 1},
-                  {"", &Counters::barriers, 8},
-                  {"", &Counters::mma_bf16_m16n8k16, 4},
-                  {"", &Counters::async_copy_instructions, 8},
-                  {"", &Counters::async_copy_sectors, 96},
-                  {"", &Counters::shared_load_instructions, 8},
-                  {"", &Counters::shared_load_wavefronts, 24},
-                  {"", &Counters::global_store_instructions, 2},
-                  {"", &Counters::global_store_sectors, 16},
-                  {"", &Counters::unique_global_sectors, 112}});
+  cases.push_back({"ldmatrix_mma_loop",
+                   [] {
+                     Buffer<unsigned short> a(16 * 64, 0), b(64 * 8, 0);
+                     Buffer<float> c(16 * 8);
+                     return profile("ldmatrix_mma_loop", dim3(1), dim3(32), &ldmatrix_mma_loop, a.data(), b.data(),
+                                    c.data(), 64);
+                   },
+                   {{&Counters::blocks, 1},
+                    {&Counters::barriers, 8},
+                    {&Counters::mma_bf16_m16n8k16, 4},
+                    {&Counters::async_copy_instructions, 8},
+                    {&Counters::async_copy_sectors, 96},
+                    {&Counters::shared_load_instructions, 8},
+                    {&Counters::shared_load_wavefronts, 24},
+                    {&Counters::global_store_instructions, 2},
+                    {&Counters::global_store_sectors, 16},
+                    {&Counters::unique_global_sectors, 112}}});
+  return cases;
+}
+
+}  // namespace
+
+void test_profile() {
+  for (const MicroCase& c : micro_cases()) {
+    const Counters got = c.run();
+    for (const Field& f : kFields) {
+      uint64_t want = 0;
+      for (const Want& w : c.wants)
+        if (w.member == f.member) want = w.value;
+      const uint64_t value = got.*(f.member);
+      CHECK_MSG(value == want, c.name + " " + f.name + ": counted " + std::to_string(value) + ", by hand " +
+                                   std::to_string(want));
+    }
+  }
+}
+
+void print_micro_kernel_counts() {
+  for (const MicroCase& c : micro_cases()) {
+    const Counters got = c.run();
+    std::printf("{\"kernel\": \"%s\"", c.name.c_str());
+    for (const Field& f : kFields) std::printf(", \"%s\": %llu", f.name, static_cast<unsigned long long>(got.*(f.member)));
+    std::printf("}\n");
   }
 }
 
