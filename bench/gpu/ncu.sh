@@ -5,7 +5,8 @@
 # table kept as a regression record. Without a GPU it is a dry run that says so: it builds what it
 # can (the emulator's counts, the nvcc build of the micro-kernels) and prints the modelled column.
 #   bash bench/gpu/ncu.sh            # outputs under $OUT (default bench/gpu/out/ncu)
-# Needs: g++; nvcc (CUDA 12+) and ncu on PATH for the GPU part; node + dist/ for the NIN kernels.
+# Needs: g++, node, python3; nvcc (CUDA 12+) and ncu on PATH for the GPU part. GPU=a100|h100|h200
+# picks the time model's table (default: from nvidia-smi's name, else h100).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-bench/gpu/out/ncu}
@@ -23,6 +24,11 @@ if ! nvidia-smi -L > "$OUT/gpus.txt" 2>&1 || ! grep -q "^GPU" "$OUT/gpus.txt"; t
   gpu=no
   say "no GPU is present (nvidia-smi finds none): DRY RUN — nothing below is measured"
 fi
+model=${GPU:-$(grep -o -i -m1 -E "A100|H100|H200" "$OUT/gpus.txt" | tr 'A-Z' 'a-z')}
+model=${model:-h100}
+say "the time model for $model (runtime/profile/gpus.ts)"
+node node_modules/typescript/bin/tsc -p tsconfig.json || { echo "ncu.sh: tsc failed"; exit 1; }
+node dist/bench/gpu/predict.js --gpu "$model" "$OUT/modelled.jsonl" --json "$OUT/predicted.jsonl" || exit 1
 
 binary="$OUT/micro_kernels"
 if command -v nvcc > /dev/null 2>&1; then
@@ -37,7 +43,7 @@ fi
 if [[ "$gpu" == no || -z "$binary" ]] || ! command -v ncu > /dev/null 2>&1; then
   [[ "$gpu" == yes ]] && say "ncu is not on PATH: nothing is measured"
   say "micro-kernels: modelled counters only (measured: n/a)"
-  python3 bench/gpu/ncu_table.py "$OUT/modelled.jsonl" | tee "$OUT/table.txt"
+  python3 bench/gpu/ncu_table.py "$OUT/modelled.jsonl" "$OUT/predicted.jsonl" | tee "$OUT/table.txt"
   say "NIN kernels: skipped (needs a GPU); on one this runs ncu on a training step of models/nin.model"
   exit 0
 fi
@@ -45,7 +51,7 @@ fi
 say "measured: ncu on the micro-kernels"
 ncu --metrics "$metrics" --csv --print-units base "$binary" > "$OUT/ncu-micro.csv" 2> "$OUT/ncu-micro.log" ||
   { tail -20 "$OUT/ncu-micro.log"; echo "ncu.sh: ncu failed on the micro-kernels"; exit 1; }
-python3 bench/gpu/ncu_table.py "$OUT/modelled.jsonl" "$OUT/ncu-micro.csv" | tee "$OUT/table.txt"
+python3 bench/gpu/ncu_table.py "$OUT/modelled.jsonl" "$OUT/predicted.jsonl" "$OUT/ncu-micro.csv" | tee "$OUT/table.txt"
 
 say "measured: ncu on one NIN training step and inference at batch 128 (models/nin.model, target cuda)"
 if [[ -f dist/bench/gpu/nincc.js ]]; then

@@ -1,6 +1,7 @@
 """Measured (Nsight Compute CSV) against modelled (the emulator's profile, `emu_test --counts` JSON
-lines) counters, one row per kernel launch and metric; bench/gpu/ncu.sh runs it.
-   python3 bench/gpu/ncu_table.py MODELLED.jsonl [NCU.csv]   # without the CSV: modelled column only"""
+lines, and the time model's predictions, bench/gpu/predict.ts) counters, one row per kernel launch and
+metric; bench/gpu/ncu.sh runs it.
+   python3 bench/gpu/ncu_table.py MODELLED.jsonl PREDICTED.jsonl [NCU.csv]   # no CSV: modelled only"""
 import csv
 import json
 import sys
@@ -11,7 +12,7 @@ MODEL = {
     "l1tex__data_pipe_lsu_wavefronts_mem_shared.sum": lambda c: c["shared_load_wavefronts"] + c["shared_store_wavefronts"],
     "l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum": lambda c: c["shared_bank_conflicts"],
     "dram__bytes.sum": lambda c: 32 * c["unique_global_sectors"],  # a lower bound: compulsory traffic
-    "gpu__time_duration.sum": None,
+    "gpu__time_duration.sum": lambda c: round(1000 * c["predicted_micros"]),  # ns, as ncu's base unit
 }
 
 
@@ -28,7 +29,10 @@ def measured_launches(path):
 
 def main():
     modelled = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-    measured = measured_launches(sys.argv[2]) if len(sys.argv) > 2 else None
+    predicted = [json.loads(line) for line in open(sys.argv[2]) if line.strip()]
+    for counts, prediction in zip(modelled, predicted, strict=True):
+        counts["predicted_micros"] = prediction["micros"]
+    measured = measured_launches(sys.argv[3]) if len(sys.argv) > 3 else None
     if measured is not None and len(measured) != len(modelled):
         sys.exit(f"ncu_table.py: ncu measured {len(measured)} launches, the emulator {len(modelled)}")
     print(f"{'kernel':<20} {'metric':<52} {'measured':>12} {'modelled':>12}")
