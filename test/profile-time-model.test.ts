@@ -2,6 +2,7 @@
 // table's promise that every constant states its source.
 import { describe, expect, it } from 'vitest';
 import { GPUS, gpuNamed } from '../runtime/profile/gpus.js';
+import { occupancy } from '../runtime/profile/occupancy.js';
 import { predictKernel, type KernelCounts } from '../runtime/profile/time-model.js';
 
 const none: KernelCounts = {
@@ -52,5 +53,23 @@ describe('time model', () => {
     for (const gpu of Object.values(GPUS))
       for (const [field, value] of Object.entries(gpu))
         if (typeof value === 'number') expect(gpu.sources[field], `${gpu.name}.${field}`).toMatch(/\S/);
+  });
+});
+
+describe('occupancy', () => {
+  it('sgemm_tiled16 (ptxas: 32 registers, 2048 bytes smem, 256 threads) fills an SM: 8 blocks by threads', () => {
+    // threads 2048/256 = 8; registers 8 warps × 1024 = 8192 per block → 8; shared 233472 / 3072 = 76.
+    const o = occupancy({ threadsPerBlock: 256, registersPerThread: 32, sharedBytesPerBlock: 2048 }, GPUS.h100);
+    expect(o).toEqual({ blocksPerSm: 8, fraction: 1, limitedBy: 'threads' });
+  });
+  it('registers round up to 256 per warp and can be the limit', () => {
+    // 33 registers × 32 = 1056 → 1280 per warp; 8 warps = 10240 per block → 6 blocks (7 unrounded).
+    const o = occupancy({ threadsPerBlock: 256, registersPerThread: 33, sharedBytesPerBlock: 0 }, GPUS.a100);
+    expect(o).toEqual({ blocksPerSm: 6, fraction: 48 / 64, limitedBy: 'registers' });
+  });
+  it('shared memory counts the 1 KB the driver reserves per block', () => {
+    // A100: 167936 / (40960 + 1024) = 4 exactly; one byte more per block leaves room for 3.
+    expect(occupancy({ threadsPerBlock: 128, registersPerThread: 32, sharedBytesPerBlock: 40960 }, GPUS.a100).blocksPerSm).toBe(4);
+    expect(occupancy({ threadsPerBlock: 128, registersPerThread: 32, sharedBytesPerBlock: 40961 }, GPUS.a100).blocksPerSm).toBe(3);
   });
 });

@@ -22,6 +22,8 @@ export interface GpuSpec {
   readonly launchMicros: number;
   /** The latency a wave of blocks cannot hide when each thread has little work in flight, µs. */
   readonly waveLatencyMicros: number;
+  /** Shared memory one SM can give its resident blocks, bytes (the opt-in maximum). */
+  readonly sharedBytesPerSm: number;
   readonly sources: Readonly<Record<string, string>>;
 }
 
@@ -32,6 +34,8 @@ const H100_DATASHEET = 'NVIDIA H100 datasheet (SXM5)';
 const H200_DATASHEET = 'NVIDIA H200 datasheet (SXM)';
 const LAUNCH = 'assumed: back-to-back launches on one stream cost a few µs; to fit with ncu.sh (gpu__time_duration)';
 const LATENCY = 'assumed: about one DRAM round trip (~1 µs with queueing) per wave; to fit with ncu.sh';
+const SM80 = 'CUDA C++ Programming Guide, compute capability 8.0: 164 KB shared memory per SM';
+const SM90 = 'CUDA C++ Programming Guide, compute capability 9.0: 228 KB shared memory per SM';
 const BANKS = 'CUDA C++ Programming Guide, shared memory: 32 banks of 4 bytes, one access per bank per clock';
 
 export const GPUS: Readonly<Record<string, GpuSpec>> = {
@@ -47,6 +51,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
     sharedWavefrontsPerSmPerClock: 1,
     launchMicros: 3,
     waveLatencyMicros: 1,
+    sharedBytesPerSm: 164 * 1024,
     sources: {
       sms: A100_WHITEPAPER,
       clockGHz: `${A100_DATASHEET}: 19.5 TFLOP/s fp32 = 108 SMs × 64 lanes × 2 × 1.41 GHz`,
@@ -58,6 +63,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
       sharedWavefrontsPerSmPerClock: BANKS,
       launchMicros: LAUNCH,
       waveLatencyMicros: LATENCY,
+      sharedBytesPerSm: SM80,
     },
   },
   h100: {
@@ -72,6 +78,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
     sharedWavefrontsPerSmPerClock: 1,
     launchMicros: 3,
     waveLatencyMicros: 1,
+    sharedBytesPerSm: 228 * 1024,
     sources: {
       sms: H100_WHITEPAPER,
       clockGHz: `${H100_DATASHEET}: 67 TFLOP/s fp32 = 132 SMs × 128 lanes × 2 × 1.98 GHz`,
@@ -83,6 +90,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
       sharedWavefrontsPerSmPerClock: BANKS,
       launchMicros: LAUNCH,
       waveLatencyMicros: LATENCY,
+      sharedBytesPerSm: SM90,
     },
   },
   h200: {
@@ -97,6 +105,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
     sharedWavefrontsPerSmPerClock: 1,
     launchMicros: 3,
     waveLatencyMicros: 1,
+    sharedBytesPerSm: 228 * 1024,
     sources: {
       sms: `${H200_DATASHEET}: the H100's GH100 chip (same compute figures)`,
       clockGHz: `${H200_DATASHEET}: 67 TFLOP/s fp32, as H100 SXM`,
@@ -108,6 +117,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
       sharedWavefrontsPerSmPerClock: BANKS,
       launchMicros: LAUNCH,
       waveLatencyMicros: LATENCY,
+      sharedBytesPerSm: SM90,
     },
   },
 };
