@@ -22,6 +22,7 @@ struct Field {
 };
 const Field kFields[] = {
     {"blocks", &Counters::blocks},
+    {"blocks_run", &Counters::blocks_run},
     {"ffma", &Counters::ffma},
     {"mma_tf32_m16n8k8", &Counters::mma_tf32_m16n8k8},
     {"mma_bf16_m16n8k16", &Counters::mma_bf16_m16n8k16},
@@ -171,17 +172,44 @@ std::vector<MicroCase> micro_cases() {
 
 }  // namespace
 
+void test_sampled_profile();
+
 void test_profile() {
+  test_sampled_profile();
   for (const MicroCase& c : micro_cases()) {
     const Counters got = c.run();
     for (const Field& f : kFields) {
       uint64_t want = 0;
       for (const Want& w : c.wants)
-        if (w.member == f.member) want = w.value;
+        if (w.member == f.member || (f.member == &Counters::blocks_run && w.member == &Counters::blocks)) want = w.value;
       const uint64_t value = got.*(f.member);
       CHECK_MSG(value == want, c.name + " " + f.name + ": counted " + std::to_string(value) + ", by hand " +
                                    std::to_string(want));
     }
+  }
+}
+
+// A sampled launch: sgemm_tiled16 on 48×48×48 is a 3×3 grid of 4 interior and 5 edge blocks that
+// all do the same work, so one block per class, scaled by 4 and 5, must give the full launch's
+// counts (all but unique_global_sectors, which a sample overestimates by design).
+void test_sampled_profile() {
+  const int s = 48;
+  Buffer<float> a(s * s, 0), b(s * s, 0), c(s * s);
+  const Counters full = profile("sgemm_tiled16", dim3(3, 3), dim3(16, 16), &sgemm_tiled16, a.data(), b.data(), c.data(),
+                                s, s, s);
+  nincc::emu::Profile p;
+  nincc::emu::LaunchOptions options;
+  options.profile = &p;
+  options.sample_per_class = 1;
+  nincc::emu::launch("sgemm_tiled16", dim3(3, 3), dim3(16, 16), 0, options, &sgemm_tiled16, a.data(), b.data(),
+                     c.data(), s, s, s);
+  CHECK_MSG(p.counters.blocks_run == 2, "a sample of one block per class ran " + std::to_string(p.counters.blocks_run));
+  CHECK(full.blocks_run == 9);
+  for (const Field& f : kFields) {
+    if (f.member == &Counters::unique_global_sectors || f.member == &Counters::blocks_run) continue;
+    CHECK_MSG(p.counters.*(f.member) == full.*(f.member),
+              std::string("sampled ") + f.name + ": " + std::to_string(p.counters.*(f.member)) + ", full launch " +
+                  std::to_string(full.*(f.member)));
   }
 }
 

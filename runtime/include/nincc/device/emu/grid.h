@@ -17,6 +17,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "nincc/device/signature.h"
 
@@ -36,6 +37,9 @@ struct LaunchOptions {
   unsigned workers = 1;        // OS threads running blocks, each with its own fibers
   bool reverse_threads = false;  // resume a block's threads last to first
   Profile* profile = nullptr;    // count what the blocks do (profile.h); profiled launches use one worker
+  // With a profile: 0 runs every block; n > 0 runs at most n interior and n edge blocks, evenly
+  // spread, and scales each class's counts to its size (sample_grid).
+  unsigned sample_per_class = 0;
 };
 
 // NINCC_EMU_ORDER=forward|reverse|shuffled[:seed], NINCC_EMU_WORKERS=n, NINCC_EMU_REVERSE_THREADS=1:
@@ -149,11 +153,44 @@ inline void* grid_worker(void* run) {
   return nullptr;
 }
 
+// A profiled launch on a sample of its blocks. Edge blocks (the last in x, y or z of a dimension
+// of several blocks, where tiles are partial) and interior blocks behave alike within their class in tiled kernels, so each class
+// runs up to `per_class` evenly spread blocks and its counts are scaled by size / sampled. Exact
+// when the blocks of a class do the same work; unique_global_sectors is then an overestimate,
+// since data blocks share (weights) is counted once per block.
+inline void sample_grid(const KernelLaunch& k, unsigned per_class) {
+  std::vector<uint64_t> classes[2];  // interior, edge
+  const uint64_t count = uint64_t(k.grid.x) * k.grid.y * k.grid.z;
+  for (uint64_t b = 0; b < count; ++b) {
+    const uint64_t x = b % k.grid.x, y = b / k.grid.x % k.grid.y, z = b / (uint64_t(k.grid.x) * k.grid.y);
+    // A dimension of one block does not split the grid: all its blocks share its last index.
+    const bool edge = (k.grid.x > 1 && x + 1 == k.grid.x) || (k.grid.y > 1 && y + 1 == k.grid.y) ||
+                      (k.grid.z > 1 && z + 1 == k.grid.z);
+    classes[edge].push_back(b);
+  }
+  Counters total;
+  for (const std::vector<uint64_t>& blocks : classes) {
+    if (blocks.empty()) continue;
+    const uint64_t n = std::min<uint64_t>(per_class, blocks.size());
+    Profile sample;
+    KernelLaunch one = k;
+    one.profile = &sample;
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t b = blocks[i * blocks.size() / n];
+      this_thread_runner().run(one, uint3{unsigned(b % k.grid.x), unsigned(b / k.grid.x % k.grid.y),
+                                          unsigned(b / (uint64_t(k.grid.x) * k.grid.y))});
+    }
+    add_scaled(total, sample.counters, double(blocks.size()) / double(n));
+  }
+  k.profile->counters = total;
+}
+
 // Runs every block of the grid; throws KernelError for a fault (with several workers, the fault
 // of the earliest block in the order among those that faulted before the others stopped).
 inline void run_grid(const KernelLaunch& k, const LaunchOptions& options) {
   check_launch_shape(k);
   if (t_runner) throw KernelError(std::string("kernel `") + k.kernel + "`: launched from inside a kernel");
+  if (k.profile && options.sample_per_class > 0) return sample_grid(k, options.sample_per_class);
   GridRun run(k, options);
   // A profile is one OS thread's data: profiled launches run their blocks one after the other.
   const unsigned workers =

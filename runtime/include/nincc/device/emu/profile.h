@@ -22,7 +22,8 @@ enum class Space : uint8_t { global_load, global_store, shared_load, shared_stor
 // Totals over the blocks a profiled launch ran. Instructions are warp instructions (one per warp
 // per execution of a call site, as ncu's inst_executed); FMAs are per thread.
 struct Counters {
-  uint64_t blocks = 0;
+  uint64_t blocks = 0;               // blocks counted (a sampled launch: the grid's, scaled)
+  uint64_t blocks_run = 0;           // blocks the emulator actually ran
   uint64_t ffma = 0;                 // fp32 fused multiply-adds (nincc::ffma), per thread
   uint64_t mma_tf32_m16n8k8 = 0;     // warp instructions
   uint64_t mma_bf16_m16n8k16 = 0;    // warp instructions
@@ -78,6 +79,29 @@ inline std::pair<unsigned, unsigned> shared_wavefronts(const LaneAccess* first, 
   return {wavefronts, phases};
 }
 
+// Adds `c` scaled by `factor` (a sample standing for `factor` times as many blocks) to `into`.
+inline void add_scaled(Counters& into, const Counters& c, double factor) {
+  auto add = [factor](uint64_t& a, uint64_t b) { a += uint64_t(double(b) * factor + 0.5); };
+  add(into.blocks, c.blocks);
+  into.blocks_run += c.blocks_run;
+  add(into.ffma, c.ffma);
+  add(into.mma_tf32_m16n8k8, c.mma_tf32_m16n8k8);
+  add(into.mma_bf16_m16n8k16, c.mma_bf16_m16n8k16);
+  add(into.barriers, c.barriers);
+  add(into.global_load_instructions, c.global_load_instructions);
+  add(into.global_load_sectors, c.global_load_sectors);
+  add(into.global_store_instructions, c.global_store_instructions);
+  add(into.global_store_sectors, c.global_store_sectors);
+  add(into.async_copy_instructions, c.async_copy_instructions);
+  add(into.async_copy_sectors, c.async_copy_sectors);
+  add(into.shared_load_instructions, c.shared_load_instructions);
+  add(into.shared_load_wavefronts, c.shared_load_wavefronts);
+  add(into.shared_store_instructions, c.shared_store_instructions);
+  add(into.shared_store_wavefronts, c.shared_store_wavefronts);
+  add(into.shared_bank_conflicts, c.shared_bank_conflicts);
+  add(into.unique_global_sectors, c.unique_global_sectors);
+}
+
 class Profile {
  public:
   Counters counters;
@@ -110,6 +134,7 @@ class Profile {
     accesses_.clear();
     occurrences_.clear();
     ++counters.blocks;
+    ++counters.blocks_run;
     counters.unique_global_sectors = unique_sectors_.size();
   }
 
