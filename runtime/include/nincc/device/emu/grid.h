@@ -260,8 +260,22 @@ void launch_from_parameters(const char* name, void (*kernel)(P...), const NinccE
   o.seed = l.shuffle_seed;
   o.workers = l.workers;
   o.reverse_threads = l.reverse_threads != 0;
+  // NINCC_EMU_PROFILE=FILE: each launch appends its counters to FILE as one JSON line (docs/profile.md),
+  // running NINCC_EMU_PROFILE_SAMPLE (default 2) interior and as many edge blocks, scaled; 0: all blocks.
+  const char* profile_path = std::getenv("NINCC_EMU_PROFILE");
+  Profile profile;
+  if (profile_path && profile_path[0]) {
+    o.profile = &profile;
+    const char* sample = std::getenv("NINCC_EMU_PROFILE_SAMPLE");
+    o.sample_per_class = sample ? unsigned(std::strtoul(sample, nullptr, 10)) : 2u;
+  }
   launch(name, dim3(l.grid[0], l.grid[1], l.grid[2]), dim3(l.block[0], l.block[1], l.block[2]),
          l.dynamic_shared_bytes, o, kernel, read_parameter<std::decay_t<P>>(params[I])...);
+  if (!o.profile) return;
+  std::FILE* out = std::fopen(profile_path, "a");
+  if (!out) throw KernelError(std::string("kernel `") + name + "`: cannot append to NINCC_EMU_PROFILE=" + profile_path);
+  write_counters_json(out, name, l.grid, l.block, profile.counters);
+  std::fclose(out);
 }
 
 // The body of every descriptor's `launch`: no exception crosses the C boundary.

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -79,27 +80,49 @@ inline std::pair<unsigned, unsigned> shared_wavefronts(const LaneAccess* first, 
   return {wavefronts, phases};
 }
 
-// Adds `c` scaled by `factor` (a sample standing for `factor` times as many blocks) to `into`.
+// Every counter by name: the JSON keys (`emu_test --counts`, NINCC_EMU_PROFILE) and the tests' list.
+struct CounterField {
+  const char* name;
+  uint64_t Counters::*member;
+};
+inline constexpr CounterField kCounterFields[] = {
+    {"blocks", &Counters::blocks},
+    {"blocks_run", &Counters::blocks_run},
+    {"ffma", &Counters::ffma},
+    {"mma_tf32_m16n8k8", &Counters::mma_tf32_m16n8k8},
+    {"mma_bf16_m16n8k16", &Counters::mma_bf16_m16n8k16},
+    {"barriers", &Counters::barriers},
+    {"global_load_instructions", &Counters::global_load_instructions},
+    {"global_load_sectors", &Counters::global_load_sectors},
+    {"global_store_instructions", &Counters::global_store_instructions},
+    {"global_store_sectors", &Counters::global_store_sectors},
+    {"async_copy_instructions", &Counters::async_copy_instructions},
+    {"async_copy_sectors", &Counters::async_copy_sectors},
+    {"shared_load_instructions", &Counters::shared_load_instructions},
+    {"shared_load_wavefronts", &Counters::shared_load_wavefronts},
+    {"shared_store_instructions", &Counters::shared_store_instructions},
+    {"shared_store_wavefronts", &Counters::shared_store_wavefronts},
+    {"shared_bank_conflicts", &Counters::shared_bank_conflicts},
+    {"unique_global_sectors", &Counters::unique_global_sectors},
+};
+static_assert(sizeof(kCounterFields) / sizeof(kCounterFields[0]) * sizeof(uint64_t) == sizeof(Counters),
+              "kCounterFields must name every counter");
+
+// Adds `c` scaled by `factor` (a sample standing for `factor` times as many blocks) to `into`;
+// blocks_run stays what it is.
 inline void add_scaled(Counters& into, const Counters& c, double factor) {
-  auto add = [factor](uint64_t& a, uint64_t b) { a += uint64_t(double(b) * factor + 0.5); };
-  add(into.blocks, c.blocks);
-  into.blocks_run += c.blocks_run;
-  add(into.ffma, c.ffma);
-  add(into.mma_tf32_m16n8k8, c.mma_tf32_m16n8k8);
-  add(into.mma_bf16_m16n8k16, c.mma_bf16_m16n8k16);
-  add(into.barriers, c.barriers);
-  add(into.global_load_instructions, c.global_load_instructions);
-  add(into.global_load_sectors, c.global_load_sectors);
-  add(into.global_store_instructions, c.global_store_instructions);
-  add(into.global_store_sectors, c.global_store_sectors);
-  add(into.async_copy_instructions, c.async_copy_instructions);
-  add(into.async_copy_sectors, c.async_copy_sectors);
-  add(into.shared_load_instructions, c.shared_load_instructions);
-  add(into.shared_load_wavefronts, c.shared_load_wavefronts);
-  add(into.shared_store_instructions, c.shared_store_instructions);
-  add(into.shared_store_wavefronts, c.shared_store_wavefronts);
-  add(into.shared_bank_conflicts, c.shared_bank_conflicts);
-  add(into.unique_global_sectors, c.unique_global_sectors);
+  for (const CounterField& f : kCounterFields)
+    into.*(f.member) += f.member == &Counters::blocks_run ? c.*(f.member) : uint64_t(double(c.*(f.member)) * factor + 0.5);
+}
+
+// One JSON object of a launch's counters: {"kernel": …, "grid": […], "block": […], "<counter>": n, …}.
+inline void write_counters_json(std::FILE* out, const char* kernel, const unsigned (&grid)[3], const unsigned (&block)[3],
+                                const Counters& c) {
+  std::fprintf(out, "{\"kernel\": \"%s\", \"grid\": [%u, %u, %u], \"block\": [%u, %u, %u]", kernel, grid[0], grid[1],
+               grid[2], block[0], block[1], block[2]);
+  for (const CounterField& f : kCounterFields)
+    std::fprintf(out, ", \"%s\": %llu", f.name, static_cast<unsigned long long>(c.*(f.member)));
+  std::fprintf(out, "}\n");
 }
 
 class Profile {
