@@ -29,6 +29,21 @@ NINCC_KERNEL void shared_float4_overrun(float* out);
 NINCC_KERNEL void misaligned_float4(const float* x, float* out);
 NINCC_KERNEL void missing_barrier(float* out);
 NINCC_KERNEL void mma_unrounded(float* out);
+// bf16_ops.cu
+NINCC_KERNEL void round_bf16(const float* in, unsigned short* one, unsigned* pair, int n);
+NINCC_KERNEL void mma_bf16_gemm(const unsigned short* a, const unsigned short* b, float* c, int m, int n, int k);
+NINCC_KERNEL void ldmatrix_gather(const unsigned short* in, unsigned* out);
+NINCC_KERNEL void ldmatrix_mma_loop(const unsigned short* a, const unsigned short* b, float* c, int k);
+NINCC_KERNEL void cp_async_read_early(const float* in, float* out, int src_bytes);
+NINCC_KERNEL void cp_async_never_waited(const float* in, float* out);
+NINCC_KERNEL void ldmatrix_misaligned(unsigned* out);
+NINCC_KERNEL void ldmatrix_out_of_bounds(unsigned* out);
+// profile.cu (the micro-kernels whose counters test_profile.cc works out by hand)
+NINCC_KERNEL void copy_coalesced(const float* in, float* out);
+NINCC_KERNEL void copy_strided(const float* in, float* out, int stride);
+NINCC_KERNEL void transpose_unpadded(const float* in, float* out, int n);
+NINCC_KERNEL void transpose_padded(const float* in, float* out, int n);
+NINCC_KERNEL void sgemm_tiled16(const float* a, const float* b, float* c, int m, int n, int k);
 // bench.cu
 NINCC_KERNEL void fill_index(float* out);
 NINCC_KERNEL void barrier_rounds(int rounds, float* out);
@@ -41,6 +56,9 @@ void test_warp_semantics();
 void test_coordinates();
 void test_tf32();
 void test_faults();
+void test_bf16();
+void test_profile();
+void print_micro_kernel_counts();  // JSON lines, for bench/gpu/ncu.sh
 void test_abi(const char* library_path);
 void run_benchmarks();
 }  // namespace emu_test

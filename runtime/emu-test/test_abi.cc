@@ -3,6 +3,7 @@
 // them with cuLaunchKernel-style parameter arrays (emu_abi.h); faults come back as text, and only
 // the descriptors and the identity functions are exported.
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <string>
@@ -84,6 +85,36 @@ void test_abi(const char* library_path) {
                   error.find("thread (5,0,0)") != std::string::npos &&
                   error.find("barrier divergence") != std::string::npos,
               error);
+  }
+  // NINCC_EMU_PROFILE: a descriptor launch appends its counters as a JSON line (sampled: 16 blocks
+  // of one row are 15 interior and 1 edge; one of each, scaled, gives the full copy's 512 sectors).
+  auto* copy = static_cast<const NinccEmuKernel*>(dlsym(library, "nincc_emu_copy_coalesced"));
+  CHECK(copy != nullptr);
+  if (copy) {
+    char path[] = "/tmp/nincc-emu-profile-XXXXXX";
+    const int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    Buffer<float> in(4096, 0), out(4096);
+    const float* pi = in.data();
+    float* po = out.data();
+    void* params[] = {&pi, &po};
+    setenv("NINCC_EMU_PROFILE", path, 1);
+    setenv("NINCC_EMU_PROFILE_SAMPLE", "1", 1);
+    NinccEmuLaunch l = launch_shape(dim3(16), dim3(256), 2);
+    CHECK_MSG(copy->launch(&l, params) == 0, l.error);
+    unsetenv("NINCC_EMU_PROFILE");
+    unsetenv("NINCC_EMU_PROFILE_SAMPLE");
+    char line[2048] = "";
+    if (std::FILE* f = std::fopen(path, "r")) {
+      if (!std::fgets(line, sizeof line, f)) line[0] = '\0';
+      std::fclose(f);
+    }
+    std::remove(path);
+    const std::string json = line;
+    for (const char* want : {"\"kernel\": \"copy_coalesced\"", "\"grid\": [16, 1, 1]", "\"blocks\": 16,",
+                             "\"blocks_run\": 2,", "\"global_load_sectors\": 512,", "\"global_store_sectors\": 512,"})
+      CHECK_MSG(json.find(want) != std::string::npos, std::string("NINCC_EMU_PROFILE line lacks ") + want + ": " + json);
   }
   dlclose(library);
 }

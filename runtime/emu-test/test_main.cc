@@ -1,6 +1,7 @@
 // The SIMT emulator's test driver: runs every test group, optionally the dlopen ABI test and the
 // benchmarks, and exits nonzero when a check failed. Built and run by build-and-run.sh:
 //   emu_test [--abi path/to/emu_test_kernels.so] [--bench] [--bench-only]
+//   emu_test --counts     # the profile micro-kernels' counters as JSON lines (bench/gpu/ncu.sh)
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -33,8 +34,11 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--abi") == 0 && i + 1 < argc) library = argv[++i];
     else if (std::strcmp(argv[i], "--bench") == 0) bench = true;
     else if (std::strcmp(argv[i], "--bench-only") == 0) bench = bench_only = true;
-    else {
-      std::fprintf(stderr, "usage: %s [--abi library.so] [--bench] [--bench-only]\n", argv[0]);
+    else if (std::strcmp(argv[i], "--counts") == 0) {
+      emu_test::print_micro_kernel_counts();
+      return 0;
+    } else {
+      std::fprintf(stderr, "usage: %s [--abi library.so] [--bench] [--bench-only] | --counts\n", argv[0]);
       return 2;
     }
   }
@@ -45,6 +49,8 @@ int main(int argc, char** argv) {
     run("warp semantics", emu_test::test_warp_semantics);
     run("tf32 and mma", emu_test::test_tf32);
     run("faults", emu_test::test_faults);
+    run("bf16 and cp.async", emu_test::test_bf16);
+    run("profile counters", emu_test::test_profile);
     if (library) run("dlopen ABI", [&] { emu_test::test_abi(library); });
     std::printf("%d checks, %d failed\n", emu_test::g_checks, emu_test::g_failures);
   }

@@ -17,6 +17,11 @@
 //   nincc::warp_sum(v)  warp_max(v)  warp_reduce(v, op)
 //   nincc::load_float4(p)  store_float4(p, v)  load_float2  store_float2  ldg(p)
 //   nincc::to_tf32(x)  mma_tf32_m16n8k8(d, a, b, c)  nincc::m16n8k8::{a,b,c}_{row,col}(lane, reg)
+//   nincc::ld(p)  st(p, v)  ffma(a, b, c)    plain access and FMA that a profiled emu launch counts
+//   nincc::bf16  to_bf16(x)  to_bf16x2(a, b)  bf16_to_float(h)  mma_bf16_m16n8k16(d, a, b, c)
+//   nincc::ldmatrix<N>(d, row)  ldmatrix_trans<N>(d, row)  nincc::m16n8k16::…, nincc::m8n8::…
+//   nincc::cp_async_ca<B>(dst, src[, n])  cp_async_cg(dst, src[, n])  cp_async_commit()
+//   cp_async_wait_group<N>()  cp_async_wait_all()
 //   nincc::dropout_keeps(seed, index, p)  (the cpu kernels' dropout mask, bit for bit)
 // Every warp collective is over all lanes of the warp (the lanes that exist, in a block's last,
 // partial warp); the emulator reports a lane that exits or diverges instead.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fiber.h"
+#include "profile.h"
 #include "shared.h"
 #include "types.h"
 
@@ -33,10 +34,11 @@ struct KernelLaunch {
   void (*body)(const void* closure);  // runs the kernel, with its arguments, as the current thread
   const void* closure;
   bool reverse_threads;  // resume a block's threads last to first
+  Profile* profile = nullptr;  // counts what the blocks do (profile.h); null: no counting
 };
 
 enum class Wait : unsigned char { ready, barrier, warp, exited };
-enum class WarpOp : unsigned char { shuffle, vote, sync, mma };
+enum class WarpOp : unsigned char { shuffle, vote, sync, mma, mma_bf16, ldmatrix };
 
 inline const char* warp_op_name(WarpOp op) {
   switch (op) {
@@ -44,12 +46,24 @@ inline const char* warp_op_name(WarpOp op) {
     case WarpOp::vote: return "a warp vote";
     case WarpOp::sync: return "sync_warp";
     case WarpOp::mma: return "mma.m16n8k8";
+    case WarpOp::mma_bf16: return "mma.m16n8k16";
+    case WarpOp::ldmatrix: return "ldmatrix";
   }
   return "a warp collective";
 }
 
+// A cp.async in flight: issued, its destination poisoned, landing at the wait that covers its group.
+struct AsyncCopy {
+  unsigned char* dst;
+  const unsigned char* src;
+  int bytes, src_bytes;
+  int group;  // -1 until cp.async.commit_group closes the group
+};
+
 struct EmuThread {
   Context context;
+  std::vector<AsyncCopy> copies;  // this thread's cp.async copies not yet landed
+  int groups_committed;
   uint3 index;
   unsigned rank;  // x + X·(y + Y·z): the order in which CUDA packs threads into warps
   Wait wait;
@@ -95,6 +109,8 @@ class BlockRunner {
   unsigned warp_lanes() const { return warps_[current_->rank >> 5].lanes; }
   bool lane_exists(int lane) const { return (warps_[current_->rank >> 5].lanes_mask >> lane) & 1; }
   SharedArena& shared() { return shared_; }
+  EmuThread& current() { return *current_; }
+  Profile* profile() const { return launch_->profile; }
 
   void sync_threads(const char* file, int line);
   // Deposits `count` words for this lane and waits for every lane of the warp; returns the slot,
@@ -200,6 +216,8 @@ inline void BlockRunner::run(const KernelLaunch& launch, uint3 block_index) {
     t.wait = Wait::ready;
     t.file = nullptr;
     t.line = 0;
+    t.copies.clear();
+    t.groups_committed = 0;
     prepare(t.context, stacks_.stack(r), stacks_.stack_size(), &BlockRunner::thread_main, this);
   }
   warps_.resize((n + 31) / 32);
@@ -229,6 +247,7 @@ inline void BlockRunner::run(const KernelLaunch& launch, uint3 block_index) {
   current_ = nullptr;
   if (failed_) throw KernelError(error_);
   if (live_ > 0) throw KernelError(where(nullptr) + ": " + deadlock_report());
+  if (launch.profile) launch.profile->end_block();
 }
 
 // The next ready thread after the current one in round-robin order (rank order, or reversed).
@@ -274,6 +293,10 @@ inline void BlockRunner::thread_exit() {
   if (w.arrived > 0)
     fail("exited while %u lane(s) of its warp wait at %s (%s:%d): warp divergence (every lane must take part)",
          w.arrived, warp_op_name(w.op), w.file, w.line);
+  if (!t.copies.empty())
+    fail("exited with %zu cp.async copies it never waited for (cp_async_wait_group/wait_all): their data "
+         "would land at an unknown time",
+         t.copies.size());
   t.wait = Wait::exited;
   EmuThread* next = next_ready();
   came_from_ = &t.context;
@@ -298,6 +321,7 @@ inline void BlockRunner::sync_threads(const char* file, int line) {
 #endif
   if (++arrived_ == live_) {  // the last to arrive releases the others and carries on
     arrived_ = 0;
+    if (launch_->profile) ++launch_->profile->counters.barriers;
     for (EmuThread& o : threads_)
       if (o.wait == Wait::barrier) o.wait = Wait::ready;
     return;

@@ -38,6 +38,8 @@
 #define __syncthreads() ::nincc::sync_threads()
 inline constexpr int warpSize = 32;
 
+#include "../bf16.h"
+
 // CUDA's global min/max overloads (math_functions.h), which kernels use unqualified.
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
@@ -128,6 +130,16 @@ inline float tf32_value(uint32_t bits) {
   return f;
 }
 
+// Tells the launch's profile, if it has one, about one lane's access at a call site.
+inline void record_access(bool store, const void* p, unsigned bytes, const char* file, int line) {
+  BlockRunner& r = runner();
+  Profile* profile = r.profile();
+  if (__builtin_expect(profile == nullptr, 1)) return;
+  const Space space = r.shared().contains(p) ? (store ? Space::shared_store : Space::shared_load)
+                                             : (store ? Space::global_store : Space::global_load);
+  profile->record(space, file, line, r.rank(), p, bytes);
+}
+
 // Vector accesses fault where a GPU would (misaligned address) and, in shared memory, where the
 // access leaves the declaration it starts in.
 inline void check_vector_access(const void* p, size_t bytes, const char* what, const char* file, int line) {
@@ -198,27 +210,48 @@ inline void sync_warp(const char* file = __builtin_FILE(), int line = __builtin_
 
 inline float4 load_float4(const float* p, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
   emu::check_vector_access(p, 16, "load_float4", file, line);
+  emu::record_access(false, p, 16, file, line);
   float4 v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 inline void store_float4(float* p, float4 v, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
   emu::check_vector_access(p, 16, "store_float4", file, line);
+  emu::record_access(true, p, 16, file, line);
   std::memcpy(p, &v, sizeof v);
 }
 inline float2 load_float2(const float* p, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
   emu::check_vector_access(p, 8, "load_float2", file, line);
+  emu::record_access(false, p, 8, file, line);
   float2 v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 inline void store_float2(float* p, float2 v, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
   emu::check_vector_access(p, 8, "store_float2", file, line);
+  emu::record_access(true, p, 8, file, line);
   std::memcpy(p, &v, sizeof v);
 }
 template <class T>
-inline T ldg(const T* p) {
+inline T ldg(const T* p, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  emu::record_access(false, p, sizeof(T), file, line);
   return *p;
+}
+// Scalar accesses and FMAs as primitives: exactly *p, *p = v and a fused multiply-add, counted at
+// their call site when the launch is profiled.
+template <class T>
+inline T ld(const T* p, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  emu::record_access(false, p, sizeof(T), file, line);
+  return *p;
+}
+template <class T>
+inline void st(T* p, T v, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  emu::record_access(true, p, sizeof(T), file, line);
+  *p = v;
+}
+inline float ffma(float a, float b, float c) {
+  if (emu::Profile* profile = emu::runner().profile()) ++profile->counters.ffma;
+  return std::fma(a, b, c);
 }
 
 // cvt.rna.tf32.f32: round to a 10-bit mantissa, to nearest, ties away from zero; NaN stays NaN.
@@ -257,6 +290,7 @@ inline void mma_tf32_m16n8k8(float (&d)[4], const uint32_t (&a)[4], const uint32
 #endif
   const emu::ExchangeSlot slot = r.exchange(emu::WarpOp::mma, words, emu::kExchangeWords, file, line);
   const int lane = int(r.lane());
+  if (lane == 0 && r.profile()) ++r.profile()->counters.mma_tf32_m16n8k8;
   for (int i = 0; i < 4; ++i) {
     const int row = m16n8k8::c_row(lane, i), col = m16n8k8::c_col(lane, i);
     float acc;
@@ -271,5 +305,8 @@ inline void mma_tf32_m16n8k8(float (&d)[4], const uint32_t (&a)[4], const uint32
 }
 
 }  // namespace nincc
+
+#include "async_copy.h"
+#include "tensor_ops.h"
 
 #pragma GCC visibility pop

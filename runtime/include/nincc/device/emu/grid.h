@@ -17,6 +17,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "nincc/device/signature.h"
 
@@ -35,6 +36,10 @@ struct LaunchOptions {
   uint64_t seed = 1;           // the shuffled order's permutation
   unsigned workers = 1;        // OS threads running blocks, each with its own fibers
   bool reverse_threads = false;  // resume a block's threads last to first
+  Profile* profile = nullptr;    // count what the blocks do (profile.h); profiled launches use one worker
+  // With a profile: 0 runs every block; n > 0 runs at most n interior and n edge blocks, evenly
+  // spread, and scales each class's counts to its size (sample_grid).
+  unsigned sample_per_class = 0;
 };
 
 // NINCC_EMU_ORDER=forward|reverse|shuffled[:seed], NINCC_EMU_WORKERS=n, NINCC_EMU_REVERSE_THREADS=1:
@@ -148,13 +153,48 @@ inline void* grid_worker(void* run) {
   return nullptr;
 }
 
+// A profiled launch on a sample of its blocks. Edge blocks (the last in x, y or z of a dimension
+// of several blocks, where tiles are partial) and interior blocks behave alike within their class in tiled kernels, so each class
+// runs up to `per_class` evenly spread blocks and its counts are scaled by size / sampled. Exact
+// when the blocks of a class do the same work; unique_global_sectors is then an overestimate,
+// since data blocks share (weights) is counted once per block.
+inline void sample_grid(const KernelLaunch& k, unsigned per_class) {
+  std::vector<uint64_t> classes[2];  // interior, edge
+  const uint64_t count = uint64_t(k.grid.x) * k.grid.y * k.grid.z;
+  for (uint64_t b = 0; b < count; ++b) {
+    const uint64_t x = b % k.grid.x, y = b / k.grid.x % k.grid.y, z = b / (uint64_t(k.grid.x) * k.grid.y);
+    // A dimension of one block does not split the grid: all its blocks share its last index.
+    const bool edge = (k.grid.x > 1 && x + 1 == k.grid.x) || (k.grid.y > 1 && y + 1 == k.grid.y) ||
+                      (k.grid.z > 1 && z + 1 == k.grid.z);
+    classes[edge].push_back(b);
+  }
+  Counters total;
+  for (const std::vector<uint64_t>& blocks : classes) {
+    if (blocks.empty()) continue;
+    const uint64_t n = std::min<uint64_t>(per_class, blocks.size());
+    Profile sample;
+    KernelLaunch one = k;
+    one.profile = &sample;
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t b = blocks[i * blocks.size() / n];
+      this_thread_runner().run(one, uint3{unsigned(b % k.grid.x), unsigned(b / k.grid.x % k.grid.y),
+                                          unsigned(b / (uint64_t(k.grid.x) * k.grid.y))});
+    }
+    add_scaled(total, sample.counters, double(blocks.size()) / double(n));
+  }
+  k.profile->counters = total;
+}
+
 // Runs every block of the grid; throws KernelError for a fault (with several workers, the fault
 // of the earliest block in the order among those that faulted before the others stopped).
 inline void run_grid(const KernelLaunch& k, const LaunchOptions& options) {
   check_launch_shape(k);
   if (t_runner) throw KernelError(std::string("kernel `") + k.kernel + "`: launched from inside a kernel");
+  if (k.profile && options.sample_per_class > 0) return sample_grid(k, options.sample_per_class);
   GridRun run(k, options);
-  const unsigned workers = unsigned(std::max<uint64_t>(1, std::min<uint64_t>(options.workers, run.count)));
+  // A profile is one OS thread's data: profiled launches run their blocks one after the other.
+  const unsigned workers =
+      k.profile ? 1u : unsigned(std::max<uint64_t>(1, std::min<uint64_t>(options.workers, run.count)));
   if (workers == 1) {
     BlockRunner& runner = this_thread_runner();
     for (uint64_t p = 0; p < run.count; ++p) runner.run(k, run.block_at(p));
@@ -185,7 +225,9 @@ void launch(const char* name, dim3 grid, dim3 block, size_t dynamic_shared_bytes
     const Closure& self = *static_cast<const Closure*>(c);
     std::apply(self.kernel, self.args);
   };
-  run_grid(KernelLaunch{name, grid, block, dynamic_shared_bytes, body, &closure, options.reverse_threads}, options);
+  run_grid(KernelLaunch{name, grid, block, dynamic_shared_bytes, body, &closure, options.reverse_threads,
+                        options.profile},
+           options);
 }
 
 template <class... P, class... A>
@@ -218,8 +260,22 @@ void launch_from_parameters(const char* name, void (*kernel)(P...), const NinccE
   o.seed = l.shuffle_seed;
   o.workers = l.workers;
   o.reverse_threads = l.reverse_threads != 0;
+  // NINCC_EMU_PROFILE=FILE: each launch appends its counters to FILE as one JSON line (docs/profile.md),
+  // running NINCC_EMU_PROFILE_SAMPLE (default 2) interior and as many edge blocks, scaled; 0: all blocks.
+  const char* profile_path = std::getenv("NINCC_EMU_PROFILE");
+  Profile profile;
+  if (profile_path && profile_path[0]) {
+    o.profile = &profile;
+    const char* sample = std::getenv("NINCC_EMU_PROFILE_SAMPLE");
+    o.sample_per_class = sample ? unsigned(std::strtoul(sample, nullptr, 10)) : 2u;
+  }
   launch(name, dim3(l.grid[0], l.grid[1], l.grid[2]), dim3(l.block[0], l.block[1], l.block[2]),
          l.dynamic_shared_bytes, o, kernel, read_parameter<std::decay_t<P>>(params[I])...);
+  if (!o.profile) return;
+  std::FILE* out = std::fopen(profile_path, "a");
+  if (!out) throw KernelError(std::string("kernel `") + name + "`: cannot append to NINCC_EMU_PROFILE=" + profile_path);
+  write_counters_json(out, name, l.grid, l.block, profile.counters);
+  std::fclose(out);
 }
 
 // The body of every descriptor's `launch`: no exception crosses the C boundary.

@@ -1,0 +1,72 @@
+// The time model: a kernel's predicted time from its profile counters (docs/profile.md) on one GPU
+// (gpus.ts) — the slowest of its pipes at peak rate, plus launch and unhidden latency — and what
+// bounds it. Pure functions over plain data; bench/gpu/ncu.sh is where its error gets measured.
+import type { GpuSpec } from './gpus.js';
+
+/** The emulator's counters for one launch, scaled to the whole grid (`emu_test --counts` prints them). */
+export interface KernelCounts {
+  readonly kernel: string;
+  readonly blocks: number;
+  readonly ffma: number;
+  readonly mma_tf32_m16n8k8: number;
+  readonly mma_bf16_m16n8k16: number;
+  readonly global_load_sectors: number;
+  readonly global_store_sectors: number;
+  readonly async_copy_sectors: number;
+  readonly shared_load_wavefronts: number;
+  readonly shared_store_wavefronts: number;
+  readonly unique_global_sectors: number;
+}
+
+export const PIPES = ['fp32', 'tensor', 'shared', 'l2', 'hbm'] as const;
+export type Pipe = (typeof PIPES)[number];
+
+export interface Prediction {
+  readonly kernel: string;
+  /** Each pipe's busy time at its peak rate, µs. */
+  readonly pipeMicros: Readonly<Record<Pipe, number>>;
+  /** The pipe with the longest busy time. */
+  readonly bound: Pipe;
+  /** Launch plus unhidden latency, µs. */
+  readonly overheadMicros: number;
+  readonly micros: number;
+  /** How much of the predicted time the bounding pipe is busy: its fraction of peak. */
+  readonly fractionOfPeak: number;
+}
+
+const SECTOR_BYTES = 32;
+const MMA_FLOPS = { tf32_m16n8k8: 2 * 16 * 8 * 8, bf16_m16n8k16: 2 * 16 * 8 * 16 };
+
+/** Blocks that run at once on the whole GPU (from ptxas's registers and shared memory; 1 per SM if unknown). */
+export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocksPerSm = 1): Prediction {
+  const clockHz = gpu.clockGHz * 1e9;
+  const micros = (seconds: number) => seconds * 1e6;
+  const pipeMicros: Record<Pipe, number> = {
+    fp32: micros(counts.ffma / (gpu.sms * gpu.fp32LanesPerSm * clockHz)),
+    tensor: micros(
+      (counts.mma_tf32_m16n8k8 * MMA_FLOPS.tf32_m16n8k8) / (gpu.tf32TensorTflops * 1e12) +
+        (counts.mma_bf16_m16n8k16 * MMA_FLOPS.bf16_m16n8k16) / (gpu.bf16TensorTflops * 1e12),
+    ),
+    shared: micros(
+      (counts.shared_load_wavefronts + counts.shared_store_wavefronts) /
+        (gpu.sms * gpu.sharedWavefrontsPerSmPerClock * clockHz),
+    ),
+    l2: micros(
+      ((counts.global_load_sectors + counts.global_store_sectors + counts.async_copy_sectors) * SECTOR_BYTES) /
+        (gpu.l2BytesPerClock * clockHz),
+    ),
+    hbm: micros((counts.unique_global_sectors * SECTOR_BYTES) / (gpu.hbmGBps * 1e9)),
+  };
+  const bound = PIPES.reduce((best, p) => (pipeMicros[p] > pipeMicros[best] ? p : best), PIPES[0]);
+  const waves = Math.ceil(counts.blocks / (gpu.sms * Math.max(1, residentBlocksPerSm)));
+  const overheadMicros = gpu.launchMicros + waves * gpu.waveLatencyMicros;
+  const total = pipeMicros[bound] + overheadMicros;
+  return {
+    kernel: counts.kernel,
+    pipeMicros,
+    bound,
+    overheadMicros,
+    micros: total,
+    fractionOfPeak: pipeMicros[bound] / total,
+  };
+}

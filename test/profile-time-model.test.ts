@@ -1,0 +1,75 @@
+// The time model (runtime/profile/time-model.ts) against hand arithmetic on the GPU table, and the
+// table's promise that every constant states its source.
+import { describe, expect, it } from 'vitest';
+import { GPUS, gpuNamed } from '../runtime/profile/gpus.js';
+import { occupancy } from '../runtime/profile/occupancy.js';
+import { predictKernel, type KernelCounts } from '../runtime/profile/time-model.js';
+
+const none: KernelCounts = {
+  kernel: 'k',
+  blocks: 132,
+  ffma: 0,
+  mma_tf32_m16n8k8: 0,
+  mma_bf16_m16n8k16: 0,
+  global_load_sectors: 0,
+  global_store_sectors: 0,
+  async_copy_sectors: 0,
+  shared_load_wavefronts: 0,
+  shared_store_wavefronts: 0,
+  unique_global_sectors: 0,
+};
+
+describe('time model', () => {
+  it('a streaming kernel is bound by HBM: bytes / bandwidth, plus launch and one wave', () => {
+    const p = predictKernel({ ...none, global_load_sectors: 31_250_000, unique_global_sectors: 31_250_000 }, gpuNamed('h100'));
+    // 10^9 bytes at 3.35 TB/s = 298.5 µs; L2 moves them in 10^9 / (5120 B × 1.98 GHz) = 98.6 µs.
+    expect(p.bound).toBe('hbm');
+    expect(p.pipeMicros.hbm).toBeCloseTo(1e9 / 3.35e12 * 1e6, 6);
+    expect(p.pipeMicros.l2).toBeCloseTo(1e9 / (5120 * 1.98e9) * 1e6, 6);
+    expect(p.overheadMicros).toBe(3 + 1);  // 132 blocks: one wave of one block per SM
+    expect(p.micros).toBeCloseTo(298.507 + 4, 2);
+    expect(p.fractionOfPeak).toBeCloseTo(298.507 / 302.507, 4);
+  });
+
+  it('bf16 mma count × 4096 FLOPs at the dense tensor peak; fp32 FMAs at SMs × lanes × clock', () => {
+    const p = predictKernel({ ...none, mma_bf16_m16n8k16: 1e6, ffma: 1e9 }, gpuNamed('a100'));
+    expect(p.pipeMicros.tensor).toBeCloseTo((1e6 * 4096) / 312e12 * 1e6, 6);  // 13.1 µs
+    expect(p.pipeMicros.fp32).toBeCloseTo(1e9 / (108 * 64 * 1.41e9) * 1e6, 6);  // 102.6 µs
+    expect(p.bound).toBe('fp32');
+  });
+
+  it('bank conflicts show as shared wavefronts: one per SM per clock', () => {
+    const p = predictKernel({ ...none, blocks: 264, shared_load_wavefronts: 4096 * 1000, shared_store_wavefronts: 128 * 1000 }, GPUS.h200);
+    expect(p.bound).toBe('shared');
+    expect(p.pipeMicros.shared).toBeCloseTo((4224 * 1000) / (132 * 1.98e9) * 1e6, 6);
+    expect(p.overheadMicros).toBe(3 + 2);  // 264 blocks at one per SM: two waves
+  });
+
+  it('names the GPUs it knows when asked for another', () => {
+    expect(() => gpuNamed('v100')).toThrow("unknown GPU 'v100': one of a100, h100, h200");
+  });
+
+  it('every numeric constant of every GPU says where it comes from', () => {
+    for (const gpu of Object.values(GPUS))
+      for (const [field, value] of Object.entries(gpu))
+        if (typeof value === 'number') expect(gpu.sources[field], `${gpu.name}.${field}`).toMatch(/\S/);
+  });
+});
+
+describe('occupancy', () => {
+  it('sgemm_tiled16 (ptxas: 32 registers, 2048 bytes smem, 256 threads) fills an SM: 8 blocks by threads', () => {
+    // threads 2048/256 = 8; registers 8 warps × 1024 = 8192 per block → 8; shared 233472 / 3072 = 76.
+    const o = occupancy({ threadsPerBlock: 256, registersPerThread: 32, sharedBytesPerBlock: 2048 }, GPUS.h100);
+    expect(o).toEqual({ blocksPerSm: 8, fraction: 1, limitedBy: 'threads' });
+  });
+  it('registers round up to 256 per warp and can be the limit', () => {
+    // 33 registers × 32 = 1056 → 1280 per warp; 8 warps = 10240 per block → 6 blocks (7 unrounded).
+    const o = occupancy({ threadsPerBlock: 256, registersPerThread: 33, sharedBytesPerBlock: 0 }, GPUS.a100);
+    expect(o).toEqual({ blocksPerSm: 6, fraction: 48 / 64, limitedBy: 'registers' });
+  });
+  it('shared memory counts the 1 KB the driver reserves per block', () => {
+    // A100: 167936 / (40960 + 1024) = 4 exactly; one byte more per block leaves room for 3.
+    expect(occupancy({ threadsPerBlock: 128, registersPerThread: 32, sharedBytesPerBlock: 40960 }, GPUS.a100).blocksPerSm).toBe(4);
+    expect(occupancy({ threadsPerBlock: 128, registersPerThread: 32, sharedBytesPerBlock: 40961 }, GPUS.a100).blocksPerSm).toBe(3);
+  });
+});
