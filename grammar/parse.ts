@@ -2,9 +2,11 @@
 import { EOF, type IParserErrorMessageProvider, type IRecognitionException, type IToken, type TokenType } from 'chevrotain';
 import type { SpecFile } from './ast.js';
 import { cstToAst, tokenSpan } from './cst-to-ast.js';
-import { error, positionAt, type Diagnostic, type Span } from './diagnostics.js';
+import { error, positionAt, type Diagnostic, type Position, type Span } from './diagnostics.js';
+import { checkIntegerLiterals, checkLayerLines, checkTokenLimits, sourceTooLong } from './limits.js';
+import { closest } from './near-miss.js';
 import { SpecParser } from './parser.js';
-import { LCurly, LParen, Minus, RCurly, RParen, specLexer } from './tokens.js';
+import { Dims, Identifier, Integer, LCurly, LParen, Minus, RCurly, RParen, specLexer } from './tokens.js';
 
 export interface ParseResult {
   readonly ast: SpecFile;
@@ -131,10 +133,46 @@ function tooDeep(tokens: readonly IToken[]): IToken | undefined {
   return undefined;
 }
 
+const emptyAst = (file: string, source: string, eof: Position): SpecFile => ({ file, models: [], trains: [], span: { file, start: positionAt(source, 0), end: eof } });
+
+/** One error for the `//` comments of a file, at the first: the hint once instead of an error per '/'. */
+function slashComments(file: string, comments: readonly IToken[] | undefined): Diagnostic[] {
+  if (!comments || comments.length === 0) return [];
+  const more = comments.length - 1;
+  const next = more > 0 ? `${file}:${comments[1].startLine}:${comments[1].startColumn}` : '';
+  const notes = more > 0 ? [{ message: more === 1 ? `1 more line uses '//' (at ${next})` : `${more} more lines use '//' (the next at ${next})` }] : [];
+  return [error('E003', "'//' does not start a comment in a spec: use '#' or '--'", tokenSpan(file, comments[0]), notes)];
+}
+
+/** The token just before `t` in the file (binary search by offset; chevrotain's previousToken is not it). */
+function tokenBefore(tokens: readonly IToken[], t: IToken): IToken | undefined {
+  let low = 0;
+  let high = tokens.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (tokens[mid].startOffset < t.startOffset) low = mid + 1;
+    else high = mid;
+  }
+  return tokens[low - 1];
+}
+
+const headerKeywords = ['input', 'imageSize', 'transform'];
+
+/** `inptu 1x28x28`: a misspelled header keyword lexes as a layer name followed by a stray value; name the word. */
+function misspelledKeyword(file: string, bad: IToken, previous: IToken | undefined): Diagnostic | undefined {
+  if (!previous || previous.tokenType !== Identifier || (bad.tokenType !== Dims && bad.tokenType !== Integer && bad.tokenType !== LCurly)) return undefined;
+  const meant = closest(previous.image, headerKeywords);
+  if (!meant) return undefined;
+  return error('E001', `unknown keyword '${previous.image}' (did you mean '${meant}'?)`, tokenSpan(file, previous));
+}
+
 export function parseSpec(source: string, file: string): ParseResult {
   const diagnostics: Diagnostic[] = [];
   const eof = positionAt(source, source.length);
+  const tooLong = sourceTooLong(source.length);
+  if (tooLong) return { ast: emptyAst(file, source, eof), diagnostics: [error('E004', tooLong, { file, start: positionAt(source, 0), end: positionAt(source, 1) })] };
   const lexed = specLexer.tokenize(source);
+  diagnostics.push(...slashComments(file, lexed.groups.slashComments));
   for (const e of lexed.errors) {
     // chevrotain reports a run of unknown characters once; the run never holds a '\n' (whitespace lexes).
     const start = { offset: e.offset, line: e.line ?? 1, column: e.column ?? 1 };
@@ -146,7 +184,13 @@ export function parseSpec(source: string, file: string): ParseResult {
   const deep = tooDeep(lexed.tokens);
   if (deep) {
     diagnostics.push(error('E001', `nesting deeper than ${maxNesting} levels of '(', '{' or '-'`, tokenSpan(file, deep)));
-    return { ast: { file, models: [], trains: [], span: { file, start: positionAt(source, 0), end: eof } }, diagnostics };
+    return { ast: emptyAst(file, source, eof), diagnostics };
+  }
+  diagnostics.push(...checkIntegerLiterals(file, lexed.tokens));
+  const overLimit = checkTokenLimits(file, lexed.tokens);
+  if (overLimit.length > 0) {
+    diagnostics.push(...overLimit);
+    return { ast: emptyAst(file, source, eof), diagnostics: diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset) };
   }
 
   parser.input = lexed.tokens;
@@ -175,7 +219,8 @@ export function parseSpec(source: string, file: string): ParseResult {
     const span: Span = atEof ? { file, start: eof, end: eof } : tokenSpan(file, t);
     const closed = atEof ? undefined : braces.topLevelClose.get(t);
     const notes = closed ? [{ message: `the '}' at ${at(closed.close)} closes the block opened at ${at(closed.open)}`, span: tokenSpan(file, closed.close) }] : [];
-    syntax.push(error('E001', e.message, span, notes));
+    const keyword = atEof ? undefined : misspelledKeyword(file, t, tokenBefore(lexed.tokens, t));
+    syntax.push(keyword ?? error('E001', e.message, span, notes));
   }
   syntax.sort((a, b) => a.span.start.offset - b.span.start.offset);
   // Recovery resynchronizes token by token, so one mistake can echo along its line: keep the first per line.
@@ -187,6 +232,8 @@ export function parseSpec(source: string, file: string): ParseResult {
     }
     diagnostics.push(d);
   }
+  const ast = cstToAst(cst, file, eof);
+  diagnostics.push(...checkLayerLines(ast));
   diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset);
-  return { ast: cstToAst(cst, file, eof), diagnostics };
+  return { ast, diagnostics };
 }

@@ -1,0 +1,86 @@
+// Hostile and generated specs (issue #21, finding 2) and the comment and keyword frictions of issue #16:
+// each old input now gets its own diagnostic at the offending place, never a stack overflow or a wrong code.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileSpec } from '../compiler/pipeline.js';
+import { limits } from '../grammar/limits.js';
+import { nincc } from './cli-run.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'nincc-limits-'));
+const summary = (source: string) => compileSpec(source, 'm.model').diagnostics.map((d) => `${d.code} ${d.span.start.line}:${d.span.start.column} ${d.message}`);
+const model = (body: string, rest = '') => `model m {\n  input 1x8x8\n${body}\n}\n${rest}`;
+
+describe('cost limits of the front end (E004)', () => {
+  it('an argument summing 100,000 terms stops at the operator past the limit', () => {
+    const terms = Array(100_000).fill('1').join('+');
+    // `  conv(1, ` is 10 characters; operator k (1-based) is at column 10 + 2k.
+    expect(summary(model(`  conv(1, ${terms}, 3, 3)`))).toEqual([`E004 3:${10 + 2 * (limits.operators + 1)} an argument with more than 256 operators`]);
+    // At the limit the sum is fine and exact.
+    const fine = compileSpec(model(`  conv(1, ${Array(limits.operators + 1).fill('1').join('+')}, 3, 3)`), 'm.model');
+    expect(fine.model?.layers[0].output).toEqual([257, 6, 6]);
+  });
+
+  it('a call with 100,000 arguments and a def with 100 parameters stop at the first argument past the limit', () => {
+    expect(summary(model(`  conv(${Array(100_000).fill('1').join(',')})`))).toEqual(['E004 3:136 a call with more than 64 arguments']);
+    const params = Array.from({ length: 100 }, (_, i) => `p${i}`).join(', ');
+    expect(summary(model(`  def d(${params}) { relu }\n  d()`))).toEqual([`E004 3:${9 + params.indexOf('p64')} a def with more than 64 parameters`]);
+  });
+
+  it('a spec over the size limit (100,000 regime rows; 10 MB of relu lines) is refused before lexing, not reported as E015', () => {
+    const rows = Array.from({ length: 100_000 }, (_, i) => `    epochs ${i + 1}..${i + 1} lr 0.1\n`).join('');
+    const regime = model('  view(-1)\n  linear(64, 10)\n  logsoftmax', `train {\n  regime {\n${rows}  }\n}\n`);
+    expect(summary(regime)).toEqual([`E004 1:1 the spec is ${regime.length.toLocaleString('en-US')} characters long, more than the limit of 1,048,576`]);
+    const relus = model('  relu\n'.repeat(1_500_000));
+    const started = Date.now();
+    expect(summary(relus)).toEqual([`E004 1:1 the spec is ${relus.length.toLocaleString('en-US')} characters long, more than the limit of 1,048,576`]);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('more layer lines than the limit, with no defs, is its own error at the first line past it', () => {
+    const source = model('relu\n'.repeat(limits.layerLines + 10));
+    expect(summary(source)).toEqual([`E004 ${limits.layerLines + 3}:1 model m has 100,010 layer lines, more than the limit of 100,000`]);
+  });
+
+  it('100,000 transform values reach the transform check (E039), not a stack overflow', () => {
+    const values = Array(100_000).fill('0.5').join(' ');
+    expect(summary(model(`  transform { mean ${values} }`)).map((d) => d.slice(0, 60))).toEqual(['E039 3:20 transform mean has 100000 values but the input has']);
+  });
+
+  it('integers past 2^53 are refused where they are written, not rounded', () => {
+    expect(summary(model('  conv(1, 99999999999999999999, 1, 1)'))).toEqual(['E004 3:11 the integer 99999999999999999999 is larger than 2^53 and cannot be held exactly']);
+    expect(summary('model m {\n  input 3x9007199254740993x2\n  relu\n}\n')).toEqual(['E004 2:9 the integer 9007199254740993 is larger than 2^53 and cannot be held exactly']);
+  });
+
+  it('through the CLI: exit 1 and the file and line, with a long line shown around the caret', () => {
+    const file = join(scratch, 'sum.model');
+    writeFileSync(file, model(`  conv(1, ${Array(100_000).fill('1').join('+')}, 3, 3)`));
+    const r = nincc(['check', file]);
+    expect(r.code).toBe(1);
+    const lines = r.stderr.split('\n');
+    expect(lines[0]).toBe(`${file}:3:524: error E004: an argument with more than 256 operators`);
+    expect(lines[1].length).toBeLessThan(200);
+    expect(lines[1][lines[2].indexOf('^')]).toBe('+');
+  });
+});
+
+describe('comments and misspelled keywords (issue #16)', () => {
+  it("'--' starts a comment, as in Lua", () => {
+    const source = '-- a Lua-style comment\nmodel m {  -- and after code\n  input 1x8x8\n  view(-1) -- -1 is all\n  linear(64, 2)\n}\n';
+    expect(compileSpec(source, 'm.model').diagnostics).toEqual([]);
+  });
+
+  it("'//' comments are one error with the hint, not one per '/'", () => {
+    const source = '// a C-style comment\n// another\nmodel m {\n  input 1x8x8 // trailing\n  relu\n}\n';
+    const ds = compileSpec(source, 'm.model').diagnostics;
+    expect(ds.map((d) => `${d.code} ${d.span.start.line}:${d.span.start.column} ${d.message} [${d.notes.map((n) => n.message).join('; ')}]`)).toEqual([
+      "E003 1:1 '//' does not start a comment in a spec: use '#' or '--' [2 more lines use '//' (the next at m.model:2:1)]",
+    ]);
+  });
+
+  it("'inptu 1x28x28' names the misspelled word and the keyword meant", () => {
+    expect(summary('model m {\n  inptu 1x28x28\n  relu\n}\n')).toEqual(["E001 2:3 unknown keyword 'inptu' (did you mean 'input'?)"]);
+    expect(summary('model m {\n  input 1x28x28\n  imagesise 32\n  relu\n}\n')).toEqual(["E001 3:3 unknown keyword 'imagesise' (did you mean 'imageSize'?)"]);
+  });
+});
