@@ -7,6 +7,7 @@ import { generateCpuSource } from './codegen-cpu.js';
 import { CUDA_ONLY_PROGRAMS, generateCudaSource, withLaunchRules } from './codegen-cuda.js';
 import { compileEmuLibrary, emuCompilerCommand, findNvcc, nvccCompile, requireNvcc, type NvccCheck } from './cuda-toolchain.js';
 import { compileCpuLibrary, headersDigest } from './cpu-toolchain.js';
+import { integrityProblem, sealPlan } from './artifact-integrity.js';
 import { NINCC_VERSION, type Plan } from './emit-plan.js';
 import { inspectText } from './inspect.js';
 import { trainingFusionReport } from './fusion-report.js';
@@ -104,7 +105,8 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   if (existsSync(planPath) && Object.values(libraries).every((l) => existsSync(join(dir, l)))) {
     try {
       const old = JSON.parse(readFileSync(planPath, 'utf8')) as Plan;
-      if (old.sourceHash === sourceHash) {
+      // A library edited or damaged since the build fails its hash: rebuild rather than call it up to date.
+      if (old.sourceHash === sourceHash && integrityProblem(dir) === undefined) {
         log(`${dir}: up to date (cache hit ${sourceHash.slice(0, 12)})`);
         return { dir, plan: old, cached: true, seconds: (Date.now() - started) / 1000 };
       }
@@ -144,8 +146,9 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   writeFileSync(join(dir, 'report.txt'), report(model, lowered, cpuPrograms, compiled.command, cuda));
   // The layer IR, for tools that need the network rather than its kernels (export-onnx, docs/onnx.md).
   writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'nincc-model', version: 1, sourceHash, model }) + '\n');
-  // plan.json last: its presence with a matching hash is what marks the directory complete.
-  writeFileSync(planPath, JSON.stringify(plan, null, 1) + '\n');
+  // plan.json last: its presence with a matching hash is what marks the directory complete. Sealed with the
+  // SHA-256 of each library and of its own text, which the runtime checks before loading anything.
+  writeFileSync(planPath, sealPlan(plan, dir));
   return { dir, plan, cached: false, seconds: (Date.now() - started) / 1000 };
 }
 

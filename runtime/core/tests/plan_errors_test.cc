@@ -99,6 +99,28 @@ void namesTheJsonPathOfBadFields() {
                    "/plan.json: state[0].name: duplicate tensor name \"affine.bias\"");
 }
 
+// Any edit after the build, of the plan or of the library, is refused before the library is opened.
+void refusesEditedArtifacts() {
+  std::string dir = makeArtifactDir(fixturePlanText(), fixtureLibrary(), false);
+  CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"), dir + "/plan.json: integrity: missing required field");
+
+  dir = makeArtifactDir(fixturePlanText(), fixtureLibrary());
+  std::string sealed = readFileForTest(dir + "/plan.json");
+  writeFileForTest(dir + "/plan.json", replaceOnce(sealed, "\"offset\": 4, \"size\": 4 }, { \"space\": \"param\"",
+                                                   "\"offset\": 5, \"size\": 4 }, { \"space\": \"param\""));
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), dir + "/plan.json: the plan's SHA-256 is ");
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), ": plan.json was edited or damaged after the build; rebuild the artifact");
+
+  dir = makeArtifactDir(fixturePlanText(), fixtureLibrary());
+  std::string library = readFileForTest(dir + "/kernels.cpu.so");
+  library[library.size() / 2] ^= 1;
+  writeFileForTest(dir + "/kernels.cpu.so", library);
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), dir + "/kernels.cpu.so: the cpu kernel library's SHA-256 is ");
+  writeFileForTest(dir + "/kernels.cpu.so", library.substr(0, 4096));
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), "/plan.json records ");
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), ": the library was changed or damaged after the build; rebuild the artifact");
+}
+
 void refusesUnknownDevices() {
   std::string dir = makeArtifactDir(fixturePlanText(), fixtureLibrary());
   CHECK_THROWS_WITH(Model::load(dir, "tpu"), "unknown device \"tpu\" (available: cpu");
@@ -112,5 +134,6 @@ void runPlanErrorTests() {
   refusesMismatchedLibraries();
   refusesTruncatedJson();
   namesTheJsonPathOfBadFields();
+  refusesEditedArtifacts();
   refusesUnknownDevices();
 }
