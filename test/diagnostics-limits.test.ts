@@ -79,6 +79,11 @@ describe('comments and misspelled keywords (issue #16)', () => {
     ]);
   });
 
+  it("'cnov' gets \"did you mean 'conv'?\" (two letters swapped are one edit), not the list of every layer", () => {
+    expect(summary(model('  cnov(1, 8, 3, 3)'))).toEqual(["E010 3:3 unknown layer 'cnov' (did you mean 'conv'?)"]);
+    expect(summary(model('  view(-1)  linear(64, 2)  logsoftmax', 'train {\n  bacth 8\n}\n'))).toEqual(["E042 6:3 unknown train option 'bacth' (did you mean 'batch'?)"]);
+  });
+
   it("'inptu 1x28x28' names the misspelled word and the keyword meant", () => {
     expect(summary('model m {\n  inptu 1x28x28\n  relu\n}\n')).toEqual(["E001 2:3 unknown keyword 'inptu' (did you mean 'input'?)"]);
     expect(summary('model m {\n  input 1x28x28\n  imagesise 32\n  relu\n}\n')).toEqual(["E001 3:3 unknown keyword 'imagesise' (did you mean 'imageSize'?)"]);
