@@ -120,7 +120,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   // A cuda/emu artifact's training program is the fused one (lower-train-fused.ts), which only the
   // cuda kernels implement: its cpu library serves inference only (the cpu device says so if asked to train).
   const cpuPrograms = options.target === 'cpu' ? lowered.programs : lowered.programs.filter((p) => !CUDA_ONLY_PROGRAMS.includes(p.name));
-  const cpu = generateCpuSource(cpuPrograms, { model: model.name, file: model.file, sourceHash });
+  const cpu = generateCpuSource(cpuPrograms, lowered.plan, { model: model.name, file: model.file, sourceHash });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, cpu.text);
   log(`compiling ${cpu.kernels.length} kernels (${sourcePath})…`);

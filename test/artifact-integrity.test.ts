@@ -5,7 +5,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { integrityProblem } from '../compiler/artifact-integrity.js';
+import { integrityProblem, sealPlan } from '../compiler/artifact-integrity.js';
 import { load } from '../runtime/model.js';
 import { buildSpec, rng, type Built } from './reference/artifacts.js';
 
@@ -102,6 +102,27 @@ describe('artifact integrity', () => {
     const bare = JSON.parse(plan) as Record<string, Json>;
     delete bare.integrity;
     await expectRefused('plan.json', JSON.stringify(bare), /plan\.json: integrity: missing required field$/);
+  });
+
+  it('a resealed plan (a mistake that passes the hash) still calls only kernels of the table, with their buffers', async () => {
+    type Step = { kernel: string; args: { size: number }[] };
+    const steps = (p: Json, program: string) => ((p as { programs: Record<string, { steps: Step[] }> }).programs[program]).steps;
+    const resealed = (change: (p: Json) => void) => {
+      const edited = JSON.parse(plan) as Json;
+      change(edited);
+      return sealPlan(edited as { libraries: Record<string, string> }, dir);
+    };
+    for (const symbol of ['abort', 'exit', 'free', 'nincc_abi']) {
+      const text = resealed((p) => (steps(p, 'infer')[0].kernel = symbol));
+      await expectRefused('plan.json', text, new RegExp(`kernels\\.cpu\\.so: kernel ${symbol} \\(layer 1 at .*\\) is not in the library's kernel table`));
+    }
+    // A training kernel in an inference step: its buffers are not the ones the kernel was generated for.
+    const inferKernels = new Set(steps(JSON.parse(plan) as Json, 'infer').map((st) => st.kernel));
+    const training = steps(JSON.parse(plan) as Json, 'train_forward_backward').find((st) => !inferKernels.has(st.kernel))!;
+    const swapped = resealed((p) => (steps(p, 'infer')[0].kernel = training.kernel));
+    await expectRefused('plan.json', swapped, new RegExp(`kernel ${training.kernel} \\(layer 1 at .*\\) takes `));
+    const shrunk = resealed((p) => (steps(p, 'infer')[0].args[0].size -= 1));
+    await expectRefused('plan.json', shrunk, /takes as argument 0 \d+ elements of act, but the step passes \d+ of act/);
   });
 
   it('nincc build does not call a damaged artifact up to date', () => {

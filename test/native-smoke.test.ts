@@ -36,7 +36,7 @@ function load(): NativeModel {
 describe('native addon', () => {
   it('lists devices and reports the artifact', () => {
     const addon = loadNative();
-    expect(addon.abi).toBe('nincc-cpu-1');
+    expect(addon.abi).toBe('nincc-cpu-2');
     expect(addon.devices()[0]).toBe('cpu');
     const model = load();
     const info = model.info();

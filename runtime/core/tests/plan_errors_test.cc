@@ -48,8 +48,8 @@ void refusesMismatchedLibraries() {
   std::string dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"k_sgd\"", "\"k_missing\""),
                                     fixtureLibrary());
   CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
-                       dir + "/kernels.cpu.so: missing kernel symbol `k_missing` (the library does "
-                             "not match plan.json; rebuild the artifact)");
+                       dir + "/kernels.cpu.so: kernel k_missing (layer 1 at fixture.model:3:3) is not in the "
+                             "library's kernel table (the library does not match plan.json; rebuild the artifact)");
   dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"fixture-source-hash-1\"", "\"abc123\""),
                         fixtureLibrary());
   CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
@@ -59,12 +59,30 @@ void refusesMismatchedLibraries() {
   dir = makeArtifactDir(fixturePlanText(), fixtureBadAbiLibrary());
   CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
                        dir + "/kernels.cpu.so: kernel ABI is \"nincc-cpu-0\" but this runtime "
-                             "expects \"nincc-cpu-1\"; rebuild with this nincc");
+                             "expects \"nincc-cpu-2\"; rebuild with this nincc");
   // A plan.json in place of the library: dlopen fails and says why.
   std::string notALibrary = makeArtifactDir("{}", "");
   dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"kernels.cpu.so\"",
                                     "\"" + notALibrary + "/plan.json\""), "");
   CHECK_THROWS_WITH(Model::load(dir, "cpu"), notALibrary + "/plan.json: cannot load the cpu kernel library: ");
+}
+
+// A step may call only a kernel of the library's table, with the buffers it was generated for: not any
+// symbol the process exports, nor another program's kernel (plans resealed, so the hash is not what stops them).
+void callsOnlyTheKernelTable() {
+  for (const char* symbol : {"abort", "exit", "free", "nincc_abi"})
+    CHECK_EDIT_FAILS("\"kernel\": \"k_record\"", std::string("\"kernel\": \"") + symbol + "\"",
+                     std::string("/kernels.cpu.so: kernel ") + symbol + " (layer 2 at fixture.model:4:3) is not in the library's kernel table");
+  CHECK_EDIT_FAILS("\"kernel\": \"k_record\"", "\"kernel\": \"k_sgd\"",
+                   "/kernels.cpu.so: kernel k_sgd (layer 2 at fixture.model:4:3) takes 2 buffers and 1 scalars, but the step "
+                   "passes 1 and 0 (the library does not match plan.json; rebuild the artifact)");
+  CHECK_EDIT_FAILS("\"kernel\": \"k_add_bias\"", "\"kernel\": \"k_sgd\"",
+                   "/kernels.cpu.so: kernel k_sgd (layer 1 at fixture.model:3:3) takes 2 buffers and 1 scalars, but the step "
+                   "passes 2 and 0");
+  CHECK_EDIT_FAILS("{ \"space\": \"act\", \"offset\": 4, \"size\": 4 }, { \"space\": \"param\"",
+                   "{ \"space\": \"act\", \"offset\": 4, \"size\": 3 }, { \"space\": \"param\"",
+                   "/kernels.cpu.so: kernel k_add_bias (layer 1 at fixture.model:3:3) takes as argument 0 4 elements of act, "
+                   "but the step passes 3 of act");
 }
 
 void refusesTruncatedJson() {
@@ -132,6 +150,7 @@ void runPlanErrorTests() {
   refusesOtherVersionsAndFormats();
   refusesMissingFiles();
   refusesMismatchedLibraries();
+  callsOnlyTheKernelTable();
   refusesTruncatedJson();
   namesTheJsonPathOfBadFields();
   refusesEditedArtifacts();
