@@ -52,12 +52,14 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   const expanded = expandDefs(decl);
   dump('expand-defs', expanded.layers);
   diagnostics.push(...expanded.diagnostics);
-  if (hasErrors(diagnostics) || !header.input) return { diagnostics };
+  // A bad train option does not hide the model's own errors: shapes are inferred unless the layers are in doubt.
+  if (hasErrors(header.diagnostics) || hasErrors(expanded.diagnostics) || !header.input) return { diagnostics };
 
   const shaped = inferShapes(expanded.layers, header.input);
   dump('infer-shapes', shaped.layers);
   diagnostics.push(...shaped.diagnostics);
-  if (hasErrors(diagnostics) || !shaped.output) return { diagnostics };
+  // In file order: the train block's errors and the model's come from different passes.
+  if (hasErrors(diagnostics) || !shaped.output) return { diagnostics: diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset) };
 
   const model: ShapedModel = {
     name: decl.name,

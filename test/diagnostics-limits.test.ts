@@ -53,6 +53,19 @@ describe('cost limits of the front end (E004)', () => {
     expect(summary('model m {\n  input 3x9007199254740993x2\n  relu\n}\n')).toEqual(['E004 2:9 the integer 9007199254740993 is larger than 2^53 and cannot be held exactly']);
   });
 
+  it('sizes, weights and MACs past exact integer limits are refused with exact figures, not rounded floats', () => {
+    expect(summary('model m {\n  input 3x2147483647x2147483647\n  relu\n}\n')).toEqual([
+      'E038 2:3 input 3x2147483647x2147483647 has 13835058042397261827 elements, more than the 2147483647 an image may have',
+    ]);
+    expect(summary(model('  conv(1, 1e9, 1, 1)'))).toEqual(['E004 3:3 conv output 1000000000x8x8 has 64000000000 elements per image, more than the limit of 2147483647']);
+    expect(summary('model m {\n  input 1x1x1\n  view(-1)\n  linear(1, 100000)\n  linear(100000, 100000)\n}\n')).toEqual([
+      'E004 5:3 linear has 10000000000 weights, more than the limit of 2147483647',
+    ]);
+    expect(summary('model m {\n  input 1x1x1\n  view(-1)\n  linear(1, 40000)\n  linear(40000, 40000)\n  linear(40000, 40000)\n}\n')).toEqual([
+      'E004 6:3 the model has 3200160000 parameters, more than the limit of 2147483647',
+    ]);
+  });
+
   it('through the CLI: exit 1 and the file and line, with a long line shown around the caret', () => {
     const file = join(scratch, 'sum.model');
     writeFileSync(file, model(`  conv(1, ${Array(100_000).fill('1').join('+')}, 3, 3)`));
@@ -82,6 +95,16 @@ describe('comments and misspelled keywords (issue #16)', () => {
   it("'cnov' gets \"did you mean 'conv'?\" (two letters swapped are one edit), not the list of every layer", () => {
     expect(summary(model('  cnov(1, 8, 3, 3)'))).toEqual(["E010 3:3 unknown layer 'cnov' (did you mean 'conv'?)"]);
     expect(summary(model('  view(-1)  linear(64, 2)  logsoftmax', 'train {\n  bacth 8\n}\n'))).toEqual(["E042 6:3 unknown train option 'bacth' (did you mean 'batch'?)"]);
+  });
+
+  it('an unknown train option no longer hides the channel mismatch, negative output size and linear mismatch: all in one run, in file order', () => {
+    const source = model('  conv(3, 8, 3, 3)\n  relu\n  conv(8, 8, 40, 40)\n  view(-1)\n  linear(100, 10)\n  linear(20, 10)\n  logsoftmax', 'train {\n  batchsize 32\n}\n');
+    expect(summary(source)).toEqual([
+      'E030 3:3 conv expects 3 input planes, got 1',
+      'E031 5:3 conv output would be -33x-33 (HxW): input height 6 is too small for kH 40 with dH 1 and padH 0, and input width 6 is too small for kW 40 with dW 1 and padW 0',
+      'E033 8:3 linear(20, 10) expects 20 features, linear gives 10',
+      "E042 12:3 unknown train option 'batchsize' (did you mean 'batch'?)",
+    ]);
   });
 
   it("'inptu 1x28x28' names the misspelled word and the keyword meant", () => {
