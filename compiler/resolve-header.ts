@@ -4,6 +4,7 @@ import { error, formatPosition, type Diagnostic } from '../grammar/diagnostics.j
 import { maxSize } from './layers.js';
 import type { Transform } from './ir.js';
 import { exceeds, maxElementsPerImage, product } from './size-limits.js';
+import { closest } from '../grammar/near-miss.js';
 
 export interface Header {
   readonly input?: readonly number[];
@@ -31,7 +32,8 @@ function resolveTransform(settings: readonly Setting[], channels: number | undef
   const first = new Map<string, Setting>();
   for (const s of settings) {
     if (s.name !== 'mean' && s.name !== 'std') {
-      out.push(error('E039', `unknown transform entry '${s.name}' (expected mean and std)`, s.nameSpan));
+      const meant = closest(s.name, ['mean', 'std']);
+      out.push(error('E039', `unknown transform entry '${s.name}' (${meant ? `did you mean '${meant}'?` : 'expected mean and std'})`, s.nameSpan));
       continue;
     }
     const earlier = first.get(s.name);

@@ -95,6 +95,7 @@ describe('comments and misspelled keywords (issue #16)', () => {
   it("'cnov' gets \"did you mean 'conv'?\" (two letters swapped are one edit), not the list of every layer", () => {
     expect(summary(model('  cnov(1, 8, 3, 3)'))).toEqual(["E010 3:3 unknown layer 'cnov' (did you mean 'conv'?)"]);
     expect(summary(model('  view(-1)  linear(64, 2)  logsoftmax', 'train {\n  bacth 8\n}\n'))).toEqual(["E042 6:3 unknown train option 'bacth' (did you mean 'batch'?)"]);
+    expect(summary(model('  transform { maen 0.5  std 0.2 }\n  relu'))).toEqual(["E039 3:15 unknown transform entry 'maen' (did you mean 'mean'?)"]);
   });
 
   it('an unknown train option no longer hides the channel mismatch, negative output size and linear mismatch: all in one run, in file order', () => {
