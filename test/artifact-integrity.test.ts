@@ -1,7 +1,7 @@
 // Damaged and edited artifacts (issue #21, findings 4 and 5): any byte of kernels.cpu.so, any offset, size or
 // kernel name of plan.json, changed after the build, is refused by load() before the library is opened, with
 // an error naming the file. Before, such edits crashed the process (SIGBUS, SIGSEGV, abort()) or ran silently.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,12 @@ import { load } from '../runtime/model.js';
 import { buildSpec, rng, type Built } from './reference/artifacts.js';
 
 const spec = 'model integrity { input 1x4x4 conv(1, 2, 3, 3, 1, 1, 1, 1) bn(2) relu view(-1) linear(32, 3) logsoftmax }\n';
+
+/** Replaces a file by a new one (a new inode): writing over a library some load may still map would crash the process. */
+function replaceFile(path: string, bytes: string | Buffer): void {
+  writeFileSync(`${path}.new`, bytes);
+  renameSync(`${path}.new`, path);
+}
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -50,7 +56,7 @@ describe('artifact integrity', () => {
 
   /** load() on the edited copy must reject with a message matching `expected`; the copy is restored after. */
   async function expectRefused(file: 'plan.json' | 'kernels.cpu.so', bytes: string | Buffer, expected: RegExp): Promise<void> {
-    writeFileSync(join(dir, file), bytes);
+    replaceFile(join(dir, file), bytes);
     try {
       const err = await load(dir).then(
         (m) => {
@@ -61,7 +67,7 @@ describe('artifact integrity', () => {
       );
       expect(err).toMatch(expected);
     } finally {
-      writeFileSync(join(dir, file), file === 'plan.json' ? plan : library);
+      replaceFile(join(dir, file), file === 'plan.json' ? plan : library);
     }
   }
 
@@ -128,7 +134,7 @@ describe('artifact integrity', () => {
   it('nincc build does not call a damaged artifact up to date', () => {
     const damaged = Buffer.from(library);
     damaged[100] ^= 0xff;
-    writeFileSync(join(built.dir, 'kernels.cpu.so'), damaged);
+    replaceFile(join(built.dir, 'kernels.cpu.so'), damaged);
     expect(integrityProblem(built.dir)).toBe(`${join(built.dir, 'kernels.cpu.so')}: does not match the hash in ${join(built.dir, 'plan.json')}`);
     buildSpec('integrity', spec, 2);
     expect(integrityProblem(built.dir)).toBeUndefined();
