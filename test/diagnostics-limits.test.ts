@@ -78,6 +78,32 @@ describe('cost limits of the front end (E004)', () => {
   });
 });
 
+describe('generated hostile specs', () => {
+  it('100 specs of random deep and wide pieces each end in diagnostics or a model, never a throw', () => {
+    let seed = 16021;
+    const next = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T,>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)];
+    const count = () => Math.floor(next() ** 3 * 20_000);
+    const pieces: (() => string)[] = [
+      () => `conv(1, ${Array(count()).fill('1').join(pick(['+', '*', '-', '/']))}, 1, 1)`,
+      () => `conv(${Array(count()).fill('2').join(', ')})`,
+      () => `${'('.repeat(count() % 200)}1${')'.repeat(count() % 200)}`,
+      () => `view(${'- '.repeat(count() % 300)}1)`,
+      () => 'relu\n'.repeat(count()),
+      () => `def d${count()}(${Array(count() % 200).fill('a').join(', ')}) { relu }`,
+      () => `transform { mean ${Array(count()).fill('0.5').join(' ')} }`,
+      () => pick(['// c\n', '-- c\n', '# c\n', '{', '}', '99999999999999999999', '3x99999999999x2', 'inptu 1x8x8\n', ',', ')']),
+    ];
+    for (let i = 0; i < 100; i++) {
+      const body = Array.from({ length: 1 + Math.floor(next() * 4) }, () => pick(pieces)()).join('\n  ');
+      const source = model(`  ${body}`, next() < 0.3 ? `train {\n  regime {\n${'    epochs 1..2 lr 0.1\n'.repeat(count())}  }\n}\n` : '');
+      const r = compileSpec(source, 'm.model');
+      expect(r.model !== undefined || r.diagnostics.length > 0).toBe(true);
+      for (const d of r.diagnostics) expect(d.span.start.offset).toBeLessThanOrEqual(source.length);
+    }
+  });
+});
+
 describe('comments and misspelled keywords (issue #16)', () => {
   it("'--' starts a comment, as in Lua", () => {
     const source = '-- a Lua-style comment\nmodel m {  -- and after code\n  input 1x8x8\n  view(-1) -- -1 is all\n  linear(64, 2)\n}\n';
