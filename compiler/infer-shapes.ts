@@ -133,7 +133,8 @@ function recover(l: Layer, input: Shape): Shape | undefined {
   return undefined;
 }
 
-export function inferShapes(layers: readonly Layer[], input: Shape): ShapeResult {
+/** `gaps`: 0-based indices before which a call failed to expand (expand-defs): the shape there is unknown. */
+export function inferShapes(layers: readonly Layer[], input: Shape, gaps: ReadonlySet<number> = new Set()): ShapeResult {
   const shaped: ShapedLayer[] = [];
   const diagnostics: Diagnostic[] = [];
   let current: Shape | undefined = input;
@@ -143,7 +144,8 @@ export function inferShapes(layers: readonly Layer[], input: Shape): ShapeResult
     producer = output ? { ...l, input: from, output, params: 0, macs: 0 } : undefined;
     current = output;
   };
-  for (const l of layers) {
+  for (const [i, l] of layers.entries()) {
+    if (gaps.has(i)) current = undefined;
     // After an error that leaves the shape unknown, only a linear layer says again what flows on.
     if (!current) {
       produced(l, [], l.kind === 'linear' ? [l.attrs.nOut] : undefined);
@@ -179,5 +181,5 @@ export function inferShapes(layers: readonly Layer[], input: Shape): ShapeResult
     const params = BigInt(shaped.reduce((t, l) => t + l.params, 0)); // each layer's is below 2^31: the sum is exact
     if (exceeds(params, maxParams)) diagnostics.push(error('E004', `the model has ${params} parameters, more than the limit of ${maxParams}`, layers[layers.length - 1].span));
   }
-  return diagnostics.length > 0 || !current ? { layers: shaped, diagnostics } : { layers: shaped, output: current, diagnostics };
+  return diagnostics.length > 0 || !current || gaps.size > 0 ? { layers: shaped, diagnostics } : { layers: shaped, output: current, diagnostics };
 }

@@ -43,23 +43,26 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
 
   const header = resolveHeader(decl);
   dump('resolve-header', header);
-  diagnostics.push(...header.diagnostics);
-
   const train = resolveTrain(parsed.ast);
   dump('resolve-train', train.train);
-  diagnostics.push(...train.diagnostics);
+  // The train block's errors and the model's come from different passes: each group in the order of its block.
+  const trainFirst = (parsed.ast.trains[0]?.span.start.offset ?? Infinity) < decl.span.start.offset;
+  const modelDiagnostics: Diagnostic[] = [...header.diagnostics];
+  const done = () => ({ diagnostics: [...diagnostics, ...(trainFirst ? [...train.diagnostics, ...modelDiagnostics] : [...modelDiagnostics, ...train.diagnostics])] });
 
   const expanded = expandDefs(decl);
   dump('expand-defs', expanded.layers);
-  diagnostics.push(...expanded.diagnostics);
-  // A bad train option does not hide the model's own errors: shapes are inferred unless the layers are in doubt.
-  if (hasErrors(header.diagnostics) || hasErrors(expanded.diagnostics) || !header.input) return { diagnostics };
+  modelDiagnostics.push(...expanded.diagnostics);
+  // A bad train option or layer call does not hide the model's other errors: shapes are inferred past the
+  // calls that failed (their place is a gap of unknown shape) unless the header or the expansion ran away.
+  const runaway = expanded.diagnostics.some((d) => d.code === 'E015');
+  if (hasErrors(header.diagnostics) || runaway || !header.input) return done();
 
-  const shaped = inferShapes(expanded.layers, header.input);
+  const shaped = inferShapes(expanded.layers, header.input, expanded.gaps);
   dump('infer-shapes', shaped.layers);
-  diagnostics.push(...shaped.diagnostics);
-  // In file order: the train block's errors and the model's come from different passes.
-  if (hasErrors(diagnostics) || !shaped.output) return { diagnostics: diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset) };
+  modelDiagnostics.splice(header.diagnostics.length, Infinity, ...interleave(expanded.diagnostics, shaped.diagnostics));
+  if (hasErrors(modelDiagnostics) || hasErrors(train.diagnostics) || !shaped.output) return done();
+  diagnostics.push(...modelDiagnostics, ...train.diagnostics);
 
   const model: ShapedModel = {
     name: decl.name,
@@ -75,6 +78,18 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   const problems = verifyShapedModel(model);
   if (problems.length > 0) throw new IRVerificationError('infer-shapes', problems);
   return { model, diagnostics };
+}
+
+/** Two passes' diagnostics in one list by source position, each pass's own order kept (a def's errors follow its calls). */
+function interleave(a: readonly Diagnostic[], b: readonly Diagnostic[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i].span.start.offset <= b[j].span.start.offset)) out.push(a[i++]);
+    else out.push(b[j++]);
+  }
+  return out;
 }
 
 export interface LoweringOptions {

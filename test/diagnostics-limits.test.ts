@@ -134,6 +134,17 @@ describe('comments and misspelled keywords (issue #16)', () => {
     ]);
   });
 
+  it('arity errors, unknown layers and shape errors come together; a failed call leaves the shape unknown only where it must', () => {
+    const source = model('  conv(3, 8, 3, 3)\n  relu(1)\n  conv(8, 8, 40, 40)\n  cnov(8, 8)\n  view(-1)\n  linear(5, 5)\n  linear(7, 2)\n  logsoftmax');
+    expect(summary(source)).toEqual([
+      'E030 3:3 conv expects 3 input planes, got 1',
+      'E012 4:3 relu takes no arguments, got 1',
+      'E031 5:3 conv output would be -33x-33 (HxW): input height 6 is too small for kH 40 with dH 1 and padH 0, and input width 6 is too small for kW 40 with dW 1 and padW 0',
+      "E010 6:3 unknown layer 'cnov' (did you mean 'conv'?)",
+      'E033 9:3 linear(7, 2) expects 7 features, linear gives 5',
+    ]);
+  });
+
   it("'inptu 1x28x28' names the misspelled word and the keyword meant", () => {
     expect(summary('model m {\n  inptu 1x28x28\n  relu\n}\n')).toEqual(["E001 2:3 unknown keyword 'inptu' (did you mean 'input'?)"]);
     expect(summary('model m {\n  input 1x28x28\n  imagesise 32\n  relu\n}\n')).toEqual(["E001 3:3 unknown keyword 'imagesise' (did you mean 'imageSize'?)"]);
