@@ -131,6 +131,22 @@ describe('artifact integrity', () => {
     await expectRefused('plan.json', shrunk, /takes as argument 0 \d+ elements of act, but the step passes \d+ of act/);
   });
 
+  it('an inference program with no inputs (resealed) is an error at the call, not a hang', async () => {
+    const edited = JSON.parse(plan) as { libraries: Record<string, string>; programs: Record<string, { inputs: Record<string, Json> }> };
+    edited.programs.infer.inputs = {};
+    replaceFile(join(dir, 'plan.json'), sealPlan(edited, dir));
+    try {
+      const m = await load(dir);
+      try {
+        await expect(m.infer(new Float32Array(16))).rejects.toThrow('program "infer" has no input "images" (its inputs: none)');
+      } finally {
+        m.dispose();
+      }
+    } finally {
+      replaceFile(join(dir, 'plan.json'), plan);
+    }
+  });
+
   it('nincc build does not call a damaged artifact up to date', () => {
     const damaged = Buffer.from(library);
     damaged[100] ^= 0xff;
