@@ -33,8 +33,10 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   const parsed = parseSpec(source, file);
   dump('parse', parsed.ast);
   diagnostics.push(...parsed.diagnostics);
-  // Syntax errors leave a recovered, partial tree: semantic errors on it would mostly be noise.
-  if (hasErrors(diagnostics)) return { diagnostics };
+  // A syntax error stops the run here unless the parser repaired it where it stood (`inptu 1x28x28` read as
+  // `input`) or skipped it whole (a `//` line): then the tree is what the author meant and its semantic errors
+  // are real. Any other syntax error leaves a recovered, partial tree, on which they would mostly be echoes.
+  if (!parsed.intact) return { diagnostics };
 
   const selected = selectModel(parsed.ast);
   diagnostics.push(...selected.diagnostics);
@@ -48,7 +50,9 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   // The train block's errors and the model's come from different passes: each group in the order of its block.
   const trainFirst = (parsed.ast.trains[0]?.span.start.offset ?? Infinity) < decl.span.start.offset;
   const modelDiagnostics: Diagnostic[] = [...header.diagnostics];
-  const done = () => ({ diagnostics: [...diagnostics, ...(trainFirst ? [...train.diagnostics, ...modelDiagnostics] : [...modelDiagnostics, ...train.diagnostics])] });
+  // The parse's repaired errors (in file order) go among them by position.
+  const semantic = () => (trainFirst ? [...train.diagnostics, ...modelDiagnostics] : [...modelDiagnostics, ...train.diagnostics]);
+  const done = () => ({ diagnostics: interleave(diagnostics, semantic()) });
 
   const expanded = expandDefs(decl);
   dump('expand-defs', expanded.layers);
@@ -61,8 +65,9 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   const shaped = inferShapes(expanded.layers, header.input, expanded.gaps);
   dump('infer-shapes', shaped.layers);
   modelDiagnostics.splice(header.diagnostics.length, Infinity, ...interleave(expanded.diagnostics, shaped.diagnostics));
-  if (hasErrors(modelDiagnostics) || hasErrors(train.diagnostics) || !shaped.output) return done();
-  diagnostics.push(...modelDiagnostics, ...train.diagnostics);
+  // A repaired syntax error is still an error: no model.
+  if (hasErrors(diagnostics) || hasErrors(modelDiagnostics) || hasErrors(train.diagnostics) || !shaped.output) return done();
+  const all = interleave(diagnostics, semantic());
 
   const model: ShapedModel = {
     name: decl.name,
@@ -77,7 +82,7 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   };
   const problems = verifyShapedModel(model);
   if (problems.length > 0) throw new IRVerificationError('infer-shapes', problems);
-  return { model, diagnostics };
+  return { model, diagnostics: all };
 }
 
 /** Two passes' diagnostics in one list by source position, each pass's own order kept (a def's errors follow its calls). */

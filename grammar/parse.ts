@@ -6,11 +6,17 @@ import { error, positionAt, type Diagnostic, type Position, type Span } from './
 import { checkIntegerLiterals, checkLayerLines, checkTokenLimits, sourceTooLong } from './limits.js';
 import { closest } from './near-miss.js';
 import { SpecParser } from './parser.js';
-import { Dims, Identifier, Integer, LCurly, LParen, Minus, RCurly, RParen, specLexer } from './tokens.js';
+import { Dims, Identifier, ImageSize, Input, Integer, LCurly, LParen, Minus, RCurly, RParen, specLexer, Transform } from './tokens.js';
 
 export interface ParseResult {
   readonly ast: SpecFile;
   readonly diagnostics: readonly Diagnostic[];
+  /**
+   * The tree is what the author meant despite the errors: each one was repaired where it stood (a misspelled
+   * header keyword before its operand, `inptu 1x28x28`, read as `input`) or skipped whole (a `//` comment line),
+   * so the semantic passes may run on it. Any other syntax error leaves a recovered, partial tree.
+   */
+  readonly intact: boolean;
 }
 
 function describe(t: IToken | undefined): string {
@@ -156,23 +162,66 @@ function tokenBefore(tokens: readonly IToken[], t: IToken): IToken | undefined {
   return tokens[low - 1];
 }
 
-const headerKeywords = ['input', 'imageSize', 'transform'];
+// Each header keyword, its token and the token its operand starts with.
+const headerKeywords: Record<string, { keyword: TokenType; operand: TokenType }> = {
+  input: { keyword: Input, operand: Dims },
+  imageSize: { keyword: ImageSize, operand: Integer },
+  transform: { keyword: Transform, operand: LCurly },
+};
+
+interface Misspelling {
+  readonly diagnostic: Diagnostic;
+  /** The word as the keyword token, when its operand follows it in a model body: the tree can be repaired. */
+  readonly repair?: { readonly word: IToken; readonly keyword: IToken };
+}
 
 /** `inptu 1x28x28`: a misspelled header keyword lexes as a layer name followed by a stray value; name the word. */
-function misspelledKeyword(file: string, bad: IToken, previous: IToken | undefined): Diagnostic | undefined {
+function misspelledKeyword(file: string, e: IRecognitionException, previous: IToken | undefined): Misspelling | undefined {
+  const bad = e.token;
   if (!previous || previous.tokenType !== Identifier || (bad.tokenType !== Dims && bad.tokenType !== Integer && bad.tokenType !== LCurly)) return undefined;
-  const meant = closest(previous.image, headerKeywords);
+  const meant = closest(previous.image, Object.keys(headerKeywords));
   if (!meant) return undefined;
-  return error('E001', `unknown keyword '${previous.image}' (did you mean '${meant}'?)`, tokenSpan(file, previous));
+  const diagnostic = error('E001', `unknown keyword '${previous.image}' (did you mean '${meant}'?)`, tokenSpan(file, previous));
+  const { keyword, operand } = headerKeywords[meant];
+  // Between the items of a model (not in a def, where a header item is an error anyway) and before its operand.
+  const inModelBody = e.context.ruleStack[e.context.ruleStack.length - 1] === 'model';
+  if (!inModelBody || bad.tokenType !== operand) return { diagnostic };
+  return { diagnostic, repair: { word: previous, keyword: { ...previous, tokenType: keyword, tokenTypeIdx: keyword.tokenTypeIdx! } } };
+}
+
+// A repair may let the parser reach a misspelling its recovery skipped before: a few rounds, each one parse.
+const maxRepairRounds = 4;
+
+/**
+ * Parse, and while the errors include misspelled header keywords before their operands, parse again with those
+ * words read as the keywords. Returns the last parse and the repaired words' diagnostics.
+ */
+function parseRepairing(file: string, tokens: IToken[]) {
+  const repaired: Diagnostic[] = [];
+  for (let round = 0; ; round++) {
+    parser.input = tokens;
+    const cst = parser.spec();
+    const errors = parser.errors as IRecognitionException[];
+    const found = round < maxRepairRounds ? errors.map((e) => misspelledKeyword(file, e, tokenBefore(tokens, e.token))) : [];
+    const replace = new Map<IToken, IToken>();
+    for (const m of found) {
+      if (!m?.repair) continue;
+      replace.set(m.repair.word, m.repair.keyword);
+      repaired.push(m.diagnostic);
+    }
+    if (replace.size === 0) return { cst, errors, tokens, repaired };
+    tokens = tokens.map((t) => replace.get(t) ?? t);
+  }
 }
 
 export function parseSpec(source: string, file: string): ParseResult {
   const diagnostics: Diagnostic[] = [];
   const eof = positionAt(source, source.length);
   const tooLong = sourceTooLong(source.length);
-  if (tooLong) return { ast: emptyAst(file, source, eof), diagnostics: [error('E004', tooLong, { file, start: positionAt(source, 0), end: positionAt(source, 1) })] };
+  if (tooLong) return { ast: emptyAst(file, source, eof), diagnostics: [error('E004', tooLong, { file, start: positionAt(source, 0), end: positionAt(source, 1) })], intact: false };
   const lexed = specLexer.tokenize(source);
-  diagnostics.push(...slashComments(file, lexed.groups.slashComments));
+  const slash = slashComments(file, lexed.groups.slashComments);
+  diagnostics.push(...slash);
   for (const e of lexed.errors) {
     // chevrotain reports a run of unknown characters once; the run never holds a '\n' (whitespace lexes).
     const start = { offset: e.offset, line: e.line ?? 1, column: e.column ?? 1 };
@@ -184,22 +233,21 @@ export function parseSpec(source: string, file: string): ParseResult {
   const deep = tooDeep(lexed.tokens);
   if (deep) {
     diagnostics.push(error('E001', `nesting deeper than ${maxNesting} levels of '(', '{' or '-'`, tokenSpan(file, deep)));
-    return { ast: emptyAst(file, source, eof), diagnostics };
+    return { ast: emptyAst(file, source, eof), diagnostics, intact: false };
   }
   diagnostics.push(...checkIntegerLiterals(file, lexed.tokens));
   const overLimit = checkTokenLimits(file, lexed.tokens);
   if (overLimit.length > 0) {
     diagnostics.push(...overLimit);
-    return { ast: emptyAst(file, source, eof), diagnostics: diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset) };
+    return { ast: emptyAst(file, source, eof), diagnostics: diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset), intact: false };
   }
 
-  parser.input = lexed.tokens;
-  const cst = parser.spec();
+  const { cst, errors, tokens, repaired } = parseRepairing(file, lexed.tokens);
   const braces = matchBraces(source, lexed.tokens);
   const at = (t: IToken) => `${file}:${t.startLine}:${t.startColumn}`;
   const seen = new Set<number>();
   const syntax: Diagnostic[] = [];
-  for (const e of parser.errors as IRecognitionException[]) {
+  for (const e of errors) {
     const t = e.token;
     const atEof = t.tokenType === EOF || !Number.isFinite(t.startOffset);
     if (atEof && braces.unclosed.length > 0) {
@@ -219,9 +267,10 @@ export function parseSpec(source: string, file: string): ParseResult {
     const span: Span = atEof ? { file, start: eof, end: eof } : tokenSpan(file, t);
     const closed = atEof ? undefined : braces.topLevelClose.get(t);
     const notes = closed ? [{ message: `the '}' at ${at(closed.close)} closes the block opened at ${at(closed.open)}`, span: tokenSpan(file, closed.close) }] : [];
-    const keyword = atEof ? undefined : misspelledKeyword(file, t, tokenBefore(lexed.tokens, t));
+    const keyword = atEof ? undefined : misspelledKeyword(file, e, tokenBefore(tokens, t))?.diagnostic;
     syntax.push(keyword ?? error('E001', e.message, span, notes));
   }
+  syntax.push(...repaired);
   syntax.sort((a, b) => a.span.start.offset - b.span.start.offset);
   // Recovery resynchronizes token by token, so one mistake can echo along its line: keep the first per line.
   const lines = new Set<number>();
@@ -235,5 +284,8 @@ export function parseSpec(source: string, file: string): ParseResult {
   const ast = cstToAst(cst, file, eof);
   diagnostics.push(...checkLayerLines(ast));
   diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset);
-  return { ast, diagnostics };
+  // Checked on the parser's errors, not the diagnostics: one error per line is shown, but every one counts.
+  const harmless = new Set([...slash, ...repaired]);
+  const intact = errors.length === 0 && diagnostics.every((d) => d.severity !== 'error' || harmless.has(d));
+  return { ast, diagnostics, intact };
 }

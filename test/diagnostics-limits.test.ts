@@ -145,6 +145,28 @@ describe('comments and misspelled keywords (issue #16)', () => {
     ]);
   });
 
+  it('a misspelled header keyword does not stop the semantic passes: keyword, shape, arity and train errors in one run, in file order', () => {
+    const source = 'model m {\n  inptu 1x8x8\n  conv(3, 8, 3, 3)\n  relu(1)\n  imagSise 8\n  trnasform { mean 0.5 std 0.25 }\n  view(-1)\n}\ntrain {\n  epochs 1\n  bacth 8\n}\n';
+    expect(summary(source)).toEqual([
+      "E001 2:3 unknown keyword 'inptu' (did you mean 'input'?)",
+      'E030 3:3 conv expects 3 input planes, got 1',
+      'E012 4:3 relu takes no arguments, got 1',
+      "E001 5:3 unknown keyword 'imagSise' (did you mean 'imageSize'?)",
+      "E001 6:3 unknown keyword 'trnasform' (did you mean 'transform'?)",
+      "E042 11:3 unknown train option 'bacth' (did you mean 'batch'?)",
+    ]);
+    // Repaired, the error still counts: no model.
+    const repairedOnly = compileSpec('model m {\n  inptu 1x8x8\n  relu\n}\n', 'm.model');
+    expect(repairedOnly.diagnostics.map((d) => d.code)).toEqual(['E001']);
+    expect(repairedOnly.model).toBeUndefined();
+  });
+
+  it('a syntax error that garbles the tree still stops the semantic passes (no echoes of it as shape errors)', () => {
+    const source = 'model m {\n  inptu 1x8x8\n  conv(3, 8 3, 3)\n  relu(1)\n}\n';
+    expect(summary(source).map((d) => d.split(' ').slice(0, 2).join(' '))).toEqual(['E001 2:3', 'E001 3:13']);
+    expect(summary('model m {\n  inptu {\n  relu(1)\n}\n').map((d) => d.split(' ')[0])).not.toContain('E012');
+  });
+
   it("'inptu 1x28x28' names the misspelled word and the keyword meant", () => {
     expect(summary('model m {\n  inptu 1x28x28\n  relu\n}\n')).toEqual(["E001 2:3 unknown keyword 'inptu' (did you mean 'input'?)"]);
     expect(summary('model m {\n  input 1x28x28\n  imagesise 32\n  relu\n}\n')).toEqual(["E001 3:3 unknown keyword 'imagesise' (did you mean 'imageSize'?)"]);
