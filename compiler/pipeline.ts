@@ -34,7 +34,7 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   dump('parse', parsed.ast);
   diagnostics.push(...parsed.diagnostics);
   // A syntax error stops the run here unless the parser repaired it where it stood (`inptu 1x28x28` read as
-  // `input`) or skipped it whole (a `//` line): then the tree is what the author meant and its semantic errors
+  // `input`, `modle m {` as `model`) or skipped it whole (a `//` line): then the tree is what the author meant and its semantic errors
   // are real. Any other syntax error leaves a recovered, partial tree, on which they would mostly be echoes.
   if (!parsed.intact) return { diagnostics };
 

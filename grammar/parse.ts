@@ -6,14 +6,14 @@ import { error, positionAt, type Diagnostic, type Position, type Span } from './
 import { checkIntegerLiterals, checkLayerLines, checkTokenLimits, sourceTooLong } from './limits.js';
 import { closest } from './near-miss.js';
 import { SpecParser } from './parser.js';
-import { Dims, Identifier, ImageSize, Input, Integer, LCurly, LParen, Minus, RCurly, RParen, specLexer, Transform } from './tokens.js';
+import { Dims, Identifier, ImageSize, Input, Integer, LCurly, LParen, Minus, Model, RCurly, RParen, specLexer, Train, Transform } from './tokens.js';
 
 export interface ParseResult {
   readonly ast: SpecFile;
   readonly diagnostics: readonly Diagnostic[];
   /**
    * The tree is what the author meant despite the errors: each one was repaired where it stood (a misspelled
-   * header keyword before its operand, `inptu 1x28x28`, read as `input`) or skipped whole (a `//` comment line),
+   * keyword before what it takes, `inptu 1x28x28` or `modle m {`, read as the keyword) or skipped whole (a `//` line),
    * so the semantic passes may run on it. Any other syntax error leaves a recovered, partial tree.
    */
   readonly intact: boolean;
@@ -150,8 +150,8 @@ function slashComments(file: string, comments: readonly IToken[] | undefined): D
   return [error('E003', "'//' does not start a comment in a spec: use '#' or '--'", tokenSpan(file, comments[0]), notes)];
 }
 
-/** The token just before `t` in the file (binary search by offset; chevrotain's previousToken is not it). */
-function tokenBefore(tokens: readonly IToken[], t: IToken): IToken | undefined {
+/** Where `t` is in the file's tokens (binary search by offset; chevrotain's previousToken is not the one before). */
+function tokenIndex(tokens: readonly IToken[], t: IToken): number {
   let low = 0;
   let high = tokens.length;
   while (low < high) {
@@ -159,7 +159,7 @@ function tokenBefore(tokens: readonly IToken[], t: IToken): IToken | undefined {
     if (tokens[mid].startOffset < t.startOffset) low = mid + 1;
     else high = mid;
   }
-  return tokens[low - 1];
+  return low;
 }
 
 // Each header keyword, its token and the token its operand starts with.
@@ -168,6 +168,11 @@ const headerKeywords: Record<string, { keyword: TokenType; operand: TokenType }>
   imageSize: { keyword: ImageSize, operand: Integer },
   transform: { keyword: Transform, operand: LCurly },
 };
+// Each top-level keyword, its token and the tokens that follow it.
+const topKeywords: Record<string, { keyword: TokenType; then: readonly TokenType[] }> = {
+  model: { keyword: Model, then: [Identifier, LCurly] },
+  train: { keyword: Train, then: [LCurly] },
+};
 
 interface Misspelling {
   readonly diagnostic: Diagnostic;
@@ -175,18 +180,32 @@ interface Misspelling {
   readonly repair?: { readonly word: IToken; readonly keyword: IToken };
 }
 
-/** `inptu 1x28x28`: a misspelled header keyword lexes as a layer name followed by a stray value; name the word. */
-function misspelledKeyword(file: string, e: IRecognitionException, previous: IToken | undefined): Misspelling | undefined {
+const misspelling = (file: string, word: IToken, meant: string, keyword: TokenType | undefined): Misspelling => ({
+  diagnostic: error('E001', `unknown keyword '${word.image}' (did you mean '${meant}'?)`, tokenSpan(file, word)),
+  ...(keyword ? { repair: { word, keyword: { ...word, tokenType: keyword, tokenTypeIdx: keyword.tokenTypeIdx! } } } : {}),
+});
+
+/**
+ * `inptu 1x28x28`: a misspelled header keyword lexes as a layer name followed by a stray value, `modle m {` as a
+ * stray name at the top level; name the word. It can be read as the keyword meant where that keyword's operand
+ * follows it (a header item only between a model's items, not in a def, where it is an error anyway).
+ */
+function misspelledKeyword(file: string, e: IRecognitionException, tokens: readonly IToken[]): Misspelling | undefined {
   const bad = e.token;
+  const at = tokenIndex(tokens, bad);
+  const rule = e.context.ruleStack[e.context.ruleStack.length - 1];
+  if (bad.tokenType === Identifier && rule === 'spec') {
+    const meant = closest(bad.image, Object.keys(topKeywords));
+    if (!meant) return undefined;
+    const { keyword, then } = topKeywords[meant];
+    return misspelling(file, bad, meant, then.every((type, i) => tokens[at + 1 + i]?.tokenType === type) ? keyword : undefined);
+  }
+  const previous = tokens[at - 1];
   if (!previous || previous.tokenType !== Identifier || (bad.tokenType !== Dims && bad.tokenType !== Integer && bad.tokenType !== LCurly)) return undefined;
   const meant = closest(previous.image, Object.keys(headerKeywords));
   if (!meant) return undefined;
-  const diagnostic = error('E001', `unknown keyword '${previous.image}' (did you mean '${meant}'?)`, tokenSpan(file, previous));
   const { keyword, operand } = headerKeywords[meant];
-  // Between the items of a model (not in a def, where a header item is an error anyway) and before its operand.
-  const inModelBody = e.context.ruleStack[e.context.ruleStack.length - 1] === 'model';
-  if (!inModelBody || bad.tokenType !== operand) return { diagnostic };
-  return { diagnostic, repair: { word: previous, keyword: { ...previous, tokenType: keyword, tokenTypeIdx: keyword.tokenTypeIdx! } } };
+  return misspelling(file, previous, meant, rule === 'model' && bad.tokenType === operand ? keyword : undefined);
 }
 
 // A repair may let the parser reach a misspelling its recovery skipped before: a few rounds, each one parse.
@@ -202,7 +221,7 @@ function parseRepairing(file: string, tokens: IToken[]) {
     parser.input = tokens;
     const cst = parser.spec();
     const errors = parser.errors as IRecognitionException[];
-    const found = round < maxRepairRounds ? errors.map((e) => misspelledKeyword(file, e, tokenBefore(tokens, e.token))) : [];
+    const found = round < maxRepairRounds ? errors.map((e) => misspelledKeyword(file, e, tokens)) : [];
     const replace = new Map<IToken, IToken>();
     for (const m of found) {
       if (!m?.repair) continue;
@@ -267,7 +286,7 @@ export function parseSpec(source: string, file: string): ParseResult {
     const span: Span = atEof ? { file, start: eof, end: eof } : tokenSpan(file, t);
     const closed = atEof ? undefined : braces.topLevelClose.get(t);
     const notes = closed ? [{ message: `the '}' at ${at(closed.close)} closes the block opened at ${at(closed.open)}`, span: tokenSpan(file, closed.close) }] : [];
-    const keyword = atEof ? undefined : misspelledKeyword(file, e, tokenBefore(tokens, t))?.diagnostic;
+    const keyword = atEof ? undefined : misspelledKeyword(file, e, tokens)?.diagnostic;
     syntax.push(keyword ?? error('E001', e.message, span, notes));
   }
   syntax.push(...repaired);

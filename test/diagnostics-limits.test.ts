@@ -161,6 +161,17 @@ describe('comments and misspelled keywords (issue #16)', () => {
     expect(repairedOnly.model).toBeUndefined();
   });
 
+  it("'modle m {' and 'trian {' are named and read as the keywords: the model's and the train block's errors come in the same run", () => {
+    expect(summary('modle m {\n  input 1x8x8\n  conv(3, 8, 3, 3)\n}\ntrian {\n  bacth 8\n}\n')).toEqual([
+      "E001 1:1 unknown keyword 'modle' (did you mean 'model'?)",
+      'E030 3:3 conv expects 3 input planes, got 1',
+      "E001 5:1 unknown keyword 'trian' (did you mean 'train'?)",
+      "E042 6:3 unknown train option 'bacth' (did you mean 'batch'?)",
+    ]);
+    // Not followed by what the keyword takes: named, but the tree is not repaired and the run stops there.
+    expect(summary('modle {\n  input 1x8x8\n  conv(3, 8, 3, 3)\n}\n')).toEqual(["E001 1:1 unknown keyword 'modle' (did you mean 'model'?)"]);
+  });
+
   it('a syntax error that garbles the tree still stops the semantic passes (no echoes of it as shape errors)', () => {
     const source = 'model m {\n  inptu 1x8x8\n  conv(3, 8 3, 3)\n  relu(1)\n}\n';
     expect(summary(source).map((d) => d.split(' ').slice(0, 2).join(' '))).toEqual(['E001 2:3', 'E001 3:13']);
