@@ -5,7 +5,7 @@ import { cstToAst, tokenSpan } from './cst-to-ast.js';
 import { error, positionAt, type Diagnostic, type Position, type Span } from './diagnostics.js';
 import { checkIntegerLiterals, checkLayerLines, checkTokenLimits, sourceTooLong } from './limits.js';
 import { closest } from './near-miss.js';
-import { SpecParser } from './parser.js';
+import { maxSyntaxErrors, SpecParser } from './parser.js';
 import { Dims, Identifier, ImageSize, Input, Integer, LCurly, LParen, Minus, Model, RCurly, RParen, specLexer, Train, Transform } from './tokens.js';
 
 export interface ParseResult {
@@ -290,6 +290,10 @@ export function parseSpec(source: string, file: string): ParseResult {
     syntax.push(keyword ?? error('E001', e.message, span, notes));
   }
   syntax.push(...repaired);
+  const last = errors[errors.length - 1];
+  if (errors.length >= maxSyntaxErrors && Number.isFinite(last.token.startOffset)) {
+    syntax.push(error('E004', `more than ${maxSyntaxErrors} syntax errors: the rest of the file is not checked`, tokenSpan(file, last.token)));
+  }
   syntax.sort((a, b) => a.span.start.offset - b.span.start.offset);
   // Recovery resynchronizes token by token, so one mistake can echo along its line: keep the first per line.
   const lines = new Set<number>();

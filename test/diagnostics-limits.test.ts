@@ -161,6 +161,14 @@ describe('comments and misspelled keywords (issue #16)', () => {
     expect(repairedOnly.model).toBeUndefined();
   });
 
+  it('thousands of bad lines stop after 100 syntax errors with their own diagnostic, not a stack overflow', () => {
+    const source = `model m {\n${'  zzzzz 1x8x8\n'.repeat(5000)}}\n`;
+    const found = summary(source);
+    expect(found.length).toBe(102);
+    expect(found[0]).toBe("E001 2:9 unexpected '1x8x8': expected a layer, a def call, 'def', 'input', 'imageSize', 'transform' or '}'");
+    expect(found[101]).toBe('E004 102:3 more than 100 syntax errors: the rest of the file is not checked');
+  });
+
   it("'modle m {' and 'trian {' are named and read as the keywords: the model's and the train block's errors come in the same run", () => {
     expect(summary('modle m {\n  input 1x8x8\n  conv(3, 8, 3, 3)\n}\ntrian {\n  bacth 8\n}\n')).toEqual([
       "E001 1:1 unknown keyword 'modle' (did you mean 'model'?)",
