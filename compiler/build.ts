@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { compileEmuLibrary, emuCompilerCommand, findNvcc, nvccCompile, requireNvcc, type NvccCheck } from './backends/cuda/toolchain.js';
 import { compileCpuLibrary, headersDigest } from './backends/cpu/toolchain.js';
 import { NINCC_VERSION, type Plan } from './emit/plan.js';
+import { integrityProblem, sealPlan } from './emit/integrity.js';
 import type { ShapedModel } from './ir.js';
 import { compileModel } from './pipeline.js';
 import { buildReport } from './report/build-report.js';
@@ -62,7 +63,8 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   if (existsSync(planPath) && Object.values(libraries).every((l) => existsSync(join(dir, l)))) {
     try {
       const old = JSON.parse(readFileSync(planPath, 'utf8')) as Plan;
-      if (old.sourceHash === sourceHash) {
+      // A library edited or damaged since the build fails its hash: rebuild rather than call it up to date.
+      if (old.sourceHash === sourceHash && integrityProblem(dir) === undefined) {
         log(`${dir}: up to date (cache hit ${sourceHash.slice(0, 12)})`);
         return { dir, plan: old, cached: true, seconds: (Date.now() - started) / 1000 };
       }
@@ -96,8 +98,9 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   writeFileSync(join(dir, 'report.txt'), buildReport(model, compiled, cpuLibrary.command, cuda));
   // The layer IR, for tools that need the network rather than its kernels (export-onnx, docs/onnx.md).
   writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'nincc-model', version: 1, sourceHash, model }) + '\n');
-  // plan.json last: its presence with a matching hash is what marks the directory complete.
-  writeFileSync(planPath, JSON.stringify(plan, null, 1) + '\n');
+  // plan.json last: its presence with a matching hash is what marks the directory complete. Sealed with the
+  // SHA-256 of each library and of its own text, which the runtime checks before loading anything.
+  writeFileSync(planPath, sealPlan(plan, dir));
   return { dir, plan, cached: false, seconds: (Date.now() - started) / 1000 };
 }
 

@@ -64,8 +64,10 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   const parsed = parseSpec(source, file);
   dump('parse', parsed.ast);
   diagnostics.push(...parsed.diagnostics);
-  // Syntax errors leave a recovered, partial tree: semantic errors on it would mostly be noise.
-  if (hasErrors(diagnostics)) return { diagnostics };
+  // A syntax error stops the run here unless the parser repaired it where it stood (`inptu 1x28x28` read as
+  // `input`, `modle m {` as `model`) or skipped it whole (a `//` line): then the tree is what the author meant and its semantic errors
+  // are real. Any other syntax error leaves a recovered, partial tree, on which they would mostly be echoes.
+  if (!parsed.intact) return { diagnostics };
 
   const selected = selectModel(parsed.ast);
   dump('select-model', selected.model);
@@ -75,21 +77,29 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
 
   const header = resolveHeader(decl);
   dump('resolve-header', header);
-  diagnostics.push(...header.diagnostics);
-
   const train = resolveTrain(parsed.ast);
   dump('resolve-train', train.train);
-  diagnostics.push(...train.diagnostics);
+  // The train block's errors and the model's come from different passes: each group in the order of its block.
+  const trainFirst = (parsed.ast.trains[0]?.span.start.offset ?? Infinity) < decl.span.start.offset;
+  const modelDiagnostics: Diagnostic[] = [...header.diagnostics];
+  // The parse's repaired errors (in file order) go among them by position.
+  const semantic = () => (trainFirst ? [...train.diagnostics, ...modelDiagnostics] : [...modelDiagnostics, ...train.diagnostics]);
+  const done = () => ({ diagnostics: interleave(diagnostics, semantic()) });
 
   const expanded = expandDefs(decl);
   dump('expand-defs', expanded.layers);
-  diagnostics.push(...expanded.diagnostics);
-  if (hasErrors(diagnostics) || !header.input) return { diagnostics };
+  modelDiagnostics.push(...expanded.diagnostics);
+  // A bad train option or layer call does not hide the model's other errors: shapes are inferred past the
+  // calls that failed (their place is a gap of unknown shape) unless the header or the expansion ran away.
+  const runaway = expanded.diagnostics.some((d) => d.code === 'E015');
+  if (hasErrors(header.diagnostics) || runaway || !header.input) return done();
 
-  const shaped = inferShapes(expanded.layers, header.input);
+  const shaped = inferShapes(expanded.layers, header.input, expanded.gaps);
   dump('infer-shapes', shaped.layers);
-  diagnostics.push(...shaped.diagnostics);
-  if (hasErrors(diagnostics) || !shaped.output) return { diagnostics };
+  modelDiagnostics.splice(header.diagnostics.length, Infinity, ...interleave(expanded.diagnostics, shaped.diagnostics));
+  // A repaired syntax error is still an error: no model.
+  if (hasErrors(diagnostics) || hasErrors(modelDiagnostics) || hasErrors(train.diagnostics) || !shaped.output) return done();
+  const all = interleave(diagnostics, semantic());
 
   const model: ShapedModel = {
     name: decl.name,
@@ -105,7 +115,19 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   const problems = verifyShapedModel(model);
   dump('verify', problems);
   if (problems.length > 0) throw new IRVerificationError('infer-shapes', problems);
-  return { model, diagnostics };
+  return { model, diagnostics: all };
+}
+
+/** Two passes' diagnostics in one list by source position, each pass's own order kept (a def's errors follow its calls). */
+function interleave(a: readonly Diagnostic[], b: readonly Diagnostic[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i].span.start.offset <= b[j].span.start.offset)) out.push(a[i++]);
+    else out.push(b[j++]);
+  }
+  return out;
 }
 
 export interface LoweringOptions {
@@ -179,7 +201,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
 
   const info = { model: model.name, file: model.file, sourceHash: options.sourceHash };
   const cpuPrograms = cudaTarget ? lowered.programs.filter((p) => !CUDA_ONLY_PROGRAMS.includes(p.name)) : lowered.programs;
-  const cpu = generateCpuSource(cpuPrograms, info);
+  const cpu = generateCpuSource(cpuPrograms, plan, info);
   dumpIR('render-cpu', cpu.text);
   const cuda = cudaKernels ? { kernels: cudaKernels, source: generateCudaSource(cudaKernels, info) } : undefined;
   dumpIR('render-cuda', cuda?.source.text);

@@ -12,8 +12,10 @@ function isToken(e: CstElement): e is IToken {
   return (e as IToken).image !== undefined;
 }
 
+const isReal = (t: IToken) => !t.isInsertedInRecovery && Number.isFinite(t.startOffset);
+
 function tokens(node: CstNode, name: string): IToken[] {
-  return ((node.children[name] ?? []) as CstElement[]).filter(isToken).filter((t) => !t.isInsertedInRecovery && Number.isFinite(t.startOffset));
+  return ((node.children[name] ?? []) as CstElement[]).filter(isToken).filter(isReal);
 }
 
 function nodes(node: CstNode, name: string): CstNode[] {
@@ -32,23 +34,24 @@ export function tokenSpan(file: string, t: IToken): Span {
   return { file, start: tokenStart(t), end: tokenEnd(t) };
 }
 
-/** Every real token under a CST node, in source order. */
-function allTokens(node: CstNode): IToken[] {
-  const out: IToken[] = [];
-  for (const list of Object.values(node.children)) {
-    for (const e of list as CstElement[]) {
-      if (isToken(e)) {
-        if (!e.isInsertedInRecovery && Number.isFinite(e.startOffset)) out.push(e);
-      } else out.push(...allTokens(e));
+/** The span from a node's first real token to its last; an explicit stack, as a node may hold 100,000 children. */
+function nodeSpan(ctx: Ctx, node: CstNode): Span {
+  let first: IToken | undefined;
+  let last: IToken | undefined;
+  const pending: CstNode[] = [node];
+  for (let n = pending.pop(); n; n = pending.pop()) {
+    for (const list of Object.values(n.children)) {
+      for (const e of list as CstElement[]) {
+        if (!isToken(e)) pending.push(e);
+        else if (isReal(e)) {
+          if (!first || e.startOffset < first.startOffset) first = e;
+          if (!last || e.startOffset > last.startOffset) last = e;
+        }
+      }
     }
   }
-  return out.sort((a, b) => a.startOffset - b.startOffset);
-}
-
-function nodeSpan(ctx: Ctx, node: CstNode): Span {
-  const ts = allTokens(node);
-  if (ts.length === 0) return { file: ctx.file, start: ctx.eof, end: ctx.eof };
-  return { file: ctx.file, start: tokenStart(ts[0]), end: tokenEnd(ts[ts.length - 1]) };
+  if (!first || !last) return { file: ctx.file, start: ctx.eof, end: ctx.eof };
+  return { file: ctx.file, start: tokenStart(first), end: tokenEnd(last) };
 }
 
 function joinSpans(a: Span, b: Span): Span {

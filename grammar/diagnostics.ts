@@ -39,14 +39,20 @@ export function formatPosition(span: Span): string {
   return `${span.file}:${span.start.line}:${span.start.column}`;
 }
 
+const maxShownLine = 160;
+
 /** `file:line:col: error CODE: message`, the source line, a caret line under the span, then the notes. */
 export function renderDiagnostic(d: Diagnostic, source: string): string {
   const lines = [`${formatPosition(d.span)}: ${d.severity} ${d.code}: ${d.message}`];
-  const text = sourceLine(source, d.span.start.line);
-  if (text !== undefined) {
+  const whole = sourceLine(source, d.span.start.line);
+  if (whole !== undefined) {
+    // A generated line may be megabytes long: show a window around the caret, elided with '…' on each side.
+    const from = whole.length > maxShownLine ? Math.max(0, d.span.start.column - 1 - maxShownLine / 2) : 0;
+    const text = `${from > 0 ? '…' : ''}${whole.slice(from, from + maxShownLine)}${from + maxShownLine < whole.length ? '…' : ''}`;
+    const column = d.span.start.column - from + (from > 0 ? 1 : 0);
     const width = d.span.end.line === d.span.start.line ? Math.max(1, d.span.end.column - d.span.start.column) : 1;
     lines.push(`  ${text}`);
-    lines.push(`  ${' '.repeat(d.span.start.column - 1)}${'^'.repeat(Math.min(width, Math.max(1, text.length - d.span.start.column + 1)))}`);
+    lines.push(`  ${' '.repeat(column - 1)}${'^'.repeat(Math.min(width, Math.max(1, text.length - column + 1)))}`);
   }
   for (const note of d.notes) lines.push(`  note: ${note.message}`);
   return lines.join('\n');

@@ -2,13 +2,21 @@
 import { EOF, type IParserErrorMessageProvider, type IRecognitionException, type IToken, type TokenType } from 'chevrotain';
 import type { SpecFile } from './ast.js';
 import { cstToAst, tokenSpan } from './cst-to-ast.js';
-import { error, positionAt, type Diagnostic, type Span } from './diagnostics.js';
-import { SpecParser } from './parser.js';
-import { LCurly, LParen, Minus, RCurly, RParen, specLexer } from './tokens.js';
+import { error, positionAt, type Diagnostic, type Position, type Span } from './diagnostics.js';
+import { checkIntegerLiterals, checkLayerLines, checkTokenLimits, sourceTooLong } from './limits.js';
+import { closest } from './near-miss.js';
+import { maxSyntaxErrors, SpecParser } from './parser.js';
+import { Dims, Identifier, ImageSize, Input, Integer, LCurly, LParen, Minus, Model, RCurly, RParen, specLexer, Train, Transform } from './tokens.js';
 
 export interface ParseResult {
   readonly ast: SpecFile;
   readonly diagnostics: readonly Diagnostic[];
+  /**
+   * The tree is what the author meant despite the errors: each one was repaired where it stood (a misspelled
+   * keyword before what it takes, `inptu 1x28x28` or `modle m {`, read as the keyword) or skipped whole (a `//` line),
+   * so the semantic passes may run on it. Any other syntax error leaves a recovered, partial tree.
+   */
+  readonly intact: boolean;
 }
 
 function describe(t: IToken | undefined): string {
@@ -131,10 +139,108 @@ function tooDeep(tokens: readonly IToken[]): IToken | undefined {
   return undefined;
 }
 
+const emptyAst = (file: string, source: string, eof: Position): SpecFile => ({ file, models: [], trains: [], span: { file, start: positionAt(source, 0), end: eof } });
+
+/** One error for the `//` comments of a file, at the first: the hint once instead of an error per '/'. */
+function slashComments(file: string, comments: readonly IToken[] | undefined): Diagnostic[] {
+  if (!comments || comments.length === 0) return [];
+  const more = comments.length - 1;
+  const next = more > 0 ? `${file}:${comments[1].startLine}:${comments[1].startColumn}` : '';
+  const notes = more > 0 ? [{ message: more === 1 ? `1 more line uses '//' (at ${next})` : `${more} more lines use '//' (the next at ${next})` }] : [];
+  return [error('E003', "'//' does not start a comment in a spec: use '#' or '--'", tokenSpan(file, comments[0]), notes)];
+}
+
+/** Where `t` is in the file's tokens (binary search by offset; chevrotain's previousToken is not the one before). */
+function tokenIndex(tokens: readonly IToken[], t: IToken): number {
+  let low = 0;
+  let high = tokens.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (tokens[mid].startOffset < t.startOffset) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+// Each header keyword, its token and the token its operand starts with.
+const headerKeywords: Record<string, { keyword: TokenType; operand: TokenType }> = {
+  input: { keyword: Input, operand: Dims },
+  imageSize: { keyword: ImageSize, operand: Integer },
+  transform: { keyword: Transform, operand: LCurly },
+};
+// Each top-level keyword, its token and the tokens that follow it.
+const topKeywords: Record<string, { keyword: TokenType; then: readonly TokenType[] }> = {
+  model: { keyword: Model, then: [Identifier, LCurly] },
+  train: { keyword: Train, then: [LCurly] },
+};
+
+interface Misspelling {
+  readonly diagnostic: Diagnostic;
+  /** The word as the keyword token, when its operand follows it in a model body: the tree can be repaired. */
+  readonly repair?: { readonly word: IToken; readonly keyword: IToken };
+}
+
+const misspelling = (file: string, word: IToken, meant: string, keyword: TokenType | undefined): Misspelling => ({
+  diagnostic: error('E001', `unknown keyword '${word.image}' (did you mean '${meant}'?)`, tokenSpan(file, word)),
+  ...(keyword ? { repair: { word, keyword: { ...word, tokenType: keyword, tokenTypeIdx: keyword.tokenTypeIdx! } } } : {}),
+});
+
+/**
+ * `inptu 1x28x28`: a misspelled header keyword lexes as a layer name followed by a stray value, `modle m {` as a
+ * stray name at the top level; name the word. It can be read as the keyword meant where that keyword's operand
+ * follows it (a header item only between a model's items, not in a def, where it is an error anyway).
+ */
+function misspelledKeyword(file: string, e: IRecognitionException, tokens: readonly IToken[]): Misspelling | undefined {
+  const bad = e.token;
+  const at = tokenIndex(tokens, bad);
+  const rule = e.context.ruleStack[e.context.ruleStack.length - 1];
+  if (bad.tokenType === Identifier && rule === 'spec') {
+    const meant = closest(bad.image, Object.keys(topKeywords));
+    if (!meant) return undefined;
+    const { keyword, then } = topKeywords[meant];
+    return misspelling(file, bad, meant, then.every((type, i) => tokens[at + 1 + i]?.tokenType === type) ? keyword : undefined);
+  }
+  const previous = tokens[at - 1];
+  if (!previous || previous.tokenType !== Identifier || (bad.tokenType !== Dims && bad.tokenType !== Integer && bad.tokenType !== LCurly)) return undefined;
+  const meant = closest(previous.image, Object.keys(headerKeywords));
+  if (!meant) return undefined;
+  const { keyword, operand } = headerKeywords[meant];
+  return misspelling(file, previous, meant, rule === 'model' && bad.tokenType === operand ? keyword : undefined);
+}
+
+// A repair may let the parser reach a misspelling its recovery skipped before: a few rounds, each one parse.
+const maxRepairRounds = 4;
+
+/**
+ * Parse, and while the errors include misspelled header keywords before their operands, parse again with those
+ * words read as the keywords. Returns the last parse and the repaired words' diagnostics.
+ */
+function parseRepairing(file: string, tokens: IToken[]) {
+  const repaired: Diagnostic[] = [];
+  for (let round = 0; ; round++) {
+    parser.input = tokens;
+    const cst = parser.spec();
+    const errors = parser.errors as IRecognitionException[];
+    const found = round < maxRepairRounds ? errors.map((e) => misspelledKeyword(file, e, tokens)) : [];
+    const replace = new Map<IToken, IToken>();
+    for (const m of found) {
+      if (!m?.repair) continue;
+      replace.set(m.repair.word, m.repair.keyword);
+      repaired.push(m.diagnostic);
+    }
+    if (replace.size === 0) return { cst, errors, tokens, repaired };
+    tokens = tokens.map((t) => replace.get(t) ?? t);
+  }
+}
+
 export function parseSpec(source: string, file: string): ParseResult {
   const diagnostics: Diagnostic[] = [];
   const eof = positionAt(source, source.length);
+  const tooLong = sourceTooLong(source.length);
+  if (tooLong) return { ast: emptyAst(file, source, eof), diagnostics: [error('E004', tooLong, { file, start: positionAt(source, 0), end: positionAt(source, 1) })], intact: false };
   const lexed = specLexer.tokenize(source);
+  const slash = slashComments(file, lexed.groups.slashComments);
+  diagnostics.push(...slash);
   for (const e of lexed.errors) {
     // chevrotain reports a run of unknown characters once; the run never holds a '\n' (whitespace lexes).
     const start = { offset: e.offset, line: e.line ?? 1, column: e.column ?? 1 };
@@ -146,16 +252,21 @@ export function parseSpec(source: string, file: string): ParseResult {
   const deep = tooDeep(lexed.tokens);
   if (deep) {
     diagnostics.push(error('E001', `nesting deeper than ${maxNesting} levels of '(', '{' or '-'`, tokenSpan(file, deep)));
-    return { ast: { file, models: [], trains: [], span: { file, start: positionAt(source, 0), end: eof } }, diagnostics };
+    return { ast: emptyAst(file, source, eof), diagnostics, intact: false };
+  }
+  diagnostics.push(...checkIntegerLiterals(file, lexed.tokens));
+  const overLimit = checkTokenLimits(file, lexed.tokens);
+  if (overLimit.length > 0) {
+    diagnostics.push(...overLimit);
+    return { ast: emptyAst(file, source, eof), diagnostics: diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset), intact: false };
   }
 
-  parser.input = lexed.tokens;
-  const cst = parser.spec();
+  const { cst, errors, tokens, repaired } = parseRepairing(file, lexed.tokens);
   const braces = matchBraces(source, lexed.tokens);
   const at = (t: IToken) => `${file}:${t.startLine}:${t.startColumn}`;
   const seen = new Set<number>();
   const syntax: Diagnostic[] = [];
-  for (const e of parser.errors as IRecognitionException[]) {
+  for (const e of errors) {
     const t = e.token;
     const atEof = t.tokenType === EOF || !Number.isFinite(t.startOffset);
     if (atEof && braces.unclosed.length > 0) {
@@ -175,7 +286,13 @@ export function parseSpec(source: string, file: string): ParseResult {
     const span: Span = atEof ? { file, start: eof, end: eof } : tokenSpan(file, t);
     const closed = atEof ? undefined : braces.topLevelClose.get(t);
     const notes = closed ? [{ message: `the '}' at ${at(closed.close)} closes the block opened at ${at(closed.open)}`, span: tokenSpan(file, closed.close) }] : [];
-    syntax.push(error('E001', e.message, span, notes));
+    const keyword = atEof ? undefined : misspelledKeyword(file, e, tokens)?.diagnostic;
+    syntax.push(keyword ?? error('E001', e.message, span, notes));
+  }
+  syntax.push(...repaired);
+  const last = errors[errors.length - 1];
+  if (errors.length >= maxSyntaxErrors && Number.isFinite(last.token.startOffset)) {
+    syntax.push(error('E004', `more than ${maxSyntaxErrors} syntax errors: the rest of the file is not checked`, tokenSpan(file, last.token)));
   }
   syntax.sort((a, b) => a.span.start.offset - b.span.start.offset);
   // Recovery resynchronizes token by token, so one mistake can echo along its line: keep the first per line.
@@ -187,6 +304,11 @@ export function parseSpec(source: string, file: string): ParseResult {
     }
     diagnostics.push(d);
   }
+  const ast = cstToAst(cst, file, eof);
+  diagnostics.push(...checkLayerLines(ast));
   diagnostics.sort((a, b) => a.span.start.offset - b.span.start.offset);
-  return { ast: cstToAst(cst, file, eof), diagnostics };
+  // Checked on the parser's errors, not the diagnostics: one error per line is shown, but every one counts.
+  const harmless = new Set([...slash, ...repaired]);
+  const intact = errors.length === 0 && diagnostics.every((d) => d.severity !== 'error' || harmless.has(d));
+  return { ast, diagnostics, intact };
 }

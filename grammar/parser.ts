@@ -18,21 +18,28 @@ import * as T from './tokens.js';
   value       := number+ | Identifier | Integer '..' Integer | Dims
   number      := '-'? (Integer | Float)
 */
+// Recovery re-enters a repetition once per error it resyncs past (chevrotain recurses to do it), so a file of
+// thousands of bad lines overflowed the stack. Past this many errors the item loops stop, the rest of the
+// file is skipped, and parse.ts says so.
+export const maxSyntaxErrors = 100;
+
 export class SpecParser extends CstParser {
   constructor() {
     super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3 });
     this.performSelfAnalysis();
   }
 
+  private underErrorLimit = () => this.errors.length < maxSyntaxErrors;
+
   public spec = this.RULE('spec', () => {
-    this.MANY(() => this.OR([{ ALT: () => this.SUBRULE(this.model) }, { ALT: () => this.SUBRULE(this.trainBlock) }]));
+    this.MANY({ GATE: this.underErrorLimit, DEF: () => this.OR([{ ALT: () => this.SUBRULE(this.model) }, { ALT: () => this.SUBRULE(this.trainBlock) }]) });
   });
 
   private model = this.RULE('model', () => {
     this.CONSUME(T.Model);
     this.CONSUME(T.Identifier);
     this.CONSUME(T.LCurly);
-    this.MANY(() => this.SUBRULE(this.modelItem));
+    this.MANY({ GATE: this.underErrorLimit, DEF: () => this.SUBRULE(this.modelItem) });
     this.CONSUME(T.RCurly);
   });
 
@@ -68,7 +75,7 @@ export class SpecParser extends CstParser {
     this.MANY_SEP({ SEP: T.Comma, DEF: () => this.CONSUME1(T.Identifier, { LABEL: 'param' }) });
     this.CONSUME(T.RParen);
     this.CONSUME(T.LCurly);
-    this.MANY(() => this.SUBRULE(this.call));
+    this.MANY({ GATE: this.underErrorLimit, DEF: () => this.SUBRULE(this.call) });
     this.CONSUME(T.RCurly);
   });
 
@@ -131,7 +138,7 @@ export class SpecParser extends CstParser {
 
   private block = this.RULE('block', () => {
     this.CONSUME(T.LCurly);
-    this.MANY(() => this.SUBRULE(this.setting));
+    this.MANY({ GATE: this.underErrorLimit, DEF: () => this.SUBRULE(this.setting) });
     this.CONSUME(T.RCurly);
   });
 

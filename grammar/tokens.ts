@@ -2,7 +2,11 @@
 import { createToken, Lexer, type TokenType } from 'chevrotain';
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n]+/, group: Lexer.SKIPPED });
-export const Comment = createToken({ name: 'Comment', pattern: /#[^\n]*/, group: Lexer.SKIPPED });
+// `# …` and, as in Lua (whose Torch7 scripts these specs mirror), `-- …` run to the end of the line.
+export const Comment = createToken({ name: 'Comment', pattern: /(?:#|--)[^\n]*/, group: Lexer.SKIPPED });
+// `// …` is not a comment, but a user from C or JS writes it: lexed aside so parse.ts reports it once, with a hint,
+// instead of the parser stumbling over every '/' of every such line.
+export const SlashComment = createToken({ name: 'SlashComment', pattern: /\/\/[^\n]*/, group: 'slashComments' });
 
 export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_]*/ });
 function keyword(name: string, word: string): TokenType {
@@ -37,7 +41,7 @@ export const Star = createToken({ name: 'Star', pattern: /\*/, label: "'*'" });
 export const Slash = createToken({ name: 'Slash', pattern: /\//, label: "'/'" });
 
 export const allTokens: TokenType[] = [
-  WhiteSpace, Comment,
+  WhiteSpace, Comment, SlashComment,
   Model, Def, Train, Input, ImageSize, Transform,
   Identifier,
   Dims, Float, Integer, DotDot,

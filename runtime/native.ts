@@ -70,7 +70,7 @@ export interface NativeModel {
 }
 
 export interface NativeAddon {
-  /** the kernel ABI this runtime loads: 'nincc-cpu-1' */
+  /** the kernel ABI this runtime loads: 'nincc-cpu-2' */
   abi: string;
   /** 'cpu', 'emu', and 'cuda' where libcuda.so.1 loads and sees a GPU */
   devices(): string[];

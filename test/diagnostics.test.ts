@@ -15,6 +15,7 @@ const codes: Record<string, string> = {
   E001: 'unexpected token',
   E002: 'unterminated block',
   E003: 'invalid character',
+  E004: 'a cost limit of the front end',
   E010: 'unknown layer',
   E011: 'unknown def',
   E012: 'wrong argument count',

@@ -10,6 +10,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sealPlan } from '../compiler/emit/integrity.js';
 import { buildArtifact } from '../compiler/build.js';
 import type { Plan } from '../compiler/emit/plan.js';
 import type { ShapedModel } from '../compiler/ir.js';
@@ -170,9 +171,9 @@ describe('emu device', () => {
     const edit = (name: string, change: (steps: Record<string, unknown>[]) => void) => {
       const dir = join(root, name);
       cpSync(b.dir, dir, { recursive: true });
-      const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { programs: Record<string, { steps: Record<string, unknown>[] }> };
+      const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { libraries: Record<string, string>; programs: Record<string, { steps: Record<string, unknown>[] }> };
       change(plan.programs.infer.steps);
-      writeFileSync(join(dir, 'plan.json'), JSON.stringify(plan));
+      writeFileSync(join(dir, 'plan.json'), sealPlan(plan, dir)); // resealed: the checks under test come after the hash's
       return dir;
     };
     const images = new Float32Array(2 * 2 * 8 * 8).fill(0.5);

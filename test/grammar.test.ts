@@ -115,7 +115,7 @@ describe('parser and AST', () => {
   });
 
   it('arithmetic: precedence, left associativity, parentheses and unary minus', () => {
-    expect(args('f(nop*2, (a+1)/2, a+1/2, 8-2-1, 16/4/2, -a*2, -(a+1), --3, 2*-a, -1e-3)')).toEqual([
+    expect(args('f(nop*2, (a+1)/2, a+1/2, 8-2-1, 16/4/2, -a*2, -(a+1), - -3, 2*-a, -1e-3)')).toEqual([
       'f((* nop 2), (/ (+ a 1) 2), (+ a (/ 1 2)), (- (- 8 2) 1), (/ (/ 16 4) 2), (* (neg a) 2), (neg (+ a 1)), (neg (neg 3)), (* 2 (neg a)), (neg 1e-3f))',
     ]);
   });

@@ -1,10 +1,11 @@
 // Smoke test of the native addon through runtime/native.ts: builds the core tests' fixture kernel
 // library with g++, loads the fixture artifact and runs its programs (runtime/core/tests/fixture).
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sealPlan } from '../compiler/emit/integrity.js';
 import { loadNative, type NativeModel } from '../runtime/native.js';
 
 const fixtureDir = join(import.meta.dirname, '..', 'runtime', 'core', 'tests');
@@ -19,6 +20,9 @@ beforeAll(() => {
     join(fixtureDir, 'fixture_kernels.cc'),
     '-o', join(artifactDir, 'kernels.cpu.so'),
   ]);
+  // Sealed as `nincc build` seals plan.json: the SHA-256 of the library just compiled and of the plan.
+  const plan = JSON.parse(readFileSync(join(artifactDir, 'plan.json'), 'utf8')) as { libraries: Record<string, string> };
+  writeFileSync(join(artifactDir, 'plan.json'), sealPlan(plan, artifactDir));
 });
 
 afterAll(() => {
@@ -32,7 +36,7 @@ function load(): NativeModel {
 describe('native addon', () => {
   it('lists devices and reports the artifact', () => {
     const addon = loadNative();
-    expect(addon.abi).toBe('nincc-cpu-1');
+    expect(addon.abi).toBe('nincc-cpu-2');
     expect(addon.devices()[0]).toBe('cpu');
     const model = load();
     const info = model.info();

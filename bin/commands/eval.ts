@@ -15,6 +15,7 @@ interface Scored {
   readonly r: Scores;
   readonly name: string;
   readonly skipped?: SkipReport;
+  readonly warned?: SkipReport;
 }
 
 /**
@@ -32,6 +33,11 @@ function evalList(data: string, weights: string | undefined, classesArg: string 
 
 async function scoreImageFolder(model: Model, data: string, args: ParsedArgs, weights: string | undefined): Promise<Scored> {
   const { list, labelsFrom } = evalList(data, weights, stringOption(args, 'classes'));
+  if (list.skipped.length > 0) {
+    const listed = args.values.verbose === true;
+    process.stderr.write(`note: ${list.skipped.length} entr${list.skipped.length === 1 ? 'y' : 'ies'} under ${list.dir} ${list.skipped.length === 1 ? 'is' : 'are'} not image files and ${listed ? 'were' : 'are'} left out${listed ? ':' : ' (--verbose lists them)'}\n`);
+    if (listed) for (const e of list.skipped) process.stderr.write(`  ${e.path}: ${e.reason}\n`);
+  }
   if (list.classes.length !== model.info.classes) {
     throw new DataLayoutError(`${list.classes.length} classes (from ${labelsFrom}) but model ${model.info.model} has ${model.info.classes} outputs; pass --classes FILE (the classes.txt of the training run)`);
   }
@@ -40,7 +46,7 @@ async function scoreImageFolder(model: Model, data: string, args: ParsedArgs, we
   const s = openImageSources(g, { val: list }, { workers: intOption(args, 'workers') ?? defaultWorkerCount(), prefetch: 2, sampling: 'balanced' });
   try {
     const r = await evaluateSource(model, s.val);
-    return { r, name: list.dir, skipped: s.val.takeSkipped() };
+    return { r, name: list.dir, skipped: s.val.takeSkipped(), warned: s.val.takeWarnings() };
   } finally {
     await s.pool.close();
   }
@@ -49,10 +55,10 @@ async function scoreImageFolder(model: Model, data: string, args: ParsedArgs, we
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'Evaluate a model on the test split: prints top-1, top-5, the mean NLL and the number of images scored (every image, no partial batch dropped).',
-  usage: 'DIR|FILE --data fashion-mnist|PATH [--weights W] [--classes FILE] [--device cpu] [--seed S] [--json]',
+  usage: 'DIR|FILE --data fashion-mnist|PATH [--weights W] [--classes FILE] [--device cpu] [--seed S] [--json] [--verbose]',
   details:
     "Without --weights the parameters are initialised by Torch7's rules from --seed (default 1), with a warning. An image whose class scores are not all finite is never a hit; any such image makes the exit status 1, naming the first.\n" +
-    "PATH may be a folder of class directories (e.g. imagenet/val): images are center-cropped as donkey.lua's test hook did. Labels follow --classes, else the classes.txt beside --weights, else the folder's sorted directories. Unreadable files are counted and not scored.",
+    "PATH may be a folder of class directories (e.g. imagenet/val): images are center-cropped as donkey.lua's test hook did. Labels follow --classes, else the classes.txt beside --weights, else the folder's sorted directories. Only regular files named .JPEG/.jpg/.png/.ppm/.bmp are read (a named pipe or device never is); unreadable files are counted and not scored, damaged ones that still decode are scored with a warning.",
   options: {
     data: { type: 'string', value: 'DATA', help: "'fashion-mnist', a directory of Fashion-MNIST IDX files, a folder of class directories, or an ImageNet folder (its val/ is used)" },
     weights: { type: 'string', value: 'W', help: 'a safetensors checkpoint (from nincc train or import)' },
@@ -61,6 +67,7 @@ export const evalCommand: Command = {
     device: { type: 'string', value: 'DEV', help: 'cpu (default), emu (the generated CUDA on the SIMT emulator) or cuda; a spec FILE is built for it' },
     seed: { type: 'string', value: 'S', help: 'init seed when --weights is absent (default 1)' },
     json: { type: 'boolean', help: 'print the result as JSON' },
+    verbose: { type: 'boolean', help: 'list the entries of an image folder that are left out (not regular image files)' },
   },
   async run(args) {
     const data = stringOption(args, 'data');
@@ -78,14 +85,18 @@ export const evalCommand: Command = {
       } else {
         scored = await scoreImageFolder(model, data, args, weights);
       }
-      const { r, name, skipped } = scored;
-      if (args.values.json) process.stdout.write(JSON.stringify({ top1: r.top1, top5: r.top5, loss: r.loss, count: r.count, nonFinite: r.nonFinite, ...(skipped ? { skipped: skipped.count } : {}) }) + '\n');
+      const { r, name, skipped, warned } = scored;
+      if (args.values.json) process.stdout.write(JSON.stringify({ top1: r.top1, top5: r.top5, loss: r.loss, count: r.count, nonFinite: r.nonFinite, ...(skipped ? { skipped: skipped.count } : {}), ...(warned ? { warned: warned.count } : {}) }) + '\n');
       else {
         const skips = skipped && skipped.count > 0 ? `; ${skipped.count} unreadable file${skipped.count === 1 ? '' : 's'} not scored` : '';
         const bad = r.nonFinite > 0 ? `; ${r.nonFinite} with non-finite scores, counted as misses` : '';
         process.stdout.write(`top-1 ${(100 * r.top1).toFixed(2)}%  top-5 ${(100 * r.top5).toFixed(2)}%  loss ${r.loss.toFixed(4)}  (${r.count} images of ${name}${skips}${bad})\n`);
       }
       if (skipped && skipped.count > 0) for (const [f, why] of skipped.files) process.stderr.write(`skipped ${f}: ${why}\n`);
+      if (warned && warned.count > 0) {
+        process.stderr.write(`warning: ${warned.count} image${warned.count === 1 ? '' : 's'} scored although damaged (decoded past the decoder's warning):\n`);
+        for (const [f, why] of warned.files) process.stderr.write(`  ${f}: ${why}\n`);
+      }
       // Said with the result it qualifies (a setup error before scoring stays the only message).
       if (!weights) process.stderr.write(`warning: no --weights: scored untrained parameters initialised from seed ${seed}, not a trained model\n`);
       const problem = nonFiniteProblem(r, name);

@@ -1,6 +1,7 @@
 // Evaluates the arithmetic in call arguments (`nop*2`, `(a+1)/2`) under a def's parameter bindings.
 import type { Expr } from '../../grammar/ast.js';
 import { error, type Diagnostic, type Note } from '../../grammar/diagnostics.js';
+import { closest } from '../../grammar/near-miss.js';
 
 export type Env = ReadonlyMap<string, number>;
 
@@ -44,34 +45,5 @@ export function evaluate(e: Expr, env: Env, notes: readonly Note[]): Evaluated {
   }
 }
 
-/** Levenshtein distance, for "did you mean" hints. */
-export function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length];
-}
-
-export function closest(name: string, candidates: readonly string[]): string | undefined {
-  // `batchsize` means `batch` and `max` means `maxpool`, though other words are fewer edits away.
-  const lower = name.toLowerCase();
-  const prefix = candidates.find((c) => Math.min(c.length, name.length) >= 3 && (lower.startsWith(c.toLowerCase()) || c.toLowerCase().startsWith(lower)));
-  if (prefix) return prefix;
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(name.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  return best !== undefined && bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
-}
+// The hints' word distance lives with the grammar's, so every "did you mean" agrees (a swap is one edit: cnov → conv).
+export { closest };

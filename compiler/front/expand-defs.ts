@@ -13,6 +13,8 @@ const maxExpandedCalls = 100_000;
 export interface Expansion {
   readonly layers: readonly Layer[];
   readonly diagnostics: readonly Diagnostic[];
+  /** Layer indices (0-based) before which a call failed and gave no layer. */
+  readonly gaps: ReadonlySet<number>;
 }
 
 /** `in block(96, 256, …) at nin.model:17:3`: long argument lists are shortened after two. */
@@ -79,6 +81,9 @@ function checkRecursion(table: ReadonlyMap<string, Def>, out: Diagnostic[]): Set
   return onCycle;
 }
 
+/** Layers whose output shape is their input's, whatever their arguments. */
+const keepsShape = new Set(['relu', 'dropout', 'bn', 'logsoftmax', 'softmax']);
+
 export function expandDefs(model: ModelDecl): Expansion {
   const diagnostics: Diagnostic[] = [];
   const shadowing = new Set<string>(); // layer names a rejected def took: calls to them meant the def
@@ -87,6 +92,13 @@ export function expandDefs(model: ModelDecl): Expansion {
   const layers: Layer[] = [];
   let calls = 0;
 
+  // Where a call gave no layer (an error): shape inference treats the shape there as unknown, so the
+  // model's other errors are still found in the same run without echoing this one.
+  const gaps = new Set<number>();
+  const fail = (d?: Diagnostic): void => {
+    if (d) diagnostics.push(d);
+    gaps.add(layers.length);
+  };
   const expandCall = (call: Call, env: Env, sites: readonly CallSite[]): void => {
     if (calls++ > maxExpandedCalls) return; // reported once, below
     const notes = () => sites.map(callSiteNote); // built only for a diagnostic: most calls have none
@@ -94,21 +106,21 @@ export function expandDefs(model: ModelDecl): Expansion {
     for (const a of call.args) {
       const v = evaluate(a, env, []);
       if (!v.ok) {
-        diagnostics.push({ ...v.diagnostic, notes: notes() });
+        fail({ ...v.diagnostic, notes: notes() });
         return;
       }
       args.push(v.value);
     }
     const def = table.get(call.name);
     if (def) {
-      if (recursive.has(def.name)) return; // already reported
+      if (recursive.has(def.name)) return fail(); // already reported
       if (args.length !== def.params.length) {
-        diagnostics.push(error('E012', `${def.name} takes ${def.params.length} argument${def.params.length === 1 ? '' : 's'} (${def.params.map((p) => p.name).join(', ')}), got ${args.length}`, call.span, notes()));
+        fail(error('E012', `${def.name} takes ${def.params.length} argument${def.params.length === 1 ? '' : 's'} (${def.params.map((p) => p.name).join(', ')}), got ${args.length}`, call.span, notes()));
         return;
       }
       if (sites.length >= maxDefDepth) {
         const shown = [...notes().slice(0, 2), { message: `… ${sites.length - 2} more` }];
-        diagnostics.push(error('E015', `defs nested more than ${maxDefDepth} calls deep`, call.nameSpan, shown));
+        fail(error('E015', `defs nested more than ${maxDefDepth} calls deep`, call.nameSpan, shown));
         return;
       }
       const inner = new Map(def.params.map((p, i) => [p.name, args[i]] as const));
@@ -118,38 +130,43 @@ export function expandDefs(model: ModelDecl): Expansion {
     }
     if (!isLayerName(call.name)) {
       const defHint = closest(call.name, [...table.keys()]);
-      if (defHint) diagnostics.push(error('E011', `unknown def '${call.name}' (did you mean '${defHint}'?)`, call.nameSpan, notes()));
+      if (defHint) fail(error('E011', `unknown def '${call.name}' (did you mean '${defHint}'?)`, call.nameSpan, notes()));
       else {
         const layerHint = closest(call.name, Object.keys(layerSpecs));
         const hint = layerHint ? ` (did you mean '${layerHint}'?)` : ` (layers: ${Object.keys(layerSpecs).join(', ')})`;
-        diagnostics.push(error('E010', `unknown layer '${call.name}'${hint}`, call.nameSpan, notes()));
+        fail(error('E010', `unknown layer '${call.name}'${hint}`, call.nameSpan, notes()));
       }
       return;
     }
-    if (shadowing.has(call.name)) return; // already reported (E017)
+    if (shadowing.has(call.name)) return fail(); // already reported (E017)
+    // A bad call of a layer that passes its input on unchanged leaves no gap: the shape after it is known.
+    const failLayer = (d: Diagnostic): void => {
+      if (keepsShape.has(call.name)) diagnostics.push(d);
+      else fail(d);
+    };
     const spec = layerSpecs[call.name];
     const required = requiredArgCount(spec);
     const max = spec.variadic ? Infinity : spec.args.length;
     if (args.length < required || args.length > max) {
       const expected = spec.variadic ? `at least ${required}` : max === 0 ? 'no' : required === max ? `${required}` : `${required} to ${max}`;
       const names = spec.args.map((a) => a.name).join(', ');
-      diagnostics.push(error('E012', `${call.name} takes ${expected} argument${expected === '1' || expected === 'at least 1' ? '' : 's'}${names ? ` (${names}${spec.variadic ? ', …' : ''})` : ''}, got ${args.length}`, call.span, notes()));
+      failLayer(error('E012', `${call.name} takes ${expected} argument${expected === '1' || expected === 'at least 1' ? '' : 's'}${names ? ` (${names}${spec.variadic ? ', …' : ''})` : ''}, got ${args.length}`, call.span, notes()));
       return;
     }
     for (let i = 0; i < args.length; i++) {
       const argSpec = spec.args[Math.min(i, spec.args.length - 1)];
       const span = call.args[i].span;
       if (argSpec.integer && !Number.isInteger(args[i])) {
-        diagnostics.push(error('E020', `${call.name} argument ${argSpec.name} must be an integer, got ${args[i]}`, span, notes()));
+        failLayer(error('E020', `${call.name} argument ${argSpec.name} must be an integer, got ${args[i]}`, span, notes()));
         return;
       }
       if (argSpec.integer && Math.abs(args[i]) > maxSize) {
-        diagnostics.push(error('E022', `${call.name} argument ${argSpec.name} is too large, got ${args[i]} (at most ${maxSize})`, span, notes()));
+        failLayer(error('E022', `${call.name} argument ${argSpec.name} is too large, got ${args[i]} (at most ${maxSize})`, span, notes()));
         return;
       }
       const reason = argSpec.check?.(args[i]);
       if (reason) {
-        diagnostics.push(error('E022', `${call.name} argument ${argSpec.name} ${reason}, got ${args[i]}`, span, notes()));
+        failLayer(error('E022', `${call.name} argument ${argSpec.name} ${reason}, got ${args[i]}`, span, notes()));
         return;
       }
     }
@@ -162,7 +179,7 @@ export function expandDefs(model: ModelDecl): Expansion {
   if (calls > maxExpandedCalls) {
     diagnostics.push(error('E015', `the defs expand to more than ${maxExpandedCalls} calls: some def calls others too many times over`, model.nameSpan));
   }
-  return { layers, diagnostics: distinct(diagnostics) };
+  return { layers, diagnostics: distinct(diagnostics), gaps };
 }
 
 /**

@@ -2,6 +2,7 @@
 import { error, formatPosition, type Diagnostic, type Note } from '../../grammar/diagnostics.js';
 import { callSiteNote } from './expand-defs.js';
 import type { Layer, PoolAttrs, Shape, ShapedLayer } from '../ir.js';
+import { exceeds, maxElementsPerImage, maxMacs, maxParams, product } from './size-limits.js';
 
 export interface ShapeResult {
   readonly layers: readonly ShapedLayer[];
@@ -108,15 +109,77 @@ function inferLayer(l: Layer, input: Shape, from: Source): Step {
   }
 }
 
-export function inferShapes(layers: readonly Layer[], input: Shape): ShapeResult {
+/** The layer's counts against the exact limits (size-limits.ts), computed again in BigInt for the message. */
+function overLimit(l: Layer, output: Shape): Diagnostic | undefined {
+  const notes = l.callSites.map(callSiteNote);
+  if (exceeds(product(output), maxElementsPerImage)) {
+    return error('E004', `${l.kind} output ${show(output)} has ${product(output)} elements per image, more than the limit of ${maxElementsPerImage}`, l.span, notes);
+  }
+  const weights = l.kind === 'conv' ? product([l.attrs.nOut, l.attrs.nIn, l.attrs.kW, l.attrs.kH]) : l.kind === 'linear' ? product([l.attrs.nIn, l.attrs.nOut]) : 0n;
+  if (exceeds(weights, maxElementsPerImage)) return error('E004', `${l.kind} has ${weights} weights, more than the limit of ${maxElementsPerImage}`, l.span, notes);
+  const macs = l.kind === 'conv' ? weights * product(output.slice(1)) : weights;
+  if (exceeds(macs, maxMacs)) return error('E004', `${l.kind} needs ${macs} multiply-accumulates per image, more than 2^53 - 1`, l.span, notes);
+  return undefined;
+}
+
+/**
+ * What the next layer sees after `l` failed on `input`, so that independent errors further on are reported in
+ * the same run: a linear's outputs, the input of a layer that keeps its shape, else unknown.
+ */
+function recover(l: Layer, input: Shape): Shape | undefined {
+  if (l.kind === 'linear') return [l.attrs.nOut];
+  // bn, relu, dropout and the softmaxes pass their input on unchanged, whatever they declared.
+  if (l.kind === 'bn' || l.kind === 'relu' || l.kind === 'dropout' || l.kind === 'logsoftmax' || l.kind === 'softmax') return input;
+  return undefined;
+}
+
+/** `gaps`: 0-based indices before which a call failed to expand (expand-defs): the shape there is unknown. */
+export function inferShapes(layers: readonly Layer[], input: Shape, gaps: ReadonlySet<number> = new Set()): ShapeResult {
   const shaped: ShapedLayer[] = [];
-  let current = input;
-  for (const l of layers) {
-    const step = inferLayer(l, current, sourceOf(shaped[shaped.length - 1], current));
-    // Stop at the first shape error: every later layer would only repeat it.
-    if ('problem' in step) return { layers: shaped, diagnostics: [step.problem] };
-    shaped.push({ ...l, input: current, output: step.output, params: step.params, macs: step.macs });
+  const diagnostics: Diagnostic[] = [];
+  let current: Shape | undefined = input;
+  // The layer whose output `current` is, also when that output is a recovery's guess (named in notes).
+  let producer: ShapedLayer | undefined;
+  const produced = (l: Layer, from: Shape, output: Shape | undefined) => {
+    producer = output ? { ...l, input: from, output, params: 0, macs: 0 } : undefined;
+    current = output;
+  };
+  for (const [i, l] of layers.entries()) {
+    if (gaps.has(i)) current = undefined;
+    // After an error that leaves the shape unknown, only a linear layer says again what flows on.
+    if (!current) {
+      produced(l, [], l.kind === 'linear' ? [l.attrs.nOut] : undefined);
+      continue;
+    }
+    const from: Shape = current;
+    let step = inferLayer(l, from, sourceOf(producer, from));
+    if ('problem' in step && step.problem.code === 'E030' && l.kind === 'conv' && from.length === 3) {
+      // The planes are wrong; what the conv does to the height and width may be wrong too, independently.
+      diagnostics.push(step.problem);
+      step = inferLayer(l, [l.attrs.nIn, from[1], from[2]], sourceOf(producer, from));
+      if ('problem' in step) diagnostics.push(step.problem);
+      produced(l, from, 'problem' in step ? undefined : step.output);
+      continue;
+    }
+    if ('problem' in step) {
+      diagnostics.push(step.problem);
+      produced(l, from, recover(l, from));
+      continue;
+    }
+    const limit = overLimit(l, step.output);
+    if (limit) {
+      diagnostics.push(limit);
+      produced(l, from, undefined);
+      continue;
+    }
+    const layer: ShapedLayer = { ...l, input: from, output: step.output, params: step.params, macs: step.macs };
+    shaped.push(layer);
+    producer = layer;
     current = step.output;
   }
-  return { layers: shaped, output: current, diagnostics: [] };
+  if (diagnostics.length === 0) {
+    const params = BigInt(shaped.reduce((t, l) => t + l.params, 0)); // each layer's is below 2^31: the sum is exact
+    if (exceeds(params, maxParams)) diagnostics.push(error('E004', `the model has ${params} parameters, more than the limit of ${maxParams}`, layers[layers.length - 1].span));
+  }
+  return diagnostics.length > 0 || !current || gaps.size > 0 ? { layers: shaped, diagnostics } : { layers: shaped, output: current, diagnostics };
 }

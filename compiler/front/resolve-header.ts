@@ -3,6 +3,8 @@ import type { ModelDecl, Setting, SpecFile } from '../../grammar/ast.js';
 import { error, formatPosition, type Diagnostic } from '../../grammar/diagnostics.js';
 import { maxSize } from './layers.js';
 import type { Transform } from '../ir.js';
+import { exceeds, maxElementsPerImage, product } from './size-limits.js';
+import { closest } from '../../grammar/near-miss.js';
 
 export interface Header {
   readonly input?: readonly number[];
@@ -30,7 +32,8 @@ function resolveTransform(settings: readonly Setting[], channels: number | undef
   const first = new Map<string, Setting>();
   for (const s of settings) {
     if (s.name !== 'mean' && s.name !== 'std') {
-      out.push(error('E039', `unknown transform entry '${s.name}' (expected mean and std)`, s.nameSpan));
+      const meant = closest(s.name, ['mean', 'std']);
+      out.push(error('E039', `unknown transform entry '${s.name}' (${meant ? `did you mean '${meant}'?` : 'expected mean and std'})`, s.nameSpan));
       continue;
     }
     const earlier = first.get(s.name);
@@ -75,6 +78,8 @@ export function resolveHeader(model: ModelDecl): Header {
     diagnostics.push(error('E038', `input must be CxHxW with every size at least 1, got ${inputDecl.dims.join('x')}`, inputDecl.span));
   } else if (inputDecl.dims.some((d) => d > maxSize)) {
     diagnostics.push(error('E038', `input sizes must be at most ${maxSize}, got ${inputDecl.dims.join('x')}`, inputDecl.span));
+  } else if (exceeds(product(inputDecl.dims), maxElementsPerImage)) {
+    diagnostics.push(error('E038', `input ${inputDecl.dims.join('x')} has ${product(inputDecl.dims)} elements, more than the ${maxElementsPerImage} an image may have`, inputDecl.span));
   } else input = inputDecl.dims;
   if (imageSizeDecl && input && imageSizeDecl.value < Math.min(input[1], input[2])) {
     diagnostics.push(error('E038', `imageSize ${imageSizeDecl.value} is smaller than the ${input[1]}x${input[2]} crop`, imageSizeDecl.span));

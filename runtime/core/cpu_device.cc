@@ -1,17 +1,58 @@
-// CpuDevice: the kernel library's functions called directly with the step's NinccArgs.
+// CpuDevice: the kernels the library's table lists, called directly with the step's NinccArgs once the
+// step's arguments match the signature the kernel was generated for.
 #include "cpu_device.h"
 
 #include "error.h"
 
 namespace nincc {
 
-void CpuDevice::loadLibrary(const std::string& path, const std::string& sourceHash) {
-  library_.open(path, sourceHash, {"cpu", NINCC_CPU_ABI, "nincc build"});
+namespace {
+
+std::string describeStep(const Step& step) {
+  return "kernel " + step.kernel + " (layer " + std::to_string(step.layer) +
+         (step.source.empty() ? "" : " at " + step.source) + ")";
 }
 
-KernelHandle CpuDevice::findKernel(const std::string& symbol) {
+}  // namespace
+
+void CpuDevice::loadLibrary(const std::string& path, const std::string& sourceHash) {
+  library_.open(path, sourceHash, {"cpu", NINCC_CPU_ABI, "nincc build"});
+  auto table = reinterpret_cast<NinccKernelTableFn>(library_.require("nincc_kernels", "symbol"));
+  int32_t count = -1;
+  const NinccKernelEntry* entries = table(&count);
+  if (!entries || count < 0) throw Error(path + ": nincc_kernels() returned no table; rebuild the artifact");
+  for (int32_t i = 0; i < count; ++i) {
+    const NinccKernelEntry& e = entries[i];
+    if (!e.name || !e.fn || e.argCount < 0 || e.scalarCount < 0 || (e.argCount > 0 && !e.args))
+      throw Error(path + ": entry " + std::to_string(i) + " of the kernel table is malformed; rebuild the artifact");
+    kernels_[e.name] = &e;
+  }
+}
+
+KernelHandle CpuDevice::findKernel(const Step& step) {
   if (!library_.isOpen()) throw Error("the cpu device has no kernel library loaded");
-  return library_.require(symbol, "kernel symbol");
+  auto found = kernels_.find(step.kernel);
+  if (found == kernels_.end())
+    throw Error(library_.path() + ": " + describeStep(step) +
+                " is not in the library's kernel table (the library does not match plan.json; rebuild the artifact)");
+  const NinccKernelEntry& e = *found->second;
+  auto mismatch = [&](const std::string& what) {
+    return Error(library_.path() + ": " + describeStep(step) + " " + what +
+                 " (the library does not match plan.json; rebuild the artifact)");
+  };
+  if (step.args.size() != static_cast<size_t>(e.argCount) || step.scalars.size() != static_cast<size_t>(e.scalarCount))
+    throw mismatch("takes " + std::to_string(e.argCount) + " buffers and " + std::to_string(e.scalarCount) +
+                   " scalars, but the step passes " + std::to_string(step.args.size()) + " and " +
+                   std::to_string(step.scalars.size()));
+  for (int32_t i = 0; i < e.argCount; ++i) {
+    const BufferRef& ref = step.args[i];
+    const NinccKernelArg& want = e.args[i];
+    if (!want.space || std::string(spaceName(ref.space)) != want.space || ref.size != want.size)
+      throw mismatch("takes as argument " + std::to_string(i) + " " + std::to_string(want.size) + " elements of " +
+                     (want.space ? want.space : "(null)") + ", but the step passes " + std::to_string(ref.size) +
+                     " of " + spaceName(ref.space));
+  }
+  return reinterpret_cast<const void*>(e.fn);
 }
 
 void CpuDevice::launch(KernelHandle kernel, const Step&, const NinccArgs& args) {

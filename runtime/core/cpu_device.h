@@ -1,5 +1,8 @@
-// The cpu device: host memory and a generated kernel library (kernels.cpu.so) loaded with dlopen.
+// The cpu device: host memory and a generated kernel library (kernels.cpu.so) loaded with dlopen, whose
+// functions are called only through the library's own kernel table.
 #pragma once
+#include <map>
+
 #include "host_device.h"
 #include "kernel_library.h"
 
@@ -9,11 +12,12 @@ class CpuDevice final : public HostMemoryDevice {
  public:
   std::string name() const override { return "cpu"; }
   void loadLibrary(const std::string& path, const std::string& sourceHash) override;
-  KernelHandle findKernel(const std::string& symbol) override;
+  KernelHandle findKernel(const Step& step) override;
   void launch(KernelHandle kernel, const Step& step, const NinccArgs& args) override;
 
  private:
   KernelLibrary library_;
+  std::map<std::string, const NinccKernelEntry*> kernels_;  // nincc_kernels(), by name
 };
 
 }  // namespace nincc

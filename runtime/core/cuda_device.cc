@@ -184,8 +184,9 @@ void CudaDevice::loadLibrary(const std::string& path, const std::string& sourceH
                 "\": the module and the plan come from different builds; rebuild the artifact");
 }
 
-KernelHandle CudaDevice::findKernel(const std::string& symbol) {
+KernelHandle CudaDevice::findKernel(const Step& step) {
   NINCC_CU_BIND();
+  const std::string& symbol = step.kernel;
   if (!module_) throw Error("the cuda device has no kernel module loaded");
   Kernel kernel;
   kernel.symbol = symbol;

@@ -25,7 +25,7 @@ class CudaDevice final : public Device {
 
   std::string name() const override { return "cuda"; }
   void loadLibrary(const std::string& path, const std::string& sourceHash) override;
-  KernelHandle findKernel(const std::string& symbol) override;
+  KernelHandle findKernel(const Step& step) override;
   void launch(KernelHandle kernel, const Step& step, const NinccArgs& args) override;
 
   void* alloc(size_t bytes) override;

@@ -27,8 +27,9 @@ class Device {
   // Loads the artifact's library for this device; checks its ABI tag and that it was built from
   // the same source as plan.json. Throws naming the file (and the symbol, when one is missing).
   virtual void loadLibrary(const std::string& path, const std::string& sourceHash) = 0;
-  // Resolves an exported kernel of the loaded library; throws naming the file and the symbol.
-  virtual KernelHandle findKernel(const std::string& symbol) = 0;
+  // Resolves the kernel a step names in the loaded library (never any other symbol of the process);
+  // throws naming the file and the kernel, or the argument that does not match the kernel's signature.
+  virtual KernelHandle findKernel(const Step& step) = 0;
   // Runs one step. `step` gives launch errors the kernel, layer and spec place to name.
   virtual void launch(KernelHandle kernel, const Step& step, const NinccArgs& args) = 0;
 

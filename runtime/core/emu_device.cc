@@ -43,8 +43,9 @@ void EmuDevice::loadLibrary(const std::string& path, const std::string& sourceHa
   library_.open(path, sourceHash, {"emu", NINCC_EMU_ABI, "nincc build --target emu"});
 }
 
-KernelHandle EmuDevice::findKernel(const std::string& symbol) {
+KernelHandle EmuDevice::findKernel(const Step& step) {
   if (!library_.isOpen()) throw Error("the emu device has no kernel library loaded");
+  const std::string& symbol = step.kernel;
   Kernel kernel;
   kernel.symbol = symbol;
   kernel.descriptor = static_cast<const NinccEmuKernel*>(library_.find("nincc_emu_" + symbol));

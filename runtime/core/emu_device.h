@@ -18,7 +18,7 @@ class EmuDevice final : public HostMemoryDevice {
   void loadLibrary(const std::string& path, const std::string& sourceHash) override;
   // A kernel the library lacks resolves to a handle that fails at launch: the emu library has only
   // the inference kernels so far, and a plan's training programs must still load.
-  KernelHandle findKernel(const std::string& symbol) override;
+  KernelHandle findKernel(const Step& step) override;
   void launch(KernelHandle kernel, const Step& step, const NinccArgs& args) override;
 
  private:

@@ -19,7 +19,7 @@ Executor::Executor(const Plan& plan, Device& device, Arena& arena)
     if (!program.runsOn(device_.name())) continue;
     std::vector<ResolvedStep>& steps = resolved_[program.name];
     for (const Step& step : program.steps) {
-      steps.push_back({&step, device_.findKernel(step.kernel)});
+      steps.push_back({&step, device_.findKernel(step)});
       knownScalars_.insert(step.scalars.begin(), step.scalars.end());
     }
   }

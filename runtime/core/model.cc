@@ -2,6 +2,7 @@
 #include "model.h"
 
 #include "error.h"
+#include "integrity.h"
 
 namespace nincc {
 
@@ -37,7 +38,10 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const std::string& de
                 "\" (it has: " + (has.empty() ? "none" : has) + "); build with --target " +
                 device->name());
   }
-  device->loadLibrary(joinPath(artifactDir, library->second), plan.sourceHash);
+  std::string libraryPath = joinPath(artifactDir, library->second);
+  // Before dlopen: a damaged library could crash the process while it is being loaded.
+  checkLibraryHash(libraryPath, device->name(), plan.libraryHashes.at(device->name()), plan.file);
+  device->loadLibrary(libraryPath, plan.sourceHash);
 
   std::unique_ptr<Model> model(new Model(std::move(plan), std::move(device)));
   // Built after the move so that both hold references to the Model's own plan.

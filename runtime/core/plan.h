@@ -91,6 +91,7 @@ struct Plan {
   int64_t classes = 0;
   int64_t maxBatch = 1;
   std::map<std::string, std::string> libraries;  // device name -> file relative to dir
+  std::map<std::string, std::string> libraryHashes;  // device name -> the library's SHA-256 (hex)
   int64_t spaceSize[kSpaceCount] = {};         // elements; act per image
   std::vector<TensorEntry> params;
   std::vector<TensorEntry> state;

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "error.h"
+#include "integrity.h"
 #include "json.h"
 #include "json_field.h"
 #include "plan.h"
@@ -182,6 +183,10 @@ Plan parsePlan(const std::string& text, const std::string& file, const std::stri
                 " is not supported by this runtime (expects " + std::to_string(kPlanFormatVersion) +
                 "); rebuild with this nincc");
 
+  // Then the plan's own hash: after it, every field below is what the build wrote.
+  JsonField integrity = root.at("integrity");
+  checkPlanHash(text, file, integrity.at("plan").string());
+
   Plan plan;  // format and version are checked first: another version may differ in every field
   plan.file = file;
   plan.dir = dir;
@@ -195,8 +200,16 @@ Plan parsePlan(const std::string& text, const std::string& file, const std::stri
 
   JsonField libraries = root.at("libraries");
   size_t libraryCount = libraries.objectSize();
-  for (size_t i = 0; i < libraryCount; ++i)
-    plan.libraries[libraries.key(i)] = libraries.member(i).nonEmptyString();
+  JsonField libraryHashes = integrity.at("libraries");
+  for (size_t i = 0; i < libraryCount; ++i) {
+    const std::string& device = libraries.key(i);
+    plan.libraries[device] = libraries.member(i).nonEmptyString();
+    if (!libraryHashes.has(device)) libraryHashes.fail("has no hash for the " + device + " library");
+    const std::string& hash = libraryHashes.at(device).string();
+    if (!isSha256Hex(hash)) libraryHashes.at(device).fail("must be 64 lowercase hex digits (a SHA-256)");
+    plan.libraryHashes[device] = hash;
+  }
+  if (libraryHashes.objectSize() != libraryCount) libraryHashes.fail("has a hash for a library that libraries does not list");
 
   readSpaces(root.at("spaces"), plan);
   std::set<std::string> tensorNames;

@@ -23,7 +23,7 @@ export interface DecodeRequest {
 }
 
 export type DecodeReply =
-  | { readonly id: number; readonly ok: true; readonly x: number; readonly y: number; readonly flip: boolean; readonly resized: Size }
+  | { readonly id: number; readonly ok: true; readonly x: number; readonly y: number; readonly flip: boolean; readonly resized: Size; readonly warning?: string }
   | { readonly id: number; readonly ok: false; readonly reason: string };
 
 async function handle(job: DecodeRequest, setup: WorkerSetup, per: number): Promise<DecodeReply> {
@@ -31,7 +31,7 @@ async function handle(job: DecodeRequest, setup: WorkerSetup, per: number): Prom
     const img = await decodeResized(job.file, setup.imageSize, setup.crop.channels);
     const placement = job.mode === 'train' ? randomCrop(img, setup.crop, job) : centerCrop(img, setup.crop);
     cropToTensor(img.pixels, img, setup.crop, placement, setup.transform, new Float32Array(job.out, job.offset * 4, per));
-    return { id: job.id, ok: true, x: placement.x, y: placement.y, flip: placement.flip, resized: { width: img.width, height: img.height } };
+    return { id: job.id, ok: true, x: placement.x, y: placement.y, flip: placement.flip, resized: { width: img.width, height: img.height }, ...(img.warning ? { warning: img.warning } : {}) };
   } catch (e) {
     return { id: job.id, ok: false, reason: e instanceof UnreadableImageError ? e.reason : String(e instanceof Error ? e.message : e) };
   }

@@ -8,6 +8,7 @@ export interface DecodedImage extends Size {
   readonly channels: number; // 1 or 3
   readonly pixels: Uint8Array; // height × width × channels, row-major
   readonly source: Size; // the file's own size
+  readonly warning?: string; // damage libvips decoded past (counted and reported, the image still used)
 }
 
 /** An image file sharp could not read, with the file and sharp's own words. */
@@ -30,25 +31,38 @@ export function configureSharpForWorkers(): void {
  * Decodes and resizes one file. Differences from Torch that remain, deliberately:
  * the resampling is libvips' (kernel 'linear': a triangle filter, widened when shrinking) where
  * Torch's image.scale averaged areas when shrinking and interpolated corner-aligned when growing;
- * a truncated JPEG is an error (failOn 'truncated') where libjpeg gave Torch a grey-filled image;
+ * a truncated JPEG is an error (failOn 'truncated') where libjpeg gave Torch a grey-filled image, and lesser
+ * damage decodes with a warning;
  * EXIF orientation is ignored, as Torch's libjpeg did.
  */
 export async function decodeResized(file: string, imageSize: number, channels: 1 | 3): Promise<DecodedImage> {
   try {
-    const input = sharp(file, { failOn: 'truncated', sequentialRead: true });
-    const meta = await input.metadata();
-    const w0 = meta.width ?? 0;
-    const h0 = meta.height ?? 0;
-    if (w0 < 1 || h0 < 1) throw new Error('the image has no size');
-    const target = scaledSize(w0, h0, imageSize);
-    let pipeline = channels === 3 ? input.toColourspace('srgb').removeAlpha() : input.toColourspace('b-w').removeAlpha();
-    pipeline = pipeline.resize(target.width, target.height, { fit: 'fill', kernel: 'linear' });
-    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
-    if (info.width !== target.width || info.height !== target.height || info.channels !== channels) {
-      throw new Error(`sharp gave ${info.width}×${info.height}×${info.channels}, expected ${target.width}×${target.height}×${channels}`);
+    return await decodeWith(file, imageSize, channels, 'warning');
+  } catch (strict) {
+    // libvips decodes some damage (a PNG chunk with a bad CRC, a JPEG with extra bytes) when not told to fail on
+    // warnings: decode such a file the lenient way, as Torch would have, and carry the warning to be counted.
+    try {
+      return { ...(await decodeWith(file, imageSize, channels, 'truncated')), warning: firstLine(strict) };
+    } catch (e) {
+      throw new UnreadableImageError(file, firstLine(e));
     }
-    return { width: target.width, height: target.height, channels, pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), source: { width: w0, height: h0 } };
-  } catch (e) {
-    throw new UnreadableImageError(file, (e as Error).message.split('\n')[0]);
   }
+}
+
+const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];
+
+async function decodeWith(file: string, imageSize: number, channels: 1 | 3, failOn: 'warning' | 'truncated'): Promise<DecodedImage> {
+  const input = sharp(file, { failOn, sequentialRead: true });
+  const meta = await input.metadata();
+  const w0 = meta.width ?? 0;
+  const h0 = meta.height ?? 0;
+  if (w0 < 1 || h0 < 1) throw new Error('the image has no size');
+  const target = scaledSize(w0, h0, imageSize);
+  let pipeline = channels === 3 ? input.toColourspace('srgb').removeAlpha() : input.toColourspace('b-w').removeAlpha();
+  pipeline = pipeline.resize(target.width, target.height, { fit: 'fill', kernel: 'linear' });
+  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+  if (info.width !== target.width || info.height !== target.height || info.channels !== channels) {
+    throw new Error(`sharp gave ${info.width}×${info.height}×${info.channels}, expected ${target.width}×${target.height}×${channels}`);
+  }
+  return { width: target.width, height: target.height, channels, pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), source: { width: w0, height: h0 } };
 }

@@ -1,7 +1,7 @@
 // The ImageNet folder layout: ROOT/train/<class>/*.JPEG and ROOT/val/<class>/*.JPEG, classes numbered in
 // sorted directory order (byte order, as `LC_ALL=C ls` lists them), and the classes.txt beside checkpoints.
 // Layout mistakes are errors that name the path, found before any training starts.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../io/atomic-write.js';
 
@@ -18,6 +18,7 @@ export interface ImageList {
   readonly labels: Int32Array;
   readonly classStart: Int32Array; // index in files of each class's first image
   readonly classCount: Int32Array; // images of each class here (0 for a class this split lacks)
+  readonly skipped: readonly SkippedEntry[]; // entries under the class directories that are not listed
 }
 
 export interface ImageNetFolder {
@@ -41,14 +42,51 @@ function isDirectory(path: string): boolean {
   }
 }
 
-/** Image files under dir, recursively (Torch ran `find` on each class directory), sorted. */
-function imageFilesUnder(dir: string): string[] {
+/** A directory entry left out of a split, and why; listed by `--verbose`. */
+export interface SkippedEntry {
+  readonly path: string;
+  readonly reason: string;
+}
+
+/** Why a non-directory entry is not an image to open: only regular files are (a FIFO would block the reader forever). */
+function notAnImage(name: string, info: Stats | undefined): string | undefined {
+  if (!info) return 'a broken link or an entry that cannot be read';
+  if (!info.isFile()) {
+    const kind = info.isFIFO() ? 'a named pipe' : info.isSocket() ? 'a socket' : info.isCharacterDevice() || info.isBlockDevice() ? 'a device' : 'not a regular file';
+    return `${kind}, not an image file`;
+  }
+  return IMAGE_FILE.test(name) ? undefined : 'not a .JPEG, .jpg, .png, .ppm or .bmp file';
+}
+
+/** Image files under dir, recursively (Torch ran `find` on each class directory), sorted; an explicit stack, and
+ *  each directory (by device and inode) visited once, so a symlink to an ancestor cannot loop. */
+function imageFilesUnder(dir: string, skipped: SkippedEntry[]): string[] {
   const out: string[] = [];
-  const names = readdirSync(dir).sort(byteOrder);
-  for (const name of names) {
-    const full = join(dir, name);
-    if (isDirectory(full)) out.push(...imageFilesUnder(full));
-    else if (IMAGE_FILE.test(name)) out.push(full);
+  const seen = new Set<string>();
+  // Entries still to look at, the next on top: a directory's entries replace it in sorted order, which lists
+  // files in the same order as a recursive walk.
+  const pending: { path: string; name: string }[] = [{ path: dir, name: '' }];
+  for (let entry = pending.pop(); entry !== undefined; entry = pending.pop()) {
+    let info: Stats | undefined;
+    try {
+      info = statSync(entry.path);
+    } catch {
+      info = undefined;
+    }
+    if (info?.isDirectory()) {
+      const key = `${info.dev}:${info.ino}`;
+      if (seen.has(key)) {
+        skipped.push({ path: entry.path, reason: 'a directory already listed (a link back to it)' });
+        continue;
+      }
+      seen.add(key);
+      const names = readdirSync(entry.path).sort(byteOrder);
+      for (let i = names.length - 1; i >= 0; i--) pending.push({ path: join(entry.path, names[i]), name: names[i] });
+      continue;
+    }
+    const reason = notAnImage(entry.name, info);
+    if (reason) skipped.push({ path: entry.path, reason });
+    else out.push(entry.path);
   }
   return out;
 }
@@ -78,10 +116,11 @@ export function listImageFolder(dir: string, classes?: readonly string[]): Image
   const classStart = new Int32Array(names.length);
   const classCount = new Int32Array(names.length);
   const here = new Set(present);
+  const skipped: SkippedEntry[] = [];
   names.forEach((c, label) => {
     classStart[label] = files.length;
     if (!here.has(c)) return;
-    const found = imageFilesUnder(join(dir, c));
+    const found = imageFilesUnder(join(dir, c), skipped);
     if (found.length === 0) throw new DataLayoutError(`${join(dir, c)}: empty class directory (no .JPEG, .jpg, .png, .ppm or .bmp files)`);
     for (const f of found) {
       files.push(f);
@@ -89,7 +128,7 @@ export function listImageFolder(dir: string, classes?: readonly string[]): Image
     }
     classCount[label] = found.length;
   });
-  return { dir, classes: names, files, labels: Int32Array.from(labels), classStart, classCount };
+  return { dir, classes: names, files, labels: Int32Array.from(labels), classStart, classCount, skipped };
 }
 
 /** True when `dir` looks like an ImageNet root (it has a train/ directory). */

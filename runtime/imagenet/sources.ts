@@ -157,6 +157,7 @@ export class ImageFolderEvalSource implements EvalSource {
   readonly name: string;
   readonly count: number;
   private readonly skips = new SkipTally();
+  private readonly warnings = new SkipTally(); // scored, but decoded past damage
   private readonly bad = new Map<number, string>();
   private readonly per: number;
   private ring: BatchRing | undefined;
@@ -193,6 +194,7 @@ export class ImageFolderEvalSource implements EvalSource {
           this.skips.add(files[first + i], r.reason);
           return;
         }
+        if (r.warning) this.warnings.add(files[first + i], r.warning);
         ring.images.set(ring.view(slot, i), k * this.per);
         ring.out[k++] = labels[first + i];
       });
@@ -202,5 +204,10 @@ export class ImageFolderEvalSource implements EvalSource {
 
   takeSkipped(): SkipReport {
     return this.skips.take();
+  }
+
+  /** Images scored although the decoder warned (a bad PNG CRC …): counted, each file with its first warning. */
+  takeWarnings(): SkipReport {
+    return this.warnings.take();
   }
 }

@@ -36,6 +36,9 @@ export interface Network {
 const isModule = (v: T7Value | undefined): v is T7Object => v instanceof T7Object && /^(nn|cudnn)\./.test(v.className);
 const field = (v: T7Value | undefined, name: string) => (v instanceof T7Object || v instanceof T7Table ? v.get(name) : undefined);
 
+/** Far past any real network; torchPrintNetwork recurses as deep as this walk allows. */
+const MAX_SEQUENTIAL_NESTING = 64;
+
 /** Finds the network: the file itself, its `model` field, or a table with `.modules`. */
 export function findNetwork(root: T7Value): Network {
   let net: T7Object | T7Table;
@@ -50,9 +53,20 @@ export function findNetwork(root: T7Value): Network {
   }
   const modules: FileModule[] = [];
   let nested = false;
+  // The Sequentials enclosing the one being walked: a file may make one contain itself (the reader keeps
+  // Torch's shared references), which would otherwise recurse forever.
+  const enclosing: (T7Object | T7Table)[] = [];
   const walk = (container: T7Object | T7Table, prefix: readonly number[]) => {
+    const here = prefix.length ? `module ${positionLabel(prefix)}` : 'the network';
+    const outer = enclosing.indexOf(container);
+    if (outer >= 0) {
+      const outerName = outer === 0 ? 'the network' : `module ${positionLabel(prefix.slice(0, outer))}`;
+      throw new T7ImportError(`${here} is an nn.Sequential that contains itself: it is ${outerName}, which encloses it`);
+    }
+    if (enclosing.length >= MAX_SEQUENTIAL_NESTING) throw new T7ImportError(`${here} is nested more than ${MAX_SEQUENTIAL_NESTING} nn.Sequentials deep`);
     const list = container.get('modules');
-    if (!(list instanceof T7Table)) throw new T7ImportError(`${prefix.length ? `module ${positionLabel(prefix)}` : 'the network'} is an nn.Sequential whose modules field is ${describeValue(list)}`);
+    if (!(list instanceof T7Table)) throw new T7ImportError(`${here} is an nn.Sequential whose modules field is ${describeValue(list)}`);
+    enclosing.push(container);
     list.list().forEach((m, i) => {
       const position = [...prefix, i + 1];
       if (!isModule(m)) throw new T7ImportError(`module ${positionLabel(position)} is ${describeValue(m)}, not an nn module`);
@@ -61,6 +75,7 @@ export function findNetwork(root: T7Value): Network {
         walk(m, position);
       } else modules.push({ position, object: m });
     });
+    enclosing.pop();
   };
   if (net instanceof T7Table || net.className === 'nn.Sequential') walk(net, []);
   else modules.push({ position: [1], object: net });

@@ -26,6 +26,9 @@ const TAG = { nil: 0, number: 1, string: 2, table: 3, torch: 4, boolean: 5, func
 
 /** Tensors deeper than this are corruption (Torch7 caps nDimension far lower in practice). */
 const MAX_DIMS = 64;
+/** Values nested deeper than this (tables in tables, upvalues of upvalues) are refused before the JS stack
+ *  runs out; a real network nests a few levels (a Sequential in a Sequential, a module's fields). */
+export const MAX_NESTING = 256;
 
 /** Reads one .t7 file; tensor data is read once, straight into its typed arrays, so large files cost one copy. */
 export function readT7File(file: string, options: T7ReadOptions = {}): T7Value {
@@ -56,6 +59,7 @@ class T7Reader {
   private readonly objects = new Map<number, T7Value>();
   private readonly path: string[] = [];
   private readonly longSize: 4 | 8;
+  private depth = 0;
 
   constructor(
     private readonly source: ByteSource,
@@ -67,7 +71,9 @@ class T7Reader {
   }
 
   private where(): string {
-    const p = this.path.join('');
+    // A path hundreds of levels deep (a hostile file) is shown by its ends.
+    const long = this.path.length > 12;
+    const p = long ? `${this.path.slice(0, 4).join('')}…(${this.path.length - 8} more)…${this.path.slice(-4).join('')}` : this.path.join('');
     if (p === '') return 'the top-level object';
     return p.startsWith('.') ? p.slice(1) : p;
   }
@@ -91,6 +97,16 @@ class T7Reader {
 
   read(): T7Value {
     const at = this.source.offset;
+    if (this.depth >= MAX_NESTING) this.fail(at, `values nested deeper than ${MAX_NESTING} levels at byte ${at}`);
+    this.depth++;
+    try {
+      return this.readTagged(at);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private readTagged(at: number): T7Value {
     const tag = this.source.int32();
     switch (tag) {
       case TAG.nil:

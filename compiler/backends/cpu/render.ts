@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nunjucks from 'nunjucks';
 import type { KernelStep, Program } from '../../lower/program-ir.js';
-import { NINCC_VERSION } from '../../emit/plan.js';
+import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
 import { chooseConvAlgorithm, packedConvWeightsSize, winogradKindCpp, winogradWeightsSize, type ConvConsts } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
@@ -129,7 +129,26 @@ export interface CpuSource {
  */
 const profiling = () => Boolean(process.env.NINCC_PROFILE);
 
-export function generateCpuSource(programs: readonly Program[], info: { model: string; file: string; sourceHash: string }): CpuSource {
+/** What the kernel table records of each kernel: the buffers (space, elements) its steps pass, and its scalar count. */
+interface KernelSignature {
+  readonly args: readonly { readonly space: string; readonly size: number }[];
+  readonly scalars: number;
+}
+
+/** The signature of every kernel the emitted plan's steps call; one kernel always gets the same buffers' sizes. */
+function kernelSignatures(plan: Plan): Map<string, KernelSignature> {
+  const out = new Map<string, KernelSignature>();
+  for (const step of Object.values(plan.programs).flatMap((p) => p.steps)) {
+    const signature = { args: step.args.map((a) => ({ space: a.space, size: a.size })), scalars: step.scalars.length };
+    const seen = out.get(step.kernel);
+    if (seen && JSON.stringify(seen) !== JSON.stringify(signature)) throw new Error(`internal error: kernel ${step.kernel} is called with two different signatures`);
+    out.set(step.kernel, signature);
+  }
+  return out;
+}
+
+export function generateCpuSource(programs: readonly Program[], plan: Plan, info: { model: string; file: string; sourceHash: string }): CpuSource {
+  const signatures = kernelSignatures(plan);
   const unique = new Map<string, KernelStep>();
   for (const step of programs.flatMap((p) => p.steps)) {
     const seen = unique.get(step.kernel);
@@ -138,7 +157,11 @@ export function generateCpuSource(programs: readonly Program[], info: { model: s
     }
     unique.set(step.kernel, step);
   }
-  const kernels = [...unique.values()].map((k) => ({ name: k.kernel, comment: k.comment, body: body(k) }));
+  const kernels = [...unique.values()].map((k) => {
+    const signature = signatures.get(k.kernel);
+    if (!signature) throw new Error(`internal error: kernel ${k.kernel} is in no step of the plan`);
+    return { name: k.kernel, comment: k.comment, body: body(k), signature };
+  });
   const text = env.renderString(templateText, { ...info, version: NINCC_VERSION, kernels, profile: profiling() });
   return { text, kernels: kernels.map((k) => k.name) };
 }

@@ -30,8 +30,9 @@ std::string cudaArtifact(const std::string& fatbin) {
   plan = replaceOnce(plan, "\"scalars\": [\"scale\", \"shift\"] },",
                      "\"scalars\": [\"scale\", \"shift\"],\n"
                      "          \"launch\": { \"grid\": [2, 3, 1], \"batchAxis\": 1, \"block\": [64, 1, 1], \"shared\": 128 } },");
-  std::string dir = makeArtifactDir(plan, "");
+  std::string dir = makeArtifactDir(plan, "", false);
   std::ofstream(dir + "/kernels.fatbin", std::ios::binary) << fatbin;
+  sealArtifactDir(dir);  // now that the fatbin is there to hash
   return dir;
 }
 

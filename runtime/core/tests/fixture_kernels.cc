@@ -57,4 +57,23 @@ void k_sgd(const NinccArgs* a) {
   for (int i = 0; i < 8; ++i) param[i] -= lr * grad[i];
 }
 
+// The kernel table: the signatures of fixture/plan.json's steps.
+namespace {
+const NinccKernelArg kScaleAdd[] = {{"act", 4}, {"act", 4}};
+const NinccKernelArg kAddBias[] = {{"act", 4}, {"param", 4}};
+const NinccKernelArg kRecord[] = {{"fixed", 4}};
+const NinccKernelArg kNextLabel[] = {{"act", 1}};
+const NinccKernelArg kSgd[] = {{"param", 8}, {"grad", 8}};
+const NinccKernelEntry kKernels[] = {
+    {"k_scale_add", k_scale_add, 2, kScaleAdd, 2}, {"k_add_bias", k_add_bias, 2, kAddBias, 0},
+    {"k_record", k_record, 1, kRecord, 0},         {"k_next_label", k_next_label, 1, kNextLabel, 0},
+    {"k_sgd", k_sgd, 2, kSgd, 1},
+};
+}  // namespace
+
+const NinccKernelEntry* nincc_kernels(int32_t* count) {
+  *count = sizeof kKernels / sizeof kKernels[0];
+  return kKernels;
+}
+
 }  // extern "C"

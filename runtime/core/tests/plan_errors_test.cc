@@ -48,8 +48,8 @@ void refusesMismatchedLibraries() {
   std::string dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"k_sgd\"", "\"k_missing\""),
                                     fixtureLibrary());
   CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
-                       dir + "/kernels.cpu.so: missing kernel symbol `k_missing` (the library does "
-                             "not match plan.json; rebuild the artifact)");
+                       dir + "/kernels.cpu.so: kernel k_missing (layer 1 at fixture.model:3:3) is not in the "
+                             "library's kernel table (the library does not match plan.json; rebuild the artifact)");
   dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"fixture-source-hash-1\"", "\"abc123\""),
                         fixtureLibrary());
   CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
@@ -59,12 +59,30 @@ void refusesMismatchedLibraries() {
   dir = makeArtifactDir(fixturePlanText(), fixtureBadAbiLibrary());
   CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"),
                        dir + "/kernels.cpu.so: kernel ABI is \"nincc-cpu-0\" but this runtime "
-                             "expects \"nincc-cpu-1\"; rebuild with this nincc");
+                             "expects \"nincc-cpu-2\"; rebuild with this nincc");
   // A plan.json in place of the library: dlopen fails and says why.
   std::string notALibrary = makeArtifactDir("{}", "");
   dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"kernels.cpu.so\"",
                                     "\"" + notALibrary + "/plan.json\""), "");
   CHECK_THROWS_WITH(Model::load(dir, "cpu"), notALibrary + "/plan.json: cannot load the cpu kernel library: ");
+}
+
+// A step may call only a kernel of the library's table, with the buffers it was generated for: not any
+// symbol the process exports, nor another program's kernel (plans resealed, so the hash is not what stops them).
+void callsOnlyTheKernelTable() {
+  for (const char* symbol : {"abort", "exit", "free", "nincc_abi"})
+    CHECK_EDIT_FAILS("\"kernel\": \"k_record\"", std::string("\"kernel\": \"") + symbol + "\"",
+                     std::string("/kernels.cpu.so: kernel ") + symbol + " (layer 2 at fixture.model:4:3) is not in the library's kernel table");
+  CHECK_EDIT_FAILS("\"kernel\": \"k_record\"", "\"kernel\": \"k_sgd\"",
+                   "/kernels.cpu.so: kernel k_sgd (layer 2 at fixture.model:4:3) takes 2 buffers and 1 scalars, but the step "
+                   "passes 1 and 0 (the library does not match plan.json; rebuild the artifact)");
+  CHECK_EDIT_FAILS("\"kernel\": \"k_add_bias\"", "\"kernel\": \"k_sgd\"",
+                   "/kernels.cpu.so: kernel k_sgd (layer 1 at fixture.model:3:3) takes 2 buffers and 1 scalars, but the step "
+                   "passes 2 and 0");
+  CHECK_EDIT_FAILS("{ \"space\": \"act\", \"offset\": 4, \"size\": 4 }, { \"space\": \"param\"",
+                   "{ \"space\": \"act\", \"offset\": 4, \"size\": 3 }, { \"space\": \"param\"",
+                   "/kernels.cpu.so: kernel k_add_bias (layer 1 at fixture.model:3:3) takes as argument 0 4 elements of act, "
+                   "but the step passes 3 of act");
 }
 
 void refusesTruncatedJson() {
@@ -99,6 +117,28 @@ void namesTheJsonPathOfBadFields() {
                    "/plan.json: state[0].name: duplicate tensor name \"affine.bias\"");
 }
 
+// Any edit after the build, of the plan or of the library, is refused before the library is opened.
+void refusesEditedArtifacts() {
+  std::string dir = makeArtifactDir(fixturePlanText(), fixtureLibrary(), false);
+  CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"), dir + "/plan.json: integrity: missing required field");
+
+  dir = makeArtifactDir(fixturePlanText(), fixtureLibrary());
+  std::string sealed = readFileForTest(dir + "/plan.json");
+  writeFileForTest(dir + "/plan.json", replaceOnce(sealed, "\"offset\": 4, \"size\": 4 }, { \"space\": \"param\"",
+                                                   "\"offset\": 5, \"size\": 4 }, { \"space\": \"param\""));
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), dir + "/plan.json: the plan's SHA-256 is ");
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), ": plan.json was edited or damaged after the build; rebuild the artifact");
+
+  dir = makeArtifactDir(fixturePlanText(), fixtureLibrary());
+  std::string library = readFileForTest(dir + "/kernels.cpu.so");
+  library[library.size() / 2] ^= 1;
+  writeFileForTest(dir + "/kernels.cpu.so", library);
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), dir + "/kernels.cpu.so: the cpu kernel library's SHA-256 is ");
+  writeFileForTest(dir + "/kernels.cpu.so", library.substr(0, 4096));
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), "/plan.json records ");
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), ": the library was changed or damaged after the build; rebuild the artifact");
+}
+
 void refusesUnknownDevices() {
   std::string dir = makeArtifactDir(fixturePlanText(), fixtureLibrary());
   CHECK_THROWS_WITH(Model::load(dir, "tpu"), "unknown device \"tpu\" (available: cpu");
@@ -110,7 +150,9 @@ void runPlanErrorTests() {
   refusesOtherVersionsAndFormats();
   refusesMissingFiles();
   refusesMismatchedLibraries();
+  callsOnlyTheKernelTable();
   refusesTruncatedJson();
   namesTheJsonPathOfBadFields();
+  refusesEditedArtifacts();
   refusesUnknownDevices();
 }

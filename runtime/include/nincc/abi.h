@@ -15,7 +15,25 @@ typedef struct NinccArgs {
 
 typedef void (*NinccKernelFn)(const NinccArgs*);
 
-#define NINCC_CPU_ABI "nincc-cpu-1"
+#define NINCC_CPU_ABI "nincc-cpu-2"
+
+/* A cpu library's table of its kernels and their signatures: the runtime calls only the functions this
+   table lists, and only from a plan step whose arguments match (docs/artifact.md, "The kernel table"). */
+typedef struct NinccKernelArg {
+  const char* space;  /* "act", "param", …: the space of the buffer the kernel was generated for */
+  int64_t size;       /* its elements (per image for act) */
+} NinccKernelArg;
+
+typedef struct NinccKernelEntry {
+  const char* name;
+  NinccKernelFn fn;
+  int32_t argCount;
+  const NinccKernelArg* args;
+  int32_t scalarCount;
+} NinccKernelEntry;
+
+/* extern "C" const NinccKernelEntry* nincc_kernels(int32_t* count); */
+typedef const NinccKernelEntry* (*NinccKernelTableFn)(int32_t* count);
 
 /* What a cpu kernel library exports. It is built with hidden visibility and -Bsymbolic, so everything
    else in it (the kernel library's thread pool and other inline statics, and the standard-library
