@@ -61,13 +61,13 @@ Napi::Array tensorArray(Napi::Env env, const std::vector<nincc::TensorEntry>& te
   return array;
 }
 
-// The arena's size in bytes: every space, the per-image act space for maxBatch images.
-int64_t arenaBytes(const nincc::Plan& plan) {
+// The arena bytes a model holds once loaded and run on one image: every space but act in full, act
+// for one image. The spaces are lazily mapped (host_device.cc), so the act space for maxBatch
+// images costs memory only when a large batch touches it; counting it in full would make V8 run a
+// major collection every few loads.
+int64_t residentArenaBytes(const nincc::Plan& plan) {
   int64_t elements = 0;
-  for (int i = 0; i < nincc::kSpaceCount; ++i) {
-    nincc::Space space = static_cast<nincc::Space>(i);
-    elements += plan.sizeOf(space) * (space == nincc::Space::Act ? plan.maxBatch : 1);
-  }
+  for (int i = 0; i < nincc::kSpaceCount; ++i) elements += plan.sizeOf(static_cast<nincc::Space>(i));
   return elements * 4;
 }
 
@@ -110,7 +110,7 @@ ModelObject::ModelObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mode
   if (info.Length() != 1 || !info[0].IsExternal())
     throw Napi::TypeError::New(info.Env(), "NativeModel cannot be constructed directly; use load()");
   model_.reset(info[0].As<Napi::External<nincc::Model>>().Data());
-  externalBytes_ = arenaBytes(model_->plan());
+  externalBytes_ = residentArenaBytes(model_->plan());
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), externalBytes_);
 }
 

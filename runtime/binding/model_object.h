@@ -38,8 +38,8 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
   // Frees the model and tells V8 its arena is gone.
   void releaseModel();
 
-  // The arena's bytes, reported to V8 as external memory so that a dropped model's size drives
-  // garbage collection (and so its finalizer) like a JS allocation of that size would.
+  // The arena's resident bytes, reported to V8 as external memory so that a dropped model's size
+  // drives garbage collection (and so its finalizer) like a JS allocation of that size would.
   int64_t externalBytes_ = 0;
 
   std::unique_ptr<nincc::Model> model_;
