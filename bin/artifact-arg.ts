@@ -1,9 +1,27 @@
-// Resolves a `FILE|DIR` argument: a built artifact directory, or a spec that is built (cached) first.
-import { existsSync, statSync } from 'node:fs';
+// Resolves a `FILE|DIR` argument: a built artifact directory, or a spec that is built (cached) first;
+// and the device a command runs it on.
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildArtifact } from '../compiler/build.js';
-import { UsageError } from './command.js';
+import type { Device } from '../runtime/model.js';
+import { stringOption, UsageError, type ParsedArgs } from './command.js';
 import { requireModel } from './spec-file.js';
+
+const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
+
+/** --device, checked before anything is built; undefined when not given. */
+export function deviceOption(args: ParsedArgs): Device | undefined {
+  const d = stringOption(args, 'device');
+  if (d === undefined) return undefined;
+  if (!(DEVICES as readonly string[]).includes(d)) throw new UsageError(`unknown device '${d}' (available: ${DEVICES.join(', ')})`);
+  return d as Device;
+}
+
+/** The device an artifact was built for: cuda when it has a fatbin for the cuda device, emu when it has emu kernels, else cpu. */
+export function artifactDevice(dir: string): Device {
+  const libraries = (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { libraries?: Record<string, string> }).libraries ?? {};
+  return 'cuda' in libraries ? 'cuda' : 'emu' in libraries ? 'emu' : 'cpu';
+}
 
 /** A built artifact directory as given, or a spec built (cached) for the device that will run it. */
 export function resolveArtifact(arg: string, options: { maxBatch?: number; outDir?: string; quiet?: boolean; device?: string } = {}): string {
