@@ -55,9 +55,10 @@ describe('the packed package', () => {
     expect(tsc.code).toBe(0);
     const ran = run(process.execPath, ['out/consumer.js'], consumer());
     expect(ran.code, ran.out).toBe(0);
-    const result = JSON.parse(ran.out.trim().split('\n').pop()!) as { loss: number; outputs: number };
+    const result = JSON.parse(ran.out.trim().split('\n').pop()!) as { loss: number; outputs: number; refused: string };
     expect(Number.isFinite(result.loss)).toBe(true);
     expect(result.outputs).toBe(6);
+    expect(result.refused).toBe('ERR_NINCC_DISPOSED');
     expect(readdirSync(consumer())).toContain('tiny.safetensors');
   });
 

@@ -1,16 +1,15 @@
 // A new user's first program against the installed tarball (test/package-install.test.ts): build a
 // spec, train one step, infer, save. Type-checked strictly with the package's own declarations.
-import { buildArtifact, compileSpec, load, type Model, type TrainStepOptions } from 'nincc';
+import { writeFile } from 'node:fs/promises';
+import { build, isNinccError, load, type Model, type TrainStepOptions } from 'nincc';
 
-const source = `model tiny {
+await writeFile('tiny.model', `model tiny {
   input 1x4x4
   conv(1, 2, 3, 3, 1, 1, 1, 1) relu
   view(-1) linear(32, 3) logsoftmax
 }
-`;
-const compiled = compileSpec(source, 'tiny.model');
-if (!compiled.model) throw new Error(compiled.diagnostics.map((d) => d.message).join('\n'));
-const built = buildArtifact(compiled.model, source, { outDir: 'build/tiny', target: 'cpu', maxBatch: 2 });
+`);
+const built = await build('tiny.model', { outDir: 'build/tiny', maxBatch: 2 });
 const model: Model = await load(built.dir, { seed: 1 });
 const images = new Float32Array(2 * 16).fill(0.25);
 const options: TrainStepOptions = { lr: 0.1 };
@@ -18,4 +17,5 @@ const { loss } = await model.trainStep(images, [0, 2], options);
 const out = await model.infer(images);
 await model.save('tiny.safetensors');
 await model.dispose();
-process.stdout.write(JSON.stringify({ loss, outputs: out.length }) + '\n');
+const refused = await model.infer(images).catch((e: unknown) => (isNinccError(e) ? e.code : 'not a nincc error'));
+process.stdout.write(JSON.stringify({ loss, outputs: out.length, refused }) + '\n');
