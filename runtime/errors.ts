@@ -16,6 +16,8 @@ export const ErrorCodes = {
   weights: 'ERR_NINCC_WEIGHTS',
   /** an artifact directory that cannot be loaded, or a failure inside the native runtime */
   runtime: 'ERR_NINCC_RUNTIME',
+  /** the artifact's cpu kernels need CPU features this machine lacks (plan.json cpuFeatures) */
+  cpu: 'ERR_NINCC_CPU',
   /** the native addon is not built or does not load */
   addon: 'ERR_NINCC_ADDON',
   /** a spec with errors given to build() */

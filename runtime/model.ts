@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCodes, fromNative, InvalidArgumentError, NinccError, OutOfRangeError } from './errors.js';
+import { hostCpuFlags, missingCpuFeatures } from './cpu-features.js';
 import { initialValues } from './init.js';
 import { writeFileAtomic } from './io/atomic-write.js';
 import { decodeSafetensors, encodeSafetensorsChunks, type SafeTensor } from './io/safetensors.js';
@@ -33,6 +34,8 @@ export interface PlanExtras {
   readonly train?: { batch: number; epochs: number; optimizer: { momentum: number }; regime: { from: number; to: number; lr: number; wd: number }[] };
   readonly transform?: { mean: number[]; std: number[] };
   readonly imageSize?: number;
+  /** the CPU features kernels.cpu.so was compiled for (runtime/cpu-features.ts) */
+  readonly cpuFeatures?: readonly string[];
 }
 
 export interface Evaluation {
@@ -81,6 +84,8 @@ export class Model {
       const code = (e as NodeJS.ErrnoException).code;
       throw new NinccError(ErrorCodes.runtime, code === 'ENOENT' || code === 'ENOTDIR' ? `${dir}: not an artifact directory (no plan.json); build one with 'nincc build SPEC -o DIR'` : `${dir}/plan.json: ${(e as Error).message}`, { cause: e });
     }
+    const plan = JSON.parse(planText) as PlanExtras;
+    if (device === 'cpu') checkCpuFeatures(dir, plan.cpuFeatures);
     let addon;
     try {
       addon = loadNative();
@@ -93,7 +98,7 @@ export class Model {
     } catch (e) {
       throw fromNative(e);
     }
-    const m = new Model(dir, native, JSON.parse(planText) as PlanExtras);
+    const m = new Model(dir, native, plan);
     m.initParameters(seed);
     if (o.weights !== undefined) {
       try {
@@ -438,6 +443,15 @@ function optionsObject<T extends object>(value: T | null | undefined, call: stri
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError(`${call}: ${name} must be an object, got ${describe(value)}`);
   return value;
+}
+
+/** Refuses a cpu artifact whose kernels need CPU features this machine lacks (before they can fault). */
+export function checkCpuFeatures(dir: string, required: readonly string[] | undefined, host = hostCpuFlags()): void {
+  if (!required || !host) return;
+  const missing = missingCpuFeatures(required, host);
+  if (missing.length > 0) {
+    throw new NinccError(ErrorCodes.cpu, `${dir}: its cpu kernels were compiled for a CPU with ${required.join(', ')}; this machine lacks ${missing.join(', ')}: rebuild the artifact on this machine`);
+  }
 }
 
 function disposedError(call: string): NinccError {
