@@ -3,9 +3,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildArtifact } from '../compiler/build.js';
+import { runBuildJob, SpecError as BuildSpecError } from '../runtime/build.js';
 import type { Device } from '../runtime/model.js';
 import { stringOption, UsageError, type ParsedArgs } from './command.js';
-import { requireModel } from './spec-file.js';
+import { readSource, requireModel, SpecError } from './spec-file.js';
 
 const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
 
@@ -37,4 +38,34 @@ export function resolveArtifact(arg: string, options: { maxBatch?: number; outDi
   const log = options.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
   buildArtifact(model, source, { outDir, target, ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}), log });
   return outDir;
+}
+
+/**
+ * resolveArtifact with the build in a worker thread (runtime/build.ts), so the event loop keeps
+ * turning (signals, progress) while g++ runs. Spec errors are printed as `nincc check` prints them.
+ */
+export async function prepareArtifact(arg: string, options: { maxBatch?: number; outDir?: string; quiet?: boolean; device?: string } = {}): Promise<string> {
+  if (!existsSync(arg)) throw new UsageError(`${arg}: no such file or directory`);
+  if (statSync(arg).isDirectory()) return resolveArtifact(arg, options);
+  const target = options.device === 'emu' || options.device === 'cuda' ? options.device : 'cpu';
+  const log = options.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
+  try {
+    const source = readSource(arg);
+    const r = await runBuildJob({
+      source,
+      file: arg,
+      target,
+      ...(options.outDir ? { outDir: options.outDir } : {}),
+      ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}),
+      ...(target === 'cpu' ? {} : { outDirSuffix: `-${target}` }),
+    }, log);
+    if (r.warningReport) process.stderr.write(`${r.warningReport}\n`);
+    return r.dir;
+  } catch (e) {
+    if (e instanceof BuildSpecError) {
+      process.stderr.write(`${e.report}\n`);
+      throw new SpecError(e.diagnostics.filter((d) => d.severity === 'error').length);
+    }
+    throw e;
+  }
 }

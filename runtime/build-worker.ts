@@ -9,6 +9,8 @@ export interface BuildJob {
   readonly source: string;
   readonly file: string;
   readonly outDir?: string;
+  /** appended to the default build/<model name> when outDir is absent (the CLI keeps emu/cuda builds apart) */
+  readonly outDirSuffix?: string;
   readonly target: Target;
   readonly maxBatch?: number;
 }
@@ -27,7 +29,7 @@ function runJob(job: BuildJob, post: (m: BuildMessage) => void): void {
       post({ kind: 'spec-errors', diagnostics: compiled.diagnostics, rendered });
       return;
     }
-    const outDir = job.outDir ?? `build/${compiled.model.name}`;
+    const outDir = job.outDir ?? `build/${compiled.model.name}${job.outDirSuffix ?? ''}`;
     const result = buildArtifact(compiled.model, job.source, {
       outDir,
       target: job.target,

@@ -70,7 +70,12 @@ export async function build(file: string, options?: BuildOptions | null): Promis
     }
   } else if (typeof source !== 'string') throw new InvalidArgumentError('build: source must be a string');
   const job: BuildJob = { source, file, target, ...(o.outDir !== undefined ? { outDir: o.outDir } : {}), ...(o.maxBatch !== undefined ? { maxBatch: o.maxBatch } : {}) };
-  const log = o.log ?? (() => {});
+  return runBuildJob(job, o.log ?? (() => {}));
+}
+
+/** One build in a fresh worker thread; `log` receives its progress lines. */
+export function runBuildJob(job: BuildJob, log: (line: string) => void): Promise<BuiltArtifact> {
+  const file = job.file;
   return new Promise<BuiltArtifact>((resolve, reject) => {
     const worker = new Worker(workerScript(), { workerData: job });
     let settled = false;

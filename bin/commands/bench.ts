@@ -1,7 +1,7 @@
 // `nincc bench DIR`: measured images/s and GFLOP/s for inference (batch 1 and 16) and a training step.
 import { load } from '../../runtime/model.js';
 import { intOption, onePositional, type Command } from '../command.js';
-import { artifactDevice, deviceOption, resolveArtifact } from '../artifact-arg.js';
+import { artifactDevice, deviceOption, prepareArtifact } from '../artifact-arg.js';
 
 interface Timing { readonly label: string; readonly batch: number; readonly median: number; readonly min: number; readonly max: number; readonly flopsPerImage: number }
 
@@ -33,7 +33,7 @@ export const benchCommand: Command = {
     const requested = deviceOption(args);
     const runs = intOption(args, 'runs') ?? 10;
     const trainBatch = intOption(args, 'train-batch') ?? 16;
-    const dir = resolveArtifact(target, { maxBatch: 16, device: requested ?? 'cpu' });
+    const dir = await prepareArtifact(target, { maxBatch: 16, device: requested ?? 'cpu' });
     const model = await load(dir, { device: requested ?? artifactDevice(dir) });
     try {
       const flops = 2 * (model.plan as { macsPerImage?: number }).macsPerImage!;

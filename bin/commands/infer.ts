@@ -7,7 +7,7 @@ import { decodeImageFile } from '../../runtime/data/decode-image.js';
 import { readNpy, writeNpy } from '../../runtime/io/npy.js';
 import { CLASS_LIST_FILE, readClassList } from '../../runtime/imagenet/folder.js';
 import { intOption, stringOption, UsageError, type Command } from '../command.js';
-import { artifactDevice, deviceOption, resolveArtifact } from '../artifact-arg.js';
+import { artifactDevice, deviceOption, prepareArtifact } from '../artifact-arg.js';
 
 export const inferCommand: Command = {
   name: 'infer',
@@ -42,7 +42,7 @@ export const inferCommand: Command = {
     const outFile = stringOption(args, 'out');
     const classNames = classList(stringOption(args, 'classes'), weights);
 
-    const dir = resolveArtifact(target, { device: requested ?? 'cpu' });
+    const dir = await prepareArtifact(target, { device: requested ?? 'cpu' });
     const device: Device = requested ?? artifactDevice(dir);
     const model = await load(dir, { device, seed, ...(weights ? { weights } : {}) });
     try {
