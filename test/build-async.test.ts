@@ -27,8 +27,10 @@ describe('build()', () => {
       const r = await build(`${name}.model`, { source, outDir: join(work, name), maxBatch: 2 });
       expect(r.cached).toBe(false);
       expect(r.seconds).toBeGreaterThan(0.3);
-      expect(ticks).toBeGreaterThan((r.seconds * 1000) / 100);
-      expect(longestGap).toBeLessThan(300);
+      // Loose bounds: other test files share the two cores. A blocking build ticks once at most,
+      // after a gap as long as the build.
+      expect(ticks).toBeGreaterThan(5);
+      expect(longestGap).toBeLessThan((r.seconds * 1000) / 2);
     } finally {
       clearInterval(timer);
     }
