@@ -65,6 +65,12 @@ describe('API calls as users make them', () => {
     expect(b).not.toEqual(a);
   });
 
+  it('reads each chunk of a large call and each subarray from its own offset', async () => {
+    const x = new Float32Array(9 * 72).map((_, i) => Math.sin(i * 0.1));
+    const whole = await m.infer(x); // 9 images over a maximum batch of 4: chunks at offsets 0, 4, 8
+    for (let i = 0; i < 9; i++) expect(await m.infer(x.subarray(i * 72, (i + 1) * 72))).toEqual(whole.subarray(i * 5, (i + 1) * 5));
+  });
+
   it('lets dispose() wait for the run in flight (was: a synchronous throw), then refuses calls with ERR_NINCC_DISPOSED', async () => {
     const tmp = await load(built.dir);
     const running = tmp.infer(images(4));
