@@ -1,7 +1,7 @@
 // The package as npm delivers it: pack the tarball, install it into a fresh project (the addon is
 // built there by its install script), type-check and run a TypeScript consumer, and run the CLI.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,7 +72,7 @@ describe('the packed package', () => {
 /** A new project depending on the tarball, allowed to run its install script (npm 11 asks for that). */
 function mkdirConsumer(dir: string, tarball: string): void {
   rmSync(dir, { recursive: true, force: true });
-  spawnSync('mkdir', ['-p', dir]);
+  mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module', dependencies: { nincc: `file:${tarball}` }, allowScripts: { nincc: true } }, null, 2));
   // Node's types from this repository: the consumer installs nothing but nincc.
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
