@@ -1,9 +1,28 @@
-// Resolves a `FILE|DIR` argument: a built artifact directory, or a spec that is built (cached) first.
-import { existsSync, statSync } from 'node:fs';
+// Resolves a `FILE|DIR` argument: a built artifact directory, or a spec that is built (cached) first;
+// and the device a command runs it on.
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildArtifact } from '../compiler/build.js';
-import { UsageError } from './command.js';
-import { requireModel } from './spec-file.js';
+import { runBuildJob, SpecError as BuildSpecError } from '../runtime/build.js';
+import type { Device } from '../runtime/model.js';
+import { stringOption, UsageError, type ParsedArgs } from './command.js';
+import { readSource, requireModel, SpecError } from './spec-file.js';
+
+const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
+
+/** --device, checked before anything is built; undefined when not given. */
+export function deviceOption(args: ParsedArgs): Device | undefined {
+  const d = stringOption(args, 'device');
+  if (d === undefined) return undefined;
+  if (!(DEVICES as readonly string[]).includes(d)) throw new UsageError(`unknown device '${d}' (available: ${DEVICES.join(', ')})`);
+  return d as Device;
+}
+
+/** The device an artifact was built for: cuda when it has a fatbin for the cuda device, emu when it has emu kernels, else cpu. */
+export function artifactDevice(dir: string): Device {
+  const libraries = (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { libraries?: Record<string, string> }).libraries ?? {};
+  return 'cuda' in libraries ? 'cuda' : 'emu' in libraries ? 'emu' : 'cpu';
+}
 
 /** A built artifact directory as given, or a spec built (cached) for the device that will run it. */
 export function resolveArtifact(arg: string, options: { maxBatch?: number; outDir?: string; quiet?: boolean; device?: string } = {}): string {
@@ -19,4 +38,34 @@ export function resolveArtifact(arg: string, options: { maxBatch?: number; outDi
   const log = options.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
   buildArtifact(model, source, { outDir, target, ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}), log });
   return outDir;
+}
+
+/**
+ * resolveArtifact with the build in a worker thread (runtime/build.ts), so the event loop keeps
+ * turning (signals, progress) while g++ runs. Spec errors are printed as `nincc check` prints them.
+ */
+export async function prepareArtifact(arg: string, options: { maxBatch?: number; outDir?: string; quiet?: boolean; device?: string } = {}): Promise<string> {
+  if (!existsSync(arg)) throw new UsageError(`${arg}: no such file or directory`);
+  if (statSync(arg).isDirectory()) return resolveArtifact(arg, options);
+  const target = options.device === 'emu' || options.device === 'cuda' ? options.device : 'cpu';
+  const log = options.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
+  try {
+    const source = readSource(arg);
+    const r = await runBuildJob({
+      source,
+      file: arg,
+      target,
+      ...(options.outDir ? { outDir: options.outDir } : {}),
+      ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}),
+      ...(target === 'cpu' ? {} : { outDirSuffix: `-${target}` }),
+    }, log);
+    if (r.warningReport) process.stderr.write(`${r.warningReport}\n`);
+    return r.dir;
+  } catch (e) {
+    if (e instanceof BuildSpecError) {
+      process.stderr.write(`${e.report}\n`);
+      throw new SpecError(e.diagnostics.filter((d) => d.severity === 'error').length);
+    }
+    throw e;
+  }
 }

@@ -26,14 +26,40 @@ export interface ParsedArgs {
 /** A user mistake on the command line: printed without a stack trace, exit code 2. */
 export class UsageError extends Error {}
 
-export function helpText(c: Command): string {
-  const lines = [`usage: nincc ${c.name} ${c.usage}`, '', c.summary];
-  if (c.details) lines.push('', c.details);
+/** The width help is wrapped to: the terminal's, else 80 (pipes, CI logs). */
+export function helpWidth(): number {
+  return Math.max(40, process.stdout.columns || 80);
+}
+
+/** Words of `text` in lines of at most `width` characters (a longer word gets a line of its own), each after `indent`. */
+export function wrapText(text: string, width: number, indent = ''): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter((w) => w !== '')) {
+    if (line !== '' && indent.length + line.length + 1 + word.length > width) {
+      lines.push(indent + line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') lines.push(indent + line);
+  return lines;
+}
+
+export function helpText(c: Command, width = helpWidth()): string {
+  const lines = [`usage: nincc ${c.name} ${c.usage}`, '', ...wrapText(c.summary, width)];
+  if (c.details) for (const paragraph of c.details.split('\n')) lines.push('', ...wrapText(paragraph, width));
   const opts = Object.entries({ ...c.options, help: { type: 'boolean', help: 'show this help' } as OptionSpec });
   lines.push('', 'options:');
   const left = opts.map(([name, o]) => `  ${o.short ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`);
-  const width = Math.max(...left.map((l) => l.length));
-  opts.forEach(([, o], i) => lines.push(`${left[i].padEnd(width)}  ${o.help}`));
+  const column = Math.max(...left.map((l) => l.length)) + 2;
+  // Option help sits in a column beside the names; on a narrow terminal, on the lines below them.
+  const beside = width - column >= 30;
+  opts.forEach(([, o], i) => {
+    if (beside) {
+      const wrapped = wrapText(o.help, width, ' '.repeat(column));
+      lines.push(left[i].padEnd(column) + wrapped[0].slice(column), ...wrapped.slice(1));
+    } else lines.push(left[i], ...wrapText(o.help, width, '      '));
+  });
   return lines.join('\n');
 }
 

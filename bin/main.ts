@@ -11,6 +11,7 @@ import { importT7Command } from './commands/import-t7.js';
 import { statsCommand } from './commands/stats.js';
 import { inspect } from './commands/inspect.js';
 import { SpecError } from './spec-file.js';
+import { NINCC_VERSION } from '../compiler/emit/plan.js';
 
 const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand, statsCommand, importT7Command, exportOnnxCommand];
 
@@ -36,7 +37,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-V') {
-    process.stdout.write('nincc 0.1.0\n');
+    process.stdout.write(`nincc ${NINCC_VERSION}\n`);
     return 0;
   }
   const command = commands.find((c) => c.name === name);

@@ -1,5 +1,9 @@
-// The package entry: `import { load } from 'nincc'`.
-export { load, Model, scoreOutputs, type Device, type Evaluation, type LoadOptions, type TrainStepOptions } from './model.js';
+// The package entry: `import { load } from 'nincc'`. Everything a user needs is exported here; docs/api.md describes it.
+export { load, Model, scoreOutputs, CHECKPOINT_FORMAT, type CheckpointMeta, type Device, type Evaluation, type LoadOptions, type PlanExtras, type TrainStepOptions } from './model.js';
+export { ErrorCodes, InvalidArgumentError, isNinccError, NinccError, OutOfRangeError, type ErrorCode } from './errors.js';
 export { train, regimeAt, epochOrder, type EpochRecord, type TrainOptions } from './trainer.js';
+export type { NativeModelInfo, NativeTensorInfo, NativeProgramInfo, NativeBufferRef, SpaceName, DType } from './native.js';
+export { build, SpecError, type BuildOptions, type BuiltArtifact } from './build.js';
 export { compileSpec } from '../compiler/pipeline.js';
-export { buildArtifact } from '../compiler/build.js';
+// buildArtifact is synchronous (it runs g++ in this thread); build() is the same in a worker.
+export { buildArtifact, type BuildResult, type Target } from '../compiler/build.js';

@@ -1,11 +1,16 @@
 // The public runtime API (docs/design.md §1): load an artifact, infer, trainStep, evaluate, save/loadWeights.
 // Validates every argument so that a mistake is a clear JS error, never a crash in native code.
+// A model runs one call at a time: asynchronous calls queue behind each other in call order (the
+// arena is one set of buffers), and dispose() waits for the queue to drain.
 import type { Plan } from '../compiler/emit/plan.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ErrorCodes, fromNative, InvalidArgumentError, NinccError, OutOfRangeError } from './errors.js';
+import { hostCpuFlags, missingCpuFeatures } from './cpu-features.js';
 import { initialValues } from './init.js';
+import { writeFileAtomic } from './io/atomic-write.js';
+import { decodeSafetensors, encodeSafetensorsChunks, type SafeTensor } from './io/safetensors.js';
 import { loadNative, type NativeModel, type NativeModelInfo, type NativeTensorInfo } from './native.js';
-import { readSafetensors, writeSafetensors, type SafeTensor } from './io/safetensors.js';
 import { ScoreTally, type Scores } from './scoring.js';
 
 export type Device = 'cpu' | 'cuda' | 'emu';
@@ -18,11 +23,16 @@ export interface LoadOptions {
   readonly weights?: string;
 }
 
+/** Every field defaults from the spec's train block: its first regime row's lr and wd, its optimizer momentum (else 0.9). */
 export interface TrainStepOptions {
-  readonly lr: number;
+  readonly lr?: number;
   readonly weightDecay?: number;
-  readonly momentum?: number; // default: the spec's optimizer momentum, else 0.9
+  readonly momentum?: number;
 }
+
+/** What plan.json records beyond the native info: the spec's train block, transform and image size. */
+/** The fields of plan.json this class reads (the plan's one schema is compiler/emit/plan.ts). */
+export type PlanExtras = Pick<Plan, 'untrainable' | 'train' | 'transform' | 'imageSize' | 'cpuFeatures'>;
 
 export interface Evaluation {
   readonly top1: number; // fractions in [0, 1]
@@ -39,27 +49,82 @@ export const CHECKPOINT_FORMAT = 'nincc-checkpoint-1';
 export class Model {
   readonly info: NativeModelInfo;
   readonly dir: string;
-  readonly plan: Pick<Plan, 'untrainable' | 'train' | 'transform' | 'imageSize'>; // the fields of plan.json this class reads
+  readonly plan: PlanExtras;
   private native: NativeModel | undefined;
+  private disposing = false; // set by dispose(): calls made after it are refused
+  private queue: Promise<unknown> = Promise.resolve(); // settles when the last queued call has
+  private pending = 0; // queued or running asynchronous calls
   private foldedStale = true; // inference weights must be refolded after any parameter change
   private freshOptimizer = true; // the next update starts the momentum buffers from the gradient
   private stepSeed = 0;
 
-  private constructor(dir: string, native: NativeModel) {
+  private constructor(dir: string, native: NativeModel, plan: PlanExtras) {
     this.dir = dir;
     this.native = native;
     this.info = native.info();
-    this.plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8'));
+    this.plan = plan;
   }
 
-  static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
-    const device = options.device ?? 'cpu';
-    if (!['cpu', 'cuda', 'emu'].includes(device)) throw new TypeError(`device must be 'cpu', 'cuda' or 'emu', got ${JSON.stringify(device)}`);
-    const addon = loadNative();
-    const m = new Model(dir, addon.load(dir, device));
-    m.initParameters(options.seed ?? 1);
-    if (options.weights) await m.loadWeights(options.weights);
+  static async load(dir: string, options?: LoadOptions | null): Promise<Model> {
+    if (typeof dir !== 'string' || dir === '') throw new InvalidArgumentError(`load: dir must be an artifact directory (a non-empty string), got ${describe(dir)}`);
+    const o = optionsObject(options, 'load', 'options');
+    const device = o.device ?? 'cpu';
+    if (!['cpu', 'cuda', 'emu'].includes(device)) throw new InvalidArgumentError(`load: device must be 'cpu', 'cuda' or 'emu', got ${JSON.stringify(device)}`);
+    const seed = o.seed ?? 1;
+    if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0) throw new InvalidArgumentError(`load: seed must be a non-negative integer, got ${describe(seed)}`);
+    if (o.weights !== undefined && typeof o.weights !== 'string') throw new InvalidArgumentError(`load: weights must be a file path (a string), got ${describe(o.weights)}`);
+    let planText: string;
+    try {
+      planText = await readFile(join(dir, 'plan.json'), 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new NinccError(ErrorCodes.runtime, code === 'ENOENT' || code === 'ENOTDIR' ? `${dir}: not an artifact directory (no plan.json); build one with 'nincc build SPEC -o DIR'` : `${dir}/plan.json: ${(e as Error).message}`, { cause: e });
+    }
+    const plan = JSON.parse(planText) as PlanExtras;
+    if (device === 'cpu') checkCpuFeatures(dir, plan.cpuFeatures);
+    let addon;
+    try {
+      addon = loadNative();
+    } catch (e) {
+      throw new NinccError(ErrorCodes.addon, (e as Error).message, { cause: e });
+    }
+    let native: NativeModel;
+    try {
+      native = addon.load(dir, device);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    const m = new Model(dir, native, plan);
+    m.initParameters(seed);
+    if (o.weights !== undefined) {
+      try {
+        await m.loadWeights(o.weights);
+      } catch (e) {
+        await m.dispose();
+        throw e;
+      }
+    }
     return m;
+  }
+
+  /**
+   * Runs `call` after every call queued before it. The promise of a call that fails rejects; the
+   * queue goes on. Calls made after dispose() reject at once.
+   */
+  private enqueue<T>(what: string, call: (native: NativeModel) => Promise<T>): Promise<T> {
+    if (this.disposing) return Promise.reject(disposedError(what));
+    this.pending++;
+    const run = this.queue.then(async () => {
+      try {
+        return await call(this.handle(what));
+      } catch (e) {
+        throw fromNative(e);
+      } finally {
+        this.pending--;
+      }
+    });
+    this.queue = run.catch(() => {});
+    return run;
   }
 
   get device(): string {
@@ -78,56 +143,71 @@ export class Model {
     return 'train_forward_backward' in this.info.programs;
   }
 
-  private handle(): NativeModel {
-    if (!this.native) throw new Error('this model was disposed');
+  private handle(what: string): NativeModel {
+    if (!this.native) throw disposedError(what);
     return this.native;
+  }
+
+  /** The native model for a synchronous call: refused while an asynchronous call is queued or running. */
+  private idleHandle(what: string): NativeModel {
+    if (this.disposing) throw disposedError(what);
+    if (this.pending > 0) throw new NinccError(ErrorCodes.busy, `${what}: ${this.pending} asynchronous call${this.pending === 1 ? ' is' : 's are'} queued or running on this model; await ${this.pending === 1 ? 'it' : 'them'} first`);
+    return this.handle(what);
   }
 
   /** Torch7-rule init of every parameter, and running stats (mean 0, var 1); resets the optimizer. */
   initParameters(seed: number): void {
-    if (!Number.isInteger(seed) || seed < 0) throw new TypeError(`seed must be a non-negative integer, got ${seed}`);
-    for (const p of this.info.params) this.handle().write('param', p.offset, initialValues(p, seed));
-    for (const s of this.info.state) this.handle().write('state', s.offset, initialValues(s, seed));
-    this.handle().write('momentum', 0, new Float32Array(this.info.spaces.param));
+    if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0) throw new InvalidArgumentError(`initParameters: seed must be a non-negative integer, got ${describe(seed)}`);
+    const native = this.idleHandle('initParameters');
+    for (const p of this.info.params) native.write('param', p.offset, initialValues(p, seed));
+    for (const s of this.info.state) native.write('state', s.offset, initialValues(s, seed));
+    native.write('momentum', 0, new Float32Array(this.info.spaces.param));
     this.foldedStale = true;
     this.freshOptimizer = true;
     this.stepSeed = seed;
   }
 
   private checkBatch(n: number, what: string): void {
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`${what}: the batch size must be a positive integer, got ${n}`);
-    if (n > this.maxBatch) throw new RangeError(`${what}: batch ${n} is over the maximum ${this.maxBatch} this artifact was built for (rebuild with --max-batch ${n})`);
+    if (!Number.isInteger(n) || n < 1) throw new OutOfRangeError(`${what}: the batch size must be a positive integer, got ${n}`);
+    if (n > this.maxBatch) throw new OutOfRangeError(`${what}: batch ${n} is over the maximum ${this.maxBatch} this artifact was built for (rebuild with --max-batch ${n})`);
   }
 
   private checkImages(images: unknown, what: string): number {
-    if (!(images instanceof Float32Array)) throw new TypeError(`${what}: images must be a Float32Array (N×${this.info.input.join('×')}, NCHW), got ${describe(images)}`);
+    if (!(images instanceof Float32Array)) throw new InvalidArgumentError(`${what}: images must be a Float32Array (N×${this.info.input.join('×')}, NCHW), got ${describe(images)}`);
     const per = this.imageElements;
     if (images.length === 0 || images.length % per !== 0) {
-      throw new RangeError(`${what}: images has ${images.length} floats, not a whole number of ${this.info.input.join('×')} images (${per} floats each)`);
+      throw new OutOfRangeError(`${what}: images has ${images.length} floats, not a whole number of ${this.info.input.join('×')} images (${per} floats each)`);
     }
     for (let i = 0; i < images.length; i++) {
-      if (!Number.isFinite(images[i])) throw new RangeError(`${what}: images[${i}] is ${images[i]} (image ${Math.floor(i / per)})`);
+      if (!Number.isFinite(images[i])) throw new OutOfRangeError(`${what}: images[${i}] is ${images[i]} (image ${Math.floor(i / per)})`);
     }
     return images.length / per;
   }
 
   private checkLabels(labels: unknown, n: number, what: string): Int32Array {
     const arr = labels instanceof Int32Array ? labels : Array.isArray(labels) ? Int32Array.from(labels as number[]) : undefined;
-    if (!arr) throw new TypeError(`${what}: labels must be an Int32Array or an array of integers, got ${describe(labels)}`);
-    if (arr.length !== n) throw new RangeError(`${what}: ${arr.length} labels for ${n} images`);
+    if (!arr) throw new InvalidArgumentError(`${what}: labels must be an Int32Array or an array of integers, got ${describe(labels)}`);
+    if (arr.length !== n) throw new OutOfRangeError(`${what}: ${arr.length} labels for ${n} images`);
     const classes = this.info.classes;
     for (let i = 0; i < n; i++) {
       const v = Array.isArray(labels) ? (labels as number[])[i] : arr[i];
-      if (!Number.isInteger(v) || v < 0 || v >= classes) throw new RangeError(`${what}: labels[${i}] is ${v}, outside 0..${classes - 1}`);
+      if (!Number.isInteger(v) || v < 0 || v >= classes) throw new OutOfRangeError(`${what}: labels[${i}] is ${v}, outside 0..${classes - 1}`);
     }
     return arr;
   }
 
-  /** Network output (log-probabilities for NIN) in eval mode: BN uses running statistics. */
+  /**
+   * Network output (log-probabilities for NIN) in eval mode: BN uses running statistics. Calls may
+   * overlap: each waits for the ones before it. `images` is read when the call runs, so leave it
+   * unchanged until the promise settles.
+   */
   async infer(images: Float32Array, n?: number): Promise<Float32Array> {
     const count = this.checkImages(images, 'infer');
-    if (n !== undefined && n !== count) throw new RangeError(`infer: n is ${n} but images holds ${count} images`);
-    const native = this.handle();
+    if (n !== undefined && n !== count) throw new OutOfRangeError(`infer: n is ${n} but images holds ${count} images`);
+    return this.enqueue('infer', (native) => this.inferQueued(native, images, count));
+  }
+
+  private async inferQueued(native: NativeModel, images: Float32Array, count: number): Promise<Float32Array> {
     if (this.foldedStale) {
       await native.run('prepare_infer', 1, {}, 0);
       this.foldedStale = false;
@@ -152,11 +232,18 @@ export class Model {
 
   /** Forward + backward in training mode; gradients land in the grad space. */
   async forwardBackward(images: Float32Array, labels: Int32Array | readonly number[]): Promise<{ loss: number; output: Float32Array }> {
-    if (!this.trainable) throw new Error(`${this.dir}: this model has no training programs (${this.plan.untrainable ?? 'training with nll needs a model that ends in logsoftmax'})`);
-    const n = this.checkImages(images, 'trainStep');
-    this.checkBatch(n, 'trainStep');
-    const l = this.checkLabels(labels, n, 'trainStep');
-    const native = this.handle();
+    const { n, l } = this.checkTrainingBatch(images, labels, 'forwardBackward');
+    return this.enqueue('forwardBackward', (native) => this.forwardBackwardQueued(native, images, l, n));
+  }
+
+  private checkTrainingBatch(images: unknown, labels: unknown, what: string): { n: number; l: Int32Array } {
+    if (!this.trainable) throw new NinccError(ErrorCodes.notTrainable, `${what}: ${this.dir} has no training programs (${this.plan.untrainable ?? 'training with nll needs a model that ends in logsoftmax'})`);
+    const n = this.checkImages(images, what);
+    this.checkBatch(n, what);
+    return { n, l: this.checkLabels(labels, n, what) };
+  }
+
+  private async forwardBackwardQueued(native: NativeModel, images: Float32Array, l: Int32Array, n: number): Promise<{ loss: number; output: Float32Array }> {
     native.setInput('train_forward_backward', 'images', images, n);
     native.setInput('train_forward_backward', 'labels', l, n);
     this.stepSeed = (this.stepSeed + 1) >>> 0;
@@ -166,24 +253,31 @@ export class Model {
     return { loss, output: native.getOutput('train_forward_backward', 'output', n) as Float32Array };
   }
 
-  /** One SGD step (torch/optim semantics, docs/design.md §3). */
-  async trainStep(images: Float32Array, labels: Int32Array | readonly number[], options: TrainStepOptions): Promise<{ loss: number; output: Float32Array }> {
-    const lr = options.lr;
-    const wd = options.weightDecay ?? 0;
-    const momentum = options.momentum ?? this.plan.train?.optimizer.momentum ?? 0.9;
+  /** One SGD step (torch/optim semantics, docs/design.md §3); options default from the spec's train block. */
+  async trainStep(images: Float32Array, labels: Int32Array | readonly number[], options?: TrainStepOptions | null): Promise<{ loss: number; output: Float32Array }> {
+    const o = optionsObject(options, 'trainStep', 'options');
+    const first = this.plan.train?.regime[0];
+    const lr = o.lr ?? first?.lr;
+    if (lr === undefined) throw new InvalidArgumentError(`trainStep: options.lr is required: ${this.dir}'s spec has no train block to take it from`);
+    const wd = o.weightDecay ?? first?.wd ?? 0;
+    const momentum = o.momentum ?? this.plan.train?.optimizer.momentum ?? 0.9;
     for (const [k, v] of [['lr', lr], ['weightDecay', wd], ['momentum', momentum]] as const) {
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`trainStep: ${k} must be a finite non-negative number, got ${v}`);
+      if (typeof v !== 'number') throw new InvalidArgumentError(`trainStep: options.${k} must be a number, got ${describe(v)}`);
+      if (!Number.isFinite(v) || v < 0) throw new OutOfRangeError(`trainStep: ${k} must be a finite non-negative number, got ${v}`);
     }
-    const r = await this.forwardBackward(images, labels);
-    await this.handle().run('sgd_update', 1, { lr, wd, momentum, first: this.freshOptimizer ? 1 : 0 }, 0);
-    this.freshOptimizer = false;
-    return r;
+    const { n, l } = this.checkTrainingBatch(images, labels, 'trainStep');
+    return this.enqueue('trainStep', async (native) => {
+      const r = await this.forwardBackwardQueued(native, images, l, n);
+      await native.run('sgd_update', 1, { lr, wd, momentum, first: this.freshOptimizer ? 1 : 0 }, 0);
+      this.freshOptimizer = false;
+      return r;
+    });
   }
 
   /** A fresh optimizer state: the next step sets the momentum buffers to the gradient (regime boundaries). */
   resetOptimizer(): void {
+    this.idleHandle('resetOptimizer').write('momentum', 0, new Float32Array(this.info.spaces.param));
     this.freshOptimizer = true;
-    this.handle().write('momentum', 0, new Float32Array(this.info.spaces.param));
   }
 
   /** Top-1/top-5 accuracy and mean NLL over a labelled set, in eval mode, in batches of at most maxBatch. */
@@ -199,50 +293,77 @@ export class Model {
   }
 
   private findTensor(name: string): { t: NativeTensorInfo; space: 'param' | 'state' } {
+    if (typeof name !== 'string') throw new InvalidArgumentError(`tensor name must be a string, got ${describe(name)}`);
     const p = this.info.params.find((t) => t.name === name);
     if (p) return { t: p, space: 'param' };
     const s = this.info.state.find((t) => t.name === name);
     if (s) return { t: s, space: 'state' };
-    throw new RangeError(`no tensor named '${name}' (this model has: ${this.tensorNames().join(', ')})`);
+    throw new OutOfRangeError(`no tensor named '${name}' (this model has: ${this.tensorNames().join(', ')})`);
   }
 
   getTensor(name: string): Float32Array {
     const { t, space } = this.findTensor(name);
-    return this.handle().read(space, t.offset, t.size);
+    return this.idleHandle('getTensor').read(space, t.offset, t.size);
   }
 
   getGradient(name: string): Float32Array {
     const t = this.info.params.find((x) => x.name === name);
-    if (!t) throw new RangeError(`no parameter named '${name}'`);
-    return this.handle().read('grad', t.offset, t.size);
+    if (!t) throw new OutOfRangeError(`no parameter named '${String(name)}'`);
+    return this.idleHandle('getGradient').read('grad', t.offset, t.size);
   }
 
   setTensor(name: string, data: Float32Array): void {
     const { t, space } = this.findTensor(name);
-    if (!(data instanceof Float32Array) || data.length !== t.size) throw new RangeError(`${name}: expected a Float32Array of ${t.size} values (${t.shape.join('×')}), got ${describe(data)}`);
-    this.handle().write(space, t.offset, data);
+    if (!(data instanceof Float32Array)) throw new InvalidArgumentError(`${name}: expected a Float32Array of ${t.size} values (${t.shape.join('×')}), got ${describe(data)}`);
+    if (data.length !== t.size) throw new OutOfRangeError(`${name}: expected a Float32Array of ${t.size} values (${t.shape.join('×')}), got ${describe(data)}`);
+    this.idleHandle('setTensor').write(space, t.offset, data);
     this.foldedStale = true;
   }
 
-  /** Parameters and running statistics (and, with optimizer, the momentum buffers) as safetensors. */
-  async save(path: string, meta: CheckpointMeta = {}, options: { optimizer?: boolean } = {}): Promise<void> {
-    const tensors = new Map<string, SafeTensor>();
-    for (const t of [...this.info.params, ...this.info.state]) tensors.set(t.name, { dtype: 'F32', shape: t.shape, data: this.getTensor(t.name) });
-    if (options.optimizer) {
-      for (const t of this.info.params) tensors.set(`optimizer.momentum.${t.name}`, { dtype: 'F32', shape: t.shape, data: this.handle().read('momentum', t.offset, t.size) });
-    }
-    writeSafetensors(path, tensors, {
-      format: CHECKPOINT_FORMAT,
-      model: this.info.model,
-      ...(options.optimizer ? { optimizer_fresh: this.freshOptimizer ? '1' : '0', step_seed: String(this.stepSeed) } : {}),
-      ...meta,
+  /** Parameters and running statistics (and, with optimizer, the momentum buffers) as safetensors, written atomically. */
+  async save(path: string, meta?: CheckpointMeta | null, options?: { optimizer?: boolean } | null): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw new InvalidArgumentError(`save: path must be a file path (a non-empty string), got ${describe(path)}`);
+    const m = optionsObject(meta, 'save', 'meta') as CheckpointMeta;
+    for (const [k, v] of Object.entries(m)) if (typeof v !== 'string') throw new InvalidArgumentError(`save: meta.${k} must be a string (safetensors metadata is a string map), got ${describe(v)}`);
+    const o = optionsObject(options, 'save', 'options');
+    const encoded = await this.enqueue('save', async (native) => {
+      const tensors = new Map<string, SafeTensor>();
+      for (const t of this.info.params) tensors.set(t.name, { dtype: 'F32', shape: t.shape, data: native.read('param', t.offset, t.size) });
+      for (const t of this.info.state) tensors.set(t.name, { dtype: 'F32', shape: t.shape, data: native.read('state', t.offset, t.size) });
+      if (o.optimizer) {
+        for (const t of this.info.params) tensors.set(`optimizer.momentum.${t.name}`, { dtype: 'F32', shape: t.shape, data: native.read('momentum', t.offset, t.size) });
+      }
+      return encodeSafetensorsChunks(tensors, {
+        format: CHECKPOINT_FORMAT,
+        model: this.info.model,
+        ...(o.optimizer ? { optimizer_fresh: this.freshOptimizer ? '1' : '0', step_seed: String(this.stepSeed) } : {}),
+        ...m,
+      });
     });
+    await writeFileAtomic(path, encoded);
   }
 
   /** Loads a checkpoint written by save() (or an import); every tensor of the model must be present with its shape. */
   async loadWeights(path: string): Promise<CheckpointMeta> {
-    if (!existsSync(path)) throw new Error(`weights ${path}: no such file`);
-    const { tensors, metadata } = readSafetensors(path);
+    if (typeof path !== 'string' || path === '') throw new InvalidArgumentError(`loadWeights: path must be a file path (a non-empty string), got ${describe(path)}`);
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new NinccError(ErrorCodes.weights, code === 'ENOENT' ? `weights ${path}: no such file` : `weights ${path}: ${(e as Error).message}`, { cause: e });
+    }
+    return this.enqueue('loadWeights', async (native) => this.applyWeights(native, path, bytes));
+  }
+
+  private applyWeights(native: NativeModel, path: string, bytes: Uint8Array): CheckpointMeta {
+    let decoded;
+    try {
+      decoded = decodeSafetensors(bytes, path);
+    } catch (e) {
+      throw new NinccError(ErrorCodes.weights, (e as Error).message, { cause: e });
+    }
+    const { tensors, metadata } = decoded;
     const problems: string[] = [];
     for (const t of [...this.info.params, ...this.info.state]) {
       const s = tensors.get(t.name);
@@ -253,21 +374,36 @@ export class Model {
     const known = new Set(this.tensorNames());
     const extra = [...tensors.keys()].filter((k) => !known.has(k) && !k.startsWith('optimizer.')).sort();
     if (extra.length > 0) problems.push(`tensors this model does not have: ${extra.slice(0, 8).join(', ')}${extra.length > 8 ? ', …' : ''}`);
-    if (problems.length > 0) throw new Error(`${path} does not fit model ${this.info.model}:\n  ${problems.join('\n  ')}`);
-    for (const t of [...this.info.params, ...this.info.state]) this.setTensor(t.name, tensors.get(t.name)!.data as Float32Array);
+    if (problems.length > 0) throw new NinccError(ErrorCodes.weights, `${path} does not fit model ${this.info.model}:\n  ${problems.join('\n  ')}`);
+    for (const t of this.info.params) native.write('param', t.offset, tensors.get(t.name)!.data as Float32Array);
+    for (const t of this.info.state) native.write('state', t.offset, tensors.get(t.name)!.data as Float32Array);
     const momentum = this.info.params.every((t) => tensors.has(`optimizer.momentum.${t.name}`));
     if (momentum) {
-      for (const t of this.info.params) this.handle().write('momentum', t.offset, tensors.get(`optimizer.momentum.${t.name}`)!.data as Float32Array);
+      for (const t of this.info.params) native.write('momentum', t.offset, tensors.get(`optimizer.momentum.${t.name}`)!.data as Float32Array);
       this.freshOptimizer = metadata.optimizer_fresh === '1';
       if (metadata.step_seed !== undefined) this.stepSeed = Number(metadata.step_seed) >>> 0;
-    } else this.resetOptimizer();
+    } else {
+      native.write('momentum', 0, new Float32Array(this.info.spaces.param));
+      this.freshOptimizer = true;
+    }
     this.foldedStale = true;
     return metadata;
   }
 
-  dispose(): void {
+  /**
+   * Frees the native memory and unloads the kernel library once the calls queued before it have
+   * settled; calls made after it reject with code ERR_NINCC_DISPOSED. Calling it again is harmless.
+   * A model dropped without dispose() is freed when it is garbage-collected.
+   */
+  async dispose(): Promise<void> {
+    this.disposing = true;
+    await this.queue;
     this.native?.dispose();
     this.native = undefined;
+  }
+
+  get disposed(): boolean {
+    return this.disposing;
   }
 }
 
@@ -280,11 +416,33 @@ export function scoreOutputs(out: Float32Array, labels: Int32Array, classes: num
 
 function describe(v: unknown): string {
   if (v === null) return 'null';
-  if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${(v as unknown as { length: number }).length})`;
+  if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${'length' in v ? String(v.length) : `${v.byteLength} bytes`})`;
   if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `${typeof v} ${String(v)}`;
   return typeof v;
 }
 
-export async function load(dir: string, options: LoadOptions = {}): Promise<Model> {
+/** An options argument: undefined and null mean "all defaults"; anything else must be a plain object. */
+function optionsObject<T extends object>(value: T | null | undefined, call: string, name: string): Partial<T> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError(`${call}: ${name} must be an object, got ${describe(value)}`);
+  return value;
+}
+
+/** Refuses a cpu artifact whose kernels need CPU features this machine lacks (before they can fault). */
+export function checkCpuFeatures(dir: string, required: readonly string[] | undefined, host = hostCpuFlags()): void {
+  if (!required || !host) return;
+  const missing = missingCpuFeatures(required, host);
+  if (missing.length > 0) {
+    throw new NinccError(ErrorCodes.cpu, `${dir}: its cpu kernels were compiled for a CPU with ${required.join(', ')}; this machine lacks ${missing.join(', ')}: rebuild the artifact on this machine`);
+  }
+}
+
+function disposedError(call: string): NinccError {
+  return new NinccError(ErrorCodes.disposed, `${call}: this model was disposed`);
+}
+
+export async function load(dir: string, options?: LoadOptions | null): Promise<Model> {
   return Model.load(dir, options);
 }

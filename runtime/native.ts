@@ -1,10 +1,10 @@
 // The only file that loads the native addon (runtime/build/addon/Release/nincc.node, built by cmake-js from
 // runtime/binding/) and the typed declaration of its raw surface. Friendly validation lives in
 // the TS layer above; this file only finds, loads and types the addon.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../compiler/package-root.js';
 
 export type SpaceName = 'param' | 'grad' | 'momentum' | 'state' | 'fixed' | 'act';
 export type DType = 'f32' | 'i32';
@@ -79,23 +79,6 @@ export interface NativeAddon {
 
 export const ADDON_NOT_BUILT_MESSAGE =
   'the native addon is not built: run `npm install` (needs cmake and g++)';
-
-// This file runs as runtime/native.ts (tests) or dist/runtime/native.js (the package), so find
-// the package root by walking up to nincc's package.json rather than by a fixed relative path.
-function packageRoot(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      try {
-        if (JSON.parse(readFileSync(manifest, 'utf8')).name === 'nincc') return dir;
-      } catch {
-        // an unreadable package.json is not ours; keep walking up
-      }
-    }
-    if (dirname(dir) === dir) throw new Error(`cannot find nincc's package.json above ${start}`);
-  }
-}
 
 /** Where the addon is expected: <package root>/runtime/build/addon/Release/nincc.node. */
 export function nativeAddonPath(): string {

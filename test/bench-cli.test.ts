@@ -1,6 +1,9 @@
 // `nincc bench`: measured images/s and GFLOP/s rows for inference at batch 1 and 16 and a training step.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { nincc } from './cli-run.js';
+import { nincc, root } from './cli-run.js';
 
 describe('nincc bench', () => {
   it('prints one row per case with images/s, spread, GFLOP/s and ms per batch', () => {
@@ -17,6 +20,20 @@ describe('nincc bench', () => {
       expect(lo).toBeLessThanOrEqual(ips);
       expect(hi).toBeGreaterThanOrEqual(ips);
       expect(gflops).toBeGreaterThan(0);
+    }
+  });
+
+  it('checks its options before building a spec (was: a bad --device only failed after the build)', () => {
+    const work = mkdtempSync(join(tmpdir(), 'nincc-bench-'));
+    try {
+      for (const [extra, message] of [[['--device', 'tpu'], "unknown device 'tpu' (available: cpu, emu, cuda)"], [['--runs', '0'], "--runs must be an integer of at least 1, got '0'"]] as const) {
+        const r = nincc(['bench', join(root, 'models/nin-fashion.model'), ...extra], { cwd: work });
+        expect(r.code).toBe(2);
+        expect(r.stderr).toBe(`nincc bench: ${message}\n`);
+      }
+      expect(existsSync(join(work, 'build'))).toBe(false);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
     }
   });
 });

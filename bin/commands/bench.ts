@@ -1,7 +1,7 @@
 // `nincc bench DIR`: measured images/s and GFLOP/s for inference (batch 1 and 16) and a training step.
-import { load, type Device } from '../../runtime/model.js';
-import { intOption, onePositional, stringOption, type Command } from '../command.js';
-import { resolveArtifact } from '../artifact-arg.js';
+import { load } from '../../runtime/model.js';
+import { intOption, onePositional, type Command } from '../command.js';
+import { artifactDevice, deviceOption, prepareArtifact } from '../artifact-arg.js';
 
 interface Timing { readonly label: string; readonly batch: number; readonly median: number; readonly min: number; readonly max: number; readonly flopsPerImage: number }
 
@@ -23,15 +23,19 @@ export const benchCommand: Command = {
   usage: 'DIR|FILE [--device cpu] [--runs N] [--train-batch N]',
   details: 'FLOPs count 2 per multiply-accumulate of conv and linear layers; a training step counts 3× the forward pass (forward, data gradient, weight gradient).',
   options: {
-    device: { type: 'string', value: 'DEV', help: 'cpu (default), emu (the generated CUDA on the SIMT emulator) or cuda; a spec FILE is built for it' },
+    device: { type: 'string', value: 'DEV', help: "cpu, emu (the generated CUDA on the SIMT emulator) or cuda; default: the artifact's target (a spec FILE is built for cpu unless this says otherwise)" },
     runs: { type: 'string', value: 'N', help: 'timed runs per case (default 10)' },
     'train-batch': { type: 'string', value: 'N', help: 'training batch (default 16, at most the artifact maximum)' },
   },
   async run(args) {
-    const dir = resolveArtifact(onePositional(args, benchCommand, 'artifact directory'), { maxBatch: 16, device: stringOption(args, 'device') ?? 'cpu' });
-    const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device });
+    // Every option is checked before anything is built or loaded.
+    const target = onePositional(args, benchCommand, 'artifact directory');
+    const requested = deviceOption(args);
+    const runs = intOption(args, 'runs') ?? 10;
+    const trainBatch = intOption(args, 'train-batch') ?? 16;
+    const dir = await prepareArtifact(target, { maxBatch: 16, device: requested ?? 'cpu' });
+    const model = await load(dir, { device: requested ?? artifactDevice(dir) });
     try {
-      const runs = intOption(args, 'runs') ?? 10;
       const flops = 2 * (model.plan as { macsPerImage?: number }).macsPerImage!;
       const per = model.imageElements;
       const results: Timing[] = [];
@@ -41,7 +45,7 @@ export const benchCommand: Command = {
         results.push({ label: 'infer', batch, ...t, flopsPerImage: flops });
       }
       if (model.trainable) {
-        const batch = Math.min(intOption(args, 'train-batch') ?? 16, model.maxBatch);
+        const batch = Math.min(trainBatch, model.maxBatch);
         const x = new Float32Array(batch * per).map((_, i) => Math.cos(i * 0.11));
         const y = Int32Array.from({ length: batch }, (_, i) => i % model.info.classes);
         // lr 0 keeps the weights (and so the timing) steady across runs.
@@ -57,7 +61,7 @@ export const benchCommand: Command = {
       }
       return 0;
     } finally {
-      model.dispose();
+      await model.dispose();
     }
   },
 };

@@ -1,7 +1,7 @@
 // `nincc build FILE -o DIR`: compile a spec into an artifact directory the runtime loads.
-import { buildArtifact, TARGETS, type Target } from '../../compiler/build.js';
+import { TARGETS, type Target } from '../../compiler/build.js';
+import { build as buildSpec, SpecError } from '../../runtime/build.js';
 import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.js';
-import { requireModel } from '../spec-file.js';
 
 export const build: Command = {
   name: 'build',
@@ -17,14 +17,22 @@ export const build: Command = {
     const file = onePositional(args, build, 'spec file');
     const target = (stringOption(args, 'target') ?? 'cpu') as Target;
     if (!TARGETS.includes(target)) throw new UsageError(`unknown target '${target}' (available: ${TARGETS.join(', ')})`);
-    const { model, source } = requireModel(file);
     const maxBatch = intOption(args, 'max-batch');
-    const out = stringOption(args, 'out') ?? `build/${model.name}`;
-    const log = args.values.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
-    const r = buildArtifact(model, source, { outDir: out, target, ...(maxBatch ? { maxBatch } : {}), log });
-    if (!args.values.quiet) {
-      process.stdout.write(`built ${r.dir} (model ${model.name}, max batch ${r.plan.maxBatch}, ${r.cached ? 'cached' : 'new'}, ${r.seconds.toFixed(1)} s)\n`);
+    const out = stringOption(args, 'out');
+    const quiet = args.values.quiet === true;
+    // The build runs in a worker thread (runtime/build.ts): this process stays responsive (Ctrl-C) meanwhile.
+    try {
+      const r = await buildSpec(file, { target, ...(out ? { outDir: out } : {}), ...(maxBatch ? { maxBatch } : {}), ...(quiet ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }) });
+      if (r.warningReport) process.stderr.write(`${r.warningReport}\n`);
+      if (!quiet) process.stdout.write(`built ${r.dir} (model ${r.plan.model}, max batch ${r.plan.maxBatch}, ${r.cached ? 'cached' : 'new'}, ${r.seconds.toFixed(1)} s)\n`);
+      return 0;
+    } catch (e) {
+      if (e instanceof SpecError) {
+        process.stderr.write(`${e.report}\n`);
+        return 1;
+      }
+      if (e instanceof Error && 'code' in e && e.code === 'ERR_NINCC_SPEC') throw new UsageError(e.message);
+      throw e;
     }
-    return 0;
   },
 };

@@ -74,6 +74,8 @@ export interface Plan {
   readonly state: readonly PlanTensor[];
   readonly programs: Readonly<Record<string, PlanProgram>>;
   readonly untrainable?: string; // why there are no training programs, when there are none
+  /** /proc/cpuinfo flag names kernels.cpu.so was compiled to use; the runtime refuses a host lacking one (runtime/cpu-features.ts). */
+  readonly cpuFeatures?: readonly string[];
 }
 
 export interface EmitOptions {

@@ -61,6 +61,25 @@ Napi::Array tensorArray(Napi::Env env, const std::vector<nincc::TensorEntry>& te
   return array;
 }
 
+// The arena bytes a model holds once loaded and run on one image: every space but act in full, act
+// for one image. The spaces are lazily mapped (host_device.cc), so the act space for maxBatch
+// images costs memory only when a large batch touches it; counting it in full would make V8 run a
+// major collection every few loads.
+int64_t residentArenaBytes(const nincc::Plan& plan) {
+  int64_t elements = 0;
+  for (int i = 0; i < nincc::kSpaceCount; ++i) elements += plan.sizeOf(static_cast<nincc::Space>(i));
+  return elements * 4;
+}
+
+// A typed array's first byte. Read through napi_get_typedarray_info, which also serves arrays
+// over a SharedArrayBuffer (napi_get_arraybuffer_info refuses those with "Invalid argument").
+const char* typedArrayBytes(const Napi::TypedArray& array) {
+  void* data = nullptr;
+  napi_status status = napi_get_typedarray_info(array.Env(), array, nullptr, nullptr, &data, nullptr, nullptr);
+  NAPI_THROW_IF_FAILED(array.Env(), status, nullptr);
+  return static_cast<const char*>(data);
+}
+
 // The typed array a buffer of this dtype is read into and written from.
 napi_typedarray_type typedArrayFor(nincc::DType dtype) {
   return dtype == nincc::DType::I32 ? napi_int32_array : napi_float32_array;
@@ -91,6 +110,17 @@ ModelObject::ModelObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mode
   if (info.Length() != 1 || !info[0].IsExternal())
     throw Napi::TypeError::New(info.Env(), "NativeModel cannot be constructed directly; use load()");
   model_.reset(info[0].As<Napi::External<nincc::Model>>().Data());
+  externalBytes_ = residentArenaBytes(model_->plan());
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), externalBytes_);
+}
+
+ModelObject::~ModelObject() { releaseModel(); }
+
+void ModelObject::releaseModel() {
+  if (!model_) return;
+  model_.reset();
+  Napi::MemoryManagement::AdjustExternalMemory(Env(), -externalBytes_);
+  externalBytes_ = 0;
 }
 
 nincc::Model& ModelObject::usableModel(const char* call) {
@@ -183,8 +213,7 @@ Napi::Value ModelObject::setInput(const Napi::CallbackInfo& info) {
                           nincc::dtypeName(ref.dtype) + ": pass a " +
                           typedArrayName(typedArrayFor(ref.dtype)) + ", not a " +
                           typedArrayName(array.TypedArrayType()));
-    const char* data = static_cast<const char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-    model.setInput(program, name, n, data, array.ByteLength());
+    model.setInput(program, name, n, typedArrayBytes(array), array.ByteLength());
     return info.Env().Undefined();
   });
 }
@@ -235,8 +264,8 @@ Napi::Value ModelObject::write(const Napi::CallbackInfo& info) {
     if (array.TypedArrayType() != napi_float32_array)
       throw ArgumentError("write(): data must be a Float32Array, not a " +
                           std::string(typedArrayName(array.TypedArrayType())));
-    Napi::Float32Array values = array.As<Napi::Float32Array>();
-    model.writeSpace(space, offset, static_cast<int64_t>(values.ElementLength()), values.Data());
+    model.writeSpace(space, offset, static_cast<int64_t>(array.ElementLength()),
+                     reinterpret_cast<const float*>(typedArrayBytes(array)));
     return info.Env().Undefined();
   });
 }
@@ -246,7 +275,7 @@ Napi::Value ModelObject::dispose(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     if (model_) {
       usableModel("dispose");  // refuses while a run is in flight
-      model_.reset();
+      releaseModel();
     }
     return info.Env().Undefined();
   });

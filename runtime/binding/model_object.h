@@ -18,6 +18,8 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
   static Napi::Object wrap(Napi::Env env, std::unique_ptr<nincc::Model> model);
 
   explicit ModelObject(const Napi::CallbackInfo& info);
+  // The finalizer when the JS object is collected without dispose(): frees the model then.
+  ~ModelObject() override;
 
   // RunWorker calls this on the main thread when its run has finished, failed or not.
   void endRun() { busy_ = false; }
@@ -33,6 +35,12 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
 
   // The model, or a clear error when it is busy with a run or was disposed.
   nincc::Model& usableModel(const char* call);
+  // Frees the model and tells V8 its arena is gone.
+  void releaseModel();
+
+  // The arena's resident bytes, reported to V8 as external memory so that a dropped model's size
+  // drives garbage collection (and so its finalizer) like a JS allocation of that size would.
+  int64_t externalBytes_ = 0;
 
   std::unique_ptr<nincc::Model> model_;
   bool busy_ = false;

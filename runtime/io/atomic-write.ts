@@ -111,3 +111,28 @@ function removeQuietly(file: string): void {
     // Same: never mask the write error with a cleanup error.
   }
 }
+
+/** writeFileAtomicSync's steps on fs/promises, for async callers that must not block the event loop. */
+export async function writeFileAtomic(target: string, contents: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
+  const chunks = toChunks(contents);
+  const tmp = atomicTempPath(target);
+  const fault = injectedFault(target);
+  let file: fs.promises.FileHandle | undefined;
+  try {
+    file = await fs.promises.open(tmp, 'w', 0o644);
+    if (fault) {
+      if (chunks.length > 0) await file.write(chunks[0].subarray(0, Math.min(chunks[0].length, 512)));
+      throw fault;
+    }
+    for (const chunk of chunks) await file.write(chunk); // FileHandle.write loops until the chunk is written
+    await file.sync();
+    await file.close();
+    file = undefined;
+    await fs.promises.rename(tmp, target);
+  } catch (err) {
+    if (file !== undefined) await file.close().catch(() => {});
+    await fs.promises.rm(tmp, { force: true }).catch(() => {});
+    throw err;
+  }
+  fsyncDirectory(path.dirname(target));
+}

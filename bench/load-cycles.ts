@@ -1,0 +1,90 @@
+// Load/infer/dispose cycles of one artifact (issue #21: 10,000 cycles of nin-fashion in under 3
+// minutes, RSS flat after warm-up), and models dropped without dispose() (freed by the finalizer).
+// Build and run:  npx tsc -p tsconfig.json && node --expose-gc dist/bench/load-cycles.js --cycles 10000
+// Prints one JSON line per measurement. test/load-cycles.test.ts runs the same functions with fewer cycles.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { buildArtifact } from '../compiler/build.js';
+import { compileSpec } from '../compiler/pipeline.js';
+import { load } from '../runtime/model.js';
+
+export interface CycleReport {
+  readonly cycles: number;
+  readonly warmup: number;
+  readonly seconds: number;
+  readonly msPerCycle: number; // wall time over all cycles, warm-up included
+  readonly cpuMsPerCycle: number; // this process's CPU time (all threads): what contention for the cores does not inflate
+  readonly rssAfterWarmupMiB: number;
+  readonly rssEndMiB: number;
+  readonly growthMiB: number; // end minus after warm-up
+}
+
+const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
+const collect = () => (globalThis as { gc?: () => void }).gc?.();
+
+/** `cycles` times: load the artifact, infer one image, dispose. RSS is read after `warmup` cycles and at the end. */
+export async function loadInferDisposeCycles(dir: string, cycles: number, warmup: number): Promise<CycleReport> {
+  const probe = await load(dir);
+  const image = new Float32Array(probe.imageElements).fill(0.25);
+  await probe.dispose();
+  let rssAfterWarmupMiB = rssMiB();
+  const started = performance.now();
+  const cpuStarted = process.cpuUsage();
+  for (let i = 0; i < cycles; i++) {
+    const m = await load(dir);
+    await m.infer(image);
+    await m.dispose();
+    if (i + 1 === warmup) {
+      collect();
+      rssAfterWarmupMiB = rssMiB();
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuStarted);
+  collect();
+  const rssEndMiB = rssMiB();
+  return { cycles, warmup, seconds, msPerCycle: (seconds * 1000) / cycles, cpuMsPerCycle: (cpu.user + cpu.system) / 1000 / cycles, rssAfterWarmupMiB, rssEndMiB, growthMiB: rssEndMiB - rssAfterWarmupMiB };
+}
+
+/** Loads `count` models and infers once with each, never calling dispose(): the finalizer must free them. */
+export async function droppedModels(dir: string, count: number): Promise<{ count: number; rssBeforeMiB: number; rssPeakMiB: number }> {
+  const rssBeforeMiB = rssMiB();
+  let rssPeakMiB = rssBeforeMiB;
+  const probe = await load(dir);
+  const image = new Float32Array(probe.imageElements).fill(0.25);
+  await probe.dispose();
+  for (let i = 0; i < count; i++) {
+    const m = await load(dir);
+    await m.infer(image);
+    rssPeakMiB = Math.max(rssPeakMiB, rssMiB());
+  }
+  return { count, rssBeforeMiB, rssPeakMiB };
+}
+
+/** Builds a spec file for the cpu (a cache hit when nothing changed) and returns the artifact directory. */
+export function buildCpuArtifact(specFile: string, outDir: string): string {
+  const source = readFileSync(specFile, 'utf8');
+  const r = compileSpec(source, specFile);
+  if (!r.model) throw new Error(`${specFile}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
+  return buildArtifact(r.model, source, { outDir, target: 'cpu' }).dir;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      spec: { type: 'string', default: 'models/nin-fashion.model' },
+      out: { type: 'string', default: 'build/load-cycles' },
+      cycles: { type: 'string', default: '10000' },
+      warmup: { type: 'string', default: '100' },
+      dropped: { type: 'string', default: '200' },
+    },
+  });
+  const dir = buildCpuArtifact(values.spec!, values.out!);
+  const report = await loadInferDisposeCycles(dir, Number(values.cycles), Number(values.warmup));
+  process.stdout.write(JSON.stringify({ spec: values.spec, ...report }) + '\n');
+  const dropped = await droppedModels(dir, Number(values.dropped));
+  process.stdout.write(JSON.stringify({ spec: values.spec, dropped: dropped.count, rssBeforeMiB: dropped.rssBeforeMiB, rssPeakMiB: dropped.rssPeakMiB }) + '\n');
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

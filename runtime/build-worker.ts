@@ -1,0 +1,49 @@
+// The worker thread behind build() (runtime/build.ts): the front end and buildArtifact, whose g++
+// and nvcc runs are synchronous, run here so that the caller's event loop keeps turning.
+import { parentPort, workerData } from 'node:worker_threads';
+import { buildArtifact, type BuildResult, type Target } from '../compiler/build.js';
+import { compileSpec } from '../compiler/pipeline.js';
+import { hasErrors, renderDiagnostics, type Diagnostic } from '../grammar/diagnostics.js';
+
+export interface BuildJob {
+  readonly source: string;
+  readonly file: string;
+  readonly outDir?: string;
+  /** appended to the default build/<model name> when outDir is absent (the CLI keeps emu/cuda builds apart) */
+  readonly outDirSuffix?: string;
+  readonly target: Target;
+  readonly maxBatch?: number;
+}
+
+export type BuildMessage =
+  | { readonly kind: 'log'; readonly line: string }
+  | { readonly kind: 'done'; readonly result: BuildResult; readonly warnings: readonly Diagnostic[]; readonly rendered: string }
+  | { readonly kind: 'spec-errors'; readonly diagnostics: readonly Diagnostic[]; readonly rendered: string }
+  | { readonly kind: 'failed'; readonly message: string; readonly stack?: string };
+
+function runJob(job: BuildJob, post: (m: BuildMessage) => void): void {
+  try {
+    const compiled = compileSpec(job.source, job.file);
+    const rendered = compiled.diagnostics.length > 0 ? renderDiagnostics(compiled.diagnostics, job.source) : '';
+    if (hasErrors(compiled.diagnostics) || !compiled.model) {
+      post({ kind: 'spec-errors', diagnostics: compiled.diagnostics, rendered });
+      return;
+    }
+    const outDir = job.outDir ?? `build/${compiled.model.name}${job.outDirSuffix ?? ''}`;
+    const result = buildArtifact(compiled.model, job.source, {
+      outDir,
+      target: job.target,
+      ...(job.maxBatch !== undefined ? { maxBatch: job.maxBatch } : {}),
+      log: (line) => post({ kind: 'log', line }),
+    });
+    post({ kind: 'done', result, warnings: compiled.diagnostics, rendered });
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    post({ kind: 'failed', message: err.message, ...(err.stack ? { stack: err.stack } : {}) });
+  }
+}
+
+if (parentPort) {
+  const port = parentPort;
+  runJob(workerData as BuildJob, (m) => port.postMessage(m));
+}
