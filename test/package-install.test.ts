@@ -38,7 +38,7 @@ describe('the packed package', () => {
   });
 
   it('ships the licence, the declarations and the sources the installer builds, and nothing of this machine', () => {
-    for (const f of ['LICENSE', 'package.json', 'dist/runtime/index.js', 'dist/runtime/index.d.ts', 'CMakeLists.txt', 'runtime/binding/addon.cc', 'runtime/include/nincc/abi.h', 'compiler/templates/kernels.cpu.cc.njk', 'bin/nincc']) {
+    for (const f of ['LICENSE', 'package.json', 'dist/runtime/index.js', 'dist/runtime/index.d.ts', 'CMakeLists.txt', 'runtime/binding/addon.cc', 'runtime/include/nincc/abi.h', 'compiler/backends/cpu/kernels.cpu.cc.njk', 'compiler/backends/cuda/kernels.cu.njk', 'bin/nincc']) {
       expect(files).toContain(f);
     }
     const unwanted = files.filter((f) => /^(runtime\/build|dist\/(bench|scripts|test)|test|bench|scripts|runtime\/core\/tests|runtime\/(kernels|emu)-test)\//.test(f) || /\.(node|so|map)$|CMakeCache|\.ninja_log/.test(f));
