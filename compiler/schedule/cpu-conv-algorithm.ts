@@ -143,7 +143,7 @@ export function convAlgorithmReport(programs: readonly Program[]): string[] {
   for (const step of programs.flatMap((p) => p.steps)) {
     if (step.op !== 'conv_infer' || seen.has(step.kernel)) continue;
     seen.add(step.kernel);
-    const c = step.consts as unknown as ConvConsts & { packed?: boolean };
+    const c = step.consts;
     const shape = `${c.R}x${c.S}/${c.sh} ${c.C}→${c.K} on ${c.H}x${c.W}`;
     if (!c.packed) {
       lines.push(`  ${step.kernel.padEnd(28)} ${shape}: implicit GEMM (weights not folded, so packed per call)`);
