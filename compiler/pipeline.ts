@@ -163,7 +163,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
   const stepProblems = verifyPrograms(programs, buffers);
   dumpIR('verify-program', stepProblems);
-  if (stepProblems.length > 0) throw new IRVerificationError('lower-infer', stepProblems);
+  if (stepProblems.length > 0) throw new IRVerificationError('lower-train and lower-infer', stepProblems);
   const memory = planMemory(buffers, programs);
   dumpIR('plan-memory', memory);
   const problems = verifyMemory(memory, programs);
