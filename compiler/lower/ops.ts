@@ -75,8 +75,8 @@ export type OpConsts = { readonly [K in OpKind]: ConstsOf<(typeof constSchemas)[
 export type Direction = 'in' | 'out' | 'inout';
 
 /** One buffer of an op: `size` is its element count (per image for activations) given the step's consts. */
-interface BufferRule<C> {
-  readonly name: string;
+interface BufferRule<C, N extends string = string> {
+  readonly name: N;
   readonly dir: Direction;
   readonly dtype?: 'i32'; // f32 unless said
   readonly when?: (c: C) => boolean; // passed only when this holds (a bias, a pending transform)
@@ -102,12 +102,13 @@ const one = () => 1;
 const withBias = (c: { bias: boolean }) => c.bias;
 
 /** The prologue's scale/shift of the input's pending BN. */
-const pendingInput = <C extends { C: number; inBn: boolean }>(): BufferRule<C>[] => [
+const pendingInput = <C extends { C: number; inBn: boolean }>(): BufferRule<C, 'in_scale' | 'in_shift'>[] => [
   { name: 'in_scale', dir: 'in', when: (c) => c.inBn, size: perChannel },
   { name: 'in_shift', dir: 'in', when: (c) => c.inBn, size: perChannel },
 ];
 /** The prologue that rebuilds a raw gradient from the gradient of a value of `channels` × `positions` with a pending transform. */
-const rebuild = <C extends { gBn: boolean; gRelu: boolean }>(channelsOf: (c: C) => number, positions: (c: C) => number): BufferRule<C>[] => {
+type RebuildName = 'g_y' | 'g_scale' | 'g_shift' | 'g_gamma' | 'g_mean' | 'g_invstd' | 'g_dgamma' | 'g_dbeta';
+const rebuild = <C extends { gBn: boolean; gRelu: boolean }>(channelsOf: (c: C) => number, positions: (c: C) => number): BufferRule<C, RebuildName>[] => {
   const bn = (c: C) => c.gBn;
   const ch = (c: C) => channelsOf(c);
   return [
@@ -122,10 +123,11 @@ const rebuild = <C extends { gBn: boolean; gRelu: boolean }>(channelsOf: (c: C) 
   ];
 };
 /** The epilogue's inputs and Σdz, Σdz·x̂ partials for the pending BN of the value (C × HW) whose gradient is written. */
-const backwardStats = <C,>(C: (c: C) => number, HW: (c: C) => number, on?: (c: C) => boolean): BufferRule<C>[] => {
+type StatsName = 'e_y' | 'e_scale' | 'e_shift' | 'e_mean' | 'e_invstd' | 'e_dz' | 'e_dzx';
+const backwardStats = <C,>(C: (c: C) => number, HW: (c: C) => number, on?: (c: C) => boolean): BufferRule<C, StatsName>[] => {
   return [
     { name: 'e_y', dir: 'in', when: on, size: (c) => C(c) * HW(c) },
-    ...['e_scale', 'e_shift', 'e_mean', 'e_invstd'].map((name): BufferRule<C> => ({ name, dir: 'in', when: on, size: C })),
+    ...(['e_scale', 'e_shift', 'e_mean', 'e_invstd'] as const).map((name): BufferRule<C, StatsName> => ({ name, dir: 'in', when: on, size: C })),
     { name: 'e_dz', dir: 'out', when: on, size: (c) => tiles(C(c), HW(c)) },
     { name: 'e_dzx', dir: 'out', when: on, size: (c) => tiles(C(c), HW(c)) },
   ];
@@ -140,7 +142,7 @@ const softmaxBackward = [
   { name: 'g', dir: 'in', size: (c: { classes: number }) => c.classes },
   { name: 'dx', dir: 'out', size: (c: { classes: number }) => c.classes },
 ] as const;
-const elementwise = (input: 'x' | 'g', output: 'y' | 'dx'): BufferRule<{ count: number }>[] => [
+const elementwise = <I extends 'x' | 'g', O extends 'y' | 'dx'>(input: I, output: O): BufferRule<{ count: number }, I | O>[] => [
   { name: input, dir: 'in', size: (c) => c.count },
   { name: output, dir: 'out', size: (c) => c.count },
 ];
@@ -153,7 +155,7 @@ const poolForward = [
  * The buffers of each op in kernel-argument order (plan.json's step `args`, an ABI with runtime/core).
  * The names are the CUDA kernels' parameter names (backends/cuda/*.ts); the cpu renderer reads the same.
  */
-const bufferRules: Rules = {
+const rulesTable = {
   conv_fwd: [
     { name: 'x', dir: 'in', size: inPlane },
     { name: 'w', dir: 'in', size: convWeights },
@@ -348,7 +350,11 @@ const bufferRules: Rules = {
     { name: 'dx', dir: 'out', size: inPlane },
     ...backwardStats<OpConsts['avgpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
   ],
-};
+} as const satisfies Rules;
+const bufferRules: Rules = rulesTable;
+
+/** The names of the buffers an op can take (whatever its consts), for the builder's typed buffer record. */
+export type BufferName<K extends OpKind> = (typeof rulesTable)[K][number]['name'];
 
 /** Runtime scalars each op's kernel takes after its buffers (plan.json's step `scalars`, in order). */
 const scalarNames: Partial<Record<OpKind, readonly string[]>> = {

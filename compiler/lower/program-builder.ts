@@ -1,10 +1,13 @@
 // A small builder the lowering passes share: fresh buffer ids and kernel steps for one program.
 import type { ShapedLayer } from '../ir.js';
 import { layerComment, layerSource, type BufferDecl, type Dtype, type KernelStep, type OpConsts, type OpKind, type StepOf } from './program-ir.js';
-import { opBuffers, opScalars, type ConvShape } from './ops.js';
+import { opBuffers, opScalars, type BufferName, type ConvShape } from './ops.js';
 import { torchModuleString } from '../report/torch-print.js';
 
 export const elementsOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** A step's buffers by the names of its op's contract; an undefined one is one the consts leave out (a bias). */
+export type StepBuffers<K extends OpKind> = { readonly [N in BufferName<K>]?: string | undefined };
 
 export class ProgramBuilder {
   readonly buffers: BufferDecl[] = [];
@@ -31,7 +34,7 @@ export class ProgramBuilder {
    * A kernel step of `op`: `buffers` names its buffers as the op's contract does (compiler/lower/ops.ts;
    * an undefined entry is one the consts leave out), and the contract puts them in argument order.
    */
-  step<K extends OpKind>(l: ShapedLayer | undefined, op: K, buffers: Readonly<Record<string, string | undefined>>, consts: OpConsts[K]): void {
+  step<K extends OpKind>(l: ShapedLayer | undefined, op: K, buffers: StepBuffers<K>, consts: OpConsts[K]): void {
     // A layer may need the same op twice with different shapes (the fused training program's
     // grad_rebuild, say): the second gets a numbered name, so one name never means two kernels.
     const base = l ? `k${l.index}_${op}` : `k_${op}`;
@@ -39,11 +42,12 @@ export class ProgramBuilder {
     let kernel = base;
     for (let i = 2; this.steps.some((k) => k.kernel === kernel && !same(k)); i++) kernel = `${base}_${i}`;
     const contract = opBuffers(op, consts);
-    const given = Object.keys(buffers).filter((name) => buffers[name] !== undefined);
+    const byName: Readonly<Record<string, string | undefined>> = buffers;
+    const given = Object.keys(byName).filter((name) => byName[name] !== undefined);
     const unknown = given.filter((name) => !contract.some((b) => b.name === name));
     if (unknown.length > 0) throw new Error(`internal error: ${kernel} (${op}) was given buffers its contract does not take here: ${unknown.join(', ')}`);
     const named = contract.map((b) => {
-      const id = buffers[b.name];
+      const id = byName[b.name];
       if (id === undefined) throw new Error(`internal error: ${kernel} (${op}) lacks its buffer '${b.name}'`);
       return [b.name, id] as const;
     });

@@ -61,10 +61,10 @@ type Node =
 
 const shape3 = (s: readonly number[]): [number, number, number] => [s[0], s[1] ?? 1, s[2] ?? 1];
 
-type Named = Readonly<Record<string, string>>;
+type Named<N extends string> = { readonly [name in N]?: string };
 
 /** The prologue's extra buffers (ops.ts names) and flags for a value's pending transform. */
-function pendingArgs(v: Value): { buffers: Named; consts: { inBn: boolean; inRelu: boolean } } {
+function pendingArgs(v: Value): { buffers: Named<'in_scale' | 'in_shift'>; consts: { inBn: boolean; inRelu: boolean } } {
   const bn = v.pending?.bn;
   return { buffers: bn ? { in_scale: bn.scale, in_shift: bn.shift } : {}, consts: { inBn: bn !== undefined, inRelu: v.pending?.relu ?? false } };
 }
@@ -212,13 +212,13 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
   const epilogue = (x: Value) => {
     const s = statsFor(x);
     const bn = x.pending?.bn;
-    const buffers: Named = s && bn ? { e_y: x.buf, e_scale: bn.scale, e_shift: bn.shift, e_mean: bn.mean, e_invstd: bn.invstd, e_dz: s.dz, e_dzx: s.dzx } : {};
+    const buffers: Named<'e_y' | 'e_scale' | 'e_shift' | 'e_mean' | 'e_invstd' | 'e_dz' | 'e_dzx'> = s && bn ? { e_y: x.buf, e_scale: bn.scale, e_shift: bn.shift, e_mean: bn.mean, e_invstd: bn.invstd, e_dz: s.dz, e_dzx: s.dzx } : {};
     return { buffers, consts: { outStats: s !== undefined, outRelu: x.pending?.relu ?? false } };
   };
   // What a kernel needs to rebuild the gradient of x's raw buffer from the gradient of x (its prologue).
   const rebuild = (x: Value) => {
     const bn = x.pending?.bn;
-    const buffers: Named = !x.pending
+    const buffers: Named<'g_y' | 'g_scale' | 'g_shift' | 'g_gamma' | 'g_mean' | 'g_invstd' | 'g_dgamma' | 'g_dbeta'> = !x.pending
       ? {}
       : bn
         ? { g_y: x.buf, g_scale: bn.scale, g_shift: bn.shift, g_gamma: paramId(bn.layer, 'weight'), g_mean: bn.mean, g_invstd: bn.invstd, g_dgamma: gradId(bn.layer, 'weight'), g_dbeta: gradId(bn.layer, 'bias') }
