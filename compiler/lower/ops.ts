@@ -90,10 +90,9 @@ type Rules = { readonly [K in OpKind]: readonly BufferRule<OpConsts[K]>[] };
 export type ConvShape = ConstsOf<typeof spatial>;
 
 // Size rules shared by the families.
-type Spatial = ConvShape;
-const inPlane = (c: Spatial) => c.C * c.H * c.W;
-const outPlane = (c: Spatial) => c.K * c.P * c.Q;
-const convWeights = (c: Spatial) => c.K * c.C * c.R * c.S;
+const inPlane = (c: ConvShape) => c.C * c.H * c.W;
+const outPlane = (c: ConvShape) => c.K * c.P * c.Q;
+const convWeights = (c: ConvShape) => c.K * c.C * c.R * c.S;
 const perChannel = (c: { C: number }) => c.C;
 const plane = (c: { C: number; HW: number }) => c.C * c.HW;
 /** Per-tile statistics partials: one per channel and 32-position tile of a plane (lower/train-fused.ts STAT_TILE). */
@@ -106,13 +105,12 @@ const pendingInput = <C extends { C: number; inBn: boolean }>(): BufferRule<C, '
   { name: 'in_scale', dir: 'in', when: (c) => c.inBn, size: perChannel },
   { name: 'in_shift', dir: 'in', when: (c) => c.inBn, size: perChannel },
 ];
-/** The prologue that rebuilds a raw gradient from the gradient of a value of `channels` × `positions` with a pending transform. */
 type RebuildName = 'g_y' | 'g_scale' | 'g_shift' | 'g_gamma' | 'g_mean' | 'g_invstd' | 'g_dgamma' | 'g_dbeta';
-const rebuild = <C extends { gBn: boolean; gRelu: boolean }>(channelsOf: (c: C) => number, positions: (c: C) => number): BufferRule<C, RebuildName>[] => {
+/** The prologue that rebuilds a raw gradient from the gradient of a value (ch × positions) with a pending transform. */
+const rebuild = <C extends { gBn: boolean; gRelu: boolean }>(ch: (c: C) => number, positions: (c: C) => number): BufferRule<C, RebuildName>[] => {
   const bn = (c: C) => c.gBn;
-  const ch = (c: C) => channelsOf(c);
   return [
-    { name: 'g_y', dir: 'in', when: (c) => c.gBn || c.gRelu, size: (c) => channelsOf(c) * positions(c) },
+    { name: 'g_y', dir: 'in', when: (c) => c.gBn || c.gRelu, size: (c) => ch(c) * positions(c) },
     { name: 'g_scale', dir: 'in', when: bn, size: ch },
     { name: 'g_shift', dir: 'in', when: bn, size: ch },
     { name: 'g_gamma', dir: 'in', when: bn, size: ch },
@@ -122,8 +120,11 @@ const rebuild = <C extends { gBn: boolean; gRelu: boolean }>(channelsOf: (c: C) 
     { name: 'g_dbeta', dir: 'in', when: bn, size: ch },
   ];
 };
-/** The epilogue's inputs and Σdz, Σdz·x̂ partials for the pending BN of the value (C × HW) whose gradient is written. */
 type StatsName = 'e_y' | 'e_scale' | 'e_shift' | 'e_mean' | 'e_invstd' | 'e_dz' | 'e_dzx';
+/**
+ * The epilogue's inputs and Σdz, Σdz·x̂ partials for the pending BN of the value (C × HW) whose gradient
+ * is written; `on`: the consts that call for it (always, when undefined).
+ */
 const backwardStats = <C,>(C: (c: C) => number, HW: (c: C) => number, on?: (c: C) => boolean): BufferRule<C, StatsName>[] => {
   return [
     { name: 'e_y', dir: 'in', when: on, size: (c) => C(c) * HW(c) },
@@ -360,7 +361,6 @@ export type BufferName<K extends OpKind> = (typeof rulesTable)[K][number]['name'
 const scalarNames: Partial<Record<OpKind, readonly string[]>> = {
   sgd_update: ['lr', 'wd', 'momentum', 'first'], // first: the momentum buffer starts as the gradient
 };
-
 
 export interface BufferContract {
   readonly name: string;
