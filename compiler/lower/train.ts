@@ -9,7 +9,10 @@ export class LoweringError extends Error {}
 interface Saved {
   readonly x: string; // input activation
   readonly y: string; // output activation
-  readonly extra: readonly string[]; // saved for backward: BN mean/invstd, pool argmax, dropout mask
+  // Saved for the backward: BN's batch mean and 1/std, max-pool's argmax (dropout recomputes its mask).
+  readonly saveMean?: string;
+  readonly saveInvstd?: string;
+  readonly argmax?: string;
 }
 
 function forwardLayer(b: ProgramBuilder, l: ShapedLayer, x: string): Saved {
@@ -19,12 +22,12 @@ function forwardLayer(b: ProgramBuilder, l: ShapedLayer, x: string): Saved {
     case 'conv': {
       const y = b.act(`conv${l.index}.out`, out);
       b.step(l, 'conv_fwd', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { ...windowShape(l), bias: l.attrs.bias, relu: false });
-      return { x, y, extra: [] };
+      return { x, y };
     }
     case 'linear': {
       const y = b.act(`linear${l.index}.out`, out);
       b.step(l, 'linear_fwd', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { in: l.attrs.nIn, out: l.attrs.nOut, bias: l.attrs.bias, relu: false });
-      return { x, y, extra: [] };
+      return { x, y };
     }
     case 'bn': {
       if (!l.attrs.affine) throw new LoweringError(`${l.span.file}:${l.span.start.line}:${l.span.start.column}: bn with affine=0 is not supported by the code generator`);
@@ -32,37 +35,37 @@ function forwardLayer(b: ProgramBuilder, l: ShapedLayer, x: string): Saved {
       const mean = b.fixed(`bn${l.index}.save_mean`, l.attrs.nFeatures);
       const invstd = b.fixed(`bn${l.index}.save_invstd`, l.attrs.nFeatures);
       b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), y, save_mean: mean, save_invstd: invstd }, bnConsts(l));
-      return { x, y, extra: [mean, invstd] };
+      return { x, y, saveMean: mean, saveInvstd: invstd };
     }
     case 'maxpool': {
       const y = b.act(`maxpool${l.index}.out`, out);
       const argmax = b.act(`maxpool${l.index}.argmax`, out, 'i32');
       b.step(l, 'maxpool_fwd', { x, y, argmax }, windowShape(l));
-      return { x, y, extra: [argmax] };
+      return { x, y, argmax };
     }
     case 'avgpool': {
       const y = b.act(`avgpool${l.index}.out`, out);
       b.step(l, 'avgpool_fwd', { x, y }, windowShape(l));
-      return { x, y, extra: [] };
+      return { x, y };
     }
     case 'dropout': {
       // No mask buffer: the mask is a hash of (call seed, layer, element), recomputed by the backward.
       const y = b.act(`dropout${l.index}.out`, out);
       b.step(l, 'dropout_fwd', { x, y }, { count: elementsOf(l.input), p: l.attrs.p });
-      return { x, y, extra: [] };
+      return { x, y };
     }
     case 'view':
-      return { x, y: x, extra: [] }; // a view is the same memory
+      return { x, y: x }; // a view is the same memory
     case 'relu': {
       const y = b.act(`relu${l.index}.out`, out);
       b.step(l, 'relu_fwd', { x, y }, { count: elementsOf(l.input) });
-      return { x, y, extra: [] };
+      return { x, y };
     }
     case 'logsoftmax':
     case 'softmax': {
       const y = b.act(`${l.kind}${l.index}.out`, out);
       b.step(l, `${l.kind}_fwd`, { x, y }, { classes: l.input[0] });
-      return { x, y, extra: [] };
+      return { x, y };
     }
   }
 }
@@ -94,8 +97,7 @@ function backwardLayer(b: ProgramBuilder, l: ShapedLayer, s: Saved, g: string, n
     }
     case 'bn': {
       const d = dx();
-      const [mean, invstd] = s.extra;
-      b.step(l, 'bn_bwd', { x: s.x, g, gamma: p('weight'), save_mean: mean, save_invstd: invstd, dx: d, dgamma: grad('weight'), dbeta: grad('bias') }, bnConsts(l));
+      b.step(l, 'bn_bwd', { x: s.x, g, gamma: p('weight'), save_mean: s.saveMean, save_invstd: s.saveInvstd, dx: d, dgamma: grad('weight'), dbeta: grad('bias') }, bnConsts(l));
       return d;
     }
     case 'view':
@@ -103,7 +105,7 @@ function backwardLayer(b: ProgramBuilder, l: ShapedLayer, s: Saved, g: string, n
     case 'maxpool': {
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, 'maxpool_bwd', { g, argmax: s.extra[0], dx: d }, windowShape(l));
+      b.step(l, 'maxpool_bwd', { g, argmax: s.argmax, dx: d }, windowShape(l));
       return d;
     }
     case 'avgpool': {
