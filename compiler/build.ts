@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileEmuLibrary, emuCompilerCommand, findNvcc, nvccCompile, requireNvcc, type NvccCheck } from './backends/cuda/toolchain.js';
-import { compileCpuLibrary } from './backends/cpu/toolchain.js';
+import { compileCpuLibrary, cpuFeatures, type CpuLevel } from './backends/cpu/toolchain.js';
 import { headersDigest } from './backends/compile-cached.js';
 import { NINCC_VERSION, type Plan } from './emit/plan.js';
 import { integrityProblem, sealPlan } from './emit/integrity.js';
@@ -26,6 +26,8 @@ export interface BuildOptions {
   readonly outDir: string;
   readonly target: Target;
   readonly maxBatch?: number;
+  /** the instruction set kernels.cpu.so may use (default native: this machine's vector extensions) */
+  readonly cpu?: CpuLevel;
   readonly log?: (line: string) => void;
 }
 
@@ -45,8 +47,9 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const started = Date.now();
   const log = options.log ?? (() => {});
   const maxBatch = options.maxBatch ?? model.train?.batch ?? 128;
+  const features = cpuFeatures(options.cpu);
   const sourceHash = createHash('sha256')
-    .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, version: NINCC_VERSION }))
+    .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, cpuFeatures: features, version: NINCC_VERSION }))
     .update(compilerDigest())
     .update(options.target !== 'cpu' ? emuCompilerCommand('', '').join(' ') : '')
     // A new CUDA toolkit rebuilds a cuda artifact's fatbin rather than calling the old one up to date.
@@ -74,12 +77,12 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);
   log(`compiling ${compiled.cpu.kernels.length} kernels (${sourcePath})…`);
-  const cpuLibrary = compileCpuLibrary(compiled.cpu.text, sourcePath, join(dir, library));
+  const cpuLibrary = compileCpuLibrary(compiled.cpu.text, sourcePath, join(dir, library), features);
   log(cpuLibrary.cached ? 'kernel library: cache hit' : 'kernel library: compiled');
   let cuda: { command: string; nvcc: NvccCheck } | undefined;
   if (compiled.cuda) {

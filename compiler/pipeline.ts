@@ -177,6 +177,8 @@ export interface CompileOptions {
   readonly maxBatch: number;
   readonly sourceHash: string;
   readonly libraries: Record<string, string>;
+  /** the CPU features kernels.cpu.so is compiled for (backends/cpu/toolchain.ts cpuFeatures), listed in the plan */
+  readonly cpuFeatures: readonly string[];
 }
 
 export interface Compiled {
@@ -200,6 +202,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
     maxBatch: options.maxBatch,
     sourceHash: options.sourceHash,
     libraries: options.libraries,
+    cpuFeatures: options.cpuFeatures,
     ...(cudaKernels ? { cuda: { launch: new Map(cudaKernels.map((k) => [k.name, k.launch])), onlyPrograms: CUDA_ONLY_PROGRAMS } } : {}),
     ...(lowered.untrainable ? { untrainable: lowered.untrainable } : {}),
   });

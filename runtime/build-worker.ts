@@ -4,6 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { buildArtifact, type BuildResult, type Target } from '../compiler/build.js';
 import { compileSpec } from '../compiler/pipeline.js';
 import { hasErrors, renderDiagnostics, type Diagnostic } from '../grammar/diagnostics.js';
+import type { CpuLevel } from '../compiler/backends/cpu/toolchain.js';
 
 export interface BuildJob {
   readonly source: string;
@@ -13,6 +14,7 @@ export interface BuildJob {
   readonly outDirSuffix?: string;
   readonly target: Target;
   readonly maxBatch?: number;
+  readonly cpu?: CpuLevel;
 }
 
 export type BuildMessage =
@@ -34,6 +36,7 @@ function runJob(job: BuildJob, post: (m: BuildMessage) => void): void {
       outDir,
       target: job.target,
       ...(job.maxBatch !== undefined ? { maxBatch: job.maxBatch } : {}),
+      ...(job.cpu !== undefined ? { cpu: job.cpu } : {}),
       log: (line) => post({ kind: 'log', line }),
     });
     post({ kind: 'done', result, warnings: compiled.diagnostics, rendered });

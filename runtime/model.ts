@@ -435,7 +435,7 @@ export function checkCpuFeatures(dir: string, required: readonly string[] | unde
   if (!required || !host) return;
   const missing = missingCpuFeatures(required, host);
   if (missing.length > 0) {
-    throw new NinccError(ErrorCodes.cpu, `${dir}: its cpu kernels were compiled for a CPU with ${required.join(', ')}; this machine lacks ${missing.join(', ')}: rebuild the artifact on this machine`);
+    throw new NinccError(ErrorCodes.cpu, `${dir}: its cpu kernels were compiled for a CPU with ${required.join(', ')}; this machine lacks ${missing.join(', ')}: rebuild the artifact on this machine, or with 'nincc build --cpu portable' for any x86-64`);
   }
 }
 

@@ -8,6 +8,9 @@ import { hostCpuFlags, missingCpuFeatures } from '../runtime/cpu-features.js';
 import { checkCpuFeatures } from '../runtime/model.js';
 import { ErrorCodes, load, NinccError } from '../runtime/index.js';
 import { buildSpec } from './reference/artifacts.js';
+import { compileSpec } from '../compiler/pipeline.js';
+import { buildArtifact } from '../compiler/build.js';
+import { cpuFeatures } from '../compiler/backends/cpu/toolchain.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nincc-cpu-features-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -30,7 +33,7 @@ describe('cpu features', () => {
     }
     expect(e).toBeInstanceOf(NinccError);
     expect((e as NinccError).code).toBe(ErrorCodes.cpu);
-    expect((e as Error).message).toBe('build/x: its cpu kernels were compiled for a CPU with avx2, fma, avx512f; this machine lacks avx512f: rebuild the artifact on this machine');
+    expect((e as Error).message).toBe('build/x: its cpu kernels were compiled for a CPU with avx2, fma, avx512f; this machine lacks avx512f: rebuild the artifact on this machine, or with \'nincc build --cpu portable\' for any x86-64');
     expect(() => checkCpuFeatures('build/x', ['avx2'], host)).not.toThrow();
     expect(() => checkCpuFeatures('build/x', undefined, host)).not.toThrow();
     expect(() => checkCpuFeatures('build/x', ['avx512f'], undefined)).not.toThrow();
@@ -43,5 +46,31 @@ describe('cpu features', () => {
     const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as Record<string, unknown>;
     writeFileSync(join(dir, 'plan.json'), JSON.stringify({ ...plan, cpuFeatures: ['no_such_feature'] }));
     await expect(load(dir)).rejects.toThrow(`${dir}: its cpu kernels were compiled for a CPU with no_such_feature; this machine lacks no_such_feature`);
+  });
+
+  it('nincc build --cpu picks the instruction set, lists it in plan.json and compiles with exactly those flags', async () => {
+    expect(cpuFeatures('portable')).toEqual([]);
+    expect(cpuFeatures('avx2')).toEqual(['avx2', 'fma']);
+    expect(cpuFeatures('avx512')).toEqual(['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl']);
+    expect(cpuFeatures('native', new Set(['sse2']))).toEqual([]);
+    expect(cpuFeatures('native', new Set(['avx2', 'fma', 'avx512f']))).toEqual(['avx2', 'fma']);
+    expect(cpuFeatures('native', new Set(['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512dq', 'avx512vl']))).toHaveLength(6);
+    // A small conv net (the conv/BN/pool kernels have vector paths): portable and native agree, and load.
+    const source = 'model lvl {\n  input 3x12x12\n  conv(3, 8, 3, 3, 1, 1, 1, 1) bn(8) relu maxpool(2, 2, 2, 2)\n  view(-1) linear(288, 5) logsoftmax\n}\n';
+    const m = compileSpec(source, 'lvl.model').model!;
+    const outputs: Float32Array[] = [];
+    for (const cpu of ['portable', 'native'] as const) {
+      const dir = join(work, `lvl-${cpu}`);
+      buildArtifact(m, source, { outDir: dir, target: 'cpu', maxBatch: 2, cpu });
+      const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { cpuFeatures: string[] };
+      expect(plan.cpuFeatures).toEqual(cpuFeatures(cpu));
+      const command = readFileSync(join(dir, 'report.txt'), 'utf8');
+      if (cpu === 'portable') expect(command).not.toMatch(/-mavx|-mfma/);
+      else for (const f of plan.cpuFeatures) expect(command).toContain(`-m${f}`);
+      const model = await load(dir, { seed: 3 });
+      outputs.push(await model.infer(Float32Array.from({ length: 2 * 3 * 12 * 12 }, (_, i) => Math.sin(i))));
+      await model.dispose();
+    }
+    for (let i = 0; i < outputs[0].length; i++) expect(Math.abs(outputs[0][i] - outputs[1][i])).toBeLessThan(1e-4);
   });
 });

@@ -21,7 +21,7 @@ describe('pipeline.ts', () => {
     const ran: string[] = [];
     const dump = (pass: string) => void ran.push(pass);
     const m = compileSpec(readFileSync(spec, 'utf8'), spec, { dump }).model!;
-    compileModel(m, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {} }, dump);
+    compileModel(m, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [] }, dump);
     expect(ran).toEqual(listed.map((p) => p.name));
   });
 });
@@ -59,7 +59,7 @@ describe('the trainable decision (lower/train.ts whyUntrainable)', () => {
     const r = compileSpec(source, 'inline.model');
     if (!r.model) throw new Error(`the inline spec did not compile: ${r.diagnostics.map((d) => d.message).join('; ')}`);
     const m = r.model;
-    return compileModel(m, { target: 'cpu', maxBatch: 2, sourceHash: 'test', libraries: {} });
+    return compileModel(m, { target: 'cpu', maxBatch: 2, sourceHash: 'test', libraries: {}, cpuFeatures: [] });
   };
 
   it('a model that does not end in logsoftmax has no training programs, and the plan says why', () => {

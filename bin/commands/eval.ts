@@ -9,7 +9,7 @@ import { defaultWorkerCount } from '../../runtime/imagenet/decode-pool.js';
 import { CLASS_LIST_FILE, DataLayoutError, isImageNetRoot, listImageFolder, openImageNetFolder, readClassList, type ImageList } from '../../runtime/imagenet/folder.js';
 import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
 import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
-import { resolveArtifact } from '../artifact-arg.js';
+import { prepareArtifact } from '../artifact-arg.js';
 
 interface Scored {
   readonly r: Scores;
@@ -72,7 +72,7 @@ export const evalCommand: Command = {
   async run(args) {
     const data = stringOption(args, 'data');
     if (!data) throw new UsageError('--data is required');
-    const dir = resolveArtifact(onePositional(args, evalCommand, 'artifact directory'), { device: stringOption(args, 'device') ?? 'cpu' });
+    const dir = await prepareArtifact(onePositional(args, evalCommand, 'artifact directory'), { device: stringOption(args, 'device') ?? 'cpu' });
     if (data !== 'fashion-mnist' && !existsSync(data)) throw new UsageError(`--data ${data}: no such file or directory`);
     const weights = stringOption(args, 'weights');
     const seed = intOption(args, 'seed', 0) ?? 1;

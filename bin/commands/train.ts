@@ -11,7 +11,7 @@ import { DataLayoutError, openImageNetFolder, recordClassList } from '../../runt
 import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
 import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
 import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
-import { resolveArtifact } from '../artifact-arg.js';
+import { prepareArtifact } from '../artifact-arg.js';
 
 interface Inputs {
   readonly train: TrainSource | LabelledImages;
@@ -155,7 +155,7 @@ export const trainCommand: Command = {
   },
   async run(args) {
     const a = parseTrainArgs(args);
-    const dir = resolveArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu' });
+    const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu' });
     // A built directory runs on the device it was built for unless --device says otherwise.
     const device = a.device ?? artifactDevice(dir);
     const model = await load(dir, { device, seed: a.seed });

@@ -82,6 +82,7 @@ export interface EmitOptions {
   readonly maxBatch: number;
   readonly sourceHash: string;
   readonly libraries: Record<string, string>;
+  readonly cpuFeatures: readonly string[];
   /** cuda/emu builds: each kernel's launch rule (schedule/cuda-launch.ts) and the programs only those devices run. */
   readonly cuda?: { readonly launch: ReadonlyMap<string, PlanLaunch>; readonly onlyPrograms: readonly string[] };
   readonly untrainable?: string;
@@ -126,6 +127,7 @@ export function emitPlan(
     ...(m.transform ? { transform: m.transform } : {}),
     ...(m.train ? { train: m.train } : {}),
     libraries: options.libraries,
+    cpuFeatures: options.cpuFeatures,
     spaces: { param: layout.paramSize, grad: layout.paramSize, momentum: layout.paramSize, state: layout.stateSize, fixed: memory.fixedSize, act: memory.actSize },
     params: layout.params.map(tensor),
     state: layout.state.map(tensor),
