@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nunjucks from 'nunjucks';
 import { argIndex, type KernelStep, type Program } from '../../lower/program-ir.js';
-import type { ConvShape } from '../../lower/ops.js';
+import type { BufferName, ConvShape, OpKind } from '../../lower/ops.js';
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
 import { chooseConvAlgorithm, packedConvWeightsSize, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
@@ -23,19 +23,21 @@ export function cppDouble(v: number): string {
  * (compiler/lower/ops.ts) as a comment, so a reader of the generated call sees what each argument is.
  */
 function argumentsOf(k: KernelStep) {
-  const index = (name: string) => {
+  // Any op's buffer name type-checks here; that it is this op's is checked when the kernel is generated.
+  type Name = BufferName<OpKind>;
+  const index = (name: Name) => {
     const i = argIndex(k, name);
     if (i < 0) throw new Error(`internal error: ${k.kernel} (${k.op}) has no buffer '${name}'`);
     return i;
   };
   return {
     /** A buffer the kernel reads. */
-    cf: (name: string) => `/*${name}=*/arg<const float>(a, ${index(name)})`,
+    cf: (name: Name) => `/*${name}=*/arg<const float>(a, ${index(name)})`,
     /** A buffer the kernel writes. */
-    f: (name: string) => `/*${name}=*/arg<float>(a, ${index(name)})`,
-    i32: (name: string, mutable = false) => `/*${name}=*/arg<${mutable ? '' : 'const '}std::int32_t>(a, ${index(name)})`,
+    f: (name: Name) => `/*${name}=*/arg<float>(a, ${index(name)})`,
+    i32: (name: Name, mutable = false) => `/*${name}=*/arg<${mutable ? '' : 'const '}std::int32_t>(a, ${index(name)})`,
     /** An optional buffer (a bias) the kernel reads, or nullptr when the step has none. */
-    optional: (name: string, mutable = false) => (k.buffers[name] === undefined ? 'nullptr' : mutable ? `/*${name}=*/arg<float>(a, ${index(name)})` : `/*${name}=*/arg<const float>(a, ${index(name)})`),
+    optional: (name: Name, mutable = false) => (k.buffers[name] === undefined ? 'nullptr' : mutable ? `/*${name}=*/arg<float>(a, ${index(name)})` : `/*${name}=*/arg<const float>(a, ${index(name)})`),
     scalar: (name: string) => {
       const i = k.scalars.indexOf(name);
       if (i < 0) throw new Error(`internal error: ${k.kernel} (${k.op}) has no scalar '${name}'`);
