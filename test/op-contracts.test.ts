@@ -3,10 +3,10 @@
 // and spec source.
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { compileSpec, lowerModel, type Lowered } from '../compiler/pipeline.js';
+import { compileModel, compileSpec, lowerModel, type Lowered } from '../compiler/pipeline.js';
 import type { BufferDecl, KernelStep, Program } from '../compiler/lower/program-ir.js';
 import { verifyPrograms } from '../compiler/lower/verify-program.js';
-import { opBuffers } from '../compiler/lower/ops.js';
+import { OP_KINDS, opBuffers, type OpKind } from '../compiler/lower/ops.js';
 
 const models = readdirSync('models').filter((f) => f.endsWith('.model')).map((f) => `models/${f}`);
 const lower = (spec: string, trainKernels: 'cpu' | 'cuda'): Lowered => {
@@ -43,6 +43,43 @@ describe('verify-program accepts the shipped models', () => {
       });
     }
   }
+});
+
+// Every path of the fused training program (as test/emu-train.test.ts's fused_paths), then dropout and a
+// softmax inside the model, so that with the shipped models every op of ops.ts is lowered somewhere.
+const PROBE = `
+model probe {
+  input 3x10x9
+  bn(3, 1e-5, 0.2)  relu
+  conv(3, 6, 3, 3, 2, 2, 1, 1)
+  relu  bn(6)
+  maxpool(2, 2)
+  bn(6, 1e-3)  relu
+  conv(6, 5, 1, 1)  relu
+  avgpool(2, 2, 1, 1)
+  bn(5)  relu  view(-1)
+  linear(5, 4)  relu
+  dropout(0.3)  linear(4, 4)  softmax  linear(4, 3)
+  logsoftmax
+}
+`;
+
+describe('every op of ops.ts', () => {
+  it('is lowered by a shipped model or the probe spec, renders on both backends, and keeps its contract', () => {
+    const probe = compileSpec(PROBE, 'probe.model').model;
+    if (!probe) throw new Error('the probe spec did not compile');
+    const shipped = models.map((spec) => compileSpec(readFileSync(spec, 'utf8'), spec).model!);
+    const seen = new Set<OpKind>();
+    for (const m of [...shipped, probe]) {
+      for (const target of ['cpu', 'emu'] as const) {
+        // compileModel runs verify-program, the cuda kernels' parameter check (emu) and the cpu renderer's name lookups.
+        const c = compileModel(m, { target, maxBatch: 3, sourceHash: 'test', libraries: {}, cpuFeatures: [] });
+        for (const s of c.lowered.programs.flatMap((p) => p.steps)) seen.add(s.op);
+      }
+    }
+    expect(OP_KINDS.length).toBeGreaterThan(40);
+    expect(OP_KINDS.filter((op) => !seen.has(op))).toEqual([]);
+  });
 });
 
 describe('verify-program rejects a mistyped step', () => {

@@ -373,6 +373,9 @@ export interface BufferContract {
 
 export const isOpKind = (op: string): op is OpKind => Object.hasOwn(constSchemas, op);
 
+/** Every op, in the table's order. */
+export const OP_KINDS: readonly OpKind[] = Object.keys(constSchemas).filter(isOpKind);
+
 /** The schema of an op's constants: each key's type (`int`, `num`, `bool`, `bool?` for an optional flag). */
 export const constSchema = (op: OpKind): ConstSchema => constSchemas[op];
 
