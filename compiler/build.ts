@@ -6,7 +6,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileEmuLibrary, emuCompilerCommand, findNvcc, nvccCompile, requireNvcc, type NvccCheck } from './backends/cuda/toolchain.js';
-import { compileCpuLibrary, cpuFeatures, headersDigest, type CpuLevel } from './backends/cpu/toolchain.js';
+import { compileCpuLibrary, cpuFeatures, type CpuLevel } from './backends/cpu/toolchain.js';
+import { headersDigest } from './backends/compile-cached.js';
 import { NINCC_VERSION, type Plan } from './emit/plan.js';
 import { integrityProblem, sealPlan } from './emit/integrity.js';
 import type { ShapedModel } from './ir.js';

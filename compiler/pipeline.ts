@@ -15,15 +15,17 @@
 //                      the SGD update in lower/train.ts; `untrainable` says why there is none
 //  10 lower-infer      lower/infer.ts            prepare_infer (BN folding) + infer; buffers sized with
 //                                                schedule/cpu-conv-algorithm.ts (the cpu conv algorithm choice)
-//  11 plan-memory      lower/memory.ts           offsets in the fixed and activation spaces
-//  12 verify-memory    lower/verify-memory.ts    no two buffers in use at once share memory (its own liveness)
+//  11 verify-program   lower/verify-program.ts   every step against its op's contract (lower/ops.ts: buffers, dtypes,
+//                                                sizes, consts) and the programs' dataflow
+//  12 plan-memory      lower/memory.ts           offsets in the fixed and activation spaces
+//  13 verify-memory    lower/verify-memory.ts    no two buffers in use at once share memory (its own liveness)
 //  schedule for the target (compileModel)
-//  13 schedule-cuda    schedule/cuda-launch.ts   cuda/emu: each kernel's body and launch geometry (backends/cuda/kernels.ts)
+//  14 schedule-cuda    schedule/cuda-launch.ts   cuda/emu: each kernel's body and launch geometry (backends/cuda/kernels.ts)
 //  emit
-//  14 emit-plan        emit/plan.ts              plan.json (docs/artifact.md), launch rules included
+//  15 emit-plan        emit/plan.ts              plan.json (docs/artifact.md), launch rules included
 //  render
-//  15 render-cpu       backends/cpu/render.ts    kernels.cpu.cc (template backends/cpu/kernels.cpu.cc.njk)
-//  16 render-cuda      backends/cuda/render.ts   kernels.cu (template backends/cuda/kernels.cu.njk)
+//  16 render-cpu       backends/cpu/render.ts    kernels.cpu.cc (template backends/cpu/kernels.cpu.cc.njk)
+//  17 render-cuda      backends/cuda/render.ts   kernels.cu (template backends/cuda/kernels.cu.njk)
 //
 // build.ts then hashes, caches, runs the toolchains (backends/*/toolchain.ts), writes the artifact and
 // report.txt (report/build-report.ts). The `dump` hook receives each pass's name and output in this order.
@@ -43,6 +45,7 @@ import { lowerTrainFused } from './lower/train-fused.js';
 import type { Program } from './lower/program-ir.js';
 import { planMemory, type MemoryPlan } from './lower/memory.js';
 import { verifyMemory } from './lower/verify-memory.js';
+import { verifyPrograms } from './lower/verify-program.js';
 import { CUDA_ONLY_PROGRAMS, scheduleCudaKernels, type ScheduledCudaKernel } from './schedule/cuda-launch.js';
 import { generateCpuSource, type CpuSource } from './backends/cpu/render.js';
 import { generateCudaSource, type CudaSource } from './backends/cuda/render.js';
@@ -146,7 +149,7 @@ export interface Lowered {
 
 type Dump = NonNullable<FrontEndOptions['dump']>;
 
-/** Lowering: params → training programs → inference programs → memory (passes 8–12). */
+/** Lowering: params → training programs → inference programs → their verifier → memory (passes 8–13). */
 export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR: Dump = () => {}): Lowered {
   const layout = lowerParams(model);
   dumpIR('lower-params', layout);
@@ -158,6 +161,9 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   dumpIR('lower-infer', infer);
   const programs = [infer.prepare, infer.infer, ...(train ? [train.program] : []), ...(sgd ? [sgd] : [])];
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
+  const stepProblems = verifyPrograms(programs, buffers);
+  dumpIR('verify-program', stepProblems);
+  if (stepProblems.length > 0) throw new IRVerificationError('lower-train and lower-infer', stepProblems);
   const memory = planMemory(buffers, programs);
   dumpIR('plan-memory', memory);
   const problems = verifyMemory(memory, programs);
@@ -184,7 +190,7 @@ export interface Compiled {
   readonly cuda?: { readonly kernels: readonly ScheduledCudaKernel[]; readonly source: CudaSource };
 }
 
-/** The back end: lowering → schedule → emit the plan → render the sources (passes 8–16). */
+/** The back end: lowering → schedule → emit the plan → render the sources (passes 8–17). */
 export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR: Dump = () => {}): Compiled {
   const cudaTarget = options.target !== 'cpu';
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu' }, dumpIR);

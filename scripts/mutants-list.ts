@@ -35,8 +35,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: 'CPU max-pool with the H and W strides swapped',
     file: 'compiler/backends/cpu/render.ts',
-    find: 'const pool = `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}',
-    replace: 'const pool = `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sw}, ${c.sh}',
+    find: 'const poolShape = (c: ConvShape) => `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}',
+    replace: 'const poolShape = (c: ConvShape) => `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sw}, ${c.sh}',
     tests: ['test/numerics-kernels.test.ts', 'test/numerics-semantics.test.ts'],
   },
   {

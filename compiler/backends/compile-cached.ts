@@ -1,11 +1,42 @@
 // The one compile-and-cache step of the g++ toolchains (the cpu library, the emu library): a library is
 // cached under cacheDir()/<kind> by the hash of its source, its compile command (without the source and
-// output paths, which differ between artifact directories) and the runtime headers.
+// output paths, which differ between artifact directories) and the runtime headers. The cache folder,
+// the headers' digest and the toolchains' error live here, where every toolchain (cpu, cuda) imports them.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { cacheDir, headersDigest, ToolchainError } from './cpu/toolchain.js';
+import { packageRoot } from '../package-root.js';
+
+/** A toolchain (g++, nvcc) is missing or failed on generated source. */
+export class ToolchainError extends Error {}
+
+/** Where compiled libraries are cached: $NINCC_CACHE_DIR, else $XDG_CACHE_HOME/nincc or ~/.cache/nincc. */
+export function cacheDir(): string {
+  return process.env.NINCC_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'nincc');
+}
+
+let digest: string | undefined;
+/** The kernel library's headers take part in every cache key: a header change rebuilds. */
+export function headersDigest(): string {
+  if (digest) return digest;
+  const h = createHash('sha256');
+  const dir = join(packageRoot(), 'runtime/include/nincc');
+  const walk = (d: string) => {
+    for (const name of readdirSorted(d)) {
+      const p = join(d, name);
+      if (statIsDir(p)) walk(p);
+      else h.update(p.slice(dir.length)).update(readFileSync(p));
+    }
+  };
+  walk(dir);
+  digest = h.digest('hex');
+  return digest;
+}
+
+const readdirSorted = (d: string) => readdirSync(d).sort();
+const statIsDir = (p: string) => statSync(p).isDirectory();
 
 export interface CachedCompile {
   readonly kind: 'cpu' | 'emu'; // the cache subfolder

@@ -1,10 +1,10 @@
 // Pass: the inference programs: BN folded into the conv before it (and its weights packed once for the
 // GEMM), ReLU fused into conv/linear epilogues.
-import { convPackedWeightsFloats, type ConvConsts } from '../schedule/cpu-conv-algorithm.js';
+import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
 import type { ShapedLayer, ShapedModel } from '../ir.js';
 import { paramId } from './params.js';
 import type { Program } from './program-ir.js';
-import { elementsOf, ProgramBuilder, spatialConsts } from './program-builder.js';
+import { channelShape, elementsOf, ProgramBuilder, windowShape } from './program-builder.js';
 
 type BatchNormLayer = ShapedLayer & { readonly kind: 'bn' };
 const isAffineBatchNorm = (l: ShapedLayer | undefined): l is BatchNormLayer => l?.kind === 'bn' && l.attrs.affine;
@@ -52,59 +52,59 @@ export function lowerInference(m: ShapedModel): InferPrograms {
     const out = elementsOf(g.last.output);
     const p = (f: string) => paramId(l, f);
     switch (l.kind) {
-      case 'conv':
-      case 'linear': {
-        const y = b.act(`${l.kind}${l.index}.out`, out);
-        let weights = [p('weight'), ...(l.attrs.bias ? [p('bias')] : [])];
-        const shape: Record<string, number> = l.kind === 'conv'
-          ? { ...spatialConsts(l), R: l.attrs.kH, S: l.attrs.kW, sh: l.attrs.dH, sw: l.attrs.dW, ph: l.attrs.padH, pw: l.attrs.padW }
-          : { in: l.attrs.nIn, out: l.attrs.nOut };
-        let bias = l.attrs.bias;
-        let packed = false;
-        if (g.bn && l.kind === 'conv') {
-          const bn = g.bn;
-          const CRS = l.attrs.nIn * l.attrs.kH * l.attrs.kW;
-          const w = prep.fixed(`conv${l.index}.folded_weight`, l.params - (l.attrs.bias ? l.attrs.nOut : 0));
-          const fb = prep.fixed(`conv${l.index}.folded_bias`, l.attrs.nOut);
-          // The folded weights are also packed once for the CPU's conv algorithm (GEMM row panels or
-          // Winograd-transformed ones, compiler/schedule/cpu-conv-algorithm.ts), so inference never repacks them.
-          const pw = prep.fixed(`conv${l.index}.packed_weight`, convPackedWeightsFloats(shape as unknown as ConvConsts));
-          const q = (f: string) => paramId(bn, f);
-          prep.step(l, 'fold_bn', [...weights, q('weight'), q('bias'), q('running_mean'), q('running_var'), w, fb, pw], {
-            ...shape, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true,
-          });
-          weights = [pw, fb];
-          bias = true;
-          packed = true;
+      case 'conv': {
+        const y = b.act(`conv${l.index}.out`, out);
+        const shape = windowShape(l);
+        const flags = { relu: g.relu !== undefined, bnFolded: g.bn !== undefined };
+        if (!g.bn) {
+          b.step(l, 'conv_infer', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { ...shape, bias: l.attrs.bias, ...flags });
+          x = y;
+          break;
         }
-        b.step(l, l.kind === 'conv' ? 'conv_infer' : 'linear_infer', [x, ...weights, y], { ...shape, bias, relu: g.relu !== undefined, bnFolded: g.bn !== undefined, ...(packed ? { packed } : {}) });
+        const bn = g.bn;
+        const CRS = l.attrs.nIn * l.attrs.kH * l.attrs.kW;
+        const w = prep.fixed(`conv${l.index}.folded_weight`, l.params - (l.attrs.bias ? l.attrs.nOut : 0));
+        const fb = prep.fixed(`conv${l.index}.folded_bias`, l.attrs.nOut);
+        // The folded weights are also packed once for the CPU's conv algorithm (GEMM row panels or
+        // Winograd-transformed ones, compiler/schedule/cpu-conv-algorithm.ts), so inference never repacks them.
+        const pw = prep.fixed(`conv${l.index}.packed_weight`, convPackedWeightsFloats(shape));
+        const q = (f: string) => paramId(bn, f);
+        prep.step(l, 'fold_bn', {
+          w: p('weight'), bias: l.attrs.bias ? p('bias') : undefined, gamma: q('weight'), beta: q('bias'), mean: q('running_mean'), var: q('running_var'), w_out: w, b_out: fb, packed: pw,
+        }, { ...shape, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true });
+        b.step(l, 'conv_infer', { x, w: pw, b: fb, y }, { ...shape, bias: true, ...flags, packed: true });
+        x = y;
+        break;
+      }
+      case 'linear': {
+        const y = b.act(`linear${l.index}.out`, out);
+        b.step(l, 'linear_infer', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { in: l.attrs.nIn, out: l.attrs.nOut, bias: l.attrs.bias, relu: g.relu !== undefined, bnFolded: false });
         x = y;
         break;
       }
       case 'bn': {
         const y = b.act(`bn${l.index}.out`, out);
-        b.step(l, 'bn_eval', [x, p('weight'), p('bias'), p('running_mean'), p('running_var'), y], { C: l.input[0], HW: l.input[1] * l.input[2], eps: l.attrs.eps });
+        b.step(l, 'bn_eval', { x, gamma: p('weight'), beta: p('bias'), mean: p('running_mean'), var: p('running_var'), y }, { ...channelShape(l), eps: l.attrs.eps });
         x = y;
         break;
       }
       case 'maxpool':
       case 'avgpool': {
         const y = b.act(`${l.kind}${l.index}.out`, out);
-        const a = l.attrs;
-        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_infer' : 'avgpool_fwd', [x, y], { ...spatialConsts(l), R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW });
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_infer' : 'avgpool_fwd', { x, y }, windowShape(l));
         x = y;
         break;
       }
       case 'relu': {
         const y = b.act(`relu${l.index}.out`, out);
-        b.step(l, 'relu_fwd', [x, y], { count: out });
+        b.step(l, 'relu_fwd', { x, y }, { count: out });
         x = y;
         break;
       }
       case 'logsoftmax':
       case 'softmax': {
         const y = b.act(`${l.kind}${l.index}.out`, out);
-        b.step(l, `${l.kind}_fwd`, [x, y], { classes: out });
+        b.step(l, `${l.kind}_fwd`, { x, y }, { classes: out });
         x = y;
         break;
       }

@@ -1,9 +1,13 @@
 // A small builder the lowering passes share: fresh buffer ids and kernel steps for one program.
 import type { ShapedLayer } from '../ir.js';
-import { layerComment, layerSource, type BufferDecl, type Dtype, type KernelStep, type OpKind } from './program-ir.js';
+import { layerComment, layerSource, type BufferDecl, type Dtype, type KernelStep, type OpConsts, type OpKind, type StepOf } from './program-ir.js';
+import { opBuffers, opScalars, type BufferName, type ConvShape } from './ops.js';
 import { torchModuleString } from '../report/torch-print.js';
 
 export const elementsOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** A step's buffers by the names of its op's contract; an undefined one is one the consts leave out (a bias). */
+export type StepBuffers<K extends OpKind> = { readonly [N in BufferName<K>]?: string | undefined };
 
 export class ProgramBuilder {
   readonly buffers: BufferDecl[] = [];
@@ -26,29 +30,51 @@ export class ProgramBuilder {
     return id;
   }
 
-  step(l: ShapedLayer | undefined, op: OpKind, args: readonly string[], consts: KernelStep['consts'] = {}, scalars: readonly string[] = []): void {
+  /**
+   * A kernel step of `op`: `buffers` names its buffers as the op's contract does (compiler/lower/ops.ts;
+   * an undefined entry is one the consts leave out), and the contract puts them in argument order.
+   */
+  step<K extends OpKind>(l: ShapedLayer | undefined, op: K, buffers: StepBuffers<K>, consts: OpConsts[K]): void {
     // A layer may need the same op twice with different shapes (the fused training program's
     // grad_rebuild, say): the second gets a numbered name, so one name never means two kernels.
     const base = l ? `k${l.index}_${op}` : `k_${op}`;
     const same = (k: KernelStep) => k.op === op && JSON.stringify(k.consts) === JSON.stringify(consts);
     let kernel = base;
     for (let i = 2; this.steps.some((k) => k.kernel === kernel && !same(k)); i++) kernel = `${base}_${i}`;
-    this.steps.push({
+    const contract = opBuffers(op, consts);
+    const byName: Readonly<Record<string, string | undefined>> = buffers;
+    const given = Object.keys(byName).filter((name) => byName[name] !== undefined);
+    const unknown = given.filter((name) => !contract.some((b) => b.name === name));
+    if (unknown.length > 0) throw new Error(`internal error: ${kernel} (${op}) was given buffers its contract does not take here: ${unknown.join(', ')}`);
+    const named = contract.map((b) => {
+      const id = byName[b.name];
+      if (id === undefined) throw new Error(`internal error: ${kernel} (${op}) lacks its buffer '${b.name}'`);
+      return [b.name, id] as const;
+    });
+    const step: StepOf<K> = {
       kernel,
       op,
       layer: l?.index ?? 0,
       source: l ? layerSource(l) : '',
       comment: l ? layerComment(l, torchModuleString(l)) : 'whole model',
-      args,
-      scalars,
+      buffers: Object.fromEntries(named),
+      args: named.map(([, id]) => id),
+      scalars: opScalars(op),
       consts,
-    });
+    };
+    this.steps.push(step as KernelStep); // StepOf<K> is the union's member for K
   }
 }
 
-/** Shape constants of a spatial layer as the kernels name them (C×H×W in, K×P×Q out, R×S window). */
-export function spatialConsts(l: ShapedLayer): Record<string, number> {
+type WindowLayer = ShapedLayer & { readonly kind: 'conv' | 'maxpool' | 'avgpool' };
+
+/** Shape constants of a conv or pool layer as the kernels name them (C×H×W in, K×P×Q out, R×S window). */
+export function windowShape(l: WindowLayer): ConvShape {
   const [C, H, W] = l.input;
   const [K, P, Q] = l.output;
-  return { C, H, W, K, P, Q };
+  const a = l.attrs;
+  return { C, H, W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW };
 }
+
+/** Shape constants of a batch-norm layer: channels and positions per channel of one image. */
+export const channelShape = (l: ShapedLayer) => ({ C: l.input[0], HW: l.input[1] * l.input[2] });

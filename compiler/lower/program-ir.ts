@@ -1,5 +1,6 @@
 // The program IR between the layer IR and plan.json: buffers, kernel steps and programs, as plain data.
 import type { ShapedLayer } from '../ir.js';
+import type { OpConsts, OpKind } from './ops.js';
 
 export type Space = 'act' | 'fixed' | 'param' | 'grad' | 'momentum' | 'state';
 export type Dtype = 'f32' | 'i32';
@@ -13,30 +14,26 @@ export interface BufferDecl {
   readonly offset?: number; // fixed for param/grad/momentum/state; set by planMemory for act/fixed
 }
 
-/** What a kernel computes; the codegen turns each into a call of the kernel library. */
-export type OpKind =
-  | 'conv_fwd' | 'conv_bwd_data' | 'conv_bwd_weight' | 'conv_infer' | 'fold_bn'
-  | 'bn_fwd_train' | 'bn_bwd' | 'bn_eval'
-  | 'relu_fwd' | 'relu_bwd'
-  | 'maxpool_fwd' | 'maxpool_fwd_infer' | 'maxpool_bwd' | 'avgpool_fwd' | 'avgpool_bwd'
-  | 'linear_fwd' | 'linear_infer' | 'linear_bwd_data' | 'linear_bwd_weight'
-  | 'logsoftmax_fwd' | 'logsoftmax_bwd' | 'softmax_fwd' | 'softmax_bwd'
-  | 'dropout_fwd' | 'dropout_bwd' | 'nll_loss' | 'sgd_update'
-  // the fused training program of the cuda/emu target (compiler/lower/train-fused.ts)
-  | 'conv_fwd_fused' | 'conv_dgrad_fused' | 'conv_wgrad_fused' | 'wgrad_reduce'
-  | 'bn_stats' | 'bn_finalize' | 'bn_bwd_finalize' | 'act_apply' | 'act_bwd_stats' | 'grad_rebuild'
-  | 'maxpool_fwd_fused' | 'avgpool_fwd_fused' | 'maxpool_bwd_fused' | 'avgpool_bwd_fused';
+export type { OpKind, OpConsts } from './ops.js';
 
-export interface KernelStep {
+/** One kernel call of a program, of op K: its buffers by the names of the op's contract (compiler/lower/ops.ts). */
+export interface StepOf<K extends OpKind> {
   readonly kernel: string; // exported symbol, e.g. k1_conv_fwd
-  readonly op: OpKind;
+  readonly op: K;
   readonly layer: number; // Torch module index; 0 for whole-model steps (sgd)
   readonly source: string; // file:line:col of the spec layer
   readonly comment: string; // the spec layer as written, with its call sites
-  readonly args: readonly string[]; // buffer ids, in the kernel's argument order
+  readonly buffers: Readonly<Record<string, string>>; // contract name (x, w, y, …) → buffer id
+  readonly args: readonly string[]; // the same buffer ids in the contract's order: plan.json's ABI with the runtime
   readonly scalars: readonly string[];
-  readonly consts: Readonly<Record<string, number | boolean>>; // shapes and options baked into the kernel
+  readonly consts: OpConsts[K]; // shapes and options baked into the kernel
 }
+
+/** A kernel step of any op: `switch (step.op)` narrows its consts to that op's. */
+export type KernelStep = { [K in OpKind]: StepOf<K> }[OpKind];
+
+/** Where the buffer `name` (an ops.ts name) is among the step's args, or −1: the builder keeps `buffers` in the contract's order. */
+export const argIndex = (step: KernelStep, name: string): number => Object.keys(step.buffers).indexOf(name);
 
 export interface Program {
   readonly name: string;

@@ -18,6 +18,7 @@ import { gradId, paramId } from './params.js';
 import { LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
 import type { Program } from './program-ir.js';
 import { elementsOf, type ProgramBuilder } from './program-builder.js';
+import type { ConvShape } from './ops.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
 export const STAT_TILE = 32;
@@ -60,13 +61,15 @@ type Node =
 
 const shape3 = (s: readonly number[]): [number, number, number] => [s[0], s[1] ?? 1, s[2] ?? 1];
 
-/** The prologue's extra arguments and flags for a value's pending transform. */
-function pendingArgs(v: Value): { args: string[]; consts: { inBn: boolean; inRelu: boolean } } {
+type Named<N extends string> = { readonly [name in N]?: string };
+
+/** The prologue's extra buffers (ops.ts names) and flags for a value's pending transform. */
+function pendingArgs(v: Value): { buffers: Named<'in_scale' | 'in_shift'>; consts: { inBn: boolean; inRelu: boolean } } {
   const bn = v.pending?.bn;
-  return { args: bn ? [bn.scale, bn.shift] : [], consts: { inBn: bn !== undefined, inRelu: v.pending?.relu ?? false } };
+  return { buffers: bn ? { in_scale: bn.scale, in_shift: bn.shift } : {}, consts: { inBn: bn !== undefined, inRelu: v.pending?.relu ?? false } };
 }
 
-function poolConsts(l: ShapedLayer & { kind: 'maxpool' | 'avgpool' }, v: Value) {
+function poolConsts(l: ShapedLayer & { kind: 'maxpool' | 'avgpool' }, v: Value): ConvShape {
   const [K, P, Q] = shape3(l.output);
   const a = l.attrs;
   return { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW };
@@ -91,7 +94,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
     if (!x.pending) return x;
     const out = b.act(`${l.kind}${l.index}.in_applied`, x.C * x.H * x.W);
     const p = pendingArgs(x);
-    b.step(l, 'act_apply', [x.buf, ...p.args, out], { C: x.C, HW: x.H * x.W, ...p.consts });
+    b.step(l, 'act_apply', { x: x.buf, ...p.buffers, y: out }, { C: x.C, HW: x.H * x.W, ...p.consts });
     const y: Value = { buf: out, C: x.C, H: x.H, W: x.W };
     nodes.push({ kind: 'materialize', l, pos, input: x, output: y });
     return y;
@@ -107,7 +110,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const st = stats ? { mean: b.act(`conv${l.index}.stat_mean`, tilesOf(P * Q) * K), m2: b.act(`conv${l.index}.stat_m2`, tilesOf(P * Q) * K) } : undefined;
         const p = pendingArgs(v);
         const consts = { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias, ...p.consts, stats };
-        b.step(l, 'conv_fwd_fused', [v.buf, ...p.args, paramId(l, 'weight'), ...(a.bias ? [paramId(l, 'bias')] : []), y, ...(st ? [st.mean, st.m2] : [])], consts);
+        b.step(l, 'conv_fwd_fused', { x: v.buf, ...p.buffers, w: paramId(l, 'weight'), b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, consts);
         const out: Value = { buf: y, C: K, H: P, W: Q, ...(st ? { stats: st } : {}) };
         nodes.push({ kind: 'conv', l, pos, input: v, output: out });
         v = out;
@@ -120,12 +123,12 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         let stats = v.stats;
         if (!stats) {
           stats = { mean: b.act(`bn${l.index}.stat_mean`, tilesOf(HW) * v.C), m2: b.act(`bn${l.index}.stat_m2`, tilesOf(HW) * v.C) };
-          b.step(l, 'bn_stats', [v.buf, stats.mean, stats.m2], { C: v.C, HW });
+          b.step(l, 'bn_stats', { x: v.buf, st_mean: stats.mean, st_m2: stats.m2 }, { C: v.C, HW });
         }
         const fixed = (what: string) => b.fixed(`bn${l.index}.${what}`, v.C);
         const bn: BnPending = { layer: l, scale: fixed('scale'), shift: fixed('shift'), mean: fixed('save_mean'), invstd: fixed('save_invstd') };
         const p = (f: string) => paramId(l, f);
-        b.step(l, 'bn_finalize', [stats.mean, stats.m2, p('weight'), p('bias'), p('running_mean'), p('running_var'), bn.mean, bn.invstd, bn.scale, bn.shift], {
+        b.step(l, 'bn_finalize', { st_mean: stats.mean, st_m2: stats.m2, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), save_mean: bn.mean, save_invstd: bn.invstd, scale: bn.scale, shift: bn.shift }, {
           C: v.C,
           HW,
           eps: l.attrs.eps,
@@ -145,7 +148,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const y = b.act(`${l.kind}${l.index}.out`, c.K * c.P * c.Q);
         const argmax = l.kind === 'maxpool' ? b.act(`maxpool${l.index}.argmax`, c.K * c.P * c.Q, 'i32') : undefined;
         const p = pendingArgs(v);
-        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_fused' : 'avgpool_fwd_fused', [v.buf, ...p.args, y, ...(argmax ? [argmax] : [])], { ...c, ...p.consts });
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_fused' : 'avgpool_fwd_fused', { x: v.buf, ...p.buffers, y, argmax }, { ...c, ...p.consts });
         const out: Value = { buf: y, C: c.K, H: c.P, W: c.Q };
         nodes.push({ kind: 'pool', l, pos, input: v, output: out, ...(argmax ? { argmax } : {}) });
         v = out;
@@ -161,7 +164,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
       case 'linear': {
         v = materialize(l, pos, v);
         const y = b.act(`linear${l.index}.out`, l.attrs.nOut);
-        b.step(l, 'linear_fwd', [v.buf, paramId(l, 'weight'), ...(l.attrs.bias ? [paramId(l, 'bias')] : []), y], { in: l.attrs.nIn, out: l.attrs.nOut, bias: l.attrs.bias, relu: false });
+        b.step(l, 'linear_fwd', { x: v.buf, w: paramId(l, 'weight'), b: l.attrs.bias ? paramId(l, 'bias') : undefined, y }, { in: l.attrs.nIn, out: l.attrs.nOut, bias: l.attrs.bias, relu: false });
         const out: Value = { buf: y, C: l.attrs.nOut, H: 1, W: 1 };
         nodes.push({ kind: 'linear', l, pos, input: v, output: out });
         v = out;
@@ -171,7 +174,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
       case 'softmax': {
         v = materialize(l, pos, v);
         const y = b.act(`${l.kind}${l.index}.out`, elementsOf(l.output));
-        b.step(l, `${l.kind}_fwd`, [v.buf, y], { classes: l.input[0] });
+        b.step(l, `${l.kind}_fwd`, { x: v.buf, y }, { classes: l.input[0] });
         const out: Value = { buf: y, C: v.C, H: 1, W: 1 };
         nodes.push({ kind: 'softmax', l, pos, input: v, output: out, log: l.kind === 'logsoftmax' });
         v = out;
@@ -181,7 +184,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         // The mask is the cpu kernels' hash of (call seed, layer, element), recomputed by the backward.
         v = materialize(l, pos, v);
         const y = b.act(`dropout${l.index}.out`, v.C * v.H * v.W);
-        b.step(l, 'dropout_fwd', [v.buf, y], { count: v.C * v.H * v.W, p: l.attrs.p });
+        b.step(l, 'dropout_fwd', { x: v.buf, y }, { count: v.C * v.H * v.W, p: l.attrs.p });
         const out: Value = { buf: y, C: v.C, H: v.H, W: v.W };
         nodes.push({ kind: 'dropout', l, pos, input: v, output: out });
         v = out;
@@ -194,7 +197,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
   const loss = b.fixed('loss', 1);
   const output = v.buf;
   let grad = { buf: b.act('loss.grad_in', classes), of: v };
-  b.step(undefined, 'nll_loss', [output, labels, loss, grad.buf], { classes });
+  b.step(undefined, 'nll_loss', { logp: output, labels, loss, dlogp: grad.buf }, { classes });
 
   // Backward. Per pending BN: the Σdz and Σdz·x̂ partials of the gradient of its value.
   const bwdStats = new Map<number, { dz: string; dzx: string }>();
@@ -209,20 +212,25 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
   const epilogue = (x: Value) => {
     const s = statsFor(x);
     const bn = x.pending?.bn;
-    return { args: s && bn ? [x.buf, bn.scale, bn.shift, bn.mean, bn.invstd, s.dz, s.dzx] : [], consts: { outStats: s !== undefined, outRelu: x.pending?.relu ?? false } };
+    const buffers: Named<'e_y' | 'e_scale' | 'e_shift' | 'e_mean' | 'e_invstd' | 'e_dz' | 'e_dzx'> = s && bn ? { e_y: x.buf, e_scale: bn.scale, e_shift: bn.shift, e_mean: bn.mean, e_invstd: bn.invstd, e_dz: s.dz, e_dzx: s.dzx } : {};
+    return { buffers, consts: { outStats: s !== undefined, outRelu: x.pending?.relu ?? false } };
   };
   // What a kernel needs to rebuild the gradient of x's raw buffer from the gradient of x (its prologue).
   const rebuild = (x: Value) => {
     const bn = x.pending?.bn;
-    const args = !x.pending ? [] : bn ? [x.buf, bn.scale, bn.shift, paramId(bn.layer, 'weight'), bn.mean, bn.invstd, gradId(bn.layer, 'weight'), gradId(bn.layer, 'bias')] : [x.buf];
-    return { args, consts: { gBn: bn !== undefined, gRelu: x.pending?.relu ?? false } };
+    const buffers: Named<'g_y' | 'g_scale' | 'g_shift' | 'g_gamma' | 'g_mean' | 'g_invstd' | 'g_dgamma' | 'g_dbeta'> = !x.pending
+      ? {}
+      : bn
+        ? { g_y: x.buf, g_scale: bn.scale, g_shift: bn.shift, g_gamma: paramId(bn.layer, 'weight'), g_mean: bn.mean, g_invstd: bn.invstd, g_dgamma: gradId(bn.layer, 'weight'), g_dbeta: gradId(bn.layer, 'bias') }
+        : { g_y: x.buf };
+    return { buffers, consts: { gBn: bn !== undefined, gRelu: x.pending?.relu ?? false } };
   };
   // A gradient of a pending value turned into one of its raw buffer, for consumers without the prologue.
   const rawGradient = (l: ShapedLayer, g: { buf: string; of: Value }) => {
     if (!g.of.pending) return g.buf;
     const out = b.act(`${l.kind}${l.index}.grad_raw`, g.of.C * g.of.H * g.of.W);
     const r = rebuild(g.of);
-    b.step(l, 'grad_rebuild', [g.buf, ...r.args, out], { C: g.of.C, HW: g.of.H * g.of.W, ...r.consts });
+    b.step(l, 'grad_rebuild', { g: g.buf, ...r.buffers, dx: out }, { C: g.of.C, HW: g.of.H * g.of.W, ...r.consts });
     return out;
   };
 
@@ -236,7 +244,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
       case 'softmax': {
         const dy = rawGradient(l, grad);
         const dx = b.act(`${l.kind}${l.index}.grad_in`, node.input.C);
-        b.step(l, `${l.kind}_bwd` as 'logsoftmax_bwd' | 'softmax_bwd', [node.output.buf, dy, dx], { classes: node.input.C });
+        b.step(l, node.log ? 'logsoftmax_bwd' : 'softmax_bwd', { y: node.output.buf, g: dy, dx }, { classes: node.input.C });
         grad = { buf: dx, of: node.input };
         break;
       }
@@ -245,10 +253,10 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         if (!a) break;
         const c = { in: a.nIn, out: a.nOut, bias: a.bias };
         const dy = rawGradient(l, grad);
-        b.step(l, 'linear_bwd_weight', [node.input.buf, dy, gradId(l, 'weight'), ...(a.bias ? [gradId(l, 'bias')] : [])], c);
+        b.step(l, 'linear_bwd_weight', { x: node.input.buf, g: dy, dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined }, c);
         if (!needDx) break;
         const dx = b.act(`linear${l.index}.grad_in`, a.nIn);
-        b.step(l, 'linear_bwd_data', [dy, paramId(l, 'weight'), dx], c);
+        b.step(l, 'linear_bwd_data', { g: dy, w: paramId(l, 'weight'), dx }, c);
         grad = { buf: dx, of: node.input };
         break;
       }
@@ -256,7 +264,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         // The applied buffer is the input value, so its raw gradient is the value's gradient; only the BN partials are new.
         const dy = rawGradient(l, grad);
         const e = epilogue(node.input);
-        if (e.consts.outStats) b.step(l, 'act_bwd_stats', [dy, ...e.args], { C: node.input.C, HW: node.input.H * node.input.W, outRelu: e.consts.outRelu });
+        if (e.consts.outStats) b.step(l, 'act_bwd_stats', { g: dy, ...e.buffers }, { C: node.input.C, HW: node.input.H * node.input.W, outRelu: e.consts.outRelu });
         grad = { buf: dy, of: node.input };
         break;
       }
@@ -264,7 +272,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         if (!needDx) break;
         const dy = rawGradient(l, grad);
         const dx = b.act(`dropout${l.index}.grad_in`, node.input.C * node.input.H * node.input.W);
-        b.step(l, 'dropout_bwd', [dy, dx], { count: node.input.C * node.input.H * node.input.W, p: l.kind === 'dropout' ? l.attrs.p : 0 });
+        b.step(l, 'dropout_bwd', { g: dy, dx }, { count: node.input.C * node.input.H * node.input.W, p: l.kind === 'dropout' ? l.attrs.p : 0 });
         grad = { buf: dx, of: node.input };
         break;
       }
@@ -275,7 +283,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const c = poolConsts(l, node.input);
         const dx = b.act(`${l.kind}${l.index}.grad_in`, c.C * c.H * c.W);
         const e = epilogue(node.input);
-        b.step(l, l.kind === 'maxpool' ? 'maxpool_bwd_fused' : 'avgpool_bwd_fused', [dy, ...(node.argmax ? [node.argmax] : []), dx, ...e.args], { ...c, ...e.consts });
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_bwd_fused' : 'avgpool_bwd_fused', { g: dy, argmax: node.argmax, dx, ...e.buffers }, { ...c, ...e.consts });
         grad = { buf: dx, of: node.input };
         break;
       }
@@ -283,7 +291,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const s = bwdStats.get(l.index);
         if (!s) throw new Error(`internal error: no backward statistics for bn layer ${l.index}`);
         const c = { C: node.bn.layer.kind === 'bn' ? node.bn.layer.attrs.nFeatures : 0, HW: grad.of.H * grad.of.W };
-        b.step(l, 'bn_bwd_finalize', [s.dz, s.dzx, gradId(l, 'weight'), gradId(l, 'bias')], c);
+        b.step(l, 'bn_bwd_finalize', { st_dz: s.dz, st_dzx: s.dzx, dgamma: gradId(l, 'weight'), dbeta: gradId(l, 'bias') }, c);
         break;
       }
       case 'conv': {
@@ -294,12 +302,12 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const r = rebuild(grad.of);
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
-        b.step(l, 'conv_wgrad_fused', [grad.buf, ...r.args, x.buf, ...p.args, wgradPartials, biasPartials], { ...shape, ...r.consts, ...p.consts, splits });
-        b.step(l, 'wgrad_reduce', [wgradPartials, biasPartials, gradId(l, 'weight'), ...(a.bias ? [gradId(l, 'bias')] : [])], { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
+        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits });
+        b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
         const dx = b.act(`conv${l.index}.grad_in`, x.C * x.H * x.W);
         const e = epilogue(x);
-        b.step(l, 'conv_dgrad_fused', [grad.buf, ...r.args, paramId(l, 'weight'), dx, ...e.args], { ...shape, ...r.consts, ...e.consts });
+        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts });
         grad = { buf: dx, of: x };
         break;
       }

@@ -2,128 +2,135 @@
 import type { ShapedLayer, ShapedModel } from '../ir.js';
 import { gradId, paramId, wholeSpaceId, type ParamLayout } from './params.js';
 import type { Program } from './program-ir.js';
-import { elementsOf, ProgramBuilder, spatialConsts } from './program-builder.js';
+import { channelShape, elementsOf, ProgramBuilder, windowShape } from './program-builder.js';
 
 export class LoweringError extends Error {}
 
 interface Saved {
   readonly x: string; // input activation
   readonly y: string; // output activation
-  readonly extra: readonly string[]; // saved for backward: BN mean/invstd, pool argmax, dropout mask
-}
-
-function layerConsts(l: ShapedLayer): Record<string, number | boolean> {
-  switch (l.kind) {
-    case 'conv': {
-      const a = l.attrs;
-      return { ...spatialConsts(l), R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
-    }
-    case 'maxpool':
-    case 'avgpool': {
-      const a = l.attrs;
-      return { ...spatialConsts(l), R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW };
-    }
-    case 'bn':
-      return { C: l.input[0], HW: l.input[1] * l.input[2], eps: l.attrs.eps, momentum: l.attrs.momentum };
-    case 'linear':
-      return { in: l.attrs.nIn, out: l.attrs.nOut, bias: l.attrs.bias };
-    case 'dropout':
-      return { count: elementsOf(l.input), p: l.attrs.p };
-    case 'logsoftmax':
-    case 'softmax':
-      return { classes: l.input[0] };
-    default:
-      return { count: elementsOf(l.input) };
-  }
+  // Saved for the backward: BN's batch mean and 1/std, max-pool's argmax (dropout recomputes its mask).
+  readonly saveMean?: string;
+  readonly saveInvstd?: string;
+  readonly argmax?: string;
 }
 
 function forwardLayer(b: ProgramBuilder, l: ShapedLayer, x: string): Saved {
   const out = elementsOf(l.output);
-  const c = layerConsts(l);
   const p = (f: string) => paramId(l, f);
   switch (l.kind) {
-    case 'conv':
+    case 'conv': {
+      const y = b.act(`conv${l.index}.out`, out);
+      b.step(l, 'conv_fwd', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { ...windowShape(l), bias: l.attrs.bias, relu: false });
+      return { x, y };
+    }
     case 'linear': {
-      const y = b.act(`${l.kind}${l.index}.out`, out);
-      b.step(l, l.kind === 'conv' ? 'conv_fwd' : 'linear_fwd', [x, p('weight'), ...(l.attrs.bias ? [p('bias')] : []), y], { ...c, relu: false });
-      return { x, y, extra: [] };
+      const y = b.act(`linear${l.index}.out`, out);
+      b.step(l, 'linear_fwd', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { in: l.attrs.nIn, out: l.attrs.nOut, bias: l.attrs.bias, relu: false });
+      return { x, y };
     }
     case 'bn': {
       if (!l.attrs.affine) throw new LoweringError(`${l.span.file}:${l.span.start.line}:${l.span.start.column}: bn with affine=0 is not supported by the code generator`);
       const y = b.act(`bn${l.index}.out`, out);
       const mean = b.fixed(`bn${l.index}.save_mean`, l.attrs.nFeatures);
       const invstd = b.fixed(`bn${l.index}.save_invstd`, l.attrs.nFeatures);
-      b.step(l, 'bn_fwd_train', [x, p('weight'), p('bias'), p('running_mean'), p('running_var'), y, mean, invstd], c);
-      return { x, y, extra: [mean, invstd] };
+      b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), y, save_mean: mean, save_invstd: invstd }, bnConsts(l));
+      return { x, y, saveMean: mean, saveInvstd: invstd };
     }
     case 'maxpool': {
       const y = b.act(`maxpool${l.index}.out`, out);
       const argmax = b.act(`maxpool${l.index}.argmax`, out, 'i32');
-      b.step(l, 'maxpool_fwd', [x, y, argmax], c);
-      return { x, y, extra: [argmax] };
+      b.step(l, 'maxpool_fwd', { x, y, argmax }, windowShape(l));
+      return { x, y, argmax };
+    }
+    case 'avgpool': {
+      const y = b.act(`avgpool${l.index}.out`, out);
+      b.step(l, 'avgpool_fwd', { x, y }, windowShape(l));
+      return { x, y };
     }
     case 'dropout': {
       // No mask buffer: the mask is a hash of (call seed, layer, element), recomputed by the backward.
       const y = b.act(`dropout${l.index}.out`, out);
-      b.step(l, 'dropout_fwd', [x, y], c);
-      return { x, y, extra: [] };
+      b.step(l, 'dropout_fwd', { x, y }, { count: elementsOf(l.input), p: l.attrs.p });
+      return { x, y };
     }
     case 'view':
-      return { x, y: x, extra: [] }; // a view is the same memory
-    case 'relu':
-    case 'avgpool':
+      return { x, y: x }; // a view is the same memory
+    case 'relu': {
+      const y = b.act(`relu${l.index}.out`, out);
+      b.step(l, 'relu_fwd', { x, y }, { count: elementsOf(l.input) });
+      return { x, y };
+    }
     case 'logsoftmax':
     case 'softmax': {
       const y = b.act(`${l.kind}${l.index}.out`, out);
-      b.step(l, `${l.kind}_fwd`, [x, y], c);
-      return { x, y, extra: [] };
+      b.step(l, `${l.kind}_fwd`, { x, y }, { classes: l.input[0] });
+      return { x, y };
     }
   }
 }
 
+const bnConsts = (l: ShapedLayer & { kind: 'bn' }) => ({ ...channelShape(l), eps: l.attrs.eps, momentum: l.attrs.momentum });
+
 /** Emits the backward of one layer; returns the gradient w.r.t. its input (undefined when not needed). */
-function backwardLayer(b: ProgramBuilder, l: ShapedLayer, s: Saved, dy: string, needDx: boolean): string | undefined {
+function backwardLayer(b: ProgramBuilder, l: ShapedLayer, s: Saved, g: string, needDx: boolean): string | undefined {
   const inSize = elementsOf(l.input);
-  const c = layerConsts(l);
   const p = (f: string) => paramId(l, f);
-  const g = (f: string) => gradId(l, f);
+  const grad = (f: string) => gradId(l, f);
   const dx = () => b.act(`${l.kind}${l.index}.grad_in`, inSize);
   switch (l.kind) {
-    case 'conv':
-    case 'linear': {
-      const bias = l.attrs.bias;
-      b.step(l, l.kind === 'conv' ? 'conv_bwd_weight' : 'linear_bwd_weight', [s.x, dy, g('weight'), ...(bias ? [g('bias')] : [])], c);
+    case 'conv': {
+      const c = { ...windowShape(l), bias: l.attrs.bias };
+      b.step(l, 'conv_bwd_weight', { x: s.x, g, dw: grad('weight'), db: c.bias ? grad('bias') : undefined }, c);
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, l.kind === 'conv' ? 'conv_bwd_data' : 'linear_bwd_data', [dy, p('weight'), d], c);
+      b.step(l, 'conv_bwd_data', { g, w: p('weight'), dx: d }, c);
+      return d;
+    }
+    case 'linear': {
+      const c = { in: l.attrs.nIn, out: l.attrs.nOut, bias: l.attrs.bias };
+      b.step(l, 'linear_bwd_weight', { x: s.x, g, dw: grad('weight'), db: c.bias ? grad('bias') : undefined }, c);
+      if (!needDx) return undefined;
+      const d = dx();
+      b.step(l, 'linear_bwd_data', { g, w: p('weight'), dx: d }, c);
       return d;
     }
     case 'bn': {
       const d = dx();
-      b.step(l, 'bn_bwd', [s.x, dy, p('weight'), s.extra[0], s.extra[1], d, g('weight'), g('bias')], c);
+      b.step(l, 'bn_bwd', { x: s.x, g, gamma: p('weight'), save_mean: s.saveMean, save_invstd: s.saveInvstd, dx: d, dgamma: grad('weight'), dbeta: grad('bias') }, bnConsts(l));
       return d;
     }
     case 'view':
-      return dy;
+      return g;
     case 'maxpool': {
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, 'maxpool_bwd', [dy, s.extra[0], d], c);
+      b.step(l, 'maxpool_bwd', { g, argmax: s.argmax, dx: d }, windowShape(l));
       return d;
     }
-    case 'avgpool':
+    case 'avgpool': {
+      if (!needDx) return undefined;
+      const d = dx();
+      b.step(l, 'avgpool_bwd', { g, dx: d }, windowShape(l));
+      return d;
+    }
     case 'dropout': {
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, `${l.kind}_bwd`, [dy, d], c);
+      b.step(l, 'dropout_bwd', { g, dx: d }, { count: inSize, p: l.attrs.p });
       return d;
     }
-    case 'relu':
+    case 'relu': {
+      if (!needDx) return undefined;
+      const d = dx();
+      b.step(l, 'relu_bwd', { y: s.y, g, dx: d }, { count: inSize });
+      return d;
+    }
     case 'logsoftmax':
     case 'softmax': {
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, `${l.kind}_bwd`, [s.y, dy, d], c);
+      b.step(l, `${l.kind}_bwd`, { y: s.y, g, dx: d }, { classes: l.input[0] });
       return d;
     }
   }
@@ -157,7 +164,7 @@ export function lowerTrainForwardBackward(m: ShapedModel): { program: Program; b
   const classes = elementsOf(last.output);
   const loss = b.fixed('loss', 1);
   let dy = b.act('loss.grad_in', classes);
-  b.step(undefined, 'nll_loss', [x, labels, loss, dy], { classes });
+  b.step(undefined, 'nll_loss', { logp: x, labels, loss, dlogp: dy }, { classes });
   // A layer needs its input gradient only when some layer before it has parameters.
   const firstWithParams = m.layers.findIndex((l) => l.params > 0);
   for (let i = m.layers.length - 1; i >= 0 && i >= firstWithParams; i--) {
@@ -172,7 +179,7 @@ export function lowerSgdUpdate(m: ShapedModel, layout: ParamLayout): Program {
   const b = new ProgramBuilder('sgd');
   if (layout.paramSize === 0) throw new LoweringError(`${m.file}: the model has no parameters to train`);
   // One kernel over the whole parameter space: torch/optim's sgd treats the flattened parameters alike.
-  b.step(undefined, 'sgd_update', [wholeSpaceId('param'), wholeSpaceId('grad'), wholeSpaceId('momentum')], { count: layout.paramSize }, ['lr', 'wd', 'momentum', 'first']);
+  b.step(undefined, 'sgd_update', { w: wholeSpaceId('param'), g: wholeSpaceId('grad'), mom: wholeSpaceId('momentum') }, { count: layout.paramSize });
   return { name: 'sgd_update', inputs: {}, outputs: {}, steps: b.steps };
 }
 

@@ -1,22 +1,12 @@
-// The CPU forward-convolution algorithm of each BN-folded conv (codegen-cpu emits its calls): the
+// The CPU forward-convolution algorithm of each BN-folded conv (backends/cpu/render.ts emits its calls): the
 // batch-wide implicit GEMM (conv_gemm.h) or a Winograd variant (conv_winograd.h), picked by a cost model.
 import type { Program } from '../lower/program-ir.js';
+import type { ConvShape } from '../lower/ops.js';
 
 export type ConvAlgorithm = 'implicit_gemm' | 'winograd_f2x3' | 'winograd_f4x3' | 'winograd_f2x5';
 
-/** The consts of a conv step (lower-infer's conv_infer and fold_bn). */
-export interface ConvConsts {
-  readonly C: number;
-  readonly H: number;
-  readonly W: number;
-  readonly K: number;
-  readonly R: number;
-  readonly S: number;
-  readonly sh: number;
-  readonly sw: number;
-  readonly ph: number;
-  readonly pw: number;
-}
+/** What the choice reads of a conv step's consts (conv_infer's and fold_bn's, compiler/lower/ops.ts). */
+export type ConvConsts = Omit<ConvShape, 'P' | 'Q'>;
 
 export interface ConvChoice {
   readonly algorithm: ConvAlgorithm;
@@ -143,7 +133,7 @@ export function convAlgorithmReport(programs: readonly Program[]): string[] {
   for (const step of programs.flatMap((p) => p.steps)) {
     if (step.op !== 'conv_infer' || seen.has(step.kernel)) continue;
     seen.add(step.kernel);
-    const c = step.consts as unknown as ConvConsts & { packed?: boolean };
+    const c = step.consts;
     const shape = `${c.R}x${c.S}/${c.sh} ${c.C}→${c.K} on ${c.H}x${c.W}`;
     if (!c.packed) {
       lines.push(`  ${step.kernel.padEnd(28)} ${shape}: implicit GEMM (weights not folded, so packed per call)`);

@@ -2,9 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nunjucks from 'nunjucks';
-import type { KernelStep, Program } from '../../lower/program-ir.js';
+import { argIndex, type KernelStep, type Program } from '../../lower/program-ir.js';
+import type { BufferName, ConvShape, OpKind } from '../../lower/ops.js';
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
-import { chooseConvAlgorithm, packedConvWeightsSize, winogradKindCpp, winogradWeightsSize, type ConvConsts } from '../../schedule/cpu-conv-algorithm.js';
+import { chooseConvAlgorithm, packedConvWeightsSize, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
 
@@ -17,100 +18,133 @@ export function cppDouble(v: number): string {
   return /[.eE]/.test(s) ? s : `${s}.0`;
 }
 
+/**
+ * The C++ expressions of a step's buffers and runtime scalars, each prefixed with its contract name
+ * (compiler/lower/ops.ts) as a comment, so a reader of the generated call sees what each argument is.
+ */
+function argumentsOf(k: KernelStep) {
+  // Any op's buffer name type-checks here; that it is this op's is checked when the kernel is generated.
+  type Name = BufferName<OpKind>;
+  const index = (name: Name) => {
+    const i = argIndex(k, name);
+    if (i < 0) throw new Error(`internal error: ${k.kernel} (${k.op}) has no buffer '${name}'`);
+    return i;
+  };
+  return {
+    /** A buffer the kernel reads. */
+    cf: (name: Name) => `/*${name}=*/arg<const float>(a, ${index(name)})`,
+    /** A buffer the kernel writes. */
+    f: (name: Name) => `/*${name}=*/arg<float>(a, ${index(name)})`,
+    i32: (name: Name, mutable = false) => `/*${name}=*/arg<${mutable ? '' : 'const '}std::int32_t>(a, ${index(name)})`,
+    /** An optional buffer (a bias) the kernel reads, or nullptr when the step has none. */
+    optional: (name: Name, mutable = false) => (k.buffers[name] === undefined ? 'nullptr' : mutable ? `/*${name}=*/arg<float>(a, ${index(name)})` : `/*${name}=*/arg<const float>(a, ${index(name)})`),
+    scalar: (name: string) => {
+      const i = k.scalars.indexOf(name);
+      if (i < 0) throw new Error(`internal error: ${k.kernel} (${k.op}) has no scalar '${name}'`);
+      return `/*${name}=*/a->scalar[${i}]`;
+    },
+  };
+}
+
+const n = 'a->n';
+const convShape = (c: ConvShape, batch = n) => `const Conv2dShape shape{${batch}, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`;
+const poolShape = (c: ConvShape) => `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`;
+const bnShape = (c: { C: number; HW: number }) => `const BatchNormShape shape{${n}, ${c.C}, ${c.HW}};`;
+const linearShape = (c: { in: number; out: number }) => `const LinearShape shape{${n}, ${c.in}, ${c.out}};`;
+const countOf = (c: { count: number }) => `static_cast<std::int64_t>(${n}) * ${c.count}`;
+
 function body(k: KernelStep): string[] {
-  const c = k.consts as Record<string, number & boolean>;
-  const cf = (i: number) => `arg<const float>(a, ${i})`;
-  const f = (i: number) => `arg<float>(a, ${i})`;
-  const i32 = (i: number, mutable = false) => `arg<${mutable ? '' : 'const '}std::int32_t>(a, ${i})`;
-  const last = k.args.length - 1;
-  const n = 'a->n';
-  const count = `static_cast<std::int64_t>(${n}) * ${c.count}`;
-  const conv = `const Conv2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`;
-  const pool = `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`;
-  const bn = `const BatchNormShape shape{${n}, ${c.C}, ${c.HW}};`;
-  const linear = `const LinearShape shape{${n}, ${c.in}, ${c.out}};`;
+  const { cf, f, i32, optional, scalar } = argumentsOf(k);
   const seed = dropoutSeedCpp('a->seed', k.layer);
   switch (k.op) {
     case 'conv_fwd':
     case 'conv_infer': {
-      const algorithm = c.packed ? chooseConvAlgorithm(c as unknown as ConvConsts).algorithm : 'implicit_gemm';
+      const c = k.consts;
+      const algorithm = k.op === 'conv_infer' && k.consts.packed ? chooseConvAlgorithm(c).algorithm : 'implicit_gemm';
       if (algorithm !== 'implicit_gemm') {
-        return [conv, `conv2d_forward_winograd(${winogradKindCpp(algorithm)}, shape, ${cf(0)}, ${cf(1)}, ${c.bias ? cf(2) : 'nullptr'}, ${f(last)}, ${c.relu});`];
+        return [convShape(c), `conv2d_forward_winograd(${winogradKindCpp(algorithm)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu});`];
       }
-      const w = c.packed ? `PackedConvWeights{${cf(1)}}` : cf(1);
-      return [conv, `conv2d_forward(shape, ${cf(0)}, ${w}, ${c.bias ? cf(2) : 'nullptr'}, ${f(last)}, ${c.relu});`];
+      const w = k.op === 'conv_infer' && k.consts.packed ? `PackedConvWeights{${cf('w')}}` : cf('w');
+      return [convShape(c), `conv2d_forward(shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu});`];
     }
     case 'conv_bwd_data':
-      return [conv, `conv2d_backward_data(shape, ${cf(0)}, ${cf(1)}, ${f(2)});`];
+      return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')});`];
     case 'conv_bwd_weight':
-      return [conv, `conv2d_backward_weights(shape, ${cf(0)}, ${cf(1)}, ${f(2)}, ${c.bias ? f(3) : 'nullptr'});`];
+      return [convShape(k.consts), `conv2d_backward_weights(shape, ${cf('x')}, ${cf('g')}, ${f('dw')}, ${optional('db', true)});`];
     case 'fold_bn': {
-      const o = c.bias ? 1 : 0;
-      const fold = `fold_batchnorm(${c.K}, ${c.CRS}, ${cf(0)}, ${c.bias ? cf(1) : 'nullptr'}, ${cf(1 + o)}, ${cf(2 + o)}, ${cf(3 + o)}, ${cf(4 + o)}, ${f(5 + o)}, ${f(6 + o)}, ${cppDouble(c.eps)});`;
+      const c = k.consts;
+      const fold = `fold_batchnorm(${c.K}, ${c.CRS}, ${cf('w')}, ${optional('bias')}, ${cf('gamma')}, ${cf('beta')}, ${cf('mean')}, ${cf('var')}, ${f('w_out')}, ${f('b_out')}, ${cppDouble(c.eps)});`;
       if (!c.packed) return [fold];
-      const algorithm = chooseConvAlgorithm(c as unknown as ConvConsts).algorithm;
+      const algorithm = chooseConvAlgorithm(c).algorithm;
+      // The packing reads the folded weights back: w_out, just written.
       if (algorithm !== 'implicit_gemm') {
         const kind = winogradKindCpp(algorithm);
         return [
           fold,
           `static_assert(winograd_weights_size(${kind}, ${c.K}, ${c.C}) == ${winogradWeightsSize(algorithm, c.K, c.C)}, "packed weight buffer size");`,
-          `const Conv2dShape shape{1, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`,
-          `pack_winograd_weights(${kind}, shape, ${cf(5 + o)}, ${f(7 + o)});`,
+          convShape(c, '1'),
+          `pack_winograd_weights(${kind}, shape, ${cf('w_out')}, ${f('packed')});`,
         ];
       }
       return [
         fold,
         `static_assert(packed_conv_weights_size(${c.K}, ${c.CRS}) == ${packedConvWeightsSize(c.K, c.CRS)}, "packed weight buffer size");`,
-        `const Conv2dShape shape{1, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`,
-        `pack_conv_weights(shape, ${cf(5 + o)}, ${f(7 + o)});`,
+        convShape(c, '1'),
+        `pack_conv_weights(shape, ${cf('w_out')}, ${f('packed')});`,
       ];
     }
-    case 'bn_fwd_train':
-      return [bn, `batchnorm_forward_train(shape, ${cf(0)}, ${cf(1)}, ${cf(2)}, ${f(5)}, ${f(6)}, ${f(7)}, ${f(3)}, ${f(4)}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)});`];
+    case 'bn_fwd_train': {
+      const c = k.consts;
+      return [bnShape(c), `batchnorm_forward_train(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${f('y')}, ${f('save_mean')}, ${f('save_invstd')}, ${f('running_mean')}, ${f('running_var')}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)});`];
+    }
     case 'bn_bwd':
-      return [bn, `batchnorm_backward(shape, ${cf(0)}, ${cf(1)}, ${cf(2)}, ${cf(3)}, ${cf(4)}, ${f(5)}, ${f(6)}, ${f(7)});`];
+      return [bnShape(k.consts), `batchnorm_backward(shape, ${cf('x')}, ${cf('g')}, ${cf('gamma')}, ${cf('save_mean')}, ${cf('save_invstd')}, ${f('dx')}, ${f('dgamma')}, ${f('dbeta')});`];
     case 'bn_eval':
-      return [bn, `batchnorm_forward_eval(shape, ${cf(0)}, ${cf(1)}, ${cf(2)}, ${cf(3)}, ${cf(4)}, ${f(5)}, ${cppDouble(c.eps)});`];
+      return [bnShape(k.consts), `batchnorm_forward_eval(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${cf('mean')}, ${cf('var')}, ${f('y')}, ${cppDouble(k.consts.eps)});`];
     case 'relu_fwd':
-      return [`relu_forward(${count}, ${cf(0)}, ${f(1)});`];
+      return [`relu_forward(${countOf(k.consts)}, ${cf('x')}, ${f('y')});`];
     case 'relu_bwd':
-      return [`relu_backward(${count}, ${cf(0)}, ${cf(1)}, ${f(2)});`];
+      return [`relu_backward(${countOf(k.consts)}, ${cf('y')}, ${cf('g')}, ${f('dx')});`];
     case 'maxpool_fwd':
-      return [pool, `maxpool_forward(shape, ${cf(0)}, ${f(1)}, ${i32(2, true)});`];
+      return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, ${i32('argmax', true)});`];
     case 'maxpool_fwd_infer':
-      return [pool, `maxpool_forward(shape, ${cf(0)}, ${f(1)}, nullptr);`];
+      return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, nullptr);`];
     case 'maxpool_bwd':
-      return [pool, `maxpool_backward(shape, ${cf(0)}, ${i32(1)}, ${f(2)});`];
+      return [poolShape(k.consts), `maxpool_backward(shape, ${cf('g')}, ${i32('argmax')}, ${f('dx')});`];
     case 'avgpool_fwd':
-      return [pool, `avgpool_forward(shape, ${cf(0)}, ${f(1)});`];
+      return [poolShape(k.consts), `avgpool_forward(shape, ${cf('x')}, ${f('y')});`];
     case 'avgpool_bwd':
-      return [pool, `avgpool_backward(shape, ${cf(0)}, ${f(1)});`];
+      return [poolShape(k.consts), `avgpool_backward(shape, ${cf('g')}, ${f('dx')});`];
     case 'linear_fwd':
     case 'linear_infer':
-      return [linear, `linear_forward(shape, ${cf(0)}, ${cf(1)}, ${c.bias ? cf(2) : 'nullptr'}, ${f(last)}, ${c.relu ?? false});`];
+      return [linearShape(k.consts), `linear_forward(shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${k.consts.relu});`];
     case 'linear_bwd_data':
-      return [linear, `linear_backward_data(shape, ${cf(0)}, ${cf(1)}, ${f(2)});`];
+      return [linearShape(k.consts), `linear_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')});`];
     case 'linear_bwd_weight':
-      return [linear, `linear_backward_weights(shape, ${cf(0)}, ${cf(1)}, ${f(2)}, ${c.bias ? f(3) : 'nullptr'});`];
+      return [linearShape(k.consts), `linear_backward_weights(shape, ${cf('x')}, ${cf('g')}, ${f('dw')}, ${optional('db', true)});`];
     case 'logsoftmax_fwd':
-      return [`log_softmax_forward(${n}, ${c.classes}, ${cf(0)}, ${f(1)});`];
+      return [`log_softmax_forward(${n}, ${k.consts.classes}, ${cf('x')}, ${f('y')});`];
     case 'logsoftmax_bwd':
-      return [`log_softmax_backward(${n}, ${c.classes}, ${cf(0)}, ${cf(1)}, ${f(2)});`];
+      return [`log_softmax_backward(${n}, ${k.consts.classes}, ${cf('y')}, ${cf('g')}, ${f('dx')});`];
     case 'softmax_fwd':
-      return [`softmax_forward(${n}, ${c.classes}, ${cf(0)}, ${f(1)});`];
+      return [`softmax_forward(${n}, ${k.consts.classes}, ${cf('x')}, ${f('y')});`];
     case 'softmax_bwd':
-      return [`softmax_backward(${n}, ${c.classes}, ${cf(0)}, ${cf(1)}, ${f(2)});`];
+      return [`softmax_backward(${n}, ${k.consts.classes}, ${cf('y')}, ${cf('g')}, ${f('dx')});`];
     case 'dropout_fwd':
-      return [`dropout_forward(${count}, ${cf(0)}, ${f(1)}, ${cppDouble(c.p)}f, ${seed});`];
+      return [`dropout_forward(${countOf(k.consts)}, ${cf('x')}, ${f('y')}, ${cppDouble(k.consts.p)}f, ${seed});`];
     case 'dropout_bwd':
-      return [`dropout_backward(${count}, ${cf(0)}, ${f(1)}, ${cppDouble(c.p)}f, ${seed});`];
-    case 'nll_loss':
-      return [`nll_loss_forward(${n}, ${c.classes}, ${cf(0)}, ${i32(1)}, ${f(2)});`, `nll_loss_backward(${n}, ${c.classes}, ${i32(1)}, ${f(3)});`];
-    case 'sgd_update':
+      return [`dropout_backward(${countOf(k.consts)}, ${cf('g')}, ${f('dx')}, ${cppDouble(k.consts.p)}f, ${seed});`];
+    case 'nll_loss': {
+      const classes = k.consts.classes;
+      return [`nll_loss_forward(${n}, ${classes}, ${cf('logp')}, ${i32('labels')}, ${f('loss')});`, `nll_loss_backward(${n}, ${classes}, ${i32('labels')}, ${f('dlogp')});`];
+    }
+    case 'sgd_update': {
+      const float = (name: string) => `static_cast<float>(${scalar(name)})`;
       return [
         '// scalars: lr, weight decay, momentum, first (the momentum buffer starts as the gradient)',
-        `sgd_update(${c.count}, ${f(0)}, ${f(1)}, ${f(2)}, static_cast<float>(a->scalar[0]), static_cast<float>(a->scalar[1]), static_cast<float>(a->scalar[2]), a->scalar[3] != 0.0);`,
+        `sgd_update(${k.consts.count}, ${f('w')}, ${f('g')}, ${f('mom')}, ${float('lr')}, ${float('wd')}, ${float('momentum')}, ${scalar('first')} != 0.0);`,
       ];
+    }
     default:
       // The fused ops belong to the cuda/emu training program; build.ts never hands them to this generator.
       throw new Error(`internal error: the cpu code generator has no kernel for ${k.op} (${k.kernel})`);

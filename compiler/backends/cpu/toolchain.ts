@@ -1,13 +1,8 @@
 // Compiles generated C++ into a kernel library with g++, caching the result by content hash.
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../package-root.js';
 import { compileCached } from '../compile-cached.js';
 import { hostCpuFlags } from '../../../runtime/cpu-features.js';
-
-export class ToolchainError extends Error {}
 
 /**
  * What instruction set the kernel library may use (`nincc build --cpu`): `native`, the vector extensions
@@ -40,33 +35,8 @@ export function compilerCommand(source: string, output: string, features: readon
   return ['g++', '-std=c++17', '-O3', '-fopenmp', '-fPIC', '-shared', '-fvisibility=hidden', '-fvisibility-inlines-hidden', '-Wl,-Bsymbolic', ...cpuFlags(features), `-I${include}`, source, '-o', output];
 }
 
-export function cacheDir(): string {
-  return process.env.NINCC_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'nincc');
-}
-
 /** Compiles `source` (already written at sourcePath) to `output`; returns whether the cache had it. */
 export function compileCpuLibrary(sourceText: string, sourcePath: string, output: string, features?: readonly string[]): { cached: boolean; command: string } {
   const command = compilerCommand(sourcePath, output, features);
   return compileCached({ kind: 'cpu', command, keyCommand: command.slice(0, -3), sourceText, sourcePath, output, what: 'g++' });
 }
-
-let digest: string | undefined;
-/** The kernel library's headers take part in every cache key: a header change rebuilds. */
-export function headersDigest(): string {
-  if (digest) return digest;
-  const h = createHash('sha256');
-  const dir = join(packageRoot(), 'runtime/include/nincc');
-  const walk = (d: string) => {
-    for (const name of readdirSorted(d)) {
-      const p = join(d, name);
-      if (statIsDir(p)) walk(p);
-      else h.update(p.slice(dir.length)).update(readFileSync(p));
-    }
-  };
-  walk(dir);
-  digest = h.digest('hex');
-  return digest;
-}
-
-const readdirSorted = (d: string) => readdirSync(d).sort();
-const statIsDir = (p: string) => statSync(p).isDirectory();

@@ -16,7 +16,7 @@ const blockTree = (combine: string[]) => [
   '}',
 ];
 
-export function bnFinalize(k: KernelStep, c: Consts): CudaKernel {
+export function bnFinalize(k: KernelStep, c: Consts<'bn_finalize'>): CudaKernel {
   // One block per channel: thread t merges tiles t, t+256, … (Chan's formula in float64), then a fixed
   // tree merges the threads. Thread 0 turns mean and M2 into scale/shift and the running statistics.
   const tiles = Math.ceil(c.HW / 32);
@@ -58,7 +58,7 @@ export function bnFinalize(k: KernelStep, c: Consts): CudaKernel {
   return { params: params(k, names), body, launch: { grid: [c.C, 1, 1], block: [BLOCK, 1, 1], shared: 0 }, fused: 'BN finalize: batch mean/var → scale/shift, running statistics' };
 }
 
-export function bnBackwardFinalize(k: KernelStep, c: Consts): CudaKernel {
+export function bnBackwardFinalize(k: KernelStep, c: Consts<'bn_bwd_finalize'>): CudaKernel {
   const tiles = Math.ceil(c.HW / 32);
   const names = ['st_dz', 'st_dzx', { name: 'dgamma', out: true }, { name: 'dbeta', out: true }];
   const body = [
@@ -83,23 +83,23 @@ export const channelTile = (C: number, HW: number) => [
   `const long long at = ((long long)img * ${C} + ch) * ${HW} + (valid ? j : 0);`,
 ];
 
-export function bnStats(k: KernelStep, c: Consts): CudaKernel {
+export function bnStats(k: KernelStep, c: Consts<'bn_stats'>): CudaKernel {
   const body = [...channelTile(c.C, c.HW), 'const float v = valid ? x[at] : 0.0f;', ...forwardStats('v', 'valid', `min(32, ${c.HW} - int(blockIdx.x) * 32)`, tileSlot(c.C, c.HW))];
   return { params: params(k, ['x', { name: 'st_mean', out: true }, { name: 'st_m2', out: true }]), body, launch: channelTiles(c.C, c.HW), fused: 'BN statistics of a buffer no conv produced' };
 }
 
-export function actApply(k: KernelStep, c: Consts): CudaKernel {
+export function actApply(k: KernelStep, c: Consts<'act_apply'>): CudaKernel {
   const body = [...element(c.C * c.HW), `const long long at = (long long)img * ${c.C * c.HW} + i;`, 'float v = x[at];', ...applyPending(c, 'v', `i / ${c.HW}`), 'y[at] = v;'];
   return { params: params(k, ['x', ...inputParams(c), { name: 'y', out: true }]), body, launch: perElement(c.C * c.HW), fused: fusedText([c.inBn && 'BN scale/shift', c.inRelu && 'ReLU']) + ' (materialized for a consumer without the prologue)' };
 }
 
-export function actBackwardStats(k: KernelStep, c: Consts): CudaKernel {
+export function actBackwardStats(k: KernelStep, c: Consts<'act_bwd_stats'>): CudaKernel {
   const f = { ...c, outStats: true };
   const body = [...channelTile(c.C, c.HW), 'const float d = valid ? g[at] : 0.0f;', ...backwardStats(f, 'd', 'at', 'ch', 'valid', tileSlot(c.C, c.HW))];
   return { params: params(k, ['g', ...statsParams(f)]), body, launch: channelTiles(c.C, c.HW), fused: 'Σdz, Σdz·x̂ partials of a materialized value' };
 }
 
-export function gradRebuild(k: KernelStep, c: Consts): CudaKernel {
+export function gradRebuild(k: KernelStep, c: Consts<'grad_rebuild'>): CudaKernel {
   const body = [...element(c.C * c.HW), ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${c.HW});`] : []), `const long long at = (long long)img * ${c.C * c.HW} + i;`, 'float d = g[at];', ...rebuildGradient(c, 'd', 'at', `i / ${c.HW}`), 'dx[at] = d;'];
   return { params: params(k, ['g', ...rebuildParams(c), { name: 'dx', out: true }]), body, launch: perElement(c.C * c.HW), fused: fusedText([c.gRelu && 'dReLU', c.gBn && 'dBN']) + ' (for a consumer without the prologue)' };
 }

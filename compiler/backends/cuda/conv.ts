@@ -38,7 +38,7 @@ const tileProduct = (a: string, bm: string) => [
  * xs[kk][col] = X_col[crs][position] of image xi: the input at tap (r, s) of channel ch for output
  * position `pos`, with the input's pending BN+ReLU applied; 0 in the padding (Torch pads the activation).
  */
-function gatherInput(c: Consts, pos: string): string[] {
+function gatherInput(c: Consts<'conv_fwd_fused' | 'conv_infer' | 'conv_wgrad_fused'>, pos: string): string[] {
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
   return [
     'float v = 0.0f;',
@@ -54,7 +54,7 @@ function gatherInput(c: Consts, pos: string): string[] {
   ];
 }
 
-export function convForward(k: KernelStep, c: Consts): CudaKernel {
+export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>): CudaKernel {
   // Y[K][PQ] = W[K][CRS] · X_col[CRS][PQ] per image in 32×32 tiles (as conv_infer), the input's pending
   // BN+ReLU applied while staging X_col (padding stays 0: Torch pads the activation), and when a BN
   // follows, each warp (one output channel, 32 positions) writes its tile's mean and M2.
@@ -94,7 +94,7 @@ export function convForward(k: KernelStep, c: Consts): CudaKernel {
   return { params: params(k, names), body, launch: { grid: [Math.ceil(PQ / 32), Math.ceil(c.K / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
 }
 
-export function convBackwardData(k: KernelStep, c: Consts): CudaKernel {
+export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): CudaKernel {
   // dX[C][HW] = Σ_{k,r,s} W[k][c][r][s] · dY[k][p][q] with h = p·sh − ph + r (taps whose h + ph − r is
   // not a multiple of the stride contribute nothing). dY is rebuilt on load from the gradient of the
   // conv's (pending) output value; the epilogue writes dX and the partials of the input's pending BN.
@@ -143,7 +143,7 @@ export function convBackwardData(k: KernelStep, c: Consts): CudaKernel {
   return { params: params(k, names), body, launch: { grid: [Math.ceil(HW / 32), Math.ceil(c.C / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
 }
 
-export function convBackwardWeight(k: KernelStep, c: Consts): CudaKernel {
+export function convBackwardWeight(k: KernelStep, c: Consts<'conv_wgrad_fused'>): CudaKernel {
   // dW[K][CRS] = Σ_images Σ_pq dY[k][pq] · X_col[crs][pq] for the images of split blockIdx.z, into
   // partials[split]; dY rebuilt on load (prologue), X_col with the input's pending transform. The
   // blocks of column 0 also sum dY per row for the bias. wgrad_reduce adds the splits in order.
@@ -189,7 +189,7 @@ export function convBackwardWeight(k: KernelStep, c: Consts): CudaKernel {
   return { params: params(k, names), body, launch: { grid: [Math.ceil(CRS / 32), Math.ceil(c.K / 32), c.splits], block: [32, 8, 1], shared: 0 }, fused };
 }
 
-export function wgradReduce(k: KernelStep, c: Consts): CudaKernel {
+export function wgradReduce(k: KernelStep, c: Consts<'wgrad_reduce'>): CudaKernel {
   const names = ['wpart', 'bpart', { name: 'dw', out: true }, ...(c.bias ? [{ name: 'db', out: true }] : [])];
   const body = [
     'const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;',

@@ -3,7 +3,7 @@ import { element, flat, params, perElement, type Consts, type CudaKernel } from 
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /** y = x·wᵀ (+ b) (then ReLU for an inference linear whose ReLU was fused), one thread per output. */
-export function linearForward(k: KernelStep, c: Consts): CudaKernel {
+export function linearForward(k: KernelStep, c: Consts<'linear_fwd' | 'linear_infer'>): CudaKernel {
   const names = ['x', 'w', ...(c.bias ? ['b'] : []), { name: 'y', out: true }];
   const body = [
     ...element(c.out),
@@ -18,12 +18,12 @@ export function linearForward(k: KernelStep, c: Consts): CudaKernel {
   return { params: params(k, names), body, launch: perElement(c.out) };
 }
 
-export function linearBackwardData(k: KernelStep, c: Consts): CudaKernel {
+export function linearBackwardData(k: KernelStep, c: Consts<'linear_bwd_data'>): CudaKernel {
   const body = [...element(c.in), `const float* gi = g + (long long)img * ${c.out};`, 'float acc = 0.0f;', `for (int o = 0; o < ${c.out}; ++o) acc = fmaf(gi[o], w[(long long)o * ${c.in} + i], acc);`, `dx[(long long)img * ${c.in} + i] = acc;`];
   return { params: params(k, ['g', 'w', { name: 'dx', out: true }]), body, launch: perElement(c.in) };
 }
 
-export function linearBackwardWeight(k: KernelStep, c: Consts): CudaKernel {
+export function linearBackwardWeight(k: KernelStep, c: Consts<'linear_bwd_weight'>): CudaKernel {
   // One thread per weight (then per bias): the batch summed in image order.
   const weights = c.out * c.in;
   const body = [

@@ -4,7 +4,7 @@ import { cppDouble, element, flat, params, perElement, type Consts, type CudaKer
 import type { KernelStep } from '../../lower/program-ir.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
 
-export function dropout(k: KernelStep, c: Consts, forward: boolean): CudaKernel {
+export function dropout(k: KernelStep, c: Consts<'dropout_fwd' | 'dropout_bwd'>, forward: boolean): CudaKernel {
   // Torch7 nn.Dropout (v2): kept elements scaled by 1/(1 − p). The mask is the cpu kernels' own
   // (nincc::dropout_keeps over the batch-flat element index, the call seed salted by the layer), so
   // both devices drop the same elements and the backward redraws the forward's mask.

@@ -3,7 +3,7 @@
 // The schedule pass (compiler/schedule/cuda-launch.ts) calls cudaKernel once per kernel before the
 // plan is emitted; the renderer (render.ts) only prints them. Kernels are written against the device
 // primitives (runtime/include/nincc/device/primitives.cuh). Activations are NCHW.
-import type { KernelStep, OpKind } from '../../lower/program-ir.js';
+import type { KernelStep, OpKind, StepOf } from '../../lower/program-ir.js';
 import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from './conv.js';
 import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, gradRebuild } from './bn.js';
 import { poolBackward, poolForward } from './pool.js';
@@ -11,44 +11,49 @@ import { linearBackwardData, linearBackwardWeight, linearForward } from './dense
 import { nllLoss, softmaxBackward } from './loss.js';
 import { dropout } from './dropout.js';
 import { sgdUpdate } from './sgd.js';
-import { cppDouble, element, params, perElement, BLOCK, type Consts, type CudaKernel } from './parts.js';
+import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './parts.js';
 
-type Generator = (k: KernelStep, c: Consts) => CudaKernel;
-
-/** The training program's ops, each to its family's generator. */
-const trainingGenerators: Partial<Record<OpKind, Generator>> = {
-  conv_fwd_fused: convForward,
-  conv_dgrad_fused: convBackwardData,
-  conv_wgrad_fused: convBackwardWeight,
-  wgrad_reduce: wgradReduce,
-  bn_stats: bnStats,
-  bn_finalize: bnFinalize,
-  bn_bwd_finalize: bnBackwardFinalize,
-  act_apply: actApply,
-  act_bwd_stats: actBackwardStats,
-  grad_rebuild: gradRebuild,
-  maxpool_fwd_fused: (k, c) => poolForward(k, c, true),
-  avgpool_fwd_fused: (k, c) => poolForward(k, c, false),
-  maxpool_bwd_fused: (k, c) => poolBackward(k, c, true),
-  avgpool_bwd_fused: (k, c) => poolBackward(k, c, false),
-  linear_fwd: linearForward,
-  linear_bwd_data: linearBackwardData,
-  linear_bwd_weight: linearBackwardWeight,
-  logsoftmax_bwd: (k, c) => softmaxBackward(k, c, true),
-  softmax_bwd: (k, c) => softmaxBackward(k, c, false),
-  dropout_fwd: (k, c) => dropout(k, c, true),
-  dropout_bwd: (k, c) => dropout(k, c, false),
-  nll_loss: nllLoss,
-  sgd_update: sgdUpdate,
+/** The training program's ops, each to its family's generator, which reads the step's typed consts. */
+const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKernel } = {
+  conv_fwd_fused: (k) => convForward(k, k.consts),
+  conv_dgrad_fused: (k) => convBackwardData(k, k.consts),
+  conv_wgrad_fused: (k) => convBackwardWeight(k, k.consts),
+  wgrad_reduce: (k) => wgradReduce(k, k.consts),
+  bn_stats: (k) => bnStats(k, k.consts),
+  bn_finalize: (k) => bnFinalize(k, k.consts),
+  bn_bwd_finalize: (k) => bnBackwardFinalize(k, k.consts),
+  act_apply: (k) => actApply(k, k.consts),
+  act_bwd_stats: (k) => actBackwardStats(k, k.consts),
+  grad_rebuild: (k) => gradRebuild(k, k.consts),
+  maxpool_fwd_fused: (k) => poolForward(k, k.consts, true),
+  avgpool_fwd_fused: (k) => poolForward(k, k.consts, false),
+  maxpool_bwd_fused: (k) => poolBackward(k, k.consts, true),
+  avgpool_bwd_fused: (k) => poolBackward(k, k.consts, false),
+  linear_fwd: (k) => linearForward(k, k.consts),
+  linear_bwd_data: (k) => linearBackwardData(k, k.consts),
+  linear_bwd_weight: (k) => linearBackwardWeight(k, k.consts),
+  logsoftmax_bwd: (k) => softmaxBackward(k, k.consts, true),
+  softmax_bwd: (k) => softmaxBackward(k, k.consts, false),
+  dropout_fwd: (k) => dropout(k, k.consts, true),
+  dropout_bwd: (k) => dropout(k, k.consts, false),
+  nll_loss: (k) => nllLoss(k, k.consts),
+  sgd_update: (k) => sgdUpdate(k, k.consts),
 };
+
+/** A training op's kernel from its generator (the table is indexed by the step's own op, so the types correlate). */
+function trainingKernel<K extends OpKind>(k: StepOf<K>): CudaKernel {
+  const generate: ((k: StepOf<K>) => CudaKernel) | undefined = trainingGenerators[k.op];
+  if (!generate) throw new Error(`internal error: no cuda kernel for ${k.op} (${k.kernel})`);
+  return generate(k);
+}
 
 /** The step's buffers named in order, those in `outputs` writable. */
 const withOutputs = (k: KernelStep, names: readonly string[], outputs: ReadonlySet<string>) => params(k, names.map((name) => ({ name, out: outputs.has(name) })));
 
 export function cudaKernel(k: KernelStep): CudaKernel {
-  const c = k.consts as Record<string, number & boolean>;
   switch (k.op) {
     case 'fold_bn': {
+      const c = k.consts;
       // The folded weights go to both w_out and the `packed` buffer; the cuda conv reads plain K×CRS rows.
       const names = [...['w', ...(c.bias ? ['bias'] : []), 'gamma', 'beta', 'mean', 'var', 'w_out', 'b_out'], ...(c.packed ? ['packed'] : [])];
       const body = [
@@ -68,10 +73,11 @@ export function cudaKernel(k: KernelStep): CudaKernel {
     }
     case 'conv_infer':
       // The training forward's kernel with nothing pending and no statistics: BN is folded into w and b.
-      return convForward(k, c);
+      return convForward(k, k.consts);
     case 'linear_infer':
-      return linearForward(k, c);
+      return linearForward(k, k.consts);
     case 'bn_eval': {
+      const c = k.consts;
       const names = ['x', 'gamma', 'beta', 'mean', 'var', 'y'];
       const out = c.C * c.HW;
       const body = [
@@ -84,16 +90,18 @@ export function cudaKernel(k: KernelStep): CudaKernel {
       return { params: withOutputs(k, names, new Set(['y'])), body, launch: perElement(out) };
     }
     case 'relu_fwd': {
+      const c = k.consts;
       const body = [...element(c.count), `const long long at = (long long)img * ${c.count} + i;`, 'y[at] = x[at] > 0.0f ? x[at] : 0.0f;'];
       return { params: withOutputs(k, ['x', 'y'], new Set(['y'])), body, launch: perElement(c.count) };
     }
     case 'maxpool_fwd_infer':
     case 'avgpool_fwd':
       // The training kernel with nothing pending (the layer before has been folded or applied) and no argmax.
-      return poolForward(k, c, k.op === 'maxpool_fwd_infer', false);
+      return poolForward(k, k.consts, k.op === 'maxpool_fwd_infer', false);
     case 'logsoftmax_fwd':
     case 'softmax_fwd': {
       // One warp per image: the row's max and sum of exponentials with warp reductions.
+      const c = k.consts;
       const log = k.op === 'logsoftmax_fwd';
       const body = [
         'const int img = int(blockIdx.z), lane = int(threadIdx.x);',
@@ -110,11 +118,8 @@ export function cudaKernel(k: KernelStep): CudaKernel {
       ];
       return { params: withOutputs(k, ['x', 'y'], new Set(['y'])), body, launch: { grid: [1, 1, 1], batchAxis: 2, block: [32, 1, 1], shared: 0 } };
     }
-    default: {
-      const generate = trainingGenerators[k.op];
-      if (!generate) throw new Error(`internal error: no cuda kernel for ${k.op} (${k.kernel})`);
-      return generate(k, k.consts as Consts);
-    }
+    default:
+      return trainingKernel(k);
   }
 }
 

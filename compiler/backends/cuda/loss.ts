@@ -2,7 +2,7 @@
 import { BLOCK, params, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
-export function softmaxBackward(k: KernelStep, c: Consts, log: boolean): CudaKernel {
+export function softmaxBackward(k: KernelStep, c: Consts<'logsoftmax_bwd' | 'softmax_bwd'>, log: boolean): CudaKernel {
   // One warp per image. log: dx = g − exp(y)·Σg. softmax: dx = y·(g − Σ g·y).
   const body = [
     'const int img = int(blockIdx.z), lane = int(threadIdx.x);',
@@ -16,7 +16,7 @@ export function softmaxBackward(k: KernelStep, c: Consts, log: boolean): CudaKer
   return { params: params(k, ['y', 'g', { name: 'dx', out: true }]), body, launch: { grid: [1, 1, 1], batchAxis: 2, block: [32, 1, 1], shared: 0 } };
 }
 
-export function nllLoss(k: KernelStep, c: Consts): CudaKernel {
+export function nllLoss(k: KernelStep, c: Consts<'nll_loss'>): CudaKernel {
   // loss = −(1/N)·Σ logp[n][label n] (float64, image order; NaN for a label out of range, as the cpu
   // device); dlogp = −1/N at each label, 0 elsewhere.
   const body = [

@@ -2,6 +2,7 @@
 // per-channel prologue/epilogue snippets of the fused BN+ReLU kernels (docs/design.md §4).
 import type { PlanLaunch } from '../../emit/plan.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import { opBuffers, type OpConsts, type OpKind } from '../../lower/ops.js';
 
 export interface CudaKernel {
   readonly params: string;
@@ -53,7 +54,10 @@ export interface Param {
 /** Parameter list: the step's buffers (inputs const, outputs writable), then n, then the scalars (then the call's seed). */
 export function params(k: KernelStep, list: readonly (string | Param)[], scalars: readonly string[] = [], seed = false): string {
   const ps = list.map((p) => (typeof p === 'string' ? { name: p } : p));
-  if (ps.length !== k.args.length) throw new Error(`internal error: ${k.kernel} has ${k.args.length} buffers, the cuda kernel names ${ps.length}`);
+  // The kernel's parameters are the op's contract (compiler/lower/ops.ts): the same names, order, direction and dtype.
+  const contract = opBuffers(k.op, k.consts).map((b) => `${b.dir === 'in' ? 'in' : 'out'} ${b.dtype} ${b.name}`);
+  const named = ps.map((p) => `${p.out ? 'out' : 'in'} ${p.int ? 'i32' : 'f32'} ${p.name}`);
+  if (named.join(', ') !== contract.join(', ')) throw new Error(`internal error: the cuda kernel of ${k.kernel} (${k.op}) takes (${named.join(', ')}), its contract says (${contract.join(', ')})`);
   const type = (p: Param) => `${p.out ? '' : 'const '}${p.int ? 'int' : 'float'}*`;
   return [...ps.map((p) => `${type(p)} ${p.name}`), 'int n', ...scalars.map((s) => `float ${s}`), ...(seed ? ['unsigned long long seed'] : [])].join(', ');
 }
@@ -75,8 +79,11 @@ export interface FusionFlags {
   readonly outRelu?: boolean;
 }
 
-/** A kernel step's constants as the generators read them. */
-export type Consts = Record<string, number & boolean> & FusionFlags;
+/**
+ * The constants of the ops a generator serves (compiler/lower/ops.ts), each op's own, plus the flags
+ * the others of its ops set (absent means off): convForward serves conv_fwd_fused and conv_infer alike.
+ */
+export type Consts<K extends OpKind> = OpConsts[K] & FusionFlags & { readonly relu?: boolean; readonly stats?: boolean };
 
 /** The `// fuses:` text of a kernel: the parts that apply, joined. */
 export const fusedText = (parts: (string | false | undefined)[]) => parts.filter(Boolean).join(' + ');

@@ -4,7 +4,7 @@ import { applyPending, backwardStats, channelTiles, cppDouble, element, inputPar
 import type { KernelStep } from '../../lower/program-ir.js';
 import { channelTile } from './bn.js';
 
-export function poolForward(k: KernelStep, c: Consts, max: boolean, argmax = max): CudaKernel {
+export function poolForward(k: KernelStep, c: Consts<'maxpool_fwd_fused' | 'avgpool_fwd_fused' | 'maxpool_fwd_infer' | 'avgpool_fwd'>, max: boolean, argmax = max): CudaKernel {
   // Torch7 floor mode; max: -inf padding, ties to the first maximum, NaN wins, the argmax (h·W + w in
   // the plane, −1 for none) kept for the backward; avg: count_include_pad. Pending transform on load.
   const out = c.C * c.P * c.Q;
@@ -27,7 +27,7 @@ export function poolForward(k: KernelStep, c: Consts, max: boolean, argmax = max
   return { params: params(k, names), body, launch: perElement(out), fused: fusedText([`${max ? 'max' : 'average'} pooling`, c.inBn && 'prologue: BN scale/shift', c.inRelu && 'prologue: ReLU']) };
 }
 
-export function poolBackward(k: KernelStep, c: Consts, max: boolean): CudaKernel {
+export function poolBackward(k: KernelStep, c: Consts<'maxpool_bwd_fused' | 'avgpool_bwd_fused'>, max: boolean): CudaKernel {
   // Gather, not scatter: each input position sums the output gradients of the windows that hold it
   // (max: whose argmax it is), in a fixed order; then the epilogue's BN partials for the input value.
   const HW = c.H * c.W, PQ = c.P * c.Q;

@@ -2,7 +2,7 @@
 import { flat, params, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
-export function sgdUpdate(k: KernelStep, c: Consts): CudaKernel {
+export function sgdUpdate(k: KernelStep, c: Consts<'sgd_update'>): CudaKernel {
   // torch/optim sgd in its order (runtime/include/nincc/cpu/sgd.h): weight decay into g, momentum
   // buffer (= g on the first step after a reset), then w ← w − lr·buf.
   const body = [

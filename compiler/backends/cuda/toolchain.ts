@@ -5,9 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cacheDir, headersDigest, ToolchainError } from '../cpu/toolchain.js';
 import { packageRoot } from '../../package-root.js';
-import { compileCached, quoteCommand } from '../compile-cached.js';
+import { cacheDir, compileCached, headersDigest, quoteCommand, ToolchainError } from '../compile-cached.js';
 
 
 export function emuCompilerCommand(source: string, output: string): string[] {

@@ -1,0 +1,390 @@
+// The typed contract of every kernel op: its constants (names and types) and its buffers (name, direction,
+// dtype, size rule) in kernel-argument order. Lowering builds steps from it (program-builder.ts), the
+// program verifier checks every step against it (verify-program.ts), and both renderers read its names.
+import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
+
+/** A constant's type: a non-negative integer (a shape), any finite number (eps, p, momentum), a flag, an optional flag. */
+type ConstType = 'int' | 'num' | 'bool' | 'bool?';
+type ConstSchema = Readonly<Record<string, ConstType>>;
+
+/** The constants record a schema describes: `int`/`num` → number, `bool` → boolean, `bool?` → optional boolean. */
+type ConstsOf<S extends ConstSchema> = { readonly [k in keyof S as S[k] extends 'bool?' ? never : k]: S[k] extends 'bool' ? boolean : number } & {
+  readonly [k in keyof S as S[k] extends 'bool?' ? k : never]?: boolean;
+};
+
+// Constant groups the op families share (the kernels' names: C×H×W in, K×P×Q out, R×S window).
+const spatial = { C: 'int', H: 'int', W: 'int', K: 'int', P: 'int', Q: 'int', R: 'int', S: 'int', sh: 'int', sw: 'int', ph: 'int', pw: 'int' } as const;
+const channels = { C: 'int', HW: 'int' } as const;
+const dense = { in: 'int', out: 'int' } as const;
+/** The fused training program's flags (lower/train-fused.ts): the input's pending BN/ReLU applied on load … */
+const inFlags = { inBn: 'bool', inRelu: 'bool' } as const;
+/** … the incoming gradient rebuilt from the gradient of a pending value … */
+const gradFlags = { gBn: 'bool', gRelu: 'bool' } as const;
+/** … and the Σdz, Σdz·x̂ partials of the pending BN of the value whose gradient the kernel writes. */
+const outFlags = { outStats: 'bool', outRelu: 'bool' } as const;
+
+const constSchemas = {
+  conv_fwd: { ...spatial, bias: 'bool', relu: 'bool' },
+  conv_bwd_data: { ...spatial, bias: 'bool' },
+  conv_bwd_weight: { ...spatial, bias: 'bool' },
+  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?' },
+  fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool' },
+  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num' },
+  bn_bwd: { ...channels, eps: 'num', momentum: 'num' },
+  bn_eval: { ...channels, eps: 'num' },
+  relu_fwd: { count: 'int' },
+  relu_bwd: { count: 'int' },
+  maxpool_fwd: spatial,
+  maxpool_fwd_infer: spatial,
+  maxpool_bwd: spatial,
+  avgpool_fwd: spatial,
+  avgpool_bwd: spatial,
+  linear_fwd: { ...dense, bias: 'bool', relu: 'bool' },
+  linear_infer: { ...dense, bias: 'bool', relu: 'bool', bnFolded: 'bool' },
+  linear_bwd_data: { ...dense, bias: 'bool' },
+  linear_bwd_weight: { ...dense, bias: 'bool' },
+  logsoftmax_fwd: { classes: 'int' },
+  logsoftmax_bwd: { classes: 'int' },
+  softmax_fwd: { classes: 'int' },
+  softmax_bwd: { classes: 'int' },
+  dropout_fwd: { count: 'int', p: 'num' },
+  dropout_bwd: { count: 'int', p: 'num' },
+  nll_loss: { classes: 'int' },
+  sgd_update: { count: 'int' },
+  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool' },
+  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags },
+  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int' },
+  wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
+  bn_stats: channels,
+  bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
+  bn_bwd_finalize: channels,
+  act_apply: { ...channels, ...inFlags },
+  act_bwd_stats: { ...channels, outRelu: 'bool' },
+  grad_rebuild: { ...channels, ...gradFlags },
+  maxpool_fwd_fused: { ...spatial, ...inFlags },
+  avgpool_fwd_fused: { ...spatial, ...inFlags },
+  maxpool_bwd_fused: { ...spatial, ...outFlags },
+  avgpool_bwd_fused: { ...spatial, ...outFlags },
+} as const satisfies Record<string, ConstSchema>;
+
+/** What a kernel computes; the renderers turn each into a call of the kernel library. */
+export type OpKind = keyof typeof constSchemas;
+/** The constants (shapes and options baked into the kernel) of each op. */
+export type OpConsts = { readonly [K in OpKind]: ConstsOf<(typeof constSchemas)[K]> };
+
+export type Direction = 'in' | 'out' | 'inout';
+
+/** One buffer of an op: `size` is its element count (per image for activations) given the step's consts. */
+interface BufferRule<C, N extends string = string> {
+  readonly name: N;
+  readonly dir: Direction;
+  readonly dtype?: 'i32'; // f32 unless said
+  readonly when?: (c: C) => boolean; // passed only when this holds (a bias, a pending transform)
+  readonly size: (c: C) => number;
+  readonly atLeast?: true; // a shared scratch buffer sized for the largest user: the rule is a lower bound
+}
+
+type Rules = { readonly [K in OpKind]: readonly BufferRule<OpConsts[K]>[] };
+
+/** The shape constants of a conv or a pool: C×H×W in, K×P×Q out, R×S window, stride, padding. */
+export type ConvShape = ConstsOf<typeof spatial>;
+
+// Size rules shared by the families.
+const inPlane = (c: ConvShape) => c.C * c.H * c.W;
+const outPlane = (c: ConvShape) => c.K * c.P * c.Q;
+const convWeights = (c: ConvShape) => c.K * c.C * c.R * c.S;
+const perChannel = (c: { C: number }) => c.C;
+const plane = (c: { C: number; HW: number }) => c.C * c.HW;
+/** Per-tile statistics partials: one per channel and 32-position tile of a plane (lower/train-fused.ts STAT_TILE). */
+const tiles = (C: number, HW: number) => Math.ceil(HW / 32) * C;
+const one = () => 1;
+const withBias = (c: { bias: boolean }) => c.bias;
+
+/** The prologue's scale/shift of the input's pending BN. */
+const pendingInput = <C extends { C: number; inBn: boolean }>(): BufferRule<C, 'in_scale' | 'in_shift'>[] => [
+  { name: 'in_scale', dir: 'in', when: (c) => c.inBn, size: perChannel },
+  { name: 'in_shift', dir: 'in', when: (c) => c.inBn, size: perChannel },
+];
+type RebuildName = 'g_y' | 'g_scale' | 'g_shift' | 'g_gamma' | 'g_mean' | 'g_invstd' | 'g_dgamma' | 'g_dbeta';
+/** The prologue that rebuilds a raw gradient from the gradient of a value (ch × positions) with a pending transform. */
+const rebuild = <C extends { gBn: boolean; gRelu: boolean }>(ch: (c: C) => number, positions: (c: C) => number): BufferRule<C, RebuildName>[] => {
+  const bn = (c: C) => c.gBn;
+  return [
+    { name: 'g_y', dir: 'in', when: (c) => c.gBn || c.gRelu, size: (c) => ch(c) * positions(c) },
+    { name: 'g_scale', dir: 'in', when: bn, size: ch },
+    { name: 'g_shift', dir: 'in', when: bn, size: ch },
+    { name: 'g_gamma', dir: 'in', when: bn, size: ch },
+    { name: 'g_mean', dir: 'in', when: bn, size: ch },
+    { name: 'g_invstd', dir: 'in', when: bn, size: ch },
+    { name: 'g_dgamma', dir: 'in', when: bn, size: ch },
+    { name: 'g_dbeta', dir: 'in', when: bn, size: ch },
+  ];
+};
+type StatsName = 'e_y' | 'e_scale' | 'e_shift' | 'e_mean' | 'e_invstd' | 'e_dz' | 'e_dzx';
+/**
+ * The epilogue's inputs and Σdz, Σdz·x̂ partials for the pending BN of the value (C × HW) whose gradient
+ * is written; `on`: the consts that call for it (always, when undefined).
+ */
+const backwardStats = <C,>(C: (c: C) => number, HW: (c: C) => number, on?: (c: C) => boolean): BufferRule<C, StatsName>[] => {
+  return [
+    { name: 'e_y', dir: 'in', when: on, size: (c) => C(c) * HW(c) },
+    ...(['e_scale', 'e_shift', 'e_mean', 'e_invstd'] as const).map((name): BufferRule<C, StatsName> => ({ name, dir: 'in', when: on, size: C })),
+    { name: 'e_dz', dir: 'out', when: on, size: (c) => tiles(C(c), HW(c)) },
+    { name: 'e_dzx', dir: 'out', when: on, size: (c) => tiles(C(c), HW(c)) },
+  ];
+};
+
+const softmax = [
+  { name: 'x', dir: 'in', size: (c: { classes: number }) => c.classes },
+  { name: 'y', dir: 'out', size: (c: { classes: number }) => c.classes },
+] as const;
+const softmaxBackward = [
+  { name: 'y', dir: 'in', size: (c: { classes: number }) => c.classes },
+  { name: 'g', dir: 'in', size: (c: { classes: number }) => c.classes },
+  { name: 'dx', dir: 'out', size: (c: { classes: number }) => c.classes },
+] as const;
+const elementwise = <I extends 'x' | 'g', O extends 'y' | 'dx'>(input: I, output: O): BufferRule<{ count: number }, I | O>[] => [
+  { name: input, dir: 'in', size: (c) => c.count },
+  { name: output, dir: 'out', size: (c) => c.count },
+];
+const poolForward = [
+  { name: 'x', dir: 'in', size: inPlane },
+  { name: 'y', dir: 'out', size: outPlane },
+] as const;
+
+/**
+ * The buffers of each op in kernel-argument order (plan.json's step `args`, an ABI with runtime/core).
+ * The names are the CUDA kernels' parameter names (backends/cuda/*.ts); the cpu renderer reads the same.
+ */
+const rulesTable = {
+  conv_fwd: [
+    { name: 'x', dir: 'in', size: inPlane },
+    { name: 'w', dir: 'in', size: convWeights },
+    { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
+    { name: 'y', dir: 'out', size: outPlane },
+  ],
+  conv_bwd_data: [
+    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'w', dir: 'in', size: convWeights },
+    { name: 'dx', dir: 'out', size: inPlane },
+  ],
+  conv_bwd_weight: [
+    { name: 'x', dir: 'in', size: inPlane },
+    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'dw', dir: 'out', size: convWeights },
+    { name: 'db', dir: 'out', when: withBias, size: (c) => c.K },
+  ],
+  conv_infer: [
+    { name: 'x', dir: 'in', size: inPlane },
+    // Folded weights are packed for the cpu conv algorithm; the cuda kernel reads their first K×C·R·S as plain rows.
+    { name: 'w', dir: 'in', size: (c) => (c.packed ? convPackedWeightsFloats(c) : convWeights(c)) },
+    { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
+    { name: 'y', dir: 'out', size: outPlane },
+  ],
+  fold_bn: [
+    { name: 'w', dir: 'in', size: (c) => c.K * c.CRS },
+    { name: 'bias', dir: 'in', when: withBias, size: (c) => c.K },
+    { name: 'gamma', dir: 'in', size: (c) => c.K },
+    { name: 'beta', dir: 'in', size: (c) => c.K },
+    { name: 'mean', dir: 'in', size: (c) => c.K },
+    { name: 'var', dir: 'in', size: (c) => c.K },
+    { name: 'w_out', dir: 'out', size: (c) => c.K * c.CRS },
+    { name: 'b_out', dir: 'out', size: (c) => c.K },
+    { name: 'packed', dir: 'out', when: (c) => c.packed, size: convPackedWeightsFloats },
+  ],
+  bn_fwd_train: [
+    { name: 'x', dir: 'in', size: plane },
+    { name: 'gamma', dir: 'in', size: perChannel },
+    { name: 'beta', dir: 'in', size: perChannel },
+    { name: 'running_mean', dir: 'inout', size: perChannel },
+    { name: 'running_var', dir: 'inout', size: perChannel },
+    { name: 'y', dir: 'out', size: plane },
+    { name: 'save_mean', dir: 'out', size: perChannel },
+    { name: 'save_invstd', dir: 'out', size: perChannel },
+  ],
+  bn_bwd: [
+    { name: 'x', dir: 'in', size: plane },
+    { name: 'g', dir: 'in', size: plane },
+    { name: 'gamma', dir: 'in', size: perChannel },
+    { name: 'save_mean', dir: 'in', size: perChannel },
+    { name: 'save_invstd', dir: 'in', size: perChannel },
+    { name: 'dx', dir: 'out', size: plane },
+    { name: 'dgamma', dir: 'out', size: perChannel },
+    { name: 'dbeta', dir: 'out', size: perChannel },
+  ],
+  bn_eval: [
+    { name: 'x', dir: 'in', size: plane },
+    { name: 'gamma', dir: 'in', size: perChannel },
+    { name: 'beta', dir: 'in', size: perChannel },
+    { name: 'mean', dir: 'in', size: perChannel },
+    { name: 'var', dir: 'in', size: perChannel },
+    { name: 'y', dir: 'out', size: plane },
+  ],
+  relu_fwd: elementwise('x', 'y'),
+  relu_bwd: [
+    { name: 'y', dir: 'in', size: (c) => c.count },
+    { name: 'g', dir: 'in', size: (c) => c.count },
+    { name: 'dx', dir: 'out', size: (c) => c.count },
+  ],
+  maxpool_fwd: [...poolForward, { name: 'argmax', dir: 'out', dtype: 'i32', size: outPlane }],
+  maxpool_fwd_infer: poolForward,
+  maxpool_bwd: [
+    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'argmax', dir: 'in', dtype: 'i32', size: outPlane },
+    { name: 'dx', dir: 'out', size: inPlane },
+  ],
+  avgpool_fwd: poolForward,
+  avgpool_bwd: [
+    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'dx', dir: 'out', size: inPlane },
+  ],
+  linear_fwd: [
+    { name: 'x', dir: 'in', size: (c) => c.in },
+    { name: 'w', dir: 'in', size: (c) => c.out * c.in },
+    { name: 'b', dir: 'in', when: withBias, size: (c) => c.out },
+    { name: 'y', dir: 'out', size: (c) => c.out },
+  ],
+  linear_infer: [
+    { name: 'x', dir: 'in', size: (c) => c.in },
+    { name: 'w', dir: 'in', size: (c) => c.out * c.in },
+    { name: 'b', dir: 'in', when: withBias, size: (c) => c.out },
+    { name: 'y', dir: 'out', size: (c) => c.out },
+  ],
+  linear_bwd_data: [
+    { name: 'g', dir: 'in', size: (c) => c.out },
+    { name: 'w', dir: 'in', size: (c) => c.out * c.in },
+    { name: 'dx', dir: 'out', size: (c) => c.in },
+  ],
+  linear_bwd_weight: [
+    { name: 'x', dir: 'in', size: (c) => c.in },
+    { name: 'g', dir: 'in', size: (c) => c.out },
+    { name: 'dw', dir: 'out', size: (c) => c.out * c.in },
+    { name: 'db', dir: 'out', when: withBias, size: (c) => c.out },
+  ],
+  logsoftmax_fwd: softmax,
+  logsoftmax_bwd: softmaxBackward,
+  softmax_fwd: softmax,
+  softmax_bwd: softmaxBackward,
+  dropout_fwd: elementwise('x', 'y'),
+  dropout_bwd: elementwise('g', 'dx'),
+  nll_loss: [
+    { name: 'logp', dir: 'in', size: (c) => c.classes },
+    { name: 'labels', dir: 'in', dtype: 'i32', size: one },
+    { name: 'loss', dir: 'out', size: one },
+    { name: 'dlogp', dir: 'out', size: (c) => c.classes },
+  ],
+  sgd_update: [
+    { name: 'w', dir: 'inout', size: (c) => c.count },
+    { name: 'g', dir: 'inout', size: (c) => c.count }, // weight decay is added into the gradient
+    { name: 'mom', dir: 'inout', size: (c) => c.count },
+  ],
+  conv_fwd_fused: [
+    { name: 'x', dir: 'in', size: inPlane },
+    ...pendingInput<OpConsts['conv_fwd_fused']>(),
+    { name: 'w', dir: 'in', size: convWeights },
+    { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
+    { name: 'y', dir: 'out', size: outPlane },
+    { name: 'st_mean', dir: 'out', when: (c) => c.stats, size: (c) => tiles(c.K, c.P * c.Q) },
+    { name: 'st_m2', dir: 'out', when: (c) => c.stats, size: (c) => tiles(c.K, c.P * c.Q) },
+  ],
+  conv_dgrad_fused: [
+    { name: 'g', dir: 'in', size: outPlane },
+    ...rebuild<OpConsts['conv_dgrad_fused']>((c) => c.K, (c) => c.P * c.Q),
+    { name: 'w', dir: 'in', size: convWeights },
+    { name: 'dx', dir: 'out', size: inPlane },
+    ...backwardStats<OpConsts['conv_dgrad_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
+  ],
+  conv_wgrad_fused: [
+    { name: 'g', dir: 'in', size: outPlane },
+    ...rebuild<OpConsts['conv_wgrad_fused']>((c) => c.K, (c) => c.P * c.Q),
+    { name: 'x', dir: 'in', size: inPlane },
+    ...pendingInput<OpConsts['conv_wgrad_fused']>(),
+    // One scratch pair serves every conv of the program, sized for the largest.
+    { name: 'wpart', dir: 'out', atLeast: true, size: (c) => c.splits * convWeights(c) },
+    { name: 'bpart', dir: 'out', atLeast: true, size: (c) => c.splits * c.K },
+  ],
+  wgrad_reduce: [
+    { name: 'wpart', dir: 'in', atLeast: true, size: (c) => c.splits * c.count },
+    { name: 'bpart', dir: 'in', atLeast: true, size: (c) => c.splits * c.K },
+    { name: 'dw', dir: 'out', size: (c) => c.count },
+    { name: 'db', dir: 'out', when: withBias, size: (c) => c.K },
+  ],
+  bn_stats: [
+    { name: 'x', dir: 'in', size: plane },
+    { name: 'st_mean', dir: 'out', size: (c) => tiles(c.C, c.HW) },
+    { name: 'st_m2', dir: 'out', size: (c) => tiles(c.C, c.HW) },
+  ],
+  bn_finalize: [
+    { name: 'st_mean', dir: 'in', size: (c) => tiles(c.C, c.HW) },
+    { name: 'st_m2', dir: 'in', size: (c) => tiles(c.C, c.HW) },
+    { name: 'gamma', dir: 'in', size: perChannel },
+    { name: 'beta', dir: 'in', size: perChannel },
+    { name: 'running_mean', dir: 'inout', size: perChannel },
+    { name: 'running_var', dir: 'inout', size: perChannel },
+    { name: 'save_mean', dir: 'out', size: perChannel },
+    { name: 'save_invstd', dir: 'out', size: perChannel },
+    { name: 'scale', dir: 'out', size: perChannel },
+    { name: 'shift', dir: 'out', size: perChannel },
+  ],
+  bn_bwd_finalize: [
+    { name: 'st_dz', dir: 'in', size: (c) => tiles(c.C, c.HW) },
+    { name: 'st_dzx', dir: 'in', size: (c) => tiles(c.C, c.HW) },
+    { name: 'dgamma', dir: 'out', size: perChannel },
+    { name: 'dbeta', dir: 'out', size: perChannel },
+  ],
+  act_apply: [{ name: 'x', dir: 'in', size: plane }, ...pendingInput<OpConsts['act_apply']>(), { name: 'y', dir: 'out', size: plane }],
+  act_bwd_stats: [
+    { name: 'g', dir: 'in', size: plane },
+    ...backwardStats<OpConsts['act_bwd_stats']>(perChannel, (c) => c.HW), // lowering emits it only for a pending BN
+  ],
+  grad_rebuild: [{ name: 'g', dir: 'in', size: plane }, ...rebuild<OpConsts['grad_rebuild']>(perChannel, (c) => c.HW), { name: 'dx', dir: 'out', size: plane }],
+  maxpool_fwd_fused: [...poolForward.slice(0, 1), ...pendingInput<OpConsts['maxpool_fwd_fused']>(), poolForward[1], { name: 'argmax', dir: 'out', dtype: 'i32', size: outPlane }],
+  avgpool_fwd_fused: [...poolForward.slice(0, 1), ...pendingInput<OpConsts['avgpool_fwd_fused']>(), poolForward[1]],
+  maxpool_bwd_fused: [
+    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'argmax', dir: 'in', dtype: 'i32', size: outPlane },
+    { name: 'dx', dir: 'out', size: inPlane },
+    ...backwardStats<OpConsts['maxpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
+  ],
+  avgpool_bwd_fused: [
+    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'dx', dir: 'out', size: inPlane },
+    ...backwardStats<OpConsts['avgpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
+  ],
+} as const satisfies Rules;
+const bufferRules: Rules = rulesTable;
+
+/** The names of the buffers an op can take (whatever its consts), for the builder's typed buffer record. */
+export type BufferName<K extends OpKind> = (typeof rulesTable)[K][number]['name'];
+
+/** Runtime scalars each op's kernel takes after its buffers (plan.json's step `scalars`, in order). */
+const scalarNames: Partial<Record<OpKind, readonly string[]>> = {
+  sgd_update: ['lr', 'wd', 'momentum', 'first'], // first: the momentum buffer starts as the gradient
+};
+
+export interface BufferContract {
+  readonly name: string;
+  readonly dir: Direction;
+  readonly dtype: 'f32' | 'i32';
+  /** Element count (per image for activations); `atLeast`: a lower bound (a shared scratch buffer). */
+  readonly size: number;
+  readonly atLeast: boolean;
+}
+
+export const isOpKind = (op: string): op is OpKind => Object.hasOwn(constSchemas, op);
+
+/** Every op, in the table's order. */
+export const OP_KINDS: readonly OpKind[] = Object.keys(constSchemas).filter(isOpKind);
+
+/** The schema of an op's constants: each key's type (`int`, `num`, `bool`, `bool?` for an optional flag). */
+export const constSchema = (op: OpKind): ConstSchema => constSchemas[op];
+
+export const opScalars = (op: OpKind): readonly string[] => scalarNames[op] ?? [];
+
+/** The buffers a step of `op` with these consts passes, in kernel-argument order, with their sizes. */
+export function opBuffers<K extends OpKind>(op: K, consts: OpConsts[K]): BufferContract[] {
+  const rules: readonly BufferRule<OpConsts[K]>[] = bufferRules[op];
+  return rules
+    .filter((r) => r.when?.(consts) ?? true)
+    .map((r) => ({ name: r.name, dir: r.dir, dtype: r.dtype ?? 'f32', size: r.size(consts), atLeast: r.atLeast ?? false }));
+}
