@@ -5,7 +5,7 @@ import type { Span } from '../grammar/diagnostics.js';
 /** The layers the back end lowers (a chain of them is a ShapedModel). */
 export type LayerKind = 'conv' | 'bn' | 'relu' | 'maxpool' | 'avgpool' | 'view' | 'linear' | 'logsoftmax' | 'softmax' | 'dropout';
 /** Layers of Torch7's ImageNet zoo that the front end knows (shapes, counts, printout) and lowering not yet (issue #17). */
-export type ZooLayerKind = 'lrn' | 'threshold' | 'tanh' | 'sigmoid' | 'identity';
+export type ZooLayerKind = 'lrn' | 'threshold' | 'tanh' | 'sigmoid' | 'identity' | 'zeropad';
 export type NetLayerKind = LayerKind | ZooLayerKind;
 
 export interface ConvAttrs { readonly nIn: number; readonly nOut: number; readonly kW: number; readonly kH: number; readonly dW: number; readonly dH: number; readonly padW: number; readonly padH: number; readonly bias: boolean }
@@ -17,6 +17,8 @@ export interface LinearAttrs { readonly nIn: number; readonly nOut: number; read
 export interface DropoutAttrs { readonly p: number }
 export interface LrnAttrs { readonly size: number; readonly alpha: number; readonly beta: number; readonly k: number }
 export interface ThresholdAttrs { readonly th: number; readonly v: number }
+/** Zero border per side (negative: crop), Torch's pad_l, pad_r, pad_t, pad_b. */
+export interface ZeroPadAttrs { readonly l: number; readonly r: number; readonly t: number; readonly b: number }
 
 export type LayerOp =
   | { readonly kind: 'conv'; readonly attrs: ConvAttrs }
@@ -32,6 +34,7 @@ export type NetLayerOp =
   | LayerOp
   | { readonly kind: 'lrn'; readonly attrs: LrnAttrs }
   | { readonly kind: 'threshold'; readonly attrs: ThresholdAttrs }
+  | { readonly kind: 'zeropad'; readonly attrs: ZeroPadAttrs }
   | { readonly kind: 'tanh' | 'sigmoid' | 'identity'; readonly attrs: Record<string, never> };
 
 /** Where a layer came from when it was written inside a def: the call that expanded it. */

@@ -52,8 +52,29 @@ describe('the shipped ImageNet models: nincc inspect --json totals (acceptance 1
     expect(totals('alexnet-owt').params).toBe(61_100_840);
   });
 
+  it('OverFeat (fast, at 224x224): the parameters a hand count', () => {
+    const conv = (i: number, o: number, k: number) => o * i * k * k + o;
+    const linear = (i: number, o: number) => i * o + o;
+    const hand = conv(3, 96, 11) + conv(96, 256, 5) + conv(256, 512, 3) + conv(512, 1024, 3) + conv(1024, 1024, 3) + linear(1024 * 5 * 5, 3072) + linear(3072, 4096) + linear(4096, 1000);
+    expect(totals('overfeat').params).toBe(hand);
+  });
+
+  it("GoogLeNet: the stages' planes and sizes, and the main and auxiliary classifiers joined into 2 x 1000 outputs", () => {
+    const r = nincc(['inspect', '--json', 'models/googlenet.model']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as { layers: { index: number; path?: string; torch: string; output: number[] }[] };
+    const merges = j.layers.filter((l) => l.torch === 'nn.Concat').map((l) => `${l.path ?? l.index} ${l.output.join('x')}`);
+    // 3(a) 3(b) 3(c), 4(a)-4(d); inside the splitter's branch 1: 4(e), 5(a), 5(b); the splitter last.
+    expect(merges).toEqual([
+      '9 256x28x28', '10 320x28x28', '11 576x28x28',
+      '13 576x14x14', '14 576x14x14', '15 576x14x14', '16 576x14x14',
+      '17.1.1 1024x14x14', '17.1.3 1024x7x7', '17.1.4 1024x7x7',
+      '17 2000',
+    ]);
+  });
+
   it('nincc check accepts each of them', () => {
-    for (const m of ['alexnet-owt', 'vgg-16', 'resnet-18', 'resnet-50']) {
+    for (const m of ['alexnet-owt', 'vgg-16', 'resnet-18', 'resnet-50', 'googlenet', 'overfeat']) {
       const r = nincc(['check', `models/${m}.model`]);
       expect(r.code, r.stderr).toBe(0);
     }

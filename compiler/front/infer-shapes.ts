@@ -120,6 +120,15 @@ function inferLayer(l: NetLayer, input: Shape, from: Source): Step {
     case 'softmax':
       if (input.length !== 1) return { problem: error('E035', `${l.kind} expects flat features, got ${show(input)} (add view(-1) before it)`, l.span, traced) };
       return { output: input, params: 0, macs: 0 };
+    case 'zeropad': {
+      const a = l.attrs;
+      if (input.length !== 3) return { problem: error('E035', `zeropad (SpatialZeroPadding) expects a CxHxW input, got ${show(input)}`, l.span, traced) };
+      const [c, h, w] = input;
+      if (h + a.t + a.b < 1 || w + a.l + a.r < 1) {
+        return { problem: error('E031', `zeropad output would be ${h + a.t + a.b}x${w + a.l + a.r} (HxW): input ${h}x${w} is cropped away`, l.span, traced) };
+      }
+      return { output: [c, h + a.t + a.b, w + a.l + a.r], params: 0, macs: 0 };
+    }
     case 'lrn':
       if (input.length !== 3) return { problem: error('E035', `lrn (SpatialCrossMapLRN) expects a CxHxW input, got ${show(input)}`, l.span, traced) };
       return { output: input, params: 0, macs: 0 };

@@ -133,6 +133,18 @@ export const layerSpecs: Readonly<Record<NetLayerKind, LayerSpec>> = {
     ],
     build: (a) => ({ kind: 'threshold', attrs: { th: a[0], v: a[1] } }),
   },
+  // Torch: self.pad_r = pad_r or self.pad_l; pad_t and pad_b likewise (imagenet-multiGPU.torch's GoogLeNet pads before its pools)
+  zeropad: {
+    kind: 'zeropad',
+    torch: 'nn.SpatialZeroPadding',
+    args: [
+      { name: 'pad_l', integer: true },
+      { name: 'pad_r', integer: true, default: (g) => g[0] },
+      { name: 'pad_t', integer: true, default: (g) => g[0] },
+      { name: 'pad_b', integer: true, default: (g) => g[0] },
+    ],
+    build: (a) => ({ kind: 'zeropad', attrs: { l: a[0], r: a[1], t: a[2], b: a[3] } }),
+  },
   tanh: noArgs('tanh', 'nn.Tanh'),
   sigmoid: noArgs('sigmoid', 'nn.Sigmoid'),
   identity: noArgs('identity', 'nn.Identity'),

@@ -20,6 +20,7 @@ function chainLayer(n: ShapedNetNode): ShapedLayer | { why: string } {
     case 'tanh':
     case 'sigmoid':
     case 'identity':
+    case 'zeropad':
       return { why: `${n.kind} (${layerSpecs[n.kind].torch}) ${notYet}` };
     case 'maxpool':
     case 'avgpool':

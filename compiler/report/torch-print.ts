@@ -32,6 +32,10 @@ export function torchModuleString(l: NetLayer): string {
     }
     case 'dropout':
       return `${name}(${l.attrs.p.toFixed(6)})`;
+    case 'zeropad': {
+      const a = l.attrs;
+      return `${name}(l=${a.l}, r=${a.r}, t=${a.t}, b=${a.b})`;
+    }
     case 'bn':
     case 'relu':
     case 'logsoftmax':
