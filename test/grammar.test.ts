@@ -2,7 +2,7 @@
 // defaults for omitted trailing arguments as they come out of def expansion.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { compileSpec } from '../compiler/pipeline.js';
+import { analyzeSpec, compileSpec } from '../compiler/pipeline.js';
 import type { Call, Expr, Item, ModelDecl } from '../grammar/ast.js';
 import { parseSpec } from '../grammar/parse.js';
 import { specLexer } from '../grammar/tokens.js';
@@ -238,3 +238,56 @@ describe("Torch's defaults for omitted trailing arguments", () => {
     expect(count('nin-nobn.model')).toBe(30);
   });
 });
+
+describe("Torch's defaults and methods of the zoo's layers (issue #17)", () => {
+  const analysed = analyzeSpec(
+    [
+      'model z {',
+      '  input 8x10x10',
+      '  lrn(5)                          # alpha 0.0001, beta 0.75, k 1',
+      '  lrn(3, 1e-3, 0.5, 2)',
+      '  threshold                       # th 1e-6, v 0',
+      '  threshold(0.5)',
+      '  zeropad(2)                      # r = t = b = l',
+      '  zeropad(1, -1)                  # t = b = l',
+      '  tanh  sigmoid  identity',
+      '  conv(8, 4, 3, 3):noBias()',
+      '  maxpool(2, 2):ceil()  maxpool(2, 2):ceil:floor()',
+      '  view(-1)  linear(36, 2):noBias()',
+      '}',
+      '',
+    ].join('\n'),
+    'z.model',
+  );
+  const nodes = analysed.network?.nodes ?? [];
+  const attrs = (i: number) => {
+    const n = nodes[i - 1];
+    return 'attrs' in n ? n.attrs : undefined;
+  };
+
+  it('the spec checks, and its layers keep their Torch argument order', () => {
+    expect(analysed.diagnostics).toEqual([]);
+    expect(attrs(1)).toEqual({ size: 5, alpha: 0.0001, beta: 0.75, k: 1 });
+    expect(attrs(2)).toEqual({ size: 3, alpha: 1e-3, beta: 0.5, k: 2 });
+    expect(attrs(3)).toEqual({ th: 1e-6, v: 0 });
+    expect(attrs(4)).toEqual({ th: 0.5, v: 0 });
+    expect(attrs(5)).toEqual({ l: 2, r: 2, t: 2, b: 2 });
+    expect(attrs(6)).toEqual({ l: 1, r: -1, t: 1, b: 1 });
+  });
+
+  it(':noBias() drops the bias; :ceil() sets ceil mode and :floor() clears it, the last one written winning', () => {
+    expect(attrs(10)).toMatchObject({ bias: false });
+    expect(attrs(11)).toMatchObject({ ceil: true });
+    expect(attrs(12)).not.toHaveProperty('ceil');
+    expect(attrs(14)).toEqual({ nIn: 36, nOut: 2, bias: false });
+    expect(nodes[9].params).toBe(4 * 8 * 9);
+    expect(nodes[13].params).toBe(72);
+  });
+
+  it('the shapes follow', () => {
+    expect(nodes.map((n) => n.output.join('x'))).toEqual([
+      '8x10x10', '8x10x10', '8x10x10', '8x10x10', '8x14x14', '8x16x14', '8x16x14', '8x16x14', '8x16x14', '4x14x12', '4x7x6', '4x3x3', '36', '2',
+    ]);
+  });
+});
+

@@ -248,10 +248,14 @@ function inferBlock(b: Block<NetNode>, input: Shape, from: Source, gaps: Gaps, o
   const outer = b.callSites.map(callSiteNote);
   const results = b.branches.map((branch, i) => {
     const inner: Diagnostic[] = [];
-    const origin: Origin = (x) => ({ note: { message: `the input ${show(x)} is the input of ${branchWords(b, i)}, which ${from.note.message.replace(/^the input \S+ /, '')}`, ...(from.note.span ? { span: from.note.span } : {}) }, name: from.name });
+    // A branch's first layer reads the block's input: its note says where that came from.
+    const before = from.note.message.match(/^the input \S+ (?:of the branch )?(.*)$/);
+    const message = (x: Shape) => `the input ${show(x)} of the branch ${before ? before[1] : `is the block's: ${from.note.message}`}`;
+    const origin: Origin = (x) => ({ note: { message: message(x), ...(from.note.span ? { span: from.note.span } : {}) }, name: from.name });
     const r = inferList(branch.nodes, input, origin, gaps, inner);
     out.push(...inner.map((d) => ({ ...d, notes: [...(d.notes ?? []), { message: `in ${branchWords(b, i)}`, span: branch.span }] })));
-    return r;
+    // After an error inside, the branch's output is at best a recovery's guess: not one to check the merge with.
+    return inner.length > 0 ? { nodes: r.nodes } : r;
   });
   const outputs = results.map((r) => r.output);
   const known = outputs.filter((o): o is Shape => o !== undefined);
