@@ -43,7 +43,10 @@ const modelInput: Origin = (input) => ({ note: { message: `the input ${show(inpu
 /** `branch 2 of residual at m.model:12:3`: said of every diagnostic from inside a branch. */
 const branchWords = (b: Block<unknown>, i: number) => `branch ${i + 1} of ${b.kind} at ${formatPosition(b.branches[i].span)}`;
 
-function sourceOf(previous: ShapedNetNode | undefined, input: Shape, origin: Origin): Source {
+/** What a note needs of the node before: also known for one whose output is only a recovery's guess. */
+type Producer = Pick<NetNode, 'kind' | 'span' | 'callSites'> & { readonly input: Shape };
+
+function sourceOf(previous: Producer | undefined, input: Shape, origin: Origin): Source {
   if (!previous) return origin(input);
   // A layer written in a def is placed in the network by the outermost call that expanded it.
   const outer = previous.callSites[previous.callSites.length - 1];
@@ -177,9 +180,9 @@ function inferList(list: readonly NetNode[], input: Shape, origin: Origin, gaps:
   const shaped: ShapedNetNode[] = [];
   let current: Shape | undefined = input;
   // The node whose output `current` is, also when that output is a recovery's guess (named in notes).
-  let producer: ShapedNetNode | undefined;
+  let producer: Producer | undefined;
   const produced = (l: NetNode, from: Shape, output: Shape | undefined) => {
-    producer = output ? ({ ...l, input: from, output, params: 0, macs: 0 } as ShapedNetNode) : undefined;
+    producer = output ? { kind: l.kind, span: l.span, callSites: l.callSites, input: from } : undefined;
     current = output;
   };
   for (const [i, l] of list.entries()) {
@@ -193,9 +196,7 @@ function inferList(list: readonly NetNode[], input: Shape, origin: Origin, gaps:
     if (isBlock(l)) {
       const block = inferBlock(l, from, sourceOf(producer, from, origin), gaps, out);
       if (block.node) shaped.push(block.node);
-      if (block.node) producer = block.node;
-      else produced(l, from, block.output);
-      current = block.output;
+      produced(l, from, block.output);
       continue;
     }
     let step = inferLayer(l, from, sourceOf(producer, from, origin));
