@@ -198,6 +198,24 @@ describe("Torch7's print(model) of blocks (acceptance 2)", () => {
   });
 });
 
+describe('merging branches', () => {
+  const outputs = (source: string) => {
+    const r = analyzeSpec(source, 'm.model');
+    expect(r.diagnostics).toEqual([]);
+    return r.network!.nodes.map((n) => n.output.join('x'));
+  };
+
+  it('depthconcat sums the channels and takes the largest height and width (smaller maps are centred in it)', () => {
+    expect(outputs('model m {\n  input 4x8x8\n  depthconcat {\n    branch { conv(4, 2, 3, 3) }\n    branch { identity }\n    branch { maxpool(2, 2) }\n  }\n}\n')).toEqual(['10x8x8']);
+  });
+
+  it('a block counts its branches\' parameters and MACs; the merge itself has none', () => {
+    const r = analyzeSpec('model m {\n  input 4x8x8\n  residual {\n    branch { conv(4, 4, 1, 1) }\n    branch { conv(4, 4, 1, 1):noBias() }\n  }\n}\n', 'm.model');
+    expect(r.network!.nodes[0]).toMatchObject({ kind: 'residual', params: 20 + 16, macs: 2 * 16 * 64 });
+    expect(r.network!.totals).toEqual({ params: 36, macs: 2048 });
+  });
+});
+
 describe("pooling's ceil mode (Torch's rule)", () => {
   it('rounds the window count up, and drops a last window that would start in the right padding', () => {
     expect(poolOutputSize(13, 2, 2, 0, false)).toBe(6);
@@ -205,6 +223,15 @@ describe("pooling's ceil mode (Torch's rule)", () => {
     expect(poolOutputSize(112, 3, 2, 0, true)).toBe(56); // GoogLeNet's first pool
     expect(poolOutputSize(5, 2, 2, 1, true)).toBe(3); // ceil(5/2)+1 = 4, but window 4 would start at 6 ≥ 5 + 1
     expect(poolOutputSize(6, 3, 2, 1, true)).toBe(4); // ceil(5/2)+1 = 4, window 4 starts at 6 < 6 + 1: kept
+  });
+
+  it('drops the last window in both directions when either is padded, as THNN tests padW || padH', () => {
+    // Height: kH 1, dH 3, padH 0 on 5 rows gives ceil(4/3)+1 = 3, but row window 3 would start at 6 ≥ 5: 2.
+    const r = analyzeSpec('model m {\n  input 1x5x5\n  maxpool(3, 1, 3, 3, 1, 0):ceil()\n}\n', 'm.model');
+    expect(r.diagnostics).toEqual([]);
+    expect(r.network!.nodes[0].output).toEqual([1, 2, 2]);
+    // Unpadded, Torch keeps it (the window is clipped): 5 rows -> 3, 5 columns -> ceil(2/3)+1 = 2.
+    expect(poolOutputSize(5, 1, 3, 0, true)).toBe(3);
   });
 
   it('shapes a spec: maxpool(2, 2):ceil() on 13x13 gives 7x7', () => {

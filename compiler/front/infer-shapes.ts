@@ -20,12 +20,13 @@ export function outputSize(input: number, kernel: number, stride: number, pad: n
 
 /**
  * Torch's pooling output size (THNN SpatialMaxPooling/SpatialAveragePooling): floor or, after `:ceil()`, ceil of
- * the window count; with padding, a last window that would start past the input and its left padding is dropped.
+ * the window count; when the pool is padded on either side (`padded`: padW or padH, as THNN tests it), a last
+ * window that would start past the input and its left padding is dropped, in both directions.
  */
-export function poolOutputSize(input: number, kernel: number, stride: number, pad: number, ceil: boolean): number {
+export function poolOutputSize(input: number, kernel: number, stride: number, pad: number, ceil: boolean, padded = pad > 0): number {
   const span = input + 2 * pad - kernel;
   const size = (ceil ? Math.ceil(span / stride) : Math.floor(span / stride)) + 1;
-  return pad > 0 && (size - 1) * stride >= input + pad ? size - 1 : size;
+  return padded && (size - 1) * stride >= input + pad ? size - 1 : size;
 }
 
 type Step = { output: Shape; params: number; macs: number } | { problem: Diagnostic };
@@ -59,8 +60,9 @@ function spatial(l: NetLayer, input: Shape, k: [number, number], d: [number, num
   const notes = l.callSites.map(callSiteNote);
   if (input.length !== 3) return { problem: error('E035', `${l.kind} expects a CxHxW input, got ${input.length === 1 ? `${input[0]} flat features` : show(input)}`, l.span, [...notes, from.note]) };
   const [, h, w] = input;
-  const oh = poolOutputSize(h, k[1], d[1], p[1], ceil);
-  const ow = poolOutputSize(w, k[0], d[0], p[0], ceil);
+  const padded = p[0] > 0 || p[1] > 0;
+  const oh = poolOutputSize(h, k[1], d[1], p[1], ceil, padded);
+  const ow = poolOutputSize(w, k[0], d[0], p[0], ceil, padded);
   if (oh < 1 || ow < 1) {
     // Name the failing side with the argument names the user wrote (kW before kH, as in Torch).
     const side = (what: string, size: number, i: 0 | 1, s: string) => `input ${what} ${size} is too small for k${s} ${k[i]} with d${s} ${d[i]} and pad${s} ${p[i]}`;
