@@ -67,7 +67,8 @@ export type NetLayer = NetLayerOp & Placed;
  * Branches fed the same input and merged: `residual` sums them (nn.ConcatTable + nn.CAddTable), `concat`
  * joins them along channels (nn.Concat(2)), `depthconcat` too, centring smaller maps in the largest (nn.DepthConcat(2)).
  */
-export type BlockKind = 'residual' | 'concat' | 'depthconcat';
+export const blockKinds = ['residual', 'concat', 'depthconcat'] as const;
+export type BlockKind = (typeof blockKinds)[number];
 
 export interface Branch<N> {
   readonly span: Span; // the `branch { … }` as written
@@ -93,8 +94,8 @@ export type ShapedNetLayer = NetLayer & Shaped;
 export type ShapedBlock = Block<ShapedNetNode> & Shaped;
 export type ShapedNetNode = ShapedNetLayer | ShapedBlock;
 
-export const isBlock = <N extends { readonly kind: string }>(n: N): n is Extract<N, { readonly kind: BlockKind }> =>
-  n.kind === 'residual' || n.kind === 'concat' || n.kind === 'depthconcat';
+export const isBlockKind = (name: string): name is BlockKind => (blockKinds as readonly string[]).includes(name);
+export const isBlock = <N extends { readonly kind: string }>(n: N): n is Extract<N, { readonly kind: BlockKind }> => isBlockKind(n.kind);
 
 /** Every layer of a network, branches opened, in Torch's order (a block's branches one after another). */
 export function netLayers(nodes: readonly ShapedNetNode[]): ShapedNetLayer[] {

@@ -2,7 +2,7 @@
 import type { Block, Call, Def, Item, ModelDecl } from '../../grammar/ast.js';
 import { error, formatPosition, type Diagnostic, type Note } from '../../grammar/diagnostics.js';
 import { closest, evaluate, type Env } from './evaluate.js';
-import type { BlockKind, Branch, CallSite, NetNode } from '../ir.js';
+import { blockKinds, isBlockKind, type Branch, type CallSite, type NetNode } from '../ir.js';
 import { isLayerName, layerSpecs, maxSize, requiredArgCount } from './layers.js';
 
 // Bounds that keep a runaway spec from exhausting the stack or the memory: a chain of defs deeper than
@@ -18,10 +18,6 @@ export interface Expansion {
   readonly diagnostics: readonly Diagnostic[];
   readonly gaps: Gaps;
 }
-
-/** The words of the language's blocks (`branch` only directly inside one of them). */
-const blockKinds: readonly BlockKind[] = ['residual', 'concat', 'depthconcat'];
-const isBlockKind = (name: string): name is BlockKind => (blockKinds as readonly string[]).includes(name);
 
 /** Every call written in some items, blocks opened: what a def calls. */
 function callsIn(items: readonly Item[]): Call[] {

@@ -1,6 +1,6 @@
 // `nincc inspect`: the Torch printout, a per-layer table (shape, parameters, MACs, spec line) and totals.
 import { isBlock, type ShapedModel, type ShapedNetNode, type ShapedNetwork } from '../ir.js';
-import { isOneModule, torchModuleString, torchPrint } from './torch-print.js';
+import { isOneModule, mergeClass, torchModuleString, torchPrint } from './torch-print.js';
 
 export interface InspectLayer {
   readonly index: number;
@@ -40,8 +40,9 @@ function rows(nodes: readonly ShapedNetNode[], prefix: string, bare = false): In
     if (!isBlock(n)) return [row(n.index, path, torchModuleString(n), n.params, n.macs)];
     // A branch of one module is that module; of several, an nn.Sequential: its modules' paths go one level deeper.
     const inside = n.branches.flatMap((b, i) => rows(b.nodes, `${path ?? n.index}.${i + 1}.`, isOneModule(b.nodes)));
-    if (n.kind === 'residual') return [...inside, row(n.index + 1, prefix === '' ? undefined : `${prefix}${n.index + 1}`, 'nn.CAddTable', 0, 0)];
-    return [...inside, row(n.index, path, n.kind === 'concat' ? 'nn.Concat' : 'nn.DepthConcat', 0, 0)];
+    // The row of the module whose output is the block's: a residual's CAddTable (the module after its ConcatTable), else the Concat.
+    if (n.kind === 'residual') return [...inside, row(n.index + 1, prefix === '' ? undefined : `${prefix}${n.index + 1}`, mergeClass.residual, 0, 0)];
+    return [...inside, row(n.index, path, mergeClass[n.kind], 0, 0)];
   });
 }
 

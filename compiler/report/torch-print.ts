@@ -52,7 +52,9 @@ export function torchModuleString(l: NetLayer): string {
 /** A branch of one Torch module is that module; of more (a residual block is two), an nn.Sequential of them. */
 export const isOneModule = (nodes: readonly NetNode[]) => nodes.length === 1 && nodes[0].kind !== 'residual';
 
-const containerClass = { residual: 'nn.ConcatTable', concat: 'nn.Concat', depthconcat: 'nn.DepthConcat' } as const;
+/** The Torch module that holds a block's branches, and the one whose output is the block's (a residual's CAddTable after its ConcatTable). */
+export const containerClass = { residual: 'nn.ConcatTable', concat: 'nn.Concat', depthconcat: 'nn.DepthConcat' } as const;
+export const mergeClass = { residual: 'nn.CAddTable', concat: containerClass.concat, depthconcat: containerClass.depthconcat } as const;
 
 /**
  * A container of branches as Torch's ConcatTable/Concat:__tostring__ writes it: `input`, a `|`-> (i): ` line per
@@ -77,7 +79,7 @@ function moduleString(n: NetNode): string {
 function modules(nodes: readonly NetNode[]): { index: number; text: string }[] {
   return nodes.flatMap((n) => {
     const own = { index: n.index, text: moduleString(n) };
-    return n.kind === 'residual' ? [own, { index: n.index + 1, text: 'nn.CAddTable' }] : [own];
+    return n.kind === 'residual' ? [own, { index: n.index + 1, text: mergeClass.residual }] : [own];
   });
 }
 
