@@ -9,23 +9,23 @@
 //   5 expand-defs      front/expand-defs.ts      defs → layers and residual/concat blocks (front/evaluate.ts: expressions)
 //   6 infer-shapes     front/infer-shapes.ts     shapes, parameter and MAC counts (front/layers.ts: the layer table)
 //   7 verify           front/verify-ir.ts
-//  (compileSpec)                               ShapedNetwork → ShapedModel, what lowering takes
-//   8 lowerable        front/lowerable.ts        the chain of layers lowering knows, or E090 at the first it does not
+//  compileSpec = analyzeSpec, then the one capability check (front/lowerable.ts, not a pass): the network as the
+//  chain of layers lowering takes (ShapedModel), or E090 at the first block or layer it does not take yet
 //  lowering (lowerModel)                      ShapedModel → kernel programs and their memory
-//   9 lower-params     lower/params.ts           parameter and running-statistics layout
-//  10 lower-train      lower/train.ts (cpu: a kernel per layer), lower/train-fused.ts (cuda/emu: fused BN+ReLU),
+//   8 lower-params     lower/params.ts           parameter and running-statistics layout
+//   9 lower-train      lower/train.ts (cpu: a kernel per layer), lower/train-fused.ts (cuda/emu: fused BN+ReLU),
 //                      the SGD update in lower/train.ts; `untrainable` says why there is none
-//  11 lower-infer      lower/infer.ts            prepare_infer (BN folding) + infer; buffers sized with
+//  10 lower-infer      lower/infer.ts            prepare_infer (BN folding) + infer; buffers sized with
 //                                                schedule/cpu-conv-algorithm.ts (the cpu conv algorithm choice)
-//  12 plan-memory      lower/memory.ts           offsets in the fixed and activation spaces
-//  13 verify-memory    lower/verify-memory.ts    no two buffers in use at once share memory (its own liveness)
+//  11 plan-memory      lower/memory.ts           offsets in the fixed and activation spaces
+//  12 verify-memory    lower/verify-memory.ts    no two buffers in use at once share memory (its own liveness)
 //  schedule for the target (compileModel)
-//  14 schedule-cuda    schedule/cuda-launch.ts   cuda/emu: each kernel's body and launch geometry (backends/cuda/kernels.ts)
+//  13 schedule-cuda    schedule/cuda-launch.ts   cuda/emu: each kernel's body and launch geometry (backends/cuda/kernels.ts)
 //  emit
-//  15 emit-plan        emit/plan.ts              plan.json (docs/artifact.md), launch rules included
+//  14 emit-plan        emit/plan.ts              plan.json (docs/artifact.md), launch rules included
 //  render
-//  16 render-cpu       backends/cpu/render.ts    kernels.cpu.cc (template backends/cpu/kernels.cpu.cc.njk)
-//  17 render-cuda      backends/cuda/render.ts   kernels.cu (template backends/cuda/kernels.cu.njk)
+//  15 render-cpu       backends/cpu/render.ts    kernels.cpu.cc (template backends/cpu/kernels.cpu.cc.njk)
+//  16 render-cuda      backends/cuda/render.ts   kernels.cu (template backends/cuda/kernels.cu.njk)
 //
 // build.ts then hashes, caches, runs the toolchains (backends/*/toolchain.ts), writes the artifact and
 // report.txt (report/build-report.ts). The `dump` hook receives each pass's name and output in this order.
@@ -71,7 +71,6 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   const analysed = analyzeSpec(source, file, options);
   if (!analysed.network) return { diagnostics: analysed.diagnostics };
   const chain = lowerableChain(analysed.network);
-  options.dump?.('lowerable', 'problem' in chain ? chain.problem : chain.model.layers);
   if ('problem' in chain) return { diagnostics: [...analysed.diagnostics, chain.problem] };
   const problems = verifyShapedModel(chain.model);
   if (problems.length > 0) throw new IRVerificationError('lowerable', problems);
@@ -168,7 +167,7 @@ export interface Lowered {
 
 type Dump = NonNullable<FrontEndOptions['dump']>;
 
-/** Lowering: params → training programs → inference programs → memory (passes 9–13). */
+/** Lowering: params → training programs → inference programs → memory (passes 8–12). */
 export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR: Dump = () => {}): Lowered {
   const layout = lowerParams(model);
   dumpIR('lower-params', layout);
@@ -206,7 +205,7 @@ export interface Compiled {
   readonly cuda?: { readonly kernels: readonly ScheduledCudaKernel[]; readonly source: CudaSource };
 }
 
-/** The back end: lowering → schedule → emit the plan → render the sources (passes 9–17). */
+/** The back end: lowering → schedule → emit the plan → render the sources (passes 8–16). */
 export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR: Dump = () => {}): Compiled {
   const cudaTarget = options.target !== 'cpu';
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu' }, dumpIR);
