@@ -3,7 +3,7 @@ import type { Block, Call, Def, Item, ModelDecl } from '../../grammar/ast.js';
 import { error, formatPosition, type Diagnostic, type Note } from '../../grammar/diagnostics.js';
 import { closest, evaluate, type Env } from './evaluate.js';
 import { blockKinds, isBlockKind, type Branch, type CallSite, type NetNode } from '../ir.js';
-import { isLayerName, layerSpecs, maxSize, requiredArgCount } from './layers.js';
+import { isLayerName, keepsShape, layerSpecs, maxSize, requiredArgCount } from './layers.js';
 
 // Bounds that keep a runaway spec from exhausting the stack or the memory: a chain of defs deeper than
 // any real network, or defs that call each other many times over (2^k calls from k nested pairs).
@@ -87,9 +87,6 @@ function checkRecursion(table: ReadonlyMap<string, Def>, out: Diagnostic[]): Set
   for (const name of table.keys()) if (!state.has(name)) visit(name);
   return onCycle;
 }
-
-/** Layers whose output shape is their input's, whatever their arguments. */
-const keepsShape = new Set(['relu', 'dropout', 'bn', 'logsoftmax', 'softmax', 'lrn', 'threshold', 'tanh', 'sigmoid', 'identity']);
 
 /** A node list being filled: the model's or a branch's, with its gaps and the next Torch module index. */
 interface Sink {

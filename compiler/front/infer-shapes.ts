@@ -2,6 +2,7 @@
 import { error, formatPosition, type Diagnostic, type Note } from '../../grammar/diagnostics.js';
 import { callSiteNote, type Gaps } from './expand-defs.js';
 import { isBlock, type Block, type NetLayer, type NetNode, type PoolAttrs, type Shape, type ShapedBlock, type ShapedNetNode } from '../ir.js';
+import { keepsShape } from './layers.js';
 import { exceeds, maxElementsPerImage, maxMacs, maxParams, product } from './size-limits.js';
 
 export interface ShapeResult {
@@ -166,9 +167,7 @@ function overLimit(l: NetLayer, output: Shape): Diagnostic | undefined {
  */
 function recover(l: NetLayer, input: Shape): Shape | undefined {
   if (l.kind === 'linear') return [l.attrs.nOut];
-  // These pass their input on unchanged, whatever they declared.
-  const passOn = ['bn', 'relu', 'dropout', 'logsoftmax', 'softmax', 'lrn', 'threshold', 'tanh', 'sigmoid', 'identity'];
-  return passOn.includes(l.kind) ? input : undefined;
+  return keepsShape.has(l.kind) ? input : undefined;
 }
 
 interface ListResult {

@@ -150,6 +150,9 @@ export const layerSpecs: Readonly<Record<NetLayerKind, LayerSpec>> = {
   identity: noArgs('identity', 'nn.Identity'),
 };
 
+/** Layers whose output shape is their input's, whatever their arguments: a bad call of one leaves the shape known. */
+export const keepsShape: ReadonlySet<string> = new Set<NetLayerKind>(['relu', 'dropout', 'bn', 'logsoftmax', 'softmax', 'lrn', 'threshold', 'tanh', 'sigmoid', 'identity']);
+
 export function isLayerName(name: string): name is NetLayerKind {
   return Object.prototype.hasOwnProperty.call(layerSpecs, name);
 }
