@@ -1,13 +1,14 @@
 // Reads and compiles a spec file for a CLI command; diagnostics go to stderr and end the command.
 import { readFileSync } from 'node:fs';
-import { compileSpec } from '../compiler/pipeline.js';
-import type { ShapedModel } from '../compiler/ir.js';
+import { analyzeSpec, compileSpec } from '../compiler/pipeline.js';
+import type { ShapedModel, ShapedNetwork } from '../compiler/ir.js';
 import { hasErrors, renderDiagnostics, type Diagnostic } from '../grammar/diagnostics.js';
 import { UsageError } from './command.js';
 
+/** A spec as the front end describes it (nincc check, inspect): any network, lowerable or not. */
 export interface LoadedSpec {
   readonly source: string;
-  readonly model?: ShapedModel;
+  readonly network?: ShapedNetwork;
   readonly diagnostics: readonly Diagnostic[];
 }
 
@@ -22,16 +23,28 @@ export function readSource(file: string): string {
 
 export function loadSpec(file: string): LoadedSpec {
   const source = readSource(file);
-  const r = compileSpec(source, file);
-  return { source, diagnostics: r.diagnostics, ...(r.model ? { model: r.model } : {}) };
+  const r = analyzeSpec(source, file);
+  return { source, diagnostics: r.diagnostics, ...(r.network ? { network: r.network } : {}) };
 }
 
-/** The compiled model, or the rendered diagnostics on stderr and an exception that exits with 1. */
-export function requireModel(file: string): { model: ShapedModel; source: string } {
+/** Diagnostics to stderr; an exception that exits with 1 when there is an error or no result. */
+function requireResult<T>(source: string, diagnostics: readonly Diagnostic[], result: T | undefined): T {
+  if (diagnostics.length > 0) process.stderr.write(renderDiagnostics(diagnostics, source) + '\n');
+  if (hasErrors(diagnostics) || result === undefined) throw new SpecError(diagnostics.filter((d) => d.severity === 'error').length);
+  return result;
+}
+
+/** The network as the front end describes it (for inspect), or the diagnostics on stderr and exit 1. */
+export function requireNetwork(file: string): { network: ShapedNetwork; source: string } {
   const s = loadSpec(file);
-  if (s.diagnostics.length > 0) process.stderr.write(renderDiagnostics(s.diagnostics, s.source) + '\n');
-  if (hasErrors(s.diagnostics) || !s.model) throw new SpecError(s.diagnostics.filter((d) => d.severity === 'error').length);
-  return { model: s.model, source: s.source };
+  return { network: requireResult(s.source, s.diagnostics, s.network), source: s.source };
+}
+
+/** The model lowering takes (for build, train, infer, export), or the diagnostics on stderr and exit 1. */
+export function requireModel(file: string): { model: ShapedModel; source: string } {
+  const source = readSource(file);
+  const r = compileSpec(source, file);
+  return { model: requireResult(source, r.diagnostics, r.model), source };
 }
 
 export class SpecError extends Error {

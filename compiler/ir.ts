@@ -1,14 +1,24 @@
-// The layer IR: a flat, readonly list of Torch-style layers with their source spans and shapes.
+// The layer IR: the network as written (nested residual/concat blocks) and the flat, readonly chain of
+// Torch-style layers the back end lowers, with their source spans and shapes.
 import type { Span } from '../grammar/diagnostics.js';
 
+/** The layers the back end lowers (a chain of them is a ShapedModel). */
 export type LayerKind = 'conv' | 'bn' | 'relu' | 'maxpool' | 'avgpool' | 'view' | 'linear' | 'logsoftmax' | 'softmax' | 'dropout';
+/** Layers of Torch7's ImageNet zoo that the front end knows (shapes, counts, printout) and lowering not yet (issue #17). */
+export type ZooLayerKind = 'lrn' | 'threshold' | 'tanh' | 'sigmoid' | 'identity' | 'zeropad';
+export type NetLayerKind = LayerKind | ZooLayerKind;
 
 export interface ConvAttrs { readonly nIn: number; readonly nOut: number; readonly kW: number; readonly kH: number; readonly dW: number; readonly dH: number; readonly padW: number; readonly padH: number; readonly bias: boolean }
 export interface BatchNormAttrs { readonly nFeatures: number; readonly eps: number; readonly momentum: number; readonly affine: boolean }
-export interface PoolAttrs { readonly kW: number; readonly kH: number; readonly dW: number; readonly dH: number; readonly padW: number; readonly padH: number }
+/** `ceil`: Torch's `:ceil()` output-size rule, written only when set (lowering does not take it yet). */
+export interface PoolAttrs { readonly kW: number; readonly kH: number; readonly dW: number; readonly dH: number; readonly padW: number; readonly padH: number; readonly ceil?: true }
 export interface ViewAttrs { readonly sizes: readonly number[] }
 export interface LinearAttrs { readonly nIn: number; readonly nOut: number; readonly bias: boolean }
 export interface DropoutAttrs { readonly p: number }
+export interface LrnAttrs { readonly size: number; readonly alpha: number; readonly beta: number; readonly k: number }
+export interface ThresholdAttrs { readonly th: number; readonly v: number }
+/** Zero border per side (negative: crop), Torch's pad_l, pad_r, pad_t, pad_b. */
+export interface ZeroPadAttrs { readonly l: number; readonly r: number; readonly t: number; readonly b: number }
 
 export type LayerOp =
   | { readonly kind: 'conv'; readonly attrs: ConvAttrs }
@@ -19,6 +29,13 @@ export type LayerOp =
   | { readonly kind: 'linear'; readonly attrs: LinearAttrs }
   | { readonly kind: 'dropout'; readonly attrs: DropoutAttrs }
   | { readonly kind: 'relu' | 'logsoftmax' | 'softmax'; readonly attrs: Record<string, never> };
+
+export type NetLayerOp =
+  | LayerOp
+  | { readonly kind: 'lrn'; readonly attrs: LrnAttrs }
+  | { readonly kind: 'threshold'; readonly attrs: ThresholdAttrs }
+  | { readonly kind: 'zeropad'; readonly attrs: ZeroPadAttrs }
+  | { readonly kind: 'tanh' | 'sigmoid' | 'identity'; readonly attrs: Record<string, never> };
 
 /** Where a layer came from when it was written inside a def: the call that expanded it. */
 export interface CallSite {
@@ -36,6 +53,54 @@ export type Layer = LayerOp & {
 
 /** [C, H, W] for images, [F] for flat features. Always per image (no batch). */
 export type Shape = readonly number[];
+
+/** Where a node sits: `index` is Torch's 1-based module index in its nn.Sequential (the model or a branch). */
+interface Placed {
+  readonly index: number;
+  readonly span: Span;
+  readonly callSites: readonly CallSite[]; // innermost first
+}
+
+export type NetLayer = NetLayerOp & Placed;
+
+/**
+ * Branches fed the same input and merged: `residual` sums them (nn.ConcatTable + nn.CAddTable), `concat`
+ * joins them along channels (nn.Concat(2)), `depthconcat` too, centring smaller maps in the largest (nn.DepthConcat(2)).
+ */
+export const blockKinds = ['residual', 'concat', 'depthconcat'] as const;
+export type BlockKind = (typeof blockKinds)[number];
+
+export interface Branch<N> {
+  readonly span: Span; // the `branch { … }` as written
+  readonly nodes: readonly N[];
+}
+
+export interface Block<N> extends Placed {
+  readonly kind: BlockKind;
+  readonly branches: readonly Branch<N>[];
+}
+
+/** The network as written, after def expansion: layers and blocks whose branches hold more of them. */
+export type NetNode = NetLayer | Block<NetNode>;
+
+interface Shaped {
+  readonly input: Shape;
+  readonly output: Shape;
+  readonly params: number; // learnable parameters (a block: its branches' sum)
+  readonly macs: number; // multiply-accumulates for one image (conv and linear; a block: its branches' sum)
+}
+
+export type ShapedNetLayer = NetLayer & Shaped;
+export type ShapedBlock = Block<ShapedNetNode> & Shaped;
+export type ShapedNetNode = ShapedNetLayer | ShapedBlock;
+
+export const isBlockKind = (name: string): name is BlockKind => (blockKinds as readonly string[]).includes(name);
+export const isBlock = <N extends { readonly kind: string }>(n: N): n is Extract<N, { readonly kind: BlockKind }> => isBlockKind(n.kind);
+
+/** Every layer of a network, branches opened, in Torch's order (a block's branches one after another). */
+export function netLayers(nodes: readonly ShapedNetNode[]): ShapedNetLayer[] {
+  return nodes.flatMap((n) => (isBlock(n) ? n.branches.flatMap((b) => netLayers(b.nodes)) : [n]));
+}
 
 export type ShapedLayer = Layer & {
   readonly input: Shape;
@@ -79,6 +144,14 @@ export interface ExpandedModel extends ModelHeader {
   readonly layers: readonly Layer[];
 }
 
+/** What `nincc check` and `inspect` describe: any network the language can write. */
+export interface ShapedNetwork extends ModelHeader {
+  readonly nodes: readonly ShapedNetNode[];
+  readonly output: Shape;
+  readonly totals: { readonly params: number; readonly macs: number };
+}
+
+/** What the back end lowers: a chain of the layers it knows (front/lowerable.ts makes one from a network). */
 export interface ShapedModel extends ModelHeader {
   readonly layers: readonly ShapedLayer[];
   readonly output: Shape;

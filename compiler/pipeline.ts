@@ -1,14 +1,16 @@
 // The compiler's table of contents: every pass from spec text to rendered sources, in the order it runs.
 // Each pass is a pure function of earlier passes' outputs; none edits what another produced.
 //
-//  front end (compileSpec)                    text → ShapedModel, with diagnostics
+//  front end (analyzeSpec)                    text → ShapedNetwork, with diagnostics (nincc check, inspect)
 //   1 parse            grammar/parse.ts
 //   2 select-model     front/resolve-header.ts   (selectModel)
 //   3 resolve-header   front/resolve-header.ts   input size, image size, transform
 //   4 resolve-train    front/resolve-train.ts    the train block
-//   5 expand-defs      front/expand-defs.ts      defs and repeats → flat layers (front/evaluate.ts: expressions)
+//   5 expand-defs      front/expand-defs.ts      defs → layers and residual/concat blocks (front/evaluate.ts: expressions)
 //   6 infer-shapes     front/infer-shapes.ts     shapes, parameter and MAC counts (front/layers.ts: the layer table)
 //   7 verify           front/verify-ir.ts
+//  compileSpec = analyzeSpec, then the one capability check (front/lowerable.ts, not a pass): the network as the
+//  chain of layers lowering takes (ShapedModel), or E090 at the first block or layer it does not take yet
 //  lowering (lowerModel)                      ShapedModel → kernel programs and their memory
 //   8 lower-params     lower/params.ts           parameter and running-statistics layout
 //   9 lower-train      lower/train.ts (cpu: a kernel per layer), lower/train-fused.ts (cuda/emu: fused BN+ReLU),
@@ -33,10 +35,11 @@ import { hasErrors, type Diagnostic } from '../grammar/diagnostics.js';
 import { parseSpec } from '../grammar/parse.js';
 import { expandDefs } from './front/expand-defs.js';
 import { inferShapes } from './front/infer-shapes.js';
-import type { ShapedModel } from './ir.js';
+import type { ShapedModel, ShapedNetwork } from './ir.js';
+import { lowerableChain } from './front/lowerable.js';
 import { resolveHeader, selectModel } from './front/resolve-header.js';
 import { resolveTrain } from './front/resolve-train.js';
-import { IRVerificationError, verifyShapedModel } from './front/verify-ir.js';
+import { IRVerificationError, verifyNetwork, verifyShapedModel } from './front/verify-ir.js';
 import { emitPlan, type Plan } from './emit/plan.js';
 import { lowerInference } from './lower/infer.js';
 import { lowerParams, type ParamLayout } from './lower/params.js';
@@ -50,7 +53,13 @@ import { CUDA_ONLY_PROGRAMS, scheduleCudaKernels, type ScheduledCudaKernel } fro
 import { generateCpuSource, type CpuSource } from './backends/cpu/render.js';
 import { generateCudaSource, type CudaSource } from './backends/cuda/render.js';
 
+export interface AnalysisResult {
+  readonly network?: ShapedNetwork;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
 export interface FrontEndResult {
+  /** Present when the network is a chain that lowering takes (front/lowerable.ts); else diagnostics say why not. */
   readonly model?: ShapedModel;
   readonly diagnostics: readonly Diagnostic[];
 }
@@ -60,7 +69,19 @@ export interface FrontEndOptions {
   readonly dump?: (pass: string, ir: unknown) => void;
 }
 
+/** The front end for everything that builds, trains or runs: analyzeSpec, then the chain lowering takes. */
 export function compileSpec(source: string, file: string, options: FrontEndOptions = {}): FrontEndResult {
+  const analysed = analyzeSpec(source, file, options);
+  if (!analysed.network) return { diagnostics: analysed.diagnostics };
+  const chain = lowerableChain(analysed.network);
+  if ('problem' in chain) return { diagnostics: [...analysed.diagnostics, chain.problem] };
+  const problems = verifyShapedModel(chain.model);
+  if (problems.length > 0) throw new IRVerificationError('lowerable', problems);
+  return { model: chain.model, diagnostics: analysed.diagnostics };
+}
+
+/** The front end for describing a model (nincc check, inspect): any network the language writes. */
+export function analyzeSpec(source: string, file: string, options: FrontEndOptions = {}): AnalysisResult {
   const dump = options.dump ?? (() => {});
   const diagnostics: Diagnostic[] = [];
 
@@ -90,35 +111,35 @@ export function compileSpec(source: string, file: string, options: FrontEndOptio
   const done = () => ({ diagnostics: interleave(diagnostics, semantic()) });
 
   const expanded = expandDefs(decl);
-  dump('expand-defs', expanded.layers);
+  dump('expand-defs', expanded.nodes);
   modelDiagnostics.push(...expanded.diagnostics);
   // A bad train option or layer call does not hide the model's other errors: shapes are inferred past the
   // calls that failed (their place is a gap of unknown shape) unless the header or the expansion ran away.
   const runaway = expanded.diagnostics.some((d) => d.code === 'E015');
   if (hasErrors(header.diagnostics) || runaway || !header.input) return done();
 
-  const shaped = inferShapes(expanded.layers, header.input, expanded.gaps);
-  dump('infer-shapes', shaped.layers);
+  const shaped = inferShapes(expanded.nodes, header.input, expanded.gaps);
+  dump('infer-shapes', shaped.nodes);
   modelDiagnostics.splice(header.diagnostics.length, Infinity, ...interleave(expanded.diagnostics, shaped.diagnostics));
   // A repaired syntax error is still an error: no model.
   if (hasErrors(diagnostics) || hasErrors(modelDiagnostics) || hasErrors(train.diagnostics) || !shaped.output) return done();
   const all = interleave(diagnostics, semantic());
 
-  const model: ShapedModel = {
+  const network: ShapedNetwork = {
     name: decl.name,
     file,
     input: header.input,
     ...(header.imageSize !== undefined ? { imageSize: header.imageSize } : {}),
     ...(header.transform ? { transform: header.transform } : {}),
     ...(train.train ? { train: train.train } : {}),
-    layers: shaped.layers,
+    nodes: shaped.nodes,
     output: shaped.output,
-    totals: shaped.layers.reduce((t, l) => ({ params: t.params + l.params, macs: t.macs + l.macs }), { params: 0, macs: 0 }),
+    totals: shaped.nodes.reduce((t, l) => ({ params: t.params + l.params, macs: t.macs + l.macs }), { params: 0, macs: 0 }),
   };
-  const problems = verifyShapedModel(model);
+  const problems = verifyNetwork(network);
   dump('verify', problems);
   if (problems.length > 0) throw new IRVerificationError('infer-shapes', problems);
-  return { model, diagnostics: all };
+  return { network, diagnostics: all };
 }
 
 /** Two passes' diagnostics in one list by source position, each pass's own order kept (a def's errors follow its calls). */

@@ -7,13 +7,32 @@ export type Expr =
   | { readonly kind: 'neg'; readonly operand: Expr; readonly span: Span }
   | { readonly kind: 'binary'; readonly op: '+' | '-' | '*' | '/'; readonly left: Expr; readonly right: Expr; readonly span: Span };
 
+/** `:ceil()` after a call, as Torch's Lua sets a module's mode (`nn.SpatialMaxPooling(3,3,2,2):ceil()`). */
+export interface Method {
+  readonly name: string;
+  readonly span: Span;
+}
+
 /** `conv(3, 96, 11, 11)` or a bare `relu`: a layer or a def, decided later. */
 export interface Call {
+  readonly kind: 'call';
   readonly name: string;
   readonly nameSpan: Span;
   readonly args: readonly Expr[];
+  readonly methods: readonly Method[];
   readonly span: Span;
 }
+
+/** `residual { … }`, `branch { … }`: a container of items; which names are blocks is decided later. */
+export interface Block {
+  readonly kind: 'block';
+  readonly name: string;
+  readonly nameSpan: Span;
+  readonly items: readonly Item[];
+  readonly span: Span;
+}
+
+export type Item = Call | Block;
 
 export interface Param {
   readonly name: string;
@@ -24,7 +43,7 @@ export interface Def {
   readonly name: string;
   readonly nameSpan: Span;
   readonly params: readonly Param[];
-  readonly body: readonly Call[];
+  readonly body: readonly Item[];
   readonly span: Span;
 }
 
@@ -50,7 +69,7 @@ export interface ModelDecl {
   readonly imageSizes: readonly { readonly value: number; readonly span: Span }[];
   readonly transforms: readonly { readonly settings: readonly Setting[]; readonly span: Span }[];
   readonly defs: readonly Def[];
-  readonly body: readonly Call[];
+  readonly body: readonly Item[];
   readonly span: Span;
 }
 

@@ -1,6 +1,6 @@
 // Builds the plain AST from chevrotain's CST. Tolerates the partial nodes that parser recovery leaves.
 import type { CstElement, CstNode, IToken } from 'chevrotain';
-import type { Call, Def, Expr, ModelDecl, Param, Setting, SpecFile, TrainDecl, Value } from './ast.js';
+import type { Block, Call, Def, Expr, Item, Method, ModelDecl, Param, Setting, SpecFile, TrainDecl, Value } from './ast.js';
 import type { Position, Span } from './diagnostics.js';
 
 interface Ctx {
@@ -92,21 +92,42 @@ function missingNumber(ctx: Ctx, node: CstNode): Expr {
   return { kind: 'number', value: 0, integer: true, text: '0', span: nodeSpan(ctx, node) };
 }
 
+function buildMethod(ctx: Ctx, node: CstNode): Method | undefined {
+  const id = tokens(node, 'Identifier')[0];
+  return id ? { name: id.image, span: nodeSpan(ctx, node) } : undefined;
+}
+
 function buildCall(ctx: Ctx, node: CstNode): Call | undefined {
   const id = tokens(node, 'Identifier')[0];
   if (!id) return undefined;
-  return { name: id.image, nameSpan: tokenSpan(ctx.file, id), args: nodes(node, 'expr').map((e) => buildExpr(ctx, e)), span: nodeSpan(ctx, node) };
+  const methods = nodes(node, 'method').map((m) => buildMethod(ctx, m)).filter((m): m is Method => m !== undefined);
+  // The call's span ends before its methods: a layer's diagnostics underline the call as written before `:ceil()`.
+  const callEnd = nodeSpan(ctx, { ...node, children: { ...node.children, method: [] } });
+  return { kind: 'call', name: id.image, nameSpan: tokenSpan(ctx.file, id), args: nodes(node, 'expr').map((e) => buildExpr(ctx, e)), methods, span: callEnd };
 }
 
-function buildCalls(ctx: Ctx, list: CstNode[]): Call[] {
-  return list.map((n) => buildCall(ctx, n)).filter((c): c is Call => c !== undefined);
+function buildBlock(ctx: Ctx, node: CstNode): Block | undefined {
+  const id = tokens(node, 'Identifier')[0];
+  if (!id) return undefined;
+  return { kind: 'block', name: id.image, nameSpan: tokenSpan(ctx.file, id), items: buildItems(ctx, nodes(node, 'item')), span: nodeSpan(ctx, node) };
+}
+
+function buildItem(ctx: Ctx, node: CstNode): Item | undefined {
+  const container = nodes(node, 'container')[0];
+  if (container) return buildBlock(ctx, container);
+  const call = nodes(node, 'call')[0];
+  return call ? buildCall(ctx, call) : undefined;
+}
+
+function buildItems(ctx: Ctx, list: CstNode[]): Item[] {
+  return list.map((n) => buildItem(ctx, n)).filter((c): c is Item => c !== undefined);
 }
 
 function buildDef(ctx: Ctx, node: CstNode): Def | undefined {
   const name = tokens(node, 'name')[0];
   if (!name) return undefined;
   const params: Param[] = tokens(node, 'param').map((t) => ({ name: t.image, span: tokenSpan(ctx.file, t) }));
-  return { name: name.image, nameSpan: tokenSpan(ctx.file, name), params, body: buildCalls(ctx, nodes(node, 'call')), span: nodeSpan(ctx, node) };
+  return { name: name.image, nameSpan: tokenSpan(ctx.file, name), params, body: buildItems(ctx, nodes(node, 'item')), span: nodeSpan(ctx, node) };
 }
 
 function buildValue(ctx: Ctx, node: CstNode): Value | undefined {
@@ -164,13 +185,13 @@ function buildModel(ctx: Ctx, node: CstNode): ModelDecl {
   const imageSizes: { value: number; span: Span }[] = [];
   const transforms: { settings: Setting[]; span: Span }[] = [];
   const defs: Def[] = [];
-  const body: Call[] = [];
+  const body: Item[] = [];
   for (const item of nodes(node, 'modelItem')) {
     const input = nodes(item, 'inputDecl')[0];
     const imageSize = nodes(item, 'imageSizeDecl')[0];
     const transform = nodes(item, 'transformDecl')[0];
     const def = nodes(item, 'def')[0];
-    const call = nodes(item, 'call')[0];
+    const entry = nodes(item, 'item')[0];
     if (input) {
       const d = tokens(input, 'Dims')[0];
       if (d) inputs.push({ dims: d.image.split('x').map(Number), span: nodeSpan(ctx, input) });
@@ -182,8 +203,8 @@ function buildModel(ctx: Ctx, node: CstNode): ModelDecl {
     } else if (def) {
       const d = buildDef(ctx, def);
       if (d) defs.push(d);
-    } else if (call) {
-      const c = buildCall(ctx, call);
+    } else if (entry) {
+      const c = buildItem(ctx, entry);
       if (c) body.push(c);
     }
   }

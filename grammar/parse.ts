@@ -44,6 +44,9 @@ const closerWords: Record<string, string> = {
   'call:RParen': "',' or ')'",
   'def:RParen': "',' or ')'",
   'def:RCurly': "a layer, a def call or '}'",
+  'container:RCurly': "a layer, a def call, a block or '}'",
+  'method:Identifier': "a method name like ceil or noBias",
+  'method:RParen': "')' (methods take no arguments)",
   'block:RCurly': "an option name or '}'",
 };
 

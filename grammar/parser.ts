@@ -1,13 +1,17 @@
 // The spec grammar as a chevrotain CstParser: rules only, no semantics (those live in compiler/).
 import { CstParser, type CstNode, type IToken, type TokenType } from 'chevrotain';
+import { closest } from './near-miss.js';
 import * as T from './tokens.js';
 
 /*
   spec        := (model | trainBlock)*
   model       := 'model' Identifier '{' modelItem* '}'
-  modelItem   := 'input' Dims | 'imageSize' Integer | 'transform' block | def | call
-  def         := 'def' Identifier '(' (Identifier (',' Identifier)*)? ')' '{' call* '}'
-  call        := Identifier ('(' (expr (',' expr)*)? ')')?
+  modelItem   := 'input' Dims | 'imageSize' Integer | 'transform' block | def | item
+  def         := 'def' Identifier '(' (Identifier (',' Identifier)*)? ')' '{' item* '}'
+  item        := container | call
+  container   := Identifier '{' item* '}'          e.g. `residual { branch { … } branch { identity } }`
+  call        := Identifier ('(' (expr (',' expr)*)? ')')? method*
+  method      := ':' Identifier ('(' ')')?          e.g. `maxpool(3, 3, 2, 2):ceil()`, as Torch's Lua writes it
   expr        := term (('+' | '-') term)*
   term        := unary (('*' | '/') unary)*
   unary       := '-' unary | atom
@@ -49,7 +53,7 @@ export class SpecParser extends CstParser {
       { ALT: () => this.SUBRULE(this.imageSizeDecl) },
       { ALT: () => this.SUBRULE(this.transformDecl) },
       { ALT: () => this.SUBRULE(this.def) },
-      { ALT: () => this.SUBRULE(this.call) },
+      { ALT: () => this.SUBRULE(this.item) },
     ]);
   });
 
@@ -75,7 +79,24 @@ export class SpecParser extends CstParser {
     this.MANY_SEP({ SEP: T.Comma, DEF: () => this.CONSUME1(T.Identifier, { LABEL: 'param' }) });
     this.CONSUME(T.RParen);
     this.CONSUME(T.LCurly);
-    this.MANY({ GATE: this.underErrorLimit, DEF: () => this.SUBRULE(this.call) });
+    this.MANY({ GATE: this.underErrorLimit, DEF: () => this.SUBRULE(this.item) });
+    this.CONSUME(T.RCurly);
+  });
+
+  // `trnasform {` is a misspelled transform, which parse.ts names and repairs, not a block.
+  private opensBlock = () => this.LA(2).tokenType === T.LCurly && closest(this.LA(1).image, ['transform']) === undefined;
+
+  private item = this.RULE('item', () => {
+    this.OR([
+      { GATE: this.opensBlock, ALT: () => this.SUBRULE(this.container) },
+      { ALT: () => this.SUBRULE(this.call) },
+    ]);
+  });
+
+  private container = this.RULE('container', () => {
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.LCurly);
+    this.MANY({ GATE: this.underErrorLimit, DEF: () => this.SUBRULE(this.item) });
     this.CONSUME(T.RCurly);
   });
 
@@ -84,6 +105,16 @@ export class SpecParser extends CstParser {
     this.OPTION(() => {
       this.CONSUME(T.LParen);
       this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.expr) });
+      this.CONSUME(T.RParen);
+    });
+    this.MANY(() => this.SUBRULE(this.method));
+  });
+
+  private method = this.RULE('method', () => {
+    this.CONSUME(T.Colon);
+    this.CONSUME(T.Identifier);
+    this.OPTION(() => {
+      this.CONSUME(T.LParen);
       this.CONSUME(T.RParen);
     });
   });

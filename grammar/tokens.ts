@@ -35,6 +35,7 @@ export const RCurly = createToken({ name: 'RCurly', pattern: /}/, label: "'}'" }
 export const LParen = createToken({ name: 'LParen', pattern: /\(/, label: "'('" });
 export const RParen = createToken({ name: 'RParen', pattern: /\)/, label: "')'" });
 export const Comma = createToken({ name: 'Comma', pattern: /,/, label: "','" });
+export const Colon = createToken({ name: 'Colon', pattern: /:/, label: "':'" });
 export const Plus = createToken({ name: 'Plus', pattern: /\+/, label: "'+'" });
 export const Minus = createToken({ name: 'Minus', pattern: /-/, label: "'-'" });
 export const Star = createToken({ name: 'Star', pattern: /\*/, label: "'*'" });
@@ -45,7 +46,7 @@ export const allTokens: TokenType[] = [
   Model, Def, Train, Input, ImageSize, Transform,
   Identifier,
   Dims, Float, Integer, DotDot,
-  LCurly, RCurly, LParen, RParen, Comma, Plus, Minus, Star, Slash,
+  LCurly, RCurly, LParen, RParen, Comma, Colon, Plus, Minus, Star, Slash,
 ];
 
 // Only '\n' ends a line, as in diagnostics' line/column (positionAt) and their rendering: chevrotain's

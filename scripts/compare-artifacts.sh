@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped models (models/*.model) for --target cpu and emu and diffs the generated
+# Rebuilds the shipped NIN models for --target cpu and emu and diffs the generated
 # kernels.cu, kernels.cpu.cc, plan.json and report.txt against a saved copy, ignoring hash lines.
 # Usage: scripts/compare-artifacts.sh GOLDEN_DIR [--save]   (--save writes GOLDEN_DIR instead of comparing)
 # Why: a restructure of compiler/ must leave the generated kernels and plans unchanged (docs/design.md).
@@ -15,7 +15,10 @@ export NINCC_NVCC=0
 # temporary paths differ between builds by design; everything else must not.
 normalize() { sed -E -e 's/[0-9a-f]{64}/<hash>/g' -e 's/[0-9a-f]{12,}/<hash>/g' -e "s#$work#<out>#g" "$1"; }
 status=0
-for spec in "$root"/models/*.model; do
+# The NIN models only: the ImageNet zoo (alexnet-owt, vgg-16, overfeat, googlenet, resnet-18, resnet-50) came
+# after the saved copies, and all of it but alexnet-owt uses layers or blocks that lowering does not take yet
+# (issue #17: a build stops with E090).
+for spec in "$root"/models/nin.model "$root"/models/nin-nobn.model "$root"/models/nin-fashion.model; do
   name=$(basename "$spec" .model)
   for target in cpu emu; do
     out="$work/$name-$target"

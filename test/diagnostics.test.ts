@@ -41,6 +41,10 @@ const codes: Record<string, string> = {
   E041: 'inverted regime range',
   E042: 'unknown train option',
   E043: 'bad train value',
+  E050: 'branches that do not merge',
+  E051: 'malformed block',
+  E052: 'unknown or misplaced method',
+  E090: 'not lowered yet',
 };
 
 const specs = readdirSync(dir).filter((f) => f.endsWith('.model')).sort();

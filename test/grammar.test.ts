@@ -2,8 +2,8 @@
 // defaults for omitted trailing arguments as they come out of def expansion.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { compileSpec } from '../compiler/pipeline.js';
-import type { Expr, ModelDecl } from '../grammar/ast.js';
+import { analyzeSpec, compileSpec } from '../compiler/pipeline.js';
+import type { Call, Expr, Item, ModelDecl } from '../grammar/ast.js';
 import { parseSpec } from '../grammar/parse.js';
 import { specLexer } from '../grammar/tokens.js';
 
@@ -30,7 +30,15 @@ function parseModel(body: string): ModelDecl {
   return r.ast.models[0];
 }
 
-const args = (body: string) => parseModel(body).body.map((c) => `${c.name}(${c.args.map(sexpr).join(', ')})`);
+/** The items of a body that must all be calls (no blocks), as calls. */
+function calls(items: readonly Item[]): Call[] {
+  return items.map((i) => {
+    if (i.kind !== 'call') throw new Error(`expected a call, got the block '${i.name}'`);
+    return i;
+  });
+}
+
+const args = (body: string) => calls(parseModel(body).body).map((c) => `${c.name}(${c.args.map(sexpr).join(', ')})`);
 const tokenNames = (source: string) => specLexer.tokenize(source).tokens.map((t) => `${t.tokenType.name}:${t.image}`);
 
 describe('lexer', () => {
@@ -84,12 +92,12 @@ describe('parser and AST', () => {
       'mp(kw, kh, dw, dh, pw, ph) 1',
     ]);
     // bn(nop, 1e-3): the float literal keeps its value, its text, and that it is not an integer.
-    const bn = m.defs[0].body[1];
+    const bn = calls(m.defs[0].body)[1];
     expect(bn.name).toBe('bn');
     expect(bn.args[1]).toMatchObject({ kind: 'number', value: 0.001, integer: false, text: '1e-3' });
     expect(m.body.map((c) => c.name)).toEqual(['block', 'mp', 'block', 'mp', 'block', 'mp', 'block', 'avgpool', 'view', 'linear', 'logsoftmax']);
-    expect(m.body.map((c) => c.args.length)).toEqual([8, 6, 8, 6, 8, 6, 8, 4, 1, 2, 0]);
-    expect(sexpr(m.body[8].args[0])).toBe('(neg 1)'); // view(-1)
+    expect(calls(m.body).map((c) => c.args.length)).toEqual([8, 6, 8, 6, 8, 6, 8, 4, 1, 2, 0]);
+    expect(sexpr(calls(m.body)[8].args[0])).toBe('(neg 1)'); // view(-1)
 
     const train = ast.trains[0].settings;
     expect(train.map((s) => s.name)).toEqual(['batch', 'epochs', 'criterion', 'optimizer', 'regime']);
@@ -107,7 +115,7 @@ describe('parser and AST', () => {
 
   it('spans point at the source: a call, its name, and an argument', () => {
     const source = read('nin.model');
-    const call = parseSpec(source, 'nin.model').ast.models[0].body[0];
+    const [call] = calls(parseSpec(source, 'nin.model').ast.models[0].body);
     expect(source.slice(call.span.start.offset, call.span.end.offset)).toBe('block(3, 96, 11, 11, 4, 4, 5, 5)');
     expect(call.span).toMatchObject({ file: 'nin.model', start: { line: 16, column: 3 }, end: { line: 16, column: 35 } });
     expect(source.slice(call.nameSpan.start.offset, call.nameSpan.end.offset)).toBe('block');
@@ -121,7 +129,7 @@ describe('parser and AST', () => {
   });
 
   it('a parenthesized argument spans its parentheses', () => {
-    const [call] = parseModel('f((a+1)/2)').body;
+    const [call] = calls(parseModel('f((a+1)/2)').body);
     const source = 'model m {\nf((a+1)/2)\n}\n';
     const e = call.args[0];
     expect(source.slice(e.span.start.offset, e.span.end.offset)).toBe('(a+1)/2');
@@ -130,7 +138,7 @@ describe('parser and AST', () => {
 
   it('bare layers, empty argument lists and comments between calls', () => {
     expect(args('relu  # after a call\n  # a whole line\n  logsoftmax() view(-1, 4)')).toEqual(['relu()', 'logsoftmax()', 'view((neg 1), 4)']);
-    expect(parseModel('relu').body[0].args).toEqual([]);
+    expect(calls(parseModel('relu').body)[0].args).toEqual([]);
   });
 
   it('a def with no parameters, and defs after calls', () => {
@@ -230,3 +238,56 @@ describe("Torch's defaults for omitted trailing arguments", () => {
     expect(count('nin-nobn.model')).toBe(30);
   });
 });
+
+describe("Torch's defaults and methods of the zoo's layers (issue #17)", () => {
+  const analysed = analyzeSpec(
+    [
+      'model z {',
+      '  input 8x10x10',
+      '  lrn(5)                          # alpha 0.0001, beta 0.75, k 1',
+      '  lrn(3, 1e-3, 0.5, 2)',
+      '  threshold                       # th 1e-6, v 0',
+      '  threshold(0.5)',
+      '  zeropad(2)                      # r = t = b = l',
+      '  zeropad(1, -1)                  # t = b = l',
+      '  tanh  sigmoid  identity',
+      '  conv(8, 4, 3, 3):noBias()',
+      '  maxpool(2, 2):ceil()  maxpool(2, 2):ceil:floor()',
+      '  view(-1)  linear(36, 2):noBias()',
+      '}',
+      '',
+    ].join('\n'),
+    'z.model',
+  );
+  const nodes = analysed.network?.nodes ?? [];
+  const attrs = (i: number) => {
+    const n = nodes[i - 1];
+    return 'attrs' in n ? n.attrs : undefined;
+  };
+
+  it('the spec checks, and its layers keep their Torch argument order', () => {
+    expect(analysed.diagnostics).toEqual([]);
+    expect(attrs(1)).toEqual({ size: 5, alpha: 0.0001, beta: 0.75, k: 1 });
+    expect(attrs(2)).toEqual({ size: 3, alpha: 1e-3, beta: 0.5, k: 2 });
+    expect(attrs(3)).toEqual({ th: 1e-6, v: 0 });
+    expect(attrs(4)).toEqual({ th: 0.5, v: 0 });
+    expect(attrs(5)).toEqual({ l: 2, r: 2, t: 2, b: 2 });
+    expect(attrs(6)).toEqual({ l: 1, r: -1, t: 1, b: 1 });
+  });
+
+  it(':noBias() drops the bias; :ceil() sets ceil mode and :floor() clears it, the last one written winning', () => {
+    expect(attrs(10)).toMatchObject({ bias: false });
+    expect(attrs(11)).toMatchObject({ ceil: true });
+    expect(attrs(12)).not.toHaveProperty('ceil');
+    expect(attrs(14)).toEqual({ nIn: 36, nOut: 2, bias: false });
+    expect(nodes[9].params).toBe(4 * 8 * 9);
+    expect(nodes[13].params).toBe(72);
+  });
+
+  it('the shapes follow', () => {
+    expect(nodes.map((n) => n.output.join('x'))).toEqual([
+      '8x10x10', '8x10x10', '8x10x10', '8x10x10', '8x14x14', '8x16x14', '8x16x14', '8x16x14', '8x16x14', '4x14x12', '4x7x6', '4x3x3', '36', '2',
+    ]);
+  });
+});
+

@@ -2,6 +2,7 @@
 import { renderDiagnostics, hasErrors } from '../../grammar/diagnostics.js';
 import { onePositional, type Command } from '../command.js';
 import { loadSpec } from '../spec-file.js';
+import { netLayers } from '../../compiler/ir.js';
 
 export const check: Command = {
   name: 'check',
@@ -15,8 +16,8 @@ export const check: Command = {
     else if (s.diagnostics.length > 0) process.stderr.write(renderDiagnostics(s.diagnostics, s.source) + '\n');
     const failed = hasErrors(s.diagnostics);
     if (!args.values.json && !failed) {
-      const m = s.model!;
-      process.stdout.write(`${file}: ok (model ${m.name}, ${m.layers.length} layers, ${m.totals.params.toLocaleString('en-US')} parameters)\n`);
+      const m = s.network!;
+      process.stdout.write(`${file}: ok (model ${m.name}, ${netLayers(m.nodes).length} layers, ${m.totals.params.toLocaleString('en-US')} parameters)\n`);
     }
     return failed ? 1 : 0;
   },

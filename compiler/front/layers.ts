@@ -1,5 +1,5 @@
 // The built-in layers: argument lists in Torch7's order, Torch's defaults for omitted trailing arguments.
-import type { LayerKind, LayerOp } from '../ir.js';
+import type { NetLayerKind, NetLayerOp } from '../ir.js';
 
 /** The largest size, count or window: they are int32 in the runtime. */
 export const maxSize = 2 ** 31 - 1;
@@ -13,11 +13,13 @@ export interface ArgSpec {
 }
 
 export interface LayerSpec {
-  readonly kind: LayerKind;
+  readonly kind: NetLayerKind;
   readonly torch: string; // Torch7 class name
   readonly args: readonly ArgSpec[];
   readonly variadic?: boolean; // view(...) takes one or more sizes
-  readonly build: (a: readonly number[]) => LayerOp;
+  readonly build: (a: readonly number[]) => NetLayerOp;
+  /** `:name()` after the call, as Torch's Lua sets a mode on the module: what each does to the built layer. */
+  readonly methods?: Readonly<Record<string, (op: NetLayerOp) => NetLayerOp>>;
 }
 
 const positive = (v: number) => (v >= 1 ? undefined : 'must be at least 1');
@@ -34,7 +36,22 @@ const poolArgs = (strideDefault: (g: readonly number[], i: number) => number): A
 ];
 const poolAttrs = (a: readonly number[]) => ({ kW: a[0], kH: a[1], dW: a[2], dH: a[3], padW: a[4], padH: a[5] });
 
-export const layerSpecs: Readonly<Record<LayerKind, LayerSpec>> = {
+// Torch's pooling modules: `:ceil()` rounds the output size up, `:floor()` (the default) down.
+const poolMethods: LayerSpec['methods'] = {
+  ceil: (op) => (op.kind === 'maxpool' || op.kind === 'avgpool' ? { ...op, attrs: { ...op.attrs, ceil: true } } : op),
+  floor: (op) => {
+    if (op.kind !== 'maxpool' && op.kind !== 'avgpool') return op;
+    const { ceil: _, ...attrs } = op.attrs;
+    return { ...op, attrs };
+  },
+};
+// Torch's SpatialConvolution and Linear: `:noBias()` drops the bias (fb.resnet.torch's convolutions have none).
+const noBias: LayerSpec['methods'] = {
+  noBias: (op) => (op.kind === 'conv' ? { ...op, attrs: { ...op.attrs, bias: false } } : op.kind === 'linear' ? { ...op, attrs: { ...op.attrs, bias: false } } : op),
+};
+const noArgs = (kind: 'tanh' | 'sigmoid' | 'identity', torch: string): LayerSpec => ({ kind, torch, args: [], build: () => ({ kind, attrs: {} }) });
+
+export const layerSpecs: Readonly<Record<NetLayerKind, LayerSpec>> = {
   conv: {
     kind: 'conv',
     torch: 'nn.SpatialConvolution',
@@ -50,6 +67,7 @@ export const layerSpecs: Readonly<Record<LayerKind, LayerSpec>> = {
       { name: 'padH', integer: true, check: nonNegative, default: (g) => g[6] },
     ],
     build: (a) => ({ kind: 'conv', attrs: { nIn: a[0], nOut: a[1], kW: a[2], kH: a[3], dW: a[4], dH: a[5], padW: a[6], padH: a[7], bias: true } }),
+    methods: noBias,
   },
   bn: {
     kind: 'bn',
@@ -64,9 +82,9 @@ export const layerSpecs: Readonly<Record<LayerKind, LayerSpec>> = {
   },
   relu: { kind: 'relu', torch: 'nn.ReLU', args: [], build: () => ({ kind: 'relu', attrs: {} }) },
   // Torch: dW = dW or kW; dH = dH or kH
-  maxpool: { kind: 'maxpool', torch: 'nn.SpatialMaxPooling', args: poolArgs((g, i) => g[i]), build: (a) => ({ kind: 'maxpool', attrs: poolAttrs(a) }) },
+  maxpool: { kind: 'maxpool', torch: 'nn.SpatialMaxPooling', args: poolArgs((g, i) => g[i]), build: (a) => ({ kind: 'maxpool', attrs: poolAttrs(a) }), methods: poolMethods },
   // Torch: dW = dW or 1; dH = dH or 1
-  avgpool: { kind: 'avgpool', torch: 'nn.SpatialAveragePooling', args: poolArgs(() => 1), build: (a) => ({ kind: 'avgpool', attrs: poolAttrs(a) }) },
+  avgpool: { kind: 'avgpool', torch: 'nn.SpatialAveragePooling', args: poolArgs(() => 1), build: (a) => ({ kind: 'avgpool', attrs: poolAttrs(a) }), methods: poolMethods },
   view: {
     kind: 'view',
     torch: 'nn.View',
@@ -83,6 +101,7 @@ export const layerSpecs: Readonly<Record<LayerKind, LayerSpec>> = {
       { name: 'bias', integer: true, default: () => 1, check: flag },
     ],
     build: (a) => ({ kind: 'linear', attrs: { nIn: a[0], nOut: a[1], bias: a[2] === 1 } }),
+    methods: noBias,
   },
   logsoftmax: { kind: 'logsoftmax', torch: 'nn.LogSoftMax', args: [], build: () => ({ kind: 'logsoftmax', attrs: {} }) },
   softmax: { kind: 'softmax', torch: 'nn.SoftMax', args: [], build: () => ({ kind: 'softmax', attrs: {} }) },
@@ -92,9 +111,49 @@ export const layerSpecs: Readonly<Record<LayerKind, LayerSpec>> = {
     args: [{ name: 'p', integer: false, default: () => 0.5, check: (v) => (v >= 0 && v < 1 ? undefined : 'must be in [0, 1)') }],
     build: (a) => ({ kind: 'dropout', attrs: { p: a[0] } }),
   },
+  // Torch: self.alpha = alpha or 0.0001; self.beta = beta or 0.75; self.k = k or 1
+  lrn: {
+    kind: 'lrn',
+    torch: 'nn.SpatialCrossMapLRN',
+    args: [
+      { name: 'size', integer: true, check: positive },
+      { name: 'alpha', integer: false, default: () => 0.0001 },
+      { name: 'beta', integer: false, default: () => 0.75 },
+      { name: 'k', integer: false, default: () => 1, check: (v) => (v > 0 ? undefined : 'must be positive') },
+    ],
+    build: (a) => ({ kind: 'lrn', attrs: { size: a[0], alpha: a[1], beta: a[2], k: a[3] } }),
+  },
+  // Torch: self.threshold = th or 1e-6; self.val = v or 0 (y = x if x > th, else v)
+  threshold: {
+    kind: 'threshold',
+    torch: 'nn.Threshold',
+    args: [
+      { name: 'th', integer: false, default: () => 1e-6 },
+      { name: 'v', integer: false, default: () => 0 },
+    ],
+    build: (a) => ({ kind: 'threshold', attrs: { th: a[0], v: a[1] } }),
+  },
+  // Torch: self.pad_r = pad_r or self.pad_l; pad_t and pad_b likewise (imagenet-multiGPU.torch's GoogLeNet pads before its pools)
+  zeropad: {
+    kind: 'zeropad',
+    torch: 'nn.SpatialZeroPadding',
+    args: [
+      { name: 'pad_l', integer: true },
+      { name: 'pad_r', integer: true, default: (g) => g[0] },
+      { name: 'pad_t', integer: true, default: (g) => g[0] },
+      { name: 'pad_b', integer: true, default: (g) => g[0] },
+    ],
+    build: (a) => ({ kind: 'zeropad', attrs: { l: a[0], r: a[1], t: a[2], b: a[3] } }),
+  },
+  tanh: noArgs('tanh', 'nn.Tanh'),
+  sigmoid: noArgs('sigmoid', 'nn.Sigmoid'),
+  identity: noArgs('identity', 'nn.Identity'),
 };
 
-export function isLayerName(name: string): name is LayerKind {
+/** Layers whose output shape is their input's, whatever their arguments: a bad call of one leaves the shape known. */
+export const keepsShape: ReadonlySet<string> = new Set<NetLayerKind>(['relu', 'dropout', 'bn', 'logsoftmax', 'softmax', 'lrn', 'threshold', 'tanh', 'sigmoid', 'identity']);
+
+export function isLayerName(name: string): name is NetLayerKind {
   return Object.prototype.hasOwnProperty.call(layerSpecs, name);
 }
 

@@ -1,5 +1,5 @@
 // The IR verifier: invariants every pass must keep. A violation is a compiler bug, not a spec error.
-import type { Shape, ShapedModel } from '../ir.js';
+import { isBlock, type Shape, type ShapedModel, type ShapedNetNode, type ShapedNetwork } from '../ir.js';
 
 const validShape = (s: Shape) => s.length >= 1 && s.every((d) => Number.isInteger(d) && d >= 1);
 
@@ -24,6 +24,44 @@ export function verifyShapedModel(m: ShapedModel): string[] {
   });
   if (m.output.join('x') !== previous.join('x')) problems.push('model output differs from the last layer output');
   if (m.totals.params !== params || m.totals.macs !== macs) problems.push('totals differ from the sum over layers');
+  return problems;
+}
+
+/** A node list (the model's or a branch's): indices in Torch's order, shapes chained, a block's counts its branches' sums. */
+function verifyList(nodes: readonly ShapedNetNode[], input: Shape, where: string, problems: string[]): Shape {
+  let previous = input;
+  let index = 1;
+  for (const n of nodes) {
+    const at = `${where}node ${n.index} (${n.kind})`;
+    if (n.index !== index) problems.push(`${at}: index should be ${index}`);
+    index += n.kind === 'residual' ? 2 : 1;
+    if (n.input.join('x') !== previous.join('x')) problems.push(`${at}: input ${n.input.join('x')} does not follow the previous output ${previous.join('x')}`);
+    if (!validShape(n.output)) problems.push(`${at}: invalid output shape ${n.output.join('x')}`);
+    if (n.params < 0 || n.macs < 0) problems.push(`${at}: negative counts`);
+    if (isBlock(n)) {
+      let params = 0;
+      let macs = 0;
+      n.branches.forEach((b, i) => {
+        verifyList(b.nodes, n.input, `${at} branch ${i + 1}: `, problems);
+        for (const m of b.nodes) (params += m.params), (macs += m.macs);
+      });
+      if (params !== n.params || macs !== n.macs) problems.push(`${at}: counts differ from the sum over its branches`);
+    } else {
+      for (const [k, v] of Object.entries(n.attrs)) if (typeof v === 'number' && !Number.isFinite(v)) problems.push(`${at}: attribute ${k} is ${v}`);
+    }
+    previous = n.output;
+  }
+  return previous;
+}
+
+export function verifyNetwork(m: ShapedNetwork): string[] {
+  const problems: string[] = [];
+  if (!validShape(m.input) || m.input.length !== 3) problems.push(`model input ${m.input.join('x')} is not a valid CxHxW`);
+  const output = verifyList(m.nodes, m.input, '', problems);
+  if (m.output.join('x') !== output.join('x')) problems.push('model output differs from the last node output');
+  const params = m.nodes.reduce((t, n) => t + n.params, 0);
+  const macs = m.nodes.reduce((t, n) => t + n.macs, 0);
+  if (m.totals.params !== params || m.totals.macs !== macs) problems.push('totals differ from the sum over nodes');
   return problems;
 }
 
