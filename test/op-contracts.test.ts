@@ -8,7 +8,12 @@ import type { BufferDecl, KernelStep, Program } from '../compiler/lower/program-
 import { verifyPrograms } from '../compiler/lower/verify-program.js';
 import { OP_KINDS, opBuffers, type OpKind } from '../compiler/lower/ops.js';
 
-const models = readdirSync('models').filter((f) => f.endsWith('.model')).map((f) => `models/${f}`);
+// The shipped models the back end lowers today: those whose only complaint is not E090 (residual/concat
+// blocks and the zoo's new layers stop before lowering, front/lowerable.ts, issue #17).
+const models = readdirSync('models')
+  .filter((f) => f.endsWith('.model'))
+  .map((f) => `models/${f}`)
+  .filter((spec) => !compileSpec(readFileSync(spec, 'utf8'), spec).diagnostics.some((d) => d.code === 'E090'));
 const lower = (spec: string, trainKernels: 'cpu' | 'cuda'): Lowered => {
   const m = compileSpec(readFileSync(spec, 'utf8'), spec).model;
   if (!m) throw new Error(`${spec} did not compile`);
@@ -31,6 +36,10 @@ function withEditedStep(programs: readonly Program[], pick: (s: KernelStep) => b
 }
 
 describe('verify-program accepts the shipped models', () => {
+  it('covers the three NIN models', () => {
+    for (const m of ['models/nin.model', 'models/nin-fashion.model', 'models/nin-nobn.model']) expect(models).toContain(m);
+  });
+
   for (const spec of models) {
     for (const trainKernels of ['cpu', 'cuda'] as const) {
       it(`${spec}, ${trainKernels} lowering: every step keeps its op's contract`, () => {
