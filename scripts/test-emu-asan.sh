@@ -22,12 +22,15 @@ probe=$(mktemp -d)
 trap '[[ -n "${KEEP_PROBE:-}" ]] || rm -rf "$probe"' EXIT
 g++ -std=c++17 -O2 -DNINCC_EMU -g -fsanitize=address -fno-omit-frame-pointer -fPIC -shared -fvisibility=hidden \
   -fvisibility-inlines-hidden -Iruntime/include -x c++ runtime/emu-test/asan-probe/kernels.cu -o "$probe/kernels.emu.so"
-node -e '
-  const fs = require("fs");
+# The runtime checks plan.json's integrity seal before it opens a library: seal the edited plan as nincc build does.
+node --input-type=module -e '
+  import fs from "node:fs";
+  import { sealPlan } from "./dist/compiler/emit/integrity.js";
   const plan = JSON.parse(fs.readFileSync("runtime/core/tests/fixture/plan.json", "utf8"));
   plan.libraries = { emu: "kernels.emu.so" };
-  plan.programs.infer.steps[0].launch = { grid: [1, 1, 1], block: [32, 1, 1], shared: 0 };
-  fs.writeFileSync(process.argv[1] + "/plan.json", JSON.stringify(plan));' "$probe"
+  // Only the probe kernel: the runtime resolves every step before the first runs.
+  plan.programs.infer.steps = [{ ...plan.programs.infer.steps[0], launch: { grid: [1, 1, 1], block: [32, 1, 1], shared: 0 } }];
+  fs.writeFileSync(process.argv[1] + "/plan.json", sealPlan(plan, process.argv[1]));' "$probe"
 set +e
 "${asan_env[@]}" node -e '
   const m = require("./runtime/build/addon/Release/nincc.node").load(process.argv[1], "emu");

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "device.h"
 
@@ -19,6 +20,8 @@ class HostMemoryDevice : public Device {
  private:
   // Each live mapping's length, which munmap needs back.
   std::unordered_map<void*, size_t> mapped_;
+  // Under NINCC_EMU_ASAN the spaces are malloc'ed instead (see alloc): ASan's redzones then sit at each end.
+  std::unordered_set<void*> heap_;
 };
 
 }  // namespace nincc
