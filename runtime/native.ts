@@ -75,6 +75,9 @@ export interface NativeAddon {
   /** 'cpu', 'emu', and 'cuda' where libcuda.so.1 loads and sees a GPU */
   devices(): string[];
   load(dir: string, device: string): NativeModel;
+  /** what the cpu and emu devices of this process hold now, and how many allocations a device had to
+   *  free itself at teardown because their owner never released them (0 when every arena frees its spaces) */
+  hostMemory(): { liveBytes: number; liveAllocations: number; reclaimedAtTeardown: number };
 }
 
 export const ADDON_NOT_BUILT_MESSAGE =

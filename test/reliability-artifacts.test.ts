@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { load } from '../runtime/model.js';
+import { loadNative } from '../runtime/native.js';
 import { buildSpec, type Built } from './reference/artifacts.js';
 
 const specA = 'model a { input 1x4x4 conv(1, 2, 3, 3, 1, 1, 1, 1) bn(2) relu view(-1) linear(32, 3) logsoftmax }\n';
@@ -67,11 +68,31 @@ describe('reliability: artifacts and weights', () => {
     for (let i = 0; i < 500; i++) await cycle(); // warm-up: allocator pools, JIT
     global.gc?.();
     const before = process.memoryUsage().rss;
+    const held = loadNative().hostMemory();
     for (let i = 0; i < 1000; i++) await cycle();
     global.gc?.();
     const grown = (process.memoryUsage().rss - before) / 2 ** 20;
     console.log(`RSS growth over 1,000 load/infer/dispose cycles: ${grown.toFixed(1)} MiB`);
     expect(grown).toBeLessThan(8);
+    // The device frees what is left when a model's device goes, so RSS alone cannot see an arena that
+    // never releases its spaces: the device's own count of what it had to reclaim can.
+    const after = loadNative().hostMemory();
+    expect(after.reclaimedAtTeardown - held.reclaimedAtTeardown, 'allocations an arena never released').toBe(0);
+    expect(after.liveAllocations).toBe(held.liveAllocations);
+    expect(after.liveBytes).toBe(held.liveBytes);
+  });
+
+  it('an open model holds its spaces on the device and dispose releases every one', async () => {
+    const held = loadNative().hostMemory();
+    const m = await load(a.dir);
+    const open = loadNative().hostMemory();
+    // one allocation per plan space (param, grad, momentum, state, fixed, act), at least the parameters' bytes
+    expect(open.liveAllocations - held.liveAllocations).toBe(6);
+    expect(open.liveBytes - held.liveBytes).toBeGreaterThanOrEqual(4 * m.info.spaces.param);
+    await m.dispose();
+    const after = loadNative().hostMemory();
+    expect(after.liveAllocations).toBe(held.liveAllocations);
+    expect(after.reclaimedAtTeardown).toBe(held.reclaimedAtTeardown);
   });
 
   it("a disposed model's arena goes back to the system (seen in RSS, no LeakSanitizer needed)", async () => {

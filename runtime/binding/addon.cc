@@ -1,10 +1,11 @@
-// The nincc N-API addon: devices(), load(dir, device) and the one place where C++ exceptions
+// The nincc N-API addon: devices(), load(dir, device), hostMemory() and the one place where C++ exceptions
 // become JS errors. Thin by design: runtime/core does the work, runtime/*.ts the friendly checks.
 #include <napi.h>
 
 #include <new>
 
 #include "device.h"
+#include "host_device.h"
 #include "js_args.h"
 #include "js_errors.h"
 #include "model.h"
@@ -51,12 +52,23 @@ Napi::Value load(const Napi::CallbackInfo& info) {
   });
 }
 
+// hostMemory() -> { liveBytes, liveAllocations, reclaimedAtTeardown } of the cpu and emu devices.
+Napi::Value hostMemory(const Napi::CallbackInfo& info) {
+  nincc::HostMemoryStats stats = nincc::hostMemoryStats();
+  Napi::Object object = Napi::Object::New(info.Env());
+  object.Set("liveBytes", Napi::Number::New(info.Env(), double(stats.liveBytes)));
+  object.Set("liveAllocations", Napi::Number::New(info.Env(), double(stats.liveAllocations)));
+  object.Set("reclaimedAtTeardown", Napi::Number::New(info.Env(), double(stats.reclaimedAtTeardown)));
+  return object;
+}
+
 }  // namespace
 
 Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   ModelObject::defineClass(env);
   exports.Set("devices", Napi::Function::New<devices>(env, "devices"));
   exports.Set("load", Napi::Function::New<load>(env, "load"));
+  exports.Set("hostMemory", Napi::Function::New<hostMemory>(env, "hostMemory"));
   exports.Set("abi", Napi::String::New(env, NINCC_CPU_ABI));
   return exports;
 }

@@ -6,6 +6,8 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
+
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -14,9 +16,29 @@
 
 namespace nincc {
 
+namespace {
+std::atomic<int64_t> liveBytes{0};
+std::atomic<int64_t> liveAllocations{0};
+std::atomic<int64_t> reclaimedAtTeardown{0};
+
+void counted(int64_t bytes, int64_t allocations) {
+  liveBytes += bytes;
+  liveAllocations += allocations;
+}
+}  // namespace
+
+HostMemoryStats hostMemoryStats() { return {liveBytes.load(), liveAllocations.load(), reclaimedAtTeardown.load()}; }
+
 HostMemoryDevice::~HostMemoryDevice() {
-  for (const auto& entry : mapped_) munmap(entry.first, entry.second);
-  for (void* memory : heap_) std::free(memory);
+  reclaimedAtTeardown += static_cast<int64_t>(mapped_.size() + heap_.size());
+  for (const auto& entry : mapped_) {
+    munmap(entry.first, entry.second);
+    counted(-static_cast<int64_t>(entry.second), -1);
+  }
+  for (const auto& entry : heap_) {
+    std::free(entry.first);
+    counted(-static_cast<int64_t>(entry.second), -1);
+  }
 }
 
 // scripts/test-emu-asan.sh runs the emu tests with NINCC_EMU_ASAN=1 and libasan preloaded: a kernel
@@ -33,24 +55,29 @@ void* HostMemoryDevice::alloc(size_t bytes) {
     void* memory = std::aligned_alloc(64, rounded);
     if (memory == nullptr) throw Error("out of host memory allocating " + std::to_string(bytes) + " bytes");
     std::memset(memory, 0, rounded);
-    heap_.insert(memory);
+    heap_[memory] = rounded;
+    counted(static_cast<int64_t>(rounded), 1);
     return memory;
   }
   void* memory = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED)
     throw Error("out of host memory allocating " + std::to_string(bytes) + " bytes");
   mapped_[memory] = length;
+  counted(static_cast<int64_t>(length), 1);
   return memory;
 }
 
 void HostMemoryDevice::release(void* memory) {
-  if (heap_.erase(memory) != 0) {
+  if (auto block = heap_.find(memory); block != heap_.end()) {
     std::free(memory);
+    counted(-static_cast<int64_t>(block->second), -1);
+    heap_.erase(block);
     return;
   }
   auto entry = mapped_.find(memory);
   if (entry == mapped_.end()) return;
   munmap(entry->first, entry->second);
+  counted(-static_cast<int64_t>(entry->second), -1);
   mapped_.erase(entry);
 }
 
