@@ -1,10 +1,12 @@
 // Load/infer/dispose cycles of one artifact (issue #21: 10,000 cycles of nin-fashion in under 3
 // minutes, RSS flat after warm-up), and models dropped without dispose() (freed by the finalizer).
-// Build and run:  npx tsc -p tsconfig.json && node --expose-gc dist/bench/load-cycles.js --cycles 10000
+// Build and run:  npx tsc -p tsconfig.json && node dist/bench/load-cycles.js --cycles 10000
 // Prints one JSON line per measurement. test/load-cycles.test.ts runs the same functions with fewer cycles.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { buildArtifact } from '../compiler/build.js';
 import { compileSpec } from '../compiler/pipeline.js';
 import { load } from '../runtime/model.js';
@@ -21,7 +23,10 @@ export interface CycleReport {
 }
 
 const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
-const collect = () => (globalThis as { gc?: () => void }).gc?.();
+// A full collection before each RSS reading, also where node runs without --expose-gc (vitest's
+// forks): otherwise the reading depends on when V8 last collected, which is noise of several MiB.
+setFlagsFromString('--expose-gc');
+const collect = runInNewContext('gc') as () => void;
 
 /** `cycles` times: load the artifact, infer one image, dispose. RSS is read after `warmup` cycles and at the end. */
 export async function loadInferDisposeCycles(dir: string, cycles: number, warmup: number): Promise<CycleReport> {

@@ -19,6 +19,11 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const MODELS = ['models/nin.model', 'models/nin-fashion.model'];
 
+// The cache and toolchain tests build this small spec: what they check does not depend on the model,
+// and each nvcc compile of a NIN model costs CI tens of seconds.
+const TINY = join(root, 'tiny.model');
+writeFileSync(TINY, 'model tiny {\n  input 2x8x8\n  conv(2, 4, 3, 3, 1, 1, 1, 1)  bn(4)  relu  maxpool(2, 2)\n  view(-1)  linear(64, 3)  logsoftmax\n}\n');
+
 describe.skipIf(!found.nvcc)(`nincc build --target cuda with nvcc ${found.version ?? '(absent)'}`, () => {
   it.each(MODELS)('%s: every kernel compiles for sm_80 and sm_90 with zero spills', (file) => {
     const source = readFileSync(file, 'utf8');
@@ -63,13 +68,13 @@ describe.skipIf(!found.nvcc)(`nincc build --target cuda with nvcc ${found.versio
 
   it('a second build is a cache hit, and the fatbin cache survives a new output directory', () => {
     const out = join(root, 'again');
-    const first = nincc(['build', 'models/nin-fashion.model', '--target', 'cuda', '-o', out, '--max-batch', '4']);
+    const first = nincc(['build', TINY, '--target', 'cuda', '-o', out, '--max-batch', '4']);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toMatch(/fatbin: (compiled|cache hit)/);
-    const second = nincc(['build', 'models/nin-fashion.model', '--target', 'cuda', '-o', out, '--max-batch', '4']);
+    const second = nincc(['build', TINY, '--target', 'cuda', '-o', out, '--max-batch', '4']);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toMatch(/cached/);
-    const elsewhere = nincc(['build', 'models/nin-fashion.model', '--target', 'cuda', '-o', join(root, 'elsewhere'), '--max-batch', '4']);
+    const elsewhere = nincc(['build', TINY, '--target', 'cuda', '-o', join(root, 'elsewhere'), '--max-batch', '4']);
     expect(elsewhere.stderr).toContain('fatbin: cache hit');
     expect(existsSync(join(root, 'elsewhere', 'kernels.fatbin'))).toBe(true);
     // Another CUDA toolkit (an nvcc reporting release 99.9 that compiles with the real one) is not up
@@ -77,7 +82,7 @@ describe.skipIf(!found.nvcc)(`nincc build --target cuda with nvcc ${found.versio
     const otherNvcc = join(root, 'nvcc-99.9');
     writeFileSync(otherNvcc, `#!/bin/sh\nif [ "$1" = --version ]; then echo 'Cuda compilation tools, release 99.9, V99.9.0'; exit 0; fi\nexec ${found.nvcc} "$@"\n`);
     chmodSync(otherNvcc, 0o755);
-    const upgraded = nincc(['build', 'models/nin-fashion.model', '--target', 'cuda', '-o', out, '--max-batch', '4'], { env: { NINCC_NVCC: otherNvcc } });
+    const upgraded = nincc(['build', TINY, '--target', 'cuda', '-o', out, '--max-batch', '4'], { env: { NINCC_NVCC: otherNvcc } });
     expect(upgraded.code, upgraded.stderr).toBe(0);
     expect(upgraded.stdout).not.toMatch(/cached/);
     expect(upgraded.stderr).toContain('fatbin: compiled');
@@ -96,7 +101,7 @@ describe('nincc build --target cuda without nvcc', () => {
 
   it('--target emu still builds, and its report says why there is no fatbin', () => {
     const out = join(root, 'emu-no-nvcc');
-    const r = nincc(['build', 'models/nin-fashion.model', '--target', 'emu', '-o', out, '--max-batch', '2'], { env: { ...process.env, NINCC_NVCC: '0' } });
+    const r = nincc(['build', TINY, '--target', 'emu', '-o', out, '--max-batch', '2'], { env: { ...process.env, NINCC_NVCC: '0' } });
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(out, 'report.txt'), 'utf8')).toContain('nvcc: not found (NINCC_NVCC=0 turns it off), no GPU compile check and no kernels.fatbin');
   });

@@ -95,10 +95,17 @@ elif ! command -v nvcc >/dev/null 2>&1; then
 else
   echo "== nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'): sm_80 and sm_90, compile only, -Xptxas -v"
   mkdir -p "$build/nvcc"
+  # The compiles run $jobs at a time; their reports are read in order below.
+  for src in "${kernels[@]}"; do
+    while (( $(jobs -rp | wc -l) >= jobs )); do wait -n || true; done
+    ( nvcc -std=c++17 -I../include -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+        -Xptxas -v -c "$src" -o "$build/nvcc/$src.o" > "$build/nvcc/$src.ptxas" 2>&1
+      echo $? > "$build/nvcc/$src.status" ) &
+  done
+  wait
   for src in "${kernels[@]}"; do
     log="$build/nvcc/$src.ptxas"
-    if ! nvcc -std=c++17 -I../include -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
-           -Xptxas -v -c "$src" -o "$build/nvcc/$src.o" > "$log" 2>&1; then
+    if [[ "$(cat "$build/nvcc/$src.status")" != 0 ]]; then
       cat "$log"; echo "FAILED: nvcc $src"; status=1; continue
     fi
     if grep -E "warning|error" "$log"; then echo "FAILED: nvcc warns on $src"; status=1; fi
