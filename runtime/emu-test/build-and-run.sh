@@ -98,9 +98,11 @@ else
   # The compiles run $jobs at a time; their reports are read in order below.
   for src in "${kernels[@]}"; do
     while (( $(jobs -rp | wc -l) >= jobs )); do wait -n || true; done
-    ( nvcc -std=c++17 -I../include -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
-        -Xptxas -v -c "$src" -o "$build/nvcc/$src.o" > "$build/nvcc/$src.ptxas" 2>&1
-      echo $? > "$build/nvcc/$src.status" ) &
+    rm -f "$build/nvcc/$src.status"
+    ( code=0
+      nvcc -std=c++17 -I../include -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+        -Xptxas -v -c "$src" -o "$build/nvcc/$src.o" > "$build/nvcc/$src.ptxas" 2>&1 || code=$?
+      echo "$code" > "$build/nvcc/$src.status" ) &
   done
   wait
   for src in "${kernels[@]}"; do
