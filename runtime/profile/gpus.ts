@@ -4,6 +4,8 @@
 
 export interface GpuSpec {
   readonly name: string;
+  /** The ptxas target whose registers and shared memory (report.txt) give its occupancy. */
+  readonly arch: 'sm_80' | 'sm_90';
   readonly sms: number;
   /** Boost clock, GHz: the clock the datasheet's peak rates are quoted at. */
   readonly clockGHz: number;
@@ -41,6 +43,7 @@ const BANKS = 'CUDA C++ Programming Guide, shared memory: 32 banks of 4 bytes, o
 export const GPUS: Readonly<Record<string, GpuSpec>> = {
   a100: {
     name: 'A100 SXM4 80GB',
+    arch: 'sm_80',
     sms: 108,
     clockGHz: 1.41,
     fp32LanesPerSm: 64,
@@ -68,6 +71,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
   },
   h100: {
     name: 'H100 SXM5 80GB',
+    arch: 'sm_90',
     sms: 132,
     clockGHz: 1.98,
     fp32LanesPerSm: 128,
@@ -95,6 +99,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
   },
   h200: {
     name: 'H200 SXM 141GB',
+    arch: 'sm_90',
     sms: 132,
     clockGHz: 1.98,
     fp32LanesPerSm: 128,

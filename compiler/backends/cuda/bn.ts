@@ -84,22 +84,22 @@ export const channelTile = (C: number, HW: number) => [
 ];
 
 export function bnStats(k: KernelStep, c: Consts<'bn_stats'>): CudaKernel {
-  const body = [...channelTile(c.C, c.HW), 'const float v = valid ? x[at] : 0.0f;', ...forwardStats('v', 'valid', `min(32, ${c.HW} - int(blockIdx.x) * 32)`, tileSlot(c.C, c.HW))];
+  const body = [...channelTile(c.C, c.HW), 'const float v = valid ? nincc::ld(&x[at]) : 0.0f;', ...forwardStats('v', 'valid', `min(32, ${c.HW} - int(blockIdx.x) * 32)`, tileSlot(c.C, c.HW))];
   return { params: params(k, ['x', { name: 'st_mean', out: true }, { name: 'st_m2', out: true }]), body, launch: channelTiles(c.C, c.HW), fused: 'BN statistics of a buffer no conv produced' };
 }
 
 export function actApply(k: KernelStep, c: Consts<'act_apply'>): CudaKernel {
-  const body = [...element(c.C * c.HW), `const long long at = (long long)img * ${c.C * c.HW} + i;`, 'float v = x[at];', ...applyPending(c, 'v', `i / ${c.HW}`), 'y[at] = v;'];
+  const body = [...element(c.C * c.HW), `const long long at = (long long)img * ${c.C * c.HW} + i;`, 'float v = nincc::ld(&x[at]);', ...applyPending(c, 'v', `i / ${c.HW}`), 'nincc::st(&y[at], v);'];
   return { params: params(k, ['x', ...inputParams(c), { name: 'y', out: true }]), body, launch: perElement(c.C * c.HW), fused: fusedText([c.inBn && 'BN scale/shift', c.inRelu && 'ReLU']) + ' (materialized for a consumer without the prologue)' };
 }
 
 export function actBackwardStats(k: KernelStep, c: Consts<'act_bwd_stats'>): CudaKernel {
   const f = { ...c, outStats: true };
-  const body = [...channelTile(c.C, c.HW), 'const float d = valid ? g[at] : 0.0f;', ...backwardStats(f, 'd', 'at', 'ch', 'valid', tileSlot(c.C, c.HW))];
+  const body = [...channelTile(c.C, c.HW), 'const float d = valid ? nincc::ld(&g[at]) : 0.0f;', ...backwardStats(f, 'd', 'at', 'ch', 'valid', tileSlot(c.C, c.HW))];
   return { params: params(k, ['g', ...statsParams(f)]), body, launch: channelTiles(c.C, c.HW), fused: 'Σdz, Σdz·x̂ partials of a materialized value' };
 }
 
 export function gradRebuild(k: KernelStep, c: Consts<'grad_rebuild'>): CudaKernel {
-  const body = [...element(c.C * c.HW), ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${c.HW});`] : []), `const long long at = (long long)img * ${c.C * c.HW} + i;`, 'float d = g[at];', ...rebuildGradient(c, 'd', 'at', `i / ${c.HW}`), 'dx[at] = d;'];
+  const body = [...element(c.C * c.HW), ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${c.HW});`] : []), `const long long at = (long long)img * ${c.C * c.HW} + i;`, 'float d = nincc::ld(&g[at]);', ...rebuildGradient(c, 'd', 'at', `i / ${c.HW}`), 'nincc::st(&dx[at], d);'];
   return { params: params(k, ['g', ...rebuildParams(c), { name: 'dx', out: true }]), body, launch: perElement(c.C * c.HW), fused: fusedText([c.gRelu && 'dReLU', c.gBn && 'dBN']) + ' (for a consumer without the prologue)' };
 }

@@ -4,6 +4,8 @@
 // gradients with the dBN·dReLU rebuild in their prologues; and the ordered sum of the weight-gradient
 // splits. Each stages 16-deep slices of both GEMM operands in shared memory; thread (tx, ty) of the
 // 32×8 block owns column tx and rows ty + 8i, i < 4, so each warp is one row (one channel).
+// Memory is reached through nincc::ld/st and FMAs through nincc::ffma (the plain instructions under
+// nvcc), so a profiled emu launch counts them at their line (docs/profile.md).
 import {
   applyPending,
   backwardStats,
@@ -28,9 +30,9 @@ const tileLoop = (inner: string[]) => ['for (int slot = t; slot < 16 * 32; slot 
 const tileProduct = (a: string, bm: string) => [
   'NINCC_UNROLL',
   'for (int kk = 0; kk < 16; ++kk) {',
-  `  const float bv = ${bm}[kk][tx];`,
+  `  const float bv = nincc::ld(&${bm}[kk][tx]);`,
   '  NINCC_UNROLL',
-  `  for (int i = 0; i < 4; ++i) acc[i] = fmaf(${a}[kk][ty + 8 * i], bv, acc[i]);`,
+  `  for (int i = 0; i < 4; ++i) acc[i] = nincc::ffma(nincc::ld(&${a}[kk][ty + 8 * i]), bv, acc[i]);`,
   '}',
 ];
 
@@ -46,11 +48,11 @@ function gatherInput(c: Consts<'conv_fwd_fused' | 'conv_infer' | 'conv_wgrad_fus
     `  const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`,
     `  const int h = ${pos} / ${c.Q} * ${c.sh} - ${c.ph} + r, u = ${pos} % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
     `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {`,
-    `    v = xi[(ch * ${c.H} + h) * ${c.W} + u];`,
+    `    v = nincc::ld(&xi[(ch * ${c.H} + h) * ${c.W} + u]);`,
     ...applyPending(c, 'v', 'ch').map((s) => `    ${s}`),
     '  }',
     '}',
-    'xs[kk][col] = v;',
+    'nincc::st(&xs[kk][col], v);',
   ];
 }
 
@@ -72,7 +74,7 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
     `for (int c0 = 0; c0 < ${CRS}; c0 += 16) {`,
     ...tileLoop([
       'const int crs = c0 + kk, k = k0 + col, j = j0 + col;',
-      `ws[kk][col] = (k < ${c.K} && crs < ${CRS}) ? w[(long long)k * ${CRS} + crs] : 0.0f;`,
+      `nincc::st(&ws[kk][col], (k < ${c.K} && crs < ${CRS}) ? nincc::ld(&w[(long long)k * ${CRS} + crs]) : 0.0f);`,
       ...gatherInput(c, 'j'),
     ]).map((s) => `  ${s}`),
     '  __syncthreads();',
@@ -84,9 +86,9 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
     '  const int k = k0 + ty + 8 * i, j = j0 + tx;',
     `  if (k >= ${c.K}) continue;  // uniform over the warp: a warp is one row ty`,
     `  const bool valid = j < ${PQ};`,
-    `  float v = acc[i]${c.bias ? ' + b[k]' : ''};`,
+    `  float v = acc[i]${c.bias ? ' + nincc::ld(&b[k])' : ''};`,
     ...(c.relu ? ['  v = v > 0.0f ? v : 0.0f;  // inference: the ReLU after a folded BN'] : []),
-    `  if (valid) y[(long long)img * ${c.K * PQ} + (long long)k * ${PQ} + j] = v;`,
+    `  if (valid) nincc::st(&y[(long long)img * ${c.K * PQ} + (long long)k * ${PQ} + j], v);`,
     ...(c.stats ? forwardStats('v', 'valid', `min(32, ${PQ} - j0)`, tileSlot(c.K, PQ, 'k')).map((s) => `  ${s}`) : []),
     '}',
   ];
@@ -113,17 +115,17 @@ export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): 
     ...tileLoop([
       'const int e = e0 + kk, ch = c0 + col, j = j0 + col;',
       `const int kout = e / ${RS}, rs = e % ${RS}, r = rs / ${c.S}, s = rs % ${c.S};`,
-      `ws[kk][col] = (e < ${KRS} && ch < ${c.C}) ? w[((long long)kout * ${c.C} + ch) * ${RS} + rs] : 0.0f;`,
+      `nincc::st(&ws[kk][col], (e < ${KRS} && ch < ${c.C}) ? nincc::ld(&w[((long long)kout * ${c.C} + ch) * ${RS} + rs]) : 0.0f);`,
       'float d = 0.0f;',
       `if (e < ${KRS} && j < ${HW}) {`,
       `  const int hp = j / ${c.W} + ${c.ph} - r, up = j % ${c.W} + ${c.pw} - s;`,
       `  if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
       `    const long long at = (long long)img * ${c.K * PQ} + (long long)kout * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
-      '    d = g[at];',
+      '    d = nincc::ld(&g[at]);',
       ...rebuildGradient(c, 'd', 'at', 'kout').map((s) => `    ${s}`),
       '  }',
       '}',
-      'gs[kk][col] = d;',
+      'nincc::st(&gs[kk][col], d);',
     ]).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...tileProduct('ws', 'gs').map((s) => `  ${s}`),
@@ -135,7 +137,7 @@ export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): 
     `  if (ch >= ${c.C}) continue;  // uniform over the warp`,
     `  const bool valid = j < ${HW};`,
     `  const long long at = (long long)img * ${c.C * HW} + (long long)ch * ${HW} + j;`,
-    '  if (valid) dx[at] = acc[i];',
+    '  if (valid) nincc::st(&dx[at], acc[i]);',
     ...backwardStats(c, 'acc[i]', 'at', 'ch', 'valid', tileSlot(c.C, HW)).map((s) => `  ${s}`),
     '}',
   ];
@@ -166,14 +168,14 @@ export function convBackwardWeight(k: KernelStep, c: Consts<'conv_wgrad_fused'>)
       'float d = 0.0f;',
       `if (pq < ${PQ} && kout < ${c.K}) {`,
       `  const long long at = (long long)img * ${c.K * PQ} + (long long)kout * ${PQ} + pq;`,
-      '  d = g[at];',
+      '  d = nincc::ld(&g[at]);',
       ...rebuildGradient(c, 'd', 'at', 'kout').map((s) => `  ${s}`),
       '}',
-      'gs[kk][col] = d;',
+      'nincc::st(&gs[kk][col], d);',
       ...gatherInput(c, 'pq'),
     ]).map((s) => `    ${s}`),
     '    __syncthreads();',
-    ...(c.bias ? ['    if (blockIdx.x == 0 && t < 32) for (int kk = 0; kk < 16; ++kk) bias_acc += gs[kk][t];'] : []),
+    ...(c.bias ? ['    if (blockIdx.x == 0 && t < 32) for (int kk = 0; kk < 16; ++kk) bias_acc += nincc::ld(&gs[kk][t]);'] : []),
     ...tileProduct('gs', 'xs').map((s) => `    ${s}`),
     '    __syncthreads();',
     '  }',
@@ -181,9 +183,9 @@ export function convBackwardWeight(k: KernelStep, c: Consts<'conv_wgrad_fused'>)
     'NINCC_UNROLL',
     'for (int i = 0; i < 4; ++i) {',
     '  const int kout = k0 + ty + 8 * i, crs = crs0 + tx;',
-    `  if (kout < ${c.K} && crs < ${CRS}) wpart[(long long)split * ${c.K * CRS} + (long long)kout * ${CRS} + crs] = acc[i];`,
+    `  if (kout < ${c.K} && crs < ${CRS}) nincc::st(&wpart[(long long)split * ${c.K * CRS} + (long long)kout * ${CRS} + crs], acc[i]);`,
     '}',
-    `if (blockIdx.x == 0 && t < 32 && k0 + t < ${c.K}) bpart[split * ${c.K} + k0 + t] = bias_acc;`,
+    `if (blockIdx.x == 0 && t < 32 && k0 + t < ${c.K}) nincc::st(&bpart[split * ${c.K} + k0 + t], bias_acc);`,
   ];
   const fused = fusedText(['implicit-GEMM wgrad (split over the batch)', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN', c.inBn && 'prologue: input BN scale/shift', c.inRelu && 'prologue: input ReLU', c.bias && 'bias gradient']);
   return { params: params(k, names), body, launch: { grid: [Math.ceil(CRS / 32), Math.ceil(c.K / 32), c.splits], block: [32, 8, 1], shared: 0 }, fused };
@@ -195,10 +197,10 @@ export function wgradReduce(k: KernelStep, c: Consts<'wgrad_reduce'>): CudaKerne
     'const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;',
     `if (i < ${c.count}) {`,
     '  float s = 0.0f;',
-    `  for (int split = 0; split < ${c.splits}; ++split) s += wpart[(long long)split * ${c.count} + i];`,
-    '  dw[i] = s;',
+    `  for (int split = 0; split < ${c.splits}; ++split) s += nincc::ld(&wpart[(long long)split * ${c.count} + i]);`,
+    '  nincc::st(&dw[i], s);',
     '}',
-    ...(c.bias ? [`if (i < ${c.K}) {`, '  float s = 0.0f;', `  for (int split = 0; split < ${c.splits}; ++split) s += bpart[split * ${c.K} + i];`, '  db[i] = s;', '}'] : []),
+    ...(c.bias ? [`if (i < ${c.K}) {`, '  float s = 0.0f;', `  for (int split = 0; split < ${c.splits}; ++split) s += nincc::ld(&bpart[split * ${c.K} + i]);`, '  nincc::st(&db[i], s);', '}'] : []),
     '(void)n;',
   ];
   return { params: params(k, names), body, launch: flat(c.count), fused: 'the weight-gradient splits summed in order' };

@@ -10,16 +10,16 @@ export function linearForward(k: KernelStep, c: Consts<'linear_fwd' | 'linear_in
     `const float* xi = x + (long long)img * ${c.in};`,
     `const float* wo = w + (long long)i * ${c.in};`,
     'float acc = 0.0f;',
-    `for (int j = 0; j < ${c.in}; ++j) acc = fmaf(xi[j], wo[j], acc);`,
-    ...(c.bias ? ['acc += b[i];'] : []),
+    `for (int j = 0; j < ${c.in}; ++j) acc = nincc::ffma(nincc::ld(&xi[j]), nincc::ld(&wo[j]), acc);`,
+    ...(c.bias ? ['acc += nincc::ld(&b[i]);'] : []),
     ...(c.relu ? ['acc = acc > 0.0f ? acc : 0.0f;'] : []),
-    `y[(long long)img * ${c.out} + i] = acc;`,
+    `nincc::st(&y[(long long)img * ${c.out} + i], acc);`,
   ];
   return { params: params(k, names), body, launch: perElement(c.out) };
 }
 
 export function linearBackwardData(k: KernelStep, c: Consts<'linear_bwd_data'>): CudaKernel {
-  const body = [...element(c.in), `const float* gi = g + (long long)img * ${c.out};`, 'float acc = 0.0f;', `for (int o = 0; o < ${c.out}; ++o) acc = fmaf(gi[o], w[(long long)o * ${c.in} + i], acc);`, `dx[(long long)img * ${c.in} + i] = acc;`];
+  const body = [...element(c.in), `const float* gi = g + (long long)img * ${c.out};`, 'float acc = 0.0f;', `for (int o = 0; o < ${c.out}; ++o) acc = nincc::ffma(nincc::ld(&gi[o]), nincc::ld(&w[(long long)o * ${c.in} + i]), acc);`, `nincc::st(&dx[(long long)img * ${c.in} + i], acc);`];
   return { params: params(k, ['g', 'w', { name: 'dx', out: true }]), body, launch: perElement(c.in) };
 }
 
@@ -31,9 +31,9 @@ export function linearBackwardWeight(k: KernelStep, c: Consts<'linear_bwd_weight
     `if (e < ${weights}) {`,
     `  const int o = int(e / ${c.in}), i = int(e % ${c.in});`,
     '  float acc = 0.0f;',
-    `  for (int img = 0; img < n; ++img) acc = fmaf(g[(long long)img * ${c.out} + o], x[(long long)img * ${c.in} + i], acc);`,
-    '  dw[e] = acc;',
-    ...(c.bias ? ['} else if (e < ' + (weights + c.out) + ') {', `  const int o = int(e - ${weights});`, '  float acc = 0.0f;', `  for (int img = 0; img < n; ++img) acc += g[(long long)img * ${c.out} + o];`, '  db[o] = acc;'] : []),
+    `  for (int img = 0; img < n; ++img) acc = nincc::ffma(nincc::ld(&g[(long long)img * ${c.out} + o]), nincc::ld(&x[(long long)img * ${c.in} + i]), acc);`,
+    '  nincc::st(&dw[e], acc);',
+    ...(c.bias ? ['} else if (e < ' + (weights + c.out) + ') {', `  const int o = int(e - ${weights});`, '  float acc = 0.0f;', `  for (int img = 0; img < n; ++img) acc += nincc::ld(&g[(long long)img * ${c.out} + o]);`, '  nincc::st(&db[o], acc);'] : []),
     '}',
   ];
   const names = ['x', 'g', { name: 'dw', out: true }, ...(c.bias ? [{ name: 'db', out: true }] : [])];

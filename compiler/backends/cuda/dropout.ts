@@ -13,11 +13,11 @@ export function dropout(k: KernelStep, c: Consts<'dropout_fwd' | 'dropout_bwd'>,
     ...element(c.count),
     `const long long at = (long long)img * ${c.count} + i;`,
     ...(c.p <= 0
-      ? ['(void)seed;', `${forward ? 'y' : 'dx'}[at] = ${forward ? 'x' : 'g'}[at];`]
+      ? ['(void)seed;', `nincc::st(&${forward ? 'y' : 'dx'}[at], nincc::ld(&${forward ? 'x' : 'g'}[at]));`]
       : [
           `const unsigned long long salted = ${dropoutSeedCpp('seed', k.layer)};`,
           `const bool keep = nincc::dropout_keeps(salted, (unsigned long long)at, ${cppDouble(c.p)}f);`,
-          forward ? `y[at] = keep ? x[at] * ${scale} : 0.0f;` : `dx[at] = keep ? g[at] * ${scale} : 0.0f;`,
+          forward ? `nincc::st(&y[at], keep ? nincc::ld(&x[at]) * ${scale} : 0.0f);` : `nincc::st(&dx[at], keep ? nincc::ld(&g[at]) * ${scale} : 0.0f);`,
         ]),
   ];
   const names = forward ? ['x', { name: 'y', out: true }] : ['g', { name: 'dx', out: true }];

@@ -85,13 +85,13 @@ export function cudaKernel(k: KernelStep): CudaKernel {
         `const int ch = i / ${c.HW};`,
         `const float invstd = float(1.0 / sqrt(double(var[ch]) + ${cppDouble(c.eps)}));`,
         `const long long at = (long long)img * ${out} + i;`,
-        'y[at] = (x[at] - mean[ch]) * (invstd * gamma[ch]) + beta[ch];',
+        'nincc::st(&y[at], (nincc::ld(&x[at]) - nincc::ld(&mean[ch])) * (invstd * nincc::ld(&gamma[ch])) + nincc::ld(&beta[ch]));',
       ];
       return { params: withOutputs(k, names, new Set(['y'])), body, launch: perElement(out) };
     }
     case 'relu_fwd': {
       const c = k.consts;
-      const body = [...element(c.count), `const long long at = (long long)img * ${c.count} + i;`, 'y[at] = x[at] > 0.0f ? x[at] : 0.0f;'];
+      const body = [...element(c.count), `const long long at = (long long)img * ${c.count} + i;`, 'const float v = nincc::ld(&x[at]);', 'nincc::st(&y[at], v > 0.0f ? v : 0.0f);'];
       return { params: withOutputs(k, ['x', 'y'], new Set(['y'])), body, launch: perElement(c.count) };
     }
     case 'maxpool_fwd_infer':

@@ -93,7 +93,7 @@ export const inputParams = (f: FusionFlags): string[] => (f.inBn ? ['in_scale', 
 
 /** `v = relu?(scale·v + shift)` for channel `ch`: the forward prologue (the same fmaf the backward's mask recomputes). */
 export function applyPending(f: FusionFlags, v: string, ch: string): string[] {
-  return [...(f.inBn ? [`${v} = fmaf(${v}, in_scale[${ch}], in_shift[${ch}]);`] : []), ...(f.inRelu ? [`${v} = ${v} > 0.0f ? ${v} : 0.0f;`] : [])];
+  return [...(f.inBn ? [`${v} = nincc::ffma(${v}, nincc::ld(&in_scale[${ch}]), nincc::ld(&in_shift[${ch}]));`] : []), ...(f.inRelu ? [`${v} = ${v} > 0.0f ? ${v} : 0.0f;`] : [])];
 }
 
 /** Buffer names of the prologue that rebuilds a raw gradient from the gradient of a pending value. */
@@ -110,14 +110,14 @@ export function rebuildGradient(f: FusionFlags, d: string, at: string, ch: strin
   if (f.gBn) {
     return [
       '{',
-      `  const float yv = g_y[${at}];`,
-      ...(f.gRelu ? [`  if (!(fmaf(yv, g_scale[${ch}], g_shift[${ch}]) > 0.0f)) ${d} = 0.0f;`] : []),
-      `  const float xhat = (yv - g_mean[${ch}]) * g_invstd[${ch}];`,
-      `  ${d} = g_gamma[${ch}] * g_invstd[${ch}] * (${d} - g_dbeta[${ch}] * inv_m - xhat * g_dgamma[${ch}] * inv_m);`,
+      `  const float yv = nincc::ld(&g_y[${at}]);`,
+      ...(f.gRelu ? [`  if (!(nincc::ffma(yv, nincc::ld(&g_scale[${ch}]), nincc::ld(&g_shift[${ch}])) > 0.0f)) ${d} = 0.0f;`] : []),
+      `  const float xhat = (yv - nincc::ld(&g_mean[${ch}])) * nincc::ld(&g_invstd[${ch}]);`,
+      `  ${d} = nincc::ld(&g_gamma[${ch}]) * nincc::ld(&g_invstd[${ch}]) * (${d} - nincc::ld(&g_dbeta[${ch}]) * inv_m - xhat * nincc::ld(&g_dgamma[${ch}]) * inv_m);`,
       '}',
     ];
   }
-  return f.gRelu ? [`if (!(g_y[${at}] > 0.0f)) ${d} = 0.0f;`] : [];
+  return f.gRelu ? [`if (!(nincc::ld(&g_y[${at}]) > 0.0f)) ${d} = 0.0f;`] : [];
 }
 
 /** Buffer names of the epilogue that writes Σdz and Σdz·x̂ partials for the gradient's pending BN. */
@@ -135,13 +135,13 @@ export function backwardStats(f: FusionFlags, d: string, at: string, ch: string,
     '{',
     `  float dz = 0.0f, dzx = 0.0f;`,
     `  if (${valid}) {`,
-    `    const float yv = e_y[${at}];`,
-    `    dz = ${f.outRelu ? `fmaf(yv, e_scale[${ch}], e_shift[${ch}]) > 0.0f ? ${d} : 0.0f` : d};`,
-    `    dzx = dz * ((yv - e_mean[${ch}]) * e_invstd[${ch}]);`,
+    `    const float yv = nincc::ld(&e_y[${at}]);`,
+    `    dz = ${f.outRelu ? `nincc::ffma(yv, nincc::ld(&e_scale[${ch}]), nincc::ld(&e_shift[${ch}])) > 0.0f ? ${d} : 0.0f` : d};`,
+    `    dzx = dz * ((yv - nincc::ld(&e_mean[${ch}])) * nincc::ld(&e_invstd[${ch}]));`,
     '  }',
     '  dz = nincc::warp_sum(dz);',
     '  dzx = nincc::warp_sum(dzx);',
-    `  if (threadIdx.x == 0) { e_dz[${slot}] = dz; e_dzx[${slot}] = dzx; }`,
+    `  if (threadIdx.x == 0) { nincc::st(&e_dz[${slot}], dz); nincc::st(&e_dzx[${slot}], dzx); }`,
     '}',
   ];
 }
@@ -156,7 +156,7 @@ export function forwardStats(v: string, valid: string, count: string, slot: stri
     `  const float tile_mean = nincc::warp_sum(${valid} ? ${v} : 0.0f) / float(${count});`,
     `  const float dev = ${valid} ? ${v} - tile_mean : 0.0f;`,
     '  const float tile_m2 = nincc::warp_sum(dev * dev);',
-    `  if (threadIdx.x == 0) { st_mean[${slot}] = tile_mean; st_m2[${slot}] = tile_m2; }`,
+    `  if (threadIdx.x == 0) { nincc::st(&st_mean[${slot}], tile_mean); nincc::st(&st_m2[${slot}], tile_m2); }`,
     '}',
   ];
 }

@@ -17,11 +17,11 @@ export function poolForward(k: KernelStep, c: Consts<'maxpool_fwd_fused' | 'avgp
     ...(max ? ['float best = -INFINITY;', 'int best_at = -1;'] : ['float sum = 0.0f;']),
     'for (int h = h0; h < h1; ++h)',
     '  for (int u = w0; u < w1; ++u) {',
-    `    float e = plane[h * ${c.W} + u];`,
+    `    float e = nincc::ld(&plane[h * ${c.W} + u]);`,
     ...applyPending(c, 'e', 'ch').map((s) => `    ${s}`),
     ...(max ? [`    if (best_at < 0 || e > best || e != e) { best = e; best_at = h * ${c.W} + u; }`] : ['    sum += e;']),
     '  }',
-    ...(max ? [`y[(long long)img * ${out} + i] = best;`, ...(argmax ? [`argmax[(long long)img * ${out} + i] = best_at;`] : [])] : [`y[(long long)img * ${out} + i] = sum / ${cppDouble(c.R * c.S)}f;`]),
+    ...(max ? [`nincc::st(&y[(long long)img * ${out} + i], best);`, ...(argmax ? [`nincc::st(&argmax[(long long)img * ${out} + i], best_at);`] : [])] : [`nincc::st(&y[(long long)img * ${out} + i], sum / ${cppDouble(c.R * c.S)}f);`]),
   ];
   const names = ['x', ...inputParams(c), { name: 'y', out: true }, ...(argmax ? [{ name: 'argmax', out: true, int: true }] : [])];
   return { params: params(k, names), body, launch: perElement(out), fused: fusedText([`${max ? 'max' : 'average'} pooling`, c.inBn && 'prologue: BN scale/shift', c.inRelu && 'prologue: ReLU']) };
@@ -42,9 +42,9 @@ export function poolBackward(k: KernelStep, c: Consts<'maxpool_bwd_fused' | 'avg
     `  const long long plane = ((long long)img * ${c.C} + ch) * ${PQ};`,
     '  for (int p = p_lo; p <= p_hi; ++p)',
     '    for (int q = q_lo; q <= q_hi; ++q)',
-    max ? `      if (argmax[plane + p * ${c.Q} + q] == j) d += g[plane + p * ${c.Q} + q];` : `      d += g[plane + p * ${c.Q} + q];`,
+    max ? `      if (nincc::ld(&argmax[plane + p * ${c.Q} + q]) == j) d += nincc::ld(&g[plane + p * ${c.Q} + q]);` : `      d += nincc::ld(&g[plane + p * ${c.Q} + q]);`,
     ...(max ? [] : [`  d = d / ${cppDouble(c.R * c.S)}f;`]),
-    '  dx[at] = d;',
+    '  nincc::st(&dx[at], d);',
     '}',
     ...backwardStats(c, 'd', 'at', 'ch', 'valid', tileSlot(c.C, HW)),
   ];

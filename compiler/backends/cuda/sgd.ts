@@ -9,10 +9,11 @@ export function sgdUpdate(k: KernelStep, c: Consts<'sgd_update'>): CudaKernel {
     'const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;',
     `if (i >= ${c.count}) return;`,
     '(void)n;',
-    'float grad = g[i];',
-    'if (wd != 0.0f) { grad = grad + wd * w[i]; g[i] = grad; }',
-    'if (momentum != 0.0f) { const float buf = first != 0.0f ? grad : momentum * mom[i] + grad; mom[i] = buf; grad = buf; }',
-    'w[i] = w[i] - lr * grad;',
+    'float grad = nincc::ld(&g[i]);',
+    'const float weight = nincc::ld(&w[i]);',
+    'if (wd != 0.0f) { grad = grad + wd * weight; nincc::st(&g[i], grad); }',
+    'if (momentum != 0.0f) { const float buf = first != 0.0f ? grad : momentum * nincc::ld(&mom[i]) + grad; nincc::st(&mom[i], buf); grad = buf; }',
+    'nincc::st(&w[i], weight - lr * grad);',
   ];
   return { params: params(k, [{ name: 'w', out: true }, { name: 'g', out: true }, { name: 'mom', out: true }], ['lr', 'wd', 'momentum', 'first']), body, launch: flat(c.count) };
 }

@@ -1,0 +1,150 @@
+// `nincc profile`'s library half: one inference batch and one training step of an emu artifact run
+// with the emulator's profile counters on (sampled blocks, scaled to the grid: docs/profile.md), then
+// the time model (time-model.ts) per kernel on one GPU, with occupancy from ptxas's report when the
+// build had nvcc. Sampled launches compute garbage: the run is for its counts only.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Plan } from '../../compiler/emit/plan.js';
+import { load } from '../model.js';
+import type { GpuSpec } from './gpus.js';
+import { occupancy } from './occupancy.js';
+import { predictKernel, type KernelCounts, type Prediction } from './time-model.js';
+
+export interface ProfileOptions {
+  readonly gpu: GpuSpec;
+  readonly batch: number;
+  /** Blocks run per class (interior, edge) of each launch; 0 runs them all. */
+  readonly sample: number;
+}
+
+export type Phase = 'infer' | 'train';
+
+export interface KernelProfile {
+  readonly kernel: string;
+  readonly phase: Phase;
+  /** The spec layer and line the plan names for the kernel's step. */
+  readonly source: string;
+  readonly launches: number;
+  readonly counts: KernelCounts & { readonly shared_bank_conflicts: number };
+  /** Blocks resident per SM (ptxas registers and shared memory), or undefined when the build had no nvcc. */
+  readonly blocksPerSm?: number;
+  readonly prediction: Prediction;
+}
+
+export interface ProfileReport {
+  readonly model: string;
+  readonly gpu: string;
+  readonly batch: number;
+  readonly sample: number;
+  readonly kernels: readonly KernelProfile[];
+  /** Predicted µs of one inference batch (BN folding excluded: it runs once per weight change) and one training step. */
+  readonly inferMicros: number;
+  readonly trainMicros: number;
+  readonly occupancyKnown: boolean;
+}
+
+type CounterLine = Record<string, number> & { kernel: string };
+
+const COUNTERS = ['blocks', 'ffma', 'mma_tf32_m16n8k8', 'mma_bf16_m16n8k16', 'global_load_sectors', 'global_store_sectors', 'async_copy_sectors', 'shared_load_wavefronts', 'shared_store_wavefronts', 'shared_bank_conflicts', 'unique_global_sectors'] as const;
+
+/** The JSON lines NINCC_EMU_PROFILE appended, from line `from` on. */
+function counterLines(file: string, from: number): CounterLine[] {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(from)
+    .map((l, i) => {
+      try {
+        return JSON.parse(l) as CounterLine;
+      } catch (e) {
+        throw new Error(`${file}:${from + i + 1}: not a line of profile counters (${(e as Error).message})`);
+      }
+    });
+}
+
+/** Per kernel and arch, registers and static shared memory from report.txt's ptxas table (absent without nvcc). */
+export function ptxasResources(report: string, arch: string): Map<string, { registers: number; sharedBytes: number }> {
+  const out = new Map<string, { registers: number; sharedBytes: number }>();
+  for (const m of report.matchAll(/^ {2}(sm_\d+) (\S+)\s+(\d+) registers,\s+(\d+) B smem/gm))
+    if (m[1] === arch) out.set(m[2], { registers: Number(m[3]), sharedBytes: Number(m[4]) });
+  return out;
+}
+
+/** Sums each kernel's launches (a kernel is one step, so this only adds repeated calls). */
+function summed(lines: readonly CounterLine[]): Map<string, { launches: number; counts: Record<string, number> }> {
+  const by = new Map<string, { launches: number; counts: Record<string, number> }>();
+  for (const l of lines) {
+    const row = by.get(l.kernel) ?? { launches: 0, counts: Object.fromEntries(COUNTERS.map((c) => [c, 0])) };
+    row.launches++;
+    for (const c of COUNTERS) row.counts[c] += l[c] ?? 0;
+    by.set(l.kernel, row);
+  }
+  return by;
+}
+
+export async function profileArtifact(dir: string, options: ProfileOptions): Promise<ProfileReport> {
+  const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as Plan;
+  let report = '';
+  try {
+    report = readFileSync(join(dir, 'report.txt'), 'utf8');
+  } catch {
+    // no report: occupancy unknown, as without nvcc
+  }
+  const resources = ptxasResources(report, options.gpu.arch);
+  const steps = new Map(Object.values(plan.programs).flatMap((p) => p.steps.map((s) => [s.kernel, s] as const)));
+
+  const work = mkdtempSync(join(tmpdir(), 'nincc-profile-'));
+  const file = join(work, 'counters.jsonl');
+  const saved = { path: process.env.NINCC_EMU_PROFILE, sample: process.env.NINCC_EMU_PROFILE_SAMPLE };
+  const phases: { phase: Phase; lines: CounterLine[] }[] = [];
+  const model = await load(dir, { device: 'emu' });
+  try {
+    if (options.batch > model.maxBatch) throw new Error(`--batch ${options.batch} is over the artifact's maximum ${model.maxBatch} (rebuild with --max-batch ${options.batch})`);
+    process.env.NINCC_EMU_PROFILE = file;
+    process.env.NINCC_EMU_PROFILE_SAMPLE = String(options.sample);
+    const images = new Float32Array(options.batch * model.imageElements).map((_, i) => Math.sin(i * 0.37));
+    let seen = 0;
+    // The first inference also folds BN into the convs: those launches are left out of the batch's time.
+    await model.infer(images.subarray(0, model.imageElements));
+    seen = counterLines(file, 0).length;
+    await model.infer(images);
+    phases.push({ phase: 'infer', lines: counterLines(file, seen) });
+    seen += phases[0].lines.length;
+    if (model.trainable) {
+      const labels = Int32Array.from({ length: options.batch }, (_, i) => i % model.info.classes);
+      await model.trainStep(images, labels, { lr: 0 });
+      phases.push({ phase: 'train', lines: counterLines(file, seen) });
+    }
+  } finally {
+    if (saved.path === undefined) delete process.env.NINCC_EMU_PROFILE;
+    else process.env.NINCC_EMU_PROFILE = saved.path;
+    if (saved.sample === undefined) delete process.env.NINCC_EMU_PROFILE_SAMPLE;
+    else process.env.NINCC_EMU_PROFILE_SAMPLE = saved.sample;
+    await model.dispose();
+    rmSync(work, { recursive: true, force: true });
+  }
+
+  const kernels: KernelProfile[] = [];
+  for (const { phase, lines } of phases) {
+    for (const [kernel, { launches, counts }] of summed(lines)) {
+      const step = steps.get(kernel);
+      const res = resources.get(kernel);
+      const launch = step?.launch;
+      const blocksPerSm =
+        res && launch
+          ? occupancy({ threadsPerBlock: launch.block[0] * launch.block[1] * launch.block[2], registersPerThread: res.registers, sharedBytesPerBlock: res.sharedBytes + launch.shared }, options.gpu).blocksPerSm
+          : undefined;
+      const c = { kernel, ...(counts as Omit<KernelCounts, 'kernel'> & { shared_bank_conflicts: number }) };
+      kernels.push({ kernel, phase, source: step?.source ?? '', launches, counts: c, ...(blocksPerSm ? { blocksPerSm } : {}), prediction: predictKernel(c, options.gpu, blocksPerSm ?? 1) });
+    }
+  }
+  const total = (phase: Phase) => kernels.filter((k) => k.phase === phase).reduce((s, k) => s + k.prediction.micros, 0);
+  return { model: plan.model, gpu: options.gpu.name, batch: options.batch, sample: options.sample, kernels, inferMicros: total('infer'), trainMicros: total('train'), occupancyKnown: resources.size > 0 };
+}

@@ -1,0 +1,100 @@
+// `nincc profile` (issue #14): the emulator's counters of every generated kernel of an inference batch
+// and a training step, sampled and scaled to the grid, against counts worked out by hand, and the time
+// model's table. A small spec at batch 4, without nvcc (occupancy then assumed), to stay fast.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ProfileReport } from '../runtime/profile/run-profile.js';
+import { nincc } from './cli-run.js';
+
+const SPEC = `model tiny {
+  input 2x8x8
+  conv(2, 4, 3, 3, 1, 1, 1, 1)  bn(4)  relu
+  view(-1)  linear(256, 3)  logsoftmax
+}
+`;
+
+describe('nincc profile', () => {
+  let work: string;
+  let spec: string;
+  let json: ProfileReport;
+  let text: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'nincc-profile-'));
+    spec = join(work, 'tiny.model');
+    writeFileSync(spec, SPEC);
+    const env = { NINCC_NVCC: '0' };
+    const r = nincc(['profile', spec, '--batch', '4', '--json'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    json = JSON.parse(r.stdout) as ProfileReport;
+    // The artifact is built now: the text run reuses it, with every block run.
+    const t = nincc(['profile', spec, '--batch', '4', '--gpu', 'a100', '--sample', '0'], { env });
+    expect(t.code, t.stderr).toBe(0);
+    text = t.stdout;
+  }, 180_000);
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const kernel = (name: string) => {
+    const k = json.kernels.find((x) => x.kernel === name);
+    if (!k) throw new Error(`no ${name} in ${json.kernels.map((x) => x.kernel).join(', ')}`);
+    return k;
+  };
+
+  it('counts FMAs as hand-worked: the conv in 32x32 output tiles of 16-deep slices, the linear one per weight and image', () => {
+    // conv 2->4, 3x3 on 8x8: GEMM M = 4 channels, N = 64 positions, K = 18 taps; 32x32 tiles: 2 per
+    // image (64 / 32) x 1 (4 channels) x 4 images = 8 blocks of 32x32 outputs over 2 slices of 16.
+    expect(kernel('k1_conv_infer').counts.ffma).toBe(8 * 32 * 32 * 32);
+    expect(kernel('k1_conv_infer').counts.blocks).toBe(8);
+    expect(kernel('k1_conv_fwd_fused').counts.ffma).toBe(8 * 32 * 32 * 32);
+    // linear 256 -> 3 at batch 4: one FMA per weight per image, forward and for each gradient.
+    expect(kernel('k5_linear_infer').counts.ffma).toBe(4 * 3 * 256);
+    expect(kernel('k5_linear_bwd_data').counts.ffma).toBe(4 * 3 * 256);
+    expect(kernel('k5_linear_bwd_weight').counts.ffma).toBe(4 * 3 * 256);
+    // Each thread of the linear loads its image's 256 inputs and its weight row: every load counted.
+    expect(kernel('k5_linear_infer').counts.global_load_sectors).toBeGreaterThan(0);
+    // The conv stages both operands through shared memory: stores and loads of it are counted.
+    expect(kernel('k1_conv_infer').counts.shared_load_wavefronts).toBeGreaterThan(0);
+    expect(kernel('k1_conv_infer').counts.shared_store_wavefronts).toBeGreaterThan(0);
+  });
+
+  it('splits the kernels into the inference batch and the training step, each with its spec line and a prediction', () => {
+    expect(json.batch).toBe(4);
+    expect(json.gpu).toBe('H100 SXM5 80GB');
+    expect(json.occupancyKnown).toBe(false);
+    const infer = json.kernels.filter((k) => k.phase === 'infer').map((k) => k.kernel);
+    expect(infer).toEqual(['k1_conv_infer', 'k5_linear_infer', 'k6_logsoftmax_fwd']);
+    const train = json.kernels.filter((k) => k.phase === 'train').map((k) => k.kernel);
+    expect(train).toContain('k1_conv_wgrad_fused');
+    expect(train).toContain('k_sgd_update');
+    expect(train).not.toContain('k1_fold_bn'); // folding runs once per weight change, not per batch
+    expect(kernel('k1_conv_infer').source).toBe('tiny.model:3:3');
+    for (const k of json.kernels) {
+      expect(k.prediction.micros, k.kernel).toBeGreaterThan(0);
+      expect(['fp32', 'tensor', 'shared', 'l2', 'hbm']).toContain(k.prediction.bound);
+    }
+    const sum = (phase: string) => json.kernels.filter((k) => k.phase === phase).reduce((s, k) => s + k.prediction.micros, 0);
+    expect(json.inferMicros).toBeCloseTo(sum('infer'), 6);
+    expect(json.trainMicros).toBeCloseTo(sum('train'), 6);
+  });
+
+  it('prints the table, the images/s and the error band; every block run gives the sampled counts of a tiled kernel exactly', () => {
+    expect(text).toContain('tiny on A100 SXM4 80GB (predicted from emulator counters; every block run)');
+    expect(text).toContain('occupancy: unknown (built without nvcc): one block per SM assumed');
+    expect(text).toMatch(/^inference batch \(batch 4\): predicted [\d.]+ ms, [\d,]+ images\/s$/m);
+    expect(text).toMatch(/^training step \(batch 4\): predicted [\d.]+ ms, [\d,]+ images\/s$/m);
+    expect(text).toMatch(/^ {2}k1_conv_infer +262\.1k +0 .* (fp32|shared|l2|hbm) +[\d.]+ +tiny\.model:3:3$/m);
+    expect(text).toContain('expected error: the pipe term is a lower bound');
+  });
+
+  it('refuses an unknown GPU and a batch below 1, naming them', () => {
+    const gpu = nincc(['profile', spec, '--gpu', 'v100']);
+    expect(gpu.code).toBe(2);
+    expect(gpu.stderr).toContain("--gpu: unknown GPU 'v100': one of a100, h100, h200");
+    const batch = nincc(['profile', spec, '--batch', '0']);
+    expect(batch.code).toBe(2);
+    expect(batch.stderr).toContain('--batch must be an integer of at least 1');
+  });
+});
