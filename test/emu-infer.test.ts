@@ -57,7 +57,7 @@ beforeAll(() => {
     const b = withEnv({ NINCC_NVCC: nvcc }, () => buildArtifact(r.model!, source, { outDir: dir, target: 'emu', maxBatch: 4 }));
     built.set(name, { model: r.model, dir, plan: b.plan });
   }
-}, 120_000);
+}, 300_000); // five cold emu + cpu compiles (and nvcc for nin_fashion), beside another test file on two cores
 
 afterAll(() => {
   if (root) rmSync(root, { recursive: true, force: true });
