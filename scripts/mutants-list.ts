@@ -19,7 +19,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: 'CUDA SGD update without weight decay',
     file: 'compiler/backends/cuda/sgd.ts',
-    find: "'if (wd != 0.0f) { grad = grad + wd * w[i]; g[i] = grad; }',",
+    find: "'if (wd != 0.0f) { grad = grad + wd * weight; nincc::st(&g[i], grad); }',",
     replace: "'',",
     tests: ['test/emu-train.test.ts'],
     only: 'two SGD steps',
