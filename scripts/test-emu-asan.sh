@@ -46,17 +46,17 @@ else
 fi
 
 # A sample, for CI's time (every ASan build is a cold g++ compile, and all of test/emu-*.test.ts took
-# ten minutes on 2 cores, this sample four): the small specs that together reach every kernel family and edge of the
-# generated CUDA (fused conv/BN/ReLU paths and their partial tiles, odd pool windows, strides and pads, BN
-# after a pool, dropout, every dense/loss kernel), forward and backward, and every inference test.
-# The NIN-sized runs, the NINCC_EMU_CHECKS build and the report/build-only tests run without ASan in
-# npm test. ASAN_ALL=1 runs every emu test under ASan.
-sample='infer matches|fused_paths|odds_and_ends|every_layer|dropout_mlp'
+# ten minutes on 2 cores): the small specs that together reach every kernel family and edge case of
+# the generated CUDA (fused conv/BN/ReLU paths and their partial tiles, odd pool windows, strides and
+# pads, BN after a pool, dropout, every dense/loss kernel), forward, backward and inference (BN folded).
+# Both files build a spec when a test first needs it, so only these compile. The NIN-sized runs, the
+# NINCC_EMU_CHECKS build and the build-only tests run without ASan in npm test. ASAN_ALL=1 runs all.
+sample='fused_paths|odds_and_ends|every_layer|dropout_mlp'
 filter=(-t "$sample")
 [[ -n "${ASAN_ALL:-}" ]] && filter=()
 echo "== test/emu-*.test.ts with NINCC_EMU_ASAN=1 under LD_PRELOAD=$libasan${ASAN_ALL:+ (all)}"
 [[ -z "${ASAN_ALL:-}" ]] && echo "   (the tests named by: $sample)"
 # nvcc checks nothing ASan can see: leave it out here.
-# One file at a time: the files build their (ASan, cold-cache) emu libraries in beforeAll hooks with fixed timeouts.
+# One file at a time: the second finds the (ASan) emu libraries the first compiled in the cache.
 NINCC_NVCC=0 "${asan_env[@]}" npx vitest run --no-file-parallelism "${filter[@]}" test/emu-*.test.ts
 echo "emu tests under ASan: $(( $(date +%s) - started )) s"

@@ -48,16 +48,24 @@ const built = new Map<string, EmuBuilt>();
 
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'nincc-emu-'));
-  for (const [name, source] of Object.entries(specs)) {
-    const r = compileSpec(source, `${name}.model`);
-    if (!r.model) throw new Error(`${name}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
-    const dir = join(root, name);
-    // The nvcc compile check (where nvcc exists) only for the shipped spec: it is slow and checks nothing the emulator runs.
-    const nvcc = name === 'nin_fashion' ? process.env.NINCC_NVCC : '0';
-    const b = withEnv({ NINCC_NVCC: nvcc }, () => buildArtifact(r.model!, source, { outDir: dir, target: 'emu', maxBatch: 4 }));
-    built.set(name, { model: r.model, dir, plan: b.plan });
-  }
-}, 300_000); // five cold emu + cpu compiles (and nvcc for nin_fashion), beside another test file on two cores
+});
+
+/** A spec's emu build (which carries the cpu library too), made when a test first needs it: a `-t`
+ *  run (scripts/test-emu-asan.sh's sample) then compiles only its specs. */
+function emuBuilt(name: string): EmuBuilt {
+  const had = built.get(name);
+  if (had) return had;
+  const source = specs[name];
+  const r = compileSpec(source, `${name}.model`);
+  if (!r.model) throw new Error(`${name}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
+  const dir = join(root, name);
+  // The nvcc compile check (where nvcc exists) only for the shipped spec: it is slow and checks nothing the emulator runs.
+  const nvcc = name === 'nin_fashion' ? process.env.NINCC_NVCC : '0';
+  const b = withEnv({ NINCC_NVCC: nvcc }, () => buildArtifact(r.model!, source, { outDir: dir, target: 'emu', maxBatch: 4 }));
+  const entry = { model: r.model, dir, plan: b.plan };
+  built.set(name, entry);
+  return entry;
+}
 
 afterAll(() => {
   if (root) rmSync(root, { recursive: true, force: true });
@@ -65,7 +73,7 @@ afterAll(() => {
 
 /** The same seeded weights, BN shifts and running statistics on both devices. */
 async function pair(name: string, seed: number): Promise<{ cpu: Model; emu: Model; b: EmuBuilt; next: () => number }> {
-  const b = built.get(name)!;
+  const b = emuBuilt(name);
   const cpu = await load(b.dir, { device: 'cpu', seed });
   const emu = await load(b.dir, { device: 'emu', seed });
   const next = rng(seed * 7919 + 17);
@@ -92,7 +100,7 @@ describe.each(Object.keys(specs))('%s on emu', (name) => {
       cpu.dispose();
       emu.dispose();
     }
-  });
+  }, 300_000); // includes the spec's first (cold) emu, cpu and, for nin_fashion, nvcc compiles
 });
 
 describe('emu device', () => {
@@ -130,7 +138,7 @@ describe('emu device', () => {
   });
 
   it('writes kernels.cu naming each kernel\'s spec layer and line, launch rules for every step, and both libraries', () => {
-    const b = built.get('nin_fashion')!;
+    const b = emuBuilt('nin_fashion');
     expect(b.plan.libraries).toEqual({ cpu: 'kernels.cpu.so', emu: 'kernels.emu.so' });
     const cu = readFileSync(join(b.dir, 'kernels.cu'), 'utf8');
     expect(cu).toContain('#include "nincc/device/primitives.cuh"');
@@ -157,7 +165,7 @@ describe('emu device', () => {
   });
 
   it('kernels.emu.so exports only the emu ABI (nincc_emu_*, nincc_abi, nincc_source_hash)', () => {
-    const nm = spawnSync('nm', ['-D', '--defined-only', join(built.get('nin_fashion')!.dir, 'kernels.emu.so')], { encoding: 'utf8' });
+    const nm = spawnSync('nm', ['-D', '--defined-only', join(emuBuilt('nin_fashion').dir, 'kernels.emu.so')], { encoding: 'utf8' });
     if (nm.error) return; // no binutils here
     const names = nm.stdout.split('\n').map((l) => l.trim().split(/\s+/)[2]).filter((n): n is string => Boolean(n));
     // An NINCC_EMU_ASAN build (scripts/test-emu-asan.sh) adds AddressSanitizer's own ODR-check symbols.
@@ -167,7 +175,7 @@ describe('emu device', () => {
   });
 
   it('a launch the emulator rejects, and a step whose buffers do not match the kernel, are errors naming the step', async () => {
-    const b = built.get('pool_probe')!;
+    const b = emuBuilt('pool_probe');
     const edit = (name: string, change: (steps: Record<string, unknown>[]) => void) => {
       const dir = join(root, name);
       cpSync(b.dir, dir, { recursive: true });
