@@ -1,6 +1,6 @@
 // `nincc profile SPEC|DIR --gpu h100 --batch 128`: the emulator's counters for each generated CUDA
 // kernel of one inference batch and one training step, and the time model's prediction on a GPU.
-import { GPUS, gpuNamed } from '../../runtime/profile/gpus.js';
+import { GPUS } from '../../runtime/profile/gpus.js';
 import { profileArtifact, type KernelProfile, type ProfileReport } from '../../runtime/profile/run-profile.js';
 import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.js';
 import { prepareArtifact } from '../artifact-arg.js';
@@ -51,8 +51,8 @@ export const profileCommand: Command = {
   async run(args) {
     const target = onePositional(args, profileCommand, 'spec file or emu artifact directory');
     const gpuName = stringOption(args, 'gpu') ?? 'h100';
-    if (!GPUS[gpuName.toLowerCase()]) throw new UsageError(`--gpu: unknown GPU '${gpuName}': one of ${Object.keys(GPUS).join(', ')}`);
-    const gpu = gpuNamed(gpuName);
+    const gpu = GPUS[gpuName.toLowerCase()];
+    if (!gpu) throw new UsageError(`--gpu: unknown GPU '${gpuName}': one of ${Object.keys(GPUS).join(', ')}`);
     const batch = intOption(args, 'batch') ?? 128;
     const sample = intOption(args, 'sample', 0) ?? 2;
     const dir = await prepareArtifact(target, { maxBatch: batch, device: 'emu' });

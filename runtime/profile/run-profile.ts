@@ -110,10 +110,9 @@ export async function profileArtifact(dir: string, options: ProfileOptions): Pro
     process.env.NINCC_EMU_PROFILE = file;
     process.env.NINCC_EMU_PROFILE_SAMPLE = String(options.sample);
     const images = new Float32Array(options.batch * model.imageElements).map((_, i) => Math.sin(i * 0.37));
-    let seen = 0;
     // The first inference also folds BN into the convs: those launches are left out of the batch's time.
     await model.infer(images.subarray(0, model.imageElements));
-    seen = counterLines(file, 0).length;
+    let seen = counterLines(file, 0).length;
     await model.infer(images);
     phases.push({ phase: 'infer', lines: counterLines(file, seen) });
     seen += phases[0].lines.length;
