@@ -20,6 +20,7 @@ describe('nincc profile', () => {
   let spec: string;
   let json: ProfileReport;
   let text: string;
+  let progress: string;
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'nincc-profile-'));
     spec = join(work, 'tiny.model');
@@ -28,6 +29,7 @@ describe('nincc profile', () => {
     const r = nincc(['profile', spec, '--batch', '4', '--json'], { env });
     expect(r.code, r.stderr).toBe(0);
     json = JSON.parse(r.stdout) as ProfileReport;
+    progress = r.stderr;
     // The artifact is built now: the text run reuses it, with every block run.
     const t = nincc(['profile', spec, '--batch', '4', '--gpu', 'a100', '--sample', '0'], { env });
     expect(t.code, t.stderr).toBe(0);
@@ -87,6 +89,15 @@ describe('nincc profile', () => {
     expect(text).toMatch(/^training step \(batch 4\): predicted [\d.]+ ms, [\d,]+ images\/s$/m);
     expect(text).toMatch(/^ {2}k1_conv_infer +262\.1k +0 .* (fp32|shared|l2|hbm) +[\d.]+ +tiny\.model:3:3$/m);
     expect(text).toContain('expected error: the pipe term is a lower bound');
+  });
+
+  it('says on stderr as each phase starts and how many launches it emulated, in how long', () => {
+    const launches = (phase: string) => json.kernels.filter((k) => k.phase === phase).reduce((s, k) => s + k.launches, 0);
+    expect(progress).toContain('profile: inference batch of 4…');
+    expect(progress).toMatch(new RegExp(`^profile: inference batch of 4: ${launches('infer')} launches emulated in [\\d.]+ s$`, 'm'));
+    expect(progress).toMatch(new RegExp(`^profile: training step of 4: ${launches('train')} launches emulated in [\\d.]+ s$`, 'm'));
+    for (const k of json.kernels) expect(k.emulatedMillis, k.kernel).toBeGreaterThanOrEqual(0);
+    expect(json.kernels.reduce((s, k) => s + k.emulatedMillis, 0)).toBeGreaterThan(0);
   });
 
   it('refuses an unknown GPU and a batch below 1, naming them', () => {

@@ -41,7 +41,7 @@ export const profileCommand: Command = {
     '(docs/profile.md): N blocks per class (interior, edge) of each launch run and their counts are scaled to the grid. ' +
     'Per kernel it prints FFMAs, MMAs, global sectors loaded and stored, shared-memory wavefronts and bank conflicts, ' +
     "the predicted µs, the pipe that bounds it and that pipe's fraction of peak; then images/s. A spec is built for " +
-    '--target emu at --max-batch N first. ' + ERROR_BAND,
+    '--target emu at --max-batch N first. Progress goes to stderr. ' + ERROR_BAND,
   options: {
     gpu: { type: 'string', value: 'GPU', help: `the GPU to predict for: ${Object.keys(GPUS).join(', ')} (default h100)` },
     batch: { type: 'string', value: 'N', help: 'the batch size (default 128)' },
@@ -56,7 +56,7 @@ export const profileCommand: Command = {
     const batch = intOption(args, 'batch') ?? 128;
     const sample = intOption(args, 'sample', 0) ?? 2;
     const dir = await prepareArtifact(target, { maxBatch: batch, device: 'emu' });
-    const r = await profileArtifact(dir, { gpu, batch, sample });
+    const r = await profileArtifact(dir, { gpu, batch, sample, onProgress: (line) => process.stderr.write(`profile: ${line}\n`) });
     if (args.values.json) {
       process.stdout.write(`${JSON.stringify({ ...r, errorBand: ERROR_BAND }, null, 2)}\n`);
       return 0;

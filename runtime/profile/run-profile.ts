@@ -16,6 +16,8 @@ export interface ProfileOptions {
   readonly batch: number;
   /** Blocks run per class (interior, edge) of each launch; 0 runs them all. */
   readonly sample: number;
+  /** Told as each phase starts and when it has been emulated (how many launches, how long). */
+  readonly onProgress?: (line: string) => void;
 }
 
 export type Phase = 'infer' | 'train';
@@ -26,6 +28,8 @@ export interface KernelProfile {
   /** The spec layer and line the plan names for the kernel's step. */
   readonly source: string;
   readonly launches: number;
+  /** What emulating the kernel's sampled blocks cost here, ms (not a prediction). */
+  readonly emulatedMillis: number;
   readonly counts: KernelCounts & { readonly shared_bank_conflicts: number };
   /** Blocks resident per SM (ptxas registers and shared memory), or undefined when the build had no nvcc. */
   readonly blocksPerSm?: number;
@@ -44,7 +48,7 @@ export interface ProfileReport {
   readonly occupancyKnown: boolean;
 }
 
-type CounterLine = Record<string, number> & { kernel: string };
+type CounterLine = Record<string, number> & { kernel: string; emulated_ms?: number };
 
 const COUNTERS = ['blocks', 'ffma', 'mma_tf32_m16n8k8', 'mma_bf16_m16n8k16', 'global_load_sectors', 'global_store_sectors', 'async_copy_sectors', 'shared_load_wavefronts', 'shared_store_wavefronts', 'shared_bank_conflicts', 'unique_global_sectors'] as const;
 
@@ -78,11 +82,12 @@ export function ptxasResources(report: string, arch: string): Map<string, { regi
 }
 
 /** Sums each kernel's launches (a kernel is one step, so this only adds repeated calls). */
-function summed(lines: readonly CounterLine[]): Map<string, { launches: number; counts: Record<string, number> }> {
-  const by = new Map<string, { launches: number; counts: Record<string, number> }>();
+function summed(lines: readonly CounterLine[]): Map<string, { launches: number; emulatedMillis: number; counts: Record<string, number> }> {
+  const by = new Map<string, { launches: number; emulatedMillis: number; counts: Record<string, number> }>();
   for (const l of lines) {
-    const row = by.get(l.kernel) ?? { launches: 0, counts: Object.fromEntries(COUNTERS.map((c) => [c, 0])) };
+    const row = by.get(l.kernel) ?? { launches: 0, emulatedMillis: 0, counts: Object.fromEntries(COUNTERS.map((c) => [c, 0])) };
     row.launches++;
+    row.emulatedMillis += l.emulated_ms ?? 0;
     for (const c of COUNTERS) row.counts[c] += l[c] ?? 0;
     by.set(l.kernel, row);
   }
@@ -113,13 +118,19 @@ export async function profileArtifact(dir: string, options: ProfileOptions): Pro
     // The first inference also folds BN into the convs: those launches are left out of the batch's time.
     await model.infer(images.subarray(0, model.imageElements));
     let seen = counterLines(file, 0).length;
-    await model.infer(images);
-    phases.push({ phase: 'infer', lines: counterLines(file, seen) });
-    seen += phases[0].lines.length;
+    const emulated = async (phase: Phase, what: string, run: () => Promise<unknown>) => {
+      options.onProgress?.(`${what}…`);
+      const started = Date.now();
+      await run();
+      const lines = counterLines(file, seen);
+      seen += lines.length;
+      phases.push({ phase, lines });
+      options.onProgress?.(`${what}: ${lines.length} launches emulated in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    };
+    await emulated('infer', `inference batch of ${options.batch}`, () => model.infer(images));
     if (model.trainable) {
       const labels = Int32Array.from({ length: options.batch }, (_, i) => i % model.info.classes);
-      await model.trainStep(images, labels, { lr: 0 });
-      phases.push({ phase: 'train', lines: counterLines(file, seen) });
+      await emulated('train', `training step of ${options.batch}`, () => model.trainStep(images, labels, { lr: 0 }));
     }
   } finally {
     if (saved.path === undefined) delete process.env.NINCC_EMU_PROFILE;
@@ -132,7 +143,7 @@ export async function profileArtifact(dir: string, options: ProfileOptions): Pro
 
   const kernels: KernelProfile[] = [];
   for (const { phase, lines } of phases) {
-    for (const [kernel, { launches, counts }] of summed(lines)) {
+    for (const [kernel, { launches, emulatedMillis, counts }] of summed(lines)) {
       const step = steps.get(kernel);
       const res = resources.get(kernel);
       const launch = step?.launch;
@@ -141,7 +152,7 @@ export async function profileArtifact(dir: string, options: ProfileOptions): Pro
           ? occupancy({ threadsPerBlock: launch.block[0] * launch.block[1] * launch.block[2], registersPerThread: res.registers, sharedBytesPerBlock: res.sharedBytes + launch.shared }, options.gpu).blocksPerSm
           : undefined;
       const c = { kernel, ...(counts as Omit<KernelCounts, 'kernel'> & { shared_bank_conflicts: number }) };
-      kernels.push({ kernel, phase, source: step?.source ?? '', launches, counts: c, ...(blocksPerSm ? { blocksPerSm } : {}), prediction: predictKernel(c, options.gpu, blocksPerSm ?? 1) });
+      kernels.push({ kernel, phase, source: step?.source ?? '', launches, emulatedMillis, counts: c, ...(blocksPerSm ? { blocksPerSm } : {}), prediction: predictKernel(c, options.gpu, blocksPerSm ?? 1) });
     }
   }
   const total = (phase: Phase) => kernels.filter((k) => k.phase === phase).reduce((s, k) => s + k.prediction.micros, 0);

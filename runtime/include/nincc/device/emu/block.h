@@ -232,6 +232,7 @@ inline void BlockRunner::run(const KernelLaunch& launch, uint3 block_index) {
   first_exited_ = nullptr;
   failed_ = false;
   shared_.begin_block(launch.dynamic_shared_bytes);
+  if (launch.profile) launch.profile->begin_block(n);
 
   struct Bind {  // t_runner names this runner while its fibers run, even if one throws out
     BlockRunner* saved;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -269,12 +270,15 @@ void launch_from_parameters(const char* name, void (*kernel)(P...), const NinccE
     const char* sample = std::getenv("NINCC_EMU_PROFILE_SAMPLE");
     o.sample_per_class = sample ? unsigned(std::strtoul(sample, nullptr, 10)) : 2u;
   }
+  const auto started = std::chrono::steady_clock::now();
   launch(name, dim3(l.grid[0], l.grid[1], l.grid[2]), dim3(l.block[0], l.block[1], l.block[2]),
          l.dynamic_shared_bytes, o, kernel, read_parameter<std::decay_t<P>>(params[I])...);
   if (!o.profile) return;
   std::FILE* out = std::fopen(profile_path, "a");
   if (!out) throw KernelError(std::string("kernel `") + name + "`: cannot append to NINCC_EMU_PROFILE=" + profile_path);
-  write_counters_json(out, name, l.grid, l.block, profile.counters);
+  // What the emulation itself cost: `nincc profile` reports it, so a slow profile says which kernel made it slow.
+  const double emulated_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  write_counters_json(out, name, l.grid, l.block, profile.counters, emulated_ms);
   std::fclose(out);
 }
 

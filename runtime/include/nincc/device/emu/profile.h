@@ -1,15 +1,15 @@
 // The emulator's profile: the counters Nsight Compute reads on a GPU, taken from what emulated
-// kernels do through the primitives. Each access records its call site; at the end of a block the
-// accesses of one warp instruction — same warp, same site, same execution count — are grouped and
-// priced: 32-byte sectors for global memory, wavefronts and bank conflicts for shared memory
-// (docs/profile.md states the rules and where they differ from the hardware).
+// kernels do through the primitives. Each access records its call site; the accesses of one warp
+// instruction — same warp, same site, same execution count — are grouped and priced once the warp's
+// last lane has joined (or at the end of the block, for lanes that diverged away): 32-byte sectors
+// for global memory, wavefronts and bank conflicts for shared memory (docs/profile.md states the
+// rules and where they differ from the hardware).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <tuple>
-#include <unordered_map>
+#include <deque>
 #include <unordered_set>
 #include <vector>
 
@@ -46,13 +46,16 @@ struct LaneAccess {
   unsigned bytes;
 };
 
-// Distinct 32-byte sectors a warp instruction touches: how global memory is moved (coalescing).
-inline unsigned sectors_touched(const LaneAccess* first, const LaneAccess* last) {
-  std::vector<uintptr_t> sectors;
+// The distinct 32-byte sectors a warp instruction touches, sorted, in `out`: how global memory is
+// moved (coalescing).
+inline const std::vector<uintptr_t>& distinct_sectors(const LaneAccess* first, const LaneAccess* last,
+                                                      std::vector<uintptr_t>& out) {
+  out.clear();
   for (const LaneAccess* a = first; a != last; ++a)
-    for (uintptr_t s = a->address / 32; s <= (a->address + a->bytes - 1) / 32; ++s) sectors.push_back(s);
-  std::sort(sectors.begin(), sectors.end());
-  return unsigned(std::unique(sectors.begin(), sectors.end()) - sectors.begin());
+    for (uintptr_t s = a->address / 32; s <= (a->address + a->bytes - 1) / 32; ++s) out.push_back(s);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 // Shared memory serves 32 banks of 4 bytes, 128 bytes per wavefront. A warp instruction of
@@ -64,16 +67,18 @@ inline std::pair<unsigned, unsigned> shared_wavefronts(const LaneAccess* first, 
   const unsigned bytes = first->bytes;
   const unsigned phase_lanes = bytes <= 4 ? 32 : 128 / bytes;
   unsigned wavefronts = 0, phases = 0;
+  // At most 32 lanes of at most 16 bytes each, misaligned: 5 words a lane.
+  uintptr_t words[32 * 5];
   for (unsigned phase = 0; phase < 32 / phase_lanes; ++phase) {
-    std::vector<uintptr_t> words;
+    size_t n = 0;
     for (const LaneAccess* a = first; a != last; ++a)
       if (a->lane / phase_lanes == phase)
-        for (uintptr_t w = a->address / 4; w <= (a->address + a->bytes - 1) / 4; ++w) words.push_back(w);
-    if (words.empty()) continue;
-    std::sort(words.begin(), words.end());
-    words.erase(std::unique(words.begin(), words.end()), words.end());
+        for (uintptr_t w = a->address / 4; w <= (a->address + a->bytes - 1) / 4 && n < 32 * 5; ++w) words[n++] = w;
+    if (n == 0) continue;
+    std::sort(words, words + n);
+    n = size_t(std::unique(words, words + n) - words);
     unsigned per_bank[32] = {};
-    for (uintptr_t w : words) ++per_bank[w % 32];
+    for (size_t i = 0; i < n; ++i) ++per_bank[words[i] % 32];
     wavefronts += *std::max_element(per_bank, per_bank + 32);
     ++phases;
   }
@@ -117,11 +122,12 @@ inline void add_scaled(Counters& into, const Counters& c, double factor) {
 
 // One JSON object of a launch's counters: {"kernel": …, "grid": […], "block": […], "<counter>": n, …}.
 inline void write_counters_json(std::FILE* out, const char* kernel, const unsigned (&grid)[3], const unsigned (&block)[3],
-                                const Counters& c) {
+                                const Counters& c, double emulated_ms = -1) {
   std::fprintf(out, "{\"kernel\": \"%s\", \"grid\": [%u, %u, %u], \"block\": [%u, %u, %u]", kernel, grid[0], grid[1],
                grid[2], block[0], block[1], block[2]);
   for (const CounterField& f : kCounterFields)
     std::fprintf(out, ", \"%s\": %llu", f.name, static_cast<unsigned long long>(c.*(f.member)));
+  if (emulated_ms >= 0) std::fprintf(out, ", \"emulated_ms\": %.1f", emulated_ms);
   std::fprintf(out, "}\n");
 }
 
@@ -129,79 +135,103 @@ class Profile {
  public:
   Counters counters;
 
-  // One lane's access at a call site; `rank` is the thread's rank in its block.
+  // Called before a block's threads run: a warp instruction is complete once all its warp's threads
+  // (the block's last warp may be partial) have made their access.
+  void begin_block(unsigned threads) { threads_ = threads; }
+
+  // One lane's access at a call site; `rank` is the thread's rank in its block. The access joins its
+  // warp instruction — same site, same warp, same execution count of the site by this thread — which
+  // is priced as soon as every lane of the warp has joined it, so a block's accesses are never all
+  // held at once (lanes that diverged away leave theirs to end_block).
   void record(Space space, const char* file, int line, unsigned rank, const void* p, unsigned bytes) {
-    const uint32_t occurrence = occurrences_[SiteKey{file, line, space, rank}]++;
-    accesses_.push_back(Access{file, line, space, rank / 32, occurrence,
-                               LaneAccess{rank % 32, reinterpret_cast<uintptr_t>(p), bytes}});
-    if (space != Space::shared_load && space != Space::shared_store) {
-      const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-      for (uintptr_t s = a / 32; bytes > 0 && s <= (a + bytes - 1) / 32; ++s) unique_sectors_.insert(s);
+    Site& site = site_of(file, line, space);
+    if (site.executions.size() <= rank) site.executions.resize(rank + 1, 0);
+    const uint32_t execution = site.executions[rank]++;
+    const unsigned warp = rank / 32;
+    if (site.warps.size() <= warp) site.warps.resize(warp + 1);
+    OpenInstructions& open = site.warps[warp];
+    const size_t at = execution - open.first_execution;
+    while (open.pending.size() <= at) open.pending.emplace_back();
+    WarpInstruction& instruction = open.pending[at];
+    instruction.lanes[instruction.count++] = LaneAccess{rank % 32, reinterpret_cast<uintptr_t>(p), bytes};
+    if (instruction.count == lanes_in_warp(warp)) {
+      price(space, instruction);
+      instruction.count = kPriced;
+      while (!open.pending.empty() && open.pending.front().count == kPriced) {
+        open.pending.pop_front();
+        ++open.first_execution;
+      }
     }
   }
 
-  // Prices the block's warp instructions and starts the next block.
+  // Prices what diverged lanes left incomplete and starts the next block.
   void end_block() {
-    std::sort(accesses_.begin(), accesses_.end(), [](const Access& x, const Access& y) {
-      return std::tie(x.file, x.line, x.space, x.warp, x.occurrence, x.lane.lane) <
-             std::tie(y.file, y.line, y.space, y.warp, y.occurrence, y.lane.lane);
-    });
-    std::vector<LaneAccess> lanes;
-    for (size_t i = 0; i < accesses_.size();) {
-      size_t j = i;
-      lanes.clear();
-      while (j < accesses_.size() && accesses_[j].same_instruction(accesses_[i])) lanes.push_back(accesses_[j++].lane);
-      price(accesses_[i].space, lanes);
-      i = j;
+    for (Site& site : sites_) {
+      for (OpenInstructions& open : site.warps)
+        for (WarpInstruction& instruction : open.pending)
+          if (instruction.count != kPriced && instruction.count > 0) price(site.space, instruction);
+      site.warps.clear();
+      site.executions.clear();
     }
-    accesses_.clear();
-    occurrences_.clear();
     ++counters.blocks;
     ++counters.blocks_run;
     counters.unique_global_sectors = unique_sectors_.size();
   }
 
  private:
-  struct SiteKey {
+  static constexpr unsigned kPriced = ~0u;
+
+  // The accesses of one warp instruction so far, at most one per lane.
+  struct WarpInstruction {
+    unsigned count = 0;  // lanes joined, or kPriced
+    LaneAccess lanes[32];
+  };
+  // One warp's instructions at one site that are not priced yet, from execution `first_execution` on.
+  struct OpenInstructions {
+    uint32_t first_execution = 0;
+    std::deque<WarpInstruction> pending;
+  };
+  struct Site {
     const char* file;
     int line;
     Space space;
-    unsigned rank;
-    bool operator==(const SiteKey& o) const {
-      return file == o.file && line == o.line && space == o.space && rank == o.rank;
-    }
-  };
-  struct SiteHash {
-    size_t operator()(const SiteKey& k) const {
-      return std::hash<const void*>()(k.file) ^ (size_t(k.line) * 0x9E3779B97F4A7C15ull) ^
-             (size_t(k.rank) << 20) ^ (size_t(k.space) << 40);
-    }
-  };
-  struct Access {
-    const char* file;
-    int line;
-    Space space;
-    unsigned warp;
-    uint32_t occurrence;
-    LaneAccess lane;
-    bool same_instruction(const Access& o) const {
-      return file == o.file && line == o.line && space == o.space && warp == o.warp && occurrence == o.occurrence;
-    }
+    std::vector<uint32_t> executions;     // per thread rank: times it executed this site in this block
+    std::vector<OpenInstructions> warps;  // per warp
   };
 
-  void price(Space space, const std::vector<LaneAccess>& lanes) {
-    const LaneAccess* first = lanes.data();
-    const LaneAccess* last = first + lanes.size();
+  unsigned lanes_in_warp(unsigned warp) const {
+    const unsigned first = warp * 32;
+    return threads_ > first && threads_ - first < 32 ? threads_ - first : 32;
+  }
+
+  // The site's state; a small direct-mapped cache in front of the list (a kernel has few sites).
+  Site& site_of(const char* file, int line, Space space) {
+    const size_t slot = (size_t(line) * 31 + size_t(space)) % kCacheSlots;
+    const size_t cached = cache_[slot];
+    if (cached < sites_.size()) {
+      const Site& s = sites_[cached];
+      if (s.line == line && s.space == space && s.file == file) return sites_[cached];
+    }
+    size_t i = 0;
+    while (i < sites_.size() && !(sites_[i].line == line && sites_[i].space == space && sites_[i].file == file)) ++i;
+    if (i == sites_.size()) sites_.push_back(Site{file, line, space, {}, {}});
+    cache_[slot] = i;
+    return sites_[i];
+  }
+
+  void price(Space space, const WarpInstruction& instruction) {
+    const LaneAccess* first = instruction.lanes;
+    const LaneAccess* last = first + instruction.count;
     Counters& c = counters;
     switch (space) {
       case Space::global_load:
-        ++c.global_load_instructions, c.global_load_sectors += sectors_touched(first, last);
+        ++c.global_load_instructions, c.global_load_sectors += global_sectors(first, last);
         break;
       case Space::global_store:
-        ++c.global_store_instructions, c.global_store_sectors += sectors_touched(first, last);
+        ++c.global_store_instructions, c.global_store_sectors += global_sectors(first, last);
         break;
       case Space::async_copy_global:
-        ++c.async_copy_instructions, c.async_copy_sectors += sectors_touched(first, last);
+        ++c.async_copy_instructions, c.async_copy_sectors += global_sectors(first, last);
         break;
       case Space::shared_load:
       case Space::shared_store: {
@@ -214,8 +244,18 @@ class Profile {
     }
   }
 
-  std::vector<Access> accesses_;
-  std::unordered_map<SiteKey, uint32_t, SiteHash> occurrences_;
+  // The instruction's distinct sectors, which also join the launch's set of unique ones.
+  unsigned global_sectors(const LaneAccess* first, const LaneAccess* last) {
+    const std::vector<uintptr_t>& sectors = distinct_sectors(first, last, scratch_);
+    unique_sectors_.insert(sectors.begin(), sectors.end());
+    return unsigned(sectors.size());
+  }
+
+  static constexpr size_t kCacheSlots = 64;
+  unsigned threads_ = 32;
+  std::vector<Site> sites_;
+  size_t cache_[kCacheSlots] = {};
+  std::vector<uintptr_t> scratch_;
   std::unordered_set<uintptr_t> unique_sectors_;
 };
 
