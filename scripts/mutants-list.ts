@@ -27,8 +27,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: "CUDA BN backward's dγ scaled by 1.01",
     file: 'compiler/backends/cuda/bn.ts',
-    find: 'dgamma[ch] = float(sdzx[0]);',
-    replace: 'dgamma[ch] = float(1.01 * sdzx[0]);',
+    find: 'nincc::st(&dgamma[ch], float(nincc::ld(&sdzx[0])));',
+    replace: 'nincc::st(&dgamma[ch], float(1.01 * nincc::ld(&sdzx[0])));',
     tests: ['test/emu-train.test.ts'],
     only: 'fused_paths: forward\\+backward',
   },

@@ -62,6 +62,21 @@ describe('nincc profile', () => {
     expect(kernel('k1_conv_infer').counts.shared_store_wavefronts).toBeGreaterThan(0);
   });
 
+  it('counts the small kernels too, as hand-worked: the loss and the BN finalize tree', () => {
+    // nll loss, batch 4, 3 classes: thread 0 loads 4 labels and 4 log-probabilities one lane at a time (8
+    // instructions of 1 sector); then lanes 0..11 of warp 0 load labels[e / 3] (16 bytes: 1 sector). It
+    // stores the loss (1 sector) and the 12 floats of dlogp in one instruction (48 bytes from an
+    // aligned buffer: 2 sectors).
+    expect(kernel('k_nll_loss').counts.global_load_sectors).toBe(9);
+    expect(kernel('k_nll_loss').counts.global_store_sectors).toBe(3);
+    // BN finalize, 4 channels = 4 blocks of 256 threads, three double arrays in shared memory. A
+    // store of 32 doubles is 2 phases of 16 lanes × 8 bytes on 32 banks: 2 wavefronts. Per block: the
+    // first stores, 8 warps × 3 × 2 = 48; the tree, s = 128, 64, 32: (4 + 2 + 1) warps × 3 × 2 = 42,
+    // then s = 16 … 1: one phase each, 5 × 3 = 15. (48 + 42 + 15) × 4 = 420.
+    expect(kernel('k2_bn_finalize').counts.shared_store_wavefronts).toBe(420);
+    expect(kernel('k2_bn_finalize').counts.shared_bank_conflicts).toBe(0);
+  });
+
   it('splits the kernels into the inference batch and the training step, each with its spec line and a prediction', () => {
     expect(json.batch).toBe(4);
     expect(json.gpu).toBe('H100 SXM5 80GB');

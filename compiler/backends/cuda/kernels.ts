@@ -60,13 +60,13 @@ export function cudaKernel(k: KernelStep): CudaKernel {
         'const int k = int(blockIdx.x * blockDim.x + threadIdx.x);',
         `if (k >= ${c.K}) return;`,
         '(void)n;',
-        `const double scale = double(gamma[k]) / sqrt(double(var[k]) + ${cppDouble(c.eps)});`,
+        `const double scale = double(nincc::ld(&gamma[k])) / sqrt(double(nincc::ld(&var[k])) + ${cppDouble(c.eps)});`,
         `for (int j = 0; j < ${c.CRS}; ++j) {`,
-        `  const float v = float(double(w[k * ${c.CRS} + j]) * scale);`,
-        `  w_out[k * ${c.CRS} + j] = v;`,
-        ...(c.packed ? [`  packed[k * ${c.CRS} + j] = v;`] : []),
+        `  const float v = float(double(nincc::ld(&w[k * ${c.CRS} + j])) * scale);`,
+        `  nincc::st(&w_out[k * ${c.CRS} + j], v);`,
+        ...(c.packed ? [`  nincc::st(&packed[k * ${c.CRS} + j], v);`] : []),
         '}',
-        `b_out[k] = float((${c.bias ? 'double(bias[k])' : '0.0'} - double(mean[k])) * scale + double(beta[k]));`,
+        `nincc::st(&b_out[k], float((${c.bias ? 'double(nincc::ld(&bias[k]))' : '0.0'} - double(nincc::ld(&mean[k]))) * scale + double(nincc::ld(&beta[k]))));`,
       ];
       const block = Math.min(BLOCK, Math.ceil(c.K / 32) * 32);
       return { params: withOutputs(k, names, new Set(['w_out', 'b_out', 'packed'])), body, launch: { grid: [Math.ceil(c.K / block), 1, 1], block: [block, 1, 1], shared: 0 } };
@@ -109,12 +109,12 @@ export function cudaKernel(k: KernelStep): CudaKernel {
         `const float* xr = x + (long long)img * ${c.classes};`,
         `float* yr = y + (long long)img * ${c.classes};`,
         'float m = -INFINITY;',
-        `for (int j = lane; j < ${c.classes}; j += 32) m = max(m, xr[j]);`,
+        `for (int j = lane; j < ${c.classes}; j += 32) m = max(m, nincc::ld(&xr[j]));`,
         'm = nincc::warp_max(m);',
         'float s = 0.0f;',
-        `for (int j = lane; j < ${c.classes}; j += 32) s += expf(xr[j] - m);`,
+        `for (int j = lane; j < ${c.classes}; j += 32) s += expf(nincc::ld(&xr[j]) - m);`,
         'const float log_sum = logf(nincc::warp_sum(s));',
-        `for (int j = lane; j < ${c.classes}; j += 32) yr[j] = ${log ? 'xr[j] - m - log_sum' : 'expf(xr[j] - m - log_sum)'};`,
+        `for (int j = lane; j < ${c.classes}; j += 32) nincc::st(&yr[j], ${log ? 'nincc::ld(&xr[j]) - m - log_sum' : 'expf(nincc::ld(&xr[j]) - m - log_sum)'});`,
       ];
       return { params: withOutputs(k, ['x', 'y'], new Set(['y'])), body, launch: { grid: [1, 1, 1], batchAxis: 2, block: [32, 1, 1], shared: 0 } };
     }
