@@ -69,7 +69,7 @@ export interface NativeModel {
   dispose(): void;
 }
 
-/** Open MPI's collectives, loaded at run time by init() (runtime/dist/mpi.ts); each call is synchronous. */
+/** Open MPI's collectives, loaded at run time by init() (runtime/distributed/mpi.ts); each call is synchronous. */
 export interface NativeMpi {
   /** dlopens libmpi.so.40 (or $NINCC_MPI_LIBRARY) and initialises MPI once per process */
   init(): { rank: number; size: number };

@@ -7,8 +7,8 @@ import { epochOrder, inMemoryEvalSource, inMemoryTrainSource, type Batch, type E
 import type { Model } from './model.js';
 import { appendDurably, CHECKPOINT_FILE, LOG_FILE, prepareRunDir, saveCheckpoint, TrainingError } from './run-dir.js';
 import { evaluateSource, firstImagesOf, nonFiniteProblem } from './scoring.js';
-import { bucketsOf, checkInSync, checkSameStart, countCorrect, dataParallelStep, type DataParallel, type StepTally } from './dist/data-parallel.js';
-import type { Bucket } from './dist/shard.js';
+import { bucketsOf, checkInSync, checkSameStart, countCorrect, dataParallelStep, type DataParallel, type StepTally } from './distributed/data-parallel.js';
+import type { Bucket } from './distributed/shard.js';
 
 export { CHECKPOINT_FILE, LOG_FILE, TrainingError, epochOrder, evaluateSource };
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadLabelledImages } from '../runtime/dataset.js';
-import { shardOf } from '../runtime/dist/data-parallel.js';
+import { shardOf } from '../runtime/distributed/data-parallel.js';
 import { readSafetensors, writeSafetensors } from '../runtime/io/safetensors.js';
 import { load } from '../runtime/model.js';
 import { nincc, root } from './cli-run.js';
@@ -55,7 +55,7 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
   it('the reduced gradient is the sum of the two ranks\' single-process gradients, weighted by their shares', async () => {
     const out = join(work, 'reduced.f32');
     const count = 25; // shares of 12 and 13 images: the weights differ
-    const r = spawnSync('mpirun', [...mpi, '-np', '2', process.execPath, join(root, 'test/dist/gradient-rank.mjs'), artifact, mini, String(count), out], { env, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync('mpirun', [...mpi, '-np', '2', process.execPath, join(root, 'test/distributed/gradient-rank.mjs'), artifact, mini, String(count), out], { env, encoding: 'utf8', timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
     const reduced = new Float32Array(new Uint8Array(readFileSync(out)).buffer);
 

@@ -12,9 +12,9 @@ import { imageInput, openImageSources } from '../../runtime/imagenet/model-input
 import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
 import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
 import { prepareArtifact } from '../artifact-arg.js';
-import { launchedRank, type Communicator } from '../../runtime/dist/communicator.js';
-import { openMpiWorld } from '../../runtime/dist/mpi.js';
-import { DistributedError } from '../../runtime/dist/data-parallel.js';
+import { launchedRank, type Communicator } from '../../runtime/distributed/communicator.js';
+import { openMpiWorld } from '../../runtime/distributed/mpi.js';
+import { DistributedError } from '../../runtime/distributed/data-parallel.js';
 
 interface Inputs {
   readonly train: TrainSource | LabelledImages;

@@ -1,4 +1,4 @@
-// The addon's `mpi` object: Open MPI's collectives for data-parallel training (runtime/dist/mpi.ts),
+// The addon's `mpi` object: Open MPI's collectives for data-parallel training (runtime/distributed/mpi.ts),
 // each a synchronous call on the main thread (training waits for the reduction anyway). Nothing here
 // touches MPI until init() is called, so the addon loads where Open MPI is absent.
 #include <napi.h>
