@@ -127,6 +127,11 @@ function ranksList(ranks: readonly number[]): string {
   return ranks.length === 1 ? `rank ${ranks[0]}` : `ranks ${ranks.join(', ')}`;
 }
 
+/** "rank 1 holds" / "ranks 1, 3 hold". */
+function ranksDo(ranks: readonly number[], singular: string, plural: string): string {
+  return `${ranksList(ranks)} ${ranks.length === 1 ? singular : plural}`;
+}
+
 /** At the start: refuse a rank whose artifact, or (after init or resume) weights, differ from rank 0's. */
 export async function checkSameStart(model: Model, comm: Communicator, settings: string): Promise<void> {
   const h = createHash('sha256').update(settings).digest();
@@ -134,15 +139,15 @@ export async function checkSameStart(model: Model, comm: Communicator, settings:
   const all = comm.allgather(mine);
   const part = (d: Uint8Array, i: number) => d.subarray(32 * i, 32 * (i + 1));
   const artifact = ranksDiffering(all.map((d) => part(d, 0)));
-  if (artifact.length > 0) throw new DistributedError(`${ranksList(artifact)} loaded a different artifact (plan.json, kernels or source) than rank 0 (${model.dir}): every rank must run the same build`);
+  if (artifact.length > 0) throw new DistributedError(`${ranksDo(artifact, 'loaded', 'loaded')} a different artifact (plan.json, kernels or source) than rank 0 (${model.dir}): every rank must run the same build`);
   const options = ranksDiffering(all.map((d) => part(d, 1)));
-  if (options.length > 0) throw new DistributedError(`${ranksList(options)} got different training options (batch, epochs, seed, data, resume) than rank 0: every rank must get the same command line`);
+  if (options.length > 0) throw new DistributedError(`${ranksDo(options, 'got', 'got')} different training options (batch, epochs, seed, data, resume) than rank 0: every rank must get the same command line`);
   const weights = ranksDiffering(all.map((d) => part(d, 2)));
-  if (weights.length > 0) throw new DistributedError(`${ranksList(weights)} start from different weights than rank 0 (a different --seed, or a different checkpoint read on --resume): refused`);
+  if (weights.length > 0) throw new DistributedError(`${ranksDo(weights, 'starts', 'start')} from different weights than rank 0 (a different --seed, or a different checkpoint read on --resume): refused`);
 }
 
 /** After a step: every rank's weights must still be bitwise rank 0's. */
 export function checkInSync(model: Model, comm: Communicator, where: string): void {
   const differing = ranksDiffering(comm.allgather(weightsDigest(model)));
-  if (differing.length > 0) throw new DistributedError(`${ranksList(differing)} hold different weights from rank 0 after ${where}: the ranks diverged`);
+  if (differing.length > 0) throw new DistributedError(`${ranksDo(differing, 'holds', 'hold')} different weights from rank 0 after ${where}: the ranks diverged`);
 }
