@@ -52,7 +52,7 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
     expect(readLog(runs[0])[0].loss).toBe(readLog(runs[1])[0].loss);
   });
 
-  it('the reduced gradient is the sum of the two ranks\' single-process gradients, weighted by their shares', async () => {
+  it('the reduced gradient is the sum of the two ranks\' single-process gradients, weighted by their shares; rank 0\'s id reaches rank 1', async () => {
     const out = join(work, 'reduced.f32');
     const count = 25; // shares of 12 and 13 images: the weights differ
     const r = spawnSync('mpirun', [...mpi, '-np', '2', process.execPath, join(root, 'test/distributed/gradient-rank.mjs'), artifact, mini, String(count), out], { env, encoding: 'utf8', timeout: 60_000 });
@@ -80,6 +80,12 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
     let mismatches = 0;
     for (let i = 0; i < expected.length; i++) if (!Object.is(reduced[i], expected[i])) mismatches++;
     expect(mismatches).toBe(0);
+
+    // The unique-id exchange a GPU reducer needs: both ranks hold rank 0's bytes, which depend on its pid.
+    const ids = [0, 1].map((rank) => readFileSync(`${out}.id${rank}`));
+    expect(ids[0].length).toBe(128);
+    expect(ids[1].equals(ids[0])).toBe(true);
+    expect(ids[0].equals(Buffer.alloc(128))).toBe(false);
   });
 
   it('kill -9 of rank 1 mid-epoch ends the run within 10 s naming the rank; --resume continues with 1 rank and with 2', async () => {

@@ -27,3 +27,13 @@ export function launchedRank(env: NodeJS.ProcessEnv): { rank: number; size: numb
   }
   return { rank: r, size: s };
 }
+
+/**
+ * Rank 0's bytes on every rank: how a GPU reducer's bootstrap token (NCCL's 128-byte ncclUniqueId) reaches
+ * the other ranks. `make` runs on rank 0 only; every rank must pass the same `length`.
+ */
+export function shareFromRank0(comm: Communicator, length: number, make: () => Uint8Array): Uint8Array {
+  const mine = comm.rank === 0 ? make() : new Uint8Array(length);
+  if (mine.length !== length) throw new RangeError(`rank 0 made ${mine.length} bytes to share, not ${length}`);
+  return Uint8Array.from(comm.allgather(mine)[0]);
+}
