@@ -2,7 +2,9 @@
 # Training images/s of models/nin-fashion.model on this machine, one process against data-parallel ranks:
 # 1 rank × 2 OpenMP threads, then 2 ranks (mpirun) × 1 thread, alternating ROUNDS times, each an
 # epoch of LIMIT images at global batch BATCH after a warm-up epoch. Prints the load average before
-# and after each run, since the machine may be shared. Results: bench/RESULTS.md.
+# and after each run, since the machine may be shared. The ranks yield the core while they wait in a
+# collective (mpi_yield_when_idle) instead of spinning on it: on a shared 2-core machine spinning
+# takes the core another process needs. Results: bench/RESULTS.md.
 #   bash bench/distributed.sh            (needs Open MPI: scripts/install-deps.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,6 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round: 1 rank x 2 threads: $(rate "$work/one-$round") images/s (load before: $before, after: $(load))"
   before=$(load)
   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 \
-    mpirun --oversubscribe --bind-to none -np 2 node bin/nincc "${args[@]}" -o "$work/two-$round" >/dev/null
+    mpirun --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -np 2 node bin/nincc "${args[@]}" -o "$work/two-$round" >/dev/null
   echo "round $round: 2 ranks x 1 thread: $(rate "$work/two-$round") images/s (load before: $before, after: $(load))"
 done
