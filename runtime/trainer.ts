@@ -152,7 +152,8 @@ async function trainEpoch(c: EpochContext, epoch: number, row: RegimeRow, progre
   const started = Date.now();
   const p = { ...progress };
   const seenBefore = p.seen;
-  for await (const b of c.source.batches(epoch, o.batch, o.seed, p.step)) {
+  const shard = o.distributed ? { rank: o.distributed.comm.rank, size: o.distributed.comm.size } : undefined;
+  for await (const b of c.source.batches(epoch, o.batch, o.seed, p.step, shard)) {
     p.step++;
     const t = await step(c, b, row);
     const loss = t.lossSum / t.count;

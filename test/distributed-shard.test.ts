@@ -1,5 +1,6 @@
 // How a global batch and the gradient space are split between ranks (runtime/distributed/shard.ts).
 import { describe, expect, it } from 'vitest';
+import { inMemoryTrainSource, type Batch } from '../runtime/dataset.js';
 import { gradientBuckets, rankShare } from '../runtime/distributed/shard.js';
 
 describe('rankShare', () => {
@@ -46,5 +47,26 @@ describe('gradientBuckets', () => {
     expect(gradientBuckets(params, 1 << 20)).toEqual([{ offset: 0, size: 11418, tensors: params.map((p) => p.name).reverse() }]);
     expect(gradientBuckets(params, 1).map((b) => b.tensors.length)).toEqual([1, 1, 1, 1, 1, 1]);
     expect(() => gradientBuckets(params, 0)).toThrow(/at least 1/);
+  });
+});
+
+describe('a sharded in-memory source', () => {
+  it('gives each rank its share of the same global batches, with the global count', async () => {
+    const count = 11;
+    const set = { name: 'set', images: new Float32Array(count * 4).map((_, i) => i), labels: Int32Array.from({ length: count }, (_, i) => i % 3), count, shape: [1, 2, 2], classes: 3 };
+    const source = inMemoryTrainSource(set);
+    const copy = (b: Batch) => ({ images: [...b.images], labels: [...b.labels], count: b.count, total: b.total });
+    const whole = [];
+    for await (const b of source.batches(2, 4, 9, 1)) whole.push(copy(b));
+    const shares = [[], [], []] as ReturnType<typeof copy>[][];
+    for (const rank of [0, 1, 2]) for await (const b of source.batches(2, 4, 9, 1, { rank, size: 3 })) shares[rank].push(copy(b));
+    expect(whole.map((b) => b.count)).toEqual([4, 3]);
+    expect(shares.map((s) => s.map((b) => b.count))).toEqual([[1, 1], [1, 1], [2, 1]]);
+    whole.forEach((b, i) => {
+      expect(shares.flatMap((s) => s[i].images)).toEqual(b.images);
+      expect(shares.flatMap((s) => s[i].labels)).toEqual(b.labels);
+      expect(shares.map((s) => s[i].total)).toEqual([b.count, b.count, b.count]);
+    });
+    expect(whole[0].total).toBeUndefined();
   });
 });

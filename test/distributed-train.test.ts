@@ -20,7 +20,8 @@ const mini = join(root, 'test/data/fashion-mnist-mini');
 const work = mkdtempSync(join(tmpdir(), 'nincc-dist-'));
 const artifact = join(work, 'artifact');
 const common = ['--data', mini, '--limit', '384', '--batch', '32', '--seed', '7', '--test-limit', '100', '-q'];
-const mpi = ['--oversubscribe', '--bind-to', 'none'];
+// Ranks yield their core while they wait in a collective: CI has two cores and other test files beside.
+const mpi = ['--oversubscribe', '--bind-to', 'none', '--mca', 'mpi_yield_when_idle', '1'];
 
 interface Row { epoch: number; loss: number }
 const readLog = (dir: string): Row[] =>
@@ -90,7 +91,7 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
 
   it('kill -9 of rank 1 mid-epoch ends the run within 10 s naming the rank; --resume continues with 1 rank and with 2', async () => {
     const run = join(work, 'killed');
-    const args = ['train', artifact, ...common, '--epochs', '4', '-o', run];
+    const args = ['train', artifact, ...common, '--epochs', '3', '-o', run];
     const child = spawn('mpirun', [...mpi, '-np', '2', process.execPath, join(root, 'bin/nincc'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -111,7 +112,7 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
     expect(stderr).toMatch(/rank 1 .*exited on signal 9/s);
     const done = readLog(run).length;
     expect(done).toBeGreaterThanOrEqual(1);
-    expect(done).toBeLessThan(4);
+    expect(done).toBeLessThan(3);
     expect(readSafetensors(join(run, 'checkpoint.safetensors')).metadata.epoch).toBe(String(done));
 
     const copy = join(work, 'killed-copy');
@@ -119,11 +120,11 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
     const one = nincc([...args, '--resume'], { env: { OMP_NUM_THREADS: '1' } });
     expect(one.code, one.stderr).toBe(0);
     expect(one.stderr).toContain(`after epoch ${done}`);
-    expect(readLog(run).map((l) => l.epoch)).toEqual([1, 2, 3, 4]);
+    expect(readLog(run).map((l) => l.epoch)).toEqual([1, 2, 3]);
     const two = mpirun(2, [...args.slice(0, -2), '-o', copy, '--resume']);
     expect(two.code, two.stderr).toBe(0);
     expect(two.stderr).toContain(`after epoch ${done}`);
-    expect(readLog(copy).map((l) => l.epoch)).toEqual([1, 2, 3, 4]);
+    expect(readLog(copy).map((l) => l.epoch)).toEqual([1, 2, 3]);
   });
 
   it('refuses at start a rank whose weights differ from rank 0\'s', async () => {

@@ -74,11 +74,12 @@ export function reduceState(model: Model, comm: Communicator, weight: number): v
   model.writeSpace('state', 0, s);
 }
 
-/** A data-parallel step: forward/backward on this rank's share, gradients and statistics reduced, the SGD update. */
+/** A data-parallel step: forward/backward on this rank's share of a global batch (or on the share given), gradients and statistics reduced, the SGD update. */
 export async function dataParallelStep(model: Model, dp: DataParallel, b: Batch, hyper: TrainStepOptions, stopRequested: boolean, buckets: readonly Bucket[]): Promise<StepTally> {
   const { comm } = dp;
-  const mine = shardOf(b, comm.rank, comm.size);
-  const weight = mine.count / b.count;
+  // A sharded source gave this rank's share already; any other source gave the whole global batch.
+  const mine = b.total !== undefined ? b : shardOf(b, comm.rank, comm.size);
+  const weight = mine.count / (b.total ?? b.count);
   let lossSum = 0;
   let correct = 0;
   if (mine.count > 0) {
