@@ -200,7 +200,9 @@ const NO_SKIPS: SkipReport = { count: 0, files: new Map() };
 
 export async function train(model: Model, trainData: TrainSource | LabelledImages, testData: EvalSource | LabelledImages, o: TrainOptions): Promise<TrainResult> {
   if (o.regime.length === 0) throw new TrainingError('no learning rate: the spec has no regime rows (train { regime { epochs 1..N lr X wd Y } })');
-  if (o.batch > model.maxBatch) throw new TrainingError(`batch ${o.batch} is over the artifact's maximum ${model.maxBatch}: rebuild with --max-batch ${o.batch}`);
+  // A rank trains on its share of the global batch only.
+  const perRank = Math.ceil(o.batch / (o.distributed?.comm.size ?? 1));
+  if (perRank > model.maxBatch) throw new TrainingError(`batch ${o.batch}${o.distributed ? ` (${perRank} per rank)` : ''} is over the artifact's maximum ${model.maxBatch}: rebuild with --max-batch ${perRank}`);
   const source = isLabelledImages(trainData) ? inMemoryTrainSource(trainData) : trainData;
   const fullTest = isLabelledImages(testData) ? inMemoryEvalSource(testData) : testData;
   const plan = o.test ?? { every: 1 };

@@ -91,6 +91,12 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
   };
 }
 
+/** "16", or "12–13" when the ranks' shares of a batch differ. */
+function sharesOf(batch: number, ranks: number): string {
+  const low = Math.floor(batch / ranks);
+  return batch % ranks === 0 ? String(low) : `${low}–${low + 1}`;
+}
+
 /** The MPI world when mpirun started this process as one of several ranks (docs/distributed.md). */
 function distributedWorld(): Communicator | undefined {
   const launched = launchedRank(process.env);
@@ -186,63 +192,62 @@ export const trainCommand: Command = {
   },
 };
 
+/** One process's training run: the whole run, or rank `comm.rank` of a data-parallel one. */
 async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
-  {
-    // Rank 0 builds (or finds in the cache) first, so that ranks do not compile the same spec at once.
-    if (comm && comm.rank !== 0) comm.barrier();
-    const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu' });
-    if (comm && comm.rank === 0) comm.barrier();
-    // A built directory runs on the device it was built for unless --device says otherwise.
-    const device = a.device ?? artifactDevice(dir);
-    const model = await load(dir, { device, seed: a.seed });
-    let inputs: Inputs | undefined;
-    const speaks = !comm || comm.rank === 0;
-    try {
-      const recipe = model.plan.train;
-      const runDir = a.out ?? join('runs', model.info.model);
-      const epochs = a.epochs ?? recipe?.epochs ?? 1;
-      const batch = a.batch ?? recipe?.batch ?? Math.min(64, model.maxBatch);
-      if (comm && batch < comm.size) throw new TrainingError(`batch ${batch} is smaller than the ${comm.size} ranks: each rank needs at least one image of every global batch`);
-      inputs = a.fashion ? fashionInputs(model, a) : imageNetInputs(model, a, runDir);
-      const ranks = comm ? `; ${comm.size} ranks of ${batch / comm.size} images each` : '';
-      if (speaks) process.stderr.write(`training ${model.info.model} on ${device}, ${inputs.describe}; ${epochs} epochs of batch ${batch}${ranks}, ${describeTest(a.test)}; run directory ${runDir}\n`);
-      // Ctrl-C: finish the step in flight, write a checkpoint, exit 130; a second Ctrl-C aborts at once.
-      const stop = { requested: false };
-      const onSigint = () => {
-        if (stop.requested) process.exit(130);
-        stop.requested = true;
-        process.stderr.write('\nnincc train: interrupted; finishing the current step and writing a checkpoint (Ctrl-C again to abort)\n');
-      };
-      process.on('SIGINT', onSigint);
-      const result = await train(model, inputs.train, inputs.test, {
-        epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed: a.seed,
-        runDir, resume: a.resume, test: a.test, stop, ...(speaks ? { onEvent: trainProgress(process.stderr, a.quiet) } : {}),
-        ...(comm ? { distributed: { comm, checkEvery: a.syncCheck } } : {}),
-      }).finally(() => process.off('SIGINT', onSigint));
-      if (!speaks) return result.stopped ? 130 : 0;
-      if (result.alreadyFinished) {
-        const f = result.alreadyFinished;
-        process.stderr.write(`nincc train: nothing to do: ${f.checkpoint} already holds epoch ${f.epoch} of ${epochs}; to train further, pass a larger --epochs with --resume\n`);
-        return 0;
-      }
-      if (result.stopped) {
-        process.stderr.write(`nincc train: stopped; resume with: nincc train ${a.target} --data ${a.data} -o ${runDir} --resume\n`);
-        return 130;
-      }
-      const last = result.records[result.records.length - 1];
-      const checkpoint = join(runDir, CHECKPOINT_FILE);
-      if (last && last.top1 !== undefined && last.top5 !== undefined) process.stdout.write(`top-1 ${(100 * last.top1).toFixed(2)}%  top-5 ${(100 * last.top5).toFixed(2)}%  (${last.evaluated} test images, after epoch ${last.epoch}); checkpoint ${checkpoint}\n`);
-      else if (last) process.stdout.write(`not tested (--no-test); trained ${last.epoch} epochs; checkpoint ${checkpoint}\n`);
+  // Rank 0 builds (or finds in the cache) first, so that ranks do not compile the same spec at once.
+  if (comm && comm.rank !== 0) comm.barrier();
+  const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu' });
+  if (comm && comm.rank === 0) comm.barrier();
+  // A built directory runs on the device it was built for unless --device says otherwise.
+  const device = a.device ?? artifactDevice(dir);
+  const model = await load(dir, { device, seed: a.seed });
+  let inputs: Inputs | undefined;
+  const speaks = !comm || comm.rank === 0;
+  try {
+    const recipe = model.plan.train;
+    const runDir = a.out ?? join('runs', model.info.model);
+    const epochs = a.epochs ?? recipe?.epochs ?? 1;
+    const batch = a.batch ?? recipe?.batch ?? Math.min(64, model.maxBatch);
+    if (comm && batch < comm.size) throw new TrainingError(`batch ${batch} is smaller than the ${comm.size} ranks: each rank needs at least one image of every global batch`);
+    inputs = a.fashion ? fashionInputs(model, a) : imageNetInputs(model, a, runDir);
+    const ranks = comm ? `; ${comm.size} ranks of ${sharesOf(batch, comm.size)} images each` : '';
+    if (speaks) process.stderr.write(`training ${model.info.model} on ${device}, ${inputs.describe}; ${epochs} epochs of batch ${batch}${ranks}, ${describeTest(a.test)}; run directory ${runDir}\n`);
+    // Ctrl-C: finish the step in flight, write a checkpoint, exit 130; a second Ctrl-C aborts at once.
+    const stop = { requested: false };
+    const onSigint = () => {
+      if (stop.requested) process.exit(130);
+      stop.requested = true;
+      process.stderr.write('\nnincc train: interrupted; finishing the current step and writing a checkpoint (Ctrl-C again to abort)\n');
+    };
+    process.on('SIGINT', onSigint);
+    const result = await train(model, inputs.train, inputs.test, {
+      epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed: a.seed,
+      runDir, resume: a.resume, test: a.test, stop, ...(speaks ? { onEvent: trainProgress(process.stderr, a.quiet) } : {}),
+      ...(comm ? { distributed: { comm, checkEvery: a.syncCheck } } : {}),
+    }).finally(() => process.off('SIGINT', onSigint));
+    if (!speaks) return result.stopped ? 130 : 0;
+    if (result.alreadyFinished) {
+      const f = result.alreadyFinished;
+      process.stderr.write(`nincc train: nothing to do: ${f.checkpoint} already holds epoch ${f.epoch} of ${epochs}; to train further, pass a larger --epochs with --resume\n`);
       return 0;
-    } catch (e) {
-      if (!comm && (e instanceof TrainingError || e instanceof DataLayoutError)) {
-        process.stderr.write(`nincc train: ${e.message}\n`);
-        return 1;
-      }
-      throw e;
-    } finally {
-      await inputs?.close();
-      model.dispose();
     }
+    if (result.stopped) {
+      process.stderr.write(`nincc train: stopped; resume with: nincc train ${a.target} --data ${a.data} -o ${runDir} --resume\n`);
+      return 130;
+    }
+    const last = result.records[result.records.length - 1];
+    const checkpoint = join(runDir, CHECKPOINT_FILE);
+    if (last && last.top1 !== undefined && last.top5 !== undefined) process.stdout.write(`top-1 ${(100 * last.top1).toFixed(2)}%  top-5 ${(100 * last.top5).toFixed(2)}%  (${last.evaluated} test images, after epoch ${last.epoch}); checkpoint ${checkpoint}\n`);
+    else if (last) process.stdout.write(`not tested (--no-test); trained ${last.epoch} epochs; checkpoint ${checkpoint}\n`);
+    return 0;
+  } catch (e) {
+    if (!comm && (e instanceof TrainingError || e instanceof DataLayoutError)) {
+      process.stderr.write(`nincc train: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    await inputs?.close();
+    model.dispose();
   }
 }
