@@ -64,7 +64,7 @@ export function reduceGradients(model: Model, comm: Communicator, weight: number
   }
 }
 
-/** BN running statistics: each rank's, weighted by its share of the batch, summed (DataParallelTable kept one GPU's; see docs/distributed.md). */
+/** BN running statistics: each rank's, weighted by its share of the batch, summed, so that every rank (and so the checkpoint) holds the same. */
 export function reduceState(model: Model, comm: Communicator, weight: number): void {
   const size = model.info.spaces.state;
   if (size === 0) return;
