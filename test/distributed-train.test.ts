@@ -23,7 +23,7 @@ const common = ['--data', mini, '--limit', '384', '--batch', '32', '--seed', '7'
 // Ranks yield their core while they wait in a collective: CI has two cores and other test files beside.
 const mpi = ['--oversubscribe', '--bind-to', 'none', '--mca', 'mpi_yield_when_idle', '1'];
 
-interface Row { epoch: number; loss: number }
+interface Row { epoch: number; loss: number; images: number }
 const readLog = (dir: string): Row[] =>
   existsSync(join(dir, 'log.jsonl')) ? readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row) : [];
 
@@ -125,6 +125,36 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
     expect(two.code, two.stderr).toBe(0);
     expect(two.stderr).toContain(`after epoch ${done}`);
     expect(readLog(copy).map((l) => l.epoch)).toEqual([1, 2, 3]);
+  });
+
+  it('SIGINT to rank 1 alone stops both ranks after the same step; rank 0 checkpoints mid-epoch and --resume finishes the epoch', async () => {
+    const run = join(work, 'interrupted');
+    const args = ['train', artifact, '--data', mini, '--limit', '1280', '--batch', '32', '--seed', '7', '--no-test', '-q', '--epochs', '1', '-o', run];
+    const child = spawn('mpirun', [...mpi, '-np', '2', process.execPath, join(root, 'bin/nincc'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const started = Date.now();
+    while (!stderr.includes('training nin_fashion')) {
+      if (Date.now() - started > 90_000) throw new Error(`training never started: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 700)); // both ranks inside the epoch (40 steps)
+    process.kill(rankPid(child.pid!, 1), 'SIGINT');
+    // Ranks that disagree about stopping would wait for each other for ever.
+    const hung = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await exited;
+    clearTimeout(hung);
+    expect(code, `the ranks did not stop together: ${stderr}`).toBe(130);
+    expect(stderr).toContain('nincc train: stopped; resume with');
+    const meta = readSafetensors(join(run, 'checkpoint.safetensors')).metadata;
+    expect(meta.epoch).toBe('0');
+    expect(Number(meta.step)).toBeGreaterThan(0);
+    expect(Number(meta.step)).toBeLessThan(40);
+    const resumed = mpirun(2, [...args, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`in epoch 1 after step ${meta.step}`);
+    expect(readLog(run)).toMatchObject([{ epoch: 1, images: 1280 }]);
   });
 
   it('refuses at start a rank whose weights differ from rank 0\'s', async () => {
