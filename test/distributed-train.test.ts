@@ -157,7 +157,7 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
     expect(readLog(run)).toMatchObject([{ epoch: 1, images: 1280 }]);
   });
 
-  it('refuses at start a rank whose weights differ from rank 0\'s', async () => {
+  it('refuses at start a rank whose weights or options differ from rank 0\'s', async () => {
     // Two run directories whose checkpoints (after "epoch 1") differ in one weight.
     const base = join(work, 'start-same');
     const other = join(work, 'start-tampered');
@@ -174,6 +174,10 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
     const r = spawnSync('mpirun', [...mpi, ...rank(base), ':', ...rank(other)], { env, encoding: 'utf8', timeout: 60_000 });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('rank 1 starts from different weights than rank 0');
+    // The same weights, but rank 1 was told another number of epochs.
+    const options = spawnSync('mpirun', [...mpi, ...rank(base), ':', ...rank(base).slice(0, -5), '--epochs', '3', '--resume', '-o', base], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(options.status).not.toBe(0);
+    expect(options.stderr).toContain('rank 1 got different training options (batch, epochs, seed, data, resume) than rank 0');
   });
 
   it('asking for ranks without Open MPI names the packages to install', () => {

@@ -140,7 +140,7 @@ export async function checkSameStart(model: Model, comm: Communicator, settings:
   const all = comm.allgather(mine);
   const part = (d: Uint8Array, i: number) => d.subarray(32 * i, 32 * (i + 1));
   const artifact = ranksDiffering(all.map((d) => part(d, 0)));
-  if (artifact.length > 0) throw new DistributedError(`${ranksDo(artifact, 'loaded', 'loaded')} a different artifact (plan.json, kernels or source) than rank 0 (${model.dir}): every rank must run the same build`);
+  if (artifact.length > 0) throw new DistributedError(`${ranksDo(artifact, 'loaded', 'loaded')} a different artifact (plan.json, kernels or source) than rank 0: every rank must run the same build (this rank's: ${model.dir})`);
   const options = ranksDiffering(all.map((d) => part(d, 1)));
   if (options.length > 0) throw new DistributedError(`${ranksDo(options, 'got', 'got')} different training options (batch, epochs, seed, data, resume) than rank 0: every rank must get the same command line`);
   const weights = ranksDiffering(all.map((d) => part(d, 2)));
