@@ -5,6 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { loadFashionMnist, resolveFashionMnistDir } from './data/fashion-mnist.js';
 import type { Transform } from '../compiler/ir.js';
 import { uniformStream } from './init.js';
+import { rankShare } from './distributed/shard.js';
 
 export interface LabelledImages {
   readonly name: string;
@@ -23,6 +24,14 @@ export interface Batch {
   readonly images: Float32Array;
   readonly labels: Int32Array;
   readonly count: number;
+  /** Set when the batch is one rank's share of a global batch (see Shard): the global batch's count. */
+  readonly total?: number;
+}
+
+/** One rank of `size` in data-parallel training: it reads only its share (rankShare) of every global batch. */
+export interface Shard {
+  readonly rank: number;
+  readonly size: number;
 }
 
 /** Files a streaming source could not read since it was last asked, each with the reason. */
@@ -38,9 +47,10 @@ export interface TrainSource {
   steps(batch: number): number;
   /**
    * One epoch's batches from step `startStep` on (0: the whole epoch); the same (epoch, batch, seed) always
-   * gives the same batches, so a run resumed mid-epoch sees what a straight one did.
+   * gives the same batches, so a run resumed mid-epoch sees what a straight one did. With a shard, each
+   * batch is only that rank's share of the global batch, exactly as the whole batch has it, with `total` set.
    */
-  batches(epoch: number, batch: number, seed: number, startStep?: number): AsyncIterable<Batch>;
+  batches(epoch: number, batch: number, seed: number, startStep?: number, shard?: Shard): AsyncIterable<Batch>;
   /** Unreadable files met since the last call (sources that cannot meet any may omit this). */
   takeSkipped?(): SkipReport;
 }
@@ -84,18 +94,20 @@ export function inMemoryTrainSource(set: LabelledImages): TrainSource {
     name: set.name,
     count: set.count,
     steps: (batch) => Math.ceil(set.count / batch),
-    async *batches(epoch, batch, seed, startStep = 0) {
+    async *batches(epoch, batch, seed, startStep = 0, shard) {
       const order = epochOrder(set.count, seed, epoch);
       const images = new Float32Array(batch * per);
       const labels = new Int32Array(batch);
       for (let first = startStep * batch; first < set.count; first += batch) {
-        const n = Math.min(batch, set.count - first);
+        const total = Math.min(batch, set.count - first);
+        const share = shard ? rankShare(total, shard.rank, shard.size) : { first: 0, count: total };
+        const n = share.count;
         for (let i = 0; i < n; i++) {
-          const src = order[first + i];
+          const src = order[first + share.first + i];
           images.set(set.images.subarray(src * per, (src + 1) * per), i * per);
           labels[i] = set.labels[src];
         }
-        yield { images: images.subarray(0, n * per), labels: labels.subarray(0, n), count: n };
+        yield { images: images.subarray(0, n * per), labels: labels.subarray(0, n), count: n, ...(shard ? { total } : {}) };
       }
     },
   };

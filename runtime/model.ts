@@ -44,6 +44,10 @@ export interface Evaluation {
 /** Checkpoint metadata (safetensors __metadata__ is a string map). */
 export type CheckpointMeta = Record<string, string>;
 
+/** The arena spaces whose whole contents training owns: parameters, their gradients and momentum, BN running statistics. */
+export type TrainingSpace = 'param' | 'grad' | 'momentum' | 'state';
+const TRAINING_SPACES: readonly TrainingSpace[] = ['param', 'grad', 'momentum', 'state'];
+
 export const CHECKPOINT_FORMAT = 'nincc-checkpoint-1';
 
 export class Model {
@@ -261,23 +265,65 @@ export class Model {
 
   /** One SGD step (torch/optim semantics, docs/design.md §3); options default from the spec's train block. */
   async trainStep(images: Float32Array, labels: Int32Array | readonly number[], options?: TrainStepOptions | null): Promise<{ loss: number; output: Float32Array }> {
-    const o = optionsObject(options, 'trainStep', 'options');
-    const first = this.plan.train?.regime[0];
-    const lr = o.lr ?? first?.lr;
-    if (lr === undefined) throw new InvalidArgumentError(`trainStep: options.lr is required: ${this.dir}'s spec has no train block to take it from`);
-    const wd = o.weightDecay ?? first?.wd ?? 0;
-    const momentum = o.momentum ?? this.plan.train?.optimizer.momentum ?? 0.9;
-    for (const [k, v] of [['lr', lr], ['weightDecay', wd], ['momentum', momentum]] as const) {
-      if (typeof v !== 'number') throw new InvalidArgumentError(`trainStep: options.${k} must be a number, got ${describe(v)}`);
-      if (!Number.isFinite(v) || v < 0) throw new OutOfRangeError(`trainStep: ${k} must be a finite non-negative number, got ${v}`);
-    }
+    const hyper = this.sgdOptions(options, 'trainStep');
     const { n, l } = this.checkTrainingBatch(images, labels, 'trainStep');
     return this.enqueue('trainStep', async (native) => {
       const r = await this.forwardBackwardQueued(native, images, l, n);
-      await native.run('sgd_update', 1, { lr, wd, momentum, first: this.freshOptimizer ? 1 : 0 }, 0);
-      this.freshOptimizer = false;
+      await this.sgdQueued(native, hyper);
       return r;
     });
+  }
+
+  /**
+   * The SGD step of trainStep alone, from whatever the grad space holds: after forwardBackward and a
+   * change of the gradients in between (data-parallel training sums them across ranks first).
+   */
+  async update(options?: TrainStepOptions | null): Promise<void> {
+    const hyper = this.sgdOptions(options, 'update');
+    if (!this.trainable) throw new NinccError(ErrorCodes.notTrainable, `update: ${this.dir} has no training programs`);
+    return this.enqueue('update', (native) => this.sgdQueued(native, hyper));
+  }
+
+  private async sgdQueued(native: NativeModel, h: { lr: number; wd: number; momentum: number }): Promise<void> {
+    await native.run('sgd_update', 1, { ...h, first: this.freshOptimizer ? 1 : 0 }, 0);
+    this.freshOptimizer = false;
+    this.foldedStale = true;
+  }
+
+  private sgdOptions(options: TrainStepOptions | null | undefined, what: string): { lr: number; wd: number; momentum: number } {
+    const o = optionsObject(options, what, 'options');
+    const first = this.plan.train?.regime[0];
+    const lr = o.lr ?? first?.lr;
+    if (lr === undefined) throw new InvalidArgumentError(`${what}: options.lr is required: ${this.dir}'s spec has no train block to take it from`);
+    const wd = o.weightDecay ?? first?.wd ?? 0;
+    const momentum = o.momentum ?? this.plan.train?.optimizer.momentum ?? 0.9;
+    for (const [k, v] of [['lr', lr], ['weightDecay', wd], ['momentum', momentum]] as const) {
+      if (typeof v !== 'number') throw new InvalidArgumentError(`${what}: options.${k} must be a number, got ${describe(v)}`);
+      if (!Number.isFinite(v) || v < 0) throw new OutOfRangeError(`${what}: ${k} must be a finite non-negative number, got ${v}`);
+    }
+    return { lr, wd, momentum };
+  }
+
+  /** A copy of `count` elements of an arena space from `offset` (whole-space access for data-parallel reductions and digests). */
+  readSpace(space: TrainingSpace, offset: number, count: number): Float32Array {
+    this.checkSpaceRange(space, offset, count, 'readSpace');
+    return this.idleHandle('readSpace').read(space, offset, count);
+  }
+
+  /** Overwrites `data.length` elements of an arena space from `offset`. */
+  writeSpace(space: TrainingSpace, offset: number, data: Float32Array): void {
+    if (!(data instanceof Float32Array)) throw new InvalidArgumentError(`writeSpace: data must be a Float32Array, got ${describe(data)}`);
+    this.checkSpaceRange(space, offset, data.length, 'writeSpace');
+    this.idleHandle('writeSpace').write(space, offset, data);
+    if (space !== 'grad') this.foldedStale = true;
+  }
+
+  private checkSpaceRange(space: TrainingSpace, offset: number, count: number, what: string): void {
+    if (!TRAINING_SPACES.includes(space)) throw new InvalidArgumentError(`${what}: space must be one of ${TRAINING_SPACES.join(', ')}, got ${describe(space)}`);
+    const total = this.info.spaces[space];
+    if (!Number.isInteger(offset) || !Number.isInteger(count) || offset < 0 || count < 0 || offset + count > total) {
+      throw new OutOfRangeError(`${what}: elements ${offset}..${offset + count} are outside the ${space} space (${total} elements)`);
+    }
   }
 
   /** A fresh optimizer state: the next step sets the momentum buffers to the gradient (regime boundaries). */

@@ -69,6 +69,20 @@ export interface NativeModel {
   dispose(): void;
 }
 
+/** Open MPI's collectives, loaded at run time by init() (runtime/distributed/mpi.ts); each call is synchronous. */
+export interface NativeMpi {
+  /** dlopens libmpi.so.40 (or $NINCC_MPI_LIBRARY) and initialises MPI once per process */
+  init(): { rank: number; size: number };
+  /** in place: the element-wise sum over every rank */
+  allreduceSum(data: Float32Array | Float64Array): void;
+  /** every rank's bytes (all the same length), concatenated in rank order */
+  allgather(bytes: Uint8Array): Uint8Array;
+  barrier(): void;
+  finalize(): void;
+  /** MPI_Abort: mpirun ends every rank; does not return */
+  abort(code: number): never;
+}
+
 export interface NativeAddon {
   /** the kernel ABI this runtime loads: 'nincc-cpu-2' */
   abi: string;
@@ -78,6 +92,7 @@ export interface NativeAddon {
   /** what the cpu and emu devices of this process hold now, and how many allocations a device had to
    *  free itself at teardown because their owner never released them (0 when every arena frees its spaces) */
   hostMemory(): { liveBytes: number; liveAllocations: number; reclaimedAtTeardown: number };
+  mpi: NativeMpi;
 }
 
 export const ADDON_NOT_BUILT_MESSAGE =

@@ -3,10 +3,12 @@
 // at every epoch end, and resume. It reports through `onEvent` and never writes to stderr itself.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { epochOrder, inMemoryEvalSource, inMemoryTrainSource, type EvalSource, type LabelledImages, type SkipReport, type TrainSource } from './dataset.js';
+import { epochOrder, inMemoryEvalSource, inMemoryTrainSource, type Batch, type EvalSource, type LabelledImages, type SkipReport, type TrainSource } from './dataset.js';
 import type { Model } from './model.js';
 import { appendDurably, CHECKPOINT_FILE, LOG_FILE, prepareRunDir, saveCheckpoint, TrainingError } from './run-dir.js';
 import { evaluateSource, firstImagesOf, nonFiniteProblem } from './scoring.js';
+import { bucketsOf, checkInSync, checkSameStart, countCorrect, dataParallelStep, type DataParallel, type StepTally } from './distributed/data-parallel.js';
+import type { Bucket } from './distributed/shard.js';
 
 export { CHECKPOINT_FILE, LOG_FILE, TrainingError, epochOrder, evaluateSource };
 
@@ -37,6 +39,11 @@ export interface TrainOptions {
   readonly onEvent?: (e: TrainEvent) => void;
   /** Set `requested` (e.g. from a SIGINT handler) to stop after the current step with a checkpoint. */
   readonly stop?: { requested: boolean };
+  /**
+   * Data-parallel over ranks (docs/distributed.md): `batch` stays the global batch, split between the
+   * ranks; rank 0 alone writes the run directory and runs the test pass.
+   */
+  readonly distributed?: DataParallel;
 }
 
 export type TrainEvent =
@@ -117,24 +124,24 @@ async function resumePoint(model: Model, checkpoint: string, seed: number): Prom
   return { epoch: done + 1, progress };
 }
 
-function countCorrect(output: Float32Array, labels: Int32Array, n: number): number {
-  const classes = output.length / n;
-  let correct = 0;
-  for (let i = 0; i < n; i++) {
-    const row = output.subarray(i * classes, (i + 1) * classes);
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
-    if (best === labels[i]) correct++;
-  }
-  return correct;
-}
-
 interface EpochContext {
   readonly model: Model;
   readonly source: TrainSource;
   readonly o: TrainOptions;
   readonly checkpoint: string;
   readonly lastGood: string;
+  /** Rank 0 of a distributed run, or the only process: the one that writes the run directory. */
+  readonly writer: boolean;
+  readonly buckets: readonly Bucket[];
+}
+
+/** One training step on a global batch: this process alone, or its share of a data-parallel step. */
+async function step(c: EpochContext, b: Batch, row: RegimeRow): Promise<StepTally> {
+  const hyper = { lr: row.lr, weightDecay: row.wd, momentum: c.o.momentum };
+  const stopRequested = c.o.stop?.requested ?? false;
+  if (c.o.distributed) return dataParallelStep(c.model, c.o.distributed, b, hyper, stopRequested, c.buckets);
+  const r = await c.model.trainStep(b.images, b.labels, hyper);
+  return { lossSum: r.loss * b.count, correct: countCorrect(r.output, b.labels, b.count), count: b.count, stop: stopRequested };
 }
 
 /** One epoch's training steps from `progress` on; `stoppedAt` is set when a stop request ended it early. */
@@ -145,21 +152,25 @@ async function trainEpoch(c: EpochContext, epoch: number, row: RegimeRow, progre
   const started = Date.now();
   const p = { ...progress };
   const seenBefore = p.seen;
-  for await (const b of c.source.batches(epoch, o.batch, o.seed, p.step)) {
+  const shard = o.distributed ? { rank: o.distributed.comm.rank, size: o.distributed.comm.size } : undefined;
+  for await (const b of c.source.batches(epoch, o.batch, o.seed, p.step, shard)) {
     p.step++;
-    const r = await model.trainStep(b.images, b.labels, { lr: row.lr, weightDecay: row.wd, momentum: o.momentum });
-    if (!Number.isFinite(r.loss)) {
-      throw new TrainingError(`the loss became ${r.loss} at epoch ${epoch}, step ${p.step}: training stopped and the last checkpoint (${existsSync(c.checkpoint) ? c.checkpoint : 'none yet'}) is kept; try a smaller learning rate (lr ${row.lr})`);
+    const t = await step(c, b, row);
+    const loss = t.lossSum / t.count;
+    if (!Number.isFinite(loss)) {
+      throw new TrainingError(`the loss became ${loss} at epoch ${epoch}, step ${p.step}: training stopped and the last checkpoint (${existsSync(c.checkpoint) ? c.checkpoint : 'none yet'}) is kept; try a smaller learning rate (lr ${row.lr})`);
     }
-    p.lossSum += r.loss * b.count;
-    p.correct += countCorrect(r.output, b.labels, b.count);
-    p.seen += b.count;
+    p.lossSum += t.lossSum;
+    p.correct += t.correct;
+    p.seen += t.count;
+    const dp = o.distributed;
+    if (dp && (p.step === steps || (dp.checkEvery > 0 && p.step % dp.checkEvery === 0))) checkInSync(model, dp.comm, `epoch ${epoch}, step ${p.step}`);
     const elapsed = Math.max((Date.now() - started) / 1000, 1e-9);
     o.onEvent?.({ kind: 'step', epoch, step: p.step, steps, loss: p.lossSum / p.seen, lr: row.lr, imagesPerSecond: (p.seen - seenBefore) / elapsed });
-    if (o.stop?.requested && p.step < steps) {
+    if (t.stop && p.step < steps) {
       // Stop between steps: a checkpoint of the half-done epoch, resumable to the same losses.
       const meta = { epoch: String(epoch - 1), step: String(p.step), loss_sum: String(p.lossSum), correct: String(p.correct), seen: String(p.seen), seed: String(o.seed) };
-      await saveCheckpoint(model, c.checkpoint, meta, c.lastGood);
+      if (c.writer) await saveCheckpoint(model, c.checkpoint, meta, c.lastGood);
       o.onEvent?.({ kind: 'stopped', epoch, step: p.step, steps, checkpoint: c.checkpoint });
       return { progress: p, seconds: (Date.now() - started) / 1000, stoppedAt: p.step };
     }
@@ -176,26 +187,47 @@ async function testEpoch(model: Model, source: EvalSource, epoch: number, checkp
   return { ev, seconds: (Date.now() - started) / 1000 };
 }
 
+/** Whether to stop at an epoch end: asked here, or (distributed) on any rank, so that all stop together. */
+function stopAgreed(o: TrainOptions): boolean {
+  const asked = o.stop?.requested ?? false;
+  if (!o.distributed) return asked;
+  const flag = new Float64Array([asked ? 1 : 0]);
+  o.distributed.comm.allreduceSum(flag);
+  return flag[0] > 0;
+}
+
 const NO_SKIPS: SkipReport = { count: 0, files: new Map() };
 
 export async function train(model: Model, trainData: TrainSource | LabelledImages, testData: EvalSource | LabelledImages, o: TrainOptions): Promise<TrainResult> {
   if (o.regime.length === 0) throw new TrainingError('no learning rate: the spec has no regime rows (train { regime { epochs 1..N lr X wd Y } })');
-  if (o.batch > model.maxBatch) throw new TrainingError(`batch ${o.batch} is over the artifact's maximum ${model.maxBatch}: rebuild with --max-batch ${o.batch}`);
+  // A rank trains on its share of the global batch only.
+  const perRank = Math.ceil(o.batch / (o.distributed?.comm.size ?? 1));
+  if (perRank > model.maxBatch) throw new TrainingError(`batch ${o.batch}${o.distributed ? ` (${perRank} per rank)` : ''} is over the artifact's maximum ${model.maxBatch}: rebuild with --max-batch ${perRank}`);
   const source = isLabelledImages(trainData) ? inMemoryTrainSource(trainData) : trainData;
   const fullTest = isLabelledImages(testData) ? inMemoryEvalSource(testData) : testData;
   const plan = o.test ?? { every: 1 };
   const testSource = plan.limit !== undefined ? firstImagesOf(fullTest, plan.limit) : fullTest;
   const emit = (e: TrainEvent) => o.onEvent?.(e);
 
-  const removed = prepareRunDir(o.runDir);
-  if (removed.length > 0) emit({ kind: 'removed-stale', files: removed });
+  const dp = o.distributed;
+  const writer = !dp || dp.comm.rank === 0;
+  if (writer) {
+    const removed = prepareRunDir(o.runDir);
+    if (removed.length > 0) emit({ kind: 'removed-stale', files: removed });
+  }
+  dp?.comm.barrier(); // the run directory is ready before any rank looks for a checkpoint in it
   const checkpoint = join(o.runDir, CHECKPOINT_FILE);
   let start: StartPoint = { epoch: 1 };
   if (o.resume && existsSync(checkpoint)) {
     start = await resumePoint(model, checkpoint, o.seed);
+  }
+  // Before anything can return: every rank reaches this check, which refuses a rank that differs.
+  if (dp) await checkSameStart(model, dp.comm, JSON.stringify({ epochs: o.epochs, batch: o.batch, regime: o.regime, momentum: o.momentum, seed: o.seed, resume: o.resume, count: source.count, start }));
+  if (o.resume && existsSync(checkpoint)) {
     if (start.epoch > o.epochs && !start.progress) return { records: [], alreadyFinished: { epoch: start.epoch - 1, checkpoint } };
     emit({ kind: 'resumed', checkpoint, epoch: start.epoch, ...(start.progress ? { afterStep: start.progress.step } : {}) });
   } else if (o.resume) emit({ kind: 'no-checkpoint', runDir: o.runDir });
+  const buckets = dp ? bucketsOf(model, dp) : [];
 
   const records: EpochRecord[] = [];
   let resumed = start.progress;
@@ -205,12 +237,13 @@ export async function train(model: Model, trainData: TrainSource | LabelledImage
     // (Not when resuming mid-epoch: the checkpoint holds the optimizer state the epoch had reached.)
     if (epoch === row.from && !resumed) model.resetOptimizer();
     const lastGood = existsSync(checkpoint) ? `the previous checkpoint is intact` : 'no checkpoint was written yet';
-    const t = await trainEpoch({ model, source, o, checkpoint, lastGood }, epoch, row, resumed ?? { step: 0, lossSum: 0, correct: 0, seen: 0 });
+    const t = await trainEpoch({ model, source, o, checkpoint, lastGood, writer, buckets }, epoch, row, resumed ?? { step: 0, lossSum: 0, correct: 0, seen: 0 });
     if (t.stoppedAt !== undefined) return { records, stopped: { epoch, step: t.stoppedAt, checkpoint } };
     const seenBefore = resumed?.seen ?? 0;
     resumed = undefined;
     const trainSkips = source.takeSkipped?.() ?? NO_SKIPS;
-    const tested = testsAfter(plan, epoch, o.epochs) ? await testEpoch(model, testSource, epoch, checkpoint) : undefined;
+    // In a distributed run rank 0 tests alone; the others wait for it in the next step's reduction.
+    const tested = writer && testsAfter(plan, epoch, o.epochs) ? await testEpoch(model, testSource, epoch, checkpoint) : undefined;
     const valSkips = tested ? testSource.takeSkipped?.() ?? NO_SKIPS : NO_SKIPS;
     const { lossSum, correct, seen } = t.progress;
     const record: EpochRecord = {
@@ -232,10 +265,12 @@ export async function train(model: Model, trainData: TrainSource | LabelledImage
     if (trainSkips.count > 0) emit({ kind: 'skipped', epoch, what: 'training', report: trainSkips });
     if (valSkips.count > 0) emit({ kind: 'skipped', epoch, what: 'validation', report: valSkips });
     const meta: Record<string, string> = { epoch: String(epoch), seed: String(o.seed), ...(tested ? { top1: String(tested.ev.top1) } : {}) };
-    await saveCheckpoint(model, checkpoint, meta, lastGood);
-    appendDurably(join(o.runDir, LOG_FILE), JSON.stringify(record) + '\n');
+    if (writer) {
+      await saveCheckpoint(model, checkpoint, meta, lastGood);
+      appendDurably(join(o.runDir, LOG_FILE), JSON.stringify(record) + '\n');
+    }
     records.push(record);
-    if (o.stop?.requested && epoch < o.epochs) return { records, stopped: { epoch: epoch + 1, step: 0, checkpoint } };
+    if (stopAgreed(o) && epoch < o.epochs) return { records, stopped: { epoch: epoch + 1, step: 0, checkpoint } };
   }
   return { records };
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages nincc's tests and demos need on Debian 12 (run as root, as CI does).
-# Idempotent: does nothing when everything is already there. Today that is only the Fashion-MNIST
-# IDX files, which Debian's dataset-fashion-mnist package puts in /usr/share/datasets/fashion-mnist.
+# Idempotent: does nothing when everything is already there: the Fashion-MNIST IDX files, which Debian's
+# dataset-fashion-mnist package puts in /usr/share/datasets/fashion-mnist, and Open MPI (openmpi-bin,
+# libopenmpi-dev) for data-parallel training under mpirun (docs/distributed.md; the addon loads
+# libmpi.so.40 at run time, so nothing else needs it).
 set -euo pipefail
 
 FASHION_DIR=/usr/share/datasets/fashion-mnist
@@ -11,7 +13,7 @@ FASHION_FILES=(
   t10k-images-idx3-ubyte.gz
   t10k-labels-idx1-ubyte.gz
 )
-PACKAGES=(dataset-fashion-mnist)
+MPI_PACKAGES=(openmpi-bin libopenmpi-dev)
 
 say() { echo "install-deps: $*"; }
 fail() { echo "install-deps: error: $*" >&2; exit 1; }
@@ -23,8 +25,16 @@ missing_fashion_files() {
   done
 }
 
-if [[ -z "$(missing_fashion_files)" ]]; then
-  say "Fashion-MNIST already present in $FASHION_DIR; nothing to do"
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+PACKAGES=()
+[[ -z "$(missing_fashion_files)" ]] || PACKAGES+=(dataset-fashion-mnist)
+for pkg in "${MPI_PACKAGES[@]}"; do
+  installed "$pkg" || PACKAGES+=("$pkg")
+done
+
+if ((${#PACKAGES[@]} == 0)); then
+  say "Fashion-MNIST already present in $FASHION_DIR and Open MPI installed; nothing to do"
   exit 0
 fi
 
@@ -58,7 +68,7 @@ done
 
 # Installed yet files missing means someone deleted them; only --reinstall puts them back.
 REINSTALL=()
-if dpkg-query -W -f='${Status}' dataset-fashion-mnist 2>/dev/null | grep -q 'install ok installed'; then
+if [[ " ${PACKAGES[*]} " == *" dataset-fashion-mnist "* ]] && installed dataset-fashion-mnist; then
   say "dataset-fashion-mnist is installed but files are missing: $(echo $(missing_fashion_files)); reinstalling"
   REINSTALL=(--reinstall)
 fi
@@ -66,6 +76,8 @@ fi
 say "running apt-get install -y ${REINSTALL[*]} ${PACKAGES[*]}"
 DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y --no-install-recommends "${REINSTALL[@]}" "${PACKAGES[@]}" ||
   fail "apt-get install ${PACKAGES[*]} failed"
+
+command -v mpirun >/dev/null 2>&1 || fail "after installing ${MPI_PACKAGES[*]}, mpirun is still not on PATH"
 
 still_missing=$(missing_fashion_files)
 [[ -z "$still_missing" ]] ||

@@ -96,6 +96,28 @@ describe('streaming sources', () => {
     expect(c.images.some((x, i) => x.some((v, j) => v !== a.images[i][j]))).toBe(true);
   });
 
+  it('a shard decodes only its rank\'s share of each batch, exactly as the whole batch has it (data-parallel ranks)', async () => {
+    const opts = { crop, sampling: 'balanced' as const, prefetch: 1 };
+    const whole = await collect(new ImageNetTrainSource(pool(2), folder.train, opts).batches(1, 5, 7));
+    const shares: { images: Float32Array[]; labels: number[][] }[] = [];
+    for (const rank of [0, 1]) {
+      const totals: number[] = [];
+      const source = new ImageNetTrainSource(pool(2), folder.train, opts);
+      const images: Float32Array[] = [];
+      const labels: number[][] = [];
+      for await (const b of source.batches(1, 5, 7, 0, { rank, size: 2 })) {
+        images.push(b.images.slice());
+        labels.push([...b.labels]);
+        totals.push(b.total!);
+      }
+      expect(totals).toEqual([5, 5, 1]);
+      shares.push({ images, labels });
+    }
+    expect(shares[0].labels.map((l) => l.length)).toEqual([2, 2, 0]);
+    whole.labels.forEach((l, i) => expect([...shares[0].labels[i], ...shares[1].labels[i]]).toEqual(l));
+    whole.images.forEach((x, i) => expect(Float32Array.from([...shares[0].images[i], ...shares[1].images[i]])).toEqual(x));
+  });
+
   it('samples epochSize batches class-balanced: sample k is exactly the draw of its own stream', async () => {
     const source = new ImageNetTrainSource(pool(2), folder.train, { crop, sampling: 'balanced', prefetch: 2, epochSize: 2 });
     const { images, labels } = await collect(source.batches(3, 3, 5));

@@ -12,6 +12,9 @@ import { imageInput, openImageSources } from '../../runtime/imagenet/model-input
 import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
 import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
 import { prepareArtifact } from '../artifact-arg.js';
+import { launchedRank, type Communicator } from '../../runtime/distributed/communicator.js';
+import { openMpiWorld } from '../../runtime/distributed/mpi.js';
+import { DistributedError } from '../../runtime/distributed/data-parallel.js';
 
 interface Inputs {
   readonly train: TrainSource | LabelledImages;
@@ -43,6 +46,7 @@ interface TrainArgs {
   readonly test: TestPlan;
   readonly resume: boolean;
   readonly quiet: boolean;
+  readonly syncCheck: number;
 }
 
 const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
@@ -83,7 +87,23 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
     test: { every: noTest ? 0 : testEvery ?? 1, ...(testLimit !== undefined ? { limit: testLimit } : {}) },
     resume: Boolean(args.values.resume),
     quiet: Boolean(args.values.quiet),
+    syncCheck: intOption(args, 'sync-check', 0) ?? 0,
   };
+}
+
+/** "16", or "12–13" when the ranks' shares of a batch differ. */
+function sharesOf(batch: number, ranks: number): string {
+  const low = Math.floor(batch / ranks);
+  return batch % ranks === 0 ? String(low) : `${low}–${low + 1}`;
+}
+
+/** The MPI world when mpirun started this process as one of several ranks (docs/distributed.md). */
+function distributedWorld(): Communicator | undefined {
+  const launched = launchedRank(process.env);
+  if (!launched || launched.size === 1) return undefined;
+  const world = openMpiWorld();
+  if (world.size !== launched.size) throw new DistributedError(`OMPI_COMM_WORLD_SIZE is ${launched.size} but MPI sees ${world.size} rank${world.size === 1 ? '' : 's'}: start the ranks with mpirun -np ${launched.size}`);
+  return world;
 }
 
 /** The device an artifact directory was built for: cuda or emu when it carries their library, else cpu. */
@@ -131,10 +151,11 @@ function describeTest(t: TestPlan): string {
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume]',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N]',
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
-    "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.",
+    "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.\n" +
+    'Under mpirun -np N (Open MPI) the ranks train data-parallel: --batch stays the global batch, split between the ranks, and rank 0 writes RUN_DIR (docs/distributed.md).',
   options: {
     data: { type: 'string', value: 'DATA', help: "'fashion-mnist' (the system copy), a directory of Fashion-MNIST IDX files, or an ImageNet folder with train/ and val/" },
     out: { type: 'string', short: 'o', value: 'RUN_DIR', help: 'where checkpoints and the log go (default: runs/<model>)' },
@@ -152,56 +173,81 @@ export const trainCommand: Command = {
     'test-limit': { type: 'string', value: 'N', help: 'score only the first N test images (a quick check, e.g. on emu)' },
     'no-test': { type: 'boolean', help: 'no test pass at all' },
     quiet: { type: 'boolean', short: 'q', help: 'no progress bar' },
+    'sync-check': { type: 'string', value: 'N', help: 'under mpirun: compare a digest of every rank\'s weights every N steps (default 0: at each epoch end only)' },
   },
   async run(args) {
-    const a = parseTrainArgs(args);
-    const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu' });
-    // A built directory runs on the device it was built for unless --device says otherwise.
-    const device = a.device ?? artifactDevice(dir);
-    const model = await load(dir, { device, seed: a.seed });
-    let inputs: Inputs | undefined;
+    const a0 = parseTrainArgs(args);
+    const comm = distributedWorld();
+    if (!comm) return trainHere(a0);
+    // Rank 0 speaks for the run; the others are quiet, and any failure ends every rank (no rank left waiting).
+    const a = comm.rank === 0 ? a0 : { ...a0, quiet: true };
     try {
-      const recipe = model.plan.train;
-      const runDir = a.out ?? join('runs', model.info.model);
-      const epochs = a.epochs ?? recipe?.epochs ?? 1;
-      const batch = a.batch ?? recipe?.batch ?? Math.min(64, model.maxBatch);
-      inputs = a.fashion ? fashionInputs(model, a) : imageNetInputs(model, a, runDir);
-      process.stderr.write(`training ${model.info.model} on ${device}, ${inputs.describe}; ${epochs} epochs of batch ${batch}, ${describeTest(a.test)}; run directory ${runDir}\n`);
-      // Ctrl-C: finish the step in flight, write a checkpoint, exit 130; a second Ctrl-C aborts at once.
-      const stop = { requested: false };
-      const onSigint = () => {
-        if (stop.requested) process.exit(130);
-        stop.requested = true;
-        process.stderr.write('\nnincc train: interrupted; finishing the current step and writing a checkpoint (Ctrl-C again to abort)\n');
-      };
-      process.on('SIGINT', onSigint);
-      const result = await train(model, inputs.train, inputs.test, {
-        epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed: a.seed,
-        runDir, resume: a.resume, test: a.test, stop, onEvent: trainProgress(process.stderr, a.quiet),
-      }).finally(() => process.off('SIGINT', onSigint));
-      if (result.alreadyFinished) {
-        const f = result.alreadyFinished;
-        process.stderr.write(`nincc train: nothing to do: ${f.checkpoint} already holds epoch ${f.epoch} of ${epochs}; to train further, pass a larger --epochs with --resume\n`);
-        return 0;
-      }
-      if (result.stopped) {
-        process.stderr.write(`nincc train: stopped; resume with: nincc train ${a.target} --data ${a.data} -o ${runDir} --resume\n`);
-        return 130;
-      }
-      const last = result.records[result.records.length - 1];
-      const checkpoint = join(runDir, CHECKPOINT_FILE);
-      if (last && last.top1 !== undefined && last.top5 !== undefined) process.stdout.write(`top-1 ${(100 * last.top1).toFixed(2)}%  top-5 ${(100 * last.top5).toFixed(2)}%  (${last.evaluated} test images, after epoch ${last.epoch}); checkpoint ${checkpoint}\n`);
-      else if (last) process.stdout.write(`not tested (--no-test); trained ${last.epoch} epochs; checkpoint ${checkpoint}\n`);
-      return 0;
+      const code = await trainHere(a, comm);
+      comm.finalize();
+      return code;
     } catch (e) {
-      if (e instanceof TrainingError || e instanceof DataLayoutError) {
-        process.stderr.write(`nincc train: ${e.message}\n`);
-        return 1;
-      }
-      throw e;
-    } finally {
-      await inputs?.close();
-      model.dispose();
+      process.stderr.write(`nincc train: rank ${comm.rank} of ${comm.size}: ${e instanceof Error ? e.message : String(e)}\n`);
+      return comm.abort(1);
     }
   },
 };
+
+/** One process's training run: the whole run, or rank `comm.rank` of a data-parallel one. */
+async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
+  // Rank 0 builds (or finds in the cache) first, so that ranks do not compile the same spec at once.
+  if (comm && comm.rank !== 0) comm.barrier();
+  const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu' });
+  if (comm && comm.rank === 0) comm.barrier();
+  // A built directory runs on the device it was built for unless --device says otherwise.
+  const device = a.device ?? artifactDevice(dir);
+  const model = await load(dir, { device, seed: a.seed });
+  let inputs: Inputs | undefined;
+  const speaks = !comm || comm.rank === 0;
+  try {
+    const recipe = model.plan.train;
+    const runDir = a.out ?? join('runs', model.info.model);
+    const epochs = a.epochs ?? recipe?.epochs ?? 1;
+    const batch = a.batch ?? recipe?.batch ?? Math.min(64, model.maxBatch);
+    if (comm && batch < comm.size) throw new TrainingError(`batch ${batch} is smaller than the ${comm.size} ranks: each rank needs at least one image of every global batch`);
+    inputs = a.fashion ? fashionInputs(model, a) : imageNetInputs(model, a, runDir);
+    const ranks = comm ? `; ${comm.size} ranks of ${sharesOf(batch, comm.size)} images each` : '';
+    if (speaks) process.stderr.write(`training ${model.info.model} on ${device}, ${inputs.describe}; ${epochs} epochs of batch ${batch}${ranks}, ${describeTest(a.test)}; run directory ${runDir}\n`);
+    // Ctrl-C: finish the step in flight, write a checkpoint, exit 130; a second Ctrl-C aborts at once.
+    const stop = { requested: false };
+    const onSigint = () => {
+      if (stop.requested) process.exit(130);
+      stop.requested = true;
+      process.stderr.write('\nnincc train: interrupted; finishing the current step and writing a checkpoint (Ctrl-C again to abort)\n');
+    };
+    process.on('SIGINT', onSigint);
+    const result = await train(model, inputs.train, inputs.test, {
+      epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed: a.seed,
+      runDir, resume: a.resume, test: a.test, stop, ...(speaks ? { onEvent: trainProgress(process.stderr, a.quiet) } : {}),
+      ...(comm ? { distributed: { comm, checkEvery: a.syncCheck } } : {}),
+    }).finally(() => process.off('SIGINT', onSigint));
+    if (!speaks) return result.stopped ? 130 : 0;
+    if (result.alreadyFinished) {
+      const f = result.alreadyFinished;
+      process.stderr.write(`nincc train: nothing to do: ${f.checkpoint} already holds epoch ${f.epoch} of ${epochs}; to train further, pass a larger --epochs with --resume\n`);
+      return 0;
+    }
+    if (result.stopped) {
+      process.stderr.write(`nincc train: stopped; resume with: nincc train ${a.target} --data ${a.data} -o ${runDir} --resume\n`);
+      return 130;
+    }
+    const last = result.records[result.records.length - 1];
+    const checkpoint = join(runDir, CHECKPOINT_FILE);
+    if (last && last.top1 !== undefined && last.top5 !== undefined) process.stdout.write(`top-1 ${(100 * last.top1).toFixed(2)}%  top-5 ${(100 * last.top5).toFixed(2)}%  (${last.evaluated} test images, after epoch ${last.epoch}); checkpoint ${checkpoint}\n`);
+    else if (last) process.stdout.write(`not tested (--no-test); trained ${last.epoch} epochs; checkpoint ${checkpoint}\n`);
+    return 0;
+  } catch (e) {
+    if (!comm && (e instanceof TrainingError || e instanceof DataLayoutError)) {
+      process.stderr.write(`nincc train: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    await inputs?.close();
+    model.dispose();
+  }
+}

@@ -1,7 +1,8 @@
 // Streaming batch sources over an ImageNet folder: training batches (random crops, flips) and the
 // center-crop evaluation pass, decoded by the worker pool into a bounded ring of prefetched batches.
 // An unreadable file is counted and replaced (training) or left out (evaluation), never fatal alone.
-import type { Batch, EvalSource, SkipReport, TrainSource } from '../dataset.js';
+import type { Batch, EvalSource, Shard, SkipReport, TrainSource } from '../dataset.js';
+import { rankShare } from '../distributed/shard.js';
 import type { DecodePool, DecodeResult } from './decode-pool.js';
 import type { Size } from './donkey.js';
 import type { ImageList } from './folder.js';
@@ -109,20 +110,22 @@ export class ImageNetTrainSource implements TrainSource {
     return this.o.epochSize ?? Math.ceil(this.count / batch);
   }
 
-  async *batches(epoch: number, batch: number, seed: number, startStep = 0): AsyncGenerator<Batch> {
+  /** With a shard, only this rank's share of each batch is decoded (sample k is the same draw either way). */
+  async *batches(epoch: number, batch: number, seed: number, startStep = 0, shard?: Shard): AsyncGenerator<Batch> {
     const plan = epochPlan(this.list, { epoch, seed, batch, sampling: this.o.sampling, ...(this.o.epochSize !== undefined ? { epochSize: this.o.epochSize } : {}) });
     const ring = (this.ring = ringFor(this.ring, batch, this.per, this.o.prefetch + 1));
-    const fill = async (step: number, slot: number): Promise<{ slot: number; n: number }> => {
-      const first = step * batch;
-      const n = Math.min(batch, plan.samples - first);
-      await Promise.all(Array.from({ length: n }, (_, i) => this.fillSample(plan, first + i, ring, slot, i)));
-      return { slot, n };
+    const fill = async (step: number, slot: number): Promise<{ slot: number; n: number; total: number }> => {
+      const total = Math.min(batch, plan.samples - step * batch);
+      const share = shard ? rankShare(total, shard.rank, shard.size) : { first: 0, count: total };
+      const first = step * batch + share.first;
+      await Promise.all(Array.from({ length: share.count }, (_, i) => this.fillSample(plan, first + i, ring, slot, i)));
+      return { slot, n: share.count, total };
     };
     const from = Math.min(startStep, plan.steps);
-    for await (const { slot, n } of prefetched(plan.steps - from, ring.shared.length, (step, slot) => fill(step + from, slot))) {
+    for await (const { slot, n, total } of prefetched(plan.steps - from, ring.shared.length, (step, slot) => fill(step + from, slot))) {
       ring.images.set(new Float32Array(ring.shared[slot], 0, n * this.per));
       ring.out.set(ring.labels[slot].subarray(0, n));
-      yield { images: ring.images.subarray(0, n * this.per), labels: ring.out.subarray(0, n), count: n };
+      yield { images: ring.images.subarray(0, n * this.per), labels: ring.out.subarray(0, n), count: n, ...(shard ? { total } : {}) };
     }
   }
 

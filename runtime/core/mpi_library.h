@@ -1,0 +1,38 @@
+// Open MPI loaded at run time (dlopen of libmpi.so.40), never linked: the addon builds and loads where
+// MPI is absent, and only a distributed run asks for it. The few collectives data-parallel training
+// uses (docs/distributed.md), all called from one thread (MPI_THREAD_FUNNELED).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace nincc {
+
+class MpiLibrary {
+ public:
+  // Opens libmpi and calls MPI_Init_thread once per process; throws nincc::Error naming the packages
+  // to install when the library is missing.
+  static MpiLibrary& world();
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  // In place: every rank ends with the element-wise sum over all ranks.
+  void allreduceSum(float* data, size_t count);
+  void allreduceSum(double* data, size_t count);
+  // Each rank's `bytes` bytes, concatenated in rank order into `all` (size × bytes).
+  void allgather(const uint8_t* mine, size_t bytes, uint8_t* all);
+  void barrier();
+  void finalize();
+  [[noreturn]] void abort(int code);
+
+ private:
+  MpiLibrary();
+  void allreduceSumOf(void* data, size_t count, size_t width, void* type);
+  struct Api;
+  Api* api_;
+  int rank_ = 0;
+  int size_ = 1;
+  bool finalized_ = false;
+};
+
+}  // namespace nincc
