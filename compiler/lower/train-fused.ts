@@ -190,6 +190,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         v = out;
         return;
       }
+      default:
+        throw new Error(`internal error: the fused training program does not take layer ${l.index} (${l.kind}); front/lowerable.ts refuses it for cuda/emu`);
     }
   });
 

@@ -1,0 +1,40 @@
+// report.txt's block section: how each residual/concat block of the spec was lowered — the merge after its
+// branches, the kernels that compute it in training and at inference, and where fanned-out gradients are summed.
+import { isMerge, type ShapedModel } from '../ir.js';
+import type { Program } from '../lower/program-ir.js';
+import { inputsOf } from '../lower/chain.js';
+import { torchModuleString } from './torch-print.js';
+
+const kernelsOf = (p: Program | undefined, layer: number, op?: string) => [...new Set((p?.steps ?? []).filter((s) => s.layer === layer && (!op || s.op === op)).map((s) => s.kernel))];
+
+export function blockReport(model: ShapedModel, programs: readonly Program[]): string[] {
+  if (!model.layers.some(isMerge)) return [];
+  const train = programs.find((p) => p.name === 'train_forward_backward');
+  const infer = programs.find((p) => p.name === 'infer');
+  const lines = [
+    'Blocks (opened by front/lowerable.ts: each branch reads the block\'s input, kept live until its last reader; the merge follows the branches):',
+  ];
+  model.layers.forEach((l, i) => {
+    if (!isMerge(l)) return;
+    const from = inputsOf(model.layers, i).map((p) => `(${p + 1})`);
+    const where = `${l.span.file.split('/').pop()}:${l.span.start.line}:${l.span.start.column}`;
+    const what = l.kind === 'add' ? `${from.join(' + ')}` : `${from.join(', ')} along channels`;
+    lines.push(`  (${l.index}) ${torchModuleString(l)} of ${what}: the ${l.kind === 'add' ? 'residual' : 'concat'} block at ${where}`);
+    const fwd = kernelsOf(train, l.index, l.kind === 'add' ? 'add' : 'concat_place');
+    const bwd = l.kind === 'concat' ? kernelsOf(train, l.index, 'concat_take') : [];
+    const next = model.layers[i + 1];
+    const inferKernels = kernelsOf(infer, l.index);
+    const fusedRelu = infer?.steps.some((s) => s.layer === l.index && s.op === 'add_infer' && s.consts.relu);
+    if (l.kind === 'add') {
+      lines.push(`      training: a separate add kernel ${fwd.join(', ') || '(none)'}${next?.kind === 'relu' ? `, then the ReLU (${next.index}) as its own kernel` : ''}; the backward passes the gradient to each branch unchanged`);
+      lines.push(`      inference: ${inferKernels.join(', ')}${fusedRelu ? ` (the add and the ReLU (${next?.index}) in one pass)` : ''}`);
+    } else {
+      lines.push(`      training: each branch's output copied into its channel slice (${fwd.join(', ')}), the gradient's slices copied back out (${bwd.join(', ')})`);
+      lines.push(`      inference: the same copies (${inferKernels.join(', ')})`);
+    }
+  });
+  // A value several layers read (a block's input) gets the sum of their gradients: an add per extra reader.
+  const sums = (train?.steps ?? []).filter((s) => s.op === 'add' && !isMerge(model.layers[s.layer - 1]));
+  if (sums.length > 0) lines.push(`  gradient sums of fanned-out values: ${sums.map((s) => `${s.kernel} (the output of layer ${s.layer})`).join(', ')}`);
+  return lines;
+}
