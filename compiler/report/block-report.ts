@@ -12,12 +12,14 @@ export function blockReport(model: ShapedModel, programs: readonly Program[]): s
   const train = programs.find((p) => p.name === 'train_forward_backward');
   const infer = programs.find((p) => p.name === 'infer');
   const lines = [
-    'Blocks (opened by front/lowerable.ts: each branch reads the block\'s input, kept live until its last reader; the merge follows the branches):',
+    'Blocks (opened by front/lowerable.ts: each branch reads the block\'s input, kept live until its last reader; the merge follows the branches).',
+    '(N) is a layer\'s position in the lowered chain, as in the kernel names k<N>_… and the Programs below, which give each one\'s spec line:',
   ];
   model.layers.forEach((l, i) => {
     if (!isMerge(l)) return;
     const from = inputsOf(model.layers, i).map((p) => `(${p + 1})`);
-    const where = `${l.span.file.split('/').pop()}:${l.span.start.line}:${l.span.start.column}`;
+    const sites = l.callSites.map((c) => ` in ${c.def}(${c.args.join(', ')}) at line ${c.span.start.line}`).join(',');
+    const where = `${l.span.file.split('/').pop()}:${l.span.start.line}:${l.span.start.column}${sites}`;
     const what = l.kind === 'add' ? `${from.join(' + ')}` : `${from.join(', ')} along channels`;
     lines.push(`  (${l.index}) ${torchModuleString(l)} of ${what}: the ${l.kind === 'add' ? 'residual' : 'concat'} block at ${where}`);
     const fwd = kernelsOf(train, l.index, l.kind === 'add' ? 'add' : 'concat_place');
