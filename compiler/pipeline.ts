@@ -37,7 +37,7 @@ import { parseSpec } from '../grammar/parse.js';
 import { expandDefs } from './front/expand-defs.js';
 import { inferShapes } from './front/infer-shapes.js';
 import type { ShapedModel, ShapedNetwork } from './ir.js';
-import { deviceProblem, lowerableChain, type Device } from './front/lowerable.js';
+import { deviceProblem, lowerableChain, trainingProblem, type Device } from './front/lowerable.js';
 import { resolveHeader, selectModel } from './front/resolve-header.js';
 import { resolveTrain } from './front/resolve-train.js';
 import { IRVerificationError, verifyNetwork, verifyShapedModel } from './front/verify-ir.js';
@@ -177,7 +177,8 @@ type Dump = NonNullable<FrontEndOptions['dump']>;
 export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR: Dump = () => {}): Lowered {
   const layout = lowerParams(model);
   dumpIR('lower-params', layout);
-  const untrainable = whyUntrainable(model, layout);
+  // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
+  const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch) : lowerTrainForwardBackward(model);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);

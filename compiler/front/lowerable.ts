@@ -15,18 +15,22 @@ interface Capability {
   readonly layers: ReadonlySet<string>; // the zoo's layers (ir.ts ZooLayerKind and the new LayerKinds)
   readonly ceilPools: boolean;
   readonly blocks: boolean; // residual, concat, and depthconcat whose branches give the same map size
+  /** The training program takes them too (else the build has inference only, and says why: trainingProblem). */
+  readonly trains: boolean;
 }
 const ZOO_LAYERS = ['lrn', 'threshold', 'tanh', 'sigmoid', 'identity', 'zeropad'] as const;
+const LOWERED_ZOO = new Set(ZOO_LAYERS.filter((k) => k !== 'zeropad'));
 const capabilities: Readonly<Record<Device, Capability>> = {
-  cpu: { layers: new Set(ZOO_LAYERS), ceilPools: true, blocks: true },
-  // The CUDA renderers (backends/cuda) and the fused training program (lower/train-fused.ts) take a chain of NIN's layers.
-  emu: { layers: new Set(), ceilPools: false, blocks: false },
-  cuda: { layers: new Set(), ceilPools: false, blocks: false },
+  cpu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: true },
+  // The CUDA renderers run them at inference (backends/cuda/zoo.ts); the fused training program
+  // (lower/train-fused.ts) takes a chain of NIN's layers only.
+  emu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: false },
+  cuda: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: false },
 };
 
 const cannotRun = 'nincc check and nincc inspect describe this model; build, train and infer cannot run it';
 const onDevice = (device: Device) => {
-  const can = DEVICES.filter((d) => capabilities[d].blocks);
+  const can = DEVICES.filter((d) => capabilities[d].blocks && capabilities[d].trains);
   return `is not lowered for the ${device} device yet (issue #17): the ${can.join(' and ')} device${can.length === 1 ? '' : 's'} can build, train and run it`;
 };
 
@@ -40,9 +44,9 @@ function whyNot(n: ShapedNetNode, device: Device): string | undefined {
     }
     return undefined;
   }
+  if (n.kind === 'zeropad') return `zeropad (${layerSpecs.zeropad.torch}) is not lowered yet (issue #17): ${cannotRun}`;
   if ((ZOO_LAYERS as readonly string[]).includes(n.kind) && !can.layers.has(n.kind)) return `${n.kind} (${layerSpecs[n.kind].torch}) ${onDevice(device)}`;
   if ((n.kind === 'maxpool' || n.kind === 'avgpool') && n.attrs.ceil && !can.ceilPools) return `${n.kind}:ceil() (ceil mode) ${onDevice(device)}`;
-  if (n.kind === 'zeropad') return `zeropad (${layerSpecs.zeropad.torch}) is not lowered yet (issue #17): ${cannotRun}`;
   return undefined;
 }
 
@@ -107,6 +111,22 @@ export function lowerableChain(net: ShapedNetwork, device: Device = 'cpu'): { mo
   open(net.nodes, -1, layers);
   const { nodes, ...header } = net;
   return { model: { ...header, layers, ...(nodes.some(isBlock) ? { network: nodes } : {}) } };
+}
+
+const newThing = (l: ShapedLayer) =>
+  (ZOO_LAYERS as readonly string[]).includes(l.kind) || l.kind === 'add' || l.kind === 'concat' || ((l.kind === 'maxpool' || l.kind === 'avgpool') && l.attrs.ceil === true);
+
+/**
+ * Why the device's training program cannot be lowered for the model (plan.json's `untrainable`: the build
+ * has inference only), naming the first layer it does not take; undefined when it can.
+ */
+export function trainingProblem(model: ShapedModel, device: Device): string | undefined {
+  if (capabilities[device].trains) return undefined;
+  const l = model.layers.find(newThing);
+  if (!l) return undefined;
+  const what = l.kind === 'add' ? 'a residual block' : l.kind === 'concat' ? 'a concat block' : l.kind === 'maxpool' || l.kind === 'avgpool' ? `${l.kind}:ceil()` : l.kind;
+  const others = DEVICES.filter((d) => capabilities[d].trains);
+  return `${what} at ${l.span.file}:${l.span.start.line}:${l.span.start.column} is not lowered for training on the ${device} device yet (issue #17; inference is, and the ${others.join(' and ')} device trains it)`;
 }
 
 /** The first layer of an opened chain that `device` does not lower, as `file:line:col: why` (buildArtifact's check for callers that skipped compileSpec's). */
