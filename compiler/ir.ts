@@ -2,11 +2,11 @@
 // Torch-style layers the back end lowers, with their source spans and shapes.
 import type { Span } from '../grammar/diagnostics.js';
 
-/** The layers the back end lowers (front/lowerable.ts says on which devices). */
-export type LayerKind = 'conv' | 'bn' | 'relu' | 'maxpool' | 'avgpool' | 'view' | 'linear' | 'logsoftmax' | 'softmax' | 'dropout' | 'lrn' | 'threshold' | 'tanh' | 'sigmoid' | 'identity';
-/** Layers of Torch7's ImageNet zoo that the front end knows (shapes, counts, printout) and lowering not yet (issue #17). */
-export type ZooLayerKind = 'zeropad';
-export type NetLayerKind = LayerKind | ZooLayerKind;
+/** The layers of the language; the back end lowers them all (front/lowerable.ts says on which devices). */
+export type LayerKind =
+  | 'conv' | 'bn' | 'relu' | 'maxpool' | 'avgpool' | 'view' | 'linear' | 'logsoftmax' | 'softmax' | 'dropout'
+  | 'lrn' | 'threshold' | 'tanh' | 'sigmoid' | 'identity' | 'zeropad';
+export type NetLayerKind = LayerKind;
 
 export interface ConvAttrs { readonly nIn: number; readonly nOut: number; readonly kW: number; readonly kH: number; readonly dW: number; readonly dH: number; readonly padW: number; readonly padH: number; readonly bias: boolean }
 export interface BatchNormAttrs { readonly nFeatures: number; readonly eps: number; readonly momentum: number; readonly affine: boolean }
@@ -30,9 +30,10 @@ export type LayerOp =
   | { readonly kind: 'dropout'; readonly attrs: DropoutAttrs }
   | { readonly kind: 'lrn'; readonly attrs: LrnAttrs }
   | { readonly kind: 'threshold'; readonly attrs: ThresholdAttrs }
+  | { readonly kind: 'zeropad'; readonly attrs: ZeroPadAttrs }
   | { readonly kind: 'relu' | 'logsoftmax' | 'softmax' | 'tanh' | 'sigmoid' | 'identity'; readonly attrs: Record<string, never> };
 
-export type NetLayerOp = LayerOp | { readonly kind: 'zeropad'; readonly attrs: ZeroPadAttrs };
+export type NetLayerOp = LayerOp;
 
 /**
  * The merge that closes a block once lowering has opened it (front/lowerable.ts): `add` sums its inputs

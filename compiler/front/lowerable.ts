@@ -12,14 +12,14 @@ export const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
 
 /** What lowering and each device's kernels take beyond NIN's chain (conv, bn, relu, floor pools, view, linear, softmaxes, dropout). */
 interface Capability {
-  readonly layers: ReadonlySet<string>; // the zoo's layers (ir.ts ZooLayerKind and the new LayerKinds)
+  readonly layers: ReadonlySet<string>; // the zoo's layers (ZOO_LAYERS)
   readonly ceilPools: boolean;
   readonly blocks: boolean; // residual, concat, and depthconcat whose branches give the same map size
   /** The training program takes them too (else the build has inference only, and says why: trainingProblem). */
   readonly trains: boolean;
 }
 const ZOO_LAYERS = ['lrn', 'threshold', 'tanh', 'sigmoid', 'identity', 'zeropad'] as const;
-const LOWERED_ZOO = new Set(ZOO_LAYERS.filter((k) => k !== 'zeropad'));
+const LOWERED_ZOO: ReadonlySet<string> = new Set(ZOO_LAYERS);
 const capabilities: Readonly<Record<Device, Capability>> = {
   cpu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: true },
   // The CUDA renderers run them at inference (backends/cuda/zoo.ts); the fused training program
@@ -44,7 +44,6 @@ function whyNot(n: ShapedNetNode, device: Device): string | undefined {
     }
     return undefined;
   }
-  if (n.kind === 'zeropad') return `zeropad (${layerSpecs.zeropad.torch}) is not lowered yet (issue #17): ${cannotRun}`;
   if ((ZOO_LAYERS as readonly string[]).includes(n.kind) && !can.layers.has(n.kind)) return `${n.kind} (${layerSpecs[n.kind].torch}) ${onDevice(device)}`;
   if ((n.kind === 'maxpool' || n.kind === 'avgpool') && n.attrs.ceil && !can.ceilPools) return `${n.kind}:ceil() (ceil mode) ${onDevice(device)}`;
   return undefined;
@@ -80,7 +79,6 @@ function open(nodes: readonly ShapedNetNode[], at: number, out: ShapedLayer[]): 
 }
 
 function chainLayer(n: ShapedNetLayer, at: number, position: number): ShapedLayer {
-  if (n.kind === 'zeropad') throw new Error('internal error: zeropad reached the chain (front/lowerable.ts refuses it first)');
   const from = at === position - 1 ? {} : { from: [at] };
   return { ...n, index: position + 1, ...from };
 }

@@ -5,7 +5,7 @@ import type { ShapedLayer, ShapedModel } from '../ir.js';
 import { inputsOf, readers } from './chain.js';
 import { paramId } from './params.js';
 import type { Program } from './program-ir.js';
-import { channelShape, elementsOf, lrnConsts, ProgramBuilder, windowShape } from './program-builder.js';
+import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
 import { concatSlices } from './train.js';
 
 type BatchNormLayer = ShapedLayer & { readonly kind: 'bn' };
@@ -121,6 +121,12 @@ export function lowerInference(m: ShapedModel): InferPrograms {
       case 'threshold': {
         const y = b.act(`threshold${l.index}.out`, out);
         b.step(l, 'threshold_fwd', { x, y }, { count: out, th: l.attrs.th, v: l.attrs.v });
+        x = y;
+        break;
+      }
+      case 'zeropad': {
+        const y = b.act(`zeropad${l.index}.out`, out);
+        b.step(l, 'zeropad_fwd', { x, y }, padConsts(l));
         x = y;
         break;
       }

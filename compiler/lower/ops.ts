@@ -27,6 +27,8 @@ const outFlags = { outStats: 'bool', outRelu: 'bool' } as const;
 const pool = { ...spatial, ceil: 'bool?' } as const;
 /** nn.SpatialCrossMapLRN's window and coefficients over C channels of HW positions. */
 const lrn = { ...channels, size: 'int', alpha: 'num', beta: 'num', k: 'num' } as const;
+/** nn.SpatialZeroPadding: C×H×W in, C×P×Q out, input (0, 0) at output (top, left); negative offsets crop. */
+const pad = { C: 'int', H: 'int', W: 'int', P: 'int', Q: 'int', top: 'num', left: 'num' } as const;
 /** A branch's C channels at `offset` of the `total` channels of a concat's output, HW positions each. */
 const slice = { C: 'int', HW: 'int', total: 'int', offset: 'int' } as const;
 
@@ -54,6 +56,8 @@ const constSchemas = {
   threshold_bwd: { count: 'int', th: 'num' },
   lrn_fwd: lrn,
   lrn_bwd: lrn,
+  zeropad_fwd: pad,
+  zeropad_bwd: pad,
   add: { count: 'int', relu: 'bool' },
   add_infer: { count: 'int', relu: 'bool' },
   concat_place: slice,
@@ -269,6 +273,14 @@ const rulesTable = {
     { name: 'scale', dir: 'in', size: plane },
     { name: 'g', dir: 'in', size: plane },
     { name: 'dx', dir: 'out', size: plane },
+  ],
+  zeropad_fwd: [
+    { name: 'x', dir: 'in', size: (c) => c.C * c.H * c.W },
+    { name: 'y', dir: 'out', size: (c) => c.C * c.P * c.Q },
+  ],
+  zeropad_bwd: [
+    { name: 'g', dir: 'in', size: (c) => c.C * c.P * c.Q },
+    { name: 'dx', dir: 'out', size: (c) => c.C * c.H * c.W },
   ],
   add: [
     { name: 'a', dir: 'in', size: (c) => c.count },

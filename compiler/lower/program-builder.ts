@@ -77,6 +77,13 @@ export function windowShape(l: WindowLayer): ConvShape & { readonly ceil?: true 
   return { C, H, W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, ...ceil };
 }
 
+/** The constants of a zero-padding layer: its planes in and out, where the input's corner lands. */
+export function padConsts(l: ShapedLayer & { readonly kind: 'zeropad' }) {
+  const [C, H, W] = l.input;
+  const [, P, Q] = l.output;
+  return { C, H, W, P, Q, top: l.attrs.t, left: l.attrs.l };
+}
+
 /** The constants of an LRN layer: its channels and positions, window and coefficients. */
 export const lrnConsts = (l: ShapedLayer & { readonly kind: 'lrn' }) => ({ ...channelShape(l), ...l.attrs });
 

@@ -3,7 +3,7 @@ import { isMerge, type ShapedLayer, type ShapedModel, type ShapedOpLayer } from 
 import { inputsOf, needsGradient } from './chain.js';
 import { gradId, paramId, wholeSpaceId, type ParamLayout } from './params.js';
 import type { Program } from './program-ir.js';
-import { channelShape, elementsOf, lrnConsts, ProgramBuilder, windowShape } from './program-builder.js';
+import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
 
 export class LoweringError extends Error {}
 
@@ -71,6 +71,11 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string): Saved {
       b.step(l, 'threshold_fwd', { x, y }, { count: elementsOf(l.input), th: l.attrs.th, v: l.attrs.v });
       return { x, y };
     }
+    case 'zeropad': {
+      const y = b.act(`zeropad${l.index}.out`, out);
+      b.step(l, 'zeropad_fwd', { x, y }, padConsts(l));
+      return { x, y };
+    }
     case 'lrn': {
       const y = b.act(`lrn${l.index}.out`, out);
       const scale = b.act(`lrn${l.index}.scale`, out);
@@ -130,6 +135,12 @@ function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string,
       if (!needDx) return undefined;
       const d = dx();
       b.step(l, 'threshold_bwd', { x: s.x, g, dx: d }, { count: inSize, th: l.attrs.th });
+      return d;
+    }
+    case 'zeropad': {
+      if (!needDx) return undefined;
+      const d = dx();
+      b.step(l, 'zeropad_bwd', { g, dx: d }, padConsts(l));
       return d;
     }
     case 'lrn': {

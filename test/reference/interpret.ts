@@ -53,6 +53,8 @@ export function applyLayer(l: ShapedLayer, x: Batch, w: Weights, options: Forwar
       return L.threshold(x, l.attrs);
     case 'lrn':
       return L.lrn(x, l.attrs);
+    case 'zeropad':
+      return L.zeroPad(x, l.attrs);
     case 'conv':
       return L.conv(x, l.attrs, weight(w, l, 'weight'), l.attrs.bias ? weight(w, l, 'bias') : undefined);
     case 'bn': {

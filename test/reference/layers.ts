@@ -1,6 +1,6 @@
 // Naive float64 definitions of every layer's forward pass, written from Torch7's semantics (docs/design.md §3)
 // and not from the kernels: one loop nest per formula, no blocking, no fusion. Tensors are NCHW (or N×F).
-import type { ConvAttrs, LrnAttrs, PoolAttrs, ThresholdAttrs } from '../../compiler/ir.js';
+import type { ConvAttrs, LrnAttrs, PoolAttrs, ThresholdAttrs, ZeroPadAttrs } from '../../compiler/ir.js';
 
 /** One activation batch: `shape` is per image ([C, H, W] or [F]), `data` holds n images. */
 export interface Batch {
@@ -198,6 +198,22 @@ export function lrn(x: Batch, a: LrnAttrs): Batch {
         y[at] = x.data[at] * (a.k + (a.alpha / a.size) * sum) ** -a.beta;
       }
   return { n: x.n, shape: x.shape, data: y };
+}
+
+/** nn.SpatialZeroPadding(l, r, t, b): a zero border (negative: cropped), y[h][w] = x[h − t][w − l]. */
+export function zeroPad(x: Batch, a: ZeroPadAttrs): Batch {
+  const [C, H, W] = x.shape;
+  const P = H + a.t + a.b;
+  const Q = W + a.l + a.r;
+  const y = new Float64Array(x.n * C * P * Q);
+  for (let plane = 0; plane < x.n * C; plane++)
+    for (let h = 0; h < P; h++)
+      for (let w = 0; w < Q; w++) {
+        const ih = h - a.t;
+        const iw = w - a.l;
+        if (ih >= 0 && ih < H && iw >= 0 && iw < W) y[(plane * P + h) * Q + w] = x.data[(plane * H + ih) * W + iw];
+      }
+  return { n: x.n, shape: [C, P, Q], data: y };
 }
 
 /** nn.CAddTable: the inputs' elementwise sum. */

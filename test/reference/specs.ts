@@ -100,13 +100,14 @@ model pool_probe {
 
 /**
  * Torch7's zoo layers (issue #17) at odd sizes: LRN (a window wider than the channels too), Tanh, Sigmoid,
- * Threshold, Identity, and pools in ceil mode: a window past the image, THNN's last-window correction of a
+ * Threshold, Identity, zero padding that also crops, and pools in ceil mode: a window past the image, THNN's last-window correction of a
  * padded pool, and an average window cut by the far padding (its divisor counts only what lies inside).
  */
 export const ZOO_LAYERS = `
 model zoo_layers {
   input 3x11x9
   conv(3, 5, 3, 3, 1, 1, 1, 1)  lrn(3, 2, 0.75, 1)  tanh     # 5x11x9
+  zeropad(-1, 1, 2, -2)                                      # 5x11x9: cropped left and bottom, zeros right and top
   maxpool(2, 2, 2, 2):ceil()                                 # 5x6x5: the last row and column windows stick out
   conv(5, 6, 1, 1)  threshold(0.1, -0.2)  lrn(7, 0.01, 0.5)  # 6x6x5: LRN's window wider than the 6 channels
   maxpool(2, 2, 2, 2, 1, 1):ceil()                           # 6x4x3: ceil gives 4x4, the correction drops a column
@@ -137,7 +138,7 @@ model blocks {
   concat {                                                   # 3 + 4 + 2 + 1 = 10 channels
     branch { conv(6, 3, 1, 1)  relu }
     branch { conv(6, 2, 1, 1)  relu  conv(2, 4, 3, 3, 1, 1, 1, 1)  relu }
-    branch { maxpool(3, 3, 1, 1, 1, 1)  conv(6, 2, 1, 1) }
+    branch { zeropad(1, 1, 1, 1)  maxpool(3, 3, 1, 1)  conv(6, 2, 1, 1) }
     branch {
       residual {
         branch { conv(6, 6, 3, 3, 1, 1, 1, 1)  bn(6) }

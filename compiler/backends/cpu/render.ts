@@ -57,6 +57,8 @@ const bnShape = (c: { C: number; HW: number }) => `const BatchNormShape shape{${
 const linearShape = (c: { in: number; out: number }) => `const LinearShape shape{${n}, ${c.in}, ${c.out}};`;
 const lrnShape = (c: { C: number; HW: number; size: number; alpha: number; beta: number; k: number }) =>
   `const LrnShape shape{${n}, ${c.C}, ${c.HW}, ${c.size}, ${cppFloat(c.alpha)}, ${cppFloat(c.beta)}, ${cppFloat(c.k)}};`;
+const padShape = (c: { C: number; H: number; W: number; P: number; Q: number; top: number; left: number }) =>
+  `const ZeroPadShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.P}, ${c.Q}, ${c.top}, ${c.left}};`;
 const sliceShape = (c: { C: number; HW: number; total: number; offset: number }) => `const ChannelSlice shape{${n}, ${c.C}, ${c.total}, ${c.offset}, ${c.HW}};`;
 /** A C++ float literal of the number (a spec's threshold or LRN coefficient, as float32 like Torch's float tensors). */
 const cppFloat = (v: number) => `${cppDouble(v)}f`;
@@ -130,6 +132,10 @@ function body(k: KernelStep): string[] {
       return [lrnShape(k.consts), `lrn_forward(shape, ${cf('x')}, ${f('y')}, ${f('scale')});`];
     case 'lrn_bwd':
       return [lrnShape(k.consts), `lrn_backward(shape, ${cf('x')}, ${cf('y')}, ${cf('scale')}, ${cf('g')}, ${f('dx')});`];
+    case 'zeropad_fwd':
+      return [padShape(k.consts), `zeropad_forward(shape, ${cf('x')}, ${f('y')});`];
+    case 'zeropad_bwd':
+      return [padShape(k.consts), `zeropad_backward(shape, ${cf('g')}, ${f('dx')});`];
     case 'add':
     case 'add_infer':
       return [`add_forward(${countOf(k.consts)}, ${cf('a')}, ${cf('b')}, ${f('y')}, ${k.consts.relu});`];

@@ -12,7 +12,7 @@ import { linearBackwardData, linearBackwardWeight, linearForward } from './dense
 import { nllLoss, softmaxBackward } from './loss.js';
 import { dropout } from './dropout.js';
 import { sgdUpdate } from './sgd.js';
-import { addInfer, concatPlace, lrnForward, sigmoidForward, tanhForward, thresholdForward } from './zoo.js';
+import { addInfer, concatPlace, lrnForward, sigmoidForward, tanhForward, thresholdForward, zeropadForward } from './zoo.js';
 import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './parts.js';
 
 /** The training program's ops, each to its family's generator, which reads the step's typed consts. */
@@ -132,6 +132,8 @@ export function cudaKernel(k: KernelStep): CudaKernel {
       return addInfer(k, k.consts);
     case 'concat_place':
       return concatPlace(k, k.consts);
+    case 'zeropad_fwd':
+      return zeropadForward(k, k.consts);
     default:
       return trainingKernel(k);
   }

@@ -1,6 +1,6 @@
 // CUDA kernels of Torch7's zoo layers and the block merges, inference program only (the fused training
 // program does not take them yet: front/lowerable.ts): Tanh, Sigmoid, Threshold, cross-map LRN, the
-// residual add (with the ReLU after the block) and a branch's copy into its channels of a concat.
+// residual add (with the ReLU after the block), a branch's copy into its channels of a concat, zero padding.
 // One thread per output element; the formulas are the cpu kernels' (runtime/include/nincc/cpu/pointwise.h, lrn.h, channels.h).
 import type { KernelStep } from '../../lower/program-ir.js';
 import { cppDouble, element, params, perElement, type Consts, type CudaKernel } from './parts.js';
@@ -52,4 +52,16 @@ export function concatPlace(k: KernelStep, c: Consts<'concat_place'>): CudaKerne
   const part = c.C * c.HW;
   const body = [...element(part), `nincc::st(&y[((long long)img * ${c.total} + ${c.offset}) * ${c.HW} + i], nincc::ld(&x[(long long)img * ${part} + i]));`];
   return { params: params(k, ['x', { name: 'y', out: true }]), body, launch: perElement(part) };
+}
+
+/** nn.SpatialZeroPadding: each output element its input element, or 0 in the border. */
+export function zeropadForward(k: KernelStep, c: Consts<'zeropad_fwd'>): CudaKernel {
+  const out = c.C * c.P * c.Q;
+  const body = [
+    ...element(out),
+    `const int ch = i / ${c.P * c.Q}, h = i / ${c.Q} % ${c.P} - (${c.top}), w = i % ${c.Q} - (${c.left});`,
+    `const bool inside = h >= 0 && h < ${c.H} && w >= 0 && w < ${c.W};`,
+    `nincc::st(&y[(long long)img * ${out} + i], inside ? nincc::ld(&x[((long long)img * ${c.C} + ch) * ${c.H * c.W} + h * ${c.W} + w]) : 0.0f);`,
+  ];
+  return { params: params(k, ['x', { name: 'y', out: true }]), body, launch: perElement(out) };
 }

@@ -30,6 +30,7 @@
 #include "linear.h"
 #include "loss.h"
 #include "lrn.h"
+#include "pad.h"
 #include "pointwise.h"
 #include "pool.h"
 #include "profile.h"
