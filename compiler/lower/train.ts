@@ -1,6 +1,6 @@
 // Pass: the training programs: forward in training mode, NLL loss, backward, and the SGD update.
 import { isMerge, type ShapedLayer, type ShapedModel, type ShapedOpLayer } from '../ir.js';
-import { inputsOf, needsGradient } from './chain.js';
+import { inputsOf, needsGradient, readers } from './chain.js';
 import { gradId, paramId, wholeSpaceId, type ParamLayout } from './params.js';
 import type { Program } from './program-ir.js';
 import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
@@ -203,9 +203,13 @@ export function lowerTrainForwardBackward(m: ShapedModel): { program: Program; b
   const { b, images, labels } = trainingInputs(m);
   const saved: Saved[] = [];
   const value = (p: number) => (p < 0 ? images : saved[p].y);
+  // A residual add whose only reader is a ReLU applies it in the same pass; the ReLU's backward reads that output as its own.
+  const reads = readers(m.layers);
+  const addRelu = (i: number) => m.layers[i].kind === 'add' && reads[i] === 1 && m.layers[i + 1]?.kind === 'relu' && inputsOf(m.layers, i + 1).join() === String(i);
   m.layers.forEach((l, i) => {
     const from = inputsOf(m.layers, i).map(value);
-    saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i)) : forwardLayer(b, l, from[0]));
+    if (i > 0 && addRelu(i - 1)) saved.push({ x: from[0], y: from[0] });
+    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0]));
   });
   const x = value(m.layers.length - 1);
   const classes = elementsOf(last.output);
@@ -239,13 +243,13 @@ export function lowerTrainForwardBackward(m: ShapedModel): { program: Program; b
 }
 
 /** A block's merge: the branches' sum (nn.CAddTable) or their outputs joined along channels (nn.Concat(2)). */
-function mergeForward(b: ProgramBuilder, l: ShapedLayer & { kind: 'add' | 'concat' }, from: readonly string[], layers: readonly ShapedLayer[], positions: readonly number[]): Saved {
+function mergeForward(b: ProgramBuilder, l: ShapedLayer & { kind: 'add' | 'concat' }, from: readonly string[], layers: readonly ShapedLayer[], positions: readonly number[], relu: boolean): Saved {
   const count = elementsOf(l.output);
   if (l.kind === 'add') {
     let y = from[0];
-    for (const next of from.slice(1)) {
+    for (const [k, next] of from.slice(1).entries()) {
       const sum = b.act(`add${l.index}.out`, count);
-      b.step(l, 'add', { a: y, b: next, y: sum }, { count, relu: false });
+      b.step(l, 'add', { a: y, b: next, y: sum }, { count, relu: relu && k === from.length - 2 });
       y = sum;
     }
     return { x: from[0], y };

@@ -28,7 +28,9 @@ export function blockReport(model: ShapedModel, programs: readonly Program[]): s
     const inferKernels = kernelsOf(infer, l.index);
     const fusedRelu = infer?.steps.some((s) => s.layer === l.index && s.op === 'add_infer' && s.consts.relu);
     if (l.kind === 'add') {
-      lines.push(`      training: a separate add kernel ${fwd.join(', ') || '(none)'}${next?.kind === 'relu' ? `, then the ReLU (${next.index}) as its own kernel` : ''}; the backward passes the gradient to each branch unchanged`);
+      const trainRelu = train?.steps.some((s) => s.layer === l.index && s.op === 'add' && s.consts.relu);
+      const relu = next?.kind !== 'relu' ? '' : trainRelu ? ` with the ReLU (${next.index}) in the same pass` : `, then the ReLU (${next.index}) as its own kernel`;
+      lines.push(`      training: a separate add kernel ${fwd.join(', ') || '(none)'}${relu}; the backward passes the gradient to each branch unchanged`);
       lines.push(`      inference: ${inferKernels.join(', ')}${fusedRelu ? ` (the add and the ReLU (${next?.index}) in one pass)` : ''}`);
     } else {
       lines.push(`      training: each branch's output copied into its channel slice (${fwd.join(', ')}), the gradient's slices copied back out (${bwd.join(', ')})`);
