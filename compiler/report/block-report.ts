@@ -39,6 +39,9 @@ export function blockReport(model: ShapedModel, programs: readonly Program[]): s
   });
   // A value several layers read (a block's input) gets the sum of their gradients: an add per extra reader.
   const sums = (train?.steps ?? []).filter((s) => s.op === 'add' && !isMerge(model.layers[s.layer - 1]));
-  if (sums.length > 0) lines.push(`  gradient sums of fanned-out values: ${sums.map((s) => `${s.kernel} (the output of layer ${s.layer})`).join(', ')}`);
+  const calls = new Map<string, { layer: number; count: number }>();
+  for (const s of sums) calls.set(s.kernel, { layer: s.layer, count: (calls.get(s.kernel)?.count ?? 0) + 1 });
+  const listed = [...calls].map(([kernel, c]) => `${kernel}${c.count > 1 ? ` ×${c.count}` : ''} (the output of layer ${c.layer})`);
+  if (listed.length > 0) lines.push(`  gradient sums of fanned-out values: ${listed.join(', ')}`);
   return lines;
 }
