@@ -1,7 +1,7 @@
 // Issue #17 on the emu device: the CUDA kernels of Torch7's zoo layers, ceil-mode pools and the block merges
 // (backends/cuda/zoo.ts, pool.ts) run the inference program on the SIMT emulator and match the float64
-// reference; the fused training program does not take them yet, so the build has inference only and
-// says which layer stops training, with its spec line:col.
+// reference; the fused training program does not take the zoo's layers yet, so the build has inference
+// only and says which layer stops training, with its spec line:col (blocks train: test/emu-blocks-train.test.ts).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -15,22 +15,23 @@ interface Capability {
   readonly layers: ReadonlySet<string>; // the zoo's layers (ZOO_LAYERS)
   readonly ceilPools: boolean;
   readonly blocks: boolean; // residual, concat, and depthconcat whose branches give the same map size
-  /** The training program takes them too (else the build has inference only, and says why: trainingProblem). */
-  readonly trains: boolean;
+  /** What the training program takes of them (else the build has inference only, and says why: trainingProblem). */
+  readonly trains: { readonly layers: ReadonlySet<string>; readonly ceilPools: boolean; readonly blocks: boolean };
 }
 const ZOO_LAYERS = ['lrn', 'threshold', 'tanh', 'sigmoid', 'identity', 'zeropad'] as const;
 const LOWERED_ZOO: ReadonlySet<string> = new Set(ZOO_LAYERS);
 const capabilities: Readonly<Record<Device, Capability>> = {
-  cpu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: true },
-  // The CUDA renderers run them at inference (backends/cuda/zoo.ts); the fused training program
-  // (lower/train-fused.ts) takes a chain of NIN's layers only.
-  emu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: false },
-  cuda: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: false },
+  cpu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: LOWERED_ZOO, ceilPools: true, blocks: true } },
+  // The CUDA renderers run them all at inference (backends/cuda/zoo.ts); the fused training program
+  // (lower/train-fused.ts) takes NIN's layers, identity and the blocks.
+  emu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: new Set(['identity']), ceilPools: false, blocks: true } },
+  cuda: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: new Set(['identity']), ceilPools: false, blocks: true } },
 };
 
 const cannotRun = 'nincc check and nincc inspect describe this model; build, train and infer cannot run it';
+const trainsAll = (d: Device) => capabilities[d].trains.layers.size === LOWERED_ZOO.size && capabilities[d].trains.ceilPools && capabilities[d].trains.blocks;
 const onDevice = (device: Device) => {
-  const can = DEVICES.filter((d) => capabilities[d].blocks && capabilities[d].trains);
+  const can = DEVICES.filter(trainsAll);
   return `is not lowered for the ${device} device yet (issue #17): the ${can.join(' and ')} device${can.length === 1 ? '' : 's'} can build, train and run it`;
 };
 
@@ -111,19 +112,23 @@ export function lowerableChain(net: ShapedNetwork, device: Device = 'cpu'): { mo
   return { model: { ...header, layers, ...(nodes.some(isBlock) ? { network: nodes } : {}) } };
 }
 
-const newThing = (l: ShapedLayer) =>
-  (ZOO_LAYERS as readonly string[]).includes(l.kind) || l.kind === 'add' || l.kind === 'concat' || ((l.kind === 'maxpool' || l.kind === 'avgpool') && l.attrs.ceil === true);
+/** Whether the device's training program does not take the layer. */
+const untrained = (l: ShapedLayer, device: Device) => {
+  const t = capabilities[device].trains;
+  if (l.kind === 'add' || l.kind === 'concat') return !t.blocks;
+  if ((l.kind === 'maxpool' || l.kind === 'avgpool') && l.attrs.ceil === true) return !t.ceilPools;
+  return (ZOO_LAYERS as readonly string[]).includes(l.kind) && !t.layers.has(l.kind);
+};
 
 /**
  * Why the device's training program cannot be lowered for the model (plan.json's `untrainable`: the build
  * has inference only), naming the first layer it does not take; undefined when it can.
  */
 export function trainingProblem(model: ShapedModel, device: Device): string | undefined {
-  if (capabilities[device].trains) return undefined;
-  const l = model.layers.find(newThing);
+  const l = model.layers.find((x) => untrained(x, device));
   if (!l) return undefined;
   const what = l.kind === 'add' ? 'a residual block' : l.kind === 'concat' ? 'a concat block' : l.kind === 'maxpool' || l.kind === 'avgpool' ? `${l.kind}:ceil()` : l.kind;
-  const others = DEVICES.filter((d) => capabilities[d].trains);
+  const others = DEVICES.filter(trainsAll);
   return `${what} at ${l.span.file}:${l.span.start.line}:${l.span.start.column} is not lowered for training on the ${device} device yet (issue #17; inference is, and the ${others.join(' and ')} device trains it)`;
 }
 

@@ -29,7 +29,9 @@ export function blockReport(model: ShapedModel, programs: readonly Program[]): s
     const fusedRelu = infer?.steps.some((s) => s.layer === l.index && s.op === 'add_infer' && s.consts.relu);
     if (l.kind === 'add') {
       const trainRelu = train?.steps.some((s) => s.layer === l.index && s.op === 'add' && s.consts.relu);
-      const relu = next?.kind !== 'relu' ? '' : trainRelu ? ` with the ReLU (${next.index}) in the same pass` : `, then the ReLU (${next.index}) as its own kernel`;
+      const reluKernel = train?.steps.some((s) => s.layer === next?.index && s.op === 'relu_fwd');
+      const relu =
+        next?.kind !== 'relu' ? '' : trainRelu ? ` with the ReLU (${next.index}) in the same pass` : reluKernel ? `, then the ReLU (${next.index}) as its own kernel` : `, the ReLU (${next.index}) pending: applied by the kernels that read the sum`;
       lines.push(`      training: a separate add kernel ${fwd.join(', ') || '(none)'}${relu}; the backward passes the gradient to each branch unchanged`);
       lines.push(`      inference: ${inferKernels.join(', ')}${fusedRelu ? ` (the add and the ReLU (${next?.index}) in one pass)` : ''}`);
     } else {

@@ -175,3 +175,38 @@ model tiny_resnet {
   avgpool(8, 8, 1, 1)  view(12)  linear(12, 10)  logsoftmax
 }
 `;
+
+/**
+ * Blocks as the fused cuda/emu training program takes them (no zoo layers): a fanned-out value with a
+ * pending BN+ReLU (materialized once for its readers), a residual block of three branches, branches ending in a pending BN, a concat whose
+ * branches end in a ReLU, a pool and a nested residual block, and a pool reading a block's output.
+ */
+export const FUSED_BLOCKS = `
+model fused_blocks {
+  input 3x9x7
+  conv(3, 4, 3, 3, 1, 1, 1, 1)  bn(4)  relu                  # 4x9x7, pending BN+ReLU read by three branches
+  residual {                                                 # three branches: two adds
+    branch { conv(4, 4, 3, 3, 1, 1, 1, 1)  bn(4)  relu  conv(4, 4, 3, 3, 1, 1, 1, 1)  bn(4) }
+    branch { identity }
+    branch { conv(4, 4, 1, 1)  bn(4) }
+  }
+  relu
+  residual {                                                 # 6x5x4
+    branch { conv(4, 6, 3, 3, 2, 2, 1, 1)  bn(6)  relu  conv(6, 6, 3, 3, 1, 1, 1, 1)  bn(6) }
+    branch { conv(4, 6, 1, 1, 2, 2)  bn(6) }
+  }
+  relu
+  concat {                                                   # 3 + 4 + 2 + 6 = 15 channels
+    branch { conv(6, 3, 1, 1)  relu }
+    branch { conv(6, 2, 1, 1)  bn(2)  relu  conv(2, 4, 3, 3, 1, 1, 1, 1)  relu }
+    branch { maxpool(3, 3, 1, 1, 1, 1)  conv(6, 2, 1, 1) }
+    branch {
+      residual {
+        branch { conv(6, 6, 3, 3, 1, 1, 1, 1)  bn(6) }
+        branch { identity }
+      }
+    }
+  }
+  maxpool(2, 2)  view(-1)  linear(15 * 2 * 2, 5)  logsoftmax
+}
+`;

@@ -12,7 +12,7 @@ import { linearBackwardData, linearBackwardWeight, linearForward } from './dense
 import { nllLoss, softmaxBackward } from './loss.js';
 import { dropout } from './dropout.js';
 import { sgdUpdate } from './sgd.js';
-import { addInfer, concatPlace, lrnForward, sigmoidForward, tanhForward, thresholdForward, zeropadForward } from './zoo.js';
+import { addInfer, concatPlace, concatTake, lrnForward, sigmoidForward, tanhForward, thresholdForward, zeropadForward } from './zoo.js';
 import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './parts.js';
 
 /** The training program's ops, each to its family's generator, which reads the step's typed consts. */
@@ -129,7 +129,10 @@ export function cudaKernel(k: KernelStep): CudaKernel {
     case 'lrn_fwd':
       return lrnForward(k, k.consts);
     case 'add_infer':
+    case 'add':
       return addInfer(k, k.consts);
+    case 'concat_take':
+      return concatTake(k, k.consts);
     case 'concat_place':
       return concatPlace(k, k.consts);
     case 'zeropad_fwd':

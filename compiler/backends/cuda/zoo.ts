@@ -1,5 +1,5 @@
-// CUDA kernels of Torch7's zoo layers and the block merges, inference program only (the fused training
-// program does not take them yet: front/lowerable.ts): Tanh, Sigmoid, Threshold, cross-map LRN, the
+// CUDA kernels of Torch7's zoo layers and the block merges: the layers at inference only (the fused training
+// program does not take them yet: front/lowerable.ts), the merges in training too: Tanh, Sigmoid, Threshold, cross-map LRN, the
 // residual add (with the ReLU after the block), a branch's copy into its channels of a concat, zero padding.
 // One thread per output element; the formulas are the cpu kernels' (runtime/include/nincc/cpu/pointwise.h, lrn.h, channels.h).
 import type { KernelStep } from '../../lower/program-ir.js';
@@ -17,8 +17,8 @@ export const tanhForward = (k: KernelStep, c: Consts<'tanh_fwd'>) => pointwise(k
 export const sigmoidForward = (k: KernelStep, c: Consts<'sigmoid_fwd'>) => pointwise(k, c, (v) => `1.0f / (1.0f + expf(-${v}))`);
 export const thresholdForward = (k: KernelStep, c: Consts<'threshold_fwd'>) => pointwise(k, c, (v) => `${v} > ${f(c.th)} ? ${v} : ${f(c.v)}`);
 
-/** y = a + b (then max(0, ·) when the block's ReLU is fused). */
-export function addInfer(k: KernelStep, c: Consts<'add_infer'>): CudaKernel {
+/** y = a + b (then max(0, ·) when the block's ReLU is fused): the residual merge, and a sum of two gradients in training. */
+export function addInfer(k: KernelStep, c: Consts<'add_infer' | 'add'>): CudaKernel {
   const body = [
     ...element(c.count),
     `const long long at = (long long)img * ${c.count} + i;`,
@@ -52,6 +52,13 @@ export function concatPlace(k: KernelStep, c: Consts<'concat_place'>): CudaKerne
   const part = c.C * c.HW;
   const body = [...element(part), `nincc::st(&y[((long long)img * ${c.total} + ${c.offset}) * ${c.HW} + i], nincc::ld(&x[(long long)img * ${part} + i]));`];
   return { params: params(k, ['x', { name: 'y', out: true }]), body, launch: perElement(part) };
+}
+
+/** The gradient of a branch of a concat: its channels of the joined gradient. */
+export function concatTake(k: KernelStep, c: Consts<'concat_take'>): CudaKernel {
+  const part = c.C * c.HW;
+  const body = [...element(part), `nincc::st(&dx[(long long)img * ${part} + i], nincc::ld(&g[((long long)img * ${c.total} + ${c.offset}) * ${c.HW} + i]));`];
+  return { params: params(k, ['g', { name: 'dx', out: true }]), body, launch: perElement(part) };
 }
 
 /** nn.SpatialZeroPadding: each output element its input element, or 0 in the border. */
