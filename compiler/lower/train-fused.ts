@@ -251,8 +251,11 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
     const seen = grads.get(g.of.buf);
     if (!seen) return void grads.set(g.of.buf, g);
     if (seen.of.pending || g.of.pending) throw new Error(`internal error: gradients of a pending value summed at layer ${l.index}`);
-    const sum = b.act(`grad.${l.kind}${l.index}.sum`, g.of.C * g.of.H * g.of.W);
-    b.step(l, 'add', { a: seen.buf, b: g.buf, y: sum }, { count: g.of.C * g.of.H * g.of.W, relu: false });
+    // Named after the layer whose output it is (as lower/train.ts names it), not the reader that adds to it.
+    const p = position.get(g.of.buf) ?? -1;
+    const owner = p >= 0 ? m.layers[p] : l;
+    const sum = b.act(`grad${owner.index}.sum`, g.of.C * g.of.H * g.of.W);
+    b.step(owner, 'add', { a: seen.buf, b: g.buf, y: sum }, { count: g.of.C * g.of.H * g.of.W, relu: false });
     grads.set(g.of.buf, { buf: sum, of: g.of });
   };
 
