@@ -2,15 +2,15 @@
 // Torch-style layers the back end lowers, with their source spans and shapes.
 import type { Span } from '../grammar/diagnostics.js';
 
-/** The layers the back end lowers (a chain of them is a ShapedModel). */
-export type LayerKind = 'conv' | 'bn' | 'relu' | 'maxpool' | 'avgpool' | 'view' | 'linear' | 'logsoftmax' | 'softmax' | 'dropout';
-/** Layers of Torch7's ImageNet zoo that the front end knows (shapes, counts, printout) and lowering not yet (issue #17). */
-export type ZooLayerKind = 'lrn' | 'threshold' | 'tanh' | 'sigmoid' | 'identity' | 'zeropad';
-export type NetLayerKind = LayerKind | ZooLayerKind;
+/** The layers of the language; the back end lowers them all (front/lowerable.ts says on which devices). */
+export type LayerKind =
+  | 'conv' | 'bn' | 'relu' | 'maxpool' | 'avgpool' | 'view' | 'linear' | 'logsoftmax' | 'softmax' | 'dropout'
+  | 'lrn' | 'threshold' | 'tanh' | 'sigmoid' | 'identity' | 'zeropad';
+export type NetLayerKind = LayerKind;
 
 export interface ConvAttrs { readonly nIn: number; readonly nOut: number; readonly kW: number; readonly kH: number; readonly dW: number; readonly dH: number; readonly padW: number; readonly padH: number; readonly bias: boolean }
 export interface BatchNormAttrs { readonly nFeatures: number; readonly eps: number; readonly momentum: number; readonly affine: boolean }
-/** `ceil`: Torch's `:ceil()` output-size rule, written only when set (lowering does not take it yet). */
+/** `ceil`: Torch's `:ceil()` output-size rule, written only when set. */
 export interface PoolAttrs { readonly kW: number; readonly kH: number; readonly dW: number; readonly dH: number; readonly padW: number; readonly padH: number; readonly ceil?: true }
 export interface ViewAttrs { readonly sizes: readonly number[] }
 export interface LinearAttrs { readonly nIn: number; readonly nOut: number; readonly bias: boolean }
@@ -28,14 +28,19 @@ export type LayerOp =
   | { readonly kind: 'view'; readonly attrs: ViewAttrs }
   | { readonly kind: 'linear'; readonly attrs: LinearAttrs }
   | { readonly kind: 'dropout'; readonly attrs: DropoutAttrs }
-  | { readonly kind: 'relu' | 'logsoftmax' | 'softmax'; readonly attrs: Record<string, never> };
-
-export type NetLayerOp =
-  | LayerOp
   | { readonly kind: 'lrn'; readonly attrs: LrnAttrs }
   | { readonly kind: 'threshold'; readonly attrs: ThresholdAttrs }
   | { readonly kind: 'zeropad'; readonly attrs: ZeroPadAttrs }
-  | { readonly kind: 'tanh' | 'sigmoid' | 'identity'; readonly attrs: Record<string, never> };
+  | { readonly kind: 'relu' | 'logsoftmax' | 'softmax' | 'tanh' | 'sigmoid' | 'identity'; readonly attrs: Record<string, never> };
+
+export type NetLayerOp = LayerOp;
+
+/**
+ * The merge that closes a block once lowering has opened it (front/lowerable.ts): `add` sums its inputs
+ * (nn.CAddTable), `concat` joins them along channels (nn.Concat(2)). Only the lowered chain holds them.
+ */
+export type MergeKind = 'add' | 'concat';
+export type MergeOp = { readonly kind: MergeKind; readonly attrs: Record<string, never> };
 
 /** Where a layer came from when it was written inside a def: the call that expanded it. */
 export interface CallSite {
@@ -102,12 +107,24 @@ export function netLayers(nodes: readonly ShapedNetNode[]): ShapedNetLayer[] {
   return nodes.flatMap((n) => (isBlock(n) ? n.branches.flatMap((b) => netLayers(b.nodes)) : [n]));
 }
 
-export type ShapedLayer = Layer & {
+/**
+ * A layer of the chain lowering takes. `from`: where its inputs come from, as positions in the chain's `layers`
+ * (−1: the model's input), when it is not simply the layer before it (the model's input for the first): a
+ * branch's first layer reads its block's input, a merge the last layer of each branch. A chain model has none.
+ * `index` is the layer's 1-based position in the chain: Torch's module index when the model is a plain chain.
+ */
+export type ShapedLayer = (LayerOp | MergeOp) & Placed & {
+  readonly from?: readonly number[];
   readonly input: Shape;
   readonly output: Shape;
   readonly params: number; // learnable parameters (what Torch's getParameters() counts)
   readonly macs: number; // multiply-accumulates for one image (conv and linear)
 };
+/** A layer of the chain that is no merge. */
+export type ShapedOpLayer = Exclude<ShapedLayer, { readonly kind: MergeKind }>;
+export const isMerge = (l: ShapedLayer): l is Extract<ShapedLayer, { readonly kind: MergeKind }> => l.kind === 'add' || l.kind === 'concat';
+/** The chain's layers that are not merges (all of them for a model written as a chain). */
+export const opLayers = (layers: readonly ShapedLayer[]): ShapedOpLayer[] => layers.filter((l): l is ShapedOpLayer => !isMerge(l));
 
 export interface Transform {
   readonly mean: readonly number[];
@@ -151,9 +168,11 @@ export interface ShapedNetwork extends ModelHeader {
   readonly totals: { readonly params: number; readonly macs: number };
 }
 
-/** What the back end lowers: a chain of the layers it knows (front/lowerable.ts makes one from a network). */
+/** What the back end lowers: a chain of the layers it knows, blocks opened into branches and merges (front/lowerable.ts). */
 export interface ShapedModel extends ModelHeader {
   readonly layers: readonly ShapedLayer[];
+  /** The network as written, for printouts (report.txt), when the chain was opened from one with blocks. */
+  readonly network?: readonly ShapedNetNode[];
   readonly output: Shape;
   readonly totals: { readonly params: number; readonly macs: number };
 }

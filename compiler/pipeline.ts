@@ -10,7 +10,8 @@
 //   6 infer-shapes     front/infer-shapes.ts     shapes, parameter and MAC counts (front/layers.ts: the layer table)
 //   7 verify           front/verify-ir.ts
 //  compileSpec = analyzeSpec, then the one capability check (front/lowerable.ts, not a pass): the network as the
-//  chain of layers lowering takes (ShapedModel), or E090 at the first block or layer it does not take yet
+//  chain of layers lowering takes (ShapedModel: blocks opened into branches and a merge), or E090 at the first
+//  block or layer the device does not take yet
 //  lowering (lowerModel)                      ShapedModel → kernel programs and their memory
 //   8 lower-params     lower/params.ts           parameter and running-statistics layout
 //   9 lower-train      lower/train.ts (cpu: a kernel per layer), lower/train-fused.ts (cuda/emu: fused BN+ReLU),
@@ -36,7 +37,7 @@ import { parseSpec } from '../grammar/parse.js';
 import { expandDefs } from './front/expand-defs.js';
 import { inferShapes } from './front/infer-shapes.js';
 import type { ShapedModel, ShapedNetwork } from './ir.js';
-import { lowerableChain } from './front/lowerable.js';
+import { deviceProblem, lowerableChain, trainingProblem, type Device } from './front/lowerable.js';
 import { resolveHeader, selectModel } from './front/resolve-header.js';
 import { resolveTrain } from './front/resolve-train.js';
 import { IRVerificationError, verifyNetwork, verifyShapedModel } from './front/verify-ir.js';
@@ -67,13 +68,15 @@ export interface FrontEndResult {
 export interface FrontEndOptions {
   /** Called with each pass's name and output, for `--dump` and tests. */
   readonly dump?: (pass: string, ir: unknown) => void;
+  /** The device the model is built for: compileSpec refuses what it does not lower yet (front/lowerable.ts). Default cpu. */
+  readonly device?: Device;
 }
 
 /** The front end for everything that builds, trains or runs: analyzeSpec, then the chain lowering takes. */
 export function compileSpec(source: string, file: string, options: FrontEndOptions = {}): FrontEndResult {
   const analysed = analyzeSpec(source, file, options);
   if (!analysed.network) return { diagnostics: analysed.diagnostics };
-  const chain = lowerableChain(analysed.network);
+  const chain = lowerableChain(analysed.network, options.device);
   if ('problem' in chain) return { diagnostics: [...analysed.diagnostics, chain.problem] };
   const problems = verifyShapedModel(chain.model);
   if (problems.length > 0) throw new IRVerificationError('lowerable', problems);
@@ -174,7 +177,8 @@ type Dump = NonNullable<FrontEndOptions['dump']>;
 export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR: Dump = () => {}): Lowered {
   const layout = lowerParams(model);
   dumpIR('lower-params', layout);
-  const untrainable = whyUntrainable(model, layout);
+  // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
+  const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch) : lowerTrainForwardBackward(model);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
@@ -214,6 +218,9 @@ export interface Compiled {
 /** The back end: lowering → schedule → emit the plan → render the sources (passes 8–17). */
 export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR: Dump = () => {}): Compiled {
   const cudaTarget = options.target !== 'cpu';
+  // compileSpec refused it already with a diagnostic when told the device; this catches callers that did not tell it.
+  const unsupported = deviceProblem(model, options.target);
+  if (unsupported) throw new Error(unsupported);
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu' }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs) : undefined;

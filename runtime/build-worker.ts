@@ -25,7 +25,7 @@ export type BuildMessage =
 
 function runJob(job: BuildJob, post: (m: BuildMessage) => void): void {
   try {
-    const compiled = compileSpec(job.source, job.file);
+    const compiled = compileSpec(job.source, job.file, { device: job.target });
     const rendered = compiled.diagnostics.length > 0 ? renderDiagnostics(compiled.diagnostics, job.source) : '';
     if (hasErrors(compiled.diagnostics) || !compiled.model) {
       post({ kind: 'spec-errors', diagnostics: compiled.diagnostics, rendered });

@@ -6,13 +6,25 @@ const validShape = (s: Shape) => s.length >= 1 && s.every((d) => Number.isIntege
 export function verifyShapedModel(m: ShapedModel): string[] {
   const problems: string[] = [];
   if (!validShape(m.input) || m.input.length !== 3) problems.push(`model input ${m.input.join('x')} is not a valid CxHxW`);
-  let previous = m.input;
   let params = 0;
   let macs = 0;
+  const shown = (s: Shape) => s.join('x');
   m.layers.forEach((l, i) => {
     const where = `layer ${l.index} (${l.kind})`;
     if (l.index !== i + 1) problems.push(`${where}: index should be ${i + 1}`);
-    if (l.input.join('x') !== previous.join('x')) problems.push(`${where}: input ${l.input.join('x')} does not follow the previous output ${previous.join('x')}`);
+    // What it reads: the layer before it, or the earlier layers (−1: the model's input) its `from` names.
+    const from = l.from ?? [i - 1];
+    if (from.some((p) => !Number.isInteger(p) || p < -1 || p >= i)) return void problems.push(`${where}: reads ${from.join(', ')}, not all earlier layers`);
+    const inputs = from.map((p) => (p < 0 ? m.input : m.layers[p].output));
+    const merge = l.kind === 'add' || l.kind === 'concat';
+    if (!merge && inputs.length !== 1) problems.push(`${where}: reads ${inputs.length} values`);
+    if (merge && inputs.length < 2) problems.push(`${where}: merges ${inputs.length} value`);
+    if (shown(l.input) !== shown(inputs[0])) problems.push(`${where}: input ${shown(l.input)} does not follow the output ${shown(inputs[0])} it reads`);
+    if (l.kind === 'add' && inputs.some((s) => shown(s) !== shown(l.output))) problems.push(`${where}: adds ${inputs.map(shown).join(' + ')} into ${shown(l.output)}`);
+    if (l.kind === 'concat') {
+      const joined = [inputs.reduce((c, s) => c + s[0], 0), ...inputs[0].slice(1)];
+      if (inputs.some((s) => shown(s.slice(1)) !== shown(l.output.slice(1))) || shown(joined) !== shown(l.output)) problems.push(`${where}: joins ${inputs.map(shown).join(', ')} into ${shown(l.output)}`);
+    }
     if (!validShape(l.output)) problems.push(`${where}: invalid output shape ${l.output.join('x')}`);
     for (const [k, v] of Object.entries(l.attrs)) {
       if (typeof v === 'number' && !Number.isFinite(v)) problems.push(`${where}: attribute ${k} is ${v}`);
@@ -20,9 +32,8 @@ export function verifyShapedModel(m: ShapedModel): string[] {
     if (l.params < 0 || l.macs < 0) problems.push(`${where}: negative counts`);
     params += l.params;
     macs += l.macs;
-    previous = l.output;
   });
-  if (m.output.join('x') !== previous.join('x')) problems.push('model output differs from the last layer output');
+  if (shown(m.output) !== shown(m.layers[m.layers.length - 1]?.output ?? m.input)) problems.push('model output differs from the last layer output');
   if (m.totals.params !== params || m.totals.macs !== macs) problems.push('totals differ from the sum over layers');
   return problems;
 }

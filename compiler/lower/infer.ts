@@ -2,34 +2,40 @@
 // GEMM), ReLU fused into conv/linear epilogues.
 import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
 import type { ShapedLayer, ShapedModel } from '../ir.js';
+import { inputsOf, readers } from './chain.js';
 import { paramId } from './params.js';
 import type { Program } from './program-ir.js';
-import { channelShape, elementsOf, ProgramBuilder, windowShape } from './program-builder.js';
+import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
+import { concatSlices } from './train.js';
 
 type BatchNormLayer = ShapedLayer & { readonly kind: 'bn' };
 const isAffineBatchNorm = (l: ShapedLayer | undefined): l is BatchNormLayer => l?.kind === 'bn' && l.attrs.affine;
 
-/** A run of layers that becomes one inference kernel: conv (→ bn) (→ relu), or linear (→ relu). */
+/** A run of layers that becomes one inference kernel: conv (→ bn) (→ relu), linear (→ relu), or a residual add (→ relu). */
 interface Group {
   readonly head: ShapedLayer;
   readonly bn?: BatchNormLayer;
   readonly relu?: ShapedLayer;
   readonly last: ShapedLayer;
+  readonly at: number; // the position of `last` in the chain: where the group's output is
 }
 
 export function groupForInference(layers: readonly ShapedLayer[]): Group[] {
   const groups: Group[] = [];
+  const reads = readers(layers);
+  // Layer i + 1 can join layer i's kernel when it reads only i's output and nothing else reads it.
+  const follows = (i: number) => i + 1 < layers.length && reads[i] === 1 && inputsOf(layers, i + 1).join() === String(i);
   for (let i = 0; i < layers.length; i++) {
     const head = layers[i];
     let bn: BatchNormLayer | undefined;
     let relu: ShapedLayer | undefined;
     const next = layers[i + 1];
-    if (head.kind === 'conv' && isAffineBatchNorm(next)) {
+    if (head.kind === 'conv' && follows(i) && isAffineBatchNorm(next)) {
       bn = next;
       i++;
     }
-    if ((head.kind === 'conv' || head.kind === 'linear') && layers[i + 1]?.kind === 'relu') relu = layers[++i];
-    groups.push({ head, ...(bn ? { bn } : {}), ...(relu ? { relu } : {}), last: layers[i] });
+    if ((head.kind === 'conv' || head.kind === 'linear' || head.kind === 'add') && follows(i) && layers[i + 1].kind === 'relu') relu = layers[++i];
+    groups.push({ head, ...(bn ? { bn } : {}), ...(relu ? { relu } : {}), last: layers[i], at: i });
   }
   return groups;
 }
@@ -46,9 +52,18 @@ export function lowerInference(m: ShapedModel): InferPrograms {
   const b = new ProgramBuilder('infer');
   const images = b.act('images', elementsOf(m.input));
   const groups = groupForInference(m.layers);
+  // Each group's output buffer by the position of its last layer; what a group reads is its head's input.
+  const values = new Map<number, string>([[-1, images]]);
+  const valueAt = (p: number) => {
+    const v = values.get(p);
+    if (v === undefined) throw new Error(`internal error: inference reads layer ${p + 1}'s output, which no kernel wrote`);
+    return v;
+  };
   let x = images;
   for (const g of groups) {
     const l = g.head;
+    const from = inputsOf(m.layers, g.at - (g.relu ? 1 : 0) - (g.bn ? 1 : 0)).map(valueAt);
+    x = from[0];
     const out = elementsOf(g.last.output);
     const p = (f: string) => paramId(l, f);
     switch (l.kind) {
@@ -95,9 +110,44 @@ export function lowerInference(m: ShapedModel): InferPrograms {
         x = y;
         break;
       }
-      case 'relu': {
-        const y = b.act(`relu${l.index}.out`, out);
-        b.step(l, 'relu_fwd', { x, y }, { count: out });
+      case 'relu':
+      case 'tanh':
+      case 'sigmoid': {
+        const y = b.act(`${l.kind}${l.index}.out`, out);
+        b.step(l, `${l.kind}_fwd`, { x, y }, { count: out });
+        x = y;
+        break;
+      }
+      case 'threshold': {
+        const y = b.act(`threshold${l.index}.out`, out);
+        b.step(l, 'threshold_fwd', { x, y }, { count: out, th: l.attrs.th, v: l.attrs.v });
+        x = y;
+        break;
+      }
+      case 'zeropad': {
+        const y = b.act(`zeropad${l.index}.out`, out);
+        b.step(l, 'zeropad_fwd', { x, y }, padConsts(l));
+        x = y;
+        break;
+      }
+      case 'lrn': {
+        const y = b.act(`lrn${l.index}.out`, out);
+        b.step(l, 'lrn_fwd', { x, y, scale: b.act(`lrn${l.index}.scale`, out) }, lrnConsts(l));
+        x = y;
+        break;
+      }
+      case 'add': {
+        // The branches' sum, the ReLU after the block applied as it is written (one pass over the activations).
+        for (const [k, next] of from.slice(1).entries()) {
+          const y = b.act(`add${l.index}.out`, out);
+          b.step(l, 'add_infer', { a: x, b: next, y }, { count: out, relu: g.relu !== undefined && k === from.length - 2 });
+          x = y;
+        }
+        break;
+      }
+      case 'concat': {
+        const y = b.act(`concat${l.index}.out`, out);
+        concatSlices(l, m.layers, inputsOf(m.layers, g.at)).forEach((c, k) => b.step(l, 'concat_place', { x: from[k], y }, c));
         x = y;
         break;
       }
@@ -110,8 +160,10 @@ export function lowerInference(m: ShapedModel): InferPrograms {
       }
       case 'view':
       case 'dropout':
-        break; // the same memory: a view reshapes, dropout is the identity at inference
+      case 'identity':
+        break; // the same memory: a view reshapes, dropout and nn.Identity are the identity at inference
     }
+    values.set(g.at, x);
   }
   return {
     prepare: { name: 'prepare_infer', inputs: {}, outputs: {}, steps: prep.steps },

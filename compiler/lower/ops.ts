@@ -23,6 +23,15 @@ const gradFlags = { gBn: 'bool', gRelu: 'bool' } as const;
 /** … and the Σdz, Σdz·x̂ partials of the pending BN of the value whose gradient the kernel writes. */
 const outFlags = { outStats: 'bool', outRelu: 'bool' } as const;
 
+/** A pool's shape; `ceil`: Torch's ceil-mode output size (the cpu kernels; absent: floor). */
+const pool = { ...spatial, ceil: 'bool?' } as const;
+/** nn.SpatialCrossMapLRN's window and coefficients over C channels of HW positions. */
+const lrn = { ...channels, size: 'int', alpha: 'num', beta: 'num', k: 'num' } as const;
+/** nn.SpatialZeroPadding: C×H×W in, C×P×Q out, input (0, 0) at output (top, left); negative offsets crop. */
+const pad = { C: 'int', H: 'int', W: 'int', P: 'int', Q: 'int', top: 'num', left: 'num' } as const;
+/** A branch's C channels at `offset` of the `total` channels of a concat's output, HW positions each. */
+const slice = { C: 'int', HW: 'int', total: 'int', offset: 'int' } as const;
+
 const constSchemas = {
   conv_fwd: { ...spatial, bias: 'bool', relu: 'bool' },
   conv_bwd_data: { ...spatial, bias: 'bool' },
@@ -34,11 +43,25 @@ const constSchemas = {
   bn_eval: { ...channels, eps: 'num' },
   relu_fwd: { count: 'int' },
   relu_bwd: { count: 'int' },
-  maxpool_fwd: spatial,
-  maxpool_fwd_infer: spatial,
-  maxpool_bwd: spatial,
-  avgpool_fwd: spatial,
-  avgpool_bwd: spatial,
+  maxpool_fwd: pool,
+  maxpool_fwd_infer: pool,
+  maxpool_bwd: pool,
+  avgpool_fwd: pool,
+  avgpool_bwd: pool,
+  tanh_fwd: { count: 'int' },
+  tanh_bwd: { count: 'int' },
+  sigmoid_fwd: { count: 'int' },
+  sigmoid_bwd: { count: 'int' },
+  threshold_fwd: { count: 'int', th: 'num', v: 'num' },
+  threshold_bwd: { count: 'int', th: 'num' },
+  lrn_fwd: lrn,
+  lrn_bwd: lrn,
+  zeropad_fwd: pad,
+  zeropad_bwd: pad,
+  add: { count: 'int', relu: 'bool' },
+  add_infer: { count: 'int', relu: 'bool' },
+  concat_place: slice,
+  concat_take: slice,
   linear_fwd: { ...dense, bias: 'bool', relu: 'bool' },
   linear_infer: { ...dense, bias: 'bool', relu: 'bool', bnFolded: 'bool' },
   linear_bwd_data: { ...dense, bias: 'bool' },
@@ -221,6 +244,63 @@ const rulesTable = {
     { name: 'y', dir: 'out', size: plane },
   ],
   relu_fwd: elementwise('x', 'y'),
+  tanh_fwd: elementwise('x', 'y'),
+  tanh_bwd: [
+    { name: 'y', dir: 'in', size: (c) => c.count },
+    { name: 'g', dir: 'in', size: (c) => c.count },
+    { name: 'dx', dir: 'out', size: (c) => c.count },
+  ],
+  sigmoid_fwd: elementwise('x', 'y'),
+  sigmoid_bwd: [
+    { name: 'y', dir: 'in', size: (c) => c.count },
+    { name: 'g', dir: 'in', size: (c) => c.count },
+    { name: 'dx', dir: 'out', size: (c) => c.count },
+  ],
+  threshold_fwd: elementwise('x', 'y'),
+  threshold_bwd: [
+    { name: 'x', dir: 'in', size: (c) => c.count },
+    { name: 'g', dir: 'in', size: (c) => c.count },
+    { name: 'dx', dir: 'out', size: (c) => c.count },
+  ],
+  lrn_fwd: [
+    { name: 'x', dir: 'in', size: plane },
+    { name: 'y', dir: 'out', size: plane },
+    { name: 'scale', dir: 'out', size: plane }, // k + alpha/size·Σx², kept for the backward
+  ],
+  lrn_bwd: [
+    { name: 'x', dir: 'in', size: plane },
+    { name: 'y', dir: 'in', size: plane },
+    { name: 'scale', dir: 'in', size: plane },
+    { name: 'g', dir: 'in', size: plane },
+    { name: 'dx', dir: 'out', size: plane },
+  ],
+  zeropad_fwd: [
+    { name: 'x', dir: 'in', size: (c) => c.C * c.H * c.W },
+    { name: 'y', dir: 'out', size: (c) => c.C * c.P * c.Q },
+  ],
+  zeropad_bwd: [
+    { name: 'g', dir: 'in', size: (c) => c.C * c.P * c.Q },
+    { name: 'dx', dir: 'out', size: (c) => c.C * c.H * c.W },
+  ],
+  add: [
+    { name: 'a', dir: 'in', size: (c) => c.count },
+    { name: 'b', dir: 'in', size: (c) => c.count },
+    { name: 'y', dir: 'out', size: (c) => c.count },
+  ],
+  add_infer: [
+    { name: 'a', dir: 'in', size: (c) => c.count },
+    { name: 'b', dir: 'in', size: (c) => c.count },
+    { name: 'y', dir: 'out', size: (c) => c.count },
+  ],
+  // Each branch's step writes its own channels of y; together they write all of it.
+  concat_place: [
+    { name: 'x', dir: 'in', size: (c) => c.C * c.HW },
+    { name: 'y', dir: 'out', size: (c) => c.total * c.HW },
+  ],
+  concat_take: [
+    { name: 'g', dir: 'in', size: (c) => c.total * c.HW },
+    { name: 'dx', dir: 'out', size: (c) => c.C * c.HW },
+  ],
   relu_bwd: [
     { name: 'y', dir: 'in', size: (c) => c.count },
     { name: 'g', dir: 'in', size: (c) => c.count },

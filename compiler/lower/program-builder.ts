@@ -68,13 +68,24 @@ export class ProgramBuilder {
 
 type WindowLayer = ShapedLayer & { readonly kind: 'conv' | 'maxpool' | 'avgpool' };
 
-/** Shape constants of a conv or pool layer as the kernels name them (C×H×W in, K×P×Q out, R×S window). */
-export function windowShape(l: WindowLayer): ConvShape {
+/** Shape constants of a conv or pool layer as the kernels name them (C×H×W in, K×P×Q out, R×S window); a ceil-mode pool says so. */
+export function windowShape(l: WindowLayer): ConvShape & { readonly ceil?: true } {
   const [C, H, W] = l.input;
   const [K, P, Q] = l.output;
   const a = l.attrs;
-  return { C, H, W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW };
+  const ceil = l.kind !== 'conv' && l.attrs.ceil ? { ceil: true as const } : {};
+  return { C, H, W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, ...ceil };
 }
+
+/** The constants of a zero-padding layer: its planes in and out, where the input's corner lands. */
+export function padConsts(l: ShapedLayer & { readonly kind: 'zeropad' }) {
+  const [C, H, W] = l.input;
+  const [, P, Q] = l.output;
+  return { C, H, W, P, Q, top: l.attrs.t, left: l.attrs.l };
+}
+
+/** The constants of an LRN layer: its channels and positions, window and coefficients. */
+export const lrnConsts = (l: ShapedLayer & { readonly kind: 'lrn' }) => ({ ...channelShape(l), ...l.attrs });
 
 /** Shape constants of a batch-norm layer: channels and positions per channel of one image. */
 export const channelShape = (l: ShapedLayer) => ({ C: l.input[0], HW: l.input[1] * l.input[2] });

@@ -14,8 +14,9 @@
 // while loading, in its wgrad and dgrad (docs/design.md §4). No float atomics anywhere: every
 // reduction is per tile or per split and then summed in a fixed order (docs/design.md §5).
 import type { ShapedLayer, ShapedModel } from '../ir.js';
+import { inputsOf, needsGradient, readers } from './chain.js';
 import { gradId, paramId } from './params.js';
-import { LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
+import { concatSlices, LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
 import type { Program } from './program-ir.js';
 import { elementsOf, type ProgramBuilder } from './program-builder.js';
 import type { ConvShape } from './ops.js';
@@ -57,7 +58,8 @@ type Node =
   | { readonly kind: 'softmax'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value; readonly log: boolean }
   | { readonly kind: 'dropout'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value }
   | { readonly kind: 'bn'; readonly l: ShapedLayer; readonly pos: number; readonly bn: BnPending }
-  | { readonly kind: 'materialize'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value };
+  | { readonly kind: 'materialize'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value }
+  | { readonly kind: 'merge'; readonly l: ShapedLayer; readonly pos: number; readonly inputs: readonly Value[]; readonly output: Value };
 
 const shape3 = (s: readonly number[]): [number, number, number] => [s[0], s[1] ?? 1, s[2] ?? 1];
 
@@ -80,7 +82,15 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
   const { b, images, labels } = trainingInputs(m);
   const nodes: Node[] = [];
   const [C0, H0, W0] = shape3(m.input);
-  let v: Value = { buf: images, C: C0, H: H0, W: W0 };
+  const input: Value = { buf: images, C: C0, H: H0, W: W0 };
+  let v: Value = input;
+  // Blocks (front/lowerable.ts): each layer's output value by position; a value several layers read (a
+  // block's input) is materialized once, by its first reader, so every reader sees plain data and the
+  // readers' gradients of it are summed before the materialize node's backward runs.
+  const values: Value[] = [];
+  const reads = readers(m.layers);
+  const need = needsGradient(m.layers);
+  const valueAt = (p: number) => (p < 0 ? input : values[p]);
 
   // One scratch pair for every conv's weight-gradient partials: the wgrad steps run one after another.
   const convs = m.layers.filter((l) => l.kind === 'conv');
@@ -90,22 +100,35 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
   const wgradPartials = convs.length > 0 ? b.fixed('wgrad.partials', splits * maxWeights) : '';
   const biasPartials = convs.length > 0 ? b.fixed('wgrad.bias_partials', splits * maxOut) : '';
 
+  // The chain position whose output each buffer holds (−1: the images), for whether its gradient is needed.
+  const position = new Map<string, number>([[images, -1]]);
   const materialize = (l: ShapedLayer, pos: number, x: Value): Value => {
     if (!x.pending) return x;
     const out = b.act(`${l.kind}${l.index}.in_applied`, x.C * x.H * x.W);
     const p = pendingArgs(x);
     b.step(l, 'act_apply', { x: x.buf, ...p.buffers, y: out }, { C: x.C, HW: x.H * x.W, ...p.consts });
+    position.set(out, position.get(x.buf) ?? -1);
     const y: Value = { buf: out, C: x.C, H: x.H, W: x.W };
     nodes.push({ kind: 'materialize', l, pos, input: x, output: y });
     return y;
   };
 
   m.layers.forEach((l, pos) => {
+    const from = inputsOf(m.layers, pos);
+    for (const p of from) if (p >= 0 && reads[p] > 1 && values[p].pending) values[p] = materialize(l, pos, values[p]);
+    v = valueAt(from[0]);
+    forwardLayer(l, pos, from);
+    values.push(v);
+    position.set(v.buf, pos);
+  });
+
+  function forwardLayer(l: ShapedLayer, pos: number, from: readonly number[]): void {
     switch (l.kind) {
       case 'conv': {
         const a = l.attrs;
         const [K, P, Q] = shape3(l.output);
-        const stats = m.layers[pos + 1]?.kind === 'bn';
+        // The conv's epilogue writes the statistics of the BN that reads it, when nothing else does.
+        const stats = m.layers[pos + 1]?.kind === 'bn' && reads[pos] === 1 && inputsOf(m.layers, pos + 1).join() === String(pos);
         const y = b.act(`conv${l.index}.out`, K * P * Q);
         const st = stats ? { mean: b.act(`conv${l.index}.stat_mean`, tilesOf(P * Q) * K), m2: b.act(`conv${l.index}.stat_m2`, tilesOf(P * Q) * K) } : undefined;
         const p = pendingArgs(v);
@@ -142,6 +165,27 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         // relu∘relu = relu, and BN's pending transform takes the flag: no kernel.
         v = { buf: v.buf, C: v.C, H: v.H, W: v.W, pending: { ...(v.pending?.bn ? { bn: v.pending.bn } : {}), relu: true } };
         return;
+      case 'identity':
+        return; // nn.Identity: the same value
+      case 'add':
+      case 'concat': {
+        // The branches' ends applied (a branch may end in a pending BN), then summed or placed in their channels.
+        const ins = from.map((p) => materialize(l, pos, valueAt(p)));
+        const [C, H, W] = shape3(l.output);
+        let y = b.act(`${l.kind}${l.index}.out`, C * H * W);
+        if (l.kind === 'add') {
+          b.step(l, 'add', { a: ins[0].buf, b: ins[1].buf, y }, { count: C * H * W, relu: false });
+          for (const x of ins.slice(2)) {
+            const sum = b.act(`${l.kind}${l.index}.out`, C * H * W);
+            b.step(l, 'add', { a: y, b: x.buf, y: sum }, { count: C * H * W, relu: false });
+            y = sum;
+          }
+        } else concatSlices(l, m.layers, from).forEach((c, k) => b.step(l, 'concat_place', { x: ins[k].buf, y }, c));
+        const out: Value = { buf: y, C, H, W };
+        nodes.push({ kind: 'merge', l, pos, inputs: ins, output: out });
+        v = out;
+        return;
+      }
       case 'maxpool':
       case 'avgpool': {
         const c = poolConsts(l, v);
@@ -190,14 +234,30 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         v = out;
         return;
       }
+      default:
+        throw new Error(`internal error: the fused training program does not take layer ${l.index} (${l.kind}); front/lowerable.ts refuses it for cuda/emu`);
     }
-  });
+  }
 
   const classes = elementsOf(last.output);
   const loss = b.fixed('loss', 1);
   const output = v.buf;
-  let grad = { buf: b.act('loss.grad_in', classes), of: v };
-  b.step(undefined, 'nll_loss', { logp: output, labels, loss, dlogp: grad.buf }, { classes });
+  // The gradient of each value, by its buffer: `of` is the value (raw, or with its pending transform) it is the gradient of.
+  type Grad = { readonly buf: string; readonly of: Value };
+  const grads = new Map<string, Grad>([[v.buf, { buf: b.act('loss.grad_in', classes), of: v }]]);
+  b.step(undefined, 'nll_loss', { logp: output, labels, loss, dlogp: grads.get(v.buf)!.buf }, { classes });
+  // A value read by several layers gets the sum of their gradients (all of plain data: it was materialized).
+  const accumulate = (l: ShapedLayer, g: Grad) => {
+    const seen = grads.get(g.of.buf);
+    if (!seen) return void grads.set(g.of.buf, g);
+    if (seen.of.pending || g.of.pending) throw new Error(`internal error: gradients of a pending value summed at layer ${l.index}`);
+    // Named after the layer whose output it is (as lower/train.ts names it), not the reader that adds to it.
+    const p = position.get(g.of.buf) ?? -1;
+    const owner = p >= 0 ? m.layers[p] : l;
+    const sum = b.act(`grad${owner.index}.sum`, g.of.C * g.of.H * g.of.W);
+    b.step(owner, 'add', { a: seen.buf, b: g.buf, y: sum }, { count: g.of.C * g.of.H * g.of.W, relu: false });
+    grads.set(g.of.buf, { buf: sum, of: g.of });
+  };
 
   // Backward. Per pending BN: the Σdz and Σdz·x̂ partials of the gradient of its value.
   const bwdStats = new Map<number, { dz: string; dzx: string }>();
@@ -234,18 +294,26 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
     return out;
   };
 
-  const firstWithParams = m.layers.findIndex((l) => l.params > 0);
+  // Whether the value x (a node's input) needs a gradient: it comes from a layer with parameters, or through one.
+  const needs = (x: Value) => {
+    const p = position.get(x.buf) ?? -1;
+    return p >= 0 && need[p];
+  };
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i];
-    if (node.pos < firstWithParams) break;
-    const needDx = node.pos > firstWithParams;
     const l = node.l;
+    const out = node.kind === 'bn' ? undefined : grads.get(node.output.buf);
+    if (node.kind !== 'bn' && !out) continue; // no gradient reaches it (nothing before it has parameters)
+    let grad: Grad = out ?? { buf: '', of: input };
+    const needDx = node.kind !== 'bn' && node.kind !== 'merge' && needs(node.input);
+    const pass = () => accumulate(l, grad);
     switch (node.kind) {
       case 'softmax': {
         const dy = rawGradient(l, grad);
         const dx = b.act(`${l.kind}${l.index}.grad_in`, node.input.C);
         b.step(l, node.log ? 'logsoftmax_bwd' : 'softmax_bwd', { y: node.output.buf, g: dy, dx }, { classes: node.input.C });
         grad = { buf: dx, of: node.input };
+        pass();
         break;
       }
       case 'linear': {
@@ -258,6 +326,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const dx = b.act(`linear${l.index}.grad_in`, a.nIn);
         b.step(l, 'linear_bwd_data', { g: dy, w: paramId(l, 'weight'), dx }, c);
         grad = { buf: dx, of: node.input };
+        pass();
         break;
       }
       case 'materialize': {
@@ -265,7 +334,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const dy = rawGradient(l, grad);
         const e = epilogue(node.input);
         if (e.consts.outStats) b.step(l, 'act_bwd_stats', { g: dy, ...e.buffers }, { C: node.input.C, HW: node.input.H * node.input.W, outRelu: e.consts.outRelu });
-        grad = { buf: dy, of: node.input };
+        if (needs(node.input)) accumulate(l, { buf: dy, of: node.input });
         break;
       }
       case 'dropout': {
@@ -274,6 +343,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const dx = b.act(`dropout${l.index}.grad_in`, node.input.C * node.input.H * node.input.W);
         b.step(l, 'dropout_bwd', { g: dy, dx }, { count: node.input.C * node.input.H * node.input.W, p: l.kind === 'dropout' ? l.attrs.p : 0 });
         grad = { buf: dx, of: node.input };
+        pass();
         break;
       }
       case 'pool': {
@@ -285,13 +355,30 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const e = epilogue(node.input);
         b.step(l, l.kind === 'maxpool' ? 'maxpool_bwd_fused' : 'avgpool_bwd_fused', { g: dy, argmax: node.argmax, dx, ...e.buffers }, { ...c, ...e.consts });
         grad = { buf: dx, of: node.input };
+        pass();
         break;
       }
       case 'bn': {
         const s = bwdStats.get(l.index);
         if (!s) throw new Error(`internal error: no backward statistics for bn layer ${l.index}`);
-        const c = { C: node.bn.layer.kind === 'bn' ? node.bn.layer.attrs.nFeatures : 0, HW: grad.of.H * grad.of.W };
+        const [, H, W] = shape3(l.input);
+        const c = { C: node.bn.layer.kind === 'bn' ? node.bn.layer.attrs.nFeatures : 0, HW: H * W };
         b.step(l, 'bn_bwd_finalize', { st_dz: s.dz, st_dzx: s.dzx, dgamma: gradId(l, 'weight'), dbeta: gradId(l, 'bias') }, c);
+        break;
+      }
+      case 'merge': {
+        // An add passes its raw gradient to both branch ends; a concat each end its channels.
+        const dy = rawGradient(l, grad);
+        if (l.kind === 'add') node.inputs.forEach((x) => needs(x) && accumulate(l, { buf: dy, of: x }));
+        else {
+          concatSlices(l, m.layers, inputsOf(m.layers, node.pos)).forEach((c, k) => {
+            const x = node.inputs[k];
+            if (!needs(x)) return;
+            const dx = b.act(`concat${l.index}.grad_in${k + 1}`, c.C * c.HW);
+            b.step(l, 'concat_take', { g: dy, dx }, c);
+            accumulate(l, { buf: dx, of: x });
+          });
+        }
         break;
       }
       case 'conv': {
@@ -309,6 +396,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const e = epilogue(x);
         b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts });
         grad = { buf: dx, of: x };
+        pass();
         break;
       }
     }

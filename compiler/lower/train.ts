@@ -1,21 +1,23 @@
 // Pass: the training programs: forward in training mode, NLL loss, backward, and the SGD update.
-import type { ShapedLayer, ShapedModel } from '../ir.js';
+import { isMerge, type ShapedLayer, type ShapedModel, type ShapedOpLayer } from '../ir.js';
+import { inputsOf, needsGradient, readers } from './chain.js';
 import { gradId, paramId, wholeSpaceId, type ParamLayout } from './params.js';
 import type { Program } from './program-ir.js';
-import { channelShape, elementsOf, ProgramBuilder, windowShape } from './program-builder.js';
+import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
 
 export class LoweringError extends Error {}
 
 interface Saved {
   readonly x: string; // input activation
   readonly y: string; // output activation
-  // Saved for the backward: BN's batch mean and 1/std, max-pool's argmax (dropout recomputes its mask).
+  // Saved for the backward: BN's batch mean and 1/std, max-pool's argmax, LRN's scale (dropout recomputes its mask).
   readonly saveMean?: string;
   readonly saveInvstd?: string;
   readonly argmax?: string;
+  readonly scale?: string;
 }
 
-function forwardLayer(b: ProgramBuilder, l: ShapedLayer, x: string): Saved {
+function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string): Saved {
   const out = elementsOf(l.output);
   const p = (f: string) => paramId(l, f);
   switch (l.kind) {
@@ -55,11 +57,30 @@ function forwardLayer(b: ProgramBuilder, l: ShapedLayer, x: string): Saved {
       return { x, y };
     }
     case 'view':
-      return { x, y: x }; // a view is the same memory
-    case 'relu': {
-      const y = b.act(`relu${l.index}.out`, out);
-      b.step(l, 'relu_fwd', { x, y }, { count: elementsOf(l.input) });
+    case 'identity':
+      return { x, y: x }; // a view is the same memory; nn.Identity passes its input on
+    case 'relu':
+    case 'tanh':
+    case 'sigmoid': {
+      const y = b.act(`${l.kind}${l.index}.out`, out);
+      b.step(l, `${l.kind}_fwd`, { x, y }, { count: elementsOf(l.input) });
       return { x, y };
+    }
+    case 'threshold': {
+      const y = b.act(`threshold${l.index}.out`, out);
+      b.step(l, 'threshold_fwd', { x, y }, { count: elementsOf(l.input), th: l.attrs.th, v: l.attrs.v });
+      return { x, y };
+    }
+    case 'zeropad': {
+      const y = b.act(`zeropad${l.index}.out`, out);
+      b.step(l, 'zeropad_fwd', { x, y }, padConsts(l));
+      return { x, y };
+    }
+    case 'lrn': {
+      const y = b.act(`lrn${l.index}.out`, out);
+      const scale = b.act(`lrn${l.index}.scale`, out);
+      b.step(l, 'lrn_fwd', { x, y, scale }, lrnConsts(l));
+      return { x, y, scale };
     }
     case 'logsoftmax':
     case 'softmax': {
@@ -73,7 +94,7 @@ function forwardLayer(b: ProgramBuilder, l: ShapedLayer, x: string): Saved {
 const bnConsts = (l: ShapedLayer & { kind: 'bn' }) => ({ ...channelShape(l), eps: l.attrs.eps, momentum: l.attrs.momentum });
 
 /** Emits the backward of one layer; returns the gradient w.r.t. its input (undefined when not needed). */
-function backwardLayer(b: ProgramBuilder, l: ShapedLayer, s: Saved, g: string, needDx: boolean): string | undefined {
+function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string, needDx: boolean): string | undefined {
   const inSize = elementsOf(l.input);
   const p = (f: string) => paramId(l, f);
   const grad = (f: string) => gradId(l, f);
@@ -101,7 +122,33 @@ function backwardLayer(b: ProgramBuilder, l: ShapedLayer, s: Saved, g: string, n
       return d;
     }
     case 'view':
+    case 'identity':
       return g;
+    case 'tanh':
+    case 'sigmoid': {
+      if (!needDx) return undefined;
+      const d = dx();
+      b.step(l, `${l.kind}_bwd`, { y: s.y, g, dx: d }, { count: inSize });
+      return d;
+    }
+    case 'threshold': {
+      if (!needDx) return undefined;
+      const d = dx();
+      b.step(l, 'threshold_bwd', { x: s.x, g, dx: d }, { count: inSize, th: l.attrs.th });
+      return d;
+    }
+    case 'zeropad': {
+      if (!needDx) return undefined;
+      const d = dx();
+      b.step(l, 'zeropad_bwd', { g, dx: d }, padConsts(l));
+      return d;
+    }
+    case 'lrn': {
+      if (!needDx) return undefined;
+      const d = dx();
+      b.step(l, 'lrn_bwd', { x: s.x, y: s.y, scale: s.scale, g, dx: d }, lrnConsts(l));
+      return d;
+    }
     case 'maxpool': {
       if (!needDx) return undefined;
       const d = dx();
@@ -155,24 +202,84 @@ export function lowerTrainForwardBackward(m: ShapedModel): { program: Program; b
   const last = logSoftmaxHead(m);
   const { b, images, labels } = trainingInputs(m);
   const saved: Saved[] = [];
-  let x = images;
-  for (const l of m.layers) {
-    const s = forwardLayer(b, l, x);
-    saved.push(s);
-    x = s.y;
-  }
+  const value = (p: number) => (p < 0 ? images : saved[p].y);
+  // A residual add whose only reader is a ReLU applies it in the same pass; the ReLU's backward reads that output as its own.
+  const reads = readers(m.layers);
+  const addRelu = (i: number) => m.layers[i].kind === 'add' && reads[i] === 1 && m.layers[i + 1]?.kind === 'relu' && inputsOf(m.layers, i + 1).join() === String(i);
+  m.layers.forEach((l, i) => {
+    const from = inputsOf(m.layers, i).map(value);
+    if (i > 0 && addRelu(i - 1)) saved.push({ x: from[0], y: from[0] });
+    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0]));
+  });
+  const x = value(m.layers.length - 1);
   const classes = elementsOf(last.output);
   const loss = b.fixed('loss', 1);
-  let dy = b.act('loss.grad_in', classes);
-  b.step(undefined, 'nll_loss', { logp: x, labels, loss, dlogp: dy }, { classes });
-  // A layer needs its input gradient only when some layer before it has parameters.
-  const firstWithParams = m.layers.findIndex((l) => l.params > 0);
-  for (let i = m.layers.length - 1; i >= 0 && i >= firstWithParams; i--) {
-    const next = backwardLayer(b, m.layers[i], saved[i], dy, i > firstWithParams);
-    if (next === undefined) break;
-    dy = next;
+  // The gradient of each layer's output; a value several layers read (a block's input) sums theirs.
+  const grads = new Map<number, string>([[m.layers.length - 1, b.act('loss.grad_in', classes)]]);
+  b.step(undefined, 'nll_loss', { logp: x, labels, loss, dlogp: grads.get(m.layers.length - 1) }, { classes });
+  const accumulate = (p: number, g: string, what: ShapedLayer) => {
+    const seen = grads.get(p);
+    if (seen === undefined) return void grads.set(p, g);
+    const sum = b.act(`grad${p + 1}.sum`, elementsOf(what.output));
+    b.step(what, 'add', { a: seen, b: g, y: sum }, { count: elementsOf(what.output), relu: false });
+    grads.set(p, sum);
+  };
+  // A layer needs its input gradient only when a layer before it on the path from the input has parameters.
+  const need = needsGradient(m.layers);
+  for (let i = m.layers.length - 1; i >= 0; i--) {
+    const l = m.layers[i];
+    const g = grads.get(i);
+    if (g === undefined || !need[i]) continue;
+    const from = inputsOf(m.layers, i);
+    const wanted = (p: number) => p >= 0 && need[p];
+    if (isMerge(l)) {
+      mergeBackward(b, l, g, m.layers, from).forEach((d, k) => wanted(from[k]) && accumulate(from[k], d, m.layers[from[k]]));
+      continue;
+    }
+    const d = backwardLayer(b, l, saved[i], g, wanted(from[0]));
+    if (d !== undefined && wanted(from[0])) accumulate(from[0], d, m.layers[from[0]]);
   }
   return { program: { name: 'train_forward_backward', inputs: { images, labels }, outputs: { output: x, loss }, steps: b.steps }, builder: b };
+}
+
+/** A block's merge: the branches' sum (nn.CAddTable) or their outputs joined along channels (nn.Concat(2)). */
+function mergeForward(b: ProgramBuilder, l: ShapedLayer & { kind: 'add' | 'concat' }, from: readonly string[], layers: readonly ShapedLayer[], positions: readonly number[], relu: boolean): Saved {
+  const count = elementsOf(l.output);
+  if (l.kind === 'add') {
+    let y = from[0];
+    for (const [k, next] of from.slice(1).entries()) {
+      const sum = b.act(`add${l.index}.out`, count);
+      b.step(l, 'add', { a: y, b: next, y: sum }, { count, relu: relu && k === from.length - 2 });
+      y = sum;
+    }
+    return { x: from[0], y };
+  }
+  const y = b.act(`concat${l.index}.out`, count);
+  concatSlices(l, layers, positions).forEach((c, k) => b.step(l, 'concat_place', { x: from[k], y }, c));
+  return { x: from[0], y };
+}
+
+/** Each input's gradient: an add passes its gradient to every input, a concat each input its channels. */
+function mergeBackward(b: ProgramBuilder, l: ShapedLayer & { kind: 'add' | 'concat' }, g: string, layers: readonly ShapedLayer[], positions: readonly number[]): string[] {
+  if (l.kind === 'add') return positions.map(() => g);
+  return concatSlices(l, layers, positions).map((c, k) => {
+    const dx = b.act(`concat${l.index}.grad_in${k + 1}`, c.C * c.HW);
+    b.step(l, 'concat_take', { g, dx }, c);
+    return dx;
+  });
+}
+
+/** The channel slice of the concat's output each of its inputs fills. */
+export function concatSlices(l: ShapedLayer, layers: readonly ShapedLayer[], positions: readonly number[]) {
+  const HW = elementsOf(l.output.slice(1));
+  let offset = 0;
+  return positions.map((p) => {
+    if (p < 0) throw new Error(`internal error: concat ${l.index} reads the model input directly (a branch is never empty)`);
+    const C = layers[p].output[0];
+    const slice = { C, HW, total: l.output[0], offset };
+    offset += C;
+    return slice;
+  });
 }
 
 export function lowerSgdUpdate(m: ShapedModel, layout: ParamLayout): Program {

@@ -5,12 +5,14 @@ import type { ShapedModel } from '../ir.js';
 import type { Compiled } from '../pipeline.js';
 import { convAlgorithmReport } from '../schedule/cpu-conv-algorithm.js';
 import { trainingFusionReport } from './fusion-report.js';
+import { blockReport } from './block-report.js';
 import { inspectText } from './inspect.js';
 import { torchModuleString } from './torch-print.js';
 
 export function buildReport(model: ShapedModel, compiled: Compiled, compileCommand: string, cuda?: { command: string; nvcc: NvccCheck }): string {
   const { lowered, plan } = compiled;
-  const lines = [inspectText(model), '', 'Inference fusion (BN folded into the conv before it, ReLU in the GEMM epilogue):'];
+  const blocks = blockReport(model, lowered.programs);
+  const lines = [inspectText(model), ...(blocks.length > 0 ? ['', ...blocks] : []), '', 'Inference fusion (BN folded into the conv before it, ReLU in the GEMM epilogue or the residual add):'];
   for (const g of lowered.inferenceGroups) {
     const parts = [g.head, ...(g.bn ? [g.bn] : []), ...(g.relu ? [g.relu] : [])];
     if (parts.length > 1) lines.push(`  (${parts.map((p) => p.index).join(') + (')}): ${parts.map((p) => torchModuleString(p)).join(' + ')} → k${g.head.index}_${g.head.kind}_infer`);

@@ -1,5 +1,5 @@
 // `nincc inspect`: the Torch printout, a per-layer table (shape, parameters, MACs, spec line) and totals.
-import { isBlock, type ShapedModel, type ShapedNetNode, type ShapedNetwork } from '../ir.js';
+import { isBlock, opLayers, type ShapedModel, type ShapedNetNode, type ShapedNetwork } from '../ir.js';
 import { isOneModule, mergeClass, torchModuleString, torchPrint } from './torch-print.js';
 
 export interface InspectLayer {
@@ -46,8 +46,8 @@ function rows(nodes: readonly ShapedNetNode[], prefix: string, bare = false): In
   });
 }
 
-/** A chain model (what lowering takes) is a network without blocks. */
-const nodesOf = (m: ShapedNetwork | ShapedModel) => ('nodes' in m ? m.nodes : m.layers);
+/** A chain model (what lowering takes) prints as the network it was opened from, or is one without blocks. */
+const nodesOf = (m: ShapedNetwork | ShapedModel) => ('nodes' in m ? m.nodes : (m.network ?? opLayers(m.layers)));
 
 export function inspectJson(m: ShapedNetwork | ShapedModel): InspectJson {
   return { model: m.name, input: m.input, layers: rows(nodesOf(m), ''), totals: m.totals };

@@ -1,10 +1,12 @@
 // Prints a model the way Torch7's print(model) does: nn.Sequential:__tostring__ (the seed's printouts are golden)
 // and, for blocks, the nn.ConcatTable / nn.Concat / nn.DepthConcat tree with nn.CAddTable after a residual.
-import { isBlock, type Block, type NetLayer, type NetNode } from '../ir.js';
+import { isBlock, type Block, type MergeOp, type NetLayerOp, type NetNode } from '../ir.js';
 import { layerSpecs } from '../front/layers.js';
 
-/** One module's line as Torch7's __tostring__ of that class writes it. */
-export function torchModuleString(l: NetLayer): string {
+/** One module's line as Torch7's __tostring__ of that class writes it (a lowered block's merge: its merging module). */
+export function torchModuleString(l: NetLayerOp | MergeOp): string {
+  if (l.kind === 'add') return mergeClass.residual;
+  if (l.kind === 'concat') return `${mergeClass.concat}(2)`;
   const name = layerSpecs[l.kind].torch;
   switch (l.kind) {
     case 'conv': {

@@ -211,6 +211,8 @@ export function onnxGraph(model: ShapedModel, tensors: NamedTensors, options: On
         break;
       case 'dropout':
         break; // the identity in eval mode
+      default:
+        throw new Error(`ONNX export: layer ${l.index} (${l.kind}) at ${place(l)} is not exported yet (issue #17)`);
     }
   }
   const nodes = g.nodes;

@@ -1,7 +1,7 @@
 // Matches a Torch7 network's modules to a spec's layers, one for one in order, and copies their weights into
 // nincc's parameter layout (`conv1.weight`, `bn2.running_var`, …). Pure: file values and a ShapedModel in, tensors out.
 import { callSiteNote } from '../../compiler/front/expand-defs.js';
-import type { ShapedLayer, ShapedModel } from '../../compiler/ir.js';
+import { opLayers, type ShapedLayer, type ShapedModel, type ShapedOpLayer } from '../../compiler/ir.js';
 import { lowerParams, paramId } from '../../compiler/lower/params.js';
 import { formatPosition } from '../../grammar/diagnostics.js';
 import type { SafeTensor } from '../io/safetensors.js';
@@ -34,7 +34,8 @@ export function importNetwork(model: ShapedModel, network: Network): ImportResul
     if (!entry) throw new Error(`import-t7: the spec has no tensor ${name}`); // a bug here, not in the file
     tensors.set(name, { dtype: 'F32', shape: [...entry.shape], data });
   };
-  const layers = model.layers;
+  if (model.network) throw new T7ImportError(`${model.file}: a spec with residual/concat blocks cannot take a Torch7 file yet (issue #17)`);
+  const layers = opLayers(model.layers);
   const modules = network.modules;
 
   if (network.nested) {
@@ -73,7 +74,7 @@ export function importNetwork(model: ShapedModel, network: Network): ImportResul
 
 type Put = (layer: ShapedLayer, field: string, data: Float32Array) => void;
 
-function matchModule(m: FileModule, view: ModuleView, layer: ShapedLayer, put: Put): void {
+function matchModule(m: FileModule, view: ModuleView, layer: ShapedOpLayer, put: Put): void {
   const label = `module ${positionLabel(m.position)}`;
   const mismatch = (detail?: string): never => {
     const sites = layer.callSites.map((s) => `\n  ${callSiteNote(s).message}`).join('');

@@ -217,9 +217,8 @@ export function viewModule(m: FileModule): ModuleView {
   return { className: o.className, ...(op ? { op } : {}), printed, described, ceilMode, ...(unsupported ? { unsupported } : {}), tensors };
 }
 
-const noSpan = { file: '', start: { offset: 0, line: 0, column: 0 }, end: { offset: 0, line: 0, column: 0 } };
-/** Torch's print line for an op, through the compiler's own printer (which only reads kind and attrs). */
-const opString = (op: LayerOp) => torchModuleString({ ...op, index: 0, span: noSpan, callSites: [] });
+/** Torch's print line for an op, through the compiler's own printer. */
+const opString = (op: LayerOp) => torchModuleString(op);
 
 /** The layer's arguments in spec order, trailing ones equal to Torch's defaults left out (conv(96, 96, 1, 1)). */
 export function layerArguments(op: LayerOp): string[] {

@@ -10,7 +10,7 @@ import { compileSpec } from '../../compiler/pipeline.js';
 import { uniformStream } from '../../runtime/init.js';
 import { load, type Model } from '../../runtime/model.js';
 import type { NativeModel } from '../../runtime/native.js';
-import { applyLayer, inputBatch } from './interpret.js';
+import { inputBatch, runGraph } from './interpret.js';
 import { channelStats, elementsOf } from './layers.js';
 
 let buildRoot: string | undefined;
@@ -73,8 +73,7 @@ export function randomizeAffine(model: Model, next: () => number): void {
  */
 export function calibrateRunningStats(model: Model, spec: ShapedModel, images: Float32Array, n: number, next: () => number): void {
   const w = readWeights(model);
-  let x = inputBatch(spec, images, n);
-  for (const l of spec.layers) {
+  runGraph(spec.layers, inputBatch(spec, images, n), w, { mode: 'eval' }, 0, [], (l, x) => {
     if (l.kind === 'bn') {
       const s = channelStats(x);
       const mean = Float32Array.from(s.mean, (v) => v + 0.1 * (next() - 0.5));
@@ -84,8 +83,7 @@ export function calibrateRunningStats(model: Model, spec: ShapedModel, images: F
       w.set(`bn${l.index}.running_mean`, Float64Array.from(mean));
       w.set(`bn${l.index}.running_var`, Float64Array.from(variance));
     }
-    x = applyLayer(l, x, w, { mode: 'eval' });
-  }
+  });
 }
 
 /**

@@ -1,6 +1,6 @@
 // The float64 reference interpreter of the layer IR (ShapedModel): Torch7's forward pass in training or
 // evaluation mode, and the size-averaged NLL loss. Independent of the lowering, the plan and the kernels.
-import type { ShapedLayer, ShapedModel } from '../../compiler/ir.js';
+import { isMerge, type ShapedLayer, type ShapedModel } from '../../compiler/ir.js';
 import * as L from './layers.js';
 import type { Batch } from './layers.js';
 
@@ -37,9 +37,24 @@ interface Collected {
   readonly batchStats: Map<number, L.ChannelStats>;
 }
 
-/** One layer's forward pass on x. */
+/** One layer's forward pass on x (a block's merge takes several inputs: runGraph applies it). */
 export function applyLayer(l: ShapedLayer, x: Batch, w: Weights, options: ForwardOptions, collected?: Collected): Batch {
   switch (l.kind) {
+    case 'add':
+    case 'concat':
+      throw new Error(`reference: layer ${l.index} (${l.kind}) merges several inputs; runGraph applies it`);
+    case 'identity':
+      return x;
+    case 'tanh':
+      return L.tanh(x);
+    case 'sigmoid':
+      return L.sigmoid(x);
+    case 'threshold':
+      return L.threshold(x, l.attrs);
+    case 'lrn':
+      return L.lrn(x, l.attrs);
+    case 'zeropad':
+      return L.zeroPad(x, l.attrs);
     case 'conv':
       return L.conv(x, l.attrs, weight(w, l, 'weight'), l.attrs.bias ? weight(w, l, 'bias') : undefined);
     case 'bn': {
@@ -87,19 +102,34 @@ export function inputBatch(model: ShapedModel, images: ArrayLike<number>, n: num
 }
 
 export function forward(model: ShapedModel, w: Weights, images: ArrayLike<number>, n: number, options: ForwardOptions): ForwardResult {
-  return runLayers(model.layers, inputBatch(model, images, n), w, options);
+  return runGraph(model.layers, inputBatch(model, images, n), w, options);
 }
 
-/** The forward pass of a run of layers from x (a cached activation, when only later layers change). */
+/** The forward pass of a run of chained layers (no merges) from x. */
 export function runLayers(layers: readonly ShapedLayer[], x: Batch, w: Weights, options: ForwardOptions): ForwardResult {
-  const activations: Batch[] = [];
+  return runGraph(layers, x, w, options);
+}
+
+/**
+ * The forward pass of a chain opened from blocks (each layer reads the outputs its `from` names; −1 the input),
+ * from layer `start` on, the outputs of the layers before it given as `cached`. `beforeLayer` sees each
+ * layer's first input before it runs (to calibrate a BN's running statistics on it).
+ */
+export function runGraph(
+  layers: readonly ShapedLayer[], input: Batch, w: Weights, options: ForwardOptions, start = 0, cached: readonly Batch[] = [],
+  beforeLayer?: (l: ShapedLayer, x: Batch) => void,
+): ForwardResult {
+  const activations: Batch[] = cached.slice(0, start);
   const collected: Collected = { state: new Map(), batchStats: new Map() };
-  for (const l of layers) {
-    x = applyLayer(l, x, w, options, collected);
-    if (x.shape.join('x') !== l.output.join('x')) throw new Error(`reference: layer ${l.index} (${l.kind}) gave ${x.shape.join('x')}, the IR says ${l.output.join('x')}`);
-    activations.push(x);
+  for (let i = start; i < layers.length; i++) {
+    const l = layers[i];
+    const inputs = (l.from ?? [i - 1]).map((p) => (p < 0 ? input : activations[p]));
+    beforeLayer?.(l, inputs[0]);
+    const y = !isMerge(l) ? applyLayer(l, inputs[0], w, options, collected) : l.kind === 'add' ? L.add(inputs) : L.concat(inputs);
+    if (y.shape.join('x') !== l.output.join('x')) throw new Error(`reference: layer ${l.index} (${l.kind}) gave ${y.shape.join('x')}, the IR says ${l.output.join('x')}`);
+    activations.push(y);
   }
-  return { output: x, activations, state: collected.state, batchStats: collected.batchStats };
+  return { output: activations[activations.length - 1] ?? input, activations, state: collected.state, batchStats: collected.batchStats };
 }
 
 /** The training-mode loss (batch statistics, size-averaged NLL): what forwardBackward minimises. */
@@ -116,5 +146,5 @@ export function trainLossFrom(model: ShapedModel, w0: Weights, images: ArrayLike
   const options: ForwardOptions = { mode: 'train', ...(masks ? { dropoutMasks: masks } : {}) };
   const input = inputBatch(model, images, labels.length);
   const cached = forward(model, w0, images, labels.length, options).activations;
-  return (w, layer) => L.nllLoss(runLayers(model.layers.slice(layer - 1), layer === 1 ? input : cached[layer - 2], w, options).output, labels);
+  return (w, layer) => L.nllLoss(runGraph(model.layers, input, w, options, layer - 1, cached).output, labels);
 }

@@ -97,3 +97,116 @@ model pool_probe {
   conv(2, 1, 1, 1)  maxpool(3, 3, 2, 2, 1, 1)  avgpool(3, 3, 2, 2, 1, 1)  view(-1)  logsoftmax
 }
 `;
+
+/**
+ * Torch7's zoo layers (issue #17) at odd sizes: LRN (a window wider than the channels too), Tanh, Sigmoid,
+ * Threshold, Identity, zero padding that also crops, and pools in ceil mode: a window past the image, THNN's last-window correction of a
+ * padded pool, and an average window cut by the far padding (its divisor counts only what lies inside).
+ */
+export const ZOO_LAYERS = `
+model zoo_layers {
+  input 3x11x9
+  conv(3, 5, 3, 3, 1, 1, 1, 1)  lrn(3, 2, 0.75, 1)  tanh     # 5x11x9
+  zeropad(-1, 1, 2, -2)                                      # 5x11x9: cropped left and bottom, zeros right and top
+  maxpool(2, 2, 2, 2):ceil()                                 # 5x6x5: the last row and column windows stick out
+  conv(5, 6, 1, 1)  threshold(0.1, -0.2)  lrn(7, 0.01, 0.5)  # 6x6x5: LRN's window wider than the 6 channels
+  maxpool(2, 2, 2, 2, 1, 1):ceil()                           # 6x4x3: ceil gives 4x4, the correction drops a column
+  sigmoid  identity
+  avgpool(3, 3, 2, 2, 1, 1):ceil()                           # 6x3x2: the last windows cut by the far padding
+  view(-1)  linear(36, 4)  logsoftmax
+}
+`;
+
+/**
+ * Residual and concat blocks: an identity shortcut, a strided projection shortcut (conv + BN), an
+ * inception-like concat whose branches end in a conv, a ReLU, a pool and a nested residual block.
+ */
+export const BLOCKS = `
+model blocks {
+  input 3x9x7
+  conv(3, 4, 3, 3, 1, 1, 1, 1)  bn(4)  relu                  # 4x9x7
+  residual {
+    branch { conv(4, 4, 3, 3, 1, 1, 1, 1)  bn(4)  relu  conv(4, 4, 3, 3, 1, 1, 1, 1)  bn(4) }
+    branch { identity }
+  }
+  relu
+  residual {                                                 # 6x5x4
+    branch { conv(4, 6, 3, 3, 2, 2, 1, 1)  bn(6)  relu  conv(6, 6, 3, 3, 1, 1, 1, 1)  bn(6) }
+    branch { conv(4, 6, 1, 1, 2, 2)  bn(6) }
+  }
+  relu
+  concat {                                                   # 3 + 4 + 2 + 1 = 10 channels
+    branch { conv(6, 3, 1, 1)  relu }
+    branch { conv(6, 2, 1, 1)  relu  conv(2, 4, 3, 3, 1, 1, 1, 1)  relu }
+    branch { zeropad(1, 1, 1, 1)  maxpool(3, 3, 1, 1)  conv(6, 2, 1, 1) }
+    branch {
+      residual {
+        branch { conv(6, 6, 3, 3, 1, 1, 1, 1)  bn(6) }
+        branch { identity }
+      }
+      tanh  conv(6, 1, 1, 1)
+    }
+  }
+  avgpool(2, 2, 2, 2):ceil()  view(-1)  linear(10 * 3 * 2, 5)  logsoftmax
+}
+`;
+
+/** A small ResNet: fb.resnet.torch's CIFAR-style stem and two basic blocks (the second with a projection shortcut) on 16×16. */
+export const TINY_RESNET = `
+model tiny_resnet {
+  input 3x16x16
+  def basic(n) {
+    residual {
+      branch { conv(n, n, 3, 3, 1, 1, 1, 1):noBias()  bn(n)  relu  conv(n, n, 3, 3, 1, 1, 1, 1):noBias()  bn(n) }
+      branch { identity }
+    }
+    relu
+  }
+  def down(nIn, n) {
+    residual {
+      branch { conv(nIn, n, 3, 3, 2, 2, 1, 1):noBias()  bn(n)  relu  conv(n, n, 3, 3, 1, 1, 1, 1):noBias()  bn(n) }
+      branch { conv(nIn, n, 1, 1, 2, 2):noBias()  bn(n) }
+    }
+    relu
+  }
+  conv(3, 8, 3, 3, 1, 1, 1, 1):noBias()  bn(8)  relu   # 8x16x16
+  basic(8)                                             # 8x16x16
+  down(8, 12)                                          # 12x8x8
+  avgpool(8, 8, 1, 1)  view(12)  linear(12, 10)  logsoftmax
+}
+`;
+
+/**
+ * Blocks as the fused cuda/emu training program takes them (no zoo layers): a fanned-out value with a
+ * pending BN+ReLU (materialized once for its readers), a residual block of three branches, branches ending in a pending BN, a concat whose
+ * branches end in a ReLU, a pool and a nested residual block, and a pool reading a block's output.
+ */
+export const FUSED_BLOCKS = `
+model fused_blocks {
+  input 3x9x7
+  conv(3, 4, 3, 3, 1, 1, 1, 1)  bn(4)  relu                  # 4x9x7, pending BN+ReLU read by three branches
+  residual {                                                 # three branches: two adds
+    branch { conv(4, 4, 3, 3, 1, 1, 1, 1)  bn(4)  relu  conv(4, 4, 3, 3, 1, 1, 1, 1)  bn(4) }
+    branch { identity }
+    branch { conv(4, 4, 1, 1)  bn(4) }
+  }
+  relu
+  residual {                                                 # 6x5x4
+    branch { conv(4, 6, 3, 3, 2, 2, 1, 1)  bn(6)  relu  conv(6, 6, 3, 3, 1, 1, 1, 1)  bn(6) }
+    branch { conv(4, 6, 1, 1, 2, 2)  bn(6) }
+  }
+  relu
+  concat {                                                   # 3 + 4 + 2 + 6 = 15 channels
+    branch { conv(6, 3, 1, 1)  relu }
+    branch { conv(6, 2, 1, 1)  bn(2)  relu  conv(2, 4, 3, 3, 1, 1, 1, 1)  relu }
+    branch { maxpool(3, 3, 1, 1, 1, 1)  conv(6, 2, 1, 1) }
+    branch {
+      residual {
+        branch { conv(6, 6, 3, 3, 1, 1, 1, 1)  bn(6) }
+        branch { identity }
+      }
+    }
+  }
+  maxpool(2, 2)  view(-1)  linear(15 * 2 * 2, 5)  logsoftmax
+}
+`;

@@ -159,6 +159,8 @@ export function torchNetwork(model: ShapedModel, w: Weights, options: TorchNetOp
         return object(cls('nn.SoftMax'), buffers());
       case 'dropout':
         return object('nn.Dropout', { p: l.attrs.p, v2: true, noise: empty(), ...buffers() });
+      default:
+        throw new Error(`torch-nets: no Torch7 file writer for ${l.kind} yet`);
     }
   };
 

@@ -48,9 +48,20 @@ function argumentsOf(k: KernelStep) {
 
 const n = 'a->n';
 const convShape = (c: ConvShape, batch = n) => `const Conv2dShape shape{${batch}, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`;
-const poolShape = (c: ConvShape) => `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`;
+/** A pool's shape; a ceil-mode one also checks at compile time that the kernel's output size is the compiler's. */
+const poolShape = (c: ConvShape & { readonly ceil?: boolean }) =>
+  c.ceil
+    ? `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}, true};\n  static_assert(Pool2dShape{1, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}, true}.out_plane() == ${c.P * c.Q}, "ceil-mode output size");`
+    : `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`;
 const bnShape = (c: { C: number; HW: number }) => `const BatchNormShape shape{${n}, ${c.C}, ${c.HW}};`;
 const linearShape = (c: { in: number; out: number }) => `const LinearShape shape{${n}, ${c.in}, ${c.out}};`;
+const lrnShape = (c: { C: number; HW: number; size: number; alpha: number; beta: number; k: number }) =>
+  `const LrnShape shape{${n}, ${c.C}, ${c.HW}, ${c.size}, ${cppFloat(c.alpha)}, ${cppFloat(c.beta)}, ${cppFloat(c.k)}};`;
+const padShape = (c: { C: number; H: number; W: number; P: number; Q: number; top: number; left: number }) =>
+  `const ZeroPadShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.P}, ${c.Q}, ${c.top}, ${c.left}};`;
+const sliceShape = (c: { C: number; HW: number; total: number; offset: number }) => `const ChannelSlice shape{${n}, ${c.C}, ${c.total}, ${c.offset}, ${c.HW}};`;
+/** A C++ float literal of the number (a spec's threshold or LRN coefficient, as float32 like Torch's float tensors). */
+const cppFloat = (v: number) => `${cppDouble(v)}f`;
 const countOf = (c: { count: number }) => `static_cast<std::int64_t>(${n}) * ${c.count}`;
 
 function body(k: KernelStep): string[] {
@@ -105,6 +116,33 @@ function body(k: KernelStep): string[] {
       return [`relu_forward(${countOf(k.consts)}, ${cf('x')}, ${f('y')});`];
     case 'relu_bwd':
       return [`relu_backward(${countOf(k.consts)}, ${cf('y')}, ${cf('g')}, ${f('dx')});`];
+    case 'tanh_fwd':
+      return [`tanh_forward(${countOf(k.consts)}, ${cf('x')}, ${f('y')});`];
+    case 'tanh_bwd':
+      return [`tanh_backward(${countOf(k.consts)}, ${cf('y')}, ${cf('g')}, ${f('dx')});`];
+    case 'sigmoid_fwd':
+      return [`sigmoid_forward(${countOf(k.consts)}, ${cf('x')}, ${f('y')});`];
+    case 'sigmoid_bwd':
+      return [`sigmoid_backward(${countOf(k.consts)}, ${cf('y')}, ${cf('g')}, ${f('dx')});`];
+    case 'threshold_fwd':
+      return [`threshold_forward(${countOf(k.consts)}, ${cf('x')}, ${f('y')}, ${cppFloat(k.consts.th)}, ${cppFloat(k.consts.v)});`];
+    case 'threshold_bwd':
+      return [`threshold_backward(${countOf(k.consts)}, ${cf('x')}, ${cf('g')}, ${f('dx')}, ${cppFloat(k.consts.th)});`];
+    case 'lrn_fwd':
+      return [lrnShape(k.consts), `lrn_forward(shape, ${cf('x')}, ${f('y')}, ${f('scale')});`];
+    case 'lrn_bwd':
+      return [lrnShape(k.consts), `lrn_backward(shape, ${cf('x')}, ${cf('y')}, ${cf('scale')}, ${cf('g')}, ${f('dx')});`];
+    case 'zeropad_fwd':
+      return [padShape(k.consts), `zeropad_forward(shape, ${cf('x')}, ${f('y')});`];
+    case 'zeropad_bwd':
+      return [padShape(k.consts), `zeropad_backward(shape, ${cf('g')}, ${f('dx')});`];
+    case 'add':
+    case 'add_infer':
+      return [`add_forward(${countOf(k.consts)}, ${cf('a')}, ${cf('b')}, ${f('y')}, ${k.consts.relu});`];
+    case 'concat_place':
+      return [sliceShape(k.consts), `channels_place(shape, ${cf('x')}, ${f('y')});`];
+    case 'concat_take':
+      return [sliceShape(k.consts), `channels_take(shape, ${cf('g')}, ${f('dx')});`];
     case 'maxpool_fwd':
       return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, ${i32('argmax', true)});`];
     case 'maxpool_fwd_infer':

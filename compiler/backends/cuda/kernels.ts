@@ -1,5 +1,6 @@
 // The CUDA kernel of each op: its parameters, body and launch geometry. Each op family has its file
-// (conv.ts, bn.ts, pool.ts, dense.ts, loss.ts, dropout.ts, sgd.ts; the inference-only ops are here).
+// (conv.ts, bn.ts, pool.ts, dense.ts, loss.ts, dropout.ts, sgd.ts; zoo.ts: Torch7's zoo layers and the block
+// merges at inference; the other inference-only ops are here).
 // The schedule pass (compiler/schedule/cuda-launch.ts) calls cudaKernel once per kernel before the
 // plan is emitted; the renderer (render.ts) only prints them. Kernels are written against the device
 // primitives (runtime/include/nincc/device/primitives.cuh). Activations are NCHW.
@@ -11,6 +12,7 @@ import { linearBackwardData, linearBackwardWeight, linearForward } from './dense
 import { nllLoss, softmaxBackward } from './loss.js';
 import { dropout } from './dropout.js';
 import { sgdUpdate } from './sgd.js';
+import { addInfer, concatPlace, concatTake, lrnForward, sigmoidForward, tanhForward, thresholdForward, zeropadForward } from './zoo.js';
 import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './parts.js';
 
 /** The training program's ops, each to its family's generator, which reads the step's typed consts. */
@@ -118,6 +120,23 @@ export function cudaKernel(k: KernelStep): CudaKernel {
       ];
       return { params: withOutputs(k, ['x', 'y'], new Set(['y'])), body, launch: { grid: [1, 1, 1], batchAxis: 2, block: [32, 1, 1], shared: 0 } };
     }
+    case 'tanh_fwd':
+      return tanhForward(k, k.consts);
+    case 'sigmoid_fwd':
+      return sigmoidForward(k, k.consts);
+    case 'threshold_fwd':
+      return thresholdForward(k, k.consts);
+    case 'lrn_fwd':
+      return lrnForward(k, k.consts);
+    case 'add_infer':
+    case 'add':
+      return addInfer(k, k.consts);
+    case 'concat_take':
+      return concatTake(k, k.consts);
+    case 'concat_place':
+      return concatPlace(k, k.consts);
+    case 'zeropad_fwd':
+      return zeropadForward(k, k.consts);
     default:
       return trainingKernel(k);
   }

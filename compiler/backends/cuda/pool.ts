@@ -4,8 +4,17 @@ import { applyPending, backwardStats, channelTiles, cppDouble, element, inputPar
 import type { KernelStep } from '../../lower/program-ir.js';
 import { channelTile } from './bn.js';
 
+/**
+ * Average pooling's divisor (count_include_pad): the whole kernel in floor mode; in ceil mode (inference
+ * only so far) the window clipped to the padded image, as THNN counts it.
+ */
+function divisor(c: Consts<'maxpool_fwd_fused' | 'avgpool_fwd_fused' | 'maxpool_fwd_infer' | 'avgpool_fwd'>): string {
+  if (!('ceil' in c) || !c.ceil) return `${cppDouble(c.R * c.S)}f`;
+  return `float((min(p * ${c.sh} - ${c.ph} + ${c.R}, ${c.H + c.ph}) - (p * ${c.sh} - ${c.ph})) * (min(q * ${c.sw} - ${c.pw} + ${c.S}, ${c.W + c.pw}) - (q * ${c.sw} - ${c.pw})))`;
+}
+
 export function poolForward(k: KernelStep, c: Consts<'maxpool_fwd_fused' | 'avgpool_fwd_fused' | 'maxpool_fwd_infer' | 'avgpool_fwd'>, max: boolean, argmax = max): CudaKernel {
-  // Torch7 floor mode; max: -inf padding, ties to the first maximum, NaN wins, the argmax (h·W + w in
+  // Torch7 floor or ceil mode (P×Q from the compiler; windows clipped to the image); max: -inf padding, ties to the first maximum, NaN wins, the argmax (h·W + w in
   // the plane, −1 for none) kept for the backward; avg: count_include_pad. Pending transform on load.
   const out = c.C * c.P * c.Q;
   const body = [
@@ -21,7 +30,7 @@ export function poolForward(k: KernelStep, c: Consts<'maxpool_fwd_fused' | 'avgp
     ...applyPending(c, 'e', 'ch').map((s) => `    ${s}`),
     ...(max ? [`    if (best_at < 0 || e > best || e != e) { best = e; best_at = h * ${c.W} + u; }`] : ['    sum += e;']),
     '  }',
-    ...(max ? [`nincc::st(&y[(long long)img * ${out} + i], best);`, ...(argmax ? [`nincc::st(&argmax[(long long)img * ${out} + i], best_at);`] : [])] : [`nincc::st(&y[(long long)img * ${out} + i], sum / ${cppDouble(c.R * c.S)}f);`]),
+    ...(max ? [`nincc::st(&y[(long long)img * ${out} + i], best);`, ...(argmax ? [`nincc::st(&argmax[(long long)img * ${out} + i], best_at);`] : [])] : [`nincc::st(&y[(long long)img * ${out} + i], sum / ${divisor(c)});`]),
   ];
   const names = ['x', ...inputParams(c), { name: 'y', out: true }, ...(argmax ? [{ name: 'argmax', out: true, int: true }] : [])];
   return { params: params(k, names), body, launch: perElement(out), fused: fusedText([`${max ? 'max' : 'average'} pooling`, c.inBn && 'prologue: BN scale/shift', c.inRelu && 'prologue: ReLU']) };

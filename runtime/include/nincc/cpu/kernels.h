@@ -20,6 +20,7 @@
 
 #include "activation.h"
 #include "batchnorm.h"
+#include "channels.h"
 #include "conv.h"
 #include "conv_gemm.h"
 #include "conv_winograd.h"
@@ -28,6 +29,9 @@
 #include "gemm.h"
 #include "linear.h"
 #include "loss.h"
+#include "lrn.h"
+#include "pad.h"
+#include "pointwise.h"
 #include "pool.h"
 #include "profile.h"
 #include "sgd.h"

@@ -1,5 +1,5 @@
 // Max and average pooling over NCHW planes, Torch7 SpatialMaxPooling / SpatialAveragePooling in
-// floor mode: forward and backward. Padding is -inf for max pooling and zeros counted in the
+// floor or ceil mode: forward and backward. Padding is -inf for max pooling and zeros counted in the
 // divisor for average pooling (count_include_pad, Torch7's default).
 #pragma once
 
@@ -19,9 +19,18 @@ namespace cpu {
 struct Pool2dShape {
   int batch, channels, in_h, in_w;
   int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+  bool ceil_mode = false;  // Torch's :ceil(): windows may run past the padded image's far edge
 
-  constexpr int out_h() const { return (in_h + 2 * pad_h - kernel_h) / stride_h + 1; }  // floor mode
-  constexpr int out_w() const { return (in_w + 2 * pad_w - kernel_w) / stride_w + 1; }
+  // THNN's output size: floor or ceil of the window count, then, when padded on either side, less the
+  // last window if it would start past the image and its near padding.
+  constexpr int out_size(int in, int kernel, int stride, int pad) const {
+    const int span = in + 2 * pad - kernel;  // >= 0: the front end checks it
+    if (!ceil_mode) return span / stride + 1;
+    const int size = (span + stride - 1) / stride + 1;
+    return (pad_h > 0 || pad_w > 0) && (size - 1) * stride >= in + pad ? size - 1 : size;
+  }
+  constexpr int out_h() const { return out_size(in_h, kernel_h, stride_h, pad_h); }
+  constexpr int out_w() const { return out_size(in_w, kernel_w, stride_w, pad_w); }
   constexpr std::int64_t in_plane() const { return static_cast<std::int64_t>(in_h) * in_w; }
   constexpr std::int64_t out_plane() const { return static_cast<std::int64_t>(out_h()) * out_w(); }
   constexpr std::int64_t planes() const { return static_cast<std::int64_t>(batch) * channels; }
@@ -36,6 +45,14 @@ struct Window {
 inline Window window_at(const Pool2dShape& s, int oh, int ow) {
   const int hs = oh * s.stride_h - s.pad_h, ws = ow * s.stride_w - s.pad_w;
   return {std::max(hs, 0), std::min(hs + s.kernel_h, s.in_h), std::max(ws, 0), std::min(ws + s.kernel_w, s.in_w)};
+}
+
+// Average pooling's divisor (count_include_pad): the window clipped to the padded image, as THNN counts
+// it. In floor mode every window ends inside the padded image, so it is the full kernel; a ceil-mode
+// window past the far padding counts only what lies inside.
+inline float window_divisor(const Pool2dShape& s, int oh, int ow) {
+  const int hs = oh * s.stride_h - s.pad_h, ws = ow * s.stride_w - s.pad_w;
+  return static_cast<float>((std::min(hs + s.kernel_h, s.in_h + s.pad_h) - hs) * (std::min(ws + s.kernel_w, s.in_w + s.pad_w) - ws));
 }
 
 // The window's maximum and its index in the plane (ih*in_w + iw). Scans in window order (row by
@@ -249,8 +266,7 @@ inline void maxpool_backward_from_input(const Pool2dShape& shape, const float* x
   });
 }
 
-// y = (sum of the window's in-image values) / (kernel_h * kernel_w). In floor mode every window
-// ends inside the padded image, so Torch's count_include_pad divisor is always the full kernel.
+// y = (sum of the window's in-image values) / (its window_divisor: kernel_h * kernel_w in floor mode).
 inline void avgpool_forward(const Pool2dShape& shape, const float* x, float* y) {
   const float divisor = static_cast<float>(shape.kernel_h * shape.kernel_w);
 #if defined(__AVX512F__)
@@ -279,14 +295,13 @@ inline void avgpool_forward(const Pool2dShape& shape, const float* x, float* y) 
         float sum = 0.f;
         for (int ih = win.h0; ih < win.h1; ++ih)
           for (int iw = win.w0; iw < win.w1; ++iw) sum += plane[static_cast<std::int64_t>(ih) * shape.in_w + iw];
-        y[out] = sum / divisor;
+        y[out] = sum / pool_detail::window_divisor(shape, oh, ow);
       }
   });
 }
 
-// dx[i] = sum over the windows containing i of dy / (kernel_h * kernel_w). Overwrites dx.
+// dx[i] = sum over the windows containing i of dy / that window's divisor. Overwrites dx.
 inline void avgpool_backward(const Pool2dShape& shape, const float* dy, float* dx) {
-  const float divisor = static_cast<float>(shape.kernel_h * shape.kernel_w);
   parallel_for_threads(shape.planes(), pool_detail::plane_threads(shape), [&](std::int64_t p) {
     float* dx_plane = dx + p * shape.in_plane();
     std::memset(dx_plane, 0, sizeof(float) * shape.in_plane());
@@ -294,7 +309,7 @@ inline void avgpool_backward(const Pool2dShape& shape, const float* dy, float* d
     for (int oh = 0; oh < shape.out_h(); ++oh)
       for (int ow = 0; ow < shape.out_w(); ++ow, ++out) {
         const auto win = pool_detail::window_at(shape, oh, ow);
-        const float share = dy[out] / divisor;
+        const float share = dy[out] / pool_detail::window_divisor(shape, oh, ow);
         for (int ih = win.h0; ih < win.h1; ++ih)
           for (int iw = win.w0; iw < win.w1; ++iw) dx_plane[static_cast<std::int64_t>(ih) * shape.in_w + iw] += share;
       }

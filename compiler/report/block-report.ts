@@ -1,0 +1,49 @@
+// report.txt's block section: how each residual/concat block of the spec was lowered — the merge after its
+// branches, the kernels that compute it in training and at inference, and where fanned-out gradients are summed.
+import { isMerge, type ShapedModel } from '../ir.js';
+import type { Program } from '../lower/program-ir.js';
+import { inputsOf } from '../lower/chain.js';
+import { torchModuleString } from './torch-print.js';
+
+const kernelsOf = (p: Program | undefined, layer: number, op?: string) => [...new Set((p?.steps ?? []).filter((s) => s.layer === layer && (!op || s.op === op)).map((s) => s.kernel))];
+
+export function blockReport(model: ShapedModel, programs: readonly Program[]): string[] {
+  if (!model.layers.some(isMerge)) return [];
+  const train = programs.find((p) => p.name === 'train_forward_backward');
+  const infer = programs.find((p) => p.name === 'infer');
+  const lines = [
+    'Blocks (opened by front/lowerable.ts: each branch reads the block\'s input, kept live until its last reader; the merge follows the branches).',
+    '(N) is a layer\'s position in the lowered chain, as in the kernel names k<N>_… and the Programs below, which give each one\'s spec line:',
+  ];
+  model.layers.forEach((l, i) => {
+    if (!isMerge(l)) return;
+    const from = inputsOf(model.layers, i).map((p) => `(${p + 1})`);
+    const sites = l.callSites.map((c) => ` in ${c.def}(${c.args.join(', ')}) at line ${c.span.start.line}`).join(',');
+    const where = `${l.span.file.split('/').pop()}:${l.span.start.line}:${l.span.start.column}${sites}`;
+    const what = l.kind === 'add' ? `${from.join(' + ')}` : `${from.join(', ')} along channels`;
+    lines.push(`  (${l.index}) ${torchModuleString(l)} of ${what}: the ${l.kind === 'add' ? 'residual' : 'concat'} block at ${where}`);
+    const fwd = kernelsOf(train, l.index, l.kind === 'add' ? 'add' : 'concat_place');
+    const bwd = l.kind === 'concat' ? kernelsOf(train, l.index, 'concat_take') : [];
+    const next = model.layers[i + 1];
+    const inferKernels = kernelsOf(infer, l.index);
+    const fusedRelu = infer?.steps.some((s) => s.layer === l.index && s.op === 'add_infer' && s.consts.relu);
+    if (l.kind === 'add') {
+      const trainRelu = train?.steps.some((s) => s.layer === l.index && s.op === 'add' && s.consts.relu);
+      const reluKernel = train?.steps.some((s) => s.layer === next?.index && s.op === 'relu_fwd');
+      const relu =
+        next?.kind !== 'relu' ? '' : trainRelu ? ` with the ReLU (${next.index}) in the same pass` : reluKernel ? `, then the ReLU (${next.index}) as its own kernel` : `, the ReLU (${next.index}) pending: applied by the kernels that read the sum`;
+      lines.push(`      training: a separate add kernel ${fwd.join(', ') || '(none)'}${relu}; the backward passes the gradient to each branch unchanged`);
+      lines.push(`      inference: ${inferKernels.join(', ')}${fusedRelu ? ` (the add and the ReLU (${next?.index}) in one pass)` : ''}`);
+    } else {
+      lines.push(`      training: each branch's output copied into its channel slice (${fwd.join(', ')}), the gradient's slices copied back out (${bwd.join(', ')})`);
+      lines.push(`      inference: the same copies (${inferKernels.join(', ')})`);
+    }
+  });
+  // A value several layers read (a block's input) gets the sum of their gradients: an add per extra reader.
+  const sums = (train?.steps ?? []).filter((s) => s.op === 'add' && !isMerge(model.layers[s.layer - 1]));
+  const calls = new Map<string, { layer: number; count: number }>();
+  for (const s of sums) calls.set(s.kernel, { layer: s.layer, count: (calls.get(s.kernel)?.count ?? 0) + 1 });
+  const listed = [...calls].map(([kernel, c]) => `${kernel}${c.count > 1 ? ` ×${c.count}` : ''} (the output of layer ${c.layer})`);
+  if (listed.length > 0) lines.push(`  gradient sums of fanned-out values: ${listed.join(', ')}`);
+  return lines;
+}

@@ -1,0 +1,90 @@
+// The float64-reference checks of issue #17's lowering on the cpu device: Torch7's zoo layers, ceil-mode
+// pools, residual and concat blocks (nested too) and a small ResNet, each through infer (eval mode), the
+// training forward (output, loss, running statistics) and finite-difference gradients. Run by
+// test/numerics-zoo.test.ts (all threads) and test/numerics-zoo-1thread.test.ts (OMP_NUM_THREADS=1).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Model } from '../../runtime/model.js';
+import {
+  buildSpec, calibrateRunningStats, expectClose, loadBuilt, poisonArena, randomImages, randomizeAffine, randomLabels, readWeights, removeBuilds, rng, type Built,
+} from './artifacts.js';
+import { checkGradients } from './gradients.js';
+import { forward, trainLossFrom } from './interpret.js';
+import { nllLoss } from './layers.js';
+import { BLOCKS, TINY_RESNET, ZOO_LAYERS } from './specs.js';
+
+// As test/numerics-kernels.test.ts: float32 rounding through a dozen layers is ~1e-6 of the output's scale;
+// a wrong window, divisor, slice or a gradient not summed moves it by 1e-3..1.
+const TOL = 2e-5;
+const BATCHES = [3, 1, 4];
+const POISONS = [Number.NaN, 3.0e4];
+
+const specs: Record<string, string> = { zoo_layers: ZOO_LAYERS, blocks: BLOCKS, tiny_resnet: TINY_RESNET };
+
+export function zooSuite(threads: string): void {
+  const built = new Map<string, Built>();
+  beforeAll(() => {
+    for (const [name, source] of Object.entries(specs)) built.set(name, buildSpec(name, source, 4));
+  });
+  afterAll(() => removeBuilds());
+
+  async function prepared(name: string, seed: number): Promise<{ m: Model; b: Built; next: () => number }> {
+    const b = built.get(name)!;
+    const m = await loadBuilt(b, seed);
+    const next = rng(seed * 7919 + 17);
+    randomizeAffine(m, next);
+    calibrateRunningStats(m, b.model, randomImages(b.model, 4, next), 4, next);
+    return { m, b, next };
+  }
+
+  describe.each(Object.keys(specs))(`%s (${threads})`, (name) => {
+    it('infer matches the reference at batches 3, 1, 4 on a poisoned arena', async () => {
+      const { m, b, next } = await prepared(name, 11);
+      try {
+        const w = readWeights(m);
+        for (const [i, n] of BATCHES.entries()) {
+          const images = randomImages(b.model, n, next);
+          poisonArena(m, POISONS[i % 2]);
+          expectClose(await m.infer(images), forward(b.model, w, images, n, { mode: 'eval' }).output.data, TOL, `${name} infer n=${n}`);
+        }
+      } finally {
+        m.dispose();
+      }
+    });
+
+    it('forwardBackward: output, loss and running statistics match the reference', async () => {
+      const { m, b, next } = await prepared(name, 12);
+      try {
+        for (const [i, n] of BATCHES.entries()) {
+          const images = randomImages(b.model, n, next);
+          const labels = randomLabels(b.model, n, next);
+          const ref = forward(b.model, readWeights(m), images, n, { mode: 'train' });
+          poisonArena(m, POISONS[i % 2]);
+          const { loss, output } = await m.forwardBackward(images, labels);
+          expectClose(output, ref.output.data, TOL, `${name} train output n=${n}`);
+          expectClose([loss], [nllLoss(ref.output, labels)], TOL, `${name} loss n=${n}`);
+          for (const [key, value] of ref.state) expectClose(m.getTensor(key), value, 1e-5, `${name} ${key} n=${n}`);
+        }
+      } finally {
+        m.dispose();
+      }
+    });
+
+    it('gradients of every parameter match central differences of the reference loss', async () => {
+      const b = built.get(name)!;
+      const m = await loadBuilt(b, 21);
+      try {
+        const next = rng(21);
+        randomizeAffine(m, next);
+        const n = 3;
+        const images = randomImages(b.model, n, next);
+        const labels = randomLabels(b.model, n, next);
+        poisonArena(m, Number.NaN);
+        await m.forwardBackward(images, labels);
+        const checked = checkGradients(m, trainLossFrom(b.model, readWeights(m), images, labels), 40, next, `${name} n=${n}`);
+        expect(checked).toBeGreaterThan(0);
+      } finally {
+        m.dispose();
+      }
+    });
+  });
+}
