@@ -11,7 +11,8 @@ import { DataLayoutError, openImageNetFolder, recordClassList } from '../../runt
 import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
 import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
 import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
-import { prepareArtifact } from '../artifact-arg.js';
+import { prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
+import type { Precision } from '../../compiler/ir.js';
 
 interface Inputs {
   readonly train: TrainSource | LabelledImages;
@@ -43,6 +44,7 @@ interface TrainArgs {
   readonly test: TestPlan;
   readonly resume: boolean;
   readonly quiet: boolean;
+  readonly precision?: Precision;
 }
 
 const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
@@ -71,6 +73,7 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
     data,
     fashion,
     ...opt('device', device as Device | undefined),
+    ...opt('precision', precisionOption(args)),
     ...opt('batch', intOption(args, 'batch')),
     ...opt('epochs', intOption(args, 'epochs')),
     seed: intOption(args, 'seed', 0) ?? 1,
@@ -131,7 +134,7 @@ function describeTest(t: TestPlan): string {
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume]',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume]',
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
     "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.",
@@ -145,6 +148,7 @@ export const trainCommand: Command = {
     workers: { type: 'string', value: 'N', help: `decode worker threads for image folders (default: cores − 1, here ${defaultWorkerCount()})` },
     prefetch: { type: 'string', value: 'N', help: 'batches decoded ahead of the one training (default 2)' },
     device: { type: 'string', value: 'DEV', help: 'cpu, emu (the generated CUDA on the SIMT emulator) or cuda; default: the device a DIR was built for, cpu for a spec FILE (which is built for --device)' },
+    precision: { type: 'string', value: 'P', help: PRECISION_HELP },
     seed: { type: 'string', value: 'S', help: 'seed for init, shuffling, sampling, crops and dropout (default 1)' },
     limit: { type: 'string', value: 'N', help: 'use only the first N training images (Fashion-MNIST)' },
     resume: { type: 'boolean', help: 'continue from RUN_DIR/checkpoint.safetensors (the last finished epoch)' },
@@ -155,7 +159,7 @@ export const trainCommand: Command = {
   },
   async run(args) {
     const a = parseTrainArgs(args);
-    const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu' });
+    const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu', ...(a.precision ? { precision: a.precision } : {}) });
     // A built directory runs on the device it was built for unless --device says otherwise.
     const device = a.device ?? artifactDevice(dir);
     const model = await load(dir, { device, seed: a.seed });
