@@ -6,7 +6,7 @@
 // accumulators. The epilogue adds the bias, applies the inference ReLU, stores fp32 NCHW (storage is
 // unchanged in this slice) and, in training, writes the per-tile BN statistics partials from the
 // accumulators in a fixed order. Memory is reached only through nincc::ld/st/ldmatrix (counted by
-// `nincc profile`). docs/design.md §"Tensor-core convolution" says why each choice.
+// `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
 import { applyPending, inputParams, params, fusedText, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
