@@ -4,8 +4,8 @@
 // NIN shapes (11×11 stride 4, 3×3 pad 1, 1×1, stride 2) with odd sizes, K not a multiple of the tile and
 // batches below the grid's maximum.
 //
-// The tolerance is derived per output from bf16 rounding, not picked (docs/design.md §4.1). An output is y = Σ_i a_i·b_i + bias over the K = C·R·S taps. The kernel rounds each
-// operand to bf16 (round to nearest even, 8-bit significand): |â − a| ≤ δA·|a|, |b̂ − b| ≤ δB·|b| with
+// The tolerance is derived per output from bf16 rounding, not picked (docs/design.md §4.1). An output
+// is y = Σ_i a_i·b_i + bias over the K = C·R·S taps. The kernel rounds each operand to bf16 (round to nearest even, 8-bit significand): |â − a| ≤ δA·|a|, |b̂ − b| ≤ δB·|b| with
 // δ = 2⁻⁸; so |â·b̂ − a·b| ≤ (δA + δB + δA·δB)·|a·b|. Each product of two bf16 is exact in fp32 (16
 // significant bits), and the mma chain adds the K products and then the bias in fp32, K + 1 roundings
 // of partial sums bounded by T' = Σ|â·b̂| + |bias|: at most γ_{K+1}·T' with γ_n = n·u/(1 − n·u), u = 2⁻²⁴.
