@@ -1,19 +1,20 @@
-// The bf16 tensor-core convolution forward (compiler/backends/cuda/conv-mma.ts, `precision bf16`) on the
-// emu device against the cpu device (fp32) and float64, for inference (BN folded, bias + ReLU epilogue)
-// and for the training forward (its BN statistics, through the running statistics they update), over the
-// NIN shapes (11×11 stride 4, 3×3 pad 1, 1×1, stride 2) with odd sizes, K not a multiple of the tile and
-// batches below the grid's maximum.
+// The bf16 tensor-core convolution forward (compiler/backends/cuda/conv-mma.ts, `precision bf16`) on
+// the emu device against the cpu device (fp32) and float64, for inference (BN folded, bias + ReLU
+// epilogue) and for the training forward (its BN statistics, through the running statistics they
+// update), over the NIN shapes (11×11 stride 4, 3×3 pad 1, 1×1, stride 2) with odd sizes, K not a
+// multiple of the tile and batches below the grid's maximum.
 //
 // The tolerance is derived per output from bf16 rounding, not picked (docs/design.md §4.1). An output
-// is y = Σ_i a_i·b_i + bias over the K = C·R·S taps. The kernel rounds each operand to bf16 (round
-// to nearest even, 8-bit significand): |â − a| ≤ δA·|a|, |b̂ − b| ≤ δB·|b| with δ = 2⁻⁸; so |â·b̂ − a·b| ≤ (δA + δB + δA·δB)·|a·b|. Each product of two bf16 is exact in fp32 (16
-// significant bits), and the mma chain adds the K products and then the bias in fp32, K + 1 roundings
-// of partial sums bounded by T' = Σ|â·b̂| + |bias|: at most γ_{K+1}·T' with γ_n = n·u/(1 − n·u), u = 2⁻²⁴.
-// Hence |y_bf16 − y| ≤ (δA + δB + δA·δB)·T + γ_{K+1}·((1 + δA)(1 + δB)·T + |bias|), T = Σ|a·b|, and the
-// cpu device's fp32 sum is within γ_{K+1}·(T + |bias|) of y: their difference is bounded by the sum of
-// the two. Extra terms, each stated where it is added: the folded weights are rounded to fp32 once
-// (δB += 2⁻²³); a pending BN+ReLU on the input is computed in fp32 from fp32 batch statistics
-// (|Δa| ≤ 2⁻¹⁸·(|scale·x| + |shift|), far below bf16's 2⁻⁸). ReLU is 1-Lipschitz, so the bound holds after it.
+// is y = Σ_i a_i·b_i + bias over the K = C·R·S taps. The kernel rounds each operand to bf16 (round to
+// nearest even, 8-bit significand): |â − a| ≤ δA·|a|, |b̂ − b| ≤ δB·|b| with δ = 2⁻⁸; so |â·b̂ − a·b| ≤
+// (δA + δB + δA·δB)·|a·b|. Each product of two bf16 is exact in fp32 (16 significant bits), and the mma
+// chain adds the K products and then the bias in fp32, K + 1 roundings of partial sums bounded by T' =
+// Σ|â·b̂| + |bias|: at most γ_{K+1}·T' with γ_n = n·u/(1 − n·u), u = 2⁻²⁴. Hence |y_bf16 − y| ≤ (δA +
+// δB + δA·δB)·T + γ_{K+1}·((1 + δA)(1 + δB)·T + |bias|), T = Σ|a·b|, and the cpu device's fp32 sum is
+// within γ_{K+1}·(T + |bias|) of y: their difference is bounded by the sum of the two. Extra terms,
+// each stated where it is added: the folded weights are rounded to fp32 once (δB += 2⁻²³); a pending
+// BN+ReLU on the input is computed in fp32 from fp32 batch statistics (|Δa| ≤ 2⁻¹⁸·(|scale·x| +
+// |shift|), far below bf16's 2⁻⁸). ReLU is 1-Lipschitz, so the bound holds after it.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
