@@ -248,6 +248,16 @@ describe('bf16 tensor-core conv forward on emu', () => {
         expect(v1.ratio, `${name}: running_var[${v1.at}] emu ${rv.emu[v1.at]} cpu ${rv.cpu[v1.at]} bound ${vb[v1.at]}`).toBeLessThanOrEqual(1);
         // The statistics did move from their initial 0 and 1 (the test reads the batch's, not the defaults).
         expect(rm.cpu.some((v) => v !== 0)).toBe(true);
+        // Fixed-order reductions, no atomics: a second emu run of the same step is bitwise the same.
+        const again = await load(built.dir, { device: 'emu', seed: 7 });
+        try {
+          randomizeAffine(again, rng(9 + index));
+          await again.forwardBackward(images, labels);
+          expect(Array.from(again.getTensor(`bn${bnIndex}.running_mean`))).toEqual(Array.from(rm.emu));
+          expect(Array.from(again.getTensor(`bn${bnIndex}.running_var`))).toEqual(Array.from(rv.emu));
+        } finally {
+          again.dispose();
+        }
       } finally {
         cpu.dispose();
         emu.dispose();
