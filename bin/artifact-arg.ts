@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildArtifact } from '../compiler/build.js';
+import { PRECISIONS, type Precision } from '../compiler/ir.js';
 import { runBuildJob, SpecError as BuildSpecError } from '../runtime/build.js';
 import type { Device } from '../runtime/model.js';
 import { stringOption, UsageError, type ParsedArgs } from './command.js';
@@ -18,6 +19,27 @@ export function deviceOption(args: ParsedArgs): Device | undefined {
   return d as Device;
 }
 
+/** --precision, checked before anything is built; undefined when not given (the spec's train block decides). */
+export function precisionOption(args: ParsedArgs): Precision | undefined {
+  const p = stringOption(args, 'precision');
+  if (p === undefined) return undefined;
+  const known = PRECISIONS.find((q) => q === p);
+  if (!known) throw new UsageError(`unknown precision '${p}' (available: ${PRECISIONS.join(', ')})`);
+  return known;
+}
+
+/** The help text of --precision, one for every command that builds. */
+export const PRECISION_HELP =
+  "the GEMM kernels' arithmetic on emu/cuda, overriding the spec's train block `precision`: fp32 (default; the exact mode), " +
+  'bf16 (the convolution forward on bf16 tensor cores, fp32 accumulation; docs/design.md), tf32 (no kernels yet). The cpu kernels always compute in fp32';
+
+/** An artifact directory given with --precision must have been built with it: a directory is run as built. */
+function checkPrecision(dir: string, precision: Precision | undefined): void {
+  if (precision === undefined) return;
+  const built = (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { precision?: Precision }).precision ?? 'fp32';
+  if (built !== precision) throw new UsageError(`${dir} was built with precision ${built}, not ${precision}: rebuild it from the spec with --precision ${precision}`);
+}
+
 /** The device an artifact was built for: cuda when it has a fatbin for the cuda device, emu when it has emu kernels, else cpu. */
 export function artifactDevice(dir: string): Device {
   const libraries = (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { libraries?: Record<string, string> }).libraries ?? {};
@@ -25,10 +47,11 @@ export function artifactDevice(dir: string): Device {
 }
 
 /** A built artifact directory as given, or a spec built (cached) for the device that will run it. */
-export function resolveArtifact(arg: string, options: { maxBatch?: number; outDir?: string; quiet?: boolean; device?: string } = {}): string {
+export function resolveArtifact(arg: string, options: { maxBatch?: number; outDir?: string; quiet?: boolean; device?: string; precision?: Precision } = {}): string {
   if (!existsSync(arg)) throw new UsageError(`${arg}: no such file or directory`);
   if (statSync(arg).isDirectory()) {
     if (!existsSync(join(arg, 'plan.json'))) throw new UsageError(`${arg}: not an artifact directory (no plan.json); build one with 'nincc build SPEC -o DIR'`);
+    checkPrecision(arg, options.precision);
     return arg;
   }
   const { model, source } = requireModel(arg);
@@ -36,7 +59,7 @@ export function resolveArtifact(arg: string, options: { maxBatch?: number; outDi
   const target = options.device === 'emu' || options.device === 'cuda' ? options.device : 'cpu';
   const outDir = options.outDir ?? `build/${model.name}${target === 'cpu' ? '' : `-${target}`}`;
   const log = options.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
-  buildArtifact(model, source, { outDir, target, ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}), log });
+  buildArtifact(model, source, { outDir, target, ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}), ...(options.precision ? { precision: options.precision } : {}), log });
   return outDir;
 }
 
@@ -44,7 +67,7 @@ export function resolveArtifact(arg: string, options: { maxBatch?: number; outDi
  * resolveArtifact with the build in a worker thread (runtime/build.ts), so the event loop keeps
  * turning (signals, progress) while g++ runs. Spec errors are printed as `nincc check` prints them.
  */
-export async function prepareArtifact(arg: string, options: { maxBatch?: number; outDir?: string; quiet?: boolean; device?: string } = {}): Promise<string> {
+export async function prepareArtifact(arg: string, options: { maxBatch?: number; outDir?: string; quiet?: boolean; device?: string; precision?: Precision } = {}): Promise<string> {
   if (!existsSync(arg)) throw new UsageError(`${arg}: no such file or directory`);
   if (statSync(arg).isDirectory()) return resolveArtifact(arg, options);
   const target = options.device === 'emu' || options.device === 'cuda' ? options.device : 'cpu';
@@ -57,6 +80,7 @@ export async function prepareArtifact(arg: string, options: { maxBatch?: number;
       target,
       ...(options.outDir ? { outDir: options.outDir } : {}),
       ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}),
+      ...(options.precision ? { precision: options.precision } : {}),
       ...(target === 'cpu' ? {} : { outDirSuffix: `-${target}` }),
     }, log);
     if (r.warningReport) process.stderr.write(`${r.warningReport}\n`);

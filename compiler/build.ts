@@ -10,7 +10,7 @@ import { compileCpuLibrary, cpuFeatures, type CpuLevel } from './backends/cpu/to
 import { headersDigest } from './backends/compile-cached.js';
 import { NINCC_VERSION, type Plan } from './emit/plan.js';
 import { integrityProblem, sealPlan } from './emit/integrity.js';
-import type { ShapedModel } from './ir.js';
+import type { Precision, ShapedModel } from './ir.js';
 import { compileModel } from './pipeline.js';
 import { buildReport } from './report/build-report.js';
 
@@ -28,6 +28,8 @@ export interface BuildOptions {
   readonly maxBatch?: number;
   /** the instruction set kernels.cpu.so may use (default native: this machine's vector extensions) */
   readonly cpu?: CpuLevel;
+  /** the GEMM kernels' arithmetic; overrides the train block's `precision` (default fp32) */
+  readonly precision?: Precision;
   readonly log?: (line: string) => void;
 }
 
@@ -48,6 +50,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const log = options.log ?? (() => {});
   const maxBatch = options.maxBatch ?? model.train?.batch ?? 128;
   const features = cpuFeatures(options.cpu);
+  const precision = effectivePrecision(options.target, options.precision ?? model.train?.precision ?? 'fp32');
   const sourceHash = createHash('sha256')
     .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, cpuFeatures: features, version: NINCC_VERSION }))
     .update(compilerDigest())
@@ -55,6 +58,8 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     // A new CUDA toolkit rebuilds a cuda artifact's fatbin rather than calling the old one up to date.
     .update(options.target === 'cuda' ? `nvcc ${findNvcc().version ?? 'none'}` : '')
     .update(headersDigest())
+    // fp32 adds nothing, so an fp32 build's hash is what it was before precision existed.
+    .update(precision === 'fp32' ? '' : `precision ${precision}`)
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -77,7 +82,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);
@@ -106,6 +111,15 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   // SHA-256 of each library and of its own text, which the runtime checks before loading anything.
   writeFileSync(planPath, sealPlan(plan, dir));
   return { dir, plan, cached: false, seconds: (Date.now() - started) / 1000 };
+}
+
+/**
+ * The precision the target's GEMM kernels compute in. The cpu kernels are fp32 only: a cpu build computes
+ * in fp32 whatever was asked (the cpu device is the exact reference). tf32 has no kernels yet.
+ */
+function effectivePrecision(target: Target, requested: Precision): Precision {
+  if (requested === 'tf32' && target !== 'cpu') throw new Error(`precision tf32: no tf32 kernels yet (issue #15); use fp32 or bf16`);
+  return target === 'cpu' ? 'fp32' : requested;
 }
 
 let compilerHash: string | undefined;

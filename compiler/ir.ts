@@ -146,7 +146,12 @@ export interface TrainConfig {
   readonly criterion: 'nll';
   readonly optimizer: { readonly kind: 'sgd'; readonly momentum: number };
   readonly regime: readonly RegimeRow[];
+  readonly precision?: Precision; // the spec's `precision`; absent: fp32 (a build's --precision overrides it)
 }
+
+/** Arithmetic of the GEMM kernels: fp32 (exact mode, matches the cpu device tightly), tf32 or bf16 tensor cores. */
+export type Precision = 'fp32' | 'tf32' | 'bf16';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'tf32', 'bf16'];
 
 export interface ModelHeader {
   readonly name: string;

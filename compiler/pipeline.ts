@@ -36,7 +36,7 @@ import { hasErrors, type Diagnostic } from '../grammar/diagnostics.js';
 import { parseSpec } from '../grammar/parse.js';
 import { expandDefs } from './front/expand-defs.js';
 import { inferShapes } from './front/infer-shapes.js';
-import type { ShapedModel, ShapedNetwork } from './ir.js';
+import type { Precision, ShapedModel, ShapedNetwork } from './ir.js';
 import { deviceProblem, lowerableChain, trainingProblem, type Device } from './front/lowerable.js';
 import { resolveHeader, selectModel } from './front/resolve-header.js';
 import { resolveTrain } from './front/resolve-train.js';
@@ -204,6 +204,8 @@ export interface CompileOptions {
   readonly libraries: Record<string, string>;
   /** the CPU features kernels.cpu.so is compiled for (backends/cpu/toolchain.ts cpuFeatures), listed in the plan */
   readonly cpuFeatures: readonly string[];
+  /** the cuda/emu GEMM kernels' arithmetic (the cpu kernels are fp32); default fp32 */
+  readonly precision?: Precision;
 }
 
 export interface Compiled {
@@ -223,7 +225,8 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   if (unsupported) throw new Error(unsupported);
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu' }, dumpIR);
 
-  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs) : undefined;
+  const precision = cudaTarget ? (options.precision ?? 'fp32') : 'fp32';
+  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);
 
   const plan = emitPlan(model, lowered.layout, lowered.memory, lowered.programs, {
@@ -231,6 +234,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
     sourceHash: options.sourceHash,
     libraries: options.libraries,
     cpuFeatures: options.cpuFeatures,
+    precision,
     ...(cudaKernels ? { cuda: { launch: new Map(cudaKernels.map((k) => [k.name, k.launch])), onlyPrograms: CUDA_ONLY_PROGRAMS } } : {}),
     ...(lowered.untrainable ? { untrainable: lowered.untrainable } : {}),
   });

@@ -5,6 +5,7 @@ import { buildArtifact, type BuildResult, type Target } from '../compiler/build.
 import { compileSpec } from '../compiler/pipeline.js';
 import { hasErrors, renderDiagnostics, type Diagnostic } from '../grammar/diagnostics.js';
 import type { CpuLevel } from '../compiler/backends/cpu/toolchain.js';
+import type { Precision } from '../compiler/ir.js';
 
 export interface BuildJob {
   readonly source: string;
@@ -15,6 +16,7 @@ export interface BuildJob {
   readonly target: Target;
   readonly maxBatch?: number;
   readonly cpu?: CpuLevel;
+  readonly precision?: Precision;
 }
 
 export type BuildMessage =
@@ -37,6 +39,7 @@ function runJob(job: BuildJob, post: (m: BuildMessage) => void): void {
       target: job.target,
       ...(job.maxBatch !== undefined ? { maxBatch: job.maxBatch } : {}),
       ...(job.cpu !== undefined ? { cpu: job.cpu } : {}),
+      ...(job.precision !== undefined ? { precision: job.precision } : {}),
       log: (line) => post({ kind: 'log', line }),
     });
     post({ kind: 'done', result, warnings: compiled.diagnostics, rendered });

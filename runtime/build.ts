@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { TARGETS, type BuildResult, type Target } from '../compiler/build.js';
 import { CPU_LEVELS, type CpuLevel } from '../compiler/backends/cpu/toolchain.js';
+import { PRECISIONS, type Precision } from '../compiler/ir.js';
 import type { Diagnostic } from '../grammar/diagnostics.js';
 import type { BuildJob, BuildMessage } from './build-worker.js';
 import { ErrorCodes, InvalidArgumentError, NinccError } from './errors.js';
@@ -20,6 +21,8 @@ export interface BuildOptions {
   readonly maxBatch?: number;
   /** The instruction set kernels.cpu.so may use: native (default, this machine's vector extensions), avx2, avx512 or portable (baseline x86-64). */
   readonly cpu?: CpuLevel;
+  /** The emu/cuda GEMM kernels' arithmetic, overriding the spec's train block `precision`: fp32 (default), bf16 or tf32 (no kernels yet). */
+  readonly precision?: Precision;
   /** The spec's text; when given, `file` only names it in diagnostics and is not read. */
   readonly source?: string;
   /** Progress lines (what the compiler is doing); nothing by default. */
@@ -64,6 +67,7 @@ export async function build(file: string, options?: BuildOptions | null): Promis
   if (!TARGETS.includes(target)) throw new InvalidArgumentError(`build: target must be one of ${TARGETS.join(', ')}, got ${JSON.stringify(target)}`);
   if (o.maxBatch !== undefined && (!Number.isInteger(o.maxBatch) || o.maxBatch < 1)) throw new InvalidArgumentError(`build: maxBatch must be a positive integer, got ${String(o.maxBatch)}`);
   if (o.cpu !== undefined && !CPU_LEVELS.includes(o.cpu)) throw new InvalidArgumentError(`build: cpu must be one of ${CPU_LEVELS.join(', ')}, got ${JSON.stringify(o.cpu)}`);
+  if (o.precision !== undefined && !PRECISIONS.includes(o.precision)) throw new InvalidArgumentError(`build: precision must be one of ${PRECISIONS.join(', ')}, got ${JSON.stringify(o.precision)}`);
   if (o.outDir !== undefined && (typeof o.outDir !== 'string' || o.outDir === '')) throw new InvalidArgumentError('build: outDir must be a non-empty string');
   let source = o.source;
   if (source === undefined) {
@@ -73,7 +77,7 @@ export async function build(file: string, options?: BuildOptions | null): Promis
       throw new NinccError(ErrorCodes.spec, `${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { cause: e });
     }
   } else if (typeof source !== 'string') throw new InvalidArgumentError('build: source must be a string');
-  const job: BuildJob = { source, file, target, ...(o.outDir !== undefined ? { outDir: o.outDir } : {}), ...(o.maxBatch !== undefined ? { maxBatch: o.maxBatch } : {}), ...(o.cpu !== undefined ? { cpu: o.cpu } : {}) };
+  const job: BuildJob = { source, file, target, ...(o.outDir !== undefined ? { outDir: o.outDir } : {}), ...(o.maxBatch !== undefined ? { maxBatch: o.maxBatch } : {}), ...(o.cpu !== undefined ? { cpu: o.cpu } : {}), ...(o.precision !== undefined ? { precision: o.precision } : {}) };
   return runBuildJob(job, o.log ?? (() => {}));
 }
 

@@ -7,12 +7,12 @@ import { decodeImageFile } from '../../runtime/data/decode-image.js';
 import { readNpy, writeNpy } from '../../runtime/io/npy.js';
 import { CLASS_LIST_FILE, readClassList } from '../../runtime/imagenet/folder.js';
 import { intOption, stringOption, UsageError, type Command } from '../command.js';
-import { artifactDevice, deviceOption, prepareArtifact } from '../artifact-arg.js';
+import { artifactDevice, deviceOption, precisionOption, prepareArtifact, PRECISION_HELP } from '../artifact-arg.js';
 
 export const inferCommand: Command = {
   name: 'infer',
   summary: 'Run inference: prints the top classes of each image with their probabilities, or writes the raw network output (N×classes float32) with -o OUT.npy.',
-  usage: 'DIR|FILE (IMAGE… | --npy FILE) [--weights W] [--classes FILE] [--top K] [-o OUT.npy] [--device DEV] [--seed S]',
+  usage: 'DIR|FILE (IMAGE… | --npy FILE) [--weights W] [--classes FILE] [--top K] [-o OUT.npy] [--device DEV] [--precision P] [--seed S]',
   details:
     "IMAGE files (JPEG, PNG, …) are scaled so the short side is the spec's imageSize, center-cropped and normalised with its transform. --npy takes float32 N×C×H×W already normalised. " +
     'Without --weights the parameters are initialised by Torch7\'s rules from --seed (default 1). ' +
@@ -25,6 +25,7 @@ export const inferCommand: Command = {
     top: { type: 'string', short: 'k', value: 'K', help: 'how many classes to print per image (default 5)' },
     out: { type: 'string', short: 'o', value: 'OUT.npy', help: 'write the raw outputs here instead of printing' },
     device: { type: 'string', value: 'DEV', help: "cpu, emu (the generated CUDA on the SIMT emulator) or cuda; default: the artifact's target (a spec FILE is built for cpu unless this says otherwise)" },
+    precision: { type: 'string', value: 'P', help: PRECISION_HELP },
     seed: { type: 'string', value: 'S', help: 'init seed when --weights is absent (default 1)' },
   },
   async run(args) {
@@ -37,12 +38,13 @@ export const inferCommand: Command = {
     const weights = stringOption(args, 'weights');
     if (weights !== undefined && !existsSync(weights)) throw new UsageError(`--weights ${weights}: no such file`);
     const requested = deviceOption(args);
+    const precision = precisionOption(args);
     const top = intOption(args, 'top') ?? 5;
     const seed = intOption(args, 'seed', 0) ?? 1;
     const outFile = stringOption(args, 'out');
     const classNames = classList(stringOption(args, 'classes'), weights);
 
-    const dir = await prepareArtifact(target, { device: requested ?? 'cpu' });
+    const dir = await prepareArtifact(target, { device: requested ?? 'cpu', ...(precision ? { precision } : {}) });
     const device: Device = requested ?? artifactDevice(dir);
     const model = await load(dir, { device, seed, ...(weights ? { weights } : {}) });
     try {

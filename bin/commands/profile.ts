@@ -3,7 +3,7 @@
 import { GPUS } from '../../runtime/profile/gpus.js';
 import { profileArtifact, type KernelProfile, type ProfileReport } from '../../runtime/profile/run-profile.js';
 import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.js';
-import { prepareArtifact } from '../artifact-arg.js';
+import { precisionOption, prepareArtifact, PRECISION_HELP } from '../artifact-arg.js';
 
 /** The model's stated error (docs/profile.md): printed with every prediction. */
 export const ERROR_BAND =
@@ -35,7 +35,7 @@ function table(r: ProfileReport, phase: KernelProfile['phase']): string[] {
 export const profileCommand: Command = {
   name: 'profile',
   summary: "Predict a model's GPU time per kernel without a GPU: the emulator's counters (sampled blocks) fed to a time model of an A100, H100 or H200.",
-  usage: 'SPEC|DIR [--gpu h100] [--batch N] [--sample N] [--json]',
+  usage: 'SPEC|DIR [--gpu h100] [--batch N] [--precision P] [--sample N] [--json]',
   details:
     'Runs one inference batch and one training step of the generated CUDA on the emu device with profile counters on ' +
     '(docs/profile.md): N blocks per class (interior, edge) of each launch run and their counts are scaled to the grid. ' +
@@ -46,6 +46,7 @@ export const profileCommand: Command = {
     gpu: { type: 'string', value: 'GPU', help: `the GPU to predict for: ${Object.keys(GPUS).join(', ')} (default h100)` },
     batch: { type: 'string', value: 'N', help: 'the batch size (default 128)' },
     sample: { type: 'string', value: 'N', help: 'blocks run per class of each launch (default 2; 0 runs every block, slowly)' },
+    precision: { type: 'string', value: 'P', help: PRECISION_HELP },
     json: { type: 'boolean', help: 'print the report as JSON' },
   },
   async run(args) {
@@ -55,8 +56,10 @@ export const profileCommand: Command = {
     if (!gpu) throw new UsageError(`--gpu: unknown GPU '${gpuName}': one of ${Object.keys(GPUS).join(', ')}`);
     const batch = intOption(args, 'batch') ?? 128;
     const sample = intOption(args, 'sample', 0) ?? 2;
-    const dir = await prepareArtifact(target, { maxBatch: batch, device: 'emu' });
-    const r = await profileArtifact(dir, { gpu, batch, sample, onProgress: (line) => process.stderr.write(`profile: ${line}\n`) });
+    const precision = precisionOption(args);
+    const dir = await prepareArtifact(target, { maxBatch: batch, device: 'emu', ...(precision ? { precision } : {}) });
+    const r = await profileArtifact(dir, { gpu, batch, sample, onProgress: (line) => process.stderr.write(`profile: ${line}
+`) });
     if (args.values.json) {
       process.stdout.write(`${JSON.stringify({ ...r, errorBand: ERROR_BAND }, null, 2)}\n`);
       return 0;

@@ -11,7 +11,8 @@ import { DataLayoutError, openImageNetFolder, recordClassList } from '../../runt
 import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
 import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
 import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
-import { prepareArtifact } from '../artifact-arg.js';
+import { prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
+import type { Precision } from '../../compiler/ir.js';
 import { launchedRank, type Communicator } from '../../runtime/distributed/communicator.js';
 import { openMpiWorld } from '../../runtime/distributed/mpi.js';
 import { DistributedError } from '../../runtime/distributed/data-parallel.js';
@@ -47,6 +48,7 @@ interface TrainArgs {
   readonly resume: boolean;
   readonly quiet: boolean;
   readonly syncCheck: number;
+  readonly precision?: Precision;
 }
 
 const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
@@ -75,6 +77,7 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
     data,
     fashion,
     ...opt('device', device as Device | undefined),
+    ...opt('precision', precisionOption(args)),
     ...opt('batch', intOption(args, 'batch')),
     ...opt('epochs', intOption(args, 'epochs')),
     seed: intOption(args, 'seed', 0) ?? 1,
@@ -151,7 +154,7 @@ function describeTest(t: TestPlan): string {
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N]',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N]',
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
     "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.\n" +
@@ -166,6 +169,7 @@ export const trainCommand: Command = {
     workers: { type: 'string', value: 'N', help: `decode worker threads for image folders (default: cores − 1, here ${defaultWorkerCount()})` },
     prefetch: { type: 'string', value: 'N', help: 'batches decoded ahead of the one training (default 2)' },
     device: { type: 'string', value: 'DEV', help: 'cpu, emu (the generated CUDA on the SIMT emulator) or cuda; default: the device a DIR was built for, cpu for a spec FILE (which is built for --device)' },
+    precision: { type: 'string', value: 'P', help: PRECISION_HELP },
     seed: { type: 'string', value: 'S', help: 'seed for init, shuffling, sampling, crops and dropout (default 1)' },
     limit: { type: 'string', value: 'N', help: 'use only the first N training images (Fashion-MNIST)' },
     resume: { type: 'boolean', help: 'continue from RUN_DIR/checkpoint.safetensors (the last finished epoch)' },
@@ -196,7 +200,7 @@ export const trainCommand: Command = {
 async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
   // Rank 0 builds (or finds in the cache) first, so that ranks do not compile the same spec at once.
   if (comm && comm.rank !== 0) comm.barrier();
-  const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu' });
+  const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu', ...(a.precision ? { precision: a.precision } : {}) });
   if (comm && comm.rank === 0) comm.barrier();
   // A built directory runs on the device it was built for unless --device says otherwise.
   const device = a.device ?? artifactDevice(dir);

@@ -1,5 +1,5 @@
 // Pass: plan.json, the versioned contract the runtime loads (docs/artifact.md).
-import type { ShapedModel } from '../ir.js';
+import type { Precision, ShapedModel } from '../ir.js';
 import type { ParamLayout } from '../lower/params.js';
 import type { MemoryPlan } from '../lower/memory.js';
 import type { BufferDecl, Program, Space, TensorEntry } from '../lower/program-ir.js';
@@ -76,6 +76,8 @@ export interface Plan {
   readonly untrainable?: string; // why there are no training programs, when there are none
   /** /proc/cpuinfo flag names kernels.cpu.so was compiled to use; the runtime refuses a host lacking one (runtime/cpu-features.ts). */
   readonly cpuFeatures?: readonly string[];
+  /** The cuda/emu GEMM kernels' arithmetic when it is not fp32 (absent: fp32; the cpu kernels are always fp32). */
+  readonly precision?: Exclude<Precision, 'fp32'>;
 }
 
 export interface EmitOptions {
@@ -83,6 +85,7 @@ export interface EmitOptions {
   readonly sourceHash: string;
   readonly libraries: Record<string, string>;
   readonly cpuFeatures: readonly string[];
+  readonly precision?: Precision;
   /** cuda/emu builds: each kernel's launch rule (schedule/cuda-launch.ts) and the programs only those devices run. */
   readonly cuda?: { readonly launch: ReadonlyMap<string, PlanLaunch>; readonly onlyPrograms: readonly string[] };
   readonly untrainable?: string;
@@ -128,6 +131,7 @@ export function emitPlan(
     ...(m.train ? { train: m.train } : {}),
     libraries: options.libraries,
     cpuFeatures: options.cpuFeatures,
+    ...(options.precision && options.precision !== 'fp32' ? { precision: options.precision } : {}),
     spaces: { param: layout.paramSize, grad: layout.paramSize, momentum: layout.paramSize, state: layout.stateSize, fixed: memory.fixedSize, act: memory.actSize },
     params: layout.params.map(tensor),
     state: layout.state.map(tensor),

@@ -2,9 +2,9 @@
 import type { Setting, SpecFile } from '../../grammar/ast.js';
 import { error, formatPosition, type Diagnostic, type Span } from '../../grammar/diagnostics.js';
 import { closest } from './evaluate.js';
-import type { RegimeRow, TrainConfig } from '../ir.js';
+import { PRECISIONS, type Precision, type RegimeRow, type TrainConfig } from '../ir.js';
 
-const trainOptions = ['batch', 'epochs', 'epochSize', 'criterion', 'optimizer', 'regime'] as const;
+const trainOptions = ['batch', 'epochs', 'epochSize', 'criterion', 'optimizer', 'regime', 'precision'] as const;
 const sgdOptions = ['momentum'] as const;
 const regimeKeys = ['epochs', 'lr', 'wd'] as const;
 
@@ -98,6 +98,7 @@ export function resolveTrain(spec: SpecFile): { train?: TrainConfig; diagnostics
   let epochSize: number | undefined;
   let momentum = defaults.momentum;
   let regime: RegimeRow[] = [];
+  let precision: Precision | undefined;
   for (const s of block.settings) {
     switch (s.name) {
       case 'batch':
@@ -126,11 +127,21 @@ export function resolveTrain(spec: SpecFile): { train?: TrainConfig; diagnostics
         if (s.value || !s.block) diagnostics.push(error('E043', 'regime takes a block: regime { epochs 1..9 lr 0.1 wd 5e-4 … }', s.span));
         else regime = resolveRegime(s.block, s.span, diagnostics);
         break;
+      case 'precision': {
+        const word = s.value?.kind === 'word' && !s.block ? s.value.word : undefined;
+        const known = PRECISIONS.find((p) => p === word);
+        if (known) precision = known;
+        else {
+          const hint = word ? closest(word, PRECISIONS) : undefined;
+          diagnostics.push(error('E043', `precision must be one of ${PRECISIONS.join(', ')}${word ? `, got '${word}'` : ''}${hint ? ` (did you mean '${hint}'?)` : ''}`, s.value?.span ?? s.span));
+        }
+        break;
+      }
       default:
         diagnostics.push(unknownOption(s, trainOptions, 'train'));
     }
   }
-  const train: TrainConfig = { batch, epochs, ...(epochSize !== undefined ? { epochSize } : {}), criterion: 'nll', optimizer: { kind: 'sgd', momentum }, regime };
+  const train: TrainConfig = { batch, epochs, ...(epochSize !== undefined ? { epochSize } : {}), criterion: 'nll', optimizer: { kind: 'sgd', momentum }, regime, ...(precision ? { precision } : {}) };
   return { train, diagnostics };
 }
 

@@ -37,6 +37,14 @@ export function buildReport(model: ShapedModel, compiled: Compiled, compileComma
     '',
     `Compiled with: ${compileCommand}`,
   );
+  const precision = plan.precision ?? 'fp32';
+  const asked = model.train?.precision;
+  lines.push('', `Precision: ${precision}${precision === 'bf16' ? ' (the convolution forward on bf16 tensor cores with fp32 accumulation; every other kernel, and all storage, fp32)' : ''}${compiled.cuda ? '' : asked && asked !== 'fp32' ? ` (the spec asks for ${asked}: the cpu kernels compute in fp32)` : ''}`);
+  const tiles = (compiled.cuda?.kernels ?? []).filter((k) => k.tile);
+  if (tiles.length > 0) {
+    lines.push('Tile configuration per tensor-core kernel (chosen per layer: least padded work, then least staging per MAC):');
+    for (const k of tiles) lines.push(`  ${k.name.padEnd(28)} ${k.tile}`);
+  }
   if (cuda) {
     lines.push('', `CUDA kernels (kernels.cu: inference and the fused training programs) for the emu device: ${cuda.command}`);
     if (!cuda.nvcc.available) lines.push(`nvcc: not found (${cuda.nvcc.reason}), no GPU compile check and no kernels.fatbin`);

@@ -4,7 +4,7 @@
 // their kernel family (backends/cuda/conv.ts, parts.ts).
 import type { PlanLaunch } from '../emit/plan.js';
 import type { KernelStep, Program } from '../lower/program-ir.js';
-import { cudaKernel } from '../backends/cuda/kernels.js';
+import { cudaKernel, type CudaSchedule } from '../backends/cuda/kernels.js';
 
 export interface ScheduledCudaKernel {
   readonly name: string;
@@ -13,6 +13,7 @@ export interface ScheduledCudaKernel {
   readonly params: string;
   readonly body: readonly string[];
   readonly launch: PlanLaunch;
+  readonly tile?: string; // the tile configuration the compiler chose, for report.txt (tensor-core kernels)
 }
 
 /**
@@ -22,7 +23,7 @@ export interface ScheduledCudaKernel {
 export const CUDA_ONLY_PROGRAMS: readonly string[] = ['train_forward_backward', 'sgd_update'];
 
 /** One scheduled kernel per distinct kernel name, in first-use order. */
-export function scheduleCudaKernels(programs: readonly Program[]): readonly ScheduledCudaKernel[] {
+export function scheduleCudaKernels(programs: readonly Program[], schedule: CudaSchedule): readonly ScheduledCudaKernel[] {
   const unique = new Map<string, KernelStep>();
   for (const p of programs) {
     for (const step of p.steps) {
@@ -34,7 +35,7 @@ export function scheduleCudaKernels(programs: readonly Program[]): readonly Sche
     }
   }
   return [...unique.values()].map((k) => {
-    const g = cudaKernel(k);
-    return { name: k.kernel, comment: k.comment, fused: g.fused ?? '', params: g.params, body: g.body, launch: g.launch };
+    const g = cudaKernel(k, schedule);
+    return { name: k.kernel, comment: k.comment, fused: g.fused ?? '', params: g.params, body: g.body, launch: g.launch, ...(g.tile ? { tile: g.tile } : {}) };
   });
 }

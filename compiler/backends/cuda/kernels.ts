@@ -6,6 +6,8 @@
 // primitives (runtime/include/nincc/device/primitives.cuh). Activations are NCHW.
 import type { KernelStep, OpKind, StepOf } from '../../lower/program-ir.js';
 import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from './conv.js';
+import { convForwardMma } from './conv-mma.js';
+import type { Precision } from '../../ir.js';
 import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, gradRebuild } from './bn.js';
 import { poolBackward, poolForward } from './pool.js';
 import { linearBackwardData, linearBackwardWeight, linearForward } from './dense.js';
@@ -52,7 +54,15 @@ function trainingKernel<K extends OpKind>(k: StepOf<K>): CudaKernel {
 /** The step's buffers named in order, those in `outputs` writable. */
 const withOutputs = (k: KernelStep, names: readonly string[], outputs: ReadonlySet<string>) => params(k, names.map((name) => ({ name, out: outputs.has(name) })));
 
-export function cudaKernel(k: KernelStep): CudaKernel {
+/** What the schedule pass decides for every kernel: the GEMMs' arithmetic, and the largest batch (grids of batch-folded GEMMs). */
+export interface CudaSchedule {
+  readonly precision: Precision;
+  readonly maxBatch: number;
+}
+
+export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
+  // bf16: the convolution forward on tensor cores (conv-mma.ts); the other kernels stay fp32 in this slice.
+  const bf16 = schedule.precision === 'bf16';
   switch (k.op) {
     case 'fold_bn': {
       const c = k.consts;
@@ -75,7 +85,7 @@ export function cudaKernel(k: KernelStep): CudaKernel {
     }
     case 'conv_infer':
       // The training forward's kernel with nothing pending and no statistics: BN is folded into w and b.
-      return convForward(k, k.consts);
+      return bf16 ? convForwardMma(k, k.consts, schedule.maxBatch) : convForward(k, k.consts);
     case 'linear_infer':
       return linearForward(k, k.consts);
     case 'bn_eval': {
@@ -137,6 +147,8 @@ export function cudaKernel(k: KernelStep): CudaKernel {
       return concatPlace(k, k.consts);
     case 'zeropad_fwd':
       return zeropadForward(k, k.consts);
+    case 'conv_fwd_fused':
+      return bf16 ? convForwardMma(k, k.consts, schedule.maxBatch) : convForward(k, k.consts);
     default:
       return trainingKernel(k);
   }

@@ -9,6 +9,7 @@ export interface CudaKernel {
   readonly body: string[];
   readonly launch: PlanLaunch;
   readonly fused?: string; // what the kernel fuses, for report.txt
+  readonly tile?: string; // the tile configuration chosen for the layer, for report.txt
 }
 
 export const BLOCK = 256;

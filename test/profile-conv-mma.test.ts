@@ -1,0 +1,54 @@
+// `nincc profile --precision bf16` on the bf16 tensor-core conv (compiler/backends/cuda/conv-mma.ts):
+// the MMA count of a layer against the count worked out by hand from its GEMM shape and tile, and no
+// shared-memory bank conflicts in any tensor-core conv (the XOR swizzle), on test/data/conv-mma.model.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ProfileReport } from '../runtime/profile/run-profile.js';
+import { nincc, root } from './cli-run.js';
+
+describe('nincc profile of the bf16 tensor-core conv', () => {
+  let work: string;
+  let json: ProfileReport;
+  let report: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'nincc-profile-mma-'));
+    const r = nincc(['profile', join(root, 'test/data/conv-mma.model'), '--batch', '32', '--precision', 'bf16', '--json'], { cwd: work, env: { NINCC_NVCC: '0' }, timeoutMs: 300_000 });
+    expect(r.code, r.stderr).toBe(0);
+    json = JSON.parse(r.stdout) as ProfileReport;
+    report = readFileSync(join(work, 'build/conv_mma-emu/report.txt'), 'utf8');
+  }, 300_000);
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const kernel = (name: string) => {
+    const k = json.kernels.find((x) => x.kernel === name);
+    if (!k) throw new Error(`no kernel ${name} in the profile`);
+    return k;
+  };
+
+  it('layer 1 (11×11 stride 4) makes exactly the MMAs of its GEMM rounded up to its tiles', () => {
+    // conv(3, 20, 11, 11, 4, 4, 2, 2) on 3×39×35: 20×9×8 outputs. Inference folds the batch into M with no
+    // padding: M = 32·72 = 2304, N = 20, K = 3·11·11 = 363. The tile report.txt names, 128×8×32, rounds them
+    // to 18·128 = 2304, 3·8 = 24 and 12·32 = 384; one mma.m16n8k16 does 16·8·16 of it.
+    expect(report).toMatch(/k1_conv_infer\s+128×8×32 tile/);
+    expect(kernel('k1_conv_infer').counts.mma_bf16_m16n8k16).toBe((2304 * 24 * 384) / (16 * 8 * 16));
+    // Training pads each image's 72 positions to 96 rows (whole 32-row statistics tiles): M = 32·96 = 3072.
+    expect(report).toMatch(/k1_conv_fwd_fused\s+128×8×32 tile/);
+    expect(kernel('k1_conv_fwd_fused').counts.mma_bf16_m16n8k16).toBe((3072 * 24 * 384) / (16 * 8 * 16));
+  });
+
+  it('the tensor-core convs use no FFMA for the product and have no shared-memory bank conflicts', () => {
+    const convs = json.kernels.filter((k) => /_conv_(infer|fwd_fused)$/.test(k.kernel));
+    expect(convs.length).toBe(8);
+    for (const k of convs) {
+      expect(k.counts.mma_bf16_m16n8k16, k.kernel).toBeGreaterThan(0);
+      expect(k.counts.shared_load_wavefronts, k.kernel).toBeGreaterThan(0);
+      expect(k.counts.shared_bank_conflicts, k.kernel).toBe(0);
+    }
+    // Layer 1's input has nothing pending: no FFMA at all (the pending BN of later layers is an FFMA per staged element).
+    expect(kernel('k1_conv_fwd_fused').counts.ffma).toBe(0);
+  });
+});
