@@ -3,9 +3,8 @@
 // over specs that cover every layer kind and stride/pad of the shipped specs, at batch sizes that go
 // down and up with the arena poisoned before each run, so stale or unwritten data would show.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Model } from '../runtime/model.js';
 import {
-  buildSpec, calibrateRunningStats, expectClose, loadBuilt, poisonArena, randomImages, randomizeAffine, randomLabels, readWeights, removeBuilds, rng, type Built,
+  buildSpec, expectClose, poisonArena, preparedModel, randomImages, randomLabels, readWeights, removeBuilds, type Built,
 } from './reference/artifacts.js';
 import { forward } from './reference/interpret.js';
 import { nllLoss } from './reference/layers.js';
@@ -33,14 +32,7 @@ beforeAll(() => {
 
 afterAll(() => removeBuilds());
 
-async function prepared(name: string, seed: number): Promise<{ m: Model; b: Built; next: () => number }> {
-  const b = built.get(name)!;
-  const m = await loadBuilt(b, seed);
-  const next = rng(seed * 7919 + 17);
-  randomizeAffine(m, next);
-  calibrateRunningStats(m, b.model, randomImages(b.model, 4, next), 4, next);
-  return { m, b, next };
-}
+const prepared = (name: string, seed: number) => preparedModel(built.get(name)!, seed);
 
 describe.each(Object.keys(specs))('%s', (name) => {
   it('infer (eval mode, BN folded) matches the reference at batches 3, 1, 2, 4 on a poisoned arena, and 7 in two chunks', async () => {

@@ -170,6 +170,12 @@ const elementwise = <I extends 'x' | 'g', O extends 'y' | 'dx'>(input: I, output
   { name: input, dir: 'in', size: (c) => c.count },
   { name: output, dir: 'out', size: (c) => c.count },
 ];
+/** A pointwise backward: dx from the incoming gradient and what the forward saved (its input or output). */
+const pointwiseBackward = <S extends 'x' | 'y'>(saved: S): BufferRule<{ count: number }, S | 'g' | 'dx'>[] => [
+  { name: saved, dir: 'in', size: (c) => c.count },
+  { name: 'g', dir: 'in', size: (c) => c.count },
+  { name: 'dx', dir: 'out', size: (c) => c.count },
+];
 const poolForward = [
   { name: 'x', dir: 'in', size: inPlane },
   { name: 'y', dir: 'out', size: outPlane },
@@ -245,23 +251,11 @@ const rulesTable = {
   ],
   relu_fwd: elementwise('x', 'y'),
   tanh_fwd: elementwise('x', 'y'),
-  tanh_bwd: [
-    { name: 'y', dir: 'in', size: (c) => c.count },
-    { name: 'g', dir: 'in', size: (c) => c.count },
-    { name: 'dx', dir: 'out', size: (c) => c.count },
-  ],
+  tanh_bwd: pointwiseBackward('y'),
   sigmoid_fwd: elementwise('x', 'y'),
-  sigmoid_bwd: [
-    { name: 'y', dir: 'in', size: (c) => c.count },
-    { name: 'g', dir: 'in', size: (c) => c.count },
-    { name: 'dx', dir: 'out', size: (c) => c.count },
-  ],
+  sigmoid_bwd: pointwiseBackward('y'),
   threshold_fwd: elementwise('x', 'y'),
-  threshold_bwd: [
-    { name: 'x', dir: 'in', size: (c) => c.count },
-    { name: 'g', dir: 'in', size: (c) => c.count },
-    { name: 'dx', dir: 'out', size: (c) => c.count },
-  ],
+  threshold_bwd: pointwiseBackward('x'),
   lrn_fwd: [
     { name: 'x', dir: 'in', size: plane },
     { name: 'y', dir: 'out', size: plane },

@@ -87,6 +87,18 @@ export function calibrateRunningStats(model: Model, spec: ShapedModel, images: F
 }
 
 /**
+ * A built spec loaded for a numerics test: random BN affine parameters and calibrated running
+ * statistics, and the random stream (seeded from `seed`) the test goes on drawing inputs from.
+ */
+export async function preparedModel(b: Built, seed: number): Promise<{ m: Model; b: Built; next: () => number }> {
+  const m = await loadBuilt(b, seed);
+  const next = rng(seed * 7919 + 17);
+  randomizeAffine(m, next);
+  calibrateRunningStats(m, b.model, randomImages(b.model, 4, next), 4, next);
+  return { m, b, next };
+}
+
+/**
  * Fills the whole activation arena (act × maxBatch) and the fixed scratch with `value`, so a kernel that
  * reads a buffer before writing it, or reads past what it wrote, shows. The fixed space also holds the
  * BN-folded inference weights, so the model is marked stale (setTensor) to refold them before the next infer.

@@ -3,9 +3,8 @@
 // training forward (output, loss, running statistics) and finite-difference gradients. Run by
 // test/numerics-zoo.test.ts (all threads) and test/numerics-zoo-1thread.test.ts (OMP_NUM_THREADS=1).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Model } from '../../runtime/model.js';
 import {
-  buildSpec, calibrateRunningStats, expectClose, loadBuilt, poisonArena, randomImages, randomizeAffine, randomLabels, readWeights, removeBuilds, rng, type Built,
+  buildSpec, expectClose, loadBuilt, poisonArena, preparedModel, randomImages, randomizeAffine, randomLabels, readWeights, removeBuilds, rng, type Built,
 } from './artifacts.js';
 import { checkGradients } from './gradients.js';
 import { forward, trainLossFrom } from './interpret.js';
@@ -27,14 +26,7 @@ export function zooSuite(threads: string): void {
   });
   afterAll(() => removeBuilds());
 
-  async function prepared(name: string, seed: number): Promise<{ m: Model; b: Built; next: () => number }> {
-    const b = built.get(name)!;
-    const m = await loadBuilt(b, seed);
-    const next = rng(seed * 7919 + 17);
-    randomizeAffine(m, next);
-    calibrateRunningStats(m, b.model, randomImages(b.model, 4, next), 4, next);
-    return { m, b, next };
-  }
+  const prepared = (name: string, seed: number) => preparedModel(built.get(name)!, seed);
 
   describe.each(Object.keys(specs))(`%s (${threads})`, (name) => {
     it('infer matches the reference at batches 3, 1, 4 on a poisoned arena', async () => {
