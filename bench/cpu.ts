@@ -7,7 +7,9 @@
 //     run by run (the order alternating each round) after a warm-up; onnxruntime with its idle
 //     spin-wait off, since with it on its pool threads keep a core busy for tens of milliseconds
 //     after each run, that is during nincc's next run (measured: 26 ms instead of 14 ms per NIN image);
-//  2. standalone: each engine alone for a block of runs, onnxruntime with its default settings.
+//  2. standalone: each engine alone for a block of runs, onnxruntime with its default settings;
+//  3. interleaved again, inference only, with onnxruntime spinning as nincc's pool does (each spins a
+//     little after a run), so no engine's comparison rests on the spin choice.
 // Both engines get `nproc` threads (nincc's OpenMP-configured pool, onnxruntime's intra-op pool, the
 // default CPU provider). Where python3 imports torch (installed here by scripts/install-torch.sh when
 // missing; NINCC_BENCH_TORCH=0 leaves it out), PyTorch eager runs the same weights in NCHW and in
@@ -106,6 +108,7 @@ async function main(): Promise<number> {
   const torch = startTorch();
   if (torch.line) console.log(torch.line);
   const interleaved: Case[] = [];
+  const bothSpin: Case[] = []; // pass 3
   const standalone: { nincc: Case[]; ort: Case[]; torch: Case[] } = { nincc: [], ort: [], torch: [] };
   const models: Model[] = [];
   const sessions: ort.InferenceSession[] = [];
@@ -138,6 +141,8 @@ async function main(): Promise<number> {
         const infer = { ...base, what: 'infer', batch } as const;
         interleaved.push({ ...infer, engine: 'nincc', run: () => nincc.infer(x), seconds: [] });
         interleaved.push({ ...infer, engine: 'onnxruntime', run: () => quiet.run(feeds), seconds: [] });
+        bothSpin.push({ ...infer, engine: 'nincc', run: () => nincc.infer(x), seconds: [] });
+        bothSpin.push({ ...infer, engine: 'onnxruntime', run: () => spinning.run(feeds), seconds: [] });
         standalone.nincc.push({ ...infer, engine: 'nincc', run: () => nincc.infer(x), seconds: [] });
         standalone.ort.push({ ...infer, engine: 'onnxruntime', run: () => spinning.run(feeds), seconds: [] });
         if (torchEngine) {
@@ -175,12 +180,15 @@ async function main(): Promise<number> {
       console.log('the engines do not agree: no timing');
       return 1;
     }
-    for (let i = 0; i < warmup; i++) for (const c of interleaved) await time(c);
-    for (const c of interleaved) c.seconds.length = 0;
-    for (let r = 0; r < runs; r++) {
-      // Alternate the order, so neither engine always runs right after the other.
-      for (const c of r % 2 ? [...interleaved].reverse() : interleaved) await time(c);
-    }
+    const interleave = async (cases: Case[]) => {
+      for (let i = 0; i < warmup; i++) for (const c of cases) await time(c);
+      for (const c of cases) c.seconds.length = 0;
+      for (let r = 0; r < runs; r++) {
+        // Alternate the order, so neither engine always runs right after the other.
+        for (const c of r % 2 ? [...cases].reverse() : cases) await time(c);
+      }
+    };
+    await interleave(interleaved);
     // Standalone blocks: each case alone, back to back; onnxruntime with its default spinning.
     for (const block of [standalone.nincc, standalone.ort, standalone.torch]) {
       for (const c of block) {
@@ -193,8 +201,11 @@ async function main(): Promise<number> {
     for (const l of reportLines(interleaved, machine.peakGflops, true)) console.log(l);
     console.log(`\n2. standalone blocks of ${standaloneRuns} runs per case, each engine alone (onnxruntime: default settings, spinning on)`);
     for (const l of reportLines([...standalone.nincc, ...standalone.ort, ...standalone.torch], machine.peakGflops, false)) console.log(l);
+    await interleave(bothSpin);
+    console.log(`\n3. interleaved run by run, inference, ${runs} timed runs per case, both engines spinning after each run (onnxruntime: default settings)`);
+    for (const l of reportLines(bothSpin, machine.peakGflops, true)) console.log(l);
     const overhead: CallOverhead = await measureCallOverhead(resolve(packageRoot(), values.work!), threads);
-    console.log(`\n3. per-call cost apart from the kernels (a 2→2 linear + log-softmax at batch 1, median of ${overhead.calls} calls):`);
+    console.log(`\n4. per-call cost apart from the kernels (a 2→2 linear + log-softmax at batch 1, median of ${overhead.calls} calls):`);
     console.log(`nincc infer() ${overhead.ninccMicros.toFixed(1)} µs (input copied in, run on the addon's worker thread, output copied out); onnxruntime session.run() ${overhead.ortMicros.toFixed(1)} µs`);
     const ninB1 = interleaved.find((c) => c.engine === 'nincc' && c.what === 'infer' && c.batch === 1);
     if (ninB1) console.log(`that is ${((100 * overhead.ninccMicros * 1e-6) / median(ninB1.seconds)).toFixed(1)}% of nincc's ${ninB1.model} batch-1 median`);
@@ -204,7 +215,7 @@ async function main(): Promise<number> {
     console.log('the training step), that layout in brackets. % peak: of the measured peak above.');
     if (values.json) {
       const strip = (cases: Case[]) => cases.map(({ run: _run, ...rest }) => ({ ...rest, median: median(rest.seconds) }));
-      writeFileSync(values.json, JSON.stringify({ machine, interleaved: strip(interleaved), standalone: strip([...standalone.nincc, ...standalone.ort, ...standalone.torch]), callOverheadMicros: overhead }, null, 1));
+      writeFileSync(values.json, JSON.stringify({ machine, interleaved: strip(interleaved), bothSpin: strip(bothSpin), standalone: strip([...standalone.nincc, ...standalone.ort, ...standalone.torch]), callOverheadMicros: overhead }, null, 1));
     }
     return 0;
   } finally {
