@@ -56,9 +56,23 @@ export interface NativeModelInfo {
  * second run() rejects): await it first. Errors from the runtime carry code 'ERR_NINCC_RUNTIME';
  * wrongly typed arguments throw TypeError.
  */
+/**
+ * Gradients reduced across ranks by run() itself (runtime/core/gradient_reducer.h): each bucket of the
+ * grad space scaled by `weight` and summed over all ranks in place, in the given order, overlapped
+ * with the program's later steps when `overlap` (and the device allows it); then the state space.
+ */
+export interface NativeReduce {
+  backend: 'mpi';
+  /** offset, size pairs of grad-space ranges, in the order every rank reduces them */
+  buckets: Float64Array;
+  weight: number;
+  overlap: boolean;
+  state: boolean;
+}
+
 export interface NativeModel {
   info(): NativeModelInfo;
-  run(program: string, n: number, scalars: Record<string, number>, seed?: number | bigint): Promise<void>;
+  run(program: string, n: number, scalars: Record<string, number>, seed?: number | bigint, reduce?: NativeReduce): Promise<void>;
   /** data holds exactly the input for n images; Float32Array for f32 inputs, Int32Array for i32 */
   setInput(program: string, name: string, data: Float32Array | Int32Array, n: number): void;
   /** an Int32Array for i32 outputs, else a Float32Array */
@@ -81,6 +95,8 @@ export interface NativeMpi {
   finalize(): void;
   /** MPI_Abort: mpirun ends every rank; does not return */
   abort(code: number): never;
+  /** seconds the last run() with a reduce argument spent in its collectives, and waited for them after the program */
+  lastReduce(): { reducing: number; exposed: number };
 }
 
 export interface NativeAddon {

@@ -1,6 +1,8 @@
 // The addon's `mpi` object: Open MPI's collectives for data-parallel training (runtime/distributed/mpi.ts),
-// each a synchronous call on the main thread (training waits for the reduction anyway). Nothing here
-// touches MPI until init() is called, so the addon loads where Open MPI is absent.
+// each a synchronous call on the main thread (training waits for the reduction anyway), and the
+// `reduce` argument of a model's run(), whose buckets are reduced on the run's own threads
+// (gradient_reducer.h). Nothing here touches MPI until init() is called, so the addon loads where
+// Open MPI is absent.
 #include <napi.h>
 
 #include <cstring>
@@ -13,6 +15,8 @@
 namespace nincc_binding {
 
 namespace {
+
+bool initialized = false;  // init() succeeded: the backend a reduce argument may name
 
 struct TypedView {
   napi_typedarray_type type;
@@ -34,6 +38,7 @@ TypedView viewOf(const Napi::CallbackInfo& info, size_t i, const char* what) {
 Napi::Value init(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     nincc::MpiLibrary& mpi = nincc::MpiLibrary::world();
+    initialized = true;
     Napi::Object world = Napi::Object::New(info.Env());
     world.Set("rank", Napi::Number::New(info.Env(), mpi.rank()));
     world.Set("size", Napi::Number::New(info.Env(), mpi.size()));
@@ -87,7 +92,50 @@ Napi::Value abort(const Napi::CallbackInfo& info) {
   });
 }
 
+bool flagField(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsBoolean()) throw ArgumentError(std::string("reduce.") + name + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+// lastReduce() -> { reducing, exposed }: seconds of the last run() with a reduce argument.
+Napi::Value lastReduce(const Napi::CallbackInfo& info) {
+  nincc::ReduceTiming t = nincc::lastReduceTiming();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("reducing", t.reducing);
+  o.Set("exposed", t.exposed);
+  return o;
+}
+
 }  // namespace
+
+ReduceJob reduceJobArg(const Napi::Value& value) {
+  if (!value.IsObject()) throw ArgumentError("reduce must be an object");
+  Napi::Object o = value.As<Napi::Object>();
+  ReduceJob job{};
+  Napi::Value backend = o.Get("backend");
+  std::string name = backend.IsString() ? backend.As<Napi::String>().Utf8Value() : "";
+  if (name == "mpi") {
+    if (!initialized) throw ArgumentError("reduce.backend \"mpi\": call mpi.init() first");
+    job.collective = &nincc::MpiLibrary::world();
+  } else {
+    throw ArgumentError("reduce.backend must be \"mpi\", not \"" + name + "\"");
+  }
+  Napi::Value buckets = o.Get("buckets");
+  if (!buckets.IsTypedArray() || buckets.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw ArgumentError("reduce.buckets must be a Float64Array of offset, size pairs");
+  Napi::Float64Array pairs = buckets.As<Napi::Float64Array>();
+  if (pairs.ElementLength() % 2 != 0) throw ArgumentError("reduce.buckets must hold offset, size pairs");
+  for (size_t i = 0; i < pairs.ElementLength(); i += 2)
+    job.request.buckets.push_back({int64_t(pairs[i]), int64_t(pairs[i + 1])});
+  Napi::Value weight = o.Get("weight");
+  if (!weight.IsNumber()) throw ArgumentError("reduce.weight must be a number");
+  job.request.weight = weight.As<Napi::Number>().DoubleValue();
+  if (!(job.request.weight >= 0 && job.request.weight <= 1)) throw ArgumentError("reduce.weight must be in 0..1");
+  job.request.overlap = flagField(o, "overlap");
+  job.request.state = flagField(o, "state");
+  return job;
+}
 
 Napi::Object mpiObject(Napi::Env env) {
   Napi::Object mpi = Napi::Object::New(env);
@@ -97,6 +145,7 @@ Napi::Object mpiObject(Napi::Env env) {
   mpi.Set("barrier", Napi::Function::New<barrier>(env, "barrier"));
   mpi.Set("finalize", Napi::Function::New<finalize>(env, "finalize"));
   mpi.Set("abort", Napi::Function::New<abort>(env, "abort"));
+  mpi.Set("lastReduce", Napi::Function::New<lastReduce>(env, "lastReduce"));
   return mpi;
 }
 

@@ -47,7 +47,7 @@ std::string Executor::describe(const Program& program, size_t stepIndex) const {
 }
 
 void Executor::run(const std::string& programName, int64_t n, const ScalarValues& scalars,
-                   uint64_t seed) {
+                   uint64_t seed, const StepDone& stepDone) {
   const Program& prog = program(programName);
   if (!prog.runsOn(device_.name())) {
     std::string devices;
@@ -87,6 +87,7 @@ void Executor::run(const std::string& programName, int64_t n, const ScalarValues
     args.scalar = stepScalars[i].data();
     args.seed = seed;
     device_.launch(steps[i].kernel, step, args);
+    if (stepDone) stepDone(i);
   }
   device_.synchronize();
 }

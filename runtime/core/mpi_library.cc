@@ -18,7 +18,7 @@ namespace {
 
 using Handle = void*;  // MPI_Comm, MPI_Datatype and MPI_Op are all pointers in Open MPI
 constexpr int kMpiSuccess = 0;
-constexpr int kMpiThreadFunneled = 1;
+constexpr int kMpiThreadMultiple = 3;
 // The soname of Open MPI 4 and 5 (Debian 12's openmpi-bin / libopenmpi3 ships it).
 constexpr const char* kLibrary = "libmpi.so.40";
 constexpr const char* kInstallHint = "apt-get install openmpi-bin libopenmpi-dev";
@@ -84,7 +84,11 @@ MpiLibrary::MpiLibrary() : api_(new Api{}) {
   check(a.initialized(&already), "MPI_Initialized");
   if (!already) {
     int provided = 0;
-    check(a.initThread(nullptr, nullptr, kMpiThreadFunneled, &provided), "MPI_Init_thread");
+    check(a.initThread(nullptr, nullptr, kMpiThreadMultiple, &provided), "MPI_Init_thread");
+    if (provided < kMpiThreadMultiple)
+      throw Error("this Open MPI gives thread level " + std::to_string(provided) +
+                  ", and a distributed run needs MPI_THREAD_MULTIPLE (3): the gradient reducer and the " +
+                  "watchdog call MPI from their own threads (" + kInstallHint + " builds it with threads)");
   }
   check(a.commRank(a.commWorld, &rank_), "MPI_Comm_rank");
   check(a.commSize(a.commWorld, &size_), "MPI_Comm_size");
@@ -104,6 +108,14 @@ void MpiLibrary::allreduceSumOf(void* data, size_t count, size_t width, void* ty
     check(api_->allreduce(api_->inPlace, static_cast<char*>(data) + done * width, n, type, api_->sumOp, api_->commWorld), "MPI_Allreduce");
     done += size_t(n);
   }
+}
+
+void MpiLibrary::scaledSum(float* data, size_t count, double weight) {
+  if (weight == 0)
+    std::fill(data, data + count, 0.0f);
+  else if (weight != 1)
+    for (size_t i = 0; i < count; ++i) data[i] = float(double(data[i]) * weight);
+  allreduceSum(data, count);
 }
 
 void MpiLibrary::allreduceSum(float* data, size_t count) { allreduceSumOf(data, count, sizeof(float), api_->floatType); }

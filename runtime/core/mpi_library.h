@@ -1,13 +1,18 @@
 // Open MPI loaded at run time (dlopen of libmpi.so.40), never linked: the addon builds and loads where
 // MPI is absent, and only a distributed run asks for it. The few collectives data-parallel training
-// uses (docs/distributed.md), all called from one thread (MPI_THREAD_FUNNELED).
+// uses (docs/distributed.md). Initialised with MPI_THREAD_MULTIPLE: the main thread, the gradient
+// reducer's communication thread (never at the same time as the main thread) and the watchdog's
+// heartbeats (at any time) all call MPI.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+
+#include "collective.h"
 
 namespace nincc {
 
-class MpiLibrary {
+class MpiLibrary final : public Collective {
  public:
   // Opens libmpi and calls MPI_Init_thread once per process; throws nincc::Error naming the packages
   // to install when the library is missing.
@@ -15,6 +20,12 @@ class MpiLibrary {
 
   int rank() const { return rank_; }
   int size() const { return size_; }
+
+  std::string name() const override { return "MPI"; }
+  bool takesDeviceMemory() const override { return false; }
+  // weight 0 sums zeros; otherwise each element becomes float(double(x) * weight) first (the rounding
+  // the TS reducer used, so both give the same bits).
+  void scaledSum(float* data, size_t count, double weight) override;
 
   // In place: every rank ends with the element-wise sum over all ranks.
   void allreduceSum(float* data, size_t count);
