@@ -92,6 +92,9 @@ export interface NativeMpi {
   /** every rank's bytes (all the same length), concatenated in rank order */
   allgather(bytes: Uint8Array): Uint8Array;
   barrier(): void;
+  /** starts the hung-rank watchdog: every rank calls it once; a rank silent for `seconds` ends them all (MPI_Abort) */
+  watch(seconds: number): void;
+  /** stops the watchdog, then MPI_Finalize */
   finalize(): void;
   /** MPI_Abort: mpirun ends every rank; does not return */
   abort(code: number): never;

@@ -84,6 +84,17 @@ Napi::Value finalize(const Napi::CallbackInfo& info) {
   });
 }
 
+// watch(seconds): starts the hung-rank watchdog (mpi_library.h startWatchdog); collective.
+Napi::Value watch(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    if (!info[0].IsNumber()) throw ArgumentError("seconds must be a number");
+    double seconds = info[0].As<Napi::Number>().DoubleValue();
+    if (!(seconds > 0 && seconds <= 1e6)) throw ArgumentError("seconds must be in (0, 1e6]");
+    nincc::MpiLibrary::world().startWatchdog(seconds);
+    return info.Env().Undefined();
+  });
+}
+
 // abort(code): MPI_Abort on the world; mpirun ends every rank.
 Napi::Value abort(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
@@ -145,6 +156,7 @@ Napi::Object mpiObject(Napi::Env env) {
   mpi.Set("barrier", Napi::Function::New<barrier>(env, "barrier"));
   mpi.Set("finalize", Napi::Function::New<finalize>(env, "finalize"));
   mpi.Set("abort", Napi::Function::New<abort>(env, "abort"));
+  mpi.Set("watch", Napi::Function::New<watch>(env, "watch"));
   mpi.Set("lastReduce", Napi::Function::New<lastReduce>(env, "lastReduce"));
   return mpi;
 }

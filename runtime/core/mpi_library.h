@@ -33,17 +33,29 @@ class MpiLibrary final : public Collective {
   // Each rank's `bytes` bytes, concatenated in rank order into `all` (size × bytes).
   void allgather(const uint8_t* mine, size_t bytes, uint8_t* all);
   void barrier();
+  // Stops the watchdog first (telling the other ranks this one is done), then MPI_Finalize.
   void finalize();
   [[noreturn]] void abort(int code);
 
+  // Starts the hung-rank watchdog (collective: every rank calls it once, at the same point): a thread
+  // that sends every other rank a heartbeat each `timeoutSeconds`/8 (at most each second) over a
+  // communicator of its own, and ends every rank with MPI_Abort, after printing which rank it was,
+  // when some rank has sent none for `timeoutSeconds`. A stopped (SIGSTOP), frozen or unreachable
+  // process sends none; a busy one does, so a long step or rank 0's test pass is not a hang.
+  void startWatchdog(double timeoutSeconds);
+
  private:
   MpiLibrary();
+  void stopWatchdog();
+  void watch(double timeoutSeconds);
   void allreduceSumOf(void* data, size_t count, size_t width, void* type);
   struct Api;
   Api* api_;
   int rank_ = 0;
   int size_ = 1;
   bool finalized_ = false;
+  struct Watchdog;
+  Watchdog* watchdog_ = nullptr;
 };
 
 }  // namespace nincc
