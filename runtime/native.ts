@@ -62,7 +62,8 @@ export interface NativeModelInfo {
  * with the program's later steps when `overlap` (and the device allows it); then the state space.
  */
 export interface NativeReduce {
-  backend: 'mpi';
+  /** opened first: mpi.init(), or nccl.init() for a cuda model */
+  backend: 'mpi' | 'nccl';
   /** offset, size pairs of grad-space ranges, in the order every rank reduces them */
   buckets: Float64Array;
   weight: number;
@@ -102,6 +103,16 @@ export interface NativeMpi {
   lastReduce(): { reducing: number; exposed: number };
 }
 
+/** NCCL, loaded at run time (libnccl.so.2 or $NINCC_NCCL_LIBRARY) by the first call; each throws naming what to install when it is missing. */
+export interface NativeNccl {
+  /** ncclGetUniqueId: 128 bytes, made on rank 0 */
+  uniqueId(): Uint8Array;
+  /** ncclCommInitRank with rank 0's id: once per process */
+  init(rank: number, size: number, id: Uint8Array): void;
+  /** NCCL's version code (22105 for 2.21.5) */
+  version(): number;
+}
+
 export interface NativeAddon {
   /** the kernel ABI this runtime loads: 'nincc-cpu-2' */
   abi: string;
@@ -112,6 +123,7 @@ export interface NativeAddon {
    *  free itself at teardown because their owner never released them (0 when every arena frees its spaces) */
   hostMemory(): { liveBytes: number; liveAllocations: number; reclaimedAtTeardown: number };
   mpi: NativeMpi;
+  nccl: NativeNccl;
 }
 
 export const ADDON_NOT_BUILT_MESSAGE =

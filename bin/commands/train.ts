@@ -15,7 +15,9 @@ import { prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-ar
 import type { Precision } from '../../compiler/ir.js';
 import { launchedRank, type Communicator } from '../../runtime/distributed/communicator.js';
 import { DEFAULT_RANK_TIMEOUT_SECONDS, openMpiWorld } from '../../runtime/distributed/mpi.js';
+import { openBackend, REDUCE_BACKENDS, type ReduceBackend } from '../../runtime/distributed/backend.js';
 import { DistributedError } from '../../runtime/distributed/data-parallel.js';
+import { loadNative } from '../../runtime/native.js';
 
 interface Inputs {
   readonly train: TrainSource | LabelledImages;
@@ -50,6 +52,7 @@ interface TrainArgs {
   readonly syncCheck: number;
   readonly overlap: boolean;
   readonly rankTimeout: number;
+  readonly reduceWith?: ReduceBackend;
   readonly bucketElements?: number;
   readonly precision?: Precision;
 }
@@ -61,6 +64,12 @@ function rankTimeoutOption(args: ParsedArgs): number {
   const seconds = numberOption(args, 'rank-timeout') ?? DEFAULT_RANK_TIMEOUT_SECONDS;
   if (!(seconds > 0 && seconds <= 1e6)) throw new UsageError(`--rank-timeout must be a number of seconds above 0 (and at most 1e6), got ${seconds}`);
   return seconds;
+}
+
+function reduceWithOption(args: ParsedArgs): ReduceBackend | undefined {
+  const v = stringOption(args, 'reduce-with');
+  if (v !== undefined && !REDUCE_BACKENDS.includes(v as ReduceBackend)) throw new UsageError(`--reduce-with must be ${REDUCE_BACKENDS.join(' or ')}, got '${v}'`);
+  return v as ReduceBackend | undefined;
 }
 
 function parseTrainArgs(args: ParsedArgs): TrainArgs {
@@ -103,6 +112,7 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
     syncCheck: intOption(args, 'sync-check', 0) ?? 0,
     overlap: !args.values['no-overlap'],
     rankTimeout: rankTimeoutOption(args),
+    ...opt('reduceWith', reduceWithOption(args)),
     ...opt('bucketElements', intOption(args, 'bucket-elements')),
   };
 }
@@ -167,7 +177,7 @@ function describeTest(t: TestPlan): string {
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N] [--no-overlap] [--bucket-elements N] [--rank-timeout S]',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N] [--no-overlap] [--bucket-elements N] [--rank-timeout S] [--reduce-with mpi|nccl]',
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
     "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.\n" +
@@ -193,6 +203,7 @@ export const trainCommand: Command = {
     'sync-check': { type: 'string', value: 'N', help: 'under mpirun: compare a digest of every rank\'s weights every N steps (default 0: at each epoch end only)' },
     'no-overlap': { type: 'boolean', help: 'under mpirun: sum the gradients after backward instead of while it runs (the same result, bitwise)' },
     'rank-timeout': { type: 'string', value: 'S', help: `under mpirun: end every rank when one has sent no heartbeat for S seconds (stopped, frozen, unreachable; default ${DEFAULT_RANK_TIMEOUT_SECONDS})` },
+    'reduce-with': { type: 'string', value: 'LIB', help: 'under mpirun: mpi or nccl sums the gradients (default: nccl on cuda, mpi on cpu and emu)' },
     'bucket-elements': { type: 'string', value: 'N', help: 'under mpirun: gradient floats summed per collective (default 1048576)' },
   },
   async run(args) {
@@ -221,6 +232,8 @@ async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
   // A built directory runs on the device it was built for unless --device says otherwise.
   const device = a.device ?? artifactDevice(dir);
   const model = await load(dir, { device, seed: a.seed });
+  // Collective: every rank opens the reduction library here (NCCL: rank 0's unique id goes to all).
+  const backend = comm ? openBackend(comm, device, loadNative().nccl, a.reduceWith) : undefined;
   let inputs: Inputs | undefined;
   const speaks = !comm || comm.rank === 0;
   try {
@@ -243,7 +256,7 @@ async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
     const result = await train(model, inputs.train, inputs.test, {
       epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed: a.seed,
       runDir, resume: a.resume, test: a.test, stop, ...(speaks ? { onEvent: trainProgress(process.stderr, a.quiet) } : {}),
-      ...(comm ? { distributed: { comm, checkEvery: a.syncCheck, overlap: a.overlap, ...(a.bucketElements ? { bucketElements: a.bucketElements } : {}) } } : {}),
+      ...(comm ? { distributed: { comm, checkEvery: a.syncCheck, overlap: a.overlap, backend, ...(a.bucketElements ? { bucketElements: a.bucketElements } : {}) } } : {}),
     }).finally(() => process.off('SIGINT', onSigint));
     if (!speaks) return result.stopped ? 130 : 0;
     if (result.alreadyFinished) {

@@ -6,17 +6,21 @@
 #include <napi.h>
 
 #include <cstring>
+#include <memory>
 
 #include "js_args.h"
 #include "js_errors.h"
 #include "mpi_binding.h"
 #include "mpi_library.h"
+#include "nccl_library.h"
 
 namespace nincc_binding {
 
 namespace {
 
 bool initialized = false;  // init() succeeded: the backend a reduce argument may name
+// This process's NCCL communicator, once nccl.init() has joined one (one per process: one GPU per rank).
+std::unique_ptr<nincc::NcclCollective> ncclComm;
 
 struct TypedView {
   napi_typedarray_type type;
@@ -120,6 +124,51 @@ Napi::Value lastReduce(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+namespace {
+
+// uniqueId() -> Uint8Array(128): a new NCCL unique id (rank 0 makes it; MPI carries it to the others).
+Napi::Value ncclUniqueId(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    nincc::NcclUniqueId id = nincc::NcclLibrary::get().uniqueId();
+    Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), id.size());
+    std::memcpy(out.Data(), id.data(), id.size());
+    return out;
+  });
+}
+
+// init(rank, size, id): joins this process to the communicator of `id` (collective over the ranks).
+Napi::Value ncclInit(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    int size = int(integerArg(info, 1, "size", 1, 1 << 20));
+    int rank = int(integerArg(info, 0, "rank", 0, size - 1));
+    TypedView v = viewOf(info, 2, "id");
+    if (v.type != napi_uint8_array || v.length != nincc::kNcclUniqueIdBytes)
+      throw ArgumentError("id must be a Uint8Array of " + std::to_string(nincc::kNcclUniqueIdBytes) + " bytes");
+    if (ncclComm) throw ArgumentError("nccl.init() was called already in this process");
+    nincc::NcclUniqueId id{};
+    std::memcpy(id.data(), v.data, id.size());
+    ncclComm = std::make_unique<nincc::NcclCollective>(rank, size, id);
+    return info.Env().Undefined();
+  });
+}
+
+// version() -> NCCL's version code (e.g. 22105 for 2.21.5).
+Napi::Value ncclVersion(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), nincc::NcclLibrary::get().version());
+  });
+}
+
+}  // namespace
+
+Napi::Object ncclObject(Napi::Env env) {
+  Napi::Object nccl = Napi::Object::New(env);
+  nccl.Set("uniqueId", Napi::Function::New<ncclUniqueId>(env, "uniqueId"));
+  nccl.Set("init", Napi::Function::New<ncclInit>(env, "init"));
+  nccl.Set("version", Napi::Function::New<ncclVersion>(env, "version"));
+  return nccl;
+}
+
 ReduceJob reduceJobArg(const Napi::Value& value) {
   if (!value.IsObject()) throw ArgumentError("reduce must be an object");
   Napi::Object o = value.As<Napi::Object>();
@@ -129,6 +178,9 @@ ReduceJob reduceJobArg(const Napi::Value& value) {
   if (name == "mpi") {
     if (!initialized) throw ArgumentError("reduce.backend \"mpi\": call mpi.init() first");
     job.collective = &nincc::MpiLibrary::world();
+  } else if (name == "nccl") {
+    if (!ncclComm) throw ArgumentError("reduce.backend \"nccl\": call nccl.init() first");
+    job.collective = ncclComm.get();
   } else {
     throw ArgumentError("reduce.backend must be \"mpi\", not \"" + name + "\"");
   }

@@ -8,6 +8,8 @@
 namespace nincc_binding {
 
 Napi::Object mpiObject(Napi::Env env);
+// The addon's `nccl` object: uniqueId(), init(rank, size, id), version() (nccl_library.h).
+Napi::Object ncclObject(Napi::Env env);
 
 // A run() whose gradients are reduced across ranks: what to reduce and with which backend.
 struct ReduceJob {

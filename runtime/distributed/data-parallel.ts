@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Batch } from '../dataset.js';
 import type { Model, TrainStepOptions } from '../model.js';
 import type { NativeReduce } from '../native.js';
+import type { ReduceBackend } from './backend.js';
 import type { Communicator } from './communicator.js';
 import { gradientBuckets, rankShare, type Bucket } from './shard.js';
 
@@ -25,6 +26,8 @@ export interface DataParallel {
   readonly bucketElements?: number;
   /** Reduce buckets while backward still runs (default true); false: after it. The results are bitwise the same. */
   readonly overlap?: boolean;
+  /** What sums the gradients (runtime/distributed/backend.ts openBackend); default mpi. */
+  readonly backend?: ReduceBackend;
 }
 
 /** What a step adds to the epoch's running sums, over the whole global batch. */
@@ -74,8 +77,8 @@ export function reduceZeros(model: Model, comm: Communicator, buckets: readonly 
 }
 
 /** The runtime's reduction of this step: the buckets' ranges in order, with this rank's weight. */
-export function nativeReduce(buckets: readonly Bucket[], weight: number, overlap: boolean): NativeReduce {
-  return { backend: 'mpi', buckets: Float64Array.from(buckets.flatMap((b) => [b.offset, b.size])), weight, overlap, state: true };
+export function nativeReduce(buckets: readonly Bucket[], weight: number, overlap: boolean, backend: ReduceBackend = 'mpi'): NativeReduce {
+  return { backend, buckets: Float64Array.from(buckets.flatMap((b) => [b.offset, b.size])), weight, overlap, state: true };
 }
 
 /**
@@ -91,11 +94,14 @@ export async function dataParallelStep(model: Model, dp: DataParallel, b: Batch,
   let lossSum = 0;
   let correct = 0;
   if (mine.count > 0) {
-    const r = await model.forwardBackward(mine.images, mine.labels, nativeReduce(buckets, weight, dp.overlap ?? true));
+    const r = await model.forwardBackward(mine.images, mine.labels, nativeReduce(buckets, weight, dp.overlap ?? true, dp.backend));
     lossSum = r.loss * mine.count;
     correct = countCorrect(r.output, mine.labels, mine.count);
-  } else {
+  } else if ((dp.backend ?? 'mpi') === 'mpi') {
     reduceZeros(model, comm, buckets);
+  } else {
+    // The other ranks wait in NCCL collectives that only a run of backward makes on this rank.
+    throw new DistributedError(`rank ${comm.rank} has no image of a batch of ${b.total ?? b.count} (the epoch's last, partial one): with NCCL every rank needs at least one; pick a --batch or --limit whose last batch has at least ${comm.size} images`);
   }
   await model.update(hyper);
   const tally = new Float64Array([lossSum, correct, mine.count, stopRequested ? 1 : 0]);

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { loadLabelledImages } from '../../dist/runtime/dataset.js';
 import { load } from '../../dist/runtime/model.js';
 import { nativeReduce, shardOf } from '../../dist/runtime/distributed/data-parallel.js';
-import { shareFromRank0 } from '../../dist/runtime/distributed/communicator.js';
+import { openBackend } from '../../dist/runtime/distributed/backend.js';
 import { openMpiWorld } from '../../dist/runtime/distributed/mpi.js';
 import { gradientBuckets } from '../../dist/runtime/distributed/shard.js';
 
@@ -21,6 +21,16 @@ const buckets = gradientBuckets(model.info.params, 4096);
 await model.forwardBackward(mine.images, mine.labels, nativeReduce(buckets, mine.count / set.count, process.env.OVERLAP !== '0'));
 if (comm.rank === 0) writeFileSync(out, model.readSpace('grad', 0, model.info.spaces.grad));
 await model.dispose();
-const id = shareFromRank0(comm, 128, () => new Uint8Array(128).map((_, i) => (i * 37 + process.pid) & 255));
-writeFileSync(`${out}.id${comm.rank}`, id);
+const standIn = {
+  uniqueId() {
+    if (comm.rank !== 0) throw new Error(`rank ${comm.rank} was asked to make the unique id`);
+    return new Uint8Array(128).map((_, i) => (i * 37 + process.pid) & 255);
+  },
+  init(rank, size, id) {
+    if (rank !== comm.rank || size !== comm.size) throw new Error(`init(${rank}, ${size}) on rank ${comm.rank} of ${comm.size}`);
+    writeFileSync(`${out}.id${comm.rank}`, id);
+  },
+};
+const backend = openBackend(comm, 'cuda', standIn);
+if (backend !== 'nccl') throw new Error(`a cuda model's backend is ${backend}, not nccl`);
 comm.finalize();
