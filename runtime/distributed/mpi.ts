@@ -4,7 +4,7 @@ import { ErrorCodes, NinccError } from '../errors.js';
 import { loadNative } from '../native.js';
 import type { Communicator } from './communicator.js';
 
-/** The default of `nincc train --rank-timeout` (docs/distributed.md#faults). */
+/** The default of `nincc train --rank-timeout` (docs/distributed.md#start-up-checks-and-faults). */
 export const DEFAULT_RANK_TIMEOUT_SECONDS = 60;
 
 /**
