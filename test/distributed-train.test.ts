@@ -90,7 +90,7 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
   });
 
   it('reducing buckets while backward runs gives bitwise the checkpoint of reducing them after it', () => {
-    // Small buckets: nin-fashion's 139,274 gradient floats in 9 buckets, the later ones final long before backward ends.
+    // Small buckets: nin-fashion's 139,274 gradient floats in 5 buckets, the last layers' final long before backward ends.
     const [overlapped, after] = [[], ['--no-overlap']].map((flag, i) => {
       const run = join(work, `overlap-${i}`);
       const r = mpirun(2, ['train', artifact, ...common, '--limit', '96', '--epochs', '1', '--bucket-elements', '16384', ...flag, '-o', run]);
