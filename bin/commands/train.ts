@@ -16,7 +16,7 @@ import type { Precision } from '../../compiler/ir.js';
 import { launchedRank, type Communicator } from '../../runtime/distributed/communicator.js';
 import { DEFAULT_RANK_TIMEOUT_SECONDS, openMpiWorld } from '../../runtime/distributed/mpi.js';
 import { openBackend, REDUCE_BACKENDS, type ReduceBackend } from '../../runtime/distributed/backend.js';
-import { DistributedError } from '../../runtime/distributed/data-parallel.js';
+import { DEFAULT_BUCKET_ELEMENTS, DistributedError } from '../../runtime/distributed/data-parallel.js';
 import { loadNative } from '../../runtime/native.js';
 
 interface Inputs {
@@ -204,7 +204,7 @@ export const trainCommand: Command = {
     'no-overlap': { type: 'boolean', help: 'under mpirun: sum the gradients after backward instead of while it runs (the same result, bitwise)' },
     'rank-timeout': { type: 'string', value: 'S', help: `under mpirun: end every rank when one has sent no heartbeat for S seconds (stopped, frozen, unreachable; default ${DEFAULT_RANK_TIMEOUT_SECONDS})` },
     'reduce-with': { type: 'string', value: 'LIB', help: 'under mpirun: mpi or nccl sums the gradients (default: nccl on cuda, mpi on cpu and emu)' },
-    'bucket-elements': { type: 'string', value: 'N', help: 'under mpirun: gradient floats summed per collective (default 1048576)' },
+    'bucket-elements': { type: 'string', value: 'N', help: `under mpirun: gradient floats summed per collective (default ${DEFAULT_BUCKET_ELEMENTS})` },
   },
   async run(args) {
     const a0 = parseTrainArgs(args);
