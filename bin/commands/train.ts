@@ -10,12 +10,14 @@ import { defaultWorkerCount } from '../../runtime/imagenet/decode-pool.js';
 import { DataLayoutError, openImageNetFolder, recordClassList } from '../../runtime/imagenet/folder.js';
 import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
 import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
-import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
+import { intOption, numberOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
 import { prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
 import type { Precision } from '../../compiler/ir.js';
 import { launchedRank, type Communicator } from '../../runtime/distributed/communicator.js';
-import { openMpiWorld } from '../../runtime/distributed/mpi.js';
-import { DistributedError } from '../../runtime/distributed/data-parallel.js';
+import { DEFAULT_RANK_TIMEOUT_SECONDS, openMpiWorld } from '../../runtime/distributed/mpi.js';
+import { openBackend, REDUCE_BACKENDS, type ReduceBackend } from '../../runtime/distributed/backend.js';
+import { DEFAULT_BUCKET_ELEMENTS, DistributedError } from '../../runtime/distributed/data-parallel.js';
+import { loadNative } from '../../runtime/native.js';
 
 interface Inputs {
   readonly train: TrainSource | LabelledImages;
@@ -48,10 +50,27 @@ interface TrainArgs {
   readonly resume: boolean;
   readonly quiet: boolean;
   readonly syncCheck: number;
+  readonly overlap: boolean;
+  readonly rankTimeout: number;
+  readonly reduceWith?: ReduceBackend;
+  readonly bucketElements?: number;
   readonly precision?: Precision;
 }
 
 const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
+
+/** --rank-timeout: positive seconds (the watchdog's heartbeat period is an eighth of it). */
+function rankTimeoutOption(args: ParsedArgs): number {
+  const seconds = numberOption(args, 'rank-timeout') ?? DEFAULT_RANK_TIMEOUT_SECONDS;
+  if (!(seconds > 0 && seconds <= 1e6)) throw new UsageError(`--rank-timeout must be a number of seconds above 0 (and at most 1e6), got ${seconds}`);
+  return seconds;
+}
+
+function reduceWithOption(args: ParsedArgs): ReduceBackend | undefined {
+  const v = stringOption(args, 'reduce-with');
+  if (v !== undefined && !REDUCE_BACKENDS.includes(v as ReduceBackend)) throw new UsageError(`--reduce-with must be ${REDUCE_BACKENDS.join(' or ')}, got '${v}'`);
+  return v as ReduceBackend | undefined;
+}
 
 function parseTrainArgs(args: ParsedArgs): TrainArgs {
   const target = onePositional(args, trainCommand, 'spec file or artifact directory');
@@ -91,6 +110,10 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
     resume: Boolean(args.values.resume),
     quiet: Boolean(args.values.quiet),
     syncCheck: intOption(args, 'sync-check', 0) ?? 0,
+    overlap: !args.values['no-overlap'],
+    rankTimeout: rankTimeoutOption(args),
+    ...opt('reduceWith', reduceWithOption(args)),
+    ...opt('bucketElements', intOption(args, 'bucket-elements')),
   };
 }
 
@@ -101,10 +124,10 @@ function sharesOf(batch: number, ranks: number): string {
 }
 
 /** The MPI world when mpirun started this process as one of several ranks (docs/distributed.md). */
-function distributedWorld(): Communicator | undefined {
+function distributedWorld(rankTimeout: number): Communicator | undefined {
   const launched = launchedRank(process.env);
   if (!launched || launched.size === 1) return undefined;
-  const world = openMpiWorld();
+  const world = openMpiWorld({ rankTimeout });
   if (world.size !== launched.size) throw new DistributedError(`OMPI_COMM_WORLD_SIZE is ${launched.size} but MPI sees ${world.size} rank${world.size === 1 ? '' : 's'}: start the ranks with mpirun -np ${launched.size}`);
   return world;
 }
@@ -154,7 +177,7 @@ function describeTest(t: TestPlan): string {
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N]',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N] [--no-overlap] [--bucket-elements N] [--rank-timeout S] [--reduce-with mpi|nccl]',
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
     "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.\n" +
@@ -178,10 +201,14 @@ export const trainCommand: Command = {
     'no-test': { type: 'boolean', help: 'no test pass at all' },
     quiet: { type: 'boolean', short: 'q', help: 'no progress bar' },
     'sync-check': { type: 'string', value: 'N', help: 'under mpirun: compare a digest of every rank\'s weights every N steps (default 0: at each epoch end only)' },
+    'no-overlap': { type: 'boolean', help: 'under mpirun: sum the gradients after backward instead of while it runs (the same result, bitwise)' },
+    'rank-timeout': { type: 'string', value: 'S', help: `under mpirun: end every rank when one has sent no heartbeat for S seconds (stopped, frozen, unreachable; default ${DEFAULT_RANK_TIMEOUT_SECONDS})` },
+    'reduce-with': { type: 'string', value: 'LIB', help: 'under mpirun: mpi or nccl sums the gradients (default: nccl on cuda, mpi on cpu and emu)' },
+    'bucket-elements': { type: 'string', value: 'N', help: `under mpirun: gradient floats summed per collective (default ${DEFAULT_BUCKET_ELEMENTS})` },
   },
   async run(args) {
     const a0 = parseTrainArgs(args);
-    const comm = distributedWorld();
+    const comm = distributedWorld(a0.rankTimeout);
     if (!comm) return trainHere(a0);
     // Rank 0 speaks for the run; the others are quiet, and any failure ends every rank (no rank left waiting).
     const a = comm.rank === 0 ? a0 : { ...a0, quiet: true };
@@ -205,6 +232,8 @@ async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
   // A built directory runs on the device it was built for unless --device says otherwise.
   const device = a.device ?? artifactDevice(dir);
   const model = await load(dir, { device, seed: a.seed });
+  // Collective: every rank opens the reduction library here (NCCL: rank 0's unique id goes to all).
+  const backend = comm ? openBackend(comm, device, loadNative().nccl, a.reduceWith) : undefined;
   let inputs: Inputs | undefined;
   const speaks = !comm || comm.rank === 0;
   try {
@@ -227,7 +256,7 @@ async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
     const result = await train(model, inputs.train, inputs.test, {
       epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed: a.seed,
       runDir, resume: a.resume, test: a.test, stop, ...(speaks ? { onEvent: trainProgress(process.stderr, a.quiet) } : {}),
-      ...(comm ? { distributed: { comm, checkEvery: a.syncCheck } } : {}),
+      ...(comm ? { distributed: { comm, checkEvery: a.syncCheck, overlap: a.overlap, backend, ...(a.bucketElements ? { bucketElements: a.bucketElements } : {}) } } : {}),
     }).finally(() => process.off('SIGINT', onSigint));
     if (!speaks) return result.stopped ? 130 : 0;
     if (result.alreadyFinished) {
