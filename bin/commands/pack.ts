@@ -5,7 +5,7 @@ import { packImageNet } from '../../runtime/imagenet/pack.js';
 import { verifyPackedDataset } from '../../runtime/imagenet/pack-verify.js';
 import { DataLayoutError } from '../../runtime/imagenet/folder.js';
 import { progressBar, type ProgressBar } from '../../runtime/progress.js';
-import { intOption, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
+import { intOption, numberOption, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
 import { requireNetwork } from '../spec-file.js';
 
 const DEFAULT_IMAGE_SIZE = 256; // NIN's, and imagenet-multiGPU.torch's, loadSize
@@ -51,7 +51,7 @@ export const packCommand: Command = {
     'image-size': { type: 'string', value: 'N', help: `short side to store (default ${DEFAULT_IMAGE_SIZE}, NIN's imageSize)` },
     spec: { type: 'string', value: 'FILE', help: "take the short side from a .model spec's imageSize" },
     quality: { type: 'string', value: 'Q', help: `JPEG quality of re-encoded images, 1–100 (default ${DEFAULT_QUALITY})` },
-    'shard-mb': { type: 'string', value: 'MB', help: `close a shard once it holds this many MiB (default ${DEFAULT_SHARD_MB})` },
+    'shard-mb': { type: 'string', value: 'MB', help: `close a shard once it holds this many MiB (default ${DEFAULT_SHARD_MB}; fractions allowed)` },
     jobs: { type: 'string', value: 'N', help: `images encoded at once (default: the cores, here ${availableParallelism()})` },
     verify: { type: 'string', value: 'DATASET', help: 'check a packed dataset: every shard sha256 and record CRC-32' },
     quiet: { type: 'boolean', short: 'q', help: 'no progress bar' },
@@ -72,7 +72,8 @@ export const packCommand: Command = {
       const imageSize = imageSizeFrom(args);
       const quality = intOption(args, 'quality') ?? DEFAULT_QUALITY;
       if (quality > 100) throw new UsageError(`--quality must be 1–100, got ${quality}`);
-      const shardMb = intOption(args, 'shard-mb') ?? DEFAULT_SHARD_MB;
+      const shardMb = numberOption(args, 'shard-mb') ?? DEFAULT_SHARD_MB;
+      if (!(shardMb > 0)) throw new UsageError(`--shard-mb must be a positive number, got ${shardMb}`);
       const jobs = intOption(args, 'jobs') ?? availableParallelism();
       // sharp encodes on libuv's thread pool (4 threads unless told before its first use): one thread per job.
       process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, jobs));
@@ -83,9 +84,10 @@ export const packCommand: Command = {
       };
       process.on('SIGINT', onSigint);
       const started = Date.now();
-      const s = await packImageNet(data, out, { imageSize, quality, shardBytes: shardMb * 2 ** 20, concurrency: jobs, onProgress: (done, total) => (bar ??= progressBar('pack images', total, process.stderr, quiet)).update(done) }, (line) => process.stderr.write(`nincc pack: ${line}\n`)).finally(() => process.off('SIGINT', onSigint));
+      const s = await packImageNet(data, out, { imageSize, quality, shardBytes: Math.ceil(shardMb * 2 ** 20), concurrency: jobs, onProgress: (done, total) => (bar ??= progressBar('pack images', total, process.stderr, quiet)).update(done) }, (line) => process.stderr.write(`nincc pack: ${line}\n`)).finally(() => process.off('SIGINT', onSigint));
       const resumed = s.resumedShards > 0 ? `, ${s.resumedShards} of them verified from an earlier run` : '';
-      (bar ?? progressBar('pack', 0, process.stderr, quiet)).finish(`packed ${s.images.train} training and ${s.images.val} validation images at short side ${imageSize} into ${s.shards} shards (${(s.bytes / 2 ** 20).toFixed(1)} MiB${resumed}) in ${out}, ${((Date.now() - started) / 1000).toFixed(1)} s; ${s.kept} JPEGs kept as they were`);
+      bar?.finish(`read ${s.images.train + s.images.val + s.skipped.length} images`);
+      process.stdout.write(`packed ${s.images.train} training and ${s.images.val} validation images at short side ${imageSize} into ${s.shards} shards (${(s.bytes / 2 ** 20).toFixed(1)} MiB${resumed}) in ${out}, ${((Date.now() - started) / 1000).toFixed(1)} s; ${s.kept} JPEGs kept as they were\n`);
       if (s.warnings > 0) process.stderr.write(`warning: ${s.warnings} damaged images were decoded past the decoder's warning and packed\n`);
       if (s.skipped.length > 0) {
         process.stderr.write(`left out ${s.skipped.length} unreadable file${s.skipped.length === 1 ? '' : 's'} (listed in the index):\n`);

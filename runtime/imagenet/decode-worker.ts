@@ -41,21 +41,27 @@ class ShardReader {
 
   constructor(private readonly shards: readonly string[]) {}
 
-  read(r: RecordRef): Buffer {
+  /** The record checked, in a buffer of the reader's own (give it back with release once decoded). */
+  read(r: RecordRef): { readonly buffer: Buffer; readonly record: Buffer } {
     const path = this.shards[r.shard];
     if (path === undefined) throw new CorruptRecordError(`record names shard ${r.shard} of ${this.shards.length}`);
     let fd = this.fds.get(r.shard);
     if (fd === undefined) this.fds.set(r.shard, (fd = openSync(path, 'r')));
-    const buf = this.spare.pop() ?? Buffer.allocUnsafe(RECORD_HEADER_BYTES + r.length);
-    const rec = readRecord(fd, r.offset, r.length, buf);
-    const why = recordProblem(rec, r.length, r.width, r.height);
-    if (why) throw new CorruptRecordError(corruptRecord(path, r.offset, why));
-    return rec;
+    let buffer = this.spare.pop();
+    // allocUnsafeSlow: never a slice of Node's shared pool, so reusing it cannot overwrite anyone else's bytes.
+    if (!buffer || buffer.length < RECORD_HEADER_BYTES + r.length) buffer = Buffer.allocUnsafeSlow(Math.max(RECORD_HEADER_BYTES + r.length, 1 << 16));
+    const record = readRecord(fd, r.offset, r.length, buffer);
+    const why = recordProblem(record, r.length, r.width, r.height);
+    if (why) {
+      this.release(buffer);
+      throw new CorruptRecordError(corruptRecord(path, r.offset, why));
+    }
+    return { buffer, record };
   }
 
-  /** Gives a buffer back once sharp is done with it (sharp reads its input while the decode runs). */
-  release(rec: Buffer): void {
-    if (this.spare.length < 8) this.spare.push(Buffer.from(rec.buffer, rec.byteOffset, rec.buffer.byteLength - rec.byteOffset));
+  /** Takes a buffer back once sharp is done with it (sharp reads its input while the decode runs). */
+  release(buffer: Buffer): void {
+    if (this.spare.length < 8) this.spare.push(buffer);
   }
 
   close(): void {
@@ -66,11 +72,11 @@ class ShardReader {
 async function decodeJob(job: DecodeRequest, setup: WorkerSetup, reader: ShardReader | undefined): Promise<DecodedImage> {
   if (!job.record) return decodeResized(job.file, setup.imageSize, setup.crop.channels);
   if (!reader) throw new CorruptRecordError('a packed record, but the pool has no shards');
-  const rec = reader.read(job.record);
+  const { buffer, record } = reader.read(job.record);
   try {
-    return await decodeRecord(rec.subarray(RECORD_HEADER_BYTES), job.record, setup.imageSize, setup.crop.channels);
+    return await decodeRecord(record.subarray(RECORD_HEADER_BYTES), job.record, setup.imageSize, setup.crop.channels);
   } finally {
-    reader.release(rec);
+    reader.release(buffer);
   }
 }
 

@@ -171,7 +171,7 @@ export function readPackIndex(dir: string): PackIndex {
 /** Reads one record (header and payload, one read) into `into` (grown when short); returns the bytes used. */
 export function readRecord(fd: number, offset: number, length: number, into: Buffer): Buffer {
   const total = RECORD_HEADER_BYTES + length;
-  const buf = into.length >= total ? into : Buffer.allocUnsafe(total);
+  const buf = into.length >= total ? into : Buffer.allocUnsafeSlow(total);
   let got = 0;
   while (got < total) {
     const n = readSync(fd, buf, got, total - got, offset + got);

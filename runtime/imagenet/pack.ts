@@ -50,6 +50,22 @@ interface ShardSidecar extends ShardEntry {
 }
 
 const STATE_FILE = 'pack-state.json';
+
+/**
+ * NINCC_PACK_SIGNAL=SIGKILL@N (or SIGINT@N): the process signals itself right after the Nth record this run
+ * writes in a split, so tests interrupt a pack at a known place: finished shards behind it, one half written.
+ */
+export const PACK_SIGNAL_ENV = 'NINCC_PACK_SIGNAL';
+const injectedSignal = ((): ((records: number) => void) | undefined => {
+  const v = process.env[PACK_SIGNAL_ENV];
+  if (!v) return undefined;
+  const m = /^(SIGKILL|SIGINT)@(\d+)$/.exec(v);
+  if (!m) throw new Error(`${PACK_SIGNAL_ENV}=${v}: expected SIGKILL@N or SIGINT@N`);
+  const [, signal, at] = m;
+  return (records) => {
+    if (records === Number(at)) process.kill(process.pid, signal);
+  };
+})();
 const shardName = (split: Split, k: number) => `${split}-${String(k).padStart(5, '0')}.shard`;
 const sidecarName = (split: Split, k: number) => `${shardName(split, k)}.json`;
 const tempName = (file: string) => `${file}.partial`;
@@ -132,6 +148,7 @@ async function packSplit(out: string, split: Split, list: ImageList, o: PackOpti
   const from = sidecars.at(-1)?.end ?? 0;
   for (const s of sidecars) for (let i = s.first; i < s.end; i++) progress();
   let writer: ShardWriter | undefined;
+  let written = 0;
   let part = { first: from, records: emptyTable(), skipped: [] as SkippedSource[], kept: 0, warnings: 0 };
   const close = (end: number) => {
     if (!writer) return;
@@ -163,6 +180,7 @@ async function packSplit(out: string, split: Split, list: ImageList, o: PackOpti
     if (r.warning) part.warnings++;
     writer.append(encodeRecordHeader(r.bytes, r.width, r.height));
     writer.append(r.bytes);
+    injectedSignal?.(++written);
     if (writer.bytes >= o.shardBytes) close(i + 1);
   }
   if (writer) close(list.files.length);
