@@ -2,19 +2,20 @@
 // 256, random 224 crop, flip, normalise) beside the packed dataset's (`nincc pack` at 256: one read per record
 // from an open shard, decode without resize), with N decode workers, on synthetic full-size JPEGs; the two
 // paths are timed in alternating rounds. Per core, for the whole machine, and projected to a 16-core host.
-// Build and run:  npx tsc -p tsconfig.json && node dist/bench/loader.js --images 1024 --workers 2
-// Pin to two cores with `taskset -c 0,1` on a bigger machine. Prints one JSON line per measurement.
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
+// Build and run:  npx tsc -p tsconfig.json && node dist/bench/loader.js --images 512 --rounds 3
+// --dir ROOT times an existing ImageNet folder (train/ and val/) instead of synthetic photos. Pin to two
+// cores with `taskset -c 0,1` on a bigger machine. Prints one JSON line per measurement.
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { DecodePool } from '../runtime/imagenet/decode-pool.js';
-import { configureSharpForWorkers, decodeRecord, decodeResized, type DecodedImage } from '../runtime/imagenet/decode.js';
-import { cropToTensor, randomCrop } from '../runtime/imagenet/donkey.js';
+import { configureSharpForWorkers } from '../runtime/imagenet/decode.js';
+import { decodePlaced, ShardReader, type DecodeRequest } from '../runtime/imagenet/decode-worker.js';
+import { cropToTensor } from '../runtime/imagenet/donkey.js';
 import { openImageNetFolder, type ImageList } from '../runtime/imagenet/folder.js';
 import { packImageNet } from '../runtime/imagenet/pack.js';
-import { readRecord, RECORD_HEADER_BYTES } from '../runtime/imagenet/pack-format.js';
 import { openPackedDataset, type PackedDataset } from '../runtime/imagenet/packed.js';
 import { ImageFolderEvalSource, ImageNetTrainSource } from '../runtime/imagenet/sources.js';
 
@@ -65,29 +66,26 @@ async function perImageCost(folder: ImageList, packed: PackedDataset): Promise<R
   configureSharpForWorkers();
   const n = Math.min(200, folder.files.length);
   const out = new Float32Array(3 * 224 * 224);
-  const fds = packed.shards.map((s) => openSync(s, 'r'));
-  const scratch = Buffer.allocUnsafeSlow(1 << 20);
+  const setup = { imageSize: 256, crop, transform, shards: packed.shards };
+  const reader = new ShardReader(packed.shards);
   const time = { folder: { decode: 0, crop: 0 }, packed: { decode: 0, crop: 0 } };
-  const cropOne = (img: DecodedImage) => cropToTensor(img.pixels, img, crop, randomCrop(img, crop, { uY: 0.3, uX: 0.6, uFlip: 0.7 }), transform, out);
+  // Exactly what a decode worker does for each (decode-worker.ts): for a record, one read and the crop cut out by libvips.
+  const one = async (job: DecodeRequest, t: { decode: number; crop: number }) => {
+    let t0 = performance.now();
+    const { img, placement } = await decodePlaced(job, setup, reader);
+    t.decode += performance.now() - t0;
+    t0 = performance.now();
+    cropToTensor(img.pixels, img, crop, placement, transform, out);
+    t.crop += performance.now() - t0;
+  };
+  const job = (file: string, i: number, record?: DecodeRequest['record']): DecodeRequest => ({ id: i, file, ...(record ? { record } : {}), out: new SharedArrayBuffer(4), offset: 0, mode: 'train', uY: 0.3, uX: 0.6, uFlip: 0.7 });
   try {
     for (let i = 0; i < n; i++) {
-      let t = performance.now();
-      const a = await decodeResized(folder.files[i], 256, 3);
-      time.folder.decode += performance.now() - t;
-      t = performance.now();
-      cropOne(a);
-      time.folder.crop += performance.now() - t;
-      const r = packed.train.record!(i);
-      t = performance.now();
-      const rec = readRecord(fds[r.shard], r.offset, r.length, scratch);
-      const b = await decodeRecord(rec.subarray(RECORD_HEADER_BYTES), r, 256, 3);
-      time.packed.decode += performance.now() - t;
-      t = performance.now();
-      cropOne(b);
-      time.packed.crop += performance.now() - t;
+      await one(job(folder.files[i], i), time.folder);
+      await one(job(packed.train.files[i], i, packed.train.record!(i)), time.packed);
     }
   } finally {
-    for (const fd of fds) closeSync(fd);
+    reader.close();
   }
   const per = (x: { decode: number; crop: number }) => ({ decodeMs: round(x.decode / n, 3), cropNormaliseMs: round(x.crop / n, 3), imagesPerSecond: Math.round((1000 * n) / (x.decode + x.crop)) });
   return { folder: per(time.folder), packed: per(time.packed) };

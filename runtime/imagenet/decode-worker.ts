@@ -4,8 +4,8 @@
 // SharedArrayBuffer. Replies with where the crop was, or why the image could not be read.
 import { closeSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { centerCrop, cropToTensor, randomCrop, type Size, type Transform } from './donkey.js';
-import { configureSharpForWorkers, decodeRecord, decodeResized, UnreadableImageError, type DecodedImage } from './decode.js';
+import { centerCrop, cropToTensor, randomCrop, scaledSize, type CropPlacement, type Size, type Transform } from './donkey.js';
+import { configureSharpForWorkers, decodeRecord, decodeRecordRegion, decodeResized, UnreadableImageError, type DecodedImage } from './decode.js';
 import { corruptRecord, readRecord, RECORD_HEADER_BYTES, recordProblem, type RecordRef } from './pack-format.js';
 
 export interface WorkerSetup {
@@ -35,7 +35,7 @@ export type DecodeReply =
 class CorruptRecordError extends Error {}
 
 /** The open shards (one descriptor each, kept for the worker's life) and spare read buffers, reused across images. */
-class ShardReader {
+export class ShardReader {
   private readonly fds = new Map<number, number>();
   private readonly spare: Buffer[] = [];
 
@@ -69,12 +69,35 @@ class ShardReader {
   }
 }
 
-async function decodeJob(job: DecodeRequest, setup: WorkerSetup, reader: ShardReader | undefined): Promise<DecodedImage> {
-  if (!job.record) return decodeResized(job.file, setup.imageSize, setup.crop.channels);
+/** The pixels to crop from, the crop's place in them, and where that crop lies in the whole resized image (reported back). */
+export type Placed = { readonly img: DecodedImage; readonly placement: CropPlacement; readonly origin: CropPlacement; readonly resized: Size };
+
+function place(job: DecodeRequest, setup: WorkerSetup, image: Size): CropPlacement {
+  return job.mode === 'train' ? randomCrop(image, setup.crop, job) : centerCrop(image, setup.crop);
+}
+
+/** Decodes and places the crop: `img` with the crop at `placement` (a record at the model's size arrives already cut out). */
+export async function decodePlaced(job: DecodeRequest, setup: WorkerSetup, reader: ShardReader | undefined): Promise<Placed> {
+  if (!job.record) {
+    const img = await decodeResized(job.file, setup.imageSize, setup.crop.channels);
+    const placement = place(job, setup, img);
+    return { img, placement, origin: placement, resized: img };
+  }
   if (!reader) throw new CorruptRecordError('a packed record, but the pool has no shards');
+  const stored = { width: job.record.width, height: job.record.height };
+  const target = scaledSize(stored.width, stored.height, setup.imageSize);
   const { buffer, record } = reader.read(job.record);
   try {
-    return await decodeRecord(record.subarray(RECORD_HEADER_BYTES), job.record, setup.imageSize, setup.crop.channels);
+    const jpeg = record.subarray(RECORD_HEADER_BYTES);
+    if (target.width !== stored.width || target.height !== stored.height) {
+      const img = await decodeRecord(jpeg, stored, setup.imageSize, setup.crop.channels);
+      const placement = place(job, setup, img);
+      return { img, placement, origin: placement, resized: img };
+    }
+    // Stored at the model's size: the placement is known before decoding, so only the crop is decoded out.
+    const at = place(job, setup, stored);
+    const img = await decodeRecordRegion(jpeg, { x: at.x, y: at.y, width: setup.crop.width, height: setup.crop.height }, setup.crop.channels);
+    return { img, placement: { x: 0, y: 0, flip: at.flip }, origin: at, resized: stored };
   } finally {
     reader.release(buffer);
   }
@@ -82,10 +105,9 @@ async function decodeJob(job: DecodeRequest, setup: WorkerSetup, reader: ShardRe
 
 async function handle(job: DecodeRequest, setup: WorkerSetup, per: number, reader: ShardReader | undefined): Promise<DecodeReply> {
   try {
-    const img = await decodeJob(job, setup, reader);
-    const placement = job.mode === 'train' ? randomCrop(img, setup.crop, job) : centerCrop(img, setup.crop);
+    const { img, placement, origin, resized } = await decodePlaced(job, setup, reader);
     cropToTensor(img.pixels, img, setup.crop, placement, setup.transform, new Float32Array(job.out, job.offset * 4, per));
-    return { id: job.id, ok: true, x: placement.x, y: placement.y, flip: placement.flip, resized: { width: img.width, height: img.height }, ...(img.warning ? { warning: img.warning } : {}) };
+    return { id: job.id, ok: true, x: origin.x, y: origin.y, flip: origin.flip, resized: { width: resized.width, height: resized.height }, ...(img.warning ? { warning: img.warning } : {}) };
   } catch (e) {
     if (e instanceof CorruptRecordError) return { id: job.id, ok: false, reason: e.message, corrupt: true };
     return { id: job.id, ok: false, reason: e instanceof UnreadableImageError ? e.reason : String(e instanceof Error ? e.message : e) };

@@ -72,6 +72,22 @@ async function decodeWith(input: string | Buffer, imageSize: number, channels: 1
   return { width: target.width, height: target.height, channels, pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), source: { width: w0, height: h0 } };
 }
 
+/**
+ * A packed record stored at the size the model reads: only the crop's pixels come back (libvips cuts the
+ * region out as it decodes, so neither the rest of the image nor a resize costs a copy).
+ */
+export async function decodeRecordRegion(jpeg: Buffer, region: Size & { readonly x: number; readonly y: number }, channels: 1 | 3): Promise<DecodedImage> {
+  try {
+    const image = sharp(jpeg, { failOn: 'truncated', sequentialRead: true });
+    const pipeline = (channels === 3 ? image.toColourspace('srgb') : image.toColourspace('b-w')).removeAlpha().extract({ left: region.x, top: region.y, width: region.width, height: region.height });
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    if (info.width !== region.width || info.height !== region.height || info.channels !== channels) throw new Error(`sharp gave ${info.width}×${info.height}×${info.channels}, expected ${region.width}×${region.height}×${channels}`);
+    return { width: region.width, height: region.height, channels, pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), source: { width: region.width, height: region.height } };
+  } catch (e) {
+    throw new UnreadableImageError('a packed record', firstLine(e));
+  }
+}
+
 /** A packed record's JPEG (pack.ts wrote it, so a failure is corruption, not a lenient-decode case). */
 export async function decodeRecord(jpeg: Buffer, stored: Size, imageSize: number, channels: 1 | 3): Promise<DecodedImage> {
   try {
