@@ -38,7 +38,7 @@ function verify(dir: string, quiet: boolean): number {
 
 export const packCommand: Command = {
   name: 'pack',
-  summary: 'Pack an ImageNet folder into a few large shard files of JPEGs at the short side the model reads, with an index, so train and eval read it sequentially without full-size decodes.',
+  summary: 'Pack an ImageNet folder into a few large shard files of JPEGs at the short side the model reads, with an index, so train and eval read records from a few open files without per-file opens or full-size decodes.',
   usage: '--data IMAGENET_DIR -o DATASET [--image-size 256 | --spec FILE] [--quality 90] [--shard-mb 1024] [--jobs N] | --verify DATASET',
   details:
     "Each training and validation image is resized as the folder reader would (short side to the image size, libvips' linear kernel) and stored as a JPEG of that quality; a JPEG already no larger is kept byte for byte; unreadable files are left out and listed. " +
