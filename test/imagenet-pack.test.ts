@@ -119,7 +119,7 @@ describe('nincc pack and the packed reader', () => {
     expect(verifyPackedDataset(packedDir).problems).toEqual([]);
   });
 
-  it('gives the folder path\'s training and evaluation batches for the same seed, within the re-encoding error', async () => {
+  it('gives the folder path\'s training and evaluation batches for the same seed (and rank shares), within the re-encoding error', async () => {
     const folderPool = pool();
     const packedPool = pool(packed.shards);
     const opts = { crop, sampling: 'balanced' as const, prefetch: 2, epochSize: 3 };
@@ -136,6 +136,11 @@ describe('nincc pack and the packed reader', () => {
     process.stderr.write(`packed vs folder batches: largest difference ${worst.max.toFixed(2)} levels, largest batch mean ${worst.mean.toFixed(3)} levels\n`);
     expect(worst.max).toBeLessThanOrEqual(MAX_LEVELS);
     expect(worst.mean).toBeLessThanOrEqual(MEAN_LEVELS);
+    // Data-parallel ranks read their share of each packed batch, the same values the whole batch has there.
+    const per = crop.channels * crop.width * crop.height;
+    const rank1 = await collect(new ImageNetTrainSource(packedPool, packed.train, opts).batches(1, 5, 7, 0, { rank: 1, size: 2 }));
+    rank1.images.forEach((x, i) => expect(x).toEqual(b.images[i].subarray(2 * per, 5 * per)));
+    expect(rank1.labels).toEqual(b.labels.map((l) => l.slice(2)));
     // Not vacuous: the same batches with another seed are far apart.
     const c = await collect(new ImageNetTrainSource(packedPool, packed.train, opts).batches(1, 5, 8));
     expect(Math.max(...c.images.map((x, i) => levels(x, b.images[i]).mean))).toBeGreaterThan(4 * MEAN_LEVELS);
