@@ -9,6 +9,8 @@ import { trainProgress } from '../train-progress.js';
 import { defaultWorkerCount } from '../../runtime/imagenet/decode-pool.js';
 import { DataLayoutError, openImageNetFolder, recordClassList } from '../../runtime/imagenet/folder.js';
 import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
+import { isPackedDataset } from '../../runtime/imagenet/pack-format.js';
+import { checkPackedImageSize, openPackedDataset } from '../../runtime/imagenet/packed.js';
 import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
 import { intOption, numberOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
 import { prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
@@ -77,7 +79,7 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
   const data = stringOption(args, 'data');
   if (!data) throw new UsageError("--data is required (e.g. --data fashion-mnist)");
   if (data !== 'fashion-mnist' && !existsSync(data)) {
-    throw new UsageError(`--data ${data}: no such file or directory (expected 'fashion-mnist', a directory of Fashion-MNIST IDX files, or an ImageNet folder with train/ and val/)`);
+    throw new UsageError(`--data ${data}: no such file or directory (expected 'fashion-mnist', a directory of Fashion-MNIST IDX files, an ImageNet folder with train/ and val/, or a dataset 'nincc pack' wrote)`);
   }
   const fashion = isFashionMnistData(data);
   if (fashion && (args.values['epoch-size'] !== undefined || args.values.sampling !== undefined)) throw new UsageError('--epoch-size and --sampling apply to ImageNet folders; Fashion-MNIST trains in whole passes');
@@ -148,22 +150,26 @@ function fashionInputs(model: Model, a: TrainArgs): Inputs {
   return { train: trainSet, test: testSet, describe: `${trainSet.count} images (${trainSet.name}), testing on ${testSet.count}`, close: async () => {} };
 }
 
+/** An ImageNet folder, or a dataset `nincc pack` wrote (read from its shards with the same sampling and crops). */
 function imageNetInputs(model: Model, a: TrainArgs, runDir: string): Inputs {
-  const folder = openImageNetFolder(a.data);
+  const packed = isPackedDataset(a.data) ? openPackedDataset(a.data) : undefined;
+  const folder = packed ?? openImageNetFolder(a.data);
   const classes = folder.train.classes.length;
-  if (classes !== model.info.classes) throw new DataLayoutError(`${folder.train.dir} has ${classes} class directories but model ${model.info.model} has ${model.info.classes} outputs`);
+  if (classes !== model.info.classes) throw new DataLayoutError(`${folder.train.dir} has ${classes} ${packed ? 'classes' : 'class directories'} but model ${model.info.model} has ${model.info.classes} outputs`);
   const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform);
   if (g.warning) process.stderr.write(`warning: ${g.warning}\n`);
+  if (packed) checkPackedImageSize(packed, g.imageSize);
   const epochSize = a.epochSize ?? epochSizeOf(model);
   const workers = a.workers ?? defaultWorkerCount();
   mkdirSync(runDir, { recursive: true });
   recordClassList(runDir, folder.train.classes, a.resume);
-  const s = openImageSources(g, folder, { workers, prefetch: a.prefetch ?? 2, sampling: a.sampling, ...(epochSize !== undefined ? { epochSize } : {}) });
+  const s = openImageSources(g, folder, { workers, prefetch: a.prefetch ?? 2, sampling: a.sampling, ...(epochSize !== undefined ? { epochSize } : {}), ...(packed ? { shards: packed.shards } : {}) });
   const epochs = epochSize !== undefined ? `epochs of ${epochSize} batches sampled ${a.sampling}` : 'whole passes';
+  const from = packed ? `packed in ${packed.shards.length} shards at ${packed.index.imageSize}` : 'decode';
   return {
     train: s.train!,
     test: s.val,
-    describe: `${folder.train.files.length} images in ${classes} classes (${folder.train.dir}; ${epochs}; ${workers} decode workers), testing on ${folder.val.files.length} (${folder.val.dir})`,
+    describe: `${folder.train.files.length} images in ${classes} classes (${folder.train.dir}; ${epochs}; ${from}; ${workers} decode workers), testing on ${folder.val.files.length} (${folder.val.dir})`,
     close: () => s.pool.close(),
   };
 }
@@ -181,15 +187,16 @@ export const trainCommand: Command = {
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
     "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.\n" +
+    "A directory 'nincc pack' wrote (it has index.json) is read from its shards instead: the same images, sampling, crops and flips for the same seed, without the per-file opens and the full-size decodes (docs/packed-dataset.md).\n" +
     'Under mpirun -np N (Open MPI) the ranks train data-parallel: --batch stays the global batch, split between the ranks, and rank 0 writes RUN_DIR (docs/distributed.md).',
   options: {
-    data: { type: 'string', value: 'DATA', help: "'fashion-mnist' (the system copy), a directory of Fashion-MNIST IDX files, or an ImageNet folder with train/ and val/" },
+    data: { type: 'string', value: 'DATA', help: "'fashion-mnist' (the system copy), a directory of Fashion-MNIST IDX files, an ImageNet folder with train/ and val/, or a packed dataset (nincc pack)" },
     out: { type: 'string', short: 'o', value: 'RUN_DIR', help: 'where checkpoints and the log go (default: runs/<model>)' },
     epochs: { type: 'string', value: 'N', help: "number of epochs (default: the spec's train block)" },
     batch: { type: 'string', value: 'N', help: "batch size (default: the spec's train block)" },
     'epoch-size': { type: 'string', value: 'N', help: "batches per epoch (default: the spec's epochSize; whole passes without one). Image folders only" },
     sampling: { type: 'string', value: 'RULE', help: 'with an epoch size: balanced (a class uniformly, then an image of it; Torch\'s default) or uniform (any image)' },
-    workers: { type: 'string', value: 'N', help: `decode worker threads for image folders (default: cores − 1, here ${defaultWorkerCount()})` },
+    workers: { type: 'string', value: 'N', help: `decode worker threads for image folders and packed datasets (default: cores − 1, here ${defaultWorkerCount()})` },
     prefetch: { type: 'string', value: 'N', help: 'batches decoded ahead of the one training (default 2)' },
     device: { type: 'string', value: 'DEV', help: 'cpu, emu (the generated CUDA on the SIMT emulator) or cuda; default: the device a DIR was built for, cpu for a spec FILE (which is built for --device)' },
     precision: { type: 'string', value: 'P', help: PRECISION_HELP },
