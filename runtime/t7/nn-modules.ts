@@ -3,41 +3,25 @@
 import type { LayerKind, LayerOp } from '../../compiler/ir.js';
 import { layerSpecs } from '../../compiler/front/layers.js';
 import { torchModuleString } from '../../compiler/report/torch-print.js';
+import { isModule, leafModules, positionLabel, T7ImportError, TreeReader, type FileModule, type FileNode } from './network-tree.js';
 import { describeValue, T7Object, T7Storage, T7Table, T7Tensor, type T7Value } from './values.js';
 
-/** A file that does not hold an importable network, or a network that does not fit the spec. */
-export class T7ImportError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'T7ImportError';
-  }
-}
-
-export interface FileModule {
-  /** Torch indices from the outer Sequential inwards: [4], or [2, 3] for module 3 of the Sequential at module 2. */
-  readonly position: readonly number[];
-  readonly object: T7Object;
-}
-
-/** `(4)`, or `(2)(3)` inside a nested Sequential. */
-export const positionLabel = (position: readonly number[]) => position.map((i) => `(${i})`).join('');
+export { positionLabel, T7ImportError, type FileModule } from './network-tree.js';
 
 export interface Network {
   /** The network: a module, or a plain table with `modules` (treated as an nn.Sequential). */
   readonly root: T7Object | T7Table;
   readonly foundAt: 'the file itself' | "the file's model field" | 'a table with modules';
-  /** Every leaf module in forward order; nested nn.Sequentials are flattened. */
+  /** The network's modules with its containers read as blocks (runtime/t7/network-tree.ts). */
+  readonly nodes: readonly FileNode[];
+  /** Every leaf module in forward order; nested nn.Sequentials are flattened, a block's branches one after another. */
   readonly modules: readonly FileModule[];
   readonly nested: boolean;
   /** The file's transform.mean/std (beside the network, or one of its fields), when present. */
   readonly transform?: { readonly mean: readonly number[]; readonly std: readonly number[] };
 }
 
-const isModule = (v: T7Value | undefined): v is T7Object => v instanceof T7Object && /^(nn|cudnn)\./.test(v.className);
 const field = (v: T7Value | undefined, name: string) => (v instanceof T7Object || v instanceof T7Table ? v.get(name) : undefined);
-
-/** Far past any real network; torchPrintNetwork recurses as deep as this walk allows. */
-const MAX_SEQUENTIAL_NESTING = 64;
 
 /** Finds the network: the file itself, its `model` field, or a table with `.modules`. */
 export function findNetwork(root: T7Value): Network {
@@ -51,36 +35,10 @@ export function findNetwork(root: T7Value): Network {
     const what = `${describeValue(root)}${keys.length > 0 ? ` with keys ${keys.slice(0, 8).join(', ')}${keys.length > 8 ? ', …' : ''}` : ''}`;
     throw new T7ImportError(`no network found: the file holds ${what} (expected an nn module, a table whose model field is one, or a table with modules)`);
   }
-  const modules: FileModule[] = [];
-  let nested = false;
-  // The Sequentials enclosing the one being walked: a file may make one contain itself (the reader keeps
-  // Torch's shared references), which would otherwise recurse forever.
-  const enclosing: (T7Object | T7Table)[] = [];
-  const walk = (container: T7Object | T7Table, prefix: readonly number[]) => {
-    const here = prefix.length ? `module ${positionLabel(prefix)}` : 'the network';
-    const outer = enclosing.indexOf(container);
-    if (outer >= 0) {
-      const outerName = outer === 0 ? 'the network' : `module ${positionLabel(prefix.slice(0, outer))}`;
-      throw new T7ImportError(`${here} is an nn.Sequential that contains itself: it is ${outerName}, which encloses it`);
-    }
-    if (enclosing.length >= MAX_SEQUENTIAL_NESTING) throw new T7ImportError(`${here} is nested more than ${MAX_SEQUENTIAL_NESTING} nn.Sequentials deep`);
-    const list = container.get('modules');
-    if (!(list instanceof T7Table)) throw new T7ImportError(`${here} is an nn.Sequential whose modules field is ${describeValue(list)}`);
-    enclosing.push(container);
-    list.list().forEach((m, i) => {
-      const position = [...prefix, i + 1];
-      if (!isModule(m)) throw new T7ImportError(`module ${positionLabel(position)} is ${describeValue(m)}, not an nn module`);
-      if (m.className === 'nn.Sequential') {
-        nested = true;
-        walk(m, position);
-      } else modules.push({ position, object: m });
-    });
-    enclosing.pop();
-  };
-  if (net instanceof T7Table || net.className === 'nn.Sequential') walk(net, []);
-  else modules.push({ position: [1], object: net });
+  const reader = new TreeReader();
+  const nodes: FileNode[] = net instanceof T7Table || net.className === 'nn.Sequential' ? reader.sequence(net, []) : [{ kind: 'module', module: { position: [1], object: net } }];
   const transform = readTransform(field(root, 'transform') ?? field(net, 'transform'));
-  return { root: net, foundAt, modules, nested, ...(transform ? { transform } : {}) };
+  return { root: net, foundAt, nodes, modules: leafModules(nodes), nested: reader.nested, ...(transform ? { transform } : {}) };
 }
 
 /** transform.mean/std as numbers, from a table of numbers, a tensor or a single number. */
@@ -120,7 +78,16 @@ const CLASS_KINDS: Readonly<Record<string, LayerKind>> = {
   'nn.SoftMax': 'softmax',
   'cudnn.SoftMax': 'softmax',
   'nn.Dropout': 'dropout',
+  'nn.SpatialCrossMapLRN': 'lrn',
+  'nn.Threshold': 'threshold',
+  'nn.Tanh': 'tanh',
+  'nn.Sigmoid': 'sigmoid',
+  'nn.Identity': 'identity',
+  'nn.SpatialZeroPadding': 'zeropad',
 };
+
+/** The layer of a class: cudnn.X as its nn.X twin (cudnn's modules keep nn's fields). */
+const classKind = (className: string): LayerKind | undefined => CLASS_KINDS[className] ?? CLASS_KINDS[className.replace(/^cudnn\./, 'nn.')];
 
 /** One file module as nincc sees it. */
 export interface ModuleView {
@@ -140,7 +107,7 @@ export interface ModuleView {
 /** Reads a module's fields; a missing or mistyped field is an error naming the module. */
 export function viewModule(m: FileModule): ModuleView {
   const o = m.object;
-  const kind = CLASS_KINDS[o.className];
+  const kind = classKind(o.className);
   const where = `module ${positionLabel(m.position)} (${o.className})`;
   const num = (name: string, fallback?: number): number => {
     const v = o.get(name);
@@ -178,8 +145,8 @@ export function viewModule(m: FileModule): ModuleView {
     case 'maxpool':
     case 'avgpool': {
       const attrs = { kW: num('kW'), kH: num('kH'), dW: num('dW', kind === 'maxpool' ? num('kW') : 1), dH: num('dH', kind === 'maxpool' ? num('kH') : 1), padW: num('padW', 0), padH: num('padH', 0) };
-      op = { kind, attrs };
       ceilMode = flag('ceil_mode', false);
+      op = { kind, attrs: ceilMode ? { ...attrs, ceil: true } : attrs };
       const padded = attrs.padW !== 0 || attrs.padH !== 0;
       if (kind === 'avgpool' && padded && !flag('count_include_pad', true)) unsupported = 'count_include_pad = false';
       if (kind === 'avgpool' && !flag('divide', true)) unsupported = 'divide = false (a sum, not an average)';
@@ -205,8 +172,21 @@ export function viewModule(m: FileModule): ModuleView {
       if (num('threshold', 0) !== 0 || num('val', 0) !== 0) unsupported = `threshold ${num('threshold', 0)}, value ${num('val', 0)}`;
       op = { kind, attrs: {} };
       break;
+    case 'lrn':
+      // nn.SpatialCrossMapLRN(size, alpha, beta, k); cudnn's keeps the same fields.
+      op = { kind, attrs: { size: num('size'), alpha: num('alpha', 0.0001), beta: num('beta', 0.75), k: num('k', 1) } };
+      break;
+    case 'threshold':
+      op = { kind, attrs: { th: num('threshold', 1e-6), v: num('val', 0) } };
+      break;
+    case 'zeropad':
+      op = { kind, attrs: { l: num('pad_l'), r: num('pad_r'), t: num('pad_t'), b: num('pad_b') } };
+      break;
     case 'logsoftmax':
     case 'softmax':
+    case 'tanh':
+    case 'sigmoid':
+    case 'identity':
       op = { kind, attrs: {} };
       break;
     case undefined:
@@ -246,6 +226,15 @@ export function layerArguments(op: LayerOp): string[] {
     case 'dropout':
       args = [op.attrs.p];
       break;
+    case 'lrn':
+      args = [op.attrs.size, op.attrs.alpha, op.attrs.beta, op.attrs.k];
+      break;
+    case 'threshold':
+      args = [op.attrs.th, op.attrs.v];
+      break;
+    case 'zeropad':
+      args = [op.attrs.l, op.attrs.r, op.attrs.t, op.attrs.b];
+      break;
     default:
       return [];
   }
@@ -262,7 +251,8 @@ export function layerArguments(op: LayerOp): string[] {
 /** A layer as the spec writes it: `conv(96, 128, 1, 1)`, `relu`. */
 export function specLayerString(op: LayerOp): string {
   const args = layerArguments(op);
-  return layerSpecs[op.kind].args.length === 0 ? op.kind : `${op.kind}(${args.join(', ')})`;
+  const call = layerSpecs[op.kind].args.length === 0 ? op.kind : `${op.kind}(${args.join(', ')})`;
+  return (op.kind === 'maxpool' || op.kind === 'avgpool') && op.attrs.ceil ? `${call}:ceil()` : call;
 }
 
 /** The file's network in Torch's print format; nested Sequentials indented as Torch does. */
