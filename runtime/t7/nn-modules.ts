@@ -252,7 +252,8 @@ export function layerArguments(op: LayerOp): string[] {
 export function specLayerString(op: LayerOp): string {
   const args = layerArguments(op);
   const call = layerSpecs[op.kind].args.length === 0 ? op.kind : `${op.kind}(${args.join(', ')})`;
-  return (op.kind === 'maxpool' || op.kind === 'avgpool') && op.attrs.ceil ? `${call}:ceil()` : call;
+  if ((op.kind === 'maxpool' || op.kind === 'avgpool') && op.attrs.ceil) return `${call}:ceil()`;
+  return op.kind === 'conv' && !op.attrs.bias ? `${call}:noBias()` : call;
 }
 
 /** The file's network in Torch's print format; nested Sequentials indented as Torch does. */
