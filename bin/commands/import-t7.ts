@@ -16,7 +16,8 @@ export const importT7Command: Command = {
   usage: 'FILE.t7 --spec SPEC -o OUT.safetensors [--print]',
   details: [
     "The network is the file itself, its `model` field, or a table with `modules`; nested nn.Sequentials are",
-    'flattened in order. nn.* and cudnn.* classes are read alike. Any difference between a module and its layer',
+    'opened in order. nn.ConcatTable + nn.CAddTable match a residual block, nn.Concat(2)/nn.DepthConcat(2) a concat',
+    'block, branch by branch (fb.resnet.torch ResNets). nn.* and cudnn.* classes are read alike. Any difference between a module and its layer',
     "is an error, except parameter-free layers the file lacks at the end (a missing LogSoftMax). With --print",
     "alone, only prints the file's network in Torch's format. Exit codes: 0 ok, 1 mismatch or corrupt file, 2 usage.",
     'The matching rules and the reader are described in docs/t7.md.',

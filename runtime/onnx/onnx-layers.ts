@@ -78,9 +78,9 @@ function batchNormNode(g: GraphBuilder, l: BatchNormLayer, x: string): string {
 }
 
 /**
- * The far-side padding that makes ONNX's floor-mode output size `out` (as a Torch pool's, ceil mode included)
- * from `size` inputs with `begin` padding before them: the window ONNX's ceil_mode would not agree on (its rule
- * for a last window in the padding changed between runtimes) is never left to it.
+ * The far-side padding that makes ONNX's floor-mode output size `out` (a Torch pool's, ceil mode included)
+ * from `size` inputs with `begin` padding before them: the graph states Torch's size (THNN's rule for a last
+ * window that would start in the padding included) rather than leave it to a runtime's reading of ceil_mode.
  */
 function farPadding(l: ShapedLayer, size: number, begin: number, kernel: number, stride: number, out: number): number {
   const pad = Math.max(begin, (out - 1) * stride + kernel - size - begin);
