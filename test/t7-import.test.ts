@@ -230,8 +230,8 @@ describe('NIN-like files in every layout Torch saved', () => {
   });
 
   it('usage errors exit 2', () => {
-    expect(importT7(['test/data/t7/linear_net.t7', '-o', 'x.safetensors'])).toMatchObject({ code: 2, stderr: `nincc import-t7: --spec is required\nusage: nincc import-t7 FILE.t7 --spec SPEC -o OUT.safetensors [--print]\n` });
-    expect(importT7(['test/data/t7/linear_net.t7', '--spec', spec])).toMatchObject({ code: 2, stderr: `nincc import-t7: -o is required\nusage: nincc import-t7 FILE.t7 --spec SPEC -o OUT.safetensors [--print]\n` });
+    expect(importT7(['test/data/t7/linear_net.t7', '-o', 'x.safetensors'])).toMatchObject({ code: 2, stderr: `nincc import-t7: --spec or --write-spec is required\nusage: nincc import-t7 FILE.t7 (--spec SPEC | --write-spec OUT.model --input CxHxW [--name NAME]) -o OUT.safetensors [--print]\n` });
+    expect(importT7(['test/data/t7/linear_net.t7', '--spec', spec])).toMatchObject({ code: 2, stderr: `nincc import-t7: -o is required\nusage: nincc import-t7 FILE.t7 (--spec SPEC | --write-spec OUT.model --input CxHxW [--name NAME]) -o OUT.safetensors [--print]\n` });
     expect(importT7(['missing.t7', '--print'])).toMatchObject({ code: 2, stderr: 'nincc import-t7: missing.t7: no such file\n' });
   });
 });
