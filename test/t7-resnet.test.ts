@@ -9,7 +9,7 @@ import { compileSpec } from '../compiler/pipeline.js';
 import type { ShapedModel } from '../compiler/ir.js';
 import { readSafetensors } from '../runtime/io/safetensors.js';
 import { importNetwork } from '../runtime/t7/import.js';
-import { findNetwork } from '../runtime/t7/nn-modules.js';
+import { findNetwork, torchPrintNetwork } from '../runtime/t7/nn-modules.js';
 import { readT7 } from '../runtime/t7/reader.js';
 import type { T7Object, T7Table } from '../runtime/t7/values.js';
 import { rng } from './reference/artifacts.js';
@@ -157,5 +157,40 @@ describe('nincc import-t7 --write-spec: the spec written from the file', () => {
     await expect(usage([file, '--spec', tinySpec, '--input', '3x16x16', '-o', 'x.safetensors'])).rejects.toThrow(/--input and --name go with --write-spec/);
     const r = importT7([file, '--write-spec', written, '--input', '3x16x16', '-o', join(scratch, 'bad.safetensors')]);
     expect([r.code, r.stderr]).toEqual([1, `nincc import-t7: ${file}: module (4)(1)(1)(2) is nn.MulConstant: nincc has no layer for nn.MulConstant\n`]);
+  });
+});
+
+describe('import-t7 --print of a ResNet file', () => {
+  it("draws nn.ConcatTable's branches as Torch's print(model) does", () => {
+    const text = torchPrintNetwork(findNetwork(tinyResNetFile(rng(1))));
+    expect(text).toContain([
+      '  (5): nn.Sequential {',
+      '    [input -> (1) -> output]',
+      '    (1): nn.Sequential {',
+      '      [input -> (1) -> (2) -> (3) -> output]',
+      '      (1): nn.ConcatTable {',
+      '        input',
+      '          |`-> (1): nn.Sequential {',
+      '          |      [input -> (1) -> (2) -> (3) -> (4) -> (5) -> output]',
+      '          |      (1): cudnn.SpatialConvolution(8 -> 12, 3x3, 2,2, 1,1) without bias',
+      '          |      (2): cudnn.SpatialBatchNormalization',
+      '          |      (3): cudnn.ReLU',
+      '          |      (4): cudnn.SpatialConvolution(12 -> 12, 3x3, 1,1, 1,1) without bias',
+      '          |      (5): cudnn.SpatialBatchNormalization',
+      '          |    }',
+      '           `-> (2): nn.Sequential {',
+      '                 [input -> (1) -> (2) -> output]',
+      '                 (1): cudnn.SpatialConvolution(8 -> 12, 1x1, 2,2) without bias',
+      '                 (2): cudnn.SpatialBatchNormalization',
+      '               }',
+      '           ... -> output',
+      '      }',
+      '      (2): nn.CAddTable',
+      '      (3): cudnn.ReLU',
+      '    }',
+      '  }',
+      '  (6): cudnn.SpatialAveragePooling(8,8,1,1)',
+    ].join('\n'));
+    expect(text).toContain('           `-> (2): nn.Identity\n');
   });
 });

@@ -256,21 +256,34 @@ export function specLayerString(op: LayerOp): string {
   return op.kind === 'conv' && !op.attrs.bias ? `${call}:noBias()` : call;
 }
 
-/** The file's network in Torch's print format; nested Sequentials indented as Torch does. */
+/** Containers whose children print as branches (Torch's ConcatTable/Concat:__tostring__), as network-tree.ts reads them. */
+const BRANCHING = new Set(['nn.ConcatTable', 'nn.Concat', 'nn.DepthConcat']);
+
+/** The file's network in Torch's print format: nested Sequentials indented, containers of branches as Torch draws them. */
 export function torchPrintNetwork(net: Network): string {
-  const render = (container: T7Object | T7Table, prefix: readonly number[]): string => {
-    const list = (container.get('modules') as T7Table).list() as T7Object[];
+  const children = (container: T7Object | T7Table) => (container.get('modules') as T7Table).list() as T7Object[];
+  const render = (m: T7Object | T7Table, position: readonly number[]): string => {
+    if (m instanceof T7Table || m.className === 'nn.Sequential') return sequence(m, position);
+    if (BRANCHING.has(m.className)) return branches(m, position);
+    return viewModule({ position, object: m }).printed;
+  };
+  const sequence = (container: T7Object | T7Table, prefix: readonly number[]): string => {
+    const list = children(container);
     const arrows = list.map((_, i) => ` -> (${i + 1})`).join('');
     const lines = ['nn.Sequential {', `  [input${arrows} -> output]`];
-    list.forEach((m, i) => {
-      const position = [...prefix, i + 1];
-      const text = m.className === 'nn.Sequential' ? render(m, position) : viewModule({ position, object: m }).printed;
-      lines.push(`  (${i + 1}): ${text.replace(/\n/g, '\n  ')}`);
-    });
+    list.forEach((m, i) => lines.push(`  (${i + 1}): ${render(m, [...prefix, i + 1]).replace(/\n/g, '\n  ')}`));
     lines.push('}');
     return lines.join('\n');
   };
-  const root = net.root;
-  if (root instanceof T7Table || root.className === 'nn.Sequential') return render(root, []);
-  return viewModule(net.modules[0]).printed;
+  const branches = (container: T7Object, prefix: readonly number[]): string => {
+    const list = children(container);
+    const lines = [`${container.className} {`, '  input'];
+    list.forEach((m, i) => {
+      const last = i === list.length - 1;
+      lines.push(`  ${last ? '   `-> ' : '  |`-> '}(${i + 1}): ${render(m, [...prefix, i + 1]).replace(/\n/g, `\n  ${last ? '       ' : '  |    '}`)}`);
+    });
+    lines.push('     ... -> output', '}');
+    return lines.join('\n');
+  };
+  return net.root instanceof T7Table || net.root.className === 'nn.Sequential' ? render(net.root, []) : viewModule(net.modules[0]).printed;
 }
