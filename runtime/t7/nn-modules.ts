@@ -96,7 +96,7 @@ export interface ModuleView {
   readonly op?: LayerOp;
   /** Torch's print line (`cudnn.SpatialConvolution(3 -> 96, 11x11, 4,4, 5,5)`); for unknown classes the class name. */
   readonly printed: string;
-  /** For messages: the print line, with BN's constructor arguments and pooling's :ceil() that the print leaves out. */
+  /** For messages: the print line, with BN's, LRN's and Threshold's constructor arguments and pooling's :ceil() that the print leaves out. */
   readonly described: string;
   readonly ceilMode: boolean;
   /** A setting nincc's layer cannot express (`count_include_pad = false`, `groups = 2`, …). */
@@ -193,7 +193,9 @@ export function viewModule(m: FileModule): ModuleView {
       break;
   }
   const printed = op ? o.className + opString(op).slice(layerSpecs[op.kind].torch.length) : o.className;
-  const described = op?.kind === 'bn' ? `${o.className}(${layerArguments(op).join(', ')})` : ceilMode ? `${printed}:ceil()` : printed;
+  // Torch prints BN, LRN and Threshold without their constructor arguments: messages add them.
+  const withArguments = op?.kind === 'bn' || op?.kind === 'lrn' || op?.kind === 'threshold';
+  const described = op && withArguments ? `${o.className}(${layerArguments(op).join(', ')})` : ceilMode ? `${printed}:ceil()` : printed;
   return { className: o.className, ...(op ? { op } : {}), printed, described, ceilMode, ...(unsupported ? { unsupported } : {}), tensors };
 }
 

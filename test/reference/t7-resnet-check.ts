@@ -6,6 +6,7 @@ import { importNetwork } from '../../runtime/t7/import.js';
 import { findNetwork } from '../../runtime/t7/nn-modules.js';
 import { readT7 } from '../../runtime/t7/reader.js';
 import { tinyResNetFile, torchForward } from '../t7/resnet-file.js';
+import { randomWeights, referenceForward, torchNetwork } from '../t7/torch-nets.js';
 import { writeT7 } from '../t7/writer.js';
 import { expectClose, loadBuilt, randomImages, rng, type Built } from './artifacts.js';
 import { logSoftmax, type Batch } from './layers.js';
@@ -34,6 +35,22 @@ export function t7ResNetCheck(built: (name: string) => Built): void {
           // The reference must say something: classes differ within a row.
           expect(Math.max(...reference) - Math.min(...reference)).toBeGreaterThan(1e-2);
         }
+      } finally {
+        m.dispose();
+      }
+    });
+
+    it('Torch7\'s zoo layers (cudnn.SpatialCrossMapLRN, nn.Threshold, cudnn.Tanh/Sigmoid, nn.Identity, nn.SpatialZeroPadding, ceil-mode pools) import into ZOO_LAYERS', async () => {
+      const b = built('zoo_layers');
+      const next = rng(777);
+      const w = randomWeights(b.model, next);
+      const file = torchNetwork(b.model, w, { cudnn: true });
+      const result = importNetwork(b.model, findNetwork(readT7(writeT7(file), 'zoo.t7')));
+      const m = await loadBuilt(b, 1);
+      try {
+        for (const [name, t] of result.tensors) m.setTensor(name, t.data as Float32Array);
+        const images = randomImages(b.model, 3, next);
+        expectClose(await m.infer(images), referenceForward(b.model, w, images, 3), TOL, 'zoo_layers imported');
       } finally {
         m.dispose();
       }
