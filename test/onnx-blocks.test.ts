@@ -1,14 +1,16 @@
 // ONNX export of ResNet-18 (models/resnet-18.model): the graph has fb.resnet.torch's structure and
-// onnxruntime-node runs it. Not compared with nincc: its cpu build is too slow for CI; the blocks and
-// zoo layers are compared with nincc's cpu inference in test/reference/onnx-zoo.ts (run by numerics-zoo).
+// onnxruntime-node runs it. Not compared with nincc in CI (its cpu build is too slow); NINCC_TEST_FULL=1
+// builds ResNet-18 and GoogLeNet for cpu and compares. The blocks and zoo layers are compared with nincc's
+// cpu inference in test/reference/onnx-zoo.ts (run by numerics-zoo).
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { compileSpec } from '../compiler/pipeline.js';
 import { modelTensors } from '../runtime/onnx/export-inputs.js';
 import { exportOnnx } from '../runtime/onnx/export-onnx.js';
 import { root } from './cli-run.js';
+import { buildSpec, preparedModel, randomImages, removeBuilds } from './reference/artifacts.js';
 import { opCounts, summarise } from './reference/onnx-summary.js';
 import { runOnnx } from './reference/onnx-zoo.js';
 
@@ -39,4 +41,30 @@ describe('ResNet-18 exported (not run against nincc: its cpu build is too slow f
     // log-probabilities: each ≤ 0 and their exponentials sum to 1.
     expect(out.data.reduce((sum, v) => sum + Math.exp(v), 0)).toBeCloseTo(1, 4);
   });
+});
+
+// The shipped block models against nincc's own cpu inference: minutes of g++, so not in CI.
+describe.runIf(process.env.NINCC_TEST_FULL === '1')('shipped models exported agree with nincc cpu inference (NINCC_TEST_FULL=1)', () => {
+  afterAll(() => removeBuilds());
+  it.each(['resnet-18', 'googlenet'])('%s, batch 2, BN folded', async (name) => {
+    const b = buildSpec(name.replace('-', '_'), readFileSync(join(root, `models/${name}.model`), 'utf8'), 2);
+    const { m, next } = await preparedModel(b, 5);
+    try {
+      const file = join(work, `${name}.onnx`);
+      writeFileSync(file, exportOnnx(b.model, new Map(modelTensors(b.model).map((t) => [t.name, m.getTensor(t.name)]))));
+      const x = randomImages(b.model, 2, next);
+      const ref = await m.infer(x);
+      const onnx = (await runOnnx(file, x, [2, ...b.model.input])).data;
+      let diff = 0;
+      let scale = 1;
+      ref.forEach((v, i) => {
+        diff = Math.max(diff, Math.abs(onnx[i] - v));
+        scale = Math.max(scale, Math.abs(v));
+      });
+      console.log(`${name}: max |onnx − nincc| ${diff.toExponential(2)}, scale ${scale.toFixed(3)}`);
+      expect(diff).toBeLessThanOrEqual(1e-4 * scale);
+    } finally {
+      m.dispose();
+    }
+  }, 1_200_000);
 });
