@@ -44,6 +44,7 @@ describe('ResNet-18 exported (not run against nincc: its cpu build is too slow f
 });
 
 // The shipped block models against nincc's own cpu inference: minutes of g++, so not in CI.
+if (process.env.NINCC_TEST_FULL !== '1') console.warn('test/onnx-blocks.test.ts: the shipped-model comparisons with nincc are skipped; NINCC_TEST_FULL=1 runs them');
 describe.runIf(process.env.NINCC_TEST_FULL === '1')('shipped models exported agree with nincc cpu inference (NINCC_TEST_FULL=1)', () => {
   afterAll(() => removeBuilds());
   it.each(['resnet-18', 'googlenet'])('%s, batch 2, BN folded', async (name) => {
