@@ -38,7 +38,7 @@ const BF16 = 2 ** -8;
 const gamma = (n: number) => (n * U) / (1 - n * U);
 const SOFTMAX_SLACK = 2 ** -18;
 const TINY = 2 ** -48;
-const SPLITS = 4; // compiler/lower/train-fused.ts WGRAD_SPLITS at maxBatch 4
+const SPLITS = 4; // every conv's here: compiler/lower/train-fused.ts wgradSplits is at most the batch (maxBatch 4)
 
 interface Conv {
   readonly C: number; readonly H: number; readonly W: number; readonly K: number; readonly R: number; readonly S: number;
