@@ -46,18 +46,22 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const { bm: BM, bn: BN, nt: NT } = tile;
   const WN = NT * 8;
   const statTiles = Math.ceil(HW / 32);
-  const names = ['g', ...rebuildParams(c), 'w', { name: 'dx', out: true }, ...statsParams(c)];
+  // addend (i17c's residual fusion, when lower/ops.ts has it): dx also sums another reader's gradient of the same input.
+  const addend = 'addend' in c && c.addend === true;
+  const names = ['g', ...rebuildParams(c), 'w', ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const perRow = [
     `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
     `const bool valid = img < n && pos < ${HW} && col < ${c.C};`,
     `const long long at = ((long long)img * ${c.C} + col) * ${HW} + pos;`,
-    'if (valid) nincc::st(&dx[at], d);',
+    'float dv = d;',
+    ...(addend ? ["if (valid) dv += nincc::ld(&g_add[at]);  // another reader's gradient of the same input"] : []),
+    'if (valid) nincc::st(&dx[at], dv);',
   ];
   const rowStats = stats
     ? [
         'if (valid) {  // the gradient of the input\'s pending value, rebuilt as the BN backward reads it',
         '  const float yv = nincc::ld(&e_y[at]);',
-        `  const float dz = ${c.outRelu ? 'nincc::ffma(yv, nincc::ld(&e_scale[col]), nincc::ld(&e_shift[col])) > 0.0f ? d : 0.0f' : 'd'};`,
+        `  const float dz = ${c.outRelu ? 'nincc::ffma(yv, nincc::ld(&e_scale[col]), nincc::ld(&e_shift[col])) > 0.0f ? dv : 0.0f' : 'dv'};`,
         '  dz_sum += dz;',
         '  dzx_sum += dz * ((yv - nincc::ld(&e_mean[col])) * nincc::ld(&e_invstd[col]));',
         '}',
@@ -128,6 +132,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',
     c.gRelu && 'prologue: dReLU',
     c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)',
+    addend && "epilogue: + another reader's gradient",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
   ]);
   const tileText = `${tileWords(tile)}, M = N·${rows}${stats && rows !== HW ? ` (each image's ${HW} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.C}, K = ${KRS}`;
