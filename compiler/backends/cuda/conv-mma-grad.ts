@@ -191,7 +191,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
       `    const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
       `    if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
       `      a = nincc::ld(&x[(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u]);`,
-      ...applyPending(c, 'a', 'ch').map((s2) => `      ${s2}`),
+      ...applyPending(c, 'a', 'ch').map((line) => `      ${line}`),
       '    }',
       '  }',
       '  v[e] = a;',
