@@ -2,9 +2,10 @@
 // one training step of a four-conv chain on the emu device against float64, every conv's weight and bias
 // gradient within a bound derived per element from bf16 rounding, and two emu runs bitwise identical.
 // (Against float64 rather than the cpu device: the cpu device is itself checked against float64 to fp32
-// accuracy by the numerics suites, and its build would double this file's CI cost.) The chain has NIN's shapes at odd sizes: an 11×11 stride-4 stem on a 3×31×27 image,
-// a 3×3 pad-1 conv (its dgrad rebuilds dReLU while staging dy), a 3×3 stride-2 pad-1 conv and a 1×1.
-// The gradient the data-gradient kernels write is checked through the weight gradient of the conv before.
+// accuracy by the numerics suites, and its build would double this file's CI cost.) The chain has NIN's
+// shapes at odd sizes: an 11×11 stride-4 stem on a 3×31×27 image, a 3×3 pad-1 conv (its dgrad rebuilds
+// dReLU while staging dy), a 3×3 stride-2 pad-1 conv and a 1×1. The gradient the data-gradient kernels
+// write is checked through the weight gradient of the conv before.
 //
 // Making the loss gradient exact: the linear layer's weights are scaled by 2⁻⁴⁸, so every logit is its
 // bias exactly (checked: all output rows are bitwise equal), and the gradient that reaches the convs,
@@ -16,12 +17,12 @@
 //   Σ|a·b|, S = Σ E_a·|b| and ρ = (1+δ_a)(1+δ_b): E_y = (ρ − 1)·T + ρ·S + γ_{terms+1}·(ρ·(T + S) + |bias|).
 // - the weight gradient Σ dy·x (both carry errors): S = Σ(E_dy·|x| + |dy|·E_x + E_dy·E_x), terms = n·P·Q
 //   plus the ordered sum of the splits; the bias gradient Σ dy in fp32 (no bf16): S + γ·(Σ|dy| + S).
-// The weights and images are bf16 values (δ = 0 for them), all positive, as is the gradient reaching the
-// convs (chooseWeights says why): only the activations and gradients between layers are rounded.
 // - ReLU forward is 1-Lipschitz (E unchanged); its backward mask is certain where |y| > E_y, else the
 //   value is taken as dy/2 with E = |dy|/2 + E_dy (the device may keep or drop it).
 // - the loss gradient: the device computes softmax and the matrix-vector product in fp32; a stated slack of
 //   2⁻¹⁸ per probability (64 ulp, far below bf16's 2⁻⁸, so it cannot hide a bf16-level error) plus γ_classes.
+// The weights and images are bf16 values (δ = 0 for them), all positive, as is the gradient reaching the
+// convs (chooseWeights says why): only the activations and gradients between layers are rounded.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
