@@ -62,4 +62,20 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-train.test.ts'],
     only: 'dropout_mlp: forward\\+backward',
   },
+  {
+    name: 'bf16 weight-gradient splits overlapping',
+    file: 'compiler/backends/cuda/conv-mma-grad.ts',
+    find: 'hi = total * (split + 1) / ${c.splits};',
+    replace: 'hi = total * (split + 2) / ${c.splits};',
+    tests: ['test/emu-conv-mma-grad.test.ts'],
+    only: 'one step',
+  },
+  {
+    name: 'bf16 data gradient without its dReLU prologue',
+    file: 'compiler/backends/cuda/conv-mma-grad.ts',
+    find: "      ...rebuildGradient(c, 'd', 'at', 'kout').map((s) => `      ${s}`),\n",
+    replace: '',
+    tests: ['test/emu-conv-mma-grad.test.ts'],
+    only: 'one step',
+  },
 ];

@@ -1,6 +1,7 @@
-// `nincc profile --precision bf16` on the bf16 tensor-core conv (compiler/backends/cuda/conv-mma.ts):
-// the MMA count of a layer against the count worked out by hand from its GEMM shape and tile, and no
-// shared-memory bank conflicts in any tensor-core conv (the XOR swizzle), on test/data/conv-mma.model.
+// `nincc profile --precision bf16` on the bf16 tensor-core convs (compiler/backends/cuda/conv-mma.ts forward,
+// conv-mma-grad.ts data and weight gradients): the MMA counts of a layer against the counts worked out by hand
+// from its GEMM shapes and tiles, and no shared-memory bank conflicts in any tensor-core conv (the XOR
+// swizzle), on test/data/conv-mma.model.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,5 +51,28 @@ describe('nincc profile of the bf16 tensor-core conv', () => {
     }
     // Layer 1's input has nothing pending: no FFMA at all (the pending BN of later layers is an FFMA per staged element).
     expect(kernel('k1_conv_fwd_fused').counts.ffma).toBe(0);
+  });
+
+  it('layer 4 (3×3 pad 1) data and weight gradients make exactly the MMAs of their GEMMs rounded up to their tiles', () => {
+    // conv(20, 24, 3, 3, 1, 1, 1, 1) on 20×9×8 at batch 32. Data gradient: its input has a pending BN, so
+    // each image's 72 positions are padded to 96 rows (whole statistics tiles): M = 32·96 = 3072, N = C = 20,
+    // K = 24·3·3 = 216. Its tile, 128×8×32, rounds them to 3072, 24 and 7·32 = 224.
+    expect(report).toMatch(/k4_conv_dgrad_fused\s+128×8×32 tile/);
+    expect(kernel('k4_conv_dgrad_fused').counts.mma_bf16_m16n8k16).toBe((3072 * 24 * 224) / (16 * 8 * 16));
+    // Weight gradient: M = C·R·S = 180, N = K = 24, the reduction over 32·72 = 2304 positions in 6 splits
+    // (lower/train-fused.ts wgradSplits: 4 for layer 1's 7,260 weights, ⌊4·7260/4320⌋ = 6 for these 4,320) of
+    // 384 = 12 slices of 32. Its tile, 64×32×32, rounds M to 192 and N to 32; each split does all of M × N.
+    expect(report).toMatch(/k4_conv_wgrad_fused\s+64×32×32 tile, .* in 6 splits/);
+    expect(kernel('k4_conv_wgrad_fused').counts.mma_bf16_m16n8k16).toBe((6 * (192 * 32 * 384)) / (16 * 8 * 16));
+  });
+
+  it('the tensor-core gradients have no shared-memory bank conflicts', () => {
+    const grads = json.kernels.filter((k) => /_conv_(dgrad|wgrad)_fused$/.test(k.kernel));
+    expect(grads.length).toBe(7); // layer 1 needs no data gradient
+    for (const k of grads) {
+      expect(k.counts.mma_bf16_m16n8k16, k.kernel).toBeGreaterThan(0);
+      expect(k.counts.shared_load_wavefronts, k.kernel).toBeGreaterThan(0);
+      expect(k.counts.shared_bank_conflicts, k.kernel).toBe(0);
+    }
   });
 });

@@ -23,8 +23,14 @@ import type { ConvShape } from './ops.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
 export const STAT_TILE = 32;
-/** The weight gradient's reduction over the batch is split this many ways, then summed in order. */
+/** The weight gradient's reduction over the batch is split this many ways, then summed in order … */
 export const WGRAD_SPLITS = 4;
+/** … and a layer with fewer weights than the largest into more (up to this many), in the same scratch, so its grid still fills the GPU. */
+export const WGRAD_MAX_SPLITS = 32;
+
+/** The splits of a conv's weight gradient: WGRAD_SPLITS for the largest layer, more for smaller ones, never more than the batch. */
+export const wgradSplits = (weights: number, maxWeights: number, maxBatch: number) =>
+  Math.max(1, Math.min(maxBatch, WGRAD_MAX_SPLITS, Math.floor((WGRAD_SPLITS * maxWeights) / weights)));
 
 const tilesOf = (positions: number) => Math.ceil(positions / STAT_TILE);
 
@@ -94,11 +100,11 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
 
   // One scratch pair for every conv's weight-gradient partials: the wgrad steps run one after another.
   const convs = m.layers.filter((l) => l.kind === 'conv');
-  const splits = Math.min(WGRAD_SPLITS, maxBatch);
-  const maxWeights = Math.max(0, ...convs.map((l) => (l.kind === 'conv' ? l.attrs.nOut * l.attrs.nIn * l.attrs.kH * l.attrs.kW : 0)));
-  const maxOut = Math.max(0, ...convs.map((l) => (l.kind === 'conv' ? l.attrs.nOut : 0)));
-  const wgradPartials = convs.length > 0 ? b.fixed('wgrad.partials', splits * maxWeights) : '';
-  const biasPartials = convs.length > 0 ? b.fixed('wgrad.bias_partials', splits * maxOut) : '';
+  const weightsOf = (l: ShapedLayer) => (l.kind === 'conv' ? l.attrs.nOut * l.attrs.nIn * l.attrs.kH * l.attrs.kW : 0);
+  const maxWeights = Math.max(0, ...convs.map(weightsOf));
+  const splitsOf = (l: ShapedLayer) => wgradSplits(weightsOf(l), maxWeights, maxBatch);
+  const wgradPartials = convs.length > 0 ? b.fixed('wgrad.partials', Math.max(...convs.map((l) => splitsOf(l) * weightsOf(l)))) : '';
+  const biasPartials = convs.length > 0 ? b.fixed('wgrad.bias_partials', Math.max(...convs.map((l) => splitsOf(l) * (l.kind === 'conv' ? l.attrs.nOut : 0)))) : '';
 
   // The chain position whose output each buffer holds (−1: the images), for whether its gradient is needed.
   const position = new Map<string, number>([[images, -1]]);
@@ -389,6 +395,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const r = rebuild(grad.of);
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
+        const splits = splitsOf(l);
         b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits });
         b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;

@@ -8,130 +8,61 @@
 // accumulators in a fixed order. Memory is reached only through nincc::ld/st/ldmatrix (counted by
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
 import { applyPending, inputParams, params, fusedText, type Consts, type CudaKernel } from './parts.js';
+import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageOperand, tileWords } from './conv-mma-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
-
-const THREADS = 128; // 4 warps
-const BK = 32; // k per staged slice: two mma k-steps, four 16-byte chunks per shared row
-
-/** A tile configuration: BM×BN of D per block, warps laid out warpsM×warpsN, each 32×(nt·8). */
-export interface MmaTile {
-  readonly bm: number;
-  readonly bn: number;
-  readonly warpsM: number;
-  readonly warpsN: number;
-  readonly nt: number; // n8 mma tiles per warp (the warp's M is always two m16 tiles: 32 rows)
-}
-
-const CANDIDATES: readonly MmaTile[] = [
-  ...[1, 2, 4].map((nt) => ({ bm: 64, bn: 2 * 8 * nt, warpsM: 2, warpsN: 2, nt })),
-  ...[1, 2, 4].map((nt) => ({ bm: 128, bn: 8 * nt, warpsM: 4, warpsN: 1, nt })),
-];
-
-/**
- * The layer's tile: the least padded work (tiles · BM · BN, so 96 output channels take 32-wide tiles,
- * not 64), then the least operand staging per unit of work ((BM + BN) / (BM · BN): bigger, squarer tiles).
- */
-export function chooseMmaTile(rows: number, K: number): MmaTile {
-  const work = (t: MmaTile) => Math.ceil(rows / t.bm) * t.bm * Math.ceil(K / t.bn) * t.bn;
-  const staging = (t: MmaTile) => (t.bm + t.bn) / (t.bm * t.bn);
-  return [...CANDIDATES].sort((a, b) => work(a) - work(b) || staging(a) - staging(b))[0];
-}
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
 export const rowsPerImage = (PQ: number, stats: boolean) => (stats ? Math.ceil(PQ / 32) * 32 : PQ);
-
-/**
- * Index of 16-byte chunk `chunk` (0..3) of shared row `row` in a tile of 4 chunks per row. The XOR with
- * bits 1..2 of the row puts the 8 rows that one ldmatrix matrix (or one 8-lane phase of 16-byte stores)
- * touches on 8 distinct 16-byte bank groups: rows r and r+1 fill one 128-byte line, and the 4 line
- * pairs see the 4 chunks in different places. Without it, 8 rows' same chunk fall on 2 bank groups: 4-way conflicts.
- */
-const swizzled = (row: string, chunk: string) => `(${row}) * 4 + ((${chunk}) ^ (((${row}) >> 1) & 3))`;
-
-/** Eight consecutive k values `v[0..7]` → one 16-byte chunk of bf16 pairs (lower k in the low half, as mma reads them). */
-const packChunk = (dst: string) =>
-  `nincc::st(&${dst}, int4{int(nincc::to_bf16x2(v[1], v[0])), int(nincc::to_bf16x2(v[3], v[2])), int(nincc::to_bf16x2(v[5], v[4])), int(nincc::to_bf16x2(v[7], v[6]))});`;
 
 export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number): CudaKernel {
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, CHW = c.C * c.H * c.W;
   const stats = Boolean(c.stats);
   const rows = rowsPerImage(PQ, stats);
   const tile = chooseMmaTile(maxBatch * rows, c.K);
-  const { bm: BM, bn: BN, warpsM, nt: NT } = tile;
+  const { bm: BM, bn: BN, nt: NT } = tile;
   const WN = NT * 8; // the warp's columns
   const names = ['x', ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
   const body = [
-    `NINCC_SHARED(int4, as, ${BM * 4});  // A: ${BM} rows (output positions) × ${BK} k in bf16, 4 swizzled 16-byte chunks per row`,
-    `NINCC_SHARED(int4, bs, ${BN * 4});  // B: ${BN} rows (output channels) × ${BK} k in bf16, likewise`,
-    'const int t = int(threadIdx.x), lane = t % 32, warp = t / 32;',
-    `const int wm = warp % ${warpsM}, wn = warp / ${warpsM};`,
+    ...mmaPrologue(tile),
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
-    `float acc[2][${NT}][4];`,
-    'NINCC_UNROLL',
-    `for (int i = 0; i < ${2 * NT * 4}; ++i) acc[i / ${NT * 4}][i / 4 % ${NT}][i % 4] = 0.0f;`,
     `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
-    '  // Stage A: consecutive threads take consecutive rows (positions: coalesced loads along a plane), each eight k.',
-    '  NINCC_UNROLL',
-    `  for (int q = t; q < ${BM * 4}; q += ${THREADS}) {`,
-    `    const int row = q % ${BM}, chunk = q / ${BM};`,
-    '    const long long m = m0 + row;',
-    `    const int img = int(m / ${rows}), pq = int(m % ${rows});`,
-    `    const bool live = img < n && pq < ${PQ};`,
-    `    const int h0 = pq / ${c.Q} * ${c.sh} - ${c.ph}, u0 = pq % ${c.Q} * ${c.sw} - ${c.pw};`,
-    `    const float* xi = x + (long long)img * ${CHW};`,
-    '    float v[8];',
-    '    NINCC_UNROLL',
-    '    for (int e = 0; e < 8; ++e) {',
-    '      const int crs = k0 + chunk * 8 + e;',
-    '      float a = 0.0f;',
-    `      if (live && crs < ${CRS}) {`,
-    `        const int ch = crs / ${RS}, h = h0 + crs / ${c.S} % ${c.R}, u = u0 + crs % ${c.S};`,
-    `        if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
-    `          a = nincc::ld(&xi[(ch * ${c.H} + h) * ${c.W} + u]);`,
-    ...applyPending(c, 'a', 'ch').map((s) => `          ${s}`),
-    '        }',
-    '      }',
-    '      v[e] = a;',
-    '    }',
-    `    ${packChunk(`as[${swizzled('row', 'chunk')}]`)}`,
-    '  }',
-    '  // Stage B: W[k][crs] rows, eight consecutive crs per thread.',
-    '  NINCC_UNROLL',
-    `  for (int q = t; q < ${BN * 4}; q += ${THREADS}) {`,
-    `    const int row = q % ${BN}, chunk = q / ${BN}, kout = n0 + row;`,
-    '    float v[8];',
-    '    NINCC_UNROLL',
-    '    for (int e = 0; e < 8; ++e) {',
-    '      const int crs = k0 + chunk * 8 + e;',
-    `      v[e] = (kout < ${c.K} && crs < ${CRS}) ? nincc::ld(&w[(long long)kout * ${CRS} + crs]) : 0.0f;`,
-    '    }',
-    `    ${packChunk(`bs[${swizzled('row', 'chunk')}]`)}`,
-    '  }',
+    '  // Stage A: rows are output positions (coalesced loads along a plane), each chunk eight taps, the pending transform applied.',
+    ...stageOperand('as', BM, [
+      'const long long m = m0 + row;',
+      `const int img = int(m / ${rows}), pq = int(m % ${rows});`,
+      `const bool live = img < n && pq < ${PQ};`,
+      `const int h0 = pq / ${c.Q} * ${c.sh} - ${c.ph}, u0 = pq % ${c.Q} * ${c.sw} - ${c.pw};`,
+      `const float* xi = x + (long long)img * ${CHW};`,
+      'float v[8];',
+      'NINCC_UNROLL',
+      'for (int e = 0; e < 8; ++e) {',
+      '  const int crs = k0 + chunk * 8 + e;',
+      '  float a = 0.0f;',
+      `  if (live && crs < ${CRS}) {`,
+      `    const int ch = crs / ${RS}, h = h0 + crs / ${c.S} % ${c.R}, u = u0 + crs % ${c.S};`,
+      `    if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
+      `      a = nincc::ld(&xi[(ch * ${c.H} + h) * ${c.W} + u]);`,
+      ...applyPending(c, 'a', 'ch').map((s) => `      ${s}`),
+      '    }',
+      '  }',
+      '  v[e] = a;',
+      '}',
+    ]).map((s) => `  ${s}`),
+    '  // Stage B: W[k][crs] rows, eight consecutive crs per chunk.',
+    ...stageOperand('bs', BN, [
+      'const int kout = n0 + row;',
+      'float v[8];',
+      'NINCC_UNROLL',
+      'for (int e = 0; e < 8; ++e) {',
+      '  const int crs = k0 + chunk * 8 + e;',
+      `  v[e] = (kout < ${c.K} && crs < ${CRS}) ? nincc::ld(&w[(long long)kout * ${CRS} + crs]) : 0.0f;`,
+      '}',
+    ]).map((s) => `  ${s}`),
     '  __syncthreads();',
-    '  NINCC_UNROLL',
-    `  for (int ks = 0; ks < ${BK / 16}; ++ks) {`,
-    '    // ldmatrix.x4: lane l gives row l % 8 of matrix l / 8; matrices (rows +0/+8) × (k +0/+8) are A registers 0..3.',
-    '    uint32_t frag_a[2][4];',
-    '    NINCC_UNROLL',
-    '    for (int mt = 0; mt < 2; ++mt) {',
-    '      const int row = wm * 32 + mt * 16 + lane % 8 + 8 * (lane / 8 % 2), chunk = 2 * ks + lane / 16;',
-    `      nincc::ldmatrix<4>(frag_a[mt], &as[${swizzled('row', 'chunk')}]);`,
-    '    }',
-    '    // ldmatrix.x2 of B rows (channels) × k: lane l gets channel l / 4, k pair 2·(l % 4): the B fragment (lanes 16..31 repeat 0..15).',
-    `    uint32_t frag_b[${NT}][2];`,
-    '    NINCC_UNROLL',
-    `    for (int nt = 0; nt < ${NT}; ++nt) {`,
-    `      const int row = wn * ${WN} + nt * 8 + lane % 8, chunk = 2 * ks + lane / 8 % 2;`,
-    `      nincc::ldmatrix<2>(frag_b[nt], &bs[${swizzled('row', 'chunk')}]);`,
-    '    }',
-    '    NINCC_UNROLL',
-    '    for (int mt = 0; mt < 2; ++mt)',
-    '      NINCC_UNROLL',
-    `      for (int nt = 0; nt < ${NT}; ++nt) nincc::mma_bf16_m16n8k16(acc[mt][nt], frag_a[mt], frag_b[nt], acc[mt][nt]);`,
-    '  }',
+    ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
     ...epilogue(c, { rows, PQ, NT, WN, statTiles }),
@@ -144,7 +75,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     c.relu && 'epilogue: ReLU',
     stats && 'epilogue: per-tile BN statistics (mean, M2) from the accumulators',
   ]);
-  const tileText = `${BM}×${BN}×${BK} tile, ${THREADS / 32} warps (${warpsM}×${tile.warpsN}) of 32×${WN}, M = N·${rows}${stats && rows !== PQ ? ` (each image's ${PQ} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.K}, K = ${CRS}`;
+  const tileText = `${tileWords(tile)}, M = N·${rows}${stats && rows !== PQ ? ` (each image's ${PQ} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.K}, K = ${CRS}`;
   return {
     params: params(k, names),
     body,

@@ -7,6 +7,7 @@
 import type { KernelStep, OpKind, StepOf } from '../../lower/program-ir.js';
 import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from './conv.js';
 import { convForwardMma } from './conv-mma.js';
+import { convBackwardDataMma, convBackwardWeightMma } from './conv-mma-grad.js';
 import type { Precision } from '../../ir.js';
 import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, gradRebuild } from './bn.js';
 import { poolBackward, poolForward } from './pool.js';
@@ -61,7 +62,7 @@ export interface CudaSchedule {
 }
 
 export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
-  // bf16: the convolution forward on tensor cores (conv-mma.ts); the other kernels stay fp32 in this slice.
+  // bf16: the convolution forward (conv-mma.ts) and gradients (conv-mma-grad.ts) on tensor cores; the other kernels stay fp32.
   const bf16 = schedule.precision === 'bf16';
   switch (k.op) {
     case 'fold_bn': {
@@ -149,6 +150,10 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
       return zeropadForward(k, k.consts);
     case 'conv_fwd_fused':
       return bf16 ? convForwardMma(k, k.consts, schedule.maxBatch) : convForward(k, k.consts);
+    case 'conv_dgrad_fused':
+      return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch) : convBackwardData(k, k.consts);
+    case 'conv_wgrad_fused':
+      return bf16 ? convBackwardWeightMma(k, k.consts) : convBackwardWeight(k, k.consts);
     default:
       return trainingKernel(k);
   }

@@ -1,0 +1,240 @@
+// The bf16 tensor-core convolution gradients (precision bf16), implicit GEMMs staged and multiplied as
+// the forward (conv-mma-tile.ts: bf16 operands in XOR-swizzled shared memory, ldmatrix, mma.m16n8k16,
+// fp32 accumulators). Data gradient: dX[m][c] = Σ_e dY'[m][e]·W[e][c] with the batch folded into M =
+// (image, input position), N = C, e = (k, r, s) over the taps that reach the position; dY' is the raw
+// gradient rebuilt from the incoming one (dReLU·dBN) while it is staged, and the epilogue writes the
+// Σdz, Σdz·x̂ partials of the input's pending BN from the accumulators. Weight gradient: dWᵀ[crs][k] =
+// Σ_j X_col[crs][j]·dY'[k][j] over j = (image, output position) of this CTA's split of the batch's
+// positions, into that split's fp32 partial; wgrad_reduce (conv.ts) adds the splits in order — no
+// atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
+// channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
+import { applyPending, inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
+import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageOperand, tileWords } from './conv-mma-tile.js';
+import { rowsPerImage } from './conv-mma.js';
+import type { KernelStep } from '../../lower/program-ir.js';
+
+/**
+ * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
+ * `half`, is D[row][col], row = 32·wm + 16·(j/2) + 8·(j%2) + l/4, col = WN·wn + 8·nt + 2·(l%4) + half
+ * (the m16n8k16 C layout); `inner` sees `m` (the global row), `col` and `d`.
+ */
+function eachAccumulator(nt: number, WN: number, perColumn: string[], inner: string[], afterRows: string[]): string[] {
+  return [
+    'NINCC_UNROLL',
+    `for (int nt = 0; nt < ${nt}; ++nt) {`,
+    '  NINCC_UNROLL',
+    '  for (int half = 0; half < 2; ++half) {',
+    `    const int col = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4) + half;`,
+    ...perColumn.map((s) => `    ${s}`),
+    '    NINCC_UNROLL',
+    '    for (int j = 0; j < 4; ++j) {',
+    '      const long long m = m0 + wm * 32 + 16 * (j / 2) + 8 * (j % 2) + lane / 4;',
+    '      const float d = acc[j / 2][nt][2 * (j % 2) + half];',
+    ...inner.map((s) => `      ${s}`),
+    '    }',
+    ...afterRows.map((s) => `    ${s}`),
+    '  }',
+    '}',
+  ];
+}
+
+export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number): CudaKernel {
+  const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
+  const stats = Boolean(c.outStats);
+  const rows = rowsPerImage(HW, stats);
+  const tile = chooseMmaTile(maxBatch * rows, c.C);
+  const { bm: BM, bn: BN, nt: NT } = tile;
+  const WN = NT * 8;
+  const statTiles = Math.ceil(HW / 32);
+  // addend (i17c's residual fusion, when lower/ops.ts has it): dx also sums another reader's gradient of the same input.
+  const addend = 'addend' in c && c.addend === true;
+  const names = ['g', ...rebuildParams(c), 'w', ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
+  const perRow = [
+    `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
+    `const bool valid = img < n && pos < ${HW} && col < ${c.C};`,
+    `const long long at = ((long long)img * ${c.C} + col) * ${HW} + pos;`,
+    'float dv = d;',
+    ...(addend ? ["if (valid) dv += nincc::ld(&g_add[at]);  // another reader's gradient of the same input"] : []),
+    'if (valid) nincc::st(&dx[at], dv);',
+  ];
+  const rowStats = stats
+    ? [
+        'if (valid) {  // the gradient of the input\'s pending value, rebuilt as the BN backward reads it',
+        '  const float yv = nincc::ld(&e_y[at]);',
+        `  const float dz = ${c.outRelu ? 'nincc::ffma(yv, nincc::ld(&e_scale[col]), nincc::ld(&e_shift[col])) > 0.0f ? dv : 0.0f' : 'dv'};`,
+        '  dz_sum += dz;',
+        '  dzx_sum += dz * ((yv - nincc::ld(&e_mean[col])) * nincc::ld(&e_invstd[col]));',
+        '}',
+      ]
+    : [];
+  const columnStats = stats
+    ? [
+        '// The warp\'s 32 rows are statistics tile `tile` of image `img` (rows padded per image to whole tiles):',
+        '// the column\'s 32 values sit in the 8 lanes of equal l % 4, summed across them in a fixed order.',
+        'dz_sum += nincc::shfl_xor(dz_sum, 4); dz_sum += nincc::shfl_xor(dz_sum, 8); dz_sum += nincc::shfl_xor(dz_sum, 16);',
+        'dzx_sum += nincc::shfl_xor(dzx_sum, 4); dzx_sum += nincc::shfl_xor(dzx_sum, 8); dzx_sum += nincc::shfl_xor(dzx_sum, 16);',
+        'const long long first = m0 + wm * 32;',
+        `const int img = int(first / ${rows}), tile = int(first % ${rows}) / 32;`,
+        `if (lane < 4 && img < n && tile < ${statTiles} && col < ${c.C}) {`,
+        `  const long long slot = ((long long)img * ${statTiles} + tile) * ${c.C} + col;`,
+        '  nincc::st(&e_dz[slot], dz_sum);',
+        '  nincc::st(&e_dzx[slot], dzx_sum);',
+        '}',
+      ]
+    : [];
+  const body = [
+    ...mmaPrologue(tile),
+    `const long long m0 = (long long)blockIdx.x * ${BM};`,
+    `const int n0 = int(blockIdx.y) * ${BN};`,
+    `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
+    ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
+    `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
+    '  // Stage A: rows are input positions, each chunk eight taps e = (k, r, s): dY\' at the output position the tap reaches from here.',
+    ...stageOperand('as', BM, [
+      'const long long m = m0 + row;',
+      `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
+      `const bool live = img < n && pos < ${HW};`,
+      `const int hp0 = pos / ${c.W} + ${c.ph}, up0 = pos % ${c.W} + ${c.pw};`,
+      'float v[8];',
+      'NINCC_UNROLL',
+      'for (int e = 0; e < 8; ++e) {',
+      '  const int kk = k0 + chunk * 8 + e;',
+      '  float d = 0.0f;',
+      `  if (live && kk < ${KRS}) {`,
+      `    const int kout = kk / ${RS}, hp = hp0 - kk / ${c.S} % ${c.R}, up = up0 - kk % ${c.S};`,
+      '    // Only the taps whose distance is a whole number of strides inside the output reach this position.',
+      `    if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
+      `      const long long at = ((long long)img * ${c.K} + kout) * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
+      '      d = nincc::ld(&g[at]);',
+      ...rebuildGradient(c, 'd', 'at', 'kout').map((s) => `      ${s}`),
+      '    }',
+      '  }',
+      '  v[e] = d;',
+      '}',
+    ]).map((s) => `  ${s}`),
+    '  // Stage B: rows are input channels, each chunk eight taps: W[k][c][r][s].',
+    ...stageOperand('bs', BN, [
+      'const int ch = n0 + row;',
+      'float v[8];',
+      'NINCC_UNROLL',
+      'for (int e = 0; e < 8; ++e) {',
+      '  const int kk = k0 + chunk * 8 + e;',
+      `  v[e] = (ch < ${c.C} && kk < ${KRS}) ? nincc::ld(&w[((long long)(kk / ${RS}) * ${c.C} + ch) * ${RS} + kk % ${RS}]) : 0.0f;`,
+      '}',
+    ]).map((s) => `  ${s}`),
+    '  __syncthreads();',
+    ...mmaSlice(tile).map((s) => `  ${s}`),
+    '  __syncthreads();',
+    '}',
+    ...eachAccumulator(NT, WN, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;'] : [], [...perRow, ...rowStats], columnStats),
+  ];
+  const fused = fusedText([
+    'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',
+    c.gRelu && 'prologue: dReLU',
+    c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)',
+    addend && "epilogue: + another reader's gradient",
+    stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
+  ]);
+  const tileText = `${tileWords(tile)}, M = N·${rows}${stats && rows !== HW ? ` (each image's ${HW} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.C}, K = ${KRS}`;
+  return {
+    params: params(k, names),
+    body,
+    launch: { grid: [Math.ceil((maxBatch * rows) / BM), Math.ceil(c.C / BN), 1], block: [THREADS, 1, 1], shared: 0 },
+    fused,
+    tile: tileText,
+  };
+}
+
+export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused'>): CudaKernel {
+  const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
+  const tile = chooseMmaTile(CRS, c.K);
+  const { bm: BM, bn: BN, nt: NT } = tile;
+  const WN = NT * 8;
+  const bsums = Math.ceil((BN * 4) / THREADS); // the B chunks a thread stages per slice: its bias-gradient partials
+  const names = ['g', ...rebuildParams(c), 'x', ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
+  const biasSum = c.bias
+    ? [
+        '// The bias gradient in fp32 from the staged dY\' (before rounding): each thread\'s chunk sums, then the',
+        '// four chunks of a row in order — the blocks of column 0 write it to this split\'s partial.',
+        `NINCC_SHARED(float, bias_chunks, ${BN * 4});`,
+        'NINCC_UNROLL',
+        `for (int i = 0; i < ${bsums}; ++i) if (t + i * ${THREADS} < ${BN * 4}) nincc::st(&bias_chunks[t + i * ${THREADS}], bsum[i]);`,
+        '__syncthreads();',
+        `if (blockIdx.x == 0 && t < ${BN} && n0 + t < ${c.K}) {`,
+        `  float s = nincc::ld(&bias_chunks[t]);`,
+        `  for (int chunk = 1; chunk < 4; ++chunk) s += nincc::ld(&bias_chunks[chunk * ${BN} + t]);`,
+        `  nincc::st(&bpart[split * ${c.K} + n0 + t], s);`,
+        '}',
+      ]
+    : [];
+  const body = [
+    ...mmaPrologue(tile),
+    `const long long m0 = (long long)blockIdx.x * ${BM};`,
+    `const int n0 = int(blockIdx.y) * ${BN}, split = int(blockIdx.z);`,
+    `// This split's share of the batch's n·${PQ} output positions j = (image, p, q), in order.`,
+    `const long long total = (long long)n * ${PQ};`,
+    `const long long lo = total * split / ${c.splits}, hi = total * (split + 1) / ${c.splits};`,
+    ...(c.gBn ? [`const float inv_m = 1.0f / float(total);`] : []),
+    ...(c.bias ? [`float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
+    `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
+    '  // Stage A: rows are taps crs = (c, r, s), each chunk eight positions j: the input under the tap, its pending transform applied.',
+    ...stageOperand('as', BM, [
+      'const int crs = int(m0) + row;',
+      `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`,
+      'float v[8];',
+      'NINCC_UNROLL',
+      'for (int e = 0; e < 8; ++e) {',
+      '  const long long j = j0 + chunk * 8 + e;',
+      '  float a = 0.0f;',
+      `  if (crs < ${CRS} && j < hi) {`,
+      `    const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
+      `    const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
+      `    if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
+      `      a = nincc::ld(&x[(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u]);`,
+      ...applyPending(c, 'a', 'ch').map((line) => `      ${line}`),
+      '    }',
+      '  }',
+      '  v[e] = a;',
+      '}',
+    ]).map((s) => `  ${s}`),
+    '  // Stage B: rows are output channels k, each chunk eight positions j: dY\' rebuilt from the incoming gradient.',
+    ...stageOperand('bs', BN, [
+      'const int kout = n0 + row;',
+      'float v[8];',
+      'NINCC_UNROLL',
+      'for (int e = 0; e < 8; ++e) {',
+      '  const long long j = j0 + chunk * 8 + e;',
+      '  float d = 0.0f;',
+      `  if (kout < ${c.K} && j < hi) {`,
+      `    const long long at = (j / ${PQ} * ${c.K} + kout) * ${PQ} + j % ${PQ};`,
+      '    d = nincc::ld(&g[at]);',
+      ...rebuildGradient(c, 'd', 'at', 'kout').map((s) => `    ${s}`),
+      '  }',
+      '  v[e] = d;',
+      ...(c.bias ? [`  bsum[q / ${THREADS}] += d;`] : []),
+      '}',
+    ]).map((s) => `  ${s}`),
+    '  __syncthreads();',
+    ...mmaSlice(tile).map((s) => `  ${s}`),
+    '  __syncthreads();',
+    '}',
+    ...eachAccumulator(NT, WN, [], [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`], []),
+    ...biasSum,
+  ];
+  const fused = fusedText([
+    'bf16 tensor-core implicit-GEMM wgrad (mma.m16n8k16, fp32 accumulate; the batch\'s positions split across CTAs, fixed-order sum)',
+    c.gRelu && 'prologue: dReLU',
+    c.gBn && 'prologue: dBN',
+    c.inBn && 'prologue: input BN scale/shift',
+    c.inRelu && 'prologue: input ReLU',
+    c.bias && 'bias gradient (fp32)',
+  ]);
+  const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits`;
+  return {
+    params: params(k, names),
+    body,
+    launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [THREADS, 1, 1], shared: 0 },
+    fused,
+    tile: tileText,
+  };
+}

@@ -1,0 +1,425 @@
+// The bf16 tensor-core convolution gradients (compiler/backends/cuda/conv-mma-grad.ts, `precision bf16`):
+// one training step of a four-conv chain on the emu device against float64, every conv's weight and bias
+// gradient within a bound derived per element from bf16 rounding, and two emu runs bitwise identical.
+// (Against float64 rather than the cpu device: the cpu device is itself checked against float64 to fp32
+// accuracy by the numerics suites, and its build would double this file's CI cost.) The chain has NIN's
+// shapes at odd sizes: an 11×11 stride-4 stem on a 3×31×27 image, a 3×3 pad-1 conv (its dgrad rebuilds
+// dReLU while staging dy), a 3×3 stride-2 pad-1 conv and a 1×1. The gradient the data-gradient kernels
+// write is checked through the weight gradient of the conv before.
+//
+// Making the loss gradient exact: the linear layer's weights are scaled by 2⁻⁴⁸, so every logit is its
+// bias exactly (checked: all output rows are bitwise equal), and the gradient that reaches the convs,
+// g = Wᵀ·(softmax(b) − onehot)/n, does not depend on the bf16 forward. Every value then carries, beside
+// its float64 value v, a bound E on |emu − v|, propagated layer by layer:
+// - a sum y = Σ a·b over `terms` products, a carrying E_a, b the weights: the kernel rounds each operand
+//   to bf16, |â − a| ≤ δ_a·|a| (δ = 2⁻⁸, or 0 for an operand that is a bf16 value already), products are
+//   exact in fp32 and the fp32 chain rounds each partial sum (γ_n = n·u/(1 − n·u), u = 2⁻²⁴). With T =
+//   Σ|a·b|, S = Σ E_a·|b| and ρ = (1+δ_a)(1+δ_b): E_y = (ρ − 1)·T + ρ·S + γ_{terms+1}·(ρ·(T + S) + |bias|).
+// - the weight gradient Σ dy·x (both carry errors): S = Σ(E_dy·|x| + |dy|·E_x + E_dy·E_x), terms = n·P·Q
+//   plus the ordered sum of the splits; the bias gradient Σ dy in fp32 (no bf16): S + γ·(Σ|dy| + S).
+// - ReLU forward is 1-Lipschitz (E unchanged); its backward mask is certain where |y| > E_y, else the
+//   value is taken as dy/2 with E = |dy|/2 + E_dy (the device may keep or drop it).
+// - the loss gradient: the device computes softmax and the matrix-vector product in fp32; a stated slack of
+//   2⁻¹⁸ per probability (64 ulp, far below bf16's 2⁻⁸, so it cannot hide a bf16-level error) plus γ_classes.
+// The weights and images are bf16 values (δ = 0 for them), all positive, as is the gradient reaching the
+// convs (chooseWeights says why): only the activations and gradients between layers are rounded.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildArtifact } from '../compiler/build.js';
+import type { ShapedModel } from '../compiler/ir.js';
+import { compileSpec } from '../compiler/pipeline.js';
+import { load, type Model } from '../runtime/model.js';
+import { readIdxFile } from '../runtime/data/idx.js';
+import { readWeights, rng, uniform } from './reference/artifacts.js';
+import { withEnv } from './reference/env.js';
+
+const U = 2 ** -24;
+const BF16 = 2 ** -8;
+const gamma = (n: number) => (n * U) / (1 - n * U);
+const SOFTMAX_SLACK = 2 ** -18;
+const TINY = 2 ** -48;
+const STEPS = 6; // SGD steps of the training runs
+const SPLITS = 4; // every conv's here: compiler/lower/train-fused.ts wgradSplits is at most the batch (maxBatch 4)
+
+interface Conv {
+  readonly C: number; readonly H: number; readonly W: number; readonly K: number; readonly R: number; readonly S: number;
+  readonly sh: number; readonly sw: number; readonly ph: number; readonly pw: number;
+}
+const outSize = (c: Conv) => ({ P: Math.floor((c.H + 2 * c.ph - c.R) / c.sh) + 1, Q: Math.floor((c.W + 2 * c.pw - c.S) / c.sw) + 1 });
+const convCall = (c: Conv) => `conv(${c.C}, ${c.K}, ${c.S}, ${c.R}, ${c.sw}, ${c.sh}, ${c.pw}, ${c.ph})`;
+
+const STEM: Conv = { C: 3, H: 31, W: 27, K: 8, R: 11, S: 11, sh: 4, sw: 4, ph: 2, pw: 2 }; // → 8×7×6
+const C3X3: Conv = { C: 8, H: 7, W: 6, K: 20, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 }; // → 20×7×6
+const S2: Conv = { C: 20, H: 7, W: 6, K: 12, R: 3, S: 3, sh: 2, sw: 2, ph: 1, pw: 1 }; // → 12×4×3
+const C1X1: Conv = { C: 12, H: 4, W: 3, K: 6, R: 1, S: 1, sh: 1, sw: 1, ph: 0, pw: 0 }; // → 6×4×3
+const CLASSES = 3;
+const FEATURES = 6 * 4 * 3;
+const SPEC = `model mma_grad { input 3x31x27  ${convCall(STEM)}  relu  ${convCall(C3X3)}  relu  ${convCall(S2)}  ${convCall(C1X1)}  view(-1)  linear(${FEATURES}, ${CLASSES})  logsoftmax }`;
+
+/** A tensor in float64 with the bound E on |emu − v| per element. */
+interface Bounded {
+  readonly v: Float64Array;
+  readonly e: Float64Array;
+  readonly exact?: boolean; // every element is a bf16 value, the same on both devices (the images)
+}
+
+/** x rounded to the nearest bf16 (ties to even), as a float32. */
+function bf16(x: number): number {
+  const bits = new Uint32Array(Float32Array.of(x).buffer);
+  bits[0] = (bits[0] + 0x7fff + ((bits[0] >>> 16) & 1)) & 0xffff0000;
+  return new Float32Array(bits.buffer)[0];
+}
+
+/** Calls f(inAt, outAt, tapWeightAt) for every (image, k, p, q, c, r, s) whose tap lies inside the input. */
+function eachTap(c: Conv, n: number, f: (xAt: number, yAt: number, wAt: number) => void): void {
+  const { P, Q } = outSize(c);
+  for (let img = 0; img < n; img++)
+    for (let k = 0; k < c.K; k++)
+      for (let p = 0; p < P; p++)
+        for (let q = 0; q < Q; q++)
+          for (let ch = 0; ch < c.C; ch++)
+            for (let r = 0; r < c.R; r++)
+              for (let s = 0; s < c.S; s++) {
+                const h = p * c.sh - c.ph + r, u = q * c.sw - c.pw + s;
+                if (h < 0 || h >= c.H || u < 0 || u >= c.W) continue;
+                f(((img * c.C + ch) * c.H + h) * c.W + u, ((img * c.K + k) * P + p) * Q + q, ((k * c.C + ch) * c.R + r) * c.S + s);
+              }
+}
+
+/** Rounding of each operand to bf16: δ, or 0 for the tensors the test makes bf16-exact (weights, images). */
+interface Rounding {
+  readonly a: number;
+  readonly b: number;
+}
+const EXACT = 0;
+
+/** E of a bf16 tensor-core sum (the header's first rule, with each operand's own δ). */
+function sumBound(T: number, S: number, terms: number, d: Rounding, bias = 0): number {
+  const both = (1 + d.a) * (1 + d.b);
+  return (both - 1) * T + both * S + gamma(terms + 1) * (both * (T + S) + Math.abs(bias));
+}
+
+function forward(c: Conv, n: number, x: Bounded, w: Float64Array, b: Float64Array): Bounded {
+  const { P, Q } = outSize(c);
+  const y = new Float64Array(n * c.K * P * Q), T = new Float64Array(y.length), S = new Float64Array(y.length);
+  eachTap(c, n, (xa, ya, wa) => {
+    y[ya] += x.v[xa] * w[wa];
+    T[ya] += Math.abs(x.v[xa] * w[wa]);
+    S[ya] += x.e[xa] * Math.abs(w[wa]);
+  });
+  const plane = P * Q;
+  const k = (i: number) => Math.floor(i / plane) % c.K;
+  return { v: y.map((v, i) => v + b[k(i)]), e: T.map((t, i) => sumBound(t, S[i], c.C * c.R * c.S, { a: x.exact ? EXACT : BF16, b: EXACT }, b[k(i)])) };
+}
+
+function dgrad(c: Conv, n: number, dy: Bounded, w: Float64Array): Bounded {
+  const dx = new Float64Array(n * c.C * c.H * c.W), T = new Float64Array(dx.length), S = new Float64Array(dx.length);
+  eachTap(c, n, (xa, ya, wa) => {
+    dx[xa] += dy.v[ya] * w[wa];
+    T[xa] += Math.abs(dy.v[ya] * w[wa]);
+    S[xa] += dy.e[ya] * Math.abs(w[wa]);
+  });
+  return { v: dx, e: T.map((t, i) => sumBound(t, S[i], c.K * c.R * c.S, { a: BF16, b: EXACT })) };
+}
+
+function wgrad(c: Conv, n: number, dy: Bounded, x: Bounded): { dw: Bounded; db: Bounded } {
+  const { P, Q } = outSize(c);
+  const count = c.K * c.C * c.R * c.S;
+  const dw = new Float64Array(count), T = new Float64Array(count), S = new Float64Array(count);
+  eachTap(c, n, (xa, ya, wa) => {
+    dw[wa] += dy.v[ya] * x.v[xa];
+    T[wa] += Math.abs(dy.v[ya] * x.v[xa]);
+    S[wa] += dy.e[ya] * Math.abs(x.v[xa]) + Math.abs(dy.v[ya]) * x.e[xa] + dy.e[ya] * x.e[xa];
+  });
+  const terms = n * P * Q + SPLITS;
+  const db = new Float64Array(c.K), dbAbs = new Float64Array(c.K), dbS = new Float64Array(c.K);
+  for (let i = 0; i < dy.v.length; i++) {
+    const k = Math.floor(i / (P * Q)) % c.K;
+    db[k] += dy.v[i];
+    dbAbs[k] += Math.abs(dy.v[i]);
+    dbS[k] += dy.e[i];
+  }
+  return {
+    dw: { v: dw, e: T.map((t, i) => sumBound(t, S[i], terms, { a: BF16, b: x.exact ? EXACT : BF16 })) },
+    db: { v: db, e: dbAbs.map((a, k) => dbS[k] + gamma(terms) * (a + dbS[k])) },
+  };
+}
+
+const relu = (y: Bounded): Bounded => ({ v: y.v.map((v) => Math.max(v, 0)), e: y.e });
+
+/** The gradient of ReLU's input from that of its output, given the ReLU's input y (the header's mask rule). */
+function reluBackward(y: Bounded, dy: Bounded): Bounded {
+  const v = new Float64Array(dy.v.length), e = new Float64Array(dy.v.length);
+  for (let i = 0; i < v.length; i++) {
+    if (y.v[i] > y.e[i]) [v[i], e[i]] = [dy.v[i], dy.e[i]];
+    else if (y.v[i] < -y.e[i]) [v[i], e[i]] = [0, 0];
+    else [v[i], e[i]] = [dy.v[i] / 2, Math.abs(dy.v[i]) / 2 + dy.e[i]];
+  }
+  return { v, e };
+}
+
+/** The gradient reaching the last conv: W_linᵀ·(softmax(b) − onehot)/n, the logits being b exactly. */
+function lossGradient(n: number, labels: Int32Array, wl: Float64Array, bl: Float64Array): Bounded {
+  const m = Math.max(...bl);
+  const z = Array.from(bl, (b) => Math.exp(b - m));
+  const p = z.map((v) => v / z.reduce((s, x) => s + x, 0));
+  const v = new Float64Array(n * FEATURES), e = new Float64Array(v.length);
+  for (let img = 0; img < n; img++)
+    for (let f = 0; f < FEATURES; f++) {
+      let sum = 0, abs = 0, wAbs = 0;
+      for (let j = 0; j < CLASSES; j++) {
+        const g = (p[j] - (labels[img] === j ? 1 : 0)) / n;
+        sum += wl[j * FEATURES + f] * g;
+        abs += Math.abs(wl[j * FEATURES + f] * g);
+        wAbs += Math.abs(wl[j * FEATURES + f]);
+      }
+      v[img * FEATURES + f] = sum;
+      e[img * FEATURES + f] = gamma(CLASSES + 1) * abs + (wAbs * SOFTMAX_SLACK) / n;
+    }
+  return { v, e };
+}
+
+/** The largest |emu − float64| / E (≤ 1 passes) and where. */
+function worst(emu: ArrayLike<number>, exact: ArrayLike<number>, bound: ArrayLike<number>): { ratio: number; at: number } {
+  let ratio = 0, at = -1;
+  for (let i = 0; i < bound.length; i++) {
+    const r = Math.abs(emu[i] - exact[i]) / (bound[i] + 1e-40);
+    if (!(r <= ratio)) [ratio, at] = [r, i];
+  }
+  return { ratio, at };
+}
+
+let root: string;
+let model: ShapedModel;
+let emuDir: string;
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'nincc-mma-grad-'));
+  const r = compileSpec(SPEC, 'mma_grad.model');
+  if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+  model = r.model;
+  emuDir = join(root, 'emu');
+  withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, SPEC, { outDir: emuDir, target: 'emu', maxBatch: 4, precision: 'bf16' }));
+}, 300_000);
+afterAll(() => {
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+const CONVS: readonly (readonly [string, Conv])[] = [['conv1', STEM], ['conv3', C3X3], ['conv5', S2], ['conv6', C1X1]];
+/** How far below its mean each conv's bias pulls a channel: conv1's ReLU then drops about half its inputs, conv3's some. */
+const BIAS_PULL: Record<string, number> = { conv1: 1, conv3: 0.7, conv5: 0, conv6: 0 };
+
+/**
+ * The test's weights, the same on every device. All positive, as are the images, so no sum cancels and the
+ * worst-case bound stays within a few bf16 roundings of the value through the chain (with random signs a
+ * sum is much smaller than Σ|a·b|, and the bound, which must cover the worst case, grows by that ratio per
+ * layer). Each conv's bias is minus BIAS_PULL times its channel's mean output, so the ReLUs do drop values
+ * and the data-gradient kernels' dReLU prologue matters. The linear layer: 2⁻⁴⁸·(−u) for class 0 (every
+ * label) and 2⁻⁴⁸·u for the others, u ∈ [0.5, 1], so the gradient reaching the convs is positive too.
+ */
+function chooseWeights(images: Float32Array, n: number): Map<string, Float32Array> {
+  const next = rng(5);
+  const tensors = new Map<string, Float32Array>();
+  let x: Bounded = { v: Float64Array.from(images), e: new Float64Array(images.length), exact: true };
+  for (const [name, c] of CONVS) {
+    const taps = c.C * c.R * c.S;
+    const w = uniform(c.K * taps, 0.1 / taps, 2 / taps, next).map(bf16);
+    const y = forward(c, n, x, Float64Array.from(w), new Float64Array(c.K));
+    const { P, Q } = outSize(c);
+    const b = Float32Array.from({ length: c.K }, (_, k) => {
+      let sum = 0;
+      for (let img = 0; img < n; img++) for (let i = 0; i < P * Q; i++) sum += y.v[(img * c.K + k) * P * Q + i];
+      return (-BIAS_PULL[name] * sum) / (n * P * Q) + 0.05 * next();
+    });
+    tensors.set(`${name}.weight`, w).set(`${name}.bias`, b);
+    const out = forward(c, n, x, Float64Array.from(w), Float64Array.from(b));
+    x = name === 'conv1' || name === 'conv3' ? relu(out) : out;
+  }
+  tensors.set('linear8.weight', Float32Array.from({ length: CLASSES * FEATURES }, (_, i) => TINY * (i < FEATURES ? -1 : 1) * (0.5 + 0.5 * next())));
+  tensors.set('linear8.bias', uniform(CLASSES, 0.5, 1, next));
+  return tensors;
+}
+
+async function prepared(tensors: Map<string, Float32Array>): Promise<Model> {
+  const m = await load(emuDir, { device: 'emu', seed: 11 });
+  for (const [name, v] of tensors) m.setTensor(name, v);
+  return m;
+}
+
+describe('bf16 tensor-core conv gradients on emu', () => {
+  it('one step of an 11×11/4, 3×3, 3×3/2, 1×1 chain: every conv weight and bias gradient within the bf16 bound of float64; two emu runs bitwise equal', async () => {
+    const n = 3; // below the grid's maximum of 4: the batch-folded grids and the splits see a partial batch
+    const next = rng(23);
+    // Sparse bright pixels on a dim ground: a window's sum depends on how many it holds, so outputs spread widely.
+    const images = Float32Array.from({ length: n * STEM.C * STEM.H * STEM.W }, () => (next() < 0.1 ? 1 + 2 * next() : 0.05 * next())).map(bf16);
+    const labels = new Int32Array(n); // class 0 for all (chooseWeights)
+    const tensors = chooseWeights(images, n);
+    const emu = await prepared(tensors);
+    const again = await prepared(tensors);
+    try {
+      const outputs = await Promise.all([emu, again].map((m) => m.forwardBackward(images, labels)));
+      // The logits are the bias exactly on both devices: every row of the output is the same.
+      for (const { output } of outputs)
+        for (let img = 1; img < n; img++) expect(Array.from(output.slice(img * CLASSES, (img + 1) * CLASSES))).toEqual(Array.from(output.slice(0, CLASSES)));
+
+      const t = readWeights(emu);
+      const w = (name: string) => t.get(name)!;
+      const x0: Bounded = { v: Float64Array.from(images), e: new Float64Array(images.length), exact: true };
+      const y1 = forward(STEM, n, x0, w('conv1.weight'), w('conv1.bias'));
+      const y3 = forward(C3X3, n, relu(y1), w('conv3.weight'), w('conv3.bias'));
+      const y5 = forward(S2, n, relu(y3), w('conv5.weight'), w('conv5.bias'));
+      const g6 = lossGradient(n, labels, w('linear8.weight'), w('linear8.bias'));
+      const g5 = dgrad(C1X1, n, g6, w('conv6.weight'));
+      const g3 = reluBackward(y3, dgrad(S2, n, g5, w('conv5.weight')));
+      const g1 = reluBackward(y1, dgrad(C3X3, n, g3, w('conv3.weight')));
+      // Both ReLUs drop values for certain (so a dgrad without its dReLU prologue fails), and few are in doubt.
+      for (const y of [y1, y3]) {
+        expect(y.v.filter((v, i) => v < -y.e[i]).length).toBeGreaterThan(y.v.length / 20);
+        expect(y.v.filter((v, i) => Math.abs(v) <= y.e[i]).length).toBeLessThan(y.v.length / 100);
+      }
+      const expected = {
+        conv6: wgrad(C1X1, n, g6, y5),
+        conv5: wgrad(S2, n, g5, relu(y3)),
+        conv3: wgrad(C3X3, n, g3, relu(y1)),
+        conv1: wgrad(STEM, n, g1, x0),
+      };
+      for (const [name, ref] of Object.entries(expected)) {
+        for (const [part, r] of [['weight', ref.dw], ['bias', ref.db]] as const) {
+          const e = emu.getGradient(`${name}.${part}`);
+          const { ratio, at } = worst(e, r.v, r.e);
+          expect(ratio, `${name}.${part}[${at}]: emu ${e[at]}, float64 ${r.v[at]}, bound ${r.e[at]}`).toBeLessThanOrEqual(1);
+          // The bound means something: bf16 rounding, not a blanket tolerance.
+          const scale = r.v.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+          expect(Math.max(...r.e), `${name}.${part}`).toBeLessThan(0.05 * scale);
+          expect(Array.from(again.getGradient(`${name}.${part}`)), `${name}.${part}: a second emu run`).toEqual(Array.from(e));
+        }
+        // The kernels do round to bf16: somewhere the weight gradient is off by far more than fp32 arithmetic could make it.
+        const scale = ref.dw.v.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expect(worst(emu.getGradient(`${name}.weight`), ref.dw.v, new Float64Array(ref.dw.v.length).fill(2 ** -14 * scale)).ratio, name).toBeGreaterThan(1);
+      }
+    } finally {
+      await Promise.all([emu, again].map((m) => m.dispose()));
+    }
+  }, 300_000);
+});
+
+/** The loss of each of `steps` SGD steps on one fixed batch (the model overfits it: the loss falls). */
+async function lossCurve(m: Model, images: Float32Array, labels: Int32Array, steps: number): Promise<number[]> {
+  const losses: number[] = [];
+  for (let i = 0; i < steps; i++) losses.push((await m.trainStep(images, labels, { lr: 0.05, momentum: 0.9 })).loss);
+  return losses;
+}
+
+describe('bf16 training runs on emu', () => {
+  it('SGD steps of the chain: the loss falls, and two emu runs are bitwise identical (weights and losses)', async () => {
+    const n = 4;
+    const next = rng(31);
+    const images = uniform(n * STEM.C * STEM.H * STEM.W, -1.5, 1.5, next);
+    const labels = Int32Array.from({ length: n }, (_, i) => i % CLASSES);
+    const runs = [];
+    for (let run = 0; run < 2; run++) {
+      const m = await load(emuDir, { device: 'emu', seed: 13 });
+      try {
+        runs.push({ losses: await lossCurve(m, images, labels, STEPS), weights: Array.from(m.getTensor('conv3.weight')) });
+      } finally {
+        await m.dispose();
+      }
+    }
+    expect(runs[0].losses[STEPS - 1]).toBeLessThan(runs[0].losses[0]);
+    expect(runs[1].losses).toEqual(runs[0].losses);
+    expect(runs[1].weights).toEqual(runs[0].weights);
+  }, 300_000);
+});
+
+// NINCC_TEST_FULL=1: test/data/conv-mma.model (BN and ReLU after every conv but one: the fused dBN prologues
+// and the Σdz, Σdz·x̂ epilogue of the data gradient) trained on emu in bf16 and on cpu in fp32 from the
+// same weights. The tolerance is stated, not derived (a bound through 40 nonlinear steps would admit
+// anything): bf16 rounding moves each step's gradients by a few 2⁻⁸ relatively; measured here, the
+// largest gap between the curves was 1.2e-2 on an initial loss of 2.31 (0.5%, both ending near 0.006), and
+// the tolerance is 2% of the initial loss. The loss must fall by more than that, so a flat curve fails.
+const FULL_STEPS = 40;
+const FULL_TOLERANCE = 0.02;
+describe.runIf(process.env.NINCC_TEST_FULL === '1')('bf16 training follows fp32 (NINCC_TEST_FULL=1)', () => {
+  it(`test/data/conv-mma.model: ${FULL_STEPS} SGD steps on emu in bf16 follow the cpu loss curve`, async () => {
+    const file = join(import.meta.dirname, 'data/conv-mma.model');
+    const source = readFileSync(file, 'utf8');
+    const r = compileSpec(source, 'conv-mma.model');
+    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+    const dirs = { emu: join(root, 'full-emu'), cpu: join(root, 'full-cpu') };
+    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, source, { outDir: dirs.emu, target: 'emu', maxBatch: 8, precision: 'bf16' }));
+    buildArtifact(r.model, source, { outDir: dirs.cpu, target: 'cpu', maxBatch: 8 });
+    const n = 8;
+    const next = rng(41);
+    const images = uniform(n * 3 * 39 * 35, -1.5, 1.5, next);
+    const labels = Int32Array.from({ length: n }, (_, i) => i % 10);
+    const curves: Record<string, number[]> = {};
+    for (const device of ['cpu', 'emu'] as const) {
+      const m = await load(dirs[device], { device, seed: 17 });
+      try {
+        curves[device] = await lossCurve(m, images, labels, FULL_STEPS);
+      } finally {
+        await m.dispose();
+      }
+    }
+    const { cpu, emu } = curves;
+    const gap = Math.max(...cpu.map((l, i) => Math.abs(l - emu[i])));
+    expect(gap, `cpu ${cpu.join(' ')}\nemu ${emu.join(' ')}`).toBeLessThanOrEqual(FULL_TOLERANCE * cpu[0]);
+    expect(cpu[0] - cpu[FULL_STEPS - 1]).toBeGreaterThan(FULL_TOLERANCE * cpu[0]);
+    console.log(`conv-mma.model: loss ${cpu[0].toFixed(4)} → cpu ${cpu[FULL_STEPS - 1].toFixed(4)}, emu ${emu[FULL_STEPS - 1].toFixed(4)}; largest gap ${gap.toExponential(3)}`);
+  }, 600_000);
+});
+
+// NINCC_TEST_FULL=1 also trains models/nin-fashion.model (acceptance 1 of issue #15, at a CI-free size):
+// FASHION_STEPS steps (NINCC_BF16_STEPS, default 30) of batch 8 through the mini Fashion-MNIST set, emu in
+// bf16 against cpu in fp32, and a second emu run bitwise equal over its first 5 steps. Tolerance: stated,
+// not derived: a fresh batch each step at lr 0.05 with momentum lets the two trajectories drift further
+// than on conv-mma.model's fixed batch; measured here over 30 steps, the largest per-step gap was 0.108 on
+// an initial loss of 2.36 (4.6%; mean of the last 3 steps cpu 1.833, emu 1.889). The tolerance is 10% of
+// the initial loss, and the loss must fall by more than that.
+const FASHION_STEPS = Number(process.env.NINCC_BF16_STEPS ?? 30);
+const FASHION_TOLERANCE = 0.1;
+describe.runIf(process.env.NINCC_TEST_FULL === '1')('nin-fashion in bf16 (NINCC_TEST_FULL=1)', () => {
+  it(`models/nin-fashion.model: ${FASHION_STEPS} SGD steps on emu in bf16 follow the cpu loss curve; two emu runs bitwise equal`, async () => {
+    const file = join(import.meta.dirname, '../models/nin-fashion.model');
+    const source = readFileSync(file, 'utf8');
+    const r = compileSpec(source, 'nin-fashion.model');
+    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+    const n = 8;
+    const dirs = { emu: join(root, 'fashion-emu'), cpu: join(root, 'fashion-cpu') };
+    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, source, { outDir: dirs.emu, target: 'emu', maxBatch: n, precision: 'bf16' }));
+    buildArtifact(r.model, source, { outDir: dirs.cpu, target: 'cpu', maxBatch: n });
+    const mini = join(import.meta.dirname, 'data/fashion-mnist-mini');
+    const pixels = readIdxFile(join(mini, 'train-images-idx3-ubyte.gz')).data;
+    const classes = readIdxFile(join(mini, 'train-labels-idx1-ubyte.gz')).data;
+    const batch = (step: number) => {
+      const first = (step * n) % (classes.length - n);
+      return {
+        images: Float32Array.from(pixels.subarray(first * 784, (first + n) * 784), (v) => (v / 255 - 0.286) / 0.353),
+        labels: Int32Array.from(classes.subarray(first, first + n)),
+      };
+    };
+    const run = async (device: 'cpu' | 'emu', steps: number) => {
+      const m = await load(dirs[device], { device, seed: 19 });
+      try {
+        const losses: number[] = [];
+        for (let i = 0; i < steps; i++) {
+          const { images, labels } = batch(i);
+          losses.push((await m.trainStep(images, labels, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 })).loss);
+        }
+        return losses;
+      } finally {
+        await m.dispose();
+      }
+    };
+    const cpu = await run('cpu', FASHION_STEPS);
+    const emu = await run('emu', FASHION_STEPS);
+    const gap = Math.max(...cpu.map((l, i) => Math.abs(l - emu[i])));
+    const head = (xs: number[]) => xs.slice(0, 3).reduce((a, b) => a + b, 0) / 3;
+    const tail = (xs: number[]) => xs.slice(-3).reduce((a, b) => a + b, 0) / 3;
+    console.log(`nin-fashion: mean loss of the first 3 steps ${head(cpu).toFixed(4)} → last 3: cpu ${tail(cpu).toFixed(4)}, emu ${tail(emu).toFixed(4)}; largest per-step gap ${gap.toExponential(3)}`);
+    expect(gap, `cpu ${cpu.join(' ')}\nemu ${emu.join(' ')}`).toBeLessThanOrEqual(FASHION_TOLERANCE * cpu[0]);
+    expect(head(cpu) - tail(cpu)).toBeGreaterThan(FASHION_TOLERANCE * cpu[0]);
+    expect(await run('emu', 5)).toEqual(emu.slice(0, 5));
+  }, 1_800_000);
+});
