@@ -36,10 +36,11 @@ describe('precision', () => {
     const bf16 = compiled('train { batch 4 }', 'emu', 'bf16').c;
     expect(bf16.plan.precision).toBe('bf16');
     const kernels = bf16.cuda!.kernels.filter((k) => k.tile);
-    expect(kernels.map((k) => k.name)).toEqual(['k1_conv_infer', 'k1_conv_fwd_fused']);
+    // The first conv reads the images: no data gradient, so its forward, inference and weight gradient are tensor-core kernels.
+    expect(kernels.map((k) => k.name)).toEqual(['k1_conv_infer', 'k1_conv_fwd_fused', 'k1_conv_wgrad_fused']);
     expect(bf16.cuda!.source.text).toContain('nincc::mma_bf16_m16n8k16');
-    // The other kernels (dgrad, wgrad) stay the fp32 ones in this slice.
-    expect(bf16.cuda!.kernels.find((k) => k.name === 'k1_conv_wgrad_fused')!.fused).not.toContain('bf16');
+    expect(bf16.cuda!.kernels.find((k) => k.name === 'k1_conv_wgrad_fused')!.fused).toContain('bf16 tensor-core implicit-GEMM wgrad');
+    expect(fp32.cuda!.kernels.find((k) => k.name === 'k1_conv_wgrad_fused')!.fused ?? '').not.toContain('bf16');
   });
 
   it('the build option overrides the spec, both ways', () => {
