@@ -16,13 +16,15 @@ describe('report.txt of a model with blocks', () => {
     expect(report).toContain([
       '  (10) nn.CAddTable of (8) + (9): the residual block at tiny_resnet_report.model:5:5 in basic(8) at line 19',
       '      training: a separate add kernel k10_add with the ReLU (11) in the same pass; the backward passes the gradient to each branch unchanged',
-      '      inference: k10_add_infer (the add and the ReLU (11) in one pass)',
+      '      inference: add fused into k7_conv_infer epilogue (the conv (7) closing its branch; the shortcut (3) added, then the ReLU (11))',
     ].join('\n'));
     expect(report).toContain('  gradient sums of fanned-out values: k11_add (the output of layer 11), k3_add (the output of layer 3)');
-    expect(report).toContain('  (19) + (20): nn.CAddTable + nn.ReLU → k19_add_infer');
+    expect(report).toContain(' + nn.SpatialBatchNormalization + nn.CAddTable + nn.ReLU → k17_conv_infer');
+    expect(report).not.toContain('add_infer');
     const blocks = readFileSync(join(buildSpec('blocks_report', BLOCKS, 2).dir, 'report.txt'), 'utf8');
     expect(blocks).toMatch(/^ {2}\(\d+\) nn\.Concat\(2\) of \(\d+\), \(\d+\), \(\d+\), \(\d+\) along channels: the concat block at blocks_report\.model:15:3$/m);
     expect(blocks).toContain('  gradient sums of fanned-out values: k20_add ×4 (the output of layer 20), k11_add (the output of layer 11), k3_add (the output of layer 3)');
     expect(blocks).toMatch(/^ {6}training: each branch's output copied into its channel slice \((k\d+_concat_place(_\d)?(, )?){4}\), the gradient's slices copied back out \((k\d+_concat_take(_\d)?(, )?){4}\)$/m);
+    expect(blocks).toContain("      inference: concat in place, each branch's end writing its channel slice: (22) by k21_conv_infer, (26) by k25_conv_infer, (29) by k29_conv_infer, (35) by k35_conv_infer");
   });
 });

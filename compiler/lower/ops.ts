@@ -3,13 +3,14 @@
 // program verifier checks every step against it (verify-program.ts), and both renderers read its names.
 import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
 
-/** A constant's type: a non-negative integer (a shape), any finite number (eps, p, momentum), a flag, an optional flag. */
-type ConstType = 'int' | 'num' | 'bool' | 'bool?';
+/** A constant's type: a non-negative integer (a shape), any finite number (eps, p, momentum), a flag; `?`: optional. */
+type ConstType = 'int' | 'num' | 'bool' | 'bool?' | 'int?';
 type ConstSchema = Readonly<Record<string, ConstType>>;
 
-/** The constants record a schema describes: `int`/`num` → number, `bool` → boolean, `bool?` → optional boolean. */
-type ConstsOf<S extends ConstSchema> = { readonly [k in keyof S as S[k] extends 'bool?' ? never : k]: S[k] extends 'bool' ? boolean : number } & {
-  readonly [k in keyof S as S[k] extends 'bool?' ? k : never]?: boolean;
+/** The constants record a schema describes: `int`/`num` → number, `bool` → boolean; `bool?`/`int?` → optional. */
+type Optional = 'bool?' | 'int?';
+type ConstsOf<S extends ConstSchema> = { readonly [k in keyof S as S[k] extends Optional ? never : k]: S[k] extends 'bool' ? boolean : number } & {
+  readonly [k in keyof S as S[k] extends Optional ? k : never]?: S[k] extends 'bool?' ? boolean : number;
 };
 
 // Constant groups the op families share (the kernels' names: C×H×W in, K×P×Q out, R×S window).
@@ -32,11 +33,18 @@ const pad = { C: 'int', H: 'int', W: 'int', P: 'int', Q: 'int', top: 'num', left
 /** A branch's C channels at `offset` of the `total` channels of a concat's output, HW positions each. */
 const slice = { C: 'int', HW: 'int', total: 'int', offset: 'int' } as const;
 
+/**
+ * Where an inference conv's output goes (the blocks of lower/infer.ts): `residual`, a shortcut buffer `r`
+ * added in the epilogue before the ReLU; `yTotal`/`yOffset`, channels yOffset… of a yTotal-channel
+ * buffer (a concat's output, written in place). Absent: no shortcut, the conv's own K channels.
+ */
+const convOutput = { residual: 'bool?', yTotal: 'int?', yOffset: 'int?' } as const;
+
 const constSchemas = {
   conv_fwd: { ...spatial, bias: 'bool', relu: 'bool' },
   conv_bwd_data: { ...spatial, bias: 'bool' },
   conv_bwd_weight: { ...spatial, bias: 'bool' },
-  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?' },
+  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', ...convOutput },
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool' },
   bn_fwd_train: { ...channels, eps: 'num', momentum: 'num' },
   bn_bwd: { ...channels, eps: 'num', momentum: 'num' },
@@ -122,6 +130,8 @@ const plane = (c: { C: number; HW: number }) => c.C * c.HW;
 const tiles = (C: number, HW: number) => Math.ceil(HW / 32) * C;
 const one = () => 1;
 const withBias = (c: { bias: boolean }) => c.bias;
+/** The elements per image of an inference conv's output buffer: its own K channels, or the concat's yTotal. */
+const convOutputPlane = (c: ConvShape & { yTotal?: number }) => (c.yTotal ?? c.K) * c.P * c.Q;
 
 /** The prologue's scale/shift of the input's pending BN. */
 const pendingInput = <C extends { C: number; inBn: boolean }>(): BufferRule<C, 'in_scale' | 'in_shift'>[] => [
@@ -208,7 +218,8 @@ const rulesTable = {
     // Folded weights are packed for the cpu conv algorithm; the cuda kernel reads their first K×C·R·S as plain rows.
     { name: 'w', dir: 'in', size: (c) => (c.packed ? convPackedWeightsFloats(c) : convWeights(c)) },
     { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
-    { name: 'y', dir: 'out', size: outPlane },
+    { name: 'r', dir: 'in', when: (c) => c.residual === true, size: convOutputPlane },
+    { name: 'y', dir: 'out', size: convOutputPlane },
   ],
   fold_bn: [
     { name: 'w', dir: 'in', size: (c) => c.K * c.CRS },
@@ -450,7 +461,7 @@ export const isOpKind = (op: string): op is OpKind => Object.hasOwn(constSchemas
 /** Every op, in the table's order. */
 export const OP_KINDS: readonly OpKind[] = Object.keys(constSchemas).filter(isOpKind);
 
-/** The schema of an op's constants: each key's type (`int`, `num`, `bool`, `bool?` for an optional flag). */
+/** The schema of an op's constants: each key's type (`int`, `num`, `bool`; `bool?`, `int?`: optional). */
 export const constSchema = (op: OpKind): ConstSchema => constSchemas[op];
 
 export const opScalars = (op: OpKind): readonly string[] => scalarNames[op] ?? [];

@@ -72,11 +72,13 @@ function body(k: KernelStep): string[] {
     case 'conv_infer': {
       const c = k.consts;
       const algorithm = k.op === 'conv_infer' && k.consts.packed ? chooseConvAlgorithm(c).algorithm : 'implicit_gemm';
+      // An inference block's conv: the shortcut its epilogue adds, the concat slice it writes (im2col.h ConvOutput).
+      const o = k.op === 'conv_infer' && (k.consts.residual || k.consts.yTotal !== undefined) ? `, ConvOutput{${optional('r')}, ${k.consts.yTotal ?? c.K}, ${k.consts.yOffset ?? 0}}` : '';
       if (algorithm !== 'implicit_gemm') {
-        return [convShape(c), `conv2d_forward_winograd(${winogradKindCpp(algorithm)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu});`];
+        return [convShape(c), `conv2d_forward_winograd(${winogradKindCpp(algorithm)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
       }
       const w = k.op === 'conv_infer' && k.consts.packed ? `PackedConvWeights{${cf('w')}}` : cf('w');
-      return [convShape(c), `conv2d_forward(shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu});`];
+      return [convShape(c), `conv2d_forward(shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
     }
     case 'conv_bwd_data':
       return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')});`];

@@ -85,7 +85,8 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     }
     case 'conv_infer':
       // The training forward's kernel with nothing pending and no statistics: BN is folded into w and b.
-      return bf16 ? convForwardMma(k, k.consts, schedule.maxBatch) : convForward(k, k.consts);
+      // A block's conv (a shortcut added, a concat slice written) stays on the fp32 kernel, which has those epilogues.
+      return bf16 && !k.consts.residual && k.consts.yTotal === undefined ? convForwardMma(k, k.consts, schedule.maxBatch) : convForward(k, k.consts);
     case 'linear_infer':
       return linearForward(k, k.consts);
     case 'bn_eval': {

@@ -27,22 +27,23 @@ constexpr std::int64_t kColumnsFloats = std::int64_t{4} << 20;
 // y[n][k] = bias[k] + sum_{c,r,s} w[k][c][r][s] * x[n][c][oh*sh-ph+r][ow*sw-pw+s], optionally
 // followed by ReLU (fused into the GEMM's store). `bias` may be null (Torch's noBias()).
 // x: batch x in_channels x in_h x in_w; w: out_channels x in_channels x kernel_h x kernel_w;
-// y: batch x out_channels x out_h x out_w (overwritten).
+// y: batch x out_channels x out_h x out_w (overwritten), or those channels of a wider buffer, with a
+// residual added before the ReLU, as `o` says (im2col.h ConvOutput; inference blocks).
 // Packs w on every call (into the calling thread's scratch) and runs conv2d_forward_packed;
 // inference packs its folded weights once instead.
 inline void conv2d_forward(const Conv2dShape& shape, const float* x, const float* w, const float* bias,
-                           float* y, bool relu = false) {
+                           float* y, bool relu = false, const ConvOutput& o = {}) {
   const int patch = shape.patch_size();
   float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
                                  static_cast<std::size_t>(packed_conv_weights_size(shape.out_channels, patch)));
   pack_conv_weights(shape, w, packed);
-  conv2d_forward_packed(shape, x, packed, bias, y, relu);
+  conv2d_forward_packed(shape, x, packed, bias, y, relu, o);
 }
 
 // The same with weights packed once beforehand (inference: packed when BN is folded).
 inline void conv2d_forward(const Conv2dShape& shape, const float* x, PackedConvWeights w, const float* bias, float* y,
-                           bool relu = false) {
-  conv2d_forward_packed(shape, x, w.data, bias, y, relu);
+                           bool relu = false, const ConvOutput& o = {}) {
+  conv2d_forward_packed(shape, x, w.data, bias, y, relu, o);
 }
 
 // dx = the gradient of the loss with respect to x, given dy (same layout as y). Overwrites dx.
