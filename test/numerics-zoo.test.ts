@@ -25,6 +25,6 @@ describe('report.txt of a model with blocks', () => {
     expect(blocks).toMatch(/^ {2}\(\d+\) nn\.Concat\(2\) of \(\d+\), \(\d+\), \(\d+\), \(\d+\) along channels: the concat block at blocks_report\.model:15:3$/m);
     expect(blocks).toContain('  gradient sums of fanned-out values: k20_add ×4 (the output of layer 20), k11_add (the output of layer 11), k3_add (the output of layer 3)');
     expect(blocks).toMatch(/^ {6}training: each branch's output copied into its channel slice \((k\d+_concat_place(_\d)?(, )?){4}\), the gradient's slices copied back out \((k\d+_concat_take(_\d)?(, )?){4}\)$/m);
-    expect(blocks).toContain("      inference: concat in place, each branch's end writing its channel slice: (22) by k21_conv_infer, (26) by k25_conv_infer, (29) by k29_conv_infer, (35) by k35_conv_infer");
+    expect(blocks).toContain("      inference: concat in place, each branch's closing conv writing its channel slice: (22) by k21_conv_infer, (26) by k25_conv_infer, (29) by k29_conv_infer, (35) by k35_conv_infer");
   });
 });

@@ -83,13 +83,16 @@ const constSchemas = {
   nll_loss: { classes: 'int' },
   sgd_update: { count: 'int' },
   conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool' },
-  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags },
+  // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
+  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?' },
   conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
   bn_bwd_finalize: channels,
   act_apply: { ...channels, ...inFlags },
+  add_apply: { ...channels, aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool', relu: 'bool' },
+  add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
   grad_rebuild: { ...channels, ...gradFlags },
   maxpool_fwd_fused: { ...spatial, ...inFlags },
@@ -166,6 +169,14 @@ const backwardStats = <C,>(C: (c: C) => number, HW: (c: C) => number, on?: (c: C
     { name: 'e_dzx', dir: 'out', when: on, size: (c) => tiles(C(c), HW(c)) },
   ];
 };
+
+/** backwardStats's buffers for one branch end `p` of a residual add (p_y, p_scale, …, p_dz, p_dzx). */
+const branchStats = <C extends { C: number; HW: number }, P extends 'a' | 'b'>(p: P, on: (c: C) => boolean): BufferRule<C, `${P}_${'y' | 'scale' | 'shift' | 'mean' | 'invstd' | 'dz' | 'dzx'}`>[] => [
+  { name: `${p}_y`, dir: 'in', when: on, size: plane },
+  ...(['scale', 'shift', 'mean', 'invstd'] as const).map((n) => ({ name: `${p}_${n}` as const, dir: 'in' as const, when: on, size: perChannel })),
+  { name: `${p}_dz`, dir: 'out', when: on, size: (c) => tiles(c.C, c.HW) },
+  { name: `${p}_dzx`, dir: 'out', when: on, size: (c) => tiles(c.C, c.HW) },
+];
 
 const softmax = [
   { name: 'x', dir: 'in', size: (c: { classes: number }) => c.classes },
@@ -376,6 +387,7 @@ const rulesTable = {
     { name: 'g', dir: 'in', size: outPlane },
     ...rebuild<OpConsts['conv_dgrad_fused']>((c) => c.K, (c) => c.P * c.Q),
     { name: 'w', dir: 'in', size: convWeights },
+    { name: 'g_add', dir: 'in', when: (c) => c.addend === true, size: inPlane },
     { name: 'dx', dir: 'out', size: inPlane },
     ...backwardStats<OpConsts['conv_dgrad_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
   ],
@@ -418,6 +430,25 @@ const rulesTable = {
     { name: 'dbeta', dir: 'out', size: perChannel },
   ],
   act_apply: [{ name: 'x', dir: 'in', size: plane }, ...pendingInput<OpConsts['act_apply']>(), { name: 'y', dir: 'out', size: plane }],
+  // A residual add of two branch ends, each with its pending BN/ReLU applied on load, then the block's ReLU.
+  add_apply: [
+    { name: 'a', dir: 'in', size: plane },
+    { name: 'a_scale', dir: 'in', when: (c) => c.aBn, size: perChannel },
+    { name: 'a_shift', dir: 'in', when: (c) => c.aBn, size: perChannel },
+    { name: 'b', dir: 'in', size: plane },
+    { name: 'b_scale', dir: 'in', when: (c) => c.bBn, size: perChannel },
+    { name: 'b_shift', dir: 'in', when: (c) => c.bBn, size: perChannel },
+    { name: 'y', dir: 'out', size: plane },
+  ],
+  // Its backward in one pass: dz = g·[y > 0] (the block's ReLU) for both branch ends, and the Σdz, Σdz·x̂
+  // partials of each end's pending BN (a_*/b_*, as backwardStats's e_*).
+  add_bwd_fused: [
+    { name: 'g', dir: 'in', size: plane },
+    { name: 'y', dir: 'in', when: (c) => c.relu, size: plane },
+    { name: 'dz', dir: 'out', when: (c) => c.relu, size: plane },
+    ...branchStats<OpConsts['add_bwd_fused'], 'a'>('a', (c) => c.aStats),
+    ...branchStats<OpConsts['add_bwd_fused'], 'b'>('b', (c) => c.bStats),
+  ],
   act_bwd_stats: [
     { name: 'g', dir: 'in', size: plane },
     ...backwardStats<OpConsts['act_bwd_stats']>(perChannel, (c) => c.HW), // lowering emits it only for a pending BN

@@ -45,12 +45,11 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       } else lines.push(`      inference: ${inferKernels.join(', ')}${fusedRelu ? ` (the add and the ReLU (${next?.index}) in one pass)` : ''}`);
     } else {
       lines.push(`      training: each branch's output copied into its channel slice (${fwd.join(', ')}), the gradient's slices copied back out (${bwd.join(', ')})`);
-      const ends = inputsOf(model.layers, i).map((p) => {
-        const writer = inPlace.get(p)?.at === i ? groups.find((g) => g.at === p) : undefined;
-        return writer ? `(${p + 1}) by ${kernelsOf(infer, writer.head.index, 'conv_infer').join(', ')}` : `(${p + 1}) copied`;
-      });
-      const copies = inferKernels.length > 0 ? `; copies: ${inferKernels.join(', ')}` : '';
-      lines.push(`      inference: ${inferKernels.length === 0 ? 'concat in place' : 'concat partly in place'}, each branch's end writing its channel slice: ${ends.join(', ')}${copies}`);
+      const writers = inputsOf(model.layers, i).map((p) => ({ p, g: inPlace.get(p)?.at === i ? groups.find((g) => g.at === p) : undefined }));
+      if (writers.every((w) => w.g)) {
+        const ends = writers.map((w) => `(${w.p + 1}) by ${kernelsOf(infer, w.g!.head.index, 'conv_infer').join(', ')}`);
+        lines.push(`      inference: concat in place, each branch's closing conv writing its channel slice: ${ends.join(', ')}`);
+      } else lines.push(`      inference: the same copies (${inferKernels.join(', ')}): a concat is written in place only when every branch ends in a conv`);
     }
   });
   // A value several layers read (a block's input) gets the sum of their gradients: an add per extra reader.

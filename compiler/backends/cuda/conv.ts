@@ -105,7 +105,7 @@ export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): 
   // not a multiple of the stride contribute nothing). dY is rebuilt on load from the gradient of the
   // conv's (pending) output value; the epilogue writes dX and the partials of the input's pending BN.
   const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
-  const names = ['g', ...rebuildParams(c), 'w', { name: 'dx', out: true }, ...statsParams(c)];
+  const names = ['g', ...rebuildParams(c), 'w', ...(c.addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const body = [
     'NINCC_SHARED_2D(float, ws, 16, 33);  // ws[kk][m] = W[k][c0 + m][r][s] for reduce index e0 + kk = (k, r, s)',
     'NINCC_SHARED_2D(float, gs, 16, 32);  // gs[kk][j] = dY[k][p][q] at the tap that reaches position j0 + j',
@@ -141,11 +141,12 @@ export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): 
     `  if (ch >= ${c.C}) continue;  // uniform over the warp`,
     `  const bool valid = j < ${HW};`,
     `  const long long at = (long long)img * ${c.C * HW} + (long long)ch * ${HW} + j;`,
+    ...(c.addend ? ["  if (valid) acc[i] += nincc::ld(&g_add[at]);  // another reader's gradient of the same input"] : []),
     '  if (valid) nincc::st(&dx[at], acc[i]);',
     ...backwardStats(c, 'acc[i]', 'at', 'ch', 'valid', tileSlot(c.C, HW)).map((s) => `  ${s}`),
     '}',
   ];
-  const fused = fusedText(['implicit-GEMM dgrad', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)', c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN']);
+  const fused = fusedText(['implicit-GEMM dgrad', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)', c.addend && "epilogue: + another reader's gradient", c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN']);
   return { params: params(k, names), body, launch: { grid: [Math.ceil(HW / 32), Math.ceil(c.C / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
 }
 
