@@ -1,9 +1,7 @@
 // Issue #17's layers and blocks on the cpu device against the float64 reference, on all threads
-// (test/reference/zoo-suite.ts), and what report.txt says of the blocks.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// (test/reference/zoo-suite.ts), and what report.txt says of the blocks (made without compiling).
 import { describe, expect, it } from 'vitest';
-import { buildSpec } from './reference/artifacts.js';
+import { reportOnly } from './reference/report-only.js';
 import { BLOCKS, TINY_RESNET } from './reference/specs.js';
 import { zooSuite } from './reference/zoo-suite.js';
 
@@ -11,7 +9,7 @@ zooSuite('all threads');
 
 describe('report.txt of a model with blocks', () => {
   it('prints the Torch7 tree and, per block, its merge, kernels and fused ReLU; the gradient sums of fanned-out values', () => {
-    const report = readFileSync(join(buildSpec('tiny_resnet_report', TINY_RESNET, 2).dir, 'report.txt'), 'utf8');
+    const { report } = reportOnly('tiny_resnet_report', TINY_RESNET, 'cpu', 2);
     expect(report).toContain('  (4): nn.ConcatTable {\n    input\n      |`-> (1): nn.Sequential {');
     expect(report).toContain([
       '  (10) nn.CAddTable of (8) + (9): the residual block at tiny_resnet_report.model:5:5 in basic(8) at line 19',
@@ -21,7 +19,7 @@ describe('report.txt of a model with blocks', () => {
     expect(report).toContain('  gradient sums of fanned-out values: k11_add (the output of layer 11), k3_add (the output of layer 3)');
     expect(report).toContain(' + nn.SpatialBatchNormalization + nn.CAddTable + nn.ReLU → k17_conv_infer');
     expect(report).not.toContain('add_infer');
-    const blocks = readFileSync(join(buildSpec('blocks_report', BLOCKS, 2).dir, 'report.txt'), 'utf8');
+    const { report: blocks } = reportOnly('blocks_report', BLOCKS, 'cpu', 2);
     expect(blocks).toMatch(/^ {2}\(\d+\) nn\.Concat\(2\) of \(\d+\), \(\d+\), \(\d+\), \(\d+\) along channels: the concat block at blocks_report\.model:15:3$/m);
     expect(blocks).toContain('  gradient sums of fanned-out values: k20_add ×4 (the output of layer 20), k11_add (the output of layer 11), k3_add (the output of layer 3)');
     expect(blocks).toMatch(/^ {6}training: each branch's output copied into its channel slice \((k\d+_concat_place(_\d)?(, )?){4}\), the gradient's slices copied back out \((k\d+_concat_take(_\d)?(, )?){4}\)$/m);
