@@ -62,4 +62,28 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-train.test.ts'],
     only: 'dropout_mlp: forward\\+backward',
   },
+  {
+    name: "CPU conv GEMM epilogue dropping a residual block's shortcut",
+    file: 'runtime/include/nincc/cpu/conv_gemm.h',
+    find: 'o.residual ? o.residual + skip : nullptr};',
+    replace: 'nullptr};',
+    tests: ['test/block-fusion.test.ts'],
+    only: 'infer matches',
+  },
+  {
+    name: "CPU Winograd epilogue dropping a residual block's shortcut",
+    file: 'runtime/include/nincc/cpu/conv_winograd.h',
+    find: '          if (residual) {',
+    replace: '          if (false && residual) {',
+    tests: ['test/block-fusion.test.ts'],
+    only: 'infer matches',
+  },
+  {
+    name: "CUDA residual add backward without the block's dReLU",
+    file: 'compiler/backends/cuda/residual.ts',
+    find: "'if (valid && !(nincc::ld(&y[at]) > 0.0f)) d = 0.0f;', ",
+    replace: '',
+    tests: ['test/emu-blocks-train.test.ts'],
+    only: 'tiny_resnet',
+  },
 ];
