@@ -63,7 +63,7 @@ describe('train/eval frictions (#16, #21)', () => {
     const spec = join(work, 'tiny.model');
     writeFileSync(spec, 'model tiny {\n  input 1x28x28\n  conv(1, 2, 5, 5, 4, 4)  bn(2)  relu  view(-1)  linear(72, 10)  logsoftmax\n}\ntrain {\n  batch 32  epochs 1  criterion nll\n  optimizer sgd { momentum 0.9 }\n  regime { epochs 1..1  lr 1e-2  wd 0 }\n}\n');
     const emu = join(work, 'tiny-emu');
-    const b = nincc(['build', spec, '--target', 'emu', '-o', emu, '-q'], { timeoutMs: 600_000 });
+    const b = nincc(['build', spec, '--target', 'emu', '-o', emu, '-q'], { env: { NINCC_NVCC: '0' }, timeoutMs: 600_000 });
     expect(b.code, b.stderr).toBe(0);
     expect(artifactDevice(emu)).toBe('emu');
     const r = nincc(['train', emu, '--data', mini, '--limit', '64', '--batch', '32', '--test-limit', '32', '-q', '-o', join(work, 'tiny-run')], { timeoutMs: 600_000 });
