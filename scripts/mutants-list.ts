@@ -79,6 +79,14 @@ export const MUTANTS: readonly Mutant[] = [
     only: 'infer matches',
   },
   {
+    name: "CPU BN training pass dropping a residual block's shortcut",
+    file: 'runtime/include/nincc/cpu/batchnorm.h',
+    find: '      if (residual) v += residual[base + i];',
+    replace: '',
+    tests: ['test/numerics-zoo.test.ts'],
+    only: 'forwardBackward',
+  },
+  {
     name: "CUDA residual add backward without the block's dReLU",
     file: 'compiler/backends/cuda/residual.ts',
     find: "'if (valid && !(nincc::ld(&y[at]) > 0.0f)) d = 0.0f;', ",

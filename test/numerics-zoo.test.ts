@@ -13,7 +13,7 @@ describe('report.txt of a model with blocks', () => {
     expect(report).toContain('  (4): nn.ConcatTable {\n    input\n      |`-> (1): nn.Sequential {');
     expect(report).toContain([
       '  (10) nn.CAddTable of (8) + (9): the residual block at tiny_resnet_report.model:5:5 in basic(8) at line 19',
-      '      training: a separate add kernel k10_add with the ReLU (11) in the same pass; the backward passes the gradient to each branch unchanged',
+      '      training: add fused into the BN pass k8_bn_fwd_train (the BN (8) closing its branch, then the ReLU (11)); the backward passes the gradient to each branch unchanged',
       '      inference: add fused into k7_conv_infer epilogue (the conv (7) closing its branch; the shortcut (3) added, then the ReLU (11))',
     ].join('\n'));
     expect(report).toContain('  gradient sums of fanned-out values: k11_add (the output of layer 11), k3_add (the output of layer 3)');

@@ -3,7 +3,7 @@
 // the conv that closes a branch, and a concat's branches written by their last convs into their slices.
 import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
 import type { ShapedLayer, ShapedModel } from '../ir.js';
-import { inputsOf, readers } from './chain.js';
+import { closingAdd, inputsOf, readers } from './chain.js';
 import { paramId } from './params.js';
 import type { Program } from './program-ir.js';
 import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
@@ -32,20 +32,6 @@ export function groupForInference(layers: readonly ShapedLayer[]): InferenceGrou
   const reads = readers(layers);
   // Layer i + 1 can join layer i's kernel when it reads only i's output and nothing else reads it.
   const follows = (i: number) => i + 1 < layers.length && reads[i] === 1 && inputsOf(layers, i + 1).join() === String(i);
-  // A two-input add that is the only reader of a conv group ending at i, and comes right after it (past an
-  // identity branch written after the conv's, which only the add reads), is the conv's epilogue when its
-  // other input (through nn.Identity) was computed before the conv: the shortcut. Returns the add's position.
-  const closes = (headAt: number, i: number) => {
-    if (reads[i] !== 1) return undefined;
-    let at = i + 1;
-    while (at < layers.length && layers[at].kind === 'identity' && reads[at] === 1) at++;
-    const from = at < layers.length && layers[at].kind === 'add' ? inputsOf(layers, at) : [];
-    if (from.length !== 2 || !from.includes(i)) return undefined;
-    for (let k = i + 1; k < at; k++) if (!from.includes(k)) return undefined;
-    let shortcut = from.find((p) => p !== i);
-    while (shortcut !== undefined && shortcut >= 0 && layers[shortcut].kind === 'identity') shortcut = inputsOf(layers, shortcut)[0];
-    return shortcut !== undefined && shortcut < headAt ? { at, shortcut } : undefined;
-  };
   for (let i = 0; i < layers.length; i++) {
     const head = layers[i];
     const headAt = i;
@@ -57,7 +43,7 @@ export function groupForInference(layers: readonly ShapedLayer[]): InferenceGrou
       bn = next;
       i++;
     }
-    const closing = head.kind === 'conv' ? closes(headAt, i) : undefined;
+    const closing = head.kind === 'conv' ? closingAdd(layers, reads, headAt, i) : undefined;
     if (closing) {
       i = closing.at;
       add = { layer: layers[i], shortcut: closing.shortcut };

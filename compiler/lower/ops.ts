@@ -46,7 +46,8 @@ const constSchemas = {
   conv_bwd_weight: { ...spatial, bias: 'bool' },
   conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', ...convOutput },
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool' },
-  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num' },
+  // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
+  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?' },
   bn_bwd: { ...channels, eps: 'num', momentum: 'num' },
   bn_eval: { ...channels, eps: 'num' },
   relu_fwd: { count: 'int' },
@@ -249,6 +250,7 @@ const rulesTable = {
     { name: 'beta', dir: 'in', size: perChannel },
     { name: 'running_mean', dir: 'inout', size: perChannel },
     { name: 'running_var', dir: 'inout', size: perChannel },
+    { name: 'r', dir: 'in', when: (c) => c.residual === true, size: plane },
     { name: 'y', dir: 'out', size: plane },
     { name: 'save_mean', dir: 'out', size: perChannel },
     { name: 'save_invstd', dir: 'out', size: perChannel },

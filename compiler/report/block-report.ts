@@ -3,7 +3,7 @@
 // the conv closing a branch, a concat written in place by its branches' convs), and where fanned-out
 // gradients are summed.
 import { isMerge, type ShapedModel } from '../ir.js';
-import type { Program } from '../lower/program-ir.js';
+import type { Program, StepOf } from '../lower/program-ir.js';
 import { concatsInPlace, type InferenceGroup } from '../lower/infer.js';
 import { inputsOf } from '../lower/chain.js';
 import { torchModuleString } from './torch-print.js';
@@ -37,7 +37,15 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       const reluKernel = train?.steps.some((s) => s.layer === next?.index && s.op === 'relu_fwd');
       const relu =
         next?.kind !== 'relu' ? '' : trainRelu ? ` with the ReLU (${next.index}) in the same pass` : reluKernel ? `, then the ReLU (${next.index}) as its own kernel` : `, the ReLU (${next.index}) pending: applied by the kernels that read the sum`;
-      lines.push(`      training: a separate add kernel ${fwd.join(', ') || '(none)'}${relu}; the backward passes the gradient to each branch unchanged`);
+      // cpu training: the BN closing a branch may have added the shortcut (and the ReLU) in its own pass.
+      const bnPass = train?.steps.find((s): s is StepOf<'bn_fwd_train'> => s.op === 'bn_fwd_train' && s.consts.residual === true && inputsOf(model.layers, i).some((p) => model.layers[p]?.index === s.layer));
+      const fusedTraining = train?.steps.find((s): s is StepOf<'add_apply'> => s.layer === l.index && s.op === 'add_apply');
+      if (bnPass) {
+        lines.push(`      training: add fused into the BN pass ${bnPass.kernel} (the BN (${bnPass.layer}) closing its branch${bnPass.consts.relu ? `, then the ReLU (${next?.index})` : ''}); the backward passes the gradient to each branch unchanged`);
+      } else if (fusedTraining) {
+        const bwdFused = train?.steps.find((s) => s.layer === l.index && s.op === 'add_bwd_fused');
+        lines.push(`      training: one pass ${fusedTraining.kernel} applies both branch ends' pending BN/ReLU, adds${fusedTraining.consts.relu ? ` and applies the ReLU (${next?.index})` : ''}; backward: ${bwdFused ? `one pass ${bwdFused.kernel}` : 'no kernel'}, the gradient passed to each branch end`);
+      } else lines.push(`      training: a separate add kernel ${fwd.join(', ') || '(none)'}${relu}; the backward passes the gradient to each branch unchanged`);
       if (closing) {
         const shortcut = closing.add!.shortcut;
         const kernel = kernelsOf(infer, closing.head.index, 'conv_infer').join(', ');

@@ -108,7 +108,8 @@ function body(k: KernelStep): string[] {
     }
     case 'bn_fwd_train': {
       const c = k.consts;
-      return [bnShape(c), `batchnorm_forward_train(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${f('y')}, ${f('save_mean')}, ${f('save_invstd')}, ${f('running_mean')}, ${f('running_var')}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)});`];
+      const block = c.residual || c.relu ? `, ${c.relu === true}, ${optional('r')}` : ''; // a residual block's add (and ReLU) after it
+      return [bnShape(c), `batchnorm_forward_train(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${f('y')}, ${f('save_mean')}, ${f('save_invstd')}, ${f('running_mean')}, ${f('running_var')}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)}${block});`];
     }
     case 'bn_bwd':
       return [bnShape(k.consts), `batchnorm_backward(shape, ${cf('x')}, ${cf('g')}, ${cf('gamma')}, ${cf('save_mean')}, ${cf('save_invstd')}, ${f('dx')}, ${f('dgamma')}, ${f('dbeta')});`];
