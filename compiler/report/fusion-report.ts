@@ -44,9 +44,13 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
   const merges = model.layers.filter((l) => l.kind === 'add');
   const fusedAdds = merges.filter((l) => program.steps.some((s) => s.layer === l.index && s.op === 'add_apply'));
   const adds = program.steps.filter((s) => s.op === 'add');
-  lines.push(
+  // A chain without blocks has neither line (its report is as before blocks existed).
+  const blockLines = merges.length === 0 && adds.length === 0 ? [] : [
     `  ${fusedAdds.length} of ${merges.length} residual adds run forward as one pass (add_apply: the branch ends' pending BN/ReLU applied on load, the block's ReLU after) and backward as one (add_bwd_fused: dReLU and the ends' BN partials)`,
     `  separate add passes over activations: ${adds.length}${adds.length ? ` (${adds.map((s) => s.kernel).join(', ')}: ${adds.every((s) => s.layer !== 0 && model.layers[s.layer - 1]?.kind !== 'add') ? "sums of a fanned-out value's gradients" : 'merges and gradient sums'})` : ''}`,
+  ];
+  lines.push(
+    ...blockLines,
     `  ${oneKernel.length} of ${groups.length} conv→bn→relu groups run forward as one conv kernel (statistics in its epilogue) plus one bn_finalize; ${forward.length} conv kernels in all`,
     `  separate BN/ReLU passes over activations: ${passes.length}${passes.length ? ` (${passes.map((s) => s.kernel).join(', ')})` : ''}`,
   );

@@ -89,10 +89,9 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
     `  if (k >= ${c.K}) continue;  // uniform over the warp: a warp is one row ty`,
     `  const bool valid = j < ${PQ};`,
     `  float v = acc[i]${c.bias ? ' + nincc::ld(&b[k])' : ''};`,
-    `  const long long at = (long long)img * ${o.total * PQ} + (long long)(${o.offset ? `${o.offset} + ` : ''}k) * ${PQ} + j;`,
-    ...(o.residual ? ['  if (valid) v += nincc::ld(&r[at]);  // the residual block\'s shortcut'] : []),
-    ...(c.relu ? ['  v = v > 0.0f ? v : 0.0f;  // inference: the ReLU after a folded BN (and the shortcut)'] : []),
-    '  if (valid) nincc::st(&y[at], v);',
+    ...(o.residual ? [`  if (valid) v += nincc::ld(&r[(long long)img * ${c.K * PQ} + (long long)k * ${PQ} + j]);  // the residual block's shortcut`] : []),
+    ...(c.relu ? ['  v = v > 0.0f ? v : 0.0f;  // inference: the ReLU after a folded BN'] : []),
+    `  if (valid) nincc::st(&y[(long long)img * ${o.total * PQ} + (long long)${o.offset ? `(${o.offset} + k)` : 'k'} * ${PQ} + j], v);`,
     ...(c.stats ? forwardStats('v', 'valid', `min(32, ${PQ} - j0)`, tileSlot(c.K, PQ, 'k')).map((s) => `  ${s}`) : []),
     '}',
   ];
