@@ -7,10 +7,16 @@
 //     run by run (the order alternating each round) after a warm-up; onnxruntime with its idle
 //     spin-wait off, since with it on its pool threads keep a core busy for tens of milliseconds
 //     after each run, that is during nincc's next run (measured: 26 ms instead of 14 ms per NIN image);
-//  2. standalone: each engine alone for a block of runs, onnxruntime with its default settings.
+//  2. standalone: each engine alone for a block of runs, onnxruntime with its default settings;
+//  3. interleaved again, inference only, with onnxruntime spinning as nincc's pool does (each spins a
+//     little after a run), so no engine's comparison rests on the spin choice.
 // Both engines get `nproc` threads (nincc's OpenMP-configured pool, onnxruntime's intra-op pool, the
-// default CPU provider). Prints medians, min–max, nincc/onnxruntime ratios, GFLOP/s and % of peak,
+// default CPU provider). Where python3 imports torch (installed here by scripts/install-torch.sh when
+// missing; NINCC_BENCH_TORCH=0 leaves it out), PyTorch eager runs the same weights in NCHW and in
+// channels_last with as many threads (bench/cpu/torch-engine.ts): inference at batch 1 and 16 and the
+// training step at batch 16, its outputs and loss checked against nincc's first, in both passes. Prints medians, min–max, nincc/onnxruntime ratios, GFLOP/s and % of peak,
 // and each engine's cost per call apart from its kernels (bench/cpu/overhead.ts).
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
@@ -22,6 +28,7 @@ import { describeMachine, machineLines } from './cpu/machine.js';
 import { images, prepareSubject, type Subject } from './cpu/subjects.js';
 import { measureCallOverhead, type CallOverhead } from './cpu/overhead.js';
 import { median, reportLines, type Timed } from './cpu/report.js';
+import { LAYOUTS, TorchEngine, torchAvailable } from './cpu/torch-engine.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,7 +49,11 @@ const threads = availableParallelism();
 // libgomp reads this when the first kernel library loads; nproc is its default anyway, set so it is said.
 process.env.OMP_NUM_THREADS ??= String(threads);
 
-type Case = Timed & { readonly run: () => Promise<unknown> };
+/** A case: `run` once, or `measure` once giving its seconds (PyTorch's runs are timed in its own process). */
+type Case = Timed & { readonly run: () => Promise<unknown>; readonly measure?: () => Promise<number> };
+
+/** The SGD step both engines time: lr 0 keeps the weights, and so the work, the same from run to run. */
+const STEP = { lr: 0, momentum: 0.9, weightDecay: 5e-4 };
 
 /** max |a − b| ≤ 1e-4 · max(1, max |b|) (test/onnx-export.test.ts's rule), and rows that differ between images. */
 function agreement(onnx: Float32Array, ref: Float32Array, n: number): { diff: number; scale: number; ok: boolean; informative: boolean } {
@@ -68,9 +79,24 @@ const sessionOptions = (spinning: boolean): ort.InferenceSession.SessionOptions 
 });
 
 async function time(c: Case): Promise<void> {
+  if (c.measure) {
+    c.seconds.push(await c.measure());
+    return;
+  }
   const t0 = process.hrtime.bigint();
   await c.run();
   c.seconds.push(Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+/** The PyTorch engine, installing python3-torch first where it is missing and that is possible; or why there is none. */
+function startTorch(): { engine?: TorchEngine; line: string } {
+  let found = torchAvailable();
+  if (!found.ok && process.env.NINCC_BENCH_TORCH !== '0') {
+    const r = spawnSync('bash', [resolve(packageRoot(), 'scripts/install-torch.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (r.status === 0) found = torchAvailable();
+  }
+  if (!found.ok) return { line: `PyTorch: no column (${found.reason})` };
+  return { engine: new TorchEngine(found.python, threads), line: '' };
 }
 
 async function main(): Promise<number> {
@@ -79,8 +105,11 @@ async function main(): Promise<number> {
   lines.push(`threads: nincc OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS}, onnxruntime-node ${(ort as { env?: { versions?: { common?: string } } }).env?.versions?.common ?? ''} intraOpNumThreads=${threads} (default CPU provider)`);
   for (const l of lines) console.log(l);
 
+  const torch = startTorch();
+  if (torch.line) console.log(torch.line);
   const interleaved: Case[] = [];
-  const standalone: { nincc: Case[]; ort: Case[] } = { nincc: [], ort: [] };
+  const bothSpin: Case[] = []; // pass 3
+  const standalone: { nincc: Case[]; ort: Case[]; torch: Case[] } = { nincc: [], ort: [], torch: [] };
   const models: Model[] = [];
   const sessions: ort.InferenceSession[] = [];
   let failed = false;
@@ -95,6 +124,9 @@ async function main(): Promise<number> {
       sessions.push(quiet, spinning);
       const input = subject.model.input;
       const base = { model: subject.name, flopsPerImage: subject.flopsPerImage };
+      const work = resolve(packageRoot(), values.work!, subject.name);
+      const torchEngine = torch.engine;
+      if (torchEngine) console.log(`${subject.name}: ${await torchEngine.load(subject.name, subject.dir, subject.weights, threads)}`);
       for (const batch of [1, 16]) {
         const x = images(batch, input, 100 + batch);
         const feeds = { images: new ort.Tensor('float32', x, [batch, ...input]) };
@@ -109,54 +141,87 @@ async function main(): Promise<number> {
         const infer = { ...base, what: 'infer', batch } as const;
         interleaved.push({ ...infer, engine: 'nincc', run: () => nincc.infer(x), seconds: [] });
         interleaved.push({ ...infer, engine: 'onnxruntime', run: () => quiet.run(feeds), seconds: [] });
+        bothSpin.push({ ...infer, engine: 'nincc', run: () => nincc.infer(x), seconds: [] });
+        bothSpin.push({ ...infer, engine: 'onnxruntime', run: () => spinning.run(feeds), seconds: [] });
         standalone.nincc.push({ ...infer, engine: 'nincc', run: () => nincc.infer(x), seconds: [] });
         standalone.ort.push({ ...infer, engine: 'onnxruntime', run: () => spinning.run(feeds), seconds: [] });
+        if (torchEngine) {
+          for (const layout of LAYOUTS) {
+            const got = await torchEngine.infer(subject.name, layout, x, batch, input, work);
+            const a = agreement(got, ref, batch);
+            console.log(`${subject.name} batch ${batch}: max |PyTorch ${layout} − nincc| = ${a.diff.toExponential(2)} (limit ${(1e-4 * a.scale).toExponential(2)}): ${a.ok ? 'agree' : 'DISAGREE'}`);
+            if (!a.ok) failed = true;
+            const id = `${subject.name}-infer-${batch}-${layout}`;
+            await torchEngine.prepareCase({ id, name: subject.name, layout, what: 'infer', batch, shape: input, images: x, work });
+            for (const list of [interleaved, standalone.torch]) list.push({ ...infer, engine: 'pytorch', layout, run: () => torchEngine.time(id, 1), measure: async () => (await torchEngine.time(id, 1))[0], seconds: [] });
+          }
+        }
       }
       if (trainer.trainable) {
         const x = images(16, input, 7);
         const y = Int32Array.from({ length: 16 }, (_, i) => i % trainer.info.classes);
-        // lr 0 keeps the weights (and so the work) the same from run to run.
         const step = { ...base, what: 'train', batch: 16, engine: 'nincc' } as const;
-        interleaved.push({ ...step, run: () => trainer.trainStep(x, y, { lr: 0 }), seconds: [] });
-        standalone.nincc.push({ ...step, run: () => trainer.trainStep(x, y, { lr: 0 }), seconds: [] });
+        interleaved.push({ ...step, run: () => trainer.trainStep(x, y, STEP), seconds: [] });
+        standalone.nincc.push({ ...step, run: () => trainer.trainStep(x, y, STEP), seconds: [] });
+        if (torchEngine) {
+          const { loss } = await trainer.trainStep(x, y, STEP);
+          for (const layout of LAYOUTS) {
+            const id = `${subject.name}-train-16-${layout}`;
+            const theirs = (await torchEngine.prepareCase({ id, name: subject.name, layout, what: 'train', batch: 16, shape: input, images: x, labels: Array.from(y), momentum: STEP.momentum, weightDecay: STEP.weightDecay, work }))!;
+            const ok = Math.abs(theirs - loss) <= 1e-4 * Math.max(1, Math.abs(loss));
+            console.log(`${subject.name} training step at batch 16: loss PyTorch ${layout} ${theirs.toFixed(6)}, nincc ${loss.toFixed(6)}: ${ok ? 'agree' : 'DISAGREE'}`);
+            if (!ok) failed = true;
+            for (const list of [interleaved, standalone.torch]) list.push({ ...step, engine: 'pytorch', layout, run: () => torchEngine.time(id, 1), measure: async () => (await torchEngine.time(id, 1))[0], seconds: [] });
+          }
+        }
       }
     }
     if (failed) {
       console.log('the engines do not agree: no timing');
       return 1;
     }
-    for (let i = 0; i < warmup; i++) for (const c of interleaved) await c.run();
-    for (let r = 0; r < runs; r++) {
-      // Alternate the order, so neither engine always runs right after the other.
-      for (const c of r % 2 ? [...interleaved].reverse() : interleaved) await time(c);
-    }
+    const interleave = async (cases: Case[]) => {
+      for (let i = 0; i < warmup; i++) for (const c of cases) await time(c);
+      for (const c of cases) c.seconds.length = 0;
+      for (let r = 0; r < runs; r++) {
+        // Alternate the order, so neither engine always runs right after the other.
+        for (const c of r % 2 ? [...cases].reverse() : cases) await time(c);
+      }
+    };
+    await interleave(interleaved);
     // Standalone blocks: each case alone, back to back; onnxruntime with its default spinning.
-    for (const block of [standalone.nincc, standalone.ort]) {
+    for (const block of [standalone.nincc, standalone.ort, standalone.torch]) {
       for (const c of block) {
-        for (let i = 0; i < warmup; i++) await c.run();
+        for (let i = 0; i < warmup; i++) await time(c);
+        c.seconds.length = 0;
         for (let r = 0; r < standaloneRuns; r++) await time(c);
       }
     }
     console.log(`\n1. interleaved run by run, ${warmup} warm-up and ${runs} timed runs per case (onnxruntime: intra_op.allow_spinning=0)`);
     for (const l of reportLines(interleaved, machine.peakGflops, true)) console.log(l);
     console.log(`\n2. standalone blocks of ${standaloneRuns} runs per case, each engine alone (onnxruntime: default settings, spinning on)`);
-    for (const l of reportLines([...standalone.nincc, ...standalone.ort], machine.peakGflops, false)) console.log(l);
+    for (const l of reportLines([...standalone.nincc, ...standalone.ort, ...standalone.torch], machine.peakGflops, false)) console.log(l);
+    await interleave(bothSpin);
+    console.log(`\n3. interleaved run by run, inference, ${runs} timed runs per case, both engines spinning after each run (onnxruntime: default settings)`);
+    for (const l of reportLines(bothSpin, machine.peakGflops, true)) console.log(l);
     const overhead: CallOverhead = await measureCallOverhead(resolve(packageRoot(), values.work!), threads);
-    console.log(`\n3. per-call cost apart from the kernels (a 2→2 linear + log-softmax at batch 1, median of ${overhead.calls} calls):`);
+    console.log(`\n4. per-call cost apart from the kernels (a 2→2 linear + log-softmax at batch 1, median of ${overhead.calls} calls):`);
     console.log(`nincc infer() ${overhead.ninccMicros.toFixed(1)} µs (input copied in, run on the addon's worker thread, output copied out); onnxruntime session.run() ${overhead.ortMicros.toFixed(1)} µs`);
     const ninB1 = interleaved.find((c) => c.engine === 'nincc' && c.what === 'infer' && c.batch === 1);
     if (ninB1) console.log(`that is ${((100 * overhead.ninccMicros * 1e-6) / median(ninB1.seconds)).toFixed(1)}% of nincc's ${ninB1.model} batch-1 median`);
     console.log('\nGFLOP/s count 2 FLOP per multiply-add of the conv and linear layers; a training step counts 3× the forward.');
     console.log('nincc/ort: onnxruntime median time ÷ nincc median time (> 1: nincc faster); in brackets, for interleaved runs,');
-    console.log('the median of the per-round ratios. % peak: of the measured peak above.');
+    console.log('the median of the per-round ratios. nincc/torch: the faster PyTorch layout\'s median ÷ nincc\'s (inference and');
+    console.log('the training step), that layout in brackets. % peak: of the measured peak above.');
     if (values.json) {
       const strip = (cases: Case[]) => cases.map(({ run: _run, ...rest }) => ({ ...rest, median: median(rest.seconds) }));
-      writeFileSync(values.json, JSON.stringify({ machine, interleaved: strip(interleaved), standalone: strip([...standalone.nincc, ...standalone.ort]), callOverheadMicros: overhead }, null, 1));
+      writeFileSync(values.json, JSON.stringify({ machine, interleaved: strip(interleaved), bothSpin: strip(bothSpin), standalone: strip([...standalone.nincc, ...standalone.ort, ...standalone.torch]), callOverheadMicros: overhead }, null, 1));
     }
     return 0;
   } finally {
     for (const m of models) m.dispose();
     for (const s of sessions) await s.release();
+    torch.engine?.close();
   }
 }
 

@@ -1,10 +1,11 @@
 // The CPU benchmark's table: per case the median images/s, min–max, ms per batch, GFLOP/s, % of peak,
-// and for nincc inference the ratio to onnxruntime on the same model and batch.
+// and for nincc the ratio to onnxruntime (inference) and to PyTorch's faster layout (inference and training).
 export interface Timed {
   readonly model: string;
   readonly what: 'infer' | 'train';
   readonly batch: number;
-  readonly engine: 'nincc' | 'onnxruntime';
+  readonly engine: 'nincc' | 'onnxruntime' | 'pytorch';
+  readonly layout?: 'nchw' | 'channels_last'; // PyTorch's memory format
   readonly flopsPerImage: number; // forward
   readonly seconds: number[];
 }
@@ -16,7 +17,7 @@ export const median = (xs: readonly number[]): number => {
 
 /** The table; `paired`: the runs were interleaved round by round, so per-round ratios mean something. */
 export function reportLines(cases: readonly Timed[], peakGflops: number, paired: boolean): string[] {
-  const rows: string[][] = [['model', 'case', 'batch', 'engine', 'images/s', 'min–max', 'ms/batch', 'GFLOP/s', '% peak', 'nincc/ort']];
+  const rows: string[][] = [['model', 'case', 'batch', 'engine', 'images/s', 'min–max', 'ms/batch', 'GFLOP/s', '% peak', 'nincc/ort', 'nincc/torch']];
   for (const c of cases) {
     const t = median(c.seconds);
     const ips = c.batch / t;
@@ -29,8 +30,15 @@ export function reportLines(cases: readonly Timed[], peakGflops: number, paired:
         if (paired) ratio += ` (${median(c.seconds.map((s, i) => o.seconds[i] / s)).toFixed(2)})`;
       }
     }
+    let torchRatio = '';
+    if (c.engine === 'nincc') {
+      const theirs = cases.filter((d) => d.model === c.model && d.engine === 'pytorch' && d.batch === c.batch && d.what === c.what);
+      const best = theirs.sort((a, b) => median(a.seconds) - median(b.seconds))[0];
+      if (best) torchRatio = `${(median(best.seconds) / t).toFixed(2)} (${best.layout === 'channels_last' ? 'cl' : 'nchw'})`;
+    }
     const spread = `${(c.batch / Math.max(...c.seconds)).toFixed(1)}–${(c.batch / Math.min(...c.seconds)).toFixed(1)}`;
-    rows.push([c.model, c.what === 'train' ? 'train step' : 'infer', String(c.batch), c.engine, ips.toFixed(1), spread, (t * 1000).toFixed(2), gflops.toFixed(1), ((100 * gflops) / peakGflops).toFixed(1), ratio]);
+    const engine = c.layout ? `${c.engine} ${c.layout === 'channels_last' ? 'cl' : 'nchw'}` : c.engine;
+    rows.push([c.model, c.what === 'train' ? 'train step' : 'infer', String(c.batch), engine, ips.toFixed(1), spread, (t * 1000).toFixed(2), gflops.toFixed(1), ((100 * gflops) / peakGflops).toFixed(1), ratio, torchRatio]);
   }
   const width = rows[0].map((_, j) => Math.max(...rows.map((r) => r[j].length)));
   return rows.map((r) => r.map((v, j) => (j < 4 ? v.padEnd(width[j]) : v.padStart(width[j]))).join('  '));

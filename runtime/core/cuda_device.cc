@@ -6,8 +6,10 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <vector>
 
 #include "error.h"
@@ -21,6 +23,18 @@ using CUdevice = int;
 using CUdeviceptr = unsigned long long;  // 64-bit on every platform the driver API v2 names serve
 constexpr CUresult kSuccess = 0;
 constexpr CUresult kErrorNotFound = 500;  // CUDA_ERROR_NOT_FOUND: an absent function or global name
+
+// CUDA_KERNEL_NODE_PARAMS_v2 of cuda.h (CUDA 12 and later), the layout cuGraphAddKernelNode_v2 takes.
+struct KernelNodeParams {
+  void* func;  // CUfunction
+  unsigned gridDimX, gridDimY, gridDimZ;
+  unsigned blockDimX, blockDimY, blockDimZ;
+  unsigned sharedMemBytes;
+  void** kernelParams;
+  void** extra;
+  void* kern;  // CUkernel: unused when func is set
+  void* ctx;   // CUcontext: ignored when func is set
+};
 }  // namespace
 
 struct CudaDriver {
@@ -48,6 +62,22 @@ struct CudaDriver {
   CUresult (*cuMemcpyDtoHAsync)(void*, CUdeviceptr, size_t, void*) = nullptr;
   CUresult (*cuGetErrorName)(CUresult, const char**) = nullptr;
   CUresult (*cuGetErrorString)(CUresult, const char**) = nullptr;
+  // The graph API (CUDA 12 names), optional: NINCC_CUDA_GRAPHS=1 needs it, plain launches do not.
+  CUresult (*cuGraphCreate)(void**, unsigned) = nullptr;
+  CUresult (*cuGraphAddKernelNode)(void**, void*, void* const*, size_t, const KernelNodeParams*) = nullptr;
+  CUresult (*cuGraphInstantiateWithFlags)(void**, void*, unsigned long long) = nullptr;
+  CUresult (*cuGraphExecKernelNodeSetParams)(void*, void*, const KernelNodeParams*) = nullptr;
+  CUresult (*cuGraphLaunch)(void*, void*) = nullptr;
+  CUresult (*cuGraphExecDestroy)(void*) = nullptr;
+  CUresult (*cuGraphDestroy)(void*) = nullptr;
+  std::string graphsMissing;  // empty: the graph API is there
+
+  // Optional entry points: a missing one only says which, in graphsMissing.
+  template <class F>
+  void resolveGraph(F& f, const char* name) {
+    f = reinterpret_cast<F>(dlsym(handle, name));
+    if (!f && graphsMissing.empty()) graphsMissing = std::string(library()) + " lacks `" + name + "` (a driver for CUDA 12 or later has it)";
+  }
 
   // False (and `unavailable` says why) when the symbol is missing.
   template <class F>
@@ -100,6 +130,13 @@ struct CudaDriver {
     resolve(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
     resolve(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
     if (!unavailable.empty()) return;
+    resolveGraph(cuGraphCreate, "cuGraphCreate");
+    resolveGraph(cuGraphAddKernelNode, "cuGraphAddKernelNode_v2");
+    resolveGraph(cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags");
+    resolveGraph(cuGraphExecKernelNodeSetParams, "cuGraphExecKernelNodeSetParams_v2");
+    resolveGraph(cuGraphLaunch, "cuGraphLaunch");
+    resolveGraph(cuGraphExecDestroy, "cuGraphExecDestroy");
+    resolveGraph(cuGraphDestroy, "cuGraphDestroy");
     CUresult r = cuInit(0);
     if (r != kSuccess) {
       unavailable = "cuInit failed: " + errorText(r);
@@ -136,12 +173,28 @@ CudaDevice::CudaDevice() : driver_(theDriver()) {
   NINCC_CU(driver_.cuDevicePrimaryCtxRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
   NINCC_CU(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent");
   NINCC_CU(driver_.cuStreamCreate(&stream_, 0), "cuStreamCreate");
+  const char* graphs = std::getenv("NINCC_CUDA_GRAPHS");
+  graphs_ = graphs && std::string(graphs) == "1";
+  if (graphs_ && !driver_.graphsMissing.empty()) {
+    driver_.cuStreamDestroy(stream_);
+    driver_.cuDevicePrimaryCtxRelease(device_);
+    throw Error("NINCC_CUDA_GRAPHS=1: " + driver_.graphsMissing + "; unset it to launch kernel by kernel");
+  }
+}
+
+void CudaDevice::destroyGraphs() {
+  for (auto& entry : recorded_) {
+    if (entry.second.exec) driver_.cuGraphExecDestroy(entry.second.exec);
+    if (entry.second.graph) driver_.cuGraphDestroy(entry.second.graph);
+  }
+  recorded_.clear();
 }
 
 CudaDevice::~CudaDevice() {
   // Errors here cannot be reported (a destructor); a faulted context fails these calls harmlessly.
   driver_.cuCtxSetCurrent(context_);
   if (stream_) driver_.cuStreamSynchronize(stream_);
+  destroyGraphs();
   if (module_) driver_.cuModuleUnload(module_);
   if (stream_) driver_.cuStreamDestroy(stream_);
   if (context_) driver_.cuDevicePrimaryCtxRelease(device_);
@@ -199,27 +252,104 @@ KernelHandle CudaDevice::findKernel(const Step& step) {
   return &kernels_.back();
 }
 
-void CudaDevice::launch(KernelHandle handle, const Step& step, const NinccArgs& args) {
-  NINCC_CU_BIND();
-  const Kernel& kernel = *static_cast<const Kernel*>(handle);
-  const std::string what = "kernel " + step.kernel + " (layer " + std::to_string(step.layer) +
-                           (step.source.empty() ? "" : " at " + step.source) + ")";
+struct CudaDevice::Prepared {
+  std::string what;      // "kernel k3_conv (layer 3 at nin.model:12:5)"
+  std::string geometry;  // "grid (…), block (…), N B dynamic shared"
+  std::unique_ptr<KernelParams> params;
+  KernelNodeParams node;  // the same launch as a graph node
+};
+
+CudaDevice::Prepared CudaDevice::prepare(const Kernel& kernel, const Step& step, const NinccArgs& args) const {
+  Prepared p;
+  p.what = "kernel " + step.kernel + " (layer " + std::to_string(step.layer) +
+           (step.source.empty() ? "" : " at " + step.source) + ")";
   if (!step.hasLaunch)
-    throw Error(what + ": not yet supported on cuda (this step has no CUDA kernel in the artifact; run it on the cpu device)");
+    throw Error(p.what + ": not yet supported on cuda (this step has no CUDA kernel in the artifact; run it on the cpu device)");
   if (!kernel.function)
-    throw Error(libraryPath_ + ": missing kernel `" + kernel.symbol + "` for " + what +
+    throw Error(libraryPath_ + ": missing kernel `" + kernel.symbol + "` for " + p.what +
                 " (the fatbin does not match plan.json; rebuild the artifact)");
-  KernelParams params(what + " on cuda", kernel.signature, step, args);
+  p.params = std::make_unique<KernelParams>(p.what + " on cuda", kernel.signature, step, args);
   uint32_t grid[3], block[3];
   launchGeometry(step.launch, args.n, grid, block);
-  const std::string geometry = "grid (" + std::to_string(grid[0]) + "," + std::to_string(grid[1]) + "," +
-                               std::to_string(grid[2]) + "), block (" + std::to_string(block[0]) + "," +
-                               std::to_string(block[1]) + "," + std::to_string(block[2]) + "), " +
-                               std::to_string(step.launch.sharedBytes) + " B dynamic shared";
-  NINCC_CU(driver_.cuLaunchKernel(kernel.function, grid[0], grid[1], grid[2], block[0], block[1], block[2],
-                                  step.launch.sharedBytes, stream_, params.data(), nullptr),
-           "cuLaunchKernel of " + what + " with " + geometry);
-  lastLaunch_ = what + " with " + geometry;
+  p.geometry = "grid (" + std::to_string(grid[0]) + "," + std::to_string(grid[1]) + "," + std::to_string(grid[2]) +
+               "), block (" + std::to_string(block[0]) + "," + std::to_string(block[1]) + "," +
+               std::to_string(block[2]) + "), " + std::to_string(step.launch.sharedBytes) + " B dynamic shared";
+  p.node = {kernel.function, grid[0], grid[1], grid[2], block[0], block[1], block[2],
+            static_cast<unsigned>(step.launch.sharedBytes), p.params->data(), nullptr, nullptr, nullptr};
+  return p;
+}
+
+void CudaDevice::launch(KernelHandle handle, const Step& step, const NinccArgs& args) {
+  NINCC_CU_BIND();
+  const Prepared p = prepare(*static_cast<const Kernel*>(handle), step, args);
+  const KernelNodeParams& k = p.node;
+  NINCC_CU(driver_.cuLaunchKernel(k.func, k.gridDimX, k.gridDimY, k.gridDimZ, k.blockDimX, k.blockDimY, k.blockDimZ,
+                                  k.sharedMemBytes, stream_, k.kernelParams, nullptr),
+           "cuLaunchKernel of " + p.what + " with " + p.geometry);
+  lastLaunch_ = p.what + " with " + p.geometry;
+}
+
+namespace {
+// What a graph node's parameters are made of, bit for bit: the buffer pointers, n, the scalars, the seed.
+std::vector<uint64_t> parameterValues(const StepLaunch& s) {
+  std::vector<uint64_t> v;
+  for (size_t i = 0; i < s.step->args.size(); ++i) v.push_back(reinterpret_cast<uintptr_t>(s.args.ptr[i]));
+  v.push_back(static_cast<uint64_t>(s.args.n));
+  for (size_t i = 0; i < s.step->scalars.size(); ++i) {
+    uint64_t bits;
+    std::memcpy(&bits, &s.args.scalar[i], sizeof bits);
+    v.push_back(bits);
+  }
+  v.push_back(s.step->launch.seed ? s.args.seed : 0);
+  return v;
+}
+}  // namespace
+
+// Kernel nodes in step order, each depending on the one before: the stream's order, as one submission.
+CudaDevice::Graph& CudaDevice::record(const std::string& program, const std::vector<StepLaunch>& steps) {
+  Graph g;
+  NINCC_CU(driver_.cuGraphCreate(&g.graph, 0), "cuGraphCreate for " + program);
+  try {
+    for (const StepLaunch& s : steps) {
+      const Prepared p = prepare(*static_cast<const Kernel*>(s.kernel), *s.step, s.args);
+      void* node = nullptr;
+      void* const* after = g.nodes.empty() ? nullptr : &g.nodes.back();
+      NINCC_CU(driver_.cuGraphAddKernelNode(&node, g.graph, after, after ? 1 : 0, &p.node),
+               "cuGraphAddKernelNode of " + p.what + " with " + p.geometry);
+      g.nodes.push_back(node);
+      g.values.push_back(parameterValues(s));
+    }
+    NINCC_CU(driver_.cuGraphInstantiateWithFlags(&g.exec, g.graph, 0),
+             "cuGraphInstantiateWithFlags of " + program + " (" + std::to_string(steps.size()) + " kernels)");
+  } catch (...) {
+    driver_.cuGraphDestroy(g.graph);
+    throw;
+  }
+  return recorded_.emplace(program, std::move(g)).first->second;
+}
+
+void CudaDevice::launchProgram(const std::string& program, const std::vector<StepLaunch>& steps) {
+  if (!graphs_ || steps.empty()) return Device::launchProgram(program, steps);
+  NINCC_CU_BIND();
+  auto found = recorded_.find(program);
+  Graph& g = found != recorded_.end() ? found->second : record(program, steps);
+  if (found != recorded_.end()) {
+    if (g.nodes.size() != steps.size())
+      throw Error("cuda: the graph of " + program + " has " + std::to_string(g.nodes.size()) + " kernels, the call " +
+                  std::to_string(steps.size()));
+    // Most calls change nothing (same batch, same buffers); a step's scalars (lr) or seed (dropout) do.
+    for (size_t i = 0; i < steps.size(); ++i) {
+      std::vector<uint64_t> values = parameterValues(steps[i]);
+      if (values == g.values[i]) continue;
+      const Prepared p = prepare(*static_cast<const Kernel*>(steps[i].kernel), *steps[i].step, steps[i].args);
+      NINCC_CU(driver_.cuGraphExecKernelNodeSetParams(g.exec, g.nodes[i], &p.node),
+               "cuGraphExecKernelNodeSetParams of " + p.what);
+      g.values[i] = std::move(values);
+    }
+  }
+  NINCC_CU(driver_.cuGraphLaunch(g.exec, stream_),
+           "cuGraphLaunch of " + program + " (" + std::to_string(steps.size()) + " kernels)");
+  lastLaunch_ = "the graph of " + program + " (" + std::to_string(steps.size()) + " kernels)";
 }
 
 void* CudaDevice::alloc(size_t bytes) {

@@ -4,9 +4,15 @@
 // signature the module exports beside each (`nincc_signature_<kernel>`, device/cuda.cuh), launches by
 // cuLaunchKernel on one stream with the same kernelParams (kernel_params.h) and launch rules
 // (plan.json `launch`) as the emu device. Memory is device memory (cuMemAlloc, zero-filled).
+// With NINCC_CUDA_GRAPHS=1 a program is built once per batch size into a CUDA graph of its kernel
+// nodes, in order, and replayed with one cuGraphLaunch; a later call updates only the nodes whose
+// parameters changed (docs/emu.md#cuda-graphs).
 #pragma once
+#include <cstdint>
 #include <deque>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "device.h"
 
@@ -27,6 +33,7 @@ class CudaDevice final : public Device {
   void loadLibrary(const std::string& path, const std::string& sourceHash) override;
   KernelHandle findKernel(const Step& step) override;
   void launch(KernelHandle kernel, const Step& step, const NinccArgs& args) override;
+  void launchProgram(const std::string& program, const std::vector<StepLaunch>& steps) override;
 
   void* alloc(size_t bytes) override;
   void release(void* memory) override;
@@ -40,6 +47,20 @@ class CudaDevice final : public Device {
     void* function = nullptr;  // CUfunction; null: not in the module
     std::string signature;     // from nincc_signature_<symbol>: "p" per buffer, "i" for n, "f"/"d" per scalar
   };
+  // A program recorded as a graph: its executable, its nodes in step order, and each node's
+  // parameter values when last set (pointers, n, scalars, seed), to update only what changed.
+  struct Graph {
+    void* graph = nullptr;  // CUgraph
+    void* exec = nullptr;   // CUgraphExec
+    std::vector<void*> nodes;
+    std::vector<std::vector<uint64_t>> values;
+  };
+  // The launch's name, geometry and the driver's kernel-node parameters, for cuLaunchKernel and graph nodes alike.
+  struct Prepared;
+  Prepared prepare(const Kernel& kernel, const Step& step, const NinccArgs& args) const;
+  Graph& record(const std::string& program, const std::vector<StepLaunch>& steps);
+  void destroyGraphs();
+
   // Throws "cuda: <what> failed: CUDA_ERROR_… (text) [cuda_device.cc:<line>]" unless result is 0.
   void check(int result, const std::string& what, int line) const;
   std::string readGlobal(const std::string& name, bool required);
@@ -52,6 +73,8 @@ class CudaDevice final : public Device {
   std::string libraryPath_;
   std::string lastLaunch_;   // names the kernel an asynchronous fault most likely came from
   std::deque<Kernel> kernels_;
+  bool graphs_ = false;  // NINCC_CUDA_GRAPHS=1 and the driver has the graph API
+  std::map<std::string, Graph> recorded_;
 };
 
 }  // namespace nincc

@@ -15,6 +15,13 @@ namespace nincc {
 // An opaque resolved kernel (a function pointer on cpu, a CUfunction on cuda).
 using KernelHandle = const void*;
 
+// One step of a program, ready to launch: its args point into the arena for this call's batch.
+struct StepLaunch {
+  KernelHandle kernel;
+  const Step* step;
+  NinccArgs args;
+};
+
 class Device {
  public:
   virtual ~Device() = default;
@@ -32,6 +39,12 @@ class Device {
   virtual KernelHandle findKernel(const Step& step) = 0;
   // Runs one step. `step` gives launch errors the kernel, layer and spec place to name.
   virtual void launch(KernelHandle kernel, const Step& step, const NinccArgs& args) = 0;
+  // Runs a whole program's steps in order. `program` names it and its batch size, the same steps
+  // each time. The cuda device may submit them as one CUDA graph; by default, one launch per step.
+  virtual void launchProgram(const std::string& program, const std::vector<StepLaunch>& steps) {
+    (void)program;
+    for (const StepLaunch& s : steps) launch(s.kernel, *s.step, s.args);
+  }
 
   // Device memory: zero-filled and 64-byte aligned; bytes may be 0.
   virtual void* alloc(size_t bytes) = 0;

@@ -76,18 +76,21 @@ void Executor::run(const std::string& programName, int64_t n, const ScalarValues
       stepScalars[i].push_back(found->second);
     }
 
-  std::vector<void*> pointers;
+  // Every step's args first, then the program in one call: the cuda device can replay it as a graph.
+  std::vector<std::vector<void*>> pointers(steps.size());
+  std::vector<StepLaunch> launches(steps.size());
   for (size_t i = 0; i < steps.size(); ++i) {
     const Step& step = *steps[i].step;
-    pointers.clear();
-    for (const BufferRef& ref : step.args) pointers.push_back(arena_.pointer(ref, n));
-    NinccArgs args;
+    for (const BufferRef& ref : step.args) pointers[i].push_back(arena_.pointer(ref, n));
+    NinccArgs& args = launches[i].args;
     args.n = static_cast<int32_t>(n);
-    args.ptr = pointers.data();
+    args.ptr = pointers[i].data();
     args.scalar = stepScalars[i].data();
     args.seed = seed;
-    device_.launch(steps[i].kernel, step, args);
+    launches[i].kernel = steps[i].kernel;
+    launches[i].step = &step;
   }
+  device_.launchProgram(prog.name + " at batch " + std::to_string(n), launches);
   device_.synchronize();
 }
 

@@ -1,0 +1,28 @@
+// bench/cpu/report.ts: the CPU benchmark's table, its nincc/onnxruntime and nincc/PyTorch ratios.
+import { describe, expect, it } from 'vitest';
+import { reportLines, type Timed } from '../bench/cpu/report.js';
+
+const row = (engine: Timed['engine'], what: Timed['what'], batch: number, seconds: number[], layout?: Timed['layout']): Timed => ({ model: 'm', what, batch, engine, flopsPerImage: 1e9, seconds, ...(layout ? { layout } : {}) });
+
+describe('bench:cpu report', () => {
+  const cases = [
+    row('nincc', 'infer', 16, [0.1, 0.2, 0.3]),
+    row('onnxruntime', 'infer', 16, [0.3, 0.3, 0.3]),
+    row('pytorch', 'infer', 16, [0.5, 0.5, 0.5], 'nchw'),
+    row('pytorch', 'infer', 16, [0.4, 0.4, 0.4], 'channels_last'),
+    row('nincc', 'train', 16, [1, 1, 1]),
+    row('pytorch', 'train', 16, [1.5, 1.5, 1.5], 'nchw'),
+    row('pytorch', 'train', 16, [3, 3, 3], 'channels_last'),
+  ];
+  const lines = reportLines(cases, 100, true);
+  const cells = (i: number) => lines[i].trim().split(/\s{2,}/);
+
+  it('divides by the median, pairs interleaved rounds, and compares nincc with the faster PyTorch layout', () => {
+    expect(cells(0).slice(-2)).toEqual(['nincc/ort', 'nincc/torch']);
+    // nincc median 0.2 s, onnxruntime 0.3: 1.50; per round 3.00, 1.50, 1.00: median 1.50; PyTorch's faster layout is channels_last, 0.4 s.
+    expect(cells(1)).toEqual(['m', 'infer', '16', 'nincc', '80.0', '53.3–160.0', '200.00', '80.0', '80.0', '1.50 (1.50)', '2.00 (cl)']);
+    expect(cells(3)[3]).toBe('pytorch nchw');
+    // Training: the faster layout is NCHW here (1.5 s).
+    expect(cells(5).slice(-1)).toEqual(['1.50 (nchw)']);
+  });
+});
