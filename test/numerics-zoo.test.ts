@@ -16,12 +16,13 @@ describe('report.txt of a model with blocks', () => {
       '      training: add fused into the BN pass k8_bn_fwd_train (the BN (8) closing its branch, then the ReLU (11)); the backward passes the gradient to each branch unchanged',
       '      inference: add fused into k7_conv_infer epilogue (the conv (7) closing its branch; the shortcut (3) added, then the ReLU (11))',
     ].join('\n'));
-    expect(report).toContain('  gradient sums of fanned-out values: k11_add (the output of layer 11), k3_add (the output of layer 3)');
+    expect(report).toContain("  gradient sums of fanned-out values in a conv's backward-data pass (no add kernel): k12_conv_bwd_data, k4_conv_bwd_data");
+    expect(report).not.toContain('  gradient sums of fanned-out values: ');
     expect(report).toContain(' + nn.SpatialBatchNormalization + nn.CAddTable + nn.ReLU → k17_conv_infer');
     expect(report).not.toContain('add_infer');
     const { report: blocks } = reportOnly('blocks_report', BLOCKS, 'cpu', 2);
     expect(blocks).toMatch(/^ {2}\(\d+\) nn\.Concat\(2\) of \(\d+\), \(\d+\), \(\d+\), \(\d+\) along channels: the concat block at blocks_report\.model:15:3$/m);
-    expect(blocks).toContain('  gradient sums of fanned-out values: k20_add ×4 (the output of layer 20), k11_add (the output of layer 11), k3_add (the output of layer 3)');
+    expect(blocks).toContain('  gradient sums of fanned-out values: k20_add (the output of layer 20)');
     expect(blocks).toMatch(/^ {6}training: each branch's output copied into its channel slice \((k\d+_concat_place(_\d)?(, )?){4}\), the gradient's slices copied back out \((k\d+_concat_take(_\d)?(, )?){4}\)$/m);
     expect(blocks).toContain("      inference: concat in place, each branch's closing conv writing its channel slice: (22) by k21_conv_infer, (26) by k25_conv_infer, (29) by k29_conv_infer, (35) by k35_conv_infer");
   });

@@ -42,7 +42,8 @@ const convOutput = { residual: 'bool?', yTotal: 'int?', yOffset: 'int?' } as con
 
 const constSchemas = {
   conv_fwd: { ...spatial, bias: 'bool', relu: 'bool' },
-  conv_bwd_data: { ...spatial, bias: 'bool' },
+  // addend: dx also sums another reader's gradient of the same input (g_add), as conv_dgrad_fused's.
+  conv_bwd_data: { ...spatial, bias: 'bool', addend: 'bool?' },
   conv_bwd_weight: { ...spatial, bias: 'bool' },
   conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', ...convOutput },
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool' },
@@ -217,6 +218,7 @@ const rulesTable = {
   conv_bwd_data: [
     { name: 'g', dir: 'in', size: outPlane },
     { name: 'w', dir: 'in', size: convWeights },
+    { name: 'g_add', dir: 'in', when: (c) => c.addend === true, size: inPlane },
     { name: 'dx', dir: 'out', size: inPlane },
   ],
   conv_bwd_weight: [

@@ -93,8 +93,11 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string): Saved {
 
 const bnConsts = (l: ShapedLayer & { kind: 'bn' }) => ({ ...channelShape(l), eps: l.attrs.eps, momentum: l.attrs.momentum });
 
-/** Emits the backward of one layer; returns the gradient w.r.t. its input (undefined when not needed). */
-function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string, needDx: boolean): string | undefined {
+/**
+ * Emits the backward of one layer; returns the gradient w.r.t. its input (undefined when not needed).
+ * `addend`: another reader's gradient of the same input, which a conv's backward-data adds as it writes.
+ */
+function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string, needDx: boolean, addend?: string): string | undefined {
   const inSize = elementsOf(l.input);
   const p = (f: string) => paramId(l, f);
   const grad = (f: string) => gradId(l, f);
@@ -105,7 +108,7 @@ function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string,
       b.step(l, 'conv_bwd_weight', { x: s.x, g, dw: grad('weight'), db: c.bias ? grad('bias') : undefined }, c);
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, 'conv_bwd_data', { g, w: p('weight'), dx: d }, c);
+      b.step(l, 'conv_bwd_data', { g, w: p('weight'), g_add: addend, dx: d }, { ...c, ...(addend ? { addend: true } : {}) });
       return d;
     }
     case 'linear': {
@@ -258,8 +261,11 @@ export function lowerTrainForwardBackward(m: ShapedModel): { program: Program; b
       mergeBackward(b, l, g, m.layers, from).forEach((d, k) => wanted(from[k]) && accumulate(from[k], d, m.layers[from[k]]));
       continue;
     }
-    const d = backwardLayer(b, l, saved[i], g, wanted(from[0]));
-    if (d !== undefined && wanted(from[0])) accumulate(from[0], d, m.layers[from[0]]);
+    // A conv whose input already has a gradient (a fanned-out value) sums it in its backward-data pass.
+    const prior = l.kind === 'conv' && wanted(from[0]) ? grads.get(from[0]) : undefined;
+    const d = backwardLayer(b, l, saved[i], g, wanted(from[0]), prior);
+    if (d !== undefined && prior !== undefined) grads.set(from[0], d);
+    else if (d !== undefined && wanted(from[0])) accumulate(from[0], d, m.layers[from[0]]);
   }
   return { program: { name: 'train_forward_backward', inputs: { images, labels }, outputs: { output: x, loss }, steps: b.steps }, builder: b };
 }

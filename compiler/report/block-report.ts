@@ -66,5 +66,8 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
   for (const s of sums) calls.set(s.kernel, { layer: s.layer, count: (calls.get(s.kernel)?.count ?? 0) + 1 });
   const listed = [...calls].map(([kernel, c]) => `${kernel}${c.count > 1 ? ` ×${c.count}` : ''} (the output of layer ${c.layer})`);
   if (listed.length > 0) lines.push(`  gradient sums of fanned-out values: ${listed.join(', ')}`);
+  // The others are added by the conv backward-data pass that produces the last of a value's gradients.
+  const inDgrad = (train?.steps ?? []).filter((s) => (s.op === 'conv_bwd_data' || s.op === 'conv_dgrad_fused') && s.consts.addend === true).map((s) => s.kernel);
+  if (inDgrad.length > 0) lines.push(`  gradient sums of fanned-out values in a conv's backward-data pass (no add kernel): ${inDgrad.join(', ')}`);
   return lines;
 }

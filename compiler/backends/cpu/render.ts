@@ -81,7 +81,7 @@ function body(k: KernelStep): string[] {
       return [convShape(c), `conv2d_forward(shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
     }
     case 'conv_bwd_data':
-      return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')});`];
+      return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')}${k.consts.addend ? `, ${cf('g_add')}` : ''});`];
     case 'conv_bwd_weight':
       return [convShape(k.consts), `conv2d_backward_weights(shape, ${cf('x')}, ${cf('g')}, ${f('dw')}, ${optional('db', true)});`];
     case 'fold_bn': {
