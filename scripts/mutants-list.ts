@@ -87,6 +87,14 @@ export const MUTANTS: readonly Mutant[] = [
     only: 'forwardBackward',
   },
   {
+    name: "CPU backward-data dropping another reader's gradient of its input",
+    file: 'runtime/include/nincc/cpu/conv.h',
+    find: 'dx[at + i] += addend[at + i];',
+    replace: 'dx[at + i] += 0.f;',
+    tests: ['test/numerics-zoo.test.ts'],
+    only: 'gradients',
+  },
+  {
     name: "CUDA residual add backward without the block's dReLU",
     file: 'compiler/backends/cuda/residual.ts',
     find: "'if (valid && !(nincc::ld(&y[at]) > 0.0f)) d = 0.0f;', ",
