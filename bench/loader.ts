@@ -1,16 +1,22 @@
 // Loader throughput: decoded + augmented images/s of the ImageNet folder loader (sharp decode, resize to
-// 256, random 224 crop, flip, normalise) with N decode workers, on synthetic full-size JPEGs.
-// Build and run:  npx tsc -p tsconfig.json && node dist/bench/loader.js --images 1024 --workers 2
-// Pin to two cores with `taskset -c 0,1` on a bigger machine. Prints one JSON line per measurement.
+// 256, random 224 crop, flip, normalise) beside the packed dataset's (`nincc pack` at 256: one read per record
+// from an open shard, decode without resize), with N decode workers, on synthetic full-size JPEGs; the two
+// paths are timed in alternating rounds. Per core, for the whole machine, and projected to a 16-core host.
+// Build and run:  npx tsc -p tsconfig.json && node dist/bench/loader.js --images 512 --rounds 3
+// --dir ROOT times an existing ImageNet folder (train/ and val/) instead of synthetic photos. Pin to two
+// cores with `taskset -c 0,1` on a bigger machine. Prints one JSON line per measurement.
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { DecodePool } from '../runtime/imagenet/decode-pool.js';
-import { configureSharpForWorkers, decodeResized } from '../runtime/imagenet/decode.js';
-import { cropToTensor, randomCrop } from '../runtime/imagenet/donkey.js';
-import { listImageFolder } from '../runtime/imagenet/folder.js';
+import { configureSharpForWorkers } from '../runtime/imagenet/decode.js';
+import { decodePlaced, ShardReader, type DecodeRequest } from '../runtime/imagenet/decode-worker.js';
+import { cropToTensor } from '../runtime/imagenet/donkey.js';
+import { openImageNetFolder, type ImageList } from '../runtime/imagenet/folder.js';
+import { packImageNet } from '../runtime/imagenet/pack.js';
+import { openPackedDataset, type PackedDataset } from '../runtime/imagenet/packed.js';
 import { ImageFolderEvalSource, ImageNetTrainSource } from '../runtime/imagenet/sources.js';
 
 const MEAN = [0.48462227599918, 0.45624044862054, 0.40588363755159];
@@ -36,38 +42,81 @@ function photoLike(width: number, height: number, seed: number): Buffer {
   return px;
 }
 
-async function makeFolder(root: string, images: number, classes: number): Promise<{ bytes: number }> {
-  let bytes = 0;
-  for (let i = 0; i < images; i++) {
-    const dir = join(root, `n${String(i % classes).padStart(8, '0')}`);
-    if (i < classes) mkdirSync(dir, { recursive: true });
+/** An ImageNet-style folder: ROOT/train/<class>/ with `images` photos, ROOT/val/<class>/ with one per class. */
+async function makeFolder(root: string, images: number, classes: number): Promise<void> {
+  const write = async (file: string, i: number) => {
     const [w, h] = SHAPES[i % SHAPES.length];
-    const file = join(dir, `img_${i}.JPEG`);
     await sharp(photoLike(w, h, i + 1), { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toFile(file);
-    bytes += statSync(file).size;
+  };
+  for (let c = 0; c < classes; c++) {
+    for (const split of ['train', 'val']) mkdirSync(join(root, split, `n${String(c).padStart(8, '0')}`), { recursive: true });
+    await write(join(root, 'val', `n${String(c).padStart(8, '0')}`, `val_${c}.JPEG`), images + c);
   }
-  return { bytes };
+  for (let i = 0; i < images; i++) await write(join(root, 'train', `n${String(i % classes).padStart(8, '0')}`, `img_${i}.JPEG`), i);
 }
 
-/** One image at a time on this thread: the cost per core of each stage, without any pool. */
-async function perImageCost(files: readonly string[]): Promise<{ decodeResizeMs: number; cropNormaliseMs: number }> {
+const crop = { channels: 3 as const, width: 224, height: 224 };
+const transform = { mean: MEAN, std: STD };
+
+/**
+ * One image at a time on this thread, the two paths alternating image by image (so load on the shared
+ * machine hits both alike): the cost per core of each stage, without any pool.
+ */
+async function perImageCost(folder: ImageList, packed: PackedDataset): Promise<Record<'folder' | 'packed', { decodeMs: number; cropNormaliseMs: number; imagesPerSecond: number }>> {
   configureSharpForWorkers();
-  const crop = { channels: 3, width: 224, height: 224 };
-  const sample = files.slice(0, 200);
-  let t = performance.now();
-  const decoded = [];
-  for (const f of sample) decoded.push(await decodeResized(f, 256, 3));
-  const decodeResizeMs = (performance.now() - t) / sample.length;
+  const n = Math.min(200, folder.files.length);
   const out = new Float32Array(3 * 224 * 224);
-  t = performance.now();
-  for (const img of decoded) cropToTensor(img.pixels, img, crop, randomCrop(img, crop, { uY: 0.3, uX: 0.6, uFlip: 0.7 }), { mean: MEAN, std: STD }, out);
-  const cropNormaliseMs = (performance.now() - t) / decoded.length;
-  return { decodeResizeMs: Number(decodeResizeMs.toFixed(2)), cropNormaliseMs: Number(cropNormaliseMs.toFixed(3)) };
+  const setup = { imageSize: 256, crop, transform, shards: packed.shards };
+  const reader = new ShardReader(packed.shards);
+  const time = { folder: { decode: 0, crop: 0 }, packed: { decode: 0, crop: 0 } };
+  // Exactly what a decode worker does for each (decode-worker.ts): for a record, one read and the crop cut out by libvips.
+  const one = async (job: DecodeRequest, t: { decode: number; crop: number }) => {
+    let t0 = performance.now();
+    const { img, placement } = await decodePlaced(job, setup, reader);
+    t.decode += performance.now() - t0;
+    t0 = performance.now();
+    cropToTensor(img.pixels, img, crop, placement, transform, out);
+    t.crop += performance.now() - t0;
+  };
+  const job = (file: string, i: number, record?: DecodeRequest['record']): DecodeRequest => ({ id: i, file, ...(record ? { record } : {}), out: new SharedArrayBuffer(4), offset: 0, mode: 'train', uY: 0.3, uX: 0.6, uFlip: 0.7 });
+  try {
+    for (let i = 0; i < n; i++) {
+      await one(job(folder.files[i], i), time.folder);
+      await one(job(packed.train.files[i], i, packed.train.record!(i)), time.packed);
+    }
+  } finally {
+    reader.close();
+  }
+  const per = (x: { decode: number; crop: number }) => ({ decodeMs: round(x.decode / n, 3), cropNormaliseMs: round(x.crop / n, 3), imagesPerSecond: Math.round((1000 * n) / (x.decode + x.crop)) });
+  return { folder: per(time.folder), packed: per(time.packed) };
 }
 
-function sizeOf(root: string): number {
-  return listImageFolder(root).files.reduce((sum, f) => sum + statSync(f).size, 0);
+const round = (x: number, digits: number) => Number(x.toFixed(digits));
+
+/** Images/s of one training pass (the first batch, worker start-up and first touch, not timed) and one center-crop pass. */
+async function measurePool(list: ImageList, workers: number, depth: number, batch: number, shards?: readonly string[]): Promise<{ train: number; eval: number }> {
+  const pool = new DecodePool({ workers, depth, imageSize: 256, crop, transform, ...(shards ? { shards } : {}) });
+  try {
+    const steps = Math.max(2, Math.floor(list.files.length / batch));
+    const train = new ImageNetTrainSource(pool, list, { crop, sampling: 'balanced', prefetch: 2, epochSize: steps });
+    let n = 0;
+    let t0 = 0;
+    for await (const b of train.batches(1, batch, 1)) {
+      if (t0 === 0) t0 = performance.now();
+      else n += b.count;
+    }
+    const trainRate = n / ((performance.now() - t0) / 1000);
+    const val = new ImageFolderEvalSource(pool, list, { crop, prefetch: 2 });
+    const v0 = performance.now();
+    let m = 0;
+    for await (const b of val.batches(batch)) m += b.count;
+    return { train: Math.round(trainRate), eval: Math.round(m / ((performance.now() - v0) / 1000)) };
+  } finally {
+    await pool.close();
+  }
 }
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -75,6 +124,7 @@ async function main(): Promise<void> {
       images: { type: 'string', default: '1024' },
       workers: { type: 'string', multiple: true },
       batch: { type: 'string', default: '128' },
+      rounds: { type: 'string', default: '3' },
       dir: { type: 'string' },
       depth: { type: 'string', default: '2' },
       keep: { type: 'boolean' },
@@ -82,44 +132,46 @@ async function main(): Promise<void> {
   });
   const images = Number(values.images);
   const batch = Number(values.batch);
-  const workerCounts = (values.workers ?? ['1', '2']).map(Number);
-  const root = values.dir ?? mkdtempSync(join(tmpdir(), 'nincc-loader-bench-'));
-  const made = values.dir || values.keep ? undefined : root;
+  const rounds = Number(values.rounds);
+  const depth = Number(values.depth);
+  const cores = availableParallelism();
+  const workerCounts = (values.workers ?? [String(cores)]).map(Number);
+  const work = mkdtempSync(join(tmpdir(), 'nincc-loader-bench-'));
+  const root = values.dir ?? join(work, 'imagenet');
   try {
-    const started = Date.now();
-    const { bytes } = values.dir ? { bytes: sizeOf(root) } : await makeFolder(root, images, 10);
-    const list = listImageFolder(root);
-    process.stderr.write(`${list.files.length} JPEGs (${(bytes / list.files.length / 1024).toFixed(0)} KB each) in ${root}, made in ${((Date.now() - started) / 1000).toFixed(1)} s; ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'})\n`);
-    const cost = await perImageCost(list.files);
-    process.stdout.write(JSON.stringify({ oneThread: cost, imagesPerSecondPerCore: Math.round(1000 / (cost.decodeResizeMs + cost.cropNormaliseMs)) }) + '\n');
-    const crop = { channels: 3 as const, width: 224, height: 224 };
+    let started = Date.now();
+    if (!values.dir) await makeFolder(root, images, 10);
+    const folder = openImageNetFolder(root);
+    const bytes = folder.train.files.reduce((sum, f) => sum + statSync(f).size, 0);
+    process.stderr.write(`${folder.train.files.length} JPEGs (${(bytes / folder.train.files.length / 1024).toFixed(0)} KB each) in ${root}, made in ${((Date.now() - started) / 1000).toFixed(1)} s; ${cores} cores (${cpus()[0]?.model ?? '?'})\n`);
+    started = Date.now();
+    const packedDir = join(work, 'packed');
+    const s = await packImageNet(root, packedDir, { imageSize: 256, quality: 90, shardBytes: 256 * 2 ** 20, concurrency: cores });
+    const packSeconds = (Date.now() - started) / 1000;
+    const packed = openPackedDataset(packedDir);
+    process.stdout.write(JSON.stringify({ pack: { images: s.images.train + s.images.val, seconds: round(packSeconds, 1), imagesPerSecond: Math.round((s.images.train + s.images.val) / packSeconds), sourceKB: Math.round(bytes / folder.train.files.length / 1024), packedKB: Math.round(s.bytes / (s.images.train + s.images.val) / 1024), shards: s.shards } }) + '\n');
+    const cost = await perImageCost(folder.train, packed);
+    process.stdout.write(JSON.stringify({ oneThread: cost, ratio: round(cost.packed.imagesPerSecond / cost.folder.imagesPerSecond, 2) }) + '\n');
     for (const workers of workerCounts) {
-      const pool = new DecodePool({ workers, depth: Number(values.depth), imageSize: 256, crop, transform: { mean: MEAN, std: STD } });
-      try {
-        // Training stream: the first batch (worker start-up, first-touch) is not timed.
-        const steps = Math.max(2, Math.floor(list.files.length / batch));
-        const train = new ImageNetTrainSource(pool, list, { crop, sampling: 'balanced', prefetch: 2, epochSize: steps });
-        let n = 0;
-        let t0 = 0;
-        for await (const b of train.batches(1, batch, 1)) {
-          if (t0 === 0) t0 = performance.now();
-          else n += b.count;
-        }
-        const trainRate = n / ((performance.now() - t0) / 1000);
-        // Center-crop pass over every file.
-        const val = new ImageFolderEvalSource(pool, list, { crop, prefetch: 2 });
-        const v0 = performance.now();
-        let m = 0;
-        for await (const b of val.batches(batch)) m += b.count;
-        const evalRate = m / ((performance.now() - v0) / 1000);
-        const line = { workers, depth: Number(values.depth), cores: availableParallelism(), batch, trainImagesPerSecond: Math.round(trainRate), evalImagesPerSecond: Math.round(evalRate), trainImages: n, evalImages: m };
-        process.stdout.write(JSON.stringify(line) + '\n');
-      } finally {
-        await pool.close();
+      const runs: Record<'folder' | 'packed', { train: number; eval: number }[]> = { folder: [], packed: [] };
+      // Interleaved rounds: the machine's load changes by the minute, so each round times both paths back to back.
+      for (let r = 0; r < rounds; r++) {
+        runs.folder.push(await measurePool(folder.train, workers, depth, batch));
+        runs.packed.push(await measurePool(packed.train, workers, depth, batch, packed.shards));
+        process.stdout.write(JSON.stringify({ workers, round: r + 1, folder: runs.folder[r], packed: runs.packed[r] }) + '\n');
       }
+      const summary = (xs: { train: number; eval: number }[]) => {
+        const train = median(xs.map((x) => x.train));
+        return { trainImagesPerSecond: train, evalImagesPerSecond: median(xs.map((x) => x.eval)), trainPerCore: Math.round(train / Math.min(workers, cores)) };
+      };
+      const f = summary(runs.folder);
+      const p = summary(runs.packed);
+      // A 16-core GPU host leaves one core to the training loop, as defaultWorkerCount does: 15 decoding cores.
+      process.stdout.write(JSON.stringify({ workers, cores, batch, rounds, median: { folder: f, packed: p }, packedOverFolder: round(p.trainImagesPerSecond / f.trainImagesPerSecond, 2), projected16CoreHost: { folder: f.trainPerCore * 15, packed: p.trainPerCore * 15 } }) + '\n');
     }
   } finally {
-    if (made) rmSync(made, { recursive: true, force: true });
+    if (!values.keep) rmSync(work, { recursive: true, force: true });
+    else process.stderr.write(`kept ${work}\n`);
   }
 }
 

@@ -10,11 +10,12 @@ import { profileCommand } from './commands/profile.js';
 import { exportOnnxCommand } from './commands/export-onnx.js';
 import { importT7Command } from './commands/import-t7.js';
 import { statsCommand } from './commands/stats.js';
+import { packCommand } from './commands/pack.js';
 import { inspect } from './commands/inspect.js';
 import { SpecError } from './spec-file.js';
 import { NINCC_VERSION } from '../compiler/emit/plan.js';
 
-const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand, profileCommand, statsCommand, importT7Command, exportOnnxCommand];
+const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand, profileCommand, statsCommand, packCommand, importT7Command, exportOnnxCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

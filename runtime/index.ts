@@ -5,6 +5,7 @@ export { train, regimeAt, epochOrder, type EpochRecord, type TrainOptions } from
 export { openMpiWorld } from './distributed/mpi.js';
 export { launchedRank, type Communicator } from './distributed/communicator.js';
 export { DistributedError, type DataParallel } from './distributed/data-parallel.js';
+export { openBackend, type NcclBootstrap, type ReduceBackend } from './distributed/backend.js';
 export type { NativeModelInfo, NativeTensorInfo, NativeProgramInfo, NativeBufferRef, SpaceName, DType } from './native.js';
 export { build, SpecError, type BuildOptions, type BuiltArtifact } from './build.js';
 export { compileSpec } from '../compiler/pipeline.js';

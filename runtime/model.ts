@@ -10,7 +10,7 @@ import { hostCpuFlags, missingCpuFeatures } from './cpu-features.js';
 import { initialValues } from './init.js';
 import { writeFileAtomic } from './io/atomic-write.js';
 import { decodeSafetensors, encodeSafetensorsChunks, type SafeTensor } from './io/safetensors.js';
-import { loadNative, type NativeModel, type NativeModelInfo, type NativeTensorInfo } from './native.js';
+import { loadNative, type NativeModel, type NativeReduce, type NativeModelInfo, type NativeTensorInfo } from './native.js';
 import { ScoreTally, type Scores } from './scoring.js';
 
 export type Device = 'cpu' | 'cuda' | 'emu';
@@ -240,10 +240,13 @@ export class Model {
     return native.getOutput('infer', 'output', k) as Float32Array;
   }
 
-  /** Forward + backward in training mode; gradients land in the grad space. */
-  async forwardBackward(images: Float32Array, labels: Int32Array | readonly number[]): Promise<{ loss: number; output: Float32Array }> {
+  /**
+   * Forward + backward in training mode; gradients land in the grad space. With `reduce` (data-parallel
+   * training, runtime/distributed/data-parallel.ts) they are then summed across ranks by the runtime.
+   */
+  async forwardBackward(images: Float32Array, labels: Int32Array | readonly number[], reduce?: NativeReduce): Promise<{ loss: number; output: Float32Array }> {
     const { n, l } = this.checkTrainingBatch(images, labels, 'forwardBackward');
-    return this.enqueue('forwardBackward', (native) => this.forwardBackwardQueued(native, images, l, n));
+    return this.enqueue('forwardBackward', (native) => this.forwardBackwardQueued(native, images, l, n, reduce));
   }
 
   private checkTrainingBatch(images: unknown, labels: unknown, what: string): { n: number; l: Int32Array } {
@@ -253,11 +256,11 @@ export class Model {
     return { n, l: this.checkLabels(labels, n, what) };
   }
 
-  private async forwardBackwardQueued(native: NativeModel, images: Float32Array, l: Int32Array, n: number): Promise<{ loss: number; output: Float32Array }> {
+  private async forwardBackwardQueued(native: NativeModel, images: Float32Array, l: Int32Array, n: number, reduce?: NativeReduce): Promise<{ loss: number; output: Float32Array }> {
     native.setInput('train_forward_backward', 'images', images, n);
     native.setInput('train_forward_backward', 'labels', l, n);
     this.stepSeed = (this.stepSeed + 1) >>> 0;
-    await native.run('train_forward_backward', n, {}, this.stepSeed);
+    await native.run('train_forward_backward', n, {}, this.stepSeed, reduce);
     this.foldedStale = true; // running statistics moved
     const loss = (native.getOutput('train_forward_backward', 'loss', n) as Float32Array)[0];
     return { loss, output: native.getOutput('train_forward_backward', 'output', n) as Float32Array };

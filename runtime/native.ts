@@ -56,9 +56,24 @@ export interface NativeModelInfo {
  * second run() rejects): await it first. Errors from the runtime carry code 'ERR_NINCC_RUNTIME';
  * wrongly typed arguments throw TypeError.
  */
+/**
+ * Gradients reduced across ranks by run() itself (runtime/core/gradient_reducer.h): each bucket of the
+ * grad space scaled by `weight` and summed over all ranks in place, in the given order, overlapped
+ * with the program's later steps when `overlap` (and the device allows it); then the state space.
+ */
+export interface NativeReduce {
+  /** opened first: mpi.init(), or nccl.init() for a cuda model */
+  backend: 'mpi' | 'nccl';
+  /** offset, size pairs of grad-space ranges, in the order every rank reduces them */
+  buckets: Float64Array;
+  weight: number;
+  overlap: boolean;
+  state: boolean;
+}
+
 export interface NativeModel {
   info(): NativeModelInfo;
-  run(program: string, n: number, scalars: Record<string, number>, seed?: number | bigint): Promise<void>;
+  run(program: string, n: number, scalars: Record<string, number>, seed?: number | bigint, reduce?: NativeReduce): Promise<void>;
   /** data holds exactly the input for n images; Float32Array for f32 inputs, Int32Array for i32 */
   setInput(program: string, name: string, data: Float32Array | Int32Array, n: number): void;
   /** an Int32Array for i32 outputs, else a Float32Array */
@@ -78,9 +93,24 @@ export interface NativeMpi {
   /** every rank's bytes (all the same length), concatenated in rank order */
   allgather(bytes: Uint8Array): Uint8Array;
   barrier(): void;
+  /** starts the hung-rank watchdog: every rank calls it once; a rank silent for `seconds` ends them all (MPI_Abort) */
+  watch(seconds: number): void;
+  /** stops the watchdog, then MPI_Finalize */
   finalize(): void;
   /** MPI_Abort: mpirun ends every rank; does not return */
   abort(code: number): never;
+  /** seconds the last run() with a reduce argument spent in its collectives, and waited for them after the program */
+  lastReduce(): { reducing: number; exposed: number };
+}
+
+/** NCCL, loaded at run time (libnccl.so.2 or $NINCC_NCCL_LIBRARY) by the first call; each throws naming what to install when it is missing. */
+export interface NativeNccl {
+  /** ncclGetUniqueId: 128 bytes, made on rank 0 */
+  uniqueId(): Uint8Array;
+  /** ncclCommInitRank with rank 0's id: once per process */
+  init(rank: number, size: number, id: Uint8Array): void;
+  /** NCCL's version code (22105 for 2.21.5) */
+  version(): number;
 }
 
 export interface NativeAddon {
@@ -93,6 +123,7 @@ export interface NativeAddon {
    *  free itself at teardown because their owner never released them (0 when every arena frees its spaces) */
   hostMemory(): { liveBytes: number; liveAllocations: number; reclaimedAtTeardown: number };
   mpi: NativeMpi;
+  nccl: NativeNccl;
 }
 
 export const ADDON_NOT_BUILT_MESSAGE =

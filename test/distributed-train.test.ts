@@ -89,6 +89,48 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
     expect(ids[0].equals(Buffer.alloc(128))).toBe(false);
   });
 
+  it('reducing buckets while backward runs gives bitwise the checkpoint of reducing them after it', () => {
+    // Small buckets: nin-fashion's 139,274 gradient floats in 5 buckets, the last layers' final long before backward ends.
+    const [overlapped, after] = [[], ['--no-overlap']].map((flag, i) => {
+      const run = join(work, `overlap-${i}`);
+      const r = mpirun(2, ['train', artifact, '--data', mini, '--limit', '96', '--batch', '32', '--seed', '7', '--no-test', '-q', '--epochs', '1', '--bucket-elements', '16384', ...flag, '-o', run]);
+      expect(r.code, r.stderr).toBe(0);
+      return readFileSync(join(run, 'checkpoint.safetensors'));
+    });
+    expect(overlapped.equals(after)).toBe(true);
+  });
+
+  it('a stopped rank (SIGSTOP) ends the run within --rank-timeout and a few seconds, naming the rank', async () => {
+    const run = join(work, 'stopped');
+    const args = ['train', artifact, ...common, '--limit', '960', '--epochs', '3', '--rank-timeout', '2', '-o', run];
+    const child = spawn('mpirun', [...mpi, '-np', '2', process.execPath, join(root, 'bin/nincc'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const started = Date.now();
+    while (!stderr.includes('training nin_fashion')) {
+      if (Date.now() - started > 90_000) throw new Error(`training never started: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 500)); // inside the epoch (30 steps)
+    const rank1 = rankPid(child.pid!, 1);
+    process.kill(rank1, 'SIGSTOP');
+    const stoppedAt = Date.now();
+    const hung = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const code = await exited;
+    clearTimeout(hung);
+    const seconds = (Date.now() - stoppedAt) / 1000;
+    try {
+      process.kill(rank1, 'SIGKILL'); // only if mpirun left it behind
+    } catch {
+      // gone, as it should be
+    }
+    expect(code).not.toBe(0);
+    expect(stderr).toContain('rank 0 of 2: rank 1 has sent no heartbeat for');
+    expect(seconds).toBeGreaterThan(1.5);
+    expect(seconds).toBeLessThan(7);
+  });
+
   it('kill -9 of rank 1 mid-epoch ends the run within 10 s naming the rank; --resume continues with 1 rank and with 2', async () => {
     const run = join(work, 'killed');
     const args = ['train', artifact, ...common, '--epochs', '3', '-o', run];

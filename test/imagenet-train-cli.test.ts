@@ -9,28 +9,10 @@ import { statsCommand } from '../bin/commands/stats.js';
 import { readSafetensors } from '../runtime/io/safetensors.js';
 import { nincc } from './cli-run.js';
 import { CLASSES, makeImageNetFolder, type TestFolder } from './imagenet/make-folder.js';
+import { TINY_IMAGE_SPEC as SPEC } from './imagenet/tiny-spec.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nincc-imagenet-cli-'));
 const artifact = join(work, 'artifact');
-const SPEC = `# A tiny classifier for the ImageNet-folder tests: 3x32x32 crops of images scaled to 40.
-model tiny {
-  input 3x32x32
-  imageSize 40
-  transform { mean 0.5 0.45 0.4  std 0.25 0.25 0.25 }
-  conv(3, 8, 3, 3, 2, 2, 1, 1)  bn(8, 1e-3)  relu
-  maxpool(2, 2, 2, 2)
-  conv(8, 16, 3, 3, 1, 1, 1, 1)  bn(16, 1e-3)  relu
-  avgpool(8, 8, 1, 1)  view(-1)  linear(16, 3)  logsoftmax
-}
-train {
-  batch 4  epochs 3  epochSize 2  criterion nll
-  optimizer sgd { momentum 0.9 }
-  regime {
-    epochs 1..1  lr 1e-1  wd 5e-4
-    epochs 2..3  lr 1e-2  wd 0
-  }
-}
-`;
 
 interface Row { epoch: number; loss: number; top1: number; top5: number; lr: number; wd: number; images: number; evaluated: number; skipped: number; skippedVal: number; imagesPerSecond: number; seconds: number }
 const readLog = (dir: string): Row[] => readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Row);

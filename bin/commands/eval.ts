@@ -8,6 +8,8 @@ import { evaluateSource, nonFiniteProblem, type Scores } from '../../runtime/sco
 import { defaultWorkerCount } from '../../runtime/imagenet/decode-pool.js';
 import { CLASS_LIST_FILE, DataLayoutError, isImageNetRoot, listImageFolder, openImageNetFolder, readClassList, type ImageList } from '../../runtime/imagenet/folder.js';
 import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
+import { INDEX_FILE, isPackedDataset } from '../../runtime/imagenet/pack-format.js';
+import { checkPackedImageSize, openPackedDataset, type PackedDataset } from '../../runtime/imagenet/packed.js';
 import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
 import { prepareArtifact } from '../artifact-arg.js';
 
@@ -23,7 +25,11 @@ interface Scored {
  * classes; a bare class folder takes its labels from --classes, else the classes.txt that
  * `nincc train` wrote beside the weights, else its own sorted directories.
  */
-function evalList(data: string, weights: string | undefined, classesArg: string | undefined): { list: ImageList; labelsFrom: string } {
+function evalList(data: string, weights: string | undefined, classesArg: string | undefined): { list: ImageList; labelsFrom: string; packed?: PackedDataset } {
+  if (isPackedDataset(data)) {
+    const packed = openPackedDataset(data);
+    return { list: packed.val, labelsFrom: `${join(data, INDEX_FILE)} (its classes)`, packed };
+  }
   if (isImageNetRoot(data)) return { list: openImageNetFolder(data).val, labelsFrom: join(data, 'train') };
   const beside = weights ? join(dirname(weights), CLASS_LIST_FILE) : undefined;
   const file = classesArg ?? (beside && existsSync(beside) ? beside : undefined);
@@ -32,7 +38,7 @@ function evalList(data: string, weights: string | undefined, classesArg: string 
 }
 
 async function scoreImageFolder(model: Model, data: string, args: ParsedArgs, weights: string | undefined): Promise<Scored> {
-  const { list, labelsFrom } = evalList(data, weights, stringOption(args, 'classes'));
+  const { list, labelsFrom, packed } = evalList(data, weights, stringOption(args, 'classes'));
   if (list.skipped.length > 0) {
     const listed = args.values.verbose === true;
     process.stderr.write(`note: ${list.skipped.length} entr${list.skipped.length === 1 ? 'y' : 'ies'} under ${list.dir} ${list.skipped.length === 1 ? 'is' : 'are'} not image files and ${listed ? 'were' : 'are'} left out${listed ? ':' : ' (--verbose lists them)'}\n`);
@@ -43,7 +49,8 @@ async function scoreImageFolder(model: Model, data: string, args: ParsedArgs, we
   }
   const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform);
   if (g.warning) process.stderr.write(`warning: ${g.warning}\n`);
-  const s = openImageSources(g, { val: list }, { workers: intOption(args, 'workers') ?? defaultWorkerCount(), prefetch: 2, sampling: 'balanced' });
+  if (packed) checkPackedImageSize(packed, g.imageSize);
+  const s = openImageSources(g, { val: list }, { workers: intOption(args, 'workers') ?? defaultWorkerCount(), prefetch: 2, sampling: 'balanced', ...(packed ? { shards: packed.shards } : {}) });
   try {
     const r = await evaluateSource(model, s.val);
     return { r, name: list.dir, skipped: s.val.takeSkipped(), warned: s.val.takeWarnings() };
@@ -58,9 +65,10 @@ export const evalCommand: Command = {
   usage: 'DIR|FILE --data fashion-mnist|PATH [--weights W] [--classes FILE] [--device cpu] [--seed S] [--json] [--verbose]',
   details:
     "Without --weights the parameters are initialised by Torch7's rules from --seed (default 1), with a warning. An image whose class scores are not all finite is never a hit; any such image makes the exit status 1, naming the first.\n" +
-    "PATH may be a folder of class directories (e.g. imagenet/val): images are center-cropped as donkey.lua's test hook did. Labels follow --classes, else the classes.txt beside --weights, else the folder's sorted directories. Only regular files named .JPEG/.jpg/.png/.ppm/.bmp are read (a named pipe or device never is); unreadable files are counted and not scored, damaged ones that still decode are scored with a warning.",
+    "PATH may be a folder of class directories (e.g. imagenet/val): images are center-cropped as donkey.lua's test hook did. Labels follow --classes, else the classes.txt beside --weights, else the folder's sorted directories. Only regular files named .JPEG/.jpg/.png/.ppm/.bmp are read (a named pipe or device never is); unreadable files are counted and not scored, damaged ones that still decode are scored with a warning.\n" +
+    "PATH may also be a dataset 'nincc pack' wrote: its val split is scored, labelled by the classes in its index.",
   options: {
-    data: { type: 'string', value: 'DATA', help: "'fashion-mnist', a directory of Fashion-MNIST IDX files, a folder of class directories, or an ImageNet folder (its val/ is used)" },
+    data: { type: 'string', value: 'DATA', help: "'fashion-mnist', a directory of Fashion-MNIST IDX files, a folder of class directories, an ImageNet folder (its val/ is used) or a packed dataset (its val split)" },
     weights: { type: 'string', value: 'W', help: 'a safetensors checkpoint (from nincc train or import)' },
     classes: { type: 'string', value: 'FILE', help: "class names, one per line in label order (default: classes.txt beside --weights)" },
     workers: { type: 'string', value: 'N', help: `decode worker threads for image folders (default ${defaultWorkerCount()})` },

@@ -9,13 +9,17 @@ import { trainProgress } from '../train-progress.js';
 import { defaultWorkerCount } from '../../runtime/imagenet/decode-pool.js';
 import { DataLayoutError, openImageNetFolder, recordClassList } from '../../runtime/imagenet/folder.js';
 import { imageInput, openImageSources } from '../../runtime/imagenet/model-input.js';
+import { isPackedDataset } from '../../runtime/imagenet/pack-format.js';
+import { checkPackedImageSize, openPackedDataset } from '../../runtime/imagenet/packed.js';
 import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
-import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
+import { intOption, numberOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
 import { prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
 import type { Precision } from '../../compiler/ir.js';
 import { launchedRank, type Communicator } from '../../runtime/distributed/communicator.js';
-import { openMpiWorld } from '../../runtime/distributed/mpi.js';
-import { DistributedError } from '../../runtime/distributed/data-parallel.js';
+import { DEFAULT_RANK_TIMEOUT_SECONDS, openMpiWorld } from '../../runtime/distributed/mpi.js';
+import { openBackend, REDUCE_BACKENDS, type ReduceBackend } from '../../runtime/distributed/backend.js';
+import { DEFAULT_BUCKET_ELEMENTS, DistributedError } from '../../runtime/distributed/data-parallel.js';
+import { loadNative } from '../../runtime/native.js';
 
 interface Inputs {
   readonly train: TrainSource | LabelledImages;
@@ -48,17 +52,34 @@ interface TrainArgs {
   readonly resume: boolean;
   readonly quiet: boolean;
   readonly syncCheck: number;
+  readonly overlap: boolean;
+  readonly rankTimeout: number;
+  readonly reduceWith?: ReduceBackend;
+  readonly bucketElements?: number;
   readonly precision?: Precision;
 }
 
 const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
+
+/** --rank-timeout: positive seconds (the watchdog's heartbeat period is an eighth of it). */
+function rankTimeoutOption(args: ParsedArgs): number {
+  const seconds = numberOption(args, 'rank-timeout') ?? DEFAULT_RANK_TIMEOUT_SECONDS;
+  if (!(seconds > 0 && seconds <= 1e6)) throw new UsageError(`--rank-timeout must be a number of seconds above 0 (and at most 1e6), got ${seconds}`);
+  return seconds;
+}
+
+function reduceWithOption(args: ParsedArgs): ReduceBackend | undefined {
+  const v = stringOption(args, 'reduce-with');
+  if (v !== undefined && !REDUCE_BACKENDS.includes(v as ReduceBackend)) throw new UsageError(`--reduce-with must be ${REDUCE_BACKENDS.join(' or ')}, got '${v}'`);
+  return v as ReduceBackend | undefined;
+}
 
 function parseTrainArgs(args: ParsedArgs): TrainArgs {
   const target = onePositional(args, trainCommand, 'spec file or artifact directory');
   const data = stringOption(args, 'data');
   if (!data) throw new UsageError("--data is required (e.g. --data fashion-mnist)");
   if (data !== 'fashion-mnist' && !existsSync(data)) {
-    throw new UsageError(`--data ${data}: no such file or directory (expected 'fashion-mnist', a directory of Fashion-MNIST IDX files, or an ImageNet folder with train/ and val/)`);
+    throw new UsageError(`--data ${data}: no such file or directory (expected 'fashion-mnist', a directory of Fashion-MNIST IDX files, an ImageNet folder with train/ and val/, or a dataset 'nincc pack' wrote)`);
   }
   const fashion = isFashionMnistData(data);
   if (fashion && (args.values['epoch-size'] !== undefined || args.values.sampling !== undefined)) throw new UsageError('--epoch-size and --sampling apply to ImageNet folders; Fashion-MNIST trains in whole passes');
@@ -91,6 +112,10 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
     resume: Boolean(args.values.resume),
     quiet: Boolean(args.values.quiet),
     syncCheck: intOption(args, 'sync-check', 0) ?? 0,
+    overlap: !args.values['no-overlap'],
+    rankTimeout: rankTimeoutOption(args),
+    ...opt('reduceWith', reduceWithOption(args)),
+    ...opt('bucketElements', intOption(args, 'bucket-elements')),
   };
 }
 
@@ -101,10 +126,10 @@ function sharesOf(batch: number, ranks: number): string {
 }
 
 /** The MPI world when mpirun started this process as one of several ranks (docs/distributed.md). */
-function distributedWorld(): Communicator | undefined {
+function distributedWorld(rankTimeout: number): Communicator | undefined {
   const launched = launchedRank(process.env);
   if (!launched || launched.size === 1) return undefined;
-  const world = openMpiWorld();
+  const world = openMpiWorld({ rankTimeout });
   if (world.size !== launched.size) throw new DistributedError(`OMPI_COMM_WORLD_SIZE is ${launched.size} but MPI sees ${world.size} rank${world.size === 1 ? '' : 's'}: start the ranks with mpirun -np ${launched.size}`);
   return world;
 }
@@ -125,22 +150,26 @@ function fashionInputs(model: Model, a: TrainArgs): Inputs {
   return { train: trainSet, test: testSet, describe: `${trainSet.count} images (${trainSet.name}), testing on ${testSet.count}`, close: async () => {} };
 }
 
+/** An ImageNet folder, or a dataset `nincc pack` wrote (read from its shards with the same sampling and crops). */
 function imageNetInputs(model: Model, a: TrainArgs, runDir: string): Inputs {
-  const folder = openImageNetFolder(a.data);
+  const packed = isPackedDataset(a.data) ? openPackedDataset(a.data) : undefined;
+  const folder = packed ?? openImageNetFolder(a.data);
   const classes = folder.train.classes.length;
-  if (classes !== model.info.classes) throw new DataLayoutError(`${folder.train.dir} has ${classes} class directories but model ${model.info.model} has ${model.info.classes} outputs`);
+  if (classes !== model.info.classes) throw new DataLayoutError(`${folder.train.dir} has ${classes} ${packed ? 'classes' : 'class directories'} but model ${model.info.model} has ${model.info.classes} outputs`);
   const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform);
   if (g.warning) process.stderr.write(`warning: ${g.warning}\n`);
+  if (packed) checkPackedImageSize(packed, g.imageSize);
   const epochSize = a.epochSize ?? epochSizeOf(model);
   const workers = a.workers ?? defaultWorkerCount();
   mkdirSync(runDir, { recursive: true });
   recordClassList(runDir, folder.train.classes, a.resume);
-  const s = openImageSources(g, folder, { workers, prefetch: a.prefetch ?? 2, sampling: a.sampling, ...(epochSize !== undefined ? { epochSize } : {}) });
+  const s = openImageSources(g, folder, { workers, prefetch: a.prefetch ?? 2, sampling: a.sampling, ...(epochSize !== undefined ? { epochSize } : {}), ...(packed ? { shards: packed.shards } : {}) });
   const epochs = epochSize !== undefined ? `epochs of ${epochSize} batches sampled ${a.sampling}` : 'whole passes';
+  const from = packed ? `packed in ${packed.shards.length} shards at ${packed.index.imageSize}` : 'decode';
   return {
     train: s.train!,
     test: s.val,
-    describe: `${folder.train.files.length} images in ${classes} classes (${folder.train.dir}; ${epochs}; ${workers} decode workers), testing on ${folder.val.files.length} (${folder.val.dir})`,
+    describe: `${folder.train.files.length} images in ${classes} classes (${folder.train.dir}; ${epochs}; ${from}; ${workers} decode workers), testing on ${folder.val.files.length} (${folder.val.dir})`,
     close: () => s.pool.close(),
   };
 }
@@ -154,19 +183,20 @@ function describeTest(t: TestPlan): string {
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N]',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N] [--no-overlap] [--bucket-elements N] [--rank-timeout S] [--reduce-with mpi|nccl]',
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
     "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.\n" +
+    "A directory 'nincc pack' wrote (it has index.json) is read from its shards instead: the same images, sampling, crops and flips for the same seed, without the per-file opens and the full-size decodes (docs/packed-dataset.md).\n" +
     'Under mpirun -np N (Open MPI) the ranks train data-parallel: --batch stays the global batch, split between the ranks, and rank 0 writes RUN_DIR (docs/distributed.md).',
   options: {
-    data: { type: 'string', value: 'DATA', help: "'fashion-mnist' (the system copy), a directory of Fashion-MNIST IDX files, or an ImageNet folder with train/ and val/" },
+    data: { type: 'string', value: 'DATA', help: "'fashion-mnist' (the system copy), a directory of Fashion-MNIST IDX files, an ImageNet folder with train/ and val/, or a packed dataset (nincc pack)" },
     out: { type: 'string', short: 'o', value: 'RUN_DIR', help: 'where checkpoints and the log go (default: runs/<model>)' },
     epochs: { type: 'string', value: 'N', help: "number of epochs (default: the spec's train block)" },
     batch: { type: 'string', value: 'N', help: "batch size (default: the spec's train block)" },
     'epoch-size': { type: 'string', value: 'N', help: "batches per epoch (default: the spec's epochSize; whole passes without one). Image folders only" },
     sampling: { type: 'string', value: 'RULE', help: 'with an epoch size: balanced (a class uniformly, then an image of it; Torch\'s default) or uniform (any image)' },
-    workers: { type: 'string', value: 'N', help: `decode worker threads for image folders (default: cores − 1, here ${defaultWorkerCount()})` },
+    workers: { type: 'string', value: 'N', help: `decode worker threads for image folders and packed datasets (default: cores − 1, here ${defaultWorkerCount()})` },
     prefetch: { type: 'string', value: 'N', help: 'batches decoded ahead of the one training (default 2)' },
     device: { type: 'string', value: 'DEV', help: 'cpu, emu (the generated CUDA on the SIMT emulator) or cuda; default: the device a DIR was built for, cpu for a spec FILE (which is built for --device)' },
     precision: { type: 'string', value: 'P', help: PRECISION_HELP },
@@ -178,10 +208,14 @@ export const trainCommand: Command = {
     'no-test': { type: 'boolean', help: 'no test pass at all' },
     quiet: { type: 'boolean', short: 'q', help: 'no progress bar' },
     'sync-check': { type: 'string', value: 'N', help: 'under mpirun: compare a digest of every rank\'s weights every N steps (default 0: at each epoch end only)' },
+    'no-overlap': { type: 'boolean', help: 'under mpirun: sum the gradients after backward instead of while it runs (the same result, bitwise)' },
+    'rank-timeout': { type: 'string', value: 'S', help: `under mpirun: end every rank when one has sent no heartbeat for S seconds (stopped, frozen, unreachable; default ${DEFAULT_RANK_TIMEOUT_SECONDS})` },
+    'reduce-with': { type: 'string', value: 'LIB', help: 'under mpirun: mpi or nccl sums the gradients (default: nccl on cuda, mpi on cpu and emu)' },
+    'bucket-elements': { type: 'string', value: 'N', help: `under mpirun: gradient floats summed per collective (default ${DEFAULT_BUCKET_ELEMENTS})` },
   },
   async run(args) {
     const a0 = parseTrainArgs(args);
-    const comm = distributedWorld();
+    const comm = distributedWorld(a0.rankTimeout);
     if (!comm) return trainHere(a0);
     // Rank 0 speaks for the run; the others are quiet, and any failure ends every rank (no rank left waiting).
     const a = comm.rank === 0 ? a0 : { ...a0, quiet: true };
@@ -205,6 +239,8 @@ async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
   // A built directory runs on the device it was built for unless --device says otherwise.
   const device = a.device ?? artifactDevice(dir);
   const model = await load(dir, { device, seed: a.seed });
+  // Collective: every rank opens the reduction library here (NCCL: rank 0's unique id goes to all).
+  const backend = comm ? openBackend(comm, device, loadNative().nccl, a.reduceWith) : undefined;
   let inputs: Inputs | undefined;
   const speaks = !comm || comm.rank === 0;
   try {
@@ -227,7 +263,7 @@ async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
     const result = await train(model, inputs.train, inputs.test, {
       epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed: a.seed,
       runDir, resume: a.resume, test: a.test, stop, ...(speaks ? { onEvent: trainProgress(process.stderr, a.quiet) } : {}),
-      ...(comm ? { distributed: { comm, checkEvery: a.syncCheck } } : {}),
+      ...(comm ? { distributed: { comm, checkEvery: a.syncCheck, overlap: a.overlap, backend, ...(a.bucketElements ? { bucketElements: a.bucketElements } : {}) } } : {}),
     }).finally(() => process.off('SIGINT', onSigint));
     if (!speaks) return result.stopped ? 130 : 0;
     if (result.alreadyFinished) {

@@ -1,4 +1,4 @@
-// The nincc N-API addon: devices(), load(dir, device), hostMemory(), mpi (mpi_binding.cc) and the one place where C++ exceptions
+// The nincc N-API addon: devices(), load(dir, device), hostMemory(), mpi and nccl (mpi_binding.cc) and the one place where C++ exceptions
 // become JS errors. Thin by design: runtime/core does the work, runtime/*.ts the friendly checks.
 #include <napi.h>
 
@@ -72,6 +72,7 @@ Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("hostMemory", Napi::Function::New<hostMemory>(env, "hostMemory"));
   exports.Set("abi", Napi::String::New(env, NINCC_CPU_ABI));
   exports.Set("mpi", mpiObject(env));
+  exports.Set("nccl", ncclObject(env));
   return exports;
 }
 

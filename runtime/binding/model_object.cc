@@ -165,7 +165,7 @@ Napi::Value ModelObject::info(const Napi::CallbackInfo& info) {
   });
 }
 
-// run(program, n, scalars, seed) -> Promise<void>. Every failure, synchronous or on the worker,
+// run(program, n, scalars, seed, reduce?) -> Promise<void>; reduce: mpi_binding.h reduceJobArg. Every failure, synchronous or on the worker,
 // rejects the promise, so callers handle one path.
 Napi::Value ModelObject::run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -185,9 +185,11 @@ Napi::Value ModelObject::run(const Napi::CallbackInfo& info) {
       scalars[name] = value.As<Napi::Number>().DoubleValue();
     }
     uint64_t seed = info.Length() > 3 && !info[3].IsUndefined() ? seedArg(info, 3) : 0;
+    std::optional<ReduceJob> reduce;
+    if (info.Length() > 4 && !info[4].IsUndefined()) reduce = reduceJobArg(info[4]);
 
     auto* worker = new RunWorker(env, info.This().As<Napi::Object>(), *this, model,
-                                 std::move(program), n, std::move(scalars), seed);
+                                 std::move(program), n, std::move(scalars), seed, std::move(reduce));
     Napi::Promise promise = worker->promise();
     busy_ = true;
     worker->Queue();  // the worker deletes itself after OnOK

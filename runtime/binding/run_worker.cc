@@ -7,7 +7,8 @@
 namespace nincc_binding {
 
 RunWorker::RunWorker(Napi::Env env, Napi::Object self, ModelObject& owner, nincc::Model& model,
-                     std::string program, int64_t n, nincc::ScalarValues scalars, uint64_t seed)
+                     std::string program, int64_t n, nincc::ScalarValues scalars, uint64_t seed,
+                     std::optional<ReduceJob> reduce)
     : Napi::AsyncWorker(env, "nincc.run"),
       self_(Napi::Persistent(self)),
       owner_(owner),
@@ -16,11 +17,15 @@ RunWorker::RunWorker(Napi::Env env, Napi::Object self, ModelObject& owner, nincc
       n_(n),
       scalars_(std::move(scalars)),
       seed_(seed),
+      reduce_(std::move(reduce)),
       deferred_(Napi::Promise::Deferred::New(env)) {}
 
 void RunWorker::Execute() {
   try {
-    model_.run(program_, n_, scalars_, seed_);
+    if (reduce_)
+      nincc::runAndReduce(model_, *reduce_->collective, program_, n_, scalars_, seed_, reduce_->request);
+    else
+      model_.run(program_, n_, scalars_, seed_);
   } catch (...) {
     failure_ = std::current_exception();
   }

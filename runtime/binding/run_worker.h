@@ -3,17 +3,20 @@
 #include <napi.h>
 
 #include <exception>
+#include <optional>
 #include <string>
 
 #include "model.h"
 #include "model_object.h"
+#include "mpi_binding.h"
 
 namespace nincc_binding {
 
 class RunWorker : public Napi::AsyncWorker {
  public:
   RunWorker(Napi::Env env, Napi::Object self, ModelObject& owner, nincc::Model& model,
-            std::string program, int64_t n, nincc::ScalarValues scalars, uint64_t seed);
+            std::string program, int64_t n, nincc::ScalarValues scalars, uint64_t seed,
+            std::optional<ReduceJob> reduce);
 
   Napi::Promise promise() const { return deferred_.Promise(); }
 
@@ -30,6 +33,8 @@ class RunWorker : public Napi::AsyncWorker {
   int64_t n_;
   nincc::ScalarValues scalars_;
   uint64_t seed_;
+  // The gradients to reduce across ranks during and after the run (docs/distributed.md), if any.
+  std::optional<ReduceJob> reduce_;
   Napi::Promise::Deferred deferred_;
   // Caught on the worker thread, converted to a JS error on the main thread.
   std::exception_ptr failure_;

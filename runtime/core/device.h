@@ -30,6 +30,9 @@ class Device {
   Device& operator=(const Device&) = delete;
 
   virtual std::string name() const = 0;
+  // True where the arena is this process's memory and a launch has finished when it returns (cpu,
+  // emu): another thread may then read a buffer as soon as the step writing it has been launched.
+  virtual bool hostAddressable() const { return false; }
 
   // Loads the artifact's library for this device; checks its ABI tag and that it was built from
   // the same source as plan.json. Throws naming the file (and the symbol, when one is missing).

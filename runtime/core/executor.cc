@@ -47,7 +47,7 @@ std::string Executor::describe(const Program& program, size_t stepIndex) const {
 }
 
 void Executor::run(const std::string& programName, int64_t n, const ScalarValues& scalars,
-                   uint64_t seed) {
+                   uint64_t seed, const StepDone& stepDone) {
   const Program& prog = program(programName);
   if (!prog.runsOn(device_.name())) {
     std::string devices;
@@ -76,7 +76,7 @@ void Executor::run(const std::string& programName, int64_t n, const ScalarValues
       stepScalars[i].push_back(found->second);
     }
 
-  // Every step's args first, then the program in one call: the cuda device can replay it as a graph.
+  // Every step's args first, then the program in one call (the cuda device can replay it as a graph).
   std::vector<std::vector<void*>> pointers(steps.size());
   std::vector<StepLaunch> launches(steps.size());
   for (size_t i = 0; i < steps.size(); ++i) {
@@ -90,7 +90,15 @@ void Executor::run(const std::string& programName, int64_t n, const ScalarValues
     launches[i].kernel = steps[i].kernel;
     launches[i].step = &step;
   }
-  device_.launchProgram(prog.name + " at batch " + std::to_string(n), launches);
+  if (stepDone) {
+    // Told after each step (the distributed trainer's bucket hook): launched one by one.
+    for (size_t i = 0; i < launches.size(); ++i) {
+      device_.launch(launches[i].kernel, *launches[i].step, launches[i].args);
+      stepDone(i);
+    }
+  } else {
+    device_.launchProgram(prog.name + " at batch " + std::to_string(n), launches);
+  }
   device_.synchronize();
 }
 

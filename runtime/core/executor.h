@@ -2,6 +2,7 @@
 // that lacks a kernel fails at load time rather than in the middle of training.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -14,6 +15,9 @@
 namespace nincc {
 
 using ScalarValues = std::map<std::string, double>;
+// Told the index of each step once it has been launched (docs/distributed.md: a gradient bucket is
+// final after the last step that touches it).
+using StepDone = std::function<void(size_t step)>;
 
 class Executor {
  public:
@@ -23,7 +27,8 @@ class Executor {
   // name no step of this plan uses and that the ABI does not define is rejected as a likely typo.
   // The seed goes unchanged to every step: kernels mix in their own layer, so a forward and a
   // backward kernel of one dropout layer derive the same mask.
-  void run(const std::string& program, int64_t n, const ScalarValues& scalars, uint64_t seed);
+  void run(const std::string& program, int64_t n, const ScalarValues& scalars, uint64_t seed,
+           const StepDone& stepDone = nullptr);
 
   const Program& program(const std::string& name) const;
   // Throws unless 1 <= n <= maxBatch.

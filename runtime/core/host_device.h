@@ -21,6 +21,7 @@ HostMemoryStats hostMemoryStats();
 class HostMemoryDevice : public Device {
  public:
   ~HostMemoryDevice() override;
+  bool hostAddressable() const override { return true; }
   void* alloc(size_t bytes) override;
   void release(void* memory) override;
   void copyToDevice(void* dst, const void* src, size_t bytes) override;

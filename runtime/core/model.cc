@@ -50,8 +50,9 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const std::string& de
   return model;
 }
 
-void Model::run(const std::string& program, int64_t n, const ScalarValues& scalars, uint64_t seed) {
-  executor_->run(program, n, scalars, seed);
+void Model::run(const std::string& program, int64_t n, const ScalarValues& scalars, uint64_t seed,
+                const StepDone& stepDone) {
+  executor_->run(program, n, scalars, seed, stepDone);
 }
 
 const BufferRef& Model::inputRef(const std::string& program, const std::string& name) const {

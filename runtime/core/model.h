@@ -33,7 +33,13 @@ class Model {
   const std::vector<TensorEntry>& params() const { return plan_.params; }
   const std::vector<TensorEntry>& state() const { return plan_.state; }
 
-  void run(const std::string& program, int64_t n, const ScalarValues& scalars, uint64_t seed);
+  void run(const std::string& program, int64_t n, const ScalarValues& scalars, uint64_t seed,
+           const StepDone& stepDone = nullptr);
+  const Program& program(const std::string& name) const { return executor_->program(name); }
+  Device& device() { return *device_; }
+  // A space's first element and its elements (act: for maxBatch images), for the gradient reducer.
+  void* spaceBase(Space space) const { return arena_->base(space); }
+  int64_t spaceCapacity(Space space) const { return arena_->capacity(space); }
 
   // A program's named input or output buffer; throws naming the ones that exist.
   const BufferRef& inputRef(const std::string& program, const std::string& name) const;

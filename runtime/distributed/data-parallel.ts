@@ -1,13 +1,16 @@
 // One data-parallel training step over a Communicator, and the checks that keep ranks identical.
 // Every rank holds the same weights and sees the same global batch; it trains on its share (runtime/distributed/
 // shard.ts), its gradients are weighted by its share of the batch and summed across ranks bucket by
-// bucket, the BN running statistics likewise, and then each rank applies the same SGD update.
+// bucket (by the runtime, on the arena, while backward still runs: runtime/core/gradient_reducer.h),
+// the BN running statistics likewise, and then each rank applies the same SGD update.
 // See docs/distributed.md for why the batch is split rather than multiplied.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Batch } from '../dataset.js';
 import type { Model, TrainStepOptions } from '../model.js';
+import type { NativeReduce } from '../native.js';
+import type { ReduceBackend } from './backend.js';
 import type { Communicator } from './communicator.js';
 import { gradientBuckets, rankShare, type Bucket } from './shard.js';
 
@@ -21,6 +24,10 @@ export interface DataParallel {
   /** Compare a digest of every rank's weights after every `checkEvery` steps (0: only at epoch ends). */
   readonly checkEvery: number;
   readonly bucketElements?: number;
+  /** Reduce buckets while backward still runs (default true); false: after it. The results are bitwise the same. */
+  readonly overlap?: boolean;
+  /** What sums the gradients (runtime/distributed/backend.ts openBackend); default mpi. */
+  readonly backend?: ReduceBackend;
 }
 
 /** What a step adds to the epoch's running sums, over the whole global batch. */
@@ -52,29 +59,33 @@ export function shardOf(b: Batch, rank: number, size: number): Batch {
 }
 
 /**
- * Sums `weight` × this rank's gradients over all ranks, bucket by bucket, into every rank's grad space.
- * With weight = share / global batch this is the gradient of the mean loss over the global batch.
+ * What the runtime's reducer does on a rank that trained on no image of this batch (weight 0): its
+ * zeros summed into every bucket, then its zero share of the statistics — the same collectives, in
+ * the same order, as the ranks that ran backward make.
  */
-export function reduceGradients(model: Model, comm: Communicator, weight: number, buckets: readonly Bucket[]): void {
+export function reduceZeros(model: Model, comm: Communicator, buckets: readonly Bucket[]): void {
   for (const b of buckets) {
-    const g = weight === 0 ? new Float32Array(b.size) : model.readSpace('grad', b.offset, b.size);
-    if (weight !== 1) for (let i = 0; i < g.length; i++) g[i] *= weight;
+    const g = new Float32Array(b.size);
     comm.allreduceSum(g);
     model.writeSpace('grad', b.offset, g);
   }
-}
-
-/** BN running statistics: each rank's, weighted by its share of the batch, summed, so that every rank (and so the checkpoint) holds the same. */
-export function reduceState(model: Model, comm: Communicator, weight: number): void {
   const size = model.info.spaces.state;
   if (size === 0) return;
-  const s = model.readSpace('state', 0, size);
-  for (let i = 0; i < s.length; i++) s[i] *= weight;
+  const s = new Float32Array(size);
   comm.allreduceSum(s);
   model.writeSpace('state', 0, s);
 }
 
-/** A data-parallel step: forward/backward on this rank's share of a global batch (or on the share given), gradients and statistics reduced, the SGD update. */
+/** The runtime's reduction of this step: the buckets' ranges in order, with this rank's weight. */
+export function nativeReduce(buckets: readonly Bucket[], weight: number, overlap: boolean, backend: ReduceBackend = 'mpi'): NativeReduce {
+  return { backend, buckets: Float64Array.from(buckets.flatMap((b) => [b.offset, b.size])), weight, overlap, state: true };
+}
+
+/**
+ * A data-parallel step: forward/backward on this rank's share of a global batch (or on the share
+ * given), with the gradients (weighted by the share: the gradient of the mean loss over the global
+ * batch) and statistics summed over all ranks, then the SGD update.
+ */
 export async function dataParallelStep(model: Model, dp: DataParallel, b: Batch, hyper: TrainStepOptions, stopRequested: boolean, buckets: readonly Bucket[]): Promise<StepTally> {
   const { comm } = dp;
   // A sharded source gave this rank's share already; any other source gave the whole global batch.
@@ -83,12 +94,15 @@ export async function dataParallelStep(model: Model, dp: DataParallel, b: Batch,
   let lossSum = 0;
   let correct = 0;
   if (mine.count > 0) {
-    const r = await model.forwardBackward(mine.images, mine.labels);
+    const r = await model.forwardBackward(mine.images, mine.labels, nativeReduce(buckets, weight, dp.overlap ?? true, dp.backend));
     lossSum = r.loss * mine.count;
     correct = countCorrect(r.output, mine.labels, mine.count);
+  } else if ((dp.backend ?? 'mpi') === 'mpi') {
+    reduceZeros(model, comm, buckets);
+  } else {
+    // The other ranks wait in NCCL collectives that only a run of backward makes on this rank.
+    throw new DistributedError(`rank ${comm.rank} has no image of a batch of ${b.total ?? b.count} (the epoch's last, partial one): with NCCL every rank needs at least one; pick a --batch or --limit whose last batch has at least ${comm.size} images`);
   }
-  reduceGradients(model, comm, weight, buckets);
-  reduceState(model, comm, weight);
   await model.update(hyper);
   const tally = new Float64Array([lossSum, correct, mine.count, stopRequested ? 1 : 0]);
   comm.allreduceSum(tally);

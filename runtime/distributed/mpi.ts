@@ -4,7 +4,14 @@ import { ErrorCodes, NinccError } from '../errors.js';
 import { loadNative } from '../native.js';
 import type { Communicator } from './communicator.js';
 
-export function openMpiWorld(): Communicator {
+/** The default of `nincc train --rank-timeout` (docs/distributed.md#start-up-checks-and-faults). */
+export const DEFAULT_RANK_TIMEOUT_SECONDS = 60;
+
+/**
+ * The world of this process's ranks. With `rankTimeout` (seconds; every rank must pass the same) a
+ * watchdog ends every rank when one sends no heartbeat for that long (runtime/core/mpi_library.h).
+ */
+export function openMpiWorld(options: { rankTimeout?: number } = {}): Communicator {
   let addon;
   try {
     addon = loadNative();
@@ -15,6 +22,7 @@ export function openMpiWorld(): Communicator {
   let world: { rank: number; size: number };
   try {
     world = mpi.init();
+    if (options.rankTimeout !== undefined) mpi.watch(options.rankTimeout);
   } catch (e) {
     throw new NinccError(ErrorCodes.runtime, (e as Error).message, { cause: e });
   }

@@ -1,5 +1,5 @@
-// A pool of decode worker threads (node:worker_threads) fed from one FIFO of jobs, a few jobs in flight
-// per worker so none waits on a message round trip. An unreadable file is an answer ({ ok: false }),
+// A pool of decode worker threads (node:worker_threads) fed from one FIFO of jobs (image files or packed
+// records), a few jobs in flight per worker so none waits on a message round trip. An unreadable file is an answer ({ ok: false }),
 // never an exception; a worker that dies fails every job it held and the pool with it.
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { CropDraws, Size, Transform } from './donkey.js';
 import type { DecodeReply, DecodeRequest, WorkerSetup } from './decode-worker.js';
+import type { RecordRef } from './pack-format.js';
 
 export interface DecodePoolOptions {
   readonly workers: number;
@@ -15,10 +16,13 @@ export interface DecodePoolOptions {
   readonly transform: Transform;
   /** Jobs handed to a worker before its first answer comes back (default 2). */
   readonly depth?: number;
+  /** A packed dataset's shard paths (index order), for jobs that name a record. */
+  readonly shards?: readonly string[];
 }
 
 export interface DecodeJob {
   readonly file: string;
+  readonly record?: RecordRef; // a packed image: read from its shard (`file` then only names it in messages)
   readonly mode: 'train' | 'eval';
   readonly draws?: CropDraws; // train mode
   readonly out: SharedArrayBuffer;
@@ -69,7 +73,7 @@ export class DecodePool {
     // training step: room for every job in flight plus two spare threads, so a train step never
     // queues behind decodes. The pool starts on first use, so this only counts when nothing used it yet.
     process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, o.workers * this.depth + 2));
-    const setup: WorkerSetup = { imageSize: o.imageSize, crop: o.crop, transform: { mean: [...o.transform.mean], std: [...o.transform.std] } };
+    const setup: WorkerSetup = { imageSize: o.imageSize, crop: o.crop, transform: { mean: [...o.transform.mean], std: [...o.transform.std] }, ...(o.shards ? { shards: [...o.shards] } : {}) };
     const script = workerScript();
     for (let w = 0; w < o.workers; w++) {
       const worker = new Worker(script, { workerData: setup });
@@ -98,7 +102,7 @@ export class DecodePool {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('the decode pool is closed'));
     const d = job.draws ?? { uY: 0, uX: 0, uFlip: 0 };
-    const request: DecodeRequest = { id: this.nextId++, file: job.file, out: job.out, offset: job.offset, mode: job.mode, uY: d.uY, uX: d.uX, uFlip: d.uFlip };
+    const request: DecodeRequest = { id: this.nextId++, file: job.file, ...(job.record ? { record: job.record } : {}), out: job.out, offset: job.offset, mode: job.mode, uY: d.uY, uX: d.uX, uFlip: d.uFlip };
     return new Promise<DecodeResult>((resolve, reject) => {
       this.queue.push({ request, resolve, reject });
       this.dispatch();

@@ -51,18 +51,48 @@ export async function decodeResized(file: string, imageSize: number, channels: 1
 
 const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 
-async function decodeWith(file: string, imageSize: number, channels: 1 | 3, failOn: 'warning' | 'truncated'): Promise<DecodedImage> {
-  const input = sharp(file, { failOn, sequentialRead: true });
-  const meta = await input.metadata();
+/**
+ * A file's path, or a packed record's JPEG bytes with the size the index gives (no header parse then).
+ * An image already at its target size is not resized; a smaller target from a JPEG lets libjpeg scale
+ * in the DCT domain on load (sharp's shrink-on-load) before libvips' resize finishes the job.
+ */
+async function decodeWith(input: string | Buffer, imageSize: number, channels: 1 | 3, failOn: 'warning' | 'truncated', known?: Size): Promise<DecodedImage> {
+  const image = sharp(input, { failOn, sequentialRead: true });
+  const meta = known ?? (await image.metadata());
   const w0 = meta.width ?? 0;
   const h0 = meta.height ?? 0;
   if (w0 < 1 || h0 < 1) throw new Error('the image has no size');
   const target = scaledSize(w0, h0, imageSize);
-  let pipeline = channels === 3 ? input.toColourspace('srgb').removeAlpha() : input.toColourspace('b-w').removeAlpha();
-  pipeline = pipeline.resize(target.width, target.height, { fit: 'fill', kernel: 'linear' });
+  let pipeline = channels === 3 ? image.toColourspace('srgb').removeAlpha() : image.toColourspace('b-w').removeAlpha();
+  if (target.width !== w0 || target.height !== h0) pipeline = pipeline.resize(target.width, target.height, { fit: 'fill', kernel: 'linear' });
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   if (info.width !== target.width || info.height !== target.height || info.channels !== channels) {
     throw new Error(`sharp gave ${info.width}×${info.height}×${info.channels}, expected ${target.width}×${target.height}×${channels}`);
   }
   return { width: target.width, height: target.height, channels, pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), source: { width: w0, height: h0 } };
+}
+
+/**
+ * A packed record stored at the size the model reads: only the crop's pixels come back (libvips cuts the
+ * region out as it decodes, so neither the rest of the image nor a resize costs a copy).
+ */
+export async function decodeRecordRegion(jpeg: Buffer, region: Size & { readonly x: number; readonly y: number }, channels: 1 | 3): Promise<DecodedImage> {
+  try {
+    const image = sharp(jpeg, { failOn: 'truncated', sequentialRead: true });
+    const pipeline = (channels === 3 ? image.toColourspace('srgb') : image.toColourspace('b-w')).removeAlpha().extract({ left: region.x, top: region.y, width: region.width, height: region.height });
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    if (info.width !== region.width || info.height !== region.height || info.channels !== channels) throw new Error(`sharp gave ${info.width}×${info.height}×${info.channels}, expected ${region.width}×${region.height}×${channels}`);
+    return { width: region.width, height: region.height, channels, pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), source: { width: region.width, height: region.height } };
+  } catch (e) {
+    throw new UnreadableImageError('a packed record', firstLine(e));
+  }
+}
+
+/** A packed record's JPEG (pack.ts wrote it, so a failure is corruption, not a lenient-decode case). */
+export async function decodeRecord(jpeg: Buffer, stored: Size, imageSize: number, channels: 1 | 3): Promise<DecodedImage> {
+  try {
+    return await decodeWith(jpeg, imageSize, channels, 'truncated', stored);
+  } catch (e) {
+    throw new UnreadableImageError('a packed record', firstLine(e));
+  }
 }

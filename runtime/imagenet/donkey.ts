@@ -93,18 +93,20 @@ export function cropToTensor(
   if (out.length < crop.channels * crop.width * crop.height) throw new RangeError(`output holds ${out.length} floats, the crop needs ${crop.channels * crop.width * crop.height}`);
   const plane = crop.width * crop.height;
   const stride = image.channels;
+  const lut = new Float32Array(256);
   for (let c = 0; c < crop.channels; c++) {
     const src = Math.min(c, stride - 1);
-    // Multiplying by precomputed 1/(255·std) would round differently; divide like the Lua does.
+    // One table of the 256 values per channel: each entry is (v/255 − mean)/std computed in float64 and rounded
+    // once to float32, exactly what the per-pixel expression gave (a division like the Lua's, not a multiply by
+    // a precomputed 1/(255·std), which would round differently), at a table lookup per pixel.
     const mean = transform.mean[c];
     const std = transform.std[c];
+    for (let v = 0; v < 256; v++) lut[v] = (v / 255 - mean) / std;
     for (let r = 0; r < crop.height; r++) {
       const rowStart = ((y + r) * image.width + x) * stride + src;
       const o = c * plane + r * crop.width;
-      for (let j = 0; j < crop.width; j++) {
-        const col = flip ? crop.width - 1 - j : j;
-        out[o + j] = (pixels[rowStart + col * stride] / 255 - mean) / std;
-      }
+      if (flip) for (let j = 0, k = rowStart + (crop.width - 1) * stride; j < crop.width; j++, k -= stride) out[o + j] = lut[pixels[k]];
+      else for (let j = 0, k = rowStart; j < crop.width; j++, k += stride) out[o + j] = lut[pixels[k]];
     }
   }
 }

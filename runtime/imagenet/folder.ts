@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../io/atomic-write.js';
+import type { RecordRef } from './pack-format.js';
 
 /** The extensions donkey.lua's dataLoader gave `find -iname`: jpg, jpeg, png, ppm, bmp in any case. */
 const IMAGE_FILE = /\.(jpe?g|png|ppm|bmp)$/i;
@@ -19,6 +20,8 @@ export interface ImageList {
   readonly classStart: Int32Array; // index in files of each class's first image
   readonly classCount: Int32Array; // images of each class here (0 for a class this split lacks)
   readonly skipped: readonly SkippedEntry[]; // entries under the class directories that are not listed
+  /** Set for a packed dataset's split (packed.ts): where image i's record is; `files` then only name the images. */
+  readonly record?: (i: number) => RecordRef;
 }
 
 export interface ImageNetFolder {

@@ -40,13 +40,13 @@ export interface ImageSources {
   readonly val: ImageFolderEvalSource;
 }
 
-/** One worker pool feeding the training stream (when `train` is given) and the validation pass. */
+/** One worker pool feeding the training stream (when `train` is given) and the validation pass; `shards` when the lists are a packed dataset's. */
 export function openImageSources(
   g: ImageInput,
   lists: { readonly train?: ImageList; readonly val: ImageList },
-  o: { readonly workers: number; readonly prefetch: number; readonly epochSize?: number; readonly sampling: Sampling },
+  o: { readonly workers: number; readonly prefetch: number; readonly epochSize?: number; readonly sampling: Sampling; readonly shards?: readonly string[] },
 ): ImageSources {
-  const pool = new DecodePool({ workers: o.workers, imageSize: g.imageSize, crop: g.crop, transform: g.transform });
+  const pool = new DecodePool({ workers: o.workers, imageSize: g.imageSize, crop: g.crop, transform: g.transform, ...(o.shards ? { shards: o.shards } : {}) });
   const val = new ImageFolderEvalSource(pool, lists.val, { crop: g.crop, prefetch: o.prefetch });
   if (!lists.train) return { pool, val };
   const train = new ImageNetTrainSource(pool, lists.train, { crop: g.crop, sampling: o.sampling, prefetch: o.prefetch, ...(o.epochSize !== undefined ? { epochSize: o.epochSize } : {}) });

@@ -1,14 +1,19 @@
-// Streaming batch sources over an ImageNet folder: training batches (random crops, flips) and the
-// center-crop evaluation pass, decoded by the worker pool into a bounded ring of prefetched batches.
-// An unreadable file is counted and replaced (training) or left out (evaluation), never fatal alone.
+// Streaming batch sources over an ImageNet folder or a packed dataset's split: training batches (random
+// crops, flips) and the center-crop evaluation pass, decoded by the worker pool into a bounded ring of
+// prefetched batches. An unreadable file is counted and replaced (training) or left out (evaluation), never
+// fatal alone; a packed record that fails its checksum stops the run, naming the shard and byte offset.
 import type { Batch, EvalSource, Shard, SkipReport, TrainSource } from '../dataset.js';
 import { rankShare } from '../distributed/shard.js';
 import type { DecodePool, DecodeResult } from './decode-pool.js';
 import type { Size } from './donkey.js';
-import type { ImageList } from './folder.js';
+import { DataLayoutError, type ImageList } from './folder.js';
+import type { RecordRef } from './pack-format.js';
 import { drawCrop, epochPlan, type EpochPlan, type Sampling } from './sampler.js';
 
 export type Crop = Size & { readonly channels: number };
+
+/** The record to read for image i of a packed split (folder images have none: their file is opened). */
+const recordOf = (list: ImageList, i: number): { record?: RecordRef } => (list.record ? { record: list.record(i) } : {});
 
 /** A sample that meets this many unreadable files in a row stops the run: the data is not what it claims. */
 const MAX_ATTEMPTS = 100;
@@ -137,7 +142,8 @@ export class ImageNetTrainSource implements TrainSource {
     for (let attempt = 1; ; attempt++) {
       const draws = drawCrop(pick.next);
       const known = this.bad.get(file);
-      const r: DecodeResult = known !== undefined ? { ok: false, reason: known } : await this.pool.decode({ file: files[file], mode: 'train', draws, out: ring.shared[slot], offset: i * this.per });
+      const r: DecodeResult = known !== undefined ? { ok: false, reason: known } : await this.pool.decode({ file: files[file], ...recordOf(this.list, file), mode: 'train', draws, out: ring.shared[slot], offset: i * this.per });
+      if (!r.ok && r.corrupt) throw new DataLayoutError(r.reason);
       if (r.ok) {
         ring.labels[slot][i] = labels[file];
         return;
@@ -184,7 +190,7 @@ export class ImageFolderEvalSource implements EvalSource {
       const results = await Promise.all(
         Array.from({ length: n }, (_, i): Promise<DecodeResult> => {
           const known = this.bad.get(first + i);
-          return known !== undefined ? Promise.resolve({ ok: false, reason: known }) : this.pool.decode({ file: files[first + i], mode: 'eval', out: ring.shared[slot], offset: i * this.per });
+          return known !== undefined ? Promise.resolve({ ok: false, reason: known }) : this.pool.decode({ file: files[first + i], ...recordOf(this.list, first + i), mode: 'eval', out: ring.shared[slot], offset: i * this.per });
         }),
       );
       return { slot, first, results };
@@ -192,6 +198,7 @@ export class ImageFolderEvalSource implements EvalSource {
     for await (const { slot, first, results } of prefetched(Math.ceil(files.length / batch), ring.shared.length, fill)) {
       let k = 0;
       results.forEach((r, i) => {
+        if (!r.ok && r.corrupt) throw new DataLayoutError(r.reason);
         if (!r.ok) {
           this.bad.set(first + i, r.reason);
           this.skips.add(files[first + i], r.reason);

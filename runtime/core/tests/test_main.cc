@@ -9,6 +9,7 @@
 void runJsonTests();
 void runModelTests();
 void runPlanErrorTests();
+void runGradientReducerTests();
 
 namespace nincc_test {
 int failures = 0;
@@ -19,7 +20,8 @@ int main() {
     const char* name;
     void (*run)();
   };
-  const Group groups[] = {{"json", runJsonTests}, {"model", runModelTests}, {"plan errors", runPlanErrorTests}};
+  const Group groups[] = {{"json", runJsonTests}, {"model", runModelTests}, {"plan errors", runPlanErrorTests},
+                         {"reducer", runGradientReducerTests}};
   for (const Group& group : groups) {
     int before = nincc_test::failures;
     try {
