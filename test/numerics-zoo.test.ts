@@ -1,11 +1,17 @@
 // Issue #17's layers and blocks on the cpu device against the float64 reference, on all threads
-// (test/reference/zoo-suite.ts), and what report.txt says of the blocks (made without compiling).
+// (test/reference/zoo-suite.ts); on the same builds, their ONNX export against onnxruntime (test/reference/onnx-zoo.ts)
+// and the Torch7 import of a ResNet (test/reference/t7-resnet-check.ts); what report.txt says of the blocks
+// (made without compiling).
 import { describe, expect, it } from 'vitest';
 import { reportOnly } from './reference/report-only.js';
 import { BLOCKS, TINY_RESNET } from './reference/specs.js';
+import { onnxZooChecks } from './reference/onnx-zoo.js';
+import { t7ResNetCheck } from './reference/t7-resnet-check.js';
 import { zooSuite } from './reference/zoo-suite.js';
 
-zooSuite('all threads');
+const builds = zooSuite('all threads');
+onnxZooChecks(builds);
+t7ResNetCheck(builds);
 
 describe('report.txt of a model with blocks', () => {
   it('prints the Torch7 tree and, per block, its merge, kernels and fused ReLU; the gradient sums of fanned-out values', () => {

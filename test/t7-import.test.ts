@@ -139,8 +139,11 @@ describe('NIN-like files in every layout Torch saved', () => {
     });
 
     it('another kind of module', () => {
-      expect(importEdited('kind', (m) => m.entries.set(3, object('nn.Tanh', {})))).toBe(
-        `module (3) is nn.Tanh but the spec's layer 3 (${spec}:5:60) is relu (nincc has no layer for nn.Tanh)\n  in block(3, 6, …) at ${spec}:8:3\n`,
+      expect(importEdited('kind', (m) => m.entries.set(3, object('nn.PReLU', {})))).toBe(
+        `module (3) is nn.PReLU but the spec's layer 3 (${spec}:5:60) is relu (nincc has no layer for nn.PReLU)\n  in block(3, 6, …) at ${spec}:8:3\n`,
+      );
+      expect(importEdited('tanh', (m) => m.entries.set(3, object('cudnn.Tanh', {})))).toBe(
+        `module (3) is cudnn.Tanh but the spec's layer 3 (${spec}:5:60) is relu\n  in block(3, 6, …) at ${spec}:8:3\n`,
       );
     });
 
@@ -227,8 +230,8 @@ describe('NIN-like files in every layout Torch saved', () => {
   });
 
   it('usage errors exit 2', () => {
-    expect(importT7(['test/data/t7/linear_net.t7', '-o', 'x.safetensors'])).toMatchObject({ code: 2, stderr: `nincc import-t7: --spec is required\nusage: nincc import-t7 FILE.t7 --spec SPEC -o OUT.safetensors [--print]\n` });
-    expect(importT7(['test/data/t7/linear_net.t7', '--spec', spec])).toMatchObject({ code: 2, stderr: `nincc import-t7: -o is required\nusage: nincc import-t7 FILE.t7 --spec SPEC -o OUT.safetensors [--print]\n` });
+    expect(importT7(['test/data/t7/linear_net.t7', '-o', 'x.safetensors'])).toMatchObject({ code: 2, stderr: `nincc import-t7: --spec or --write-spec is required\nusage: nincc import-t7 FILE.t7 (--spec SPEC | --write-spec OUT.model --input CxHxW [--name NAME]) -o OUT.safetensors [--print]\n` });
+    expect(importT7(['test/data/t7/linear_net.t7', '--spec', spec])).toMatchObject({ code: 2, stderr: `nincc import-t7: -o is required\nusage: nincc import-t7 FILE.t7 (--spec SPEC | --write-spec OUT.model --input CxHxW [--name NAME]) -o OUT.safetensors [--print]\n` });
     expect(importT7(['missing.t7', '--print'])).toMatchObject({ code: 2, stderr: 'nincc import-t7: missing.t7: no such file\n' });
   });
 });

@@ -9,7 +9,7 @@ import { encodeOnnxModel } from './onnx-proto.js';
 /**
  * The lowest IR version that may carry each default-domain opset (ONNX's versioning table). Every
  * operator used here (Conv, BatchNormalization, Relu, MaxPool, AveragePool, Flatten, Reshape, Gemm,
- * LogSoftmax, Softmax) keeps the attributes and semantics used here across all of them.
+ * LogSoftmax, Softmax, Add, Concat, LRN, Tanh, Sigmoid, Greater, Where, Pad) keeps the attributes and semantics used here across all of them.
  */
 const IR_VERSION_FOR_OPSET: Readonly<Record<number, number>> = {
   13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10, 22: 10, 23: 11,

@@ -47,8 +47,16 @@ export class ProtoWriter {
     return this;
   }
 
+  /** A nested message; a writer's chunks are taken as they are, so a 100 MB tensor is copied once, by the outermost finish(). */
   message(field: number, encoded: ProtoWriter | Uint8Array): this {
-    return this.bytes(field, encoded instanceof ProtoWriter ? encoded.finish() : encoded);
+    if (!(encoded instanceof ProtoWriter)) return this.bytes(field, encoded);
+    encoded.flushPending();
+    this.tag(field, WireType.LengthDelimited);
+    this.rawVarint(encoded.length);
+    this.flushPending();
+    for (const c of encoded.chunks) this.chunks.push(c);
+    this.length += encoded.length;
+    return this;
   }
 
   /** One tag per element: the canonical proto2 form of an unpacked `repeated int64`, as onnx.proto declares them. */

@@ -1,10 +1,12 @@
 // Matches a Torch7 network's modules to a spec's layers, one for one in order, and copies their weights into
 // nincc's parameter layout (`conv1.weight`, `bn2.running_var`, …). Pure: file values and a ShapedModel in, tensors out.
 import { callSiteNote } from '../../compiler/front/expand-defs.js';
-import { opLayers, type ShapedLayer, type ShapedModel, type ShapedOpLayer } from '../../compiler/ir.js';
+import { poolOutputSize } from '../../compiler/front/infer-shapes.js';
+import { isBlock, opLayers, type ShapedLayer, type ShapedModel, type ShapedNetNode, type ShapedOpLayer } from '../../compiler/ir.js';
 import { lowerParams, paramId } from '../../compiler/lower/params.js';
 import { formatPosition } from '../../grammar/diagnostics.js';
 import type { SafeTensor } from '../io/safetensors.js';
+import { firstBlock, type FileNode } from './network-tree.js';
 import { positionLabel, specLayerString, T7ImportError, viewModule, type FileModule, type ModuleView, type Network } from './nn-modules.js';
 import type { T7Tensor } from './values.js';
 
@@ -34,8 +36,16 @@ export function importNetwork(model: ShapedModel, network: Network): ImportResul
     if (!entry) throw new Error(`import-t7: the spec has no tensor ${name}`); // a bug here, not in the file
     tensors.set(name, { dtype: 'F32', shape: [...entry.shape], data });
   };
-  if (model.network) throw new T7ImportError(`${model.file}: a spec with residual/concat blocks cannot take a Torch7 file yet (issue #17)`);
   const layers = opLayers(model.layers);
+  if (model.network) {
+    importTree(model, network, layers, put, notes);
+    for (const e of entries) if (!tensors.has(e.name)) throw new Error(`import-t7: nothing filled ${e.name}`);
+    return { tensors, notes, warnings: compareTransform(model, network) };
+  }
+  const block = firstBlock(network.nodes);
+  if (block) {
+    throw new T7ImportError(`module ${positionLabel(block.position)} is ${block.described}, a ${block.block} block, but the spec ${model.name} (${model.file}) is a chain of layers: write the block in the spec (docs/spec-language.md#blocks-residual-and-concat)`);
+  }
   const modules = network.modules;
 
   if (network.nested) {
@@ -125,12 +135,14 @@ function matchModule(m: FileModule, view: ModuleView, layer: ShapedOpLayer, put:
       const a = layer.attrs;
       const b = op.kind === 'maxpool' || op.kind === 'avgpool' ? op.attrs : undefined;
       if (!b || (['kW', 'kH', 'dW', 'dH', 'padW', 'padH'] as const).some((k) => a[k] !== b[k])) return mismatch();
-      if (view.ceilMode) {
-        // Ceil mode is the same computation whenever it gives floor mode's output size.
+      if (view.ceilMode !== (a.ceil === true)) {
+        // Ceil and floor mode are the same computation whenever they give the same output size.
         const [, H, W] = layer.input;
-        const ceil = [ceilPoolSize(H, a.kH, a.dH, a.padH), ceilPoolSize(W, a.kW, a.dW, a.padW)];
-        if (ceil[0] !== layer.output[1] || ceil[1] !== layer.output[2]) {
-          return mismatch(`ceil mode pools ${H}x${W} to ${shapeText(ceil)}, the spec's floor mode to ${layer.output[1]}x${layer.output[2]}`);
+        const padded = a.padW !== 0 || a.padH !== 0;
+        const size = [poolOutputSize(H, a.kH, a.dH, a.padH, view.ceilMode, padded), poolOutputSize(W, a.kW, a.dW, a.padW, view.ceilMode, padded)];
+        if (size[0] !== layer.output[1] || size[1] !== layer.output[2]) {
+          const mode = (ceil: boolean) => (ceil ? 'ceil' : 'floor');
+          return mismatch(`${mode(view.ceilMode)} mode pools ${H}x${W} to ${shapeText(size)}, the spec's ${mode(a.ceil === true)} mode to ${layer.output[1]}x${layer.output[2]}`);
         }
       }
       return;
@@ -155,18 +167,74 @@ function matchModule(m: FileModule, view: ModuleView, layer: ShapedOpLayer, put:
     case 'dropout':
       if (op.kind !== 'dropout' || !close(op.attrs.p, layer.attrs.p)) return mismatch();
       return;
+    case 'lrn': {
+      const a = layer.attrs;
+      const b = op.kind === 'lrn' ? op.attrs : undefined;
+      if (!b || a.size !== b.size || !close(a.alpha, b.alpha) || !close(a.beta, b.beta) || !close(a.k, b.k)) return mismatch();
+      return;
+    }
+    case 'threshold':
+      if (op.kind !== 'threshold' || !close(op.attrs.th, layer.attrs.th) || !close(op.attrs.v, layer.attrs.v)) return mismatch();
+      return;
+    case 'zeropad': {
+      const a = layer.attrs;
+      const b = op.kind === 'zeropad' ? op.attrs : undefined;
+      if (!b || a.l !== b.l || a.r !== b.r || a.t !== b.t || a.b !== b.b) return mismatch();
+      return;
+    }
     case 'relu':
     case 'logsoftmax':
     case 'softmax':
+    case 'tanh':
+    case 'sigmoid':
+    case 'identity':
       return;
   }
 }
 
-/** Torch's ceil-mode pooled size: ceil((n + 2p − k)/s) + 1, less one if the last window starts in the padding. */
-function ceilPoolSize(n: number, k: number, s: number, p: number): number {
-  let out = Math.ceil((n + 2 * p - k) / s) + 1;
-  if ((out - 1) * s >= n + p) out--;
-  return out;
+/** `module (5)(1)(2)` or `module (5) (nn.ConcatTable + nn.CAddTable)`: a file node in messages. */
+const fileNodeText = (n: FileNode) => (n.kind === 'module' ? `module ${positionLabel(n.module.position)} is ${viewModule(n.module).described}` : `module ${positionLabel(n.position)} is ${n.described} (a ${n.block} block)`);
+const specNodeText = (n: ShapedNetNode) => (isBlock(n) ? `a ${n.kind} block at ${formatPosition(n.span)}` : `${specLayerString(n)} at ${formatPosition(n.span)}`);
+
+/**
+ * A spec with blocks against the file's containers, node for node: a layer to a module, a block to a container
+ * of the same kind with as many branches, each branch's nodes in order. The spec's layers are visited in
+ * Torch's order, the order of the opened chain (`layers`), whose positions name the tensors.
+ */
+function importTree(model: ShapedModel, network: Network, layers: readonly ShapedOpLayer[], put: Put, notes: string[]): void {
+  let next = 0;
+  const chainLayer = (kind: string): ShapedOpLayer => {
+    const l = layers[next++];
+    if (l?.kind !== kind) throw new Error(`import-t7: the spec's chain and network disagree at layer ${next}`); // a bug here, not in the file
+    return l;
+  };
+  const walk = (spec: readonly ShapedNetNode[], file: readonly FileNode[], where: string, top: boolean) => {
+    let i = 0;
+    // As for a chain: the spec's leading view(-1) may stand for a file network that takes flat vectors.
+    const first = spec[0];
+    if (top && first && !isBlock(first) && first.kind === 'view' && first.output.length === 1 && file[0]?.kind === 'module' && viewModule(file[0].module).op?.kind !== 'view') {
+      notes.push(`the spec's ${specNodeText(first)} has no module in the file: the file's network takes the flattened input`);
+      chainLayer('view');
+      i = 1;
+    }
+    for (const f of file) {
+      const s = spec[i++];
+      if (!s) throw new T7ImportError(`${fileNodeText(f)} but ${where} ends at ${specNodeText(spec[spec.length - 1])}`);
+      if (f.kind === 'module' && !isBlock(s)) matchModule(f.module, viewModule(f.module), chainLayer(s.kind), put);
+      else if (f.kind === 'block' && isBlock(s) && f.block === s.kind) {
+        if (f.branches.length !== s.branches.length) throw new T7ImportError(`${fileNodeText(f)} with ${f.branches.length} branches but the spec's ${specNodeText(s)} has ${s.branches.length}`);
+        s.branches.forEach((b, k) => walk(b.nodes, f.branches[k], `branch ${k + 1} of the spec's ${specNodeText(s)}`, false));
+      } else throw new T7ImportError(`${fileNodeText(f)} but the spec has ${specNodeText(s)} there (in ${where})`);
+    }
+    const missing = spec.slice(i);
+    if (missing.length === 0) return;
+    const lastFile = file.length > 0 ? fileNodeText(file[file.length - 1]).replace(/ is .*/, '') : 'no modules';
+    // Only the network may end early, and only by parameter-free layers (fb.resnet.torch saved no LogSoftMax).
+    const weighted = missing.find((n) => isBlock(n) || n.params > 0);
+    if (!top || weighted) throw new T7ImportError(`${where} ends after ${lastFile} in the file but the spec goes on with ${specNodeText(weighted ?? missing[0])}`);
+    notes.push(`the file's network ends after ${lastFile}; the spec's parameter-free ${missing.map(specNodeText).join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in the file`);
+  };
+  walk(model.network ?? [], network.nodes, `the spec ${model.name}`, true);
 }
 
 /** nn.View's per-image shape for `elements` inputs: one size may be -1 (inferred). */

@@ -3,41 +3,25 @@
 import type { LayerKind, LayerOp } from '../../compiler/ir.js';
 import { layerSpecs } from '../../compiler/front/layers.js';
 import { torchModuleString } from '../../compiler/report/torch-print.js';
+import { isModule, leafModules, positionLabel, T7ImportError, TreeReader, type FileModule, type FileNode } from './network-tree.js';
 import { describeValue, T7Object, T7Storage, T7Table, T7Tensor, type T7Value } from './values.js';
 
-/** A file that does not hold an importable network, or a network that does not fit the spec. */
-export class T7ImportError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'T7ImportError';
-  }
-}
-
-export interface FileModule {
-  /** Torch indices from the outer Sequential inwards: [4], or [2, 3] for module 3 of the Sequential at module 2. */
-  readonly position: readonly number[];
-  readonly object: T7Object;
-}
-
-/** `(4)`, or `(2)(3)` inside a nested Sequential. */
-export const positionLabel = (position: readonly number[]) => position.map((i) => `(${i})`).join('');
+export { positionLabel, T7ImportError, type FileModule } from './network-tree.js';
 
 export interface Network {
   /** The network: a module, or a plain table with `modules` (treated as an nn.Sequential). */
   readonly root: T7Object | T7Table;
   readonly foundAt: 'the file itself' | "the file's model field" | 'a table with modules';
-  /** Every leaf module in forward order; nested nn.Sequentials are flattened. */
+  /** The network's modules with its containers read as blocks (runtime/t7/network-tree.ts). */
+  readonly nodes: readonly FileNode[];
+  /** Every leaf module in forward order; nested nn.Sequentials are flattened, a block's branches one after another. */
   readonly modules: readonly FileModule[];
   readonly nested: boolean;
   /** The file's transform.mean/std (beside the network, or one of its fields), when present. */
   readonly transform?: { readonly mean: readonly number[]; readonly std: readonly number[] };
 }
 
-const isModule = (v: T7Value | undefined): v is T7Object => v instanceof T7Object && /^(nn|cudnn)\./.test(v.className);
 const field = (v: T7Value | undefined, name: string) => (v instanceof T7Object || v instanceof T7Table ? v.get(name) : undefined);
-
-/** Far past any real network; torchPrintNetwork recurses as deep as this walk allows. */
-const MAX_SEQUENTIAL_NESTING = 64;
 
 /** Finds the network: the file itself, its `model` field, or a table with `.modules`. */
 export function findNetwork(root: T7Value): Network {
@@ -51,36 +35,10 @@ export function findNetwork(root: T7Value): Network {
     const what = `${describeValue(root)}${keys.length > 0 ? ` with keys ${keys.slice(0, 8).join(', ')}${keys.length > 8 ? ', …' : ''}` : ''}`;
     throw new T7ImportError(`no network found: the file holds ${what} (expected an nn module, a table whose model field is one, or a table with modules)`);
   }
-  const modules: FileModule[] = [];
-  let nested = false;
-  // The Sequentials enclosing the one being walked: a file may make one contain itself (the reader keeps
-  // Torch's shared references), which would otherwise recurse forever.
-  const enclosing: (T7Object | T7Table)[] = [];
-  const walk = (container: T7Object | T7Table, prefix: readonly number[]) => {
-    const here = prefix.length ? `module ${positionLabel(prefix)}` : 'the network';
-    const outer = enclosing.indexOf(container);
-    if (outer >= 0) {
-      const outerName = outer === 0 ? 'the network' : `module ${positionLabel(prefix.slice(0, outer))}`;
-      throw new T7ImportError(`${here} is an nn.Sequential that contains itself: it is ${outerName}, which encloses it`);
-    }
-    if (enclosing.length >= MAX_SEQUENTIAL_NESTING) throw new T7ImportError(`${here} is nested more than ${MAX_SEQUENTIAL_NESTING} nn.Sequentials deep`);
-    const list = container.get('modules');
-    if (!(list instanceof T7Table)) throw new T7ImportError(`${here} is an nn.Sequential whose modules field is ${describeValue(list)}`);
-    enclosing.push(container);
-    list.list().forEach((m, i) => {
-      const position = [...prefix, i + 1];
-      if (!isModule(m)) throw new T7ImportError(`module ${positionLabel(position)} is ${describeValue(m)}, not an nn module`);
-      if (m.className === 'nn.Sequential') {
-        nested = true;
-        walk(m, position);
-      } else modules.push({ position, object: m });
-    });
-    enclosing.pop();
-  };
-  if (net instanceof T7Table || net.className === 'nn.Sequential') walk(net, []);
-  else modules.push({ position: [1], object: net });
+  const reader = new TreeReader();
+  const nodes: FileNode[] = net instanceof T7Table || net.className === 'nn.Sequential' ? reader.sequence(net, []) : [{ kind: 'module', module: { position: [1], object: net } }];
   const transform = readTransform(field(root, 'transform') ?? field(net, 'transform'));
-  return { root: net, foundAt, modules, nested, ...(transform ? { transform } : {}) };
+  return { root: net, foundAt, nodes, modules: leafModules(nodes), nested: reader.nested, ...(transform ? { transform } : {}) };
 }
 
 /** transform.mean/std as numbers, from a table of numbers, a tensor or a single number. */
@@ -120,7 +78,16 @@ const CLASS_KINDS: Readonly<Record<string, LayerKind>> = {
   'nn.SoftMax': 'softmax',
   'cudnn.SoftMax': 'softmax',
   'nn.Dropout': 'dropout',
+  'nn.SpatialCrossMapLRN': 'lrn',
+  'nn.Threshold': 'threshold',
+  'nn.Tanh': 'tanh',
+  'nn.Sigmoid': 'sigmoid',
+  'nn.Identity': 'identity',
+  'nn.SpatialZeroPadding': 'zeropad',
 };
+
+/** The layer of a class: cudnn.X as its nn.X twin (cudnn's modules keep nn's fields). */
+const classKind = (className: string): LayerKind | undefined => CLASS_KINDS[className] ?? CLASS_KINDS[className.replace(/^cudnn\./, 'nn.')];
 
 /** One file module as nincc sees it. */
 export interface ModuleView {
@@ -129,7 +96,7 @@ export interface ModuleView {
   readonly op?: LayerOp;
   /** Torch's print line (`cudnn.SpatialConvolution(3 -> 96, 11x11, 4,4, 5,5)`); for unknown classes the class name. */
   readonly printed: string;
-  /** For messages: the print line, with BN's constructor arguments and pooling's :ceil() that the print leaves out. */
+  /** For messages: the print line, with BN's, LRN's and Threshold's constructor arguments and pooling's :ceil() that the print leaves out. */
   readonly described: string;
   readonly ceilMode: boolean;
   /** A setting nincc's layer cannot express (`count_include_pad = false`, `groups = 2`, …). */
@@ -140,7 +107,7 @@ export interface ModuleView {
 /** Reads a module's fields; a missing or mistyped field is an error naming the module. */
 export function viewModule(m: FileModule): ModuleView {
   const o = m.object;
-  const kind = CLASS_KINDS[o.className];
+  const kind = classKind(o.className);
   const where = `module ${positionLabel(m.position)} (${o.className})`;
   const num = (name: string, fallback?: number): number => {
     const v = o.get(name);
@@ -178,8 +145,8 @@ export function viewModule(m: FileModule): ModuleView {
     case 'maxpool':
     case 'avgpool': {
       const attrs = { kW: num('kW'), kH: num('kH'), dW: num('dW', kind === 'maxpool' ? num('kW') : 1), dH: num('dH', kind === 'maxpool' ? num('kH') : 1), padW: num('padW', 0), padH: num('padH', 0) };
-      op = { kind, attrs };
       ceilMode = flag('ceil_mode', false);
+      op = { kind, attrs: ceilMode ? { ...attrs, ceil: true } : attrs };
       const padded = attrs.padW !== 0 || attrs.padH !== 0;
       if (kind === 'avgpool' && padded && !flag('count_include_pad', true)) unsupported = 'count_include_pad = false';
       if (kind === 'avgpool' && !flag('divide', true)) unsupported = 'divide = false (a sum, not an average)';
@@ -205,15 +172,30 @@ export function viewModule(m: FileModule): ModuleView {
       if (num('threshold', 0) !== 0 || num('val', 0) !== 0) unsupported = `threshold ${num('threshold', 0)}, value ${num('val', 0)}`;
       op = { kind, attrs: {} };
       break;
+    case 'lrn':
+      // nn.SpatialCrossMapLRN(size, alpha, beta, k); cudnn's keeps the same fields.
+      op = { kind, attrs: { size: num('size'), alpha: num('alpha', 0.0001), beta: num('beta', 0.75), k: num('k', 1) } };
+      break;
+    case 'threshold':
+      op = { kind, attrs: { th: num('threshold', 1e-6), v: num('val', 0) } };
+      break;
+    case 'zeropad':
+      op = { kind, attrs: { l: num('pad_l'), r: num('pad_r'), t: num('pad_t'), b: num('pad_b') } };
+      break;
     case 'logsoftmax':
     case 'softmax':
+    case 'tanh':
+    case 'sigmoid':
+    case 'identity':
       op = { kind, attrs: {} };
       break;
     case undefined:
       break;
   }
   const printed = op ? o.className + opString(op).slice(layerSpecs[op.kind].torch.length) : o.className;
-  const described = op?.kind === 'bn' ? `${o.className}(${layerArguments(op).join(', ')})` : ceilMode ? `${printed}:ceil()` : printed;
+  // Torch prints BN, LRN and Threshold without their constructor arguments: messages add them.
+  const withArguments = op?.kind === 'bn' || op?.kind === 'lrn' || op?.kind === 'threshold';
+  const described = op && withArguments ? `${o.className}(${layerArguments(op).join(', ')})` : ceilMode ? `${printed}:ceil()` : printed;
   return { className: o.className, ...(op ? { op } : {}), printed, described, ceilMode, ...(unsupported ? { unsupported } : {}), tensors };
 }
 
@@ -246,6 +228,15 @@ export function layerArguments(op: LayerOp): string[] {
     case 'dropout':
       args = [op.attrs.p];
       break;
+    case 'lrn':
+      args = [op.attrs.size, op.attrs.alpha, op.attrs.beta, op.attrs.k];
+      break;
+    case 'threshold':
+      args = [op.attrs.th, op.attrs.v];
+      break;
+    case 'zeropad':
+      args = [op.attrs.l, op.attrs.r, op.attrs.t, op.attrs.b];
+      break;
     default:
       return [];
   }
@@ -262,24 +253,39 @@ export function layerArguments(op: LayerOp): string[] {
 /** A layer as the spec writes it: `conv(96, 128, 1, 1)`, `relu`. */
 export function specLayerString(op: LayerOp): string {
   const args = layerArguments(op);
-  return layerSpecs[op.kind].args.length === 0 ? op.kind : `${op.kind}(${args.join(', ')})`;
+  const call = layerSpecs[op.kind].args.length === 0 ? op.kind : `${op.kind}(${args.join(', ')})`;
+  if ((op.kind === 'maxpool' || op.kind === 'avgpool') && op.attrs.ceil) return `${call}:ceil()`;
+  return op.kind === 'conv' && !op.attrs.bias ? `${call}:noBias()` : call;
 }
 
-/** The file's network in Torch's print format; nested Sequentials indented as Torch does. */
+/** Containers whose children print as branches (Torch's ConcatTable/Concat:__tostring__), as network-tree.ts reads them. */
+const BRANCHING = new Set(['nn.ConcatTable', 'nn.Concat', 'nn.DepthConcat']);
+
+/** The file's network in Torch's print format: nested Sequentials indented, containers of branches as Torch draws them. */
 export function torchPrintNetwork(net: Network): string {
-  const render = (container: T7Object | T7Table, prefix: readonly number[]): string => {
-    const list = (container.get('modules') as T7Table).list() as T7Object[];
+  const children = (container: T7Object | T7Table) => (container.get('modules') as T7Table).list() as T7Object[];
+  const render = (m: T7Object | T7Table, position: readonly number[]): string => {
+    if (m instanceof T7Table || m.className === 'nn.Sequential') return sequence(m, position);
+    if (BRANCHING.has(m.className)) return branches(m, position);
+    return viewModule({ position, object: m }).printed;
+  };
+  const sequence = (container: T7Object | T7Table, prefix: readonly number[]): string => {
+    const list = children(container);
     const arrows = list.map((_, i) => ` -> (${i + 1})`).join('');
     const lines = ['nn.Sequential {', `  [input${arrows} -> output]`];
-    list.forEach((m, i) => {
-      const position = [...prefix, i + 1];
-      const text = m.className === 'nn.Sequential' ? render(m, position) : viewModule({ position, object: m }).printed;
-      lines.push(`  (${i + 1}): ${text.replace(/\n/g, '\n  ')}`);
-    });
+    list.forEach((m, i) => lines.push(`  (${i + 1}): ${render(m, [...prefix, i + 1]).replace(/\n/g, '\n  ')}`));
     lines.push('}');
     return lines.join('\n');
   };
-  const root = net.root;
-  if (root instanceof T7Table || root.className === 'nn.Sequential') return render(root, []);
-  return viewModule(net.modules[0]).printed;
+  const branches = (container: T7Object, prefix: readonly number[]): string => {
+    const list = children(container);
+    const lines = [`${container.className} {`, '  input'];
+    list.forEach((m, i) => {
+      const last = i === list.length - 1;
+      lines.push(`  ${last ? '   `-> ' : '  |`-> '}(${i + 1}): ${render(m, [...prefix, i + 1]).replace(/\n/g, `\n  ${last ? '       ' : '  |    '}`)}`);
+    });
+    lines.push('     ... -> output', '}');
+    return lines.join('\n');
+  };
+  return net.root instanceof T7Table || net.root.className === 'nn.Sequential' ? render(net.root, []) : viewModule(net.modules[0]).printed;
 }

@@ -19,7 +19,8 @@ const POISONS = [Number.NaN, 3.0e4];
 
 const specs: Record<string, string> = { zoo_layers: ZOO_LAYERS, blocks: BLOCKS, tiny_resnet: TINY_RESNET };
 
-export function zooSuite(threads: string): void {
+/** Registers the suite; returns the specs' builds by name, there once the suite's beforeAll has run (for more checks in the same file). */
+export function zooSuite(threads: string): (name: string) => Built {
   const built = new Map<string, Built>();
   beforeAll(() => {
     for (const [name, source] of Object.entries(specs)) built.set(name, buildSpec(name, source, 4));
@@ -79,4 +80,9 @@ export function zooSuite(threads: string): void {
       }
     });
   });
+  return (name) => {
+    const b = built.get(name);
+    if (!b) throw new Error(`zooSuite: no build of ${name} (its beforeAll has not run, or the name is not one of ${Object.keys(specs).join(', ')})`);
+    return b;
+  };
 }

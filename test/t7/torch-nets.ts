@@ -139,7 +139,7 @@ export function torchNetwork(model: ShapedModel, w: Weights, options: TorchNetOp
       case 'maxpool':
       case 'avgpool': {
         const a = l.attrs;
-        const pool = { kW: a.kW, kH: a.kH, dW: a.dW, dH: a.dH, padW: a.padW, padH: a.padH, ceil_mode: false, ...buffers() };
+        const pool = { kW: a.kW, kH: a.kH, dW: a.dW, dH: a.dH, padW: a.padW, padH: a.padH, ceil_mode: a.ceil === true, ...buffers() };
         if (l.kind === 'maxpool') return object(cls('nn.SpatialMaxPooling'), { ...pool, indices: tensor(storage('int64', new BigInt64Array(0)), []) });
         return object(cls('nn.SpatialAveragePooling'), { ...pool, count_include_pad: true, divide: true });
       }
@@ -159,6 +159,22 @@ export function torchNetwork(model: ShapedModel, w: Weights, options: TorchNetOp
         return object(cls('nn.SoftMax'), buffers());
       case 'dropout':
         return object('nn.Dropout', { p: l.attrs.p, v2: true, noise: empty(), ...buffers() });
+      case 'lrn': {
+        const a = l.attrs;
+        return object(cls('nn.SpatialCrossMapLRN'), { size: a.size, alpha: a.alpha, beta: a.beta, k: a.k, scale: empty(), ...buffers() });
+      }
+      case 'threshold':
+        return object('nn.Threshold', { threshold: l.attrs.th, val: l.attrs.v, inplace: false, ...buffers() });
+      case 'tanh':
+        return object(cls('nn.Tanh'), buffers());
+      case 'sigmoid':
+        return object(cls('nn.Sigmoid'), buffers());
+      case 'identity':
+        return object('nn.Identity', buffers());
+      case 'zeropad': {
+        const a = l.attrs;
+        return object('nn.SpatialZeroPadding', { pad_l: a.l, pad_r: a.r, pad_t: a.t, pad_b: a.b, ...buffers() });
+      }
       default:
         throw new Error(`torch-nets: no Torch7 file writer for ${l.kind} yet`);
     }
