@@ -1,10 +1,9 @@
 // Issue #17's layers and blocks on the cpu device against the float64 reference, on all threads
 // (test/reference/zoo-suite.ts); on the same builds, their ONNX export against onnxruntime (test/reference/onnx-zoo.ts)
-// and the Torch7 import of a ResNet (test/reference/t7-resnet-check.ts); what report.txt says of the blocks.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// and the Torch7 import of a ResNet (test/reference/t7-resnet-check.ts); what report.txt says of the blocks
+// (made without compiling).
 import { describe, expect, it } from 'vitest';
-import { buildSpec } from './reference/artifacts.js';
+import { reportOnly } from './reference/report-only.js';
 import { BLOCKS, TINY_RESNET } from './reference/specs.js';
 import { onnxZooChecks } from './reference/onnx-zoo.js';
 import { t7ResNetCheck } from './reference/t7-resnet-check.js';
@@ -16,18 +15,21 @@ t7ResNetCheck(builds);
 
 describe('report.txt of a model with blocks', () => {
   it('prints the Torch7 tree and, per block, its merge, kernels and fused ReLU; the gradient sums of fanned-out values', () => {
-    const report = readFileSync(join(buildSpec('tiny_resnet_report', TINY_RESNET, 2).dir, 'report.txt'), 'utf8');
+    const { report } = reportOnly('tiny_resnet_report', TINY_RESNET, 'cpu', 2);
     expect(report).toContain('  (4): nn.ConcatTable {\n    input\n      |`-> (1): nn.Sequential {');
     expect(report).toContain([
       '  (10) nn.CAddTable of (8) + (9): the residual block at tiny_resnet_report.model:5:5 in basic(8) at line 19',
-      '      training: a separate add kernel k10_add with the ReLU (11) in the same pass; the backward passes the gradient to each branch unchanged',
-      '      inference: k10_add_infer (the add and the ReLU (11) in one pass)',
+      '      training: add fused into the BN pass k8_bn_fwd_train (the BN (8) closing its branch, then the ReLU (11)); the backward passes the gradient to each branch unchanged',
+      '      inference: add fused into k7_conv_infer epilogue (the conv (7) closing its branch; the shortcut (3) added, then the ReLU (11))',
     ].join('\n'));
-    expect(report).toContain('  gradient sums of fanned-out values: k11_add (the output of layer 11), k3_add (the output of layer 3)');
-    expect(report).toContain('  (19) + (20): nn.CAddTable + nn.ReLU → k19_add_infer');
-    const blocks = readFileSync(join(buildSpec('blocks_report', BLOCKS, 2).dir, 'report.txt'), 'utf8');
+    expect(report).toContain("  gradient sums of fanned-out values in a conv's backward-data pass (no add kernel): k12_conv_bwd_data, k4_conv_bwd_data");
+    expect(report).not.toContain('  gradient sums of fanned-out values: ');
+    expect(report).toContain(' + nn.SpatialBatchNormalization + nn.CAddTable + nn.ReLU → k17_conv_infer');
+    expect(report).not.toContain('add_infer');
+    const { report: blocks } = reportOnly('blocks_report', BLOCKS, 'cpu', 2);
     expect(blocks).toMatch(/^ {2}\(\d+\) nn\.Concat\(2\) of \(\d+\), \(\d+\), \(\d+\), \(\d+\) along channels: the concat block at blocks_report\.model:15:3$/m);
-    expect(blocks).toContain('  gradient sums of fanned-out values: k20_add ×4 (the output of layer 20), k11_add (the output of layer 11), k3_add (the output of layer 3)');
+    expect(blocks).toContain('  gradient sums of fanned-out values: k20_add (the output of layer 20)');
     expect(blocks).toMatch(/^ {6}training: each branch's output copied into its channel slice \((k\d+_concat_place(_\d)?(, )?){4}\), the gradient's slices copied back out \((k\d+_concat_take(_\d)?(, )?){4}\)$/m);
+    expect(blocks).toContain("      inference: concat in place, each branch's closing conv writing its channel slice: (22) by k21_conv_infer, (26) by k25_conv_infer, (29) by k29_conv_infer, (35) by k35_conv_infer");
   });
 });

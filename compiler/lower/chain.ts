@@ -25,3 +25,25 @@ export function soleInput(layers: readonly ShapedLayer[], i: number): number {
   if (from.length !== 1) throw new Error(`internal error: layer ${layers[i].index} (${layers[i].kind}) reads ${from.length} values`);
   return from[0];
 }
+
+/**
+ * The residual add that the kernel ending at position i (a conv group at inference, a BN in cpu training)
+ * can take into its epilogue: a two-input add that is i's only reader and comes right after it (past an
+ * identity branch written after i's, which only the add reads), whose other input (through nn.Identity)
+ * was computed before the kernel's first layer, `headAt`: the shortcut. Its position `at`, or undefined.
+ */
+export function closingAdd(layers: readonly ShapedLayer[], reads: readonly number[], headAt: number, i: number): { at: number; shortcut: number } | undefined {
+  if (reads[i] !== 1) return undefined;
+  let at = i + 1;
+  while (at < layers.length && layers[at].kind === 'identity' && reads[at] === 1) at++;
+  const from = at < layers.length && layers[at].kind === 'add' ? inputsOf(layers, at) : [];
+  if (from.length !== 2 || !from.includes(i)) return undefined;
+  for (let k = i + 1; k < at; k++) if (!from.includes(k)) return undefined;
+  let shortcut = from.find((p) => p !== i);
+  while (shortcut !== undefined && shortcut >= 0 && layers[shortcut].kind === 'identity') shortcut = inputsOf(layers, shortcut)[0];
+  return shortcut !== undefined && shortcut < headAt ? { at, shortcut } : undefined;
+}
+
+/** Whether layer at + 1 is a ReLU that is the only reader of layer at's output (a block's ReLU after its add). */
+export const reluFollows = (layers: readonly ShapedLayer[], reads: readonly number[], at: number): boolean =>
+  layers[at + 1]?.kind === 'relu' && reads[at] === 1 && inputsOf(layers, at + 1).join() === String(at);

@@ -1,8 +1,9 @@
 // Pass: the inference programs: BN folded into the conv before it (and its weights packed once for the
-// GEMM), ReLU fused into conv/linear epilogues.
+// GEMM), ReLU fused into conv/linear epilogues; a residual block's add (and its ReLU) in the epilogue of
+// the conv that closes a branch, and a concat's branches written by their last convs into their slices.
 import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
 import type { ShapedLayer, ShapedModel } from '../ir.js';
-import { inputsOf, readers } from './chain.js';
+import { closingAdd, inputsOf, readers } from './chain.js';
 import { paramId } from './params.js';
 import type { Program } from './program-ir.js';
 import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
@@ -11,40 +12,73 @@ import { concatSlices } from './train.js';
 type BatchNormLayer = ShapedLayer & { readonly kind: 'bn' };
 const isAffineBatchNorm = (l: ShapedLayer | undefined): l is BatchNormLayer => l?.kind === 'bn' && l.attrs.affine;
 
-/** A run of layers that becomes one inference kernel: conv (→ bn) (→ relu), linear (→ relu), or a residual add (→ relu). */
-interface Group {
+/**
+ * A run of layers that becomes one inference kernel: conv (→ bn) (→ add) (→ relu), linear (→ relu), or
+ * a residual add (→ relu) that no conv closes. `add`: the residual add that reads the conv's output
+ * and the value at position `shortcut`, which the conv's epilogue adds before the ReLU.
+ */
+export interface InferenceGroup {
   readonly head: ShapedLayer;
+  readonly headAt: number; // the head's position in the chain: what the group reads is its input
   readonly bn?: BatchNormLayer;
+  readonly add?: { readonly layer: ShapedLayer; readonly shortcut: number };
   readonly relu?: ShapedLayer;
   readonly last: ShapedLayer;
   readonly at: number; // the position of `last` in the chain: where the group's output is
 }
 
-export function groupForInference(layers: readonly ShapedLayer[]): Group[] {
-  const groups: Group[] = [];
+export function groupForInference(layers: readonly ShapedLayer[]): InferenceGroup[] {
+  const groups: InferenceGroup[] = [];
   const reads = readers(layers);
   // Layer i + 1 can join layer i's kernel when it reads only i's output and nothing else reads it.
   const follows = (i: number) => i + 1 < layers.length && reads[i] === 1 && inputsOf(layers, i + 1).join() === String(i);
   for (let i = 0; i < layers.length; i++) {
     const head = layers[i];
+    const headAt = i;
     let bn: BatchNormLayer | undefined;
+    let add: InferenceGroup['add'];
     let relu: ShapedLayer | undefined;
     const next = layers[i + 1];
     if (head.kind === 'conv' && follows(i) && isAffineBatchNorm(next)) {
       bn = next;
       i++;
     }
+    const closing = head.kind === 'conv' ? closingAdd(layers, reads, headAt, i) : undefined;
+    if (closing) {
+      i = closing.at;
+      add = { layer: layers[i], shortcut: closing.shortcut };
+    }
     if ((head.kind === 'conv' || head.kind === 'linear' || head.kind === 'add') && follows(i) && layers[i + 1].kind === 'relu') relu = layers[++i];
-    groups.push({ head, ...(bn ? { bn } : {}), ...(relu ? { relu } : {}), last: layers[i], at: i });
+    groups.push({ head, headAt, ...(bn ? { bn } : {}), ...(add ? { add } : {}), ...(relu ? { relu } : {}), last: layers[i], at: i });
   }
   return groups;
+}
+
+/**
+ * The concat inputs a conv group writes in place: by the group's output position, the concat's position
+ * and the channel slice. A concat is written in place when each of its inputs is a conv group's output
+ * that nothing but the concat reads and no residual epilogue reads back (it would be laid out as the
+ * concat); otherwise every branch is copied, as in training, so that each k<N>_concat_place kernel
+ * means the same copy in every program (kernel names are per layer and op: lower/program-builder.ts).
+ */
+export function concatsInPlace(layers: readonly ShapedLayer[], groups: readonly InferenceGroup[]) {
+  const reads = readers(layers);
+  const convEnds = new Set(groups.filter((g) => g.head.kind === 'conv' && !g.add).map((g) => g.at));
+  const places = new Map<number, { readonly at: number; readonly slice: ReturnType<typeof concatSlices>[number] }>();
+  layers.forEach((l, at) => {
+    if (l.kind !== 'concat') return;
+    const from = inputsOf(layers, at);
+    if (!from.every((p) => convEnds.has(p) && reads[p] === 1)) return;
+    concatSlices(l, layers, from).forEach((slice, k) => places.set(from[k], { at, slice }));
+  });
+  return places;
 }
 
 export interface InferPrograms {
   readonly prepare: Program; // folds BN into conv weights; rerun whenever parameters or running stats change
   readonly infer: Program;
   readonly builders: readonly ProgramBuilder[];
-  readonly groups: readonly Group[];
+  readonly groups: readonly InferenceGroup[];
 }
 
 export function lowerInference(m: ShapedModel): InferPrograms {
@@ -52,6 +86,15 @@ export function lowerInference(m: ShapedModel): InferPrograms {
   const b = new ProgramBuilder('infer');
   const images = b.act('images', elementsOf(m.input));
   const groups = groupForInference(m.layers);
+  const inPlace = concatsInPlace(m.layers, groups);
+  // A concat's output buffer, made by the first of its branches that writes it (or by the concat).
+  const concatOutputs = new Map<number, string>();
+  const concatOutput = (at: number) => {
+    const l = m.layers[at];
+    const y = concatOutputs.get(at) ?? b.act(`concat${l.index}.out`, elementsOf(l.output));
+    concatOutputs.set(at, y);
+    return y;
+  };
   // Each group's output buffer by the position of its last layer; what a group reads is its head's input.
   const values = new Map<number, string>([[-1, images]]);
   const valueAt = (p: number) => {
@@ -62,17 +105,20 @@ export function lowerInference(m: ShapedModel): InferPrograms {
   let x = images;
   for (const g of groups) {
     const l = g.head;
-    const from = inputsOf(m.layers, g.at - (g.relu ? 1 : 0) - (g.bn ? 1 : 0)).map(valueAt);
+    const from = inputsOf(m.layers, g.headAt).map(valueAt);
     x = from[0];
     const out = elementsOf(g.last.output);
     const p = (f: string) => paramId(l, f);
     switch (l.kind) {
       case 'conv': {
-        const y = b.act(`conv${l.index}.out`, out);
+        const place = inPlace.get(g.at);
+        const y = place ? concatOutput(place.at) : b.act(`conv${l.index}.out`, out);
+        const r = g.add ? valueAt(g.add.shortcut) : undefined;
         const shape = windowShape(l);
-        const flags = { relu: g.relu !== undefined, bnFolded: g.bn !== undefined };
+        const output = { ...(r ? { residual: true } : {}), ...(place ? { yTotal: place.slice.total, yOffset: place.slice.offset } : {}) };
+        const flags = { relu: g.relu !== undefined, bnFolded: g.bn !== undefined, ...output };
         if (!g.bn) {
-          b.step(l, 'conv_infer', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { ...shape, bias: l.attrs.bias, ...flags });
+          b.step(l, 'conv_infer', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, r, y }, { ...shape, bias: l.attrs.bias, ...flags });
           x = y;
           break;
         }
@@ -87,7 +133,7 @@ export function lowerInference(m: ShapedModel): InferPrograms {
         prep.step(l, 'fold_bn', {
           w: p('weight'), bias: l.attrs.bias ? p('bias') : undefined, gamma: q('weight'), beta: q('bias'), mean: q('running_mean'), var: q('running_var'), w_out: w, b_out: fb, packed: pw,
         }, { ...shape, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true });
-        b.step(l, 'conv_infer', { x, w: pw, b: fb, y }, { ...shape, bias: true, ...flags, packed: true });
+        b.step(l, 'conv_infer', { x, w: pw, b: fb, r, y }, { ...shape, bias: true, ...flags, packed: true });
         x = y;
         break;
       }
@@ -146,8 +192,9 @@ export function lowerInference(m: ShapedModel): InferPrograms {
         break;
       }
       case 'concat': {
-        const y = b.act(`concat${l.index}.out`, out);
-        concatSlices(l, m.layers, inputsOf(m.layers, g.at)).forEach((c, k) => b.step(l, 'concat_place', { x: from[k], y }, c));
+        const y = concatOutput(g.at);
+        const positions = inputsOf(m.layers, g.at);
+        concatSlices(l, m.layers, positions).forEach((c, k) => inPlace.get(positions[k])?.at !== g.at && b.step(l, 'concat_place', { x: from[k], y }, c));
         x = y;
         break;
       }

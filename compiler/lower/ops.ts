@@ -3,13 +3,14 @@
 // program verifier checks every step against it (verify-program.ts), and both renderers read its names.
 import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
 
-/** A constant's type: a non-negative integer (a shape), any finite number (eps, p, momentum), a flag, an optional flag. */
-type ConstType = 'int' | 'num' | 'bool' | 'bool?';
+/** A constant's type: a non-negative integer (a shape), any finite number (eps, p, momentum), a flag; `?`: optional. */
+type ConstType = 'int' | 'num' | 'bool' | 'bool?' | 'int?';
 type ConstSchema = Readonly<Record<string, ConstType>>;
 
-/** The constants record a schema describes: `int`/`num` → number, `bool` → boolean, `bool?` → optional boolean. */
-type ConstsOf<S extends ConstSchema> = { readonly [k in keyof S as S[k] extends 'bool?' ? never : k]: S[k] extends 'bool' ? boolean : number } & {
-  readonly [k in keyof S as S[k] extends 'bool?' ? k : never]?: boolean;
+/** The constants record a schema describes: `int`/`num` → number, `bool` → boolean; `bool?`/`int?` → optional. */
+type Optional = 'bool?' | 'int?';
+type ConstsOf<S extends ConstSchema> = { readonly [k in keyof S as S[k] extends Optional ? never : k]: S[k] extends 'bool' ? boolean : number } & {
+  readonly [k in keyof S as S[k] extends Optional ? k : never]?: S[k] extends 'bool?' ? boolean : number;
 };
 
 // Constant groups the op families share (the kernels' names: C×H×W in, K×P×Q out, R×S window).
@@ -32,13 +33,22 @@ const pad = { C: 'int', H: 'int', W: 'int', P: 'int', Q: 'int', top: 'num', left
 /** A branch's C channels at `offset` of the `total` channels of a concat's output, HW positions each. */
 const slice = { C: 'int', HW: 'int', total: 'int', offset: 'int' } as const;
 
+/**
+ * Where an inference conv's output goes (the blocks of lower/infer.ts): `residual`, a shortcut buffer `r`
+ * added in the epilogue before the ReLU; `yTotal`/`yOffset`, channels yOffset… of a yTotal-channel
+ * buffer (a concat's output, written in place). Absent: no shortcut, the conv's own K channels.
+ */
+const convOutput = { residual: 'bool?', yTotal: 'int?', yOffset: 'int?' } as const;
+
 const constSchemas = {
   conv_fwd: { ...spatial, bias: 'bool', relu: 'bool' },
-  conv_bwd_data: { ...spatial, bias: 'bool' },
+  // addend: dx also sums another reader's gradient of the same input (g_add), as conv_dgrad_fused's.
+  conv_bwd_data: { ...spatial, bias: 'bool', addend: 'bool?' },
   conv_bwd_weight: { ...spatial, bias: 'bool' },
-  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?' },
+  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', ...convOutput },
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool' },
-  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num' },
+  // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
+  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?' },
   bn_bwd: { ...channels, eps: 'num', momentum: 'num' },
   bn_eval: { ...channels, eps: 'num' },
   relu_fwd: { count: 'int' },
@@ -75,13 +85,16 @@ const constSchemas = {
   nll_loss: { classes: 'int' },
   sgd_update: { count: 'int' },
   conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool' },
-  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags },
+  // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
+  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?' },
   conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
   bn_bwd_finalize: channels,
   act_apply: { ...channels, ...inFlags },
+  add_apply: { ...channels, aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool', relu: 'bool' },
+  add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
   grad_rebuild: { ...channels, ...gradFlags },
   maxpool_fwd_fused: { ...spatial, ...inFlags },
@@ -122,6 +135,8 @@ const plane = (c: { C: number; HW: number }) => c.C * c.HW;
 const tiles = (C: number, HW: number) => Math.ceil(HW / 32) * C;
 const one = () => 1;
 const withBias = (c: { bias: boolean }) => c.bias;
+/** The elements per image of an inference conv's output buffer: its own K channels, or the concat's yTotal. */
+const convOutputPlane = (c: ConvShape & { yTotal?: number }) => (c.yTotal ?? c.K) * c.P * c.Q;
 
 /** The prologue's scale/shift of the input's pending BN. */
 const pendingInput = <C extends { C: number; inBn: boolean }>(): BufferRule<C, 'in_scale' | 'in_shift'>[] => [
@@ -156,6 +171,14 @@ const backwardStats = <C,>(C: (c: C) => number, HW: (c: C) => number, on?: (c: C
     { name: 'e_dzx', dir: 'out', when: on, size: (c) => tiles(C(c), HW(c)) },
   ];
 };
+
+/** backwardStats's buffers for one branch end `p` of a residual add (p_y, p_scale, …, p_dz, p_dzx). */
+const branchStats = <C extends { C: number; HW: number }, P extends 'a' | 'b'>(p: P, on: (c: C) => boolean): BufferRule<C, `${P}_${'y' | 'scale' | 'shift' | 'mean' | 'invstd' | 'dz' | 'dzx'}`>[] => [
+  { name: `${p}_y`, dir: 'in', when: on, size: plane },
+  ...(['scale', 'shift', 'mean', 'invstd'] as const).map((n) => ({ name: `${p}_${n}` as const, dir: 'in' as const, when: on, size: perChannel })),
+  { name: `${p}_dz`, dir: 'out', when: on, size: (c) => tiles(c.C, c.HW) },
+  { name: `${p}_dzx`, dir: 'out', when: on, size: (c) => tiles(c.C, c.HW) },
+];
 
 const softmax = [
   { name: 'x', dir: 'in', size: (c: { classes: number }) => c.classes },
@@ -195,6 +218,7 @@ const rulesTable = {
   conv_bwd_data: [
     { name: 'g', dir: 'in', size: outPlane },
     { name: 'w', dir: 'in', size: convWeights },
+    { name: 'g_add', dir: 'in', when: (c) => c.addend === true, size: inPlane },
     { name: 'dx', dir: 'out', size: inPlane },
   ],
   conv_bwd_weight: [
@@ -208,7 +232,8 @@ const rulesTable = {
     // Folded weights are packed for the cpu conv algorithm; the cuda kernel reads their first K×C·R·S as plain rows.
     { name: 'w', dir: 'in', size: (c) => (c.packed ? convPackedWeightsFloats(c) : convWeights(c)) },
     { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
-    { name: 'y', dir: 'out', size: outPlane },
+    { name: 'r', dir: 'in', when: (c) => c.residual === true, size: convOutputPlane },
+    { name: 'y', dir: 'out', size: convOutputPlane },
   ],
   fold_bn: [
     { name: 'w', dir: 'in', size: (c) => c.K * c.CRS },
@@ -227,6 +252,7 @@ const rulesTable = {
     { name: 'beta', dir: 'in', size: perChannel },
     { name: 'running_mean', dir: 'inout', size: perChannel },
     { name: 'running_var', dir: 'inout', size: perChannel },
+    { name: 'r', dir: 'in', when: (c) => c.residual === true, size: plane },
     { name: 'y', dir: 'out', size: plane },
     { name: 'save_mean', dir: 'out', size: perChannel },
     { name: 'save_invstd', dir: 'out', size: perChannel },
@@ -365,6 +391,7 @@ const rulesTable = {
     { name: 'g', dir: 'in', size: outPlane },
     ...rebuild<OpConsts['conv_dgrad_fused']>((c) => c.K, (c) => c.P * c.Q),
     { name: 'w', dir: 'in', size: convWeights },
+    { name: 'g_add', dir: 'in', when: (c) => c.addend === true, size: inPlane },
     { name: 'dx', dir: 'out', size: inPlane },
     ...backwardStats<OpConsts['conv_dgrad_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
   ],
@@ -407,6 +434,25 @@ const rulesTable = {
     { name: 'dbeta', dir: 'out', size: perChannel },
   ],
   act_apply: [{ name: 'x', dir: 'in', size: plane }, ...pendingInput<OpConsts['act_apply']>(), { name: 'y', dir: 'out', size: plane }],
+  // A residual add of two branch ends, each with its pending BN/ReLU applied on load, then the block's ReLU.
+  add_apply: [
+    { name: 'a', dir: 'in', size: plane },
+    { name: 'a_scale', dir: 'in', when: (c) => c.aBn, size: perChannel },
+    { name: 'a_shift', dir: 'in', when: (c) => c.aBn, size: perChannel },
+    { name: 'b', dir: 'in', size: plane },
+    { name: 'b_scale', dir: 'in', when: (c) => c.bBn, size: perChannel },
+    { name: 'b_shift', dir: 'in', when: (c) => c.bBn, size: perChannel },
+    { name: 'y', dir: 'out', size: plane },
+  ],
+  // Its backward in one pass: dz = g·[y > 0] (the block's ReLU) for both branch ends, and the Σdz, Σdz·x̂
+  // partials of each end's pending BN (a_*/b_*, as backwardStats's e_*).
+  add_bwd_fused: [
+    { name: 'g', dir: 'in', size: plane },
+    { name: 'y', dir: 'in', when: (c) => c.relu, size: plane },
+    { name: 'dz', dir: 'out', when: (c) => c.relu, size: plane },
+    ...branchStats<OpConsts['add_bwd_fused'], 'a'>('a', (c) => c.aStats),
+    ...branchStats<OpConsts['add_bwd_fused'], 'b'>('b', (c) => c.bStats),
+  ],
   act_bwd_stats: [
     { name: 'g', dir: 'in', size: plane },
     ...backwardStats<OpConsts['act_bwd_stats']>(perChannel, (c) => c.HW), // lowering emits it only for a pending BN
@@ -450,7 +496,7 @@ export const isOpKind = (op: string): op is OpKind => Object.hasOwn(constSchemas
 /** Every op, in the table's order. */
 export const OP_KINDS: readonly OpKind[] = Object.keys(constSchemas).filter(isOpKind);
 
-/** The schema of an op's constants: each key's type (`int`, `num`, `bool`, `bool?` for an optional flag). */
+/** The schema of an op's constants: each key's type (`int`, `num`, `bool`; `bool?`, `int?`: optional). */
 export const constSchema = (op: OpKind): ConstSchema => constSchemas[op];
 
 export const opScalars = (op: OpKind): readonly string[] => scalarNames[op] ?? [];

@@ -65,7 +65,7 @@ type Node =
   | { readonly kind: 'dropout'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value }
   | { readonly kind: 'bn'; readonly l: ShapedLayer; readonly pos: number; readonly bn: BnPending }
   | { readonly kind: 'materialize'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value }
-  | { readonly kind: 'merge'; readonly l: ShapedLayer; readonly pos: number; readonly inputs: readonly Value[]; readonly output: Value };
+  | { readonly kind: 'merge'; readonly l: ShapedLayer; readonly pos: number; readonly inputs: readonly Value[]; readonly output: Value; readonly fused?: { readonly relu: boolean } };
 
 const shape3 = (s: readonly number[]): [number, number, number] => [s[0], s[1] ?? 1, s[2] ?? 1];
 
@@ -119,6 +119,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
     return y;
   };
 
+  // The ReLUs a residual add applied in its own pass (add_apply): the ReLU layer is then no kernel and no pending flag.
+  const absorbed = new Set<number>();
   m.layers.forEach((l, pos) => {
     const from = inputsOf(m.layers, pos);
     for (const p of from) if (p >= 0 && reads[p] > 1 && values[p].pending) values[p] = materialize(l, pos, values[p]);
@@ -168,6 +170,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         return;
       }
       case 'relu':
+        if (absorbed.has(pos)) return; // applied by the residual add before it
         // relu∘relu = relu, and BN's pending transform takes the flag: no kernel.
         v = { buf: v.buf, C: v.C, H: v.H, W: v.W, pending: { ...(v.pending?.bn ? { bn: v.pending.bn } : {}), relu: true } };
         return;
@@ -175,6 +178,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         return; // nn.Identity: the same value
       case 'add':
       case 'concat': {
+        if (l.kind === 'add' && from.length === 2 && from[0] !== from[1]) return residualAdd(l, pos, from);
         // The branches' ends applied (a branch may end in a pending BN), then summed or placed in their channels.
         const ins = from.map((p) => materialize(l, pos, valueAt(p)));
         const [C, H, W] = shape3(l.output);
@@ -245,6 +249,31 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
     }
   }
 
+  /**
+   * A two-branch residual add as one pass (add_apply): each branch end's pending BN/ReLU applied on load
+   * (the closing conv's BN-apply), summed, and the block's ReLU applied when only that ReLU reads the sum.
+   */
+  function residualAdd(l: ShapedLayer, pos: number, from: readonly number[]): void {
+    const [a, c] = from.map(valueAt);
+    const [C, H, W] = shape3(l.output);
+    const relu = m.layers[pos + 1]?.kind === 'relu' && reads[pos] === 1 && inputsOf(m.layers, pos + 1).join() === String(pos);
+    if (relu) absorbed.add(pos + 1);
+    const y = b.act(`add${l.index}.out`, C * H * W);
+    const pa = pendingArgs(a), pc = pendingArgs(c);
+    b.step(l, 'add_apply', { a: a.buf, a_scale: pa.buffers.in_scale, a_shift: pa.buffers.in_shift, b: c.buf, b_scale: pc.buffers.in_scale, b_shift: pc.buffers.in_shift, y }, {
+      C,
+      HW: H * W,
+      aBn: pa.consts.inBn,
+      aRelu: pa.consts.inRelu,
+      bBn: pc.consts.inBn,
+      bRelu: pc.consts.inRelu,
+      relu,
+    });
+    const out: Value = { buf: y, C, H, W };
+    nodes.push({ kind: 'merge', l, pos, inputs: [a, c], output: out, fused: { relu } });
+    v = out;
+  }
+
   const classes = elementsOf(last.output);
   const loss = b.fixed('loss', 1);
   const output = v.buf;
@@ -305,6 +334,33 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
     const p = position.get(x.buf) ?? -1;
     return p >= 0 && need[p];
   };
+  /**
+   * add_apply's backward in one pass: dz = dy·[y > 0] when it applied the block's ReLU, passed to both
+   * branch ends as the gradient of their pending values (their consumers rebuild it on load), and the
+   * Σdz, Σdz·x̂ partials of each end's pending BN. No pass at all when there is neither.
+   */
+  function residualAddBackward(l: ShapedLayer, inputs: readonly Value[], output: Value, dy: string, relu: boolean): void {
+    const [a, c] = inputs;
+    const sa = statsFor(a), sc = statsFor(c);
+    const HW = output.H * output.W;
+    const dz = relu ? b.act(`add${l.index}.grad_in`, output.C * HW) : undefined;
+    const bnA = sa && a.pending?.bn, bnC = sc && c.pending?.bn;
+    const sideA = bnA ? { a_y: a.buf, a_scale: bnA.scale, a_shift: bnA.shift, a_mean: bnA.mean, a_invstd: bnA.invstd, a_dz: sa.dz, a_dzx: sa.dzx } : {};
+    const sideB = bnC ? { b_y: c.buf, b_scale: bnC.scale, b_shift: bnC.shift, b_mean: bnC.mean, b_invstd: bnC.invstd, b_dz: sc.dz, b_dzx: sc.dzx } : {};
+    if (dz || sa || sc) {
+      b.step(l, 'add_bwd_fused', { g: dy, y: dz ? output.buf : undefined, dz, ...sideA, ...sideB }, {
+        C: output.C,
+        HW,
+        relu,
+        aStats: sa !== undefined,
+        aRelu: sa !== undefined && (a.pending?.relu ?? false),
+        bStats: sc !== undefined,
+        bRelu: sc !== undefined && (c.pending?.relu ?? false),
+      });
+    }
+    for (const x of inputs) if (needs(x)) accumulate(l, { buf: dz ?? dy, of: x });
+  }
+
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i];
     const l = node.l;
@@ -375,7 +431,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
       case 'merge': {
         // An add passes its raw gradient to both branch ends; a concat each end its channels.
         const dy = rawGradient(l, grad);
-        if (l.kind === 'add') node.inputs.forEach((x) => needs(x) && accumulate(l, { buf: dy, of: x }));
+        if (node.fused) residualAddBackward(l, node.inputs, node.output, dy, node.fused.relu);
+        else if (l.kind === 'add') node.inputs.forEach((x) => needs(x) && accumulate(l, { buf: dy, of: x }));
         else {
           concatSlices(l, m.layers, inputsOf(m.layers, node.pos)).forEach((c, k) => {
             const x = node.inputs[k];
@@ -401,9 +458,13 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         if (!needDx) break;
         const dx = b.act(`conv${l.index}.grad_in`, x.C * x.H * x.W);
         const e = epilogue(x);
-        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts });
+        // Another reader's gradient of x (a fanned-out value, plain data) is summed in this epilogue, not by an add pass.
+        const prior = x.pending ? undefined : grads.get(x.buf);
+        const addend = prior ? { g_add: prior.buf } : {};
+        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), ...addend, dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}) });
         grad = { buf: dx, of: x };
-        pass();
+        if (prior) grads.set(x.buf, grad);
+        else pass();
         break;
       }
     }

@@ -1,6 +1,6 @@
 // Pass: the training programs: forward in training mode, NLL loss, backward, and the SGD update.
 import { isMerge, type ShapedLayer, type ShapedModel, type ShapedOpLayer } from '../ir.js';
-import { inputsOf, needsGradient, readers } from './chain.js';
+import { closingAdd, inputsOf, needsGradient, readers, reluFollows } from './chain.js';
 import { gradId, paramId, wholeSpaceId, type ParamLayout } from './params.js';
 import type { Program } from './program-ir.js';
 import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
@@ -93,8 +93,11 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string): Saved {
 
 const bnConsts = (l: ShapedLayer & { kind: 'bn' }) => ({ ...channelShape(l), eps: l.attrs.eps, momentum: l.attrs.momentum });
 
-/** Emits the backward of one layer; returns the gradient w.r.t. its input (undefined when not needed). */
-function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string, needDx: boolean): string | undefined {
+/**
+ * Emits the backward of one layer; returns the gradient w.r.t. its input (undefined when not needed).
+ * `addend`: another reader's gradient of the same input, which a conv's backward-data adds as it writes.
+ */
+function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string, needDx: boolean, addend?: string): string | undefined {
   const inSize = elementsOf(l.input);
   const p = (f: string) => paramId(l, f);
   const grad = (f: string) => gradId(l, f);
@@ -105,7 +108,7 @@ function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string,
       b.step(l, 'conv_bwd_weight', { x: s.x, g, dw: grad('weight'), db: c.bias ? grad('bias') : undefined }, c);
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, 'conv_bwd_data', { g, w: p('weight'), dx: d }, c);
+      b.step(l, 'conv_bwd_data', { g, w: p('weight'), g_add: addend, dx: d }, { ...c, ...(addend ? { addend: true } : {}) });
       return d;
     }
     case 'linear': {
@@ -205,10 +208,32 @@ export function lowerTrainForwardBackward(m: ShapedModel): { program: Program; b
   const value = (p: number) => (p < 0 ? images : saved[p].y);
   // A residual add whose only reader is a ReLU applies it in the same pass; the ReLU's backward reads that output as its own.
   const reads = readers(m.layers);
-  const addRelu = (i: number) => m.layers[i].kind === 'add' && reads[i] === 1 && m.layers[i + 1]?.kind === 'relu' && inputsOf(m.layers, i + 1).join() === String(i);
+  const addRelu = (i: number) => m.layers[i].kind === 'add' && reluFollows(m.layers, reads, i);
+  // A BN closing a residual block's branch (chain.ts closingAdd) adds the shortcut and applies the block's
+  // ReLU in its own pass: the add (and ReLU) layers then have that pass's output and no kernel. The backward
+  // is unchanged: the ReLU's reads that output, the add passes its gradient to both branches.
+  const closingBn = new Map<number, { at: number; shortcut: number; relu: boolean }>();
+  m.layers.forEach((l, i) => {
+    const c = l.kind === 'bn' && l.attrs.affine ? closingAdd(m.layers, reads, i, i) : undefined;
+    if (c) closingBn.set(i, { ...c, relu: reluFollows(m.layers, reads, c.at) });
+  });
+  const fusedOutputs = new Map<number, string>(); // the add's and ReLU's positions → the BN pass's output
   m.layers.forEach((l, i) => {
     const from = inputsOf(m.layers, i).map(value);
-    if (i > 0 && addRelu(i - 1)) saved.push({ x: from[0], y: from[0] });
+    const closing = closingBn.get(i);
+    const fused = fusedOutputs.get(i);
+    if (closing && l.kind === 'bn') {
+      const add = m.layers[closing.at];
+      const y = b.act(`add${add.index}.out`, elementsOf(add.output));
+      const mean = b.fixed(`bn${l.index}.save_mean`, l.attrs.nFeatures);
+      const invstd = b.fixed(`bn${l.index}.save_invstd`, l.attrs.nFeatures);
+      const p = (f: string) => paramId(l, f);
+      b.step(l, 'bn_fwd_train', { x: from[0], gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), r: value(closing.shortcut), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), residual: true, relu: closing.relu });
+      saved.push({ x: from[0], y, saveMean: mean, saveInvstd: invstd });
+      fusedOutputs.set(closing.at, y);
+      if (closing.relu) fusedOutputs.set(closing.at + 1, y);
+    } else if (fused) saved.push({ x: from[0], y: fused });
+    else if (i > 0 && addRelu(i - 1)) saved.push({ x: from[0], y: from[0] });
     else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0]));
   });
   const x = value(m.layers.length - 1);
@@ -236,8 +261,11 @@ export function lowerTrainForwardBackward(m: ShapedModel): { program: Program; b
       mergeBackward(b, l, g, m.layers, from).forEach((d, k) => wanted(from[k]) && accumulate(from[k], d, m.layers[from[k]]));
       continue;
     }
-    const d = backwardLayer(b, l, saved[i], g, wanted(from[0]));
-    if (d !== undefined && wanted(from[0])) accumulate(from[0], d, m.layers[from[0]]);
+    // A conv whose input already has a gradient (a fanned-out value) sums it in its backward-data pass.
+    const prior = l.kind === 'conv' && wanted(from[0]) ? grads.get(from[0]) : undefined;
+    const d = backwardLayer(b, l, saved[i], g, wanted(from[0]), prior);
+    if (d !== undefined && prior !== undefined) grads.set(from[0], d);
+    else if (d !== undefined && wanted(from[0])) accumulate(from[0], d, m.layers[from[0]]);
   }
   return { program: { name: 'train_forward_backward', inputs: { images, labels }, outputs: { output: x, loss }, steps: b.steps }, builder: b };
 }

@@ -14,9 +14,9 @@ function constProblems(step: KernelStep): string[] {
   for (const [key, type] of Object.entries(schema)) {
     const v = consts[key];
     if (v === undefined) {
-      if (type !== 'bool?') problems.push(`missing const '${key}' (${type})`);
-    } else if (type === 'int' ? !Number.isInteger(v) || Number(v) < 0 : type === 'num' ? typeof v !== 'number' || !Number.isFinite(v) : typeof v !== 'boolean') {
-      problems.push(`const '${key}' is ${JSON.stringify(v)}, not ${type === 'int' ? 'a non-negative integer' : type === 'num' ? 'a finite number' : 'a boolean'}`);
+      if (!type.endsWith('?')) problems.push(`missing const '${key}' (${type})`);
+    } else if (type.startsWith('int') ? !Number.isInteger(v) || Number(v) < 0 : type === 'num' ? typeof v !== 'number' || !Number.isFinite(v) : typeof v !== 'boolean') {
+      problems.push(`const '${key}' is ${JSON.stringify(v)}, not ${type.startsWith('int') ? 'a non-negative integer' : type === 'num' ? 'a finite number' : 'a boolean'}`);
     }
   }
   const unknown = Object.keys(consts).filter((key) => !Object.hasOwn(schema, key));

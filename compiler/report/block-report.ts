@@ -1,16 +1,20 @@
 // report.txt's block section: how each residual/concat block of the spec was lowered — the merge after its
-// branches, the kernels that compute it in training and at inference, and where fanned-out gradients are summed.
+// branches, the kernels that compute it in training and at inference (a residual add in the epilogue of
+// the conv closing a branch, a concat written in place by its branches' convs), and where fanned-out
+// gradients are summed.
 import { isMerge, type ShapedModel } from '../ir.js';
-import type { Program } from '../lower/program-ir.js';
+import type { Program, StepOf } from '../lower/program-ir.js';
+import { concatsInPlace, type InferenceGroup } from '../lower/infer.js';
 import { inputsOf } from '../lower/chain.js';
 import { torchModuleString } from './torch-print.js';
 
 const kernelsOf = (p: Program | undefined, layer: number, op?: string) => [...new Set((p?.steps ?? []).filter((s) => s.layer === layer && (!op || s.op === op)).map((s) => s.kernel))];
 
-export function blockReport(model: ShapedModel, programs: readonly Program[]): string[] {
+export function blockReport(model: ShapedModel, programs: readonly Program[], groups: readonly InferenceGroup[]): string[] {
   if (!model.layers.some(isMerge)) return [];
   const train = programs.find((p) => p.name === 'train_forward_backward');
   const infer = programs.find((p) => p.name === 'infer');
+  const inPlace = concatsInPlace(model.layers, groups);
   const lines = [
     'Blocks (opened by front/lowerable.ts: each branch reads the block\'s input, kept live until its last reader; the merge follows the branches).',
     '(N) is a layer\'s position in the lowered chain, as in the kernel names k<N>_… and the Programs below, which give each one\'s spec line:',
@@ -27,16 +31,33 @@ export function blockReport(model: ShapedModel, programs: readonly Program[]): s
     const next = model.layers[i + 1];
     const inferKernels = kernelsOf(infer, l.index);
     const fusedRelu = infer?.steps.some((s) => s.layer === l.index && s.op === 'add_infer' && s.consts.relu);
+    const closing = groups.find((g) => g.add?.layer === l);
     if (l.kind === 'add') {
       const trainRelu = train?.steps.some((s) => s.layer === l.index && s.op === 'add' && s.consts.relu);
       const reluKernel = train?.steps.some((s) => s.layer === next?.index && s.op === 'relu_fwd');
       const relu =
         next?.kind !== 'relu' ? '' : trainRelu ? ` with the ReLU (${next.index}) in the same pass` : reluKernel ? `, then the ReLU (${next.index}) as its own kernel` : `, the ReLU (${next.index}) pending: applied by the kernels that read the sum`;
-      lines.push(`      training: a separate add kernel ${fwd.join(', ') || '(none)'}${relu}; the backward passes the gradient to each branch unchanged`);
-      lines.push(`      inference: ${inferKernels.join(', ')}${fusedRelu ? ` (the add and the ReLU (${next?.index}) in one pass)` : ''}`);
+      // cpu training: the BN closing a branch may have added the shortcut (and the ReLU) in its own pass.
+      const bnPass = train?.steps.find((s): s is StepOf<'bn_fwd_train'> => s.op === 'bn_fwd_train' && s.consts.residual === true && inputsOf(model.layers, i).some((p) => model.layers[p]?.index === s.layer));
+      const fusedTraining = train?.steps.find((s): s is StepOf<'add_apply'> => s.layer === l.index && s.op === 'add_apply');
+      if (bnPass) {
+        lines.push(`      training: add fused into the BN pass ${bnPass.kernel} (the BN (${bnPass.layer}) closing its branch${bnPass.consts.relu ? `, then the ReLU (${next?.index})` : ''}); the backward passes the gradient to each branch unchanged`);
+      } else if (fusedTraining) {
+        const bwdFused = train?.steps.find((s) => s.layer === l.index && s.op === 'add_bwd_fused');
+        lines.push(`      training: one pass ${fusedTraining.kernel} applies both branch ends' pending BN/ReLU, adds${fusedTraining.consts.relu ? ` and applies the ReLU (${next?.index})` : ''}; backward: ${bwdFused ? `one pass ${bwdFused.kernel}` : 'no kernel'}, the gradient passed to each branch end`);
+      } else lines.push(`      training: a separate add kernel ${fwd.join(', ') || '(none)'}${relu}; the backward passes the gradient to each branch unchanged`);
+      if (closing) {
+        const shortcut = closing.add!.shortcut;
+        const kernel = kernelsOf(infer, closing.head.index, 'conv_infer').join(', ');
+        lines.push(`      inference: add fused into ${kernel} epilogue (the conv (${closing.head.index}) closing its branch; the shortcut ${shortcut < 0 ? 'the model input' : `(${shortcut + 1})`} added${closing.relu ? `, then the ReLU (${closing.relu.index})` : ''})`);
+      } else lines.push(`      inference: ${inferKernels.join(', ')}${fusedRelu ? ` (the add and the ReLU (${next?.index}) in one pass)` : ''}`);
     } else {
       lines.push(`      training: each branch's output copied into its channel slice (${fwd.join(', ')}), the gradient's slices copied back out (${bwd.join(', ')})`);
-      lines.push(`      inference: the same copies (${inferKernels.join(', ')})`);
+      const writers = inputsOf(model.layers, i).map((p) => ({ p, g: inPlace.get(p)?.at === i ? groups.find((g) => g.at === p) : undefined }));
+      if (writers.every((w) => w.g)) {
+        const ends = writers.map((w) => `(${w.p + 1}) by ${kernelsOf(infer, w.g!.head.index, 'conv_infer').join(', ')}`);
+        lines.push(`      inference: concat in place, each branch's closing conv writing its channel slice: ${ends.join(', ')}`);
+      } else lines.push(`      inference: the same copies (${inferKernels.join(', ')}): a concat is written in place only when every branch ends in a conv`);
     }
   });
   // A value several layers read (a block's input) gets the sum of their gradients: an add per extra reader.
@@ -45,5 +66,8 @@ export function blockReport(model: ShapedModel, programs: readonly Program[]): s
   for (const s of sums) calls.set(s.kernel, { layer: s.layer, count: (calls.get(s.kernel)?.count ?? 0) + 1 });
   const listed = [...calls].map(([kernel, c]) => `${kernel}${c.count > 1 ? ` ×${c.count}` : ''} (the output of layer ${c.layer})`);
   if (listed.length > 0) lines.push(`  gradient sums of fanned-out values: ${listed.join(', ')}`);
+  // The others are added by the conv backward-data pass that produces the last of a value's gradients.
+  const inDgrad = (train?.steps ?? []).filter((s) => (s.op === 'conv_bwd_data' || s.op === 'conv_dgrad_fused') && s.consts.addend === true).map((s) => s.kernel);
+  if (inDgrad.length > 0) lines.push(`  gradient sums of fanned-out values in a conv's backward-data pass (no add kernel): ${inDgrad.join(', ')}`);
   return lines;
 }

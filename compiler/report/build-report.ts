@@ -11,10 +11,10 @@ import { torchModuleString } from './torch-print.js';
 
 export function buildReport(model: ShapedModel, compiled: Compiled, compileCommand: string, cuda?: { command: string; nvcc: NvccCheck }): string {
   const { lowered, plan } = compiled;
-  const blocks = blockReport(model, lowered.programs);
+  const blocks = blockReport(model, lowered.programs, lowered.inferenceGroups);
   const lines = [inspectText(model), ...(blocks.length > 0 ? ['', ...blocks] : []), '', 'Inference fusion (BN folded into the conv before it, ReLU in the GEMM epilogue or the residual add):'];
   for (const g of lowered.inferenceGroups) {
-    const parts = [g.head, ...(g.bn ? [g.bn] : []), ...(g.relu ? [g.relu] : [])];
+    const parts = [g.head, ...(g.bn ? [g.bn] : []), ...(g.add ? [g.add.layer] : []), ...(g.relu ? [g.relu] : [])];
     if (parts.length > 1) lines.push(`  (${parts.map((p) => p.index).join(') + (')}): ${parts.map((p) => torchModuleString(p)).join(' + ')} → k${g.head.index}_${g.head.kind}_infer`);
   }
   lines.push('', ...convAlgorithmReport(compiled.cpuPrograms));

@@ -1,7 +1,8 @@
 // Pass (report only): the fused structure of a cuda/emu training program, for report.txt — per
 // spec layer, the kernels that compute it and what each fuses, then the totals a reader checks first:
-// how many conv→bn→relu groups ran as one conv kernel plus one finalize, and how many passes over an
-// activation exist only to apply BN or ReLU (none, for NIN).
+// how many conv→bn→relu groups ran as one conv kernel plus one finalize, how many residual adds ran as
+// one pass with their branch ends' BN and the block's ReLU, and how many passes over an activation exist
+// only to apply BN or ReLU (none, for NIN) or to add (an unfused merge, a sum of a fanned-out value's gradients).
 import type { ShapedModel } from '../ir.js';
 import type { Program } from '../lower/program-ir.js';
 import { torchModuleString } from './torch-print.js';
@@ -40,7 +41,16 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
     return fwd === 1 && finalize === 1 && separate === 0;
   });
   const passes = program.steps.filter((s) => ['act_apply', 'grad_rebuild', 'act_bwd_stats', 'bn_stats', 'bn_fwd_train', 'bn_bwd', 'relu_fwd', 'relu_bwd'].includes(s.op));
+  const merges = model.layers.filter((l) => l.kind === 'add');
+  const fusedAdds = merges.filter((l) => program.steps.some((s) => s.layer === l.index && s.op === 'add_apply'));
+  const adds = program.steps.filter((s) => s.op === 'add');
+  // A chain without blocks has neither line (its report is as before blocks existed).
+  const blockLines = merges.length === 0 && adds.length === 0 ? [] : [
+    `  ${fusedAdds.length} of ${merges.length} residual adds run forward as one pass (add_apply: the branch ends' pending BN/ReLU applied on load, the block's ReLU after) and backward as one (add_bwd_fused: dReLU and the ends' BN partials)`,
+    `  separate add passes over activations: ${adds.length}${adds.length ? ` (${adds.map((s) => s.kernel).join(', ')}: ${adds.every((s) => s.layer !== 0 && model.layers[s.layer - 1]?.kind !== 'add') ? "sums of a fanned-out value's gradients" : 'merges and gradient sums'})` : ''}`,
+  ];
   lines.push(
+    ...blockLines,
     `  ${oneKernel.length} of ${groups.length} conv→bn→relu groups run forward as one conv kernel (statistics in its epilogue) plus one bn_finalize; ${forward.length} conv kernels in all`,
     `  separate BN/ReLU passes over activations: ${passes.length}${passes.length ? ` (${passes.map((s) => s.kernel).join(', ')})` : ''}`,
   );

@@ -210,3 +210,30 @@ model fused_blocks {
   maxpool(2, 2)  view(-1)  linear(15 * 2 * 2, 5)  logsoftmax
 }
 `;
+
+/**
+ * Blocks whose fused inference convs take the cpu's Winograd path (3x3/1 on 14x14, compiler/schedule/
+ * cpu-conv-algorithm.ts) and its GEMM path: a projection residual closed by a Winograd conv, an identity
+ * residual closed by a 1x1 conv, and a concat whose branches' convs (one Winograd, at channel offset 8)
+ * write their slices in place (lower/infer.ts).
+ */
+export const BLOCK_FUSION = `
+model block_fusion {
+  input 32x14x14
+  residual {
+    branch { conv(32, 64, 1, 1):noBias()  bn(64) }
+    branch { conv(32, 64, 3, 3, 1, 1, 1, 1):noBias()  bn(64) }
+  }
+  relu
+  residual {
+    branch { conv(64, 64, 1, 1):noBias()  bn(64) }
+    branch { identity }
+  }
+  relu
+  concat {
+    branch { conv(64, 8, 1, 1)  relu }
+    branch { conv(64, 96, 3, 3, 1, 1, 1, 1)  bn(96)  relu }
+  }
+  avgpool(14, 14)  view(-1)  linear(104, 3)  logsoftmax
+}
+`;

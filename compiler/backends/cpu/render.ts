@@ -72,14 +72,16 @@ function body(k: KernelStep): string[] {
     case 'conv_infer': {
       const c = k.consts;
       const algorithm = k.op === 'conv_infer' && k.consts.packed ? chooseConvAlgorithm(c).algorithm : 'implicit_gemm';
+      // An inference block's conv: the shortcut its epilogue adds, the concat slice it writes (im2col.h ConvOutput).
+      const o = k.op === 'conv_infer' && (k.consts.residual || k.consts.yTotal !== undefined) ? `, ConvOutput{${optional('r')}, ${k.consts.yTotal ?? c.K}, ${k.consts.yOffset ?? 0}}` : '';
       if (algorithm !== 'implicit_gemm') {
-        return [convShape(c), `conv2d_forward_winograd(${winogradKindCpp(algorithm)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu});`];
+        return [convShape(c), `conv2d_forward_winograd(${winogradKindCpp(algorithm)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
       }
       const w = k.op === 'conv_infer' && k.consts.packed ? `PackedConvWeights{${cf('w')}}` : cf('w');
-      return [convShape(c), `conv2d_forward(shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu});`];
+      return [convShape(c), `conv2d_forward(shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
     }
     case 'conv_bwd_data':
-      return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')});`];
+      return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')}${k.consts.addend ? `, ${cf('g_add')}` : ''});`];
     case 'conv_bwd_weight':
       return [convShape(k.consts), `conv2d_backward_weights(shape, ${cf('x')}, ${cf('g')}, ${f('dw')}, ${optional('db', true)});`];
     case 'fold_bn': {
@@ -106,7 +108,8 @@ function body(k: KernelStep): string[] {
     }
     case 'bn_fwd_train': {
       const c = k.consts;
-      return [bnShape(c), `batchnorm_forward_train(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${f('y')}, ${f('save_mean')}, ${f('save_invstd')}, ${f('running_mean')}, ${f('running_var')}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)});`];
+      const block = c.residual || c.relu ? `, ${c.relu === true}, ${optional('r')}` : ''; // a residual block's add (and ReLU) after it
+      return [bnShape(c), `batchnorm_forward_train(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${f('y')}, ${f('save_mean')}, ${f('save_invstd')}, ${f('running_mean')}, ${f('running_var')}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)}${block});`];
     }
     case 'bn_bwd':
       return [bnShape(k.consts), `batchnorm_backward(shape, ${cf('x')}, ${cf('g')}, ${cf('gamma')}, ${cf('save_mean')}, ${cf('save_invstd')}, ${f('dx')}, ${f('dgamma')}, ${f('dbeta')});`];

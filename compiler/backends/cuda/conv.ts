@@ -60,8 +60,10 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
   // Y[K][PQ] = W[K][CRS] · X_col[CRS][PQ] per image in 32×32 tiles (as conv_infer), the input's pending
   // BN+ReLU applied while staging X_col (padding stays 0: Torch pads the activation), and when a BN
   // follows, each warp (one output channel, 32 positions) writes its tile's mean and M2.
+  // At inference the output may be a slice of a concat's buffer, and the epilogue may add a shortcut (laid out as y).
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
-  const names = ['x', ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), { name: 'y', out: true }, ...(c.stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  const o = 'bnFolded' in c ? { residual: c.residual === true, total: c.yTotal ?? c.K, offset: c.yOffset ?? 0 } : { residual: false, total: c.K, offset: 0 };
+  const names = ['x', ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), ...(o.residual ? ['r'] : []), { name: 'y', out: true }, ...(c.stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const body = [
     'NINCC_SHARED_2D(float, ws, 16, 33);  // ws[kk][m] = W[k0 + m][c0 + kk]',
     'NINCC_SHARED_2D(float, xs, 16, 32);  // xs[kk][j] = X_col[c0 + kk][j0 + j], pending transform applied',
@@ -87,12 +89,13 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
     `  if (k >= ${c.K}) continue;  // uniform over the warp: a warp is one row ty`,
     `  const bool valid = j < ${PQ};`,
     `  float v = acc[i]${c.bias ? ' + nincc::ld(&b[k])' : ''};`,
+    ...(o.residual ? [`  if (valid) v += nincc::ld(&r[(long long)img * ${c.K * PQ} + (long long)k * ${PQ} + j]);  // the residual block's shortcut`] : []),
     ...(c.relu ? ['  v = v > 0.0f ? v : 0.0f;  // inference: the ReLU after a folded BN'] : []),
-    `  if (valid) nincc::st(&y[(long long)img * ${c.K * PQ} + (long long)k * ${PQ} + j], v);`,
+    `  if (valid) nincc::st(&y[(long long)img * ${o.total * PQ} + (long long)${o.offset ? `(${o.offset} + k)` : 'k'} * ${PQ} + j], v);`,
     ...(c.stats ? forwardStats('v', 'valid', `min(32, ${PQ} - j0)`, tileSlot(c.K, PQ, 'k')).map((s) => `  ${s}`) : []),
     '}',
   ];
-  const fused = fusedText(['implicit-GEMM conv', c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
+  const fused = fusedText(['implicit-GEMM conv', c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', o.residual && 'epilogue: residual add', o.total !== c.K && 'epilogue: concat slice in place', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
   return { params: params(k, names), body, launch: { grid: [Math.ceil(PQ / 32), Math.ceil(c.K / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
 }
 
@@ -101,7 +104,7 @@ export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): 
   // not a multiple of the stride contribute nothing). dY is rebuilt on load from the gradient of the
   // conv's (pending) output value; the epilogue writes dX and the partials of the input's pending BN.
   const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
-  const names = ['g', ...rebuildParams(c), 'w', { name: 'dx', out: true }, ...statsParams(c)];
+  const names = ['g', ...rebuildParams(c), 'w', ...(c.addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const body = [
     'NINCC_SHARED_2D(float, ws, 16, 33);  // ws[kk][m] = W[k][c0 + m][r][s] for reduce index e0 + kk = (k, r, s)',
     'NINCC_SHARED_2D(float, gs, 16, 32);  // gs[kk][j] = dY[k][p][q] at the tap that reaches position j0 + j',
@@ -137,11 +140,12 @@ export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): 
     `  if (ch >= ${c.C}) continue;  // uniform over the warp`,
     `  const bool valid = j < ${HW};`,
     `  const long long at = (long long)img * ${c.C * HW} + (long long)ch * ${HW} + j;`,
+    ...(c.addend ? ["  if (valid) acc[i] += nincc::ld(&g_add[at]);  // another reader's gradient of the same input"] : []),
     '  if (valid) nincc::st(&dx[at], acc[i]);',
     ...backwardStats(c, 'acc[i]', 'at', 'ch', 'valid', tileSlot(c.C, HW)).map((s) => `  ${s}`),
     '}',
   ];
-  const fused = fusedText(['implicit-GEMM dgrad', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)', c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN']);
+  const fused = fusedText(['implicit-GEMM dgrad', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)', c.addend && "epilogue: + another reader's gradient", c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN']);
   return { params: params(k, names), body, launch: { grid: [Math.ceil(HW / 32), Math.ceil(c.C / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
 }
 

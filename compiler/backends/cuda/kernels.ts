@@ -1,5 +1,5 @@
 // The CUDA kernel of each op: its parameters, body and launch geometry. Each op family has its file
-// (conv.ts, bn.ts, pool.ts, dense.ts, loss.ts, dropout.ts, sgd.ts; zoo.ts: Torch7's zoo layers and the block
+// (conv.ts, bn.ts, pool.ts, dense.ts, loss.ts, dropout.ts, sgd.ts; residual.ts: a residual add in training; zoo.ts: Torch7's zoo layers and the block
 // merges at inference; the other inference-only ops are here).
 // The schedule pass (compiler/schedule/cuda-launch.ts) calls cudaKernel once per kernel before the
 // plan is emitted; the renderer (render.ts) only prints them. Kernels are written against the device
@@ -11,6 +11,7 @@ import { convBackwardDataMma, convBackwardWeightMma } from './conv-mma-grad.js';
 import type { Precision } from '../../ir.js';
 import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, gradRebuild } from './bn.js';
 import { poolBackward, poolForward } from './pool.js';
+import { addApply, addBackwardFused } from './residual.js';
 import { linearBackwardData, linearBackwardWeight, linearForward } from './dense.js';
 import { nllLoss, softmaxBackward } from './loss.js';
 import { dropout } from './dropout.js';
@@ -29,6 +30,8 @@ const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKerne
   bn_bwd_finalize: (k) => bnBackwardFinalize(k, k.consts),
   act_apply: (k) => actApply(k, k.consts),
   act_bwd_stats: (k) => actBackwardStats(k, k.consts),
+  add_apply: (k) => addApply(k, k.consts),
+  add_bwd_fused: (k) => addBackwardFused(k, k.consts),
   grad_rebuild: (k) => gradRebuild(k, k.consts),
   maxpool_fwd_fused: (k) => poolForward(k, k.consts, true),
   avgpool_fwd_fused: (k) => poolForward(k, k.consts, false),
@@ -86,7 +89,8 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     }
     case 'conv_infer':
       // The training forward's kernel with nothing pending and no statistics: BN is folded into w and b.
-      return bf16 ? convForwardMma(k, k.consts, schedule.maxBatch) : convForward(k, k.consts);
+      // A block's conv (a shortcut added, a concat slice written) stays on the fp32 kernel, which has those epilogues.
+      return bf16 && !k.consts.residual && k.consts.yTotal === undefined ? convForwardMma(k, k.consts, schedule.maxBatch) : convForward(k, k.consts);
     case 'linear_infer':
       return linearForward(k, k.consts);
     case 'bn_eval': {

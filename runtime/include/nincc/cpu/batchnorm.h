@@ -38,11 +38,12 @@ struct SplitFloat {
 
 // y = (x - center) * scale + shift on every element of channel c, then optionally ReLU.
 inline void normalize_channel(const BatchNormShape& shape, int c, const float* x, SplitFloat center, float scale,
-                              float shift, bool relu, float* y) {
+                              float shift, bool relu, float* y, const float* residual = nullptr) {
   for (int n = 0; n < shape.batch; ++n) {
     const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
     for (std::int64_t i = 0; i < shape.plane; ++i) {
-      const float v = ((x[base + i] - center.hi) - center.lo) * scale + shift;
+      float v = ((x[base + i] - center.hi) - center.lo) * scale + shift;
+      if (residual) v += residual[base + i];
       y[base + i] = relu ? (v > 0.f ? v : 0.f) : v;
     }
   }
@@ -57,11 +58,13 @@ inline void normalize_channel(const BatchNormShape& shape, int c, const float* x
 //   running_var  = (1 - momentum) * running_var  + momentum * var * count / (count - 1)
 // (the unbiased variance, as Torch does). gamma/beta may be null (no affine: 1 and 0). With a
 // single value per channel the unbiased variance would be 0/0; it is taken as 0 there instead.
-// y may alias x when no backward pass follows (it needs x). Optional fused ReLU on y.
+// y may alias x when no backward pass follows (it needs x). Optional fused ReLU on y, and before it an
+// optional `residual` (laid out as y) added: a residual block's add when this BN closes a branch.
 inline void batchnorm_forward_train(const BatchNormShape& shape, const float* x, const float* gamma,
                                     const float* beta, float* y, float* save_mean, float* save_invstd,
                                     float* running_mean, float* running_var, double eps,
-                                    double momentum = kTorchBatchNormMomentum, bool relu = false) {
+                                    double momentum = kTorchBatchNormMomentum, bool relu = false,
+                                    const float* residual = nullptr) {
   const std::int64_t count = shape.per_channel();
   parallel_for_threads(shape.channels, batchnorm_detail::channel_threads(shape), [&](std::int64_t c) {
     auto plane_of = [&](int n) { return x + (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane; };
@@ -79,7 +82,7 @@ inline void batchnorm_forward_train(const BatchNormShape& shape, const float* x,
     running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased_var);
     const float g = gamma ? gamma[c] : 1.f;
     const float b = beta ? beta[c] : 0.f;
-    batchnorm_detail::normalize_channel(shape, c, x, batchnorm_detail::SplitFloat(mean), invstd * g, b, relu, y);
+    batchnorm_detail::normalize_channel(shape, c, x, batchnorm_detail::SplitFloat(mean), invstd * g, b, relu, y, residual);
   });
 }
 

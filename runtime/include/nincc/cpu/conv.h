@@ -27,36 +27,40 @@ constexpr std::int64_t kColumnsFloats = std::int64_t{4} << 20;
 // y[n][k] = bias[k] + sum_{c,r,s} w[k][c][r][s] * x[n][c][oh*sh-ph+r][ow*sw-pw+s], optionally
 // followed by ReLU (fused into the GEMM's store). `bias` may be null (Torch's noBias()).
 // x: batch x in_channels x in_h x in_w; w: out_channels x in_channels x kernel_h x kernel_w;
-// y: batch x out_channels x out_h x out_w (overwritten).
+// y: batch x out_channels x out_h x out_w (overwritten), or those channels of a wider buffer, with a
+// residual added before the ReLU, as `o` says (im2col.h ConvOutput; inference blocks).
 // Packs w on every call (into the calling thread's scratch) and runs conv2d_forward_packed;
 // inference packs its folded weights once instead.
 inline void conv2d_forward(const Conv2dShape& shape, const float* x, const float* w, const float* bias,
-                           float* y, bool relu = false) {
+                           float* y, bool relu = false, const ConvOutput& o = {}) {
   const int patch = shape.patch_size();
   float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
                                  static_cast<std::size_t>(packed_conv_weights_size(shape.out_channels, patch)));
   pack_conv_weights(shape, w, packed);
-  conv2d_forward_packed(shape, x, packed, bias, y, relu);
+  conv2d_forward_packed(shape, x, packed, bias, y, relu, o);
 }
 
 // The same with weights packed once beforehand (inference: packed when BN is folded).
 inline void conv2d_forward(const Conv2dShape& shape, const float* x, PackedConvWeights w, const float* bias, float* y,
-                           bool relu = false) {
-  conv2d_forward_packed(shape, x, w.data, bias, y, relu);
+                           bool relu = false, const ConvOutput& o = {}) {
+  conv2d_forward_packed(shape, x, w.data, bias, y, relu, o);
 }
 
 // dx = the gradient of the loss with respect to x, given dy (same layout as y). Overwrites dx.
 // columns = W^T dy (patch_size x out_plane per image) as one implicit GEMM over a group of images
 // (conv_gemm.h, with W^T packed once per call), then col2im folds each image's columns into dx; a
 // pointwise conv's columns are dx itself. Groups keep the columns buffer within kColumnsFloats.
-// Scratch: the packed W^T and the columns, in the calling thread's scratch.
-inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, const float* w, float* dx) {
+// Scratch: the packed W^T and the columns, in the calling thread's scratch. `addend` (laid out as dx, or
+// null): another reader's gradient of the same input, added to each plane as it is written (the sum a
+// fanned-out value's gradient needs, without a pass of its own).
+inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, const float* w, float* dx,
+                                 const float* addend = nullptr) {
   const int depth = shape.patch_size();
   float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
                                  static_cast<std::size_t>(packed_conv_weights_size(depth, shape.out_channels)));
   pack_conv_weights_transposed(shape, w, packed);
   if (shape.is_pointwise()) {
-    conv2d_forward_packed(transposed_gemm_shape(shape), dy, packed, nullptr, dx);
+    conv2d_forward_packed(transposed_gemm_shape(shape), dy, packed, nullptr, dx, false, ConvOutput{addend});
     return;
   }
   const std::int64_t per_image = static_cast<std::int64_t>(depth) * shape.out_plane();
@@ -71,8 +75,10 @@ inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, cons
     const std::int64_t planes = static_cast<std::int64_t>(part.batch) * shape.in_channels;
     parallel_for(planes, part.batch * per_image, [&](std::int64_t t) {
       const std::int64_t n = t / shape.in_channels, c = t % shape.in_channels;
-      col2im_channel(shape, columns + n * per_image, static_cast<int>(c),
-                     dx + ((n0 + n) * shape.in_channels + c) * shape.in_plane());
+      const std::int64_t at = ((n0 + n) * shape.in_channels + c) * shape.in_plane();
+      col2im_channel(shape, columns + n * per_image, static_cast<int>(c), dx + at);
+      if (addend)
+        for (std::int64_t i = 0; i < shape.in_plane(); ++i) dx[at + i] += addend[at + i];
     });
   }
 }

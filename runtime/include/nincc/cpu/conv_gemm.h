@@ -65,9 +65,10 @@ inline const float* weight_panel(const float* packed, int m, int k0, int depth, 
 // Where the tiles go: y, batch x m channels x plane pixels.
 struct SegmentStore {
   float* y;
-  int m;                 // output channels
+  int m;                 // channels per image of y (the conv's output channels, or a concat's)
   std::int64_t plane;    // output pixels per channel
   int ow_count;
+  const float* residual = nullptr;  // added in the epilogue, laid out as y
 };
 
 // Prefetches (for writing) the first tile's lines of rows [row0, row0 + rows) of its first segment:
@@ -118,6 +119,7 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
         if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(dst));
         if (finish) {
           if (bias) v = _mm512_add_ps(v, b);
+          if (out.residual) v = _mm512_add_ps(v, _mm512_loadu_ps(out.residual + (dst - out.y)));
           if (relu) v = _mm512_mask_max_ps(zero, static_cast<__mmask16>(0xFFFF), v, zero);
         }
         _mm512_storeu_ps(dst, v);
@@ -137,6 +139,7 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
         if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst + 16 * r));
         if (finish) {
           if (bias) v = _mm512_add_ps(v, b);
+          if (out.residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out.residual + (dst + 16 * r - out.y)));
           if (relu) v = _mm512_mask_max_ps(zero, static_cast<__mmask16>(0xFFFF), v, zero);
         }
         _mm512_mask_storeu_ps(dst + 16 * r, mask, v);
@@ -155,6 +158,7 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
         float v = accumulate ? dst[l] + tile[i][l] : tile[i][l];
         if (finish) {
           if (bias) v += bias[i];
+          if (out.residual) v += out.residual[dst + l - out.y];
           if (relu) v = v > 0.f ? v : 0.f;
         }
         dst[l] = v;
@@ -225,14 +229,15 @@ struct TaskScratch {
 
 // C[channels][pixels] = W X, tiles of kTileRows channels x kTileCols pixels.
 inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const TapColumn* columns_of_tap,
-                          const float* packed_w, const float* bias, float* y, bool relu) {
+                          const float* packed_w, const float* bias, float* y, bool relu, const ConvOutput& o) {
   const int m = shape.out_channels, k = shape.patch_size();
   const std::int64_t columns = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   const int row_panels = ceil_div(m, kTileRows);
   const std::int64_t col_tiles = (columns + kTileCols - 1) / kTileCols;
   const int threads = threads_for(static_cast<std::int64_t>(m) * columns * k, gemm_detail::kParallelMinMacs);
   const Split split = split_tasks(m, k, columns, threads);
-  const SegmentStore out{y, m, shape.out_plane(), shape.out_w()};
+  const std::int64_t skip = static_cast<std::int64_t>(o.channel_offset) * shape.out_plane();
+  const SegmentStore out{y + skip, o.channels_of(shape), shape.out_plane(), shape.out_w(), o.residual ? o.residual + skip : nullptr};
   const bool weights_fit_l2 = static_cast<std::int64_t>(m) * k * sizeof(float) <= kSmallWeightsBytes;
   const int block = depth_block(k);
 
@@ -323,13 +328,14 @@ inline Conv2dShape transposed_gemm_shape(const Conv2dShape& s) {
   return Conv2dShape{s.batch, s.out_channels, s.out_h(), s.out_w(), s.patch_size(), 1, 1, 1, 1, 0, 0};
 }
 
-// y = conv(x, W) + bias, optional ReLU, with W packed by pack_conv_weights for this shape. Same
-// contract as conv2d_forward (conv.h). Parallel over tasks of (channel panels x pixel tiles) of the
+// y = conv(x, W) + bias (+ residual), optional ReLU, with W packed by pack_conv_weights for this
+// shape, y placed as `o` says (im2col.h ConvOutput). Same contract as conv2d_forward (conv.h).
+// Parallel over tasks of (channel panels x pixel tiles) of the
 // batch-wide GEMM, handed out dynamically; every output element is summed in depth order by one
 // task, so the bits do not depend on the thread count. Scratch: per thread, the gathered panel and
 // its runs; for a strided conv, a phase-split copy of x.
 inline void conv2d_forward_packed(const Conv2dShape& shape, const float* x, const float* packed_w, const float* bias,
-                                  float* y, bool relu = false) {
+                                  float* y, bool relu = false, const ConvOutput& o = {}) {
   using namespace conv_gemm_detail;
   const std::int64_t pixels = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   if (shape.out_channels <= 0 || pixels <= 0) return;
@@ -338,7 +344,7 @@ inline void conv2d_forward_packed(const Conv2dShape& shape, const float* x, cons
                            : split_phases(shape, x, thread_scratch(ScratchSlot::kConvPhases,
                                                                   static_cast<std::size_t>(phase_split_size(shape))));
   const TapColumns columns(shape, in);
-  forward_tasks(shape, in, columns.data(), packed_w, bias, y, relu);
+  forward_tasks(shape, in, columns.data(), packed_w, bias, y, relu, o);
 }
 
 }  // namespace cpu

@@ -123,7 +123,7 @@ inline F* u_panel(F* packed, int k_out, int c_in, int xi, int panel) {
 // rows/columns lie inside the image.
 struct TileLanes {
   std::int32_t in_index[kTileCols];   // input element of the patch's top-left (may be outside), from image 0
-  std::int32_t out_index[kTileCols];  // output element of the tile's top-left, from image 0
+  std::int32_t out_index[kTileCols];  // output element of the tile's top-left, from image 0 (images out_channels apart)
   std::uint32_t in_row[kMaxAlpha], in_col[kMaxAlpha];  // lanes whose patch row / column a is inside
   std::uint32_t out_row[kMaxAlpha], out_col[kMaxAlpha];
   // Runs of lanes whose tiles are side by side in one tile row of one image: lanes [lane, lane +
@@ -134,7 +134,7 @@ struct TileLanes {
   int run_count = 0;
 
   template <class T>
-  void set(const Conv2dShape& s, int tiles_h, int tiles_w, std::int64_t tiles, std::int64_t first) {
+  void set(const Conv2dShape& s, int out_channels, int tiles_h, int tiles_w, std::int64_t tiles, std::int64_t first) {
     const int oh_count = s.out_h(), ow_count = s.out_w();
     for (int a = 0; a < T::kAlpha; ++a) in_row[a] = in_col[a] = out_row[a] = out_col[a] = 0;
     const std::int64_t per_image = static_cast<std::int64_t>(tiles_h) * tiles_w;
@@ -154,7 +154,7 @@ struct TileLanes {
       const int ih0 = oh0 - s.pad_h, iw0 = ow0 - s.pad_w;
       in_index[l] = static_cast<std::int32_t>(static_cast<std::int64_t>(n) * s.in_channels * s.in_plane() +
                                               static_cast<std::int64_t>(ih0) * s.in_w + iw0);
-      out_index[l] = static_cast<std::int32_t>(static_cast<std::int64_t>(n) * s.out_channels * s.out_plane() +
+      out_index[l] = static_cast<std::int32_t>(static_cast<std::int64_t>(n) * out_channels * s.out_plane() +
                                                static_cast<std::int64_t>(oh0) * ow_count + ow0);
       const std::uint32_t bit = 1u << l;
       for (int a = 0; a < T::kAlpha; ++a) {
@@ -304,7 +304,8 @@ inline Split split_tasks(int alpha, int c_in, int panels, std::int64_t col_tiles
 }
 
 template <class T>
-void forward(const Conv2dShape& s, const float* x, const float* packed_u, const float* bias, float* y, bool relu) {
+void forward(const Conv2dShape& s, const float* x, const float* packed_u, const float* bias, float* y, bool relu,
+             const float* residual, int image_channels) {
   constexpr int kA = T::kAlpha, kXi = T::kPoints, kM = T::kM;
   const int c_in = s.in_channels, k_out = s.out_channels;
   const int tiles_h = ceil_div(s.out_h(), kM), tiles_w = ceil_div(s.out_w(), kM);
@@ -332,7 +333,7 @@ void forward(const Conv2dShape& s, const float* x, const float* packed_u, const 
     // 1. V[t][xi][c][lane] for the block's tiles.
     for (int t = 0; t < nt; ++t) {
       TileLanes& tl = lanes[t];
-      tl.set<T>(s, tiles_h, tiles_w, tiles, (q0 + t) * kTileCols);
+      tl.set<T>(s, image_channels, tiles_h, tiles_w, tiles, (q0 + t) * kTileCols);
       float* vt = v + static_cast<std::size_t>(t) * kXi * c_in * kTileCols;
       for (int c = 0; c < c_in; ++c) {
         const float* plane = x + c * in_plane;
@@ -369,6 +370,16 @@ void forward(const Conv2dShape& s, const float* x, const float* packed_u, const 
           const float* src = mbuf + static_cast<std::size_t>(t) * kXi * kTileRows * kTileCols + i * kTileCols;
           alignas(64) float out[kM * kM * kTileCols];
           transform_lanes<kM, kM, kA>(T::kMat.at, T::kMat.at, src, kTileRows * kTileCols, out, kTileCols);
+          if (residual) {
+            // The shortcut at each lane's outputs (0 outside the image, where nothing is stored).
+            alignas(64) float r[kTileCols];
+            for (int a = 0; a < kM; ++a)
+              for (int b = 0; b < kM; ++b) {
+                gather_lanes(residual + k * out_plane, tl.out_index, a * s.out_w() + b, tl.out_row[a] & tl.out_col[b], r);
+                float* o = out + (a * kM + b) * kTileCols;
+                for (int l = 0; l < kTileCols; ++l) o[l] += r[l];
+              }
+          }
           const float b = bias ? bias[k] : 0.f;
           const simd::Isa::Reg bv = simd::Isa::broadcast(&b), zero = simd::Isa::zero();
           for (int e = 0; e < kM * kM * kTileCols; e += simd::Isa::kLanes) {
@@ -411,9 +422,9 @@ void pack_weights(const Conv2dShape& s, const float* w, float* packed) {
 }
 
 // Largest batch whose element indices fit the 32-bit gather/scatter indices.
-inline int max_batch_per_call(const Conv2dShape& s) {
+inline int max_batch_per_call(const Conv2dShape& s, int image_channels) {
   const std::int64_t per_image = std::max<std::int64_t>(static_cast<std::int64_t>(s.in_channels) * s.in_plane(),
-                                                        static_cast<std::int64_t>(s.out_channels) * s.out_plane());
+                                                        static_cast<std::int64_t>(image_channels) * s.out_plane());
   return static_cast<int>(std::max<std::int64_t>(1, (std::int64_t{1} << 31) / (per_image + 64) - 1));
 }
 
@@ -451,19 +462,21 @@ inline void pack_winograd_weights(WinogradKind kind, const Conv2dShape& shape, c
   with_winograd_transform(kind, [&](auto t) { winograd_detail::pack_weights<decltype(t)>(shape, w, packed); });
 }
 
-// y = conv(x, W) + bias, optional ReLU, with W packed by pack_winograd_weights. Same contract as
-// conv2d_forward_packed; winograd_applies(kind, shape) must hold. Every output element is computed
+// y = conv(x, W) + bias (+ residual), optional ReLU, with W packed by pack_winograd_weights, y placed
+// as `o` says (im2col.h ConvOutput). Same contract as conv2d_forward_packed; winograd_applies(kind, shape) must hold. Every output element is computed
 // by one task in a fixed order, so the bits do not depend on the thread count.
 inline void conv2d_forward_winograd(WinogradKind kind, const Conv2dShape& shape, const float* x, const float* packed_u,
-                                    const float* bias, float* y, bool relu = false) {
+                                    const float* bias, float* y, bool relu = false, const ConvOutput& o = {}) {
   if (shape.out_channels <= 0 || shape.batch <= 0 || shape.out_h() <= 0 || shape.out_w() <= 0) return;
-  const int step = winograd_detail::max_batch_per_call(shape);
+  const int channels = o.channels_of(shape);
+  const int step = winograd_detail::max_batch_per_call(shape, channels);
   for (int n0 = 0; n0 < shape.batch; n0 += step) {
     Conv2dShape part = shape;
     part.batch = std::min(step, shape.batch - n0);
     const float* xp = x + static_cast<std::int64_t>(n0) * shape.in_channels * shape.in_plane();
-    float* yp = y + static_cast<std::int64_t>(n0) * shape.out_channels * shape.out_plane();
-    with_winograd_transform(kind, [&](auto t) { winograd_detail::forward<decltype(t)>(part, xp, packed_u, bias, yp, relu); });
+    const std::int64_t skip = (static_cast<std::int64_t>(n0) * channels + o.channel_offset) * shape.out_plane();
+    const float* rp = o.residual ? o.residual + skip : nullptr;
+    with_winograd_transform(kind, [&](auto t) { winograd_detail::forward<decltype(t)>(part, xp, packed_u, bias, y + skip, relu, rp, channels); });
   }
 }
 

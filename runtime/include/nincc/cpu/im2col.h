@@ -34,6 +34,17 @@ struct Conv2dShape {
   }
 };
 
+// Where an inference conv's output goes and what its epilogue adds (compiler/lower/infer.ts): channels
+// [channel_offset, channel_offset + out_channels) of each image of a buffer of image_channels channels
+// (0: out_channels, the conv's own buffer; more: a concat's output, written in place), and `residual`,
+// laid out as that buffer, added after the bias and before the ReLU (a residual block's shortcut).
+struct ConvOutput {
+  const float* residual = nullptr;
+  int image_channels = 0;
+  int channel_offset = 0;
+  constexpr int channels_of(const Conv2dShape& s) const { return image_channels > 0 ? image_channels : s.out_channels; }
+};
+
 namespace conv_detail {
 
 // Output columns ow whose input column ow*stride - pad + offset lies inside [0, in_w):

@@ -1,0 +1,59 @@
+// Issue #17's fusion across branches: a residual add (and its ReLU) in the epilogue of the conv closing its
+// branch, a concat written in place by its branches' convs. The cpu inference of a spec whose fused convs
+// take both the Winograd and the GEMM path matches the float64 reference (the blocks on the GEMM path and on
+// emu, and the fused training program: test/numerics-zoo*.test.ts, emu-zoo, emu-blocks-train); report.txt of
+// a small ResNet, made without compiling anything, says where each add went and counts the passes left.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildSpec, expectClose, poisonArena, preparedModel, randomImages, readWeights, removeBuilds } from './reference/artifacts.js';
+import { forward } from './reference/interpret.js';
+import { reportOnly } from './reference/report-only.js';
+import { BLOCK_FUSION, TINY_RESNET } from './reference/specs.js';
+
+const TOL = 2e-5; // as test/numerics-zoo.test.ts
+
+afterAll(() => removeBuilds());
+
+describe('block fusion on cpu, Winograd and GEMM epilogues', () => {
+  it('infer matches the float64 reference at batches 3 and 1 on a poisoned arena', async () => {
+    const built = buildSpec('block_fusion', BLOCK_FUSION, 4);
+    const cc = readFileSync(join(built.dir, 'kernels.cpu.cc'), 'utf8');
+    // The paths this test is for: the Winograd conv closing the projection residual, the 1x1 one closing the
+    // identity residual, and the concat's Winograd conv writing channels 8… of 104.
+    expect(cc).toMatch(/void k3_conv_infer\([^]*?conv2d_forward_winograd\([^\n]*ConvOutput\{\/\*r=\*\/arg<const float>\(a, \d\), 64, 0\}\);/);
+    expect(cc).toMatch(/void k7_conv_infer\([^]*?conv2d_forward\(shape, [^\n]*ConvOutput\{\/\*r=\*\/arg<const float>\(a, \d\), 64, 0\}\);/);
+    expect(cc).toMatch(/void k14_conv_infer\([^]*?conv2d_forward_winograd\([^\n]*ConvOutput\{nullptr, 104, 8\}\);/);
+    const plan = JSON.parse(readFileSync(join(built.dir, 'plan.json'), 'utf8')) as { programs: Record<string, { steps: { op: string }[] }> };
+    expect(plan.programs.infer.steps.map((s) => s.op).filter((op) => op === 'add_infer' || op === 'concat_place')).toEqual([]);
+    const { m, b, next } = await preparedModel(built, 31);
+    try {
+      const w = readWeights(m);
+      for (const [i, n] of [3, 1].entries()) {
+        const images = randomImages(b.model, n, next);
+        poisonArena(m, i === 0 ? Number.NaN : 3.0e4);
+        expectClose(await m.infer(images), forward(b.model, w, images, n, { mode: 'eval' }).output.data, TOL, `block_fusion infer n=${n}`);
+      }
+    } finally {
+      m.dispose();
+    }
+  }, 120_000);
+});
+
+describe('report.txt of a small ResNet for emu (no compile)', () => {
+  it('names the conv epilogue each add is fused into and counts no add, BN or ReLU pass left in the blocks', () => {
+    const { report, compiled } = reportOnly('tiny_resnet', TINY_RESNET, 'emu');
+    expect(report).toContain('      inference: add fused into k7_conv_infer epilogue (the conv (7) closing its branch; the shortcut (3) added, then the ReLU (11))');
+    expect(report).toContain('      inference: add fused into k17_conv_infer epilogue (the conv (17) closing its branch; the shortcut (16) added, then the ReLU (20))');
+    expect(report).toContain('  (10) nn.CAddTable: k10_add_apply [residual add (branch end\'s pending BN applied on load) + ReLU], k10_add_bwd_fused [residual add backward + dReLU + the branch ends\' BN partials Σdz, Σdz·x̂]');
+    expect(report).toContain('  2 of 2 residual adds run forward as one pass');
+    expect(report).toContain('  separate add passes over activations: 0\n');
+    // What is left is the stem's output, read by both branches of the first block with its BN+ReLU pending:
+    // applied once for them, and its BN partials taken from the summed gradient.
+    expect(report).toContain('  separate BN/ReLU passes over activations: 2 (k4_act_apply, k4_act_bwd_stats)');
+    expect(report).toMatch(/k4_conv_dgrad_fused \[implicit-GEMM dgrad [^\]]*epilogue: \+ another reader's gradient/);
+    // No kernel of a block's merge or its ReLU in the inference program.
+    const infer = compiled.lowered.programs.find((p) => p.name === 'infer')!;
+    expect(infer.steps.map((s) => s.op)).not.toContain('add_infer');
+  });
+});
