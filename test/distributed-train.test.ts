@@ -1,7 +1,7 @@
 // Data-parallel training under mpirun (docs/distributed.md): two CPU ranks on the shipped Fashion-MNIST
 // subset stay bitwise in step, their reduced gradient is the weighted sum of single-process gradients,
 // runs repeat bitwise, a killed rank ends the run within seconds, and --resume continues with 1 or 2 ranks.
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,20 @@ const artifact = join(work, 'artifact');
 const common = ['--data', mini, '--limit', '384', '--batch', '32', '--seed', '7', '--test-limit', '100', '-q'];
 // Ranks yield their core while they wait in a collective: CI has two cores and other test files beside.
 const mpi = ['--oversubscribe', '--bind-to', 'none', '--mca', 'mpi_yield_when_idle', '1'];
+
+/** `mpirun -np 2 nincc ARGS` in the background, once rank 0 has said it is training: the mpirun child, its stderr so far, and its exit code. */
+async function startTwoRanks(args: readonly string[]): Promise<{ child: ChildProcess; stderr: () => string; exited: Promise<number | null> }> {
+  const child = spawn('mpirun', [...mpi, '-np', '2', process.execPath, join(root, 'bin/nincc'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const started = Date.now();
+  while (!text.includes('training nin_fashion')) {
+    if (Date.now() - started > 90_000) throw new Error(`training never started: ${text}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, stderr: () => text, exited };
+}
 
 interface Row { epoch: number; loss: number; images: number }
 const readLog = (dir: string): Row[] =>
@@ -103,15 +117,7 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
   it('a stopped rank (SIGSTOP) ends the run within --rank-timeout and a few seconds, naming the rank', async () => {
     const run = join(work, 'stopped');
     const args = ['train', artifact, ...common, '--limit', '960', '--epochs', '3', '--rank-timeout', '2', '-o', run];
-    const child = spawn('mpirun', [...mpi, '-np', '2', process.execPath, join(root, 'bin/nincc'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    const started = Date.now();
-    while (!stderr.includes('training nin_fashion')) {
-      if (Date.now() - started > 90_000) throw new Error(`training never started: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const { child, stderr, exited } = await startTwoRanks(args);
     await new Promise((r) => setTimeout(r, 500)); // inside the epoch (30 steps)
     const rank1 = rankPid(child.pid!, 1);
     process.kill(rank1, 'SIGSTOP');
@@ -126,7 +132,7 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
       // gone, as it should be
     }
     expect(code).not.toBe(0);
-    expect(stderr).toContain('rank 0 of 2: rank 1 has sent no heartbeat for');
+    expect(stderr()).toContain('rank 0 of 2: rank 1 has sent no heartbeat for');
     expect(seconds).toBeGreaterThan(1.5);
     expect(seconds).toBeLessThan(7);
   });
@@ -172,23 +178,15 @@ describe.skipIf(!haveMpi)('nincc train under mpirun (2 CPU ranks)', () => {
   it('SIGINT to rank 1 alone stops both ranks after the same step; rank 0 checkpoints mid-epoch and --resume finishes the epoch', async () => {
     const run = join(work, 'interrupted');
     const args = ['train', artifact, '--data', mini, '--limit', '960', '--batch', '32', '--seed', '7', '--no-test', '-q', '--epochs', '1', '-o', run];
-    const child = spawn('mpirun', [...mpi, '-np', '2', process.execPath, join(root, 'bin/nincc'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    const started = Date.now();
-    while (!stderr.includes('training nin_fashion')) {
-      if (Date.now() - started > 90_000) throw new Error(`training never started: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const { child, stderr, exited } = await startTwoRanks(args);
     await new Promise((r) => setTimeout(r, 500)); // both ranks inside the epoch (30 steps)
     process.kill(rankPid(child.pid!, 1), 'SIGINT');
     // Ranks that disagree about stopping would wait for each other for ever.
     const hung = setTimeout(() => child.kill('SIGKILL'), 60_000);
     const code = await exited;
     clearTimeout(hung);
-    expect(code, `the ranks did not stop together: ${stderr}`).toBe(130);
-    expect(stderr).toContain('nincc train: stopped; resume with');
+    expect(code, `the ranks did not stop together: ${stderr()}`).toBe(130);
+    expect(stderr()).toContain('nincc train: stopped; resume with');
     const meta = readSafetensors(join(run, 'checkpoint.safetensors')).metadata;
     expect(meta.epoch).toBe('0');
     expect(Number(meta.step)).toBeGreaterThan(0);

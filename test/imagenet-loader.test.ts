@@ -4,7 +4,6 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Batch } from '../runtime/dataset.js';
 import { DataLayoutError, listImageFolder, openImageNetFolder, type ImageNetFolder } from '../runtime/imagenet/folder.js';
 import { DecodePool } from '../runtime/imagenet/decode-pool.js';
 import { decodeResized } from '../runtime/imagenet/decode.js';
@@ -12,21 +11,12 @@ import { estimateChannelStats, formatTransform } from '../runtime/imagenet/chann
 import { drawCrop, drawImage, sampleStream } from '../runtime/imagenet/sampler.js';
 import { ImageFolderEvalSource, ImageNetTrainSource, prefetched } from '../runtime/imagenet/sources.js';
 import { trainHookReference, torchMeanStd } from './imagenet/donkey-reference.js';
+import { collect } from './imagenet/collect.js';
 import { CLASSES, makeImageNetFolder, makeSolidFolder, type TestFolder } from './imagenet/make-folder.js';
 
 const crop = { channels: 3 as const, width: 32, height: 32 };
 const transform = { mean: [0.5, 0.45, 0.4], std: [0.25, 0.25, 0.25] };
 const work = mkdtempSync(join(tmpdir(), 'nincc-imagenet-loader-'));
-
-async function collect(it: AsyncIterable<Batch>): Promise<{ images: Float32Array[]; labels: number[][] }> {
-  const images: Float32Array[] = [];
-  const labels: number[][] = [];
-  for await (const b of it) {
-    images.push(b.images.slice());
-    labels.push([...b.labels]);
-  }
-  return { images, labels };
-}
 
 describe('ImageNet folder layout', () => {
   let made: TestFolder;

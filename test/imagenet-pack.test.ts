@@ -8,7 +8,6 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseCommandArgs } from '../bin/command.js';
 import { packCommand } from '../bin/commands/pack.js';
-import type { Batch } from '../runtime/dataset.js';
 import { DecodePool } from '../runtime/imagenet/decode-pool.js';
 import { scaledSize } from '../runtime/imagenet/donkey.js';
 import { openImageNetFolder, type ImageNetFolder } from '../runtime/imagenet/folder.js';
@@ -18,6 +17,7 @@ import { openPackedDataset, type PackedDataset } from '../runtime/imagenet/packe
 import { verifyPackedDataset } from '../runtime/imagenet/pack-verify.js';
 import { ImageFolderEvalSource, ImageNetTrainSource } from '../runtime/imagenet/sources.js';
 import { nincc } from './cli-run.js';
+import { collect } from './imagenet/collect.js';
 import { makeImageNetFolder } from './imagenet/make-folder.js';
 import { TINY_IMAGE_SPEC } from './imagenet/tiny-spec.js';
 
@@ -60,16 +60,6 @@ async function packCli(args: string[]): Promise<{ code: number; stderr: string }
   } finally {
     spy.mockRestore();
   }
-}
-
-async function collect(it: AsyncIterable<Batch>): Promise<{ images: Float32Array[]; labels: number[][] }> {
-  const images: Float32Array[] = [];
-  const labels: number[][] = [];
-  for await (const b of it) {
-    images.push(b.images.slice());
-    labels.push([...b.labels]);
-  }
-  return { images, labels };
 }
 
 describe('nincc pack and the packed reader', () => {
