@@ -1,6 +1,6 @@
 // CPU benchmark: nincc `cpu` against onnxruntime-node on the same weights, in one process.
 // Build and run:  npx tsc -p tsconfig.json && node dist/bench/cpu.js [--runs 15] [--warmup 3] [--json FILE]
-// For each spec (models/nin.model and models/nin-fashion.model by default) it builds the artifact
+// For each spec (models/nin.model, models/nin-fashion.model and models/resnet-50.model by default) it builds the artifact
 // (BN folded for inference), makes weights whose output depends on the input, exports them to ONNX,
 // and checks that both engines agree (1e-4 of the output's scale) at batch 1 and 16. Then:
 //  1. interleaved: inference at batch 1 and 16 in both engines and nincc's training step at batch 16,
@@ -34,7 +34,7 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '15' },
     warmup: { type: 'string', default: '3' },
-    models: { type: 'string', default: 'models/nin.model,models/nin-fashion.model' },
+    models: { type: 'string', default: 'models/nin.model,models/nin-fashion.model,models/resnet-50.model' },
     work: { type: 'string', default: 'build/bench-cpu' },
     seed: { type: 'string', default: '1' },
     standalone: { type: 'string', default: '' }, // runs per standalone block; default: same as --runs

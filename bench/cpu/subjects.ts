@@ -39,7 +39,9 @@ export function images(n: number, shape: readonly number[], seed: number): Float
  * to a batch's statistics, and the BN shifts get random values (test/onnx-export.test.ts does the same).
  */
 async function calibratedWeights(spec: string, source: string, work: string, seed: number): Promise<string> {
-  const calibrating = source.replace(/\bbn\((\w+), ([\d.e-]+)\)/g, 'bn($1, $2, 1)');
+  const calibrating = source
+    .replace(/\bbn\(([^,()]+), ([\d.e-]+)\)/g, 'bn($1, $2, 1)')
+    .replace(/\bbn\(([^,()]+)\)/g, 'bn($1, 1e-5, 1)'); // bn(n): Torch's default eps
   const model = compiled(spec, calibrating);
   const dir = join(work, 'calibrate');
   buildArtifact(model, calibrating, { outDir: dir, target: 'cpu', maxBatch: 4 });

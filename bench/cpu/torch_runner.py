@@ -31,26 +31,62 @@ def read_safetensors(path):
     return tensors
 
 
+class Graph(nn.Module):
+    """A nincc chain opened from blocks: layer i reads the outputs at positions froms[i] (-1: the input)."""
+
+    def __init__(self, modules, froms):
+        super().__init__()
+        self.layers = nn.ModuleList(modules)
+        self.froms = froms
+
+    def forward(self, x):
+        values = []
+        for module, sources in zip(self.layers, self.froms):
+            inputs = [x if p < 0 else values[p] for p in sources]
+            values.append(module(*inputs))
+        return values[-1]
+
+
+class Add(nn.Module):  # nn.CAddTable
+    def forward(self, *xs):
+        return sum(xs[1:], xs[0])
+
+
+class Concat(nn.Module):  # nn.Concat(2): along channels
+    def forward(self, *xs):
+        return torch.cat(xs, 1)
+
+
 def build(layers, weights):
-    """torch.nn.Sequential of a nincc chain, with its tensors; what a PyTorch user would write for it."""
+    """torch.nn modules of a nincc chain, with its tensors: nn.Sequential for a plain chain, a Graph where it has
+    blocks (residual adds, concats); what a PyTorch user would write for it."""
     modules = []
-    flat = False
-    for layer in layers:
+    froms = [layer.get('from', [i - 1]) for i, layer in enumerate(layers)]
+    readers = [sum(i in f for f in froms) for i in range(len(layers))]
+    flat = []  # whether each layer's output is flat features
+    for i, layer in enumerate(layers):
         kind, a, name = layer['kind'], layer['attrs'], f"{layer['kind']}{layer['index']}"
-        if 'from' in layer:
-            raise ValueError(f'{name}: blocks are not in the PyTorch column yet')
-        if kind == 'conv':
+        source = froms[i][0]
+        is_flat = source >= 0 and flat[source]
+        if kind == 'add':
+            m = Add()
+        elif kind == 'concat':
+            m = Concat()
+        elif kind == 'identity':
+            m = nn.Identity()
+        elif kind == 'conv':
             m = nn.Conv2d(a['nIn'], a['nOut'], (a['kH'], a['kW']), (a['dH'], a['dW']), (a['padH'], a['padW']), bias=a['bias'])
         elif kind == 'bn':
-            make = nn.BatchNorm1d if flat else nn.BatchNorm2d
+            make = nn.BatchNorm1d if is_flat else nn.BatchNorm2d
             m = make(a['nFeatures'], eps=a['eps'], momentum=a['momentum'], affine=a['affine'])
         elif kind == 'relu':
-            m = nn.ReLU(inplace=True)
+            # In place unless another layer still reads the value it would overwrite (or it is the input).
+            m = nn.ReLU(inplace=source >= 0 and readers[source] == 1)
         elif kind in ('maxpool', 'avgpool'):
             args = ((a['kH'], a['kW']), (a['dH'], a['dW']), (a['padH'], a['padW']))
             m = nn.MaxPool2d(*args, ceil_mode=bool(a.get('ceil'))) if kind == 'maxpool' else nn.AvgPool2d(*args, ceil_mode=bool(a.get('ceil')), count_include_pad=True)
         elif kind == 'view':
-            m, flat = nn.Flatten(1), True
+            m, is_flat = nn.Flatten(1), True
         elif kind == 'linear':
             m = nn.Linear(a['nIn'], a['nOut'], bias=a['bias'])
         elif kind == 'dropout':
@@ -69,7 +105,10 @@ def build(layers, weights):
                 elif field != 'num_batches_tracked':
                     raise ValueError(f'{key}: not in the weights file')
         modules.append(m)
-    return nn.Sequential(*modules)
+        flat.append(is_flat)
+    if all(f == [i - 1] for i, f in enumerate(froms)):
+        return nn.Sequential(*modules)
+    return Graph(modules, froms)
 
 
 def read_floats(path, shape):
