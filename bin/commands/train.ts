@@ -243,6 +243,16 @@ async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
   const backend = comm ? openBackend(comm, device, loadNative().nccl, a.reduceWith) : undefined;
   let inputs: Inputs | undefined;
   const speaks = !comm || comm.rank === 0;
+  // Ctrl-C: finish the step in flight, write a checkpoint, exit 130; a second Ctrl-C aborts at once.
+  // Listening before the data loads: rank 0 says "training" only once its own data is loaded, and a
+  // signal to another rank in between must not kill that rank outright.
+  const stop = { requested: false };
+  const onSigint = () => {
+    if (stop.requested) process.exit(130);
+    stop.requested = true;
+    process.stderr.write('\nnincc train: interrupted; finishing the current step and writing a checkpoint (Ctrl-C again to abort)\n');
+  };
+  process.on('SIGINT', onSigint);
   try {
     const recipe = model.plan.train;
     const runDir = a.out ?? join('runs', model.info.model);
@@ -252,19 +262,11 @@ async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
     inputs = a.fashion ? fashionInputs(model, a) : imageNetInputs(model, a, runDir);
     const ranks = comm ? `; ${comm.size} ranks of ${sharesOf(batch, comm.size)} images each` : '';
     if (speaks) process.stderr.write(`training ${model.info.model} on ${device}, ${inputs.describe}; ${epochs} epochs of batch ${batch}${ranks}, ${describeTest(a.test)}; run directory ${runDir}\n`);
-    // Ctrl-C: finish the step in flight, write a checkpoint, exit 130; a second Ctrl-C aborts at once.
-    const stop = { requested: false };
-    const onSigint = () => {
-      if (stop.requested) process.exit(130);
-      stop.requested = true;
-      process.stderr.write('\nnincc train: interrupted; finishing the current step and writing a checkpoint (Ctrl-C again to abort)\n');
-    };
-    process.on('SIGINT', onSigint);
     const result = await train(model, inputs.train, inputs.test, {
       epochs, batch, regime: recipe?.regime ?? [], momentum: recipe?.optimizer.momentum ?? 0.9, seed: a.seed,
       runDir, resume: a.resume, test: a.test, stop, ...(speaks ? { onEvent: trainProgress(process.stderr, a.quiet) } : {}),
       ...(comm ? { distributed: { comm, checkEvery: a.syncCheck, overlap: a.overlap, backend, ...(a.bucketElements ? { bucketElements: a.bucketElements } : {}) } } : {}),
-    }).finally(() => process.off('SIGINT', onSigint));
+    });
     if (!speaks) return result.stopped ? 130 : 0;
     if (result.alreadyFinished) {
       const f = result.alreadyFinished;
@@ -287,6 +289,7 @@ async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
     }
     throw e;
   } finally {
+    process.off('SIGINT', onSigint);
     await inputs?.close();
     model.dispose();
   }
