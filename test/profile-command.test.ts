@@ -1,7 +1,7 @@
 // `nincc profile` (issue #14): the emulator's counters of every generated kernel of an inference batch
 // and a training step, sampled and scaled to the grid, against counts worked out by hand, and the time
 // model's table. A small spec at batch 4, without nvcc (occupancy then assumed), to stay fast.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,19 +21,23 @@ describe('nincc profile', () => {
   let json: ProfileReport;
   let text: string;
   let progress: string;
+  let built: string; // report.txt as the build wrote it
+  let written: string; // the --write-report run's stderr
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'nincc-profile-'));
     spec = join(work, 'tiny.model');
     writeFileSync(spec, SPEC);
     const env = { NINCC_NVCC: '0' };
-    const r = nincc(['profile', spec, '--batch', '4', '--json'], { env });
+    const r = nincc(['profile', spec, '--batch', '4', '--json'], { env, cwd: work });
     expect(r.code, r.stderr).toBe(0);
     json = JSON.parse(r.stdout) as ProfileReport;
     progress = r.stderr;
-    // The artifact is built now: the text run reuses it, with every block run.
-    const t = nincc(['profile', spec, '--batch', '4', '--gpu', 'a100', '--sample', '0'], { env });
+    built = readFileSync(join(work, 'build/tiny-emu/report.txt'), 'utf8');
+    // The artifact is built now: the text run reuses it, with every block run, and writes its predictions.
+    const t = nincc(['profile', spec, '--batch', '4', '--gpu', 'a100', '--sample', '0', '--write-report'], { env, cwd: work });
     expect(t.code, t.stderr).toBe(0);
     text = t.stdout;
+    written = t.stderr;
   }, 180_000);
   afterAll(() => {
     if (work) rmSync(work, { recursive: true, force: true });
@@ -113,6 +117,47 @@ describe('nincc profile', () => {
     expect(progress).toMatch(new RegExp(`^profile: training step of 4: ${launches('train')} launches emulated in [\\d.]+ s$`, 'm'));
     for (const k of json.kernels) expect(k.emulatedMillis, k.kernel).toBeGreaterThanOrEqual(0);
     expect(json.kernels.reduce((s, k) => s + k.emulatedMillis, 0)).toBeGreaterThan(0);
+  });
+
+  it("--write-report: report.txt's kernel table gets each kernel's prediction, naming the GPU, batch and error; a build's says how to get one", () => {
+    const kernels = [...readFileSync(join(work, 'build/tiny-emu/kernels.cu'), 'utf8').matchAll(/NINCC_EXPORT\((\w+)\);/g)].map((m) => m[1]);
+    const rows = (report: string) => {
+      const lines = report.split('\n');
+      const at = lines.findIndex((l) => l.startsWith('CUDA kernels: predicted time'));
+      expect(at, report).toBeGreaterThan(0);
+      const end = lines.findIndex((l, i) => i > at && l === '');
+      return { note: lines[at + 1], rows: new Map(lines.slice(at + 2, end).map((l) => [l.slice(2).split(' | ')[0].trimEnd(), l.slice(2).split(' | ').slice(1)])) };
+    };
+    // The build: every kernel has a row with its tile or launch and its fused parts, and no number for its time.
+    const before = rows(built);
+    expect(before.note).toBe('  predicted: run `nincc profile DIR --gpu G --batch N --write-report`');
+    expect([...before.rows.keys()].sort()).toEqual([...kernels].sort());
+    for (const [kernel, [predicted]] of before.rows) expect(predicted.trim(), kernel).toBe('—');
+    expect(before.rows.get('k1_conv_infer')!.slice(1)).toEqual(['grid 2×1×1 (batch on axis z) × block 32×8×1', 'implicit-GEMM conv + bias + epilogue: ReLU']);
+    expect(before.rows.get('k1_conv_wgrad_fused')![2]).toBe('implicit-GEMM wgrad (split over the batch) + prologue: dReLU + prologue: dBN + bias gradient');
+
+    // After the a100 run at batch 4, every block run: each row's µs is that run's, rounded; the rest unchanged.
+    const path = join(work, 'build/tiny-emu/predictions-a100-b4.json');
+    expect(written).toContain(`profile: wrote ${join('build/tiny-emu', 'predictions-a100-b4.json')} and the predicted column of ${join('build/tiny-emu', 'report.txt')}`);
+    expect(existsSync(path)).toBe(true);
+    const saved = JSON.parse(readFileSync(path, 'utf8')) as ProfileReport & { sourceHash: string; precision: string; errorBand: string };
+    expect(saved.gpu).toBe('A100 SXM4 80GB');
+    expect(saved.precision).toBe('fp32');
+    expect(saved.errorBand).toContain('expected error: the pipe term is a lower bound');
+    const report = readFileSync(join(work, 'build/tiny-emu/report.txt'), 'utf8');
+    const after = rows(report);
+    expect(after.note).toMatch(/^ {2}predicted for A100 SXM4 80GB, batch 4, fp32, by `nincc profile` \(emulator counters, every block run; occupancy unknown .*expected error: the pipe term is a lower bound/);
+    expect([...after.rows.keys()]).toEqual([...before.rows.keys()]);
+    for (const k of saved.kernels) {
+      const cell = `${k.prediction.micros.toFixed(1)} µs ${k.prediction.bound}${k.launches > 1 ? ` ×${k.launches}` : ''}${k.phase === 'infer' ? ' (infer)' : ''}`;
+      expect(after.rows.get(k.kernel)![0], k.kernel).toContain(cell);
+    }
+    expect(after.rows.get('k1_fold_bn')![0].trim()).toBe('not in a profiled batch or step');
+    for (const [kernel, cells] of after.rows) expect(cells.slice(1), kernel).toEqual(before.rows.get(kernel)!.slice(1));
+    // Only the table changed.
+    const outside = (r: string) => r.split('\n').filter((l) => !l.startsWith('  ') && !l.startsWith('CUDA kernels: predicted'));
+    expect(outside(report)).toEqual(outside(built));
+    expect(report.split('\n').length).toBe(built.split('\n').length);
   });
 
   it('refuses an unknown GPU and a batch below 1, naming them', () => {

@@ -34,10 +34,10 @@ describe('nincc profile of the bf16 tensor-core conv', () => {
     // conv(3, 20, 11, 11, 4, 4, 2, 2) on 3×39×35: 20×9×8 outputs. Inference folds the batch into M with no
     // padding: M = 32·72 = 2304, N = 20, K = 3·11·11 = 363. The tile report.txt names, 128×8×32, rounds them
     // to 18·128 = 2304, 3·8 = 24 and 12·32 = 384; one mma.m16n8k16 does 16·8·16 of it.
-    expect(report).toMatch(/k1_conv_infer\s+128×8×32 tile/);
+    expect(report).toMatch(/^  k1_conv_infer +\| .* \| 128×8×32 tile/m);
     expect(kernel('k1_conv_infer').counts.mma_bf16_m16n8k16).toBe((2304 * 24 * 384) / (16 * 8 * 16));
     // Training pads each image's 72 positions to 96 rows (whole 32-row statistics tiles): M = 32·96 = 3072.
-    expect(report).toMatch(/k1_conv_fwd_fused\s+128×8×32 tile/);
+    expect(report).toMatch(/^  k1_conv_fwd_fused +\| .* \| 128×8×32 tile/m);
     expect(kernel('k1_conv_fwd_fused').counts.mma_bf16_m16n8k16).toBe((3072 * 24 * 384) / (16 * 8 * 16));
   });
 
@@ -57,12 +57,12 @@ describe('nincc profile of the bf16 tensor-core conv', () => {
     // conv(20, 24, 3, 3, 1, 1, 1, 1) on 20×9×8 at batch 32. Data gradient: its input has a pending BN, so
     // each image's 72 positions are padded to 96 rows (whole statistics tiles): M = 32·96 = 3072, N = C = 20,
     // K = 24·3·3 = 216. Its tile, 128×8×32, rounds them to 3072, 24 and 7·32 = 224.
-    expect(report).toMatch(/k4_conv_dgrad_fused\s+128×8×32 tile/);
+    expect(report).toMatch(/^  k4_conv_dgrad_fused +\| .* \| 128×8×32 tile/m);
     expect(kernel('k4_conv_dgrad_fused').counts.mma_bf16_m16n8k16).toBe((3072 * 24 * 224) / (16 * 8 * 16));
     // Weight gradient: M = C·R·S = 180, N = K = 24, the reduction over 32·72 = 2304 positions in 6 splits
     // (lower/train-fused.ts wgradSplits: 4 for layer 1's 7,260 weights, ⌊4·7260/4320⌋ = 6 for these 4,320) of
     // 384 = 12 slices of 32. Its tile, 64×32×32, rounds M to 192 and N to 32; each split does all of M × N.
-    expect(report).toMatch(/k4_conv_wgrad_fused\s+64×32×32 tile, .* in 6 splits/);
+    expect(report).toMatch(/^  k4_conv_wgrad_fused +\| .* \| 64×32×32 tile, .* in 6 splits/m);
     expect(kernel('k4_conv_wgrad_fused').counts.mma_bf16_m16n8k16).toBe((6 * (192 * 32 * 384)) / (16 * 8 * 16));
   });
 

@@ -2,6 +2,7 @@
 // kernel of one inference batch and one training step, and the time model's prediction on a GPU.
 import { GPUS } from '../../runtime/profile/gpus.js';
 import { profileArtifact, type KernelProfile, type ProfileReport } from '../../runtime/profile/run-profile.js';
+import { writePredictions } from '../../runtime/profile/write-report.js';
 import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.js';
 import { precisionOption, prepareArtifact, PRECISION_HELP } from '../artifact-arg.js';
 
@@ -35,7 +36,7 @@ function table(r: ProfileReport, phase: KernelProfile['phase']): string[] {
 export const profileCommand: Command = {
   name: 'profile',
   summary: "Predict a model's GPU time per kernel without a GPU: the emulator's counters (sampled blocks) fed to a time model of an A100, H100 or H200.",
-  usage: 'SPEC|DIR [--gpu h100] [--batch N] [--precision P] [--sample N] [--json]',
+  usage: 'SPEC|DIR [--gpu h100] [--batch N] [--precision P] [--sample N] [--json] [--write-report]',
   details:
     'Runs one inference batch and one training step of the generated CUDA on the emu device with profile counters on ' +
     '(docs/profile.md): N blocks per class (interior, edge) of each launch run and their counts are scaled to the grid. ' +
@@ -48,6 +49,7 @@ export const profileCommand: Command = {
     sample: { type: 'string', value: 'N', help: 'blocks run per class of each launch (default 2; 0 runs every block, slowly)' },
     precision: { type: 'string', value: 'P', help: PRECISION_HELP },
     json: { type: 'boolean', help: 'print the report as JSON' },
+    'write-report': { type: 'boolean', help: "write the predictions into the artifact: predictions-GPU-bN.json and report.txt's per-kernel table" },
   },
   async run(args) {
     const target = onePositional(args, profileCommand, 'spec file or emu artifact directory');
@@ -60,6 +62,10 @@ export const profileCommand: Command = {
     const dir = await prepareArtifact(target, { maxBatch: batch, device: 'emu', ...(precision ? { precision } : {}) });
     const r = await profileArtifact(dir, { gpu, batch, sample, onProgress: (line) => process.stderr.write(`profile: ${line}
 `) });
+    if (args.values['write-report']) {
+      const written = writePredictions(dir, gpuName.toLowerCase(), r, ERROR_BAND);
+      process.stderr.write(`profile: wrote ${written.json} and the predicted column of ${written.report}\n`);
+    }
     if (args.values.json) {
       process.stdout.write(`${JSON.stringify({ ...r, errorBand: ERROR_BAND }, null, 2)}\n`);
       return 0;

@@ -7,6 +7,7 @@ import { convAlgorithmReport } from '../schedule/cpu-conv-algorithm.js';
 import { trainingFusionReport } from './fusion-report.js';
 import { blockReport } from './block-report.js';
 import { inspectText } from './inspect.js';
+import { kernelTable } from './kernel-table.js';
 import { torchModuleString } from './torch-print.js';
 
 export function buildReport(model: ShapedModel, compiled: Compiled, compileCommand: string, cuda?: { command: string; nvcc: NvccCheck }): string {
@@ -39,12 +40,9 @@ export function buildReport(model: ShapedModel, compiled: Compiled, compileComma
   );
   const precision = plan.precision ?? 'fp32';
   const asked = model.train?.precision;
-  lines.push('', `Precision: ${precision}${precision === 'bf16' ? ' (the convolution forward on bf16 tensor cores with fp32 accumulation; every other kernel, and all storage, fp32)' : ''}${compiled.cuda ? '' : asked && asked !== 'fp32' ? ` (the spec asks for ${asked}: the cpu kernels compute in fp32)` : ''}`);
-  const tiles = (compiled.cuda?.kernels ?? []).filter((k) => k.tile);
-  if (tiles.length > 0) {
-    lines.push('Tile configuration per tensor-core kernel (chosen per layer: least padded work, then least staging per MAC):');
-    for (const k of tiles) lines.push(`  ${k.name.padEnd(28)} ${k.tile}`);
-  }
+  lines.push('', `Precision: ${precision}${precision === 'bf16' ? ' (the convolutions, forward and both gradients, on bf16 tensor cores with fp32 accumulation; every other kernel, and all storage, fp32)' : ''}${compiled.cuda ? '' : asked && asked !== 'fp32' ? ` (the spec asks for ${asked}: the cpu kernels compute in fp32)` : ''}`);
+  // Tensor-core tiles are chosen per layer: least padded work, then least staging per MAC (conv-mma-tile.ts).
+  if (compiled.cuda) lines.push('', ...kernelTable(compiled.cuda.kernels));
   if (cuda) {
     lines.push('', `CUDA kernels (kernels.cu: inference and the fused training programs) for the emu device: ${cuda.command}`);
     if (!cuda.nvcc.available) lines.push(`nvcc: not found (${cuda.nvcc.reason}), no GPU compile check and no kernels.fatbin`);

@@ -86,7 +86,9 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
     'NINCC_UNROLL',
     'for (int i = 0; i < 4; ++i) {',
     '  const int k = k0 + ty + 8 * i, j = j0 + tx;',
-    `  if (k >= ${c.K}) continue;  // uniform over the warp: a warp is one row ty`,
+    // Only where K leaves a partial tile: the guard that can never fire made ptxas spill 8 B on sm_90 in
+    // ResNet's 64-channel convs (scripts/check-spills.ts, bench/logs/cuda-spills-all.out).
+    ...(c.K % 32 === 0 ? [] : [`  if (k >= ${c.K}) continue;  // uniform over the warp: a warp is one row ty`]),
     `  const bool valid = j < ${PQ};`,
     `  float v = acc[i]${c.bias ? ' + nincc::ld(&b[k])' : ''};`,
     ...(o.residual ? [`  if (valid) v += nincc::ld(&r[(long long)img * ${c.K * PQ} + (long long)k * ${PQ} + j]);  // the residual block's shortcut`] : []),
