@@ -31,7 +31,7 @@ import { buildArtifact } from '../compiler/build.js';
 import type { ShapedModel } from '../compiler/ir.js';
 import { compileSpec } from '../compiler/pipeline.js';
 import { load, type Model } from '../runtime/model.js';
-import { readIdxFile } from '../runtime/data/idx.js';
+import { buildFashion, fashionCurves } from '../scripts/bf16-fashion-curve.js';
 import { readWeights, rng, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
 
@@ -381,45 +381,14 @@ const FASHION_STEPS = Number(process.env.NINCC_BF16_STEPS ?? 30);
 const FASHION_TOLERANCE = 0.1;
 describe.runIf(process.env.NINCC_TEST_FULL === '1')('nin-fashion in bf16 (NINCC_TEST_FULL=1)', () => {
   it(`models/nin-fashion.model: ${FASHION_STEPS} SGD steps on emu in bf16 follow the cpu loss curve; two emu runs bitwise equal`, async () => {
-    const file = join(import.meta.dirname, '../models/nin-fashion.model');
-    const source = readFileSync(file, 'utf8');
-    const r = compileSpec(source, 'nin-fashion.model');
-    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-    const n = 8;
-    const dirs = { emu: join(root, 'fashion-emu'), cpu: join(root, 'fashion-cpu') };
-    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, source, { outDir: dirs.emu, target: 'emu', maxBatch: n, precision: 'bf16' }));
-    buildArtifact(r.model, source, { outDir: dirs.cpu, target: 'cpu', maxBatch: n });
-    const mini = join(import.meta.dirname, 'data/fashion-mnist-mini');
-    const pixels = readIdxFile(join(mini, 'train-images-idx3-ubyte.gz')).data;
-    const classes = readIdxFile(join(mini, 'train-labels-idx1-ubyte.gz')).data;
-    const batch = (step: number) => {
-      const first = (step * n) % (classes.length - n);
-      return {
-        images: Float32Array.from(pixels.subarray(first * 784, (first + n) * 784), (v) => (v / 255 - 0.286) / 0.353),
-        labels: Int32Array.from(classes.subarray(first, first + n)),
-      };
-    };
-    const run = async (device: 'cpu' | 'emu', steps: number) => {
-      const m = await load(dirs[device], { device, seed: 19 });
-      try {
-        const losses: number[] = [];
-        for (let i = 0; i < steps; i++) {
-          const { images, labels } = batch(i);
-          losses.push((await m.trainStep(images, labels, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 })).loss);
-        }
-        return losses;
-      } finally {
-        await m.dispose();
-      }
-    };
-    const cpu = await run('cpu', FASHION_STEPS);
-    const emu = await run('emu', FASHION_STEPS);
+    const dirs = buildFashion(root);
+    const { cpu, emu } = (await fashionCurves(dirs, FASHION_STEPS)) as Record<'cpu' | 'emu', number[]>;
     const gap = Math.max(...cpu.map((l, i) => Math.abs(l - emu[i])));
     const head = (xs: number[]) => xs.slice(0, 3).reduce((a, b) => a + b, 0) / 3;
     const tail = (xs: number[]) => xs.slice(-3).reduce((a, b) => a + b, 0) / 3;
     console.log(`nin-fashion: mean loss of the first 3 steps ${head(cpu).toFixed(4)} → last 3: cpu ${tail(cpu).toFixed(4)}, emu ${tail(emu).toFixed(4)}; largest per-step gap ${gap.toExponential(3)}`);
     expect(gap, `cpu ${cpu.join(' ')}\nemu ${emu.join(' ')}`).toBeLessThanOrEqual(FASHION_TOLERANCE * cpu[0]);
     expect(head(cpu) - tail(cpu)).toBeGreaterThan(FASHION_TOLERANCE * cpu[0]);
-    expect(await run('emu', 5)).toEqual(emu.slice(0, 5));
+    expect((await fashionCurves({ emu: dirs.emu }, 5)).emu).toEqual(emu.slice(0, 5));
   }, 1_800_000);
 });

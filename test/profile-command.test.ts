@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProfileReport } from '../runtime/profile/run-profile.js';
+import { kernelTable, withPredictions } from '../compiler/report/kernel-table.js';
 import { nincc } from './cli-run.js';
 
 const SPEC = `model tiny {
@@ -167,5 +168,24 @@ describe('nincc profile', () => {
     const batch = nincc(['profile', spec, '--batch', '0']);
     expect(batch.code).toBe(2);
     expect(batch.stderr).toContain('--batch must be an integer of at least 1');
+  });
+});
+
+describe("report.txt's kernel table (compiler/report/kernel-table.ts)", () => {
+  const launch = { grid: [2, 1, 1] as const, block: [32, 8, 1] as const, shared: 0 };
+  const report = ['Precision: bf16', '', ...kernelTable([{ name: 'k1_conv_infer', tile: '128×8×32 tile, 4 warps', fused: 'bias', launch }, { name: 'k_sgd_update', fused: '', launch }]), '', 'nvcc: …', ''].join('\n');
+
+  it('rewrites only the predicted cells and the note; a kernel the report lacks, or a report without a table, is an error', () => {
+    const p = { source: 'predicted for H100, batch 8', cells: new Map([['k1_conv_infer', '3.0 µs tensor (infer)']]) };
+    const out = withPredictions(report, p).split('\n');
+    expect(out.slice(2, 6)).toEqual([
+      'CUDA kernels: predicted time | tile configuration (tensor-core kernels) or launch (grid × block) | fused parts',
+      '  predicted for H100, batch 8',
+      '  k1_conv_infer | 3.0 µs tensor (infer)    | 128×8×32 tile, 4 warps | bias',
+      '  k_sgd_update  | not in a profiled batch or step | grid 2×1×1 × block 32×8×1 | nothing fused',
+    ]);
+    expect(out.slice(6)).toEqual(report.split('\n').slice(6));
+    expect(() => withPredictions(report, { ...p, cells: new Map([['k9_other', '1 µs']]) })).toThrow("report.txt's kernel table has no row for k9_other: the report is not this artifact's");
+    expect(() => withPredictions('Precision: fp32\n', p)).toThrow('report.txt has no per-kernel table');
   });
 });
