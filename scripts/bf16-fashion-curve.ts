@@ -48,48 +48,77 @@ function batches(): (step: number) => { images: Float32Array; labels: Int32Array
   };
 }
 
-/** `steps` SGD steps on each device given (in lockstep), told after each step; returns each device's losses. */
-export async function fashionCurves(dirs: Partial<Record<'cpu' | 'emu', string>>, steps: number, onStep?: (step: number, losses: Partial<Record<'cpu' | 'emu', number>>) => void): Promise<Partial<Record<'cpu' | 'emu', number[]>>> {
+/** One trajectory: an artifact on a device; `rounded`: every named tensor (parameters, running statistics) rounded to bf16 before the first step. */
+export interface Trajectory {
+  readonly dir: string;
+  readonly device: 'cpu' | 'emu';
+  readonly rounded?: boolean;
+}
+
+/** Rounds to the nearest bf16 value, ties to even (finite inputs). */
+function roundBf16(data: Float32Array): Float32Array {
+  const bits = new Uint32Array(Float32Array.from(data).buffer);
+  for (let i = 0; i < bits.length; i++) bits[i] = ((bits[i] + 0x7fff + ((bits[i] >>> 16) & 1)) >>> 0) & 0xffff0000;
+  return new Float32Array(bits.buffer);
+}
+
+/** `steps` SGD steps of each trajectory (in lockstep, same initial weights and batches), told after each step; returns the losses. */
+export async function fashionCurves<K extends string>(runs: Readonly<Record<K, Trajectory>>, steps: number, onStep?: (step: number, losses: Record<K, number>) => void): Promise<Record<K, number[]>> {
   const batch = batches();
-  const devices = (Object.keys(dirs) as ('cpu' | 'emu')[]).filter((d) => dirs[d]);
-  const models: Partial<Record<'cpu' | 'emu', Model>> = {};
-  const curves: Partial<Record<'cpu' | 'emu', number[]>> = {};
+  const names = Object.keys(runs) as K[];
+  const models = new Map<K, Model>();
+  const curves = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<K, number[]>;
   try {
-    for (const d of devices) {
-      models[d] = await load(dirs[d]!, { device: d, seed: 19 });
-      curves[d] = [];
+    for (const n of names) {
+      const m = await load(runs[n].dir, { device: runs[n].device, seed: 19 });
+      models.set(n, m);
+      if (runs[n].rounded) for (const t of m.tensorNames()) m.setTensor(t, roundBf16(m.getTensor(t)));
     }
     for (let i = 0; i < steps; i++) {
       const { images, labels } = batch(i);
-      const losses: Partial<Record<'cpu' | 'emu', number>> = {};
-      for (const d of devices) {
-        losses[d] = (await models[d]!.trainStep(images, labels, SGD)).loss;
-        curves[d]!.push(losses[d]!);
+      const losses = {} as Record<K, number>;
+      for (const n of names) {
+        losses[n] = (await models.get(n)!.trainStep(images, labels, SGD)).loss;
+        curves[n].push(losses[n]);
       }
       onStep?.(i, losses);
     }
   } finally {
-    for (const m of Object.values(models)) await m?.dispose();
+    for (const m of models.values()) await m.dispose();
   }
   return curves;
 }
 
+/** The largest gap between two curves' means over windows of `width` steps (0–width−1, width–2·width−1, …). */
+export function windowedGap(a: readonly number[], b: readonly number[], width: number): number {
+  let largest = 0;
+  for (let from = 0; from + width <= a.length; from += width) {
+    const mean = (xs: readonly number[]) => xs.slice(from, from + width).reduce((s, x) => s + x, 0) / width;
+    largest = Math.max(largest, Math.abs(mean(a) - mean(b)));
+  }
+  return largest;
+}
+
 if (process.argv[1]?.endsWith('bf16-fashion-curve.js')) {
-  const steps = Number(process.argv[2] ?? 300);
-  const work = process.argv[3] ?? mkdtempSync(join(tmpdir(), 'nincc-bf16-curve-'));
+  // --control: instead of emu, a second cpu fp32 run whose initial weights are rounded to bf16 — how far
+  // SGD alone carries a perturbation the size of one bf16 rounding on this data.
+  const control = process.argv.includes('--control');
+  const args = process.argv.slice(2).filter((a) => a !== '--control');
+  const steps = Number(args[0] ?? 300);
+  const work = args[1] ?? mkdtempSync(join(tmpdir(), 'nincc-bf16-curve-'));
   const started = Date.now();
   const dirs = buildFashion(work);
-  console.log(`nin-fashion, batch ${BATCH}, lr ${SGD.lr}, momentum ${SGD.momentum}, weight decay ${SGD.weightDecay}: cpu fp32 vs emu bf16, ${steps} steps (built in ${((Date.now() - started) / 1000).toFixed(0)} s)`);
-  console.log('step  cpu       emu       |gap|     seconds');
-  let largest = 0;
-  const curves = await fashionCurves(dirs, steps, (i, l) => {
-    const gap = Math.abs(l.cpu! - l.emu!);
-    largest = Math.max(largest, gap);
-    console.log(`${String(i).padStart(4)}  ${l.cpu!.toFixed(5)}  ${l.emu!.toFixed(5)}  ${gap.toFixed(5)}  ${((Date.now() - started) / 1000).toFixed(0)}`);
+  const other = control ? 'cpu, weights rounded to bf16 at step 0' : 'emu bf16';
+  console.log(`nin-fashion, batch ${BATCH}, lr ${SGD.lr}, momentum ${SGD.momentum}, weight decay ${SGD.weightDecay}: cpu fp32 vs ${other}, ${steps} steps (built in ${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  console.log(`step  cpu       ${control ? 'rounded' : 'emu    '}   |gap|     seconds`);
+  const runs = { cpu: { dir: dirs.cpu, device: 'cpu' as const }, other: control ? { dir: dirs.cpu, device: 'cpu' as const, rounded: true } : { dir: dirs.emu, device: 'emu' as const } };
+  const curves = await fashionCurves(runs, steps, (i, l) => {
+    console.log(`${String(i).padStart(4)}  ${l.cpu.toFixed(5)}  ${l.other.toFixed(5)}  ${Math.abs(l.cpu - l.other).toFixed(5)}  ${((Date.now() - started) / 1000).toFixed(0)}`);
   });
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const cpu = curves.cpu!;
-  const emu = curves.emu!;
-  console.log(`largest per-step gap ${largest.toFixed(5)} (${((100 * largest) / cpu[0]).toFixed(1)}% of the first loss ${cpu[0].toFixed(4)}); mean of the first 3 steps ${mean(cpu.slice(0, 3)).toFixed(4)}, of the last 3: cpu ${mean(cpu.slice(-3)).toFixed(4)}, emu ${mean(emu.slice(-3)).toFixed(4)}`);
-  if (process.argv[3] === undefined) rmSync(work, { recursive: true, force: true });
+  const { cpu, other: emu } = curves;
+  const largest = windowedGap(cpu, emu, 1);
+  console.log(`largest per-step gap ${largest.toFixed(5)} (${((100 * largest) / cpu[0]).toFixed(1)}% of the first loss ${cpu[0].toFixed(4)}); mean of the first 3 steps ${mean(cpu.slice(0, 3)).toFixed(4)}, of the last 3: cpu ${mean(cpu.slice(-3)).toFixed(4)}, ${control ? 'rounded' : 'emu'} ${mean(emu.slice(-3)).toFixed(4)}`);
+  for (const width of [10, 25, 50]) console.log(`largest gap of ${width}-step means: ${windowedGap(cpu, emu, width).toFixed(5)}`);
+  if (args[1] === undefined) rmSync(work, { recursive: true, force: true });
 }

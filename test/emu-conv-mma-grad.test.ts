@@ -382,13 +382,13 @@ const FASHION_TOLERANCE = 0.1;
 describe.runIf(process.env.NINCC_TEST_FULL === '1')('nin-fashion in bf16 (NINCC_TEST_FULL=1)', () => {
   it(`models/nin-fashion.model: ${FASHION_STEPS} SGD steps on emu in bf16 follow the cpu loss curve; two emu runs bitwise equal`, async () => {
     const dirs = buildFashion(root);
-    const { cpu, emu } = (await fashionCurves(dirs, FASHION_STEPS)) as Record<'cpu' | 'emu', number[]>;
+    const { cpu, emu } = await fashionCurves({ cpu: { dir: dirs.cpu, device: 'cpu' }, emu: { dir: dirs.emu, device: 'emu' } }, FASHION_STEPS);
     const gap = Math.max(...cpu.map((l, i) => Math.abs(l - emu[i])));
     const head = (xs: number[]) => xs.slice(0, 3).reduce((a, b) => a + b, 0) / 3;
     const tail = (xs: number[]) => xs.slice(-3).reduce((a, b) => a + b, 0) / 3;
     console.log(`nin-fashion: mean loss of the first 3 steps ${head(cpu).toFixed(4)} → last 3: cpu ${tail(cpu).toFixed(4)}, emu ${tail(emu).toFixed(4)}; largest per-step gap ${gap.toExponential(3)}`);
     expect(gap, `cpu ${cpu.join(' ')}\nemu ${emu.join(' ')}`).toBeLessThanOrEqual(FASHION_TOLERANCE * cpu[0]);
     expect(head(cpu) - tail(cpu)).toBeGreaterThan(FASHION_TOLERANCE * cpu[0]);
-    expect((await fashionCurves({ emu: dirs.emu }, 5)).emu).toEqual(emu.slice(0, 5));
+    expect((await fashionCurves({ emu: { dir: dirs.emu, device: 'emu' } }, 5)).emu).toEqual(emu.slice(0, 5));
   }, 1_800_000);
 });
