@@ -31,7 +31,7 @@ import { buildArtifact } from '../compiler/build.js';
 import type { ShapedModel } from '../compiler/ir.js';
 import { compileSpec } from '../compiler/pipeline.js';
 import { load, type Model } from '../runtime/model.js';
-import { buildFashion, fashionCurves } from '../scripts/bf16-fashion-curve.js';
+import { buildFashion, fashionCurves, windowedGap } from '../scripts/bf16-fashion-curve.js';
 import { readWeights, rng, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
 
@@ -372,23 +372,33 @@ describe.runIf(process.env.NINCC_TEST_FULL === '1')('bf16 training follows fp32 
 
 // NINCC_TEST_FULL=1 also trains models/nin-fashion.model (acceptance 1 of issue #15, at a CI-free size):
 // FASHION_STEPS steps (NINCC_BF16_STEPS, default 30) of batch 8 through the mini Fashion-MNIST set, emu in
-// bf16 against cpu in fp32, and a second emu run bitwise equal over its first 5 steps. Tolerance: stated,
-// not derived: a fresh batch each step at lr 0.05 with momentum lets the two trajectories drift further
-// than on conv-mma.model's fixed batch; measured here over 30 steps, the largest per-step gap was 0.108 on
-// an initial loss of 2.36 (4.6%; mean of the last 3 steps cpu 1.833, emu 1.889). The tolerance is 10% of
-// the initial loss, and the loss must fall by more than that.
+// bf16 against cpu in fp32 (scripts/bf16-fashion-curve.ts, which prints the same run step by step), and a
+// second emu run bitwise equal over its first 5 steps. Tolerances: stated, and measured against a control.
+// A fresh batch each step at lr 0.05 with momentum makes SGD chaotic here: a cpu fp32 run whose initial
+// weights were rounded to bf16 once (`node dist/scripts/bf16-fashion-curve.js 300 --control`) differs from
+// the unrounded run by up to 0.130 per step within the first 30 steps and by up to 0.80 (33% of the first
+// loss) by step 123 — per-step agreement over hundreds of steps is no property of any inexact arithmetic.
+// So per step only the first FASHION_EARLY steps are held to 10% of the first loss (bf16 measured: 0.108,
+// 4.5%, below the control's 0.130), and the whole curve in means over windows of FASHION_WINDOW steps to
+// 10% too: EMU_GAP_MEASURED_HERE. The loss must fall by more than 10% as well.
 const FASHION_STEPS = Number(process.env.NINCC_BF16_STEPS ?? 30);
 const FASHION_TOLERANCE = 0.1;
+const FASHION_EARLY = 30;
+const FASHION_WINDOW = 50;
 describe.runIf(process.env.NINCC_TEST_FULL === '1')('nin-fashion in bf16 (NINCC_TEST_FULL=1)', () => {
   it(`models/nin-fashion.model: ${FASHION_STEPS} SGD steps on emu in bf16 follow the cpu loss curve; two emu runs bitwise equal`, async () => {
     const dirs = buildFashion(root);
     const { cpu, emu } = await fashionCurves({ cpu: { dir: dirs.cpu, device: 'cpu' }, emu: { dir: dirs.emu, device: 'emu' } }, FASHION_STEPS);
-    const gap = Math.max(...cpu.map((l, i) => Math.abs(l - emu[i])));
+    const early = windowedGap(cpu.slice(0, FASHION_EARLY), emu.slice(0, FASHION_EARLY), 1);
+    const width = Math.min(FASHION_WINDOW, FASHION_STEPS);
+    const windowed = windowedGap(cpu, emu, width);
     const head = (xs: number[]) => xs.slice(0, 3).reduce((a, b) => a + b, 0) / 3;
     const tail = (xs: number[]) => xs.slice(-3).reduce((a, b) => a + b, 0) / 3;
-    console.log(`nin-fashion: mean loss of the first 3 steps ${head(cpu).toFixed(4)} → last 3: cpu ${tail(cpu).toFixed(4)}, emu ${tail(emu).toFixed(4)}; largest per-step gap ${gap.toExponential(3)}`);
-    expect(gap, `cpu ${cpu.join(' ')}\nemu ${emu.join(' ')}`).toBeLessThanOrEqual(FASHION_TOLERANCE * cpu[0]);
+    console.log(`nin-fashion: mean loss of the first 3 steps ${head(cpu).toFixed(4)} → last 3: cpu ${tail(cpu).toFixed(4)}, emu ${tail(emu).toFixed(4)}; largest gap of the first ${FASHION_EARLY} steps ${early.toExponential(3)}, of ${width}-step means ${windowed.toExponential(3)}`);
+    const curves = `cpu ${cpu.join(' ')}\nemu ${emu.join(' ')}`;
+    expect(early, curves).toBeLessThanOrEqual(FASHION_TOLERANCE * cpu[0]);
+    expect(windowed, curves).toBeLessThanOrEqual(FASHION_TOLERANCE * cpu[0]);
     expect(head(cpu) - tail(cpu)).toBeGreaterThan(FASHION_TOLERANCE * cpu[0]);
     expect((await fashionCurves({ emu: { dir: dirs.emu, device: 'emu' } }, 5)).emu).toEqual(emu.slice(0, 5));
-  }, 1_800_000);
+  }, Math.max(1_800_000, FASHION_STEPS * 15_000));
 });
