@@ -9,6 +9,7 @@ import { poolOutputSize } from '../compiler/front/infer-shapes.js';
 import { analyzeSpec } from '../compiler/pipeline.js';
 import { torchPrint } from '../compiler/report/torch-print.js';
 import { nincc } from './cli-run.js';
+import { reportOnly } from './reference/report-only.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nincc-zoo-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -262,9 +263,8 @@ describe('what a device does not lower yet: E090 at build, one guard for every c
     }
   });
 
-  it('an emu build of a model with tanh infers only: nincc train --device emu names the first layer the fused program does not take', () => {
-    const spec = join(work, 'res.model');
-    writeFileSync(spec, [
+  it('an emu build of a model with tanh inside a residual block trains: the fused program has its forward and backward kernels (no compile)', () => {
+    const source = [
       'model res {',
       '  input 1x28x28',
       '  conv(1, 2, 3, 3, 2, 2, 1, 1)  relu',
@@ -274,13 +274,12 @@ describe('what a device does not lower yet: E090 at build, one guard for every c
       '  }',
       '  avgpool(14, 14)  view(2)  linear(2, 10)  logsoftmax',
       '}',
-      'train { batch 8  epochs 1  regime { epochs 1..1 lr 0.1 wd 0 } }',
       '',
-    ].join('\n'));
-    const r = nincc(['train', spec, '--device', 'emu', '--data', 'test/data/fashion-mnist-mini', '-o', join(work, 'res-run')], { env: { NINCC_NVCC: '0' } });
-    expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/no training programs \(tanh at .*res\.model:5:44 is not lowered for training on the emu device yet \(issue #17; inference is, and the cpu device trains it\)/);
-    noCrash(r.stderr);
+    ].join('\n');
+    const { compiled } = reportOnly('res', source, 'emu');
+    expect(compiled.plan.untrainable).toBeUndefined();
+    const steps = compiled.plan.programs.train_forward_backward?.steps ?? [];
+    expect(steps.map((k) => k.kernel).filter((name) => name.includes('tanh'))).toEqual(['k4_tanh_fwd', 'k4_tanh_bwd']);
     const noBias = join(work, 'nobias.model');
     writeFileSync(noBias, 'model m {\n  input 1x4x4\n  conv(1, 2, 3, 3):noBias()\n  view(-1)  linear(8, 2)  logsoftmax\n}\n');
     expect(nincc(['check', noBias]).code).toBe(0);

@@ -22,10 +22,10 @@ const ZOO_LAYERS = ['lrn', 'threshold', 'tanh', 'sigmoid', 'identity', 'zeropad'
 const LOWERED_ZOO: ReadonlySet<string> = new Set(ZOO_LAYERS);
 const capabilities: Readonly<Record<Device, Capability>> = {
   cpu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: LOWERED_ZOO, ceilPools: true, blocks: true } },
-  // The CUDA renderers run them all at inference (backends/cuda/zoo.ts); the fused training program
-  // (lower/train-fused.ts) takes NIN's layers, identity and the blocks.
-  emu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: new Set(['identity']), ceilPools: false, blocks: true } },
-  cuda: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: new Set(['identity']), ceilPools: false, blocks: true } },
+  // The CUDA renderers run them all (backends/cuda/zoo.ts, pool.ts), the fused training program
+  // (lower/train-fused.ts) included.
+  emu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: LOWERED_ZOO, ceilPools: true, blocks: true } },
+  cuda: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: LOWERED_ZOO, ceilPools: true, blocks: true } },
 };
 
 const cannotRun = 'nincc check and nincc inspect describe this model; build, train and infer cannot run it';
