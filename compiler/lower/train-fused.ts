@@ -185,7 +185,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         return zooForward(l, pos);
       case 'add':
       case 'concat': {
-        if (l.kind === 'add' && from.length === 2 && from[0] !== from[1]) return residualAdd(l, pos, from);
+        if (l.kind === 'add' && new Set(from).size === from.length) return residualAdd(l, pos, from);
         // The branches' ends applied (a branch may end in a pending BN), then summed or placed in their channels.
         const ins = from.map((p) => materialize(l, pos, valueAt(p)));
         const [C, H, W] = shape3(l.output);
@@ -290,28 +290,36 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
   }
 
   /**
-   * A two-branch residual add as one pass (add_apply): each branch end's pending BN/ReLU applied on load
-   * (the closing conv's BN-apply), summed, and the block's ReLU applied when only that ReLU reads the sum.
+   * A residual add as one pass per branch after the first (add_apply): each branch end's pending BN/ReLU
+   * applied on load (the closing conv's BN-apply), summed into the running sum (plain data), and the
+   * block's ReLU applied by the last pass when only that ReLU reads the sum.
    */
   function residualAdd(l: ShapedLayer, pos: number, from: readonly number[]): void {
-    const [a, c] = from.map(valueAt);
     const [C, H, W] = shape3(l.output);
     const relu = m.layers[pos + 1]?.kind === 'relu' && reads[pos] === 1 && inputsOf(m.layers, pos + 1).join() === String(pos);
     if (relu) absorbed.add(pos + 1);
-    const y = b.act(`add${l.index}.out`, C * H * W);
-    const pa = pendingArgs(a), pc = pendingArgs(c);
-    b.step(l, 'add_apply', { a: a.buf, a_scale: pa.buffers.in_scale, a_shift: pa.buffers.in_shift, b: c.buf, b_scale: pc.buffers.in_scale, b_shift: pc.buffers.in_shift, y }, {
-      C,
-      HW: H * W,
-      aBn: pa.consts.inBn,
-      aRelu: pa.consts.inRelu,
-      bBn: pc.consts.inBn,
-      bRelu: pc.consts.inRelu,
-      relu,
+    let sum = valueAt(from[0]);
+    from.slice(1).forEach((p, k) => {
+      const c = valueAt(p);
+      const last = k === from.length - 2;
+      const y = b.act(`add${l.index}.out`, C * H * W);
+      const pa = pendingArgs(sum), pc = pendingArgs(c);
+      b.step(l, 'add_apply', { a: sum.buf, a_scale: pa.buffers.in_scale, a_shift: pa.buffers.in_shift, b: c.buf, b_scale: pc.buffers.in_scale, b_shift: pc.buffers.in_shift, y }, {
+        C,
+        HW: H * W,
+        aBn: pa.consts.inBn,
+        aRelu: pa.consts.inRelu,
+        bBn: pc.consts.inBn,
+        bRelu: pc.consts.inRelu,
+        relu: relu && last,
+      });
+      const out: Value = { buf: y, C, H, W };
+      // A partial sum is the add layer's value too: its gradient is needed when the layer's is.
+      if (!last) position.set(y, pos);
+      nodes.push({ kind: 'merge', l, pos, inputs: [sum, c], output: out, fused: { relu: relu && last } });
+      sum = out;
     });
-    const out: Value = { buf: y, C, H, W };
-    nodes.push({ kind: 'merge', l, pos, inputs: [a, c], output: out, fused: { relu } });
-    v = out;
+    v = sum;
   }
 
   const classes = elementsOf(last.output);
