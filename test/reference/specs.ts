@@ -120,8 +120,9 @@ model zoo_layers {
 /**
  * ZOO_LAYERS for the fused cuda/emu training program (lower/train-fused.ts): the same layers and ceil edge
  * cases, plus a pending BN+ReLU that LRN must have materialized, a residual add of three branches (two
- * with a pending BN, one with a pending BN+ReLU), and a ceil average pool that applies a pending BN on
- * load and writes its partials in the backward (the last windows cut by the far padding).
+ * with a pending BN, one with a pending BN+ReLU), a ceil average pool that applies a pending BN on load
+ * and writes its partials in the backward (the last windows cut by the far padding), and a depthconcat
+ * that centres a smaller map.
  */
 export const ZOO_TRAIN = `
 model zoo_train {
@@ -139,7 +140,11 @@ model zoo_train {
   }
   relu  conv(6, 6, 1, 1)  bn(6)
   avgpool(3, 3, 2, 2, 1, 1):ceil()                                   # 6x3x2
-  view(-1)  linear(36, 4)  logsoftmax
+  depthconcat {                                                      # 4x3x2: the 2x1 map centred (an extra row and column after it)
+    branch { conv(6, 2, 1, 1) }
+    branch { conv(6, 2, 2, 2) }
+  }
+  view(-1)  linear(24, 4)  logsoftmax
 }
 `;
 
