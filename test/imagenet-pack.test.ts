@@ -238,6 +238,26 @@ describe('nincc pack and the packed reader', () => {
     expect(verifyPackedDataset(bad).problems[0]).toContain(`${shard}: corrupt record at byte ${v.offset[k]}: no record starts here (bad magic)`);
   }, 30_000);
 
+  it('names the shard file and byte offset of a record whose checksum holds but that libjpeg cannot decode', async () => {
+    const bad = join(work, 'undecodable');
+    cpSync(packedDir, bad, { recursive: true });
+    const index = readPackIndex(bad);
+    const v = index.splits.val;
+    // A record stored at the model's size, which the native decoder reads (a smaller one is resized by sharp).
+    const k = v.name.findIndex((_, i) => Math.min(v.width[i], v.height[i]) === IMAGE_SIZE);
+    const shard = join(bad, index.shards[v.shard[k]].file);
+    const bytes = readFileSync(shard);
+    const payload = bytes.subarray(v.offset[k] + RECORD_HEADER_BYTES, v.offset[k] + RECORD_HEADER_BYTES + v.length[k]);
+    payload[0] = 0; // no longer starts with a JPEG's SOI marker
+    bytes.writeUInt32LE(crc32(payload), v.offset[k] + 8);
+    writeFileSync(shard, bytes);
+    const data = openPackedDataset(bad);
+    const eval_ = (decoder: 'native' | 'sharp') => collect(new ImageFolderEvalSource(pool(data.shards, decoder), data.val, { crop, prefetch: 2 }).batches(2));
+    await expect(eval_('native')).rejects.toThrow(`${shard}: corrupt record at byte ${v.offset[k]}: libjpeg: Not a JPEG file: starts with 0x00 0xd8`);
+    // sharp meets the same record as an unreadable image, left out of the evaluation (folder semantics): not a stop.
+    await expect(eval_('sharp')).resolves.toBeDefined();
+  }, 30_000);
+
   it('refuses a missing or damaged index and a shard cut short with an error naming the file and field', async () => {
     const dir = join(work, 'bad-index');
     cpSync(packedDir, dir, { recursive: true });
