@@ -3,7 +3,7 @@
 // from an open shard, decode without resize) with sharp and with the native libjpeg-turbo crop decoder
 // (nincc_jpeg.node, when built), with N decode workers, on synthetic full-size JPEGs; the paths are timed in
 // alternating rounds. Per core, for the whole machine, and projected to a 16-core host.
-// Build and run:  npx tsc -p tsconfig.json && node dist/bench/loader.js --images 512 --rounds 3
+// Build and run:  npx tsc -p tsconfig.json && node dist/bench/loader.js --images 512 --rounds 3 [--batch 64 --steps 8]
 // --dir ROOT times an existing ImageNet folder (train/ and val/) instead of synthetic photos. Pin to two
 // cores with `taskset -c 0,1` on a bigger machine. Prints one JSON line per measurement.
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -98,11 +98,13 @@ async function perImageCost(folder: ImageList, packed: PackedDataset, paths: rea
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
 
 /** Images/s of one training pass (the first batch, worker start-up and first touch, not timed) and one center-crop pass. */
-async function measurePool(list: ImageList, workers: number, depth: number, batch: number, shards?: readonly string[], decoder: 'native' | 'sharp' = 'sharp'): Promise<{ train: number; eval: number }> {
+async function measurePool(list: ImageList, workers: number, depth: number, batch: number, minSteps: number, shards?: readonly string[], decoder: 'native' | 'sharp' = 'sharp'): Promise<{ train: number; eval: number }> {
   const pool = new DecodePool({ workers, depth, imageSize: 256, crop, transform, decoder, ...(shards ? { shards } : {}) });
   if (pool.decoder !== decoder) throw new Error(`asked for the ${decoder} decoder, the pool has ${pool.decoder}`);
   try {
-    const steps = Math.max(2, Math.floor(list.files.length / batch));
+    // At least minSteps batches (the sampler draws from the list again when it runs out): a fast path's few
+    // batches would otherwise time little more than the pipeline filling up.
+    const steps = Math.max(2, minSteps, Math.floor(list.files.length / batch));
     const train = new ImageNetTrainSource(pool, list, { crop, sampling: 'balanced', prefetch: 2, epochSize: steps });
     let n = 0;
     let t0 = 0;
@@ -132,6 +134,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '3' },
       dir: { type: 'string' },
       depth: { type: 'string', default: '2' },
+      steps: { type: 'string', default: '4' },
       keep: { type: 'boolean' },
     },
   });
@@ -139,6 +142,7 @@ async function main(): Promise<void> {
   const batch = Number(values.batch);
   const rounds = Number(values.rounds);
   const depth = Number(values.depth);
+  const minSteps = Number(values.steps);
   const cores = availableParallelism();
   const workerCounts = (values.workers ?? [String(cores)]).map(Number);
   const work = mkdtempSync(join(tmpdir(), 'nincc-loader-bench-'));
@@ -162,7 +166,7 @@ async function main(): Promise<void> {
     const over = (a: Path) => (cost[a] && cost.folder ? round(cost[a].imagesPerSecond / cost.folder.imagesPerSecond, 2) : undefined);
     process.stdout.write(JSON.stringify({ oneThread: cost, overFolder: { packed: over('packed'), native: over('native') }, ...(jpeg.ok ? { libjpegTurbo: jpeg.addon.version } : {}) }) + '\n');
     const measure = (path: Path, workers: number) =>
-      path === 'folder' ? measurePool(folder.train, workers, depth, batch) : measurePool(packed.train, workers, depth, batch, packed.shards, path === 'native' ? 'native' : 'sharp');
+      path === 'folder' ? measurePool(folder.train, workers, depth, batch, minSteps) : measurePool(packed.train, workers, depth, batch, minSteps, packed.shards, path === 'native' ? 'native' : 'sharp');
     for (const workers of workerCounts) {
       const runs: Partial<Record<Path, { train: number; eval: number }[]>> = {};
       // Interleaved rounds: the machine's load changes by the minute, so each round times every path back to back.
@@ -180,7 +184,7 @@ async function main(): Promise<void> {
       const ratio = (p: Path) => (m[p] ? round(m[p].trainImagesPerSecond / f.trainImagesPerSecond, 2) : undefined);
       // A 16-core GPU host leaves one core to the training loop, as defaultWorkerCount does: 15 decoding cores.
       const projected = Object.fromEntries(paths.map((p) => [p, m[p]!.trainPerCore * 15]));
-      process.stdout.write(JSON.stringify({ workers, cores, batch, rounds, median: m, overFolder: { packed: ratio('packed'), native: ratio('native') }, projected16CoreHost: projected }) + '\n');
+      process.stdout.write(JSON.stringify({ workers, cores, batch, steps: minSteps, rounds, median: m, overFolder: { packed: ratio('packed'), native: ratio('native') }, projected16CoreHost: projected }) + '\n');
     }
   } finally {
     if (!values.keep) rmSync(work, { recursive: true, force: true });
