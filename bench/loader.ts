@@ -98,8 +98,8 @@ async function perImageCost(folder: ImageList, packed: PackedDataset, paths: rea
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
 
 /** Images/s of one training pass (the first batch, worker start-up and first touch, not timed) and one center-crop pass. */
-async function measurePool(list: ImageList, workers: number, depth: number, batch: number, minSteps: number, shards?: readonly string[], decoder: 'native' | 'sharp' = 'sharp'): Promise<{ train: number; eval: number }> {
-  const pool = new DecodePool({ workers, depth, imageSize: 256, crop, transform, decoder, ...(shards ? { shards } : {}) });
+async function measurePool(list: ImageList, workers: number, depth: number | undefined, batch: number, minSteps: number, shards?: readonly string[], decoder: 'native' | 'sharp' = 'sharp'): Promise<{ train: number; eval: number }> {
+  const pool = new DecodePool({ workers, ...(depth !== undefined ? { depth } : {}), imageSize: 256, crop, transform, decoder, ...(shards ? { shards } : {}) });
   if (pool.decoder !== decoder) throw new Error(`asked for the ${decoder} decoder, the pool has ${pool.decoder}`);
   try {
     // At least minSteps batches (the sampler draws from the list again when it runs out): a fast path's few
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
       batch: { type: 'string', default: '128' },
       rounds: { type: 'string', default: '3' },
       dir: { type: 'string' },
-      depth: { type: 'string', default: '2' },
+      depth: { type: 'string' }, // jobs in flight per worker; default the pool's own
       steps: { type: 'string', default: '4' },
       keep: { type: 'boolean' },
     },
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
   const images = Number(values.images);
   const batch = Number(values.batch);
   const rounds = Number(values.rounds);
-  const depth = Number(values.depth);
+  const depth = values.depth === undefined ? undefined : Number(values.depth);
   const minSteps = Number(values.steps);
   const cores = availableParallelism();
   const workerCounts = (values.workers ?? [String(cores)]).map(Number);
