@@ -29,17 +29,17 @@ describe('nincc profile', () => {
     spec = join(work, 'tiny.model');
     writeFileSync(spec, SPEC);
     const env = { NINCC_NVCC: '0' };
-    const r = nincc(['profile', spec, '--batch', '4', '--json'], { env, cwd: work });
+    const r = nincc(['profile', spec, '--batch', '4', '--json'], { env, cwd: work, timeoutMs: 300_000 });
     expect(r.code, r.stderr).toBe(0);
     json = JSON.parse(r.stdout) as ProfileReport;
     progress = r.stderr;
     built = readFileSync(join(work, 'build/tiny-emu/report.txt'), 'utf8');
     // The artifact is built now: the text run reuses it, with every block run, and writes its predictions.
-    const t = nincc(['profile', spec, '--batch', '4', '--gpu', 'a100', '--sample', '0', '--write-report'], { env, cwd: work });
+    const t = nincc(['profile', spec, '--batch', '4', '--gpu', 'a100', '--sample', '0', '--write-report'], { env, cwd: work, timeoutMs: 300_000 });
     expect(t.code, t.stderr).toBe(0);
     text = t.stdout;
     written = t.stderr;
-  }, 180_000);
+  }, 600_000);
   afterAll(() => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
