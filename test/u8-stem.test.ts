@@ -1,0 +1,154 @@
+// The uint8 stem (issue #20 acceptance 3): an artifact built with `input: 'u8'` takes N×H×W×C bytes and its
+// first conv normalises them, (v/255 − mean)/std, while loading, forward and weight gradient. Checked against
+// the float artifact of the same spec fed the loader's float crops of the same bytes (cropToTensor):
+// - cpu: bit-identical (the stem's gather reads a view holding exactly the loader's floats; u8_input.h);
+// - emu: within 1e-5 relative of the cpu float path (the emu kernels sum in another order than the cpu's;
+//   NINCC_TEST_FULL=1 also builds the emu float artifact and expects the emu u8 path to be bit-identical to it).
+// The stem is 3×3, stride 2, padding 1 on a 3×13×11 image (odd sizes), followed by a BN (the inference fold
+// and the training statistics epilogue take the u8 stem's output) and a stride-1 conv.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildArtifact, type Target } from '../compiler/build.js';
+import { compileSpec } from '../compiler/pipeline.js';
+import { load, type Model } from '../runtime/model.js';
+import { cropToBytes, cropToTensor } from '../runtime/imagenet/donkey.js';
+import { expectClose, rng } from './reference/artifacts.js';
+import { withEnv } from './reference/env.js';
+
+const MEAN = [0.48462227599918, 0.45624044862054, 0.40588363755159];
+const STD = [0.22889466674951, 0.22446679341259, 0.22495548344775];
+const [C, H, W] = [3, 13, 11];
+const N = 4;
+const SPEC = `model u8stem {
+  input ${C}x${H}x${W}
+  transform { mean ${MEAN.join(' ')}
+              std  ${STD.join(' ')} }
+  conv(3, 6, 3, 3, 2, 2, 1, 1)  bn(6)  relu
+  conv(6, 5, 1, 1, 1, 1, 0, 0)  relu
+  view(-1)  linear(210, 4)  logsoftmax
+}`;
+const EMU_RTOL = 1e-5;
+const full = Boolean(process.env.NINCC_TEST_FULL);
+
+/** N random images as NHWC bytes, and the float path's NCHW batch of the same pixels (the loader's cropToTensor). */
+function batch(seed: number): { bytes: Uint8Array; floats: Float32Array } {
+  const next = rng(seed);
+  const bytes = Uint8Array.from({ length: N * H * W * C }, () => Math.floor(next() * 256));
+  const floats = new Float32Array(N * C * H * W);
+  const size = { width: W, height: H, channels: C };
+  for (let i = 0; i < N; i++) {
+    cropToTensor(bytes.subarray(i * H * W * C), size, size, { x: 0, y: 0, flip: false }, { mean: MEAN, std: STD }, floats.subarray(i * C * H * W));
+  }
+  return { bytes, floats };
+}
+
+let root = '';
+const dirs: Record<string, string> = {};
+const models: Model[] = [];
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'nincc-u8-stem-'));
+  const r = compileSpec(SPEC, 'u8stem.model');
+  if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('\n'));
+  const build = (name: string, target: Target, input?: 'u8') => {
+    dirs[name] = join(root, name);
+    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, SPEC, { outDir: dirs[name], target, maxBatch: N, ...(input ? { input } : {}) }));
+  };
+  build('cpuFloat', 'cpu');
+  build('cpuU8', 'cpu', 'u8');
+  build('emuU8', 'emu', 'u8');
+  if (full) build('emuFloat', 'emu');
+}, 600_000);
+
+afterAll(async () => {
+  for (const m of models) await m.dispose();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+/** Every model starts from the same tensors: those of the first one opened (taken before it trains). */
+let initial: ReadonlyMap<string, Float32Array> | undefined;
+async function open(name: string, device: 'cpu' | 'emu'): Promise<Model> {
+  const m = await load(dirs[name], { device, seed: 5 });
+  models.push(m);
+  if (!initial) initial = new Map(m.tensorNames().map((t) => [t, m.getTensor(t)]));
+  else for (const [t, v] of initial) m.setTensor(t, v);
+  return m;
+}
+
+interface Pass {
+  readonly output: Float32Array;
+  readonly loss: number;
+  readonly gradients: ReadonlyMap<string, Float32Array>;
+  readonly infer: Float32Array;
+}
+
+/** One inference and one forward+backward of the batch (inference first: the BN's running statistics as set); every parameter's gradient. */
+async function run(m: Model, images: Float32Array | Uint8Array, labels: Int32Array): Promise<Pass> {
+  const infer = await m.infer(images);
+  const { output, loss } = await m.forwardBackward(images, labels);
+  const gradients = new Map(m.tensorNames().filter((t) => !t.includes('running')).map((t) => [t, m.getGradient(t)]));
+  return { output, loss, gradients, infer };
+}
+
+describe('uint8 stem: the first conv normalises uint8 NHWC images', () => {
+  const labels = Int32Array.from([0, 3, 1, 2]);
+  let reference: Pass;
+
+  it('cpu: forward, weight gradients and inference equal the float path bit for bit', async () => {
+    const cpuFloat = await open('cpuFloat', 'cpu');
+    const u8 = await open('cpuU8', 'cpu');
+    const { bytes, floats } = batch(1);
+    reference = await run(cpuFloat, floats, labels);
+    const got = await run(u8, bytes, labels);
+    expect(Array.from(got.output)).toEqual(Array.from(reference.output));
+    expect(got.loss).toBe(reference.loss);
+    expect(Array.from(got.infer)).toEqual(Array.from(reference.infer));
+    expect([...got.gradients.keys()]).toEqual([...reference.gradients.keys()]);
+    for (const [t, g] of reference.gradients) expect(Array.from(got.gradients.get(t)!), t).toEqual(Array.from(g));
+  }, 120_000);
+
+  it(`emu: forward, weight gradients and inference match the float path within ${EMU_RTOL} relative`, async () => {
+    const u8 = await open('emuU8', 'emu');
+    const { bytes } = batch(1);
+    const got = await run(u8, bytes, labels);
+    if (full) {
+      const float = await run(await open('emuFloat', 'emu'), batch(1).floats, labels);
+      expect(Array.from(got.output)).toEqual(Array.from(float.output));
+      for (const [t, g] of float.gradients) expect(Array.from(got.gradients.get(t)!), t).toEqual(Array.from(g));
+      expect(Array.from(got.infer)).toEqual(Array.from(float.infer));
+    }
+    expectClose(got.output, reference.output, EMU_RTOL, 'emu u8 training output');
+    expectClose([got.loss], [reference.loss], EMU_RTOL, 'emu u8 loss');
+    for (const [t, g] of reference.gradients) expectClose(got.gradients.get(t)!, g, EMU_RTOL, `emu u8 gradient of ${t}`);
+    expectClose(got.infer, reference.infer, EMU_RTOL, 'emu u8 inference');
+  }, 300_000);
+
+  it('refuses a float batch, a wrong size and a model whose first layer is no conv, naming what it wants', async () => {
+    const u8 = models.find((m) => m.plan.imageInput && m.device === 'cpu') ?? (await open('cpuU8', 'cpu'));
+    expect(u8.plan.imageInput).toEqual({ dtype: 'u8', layout: 'nhwc', mean: MEAN, std: STD });
+    await expect(u8.infer(new Float32Array(C * H * W))).rejects.toThrow(/takes uint8 images .* pass a Uint8Array \(N×13×11×3, NHWC\), got Float32Array\(429\)/);
+    await expect(u8.infer(new Uint8Array(C * H * W + 1))).rejects.toThrow(/430 bytes, not a whole number of 13×11×3 images \(429 bytes each\)/);
+    const r = compileSpec('model m { input 3x5x5  view(-1)  linear(75, 2)  logsoftmax }', 'm.model');
+    expect(() => buildArtifact(r.model!, '', { outDir: join(root, 'bad'), target: 'cpu', input: 'u8' })).toThrow(/m\.model: model m cannot take uint8 images: its first layer is a view, not a conv/);
+  });
+});
+
+describe('cropToBytes: the loader crop as uint8 NHWC', () => {
+  it('normalised per channel, equals cropToTensor of the same crop and flip', () => {
+    const next = rng(9);
+    const image = { width: 17, height: 12, channels: 3 };
+    const pixels = Uint8Array.from({ length: 17 * 12 * 3 }, () => Math.floor(next() * 256));
+    const crop = { width: 9, height: 7, channels: 3 };
+    for (const placement of [{ x: 0, y: 0, flip: false }, { x: 5, y: 3, flip: true }, { x: 8, y: 5, flip: false }]) {
+      const bytes = new Uint8Array(9 * 7 * 3);
+      cropToBytes(pixels, image, crop, placement, bytes);
+      const floats = new Float32Array(9 * 7 * 3);
+      cropToTensor(pixels, image, crop, placement, { mean: MEAN, std: STD }, floats);
+      const normalised = new Float32Array(floats.length);
+      for (let c = 0; c < 3; c++) for (let p = 0; p < 63; p++) normalised[c * 63 + p] = (bytes[p * 3 + c] / 255 - MEAN[c]) / STD[c];
+      expect(Array.from(normalised), JSON.stringify(placement)).toEqual(Array.from(floats));
+    }
+  });
+});
