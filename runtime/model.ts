@@ -34,11 +34,8 @@ export interface TrainStepOptions {
 /** The fields of plan.json this class reads (the plan's one schema is compiler/emit/plan.ts). */
 export type PlanExtras = Pick<Plan, 'untrainable' | 'train' | 'transform' | 'imageSize' | 'cpuFeatures' | 'imageInput'>;
 
-/**
- * A batch of images: float32 N×C×H×W, normalised (the default), or, for an artifact built with `--input u8`
- * (plan.imageInput), uint8 N×H×W×C pixels that its first conv normalises.
- */
-export type Images = Float32Array | Uint8Array;
+import type { Images } from './dataset.js';
+export type { Images };
 
 export interface Evaluation {
   readonly top1: number; // fractions in [0, 1]

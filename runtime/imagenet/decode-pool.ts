@@ -18,6 +18,8 @@ export interface DecodePoolOptions {
   readonly depth?: number;
   /** A packed dataset's shard paths (index order), for jobs that name a record. */
   readonly shards?: readonly string[];
+  /** u8: crops as H×W×C bytes for a model that takes uint8 images; absent: normalised float32 C×H×W. */
+  readonly output?: 'u8';
 }
 
 export interface DecodeJob {
@@ -26,7 +28,7 @@ export interface DecodeJob {
   readonly mode: 'train' | 'eval';
   readonly draws?: CropDraws; // train mode
   readonly out: SharedArrayBuffer;
-  readonly offset: number; // in floats
+  readonly offset: number; // in elements of the batch: floats, or bytes for output 'u8'
 }
 
 export type DecodeResult = DistributiveOmit<DecodeReply, 'id'>;
@@ -57,6 +59,8 @@ function workerScript(): URL {
 
 export class DecodePool {
   readonly size: number;
+  /** The element type of the batches the workers write (DecodePoolOptions.output). */
+  readonly output: 'f32' | 'u8';
   private readonly workers: Worker[] = [];
   private readonly busy: Map<number, Pending>[] = [];
   private readonly queue: Pending[] = [];
@@ -69,11 +73,12 @@ export class DecodePool {
     if (!Number.isInteger(o.workers) || o.workers < 1) throw new RangeError(`workers must be a positive integer, got ${o.workers}`);
     this.size = o.workers;
     this.depth = o.depth ?? 2;
+    this.output = o.output ?? 'f32';
     // sharp decodes on libuv's thread pool (4 threads unless told otherwise), shared with the native
     // training step: room for every job in flight plus two spare threads, so a train step never
     // queues behind decodes. The pool starts on first use, so this only counts when nothing used it yet.
     process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, o.workers * this.depth + 2));
-    const setup: WorkerSetup = { imageSize: o.imageSize, crop: o.crop, transform: { mean: [...o.transform.mean], std: [...o.transform.std] }, ...(o.shards ? { shards: [...o.shards] } : {}) };
+    const setup: WorkerSetup = { imageSize: o.imageSize, crop: o.crop, transform: { mean: [...o.transform.mean], std: [...o.transform.std] }, ...(o.shards ? { shards: [...o.shards] } : {}), ...(o.output ? { output: o.output } : {}) };
     const script = workerScript();
     for (let w = 0; w < o.workers; w++) {
       const worker = new Worker(script, { workerData: setup });
