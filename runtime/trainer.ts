@@ -96,7 +96,7 @@ export function testsAfter(plan: TestPlan, epoch: number, epochs: number): boole
 }
 
 function isLabelledImages(x: LabelledImages | TrainSource | EvalSource): x is LabelledImages {
-  return 'shape' in x;
+  return 'images' in x && x.images instanceof Float32Array;
 }
 
 /** The epoch's running sums, saved in a mid-epoch checkpoint so a resumed epoch reports what a straight one would. */
