@@ -10,13 +10,13 @@
 // The stem is 3×3, stride 2, padding 1 on a 3×13×11 image (odd sizes), followed by a BN (the inference fold
 // and the training statistics epilogue take the u8 stem's output) and a stride-1 conv. CI builds two
 // artifacts (cpu u8, emu u8).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildArtifact, type Target } from '../compiler/build.js';
 import type { ShapedModel } from '../compiler/ir.js';
-import { compileSpec } from '../compiler/pipeline.js';
+import { compileModel, compileSpec } from '../compiler/pipeline.js';
 import { load, type Model } from '../runtime/model.js';
 import { cropToBytes, cropToTensor } from '../runtime/imagenet/donkey.js';
 import { openImageNetFolder } from '../runtime/imagenet/folder.js';
@@ -137,6 +137,15 @@ describe('uint8 stem: the first conv normalises uint8 NHWC images', () => {
       for (const [t, g] of float.gradients) expect(Array.from(got.gradients.get(t)!), `${device}: u8 gradient of ${t} = float`).toEqual(Array.from(g));
     }, 300_000);
   }
+
+  it('at bf16 the stem stays on the fp32 kernels, reading bytes, and report.txt says so', () => {
+    const c = compileModel(model, { target: 'emu', maxBatch: N, sourceHash: '', libraries: {}, cpuFeatures: [], precision: 'bf16', input: 'u8' });
+    const kernels = c.cuda!.kernels.filter((k) => /^k[14]_conv_(infer|fwd_fused|wgrad_fused)$/.test(k.name));
+    expect(kernels.map((k) => `${k.name} ${k.tile ? 'mma' : 'fp32'} ${k.params.includes('const unsigned char* x') ? 'u8' : 'f32'}`)).toEqual([
+      'k1_conv_infer fp32 u8', 'k4_conv_infer mma f32', 'k1_conv_fwd_fused fp32 u8', 'k4_conv_fwd_fused mma f32', 'k4_conv_wgrad_fused mma f32', 'k1_conv_wgrad_fused fp32 u8',
+    ]);
+    expect(readFileSync(join(dirs.cpuU8, 'report.txt'), 'utf8')).toContain(`Input: uint8 N×H×W×C images, normalised by the first conv while loading (mean ${MEAN.join(' ')}, std ${STD.join(' ')})`);
+  });
 
   it('refuses a float batch, a wrong size and a model whose first layer is no conv, naming what it wants', async () => {
     const u8 = models.find((m) => m.plan.imageInput && m.device === 'cpu') ?? (await open('cpuU8', 'cpu'));
