@@ -37,6 +37,16 @@ export type PlanExtras = Pick<Plan, 'untrainable' | 'train' | 'transform' | 'ima
 import type { Images } from './dataset.js';
 export type { Images };
 
+/**
+ * `count` synthetic images for `model` (benchmarks, profiles): values wave(i) in [−1, 1] as float32, or, for
+ * an artifact that takes uint8 images (plan.json imageInput), the same wave as bytes 0…255.
+ */
+export function syntheticImages(model: Model, count: number, wave: (i: number) => number): Images {
+  const n = count * model.imageElements;
+  if (model.plan.imageInput) return Uint8Array.from({ length: n }, (_, i) => Math.round((wave(i) + 1) * 127.5));
+  return Float32Array.from({ length: n }, (_, i) => wave(i));
+}
+
 export interface Evaluation {
   readonly top1: number; // fractions in [0, 1]
   readonly top5: number;
