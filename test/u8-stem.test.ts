@@ -10,7 +10,7 @@
 // The stem is 3×3, stride 2, padding 1 on a 3×13×11 image (odd sizes), followed by a BN (the inference fold
 // and the training statistics epilogue take the u8 stem's output) and a stride-1 conv. CI builds two
 // artifacts (cpu u8, emu u8).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,8 @@ import { openImageNetFolder } from '../runtime/imagenet/folder.js';
 import { imageInput, openImageSources, type ImageSources } from '../runtime/imagenet/model-input.js';
 import { collect, collectBytes } from './imagenet/collect.js';
 import { makeImageNetFolder } from './imagenet/make-folder.js';
+import { TINY_IMAGE_SPEC } from './imagenet/tiny-spec.js';
+import { nincc } from './cli-run.js';
 import { expectClose, randomizeAffine, readWeights, rng } from './reference/artifacts.js';
 import { checkGradients } from './reference/gradients.js';
 import { forward, trainLoss, trainLossFrom } from './reference/interpret.js';
@@ -211,4 +213,22 @@ describe('the image loader for a uint8 model', () => {
     expect(vb.labels).toEqual(va.labels);
     vb.images.forEach((x, i) => expect(Array.from(normalise(x, bytes.g.crop)), `validation batch ${i}`).toEqual(Array.from(va.images[i])));
   }, 60_000);
+});
+
+// NINCC_TEST_FULL=1 (two more cpu builds): the whole command line, float and uint8, on the same folder and seed.
+describe.runIf(full)('nincc train/eval --input u8 on an image folder', () => {
+  it('trains and evaluates with the same losses and weights as the float path, bit for bit (cpu)', async () => {
+    const made = await makeImageNetFolder(join(root, 'cli-imagenet'));
+    writeFileSync(join(root, 'tiny.model'), TINY_IMAGE_SPEC);
+    const logs: string[] = [];
+    for (const input of ['f32', 'u8']) {
+      const r = nincc(['train', 'tiny.model', '--data', made.root, '--input', input, '-o', `run-${input}`, '--workers', '1', '-q'], { cwd: root, timeoutMs: 600_000 });
+      expect(r.code, r.stderr).toBe(0);
+      logs.push(readFileSync(join(root, `run-${input}`, 'log.jsonl'), 'utf8').replace(/"(imagesPerSecond|seconds|evalSeconds)":[\d.e+-]+/g, ''));
+    }
+    expect(logs[1]).toEqual(logs[0]);
+    expect(readFileSync(join(root, 'run-u8', 'checkpoint.safetensors'))).toEqual(readFileSync(join(root, 'run-f32', 'checkpoint.safetensors')));
+    const evals = ['build/tiny', 'build/tiny-u8'].map((a) => nincc(['eval', a, '--data', made.root, '--weights', 'run-u8/checkpoint.safetensors', '--json'], { cwd: root }).stdout);
+    expect(JSON.parse(evals[1])).toEqual(JSON.parse(evals[0]));
+  }, 900_000);
 });
