@@ -14,7 +14,7 @@ export const inferCommand: Command = {
   summary: 'Run inference: prints the top classes of each image with their probabilities, or writes the raw network output (N×classes float32) with -o OUT.npy.',
   usage: 'DIR|FILE (IMAGE… | --npy FILE) [--weights W] [--classes FILE] [--top K] [-o OUT.npy] [--device DEV] [--precision P] [--seed S]',
   details:
-    "IMAGE files (JPEG, PNG, …) are scaled so the short side is the spec's imageSize, center-cropped and normalised with its transform. --npy takes float32 N×C×H×W already normalised. " +
+    "IMAGE files (JPEG, PNG, …) are scaled so the short side is the spec's imageSize, center-cropped and normalised with its transform (an artifact built with --input u8 takes the crops' bytes and normalises in its first conv). --npy takes float32 N×C×H×W already normalised (not for --input u8 artifacts). " +
     'Without --weights the parameters are initialised by Torch7\'s rules from --seed (default 1). ' +
     `Class names come from --classes, else from the ${CLASS_LIST_FILE} beside the weights (nincc train writes one for image folders), else classes are printed by index. ` +
     'Probabilities are exp() of the output when the network ends in logsoftmax, the output itself after softmax; other networks print raw scores.',
