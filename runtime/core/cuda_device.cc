@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "error.h"
+#include "gpu_choice.h"
 #include "kernel_params.h"
 
 namespace nincc {
@@ -49,6 +50,10 @@ struct CudaDriver {
   CUresult (*cuStreamCreate)(void**, unsigned) = nullptr;
   CUresult (*cuStreamDestroy)(void*) = nullptr;
   CUresult (*cuStreamSynchronize)(void*) = nullptr;
+  CUresult (*cuStreamWaitEvent)(void*, void*, unsigned) = nullptr;
+  CUresult (*cuEventCreate)(void**, unsigned) = nullptr;
+  CUresult (*cuEventRecord)(void*, void*) = nullptr;
+  CUresult (*cuEventDestroy)(void*) = nullptr;
   CUresult (*cuModuleLoadData)(void**, const void*) = nullptr;
   CUresult (*cuModuleUnload)(void*) = nullptr;
   CUresult (*cuModuleGetFunction)(void**, void*, const char*) = nullptr;
@@ -119,6 +124,10 @@ struct CudaDriver {
     resolve(cuStreamCreate, "cuStreamCreate");
     resolve(cuStreamDestroy, "cuStreamDestroy_v2");
     resolve(cuStreamSynchronize, "cuStreamSynchronize");
+    resolve(cuStreamWaitEvent, "cuStreamWaitEvent");
+    resolve(cuEventCreate, "cuEventCreate");
+    resolve(cuEventRecord, "cuEventRecord");
+    resolve(cuEventDestroy, "cuEventDestroy_v2");
     resolve(cuModuleLoadData, "cuModuleLoadData");
     resolve(cuModuleUnload, "cuModuleUnload");
     resolve(cuModuleGetFunction, "cuModuleGetFunction");
@@ -169,7 +178,10 @@ std::string cudaUnavailableReason() { return theDriver().unavailable; }
 
 CudaDevice::CudaDevice() : driver_(theDriver()) {
   if (!driver_.unavailable.empty()) throw Error("device \"cuda\" is not available: " + driver_.unavailable);
-  NINCC_CU(driver_.cuDeviceGet(&device_, 0), "cuDeviceGet(0)");
+  int count = 0;
+  NINCC_CU(driver_.cuDeviceGetCount(&count), "cuDeviceGetCount");
+  const int ordinal = chooseGpu(gpuChoiceFromEnvironment(count));
+  NINCC_CU(driver_.cuDeviceGet(&device_, ordinal), "cuDeviceGet(" + std::to_string(ordinal) + ")");
   NINCC_CU(driver_.cuDevicePrimaryCtxRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
   NINCC_CU(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent");
   NINCC_CU(driver_.cuStreamCreate(&stream_, 0), "cuStreamCreate");
@@ -195,7 +207,9 @@ CudaDevice::~CudaDevice() {
   driver_.cuCtxSetCurrent(context_);
   if (stream_) driver_.cuStreamSynchronize(stream_);
   destroyGraphs();
+  if (commStream_) driver_.cuStreamSynchronize(commStream_);
   if (module_) driver_.cuModuleUnload(module_);
+  if (commStream_) driver_.cuStreamDestroy(commStream_);
   if (stream_) driver_.cuStreamDestroy(stream_);
   if (context_) driver_.cuDevicePrimaryCtxRelease(device_);
 }
@@ -384,6 +398,30 @@ void CudaDevice::copyToHost(void* dst, const void* src, size_t bytes) {
            "cuMemcpyDtoHAsync(" + std::to_string(bytes) + " bytes)");
   synchronize();
 }
+
+void* CudaDevice::commStream() {
+  NINCC_CU_BIND();
+  // Non-blocking (CU_STREAM_NON_BLOCKING): it is ordered with the compute stream by events alone.
+  if (!commStream_) NINCC_CU(driver_.cuStreamCreate(&commStream_, 1), "cuStreamCreate of the communication stream");
+  return commStream_;
+}
+
+// An event recorded on `from` after its queued work, waited for by `to`. Destroyed at once: a wait
+// already queued keeps it, and the driver frees it when it completes.
+void CudaDevice::order(void* from, void* to, const char* what) {
+  NINCC_CU_BIND();
+  void* event = nullptr;
+  NINCC_CU(driver_.cuEventCreate(&event, 2 /* CU_EVENT_DISABLE_TIMING */), std::string("cuEventCreate: ") + what);
+  const CUresult recorded = driver_.cuEventRecord(event, from);
+  const CUresult waited = recorded == kSuccess ? driver_.cuStreamWaitEvent(to, event, 0) : kSuccess;
+  driver_.cuEventDestroy(event);
+  NINCC_CU(recorded, std::string("cuEventRecord: ") + what);
+  NINCC_CU(waited, std::string("cuStreamWaitEvent: ") + what);
+}
+
+void CudaDevice::commWaitsForCompute() { order(stream_, commStream(), "the communication stream waits for the compute stream"); }
+
+void CudaDevice::computeWaitsForComm() { order(commStream(), stream_, "the compute stream waits for the communication stream"); }
 
 void CudaDevice::synchronize() {
   NINCC_CU_BIND();

@@ -56,6 +56,16 @@ class Device {
   virtual void copyToHost(void* dst, const void* src, size_t bytes) = 0;
   // Waits for queued work (a no-op where launches are synchronous).
   virtual void synchronize() = 0;
+
+  // Devices whose launches are queued (cuda) keep a communication stream beside the compute stream,
+  // for a distributed step's collectives (gradient_reducer.h), ordered against it by events.
+  // commStream() is its handle (a CUstream) for a collective to enqueue on; null where launches are
+  // synchronous (cpu, emu), which need none of this.
+  virtual void* commStream() { return nullptr; }
+  // The communication stream waits for everything launched on the compute stream so far.
+  virtual void commWaitsForCompute() {}
+  // The compute stream waits for everything queued on the communication stream so far.
+  virtual void computeWaitsForComm() {}
 };
 
 // The devices this machine can run: "cpu" and "emu" always; "cuda" when the driver loads and sees a GPU.

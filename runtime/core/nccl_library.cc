@@ -101,17 +101,16 @@ NcclCollective::~NcclCollective() {
   if (comm_) nccl_.api().commDestroy(comm_);
 }
 
-void NcclCollective::scaledSum(float* data, size_t count, double weight) {
+void NcclCollective::scaledSum(float* data, size_t count, double weight, void* stream) {
   const NcclLibrary::Api& a = nccl_.api();
-  void* legacyStream = nullptr;  // cudaStreamLegacy's handle is the null stream
   if (weight == 1) {
-    nccl_.check(a.allReduce(data, data, count, kNcclFloat32, kNcclSum, comm_, legacyStream), "ncclAllReduce");
+    nccl_.check(a.allReduce(data, data, count, kNcclFloat32, kNcclSum, comm_, stream), "ncclAllReduce");
     return;
   }
   float scalar = float(weight);
   int op = 0;
   nccl_.check(a.redOpCreatePreMulSum(&op, &scalar, kNcclFloat32, kNcclScalarHostImmediate, comm_), "ncclRedOpCreatePreMulSum");
-  int result = a.allReduce(data, data, count, kNcclFloat32, op, comm_, legacyStream);
+  int result = a.allReduce(data, data, count, kNcclFloat32, op, comm_, stream);
   a.redOpDestroy(op, comm_);
   nccl_.check(result, "ncclAllReduce");
 }
