@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { backendFor, openBackend } from '../runtime/distributed/backend.js';
 import type { Communicator } from '../runtime/distributed/communicator.js';
 import { loadNative } from '../runtime/native.js';
+import { nincc } from './cli-run.js';
 
 /** One rank alone: its allgather gives back its own bytes. */
 const alone: Communicator = {
@@ -54,5 +55,15 @@ describe('reduction backend', () => {
       if (before === undefined) delete process.env.NINCC_NCCL_LIBRARY;
       else process.env.NINCC_NCCL_LIBRARY = before;
     }
+  });
+});
+
+describe('nincc train --gpu-per-rank', () => {
+  it('is listed by --help and refuses a list that is not GPU ordinals (the runtime checks them against the GPUs: ctest nincc_cuda_ranks)', () => {
+    expect(nincc(['train', '--help']).stdout).toMatch(/--gpu-per-rank LIST +on cuda: the GPU of each rank on a machine by local rank/);
+    expect(nincc(['train', 'models/nin-fashion.model', '--data', 'fashion-mnist', '--gpu-per-rank', '0,a'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining("--gpu-per-rank must list a GPU ordinal per local rank, e.g. 0,1, got '0,a'"),
+    });
   });
 });

@@ -172,6 +172,22 @@ CudaDriver& theDriver() {
 
 std::string cudaUnavailableReason() { return theDriver().unavailable; }
 
+void makeChosenGpuCurrent() {
+  CudaDriver& driver = theDriver();
+  if (!driver.unavailable.empty()) throw Error("device \"cuda\" is not available: " + driver.unavailable);
+  auto check = [&](CUresult r, const std::string& what) {
+    if (r != kSuccess) throw Error("cuda: " + what + " failed: " + driver.errorText(r));
+  };
+  int count = 0, device = 0;
+  check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount");
+  const int ordinal = chooseGpu(gpuChoiceFromEnvironment(count));
+  check(driver.cuDeviceGet(&device, ordinal), "cuDeviceGet(" + std::to_string(ordinal) + ")");
+  // Retained for the life of the process, as the one communicator that needs it is.
+  void* context = nullptr;
+  check(driver.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
+  check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+}
+
 #define NINCC_CU(call, what) check((call), (what), __LINE__)
 // The context is current per OS thread, and the runtime calls from Node's main thread and its workers.
 #define NINCC_CU_BIND() NINCC_CU(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent")

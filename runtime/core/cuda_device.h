@@ -25,6 +25,11 @@ struct CudaDriver;  // the driver's entry points, resolved once per process
 // otherwise why not, e.g. "libcuda.so.1 did not load (…)". NINCC_CUDA_DRIVER names another library.
 std::string cudaUnavailableReason();
 
+// Makes the primary context of the GPU a cuda device of this process opens (gpu_choice.h) current on
+// the calling thread: NCCL creates a communicator on the CUDA runtime's current device, which is that
+// context's GPU, not GPU 0. Throws as CudaDevice() does.
+void makeChosenGpuCurrent();
+
 class CudaDevice final : public Device {
  public:
   CudaDevice();  // throws when cudaUnavailableReason() is not empty

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cuda_device.h"
 #include "error.h"
 
 namespace nincc {
@@ -94,6 +95,7 @@ NcclCollective::NcclCollective(int rank, int size, const NcclUniqueId& id)
     throw Error("NCCL rank " + std::to_string(rank) + " of " + std::to_string(size) + ": not a rank of the world");
   UniqueIdArg arg{};
   std::memcpy(arg.internal, id.data(), id.size());
+  makeChosenGpuCurrent();
   nccl_.check(nccl_.api().commInitRank(&comm_, size, arg, rank), "ncclCommInitRank");
 }
 

@@ -2,7 +2,7 @@
 // ctest as `mpirun -np 2 nincc_cuda_rank_tests` over the fake CUDA driver (fake_cuda_driver.cc, with
 // two GPUs and queued streams) and the fake NCCL (fake_nccl.cc, sums through MPI). Each rank checks
 // that it opened the GPU of its local rank; that rank 0's NCCL unique id, carried by MPI, is the one
-// both ranks joined with (and only rank 0 made one); and that runAndReduce on a cuda arena gives
+// both ranks joined with (and only rank 0 made one), on the rank's GPU; and that runAndReduce on a cuda arena gives
 // bitwise the same gradients, statistics and SGD update overlapped and after backward, equal to the
 // weighted sum of the ranks' own gradients, in bucket order, with the first bucket's collective run
 // before backward's later kernels when overlapped: under a schedule where the communication stream
@@ -15,6 +15,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "check.h"
@@ -156,6 +157,8 @@ std::unique_ptr<NcclCollective> joinNccl(MpiLibrary& mpi) {
   CHECK(std::memcmp(everyone.data(), everyone.data() + kNcclUniqueIdBytes, kNcclUniqueIdBytes) == 0);
   CHECK(std::string(reinterpret_cast<const char*>(everyone.data())).find("fake-nccl-id of pid ") == 0);
   CHECK_EQ(fakeSymbol<int (*)()>("NINCC_NCCL_LIBRARY", "fake_nccl_unique_ids")(), mpi.rank() == 0 ? 1 : 0);
+  // On this rank's GPU, though the calling thread had no context current.
+  CHECK_EQ(fakeSymbol<int (*)()>("NINCC_NCCL_LIBRARY", "fake_nccl_joined_on")(), mpi.rank());
   return comm;
 }
 
@@ -240,7 +243,18 @@ int main() {
     if (mpi.size() != 2) throw std::runtime_error("run under mpirun -np 2 (ctest does)");
     std::unique_ptr<Model> model = Model::load(rankArtifact(), "cuda");
     deviceOrdinalIsTheLocalRank(rank);
-    std::unique_ptr<NcclCollective> nccl = joinNccl(mpi);
+    // Joined from a thread of its own, where no CUDA context is current (the addon's main thread may
+    // have none either: models load on worker threads).
+    std::unique_ptr<NcclCollective> nccl;
+    std::exception_ptr joinFailure;
+    std::thread([&] {
+      try {
+        nccl = joinNccl(mpi);
+      } catch (...) {
+        joinFailure = std::current_exception();
+      }
+    }).join();
+    if (joinFailure) std::rethrow_exception(joinFailure);
     reducesOnTheCommunicationStream(mpi, *model, *nccl);
     model.reset();
     nccl.reset();

@@ -5,7 +5,8 @@
 // value is empty faults when launched; `scale_add` and `add_bias` run the fixture kernels' arithmetic
 // on host memory (4 floats per image), `nop` does nothing. Graphs are lists of kernel nodes run in order,
 // and fake_cuda_count(name) says how often an entry point was called, so tests see which path ran.
-// FAKE_CUDA_DEVICES=N makes it see N GPUs (default 1); fake_cuda_ordinal() is the one last opened.
+// FAKE_CUDA_DEVICES=N makes it see N GPUs (default 1); fake_cuda_ordinal() is the one last opened, and
+// fake_cuda_current_ordinal() the one whose context is current on the calling thread.
 // Streams: by default every call runs when it is made (a synchronous GPU). fake_cuda_set_schedule(1 or 2)
 // (or FAKE_CUDA_SCHEDULE=comm-first|compute-first) queues work per stream instead, as a GPU does, and
 // runs it only when the host waits (cuStreamSynchronize): then the head of a stream runs as soon as
@@ -30,7 +31,8 @@ struct Module {
   std::map<std::string, std::string> globals;
   std::map<std::string, std::string> kernels;  // name → behaviour
 };
-int token;  // the address of the fake context
+int contexts[16];  // the primary context of each fake GPU
+thread_local int current = -1;  // the GPU whose context is current on this thread
 std::map<std::string, int> calls;
 int ordinal = -1;  // the device of the last primary context retained
 constexpr int kPerImage = 4;  // runtime/core/tests/fixture_kernels.cc
@@ -166,6 +168,8 @@ using Ptr = unsigned long long;
 extern "C" __attribute__((visibility("default"))) int fake_cuda_count(const char* name) { return calls[name]; }
 extern "C" __attribute__((visibility("default"))) int fake_cuda_ordinal() { return ordinal; }
 extern "C" __attribute__((visibility("default"))) void fake_cuda_set_schedule(int s) { schedule = s; }
+// The GPU whose context is current on the calling thread, or -1 (what the CUDA runtime, and so NCCL, takes).
+extern "C" __attribute__((visibility("default"))) int fake_cuda_current_ordinal() { return current; }
 // The i-th thing run since the last clear ("s<stream> <label>"), or null past the end.
 extern "C" __attribute__((visibility("default"))) const char* fake_cuda_executed(int i) {
   return i >= 0 && size_t(i) < executed.size() ? executed[size_t(i)].c_str() : nullptr;
@@ -205,9 +209,19 @@ FAKE cuDeviceGet(int* d, int o) {
   *d = o;
   return o >= 0 && o < count ? kSuccess : kInvalidValue;
 }
-FAKE cuDevicePrimaryCtxRetain(void** c, int d) { ordinal = d; *c = &token; return kSuccess; }
+FAKE cuDevicePrimaryCtxRetain(void** c, int d) {
+  if (d < 0 || d >= 16) return kInvalidValue;
+  ordinal = d;
+  *c = &contexts[d];
+  return kSuccess;
+}
 FAKE cuDevicePrimaryCtxRelease_v2(int) { return kSuccess; }
-FAKE cuCtxSetCurrent(void* c) { return c == &token ? kSuccess : kInvalidValue; }
+FAKE cuCtxSetCurrent(void* c) {
+  const long d = static_cast<int*>(c) - contexts;
+  if (d < 0 || d >= 16) return kInvalidValue;
+  current = int(d);
+  return kSuccess;
+}
 FAKE cuStreamCreate(void** s, unsigned) {
   COUNT();
   streams.push_back(new Stream{streamsMade++, {}});

@@ -1,6 +1,6 @@
 // A stand-in for libnccl.so.2 (loaded through NINCC_NCCL_LIBRARY) for the cuda rank tests
 // (cuda_rank_test.cc, run under mpirun with the fake CUDA driver): ncclGetUniqueId makes an id that
-// names the process, ncclCommInitRank records the id, rank and size it was given, and ncclAllReduce
+// names the process, ncclCommInitRank records the id it was given and the GPU current then, and ncclAllReduce
 // queues, on the stream it is given, through the fake driver (fake_cuda_enqueue), a sum of the
 // fake-device (host) buffer over the ranks by MPI_Allreduce of the process's Open MPI (already loaded
 // RTLD_GLOBAL by the runtime), after multiplying by a pre-multiplied sum's float scalar as NCCL does.
@@ -31,6 +31,7 @@ struct AllReduce {
 };
 int uniqueIds = 0;         // ncclGetUniqueId calls
 UniqueId joined{};         // the id the last ncclCommInitRank was given
+int joinedOn = -1;         // the GPU current on the thread then (NCCL takes the runtime's current device)
 std::map<int, float> ops;  // pre-multiplied sums by handle
 
 using Enqueue = int (*)(void*, int (*)(void*), void*, const char*);
@@ -68,6 +69,9 @@ NCCL ncclGetUniqueId(UniqueId* id) {
 }
 NCCL ncclCommInitRank(void** comm, int size, UniqueId id, int rank) {
   joined = id;
+  void* driver = dlopen(std::getenv("NINCC_CUDA_DRIVER"), RTLD_NOW | RTLD_NOLOAD);
+  auto currentOrdinal = reinterpret_cast<int (*)()>(driver ? dlsym(driver, "fake_cuda_current_ordinal") : nullptr);
+  joinedOn = currentOrdinal ? currentOrdinal() : -1;
   *comm = new Comm{id, rank, size};
   return kSuccess;
 }
@@ -94,3 +98,4 @@ extern "C" __attribute__((visibility("default"))) const char* ncclGetErrorString
 
 extern "C" __attribute__((visibility("default"))) int fake_nccl_unique_ids() { return uniqueIds; }
 extern "C" __attribute__((visibility("default"))) const char* fake_nccl_joined_id() { return joined.bytes; }
+extern "C" __attribute__((visibility("default"))) int fake_nccl_joined_on() { return joinedOn; }
