@@ -54,6 +54,9 @@ struct CudaDriver {
   CUresult (*cuEventCreate)(void**, unsigned) = nullptr;
   CUresult (*cuEventRecord)(void*, void*) = nullptr;
   CUresult (*cuEventDestroy)(void*) = nullptr;
+  CUresult (*cuEventSynchronize)(void*) = nullptr;
+  CUresult (*cuMemAllocHost)(void**, size_t) = nullptr;
+  CUresult (*cuMemFreeHost)(void*) = nullptr;
   CUresult (*cuModuleLoadData)(void**, const void*) = nullptr;
   CUresult (*cuModuleUnload)(void*) = nullptr;
   CUresult (*cuModuleGetFunction)(void**, void*, const char*) = nullptr;
@@ -128,6 +131,9 @@ struct CudaDriver {
     resolve(cuEventCreate, "cuEventCreate");
     resolve(cuEventRecord, "cuEventRecord");
     resolve(cuEventDestroy, "cuEventDestroy_v2");
+    resolve(cuEventSynchronize, "cuEventSynchronize");
+    resolve(cuMemAllocHost, "cuMemAllocHost_v2");
+    resolve(cuMemFreeHost, "cuMemFreeHost");
     resolve(cuModuleLoadData, "cuModuleLoadData");
     resolve(cuModuleUnload, "cuModuleUnload");
     resolve(cuModuleGetFunction, "cuModuleGetFunction");
@@ -226,6 +232,7 @@ CudaDevice::~CudaDevice() {
   if (commStream_) driver_.cuStreamSynchronize(commStream_);
   if (module_) driver_.cuModuleUnload(module_);
   if (commStream_) driver_.cuStreamDestroy(commStream_);
+  if (pinned_) driver_.cuMemFreeHost(pinned_);
   if (stream_) driver_.cuStreamDestroy(stream_);
   if (context_) driver_.cuDevicePrimaryCtxRelease(device_);
 }
@@ -438,6 +445,50 @@ void CudaDevice::order(void* from, void* to, const char* what) {
 void CudaDevice::commWaitsForCompute() { order(stream_, commStream(), "the communication stream waits for the compute stream"); }
 
 void CudaDevice::computeWaitsForComm() { order(commStream(), stream_, "the compute stream waits for the communication stream"); }
+
+void CudaDevice::commCopyToHost(void* dst, const void* src, size_t bytes) {
+  NINCC_CU_BIND();
+  if (bytes)
+    NINCC_CU(driver_.cuMemcpyDtoHAsync(dst, reinterpret_cast<CUdeviceptr>(src), bytes, commStream()),
+             "cuMemcpyDtoHAsync(" + std::to_string(bytes) + " bytes) on the communication stream");
+}
+
+void CudaDevice::commCopyToDevice(void* dst, const void* src, size_t bytes) {
+  NINCC_CU_BIND();
+  if (bytes)
+    NINCC_CU(driver_.cuMemcpyHtoDAsync(reinterpret_cast<CUdeviceptr>(dst), src, bytes, commStream()),
+             "cuMemcpyHtoDAsync(" + std::to_string(bytes) + " bytes) on the communication stream");
+}
+
+float* CudaDevice::hostStaging(size_t floats) {
+  if (floats <= pinnedFloats_) return pinned_;
+  NINCC_CU_BIND();
+  if (pinned_) NINCC_CU(driver_.cuMemFreeHost(pinned_), "cuMemFreeHost");
+  pinned_ = nullptr;
+  pinnedFloats_ = 0;
+  void* p = nullptr;
+  NINCC_CU(driver_.cuMemAllocHost(&p, floats * 4), "cuMemAllocHost(" + std::to_string(floats * 4) + " bytes)");
+  pinned_ = static_cast<float*>(p);
+  pinnedFloats_ = floats;
+  return pinned_;
+}
+
+void* CudaDevice::commMark() {
+  NINCC_CU_BIND();
+  void* event = nullptr;
+  NINCC_CU(driver_.cuEventCreate(&event, 2 /* CU_EVENT_DISABLE_TIMING */), "cuEventCreate of a communication mark");
+  const CUresult r = driver_.cuEventRecord(event, commStream());
+  if (r != kSuccess) driver_.cuEventDestroy(event);
+  NINCC_CU(r, "cuEventRecord of a communication mark");
+  return event;
+}
+
+void CudaDevice::hostWaits(void* mark) {
+  NINCC_CU_BIND();
+  const CUresult r = driver_.cuEventSynchronize(mark);
+  driver_.cuEventDestroy(mark);
+  NINCC_CU(r, "cuEventSynchronize of a communication mark");
+}
 
 void CudaDevice::synchronize() {
   NINCC_CU_BIND();

@@ -49,6 +49,11 @@ class CudaDevice final : public Device {
   void* commStream() override;
   void commWaitsForCompute() override;
   void computeWaitsForComm() override;
+  float* hostStaging(size_t floats) override;
+  void commCopyToHost(void* dst, const void* src, size_t bytes) override;
+  void commCopyToDevice(void* dst, const void* src, size_t bytes) override;
+  void* commMark() override;
+  void hostWaits(void* mark) override;
 
  private:
   struct Kernel {
@@ -80,6 +85,8 @@ class CudaDevice final : public Device {
   int device_ = 0;
   void* stream_ = nullptr;   // CUstream: every launch and copy, in order
   void* commStream_ = nullptr;  // CUstream of a distributed step's collectives, made when first asked for
+  float* pinned_ = nullptr;     // hostStaging(): page-locked (cuMemAllocHost), so copies need not wait
+  size_t pinnedFloats_ = 0;
   void* module_ = nullptr;   // CUmodule
   std::string libraryPath_;
   std::string lastLaunch_;   // names the kernel an asynchronous fault most likely came from

@@ -135,6 +135,97 @@ void queueReductions(Model& model, RangeReducer& reducer, const std::string& pro
   device.synchronize();  // a collective's failure surfaces in this step, not the next
 }
 
+// A cuda arena reduced by a host-memory collective (MPI), overlapped: right after the launch of a
+// bucket's last writer its copy to page-locked host memory is queued on the communication stream
+// behind an event, and a mark after it; a communication thread waits for each bucket's mark in bucket
+// order, sums the copy, and queues its copy back. After backward the compute stream waits for the
+// communication stream; the state space then goes through the host on the compute stream, as after
+// backward. The same sums of the same host copies in the same order as RangeReducer's staging, so
+// bitwise the same result.
+void stageOverlapped(Model& model, Collective& collective, RangeReducer& reducer, const std::string& programName,
+                     int64_t n, const ScalarValues& scalars, uint64_t seed, const ReduceRequest& request,
+                     Clock::time_point& programDone, double& commSeconds) {
+  Device& device = model.device();
+  device.commStream();  // made before two threads use it
+  const std::vector<GradientBucket>& buckets = request.buckets;
+  std::vector<int64_t> ready = bucketReadySteps(model.program(programName), buckets);
+  std::vector<float*> staging(buckets.size());
+  std::vector<void*> marks(buckets.size(), nullptr);
+  size_t stagingFloats = 0;
+  for (const GradientBucket& b : buckets) stagingFloats += size_t(b.size);
+  float* host = device.hostStaging(stagingFloats);
+  for (size_t b = 0, at = 0; b < buckets.size(); at += size_t(buckets[b].size), ++b) staging[b] = host + at;
+  float* grad = static_cast<float*>(model.spaceBase(Space::Grad));
+  Progress progress;  // stepsDone counts the buckets whose copy to the host is queued
+  size_t next = 0;
+  auto queueReady = [&](int64_t stepsLaunched) {
+    if (next >= buckets.size() || ready[next] >= stepsLaunched) return;
+    device.commWaitsForCompute();
+    for (; next < buckets.size() && ready[next] < stepsLaunched; ++next) {
+      device.commCopyToHost(staging[next], grad + buckets[next].offset, size_t(buckets[next].size) * 4);
+      marks[next] = device.commMark();
+    }
+    {
+      std::lock_guard<std::mutex> lock(progress.mutex);
+      progress.stepsDone = int64_t(next);
+    }
+    progress.changed.notify_one();
+  };
+  std::exception_ptr commFailure;
+  std::thread comm([&] {
+    try {
+      for (size_t b = 0; b < buckets.size(); ++b) {
+        {
+          std::unique_lock<std::mutex> lock(progress.mutex);
+          progress.changed.wait(lock, [&] { return progress.failed || progress.stepsDone > int64_t(b); });
+          if (progress.failed) return;
+        }
+        Clock::time_point started = Clock::now();
+        device.hostWaits(marks[b]);  // this bucket's copy has arrived
+        marks[b] = nullptr;
+        if (buckets[b].size > 0) {
+          collective.scaledSum(staging[b], size_t(buckets[b].size), request.weight, nullptr);
+          device.commCopyToDevice(grad + buckets[b].offset, staging[b], size_t(buckets[b].size) * 4);
+        }
+        commSeconds += secondsSince(started);
+      }
+    } catch (...) {
+      commFailure = std::current_exception();
+    }
+  });
+  auto fail = [&] {
+    {
+      std::lock_guard<std::mutex> lock(progress.mutex);
+      progress.failed = true;
+    }
+    progress.changed.notify_one();
+    comm.join();
+    for (void* mark : marks)
+      if (mark) try {
+          device.hostWaits(mark);
+        } catch (...) {  // the failure being reported matters more
+        }
+  };
+  try {
+    model.run(programName, n, scalars, seed, [&](size_t step) { queueReady(int64_t(step) + 1); });
+    programDone = Clock::now();
+    queueReady(INT64_MAX);
+  } catch (...) {
+    fail();
+    throw;
+  }
+  comm.join();
+  // The copies back, from the staging memory the next step reuses, are done before it (and the
+  // SGD update) starts; marks a failure left unwaited are released.
+  device.computeWaitsForComm();
+  device.synchronize();
+  for (void* mark : marks)
+    if (mark) device.hostWaits(mark);
+  if (commFailure) std::rethrow_exception(commFailure);
+  if (request.state) reducer.reduce(Space::State, 0, model.spaceCapacity(Space::State));
+  device.synchronize();
+}
+
 }  // namespace
 
 void runAndReduce(Model& model, Collective& collective, const std::string& programName, int64_t n,
@@ -146,6 +237,14 @@ void runAndReduce(Model& model, Collective& collective, const std::string& progr
     queueReductions(model, reducer, programName, n, scalars, seed, request, programDone);
     std::lock_guard<std::mutex> lock(timingMutex);
     lastTiming = {reducer.seconds(), secondsSince(programDone)};
+    return;
+  }
+  if (!reducer.inPlace() && request.overlap && model.device().commStream()) {
+    Clock::time_point programDone;
+    double commSeconds = 0;
+    stageOverlapped(model, collective, reducer, programName, n, scalars, seed, request, programDone, commSeconds);
+    std::lock_guard<std::mutex> lock(timingMutex);
+    lastTiming = {commSeconds + reducer.seconds(), secondsSince(programDone)};
     return;
   }
   // Overlap needs memory the communication thread may read while the executor runs, and launches that

@@ -6,8 +6,11 @@
 // bitwise the same gradients, statistics and SGD update overlapped and after backward, equal to the
 // weighted sum of the ranks' own gradients, in bucket order, with the first bucket's collective run
 // before backward's later kernels when overlapped: under a schedule where the communication stream
-// runs as early as its events allow, and one where the compute stream does.
+// runs as early as its events allow, and one where the compute stream does; the same with MPI summing
+// the cuda arena through host copies (--reduce-with mpi).
 #include <dlfcn.h>
+
+#include <algorithm>
 
 #include <cstdio>
 #include <cstdlib>
@@ -167,6 +170,9 @@ Result step(Model& model, Collective& nccl, int rank, double weight, bool overla
   fakeSymbol<void (*)(int)>("NINCC_CUDA_DRIVER", "fake_cuda_set_schedule")(0);
   prepare(model, rank);
   model.writeSpace("grad", 0, 8, std::vector<float>(8, -9.0f).data());  // stale values a wrong order would leave
+  // Staging that still held the last step's sums would hide a missing wait (the shares add up to 1).
+  float* staging = model.device().hostStaging(8);
+  std::fill(staging, staging + 8, -7.0f);
   fakeSymbol<void (*)(int)>("NINCC_CUDA_DRIVER", "fake_cuda_set_schedule")(schedule);
   fakeSymbol<void (*)()>("NINCC_CUDA_DRIVER", "fake_cuda_clear_executed")();
   ReduceRequest request;
@@ -233,6 +239,43 @@ void reducesOnTheCommunicationStream(MpiLibrary& mpi, Model& model, Collective& 
   }
 }
 
+// --reduce-with mpi on a cuda arena: each bucket copied to the host, summed by MPI, copied back.
+// Overlapped, the copies go on the communication stream as buckets become final and a thread sums
+// them; after backward, through the compute stream. Both bitwise the expected sum (MPI's own rounding:
+// float(double(g) × share)), with the update reading it, and overlapped bucket 0 leaves for the host
+// before backward's later kernels have run where the communication stream runs first.
+void reducesThroughTheHost(MpiLibrary& mpi, Model& model) {
+  const int rank = mpi.rank();
+  const double weight = rank == 0 ? 0.25 : 0.75;
+  prepare(model, rank);
+  model.run("backward", 1, kScalars, 1);
+  Result own = read(model);
+  std::vector<float> mine(own.grad);
+  mine.insert(mine.end(), own.state.begin(), own.state.end());
+  for (float& v : mine) v = float(double(v) * weight);
+  std::vector<float> all(mine.size() * 2);
+  mpi.allgather(reinterpret_cast<const uint8_t*>(mine.data()), mine.size() * 4, reinterpret_cast<uint8_t*>(all.data()));
+  std::vector<float> expected(mine.size());
+  for (size_t i = 0; i < expected.size(); ++i) expected[i] = all[i] + all[mine.size() + i];
+  char bucket0[64];
+  std::snprintf(bucket0, sizeof bucket0, "dtoh %p 16", static_cast<void*>(static_cast<float*>(model.spaceBase(Space::Grad)) + 4));
+  for (int schedule : {1, 2}) {
+    std::vector<std::string> afterLog, overlapLog;
+    const Result after = step(model, mpi, rank, weight, false, schedule, afterLog);
+    const Result overlapped = step(model, mpi, rank, weight, true, schedule, overlapLog);
+    for (const Result* r : {&after, &overlapped}) {
+      std::vector<float> got(r->grad);
+      got.insert(got.end(), r->state.begin(), r->state.end());
+      CHECK(std::memcmp(got.data(), expected.data(), got.size() * 4) == 0);
+      for (int i = 0; i < 4; ++i) CHECK(r->param[size_t(4 + i)] == 1.0f + expected[size_t(i)]);
+    }
+    const size_t copied = indexOf(overlapLog, bucket0);
+    CHECK(copied < overlapLog.size() && overlapLog[copied].compare(0, 3, "s1 ") == 0);
+    if (schedule == 1) CHECK(copied < indexOf(overlapLog, "s0 add_bias"));
+    CHECK(indexOf(afterLog, bucket0) > indexOf(afterLog, "s0 nop"));
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -256,6 +299,7 @@ int main() {
     }).join();
     if (joinFailure) std::rethrow_exception(joinFailure);
     reducesOnTheCommunicationStream(mpi, *model, *nccl);
+    reducesThroughTheHost(mpi, *model);
     model.reset();
     nccl.reset();
     // Every rank's verdict, so that both report a failure on either.

@@ -15,12 +15,14 @@
 // wrong result. fake_cuda_enqueue puts another library's work (the fake NCCL) on a stream, and
 // fake_cuda_executed(i) lists what ran, in order, with its stream's number.
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -117,6 +119,10 @@ int streamsMade = 0;
 std::deque<Event> events;      // never freed: a destroyed event may still be waited on by queued work
 CUresult sticky = kSuccess;    // the first failure of queued work, reported at the next synchronisation
 std::vector<std::string> executed;
+// Every entry point that touches the queues holds it: a communication thread synchronises and copies
+// while the executor's thread launches (recursive: a legacy-stream call drains the queues).
+std::recursive_mutex bigLock;
+using Hold = std::lock_guard<std::recursive_mutex>;
 
 bool runnable(const Op& op) { return !op.waits || op.waits->reached >= op.generation; }
 
@@ -149,6 +155,7 @@ bool allIdle() {
 
 // Runs `op` now (synchronous model, or the legacy stream after everything queued) or queues it.
 CUresult submit(void* stream, Op op) {
+  Hold hold(bigLock);
   auto* s = static_cast<Stream*>(stream);
   if (schedule == 0 || !s) {
     if (schedule != 0 && !runUntil(allIdle)) return kInvalidValue;
@@ -162,7 +169,9 @@ CUresult submit(void* stream, Op op) {
 }  // namespace
 
 #define FAKE extern "C" __attribute__((visibility("default"))) CUresult
-#define COUNT() ++calls[__func__]
+#define COUNT() \
+  Hold hold(bigLock); \
+  ++calls[__func__]
 using Ptr = unsigned long long;
 
 extern "C" __attribute__((visibility("default"))) int fake_cuda_count(const char* name) { return calls[name]; }
@@ -172,9 +181,13 @@ extern "C" __attribute__((visibility("default"))) void fake_cuda_set_schedule(in
 extern "C" __attribute__((visibility("default"))) int fake_cuda_current_ordinal() { return current; }
 // The i-th thing run since the last clear ("s<stream> <label>"), or null past the end.
 extern "C" __attribute__((visibility("default"))) const char* fake_cuda_executed(int i) {
+  Hold hold(bigLock);
   return i >= 0 && size_t(i) < executed.size() ? executed[size_t(i)].c_str() : nullptr;
 }
-extern "C" __attribute__((visibility("default"))) void fake_cuda_clear_executed() { executed.clear(); }
+extern "C" __attribute__((visibility("default"))) void fake_cuda_clear_executed() {
+  Hold hold(bigLock);
+  executed.clear();
+}
 // Queues fn(context) on `stream` (runs it now when nothing is queued: the synchronous model).
 extern "C" __attribute__((visibility("default"))) CUresult fake_cuda_enqueue(void* stream, CUresult (*fn)(void*), void* context,
                                                                              const char* label) {
@@ -229,6 +242,7 @@ FAKE cuStreamCreate(void** s, unsigned) {
   return kSuccess;
 }
 FAKE cuStreamDestroy_v2(void* stream) {
+  Hold hold(bigLock);
   auto* s = static_cast<Stream*>(stream);
   runUntil([s] { return s->queue.empty(); });
   for (size_t i = 0; i < streams.size(); ++i)
@@ -237,6 +251,7 @@ FAKE cuStreamDestroy_v2(void* stream) {
   return kSuccess;
 }
 FAKE cuStreamSynchronize(void* stream) {
+  Hold hold(bigLock);
   auto* s = static_cast<Stream*>(stream);
   if (!runUntil([s] { return s->queue.empty(); })) return kInvalidValue;  // a wait that can never be met
   return sticky;
@@ -248,6 +263,18 @@ FAKE cuEventCreate(void** e, unsigned) {
   return kSuccess;
 }
 FAKE cuEventDestroy_v2(void*) { return kSuccess; }
+FAKE cuEventSynchronize(void* event) {
+  COUNT();
+  auto* e = static_cast<Event*>(event);
+  const uint64_t generation = e->recorded;
+  return runUntil([e, generation] { return e->reached >= generation; }) ? sticky : kInvalidValue;
+}
+FAKE cuMemAllocHost_v2(void** p, size_t bytes) {
+  COUNT();
+  *p = std::malloc(bytes ? bytes : 1);
+  return *p ? kSuccess : kInvalidValue;
+}
+FAKE cuMemFreeHost(void* p) { std::free(p); return kSuccess; }
 FAKE cuEventRecord(void* event, void* stream) {
   COUNT();
   auto* e = static_cast<Event*>(event);
@@ -369,10 +396,16 @@ FAKE cuMemcpyHtoDAsync_v2(Ptr d, const void* s, size_t n, void* stream) {
   auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(s), static_cast<const char*>(s) + n);
   Op op;
   op.run = [d, staged] { std::memcpy(reinterpret_cast<void*>(d), staged->data(), staged->size()); return kSuccess; };
+  char label[64];
+  std::snprintf(label, sizeof label, "htod %p %zu", reinterpret_cast<void*>(d), n);
+  op.label = label;
   return submit(stream, std::move(op));
 }
 FAKE cuMemcpyDtoHAsync_v2(void* d, Ptr s, size_t n, void* stream) {
   Op op;
   op.run = [d, s, n] { std::memcpy(d, reinterpret_cast<const void*>(s), n); return kSuccess; };
+  char label[64];
+  std::snprintf(label, sizeof label, "dtoh %p %zu", reinterpret_cast<void*>(s), n);
+  op.label = label;
   return submit(stream, std::move(op));
 }
