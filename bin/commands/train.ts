@@ -58,6 +58,7 @@ interface TrainArgs {
   readonly bucketElements?: number;
   readonly precision?: Precision;
   readonly input?: 'u8';
+  readonly gpuPerRank?: string;
 }
 
 const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
@@ -73,6 +74,13 @@ function reduceWithOption(args: ParsedArgs): ReduceBackend | undefined {
   const v = stringOption(args, 'reduce-with');
   if (v !== undefined && !REDUCE_BACKENDS.includes(v as ReduceBackend)) throw new UsageError(`--reduce-with must be ${REDUCE_BACKENDS.join(' or ')}, got '${v}'`);
   return v as ReduceBackend | undefined;
+}
+
+/** --gpu-per-rank: the GPU ordinal of each local rank, e.g. "0,1" (the runtime's gpu_choice.cc checks them against the GPUs it sees). */
+function gpuPerRankOption(args: ParsedArgs): string | undefined {
+  const v = stringOption(args, 'gpu-per-rank');
+  if (v !== undefined && !/^\d{1,6}(,\d{1,6})*$/.test(v)) throw new UsageError(`--gpu-per-rank must list a GPU ordinal per local rank, e.g. 0,1, got '${v}'`);
+  return v;
 }
 
 function parseTrainArgs(args: ParsedArgs): TrainArgs {
@@ -119,6 +127,7 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
     rankTimeout: rankTimeoutOption(args),
     ...opt('reduceWith', reduceWithOption(args)),
     ...opt('bucketElements', intOption(args, 'bucket-elements')),
+    ...opt('gpuPerRank', gpuPerRankOption(args)),
   };
 }
 
@@ -186,7 +195,7 @@ function describeTest(t: TestPlan): string {
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--input u8|f32] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N] [--no-overlap] [--bucket-elements N] [--rank-timeout S] [--reduce-with mpi|nccl]',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--input u8|f32] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N] [--no-overlap] [--bucket-elements N] [--rank-timeout S] [--reduce-with mpi|nccl] [--gpu-per-rank LIST]',
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
     "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.\n" +
@@ -216,9 +225,12 @@ export const trainCommand: Command = {
     'rank-timeout': { type: 'string', value: 'S', help: `under mpirun: end every rank when one has sent no heartbeat for S seconds (stopped, frozen, unreachable; default ${DEFAULT_RANK_TIMEOUT_SECONDS})` },
     'reduce-with': { type: 'string', value: 'LIB', help: 'under mpirun: mpi or nccl sums the gradients (default: nccl on cuda, mpi on cpu and emu)' },
     'bucket-elements': { type: 'string', value: 'N', help: `under mpirun: gradient floats summed per collective (default ${DEFAULT_BUCKET_ELEMENTS})` },
+    'gpu-per-rank': { type: 'string', value: 'LIST', help: 'on cuda: the GPU of each rank on a machine by local rank, e.g. 2,3 (sets NINCC_GPU_PER_RANK; default: local rank k takes the k-th GPU CUDA_VISIBLE_DEVICES leaves, one per rank)' },
   },
   async run(args) {
     const a0 = parseTrainArgs(args);
+    // Read by the cuda device when it opens its GPU (runtime/core/gpu_choice.h).
+    if (a0.gpuPerRank !== undefined) process.env.NINCC_GPU_PER_RANK = a0.gpuPerRank;
     const comm = distributedWorld(a0.rankTimeout);
     if (!comm) return trainHere(a0);
     // Rank 0 speaks for the run; the others are quiet, and any failure ends every rank (no rank left waiting).
