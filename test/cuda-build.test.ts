@@ -22,7 +22,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 /**
  * The shipped model and precision pairs whose every kernel must compile without spills (nin-fashion fp32 is
  * the whole build below). NINCC_TEST_FULL=1: every models/*.model in both precisions (issue #15 acceptance 3;
- * about 15 minutes cold; `node dist/scripts/check-spills.js` prints the same per model).
+ * half an hour cold on a busy 2-core machine; `node dist/scripts/check-spills.js` prints the same per model, bench/logs/cuda-spills-all.out).
  */
 const SPILL_CHECKS: [string, Precision][] =
   process.env.NINCC_TEST_FULL === '1'

@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { backendFor, openBackend } from '../runtime/distributed/backend.js';
 import type { Communicator } from '../runtime/distributed/communicator.js';
 import { loadNative } from '../runtime/native.js';
+import { trainCommand } from '../bin/commands/train.js';
+import { nincc } from './cli-run.js';
 
 /** One rank alone: its allgather gives back its own bytes. */
 const alone: Communicator = {
@@ -54,5 +56,17 @@ describe('reduction backend', () => {
       if (before === undefined) delete process.env.NINCC_NCCL_LIBRARY;
       else process.env.NINCC_NCCL_LIBRARY = before;
     }
+  });
+});
+
+describe('nincc train --gpu-per-rank', () => {
+  it('is listed by --help and refuses a list that is not GPU ordinals (the runtime checks them against the GPUs: ctest nincc_cuda_ranks)', () => {
+    // What --help prints, without a process of its own.
+    expect(trainCommand.usage).toContain('[--gpu-per-rank LIST]');
+    expect(trainCommand.options['gpu-per-rank']?.help).toMatch(/^on cuda: the GPU of each rank on a machine by local rank/);
+    expect(nincc(['train', 'models/nin-fashion.model', '--data', 'fashion-mnist', '--gpu-per-rank', '0,a'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining("--gpu-per-rank must list a GPU ordinal per local rank, e.g. 0,1, got '0,a'"),
+    });
   });
 });

@@ -13,7 +13,7 @@ import { isPackedDataset } from '../../runtime/imagenet/pack-format.js';
 import { checkPackedImageSize, openPackedDataset } from '../../runtime/imagenet/packed.js';
 import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
 import { intOption, numberOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
-import { prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
+import { inputOption, INPUT_HELP, prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
 import type { Precision } from '../../compiler/ir.js';
 import { launchedRank, type Communicator } from '../../runtime/distributed/communicator.js';
 import { DEFAULT_RANK_TIMEOUT_SECONDS, openMpiWorld } from '../../runtime/distributed/mpi.js';
@@ -57,6 +57,8 @@ interface TrainArgs {
   readonly reduceWith?: ReduceBackend;
   readonly bucketElements?: number;
   readonly precision?: Precision;
+  readonly input?: 'u8';
+  readonly gpuPerRank?: string;
 }
 
 const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
@@ -74,6 +76,13 @@ function reduceWithOption(args: ParsedArgs): ReduceBackend | undefined {
   return v as ReduceBackend | undefined;
 }
 
+/** --gpu-per-rank: the GPU ordinal of each local rank, e.g. "0,1" (the runtime's gpu_choice.cc checks them against the GPUs it sees). */
+function gpuPerRankOption(args: ParsedArgs): string | undefined {
+  const v = stringOption(args, 'gpu-per-rank');
+  if (v !== undefined && !/^\d{1,6}(,\d{1,6})*$/.test(v)) throw new UsageError(`--gpu-per-rank must list a GPU ordinal per local rank, e.g. 0,1, got '${v}'`);
+  return v;
+}
+
 function parseTrainArgs(args: ParsedArgs): TrainArgs {
   const target = onePositional(args, trainCommand, 'spec file or artifact directory');
   const data = stringOption(args, 'data');
@@ -83,6 +92,7 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
   }
   const fashion = isFashionMnistData(data);
   if (fashion && (args.values['epoch-size'] !== undefined || args.values.sampling !== undefined)) throw new UsageError('--epoch-size and --sampling apply to ImageNet folders; Fashion-MNIST trains in whole passes');
+  if (fashion && args.values.input === 'u8') throw new UsageError('--input u8 applies to ImageNet folders and packed datasets (their crops are decoded as bytes); Fashion-MNIST is read as floats');
   if (!fashion && args.values.limit !== undefined) throw new UsageError('--limit applies to Fashion-MNIST; for an ImageNet folder use --epoch-size N');
   const device = stringOption(args, 'device');
   if (device !== undefined && !DEVICES.includes(device as Device)) throw new UsageError(`--device must be ${DEVICES.join(', ')}, got '${device}'`);
@@ -99,6 +109,7 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
     fashion,
     ...opt('device', device as Device | undefined),
     ...opt('precision', precisionOption(args)),
+    ...opt('input', inputOption(args)),
     ...opt('batch', intOption(args, 'batch')),
     ...opt('epochs', intOption(args, 'epochs')),
     seed: intOption(args, 'seed', 0) ?? 1,
@@ -116,6 +127,7 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
     rankTimeout: rankTimeoutOption(args),
     ...opt('reduceWith', reduceWithOption(args)),
     ...opt('bucketElements', intOption(args, 'bucket-elements')),
+    ...opt('gpuPerRank', gpuPerRankOption(args)),
   };
 }
 
@@ -156,7 +168,7 @@ function imageNetInputs(model: Model, a: TrainArgs, runDir: string): Inputs {
   const folder = packed ?? openImageNetFolder(a.data);
   const classes = folder.train.classes.length;
   if (classes !== model.info.classes) throw new DataLayoutError(`${folder.train.dir} has ${classes} ${packed ? 'classes' : 'class directories'} but model ${model.info.model} has ${model.info.classes} outputs`);
-  const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform);
+  const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform, model.plan.imageInput);
   if (g.warning) process.stderr.write(`warning: ${g.warning}\n`);
   if (packed) checkPackedImageSize(packed, g.imageSize);
   const epochSize = a.epochSize ?? epochSizeOf(model);
@@ -183,7 +195,7 @@ function describeTest(t: TestPlan): string {
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N] [--no-overlap] [--bucket-elements N] [--rank-timeout S] [--reduce-with mpi|nccl]',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--input u8|f32] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N] [--no-overlap] [--bucket-elements N] [--rank-timeout S] [--reduce-with mpi|nccl] [--gpu-per-rank LIST]',
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
     "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.\n" +
@@ -200,6 +212,7 @@ export const trainCommand: Command = {
     prefetch: { type: 'string', value: 'N', help: 'batches decoded ahead of the one training (default 2)' },
     device: { type: 'string', value: 'DEV', help: 'cpu, emu (the generated CUDA on the SIMT emulator) or cuda; default: the device a DIR was built for, cpu for a spec FILE (which is built for --device)' },
     precision: { type: 'string', value: 'P', help: PRECISION_HELP },
+    input: { type: 'string', value: 'T', help: INPUT_HELP },
     seed: { type: 'string', value: 'S', help: 'seed for init, shuffling, sampling, crops and dropout (default 1)' },
     limit: { type: 'string', value: 'N', help: 'use only the first N training images (Fashion-MNIST)' },
     resume: { type: 'boolean', help: 'continue from RUN_DIR/checkpoint.safetensors (the last finished epoch)' },
@@ -212,9 +225,12 @@ export const trainCommand: Command = {
     'rank-timeout': { type: 'string', value: 'S', help: `under mpirun: end every rank when one has sent no heartbeat for S seconds (stopped, frozen, unreachable; default ${DEFAULT_RANK_TIMEOUT_SECONDS})` },
     'reduce-with': { type: 'string', value: 'LIB', help: 'under mpirun: mpi or nccl sums the gradients (default: nccl on cuda, mpi on cpu and emu)' },
     'bucket-elements': { type: 'string', value: 'N', help: `under mpirun: gradient floats summed per collective (default ${DEFAULT_BUCKET_ELEMENTS})` },
+    'gpu-per-rank': { type: 'string', value: 'LIST', help: 'on cuda: the GPU of each rank on a machine by local rank, e.g. 2,3 (sets NINCC_GPU_PER_RANK; default: local rank k takes the k-th GPU CUDA_VISIBLE_DEVICES leaves, one per rank)' },
   },
   async run(args) {
     const a0 = parseTrainArgs(args);
+    // Read by the cuda device when it opens its GPU (runtime/core/gpu_choice.h).
+    if (a0.gpuPerRank !== undefined) process.env.NINCC_GPU_PER_RANK = a0.gpuPerRank;
     const comm = distributedWorld(a0.rankTimeout);
     if (!comm) return trainHere(a0);
     // Rank 0 speaks for the run; the others are quiet, and any failure ends every rank (no rank left waiting).
@@ -234,7 +250,7 @@ export const trainCommand: Command = {
 async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
   // Rank 0 builds (or finds in the cache) first, so that ranks do not compile the same spec at once.
   if (comm && comm.rank !== 0) comm.barrier();
-  const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu', ...(a.precision ? { precision: a.precision } : {}) });
+  const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu', ...(a.precision ? { precision: a.precision } : {}), ...(a.input ? { input: a.input } : {}) });
   if (comm && comm.rank === 0) comm.barrier();
   // A built directory runs on the device it was built for unless --device says otherwise.
   const device = a.device ?? artifactDevice(dir);

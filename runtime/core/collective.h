@@ -15,8 +15,10 @@ class Collective {
   virtual bool takesDeviceMemory() const = 0;
   // In place: every rank ends with the element-wise sum over all ranks of `weight` × its `data`.
   // Each rank gives its own weight (its share of the global batch). The same calls, in the same
-  // order and with the same counts, must be made on every rank.
-  virtual void scaledSum(float* data, size_t count, double weight) = 0;
+  // order and with the same counts, must be made on every rank. A device-memory collective enqueues
+  // the sum on `stream` (a CUstream; null: CUDA's legacy default stream) and returns; host-memory
+  // ones are done when they return and ignore it.
+  virtual void scaledSum(float* data, size_t count, double weight, void* stream) = 0;
 };
 
 }  // namespace nincc

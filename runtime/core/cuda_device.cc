@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "error.h"
+#include "gpu_choice.h"
 #include "kernel_params.h"
 
 namespace nincc {
@@ -49,6 +50,13 @@ struct CudaDriver {
   CUresult (*cuStreamCreate)(void**, unsigned) = nullptr;
   CUresult (*cuStreamDestroy)(void*) = nullptr;
   CUresult (*cuStreamSynchronize)(void*) = nullptr;
+  CUresult (*cuStreamWaitEvent)(void*, void*, unsigned) = nullptr;
+  CUresult (*cuEventCreate)(void**, unsigned) = nullptr;
+  CUresult (*cuEventRecord)(void*, void*) = nullptr;
+  CUresult (*cuEventDestroy)(void*) = nullptr;
+  CUresult (*cuEventSynchronize)(void*) = nullptr;
+  CUresult (*cuMemAllocHost)(void**, size_t) = nullptr;
+  CUresult (*cuMemFreeHost)(void*) = nullptr;
   CUresult (*cuModuleLoadData)(void**, const void*) = nullptr;
   CUresult (*cuModuleUnload)(void*) = nullptr;
   CUresult (*cuModuleGetFunction)(void**, void*, const char*) = nullptr;
@@ -119,6 +127,13 @@ struct CudaDriver {
     resolve(cuStreamCreate, "cuStreamCreate");
     resolve(cuStreamDestroy, "cuStreamDestroy_v2");
     resolve(cuStreamSynchronize, "cuStreamSynchronize");
+    resolve(cuStreamWaitEvent, "cuStreamWaitEvent");
+    resolve(cuEventCreate, "cuEventCreate");
+    resolve(cuEventRecord, "cuEventRecord");
+    resolve(cuEventDestroy, "cuEventDestroy_v2");
+    resolve(cuEventSynchronize, "cuEventSynchronize");
+    resolve(cuMemAllocHost, "cuMemAllocHost_v2");
+    resolve(cuMemFreeHost, "cuMemFreeHost");
     resolve(cuModuleLoadData, "cuModuleLoadData");
     resolve(cuModuleUnload, "cuModuleUnload");
     resolve(cuModuleGetFunction, "cuModuleGetFunction");
@@ -163,13 +178,32 @@ CudaDriver& theDriver() {
 
 std::string cudaUnavailableReason() { return theDriver().unavailable; }
 
+void makeChosenGpuCurrent() {
+  CudaDriver& driver = theDriver();
+  if (!driver.unavailable.empty()) throw Error("device \"cuda\" is not available: " + driver.unavailable);
+  auto check = [&](CUresult r, const std::string& what) {
+    if (r != kSuccess) throw Error("cuda: " + what + " failed: " + driver.errorText(r));
+  };
+  int count = 0, device = 0;
+  check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount");
+  const int ordinal = chooseGpu(gpuChoiceFromEnvironment(count));
+  check(driver.cuDeviceGet(&device, ordinal), "cuDeviceGet(" + std::to_string(ordinal) + ")");
+  // Retained for the life of the process, as the one communicator that needs it is.
+  void* context = nullptr;
+  check(driver.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
+  check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+}
+
 #define NINCC_CU(call, what) check((call), (what), __LINE__)
 // The context is current per OS thread, and the runtime calls from Node's main thread and its workers.
 #define NINCC_CU_BIND() NINCC_CU(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent")
 
 CudaDevice::CudaDevice() : driver_(theDriver()) {
   if (!driver_.unavailable.empty()) throw Error("device \"cuda\" is not available: " + driver_.unavailable);
-  NINCC_CU(driver_.cuDeviceGet(&device_, 0), "cuDeviceGet(0)");
+  int count = 0;
+  NINCC_CU(driver_.cuDeviceGetCount(&count), "cuDeviceGetCount");
+  const int ordinal = chooseGpu(gpuChoiceFromEnvironment(count));
+  NINCC_CU(driver_.cuDeviceGet(&device_, ordinal), "cuDeviceGet(" + std::to_string(ordinal) + ")");
   NINCC_CU(driver_.cuDevicePrimaryCtxRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
   NINCC_CU(driver_.cuCtxSetCurrent(context_), "cuCtxSetCurrent");
   NINCC_CU(driver_.cuStreamCreate(&stream_, 0), "cuStreamCreate");
@@ -195,7 +229,10 @@ CudaDevice::~CudaDevice() {
   driver_.cuCtxSetCurrent(context_);
   if (stream_) driver_.cuStreamSynchronize(stream_);
   destroyGraphs();
+  if (commStream_) driver_.cuStreamSynchronize(commStream_);
   if (module_) driver_.cuModuleUnload(module_);
+  if (commStream_) driver_.cuStreamDestroy(commStream_);
+  if (pinned_) driver_.cuMemFreeHost(pinned_);
   if (stream_) driver_.cuStreamDestroy(stream_);
   if (context_) driver_.cuDevicePrimaryCtxRelease(device_);
 }
@@ -383,6 +420,74 @@ void CudaDevice::copyToHost(void* dst, const void* src, size_t bytes) {
   NINCC_CU(driver_.cuMemcpyDtoHAsync(dst, reinterpret_cast<CUdeviceptr>(src), bytes, stream_),
            "cuMemcpyDtoHAsync(" + std::to_string(bytes) + " bytes)");
   synchronize();
+}
+
+void* CudaDevice::commStream() {
+  NINCC_CU_BIND();
+  // Non-blocking (CU_STREAM_NON_BLOCKING): it is ordered with the compute stream by events alone.
+  if (!commStream_) NINCC_CU(driver_.cuStreamCreate(&commStream_, 1), "cuStreamCreate of the communication stream");
+  return commStream_;
+}
+
+// An event recorded on `from` after its queued work, waited for by `to`. Destroyed at once: a wait
+// already queued keeps it, and the driver frees it when it completes.
+void CudaDevice::order(void* from, void* to, const char* what) {
+  NINCC_CU_BIND();
+  void* event = nullptr;
+  NINCC_CU(driver_.cuEventCreate(&event, 2 /* CU_EVENT_DISABLE_TIMING */), std::string("cuEventCreate: ") + what);
+  const CUresult recorded = driver_.cuEventRecord(event, from);
+  const CUresult waited = recorded == kSuccess ? driver_.cuStreamWaitEvent(to, event, 0) : kSuccess;
+  driver_.cuEventDestroy(event);
+  NINCC_CU(recorded, std::string("cuEventRecord: ") + what);
+  NINCC_CU(waited, std::string("cuStreamWaitEvent: ") + what);
+}
+
+void CudaDevice::commWaitsForCompute() { order(stream_, commStream(), "the communication stream waits for the compute stream"); }
+
+void CudaDevice::computeWaitsForComm() { order(commStream(), stream_, "the compute stream waits for the communication stream"); }
+
+void CudaDevice::commCopyToHost(void* dst, const void* src, size_t bytes) {
+  NINCC_CU_BIND();
+  if (bytes)
+    NINCC_CU(driver_.cuMemcpyDtoHAsync(dst, reinterpret_cast<CUdeviceptr>(src), bytes, commStream()),
+             "cuMemcpyDtoHAsync(" + std::to_string(bytes) + " bytes) on the communication stream");
+}
+
+void CudaDevice::commCopyToDevice(void* dst, const void* src, size_t bytes) {
+  NINCC_CU_BIND();
+  if (bytes)
+    NINCC_CU(driver_.cuMemcpyHtoDAsync(reinterpret_cast<CUdeviceptr>(dst), src, bytes, commStream()),
+             "cuMemcpyHtoDAsync(" + std::to_string(bytes) + " bytes) on the communication stream");
+}
+
+float* CudaDevice::hostStaging(size_t floats) {
+  if (floats <= pinnedFloats_) return pinned_;
+  NINCC_CU_BIND();
+  if (pinned_) NINCC_CU(driver_.cuMemFreeHost(pinned_), "cuMemFreeHost");
+  pinned_ = nullptr;
+  pinnedFloats_ = 0;
+  void* p = nullptr;
+  NINCC_CU(driver_.cuMemAllocHost(&p, floats * 4), "cuMemAllocHost(" + std::to_string(floats * 4) + " bytes)");
+  pinned_ = static_cast<float*>(p);
+  pinnedFloats_ = floats;
+  return pinned_;
+}
+
+void* CudaDevice::commMark() {
+  NINCC_CU_BIND();
+  void* event = nullptr;
+  NINCC_CU(driver_.cuEventCreate(&event, 2 /* CU_EVENT_DISABLE_TIMING */), "cuEventCreate of a communication mark");
+  const CUresult r = driver_.cuEventRecord(event, commStream());
+  if (r != kSuccess) driver_.cuEventDestroy(event);
+  NINCC_CU(r, "cuEventRecord of a communication mark");
+  return event;
+}
+
+void CudaDevice::hostWaits(void* mark) {
+  NINCC_CU_BIND();
+  const CUresult r = driver_.cuEventSynchronize(mark);
+  driver_.cuEventDestroy(mark);
+  NINCC_CU(r, "cuEventSynchronize of a communication mark");
 }
 
 void CudaDevice::synchronize() {

@@ -2,7 +2,8 @@
 // so the addon builds and loads where there is no CUDA), the artifact's kernels.fatbin by
 // cuModuleLoadData, kernels by cuModuleGetFunction on their extern "C" names with the parameter
 // signature the module exports beside each (`nincc_signature_<kernel>`, device/cuda.cuh), launches by
-// cuLaunchKernel on one stream with the same kernelParams (kernel_params.h) and launch rules
+// cuLaunchKernel on one stream (a second one, ordered by events, carries a distributed step's
+// collectives: device.h commStream) with the same kernelParams (kernel_params.h) and launch rules
 // (plan.json `launch`) as the emu device. Memory is device memory (cuMemAlloc, zero-filled).
 // With NINCC_CUDA_GRAPHS=1 a program is built once per batch size into a CUDA graph of its kernel
 // nodes, in order, and replayed with one cuGraphLaunch; a later call updates only the nodes whose
@@ -24,6 +25,11 @@ struct CudaDriver;  // the driver's entry points, resolved once per process
 // otherwise why not, e.g. "libcuda.so.1 did not load (…)". NINCC_CUDA_DRIVER names another library.
 std::string cudaUnavailableReason();
 
+// Makes the primary context of the GPU a cuda device of this process opens (gpu_choice.h) current on
+// the calling thread: NCCL creates a communicator on the CUDA runtime's current device, which is that
+// context's GPU, not GPU 0. Throws as CudaDevice() does.
+void makeChosenGpuCurrent();
+
 class CudaDevice final : public Device {
  public:
   CudaDevice();  // throws when cudaUnavailableReason() is not empty
@@ -40,6 +46,14 @@ class CudaDevice final : public Device {
   void copyToDevice(void* dst, const void* src, size_t bytes) override;
   void copyToHost(void* dst, const void* src, size_t bytes) override;
   void synchronize() override;
+  void* commStream() override;
+  void commWaitsForCompute() override;
+  void computeWaitsForComm() override;
+  float* hostStaging(size_t floats) override;
+  void commCopyToHost(void* dst, const void* src, size_t bytes) override;
+  void commCopyToDevice(void* dst, const void* src, size_t bytes) override;
+  void* commMark() override;
+  void hostWaits(void* mark) override;
 
  private:
   struct Kernel {
@@ -64,11 +78,15 @@ class CudaDevice final : public Device {
   // Throws "cuda: <what> failed: CUDA_ERROR_… (text) [cuda_device.cc:<line>]" unless result is 0.
   void check(int result, const std::string& what, int line) const;
   std::string readGlobal(const std::string& name, bool required);
+  void order(void* from, void* to, const char* what);
 
   CudaDriver& driver_;
-  void* context_ = nullptr;  // CUcontext: the primary context of device 0
+  void* context_ = nullptr;  // CUcontext: the primary context of the GPU gpu_choice.h picks
   int device_ = 0;
   void* stream_ = nullptr;   // CUstream: every launch and copy, in order
+  void* commStream_ = nullptr;  // CUstream of a distributed step's collectives, made when first asked for
+  float* pinned_ = nullptr;     // hostStaging(): page-locked (cuMemAllocHost), so copies need not wait
+  size_t pinnedFloats_ = 0;
   void* module_ = nullptr;   // CUmodule
   std::string libraryPath_;
   std::string lastLaunch_;   // names the kernel an asynchronous fault most likely came from

@@ -56,6 +56,34 @@ class Device {
   virtual void copyToHost(void* dst, const void* src, size_t bytes) = 0;
   // Waits for queued work (a no-op where launches are synchronous).
   virtual void synchronize() = 0;
+
+  // Devices whose launches are queued (cuda) keep a communication stream beside the compute stream,
+  // for a distributed step's collectives (gradient_reducer.h), ordered against it by events.
+  // commStream() is its handle (a CUstream) for a collective to enqueue on; null where launches are
+  // synchronous (cpu, emu), which need none of this.
+  virtual void* commStream() { return nullptr; }
+  // The communication stream waits for everything launched on the compute stream so far.
+  virtual void commWaitsForCompute() {}
+  // The compute stream waits for everything queued on the communication stream so far.
+  virtual void computeWaitsForComm() {}
+  // Host memory that copies on the communication stream may use without waiting (page-locked on
+  // cuda), at least `floats` floats, kept by the device for the next call; earlier contents are lost.
+  virtual float* hostStaging(size_t floats) {
+    if (staging_.size() < floats) staging_.resize(floats);
+    return staging_.data();
+  }
+  // Copies queued on the communication stream between device memory and hostStaging() (the host must
+  // not touch the staging floats until a mark after the copy has been waited for), a mark of what is
+  // queued there so far, and the host's wait for a mark (which it releases). Another thread than the
+  // one launching may call them (the gradient reducer's communication thread). Where launches are
+  // synchronous the copies are done when they return and marks are null.
+  virtual void commCopyToHost(void* dst, const void* src, size_t bytes) { copyToHost(dst, src, bytes); }
+  virtual void commCopyToDevice(void* dst, const void* src, size_t bytes) { copyToDevice(dst, src, bytes); }
+  virtual void* commMark() { return nullptr; }
+  virtual void hostWaits(void* mark) { (void)mark; }
+
+ private:
+  std::vector<float> staging_;
 };
 
 // The devices this machine can run: "cpu" and "emu" always; "cuda" when the driver loads and sees a GPU.

@@ -1,7 +1,8 @@
-// runAndReduce: the bucket loop (shared by both paths) and the communication thread of the overlapped
-// one. The executor reports each finished step; the thread reduces bucket k once the last step that
-// touches it has run, in bucket order, so that every rank makes the same collective calls in the
-// same order whichever path it takes.
+// runAndReduce: the bucket loop (shared by every path), the communication thread of the overlapped
+// host path and the queued path of a cuda arena. The executor reports each launched step; bucket k is
+// reduced once the last step that touches it has run (host: a thread waits for it) or been queued
+// (cuda: its collective goes on the communication stream behind an event), in bucket order, so that
+// every rank makes the same collective calls in the same order whichever path it takes.
 #include "gradient_reducer.h"
 
 #include <chrono>
@@ -47,6 +48,8 @@ class RangeReducer {
                   " model's arena is host memory: reduce it with MPI");
   }
   bool inPlace() const { return direct_; }
+  // Where a device-memory collective enqueues (the device's communication stream), or null.
+  void enqueueOn(void* stream) { stream_ = stream; }
 
   double seconds() const { return seconds_; }
 
@@ -61,12 +64,12 @@ class RangeReducer {
   void reduceNow(Space space, int64_t offset, int64_t size) {
     float* data = static_cast<float*>(model_.spaceBase(space)) + offset;
     if (direct_) {
-      collective_.scaledSum(data, size_t(size), weight_);
+      collective_.scaledSum(data, size_t(size), weight_, stream_);
       return;
     }
     staging_.resize(size_t(size));
     model_.device().copyToHost(staging_.data(), data, staging_.size() * 4);
-    collective_.scaledSum(staging_.data(), staging_.size(), weight_);
+    collective_.scaledSum(staging_.data(), staging_.size(), weight_, nullptr);
     model_.device().copyToDevice(data, staging_.data(), staging_.size() * 4);
   }
 
@@ -75,6 +78,7 @@ class RangeReducer {
   double weight_;
   bool direct_;
   std::vector<float> staging_;
+  void* stream_ = nullptr;
   double seconds_ = 0;
 };
 
@@ -97,10 +101,152 @@ std::vector<int64_t> bucketReadySteps(const Program& program, const std::vector<
   return ready;
 }
 
+namespace {
+
+// A cuda arena reduced in place (NCCL): every collective is queued on the device's communication
+// stream after an event on the compute stream, so the host never waits. Overlapped, a bucket's
+// collective is queued as soon as the launch of its last writer has been, while the rest of backward
+// is still queued behind it; otherwise all of them once the program has run. Then the state space, and
+// the compute stream (the SGD update after it) waits for the communication stream.
+void queueReductions(Model& model, RangeReducer& reducer, const std::string& programName, int64_t n,
+                     const ScalarValues& scalars, uint64_t seed, const ReduceRequest& request,
+                     Clock::time_point& programDone) {
+  Device& device = model.device();
+  reducer.enqueueOn(device.commStream());
+  std::vector<int64_t> ready = bucketReadySteps(model.program(programName), request.buckets);
+  size_t next = 0;
+  auto queueReady = [&](int64_t stepsLaunched) {
+    if (next >= request.buckets.size() || ready[next] >= stepsLaunched) return;
+    device.commWaitsForCompute();
+    for (; next < request.buckets.size() && ready[next] < stepsLaunched; ++next)
+      reducer.reduce(Space::Grad, request.buckets[next].offset, request.buckets[next].size);
+  };
+  if (request.overlap)
+    model.run(programName, n, scalars, seed, [&](size_t step) { queueReady(int64_t(step) + 1); });
+  else
+    model.run(programName, n, scalars, seed);
+  programDone = Clock::now();
+  queueReady(INT64_MAX);
+  if (request.state) {
+    device.commWaitsForCompute();
+    reducer.reduce(Space::State, 0, model.spaceCapacity(Space::State));
+  }
+  device.computeWaitsForComm();
+  device.synchronize();  // a collective's failure surfaces in this step, not the next
+}
+
+// A cuda arena reduced by a host-memory collective (MPI), overlapped: right after the launch of a
+// bucket's last writer its copy to page-locked host memory is queued on the communication stream
+// behind an event, and a mark after it; a communication thread waits for each bucket's mark in bucket
+// order, sums the copy, and queues its copy back. After backward the compute stream waits for the
+// communication stream; the state space then goes through the host on the compute stream, as after
+// backward. The same sums of the same host copies in the same order as RangeReducer's staging, so
+// bitwise the same result.
+void stageOverlapped(Model& model, Collective& collective, RangeReducer& reducer, const std::string& programName,
+                     int64_t n, const ScalarValues& scalars, uint64_t seed, const ReduceRequest& request,
+                     Clock::time_point& programDone, double& commSeconds) {
+  Device& device = model.device();
+  device.commStream();  // made before two threads use it
+  const std::vector<GradientBucket>& buckets = request.buckets;
+  std::vector<int64_t> ready = bucketReadySteps(model.program(programName), buckets);
+  std::vector<float*> staging(buckets.size());
+  std::vector<void*> marks(buckets.size(), nullptr);
+  size_t stagingFloats = 0;
+  for (const GradientBucket& b : buckets) stagingFloats += size_t(b.size);
+  float* host = device.hostStaging(stagingFloats);
+  for (size_t b = 0, at = 0; b < buckets.size(); at += size_t(buckets[b].size), ++b) staging[b] = host + at;
+  float* grad = static_cast<float*>(model.spaceBase(Space::Grad));
+  Progress progress;  // stepsDone counts the buckets whose copy to the host is queued
+  size_t next = 0;
+  auto queueReady = [&](int64_t stepsLaunched) {
+    if (next >= buckets.size() || ready[next] >= stepsLaunched) return;
+    device.commWaitsForCompute();
+    for (; next < buckets.size() && ready[next] < stepsLaunched; ++next) {
+      device.commCopyToHost(staging[next], grad + buckets[next].offset, size_t(buckets[next].size) * 4);
+      marks[next] = device.commMark();
+    }
+    {
+      std::lock_guard<std::mutex> lock(progress.mutex);
+      progress.stepsDone = int64_t(next);
+    }
+    progress.changed.notify_one();
+  };
+  std::exception_ptr commFailure;
+  std::thread comm([&] {
+    try {
+      for (size_t b = 0; b < buckets.size(); ++b) {
+        {
+          std::unique_lock<std::mutex> lock(progress.mutex);
+          progress.changed.wait(lock, [&] { return progress.failed || progress.stepsDone > int64_t(b); });
+          if (progress.failed) return;
+        }
+        Clock::time_point started = Clock::now();
+        device.hostWaits(marks[b]);  // this bucket's copy has arrived
+        marks[b] = nullptr;
+        if (buckets[b].size > 0) {
+          collective.scaledSum(staging[b], size_t(buckets[b].size), request.weight, nullptr);
+          device.commCopyToDevice(grad + buckets[b].offset, staging[b], size_t(buckets[b].size) * 4);
+        }
+        commSeconds += secondsSince(started);
+      }
+    } catch (...) {
+      commFailure = std::current_exception();
+    }
+  });
+  auto fail = [&] {
+    {
+      std::lock_guard<std::mutex> lock(progress.mutex);
+      progress.failed = true;
+    }
+    progress.changed.notify_one();
+    comm.join();
+    for (void* mark : marks)
+      if (mark) try {
+          device.hostWaits(mark);
+        } catch (...) {  // the failure being reported matters more
+        }
+  };
+  try {
+    model.run(programName, n, scalars, seed, [&](size_t step) { queueReady(int64_t(step) + 1); });
+    programDone = Clock::now();
+    queueReady(INT64_MAX);
+  } catch (...) {
+    fail();
+    throw;
+  }
+  comm.join();
+  // The copies back, from the staging memory the next step reuses, are done before it (and the
+  // SGD update) starts; marks a failure left unwaited are released.
+  device.computeWaitsForComm();
+  device.synchronize();
+  for (void* mark : marks)
+    if (mark) device.hostWaits(mark);
+  if (commFailure) std::rethrow_exception(commFailure);
+  if (request.state) reducer.reduce(Space::State, 0, model.spaceCapacity(Space::State));
+  device.synchronize();
+}
+
+}  // namespace
+
 void runAndReduce(Model& model, Collective& collective, const std::string& programName, int64_t n,
                   const ScalarValues& scalars, uint64_t seed, const ReduceRequest& request) {
   checkBuckets(model, request.buckets);
   RangeReducer reducer(model, collective, request.weight);
+  if (reducer.inPlace() && model.device().commStream()) {
+    Clock::time_point programDone;
+    queueReductions(model, reducer, programName, n, scalars, seed, request, programDone);
+    std::lock_guard<std::mutex> lock(timingMutex);
+    lastTiming = {reducer.seconds(), secondsSince(programDone)};
+    return;
+  }
+  if (!reducer.inPlace() && request.overlap && model.device().commStream()) {
+    Clock::time_point programDone;
+    double commSeconds = 0;
+    stageOverlapped(model, collective, reducer, programName, n, scalars, seed, request, programDone, commSeconds);
+    std::lock_guard<std::mutex> lock(timingMutex);
+    lastTiming = {commSeconds + reducer.seconds(), secondsSince(programDone)};
+    return;
+  }
   // Overlap needs memory the communication thread may read while the executor runs, and launches that
   // have finished when the executor reports them.
   bool overlap = request.overlap && reducer.inPlace() && model.device().hostAddressable();

@@ -33,11 +33,14 @@ struct ReduceRequest {
 std::vector<int64_t> bucketReadySteps(const Program& program, const std::vector<GradientBucket>& buckets);
 
 // Runs `program` for n images and reduces the request's buckets (then the state space) with
-// `collective`. Overlaps only where the device's memory is host memory and its launches synchronous
-// (cpu, emu) and the collective takes host memory; otherwise reduces after the program.
+// `collective`. Overlaps where the arena is host memory with synchronous launches (cpu, emu) and the
+// collective takes host memory (a communication thread), and where the device queues its launches
+// (cuda) and the collective takes its memory (NCCL: collectives queued on the device's communication
+// stream behind events); MPI on a cuda arena (staged through the host) reduces after the program.
 // How the last runAndReduce of this process spent its time (bench/distributed-reduce.ts): seconds
-// inside the collectives (scaling and copies included), and seconds the caller waited for them after
-// the program had finished (all of the former without overlap; what backward did not hide with it).
+// inside the collectives (scaling and copies included; on cuda only the queueing), and seconds the
+// caller waited for them after the program had finished (all of the former without overlap; what
+// backward did not hide with it).
 struct ReduceTiming {
   double reducing = 0;
   double exposed = 0;

@@ -129,7 +129,7 @@ void MpiLibrary::allreduceSumOf(void* data, size_t count, size_t width, void* ty
   }
 }
 
-void MpiLibrary::scaledSum(float* data, size_t count, double weight) {
+void MpiLibrary::scaledSum(float* data, size_t count, double weight, void*) {
   if (weight == 0)
     std::fill(data, data + count, 0.0f);
   else if (weight != 1)

@@ -25,7 +25,7 @@ class MpiLibrary final : public Collective {
   bool takesDeviceMemory() const override { return false; }
   // weight 0 sums zeros; otherwise each element becomes float(double(x) * weight) first (the rounding
   // the TS reducer used, so both give the same bits).
-  void scaledSum(float* data, size_t count, double weight) override;
+  void scaledSum(float* data, size_t count, double weight, void* stream) override;
 
   // In place: every rank ends with the element-wise sum over all ranks.
   void allreduceSum(float* data, size_t count);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cuda_device.h"
 #include "error.h"
 
 namespace nincc {
@@ -94,6 +95,7 @@ NcclCollective::NcclCollective(int rank, int size, const NcclUniqueId& id)
     throw Error("NCCL rank " + std::to_string(rank) + " of " + std::to_string(size) + ": not a rank of the world");
   UniqueIdArg arg{};
   std::memcpy(arg.internal, id.data(), id.size());
+  makeChosenGpuCurrent();
   nccl_.check(nccl_.api().commInitRank(&comm_, size, arg, rank), "ncclCommInitRank");
 }
 
@@ -101,17 +103,16 @@ NcclCollective::~NcclCollective() {
   if (comm_) nccl_.api().commDestroy(comm_);
 }
 
-void NcclCollective::scaledSum(float* data, size_t count, double weight) {
+void NcclCollective::scaledSum(float* data, size_t count, double weight, void* stream) {
   const NcclLibrary::Api& a = nccl_.api();
-  void* legacyStream = nullptr;  // cudaStreamLegacy's handle is the null stream
   if (weight == 1) {
-    nccl_.check(a.allReduce(data, data, count, kNcclFloat32, kNcclSum, comm_, legacyStream), "ncclAllReduce");
+    nccl_.check(a.allReduce(data, data, count, kNcclFloat32, kNcclSum, comm_, stream), "ncclAllReduce");
     return;
   }
   float scalar = float(weight);
   int op = 0;
   nccl_.check(a.redOpCreatePreMulSum(&op, &scalar, kNcclFloat32, kNcclScalarHostImmediate, comm_), "ncclRedOpCreatePreMulSum");
-  int result = a.allReduce(data, data, count, kNcclFloat32, op, comm_, legacyStream);
+  int result = a.allReduce(data, data, count, kNcclFloat32, op, comm_, stream);
   a.redOpDestroy(op, comm_);
   nccl_.check(result, "ncclAllReduce");
 }

@@ -37,9 +37,9 @@ class NcclLibrary {
 };
 
 // One rank of an NCCL communicator (ncclCommInitRank) over the GPU this process's cuda device uses.
-// Its collectives go on CUDA's legacy default stream, which the cuda device's stream (a blocking
-// stream, cuda_device.cc) waits for and is waited for by: they come after the backward kernels and
-// before the SGD update's without an explicit event.
+// Its collectives go on the stream the caller gives: the cuda device's communication stream, which
+// gradient_reducer.cc orders after each bucket's last backward kernel and before the SGD update by
+// events (device.h commWaitsForCompute / computeWaitsForComm).
 class NcclCollective final : public Collective {
  public:
   NcclCollective(int rank, int size, const NcclUniqueId& id);
@@ -47,7 +47,7 @@ class NcclCollective final : public Collective {
   std::string name() const override { return "NCCL"; }
   bool takesDeviceMemory() const override { return true; }
   // ncclAllReduce in place; weight != 1 through a pre-multiplied sum (the weight rounded to float).
-  void scaledSum(float* data, size_t count, double weight) override;
+  void scaledSum(float* data, size_t count, double weight, void* stream) override;
   int rank() const { return rank_; }
   int size() const { return size_; }
 

@@ -1,7 +1,7 @@
 // The NCCL reduction path on the cuda device (npm run test:gpu; docs/distributed.md#nccl): one rank is
 // enough to exercise it — libnccl.so.2 loaded at run time, a unique id, ncclCommInitRank, and the
-// runtime's bucketed pre-multiplied all-reduce in place on the cuda arena. With one rank the sum is
-// this rank's own weighted gradient, so the result must be bitwise `weight` × the gradient of a plain
+// runtime's bucketed pre-multiplied all-reduce in place on the cuda arena, overlapped with backward on
+// the communication stream and after it. With one rank the sum is this rank's own weighted gradient, so the result must be bitwise `weight` × the gradient of a plain
 // forwardBackward (weight 0.5: exact in float). Skipped, saying why, without a GPU, nvcc or NCCL
 // (NINCC_REQUIRE_GPU=1 makes a missing NCCL an error too).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -68,15 +68,16 @@ describe.skipIf(Boolean(skip))('NCCL on the cuda device, one rank', () => {
       const plainGrad = m.readSpace('grad', 0, grad);
       const plainState = m.readSpace('state', 0, state);
       expect(plainGrad.some((g) => g !== 0)).toBe(true);
-      for (const weight of [0.5, 1]) {
+      // Overlapped (each bucket queued on the communication stream behind its event) and after backward.
+      for (const [weight, overlap] of [[0.5, true], [0.5, false], [1, true], [1, false]] as const) {
         m.writeSpace('state', 0, before);
-        await m.forwardBackward(images, labels, { ...nativeReduce(buckets, weight, true, 'nccl'), state: true });
+        await m.forwardBackward(images, labels, { ...nativeReduce(buckets, weight, overlap, 'nccl'), state: true });
         const g = m.readSpace('grad', 0, grad);
         const s = m.readSpace('state', 0, state);
         let mismatches = 0;
         for (let i = 0; i < grad; i++) if (!Object.is(g[i], Math.fround(plainGrad[i] * weight))) mismatches++;
         for (let i = 0; i < state; i++) if (!Object.is(s[i], Math.fround(plainState[i] * weight))) mismatches++;
-        expect(mismatches, `weight ${weight}`).toBe(0);
+        expect(mismatches, `weight ${weight}, overlap ${overlap}`).toBe(0);
       }
     } finally {
       await m.dispose();

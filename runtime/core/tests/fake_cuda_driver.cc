@@ -5,9 +5,24 @@
 // value is empty faults when launched; `scale_add` and `add_bias` run the fixture kernels' arithmetic
 // on host memory (4 floats per image), `nop` does nothing. Graphs are lists of kernel nodes run in order,
 // and fake_cuda_count(name) says how often an entry point was called, so tests see which path ran.
+// FAKE_CUDA_DEVICES=N makes it see N GPUs (default 1); fake_cuda_ordinal() is the one last opened, and
+// fake_cuda_current_ordinal() the one whose context is current on the calling thread.
+// Streams: by default every call runs when it is made (a synchronous GPU). fake_cuda_set_schedule(1 or 2)
+// (or FAKE_CUDA_SCHEDULE=comm-first|compute-first) queues work per stream instead, as a GPU does, and
+// runs it only when the host waits (cuStreamSynchronize): then the head of a stream runs as soon as
+// its event waits allow, the newest stream first (1: a communication stream races ahead of the compute
+// stream) or the oldest first (2: the compute stream races ahead), so a missing event shows up as a
+// wrong result. fake_cuda_enqueue puts another library's work (the fake NCCL) on a stream, and
+// fake_cuda_executed(i) lists what ran, in order, with its stream's number.
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,8 +33,10 @@ struct Module {
   std::map<std::string, std::string> globals;
   std::map<std::string, std::string> kernels;  // name → behaviour
 };
-int token;  // the addresses of the fake context and stream
+int contexts[16];  // the primary context of each fake GPU
+thread_local int current = -1;  // the GPU whose context is current on this thread
 std::map<std::string, int> calls;
+int ordinal = -1;  // the device of the last primary context retained
 constexpr int kPerImage = 4;  // runtime/core/tests/fixture_kernels.cc
 
 // The fixture's kernel arithmetic by behaviour name; `params` as cuLaunchKernel's kernelParams.
@@ -78,13 +95,107 @@ struct Node {
 struct Graph {
   std::vector<Node*> nodes;
 };
+
+// The queued model (schedule 1, 2). An event is reached once the work queued before its record has run.
+struct Event {
+  uint64_t recorded = 0, reached = 0;  // generations: records queued, records run
+};
+struct Op {
+  std::function<CUresult()> run;
+  std::string label;  // what fake_cuda_executed lists; empty: not listed
+  Event* waits = nullptr;
+  uint64_t generation = 0;  // runnable once waits->reached >= generation
+};
+struct Stream {
+  int number;
+  std::deque<Op> queue;
+};
+int schedule = [] {
+  const char* s = std::getenv("FAKE_CUDA_SCHEDULE");
+  return !s ? 0 : std::string(s) == "comm-first" ? 1 : std::string(s) == "compute-first" ? 2 : 0;
+}();
+std::vector<Stream*> streams;  // in creation order
+int streamsMade = 0;
+std::deque<Event> events;      // never freed: a destroyed event may still be waited on by queued work
+CUresult sticky = kSuccess;    // the first failure of queued work, reported at the next synchronisation
+std::vector<std::string> executed;
+// Every entry point that touches the queues holds it: a communication thread synchronises and copies
+// while the executor's thread launches (recursive: a legacy-stream call drains the queues).
+std::recursive_mutex bigLock;
+using Hold = std::lock_guard<std::recursive_mutex>;
+
+bool runnable(const Op& op) { return !op.waits || op.waits->reached >= op.generation; }
+
+void runOp(Stream* s, Op op) {
+  if (!op.label.empty()) executed.push_back("s" + std::to_string(s ? s->number : -1) + " " + op.label);
+  CUresult r = op.run();
+  if (r != kSuccess && sticky == kSuccess) sticky = r;
+}
+
+// Runs queued heads, by the schedule's preference, until `done`; false if stuck (a wait never met).
+bool runUntil(const std::function<bool()>& done) {
+  while (!done()) {
+    Stream* pick = nullptr;
+    for (size_t i = 0; i < streams.size() && !pick; ++i) {
+      Stream* s = streams[schedule == 1 ? streams.size() - 1 - i : i];
+      if (!s->queue.empty() && runnable(s->queue.front())) pick = s;
+    }
+    if (!pick) return false;
+    Op op = std::move(pick->queue.front());
+    pick->queue.pop_front();
+    runOp(pick, std::move(op));
+  }
+  return true;
+}
+bool allIdle() {
+  for (Stream* s : streams)
+    if (!s->queue.empty()) return false;
+  return true;
+}
+
+// Runs `op` now (synchronous model, or the legacy stream after everything queued) or queues it.
+CUresult submit(void* stream, Op op) {
+  Hold hold(bigLock);
+  auto* s = static_cast<Stream*>(stream);
+  if (schedule == 0 || !s) {
+    if (schedule != 0 && !runUntil(allIdle)) return kInvalidValue;
+    CUresult r = op.run();
+    if (!op.label.empty()) executed.push_back("s" + std::to_string(s ? s->number : -1) + " " + op.label);
+    return r;
+  }
+  s->queue.push_back(std::move(op));
+  return kSuccess;
+}
 }  // namespace
 
 #define FAKE extern "C" __attribute__((visibility("default"))) CUresult
-#define COUNT() ++calls[__func__]
+#define COUNT() \
+  Hold hold(bigLock); \
+  ++calls[__func__]
 using Ptr = unsigned long long;
 
 extern "C" __attribute__((visibility("default"))) int fake_cuda_count(const char* name) { return calls[name]; }
+extern "C" __attribute__((visibility("default"))) int fake_cuda_ordinal() { return ordinal; }
+extern "C" __attribute__((visibility("default"))) void fake_cuda_set_schedule(int s) { schedule = s; }
+// The GPU whose context is current on the calling thread, or -1 (what the CUDA runtime, and so NCCL, takes).
+extern "C" __attribute__((visibility("default"))) int fake_cuda_current_ordinal() { return current; }
+// The i-th thing run since the last clear ("s<stream> <label>"), or null past the end.
+extern "C" __attribute__((visibility("default"))) const char* fake_cuda_executed(int i) {
+  Hold hold(bigLock);
+  return i >= 0 && size_t(i) < executed.size() ? executed[size_t(i)].c_str() : nullptr;
+}
+extern "C" __attribute__((visibility("default"))) void fake_cuda_clear_executed() {
+  Hold hold(bigLock);
+  executed.clear();
+}
+// Queues fn(context) on `stream` (runs it now when nothing is queued: the synchronous model).
+extern "C" __attribute__((visibility("default"))) CUresult fake_cuda_enqueue(void* stream, CUresult (*fn)(void*), void* context,
+                                                                             const char* label) {
+  Op op;
+  op.run = [fn, context] { return fn(context); };
+  op.label = label;
+  return submit(stream, std::move(op));
+}
 
 FAKE cuGetErrorName(CUresult r, const char** s) {
   *s = r == kNoDevice ? "CUDA_ERROR_NO_DEVICE" : r == kNotFound ? "CUDA_ERROR_NOT_FOUND"
@@ -100,14 +211,86 @@ FAKE cuInit(unsigned) {
   const char* none = std::getenv("FAKE_CUDA_NO_DEVICE");
   return none && none[0] == '1' ? kNoDevice : kSuccess;
 }
-FAKE cuDeviceGetCount(int* n) { *n = 1; return kSuccess; }
-FAKE cuDeviceGet(int* d, int ordinal) { *d = ordinal; return ordinal == 0 ? kSuccess : kInvalidValue; }
-FAKE cuDevicePrimaryCtxRetain(void** c, int) { *c = &token; return kSuccess; }
+FAKE cuDeviceGetCount(int* n) {
+  const char* devices = std::getenv("FAKE_CUDA_DEVICES");
+  *n = devices ? std::atoi(devices) : 1;
+  return kSuccess;
+}
+FAKE cuDeviceGet(int* d, int o) {
+  int count = 0;
+  cuDeviceGetCount(&count);
+  *d = o;
+  return o >= 0 && o < count ? kSuccess : kInvalidValue;
+}
+FAKE cuDevicePrimaryCtxRetain(void** c, int d) {
+  if (d < 0 || d >= 16) return kInvalidValue;
+  ordinal = d;
+  *c = &contexts[d];
+  return kSuccess;
+}
 FAKE cuDevicePrimaryCtxRelease_v2(int) { return kSuccess; }
-FAKE cuCtxSetCurrent(void* c) { return c == &token ? kSuccess : kInvalidValue; }
-FAKE cuStreamCreate(void** s, unsigned) { *s = &token; return kSuccess; }
-FAKE cuStreamDestroy_v2(void*) { return kSuccess; }
-FAKE cuStreamSynchronize(void*) { return kSuccess; }
+FAKE cuCtxSetCurrent(void* c) {
+  const long d = static_cast<int*>(c) - contexts;
+  if (d < 0 || d >= 16) return kInvalidValue;
+  current = int(d);
+  return kSuccess;
+}
+FAKE cuStreamCreate(void** s, unsigned) {
+  COUNT();
+  streams.push_back(new Stream{streamsMade++, {}});
+  *s = streams.back();
+  return kSuccess;
+}
+FAKE cuStreamDestroy_v2(void* stream) {
+  Hold hold(bigLock);
+  auto* s = static_cast<Stream*>(stream);
+  runUntil([s] { return s->queue.empty(); });
+  for (size_t i = 0; i < streams.size(); ++i)
+    if (streams[i] == s) streams.erase(streams.begin() + long(i));
+  delete s;
+  return kSuccess;
+}
+FAKE cuStreamSynchronize(void* stream) {
+  Hold hold(bigLock);
+  auto* s = static_cast<Stream*>(stream);
+  if (!runUntil([s] { return s->queue.empty(); })) return kInvalidValue;  // a wait that can never be met
+  return sticky;
+}
+FAKE cuEventCreate(void** e, unsigned) {
+  COUNT();
+  events.emplace_back();
+  *e = &events.back();
+  return kSuccess;
+}
+FAKE cuEventDestroy_v2(void*) { return kSuccess; }
+FAKE cuEventSynchronize(void* event) {
+  COUNT();
+  auto* e = static_cast<Event*>(event);
+  const uint64_t generation = e->recorded;
+  return runUntil([e, generation] { return e->reached >= generation; }) ? sticky : kInvalidValue;
+}
+FAKE cuMemAllocHost_v2(void** p, size_t bytes) {
+  COUNT();
+  *p = std::malloc(bytes ? bytes : 1);
+  return *p ? kSuccess : kInvalidValue;
+}
+FAKE cuMemFreeHost(void* p) { std::free(p); return kSuccess; }
+FAKE cuEventRecord(void* event, void* stream) {
+  COUNT();
+  auto* e = static_cast<Event*>(event);
+  const uint64_t generation = ++e->recorded;
+  Op op;
+  op.run = [e, generation] { e->reached = generation; return kSuccess; };
+  return submit(stream, std::move(op));
+}
+FAKE cuStreamWaitEvent(void* stream, void* event, unsigned) {
+  COUNT();
+  Op op;
+  op.waits = static_cast<Event*>(event);
+  op.generation = op.waits->recorded;
+  op.run = [] { return kSuccess; };
+  return submit(stream, std::move(op));
+}
 FAKE cuModuleLoadData(void** m, const void* image) {
   auto* module = new Module;
   const char* text = static_cast<const char*>(image);
@@ -140,9 +323,17 @@ FAKE cuModuleGetGlobal_v2(Ptr* p, size_t* bytes, void* m, const char* name) {
   return kSuccess;
 }
 // A kernel without a behaviour "faults": the device must name the kernel and its geometry.
-FAKE cuLaunchKernel(void* f, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void*, void** params, void**) {
+FAKE cuLaunchKernel(void* f, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void* stream, void** params,
+                    void**) {
   COUNT();
-  return run(*static_cast<const std::string*>(f), params);
+  // The parameter values are copied at the call, as the driver does.
+  auto node = std::make_shared<Node>();
+  NodeParams p{f, {}, {}, 0, params, nullptr, nullptr, nullptr};
+  node->set(&p);
+  Op op;
+  op.run = [node] { return run(*node->behaviour, node->pointers.data()); };
+  op.label = *node->behaviour;
+  return submit(stream, std::move(op));
 }
 FAKE cuGraphCreate(void** g, unsigned) {
   COUNT();
@@ -171,11 +362,16 @@ FAKE cuGraphExecKernelNodeSetParams_v2(void*, void* node, const NodeParams* p) {
   static_cast<Node*>(node)->set(p);
   return kSuccess;
 }
-FAKE cuGraphLaunch(void* exec, void*) {
+FAKE cuGraphLaunch(void* exec, void* stream) {
   COUNT();
-  for (Node* n : static_cast<Graph*>(exec)->nodes)
-    if (CUresult r = run(*n->behaviour, n->pointers.data()); r != kSuccess) return r;
-  return kSuccess;
+  Op op;
+  op.run = [exec] {
+    for (Node* n : static_cast<Graph*>(exec)->nodes)
+      if (CUresult r = run(*n->behaviour, n->pointers.data()); r != kSuccess) return r;
+    return kSuccess;
+  };
+  op.label = "graph";
+  return submit(stream, std::move(op));
 }
 FAKE cuGraphExecDestroy(void*) { COUNT(); return kSuccess; }
 FAKE cuGraphDestroy(void* g) {
@@ -190,6 +386,26 @@ FAKE cuMemAlloc_v2(Ptr* p, size_t bytes) {
   return m ? kSuccess : kInvalidValue;
 }
 FAKE cuMemFree_v2(Ptr p) { std::free(reinterpret_cast<void*>(p)); return kSuccess; }
-FAKE cuMemsetD8Async(Ptr p, unsigned char v, size_t n, void*) { std::memset(reinterpret_cast<void*>(p), v, n); return kSuccess; }
-FAKE cuMemcpyHtoDAsync_v2(Ptr d, const void* s, size_t n, void*) { std::memcpy(reinterpret_cast<void*>(d), s, n); return kSuccess; }
-FAKE cuMemcpyDtoHAsync_v2(void* d, Ptr s, size_t n, void*) { std::memcpy(d, reinterpret_cast<const void*>(s), n); return kSuccess; }
+FAKE cuMemsetD8Async(Ptr p, unsigned char v, size_t n, void* stream) {
+  Op op;
+  op.run = [p, v, n] { std::memset(reinterpret_cast<void*>(p), v, n); return kSuccess; };
+  return submit(stream, std::move(op));
+}
+// From pageable host memory the source is staged at the call.
+FAKE cuMemcpyHtoDAsync_v2(Ptr d, const void* s, size_t n, void* stream) {
+  auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(s), static_cast<const char*>(s) + n);
+  Op op;
+  op.run = [d, staged] { std::memcpy(reinterpret_cast<void*>(d), staged->data(), staged->size()); return kSuccess; };
+  char label[64];
+  std::snprintf(label, sizeof label, "htod %p %zu", reinterpret_cast<void*>(d), n);
+  op.label = label;
+  return submit(stream, std::move(op));
+}
+FAKE cuMemcpyDtoHAsync_v2(void* d, Ptr s, size_t n, void* stream) {
+  Op op;
+  op.run = [d, s, n] { std::memcpy(d, reinterpret_cast<const void*>(s), n); return kSuccess; };
+  char label[64];
+  std::snprintf(label, sizeof label, "dtoh %p %zu", reinterpret_cast<void*>(s), n);
+  op.label = label;
+  return submit(stream, std::move(op));
+}

@@ -22,7 +22,7 @@ class RecordingCollective final : public Collective {
   RecordingCollective(const Model& model, bool deviceMemory) : model_(model), deviceMemory_(deviceMemory) {}
   std::string name() const override { return deviceMemory_ ? "NCCL stand-in" : "MPI stand-in"; }
   bool takesDeviceMemory() const override { return deviceMemory_; }
-  void scaledSum(float* data, size_t count, double weight) override {
+  void scaledSum(float* data, size_t count, double weight, void*) override {
     const char* space = data >= static_cast<float*>(model_.spaceBase(Space::State)) &&
                                 data < static_cast<float*>(model_.spaceBase(Space::State)) + model_.spaceCapacity(Space::State)
                             ? "state"
