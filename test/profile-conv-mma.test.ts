@@ -76,3 +76,45 @@ describe('nincc profile of the bf16 tensor-core conv', () => {
     }
   });
 });
+
+describe('coalesced staging of the bf16 tensor-core conv (hand-counted sectors)', () => {
+  let work: string;
+  let json: ProfileReport;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'nincc-profile-mma-1x1-'));
+    const r = nincc(['profile', join(root, 'test/data/conv-mma-1x1.model'), '--batch', '32', '--precision', 'bf16', '--json'], { cwd: work, env: { NINCC_NVCC: '0' }, timeoutMs: 300_000 });
+    expect(r.code, r.stderr).toBe(0);
+    json = JSON.parse(r.stdout) as ProfileReport;
+  }, 300_000);
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const loadSectors = (name: string) => {
+    const k = json.kernels.find((x) => x.kernel === name);
+    if (!k) throw new Error(`no kernel ${name} in the profile`);
+    return k.counts.global_load_sectors;
+  };
+
+  // conv(32, 32, 1, 1) on 32×8×8 at batch 32: every plane is 64 floats (256 bytes), every weight row 32
+  // floats (128 bytes), so every run of 8 consecutive floats a staging instruction reads is one aligned sector.
+  it('the forward reads each staged sector once per load instruction (4 sectors for 32 floats)', () => {
+    // M = 32·64 = 2048, N = K = 32, one 32-deep slice; tile 128×32 (4 warps of 32×32): 16 blocks. Per block:
+    // A, 128 positions × 32 channels across rows: 4 warps × 4 items × 8 loads of 32 consecutive positions
+    // of one channel = 128 instructions × 4 sectors = 512; B, 32 output channels × 32 taps along k: 4 warps
+    // × 2 items × 4 loads of 4 rows × 8 consecutive taps = 32 instructions × 4 sectors = 128; the bias in
+    // the epilogue, 4 warps × 4 n8 tiles × 2 halves, each 4 floats in one sector: 32. Staging the weights
+    // across rows instead (lanes on output channels, 128 bytes apart) reads 1,024 sectors for B, not 128.
+    const perBlock = 128 * 4 + 32 * 4 + 32;
+    expect(loadSectors('k1_conv_infer')).toBe(16 * perBlock);
+    expect(loadSectors('k1_conv_fwd_fused')).toBe(16 * perBlock);
+  });
+
+  it('the weight gradient reads both operands along the positions (4 sectors per load instruction)', () => {
+    // M = C = 32 (tile 64×32: its rows 32..63 are past C and load nothing), N = K = 32, the reduction over
+    // 32·64 = 2048 positions in 4 splits of 16 slices. Per slice: A, 32 channels × 32 positions and B, 32
+    // output channels × 32 positions, each 4 warps × 2 items × 4 loads of 4 rows × 8 consecutive positions
+    // = 32 instructions × 4 sectors = 128. Lanes across rows (channels 256 bytes apart) would read 32 per load.
+    expect(loadSectors('k1_conv_wgrad_fused')).toBe(4 * 16 * (128 + 128));
+  });
+});
