@@ -8,9 +8,10 @@
 // positions, into that split's fp32 partial; wgrad_reduce (conv.ts) adds the splits in order — no
 // atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
 // channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
-import { applyPending, inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
+import { inputParams, params, fusedText, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
 import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
+import { applyPendingFrom, fromRow, fromTable, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads } from './conv-mma-channels.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /**
@@ -103,6 +104,8 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
+    '// The rebuild\'s channel parameters: every element of a staged row may be another channel k.',
+    ...rebuildTable(c, c.K, THREADS),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
     '  // Stage A: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s): dY\' at the output position the tap reaches from here.',
     ...stageAcrossRows('as', BM, {
@@ -120,7 +123,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
         `  if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
         `    const long long at = ((long long)img * ${c.K} + kout) * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
         '    v = nincc::ld(&g[at]);',
-        ...rebuildGradient(c, 'v', 'at', 'kout').map((s) => `    ${s}`),
+        ...rebuildGradientFrom(c, 'v', 'at', fromTable('kout')).map((s) => `    ${s}`),
         '  }',
         '}',
       ],
@@ -181,7 +184,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
     ...stageAlongK('as', BM, {
-      perRow: ['const int crs = int(m0) + row;', `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`],
+      perRow: ['const int crs = int(m0) + row;', `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`, ...rowPendingLoads(c, 'ch', `crs < ${CRS}`)],
       perElement: [
         'const long long j = j0 + ko;',
         `if (crs < ${CRS} && j < hi) {`,
@@ -189,20 +192,20 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
         `  const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
         `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
         `    v = nincc::ld(&x[(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u]);`,
-        ...applyPending(c, 'v', 'ch').map((line) => `    ${line}`),
+        ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
         '  }',
         '}',
       ],
     }).map((s) => `  ${s}`),
     '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
     ...stageAlongK('bs', BN, {
-      perRow: ['const int kout = n0 + row;'],
+      perRow: ['const int kout = n0 + row;', ...rowRebuildLoads(c, 'kout', `kout < ${c.K}`)],
       perElement: [
         'const long long j = j0 + ko;',
         `if (kout < ${c.K} && j < hi) {`,
         `  const long long at = (j / ${PQ} * ${c.K} + kout) * ${PQ} + j % ${PQ};`,
         '  v = nincc::ld(&g[at]);',
-        ...rebuildGradient(c, 'v', 'at', 'kout').map((s) => `  ${s}`),
+        ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `  ${s}`),
         '}',
         ...(c.bias ? [`bsum[q / ${THREADS}] += v;`] : []),
       ],

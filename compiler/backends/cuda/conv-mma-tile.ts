@@ -78,6 +78,23 @@ const K_OFFSET_ACROSS_ROWS = '2 * chunk + e / 4 + 8 * (e % 4)';
 const K_OFFSET_ALONG_K = 'quarter + 8 * e';
 
 /**
+ * The per-element code written out once per element `e` rather than as a loop: a GPU runs the unrolled
+ * loop as that many load instructions, each with its own predicate, and the emulator's profile groups a
+ * warp's accesses by source line — one line per element keeps a lane that skips element e (a padding
+ * tap) from being paired with its neighbours' element e + 1.
+ */
+function unrolled(count: number, kOffset: string, perElement: readonly string[]): string[] {
+  return Array.from({ length: count }, (_, e) => [
+    `  {  // element ${e}`,
+    `    const int e = ${e}, ko = ${kOffset};`,
+    '    float v = 0.0f;',
+    ...perElement.map((line) => `    ${line}`),
+    `    vs[${e}] = v;`,
+    '  }',
+  ]).flat();
+}
+
+/**
  * Stages `rows` rows with consecutive lanes on consecutive rows, each thread one 16-byte chunk (eight
  * positions) of one row: coalesced when the operand's addresses run along its rows (the output
  * positions of a forward's A, the input positions of a data gradient's A, the channels of a 1×1 W).
@@ -89,13 +106,7 @@ export function stageAcrossRows(tile: 'as' | 'bs', rows: number, s: Staging): st
     `  const int row = q % ${rows}, chunk = q / ${rows};`,
     ...s.perRow.map((line) => `  ${line}`),
     '  float vs[8];',
-    '  NINCC_UNROLL',
-    '  for (int e = 0; e < 8; ++e) {',
-    `    const int ko = ${K_OFFSET_ACROSS_ROWS};`,
-    '    float v = 0.0f;',
-    ...s.perElement.map((line) => `    ${line}`),
-    '    vs[e] = v;',
-    '  }',
+    ...unrolled(8, K_OFFSET_ACROSS_ROWS, s.perElement),
     `  ${packChunk(`${tile}[${swizzled('row', 'chunk')}]`)}`,
     '}',
   ];
@@ -116,13 +127,7 @@ export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging): string
     '  const int row = q / 8, quarter = q % 8;',
     ...s.perRow.map((line) => `  ${line}`),
     '  float vs[4];',
-    '  NINCC_UNROLL',
-    '  for (int e = 0; e < 4; ++e) {',
-    `    const int ko = ${K_OFFSET_ALONG_K};`,
-    '    float v = 0.0f;',
-    ...s.perElement.map((line) => `    ${line}`),
-    '    vs[e] = v;',
-    '  }',
+    ...unrolled(4, K_OFFSET_ALONG_K, s.perElement),
     `  nincc::st(reinterpret_cast<int2*>(&${tile}[${swizzled('row', 'quarter / 2')}]) + quarter % 2, int2{int(nincc::to_bf16x2(vs[1], vs[0])), int(nincc::to_bf16x2(vs[3], vs[2]))});`,
     '}',
   ];
