@@ -15,14 +15,9 @@ const pendingFields = (f: FusionFlags): string[] => (f.inBn ? ['in_scale', 'in_s
 /** Where a channel parameter comes from: `field` is its buffer's name. */
 type Source = (field: string) => string;
 
-/** Registers named after the buffers, loaded by rowLoads. */
+/** Registers named after the buffers, loaded by rowLoads or tableLoads. */
 export const fromRow: Source = (field) => `r_${field}`;
 
-/** The shared table that channelTable fills, at channel `ch`. */
-export const fromTable =
-  (ch: string): Source =>
-  (field) =>
-    `nincc::ld(&t_${field}[${ch}])`;
 
 /** Per staged row: each parameter of channel `ch` into a register, 0 where the row is past the operand (`live` false). */
 export function rowLoads(fields: readonly string[], ch: string, live: string): string[] {
@@ -46,6 +41,18 @@ export function rebuildTable(f: FusionFlags, channels: number, threads: number):
     '}',
     '__syncthreads();',
   ];
+}
+
+/**
+ * Per staged element: the rebuild's parameters of channel `ch` from the table into registers. Every lane
+ * reads them, also for the taps it will not load (`ch` must be a valid channel there too), so a warp reads
+ * one address per field — a broadcast — and the emulator, which pairs a lane's k-th execution of a line
+ * with its neighbours', sees every lane execute it equally often.
+ */
+export function tableLoads(f: FusionFlags, ch: string): string[] {
+  const fields = rebuildFields(f);
+  if (fields.length === 0) return [];
+  return [`const int table_ch = ${ch};`, ...fields.map((field) => `const float ${fromRow(field)} = nincc::ld(&t_${field}[table_ch]);`)];
 }
 
 /** applyPending with its parameters from `from`. */

@@ -11,7 +11,7 @@
 import { inputParams, params, fusedText, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
 import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
-import { applyPendingFrom, fromRow, fromTable, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads } from './conv-mma-channels.js';
+import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /**
@@ -117,13 +117,14 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
       ],
       perElement: [
         'const int kk = k0 + ko;',
+        ...tableLoads(c, `(kk < ${KRS} ? kk / ${RS} : 0)`),
         `if (live && kk < ${KRS}) {`,
         `  const int kout = kk / ${RS}, hp = hp0 - kk / ${c.S} % ${c.R}, up = up0 - kk % ${c.S};`,
         '  // Only the taps whose distance is a whole number of strides inside the output reach this position.',
         `  if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
         `    const long long at = ((long long)img * ${c.K} + kout) * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
         '    v = nincc::ld(&g[at]);',
-        ...rebuildGradientFrom(c, 'v', 'at', fromTable('kout')).map((s) => `    ${s}`),
+        ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `    ${s}`),
         '  }',
         '}',
       ],

@@ -1,9 +1,9 @@
 // What the bf16 tensor-core convolutions (conv-mma.ts forward, conv-mma-grad.ts data and weight gradients)
 // share: the tile configurations and their choice, the XOR-swizzled shared-memory layout of a staged
-// operand (rows × 32 k in bf16, four 16-byte chunks per row), the packing of eight fp32 values into one
-// chunk, and the main loop's ldmatrix + mma.m16n8k16 k-steps over a staged slice. Every kernel stages
-// both GEMM operands the same way, as rows of the reduced index: A's rows are D's rows (M), B's rows D's columns (N).
-
+// operand (rows × 32 k in bf16, four 16-byte chunks per row), the two staging loops (lanes across rows or
+// along k, whichever runs along the operand's addresses) and their common k order, and the main loop's
+// ldmatrix + mma.m16n8k16 k-steps over a staged slice. Every kernel stages both GEMM operands as rows of
+// the reduced index: A's rows are D's rows (M), B's rows D's columns (N).
 export const THREADS = 128; // 4 warps
 export const BK = 32; // k per staged slice: two mma k-steps, four 16-byte chunks per shared row
 
@@ -16,9 +16,11 @@ export interface MmaTile {
   readonly nt: number; // n8 mma tiles per warp (the warp's M is always two m16 tiles: 32 rows)
 }
 
+// nt = 8 (a warp of 32×64, 64 accumulators per thread) gives the 128×64 and 64×128 tiles: each staged
+// operand element feeds 64 or 128 columns of D rather than 32 or 64, a quarter less staging per MMA.
 const CANDIDATES: readonly MmaTile[] = [
-  ...[1, 2, 4].map((nt) => ({ bm: 64, bn: 2 * 8 * nt, warpsM: 2, warpsN: 2, nt })),
-  ...[1, 2, 4].map((nt) => ({ bm: 128, bn: 8 * nt, warpsM: 4, warpsN: 1, nt })),
+  ...[1, 2, 4, 8].map((nt) => ({ bm: 64, bn: 2 * 8 * nt, warpsM: 2, warpsN: 2, nt })),
+  ...[1, 2, 4, 8].map((nt) => ({ bm: 128, bn: 8 * nt, warpsM: 4, warpsN: 1, nt })),
 ];
 
 /**
