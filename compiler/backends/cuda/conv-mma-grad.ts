@@ -8,7 +8,7 @@
 // positions, into that split's fp32 partial; wgrad_reduce (conv.ts) adds the splits in order — no
 // atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
 // channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
-import { inputParams, params, fusedText, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
+import { inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
 import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
@@ -64,6 +64,9 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const statTiles = Math.ceil(HW / 32);
   // addend (i17c's residual fusion, when lower/ops.ts has it): dx also sums another reader's gradient of the same input.
   const addend = 'addend' in c && c.addend === true;
+  // The rebuild's channel parameters from a shared table for a larger kernel (R·S taps of each channel k
+  // in a row); a 1×1 kernel reads them where it uses them, as the table made ptxas spill its sm_80 build.
+  const useTable = RS > 1;
   const names = ['g', ...rebuildParams(c), 'w', ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const perRow = [
     `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
@@ -105,7 +108,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
     '// The rebuild\'s channel parameters: every element of a staged row may be another channel k.',
-    ...rebuildTable(c, c.K, THREADS),
+    ...(useTable ? rebuildTable(c, c.K, THREADS) : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
     '  // Stage A: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s): dY\' at the output position the tap reaches from here.',
     ...stageAcrossRows('as', BM, {
@@ -117,14 +120,14 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
       ],
       perElement: [
         'const int kk = k0 + ko;',
-        ...tableLoads(c, `(kk < ${KRS} ? kk / ${RS} : 0)`),
+        ...(useTable ? tableLoads(c, `(kk < ${KRS} ? kk / ${RS} : 0)`) : []),
         `if (live && kk < ${KRS}) {`,
         `  const int kout = kk / ${RS}, hp = hp0 - kk / ${c.S} % ${c.R}, up = up0 - kk % ${c.S};`,
         '  // Only the taps whose distance is a whole number of strides inside the output reach this position.',
         `  if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
         `    const long long at = ((long long)img * ${c.K} + kout) * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
         '    v = nincc::ld(&g[at]);',
-        ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `    ${s}`),
+        ...(useTable ? rebuildGradientFrom(c, 'v', 'at', fromRow) : rebuildGradient(c, 'v', 'at', 'kout')).map((s) => `    ${s}`),
         '  }',
         '}',
       ],
