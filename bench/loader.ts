@@ -1,8 +1,9 @@
 // Loader throughput: decoded + augmented images/s of the ImageNet folder loader (sharp decode, resize to
 // 256, random 224 crop, flip, normalise) beside the packed dataset's (`nincc pack` at 256: one read per record
-// from an open shard, decode without resize), with N decode workers, on synthetic full-size JPEGs; the two
-// paths are timed in alternating rounds. Per core, for the whole machine, and projected to a 16-core host.
-// Build and run:  npx tsc -p tsconfig.json && node dist/bench/loader.js --images 512 --rounds 3
+// from an open shard, decode without resize) with sharp and with the native libjpeg-turbo crop decoder
+// (nincc_jpeg.node, when built), with N decode workers, on synthetic full-size JPEGs; the paths are timed in
+// alternating rounds. Per core, for the whole machine, and projected to a 16-core host.
+// Build and run:  npx tsc -p tsconfig.json && node dist/bench/loader.js --images 512 --rounds 3 [--batch 64 --steps 8]
 // --dir ROOT times an existing ImageNet folder (train/ and val/) instead of synthetic photos. Pin to two
 // cores with `taskset -c 0,1` on a bigger machine. Prints one JSON line per measurement.
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { DecodePool } from '../runtime/imagenet/decode-pool.js';
 import { configureSharpForWorkers } from '../runtime/imagenet/decode.js';
+import { nativeCropDecoder, nativeJpeg } from '../runtime/imagenet/decode-native.js';
 import { decodePlaced, ShardReader, type DecodeRequest } from '../runtime/imagenet/decode-worker.js';
 import { cropToTensor } from '../runtime/imagenet/donkey.js';
 import { openImageNetFolder, type ImageList } from '../runtime/imagenet/folder.js';
@@ -62,17 +64,20 @@ const transform = { mean: MEAN, std: STD };
  * One image at a time on this thread, the two paths alternating image by image (so load on the shared
  * machine hits both alike): the cost per core of each stage, without any pool.
  */
-async function perImageCost(folder: ImageList, packed: PackedDataset): Promise<Record<'folder' | 'packed', { decodeMs: number; cropNormaliseMs: number; imagesPerSecond: number }>> {
+type Path = 'folder' | 'packed' | 'native';
+async function perImageCost(folder: ImageList, packed: PackedDataset, paths: readonly Path[]): Promise<Partial<Record<Path, { decodeMs: number; cropNormaliseMs: number; imagesPerSecond: number }>>> {
   configureSharpForWorkers();
   const n = Math.min(200, folder.files.length);
   const out = new Float32Array(3 * 224 * 224);
-  const setup = { imageSize: 256, crop, transform, shards: packed.shards };
+  const setup = { imageSize: 256, crop, transform, shards: packed.shards, decoder: 'sharp' as const };
   const reader = new ShardReader(packed.shards);
-  const time = { folder: { decode: 0, crop: 0 }, packed: { decode: 0, crop: 0 } };
-  // Exactly what a decode worker does for each (decode-worker.ts): for a record, one read and the crop cut out by libvips.
-  const one = async (job: DecodeRequest, t: { decode: number; crop: number }) => {
+  const native = nativeCropDecoder(crop);
+  const time = { folder: { decode: 0, crop: 0 }, packed: { decode: 0, crop: 0 }, native: { decode: 0, crop: 0 } };
+  // Exactly what a decode worker does for each (decode-worker.ts): for a record, one read and the crop cut out
+  // by libvips (packed) or by libjpeg-turbo (native).
+  const one = async (job: DecodeRequest, t: { decode: number; crop: number }, path: Path) => {
     let t0 = performance.now();
-    const { img, placement } = await decodePlaced(job, setup, reader);
+    const { img, placement } = await decodePlaced(job, setup, reader, path === 'native' ? native : undefined);
     t.decode += performance.now() - t0;
     t0 = performance.now();
     cropToTensor(img.pixels, img, crop, placement, transform, out);
@@ -81,23 +86,25 @@ async function perImageCost(folder: ImageList, packed: PackedDataset): Promise<R
   const job = (file: string, i: number, record?: DecodeRequest['record']): DecodeRequest => ({ id: i, file, ...(record ? { record } : {}), out: new SharedArrayBuffer(4), offset: 0, mode: 'train', uY: 0.3, uX: 0.6, uFlip: 0.7 });
   try {
     for (let i = 0; i < n; i++) {
-      await one(job(folder.files[i], i), time.folder);
-      await one(job(packed.train.files[i], i, packed.train.record!(i)), time.packed);
+      for (const path of paths) await one(path === 'folder' ? job(folder.files[i], i) : job(packed.train.files[i], i, packed.train.record!(i)), time[path], path);
     }
   } finally {
     reader.close();
   }
   const per = (x: { decode: number; crop: number }) => ({ decodeMs: round(x.decode / n, 3), cropNormaliseMs: round(x.crop / n, 3), imagesPerSecond: Math.round((1000 * n) / (x.decode + x.crop)) });
-  return { folder: per(time.folder), packed: per(time.packed) };
+  return Object.fromEntries(paths.map((p) => [p, per(time[p])]));
 }
 
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
 
 /** Images/s of one training pass (the first batch, worker start-up and first touch, not timed) and one center-crop pass. */
-async function measurePool(list: ImageList, workers: number, depth: number, batch: number, shards?: readonly string[]): Promise<{ train: number; eval: number }> {
-  const pool = new DecodePool({ workers, depth, imageSize: 256, crop, transform, ...(shards ? { shards } : {}) });
+async function measurePool(list: ImageList, workers: number, depth: number | undefined, batch: number, minSteps: number, shards?: readonly string[], decoder: 'native' | 'sharp' = 'sharp'): Promise<{ train: number; eval: number }> {
+  const pool = new DecodePool({ workers, ...(depth !== undefined ? { depth } : {}), imageSize: 256, crop, transform, decoder, ...(shards ? { shards } : {}) });
+  if (pool.decoder !== decoder) throw new Error(`asked for the ${decoder} decoder, the pool has ${pool.decoder}`);
   try {
-    const steps = Math.max(2, Math.floor(list.files.length / batch));
+    // At least minSteps batches (the sampler draws from the list again when it runs out): a fast path's few
+    // batches would otherwise time little more than the pipeline filling up.
+    const steps = Math.max(2, minSteps, Math.floor(list.files.length / batch));
     const train = new ImageNetTrainSource(pool, list, { crop, sampling: 'balanced', prefetch: 2, epochSize: steps });
     let n = 0;
     let t0 = 0;
@@ -126,14 +133,16 @@ async function main(): Promise<void> {
       batch: { type: 'string', default: '128' },
       rounds: { type: 'string', default: '3' },
       dir: { type: 'string' },
-      depth: { type: 'string', default: '2' },
+      depth: { type: 'string' }, // jobs in flight per worker; default the pool's own
+      steps: { type: 'string', default: '4' },
       keep: { type: 'boolean' },
     },
   });
   const images = Number(values.images);
   const batch = Number(values.batch);
   const rounds = Number(values.rounds);
-  const depth = Number(values.depth);
+  const depth = values.depth === undefined ? undefined : Number(values.depth);
+  const minSteps = Number(values.steps);
   const cores = availableParallelism();
   const workerCounts = (values.workers ?? [String(cores)]).map(Number);
   const work = mkdtempSync(join(tmpdir(), 'nincc-loader-bench-'));
@@ -150,24 +159,32 @@ async function main(): Promise<void> {
     const packSeconds = (Date.now() - started) / 1000;
     const packed = openPackedDataset(packedDir);
     process.stdout.write(JSON.stringify({ pack: { images: s.images.train + s.images.val, seconds: round(packSeconds, 1), imagesPerSecond: Math.round((s.images.train + s.images.val) / packSeconds), sourceKB: Math.round(bytes / folder.train.files.length / 1024), packedKB: Math.round(s.bytes / (s.images.train + s.images.val) / 1024), shards: s.shards } }) + '\n');
-    const cost = await perImageCost(folder.train, packed);
-    process.stdout.write(JSON.stringify({ oneThread: cost, ratio: round(cost.packed.imagesPerSecond / cost.folder.imagesPerSecond, 2) }) + '\n');
+    const jpeg = nativeJpeg();
+    if (!jpeg.ok) process.stderr.write(`no native column: ${jpeg.why}\n`);
+    const paths: Path[] = jpeg.ok ? ['folder', 'packed', 'native'] : ['folder', 'packed'];
+    const cost = await perImageCost(folder.train, packed, paths);
+    const over = (a: Path) => (cost[a] && cost.folder ? round(cost[a].imagesPerSecond / cost.folder.imagesPerSecond, 2) : undefined);
+    process.stdout.write(JSON.stringify({ oneThread: cost, overFolder: { packed: over('packed'), native: over('native') }, ...(jpeg.ok ? { libjpegTurbo: jpeg.addon.version } : {}) }) + '\n');
+    const measure = (path: Path, workers: number) =>
+      path === 'folder' ? measurePool(folder.train, workers, depth, batch, minSteps) : measurePool(packed.train, workers, depth, batch, minSteps, packed.shards, path === 'native' ? 'native' : 'sharp');
     for (const workers of workerCounts) {
-      const runs: Record<'folder' | 'packed', { train: number; eval: number }[]> = { folder: [], packed: [] };
-      // Interleaved rounds: the machine's load changes by the minute, so each round times both paths back to back.
+      const runs: Partial<Record<Path, { train: number; eval: number }[]>> = {};
+      // Interleaved rounds: the machine's load changes by the minute, so each round times every path back to back.
       for (let r = 0; r < rounds; r++) {
-        runs.folder.push(await measurePool(folder.train, workers, depth, batch));
-        runs.packed.push(await measurePool(packed.train, workers, depth, batch, packed.shards));
-        process.stdout.write(JSON.stringify({ workers, round: r + 1, folder: runs.folder[r], packed: runs.packed[r] }) + '\n');
+        const times: Partial<Record<Path, { train: number; eval: number }>> = {};
+        for (const path of paths) (runs[path] ??= []).push((times[path] = await measure(path, workers)));
+        process.stdout.write(JSON.stringify({ workers, round: r + 1, ...times }) + '\n');
       }
       const summary = (xs: { train: number; eval: number }[]) => {
         const train = median(xs.map((x) => x.train));
         return { trainImagesPerSecond: train, evalImagesPerSecond: median(xs.map((x) => x.eval)), trainPerCore: Math.round(train / Math.min(workers, cores)) };
       };
-      const f = summary(runs.folder);
-      const p = summary(runs.packed);
+      const m = Object.fromEntries(paths.map((p) => [p, summary(runs[p]!)])) as Partial<Record<Path, ReturnType<typeof summary>>>;
+      const f = m.folder!;
+      const ratio = (p: Path) => (m[p] ? round(m[p].trainImagesPerSecond / f.trainImagesPerSecond, 2) : undefined);
       // A 16-core GPU host leaves one core to the training loop, as defaultWorkerCount does: 15 decoding cores.
-      process.stdout.write(JSON.stringify({ workers, cores, batch, rounds, median: { folder: f, packed: p }, packedOverFolder: round(p.trainImagesPerSecond / f.trainImagesPerSecond, 2), projected16CoreHost: { folder: f.trainPerCore * 15, packed: p.trainPerCore * 15 } }) + '\n');
+      const projected = Object.fromEntries(paths.map((p) => [p, m[p]!.trainPerCore * 15]));
+      process.stdout.write(JSON.stringify({ workers, cores, batch, steps: minSteps, rounds, median: m, overFolder: { packed: ratio('packed'), native: ratio('native') }, projected16CoreHost: projected }) + '\n');
     }
   } finally {
     if (!values.keep) rmSync(work, { recursive: true, force: true });

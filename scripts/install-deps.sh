@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages nincc's tests and demos need on Debian 12 (run as root, as CI does).
 # Idempotent: does nothing when everything is already there: the Fashion-MNIST IDX files, which Debian's
-# dataset-fashion-mnist package puts in /usr/share/datasets/fashion-mnist, and Open MPI (openmpi-bin,
+# dataset-fashion-mnist package puts in /usr/share/datasets/fashion-mnist, Open MPI (openmpi-bin,
 # libopenmpi-dev) for data-parallel training under mpirun (docs/distributed.md; the addon loads
-# libmpi.so.40 at run time, so nothing else needs it).
+# libmpi.so.40 at run time, so nothing else needs it), and libjpeg-turbo's headers (libjpeg62-turbo-dev),
+# without which the build leaves out nincc_jpeg.node and packed datasets decode with sharp
+# (docs/packed-dataset.md). Run it before the addon is built (scripts/setup.sh does).
 set -euo pipefail
 
 FASHION_DIR=/usr/share/datasets/fashion-mnist
@@ -14,6 +16,7 @@ FASHION_FILES=(
   t10k-labels-idx1-ubyte.gz
 )
 MPI_PACKAGES=(openmpi-bin libopenmpi-dev)
+JPEG_PACKAGES=(libjpeg62-turbo-dev)
 
 say() { echo "install-deps: $*"; }
 fail() { echo "install-deps: error: $*" >&2; exit 1; }
@@ -29,12 +32,12 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 PACKAGES=()
 [[ -z "$(missing_fashion_files)" ]] || PACKAGES+=(dataset-fashion-mnist)
-for pkg in "${MPI_PACKAGES[@]}"; do
+for pkg in "${MPI_PACKAGES[@]}" "${JPEG_PACKAGES[@]}"; do
   installed "$pkg" || PACKAGES+=("$pkg")
 done
 
 if ((${#PACKAGES[@]} == 0)); then
-  say "Fashion-MNIST already present in $FASHION_DIR and Open MPI installed; nothing to do"
+  say "Fashion-MNIST already present in $FASHION_DIR, Open MPI and libjpeg-turbo's headers installed; nothing to do"
   exit 0
 fi
 
@@ -78,6 +81,7 @@ DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y --no-install-reco
   fail "apt-get install ${PACKAGES[*]} failed"
 
 command -v mpirun >/dev/null 2>&1 || fail "after installing ${MPI_PACKAGES[*]}, mpirun is still not on PATH"
+[[ -e /usr/include/jpeglib.h ]] || fail "after installing ${JPEG_PACKAGES[*]}, /usr/include/jpeglib.h is still missing"
 
 still_missing=$(missing_fashion_files)
 [[ -z "$still_missing" ]] ||

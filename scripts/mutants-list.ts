@@ -118,4 +118,20 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-blocks-train.test.ts'],
     only: 'tiny_resnet',
   },
+  {
+    name: "CUDA LRN backward without its cross term (the other channels' scales' dependence on x)",
+    file: 'compiler/backends/cuda/zoo.ts',
+    find: ' - ratio * nincc::ld(&x[at]) * sum);`,',
+    replace: ');`,',
+    tests: ['test/emu-zoo.test.ts'],
+    only: 'zoo_train',
+  },
+  {
+    name: "CUDA ceil-mode average pool backward dividing by the whole kernel (not the window's clipped size)",
+    file: 'compiler/backends/cuda/pool.ts',
+    find: '+ q]) / ${divisor(c)};` // each window its own divisor',
+    replace: '+ q]) / ${cppDouble(c.R * c.S)}f;` // each window its own divisor',
+    tests: ['test/emu-zoo.test.ts'],
+    only: 'zoo_train',
+  },
 ];

@@ -1,14 +1,16 @@
 // `nincc pack` and the packed reader on a small synthetic ImageNet folder: batches and losses equal the
-// folder path's within the JPEG re-encoding's error, an interrupted pack resumes to verified shards, and
+// folder path's within the JPEG re-encoding's error, the native libjpeg-turbo decoder's batches equal sharp's, an interrupted pack resumes to verified shards, and
 // corrupt shards and bad indexes are errors naming the file and the byte offset or field.
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { crc32 } from 'node:zlib';
 import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseCommandArgs } from '../bin/command.js';
 import { packCommand } from '../bin/commands/pack.js';
 import { DecodePool } from '../runtime/imagenet/decode-pool.js';
+import { nativeJpeg } from '../runtime/imagenet/decode-native.js';
 import { scaledSize } from '../runtime/imagenet/donkey.js';
 import { openImageNetFolder, type ImageNetFolder } from '../runtime/imagenet/folder.js';
 import { packImageNet } from '../runtime/imagenet/pack.js';
@@ -33,12 +35,20 @@ const SHARD_BYTES = 1500; // a few images per shard, so resuming has shards to k
  */
 const MAX_LEVELS = 100;
 const MEAN_LEVELS = 3;
+/**
+ * The native decoder (libjpeg-turbo) against sharp (libvips over libjpeg) on the same packed records, in the same
+ * levels: at the stored size both run the same IDCT and upsampling, so the crop comes out identical; scaled by
+ * 4/8, libjpeg's DCT-domain scaling stands in for libvips' resize (seen: 54 levels at the test pattern's sawtooth
+ * edges, 0.8 averaged over a batch).
+ */
+const NATIVE_LEVELS = { max: 0, mean: 0 };
+const NATIVE_SCALED_LEVELS = { max: 64, mean: 1.5 };
 /** Relative loss differences: training runs drift apart step by step; one evaluation of the same weights does not. */
 const TRAIN_LOSS_GAP = 0.05;
 const EVAL_LOSS_GAP = 0.005;
 
-const levels = (a: Float32Array, b: Float32Array): { max: number; mean: number } => {
-  const plane = crop.width * crop.height;
+const levels = (a: Float32Array, b: Float32Array, size: { width: number; height: number } = crop): { max: number; mean: number } => {
+  const plane = size.width * size.height;
   let max = 0;
   let sum = 0;
   for (let i = 0; i < a.length; i++) {
@@ -84,8 +94,8 @@ describe('nincc pack and the packed reader', () => {
     await Promise.all(pools.map((p) => p.close()));
     rmSync(work, { recursive: true, force: true });
   });
-  const pool = (shards?: readonly string[]) => {
-    const p = new DecodePool({ workers: 2, imageSize: IMAGE_SIZE, crop, transform, ...(shards ? { shards } : {}) });
+  const pool = (shards?: readonly string[], decoder?: 'native' | 'sharp', imageSize = IMAGE_SIZE, size = crop) => {
+    const p = new DecodePool({ workers: 2, imageSize, crop: size, transform, ...(shards ? { shards } : {}), ...(decoder ? { decoder } : {}) });
     pools.push(p);
     return p;
   };
@@ -134,6 +144,30 @@ describe('nincc pack and the packed reader', () => {
     // Not vacuous: the same batches with another seed are far apart.
     const c = await collect(new ImageNetTrainSource(packedPool, packed.train, opts).batches(1, 5, 8));
     expect(Math.max(...c.images.map((x, i) => levels(x, b.images[i]).mean))).toBeGreaterThan(4 * MEAN_LEVELS);
+  }, 60_000);
+
+  it('decodes packed records natively (libjpeg-turbo crop, and DCT-domain scale) to sharp\'s batches for the same seed', async () => {
+    // CI installs libjpeg62-turbo-dev (scripts/install-deps.sh), so the decoder must be there to be compared.
+    expect(nativeJpeg(), 'nincc_jpeg.node').toMatchObject({ ok: true });
+    const opts = { sampling: 'balanced' as const, prefetch: 2, epochSize: 3 };
+    // At the stored size (crop rows and iMCU columns only), and at half of it (libjpeg's 4/8 scale against libvips' resize).
+    for (const [imageSize, size] of [[IMAGE_SIZE, crop], [IMAGE_SIZE / 2, { ...crop, width: 16, height: 16 }]] as const) {
+      const native = pool(packed.shards, 'native', imageSize, size);
+      const viaSharp = pool(packed.shards, 'sharp', imageSize, size);
+      expect([native.decoder, viaSharp.decoder]).toEqual(['native', 'sharp']);
+      const a = await collect(new ImageNetTrainSource(viaSharp, packed.train, { ...opts, crop: size }).batches(1, 5, 7));
+      const b = await collect(new ImageNetTrainSource(native, packed.train, { ...opts, crop: size }).batches(1, 5, 7));
+      const va = await collect(new ImageFolderEvalSource(viaSharp, packed.val, { crop: size, prefetch: 2 }).batches(3));
+      const vb = await collect(new ImageFolderEvalSource(native, packed.val, { crop: size, prefetch: 2 }).batches(3));
+      expect(b.labels).toEqual(a.labels);
+      expect(vb.labels).toEqual(va.labels);
+      const diffs = [...a.images.map((x, i) => levels(x, b.images[i], size)), ...va.images.map((x, i) => levels(x, vb.images[i], size))];
+      const worst = { max: Math.max(...diffs.map((d) => d.max)), mean: Math.max(...diffs.map((d) => d.mean)) };
+      process.stderr.write(`native vs sharp packed batches at imageSize ${imageSize}: largest difference ${worst.max.toFixed(2)} levels, largest batch mean ${worst.mean.toFixed(3)} levels\n`);
+      const bound = imageSize === IMAGE_SIZE ? NATIVE_LEVELS : NATIVE_SCALED_LEVELS;
+      expect(worst.max).toBeLessThanOrEqual(bound.max);
+      expect(worst.mean).toBeLessThanOrEqual(bound.mean);
+    }
   }, 60_000);
 
   it('trains and evaluates to the folder path\'s losses within that error', () => {
@@ -202,6 +236,26 @@ describe('nincc pack and the packed reader', () => {
     bytes[v.offset[k]] ^= 0xff;
     writeFileSync(shard, bytes);
     expect(verifyPackedDataset(bad).problems[0]).toContain(`${shard}: corrupt record at byte ${v.offset[k]}: no record starts here (bad magic)`);
+  }, 30_000);
+
+  it('names the shard file and byte offset of a record whose checksum holds but that libjpeg cannot decode', async () => {
+    const bad = join(work, 'undecodable');
+    cpSync(packedDir, bad, { recursive: true });
+    const index = readPackIndex(bad);
+    const v = index.splits.val;
+    // A record stored at the model's size, which the native decoder reads (a smaller one is resized by sharp).
+    const k = v.name.findIndex((_, i) => Math.min(v.width[i], v.height[i]) === IMAGE_SIZE);
+    const shard = join(bad, index.shards[v.shard[k]].file);
+    const bytes = readFileSync(shard);
+    const payload = bytes.subarray(v.offset[k] + RECORD_HEADER_BYTES, v.offset[k] + RECORD_HEADER_BYTES + v.length[k]);
+    payload[0] = 0; // no longer starts with a JPEG's SOI marker
+    bytes.writeUInt32LE(crc32(payload), v.offset[k] + 8);
+    writeFileSync(shard, bytes);
+    const data = openPackedDataset(bad);
+    const eval_ = (decoder: 'native' | 'sharp') => collect(new ImageFolderEvalSource(pool(data.shards, decoder), data.val, { crop, prefetch: 2 }).batches(2));
+    await expect(eval_('native')).rejects.toThrow(`${shard}: corrupt record at byte ${v.offset[k]}: libjpeg: Not a JPEG file: starts with 0x00 0xd8`);
+    // sharp meets the same record as an unreadable image, left out of the evaluation (folder semantics): not a stop.
+    await expect(eval_('sharp')).resolves.toBeDefined();
   }, 30_000);
 
   it('refuses a missing or damaged index and a shard cut short with an error naming the file and field', async () => {

@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { poolOutputSize } from '../compiler/front/infer-shapes.js';
-import { analyzeSpec } from '../compiler/pipeline.js';
+import { analyzeSpec, compileSpec } from '../compiler/pipeline.js';
 import { torchPrint } from '../compiler/report/torch-print.js';
 import { nincc } from './cli-run.js';
+import { reportOnly } from './reference/report-only.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nincc-zoo-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -241,30 +242,43 @@ describe("pooling's ceil mode (Torch's rule)", () => {
   });
 });
 
-describe('what a device does not lower yet: E090 at build, one guard for every command; emu trains no blocks yet', () => {
-  const place = /centre\.model:4:3: error E090: a depthconcat block whose branches give maps of different sizes \(centred in a zero border\) is not lowered yet \(issue #17\)/;
-  const noCrash = (stderr: string) => expect(stderr).not.toMatch(/^\s+at |Error:|internal error/m);
-
-  it('nincc build, train and infer stop at a centring depthconcat (any device) with file:line:col', () => {
-    const image = join(work, 'any.jpg'); // infer wants the file to exist; the spec stops it before any decoding
-    writeFileSync(image, 'not decoded');
-    const spec = join(work, 'centre.model');
-    writeFileSync(spec, 'model centre {\n  input 1x28x28\n  conv(1, 2, 3, 3)\n  depthconcat {\n    branch { conv(2, 2, 3, 3, 1, 1, 1, 1) }\n    branch { conv(2, 2, 3, 3) }\n  }\n  view(-1)  linear(4 * 26 * 26, 10)  logsoftmax\n}\n');
-    for (const args of [
-      ['build', spec, '--target', 'emu', '-o', join(work, 'g')],
-      ['train', spec, '--data', 'test/data/fashion-mnist-mini', '-o', join(work, 'run')],
-      ['infer', spec, image],
-    ]) {
-      const r = nincc(args);
-      expect(r.code, `${args[0]}: ${r.stderr}`).toBe(1);
-      expect(r.stderr, args[0]).toMatch(place);
-      noCrash(r.stderr);
+describe('lowering the zoo on every device (no compile)', () => {
+  it("a depthconcat centres each smaller map in a zero border as nn.DepthConcat does (start = floor((size - own) / 2)), so it lowers and trains", () => {
+    const source = [
+      'model centre {',
+      '  input 1x9x9',
+      '  conv(1, 2, 1, 1)',
+      '  depthconcat {',
+      '    branch { conv(2, 2, 1, 1) }        # 2x9x9: as it is',
+      '    branch { conv(2, 1, 5, 5) }        # 1x5x5: Torch: 2 rows/columns of zeros on each side',
+      '    branch { conv(2, 3, 6, 6) }        # 3x4x4: Torch: 2 before, 3 after',
+      '    branch { conv(2, 1, 3, 5) }        # 1x5x7 (kW 3, kH 5): 2 rows each side, 1 column each side',
+      '  }',
+      '  view(-1)  linear(7 * 81, 3)  logsoftmax',
+      '}',
+      '',
+    ].join('\n');
+    for (const device of ['cpu', 'emu'] as const) {
+      const r = compileSpec(source, 'centre.model', { device });
+      expect(r.diagnostics).toEqual([]);
+      const layers = r.model!.layers;
+      expect(layers.filter((l) => l.kind === 'zeropad').map((l) => [l.input, l.output, l.attrs])).toEqual([
+        [[1, 5, 5], [1, 9, 9], { l: 2, r: 2, t: 2, b: 2 }],
+        [[3, 4, 4], [3, 9, 9], { l: 2, r: 3, t: 2, b: 3 }],
+        [[1, 5, 7], [1, 9, 9], { l: 1, r: 1, t: 2, b: 2 }],
+      ]);
+      // The zero borders are written by the branches, so the merge is a plain concat of 9x9 maps.
+      const concat = layers.find((l) => l.kind === 'concat')!;
+      expect(concat.from!.map((p) => layers[p].output)).toEqual([[2, 9, 9], [1, 9, 9], [3, 9, 9], [1, 9, 9]]);
+      expect(concat.output).toEqual([7, 9, 9]);
     }
+    const { compiled } = reportOnly('centre', source, 'emu');
+    expect(compiled.plan.untrainable).toBeUndefined();
+    expect((compiled.plan.programs.train_forward_backward?.steps ?? []).filter((k) => k.kernel.includes('zeropad_bwd'))).toHaveLength(3);
   });
 
-  it('an emu build of a model with tanh infers only: nincc train --device emu names the first layer the fused program does not take', () => {
-    const spec = join(work, 'res.model');
-    writeFileSync(spec, [
+  it('an emu build of a model with tanh inside a residual block trains: the fused program has its forward and backward kernels (no compile)', () => {
+    const source = [
       'model res {',
       '  input 1x28x28',
       '  conv(1, 2, 3, 3, 2, 2, 1, 1)  relu',
@@ -274,13 +288,12 @@ describe('what a device does not lower yet: E090 at build, one guard for every c
       '  }',
       '  avgpool(14, 14)  view(2)  linear(2, 10)  logsoftmax',
       '}',
-      'train { batch 8  epochs 1  regime { epochs 1..1 lr 0.1 wd 0 } }',
       '',
-    ].join('\n'));
-    const r = nincc(['train', spec, '--device', 'emu', '--data', 'test/data/fashion-mnist-mini', '-o', join(work, 'res-run')], { env: { NINCC_NVCC: '0' } });
-    expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/no training programs \(tanh at .*res\.model:5:44 is not lowered for training on the emu device yet \(issue #17; inference is, and the cpu device trains it\)/);
-    noCrash(r.stderr);
+    ].join('\n');
+    const { compiled } = reportOnly('res', source, 'emu');
+    expect(compiled.plan.untrainable).toBeUndefined();
+    const steps = compiled.plan.programs.train_forward_backward?.steps ?? [];
+    expect(steps.map((k) => k.kernel).filter((name) => name.includes('tanh'))).toEqual(['k4_tanh_fwd', 'k4_tanh_bwd']);
     const noBias = join(work, 'nobias.model');
     writeFileSync(noBias, 'model m {\n  input 1x4x4\n  conv(1, 2, 3, 3):noBias()\n  view(-1)  linear(8, 2)  logsoftmax\n}\n');
     expect(nincc(['check', noBias]).code).toBe(0);

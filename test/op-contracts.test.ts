@@ -10,9 +10,8 @@ import { OP_KINDS, opBuffers, type OpKind } from '../compiler/lower/ops.js';
 import { BLOCKS, FUSED_BLOCKS, ZOO_LAYERS } from './reference/specs.js';
 import { trainingProblem } from '../compiler/front/lowerable.js';
 
-// The shipped chain models every device lowers for training too: those the fused emu/cuda training program
-// takes (the zoo's new layers are trained on cpu only so far, front/lowerable.ts, issue #17). Blocks and the
-// zoo's layers are lowered by the probes below, so the ResNets stay out of this test's time.
+// The shipped chain models every device lowers for training too (the fused emu/cuda training program takes
+// them all: front/lowerable.ts). Blocks are lowered by the probes below, so the ResNets stay out of this test's time.
 const models = readdirSync('models')
   .filter((f) => f.endsWith('.model'))
   .map((f) => `models/${f}`)

@@ -22,13 +22,12 @@ const ZOO_LAYERS = ['lrn', 'threshold', 'tanh', 'sigmoid', 'identity', 'zeropad'
 const LOWERED_ZOO: ReadonlySet<string> = new Set(ZOO_LAYERS);
 const capabilities: Readonly<Record<Device, Capability>> = {
   cpu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: LOWERED_ZOO, ceilPools: true, blocks: true } },
-  // The CUDA renderers run them all at inference (backends/cuda/zoo.ts); the fused training program
-  // (lower/train-fused.ts) takes NIN's layers, identity and the blocks.
-  emu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: new Set(['identity']), ceilPools: false, blocks: true } },
-  cuda: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: new Set(['identity']), ceilPools: false, blocks: true } },
+  // The CUDA renderers run them all (backends/cuda/zoo.ts, pool.ts), the fused training program
+  // (lower/train-fused.ts) included.
+  emu: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: LOWERED_ZOO, ceilPools: true, blocks: true } },
+  cuda: { layers: LOWERED_ZOO, ceilPools: true, blocks: true, trains: { layers: LOWERED_ZOO, ceilPools: true, blocks: true } },
 };
 
-const cannotRun = 'nincc check and nincc inspect describe this model; build, train and infer cannot run it';
 const trainsAll = (d: Device) => capabilities[d].trains.layers.size === LOWERED_ZOO.size && capabilities[d].trains.ceilPools && capabilities[d].trains.blocks;
 const onDevice = (device: Device) => {
   const can = DEVICES.filter(trainsAll);
@@ -40,17 +39,12 @@ function whyNot(n: ShapedNetNode, device: Device): string | undefined {
   const can = capabilities[device];
   if (isBlock(n)) {
     if (!can.blocks) return `a ${n.kind} block ${onDevice(device)}`;
-    if (n.kind === 'depthconcat' && n.branches.some((b) => branchOutput(b.nodes, n.input).slice(1).join('x') !== n.output.slice(1).join('x'))) {
-      return 'a depthconcat block whose branches give maps of different sizes (centred in a zero border) is not lowered yet (issue #17): ' + cannotRun;
-    }
     return undefined;
   }
   if ((ZOO_LAYERS as readonly string[]).includes(n.kind) && !can.layers.has(n.kind)) return `${n.kind} (${layerSpecs[n.kind].torch}) ${onDevice(device)}`;
   if ((n.kind === 'maxpool' || n.kind === 'avgpool') && n.attrs.ceil && !can.ceilPools) return `${n.kind}:ceil() (ceil mode) ${onDevice(device)}`;
   return undefined;
 }
-
-const branchOutput = (nodes: readonly ShapedNetNode[], input: readonly number[]) => nodes[nodes.length - 1]?.output ?? input;
 
 /** The first node (depth first, in Torch's order) that the device cannot lower, and why. */
 function firstProblem(nodes: readonly ShapedNetNode[], device: Device): Diagnostic | undefined {
@@ -85,8 +79,11 @@ function chainLayer(n: ShapedNetLayer, at: number, position: number): ShapedLaye
 }
 
 function openBlock(n: ShapedBlock, at: number, out: ShapedLayer[]): number {
-  const ends = n.branches.map((b) => open(b.nodes, at, out));
   const shapeAt = (p: number) => (p < 0 ? n.input : out[p].output);
+  const ends = n.branches.map((b, i) => {
+    const end = open(b.nodes, at, out);
+    return n.kind === 'depthconcat' ? centred(n, i, end, shapeAt(end), out) : end;
+  });
   out.push({
     kind: n.kind === 'residual' ? 'add' : 'concat',
     attrs: {},
@@ -96,6 +93,32 @@ function openBlock(n: ShapedBlock, at: number, out: ShapedLayer[]): number {
     from: ends,
     input: shapeAt(ends[0]),
     output: n.output,
+    params: 0,
+    macs: 0,
+  });
+  return out.length - 1;
+}
+
+/**
+ * A depthconcat branch's map centred in the block's larger H×W with a zero border (nn.DepthConcat: the
+ * output zeroed, each branch copied at start = ⌊(size − own)/2⌋, so an odd difference leaves the extra
+ * row/column below/right): a zeropad layer after the branch's end, whose backward crops the gradient back.
+ * Returns where the branch's (centred) output is.
+ */
+function centred(n: ShapedBlock, branch: number, end: number, shape: readonly number[], out: ShapedLayer[]): number {
+  const [C, h, w] = shape;
+  const [, H, W] = n.output;
+  if (h === H && w === W) return end;
+  const t = Math.floor((H - h) / 2), l = Math.floor((W - w) / 2);
+  out.push({
+    kind: 'zeropad',
+    attrs: { l, r: W - w - l, t, b: H - h - t },
+    index: out.length + 1,
+    span: n.branches[branch].span,
+    callSites: n.callSites,
+    ...(end === out.length - 1 ? {} : { from: [end] }),
+    input: [C, h, w],
+    output: [C, H, W],
     params: 0,
     macs: 0,
   });

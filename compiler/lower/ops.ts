@@ -24,7 +24,7 @@ const gradFlags = { gBn: 'bool', gRelu: 'bool' } as const;
 /** … and the Σdz, Σdz·x̂ partials of the pending BN of the value whose gradient the kernel writes. */
 const outFlags = { outStats: 'bool', outRelu: 'bool' } as const;
 
-/** A pool's shape; `ceil`: Torch's ceil-mode output size (the cpu kernels; absent: floor). */
+/** A pool's shape; `ceil`: Torch's ceil-mode windows (P×Q is the compiler's; absent: floor). */
 const pool = { ...spatial, ceil: 'bool?' } as const;
 /** nn.SpatialCrossMapLRN's window and coefficients over C channels of HW positions. */
 const lrn = { ...channels, size: 'int', alpha: 'num', beta: 'num', k: 'num' } as const;
@@ -97,10 +97,10 @@ const constSchemas = {
   add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
   grad_rebuild: { ...channels, ...gradFlags },
-  maxpool_fwd_fused: { ...spatial, ...inFlags },
-  avgpool_fwd_fused: { ...spatial, ...inFlags },
-  maxpool_bwd_fused: { ...spatial, ...outFlags },
-  avgpool_bwd_fused: { ...spatial, ...outFlags },
+  maxpool_fwd_fused: { ...pool, ...inFlags },
+  avgpool_fwd_fused: { ...pool, ...inFlags },
+  maxpool_bwd_fused: { ...pool, ...outFlags },
+  avgpool_bwd_fused: { ...pool, ...outFlags },
 } as const satisfies Record<string, ConstSchema>;
 
 /** What a kernel computes; the renderers turn each into a call of the kernel library. */

@@ -18,7 +18,7 @@ import { inputsOf, needsGradient, readers } from './chain.js';
 import { gradId, paramId } from './params.js';
 import { concatSlices, LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
 import type { Program } from './program-ir.js';
-import { elementsOf, type ProgramBuilder } from './program-builder.js';
+import { elementsOf, lrnConsts, padConsts, type ProgramBuilder } from './program-builder.js';
 import type { ConvShape } from './ops.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
@@ -63,6 +63,7 @@ type Node =
   | { readonly kind: 'linear'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value }
   | { readonly kind: 'softmax'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value; readonly log: boolean }
   | { readonly kind: 'dropout'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value }
+  | { readonly kind: 'zoo'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value; readonly scale?: string }
   | { readonly kind: 'bn'; readonly l: ShapedLayer; readonly pos: number; readonly bn: BnPending }
   | { readonly kind: 'materialize'; readonly l: ShapedLayer; readonly pos: number; readonly input: Value; readonly output: Value }
   | { readonly kind: 'merge'; readonly l: ShapedLayer; readonly pos: number; readonly inputs: readonly Value[]; readonly output: Value; readonly fused?: { readonly relu: boolean } };
@@ -77,10 +78,10 @@ function pendingArgs(v: Value): { buffers: Named<'in_scale' | 'in_shift'>; const
   return { buffers: bn ? { in_scale: bn.scale, in_shift: bn.shift } : {}, consts: { inBn: bn !== undefined, inRelu: v.pending?.relu ?? false } };
 }
 
-function poolConsts(l: ShapedLayer & { kind: 'maxpool' | 'avgpool' }, v: Value): ConvShape {
+function poolConsts(l: ShapedLayer & { kind: 'maxpool' | 'avgpool' }, v: Value): ConvShape & { readonly ceil?: true } {
   const [K, P, Q] = shape3(l.output);
   const a = l.attrs;
-  return { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW };
+  return { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, ...(a.ceil ? { ceil: true as const } : {}) };
 }
 
 export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Program; builder: ProgramBuilder } {
@@ -176,9 +177,15 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         return;
       case 'identity':
         return; // nn.Identity: the same value
+      case 'tanh':
+      case 'sigmoid':
+      case 'threshold':
+      case 'lrn':
+      case 'zeropad':
+        return zooForward(l, pos);
       case 'add':
       case 'concat': {
-        if (l.kind === 'add' && from.length === 2 && from[0] !== from[1]) return residualAdd(l, pos, from);
+        if (l.kind === 'add' && new Set(from).size === from.length) return residualAdd(l, pos, from);
         // The branches' ends applied (a branch may end in a pending BN), then summed or placed in their channels.
         const ins = from.map((p) => materialize(l, pos, valueAt(p)));
         const [C, H, W] = shape3(l.output);
@@ -244,34 +251,75 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         v = out;
         return;
       }
-      default:
-        throw new Error(`internal error: the fused training program does not take layer ${l.index} (${l.kind}); front/lowerable.ts refuses it for cuda/emu`);
     }
   }
 
   /**
-   * A two-branch residual add as one pass (add_apply): each branch end's pending BN/ReLU applied on load
-   * (the closing conv's BN-apply), summed, and the block's ReLU applied when only that ReLU reads the sum.
+   * Torch7's zoo layers (Tanh, Sigmoid, Threshold, cross-map LRN, zero padding): kernels of their own over
+   * plain data, so the input's pending BN/ReLU is materialized first, as for any reader that cannot apply it.
+   */
+  function zooForward(l: ShapedLayer, pos: number): void {
+    const x = materialize(l, pos, v);
+    const [C, H, W] = shape3(l.output);
+    const y = b.act(`${l.kind}${l.index}.out`, C * H * W);
+    let scale: string | undefined;
+    if (l.kind === 'tanh' || l.kind === 'sigmoid') b.step(l, `${l.kind}_fwd`, { x: x.buf, y }, { count: C * H * W });
+    else if (l.kind === 'threshold') b.step(l, 'threshold_fwd', { x: x.buf, y }, { count: C * H * W, th: l.attrs.th, v: l.attrs.v });
+    else if (l.kind === 'zeropad') b.step(l, 'zeropad_fwd', { x: x.buf, y }, padConsts(l));
+    else if (l.kind === 'lrn') {
+      scale = b.act(`lrn${l.index}.scale`, C * H * W);
+      b.step(l, 'lrn_fwd', { x: x.buf, y, scale }, lrnConsts(l));
+    }
+    const out: Value = { buf: y, C, H, W };
+    nodes.push({ kind: 'zoo', l, pos, input: x, output: out, ...(scale ? { scale } : {}) });
+    v = out;
+  }
+
+  /** The gradient of a zoo layer's input from its output's (raw: the layer's output is never pending). */
+  function zooBackward(node: Node & { kind: 'zoo' }, dy: string): string {
+    const l = node.l;
+    const x = node.input;
+    const dx = b.act(`${l.kind}${l.index}.grad_in`, x.C * x.H * x.W);
+    const count = x.C * x.H * x.W;
+    if (l.kind === 'tanh' || l.kind === 'sigmoid') b.step(l, `${l.kind}_bwd`, { y: node.output.buf, g: dy, dx }, { count });
+    else if (l.kind === 'threshold') b.step(l, 'threshold_bwd', { x: x.buf, g: dy, dx }, { count, th: l.attrs.th });
+    else if (l.kind === 'zeropad') b.step(l, 'zeropad_bwd', { g: dy, dx }, padConsts(l));
+    else if (l.kind === 'lrn') b.step(l, 'lrn_bwd', { x: x.buf, y: node.output.buf, scale: node.scale, g: dy, dx }, lrnConsts(l));
+    else throw new Error(`internal error: no backward of the zoo layer at position ${node.pos}`);
+    return dx;
+  }
+
+  /**
+   * A residual add as one pass per branch after the first (add_apply): each branch end's pending BN/ReLU
+   * applied on load (the closing conv's BN-apply), summed into the running sum (plain data), and the
+   * block's ReLU applied by the last pass when only that ReLU reads the sum.
    */
   function residualAdd(l: ShapedLayer, pos: number, from: readonly number[]): void {
-    const [a, c] = from.map(valueAt);
     const [C, H, W] = shape3(l.output);
     const relu = m.layers[pos + 1]?.kind === 'relu' && reads[pos] === 1 && inputsOf(m.layers, pos + 1).join() === String(pos);
     if (relu) absorbed.add(pos + 1);
-    const y = b.act(`add${l.index}.out`, C * H * W);
-    const pa = pendingArgs(a), pc = pendingArgs(c);
-    b.step(l, 'add_apply', { a: a.buf, a_scale: pa.buffers.in_scale, a_shift: pa.buffers.in_shift, b: c.buf, b_scale: pc.buffers.in_scale, b_shift: pc.buffers.in_shift, y }, {
-      C,
-      HW: H * W,
-      aBn: pa.consts.inBn,
-      aRelu: pa.consts.inRelu,
-      bBn: pc.consts.inBn,
-      bRelu: pc.consts.inRelu,
-      relu,
+    let sum = valueAt(from[0]);
+    from.slice(1).forEach((p, k) => {
+      const c = valueAt(p);
+      const last = k === from.length - 2;
+      const y = b.act(`add${l.index}.out`, C * H * W);
+      const pa = pendingArgs(sum), pc = pendingArgs(c);
+      b.step(l, 'add_apply', { a: sum.buf, a_scale: pa.buffers.in_scale, a_shift: pa.buffers.in_shift, b: c.buf, b_scale: pc.buffers.in_scale, b_shift: pc.buffers.in_shift, y }, {
+        C,
+        HW: H * W,
+        aBn: pa.consts.inBn,
+        aRelu: pa.consts.inRelu,
+        bBn: pc.consts.inBn,
+        bRelu: pc.consts.inRelu,
+        relu: relu && last,
+      });
+      const out: Value = { buf: y, C, H, W };
+      // A partial sum is the add layer's value too: its gradient is needed when the layer's is.
+      if (!last) position.set(y, pos);
+      nodes.push({ kind: 'merge', l, pos, inputs: [sum, c], output: out, fused: { relu: relu && last } });
+      sum = out;
     });
-    const out: Value = { buf: y, C, H, W };
-    nodes.push({ kind: 'merge', l, pos, inputs: [a, c], output: out, fused: { relu } });
-    v = out;
+    v = sum;
   }
 
   const classes = elementsOf(last.output);
@@ -405,6 +453,12 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const dx = b.act(`dropout${l.index}.grad_in`, node.input.C * node.input.H * node.input.W);
         b.step(l, 'dropout_bwd', { g: dy, dx }, { count: node.input.C * node.input.H * node.input.W, p: l.kind === 'dropout' ? l.attrs.p : 0 });
         grad = { buf: dx, of: node.input };
+        pass();
+        break;
+      }
+      case 'zoo': {
+        if (!needDx) break;
+        grad = { buf: zooBackward(node, rawGradient(l, grad)), of: node.input };
         pass();
         break;
       }

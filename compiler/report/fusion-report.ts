@@ -46,7 +46,7 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
   const adds = program.steps.filter((s) => s.op === 'add');
   // A chain without blocks has neither line (its report is as before blocks existed).
   const blockLines = merges.length === 0 && adds.length === 0 ? [] : [
-    `  ${fusedAdds.length} of ${merges.length} residual adds run forward as one pass (add_apply: the branch ends' pending BN/ReLU applied on load, the block's ReLU after) and backward as one (add_bwd_fused: dReLU and the ends' BN partials)`,
+    `  ${fusedAdds.length} of ${merges.length} residual adds run forward as one pass per branch after the first (add_apply: the branch ends' pending BN/ReLU applied on load, the block's ReLU after the last) and backward likewise (add_bwd_fused: dReLU and the ends' BN partials)`,
     `  separate add passes over activations: ${adds.length}${adds.length ? ` (${adds.map((s) => s.kernel).join(', ')}: ${adds.every((s) => s.layer !== 0 && model.layers[s.layer - 1]?.kind !== 'add') ? "sums of a fanned-out value's gradients" : 'merges and gradient sums'})` : ''}`,
   ];
   lines.push(

@@ -1,11 +1,13 @@
-// A decode worker thread (started by decode-pool.ts): decodes and resizes an image with sharp — a file of an
-// ImageNet folder, or a record of a packed dataset read from its shard at its offset — places the crop as
+// A decode worker thread (started by decode-pool.ts): decodes and resizes an image — a file of an ImageNet
+// folder with sharp, or a record of a packed dataset read from its shard at its offset, with the native
+// libjpeg-turbo crop decoder where it is built and the stored size allows, else sharp — places the crop as
 // donkey.lua's train or test hook would, and writes the normalised C×H×W floats straight into the batch's
 // SharedArrayBuffer. Replies with where the crop was, or why the image could not be read.
 import { closeSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { centerCrop, cropToTensor, randomCrop, scaledSize, type CropPlacement, type Size, type Transform } from './donkey.js';
 import { configureSharpForWorkers, decodeRecord, decodeRecordRegion, decodeResized, UnreadableImageError, type DecodedImage } from './decode.js';
+import { nativeCropDecoder, dctScale, type NativeCropDecoder } from './decode-native.js';
 import { corruptRecord, readRecord, RECORD_HEADER_BYTES, recordProblem, type RecordRef } from './pack-format.js';
 
 export interface WorkerSetup {
@@ -13,6 +15,7 @@ export interface WorkerSetup {
   readonly crop: Size & { readonly channels: 1 | 3 };
   readonly transform: Transform;
   readonly shards?: readonly string[]; // a packed dataset's shard paths, by their place in its index
+  readonly decoder: 'native' | 'sharp'; // for packed records (the pool chose sharp where the native one is not built)
 }
 
 export interface DecodeRequest {
@@ -59,6 +62,11 @@ export class ShardReader {
     return { buffer, record };
   }
 
+  /** Names a record's place for an error: SHARD: corrupt record at byte OFFSET: why. */
+  corrupt(r: RecordRef, why: string): CorruptRecordError {
+    return new CorruptRecordError(corruptRecord(this.shards[r.shard] ?? `shard ${r.shard}`, r.offset, why));
+  }
+
   /** Takes a buffer back once sharp is done with it (sharp reads its input while the decode runs). */
   release(buffer: Buffer): void {
     if (this.spare.length < 8) this.spare.push(buffer);
@@ -77,7 +85,7 @@ function place(job: DecodeRequest, setup: WorkerSetup, image: Size): CropPlaceme
 }
 
 /** Decodes and places the crop: `img` with the crop at `placement` (a record at the model's size arrives already cut out). */
-export async function decodePlaced(job: DecodeRequest, setup: WorkerSetup, reader: ShardReader | undefined): Promise<Placed> {
+export async function decodePlaced(job: DecodeRequest, setup: WorkerSetup, reader: ShardReader | undefined, native?: NativeCropDecoder): Promise<Placed> {
   if (!job.record) {
     const img = await decodeResized(job.file, setup.imageSize, setup.crop.channels);
     const placement = place(job, setup, img);
@@ -89,6 +97,20 @@ export async function decodePlaced(job: DecodeRequest, setup: WorkerSetup, reade
   const { buffer, record } = reader.read(job.record);
   try {
     const jpeg = record.subarray(RECORD_HEADER_BYTES);
+    const scale = native ? dctScale(stored, target) : undefined;
+    if (native && scale !== undefined) {
+      // libjpeg decodes just the crop (at scale/8 in the DCT domain when smaller), mirrored, into the worker's bytes,
+      // synchronously: handle() copies them out before this thread takes its next message.
+      const at = place(job, setup, target);
+      const { width, height } = setup.crop;
+      let done: boolean;
+      try {
+        done = native.addon.decodeCrop(jpeg, scale, target.width, target.height, at.x, at.y, width, height, at.flip, native.bytes);
+      } catch (e) {
+        throw reader.corrupt(job.record, e instanceof Error ? e.message : String(e));
+      }
+      if (done) return { img: { width, height, channels: 3, pixels: native.bytes, source: stored }, placement: { x: 0, y: 0, flip: false }, origin: at, resized: target };
+    }
     if (target.width !== stored.width || target.height !== stored.height) {
       const img = await decodeRecord(jpeg, stored, setup.imageSize, setup.crop.channels);
       const placement = place(job, setup, img);
@@ -103,9 +125,9 @@ export async function decodePlaced(job: DecodeRequest, setup: WorkerSetup, reade
   }
 }
 
-async function handle(job: DecodeRequest, setup: WorkerSetup, per: number, reader: ShardReader | undefined): Promise<DecodeReply> {
+async function handle(job: DecodeRequest, setup: WorkerSetup, per: number, reader: ShardReader | undefined, native: NativeCropDecoder | undefined): Promise<DecodeReply> {
   try {
-    const { img, placement, origin, resized } = await decodePlaced(job, setup, reader);
+    const { img, placement, origin, resized } = await decodePlaced(job, setup, reader, native);
     cropToTensor(img.pixels, img, setup.crop, placement, setup.transform, new Float32Array(job.out, job.offset * 4, per));
     return { id: job.id, ok: true, x: origin.x, y: origin.y, flip: origin.flip, resized: { width: resized.width, height: resized.height }, ...(img.warning ? { warning: img.warning } : {}) };
   } catch (e) {
@@ -119,9 +141,10 @@ if (parentPort) {
   const setup = workerData as WorkerSetup;
   const per = setup.crop.channels * setup.crop.height * setup.crop.width;
   const reader = setup.shards ? new ShardReader(setup.shards) : undefined;
+  const native = setup.decoder === 'native' ? nativeCropDecoder(setup.crop) : undefined;
   configureSharpForWorkers();
   port.on('message', (job: DecodeRequest) => {
-    void handle(job, setup, per, reader).then((reply) => port.postMessage(reply));
+    void handle(job, setup, per, reader, native).then((reply) => port.postMessage(reply));
   });
   port.on('close', () => reader?.close());
 }

@@ -188,7 +188,7 @@ export function layerNodes(g: GraphBuilder, l: ShapedLayer, inputs: readonly str
     case 'add':
       return addNodes(g, l, inputs);
     case 'concat':
-      // Channels in branch order (nn.Concat(2), and nn.DepthConcat(2) whose maps have one size: nincc lowers no other).
+      // Channels in branch order (nn.Concat(2); nn.DepthConcat(2) too, its smaller maps already centred by the zeropad layers lowering adds).
       return g.node(l, 'Concat', inputs, { axis: int(1) });
     case 'dropout':
     case 'identity':

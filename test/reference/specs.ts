@@ -118,6 +118,37 @@ model zoo_layers {
 `;
 
 /**
+ * ZOO_LAYERS for the fused cuda/emu training program (lower/train-fused.ts): the same layers and ceil edge
+ * cases, plus a pending BN+ReLU that LRN must have materialized, a residual add of three branches (two
+ * with a pending BN, one with a pending BN+ReLU), a ceil average pool that applies a pending BN on load
+ * and writes its partials in the backward (the last windows cut by the far padding), and a depthconcat
+ * that centres a smaller map.
+ */
+export const ZOO_TRAIN = `
+model zoo_train {
+  input 3x11x9
+  conv(3, 5, 3, 3, 1, 1, 1, 1)  bn(5)  relu  lrn(3, 2, 0.75, 1)  tanh   # 5x11x9
+  zeropad(-1, 1, 2, -2)                                              # 5x11x9: cropped left and bottom, zeros right and top
+  maxpool(2, 2, 2, 2):ceil()                                         # 5x6x5: the last row and column windows stick out
+  conv(5, 6, 1, 1)  threshold(0.1, -0.2)  lrn(7, 0.01, 0.5)          # 6x6x5: LRN's window wider than the 6 channels
+  maxpool(2, 2, 2, 2, 1, 1):ceil()                                   # 6x4x3: ceil gives 4x4, the correction drops a column
+  sigmoid  identity
+  residual {                                                         # three branches: two add_apply passes, the ReLU in the last
+    branch { conv(6, 6, 1, 1)  bn(6) }
+    branch { conv(6, 6, 3, 3, 1, 1, 1, 1)  bn(6)  relu }
+    branch { identity }
+  }
+  relu  conv(6, 6, 1, 1)  bn(6)
+  avgpool(3, 3, 2, 2, 1, 1):ceil()                                   # 6x3x2
+  depthconcat {                                                      # 4x3x2: the 2x1 map centred (an extra row and column after it)
+    branch { conv(6, 2, 1, 1) }
+    branch { conv(6, 2, 2, 2) }
+  }
+  view(-1)  linear(24, 4)  logsoftmax
+}
+`;
+
+/**
  * Residual and concat blocks: an identity shortcut, a strided projection shortcut (conv + BN), an
  * inception-like concat whose branches end in a conv, a ReLU, a pool and a nested residual block.
  */

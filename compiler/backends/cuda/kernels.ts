@@ -1,6 +1,6 @@
 // The CUDA kernel of each op: its parameters, body and launch geometry. Each op family has its file
 // (conv.ts, bn.ts, pool.ts, dense.ts, loss.ts, dropout.ts, sgd.ts; residual.ts: a residual add in training; zoo.ts: Torch7's zoo layers and the block
-// merges at inference; the other inference-only ops are here).
+// merges, forward and backward; the other inference-only ops are here).
 // The schedule pass (compiler/schedule/cuda-launch.ts) calls cudaKernel once per kernel before the
 // plan is emitted; the renderer (render.ts) only prints them. Kernels are written against the device
 // primitives (runtime/include/nincc/device/primitives.cuh). Activations are NCHW.
@@ -16,7 +16,7 @@ import { linearBackwardData, linearBackwardWeight, linearForward } from './dense
 import { nllLoss, softmaxBackward } from './loss.js';
 import { dropout } from './dropout.js';
 import { sgdUpdate } from './sgd.js';
-import { addInfer, concatPlace, concatTake, lrnForward, sigmoidForward, tanhForward, thresholdForward, zeropadForward } from './zoo.js';
+import { addInfer, concatPlace, concatTake, lrnBackward, lrnForward, sigmoidBackward, sigmoidForward, tanhBackward, tanhForward, thresholdBackward, thresholdForward, zeropadBackward, zeropadForward } from './zoo.js';
 import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './parts.js';
 
 /** The training program's ops, each to its family's generator, which reads the step's typed consts. */
@@ -45,6 +45,11 @@ const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKerne
   dropout_fwd: (k) => dropout(k, k.consts, true),
   dropout_bwd: (k) => dropout(k, k.consts, false),
   nll_loss: (k) => nllLoss(k, k.consts),
+  tanh_bwd: (k) => tanhBackward(k, k.consts),
+  sigmoid_bwd: (k) => sigmoidBackward(k, k.consts),
+  threshold_bwd: (k) => thresholdBackward(k, k.consts),
+  lrn_bwd: (k) => lrnBackward(k, k.consts),
+  zeropad_bwd: (k) => zeropadBackward(k, k.consts),
   sgd_update: (k) => sgdUpdate(k, k.consts),
 };
 

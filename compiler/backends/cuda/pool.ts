@@ -5,11 +5,11 @@ import type { KernelStep } from '../../lower/program-ir.js';
 import { channelTile } from './bn.js';
 
 /**
- * Average pooling's divisor (count_include_pad): the whole kernel in floor mode; in ceil mode (inference
- * only so far) the window clipped to the padded image, as THNN counts it.
+ * Average pooling's divisor for output (p, q) (count_include_pad): the whole kernel in floor mode; in ceil
+ * mode the window clipped to the padded image, as THNN counts it (a window past the far padding counts less).
  */
-function divisor(c: Consts<'maxpool_fwd_fused' | 'avgpool_fwd_fused' | 'maxpool_fwd_infer' | 'avgpool_fwd'>): string {
-  if (!('ceil' in c) || !c.ceil) return `${cppDouble(c.R * c.S)}f`;
+function divisor(c: Consts<'maxpool_fwd_fused' | 'avgpool_fwd_fused' | 'maxpool_fwd_infer' | 'avgpool_fwd' | 'avgpool_bwd_fused'>): string {
+  if (!c.ceil) return `${cppDouble(c.R * c.S)}f`;
   return `float((min(p * ${c.sh} - ${c.ph} + ${c.R}, ${c.H + c.ph}) - (p * ${c.sh} - ${c.ph})) * (min(q * ${c.sw} - ${c.pw} + ${c.S}, ${c.W + c.pw}) - (q * ${c.sw} - ${c.pw})))`;
 }
 
@@ -51,8 +51,12 @@ export function poolBackward(k: KernelStep, c: Consts<'maxpool_bwd_fused' | 'avg
     `  const long long plane = ((long long)img * ${c.C} + ch) * ${PQ};`,
     '  for (int p = p_lo; p <= p_hi; ++p)',
     '    for (int q = q_lo; q <= q_hi; ++q)',
-    max ? `      if (nincc::ld(&argmax[plane + p * ${c.Q} + q]) == j) d += nincc::ld(&g[plane + p * ${c.Q} + q]);` : `      d += nincc::ld(&g[plane + p * ${c.Q} + q]);`,
-    ...(max ? [] : [`  d = d / ${cppDouble(c.R * c.S)}f;`]),
+    max
+      ? `      if (nincc::ld(&argmax[plane + p * ${c.Q} + q]) == j) d += nincc::ld(&g[plane + p * ${c.Q} + q]);`
+      : c.ceil
+        ? `      d += nincc::ld(&g[plane + p * ${c.Q} + q]) / ${divisor(c)};` // each window its own divisor
+        : `      d += nincc::ld(&g[plane + p * ${c.Q} + q]);`,
+    ...(max || c.ceil ? [] : [`  d = d / ${cppDouble(c.R * c.S)}f;`]),
     '  nincc::st(&dx[at], d);',
     '}',
     ...backwardStats(c, 'd', 'at', 'ch', 'valid', tileSlot(c.C, HW)),
