@@ -107,8 +107,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
-    '// The rebuild\'s channel parameters: every element of a staged row may be another channel k.',
-    ...(useTable ? rebuildTable(c, c.K, THREADS) : []),
+    ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, THREADS)] : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
     '  // Stage A: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s): dY\' at the output position the tap reaches from here.',
     ...stageAcrossRows('as', BM, {
