@@ -15,7 +15,7 @@ import { DecodePool } from '../runtime/imagenet/decode-pool.js';
 import { configureSharpForWorkers } from '../runtime/imagenet/decode.js';
 import { nativeCropDecoder, nativeJpeg } from '../runtime/imagenet/decode-native.js';
 import { decodePlaced, ShardReader, type DecodeRequest } from '../runtime/imagenet/decode-worker.js';
-import { cropToTensor } from '../runtime/imagenet/donkey.js';
+import { cropToBytes, cropToTensor } from '../runtime/imagenet/donkey.js';
 import { openImageNetFolder, type ImageList } from '../runtime/imagenet/folder.js';
 import { packImageNet } from '../runtime/imagenet/pack.js';
 import { openPackedDataset, type PackedDataset } from '../runtime/imagenet/packed.js';
@@ -62,26 +62,32 @@ const transform = { mean: MEAN, std: STD };
 
 /**
  * One image at a time on this thread, the two paths alternating image by image (so load on the shared
- * machine hits both alike): the cost per core of each stage, without any pool.
+ * machine hits both alike): the cost per core of each stage, without any pool. cropBytesMs: the same crop
+ * cut as uint8 NHWC for a model that takes uint8 images (cropToBytes; its first conv normalises), timed on
+ * the same decoded image right after the float crop.
  */
 type Path = 'folder' | 'packed' | 'native';
-async function perImageCost(folder: ImageList, packed: PackedDataset, paths: readonly Path[]): Promise<Partial<Record<Path, { decodeMs: number; cropNormaliseMs: number; imagesPerSecond: number }>>> {
+async function perImageCost(folder: ImageList, packed: PackedDataset, paths: readonly Path[]): Promise<Partial<Record<Path, { decodeMs: number; cropNormaliseMs: number; cropBytesMs: number; imagesPerSecond: number }>>> {
   configureSharpForWorkers();
   const n = Math.min(200, folder.files.length);
   const out = new Float32Array(3 * 224 * 224);
+  const outBytes = new Uint8Array(3 * 224 * 224);
   const setup = { imageSize: 256, crop, transform, shards: packed.shards, decoder: 'sharp' as const };
   const reader = new ShardReader(packed.shards);
   const native = nativeCropDecoder(crop);
-  const time = { folder: { decode: 0, crop: 0 }, packed: { decode: 0, crop: 0 }, native: { decode: 0, crop: 0 } };
+  const time = { folder: { decode: 0, crop: 0, bytes: 0 }, packed: { decode: 0, crop: 0, bytes: 0 }, native: { decode: 0, crop: 0, bytes: 0 } };
   // Exactly what a decode worker does for each (decode-worker.ts): for a record, one read and the crop cut out
   // by libvips (packed) or by libjpeg-turbo (native).
-  const one = async (job: DecodeRequest, t: { decode: number; crop: number }, path: Path) => {
+  const one = async (job: DecodeRequest, t: { decode: number; crop: number; bytes: number }, path: Path) => {
     let t0 = performance.now();
     const { img, placement } = await decodePlaced(job, setup, reader, path === 'native' ? native : undefined);
     t.decode += performance.now() - t0;
     t0 = performance.now();
     cropToTensor(img.pixels, img, crop, placement, transform, out);
     t.crop += performance.now() - t0;
+    t0 = performance.now();
+    cropToBytes(img.pixels, img, crop, placement, outBytes);
+    t.bytes += performance.now() - t0;
   };
   const job = (file: string, i: number, record?: DecodeRequest['record']): DecodeRequest => ({ id: i, file, ...(record ? { record } : {}), out: new SharedArrayBuffer(4), offset: 0, mode: 'train', uY: 0.3, uX: 0.6, uFlip: 0.7 });
   try {
@@ -91,7 +97,7 @@ async function perImageCost(folder: ImageList, packed: PackedDataset, paths: rea
   } finally {
     reader.close();
   }
-  const per = (x: { decode: number; crop: number }) => ({ decodeMs: round(x.decode / n, 3), cropNormaliseMs: round(x.crop / n, 3), imagesPerSecond: Math.round((1000 * n) / (x.decode + x.crop)) });
+  const per = (x: { decode: number; crop: number; bytes: number }) => ({ decodeMs: round(x.decode / n, 3), cropNormaliseMs: round(x.crop / n, 3), cropBytesMs: round(x.bytes / n, 3), imagesPerSecond: Math.round((1000 * n) / (x.decode + x.crop)) });
   return Object.fromEntries(paths.map((p) => [p, per(time[p])]));
 }
 

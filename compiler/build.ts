@@ -30,6 +30,8 @@ export interface BuildOptions {
   readonly cpu?: CpuLevel;
   /** the GEMM kernels' arithmetic; overrides the train block's `precision` (default fp32) */
   readonly precision?: Precision;
+  /** u8: the artifact takes uint8 NHWC images, normalised by its first conv (docs/artifact.md#imageinput) */
+  readonly input?: 'u8';
   readonly log?: (line: string) => void;
 }
 
@@ -60,6 +62,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     .update(headersDigest())
     // fp32 adds nothing, so an fp32 build's hash is what it was before precision existed.
     .update(precision === 'fp32' ? '' : `precision ${precision}`)
+    .update(options.input ? `input ${options.input}` : '')
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -82,7 +85,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}) });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);

@@ -46,6 +46,7 @@ import { lowerInference } from './lower/infer.js';
 import { lowerParams, type ParamLayout } from './lower/params.js';
 import { lowerSgdUpdate, lowerTrainForwardBackward, whyUntrainable } from './lower/train.js';
 import { lowerTrainFused } from './lower/train-fused.js';
+import { u8Stem } from './lower/u8-input.js';
 import type { Program } from './lower/program-ir.js';
 import { planMemory, type MemoryPlan } from './lower/memory.js';
 import { verifyMemory } from './lower/verify-memory.js';
@@ -161,6 +162,8 @@ export interface LoweringOptions {
   readonly maxBatch: number;
   /** cpu: one kernel per layer (the cpu library's). cuda: the fused BN+ReLU training program (cuda/emu). */
   readonly trainKernels?: 'cpu' | 'cuda';
+  /** u8: the programs take uint8 NHWC images, normalised by the first conv (lower/u8-input.ts); absent: float NCHW. */
+  readonly input?: 'u8';
 }
 
 export interface Lowered {
@@ -179,10 +182,11 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   dumpIR('lower-params', layout);
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch) : lowerTrainForwardBackward(model);
+  const stem = options.input === 'u8' ? u8Stem(model) : undefined;
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem) : lowerTrainForwardBackward(model, stem);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
-  const infer = lowerInference(model);
+  const infer = lowerInference(model, stem);
   dumpIR('lower-infer', infer);
   const programs = [infer.prepare, infer.infer, ...(train ? [train.program] : []), ...(sgd ? [sgd] : [])];
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
@@ -206,6 +210,8 @@ export interface CompileOptions {
   readonly cpuFeatures: readonly string[];
   /** the cuda/emu GEMM kernels' arithmetic (the cpu kernels are fp32); default fp32 */
   readonly precision?: Precision;
+  /** u8: the artifact takes uint8 NHWC images, normalised by its first conv (lower/u8-input.ts) */
+  readonly input?: 'u8';
 }
 
 export interface Compiled {
@@ -223,7 +229,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   // compileSpec refused it already with a diagnostic when told the device; this catches callers that did not tell it.
   const unsupported = deviceProblem(model, options.target);
   if (unsupported) throw new Error(unsupported);
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu' }, dumpIR);
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', ...(options.input ? { input: options.input } : {}) }, dumpIR);
 
   const precision = cudaTarget ? (options.precision ?? 'fp32') : 'fp32';
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch }) : undefined;
@@ -235,6 +241,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
     libraries: options.libraries,
     cpuFeatures: options.cpuFeatures,
     precision,
+    ...(options.input === 'u8' ? { imageInput: { dtype: 'u8', layout: 'nhwc', ...u8Stem(model) } } : {}),
     ...(cudaKernels ? { cuda: { launch: new Map(cudaKernels.map((k) => [k.name, k.launch])), onlyPrograms: CUDA_ONLY_PROGRAMS } } : {}),
     ...(lowered.untrainable ? { untrainable: lowered.untrainable } : {}),
   });

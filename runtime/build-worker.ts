@@ -17,6 +17,8 @@ export interface BuildJob {
   readonly maxBatch?: number;
   readonly cpu?: CpuLevel;
   readonly precision?: Precision;
+  /** u8: the artifact takes uint8 NHWC images, normalised by its first conv (docs/artifact.md#imageinput) */
+  readonly input?: 'u8';
 }
 
 export type BuildMessage =
@@ -40,6 +42,7 @@ function runJob(job: BuildJob, post: (m: BuildMessage) => void): void {
       ...(job.maxBatch !== undefined ? { maxBatch: job.maxBatch } : {}),
       ...(job.cpu !== undefined ? { cpu: job.cpu } : {}),
       ...(job.precision !== undefined ? { precision: job.precision } : {}),
+      ...(job.input !== undefined ? { input: job.input } : {}),
       log: (line) => post({ kind: 'log', line }),
     });
     post({ kind: 'done', result, warnings: compiled.diagnostics, rendered });

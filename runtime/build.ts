@@ -23,6 +23,8 @@ export interface BuildOptions {
   readonly cpu?: CpuLevel;
   /** The emu/cuda GEMM kernels' arithmetic, overriding the spec's train block `precision`: fp32 (default), bf16 or tf32 (no kernels yet). */
   readonly precision?: Precision;
+  /** 'u8': the artifact takes uint8 N×H×W×C images, normalised by its first conv (docs/artifact.md#imageinput); default float32 N×C×H×W. */
+  readonly input?: 'u8';
   /** The spec's text; when given, `file` only names it in diagnostics and is not read. */
   readonly source?: string;
   /** Progress lines (what the compiler is doing); nothing by default. */
@@ -68,6 +70,7 @@ export async function build(file: string, options?: BuildOptions | null): Promis
   if (o.maxBatch !== undefined && (!Number.isInteger(o.maxBatch) || o.maxBatch < 1)) throw new InvalidArgumentError(`build: maxBatch must be a positive integer, got ${String(o.maxBatch)}`);
   if (o.cpu !== undefined && !CPU_LEVELS.includes(o.cpu)) throw new InvalidArgumentError(`build: cpu must be one of ${CPU_LEVELS.join(', ')}, got ${JSON.stringify(o.cpu)}`);
   if (o.precision !== undefined && !PRECISIONS.includes(o.precision)) throw new InvalidArgumentError(`build: precision must be one of ${PRECISIONS.join(', ')}, got ${JSON.stringify(o.precision)}`);
+  if (o.input !== undefined && o.input !== 'u8') throw new InvalidArgumentError(`build: input must be 'u8' (or absent: float32), got ${JSON.stringify(o.input)}`);
   if (o.outDir !== undefined && (typeof o.outDir !== 'string' || o.outDir === '')) throw new InvalidArgumentError('build: outDir must be a non-empty string');
   let source = o.source;
   if (source === undefined) {
@@ -77,7 +80,7 @@ export async function build(file: string, options?: BuildOptions | null): Promis
       throw new NinccError(ErrorCodes.spec, `${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { cause: e });
     }
   } else if (typeof source !== 'string') throw new InvalidArgumentError('build: source must be a string');
-  const job: BuildJob = { source, file, target, ...(o.outDir !== undefined ? { outDir: o.outDir } : {}), ...(o.maxBatch !== undefined ? { maxBatch: o.maxBatch } : {}), ...(o.cpu !== undefined ? { cpu: o.cpu } : {}), ...(o.precision !== undefined ? { precision: o.precision } : {}) };
+  const job: BuildJob = { source, file, target, ...(o.outDir !== undefined ? { outDir: o.outDir } : {}), ...(o.maxBatch !== undefined ? { maxBatch: o.maxBatch } : {}), ...(o.cpu !== undefined ? { cpu: o.cpu } : {}), ...(o.precision !== undefined ? { precision: o.precision } : {}), ...(o.input !== undefined ? { input: o.input } : {}) };
   return runBuildJob(job, o.log ?? (() => {}));
 }
 

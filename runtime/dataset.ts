@@ -19,9 +19,15 @@ export interface LabelledImages {
 // The spec's per-channel normalisation, as the compiler resolved it.
 export type { Transform };
 
-/** Images (N×C×H×W float32, normalised) and their labels; valid until the source is asked for the next batch. */
+/**
+ * A batch's images: N×C×H×W float32, normalised, or, for a model that takes uint8 images (plan.json
+ * imageInput), N×H×W×C bytes that its first conv normalises.
+ */
+export type Images = Float32Array | Uint8Array;
+
+/** Images and their labels; valid until the source is asked for the next batch. */
 export interface Batch {
-  readonly images: Float32Array;
+  readonly images: Images;
   readonly labels: Int32Array;
   readonly count: number;
   /** Set when the batch is one rank's share of a global batch (see Shard): the global batch's count. */

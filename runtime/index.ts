@@ -1,5 +1,5 @@
 // The package entry: `import { load } from 'nincc'`. Everything a user needs is exported here; docs/api.md describes it.
-export { load, Model, scoreOutputs, CHECKPOINT_FORMAT, type CheckpointMeta, type Device, type Evaluation, type LoadOptions, type PlanExtras, type TrainingSpace, type TrainStepOptions } from './model.js';
+export { load, Model, scoreOutputs, syntheticImages, CHECKPOINT_FORMAT, type CheckpointMeta, type Device, type Evaluation, type Images, type LoadOptions, type PlanExtras, type TrainingSpace, type TrainStepOptions } from './model.js';
 export { ErrorCodes, InvalidArgumentError, isNinccError, NinccError, OutOfRangeError, type ErrorCode } from './errors.js';
 export { train, regimeAt, epochOrder, type EpochRecord, type TrainOptions } from './trainer.js';
 export { openMpiWorld } from './distributed/mpi.js';

@@ -32,7 +32,20 @@ export interface TrainStepOptions {
 
 /** What plan.json records beyond the native info: the spec's train block, transform and image size. */
 /** The fields of plan.json this class reads (the plan's one schema is compiler/emit/plan.ts). */
-export type PlanExtras = Pick<Plan, 'untrainable' | 'train' | 'transform' | 'imageSize' | 'cpuFeatures'>;
+export type PlanExtras = Pick<Plan, 'untrainable' | 'train' | 'transform' | 'imageSize' | 'cpuFeatures' | 'imageInput'>;
+
+import type { Images } from './dataset.js';
+export type { Images };
+
+/**
+ * `count` synthetic images for `model` (benchmarks, profiles): values wave(i) in [−1, 1] as float32, or, for
+ * an artifact that takes uint8 images (plan.json imageInput), the same wave as bytes 0…255.
+ */
+export function syntheticImages(model: Model, count: number, wave: (i: number) => number): Images {
+  const n = count * model.imageElements;
+  if (model.plan.imageInput) return Uint8Array.from({ length: n }, (_, i) => Math.round((wave(i) + 1) * 127.5));
+  return Float32Array.from({ length: n }, (_, i) => wave(i));
+}
 
 export interface Evaluation {
   readonly top1: number; // fractions in [0, 1]
@@ -183,6 +196,16 @@ export class Model {
   }
 
   private checkImages(images: unknown, what: string): number {
+    const [C, H, W] = this.info.input;
+    if (this.plan.imageInput) {
+      // uint8 artifacts take exactly the pixels the loader crops: no float batch is converted behind the caller's back.
+      if (!(images instanceof Uint8Array)) throw new InvalidArgumentError(`${what}: this artifact takes uint8 images (plan.json imageInput): pass a Uint8Array (N×${H}×${W}×${C}, NHWC), got ${describe(images)}`);
+      const bytes = this.imageElements;
+      if (images.length === 0 || images.length % bytes !== 0) {
+        throw new OutOfRangeError(`${what}: images has ${images.length} bytes, not a whole number of ${H}×${W}×${C} images (${bytes} bytes each)`);
+      }
+      return images.length / bytes;
+    }
     if (!(images instanceof Float32Array)) throw new InvalidArgumentError(`${what}: images must be a Float32Array (N×${this.info.input.join('×')}, NCHW), got ${describe(images)}`);
     const per = this.imageElements;
     if (images.length === 0 || images.length % per !== 0) {
@@ -211,13 +234,13 @@ export class Model {
    * overlap: each waits for the ones before it. `images` is read when the call runs, so leave it
    * unchanged until the promise settles.
    */
-  async infer(images: Float32Array, n?: number): Promise<Float32Array> {
+  async infer(images: Images, n?: number): Promise<Float32Array> {
     const count = this.checkImages(images, 'infer');
     if (n !== undefined && n !== count) throw new OutOfRangeError(`infer: n is ${n} but images holds ${count} images`);
     return this.enqueue('infer', (native) => this.inferQueued(native, images, count));
   }
 
-  private async inferQueued(native: NativeModel, images: Float32Array, count: number): Promise<Float32Array> {
+  private async inferQueued(native: NativeModel, images: Images, count: number): Promise<Float32Array> {
     if (this.foldedStale) {
       await native.run('prepare_infer', 1, {}, 0);
       this.foldedStale = false;
@@ -234,7 +257,7 @@ export class Model {
   }
 
   /** The infer program on k ≤ maxBatch images; its output copied out of the arena. */
-  private async inferChunk(native: NativeModel, images: Float32Array, k: number): Promise<Float32Array> {
+  private async inferChunk(native: NativeModel, images: Images, k: number): Promise<Float32Array> {
     native.setInput('infer', 'images', images, k);
     await native.run('infer', k, {}, 0);
     return native.getOutput('infer', 'output', k) as Float32Array;
@@ -244,7 +267,7 @@ export class Model {
    * Forward + backward in training mode; gradients land in the grad space. With `reduce` (data-parallel
    * training, runtime/distributed/data-parallel.ts) they are then summed across ranks by the runtime.
    */
-  async forwardBackward(images: Float32Array, labels: Int32Array | readonly number[], reduce?: NativeReduce): Promise<{ loss: number; output: Float32Array }> {
+  async forwardBackward(images: Images, labels: Int32Array | readonly number[], reduce?: NativeReduce): Promise<{ loss: number; output: Float32Array }> {
     const { n, l } = this.checkTrainingBatch(images, labels, 'forwardBackward');
     return this.enqueue('forwardBackward', (native) => this.forwardBackwardQueued(native, images, l, n, reduce));
   }
@@ -256,7 +279,7 @@ export class Model {
     return { n, l: this.checkLabels(labels, n, what) };
   }
 
-  private async forwardBackwardQueued(native: NativeModel, images: Float32Array, l: Int32Array, n: number, reduce?: NativeReduce): Promise<{ loss: number; output: Float32Array }> {
+  private async forwardBackwardQueued(native: NativeModel, images: Images, l: Int32Array, n: number, reduce?: NativeReduce): Promise<{ loss: number; output: Float32Array }> {
     native.setInput('train_forward_backward', 'images', images, n);
     native.setInput('train_forward_backward', 'labels', l, n);
     this.stepSeed = (this.stepSeed + 1) >>> 0;
@@ -267,7 +290,7 @@ export class Model {
   }
 
   /** One SGD step (torch/optim semantics, docs/design.md §3); options default from the spec's train block. */
-  async trainStep(images: Float32Array, labels: Int32Array | readonly number[], options?: TrainStepOptions | null): Promise<{ loss: number; output: Float32Array }> {
+  async trainStep(images: Images, labels: Int32Array | readonly number[], options?: TrainStepOptions | null): Promise<{ loss: number; output: Float32Array }> {
     const hyper = this.sgdOptions(options, 'trainStep');
     const { n, l } = this.checkTrainingBatch(images, labels, 'trainStep');
     return this.enqueue('trainStep', async (native) => {
@@ -336,7 +359,7 @@ export class Model {
   }
 
   /** Top-1/top-5 accuracy and mean NLL over a labelled set, in eval mode, in batches of at most maxBatch. */
-  async evaluate(images: Float32Array, labels: Int32Array | readonly number[]): Promise<Evaluation> {
+  async evaluate(images: Images, labels: Int32Array | readonly number[]): Promise<Evaluation> {
     const n = this.checkImages(images, 'evaluate');
     const l = this.checkLabels(labels, n, 'evaluate');
     const out = await this.infer(images);

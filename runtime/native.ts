@@ -75,7 +75,7 @@ export interface NativeModel {
   info(): NativeModelInfo;
   run(program: string, n: number, scalars: Record<string, number>, seed?: number | bigint, reduce?: NativeReduce): Promise<void>;
   /** data holds exactly the input for n images; Float32Array for f32 inputs, Int32Array for i32 */
-  setInput(program: string, name: string, data: Float32Array | Int32Array, n: number): void;
+  setInput(program: string, name: string, data: Float32Array | Int32Array | Uint8Array, n: number): void;
   /** an Int32Array for i32 outputs, else a Float32Array */
   getOutput(program: string, name: string, n: number): Float32Array | Int32Array;
   read(space: SpaceName, offset: number, count: number): Float32Array;

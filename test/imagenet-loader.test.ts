@@ -96,6 +96,7 @@ describe('streaming sources', () => {
       const images: Float32Array[] = [];
       const labels: number[][] = [];
       for await (const b of source.batches(1, 5, 7, 0, { rank, size: 2 })) {
+        if (!(b.images instanceof Float32Array)) throw new Error('a float pool gives float batches');
         images.push(b.images.slice());
         labels.push([...b.labels]);
         totals.push(b.total!);

@@ -1,5 +1,5 @@
 // `nincc bench DIR`: measured images/s and GFLOP/s for inference (batch 1 and 16) and a training step.
-import { load } from '../../runtime/model.js';
+import { load, syntheticImages } from '../../runtime/model.js';
 import { intOption, onePositional, type Command } from '../command.js';
 import { artifactDevice, deviceOption, prepareArtifact } from '../artifact-arg.js';
 
@@ -40,13 +40,13 @@ export const benchCommand: Command = {
       const per = model.imageElements;
       const results: Timing[] = [];
       for (const batch of [1, 16].filter((b) => b <= model.maxBatch)) {
-        const x = new Float32Array(batch * per).map((_, i) => Math.sin(i * 0.37));
+        const x = syntheticImages(model, batch, (i) => Math.sin(i * 0.37));
         const t = await time(runs, () => model.infer(x));
         results.push({ label: 'infer', batch, ...t, flopsPerImage: flops });
       }
       if (model.trainable) {
         const batch = Math.min(trainBatch, model.maxBatch);
-        const x = new Float32Array(batch * per).map((_, i) => Math.cos(i * 0.11));
+        const x = syntheticImages(model, batch, (i) => Math.cos(i * 0.11));
         const y = Int32Array.from({ length: batch }, (_, i) => i % model.info.classes);
         // lr 0 keeps the weights (and so the timing) steady across runs.
         const t = await time(runs, () => model.trainStep(x, y, { lr: 0 }));

@@ -2,19 +2,20 @@
 import { TARGETS, type Target } from '../../compiler/build.js';
 import { CPU_LEVELS, type CpuLevel } from '../../compiler/backends/cpu/toolchain.js';
 import { build as buildSpec, SpecError } from '../../runtime/build.js';
-import { precisionOption, PRECISION_HELP } from '../artifact-arg.js';
+import { inputOption, INPUT_HELP, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
 import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.js';
 
 export const build: Command = {
   name: 'build',
   summary: 'Compile a model spec into an artifact directory: plan.json, generated kernels (kernels.cpu.cc), the compiled library and report.txt. Identical builds are cache hits.',
-  usage: 'FILE [-o DIR] [--target cpu|emu|cuda] [--max-batch N] [--cpu native|avx2|avx512|portable] [--precision fp32|tf32|bf16]',
+  usage: 'FILE [-o DIR] [--target cpu|emu|cuda] [--max-batch N] [--cpu native|avx2|avx512|portable] [--precision fp32|tf32|bf16] [--input u8|f32]',
   options: {
     out: { type: 'string', short: 'o', value: 'DIR', help: 'artifact directory (default: build/<model name>)' },
     target: { type: 'string', value: 'TARGET', help: 'cpu (default); emu: also the CUDA kernels (kernels.cu) for the SIMT emulator, and kernels.fatbin where nvcc exists; cuda: that with nvcc required, the fatbin listed for the cuda device. An emu/cuda artifact infers on cpu, emu and cuda; its training program is the fused CUDA one, for emu and cuda only' },
     'max-batch': { type: 'string', value: 'N', help: "largest batch the artifact runs (default: the train block's batch, else 128)" },
     cpu: { type: 'string', value: 'LEVEL', help: "the instruction set kernels.cpu.so may use: native (default: this machine's AVX-512 or AVX2/FMA), avx2, avx512, or portable (baseline x86-64, loads on any x86-64). plan.json lists the features it needs (cpuFeatures); loading on a machine without them fails with ERR_NINCC_CPU naming them" },
     precision: { type: 'string', value: 'P', help: PRECISION_HELP },
+    input: { type: 'string', value: 'T', help: INPUT_HELP },
     quiet: { type: 'boolean', short: 'q', help: 'print nothing but errors' },
   },
   async run(args) {
@@ -25,11 +26,12 @@ export const build: Command = {
     if (!CPU_LEVELS.includes(cpu)) throw new UsageError(`unknown --cpu '${cpu}' (available: ${CPU_LEVELS.join(', ')})`);
     const maxBatch = intOption(args, 'max-batch');
     const precision = precisionOption(args);
+    const input = inputOption(args);
     const out = stringOption(args, 'out');
     const quiet = args.values.quiet === true;
     // The build runs in a worker thread (runtime/build.ts): this process stays responsive (Ctrl-C) meanwhile.
     try {
-      const r = await buildSpec(file, { target, cpu, ...(precision ? { precision } : {}), ...(out ? { outDir: out } : {}), ...(maxBatch ? { maxBatch } : {}), ...(quiet ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }) });
+      const r = await buildSpec(file, { target, cpu, ...(precision ? { precision } : {}), ...(input ? { input } : {}), ...(out ? { outDir: out } : {}), ...(maxBatch ? { maxBatch } : {}), ...(quiet ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }) });
       if (r.warningReport) process.stderr.write(`${r.warningReport}\n`);
       if (!quiet) process.stdout.write(`built ${r.dir} (model ${r.plan.model}, max batch ${r.plan.maxBatch}, ${r.cached ? 'cached' : 'new'}, ${r.seconds.toFixed(1)} s)\n`);
       return 0;

@@ -47,7 +47,7 @@ async function scoreImageFolder(model: Model, data: string, args: ParsedArgs, we
   if (list.classes.length !== model.info.classes) {
     throw new DataLayoutError(`${list.classes.length} classes (from ${labelsFrom}) but model ${model.info.model} has ${model.info.classes} outputs; pass --classes FILE (the classes.txt of the training run)`);
   }
-  const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform);
+  const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform, model.plan.imageInput);
   if (g.warning) process.stderr.write(`warning: ${g.warning}\n`);
   if (packed) checkPackedImageSize(packed, g.imageSize);
   const s = openImageSources(g, { val: list }, { workers: intOption(args, 'workers') ?? defaultWorkerCount(), prefetch: 2, sampling: 'balanced', ...(packed ? { shards: packed.shards } : {}) });

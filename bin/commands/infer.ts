@@ -2,8 +2,8 @@
 // or the raw outputs as .npy.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { load, type Device } from '../../runtime/model.js';
-import { decodeImageFile } from '../../runtime/data/decode-image.js';
+import { load, type Device, type Images } from '../../runtime/model.js';
+import { decodeImageBytes, decodeImageFile } from '../../runtime/data/decode-image.js';
 import { readNpy, writeNpy } from '../../runtime/io/npy.js';
 import { CLASS_LIST_FILE, readClassList } from '../../runtime/imagenet/folder.js';
 import { intOption, stringOption, UsageError, type Command } from '../command.js';
@@ -14,7 +14,7 @@ export const inferCommand: Command = {
   summary: 'Run inference: prints the top classes of each image with their probabilities, or writes the raw network output (N×classes float32) with -o OUT.npy.',
   usage: 'DIR|FILE (IMAGE… | --npy FILE) [--weights W] [--classes FILE] [--top K] [-o OUT.npy] [--device DEV] [--precision P] [--seed S]',
   details:
-    "IMAGE files (JPEG, PNG, …) are scaled so the short side is the spec's imageSize, center-cropped and normalised with its transform. --npy takes float32 N×C×H×W already normalised. " +
+    "IMAGE files (JPEG, PNG, …) are scaled so the short side is the spec's imageSize, center-cropped and normalised with its transform (an artifact built with --input u8 takes the crops' bytes and normalises in its first conv). --npy takes float32 N×C×H×W already normalised (not for --input u8 artifacts). " +
     'Without --weights the parameters are initialised by Torch7\'s rules from --seed (default 1). ' +
     `Class names come from --classes, else from the ${CLASS_LIST_FILE} beside the weights (nincc train writes one for image folders), else classes are printed by index. ` +
     'Probabilities are exp() of the output when the network ends in logsoftmax, the output itself after softmax; other networks print raw scores.',
@@ -51,9 +51,10 @@ export const inferCommand: Command = {
       const [c, h, w] = model.info.input;
       const classes = model.outputElements;
       if (classNames && classNames.names.length !== classes) throw new UsageError(`${classNames.file} names ${classNames.names.length} classes but the model has ${classes}`);
-      let input: Float32Array;
+      let input: Images;
       let names: string[];
       if (npy) {
+        if (model.plan.imageInput) throw new UsageError(`${dir} takes uint8 images (built with --input u8): give image files, not --npy`);
         const a = readNpy(npy);
         if (a.dtype !== '<f4') throw new UsageError(`${npy}: expected float32 (<f4) data, got ${a.dtype}`);
         if (a.shape.length !== 4 || a.shape[1] !== c || a.shape[2] !== h || a.shape[3] !== w) {
@@ -63,9 +64,12 @@ export const inferCommand: Command = {
         names = Array.from({ length: a.shape[0] }, (_, i) => `${npy}[${i}]`);
       } else {
         const geometry = { channels: c, height: h, width: w, ...(model.plan.imageSize ? { imageSize: model.plan.imageSize } : {}), ...(model.plan.transform ? { transform: model.plan.transform } : {}) };
-        const decoded = await Promise.all(images.map((f) => decodeImageFile(f, geometry)));
-        input = new Float32Array(decoded.length * c * h * w);
-        decoded.forEach((d, i) => input.set(d, i * d.length));
+        // A uint8 artifact (plan.json imageInput) takes the crops' bytes; its first conv normalises them.
+        const bytes = model.plan.imageInput !== undefined;
+        const decoded = await Promise.all(images.map((f) => (bytes ? decodeImageBytes(f, geometry) : decodeImageFile(f, geometry))));
+        const batch = bytes ? new Uint8Array(decoded.length * c * h * w) : new Float32Array(decoded.length * c * h * w);
+        decoded.forEach((d, i) => batch.set(d, i * d.length));
+        input = batch;
         names = images;
       }
       const out = await model.infer(input);

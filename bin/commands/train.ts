@@ -13,7 +13,7 @@ import { isPackedDataset } from '../../runtime/imagenet/pack-format.js';
 import { checkPackedImageSize, openPackedDataset } from '../../runtime/imagenet/packed.js';
 import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
 import { intOption, numberOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
-import { prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
+import { inputOption, INPUT_HELP, prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
 import type { Precision } from '../../compiler/ir.js';
 import { launchedRank, type Communicator } from '../../runtime/distributed/communicator.js';
 import { DEFAULT_RANK_TIMEOUT_SECONDS, openMpiWorld } from '../../runtime/distributed/mpi.js';
@@ -57,6 +57,7 @@ interface TrainArgs {
   readonly reduceWith?: ReduceBackend;
   readonly bucketElements?: number;
   readonly precision?: Precision;
+  readonly input?: 'u8';
 }
 
 const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
@@ -83,6 +84,7 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
   }
   const fashion = isFashionMnistData(data);
   if (fashion && (args.values['epoch-size'] !== undefined || args.values.sampling !== undefined)) throw new UsageError('--epoch-size and --sampling apply to ImageNet folders; Fashion-MNIST trains in whole passes');
+  if (fashion && args.values.input === 'u8') throw new UsageError('--input u8 applies to ImageNet folders and packed datasets (their crops are decoded as bytes); Fashion-MNIST is read as floats');
   if (!fashion && args.values.limit !== undefined) throw new UsageError('--limit applies to Fashion-MNIST; for an ImageNet folder use --epoch-size N');
   const device = stringOption(args, 'device');
   if (device !== undefined && !DEVICES.includes(device as Device)) throw new UsageError(`--device must be ${DEVICES.join(', ')}, got '${device}'`);
@@ -99,6 +101,7 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
     fashion,
     ...opt('device', device as Device | undefined),
     ...opt('precision', precisionOption(args)),
+    ...opt('input', inputOption(args)),
     ...opt('batch', intOption(args, 'batch')),
     ...opt('epochs', intOption(args, 'epochs')),
     seed: intOption(args, 'seed', 0) ?? 1,
@@ -156,7 +159,7 @@ function imageNetInputs(model: Model, a: TrainArgs, runDir: string): Inputs {
   const folder = packed ?? openImageNetFolder(a.data);
   const classes = folder.train.classes.length;
   if (classes !== model.info.classes) throw new DataLayoutError(`${folder.train.dir} has ${classes} ${packed ? 'classes' : 'class directories'} but model ${model.info.model} has ${model.info.classes} outputs`);
-  const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform);
+  const g = imageInput(model.info.input, model.plan.imageSize, model.plan.transform, model.plan.imageInput);
   if (g.warning) process.stderr.write(`warning: ${g.warning}\n`);
   if (packed) checkPackedImageSize(packed, g.imageSize);
   const epochSize = a.epochSize ?? epochSizeOf(model);
@@ -183,7 +186,7 @@ function describeTest(t: TestPlan): string {
 export const trainCommand: Command = {
   name: 'train',
   summary: "Train a model with its spec's recipe (batch, epochs, SGD with momentum, the lr/wd regime). Prints a progress bar, evaluates top-1/top-5 on the test split and writes an atomic checkpoint after every epoch.",
-  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N] [--no-overlap] [--bucket-elements N] [--rank-timeout S] [--reduce-with mpi|nccl]',
+  usage: 'FILE|DIR --data fashion-mnist|PATH [-o RUN_DIR] [--epochs N] [--batch N] [--epoch-size N] [--sampling balanced|uniform] [--device cpu|emu|cuda] [--precision fp32|tf32|bf16] [--input u8|f32] [--seed S] [--test-every N] [--test-limit N] [--no-test] [--resume] [--sync-check N] [--no-overlap] [--bucket-elements N] [--rank-timeout S] [--reduce-with mpi|nccl]',
   details:
     'FILE is a .model spec (built first, cached) or DIR a built artifact. RUN_DIR receives checkpoint.safetensors, log.jsonl (one JSON line per epoch) and, for image folders, classes.txt.\n' +
     "An ImageNet folder (PATH/train/<class>/*.JPEG, PATH/val/<class>/*.JPEG) is decoded in worker threads with donkey.lua's preprocessing: short side to the spec's imageSize, random crop and flip for training, center crop for validation, the spec's transform. Unreadable files are skipped, replaced and reported.\n" +
@@ -200,6 +203,7 @@ export const trainCommand: Command = {
     prefetch: { type: 'string', value: 'N', help: 'batches decoded ahead of the one training (default 2)' },
     device: { type: 'string', value: 'DEV', help: 'cpu, emu (the generated CUDA on the SIMT emulator) or cuda; default: the device a DIR was built for, cpu for a spec FILE (which is built for --device)' },
     precision: { type: 'string', value: 'P', help: PRECISION_HELP },
+    input: { type: 'string', value: 'T', help: INPUT_HELP },
     seed: { type: 'string', value: 'S', help: 'seed for init, shuffling, sampling, crops and dropout (default 1)' },
     limit: { type: 'string', value: 'N', help: 'use only the first N training images (Fashion-MNIST)' },
     resume: { type: 'boolean', help: 'continue from RUN_DIR/checkpoint.safetensors (the last finished epoch)' },
@@ -234,7 +238,7 @@ export const trainCommand: Command = {
 async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
   // Rank 0 builds (or finds in the cache) first, so that ranks do not compile the same spec at once.
   if (comm && comm.rank !== 0) comm.barrier();
-  const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu', ...(a.precision ? { precision: a.precision } : {}) });
+  const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu', ...(a.precision ? { precision: a.precision } : {}), ...(a.input ? { input: a.input } : {}) });
   if (comm && comm.rank === 0) comm.barrier();
   // A built directory runs on the device it was built for unless --device says otherwise.
   const device = a.device ?? artifactDevice(dir);

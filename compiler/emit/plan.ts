@@ -2,7 +2,7 @@
 import type { Precision, ShapedModel } from '../ir.js';
 import type { ParamLayout } from '../lower/params.js';
 import type { MemoryPlan } from '../lower/memory.js';
-import type { BufferDecl, Program, Space, TensorEntry } from '../lower/program-ir.js';
+import type { BufferDecl, Dtype, Program, Space, TensorEntry } from '../lower/program-ir.js';
 
 export const PLAN_FORMAT = 'nincc-plan';
 export const PLAN_VERSION = 1;
@@ -12,7 +12,7 @@ export interface BufferRef {
   readonly space: Space;
   readonly offset: number;
   readonly size: number;
-  readonly dtype: 'f32' | 'i32';
+  readonly dtype: Dtype;
 }
 
 /**
@@ -78,6 +78,18 @@ export interface Plan {
   readonly cpuFeatures?: readonly string[];
   /** The cuda/emu GEMM kernels' arithmetic when it is not fp32 (absent: fp32; the cpu kernels are always fp32). */
   readonly precision?: Exclude<Precision, 'fp32'>;
+  /**
+   * Present when the programs take uint8 images (docs/artifact.md#imageinput): N×H×W×C bytes, which the first
+   * conv loads as (v/255 − mean[c])/std[c]; absent: float32 N×C×H×W, normalised by the loader.
+   */
+  readonly imageInput?: ImageInput;
+}
+
+export interface ImageInput {
+  readonly dtype: 'u8';
+  readonly layout: 'nhwc';
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
 }
 
 export interface EmitOptions {
@@ -89,6 +101,7 @@ export interface EmitOptions {
   /** cuda/emu builds: each kernel's launch rule (schedule/cuda-launch.ts) and the programs only those devices run. */
   readonly cuda?: { readonly launch: ReadonlyMap<string, PlanLaunch>; readonly onlyPrograms: readonly string[] };
   readonly untrainable?: string;
+  readonly imageInput?: ImageInput;
 }
 
 export function emitPlan(
@@ -132,6 +145,7 @@ export function emitPlan(
     libraries: options.libraries,
     cpuFeatures: options.cpuFeatures,
     ...(options.precision && options.precision !== 'fp32' ? { precision: options.precision } : {}),
+    ...(options.imageInput ? { imageInput: options.imageInput } : {}),
     spaces: { param: layout.paramSize, grad: layout.paramSize, momentum: layout.paramSize, state: layout.stateSize, fixed: memory.fixedSize, act: memory.actSize },
     params: layout.params.map(tensor),
     state: layout.state.map(tensor),

@@ -8,6 +8,7 @@ import { paramId } from './params.js';
 import type { Program } from './program-ir.js';
 import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
 import { concatSlices } from './train.js';
+import { stemConsts, u8Words, type U8Stem } from './u8-input.js';
 
 type BatchNormLayer = ShapedLayer & { readonly kind: 'bn' };
 const isAffineBatchNorm = (l: ShapedLayer | undefined): l is BatchNormLayer => l?.kind === 'bn' && l.attrs.affine;
@@ -81,10 +82,11 @@ export interface InferPrograms {
   readonly groups: readonly InferenceGroup[];
 }
 
-export function lowerInference(m: ShapedModel): InferPrograms {
+/** `stem`: the model takes uint8 NHWC images, which its first conv normalises on load (u8-input.ts). */
+export function lowerInference(m: ShapedModel, stem?: U8Stem): InferPrograms {
   const prep = new ProgramBuilder('fold');
   const b = new ProgramBuilder('infer');
-  const images = b.act('images', elementsOf(m.input));
+  const images = stem ? b.act('images', u8Words(elementsOf(m.input)), 'u8') : b.act('images', elementsOf(m.input));
   const groups = groupForInference(m.layers);
   const inPlace = concatsInPlace(m.layers, groups);
   // A concat's output buffer, made by the first of its branches that writes it (or by the concat).
@@ -115,10 +117,11 @@ export function lowerInference(m: ShapedModel): InferPrograms {
         const y = place ? concatOutput(place.at) : b.act(`conv${l.index}.out`, out);
         const r = g.add ? valueAt(g.add.shortcut) : undefined;
         const shape = windowShape(l);
+        const u8 = stemConsts(x === images ? stem : undefined);
         const output = { ...(r ? { residual: true } : {}), ...(place ? { yTotal: place.slice.total, yOffset: place.slice.offset } : {}) };
         const flags = { relu: g.relu !== undefined, bnFolded: g.bn !== undefined, ...output };
         if (!g.bn) {
-          b.step(l, 'conv_infer', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, r, y }, { ...shape, bias: l.attrs.bias, ...flags });
+          b.step(l, 'conv_infer', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, r, y }, { ...shape, bias: l.attrs.bias, ...flags, ...u8 });
           x = y;
           break;
         }
@@ -128,11 +131,17 @@ export function lowerInference(m: ShapedModel): InferPrograms {
         const fb = prep.fixed(`conv${l.index}.folded_bias`, l.attrs.nOut);
         // The folded weights are also packed once for the CPU's conv algorithm (GEMM row panels or
         // Winograd-transformed ones, compiler/schedule/cpu-conv-algorithm.ts), so inference never repacks them.
-        const pw = prep.fixed(`conv${l.index}.packed_weight`, convPackedWeightsFloats(shape));
         const q = (f: string) => paramId(bn, f);
-        prep.step(l, 'fold_bn', {
-          w: p('weight'), bias: l.attrs.bias ? p('bias') : undefined, gamma: q('weight'), beta: q('bias'), mean: q('running_mean'), var: q('running_var'), w_out: w, b_out: fb, packed: pw,
-        }, { ...shape, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true });
+        const bnArgs = { w: p('weight'), bias: l.attrs.bias ? p('bias') : undefined, gamma: q('weight'), beta: q('bias'), mean: q('running_mean'), var: q('running_var'), w_out: w, b_out: fb };
+        if (x === images && stem) {
+          // The uint8 stem gathers through its own loader (implicit GEMM only): its folded weights stay unpacked.
+          prep.step(l, 'fold_bn', bnArgs, { ...shape, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: false });
+          b.step(l, 'conv_infer', { x, w, b: fb, r, y }, { ...shape, bias: true, ...flags, ...u8 });
+          x = y;
+          break;
+        }
+        const pw = prep.fixed(`conv${l.index}.packed_weight`, convPackedWeightsFloats(shape));
+        prep.step(l, 'fold_bn', { ...bnArgs, packed: pw }, { ...shape, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true });
         b.step(l, 'conv_infer', { x, w: pw, b: fb, r, y }, { ...shape, bias: true, ...flags, packed: true });
         x = y;
         break;

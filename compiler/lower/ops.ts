@@ -3,14 +3,17 @@
 // program verifier checks every step against it (verify-program.ts), and both renderers read its names.
 import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
 
-/** A constant's type: a non-negative integer (a shape), any finite number (eps, p, momentum), a flag; `?`: optional. */
-type ConstType = 'int' | 'num' | 'bool' | 'bool?' | 'int?';
+/**
+ * A constant's type: a non-negative integer (a shape), any finite number (eps, p, momentum), a flag, a list of
+ * finite numbers (per-channel mean/std); `?`: optional.
+ */
+type ConstType = 'int' | 'num' | 'bool' | 'bool?' | 'int?' | 'nums?';
 type ConstSchema = Readonly<Record<string, ConstType>>;
 
 /** The constants record a schema describes: `int`/`num` → number, `bool` → boolean; `bool?`/`int?` → optional. */
-type Optional = 'bool?' | 'int?';
+type Optional = 'bool?' | 'int?' | 'nums?';
 type ConstsOf<S extends ConstSchema> = { readonly [k in keyof S as S[k] extends Optional ? never : k]: S[k] extends 'bool' ? boolean : number } & {
-  readonly [k in keyof S as S[k] extends Optional ? k : never]?: S[k] extends 'bool?' ? boolean : number;
+  readonly [k in keyof S as S[k] extends Optional ? k : never]?: S[k] extends 'bool?' ? boolean : S[k] extends 'nums?' ? readonly number[] : number;
 };
 
 // Constant groups the op families share (the kernels' names: C×H×W in, K×P×Q out, R×S window).
@@ -40,12 +43,18 @@ const slice = { C: 'int', HW: 'int', total: 'int', offset: 'int' } as const;
  */
 const convOutput = { residual: 'bool?', yTotal: 'int?', yOffset: 'int?' } as const;
 
+/**
+ * A stem conv that reads the model's uint8 NHWC images (the plan's `input`, docs/artifact.md): given, its `x`
+ * is a u8 buffer and each value v is loaded as (v/255 − u8Mean[c])/u8Std[c], the loader's float (runtime/imagenet/donkey.ts).
+ */
+const u8Input = { u8Mean: 'nums?', u8Std: 'nums?' } as const;
+
 const constSchemas = {
-  conv_fwd: { ...spatial, bias: 'bool', relu: 'bool' },
+  conv_fwd: { ...spatial, bias: 'bool', relu: 'bool', ...u8Input },
   // addend: dx also sums another reader's gradient of the same input (g_add), as conv_dgrad_fused's.
   conv_bwd_data: { ...spatial, bias: 'bool', addend: 'bool?' },
-  conv_bwd_weight: { ...spatial, bias: 'bool' },
-  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', ...convOutput },
+  conv_bwd_weight: { ...spatial, bias: 'bool', ...u8Input },
+  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', ...convOutput, ...u8Input },
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool' },
   // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
   bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?' },
@@ -84,10 +93,10 @@ const constSchemas = {
   dropout_bwd: { count: 'int', p: 'num' },
   nll_loss: { classes: 'int' },
   sgd_update: { count: 'int' },
-  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool' },
+  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input },
   // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
   conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?' },
-  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int' },
+  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
@@ -114,13 +123,19 @@ export type Direction = 'in' | 'out' | 'inout';
 interface BufferRule<C, N extends string = string> {
   readonly name: N;
   readonly dir: Direction;
-  readonly dtype?: 'i32'; // f32 unless said
+  readonly dtype?: Dtype | ((c: C) => Dtype); // f32 unless said
   readonly when?: (c: C) => boolean; // passed only when this holds (a bias, a pending transform)
   readonly size: (c: C) => number;
   readonly atLeast?: true; // a shared scratch buffer sized for the largest user: the rule is a lower bound
 }
 
 type Rules = { readonly [K in OpKind]: readonly BufferRule<OpConsts[K]>[] };
+
+/** A buffer's element type; a u8 buffer's size still counts 4-byte elements (runtime/core's spaces), ⌈bytes/4⌉. */
+export type Dtype = 'f32' | 'i32' | 'u8';
+
+/** The x buffer of a conv that may read uint8 images: its dtype and size in 4-byte elements (C·H·W bytes per image). */
+const convInput = { name: 'x', dir: 'in', dtype: (c: ConvShape & { u8Mean?: readonly number[] }) => (c.u8Mean ? 'u8' : 'f32'), size: (c: ConvShape & { u8Mean?: readonly number[] }) => (c.u8Mean ? Math.ceil(inPlane(c) / 4) : inPlane(c)) } as const;
 
 /** The shape constants of a conv or a pool: C×H×W in, K×P×Q out, R×S window, stride, padding. */
 export type ConvShape = ConstsOf<typeof spatial>;
@@ -210,7 +225,7 @@ const poolForward = [
  */
 const rulesTable = {
   conv_fwd: [
-    { name: 'x', dir: 'in', size: inPlane },
+    convInput,
     { name: 'w', dir: 'in', size: convWeights },
     { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
     { name: 'y', dir: 'out', size: outPlane },
@@ -222,13 +237,13 @@ const rulesTable = {
     { name: 'dx', dir: 'out', size: inPlane },
   ],
   conv_bwd_weight: [
-    { name: 'x', dir: 'in', size: inPlane },
+    convInput,
     { name: 'g', dir: 'in', size: outPlane },
     { name: 'dw', dir: 'out', size: convWeights },
     { name: 'db', dir: 'out', when: withBias, size: (c) => c.K },
   ],
   conv_infer: [
-    { name: 'x', dir: 'in', size: inPlane },
+    convInput,
     // Folded weights are packed for the cpu conv algorithm; the cuda kernel reads their first K×C·R·S as plain rows.
     { name: 'w', dir: 'in', size: (c) => (c.packed ? convPackedWeightsFloats(c) : convWeights(c)) },
     { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
@@ -379,7 +394,7 @@ const rulesTable = {
     { name: 'mom', dir: 'inout', size: (c) => c.count },
   ],
   conv_fwd_fused: [
-    { name: 'x', dir: 'in', size: inPlane },
+    convInput,
     ...pendingInput<OpConsts['conv_fwd_fused']>(),
     { name: 'w', dir: 'in', size: convWeights },
     { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
@@ -398,7 +413,7 @@ const rulesTable = {
   conv_wgrad_fused: [
     { name: 'g', dir: 'in', size: outPlane },
     ...rebuild<OpConsts['conv_wgrad_fused']>((c) => c.K, (c) => c.P * c.Q),
-    { name: 'x', dir: 'in', size: inPlane },
+    convInput,
     ...pendingInput<OpConsts['conv_wgrad_fused']>(),
     // One scratch pair serves every conv of the program, sized for the largest.
     { name: 'wpart', dir: 'out', atLeast: true, size: (c) => c.splits * convWeights(c) },
@@ -485,7 +500,7 @@ const scalarNames: Partial<Record<OpKind, readonly string[]>> = {
 export interface BufferContract {
   readonly name: string;
   readonly dir: Direction;
-  readonly dtype: 'f32' | 'i32';
+  readonly dtype: Dtype;
   /** Element count (per image for activations); `atLeast`: a lower bound (a shared scratch buffer). */
   readonly size: number;
   readonly atLeast: boolean;
@@ -506,5 +521,5 @@ export function opBuffers<K extends OpKind>(op: K, consts: OpConsts[K]): BufferC
   const rules: readonly BufferRule<OpConsts[K]>[] = bufferRules[op];
   return rules
     .filter((r) => r.when?.(consts) ?? true)
-    .map((r) => ({ name: r.name, dir: r.dir, dtype: r.dtype ?? 'f32', size: r.size(consts), atLeast: r.atLeast ?? false }));
+    .map((r) => ({ name: r.name, dir: r.dir, dtype: typeof r.dtype === 'function' ? r.dtype(consts) : (r.dtype ?? 'f32'), size: r.size(consts), atLeast: r.atLeast ?? false }));
 }

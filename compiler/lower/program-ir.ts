@@ -3,7 +3,8 @@ import type { ShapedLayer } from '../ir.js';
 import type { OpConsts, OpKind } from './ops.js';
 
 export type Space = 'act' | 'fixed' | 'param' | 'grad' | 'momentum' | 'state';
-export type Dtype = 'f32' | 'i32';
+export type { Dtype } from './ops.js';
+import type { Dtype } from './ops.js';
 
 /** A tensor the programs read or write. `act` sizes are per image (the runtime scales by N). */
 export interface BufferDecl {

@@ -20,6 +20,7 @@ import { concatSlices, LoweringError, logSoftmaxHead, trainingInputs } from './t
 import type { Program } from './program-ir.js';
 import { elementsOf, lrnConsts, padConsts, type ProgramBuilder } from './program-builder.js';
 import type { ConvShape } from './ops.js';
+import { stemConsts, type U8Stem } from './u8-input.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
 export const STAT_TILE = 32;
@@ -84,9 +85,11 @@ function poolConsts(l: ShapedLayer & { kind: 'maxpool' | 'avgpool' }, v: Value):
   return { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, ...(a.ceil ? { ceil: true as const } : {}) };
 }
 
-export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Program; builder: ProgramBuilder } {
+/** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
+export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem): { program: Program; builder: ProgramBuilder } {
   const last = logSoftmaxHead(m);
-  const { b, images, labels } = trainingInputs(m);
+  const { b, images, labels } = trainingInputs(m, stem);
+  const stemOf = (buf: string) => stemConsts(buf === images ? stem : undefined);
   const nodes: Node[] = [];
   const [C0, H0, W0] = shape3(m.input);
   const input: Value = { buf: images, C: C0, H: H0, W: W0 };
@@ -141,7 +144,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const y = b.act(`conv${l.index}.out`, K * P * Q);
         const st = stats ? { mean: b.act(`conv${l.index}.stat_mean`, tilesOf(P * Q) * K), m2: b.act(`conv${l.index}.stat_m2`, tilesOf(P * Q) * K) } : undefined;
         const p = pendingArgs(v);
-        const consts = { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias, ...p.consts, stats };
+        const consts = { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias, ...p.consts, stats, ...stemOf(v.buf) };
         b.step(l, 'conv_fwd_fused', { x: v.buf, ...p.buffers, w: paramId(l, 'weight'), b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, consts);
         const out: Value = { buf: y, C: K, H: P, W: Q, ...(st ? { stats: st } : {}) };
         nodes.push({ kind: 'conv', l, pos, input: v, output: out });
@@ -507,7 +510,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number): { program: Pr
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
         const splits = splitsOf(l);
-        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits });
+        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf) });
         b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
         const dx = b.act(`conv${l.index}.grad_in`, x.C * x.H * x.W);

@@ -4,6 +4,7 @@ import { closingAdd, inputsOf, needsGradient, readers, reluFollows } from './cha
 import { gradId, paramId, wholeSpaceId, type ParamLayout } from './params.js';
 import type { Program } from './program-ir.js';
 import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
+import { stemConsts, u8Words, type U8Stem } from './u8-input.js';
 
 export class LoweringError extends Error {}
 
@@ -15,16 +16,17 @@ interface Saved {
   readonly saveInvstd?: string;
   readonly argmax?: string;
   readonly scale?: string;
+  readonly stem?: U8Stem; // x is the uint8 images this conv normalises on load
 }
 
-function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string): Saved {
+function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8Stem): Saved {
   const out = elementsOf(l.output);
   const p = (f: string) => paramId(l, f);
   switch (l.kind) {
     case 'conv': {
       const y = b.act(`conv${l.index}.out`, out);
-      b.step(l, 'conv_fwd', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { ...windowShape(l), bias: l.attrs.bias, relu: false });
-      return { x, y };
+      b.step(l, 'conv_fwd', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { ...windowShape(l), bias: l.attrs.bias, relu: false, ...stemConsts(stem) });
+      return { x, y, ...(stem ? { stem } : {}) };
     }
     case 'linear': {
       const y = b.act(`linear${l.index}.out`, out);
@@ -105,7 +107,7 @@ function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string,
   switch (l.kind) {
     case 'conv': {
       const c = { ...windowShape(l), bias: l.attrs.bias };
-      b.step(l, 'conv_bwd_weight', { x: s.x, g, dw: grad('weight'), db: c.bias ? grad('bias') : undefined }, c);
+      b.step(l, 'conv_bwd_weight', { x: s.x, g, dw: grad('weight'), db: c.bias ? grad('bias') : undefined }, { ...c, ...stemConsts(s.stem) });
       if (!needDx) return undefined;
       const d = dx();
       b.step(l, 'conv_bwd_data', { g, w: p('weight'), g_add: addend, dx: d }, { ...c, ...(addend ? { addend: true } : {}) });
@@ -195,15 +197,17 @@ export function logSoftmaxHead(m: ShapedModel): ShapedLayer {
   return last;
 }
 
-/** A training program's builder and its two inputs: the images and one int32 label per image. */
-export function trainingInputs(m: ShapedModel): { b: ProgramBuilder; images: string; labels: string } {
+/** A training program's builder and its two inputs: the images (float, or uint8 NHWC for a `stem`) and one int32 label per image. */
+export function trainingInputs(m: ShapedModel, stem?: U8Stem): { b: ProgramBuilder; images: string; labels: string } {
   const b = new ProgramBuilder('train');
-  return { b, images: b.act('images', elementsOf(m.input)), labels: b.act('labels', 1, 'i32') };
+  const images = stem ? b.act('images', u8Words(elementsOf(m.input)), 'u8') : b.act('images', elementsOf(m.input));
+  return { b, images, labels: b.act('labels', 1, 'i32') };
 }
 
-export function lowerTrainForwardBackward(m: ShapedModel): { program: Program; builder: ProgramBuilder } {
+/** `stem`: the model takes uint8 images, which its first conv normalises (u8-input.ts). */
+export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem): { program: Program; builder: ProgramBuilder } {
   const last = logSoftmaxHead(m);
-  const { b, images, labels } = trainingInputs(m);
+  const { b, images, labels } = trainingInputs(m, stem);
   const saved: Saved[] = [];
   const value = (p: number) => (p < 0 ? images : saved[p].y);
   // A residual add whose only reader is a ReLU applies it in the same pass; the ReLU's backward reads that output as its own.
@@ -234,7 +238,7 @@ export function lowerTrainForwardBackward(m: ShapedModel): { program: Program; b
       if (closing.relu) fusedOutputs.set(closing.at + 1, y);
     } else if (fused) saved.push({ x: from[0], y: fused });
     else if (i > 0 && addRelu(i - 1)) saved.push({ x: from[0], y: from[0] });
-    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0]));
+    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0], from[0] === images ? stem : undefined));
   });
   const x = value(m.layers.length - 1);
   const classes = elementsOf(last.output);

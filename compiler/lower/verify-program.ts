@@ -15,8 +15,8 @@ function constProblems(step: KernelStep): string[] {
     const v = consts[key];
     if (v === undefined) {
       if (!type.endsWith('?')) problems.push(`missing const '${key}' (${type})`);
-    } else if (type.startsWith('int') ? !Number.isInteger(v) || Number(v) < 0 : type === 'num' ? typeof v !== 'number' || !Number.isFinite(v) : typeof v !== 'boolean') {
-      problems.push(`const '${key}' is ${JSON.stringify(v)}, not ${type.startsWith('int') ? 'a non-negative integer' : type === 'num' ? 'a finite number' : 'a boolean'}`);
+    } else if (type === 'nums?' ? !Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x)) : type.startsWith('int') ? !Number.isInteger(v) || Number(v) < 0 : type === 'num' ? typeof v !== 'number' || !Number.isFinite(v) : typeof v !== 'boolean') {
+      problems.push(`const '${key}' is ${JSON.stringify(v)}, not ${type === 'nums?' ? 'a list of finite numbers' : type.startsWith('int') ? 'a non-negative integer' : type === 'num' ? 'a finite number' : 'a boolean'}`);
     }
   }
   const unknown = Object.keys(consts).filter((key) => !Object.hasOwn(schema, key));

@@ -40,6 +40,10 @@ export function buildReport(model: ShapedModel, compiled: Compiled, compileComma
   const precision = plan.precision ?? 'fp32';
   const asked = model.train?.precision;
   lines.push('', `Precision: ${precision}${precision === 'bf16' ? ' (the convolution forward on bf16 tensor cores with fp32 accumulation; every other kernel, and all storage, fp32)' : ''}${compiled.cuda ? '' : asked && asked !== 'fp32' ? ` (the spec asks for ${asked}: the cpu kernels compute in fp32)` : ''}`);
+  if (plan.imageInput) {
+    // docs/design.md §4.2: the stem's kernels read the uint8 images; at bf16 they stay on the fp32 kernels.
+    lines.push(`Input: uint8 N×H×W×C images, normalised by the first conv while loading (mean ${plan.imageInput.mean.join(' ')}, std ${plan.imageInput.std.join(' ')})${precision === 'bf16' ? '; its kernels stay on the fp32 SIMT convolution (the tensor-core kernels read float activations only)' : ''}`);
+  }
   const tiles = (compiled.cuda?.kernels ?? []).filter((k) => k.tile);
   if (tiles.length > 0) {
     lines.push('Tile configuration per tensor-core kernel (chosen per layer: least padded work, then least staging per MAC):');

@@ -135,6 +135,10 @@ export function convAlgorithmReport(programs: readonly Program[]): string[] {
     seen.add(step.kernel);
     const c = step.consts;
     const shape = `${c.R}x${c.S}/${c.sh} ${c.C}→${c.K} on ${c.H}x${c.W}`;
+    if (c.u8Mean) {
+      lines.push(`  ${step.kernel.padEnd(28)} ${shape}: implicit GEMM (uint8 stem: its gather view normalised from the bytes; weights packed per call)`);
+      continue;
+    }
     if (!c.packed) {
       lines.push(`  ${step.kernel.padEnd(28)} ${shape}: implicit GEMM (weights not folded, so packed per call)`);
       continue;

@@ -82,7 +82,7 @@ const char* typedArrayBytes(const Napi::TypedArray& array) {
 
 // The typed array a buffer of this dtype is read into and written from.
 napi_typedarray_type typedArrayFor(nincc::DType dtype) {
-  return dtype == nincc::DType::I32 ? napi_int32_array : napi_float32_array;
+  return dtype == nincc::DType::I32 ? napi_int32_array : dtype == nincc::DType::U8 ? napi_uint8_array : napi_float32_array;
 }
 
 }  // namespace

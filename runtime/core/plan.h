@@ -19,7 +19,8 @@ bool spaceFromName(const std::string& name, Space* out);
 // "param, grad, momentum, state, fixed, act" for error messages.
 std::string spaceNameList();
 
-enum class DType { F32, I32 };
+// U8: bytes (a model's uint8 images, plan.json imageInput); its size still counts 4-byte elements, ceil(bytes / 4).
+enum class DType { F32, I32, U8 };
 const char* dtypeName(DType dtype);
 
 // A buffer in one space, in 4-byte elements. For Space::Act offset and size are per image.

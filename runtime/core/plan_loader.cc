@@ -55,7 +55,8 @@ BufferRef readRef(const JsonField& f, const Plan& plan) {
     const std::string& dtype = f.at("dtype").string();
     if (dtype == "f32") ref.dtype = DType::F32;
     else if (dtype == "i32") ref.dtype = DType::I32;
-    else f.at("dtype").fail("unknown dtype \"" + dtype + "\" (expected f32 or i32)");
+    else if (dtype == "u8") ref.dtype = DType::U8;
+    else f.at("dtype").fail("unknown dtype \"" + dtype + "\" (expected f32, i32 or u8)");
   }
   int64_t limit = plan.sizeOf(ref.space);
   if (ref.offset + ref.size > limit)

@@ -10,8 +10,8 @@ export interface ImageGeometry {
   readonly transform?: { readonly mean: readonly number[]; readonly std: readonly number[] };
 }
 
-/** One image as C×H×W float32, ready for `infer`. */
-export async function decodeImageFile(file: string, g: ImageGeometry): Promise<Float32Array> {
+/** The center crop's pixels, interleaved (H×W×channelsIn bytes, as sharp gives them). */
+async function cropPixels(file: string, g: ImageGeometry): Promise<{ data: Buffer; channelsIn: number }> {
   if (g.channels !== 1 && g.channels !== 3) throw new Error(`${file}: models with ${g.channels} input channels cannot take image files (use --npy)`);
   let meta: Metadata;
   try {
@@ -31,7 +31,12 @@ export async function decodeImageFile(file: string, g: ImageGeometry): Promise<F
   let pipeline = sharp(file).rotate().resize(w1, h1, { fit: 'fill', kernel: 'linear' }).extract({ left, top, width: g.width, height: g.height });
   pipeline = g.channels === 1 ? pipeline.grayscale() : pipeline.toColorspace('srgb').removeAlpha();
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
-  const channelsIn = info.channels;
+  return { data, channelsIn: info.channels };
+}
+
+/** One image as C×H×W float32, ready for `infer`. */
+export async function decodeImageFile(file: string, g: ImageGeometry): Promise<Float32Array> {
+  const { data, channelsIn } = await cropPixels(file, g);
   const plane = g.height * g.width;
   const out = new Float32Array(g.channels * plane);
   for (let p = 0; p < plane; p++) {
@@ -40,5 +45,14 @@ export async function decodeImageFile(file: string, g: ImageGeometry): Promise<F
       out[c * plane + p] = g.transform ? (v - g.transform.mean[c]) / g.transform.std[c] : v;
     }
   }
+  return out;
+}
+
+/** One image as H×W×C bytes, for a model that takes uint8 images (its first conv normalises; plan.json imageInput). */
+export async function decodeImageBytes(file: string, g: ImageGeometry): Promise<Uint8Array> {
+  const { data, channelsIn } = await cropPixels(file, g);
+  const plane = g.height * g.width;
+  const out = new Uint8Array(plane * g.channels);
+  for (let p = 0; p < plane; p++) for (let c = 0; c < g.channels; c++) out[p * g.channels + c] = data[p * channelsIn + Math.min(c, channelsIn - 1)];
   return out;
 }

@@ -50,6 +50,7 @@ export async function estimateChannelStats(list: ImageList, o: StatsOptions): Pr
       const total = new Array<number>(channels).fill(0);
       let seen = 0;
       for await (const b of source.batches(pass, chunk, o.seed)) {
+        if (!(b.images instanceof Float32Array)) throw new Error('internal error: the statistics pool decodes float crops');
         const n = Math.min(b.count, o.samples - seen);
         for (let i = 0; i < n; i++) {
           for (let c = 0; c < channels; c++) total[c] += pick(planeMeanStd(b.images.subarray((i * channels + c) * plane, (i * channels + c + 1) * plane)));

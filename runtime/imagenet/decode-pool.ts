@@ -19,6 +19,8 @@ export interface DecodePoolOptions {
   readonly depth?: number;
   /** A packed dataset's shard paths (index order), for jobs that name a record. */
   readonly shards?: readonly string[];
+  /** u8: crops as H×W×C bytes for a model that takes uint8 images; absent: normalised float32 C×H×W. */
+  readonly output?: 'u8';
   /** How packed records decode: 'native' (default; libjpeg-turbo, nincc_jpeg.node, where built) or 'sharp'. */
   readonly decoder?: 'native' | 'sharp';
 }
@@ -29,7 +31,7 @@ export interface DecodeJob {
   readonly mode: 'train' | 'eval';
   readonly draws?: CropDraws; // train mode
   readonly out: SharedArrayBuffer;
-  readonly offset: number; // in floats
+  readonly offset: number; // in elements of the batch: floats, or bytes for output 'u8'
 }
 
 export type DecodeResult = DistributiveOmit<DecodeReply, 'id'>;
@@ -74,6 +76,8 @@ function packedDecoder(o: DecodePoolOptions): 'native' | 'sharp' {
 
 export class DecodePool {
   readonly size: number;
+  /** The element type of the batches the workers write (DecodePoolOptions.output). */
+  readonly output: 'f32' | 'u8';
   /** How this pool decodes packed records. */
   readonly decoder: 'native' | 'sharp';
   private readonly workers: Worker[] = [];
@@ -92,11 +96,12 @@ export class DecodePool {
     // idles whenever the main thread is slow to send the next (measured on the loaded 2-core VM, 2 workers,
     // batch 64: 297–335 img/s at depth 2, 469–587 at 4, 482–511 at 8).
     this.depth = o.depth ?? (this.decoder === 'native' && o.shards ? 4 : 2);
+    this.output = o.output ?? 'f32';
     // sharp decodes on libuv's thread pool (4 threads unless told otherwise), shared with the native
     // training step: room for every job in flight plus two spare threads, so a train step never
     // queues behind decodes. The pool starts on first use, so this only counts when nothing used it yet.
     process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, o.workers * this.depth + 2));
-    const setup: WorkerSetup = { imageSize: o.imageSize, crop: o.crop, transform: { mean: [...o.transform.mean], std: [...o.transform.std] }, decoder: this.decoder, ...(o.shards ? { shards: [...o.shards] } : {}) };
+    const setup: WorkerSetup = { imageSize: o.imageSize, crop: o.crop, transform: { mean: [...o.transform.mean], std: [...o.transform.std] }, decoder: this.decoder, ...(o.shards ? { shards: [...o.shards] } : {}), ...(o.output ? { output: o.output } : {}) };
     const script = workerScript();
     for (let w = 0; w < o.workers; w++) {
       const worker = new Worker(script, { workerData: setup });

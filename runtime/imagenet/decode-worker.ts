@@ -5,7 +5,7 @@
 // SharedArrayBuffer. Replies with where the crop was, or why the image could not be read.
 import { closeSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { centerCrop, cropToTensor, randomCrop, scaledSize, type CropPlacement, type Size, type Transform } from './donkey.js';
+import { centerCrop, cropToBytes, cropToTensor, randomCrop, scaledSize, type CropPlacement, type Size, type Transform } from './donkey.js';
 import { configureSharpForWorkers, decodeRecord, decodeRecordRegion, decodeResized, UnreadableImageError, type DecodedImage } from './decode.js';
 import { nativeCropDecoder, dctScale, type NativeCropDecoder } from './decode-native.js';
 import { corruptRecord, readRecord, RECORD_HEADER_BYTES, recordProblem, type RecordRef } from './pack-format.js';
@@ -15,6 +15,7 @@ export interface WorkerSetup {
   readonly crop: Size & { readonly channels: 1 | 3 };
   readonly transform: Transform;
   readonly shards?: readonly string[]; // a packed dataset's shard paths, by their place in its index
+  readonly output?: 'u8'; // crops as H×W×C bytes for a uint8 model (cropToBytes); absent: normalised C×H×W floats
   readonly decoder: 'native' | 'sharp'; // for packed records (the pool chose sharp where the native one is not built)
 }
 
@@ -23,7 +24,7 @@ export interface DecodeRequest {
   readonly file: string;
   readonly record?: RecordRef; // read this instead of opening `file` (then only a name for messages)
   readonly out: SharedArrayBuffer;
-  readonly offset: number; // in floats
+  readonly offset: number; // in elements of the batch: floats, or bytes for output 'u8'
   readonly mode: 'train' | 'eval';
   readonly uY: number;
   readonly uX: number;
@@ -128,7 +129,8 @@ export async function decodePlaced(job: DecodeRequest, setup: WorkerSetup, reade
 async function handle(job: DecodeRequest, setup: WorkerSetup, per: number, reader: ShardReader | undefined, native: NativeCropDecoder | undefined): Promise<DecodeReply> {
   try {
     const { img, placement, origin, resized } = await decodePlaced(job, setup, reader, native);
-    cropToTensor(img.pixels, img, setup.crop, placement, setup.transform, new Float32Array(job.out, job.offset * 4, per));
+    if (setup.output === 'u8') cropToBytes(img.pixels, img, setup.crop, placement, new Uint8Array(job.out, job.offset, per));
+    else cropToTensor(img.pixels, img, setup.crop, placement, setup.transform, new Float32Array(job.out, job.offset * 4, per));
     return { id: job.id, ok: true, x: origin.x, y: origin.y, flip: origin.flip, resized: { width: resized.width, height: resized.height }, ...(img.warning ? { warning: img.warning } : {}) };
   } catch (e) {
     if (e instanceof CorruptRecordError) return { id: job.id, ok: false, reason: e.message, corrupt: true };

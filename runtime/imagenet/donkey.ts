@@ -111,6 +111,38 @@ export function cropToTensor(
   }
 }
 
+/**
+ * cropToTensor's uint8 twin, for artifacts that take uint8 images (plan.json imageInput): the same crop and
+ * flip of the same pixels, written as H×W×C bytes (NHWC, a quarter of float32's bytes) at `out`, left for the
+ * model's first conv to normalise. cropToTensor(…, transform, …) equals this crop with each byte v of
+ * channel c replaced by (v/255 − mean[c])/std[c].
+ */
+export function cropToBytes(
+  pixels: Uint8Array,
+  image: Size & { readonly channels: number },
+  crop: Size & { readonly channels: number },
+  placement: CropPlacement,
+  out: Uint8Array,
+): void {
+  const { x, y, flip } = placement;
+  if (x < 0 || y < 0 || x + crop.width > image.width || y + crop.height > image.height) {
+    throw new RangeError(`crop ${crop.width}×${crop.height} at (${x}, ${y}) is outside the ${image.width}×${image.height} image`);
+  }
+  if (pixels.length < image.width * image.height * image.channels) throw new RangeError(`${pixels.length} bytes for a ${image.width}×${image.height}×${image.channels} image`);
+  const C = crop.channels;
+  if (out.length < C * crop.width * crop.height) throw new RangeError(`output holds ${out.length} bytes, the crop needs ${C * crop.width * crop.height}`);
+  const stride = image.channels;
+  for (let r = 0; r < crop.height; r++) {
+    const rowStart = ((y + r) * image.width + x) * stride;
+    for (let j = 0; j < crop.width; j++) {
+      const from = rowStart + (flip ? crop.width - 1 - j : j) * stride;
+      const to = (r * crop.width + j) * C;
+      // A 1-channel source feeds every output channel, as in cropToTensor.
+      for (let c = 0; c < C; c++) out[to + c] = pixels[from + Math.min(c, stride - 1)];
+    }
+  }
+}
+
 /** mean 0, std 1: the crops as plain [0, 1] values (what `nincc stats` measures). */
 export function identityTransform(channels: number): Transform {
   return { mean: new Array<number>(channels).fill(0), std: new Array<number>(channels).fill(1) };

@@ -1,5 +1,6 @@
 // What a model asks of the image loader, read from its plan: the crop (input C×H×W), the short side
-// before cropping (imageSize) and the per-channel transform; and the pool and sources built from them.
+// before cropping (imageSize), the per-channel transform, and whether the batches are uint8 (its first
+// conv normalises, plan.json imageInput); and the pool and sources built from them.
 import type { Transform } from '../dataset.js';
 import { DecodePool } from './decode-pool.js';
 import { identityTransform } from './donkey.js';
@@ -11,12 +12,14 @@ export interface ImageInput {
   readonly crop: Crop & { readonly channels: 1 | 3 };
   readonly imageSize: number;
   readonly transform: Transform;
+  /** u8: batches of H×W×C crop bytes, which the model's first conv normalises; f32: normalised C×H×W floats. */
+  readonly output: 'f32' | 'u8';
   /** Set when the spec has no transform: the images then enter the network as plain [0, 1] values. */
   readonly warning?: string;
 }
 
 /** The loader geometry for a model's input; models whose input is not 1 or 3 image channels cannot take image folders. */
-export function imageInput(input: readonly number[], imageSize: number | undefined, transform: Transform | undefined): ImageInput {
+export function imageInput(input: readonly number[], imageSize: number | undefined, transform: Transform | undefined, u8?: { readonly dtype: 'u8' }): ImageInput {
   const [channels, height, width] = input;
   if (input.length !== 3 || (channels !== 1 && channels !== 3)) {
     throw new Error(`the model's input is ${input.join('x')}: image folders feed models with 1 or 3 channels (input CxHxW)`);
@@ -30,6 +33,7 @@ export function imageInput(input: readonly number[], imageSize: number | undefin
     crop: { channels, height, width },
     imageSize: size,
     transform: transform ?? identityTransform(channels),
+    output: u8 ? 'u8' : 'f32',
     ...(transform ? {} : { warning: "the spec has no transform { mean … std … }: images enter the network as [0, 1] values (run 'nincc stats --data DIR' for one)" }),
   };
 }
@@ -46,7 +50,7 @@ export function openImageSources(
   lists: { readonly train?: ImageList; readonly val: ImageList },
   o: { readonly workers: number; readonly prefetch: number; readonly epochSize?: number; readonly sampling: Sampling; readonly shards?: readonly string[] },
 ): ImageSources {
-  const pool = new DecodePool({ workers: o.workers, imageSize: g.imageSize, crop: g.crop, transform: g.transform, ...(o.shards ? { shards: o.shards } : {}) });
+  const pool = new DecodePool({ workers: o.workers, imageSize: g.imageSize, crop: g.crop, transform: g.transform, ...(o.shards ? { shards: o.shards } : {}), ...(g.output === 'u8' ? { output: 'u8' } : {}) });
   const val = new ImageFolderEvalSource(pool, lists.val, { crop: g.crop, prefetch: o.prefetch });
   if (!lists.train) return { pool, val };
   const train = new ImageNetTrainSource(pool, lists.train, { crop: g.crop, sampling: o.sampling, prefetch: o.prefetch, ...(o.epochSize !== undefined ? { epochSize: o.epochSize } : {}) });

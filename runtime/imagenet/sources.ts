@@ -2,7 +2,7 @@
 // crops, flips) and the center-crop evaluation pass, decoded by the worker pool into a bounded ring of
 // prefetched batches. An unreadable file is counted and replaced (training) or left out (evaluation), never
 // fatal alone; a packed record that fails its checksum stops the run, naming the shard and byte offset.
-import type { Batch, EvalSource, Shard, SkipReport, TrainSource } from '../dataset.js';
+import type { Batch, EvalSource, Images, Shard, SkipReport, TrainSource } from '../dataset.js';
 import { rankShare } from '../distributed/shard.js';
 import type { DecodePool, DecodeResult } from './decode-pool.js';
 import type { Size } from './donkey.js';
@@ -59,31 +59,43 @@ export async function* prefetched<T>(steps: number, slots: number, fill: (step: 
   }
 }
 
-/** Batch buffers shared with the workers, plus the plain copy handed out (the native binding takes no shared memory). */
+/**
+ * Batch buffers shared with the workers, plus the plain copy handed out (the native binding takes no shared
+ * memory); `per` elements per image, float32 or (a uint8 model's, DecodePool.output) bytes.
+ */
 class BatchRing {
   readonly shared: SharedArrayBuffer[];
   readonly labels: Int32Array[];
-  readonly images: Float32Array;
+  readonly images: Images;
   readonly out: Int32Array;
+  private readonly bytes: 1 | 4;
 
   constructor(
     readonly batch: number,
     readonly per: number,
     slots: number,
+    readonly output: 'f32' | 'u8',
   ) {
-    this.shared = Array.from({ length: slots }, () => new SharedArrayBuffer(batch * per * 4));
+    this.bytes = output === 'u8' ? 1 : 4;
+    this.shared = Array.from({ length: slots }, () => new SharedArrayBuffer(batch * per * this.bytes));
     this.labels = Array.from({ length: slots }, () => new Int32Array(batch));
-    this.images = new Float32Array(batch * per);
+    this.images = output === 'u8' ? new Uint8Array(batch * per) : new Float32Array(batch * per);
     this.out = new Int32Array(batch);
   }
 
-  view(slot: number, i: number): Float32Array {
-    return new Float32Array(this.shared[slot], i * this.per * 4, this.per);
+  /** Images i … i + count − 1 of a slot. */
+  view(slot: number, i: number, count = 1): Images {
+    return this.output === 'u8' ? new Uint8Array(this.shared[slot], i * this.per, count * this.per) : new Float32Array(this.shared[slot], i * this.per * 4, count * this.per);
+  }
+
+  /** Copies images of a slot to position `at` of the handed-out batch (both of the ring's element type). */
+  copy(slot: number, i: number, count: number, at: number): void {
+    this.images.set(this.view(slot, i, count), at * this.per);
   }
 }
 
-function ringFor(ring: BatchRing | undefined, batch: number, per: number, slots: number): BatchRing {
-  return ring && ring.batch === batch && ring.shared.length === slots ? ring : new BatchRing(batch, per, slots);
+function ringFor(ring: BatchRing | undefined, batch: number, per: number, slots: number, output: 'f32' | 'u8'): BatchRing {
+  return ring && ring.batch === batch && ring.shared.length === slots && ring.output === output ? ring : new BatchRing(batch, per, slots, output);
 }
 
 export interface TrainStreamOptions {
@@ -118,7 +130,7 @@ export class ImageNetTrainSource implements TrainSource {
   /** With a shard, only this rank's share of each batch is decoded (sample k is the same draw either way). */
   async *batches(epoch: number, batch: number, seed: number, startStep = 0, shard?: Shard): AsyncGenerator<Batch> {
     const plan = epochPlan(this.list, { epoch, seed, batch, sampling: this.o.sampling, ...(this.o.epochSize !== undefined ? { epochSize: this.o.epochSize } : {}) });
-    const ring = (this.ring = ringFor(this.ring, batch, this.per, this.o.prefetch + 1));
+    const ring = (this.ring = ringFor(this.ring, batch, this.per, this.o.prefetch + 1, this.pool.output));
     const fill = async (step: number, slot: number): Promise<{ slot: number; n: number; total: number }> => {
       const total = Math.min(batch, plan.samples - step * batch);
       const share = shard ? rankShare(total, shard.rank, shard.size) : { first: 0, count: total };
@@ -128,7 +140,7 @@ export class ImageNetTrainSource implements TrainSource {
     };
     const from = Math.min(startStep, plan.steps);
     for await (const { slot, n, total } of prefetched(plan.steps - from, ring.shared.length, (step, slot) => fill(step + from, slot))) {
-      ring.images.set(new Float32Array(ring.shared[slot], 0, n * this.per));
+      ring.copy(slot, 0, n, 0);
       ring.out.set(ring.labels[slot].subarray(0, n));
       yield { images: ring.images.subarray(0, n * this.per), labels: ring.out.subarray(0, n), count: n, ...(shard ? { total } : {}) };
     }
@@ -183,7 +195,7 @@ export class ImageFolderEvalSource implements EvalSource {
 
   async *batches(batch: number): AsyncGenerator<Batch> {
     const { files, labels } = this.list;
-    const ring = (this.ring = ringFor(this.ring, batch, this.per, this.o.prefetch + 1));
+    const ring = (this.ring = ringFor(this.ring, batch, this.per, this.o.prefetch + 1, this.pool.output));
     const fill = async (step: number, slot: number): Promise<{ slot: number; first: number; results: DecodeResult[] }> => {
       const first = step * batch;
       const n = Math.min(batch, files.length - first);
@@ -205,7 +217,7 @@ export class ImageFolderEvalSource implements EvalSource {
           return;
         }
         if (r.warning) this.warnings.add(files[first + i], r.warning);
-        ring.images.set(ring.view(slot, i), k * this.per);
+        ring.copy(slot, i, 1, k);
         ring.out[k++] = labels[first + i];
       });
       if (k > 0) yield { images: ring.images.subarray(0, k * this.per), labels: ring.out.subarray(0, k), count: k };

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Plan } from '../../compiler/emit/plan.js';
-import { load } from '../model.js';
+import { load, syntheticImages } from '../model.js';
 import type { GpuSpec } from './gpus.js';
 import { occupancy } from './occupancy.js';
 import { predictKernel, type KernelCounts, type Prediction } from './time-model.js';
@@ -114,7 +114,7 @@ export async function profileArtifact(dir: string, options: ProfileOptions): Pro
     if (options.batch > model.maxBatch) throw new Error(`--batch ${options.batch} is over the artifact's maximum ${model.maxBatch} (rebuild with --max-batch ${options.batch})`);
     process.env.NINCC_EMU_PROFILE = file;
     process.env.NINCC_EMU_PROFILE_SAMPLE = String(options.sample);
-    const images = new Float32Array(options.batch * model.imageElements).map((_, i) => Math.sin(i * 0.37));
+    const images = syntheticImages(model, options.batch, (i) => Math.sin(i * 0.37));
     // The first inference also folds BN into the convs: those launches are left out of the batch's time.
     await model.infer(images.subarray(0, model.imageElements));
     let seen = counterLines(file, 0).length;

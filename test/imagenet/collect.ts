@@ -1,12 +1,19 @@
 // A batch stream gathered into copies of its images and labels, so two readers' streams can be compared.
-import type { Batch } from '../../runtime/dataset.js';
+import type { Batch, Images } from '../../runtime/dataset.js';
 
-export async function collect(it: AsyncIterable<Batch>): Promise<{ images: Float32Array[]; labels: number[][] }> {
-  const images: Float32Array[] = [];
+async function gather<T extends Images>(it: AsyncIterable<Batch>, is: (x: Images) => x is T, what: string): Promise<{ images: T[]; labels: number[][] }> {
+  const images: T[] = [];
   const labels: number[][] = [];
   for await (const b of it) {
-    images.push(b.images.slice());
+    if (!is(b.images)) throw new Error(`collect: expected ${what} batches, got a ${b.images.constructor.name}`);
+    images.push(b.images.slice() as T);
     labels.push([...b.labels]);
   }
   return { images, labels };
 }
+
+/** A float stream's batches (normalised N×C×H×W). */
+export const collect = (it: AsyncIterable<Batch>) => gather(it, (x): x is Float32Array => x instanceof Float32Array, 'float32');
+
+/** A uint8 stream's batches (N×H×W×C crop bytes, for a model that takes uint8 images). */
+export const collectBytes = (it: AsyncIterable<Batch>) => gather(it, (x): x is Uint8Array => x instanceof Uint8Array, 'uint8');

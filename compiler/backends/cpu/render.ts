@@ -35,6 +35,15 @@ function argumentsOf(k: KernelStep) {
     cf: (name: Name) => `/*${name}=*/arg<const float>(a, ${index(name)})`,
     /** A buffer the kernel writes. */
     f: (name: Name) => `/*${name}=*/arg<float>(a, ${index(name)})`,
+    /**
+     * The uint8 images a stem conv reads (ops.ts u8Input), with their per-channel normalisation as
+     * u8_input.h's U8Images; otherwise the float buffer as `cf`.
+     */
+    convInput: (c: { u8Mean?: readonly number[]; u8Std?: readonly number[] }) => {
+      if (!c.u8Mean || !c.u8Std) return `/*x=*/arg<const float>(a, ${index('x')})`;
+      const list = (xs: readonly number[]) => `std::array<double, ${xs.length}>{${xs.map(cppDouble).join(', ')}}`;
+      return `U8Images{/*x=*/arg<const std::uint8_t>(a, ${index('x')}), /*mean=*/${list(c.u8Mean)}.data(), /*std=*/${list(c.u8Std)}.data()}`;
+    },
     i32: (name: Name, mutable = false) => `/*${name}=*/arg<${mutable ? '' : 'const '}std::int32_t>(a, ${index(name)})`,
     /** An optional buffer (a bias) the kernel reads, or nullptr when the step has none. */
     optional: (name: Name, mutable = false) => (k.buffers[name] === undefined ? 'nullptr' : mutable ? `/*${name}=*/arg<float>(a, ${index(name)})` : `/*${name}=*/arg<const float>(a, ${index(name)})`),
@@ -65,7 +74,7 @@ const cppFloat = (v: number) => `${cppDouble(v)}f`;
 const countOf = (c: { count: number }) => `static_cast<std::int64_t>(${n}) * ${c.count}`;
 
 function body(k: KernelStep): string[] {
-  const { cf, f, i32, optional, scalar } = argumentsOf(k);
+  const { cf, f, i32, optional, scalar, convInput } = argumentsOf(k);
   const seed = dropoutSeedCpp('a->seed', k.layer);
   switch (k.op) {
     case 'conv_fwd':
@@ -74,16 +83,17 @@ function body(k: KernelStep): string[] {
       const algorithm = k.op === 'conv_infer' && k.consts.packed ? chooseConvAlgorithm(c).algorithm : 'implicit_gemm';
       // An inference block's conv: the shortcut its epilogue adds, the concat slice it writes (im2col.h ConvOutput).
       const o = k.op === 'conv_infer' && (k.consts.residual || k.consts.yTotal !== undefined) ? `, ConvOutput{${optional('r')}, ${k.consts.yTotal ?? c.K}, ${k.consts.yOffset ?? 0}}` : '';
+      if (c.u8Mean && algorithm !== 'implicit_gemm') throw new Error(`internal error: ${k.kernel} reads uint8 images through ${algorithm}, which only takes floats`);
       if (algorithm !== 'implicit_gemm') {
         return [convShape(c), `conv2d_forward_winograd(${winogradKindCpp(algorithm)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
       }
       const w = k.op === 'conv_infer' && k.consts.packed ? `PackedConvWeights{${cf('w')}}` : cf('w');
-      return [convShape(c), `conv2d_forward(shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
+      return [convShape(c), `conv2d_forward(shape, ${convInput(c)}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
     }
     case 'conv_bwd_data':
       return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')}${k.consts.addend ? `, ${cf('g_add')}` : ''});`];
     case 'conv_bwd_weight':
-      return [convShape(k.consts), `conv2d_backward_weights(shape, ${cf('x')}, ${cf('g')}, ${f('dw')}, ${optional('db', true)});`];
+      return [convShape(k.consts), `conv2d_backward_weights(shape, ${convInput(k.consts)}, ${cf('g')}, ${f('dw')}, ${optional('db', true)});`];
     case 'fold_bn': {
       const c = k.consts;
       const fold = `fold_batchnorm(${c.K}, ${c.CRS}, ${cf('w')}, ${optional('bias')}, ${cf('gamma')}, ${cf('beta')}, ${cf('mean')}, ${cf('var')}, ${f('w_out')}, ${f('b_out')}, ${cppDouble(c.eps)});`;

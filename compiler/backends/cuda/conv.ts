@@ -8,6 +8,7 @@
 // nvcc), so a profiled emu launch counts them at their line (docs/profile.md).
 import {
   applyPending,
+  cppDouble,
   backwardStats,
   flat,
   forwardStats,
@@ -36,6 +37,33 @@ const tileProduct = (a: string, bm: string) => [
   '}',
 ];
 
+type StemConsts = { readonly C: number; readonly u8Mean?: readonly number[]; readonly u8Std?: readonly number[] };
+
+/** The x parameter: float activations, or the uint8 images of a stem conv (ops.ts u8Input). */
+const inputParam = (c: StemConsts) => (c.u8Mean ? { name: 'x', u8: true } : 'x');
+
+/** Image img's input: `xi`, its C·H·W floats, or its H·W·C bytes for a stem conv. */
+const imageInput = (c: StemConsts & { readonly H: number; readonly W: number }, img: string) =>
+  `const ${c.u8Mean ? 'unsigned char' : 'float'}* xi = x + (long long)${img} * ${c.C * c.H * c.W};`;
+
+/**
+ * A stem conv's table of the loader's value of each byte per channel, (v/255 − mean)/std in double rounded
+ * once to float (runtime/imagenet/donkey.ts cropToTensor), built by the block into shared memory before its
+ * first load: the float path's exact values at a shared-memory read per load, with no float image written.
+ */
+function stemTable(c: StemConsts): string[] {
+  if (!c.u8Mean || !c.u8Std) return [];
+  const list = (xs: readonly number[]) => xs.map(cppDouble).join(', ');
+  return [
+    `NINCC_SHARED_2D(float, lut, ${c.C}, 256);  // lut[ch][v]: byte v of channel ch, normalised`,
+    '{',
+    `  const double mean[${c.C}] = {${list(c.u8Mean)}}, stdev[${c.C}] = {${list(c.u8Std)}};`,
+    `  for (int e = t; e < ${c.C * 256}; e += 256) nincc::st(&lut[e / 256][e % 256], float((double(e % 256) / 255.0 - mean[e / 256]) / stdev[e / 256]));`,
+    '}',
+    '__syncthreads();',
+  ];
+}
+
 /**
  * xs[kk][col] = X_col[crs][position] of image xi: the input at tap (r, s) of channel ch for output
  * position `pos`, with the input's pending BN+ReLU applied; 0 in the padding (Torch pads the activation).
@@ -48,7 +76,9 @@ function gatherInput(c: Consts<'conv_fwd_fused' | 'conv_infer' | 'conv_wgrad_fus
     `  const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`,
     `  const int h = ${pos} / ${c.Q} * ${c.sh} - ${c.ph} + r, u = ${pos} % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
     `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {`,
-    `    v = nincc::ld(&xi[(ch * ${c.H} + h) * ${c.W} + u]);`,
+    c.u8Mean
+      ? `    v = nincc::ld(&lut[ch][nincc::ld(&xi[(h * ${c.W} + u) * ${c.C} + ch])]);  // uint8 NHWC, normalised on load`
+      : `    v = nincc::ld(&xi[(ch * ${c.H} + h) * ${c.W} + u]);`,
     ...applyPending(c, 'v', 'ch').map((s) => `    ${s}`),
     '  }',
     '}',
@@ -63,7 +93,7 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
   // At inference the output may be a slice of a concat's buffer, and the epilogue may add a shortcut (laid out as y).
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
   const o = 'bnFolded' in c ? { residual: c.residual === true, total: c.yTotal ?? c.K, offset: c.yOffset ?? 0 } : { residual: false, total: c.K, offset: 0 };
-  const names = ['x', ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), ...(o.residual ? ['r'] : []), { name: 'y', out: true }, ...(c.stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  const names = [inputParam(c), ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), ...(o.residual ? ['r'] : []), { name: 'y', out: true }, ...(c.stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const body = [
     'NINCC_SHARED_2D(float, ws, 16, 33);  // ws[kk][m] = W[k0 + m][c0 + kk]',
     'NINCC_SHARED_2D(float, xs, 16, 32);  // xs[kk][j] = X_col[c0 + kk][j0 + j], pending transform applied',
@@ -71,7 +101,8 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
     'if (img >= n) return;',
     'const int tx = int(threadIdx.x), ty = int(threadIdx.y), t = ty * 32 + tx;',
     'const int j0 = int(blockIdx.x) * 32, k0 = int(blockIdx.y) * 32;',
-    `const float* xi = x + (long long)img * ${c.C * c.H * c.W};`,
+    ...stemTable(c),
+    imageInput(c, 'img'),
     'float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};',
     `for (int c0 = 0; c0 < ${CRS}; c0 += 16) {`,
     ...tileLoop([
@@ -95,7 +126,7 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
     ...(c.stats ? forwardStats('v', 'valid', `min(32, ${PQ} - j0)`, tileSlot(c.K, PQ, 'k')).map((s) => `  ${s}`) : []),
     '}',
   ];
-  const fused = fusedText(['implicit-GEMM conv', c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', o.residual && 'epilogue: residual add', o.total !== c.K && 'epilogue: concat slice in place', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
+  const fused = fusedText(['implicit-GEMM conv', c.u8Mean && 'prologue: uint8 NHWC images normalised on load', c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', o.residual && 'epilogue: residual add', o.total !== c.K && 'epilogue: concat slice in place', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
   return { params: params(k, names), body, launch: { grid: [Math.ceil(PQ / 32), Math.ceil(c.K / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
 }
 
@@ -154,7 +185,7 @@ export function convBackwardWeight(k: KernelStep, c: Consts<'conv_wgrad_fused'>)
   // partials[split]; dY rebuilt on load (prologue), X_col with the input's pending transform. The
   // blocks of column 0 also sum dY per row for the bias. wgrad_reduce adds the splits in order.
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
-  const names = ['g', ...rebuildParams(c), 'x', ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
+  const names = ['g', ...rebuildParams(c), inputParam(c), ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
   const body = [
     'NINCC_SHARED_2D(float, gs, 16, 33);  // gs[kk][m] = dY[k0 + m][pq0 + kk]',
     'NINCC_SHARED_2D(float, xs, 16, 32);  // xs[kk][j] = X_col[crs0 + j][pq0 + kk]',
@@ -162,10 +193,11 @@ export function convBackwardWeight(k: KernelStep, c: Consts<'conv_wgrad_fused'>)
     'const int crs0 = int(blockIdx.x) * 32, k0 = int(blockIdx.y) * 32, split = int(blockIdx.z);',
     `const int first = int((long long)split * n / ${c.splits}), last = int((long long)(split + 1) * n / ${c.splits});`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
+    ...stemTable(c),
     'float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};',
     'float bias_acc = 0.0f;  // row k0 + t of dY summed, in the blocks of column 0',
     'for (int img = first; img < last; ++img) {',
-    `  const float* xi = x + (long long)img * ${c.C * c.H * c.W};`,
+    `  ${imageInput(c, 'img')}`,
     `  for (int pq0 = 0; pq0 < ${PQ}; pq0 += 16) {`,
     ...tileLoop([
       'const int pq = pq0 + kk, kout = k0 + col, crs = crs0 + col;',
@@ -191,7 +223,7 @@ export function convBackwardWeight(k: KernelStep, c: Consts<'conv_wgrad_fused'>)
     '}',
     `if (blockIdx.x == 0 && t < 32 && k0 + t < ${c.K}) nincc::st(&bpart[split * ${c.K} + k0 + t], bias_acc);`,
   ];
-  const fused = fusedText(['implicit-GEMM wgrad (split over the batch)', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN', c.inBn && 'prologue: input BN scale/shift', c.inRelu && 'prologue: input ReLU', c.bias && 'bias gradient']);
+  const fused = fusedText(['implicit-GEMM wgrad (split over the batch)', c.u8Mean && 'prologue: uint8 NHWC images normalised on load', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN', c.inBn && 'prologue: input BN scale/shift', c.inRelu && 'prologue: input ReLU', c.bias && 'bias gradient']);
   return { params: params(k, names), body, launch: { grid: [Math.ceil(CRS / 32), Math.ceil(c.K / 32), c.splits], block: [32, 8, 1], shared: 0 }, fused };
 }
 

@@ -95,7 +95,8 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     case 'conv_infer':
       // The training forward's kernel with nothing pending and no statistics: BN is folded into w and b.
       // A block's conv (a shortcut added, a concat slice written) stays on the fp32 kernel, which has those epilogues.
-      return bf16 && !k.consts.residual && k.consts.yTotal === undefined ? convForwardMma(k, k.consts, schedule.maxBatch) : convForward(k, k.consts);
+      // So does a uint8 stem (conv-mma reads float activations only).
+      return bf16 && !k.consts.residual && k.consts.yTotal === undefined && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch) : convForward(k, k.consts);
     case 'linear_infer':
       return linearForward(k, k.consts);
     case 'bn_eval': {
@@ -158,11 +159,12 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     case 'zeropad_fwd':
       return zeropadForward(k, k.consts);
     case 'conv_fwd_fused':
-      return bf16 ? convForwardMma(k, k.consts, schedule.maxBatch) : convForward(k, k.consts);
+      // A uint8 stem stays on the fp32 kernels at bf16: conv-mma reads float activations only.
+      return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch) : convForward(k, k.consts);
     case 'conv_dgrad_fused':
       return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch) : convBackwardData(k, k.consts);
     case 'conv_wgrad_fused':
-      return bf16 ? convBackwardWeightMma(k, k.consts) : convBackwardWeight(k, k.consts);
+      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts) : convBackwardWeight(k, k.consts);
     default:
       return trainingKernel(k);
   }

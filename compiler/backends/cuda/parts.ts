@@ -50,6 +50,7 @@ export interface Param {
   readonly name: string;
   readonly out?: boolean; // written by the kernel
   readonly int?: boolean; // int32 elements
+  readonly u8?: boolean; // bytes (a stem conv's uint8 images)
 }
 
 /** Parameter list: the step's buffers (inputs const, outputs writable), then n, then the scalars (then the call's seed). */
@@ -57,9 +58,9 @@ export function params(k: KernelStep, list: readonly (string | Param)[], scalars
   const ps = list.map((p) => (typeof p === 'string' ? { name: p } : p));
   // The kernel's parameters are the op's contract (compiler/lower/ops.ts): the same names, order, direction and dtype.
   const contract = opBuffers(k.op, k.consts).map((b) => `${b.dir === 'in' ? 'in' : 'out'} ${b.dtype} ${b.name}`);
-  const named = ps.map((p) => `${p.out ? 'out' : 'in'} ${p.int ? 'i32' : 'f32'} ${p.name}`);
+  const named = ps.map((p) => `${p.out ? 'out' : 'in'} ${p.int ? 'i32' : p.u8 ? 'u8' : 'f32'} ${p.name}`);
   if (named.join(', ') !== contract.join(', ')) throw new Error(`internal error: the cuda kernel of ${k.kernel} (${k.op}) takes (${named.join(', ')}), its contract says (${contract.join(', ')})`);
-  const type = (p: Param) => `${p.out ? '' : 'const '}${p.int ? 'int' : 'float'}*`;
+  const type = (p: Param) => `${p.out ? '' : 'const '}${p.int ? 'int' : p.u8 ? 'unsigned char' : 'float'}*`;
   return [...ps.map((p) => `${type(p)} ${p.name}`), 'int n', ...scalars.map((s) => `float ${s}`), ...(seed ? ['unsigned long long seed'] : [])].join(', ');
 }
 

@@ -87,9 +87,16 @@ inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, cons
 // Both are overwritten (not accumulated), and `db` may be null. dw is one GEMM over all the
 // batch's pixels (conv_wgrad.h), every element summed in batch order for any thread count; db sums
 // in double in a fixed order (reduce.h).
+inline void conv2d_bias_gradient(const Conv2dShape& shape, const float* dy, float* db);
+
 inline void conv2d_backward_weights(const Conv2dShape& shape, const float* x, const float* dy, float* dw,
                                     float* db) {
   conv2d_backward_weights_gemm(shape, x, dy, dw);
+  conv2d_bias_gradient(shape, dy, db);
+}
+
+// db[k] = sum of dy[n][k][.] in double in a fixed order (nothing when db is null).
+inline void conv2d_bias_gradient(const Conv2dShape& shape, const float* dy, float* db) {
   const std::int64_t dy_image_size = shape.out_channels * shape.out_plane();
   if (db == nullptr) return;
   parallel_for(shape.out_channels, dy_image_size * shape.batch, [&](std::int64_t k) {

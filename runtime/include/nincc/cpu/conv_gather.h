@@ -103,6 +103,13 @@ inline InputView split_phases(const Conv2dShape& s, const float* x, float* copy)
   return {copy, s.in_channels * s.in_h * row, s.in_h * row, row, width};
 }
 
+// The view the gather reads x through: x itself (stride 1) or its phase-split copy in the calling
+// thread's scratch (strided).
+inline InputView gather_view(const Conv2dShape& s, const float* x) {
+  return s.stride_w == 1 ? direct_view(s, x)
+                         : split_phases(s, x, thread_scratch(ScratchSlot::kConvPhases, static_cast<std::size_t>(phase_split_size(s))));
+}
+
 // The per-tap-column constants of the gather, computed once per call: which output columns read
 // inside the image, and where in a row of `in` output column 0 reads.
 struct TapColumn {

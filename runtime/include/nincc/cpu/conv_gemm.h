@@ -328,6 +328,14 @@ inline Conv2dShape transposed_gemm_shape(const Conv2dShape& s) {
   return Conv2dShape{s.batch, s.out_channels, s.out_h(), s.out_w(), s.patch_size(), 1, 1, 1, 1, 0, 0};
 }
 
+// The same from an input view already built (u8_input.h: the uint8 stem's normalised copy).
+inline void conv2d_forward_view(const Conv2dShape& shape, const conv_gemm_detail::InputView& in, const float* packed_w,
+                                const float* bias, float* y, bool relu = false, const ConvOutput& o = {}) {
+  using namespace conv_gemm_detail;
+  const TapColumns columns(shape, in);
+  forward_tasks(shape, in, columns.data(), packed_w, bias, y, relu, o);
+}
+
 // y = conv(x, W) + bias (+ residual), optional ReLU, with W packed by pack_conv_weights for this
 // shape, y placed as `o` says (im2col.h ConvOutput). Same contract as conv2d_forward (conv.h).
 // Parallel over tasks of (channel panels x pixel tiles) of the
@@ -339,12 +347,7 @@ inline void conv2d_forward_packed(const Conv2dShape& shape, const float* x, cons
   using namespace conv_gemm_detail;
   const std::int64_t pixels = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   if (shape.out_channels <= 0 || pixels <= 0) return;
-  const InputView in = shape.stride_w == 1
-                           ? direct_view(shape, x)
-                           : split_phases(shape, x, thread_scratch(ScratchSlot::kConvPhases,
-                                                                  static_cast<std::size_t>(phase_split_size(shape))));
-  const TapColumns columns(shape, in);
-  forward_tasks(shape, in, columns.data(), packed_w, bias, y, relu, o);
+  conv2d_forward_view(shape, gather_view(shape, x), packed_w, bias, y, relu, o);
 }
 
 }  // namespace cpu

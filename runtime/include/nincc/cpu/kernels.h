@@ -35,3 +35,4 @@
 #include "pool.h"
 #include "profile.h"
 #include "sgd.h"
+#include "u8_input.h"
