@@ -73,7 +73,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: 'bf16 data gradient without its dReLU prologue',
     file: 'compiler/backends/cuda/conv-mma-grad.ts',
-    find: "      ...rebuildGradient(c, 'd', 'at', 'kout').map((s) => `      ${s}`),\n",
+    find: "        ...(useTable ? rebuildGradientFrom(c, 'v', 'at', fromRow) : rebuildGradient(c, 'v', 'at', 'kout')).map((s) => `    ${s}`),\n",
     replace: '',
     tests: ['test/emu-conv-mma-grad.test.ts'],
     only: 'one step',

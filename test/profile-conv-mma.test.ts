@@ -66,6 +66,26 @@ describe('nincc profile of the bf16 tensor-core conv', () => {
     expect(kernel('k4_conv_wgrad_fused').counts.mma_bf16_m16n8k16).toBe((6 * (192 * 32 * 384)) / (16 * 8 * 16));
   });
 
+  it('layer 7 (1×1) weight gradient: every staged load instruction reads whole sectors (hand count)', () => {
+    // conv(24, 13, 1, 1) on 24×9×8, relu after it, layer 4's BN+ReLU pending on its input. M = C = 24, N = K
+    // = 13, tile 64×16 (one block per split), the 32·72 = 2304 positions in 32 splits of 72: slices of 32,
+    // 32 and 8. Both operands are staged with eight lanes along a row's positions, lane l loading positions
+    // l + 8·e (e = 0..3), so one load instruction reads 8 consecutive positions of 4 rows. A plane is 72
+    // floats = 9 whole sectors, so those 8 positions are one sector.
+    // A (x): rows 0..23 are 6 warp-items of 4 rows; per item the pending BN's in_scale and in_shift of
+    // its 4 rows' channels (consecutive: one sector each, read once per row, conv-mma-channels.ts), then
+    // per load x (4 sectors). The last 8-position slice loads e = 0 only.
+    const aFull = 6 * (2 + 4 * 4), aLast = 6 * (2 + 1 * 4);
+    // B (dY, its ReLU rebuilt from y): rows 0..12 are 3 warp-items of 4 rows and one of row 12 alone; per
+    // load g and g_y, 4 sectors each (1 for the lone row).
+    const bFull = 4 * (3 * 4 + 1) * 2, bLast = 1 * (3 * 4 + 1) * 2;
+    expect(report).toMatch(/k7_conv_wgrad_fused\s+64×16×32 tile, .* in 32 splits/);
+    expect(kernel('k7_conv_wgrad_fused').counts.global_load_sectors).toBe(32 * (2 * aFull + aLast + 2 * bFull + bLast));
+    // Staging A with lanes across rows instead (one row per lane, each of its positions a load of its own:
+    // planes 288 bytes apart, a sector per lane) made this count 76,608 (with the channel parameters then
+    // read per element: 17,856 along k).
+  });
+
   it('the tensor-core gradients have no shared-memory bank conflicts', () => {
     const grads = json.kernels.filter((k) => /_conv_(dgrad|wgrad)_fused$/.test(k.kernel));
     expect(grads.length).toBe(7); // layer 1 needs no data gradient
@@ -76,3 +96,4 @@ describe('nincc profile of the bf16 tensor-core conv', () => {
     }
   });
 });
+

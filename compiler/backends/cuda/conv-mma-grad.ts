@@ -8,9 +8,10 @@
 // positions, into that split's fp32 partial; wgrad_reduce (conv.ts) adds the splits in order — no
 // atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
 // channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
-import { applyPending, inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
-import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageOperand, tileWords } from './conv-mma-tile.js';
+import { inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
+import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
+import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /**
@@ -38,6 +39,21 @@ function eachAccumulator(nt: number, WN: number, perColumn: string[], inner: str
   ];
 }
 
+/**
+ * The data gradient's B: rows are input channels c, k runs over the taps e = (k, r, s) of W[k][c][r][s].
+ * A 1×1 kernel's channels are contiguous (lanes across rows); a larger one's taps run R·S contiguous
+ * floats per k (eight lanes along each row).
+ */
+function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, RS: number): string[] {
+  const staging = {
+    perRow: ['const int ch = n0 + row;'],
+    perElement: ['const int kk = k0 + ko;', `if (ch < ${c.C} && kk < ${KRS}) v = nincc::ld(&w[((long long)(kk / ${RS}) * ${c.C} + ch) * ${RS} + kk % ${RS}]);`],
+  };
+  return RS === 1
+    ? ['// Stage B: rows are input channels, each position a k: W[k][c] (consecutive lanes on consecutive channels).', ...stageAcrossRows('bs', BN, staging)]
+    : ['// Stage B: rows are input channels, eight lanes along each row\'s taps (k, r, s): W[k][c][r][s].', ...stageAlongK('bs', BN, staging)];
+}
+
 export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number): CudaKernel {
   const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
   const stats = Boolean(c.outStats);
@@ -48,6 +64,9 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const statTiles = Math.ceil(HW / 32);
   // addend (i17c's residual fusion, when lower/ops.ts has it): dx also sums another reader's gradient of the same input.
   const addend = 'addend' in c && c.addend === true;
+  // The rebuild's channel parameters from a shared table for a larger kernel (R·S taps of each channel k
+  // in a row); a 1×1 kernel reads them where it uses them, as the table made ptxas spill its sm_80 build.
+  const useTable = RS > 1;
   const names = ['g', ...rebuildParams(c), 'w', ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const perRow = [
     `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
@@ -88,40 +107,31 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
+    ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, THREADS)] : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
-    '  // Stage A: rows are input positions, each chunk eight taps e = (k, r, s): dY\' at the output position the tap reaches from here.',
-    ...stageOperand('as', BM, [
-      'const long long m = m0 + row;',
-      `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
-      `const bool live = img < n && pos < ${HW};`,
-      `const int hp0 = pos / ${c.W} + ${c.ph}, up0 = pos % ${c.W} + ${c.pw};`,
-      'float v[8];',
-      'NINCC_UNROLL',
-      'for (int e = 0; e < 8; ++e) {',
-      '  const int kk = k0 + chunk * 8 + e;',
-      '  float d = 0.0f;',
-      `  if (live && kk < ${KRS}) {`,
-      `    const int kout = kk / ${RS}, hp = hp0 - kk / ${c.S} % ${c.R}, up = up0 - kk % ${c.S};`,
-      '    // Only the taps whose distance is a whole number of strides inside the output reach this position.',
-      `    if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
-      `      const long long at = ((long long)img * ${c.K} + kout) * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
-      '      d = nincc::ld(&g[at]);',
-      ...rebuildGradient(c, 'd', 'at', 'kout').map((s) => `      ${s}`),
-      '    }',
-      '  }',
-      '  v[e] = d;',
-      '}',
-    ]).map((s) => `  ${s}`),
-    '  // Stage B: rows are input channels, each chunk eight taps: W[k][c][r][s].',
-    ...stageOperand('bs', BN, [
-      'const int ch = n0 + row;',
-      'float v[8];',
-      'NINCC_UNROLL',
-      'for (int e = 0; e < 8; ++e) {',
-      '  const int kk = k0 + chunk * 8 + e;',
-      `  v[e] = (ch < ${c.C} && kk < ${KRS}) ? nincc::ld(&w[((long long)(kk / ${RS}) * ${c.C} + ch) * ${RS} + kk % ${RS}]) : 0.0f;`,
-      '}',
-    ]).map((s) => `  ${s}`),
+    '  // Stage A: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s): dY\' at the output position the tap reaches from here.',
+    ...stageAcrossRows('as', BM, {
+      perRow: [
+        'const long long m = m0 + row;',
+        `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
+        `const bool live = img < n && pos < ${HW};`,
+        `const int hp0 = pos / ${c.W} + ${c.ph}, up0 = pos % ${c.W} + ${c.pw};`,
+      ],
+      perElement: [
+        'const int kk = k0 + ko;',
+        ...(useTable ? tableLoads(c, `(kk < ${KRS} ? kk / ${RS} : 0)`) : []),
+        `if (live && kk < ${KRS}) {`,
+        `  const int kout = kk / ${RS}, hp = hp0 - kk / ${c.S} % ${c.R}, up = up0 - kk % ${c.S};`,
+        '  // Only the taps whose distance is a whole number of strides inside the output reach this position.',
+        `  if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
+        `    const long long at = ((long long)img * ${c.K} + kout) * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
+        '    v = nincc::ld(&g[at]);',
+        ...(useTable ? rebuildGradientFrom(c, 'v', 'at', fromRow) : rebuildGradient(c, 'v', 'at', 'kout')).map((s) => `    ${s}`),
+        '  }',
+        '}',
+      ],
+    }).map((s) => `  ${s}`),
+    ...weightStaging(c, BN, KRS, RS).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
@@ -150,20 +160,18 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   const tile = chooseMmaTile(CRS, c.K);
   const { bm: BM, bn: BN, nt: NT } = tile;
   const WN = NT * 8;
-  const bsums = Math.ceil((BN * 4) / THREADS); // the B chunks a thread stages per slice: its bias-gradient partials
+  const bsums = Math.ceil((BN * 8) / THREADS); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
   const names = ['g', ...rebuildParams(c), 'x', ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
   const biasSum = c.bias
     ? [
-        '// The bias gradient in fp32 from the staged dY\' (before rounding): each thread\'s chunk sums, then the',
-        '// four chunks of a row in order — the blocks of column 0 write it to this split\'s partial.',
-        `NINCC_SHARED(float, bias_chunks, ${BN * 4});`,
+        '// The bias gradient in fp32 from the staged dY\' (before rounding): each thread sums its item\'s positions,',
+        '// then the 8 lanes of a row add theirs by shfl_xor 1, 2, 4 (a fixed order) — the blocks of column 0 write it to this split\'s partial.',
         'NINCC_UNROLL',
-        `for (int i = 0; i < ${bsums}; ++i) if (t + i * ${THREADS} < ${BN * 4}) nincc::st(&bias_chunks[t + i * ${THREADS}], bsum[i]);`,
-        '__syncthreads();',
-        `if (blockIdx.x == 0 && t < ${BN} && n0 + t < ${c.K}) {`,
-        `  float s = nincc::ld(&bias_chunks[t]);`,
-        `  for (int chunk = 1; chunk < 4; ++chunk) s += nincc::ld(&bias_chunks[chunk * ${BN} + t]);`,
-        `  nincc::st(&bpart[split * ${c.K} + n0 + t], s);`,
+        `for (int i = 0; i < ${bsums}; ++i) {`,
+        `  const int row = (t + i * ${THREADS}) / 8;`,
+        '  float s = bsum[i];',
+        '  s += nincc::shfl_xor(s, 1); s += nincc::shfl_xor(s, 2); s += nincc::shfl_xor(s, 4);',
+        `  if (blockIdx.x == 0 && lane % 8 == 0 && row < ${BN} && n0 + row < ${c.K}) nincc::st(&bpart[split * ${c.K} + n0 + row], s);`,
         '}',
       ]
     : [];
@@ -177,43 +185,34 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
     ...(c.gBn ? [`const float inv_m = 1.0f / float(total);`] : []),
     ...(c.bias ? [`float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
-    '  // Stage A: rows are taps crs = (c, r, s), each chunk eight positions j: the input under the tap, its pending transform applied.',
-    ...stageOperand('as', BM, [
-      'const int crs = int(m0) + row;',
-      `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`,
-      'float v[8];',
-      'NINCC_UNROLL',
-      'for (int e = 0; e < 8; ++e) {',
-      '  const long long j = j0 + chunk * 8 + e;',
-      '  float a = 0.0f;',
-      `  if (crs < ${CRS} && j < hi) {`,
-      `    const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
-      `    const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
-      `    if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
-      `      a = nincc::ld(&x[(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u]);`,
-      ...applyPending(c, 'a', 'ch').map((line) => `      ${line}`),
-      '    }',
-      '  }',
-      '  v[e] = a;',
-      '}',
-    ]).map((s) => `  ${s}`),
-    '  // Stage B: rows are output channels k, each chunk eight positions j: dY\' rebuilt from the incoming gradient.',
-    ...stageOperand('bs', BN, [
-      'const int kout = n0 + row;',
-      'float v[8];',
-      'NINCC_UNROLL',
-      'for (int e = 0; e < 8; ++e) {',
-      '  const long long j = j0 + chunk * 8 + e;',
-      '  float d = 0.0f;',
-      `  if (kout < ${c.K} && j < hi) {`,
-      `    const long long at = (j / ${PQ} * ${c.K} + kout) * ${PQ} + j % ${PQ};`,
-      '    d = nincc::ld(&g[at]);',
-      ...rebuildGradient(c, 'd', 'at', 'kout').map((s) => `    ${s}`),
-      '  }',
-      '  v[e] = d;',
-      ...(c.bias ? [`  bsum[q / ${THREADS}] += d;`] : []),
-      '}',
-    ]).map((s) => `  ${s}`),
+    '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
+    ...stageAlongK('as', BM, {
+      perRow: ['const int crs = int(m0) + row;', `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`, ...rowPendingLoads(c, 'ch', `crs < ${CRS}`)],
+      perElement: [
+        'const long long j = j0 + ko;',
+        `if (crs < ${CRS} && j < hi) {`,
+        `  const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
+        `  const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
+        `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
+        `    v = nincc::ld(&x[(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u]);`,
+        ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
+        '  }',
+        '}',
+      ],
+    }).map((s) => `  ${s}`),
+    '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
+    ...stageAlongK('bs', BN, {
+      perRow: ['const int kout = n0 + row;', ...rowRebuildLoads(c, 'kout', `kout < ${c.K}`)],
+      perElement: [
+        'const long long j = j0 + ko;',
+        `if (kout < ${c.K} && j < hi) {`,
+        `  const long long at = (j / ${PQ} * ${c.K} + kout) * ${PQ} + j % ${PQ};`,
+        '  v = nincc::ld(&g[at]);',
+        ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `  ${s}`),
+        '}',
+        ...(c.bias ? [`bsum[q / ${THREADS}] += v;`] : []),
+      ],
+    }).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',

@@ -1,9 +1,9 @@
 // What the bf16 tensor-core convolutions (conv-mma.ts forward, conv-mma-grad.ts data and weight gradients)
 // share: the tile configurations and their choice, the XOR-swizzled shared-memory layout of a staged
-// operand (rows × 32 k in bf16, four 16-byte chunks per row), the packing of eight fp32 values into one
-// chunk, and the main loop's ldmatrix + mma.m16n8k16 k-steps over a staged slice. Every kernel stages
-// both GEMM operands the same way, as rows of the reduced index: A's rows are D's rows (M), B's rows D's columns (N).
-
+// operand (rows × 32 k in bf16, four 16-byte chunks per row), the two staging loops (lanes across rows or
+// along k, whichever runs along the operand's addresses) and their common k order, and the main loop's
+// ldmatrix + mma.m16n8k16 k-steps over a staged slice. Every kernel stages both GEMM operands as rows of
+// the reduced index: A's rows are D's rows (M), B's rows D's columns (N).
 export const THREADS = 128; // 4 warps
 export const BK = 32; // k per staged slice: two mma k-steps, four 16-byte chunks per shared row
 
@@ -16,9 +16,11 @@ export interface MmaTile {
   readonly nt: number; // n8 mma tiles per warp (the warp's M is always two m16 tiles: 32 rows)
 }
 
+// nt = 8 (a warp of 32×64, 64 accumulators per thread) gives the 128×64 and 64×128 tiles: each staged
+// operand element feeds 64 or 128 columns of D rather than 32 or 64, a quarter less staging per MMA.
 const CANDIDATES: readonly MmaTile[] = [
-  ...[1, 2, 4].map((nt) => ({ bm: 64, bn: 2 * 8 * nt, warpsM: 2, warpsN: 2, nt })),
-  ...[1, 2, 4].map((nt) => ({ bm: 128, bn: 8 * nt, warpsM: 4, warpsN: 1, nt })),
+  ...[1, 2, 4, 8].map((nt) => ({ bm: 64, bn: 2 * 8 * nt, warpsM: 2, warpsN: 2, nt })),
+  ...[1, 2, 4, 8].map((nt) => ({ bm: 128, bn: 8 * nt, warpsM: 4, warpsN: 1, nt })),
 ];
 
 /**
@@ -42,9 +44,9 @@ export const tileWords = (t: MmaTile) => `${t.bm}×${t.bn}×${BK} tile, ${THREAD
  */
 export const swizzled = (row: string, chunk: string) => `(${row}) * 4 + ((${chunk}) ^ (((${row}) >> 1) & 3))`;
 
-/** Eight consecutive k values `v[0..7]` → one 16-byte chunk of bf16 pairs (lower k in the low half, as mma reads them). */
-export const packChunk = (dst: string) =>
-  `nincc::st(&${dst}, int4{int(nincc::to_bf16x2(v[1], v[0])), int(nincc::to_bf16x2(v[3], v[2])), int(nincc::to_bf16x2(v[5], v[4])), int(nincc::to_bf16x2(v[7], v[6]))});`;
+/** Eight positions' values `vs[0..7]` → one 16-byte chunk of bf16 pairs (the lower position in the low half, as mma reads them). */
+const packChunk = (dst: string) =>
+  `nincc::st(&${dst}, int4{int(nincc::to_bf16x2(vs[1], vs[0])), int(nincc::to_bf16x2(vs[3], vs[2])), int(nincc::to_bf16x2(vs[5], vs[4])), int(nincc::to_bf16x2(vs[7], vs[6]))});`;
 
 /** The shared operand tiles, the thread's warp coordinates and zeroed accumulators (`m0`/`n0` are the kernel's). */
 export function mmaPrologue(t: MmaTile): string[] {
@@ -60,17 +62,75 @@ export function mmaPrologue(t: MmaTile): string[] {
 }
 
 /**
- * The loop that stages `rows` rows of an operand into `tile`: consecutive threads take consecutive
- * rows (coalesced along the gathered index), each one 16-byte chunk of eight consecutive k; `load`
- * sets v[e] for `row` and k index `k0 + chunk·8 + e`, declared as `kk`.
+ * How one staged operand is read: `perRow` runs once per staged row (it sees `row`, 0..rows−1 of the
+ * tile), `perElement` sets `float v` (zero-initialised) for k offset `ko` (0..31) of the slice starting at `k0`.
  */
-export function stageOperand(tile: 'as' | 'bs', rows: number, load: string[]): string[] {
+export interface Staging {
+  readonly perRow: readonly string[];
+  readonly perElement: readonly string[];
+}
+
+/**
+ * The slice's k order in shared memory: position p of a staged row (chunk p / 8, element p % 8) holds k
+ * offset ko(p) = p / 4 + 8·(p % 4). A permutation of the 32 k of a slice changes nothing in A·B as
+ * long as both operands use it; this one lets stageAlongK give the 8 lanes of a row 8 consecutive k per
+ * load (one 32-byte sector) while each lane still packs four k into the bf16 pairs of one half-chunk.
+ */
+const K_OFFSET_ACROSS_ROWS = '2 * chunk + e / 4 + 8 * (e % 4)';
+const K_OFFSET_ALONG_K = 'quarter + 8 * e';
+
+/**
+ * The per-element code written out once per element `e` rather than as a loop: a GPU runs the unrolled
+ * loop as that many load instructions, each with its own predicate, and the emulator's profile groups a
+ * warp's accesses by source line — one line per element keeps a lane that skips element e (a padding
+ * tap) from being paired with its neighbours' element e + 1.
+ */
+function unrolled(count: number, kOffset: string, perElement: readonly string[]): string[] {
+  return Array.from({ length: count }, (_, e) => [
+    `  {  // element ${e}`,
+    `    const int e = ${e}, ko = ${kOffset};`,
+    '    float v = 0.0f;',
+    ...perElement.map((line) => `    ${line}`),
+    `    vs[${e}] = v;`,
+    '  }',
+  ]).flat();
+}
+
+/**
+ * Stages `rows` rows with consecutive lanes on consecutive rows, each thread one 16-byte chunk (eight
+ * positions) of one row: coalesced when the operand's addresses run along its rows (the output
+ * positions of a forward's A, the input positions of a data gradient's A, the channels of a 1×1 W).
+ */
+export function stageAcrossRows(tile: 'as' | 'bs', rows: number, s: Staging): string[] {
   return [
     'NINCC_UNROLL',
     `for (int q = t; q < ${rows * 4}; q += ${THREADS}) {`,
     `  const int row = q % ${rows}, chunk = q / ${rows};`,
-    ...load.map((s) => `  ${s}`),
+    ...s.perRow.map((line) => `  ${line}`),
+    '  float vs[8];',
+    ...unrolled(8, K_OFFSET_ACROSS_ROWS, s.perElement),
     `  ${packChunk(`${tile}[${swizzled('row', 'chunk')}]`)}`,
+    '}',
+  ];
+}
+
+/**
+ * Stages `rows` rows with eight consecutive lanes on one row, lane `quarter` (0..7) loading k offsets
+ * quarter + 8·e (e = 0..3): each load instruction reads 8 consecutive k of 4 rows, so it is coalesced
+ * when the operand's addresses run along k (a forward's weights, both operands of the weight gradient).
+ * Each lane stores its four values as one 8-byte half-chunk (positions 4·quarter..4·quarter + 3); a
+ * 16-lane phase writes two rows that share one 128-byte line under the swizzle, so the stores are
+ * conflict-free. `q` (the item) is in scope for perElement.
+ */
+export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging): string[] {
+  return [
+    'NINCC_UNROLL',
+    `for (int q = t; q < ${rows * 8}; q += ${THREADS}) {`,
+    '  const int row = q / 8, quarter = q % 8;',
+    ...s.perRow.map((line) => `  ${line}`),
+    '  float vs[4];',
+    ...unrolled(4, K_OFFSET_ALONG_K, s.perElement),
+    `  nincc::st(reinterpret_cast<int2*>(&${tile}[${swizzled('row', 'quarter / 2')}]) + quarter % 2, int2{int(nincc::to_bf16x2(vs[1], vs[0])), int(nincc::to_bf16x2(vs[3], vs[2]))});`,
     '}',
   ];
 }

@@ -8,7 +8,7 @@
 // accumulators in a fixed order. Memory is reached only through nincc::ld/st/ldmatrix (counted by
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
 import { applyPending, inputParams, params, fusedText, type Consts, type CudaKernel } from './parts.js';
-import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageOperand, tileWords } from './conv-mma-tile.js';
+import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileWords } from './conv-mma-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
@@ -29,38 +29,34 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
-    '  // Stage A: rows are output positions (coalesced loads along a plane), each chunk eight taps, the pending transform applied.',
-    ...stageOperand('as', BM, [
-      'const long long m = m0 + row;',
-      `const int img = int(m / ${rows}), pq = int(m % ${rows});`,
-      `const bool live = img < n && pq < ${PQ};`,
-      `const int h0 = pq / ${c.Q} * ${c.sh} - ${c.ph}, u0 = pq % ${c.Q} * ${c.sw} - ${c.pw};`,
-      `const float* xi = x + (long long)img * ${CHW};`,
-      'float v[8];',
-      'NINCC_UNROLL',
-      'for (int e = 0; e < 8; ++e) {',
-      '  const int crs = k0 + chunk * 8 + e;',
-      '  float a = 0.0f;',
-      `  if (live && crs < ${CRS}) {`,
-      `    const int ch = crs / ${RS}, h = h0 + crs / ${c.S} % ${c.R}, u = u0 + crs % ${c.S};`,
-      `    if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
-      `      a = nincc::ld(&xi[(ch * ${c.H} + h) * ${c.W} + u]);`,
-      ...applyPending(c, 'a', 'ch').map((s) => `      ${s}`),
-      '    }',
-      '  }',
-      '  v[e] = a;',
-      '}',
-    ]).map((s) => `  ${s}`),
-    '  // Stage B: W[k][crs] rows, eight consecutive crs per chunk.',
-    ...stageOperand('bs', BN, [
-      'const int kout = n0 + row;',
-      'float v[8];',
-      'NINCC_UNROLL',
-      'for (int e = 0; e < 8; ++e) {',
-      '  const int crs = k0 + chunk * 8 + e;',
-      `  v[e] = (kout < ${c.K} && crs < ${CRS}) ? nincc::ld(&w[(long long)kout * ${CRS} + crs]) : 0.0f;`,
-      '}',
-    ]).map((s) => `  ${s}`),
+    '  // Stage A: rows are output positions (consecutive lanes on consecutive positions of a plane), the pending transform applied.',
+    ...stageAcrossRows('as', BM, {
+      perRow: [
+        'const long long m = m0 + row;',
+        `const int img = int(m / ${rows}), pq = int(m % ${rows});`,
+        `const bool live = img < n && pq < ${PQ};`,
+        `const int h0 = pq / ${c.Q} * ${c.sh} - ${c.ph}, u0 = pq % ${c.Q} * ${c.sw} - ${c.pw};`,
+        `const float* xi = x + (long long)img * ${CHW};`,
+      ],
+      perElement: [
+        'const int crs = k0 + ko;',
+        `if (live && crs < ${CRS}) {`,
+        `  const int ch = crs / ${RS}, h = h0 + crs / ${c.S} % ${c.R}, u = u0 + crs % ${c.S};`,
+        `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
+        `    v = nincc::ld(&xi[(ch * ${c.H} + h) * ${c.W} + u]);`,
+        ...applyPending(c, 'v', 'ch').map((s) => `    ${s}`),
+        '  }',
+        '}',
+      ],
+    }).map((s) => `  ${s}`),
+    '  // Stage B: W[k][crs] rows, eight lanes along each row\'s contiguous crs.',
+    ...stageAlongK('bs', BN, {
+      perRow: ['const int kout = n0 + row;'],
+      perElement: [
+        'const int crs = k0 + ko;',
+        `if (kout < ${c.K} && crs < ${CRS}) v = nincc::ld(&w[(long long)kout * ${CRS} + crs]);`,
+      ],
+    }).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
