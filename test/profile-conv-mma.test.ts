@@ -79,7 +79,7 @@ describe('nincc profile of the bf16 tensor-core conv', () => {
     // B (dY, its ReLU rebuilt from y): rows 0..12 are 3 warp-items of 4 rows and one of row 12 alone; per
     // load g and g_y, 4 sectors each (1 for the lone row).
     const bFull = 4 * (3 * 4 + 1) * 2, bLast = 1 * (3 * 4 + 1) * 2;
-    expect(report).toMatch(/k7_conv_wgrad_fused\s+64×16×32 tile, .* in 32 splits/);
+    expect(report).toMatch(/^  k7_conv_wgrad_fused +\| .* \| 64×16×32 tile, .* in 32 splits/m);
     expect(kernel('k7_conv_wgrad_fused').counts.global_load_sectors).toBe(32 * (2 * aFull + aLast + 2 * bFull + bLast));
     // Staging A with lanes across rows instead (one row per lane, each of its positions a load of its own:
     // planes 288 bytes apart, a sector per lane) made this count 76,608 (with the channel parameters then
