@@ -385,6 +385,10 @@ describe.runIf(process.env.NINCC_TEST_FULL === '1')('bf16 training follows fp32 
 // 2.423; the control: 0.108), the largest per-step gap 0.72 at step 200 (the control: 0.80 at step 123);
 // mean of the last 3 steps cpu 1.339, emu 1.365. The loss must fall by more than 10% as well. Run it with
 // NINCC_TEST_FULL=1 NINCC_BF16_STEPS=300 npx vitest run test/emu-conv-mma-grad.test.ts -t nin-fashion.
+// Those figures are from the kernels before the coalesced staging (bb5ce83). With today's kernels this FULL check
+// FAILS (fresh kernel cache, 30 steps): largest per-step gap 0.268 (11.1% of the first loss, over the 10%
+// bound and twice the control's 0.130), 30-step means 0.029 apart; the one-step gradient test above passes.
+// Whether that is rounding order or a fault is open (issue #15, bench/RESULTS.md).
 const FASHION_STEPS = Number(process.env.NINCC_BF16_STEPS ?? 30);
 const FASHION_TOLERANCE = 0.1;
 const FASHION_EARLY = 30;
