@@ -70,7 +70,6 @@ class ThreadPool {
     {
       std::lock_guard<std::mutex> lock(sleep_mutex_);
       stop_.store(true);
-      epoch_.fetch_add(2);
       wake_.notify_all();
     }
     for (std::thread& t : workers_) t.join();
@@ -90,9 +89,11 @@ class ThreadPool {
     }
   }
 
-  // A published epoch other than `seen`: spins a while, then sleeps until run() wakes it.
+  // A published epoch other than `seen`, or shutdown: spins a while, then sleeps until woken. Shutdown is
+  // tested on its own, not through the epoch: a worker whose thread first ran after ~ThreadPool's last
+  // epoch step took that epoch as `seen` and, waiting for a different one, never returned to be joined.
   std::uint64_t next_epoch(std::uint64_t seen) {
-    auto ready = [&](std::uint64_t e) { return e != seen && e % 2 == 0; };
+    auto ready = [&](std::uint64_t e) { return stop_.load(std::memory_order_seq_cst) || (e != seen && e % 2 == 0); };
     std::uint64_t e = epoch_.load(std::memory_order_acquire);
     for (int spin = 0; !ready(e) && spin < kSpinIterations; ++spin) {
       NINCC_CPU_RELAX();
