@@ -129,9 +129,14 @@ export interface NativeAddon {
 export const ADDON_NOT_BUILT_MESSAGE =
   'the native addon is not built: run `npm install` (needs cmake and g++)';
 
+/** Where `npm run build:native` puts the addon file `name`: <package root>/runtime/build/addon/Release/<name>. */
+export function builtAddonPath(name: string): string {
+  return join(packageRoot(), 'runtime', 'build', 'addon', 'Release', name);
+}
+
 /** Where the addon is expected: <package root>/runtime/build/addon/Release/nincc.node. */
 export function nativeAddonPath(): string {
-  return join(packageRoot(), 'runtime', 'build', 'addon', 'Release', 'nincc.node');
+  return builtAddonPath('nincc.node');
 }
 
 let loaded: NativeAddon | undefined;

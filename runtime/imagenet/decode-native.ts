@@ -3,8 +3,7 @@
 // Built only where libjpeg-turbo's headers were found; without it the packed reader decodes with sharp.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { packageRoot } from '../../compiler/package-root.js';
+import { builtAddonPath } from '../native.js';
 import type { Size } from './donkey.js';
 
 export interface JpegAddon {
@@ -17,7 +16,7 @@ export type NativeJpeg = { readonly ok: true; readonly addon: JpegAddon } | { re
 
 /** Where the build puts the decoder, beside nincc.node. */
 export function nativeJpegPath(): string {
-  return join(packageRoot(), 'runtime', 'build', 'addon', 'Release', 'nincc_jpeg.node');
+  return builtAddonPath('nincc_jpeg.node');
 }
 
 let loaded: NativeJpeg | undefined;

@@ -72,6 +72,17 @@ export function centerCrop(image: Size, crop: Size): CropPlacement {
   return { x: centerCropOffset(image.width, crop.width), y: centerCropOffset(image.height, crop.height), flip: false };
 }
 
+/** Throws when the crop leaves the image, the pixels are short, or `out` cannot hold the crop (in `unit`s). */
+function checkCrop(pixels: Uint8Array, image: Size & { readonly channels: number }, crop: Size & { readonly channels: number }, placement: CropPlacement, outLength: number, unit: string): void {
+  const { x, y } = placement;
+  if (x < 0 || y < 0 || x + crop.width > image.width || y + crop.height > image.height) {
+    throw new RangeError(`crop ${crop.width}×${crop.height} at (${x}, ${y}) is outside the ${image.width}×${image.height} image`);
+  }
+  if (pixels.length < image.width * image.height * image.channels) throw new RangeError(`${pixels.length} bytes for a ${image.width}×${image.height}×${image.channels} image`);
+  const needed = crop.channels * crop.width * crop.height;
+  if (outLength < needed) throw new RangeError(`output holds ${outLength} ${unit}, the crop needs ${needed}`);
+}
+
 /**
  * Crops interleaved 8-bit pixels (H×W×channels, as sharp's raw output) into planar float32
  * C×cropH×cropW at `out`, mirrored left–right when placement.flip, each value (v/255 − mean)/std.
@@ -86,11 +97,7 @@ export function cropToTensor(
   out: Float32Array,
 ): void {
   const { x, y, flip } = placement;
-  if (x < 0 || y < 0 || x + crop.width > image.width || y + crop.height > image.height) {
-    throw new RangeError(`crop ${crop.width}×${crop.height} at (${x}, ${y}) is outside the ${image.width}×${image.height} image`);
-  }
-  if (pixels.length < image.width * image.height * image.channels) throw new RangeError(`${pixels.length} bytes for a ${image.width}×${image.height}×${image.channels} image`);
-  if (out.length < crop.channels * crop.width * crop.height) throw new RangeError(`output holds ${out.length} floats, the crop needs ${crop.channels * crop.width * crop.height}`);
+  checkCrop(pixels, image, crop, placement, out.length, 'floats');
   const plane = crop.width * crop.height;
   const stride = image.channels;
   const lut = new Float32Array(256);
@@ -125,12 +132,8 @@ export function cropToBytes(
   out: Uint8Array,
 ): void {
   const { x, y, flip } = placement;
-  if (x < 0 || y < 0 || x + crop.width > image.width || y + crop.height > image.height) {
-    throw new RangeError(`crop ${crop.width}×${crop.height} at (${x}, ${y}) is outside the ${image.width}×${image.height} image`);
-  }
-  if (pixels.length < image.width * image.height * image.channels) throw new RangeError(`${pixels.length} bytes for a ${image.width}×${image.height}×${image.channels} image`);
+  checkCrop(pixels, image, crop, placement, out.length, 'bytes');
   const C = crop.channels;
-  if (out.length < C * crop.width * crop.height) throw new RangeError(`output holds ${out.length} bytes, the crop needs ${C * crop.width * crop.height}`);
   const stride = image.channels;
   for (let r = 0; r < crop.height; r++) {
     const rowStart = ((y + r) * image.width + x) * stride;
