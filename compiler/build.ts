@@ -32,6 +32,8 @@ export interface BuildOptions {
   readonly precision?: Precision;
   /** u8: the artifact takes uint8 NHWC images, normalised by its first conv (docs/artifact.md#imageinput) */
   readonly input?: 'u8';
+  /** false: a bf16 build keeps every gradient rebuild in its conv kernels' staging (compiler/pipeline.ts CompileOptions) */
+  readonly rebuildPass?: false;
   readonly log?: (line: string) => void;
 }
 
@@ -63,6 +65,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     // fp32 adds nothing, so an fp32 build's hash is what it was before precision existed.
     .update(precision === 'fp32' ? '' : `precision ${precision}`)
     .update(options.input ? `input ${options.input}` : '')
+    .update(options.rebuildPass === false ? 'no rebuild pass' : '')
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -85,7 +88,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}) });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}) });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);

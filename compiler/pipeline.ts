@@ -164,6 +164,8 @@ export interface LoweringOptions {
   readonly trainKernels?: 'cpu' | 'cuda';
   /** u8: the programs take uint8 NHWC images, normalised by the first conv (lower/u8-input.ts); absent: float NCHW. */
   readonly input?: 'u8';
+  /** With trainKernels cuda: a grad_rebuild pass before the gradients of a conv wider than 1×1 (lower/train-fused.ts FusedTrainOptions). */
+  readonly rebuildPass?: boolean;
 }
 
 export interface Lowered {
@@ -183,7 +185,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem) : lowerTrainForwardBackward(model, stem);
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true }) : lowerTrainForwardBackward(model, stem);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
   const infer = lowerInference(model, stem);
@@ -212,6 +214,8 @@ export interface CompileOptions {
   readonly precision?: Precision;
   /** u8: the artifact takes uint8 NHWC images, normalised by its first conv (lower/u8-input.ts) */
   readonly input?: 'u8';
+  /** false: a bf16 build keeps every gradient rebuild in its conv kernels' staging (no grad_rebuild pass), for A/B checks */
+  readonly rebuildPass?: false;
 }
 
 export interface Compiled {
@@ -229,9 +233,11 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   // compileSpec refused it already with a diagnostic when told the device; this catches callers that did not tell it.
   const unsupported = deviceProblem(model, options.target);
   if (unsupported) throw new Error(unsupported);
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', ...(options.input ? { input: options.input } : {}) }, dumpIR);
-
   const precision = cudaTarget ? (options.precision ?? 'fp32') : 'fp32';
+  // The pass serves the bf16 tensor-core gradients, which stage each element once per tap; fp32 stays as it was.
+  const rebuildPass = precision === 'bf16' && options.rebuildPass !== false;
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, ...(options.input ? { input: options.input } : {}) }, dumpIR);
+
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);
 

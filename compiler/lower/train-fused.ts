@@ -85,8 +85,22 @@ function poolConsts(l: ShapedLayer & { kind: 'maxpool' | 'avgpool' }, v: Value):
   return { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, ...(a.ceil ? { ceil: true as const } : {}) };
 }
 
+/** How the fused program's backward is arranged; each field absent means off. */
+export interface FusedTrainOptions {
+  /**
+   * A conv wider than 1×1 with a data gradient, whose output has a pending BN, reads its gradient rebuilt
+   * (dReLU·dBN) by one grad_rebuild pass, not rebuilt in its gradient kernels' staging: the bf16 tensor-core
+   * data gradient stages each element once per tap (R·S times), and the rebuild re-read y and seven channel
+   * parameters each time. The values staged are the same floats (the same arithmetic, parts.ts
+   * rebuildGradient), so the gradients are bitwise unchanged. A 1×1 conv, and a conv with a weight gradient
+   * only (the stem), keep the fused rebuild: the pass costs more than it saves there (nin b128's stem:
+   * 294 µs of pass for 66 µs off its weight gradient, bench/logs/profile-nin-h100-b128-bf16-rebuild-stem.out).
+   */
+  readonly rebuildPass?: boolean;
+}
+
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
-export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem): { program: Program; builder: ProgramBuilder } {
+export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem, options: FusedTrainOptions = {}): { program: Program; builder: ProgramBuilder } {
   const last = logSoftmaxHead(m);
   const { b, images, labels } = trainingInputs(m, stem);
   const stemOf = (buf: string) => stemConsts(buf === images ? stem : undefined);
@@ -506,6 +520,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem)
         const a = l.attrs;
         const x = node.input;
         const o = node.output;
+        if (options.rebuildPass && grad.of.pending?.bn && a.kH * a.kW > 1 && needDx) grad = { buf: rawGradient(l, grad), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
         const r = rebuild(grad.of);
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
