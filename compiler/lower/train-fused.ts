@@ -92,9 +92,10 @@ export interface FusedTrainOptions {
    * (dReLU·dBN) by one grad_rebuild pass, not rebuilt in its gradient kernels' staging: the bf16 tensor-core
    * data gradient stages each element once per tap (R·S times), and the rebuild re-read y and seven channel
    * parameters each time. The values staged are the same floats (the same arithmetic, parts.ts
-   * rebuildGradient), so the gradients are bitwise unchanged. A 1×1 conv, and a conv with a weight gradient
-   * only (the stem), keep the fused rebuild: the pass costs more than it saves there (nin b128's stem:
-   * 294 µs of pass for 66 µs off its weight gradient, bench/logs/profile-nin-h100-b128-bf16-rebuild-stem.out).
+   * rebuildGradient), so the gradients are bitwise unchanged. A conv with a weight gradient only (the stem)
+   * keeps the fused rebuild, the pass costing more than it saves there (nin b128's stem: 294 µs of pass for
+   * 66 µs off its weight gradient, bench/logs/profile-nin-h100-b128-bf16-rebuild-stem.out); so does a 1×1
+   * conv, where it about breaks even (nin b128 with the pass on every 1×1 too: 16.705 ms against 16.681, -1x1.out).
    */
   readonly rebuildPass?: boolean;
 }
