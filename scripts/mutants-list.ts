@@ -134,4 +134,12 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-zoo.test.ts'],
     only: 'zoo_train',
   },
+  {
+    name: 'bf16 rebuild pass given to the 1×1 convs too (the lowering test pins which convs get it)',
+    file: 'compiler/lower/train-fused.ts',
+    find: 'grad.of.pending?.bn && a.kH * a.kW > 1 && needDx) grad =',
+    replace: 'grad.of.pending?.bn && a.kH * a.kW >= 1 && needDx) grad =',
+    tests: ['test/emu-rebuild-pass.test.ts'],
+    only: 'lowering',
+  },
 ];
