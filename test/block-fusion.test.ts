@@ -47,7 +47,13 @@ describe('report.txt of a small ResNet for emu (no compile)', () => {
     expect(report).toContain('      inference: add fused into k17_conv_infer epilogue (the conv (17) closing its branch; the shortcut (16) added, then the ReLU (20))');
     expect(report).toContain('  (10) nn.CAddTable: k10_add_apply [residual add (branch end\'s pending BN applied on load) + ReLU], k10_add_bwd_fused [residual add backward + dReLU + the branch ends\' BN partials Σdz, Σdz·x̂]');
     expect(report).toContain('  2 of 2 residual adds run forward as one pass');
-    expect(report).toContain('  separate add passes over activations: 0\n');
+    expect(report).toContain('  none in a conv epilogue (as at inference): a branch closing in conv → bn applies that BN with the conv\'s batch statistics');
+    // The projection block's backward reads both raw ends for their BN partials, so its ReLU mask comes from them, not from the block output.
+    expect(report).toMatch(/\(19\) nn\.CAddTable: k19_add_apply \[[^\]]*\], k19_add_bwd_fused \[residual add backward \+ dReLU \(mask recomputed from the branch ends it reads anyway\)/);
+    expect(report).toContain('  1 of 2 add_bwd_fused passes recompute the ReLU mask from the two branch ends');
+    const backward = compiled.lowered.programs.find((p) => p.name === 'train_forward_backward')!.steps.filter((s) => s.op === 'add_bwd_fused');
+    expect(backward.map((s) => [s.layer, 'y' in s.buffers])).toEqual([[19, false], [10, true]]);
+    expect(report).toContain('  other add passes over activations: 0\n');
     // What is left is the stem's output, read by both branches of the first block with its BN+ReLU pending:
     // applied once for them, and its BN partials taken from the summed gradient.
     expect(report).toContain('  separate BN/ReLU passes over activations: 2 (k4_act_apply, k4_act_bwd_stats)');

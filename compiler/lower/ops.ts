@@ -195,6 +195,15 @@ const branchStats = <C extends { C: number; HW: number }, P extends 'a' | 'b'>(p
   { name: `${p}_dzx`, dir: 'out', when: on, size: (c) => tiles(c.C, c.HW) },
 ];
 
+/**
+ * Whether the block ReLU's mask [out > 0] is recomputed from the two branch ends rather than read from out:
+ * when both ends have a pending BN, the pass reads both raw ends for their partials anyway, so reading out
+ * too would be one more activation-sized read (a projection block; an identity shortcut is plain data, not
+ * read here, so reading it would cost what reading out does). Bitwise the forward's mask: the same fmaf per
+ * end, then the same sum.
+ */
+export const maskFromEnds = (c: { relu: boolean; aStats: boolean; bStats: boolean }) => c.relu && c.aStats && c.bStats;
+
 const softmax = [
   { name: 'x', dir: 'in', size: (c: { classes: number }) => c.classes },
   { name: 'y', dir: 'out', size: (c: { classes: number }) => c.classes },
@@ -463,7 +472,7 @@ const rulesTable = {
   // partials of each end's pending BN (a_*/b_*, as backwardStats's e_*).
   add_bwd_fused: [
     { name: 'g', dir: 'in', size: plane },
-    { name: 'y', dir: 'in', when: (c) => c.relu, size: plane },
+    { name: 'y', dir: 'in', when: (c) => c.relu && !maskFromEnds(c), size: plane },
     { name: 'dz', dir: 'out', when: (c) => c.relu, size: plane },
     ...branchStats<OpConsts['add_bwd_fused'], 'a'>('a', (c) => c.aStats),
     ...branchStats<OpConsts['add_bwd_fused'], 'b'>('b', (c) => c.bStats),

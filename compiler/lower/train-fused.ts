@@ -19,7 +19,7 @@ import { gradId, paramId } from './params.js';
 import { concatSlices, LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
 import type { Program } from './program-ir.js';
 import { elementsOf, lrnConsts, padConsts, type ProgramBuilder } from './program-builder.js';
-import type { ConvShape } from './ops.js';
+import { maskFromEnds, type ConvShape } from './ops.js';
 import { stemConsts, type U8Stem } from './u8-input.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
@@ -399,7 +399,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem)
     const sideA = bnA ? { a_y: a.buf, a_scale: bnA.scale, a_shift: bnA.shift, a_mean: bnA.mean, a_invstd: bnA.invstd, a_dz: sa.dz, a_dzx: sa.dzx } : {};
     const sideB = bnC ? { b_y: c.buf, b_scale: bnC.scale, b_shift: bnC.shift, b_mean: bnC.mean, b_invstd: bnC.invstd, b_dz: sc.dz, b_dzx: sc.dzx } : {};
     if (dz || sa || sc) {
-      b.step(l, 'add_bwd_fused', { g: dy, y: dz ? output.buf : undefined, dz, ...sideA, ...sideB }, {
+      const mask = { relu, aStats: sa !== undefined, bStats: sc !== undefined };
+      b.step(l, 'add_bwd_fused', { g: dy, y: dz && !maskFromEnds(mask) ? output.buf : undefined, dz, ...sideA, ...sideB }, {
         C: output.C,
         HW,
         relu,
