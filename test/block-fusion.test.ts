@@ -62,4 +62,13 @@ describe('report.txt of a small ResNet for emu (no compile)', () => {
     const infer = compiled.lowered.programs.find((p) => p.name === 'infer')!;
     expect(infer.steps.map((s) => s.op)).not.toContain('add_infer');
   });
+
+  it('says a block has no training kernels when the model has no training programs', () => {
+    // Ends in softmax, not logsoftmax: no training programs (report.txt says why at its end), so no kernel to name.
+    const spec = 'model no_train {\n  input 3x4x4\n  concat {\n    branch { conv(3, 2, 1, 1)  relu }\n    branch { conv(3, 2, 1, 1) }\n  }\n  residual {\n    branch { conv(4, 4, 1, 1) }\n    branch { identity }\n  }\n  view(-1)  linear(4 * 4 * 4, 3)  softmax\n}\n';
+    const { report } = reportOnly('no_train', spec, 'emu');
+    expect(report).toContain('No training programs:');
+    expect(report.match(/ {6}training: none \(no training programs\)\n/g)).toHaveLength(2);
+    expect(report).not.toContain('()');
+  });
 });
