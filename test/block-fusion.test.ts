@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildSpec, expectClose, poisonArena, preparedModel, randomImages, readWeights, removeBuilds } from './reference/artifacts.js';
 import { forward } from './reference/interpret.js';
 import { reportOnly } from './reference/report-only.js';
-import { BLOCK_FUSION, TINY_RESNET } from './reference/specs.js';
+import { BLOCK_FUSION, FUSED_BLOCKS, TINY_RESNET } from './reference/specs.js';
 
 const TOL = 2e-5; // as test/numerics-zoo.test.ts
 
@@ -61,6 +61,19 @@ describe('report.txt of a small ResNet for emu (no compile)', () => {
     // No kernel of a block's merge or its ReLU in the inference program.
     const infer = compiled.lowered.programs.find((p) => p.name === 'infer')!;
     expect(infer.steps.map((s) => s.op)).not.toContain('add_infer');
+  });
+
+  it("writes a concat's branch ends into their channel slices in training as it applies their pending BN/ReLU", () => {
+    const { report, compiled } = reportOnly('fused_blocks', FUSED_BLOCKS, 'emu');
+    expect(report).toContain(
+      '      training: 2 branch ends written into their channel slices by the pass that applies their pending BN/ReLU (k37_concat_apply, k37_concat_apply_2: no other pass over them), 2 copied into their slices (k37_concat_apply_3, k37_concat_apply_4);',
+    );
+    expect(report).toContain('k37_concat_apply [BN scale/shift + ReLU of the branch end, written into its channels 0…2 of the concat]');
+    // No materialize pass or copy of the concat's branch ends: only the stem's fanned-out value is materialized.
+    const steps = compiled.lowered.programs.find((p) => p.name === 'train_forward_backward')!.steps;
+    expect(steps.filter((s) => s.op === 'act_apply' || s.op === 'concat_place').map((s) => s.kernel)).toEqual(['k4_act_apply']);
+    // The BN+ReLU end's partials come from its slice of the gradient.
+    expect(report).toContain('  separate BN/ReLU passes over activations: 3 (k4_act_apply, k37_act_bwd_stats, k4_act_bwd_stats)');
   });
 
   it('says a block has no training kernels when the model has no training programs', () => {

@@ -102,6 +102,8 @@ const constSchemas = {
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
   bn_bwd_finalize: channels,
   act_apply: { ...channels, ...inFlags },
+  // concat_place of a branch end with its pending BN/ReLU, if any, applied on the way (the fused training program).
+  concat_apply: { ...slice, ...inFlags },
   add_apply: { ...channels, aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool', relu: 'bool' },
   add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
@@ -339,6 +341,11 @@ const rulesTable = {
   // Each branch's step writes its own channels of y; together they write all of it.
   concat_place: [
     { name: 'x', dir: 'in', size: (c) => c.C * c.HW },
+    { name: 'y', dir: 'out', size: (c) => c.total * c.HW },
+  ],
+  concat_apply: [
+    { name: 'x', dir: 'in', size: (c) => c.C * c.HW },
+    ...pendingInput<OpConsts['concat_apply']>(),
     { name: 'y', dir: 'out', size: (c) => c.total * c.HW },
   ],
   concat_take: [

@@ -55,7 +55,15 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
         lines.push(`      inference: add fused into ${kernel} epilogue (the conv (${closing.head.index}) closing its branch; the shortcut ${shortcut < 0 ? 'the model input' : `(${shortcut + 1})`} added${closing.relu ? `, then the ReLU (${closing.relu.index})` : ''})`);
       } else lines.push(`      inference: ${inferKernels.join(', ')}${fusedRelu ? ` (the add and the ReLU (${next?.index}) in one pass)` : ''}`);
     } else {
-      lines.push(train ? `      training: each branch's output copied into its channel slice (${fwd.join(', ')}), the gradient's slices copied back out (${bwd.join(', ')})` : noTraining);
+      // The fused training program's concat_apply applies a branch end's pending BN/ReLU as it writes the slice.
+      const applying = (train?.steps ?? []).filter((s): s is StepOf<'concat_apply'> => s.layer === l.index && s.op === 'concat_apply');
+      const pending = applying.filter((s) => s.consts.inBn || s.consts.inRelu).map((s) => s.kernel);
+      const copies = [...fwd, ...applying.filter((s) => !s.consts.inBn && !s.consts.inRelu).map((s) => s.kernel)];
+      const written = [
+        pending.length > 0 && `${pending.length} branch end${pending.length > 1 ? 's' : ''} written into ${pending.length > 1 ? 'their channel slices' : 'its channel slice'} by the pass that applies ${pending.length > 1 ? 'their' : 'its'} pending BN/ReLU (${pending.join(', ')}: no other pass over ${pending.length > 1 ? 'them' : 'it'})`,
+        copies.length > 0 && (pending.length > 0 ? `${copies.length} copied into ${copies.length > 1 ? 'their slices' : 'its slice'} (${copies.join(', ')})` : `each branch's output copied into its channel slice (${copies.join(', ')})`),
+      ].filter(Boolean).join(', ');
+      lines.push(train ? `      training: ${written}; the gradient's slices copied back out (${bwd.join(', ')})` : noTraining);
       const writers = inputsOf(model.layers, i).map((p) => ({ p, g: inPlace.get(p)?.at === i ? groups.find((g) => g.at === p) : undefined }));
       if (writers.every((w) => w.g)) {
         const ends = writers.map((w) => `(${w.p + 1}) by ${kernelsOf(infer, w.g!.head.index, 'conv_infer').join(', ')}`);
