@@ -104,6 +104,8 @@ const constSchemas = {
   act_apply: { ...channels, ...inFlags },
   // concat_place of a branch end with its pending BN/ReLU, if any, applied on the way (the fused training program).
   concat_apply: { ...slice, ...inFlags },
+  // concat_take of a branch end with a pending BN, and that BN's Σdz, Σdz·x̂ partials of the slice, in one pass.
+  concat_take_stats: { ...slice, outRelu: 'bool' },
   add_apply: { ...channels, aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool', relu: 'bool' },
   add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
@@ -351,6 +353,11 @@ const rulesTable = {
   concat_take: [
     { name: 'g', dir: 'in', size: (c) => c.total * c.HW },
     { name: 'dx', dir: 'out', size: (c) => c.C * c.HW },
+  ],
+  concat_take_stats: [
+    { name: 'g', dir: 'in', size: (c) => c.total * c.HW },
+    { name: 'dx', dir: 'out', size: (c) => c.C * c.HW },
+    ...backwardStats<OpConsts['concat_take_stats']>((c) => c.C, (c) => c.HW),
   ],
   relu_bwd: [
     { name: 'y', dir: 'in', size: (c) => c.count },

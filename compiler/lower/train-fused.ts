@@ -515,10 +515,10 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem)
             const x = node.inputs[k];
             if (!needs(x)) return;
             const dx = b.act(`concat${l.index}.grad_in${k + 1}`, c.C * c.HW);
-            b.step(l, 'concat_take', { g: dy, dx }, c);
-            // dx is the gradient of the end's pending value (its consumers rebuild the raw one); a pending BN's partials come from it.
+            // dx is the gradient of the end's pending value (its consumers rebuild the raw one); a pending BN's partials come from it, in the same pass.
             const e = epilogue(x);
-            if (e.consts.outStats) b.step(l, 'act_bwd_stats', { g: dx, ...e.buffers }, { C: x.C, HW: x.H * x.W, outRelu: e.consts.outRelu });
+            if (e.consts.outStats) b.step(l, 'concat_take_stats', { g: dy, dx, ...e.buffers }, { ...c, outRelu: e.consts.outRelu });
+            else b.step(l, 'concat_take', { g: dy, dx }, c);
             accumulate(l, { buf: dx, of: x });
           });
         }

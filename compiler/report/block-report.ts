@@ -29,7 +29,8 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
     const what = l.kind === 'add' ? `${from.join(' + ')}` : `${from.join(', ')} along channels`;
     lines.push(`  (${l.index}) ${torchModuleString(l)} of ${what}: the ${l.kind === 'add' ? 'residual' : 'concat'} block at ${where}`);
     const fwd = kernelsOf(train, l.index, l.kind === 'add' ? 'add' : 'concat_place');
-    const bwd = l.kind === 'concat' ? kernelsOf(train, l.index, 'concat_take') : [];
+    // A slice taken with its end's BN partials (concat_take_stats) says so; the kernels in program order.
+    const bwd = l.kind !== 'concat' ? [] : [...new Set((train?.steps ?? []).filter((s) => s.layer === l.index && (s.op === 'concat_take' || s.op === 'concat_take_stats')).map((s) => `${s.kernel}${s.op === 'concat_take_stats' ? " with its end's BN partials" : ''}`))];
     const next = model.layers[i + 1];
     const inferKernels = kernelsOf(infer, l.index);
     const fusedRelu = infer?.steps.some((s) => s.layer === l.index && s.op === 'add_infer' && s.consts.relu);

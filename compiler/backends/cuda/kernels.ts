@@ -9,7 +9,7 @@ import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from '
 import { convForwardMma } from './conv-mma.js';
 import { convBackwardDataMma, convBackwardWeightMma } from './conv-mma-grad.js';
 import type { Precision } from '../../ir.js';
-import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, gradRebuild } from './bn.js';
+import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, concatTakeStats, gradRebuild } from './bn.js';
 import { poolBackward, poolForward } from './pool.js';
 import { addApply, addBackwardFused } from './residual.js';
 import { linearBackwardData, linearBackwardWeight, linearForward } from './dense.js';
@@ -31,6 +31,7 @@ const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKerne
   act_apply: (k) => actApply(k, k.consts),
   act_bwd_stats: (k) => actBackwardStats(k, k.consts),
   concat_apply: (k) => concatApply(k, k.consts),
+  concat_take_stats: (k) => concatTakeStats(k, k.consts),
   add_apply: (k) => addApply(k, k.consts),
   add_bwd_fused: (k) => addBackwardFused(k, k.consts),
   grad_rebuild: (k) => gradRebuild(k, k.consts),
