@@ -66,7 +66,7 @@ describe('report.txt of a small ResNet for emu (no compile)', () => {
   it("writes a concat's branch ends into their channel slices in training as it applies their pending BN/ReLU", () => {
     const { report, compiled } = reportOnly('fused_blocks', FUSED_BLOCKS, 'emu');
     expect(report).toContain(
-      '      training: 2 branch ends written into their channel slices by the pass that applies their pending BN/ReLU (k37_concat_apply, k37_concat_apply_2: no other pass over them), 2 copied into their slices (k37_concat_apply_3, k37_concat_apply_4);',
+      '      training: 2 branch ends written into their channel slices by the pass that applies their pending BN/ReLU (k37_concat_apply, k37_concat_apply_2: no other pass over them), 2 copied into their slices (k37_concat_apply_3, k37_concat_apply_4), the gradient\'s slices copied back out',
     );
     expect(report).toContain('k37_concat_apply [BN scale/shift + ReLU of the branch end, written into its channels 0…2 of the concat]');
     // No materialize pass or copy of the concat's branch ends: only the stem's fanned-out value is materialized.

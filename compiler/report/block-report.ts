@@ -64,7 +64,7 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
         pending.length > 0 && `${pending.length} branch end${pending.length > 1 ? 's' : ''} written into ${pending.length > 1 ? 'their channel slices' : 'its channel slice'} by the pass that applies ${pending.length > 1 ? 'their' : 'its'} pending BN/ReLU (${pending.join(', ')}: no other pass over ${pending.length > 1 ? 'them' : 'it'})`,
         copies.length > 0 && (pending.length > 0 ? `${copies.length} copied into ${copies.length > 1 ? 'their slices' : 'its slice'} (${copies.join(', ')})` : `each branch's output copied into its channel slice (${copies.join(', ')})`),
       ].filter(Boolean).join(', ');
-      lines.push(train ? `      training: ${written}; the gradient's slices copied back out (${bwd.join(', ')})` : noTraining);
+      lines.push(train ? `      training: ${written}, the gradient's slices copied back out (${bwd.join(', ')})` : noTraining);
       const writers = inputsOf(model.layers, i).map((p) => ({ p, g: inPlace.get(p)?.at === i ? groups.find((g) => g.at === p) : undefined }));
       if (writers.every((w) => w.g)) {
         const ends = writers.map((w) => `(${w.p + 1}) by ${kernelsOf(infer, w.g!.head.index, 'conv_infer').join(', ')}`);
