@@ -142,4 +142,28 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-rebuild-pass.test.ts'],
     only: 'lowering',
   },
+  {
+    name: "CUDA residual add backward: a projection block's ReLU mask recomputed from the main branch end only",
+    file: 'compiler/backends/cuda/residual.ts',
+    find: "'  if (valid && !(av + bv > 0.0f)) d = 0.0f;'",
+    replace: "'  if (valid && !(av > 0.0f)) d = 0.0f;'",
+    tests: ['test/emu-blocks-train.test.ts'],
+    only: 'tiny_resnet',
+  },
+  {
+    name: "CUDA concat_apply writing a branch end without its pending BN/ReLU",
+    file: 'compiler/backends/cuda/zoo.ts',
+    find: "`float v = nincc::ld(&x[(long long)img * ${part} + i]);`, ...applyPending(c, 'v', `i / ${c.HW}`),",
+    replace: "`float v = nincc::ld(&x[(long long)img * ${part} + i]);`,",
+    tests: ['test/emu-blocks-train.test.ts'],
+    only: 'fused_blocks',
+  },
+  {
+    name: "CUDA concat_take_stats reading the slice's first channel for every channel",
+    file: 'compiler/backends/cuda/bn.ts',
+    find: '+ ${c.offset} + ch) * ${c.HW} + j]) : 0.0f;`,',
+    replace: '+ ${c.offset}) * ${c.HW} + j]) : 0.0f;`,',
+    tests: ['test/emu-blocks-train.test.ts'],
+    only: 'fused_blocks',
+  },
 ];

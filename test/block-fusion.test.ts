@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildSpec, expectClose, poisonArena, preparedModel, randomImages, readWeights, removeBuilds } from './reference/artifacts.js';
 import { forward } from './reference/interpret.js';
 import { reportOnly } from './reference/report-only.js';
-import { BLOCK_FUSION, TINY_RESNET } from './reference/specs.js';
+import { BLOCK_FUSION, FUSED_BLOCKS, TINY_RESNET } from './reference/specs.js';
 
 const TOL = 2e-5; // as test/numerics-zoo.test.ts
 
@@ -47,7 +47,13 @@ describe('report.txt of a small ResNet for emu (no compile)', () => {
     expect(report).toContain('      inference: add fused into k17_conv_infer epilogue (the conv (17) closing its branch; the shortcut (16) added, then the ReLU (20))');
     expect(report).toContain('  (10) nn.CAddTable: k10_add_apply [residual add (branch end\'s pending BN applied on load) + ReLU], k10_add_bwd_fused [residual add backward + dReLU + the branch ends\' BN partials Σdz, Σdz·x̂]');
     expect(report).toContain('  2 of 2 residual adds run forward as one pass');
-    expect(report).toContain('  separate add passes over activations: 0\n');
+    expect(report).toContain('  none in a conv epilogue (as at inference): a branch closing in conv → bn applies that BN with the conv\'s batch statistics');
+    // The projection block's backward reads both raw ends for their BN partials, so its ReLU mask comes from them, not from the block output.
+    expect(report).toMatch(/\(19\) nn\.CAddTable: k19_add_apply \[[^\]]*\], k19_add_bwd_fused \[residual add backward \+ dReLU \(mask recomputed from the branch ends it reads anyway\)/);
+    expect(report).toContain('  1 of 2 add_bwd_fused passes recompute the ReLU mask from the two branch ends');
+    const backward = compiled.lowered.programs.find((p) => p.name === 'train_forward_backward')!.steps.filter((s) => s.op === 'add_bwd_fused');
+    expect(backward.map((s) => [s.layer, 'y' in s.buffers])).toEqual([[19, false], [10, true]]);
+    expect(report).toContain('  other add passes over activations: 0\n');
     // What is left is the stem's output, read by both branches of the first block with its BN+ReLU pending:
     // applied once for them, and its BN partials taken from the summed gradient.
     expect(report).toContain('  separate BN/ReLU passes over activations: 2 (k4_act_apply, k4_act_bwd_stats)');
@@ -55,5 +61,28 @@ describe('report.txt of a small ResNet for emu (no compile)', () => {
     // No kernel of a block's merge or its ReLU in the inference program.
     const infer = compiled.lowered.programs.find((p) => p.name === 'infer')!;
     expect(infer.steps.map((s) => s.op)).not.toContain('add_infer');
+  });
+
+  it("writes a concat's branch ends into their channel slices in training as it applies their pending BN/ReLU", () => {
+    const { report, compiled } = reportOnly('fused_blocks', FUSED_BLOCKS, 'emu');
+    expect(report).toContain(
+      '      training: 2 branch ends written into their channel slices by the pass that applies their pending BN/ReLU (k37_concat_apply, k37_concat_apply_2: no other pass over them), 2 copied into their slices (k37_concat_apply_3, k37_concat_apply_4), the gradient\'s slices copied back out',
+    );
+    expect(report).toContain('k37_concat_apply [BN scale/shift + ReLU of the branch end, written into its channels 0…2 of the concat]');
+    // No materialize pass or copy of the concat's branch ends: only the stem's fanned-out value is materialized.
+    const steps = compiled.lowered.programs.find((p) => p.name === 'train_forward_backward')!.steps;
+    expect(steps.filter((s) => s.op === 'act_apply' || s.op === 'concat_place').map((s) => s.kernel)).toEqual(['k4_act_apply']);
+    // The BN+ReLU end's partials come from its slice of the gradient, taken in the same pass.
+    expect(report).toContain("the gradient's slices copied back out (k37_concat_take_stats with its end's BN partials, k37_concat_take, k37_concat_take_2, k37_concat_take_3)");
+    expect(report).toContain('  separate BN/ReLU passes over activations: 2 (k4_act_apply, k4_act_bwd_stats)');
+  });
+
+  it('says a block has no training kernels when the model has no training programs', () => {
+    // Ends in softmax, not logsoftmax: no training programs (report.txt says why at its end), so no kernel to name.
+    const spec = 'model no_train {\n  input 3x4x4\n  concat {\n    branch { conv(3, 2, 1, 1)  relu }\n    branch { conv(3, 2, 1, 1) }\n  }\n  residual {\n    branch { conv(4, 4, 1, 1) }\n    branch { identity }\n  }\n  view(-1)  linear(4 * 4 * 4, 3)  softmax\n}\n';
+    const { report } = reportOnly('no_train', spec, 'emu');
+    expect(report).toContain('No training programs:');
+    expect(report.match(/ {6}training: none \(no training programs\)\n/g)).toHaveLength(2);
+    expect(report).not.toContain('()');
   });
 });

@@ -102,6 +102,10 @@ const constSchemas = {
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
   bn_bwd_finalize: channels,
   act_apply: { ...channels, ...inFlags },
+  // concat_place of a branch end with its pending BN/ReLU, if any, applied on the way (the fused training program).
+  concat_apply: { ...slice, ...inFlags },
+  // concat_take of a branch end with a pending BN, and that BN's Σdz, Σdz·x̂ partials of the slice, in one pass.
+  concat_take_stats: { ...slice, outRelu: 'bool' },
   add_apply: { ...channels, aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool', relu: 'bool' },
   add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
@@ -194,6 +198,15 @@ const branchStats = <C extends { C: number; HW: number }, P extends 'a' | 'b'>(p
   { name: `${p}_dz`, dir: 'out', when: on, size: (c) => tiles(c.C, c.HW) },
   { name: `${p}_dzx`, dir: 'out', when: on, size: (c) => tiles(c.C, c.HW) },
 ];
+
+/**
+ * Whether the block ReLU's mask [out > 0] is recomputed from the two branch ends rather than read from out:
+ * when both ends have a pending BN, the pass reads both raw ends for their partials anyway, so reading out
+ * too would be one more activation-sized read (a projection block; an identity shortcut is plain data, not
+ * read here, so reading it would cost what reading out does). Bitwise the forward's mask: the same fmaf per
+ * end, then the same sum.
+ */
+export const maskFromEnds = (c: { relu: boolean; aStats: boolean; bStats: boolean }) => c.relu && c.aStats && c.bStats;
 
 const softmax = [
   { name: 'x', dir: 'in', size: (c: { classes: number }) => c.classes },
@@ -332,9 +345,19 @@ const rulesTable = {
     { name: 'x', dir: 'in', size: (c) => c.C * c.HW },
     { name: 'y', dir: 'out', size: (c) => c.total * c.HW },
   ],
+  concat_apply: [
+    { name: 'x', dir: 'in', size: (c) => c.C * c.HW },
+    ...pendingInput<OpConsts['concat_apply']>(),
+    { name: 'y', dir: 'out', size: (c) => c.total * c.HW },
+  ],
   concat_take: [
     { name: 'g', dir: 'in', size: (c) => c.total * c.HW },
     { name: 'dx', dir: 'out', size: (c) => c.C * c.HW },
+  ],
+  concat_take_stats: [
+    { name: 'g', dir: 'in', size: (c) => c.total * c.HW },
+    { name: 'dx', dir: 'out', size: (c) => c.C * c.HW },
+    ...backwardStats<OpConsts['concat_take_stats']>((c) => c.C, (c) => c.HW),
   ],
   relu_bwd: [
     { name: 'y', dir: 'in', size: (c) => c.count },
@@ -463,7 +486,7 @@ const rulesTable = {
   // partials of each end's pending BN (a_*/b_*, as backwardStats's e_*).
   add_bwd_fused: [
     { name: 'g', dir: 'in', size: plane },
-    { name: 'y', dir: 'in', when: (c) => c.relu, size: plane },
+    { name: 'y', dir: 'in', when: (c) => c.relu && !maskFromEnds(c), size: plane },
     { name: 'dz', dir: 'out', when: (c) => c.relu, size: plane },
     ...branchStats<OpConsts['add_bwd_fused'], 'a'>('a', (c) => c.aStats),
     ...branchStats<OpConsts['add_bwd_fused'], 'b'>('b', (c) => c.bStats),

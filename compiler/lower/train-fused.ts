@@ -3,7 +3,7 @@
 // A value flowing through the forward is a raw buffer plus an optional *pending* transform
 // a = relu?(scale·y + shift) that no kernel has applied yet: BN contributes per-channel scale/shift
 // (from a finalize kernel over per-tile statistics the producing conv wrote in its epilogue), ReLU a
-// flag. Consumers that can (conv, maxpool, avgpool) apply the pending transform while loading; any
+// flag. Consumers that can (conv, maxpool, avgpool, a residual add, a concat) apply the pending transform while loading; any
 // other consumer gets it materialized once (act_apply). So conv→bn→relu is one conv kernel plus one
 // small finalize, and its activation is written once.
 //
@@ -19,7 +19,7 @@ import { gradId, paramId } from './params.js';
 import { concatSlices, LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
 import type { Program } from './program-ir.js';
 import { elementsOf, lrnConsts, padConsts, type ProgramBuilder } from './program-builder.js';
-import type { ConvShape } from './ops.js';
+import { maskFromEnds, type ConvShape } from './ops.js';
 import { stemConsts, type U8Stem } from './u8-input.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
@@ -201,21 +201,20 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
       case 'lrn':
       case 'zeropad':
         return zooForward(l, pos);
-      case 'add':
-      case 'concat': {
-        if (l.kind === 'add' && new Set(from).size === from.length) return residualAdd(l, pos, from);
-        // The branches' ends applied (a branch may end in a pending BN), then summed or placed in their channels.
+      case 'concat':
+        return concatInPlace(l, pos, from);
+      case 'add': {
+        if (new Set(from).size === from.length) return residualAdd(l, pos, from);
+        // An add that reads one value twice: the branches' ends applied (a branch may end in a pending BN), then summed.
         const ins = from.map((p) => materialize(l, pos, valueAt(p)));
         const [C, H, W] = shape3(l.output);
-        let y = b.act(`${l.kind}${l.index}.out`, C * H * W);
-        if (l.kind === 'add') {
-          b.step(l, 'add', { a: ins[0].buf, b: ins[1].buf, y }, { count: C * H * W, relu: false });
-          for (const x of ins.slice(2)) {
-            const sum = b.act(`${l.kind}${l.index}.out`, C * H * W);
-            b.step(l, 'add', { a: y, b: x.buf, y: sum }, { count: C * H * W, relu: false });
-            y = sum;
-          }
-        } else concatSlices(l, m.layers, from).forEach((c, k) => b.step(l, 'concat_place', { x: ins[k].buf, y }, c));
+        let y = b.act(`add${l.index}.out`, C * H * W);
+        b.step(l, 'add', { a: ins[0].buf, b: ins[1].buf, y }, { count: C * H * W, relu: false });
+        for (const x of ins.slice(2)) {
+          const sum = b.act(`add${l.index}.out`, C * H * W);
+          b.step(l, 'add', { a: y, b: x.buf, y: sum }, { count: C * H * W, relu: false });
+          y = sum;
+        }
         const out: Value = { buf: y, C, H, W };
         nodes.push({ kind: 'merge', l, pos, inputs: ins, output: out });
         v = out;
@@ -340,6 +339,26 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
     v = sum;
   }
 
+  /**
+   * A concat: each branch end written into its channels of the joined buffer by one pass (concat_apply),
+   * which applies the end's pending BN/ReLU on the way instead of materializing it and then copying; an
+   * end without one (a raw conv output, a pool's, an add's) is copied. (Not concat_place, whose kernel
+   * names the inference program numbers after its own copies: one name would mean two kernels.)
+   */
+  function concatInPlace(l: ShapedLayer, pos: number, from: readonly number[]): void {
+    const [C, H, W] = shape3(l.output);
+    const y = b.act(`concat${l.index}.out`, C * H * W);
+    const ins = from.map(valueAt);
+    concatSlices(l, m.layers, from).forEach((c, k) => {
+      const x = ins[k];
+      const p = pendingArgs(x);
+      b.step(l, 'concat_apply', { x: x.buf, ...p.buffers, y }, { ...c, ...p.consts });
+    });
+    const out: Value = { buf: y, C, H, W };
+    nodes.push({ kind: 'merge', l, pos, inputs: ins, output: out });
+    v = out;
+  }
+
   const classes = elementsOf(last.output);
   const loss = b.fixed('loss', 1);
   const output = v.buf;
@@ -414,7 +433,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
     const sideA = bnA ? { a_y: a.buf, a_scale: bnA.scale, a_shift: bnA.shift, a_mean: bnA.mean, a_invstd: bnA.invstd, a_dz: sa.dz, a_dzx: sa.dzx } : {};
     const sideB = bnC ? { b_y: c.buf, b_scale: bnC.scale, b_shift: bnC.shift, b_mean: bnC.mean, b_invstd: bnC.invstd, b_dz: sc.dz, b_dzx: sc.dzx } : {};
     if (dz || sa || sc) {
-      b.step(l, 'add_bwd_fused', { g: dy, y: dz ? output.buf : undefined, dz, ...sideA, ...sideB }, {
+      const mask = { relu, aStats: sa !== undefined, bStats: sc !== undefined };
+      b.step(l, 'add_bwd_fused', { g: dy, y: dz && !maskFromEnds(mask) ? output.buf : undefined, dz, ...sideA, ...sideB }, {
         C: output.C,
         HW,
         relu,
@@ -510,7 +530,10 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
             const x = node.inputs[k];
             if (!needs(x)) return;
             const dx = b.act(`concat${l.index}.grad_in${k + 1}`, c.C * c.HW);
-            b.step(l, 'concat_take', { g: dy, dx }, c);
+            // dx is the gradient of the end's pending value (its consumers rebuild the raw one); a pending BN's partials come from it, in the same pass.
+            const e = epilogue(x);
+            if (e.consts.outStats) b.step(l, 'concat_take_stats', { g: dy, dx, ...e.buffers }, { ...c, outRelu: e.consts.outRelu });
+            else b.step(l, 'concat_take', { g: dy, dx }, c);
             accumulate(l, { buf: dx, of: x });
           });
         }

@@ -15,6 +15,8 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
   const train = programs.find((p) => p.name === 'train_forward_backward');
   const infer = programs.find((p) => p.name === 'infer');
   const inPlace = concatsInPlace(model.layers, groups);
+  // A model without training programs (report.txt's last line says why) has no training kernels to name.
+  const noTraining = '      training: none (no training programs)';
   const lines = [
     'Blocks (opened by front/lowerable.ts: each branch reads the block\'s input, kept live until its last reader; the merge follows the branches).',
     '(N) is a layer\'s position in the lowered chain, as in the kernel names k<N>_… and the Programs below, which give each one\'s spec line:',
@@ -27,7 +29,8 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
     const what = l.kind === 'add' ? `${from.join(' + ')}` : `${from.join(', ')} along channels`;
     lines.push(`  (${l.index}) ${torchModuleString(l)} of ${what}: the ${l.kind === 'add' ? 'residual' : 'concat'} block at ${where}`);
     const fwd = kernelsOf(train, l.index, l.kind === 'add' ? 'add' : 'concat_place');
-    const bwd = l.kind === 'concat' ? kernelsOf(train, l.index, 'concat_take') : [];
+    // A slice taken with its end's BN partials (concat_take_stats) says so; the kernels in program order.
+    const bwd = l.kind !== 'concat' ? [] : [...new Set((train?.steps ?? []).filter((s) => s.layer === l.index && (s.op === 'concat_take' || s.op === 'concat_take_stats')).map((s) => `${s.kernel}${s.op === 'concat_take_stats' ? " with its end's BN partials" : ''}`))];
     const next = model.layers[i + 1];
     const inferKernels = kernelsOf(infer, l.index);
     const fusedRelu = infer?.steps.some((s) => s.layer === l.index && s.op === 'add_infer' && s.consts.relu);
@@ -40,7 +43,8 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       // cpu training: the BN closing a branch may have added the shortcut (and the ReLU) in its own pass.
       const bnPass = train?.steps.find((s): s is StepOf<'bn_fwd_train'> => s.op === 'bn_fwd_train' && s.consts.residual === true && inputsOf(model.layers, i).some((p) => model.layers[p]?.index === s.layer));
       const fusedTraining = train?.steps.find((s): s is StepOf<'add_apply'> => s.layer === l.index && s.op === 'add_apply');
-      if (bnPass) {
+      if (!train) lines.push(noTraining);
+      else if (bnPass) {
         lines.push(`      training: add fused into the BN pass ${bnPass.kernel} (the BN (${bnPass.layer}) closing its branch${bnPass.consts.relu ? `, then the ReLU (${next?.index})` : ''}); the backward passes the gradient to each branch unchanged`);
       } else if (fusedTraining) {
         const bwdFused = train?.steps.find((s) => s.layer === l.index && s.op === 'add_bwd_fused');
@@ -52,7 +56,15 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
         lines.push(`      inference: add fused into ${kernel} epilogue (the conv (${closing.head.index}) closing its branch; the shortcut ${shortcut < 0 ? 'the model input' : `(${shortcut + 1})`} added${closing.relu ? `, then the ReLU (${closing.relu.index})` : ''})`);
       } else lines.push(`      inference: ${inferKernels.join(', ')}${fusedRelu ? ` (the add and the ReLU (${next?.index}) in one pass)` : ''}`);
     } else {
-      lines.push(`      training: each branch's output copied into its channel slice (${fwd.join(', ')}), the gradient's slices copied back out (${bwd.join(', ')})`);
+      // The fused training program's concat_apply applies a branch end's pending BN/ReLU as it writes the slice.
+      const applying = (train?.steps ?? []).filter((s): s is StepOf<'concat_apply'> => s.layer === l.index && s.op === 'concat_apply');
+      const pending = applying.filter((s) => s.consts.inBn || s.consts.inRelu).map((s) => s.kernel);
+      const copies = [...fwd, ...applying.filter((s) => !s.consts.inBn && !s.consts.inRelu).map((s) => s.kernel)];
+      const written = [
+        pending.length > 0 && `${pending.length} branch end${pending.length > 1 ? 's' : ''} written into ${pending.length > 1 ? 'their channel slices' : 'its channel slice'} by the pass that applies ${pending.length > 1 ? 'their' : 'its'} pending BN/ReLU (${pending.join(', ')}: no other pass over ${pending.length > 1 ? 'them' : 'it'})`,
+        copies.length > 0 && (pending.length > 0 ? `${copies.length} copied into ${copies.length > 1 ? 'their slices' : 'its slice'} (${copies.join(', ')})` : `each branch's output copied into its channel slice (${copies.join(', ')})`),
+      ].filter(Boolean).join(', ');
+      lines.push(train ? `      training: ${written}, the gradient's slices copied back out (${bwd.join(', ')})` : noTraining);
       const writers = inputsOf(model.layers, i).map((p) => ({ p, g: inPlace.get(p)?.at === i ? groups.find((g) => g.at === p) : undefined }));
       if (writers.every((w) => w.g)) {
         const ends = writers.map((w) => `(${w.p + 1}) by ${kernelsOf(infer, w.g!.head.index, 'conv_infer').join(', ')}`);

@@ -1,10 +1,12 @@
 // Pass (report only): the fused structure of a cuda/emu training program, for report.txt — per
 // spec layer, the kernels that compute it and what each fuses, then the totals a reader checks first:
 // how many conv→bn→relu groups ran as one conv kernel plus one finalize, how many residual adds ran as
-// one pass with their branch ends' BN and the block's ReLU, and how many passes over an activation exist
-// only to apply BN or ReLU (none, for NIN) or to add (an unfused merge, a sum of a fanned-out value's gradients).
+// one pass with their branch ends' BN and the block's ReLU (and why not in a conv epilogue, as at inference),
+// and how many passes over an activation exist only to apply BN or ReLU (none, for NIN) or to add (an unfused
+// merge, a sum of a fanned-out value's gradients).
 import type { ShapedModel } from '../ir.js';
-import type { Program } from '../lower/program-ir.js';
+import { maskFromEnds } from '../lower/ops.js';
+import type { Program, StepOf } from '../lower/program-ir.js';
 import { torchModuleString } from './torch-print.js';
 
 export function trainingFusionReport(model: ShapedModel, program: Program, fused: ReadonlyMap<string, string>): string[] {
@@ -45,9 +47,16 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
   const fusedAdds = merges.filter((l) => program.steps.some((s) => s.layer === l.index && s.op === 'add_apply'));
   const adds = program.steps.filter((s) => s.op === 'add');
   // A chain without blocks has neither line (its report is as before blocks existed).
+  const backward = program.steps.filter((s): s is StepOf<'add_bwd_fused'> => s.op === 'add_bwd_fused');
+  const fromEnds = backward.filter((s) => maskFromEnds(s.consts));
   const blockLines = merges.length === 0 && adds.length === 0 ? [] : [
     `  ${fusedAdds.length} of ${merges.length} residual adds run forward as one pass per branch after the first (add_apply: the branch ends' pending BN/ReLU applied on load, the block's ReLU after the last) and backward likewise (add_bwd_fused: dReLU and the ends' BN partials)`,
-    `  separate add passes over activations: ${adds.length}${adds.length ? ` (${adds.map((s) => s.kernel).join(', ')}: ${adds.every((s) => s.layer !== 0 && model.layers[s.layer - 1]?.kind !== 'add') ? "sums of a fanned-out value's gradients" : 'merges and gradient sums'})` : ''}`,
+    // Why training keeps these passes where inference has none (docs/design.md §4 weighs the alternatives).
+    ...(fusedAdds.length === 0 ? [] : [
+      `  none in a conv epilogue (as at inference): a branch closing in conv → bn applies that BN with the conv's batch statistics, complete only once the conv has run over the whole batch; add_apply is the one pass that writes the block output, which its readers and the backward read again (docs/design.md §4)`,
+      `  ${fromEnds.length} of ${backward.length} add_bwd_fused passes recompute the ReLU mask from the two branch ends they read for the BN partials, instead of reading the block output (both ends with a pending BN: a projection shortcut)`,
+    ]),
+    `  other add passes over activations: ${adds.length}${adds.length ? ` (${adds.map((s) => s.kernel).join(', ')}: ${adds.every((s) => s.layer !== 0 && model.layers[s.layer - 1]?.kind !== 'add') ? "sums of a fanned-out value's gradients" : 'merges and gradient sums'})` : ''}`,
   ];
   lines.push(
     ...blockLines,

@@ -210,7 +210,7 @@ model tiny_resnet {
 /**
  * Blocks as the fused cuda/emu training program takes them (no zoo layers): a fanned-out value with a
  * pending BN+ReLU (materialized once for its readers), a residual block of three branches, branches ending in a pending BN, a concat whose
- * branches end in a ReLU, a pool and a nested residual block, and a pool reading a block's output.
+ * branches end in a pending BN+ReLU, a pending ReLU, a pool's conv and a nested residual block, and a pool reading a block's output.
  */
 export const FUSED_BLOCKS = `
 model fused_blocks {
@@ -228,7 +228,7 @@ model fused_blocks {
   }
   relu
   concat {                                                   # 3 + 4 + 2 + 6 = 15 channels
-    branch { conv(6, 3, 1, 1)  relu }
+    branch { conv(6, 3, 1, 1)  bn(3)  relu }                 # ends in a pending BN+ReLU: applied as it is placed
     branch { conv(6, 2, 1, 1)  bn(2)  relu  conv(2, 4, 3, 3, 1, 1, 1, 1)  relu }
     branch { maxpool(3, 3, 1, 1, 1, 1)  conv(6, 2, 1, 1) }
     branch {

@@ -104,6 +104,18 @@ export function actBackwardStats(k: KernelStep, c: Consts<'act_bwd_stats'>): Cud
   return { params: params(k, ['g', ...statsParams(f)]), body, launch: channelTiles(c.C, c.HW), fused: 'Σdz, Σdz·x̂ partials of a materialized value' };
 }
 
+/** A concat's gradient slice for a branch end with a pending BN (concat_take), and that BN's partials of it in the same pass. */
+export function concatTakeStats(k: KernelStep, c: Consts<'concat_take_stats'>): CudaKernel {
+  const f = { ...c, outStats: true };
+  const body = [
+    ...channelTile(c.C, c.HW),
+    `const float d = valid ? nincc::ld(&g[((long long)img * ${c.total} + ${c.offset} + ch) * ${c.HW} + j]) : 0.0f;`,
+    'if (valid) nincc::st(&dx[at], d);',
+    ...backwardStats(f, 'd', 'at', 'ch', 'valid', tileSlot(c.C, c.HW)),
+  ];
+  return { params: params(k, ['g', { name: 'dx', out: true }, ...statsParams(f)]), body, launch: channelTiles(c.C, c.HW), fused: `channels ${c.offset}…${c.offset + c.C - 1} of the concat's gradient + the branch end's BN partials Σdz, Σdz·x̂` };
+}
+
 export function gradRebuild(k: KernelStep, c: Consts<'grad_rebuild'>): CudaKernel {
   const body = [...element(c.C * c.HW), ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${c.HW});`] : []), `const long long at = (long long)img * ${c.C * c.HW} + i;`, 'float d = nincc::ld(&g[at]);', ...rebuildGradient(c, 'd', 'at', `i / ${c.HW}`), 'nincc::st(&dx[at], d);'];
   return { params: params(k, ['g', ...rebuildParams(c), { name: 'dx', out: true }]), body, launch: perElement(c.C * c.HW), fused: fusedText([c.gRelu && 'dReLU', c.gBn && 'dBN']) + ' (for a consumer without the prologue)' };

@@ -9,14 +9,14 @@ import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from '
 import { convForwardMma } from './conv-mma.js';
 import { convBackwardDataMma, convBackwardWeightMma } from './conv-mma-grad.js';
 import type { Precision } from '../../ir.js';
-import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, gradRebuild } from './bn.js';
+import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, concatTakeStats, gradRebuild } from './bn.js';
 import { poolBackward, poolForward } from './pool.js';
 import { addApply, addBackwardFused } from './residual.js';
 import { linearBackwardData, linearBackwardWeight, linearForward } from './dense.js';
 import { nllLoss, softmaxBackward } from './loss.js';
 import { dropout } from './dropout.js';
 import { sgdUpdate } from './sgd.js';
-import { addInfer, concatPlace, concatTake, lrnBackward, lrnForward, sigmoidBackward, sigmoidForward, tanhBackward, tanhForward, thresholdBackward, thresholdForward, zeropadBackward, zeropadForward } from './zoo.js';
+import { addInfer, concatApply, concatPlace, concatTake, lrnBackward, lrnForward, sigmoidBackward, sigmoidForward, tanhBackward, tanhForward, thresholdBackward, thresholdForward, zeropadBackward, zeropadForward } from './zoo.js';
 import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './parts.js';
 
 /** The training program's ops, each to its family's generator, which reads the step's typed consts. */
@@ -30,6 +30,8 @@ const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKerne
   bn_bwd_finalize: (k) => bnBackwardFinalize(k, k.consts),
   act_apply: (k) => actApply(k, k.consts),
   act_bwd_stats: (k) => actBackwardStats(k, k.consts),
+  concat_apply: (k) => concatApply(k, k.consts),
+  concat_take_stats: (k) => concatTakeStats(k, k.consts),
   add_apply: (k) => addApply(k, k.consts),
   add_bwd_fused: (k) => addBackwardFused(k, k.consts),
   grad_rebuild: (k) => gradRebuild(k, k.consts),

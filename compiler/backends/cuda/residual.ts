@@ -2,6 +2,7 @@
 // §4): the forward applies each branch end's pending BN/ReLU on load, sums and applies the block's ReLU in
 // one pass; the backward masks the gradient by that ReLU and writes each end's BN partials in one pass.
 import type { KernelStep } from '../../lower/program-ir.js';
+import { maskFromEnds } from '../../lower/ops.js';
 import { channelTile } from './bn.js';
 import { channelTiles, element, params, perElement, tileSlot, type Consts, type CudaKernel, type Param } from './parts.js';
 
@@ -32,14 +33,16 @@ export function addApply(k: KernelStep, c: Consts<'add_apply'>): CudaKernel {
   return { params: params(k, names), body, launch: perElement(count), fused };
 }
 
-/** Branch end p's Σdz, Σdz·x̂ partials from this lane's gradient d (the warp is one channel). */
+/** Branch end p's pending value relu?(scale·y + shift) from its raw `${p}y`, as `${p}v`: add_apply's applyEnd, the same fmaf. */
+const endValue = (p: 'a' | 'b', relu: boolean) => [`float ${p}v = ${p}y;`, ...applyEnd(p, true, relu, 'ch')];
+
+/** Branch end p's Σdz, Σdz·x̂ partials from this lane's gradient d (the warp is one channel); `${p}y` is its raw value. */
 const endStats = (p: 'a' | 'b', relu: boolean, slot: string) => [
   '{',
   '  float dzv = 0.0f, dzx = 0.0f;',
   '  if (valid) {',
-  `    const float yv = nincc::ld(&${p}_y[at]);`,
-  `    dzv = ${relu ? `nincc::ffma(yv, nincc::ld(&${p}_scale[ch]), nincc::ld(&${p}_shift[ch])) > 0.0f ? d : 0.0f` : 'd'};`,
-  `    dzx = dzv * ((yv - nincc::ld(&${p}_mean[ch])) * nincc::ld(&${p}_invstd[ch]));`,
+  `    dzv = ${relu ? `nincc::ffma(${p}y, nincc::ld(&${p}_scale[ch]), nincc::ld(&${p}_shift[ch])) > 0.0f ? d : 0.0f` : 'd'};`,
+  `    dzx = dzv * ((${p}y - nincc::ld(&${p}_mean[ch])) * nincc::ld(&${p}_invstd[ch]));`,
   '  }',
   '  dzv = nincc::warp_sum(dzv);',
   '  dzx = nincc::warp_sum(dzx);',
@@ -53,14 +56,19 @@ const endParams = (p: 'a' | 'b', on: boolean): Param[] =>
 /** dz = g·[y > 0] (when the add applied the block's ReLU), and each end's BN partials of it. */
 export function addBackwardFused(k: KernelStep, c: Consts<'add_bwd_fused'>): CudaKernel {
   const slot = tileSlot(c.C, c.HW);
+  const fromEnds = maskFromEnds(c);
   const body = [
     ...channelTile(c.C, c.HW),
     'float d = valid ? nincc::ld(&g[at]) : 0.0f;',
-    ...(c.relu ? ['if (valid && !(nincc::ld(&y[at]) > 0.0f)) d = 0.0f;', 'if (valid) nincc::st(&dz[at], d);'] : []),
+    ...(c.aStats ? ['const float ay = valid ? nincc::ld(&a_y[at]) : 0.0f;'] : []),
+    ...(c.bStats ? ['const float by = valid ? nincc::ld(&b_y[at]) : 0.0f;'] : []),
+    ...(c.relu && fromEnds ? ['{', ...endValue('a', c.aRelu), ...endValue('b', c.bRelu), '  if (valid && !(av + bv > 0.0f)) d = 0.0f;', '}'] : []),
+    ...(c.relu && !fromEnds ? ['if (valid && !(nincc::ld(&y[at]) > 0.0f)) d = 0.0f;'] : []),
+    ...(c.relu ? ['if (valid) nincc::st(&dz[at], d);'] : []),
     ...(c.aStats ? endStats('a', c.aRelu, slot) : []),
     ...(c.bStats ? endStats('b', c.bRelu, slot) : []),
   ];
-  const names = ['g', ...(c.relu ? ['y', { name: 'dz', out: true }] : []), ...endParams('a', c.aStats), ...endParams('b', c.bStats)];
-  const fused = ['residual add backward', c.relu && 'dReLU', (c.aStats || c.bStats) && "the branch ends' BN partials Σdz, Σdz·x̂"].filter(Boolean).join(' + ');
+  const names = ['g', ...(c.relu ? [...(fromEnds ? [] : ['y']), { name: 'dz', out: true }] : []), ...endParams('a', c.aStats), ...endParams('b', c.bStats)];
+  const fused = ['residual add backward', c.relu && `dReLU${fromEnds ? " (mask recomputed from the branch ends it reads anyway)" : ''}`, (c.aStats || c.bStats) && "the branch ends' BN partials Σdz, Σdz·x̂"].filter(Boolean).join(' + ');
   return { params: params(k, names), body, launch: channelTiles(c.C, c.HW), fused };
 }

@@ -3,7 +3,7 @@
 // residual add (with the ReLU after the block), a branch's copy into its channels of a concat and back.
 // One thread per output element; the formulas are the cpu kernels' (runtime/include/nincc/cpu/pointwise.h, lrn.h, pad.h, channels.h).
 import type { KernelStep } from '../../lower/program-ir.js';
-import { cppDouble, element, params, perElement, type Consts, type CudaKernel } from './parts.js';
+import { applyPending, cppDouble, element, fusedText, inputParams, params, perElement, type Consts, type CudaKernel } from './parts.js';
 
 const f = (v: number) => `${cppDouble(v)}f`;
 
@@ -88,6 +88,15 @@ export function concatPlace(k: KernelStep, c: Consts<'concat_place'>): CudaKerne
   const part = c.C * c.HW;
   const body = [...element(part), `nincc::st(&y[((long long)img * ${c.total} + ${c.offset}) * ${c.HW} + i], nincc::ld(&x[(long long)img * ${part} + i]));`];
   return { params: params(k, ['x', { name: 'y', out: true }]), body, launch: perElement(part) };
+}
+
+/** concatPlace of a branch end with its pending BN/ReLU (if any) applied as it is read: the one pass that writes its channels. */
+export function concatApply(k: KernelStep, c: Consts<'concat_apply'>): CudaKernel {
+  const part = c.C * c.HW;
+  const body = [...element(part), `float v = nincc::ld(&x[(long long)img * ${part} + i]);`, ...applyPending(c, 'v', `i / ${c.HW}`), `nincc::st(&y[((long long)img * ${c.total} + ${c.offset}) * ${c.HW} + i], v);`];
+  const into = `into its channels ${c.offset}…${c.offset + c.C - 1} of the concat`;
+  const fused = c.inBn || c.inRelu ? `${fusedText([c.inBn && 'BN scale/shift', c.inRelu && 'ReLU'])} of the branch end, written ${into}` : `the branch end copied ${into}`;
+  return { params: params(k, ['x', ...inputParams(c), { name: 'y', out: true }]), body, launch: perElement(part), fused };
 }
 
 /** The gradient of a branch of a concat: its channels of the joined gradient. */
