@@ -64,10 +64,11 @@ const transform = { mean: MEAN, std: STD };
  * One image at a time on this thread, the two paths alternating image by image (so load on the shared
  * machine hits both alike): the cost per core of each stage, without any pool. cropBytesMs: the same crop
  * cut as uint8 NHWC for a model that takes uint8 images (cropToBytes; its first conv normalises), timed on
- * the same decoded image right after the float crop.
+ * the same decoded image right after the float crop. inSlotMs (native only): what a uint8 model's worker does
+ * instead, libjpeg writing the crop straight into the batch slot (decodeMs + cropBytesMs before that).
  */
 type Path = 'folder' | 'packed' | 'native';
-async function perImageCost(folder: ImageList, packed: PackedDataset, paths: readonly Path[]): Promise<Partial<Record<Path, { decodeMs: number; cropNormaliseMs: number; cropBytesMs: number; imagesPerSecond: number }>>> {
+async function perImageCost(folder: ImageList, packed: PackedDataset, paths: readonly Path[]): Promise<Partial<Record<Path, { decodeMs: number; cropNormaliseMs: number; cropBytesMs: number; inSlotMs?: number; imagesPerSecond: number }>>> {
   configureSharpForWorkers();
   const n = Math.min(200, folder.files.length);
   const out = new Float32Array(3 * 224 * 224);
@@ -75,10 +76,12 @@ async function perImageCost(folder: ImageList, packed: PackedDataset, paths: rea
   const setup = { imageSize: 256, crop, transform, shards: packed.shards, decoder: 'sharp' as const };
   const reader = new ShardReader(packed.shards);
   const native = nativeCropDecoder(crop);
-  const time = { folder: { decode: 0, crop: 0, bytes: 0 }, packed: { decode: 0, crop: 0, bytes: 0 }, native: { decode: 0, crop: 0, bytes: 0 } };
+  const slot = new Uint8Array(new SharedArrayBuffer(3 * 224 * 224));
+  const setupU8 = { ...setup, output: 'u8' as const };
+  const time = { folder: { decode: 0, crop: 0, bytes: 0, slot: 0 }, packed: { decode: 0, crop: 0, bytes: 0, slot: 0 }, native: { decode: 0, crop: 0, bytes: 0, slot: 0 } };
   // Exactly what a decode worker does for each (decode-worker.ts): for a record, one read and the crop cut out
   // by libvips (packed) or by libjpeg-turbo (native).
-  const one = async (job: DecodeRequest, t: { decode: number; crop: number; bytes: number }, path: Path) => {
+  const one = async (job: DecodeRequest, t: { decode: number; crop: number; bytes: number; slot: number }, path: Path) => {
     let t0 = performance.now();
     const { img, placement } = await decodePlaced(job, setup, reader, path === 'native' ? native : undefined);
     t.decode += performance.now() - t0;
@@ -88,6 +91,10 @@ async function perImageCost(folder: ImageList, packed: PackedDataset, paths: rea
     t0 = performance.now();
     cropToBytes(img.pixels, img, crop, placement, outBytes);
     t.bytes += performance.now() - t0;
+    if (path !== 'native') return;
+    t0 = performance.now();
+    await decodePlaced(job, setupU8, reader, native, slot);
+    t.slot += performance.now() - t0;
   };
   const job = (file: string, i: number, record?: DecodeRequest['record']): DecodeRequest => ({ id: i, file, ...(record ? { record } : {}), out: new SharedArrayBuffer(4), offset: 0, mode: 'train', uY: 0.3, uX: 0.6, uFlip: 0.7 });
   try {
@@ -97,7 +104,7 @@ async function perImageCost(folder: ImageList, packed: PackedDataset, paths: rea
   } finally {
     reader.close();
   }
-  const per = (x: { decode: number; crop: number; bytes: number }) => ({ decodeMs: round(x.decode / n, 3), cropNormaliseMs: round(x.crop / n, 3), cropBytesMs: round(x.bytes / n, 3), imagesPerSecond: Math.round((1000 * n) / (x.decode + x.crop)) });
+  const per = (x: { decode: number; crop: number; bytes: number; slot: number }) => ({ decodeMs: round(x.decode / n, 3), cropNormaliseMs: round(x.crop / n, 3), cropBytesMs: round(x.bytes / n, 3), ...(x.slot ? { inSlotMs: round(x.slot / n, 3) } : {}), imagesPerSecond: Math.round((1000 * n) / (x.decode + x.crop)) });
   return Object.fromEntries(paths.map((p) => [p, per(time[p])]));
 }
 
