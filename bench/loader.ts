@@ -64,11 +64,10 @@ const transform = { mean: MEAN, std: STD };
  * One image at a time on this thread, the two paths alternating image by image (so load on the shared
  * machine hits both alike): the cost per core of each stage, without any pool. cropBytesMs: the same crop
  * cut as uint8 NHWC for a model that takes uint8 images (cropToBytes; its first conv normalises), timed on
- * the same decoded image right after the float crop. inSlotMs (native only): what a uint8 model's worker does
- * instead, libjpeg writing the crop straight into the batch slot (decodeMs + cropBytesMs before that).
+ * the same decoded image right after the float crop.
  */
 type Path = 'folder' | 'packed' | 'native';
-async function perImageCost(folder: ImageList, packed: PackedDataset, paths: readonly Path[]): Promise<Partial<Record<Path, { decodeMs: number; cropNormaliseMs: number; cropBytesMs: number; inSlotMs?: number; imagesPerSecond: number }>>> {
+async function perImageCost(folder: ImageList, packed: PackedDataset, paths: readonly Path[]): Promise<Partial<Record<Path, { decodeMs: number; cropNormaliseMs: number; cropBytesMs: number; imagesPerSecond: number }>>> {
   configureSharpForWorkers();
   const n = Math.min(200, folder.files.length);
   const out = new Float32Array(3 * 224 * 224);
@@ -76,12 +75,10 @@ async function perImageCost(folder: ImageList, packed: PackedDataset, paths: rea
   const setup = { imageSize: 256, crop, transform, shards: packed.shards, decoder: 'sharp' as const };
   const reader = new ShardReader(packed.shards);
   const native = nativeCropDecoder(crop);
-  const slot = new Uint8Array(new SharedArrayBuffer(3 * 224 * 224));
-  const setupU8 = { ...setup, output: 'u8' as const };
-  const time = { folder: { decode: 0, crop: 0, bytes: 0, slot: 0 }, packed: { decode: 0, crop: 0, bytes: 0, slot: 0 }, native: { decode: 0, crop: 0, bytes: 0, slot: 0 } };
+  const time = { folder: { decode: 0, crop: 0, bytes: 0 }, packed: { decode: 0, crop: 0, bytes: 0 }, native: { decode: 0, crop: 0, bytes: 0 } };
   // Exactly what a decode worker does for each (decode-worker.ts): for a record, one read and the crop cut out
   // by libvips (packed) or by libjpeg-turbo (native).
-  const one = async (job: DecodeRequest, t: { decode: number; crop: number; bytes: number; slot: number }, path: Path) => {
+  const one = async (job: DecodeRequest, t: { decode: number; crop: number; bytes: number }, path: Path) => {
     let t0 = performance.now();
     const { img, placement } = await decodePlaced(job, setup, reader, path === 'native' ? native : undefined);
     t.decode += performance.now() - t0;
@@ -91,10 +88,6 @@ async function perImageCost(folder: ImageList, packed: PackedDataset, paths: rea
     t0 = performance.now();
     cropToBytes(img.pixels, img, crop, placement, outBytes);
     t.bytes += performance.now() - t0;
-    if (path !== 'native') return;
-    t0 = performance.now();
-    await decodePlaced(job, setupU8, reader, native, slot);
-    t.slot += performance.now() - t0;
   };
   const job = (file: string, i: number, record?: DecodeRequest['record']): DecodeRequest => ({ id: i, file, ...(record ? { record } : {}), out: new SharedArrayBuffer(4), offset: 0, mode: 'train', uY: 0.3, uX: 0.6, uFlip: 0.7 });
   try {
@@ -104,11 +97,58 @@ async function perImageCost(folder: ImageList, packed: PackedDataset, paths: rea
   } finally {
     reader.close();
   }
-  const per = (x: { decode: number; crop: number; bytes: number; slot: number }) => ({ decodeMs: round(x.decode / n, 3), cropNormaliseMs: round(x.crop / n, 3), cropBytesMs: round(x.bytes / n, 3), ...(x.slot ? { inSlotMs: round(x.slot / n, 3) } : {}), imagesPerSecond: Math.round((1000 * n) / (x.decode + x.crop)) });
+  const per = (x: { decode: number; crop: number; bytes: number }) => ({ decodeMs: round(x.decode / n, 3), cropNormaliseMs: round(x.crop / n, 3), cropBytesMs: round(x.bytes / n, 3), imagesPerSecond: Math.round((1000 * n) / (x.decode + x.crop)) });
   return Object.fromEntries(paths.map((p) => [p, per(time[p])]));
 }
 
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
+/**
+ * A uint8 model's native crop, ms per image on this thread: libjpeg writing it straight into the batch slot
+ * (inSlot, what a decode worker does now) against decoding into the worker's bytes and cutting them into the
+ * slot with cropToBytes (viaCopy, what it did before). Each image is timed both ways, the order alternating
+ * image by image; `passes` passes over the records, medians of the passes' means.
+ */
+async function nativeU8Cost(packed: PackedDataset, passes: number): Promise<{ inSlotMs: number; viaCopyMs: number }> {
+  const native = nativeCropDecoder(crop);
+  if (!native) throw new Error('the native decoder is not built');
+  const setup = { imageSize: 256, crop, transform, shards: packed.shards, decoder: 'native' as const, output: 'u8' as const };
+  const reader = new ShardReader(packed.shards);
+  const shared = new SharedArrayBuffer(3 * 224 * 224);
+  const slot = new Uint8Array(shared);
+  const n = Math.min(200, packed.train.files.length);
+  const means = { inSlot: [] as number[], viaCopy: [] as number[] };
+  try {
+    for (let p = 0; p < passes; p++) {
+      let inSlot = 0;
+      let viaCopy = 0;
+      for (let i = 0; i < n; i++) {
+        const job: DecodeRequest = { id: i, file: packed.train.files[i], record: packed.train.record!(i), out: shared, offset: 0, mode: 'train', uY: 0.3, uX: 0.6, uFlip: i % 3 === 0 ? 0.7 : 0.2 };
+        const ways = [
+          async () => {
+            const t0 = performance.now();
+            const placed = await decodePlaced(job, setup, reader, native, slot);
+            if (!placed.inSlot) cropToBytes(placed.img.pixels, placed.img, crop, placed.placement, slot);
+            inSlot += performance.now() - t0;
+          },
+          async () => {
+            const t0 = performance.now();
+            const placed = await decodePlaced(job, setup, reader, native);
+            cropToBytes(placed.img.pixels, placed.img, crop, placed.placement, slot);
+            viaCopy += performance.now() - t0;
+          },
+        ];
+        if (i % 2) ways.reverse();
+        for (const way of ways) await way();
+      }
+      means.inSlot.push(inSlot / n);
+      means.viaCopy.push(viaCopy / n);
+    }
+  } finally {
+    reader.close();
+  }
+  return { inSlotMs: round(median(means.inSlot), 3), viaCopyMs: round(median(means.viaCopy), 3) };
+}
+
 
 /** Images/s of one training pass (the first batch, worker start-up and first touch, not timed) and one center-crop pass. */
 async function measurePool(list: ImageList, workers: number, depth: number | undefined, batch: number, minSteps: number, shards?: readonly string[], decoder: 'native' | 'sharp' = 'sharp'): Promise<{ train: number; eval: number }> {
@@ -178,6 +218,7 @@ async function main(): Promise<void> {
     const cost = await perImageCost(folder.train, packed, paths);
     const over = (a: Path) => (cost[a] && cost.folder ? round(cost[a].imagesPerSecond / cost.folder.imagesPerSecond, 2) : undefined);
     process.stdout.write(JSON.stringify({ oneThread: cost, overFolder: { packed: over('packed'), native: over('native') }, ...(jpeg.ok ? { libjpegTurbo: jpeg.addon.version } : {}) }) + '\n');
+    if (jpeg.ok) process.stdout.write(JSON.stringify({ nativeU8: await nativeU8Cost(packed, 5) }) + '\n');
     const measure = (path: Path, workers: number) =>
       path === 'folder' ? measurePool(folder.train, workers, depth, batch, minSteps) : measurePool(packed.train, workers, depth, batch, minSteps, packed.shards, path === 'native' ? 'native' : 'sharp');
     for (const workers of workerCounts) {
