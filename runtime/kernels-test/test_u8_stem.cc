@@ -3,7 +3,12 @@
 // GEMM path fed the loader's normalised N×C×H×W floats ((v/255 − mean)/std in double, rounded once:
 // runtime/imagenet/donkey.ts cropToTensor), and its forward is within 1e-5 of a float64 direct convolution
 // (so an index both paths share cannot hide). Shapes: an ImageNet-like 11×11 stride-4 stem, a 3×3 stride-1
-// one and an odd 5×4 stride-(2, 3) one, all padded and big enough to split among threads.
+// one and an odd 5×4 stride-(2, 3) one, all padded and big enough to split among threads. The bytes end
+// where an unreadable page begins, so a gather that read past the batch's last byte (the AVX-512 one reads
+// 4-byte words) would fault.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -23,6 +28,26 @@ using namespace nincc::cpu;
 
 const double kMean[3] = {0.48462227599918, 0.45624044862054, 0.40588363755159};
 const double kStd[3] = {0.22889466674951, 0.22446679341259, 0.22495548344775};
+
+// `count` bytes that end where a PROT_NONE page begins (freed with the returned mapping's size).
+struct GuardedBytes {
+  std::uint8_t* data = nullptr;
+  void* map = nullptr;
+  std::size_t map_bytes = 0;
+  explicit GuardedBytes(std::size_t count) {
+    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    const std::size_t pages = (count + page - 1) / page;
+    map_bytes = (pages + 1) * page;
+    map = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(map != MAP_FAILED);
+    char* guard = static_cast<char*>(map) + pages * page;
+    CHECK(mprotect(guard, page, PROT_NONE) == 0);
+    data = reinterpret_cast<std::uint8_t*>(guard) - count;
+  }
+  ~GuardedBytes() { munmap(map, map_bytes); }
+  GuardedBytes(const GuardedBytes&) = delete;
+  GuardedBytes& operator=(const GuardedBytes&) = delete;
+};
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   for (std::size_t i = 0; i < a.size(); ++i)
@@ -63,9 +88,11 @@ void check_stem(const Conv2dShape& s, int threads) {
 #endif
   Rng rng(static_cast<std::uint64_t>(s.in_h * 131 + s.kernel_w));
   const int c = s.in_channels, h = s.in_h, w = s.in_w;
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(s.batch) * h * w * c);
-  for (auto& b : bytes) b = static_cast<std::uint8_t>(rng.below(256));
-  std::vector<float> floats(bytes.size());  // N×C×H×W, as cropToTensor writes it
+  const std::size_t count = static_cast<std::size_t>(s.batch) * h * w * c;
+  GuardedBytes guarded(count);
+  std::uint8_t* bytes = guarded.data;
+  for (std::size_t i = 0; i < count; ++i) bytes[i] = static_cast<std::uint8_t>(rng.below(256));
+  std::vector<float> floats(count);  // N×C×H×W, as cropToTensor writes it
   for (int n = 0; n < s.batch; ++n)
     for (int ch = 0; ch < c; ++ch)
       for (int p = 0; p < h * w; ++p)
@@ -77,7 +104,7 @@ void check_stem(const Conv2dShape& s, int threads) {
   const std::size_t outputs = static_cast<std::size_t>(s.batch) * s.out_channels * s.out_plane();
   std::vector<float> dy(outputs);
   for (auto& v : dy) v = static_cast<float>(rng.uniform());
-  const U8Images images{bytes.data(), kMean, kStd};
+  const U8Images images{bytes, kMean, kStd};
 
   std::vector<float> y_u8(outputs, NAN), y_float(outputs, NAN);
   conv2d_forward(s, images, weights.data(), bias.data(), y_u8.data());
