@@ -102,6 +102,53 @@ async function perImageCost(folder: ImageList, packed: PackedDataset, paths: rea
 }
 
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
+/**
+ * A uint8 model's native crop, ms per image on this thread: libjpeg writing it straight into the batch slot
+ * (inSlot, what a decode worker does now) against decoding into the worker's bytes and cutting them into the
+ * slot with cropToBytes (viaCopy, what it did before). Each image is timed both ways, the order alternating
+ * image by image; `passes` passes over the records, medians of the passes' means.
+ */
+async function nativeU8Cost(packed: PackedDataset, passes: number): Promise<{ inSlotMs: number; viaCopyMs: number }> {
+  const native = nativeCropDecoder(crop);
+  if (!native) throw new Error('the native decoder is not built');
+  const setup = { imageSize: 256, crop, transform, shards: packed.shards, decoder: 'native' as const, output: 'u8' as const };
+  const reader = new ShardReader(packed.shards);
+  const shared = new SharedArrayBuffer(3 * 224 * 224);
+  const slot = new Uint8Array(shared);
+  const n = Math.min(200, packed.train.files.length);
+  const means = { inSlot: [] as number[], viaCopy: [] as number[] };
+  try {
+    for (let p = 0; p < passes; p++) {
+      let inSlot = 0;
+      let viaCopy = 0;
+      for (let i = 0; i < n; i++) {
+        const job: DecodeRequest = { id: i, file: packed.train.files[i], record: packed.train.record!(i), out: shared, offset: 0, mode: 'train', uY: 0.3, uX: 0.6, uFlip: i % 3 === 0 ? 0.7 : 0.2 };
+        const ways = [
+          async () => {
+            const t0 = performance.now();
+            const placed = await decodePlaced(job, setup, reader, native, slot);
+            if (!placed.inSlot) cropToBytes(placed.img.pixels, placed.img, crop, placed.placement, slot);
+            inSlot += performance.now() - t0;
+          },
+          async () => {
+            const t0 = performance.now();
+            const placed = await decodePlaced(job, setup, reader, native);
+            cropToBytes(placed.img.pixels, placed.img, crop, placed.placement, slot);
+            viaCopy += performance.now() - t0;
+          },
+        ];
+        if (i % 2) ways.reverse();
+        for (const way of ways) await way();
+      }
+      means.inSlot.push(inSlot / n);
+      means.viaCopy.push(viaCopy / n);
+    }
+  } finally {
+    reader.close();
+  }
+  return { inSlotMs: round(median(means.inSlot), 3), viaCopyMs: round(median(means.viaCopy), 3) };
+}
+
 
 /** Images/s of one training pass (the first batch, worker start-up and first touch, not timed) and one center-crop pass. */
 async function measurePool(list: ImageList, workers: number, depth: number | undefined, batch: number, minSteps: number, shards?: readonly string[], decoder: 'native' | 'sharp' = 'sharp'): Promise<{ train: number; eval: number }> {
@@ -171,6 +218,7 @@ async function main(): Promise<void> {
     const cost = await perImageCost(folder.train, packed, paths);
     const over = (a: Path) => (cost[a] && cost.folder ? round(cost[a].imagesPerSecond / cost.folder.imagesPerSecond, 2) : undefined);
     process.stdout.write(JSON.stringify({ oneThread: cost, overFolder: { packed: over('packed'), native: over('native') }, ...(jpeg.ok ? { libjpegTurbo: jpeg.addon.version } : {}) }) + '\n');
+    if (jpeg.ok) process.stdout.write(JSON.stringify({ nativeU8: await nativeU8Cost(packed, 5) }) + '\n');
     const measure = (path: Path, workers: number) =>
       path === 'folder' ? measurePool(folder.train, workers, depth, batch, minSteps) : measurePool(packed.train, workers, depth, batch, minSteps, packed.shards, path === 'native' ? 'native' : 'sharp');
     for (const workers of workerCounts) {

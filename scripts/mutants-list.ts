@@ -166,4 +166,20 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-blocks-train.test.ts'],
     only: 'fused_blocks',
   },
+  {
+    name: "CPU uint8 stem gathers every channel through the first channel's table",
+    file: 'runtime/include/nincc/cpu/conv_gather.h',
+    find: '          value += 256;',
+    replace: '          value += 0;',
+    tests: ['test/u8-stem.test.ts'],
+    only: 'cpu: the training output',
+  },
+  {
+    name: "Native JPEG decoder ignores a uint8 model's batch slot",
+    file: 'runtime/imagenet/decode-worker.ts',
+    find: '      const out = slot ?? native.bytes;',
+    replace: '      const out = native.bytes;',
+    tests: ['test/imagenet-pack.test.ts'],
+    only: 'straight into the batch slot',
+  },
 ];

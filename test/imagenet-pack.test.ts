@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseCommandArgs } from '../bin/command.js';
 import { packCommand } from '../bin/commands/pack.js';
 import { DecodePool } from '../runtime/imagenet/decode-pool.js';
-import { nativeJpeg } from '../runtime/imagenet/decode-native.js';
+import { nativeCropDecoder, nativeJpeg } from '../runtime/imagenet/decode-native.js';
+import { decodePlaced, ShardReader, type DecodeRequest } from '../runtime/imagenet/decode-worker.js';
 import { scaledSize } from '../runtime/imagenet/donkey.js';
 import { openImageNetFolder, type ImageNetFolder } from '../runtime/imagenet/folder.js';
 import { packImageNet } from '../runtime/imagenet/pack.js';
@@ -19,7 +20,7 @@ import { openPackedDataset, type PackedDataset } from '../runtime/imagenet/packe
 import { verifyPackedDataset } from '../runtime/imagenet/pack-verify.js';
 import { ImageFolderEvalSource, ImageNetTrainSource } from '../runtime/imagenet/sources.js';
 import { nincc } from './cli-run.js';
-import { collect } from './imagenet/collect.js';
+import { collect, collectBytes, normaliseBytes } from './imagenet/collect.js';
 import { makeImageNetFolder } from './imagenet/make-folder.js';
 import { TINY_IMAGE_SPEC } from './imagenet/tiny-spec.js';
 
@@ -167,6 +168,43 @@ describe('nincc pack and the packed reader', () => {
       const bound = imageSize === IMAGE_SIZE ? NATIVE_LEVELS : NATIVE_SCALED_LEVELS;
       expect(worst.max).toBeLessThanOrEqual(bound.max);
       expect(worst.mean).toBeLessThanOrEqual(bound.mean);
+    }
+  }, 60_000);
+
+  it('writes a uint8 model\'s native crops, flipped or not, straight into the batch slot: the float batches normalised, bit for bit', async () => {
+    expect(nativeJpeg(), 'nincc_jpeg.node').toMatchObject({ ok: true });
+    const opts = { crop, sampling: 'balanced' as const, prefetch: 2, epochSize: 3 };
+    const floats = pool(packed.shards, 'native');
+    const bytes = new DecodePool({ workers: 2, imageSize: IMAGE_SIZE, crop, transform, shards: packed.shards, decoder: 'native', output: 'u8' });
+    pools.push(bytes);
+    const a = await collect(new ImageNetTrainSource(floats, packed.train, opts).batches(1, 5, 7));
+    const b = await collectBytes(new ImageNetTrainSource(bytes, packed.train, opts).batches(1, 5, 7));
+    const va = await collect(new ImageFolderEvalSource(floats, packed.val, { crop, prefetch: 2 }).batches(3));
+    const vb = await collectBytes(new ImageFolderEvalSource(bytes, packed.val, { crop, prefetch: 2 }).batches(3));
+    expect([b.labels, vb.labels]).toEqual([a.labels, va.labels]);
+    [...b.images, ...vb.images].forEach((x, i) => expect(Array.from(normaliseBytes(x, crop, transform)), `batch ${i}`).toEqual(Array.from([...a.images, ...va.images][i])));
+
+    // No buffer between: decodePlaced hands back the slot it was given, and the worker's own crop bytes stay unwritten.
+    const native = nativeCropDecoder(crop)!;
+    const reader = new ShardReader(packed.shards);
+    const per = crop.channels * crop.width * crop.height;
+    const k = packed.index.splits.train.width.findIndex((w, i) => Math.min(w, packed.index.splits.train.height[i]) === IMAGE_SIZE); // read natively (DCT scale 8/8)
+    const setup = { imageSize: IMAGE_SIZE, crop, transform, output: 'u8' as const, decoder: 'native' as const };
+    try {
+      for (const uFlip of [0.2, 0.8]) {
+        const shared = new SharedArrayBuffer(2 * per);
+        const slot = new Uint8Array(shared, per, per);
+        const job: DecodeRequest = { id: 0, file: 'record', record: packed.train.record!(k), out: shared, offset: per, mode: 'train', uY: 0.3, uX: 0.7, uFlip };
+        const placed = await decodePlaced(job, setup, reader, native, slot);
+        expect([placed.inSlot, placed.img.pixels === slot, placed.origin.flip]).toEqual([true, true, uFlip > 0.5]);
+        expect(native.bytes.every((v) => v === 0), 'the worker\'s crop bytes').toBe(true);
+        const unslotted = await decodePlaced(job, setup, reader, native);
+        expect([unslotted.inSlot, unslotted.img.pixels === native.bytes]).toEqual([undefined, true]);
+        expect(Array.from(slot)).toEqual(Array.from(native.bytes));
+        native.bytes.fill(0);
+      }
+    } finally {
+      reader.close();
     }
   }, 60_000);
 

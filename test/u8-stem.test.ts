@@ -21,7 +21,7 @@ import { load, type Model } from '../runtime/model.js';
 import { cropToBytes, cropToTensor } from '../runtime/imagenet/donkey.js';
 import { openImageNetFolder } from '../runtime/imagenet/folder.js';
 import { imageInput, openImageSources, type ImageSources } from '../runtime/imagenet/model-input.js';
-import { collect, collectBytes } from './imagenet/collect.js';
+import { collect, collectBytes, normaliseBytes } from './imagenet/collect.js';
 import { makeImageNetFolder } from './imagenet/make-folder.js';
 import { TINY_IMAGE_SPEC } from './imagenet/tiny-spec.js';
 import { nincc } from './cli-run.js';
@@ -177,17 +177,6 @@ describe('cropToBytes: the loader crop as uint8 NHWC', () => {
   });
 });
 
-/** A uint8 NHWC batch normalised per channel into the float path's N×C×H×W layout. */
-function normalise(bytes: Uint8Array, crop: { readonly channels: number; readonly height: number; readonly width: number }): Float32Array {
-  const { channels: c, height: h, width: w } = crop;
-  const out = new Float32Array(bytes.length);
-  for (let i = 0; i < bytes.length; i++) {
-    const ch = i % c, pixel = Math.floor(i / c) % (h * w), image = Math.floor(i / (c * h * w));
-    out[(image * c + ch) * h * w + pixel] = (bytes[i] / 255 - MEAN[ch]) / STD[ch];
-  }
-  return out;
-}
-
 describe('the image loader for a uint8 model', () => {
   const opened: ImageSources[] = [];
   afterAll(() => Promise.all(opened.map((s) => s.pool.close())));
@@ -207,11 +196,11 @@ describe('the image loader for a uint8 model', () => {
     const a = await collect(float.s.train!.batches(1, 4, 3));
     const b = await collectBytes(bytes.s.train!.batches(1, 4, 3));
     expect(b.labels).toEqual(a.labels);
-    b.images.forEach((x, i) => expect(Array.from(normalise(x, bytes.g.crop)), `training batch ${i}`).toEqual(Array.from(a.images[i])));
+    b.images.forEach((x, i) => expect(Array.from(normaliseBytes(x, bytes.g.crop, { mean: MEAN, std: STD })), `training batch ${i}`).toEqual(Array.from(a.images[i])));
     const va = await collect(float.s.val.batches(4));
     const vb = await collectBytes(bytes.s.val.batches(4));
     expect(vb.labels).toEqual(va.labels);
-    vb.images.forEach((x, i) => expect(Array.from(normalise(x, bytes.g.crop)), `validation batch ${i}`).toEqual(Array.from(va.images[i])));
+    vb.images.forEach((x, i) => expect(Array.from(normaliseBytes(x, bytes.g.crop, { mean: MEAN, std: STD })), `validation batch ${i}`).toEqual(Array.from(va.images[i])));
   }, 60_000);
 });
 

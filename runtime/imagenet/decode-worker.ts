@@ -1,8 +1,10 @@
 // A decode worker thread (started by decode-pool.ts): decodes and resizes an image — a file of an ImageNet
 // folder with sharp, or a record of a packed dataset read from its shard at its offset, with the native
 // libjpeg-turbo crop decoder where it is built and the stored size allows, else sharp — places the crop as
-// donkey.lua's train or test hook would, and writes the normalised C×H×W floats straight into the batch's
-// SharedArrayBuffer. Replies with where the crop was, or why the image could not be read.
+// donkey.lua's train or test hook would, and writes the normalised C×H×W floats (or, for a uint8 model, the
+// H×W×C bytes) straight into the batch's SharedArrayBuffer; the native decoder writes a uint8 crop, flipped
+// or not, into its batch slot itself, with no buffer between. Replies with where the crop was, or why the
+// image could not be read.
 import { closeSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { centerCrop, cropToBytes, cropToTensor, randomCrop, scaledSize, type CropPlacement, type Size, type Transform } from './donkey.js';
@@ -78,15 +80,21 @@ export class ShardReader {
   }
 }
 
-/** The pixels to crop from, the crop's place in them, and where that crop lies in the whole resized image (reported back). */
-export type Placed = { readonly img: DecodedImage; readonly placement: CropPlacement; readonly origin: CropPlacement; readonly resized: Size };
+/**
+ * The pixels to crop from, the crop's place in them, and where that crop lies in the whole resized image (reported back);
+ * inSlot: the native decoder already wrote the crop into the batch slot it was given (img.pixels is that slot).
+ */
+export type Placed = { readonly img: DecodedImage; readonly placement: CropPlacement; readonly origin: CropPlacement; readonly resized: Size; readonly inSlot?: true };
 
 function place(job: DecodeRequest, setup: WorkerSetup, image: Size): CropPlacement {
   return job.mode === 'train' ? randomCrop(image, setup.crop, job) : centerCrop(image, setup.crop);
 }
 
-/** Decodes and places the crop: `img` with the crop at `placement` (a record at the model's size arrives already cut out). */
-export async function decodePlaced(job: DecodeRequest, setup: WorkerSetup, reader: ShardReader | undefined, native?: NativeCropDecoder): Promise<Placed> {
+/**
+ * Decodes and places the crop: `img` with the crop at `placement` (a record at the model's size arrives already cut out).
+ * `slot`: the batch's H×W×C bytes for this image (a uint8 model), which the native decoder fills in place.
+ */
+export async function decodePlaced(job: DecodeRequest, setup: WorkerSetup, reader: ShardReader | undefined, native?: NativeCropDecoder, slot?: Uint8Array): Promise<Placed> {
   if (!job.record) {
     const img = await decodeResized(job.file, setup.imageSize, setup.crop.channels);
     const placement = place(job, setup, img);
@@ -100,17 +108,18 @@ export async function decodePlaced(job: DecodeRequest, setup: WorkerSetup, reade
     const jpeg = record.subarray(RECORD_HEADER_BYTES);
     const scale = native ? dctScale(stored, target) : undefined;
     if (native && scale !== undefined) {
-      // libjpeg decodes just the crop (at scale/8 in the DCT domain when smaller), mirrored, into the worker's bytes,
-      // synchronously: handle() copies them out before this thread takes its next message.
+      // libjpeg decodes just the crop (at scale/8 in the DCT domain when smaller), mirrored, into the batch slot (uint8)
+      // or else the worker's bytes, synchronously: handle() normalises those before this thread takes its next message.
       const at = place(job, setup, target);
       const { width, height } = setup.crop;
+      const out = slot ?? native.bytes;
       let done: boolean;
       try {
-        done = native.addon.decodeCrop(jpeg, scale, target.width, target.height, at.x, at.y, width, height, at.flip, native.bytes);
+        done = native.addon.decodeCrop(jpeg, scale, target.width, target.height, at.x, at.y, width, height, at.flip, out);
       } catch (e) {
         throw reader.corrupt(job.record, e instanceof Error ? e.message : String(e));
       }
-      if (done) return { img: { width, height, channels: 3, pixels: native.bytes, source: stored }, placement: { x: 0, y: 0, flip: false }, origin: at, resized: target };
+      if (done) return { img: { width, height, channels: 3, pixels: out, source: stored }, placement: { x: 0, y: 0, flip: false }, origin: at, resized: target, ...(slot ? { inSlot: true as const } : {}) };
     }
     if (target.width !== stored.width || target.height !== stored.height) {
       const img = await decodeRecord(jpeg, stored, setup.imageSize, setup.crop.channels);
@@ -128,9 +137,12 @@ export async function decodePlaced(job: DecodeRequest, setup: WorkerSetup, reade
 
 async function handle(job: DecodeRequest, setup: WorkerSetup, per: number, reader: ShardReader | undefined, native: NativeCropDecoder | undefined): Promise<DecodeReply> {
   try {
-    const { img, placement, origin, resized } = await decodePlaced(job, setup, reader, native);
-    if (setup.output === 'u8') cropToBytes(img.pixels, img, setup.crop, placement, new Uint8Array(job.out, job.offset, per));
-    else cropToTensor(img.pixels, img, setup.crop, placement, setup.transform, new Float32Array(job.out, job.offset * 4, per));
+    // A view of the shared batch, not a copy: the native decoder writes its crop there, cropToBytes the others.
+    const slot = setup.output === 'u8' ? new Uint8Array(job.out, job.offset, per) : undefined;
+    const { img, placement, origin, resized, inSlot } = await decodePlaced(job, setup, reader, native, slot);
+    if (slot) {
+      if (!inSlot) cropToBytes(img.pixels, img, setup.crop, placement, slot);
+    } else cropToTensor(img.pixels, img, setup.crop, placement, setup.transform, new Float32Array(job.out, job.offset * 4, per));
     return { id: job.id, ok: true, x: origin.x, y: origin.y, flip: origin.flip, resized: { width: resized.width, height: resized.height }, ...(img.warning ? { warning: img.warning } : {}) };
   } catch (e) {
     if (e instanceof CorruptRecordError) return { id: job.id, ok: false, reason: e.message, corrupt: true };

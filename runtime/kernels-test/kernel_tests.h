@@ -13,5 +13,6 @@ void test_linear_activation_loss();
 void test_dropout_sgd();
 void test_determinism();
 void test_thread_pool();
+void test_u8_stem();
 
 }  // namespace kernels_test

@@ -17,3 +17,14 @@ export const collect = (it: AsyncIterable<Batch>) => gather(it, (x): x is Float3
 
 /** A uint8 stream's batches (N×H×W×C crop bytes, for a model that takes uint8 images). */
 export const collectBytes = (it: AsyncIterable<Batch>) => gather(it, (x): x is Uint8Array => x instanceof Uint8Array, 'uint8');
+
+/** A uint8 batch (N×H×W×C) normalised per channel, (v/255 − mean)/std, into the float path's N×C×H×W layout. */
+export function normaliseBytes(bytes: Uint8Array, crop: { readonly channels: number; readonly height: number; readonly width: number }, t: { readonly mean: readonly number[]; readonly std: readonly number[] }): Float32Array {
+  const { channels: c, height: h, width: w } = crop;
+  const out = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) {
+    const ch = i % c, pixel = Math.floor(i / c) % (h * w), image = Math.floor(i / (c * h * w));
+    out[(image * c + ch) * h * w + pixel] = (bytes[i] / 255 - t.mean[ch]) / t.std[ch];
+  }
+  return out;
+}

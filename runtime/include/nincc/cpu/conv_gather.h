@@ -61,19 +61,31 @@ struct GatherRun {
 // (column(s) = s - pad_w, step 1). A strided conv reads a copy of x with each row split into its
 // stride_w phases (split_phases), where the columns one tap reads are again consecutive, so every
 // gather is a plain (masked) vector load instead of a strided gather.
+// The uint8 stem (u8_input.h) reads its N×H×W×C bytes in place instead: `bytes` is set, plane is 1
+// (channels are interleaved), a column is `pixel` = C bytes, and each byte becomes a float through its
+// channel's 256-entry table as it is gathered, so no float copy of the images is ever written.
 struct InputView {
   const float* base;
   std::int64_t image, plane, row;
   int phase_width;  // 0: x itself; else the length of one phase of a split row
+  const std::uint8_t* bytes = nullptr;  // uint8 NHWC images (base unused)
+  const float* tables = nullptr;        // with bytes: 256 values per channel
+  int pixel = 1;                        // elements from one input column to the next
   std::int64_t column(const Conv2dShape& s, int tap_s) const {
     const int shift = tap_s - s.pad_w;  // input column of output column 0
-    if (phase_width == 0) return shift;
+    if (phase_width == 0) return static_cast<std::int64_t>(shift) * pixel;
     const int phase = ((shift % s.stride_w) + s.stride_w) % s.stride_w;
     const int first = (shift - phase) / s.stride_w;  // floor(shift / stride)
     return static_cast<std::int64_t>(phase) * phase_width + first;
   }
-  int step(const Conv2dShape& s) const { return phase_width == 0 ? s.stride_w : 1; }
+  int step(const Conv2dShape& s) const { return phase_width == 0 ? s.stride_w * pixel : 1; }
 };
+
+// The view of uint8 NHWC images with per-channel value tables (u8_input.h).
+inline InputView byte_view(const Conv2dShape& s, const std::uint8_t* bytes, const float* tables) {
+  const std::int64_t row = static_cast<std::int64_t>(s.in_w) * s.in_channels;
+  return {nullptr, s.in_h * row, 1, row, 0, bytes, tables, s.in_channels};
+}
 
 inline InputView direct_view(const Conv2dShape& s, const float* x) {
   return {x, static_cast<std::int64_t>(s.in_channels) * s.in_plane(), s.in_plane(), s.in_w, 0};
@@ -199,6 +211,52 @@ inline void gather_row(const float* plane, const GatherRun* runs, int run_count,
 #endif
 }
 
+// gather_row of uint8 bytes: dst[l] = value[plane[run.offset + l * stride]] on each run's lanes, zero
+// elsewhere (padding is zero after normalisation too). `readable`: the bytes from `plane` to the end of
+// the images. With AVX-512, each 16 lanes are two gathers: the bytes' 4-byte words (masked per run), then
+// the table at their low bytes; a run whose word would reach past the end (the batch's last 3 bytes) is
+// gathered lane by lane instead.
+inline void gather_row_bytes(const std::uint8_t* plane, std::int64_t readable, const float* value, const GatherRun* runs,
+                             int run_count, int stride, float* dst) {
+#if defined(__AVX512F__)
+  static_assert(kTileCols == 32, "the AVX-512 byte gather fills two 16-lane registers");
+  bool words_fit = true;
+  for (int i = 0; i < run_count; ++i)
+    words_fit = words_fit && runs[i].offset + static_cast<std::int64_t>(31 - __builtin_clz(runs[i].lanes)) * stride + 4 <= readable;
+  if (words_fit) {
+    const __m512i step = _mm512_set1_epi32(stride);
+    const __m512i idx_lo = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), step);
+    const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(16 * stride));
+    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+    __mmask16 all_lo = 0, all_hi = 0;
+    for (int i = 0; i < run_count; ++i) {
+      const std::uint8_t* src = plane + runs[i].offset;
+      const __mmask16 mlo = static_cast<__mmask16>(runs[i].lanes), mhi = static_cast<__mmask16>(runs[i].lanes >> 16);
+      if (mlo) lo = _mm512_mask_i32gather_epi32(lo, mlo, idx_lo, src, 1);
+      if (mhi) hi = _mm512_mask_i32gather_epi32(hi, mhi, idx_hi, src, 1);
+      all_lo = static_cast<__mmask16>(all_lo | mlo);
+      all_hi = static_cast<__mmask16>(all_hi | mhi);
+    }
+    const __m512i low_byte = _mm512_set1_epi32(0xFF);
+    lo = _mm512_and_si512(lo, low_byte);
+    hi = _mm512_and_si512(hi, low_byte);
+    _mm512_storeu_ps(dst, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), all_lo, lo, value, 4));
+    _mm512_storeu_ps(dst + 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), all_hi, hi, value, 4));
+    return;
+  }
+#else
+  (void)readable;
+#endif
+  for (int l = 0; l < kTileCols; ++l) dst[l] = 0.f;
+  for (int i = 0; i < run_count; ++i) {
+    const std::uint8_t* src = plane + runs[i].offset;
+    for (std::uint32_t lanes = runs[i].lanes; lanes != 0; lanes &= lanes - 1) {
+      const int l = __builtin_ctz(lanes);
+      dst[l] = value[src[static_cast<std::int64_t>(l) * stride]];
+    }
+  }
+}
+
 // The gather of one task: the current tile's segments and the gather runs of its taps.
 struct TileGather {
   const Conv2dShape& s;
@@ -235,6 +293,23 @@ struct TileGather {
   void pack(int k0, int depth, float* panel) const {
     const int taps = s.kernel_h * s.kernel_w;
     int tap = k0 % taps;
+    if (in.bytes) {
+      const int c0 = k0 / taps;
+      const std::uint8_t* plane = in.bytes + c0 * in.plane;
+      std::int64_t readable = s.batch * in.image - c0 * in.plane;
+      const float* value = in.tables + c0 * 256;
+      const int step = in.step(s);
+      for (int row = 0; row < depth; ++row) {
+        gather_row_bytes(plane, readable, value, runs + tap * kTileCols, run_counts[tap], step, panel + row * kTileCols);
+        if (++tap == taps) {
+          tap = 0;
+          plane += in.plane;
+          readable -= in.plane;
+          value += 256;
+        }
+      }
+      return;
+    }
     const float* plane = in.base + (k0 / taps) * in.plane;
     const int step = in.step(s);
     for (int row = 0; row < depth; ++row) {

@@ -328,7 +328,7 @@ inline Conv2dShape transposed_gemm_shape(const Conv2dShape& s) {
   return Conv2dShape{s.batch, s.out_channels, s.out_h(), s.out_w(), s.patch_size(), 1, 1, 1, 1, 0, 0};
 }
 
-// The same from an input view already built (u8_input.h: the uint8 stem's normalised copy).
+// The same from an input view already built (u8_input.h: the uint8 stem's bytes, read in place).
 inline void conv2d_forward_view(const Conv2dShape& shape, const conv_gemm_detail::InputView& in, const float* packed_w,
                                 const float* bias, float* y, bool relu = false, const ConvOutput& o = {}) {
   using namespace conv_gemm_detail;

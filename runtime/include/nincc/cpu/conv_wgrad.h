@@ -143,7 +143,7 @@ inline void conv2d_backward_weights_gemm(const Conv2dShape& shape, const float* 
   conv2d_backward_weights_view(shape, conv_gemm_detail::gather_view(shape, x), dy, dw);
 }
 
-// The same from an input view already built (u8_input.h: the uint8 stem's normalised copy); pixels > 0.
+// The same from an input view already built (u8_input.h: the uint8 stem's bytes, read in place); pixels > 0.
 inline void conv2d_backward_weights_view(const Conv2dShape& shape, const conv_gemm_detail::InputView& in, const float* dy, float* dw) {
   using namespace conv_wgrad_detail;
   const int m = shape.out_channels, patch = shape.patch_size();

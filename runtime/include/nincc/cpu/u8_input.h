@@ -1,8 +1,9 @@
 // The uint8 stem (issue #20, docs/artifact.md#imageinput): a model built with `--input u8` takes its
-// images as N×H×W×C bytes, and its first conv normalises them, (v/255 − mean[c])/std[c], as it builds
-// the float view its gather reads (conv_gather.h InputView): the phase-split copy a strided conv makes
-// of a float input anyway, or a planar copy at stride 1, in the calling thread's scratch. The forward
-// and the weight gradient read the same view; the stem has no input gradient.
+// images as N×H×W×C bytes, and its first conv normalises them, (v/255 − mean[c])/std[c], in its implicit
+// im2col: the GEMM's gather reads the bytes in place and writes each one's float, looked up in its
+// channel's table, straight into the micro-kernel's panel (conv_gather.h byte_view, gather_row_bytes).
+// No float copy of the images is written. The forward and the weight gradient gather alike; the stem
+// has no input gradient.
 #pragma once
 
 #include <array>
@@ -39,33 +40,6 @@ inline std::vector<float> value_tables(int channels, const double* mean, const d
 
 }  // namespace u8_detail
 
-// The stem's gather view of the normalised images: row ih of channel c of image n as stride_w runs of
-// ceil(in_w / stride_w) floats (run ph: columns ph, ph + stride_w, …; zero past the end), which at
-// stride 1 is the planar NCHW layout itself. Written into the calling thread's kConvPhases scratch.
-inline conv_gemm_detail::InputView u8_input_view(const Conv2dShape& s, const U8Images& in) {
-  const int channels = s.in_channels, stride = s.stride_w;
-  const std::vector<float> table = u8_detail::value_tables(channels, in.mean, in.std);
-  const int width = (s.in_w + stride - 1) / stride;
-  const std::int64_t row = static_cast<std::int64_t>(stride) * width;
-  const std::int64_t rows = static_cast<std::int64_t>(s.batch) * channels * s.in_h;
-  float* copy = thread_scratch(ScratchSlot::kConvPhases, static_cast<std::size_t>(rows * row));
-  parallel_for(rows, rows * row, [&](std::int64_t r) {
-    const std::int64_t n = r / (static_cast<std::int64_t>(channels) * s.in_h);
-    const int c = static_cast<int>(r / s.in_h % channels), ih = static_cast<int>(r % s.in_h);
-    const std::uint8_t* src = in.pixels + ((n * s.in_h + ih) * s.in_w) * channels + c;  // stride: channels
-    const float* value = table.data() + c * 256;
-    float* dst = copy + r * row;
-    for (int ph = 0; ph < stride; ++ph) {
-      const int inside = (s.in_w - ph + stride - 1) / stride;
-      float* out = dst + ph * width;
-      for (int j = 0; j < inside; ++j) out[j] = value[src[static_cast<std::int64_t>(j * stride + ph) * channels]];
-      for (int j = inside; j < width; ++j) out[j] = 0.f;
-    }
-  });
-  const std::int64_t plane = static_cast<std::int64_t>(s.in_h) * row;
-  return {copy, channels * plane, plane, row, stride == 1 ? 0 : width};
-}
-
 // conv2d_forward (conv.h) of uint8 images: weights packed per call, or once (inference's folded ones).
 inline void conv2d_forward(const Conv2dShape& shape, const U8Images& x, const float* w, const float* bias, float* y,
                            bool relu = false, const ConvOutput& o = {}) {
@@ -74,7 +48,8 @@ inline void conv2d_forward(const Conv2dShape& shape, const U8Images& x, const fl
   float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
                                  static_cast<std::size_t>(packed_conv_weights_size(shape.out_channels, patch)));
   pack_conv_weights(shape, w, packed);
-  conv2d_forward_view(shape, u8_input_view(shape, x), packed, bias, y, relu, o);
+  const std::vector<float> tables = u8_detail::value_tables(shape.in_channels, x.mean, x.std);
+  conv2d_forward_view(shape, conv_gemm_detail::byte_view(shape, x.pixels, tables.data()), packed, bias, y, relu, o);
 }
 
 // conv2d_backward_weights (conv.h) of uint8 images: dw from the same normalised view, db from dy.
@@ -82,7 +57,8 @@ inline void conv2d_backward_weights(const Conv2dShape& shape, const U8Images& x,
   if (shape.batch <= 0 || shape.out_plane() <= 0) {
     std::memset(dw, 0, sizeof(float) * shape.out_channels * shape.patch_size());
   } else {
-    conv2d_backward_weights_view(shape, u8_input_view(shape, x), dy, dw);
+    const std::vector<float> tables = u8_detail::value_tables(shape.in_channels, x.mean, x.std);
+    conv2d_backward_weights_view(shape, conv_gemm_detail::byte_view(shape, x.pixels, tables.data()), dy, dw);
   }
   conv2d_bias_gradient(shape, dy, db);
 }
