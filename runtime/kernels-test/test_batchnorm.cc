@@ -12,10 +12,6 @@
 #include "reference_conv_pool.h"
 #include "reference_dense.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace kernels_test {
 namespace {
 
@@ -120,15 +116,7 @@ void check_relu_fused_backward(const BatchNormShape& s, Rng& rng) {
     if (!(y[i] > 0.f)) masked[i] = 0.0, ++zeros;
   CHECK(zeros > 0 && zeros < static_cast<int>(masked.size()));  // the mask matters
   const BatchNormGradients want = ref_batchnorm_backward(r, to_double(x), to_double(gamma), masked, eps);
-  std::vector<int> thread_counts{1};
-#ifdef _OPENMP
-  const int saved = omp_get_max_threads();
-  thread_counts = {1, 2, saved};
-#endif
-  for (int threads : thread_counts) {
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#endif
+  on_1_2_and_all_threads([&] {
     std::vector<float> dx = poisoned(x.size()), dgamma = poisoned(s.channels), dbeta = poisoned(s.channels);
     nincc::cpu::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), dx.data(),
                                    dgamma.data(), dbeta.data(), y.data());
@@ -147,10 +135,7 @@ void check_relu_fused_backward(const BatchNormShape& s, Rng& rng) {
     nincc::cpu::batchnorm_backward(s, x.data(), relu_dx.data(), gamma.data(), mean.data(), invstd.data(),
                                    two_pass.data(), two_dgamma.data(), two_dbeta.data());
     CHECK(two_pass == dx && two_dgamma == dgamma && two_dbeta == dbeta);
-  }
-#ifdef _OPENMP
-  omp_set_num_threads(saved);
-#endif
+  });
 }
 
 // conv -> bn(eval) equals the conv with the BN folded into its weights and bias.

@@ -9,10 +9,6 @@
 #include "nincc/cpu/conv.h"
 #include "reference_conv_pool.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace kernels_test {
 namespace {
 
@@ -68,24 +64,13 @@ void check_backward_data_as_conv(const Conv2dShape& s, Rng& rng) {
                                                      to_double(dy)).dx;
   std::vector<double> want_added = want;
   for (std::size_t i = 0; i < want.size(); ++i) want_added[i] += addend[i];
-  std::vector<int> thread_counts{1};
-#ifdef _OPENMP
-  const int saved = omp_get_max_threads();
-  thread_counts = {1, 2, saved};
-#endif
-  for (int threads : thread_counts) {
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#endif
+  on_1_2_and_all_threads([&] {
     std::vector<float> dx = poisoned(conv_x_size(s)), added = poisoned(conv_x_size(s));
     nincc::cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
     CHECK_CLOSE(dx, want, 2e-5, what);
     nincc::cpu::conv2d_backward_data(s, dy.data(), w.data(), added.data(), addend.data());
     CHECK_CLOSE(added, want_added, 2e-5, what);
-  }
-#ifdef _OPENMP
-  omp_set_num_threads(saved);
-#endif
+  });
 }
 
 }  // namespace

@@ -120,7 +120,10 @@ inline void batchnorm_backward(const BatchNormShape& shape, const float* x, cons
     for (int n = 0; n < shape.batch; ++n) {
       const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
       if (relu_y)
-        for (std::int64_t i = 0; i < shape.plane; ++i) dx[base + i] = relu_y[base + i] > 0.f ? dy_in[base + i] : 0.f;
+        for (std::int64_t i = 0; i < shape.plane; ++i) {
+          const float g = dy_in[base + i];  // loaded unconditionally, so the loop vectorizes as a blend
+          dx[base + i] = relu_y[base + i] > 0.f ? g : 0.f;
+        }
       x_sum += sum_in_double(shape.plane, [&](std::int64_t i) { return x[base + i] - shift; });
       dy_sum += sum_of(dy + base, shape.plane);
       shifted_dot += sum_of_centered_products(x + base, dy + base, shape.plane, shift);
