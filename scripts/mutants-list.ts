@@ -33,6 +33,22 @@ export const MUTANTS: readonly Mutant[] = [
     only: 'fused_paths: forward\\+backward',
   },
   {
+    name: "CPU BN+ReLU backward letting the gradient through where the ReLU's output is 0",
+    file: 'runtime/include/nincc/cpu/batchnorm.h',
+    find: 'dx[base + i] = relu_y[base + i] > 0.f ? g : 0.f;',
+    replace: 'dx[base + i] = relu_y[base + i] >= 0.f ? g : 0.f;',
+    tests: ['test/numerics-gradients.test.ts'],
+    only: 'every layer kind',
+  },
+  {
+    name: "CPU stride-1 backward-data as a conv with the weights not flipped in space",
+    file: 'runtime/include/nincc/cpu/conv.h',
+    find: 'to[t] = from[taps - 1 - t];',
+    replace: 'to[t] = from[t];',
+    tests: ['test/numerics-zoo-1thread.test.ts'],
+    only: 'tiny_resnet.*gradients',
+  },
+  {
     name: 'CPU max-pool with the H and W strides swapped',
     file: 'compiler/backends/cpu/render.ts',
     find: 'const poolShape = (c: ConvShape) => `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}',

@@ -138,9 +138,9 @@ describe('verify-program rejects a mistyped step', () => {
   });
 
   it('an unknown op', () => {
-    const { problems, step } = problemsOf(cpu, (s) => s.op === 'relu_fwd', (s) => (s.op = 'relu_fwdd'));
-    // The cpu inference program fuses ReLU into the conv: the first relu_fwd is the training forward's.
-    expect(problems).toEqual([`${step.kernel} (relu_fwdd) of train_forward_backward from ${step.source}: unknown op 'relu_fwdd'`]);
+    const { problems, step } = problemsOf(cpu, (s) => s.op === 'maxpool_fwd', (s) => (s.op = 'maxpool_fwdd'));
+    // The cpu inference program has maxpool_fwd_infer: the first maxpool_fwd is the training forward's.
+    expect(problems).toEqual([`${step.kernel} (maxpool_fwdd) of train_forward_backward from ${step.source}: unknown op 'maxpool_fwdd'`]);
   });
 
   it('args out of the contract order, and a buffer the op does not take', () => {
@@ -148,8 +148,8 @@ describe('verify-program rejects a mistyped step', () => {
     expect(swapped.problems).toHaveLength(1);
     expect(swapped.problems[0]).toContain(`${named(swapped.step)}`);
     expect(swapped.problems[0]).toContain("are not its buffers in the op's order");
-    const extra = problemsOf(cpu, (s) => s.op === 'relu_fwd', (s) => (s.buffers.mask = s.buffers.x));
-    expect(extra.problems).toEqual([`${named(extra.step)}train_forward_backward from ${extra.step.source}: buffers (x, y, mask) are not the op's (x, y) for these consts`]);
+    const extra = problemsOf(cpu, (s) => s.op === 'maxpool_fwd', (s) => (s.buffers.mask = s.buffers.x));
+    expect(extra.problems).toEqual([`${named(extra.step)}train_forward_backward from ${extra.step.source}: buffers (x, y, argmax, mask) are not the op's (x, y, argmax) for these consts`]);
   });
 
   it('a step that writes a program input, or reads an activation nothing wrote', () => {

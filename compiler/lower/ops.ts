@@ -58,7 +58,7 @@ const constSchemas = {
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool' },
   // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
   bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?' },
-  bn_bwd: { ...channels, eps: 'num', momentum: 'num' },
+  bn_bwd: { ...channels, eps: 'num', momentum: 'num', relu: 'bool?' },
   bn_eval: { ...channels, eps: 'num' },
   relu_fwd: { count: 'int' },
   relu_bwd: { count: 'int' },
@@ -288,6 +288,7 @@ const rulesTable = {
   bn_bwd: [
     { name: 'x', dir: 'in', size: plane },
     { name: 'g', dir: 'in', size: plane },
+    { name: 'y', dir: 'in', when: (c) => c.relu === true, size: plane }, // the BN+ReLU pass's output: g is the ReLU's gradient
     { name: 'gamma', dir: 'in', size: perChannel },
     { name: 'save_mean', dir: 'in', size: perChannel },
     { name: 'save_invstd', dir: 'in', size: perChannel },

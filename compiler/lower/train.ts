@@ -17,9 +17,11 @@ interface Saved {
   readonly argmax?: string;
   readonly scale?: string;
   readonly stem?: U8Stem; // x is the uint8 images this conv normalises on load
+  readonly reluFused?: boolean; // a BN whose pass applied the ReLU after it: y is the ReLU's output, the gradient it gets the ReLU's
 }
 
-function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8Stem): Saved {
+/** `reluAfter`: a BN's only reader is the ReLU after it, which this BN's pass applies (and its backward undoes). */
+function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8Stem, reluAfter = false): Saved {
   const out = elementsOf(l.output);
   const p = (f: string) => paramId(l, f);
   switch (l.kind) {
@@ -38,8 +40,8 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8S
       const y = b.act(`bn${l.index}.out`, out);
       const mean = b.fixed(`bn${l.index}.save_mean`, l.attrs.nFeatures);
       const invstd = b.fixed(`bn${l.index}.save_invstd`, l.attrs.nFeatures);
-      b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), y, save_mean: mean, save_invstd: invstd }, bnConsts(l));
-      return { x, y, saveMean: mean, saveInvstd: invstd };
+      b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...(reluAfter ? { relu: true } : {}) });
+      return { x, y, saveMean: mean, saveInvstd: invstd, ...(reluAfter ? { reluFused: true } : {}) };
     }
     case 'maxpool': {
       const y = b.act(`maxpool${l.index}.out`, out);
@@ -123,7 +125,8 @@ function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string,
     }
     case 'bn': {
       const d = dx();
-      b.step(l, 'bn_bwd', { x: s.x, g, gamma: p('weight'), save_mean: s.saveMean, save_invstd: s.saveInvstd, dx: d, dgamma: grad('weight'), dbeta: grad('bias') }, bnConsts(l));
+      const relu = s.reluFused ? { y: s.y } : {};
+      b.step(l, 'bn_bwd', { x: s.x, g, ...relu, gamma: p('weight'), save_mean: s.saveMean, save_invstd: s.saveInvstd, dx: d, dgamma: grad('weight'), dbeta: grad('bias') }, { ...bnConsts(l), ...(s.reluFused ? { relu: true } : {}) });
       return d;
     }
     case 'view':
@@ -221,6 +224,9 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem): { prog
     const c = l.kind === 'bn' && l.attrs.affine ? closingAdd(m.layers, reads, i, i) : undefined;
     if (c) closingBn.set(i, { ...c, relu: reluFollows(m.layers, reads, c.at) });
   });
+  // Any other affine BN whose only reader is a ReLU applies it in its own pass, and its backward takes the
+  // ReLU's gradient (batchnorm.h): no ReLU kernel either way, one fewer pass over the activation each way.
+  const bnRelu = (i: number) => m.layers[i].kind === 'bn' && !closingBn.has(i) && reluFollows(m.layers, reads, i);
   const fusedOutputs = new Map<number, string>(); // the add's and ReLU's positions → the BN pass's output
   m.layers.forEach((l, i) => {
     const from = inputsOf(m.layers, i).map(value);
@@ -237,8 +243,8 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem): { prog
       fusedOutputs.set(closing.at, y);
       if (closing.relu) fusedOutputs.set(closing.at + 1, y);
     } else if (fused) saved.push({ x: from[0], y: fused });
-    else if (i > 0 && addRelu(i - 1)) saved.push({ x: from[0], y: from[0] });
-    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0], from[0] === images ? stem : undefined));
+    else if (i > 0 && (addRelu(i - 1) || bnRelu(i - 1))) saved.push({ x: from[0], y: from[0] });
+    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0], from[0] === images ? stem : undefined, bnRelu(i)));
   });
   const x = value(m.layers.length - 1);
   const classes = elementsOf(last.output);
@@ -263,6 +269,10 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem): { prog
     const wanted = (p: number) => p >= 0 && need[p];
     if (isMerge(l)) {
       mergeBackward(b, l, g, m.layers, from).forEach((d, k) => wanted(from[k]) && accumulate(from[k], d, m.layers[from[k]]));
+      continue;
+    }
+    if (l.kind === 'relu' && i > 0 && bnRelu(i - 1)) {
+      accumulate(i - 1, g, m.layers[i - 1]); // the BN's backward applies the ReLU's
       continue;
     }
     // A conv whose input already has a gradient (a fanned-out value) sums it in its backward-data pass.

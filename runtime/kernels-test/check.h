@@ -1,6 +1,6 @@
 // The kernel test harness: a CHECK macro that reports file:line and counts failures, float-vs-
 // float64 comparisons with a tolerance, NaN poisoning of outputs, a seeded generator and a
-// central-difference gradient checker.
+// central-difference gradient checker, and a loop over thread counts.
 #pragma once
 
 #include <cmath>
@@ -9,7 +9,26 @@
 #include <cstring>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace kernels_test {
+
+// Runs `body` on 1, 2 and all of OpenMP's threads (once, without OpenMP), then restores the count.
+template <class Body>
+void on_1_2_and_all_threads(Body&& body) {
+#ifdef _OPENMP
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 2, saved}) {
+    omp_set_num_threads(threads);
+    body();
+  }
+  omp_set_num_threads(saved);
+#else
+  body();
+#endif
+}
 
 inline int g_failures = 0;
 inline int g_checks = 0;

@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "kernel_tests.h"
+#include "nincc/cpu/activation.h"
 #include "nincc/cpu/batchnorm.h"
 #include "nincc/cpu/conv.h"
 #include "reference_conv_pool.h"
@@ -94,6 +95,49 @@ void check_shape(const BatchNormShape& s, double offset, Rng& rng) {
   CHECK_CLOSE(dbeta, grads.dbeta, 1e-6, what);
 }
 
+// The BN+ReLU backward (relu_y given): against the float64 backward of the ReLU-masked gradient, on 1, 2
+// and all threads (the shape is large enough for batchnorm.h to split its channels), with dx apart from
+// and aliasing dy, and bit for bit equal to relu_backward then batchnorm_backward, which it replaces.
+void check_relu_fused_backward(const BatchNormShape& s, Rng& rng) {
+  char what[96];
+  std::snprintf(what, sizeof what, "batchnorm+relu backward n%d c%d plane%lld", s.batch, s.channels,
+                static_cast<long long>(s.plane));
+  const RefBatchNorm r{s.batch, s.channels, static_cast<int>(s.plane)};
+  const std::vector<float> x = random_floats(s.size(), rng), dy = random_floats(s.size(), rng);
+  const std::vector<float> gamma = random_floats(s.channels, rng, 0, 1), beta = random_floats(s.channels, rng);
+  std::vector<float> y = poisoned(x.size()), mean = poisoned(s.channels), invstd = poisoned(s.channels);
+  std::vector<float> rm(s.channels, 0.f), rv(s.channels, 1.f);
+  const double eps = 1e-3;
+  nincc::cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), invstd.data(),
+                                      rm.data(), rv.data(), eps, 0.1, true);
+  std::vector<double> masked = to_double(dy);
+  int zeros = 0;
+  for (std::size_t i = 0; i < masked.size(); ++i)
+    if (!(y[i] > 0.f)) masked[i] = 0.0, ++zeros;
+  CHECK(zeros > 0 && zeros < static_cast<int>(masked.size()));  // the mask matters
+  const BatchNormGradients want = ref_batchnorm_backward(r, to_double(x), to_double(gamma), masked, eps);
+  on_1_2_and_all_threads([&] {
+    std::vector<float> dx = poisoned(x.size()), dgamma = poisoned(s.channels), dbeta = poisoned(s.channels);
+    nincc::cpu::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), dx.data(),
+                                   dgamma.data(), dbeta.data(), y.data());
+    CHECK_CLOSE(dx, want.dx, 2e-5, what);
+    CHECK_CLOSE(dgamma, want.dgamma, 2e-5, what);
+    CHECK_CLOSE(dbeta, want.dbeta, 1e-6, what);
+
+    std::vector<float> in_place = dy;  // dx aliasing the gradient it reads
+    nincc::cpu::batchnorm_backward(s, x.data(), in_place.data(), gamma.data(), mean.data(), invstd.data(),
+                                   in_place.data(), nullptr, nullptr, y.data());
+    CHECK(in_place == dx);
+
+    std::vector<float> relu_dx = poisoned(x.size()), two_pass = poisoned(x.size());
+    std::vector<float> two_dgamma = poisoned(s.channels), two_dbeta = poisoned(s.channels);
+    nincc::cpu::relu_backward(s.size(), y.data(), dy.data(), relu_dx.data());
+    nincc::cpu::batchnorm_backward(s, x.data(), relu_dx.data(), gamma.data(), mean.data(), invstd.data(),
+                                   two_pass.data(), two_dgamma.data(), two_dbeta.data());
+    CHECK(two_pass == dx && two_dgamma == dgamma && two_dbeta == dbeta);
+  });
+}
+
 // conv -> bn(eval) equals the conv with the BN folded into its weights and bias.
 void check_fold(bool conv_has_bias, Rng& rng) {
   const Conv2dShape s{2, 5, 7, 6, 9, 3, 3, 1, 1, 1, 1};
@@ -127,6 +171,8 @@ void test_batchnorm() {
   check_shape(BatchNormShape{1, 3, 29}, 0.0, rng);
   check_shape(BatchNormShape{1, 6, 1}, 0.0, rng);   // one value per channel: variance 0
   check_shape(BatchNormShape{3, 7, 121}, 1000.0, rng);
+  check_relu_fused_backward(BatchNormShape{3, 7, 121}, rng);
+  check_relu_fused_backward(BatchNormShape{4, 6, 1500}, rng);  // 36000 values: over the parallel grain
   check_fold(true, rng);
   check_fold(false, rng);
 }

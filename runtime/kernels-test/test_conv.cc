@@ -49,6 +49,30 @@ void check_conv(const Conv2dShape& s, bool with_bias, bool relu, Rng& rng) {
   if (with_bias) CHECK_CLOSE(db, want.db, 1e-6, what);
 }
 
+// A stride-1 conv's backward-data run as a forward conv of dy (conv.h backward_data_is_conv): against
+// the float64 reference on 1, 2 and all threads, alone and with an addend (a fanned-out value's other
+// gradient), over rectangular kernels, unequal pads and a pad of 0 (the flipped conv's pad is then
+// kernel - 1).
+void check_backward_data_as_conv(const Conv2dShape& s, Rng& rng) {
+  char what[160];
+  std::snprintf(what, sizeof what, "backward-data as conv n%d c%d %dx%d -> k%d kernel %dx%d pad %d,%d", s.batch,
+                s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel_h, s.kernel_w, s.pad_h, s.pad_w);
+  CHECK(nincc::cpu::conv_detail::backward_data_is_conv(s));
+  const std::vector<float> w = random_floats(conv_w_size(s), rng), dy = random_floats(conv_y_size(s), rng);
+  const std::vector<float> addend = random_floats(conv_x_size(s), rng);
+  const std::vector<double> want = ref_conv_backward(s, to_double(random_floats(conv_x_size(s), rng)), to_double(w),
+                                                     to_double(dy)).dx;
+  std::vector<double> want_added = want;
+  for (std::size_t i = 0; i < want.size(); ++i) want_added[i] += addend[i];
+  on_1_2_and_all_threads([&] {
+    std::vector<float> dx = poisoned(conv_x_size(s)), added = poisoned(conv_x_size(s));
+    nincc::cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+    CHECK_CLOSE(dx, want, 2e-5, what);
+    nincc::cpu::conv2d_backward_data(s, dy.data(), w.data(), added.data(), addend.data());
+    CHECK_CLOSE(added, want_added, 2e-5, what);
+  });
+}
+
 }  // namespace
 
 void test_conv() {
@@ -87,6 +111,10 @@ void test_conv() {
   // in parallel), and a batch of 3 whose forward GEMMs run in parallel one image at a time.
   check_conv(Conv2dShape{3, 20, 40, 40, 64, 1, 1, 1, 1, 0, 0}, false, false, rng);
   check_conv(Conv2dShape{3, 7, 21, 19, 48, 3, 3, 1, 1, 1, 1}, true, true, rng);
+
+  check_backward_data_as_conv(Conv2dShape{2, 13, 12, 10, 20, 5, 3, 1, 1, 2, 1}, rng);
+  check_backward_data_as_conv(Conv2dShape{3, 9, 12, 13, 17, 3, 3, 1, 1, 0, 0}, rng);
+  check_backward_data_as_conv(Conv2dShape{2, 40, 14, 14, 70, 3, 3, 1, 1, 1, 1}, rng);  // several tiles, in parallel
 }
 
 }  // namespace kernels_test

@@ -8,10 +8,6 @@
 #include "kernel_tests.h"
 #include "nincc/cpu/kernels.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace kernels_test {
 namespace {
 
@@ -21,16 +17,7 @@ using namespace nincc::cpu;
 // the caller can compare them bit for bit.
 std::vector<std::vector<float>> outputs_by_thread_count(const std::function<std::vector<float>()>& kernel) {
   std::vector<std::vector<float>> results;
-#ifdef _OPENMP
-  const int saved = omp_get_max_threads();
-  for (int threads : {1, 2, saved}) {
-    omp_set_num_threads(threads);
-    results.push_back(kernel());
-  }
-  omp_set_num_threads(saved);
-#else
-  results.push_back(kernel());
-#endif
+  on_1_2_and_all_threads([&] { results.push_back(kernel()); });
   results.push_back(kernel());  // and once more as the last count, for run-to-run repeatability
   return results;
 }

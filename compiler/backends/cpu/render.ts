@@ -122,7 +122,7 @@ function body(k: KernelStep): string[] {
       return [bnShape(c), `batchnorm_forward_train(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${f('y')}, ${f('save_mean')}, ${f('save_invstd')}, ${f('running_mean')}, ${f('running_var')}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)}${block});`];
     }
     case 'bn_bwd':
-      return [bnShape(k.consts), `batchnorm_backward(shape, ${cf('x')}, ${cf('g')}, ${cf('gamma')}, ${cf('save_mean')}, ${cf('save_invstd')}, ${f('dx')}, ${f('dgamma')}, ${f('dbeta')});`];
+      return [bnShape(k.consts), `batchnorm_backward(shape, ${cf('x')}, ${cf('g')}, ${cf('gamma')}, ${cf('save_mean')}, ${cf('save_invstd')}, ${f('dx')}, ${f('dgamma')}, ${f('dbeta')}${k.consts.relu ? `, ${cf('y')}` : ''});`];
     case 'bn_eval':
       return [bnShape(k.consts), `batchnorm_forward_eval(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${cf('mean')}, ${cf('var')}, ${f('y')}, ${cppDouble(k.consts.eps)});`];
     case 'relu_fwd':

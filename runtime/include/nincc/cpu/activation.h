@@ -23,7 +23,10 @@ inline void relu_forward(std::int64_t count, const float* x, float* y) {
 // ReLU (y over x) can still be differentiated. dx may alias dy.
 inline void relu_backward(std::int64_t count, const float* y, const float* dy, float* dx) {
   parallel_slices(count, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t i = begin; i < end; ++i) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+    for (std::int64_t i = begin; i < end; ++i) {
+      const float g = dy[i];  // loaded unconditionally, so the loop vectorizes as a blend
+      dx[i] = y[i] > 0.f ? g : 0.f;
+    }
   });
 }
 

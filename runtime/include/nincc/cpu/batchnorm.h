@@ -103,18 +103,27 @@ inline void batchnorm_forward_eval(const BatchNormShape& shape, const float* x, 
 //   dx = (dy - mean(dy) - (x - mean) * invstd^2 * mean((x - mean) * dy)) * invstd * gamma
 //   dgamma = sum((x - mean) * dy) * invstd,  dbeta = sum(dy)
 // dx, dgamma and dbeta are overwritten; dgamma/dbeta may be null, and gamma null means 1.
-// dy here is the gradient of BN's own output, i.e. after any ReLU backward. dx may alias dy.
+// dy is the gradient of BN's own output, or, with `relu_y` (the output of the BN+ReLU forward pass),
+// of the ReLU after it: then the ReLU's backward, dy·[relu_y > 0], is taken in this pass (one fewer
+// pass over the activation), written into dx plane by plane while the plane is in cache, and read back
+// from there; the result is bit for bit that of relu_backward then batchnorm_backward. dx may alias dy.
 // The saved mean is a float; the sums are taken around it and corrected to the exact batch mean
 // in double, so a large mean costs no accuracy (Torch's own float mean would).
-inline void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy, const float* gamma,
+inline void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy_in, const float* gamma,
                                const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
-                               float* dbeta) {
+                               float* dbeta, const float* relu_y = nullptr) {
   const std::int64_t count = shape.per_channel();
+  const float* dy = relu_y ? dx : dy_in;  // the masked gradient lives in dx until the last loop overwrites it
   parallel_for_threads(shape.channels, batchnorm_detail::channel_threads(shape), [&](std::int64_t c) {
     const double shift = save_mean[c];
     double x_sum = 0.0, dy_sum = 0.0, shifted_dot = 0.0;  // sums of (x - shift), dy, (x - shift) * dy
     for (int n = 0; n < shape.batch; ++n) {
       const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
+      if (relu_y)
+        for (std::int64_t i = 0; i < shape.plane; ++i) {
+          const float g = dy_in[base + i];  // loaded unconditionally, so the loop vectorizes as a blend
+          dx[base + i] = relu_y[base + i] > 0.f ? g : 0.f;
+        }
       x_sum += sum_in_double(shape.plane, [&](std::int64_t i) { return x[base + i] - shift; });
       dy_sum += sum_of(dy + base, shape.plane);
       shifted_dot += sum_of_centered_products(x + base, dy + base, shape.plane, shift);
