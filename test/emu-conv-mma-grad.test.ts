@@ -385,8 +385,8 @@ describe.runIf(process.env.NINCC_TEST_FULL === '1')('bf16 training follows fp32 
 // steps emu 0.0467, controls 0.0269–0.0550 (bound 0.0825); the largest per-step gap was emu 0.268 and
 // controls 0.102–0.238, which is why the old 10%-of-the-first-loss per-step bound (0.242) failed — a draw
 // from this spread, not a fault. Over 50 steps emu 0.0670 against 0.0515–0.0792, over 100 0.0772 against
-// 0.0761–0.1029. The emu curve must also fall by more than 10% of the first loss (a flat or diverging run
-// fails). What it catches: a gross fault (conv-mma-tile.ts's stageAlongK staging k offset 4·quarter + e,
+// 0.0761–0.1029, over 300 0.1314 against 0.1277–0.1571. The emu curve must also fall by more than 10% of
+// the first loss (a flat or diverging run fails). What it catches: a gross fault (conv-mma-tile.ts's stageAlongK staging k offset 4·quarter + e,
 // an order the other operand does not share: emu 0.2570, over the bound 0.0825); not a subtle one — the
 // dBN rebuild of the bf16 gradient prologues without its x̂·dγ term passes (emu 0.0416), and no default
 // test checks that rebuild per element yet (bench/RESULTS.md, issue #15 acceptance 1).
