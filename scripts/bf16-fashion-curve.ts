@@ -1,8 +1,9 @@
 // Issue #15 acceptance 1's long run: models/nin-fashion.model trained on emu in bf16 and on cpu in fp32
 // side by side, from the same initial weights (seed 19), batch 8 through the mini Fashion-MNIST set at lr
-// 0.05, momentum 0.9, weight decay 5e-4 — the test/emu-conv-mma-grad.test.ts NINCC_TEST_FULL run, which
-// calls fashionCurves(). As a command, `node dist/scripts/bf16-fashion-curve.js STEPS [WORKDIR]` prints
-// each step's two losses and their gap as it goes (a long run on a busy machine leaves a partial record).
+// 0.05, momentum 0.9, weight decay 5e-4, beside a control ensemble: cpu fp32 runs whose initial weights are
+// stochastically rounded to bf16 — the test/emu-conv-mma-grad.test.ts NINCC_TEST_FULL run, which calls
+// fashionCurves(). As a command, `node dist/scripts/bf16-fashion-curve.js STEPS [WORKDIR] [--controls N]
+// [--no-emu]` prints each step's losses as it goes (a long run on a busy machine leaves a partial record).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +36,7 @@ export function buildFashion(work: string): { emu: string; cpu: string } {
 }
 
 /** Step i's batch: the next 8 images of the mini set, normalized as models/nin-fashion.model's data block says. */
-function batches(): (step: number) => { images: Float32Array; labels: Int32Array } {
+export function fashionBatches(): (step: number) => { images: Float32Array; labels: Int32Array } {
   const mini = join(packageRoot(), 'test/data/fashion-mnist-mini');
   const pixels = readIdxFile(join(mini, 'train-images-idx3-ubyte.gz')).data;
   const classes = readIdxFile(join(mini, 'train-labels-idx1-ubyte.gz')).data;
@@ -48,23 +49,40 @@ function batches(): (step: number) => { images: Float32Array; labels: Int32Array
   };
 }
 
-/** One trajectory: an artifact on a device; `rounded`: every named tensor (parameters, running statistics) rounded to bf16 before the first step. */
+/**
+ * One trajectory: an artifact on a device. `rounding`: every named tensor (parameters, running statistics)
+ * rounded to bf16 before the first step — 'nearest' (ties to even), or a seed: each value to one of its two
+ * bf16 neighbours, the farther one with probability its distance from the nearer in bf16 ulps (unbiased; each
+ * seed one of many equally valid bf16 roundings of the same weights: a control ensemble's members).
+ */
 export interface Trajectory {
   readonly dir: string;
   readonly device: 'cpu' | 'emu';
-  readonly rounded?: boolean;
+  readonly rounding?: 'nearest' | number;
 }
 
-/** Rounds to the nearest bf16 value, ties to even (finite inputs). */
-function roundBf16(data: Float32Array): Float32Array {
+/** Rounds to a bf16 value (finite inputs): to nearest, ties to even, or by `seed`'s stochastic rounding. */
+export function roundBf16(data: Float32Array, rounding: 'nearest' | number): Float32Array {
   const bits = new Uint32Array(Float32Array.from(data).buffer);
-  for (let i = 0; i < bits.length; i++) bits[i] = ((bits[i] + 0x7fff + ((bits[i] >>> 16) & 1)) >>> 0) & 0xffff0000;
+  let state = typeof rounding === 'number' ? rounding >>> 0 : 0;
+  const uniform16 = () => {
+    // mulberry32: a seeded stream, enough for picking rounding directions
+    state = (state + 0x6d2b79f5) >>> 0;
+    let z = Math.imul(state ^ (state >>> 15), state | 1);
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+    return ((z ^ (z >>> 14)) >>> 0) >>> 16;
+  };
+  for (let i = 0; i < bits.length; i++) {
+    const low = bits[i] & 0xffff; // the distance above the truncated magnitude, in 2⁻¹⁶ bf16 ulps
+    const up = rounding === 'nearest' ? low + ((bits[i] >>> 16) & 1) > 0x8000 : uniform16() < low;
+    bits[i] = ((bits[i] & 0xffff0000) + (up ? 0x10000 : 0)) >>> 0;
+  }
   return new Float32Array(bits.buffer);
 }
 
 /** `steps` SGD steps of each trajectory (in lockstep, same initial weights and batches), told after each step; returns the losses. */
 export async function fashionCurves<K extends string>(runs: Readonly<Record<K, Trajectory>>, steps: number, onStep?: (step: number, losses: Record<K, number>) => void): Promise<Record<K, number[]>> {
-  const batch = batches();
+  const batch = fashionBatches();
   const names = Object.keys(runs) as K[];
   const models = new Map<K, Model>();
   const curves = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<K, number[]>;
@@ -72,7 +90,8 @@ export async function fashionCurves<K extends string>(runs: Readonly<Record<K, T
     for (const n of names) {
       const m = await load(runs[n].dir, { device: runs[n].device, seed: 19 });
       models.set(n, m);
-      if (runs[n].rounded) for (const t of m.tensorNames()) m.setTensor(t, roundBf16(m.getTensor(t)));
+      const rounding = runs[n].rounding;
+      if (rounding !== undefined) for (const t of m.tensorNames()) m.setTensor(t, roundBf16(m.getTensor(t), rounding));
     }
     for (let i = 0; i < steps; i++) {
       const { images, labels } = batch(i);
@@ -90,7 +109,7 @@ export async function fashionCurves<K extends string>(runs: Readonly<Record<K, T
 }
 
 /** The largest gap between two curves' means over windows of `width` steps (0–width−1, width–2·width−1, …). */
-export function windowedGap(a: readonly number[], b: readonly number[], width: number): number {
+function windowedGap(a: readonly number[], b: readonly number[], width: number): number {
   let largest = 0;
   for (let from = 0; from + width <= a.length; from += width) {
     const mean = (xs: readonly number[]) => xs.slice(from, from + width).reduce((s, x) => s + x, 0) / width;
@@ -99,26 +118,46 @@ export function windowedGap(a: readonly number[], b: readonly number[], width: n
   return largest;
 }
 
+/** The mean over steps of |a − b|: how far apart two curves run, one number that chaos does not hinge on one step. */
+export function meanGap(a: readonly number[], b: readonly number[]): number {
+  return a.reduce((s, x, i) => s + Math.abs(x - b[i]), 0) / a.length;
+}
+
+/** The controls' names in a run record: control1..controlN, seeds 1..N. */
+export const controlName = (seed: number) => `control${seed}`;
+
 if (process.argv[1]?.endsWith('bf16-fashion-curve.js')) {
-  // --control: instead of emu, a second cpu fp32 run whose initial weights are rounded to bf16 — how far
-  // SGD alone carries a perturbation the size of one bf16 rounding on this data.
-  const control = process.argv.includes('--control');
-  const args = process.argv.slice(2).filter((a) => a !== '--control');
+  // --controls N: beside emu, N cpu fp32 runs whose initial weights are stochastically rounded to bf16
+  // (seeds 1..N) — how far SGD alone carries a perturbation the size of one bf16 rounding on this data.
+  // --no-emu: the cpu runs only.
+  const flag = process.argv.indexOf('--controls');
+  const controls = flag < 0 ? 0 : Number(process.argv[flag + 1]);
+  const withEmu = !process.argv.includes('--no-emu');
+  const args = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && all[i - 1] !== '--controls');
   const steps = Number(args[0] ?? 300);
+  if (!Number.isInteger(steps) || steps < 1 || !Number.isInteger(controls) || controls < 0) {
+    console.error('usage: node dist/scripts/bf16-fashion-curve.js STEPS [WORKDIR] [--controls N] [--no-emu]');
+    process.exit(2);
+  }
   const work = args[1] ?? mkdtempSync(join(tmpdir(), 'nincc-bf16-curve-'));
   const started = Date.now();
   const dirs = buildFashion(work);
-  const other = control ? 'cpu, weights rounded to bf16 at step 0' : 'emu bf16';
-  console.log(`nin-fashion, batch ${BATCH}, lr ${SGD.lr}, momentum ${SGD.momentum}, weight decay ${SGD.weightDecay}: cpu fp32 vs ${other}, ${steps} steps (built in ${((Date.now() - started) / 1000).toFixed(0)} s)`);
-  console.log(`step  cpu       ${control ? 'rounded' : 'emu    '}   |gap|     seconds`);
-  const runs = { cpu: { dir: dirs.cpu, device: 'cpu' as const }, other: control ? { dir: dirs.cpu, device: 'cpu' as const, rounded: true } : { dir: dirs.emu, device: 'emu' as const } };
+  const runs: Record<string, Trajectory> = { cpu: { dir: dirs.cpu, device: 'cpu' } };
+  if (withEmu) runs.emu = { dir: dirs.emu, device: 'emu' };
+  for (let seed = 1; seed <= controls; seed++) runs[controlName(seed)] = { dir: dirs.cpu, device: 'cpu', rounding: seed };
+  const names = Object.keys(runs);
+  console.log(`nin-fashion, batch ${BATCH}, lr ${SGD.lr}, momentum ${SGD.momentum}, weight decay ${SGD.weightDecay}: cpu fp32${withEmu ? ', emu bf16' : ''}${controls ? `, ${controls} cpu fp32 controls (initial weights stochastically rounded to bf16, seeds 1..${controls})` : ''}; ${steps} steps (built in ${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  console.log(`step  ${names.map((n) => n.padEnd(9)).join(' ')} seconds`);
   const curves = await fashionCurves(runs, steps, (i, l) => {
-    console.log(`${String(i).padStart(4)}  ${l.cpu.toFixed(5)}  ${l.other.toFixed(5)}  ${Math.abs(l.cpu - l.other).toFixed(5)}  ${((Date.now() - started) / 1000).toFixed(0)}`);
+    console.log(`${String(i).padStart(4)}  ${names.map((n) => l[n].toFixed(5).padEnd(9)).join(' ')} ${((Date.now() - started) / 1000).toFixed(0)}`);
   });
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const { cpu, other: emu } = curves;
-  const largest = windowedGap(cpu, emu, 1);
-  console.log(`largest per-step gap ${largest.toFixed(5)} (${((100 * largest) / cpu[0]).toFixed(1)}% of the first loss ${cpu[0].toFixed(4)}); mean of the first 3 steps ${mean(cpu.slice(0, 3)).toFixed(4)}, of the last 3: cpu ${mean(cpu.slice(-3)).toFixed(4)}, ${control ? 'rounded' : 'emu'} ${mean(emu.slice(-3)).toFixed(4)}`);
-  for (const width of [10, 25, 50]) console.log(`largest gap of ${width}-step means: ${windowedGap(cpu, emu, width).toFixed(5)}`);
+  const { cpu } = curves;
+  console.log(`cpu: first loss ${cpu[0].toFixed(4)}, mean of the first 3 steps ${mean(cpu.slice(0, 3)).toFixed(4)}, of the last 3 ${mean(cpu.slice(-3)).toFixed(4)}`);
+  for (const n of names.filter((x) => x !== 'cpu')) {
+    const c = curves[n];
+    const windows = [10, 50].filter((w) => w <= steps).map((w) => `${w}-step means ${windowedGap(cpu, c, w).toFixed(5)}`);
+    console.log(`${n} vs cpu: mean |gap| ${meanGap(cpu, c).toFixed(5)}, largest per-step gap ${windowedGap(cpu, c, 1).toFixed(5)}${windows.length ? `, largest gap of ${windows.join(', of ')}` : ''}; mean of the last 3 steps ${mean(c.slice(-3)).toFixed(4)}`);
+  }
   if (args[1] === undefined) rmSync(work, { recursive: true, force: true });
 }
