@@ -41,38 +41,27 @@ extern "C" __attribute__((visibility("default"))) const char* nincc_layer_name(i
   return i < kConvCount ? kConvs[i].name : i < kConvCount + 2 ? kPools[i - kConvCount] : "k11 as Winograd F2x3";
 }
 
-// Runs layer i once at `batch`; returns a value of its output (so the call cannot be dropped) .
+// Runs layer i once at `batch`; returns a value of its output (so the call cannot be dropped).
 extern "C" __attribute__((visibility("default"))) float nincc_layer_run(int i, int batch) {
   static Buffers buffers[kConvCount + 2 + kExtraCount];
   Buffers& bu = buffers[i];
-  if (i == kConvCount + 2) {
-    const Conv& l = kConvs[2];
+  if (i < kConvCount || i == kConvCount + 2) {
+    const bool winograd = i == kConvCount + 2;
+    const Conv& l = kConvs[winograd ? 2 : i];
     const Conv2dShape s{batch, l.c, l.h, l.h, l.k, l.r, l.r, 1, 1, l.pad, l.pad};
     if (bu.batch != batch) {
       bu.batch = batch;
       bu.x = values(static_cast<std::size_t>(batch) * l.c * l.h * l.h, 2.f);
       const auto w = values(static_cast<std::size_t>(l.k) * s.patch_size(), 0.2f);
       bu.b = values(l.k, 0.1f);
-      bu.packed.assign(winograd_weights_size(WinogradKind::F2x3, l.k, l.c), 0.f);
       bu.y.assign(static_cast<std::size_t>(batch) * l.k * s.out_plane(), 0.f);
-      pack_winograd_weights(WinogradKind::F2x3, Conv2dShape{1, l.c, l.h, l.h, l.k, l.r, l.r, 1, 1, l.pad, l.pad}, w.data(), bu.packed.data());
+      const Conv2dShape one{1, l.c, l.h, l.h, l.k, l.r, l.r, 1, 1, l.pad, l.pad};
+      bu.packed.assign(winograd ? winograd_weights_size(WinogradKind::F2x3, l.k, l.c) : packed_conv_weights_size(l.k, s.patch_size()), 0.f);
+      if (winograd) pack_winograd_weights(WinogradKind::F2x3, one, w.data(), bu.packed.data());
+      else pack_conv_weights(one, w.data(), bu.packed.data());
     }
-    conv2d_forward_winograd(WinogradKind::F2x3, s, bu.x.data(), bu.packed.data(), bu.b.data(), bu.y.data(), true);
-    return bu.y[bu.y.size() / 2];
-  }
-  if (i < kConvCount) {
-    const Conv& l = kConvs[i];
-    const Conv2dShape s{batch, l.c, l.h, l.h, l.k, l.r, l.r, 1, 1, l.pad, l.pad};
-    if (bu.batch != batch) {
-      bu.batch = batch;
-      bu.x = values(static_cast<std::size_t>(batch) * l.c * l.h * l.h, 2.f);
-      const auto w = values(static_cast<std::size_t>(l.k) * s.patch_size(), 0.2f);
-      bu.b = values(l.k, 0.1f);
-      bu.packed.assign(packed_conv_weights_size(l.k, s.patch_size()), 0.f);
-      bu.y.assign(static_cast<std::size_t>(batch) * l.k * s.out_plane(), 0.f);
-      pack_conv_weights(Conv2dShape{1, l.c, l.h, l.h, l.k, l.r, l.r, 1, 1, l.pad, l.pad}, w.data(), bu.packed.data());
-    }
-    conv2d_forward(s, bu.x.data(), PackedConvWeights{bu.packed.data()}, bu.b.data(), bu.y.data(), true);
+    if (winograd) conv2d_forward_winograd(WinogradKind::F2x3, s, bu.x.data(), bu.packed.data(), bu.b.data(), bu.y.data(), true);
+    else conv2d_forward(s, bu.x.data(), PackedConvWeights{bu.packed.data()}, bu.b.data(), bu.y.data(), true);
     return bu.y[bu.y.size() / 2];
   }
   const int c = i == kConvCount ? 32 : 64, h = i == kConvCount ? 28 : 14;
