@@ -1,5 +1,5 @@
 // CPU benchmark: nincc `cpu` against onnxruntime-node on the same weights, in one process.
-// Build and run:  npx tsc -p tsconfig.json && node dist/bench/cpu.js [--runs 15] [--warmup 3] [--json FILE]
+// Build and run:  npx tsc -p tsconfig.json && node dist/bench/cpu.js [options]   (--help lists them: bench/cpu/options.ts)
 // For each spec (models/nin.model, models/nin-fashion.model and models/resnet-50.model by default) it builds the artifact
 // (BN folded for inference), makes weights whose output depends on the input, exports them to ONNX,
 // and checks that both engines agree (1e-4 of the output's scale) at batch 1 and 16. Then:
@@ -20,31 +20,31 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { packageRoot } from '../compiler/package-root.js';
 import { load, type Model } from '../runtime/model.js';
 import { describeMachine, machineLines } from './cpu/machine.js';
+import { CPU_BENCH_USAGE, type CpuBenchOptions, parseCpuBenchArgs } from './cpu/options.js';
 import { images, prepareSubject, type Subject } from './cpu/subjects.js';
 import { measureCallOverhead, type CallOverhead } from './cpu/overhead.js';
 import { median, reportLines, type Timed } from './cpu/report.js';
 import { LAYOUTS, TorchEngine, torchAvailable } from './cpu/torch-engine.js';
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '15' },
-    warmup: { type: 'string', default: '3' },
-    models: { type: 'string', default: 'models/nin.model,models/nin-fashion.model,models/resnet-50.model' },
-    work: { type: 'string', default: 'build/bench-cpu' },
-    seed: { type: 'string', default: '1' },
-    standalone: { type: 'string', default: '' }, // runs per standalone block; default: same as --runs
-    json: { type: 'string' },
-  },
-});
-const runs = Number(values.runs);
-const warmup = Number(values.warmup);
-const standaloneRuns = values.standalone ? Number(values.standalone) : runs;
-const seed = Number(values.seed);
+/** The command line's options; --help prints the usage, and a bad option its error and the usage, and both exit. */
+function commandLine(): CpuBenchOptions {
+  const parsed = parseCpuBenchArgs(process.argv.slice(2));
+  if (parsed === 'help') {
+    console.log(CPU_BENCH_USAGE);
+    process.exit(0);
+  }
+  if ('error' in parsed) {
+    console.error(`bench/cpu.js: ${parsed.error}\n${CPU_BENCH_USAGE}`);
+    process.exit(2);
+  }
+  return parsed;
+}
+const parsed = commandLine();
+const { runs, warmup, standaloneRuns, seed } = parsed;
 const threads = availableParallelism();
 // libgomp reads this when the first kernel library loads; nproc is its default anyway, set so it is said.
 process.env.OMP_NUM_THREADS ??= String(threads);
@@ -114,8 +114,8 @@ async function main(): Promise<number> {
   const sessions: ort.InferenceSession[] = [];
   let failed = false;
   try {
-    for (const spec of values.models!.split(',')) {
-      const subject: Subject = await prepareSubject(resolve(packageRoot(), spec), resolve(packageRoot(), values.work!), 16, seed);
+    for (const spec of parsed.models) {
+      const subject: Subject = await prepareSubject(resolve(packageRoot(), spec), resolve(packageRoot(), parsed.work), 16, seed);
       const nincc = await load(subject.dir, { device: 'cpu', weights: subject.weights });
       const trainer = await load(subject.dir, { device: 'cpu', weights: subject.weights }); // its running stats move
       models.push(nincc, trainer);
@@ -124,7 +124,7 @@ async function main(): Promise<number> {
       sessions.push(quiet, spinning);
       const input = subject.model.input;
       const base = { model: subject.name, flopsPerImage: subject.flopsPerImage };
-      const work = resolve(packageRoot(), values.work!, subject.name);
+      const work = resolve(packageRoot(), parsed.work, subject.name);
       const torchEngine = torch.engine;
       if (torchEngine) console.log(`${subject.name}: ${await torchEngine.load(subject.name, subject.dir, subject.weights, threads)}`);
       for (const batch of [1, 16]) {
@@ -204,7 +204,7 @@ async function main(): Promise<number> {
     await interleave(bothSpin);
     console.log(`\n3. interleaved run by run, inference, ${runs} timed runs per case, both engines spinning after each run (onnxruntime: default settings)`);
     for (const l of reportLines(bothSpin, machine.peakGflops, true)) console.log(l);
-    const overhead: CallOverhead = await measureCallOverhead(resolve(packageRoot(), values.work!), threads);
+    const overhead: CallOverhead = await measureCallOverhead(resolve(packageRoot(), parsed.work), threads);
     console.log(`\n4. per-call cost apart from the kernels (a 2→2 linear + log-softmax at batch 1, median of ${overhead.calls} calls):`);
     console.log(`nincc infer() ${overhead.ninccMicros.toFixed(1)} µs (input copied in, run on the addon's worker thread, output copied out); onnxruntime session.run() ${overhead.ortMicros.toFixed(1)} µs`);
     const ninB1 = interleaved.find((c) => c.engine === 'nincc' && c.what === 'infer' && c.batch === 1);
@@ -213,9 +213,9 @@ async function main(): Promise<number> {
     console.log('nincc/ort: onnxruntime median time ÷ nincc median time (> 1: nincc faster); in brackets, for interleaved runs,');
     console.log('the median of the per-round ratios. nincc/torch: the faster PyTorch layout\'s median ÷ nincc\'s (inference and');
     console.log('the training step), that layout in brackets. % peak: of the measured peak above.');
-    if (values.json) {
+    if (parsed.json) {
       const strip = (cases: Case[]) => cases.map(({ run: _run, ...rest }) => ({ ...rest, median: median(rest.seconds) }));
-      writeFileSync(values.json, JSON.stringify({ machine, interleaved: strip(interleaved), bothSpin: strip(bothSpin), standalone: strip([...standalone.nincc, ...standalone.ort, ...standalone.torch]), callOverheadMicros: overhead }, null, 1));
+      writeFileSync(parsed.json, JSON.stringify({ machine, interleaved: strip(interleaved), bothSpin: strip(bothSpin), standalone: strip([...standalone.nincc, ...standalone.ort, ...standalone.torch]), callOverheadMicros: overhead }, null, 1));
     }
     return 0;
   } finally {

@@ -75,6 +75,9 @@ describe('generated CPU code', () => {
     expect(existsSync(table)).toBe(true);
     const text = readFileSync(table, 'utf8');
     expect(text).toMatch(/^nincc profile: [\d.]+ s in \d+ kernels\n/);
+    // Each kernel's median beside its mean and max (the median is what to read on a loaded machine).
+    expect(text).toMatch(/\nkernel\s+calls\s+ms\/call\s+median ms\s+max ms\s+%\n/);
+    expect(text).toMatch(/\nk1_conv_infer\s+3\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\n/);
     expect(text).toMatch(/\nk1_conv_infer\s+3\s/); // warm-up and two timed runs at batch 1
     expect(text).toMatch(/\nk1_fold_bn\s+1\s/);
     expect(text).toMatch(/\nk1_conv_bwd_weight\s+3\s/);

@@ -63,6 +63,11 @@ void test_conv_gemm() {
   check_implicit_gemm(Conv2dShape{4, 7, 2, 3, 33, 1, 1, 1, 1, 0, 0}, false, false, rng);   // pointwise, P = 6
   check_implicit_gemm(Conv2dShape{3, 16, 7, 7, 130, 3, 3, 1, 1, 1, 1}, true, true, rng);   // NIN-like 7x7
   check_implicit_gemm(Conv2dShape{2, 20, 13, 11, 45, 5, 3, 1, 1, 2, 1}, true, false, rng); // rectangular kernel
+  // Gather runs merged across output rows (conv_gather.h tap_runs: same offset, one run), and with one
+  // input channel across images too (the plane is the image): 5x5 "same" on 7x7 and 6x5 planes, 1x1.
+  check_implicit_gemm(Conv2dShape{3, 1, 7, 7, 32, 5, 5, 1, 1, 2, 2}, true, true, rng);
+  check_implicit_gemm(Conv2dShape{4, 1, 6, 5, 13, 3, 3, 1, 1, 1, 1}, false, false, rng);
+  check_implicit_gemm(Conv2dShape{3, 12, 5, 5, 24, 1, 1, 1, 1, 0, 0}, true, true, rng);
   // Strided convs through the phase split: stride 2 and 4, padding, an 11x11 kernel (NIN conv1).
   check_implicit_gemm(Conv2dShape{3, 5, 13, 13, 128, 3, 3, 2, 2, 1, 1}, true, true, rng);
   check_implicit_gemm(Conv2dShape{2, 3, 35, 35, 24, 11, 11, 4, 4, 5, 5}, true, true, rng);

@@ -1,10 +1,14 @@
 // Max and average pooling against the float64 reference over kernels, strides and pads (pad up
 // to kernel/2, as Torch allows), plus the tie rule, -inf padding, count_include_pad, NIN's planes,
-// planes wide enough for the 16-column vector paths, and the NaN rule there.
+// planes wide enough for the 16-column vector paths, planes narrow enough for the in-register path
+// (every window kind, pad and ceil mode, on 1, 2 and all threads), and the NaN rule on both.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "check.h"
 #include "kernel_tests.h"
@@ -100,10 +104,11 @@ void check_count_include_pad() {
 
 // Torch's NaN rule (a NaN wins and stays) on planes wide enough for the vector paths (16 columns at
 // a time, masked tails): a NaN anywhere in a window makes that output NaN, and only those.
-void check_nan_windows(Rng& rng) {
-  const Pool2dShape s{1, 2, 9, 70, 3, 3, 2, 2, 1, 1};
+// Also on planes of at most 32 columns, whose windows are taken from registers (plane_max_in_registers).
+void check_nan_windows(Rng& rng, int width) {
+  const Pool2dShape s{1, 2, 9, width, 3, 3, 2, 2, 1, 1};
   std::vector<float> x = random_floats(pool_x_size(s), rng);
-  const int nan_at[][3] = {{0, 0, 0}, {0, 4, 33}, {1, 8, 69}, {1, 3, 16}, {1, 5, 47}};  // channel, row, column
+  const int nan_at[][3] = {{0, 0, 0}, {0, 4, 33 % width}, {1, 8, width - 1}, {1, 3, 16 % width}, {1, 5, 47 % width}};  // channel, row, column
   for (const auto& p : nan_at) x[(static_cast<std::size_t>(p[0]) * s.in_h + p[1]) * s.in_w + p[2]] = std::nanf("");
   std::vector<float> y = poisoned(pool_y_size(s));
   nincc::cpu::maxpool_forward(s, x.data(), y.data(), nullptr);
@@ -119,6 +124,49 @@ void check_nan_windows(Rng& rng) {
         nan_outputs += std::isnan(v);
       }
   CHECK(nan_outputs > 5);
+}
+
+// The in-register path (plane_max_in_registers: planes up to 32 wide, up to 16 outputs a row) for
+// each compile-time window (3/2, 2/2, 3/1) at every padding and in ceil mode, with and without
+// ties, on 1, 2 and all threads, against the float64 reference; and widths just past its limits.
+void check_small_planes(Rng& rng) {
+  struct Window {
+    int k, stride;
+  };
+  const Window windows[] = {{3, 2}, {2, 2}, {3, 1}};
+  int case_index = 0;
+  for (const Window& win : windows)
+    for (int pad = 0; pad <= win.k / 2; ++pad)
+      for (int w : {win.k, 13, 14, 16, 17, 28, 31, 32, 33})
+        for (bool ceil : {false, true}) {
+          const Pool2dShape s{2, 3, 5 + case_index % 5, w, win.k, win.k, win.stride, win.stride, pad, pad, ceil};
+          std::vector<float> x = random_floats(pool_x_size(s), rng);
+          if (case_index++ % 2)
+            for (float& v : x) v = std::round(v * 2) / 2;
+          if (!ceil) check_pool(s, x, rng);  // the reference average divides by the whole kernel: floor mode only
+          char what[128];
+          std::snprintf(what, sizeof what, "small-plane maxpool n2 c3 %dx%d kernel %d stride %d pad %d ceil=%d", s.in_h, w, win.k,
+                        win.stride, pad, ceil);
+          const MaxPoolResult want = ref_maxpool_forward(s, to_double(x));
+          std::vector<int> thread_counts{1};
+#ifdef _OPENMP
+          const int saved = omp_get_max_threads();
+          thread_counts = {1, 2, saved};
+#endif
+          for (int threads : thread_counts) {
+#ifdef _OPENMP
+            omp_set_num_threads(threads);
+#endif
+            std::vector<float> y = poisoned(pool_y_size(s));
+            std::vector<std::int32_t> argmax(pool_y_size(s), -7);
+            nincc::cpu::maxpool_forward(s, x.data(), y.data(), argmax.data());
+            CHECK_CLOSE(y, want.y, 0.0, what);
+            CHECK(std::vector<int>(argmax.begin(), argmax.end()) == want.argmax);
+          }
+#ifdef _OPENMP
+          omp_set_num_threads(saved);
+#endif
+        }
 }
 
 }  // namespace
@@ -165,7 +213,10 @@ void test_pool() {
       for (float& v : x) v = std::round(v * 2) / 2;
     check_pool(s, x, rng);
   }
-  check_nan_windows(rng);
+  check_nan_windows(rng, 70);
+  check_nan_windows(rng, 28);
+  check_nan_windows(rng, 14);
+  check_small_planes(rng);
 }
 
 }  // namespace kernels_test

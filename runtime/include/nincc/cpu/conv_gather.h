@@ -164,6 +164,14 @@ inline int tap_runs(const Conv2dShape& s, const InputView& in, const Segment* se
     // Lane l is output column ow0 + l - lane.
     const std::int64_t offset =
         seg.n * in.image + ih * in.row + column + static_cast<std::int64_t>(seg.ow0 - seg.lane) * step;
+    // Where the input rows are as wide as the output rows (stride 1, "same" padding: 1x1 convs, 3x3
+    // pad 1), the next output row's lanes continue the same input run: one run, so one masked load
+    // per register for the whole tile instead of one per output row (a 32-pixel tile of a 7x7 plane
+    // is up to 6 rows). Lane l reads offset + l * step either way: the panel is the same.
+    if (count > 0 && out[count - 1].offset == offset) {
+      out[count - 1].lanes |= lanes;
+      continue;
+    }
     out[count++] = GatherRun{offset, lanes};
   }
   return count;

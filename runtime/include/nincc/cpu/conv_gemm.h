@@ -254,7 +254,7 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
       const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
       prefetch_tile_output(out, scratch.segments[t][0], first_row, tile_rows);
       gemm_detail::TileAccumulators acc;
-      gemm_detail::tile_product(depth, weight_panel(packed_w, m, k0, depth, p), scratch.panel(t), acc, next);
+      gemm_detail::tile_product_rows(tile_rows, depth, weight_panel(packed_w, m, k0, depth, p), scratch.panel(t), acc, next);
       store_tile(out, acc, scratch.segments[t], scratch.segment_counts[t], first_row, tile_rows, k0 > 0, k0 + depth == k,
                  bias ? bias + first_row : nullptr, relu);
     };

@@ -353,11 +353,12 @@ void forward(const Conv2dShape& s, const float* x, const float* packed_u, const 
                                          : (p + 1 < rows.end ? u_panel(packed_u, k_out, c_in, 0, p + 1) : nullptr);
         for (int t = 0; t < nt; ++t) {
           gemm_detail::TileAccumulators acc;
-          gemm_detail::tile_product(c_in, u, v + (static_cast<std::size_t>(t) * kXi + xi) * c_in * kTileCols, acc,
-                                    t + 1 == nt ? next : nullptr);
+          gemm_detail::tile_product_rows(panel_rows, c_in, u, v + (static_cast<std::size_t>(t) * kXi + xi) * c_in * kTileCols,
+                                         acc, t + 1 == nt ? next : nullptr);
           float* dst = mbuf + (static_cast<std::size_t>(t) * kXi + xi) * kTileRows * kTileCols;
+          // Only the panel's real rows: the output transform below reads no others.
 #pragma GCC unroll 16
-          for (int i = 0; i < kTileRows; ++i)
+          for (int i = 0; i < panel_rows; ++i)
 #pragma GCC unroll 4
             for (int r = 0; r < simd::kGemmRegsPerRow; ++r)
               simd::Isa::store(dst + i * kTileCols + r * simd::Isa::kLanes, acc.r[i][r]);

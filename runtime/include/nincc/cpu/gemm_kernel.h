@@ -98,14 +98,18 @@ struct TileAccumulators {
 // acc = packed_a (kTileRows x depth) * packed_b (depth x kTileCols), in registers for the whole
 // depth loop (the caller's accumulators are only live values once this is inlined). `next_a`, when
 // given, is the A panel the caller multiplies next: it is prefetched a line per step, so that weights
-// streaming from memory arrive in time.
+// streaming from memory arrive in time. Rows < kTileRows computes only the panel's first Rows rows
+// (acc rows past them are left unset): the last panel of a layer whose channels are not a multiple
+// of kTileRows (32 = 12 + 12 + 8) skips the multiply-adds of its zero padding rows.
+template <int Rows = kTileRows>
 __attribute__((always_inline)) inline void tile_product(int depth, const float* __restrict packed_a,
                                                         const float* __restrict packed_b, TileAccumulators& acc,
                                                         const float* next_a = nullptr) {
+  static_assert(Rows > 0 && Rows <= kTileRows, "a panel has at most kTileRows rows");
   constexpr int kRegs = simd::kGemmRegsPerRow;
   constexpr int kLanes = Isa::kLanes;
 #pragma GCC unroll 16
-  for (int i = 0; i < kTileRows; ++i)
+  for (int i = 0; i < Rows; ++i)
 #pragma GCC unroll 4
     for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::zero();
 
@@ -115,7 +119,7 @@ __attribute__((always_inline)) inline void tile_product(int depth, const float* 
 #pragma GCC unroll 4
     for (int r = 0; r < kRegs; ++r) b[r] = Isa::load(packed_b + r * kLanes);
 #pragma GCC unroll 16
-    for (int i = 0; i < kTileRows; ++i) {
+    for (int i = 0; i < Rows; ++i) {
       Isa::Reg a = Isa::broadcast(packed_a + i);
 #pragma GCC unroll 4
       for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::fma(a, b[r], acc.r[i][r]);
@@ -123,6 +127,18 @@ __attribute__((always_inline)) inline void tile_product(int depth, const float* 
     packed_a += kTileRows;
     packed_b += kTileCols;
   }
+}
+
+// tile_product of a panel whose first `rows` rows are real (the rest zero padding): a short last
+// panel (32 channels: 12 + 12 + 8; 64: 5 x 12 + 4) multiplies a third or two thirds of the rows.
+// acc rows from `rows` on are left unset.
+static_assert(kTileRows % 3 == 0, "panels are cut in thirds");
+__attribute__((always_inline)) inline void tile_product_rows(int rows, int depth, const float* __restrict packed_a,
+                                                             const float* __restrict packed_b, TileAccumulators& acc,
+                                                             const float* next_a = nullptr) {
+  if (rows <= kTileRows / 3) tile_product<kTileRows / 3>(depth, packed_a, packed_b, acc, next_a);
+  else if (rows <= 2 * kTileRows / 3) tile_product<2 * kTileRows / 3>(depth, packed_a, packed_b, acc, next_a);
+  else tile_product(depth, packed_a, packed_b, acc, next_a);
 }
 
 // C[0:rows, 0:cols] (op)= packed_a (kTileRows x depth) * packed_b (depth x kTileCols). The

@@ -115,12 +115,58 @@ inline void windows_3_stride_2(const float* rows, float* out, int count) {
 }
 #endif
 
+#if defined(__AVX512F__)
+// plane_max for a plane at most 32 columns wide with at most 16 outputs a row (nin-fashion's 28x28
+// and 14x14 pools): the window's in-image rows are reduced column by column into two registers, and
+// each of the KW taps of the 16 outputs is permuted out of them (-inf where it falls in the padding).
+// The two-pass form stores that row and loads it back at offsets the store cannot forward to, a
+// stall per load that was most of its time on such planes.
+template <int KW, int SW>
+void plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) {
+  const int ow_count = s.out_w(), width = s.in_w;
+  const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512i tap_column[KW];  // image column that tap t of output column o reads: SW * o + t - pad_w
+  __mmask16 tap_inside[KW];
+  for (int t = 0; t < KW; ++t) {
+    tap_column[t] = _mm512_add_epi32(_mm512_mullo_epi32(lane, _mm512_set1_epi32(SW)), _mm512_set1_epi32(t - s.pad_w));
+    tap_inside[t] = _mm512_cmpge_epi32_mask(tap_column[t], _mm512_setzero_si512()) &
+                    _mm512_cmplt_epi32_mask(tap_column[t], _mm512_set1_epi32(width));
+  }
+  const __mmask16 lo_lanes = first_lanes(width), hi_lanes = first_lanes(width - 16), out_lanes = first_lanes(ow_count);
+  for (int oh = 0; oh < s.out_h(); ++oh) {
+    const int h0 = std::max(oh * s.stride_h - s.pad_h, 0), h1 = std::min(oh * s.stride_h - s.pad_h + s.kernel_h, s.in_h);
+    __m512 lo = lowest, hi = lowest;  // a window wholly in the padding: -inf
+    if (h0 < h1) {
+      const float* row = plane + static_cast<std::int64_t>(h0) * width;
+      lo = _mm512_maskz_loadu_ps(lo_lanes, row);
+      hi = _mm512_maskz_loadu_ps(hi_lanes, row + 16);
+      for (int ih = h0 + 1; ih < h1; ++ih) {
+        row += width;
+        lo = max_rule(lo, _mm512_maskz_loadu_ps(lo_lanes, row));
+        hi = max_rule(hi, _mm512_maskz_loadu_ps(hi_lanes, row + 16));
+      }
+    }
+    __m512 best = _mm512_mask_blend_ps(tap_inside[0], lowest, _mm512_permutex2var_ps(lo, tap_column[0], hi));
+#pragma GCC unroll 8
+    for (int t = 1; t < KW; ++t)
+      best = max_rule(best, _mm512_mask_blend_ps(tap_inside[t], lowest, _mm512_permutex2var_ps(lo, tap_column[t], hi)));
+    _mm512_mask_storeu_ps(y + static_cast<std::int64_t>(oh) * ow_count, out_lanes, best);
+  }
+}
+#endif
+
 // y (out_h x out_w) = max of each window of one plane, in two vectorisable passes per output row:
 // `rows` = the rule over the window's in-image rows, column by column, with -inf for the padding
 // columns, then each output = the rule over kernel_w entries of `rows` (stride KW/SW compile-time
 // constants for the common windows, so the compiler unrolls them; 0 means use the shape's).
 template <int KW, int SW>
 void plane_max(const Pool2dShape& s, const float* plane, float* y, float* rows) {
+#if defined(__AVX512F__)
+  if constexpr (KW > 0 && SW > 0) {
+    if (s.in_w <= 32 && s.out_w() <= 16) return plane_max_in_registers<KW, SW>(s, plane, y);
+  }
+#endif
   const int kw = KW ? KW : s.kernel_w, sw = SW ? SW : s.stride_w;
   const int ow_count = s.out_w();
   const int span = (ow_count - 1) * sw + kw;  // padded columns the windows cover

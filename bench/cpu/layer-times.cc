@@ -1,0 +1,76 @@
+// nin-fashion's inference layers (BN-folded convs with packed weights, ReLU fused; its max pools)
+// through the kernel headers, as a shared library: nincc_layer_count/name/run. bench/cpu/layer-ab.cc
+// loads two builds of it (before and after a header change) and times them call by call, alternately.
+#include <cstdint>
+#include <vector>
+
+#include "nincc/cpu/kernels.h"
+
+using namespace nincc::cpu;
+
+namespace {
+
+std::vector<float> values(std::size_t n, float scale) {
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = scale * static_cast<float>((i * 2654435761u) % 1000) / 1000.f - scale / 2;
+  return v;
+}
+
+struct Conv {
+  const char* name;
+  int c, h, k, r, pad;
+};
+const Conv kConvs[] = {{"k1 5x5 1->32 28x28", 1, 28, 32, 5, 2},   {"k4 1x1 32->32 28x28", 32, 28, 32, 1, 0},
+                       {"k11 3x3 32->64 14x14", 32, 14, 64, 3, 1}, {"k14 1x1 64->64 14x14", 64, 14, 64, 1, 0},
+                       {"k21 3x3 64->128 7x7", 64, 7, 128, 3, 1},  {"k24 1x1 128->128 7x7", 128, 7, 128, 1, 0}};
+constexpr int kConvCount = sizeof kConvs / sizeof kConvs[0];
+const char* const kPools[] = {"maxpool 32x28x28", "maxpool 64x14x14"};
+// Layers after the pools: k11 as nincc builds it (its cost model picks Winograd F(2x2,3x3)).
+constexpr int kExtraCount = 1;
+
+// One layer's buffers at one batch, made on first use.
+struct Buffers {
+  int batch = -1;
+  std::vector<float> x, packed, b, y;
+};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) int nincc_layer_count() { return kConvCount + 2 + kExtraCount; }
+extern "C" __attribute__((visibility("default"))) const char* nincc_layer_name(int i) {
+  return i < kConvCount ? kConvs[i].name : i < kConvCount + 2 ? kPools[i - kConvCount] : "k11 as Winograd F2x3";
+}
+
+// Runs layer i once at `batch`; returns a value of its output (so the call cannot be dropped).
+extern "C" __attribute__((visibility("default"))) float nincc_layer_run(int i, int batch) {
+  static Buffers buffers[kConvCount + 2 + kExtraCount];
+  Buffers& bu = buffers[i];
+  if (i < kConvCount || i == kConvCount + 2) {
+    const bool winograd = i == kConvCount + 2;
+    const Conv& l = kConvs[winograd ? 2 : i];
+    const Conv2dShape s{batch, l.c, l.h, l.h, l.k, l.r, l.r, 1, 1, l.pad, l.pad};
+    if (bu.batch != batch) {
+      bu.batch = batch;
+      bu.x = values(static_cast<std::size_t>(batch) * l.c * l.h * l.h, 2.f);
+      const auto w = values(static_cast<std::size_t>(l.k) * s.patch_size(), 0.2f);
+      bu.b = values(l.k, 0.1f);
+      bu.y.assign(static_cast<std::size_t>(batch) * l.k * s.out_plane(), 0.f);
+      const Conv2dShape one{1, l.c, l.h, l.h, l.k, l.r, l.r, 1, 1, l.pad, l.pad};
+      bu.packed.assign(winograd ? winograd_weights_size(WinogradKind::F2x3, l.k, l.c) : packed_conv_weights_size(l.k, s.patch_size()), 0.f);
+      if (winograd) pack_winograd_weights(WinogradKind::F2x3, one, w.data(), bu.packed.data());
+      else pack_conv_weights(one, w.data(), bu.packed.data());
+    }
+    if (winograd) conv2d_forward_winograd(WinogradKind::F2x3, s, bu.x.data(), bu.packed.data(), bu.b.data(), bu.y.data(), true);
+    else conv2d_forward(s, bu.x.data(), PackedConvWeights{bu.packed.data()}, bu.b.data(), bu.y.data(), true);
+    return bu.y[bu.y.size() / 2];
+  }
+  const int c = i == kConvCount ? 32 : 64, h = i == kConvCount ? 28 : 14;
+  const Pool2dShape s{batch, c, h, h, 3, 3, 2, 2, 1, 1};
+  if (bu.batch != batch) {
+    bu.batch = batch;
+    bu.x = values(static_cast<std::size_t>(batch) * c * h * h, 2.f);
+    bu.y.assign(static_cast<std::size_t>(s.planes() * s.out_plane()), 0.f);
+  }
+  maxpool_forward(s, bu.x.data(), bu.y.data(), nullptr);
+  return bu.y[bu.y.size() / 2];
+}
