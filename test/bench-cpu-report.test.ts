@@ -24,5 +24,13 @@ describe('bench:cpu report', () => {
     expect(cells(3)[3]).toBe('pytorch nchw');
     // Training: the faster layout is NCHW here (1.5 s).
     expect(cells(5).slice(-1)).toEqual(['1.50 (nchw)']);
+    expect(lines).toHaveLength(cases.length + 1); // header and rows: every rate is within the peak
+  });
+
+  it('says when a rate exceeds the probed peak (the probe ran slow) instead of printing % peak over 100 silently', () => {
+    // nincc's inference at 0.2 s per 16 GFLOP is 80 GFLOP/s, the table's fastest: above a peak of 40, and named.
+    const warned = reportLines(cases, 40, true);
+    expect(warned).toHaveLength(cases.length + 2);
+    expect(warned.at(-1)).toBe('warning: m infer batch 16, nincc ran 80.0 GFLOP/s, above the probed peak of 40: the FMA probe ran slow, so this table\'s % peak is not meaningful');
   });
 });
