@@ -32,11 +32,10 @@ import type { ShapedModel } from '../compiler/ir.js';
 import { compileSpec } from '../compiler/pipeline.js';
 import { load, type Model } from '../runtime/model.js';
 import { buildFashion, controlName, fashionCurves, meanGap, type Trajectory } from '../scripts/bf16-fashion-curve.js';
-import { readWeights, rng, uniform } from './reference/artifacts.js';
+import { loadWith, readWeights, rng, stepWithExactLogits, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
-import { bf16, BF16, type Bounded, type Conv, convCall, dgrad, forward, lossGradient, outSize, relu, reluBackward, wgrad, worst } from './reference/bf16-bound.js';
+import { bf16, BF16, type Bounded, type Conv, convCall, dgrad, exactLossLinear, forward, lossGradient, outSize, relu, reluBackward, sparseImages, wgrad, worst } from './reference/bf16-bound.js';
 
-const TINY = 2 ** -48;
 const STEPS = 6; // SGD steps of the training runs
 
 const STEM: Conv = { C: 3, H: 31, W: 27, K: 8, R: 11, S: 11, sh: 4, sw: 4, ph: 2, pw: 2 }; // → 8×7×6
@@ -71,8 +70,8 @@ const BIAS_PULL: Record<string, number> = { conv1: 1, conv3: 0.7, conv5: 0, conv
  * worst-case bound stays within a few bf16 roundings of the value through the chain (with random signs a
  * sum is much smaller than Σ|a·b|, and the bound, which must cover the worst case, grows by that ratio per
  * layer). Each conv's bias is minus BIAS_PULL times its channel's mean output, so the ReLUs do drop values
- * and the data-gradient kernels' dReLU prologue matters. The linear layer: 2⁻⁴⁸·(−u) for class 0 (every
- * label) and 2⁻⁴⁸·u for the others, u ∈ [0.5, 1], so the gradient reaching the convs is positive too.
+ * and the data-gradient kernels' dReLU prologue matters. The linear layer: exactLossLinear (the gradient
+ * reaching the convs is positive too).
  */
 function chooseWeights(images: Float32Array, n: number): Map<string, Float32Array> {
   const next = rng(5);
@@ -92,32 +91,24 @@ function chooseWeights(images: Float32Array, n: number): Map<string, Float32Arra
     const out = forward(c, n, x, Float64Array.from(w), Float64Array.from(b));
     x = name === 'conv1' || name === 'conv3' ? relu(out) : out;
   }
-  tensors.set('linear8.weight', Float32Array.from({ length: CLASSES * FEATURES }, (_, i) => TINY * (i < FEATURES ? -1 : 1) * (0.5 + 0.5 * next())));
-  tensors.set('linear8.bias', uniform(CLASSES, 0.5, 1, next));
+  const linear = exactLossLinear(CLASSES, FEATURES, next);
+  tensors.set('linear8.weight', linear.weight).set('linear8.bias', linear.bias);
   return tensors;
 }
 
-async function prepared(tensors: Map<string, Float32Array>): Promise<Model> {
-  const m = await load(emuDir, { device: 'emu', seed: 11 });
-  for (const [name, v] of tensors) m.setTensor(name, v);
-  return m;
-}
+const prepared = (tensors: Map<string, Float32Array>) => loadWith(emuDir, 'emu', 11, tensors);
 
 describe('bf16 tensor-core conv gradients on emu', () => {
   it('one step of an 11×11/4, 3×3, 3×3/2, 1×1 chain: every conv weight and bias gradient within the bf16 bound of float64; two emu runs bitwise equal', async () => {
     const n = 3; // below the grid's maximum of 4: the batch-folded grids and the splits see a partial batch
     const next = rng(23);
-    // Sparse bright pixels on a dim ground: a window's sum depends on how many it holds, so outputs spread widely.
-    const images = Float32Array.from({ length: n * STEM.C * STEM.H * STEM.W }, () => (next() < 0.1 ? 1 + 2 * next() : 0.05 * next())).map(bf16);
+    const images = sparseImages(n * STEM.C * STEM.H * STEM.W, 0.1, next);
     const labels = new Int32Array(n); // class 0 for all (chooseWeights)
     const tensors = chooseWeights(images, n);
     const emu = await prepared(tensors);
     const again = await prepared(tensors);
     try {
-      const outputs = await Promise.all([emu, again].map((m) => m.forwardBackward(images, labels)));
-      // The logits are the bias exactly on both devices: every row of the output is the same.
-      for (const { output } of outputs)
-        for (let img = 1; img < n; img++) expect(Array.from(output.slice(img * CLASSES, (img + 1) * CLASSES))).toEqual(Array.from(output.slice(0, CLASSES)));
+      await stepWithExactLogits([emu, again], images, labels, CLASSES);
 
       const t = readWeights(emu);
       const w = (name: string) => t.get(name)!;
@@ -244,8 +235,8 @@ describe.runIf(process.env.NINCC_TEST_FULL === '1')('bf16 training follows fp32 
 // 0.0761–0.1029, over 300 0.1314 against 0.1277–0.1571. The emu curve must also fall by more than 10% of
 // the first loss (a flat or diverging run fails). What it catches: a gross fault (conv-mma-tile.ts's stageAlongK staging k offset 4·quarter + e,
 // an order the other operand does not share: emu 0.2570, over the bound 0.0825); not a subtle one — the
-// dBN rebuild of the bf16 gradient prologues without its x̂·dγ term passes (emu 0.0416), and no default
-// test checks that rebuild per element yet (bench/RESULTS.md, issue #15 acceptance 1).
+// dBN rebuild of the bf16 gradient prologues without its x̂·dγ term passes (emu 0.0416); the per-element
+// check that catches it is test/emu-conv-mma-grad-bn.test.ts.
 // Longer: NINCC_TEST_FULL=1 NINCC_BF16_STEPS=300 npx vitest run test/emu-conv-mma-grad.test.ts -t nin-fashion.
 const FASHION_STEPS = Number(process.env.NINCC_BF16_STEPS ?? 30);
 const FASHION_CONTROLS = 8;

@@ -5,6 +5,7 @@ export const U = 2 ** -24;
 export const BF16 = 2 ** -8;
 export const gamma = (n: number) => (n * U) / (1 - n * U);
 export const SOFTMAX_SLACK = 2 ** -18;
+const TINY = 2 ** -48;
 /** Every conv's weight-gradient splits in these tests: compiler/lower/train-fused.ts wgradSplits is at most the batch (maxBatch 4). */
 export const SPLITS = 4;
 
@@ -19,7 +20,7 @@ export const convCall = (c: Conv) => `conv(${c.C}, ${c.K}, ${c.S}, ${c.R}, ${c.s
 export interface Bounded {
   readonly v: Float64Array;
   readonly e: Float64Array;
-  readonly exact?: boolean; // every element is a bf16 value, the same on both devices (the images)
+  readonly exact?: boolean; // every element is a bf16 value, the same on both devices (the images, rounded())
 }
 
 /** x rounded to the nearest bf16 (ties to even), as a float32. */
@@ -38,6 +39,10 @@ export function rounded(x: Bounded): Bounded {
   const v = x.v.map(bf16);
   return { v, e: v.map((r, i) => Math.max(bf16(x.v[i] + x.e[i]) - r, r - bf16(x.v[i] - x.e[i]))), exact: true };
 }
+
+/** Sparse bright pixels (share `bright`) on a dim ground, bf16 values: a window's sum depends on how many it holds, so outputs spread widely. */
+export const sparseImages = (count: number, bright: number, next: () => number) =>
+  Float32Array.from({ length: count }, () => (next() < bright ? 1 + 2 * next() : 0.05 * next())).map(bf16);
 
 /** Calls f(inAt, outAt, tapWeightAt) for every (image, k, p, q, c, r, s) whose tap lies inside the input. */
 export function eachTap(c: Conv, n: number, f: (xAt: number, yAt: number, wAt: number) => void): void {
@@ -125,6 +130,16 @@ export function reluBackward(y: Bounded, dy: Bounded): Bounded {
     else [v[i], e[i]] = [dy.v[i] / 2, Math.abs(dy.v[i]) / 2 + dy.e[i]];
   }
   return { v, e };
+}
+
+/**
+ * The linear layer that makes the loss gradient exact: 2⁻⁴⁸·(−u) for class 0 (every label) and 2⁻⁴⁸·u for
+ * the others, u ∈ [0.5, 1], so every logit is its bias exactly and the gradient reaching the convs is
+ * positive; the bias in [0.5, 1].
+ */
+export function exactLossLinear(classes: number, features: number, next: () => number): { weight: Float32Array; bias: Float32Array } {
+  const weight = Float32Array.from({ length: classes * features }, (_, i) => TINY * (i < features ? -1 : 1) * (0.5 + 0.5 * next()));
+  return { weight, bias: Float32Array.from({ length: classes }, () => 0.5 + 0.5 * next()) };
 }
 
 /** The gradient reaching the last conv: W_linᵀ·(softmax(b) − onehot)/n, the logits being b exactly. */
