@@ -38,6 +38,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-grad-bn.test.ts'],
   },
   {
+    name: "bf16 data gradient's Σdz·x̂ partial (BN dγ) summed before the ReLU mask",
+    file: 'compiler/backends/cuda/conv-mma-grad.ts',
+    find: "'  dzx_sum += dz * ((yv",
+    replace: "'  dzx_sum += dv * ((yv",
+    tests: ['test/emu-conv-mma-grad-bn.test.ts'],
+  },
+  {
     name: 'CUDA SGD update without weight decay',
     file: 'compiler/backends/cuda/sgd.ts',
     find: "'if (wd != 0.0f) { grad = grad + wd * weight; nincc::st(&g[i], grad); }',",
