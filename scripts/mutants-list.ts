@@ -17,6 +17,34 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: "bf16 conv kernels' fused gradient rebuild without its x̂·dγ term",
+    file: 'compiler/backends/cuda/conv-mma-channels.ts',
+    find: "(${d} - ${from('g_dbeta')} * inv_m - xhat * ${from('g_dgamma')} * inv_m);",
+    replace: "(${d} - ${from('g_dbeta')} * inv_m);",
+    tests: ['test/emu-conv-mma-grad-bn.test.ts'],
+  },
+  {
+    name: 'grad_rebuild pass without its x̂·dγ term',
+    file: 'compiler/backends/cuda/parts.ts',
+    find: ' - xhat * nincc::ld(&g_dgamma[${ch}]) * inv_m);',
+    replace: ');',
+    tests: ['test/emu-conv-mma-grad-bn.test.ts'],
+  },
+  {
+    name: "bf16 data gradient's Σdz partial (BN dβ) summed before the ReLU mask",
+    file: 'compiler/backends/cuda/conv-mma-grad.ts',
+    find: "'  dz_sum += dz;',",
+    replace: "'  dz_sum += dv;',",
+    tests: ['test/emu-conv-mma-grad-bn.test.ts'],
+  },
+  {
+    name: "bf16 data gradient's Σdz·x̂ partial (BN dγ) summed before the ReLU mask",
+    file: 'compiler/backends/cuda/conv-mma-grad.ts',
+    find: "'  dzx_sum += dz * ((yv",
+    replace: "'  dzx_sum += dv * ((yv",
+    tests: ['test/emu-conv-mma-grad-bn.test.ts'],
+  },
+  {
     name: 'CUDA SGD update without weight decay',
     file: 'compiler/backends/cuda/sgd.ts',
     find: "'if (wd != 0.0f) { grad = grad + wd * weight; nincc::st(&g[i], grad); }',",

@@ -32,23 +32,11 @@ import type { ShapedModel } from '../compiler/ir.js';
 import { compileSpec } from '../compiler/pipeline.js';
 import { load, type Model } from '../runtime/model.js';
 import { buildFashion, controlName, fashionCurves, meanGap, type Trajectory } from '../scripts/bf16-fashion-curve.js';
-import { readWeights, rng, uniform } from './reference/artifacts.js';
+import { loadWith, readWeights, rng, stepWithExactLogits, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
+import { bf16, BF16, type Bounded, type Conv, convCall, dgrad, exactLossLinear, forward, lossGradient, outSize, relu, reluBackward, sparseImages, wgrad, worst } from './reference/bf16-bound.js';
 
-const U = 2 ** -24;
-const BF16 = 2 ** -8;
-const gamma = (n: number) => (n * U) / (1 - n * U);
-const SOFTMAX_SLACK = 2 ** -18;
-const TINY = 2 ** -48;
 const STEPS = 6; // SGD steps of the training runs
-const SPLITS = 4; // every conv's here: compiler/lower/train-fused.ts wgradSplits is at most the batch (maxBatch 4)
-
-interface Conv {
-  readonly C: number; readonly H: number; readonly W: number; readonly K: number; readonly R: number; readonly S: number;
-  readonly sh: number; readonly sw: number; readonly ph: number; readonly pw: number;
-}
-const outSize = (c: Conv) => ({ P: Math.floor((c.H + 2 * c.ph - c.R) / c.sh) + 1, Q: Math.floor((c.W + 2 * c.pw - c.S) / c.sw) + 1 });
-const convCall = (c: Conv) => `conv(${c.C}, ${c.K}, ${c.S}, ${c.R}, ${c.sw}, ${c.sh}, ${c.pw}, ${c.ph})`;
 
 const STEM: Conv = { C: 3, H: 31, W: 27, K: 8, R: 11, S: 11, sh: 4, sw: 4, ph: 2, pw: 2 }; // → 8×7×6
 const C3X3: Conv = { C: 8, H: 7, W: 6, K: 20, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 }; // → 20×7×6
@@ -57,139 +45,6 @@ const C1X1: Conv = { C: 12, H: 4, W: 3, K: 6, R: 1, S: 1, sh: 1, sw: 1, ph: 0, p
 const CLASSES = 3;
 const FEATURES = 6 * 4 * 3;
 const SPEC = `model mma_grad { input 3x31x27  ${convCall(STEM)}  relu  ${convCall(C3X3)}  relu  ${convCall(S2)}  ${convCall(C1X1)}  view(-1)  linear(${FEATURES}, ${CLASSES})  logsoftmax }`;
-
-/** A tensor in float64 with the bound E on |emu − v| per element. */
-interface Bounded {
-  readonly v: Float64Array;
-  readonly e: Float64Array;
-  readonly exact?: boolean; // every element is a bf16 value, the same on both devices (the images)
-}
-
-/** x rounded to the nearest bf16 (ties to even), as a float32. */
-function bf16(x: number): number {
-  const bits = new Uint32Array(Float32Array.of(x).buffer);
-  bits[0] = (bits[0] + 0x7fff + ((bits[0] >>> 16) & 1)) & 0xffff0000;
-  return new Float32Array(bits.buffer)[0];
-}
-
-/** Calls f(inAt, outAt, tapWeightAt) for every (image, k, p, q, c, r, s) whose tap lies inside the input. */
-function eachTap(c: Conv, n: number, f: (xAt: number, yAt: number, wAt: number) => void): void {
-  const { P, Q } = outSize(c);
-  for (let img = 0; img < n; img++)
-    for (let k = 0; k < c.K; k++)
-      for (let p = 0; p < P; p++)
-        for (let q = 0; q < Q; q++)
-          for (let ch = 0; ch < c.C; ch++)
-            for (let r = 0; r < c.R; r++)
-              for (let s = 0; s < c.S; s++) {
-                const h = p * c.sh - c.ph + r, u = q * c.sw - c.pw + s;
-                if (h < 0 || h >= c.H || u < 0 || u >= c.W) continue;
-                f(((img * c.C + ch) * c.H + h) * c.W + u, ((img * c.K + k) * P + p) * Q + q, ((k * c.C + ch) * c.R + r) * c.S + s);
-              }
-}
-
-/** Rounding of each operand to bf16: δ, or 0 for the tensors the test makes bf16-exact (weights, images). */
-interface Rounding {
-  readonly a: number;
-  readonly b: number;
-}
-const EXACT = 0;
-
-/** E of a bf16 tensor-core sum (the header's first rule, with each operand's own δ). */
-function sumBound(T: number, S: number, terms: number, d: Rounding, bias = 0): number {
-  const both = (1 + d.a) * (1 + d.b);
-  return (both - 1) * T + both * S + gamma(terms + 1) * (both * (T + S) + Math.abs(bias));
-}
-
-function forward(c: Conv, n: number, x: Bounded, w: Float64Array, b: Float64Array): Bounded {
-  const { P, Q } = outSize(c);
-  const y = new Float64Array(n * c.K * P * Q), T = new Float64Array(y.length), S = new Float64Array(y.length);
-  eachTap(c, n, (xa, ya, wa) => {
-    y[ya] += x.v[xa] * w[wa];
-    T[ya] += Math.abs(x.v[xa] * w[wa]);
-    S[ya] += x.e[xa] * Math.abs(w[wa]);
-  });
-  const plane = P * Q;
-  const k = (i: number) => Math.floor(i / plane) % c.K;
-  return { v: y.map((v, i) => v + b[k(i)]), e: T.map((t, i) => sumBound(t, S[i], c.C * c.R * c.S, { a: x.exact ? EXACT : BF16, b: EXACT }, b[k(i)])) };
-}
-
-function dgrad(c: Conv, n: number, dy: Bounded, w: Float64Array): Bounded {
-  const dx = new Float64Array(n * c.C * c.H * c.W), T = new Float64Array(dx.length), S = new Float64Array(dx.length);
-  eachTap(c, n, (xa, ya, wa) => {
-    dx[xa] += dy.v[ya] * w[wa];
-    T[xa] += Math.abs(dy.v[ya] * w[wa]);
-    S[xa] += dy.e[ya] * Math.abs(w[wa]);
-  });
-  return { v: dx, e: T.map((t, i) => sumBound(t, S[i], c.K * c.R * c.S, { a: BF16, b: EXACT })) };
-}
-
-function wgrad(c: Conv, n: number, dy: Bounded, x: Bounded): { dw: Bounded; db: Bounded } {
-  const { P, Q } = outSize(c);
-  const count = c.K * c.C * c.R * c.S;
-  const dw = new Float64Array(count), T = new Float64Array(count), S = new Float64Array(count);
-  eachTap(c, n, (xa, ya, wa) => {
-    dw[wa] += dy.v[ya] * x.v[xa];
-    T[wa] += Math.abs(dy.v[ya] * x.v[xa]);
-    S[wa] += dy.e[ya] * Math.abs(x.v[xa]) + Math.abs(dy.v[ya]) * x.e[xa] + dy.e[ya] * x.e[xa];
-  });
-  const terms = n * P * Q + SPLITS;
-  const db = new Float64Array(c.K), dbAbs = new Float64Array(c.K), dbS = new Float64Array(c.K);
-  for (let i = 0; i < dy.v.length; i++) {
-    const k = Math.floor(i / (P * Q)) % c.K;
-    db[k] += dy.v[i];
-    dbAbs[k] += Math.abs(dy.v[i]);
-    dbS[k] += dy.e[i];
-  }
-  return {
-    dw: { v: dw, e: T.map((t, i) => sumBound(t, S[i], terms, { a: BF16, b: x.exact ? EXACT : BF16 })) },
-    db: { v: db, e: dbAbs.map((a, k) => dbS[k] + gamma(terms) * (a + dbS[k])) },
-  };
-}
-
-const relu = (y: Bounded): Bounded => ({ v: y.v.map((v) => Math.max(v, 0)), e: y.e });
-
-/** The gradient of ReLU's input from that of its output, given the ReLU's input y (the header's mask rule). */
-function reluBackward(y: Bounded, dy: Bounded): Bounded {
-  const v = new Float64Array(dy.v.length), e = new Float64Array(dy.v.length);
-  for (let i = 0; i < v.length; i++) {
-    if (y.v[i] > y.e[i]) [v[i], e[i]] = [dy.v[i], dy.e[i]];
-    else if (y.v[i] < -y.e[i]) [v[i], e[i]] = [0, 0];
-    else [v[i], e[i]] = [dy.v[i] / 2, Math.abs(dy.v[i]) / 2 + dy.e[i]];
-  }
-  return { v, e };
-}
-
-/** The gradient reaching the last conv: W_linᵀ·(softmax(b) − onehot)/n, the logits being b exactly. */
-function lossGradient(n: number, labels: Int32Array, wl: Float64Array, bl: Float64Array): Bounded {
-  const m = Math.max(...bl);
-  const z = Array.from(bl, (b) => Math.exp(b - m));
-  const p = z.map((v) => v / z.reduce((s, x) => s + x, 0));
-  const v = new Float64Array(n * FEATURES), e = new Float64Array(v.length);
-  for (let img = 0; img < n; img++)
-    for (let f = 0; f < FEATURES; f++) {
-      let sum = 0, abs = 0, wAbs = 0;
-      for (let j = 0; j < CLASSES; j++) {
-        const g = (p[j] - (labels[img] === j ? 1 : 0)) / n;
-        sum += wl[j * FEATURES + f] * g;
-        abs += Math.abs(wl[j * FEATURES + f] * g);
-        wAbs += Math.abs(wl[j * FEATURES + f]);
-      }
-      v[img * FEATURES + f] = sum;
-      e[img * FEATURES + f] = gamma(CLASSES + 1) * abs + (wAbs * SOFTMAX_SLACK) / n;
-    }
-  return { v, e };
-}
-
-/** The largest |emu − float64| / E (≤ 1 passes) and where. */
-function worst(emu: ArrayLike<number>, exact: ArrayLike<number>, bound: ArrayLike<number>): { ratio: number; at: number } {
-  let ratio = 0, at = -1;
-  for (let i = 0; i < bound.length; i++) {
-    const r = Math.abs(emu[i] - exact[i]) / (bound[i] + 1e-40);
-    if (!(r <= ratio)) [ratio, at] = [r, i];
-  }
-  return { ratio, at };
-}
 
 let root: string;
 let model: ShapedModel;
@@ -215,8 +70,8 @@ const BIAS_PULL: Record<string, number> = { conv1: 1, conv3: 0.7, conv5: 0, conv
  * worst-case bound stays within a few bf16 roundings of the value through the chain (with random signs a
  * sum is much smaller than Σ|a·b|, and the bound, which must cover the worst case, grows by that ratio per
  * layer). Each conv's bias is minus BIAS_PULL times its channel's mean output, so the ReLUs do drop values
- * and the data-gradient kernels' dReLU prologue matters. The linear layer: 2⁻⁴⁸·(−u) for class 0 (every
- * label) and 2⁻⁴⁸·u for the others, u ∈ [0.5, 1], so the gradient reaching the convs is positive too.
+ * and the data-gradient kernels' dReLU prologue matters. The linear layer: exactLossLinear (the gradient
+ * reaching the convs is positive too).
  */
 function chooseWeights(images: Float32Array, n: number): Map<string, Float32Array> {
   const next = rng(5);
@@ -236,32 +91,24 @@ function chooseWeights(images: Float32Array, n: number): Map<string, Float32Arra
     const out = forward(c, n, x, Float64Array.from(w), Float64Array.from(b));
     x = name === 'conv1' || name === 'conv3' ? relu(out) : out;
   }
-  tensors.set('linear8.weight', Float32Array.from({ length: CLASSES * FEATURES }, (_, i) => TINY * (i < FEATURES ? -1 : 1) * (0.5 + 0.5 * next())));
-  tensors.set('linear8.bias', uniform(CLASSES, 0.5, 1, next));
+  const linear = exactLossLinear(CLASSES, FEATURES, next);
+  tensors.set('linear8.weight', linear.weight).set('linear8.bias', linear.bias);
   return tensors;
 }
 
-async function prepared(tensors: Map<string, Float32Array>): Promise<Model> {
-  const m = await load(emuDir, { device: 'emu', seed: 11 });
-  for (const [name, v] of tensors) m.setTensor(name, v);
-  return m;
-}
+const prepared = (tensors: Map<string, Float32Array>) => loadWith(emuDir, 'emu', 11, tensors);
 
 describe('bf16 tensor-core conv gradients on emu', () => {
   it('one step of an 11×11/4, 3×3, 3×3/2, 1×1 chain: every conv weight and bias gradient within the bf16 bound of float64; two emu runs bitwise equal', async () => {
     const n = 3; // below the grid's maximum of 4: the batch-folded grids and the splits see a partial batch
     const next = rng(23);
-    // Sparse bright pixels on a dim ground: a window's sum depends on how many it holds, so outputs spread widely.
-    const images = Float32Array.from({ length: n * STEM.C * STEM.H * STEM.W }, () => (next() < 0.1 ? 1 + 2 * next() : 0.05 * next())).map(bf16);
+    const images = sparseImages(n * STEM.C * STEM.H * STEM.W, 0.1, next);
     const labels = new Int32Array(n); // class 0 for all (chooseWeights)
     const tensors = chooseWeights(images, n);
     const emu = await prepared(tensors);
     const again = await prepared(tensors);
     try {
-      const outputs = await Promise.all([emu, again].map((m) => m.forwardBackward(images, labels)));
-      // The logits are the bias exactly on both devices: every row of the output is the same.
-      for (const { output } of outputs)
-        for (let img = 1; img < n; img++) expect(Array.from(output.slice(img * CLASSES, (img + 1) * CLASSES))).toEqual(Array.from(output.slice(0, CLASSES)));
+      await stepWithExactLogits([emu, again], images, labels, CLASSES);
 
       const t = readWeights(emu);
       const w = (name: string) => t.get(name)!;
@@ -269,7 +116,7 @@ describe('bf16 tensor-core conv gradients on emu', () => {
       const y1 = forward(STEM, n, x0, w('conv1.weight'), w('conv1.bias'));
       const y3 = forward(C3X3, n, relu(y1), w('conv3.weight'), w('conv3.bias'));
       const y5 = forward(S2, n, relu(y3), w('conv5.weight'), w('conv5.bias'));
-      const g6 = lossGradient(n, labels, w('linear8.weight'), w('linear8.bias'));
+      const g6 = lossGradient(n, labels, w('linear8.weight'), w('linear8.bias'), FEATURES);
       const g5 = dgrad(C1X1, n, g6, w('conv6.weight'));
       const g3 = reluBackward(y3, dgrad(S2, n, g5, w('conv5.weight')));
       const g1 = reluBackward(y1, dgrad(C3X3, n, g3, w('conv3.weight')));
@@ -388,8 +235,8 @@ describe.runIf(process.env.NINCC_TEST_FULL === '1')('bf16 training follows fp32 
 // 0.0761–0.1029, over 300 0.1314 against 0.1277–0.1571. The emu curve must also fall by more than 10% of
 // the first loss (a flat or diverging run fails). What it catches: a gross fault (conv-mma-tile.ts's stageAlongK staging k offset 4·quarter + e,
 // an order the other operand does not share: emu 0.2570, over the bound 0.0825); not a subtle one — the
-// dBN rebuild of the bf16 gradient prologues without its x̂·dγ term passes (emu 0.0416), and no default
-// test checks that rebuild per element yet (bench/RESULTS.md, issue #15 acceptance 1).
+// dBN rebuild of the bf16 gradient prologues without its x̂·dγ term passes (emu 0.0416); the per-element
+// check that catches it is test/emu-conv-mma-grad-bn.test.ts.
 // Longer: NINCC_TEST_FULL=1 NINCC_BF16_STEPS=300 npx vitest run test/emu-conv-mma-grad.test.ts -t nin-fashion.
 const FASHION_STEPS = Number(process.env.NINCC_BF16_STEPS ?? 30);
 const FASHION_CONTROLS = 8;

@@ -8,7 +8,7 @@ import { buildArtifact } from '../../compiler/build.js';
 import type { ShapedModel } from '../../compiler/ir.js';
 import { compileSpec } from '../../compiler/pipeline.js';
 import { uniformStream } from '../../runtime/init.js';
-import { load, type Model } from '../../runtime/model.js';
+import { type Device, load, type Model } from '../../runtime/model.js';
 import type { NativeModel } from '../../runtime/native.js';
 import { inputBatch, runGraph } from './interpret.js';
 import { channelStats, elementsOf } from './layers.js';
@@ -59,6 +59,19 @@ export function readWeights(model: Model): Map<string, Float64Array> {
 }
 
 /** Non-trivial BN shifts and biases (init leaves β at 0), so folding and the affine paths are exercised. */
+/** An artifact loaded on `device` with the named tensors replaced. */
+export async function loadWith(dir: string, device: Device, seed: number, tensors: ReadonlyMap<string, Float32Array>): Promise<Model> {
+  const m = await load(dir, { device, seed });
+  for (const [name, v] of tensors) m.setTensor(name, v);
+  return m;
+}
+
+/** One forward+backward of each model on the batch; with exactLossLinear every logit is its bias exactly, so every output row is the same. */
+export async function stepWithExactLogits(models: readonly Model[], images: Float32Array, labels: Int32Array, classes: number): Promise<void> {
+  for (const { output } of await Promise.all(models.map((m) => m.forwardBackward(images, labels))))
+    for (let img = 1; img < labels.length; img++) expect(Array.from(output.slice(img * classes, (img + 1) * classes))).toEqual(Array.from(output.slice(0, classes)));
+}
+
 export function randomizeAffine(model: Model, next: () => number): void {
   for (const t of model.info.params) {
     if (t.name.startsWith('bn') && t.name.endsWith('.bias')) model.setTensor(t.name, uniform(t.size, -0.3, 0.3, next));
