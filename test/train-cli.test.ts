@@ -55,6 +55,8 @@ describe('nincc train / eval / infer on the Fashion-MNIST subset', () => {
     expect(i.code, i.stderr).toBe(0);
     expect(i.stdout).toBe(`wrote ${out} (3×10 float32)\n`);
     const top = nincc(['infer', artifact, '--weights', weights, '--npy', npy]);
+    // Once in CI (3247998) this printed nothing; the exit code and stderr say why if it happens again.
+    expect(top.code, `exit ${top.code}, stderr: ${top.stderr}`).toBe(0);
     expect(top.stdout.trim().split('\n')).toHaveLength(3);
   });
 
