@@ -28,23 +28,62 @@ export function precisionOption(args: ParsedArgs): Precision | undefined {
   return known;
 }
 
-/** --input: u8 or absent (float32). */
-export function inputOption(args: ParsedArgs): 'u8' | undefined {
+/** --input as the user gave it; absent, the command decides (uint8 for image data where the model can take it). */
+export type InputChoice = 'u8' | 'f32';
+
+export function inputOption(args: ParsedArgs): InputChoice | undefined {
   const v = stringOption(args, 'input');
-  if (v === undefined || v === 'f32') return undefined;
-  if (v !== 'u8') throw new UsageError(`--input must be u8 or f32, got '${v}'`);
+  if (v === undefined) return undefined;
+  if (v !== 'u8' && v !== 'f32') throw new UsageError(`--input must be u8 or f32, got '${v}'`);
   return v;
 }
 
-export const INPUT_HELP =
-  'u8: the artifact takes uint8 N×H×W×C images and its first conv normalises them with the spec\'s transform (image folders and packed datasets then decode to bytes; docs/design.md §4.2); f32 (default): normalised float32 N×C×H×W';
+/** What the two --input values mean, for every command that takes the option. */
+const INPUT_KINDS =
+  'u8: the artifact takes uint8 N×H×W×C images and its first conv normalises them with the spec\'s transform, so the loader writes bytes and no float image (docs/design.md §4.2); ' +
+  'f32: normalised float32 N×C×H×W';
 
-/** An artifact directory given with --input must have been built with it. */
-function checkInput(dir: string, input: 'u8' | undefined): void {
-  if (input === undefined) return;
-  const built = (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { imageInput?: unknown }).imageInput !== undefined;
-  if (!built) throw new UsageError(`${dir} takes float32 images, not uint8: rebuild it from the spec with --input u8`);
+export const INPUT_HELP =
+  `${INPUT_KINDS}. Default for a spec FILE: u8 with image folders, packed datasets and image files (float32, with a note saying why, when the first layer is not a conv), f32 otherwise; a DIR runs as it was built`;
+
+/** nincc build has no data to go by: float32 stays its default. */
+export const BUILD_INPUT_HELP =
+  `${INPUT_KINDS}. Default f32: build sees no data, and an artifact's load().infer/trainStep take Float32Array by default; train, eval and infer given a spec FILE and image data build u8 themselves`;
+
+/** Fashion-MNIST is read as floats: --input u8 there is a usage error (train, eval). */
+export function checkFashionInput(input: InputChoice | undefined): void {
+  if (input === 'u8') throw new UsageError('--input u8 applies to ImageNet folders and packed datasets (their crops are decoded as bytes); Fashion-MNIST is read as floats');
 }
+
+/** What the artifact directory takes: whether plan.json has imageInput (uint8 N×H×W×C). */
+function takesBytes(dir: string): boolean {
+  return (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { imageInput?: unknown }).imageInput !== undefined;
+}
+
+/** The one line said when image data meets a float32 directory: it is run as float, not rebuilt. */
+export const floatDirectoryNote = (dir: string) => `${dir} takes float32 images (built without --input u8): the loader writes normalised float crops; build it with --input u8 for uint8 batches`;
+
+/** A directory runs as built: --input must agree with it; image data on a float32 directory is said once, never rebuilt. */
+function checkInput(dir: string, input: InputChoice | undefined, imageData: boolean, note: (line: string) => void): void {
+  const bytes = takesBytes(dir);
+  if (input === 'u8' && !bytes) throw new UsageError(`${dir} takes float32 images, not uint8: rebuild it from the spec with --input u8`);
+  if (input === 'f32' && bytes) throw new UsageError(`${dir} takes uint8 images (built with --input u8), not float32: rebuild it from the spec with --input f32`);
+  if (input === undefined && imageData && !bytes) note(floatDirectoryNote(dir));
+}
+
+/** How prepareArtifact builds or checks: `input` as given, `imageData` when the data is image files (uint8 by default), `note` for its one-line notes. */
+export interface ArtifactOptions {
+  readonly maxBatch?: number;
+  readonly outDir?: string;
+  readonly quiet?: boolean;
+  readonly device?: string;
+  readonly precision?: Precision;
+  readonly input?: InputChoice;
+  readonly imageData?: boolean;
+  readonly note?: (line: string) => void;
+}
+
+const stderrNote = (line: string) => process.stderr.write(`note: ${line}\n`);
 
 /** The help text of --precision, one for every command that builds. */
 export const PRECISION_HELP =
@@ -65,20 +104,22 @@ export function artifactDevice(dir: string): Device {
 }
 
 /** A built artifact directory as given, or a spec built (cached) for the device that will run it. */
-export function resolveArtifact(arg: string, options: { maxBatch?: number; outDir?: string; quiet?: boolean; device?: string; precision?: Precision; input?: 'u8' } = {}): string {
+export function resolveArtifact(arg: string, options: ArtifactOptions = {}): string {
   if (!existsSync(arg)) throw new UsageError(`${arg}: no such file or directory`);
   if (statSync(arg).isDirectory()) {
     if (!existsSync(join(arg, 'plan.json'))) throw new UsageError(`${arg}: not an artifact directory (no plan.json); build one with 'nincc build SPEC -o DIR'`);
     checkPrecision(arg, options.precision);
-    checkInput(arg, options.input);
+    checkInput(arg, options.input, options.imageData === true, options.note ?? stderrNote);
     return arg;
   }
   const { model, source } = requireModel(arg);
+  // Only an explicit u8 here: the uint8 default for image data is prepareArtifact's (its build worker knows the fallback).
+  const input = options.input === 'u8' ? 'u8' : undefined;
   // emu and cuda run the generated CUDA: a spec given for them is built for that target, into its own directory.
   const target = options.device === 'emu' || options.device === 'cuda' ? options.device : 'cpu';
-  const outDir = options.outDir ?? `build/${model.name}${target === 'cpu' ? '' : `-${target}`}${options.input ? `-${options.input}` : ''}`;
+  const outDir = options.outDir ?? `build/${model.name}${target === 'cpu' ? '' : `-${target}`}${input ? `-${input}` : ''}`;
   const log = options.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
-  buildArtifact(model, source, { outDir, target, ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}), ...(options.precision ? { precision: options.precision } : {}), ...(options.input ? { input: options.input } : {}), log });
+  buildArtifact(model, source, { outDir, target, ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}), ...(options.precision ? { precision: options.precision } : {}), ...(input ? { input } : {}), log });
   return outDir;
 }
 
@@ -86,7 +127,7 @@ export function resolveArtifact(arg: string, options: { maxBatch?: number; outDi
  * resolveArtifact with the build in a worker thread (runtime/build.ts), so the event loop keeps
  * turning (signals, progress) while g++ runs. Spec errors are printed as `nincc check` prints them.
  */
-export async function prepareArtifact(arg: string, options: { maxBatch?: number; outDir?: string; quiet?: boolean; device?: string; precision?: Precision; input?: 'u8' } = {}): Promise<string> {
+export async function prepareArtifact(arg: string, options: ArtifactOptions = {}): Promise<string> {
   if (!existsSync(arg)) throw new UsageError(`${arg}: no such file or directory`);
   if (statSync(arg).isDirectory()) return resolveArtifact(arg, options);
   const target = options.device === 'emu' || options.device === 'cuda' ? options.device : 'cpu';
@@ -100,11 +141,13 @@ export async function prepareArtifact(arg: string, options: { maxBatch?: number;
       ...(options.outDir ? { outDir: options.outDir } : {}),
       ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}),
       ...(options.precision ? { precision: options.precision } : {}),
-      ...(options.input ? { input: options.input } : {}),
-      // emu/cuda and uint8 builds each get their own directory beside the cpu float one.
-      ...(target !== 'cpu' || options.input ? { outDirSuffix: `${target === 'cpu' ? '' : `-${target}`}${options.input ? `-${options.input}` : ''}` } : {}),
+      ...(options.input === 'u8' ? { input: 'u8' as const } : {}),
+      ...(options.input === undefined && options.imageData ? { preferU8: true } : {}),
+      // emu/cuda and uint8 builds each get their own directory beside the cpu float one (the worker adds -u8).
+      ...(target !== 'cpu' ? { outDirSuffix: `-${target}` } : {}),
     }, log);
     if (r.warningReport) process.stderr.write(`${r.warningReport}\n`);
+    if (r.floatBecause) (options.note ?? stderrNote)(`${r.dir} is built for float32 images: model ${r.plan.model} cannot take uint8 images: ${r.floatBecause}`);
     return r.dir;
   } catch (e) {
     if (e instanceof BuildSpecError) {

@@ -3,6 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildArtifact, type BuildResult, type Target } from '../compiler/build.js';
 import { compileSpec } from '../compiler/pipeline.js';
+import { u8InputDiagnostic, u8InputProblem } from '../compiler/lower/u8-input.js';
 import { hasErrors, renderDiagnostics, type Diagnostic } from '../grammar/diagnostics.js';
 import type { CpuLevel } from '../compiler/backends/cpu/toolchain.js';
 import type { Precision } from '../compiler/ir.js';
@@ -11,7 +12,7 @@ export interface BuildJob {
   readonly source: string;
   readonly file: string;
   readonly outDir?: string;
-  /** appended to the default build/<model name> when outDir is absent (the CLI keeps emu/cuda builds apart) */
+  /** appended to the default build/<model name> when outDir is absent (the CLI keeps emu/cuda builds apart); a uint8 build adds -u8 after it */
   readonly outDirSuffix?: string;
   readonly target: Target;
   readonly maxBatch?: number;
@@ -19,11 +20,13 @@ export interface BuildJob {
   readonly precision?: Precision;
   /** u8: the artifact takes uint8 NHWC images, normalised by its first conv (docs/artifact.md#imageinput) */
   readonly input?: 'u8';
+  /** With input absent: u8 when the model can take uint8 images, else float32 with the reason in the result (the CLI's default for image data) */
+  readonly preferU8?: boolean;
 }
 
 export type BuildMessage =
   | { readonly kind: 'log'; readonly line: string }
-  | { readonly kind: 'done'; readonly result: BuildResult; readonly warnings: readonly Diagnostic[]; readonly rendered: string }
+  | { readonly kind: 'done'; readonly result: BuildResult; readonly warnings: readonly Diagnostic[]; readonly rendered: string; readonly floatBecause?: string }
   | { readonly kind: 'spec-errors'; readonly diagnostics: readonly Diagnostic[]; readonly rendered: string }
   | { readonly kind: 'failed'; readonly message: string; readonly stack?: string };
 
@@ -35,17 +38,25 @@ function runJob(job: BuildJob, post: (m: BuildMessage) => void): void {
       post({ kind: 'spec-errors', diagnostics: compiled.diagnostics, rendered });
       return;
     }
-    const outDir = job.outDir ?? `build/${compiled.model.name}${job.outDirSuffix ?? ''}`;
+    // An explicit u8 the model cannot take is the spec's error, at the layer in the way; a preference falls back to float.
+    const refused = job.input === 'u8' ? u8InputDiagnostic(compiled.model) : undefined;
+    if (refused) {
+      post({ kind: 'spec-errors', diagnostics: [refused], rendered: renderDiagnostics([refused], job.source) });
+      return;
+    }
+    const floatBecause = job.input === undefined && job.preferU8 ? u8InputProblem(compiled.model) : undefined;
+    const input = job.input ?? (job.preferU8 && floatBecause === undefined ? 'u8' : undefined);
+    const outDir = job.outDir ?? `build/${compiled.model.name}${job.outDirSuffix ?? ''}${input ? `-${input}` : ''}`;
     const result = buildArtifact(compiled.model, job.source, {
       outDir,
       target: job.target,
       ...(job.maxBatch !== undefined ? { maxBatch: job.maxBatch } : {}),
       ...(job.cpu !== undefined ? { cpu: job.cpu } : {}),
       ...(job.precision !== undefined ? { precision: job.precision } : {}),
-      ...(job.input !== undefined ? { input: job.input } : {}),
+      ...(input !== undefined ? { input } : {}),
       log: (line) => post({ kind: 'log', line }),
     });
-    post({ kind: 'done', result, warnings: compiled.diagnostics, rendered });
+    post({ kind: 'done', result, warnings: compiled.diagnostics, rendered, ...(floatBecause !== undefined ? { floatBecause } : {}) });
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
     post({ kind: 'failed', message: err.message, ...(err.stack ? { stack: err.stack } : {}) });

@@ -35,6 +35,8 @@ export interface BuiltArtifact extends BuildResult {
   /** Warnings the front end reported (errors reject instead), and the same rendered with carets ('' when none). */
   readonly warnings: readonly Diagnostic[];
   readonly warningReport: string;
+  /** A build that preferred uint8 input (the CLI's default for image data) but was made for float32: why. */
+  readonly floatBecause?: string;
 }
 
 /** A spec with errors: `diagnostics` holds them, `message` the rendered report with carets. */
@@ -98,7 +100,7 @@ export function runBuildJob(job: BuildJob, log: (line: string) => void): Promise
     };
     worker.on('message', (m: BuildMessage) => {
       if (m.kind === 'log') log(m.line);
-      else if (m.kind === 'done') settle(() => resolve({ ...m.result, warnings: m.warnings, warningReport: m.rendered }));
+      else if (m.kind === 'done') settle(() => resolve({ ...m.result, warnings: m.warnings, warningReport: m.rendered, ...(m.floatBecause !== undefined ? { floatBecause: m.floatBecause } : {}) }));
       else if (m.kind === 'spec-errors') settle(() => reject(new SpecError(file, m.diagnostics, m.rendered)));
       else settle(() => reject(new NinccError(ErrorCodes.runtime, m.message)));
     });

@@ -23,6 +23,8 @@ import { nincc } from './cli-run.js';
 import { collect, collectBytes, normaliseBytes } from './imagenet/collect.js';
 import { makeImageNetFolder } from './imagenet/make-folder.js';
 import { TINY_IMAGE_SPEC } from './imagenet/tiny-spec.js';
+import { EVAL_LOSS_GAP, TRAIN_LOSS_GAP } from './imagenet/loss-gaps.js';
+import { floatDirectoryNote } from '../bin/artifact-arg.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nincc-imagenet-pack-'));
 const crop = { channels: 3 as const, width: 32, height: 32 };
@@ -44,9 +46,6 @@ const MEAN_LEVELS = 3;
  */
 const NATIVE_LEVELS = { max: 0, mean: 0 };
 const NATIVE_SCALED_LEVELS = { max: 64, mean: 1.5 };
-/** Relative loss differences: training runs drift apart step by step; one evaluation of the same weights does not. */
-const TRAIN_LOSS_GAP = 0.05;
-const EVAL_LOSS_GAP = 0.005;
 
 const levels = (a: Float32Array, b: Float32Array, size: { width: number; height: number } = crop): { max: number; mean: number } => {
   const plane = size.width * size.height;
@@ -218,12 +217,16 @@ describe('nincc pack and the packed reader', () => {
     const train = (data: string, name: string, test: boolean) => {
       const r = nincc(['train', artifact, '--data', data, '--epochs', '1', ...(test ? [] : ['--no-test']), '--seed', '3', '--workers', '2', '-q', '-o', join(work, name)]);
       expect(r.code, r.stderr).toBe(0);
+      // A float32 directory is run as built, on float crops, said once (the uint8 default is for specs: test/u8-default.test.ts).
+      expect(r.stderr.match(/^note: .*$/gm)).toEqual([`note: ${floatDirectoryNote(artifact)}`]);
+      expect(r.stderr).toContain('; float32 crops;');
       return JSON.parse(readFileSync(join(work, name, 'log.jsonl'), 'utf8').trim()) as { loss: number; testLoss?: number; evaluated?: number };
     };
     const f = train(source, 'run-folder', true);
     const p = train(packedDir, 'run-packed', false);
     const e = nincc(['eval', artifact, '--data', packedDir, '--weights', join(work, 'run-folder', 'checkpoint.safetensors'), '--json', '--workers', '2']);
     expect(e.code, e.stderr).toBe(0);
+    expect(e.stderr.match(/^note: .*$/gm)).toEqual([`note: ${floatDirectoryNote(artifact)}`]);
     const ep = JSON.parse(e.stdout) as { loss: number; count: number };
     expect(ep.count).toBe(f.evaluated);
     const trainGaps = [Math.abs(f.loss - p.loss) / f.loss];

@@ -24,7 +24,8 @@ describe('nincc train / eval / stats on an ImageNet folder', () => {
   beforeAll(async () => {
     made = await makeImageNetFolder(join(work, 'imagenet'));
     writeFileSync(join(work, 'tiny.model'), SPEC);
-    const r = nincc(['build', join(work, 'tiny.model'), '-o', artifact, '-q']);
+    // Built as train/eval/infer build a spec for image data by default: uint8 crops (test/u8-default.test.ts has the float path).
+    const r = nincc(['build', join(work, 'tiny.model'), '-o', artifact, '--input', 'u8', '-q']);
     expect(r.code, r.stderr).toBe(0);
   });
 

@@ -155,7 +155,7 @@ describe('uint8 stem: the first conv normalises uint8 NHWC images', () => {
     await expect(u8.infer(new Float32Array(C * H * W))).rejects.toThrow(/takes uint8 images .* pass a Uint8Array \(N×13×11×3, NHWC\), got Float32Array\(429\)/);
     await expect(u8.infer(new Uint8Array(C * H * W + 1))).rejects.toThrow(/430 bytes, not a whole number of 13×11×3 images \(429 bytes each\)/);
     const r = compileSpec('model m { input 3x5x5  view(-1)  linear(75, 2)  logsoftmax }', 'm.model');
-    expect(() => buildArtifact(r.model!, '', { outDir: join(root, 'bad'), target: 'cpu', input: 'u8' })).toThrow(/m\.model: model m cannot take uint8 images: its first layer is a view, not a conv/);
+    expect(() => buildArtifact(r.model!, '', { outDir: join(root, 'bad'), target: 'cpu', input: 'u8' })).toThrow(/^m\.model:1:24: model m cannot take uint8 images \(--input u8\): its first layer is a view, not a conv/);
   });
 });
 

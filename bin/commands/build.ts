@@ -2,7 +2,7 @@
 import { TARGETS, type Target } from '../../compiler/build.js';
 import { CPU_LEVELS, type CpuLevel } from '../../compiler/backends/cpu/toolchain.js';
 import { build as buildSpec, SpecError } from '../../runtime/build.js';
-import { inputOption, INPUT_HELP, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
+import { BUILD_INPUT_HELP, inputOption, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
 import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.js';
 
 export const build: Command = {
@@ -15,7 +15,7 @@ export const build: Command = {
     'max-batch': { type: 'string', value: 'N', help: "largest batch the artifact runs (default: the train block's batch, else 128)" },
     cpu: { type: 'string', value: 'LEVEL', help: "the instruction set kernels.cpu.so may use: native (default: this machine's AVX-512 or AVX2/FMA), avx2, avx512, or portable (baseline x86-64, loads on any x86-64). plan.json lists the features it needs (cpuFeatures); loading on a machine without them fails with ERR_NINCC_CPU naming them" },
     precision: { type: 'string', value: 'P', help: PRECISION_HELP },
-    input: { type: 'string', value: 'T', help: INPUT_HELP },
+    input: { type: 'string', value: 'T', help: BUILD_INPUT_HELP },
     quiet: { type: 'boolean', short: 'q', help: 'print nothing but errors' },
   },
   async run(args) {
@@ -31,7 +31,7 @@ export const build: Command = {
     const quiet = args.values.quiet === true;
     // The build runs in a worker thread (runtime/build.ts): this process stays responsive (Ctrl-C) meanwhile.
     try {
-      const r = await buildSpec(file, { target, cpu, ...(precision ? { precision } : {}), ...(input ? { input } : {}), ...(out ? { outDir: out } : {}), ...(maxBatch ? { maxBatch } : {}), ...(quiet ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }) });
+      const r = await buildSpec(file, { target, cpu, ...(precision ? { precision } : {}), ...(input === 'u8' ? { input } : {}), ...(out ? { outDir: out } : {}), ...(maxBatch ? { maxBatch } : {}), ...(quiet ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }) });
       if (r.warningReport) process.stderr.write(`${r.warningReport}\n`);
       if (!quiet) process.stdout.write(`built ${r.dir} (model ${r.plan.model}, max batch ${r.plan.maxBatch}, ${r.cached ? 'cached' : 'new'}, ${r.seconds.toFixed(1)} s)\n`);
       return 0;

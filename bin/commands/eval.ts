@@ -11,7 +11,7 @@ import { imageInput, openImageSources } from '../../runtime/imagenet/model-input
 import { INDEX_FILE, isPackedDataset } from '../../runtime/imagenet/pack-format.js';
 import { checkPackedImageSize, openPackedDataset, type PackedDataset } from '../../runtime/imagenet/packed.js';
 import { intOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
-import { prepareArtifact } from '../artifact-arg.js';
+import { checkFashionInput, inputOption, INPUT_HELP, prepareArtifact } from '../artifact-arg.js';
 
 interface Scored {
   readonly r: Scores;
@@ -62,7 +62,7 @@ async function scoreImageFolder(model: Model, data: string, args: ParsedArgs, we
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'Evaluate a model on the test split: prints top-1, top-5, the mean NLL and the number of images scored (every image, no partial batch dropped).',
-  usage: 'DIR|FILE --data fashion-mnist|PATH [--weights W] [--classes FILE] [--device cpu] [--seed S] [--json] [--verbose]',
+  usage: 'DIR|FILE --data fashion-mnist|PATH [--weights W] [--classes FILE] [--device cpu] [--input u8|f32] [--seed S] [--json] [--verbose]',
   details:
     "Without --weights the parameters are initialised by Torch7's rules from --seed (default 1), with a warning. An image whose class scores are not all finite is never a hit; any such image makes the exit status 1, naming the first.\n" +
     "PATH may be a folder of class directories (e.g. imagenet/val): images are center-cropped as donkey.lua's test hook did. Labels follow --classes, else the classes.txt beside --weights, else the folder's sorted directories. Only regular files named .JPEG/.jpg/.png/.ppm/.bmp are read (a named pipe or device never is); unreadable files are counted and not scored, damaged ones that still decode are scored with a warning.\n" +
@@ -73,6 +73,7 @@ export const evalCommand: Command = {
     classes: { type: 'string', value: 'FILE', help: "class names, one per line in label order (default: classes.txt beside --weights)" },
     workers: { type: 'string', value: 'N', help: `decode worker threads for image folders (default ${defaultWorkerCount()})` },
     device: { type: 'string', value: 'DEV', help: 'cpu (default), emu (the generated CUDA on the SIMT emulator) or cuda; a spec FILE is built for it' },
+    input: { type: 'string', value: 'T', help: INPUT_HELP },
     seed: { type: 'string', value: 'S', help: 'init seed when --weights is absent (default 1)' },
     json: { type: 'boolean', help: 'print the result as JSON' },
     verbose: { type: 'boolean', help: 'list the entries of an image folder that are left out (not regular image files)' },
@@ -80,14 +81,18 @@ export const evalCommand: Command = {
   async run(args) {
     const data = stringOption(args, 'data');
     if (!data) throw new UsageError('--data is required');
-    const dir = await prepareArtifact(onePositional(args, evalCommand, 'artifact directory'), { device: stringOption(args, 'device') ?? 'cpu' });
+    const target = onePositional(args, evalCommand, 'artifact directory');
     if (data !== 'fashion-mnist' && !existsSync(data)) throw new UsageError(`--data ${data}: no such file or directory`);
+    const input = inputOption(args);
+    const fashion = isFashionMnistData(data);
+    if (fashion) checkFashionInput(input);
+    const dir = await prepareArtifact(target, { device: stringOption(args, 'device') ?? 'cpu', ...(input ? { input } : {}), imageData: !fashion });
     const weights = stringOption(args, 'weights');
     const seed = intOption(args, 'seed', 0) ?? 1;
     const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed, ...(weights ? { weights } : {}) });
     try {
       let scored: Scored;
-      if (isFashionMnistData(data)) {
+      if (fashion) {
         const set = loadLabelledImages(data, 'test', model.plan.transform);
         scored = { r: await evaluateSource(model, inMemoryEvalSource(set)), name: set.name };
       } else {

@@ -7,14 +7,14 @@ import { decodeImageBytes, decodeImageFile } from '../../runtime/data/decode-ima
 import { readNpy, writeNpy } from '../../runtime/io/npy.js';
 import { CLASS_LIST_FILE, readClassList } from '../../runtime/imagenet/folder.js';
 import { intOption, stringOption, UsageError, type Command } from '../command.js';
-import { artifactDevice, deviceOption, precisionOption, prepareArtifact, PRECISION_HELP } from '../artifact-arg.js';
+import { artifactDevice, deviceOption, inputOption, INPUT_HELP, precisionOption, prepareArtifact, PRECISION_HELP } from '../artifact-arg.js';
 
 export const inferCommand: Command = {
   name: 'infer',
   summary: 'Run inference: prints the top classes of each image with their probabilities, or writes the raw network output (N×classes float32) with -o OUT.npy.',
-  usage: 'DIR|FILE (IMAGE… | --npy FILE) [--weights W] [--classes FILE] [--top K] [-o OUT.npy] [--device DEV] [--precision P] [--seed S]',
+  usage: 'DIR|FILE (IMAGE… | --npy FILE) [--weights W] [--classes FILE] [--top K] [-o OUT.npy] [--device DEV] [--precision P] [--input u8|f32] [--seed S]',
   details:
-    "IMAGE files (JPEG, PNG, …) are scaled so the short side is the spec's imageSize, center-cropped and normalised with its transform (an artifact built with --input u8 takes the crops' bytes and normalises in its first conv). --npy takes float32 N×C×H×W already normalised (not for --input u8 artifacts). " +
+    "IMAGE files (JPEG, PNG, …) are scaled so the short side is the spec's imageSize, center-cropped and normalised with its transform; a uint8 artifact (--input u8, the default when a spec FILE is given image files) takes the crops' bytes and normalises in its first conv. --npy takes float32 N×C×H×W already normalised (not for --input u8 artifacts). " +
     'Without --weights the parameters are initialised by Torch7\'s rules from --seed (default 1). ' +
     `Class names come from --classes, else from the ${CLASS_LIST_FILE} beside the weights (nincc train writes one for image folders), else classes are printed by index. ` +
     'Probabilities are exp() of the output when the network ends in logsoftmax, the output itself after softmax; other networks print raw scores.',
@@ -26,6 +26,7 @@ export const inferCommand: Command = {
     out: { type: 'string', short: 'o', value: 'OUT.npy', help: 'write the raw outputs here instead of printing' },
     device: { type: 'string', value: 'DEV', help: "cpu, emu (the generated CUDA on the SIMT emulator) or cuda; default: the artifact's target (a spec FILE is built for cpu unless this says otherwise)" },
     precision: { type: 'string', value: 'P', help: PRECISION_HELP },
+    input: { type: 'string', value: 'T', help: INPUT_HELP },
     seed: { type: 'string', value: 'S', help: 'init seed when --weights is absent (default 1)' },
   },
   async run(args) {
@@ -39,12 +40,15 @@ export const inferCommand: Command = {
     if (weights !== undefined && !existsSync(weights)) throw new UsageError(`--weights ${weights}: no such file`);
     const requested = deviceOption(args);
     const precision = precisionOption(args);
+    const input = inputOption(args);
+    if (npy && input === 'u8') throw new UsageError('--input u8 applies to image files (their crops are decoded as bytes); --npy takes float32 N×C×H×W');
     const top = intOption(args, 'top') ?? 5;
     const seed = intOption(args, 'seed', 0) ?? 1;
     const outFile = stringOption(args, 'out');
     const classNames = classList(stringOption(args, 'classes'), weights);
 
-    const dir = await prepareArtifact(target, { device: requested ?? 'cpu', ...(precision ? { precision } : {}) });
+    // Image files take uint8 crops by default (a spec is built so, or says why not); --npy is float32.
+    const dir = await prepareArtifact(target, { device: requested ?? 'cpu', ...(precision ? { precision } : {}), ...(input ? { input } : {}), imageData: !npy });
     const device: Device = requested ?? artifactDevice(dir);
     const model = await load(dir, { device, seed, ...(weights ? { weights } : {}) });
     try {

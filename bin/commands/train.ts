@@ -13,7 +13,7 @@ import { isPackedDataset } from '../../runtime/imagenet/pack-format.js';
 import { checkPackedImageSize, openPackedDataset } from '../../runtime/imagenet/packed.js';
 import { SAMPLINGS, type Sampling } from '../../runtime/imagenet/sampler.js';
 import { intOption, numberOption, onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.js';
-import { inputOption, INPUT_HELP, prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
+import { checkFashionInput, inputOption, INPUT_HELP, type InputChoice, prepareArtifact, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
 import type { Precision } from '../../compiler/ir.js';
 import { launchedRank, type Communicator } from '../../runtime/distributed/communicator.js';
 import { DEFAULT_RANK_TIMEOUT_SECONDS, openMpiWorld } from '../../runtime/distributed/mpi.js';
@@ -57,7 +57,7 @@ interface TrainArgs {
   readonly reduceWith?: ReduceBackend;
   readonly bucketElements?: number;
   readonly precision?: Precision;
-  readonly input?: 'u8';
+  readonly input?: InputChoice;
   readonly gpuPerRank?: string;
 }
 
@@ -92,7 +92,8 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
   }
   const fashion = isFashionMnistData(data);
   if (fashion && (args.values['epoch-size'] !== undefined || args.values.sampling !== undefined)) throw new UsageError('--epoch-size and --sampling apply to ImageNet folders; Fashion-MNIST trains in whole passes');
-  if (fashion && args.values.input === 'u8') throw new UsageError('--input u8 applies to ImageNet folders and packed datasets (their crops are decoded as bytes); Fashion-MNIST is read as floats');
+  const input = inputOption(args);
+  if (fashion) checkFashionInput(input);
   if (!fashion && args.values.limit !== undefined) throw new UsageError('--limit applies to Fashion-MNIST; for an ImageNet folder use --epoch-size N');
   const device = stringOption(args, 'device');
   if (device !== undefined && !DEVICES.includes(device as Device)) throw new UsageError(`--device must be ${DEVICES.join(', ')}, got '${device}'`);
@@ -109,7 +110,7 @@ function parseTrainArgs(args: ParsedArgs): TrainArgs {
     fashion,
     ...opt('device', device as Device | undefined),
     ...opt('precision', precisionOption(args)),
-    ...opt('input', inputOption(args)),
+    ...opt('input', input),
     ...opt('batch', intOption(args, 'batch')),
     ...opt('epochs', intOption(args, 'epochs')),
     seed: intOption(args, 'seed', 0) ?? 1,
@@ -178,10 +179,11 @@ function imageNetInputs(model: Model, a: TrainArgs, runDir: string): Inputs {
   const s = openImageSources(g, folder, { workers, prefetch: a.prefetch ?? 2, sampling: a.sampling, ...(epochSize !== undefined ? { epochSize } : {}), ...(packed ? { shards: packed.shards } : {}) });
   const epochs = epochSize !== undefined ? `epochs of ${epochSize} batches sampled ${a.sampling}` : 'whole passes';
   const from = packed ? `packed in ${packed.shards.length} shards at ${packed.index.imageSize}` : 'decode';
+  const crops = g.output === 'u8' ? 'uint8 crops, normalised by the first conv' : 'float32 crops';
   return {
     train: s.train!,
     test: s.val,
-    describe: `${folder.train.files.length} images in ${classes} classes (${folder.train.dir}; ${epochs}; ${from}; ${workers} decode workers), testing on ${folder.val.files.length} (${folder.val.dir})`,
+    describe: `${folder.train.files.length} images in ${classes} classes (${folder.train.dir}; ${epochs}; ${from}; ${crops}; ${workers} decode workers), testing on ${folder.val.files.length} (${folder.val.dir})`,
     close: () => s.pool.close(),
   };
 }
@@ -250,7 +252,11 @@ export const trainCommand: Command = {
 async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
   // Rank 0 builds (or finds in the cache) first, so that ranks do not compile the same spec at once.
   if (comm && comm.rank !== 0) comm.barrier();
-  const dir = await prepareArtifact(a.target, { ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu', ...(a.precision ? { precision: a.precision } : {}), ...(a.input ? { input: a.input } : {}) });
+  // Image data takes uint8 crops by default (the spec is built so, or says why not); rank 0 alone says so.
+  const dir = await prepareArtifact(a.target, {
+    ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu', ...(a.precision ? { precision: a.precision } : {}), ...(a.input ? { input: a.input } : {}),
+    imageData: !a.fashion, ...(comm && comm.rank !== 0 ? { note: () => {} } : {}),
+  });
   if (comm && comm.rank === 0) comm.barrier();
   // A built directory runs on the device it was built for unless --device says otherwise.
   const device = a.device ?? artifactDevice(dir);
