@@ -256,6 +256,6 @@ export const MUTANTS: readonly Mutant[] = [
     find: ".update(options.input ? `input ${options.input}` : '')",
     replace: ".update('')",
     tests: ['test/u8-default.test.ts'],
-    only: 'one directory in turn',
+    only: 'into one directory',
   },
 ];

@@ -210,7 +210,8 @@ describe('nincc pack and the packed reader', () => {
   it('trains and evaluates to the folder path\'s losses within that error', () => {
     writeFileSync(join(work, 'tiny.model'), TINY_IMAGE_SPEC);
     const artifact = join(work, 'artifact');
-    const built = nincc(['build', join(work, 'tiny.model'), '-o', artifact, '-q']);
+    // Relative to its directory, so the generated kernels (which name their spec file) share a cache entry: test/u8-default.test.ts.
+    const built = nincc(['build', 'tiny.model', '-o', artifact, '-q'], { cwd: work });
     expect(built.code, built.stderr).toBe(0);
     // The folder run's test pass scores its final weights on the folder's validation images; eval scores the
     // same weights on the packed ones (one CLI start fewer than evaluating both).

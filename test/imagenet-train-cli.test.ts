@@ -25,7 +25,8 @@ describe('nincc train / eval / stats on an ImageNet folder', () => {
     made = await makeImageNetFolder(join(work, 'imagenet'));
     writeFileSync(join(work, 'tiny.model'), SPEC);
     // Built as train/eval/infer build a spec for image data by default: uint8 crops (test/u8-default.test.ts has the float path).
-    const r = nincc(['build', join(work, 'tiny.model'), '-o', artifact, '--input', 'u8', '-q']);
+    // Relative to its directory, so the generated kernels (which name their spec file) share a cache entry: test/u8-default.test.ts.
+    const r = nincc(['build', 'tiny.model', '-o', artifact, '--input', 'u8', '-q'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
   });
 
