@@ -64,14 +64,18 @@ function takesBytes(dir: string): boolean {
 export const floatDirectoryNote = (dir: string) => `${dir} takes float32 images (built without --input u8): the loader writes normalised float crops; build it with --input u8 for uint8 batches`;
 
 /** A directory runs as built: --input must agree with it; image data on a float32 directory is said once, never rebuilt. */
-function checkInput(dir: string, input: InputChoice | undefined, imageData: boolean, note: (line: string) => void): void {
+function checkInput(dir: string, input: InputChoice | undefined, imageData: boolean, floatData: string | undefined, note: (line: string) => void): void {
   const bytes = takesBytes(dir);
+  if (floatData !== undefined && bytes) throw new UsageError(`${dir} takes uint8 images (built with --input u8), but ${floatData} is float32 N×C×H×W: give the spec, or a directory built without --input u8`);
   if (input === 'u8' && !bytes) throw new UsageError(`${dir} takes float32 images, not uint8: rebuild it from the spec with --input u8`);
   if (input === 'f32' && bytes) throw new UsageError(`${dir} takes uint8 images (built with --input u8), not float32: rebuild it from the spec with --input f32`);
   if (input === undefined && imageData && !bytes) note(floatDirectoryNote(dir));
 }
 
-/** How prepareArtifact builds or checks: `input` as given, `imageData` when the data is image files (uint8 by default), `note` for its one-line notes. */
+/**
+ * How prepareArtifact builds or checks: `input` as given, `imageData` when the data is image files (uint8 by
+ * default), `floatData` naming data that can only be float32 (a uint8 directory is then refused), `note` for its one-line notes.
+ */
 export interface ArtifactOptions {
   readonly maxBatch?: number;
   readonly outDir?: string;
@@ -80,6 +84,7 @@ export interface ArtifactOptions {
   readonly precision?: Precision;
   readonly input?: InputChoice;
   readonly imageData?: boolean;
+  readonly floatData?: string;
   readonly note?: (line: string) => void;
 }
 
@@ -109,7 +114,7 @@ export function resolveArtifact(arg: string, options: ArtifactOptions = {}): str
   if (statSync(arg).isDirectory()) {
     if (!existsSync(join(arg, 'plan.json'))) throw new UsageError(`${arg}: not an artifact directory (no plan.json); build one with 'nincc build SPEC -o DIR'`);
     checkPrecision(arg, options.precision);
-    checkInput(arg, options.input, options.imageData === true, options.note ?? stderrNote);
+    checkInput(arg, options.input, options.imageData === true, options.floatData, options.note ?? stderrNote);
     return arg;
   }
   const { model, source } = requireModel(arg);

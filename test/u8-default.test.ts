@@ -116,9 +116,13 @@ describe('uint8 input by default for image data', () => {
   }, 120_000);
 
   // A float32 directory trained and evaluated on image data (run as float, said once): test/imagenet-pack.test.ts.
-  it('refuses an --input that disagrees with a built directory', () => {
+// Runs after the eval/infer test, whose f32.npy it reads.
+  it('refuses an --input that disagrees with a built directory, and float32 data for a uint8 one', () => {
     expect(run(['train', f32Dir, ...common(made.root), '--input', 'u8'])).toMatchObject({ code: 2, stderr: expect.stringContaining(`${f32Dir} takes float32 images, not uint8: rebuild it from the spec with --input u8`) });
     expect(run(['eval', u8Dir, '--data', packed, '--input', 'f32'])).toMatchObject({ code: 2, stderr: expect.stringContaining(`${u8Dir} takes uint8 images (built with --input u8), not float32: rebuild it from the spec with --input f32`) });
+    const floatData = (what: string) => `${u8Dir} takes uint8 images (built with --input u8), but ${what} is float32 N×C×H×W: give the spec, or a directory built without --input u8`;
+    expect(run(['train', u8Dir, '--data', 'fashion-mnist'])).toMatchObject({ code: 2, stderr: expect.stringContaining(floatData('Fashion-MNIST')) });
+    expect(run(['infer', u8Dir, '--npy', join(work, 'f32.npy')])).toMatchObject({ code: 2, stderr: expect.stringContaining(floatData('--npy')) });
   }, 60_000);
 
   it('resumes a float run\'s checkpoint in a uint8 run', () => {

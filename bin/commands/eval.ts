@@ -86,7 +86,7 @@ export const evalCommand: Command = {
     const input = inputOption(args);
     const fashion = isFashionMnistData(data);
     if (fashion) checkFashionInput(input);
-    const dir = await prepareArtifact(target, { device: stringOption(args, 'device') ?? 'cpu', ...(input ? { input } : {}), imageData: !fashion });
+    const dir = await prepareArtifact(target, { device: stringOption(args, 'device') ?? 'cpu', ...(input ? { input } : {}), ...(fashion ? { floatData: 'Fashion-MNIST' } : { imageData: true }) });
     const weights = stringOption(args, 'weights');
     const seed = intOption(args, 'seed', 0) ?? 1;
     const model = await load(dir, { device: (stringOption(args, 'device') ?? 'cpu') as Device, seed, ...(weights ? { weights } : {}) });

@@ -48,7 +48,7 @@ export const inferCommand: Command = {
     const classNames = classList(stringOption(args, 'classes'), weights);
 
     // Image files take uint8 crops by default (a spec is built so, or says why not); --npy is float32.
-    const dir = await prepareArtifact(target, { device: requested ?? 'cpu', ...(precision ? { precision } : {}), ...(input ? { input } : {}), imageData: !npy });
+    const dir = await prepareArtifact(target, { device: requested ?? 'cpu', ...(precision ? { precision } : {}), ...(input ? { input } : {}), ...(npy ? { floatData: '--npy' } : { imageData: true }) });
     const device: Device = requested ?? artifactDevice(dir);
     const model = await load(dir, { device, seed, ...(weights ? { weights } : {}) });
     try {
@@ -58,7 +58,6 @@ export const inferCommand: Command = {
       let input: Images;
       let names: string[];
       if (npy) {
-        if (model.plan.imageInput) throw new UsageError(`${dir} takes uint8 images (built with --input u8): give image files, not --npy`);
         const a = readNpy(npy);
         if (a.dtype !== '<f4') throw new UsageError(`${npy}: expected float32 (<f4) data, got ${a.dtype}`);
         if (a.shape.length !== 4 || a.shape[1] !== c || a.shape[2] !== h || a.shape[3] !== w) {

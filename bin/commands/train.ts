@@ -255,7 +255,7 @@ async function trainHere(a: TrainArgs, comm?: Communicator): Promise<number> {
   // Image data takes uint8 crops by default (the spec is built so, or says why not); rank 0 alone says so.
   const dir = await prepareArtifact(a.target, {
     ...(a.batch ? { maxBatch: a.batch } : {}), quiet: a.quiet, device: a.device ?? 'cpu', ...(a.precision ? { precision: a.precision } : {}), ...(a.input ? { input: a.input } : {}),
-    imageData: !a.fashion, ...(comm && comm.rank !== 0 ? { note: () => {} } : {}),
+    ...(a.fashion ? { floatData: 'Fashion-MNIST' } : { imageData: true }), ...(comm && comm.rank !== 0 ? { note: () => {} } : {}),
   });
   if (comm && comm.rank === 0) comm.barrier();
   // A built directory runs on the device it was built for unless --device says otherwise.
