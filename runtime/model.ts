@@ -73,6 +73,7 @@ export class Model {
   private pending = 0; // queued or running asynchronous calls
   private foldedStale = true; // inference weights must be refolded after any parameter change
   private freshOptimizer = true; // the next update starts the momentum buffers from the gradient
+  private prefetched: Images[] = []; // the images of the batches prefetch() staged, oldest first
   private stepSeed = 0;
 
   private constructor(dir: string, native: NativeModel, plan: PlanExtras) {
@@ -279,9 +280,32 @@ export class Model {
     return { n, l: this.checkLabels(labels, n, what) };
   }
 
+  /**
+   * Hands over the batch of a later trainStep or forwardBackward now, even while a step runs: on cuda its
+   * host→device copy then overlaps that step (docs/design.md#staged-input). The next training step on
+   * these same `images` takes it; at most two batches are prefetched and not yet stepped. The arrays may
+   * be reused when it returns.
+   */
+  prefetch(images: Images, labels: Int32Array | readonly number[]): void {
+    const { n, l } = this.checkTrainingBatch(images, labels, 'prefetch');
+    if (this.disposing) throw disposedError('prefetch');
+    try {
+      this.handle('prefetch').stageInputs('train_forward_backward', n, { images, labels: l });
+    } catch (e) {
+      throw fromNative(e);
+    }
+    this.prefetched.push(images);
+  }
+
   private async forwardBackwardQueued(native: NativeModel, images: Images, l: Int32Array, n: number, reduce?: NativeReduce): Promise<{ loss: number; output: Float32Array }> {
-    native.setInput('train_forward_backward', 'images', images, n);
-    native.setInput('train_forward_backward', 'labels', l, n);
+    if (this.prefetched[0] === images) {
+      this.prefetched.shift(); // the run takes the staged batch
+    } else if (this.prefetched.length > 0) {
+      throw new InvalidArgumentError(`a training step got other images than the batch prefetch() staged first (${this.prefetched.length} staged): step the batches in the order they were prefetched`);
+    } else {
+      native.setInput('train_forward_backward', 'images', images, n);
+      native.setInput('train_forward_backward', 'labels', l, n);
+    }
     this.stepSeed = (this.stepSeed + 1) >>> 0;
     await native.run('train_forward_backward', n, {}, this.stepSeed, reduce);
     this.foldedStale = true; // running statistics moved
