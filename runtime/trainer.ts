@@ -45,8 +45,9 @@ export interface TrainOptions {
    */
   readonly distributed?: DataParallel;
   /**
-   * Hand each batch to the model while the step before it runs (Model.prefetch; docs/design.md#staged-input).
-   * Default: on cuda, where its host→device copy then overlaps that step; not with `distributed`.
+   * Hand each batch to the model while the step before it runs (Model.prefetch; docs/design.md#staged-input),
+   * in training and test passes. Default: on cuda, where its host→device copy then overlaps that step; a
+   * distributed run's training steps never prefetch.
    */
   readonly prefetch?: boolean;
 }
@@ -203,9 +204,9 @@ async function trainEpoch(c: EpochContext, epoch: number, row: RegimeRow, progre
 }
 
 /** The epoch's test pass; non-finite outputs stop the run like a NaN loss (before the checkpoint is replaced). */
-async function testEpoch(model: Model, source: EvalSource, epoch: number, checkpoint: string) {
+async function testEpoch(model: Model, source: EvalSource, epoch: number, checkpoint: string, prefetch: boolean | undefined) {
   const started = Date.now();
-  const ev = await evaluateSource(model, source);
+  const ev = await evaluateSource(model, source, undefined, prefetch);
   const problem = nonFiniteProblem(ev, source.name);
   if (problem) throw new TrainingError(`epoch ${epoch}'s test pass: ${problem}; training stopped and the last checkpoint (${existsSync(checkpoint) ? checkpoint : 'none yet'}) is kept`);
   return { ev, seconds: (Date.now() - started) / 1000 };
@@ -267,7 +268,7 @@ export async function train(model: Model, trainData: TrainSource | LabelledImage
     resumed = undefined;
     const trainSkips = source.takeSkipped?.() ?? NO_SKIPS;
     // In a distributed run rank 0 tests alone; the others wait for it in the next step's reduction.
-    const tested = writer && testsAfter(plan, epoch, o.epochs) ? await testEpoch(model, testSource, epoch, checkpoint) : undefined;
+    const tested = writer && testsAfter(plan, epoch, o.epochs) ? await testEpoch(model, testSource, epoch, checkpoint, o.prefetch) : undefined;
     const valSkips = tested ? testSource.takeSkipped?.() ?? NO_SKIPS : NO_SKIPS;
     const { lossSum, correct, seen } = t.progress;
     const record: EpochRecord = {

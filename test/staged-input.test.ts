@@ -9,10 +9,27 @@ import { buildSpec, type Built } from './reference/artifacts.js';
 import { API_CALLS } from './reference/specs.js';
 import { InvalidArgumentError, load, Model } from '../runtime/index.js';
 import { train, type EpochRecord } from '../runtime/trainer.js';
-import type { LabelledImages } from '../runtime/dataset.js';
+import { inMemoryEvalSource, type Batch, type EvalSource, type LabelledImages } from '../runtime/dataset.js';
 
 const images = (n: number, v: number) => new Float32Array(n * 72).map((_, i) => v + ((i * 7) % 11) * 0.03);
 const labels = (n: number, k: number) => Int32Array.from({ length: n }, (_, i) => (i + k) % 5);
+
+/** The same batches, each copied into one pair of buffers the next batch overwrites. */
+function reusingBuffers(source: EvalSource): EvalSource {
+  return {
+    ...source,
+    async *batches(batch: number): AsyncGenerator<Batch> {
+      let images = new Float32Array(0);
+      const labels = new Int32Array(batch);
+      for await (const b of source.batches(batch)) {
+        if (images.length < b.images.length) images = new Float32Array(b.images.length);
+        images.set(b.images);
+        labels.set(b.labels);
+        yield { images: images.subarray(0, b.images.length), labels: labels.subarray(0, b.count), count: b.count };
+      }
+    },
+  };
+}
 
 describe('staged input (prefetch)', () => {
   let built: Built;
@@ -49,6 +66,23 @@ describe('staged input (prefetch)', () => {
     expect(staged.readSpace('param', 0, 40)).toEqual(plain.readSpace('param', 0, 40));
   });
 
+  it('an inference batch prefetched while the one before it runs scores as one set before it', async () => {
+    const m = await fresh();
+    const batches = [0, 1, 2].map((k) => images(k === 2 ? 3 : 4, 0.2 * k));
+    const plain: Float32Array[] = [];
+    for (const x of batches) plain.push(await m.infer(x));
+    const staged: Float32Array[] = [];
+    m.prefetch(batches[0]);
+    for (let k = 0; k < batches.length; k++) {
+      const inferring = m.infer(batches[k]);
+      if (k + 1 < batches.length) m.prefetch(batches[k + 1]);
+      staged.push(await inferring);
+    }
+    expect(staged).toEqual(plain);
+    m.prefetch(batches[0]);
+    expect(String(await m.infer(batches[1]).catch((e: unknown) => e))).toContain('an inference got other images than the batch prefetch() staged first (1 staged)');
+  });
+
   it('refuses a step on other images than the batch staged first, and a third staged batch', async () => {
     const m = await fresh();
     m.prefetch(images(4, 0.2), labels(4, 0));
@@ -63,12 +97,13 @@ describe('staged input (prefetch)', () => {
   it('the trainer with prefetch gives the epoch records it gives without', async () => {
     const set = (name: string, count: number, v: number): LabelledImages => ({ name, images: images(count, v), labels: labels(count, 1), count, shape: [2, 6, 6], classes: 5 });
     const trainSet = set('train', 11, 0.2); // a short last batch too
-    const testSet = set('test', 6, 0.4);
-    let prefetched = 0;
+    // As the ImageNet sources do, the test source yields every batch in the same buffers.
+    const testSet = reusingBuffers(inMemoryEvalSource(set('test', 6, 0.4)));
+    const prefetched = { training: 0, test: 0 };
     const run = async (prefetch: boolean): Promise<EpochRecord[]> => {
       const m = await fresh();
       vi.spyOn(m, 'prefetch').mockImplementation(function (this: Model, ...args: Parameters<Model['prefetch']>) {
-        prefetched++;
+        prefetched[args[1] ? 'training' : 'test']++;
         return Model.prototype.prefetch.apply(this, args);
       });
       const o = { epochs: 2, batch: 4, regime: [{ from: 1, to: 2, lr: 0.1, wd: 5e-4 }], momentum: 0.5, seed: 5, runDir: join(work, String(prefetch)), resume: false, prefetch };
@@ -76,9 +111,10 @@ describe('staged input (prefetch)', () => {
       return r.records.map((e) => ({ ...e, imagesPerSecond: 0, seconds: 0, evalSeconds: 0 }));
     };
     const without = await run(false);
-    expect(prefetched).toBe(0);
+    expect(prefetched).toEqual({ training: 0, test: 0 });
     expect(await run(true)).toEqual(without);
-    expect(prefetched).toBe(6); // 3 steps in each of 2 epochs, each batch handed over before its step
+    // Each batch handed over before its step: 3 training steps and 2 test batches (6 images) in each of 2 epochs.
+    expect(prefetched).toEqual({ training: 6, test: 4 });
     expect(without.length).toBe(2);
   });
 });
