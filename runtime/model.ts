@@ -73,6 +73,7 @@ export class Model {
   private pending = 0; // queued or running asynchronous calls
   private foldedStale = true; // inference weights must be refolded after any parameter change
   private freshOptimizer = true; // the next update starts the momentum buffers from the gradient
+  private prefetched: { program: string; images: Images }[] = []; // what prefetch() staged, oldest first
   private stepSeed = 0;
 
   private constructor(dir: string, native: NativeModel, plan: PlanExtras) {
@@ -258,7 +259,7 @@ export class Model {
 
   /** The infer program on k ≤ maxBatch images; its output copied out of the arena. */
   private async inferChunk(native: NativeModel, images: Images, k: number): Promise<Float32Array> {
-    native.setInput('infer', 'images', images, k);
+    if (!this.takesPrefetched('infer', images)) native.setInput('infer', 'images', images, k);
     await native.run('infer', k, {}, 0);
     return native.getOutput('infer', 'output', k) as Float32Array;
   }
@@ -279,9 +280,43 @@ export class Model {
     return { n, l: this.checkLabels(labels, n, what) };
   }
 
+  /**
+   * Hands over the batch of a later step now, even while a step runs: on cuda its host→device copy then
+   * overlaps that step (docs/design.md#staged-input). With labels, the batch of the next trainStep or
+   * forwardBackward on these same `images`; without, of the next infer or evaluate on them (at most
+   * maxBatch images). At most two batches are prefetched and not yet run; the arrays may be reused when it
+   * returns.
+   */
+  prefetch(images: Images, labels?: Int32Array | readonly number[]): void {
+    const training = labels !== undefined ? this.checkTrainingBatch(images, labels, 'prefetch') : undefined;
+    const n = training?.n ?? this.checkImages(images, 'prefetch');
+    this.checkBatch(n, 'prefetch');
+    const program = training ? 'train_forward_backward' : 'infer';
+    if (this.disposing) throw disposedError('prefetch');
+    try {
+      this.handle('prefetch').stageInputs(program, n, training ? { images, labels: training.l } : { images });
+    } catch (e) {
+      throw fromNative(e);
+    }
+    this.prefetched.push({ program, images });
+  }
+
+  /** Whether the run of `program` on `images` takes the batch prefetched first (else it sets its inputs). */
+  private takesPrefetched(program: string, images: Images): boolean {
+    const first = this.prefetched[0];
+    if (!first || first.program !== program) return false;
+    if (first.images !== images) {
+      throw new InvalidArgumentError(`${program === 'infer' ? 'an inference' : 'a training step'} got other images than the batch prefetch() staged first (${this.prefetched.length} staged): run the batches in the order they were prefetched`);
+    }
+    this.prefetched.shift();
+    return true;
+  }
+
   private async forwardBackwardQueued(native: NativeModel, images: Images, l: Int32Array, n: number, reduce?: NativeReduce): Promise<{ loss: number; output: Float32Array }> {
-    native.setInput('train_forward_backward', 'images', images, n);
-    native.setInput('train_forward_backward', 'labels', l, n);
+    if (!this.takesPrefetched('train_forward_backward', images)) {
+      native.setInput('train_forward_backward', 'images', images, n);
+      native.setInput('train_forward_backward', 'labels', l, n);
+    }
     this.stepSeed = (this.stepSeed + 1) >>> 0;
     await native.run('train_forward_backward', n, {}, this.stepSeed, reduce);
     this.foldedStale = true; // running statistics moved

@@ -76,6 +76,11 @@ export interface NativeModel {
   run(program: string, n: number, scalars: Record<string, number>, seed?: number | bigint, reduce?: NativeReduce): Promise<void>;
   /** data holds exactly the input for n images; Float32Array for f32 inputs, Int32Array for i32 */
   setInput(program: string, name: string, data: Float32Array | Int32Array | Uint8Array, n: number): void;
+  /**
+   * The inputs of the next run of `program` on n images, allowed while a run is in flight: on cuda their
+   * host→device copy overlaps it (docs/design.md#staged-input); at most two batches staged, not yet run.
+   */
+  stageInputs(program: string, n: number, inputs: Record<string, Float32Array | Int32Array | Uint8Array>): void;
   /** an Int32Array for i32 outputs, else a Float32Array */
   getOutput(program: string, name: string, n: number): Float32Array | Int32Array;
   read(space: SpaceName, offset: number, count: number): Float32Array;

@@ -52,14 +52,34 @@ export class ScoreTally {
   }
 }
 
-/** Top-1/top-5 and mean NLL in eval mode over every image a source yields (no partial batch dropped). */
-export async function evaluateSource(model: Model, source: EvalSource, onBatch?: (done: number) => void): Promise<Scores> {
+/**
+ * Top-1/top-5 and mean NLL in eval mode over every image a source yields (no partial batch dropped). With
+ * `prefetch` (default on cuda) each batch is handed to the model while the one before it runs, so that its
+ * host→device copy overlaps that inference (Model.prefetch, docs/design.md#staged-input).
+ */
+export async function evaluateSource(model: Model, source: EvalSource, onBatch?: (done: number) => void, prefetch = model.device === 'cuda'): Promise<Scores> {
   const tally = new ScoreTally();
-  for await (const b of source.batches(model.maxBatch)) {
-    if (b.count === 0) continue;
-    const out = await model.infer(b.images, b.count);
-    tally.add(out, b.labels, model.outputElements);
-    onBatch?.(tally.count);
+  const batches = source.batches(model.maxBatch)[Symbol.asyncIterator]();
+  const nextBatch = async () => {
+    let r = await batches.next();
+    while (!r.done && r.value.count === 0) r = await batches.next();
+    if (prefetch && !r.done) model.prefetch(r.value.images);
+    return r;
+  };
+  let next = await nextBatch();
+  try {
+    while (!next.done) {
+      const b = next.value;
+      const labels = b.labels.slice(); // the sources reuse their buffers for the next batch
+      const scoring = model.infer(b.images, b.count);
+      scoring.catch(() => {}); // awaited below
+      if (prefetch) next = await nextBatch();
+      tally.add(await scoring, labels, model.outputElements);
+      onBatch?.(tally.count);
+      if (!prefetch) next = await nextBatch();
+    }
+  } finally {
+    if (!next.done) await batches.return?.(undefined); // as for-await does on an early exit
   }
   return tally.result();
 }

@@ -44,6 +44,12 @@ export interface TrainOptions {
    * ranks; rank 0 alone writes the run directory and runs the test pass.
    */
   readonly distributed?: DataParallel;
+  /**
+   * Hand each batch to the model while the step before it runs (Model.prefetch; docs/design.md#staged-input),
+   * in training and test passes. Default: on cuda, where its host→device copy then overlaps that step; a
+   * distributed run's training steps never prefetch.
+   */
+  readonly prefetch?: boolean;
 }
 
 export type TrainEvent =
@@ -153,35 +159,54 @@ async function trainEpoch(c: EpochContext, epoch: number, row: RegimeRow, progre
   const p = { ...progress };
   const seenBefore = p.seen;
   const shard = o.distributed ? { rank: o.distributed.comm.rank, size: o.distributed.comm.size } : undefined;
-  for await (const b of c.source.batches(epoch, o.batch, o.seed, p.step, shard)) {
-    p.step++;
-    const t = await step(c, b, row);
-    const loss = t.lossSum / t.count;
-    if (!Number.isFinite(loss)) {
-      throw new TrainingError(`the loss became ${loss} at epoch ${epoch}, step ${p.step}: training stopped and the last checkpoint (${existsSync(c.checkpoint) ? c.checkpoint : 'none yet'}) is kept; try a smaller learning rate (lr ${row.lr})`);
+  // On cuda each batch is prefetched while the step before it runs, so that its host→device copy
+  // overlaps that step; cpu and emu read host memory: nothing to overlap (tests turn it on there).
+  const prefetching = (o.prefetch ?? model.device === 'cuda') && !o.distributed;
+  const batches = c.source.batches(epoch, o.batch, o.seed, p.step, shard)[Symbol.asyncIterator]();
+  let next = await batches.next();
+  if (prefetching && !next.done) model.prefetch(next.value.images, next.value.labels);
+  const stepThenPrefetch = async (b: Batch): Promise<StepTally> => {
+    // The sources reuse their buffers for the next batch: this step's tally keeps its own labels.
+    const stepping = step(c, { ...b, labels: b.labels.slice() }, row);
+    stepping.catch(() => {}); // awaited below, once the next batch is staged
+    next = await batches.next();
+    if (!next.done) model.prefetch(next.value.images, next.value.labels);
+    return stepping;
+  };
+  try {
+    while (!next.done) {
+      p.step++;
+      const t = prefetching ? await stepThenPrefetch(next.value) : await step(c, next.value, row);
+      const loss = t.lossSum / t.count;
+      if (!Number.isFinite(loss)) {
+        throw new TrainingError(`the loss became ${loss} at epoch ${epoch}, step ${p.step}: training stopped and the last checkpoint (${existsSync(c.checkpoint) ? c.checkpoint : 'none yet'}) is kept; try a smaller learning rate (lr ${row.lr})`);
+      }
+      p.lossSum += t.lossSum;
+      p.correct += t.correct;
+      p.seen += t.count;
+      const dp = o.distributed;
+      if (dp && (p.step === steps || (dp.checkEvery > 0 && p.step % dp.checkEvery === 0))) checkInSync(model, dp.comm, `epoch ${epoch}, step ${p.step}`);
+      const elapsed = Math.max((Date.now() - started) / 1000, 1e-9);
+      o.onEvent?.({ kind: 'step', epoch, step: p.step, steps, loss: p.lossSum / p.seen, lr: row.lr, imagesPerSecond: (p.seen - seenBefore) / elapsed });
+      if (t.stop && p.step < steps) {
+        // Stop between steps: a checkpoint of the half-done epoch, resumable to the same losses.
+        const meta = { epoch: String(epoch - 1), step: String(p.step), loss_sum: String(p.lossSum), correct: String(p.correct), seen: String(p.seen), seed: String(o.seed) };
+        if (c.writer) await saveCheckpoint(model, c.checkpoint, meta, c.lastGood);
+        o.onEvent?.({ kind: 'stopped', epoch, step: p.step, steps, checkpoint: c.checkpoint });
+        return { progress: p, seconds: (Date.now() - started) / 1000, stoppedAt: p.step };
+      }
+      if (!prefetching) next = await batches.next();
     }
-    p.lossSum += t.lossSum;
-    p.correct += t.correct;
-    p.seen += t.count;
-    const dp = o.distributed;
-    if (dp && (p.step === steps || (dp.checkEvery > 0 && p.step % dp.checkEvery === 0))) checkInSync(model, dp.comm, `epoch ${epoch}, step ${p.step}`);
-    const elapsed = Math.max((Date.now() - started) / 1000, 1e-9);
-    o.onEvent?.({ kind: 'step', epoch, step: p.step, steps, loss: p.lossSum / p.seen, lr: row.lr, imagesPerSecond: (p.seen - seenBefore) / elapsed });
-    if (t.stop && p.step < steps) {
-      // Stop between steps: a checkpoint of the half-done epoch, resumable to the same losses.
-      const meta = { epoch: String(epoch - 1), step: String(p.step), loss_sum: String(p.lossSum), correct: String(p.correct), seen: String(p.seen), seed: String(o.seed) };
-      if (c.writer) await saveCheckpoint(model, c.checkpoint, meta, c.lastGood);
-      o.onEvent?.({ kind: 'stopped', epoch, step: p.step, steps, checkpoint: c.checkpoint });
-      return { progress: p, seconds: (Date.now() - started) / 1000, stoppedAt: p.step };
-    }
+  } finally {
+    if (!next.done) await batches.return?.(undefined); // as for-await does on an early exit
   }
   return { progress: p, seconds: (Date.now() - started) / 1000 };
 }
 
 /** The epoch's test pass; non-finite outputs stop the run like a NaN loss (before the checkpoint is replaced). */
-async function testEpoch(model: Model, source: EvalSource, epoch: number, checkpoint: string) {
+async function testEpoch(model: Model, source: EvalSource, epoch: number, checkpoint: string, prefetch: boolean | undefined) {
   const started = Date.now();
-  const ev = await evaluateSource(model, source);
+  const ev = await evaluateSource(model, source, undefined, prefetch);
   const problem = nonFiniteProblem(ev, source.name);
   if (problem) throw new TrainingError(`epoch ${epoch}'s test pass: ${problem}; training stopped and the last checkpoint (${existsSync(checkpoint) ? checkpoint : 'none yet'}) is kept`);
   return { ev, seconds: (Date.now() - started) / 1000 };
@@ -243,7 +268,7 @@ export async function train(model: Model, trainData: TrainSource | LabelledImage
     resumed = undefined;
     const trainSkips = source.takeSkipped?.() ?? NO_SKIPS;
     // In a distributed run rank 0 tests alone; the others wait for it in the next step's reduction.
-    const tested = writer && testsAfter(plan, epoch, o.epochs) ? await testEpoch(model, testSource, epoch, checkpoint) : undefined;
+    const tested = writer && testsAfter(plan, epoch, o.epochs) ? await testEpoch(model, testSource, epoch, checkpoint, o.prefetch) : undefined;
     const valSkips = tested ? testSource.takeSkipped?.() ?? NO_SKIPS : NO_SKIPS;
     const { lossSum, correct, seen } = t.progress;
     const record: EpochRecord = {

@@ -258,4 +258,26 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/u8-default.test.ts'],
     only: 'into one directory',
   },
+  {
+    name: "the trainer's tally reads the labels of the batch prefetched after its step",
+    file: 'runtime/trainer.ts',
+    find: 'step(c, { ...b, labels: b.labels.slice() }, row)',
+    replace: 'step(c, b, row)',
+    tests: ['test/staged-input.test.ts'],
+  },
+  {
+    name: "the evaluation loop's tally reads the labels of the batch prefetched after its inference",
+    file: 'runtime/scoring.ts',
+    find: 'const labels = b.labels.slice();',
+    replace: 'const labels = b.labels;',
+    tests: ['test/staged-input.test.ts'],
+  },
+  {
+    name: 'a run on cpu takes the newest staged batch, not the oldest',
+    file: 'runtime/core/device.h',
+    find: 'for (const HostPart& part : staged_.front())',
+    replace: 'for (const HostPart& part : staged_.back())',
+    tests: ['test/staged-input.test.ts'],
+    native: true,
+  },
 ];

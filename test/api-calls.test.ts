@@ -5,19 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSpec, type Built } from './reference/artifacts.js';
+import { API_CALLS } from './reference/specs.js';
 import { ErrorCodes, InvalidArgumentError, isNinccError, load, NinccError, OutOfRangeError, type Model } from '../runtime/index.js';
-
-const spec = `model calls {
-  input 2x6x6
-  conv(2, 4, 3, 3, 1, 1, 1, 1) bn(4) relu maxpool(2, 2)
-  view(-1) linear(36, 5) logsoftmax
-}
-train {
-  batch 4  epochs 1  criterion nll
-  optimizer sgd { momentum 0.5 }
-  regime { epochs 1..1  lr 1e-1  wd 5e-4 }
-}
-`;
 
 /** Resolves true if the event loop ran a macrotask (a setImmediate) before `work` settled. */
 async function yieldsToEventLoop(work: () => Promise<unknown>): Promise<boolean> {
@@ -42,7 +31,7 @@ describe('API calls as users make them', () => {
   let work: string;
   const images = (n: number, v = 0.5) => new Float32Array(n * 72).map((_, i) => v + (i % 7) * 0.01);
   beforeAll(async () => {
-    built = buildSpec('calls', spec, 4);
+    built = buildSpec('calls', API_CALLS, 4);
     m = await load(built.dir, { seed: 2 });
     work = mkdtempSync(join(tmpdir(), 'nincc-api-calls-'));
   });

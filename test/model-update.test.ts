@@ -2,19 +2,8 @@
 // then update is trainStep, and the whole-space accessors check their ranges.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSpec, type Built } from './reference/artifacts.js';
+import { API_CALLS } from './reference/specs.js';
 import { ErrorCodes, InvalidArgumentError, load, OutOfRangeError, type Model } from '../runtime/index.js';
-
-const spec = `model upd {
-  input 2x6x6
-  conv(2, 4, 3, 3, 1, 1, 1, 1) bn(4) relu maxpool(2, 2)
-  view(-1) linear(36, 5) logsoftmax
-}
-train {
-  batch 4  epochs 1  criterion nll
-  optimizer sgd { momentum 0.5 }
-  regime { epochs 1..1  lr 1e-1  wd 5e-4 }
-}
-`;
 
 describe('Model.update, readSpace, writeSpace', () => {
   let built: Built;
@@ -23,7 +12,7 @@ describe('Model.update, readSpace, writeSpace', () => {
   const labels = new Int32Array([0, 3, 1, 4]);
   const space = (m: Model, s: 'param' | 'momentum' | 'state') => m.readSpace(s, 0, m.info.spaces[s]);
   beforeAll(() => {
-    built = buildSpec('update', spec, 4);
+    built = buildSpec('update', API_CALLS, 4);
   });
   afterAll(async () => {
     for (const m of models) await m.dispose();

@@ -85,6 +85,16 @@ napi_typedarray_type typedArrayFor(nincc::DType dtype) {
   return dtype == nincc::DType::I32 ? napi_int32_array : dtype == nincc::DType::U8 ? napi_uint8_array : napi_float32_array;
 }
 
+// Throws unless `array` is the typed array of the input's dtype.
+void checkInputArray(const nincc::Model& model, const std::string& program, const std::string& name,
+                     const Napi::TypedArray& array) {
+  const nincc::BufferRef& ref = model.inputRef(program, name);
+  if (array.TypedArrayType() != typedArrayFor(ref.dtype))
+    throw ArgumentError("input \"" + name + "\" of program \"" + program + "\" is " + nincc::dtypeName(ref.dtype) +
+                        ": pass a " + typedArrayName(typedArrayFor(ref.dtype)) + ", not a " +
+                        typedArrayName(array.TypedArrayType()));
+}
+
 }  // namespace
 
 void ModelObject::defineClass(Napi::Env env) {
@@ -92,6 +102,7 @@ void ModelObject::defineClass(Napi::Env env) {
       {InstanceMethod<&ModelObject::info>("info"),
        InstanceMethod<&ModelObject::run>("run"),
        InstanceMethod<&ModelObject::setInput>("setInput"),
+       InstanceMethod<&ModelObject::stageInputs>("stageInputs"),
        InstanceMethod<&ModelObject::getOutput>("getOutput"),
        InstanceMethod<&ModelObject::read>("read"),
        InstanceMethod<&ModelObject::write>("write"),
@@ -209,13 +220,32 @@ Napi::Value ModelObject::setInput(const Napi::CallbackInfo& info) {
     std::string name = stringArg(info, 1, "name");
     Napi::TypedArray array = typedArrayArg(info, 2, "data");
     int64_t n = integerArg(info, 3, "n", 0, kMaxJsInteger);
-    const nincc::BufferRef& ref = model.inputRef(program, name);
-    if (array.TypedArrayType() != typedArrayFor(ref.dtype))
-      throw ArgumentError("input \"" + name + "\" of program \"" + program + "\" is " +
-                          nincc::dtypeName(ref.dtype) + ": pass a " +
-                          typedArrayName(typedArrayFor(ref.dtype)) + ", not a " +
-                          typedArrayName(array.TypedArrayType()));
+    checkInputArray(model, program, name, array);
     model.setInput(program, name, n, typedArrayBytes(array), array.ByteLength());
+    return info.Env().Undefined();
+  });
+}
+
+// stageInputs(program, n, { name: typedArray, … }): the inputs of the next run of `program` on n
+// images (model.h stageInputs). Allowed while a run is in flight: that is what it is for.
+Napi::Value ModelObject::stageInputs(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    if (!model_) throw nincc::Error("stageInputs(): this model was disposed");
+    std::string program = stringArg(info, 0, "program");
+    int64_t n = integerArg(info, 1, "n", 0, kMaxJsInteger);
+    if (!info[2].IsObject()) throw ArgumentError("inputs must be an object of typed arrays");
+    Napi::Object given = info[2].As<Napi::Object>();
+    Napi::Array names = given.GetPropertyNames();
+    std::vector<nincc::Model::NamedInput> inputs;
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      std::string name = names.Get(i).ToString().Utf8Value();
+      Napi::Value value = given.Get(name);
+      if (!value.IsTypedArray()) throw ArgumentError("input \"" + name + "\" must be a typed array");
+      Napi::TypedArray array = value.As<Napi::TypedArray>();
+      checkInputArray(*model_, program, name, array);
+      inputs.push_back({name, typedArrayBytes(array), array.ByteLength()});
+    }
+    model_->stageInputs(program, n, inputs);
     return info.Env().Undefined();
   });
 }

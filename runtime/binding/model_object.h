@@ -1,6 +1,6 @@
 // ModelObject: the JS object load() returns, wrapping a nincc::Model. A run() holds it busy until
 // its promise settles; every other call (and a second run) is refused meanwhile, because the
-// worker thread is using the arena.
+// worker thread is using the arena — but stageInputs, which stages the next batch during the run.
 #pragma once
 #include <napi.h>
 
@@ -28,6 +28,7 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
   Napi::Value info(const Napi::CallbackInfo& info);
   Napi::Value run(const Napi::CallbackInfo& info);
   Napi::Value setInput(const Napi::CallbackInfo& info);
+  Napi::Value stageInputs(const Napi::CallbackInfo& info);
   Napi::Value getOutput(const Napi::CallbackInfo& info);
   Napi::Value read(const Napi::CallbackInfo& info);
   Napi::Value write(const Napi::CallbackInfo& info);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,8 @@ class CudaDevice final : public Device {
   void commCopyToDevice(void* dst, const void* src, size_t bytes) override;
   void* commMark() override;
   void hostWaits(void* mark) override;
+  void stageInputs(const std::vector<StagedInput>& inputs) override;  // cuda_input_stage.cc
+  void takeStagedInputs() override;
 
  private:
   struct Kernel {
@@ -75,8 +78,8 @@ class CudaDevice final : public Device {
   Graph& record(const std::string& program, const std::vector<StepLaunch>& steps);
   void destroyGraphs();
 
-  // Throws "cuda: <what> failed: CUDA_ERROR_… (text) [cuda_device.cc:<line>]" unless result is 0.
-  void check(int result, const std::string& what, int line) const;
+  // Throws "cuda: <what> failed: CUDA_ERROR_… (text) [<file>:<line>]" unless result is 0.
+  void check(int result, const std::string& what, const char* file, int line) const;
   std::string readGlobal(const std::string& name, bool required);
   void order(void* from, void* to, const char* what);
 
@@ -93,6 +96,25 @@ class CudaDevice final : public Device {
   std::deque<Kernel> kernels_;
   bool graphs_ = false;  // NINCC_CUDA_GRAPHS=1 and the driver has the graph API
   std::map<std::string, Graph> recorded_;
+
+  // Staged input (cuda_input_stage.cc): batch k goes through slot k % 2, so batch k+1 is copied into
+  // one slot on copyStream_ while the step of batch k reads the other. A slot's `copied` event marks
+  // its host→device copy done; its `read` event, the compute stream's copy out of it into the arena.
+  struct InputSlot {
+    void* host = nullptr;    // page-locked (cuMemAllocHost), `capacity` bytes; null: pageable fallback
+    void* device = nullptr;  // device memory (CUdeviceptr), `capacity` bytes
+    size_t capacity = 0;
+    void* copied = nullptr;  // CUevent, recorded on copyStream_
+    void* read = nullptr;    // CUevent, recorded on stream_
+    std::vector<StagedInput> parts;  // dst: the arena buffer; src: the byte offset in the slot
+  };
+  void prepareInputSlot(InputSlot& slot, size_t bytes);
+  void releaseInputSlots();
+  InputSlot inputSlots_[2];
+  void* copyStream_ = nullptr;  // CUstream of staged input copies, made at the first stageInputs
+  uint64_t batchesStaged_ = 0, batchesTaken_ = 0;
+  bool pinnedInputsFailed_ = false;  // cuMemAllocHost failed once: pageable copies from now on
+  std::mutex stageMutex_;            // stageInputs (JS main thread) races takeStagedInputs (the run's worker)
 };
 
 }  // namespace nincc

@@ -3,6 +3,7 @@
 // emulator) plug in behind the same interface.
 #pragma once
 #include <cstddef>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +15,13 @@ namespace nincc {
 
 // An opaque resolved kernel (a function pointer on cpu, a CUfunction on cuda).
 using KernelHandle = const void*;
+
+// One input of a staged batch: `bytes` from host `src` to device `dst` (a program's input buffer).
+struct StagedInput {
+  void* dst;
+  const void* src;
+  size_t bytes;
+};
 
 // One step of a program, ready to launch: its args point into the arena for this call's batch.
 struct StepLaunch {
@@ -82,8 +90,29 @@ class Device {
   virtual void* commMark() { return nullptr; }
   virtual void hostWaits(void* mark) { (void)mark; }
 
+  // Staged input (docs/design.md#staged-input): stageInputs takes a batch's inputs while the previous
+  // step may still run — the caller may reuse `src` when it returns — and takeStagedInputs, called
+  // before the next step on the compute stream, puts the oldest staged batch into its `dst` buffers.
+  // At most two batches are staged and not yet taken (Model checks). The cuda device copies on a
+  // copy stream through pinned memory; here (cpu, emu: nothing to overlap) the bytes wait on the host.
+  virtual void stageInputs(const std::vector<StagedInput>& inputs) {
+    std::vector<HostPart> batch;
+    for (const StagedInput& in : inputs)
+      batch.push_back({in.dst, std::vector<char>(static_cast<const char*>(in.src), static_cast<const char*>(in.src) + in.bytes)});
+    staged_.push_back(std::move(batch));
+  }
+  virtual void takeStagedInputs() {
+    for (const HostPart& part : staged_.front()) copyToDevice(part.dst, part.bytes.data(), part.bytes.size());
+    staged_.pop_front();
+  }
+
  private:
+  struct HostPart {
+    void* dst;
+    std::vector<char> bytes;
+  };
   std::vector<float> staging_;
+  std::deque<std::vector<HostPart>> staged_;
 };
 
 // The devices this machine can run: "cpu" and "emu" always; "cuda" when the driver loads and sees a GPU.

@@ -52,7 +52,40 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const std::string& de
 
 void Model::run(const std::string& program, int64_t n, const ScalarValues& scalars, uint64_t seed,
                 const StepDone& stepDone) {
+  {
+    std::lock_guard<std::mutex> lock(stagedMutex_);
+    if (!staged_.empty() && staged_.front().first == program) {
+      if (staged_.front().second != n)
+        throw Error("run(\"" + program + "\", " + std::to_string(n) + "): the batch staged for it holds " +
+                    std::to_string(staged_.front().second) + " image(s)");
+      device_->takeStagedInputs();
+      staged_.pop_front();
+    }
+  }
   executor_->run(program, n, scalars, seed, stepDone);
+}
+
+// Two at most: the cuda device's two slots, one read by the running step, one being filled.
+constexpr size_t kMaxStagedBatches = 2;
+
+void Model::stageInputs(const std::string& program, int64_t n, const std::vector<NamedInput>& inputs) {
+  std::vector<StagedInput> parts;
+  for (const NamedInput& in : inputs) {
+    const BufferRef& ref = inputRef(program, in.name);
+    checkBytes("input", program, in.name, ref, n, in.bytes);
+    parts.push_back({arena_->pointer(ref, n), in.data, in.bytes});
+  }
+  std::lock_guard<std::mutex> lock(stagedMutex_);
+  if (staged_.size() >= kMaxStagedBatches)
+    throw Error("stageInputs(\"" + program + "\"): " + std::to_string(kMaxStagedBatches) +
+                " batches are staged and not yet run; run one first");
+  device_->stageInputs(parts);
+  staged_.emplace_back(program, n);
+}
+
+size_t Model::stagedBatches() const {
+  std::lock_guard<std::mutex> lock(stagedMutex_);
+  return staged_.size();
 }
 
 const BufferRef& Model::inputRef(const std::string& program, const std::string& name) const {

@@ -1,11 +1,15 @@
 // Model: a loaded artifact on one device — its plan, its arena and its executor — and the calls a
 // host makes: run a program, copy named inputs in and outputs out, read and write tensors.
-// Not thread-safe: one caller at a time (the N-API binding enforces that with a busy flag).
+// Not thread-safe: one caller at a time (the N-API binding enforces that with a busy flag), except that
+// stageInputs may be called while run() runs on another thread.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "arena.h"
@@ -51,6 +55,18 @@ class Model {
                 size_t bytes);
   void getOutput(const std::string& program, const std::string& name, int64_t n, void* data,
                  size_t bytes);
+  // One named input of a staged batch: its bytes, checked as setInput checks them.
+  struct NamedInput {
+    std::string name;
+    const void* data;
+    size_t bytes;
+  };
+  // Stages the inputs of a later run of `program` on n images (docs/design.md#staged-input): the next
+  // run of that program takes them, in the order staged; on cuda their copy overlaps a running step.
+  // Throws when two batches are already staged, or for a wrong input name or size; `data` may be
+  // reused when it returns. run() throws if the oldest staged batch of its program has another n.
+  void stageInputs(const std::string& program, int64_t n, const std::vector<NamedInput>& inputs);
+  size_t stagedBatches() const;
 
   // count elements at an element offset of a space ("param", "grad", "momentum", "state",
   // "fixed" or "act"); param/grad/momentum share the offsets listed in params().
@@ -72,6 +88,10 @@ class Model {
   std::unique_ptr<Device> device_;
   std::unique_ptr<Arena> arena_;
   std::unique_ptr<Executor> executor_;
+  // The staged batches not yet taken, oldest first: (program, n). Guarded: stageInputs runs on the
+  // JS thread while run() runs on a worker.
+  mutable std::mutex stagedMutex_;
+  std::deque<std::pair<std::string, int64_t>> staged_;
 };
 
 }  // namespace nincc

@@ -268,3 +268,16 @@ model block_fusion {
   avgpool(14, 14)  view(-1)  linear(104, 3)  logsoftmax
 }
 `;
+
+/** A small trainable model for the API tests (api-calls, model-update, staged-input: one kernel build between them). */
+export const API_CALLS = `model calls {
+  input 2x6x6
+  conv(2, 4, 3, 3, 1, 1, 1, 1) bn(4) relu maxpool(2, 2)
+  view(-1) linear(36, 5) logsoftmax
+}
+train {
+  batch 4  epochs 1  criterion nll
+  optimizer sgd { momentum 0.5 }
+  regime { epochs 1..1  lr 1e-1  wd 5e-4 }
+}
+`;

@@ -3,8 +3,12 @@
 // of fake_cuda_driver.cc: module identity and signature checks, memory round trips, launch errors that
 // name kernel, place and geometry), and `graphs` (NINCC_CUDA_GRAPHS=1: a program recorded once per batch
 // size as a CUDA graph and replayed, only changed nodes updated, against the fake driver's host
-// arithmetic). ctest runs each mode with its environment (CMakeLists.txt).
+// arithmetic), and `staged` (staged input, cuda_input_stage.cc: the copy stream, slots and events, against
+// the fake driver's queued streams; with FAKE pinned allocation failing, the pageable fallback).
+// ctest runs each mode with its environment (CMakeLists.txt).
 #include <dlfcn.h>
+
+#include <algorithm>
 
 #include <cstdio>
 #include <cstdlib>
@@ -61,11 +65,14 @@ std::string runnableCudaArtifact(const std::string& addBias = "add_bias") {
 }
 
 // How often the fake driver's entry point `name` was called (fake_cuda_driver.cc).
-int driverCalls(const char* name) {
+int driverCalls(const char* name);
+
+template <class F>
+F fakeDriverSymbol(const char* name) {
   void* driver = dlopen(std::getenv("NINCC_CUDA_DRIVER"), RTLD_NOW | RTLD_NOLOAD);
-  auto count = reinterpret_cast<int (*)(const char*)>(driver ? dlsym(driver, "fake_cuda_count") : nullptr);
-  if (!count) throw std::runtime_error("the fake driver is not loaded");
-  return count(name);
+  auto f = reinterpret_cast<F>(driver ? dlsym(driver, name) : nullptr);
+  if (!f) throw std::runtime_error(std::string("the fake driver lacks ") + name);
+  return f;
 }
 
 // Runs infer on images of 0.5 and checks output = scale·0.5 + shift + bias for every image.
@@ -133,6 +140,130 @@ void graphs() {
                     "kernel k_add_bias (layer 1 at fixture.model:3:3): not yet supported on cuda");
 }
 
+// How often the fake driver's entry point `name` was called (fake_cuda_driver.cc).
+int driverCalls(const char* name) { return fakeDriverSymbol<int (*)(const char*)>("fake_cuda_count")(name); }
+
+// Staged input. Batch k holds images of value k + 0.5; run k must see batch k, whatever the streams'
+// order. `ahead` batches are staged before run 0, and each run stages the next from inside its first
+// step (after that step's launch, before the run's synchronize): ahead 1 is the trainer's pattern (batch
+// k+1 copied during step k); ahead 2 also refills the slot step k reads from while step k is queued.
+std::vector<std::string> stagedRuns(Model& model, int schedule, int ahead, bool& allRight) {
+  constexpr int64_t n = 3;
+  constexpr int batches = 5;
+  const float bias[4] = {1, 2, 3, 4};
+  model.writeSpace("param", 0, 4, bias);
+  auto stage = [&](int k) {
+    const std::vector<float> images(n * 4, float(k) + 0.5f);
+    model.stageInputs("infer", n, {{"images", images.data(), images.size() * 4}});
+  };
+  fakeDriverSymbol<void (*)(int)>("fake_cuda_set_schedule")(schedule);
+  fakeDriverSymbol<void (*)()>("fake_cuda_clear_executed")();
+  int staged = 0;
+  while (staged < ahead) stage(staged++);
+  allRight = true;
+  for (int k = 0; k < batches; ++k) {
+    model.run("infer", n, {{"scale", 2.0}, {"shift", -1.0}}, 1, [&](size_t step) {
+      if (step == 0 && staged < batches) stage(staged++);
+    });
+    std::vector<float> out(n * 4);
+    model.getOutput("infer", "output", n, out.data(), out.size() * 4);
+    for (int64_t i = 0; i < n * 4; ++i) allRight = allRight && out[i] == 2.0f * (float(k) + 0.5f) - 1.0f + bias[i % 4];
+  }
+  fakeDriverSymbol<void (*)(int)>("fake_cuda_set_schedule")(0);
+  auto issued = fakeDriverSymbol<const char* (*)(int)>("fake_cuda_issued");
+  std::vector<std::string> log;
+  for (int i = 0; issued(i); ++i) log.push_back(issued(i));
+  return log;
+}
+
+// The protocol, in the order the host issued it (fake_cuda_issued: "<op> s<stream> [e<event>]"). Batch j's
+// copy: host→device copies on the copy stream right after it waits for the compute stream's read of
+// batch j-2 from the same slot. Batch j's take: device→device copies on the compute stream right after
+// it waits for batch j's copy. And in each run but the last, the next batch's copy is issued after the
+// run's first launch and before its synchronize.
+void checkProtocol(const std::vector<std::string>& log, int ahead) {
+  auto word = [](const std::string& entry, int i) {
+    std::vector<std::string> words;
+    for (size_t at = 0, end; at <= entry.size(); at = end + 1) {
+      end = std::min(entry.find(' ', at), entry.size());
+      words.push_back(entry.substr(at, end - at));
+    }
+    return size_t(i) < words.size() ? words[size_t(i)] : std::string();
+  };
+  std::string compute, copy;
+  for (const std::string& entry : log) {
+    if (word(entry, 0) == "launch" && compute.empty()) compute = word(entry, 1);
+    if (word(entry, 0) == "htod" && copy.empty()) copy = word(entry, 1);
+  }
+  CHECK(!compute.empty() && !copy.empty() && compute != copy);
+  std::vector<std::string> copied, read;  // the events recorded after each batch's copy, and after each take
+  size_t copies = 0, takes = 0;
+  int runsCopyingTheNext = 0;
+  bool launched = false, copiedDuringRun = false;
+  std::string previous;
+  for (const std::string& entry : log) {
+    const std::string op = word(entry, 0), stream = word(entry, 1);
+    if (op == "record") (stream == copy ? copied : read).push_back(word(entry, 2));
+    if (op == "htod" && word(previous, 0) != "htod") {  // the first copy of batch `copies`
+      CHECK_STR_EQ(stream, copy);
+      CHECK(word(previous, 0) == "wait" && word(previous, 1) == copy);
+      if (copies >= 2) CHECK(takes >= copies - 1 && word(previous, 2) == read[copies - 2]);
+      ++copies;
+      copiedDuringRun = copiedDuringRun || launched;
+    }
+    if (op == "dtod" && word(previous, 0) != "dtod") {  // the take of batch `takes`
+      CHECK_STR_EQ(stream, compute);
+      CHECK(previous == "wait " + compute + " " + (takes < copied.size() ? copied[takes] : std::string("?")));
+      ++takes;
+    }
+    if (op == "launch") launched = true;
+    if (op == "sync" && stream == compute && launched) {
+      runsCopyingTheNext += copiedDuringRun;
+      launched = copiedDuringRun = false;
+    }
+    previous = entry;
+  }
+  CHECK_EQ(takes, size_t(5));
+  CHECK_EQ(runsCopyingTheNext, 5 - ahead);  // the runs that stage a batch: all but the last `ahead`
+}
+
+void staged() {
+  for (int ahead : {1, 2})
+    for (int schedule : {0, 1, 2}) {
+      std::unique_ptr<Model> model = Model::load(runnableCudaArtifact(), "cuda");
+      bool allRight = false;
+      const std::vector<std::string> log = stagedRuns(*model, schedule, ahead, allRight);
+      std::printf("staged input, %d ahead, schedule %d: %s\n", ahead, schedule, allRight ? "each run saw its batch" : "WRONG BATCH");
+      CHECK(allRight);
+      checkProtocol(log, ahead);
+    }
+  // Refused: a third batch before a run takes the first; a run of another batch size than the staged one.
+  std::unique_ptr<Model> model = Model::load(runnableCudaArtifact(), "cuda");
+  const std::vector<float> images(8, 0.5f);
+  model->stageInputs("infer", 2, {{"images", images.data(), 32}});
+  model->stageInputs("infer", 2, {{"images", images.data(), 32}});
+  CHECK_THROWS_WITH(model->stageInputs("infer", 2, {{"images", images.data(), 32}}),
+                    "stageInputs(\"infer\"): 2 batches are staged and not yet run; run one first");
+  CHECK_THROWS_WITH(model->run("infer", 1, {{"scale", 2.0}, {"shift", -1.0}}, 1),
+                    "run(\"infer\", 1): the batch staged for it holds 2 image(s)");
+  CHECK_THROWS_WITH(model->stageInputs("infer", 2, {{"images", images.data(), 28}}),
+                    "input \"images\" of program \"infer\" for 2 image(s) is 32 bytes");
+  CHECK_THROWS_WITH(model->stageInputs("infer", 2, {{"labels", images.data(), 32}}), "program \"infer\" has no input \"labels\"");
+  const int pinnedBefore = driverCalls("cuMemAllocHost_v2");
+  model.reset();
+
+  // Page-locked memory refused: one try, one warning, then pageable copies with the same results.
+  fakeDriverSymbol<void (*)(int)>("fake_cuda_fail_host_alloc")(1);
+  std::unique_ptr<Model> pageable = Model::load(runnableCudaArtifact(), "cuda");
+  bool allRight = false;
+  for (int schedule : {0, 1, 2}) {
+    stagedRuns(*pageable, schedule, 2, allRight);
+    CHECK(allRight);
+  }
+  CHECK_EQ(driverCalls("cuMemAllocHost_v2"), pinnedBefore + 1);
+  fakeDriverSymbol<void (*)(int)>("fake_cuda_fail_host_alloc")(0);
+}
+
 void absent() {
   CHECK(nincc::cudaUnavailableReason().find("/nonexistent/libcuda.so.1 did not load") == 0);
   std::vector<std::string> devices = nincc::availableDevices();
@@ -195,8 +326,9 @@ int main(int argc, char** argv) {
     else if (mode == "nodevice") noDevice();
     else if (mode == "fake") fake();
     else if (mode == "graphs") graphs();
+    else if (mode == "staged") staged();
     else {
-      std::fprintf(stderr, "usage: nincc_cuda_device_tests absent|nodevice|fake|graphs\n");
+      std::fprintf(stderr, "usage: nincc_cuda_device_tests absent|nodevice|fake|graphs|staged\n");
       return 2;
     }
   } catch (const std::exception& e) {

@@ -14,6 +14,10 @@
 // stream) or the oldest first (2: the compute stream races ahead), so a missing event shows up as a
 // wrong result. fake_cuda_enqueue puts another library's work (the fake NCCL) on a stream, and
 // fake_cuda_executed(i) lists what ran, in order, with its stream's number.
+// Staged input (cuda_input_stage.cc): fake_cuda_issued(i) lists the stream calls as the host made them
+// ("htod s1", "dtod s0", "launch s0 <behaviour>", "record s1 e3", "wait s0 e3", "sync s0", "eventsync e3"),
+// a copy from page-locked memory (cuMemAllocHost) reads its source when it runs, not at the call (so a
+// host write before the copy ran shows up), and fake_cuda_fail_host_alloc(1) makes cuMemAllocHost fail.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -119,6 +123,20 @@ int streamsMade = 0;
 std::deque<Event> events;      // never freed: a destroyed event may still be waited on by queued work
 CUresult sticky = kSuccess;    // the first failure of queued work, reported at the next synchronisation
 std::vector<std::string> executed;
+std::vector<std::string> issued;
+std::map<const char*, size_t> pinned;  // page-locked allocations: start → bytes
+bool failHostAlloc = false;
+
+std::string streamName(void* stream) {
+  return "s" + std::to_string(stream ? static_cast<const Stream*>(stream)->number : -1);
+}
+bool isPinned(const void* p, size_t n) {
+  const char* c = static_cast<const char*>(p);
+  auto it = pinned.upper_bound(c);
+  if (it == pinned.begin()) return false;
+  --it;
+  return c >= it->first && c + n <= it->first + it->second;
+}
 // Every entry point that touches the queues holds it: a communication thread synchronises and copies
 // while the executor's thread launches (recursive: a legacy-stream call drains the queues).
 std::recursive_mutex bigLock;
@@ -187,6 +205,19 @@ extern "C" __attribute__((visibility("default"))) const char* fake_cuda_executed
 extern "C" __attribute__((visibility("default"))) void fake_cuda_clear_executed() {
   Hold hold(bigLock);
   executed.clear();
+  issued.clear();
+}
+// The i-th stream call made since the last clear, or null past the end.
+extern "C" __attribute__((visibility("default"))) const char* fake_cuda_issued(int i) {
+  Hold hold(bigLock);
+  return i >= 0 && size_t(i) < issued.size() ? issued[size_t(i)].c_str() : nullptr;
+}
+extern "C" __attribute__((visibility("default"))) void fake_cuda_fail_host_alloc(int fail) { failHostAlloc = fail != 0; }
+// The number fake_cuda_issued gives an event.
+long eventNumber(void* event) {
+  for (size_t i = 0; i < events.size(); ++i)
+    if (&events[i] == event) return long(i);
+  return -1;
 }
 // Queues fn(context) on `stream` (runs it now when nothing is queued: the synchronous model).
 extern "C" __attribute__((visibility("default"))) CUresult fake_cuda_enqueue(void* stream, CUresult (*fn)(void*), void* context,
@@ -252,6 +283,7 @@ FAKE cuStreamDestroy_v2(void* stream) {
 }
 FAKE cuStreamSynchronize(void* stream) {
   Hold hold(bigLock);
+  issued.push_back("sync " + streamName(stream));
   auto* s = static_cast<Stream*>(stream);
   if (!runUntil([s] { return s->queue.empty(); })) return kInvalidValue;  // a wait that can never be met
   return sticky;
@@ -266,18 +298,26 @@ FAKE cuEventDestroy_v2(void*) { return kSuccess; }
 FAKE cuEventSynchronize(void* event) {
   COUNT();
   auto* e = static_cast<Event*>(event);
+  issued.push_back("eventsync e" + std::to_string(eventNumber(event)));
   const uint64_t generation = e->recorded;
   return runUntil([e, generation] { return e->reached >= generation; }) ? sticky : kInvalidValue;
 }
 FAKE cuMemAllocHost_v2(void** p, size_t bytes) {
   COUNT();
-  *p = std::malloc(bytes ? bytes : 1);
+  *p = failHostAlloc ? nullptr : std::malloc(bytes ? bytes : 1);
+  if (*p) pinned[static_cast<const char*>(*p)] = bytes;
   return *p ? kSuccess : kInvalidValue;
 }
-FAKE cuMemFreeHost(void* p) { std::free(p); return kSuccess; }
+FAKE cuMemFreeHost(void* p) {
+  Hold hold(bigLock);
+  pinned.erase(static_cast<const char*>(p));
+  std::free(p);
+  return kSuccess;
+}
 FAKE cuEventRecord(void* event, void* stream) {
   COUNT();
   auto* e = static_cast<Event*>(event);
+  issued.push_back("record " + streamName(stream) + " e" + std::to_string(eventNumber(event)));
   const uint64_t generation = ++e->recorded;
   Op op;
   op.run = [e, generation] { e->reached = generation; return kSuccess; };
@@ -287,6 +327,7 @@ FAKE cuStreamWaitEvent(void* stream, void* event, unsigned) {
   COUNT();
   Op op;
   op.waits = static_cast<Event*>(event);
+  issued.push_back("wait " + streamName(stream) + " e" + std::to_string(eventNumber(event)));
   op.generation = op.waits->recorded;
   op.run = [] { return kSuccess; };
   return submit(stream, std::move(op));
@@ -333,6 +374,7 @@ FAKE cuLaunchKernel(void* f, unsigned, unsigned, unsigned, unsigned, unsigned, u
   Op op;
   op.run = [node] { return run(*node->behaviour, node->pointers.data()); };
   op.label = *node->behaviour;
+  issued.push_back("launch " + streamName(stream) + " " + *node->behaviour);
   return submit(stream, std::move(op));
 }
 FAKE cuGraphCreate(void** g, unsigned) {
@@ -391,13 +433,29 @@ FAKE cuMemsetD8Async(Ptr p, unsigned char v, size_t n, void* stream) {
   op.run = [p, v, n] { std::memset(reinterpret_cast<void*>(p), v, n); return kSuccess; };
   return submit(stream, std::move(op));
 }
-// From pageable host memory the source is staged at the call.
+// From pageable host memory the source is staged at the call; page-locked memory is read when the copy runs.
 FAKE cuMemcpyHtoDAsync_v2(Ptr d, const void* s, size_t n, void* stream) {
-  auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(s), static_cast<const char*>(s) + n);
+  Hold hold(bigLock);
+  issued.push_back("htod " + streamName(stream));
   Op op;
-  op.run = [d, staged] { std::memcpy(reinterpret_cast<void*>(d), staged->data(), staged->size()); return kSuccess; };
+  if (isPinned(s, n)) {
+    op.run = [d, s, n] { std::memcpy(reinterpret_cast<void*>(d), s, n); return kSuccess; };
+  } else {
+    auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(s), static_cast<const char*>(s) + n);
+    op.run = [d, staged] { std::memcpy(reinterpret_cast<void*>(d), staged->data(), staged->size()); return kSuccess; };
+  }
   char label[64];
   std::snprintf(label, sizeof label, "htod %p %zu", reinterpret_cast<void*>(d), n);
+  op.label = label;
+  return submit(stream, std::move(op));
+}
+FAKE cuMemcpyDtoDAsync_v2(Ptr d, Ptr s, size_t n, void* stream) {
+  Hold hold(bigLock);
+  issued.push_back("dtod " + streamName(stream));
+  Op op;
+  op.run = [d, s, n] { std::memcpy(reinterpret_cast<void*>(d), reinterpret_cast<const void*>(s), n); return kSuccess; };
+  char label[64];
+  std::snprintf(label, sizeof label, "dtod %p %zu", reinterpret_cast<void*>(d), n);
   op.label = label;
   return submit(stream, std::move(op));
 }
