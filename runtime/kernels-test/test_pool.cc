@@ -2,6 +2,7 @@
 // to kernel/2, as Torch allows), plus the tie rule, -inf padding, count_include_pad, NIN's planes,
 // planes wide enough for the 16-column vector paths, planes narrow enough for the in-register path
 // (every window kind, pad and ceil mode, on 1, 2 and all threads), and the NaN rule on both.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -104,7 +105,8 @@ void check_count_include_pad() {
 
 // Torch's NaN rule (a NaN wins and stays) on planes wide enough for the vector paths (16 columns at
 // a time, masked tails): a NaN anywhere in a window makes that output NaN, and only those.
-// Also on planes of at most 32 columns, whose windows are taken from registers (plane_max_in_registers).
+// Also on planes of at most 32 columns, whose windows are taken from registers (plane_max_in_registers);
+// and the argmax indices on both (a NaN window's index is its last NaN).
 void check_nan_windows(Rng& rng, int width) {
   const Pool2dShape s{1, 2, 9, width, 3, 3, 2, 2, 1, 1};
   std::vector<float> x = random_floats(pool_x_size(s), rng);
@@ -124,6 +126,29 @@ void check_nan_windows(Rng& rng, int width) {
         nan_outputs += std::isnan(v);
       }
   CHECK(nan_outputs > 5);
+
+  // The indices a training step keeps, against Torch's scan (THNN: take v when v > max or v is NaN,
+  // in row order): the first maximum, or the window's last NaN. Also the windows' maxima again.
+  std::vector<float> y_train = poisoned(pool_y_size(s));
+  std::vector<std::int32_t> argmax(pool_y_size(s), -7);
+  nincc::cpu::maxpool_forward(s, x.data(), y_train.data(), argmax.data());
+  CHECK(bitwise_equal(y_train, y));
+  std::size_t at = 0;
+  int nan_indices = 0;
+  for (int c = 0; c < s.channels; ++c)
+    for (int oh = 0; oh < s.out_h(); ++oh)
+      for (int ow = 0; ow < s.out_w(); ++ow, ++at) {
+        double best = 0.0;
+        int want = -1;
+        for (int ih = std::max(0, 2 * oh - 1); ih < std::min(s.in_h, 2 * oh + 2); ++ih)
+          for (int iw = std::max(0, 2 * ow - 1); iw < std::min(s.in_w, 2 * ow + 2); ++iw) {
+            const double v = x[(static_cast<std::size_t>(c) * s.in_h + ih) * s.in_w + iw];
+            if (want < 0 || v > best || std::isnan(v)) best = v, want = ih * s.in_w + iw;
+          }
+        CHECK(argmax[at] == want);
+        nan_indices += std::isnan(best);
+      }
+  CHECK(nan_indices == nan_outputs);
 }
 
 // The in-register path (plane_max_in_registers: planes up to 32 wide, up to 16 outputs a row) for

@@ -4,6 +4,9 @@
 
 #include <cmath>
 #include <cstdint>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "parallel.h"
 #include "reduce.h"
@@ -47,6 +50,67 @@ inline void normalize_channel(const BatchNormShape& shape, int c, const float* x
       y[base + i] = relu ? (v > 0.f ? v : 0.f) : v;
     }
   }
+}
+
+// The three sums of a plane the backward needs, sum (x - shift), sum dy and sum (x - shift) * dy, in one
+// pass over x and dy instead of three, each exactly as reduce.h's sum_in_double takes it (element i in
+// lane i % 8, lanes combined in order, the tail after), so the bits are those of the three passes; with
+// relu_y, dy = dy_in masked by relu_y > 0, stored into dy_out on the way (the ReLU's backward).
+struct BackwardSums {
+  double x, dy, dot;
+};
+template <bool Relu>
+inline BackwardSums backward_sums(const float* __restrict x, const float* __restrict dy_in, const float* __restrict relu_y,
+                                  float* __restrict dy_out, std::int64_t count, double shift) {
+  double x_lanes[kReduceLanes] = {}, dy_lanes[kReduceLanes] = {}, dot_lanes[kReduceLanes] = {};
+  auto gradient = [&](std::int64_t i) {
+    if constexpr (!Relu) return dy_in[i];
+    const float g = relu_y[i] > 0.f ? dy_in[i] : 0.f;
+    dy_out[i] = g;
+    return g;
+  };
+  std::int64_t i = 0;
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+  // The lanes are one register each (the compiler keeps the scalar form below scalar: ~5 cycles an element).
+  static_assert(kReduceLanes == 8, "one __m512d of lanes");
+  __m512d x_acc = _mm512_setzero_pd(), dy_acc = _mm512_setzero_pd(), dot_acc = _mm512_setzero_pd();
+  const __m512d center = _mm512_set1_pd(shift);
+  for (; i + kReduceLanes <= count; i += kReduceLanes) {
+    const __m512d centered = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), center);
+    __m256 g = _mm256_loadu_ps(dy_in + i);
+    if constexpr (Relu) {
+      g = _mm256_maskz_mov_ps(_mm256_cmp_ps_mask(_mm256_loadu_ps(relu_y + i), _mm256_setzero_ps(), _CMP_GT_OQ), g);
+      _mm256_storeu_ps(dy_out + i, g);
+    }
+    const __m512d wide = _mm512_cvtps_pd(g);
+    x_acc = _mm512_add_pd(x_acc, centered);
+    dy_acc = _mm512_add_pd(dy_acc, wide);
+    dot_acc = _mm512_add_pd(dot_acc, _mm512_mul_pd(centered, wide));
+  }
+  _mm512_storeu_pd(x_lanes, x_acc);
+  _mm512_storeu_pd(dy_lanes, dy_acc);
+  _mm512_storeu_pd(dot_lanes, dot_acc);
+#endif
+  for (; i + kReduceLanes <= count; i += kReduceLanes)
+    for (int l = 0; l < kReduceLanes; ++l) {
+      const double centered = x[i + l] - shift, g = gradient(i + l);
+      x_lanes[l] += centered;
+      dy_lanes[l] += g;
+      dot_lanes[l] += centered * g;
+    }
+  BackwardSums sums{0.0, 0.0, 0.0};
+  for (int l = 0; l < kReduceLanes; ++l) {
+    sums.x += x_lanes[l];
+    sums.dy += dy_lanes[l];
+    sums.dot += dot_lanes[l];
+  }
+  for (; i < count; ++i) {
+    const double centered = x[i] - shift, g = gradient(i);
+    sums.x += centered;
+    sums.dy += g;
+    sums.dot += centered * g;
+  }
+  return sums;
 }
 
 }  // namespace batchnorm_detail
@@ -119,14 +183,12 @@ inline void batchnorm_backward(const BatchNormShape& shape, const float* x, cons
     double x_sum = 0.0, dy_sum = 0.0, shifted_dot = 0.0;  // sums of (x - shift), dy, (x - shift) * dy
     for (int n = 0; n < shape.batch; ++n) {
       const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
-      if (relu_y)
-        for (std::int64_t i = 0; i < shape.plane; ++i) {
-          const float g = dy_in[base + i];  // loaded unconditionally, so the loop vectorizes as a blend
-          dx[base + i] = relu_y[base + i] > 0.f ? g : 0.f;
-        }
-      x_sum += sum_in_double(shape.plane, [&](std::int64_t i) { return x[base + i] - shift; });
-      dy_sum += sum_of(dy + base, shape.plane);
-      shifted_dot += sum_of_centered_products(x + base, dy + base, shape.plane, shift);
+      const batchnorm_detail::BackwardSums sums =
+          relu_y ? batchnorm_detail::backward_sums<true>(x + base, dy_in + base, relu_y + base, dx + base, shape.plane, shift)
+                 : batchnorm_detail::backward_sums<false>(x + base, dy_in + base, nullptr, dx + base, shape.plane, shift);
+      x_sum += sums.x;
+      dy_sum += sums.dy;
+      shifted_dot += sums.dot;
     }
     const double mean_offset = x_sum / count;  // exact batch mean - saved mean
     const double centered_dot = shifted_dot - mean_offset * dy_sum;

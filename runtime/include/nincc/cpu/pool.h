@@ -253,6 +253,46 @@ inline std::int32_t window_argmax(const Pool2dShape& s, const float* plane, cons
   return found;
 }
 
+#if defined(__AVX512F__)
+// window_argmax for one output row, 16 outputs at a time: the window's rows are the same for the whole
+// row, and each tap, in the window's scan order, is gathered for 16 outputs and compared with their
+// maxima; a lane keeps the first tap equal to its maximum, or, where the maximum is NaN, the last
+// NaN tap. The same indices as window_argmax without its data-dependent branch per output (the row
+// of the maximum is random, so the scalar early exit mispredicted about once per window: ~10x the
+// cost of the max itself on NIN's pools). Padding taps (outside the image) are never gathered.
+inline void row_argmax(const Pool2dShape& s, const float* plane, int oh, const float* y_row, std::int32_t* index_row) {
+  const int hs = oh * s.stride_h - s.pad_h;
+  const int h0 = std::max(hs, 0), h1 = std::min(hs + s.kernel_h, s.in_h);
+  const int ow_count = s.out_w();
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i in_w = _mm512_set1_epi32(s.in_w);
+  for (int ow0 = 0; ow0 < ow_count; ow0 += 16) {
+    const __mmask16 outputs = first_lanes(ow_count - ow0);
+    const __m512 target = _mm512_maskz_loadu_ps(outputs, y_row + ow0);
+    const __mmask16 nan_target = _mm512_cmp_ps_mask(target, target, _CMP_UNORD_Q) & outputs;
+    // First tap column of each output: (ow0 + lane) * stride_w - pad_w.
+    const __m512i column0 = _mm512_sub_epi32(_mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(ow0)), _mm512_set1_epi32(s.stride_w)),
+                                             _mm512_set1_epi32(s.pad_w));
+    __m512i index = _mm512_set1_epi32(-1);
+    __mmask16 open = outputs & static_cast<__mmask16>(~nan_target);  // still looking for the first equal tap
+    for (int ih = h0; ih < h1; ++ih) {
+      const __m512i row_start = _mm512_set1_epi32(ih * s.in_w);
+      for (int t = 0; t < s.kernel_w; ++t) {
+        const __m512i column = _mm512_add_epi32(column0, _mm512_set1_epi32(t));
+        const __mmask16 inside = _mm512_mask_cmpge_epi32_mask(outputs, column, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(column, in_w);
+        const __m512i at = _mm512_add_epi32(row_start, column);
+        const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside, at, plane, 4);
+        const __mmask16 equal = _mm512_mask_cmp_ps_mask(inside & open, v, target, _CMP_EQ_OQ);
+        const __mmask16 nan_tap = _mm512_mask_cmp_ps_mask(inside & nan_target, v, v, _CMP_UNORD_Q);
+        index = _mm512_mask_mov_epi32(index, equal | nan_tap, at);
+        open &= static_cast<__mmask16>(~equal);
+      }
+    }
+    _mm512_mask_storeu_epi32(index_row + ow0, outputs, index);
+  }
+}
+#endif
+
 }  // namespace pool_detail
 
 // y = max over each window. `argmax` (same size as y, may be null) receives the index of the
@@ -275,9 +315,14 @@ inline void maxpool_forward(const Pool2dShape& shape, const float* x, float* y, 
       plane_fn(shape, plane, out, rows);
       if (!argmax) continue;
       std::int32_t* index = argmax + p * shape.out_plane();
+#if defined(__AVX512F__)
+      for (int oh = 0; oh < shape.out_h(); ++oh)
+        row_argmax(shape, plane, oh, out + oh * shape.out_w(), index + oh * shape.out_w());
+#else
       for (int oh = 0; oh < shape.out_h(); ++oh)
         for (int ow = 0; ow < shape.out_w(); ++ow, ++index, ++out)
           *index = window_argmax(shape, plane, window_at(shape, oh, ow), *out);
+#endif
     }
   });
 }
