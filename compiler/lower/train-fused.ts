@@ -90,7 +90,8 @@ function poolConsts(l: ShapedLayer & { kind: 'maxpool' | 'avgpool' }, v: Value):
  * y (the fused rebuild's input) once per tile of input channels (the weight gradient's M, the data
  * gradient's N), while the pass reads g and y and writes dY' once: NIN at batch 128 gains on the 1×1
  * convs of 256, 384 and 1024 channels and loses on those of 96, where one or two tiles cover C
- * (bench/logs/profile-nin-h100-b128-bf16-rebuild-1x1-i15j.out).
+ * (bench/logs/profile-nin-h100-b128-bf16-rebuild-per-thread.out; a 96-channel one: 160.9 µs of pass for
+ * 144.9 off its gradients, bench/logs/profile-nin-block1-h100-b128-bf16-1x1-pass-96.out against -128.out).
  */
 export const REBUILD_1X1_MIN_CHANNELS = 128;
 
@@ -104,7 +105,8 @@ export interface FusedTrainOptions {
    * parameters each time. The values staged are the same floats (the same arithmetic, parts.ts
    * rebuildGradient), so the gradients are bitwise unchanged. A conv with a weight gradient only (the stem)
    * keeps the fused rebuild, the pass costing more than it saves there (nin b128's stem: 294 µs of pass for
-   * 66 µs off its weight gradient, bench/logs/profile-nin-h100-b128-bf16-rebuild-stem.out); so does a 1×1
+   * 66 µs off its weight gradient, bench/logs/profile-nin-h100-b128-bf16-rebuild-stem.out; a pass of that
+   * plane still takes 160.9 µs at 8 elements per thread, -block1-…-1x1-pass-96.out); so does a 1×1
    * conv with fewer than REBUILD_1X1_MIN_CHANNELS input channels.
    */
   readonly rebuildPass?: boolean;
