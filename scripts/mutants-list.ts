@@ -210,6 +210,13 @@ export const MUTANTS: readonly Mutant[] = [
     only: 'a training step matches cpu',
   },
   {
+    name: "bf16 1×1 data gradient with chooseMmaTile's tile (least padded work), not the least operand traffic",
+    file: 'compiler/backends/cuda/conv-mma-grad.ts',
+    find: 'RS === 1 ? chooseTrafficTile(',
+    replace: 'RS === 0 ? chooseTrafficTile(',
+    tests: ['test/profile-conv-mma.test.ts'],
+  },
+  {
     name: "CUDA residual add backward: a projection block's ReLU mask recomputed from the main branch end only",
     file: 'compiler/backends/cuda/residual.ts',
     find: "'  if (valid && !(av + bv > 0.0f)) d = 0.0f;'",
