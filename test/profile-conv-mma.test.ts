@@ -86,6 +86,15 @@ describe('nincc profile of the bf16 tensor-core conv', () => {
     // read per element: 17,856 along k).
   });
 
+  it('layer 7 (1×1) data gradient takes the tile of least operand traffic, and makes exactly its MMAs', () => {
+    // conv(24, 13, 1, 1): M = 32·96 = 3072 (layer 4's pending BN: rows padded per image to whole statistics
+    // tiles), N = C = 24, K = 13 in one 32-deep slice. A reads dY and y (the ReLU rebuilt): per k, 128×32 tiles
+    // move 24·1·(2·128 + 32) = 6,912 operand rows where chooseMmaTile's 128×8 moves 24·3·(2·128 + 8) = 19,008
+    // (conv-mma-tile.ts chooseTrafficTile). 128×32 rounds N to 32.
+    expect(report).toMatch(/^  k7_conv_dgrad_fused +\| .* \| 128×32×32 tile/m);
+    expect(kernel('k7_conv_dgrad_fused').counts.mma_bf16_m16n8k16).toBe((3072 * 32 * 32) / (16 * 8 * 16));
+  });
+
   it('the tensor-core gradients have no shared-memory bank conflicts', () => {
     const grads = json.kernels.filter((k) => /_conv_(dgrad|wgrad)_fused$/.test(k.kernel));
     expect(grads.length).toBe(7); // layer 1 needs no data gradient

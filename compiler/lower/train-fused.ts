@@ -85,17 +85,29 @@ function poolConsts(l: ShapedLayer & { kind: 'maxpool' | 'avgpool' }, v: Value):
   return { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, ...(a.ceil ? { ceil: true as const } : {}) };
 }
 
+/**
+ * The input channels from which a 1×1 conv gets the rebuild pass too. Its two gradient kernels re-read
+ * y (the fused rebuild's input) once per tile of input channels (the weight gradient's M, the data
+ * gradient's N), while the pass reads g and y and writes dY' once: NIN at batch 128 gains on the 1×1
+ * convs of 256, 384 and 1024 channels and loses on those of 96, where one or two tiles cover C
+ * (bench/logs/profile-nin-h100-b128-bf16-rebuild-per-thread.out; a 96-channel one: 160.9 µs of pass for
+ * 144.9 off its gradients, bench/logs/profile-nin-block1-h100-b128-bf16-1x1-pass-96.out against -128.out).
+ */
+export const REBUILD_1X1_MIN_CHANNELS = 128;
+
 /** How the fused program's backward is arranged; each field absent means off. */
 export interface FusedTrainOptions {
   /**
-   * A conv wider than 1×1 with a data gradient, whose output has a pending BN, reads its gradient rebuilt
+   * A conv wider than 1×1, or a 1×1 of REBUILD_1X1_MIN_CHANNELS input channels or more, with a data
+   * gradient, whose output has a pending BN, reads its gradient rebuilt
    * (dReLU·dBN) by one grad_rebuild pass, not rebuilt in its gradient kernels' staging: the bf16 tensor-core
    * data gradient stages each element once per tap (R·S times), and the rebuild re-read y and seven channel
    * parameters each time. The values staged are the same floats (the same arithmetic, parts.ts
    * rebuildGradient), so the gradients are bitwise unchanged. A conv with a weight gradient only (the stem)
    * keeps the fused rebuild, the pass costing more than it saves there (nin b128's stem: 294 µs of pass for
-   * 66 µs off its weight gradient, bench/logs/profile-nin-h100-b128-bf16-rebuild-stem.out); so does a 1×1
-   * conv, where it about breaks even (nin b128 with the pass on every 1×1 too: 16.705 ms against 16.681, -1x1.out).
+   * 66 µs off its weight gradient, bench/logs/profile-nin-h100-b128-bf16-rebuild-stem.out; a pass of that
+   * plane still takes 160.9 µs at 8 elements per thread, -block1-…-1x1-pass-96.out); so does a 1×1
+   * conv with fewer than REBUILD_1X1_MIN_CHANNELS input channels.
    */
   readonly rebuildPass?: boolean;
 }
@@ -544,7 +556,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const a = l.attrs;
         const x = node.input;
         const o = node.output;
-        if (options.rebuildPass && grad.of.pending?.bn && a.kH * a.kW > 1 && needDx) grad = { buf: rawGradient(l, grad), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
+        if (options.rebuildPass && grad.of.pending?.bn && (a.kH * a.kW > 1 || x.C >= REBUILD_1X1_MIN_CHANNELS) && needDx) grad = { buf: rawGradient(l, grad), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
         const r = rebuild(grad.of);
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };

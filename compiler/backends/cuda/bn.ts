@@ -4,6 +4,7 @@
 // fixed order: no float atomics (docs/design.md §4, §5).
 import { applyPending, backwardStats, BLOCK, channelTiles, cppDouble, element, flat, forwardStats, inputParams, params, perElement, rebuildGradient, rebuildParams, statsParams, tileSlot, fusedText, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import type { PlanLaunch } from '../../emit/plan.js';
 
 /** Shared-memory tree over the block's 256 threads, combining slot t with t + s in a fixed order. */
 const blockTree = (combine: string[]) => [
@@ -84,9 +85,34 @@ export const channelTile = (C: number, HW: number) => [
   'const int img = int(blockIdx.z);',
   `const int ch = int(blockIdx.y) * 8 + int(threadIdx.y), j = int(blockIdx.x) * 32 + int(threadIdx.x);`,
   `if (img >= n || ch >= ${C}) return;  // uniform over the warp (one channel)`,
-  `const bool valid = j < ${HW};`,
-  `const long long at = ((long long)img * ${C} + ch) * ${HW} + (valid ? j : 0);`,
+  ...tilePosition(C, HW),
 ];
+
+/** `valid` and `at` of position `j` of channel `ch` of image `img`. */
+const tilePosition = (C: number, HW: number) => [`const bool valid = j < ${HW};`, `const long long at = ((long long)img * ${C} + ch) * ${HW} + (valid ? j : 0);`];
+
+/**
+ * channelTile for a block of `groups` groups of 8 channels, taken one after another: `inner` runs once per
+ * group with channelTile's names in scope. A plane of the early layers is a hundred thousand 256-thread
+ * tiles at batch 128, over a hundred waves whose latency nothing hides (runtime/profile/time-model.ts);
+ * a block of several groups does the same work in a fraction of the waves. The statistics partials keep
+ * channelTiles' [n][tile][C] layout (`tileSlot`).
+ */
+export const channelTileGroups = (C: number, HW: number, groups: number, inner: readonly string[]) => [
+  'const int img = int(blockIdx.z);',
+  'if (img >= n) return;',
+  `for (int group = 0; group < ${groups}; ++group) {`,
+  `  const int ch = (int(blockIdx.y) * ${groups} + group) * 8 + int(threadIdx.y), j = int(blockIdx.x) * 32 + int(threadIdx.x);`,
+  `  if (ch >= ${C}) break;  // uniform over the warp (one channel), and the later groups are past C too`,
+  ...[...tilePosition(C, HW), ...inner].map((s) => `  ${s}`),
+  '}',
+];
+
+/** channelTiles' launch with `groups` channel groups per block (channelTileGroups). */
+export const channelTileGroupsLaunch = (C: number, HW: number, groups: number): PlanLaunch => {
+  const tiles = channelTiles(C, HW);
+  return { ...tiles, grid: [tiles.grid[0], Math.ceil(C / (8 * groups)), 1] };
+};
 
 export function bnStats(k: KernelStep, c: Consts<'bn_stats'>): CudaKernel {
   const body = [...channelTile(c.C, c.HW), 'const float v = valid ? nincc::ld(&x[at]) : 0.0f;', ...forwardStats('v', 'valid', `min(32, ${c.HW} - int(blockIdx.x) * 32)`, tileSlot(c.C, c.HW))];
@@ -116,7 +142,35 @@ export function concatTakeStats(k: KernelStep, c: Consts<'concat_take_stats'>): 
   return { params: params(k, ['g', { name: 'dx', out: true }, ...statsParams(f)]), body, launch: channelTiles(c.C, c.HW), fused: `channels ${c.offset}…${c.offset + c.C - 1} of the concat's gradient + the branch end's BN partials Σdz, Σdz·x̂` };
 }
 
+/**
+ * Elements of an image each grad_rebuild thread rebuilds, a block's width apart (so each load stays
+ * coalesced): a plane of the early layers is tens of thousands of 256-thread blocks at one element each,
+ * over a hundred waves whose latency no other work hides (runtime/profile/time-model.ts); eight loads in
+ * flight per thread and an eighth of the blocks.
+ */
+export const REBUILD_PER_THREAD = 8;
+
 export function gradRebuild(k: KernelStep, c: Consts<'grad_rebuild'>): CudaKernel {
-  const body = [...element(c.C * c.HW), ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${c.HW});`] : []), `const long long at = (long long)img * ${c.C * c.HW} + i;`, 'float d = nincc::ld(&g[at]);', ...rebuildGradient(c, 'd', 'at', `i / ${c.HW}`), 'nincc::st(&dx[at], d);'];
-  return { params: params(k, ['g', ...rebuildParams(c), { name: 'dx', out: true }]), body, launch: perElement(c.C * c.HW), fused: fusedText([c.gRelu && 'dReLU', c.gBn && 'dBN']) + ' (for a consumer without the prologue)' };
+  const count = c.C * c.HW;
+  const launch = perElement(count);
+  const width = launch.block[0];
+  const body = [
+    'const int img = int(blockIdx.z);',
+    'if (img >= n) return;',
+    ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${c.HW});`] : []),
+    `const int first = int(blockIdx.x) * ${width * REBUILD_PER_THREAD} + int(threadIdx.x);`,
+    'NINCC_UNROLL',
+    `for (int r = 0; r < ${REBUILD_PER_THREAD}; ++r) {`,
+    `  const int i = first + r * ${width};`,
+    `  if (i < ${count}) {`,
+    ...[`const long long at = (long long)img * ${count} + i;`, 'float d = nincc::ld(&g[at]);', ...rebuildGradient(c, 'd', 'at', `i / ${c.HW}`), 'nincc::st(&dx[at], d);'].map((s) => `    ${s}`),
+    '  }',
+    '}',
+  ];
+  return {
+    params: params(k, ['g', ...rebuildParams(c), { name: 'dx', out: true }]),
+    body,
+    launch: { ...launch, grid: [Math.ceil(count / (width * REBUILD_PER_THREAD)), 1, 1] },
+    fused: fusedText([c.gRelu && 'dReLU', c.gBn && 'dBN']) + ` (for a consumer without the prologue; ${REBUILD_PER_THREAD} elements per thread)`,
+  };
 }

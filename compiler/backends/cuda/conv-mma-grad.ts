@@ -9,7 +9,7 @@
 // atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
 // channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
 import { inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
-import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileWords } from './conv-mma-tile.js';
+import { BK, THREADS, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
 import type { KernelStep } from '../../lower/program-ir.js';
@@ -58,7 +58,8 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
   const stats = Boolean(c.outStats);
   const rows = rowsPerImage(HW, stats);
-  const tile = chooseMmaTile(maxBatch * rows, c.C);
+  // A 1×1 layer streams dY (and y, for a fused rebuild) once per column tile: the tile with the least of that traffic.
+  const tile = RS === 1 ? chooseTrafficTile(maxBatch * rows, c.C, c.gBn || c.gRelu ? 2 : 1, 1) : chooseMmaTile(maxBatch * rows, c.C);
   const { bm: BM, bn: BN, nt: NT } = tile;
   const WN = NT * 8;
   const statTiles = Math.ceil(HW / 32);

@@ -33,6 +33,19 @@ export function chooseMmaTile(rows: number, cols: number): MmaTile {
   return [...CANDIDATES].sort((a, b) => work(a) - work(b) || staging(a) - staging(b))[0];
 }
 
+/**
+ * The tile of a GEMM bound by reading its operands (a 1×1 data gradient: A rows are whole planes of dY,
+ * B the small W): the least operand traffic over the grid, ⌈rows/BM⌉·⌈cols/BN⌉·(BM·aReads + BN·bReads)
+ * per k (each block reads its A rows and B rows once; `aReads`, `bReads` the buffers read per element);
+ * of equal traffic, chooseMmaTile's pick, else the first candidate. A 96-column layer then takes one
+ * 128-wide tile, padding a quarter of the columns, instead of three 32-wide ones that each re-read A.
+ */
+export function chooseTrafficTile(rows: number, cols: number, aReads: number, bReads: number): MmaTile {
+  const traffic = (t: MmaTile) => Math.ceil(rows / t.bm) * Math.ceil(cols / t.bn) * (t.bm * aReads + t.bn * bReads);
+  const first = chooseMmaTile(rows, cols);
+  return [...CANDIDATES].sort((a, b) => traffic(a) - traffic(b) || (a === first ? -1 : b === first ? 1 : 0))[0];
+}
+
 /** report.txt's words for a tile. */
 export const tileWords = (t: MmaTile) => `${t.bm}×${t.bn}×${BK} tile, ${THREADS / 32} warps (${t.warpsM}×${t.warpsN}) of 32×${t.nt * 8}`;
 

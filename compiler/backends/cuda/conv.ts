@@ -229,17 +229,29 @@ export function convBackwardWeight(k: KernelStep, c: Consts<'conv_wgrad_fused'>)
   return { params: params(k, names), body, launch: { grid: [Math.ceil(CRS / 32), Math.ceil(c.K / 32), c.splits], block: [32, 8, 1], shared: 0 }, fused };
 }
 
+/**
+ * Weights each wgrad_reduce thread sums, a block's width apart (coalesced): the largest layer's 3.5 M
+ * weights at one per thread are 14 k blocks, waves whose latency nothing hides (runtime/profile/time-model.ts).
+ */
+export const REDUCE_PER_THREAD = 8;
+
 export function wgradReduce(k: KernelStep, c: Consts<'wgrad_reduce'>): CudaKernel {
   const names = ['wpart', 'bpart', { name: 'dw', out: true }, ...(c.bias ? [{ name: 'db', out: true }] : [])];
+  const launch = flat(c.count);
+  const width = launch.block[0];
   const body = [
-    'const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;',
-    `if (i < ${c.count}) {`,
-    '  float s = 0.0f;',
-    `  for (int split = 0; split < ${c.splits}; ++split) s += nincc::ld(&wpart[(long long)split * ${c.count} + i]);`,
-    '  nincc::st(&dw[i], s);',
+    `const long long first = (long long)blockIdx.x * ${width * REDUCE_PER_THREAD} + threadIdx.x;`,
+    'NINCC_UNROLL',
+    `for (int r = 0; r < ${REDUCE_PER_THREAD}; ++r) {`,
+    `  const long long i = first + r * ${width};`,
+    `  if (i < ${c.count}) {`,
+    '    float s = 0.0f;',
+    `    for (int split = 0; split < ${c.splits}; ++split) s += nincc::ld(&wpart[(long long)split * ${c.count} + i]);`,
+    '    nincc::st(&dw[i], s);',
+    '  }',
+    ...(c.bias ? [`  if (i < ${c.K}) {  // the bias: K ≤ count, so these i cover it`, '    float s = 0.0f;', `    for (int split = 0; split < ${c.splits}; ++split) s += nincc::ld(&bpart[split * ${c.K} + i]);`, '    nincc::st(&db[i], s);', '  }'] : []),
     '}',
-    ...(c.bias ? [`if (i < ${c.K}) {`, '  float s = 0.0f;', `  for (int split = 0; split < ${c.splits}; ++split) s += nincc::ld(&bpart[split * ${c.K} + i]);`, '  nincc::st(&db[i], s);', '}'] : []),
     '(void)n;',
   ];
-  return { params: params(k, names), body, launch: flat(c.count), fused: 'the weight-gradient splits summed in order' };
+  return { params: params(k, names), body, launch: { ...launch, grid: [Math.max(1, Math.ceil(c.count / (width * REDUCE_PER_THREAD))), 1, 1] }, fused: `the weight-gradient splits summed in order (${REDUCE_PER_THREAD} weights per thread)` };
 }

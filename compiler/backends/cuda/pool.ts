@@ -1,8 +1,11 @@
 // CUDA kernels of the pooling family: max and average pooling forward (training, with the pending BN+ReLU
 // applied on load, and inference) and backward, one thread per output element.
-import { applyPending, backwardStats, channelTiles, cppDouble, element, inputParams, params, perElement, statsParams, tileSlot, fusedText, type Consts, type CudaKernel } from './parts.js';
+import { applyPending, backwardStats, cppDouble, element, inputParams, params, perElement, statsParams, tileSlot, fusedText, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
-import { channelTile } from './bn.js';
+import { channelTileGroups, channelTileGroupsLaunch } from './bn.js';
+
+/** Groups of 8 channels each pooling-backward block takes in turn (bn.ts channelTileGroups). */
+const POOL_BWD_CHANNEL_GROUPS = 4;
 
 /**
  * Average pooling's divisor for output (p, q) (count_include_pad): the whole kernel in floor mode; in ceil
@@ -40,8 +43,7 @@ export function poolBackward(k: KernelStep, c: Consts<'maxpool_bwd_fused' | 'avg
   // Gather, not scatter: each input position sums the output gradients of the windows that hold it
   // (max: whose argmax it is), in a fixed order; then the epilogue's BN partials for the input value.
   const HW = c.H * c.W, PQ = c.P * c.Q;
-  const body = [
-    ...channelTile(c.C, HW),
+  const body = channelTileGroups(c.C, HW, POOL_BWD_CHANNEL_GROUPS, [
     `const int h = j / ${c.W}, u = j % ${c.W};`,
     'float d = 0.0f;',
     'if (valid) {',
@@ -60,7 +62,12 @@ export function poolBackward(k: KernelStep, c: Consts<'maxpool_bwd_fused' | 'avg
     '  nincc::st(&dx[at], d);',
     '}',
     ...backwardStats(c, 'd', 'at', 'ch', 'valid', tileSlot(c.C, HW)),
-  ];
+  ]);
   const names = ['g', ...(max ? [{ name: 'argmax', int: true }] : []), { name: 'dx', out: true }, ...statsParams(c)];
-  return { params: params(k, names), body, launch: channelTiles(c.C, HW), fused: fusedText([`${max ? 'max' : 'average'} pooling backward`, c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN']) };
+  return {
+    params: params(k, names),
+    body,
+    launch: channelTileGroupsLaunch(c.C, HW, POOL_BWD_CHANNEL_GROUPS),
+    fused: fusedText([`${max ? 'max' : 'average'} pooling backward (${POOL_BWD_CHANNEL_GROUPS}×8 channels per block)`, c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN']),
+  };
 }
