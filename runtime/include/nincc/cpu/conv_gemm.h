@@ -167,6 +167,13 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
 #endif
 }
 
+// Convs of fewer multiply-adds than this run on the calling thread. The pool's fork/join costs
+// 0.2-0.8 us with its workers warm (bench/cpu/pool-fork-join.cc, 2 threads); 128 Ki multiply-adds
+// take ~3 us on one core (nin-fashion's 1x1 convs run ~45 G/s), so above it a second thread gains
+// more than the wake costs. (The GEMM's own threshold, 1 Mi, left 7 of nin-fashion's 9 convs at
+// batch 1 on one thread.)
+constexpr std::int64_t kForwardParallelMinMacs = std::int64_t{1} << 17;
+
 // A task's pixel tiles: their gathered panels of one depth block stay in L2 (kChunkTiles x 24 KiB)
 // while each weight panel sweeps them from L1.
 constexpr int kChunkTiles = 16;
@@ -234,7 +241,7 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
   const std::int64_t columns = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   const int row_panels = ceil_div(m, kTileRows);
   const std::int64_t col_tiles = (columns + kTileCols - 1) / kTileCols;
-  const int threads = threads_for(static_cast<std::int64_t>(m) * columns * k, gemm_detail::kParallelMinMacs);
+  const int threads = threads_for(static_cast<std::int64_t>(m) * columns * k, kForwardParallelMinMacs);
   const Split split = split_tasks(m, k, columns, threads);
   const std::int64_t skip = static_cast<std::int64_t>(o.channel_offset) * shape.out_plane();
   const SegmentStore out{y + skip, o.channels_of(shape), shape.out_plane(), shape.out_w(), o.residual ? o.residual + skip : nullptr};
