@@ -1,0 +1,131 @@
+// Direct forward convolution of a single-channel input (nin-fashion's first layer: 5x5 on one 28x28
+// plane), stride 1, for inference (weights packed once by pack_conv_weights, read in place). The
+// implicit GEMM (conv_gemm.h) gathers a depth-25 panel for every 32-pixel tile and finds its runs tap
+// by tap, as much work as the 25 x 12 x 32 multiply-adds the panel feeds; here each task copies its
+// output rows' input rows once into a zero-padded strip, and the micro-kernel loads every tap's
+// 32 pixels straight from it (a constant offset per tap), with the same register tile, summing
+// order and epilogue as the GEMM, so the bits are the GEMM's.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "conv_gemm.h"
+#include "im2col.h"
+#include "parallel.h"
+
+namespace nincc {
+namespace cpu {
+namespace conv_direct_detail {
+
+using conv_gemm_detail::kMaxDepthBlock;
+using gemm_detail::ceil_div;
+using gemm_detail::Isa;
+using gemm_detail::kTileCols;
+using gemm_detail::kTileRows;
+
+// A task's output rows of one image: rows [oh_begin, oh_end).
+struct RowRange {
+  int n, oh_begin, oh_end;
+};
+
+// acc = the panel's weights (taps x kTileRows, as packed) times the taps' input vectors, each tap's
+// kTileCols pixels at `strip + offsets[t]`: the GEMM's tile_product with B read from the strip.
+template <int Rows>
+__attribute__((always_inline)) inline void strip_tile_product(int taps, const int* offsets, const float* __restrict strip,
+                                                              const float* __restrict weights, gemm_detail::TileAccumulators& acc) {
+  constexpr int kRegs = simd::kGemmRegsPerRow;
+  constexpr int kLanes = Isa::kLanes;
+#pragma GCC unroll 16
+  for (int i = 0; i < Rows; ++i)
+#pragma GCC unroll 4
+    for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::zero();
+  for (int t = 0; t < taps; ++t) {
+    Isa::Reg b[kRegs];
+#pragma GCC unroll 4
+    for (int r = 0; r < kRegs; ++r) b[r] = Isa::load(strip + offsets[t] + r * kLanes);
+#pragma GCC unroll 16
+    for (int i = 0; i < Rows; ++i) {
+      Isa::Reg a = Isa::broadcast(weights + i);
+#pragma GCC unroll 4
+      for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::fma(a, b[r], acc.r[i][r]);
+    }
+    weights += kTileRows;
+  }
+}
+
+// strip_tile_product of a panel with `rows` real rows (tile_product_rows' thirds).
+__attribute__((always_inline)) inline void strip_tile_product_rows(int rows, int taps, const int* offsets, const float* strip,
+                                                                   const float* weights, gemm_detail::TileAccumulators& acc) {
+  if (rows <= kTileRows / 3) strip_tile_product<kTileRows / 3>(taps, offsets, strip, weights, acc);
+  else if (rows <= 2 * kTileRows / 3) strip_tile_product<2 * kTileRows / 3>(taps, offsets, strip, weights, acc);
+  else strip_tile_product<kTileRows>(taps, offsets, strip, weights, acc);
+}
+
+// Floats per strip row: every pixel tile of an output row plus the kernel's overhang, so a tile's
+// vector loads never leave the row.
+inline int strip_width(const Conv2dShape& s) { return ceil_div(s.out_w(), kTileCols) * kTileCols + s.kernel_w - 1; }
+
+// strip[i][j] = x[n][0][oh_begin + i - pad_h][j - pad_w], zero outside the image, for the input rows
+// output rows [oh_begin, oh_end) read.
+inline void fill_strip(const Conv2dShape& s, const float* x, const RowRange& rows, float* strip) {
+  const int width = strip_width(s), strip_rows = rows.oh_end - rows.oh_begin + s.kernel_h - 1;
+  const float* image = x + static_cast<std::int64_t>(rows.n) * s.in_plane();
+  for (int i = 0; i < strip_rows; ++i) {
+    float* dst = strip + static_cast<std::int64_t>(i) * width;
+    const int ih = rows.oh_begin + i - s.pad_h;
+    std::fill(dst, dst + width, 0.f);
+    if (ih < 0 || ih >= s.in_h) continue;
+    const float* row = image + static_cast<std::int64_t>(ih) * s.in_w;
+    std::copy(row, row + std::min(s.in_w, width - s.pad_w), dst + s.pad_w);
+  }
+}
+
+}  // namespace conv_direct_detail
+
+// Whether conv2d_forward_direct takes this conv: one input channel, stride 1, and a kernel whose
+// taps fit one depth block of the packed weights (so every output is summed in the GEMM's order).
+inline bool direct_conv_applies(const Conv2dShape& s) {
+  return s.in_channels == 1 && s.stride_h == 1 && s.stride_w == 1 && s.patch_size() <= conv_direct_detail::kMaxDepthBlock;
+}
+
+// conv2d_forward_packed's contract (conv_gemm.h) for a conv direct_conv_applies to. Parallel over
+// (image, block of output rows) tasks; each output element is computed by one task in tap order, so
+// the bits do not depend on the thread count. Scratch: each task's strip, in its thread's scratch.
+inline void conv2d_forward_direct(const Conv2dShape& s, const float* x, const float* packed_w, const float* bias, float* y,
+                                  bool relu = false, const ConvOutput& o = {}) {
+  using namespace conv_direct_detail;
+  const int m = s.out_channels, taps = s.patch_size(), out_h = s.out_h(), out_w = s.out_w();
+  if (m <= 0 || s.batch <= 0 || out_h <= 0 || out_w <= 0) return;
+  const int width = strip_width(s), panels = ceil_div(m, kTileRows), col_tiles = ceil_div(out_w, kTileCols);
+  int offsets[kMaxDepthBlock];  // tap (r, c) reads the strip r rows and c columns from its output pixel
+  for (int t = 0; t < taps; ++t) offsets[t] = (t / s.kernel_w) * width + t % s.kernel_w;
+  const std::int64_t macs = static_cast<std::int64_t>(m) * taps * s.batch * s.out_plane();
+  const int threads = threads_for(macs, conv_gemm_detail::kForwardParallelMinMacs);
+  // Row blocks per image: enough tasks for a few per thread even at batch 1.
+  const int blocks = threads <= 1 ? 1 : std::min(out_h, ceil_div(conv_gemm_detail::kTasksPerThread * threads, s.batch));
+  const std::int64_t skip = static_cast<std::int64_t>(o.channel_offset) * s.out_plane();
+  const conv_gemm_detail::SegmentStore out{y + skip, o.channels_of(s), s.out_plane(), out_w, o.residual ? o.residual + skip : nullptr};
+  parallel_for_dynamic(static_cast<std::int64_t>(s.batch) * blocks, threads, [&](std::int64_t task) {
+    const int b = static_cast<int>(task % blocks);
+    const RowRange rows{static_cast<int>(task / blocks), out_h * b / blocks, out_h * (b + 1) / blocks};
+    if (rows.oh_begin >= rows.oh_end) return;
+    float* strip = thread_scratch(ScratchSlot::kConvPhases,
+                                  static_cast<std::size_t>(rows.oh_end - rows.oh_begin + s.kernel_h - 1) * width);
+    fill_strip(s, x, rows, strip);
+    for (int oh = rows.oh_begin; oh < rows.oh_end; ++oh)
+      for (int q = 0; q < col_tiles; ++q) {
+        const conv_gemm_detail::Segment seg{rows.n, oh, q * kTileCols, 0, std::min(kTileCols, out_w - q * kTileCols)};
+        const float* at = strip + static_cast<std::int64_t>(oh - rows.oh_begin) * width + q * kTileCols;
+        for (int p = 0; p < panels; ++p) {
+          const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
+          gemm_detail::TileAccumulators acc;
+          strip_tile_product_rows(tile_rows, taps, offsets, at, conv_gemm_detail::weight_panel(packed_w, m, 0, taps, p), acc);
+          conv_gemm_detail::store_tile(out, acc, &seg, 1, first_row, tile_rows, false, true, bias ? bias + first_row : nullptr, relu);
+        }
+      }
+  });
+}
+
+}  // namespace cpu
+}  // namespace nincc
