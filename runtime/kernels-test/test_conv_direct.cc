@@ -1,9 +1,10 @@
-// The direct single-channel convolution forward (conv_direct.h), reached as inference reaches it
-// (conv2d_forward with PackedConvWeights), against the float64 reference: nin-fashion's 5x5 first
-// layer at batch 1 and 3, rows wider than a pixel tile, padding past the kernel's reach, 1xN, 11x11
-// and 1x1 kernels, bias/ReLU on and off, and an output written into a concat's channels with a
-// residual added; each at 1, 2 and all threads with identical bits, and the same bits as the
-// implicit GEMM it replaces. Also which convs it takes.
+// The direct convolutions forward (conv_direct.h: single-channel input; pointwise read in place),
+// reached as inference reaches them (conv2d_forward with PackedConvWeights), against the float64
+// reference: nin-fashion's 5x5 first layer at batch 1 and 3, rows wider than a pixel tile, padding
+// past the kernel's reach, 1xN, 11x11 and 1x1 kernels; nin-fashion's 1x1 layers at batch 1, planes
+// of whole, partial and only partial tiles, a full depth block; bias/ReLU on and off, and an output
+// written into a concat's channels with a residual added; each at 1, 2 and all threads with
+// identical bits, and the same bits as the implicit GEMM they replace. Also which convs they take.
 #include <cstdio>
 #include <vector>
 
@@ -35,7 +36,7 @@ std::vector<float> forward(const Conv2dShape& s, const std::vector<float>& x, co
 // added before the ReLU; channels outside stay NaN in both, so they are left out of the comparison.
 void check_direct(const Conv2dShape& s, bool with_bias, bool relu, Rng& rng, int image_channels = 0, int channel_offset = 0,
                   bool residual = false) {
-  CHECK(nincc::cpu::direct_conv_applies(s));
+  CHECK(nincc::cpu::direct_conv_applies(s) || nincc::cpu::pointwise_direct_applies(s));
   const std::vector<float> x = random_floats(conv_x_size(s), rng), w = random_floats(conv_w_size(s), rng);
   const std::vector<float> b = random_floats(s.out_channels, rng);
   const int total = image_channels > 0 ? image_channels : s.out_channels;
@@ -46,8 +47,8 @@ void check_direct(const Conv2dShape& s, bool with_bias, bool relu, Rng& rng, int
   std::vector<float> packed(static_cast<std::size_t>(nincc::cpu::packed_conv_weights_size(s.out_channels, s.patch_size())));
   nincc::cpu::pack_conv_weights(s, w.data(), packed.data());
   char what[220];
-  std::snprintf(what, sizeof what, "direct conv n%d %dx%d -> k%d kernel %dx%d pad %d,%d bias=%d relu=%d into %d channels at %d residual=%d",
-                s.batch, s.in_h, s.in_w, s.out_channels, s.kernel_h, s.kernel_w, s.pad_h, s.pad_w, with_bias, relu, total,
+  std::snprintf(what, sizeof what, "direct conv n%d c%d %dx%d -> k%d kernel %dx%d pad %d,%d bias=%d relu=%d into %d channels at %d residual=%d",
+                s.batch, s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel_h, s.kernel_w, s.pad_h, s.pad_w, with_bias, relu, total,
                 channel_offset, residual);
   std::vector<std::vector<float>> runs;
 #ifdef _OPENMP
@@ -104,6 +105,25 @@ void test_conv_direct() {
   CHECK(!nincc::cpu::direct_conv_applies(Conv2dShape{1, 2, 28, 28, 32, 5, 5, 1, 1, 2, 2}));
   CHECK(!nincc::cpu::direct_conv_applies(Conv2dShape{1, 1, 28, 28, 32, 5, 5, 2, 1, 2, 2}));
   CHECK(!nincc::cpu::direct_conv_applies(Conv2dShape{1, 1, 40, 40, 8, 17, 17, 1, 1, 0, 0}));
+  // Pointwise: nin-fashion's 1x1 layers at batch 1 (planes of 24.5, 6.1 and 1.5 tiles; row slices
+  // across threads on the 7x7 plane).
+  check_direct(Conv2dShape{1, 32, 28, 28, 32, 1, 1, 1, 1, 0, 0}, true, true, rng);
+  check_direct(Conv2dShape{1, 64, 14, 14, 64, 1, 1, 1, 1, 0, 0}, true, true, rng);
+  check_direct(Conv2dShape{1, 128, 7, 7, 128, 1, 1, 1, 1, 0, 0}, true, true, rng);
+  check_direct(Conv2dShape{3, 64, 28, 28, 100, 1, 1, 1, 1, 0, 0}, false, true, rng);
+  // A plane of exactly one tile, planes of only a partial tile (into a concat, with a residual), and
+  // a depth of a whole depth block.
+  check_direct(Conv2dShape{2, 5, 4, 8, 13, 1, 1, 1, 1, 0, 0}, true, false, rng);
+  check_direct(Conv2dShape{1, 7, 3, 3, 20, 1, 1, 1, 1, 0, 0}, true, true, rng, 28, 5, true);
+  check_direct(Conv2dShape{1, nincc::cpu::conv_gemm_detail::kMaxDepthBlock, 5, 5, 12, 1, 1, 1, 1, 0, 0}, true, true, rng);
+  // Weights that outweigh the pixels: at 2 threads the tasks split the channel panels too.
+  check_direct(Conv2dShape{1, 192, 14, 14, 192, 1, 1, 1, 1, 0, 0}, true, true, rng);
+  // Not taken: strided or padded 1x1, a depth past one block, a batch of 7x7 planes (per-image tiles
+  // 77% full, the GEMM's 98%).
+  CHECK(!nincc::cpu::pointwise_direct_applies(Conv2dShape{16, 128, 7, 7, 128, 1, 1, 1, 1, 0, 0}));
+  CHECK(!nincc::cpu::pointwise_direct_applies(Conv2dShape{1, 8, 8, 8, 8, 1, 1, 2, 2, 0, 0}));
+  CHECK(!nincc::cpu::pointwise_direct_applies(Conv2dShape{1, 8, 8, 8, 8, 1, 1, 1, 1, 1, 1}));
+  CHECK(!nincc::cpu::pointwise_direct_applies(Conv2dShape{1, nincc::cpu::conv_gemm_detail::kMaxDepthBlock + 1, 4, 4, 8, 1, 1, 1, 1, 0, 0}));
 }
 
 }  // namespace kernels_test
