@@ -167,8 +167,8 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
 #endif
 }
 
-// Convs of fewer multiply-adds than this run on the calling thread. The pool's fork/join costs
-// 0.2-0.8 us with its workers warm (bench/cpu/pool-fork-join.cc, 2 threads); 128 Ki multiply-adds
+// Convs of fewer multiply-adds than this run on the calling thread. The pool's fork/join measured
+// 0.2-0.7 us with its workers warm (bench/logs/cpu-pool-fork-join.out, 2 threads); 128 Ki multiply-adds
 // take ~3 us on one core (nin-fashion's 1x1 convs run ~45 G/s), so above it a second thread gains
 // more than the wake costs. (The GEMM's own threshold, 1 Mi, left 7 of nin-fashion's 9 convs at
 // batch 1 on one thread.)
