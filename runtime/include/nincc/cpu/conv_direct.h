@@ -22,7 +22,6 @@ namespace conv_direct_detail {
 
 using conv_gemm_detail::kMaxDepthBlock;
 using gemm_detail::ceil_div;
-using gemm_detail::Isa;
 using gemm_detail::kTileCols;
 using gemm_detail::kTileRows;
 
@@ -30,39 +29,6 @@ using gemm_detail::kTileRows;
 struct RowRange {
   int n, oh_begin, oh_end;
 };
-
-// acc = the panel's weights (taps x kTileRows, as packed) times the taps' input vectors, each tap's
-// kTileCols pixels at `strip + offsets[t]`: the GEMM's tile_product with B read from the strip.
-template <int Rows>
-__attribute__((always_inline)) inline void strip_tile_product(int taps, const int* offsets, const float* __restrict strip,
-                                                              const float* __restrict weights, gemm_detail::TileAccumulators& acc) {
-  constexpr int kRegs = simd::kGemmRegsPerRow;
-  constexpr int kLanes = Isa::kLanes;
-#pragma GCC unroll 16
-  for (int i = 0; i < Rows; ++i)
-#pragma GCC unroll 4
-    for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::zero();
-  for (int t = 0; t < taps; ++t) {
-    Isa::Reg b[kRegs];
-#pragma GCC unroll 4
-    for (int r = 0; r < kRegs; ++r) b[r] = Isa::load(strip + offsets[t] + r * kLanes);
-#pragma GCC unroll 16
-    for (int i = 0; i < Rows; ++i) {
-      Isa::Reg a = Isa::broadcast(weights + i);
-#pragma GCC unroll 4
-      for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::fma(a, b[r], acc.r[i][r]);
-    }
-    weights += kTileRows;
-  }
-}
-
-// strip_tile_product of a panel with `rows` real rows (tile_product_rows' thirds).
-__attribute__((always_inline)) inline void strip_tile_product_rows(int rows, int taps, const int* offsets, const float* strip,
-                                                                   const float* weights, gemm_detail::TileAccumulators& acc) {
-  if (rows <= kTileRows / 3) strip_tile_product<kTileRows / 3>(taps, offsets, strip, weights, acc);
-  else if (rows <= 2 * kTileRows / 3) strip_tile_product<2 * kTileRows / 3>(taps, offsets, strip, weights, acc);
-  else strip_tile_product<kTileRows>(taps, offsets, strip, weights, acc);
-}
 
 // Floats per strip row: every pixel tile of an output row plus the kernel's overhang, so a tile's
 // vector loads never leave the row.
@@ -122,7 +88,8 @@ inline void conv2d_forward_direct(const Conv2dShape& s, const float* x, const fl
         for (int p = 0; p < panels; ++p) {
           const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
           gemm_detail::TileAccumulators acc;
-          strip_tile_product_rows(tile_rows, taps, offsets, at, conv_gemm_detail::weight_panel(packed_w, m, 0, taps, p), acc);
+          gemm_detail::tile_product_rows_of(tile_rows, taps, conv_gemm_detail::weight_panel(packed_w, m, 0, taps, p),
+                                            [&](int t) { return at + offsets[t]; }, acc);
           conv_gemm_detail::store_tile(out, acc, &seg, 1, first_row, tile_rows, false, true, bias ? bias + first_row : nullptr, relu);
         }
       }
@@ -198,7 +165,8 @@ inline void conv2d_forward_pointwise_direct(const Conv2dShape& s, const float* x
       for (int p = rows.begin; p < rows.end; ++p) {
         const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
         gemm_detail::TileAccumulators acc;
-        strip_tile_product_rows(tile_rows, depth, offsets, b, conv_gemm_detail::weight_panel(packed_w, m, 0, depth, p), acc);
+        gemm_detail::tile_product_rows_of(tile_rows, depth, conv_gemm_detail::weight_panel(packed_w, m, 0, depth, p),
+                                          [&](int c) { return b + offsets[c]; }, acc);
         conv_gemm_detail::store_tile(out, acc, &seg, 1, first_row, tile_rows, false, true, bias ? bias + first_row : nullptr, relu);
       }
     }
