@@ -167,11 +167,12 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
 #endif
 }
 
-// Convs of fewer multiply-adds than this run on the calling thread. The pool's fork/join measured
-// 0.2-0.7 us with its workers warm (bench/logs/cpu-pool-fork-join.out, 2 threads); 128 Ki multiply-adds
-// take ~3 us on one core (nin-fashion's 1x1 convs run ~45 G/s), so above it a second thread gains
-// more than the wake costs. (The GEMM's own threshold, 1 Mi, left 7 of nin-fashion's 9 convs at
-// batch 1 on one thread.)
+// Convs of fewer multiply-adds than this run on the calling thread. A parallel call costs its caller
+// 0.08-0.6 us more than a serial one (bench/logs/cpu-pool-fork-join.out, 2 threads, on the loaded
+// 2-core VM; how fast an idle worker joins in was not measurable there); 128 Ki multiply-adds take
+// ~3 us on one core (nin-fashion's 1x1 convs run ~45 G/s), so above it a second thread should gain
+// more than the fork/join costs. (The GEMM's own threshold, 1 Mi, left 7 of nin-fashion's 9 convs
+// at batch 1 on one thread.)
 constexpr std::int64_t kForwardParallelMinMacs = std::int64_t{1} << 17;
 
 // A task's pixel tiles: their gathered panels of one depth block stay in L2 (kChunkTiles x 24 KiB)
