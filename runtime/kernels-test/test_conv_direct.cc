@@ -121,6 +121,7 @@ void test_conv_direct() {
   // Not taken: strided or padded 1x1, a depth past one block, a batch of 7x7 planes (per-image tiles
   // 77% full, the GEMM's 98%).
   CHECK(!nincc::cpu::pointwise_direct_applies(Conv2dShape{16, 128, 7, 7, 128, 1, 1, 1, 1, 0, 0}));
+  CHECK(!nincc::cpu::pointwise_direct_applies(Conv2dShape{1, 150, 4000, 4000, 8, 1, 1, 1, 1, 0, 0}));  // offsets past int
   CHECK(!nincc::cpu::pointwise_direct_applies(Conv2dShape{1, 8, 8, 8, 8, 1, 1, 2, 2, 0, 0}));
   CHECK(!nincc::cpu::pointwise_direct_applies(Conv2dShape{1, 8, 8, 8, 8, 1, 1, 1, 1, 1, 1}));
   CHECK(!nincc::cpu::pointwise_direct_applies(Conv2dShape{1, nincc::cpu::conv_gemm_detail::kMaxDepthBlock + 1, 4, 4, 8, 1, 1, 1, 1, 0, 0}));

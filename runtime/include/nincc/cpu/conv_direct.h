@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #include "conv_gemm.h"
 #include "im2col.h"
@@ -111,10 +112,12 @@ constexpr double kMinRelativeFill = 0.95;
 
 // Whether conv2d_forward_pointwise_direct takes this conv: a 1x1 stride-1 unpadded conv (a GEMM
 // over x as stored) whose channels fit one depth block of the packed weights, and whose per-image
-// tiles waste few more lanes than the GEMM's batch-wide ones.
+// tiles waste few more lanes than the GEMM's batch-wide ones. (Its per-channel offsets into an image
+// are ints.)
 inline bool pointwise_direct_applies(const Conv2dShape& s) {
   using namespace conv_direct_detail;
   return s.is_pointwise() && s.patch_size() <= kMaxDepthBlock &&
+         static_cast<std::int64_t>(s.in_channels) * s.in_plane() <= std::numeric_limits<int>::max() &&
          tile_fill(s.out_plane()) >= kMinRelativeFill * tile_fill(s.batch * s.out_plane());
 }
 
