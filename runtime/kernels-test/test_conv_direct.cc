@@ -87,8 +87,8 @@ void check_direct(const Conv2dShape& s, bool with_bias, bool relu, Rng& rng, int
 
 void test_conv_direct() {
   Rng rng(131);
-  // nin-fashion's first layer (1x28x28, 5x5 pad 2 -> 32), at batch 1 (row blocks of one image
-  // split across threads) and 3.
+  // nin-fashion's first layer (1x28x28, 5x5 pad 2 -> 32), at batch 1 and 3 (parallel: row blocks
+  // of each image split across threads).
   check_direct(Conv2dShape{1, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2}, true, true, rng);
   check_direct(Conv2dShape{3, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2}, true, true, rng);
   // Rows wider than a pixel tile (a full and a partial tile per row), channels off the panel size.

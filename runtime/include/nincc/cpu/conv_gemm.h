@@ -167,13 +167,13 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
 #endif
 }
 
-// Convs of fewer multiply-adds than this run on the calling thread. A parallel call costs its caller
-// 0.08-0.6 us more than a serial one (bench/logs/cpu-pool-fork-join.out, 2 threads, on the loaded
-// 2-core VM; how fast an idle worker joins in was not measurable there); 128 Ki multiply-adds take
-// ~3 us on one core (nin-fashion's 1x1 convs run ~45 G/s), so above it a second thread should gain
-// more than the fork/join costs. (The GEMM's own threshold, 1 Mi, left 7 of nin-fashion's 9 convs
-// at batch 1 on one thread.)
-constexpr std::int64_t kForwardParallelMinMacs = std::int64_t{1} << 17;
+// Convs of fewer multiply-adds than this run on the calling thread: the GEMM's 1 Mi, which leaves 7
+// of nin-fashion's 9 convs serial at batch 1. A parallel call costs its caller 0.08-0.6 us more than a
+// serial one (bench/logs/cpu-pool-fork-join.out), but 128 Ki (every nin-fashion conv parallel) measured
+// slower at 2 threads on the loaded 2-core VM, B/A 0.72-0.98 per small conv (a worker that claims a
+// task late holds up the call: bench/logs/cpu-layer-ab-parallel-threshold.out); on free cores it is
+// unmeasured.
+constexpr std::int64_t kForwardParallelMinMacs = std::int64_t{1} << 20;
 
 // A task's pixel tiles: their gathered panels of one depth block stay in L2 (kChunkTiles x 24 KiB)
 // while each weight panel sweeps them from L1.
