@@ -131,6 +131,22 @@ export const MUTANTS: readonly Mutant[] = [
     only: 'infer matches',
   },
   {
+    name: 'CPU direct single-channel conv reading every row of its input strip without the left padding',
+    file: 'runtime/include/nincc/cpu/conv_direct.h',
+    find: 'dst + s.pad_w);',
+    replace: 'dst);',
+    tests: ['test/numerics-kernels.test.ts'],
+    only: 'infer',
+  },
+  {
+    name: 'CPU pointwise direct conv reading every image of the batch at the first image',
+    file: 'runtime/include/nincc/cpu/conv_direct.h',
+    find: 'x + static_cast<std::int64_t>(n) * depth * plane + p0;',
+    replace: 'x + p0;',
+    tests: ['test/numerics-kernels.test.ts'],
+    only: 'infer',
+  },
+  {
     name: "CPU Winograd epilogue dropping a residual block's shortcut",
     file: 'runtime/include/nincc/cpu/conv_winograd.h',
     find: '          if (residual) {',

@@ -25,8 +25,9 @@ const Conv kConvs[] = {{"k1 5x5 1->32 28x28", 1, 28, 32, 5, 2},   {"k4 1x1 32->3
                        {"k21 3x3 64->128 7x7", 64, 7, 128, 3, 1},  {"k24 1x1 128->128 7x7", 128, 7, 128, 1, 0}};
 constexpr int kConvCount = sizeof kConvs / sizeof kConvs[0];
 const char* const kPools[] = {"maxpool 32x28x28", "maxpool 64x14x14"};
-// Layers after the pools: k11 as nincc builds it (its cost model picks Winograd F(2x2,3x3)).
-constexpr int kExtraCount = 1;
+// Layers after the pools: k11 as nincc builds it (its cost model picks Winograd F(2x2,3x3)), and k21
+// as Winograd F(2x2,3x3) (its cost model picks the implicit GEMM), to set beside the GEMM rows.
+constexpr int kExtraCount = 2;
 
 // One layer's buffers at one batch, made on first use.
 struct Buffers {
@@ -38,16 +39,16 @@ struct Buffers {
 
 extern "C" __attribute__((visibility("default"))) int nincc_layer_count() { return kConvCount + 2 + kExtraCount; }
 extern "C" __attribute__((visibility("default"))) const char* nincc_layer_name(int i) {
-  return i < kConvCount ? kConvs[i].name : i < kConvCount + 2 ? kPools[i - kConvCount] : "k11 as Winograd F2x3";
+  return i < kConvCount ? kConvs[i].name : i < kConvCount + 2 ? kPools[i - kConvCount] : i == kConvCount + 2 ? "k11 as Winograd F2x3" : "k21 as Winograd F2x3";
 }
 
 // Runs layer i once at `batch`; returns a value of its output (so the call cannot be dropped).
 extern "C" __attribute__((visibility("default"))) float nincc_layer_run(int i, int batch) {
   static Buffers buffers[kConvCount + 2 + kExtraCount];
   Buffers& bu = buffers[i];
-  if (i < kConvCount || i == kConvCount + 2) {
-    const bool winograd = i == kConvCount + 2;
-    const Conv& l = kConvs[winograd ? 2 : i];
+  if (i < kConvCount || i >= kConvCount + 2) {
+    const bool winograd = i >= kConvCount + 2;
+    const Conv& l = kConvs[!winograd ? i : i == kConvCount + 2 ? 2 : 4];
     const Conv2dShape s{batch, l.c, l.h, l.h, l.k, l.r, l.r, 1, 1, l.pad, l.pad};
     if (bu.batch != batch) {
       bu.batch = batch;

@@ -6,6 +6,7 @@ namespace kernels_test {
 void test_gemm();
 void test_conv();
 void test_conv_gemm();
+void test_conv_direct();
 void test_conv_winograd();
 void test_batchnorm();
 void test_pool();

@@ -25,6 +25,7 @@ int main() {
   run("gemm", kernels_test::test_gemm);
   run("conv", kernels_test::test_conv);
   run("conv implicit gemm", kernels_test::test_conv_gemm);
+  run("conv direct", kernels_test::test_conv_direct);
   run("conv winograd", kernels_test::test_conv_winograd);
   run("batchnorm", kernels_test::test_batchnorm);
   run("pool", kernels_test::test_pool);

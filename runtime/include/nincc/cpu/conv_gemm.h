@@ -167,6 +167,14 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
 #endif
 }
 
+// Convs of fewer multiply-adds than this run on the calling thread: the GEMM's 1 Mi, which leaves 7
+// of nin-fashion's 9 convs serial at batch 1. A parallel call costs its caller 0.08-0.6 us more than a
+// serial one (bench/logs/cpu-pool-fork-join.out), but 128 Ki (every nin-fashion conv parallel) measured
+// slower at 2 threads on the loaded 2-core VM, B/A 0.72-0.98 per small conv (a worker that claims a
+// task late holds up the call: bench/logs/cpu-layer-ab-parallel-threshold.out); on free cores it is
+// unmeasured.
+constexpr std::int64_t kForwardParallelMinMacs = std::int64_t{1} << 20;
+
 // A task's pixel tiles: their gathered panels of one depth block stay in L2 (kChunkTiles x 24 KiB)
 // while each weight panel sweeps them from L1.
 constexpr int kChunkTiles = 16;
@@ -234,7 +242,7 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
   const std::int64_t columns = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   const int row_panels = ceil_div(m, kTileRows);
   const std::int64_t col_tiles = (columns + kTileCols - 1) / kTileCols;
-  const int threads = threads_for(static_cast<std::int64_t>(m) * columns * k, gemm_detail::kParallelMinMacs);
+  const int threads = threads_for(static_cast<std::int64_t>(m) * columns * k, kForwardParallelMinMacs);
   const Split split = split_tasks(m, k, columns, threads);
   const std::int64_t skip = static_cast<std::int64_t>(o.channel_offset) * shape.out_plane();
   const SegmentStore out{y + skip, o.channels_of(shape), shape.out_plane(), shape.out_w(), o.residual ? o.residual + skip : nullptr};

@@ -95,16 +95,17 @@ struct TileAccumulators {
   Isa::Reg r[kTileRows][simd::kGemmRegsPerRow];
 };
 
-// acc = packed_a (kTileRows x depth) * packed_b (depth x kTileCols), in registers for the whole
-// depth loop (the caller's accumulators are only live values once this is inlined). `next_a`, when
-// given, is the A panel the caller multiplies next: it is prefetched a line per step, so that weights
-// streaming from memory arrive in time. Rows < kTileRows computes only the panel's first Rows rows
-// (acc rows past them are left unset): the last panel of a layer whose channels are not a multiple
-// of kTileRows (32 = 12 + 12 + 8) skips the multiply-adds of its zero padding rows.
-template <int Rows = kTileRows>
-__attribute__((always_inline)) inline void tile_product(int depth, const float* __restrict packed_a,
-                                                        const float* __restrict packed_b, TileAccumulators& acc,
-                                                        const float* next_a = nullptr) {
+// acc = packed_a (kTileRows x depth) * B (depth x kTileCols), B's row p being the kTileCols floats at
+// b_row(p): a packed panel (tile_product below) or, for the direct convs (conv_direct.h), x or a strip
+// of it read in place. In registers for the whole depth loop (the caller's accumulators are only
+// live values once this is inlined). `next_a`, when given, is the A panel the caller multiplies next:
+// it is prefetched a line per step, so that weights streaming from memory arrive in time. Rows <
+// kTileRows computes only the panel's first Rows rows (acc rows past them are left unset): the last
+// panel of a layer whose channels are not a multiple of kTileRows (32 = 12 + 12 + 8) skips the
+// multiply-adds of its zero padding rows.
+template <int Rows = kTileRows, class BRow>
+__attribute__((always_inline)) inline void tile_product_of(int depth, const float* __restrict packed_a, BRow b_row,
+                                                           TileAccumulators& acc, const float* next_a = nullptr) {
   static_assert(Rows > 0 && Rows <= kTileRows, "a panel has at most kTileRows rows");
   constexpr int kRegs = simd::kGemmRegsPerRow;
   constexpr int kLanes = Isa::kLanes;
@@ -115,9 +116,10 @@ __attribute__((always_inline)) inline void tile_product(int depth, const float* 
 
   for (int p = 0; p < depth; ++p) {
     if (next_a) __builtin_prefetch(next_a + p * kTileRows, 0, 3);
+    const float* row = b_row(p);
     Isa::Reg b[kRegs];
 #pragma GCC unroll 4
-    for (int r = 0; r < kRegs; ++r) b[r] = Isa::load(packed_b + r * kLanes);
+    for (int r = 0; r < kRegs; ++r) b[r] = Isa::load(row + r * kLanes);
 #pragma GCC unroll 16
     for (int i = 0; i < Rows; ++i) {
       Isa::Reg a = Isa::broadcast(packed_a + i);
@@ -125,20 +127,34 @@ __attribute__((always_inline)) inline void tile_product(int depth, const float* 
       for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::fma(a, b[r], acc.r[i][r]);
     }
     packed_a += kTileRows;
-    packed_b += kTileCols;
   }
 }
 
-// tile_product of a panel whose first `rows` rows are real (the rest zero padding): a short last
+// tile_product_of with B a packed panel (depth x kTileCols).
+template <int Rows = kTileRows>
+__attribute__((always_inline)) inline void tile_product(int depth, const float* __restrict packed_a,
+                                                        const float* __restrict packed_b, TileAccumulators& acc,
+                                                        const float* next_a = nullptr) {
+  tile_product_of<Rows>(depth, packed_a, [packed_b](int p) { return packed_b + p * kTileCols; }, acc, next_a);
+}
+
+// tile_product_of of a panel whose first `rows` rows are real (the rest zero padding): a short last
 // panel (32 channels: 12 + 12 + 8; 64: 5 x 12 + 4) multiplies a third or two thirds of the rows.
 // acc rows from `rows` on are left unset.
 static_assert(kTileRows % 3 == 0, "panels are cut in thirds");
+template <class BRow>
+__attribute__((always_inline)) inline void tile_product_rows_of(int rows, int depth, const float* __restrict packed_a, BRow b_row,
+                                                                TileAccumulators& acc, const float* next_a = nullptr) {
+  if (rows <= kTileRows / 3) tile_product_of<kTileRows / 3>(depth, packed_a, b_row, acc, next_a);
+  else if (rows <= 2 * kTileRows / 3) tile_product_of<2 * kTileRows / 3>(depth, packed_a, b_row, acc, next_a);
+  else tile_product_of<kTileRows>(depth, packed_a, b_row, acc, next_a);
+}
+
+// tile_product_rows_of with B a packed panel.
 __attribute__((always_inline)) inline void tile_product_rows(int rows, int depth, const float* __restrict packed_a,
                                                              const float* __restrict packed_b, TileAccumulators& acc,
                                                              const float* next_a = nullptr) {
-  if (rows <= kTileRows / 3) tile_product<kTileRows / 3>(depth, packed_a, packed_b, acc, next_a);
-  else if (rows <= 2 * kTileRows / 3) tile_product<2 * kTileRows / 3>(depth, packed_a, packed_b, acc, next_a);
-  else tile_product(depth, packed_a, packed_b, acc, next_a);
+  tile_product_rows_of(rows, depth, packed_a, [packed_b](int p) { return packed_b + p * kTileCols; }, acc, next_a);
 }
 
 // C[0:rows, 0:cols] (op)= packed_a (kTileRows x depth) * packed_b (depth x kTileCols). The

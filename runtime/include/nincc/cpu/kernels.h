@@ -22,6 +22,7 @@
 #include "batchnorm.h"
 #include "channels.h"
 #include "conv.h"
+#include "conv_direct.h"
 #include "conv_gemm.h"
 #include "conv_winograd.h"
 #include "conv_wgrad.h"
