@@ -27,6 +27,9 @@ const gradFlags = { gBn: 'bool', gRelu: 'bool' } as const;
 /** … and the Σdz, Σdz·x̂ partials of the pending BN of the value whose gradient the kernel writes. */
 const outFlags = { outStats: 'bool', outRelu: 'bool' } as const;
 
+/** A residual add's two branch ends: each one's pending BN (scale/shift) and ReLU, applied on load. */
+const endFlags = { aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool' } as const;
+
 /** A pool's shape; `ceil`: Torch's ceil-mode windows (P×Q is the compiler's; absent: floor). */
 const pool = { ...spatial, ceil: 'bool?' } as const;
 /** nn.SpatialCrossMapLRN's window and coefficients over C channels of HW positions. */
@@ -106,7 +109,7 @@ const constSchemas = {
   concat_apply: { ...slice, ...inFlags },
   // concat_take of a branch end with a pending BN, and that BN's Σdz, Σdz·x̂ partials of the slice, in one pass.
   concat_take_stats: { ...slice, outRelu: 'bool' },
-  add_apply: { ...channels, aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool', relu: 'bool' },
+  add_apply: { ...channels, ...endFlags, relu: 'bool' },
   add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
   grad_rebuild: { ...channels, ...gradFlags },
@@ -114,6 +117,11 @@ const constSchemas = {
   avgpool_fwd_fused: { ...pool, ...inFlags },
   maxpool_bwd_fused: { ...pool, ...outFlags },
   avgpool_bwd_fused: { ...pool, ...outFlags },
+  // A residual add that only an average pool reads (a ResNet's last block), done inside the pool: a, b its branch
+  // ends with their pending BN/ReLU, relu the block's ReLU; the sum is never stored (lower/train-fused.ts).
+  avgpool_add_fwd: { ...pool, ...endFlags, relu: 'bool' },
+  // Its backward in one pass: the pool's gradient, masked by the block's ReLU recomputed from the ends, and their BN partials.
+  avgpool_add_bwd: { ...pool, ...endFlags, relu: 'bool' },
 } as const satisfies Record<string, ConstSchema>;
 
 /** What a kernel computes; the renderers turn each into a call of the kernel library. */
@@ -191,13 +199,27 @@ const backwardStats = <C,>(C: (c: C) => number, HW: (c: C) => number, on?: (c: C
   ];
 };
 
-/** backwardStats's buffers for one branch end `p` of a residual add (p_y, p_scale, …, p_dz, p_dzx). */
-const branchStats = <C extends { C: number; HW: number }, P extends 'a' | 'b'>(p: P, on: (c: C) => boolean): BufferRule<C, `${P}_${'y' | 'scale' | 'shift' | 'mean' | 'invstd' | 'dz' | 'dzx'}`>[] => [
-  { name: `${p}_y`, dir: 'in', when: on, size: plane },
+/**
+ * backwardStats's buffers for one branch end `p` of a residual add (p_y, p_scale, …, p_dz, p_dzx), over C channels
+ * of `HW` positions; its raw value p_y is read when `read` says (the mask of the block's ReLU), else with the rest.
+ */
+const branchStats = <C extends { C: number }, P extends 'a' | 'b'>(p: P, on: (c: C) => boolean, HW: (c: C) => number, read: (c: C) => boolean = on): BufferRule<C, `${P}_${'y' | 'scale' | 'shift' | 'mean' | 'invstd' | 'dz' | 'dzx'}`>[] => [
+  { name: `${p}_y`, dir: 'in', when: read, size: (c) => c.C * HW(c) },
   ...(['scale', 'shift', 'mean', 'invstd'] as const).map((n) => ({ name: `${p}_${n}` as const, dir: 'in' as const, when: on, size: perChannel })),
-  { name: `${p}_dz`, dir: 'out', when: on, size: (c) => tiles(c.C, c.HW) },
-  { name: `${p}_dzx`, dir: 'out', when: on, size: (c) => tiles(c.C, c.HW) },
+  { name: `${p}_dz`, dir: 'out', when: on, size: (c) => tiles(c.C, HW(c)) },
+  { name: `${p}_dzx`, dir: 'out', when: on, size: (c) => tiles(c.C, HW(c)) },
 ];
+
+/** A residual add's two branch ends a and b of `size` elements, each with its pending BN's scale/shift when it has one. */
+const addEnds = <C extends { C: number; aBn: boolean; bBn: boolean }>(size: (c: C) => number): BufferRule<C, 'a' | 'a_scale' | 'a_shift' | 'b' | 'b_scale' | 'b_shift'>[] =>
+  (['a', 'b'] as const).flatMap((p) => {
+    const on = (c: C) => (p === 'a' ? c.aBn : c.bBn);
+    return [
+      { name: p, dir: 'in' as const, size },
+      { name: `${p}_scale` as const, dir: 'in' as const, when: on, size: perChannel },
+      { name: `${p}_shift` as const, dir: 'in' as const, when: on, size: perChannel },
+    ];
+  });
 
 /**
  * Whether the block ReLU's mask [out > 0] is recomputed from the two branch ends rather than read from out:
@@ -474,23 +496,15 @@ const rulesTable = {
   ],
   act_apply: [{ name: 'x', dir: 'in', size: plane }, ...pendingInput<OpConsts['act_apply']>(), { name: 'y', dir: 'out', size: plane }],
   // A residual add of two branch ends, each with its pending BN/ReLU applied on load, then the block's ReLU.
-  add_apply: [
-    { name: 'a', dir: 'in', size: plane },
-    { name: 'a_scale', dir: 'in', when: (c) => c.aBn, size: perChannel },
-    { name: 'a_shift', dir: 'in', when: (c) => c.aBn, size: perChannel },
-    { name: 'b', dir: 'in', size: plane },
-    { name: 'b_scale', dir: 'in', when: (c) => c.bBn, size: perChannel },
-    { name: 'b_shift', dir: 'in', when: (c) => c.bBn, size: perChannel },
-    { name: 'y', dir: 'out', size: plane },
-  ],
+  add_apply: [...addEnds<OpConsts['add_apply']>(plane), { name: 'y', dir: 'out', size: plane }],
   // Its backward in one pass: dz = g·[y > 0] (the block's ReLU) for both branch ends, and the Σdz, Σdz·x̂
   // partials of each end's pending BN (a_*/b_*, as backwardStats's e_*).
   add_bwd_fused: [
     { name: 'g', dir: 'in', size: plane },
     { name: 'y', dir: 'in', when: (c) => c.relu && !maskFromEnds(c), size: plane },
     { name: 'dz', dir: 'out', when: (c) => c.relu, size: plane },
-    ...branchStats<OpConsts['add_bwd_fused'], 'a'>('a', (c) => c.aStats),
-    ...branchStats<OpConsts['add_bwd_fused'], 'b'>('b', (c) => c.bStats),
+    ...branchStats<OpConsts['add_bwd_fused'], 'a'>('a', (c) => c.aStats, (c) => c.HW),
+    ...branchStats<OpConsts['add_bwd_fused'], 'b'>('b', (c) => c.bStats, (c) => c.HW),
   ],
   act_bwd_stats: [
     { name: 'g', dir: 'in', size: plane },
@@ -509,6 +523,15 @@ const rulesTable = {
     { name: 'g', dir: 'in', size: outPlane },
     { name: 'dx', dir: 'out', size: inPlane },
     ...backwardStats<OpConsts['avgpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
+  ],
+  avgpool_add_fwd: [...addEnds<OpConsts['avgpool_add_fwd']>(inPlane), poolForward[1]],
+  // dz (the gradient of both ends' pending values) from the pool's gradient g; an end's raw value is read for
+  // the ReLU's mask or its BN's partials (branchStats's buffers, the end's raw value first).
+  avgpool_add_bwd: [
+    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'dz', dir: 'out', size: inPlane },
+    ...branchStats<OpConsts['avgpool_add_bwd'], 'a'>('a', (c) => c.aBn, (c) => c.H * c.W, (c) => c.relu || c.aBn),
+    ...branchStats<OpConsts['avgpool_add_bwd'], 'b'>('b', (c) => c.bBn, (c) => c.H * c.W, (c) => c.relu || c.bBn),
   ],
 } as const satisfies Rules;
 const bufferRules: Rules = rulesTable;

@@ -5,7 +5,7 @@
 import { isMerge, type ShapedModel } from '../ir.js';
 import type { Program, StepOf } from '../lower/program-ir.js';
 import { concatsInPlace, type InferenceGroup } from '../lower/infer.js';
-import { inputsOf } from '../lower/chain.js';
+import { inputsOf, poolTakingAdd } from '../lower/chain.js';
 import { torchModuleString } from './torch-print.js';
 
 const kernelsOf = (p: Program | undefined, layer: number, op?: string) => [...new Set((p?.steps ?? []).filter((s) => s.layer === layer && (!op || s.op === op)).map((s) => s.kernel))];
@@ -43,8 +43,15 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       // cpu training: the BN closing a branch may have added the shortcut (and the ReLU) in its own pass.
       const bnPass = train?.steps.find((s): s is StepOf<'bn_fwd_train'> => s.op === 'bn_fwd_train' && s.consts.residual === true && inputsOf(model.layers, i).some((p) => model.layers[p]?.index === s.layer));
       const fusedTraining = train?.steps.find((s): s is StepOf<'add_apply'> => s.layer === l.index && s.op === 'add_apply');
+      // The fused training program may leave the add to the average pool that alone reads it (or its ReLU).
+      const poolAt = poolTakingAdd(model.layers, i);
+      const pool = poolAt === undefined ? undefined : model.layers[poolAt];
+      const pooled = pool && train?.steps.find((s): s is StepOf<'avgpool_add_fwd'> => s.layer === pool.index && s.op === 'avgpool_add_fwd');
       if (!train) lines.push(noTraining);
-      else if (bnPass) {
+      else if (pooled && pool) {
+        const bwdPooled = kernelsOf(train, pool.index, 'avgpool_add_bwd');
+        lines.push(`      training: no pass of its own: ${pooled.kernel}, the average pool (${pool.index}) that alone reads it, applies both branch ends' pending BN/ReLU and adds${pooled.consts.relu ? `, then the ReLU (${next?.index})` : ''}, as it loads (the sum never stored); backward: ${bwdPooled.length ? `${bwdPooled.join(', ')}, the pool's gradient${pooled.consts.relu ? ' masked by the ReLU' : ''} passed to each branch end in the same pass` : 'no kernel'}`);
+      } else if (bnPass) {
         lines.push(`      training: add fused into the BN pass ${bnPass.kernel} (the BN (${bnPass.layer}) closing its branch${bnPass.consts.relu ? `, then the ReLU (${next?.index})` : ''}); the backward passes the gradient to each branch unchanged`);
       } else if (fusedTraining) {
         const bwdFused = train?.steps.find((s) => s.layer === l.index && s.op === 'add_bwd_fused');
