@@ -7,7 +7,7 @@ import { closingAdd, inputsOf, readers } from './chain.js';
 import { paramId } from './params.js';
 import type { Program } from './program-ir.js';
 import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
-import { concatSlices } from './train.js';
+import { concatPlaceKernel, concatSlices } from './train.js';
 import { stemConsts, u8Words, type U8Stem } from './u8-input.js';
 
 type BatchNormLayer = ShapedLayer & { readonly kind: 'bn' };
@@ -203,7 +203,7 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem): InferPrograms {
       case 'concat': {
         const y = concatOutput(g.at);
         const positions = inputsOf(m.layers, g.at);
-        concatSlices(l, m.layers, positions).forEach((c, k) => inPlace.get(positions[k])?.at !== g.at && b.step(l, 'concat_place', { x: from[k], y }, c));
+        concatSlices(l, m.layers, positions).forEach((c, k) => inPlace.get(positions[k])?.at !== g.at && b.step(l, 'concat_place', { x: from[k], y }, c, concatPlaceKernel(l, k)));
         x = y;
         break;
       }

@@ -47,6 +47,12 @@ const slice = { C: 'int', HW: 'int', total: 'int', offset: 'int' } as const;
 const convOutput = { residual: 'bool?', yTotal: 'int?', yOffset: 'int?' } as const;
 
 /**
+ * A cpu training BN+ReLU ending a concat's branch (lower/train.ts): its y (and, backward, g and y) lie at channels
+ * outOffset… of an outTotal-channel buffer, the concat's output and its gradient. Absent: BN's own C channels.
+ */
+const bnOutput = { outTotal: 'int?', outOffset: 'int?' } as const;
+
+/**
  * A stem conv that reads the model's uint8 NHWC images (the plan's `input`, docs/artifact.md): given, its `x`
  * is a u8 buffer and each value v is loaded as (v/255 − u8Mean[c])/u8Std[c], the loader's float (runtime/imagenet/donkey.ts).
  */
@@ -60,11 +66,15 @@ const constSchemas = {
   conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', ...convOutput, ...u8Input },
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool' },
   // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
-  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?' },
-  bn_bwd: { ...channels, eps: 'num', momentum: 'num', relu: 'bool?' },
+  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?', ...bnOutput },
+  bn_bwd: { ...channels, eps: 'num', momentum: 'num', relu: 'bool?', ...bnOutput },
   bn_eval: { ...channels, eps: 'num' },
   relu_fwd: { count: 'int' },
   relu_bwd: { count: 'int' },
+  // A ReLU ending a concat's branch in the cpu training program: it writes its slice of the concat's output y,
+  // and its backward reads y and the gradient g there (lower/train.ts), so no concat_place/concat_take copies.
+  relu_fwd_slice: slice,
+  relu_bwd_slice: slice,
   maxpool_fwd: pool,
   maxpool_fwd_infer: pool,
   maxpool_bwd: pool,
@@ -163,6 +173,8 @@ const tiles = (C: number, HW: number) => Math.ceil(HW / 32) * C;
 const one = () => 1;
 const withBias = (c: { bias: boolean }) => c.bias;
 /** The elements per image of an inference conv's output buffer: its own K channels, or the concat's yTotal. */
+/** The elements per image of a training BN's output (and its gradient): its own C channels, or the concat's outTotal. */
+const bnOutputPlane = (c: { C: number; HW: number; outTotal?: number }) => (c.outTotal ?? c.C) * c.HW;
 const convOutputPlane = (c: ConvShape & { yTotal?: number }) => (c.yTotal ?? c.K) * c.P * c.Q;
 
 /** The prologue's scale/shift of the input's pending BN. */
@@ -249,6 +261,13 @@ const pointwiseBackward = <S extends 'x' | 'y'>(saved: S): BufferRule<{ count: n
   { name: 'g', dir: 'in', size: (c) => c.count },
   { name: 'dx', dir: 'out', size: (c) => c.count },
 ];
+/** A concat's output (or its gradient): `total` channels of HW positions. */
+const joinedPlane = (c: { total: number; HW: number }) => c.total * c.HW;
+/** A branch end's C channels written into its slice of the concat's output. */
+const slicePlace: BufferRule<OpConsts['concat_place'], 'x' | 'y'>[] = [
+  { name: 'x', dir: 'in', size: plane },
+  { name: 'y', dir: 'out', size: joinedPlane },
+];
 const poolForward = [
   { name: 'x', dir: 'in', size: inPlane },
   { name: 'y', dir: 'out', size: outPlane },
@@ -303,14 +322,14 @@ const rulesTable = {
     { name: 'running_mean', dir: 'inout', size: perChannel },
     { name: 'running_var', dir: 'inout', size: perChannel },
     { name: 'r', dir: 'in', when: (c) => c.residual === true, size: plane },
-    { name: 'y', dir: 'out', size: plane },
+    { name: 'y', dir: 'out', size: bnOutputPlane },
     { name: 'save_mean', dir: 'out', size: perChannel },
     { name: 'save_invstd', dir: 'out', size: perChannel },
   ],
   bn_bwd: [
     { name: 'x', dir: 'in', size: plane },
-    { name: 'g', dir: 'in', size: plane },
-    { name: 'y', dir: 'in', when: (c) => c.relu === true, size: plane }, // the BN+ReLU pass's output: g is the ReLU's gradient
+    { name: 'g', dir: 'in', size: bnOutputPlane },
+    { name: 'y', dir: 'in', when: (c) => c.relu === true, size: bnOutputPlane }, // the BN+ReLU pass's output: g is the ReLU's gradient
     { name: 'gamma', dir: 'in', size: perChannel },
     { name: 'save_mean', dir: 'in', size: perChannel },
     { name: 'save_invstd', dir: 'in', size: perChannel },
@@ -364,10 +383,7 @@ const rulesTable = {
     { name: 'y', dir: 'out', size: (c) => c.count },
   ],
   // Each branch's step writes its own channels of y; together they write all of it.
-  concat_place: [
-    { name: 'x', dir: 'in', size: (c) => c.C * c.HW },
-    { name: 'y', dir: 'out', size: (c) => c.total * c.HW },
-  ],
+  concat_place: slicePlace,
   concat_apply: [
     { name: 'x', dir: 'in', size: (c) => c.C * c.HW },
     ...pendingInput<OpConsts['concat_apply']>(),
@@ -382,6 +398,9 @@ const rulesTable = {
     { name: 'dx', dir: 'out', size: (c) => c.C * c.HW },
     ...backwardStats<OpConsts['concat_take_stats']>((c) => c.C, (c) => c.HW),
   ],
+  // As concat_place, with the ReLU applied; its backward reads the forward's y and the gradient in the joined buffers.
+  relu_fwd_slice: slicePlace,
+  relu_bwd_slice: [{ name: 'y', dir: 'in', size: joinedPlane }, { name: 'g', dir: 'in', size: joinedPlane }, { name: 'dx', dir: 'out', size: plane }],
   relu_bwd: [
     { name: 'y', dir: 'in', size: (c) => c.count },
     { name: 'g', dir: 'in', size: (c) => c.count },

@@ -67,11 +67,20 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       const applying = (train?.steps ?? []).filter((s): s is StepOf<'concat_apply'> => s.layer === l.index && s.op === 'concat_apply');
       const pending = applying.filter((s) => s.consts.inBn || s.consts.inRelu).map((s) => s.kernel);
       const copies = [...fwd, ...applying.filter((s) => !s.consts.inBn && !s.consts.inRelu).map((s) => s.kernel)];
+      // The cpu training program's branch ends that write their slice themselves (lower/train.ts concatSlots):
+      // a ReLU (its layer, position p + 1) or the BN applying it (position p), and their backwards reading it there.
+      const endLayers = new Set(inputsOf(model.layers, i).flatMap((p) => [p, p + 1]));
+      const inSlot = (ops: readonly string[]) => (train?.steps ?? []).filter((s) => endLayers.has(s.layer) && ops.includes(s.op) && (s.op.startsWith('relu') || (s.consts as { outTotal?: number }).outTotal !== undefined)).map((s) => s.kernel);
+      const slotted = inSlot(['relu_fwd_slice', 'bn_fwd_train']);
+      const slottedBwd = inSlot(['relu_bwd_slice', 'bn_bwd']);
+      const ends = pending.length + slotted.length;
       const written = [
         pending.length > 0 && `${pending.length} branch end${pending.length > 1 ? 's' : ''} written into ${pending.length > 1 ? 'their channel slices' : 'its channel slice'} by the pass that applies ${pending.length > 1 ? 'their' : 'its'} pending BN/ReLU (${pending.join(', ')}: no other pass over ${pending.length > 1 ? 'them' : 'it'})`,
-        copies.length > 0 && (pending.length > 0 ? `${copies.length} copied into ${copies.length > 1 ? 'their slices' : 'its slice'} (${copies.join(', ')})` : `each branch's output copied into its channel slice (${copies.join(', ')})`),
+        slotted.length > 0 && `${slotted.length} branch end${slotted.length > 1 ? 's' : ''} written into ${slotted.length > 1 ? 'their channel slices' : 'its channel slice'} by ${slotted.length > 1 ? 'their' : 'its'} own ReLU or BN+ReLU pass (${slotted.join(', ')}: no copy)`,
+        copies.length > 0 && (ends > 0 ? `${copies.length} copied into ${copies.length > 1 ? 'their slices' : 'its slice'} (${copies.join(', ')})` : `each branch's output copied into its channel slice (${copies.join(', ')})`),
       ].filter(Boolean).join(', ');
-      lines.push(train ? `      training: ${written}, the gradient's slices copied back out (${bwd.join(', ')})` : noTraining);
+      const back = [bwd.length > 0 && `the gradient's slices copied back out (${bwd.join(', ')})`, slottedBwd.length > 0 && `the gradient's slices read in place by ${slottedBwd.join(', ')}`].filter(Boolean).join(', ');
+      lines.push(train ? `      training: ${written}, ${back}` : noTraining);
       const writers = inputsOf(model.layers, i).map((p) => ({ p, g: inPlace.get(p)?.at === i ? groups.find((g) => g.at === p) : undefined }));
       if (writers.every((w) => w.g)) {
         const ends = writers.map((w) => `(${w.p + 1}) by ${kernelsOf(infer, w.g!.head.index, 'conv_infer').join(', ')}`);
