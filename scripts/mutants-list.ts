@@ -223,6 +223,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/cpu-concat-slots.test.ts'],
   },
   {
+    name: 'cpu inference: a concat with a branch written in place copies none of its branches',
+    file: 'compiler/lower/infer.ts',
+    find: 'inPlace.get(positions[k])?.at !== g.at && b.step(',
+    replace: 'inPlace.get(positions[0])?.at !== g.at && b.step(',
+    tests: ['test/cpu-concat-slots.test.ts'],
+  },
+  {
     name: "CUDA average pool of a residual add (avgpool_add_fwd) without the block's ReLU",
     file: 'compiler/backends/cuda/residual.ts',
     find: '    ...endsSum(c, `plane + h * ${c.W} + u`)',

@@ -1,7 +1,9 @@
 // Issue #17 on cpu: a concat's branch ending in a ReLU, or in a BN applying the ReLU after it, writes its channel
 // slice of the concat's output in the training program, and its backward reads the gradient there
-// (lower/train.ts concatSlots): no copy either way. Numerics on 2 threads here (1 and all threads:
-// test/numerics-zoo*.test.ts run the same suite on fused_blocks); what the program and report.txt say.
+// (lower/train.ts concatSlots): no copy either way. At inference, each branch ending in a conv that only the
+// concat reads writes its slice from the conv's epilogue, the others copied (lower/infer.ts concatsInPlace).
+// Numerics on 2 threads here (1 and all threads: test/numerics-zoo*.test.ts run the same suite on
+// fused_blocks); what the programs and report.txt say.
 import './reference/two-threads.js';
 import { describe, expect, it } from 'vitest';
 import { reportOnly } from './reference/report-only.js';
@@ -34,6 +36,22 @@ describe('concat branch ends written in place in cpu training (report only, no c
     expect(train.filter((s) => s.op === 'concat_take').map((s) => s.consts.offset)).toEqual([7, 9]);
     expect(report).toContain(
       "      training: 2 branch ends written into their channel slices by their own ReLU or BN+ReLU pass (k24_bn_fwd_train, k30_relu_fwd_slice: no copy), 2 copied into their slices (k37_concat_place_3, k37_concat_place_4), the gradient's slices copied back out (k37_concat_take, k37_concat_take_2), the gradient's slices read in place by k30_relu_bwd_slice, k24_bn_bwd",
+    );
+  });
+
+  it("at inference the three branches closing in a conv write their slices from its epilogue; the residual block's is copied", () => {
+    const { report, compiled } = reportOnly('fused_blocks', FUSED_BLOCKS, 'cpu');
+    const infer = compiled.lowered.programs.find((p) => p.name === 'infer')!.steps;
+    const concatOut = infer.find((s) => s.op === 'concat_place')!.buffers.y;
+    const writers = infer.filter((s) => s.op === 'conv_infer' && s.buffers.y === concatOut);
+    expect(writers.map((s) => [s.kernel, s.op === 'conv_infer' && s.consts.yTotal, s.op === 'conv_infer' && s.consts.yOffset])).toEqual([
+      ['k23_conv_infer', 15, 0],
+      ['k29_conv_infer', 15, 3],
+      ['k32_conv_infer', 15, 7],
+    ]);
+    expect(infer.filter((s) => s.op === 'concat_place').map((s) => [s.kernel, s.consts.offset])).toEqual([['k37_concat_place_4', 9]]);
+    expect(report).toContain(
+      "      inference: 3 branch ends written into their channel slices by their closing conv: (25) by k23_conv_infer, (30) by k29_conv_infer, (32) by k32_conv_infer; the others, not a conv's output that only the concat reads, copied (k37_concat_place_4)\n",
     );
   });
 });

@@ -82,10 +82,11 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       const back = [bwd.length > 0 && `the gradient's slices copied back out (${bwd.join(', ')})`, slottedBwd.length > 0 && `the gradient's slices read in place by ${slottedBwd.join(', ')}`].filter(Boolean).join(', ');
       lines.push(train ? `      training: ${written}, ${back}` : noTraining);
       const writers = inputsOf(model.layers, i).map((p) => ({ p, g: inPlace.get(p)?.at === i ? groups.find((g) => g.at === p) : undefined }));
-      if (writers.every((w) => w.g)) {
-        const ends = writers.map((w) => `(${w.p + 1}) by ${kernelsOf(infer, w.g!.head.index, 'conv_infer').join(', ')}`);
-        lines.push(`      inference: concat in place, each branch's closing conv writing its channel slice: ${ends.join(', ')}`);
-      } else lines.push(`      inference: the same copies (${inferKernels.join(', ')}): a concat is written in place only when every branch ends in a conv`);
+      const inPlaceEnds = writers.filter((w) => w.g).map((w) => `(${w.p + 1}) by ${kernelsOf(infer, w.g!.head.index, 'conv_infer').join(', ')}`);
+      const copied = kernelsOf(infer, l.index, 'concat_place');
+      if (inPlaceEnds.length === writers.length) lines.push(`      inference: concat in place, each branch's closing conv writing its channel slice: ${inPlaceEnds.join(', ')}`);
+      else if (inPlaceEnds.length > 0) lines.push(`      inference: ${inPlaceEnds.length} branch ends written into their channel slices by their closing conv: ${inPlaceEnds.join(', ')}; the others, not a conv's output that only the concat reads, copied (${copied.join(', ')})`);
+      else lines.push(`      inference: each branch copied (${copied.join(', ')}): no branch ends in a conv that only the concat reads`);
     }
   });
   // A value several layers read (a block's input) gets the sum of their gradients: an add per extra reader.
