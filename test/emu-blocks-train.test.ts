@@ -14,7 +14,7 @@ import { expectClose, expectGradientsClose, poisonArena, randomImages, randomize
 import { withEnv } from './reference/env.js';
 import { checkGradients } from './reference/gradients.js';
 import { trainLoss, trainLossFrom } from './reference/interpret.js';
-import { FUSED_BLOCKS, TINY_RESNET } from './reference/specs.js';
+import { FUSED_BLOCKS, POOLED_ADDS, TINY_RESNET } from './reference/specs.js';
 
 const GRAD_TOL = 1e-4; // as test/emu-train.test.ts
 const TOL = 2e-5;
@@ -31,7 +31,7 @@ function build(name: string, source: string, target: 'cpu' | 'emu'): { model: Sh
   return { model: r.model!, dir };
 }
 
-describe.each([['tiny_resnet', TINY_RESNET], ['fused_blocks', FUSED_BLOCKS]])('%s: emu training', (name, source) => {
+describe.each([['tiny_resnet', TINY_RESNET], ['fused_blocks', FUSED_BLOCKS], ['pooled_adds', POOLED_ADDS]])('%s: emu training', (name, source) => {
   it('forward+backward at batches 3 and 1 on a poisoned arena match cpu and float64; emu gradients match central differences', async () => {
     const model = build(name, source, 'cpu').model;
     const cpu = await load(join(root, `${name}-cpu`), { device: 'cpu', seed: 7 });

@@ -47,3 +47,21 @@ export function closingAdd(layers: readonly ShapedLayer[], reads: readonly numbe
 /** Whether layer at + 1 is a ReLU that is the only reader of layer at's output (a block's ReLU after its add). */
 export const reluFollows = (layers: readonly ShapedLayer[], reads: readonly number[], at: number): boolean =>
   layers[at + 1]?.kind === 'relu' && reads[at] === 1 && inputsOf(layers, at + 1).join() === String(at);
+
+/** Whether the ReLU right after position i is i's only reader (a block's ReLU, which the add's pass can apply). */
+export function soleReluAfter(layers: readonly ShapedLayer[], reads: readonly number[], i: number): boolean {
+  return layers[i + 1]?.kind === 'relu' && reads[i] === 1 && inputsOf(layers, i + 1).join() === String(i);
+}
+
+/**
+ * The position of the average pool that alone reads the two-input residual add at i (or the block's ReLU that
+ * alone reads it): the fused training program leaves such an add to that pool, the sum never stored
+ * (lower/train-fused.ts, docs/design.md §4: a ResNet's last block). Undefined when there is none.
+ */
+export function poolTakingAdd(layers: readonly ShapedLayer[], i: number): number | undefined {
+  const reads = readers(layers);
+  const from = inputsOf(layers, i);
+  if (layers[i].kind !== 'add' || from.length !== 2 || from[0] === from[1]) return undefined;
+  const tail = soleReluAfter(layers, reads, i) ? i + 1 : i;
+  return reads[tail] === 1 && layers[tail + 1]?.kind === 'avgpool' && inputsOf(layers, tail + 1).join() === String(tail) ? tail + 1 : undefined;
+}

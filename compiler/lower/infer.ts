@@ -7,7 +7,7 @@ import { closingAdd, inputsOf, readers } from './chain.js';
 import { paramId } from './params.js';
 import type { Program } from './program-ir.js';
 import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
-import { concatSlices } from './train.js';
+import { concatPlaceKernel, concatSlices } from './train.js';
 import { stemConsts, u8Words, type U8Stem } from './u8-input.js';
 
 type BatchNormLayer = ShapedLayer & { readonly kind: 'bn' };
@@ -57,10 +57,9 @@ export function groupForInference(layers: readonly ShapedLayer[]): InferenceGrou
 
 /**
  * The concat inputs a conv group writes in place: by the group's output position, the concat's position
- * and the channel slice. A concat is written in place when each of its inputs is a conv group's output
- * that nothing but the concat reads and no residual epilogue reads back (it would be laid out as the
- * concat); otherwise every branch is copied, as in training, so that each k<N>_concat_place kernel
- * means the same copy in every program (kernel names are per layer and op: lower/program-builder.ts).
+ * and the channel slice. An input is written in place when it is a conv group's output that nothing but
+ * the concat reads and no residual epilogue reads back (it would be laid out as the concat); the other
+ * branches are copied (concat_place, named by branch: train.ts concatPlaceKernel).
  */
 export function concatsInPlace(layers: readonly ShapedLayer[], groups: readonly InferenceGroup[]) {
   const reads = readers(layers);
@@ -69,8 +68,7 @@ export function concatsInPlace(layers: readonly ShapedLayer[], groups: readonly 
   layers.forEach((l, at) => {
     if (l.kind !== 'concat') return;
     const from = inputsOf(layers, at);
-    if (!from.every((p) => convEnds.has(p) && reads[p] === 1)) return;
-    concatSlices(l, layers, from).forEach((slice, k) => places.set(from[k], { at, slice }));
+    concatSlices(l, layers, from).forEach((slice, k) => convEnds.has(from[k]) && reads[from[k]] === 1 && from.indexOf(from[k]) === k && places.set(from[k], { at, slice }));
   });
   return places;
 }
@@ -203,7 +201,7 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem): InferPrograms {
       case 'concat': {
         const y = concatOutput(g.at);
         const positions = inputsOf(m.layers, g.at);
-        concatSlices(l, m.layers, positions).forEach((c, k) => inPlace.get(positions[k])?.at !== g.at && b.step(l, 'concat_place', { x: from[k], y }, c));
+        concatSlices(l, m.layers, positions).forEach((c, k) => inPlace.get(positions[k])?.at !== g.at && b.step(l, 'concat_place', { x: from[k], y }, c, concatPlaceKernel(l, k)));
         x = y;
         break;
       }

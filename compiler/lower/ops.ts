@@ -27,6 +27,9 @@ const gradFlags = { gBn: 'bool', gRelu: 'bool' } as const;
 /** … and the Σdz, Σdz·x̂ partials of the pending BN of the value whose gradient the kernel writes. */
 const outFlags = { outStats: 'bool', outRelu: 'bool' } as const;
 
+/** A residual add's two branch ends: each one's pending BN (scale/shift) and ReLU, applied on load. */
+const endFlags = { aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool' } as const;
+
 /** A pool's shape; `ceil`: Torch's ceil-mode windows (P×Q is the compiler's; absent: floor). */
 const pool = { ...spatial, ceil: 'bool?' } as const;
 /** nn.SpatialCrossMapLRN's window and coefficients over C channels of HW positions. */
@@ -44,6 +47,12 @@ const slice = { C: 'int', HW: 'int', total: 'int', offset: 'int' } as const;
 const convOutput = { residual: 'bool?', yTotal: 'int?', yOffset: 'int?' } as const;
 
 /**
+ * A cpu training BN+ReLU ending a concat's branch (lower/train.ts): its y (and, backward, g and y) lie at channels
+ * outOffset… of an outTotal-channel buffer, the concat's output and its gradient. Absent: BN's own C channels.
+ */
+const bnOutput = { outTotal: 'int?', outOffset: 'int?' } as const;
+
+/**
  * A stem conv that reads the model's uint8 NHWC images (the plan's `input`, docs/artifact.md): given, its `x`
  * is a u8 buffer and each value v is loaded as (v/255 − u8Mean[c])/u8Std[c], the loader's float (runtime/imagenet/donkey.ts).
  */
@@ -57,11 +66,15 @@ const constSchemas = {
   conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', ...convOutput, ...u8Input },
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool' },
   // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
-  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?' },
-  bn_bwd: { ...channels, eps: 'num', momentum: 'num', relu: 'bool?' },
+  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?', ...bnOutput },
+  bn_bwd: { ...channels, eps: 'num', momentum: 'num', relu: 'bool?', ...bnOutput },
   bn_eval: { ...channels, eps: 'num' },
   relu_fwd: { count: 'int' },
   relu_bwd: { count: 'int' },
+  // A ReLU ending a concat's branch in the cpu training program: it writes its slice of the concat's output y,
+  // and its backward reads y and the gradient g there (lower/train.ts), so no concat_place/concat_take copies.
+  relu_fwd_slice: slice,
+  relu_bwd_slice: slice,
   maxpool_fwd: pool,
   maxpool_fwd_infer: pool,
   maxpool_bwd: pool,
@@ -106,7 +119,7 @@ const constSchemas = {
   concat_apply: { ...slice, ...inFlags },
   // concat_take of a branch end with a pending BN, and that BN's Σdz, Σdz·x̂ partials of the slice, in one pass.
   concat_take_stats: { ...slice, outRelu: 'bool' },
-  add_apply: { ...channels, aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool', relu: 'bool' },
+  add_apply: { ...channels, ...endFlags, relu: 'bool' },
   add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
   grad_rebuild: { ...channels, ...gradFlags },
@@ -114,6 +127,11 @@ const constSchemas = {
   avgpool_fwd_fused: { ...pool, ...inFlags },
   maxpool_bwd_fused: { ...pool, ...outFlags },
   avgpool_bwd_fused: { ...pool, ...outFlags },
+  // A residual add that only an average pool reads (a ResNet's last block), done inside the pool: a, b its branch
+  // ends with their pending BN/ReLU, relu the block's ReLU; the sum is never stored (lower/train-fused.ts).
+  avgpool_add_fwd: { ...pool, ...endFlags, relu: 'bool' },
+  // Its backward in one pass: the pool's gradient, masked by the block's ReLU recomputed from the ends, and their BN partials.
+  avgpool_add_bwd: { ...pool, ...endFlags, relu: 'bool' },
 } as const satisfies Record<string, ConstSchema>;
 
 /** What a kernel computes; the renderers turn each into a call of the kernel library. */
@@ -155,6 +173,8 @@ const tiles = (C: number, HW: number) => Math.ceil(HW / 32) * C;
 const one = () => 1;
 const withBias = (c: { bias: boolean }) => c.bias;
 /** The elements per image of an inference conv's output buffer: its own K channels, or the concat's yTotal. */
+/** The elements per image of a training BN's output (and its gradient): its own C channels, or the concat's outTotal. */
+const bnOutputPlane = (c: { C: number; HW: number; outTotal?: number }) => (c.outTotal ?? c.C) * c.HW;
 const convOutputPlane = (c: ConvShape & { yTotal?: number }) => (c.yTotal ?? c.K) * c.P * c.Q;
 
 /** The prologue's scale/shift of the input's pending BN. */
@@ -191,13 +211,27 @@ const backwardStats = <C,>(C: (c: C) => number, HW: (c: C) => number, on?: (c: C
   ];
 };
 
-/** backwardStats's buffers for one branch end `p` of a residual add (p_y, p_scale, …, p_dz, p_dzx). */
-const branchStats = <C extends { C: number; HW: number }, P extends 'a' | 'b'>(p: P, on: (c: C) => boolean): BufferRule<C, `${P}_${'y' | 'scale' | 'shift' | 'mean' | 'invstd' | 'dz' | 'dzx'}`>[] => [
-  { name: `${p}_y`, dir: 'in', when: on, size: plane },
+/**
+ * backwardStats's buffers for one branch end `p` of a residual add (p_y, p_scale, …, p_dz, p_dzx), over C channels
+ * of `HW` positions; its raw value p_y is read when `read` says (the mask of the block's ReLU), else with the rest.
+ */
+const branchStats = <C extends { C: number }, P extends 'a' | 'b'>(p: P, on: (c: C) => boolean, HW: (c: C) => number, read: (c: C) => boolean = on): BufferRule<C, `${P}_${'y' | 'scale' | 'shift' | 'mean' | 'invstd' | 'dz' | 'dzx'}`>[] => [
+  { name: `${p}_y`, dir: 'in', when: read, size: (c) => c.C * HW(c) },
   ...(['scale', 'shift', 'mean', 'invstd'] as const).map((n) => ({ name: `${p}_${n}` as const, dir: 'in' as const, when: on, size: perChannel })),
-  { name: `${p}_dz`, dir: 'out', when: on, size: (c) => tiles(c.C, c.HW) },
-  { name: `${p}_dzx`, dir: 'out', when: on, size: (c) => tiles(c.C, c.HW) },
+  { name: `${p}_dz`, dir: 'out', when: on, size: (c) => tiles(c.C, HW(c)) },
+  { name: `${p}_dzx`, dir: 'out', when: on, size: (c) => tiles(c.C, HW(c)) },
 ];
+
+/** A residual add's two branch ends a and b of `size` elements, each with its pending BN's scale/shift when it has one. */
+const addEnds = <C extends { C: number; aBn: boolean; bBn: boolean }>(size: (c: C) => number): BufferRule<C, 'a' | 'a_scale' | 'a_shift' | 'b' | 'b_scale' | 'b_shift'>[] =>
+  (['a', 'b'] as const).flatMap((p) => {
+    const on = (c: C) => (p === 'a' ? c.aBn : c.bBn);
+    return [
+      { name: p, dir: 'in' as const, size },
+      { name: `${p}_scale` as const, dir: 'in' as const, when: on, size: perChannel },
+      { name: `${p}_shift` as const, dir: 'in' as const, when: on, size: perChannel },
+    ];
+  });
 
 /**
  * Whether the block ReLU's mask [out > 0] is recomputed from the two branch ends rather than read from out:
@@ -226,6 +260,13 @@ const pointwiseBackward = <S extends 'x' | 'y'>(saved: S): BufferRule<{ count: n
   { name: saved, dir: 'in', size: (c) => c.count },
   { name: 'g', dir: 'in', size: (c) => c.count },
   { name: 'dx', dir: 'out', size: (c) => c.count },
+];
+/** A concat's output (or its gradient): `total` channels of HW positions. */
+const joinedPlane = (c: { total: number; HW: number }) => c.total * c.HW;
+/** A branch end's C channels written into its slice of the concat's output. */
+const slicePlace: BufferRule<OpConsts['concat_place'], 'x' | 'y'>[] = [
+  { name: 'x', dir: 'in', size: plane },
+  { name: 'y', dir: 'out', size: joinedPlane },
 ];
 const poolForward = [
   { name: 'x', dir: 'in', size: inPlane },
@@ -281,14 +322,14 @@ const rulesTable = {
     { name: 'running_mean', dir: 'inout', size: perChannel },
     { name: 'running_var', dir: 'inout', size: perChannel },
     { name: 'r', dir: 'in', when: (c) => c.residual === true, size: plane },
-    { name: 'y', dir: 'out', size: plane },
+    { name: 'y', dir: 'out', size: bnOutputPlane },
     { name: 'save_mean', dir: 'out', size: perChannel },
     { name: 'save_invstd', dir: 'out', size: perChannel },
   ],
   bn_bwd: [
     { name: 'x', dir: 'in', size: plane },
-    { name: 'g', dir: 'in', size: plane },
-    { name: 'y', dir: 'in', when: (c) => c.relu === true, size: plane }, // the BN+ReLU pass's output: g is the ReLU's gradient
+    { name: 'g', dir: 'in', size: bnOutputPlane },
+    { name: 'y', dir: 'in', when: (c) => c.relu === true, size: bnOutputPlane }, // the BN+ReLU pass's output: g is the ReLU's gradient
     { name: 'gamma', dir: 'in', size: perChannel },
     { name: 'save_mean', dir: 'in', size: perChannel },
     { name: 'save_invstd', dir: 'in', size: perChannel },
@@ -342,10 +383,7 @@ const rulesTable = {
     { name: 'y', dir: 'out', size: (c) => c.count },
   ],
   // Each branch's step writes its own channels of y; together they write all of it.
-  concat_place: [
-    { name: 'x', dir: 'in', size: (c) => c.C * c.HW },
-    { name: 'y', dir: 'out', size: (c) => c.total * c.HW },
-  ],
+  concat_place: slicePlace,
   concat_apply: [
     { name: 'x', dir: 'in', size: (c) => c.C * c.HW },
     ...pendingInput<OpConsts['concat_apply']>(),
@@ -360,6 +398,9 @@ const rulesTable = {
     { name: 'dx', dir: 'out', size: (c) => c.C * c.HW },
     ...backwardStats<OpConsts['concat_take_stats']>((c) => c.C, (c) => c.HW),
   ],
+  // As concat_place, with the ReLU applied; its backward reads the forward's y and the gradient in the joined buffers.
+  relu_fwd_slice: slicePlace,
+  relu_bwd_slice: [{ name: 'y', dir: 'in', size: joinedPlane }, { name: 'g', dir: 'in', size: joinedPlane }, { name: 'dx', dir: 'out', size: plane }],
   relu_bwd: [
     { name: 'y', dir: 'in', size: (c) => c.count },
     { name: 'g', dir: 'in', size: (c) => c.count },
@@ -474,23 +515,15 @@ const rulesTable = {
   ],
   act_apply: [{ name: 'x', dir: 'in', size: plane }, ...pendingInput<OpConsts['act_apply']>(), { name: 'y', dir: 'out', size: plane }],
   // A residual add of two branch ends, each with its pending BN/ReLU applied on load, then the block's ReLU.
-  add_apply: [
-    { name: 'a', dir: 'in', size: plane },
-    { name: 'a_scale', dir: 'in', when: (c) => c.aBn, size: perChannel },
-    { name: 'a_shift', dir: 'in', when: (c) => c.aBn, size: perChannel },
-    { name: 'b', dir: 'in', size: plane },
-    { name: 'b_scale', dir: 'in', when: (c) => c.bBn, size: perChannel },
-    { name: 'b_shift', dir: 'in', when: (c) => c.bBn, size: perChannel },
-    { name: 'y', dir: 'out', size: plane },
-  ],
+  add_apply: [...addEnds<OpConsts['add_apply']>(plane), { name: 'y', dir: 'out', size: plane }],
   // Its backward in one pass: dz = g·[y > 0] (the block's ReLU) for both branch ends, and the Σdz, Σdz·x̂
   // partials of each end's pending BN (a_*/b_*, as backwardStats's e_*).
   add_bwd_fused: [
     { name: 'g', dir: 'in', size: plane },
     { name: 'y', dir: 'in', when: (c) => c.relu && !maskFromEnds(c), size: plane },
     { name: 'dz', dir: 'out', when: (c) => c.relu, size: plane },
-    ...branchStats<OpConsts['add_bwd_fused'], 'a'>('a', (c) => c.aStats),
-    ...branchStats<OpConsts['add_bwd_fused'], 'b'>('b', (c) => c.bStats),
+    ...branchStats<OpConsts['add_bwd_fused'], 'a'>('a', (c) => c.aStats, (c) => c.HW),
+    ...branchStats<OpConsts['add_bwd_fused'], 'b'>('b', (c) => c.bStats, (c) => c.HW),
   ],
   act_bwd_stats: [
     { name: 'g', dir: 'in', size: plane },
@@ -509,6 +542,15 @@ const rulesTable = {
     { name: 'g', dir: 'in', size: outPlane },
     { name: 'dx', dir: 'out', size: inPlane },
     ...backwardStats<OpConsts['avgpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
+  ],
+  avgpool_add_fwd: [...addEnds<OpConsts['avgpool_add_fwd']>(inPlane), poolForward[1]],
+  // dz (the gradient of both ends' pending values) from the pool's gradient g; an end's raw value is read for
+  // the ReLU's mask or its BN's partials (branchStats's buffers, the end's raw value first).
+  avgpool_add_bwd: [
+    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'dz', dir: 'out', size: inPlane },
+    ...branchStats<OpConsts['avgpool_add_bwd'], 'a'>('a', (c) => c.aBn, (c) => c.H * c.W, (c) => c.relu || c.aBn),
+    ...branchStats<OpConsts['avgpool_add_bwd'], 'b'>('b', (c) => c.bBn, (c) => c.H * c.W, (c) => c.relu || c.bBn),
   ],
 } as const satisfies Rules;
 const bufferRules: Rules = rulesTable;

@@ -33,14 +33,17 @@ export class ProgramBuilder {
   /**
    * A kernel step of `op`: `buffers` names its buffers as the op's contract does (compiler/lower/ops.ts;
    * an undefined entry is one the consts leave out), and the contract puts them in argument order.
+   * `kernelName`: the kernel's name where the numbering below would not give it the same meaning in every
+   * program (a concat's copy of branch k, when earlier branches are not copied: concatPlaceKernel).
    */
-  step<K extends OpKind>(l: ShapedLayer | undefined, op: K, buffers: StepBuffers<K>, consts: OpConsts[K]): void {
+  step<K extends OpKind>(l: ShapedLayer | undefined, op: K, buffers: StepBuffers<K>, consts: OpConsts[K], kernelName?: string): void {
     // A layer may need the same op twice with different shapes (the fused training program's
     // grad_rebuild, say): the second gets a numbered name, so one name never means two kernels.
     const base = l ? `k${l.index}_${op}` : `k_${op}`;
     const same = (k: KernelStep) => k.op === op && JSON.stringify(k.consts) === JSON.stringify(consts);
-    let kernel = base;
-    for (let i = 2; this.steps.some((k) => k.kernel === kernel && !same(k)); i++) kernel = `${base}_${i}`;
+    let kernel = kernelName ?? base;
+    if (kernelName && this.steps.some((k) => k.kernel === kernelName && !same(k))) throw new Error(`internal error: kernel ${kernelName} named for two different ${op} steps`);
+    for (let i = 2; !kernelName && this.steps.some((k) => k.kernel === kernel && !same(k)); i++) kernel = `${base}_${i}`;
     const contract = opBuffers(op, consts);
     const byName: Readonly<Record<string, string | undefined>> = buffers;
     const given = Object.keys(byName).filter((name) => byName[name] !== undefined);

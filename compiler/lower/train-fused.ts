@@ -14,7 +14,7 @@
 // while loading, in its wgrad and dgrad (docs/design.md §4). No float atomics anywhere: every
 // reduction is per tile or per split and then summed in a fixed order (docs/design.md §5).
 import type { ShapedLayer, ShapedModel } from '../ir.js';
-import { inputsOf, needsGradient, readers } from './chain.js';
+import { inputsOf, needsGradient, poolTakingAdd, readers, soleReluAfter } from './chain.js';
 import { gradId, paramId } from './params.js';
 import { concatSlices, LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
 import type { Program } from './program-ir.js';
@@ -56,6 +56,11 @@ interface Value {
   readonly W: number;
   readonly pending?: Pending;
   readonly stats?: { readonly mean: string; readonly m2: string }; // per-tile statistics of buf
+  /**
+   * A residual add never stored (its only reader an average pool, which sums it on load): `buf` is only its
+   * name (the key of its gradient), `ends` the two branch ends, `relu` the block's ReLU after the sum.
+   */
+  readonly sum?: { readonly layer: ShapedLayer; readonly ends: readonly [Value, Value]; readonly relu: boolean };
 }
 
 type Node =
@@ -77,6 +82,12 @@ type Named<N extends string> = { readonly [name in N]?: string };
 function pendingArgs(v: Value): { buffers: Named<'in_scale' | 'in_shift'>; consts: { inBn: boolean; inRelu: boolean } } {
   const bn = v.pending?.bn;
   return { buffers: bn ? { in_scale: bn.scale, in_shift: bn.shift } : {}, consts: { inBn: bn !== undefined, inRelu: v.pending?.relu ?? false } };
+}
+
+/** The pending BN/ReLU flags of a residual add's two branch ends. */
+function endFlags(a: Value, b: Value) {
+  const pa = pendingArgs(a).consts, pb = pendingArgs(b).consts;
+  return { aBn: pa.inBn, aRelu: pa.inRelu, bBn: pb.inBn, bRelu: pb.inRelu };
 }
 
 function poolConsts(l: ShapedLayer & { kind: 'maxpool' | 'avgpool' }, v: Value): ConvShape & { readonly ceil?: true } {
@@ -140,6 +151,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   // The chain position whose output each buffer holds (−1: the images), for whether its gradient is needed.
   const position = new Map<string, number>([[images, -1]]);
   const materialize = (l: ShapedLayer, pos: number, x: Value): Value => {
+    if (x.sum) throw new Error(`internal error: the unstored sum of layer ${x.sum.layer.index} read by layer ${l.index}`);
     if (!x.pending) return x;
     const out = b.act(`${l.kind}${l.index}.in_applied`, x.C * x.H * x.W);
     const p = pendingArgs(x);
@@ -235,6 +247,16 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
       case 'maxpool':
       case 'avgpool': {
         const c = poolConsts(l, v);
+        if (v.sum && l.kind === 'avgpool') {
+          const [ea, eb] = v.sum.ends;
+          const pa = pendingArgs(ea), pb = pendingArgs(eb);
+          const y = b.act(`avgpool${l.index}.out`, c.K * c.P * c.Q);
+          b.step(l, 'avgpool_add_fwd', { a: ea.buf, a_scale: pa.buffers.in_scale, a_shift: pa.buffers.in_shift, b: eb.buf, b_scale: pb.buffers.in_scale, b_shift: pb.buffers.in_shift, y }, { ...c, ...endFlags(ea, eb), relu: v.sum.relu });
+          const out: Value = { buf: y, C: c.K, H: c.P, W: c.Q };
+          nodes.push({ kind: 'pool', l, pos, input: v, output: out });
+          v = out;
+          return;
+        }
         const y = b.act(`${l.kind}${l.index}.out`, c.K * c.P * c.Q);
         const argmax = l.kind === 'maxpool' ? b.act(`maxpool${l.index}.argmax`, c.K * c.P * c.Q, 'i32') : undefined;
         const p = pendingArgs(v);
@@ -325,23 +347,20 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
    */
   function residualAdd(l: ShapedLayer, pos: number, from: readonly number[]): void {
     const [C, H, W] = shape3(l.output);
-    const relu = m.layers[pos + 1]?.kind === 'relu' && reads[pos] === 1 && inputsOf(m.layers, pos + 1).join() === String(pos);
+    const relu = soleReluAfter(m.layers, reads, pos);
     if (relu) absorbed.add(pos + 1);
+    // An add whose value (after the ReLU) only an average pool reads is left to that pool (the sum never stored).
+    if (poolTakingAdd(m.layers, pos) !== undefined) {
+      v = { buf: `add${l.index}.unstored`, C, H, W, sum: { layer: l, ends: [valueAt(from[0]), valueAt(from[1])], relu } };
+      return;
+    }
     let sum = valueAt(from[0]);
     from.slice(1).forEach((p, k) => {
       const c = valueAt(p);
       const last = k === from.length - 2;
       const y = b.act(`add${l.index}.out`, C * H * W);
       const pa = pendingArgs(sum), pc = pendingArgs(c);
-      b.step(l, 'add_apply', { a: sum.buf, a_scale: pa.buffers.in_scale, a_shift: pa.buffers.in_shift, b: c.buf, b_scale: pc.buffers.in_scale, b_shift: pc.buffers.in_shift, y }, {
-        C,
-        HW: H * W,
-        aBn: pa.consts.inBn,
-        aRelu: pa.consts.inRelu,
-        bBn: pc.consts.inBn,
-        bRelu: pc.consts.inRelu,
-        relu: relu && last,
-      });
+      b.step(l, 'add_apply', { a: sum.buf, a_scale: pa.buffers.in_scale, a_shift: pa.buffers.in_shift, b: c.buf, b_scale: pc.buffers.in_scale, b_shift: pc.buffers.in_shift, y }, { C, HW: H * W, ...endFlags(sum, c), relu: relu && last });
       const out: Value = { buf: y, C, H, W };
       // A partial sum is the add layer's value too: its gradient is needed when the layer's is.
       if (!last) position.set(y, pos);
@@ -459,6 +478,24 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
     for (const x of inputs) if (needs(x)) accumulate(l, { buf: dz ?? dy, of: x });
   }
 
+  /**
+   * avgpool_add_fwd's backward in one pass (avgpool_add_bwd): the pool's gradient, masked by the block's ReLU,
+   * is dz, the gradient of both branch ends' pending values, with each end's BN partials; as
+   * residualAddBackward's, but the mask is recomputed from the ends (the sum was never stored).
+   */
+  function pooledAddBackward(l: ShapedLayer, sum: NonNullable<Value['sum']>, c: ReturnType<typeof poolConsts>, dy: string): void {
+    const [ea, eb] = sum.ends;
+    const sa = statsFor(ea), sb = statsFor(eb);
+    const dz = b.act(`add${sum.layer.index}.grad_in`, c.C * c.H * c.W);
+    const side = (p: 'a' | 'b', x: Value, s: ReturnType<typeof statsFor>) => {
+      const bn = x.pending?.bn;
+      const read = bn || sum.relu ? { [`${p}_y`]: x.buf } : {};
+      return bn && s ? { ...read, [`${p}_scale`]: bn.scale, [`${p}_shift`]: bn.shift, [`${p}_mean`]: bn.mean, [`${p}_invstd`]: bn.invstd, [`${p}_dz`]: s.dz, [`${p}_dzx`]: s.dzx } : read;
+    };
+    b.step(l, 'avgpool_add_bwd', { g: dy, dz, ...side('a', ea, sa), ...side('b', eb, sb) }, { ...c, ...endFlags(ea, eb), relu: sum.relu });
+    for (const x of sum.ends) if (needs(x)) accumulate(sum.layer, { buf: dz, of: x });
+  }
+
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i];
     const l = node.l;
@@ -517,6 +554,11 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         if (l.kind !== 'maxpool' && l.kind !== 'avgpool') break;
         const dy = rawGradient(l, grad);
         const c = poolConsts(l, node.input);
+        const sum = node.input.sum;
+        if (sum && l.kind === 'avgpool') {
+          pooledAddBackward(l, sum, c, dy);
+          break;
+        }
         const dx = b.act(`${l.kind}${l.index}.grad_in`, c.C * c.H * c.W);
         const e = epilogue(node.input);
         b.step(l, l.kind === 'maxpool' ? 'maxpool_bwd_fused' : 'avgpool_bwd_fused', { g: dy, argmax: node.argmax, dx, ...e.buffers }, { ...c, ...e.consts });

@@ -20,8 +20,18 @@ interface Saved {
   readonly reluFused?: boolean; // a BN whose pass applied the ReLU after it: y is the ReLU's output, the gradient it gets the ReLU's
 }
 
-/** `reluAfter`: a BN's only reader is the ReLU after it, which this BN's pass applies (and its backward undoes). */
-function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8Stem, reluAfter = false): Saved {
+/** A concat's output buffer and the channel slice a branch end writes in it (and whose gradient its backward reads there). */
+interface ConcatSlot {
+  readonly y: string;
+  readonly slice: Slice;
+}
+type Slice = ReturnType<typeof concatSlices>[number];
+
+/**
+ * `reluAfter`: a BN's only reader is the ReLU after it, which this BN's pass applies (and its backward undoes).
+ * `slot`: the BN+ReLU's or ReLU's output is a concat branch's end, written straight into its channels of the concat's output.
+ */
+function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8Stem, reluAfter = false, slot?: ConcatSlot): Saved {
   const out = elementsOf(l.output);
   const p = (f: string) => paramId(l, f);
   switch (l.kind) {
@@ -37,10 +47,10 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8S
     }
     case 'bn': {
       if (!l.attrs.affine) throw new LoweringError(`${l.span.file}:${l.span.start.line}:${l.span.start.column}: bn with affine=0 is not supported by the code generator`);
-      const y = b.act(`bn${l.index}.out`, out);
+      const y = slot?.y ?? b.act(`bn${l.index}.out`, out);
       const mean = b.fixed(`bn${l.index}.save_mean`, l.attrs.nFeatures);
       const invstd = b.fixed(`bn${l.index}.save_invstd`, l.attrs.nFeatures);
-      b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...(reluAfter ? { relu: true } : {}) });
+      b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...(reluAfter ? { relu: true } : {}), ...bnSlot(slot) });
       return { x, y, saveMean: mean, saveInvstd: invstd, ...(reluAfter ? { reluFused: true } : {}) };
     }
     case 'maxpool': {
@@ -66,6 +76,10 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8S
     case 'relu':
     case 'tanh':
     case 'sigmoid': {
+      if (slot && l.kind === 'relu') {
+        b.step(l, 'relu_fwd_slice', { x, y: slot.y }, slot.slice);
+        return { x, y: slot.y };
+      }
       const y = b.act(`${l.kind}${l.index}.out`, out);
       b.step(l, `${l.kind}_fwd`, { x, y }, { count: elementsOf(l.input) });
       return { x, y };
@@ -96,13 +110,17 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8S
 }
 
 const bnConsts = (l: ShapedLayer & { kind: 'bn' }) => ({ ...channelShape(l), eps: l.attrs.eps, momentum: l.attrs.momentum });
+/** A BN's output (and gradient) channels in a concat's output: ops.ts bn_fwd_train's outTotal/outOffset. */
+const bnSlot = (slot?: { slice: Slice }) => (slot ? { outTotal: slot.slice.total, outOffset: slot.slice.offset } : {});
 
 /**
  * Emits the backward of one layer; returns the gradient w.r.t. its input (undefined when not needed).
  * `addend`: another reader's gradient of the same input, which a conv's backward-data adds as it writes.
  */
-function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string, needDx: boolean, addend?: string): string | undefined {
+function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string, needDx: boolean, addend?: string, gSlice?: Slice): string | undefined {
   const inSize = elementsOf(l.input);
+  // Only a concat branch's end written in place (a BN+ReLU's BN, a ReLU) reads its gradient from the concat's.
+  if (gSlice && l.kind !== 'bn' && l.kind !== 'relu') throw new Error(`internal error: ${l.kind} ${l.index} reads its gradient in a concat's, which only a BN or ReLU can`);
   const p = (f: string) => paramId(l, f);
   const grad = (f: string) => gradId(l, f);
   const dx = () => b.act(`${l.kind}${l.index}.grad_in`, inSize);
@@ -126,7 +144,7 @@ function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string,
     case 'bn': {
       const d = dx();
       const relu = s.reluFused ? { y: s.y } : {};
-      b.step(l, 'bn_bwd', { x: s.x, g, ...relu, gamma: p('weight'), save_mean: s.saveMean, save_invstd: s.saveInvstd, dx: d, dgamma: grad('weight'), dbeta: grad('bias') }, { ...bnConsts(l), ...(s.reluFused ? { relu: true } : {}) });
+      b.step(l, 'bn_bwd', { x: s.x, g, ...relu, gamma: p('weight'), save_mean: s.saveMean, save_invstd: s.saveInvstd, dx: d, dgamma: grad('weight'), dbeta: grad('bias') }, { ...bnConsts(l), ...(s.reluFused ? { relu: true } : {}), ...bnSlot(gSlice && { slice: gSlice }) });
       return d;
     }
     case 'view':
@@ -178,7 +196,8 @@ function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string,
     case 'relu': {
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, 'relu_bwd', { y: s.y, g, dx: d }, { count: inSize });
+      if (gSlice) b.step(l, 'relu_bwd_slice', { y: s.y, g, dx: d }, gSlice);
+      else b.step(l, 'relu_bwd', { y: s.y, g, dx: d }, { count: inSize });
       return d;
     }
     case 'logsoftmax':
@@ -228,6 +247,19 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem): { prog
   // ReLU's gradient (batchnorm.h): no ReLU kernel either way, one fewer pass over the activation each way.
   const bnRelu = (i: number) => m.layers[i].kind === 'bn' && !closingBn.has(i) && reluFollows(m.layers, reads, i);
   const fusedOutputs = new Map<number, string>(); // the add's and ReLU's positions → the BN pass's output
+  // A concat branch ending in a ReLU (alone, or applied by the BN before it) that only the concat reads writes its
+  // channels of the concat's output itself, and its backward reads its gradient there: no copy either way.
+  const slots = concatSlots(m.layers, reads, (p) => addRelu(p) || closingReluAt(closingBn, p), bnRelu);
+  const concatOutputs = new Map<number, string>();
+  const concatOutput = (at: number) => {
+    const y = concatOutputs.get(at) ?? b.act(`concat${m.layers[at].index}.out`, elementsOf(m.layers[at].output));
+    concatOutputs.set(at, y);
+    return y;
+  };
+  const slotAt = (p: number): ConcatSlot | undefined => {
+    const s = slots.get(p);
+    return s && { y: concatOutput(s.at), slice: s.slice };
+  };
   m.layers.forEach((l, i) => {
     const from = inputsOf(m.layers, i).map(value);
     const closing = closingBn.get(i);
@@ -244,13 +276,16 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem): { prog
       if (closing.relu) fusedOutputs.set(closing.at + 1, y);
     } else if (fused) saved.push({ x: from[0], y: fused });
     else if (i > 0 && (addRelu(i - 1) || bnRelu(i - 1))) saved.push({ x: from[0], y: from[0] });
-    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0], from[0] === images ? stem : undefined, bnRelu(i)));
+    else if (l.kind === 'concat') saved.push(concatForward(b, l, from, m.layers, inputsOf(m.layers, i), concatOutput(i), slots));
+    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0], from[0] === images ? stem : undefined, bnRelu(i), slotAt(bnRelu(i) ? i + 1 : i)));
   });
   const x = value(m.layers.length - 1);
   const classes = elementsOf(last.output);
   const loss = b.fixed('loss', 1);
   // The gradient of each layer's output; a value several layers read (a block's input) sums theirs.
   const grads = new Map<number, string>([[m.layers.length - 1, b.act('loss.grad_in', classes)]]);
+  // A slot's gradient is its concat's whole gradient: the channels its backward reads there.
+  const gradSlices = new Map<number, Slice>();
   b.step(undefined, 'nll_loss', { logp: x, labels, loss, dlogp: grads.get(m.layers.length - 1) }, { classes });
   const accumulate = (p: number, g: string, what: ShapedLayer) => {
     const seen = grads.get(p);
@@ -268,16 +303,23 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem): { prog
     const from = inputsOf(m.layers, i);
     const wanted = (p: number) => p >= 0 && need[p];
     if (isMerge(l)) {
-      mergeBackward(b, l, g, m.layers, from).forEach((d, k) => wanted(from[k]) && accumulate(from[k], d, m.layers[from[k]]));
+      mergeBackward(b, l, g, m.layers, from, slots).forEach((d, k) => {
+        if (!wanted(from[k])) return;
+        accumulate(from[k], d, m.layers[from[k]]);
+        const slot = slots.get(from[k]);
+        if (slot) gradSlices.set(from[k], slot.slice); // the slot's only reader is this concat: d is its whole gradient
+      });
       continue;
     }
     if (l.kind === 'relu' && i > 0 && bnRelu(i - 1)) {
       accumulate(i - 1, g, m.layers[i - 1]); // the BN's backward applies the ReLU's
+      const slice = gradSlices.get(i);
+      if (slice) gradSlices.set(i - 1, slice);
       continue;
     }
     // A conv whose input already has a gradient (a fanned-out value) sums it in its backward-data pass.
     const prior = l.kind === 'conv' && wanted(from[0]) ? grads.get(from[0]) : undefined;
-    const d = backwardLayer(b, l, saved[i], g, wanted(from[0]), prior);
+    const d = backwardLayer(b, l, saved[i], g, wanted(from[0]), prior, gradSlices.get(i));
     if (d !== undefined && prior !== undefined) grads.set(from[0], d);
     else if (d !== undefined && wanted(from[0])) accumulate(from[0], d, m.layers[from[0]]);
   }
@@ -296,15 +338,50 @@ function mergeForward(b: ProgramBuilder, l: ShapedLayer & { kind: 'add' | 'conca
     }
     return { x: from[0], y };
   }
-  const y = b.act(`concat${l.index}.out`, count);
-  concatSlices(l, layers, positions).forEach((c, k) => b.step(l, 'concat_place', { x: from[k], y }, c));
+  return concatForward(b, l, from, layers, positions, b.act(`concat${l.index}.out`, count), new Map());
+}
+
+/** A concat: each branch end not written in place (a slot) copied into its channels of y. */
+function concatForward(b: ProgramBuilder, l: ShapedLayer, from: readonly string[], layers: readonly ShapedLayer[], positions: readonly number[], y: string, slots: ReadonlyMap<number, unknown>): Saved {
+  concatSlices(l, layers, positions).forEach((c, k) => slots.has(positions[k]) || b.step(l, 'concat_place', { x: from[k], y }, c, concatPlaceKernel(l, k)));
   return { x: from[0], y };
 }
 
+/**
+ * The copy of a concat's branch k: k<N>_concat_place, then _2, _3… by branch, in every program (inference copies
+ * every branch or none), so one kernel name means one slice whichever branches a program writes in place.
+ */
+export const concatPlaceKernel = (l: ShapedLayer, k: number) => `k${l.index}_concat_place${k === 0 ? '' : `_${k + 1}`}`;
+
+/**
+ * The concat branch ends that write their slice of the concat's output in place, by position: a ReLU that only
+ * the concat reads, either alone (`fusedRelu` false for the layer before it: not applied by an add's pass) or
+ * applied by the BN before it (`bnRelu`); the BN then writes the slice. Others (a conv's, a pool's, an add's
+ * output) are copied (concat_place); the cpu conv kernels' stores take no channel stride in training.
+ */
+export function concatSlots(layers: readonly ShapedLayer[], reads: readonly number[], fusedRelu: (p: number) => boolean, bnRelu: (p: number) => boolean) {
+  const slots = new Map<number, { readonly at: number; readonly slice: Slice }>();
+  layers.forEach((l, at) => {
+    if (l.kind !== 'concat') return;
+    const positions = inputsOf(layers, at);
+    concatSlices(l, layers, positions).forEach((slice, k) => {
+      const p = positions[k];
+      if (layers[p].kind !== 'relu' || reads[p] !== 1 || positions.indexOf(p) !== k) return;
+      if (p > 0 && fusedRelu(p - 1) && !bnRelu(p - 1)) return;
+      slots.set(p, { at, slice });
+    });
+  });
+  return slots;
+}
+
+/** Whether position p is a residual add that a closing BN's pass computes along with the ReLU after it. */
+const closingReluAt = (closingBn: ReadonlyMap<number, { at: number; relu: boolean }>, p: number) => [...closingBn.values()].some((c) => c.at === p && c.relu);
+
 /** Each input's gradient: an add passes its gradient to every input, a concat each input its channels. */
-function mergeBackward(b: ProgramBuilder, l: ShapedLayer & { kind: 'add' | 'concat' }, g: string, layers: readonly ShapedLayer[], positions: readonly number[]): string[] {
+function mergeBackward(b: ProgramBuilder, l: ShapedLayer & { kind: 'add' | 'concat' }, g: string, layers: readonly ShapedLayer[], positions: readonly number[], slots: ReadonlyMap<number, unknown>): string[] {
   if (l.kind === 'add') return positions.map(() => g);
   return concatSlices(l, layers, positions).map((c, k) => {
+    if (slots.has(positions[k])) return g; // a slot's backward reads its channels of the concat's gradient in place
     const dx = b.act(`concat${l.index}.grad_in${k + 1}`, c.C * c.HW);
     b.step(l, 'concat_take', { g, dx }, c);
     return dx;

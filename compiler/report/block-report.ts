@@ -5,7 +5,7 @@
 import { isMerge, type ShapedModel } from '../ir.js';
 import type { Program, StepOf } from '../lower/program-ir.js';
 import { concatsInPlace, type InferenceGroup } from '../lower/infer.js';
-import { inputsOf } from '../lower/chain.js';
+import { inputsOf, poolTakingAdd } from '../lower/chain.js';
 import { torchModuleString } from './torch-print.js';
 
 const kernelsOf = (p: Program | undefined, layer: number, op?: string) => [...new Set((p?.steps ?? []).filter((s) => s.layer === layer && (!op || s.op === op)).map((s) => s.kernel))];
@@ -43,8 +43,15 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       // cpu training: the BN closing a branch may have added the shortcut (and the ReLU) in its own pass.
       const bnPass = train?.steps.find((s): s is StepOf<'bn_fwd_train'> => s.op === 'bn_fwd_train' && s.consts.residual === true && inputsOf(model.layers, i).some((p) => model.layers[p]?.index === s.layer));
       const fusedTraining = train?.steps.find((s): s is StepOf<'add_apply'> => s.layer === l.index && s.op === 'add_apply');
+      // The fused training program may leave the add to the average pool that alone reads it (or its ReLU).
+      const poolAt = poolTakingAdd(model.layers, i);
+      const pool = poolAt === undefined ? undefined : model.layers[poolAt];
+      const pooled = pool && train?.steps.find((s): s is StepOf<'avgpool_add_fwd'> => s.layer === pool.index && s.op === 'avgpool_add_fwd');
       if (!train) lines.push(noTraining);
-      else if (bnPass) {
+      else if (pooled && pool) {
+        const bwdPooled = kernelsOf(train, pool.index, 'avgpool_add_bwd');
+        lines.push(`      training: no pass of its own: ${pooled.kernel}, the average pool (${pool.index}) that alone reads it, applies both branch ends' pending BN/ReLU and adds${pooled.consts.relu ? `, then the ReLU (${next?.index})` : ''}, as it loads (the sum never stored); backward: ${bwdPooled.length ? `${bwdPooled.join(', ')}, the pool's gradient${pooled.consts.relu ? ' masked by the ReLU' : ''} passed to each branch end in the same pass` : 'no kernel'}`);
+      } else if (bnPass) {
         lines.push(`      training: add fused into the BN pass ${bnPass.kernel} (the BN (${bnPass.layer}) closing its branch${bnPass.consts.relu ? `, then the ReLU (${next?.index})` : ''}); the backward passes the gradient to each branch unchanged`);
       } else if (fusedTraining) {
         const bwdFused = train?.steps.find((s) => s.layer === l.index && s.op === 'add_bwd_fused');
@@ -60,16 +67,26 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       const applying = (train?.steps ?? []).filter((s): s is StepOf<'concat_apply'> => s.layer === l.index && s.op === 'concat_apply');
       const pending = applying.filter((s) => s.consts.inBn || s.consts.inRelu).map((s) => s.kernel);
       const copies = [...fwd, ...applying.filter((s) => !s.consts.inBn && !s.consts.inRelu).map((s) => s.kernel)];
+      // The cpu training program's branch ends that write their slice themselves (lower/train.ts concatSlots):
+      // a ReLU (its layer, position p + 1) or the BN applying it (position p), and their backwards reading it there.
+      const endLayers = new Set(inputsOf(model.layers, i).flatMap((p) => [p, p + 1]));
+      const inSlot = (ops: readonly string[]) => (train?.steps ?? []).filter((s) => endLayers.has(s.layer) && ops.includes(s.op) && (s.op.startsWith('relu') || (s.consts as { outTotal?: number }).outTotal !== undefined)).map((s) => s.kernel);
+      const slotted = inSlot(['relu_fwd_slice', 'bn_fwd_train']);
+      const slottedBwd = inSlot(['relu_bwd_slice', 'bn_bwd']);
+      const ends = pending.length + slotted.length;
       const written = [
         pending.length > 0 && `${pending.length} branch end${pending.length > 1 ? 's' : ''} written into ${pending.length > 1 ? 'their channel slices' : 'its channel slice'} by the pass that applies ${pending.length > 1 ? 'their' : 'its'} pending BN/ReLU (${pending.join(', ')}: no other pass over ${pending.length > 1 ? 'them' : 'it'})`,
-        copies.length > 0 && (pending.length > 0 ? `${copies.length} copied into ${copies.length > 1 ? 'their slices' : 'its slice'} (${copies.join(', ')})` : `each branch's output copied into its channel slice (${copies.join(', ')})`),
+        slotted.length > 0 && `${slotted.length} branch end${slotted.length > 1 ? 's' : ''} written into ${slotted.length > 1 ? 'their channel slices' : 'its channel slice'} by ${slotted.length > 1 ? 'their' : 'its'} own ReLU or BN+ReLU pass (${slotted.join(', ')}: no copy)`,
+        copies.length > 0 && (ends > 0 ? `${copies.length} copied into ${copies.length > 1 ? 'their slices' : 'its slice'} (${copies.join(', ')})` : `each branch's output copied into its channel slice (${copies.join(', ')})`),
       ].filter(Boolean).join(', ');
-      lines.push(train ? `      training: ${written}, the gradient's slices copied back out (${bwd.join(', ')})` : noTraining);
+      const back = [bwd.length > 0 && `the gradient's slices copied back out (${bwd.join(', ')})`, slottedBwd.length > 0 && `the gradient's slices read in place by ${slottedBwd.join(', ')}`].filter(Boolean).join(', ');
+      lines.push(train ? `      training: ${written}, ${back}` : noTraining);
       const writers = inputsOf(model.layers, i).map((p) => ({ p, g: inPlace.get(p)?.at === i ? groups.find((g) => g.at === p) : undefined }));
-      if (writers.every((w) => w.g)) {
-        const ends = writers.map((w) => `(${w.p + 1}) by ${kernelsOf(infer, w.g!.head.index, 'conv_infer').join(', ')}`);
-        lines.push(`      inference: concat in place, each branch's closing conv writing its channel slice: ${ends.join(', ')}`);
-      } else lines.push(`      inference: the same copies (${inferKernels.join(', ')}): a concat is written in place only when every branch ends in a conv`);
+      const inPlaceEnds = writers.filter((w) => w.g).map((w) => `(${w.p + 1}) by ${kernelsOf(infer, w.g!.head.index, 'conv_infer').join(', ')}`);
+      const copied = kernelsOf(infer, l.index, 'concat_place');
+      if (inPlaceEnds.length === writers.length) lines.push(`      inference: concat in place, each branch's closing conv writing its channel slice: ${inPlaceEnds.join(', ')}`);
+      else if (inPlaceEnds.length > 0) lines.push(`      inference: ${inPlaceEnds.length} branch ends written into their channel slices by their closing conv: ${inPlaceEnds.join(', ')}; the others, not a conv's output that only the concat reads, copied (${copied.join(', ')})`);
+      else lines.push(`      inference: each branch copied (${copied.join(', ')}): no branch ends in a conv that only the concat reads`);
     }
   });
   // A value several layers read (a block's input) gets the sum of their gradients: an add per extra reader.

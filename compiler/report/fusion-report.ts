@@ -1,11 +1,13 @@
 // Pass (report only): the fused structure of a cuda/emu training program, for report.txt — per
 // spec layer, the kernels that compute it and what each fuses, then the totals a reader checks first:
 // how many conv→bn→relu groups ran as one conv kernel plus one finalize, how many residual adds ran as
-// one pass with their branch ends' BN and the block's ReLU (and why not in a conv epilogue, as at inference),
+// one pass with their branch ends' BN and the block's ReLU (and why not in a conv epilogue, as at inference) or
+// inside the average pool that alone reads them,
 // and how many passes over an activation exist only to apply BN or ReLU (none, for NIN) or to add (an unfused
 // merge, a sum of a fanned-out value's gradients).
 import type { ShapedModel } from '../ir.js';
 import { maskFromEnds } from '../lower/ops.js';
+import { poolTakingAdd } from '../lower/chain.js';
 import type { Program, StepOf } from '../lower/program-ir.js';
 import { torchModuleString } from './torch-print.js';
 
@@ -17,17 +19,21 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
     list.push(`${s.kernel}${fused.get(s.kernel) ? ` [${fused.get(s.kernel)}]` : ''}`);
     byLayer.set(s.layer, list);
   }
-  for (const l of model.layers) {
+  model.layers.forEach((l, i) => {
     const kernels = byLayer.get(l.index);
+    const poolAt = poolTakingAdd(model.layers, i);
+    const pool = poolAt === undefined ? undefined : byLayer.get(model.layers[poolAt].index)?.some((k) => k.includes('_avgpool_add_')) ? model.layers[poolAt] : undefined;
     const what = kernels
       ? kernels.join(', ')
-      : l.kind === 'relu'
+      : pool
+        ? `no kernel: added by the average pool (${pool.index}) that alone reads it, as it loads`
+        : l.kind === 'relu'
         ? "no kernel: applied by the next kernel's prologue (forward) and folded into the gradient kernels (backward)"
         : l.kind === 'view'
           ? 'no kernel: a view of the same memory'
           : 'no kernel';
     lines.push(`  (${l.index}) ${torchModuleString(l)}: ${what}`);
-  }
+  });
   const whole = byLayer.get(0);
   if (whole) lines.push(`  whole model: ${whole.join(', ')}`);
 
@@ -49,13 +55,16 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
   // A chain without blocks has neither line (its report is as before blocks existed).
   const backward = program.steps.filter((s): s is StepOf<'add_bwd_fused'> => s.op === 'add_bwd_fused');
   const fromEnds = backward.filter((s) => maskFromEnds(s.consts));
+  const pooled = program.steps.filter((s) => s.op === 'avgpool_add_fwd' || s.op === 'avgpool_add_bwd');
+  const stored = fusedAdds.length > 0 ? [
+    // Why training keeps these passes where inference has none (docs/design.md §4 weighs the alternatives).
+    `  none in a conv epilogue (as at inference): a branch closing in conv → bn applies that BN with the conv's batch statistics, complete only once the conv has run over the whole batch; add_apply is the one pass that writes the block output, which its readers (a conv, the next block's add) and the backward read again (docs/design.md §4)`,
+    `  ${fromEnds.length} of ${backward.length} add_bwd_fused passes recompute the ReLU mask from the two branch ends they read for the BN partials, instead of reading the block output (both ends with a pending BN: a projection shortcut)`,
+  ] : [];
   const blockLines = merges.length === 0 && adds.length === 0 ? [] : [
     `  ${fusedAdds.length} of ${merges.length} residual adds run forward as one pass per branch after the first (add_apply: the branch ends' pending BN/ReLU applied on load, the block's ReLU after the last) and backward likewise (add_bwd_fused: dReLU and the ends' BN partials)`,
-    // Why training keeps these passes where inference has none (docs/design.md §4 weighs the alternatives).
-    ...(fusedAdds.length === 0 ? [] : [
-      `  none in a conv epilogue (as at inference): a branch closing in conv → bn applies that BN with the conv's batch statistics, complete only once the conv has run over the whole batch; add_apply is the one pass that writes the block output, which its readers and the backward read again (docs/design.md §4)`,
-      `  ${fromEnds.length} of ${backward.length} add_bwd_fused passes recompute the ReLU mask from the two branch ends they read for the BN partials, instead of reading the block output (both ends with a pending BN: a projection shortcut)`,
-    ]),
+    ...stored,
+    `  ${pooled.filter((s) => s.op === 'avgpool_add_fwd').length} of ${merges.length} residual adds run in no pass of their own: the average pool that alone reads one applies its ends' pending BN/ReLU, adds and applies the block's ReLU as it loads, the sum never stored, and the pool's backward masks its gradient by that ReLU recomputed from the ends and writes their BN partials in the same pass (avgpool_add_fwd, avgpool_add_bwd${pooled.length ? `: ${pooled.map((s) => s.kernel).join(', ')}` : ''})`,
     `  other add passes over activations: ${adds.length}${adds.length ? ` (${adds.map((s) => s.kernel).join(', ')}: ${adds.every((s) => s.layer !== 0 && model.layers[s.layer - 1]?.kind !== 'add') ? "sums of a fanned-out value's gradients" : 'merges and gradient sums'})` : ''}`,
   ];
   lines.push(

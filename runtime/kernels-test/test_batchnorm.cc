@@ -2,12 +2,14 @@
 // variance, momentum 0.1), inference forward, backward, and folding into a convolution.
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "check.h"
 #include "kernel_tests.h"
 #include "nincc/cpu/activation.h"
 #include "nincc/cpu/batchnorm.h"
+#include "nincc/cpu/channels.h"
 #include "nincc/cpu/conv.h"
 #include "reference_conv_pool.h"
 #include "reference_dense.h"
@@ -138,6 +140,59 @@ void check_relu_fused_backward(const BatchNormShape& s, Rng& rng) {
   });
 }
 
+// A concat branch ending in a BN+ReLU (or a ReLU) that writes channels offset… of a total-channel joined tensor,
+// and its backward reading y and dy there (BatchNormOutput; channels.h relu_forward_into/relu_backward_from): bit
+// for bit the dense kernels' results (checked against float64 above) with the slice copied in and out, the
+// joined tensor's other channels untouched; on 1, 2 and all threads, and the BN backward without the ReLU too.
+void check_concat_slot(const BatchNormShape& s, int total, int offset, Rng& rng) {
+  char what[96];
+  std::snprintf(what, sizeof what, "concat slot n%d c%d plane%lld at %d of %d", s.batch, s.channels,
+                static_cast<long long>(s.plane), offset, total);
+  const nincc::cpu::ChannelSlice slice{s.batch, s.channels, total, offset, s.plane};
+  const std::int64_t joined_size = static_cast<std::int64_t>(s.batch) * total * s.plane;
+  const std::vector<float> x = random_floats(s.size(), rng), joined_dy = random_floats(joined_size, rng);
+  const std::vector<float> gamma = random_floats(s.channels, rng, 0, 1), beta = random_floats(s.channels, rng);
+  const double eps = 1e-3;
+  std::vector<float> dy(s.size());
+  nincc::cpu::channels_take(slice, joined_dy.data(), dy.data());
+  on_1_2_and_all_threads([&] {
+    for (bool relu : {true, false}) {
+      // Dense: y, then its backward from dy.
+      std::vector<float> y = poisoned(x.size()), mean = poisoned(s.channels), invstd = poisoned(s.channels);
+      std::vector<float> rm(s.channels, 0.f), rv(s.channels, 1.f);
+      nincc::cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), invstd.data(),
+                                          rm.data(), rv.data(), eps, 0.1, relu);
+      std::vector<float> dx = poisoned(x.size()), dgamma = poisoned(s.channels), dbeta = poisoned(s.channels);
+      nincc::cpu::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), dx.data(),
+                                     dgamma.data(), dbeta.data(), relu ? y.data() : nullptr);
+      // In the slot: the joined tensor's other channels keep their poison (NaN: compared as bits).
+      std::vector<float> joined = poisoned(joined_size), want_joined = poisoned(joined_size);
+      nincc::cpu::channels_place(slice, y.data(), want_joined.data());
+      std::vector<float> slot_mean = poisoned(s.channels), slot_invstd = poisoned(s.channels);
+      std::vector<float> slot_rm(s.channels, 0.f), slot_rv(s.channels, 1.f);
+      const nincc::cpu::BatchNormOutput out{total, offset};
+      nincc::cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), joined.data(), slot_mean.data(),
+                                          slot_invstd.data(), slot_rm.data(), slot_rv.data(), eps, 0.1, relu, nullptr, out);
+      CHECK(std::memcmp(joined.data(), want_joined.data(), sizeof(float) * joined.size()) == 0);
+      CHECK(slot_mean == mean && slot_invstd == invstd && slot_rm == rm && slot_rv == rv);
+      std::vector<float> slot_dx = poisoned(x.size()), slot_dgamma = poisoned(s.channels), slot_dbeta = poisoned(s.channels);
+      nincc::cpu::batchnorm_backward(s, x.data(), joined_dy.data(), gamma.data(), mean.data(), invstd.data(),
+                                     slot_dx.data(), slot_dgamma.data(), slot_dbeta.data(), relu ? joined.data() : nullptr, out);
+      CHECK(slot_dx == dx && slot_dgamma == dgamma && slot_dbeta == dbeta);
+    }
+    // A ReLU alone: its slice of the joined tensor, and its backward from the joined y and dy.
+    std::vector<float> y = poisoned(x.size()), want_joined = poisoned(joined_size), joined = poisoned(joined_size);
+    nincc::cpu::relu_forward(s.size(), x.data(), y.data());
+    nincc::cpu::channels_place(slice, y.data(), want_joined.data());
+    nincc::cpu::relu_forward_into(slice, x.data(), joined.data());
+    CHECK(std::memcmp(joined.data(), want_joined.data(), sizeof(float) * joined.size()) == 0);
+    std::vector<float> dx = poisoned(x.size()), slot_dx = poisoned(x.size());
+    nincc::cpu::relu_backward(s.size(), y.data(), dy.data(), dx.data());
+    nincc::cpu::relu_backward_from(slice, joined.data(), joined_dy.data(), slot_dx.data());
+    CHECK(slot_dx == dx);
+  });
+}
+
 // conv -> bn(eval) equals the conv with the BN folded into its weights and bias.
 void check_fold(bool conv_has_bias, Rng& rng) {
   const Conv2dShape s{2, 5, 7, 6, 9, 3, 3, 1, 1, 1, 1};
@@ -173,6 +228,9 @@ void test_batchnorm() {
   check_shape(BatchNormShape{3, 7, 121}, 1000.0, rng);
   check_relu_fused_backward(BatchNormShape{3, 7, 121}, rng);
   check_relu_fused_backward(BatchNormShape{4, 6, 1500}, rng);  // 36000 values: over the parallel grain
+  check_concat_slot(BatchNormShape{3, 5, 29}, 12, 4, rng);
+  check_concat_slot(BatchNormShape{4, 6, 1500}, 15, 9, rng);  // over the parallel grain: channels split across threads
+  check_concat_slot(BatchNormShape{2, 4, 7}, 4, 0, rng);      // the whole joined tensor
   check_fold(true, rng);
   check_fold(false, rng);
 }

@@ -208,6 +208,30 @@ model tiny_resnet {
 `;
 
 /**
+ * Residual adds that only an average pool reads, which the fused training program leaves to the pool (the sum
+ * never stored: avgpool_add_fwd/_bwd): an identity shortcut (plain data) with the block's ReLU under padded,
+ * overlapping windows; then ends with a pending BN+ReLU and a pending ReLU alone, no ReLU after the add, under ceil-mode windows.
+ */
+export const POOLED_ADDS = `
+model pooled_adds {
+  input 3x6x5
+  conv(3, 4, 3, 3, 1, 1, 1, 1)  bn(4)  relu                  # 4x6x5, read by both branches: materialized
+  residual {
+    branch { conv(4, 4, 3, 3, 1, 1, 1, 1)  bn(4) }
+    branch { identity }
+  }
+  relu
+  avgpool(3, 3, 2, 2, 1, 1)                                  # 4x3x3
+  residual {
+    branch { conv(4, 4, 1, 1)  bn(4)  relu }
+    branch { conv(4, 4, 1, 1)  relu }
+  }
+  avgpool(2, 2, 2, 2):ceil()                                 # 4x2x2
+  view(-1)  linear(4 * 2 * 2, 5)  logsoftmax
+}
+`;
+
+/**
  * Blocks as the fused cuda/emu training program takes them (no zoo layers): a fanned-out value with a
  * pending BN+ReLU (materialized once for its readers), a residual block of three branches, branches ending in a pending BN, a concat whose
  * branches end in a pending BN+ReLU, a pending ReLU, a pool's conv and a nested residual block, and a pool reading a block's output.

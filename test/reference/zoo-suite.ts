@@ -1,7 +1,8 @@
 // The float64-reference checks of issue #17's lowering on the cpu device: Torch7's zoo layers, ceil-mode
-// pools, residual and concat blocks (nested too) and a small ResNet, each through infer (eval mode), the
-// training forward (output, loss, running statistics) and finite-difference gradients. Run by
-// test/numerics-zoo.test.ts (all threads) and test/numerics-zoo-1thread.test.ts (OMP_NUM_THREADS=1).
+// pools, residual and concat blocks (nested too; concat branch ends that write their slice in place in
+// training) and a small ResNet, each through infer (eval mode), the training forward (output, loss, running
+// statistics) and finite-difference gradients. Run by test/numerics-zoo.test.ts (all threads),
+// test/numerics-zoo-1thread.test.ts (OMP_NUM_THREADS=1) and test/cpu-concat-slots.test.ts (2 threads, fused_blocks).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildSpec, expectClose, loadBuilt, poisonArena, preparedModel, randomImages, randomizeAffine, randomLabels, readWeights, removeBuilds, rng, type Built,
@@ -9,7 +10,7 @@ import {
 import { checkGradients } from './gradients.js';
 import { forward, trainLossFrom } from './interpret.js';
 import { nllLoss } from './layers.js';
-import { BLOCKS, TINY_RESNET, ZOO_LAYERS } from './specs.js';
+import { BLOCKS, FUSED_BLOCKS, TINY_RESNET, ZOO_LAYERS } from './specs.js';
 
 // As test/numerics-kernels.test.ts: float32 rounding through a dozen layers is ~1e-6 of the output's scale;
 // a wrong window, divisor, slice or a gradient not summed moves it by 1e-3..1.
@@ -17,10 +18,15 @@ const TOL = 2e-5;
 const BATCHES = [3, 1, 4];
 const POISONS = [Number.NaN, 3.0e4];
 
-const specs: Record<string, string> = { zoo_layers: ZOO_LAYERS, blocks: BLOCKS, tiny_resnet: TINY_RESNET };
+// fused_blocks: concat branches ending in a BN+ReLU and a ReLU, which cpu training writes into the concat's slices.
+const allSpecs: Record<string, string> = { zoo_layers: ZOO_LAYERS, blocks: BLOCKS, tiny_resnet: TINY_RESNET, fused_blocks: FUSED_BLOCKS };
 
-/** Registers the suite; returns the specs' builds by name, there once the suite's beforeAll has run (for more checks in the same file). */
-export function zooSuite(threads: string): (name: string) => Built {
+/**
+ * Registers the suite (on the specs named in `only`, else all); returns the specs' builds by name, there once the
+ * suite's beforeAll has run (for more checks in the same file).
+ */
+export function zooSuite(threads: string, only?: readonly string[]): (name: string) => Built {
+  const specs = only ? Object.fromEntries(only.map((n) => [n, allSpecs[n]])) : allSpecs;
   const built = new Map<string, Built>();
   beforeAll(() => {
     for (const [name, source] of Object.entries(specs)) built.set(name, buildSpec(name, source, 4));

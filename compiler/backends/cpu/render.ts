@@ -63,6 +63,8 @@ const poolShape = (c: ConvShape & { readonly ceil?: boolean }) =>
     ? `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}, true};\n  static_assert(Pool2dShape{1, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}, true}.out_plane() == ${c.P * c.Q}, "ceil-mode output size");`
     : `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`;
 const bnShape = (c: { C: number; HW: number }) => `const BatchNormShape shape{${n}, ${c.C}, ${c.HW}};`;
+/** A training BN's output channels in a concat's output (batchnorm.h BatchNormOutput). */
+const bnOutputCpp = (c: { outTotal?: number; outOffset?: number }) => `BatchNormOutput{/*total=*/${c.outTotal}, /*offset=*/${c.outOffset ?? 0}}`;
 const linearShape = (c: { in: number; out: number }) => `const LinearShape shape{${n}, ${c.in}, ${c.out}};`;
 const lrnShape = (c: { C: number; HW: number; size: number; alpha: number; beta: number; k: number }) =>
   `const LrnShape shape{${n}, ${c.C}, ${c.HW}, ${c.size}, ${cppFloat(c.alpha)}, ${cppFloat(c.beta)}, ${cppFloat(c.k)}};`;
@@ -118,15 +120,24 @@ function body(k: KernelStep): string[] {
     }
     case 'bn_fwd_train': {
       const c = k.consts;
-      const block = c.residual || c.relu ? `, ${c.relu === true}, ${optional('r')}` : ''; // a residual block's add (and ReLU) after it
+      // A residual block's add (and ReLU) after it; y's channels in a concat's output.
+      const out = c.outTotal !== undefined ? `, ${bnOutputCpp(c)}` : '';
+      const block = c.residual || c.relu || out ? `, ${c.relu === true}, ${optional('r')}${out}` : '';
       return [bnShape(c), `batchnorm_forward_train(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${f('y')}, ${f('save_mean')}, ${f('save_invstd')}, ${f('running_mean')}, ${f('running_var')}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)}${block});`];
     }
-    case 'bn_bwd':
-      return [bnShape(k.consts), `batchnorm_backward(shape, ${cf('x')}, ${cf('g')}, ${cf('gamma')}, ${cf('save_mean')}, ${cf('save_invstd')}, ${f('dx')}, ${f('dgamma')}, ${f('dbeta')}${k.consts.relu ? `, ${cf('y')}` : ''});`];
+    case 'bn_bwd': {
+      const c = k.consts;
+      const tail = c.outTotal !== undefined ? `, ${c.relu ? cf('y') : 'nullptr'}, ${bnOutputCpp(c)}` : c.relu ? `, ${cf('y')}` : '';
+      return [bnShape(c), `batchnorm_backward(shape, ${cf('x')}, ${cf('g')}, ${cf('gamma')}, ${cf('save_mean')}, ${cf('save_invstd')}, ${f('dx')}, ${f('dgamma')}, ${f('dbeta')}${tail});`];
+    }
     case 'bn_eval':
       return [bnShape(k.consts), `batchnorm_forward_eval(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${cf('mean')}, ${cf('var')}, ${f('y')}, ${cppDouble(k.consts.eps)});`];
     case 'relu_fwd':
       return [`relu_forward(${countOf(k.consts)}, ${cf('x')}, ${f('y')});`];
+    case 'relu_fwd_slice':
+      return [sliceShape(k.consts), `relu_forward_into(shape, ${cf('x')}, ${f('y')});`];
+    case 'relu_bwd_slice':
+      return [sliceShape(k.consts), `relu_backward_from(shape, ${cf('y')}, ${cf('g')}, ${f('dx')});`];
     case 'relu_bwd':
       return [`relu_backward(${countOf(k.consts)}, ${cf('y')}, ${cf('g')}, ${f('dx')});`];
     case 'tanh_fwd':

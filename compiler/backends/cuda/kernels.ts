@@ -11,7 +11,7 @@ import { convBackwardDataMma, convBackwardWeightMma } from './conv-mma-grad.js';
 import type { Precision } from '../../ir.js';
 import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, concatTakeStats, gradRebuild } from './bn.js';
 import { poolBackward, poolForward } from './pool.js';
-import { addApply, addBackwardFused } from './residual.js';
+import { addApply, addBackwardFused, avgpoolAddBackward, avgpoolAddForward } from './residual.js';
 import { linearBackwardData, linearBackwardWeight, linearForward } from './dense.js';
 import { nllLoss, softmaxBackward } from './loss.js';
 import { dropout } from './dropout.js';
@@ -39,6 +39,8 @@ const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKerne
   avgpool_fwd_fused: (k) => poolForward(k, k.consts, false),
   maxpool_bwd_fused: (k) => poolBackward(k, k.consts, true),
   avgpool_bwd_fused: (k) => poolBackward(k, k.consts, false),
+  avgpool_add_fwd: (k) => avgpoolAddForward(k, k.consts),
+  avgpool_add_bwd: (k) => avgpoolAddBackward(k, k.consts),
   linear_fwd: (k) => linearForward(k, k.consts),
   linear_bwd_data: (k) => linearBackwardData(k, k.consts),
   linear_bwd_weight: (k) => linearBackwardWeight(k, k.consts),

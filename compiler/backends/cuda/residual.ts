@@ -5,12 +5,34 @@ import type { KernelStep } from '../../lower/program-ir.js';
 import { maskFromEnds } from '../../lower/ops.js';
 import { channelTile } from './bn.js';
 import { channelTiles, element, params, perElement, tileSlot, type Consts, type CudaKernel, type Param } from './parts.js';
+import { divisor, poolGather, poolWindow } from './pool.js';
 
 /** `v = relu?(scale·v + shift)` with branch end p's pending transform (the same fmaf the backward's mask recomputes). */
 const applyEnd = (p: 'a' | 'b', bn: boolean, relu: boolean, ch: string) => [
   ...(bn ? [`${p}v = nincc::ffma(${p}v, nincc::ld(&${p}_scale[${ch}]), nincc::ld(&${p}_shift[${ch}]));`] : []),
   ...(relu ? [`${p}v = ${p}v > 0.0f ? ${p}v : 0.0f;`] : []),
 ];
+
+type Ends = Consts<'add_apply' | 'avgpool_add_fwd' | 'avgpool_add_bwd'>;
+
+/** v = relu?(end_a + end_b) at element `at` of channel `ch`, each end with its pending transform applied. */
+const endsSum = (c: Ends, at: string) => [
+  `float av = nincc::ld(&a[${at}]);`,
+  ...applyEnd('a', c.aBn, c.aRelu, 'ch'),
+  `float bv = nincc::ld(&b[${at}]);`,
+  ...applyEnd('b', c.bBn, c.bRelu, 'ch'),
+  'float v = av + bv;',
+  ...(c.relu ? ['v = v > 0.0f ? v : 0.0f;'] : []),
+];
+
+const endsParams = (c: Ends) => ['a', ...(c.aBn ? ['a_scale', 'a_shift'] : []), 'b', ...(c.bBn ? ['b_scale', 'b_shift'] : [])];
+
+/** What the sum applies, for report.txt. */
+function endsText(c: Ends): string {
+  const ends = [c.aBn && 'BN', c.aRelu && 'ReLU'].filter(Boolean).join('+');
+  const shortcut = [c.bBn && 'BN', c.bRelu && 'ReLU'].filter(Boolean).join('+');
+  return `residual add${ends ? ` (branch end's pending ${ends} applied on load)` : ''}${shortcut ? ` (shortcut's pending ${shortcut} applied on load)` : ''}${c.relu ? ' + ReLU' : ''}`;
+}
 
 /** y = relu?(end_a + end_b), each end with its pending transform applied. */
 export function addApply(k: KernelStep, c: Consts<'add_apply'>): CudaKernel {
@@ -19,22 +41,37 @@ export function addApply(k: KernelStep, c: Consts<'add_apply'>): CudaKernel {
     ...element(count),
     `const long long at = (long long)img * ${count} + i;`,
     ...(c.aBn || c.bBn ? [`const int ch = i / ${c.HW};`] : []),
-    'float av = nincc::ld(&a[at]);',
-    ...applyEnd('a', c.aBn, c.aRelu, 'ch'),
-    'float bv = nincc::ld(&b[at]);',
-    ...applyEnd('b', c.bBn, c.bRelu, 'ch'),
-    'const float v = av + bv;',
-    `nincc::st(&y[at], ${c.relu ? 'v > 0.0f ? v : 0.0f' : 'v'});`,
+    ...endsSum(c, 'at'),
+    'nincc::st(&y[at], v);',
   ];
-  const names = ['a', ...(c.aBn ? ['a_scale', 'a_shift'] : []), 'b', ...(c.bBn ? ['b_scale', 'b_shift'] : []), { name: 'y', out: true }];
-  const ends = [c.aBn && 'BN', c.aRelu && 'ReLU'].filter(Boolean).join('+');
-  const shortcut = [c.bBn && 'BN', c.bRelu && 'ReLU'].filter(Boolean).join('+');
-  const fused = `residual add${ends ? ` (branch end's pending ${ends} applied on load)` : ''}${shortcut ? ` (shortcut's pending ${shortcut} applied on load)` : ''}${c.relu ? ' + ReLU' : ''}`;
-  return { params: params(k, names), body, launch: perElement(count), fused };
+  return { params: params(k, [...endsParams(c), { name: 'y', out: true }]), body, launch: perElement(count), fused: endsText(c) };
+}
+
+/**
+ * Average pooling of a residual block's output that is never stored: each window element is the sum
+ * relu?(end_a + end_b) computed on load, the same arithmetic as add_apply's and then the pool's, in the
+ * same order, so the pooled values are bitwise those of add_apply followed by avgpool_fwd_fused.
+ */
+export function avgpoolAddForward(k: KernelStep, c: Consts<'avgpool_add_fwd'>): CudaKernel {
+  const out = c.K * c.P * c.Q;
+  const body = [
+    ...element(out),
+    `const int ch = i / ${c.P * c.Q}, p = i / ${c.Q} % ${c.P}, q = i % ${c.Q};`,
+    `const long long plane = (long long)img * ${c.C * c.H * c.W} + (long long)ch * ${c.H * c.W};`,
+    ...poolWindow(c),
+    'float sum = 0.0f;',
+    'for (int h = h0; h < h1; ++h)',
+    '  for (int u = w0; u < w1; ++u) {',
+    ...endsSum(c, `plane + h * ${c.W} + u`).map((line) => `    ${line}`),
+    '    sum += v;',
+    '  }',
+    `nincc::st(&y[(long long)img * ${out} + i], sum / ${divisor(c)});`,
+  ];
+  return { params: params(k, [...endsParams(c), { name: 'y', out: true }]), body, launch: perElement(out), fused: `average pooling of the ${endsText(c)}, the sum never stored` };
 }
 
 /** Branch end p's pending value relu?(scale·y + shift) from its raw `${p}y`, as `${p}v`: add_apply's applyEnd, the same fmaf. */
-const endValue = (p: 'a' | 'b', relu: boolean) => [`float ${p}v = ${p}y;`, ...applyEnd(p, true, relu, 'ch')];
+const endValue = (p: 'a' | 'b', relu: boolean, bn = true) => [`float ${p}v = ${p}y;`, ...applyEnd(p, bn, relu, 'ch')];
 
 /** Branch end p's Σdz, Σdz·x̂ partials from this lane's gradient d (the warp is one channel); `${p}y` is its raw value. */
 const endStats = (p: 'a' | 'b', relu: boolean, slot: string) => [
@@ -71,4 +108,33 @@ export function addBackwardFused(k: KernelStep, c: Consts<'add_bwd_fused'>): Cud
   const names = ['g', ...(c.relu ? [...(fromEnds ? [] : ['y']), { name: 'dz', out: true }] : []), ...endParams('a', c.aStats), ...endParams('b', c.bStats)];
   const fused = ['residual add backward', c.relu && `dReLU${fromEnds ? " (mask recomputed from the branch ends it reads anyway)" : ''}`, (c.aStats || c.bStats) && "the branch ends' BN partials Σdz, Σdz·x̂"].filter(Boolean).join(' + ');
   return { params: params(k, names), body, launch: channelTiles(c.C, c.HW), fused };
+}
+
+/**
+ * avgpool_add_fwd's backward in one pass: each input position gathers the pool's gradient (the gradient of the
+ * sum never stored), masks it by the block's ReLU recomputed from the two ends (bitwise the forward's mask),
+ * writes it as dz, the gradient of both ends' pending values, and each end's BN partials of it.
+ */
+export function avgpoolAddBackward(k: KernelStep, c: Consts<'avgpool_add_bwd'>): CudaKernel {
+  const HW = c.H * c.W;
+  const slot = tileSlot(c.C, HW);
+  const reads = (p: 'a' | 'b', bn: boolean) => (c.relu || bn ? [`const float ${p}y = valid ? nincc::ld(&${p}_y[at]) : 0.0f;`] : []);
+  const body = [
+    ...channelTile(c.C, HW),
+    `const int h = j / ${c.W}, u = j % ${c.W};`,
+    'float d = 0.0f;',
+    'if (valid) {',
+    ...poolGather(c, false).map((line) => `  ${line}`),
+    '}',
+    ...reads('a', c.aBn),
+    ...reads('b', c.bBn),
+    ...(c.relu ? ['{', ...endValue('a', c.aRelu, c.aBn), ...endValue('b', c.bRelu, c.bBn), '  if (valid && !(av + bv > 0.0f)) d = 0.0f;', '}'] : []),
+    'if (valid) nincc::st(&dz[at], d);',
+    ...(c.aBn ? endStats('a', c.aRelu, slot) : []),
+    ...(c.bBn ? endStats('b', c.bRelu, slot) : []),
+  ];
+  const end = (p: 'a' | 'b', bn: boolean): Param[] => [...(c.relu && !bn ? [{ name: `${p}_y` }] : []), ...endParams(p, bn)];
+  const names = ['g', { name: 'dz', out: true }, ...end('a', c.aBn), ...end('b', c.bBn)];
+  const fused = ['average pooling backward + residual add backward', c.relu && 'dReLU (mask recomputed from the branch ends)', (c.aBn || c.bBn) && "the branch ends' BN partials Σdz, Σdz·x̂"].filter(Boolean).join(' + ');
+  return { params: params(k, names), body, launch: channelTiles(c.C, HW), fused };
 }

@@ -22,6 +22,17 @@ struct BatchNormShape {
   constexpr std::int64_t size() const { return per_channel() * channels; }
 };
 
+// Where BN's output y lies (and, backward, its gradient and the BN+ReLU's y): channels offset… of a
+// total-channel NCHW tensor, a concat's output that a branch ending in this BN writes in place; total 0
+// means BN's own channels. x, dx and a residual keep BN's own layout.
+struct BatchNormOutput {
+  int total = 0;
+  int offset = 0;
+  constexpr std::int64_t base(const BatchNormShape& shape, int n, int c) const {
+    return (static_cast<std::int64_t>(n) * (total > 0 ? total : shape.channels) + offset + c) * shape.plane;
+  }
+};
+
 // eps and momentum are doubles, as Torch passes them (a float 1e-3 is not the double 1e-3).
 constexpr double kTorchBatchNormMomentum = 0.1;
 
@@ -41,13 +52,15 @@ struct SplitFloat {
 
 // y = (x - center) * scale + shift on every element of channel c, then optionally ReLU.
 inline void normalize_channel(const BatchNormShape& shape, int c, const float* x, SplitFloat center, float scale,
-                              float shift, bool relu, float* y, const float* residual = nullptr) {
+                              float shift, bool relu, float* y, const float* residual = nullptr,
+                              BatchNormOutput out = {}) {
   for (int n = 0; n < shape.batch; ++n) {
     const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
+    float* y_plane = y + out.base(shape, n, c);
     for (std::int64_t i = 0; i < shape.plane; ++i) {
       float v = ((x[base + i] - center.hi) - center.lo) * scale + shift;
       if (residual) v += residual[base + i];
-      y[base + i] = relu ? (v > 0.f ? v : 0.f) : v;
+      y_plane[i] = relu ? (v > 0.f ? v : 0.f) : v;
     }
   }
 }
@@ -123,12 +136,13 @@ inline BackwardSums backward_sums(const float* __restrict x, const float* __rest
 // (the unbiased variance, as Torch does). gamma/beta may be null (no affine: 1 and 0). With a
 // single value per channel the unbiased variance would be 0/0; it is taken as 0 there instead.
 // y may alias x when no backward pass follows (it needs x). Optional fused ReLU on y, and before it an
-// optional `residual` (laid out as y) added: a residual block's add when this BN closes a branch.
+// optional `residual` (laid out as x) added: a residual block's add when this BN closes a branch. `out`:
+// y's place in a concat's output (BatchNormOutput).
 inline void batchnorm_forward_train(const BatchNormShape& shape, const float* x, const float* gamma,
                                     const float* beta, float* y, float* save_mean, float* save_invstd,
                                     float* running_mean, float* running_var, double eps,
                                     double momentum = kTorchBatchNormMomentum, bool relu = false,
-                                    const float* residual = nullptr) {
+                                    const float* residual = nullptr, BatchNormOutput out = {}) {
   const std::int64_t count = shape.per_channel();
   parallel_for_threads(shape.channels, batchnorm_detail::channel_threads(shape), [&](std::int64_t c) {
     auto plane_of = [&](int n) { return x + (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane; };
@@ -146,7 +160,7 @@ inline void batchnorm_forward_train(const BatchNormShape& shape, const float* x,
     running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased_var);
     const float g = gamma ? gamma[c] : 1.f;
     const float b = beta ? beta[c] : 0.f;
-    batchnorm_detail::normalize_channel(shape, c, x, batchnorm_detail::SplitFloat(mean), invstd * g, b, relu, y, residual);
+    batchnorm_detail::normalize_channel(shape, c, x, batchnorm_detail::SplitFloat(mean), invstd * g, b, relu, y, residual, out);
   });
 }
 
@@ -172,20 +186,24 @@ inline void batchnorm_forward_eval(const BatchNormShape& shape, const float* x, 
 // pass over the activation), written into dx plane by plane while the plane is in cache, and read back
 // from there; the result is bit for bit that of relu_backward then batchnorm_backward. dx may alias dy.
 // The saved mean is a float; the sums are taken around it and corrected to the exact batch mean
-// in double, so a large mean costs no accuracy (Torch's own float mean would).
+// in double, so a large mean costs no accuracy (Torch's own float mean would). `out`: where dy_in and relu_y
+// lie, the forward's y's place in a concat's output (BatchNormOutput); dx keeps x's layout.
 inline void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy_in, const float* gamma,
                                const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
-                               float* dbeta, const float* relu_y = nullptr) {
+                               float* dbeta, const float* relu_y = nullptr, BatchNormOutput out = {}) {
   const std::int64_t count = shape.per_channel();
-  const float* dy = relu_y ? dx : dy_in;  // the masked gradient lives in dx until the last loop overwrites it
+  // The gradient plane the sums and the last loop read: with relu_y, the masked gradient, which lives in dx
+  // until the last loop overwrites it; otherwise dy_in's own plane.
+  auto dy_plane = [&](int n, int c, std::int64_t base) { return relu_y ? dx + base : dy_in + out.base(shape, n, c); };
   parallel_for_threads(shape.channels, batchnorm_detail::channel_threads(shape), [&](std::int64_t c) {
     const double shift = save_mean[c];
     double x_sum = 0.0, dy_sum = 0.0, shifted_dot = 0.0;  // sums of (x - shift), dy, (x - shift) * dy
     for (int n = 0; n < shape.batch; ++n) {
       const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
+      const std::int64_t at = out.base(shape, n, static_cast<int>(c));  // dy_in's and relu_y's plane
       const batchnorm_detail::BackwardSums sums =
-          relu_y ? batchnorm_detail::backward_sums<true>(x + base, dy_in + base, relu_y + base, dx + base, shape.plane, shift)
-                 : batchnorm_detail::backward_sums<false>(x + base, dy_in + base, nullptr, dx + base, shape.plane, shift);
+          relu_y ? batchnorm_detail::backward_sums<true>(x + base, dy_in + at, relu_y + at, dx + base, shape.plane, shift)
+                 : batchnorm_detail::backward_sums<false>(x + base, dy_in + at, nullptr, dx + base, shape.plane, shift);
       x_sum += sums.x;
       dy_sum += sums.dy;
       shifted_dot += sums.dot;
@@ -201,9 +219,10 @@ inline void batchnorm_backward(const BatchNormShape& shape, const float* x, cons
     const batchnorm_detail::SplitFloat mean(shift + mean_offset);
     for (int n = 0; n < shape.batch; ++n) {
       const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
+      const float* dy = dy_plane(n, static_cast<int>(c), base);
       for (std::int64_t i = 0; i < shape.plane; ++i) {
         const float centered = (x[base + i] - mean.hi) - mean.lo;
-        dx[base + i] = (dy[base + i] - dy_mean - centered * x_coeff) * out_scale;
+        dx[base + i] = (dy[i] - dy_mean - centered * x_coeff) * out_scale;
       }
     }
   });

@@ -1,5 +1,6 @@
 // Channel slices of NCHW tensors, for nn.Concat(2): a branch's output copied into its channels of the
-// joined tensor, and the joined gradient's slice copied back out for the branch's backward.
+// joined tensor, and the joined gradient's slice copied back out for the branch's backward; or a branch
+// ending in a ReLU that writes its channels of the joined tensor itself, and its backward reading them there.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,33 @@ inline void channels_take(const ChannelSlice& s, const float* joined, float* par
   const std::int64_t bytes = sizeof(float) * s.channels * s.plane;
   parallel_for(s.batch, static_cast<std::int64_t>(s.batch) * s.channels * s.plane, [&](std::int64_t n) {
     std::memcpy(part + n * s.channels * s.plane, joined + (n * s.total + s.offset) * s.plane, bytes);
+  });
+}
+
+// joined[n][offset + c] = max(0, part[n][c]) (relu_forward's x > 0 ? x : 0): a ReLU that ends a concat's
+// branch writes its slice of the joined tensor, and no copy follows.
+inline void relu_forward_into(const ChannelSlice& s, const float* part, float* joined) {
+  const std::int64_t count = static_cast<std::int64_t>(s.channels) * s.plane;
+  parallel_for(s.batch, static_cast<std::int64_t>(s.batch) * count, [&](std::int64_t n) {
+    const float* x = part + n * count;
+    float* y = joined + (n * s.total + s.offset) * s.plane;
+    for (std::int64_t i = 0; i < count; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+  });
+}
+
+// Its backward: dx[n][c] = dy[n][offset + c] where y[n][offset + c] > 0, else 0, with y and dy the joined
+// tensor's output and gradient read in place (no slice copied out first).
+inline void relu_backward_from(const ChannelSlice& s, const float* joined_y, const float* joined_dy, float* dx) {
+  const std::int64_t count = static_cast<std::int64_t>(s.channels) * s.plane;
+  parallel_for(s.batch, static_cast<std::int64_t>(s.batch) * count, [&](std::int64_t n) {
+    const std::int64_t at = (n * s.total + s.offset) * s.plane;
+    const float* y = joined_y + at;
+    const float* dy = joined_dy + at;
+    float* d = dx + n * count;
+    for (std::int64_t i = 0; i < count; ++i) {
+      const float g = dy[i];  // loaded unconditionally, so the loop vectorizes as a blend
+      d[i] = y[i] > 0.f ? g : 0.f;
+    }
   });
 }
 
