@@ -17,6 +17,13 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: "bf16 conv's 8-warp tiles storing each staged chunk one shared row down",
+    file: 'compiler/backends/cuda/conv-mma-tile.ts',
+    find: "`  ${packChunk(`${tile}[${swizzled('row', 'chunk')}]`)}`,",
+    replace: "`  ${packChunk(`${tile}[${swizzled(threads > THREADS ? `(row + 1) % ${rows}` : 'row', 'chunk')}]`)}`,",
+    tests: ['test/emu-conv-mma-wide.test.ts'],
+  },
+  {
     name: "bf16 conv kernels' fused gradient rebuild without its x̂·dγ term",
     file: 'compiler/backends/cuda/conv-mma-channels.ts',
     find: "(${d} - ${from('g_dbeta')} * inv_m - xhat * ${from('g_dgamma')} * inv_m);",

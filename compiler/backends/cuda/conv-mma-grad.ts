@@ -9,7 +9,7 @@
 // atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
 // channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
 import { inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
-import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileWords } from './conv-mma-tile.js';
+import { BK, CANDIDATES, THREADS, WIDE_CANDIDATES, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
 import type { KernelStep } from '../../lower/program-ir.js';
@@ -44,22 +44,24 @@ function eachAccumulator(nt: number, WN: number, perColumn: string[], inner: str
  * A 1×1 kernel's channels are contiguous (lanes across rows); a larger one's taps run R·S contiguous
  * floats per k (eight lanes along each row).
  */
-function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, RS: number): string[] {
+function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, RS: number, threads: number): string[] {
   const staging = {
     perRow: ['const int ch = n0 + row;'],
     perElement: ['const int kk = k0 + ko;', `if (ch < ${c.C} && kk < ${KRS}) v = nincc::ld(&w[((long long)(kk / ${RS}) * ${c.C} + ch) * ${RS} + kk % ${RS}]);`],
   };
   return RS === 1
-    ? ['// Stage B: rows are input channels, each position a k: W[k][c] (consecutive lanes on consecutive channels).', ...stageAcrossRows('bs', BN, staging)]
-    : ['// Stage B: rows are input channels, eight lanes along each row\'s taps (k, r, s): W[k][c][r][s].', ...stageAlongK('bs', BN, staging)];
+    ? ['// Stage B: rows are input channels, each position a k: W[k][c] (consecutive lanes on consecutive channels).', ...stageAcrossRows('bs', BN, staging, threads)]
+    : ['// Stage B: rows are input channels, eight lanes along each row\'s taps (k, r, s): W[k][c][r][s].', ...stageAlongK('bs', BN, staging, threads)];
 }
 
-export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number): CudaKernel {
+export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number, wideTiles = true): CudaKernel {
   const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
   const stats = Boolean(c.outStats);
   const rows = rowsPerImage(HW, stats);
-  const tile = chooseMmaTile(maxBatch * rows, c.C);
+  // A k×k kernel may take the wide tiles (conv-mma-tile.ts); 1×1 layers keep the 4-warp ones.
+  const tile = chooseMmaTile(maxBatch * rows, c.C, wideTiles && RS > 1 ? WIDE_CANDIDATES : CANDIDATES);
   const { bm: BM, bn: BN, nt: NT } = tile;
+  const threads = tileThreads(tile);
   const WN = NT * 8;
   const statTiles = Math.ceil(HW / 32);
   // addend (i17c's residual fusion, when lower/ops.ts has it): dx also sums another reader's gradient of the same input.
@@ -107,7 +109,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
-    ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, THREADS)] : []),
+    ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, threads)] : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
     '  // Stage A: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s): dY\' at the output position the tap reaches from here.',
     ...stageAcrossRows('as', BM, {
@@ -130,8 +132,8 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
         '  }',
         '}',
       ],
-    }).map((s) => `  ${s}`),
-    ...weightStaging(c, BN, KRS, RS).map((s) => `  ${s}`),
+    }, threads).map((s) => `  ${s}`),
+    ...weightStaging(c, BN, KRS, RS, threads).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
@@ -149,7 +151,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   return {
     params: params(k, names),
     body,
-    launch: { grid: [Math.ceil((maxBatch * rows) / BM), Math.ceil(c.C / BN), 1], block: [THREADS, 1, 1], shared: 0 },
+    launch: { grid: [Math.ceil((maxBatch * rows) / BM), Math.ceil(c.C / BN), 1], block: [threads, 1, 1], shared: 0 },
     fused,
     tile: tileText,
   };

@@ -8,18 +8,20 @@
 // accumulators in a fixed order. Memory is reached only through nincc::ld/st/ldmatrix (counted by
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
 import { applyPending, inputParams, params, fusedText, type Consts, type CudaKernel } from './parts.js';
-import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileWords } from './conv-mma-tile.js';
+import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
 export const rowsPerImage = (PQ: number, stats: boolean) => (stats ? Math.ceil(PQ / 32) * 32 : PQ);
 
-export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number): CudaKernel {
+export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number, wideTiles = true): CudaKernel {
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, CHW = c.C * c.H * c.W;
   const stats = Boolean(c.stats);
   const rows = rowsPerImage(PQ, stats);
-  const tile = chooseMmaTile(maxBatch * rows, c.K);
+  // A k×k kernel may take the wide tiles (conv-mma-tile.ts); 1×1 layers keep the 4-warp ones.
+  const tile = chooseMmaTile(maxBatch * rows, c.K, wideTiles && RS > 1 ? WIDE_CANDIDATES : CANDIDATES);
   const { bm: BM, bn: BN, nt: NT } = tile;
+  const threads = tileThreads(tile);
   const WN = NT * 8; // the warp's columns
   const names = ['x', ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
@@ -48,7 +50,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
         '  }',
         '}',
       ],
-    }).map((s) => `  ${s}`),
+    }, threads).map((s) => `  ${s}`),
     '  // Stage B: W[k][crs] rows, eight lanes along each row\'s contiguous crs.',
     ...stageAlongK('bs', BN, {
       perRow: ['const int kout = n0 + row;'],
@@ -56,7 +58,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
         'const int crs = k0 + ko;',
         `if (kout < ${c.K} && crs < ${CRS}) v = nincc::ld(&w[(long long)kout * ${CRS} + crs]);`,
       ],
-    }).map((s) => `  ${s}`),
+    }, threads).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
@@ -75,7 +77,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   return {
     params: params(k, names),
     body,
-    launch: { grid: [Math.ceil((maxBatch * rows) / BM), Math.ceil(c.K / BN), 1], block: [THREADS, 1, 1], shared: 0 },
+    launch: { grid: [Math.ceil((maxBatch * rows) / BM), Math.ceil(c.K / BN), 1], block: [threads, 1, 1], shared: 0 },
     fused,
     tile: tileText,
   };
