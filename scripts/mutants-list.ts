@@ -17,6 +17,14 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: "bf16 conv forward's along-k A staging (the 11×11/4 stem) reading the neighbouring tap",
+    file: 'compiler/backends/cuda/conv-mma.ts',
+    find: "        'const int crs = k0 + ko;',\n        `if (live && crs < ${CRS}) {`,",
+    replace: "        `const int crs = k0 + ${alongK ? '(ko ^ 1)' : 'ko'};`,\n        `if (live && crs < ${CRS}) {`,",
+    tests: ['test/emu-conv-mma.test.ts'],
+    only: 'stem_11x11_s4',
+  },
+  {
     name: "bf16 conv's 8-warp tiles storing each staged chunk one shared row down",
     file: 'compiler/backends/cuda/conv-mma-tile.ts',
     find: "`  ${packChunk(`${tile}[${swizzled('row', 'chunk')}]`)}`,",
