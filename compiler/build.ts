@@ -34,6 +34,8 @@ export interface BuildOptions {
   readonly input?: 'u8';
   /** false: a bf16 build keeps every gradient rebuild in its conv kernels' staging (compiler/pipeline.ts CompileOptions) */
   readonly rebuildPass?: false;
+  /** false: the k×k bf16 convs keep the 4-warp tiles (compiler/pipeline.ts CompileOptions) */
+  readonly wideTiles?: false;
   readonly log?: (line: string) => void;
 }
 
@@ -66,6 +68,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     .update(precision === 'fp32' ? '' : `precision ${precision}`)
     .update(options.input ? `input ${options.input}` : '')
     .update(options.rebuildPass === false ? 'no rebuild pass' : '')
+    .update(options.wideTiles === false ? 'no wide tiles' : '')
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -88,7 +91,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}) });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}), ...(options.wideTiles === false ? { wideTiles: false as const } : {}) });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);

@@ -216,6 +216,8 @@ export interface CompileOptions {
   readonly input?: 'u8';
   /** false: a bf16 build keeps every gradient rebuild in its conv kernels' staging (no grad_rebuild pass), for A/B checks */
   readonly rebuildPass?: false;
+  /** false: the k×k bf16 convs keep the 4-warp tiles (backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES), for A/B checks */
+  readonly wideTiles?: false;
 }
 
 export interface Compiled {
@@ -238,7 +240,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const rebuildPass = precision === 'bf16' && options.rebuildPass !== false;
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, ...(options.input ? { input: options.input } : {}) }, dumpIR);
 
-  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch }) : undefined;
+  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.wideTiles === false ? { wideTiles: false as const } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);
 
   const plan = emitPlan(model, lowered.layout, lowered.memory, lowered.programs, {

@@ -17,6 +17,21 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: "bf16 conv forward's along-k A staging (the 11×11/4 stem) reading the neighbouring tap",
+    file: 'compiler/backends/cuda/conv-mma.ts',
+    find: "        'const int crs = k0 + ko;',\n        `if (live && crs < ${CRS}) {`,",
+    replace: "        `const int crs = k0 + ${alongK ? '(ko ^ 1)' : 'ko'};`,\n        `if (live && crs < ${CRS}) {`,",
+    tests: ['test/emu-conv-mma.test.ts'],
+    only: 'stem_11x11_s4',
+  },
+  {
+    name: "bf16 conv's 8-warp tiles storing each staged chunk one shared row down",
+    file: 'compiler/backends/cuda/conv-mma-tile.ts',
+    find: "`  ${packChunk(`${tile}[${swizzled('row', 'chunk')}]`)}`,",
+    replace: "`  ${packChunk(`${tile}[${swizzled(threads > THREADS ? `(row + 1) % ${rows}` : 'row', 'chunk')}]`)}`,",
+    tests: ['test/emu-conv-mma-wide.test.ts'],
+  },
+  {
     name: "bf16 conv kernels' fused gradient rebuild without its x̂·dγ term",
     file: 'compiler/backends/cuda/conv-mma-channels.ts',
     find: "(${d} - ${from('g_dbeta')} * inv_m - xhat * ${from('g_dgamma')} * inv_m);",

@@ -41,13 +41,19 @@ interface Conv {
 const outSize = (c: Conv) => ({ P: Math.floor((c.H + 2 * c.ph - c.R) / c.sh) + 1, Q: Math.floor((c.W + 2 * c.pw - c.S) / c.sw) + 1 });
 const convCall = (c: Conv) => `conv(${c.C}, ${c.K}, ${c.S}, ${c.R}, ${c.sw}, ${c.sh}, ${c.pw}, ${c.ph})`;
 
-/** The layer shapes: NIN's stem, 3×3 and 1×1 layers at odd sizes, stride 2 without padding, and K = 64 (a 64×64 tile, two warps along N). */
+/**
+ * The layer shapes: NIN's stem, 3×3 and 1×1 layers at odd sizes, stride 2 without padding, K = 64 (a 128×64
+ * tile), and the wide tiles of k×k layers (conv-mma-tile.ts WIDE_CANDIDATES): a 96-channel 11×11/4 pad-5 stem
+ * (64×96 at inference, 8-warp 128×96 in training, its A staged along k) and K = 128 (8-warp 128×128).
+ */
 const SHAPES: Record<string, Conv> = {
   stem_11x11_s4: { C: 3, H: 39, W: 35, K: 20, R: 11, S: 11, sh: 4, sw: 4, ph: 2, pw: 2 },
   c3x3_pad1: { C: 20, H: 9, W: 8, K: 24, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 },
   c1x1: { C: 24, H: 9, W: 7, K: 13, R: 1, S: 1, sh: 1, sw: 1, ph: 0, pw: 0 },
   c3x3_s2: { C: 13, H: 9, W: 8, K: 40, R: 3, S: 3, sh: 2, sw: 2, ph: 0, pw: 0 },
   k64_5x5: { C: 8, H: 5, W: 5, K: 64, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 },
+  stem_k96_s4: { C: 3, H: 43, W: 37, K: 96, R: 11, S: 11, sh: 4, sw: 4, ph: 5, pw: 5 },
+  k128_3x3: { C: 6, H: 7, W: 9, K: 128, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 },
 };
 
 /** Per output (image, k, p, q): the float64 value and the bound on |bf16 emu − fp32 cpu| derived above. */
@@ -133,12 +139,13 @@ async function devices(b: { dir: string; cpuDir: string }, seed: number): Promis
  * CI runs a sample (each case is an emu and a cpu build, ten of them cost CI 107 s): the stem's inference
  * with BN folded, the 3×3 pad-1 shape's training forward with the pending BN+ReLU staged, and the 64-wide
  * tile's training forward. Together they reach the kernel's tile shapes, its inference epilogue, the prologue
- * and the statistics; the bias-only epilogue is the BN-folded one without its ReLU. NINCC_TEST_FULL=1 runs all ten.
+ * and the statistics; the bias-only epilogue is the BN-folded one without its ReLU. NINCC_TEST_FULL=1 runs all
+ * fourteen (the wide tiles' own four among them; test/emu-conv-mma-wide.test.ts holds them to the 4-warp ones in CI).
  */
 const FULL = process.env.NINCC_TEST_FULL === '1';
 const SAMPLED = new Set(['stem_11x11_s4:infer', 'c3x3_pad1:train', 'k64_5x5:train']);
 const sampled = (name: string, kind: 'infer' | 'train') => FULL || SAMPLED.has(`${name}:${kind}`);
-if (!FULL) console.warn(`test/emu-conv-mma.test.ts: CI's sample of ${SAMPLED.size} of 10 cases runs; NINCC_TEST_FULL=1 runs all`);
+if (!FULL) console.warn(`test/emu-conv-mma.test.ts: CI's sample of ${SAMPLED.size} of ${2 * Object.keys(SHAPES).length} cases runs; NINCC_TEST_FULL=1 runs all`);
 
 describe('bf16 tensor-core conv forward on emu', () => {
   const names = Object.keys(SHAPES);

@@ -9,7 +9,7 @@
 // atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
 // channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
 import { inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
-import { BK, THREADS, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileWords } from './conv-mma-tile.js';
+import { BK, CANDIDATES, THREADS, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
 import type { KernelStep } from '../../lower/program-ir.js';
@@ -44,23 +44,27 @@ function eachAccumulator(nt: number, WN: number, perColumn: string[], inner: str
  * A 1×1 kernel's channels are contiguous (lanes across rows); a larger one's taps run R·S contiguous
  * floats per k (eight lanes along each row).
  */
-function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, RS: number): string[] {
+function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, RS: number, threads: number): string[] {
   const staging = {
     perRow: ['const int ch = n0 + row;'],
     perElement: ['const int kk = k0 + ko;', `if (ch < ${c.C} && kk < ${KRS}) v = nincc::ld(&w[((long long)(kk / ${RS}) * ${c.C} + ch) * ${RS} + kk % ${RS}]);`],
   };
   return RS === 1
-    ? ['// Stage B: rows are input channels, each position a k: W[k][c] (consecutive lanes on consecutive channels).', ...stageAcrossRows('bs', BN, staging)]
-    : ['// Stage B: rows are input channels, eight lanes along each row\'s taps (k, r, s): W[k][c][r][s].', ...stageAlongK('bs', BN, staging)];
+    ? ['// Stage B: rows are input channels, each position a k: W[k][c] (consecutive lanes on consecutive channels).', ...stageAcrossRows('bs', BN, staging, threads)]
+    : ['// Stage B: rows are input channels, eight lanes along each row\'s taps (k, r, s): W[k][c][r][s].', ...stageAlongK('bs', BN, staging, threads)];
 }
 
-export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number): CudaKernel {
+export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number, wideTiles = true): CudaKernel {
   const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
   const stats = Boolean(c.outStats);
   const rows = rowsPerImage(HW, stats);
-  // A 1×1 layer streams dY (and y, for a fused rebuild) once per column tile: the tile with the least of that traffic.
-  const tile = RS === 1 ? chooseTrafficTile(maxBatch * rows, c.C, c.gBn || c.gRelu ? 2 : 1, 1) : chooseMmaTile(maxBatch * rows, c.C);
+  // A 1×1 layer streams dY (and y, for a fused rebuild) once per column tile: the tile with the least of that
+  // traffic; a k×k kernel may take the wide tiles (conv-mma-tile.ts).
+  const tile = RS === 1
+    ? chooseTrafficTile(maxBatch * rows, c.C, c.gBn || c.gRelu ? 2 : 1, 1)
+    : chooseMmaTile(maxBatch * rows, c.C, wideTiles ? WIDE_CANDIDATES : CANDIDATES);
   const { bm: BM, bn: BN, nt: NT } = tile;
+  const threads = tileThreads(tile);
   const WN = NT * 8;
   const statTiles = Math.ceil(HW / 32);
   // addend (i17c's residual fusion, when lower/ops.ts has it): dx also sums another reader's gradient of the same input.
@@ -108,7 +112,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
-    ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, THREADS)] : []),
+    ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, threads)] : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
     '  // Stage A: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s): dY\' at the output position the tap reaches from here.',
     ...stageAcrossRows('as', BM, {
@@ -131,8 +135,8 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
         '  }',
         '}',
       ],
-    }).map((s) => `  ${s}`),
-    ...weightStaging(c, BN, KRS, RS).map((s) => `  ${s}`),
+    }, threads).map((s) => `  ${s}`),
+    ...weightStaging(c, BN, KRS, RS, threads).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
@@ -150,7 +154,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   return {
     params: params(k, names),
     body,
-    launch: { grid: [Math.ceil((maxBatch * rows) / BM), Math.ceil(c.C / BN), 1], block: [THREADS, 1, 1], shared: 0 },
+    launch: { grid: [Math.ceil((maxBatch * rows) / BM), Math.ceil(c.C / BN), 1], block: [threads, 1, 1], shared: 0 },
     fused,
     tile: tileText,
   };

@@ -18,19 +18,38 @@ export interface MmaTile {
 
 // nt = 8 (a warp of 32×64, 64 accumulators per thread) gives the 128×64 and 64×128 tiles: each staged
 // operand element feeds 64 or 128 columns of D rather than 32 or 64, a quarter less staging per MMA.
-const CANDIDATES: readonly MmaTile[] = [
+export const CANDIDATES: readonly MmaTile[] = [
   ...[1, 2, 4, 8].map((nt) => ({ bm: 64, bn: 2 * 8 * nt, warpsM: 2, warpsN: 2, nt })),
   ...[1, 2, 4, 8].map((nt) => ({ bm: 128, bn: 8 * nt, warpsM: 4, warpsN: 1, nt })),
 ];
 
 /**
- * The layer's tile: the least padded work (tiles · BM · BN, so 96 output channels take 32-wide tiles,
- * not 64), then the least operand staging per unit of work ((BM + BN) / (BM · BN): bigger, squarer tiles).
+ * The tiles a k×k (R·S > 1) forward or data gradient may also take: 8-warp blocks (256 threads, warps
+ * 4×2 of 32×8·nt) up to 128×128, and 96-wide ones (nt = 6) for 96-channel layers. Each block re-reads its
+ * BN×K slice of the weights and its BM×K of the gathered operand (R·S reads per input element), so the
+ * global sectors per MAC fall with (BM + BN)/(BM·BN): a 96-channel layer's 128×32 tile becomes 128×96,
+ * each gathered element feeding three times the columns (bench/RESULTS.md #15 has the measured
+ * sectors). Listed after CANDIDATES so that a tie keeps the 4-warp tile.
  */
-export function chooseMmaTile(rows: number, cols: number): MmaTile {
+export const WIDE_CANDIDATES: readonly MmaTile[] = [
+  ...CANDIDATES,
+  { bm: 64, bn: 96, warpsM: 2, warpsN: 2, nt: 6 },
+  { bm: 128, bn: 48, warpsM: 4, warpsN: 1, nt: 6 },
+  ...[2, 4, 6, 8].map((nt) => ({ bm: 128, bn: 2 * 8 * nt, warpsM: 4, warpsN: 2, nt })),
+];
+
+/** Threads of a block with this tile: one warp per 32×8·nt piece of it. */
+export const tileThreads = (t: MmaTile) => t.warpsM * t.warpsN * 32;
+
+/**
+ * The layer's tile among `candidates`: the least padded work (tiles · BM · BN, so 96 output channels take
+ * 32-wide tiles, not 64), then the least operand staging per unit of work ((BM + BN) / (BM · BN): bigger,
+ * squarer tiles).
+ */
+export function chooseMmaTile(rows: number, cols: number, candidates: readonly MmaTile[] = CANDIDATES): MmaTile {
   const work = (t: MmaTile) => Math.ceil(rows / t.bm) * t.bm * Math.ceil(cols / t.bn) * t.bn;
   const staging = (t: MmaTile) => (t.bm + t.bn) / (t.bm * t.bn);
-  return [...CANDIDATES].sort((a, b) => work(a) - work(b) || staging(a) - staging(b))[0];
+  return [...candidates].sort((a, b) => work(a) - work(b) || staging(a) - staging(b))[0];
 }
 
 /**
@@ -47,7 +66,7 @@ export function chooseTrafficTile(rows: number, cols: number, aReads: number, bR
 }
 
 /** report.txt's words for a tile. */
-export const tileWords = (t: MmaTile) => `${t.bm}×${t.bn}×${BK} tile, ${THREADS / 32} warps (${t.warpsM}×${t.warpsN}) of 32×${t.nt * 8}`;
+export const tileWords = (t: MmaTile) => `${t.bm}×${t.bn}×${BK} tile, ${t.warpsM * t.warpsN} warps (${t.warpsM}×${t.warpsN}) of 32×${t.nt * 8}`;
 
 /**
  * Index of 16-byte chunk `chunk` (0..3) of shared row `row` in a tile of 4 chunks per row. The XOR with
@@ -114,10 +133,10 @@ function unrolled(count: number, kOffset: string, perElement: readonly string[])
  * positions) of one row: coalesced when the operand's addresses run along its rows (the output
  * positions of a forward's A, the input positions of a data gradient's A, the channels of a 1×1 W).
  */
-export function stageAcrossRows(tile: 'as' | 'bs', rows: number, s: Staging): string[] {
+export function stageAcrossRows(tile: 'as' | 'bs', rows: number, s: Staging, threads = THREADS): string[] {
   return [
     'NINCC_UNROLL',
-    `for (int q = t; q < ${rows * 4}; q += ${THREADS}) {`,
+    `for (int q = t; q < ${rows * 4}; q += ${threads}) {`,
     `  const int row = q % ${rows}, chunk = q / ${rows};`,
     ...s.perRow.map((line) => `  ${line}`),
     '  float vs[8];',
@@ -135,10 +154,10 @@ export function stageAcrossRows(tile: 'as' | 'bs', rows: number, s: Staging): st
  * 16-lane phase writes two rows that share one 128-byte line under the swizzle, so the stores are
  * conflict-free. `q` (the item) is in scope for perElement.
  */
-export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging): string[] {
+export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging, threads = THREADS): string[] {
   return [
     'NINCC_UNROLL',
-    `for (int q = t; q < ${rows * 8}; q += ${THREADS}) {`,
+    `for (int q = t; q < ${rows * 8}; q += ${threads}) {`,
     '  const int row = q / 8, quarter = q % 8;',
     ...s.perRow.map((line) => `  ${line}`),
     '  float vs[4];',

@@ -1,26 +1,44 @@
 // The bf16 tensor-core convolution forward (precision bf16): an implicit GEMM with the batch folded into
 // M, D[m][k] = Σ_crs A[m][crs]·B[crs][k], m = (image, output position), k = output channel, crs = (input
-// channel, r, s). Each 128-thread block (4 warps) stages BM×32 of A (the input gathered, its pending BN
-// scale/shift + ReLU applied, rounded to bf16) and BN×32 of B (the fp32 weights rounded to bf16) in
+// channel, r, s). Each block (4 warps, or 8 in a k×k layer's wide tiles) stages BM×32 of A (the input
+// gathered, its pending BN scale/shift + ReLU applied, rounded to bf16) and BN×32 of B (the fp32 weights rounded to bf16) in
 // XOR-swizzled shared memory, loads fragments with ldmatrix and multiplies with mma.m16n8k16 into fp32
 // accumulators. The epilogue adds the bias, applies the inference ReLU, stores fp32 NCHW (storage is
 // unchanged in this slice) and, in training, writes the per-tile BN statistics partials from the
 // accumulators in a fixed order. Memory is reached only through nincc::ld/st/ldmatrix (counted by
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
 import { applyPending, inputParams, params, fusedText, type Consts, type CudaKernel } from './parts.js';
-import { BK, THREADS, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileWords } from './conv-mma-tile.js';
+import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
 export const rowsPerImage = (PQ: number, stats: boolean) => (stats ? Math.ceil(PQ / 32) * 32 : PQ);
 
-export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number): CudaKernel {
+/**
+ * Whether the forward stages A along k rather than across rows: the estimate of 32-byte sectors per warp
+ * load that is smaller. Across rows, 32 lanes read one tap at 32 consecutive output positions, sw floats
+ * apart: about 4·sw sectors plus one for alignment. Along k, each 8 lanes read 8 consecutive taps of one
+ * position: runs along a kernel row of S contiguous floats, about 1 + 7/S runs of 8 floats in all, each
+ * run a sector more than its floats fill (one). Only a wide, strided kernel gains: NIN's 11×11/4 stem
+ * (17 against about 10.5); a 3×3 or 7×7 at stride 2 (9 against 17 or 12) stays across rows.
+ */
+export function gatherAlongK(c: { R: number; S: number; sw: number }): boolean {
+  if (c.R * c.S === 1) return false;
+  const acrossRows = 4 * c.sw + 1;
+  const alongK = 4 * (1 + (1 + 7 / c.S));
+  return alongK < acrossRows;
+}
+
+export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number, wideTiles = true): CudaKernel {
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, CHW = c.C * c.H * c.W;
   const stats = Boolean(c.stats);
   const rows = rowsPerImage(PQ, stats);
-  const tile = chooseMmaTile(maxBatch * rows, c.K);
+  // A k×k kernel may take the wide tiles (conv-mma-tile.ts); 1×1 layers keep the 4-warp ones.
+  const tile = chooseMmaTile(maxBatch * rows, c.K, wideTiles && RS > 1 ? WIDE_CANDIDATES : CANDIDATES);
   const { bm: BM, bn: BN, nt: NT } = tile;
+  const threads = tileThreads(tile);
   const WN = NT * 8; // the warp's columns
+  const alongK = gatherAlongK(c);
   const names = ['x', ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
   const body = [
@@ -29,8 +47,10 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
-    '  // Stage A: rows are output positions (consecutive lanes on consecutive positions of a plane), the pending transform applied.',
-    ...stageAcrossRows('as', BM, {
+    ...(alongK
+      ? ['  // Stage A: rows are output positions, eight lanes along each row\'s taps (contiguous along a kernel row), the pending transform applied.']
+      : ['  // Stage A: rows are output positions (consecutive lanes on consecutive positions of a plane), the pending transform applied.']),
+    ...(alongK ? stageAlongK : stageAcrossRows)('as', BM, {
       perRow: [
         'const long long m = m0 + row;',
         `const int img = int(m / ${rows}), pq = int(m % ${rows});`,
@@ -48,7 +68,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
         '  }',
         '}',
       ],
-    }).map((s) => `  ${s}`),
+    }, threads).map((s) => `  ${s}`),
     '  // Stage B: W[k][crs] rows, eight lanes along each row\'s contiguous crs.',
     ...stageAlongK('bs', BN, {
       perRow: ['const int kout = n0 + row;'],
@@ -56,7 +76,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
         'const int crs = k0 + ko;',
         `if (kout < ${c.K} && crs < ${CRS}) v = nincc::ld(&w[(long long)kout * ${CRS} + crs]);`,
       ],
-    }).map((s) => `  ${s}`),
+    }, threads).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
@@ -75,7 +95,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   return {
     params: params(k, names),
     body,
-    launch: { grid: [Math.ceil((maxBatch * rows) / BM), Math.ceil(c.K / BN), 1], block: [THREADS, 1, 1], shared: 0 },
+    launch: { grid: [Math.ceil((maxBatch * rows) / BM), Math.ceil(c.K / BN), 1], block: [threads, 1, 1], shared: 0 },
     fused,
     tile: tileText,
   };

@@ -1,0 +1,98 @@
+// The wide tensor-core tiles of the k×k bf16 convs (compiler/backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES:
+// 8-warp 128×96 and 128×128 blocks, 96-wide 4-warp ones) against the 4-warp tiles (`wideTiles: false`). A
+// tile changes which block computes an output, never its arithmetic: every output sums the same 32-deep
+// slices in the same order through the same mma, so the two builds must agree bitwise — inference outputs,
+// every gradient of a training step and the weights after SGD steps. (The 4-warp kernels are held to the
+// bf16 bound of float64 by test/emu-conv-mma*.test.ts.) The chain has the edge cases: an 11×11 stride-4
+// pad-5 stem on odd-sized images, a 3×3 pad-1 and a 3×3 stride-2 conv (its data gradient skips taps),
+// 7×6 planes (partial 32-row statistics tiles), a batch of 3 on grids sized for 4.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildArtifact } from '../compiler/build.js';
+import { compileSpec } from '../compiler/pipeline.js';
+import { load } from '../runtime/model.js';
+import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
+import { withEnv } from './reference/env.js';
+
+// conv1 3→96 11×11/4 pad 5 on 27×23 → 96×7×6; conv4 96→128 3×3 pad 1 → 128×7×6; conv7 128→96 3×3/2 pad 1 → 96×4×3.
+const INPUT = [3, 27, 23] as const;
+const CLASSES = 3;
+const SPEC = `model wide_tiles {
+  input ${INPUT.join('x')}
+  conv(3, 96, 11, 11, 4, 4, 5, 5)  bn(96)  relu
+  conv(96, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
+  conv(128, 96, 3, 3, 2, 2, 1, 1)  relu
+  view(-1)  linear(${96 * 4 * 3}, ${CLASSES})  logsoftmax
+}`;
+
+let root: string;
+let dirs: { wide: string; narrow: string };
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'nincc-mma-wide-'));
+  dirs = { wide: join(root, 'wide'), narrow: join(root, 'narrow') };
+  const r = compileSpec(SPEC, 'wide_tiles.model');
+  if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+  withEnv({ NINCC_NVCC: '0' }, () => {
+    buildArtifact(r.model!, SPEC, { outDir: dirs.wide, target: 'emu', maxBatch: 4, precision: 'bf16' });
+    buildArtifact(r.model!, SPEC, { outDir: dirs.narrow, target: 'emu', maxBatch: 4, precision: 'bf16', wideTiles: false });
+  });
+}, 300_000);
+afterAll(() => {
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+/** report.txt's tile cell of each bf16 conv kernel, by kernel name. */
+function tiles(dir: string): Map<string, string> {
+  const rows = readFileSync(join(dir, 'report.txt'), 'utf8').split('\n').filter((l) => /^\s+k\d+_conv_(infer|fwd_fused|dgrad_fused)\s+\|/.test(l));
+  return new Map(rows.map((l) => [l.split('|')[0].trim(), l.split('|')[2]?.trim() ?? '']));
+}
+
+describe('the wide bf16 conv tiles on emu', () => {
+  it('report.txt: the k×k forwards and data gradients take the 8-warp and 96-wide tiles, the narrow build none', () => {
+    const wide = tiles(dirs.wide), narrow = tiles(dirs.narrow);
+    const tileOf = (name: string) => [...wide].find(([k]) => k.startsWith(name))?.[1] ?? `no ${name} in report.txt`;
+    expect(tileOf('k1_conv_fwd_fused')).toMatch(/^128×96×32 tile, 8 warps \(4×2\) of 32×48/); // the stem: 96 channels
+    expect(tileOf('k4_conv_fwd_fused')).toMatch(/^128×128×32 tile, 8 warps \(4×2\) of 32×64/);
+    expect(tileOf('k4_conv_dgrad_fused')).toMatch(/^128×96×32 tile, 8 warps/); // N = the 96 input channels
+    expect(tileOf('k7_conv_fwd_fused')).toMatch(/^64×96×32 tile, 4 warps \(2×2\) of 32×48/); // 48 rows: no statistics padding
+    expect(tileOf('k7_conv_dgrad_fused')).toMatch(/^128×128×32 tile, 8 warps/); // stride 2: taps skipped
+    expect(tileOf('k1_conv_infer')).toMatch(/^64×96×32 tile, 4 warps \(2×2\) of 32×48/);
+    expect(wide.size).toBe(8); // 3 inference, 3 training forwards, 2 data gradients
+    expect(narrow.size).toBe(wide.size);
+    for (const [kernel, tile] of narrow) expect(tile, kernel).toMatch(/4 warps/);
+    for (const tile of narrow.values()) expect(tile).not.toMatch(/32×48/);
+  });
+
+  it('inference, one step\'s gradients and three SGD steps are bitwise those of the 4-warp tiles', async () => {
+    const n = 3; // below the grids' maximum of 4
+    const next = rng(53);
+    const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, next);
+    const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % CLASSES);
+    const [wide, narrow] = await Promise.all([dirs.wide, dirs.narrow].map((d) => load(d, { device: 'emu', seed: 19 })));
+    try {
+      randomizeAffine(wide, rng(59)); // non-trivial BN γ and β (init leaves β at 0)
+      for (const t of wide.tensorNames()) narrow.setTensor(t, wide.getTensor(t));
+      await Promise.all([wide, narrow].map((m) => m.forwardBackward(images, labels)));
+      const grads = wide.info.params.map((t) => t.name);
+      expect(grads.length).toBe(12); // 3 convs, 2 BNs and the linear, weights and biases: all compared
+      for (const t of grads) expect(Array.from(narrow.getGradient(t)), t).toEqual(Array.from(wide.getGradient(t)));
+      // The comparison means something: the stem's gradient (through both wide data gradients) is not all zero.
+      expect(wide.getGradient('conv1.weight').some((v) => v !== 0)).toBe(true);
+      const losses = await Promise.all(
+        [wide, narrow].map(async (m) => {
+          const out: number[] = [];
+          for (let i = 0; i < 3; i++) out.push((await m.trainStep(images, labels, { lr: 0.05, momentum: 0.9 })).loss);
+          return out;
+        }),
+      );
+      expect(losses[1]).toEqual(losses[0]);
+      for (const t of wide.tensorNames()) expect(Array.from(narrow.getTensor(t)), t).toEqual(Array.from(wide.getTensor(t)));
+      const [a, b] = await Promise.all([wide, narrow].map((m) => m.infer(images, n)));
+      expect(Array.from(b)).toEqual(Array.from(a));
+    } finally {
+      await Promise.all([wide, narrow].map((m) => m.dispose()));
+    }
+  }, 300_000);
+});
