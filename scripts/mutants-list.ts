@@ -170,6 +170,14 @@ export const MUTANTS: readonly Mutant[] = [
     only: 'infer matches',
   },
   {
+    name: "CPU 3x3 backward-data as Winograd with its weights not turned by 180 degrees",
+    file: 'runtime/include/nincc/cpu/conv_winograd.h',
+    find: 'g[t][row] = from[kR * kR - 1 - t];',
+    replace: 'g[t][row] = from[t];',
+    tests: ['test/numerics-gradients.test.ts'],
+    only: 'NIN layer shapes',
+  },
+  {
     name: "CPU BN training pass dropping a residual block's shortcut",
     file: 'runtime/include/nincc/cpu/batchnorm.h',
     find: '      if (residual) v += residual[base + i];',

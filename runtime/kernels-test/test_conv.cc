@@ -49,15 +49,20 @@ void check_conv(const Conv2dShape& s, bool with_bias, bool relu, Rng& rng) {
   if (with_bias) CHECK_CLOSE(db, want.db, 1e-6, what);
 }
 
-// A stride-1 conv's backward-data run as a forward conv of dy (conv.h backward_data_is_conv): against
+// A stride-1 conv's backward-data run as a forward conv of dy (conv.h backward_data_is_conv), or for
+// a 3x3 or 5x5 kernel as a Winograd F(2x2,3x3) or F(2x2,5x5) conv of dy (backward_data_is_winograd,
+// `winograd`; tolerance 5e-5 for F(2x2,5x5), as in test_conv_winograd.cc): against
 // the float64 reference on 1, 2 and all threads, alone and with an addend (a fanned-out value's other
 // gradient), over rectangular kernels, unequal pads and a pad of 0 (the flipped conv's pad is then
 // kernel - 1).
-void check_backward_data_as_conv(const Conv2dShape& s, Rng& rng) {
+void check_backward_data_as_conv(const Conv2dShape& s, bool winograd, Rng& rng) {
   char what[160];
-  std::snprintf(what, sizeof what, "backward-data as conv n%d c%d %dx%d -> k%d kernel %dx%d pad %d,%d", s.batch,
-                s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel_h, s.kernel_w, s.pad_h, s.pad_w);
-  CHECK(nincc::cpu::conv_detail::backward_data_is_conv(s));
+  std::snprintf(what, sizeof what, "backward-data as %s conv n%d c%d %dx%d -> k%d kernel %dx%d pad %d,%d",
+                winograd ? "Winograd" : "GEMM", s.batch, s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel_h,
+                s.kernel_w, s.pad_h, s.pad_w);
+  CHECK(nincc::cpu::conv_detail::backward_data_is_winograd(s) == winograd);
+  if (!winograd) CHECK(nincc::cpu::conv_detail::backward_data_is_conv(s));
+  const double tolerance = winograd && s.kernel_h == 5 ? 5e-5 : 2e-5;
   const std::vector<float> w = random_floats(conv_w_size(s), rng), dy = random_floats(conv_y_size(s), rng);
   const std::vector<float> addend = random_floats(conv_x_size(s), rng);
   const std::vector<double> want = ref_conv_backward(s, to_double(random_floats(conv_x_size(s), rng)), to_double(w),
@@ -67,9 +72,9 @@ void check_backward_data_as_conv(const Conv2dShape& s, Rng& rng) {
   on_1_2_and_all_threads([&] {
     std::vector<float> dx = poisoned(conv_x_size(s)), added = poisoned(conv_x_size(s));
     nincc::cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data());
-    CHECK_CLOSE(dx, want, 2e-5, what);
+    CHECK_CLOSE(dx, want, tolerance, what);
     nincc::cpu::conv2d_backward_data(s, dy.data(), w.data(), added.data(), addend.data());
-    CHECK_CLOSE(added, want_added, 2e-5, what);
+    CHECK_CLOSE(added, want_added, tolerance, what);
   });
 }
 
@@ -112,9 +117,18 @@ void test_conv() {
   check_conv(Conv2dShape{3, 20, 40, 40, 64, 1, 1, 1, 1, 0, 0}, false, false, rng);
   check_conv(Conv2dShape{3, 7, 21, 19, 48, 3, 3, 1, 1, 1, 1}, true, true, rng);
 
-  check_backward_data_as_conv(Conv2dShape{2, 13, 12, 10, 20, 5, 3, 1, 1, 2, 1}, rng);
-  check_backward_data_as_conv(Conv2dShape{3, 9, 12, 13, 17, 3, 3, 1, 1, 0, 0}, rng);
-  check_backward_data_as_conv(Conv2dShape{2, 40, 14, 14, 70, 3, 3, 1, 1, 1, 1}, rng);  // several tiles, in parallel
+  check_backward_data_as_conv(Conv2dShape{2, 13, 12, 10, 20, 5, 3, 1, 1, 2, 1}, false, rng);
+  check_backward_data_as_conv(Conv2dShape{2, 11, 12, 13, 14, 5, 5, 1, 1, 2, 2}, true, rng);
+  check_backward_data_as_conv(Conv2dShape{3, 7, 9, 11, 13, 5, 5, 1, 1, 0, 4}, true, rng);
+  check_backward_data_as_conv(Conv2dShape{2, 30, 28, 28, 41, 5, 5, 1, 1, 2, 2}, true, rng);  // NIN's 5x5 plane
+  // Winograd: pad 0 and 1 and 2, odd planes (half-outside tiles), planes under and over 100 pixels,
+  // channel counts off every panel size, NIN's 7x7 and 14x14 planes; several tile blocks in parallel.
+  check_backward_data_as_conv(Conv2dShape{3, 9, 12, 13, 17, 3, 3, 1, 1, 0, 0}, true, rng);
+  check_backward_data_as_conv(Conv2dShape{2, 40, 14, 14, 70, 3, 3, 1, 1, 1, 1}, true, rng);
+  check_backward_data_as_conv(Conv2dShape{4, 25, 7, 7, 37, 3, 3, 1, 1, 1, 1}, true, rng);
+  check_backward_data_as_conv(Conv2dShape{2, 13, 9, 11, 5, 3, 3, 1, 1, 0, 1}, true, rng);
+  check_backward_data_as_conv(Conv2dShape{3, 6, 5, 8, 29, 3, 3, 1, 1, 2, 2}, true, rng);
+  check_backward_data_as_conv(Conv2dShape{1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0}, true, rng);  // one output pixel
 }
 
 }  // namespace kernels_test

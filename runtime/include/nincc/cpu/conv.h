@@ -1,7 +1,8 @@
 // 2-D convolution (Torch7 SpatialConvolution, NCHW, cross-correlation, zero padding) forward,
 // backward-data and backward-weights, each one GEMM over the batch's pixels with the unfolded
 // input gathered on the fly: the forward and backward-data in conv_gemm.h (backward-data as a forward
-// conv of dy for stride 1, else as W^T dy then col2im), the weight gradient in conv_wgrad.h.
+// conv of dy for stride 1, Winograd for 3x3 and 5x5 in conv_winograd.h, else as W^T dy then col2im), the weight
+// gradient in conv_wgrad.h.
 #pragma once
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include "conv_direct.h"
 #include "conv_gemm.h"
 #include "conv_wgrad.h"
+#include "conv_winograd.h"
 #include "gemm.h"
 #include "im2col.h"
 #include "parallel.h"
@@ -72,6 +74,20 @@ inline Conv2dShape backward_data_conv_shape(const Conv2dShape& s) {
                      1, 1, s.kernel_h - 1 - s.pad_h, s.kernel_w - 1 - s.pad_w};
 }
 
+// A 3x3 or 5x5 stride-1 backward-data runs its flipped forward conv as Winograd F(2x2,3x3) or
+// F(2x2,5x5), the variants the cost model (compiler/schedule/cpu-conv-algorithm.ts) picks for NIN's
+// forwards, on every plane size, with the flipped weights transformed on every call: measured at 1
+// thread, batch 16, NIN's 3x3 dgrads on 14x14 and 7x7 take 50% and 15% less time than the implicit
+// GEMM and columns paths did (36.5 -> 18.2, 42.6 -> 36.3 ms; 9 ms of the latter is the transform of
+// 384x1024 weights), nin-fashion's 32->64 on 14x14 37% less, NIN's 5x5 on 28x28 46% less (95.7 -> 51.9 ms)
+// (bench/logs/cpu-train-dgrad-winograd.out). A pad past kernel - 1 would give the flipped conv a
+// negative pad; those keep the columns path, as in backward_data_is_conv. Every element of dx is
+// computed by one task, so its bits do not depend on the thread count.
+inline bool backward_data_is_winograd(const Conv2dShape& s) {
+  return s.kernel_h == s.kernel_w && (s.kernel_h == 3 || s.kernel_h == 5) && s.stride_h == 1 && s.stride_w == 1 &&
+         s.pad_h <= s.kernel_h - 1 && s.pad_w <= s.kernel_w - 1;
+}
+
 // flipped[c][k][r][s] = w[k][c][kh - 1 - r][kw - 1 - s]: the weights of backward_data_conv_shape.
 inline void flip_conv_weights(const Conv2dShape& s, const float* w, float* flipped) {
   const int taps = s.kernel_h * s.kernel_w;
@@ -86,7 +102,8 @@ inline void flip_conv_weights(const Conv2dShape& s, const float* w, float* flipp
 }  // namespace conv_detail
 
 // dx = the gradient of the loss with respect to x, given dy (same layout as y). Overwrites dx.
-// A stride-1 conv's dx is a forward conv of dy (conv_detail::backward_data_is_conv). Otherwise
+// A 3x3 or 5x5 stride-1 conv's dx is a Winograd conv of dy (conv_detail::backward_data_is_winograd), another
+// stride-1 conv's a forward conv of dy (conv_detail::backward_data_is_conv). Otherwise
 // columns = W^T dy (patch_size x out_plane per image) as one implicit GEMM over a group of images
 // (conv_gemm.h, with W^T packed once per call), then col2im folds each image's columns into dx; a
 // pointwise conv's columns are dx itself. Groups keep the columns buffer within kColumnsFloats.
@@ -95,6 +112,15 @@ inline void flip_conv_weights(const Conv2dShape& s, const float* w, float* flipp
 // fanned-out value's gradient needs, without a pass of its own).
 inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, const float* w, float* dx,
                                  const float* addend = nullptr) {
+  if (conv_detail::backward_data_is_winograd(shape)) {
+    const WinogradKind kind = shape.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3;
+    const Conv2dShape flipped_shape = conv_detail::backward_data_conv_shape(shape);
+    float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
+                                   static_cast<std::size_t>(winograd_weights_size(kind, shape.in_channels, shape.out_channels)));
+    pack_winograd_weights_flipped(kind, flipped_shape, w, packed);
+    conv2d_forward_winograd(kind, flipped_shape, dy, packed, nullptr, dx, false, ConvOutput{addend});
+    return;
+  }
   if (conv_detail::backward_data_is_conv(shape)) {
     // The flipped weights in the columns slot, which this path does not otherwise use.
     float* flipped = thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(shape.out_channels) * shape.patch_size());
