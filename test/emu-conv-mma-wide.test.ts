@@ -1,4 +1,4 @@
-// The wide tensor-core tiles of the k×k bf16 convs (compiler/backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES:
+// The wide tensor-core tiles of the k×k bf16 convs' forward, data and weight gradients (compiler/backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES:
 // 8-warp 128×96 and 128×128 blocks, 96-wide 4-warp ones) against the 4-warp tiles (`wideTiles: false`). A
 // tile changes which block computes an output, never its arithmetic: every output sums the same 32-deep
 // slices in the same order through the same mma, so the two builds must agree bitwise — inference outputs,
@@ -45,12 +45,12 @@ afterAll(() => {
 
 /** report.txt's tile cell of each bf16 conv kernel, by kernel name. */
 function tiles(dir: string): Map<string, string> {
-  const rows = readFileSync(join(dir, 'report.txt'), 'utf8').split('\n').filter((l) => /^\s+k\d+_conv_(infer|fwd_fused|dgrad_fused)\s+\|/.test(l));
+  const rows = readFileSync(join(dir, 'report.txt'), 'utf8').split('\n').filter((l) => /^\s+k\d+_conv_(infer|fwd_fused|dgrad_fused|wgrad_fused)\s+\|/.test(l));
   return new Map(rows.map((l) => [l.split('|')[0].trim(), l.split('|')[2]?.trim() ?? '']));
 }
 
 describe('the wide bf16 conv tiles on emu', () => {
-  it('report.txt: the k×k forwards and data gradients take the 8-warp and 96-wide tiles, the narrow build none', () => {
+  it('report.txt: the k×k forwards, data and weight gradients take the 8-warp and 96-wide tiles, the narrow build none', () => {
     const wide = tiles(dirs.wide), narrow = tiles(dirs.narrow);
     const tileOf = (name: string) => [...wide].find(([k]) => k.startsWith(name))?.[1] ?? `no ${name} in report.txt`;
     expect(tileOf('k1_conv_fwd_fused')).toMatch(/^128×96×32 tile, 8 warps \(4×2\) of 32×48/); // the stem: 96 channels
@@ -59,7 +59,11 @@ describe('the wide bf16 conv tiles on emu', () => {
     expect(tileOf('k7_conv_fwd_fused')).toMatch(/^64×96×32 tile, 4 warps \(2×2\) of 32×48/); // 48 rows: no statistics padding
     expect(tileOf('k7_conv_dgrad_fused')).toMatch(/^128×128×32 tile, 8 warps/); // stride 2: taps skipped
     expect(tileOf('k1_conv_infer')).toMatch(/^64×96×32 tile, 4 warps \(2×2\) of 32×48/);
-    expect(wide.size).toBe(8); // 3 inference, 3 training forwards, 2 data gradients
+    // Weight gradients: M = C·R·S taps, N = K (the 8-warp blocks' bias sums run over 256 threads' items).
+    expect(tileOf('k1_conv_wgrad_fused')).toMatch(/^128×96×32 tile, 8 warps \(4×2\) of 32×48/); // M = 363, N = 96
+    expect(tileOf('k4_conv_wgrad_fused')).toMatch(/^128×128×32 tile, 8 warps \(4×2\) of 32×64/);
+    expect(tileOf('k7_conv_wgrad_fused')).toMatch(/^128×96×32 tile, 8 warps \(4×2\) of 32×48/);
+    expect(wide.size).toBe(11); // 3 inference, 3 training forwards, 2 data gradients, 3 weight gradients
     expect(narrow.size).toBe(wide.size);
     for (const [kernel, tile] of narrow) expect(tile, kernel).toMatch(/4 warps/);
     for (const tile of narrow.values()) expect(tile).not.toMatch(/32×48/);
