@@ -162,9 +162,9 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
 
 export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused'>, wideTiles = true): CudaKernel {
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
-  // A k×k kernel may take the wide tiles: each block re-reads its BM taps of x for every ⌈K/BN⌉ column
+  // Any kernel size may take the wide tiles: each block re-reads its BM taps of x for every ⌈K/BN⌉ column
   // tile and its BN channels of dY' (with y, for a rebuild) for every ⌈C·R·S/BM⌉ row tile (conv-mma-tile.ts).
-  const tile = chooseMmaTile(CRS, c.K, wideTiles && RS > 1 ? WIDE_CANDIDATES : CANDIDATES);
+  const tile = chooseMmaTile(CRS, c.K, wideTiles ? WIDE_CANDIDATES : CANDIDATES);
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8;
