@@ -32,6 +32,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-wide.test.ts'],
   },
   {
+    name: "bf16 weight gradient's bias sums reading the 4-warp rows on an 8-warp tile",
+    file: 'compiler/backends/cuda/conv-mma-grad.ts',
+    find: "`  const int row = (t + i * ${threads}) / 8;`,",
+    replace: "`  const int row = (t + i * 128) / 8;`,",
+    tests: ['test/emu-conv-mma-wide.test.ts'],
+  },
+  {
     name: "bf16 conv kernels' fused gradient rebuild without its x̂·dγ term",
     file: 'compiler/backends/cuda/conv-mma-channels.ts',
     find: "(${d} - ${from('g_dbeta')} * inv_m - xhat * ${from('g_dgamma')} * inv_m);",

@@ -1,4 +1,4 @@
-// The wide tensor-core tiles of the k×k bf16 convs (compiler/backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES:
+// The wide tensor-core tiles of the bf16 convs (k×k forwards and data gradients, every weight gradient; compiler/backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES:
 // 8-warp 128×96 and 128×128 blocks, 96-wide 4-warp ones) against the 4-warp tiles (`wideTiles: false`). A
 // tile changes which block computes an output, never its arithmetic: every output sums the same 32-deep
 // slices in the same order through the same mma, so the two builds must agree bitwise — inference outputs,
@@ -16,7 +16,8 @@ import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
 
-// conv1 3→96 11×11/4 pad 5 on 27×23 → 96×7×6; conv4 96→128 3×3 pad 1 → 128×7×6; conv7 128→96 3×3/2 pad 1 → 96×4×3.
+// conv1 3→96 11×11/4 pad 5 on 27×23 → 96×7×6; conv4 96→128 3×3 pad 1 → 128×7×6; conv7 128→96 3×3/2 pad 1 → 96×4×3;
+// conv9 96→128 1×1 → 128×4×3 (only its weight gradient takes a wide tile).
 const INPUT = [3, 27, 23] as const;
 const CLASSES = 3;
 const SPEC = `model wide_tiles {
@@ -24,7 +25,8 @@ const SPEC = `model wide_tiles {
   conv(3, 96, 11, 11, 4, 4, 5, 5)  bn(96)  relu
   conv(96, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
   conv(128, 96, 3, 3, 2, 2, 1, 1)  relu
-  view(-1)  linear(${96 * 4 * 3}, ${CLASSES})  logsoftmax
+  conv(96, 128, 1, 1)  bn(128)  relu
+  view(-1)  linear(${128 * 4 * 3}, ${CLASSES})  logsoftmax
 }`;
 
 let root: string;
@@ -45,12 +47,12 @@ afterAll(() => {
 
 /** report.txt's tile cell of each bf16 conv kernel, by kernel name. */
 function tiles(dir: string): Map<string, string> {
-  const rows = readFileSync(join(dir, 'report.txt'), 'utf8').split('\n').filter((l) => /^\s+k\d+_conv_(infer|fwd_fused|dgrad_fused)\s+\|/.test(l));
+  const rows = readFileSync(join(dir, 'report.txt'), 'utf8').split('\n').filter((l) => /^\s+k\d+_conv_(infer|fwd_fused|dgrad_fused|wgrad_fused)\s+\|/.test(l));
   return new Map(rows.map((l) => [l.split('|')[0].trim(), l.split('|')[2]?.trim() ?? '']));
 }
 
 describe('the wide bf16 conv tiles on emu', () => {
-  it('report.txt: the k×k forwards and data gradients take the 8-warp and 96-wide tiles, the narrow build none', () => {
+  it('report.txt: the k×k forwards and data gradients and every weight gradient take the 8-warp and 96-wide tiles, the narrow build none', () => {
     const wide = tiles(dirs.wide), narrow = tiles(dirs.narrow);
     const tileOf = (name: string) => [...wide].find(([k]) => k.startsWith(name))?.[1] ?? `no ${name} in report.txt`;
     expect(tileOf('k1_conv_fwd_fused')).toMatch(/^128×96×32 tile, 8 warps \(4×2\) of 32×48/); // the stem: 96 channels
@@ -59,7 +61,14 @@ describe('the wide bf16 conv tiles on emu', () => {
     expect(tileOf('k7_conv_fwd_fused')).toMatch(/^64×96×32 tile, 4 warps \(2×2\) of 32×48/); // 48 rows: no statistics padding
     expect(tileOf('k7_conv_dgrad_fused')).toMatch(/^128×128×32 tile, 8 warps/); // stride 2: taps skipped
     expect(tileOf('k1_conv_infer')).toMatch(/^64×96×32 tile, 4 warps \(2×2\) of 32×48/);
-    expect(wide.size).toBe(8); // 3 inference, 3 training forwards, 2 data gradients
+    // Weight gradients: M = C·R·S taps, N = K (the 8-warp blocks' bias sums run over 256 threads' items).
+    expect(tileOf('k1_conv_wgrad_fused')).toMatch(/^128×96×32 tile, 8 warps \(4×2\) of 32×48/); // M = 363, N = 96
+    expect(tileOf('k4_conv_wgrad_fused')).toMatch(/^128×128×32 tile, 8 warps \(4×2\) of 32×64/);
+    expect(tileOf('k7_conv_wgrad_fused')).toMatch(/^128×96×32 tile, 8 warps \(4×2\) of 32×48/);
+    expect(tileOf('k9_conv_wgrad_fused')).toMatch(/^128×128×32 tile, 8 warps \(4×2\) of 32×64/); // 1×1: M = 96, N = 128
+    expect(tileOf('k9_conv_fwd_fused')).toMatch(/4 warps/); // a 1×1 forward and data gradient keep the 4-warp tiles
+    expect(tileOf('k9_conv_dgrad_fused')).toMatch(/4 warps/);
+    expect(wide.size).toBe(15); // 4 inference, 4 training forwards, 3 data gradients, 4 weight gradients
     expect(narrow.size).toBe(wide.size);
     for (const [kernel, tile] of narrow) expect(tile, kernel).toMatch(/4 warps/);
     for (const tile of narrow.values()) expect(tile).not.toMatch(/32×48/);
@@ -76,7 +85,7 @@ describe('the wide bf16 conv tiles on emu', () => {
       for (const t of wide.tensorNames()) narrow.setTensor(t, wide.getTensor(t));
       await Promise.all([wide, narrow].map((m) => m.forwardBackward(images, labels)));
       const grads = wide.info.params.map((t) => t.name);
-      expect(grads.length).toBe(12); // 3 convs, 2 BNs and the linear, weights and biases: all compared
+      expect(grads.length).toBe(16); // 4 convs, 3 BNs and the linear, weights and biases: all compared
       for (const t of grads) expect(Array.from(narrow.getGradient(t)), t).toEqual(Array.from(wide.getGradient(t)));
       // The comparison means something: the stem's gradient (through both wide data gradients) is not all zero.
       expect(wide.getGradient('conv1.weight').some((v) => v !== 0)).toBe(true);

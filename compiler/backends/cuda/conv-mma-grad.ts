@@ -9,7 +9,7 @@
 // atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
 // channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
 import { inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
-import { BK, CANDIDATES, THREADS, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
+import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
 import type { KernelStep } from '../../lower/program-ir.js';
@@ -160,12 +160,15 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   };
 }
 
-export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused'>): CudaKernel {
+export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused'>, wideTiles = true): CudaKernel {
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
-  const tile = chooseMmaTile(CRS, c.K);
+  // Any kernel size may take the wide tiles: each block re-reads its BM taps of x for every ⌈K/BN⌉ column
+  // tile and its BN channels of dY' (with y, for a rebuild) for every ⌈C·R·S/BM⌉ row tile (conv-mma-tile.ts).
+  const tile = chooseMmaTile(CRS, c.K, wideTiles ? WIDE_CANDIDATES : CANDIDATES);
   const { bm: BM, bn: BN, nt: NT } = tile;
+  const threads = tileThreads(tile);
   const WN = NT * 8;
-  const bsums = Math.ceil((BN * 8) / THREADS); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
+  const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
   const names = ['g', ...rebuildParams(c), 'x', ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
   const biasSum = c.bias
     ? [
@@ -173,7 +176,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
         '// then the 8 lanes of a row add theirs by shfl_xor 1, 2, 4 (a fixed order) — the blocks of column 0 write it to this split\'s partial.',
         'NINCC_UNROLL',
         `for (int i = 0; i < ${bsums}; ++i) {`,
-        `  const int row = (t + i * ${THREADS}) / 8;`,
+        `  const int row = (t + i * ${threads}) / 8;`,
         '  float s = bsum[i];',
         '  s += nincc::shfl_xor(s, 1); s += nincc::shfl_xor(s, 2); s += nincc::shfl_xor(s, 4);',
         `  if (blockIdx.x == 0 && lane % 8 == 0 && row < ${BN} && n0 + row < ${c.K}) nincc::st(&bpart[split * ${c.K} + n0 + row], s);`,
@@ -204,7 +207,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
         '  }',
         '}',
       ],
-    }).map((s) => `  ${s}`),
+    }, threads).map((s) => `  ${s}`),
     '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
     ...stageAlongK('bs', BN, {
       perRow: ['const int kout = n0 + row;', ...rowRebuildLoads(c, 'kout', `kout < ${c.K}`)],
@@ -215,9 +218,9 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
         '  v = nincc::ld(&g[at]);',
         ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `  ${s}`),
         '}',
-        ...(c.bias ? [`bsum[q / ${THREADS}] += v;`] : []),
+        ...(c.bias ? [`bsum[q / ${threads}] += v;`] : []),
       ],
-    }).map((s) => `  ${s}`),
+    }, threads).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
@@ -237,7 +240,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   return {
     params: params(k, names),
     body,
-    launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [THREADS, 1, 1], shared: 0 },
+    launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [threads, 1, 1], shared: 0 },
     fused,
     tile: tileText,
   };

@@ -24,7 +24,7 @@ export const CANDIDATES: readonly MmaTile[] = [
 ];
 
 /**
- * The tiles a k×k (R·S > 1) forward or data gradient may also take: 8-warp blocks (256 threads, warps
+ * The tiles a k×k (R·S > 1) forward or data gradient, or any weight gradient, may also take: 8-warp blocks (256 threads, warps
  * 4×2 of 32×8·nt) up to 128×128, and 96-wide ones (nt = 6) for 96-channel layers. Each block re-reads its
  * BN×K slice of the weights and its BM×K of the gathered operand (R·S reads per input element), so the
  * global sectors per MAC fall with (BM + BN)/(BM·BN): a 96-channel layer's 128×32 tile becomes 128×96,

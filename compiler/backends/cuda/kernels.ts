@@ -170,7 +170,7 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     case 'conv_dgrad_fused':
       return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false) : convBackwardData(k, k.consts);
     case 'conv_wgrad_fused':
-      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts) : convBackwardWeight(k, k.consts);
+      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.wideTiles !== false) : convBackwardWeight(k, k.consts);
     default:
       return trainingKernel(k);
   }
