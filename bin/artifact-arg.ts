@@ -2,12 +2,11 @@
 // and the device a command runs it on.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildArtifact } from '../compiler/build.js';
 import { PRECISIONS, type Precision } from '../compiler/ir.js';
 import { runBuildJob, SpecError as BuildSpecError } from '../runtime/build.js';
 import type { Device } from '../runtime/model.js';
 import { stringOption, UsageError, type ParsedArgs } from './command.js';
-import { readSource, requireModel, SpecError } from './spec-file.js';
+import { readSource, SpecError } from './spec-file.js';
 
 const DEVICES: readonly Device[] = ['cpu', 'emu', 'cuda'];
 
@@ -108,33 +107,21 @@ export function artifactDevice(dir: string): Device {
   return 'cuda' in libraries ? 'cuda' : 'emu' in libraries ? 'emu' : 'cpu';
 }
 
-/** A built artifact directory as given, or a spec built (cached) for the device that will run it. */
-export function resolveArtifact(arg: string, options: ArtifactOptions = {}): string {
-  if (!existsSync(arg)) throw new UsageError(`${arg}: no such file or directory`);
-  if (statSync(arg).isDirectory()) {
-    if (!existsSync(join(arg, 'plan.json'))) throw new UsageError(`${arg}: not an artifact directory (no plan.json); build one with 'nincc build SPEC -o DIR'`);
-    checkPrecision(arg, options.precision);
-    checkInput(arg, options.input, options.imageData === true, options.floatData, options.note ?? stderrNote);
-    return arg;
-  }
-  const { model, source } = requireModel(arg);
-  // Only an explicit u8 here: the uint8 default for image data is prepareArtifact's (its build worker knows the fallback).
-  const input = options.input === 'u8' ? 'u8' : undefined;
-  // emu and cuda run the generated CUDA: a spec given for them is built for that target, into its own directory.
-  const target = options.device === 'emu' || options.device === 'cuda' ? options.device : 'cpu';
-  const outDir = options.outDir ?? `build/${model.name}${target === 'cpu' ? '' : `-${target}`}${input ? `-${input}` : ''}`;
-  const log = options.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
-  buildArtifact(model, source, { outDir, target, ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}), ...(options.precision ? { precision: options.precision } : {}), ...(input ? { input } : {}), log });
-  return outDir;
+/** An artifact directory as given, checked against the options (precision, --input, the data's kind). */
+function checkArtifactDir(dir: string, options: ArtifactOptions): string {
+  if (!existsSync(join(dir, 'plan.json'))) throw new UsageError(`${dir}: not an artifact directory (no plan.json); build one with 'nincc build SPEC -o DIR'`);
+  checkPrecision(dir, options.precision);
+  checkInput(dir, options.input, options.imageData === true, options.floatData, options.note ?? stderrNote);
+  return dir;
 }
 
 /**
- * resolveArtifact with the build in a worker thread (runtime/build.ts), so the event loop keeps
- * turning (signals, progress) while g++ runs. Spec errors are printed as `nincc check` prints them.
+ * A built artifact directory as given (checked), or a spec built (cached) for the device that will run it, in a
+ * worker thread (runtime/build.ts), so the event loop keeps turning (signals, progress) while g++ runs. Spec errors are printed as `nincc check` prints them.
  */
 export async function prepareArtifact(arg: string, options: ArtifactOptions = {}): Promise<string> {
   if (!existsSync(arg)) throw new UsageError(`${arg}: no such file or directory`);
-  if (statSync(arg).isDirectory()) return resolveArtifact(arg, options);
+  if (statSync(arg).isDirectory()) return checkArtifactDir(arg, options);
   const target = options.device === 'emu' || options.device === 'cuda' ? options.device : 'cpu';
   const log = options.quiet ? () => {} : (l: string) => process.stderr.write(`${l}\n`);
   try {
