@@ -19,37 +19,56 @@ export interface CycleReport {
   readonly cpuMsPerCycle: number; // this process's CPU time (all threads): what contention for the cores does not inflate
   readonly rssAfterWarmupMiB: number;
   readonly rssEndMiB: number;
-  readonly growthMiB: number; // end minus after warm-up
+  readonly heldSamplesMiB: readonly number[]; // RSS less V8's empty heap, after a full collection, every tenth of the cycles after warm-up
+  readonly growthMiB: number; // of those: median of the last three samples minus median of the first three
 }
 
+const HELD_SAMPLES = 11;
+const median3 = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[1]!;
+
 const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
+// RSS less the part of V8's heap that holds nothing: V8 doubles its young generation when enough
+// survives (heapTotal 33 -> 49 MiB at about cycle 430 in one run, heapUsed flat at 14 MiB), a step
+// of 16 MiB that says nothing about what models hold; memory a leak holds is in use, so it stays.
+const heldMiB = () => {
+  const u = process.memoryUsage();
+  return (u.rss - (u.heapTotal - u.heapUsed)) / 2 ** 20;
+};
 // A full collection before each RSS reading, also where node runs without --expose-gc (vitest's
 // forks): otherwise the reading depends on when V8 last collected, which is noise of several MiB.
 setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc') as () => void;
 
-/** `cycles` times: load the artifact, infer one image, dispose. RSS is read after `warmup` cycles and at the end. */
+/** `cycles` times: load the artifact, infer one image, dispose. Memory held is sampled from `warmup` cycles to the end. */
 export async function loadInferDisposeCycles(dir: string, cycles: number, warmup: number): Promise<CycleReport> {
   const probe = await load(dir);
   const image = new Float32Array(probe.imageElements).fill(0.25);
   await probe.dispose();
-  let rssAfterWarmupMiB = rssMiB();
+  // Medians of three samples at each end, not two single readings: a leak raises every sample, and
+  // one reading taken just before V8 grew its heap once made a flat run look like 16 MiB of growth.
+  const every = Math.max(1, Math.floor((cycles - warmup) / (HELD_SAMPLES - 1)));
+  const samples: number[] = [];
+  let rssAfterWarmupMiB = 0;
+  const sample = () => {
+    collect();
+    if (samples.length === 0) rssAfterWarmupMiB = rssMiB();
+    samples.push(heldMiB());
+  };
+  if (warmup === 0) sample();
   const started = performance.now();
   const cpuStarted = process.cpuUsage();
   for (let i = 0; i < cycles; i++) {
     const m = await load(dir);
     await m.infer(image);
     await m.dispose();
-    if (i + 1 === warmup) {
-      collect();
-      rssAfterWarmupMiB = rssMiB();
-    }
+    if (i + 1 >= warmup && (i + 1 - warmup) % every === 0 && i + 1 < cycles) sample();
   }
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuStarted);
-  collect();
-  const rssEndMiB = rssMiB();
-  return { cycles, warmup, seconds, msPerCycle: (seconds * 1000) / cycles, cpuMsPerCycle: (cpu.user + cpu.system) / 1000 / cycles, rssAfterWarmupMiB, rssEndMiB, growthMiB: rssEndMiB - rssAfterWarmupMiB };
+  sample();
+  if (samples.length < 6) throw new Error(`load cycles: ${cycles - warmup} cycles after warm-up give ${samples.length} memory samples; growth needs at least 6`);
+  const growthMiB = median3(samples.slice(-3)) - median3(samples.slice(0, 3));
+  return { cycles, warmup, seconds, msPerCycle: (seconds * 1000) / cycles, cpuMsPerCycle: (cpu.user + cpu.system) / 1000 / cycles, rssAfterWarmupMiB, rssEndMiB: rssMiB(), heldSamplesMiB: samples, growthMiB };
 }
 
 /** Loads `count` models and infers once with each, never calling dispose(): the finalizer must free them. */
