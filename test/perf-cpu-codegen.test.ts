@@ -30,8 +30,9 @@ describe('generated CPU code', () => {
     // layer 21: conv(64, 128, 3x3) of the third block, on 7x7 (an implicit GEMM): 128 channels round up to 132 rows of 12.
     expect(packedConvWeightsSize(128, 64 * 9)).toBe(132 * 576);
     expect(cc).toContain(`static_assert(packed_conv_weights_size(128, 576) == ${132 * 576}, "packed weight buffer size");`);
-    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert[^\n]*\n  const Conv2dShape shape\{1, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  pack_conv_weights\(shape, /);
-    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  conv2d_forward\(shape, \/\*x=\*\/arg<const float>\(a, 0\), PackedConvWeights\{\/\*w=\*\/arg<const float>\(a, 1\)\}, /);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert[^\n]*\n  static_assert[^\n]*\n  const Conv2dShape shape\{1, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  pack_conv_weights\(shape, /);
+    // Below batch 5; from 5 up it runs Winograd F(4x4,3x3) (the next test).
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  if \(a->n < 5\) conv2d_forward\(shape, \/\*x=\*\/arg<const float>\(a, 0\), PackedConvWeights\{\/\*w=\*\/arg<const float>\(a, 1\)\}, /);
     // Every folded conv but the Winograd one (layer 11, below) reads GEMM panels.
     expect(cc.match(/PackedConvWeights\{/g)).toHaveLength(8);
     expect(cc).not.toContain('ScopedKernelTimer');
@@ -42,20 +43,31 @@ describe('generated CPU code', () => {
     // layer 11: conv(32, 64, 3x3) on 14x14 runs as Winograd F(2,3): 4x4 transformed 72 x 32 matrices.
     const c11 = { C: 32, H: 14, W: 14, K: 64, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 };
     expect(chooseConvAlgorithm(c11).algorithm).toBe('winograd_f2x3');
-    expect(convPackedWeightsFloats(c11)).toBe(16 * 72 * 32);
-    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert\(winograd_weights_size\(WinogradKind::F2x3, 64, 32\) == 36864, "packed weight buffer size"\);\n  const Conv2dShape shape\{1, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  pack_winograd_weights\(WinogradKind::F2x3, shape, /);
-    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  conv2d_forward_winograd\(WinogradKind::F2x3, shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\), /);
+    // ... at batch 1; from batch 2 up as F(4,3), whose 6x6 transformed matrices follow in the same buffer.
+    expect(chooseConvAlgorithm(c11).large).toMatchObject({ algorithm: 'winograd_f4x3', fromBatch: 2 });
+    expect(convPackedWeightsFloats(c11)).toBe(16 * 72 * 32 + 36 * 72 * 32);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert\(winograd_weights_size\(WinogradKind::F2x3, 64, 32\) == 36864, "packed weight buffer size"\);\n  static_assert\(winograd_weights_size\(WinogradKind::F4x3, 64, 32\) == 82944, "packed weight buffer size"\);\n  const Conv2dShape shape\{1, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  pack_winograd_weights\(WinogradKind::F2x3, shape, \/\*w_out=\*\/arg<const float>\(a, 6\), \/\*packed=\*\/arg<float>\(a, 8\)\);\n  pack_winograd_weights\(WinogradKind::F4x3, shape, \/\*w_out=\*\/arg<const float>\(a, 6\), \/\*packed=\*\/arg<float>\(a, 8\) \+ 36864\);\n\}/);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  if \(a->n < 2\) conv2d_forward_winograd\(WinogradKind::F2x3, shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\), [^\n]*\n  else conv2d_forward_winograd\(WinogradKind::F4x3, shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\) \+ 36864, /);
     // No Winograd for strided or 1x1 convs; 3x3 on 7x7 planes loses at batch 1 (tiles a quarter empty).
     expect(chooseConvAlgorithm({ ...c11, sh: 2, sw: 2 }).algorithm).toBe('implicit_gemm');
     expect(chooseConvAlgorithm({ ...c11, R: 1, S: 1, ph: 0, pw: 0 }).algorithm).toBe('implicit_gemm');
-    expect(chooseConvAlgorithm({ C: 64, H: 7, W: 7, K: 128, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 }).algorithm).toBe('implicit_gemm');
+    const c21 = { C: 64, H: 7, W: 7, K: 128, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 };
+    expect(chooseConvAlgorithm(c21).algorithm).toBe('implicit_gemm');
+    // ... but from batch 5 up F(4,3) fills its lanes (measured at 1 thread: 2.6x the GEMM's time at batch 1, 0.43x at 16).
+    expect(chooseConvAlgorithm(c21).large).toMatchObject({ algorithm: 'winograd_f4x3', fromBatch: 5 });
+    expect(convPackedWeightsFloats(c21)).toBe(132 * 576 + 36 * 132 * 64);
+    expect(cc).toMatch(/\n  else conv2d_forward_winograd\(WinogradKind::F4x3, shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\) \+ 76032, [^\n]*\n\}\n\n\/\/ layer 24/);
+    // No second algorithm for a 1x1 conv, nor where F(4,3)'s weights outgrow L3 (NIN's 384 -> 1024 on 7x7).
+    expect(chooseConvAlgorithm({ ...c11, R: 1, S: 1, ph: 0, pw: 0 }).large).toBeUndefined();
+    expect(chooseConvAlgorithm({ C: 384, H: 7, W: 7, K: 1024, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 }).large).toBeUndefined();
     // NIN's 5x5 96 -> 256 layer on 28x28 (its biggest) takes F(2,5).
     expect(chooseConvAlgorithm({ C: 96, H: 28, W: 28, K: 256, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 }).algorithm).toBe('winograd_f2x5');
     const lines = convAlgorithmReport(lowerModel(compileSpec(source, spec).model!, { maxBatch: 4, trainKernels: 'cpu' }).programs);
     expect(lines[0]).toBe('CPU convolution algorithms (cost model at batch 1 and 16; relative time, lower is faster):');
     expect(lines.find((l) => l.includes('k11_conv_infer'))).toMatch(/3x3\/1 32→64 on 14x14: Winograd F\(2x2,3x3\): modeled 0\.\d\d× at batch 1, 0\.\d\d× at batch 16 of the implicit GEMM's time/);
     expect(lines.find((l) => l.includes('k4_conv_infer'))).toContain('1x1/1 32→32 on 28x28: implicit GEMM: a 1x1 conv');
-    expect(lines).toHaveLength(1 + 9);
+    expect(lines.find((l) => l.includes('k21_conv_infer') && l.includes('from batch'))).toMatch(/3x3\/1 64→128 on 7x7, from batch 5: Winograd F\(4x4,3x3\): the model has it ahead of implicit GEMM from this batch up: 0\.\d\d× its time at batch 16/);
+    expect(lines).toHaveLength(1 + 9 + 2);
     // The artifact's report.txt carries the same lines.
     const reportText = readFileSync(join(work, 'plain', 'report.txt'), 'utf8');
     expect(reportText).toContain(lines.join('\n'));

@@ -25,9 +25,16 @@ const Conv kConvs[] = {{"k1 5x5 1->32 28x28", 1, 28, 32, 5, 2},   {"k4 1x1 32->3
                        {"k21 3x3 64->128 7x7", 64, 7, 128, 3, 1},  {"k24 1x1 128->128 7x7", 128, 7, 128, 1, 0}};
 constexpr int kConvCount = sizeof kConvs / sizeof kConvs[0];
 const char* const kPools[] = {"maxpool 32x28x28", "maxpool 64x14x14"};
-// Layers after the pools: k11 as nincc builds it (its cost model picks Winograd F(2x2,3x3)), and k21
-// as Winograd F(2x2,3x3) (its cost model picks the implicit GEMM), to set beside the GEMM rows.
-constexpr int kExtraCount = 2;
+// Layers after the pools: the 3x3 convs under each Winograd variant, to set beside the GEMM rows
+// (nincc's cost model picks F(2x2,3x3) for k11 and the implicit GEMM for k21).
+struct Extra {
+  const char* name;
+  int conv;  // index into kConvs
+  WinogradKind kind;
+};
+const Extra kExtras[] = {{"k11 as Winograd F2x3", 2, WinogradKind::F2x3}, {"k21 as Winograd F2x3", 4, WinogradKind::F2x3},
+                         {"k11 as Winograd F4x3", 2, WinogradKind::F4x3}, {"k21 as Winograd F4x3", 4, WinogradKind::F4x3}};
+constexpr int kExtraCount = sizeof kExtras / sizeof kExtras[0];
 
 // One layer's buffers at one batch, made on first use.
 struct Buffers {
@@ -39,7 +46,7 @@ struct Buffers {
 
 extern "C" __attribute__((visibility("default"))) int nincc_layer_count() { return kConvCount + 2 + kExtraCount; }
 extern "C" __attribute__((visibility("default"))) const char* nincc_layer_name(int i) {
-  return i < kConvCount ? kConvs[i].name : i < kConvCount + 2 ? kPools[i - kConvCount] : i == kConvCount + 2 ? "k11 as Winograd F2x3" : "k21 as Winograd F2x3";
+  return i < kConvCount ? kConvs[i].name : i < kConvCount + 2 ? kPools[i - kConvCount] : kExtras[i - kConvCount - 2].name;
 }
 
 // Runs layer i once at `batch`; returns a value of its output (so the call cannot be dropped).
@@ -48,7 +55,8 @@ extern "C" __attribute__((visibility("default"))) float nincc_layer_run(int i, i
   Buffers& bu = buffers[i];
   if (i < kConvCount || i >= kConvCount + 2) {
     const bool winograd = i >= kConvCount + 2;
-    const Conv& l = kConvs[!winograd ? i : i == kConvCount + 2 ? 2 : 4];
+    const Extra* extra = winograd ? &kExtras[i - kConvCount - 2] : nullptr;
+    const Conv& l = kConvs[winograd ? extra->conv : i];
     const Conv2dShape s{batch, l.c, l.h, l.h, l.k, l.r, l.r, 1, 1, l.pad, l.pad};
     if (bu.batch != batch) {
       bu.batch = batch;
@@ -57,11 +65,11 @@ extern "C" __attribute__((visibility("default"))) float nincc_layer_run(int i, i
       bu.b = values(l.k, 0.1f);
       bu.y.assign(static_cast<std::size_t>(batch) * l.k * s.out_plane(), 0.f);
       const Conv2dShape one{1, l.c, l.h, l.h, l.k, l.r, l.r, 1, 1, l.pad, l.pad};
-      bu.packed.assign(winograd ? winograd_weights_size(WinogradKind::F2x3, l.k, l.c) : packed_conv_weights_size(l.k, s.patch_size()), 0.f);
-      if (winograd) pack_winograd_weights(WinogradKind::F2x3, one, w.data(), bu.packed.data());
+      bu.packed.assign(winograd ? winograd_weights_size(extra->kind, l.k, l.c) : packed_conv_weights_size(l.k, s.patch_size()), 0.f);
+      if (winograd) pack_winograd_weights(extra->kind, one, w.data(), bu.packed.data());
       else pack_conv_weights(one, w.data(), bu.packed.data());
     }
-    if (winograd) conv2d_forward_winograd(WinogradKind::F2x3, s, bu.x.data(), bu.packed.data(), bu.b.data(), bu.y.data(), true);
+    if (winograd) conv2d_forward_winograd(extra->kind, s, bu.x.data(), bu.packed.data(), bu.b.data(), bu.y.data(), true);
     else conv2d_forward(s, bu.x.data(), PackedConvWeights{bu.packed.data()}, bu.b.data(), bu.y.data(), true);
     return bu.y[bu.y.size() / 2];
   }

@@ -1,5 +1,6 @@
 // The CPU forward-convolution algorithm of each BN-folded conv (backends/cpu/render.ts emits its calls): the
-// batch-wide implicit GEMM (conv_gemm.h) or a Winograd variant (conv_winograd.h), picked by a cost model.
+// batch-wide implicit GEMM (conv_gemm.h) or a Winograd variant (conv_winograd.h), picked by a cost model,
+// with a second one from some batch up where the model has another algorithm ahead at large batches.
 import type { Program } from '../lower/program-ir.js';
 import type { ConvShape } from '../lower/ops.js';
 
@@ -9,10 +10,13 @@ export type ConvAlgorithm = 'implicit_gemm' | 'winograd_f2x3' | 'winograd_f4x3' 
 export type ConvConsts = Omit<ConvShape, 'P' | 'Q'>;
 
 export interface ConvChoice {
+  /** The algorithm at batch 1, and at every batch when `large` is absent. */
   readonly algorithm: ConvAlgorithm;
   /** Modeled time of every candidate, relative to the implicit GEMM, at each of costBatches. */
   readonly relative: ReadonlyMap<ConvAlgorithm, readonly number[]>;
   readonly reason: string;
+  /** The algorithm run from `fromBatch` images up (its weights packed beside the first's), and why. */
+  readonly large?: { readonly algorithm: ConvAlgorithm; readonly fromBatch: number; readonly reason: string };
 }
 
 /** The batches the choice is made for: one image (latency) and a typical serving/training batch. */
@@ -95,7 +99,26 @@ function candidates(c: ConvConsts): Exclude<ConvAlgorithm, 'implicit_gemm'>[] {
   return (Object.keys(winograd) as Exclude<ConvAlgorithm, 'implicit_gemm'>[]).filter((a) => winograd[a].r === c.R);
 }
 
-/** The algorithm for a conv whose folded weights are packed at fold time, and why. */
+const cyclesOf = (a: ConvAlgorithm, c: ConvConsts, n: number) => (a === 'implicit_gemm' ? implicitGemmCycles(c, n) : winogradCycles(a, c, n));
+
+/**
+ * The algorithm from some batch up, when one models a `margin` faster than `base` at the largest of
+ * costBatches: a Winograd variant's cost is per 32 tiles, so one with larger output tiles (F(4x4,3x3))
+ * can lose at batch 1, where a 7x7 plane fills an eighth of its lanes, and win at 16 (measured at 1
+ * thread, nin-fashion's 3x3 64→128 on 7x7: 2.6× the implicit GEMM's time at batch 1, 0.43× at 16;
+ * bench/logs/cpu-infer-batch-algorithm.out). Switches at the first batch the model has it ahead of `base`.
+ */
+function largeBatchChoice(c: ConvConsts, base: ConvAlgorithm, relative: ReadonlyMap<ConvAlgorithm, readonly number[]>): ConvChoice['large'] {
+  const last = costBatches.length - 1, at = (a: ConvAlgorithm) => relative.get(a)![last];
+  const best = [...relative.keys()].reduce((b, a) => (at(a) < at(b) ? a : b), base);
+  if (best === base || at(best) >= margin * at(base)) return undefined;
+  let fromBatch = 2;
+  while (fromBatch < costBatches[last] && cyclesOf(best, c, fromBatch) >= cyclesOf(base, c, fromBatch)) fromBatch++;
+  const reason = `the model has it ahead of ${algorithmName(base)} from this batch up: ${(at(best) / at(base)).toFixed(2)}× its time at batch ${costBatches[last]}`;
+  return { algorithm: best, fromBatch, reason };
+}
+
+/** The algorithm for a conv whose folded weights are packed at fold time (and the one from some batch up), and why. */
 export function chooseConvAlgorithm(c: ConvConsts): ConvChoice {
   const direct = costBatches.map((n) => implicitGemmCycles(c, n));
   const relative = new Map<ConvAlgorithm, readonly number[]>([['implicit_gemm', costBatches.map(() => 1)]]);
@@ -114,13 +137,22 @@ export function chooseConvAlgorithm(c: ConvConsts): ConvChoice {
   else if (best === 'implicit_gemm' && relative.size === 1) reason = `no Winograd variant for a ${c.R}x${c.S} kernel at stride ${c.sh},${c.sw}`;
   else if (best === 'implicit_gemm') reason = `no Winograd variant models ${Math.round((1 - margin) * 100)}% faster (${others.join('; ')})`;
   else reason = `modeled ${at(best)} of the implicit GEMM's time${others.length ? `; ${others.join('; ')}` : ''}`;
-  return { algorithm: best, relative, reason };
+  const large = largeBatchChoice(c, best, relative);
+  return large ? { algorithm: best, relative, reason, large } : { algorithm: best, relative, reason };
 }
 
-/** Floats of the packed-weight buffer of a BN-folded conv (lower-infer allocates it, fold_bn fills it). */
-export function convPackedWeightsFloats(c: ConvConsts): number {
-  const a = chooseConvAlgorithm(c).algorithm;
+/** Floats of one algorithm's packing of a conv's folded weights. */
+export function packedWeightsFloatsOf(a: ConvAlgorithm, c: ConvConsts): number {
   return a === 'implicit_gemm' ? packedConvWeightsSize(c.K, c.C * c.R * c.S) : winogradWeightsSize(a, c.K, c.C);
+}
+
+/**
+ * Floats of the packed-weight buffer of a BN-folded conv (lower-infer allocates it, fold_bn fills it): the
+ * first algorithm's packing, then the large-batch one's, if any.
+ */
+export function convPackedWeightsFloats(c: ConvConsts): number {
+  const choice = chooseConvAlgorithm(c);
+  return packedWeightsFloatsOf(choice.algorithm, c) + (choice.large ? packedWeightsFloatsOf(choice.large.algorithm, c) : 0);
 }
 
 /**
@@ -145,6 +177,7 @@ export function convAlgorithmReport(programs: readonly Program[]): string[] {
     }
     const choice = chooseConvAlgorithm(c);
     lines.push(`  ${step.kernel.padEnd(28)} ${shape}: ${algorithmName(choice.algorithm)}: ${choice.reason}`);
+    if (choice.large) lines.push(`  ${step.kernel.padEnd(28)} ${shape}, from batch ${choice.large.fromBatch}: ${algorithmName(choice.large.algorithm)}: ${choice.large.reason}`);
   }
   return lines;
 }

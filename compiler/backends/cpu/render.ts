@@ -5,7 +5,7 @@ import nunjucks from 'nunjucks';
 import { argIndex, type KernelStep, type Program } from '../../lower/program-ir.js';
 import type { BufferName, ConvShape, OpKind } from '../../lower/ops.js';
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
-import { chooseConvAlgorithm, packedConvWeightsSize, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
+import { type ConvAlgorithm, chooseConvAlgorithm, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
 
@@ -82,15 +82,24 @@ function body(k: KernelStep): string[] {
     case 'conv_fwd':
     case 'conv_infer': {
       const c = k.consts;
-      const algorithm = k.op === 'conv_infer' && k.consts.packed ? chooseConvAlgorithm(c).algorithm : 'implicit_gemm';
+      const choice = k.op === 'conv_infer' && k.consts.packed ? chooseConvAlgorithm(c) : undefined;
       // An inference block's conv: the shortcut its epilogue adds, the concat slice it writes (im2col.h ConvOutput).
       const o = k.op === 'conv_infer' && (k.consts.residual || k.consts.yTotal !== undefined) ? `, ConvOutput{${optional('r')}, ${k.consts.yTotal ?? c.K}, ${k.consts.yOffset ?? 0}}` : '';
-      if (c.u8Mean && algorithm !== 'implicit_gemm') throw new Error(`internal error: ${k.kernel} reads uint8 images through ${algorithm}, which only takes floats`);
-      if (algorithm !== 'implicit_gemm') {
-        return [convShape(c), `conv2d_forward_winograd(${winogradKindCpp(algorithm)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
-      }
-      const w = k.op === 'conv_infer' && k.consts.packed ? `PackedConvWeights{${cf('w')}}` : cf('w');
-      return [convShape(c), `conv2d_forward(shape, ${convInput(c)}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
+      if (c.u8Mean && choice && choice.algorithm !== 'implicit_gemm') throw new Error(`internal error: ${k.kernel} reads uint8 images through ${choice.algorithm}, which only takes floats`);
+      if (!choice) return [convShape(c), `conv2d_forward(shape, ${convInput(c)}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
+      // The conv through one algorithm, its packed weights `at` floats into w.
+      const call = (a: ConvAlgorithm, at: number) => {
+        const w = at === 0 ? cf('w') : `${cf('w')} + ${at}`;
+        return a === 'implicit_gemm'
+          ? `conv2d_forward(shape, ${convInput(c)}, PackedConvWeights{${w}}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`
+          : `conv2d_forward_winograd(${winogradKindCpp(a)}, shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`;
+      };
+      if (!choice.large) return [convShape(c), call(choice.algorithm, 0)];
+      return [
+        convShape(c),
+        `if (${n} < ${choice.large.fromBatch}) ${call(choice.algorithm, 0)}`,
+        `else ${call(choice.large.algorithm, packedWeightsFloatsOf(choice.algorithm, c))}`,
+      ];
     }
     case 'conv_bwd_data':
       return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')}${k.consts.addend ? `, ${cf('g_add')}` : ''});`];
@@ -100,23 +109,24 @@ function body(k: KernelStep): string[] {
       const c = k.consts;
       const fold = `fold_batchnorm(${c.K}, ${c.CRS}, ${cf('w')}, ${optional('bias')}, ${cf('gamma')}, ${cf('beta')}, ${cf('mean')}, ${cf('var')}, ${f('w_out')}, ${f('b_out')}, ${cppDouble(c.eps)});`;
       if (!c.packed) return [fold];
-      const algorithm = chooseConvAlgorithm(c).algorithm;
-      // The packing reads the folded weights back: w_out, just written.
-      if (algorithm !== 'implicit_gemm') {
-        const kind = winogradKindCpp(algorithm);
+      const choice = chooseConvAlgorithm(c);
+      // The packing reads the folded weights back: w_out, just written. A large-batch algorithm's packing follows the first's.
+      const pack = (a: ConvAlgorithm, at: number) => {
+        const to = at === 0 ? f('packed') : `${f('packed')} + ${at}`;
+        if (a === 'implicit_gemm')
+          return [
+            `static_assert(packed_conv_weights_size(${c.K}, ${c.CRS}) == ${packedConvWeightsSize(c.K, c.CRS)}, "packed weight buffer size");`,
+            `pack_conv_weights(shape, ${cf('w_out')}, ${to});`,
+          ];
+        const kind = winogradKindCpp(a);
         return [
-          fold,
-          `static_assert(winograd_weights_size(${kind}, ${c.K}, ${c.C}) == ${winogradWeightsSize(algorithm, c.K, c.C)}, "packed weight buffer size");`,
-          convShape(c, '1'),
-          `pack_winograd_weights(${kind}, shape, ${cf('w_out')}, ${f('packed')});`,
+          `static_assert(winograd_weights_size(${kind}, ${c.K}, ${c.C}) == ${winogradWeightsSize(a, c.K, c.C)}, "packed weight buffer size");`,
+          `pack_winograd_weights(${kind}, shape, ${cf('w_out')}, ${to});`,
         ];
-      }
-      return [
-        fold,
-        `static_assert(packed_conv_weights_size(${c.K}, ${c.CRS}) == ${packedConvWeightsSize(c.K, c.CRS)}, "packed weight buffer size");`,
-        convShape(c, '1'),
-        `pack_conv_weights(shape, ${cf('w_out')}, ${f('packed')});`,
-      ];
+      };
+      const [assertFirst, packFirst] = pack(choice.algorithm, 0);
+      const large = choice.large ? pack(choice.large.algorithm, packedWeightsFloatsOf(choice.algorithm, c)) : [];
+      return [fold, assertFirst, ...large.slice(0, 1), convShape(c, '1'), packFirst, ...large.slice(1)];
     }
     case 'bn_fwd_train': {
       const c = k.consts;
