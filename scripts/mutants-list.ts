@@ -407,4 +407,12 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/staged-input.test.ts'],
     native: true,
   },
+  {
+    name: "cpu conv inference's large-batch algorithm reading the first algorithm's packed weights",
+    file: 'compiler/backends/cpu/render.ts',
+    find: "        const w = at === 0 ? cf('w') : `${cf('w')} + ${at}`;",
+    replace: "        const w = cf('w');",
+    tests: ['test/numerics-kernels.test.ts'],
+    only: 'nin_fashion',
+  },
 ];
