@@ -74,7 +74,7 @@ export class Model {
   private foldedStale = true; // inference weights must be refolded after any parameter change
   private freshOptimizer = true; // the next update starts the momentum buffers from the gradient
   private prefetched: { program: string; images: Images }[] = []; // what prefetch() staged, oldest first
-  private discardsQueued = 0; // discardPrefetched() calls not yet run: prefetch() is refused meanwhile
+  private discardsQueued = 0; // discardPrefetched() calls not yet settled: prefetch() is refused meanwhile
   private stepSeed = 0;
 
   private constructor(dir: string, native: NativeModel, plan: PlanExtras) {
