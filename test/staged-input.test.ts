@@ -9,11 +9,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildSpec, type Built } from './reference/artifacts.js';
 import { API_CALLS } from './reference/specs.js';
 import { ErrorCodes, InvalidArgumentError, load, Model } from '../runtime/index.js';
-import { evaluateSource, train, type EpochRecord, type TrainEvent } from '../runtime/trainer.js';
-import { inMemoryEvalSource, inMemoryTrainSource, type Batch, type EvalSource, type LabelledImages, type TrainSource } from '../runtime/dataset.js';
-
-const images = (n: number, v: number) => new Float32Array(n * 72).map((_, i) => v + ((i * 7) % 11) * 0.03);
-const labels = (n: number, k: number) => Int32Array.from({ length: n }, (_, i) => (i + k) % 5);
+import { train, type EpochRecord } from '../runtime/trainer.js';
+import { inMemoryEvalSource, type Batch, type EvalSource } from '../runtime/dataset.js';
+import { expectEvaluationLeftNothing, expectNothingLeftStaged, images, labelledSet, labels, stepsAfterAnEndedEpoch } from './reference/staged-loops.js';
 
 /** The same batches, each copied into one pair of buffers the next batch overwrites. */
 function reusingBuffers(source: EvalSource): EvalSource {
@@ -31,16 +29,6 @@ function reusingBuffers(source: EvalSource): EvalSource {
     },
   };
 }
-
-/** The batches as they come, each also pushed on `seen` (a caller keeps the array the loop staged last). */
-async function* recording(batches: AsyncIterable<Batch>, seen: Batch[]): AsyncGenerator<Batch> {
-  for await (const b of batches) {
-    seen.push(b);
-    yield b;
-  }
-}
-
-const labelledSet = (name: string, count: number, v: number): LabelledImages => ({ name, images: images(count, v), labels: labels(count, 1), count, shape: [2, 6, 6], classes: 5 });
 
 describe('staged input (prefetch)', () => {
   let built: Built;
@@ -128,59 +116,19 @@ describe('staged input (prefetch)', () => {
     expect(without.length).toBe(2);
   });
 
-  // Step 1's event ends the epoch: a throw from it at once, with batch 2 staged (with prefetch); a stop
-  // request set in it after step 2 (read when a step is queued), with batch 3 staged. The model then goes
-  // on with a step on that same array, given new contents, and on another array; both must match a model
-  // that trained the same steps without prefetch.
+  // The model goes on after a loop that ended with its next batch staged: its next calls, on the array
+  // staged (given new contents) and on another, must match a model that ran the same without prefetch.
   for (const ending of ['throws', 'stops'] as const) {
     it(`a training epoch that ${ending} with its next batch staged leaves nothing staged`, async () => {
-      const run = async (prefetch: boolean) => {
-        const m = await fresh();
-        const inner = inMemoryTrainSource(labelledSet('train', 12, 0.2)); // each run its own arrays: the test rewrites one
-        const yielded: Batch[] = [];
-        const source: TrainSource = { ...inner, batches: (...args) => recording(inner.batches(...args), yielded) };
-        const stop = { requested: false };
-        const onEvent = (e: TrainEvent) => {
-          if (e.kind !== 'step' || e.step !== 1) return;
-          if (ending === 'throws') throw new Error('thrown by the test');
-          stop.requested = true;
-        };
-        const o = { epochs: 1, batch: 4, regime: [{ from: 1, to: 1, lr: 0.1, wd: 5e-4 }], momentum: 0.5, seed: 5, runDir: join(work, `${ending}-${prefetch}`), resume: false, prefetch, test: { every: 0 }, onEvent, stop };
-        const trained = train(m, source, labelledSet('test', 4, 0.4), o);
-        if (ending === 'throws') await expect(trained).rejects.toThrow('thrown by the test');
-        else expect((await trained).stopped?.step).toBe(2);
-        const last = yielded[yielded.length - 1].images as Float32Array;
-        last.set(images(4, 0.9));
-        const same = await m.trainStep(last, labels(4, 3));
-        const other = await m.trainStep(images(4, 0.7), labels(4, 2));
-        return { yielded: yielded.length, same, other, params: m.readSpace('param', 0, m.info.spaces.param), left: await m.discardPrefetched() };
-      };
-      const plain = await run(false);
-      const staged = await run(true);
-      const trainedSteps = ending === 'throws' ? 1 : 2;
-      expect([plain.yielded, staged.yielded]).toEqual([trainedSteps, trainedSteps + 1]); // the next batch was fetched and staged
-      expect(staged.same).toEqual(plain.same);
-      expect(staged.other).toEqual(plain.other);
-      expect(staged.params).toEqual(plain.params);
-      expect(staged.left).toBe(0);
+      const plain = await stepsAfterAnEndedEpoch(await fresh(), ending, false, work);
+      const staged = await stepsAfterAnEndedEpoch(await fresh(), ending, true, work);
+      expectNothingLeftStaged(plain, staged, ending);
     });
   }
 
   it('an evaluation that throws with its next batch staged leaves nothing staged; dispose after it', async () => {
     const m = await fresh();
-    const reference = await fresh();
-    const inner = inMemoryEvalSource(labelledSet('test', 12, 0.4));
-    const yielded: Batch[] = [];
-    const source: EvalSource = { ...inner, batches: (n) => recording(inner.batches(n), yielded) };
-    const onBatch = (done: number) => {
-      if (done === 4) throw new Error('thrown by the test');
-    };
-    await expect(evaluateSource(m, source, onBatch, true)).rejects.toThrow('thrown by the test');
-    expect(yielded.length).toBe(2); // batch 2 staged when the first batch's tally threw
-    const last = yielded[1].images as Float32Array;
-    last.set(images(4, 0.9));
-    expect(await m.infer(last)).toEqual(await reference.infer(images(4, 0.9)));
-    expect(await m.infer(images(4, 0.8))).toEqual(await reference.infer(images(4, 0.8)));
+    await expectEvaluationLeftNothing(m, await fresh());
     await m.dispose();
     expect(String(await m.infer(images(4, 0.8)).catch((e: unknown) => e))).toContain('infer: this model was disposed');
   });
