@@ -74,6 +74,7 @@ export class Model {
   private foldedStale = true; // inference weights must be refolded after any parameter change
   private freshOptimizer = true; // the next update starts the momentum buffers from the gradient
   private prefetched: { program: string; images: Images }[] = []; // what prefetch() staged, oldest first
+  private discardsQueued = 0; // discardPrefetched() calls not yet settled: prefetch() is refused meanwhile
   private stepSeed = 0;
 
   private constructor(dir: string, native: NativeModel, plan: PlanExtras) {
@@ -293,12 +294,33 @@ export class Model {
     this.checkBatch(n, 'prefetch');
     const program = training ? 'train_forward_backward' : 'infer';
     if (this.disposing) throw disposedError('prefetch');
+    // A queued discard would drop this batch too, and the caller may already be reusing its arrays.
+    if (this.discardsQueued > 0) throw new NinccError(ErrorCodes.busy, 'prefetch: a discardPrefetched() call is queued on this model and would drop this batch; await it first');
     try {
       this.handle('prefetch').stageInputs(program, n, training ? { images, labels: training.l } : { images });
     } catch (e) {
       throw fromNative(e);
     }
     this.prefetched.push({ program, images });
+  }
+
+  /**
+   * Drops the batches prefetch() staged that no call has taken, once the calls queued before it have run
+   * (they take theirs first); resolves to how many it dropped. For a loop that stops with its next batch
+   * staged (the training and evaluation loops call it on every way out): without it the model's next call
+   * on other images would be refused, and one on the same array would run on the staged contents.
+   * prefetch() is refused until it has run.
+   */
+  async discardPrefetched(): Promise<number> {
+    this.discardsQueued++;
+    try {
+      return await this.enqueue('discardPrefetched', async (native) => {
+        this.prefetched = [];
+        return native.discardStaged();
+      });
+    } finally {
+      this.discardsQueued--;
+    }
   }
 
   /** Whether the run of `program` on `images` takes the batch prefetched first (else it sets its inputs). */
@@ -511,8 +533,9 @@ export class Model {
   async dispose(): Promise<void> {
     this.disposing = true;
     await this.queue;
-    this.native?.dispose();
+    this.native?.dispose(); // frees staged batches too (on cuda, once their copies are done)
     this.native = undefined;
+    this.prefetched = [];
   }
 
   get disposed(): boolean {

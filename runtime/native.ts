@@ -81,6 +81,8 @@ export interface NativeModel {
    * host→device copy overlaps it (docs/design.md#staged-input); at most two batches staged, not yet run.
    */
   stageInputs(program: string, n: number, inputs: Record<string, Float32Array | Int32Array | Uint8Array>): void;
+  /** drops the staged batches no run has taken; returns how many; refused while a run is in flight */
+  discardStaged(): number;
   /** an Int32Array for i32 outputs, else a Float32Array */
   getOutput(program: string, name: string, n: number): Float32Array | Int32Array;
   read(space: SpaceName, offset: number, count: number): Float32Array;

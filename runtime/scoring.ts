@@ -1,7 +1,8 @@
 // Scoring a model's outputs against labels (top-1, top-5, mean NLL) over an evaluation source, where an
 // image whose scores are not all finite is never a hit and is counted, so a NaN model cannot score 100%.
-import type { EvalSource } from './dataset.js';
+import type { Batch, EvalSource } from './dataset.js';
 import type { Evaluation, Model } from './model.js';
+import { prefetchLoop } from './prefetch-loop.js';
 
 /** An evaluation plus the images whose class scores held NaN or ±Inf (never counted as hits). */
 export interface Scores extends Evaluation {
@@ -59,29 +60,19 @@ export class ScoreTally {
  */
 export async function evaluateSource(model: Model, source: EvalSource, onBatch?: (done: number) => void, prefetch = model.device === 'cuda'): Promise<Scores> {
   const tally = new ScoreTally();
-  const batches = source.batches(model.maxBatch)[Symbol.asyncIterator]();
-  const nextBatch = async () => {
-    let r = await batches.next();
-    while (!r.done && r.value.count === 0) r = await batches.next();
-    if (prefetch && !r.done) model.prefetch(r.value.images);
-    return r;
+  const take = (out: Float32Array, b: Batch): boolean => {
+    tally.add(out, b.labels, model.outputElements);
+    onBatch?.(tally.count);
+    return false;
   };
-  let next = await nextBatch();
-  try {
-    while (!next.done) {
-      const b = next.value;
-      const labels = b.labels.slice(); // the sources reuse their buffers for the next batch
-      const scoring = model.infer(b.images, b.count);
-      scoring.catch(() => {}); // awaited below
-      if (prefetch) next = await nextBatch();
-      tally.add(await scoring, labels, model.outputElements);
-      onBatch?.(tally.count);
-      if (!prefetch) next = await nextBatch();
-    }
-  } finally {
-    if (!next.done) await batches.return?.(undefined); // as for-await does on an early exit
-  }
+  const batches = withImages(source.batches(model.maxBatch));
+  await prefetchLoop({ model, batches, prefetch, stageFor: 'inference', run: (b) => model.infer(b.images, b.count), take });
   return tally.result();
+}
+
+/** The batches that hold an image: an evaluation batch whose every file was unreadable holds none. */
+async function* withImages(batches: AsyncIterable<Batch>): AsyncGenerator<Batch> {
+  for await (const b of batches) if (b.count > 0) yield b;
 }
 
 /** The first `limit` images of a source, in its order (a quick test pass during training). */

@@ -7,6 +7,7 @@ import { epochOrder, inMemoryEvalSource, inMemoryTrainSource, type Batch, type E
 import type { Model } from './model.js';
 import { appendDurably, CHECKPOINT_FILE, LOG_FILE, prepareRunDir, saveCheckpoint, TrainingError } from './run-dir.js';
 import { evaluateSource, firstImagesOf, nonFiniteProblem } from './scoring.js';
+import { prefetchLoop } from './prefetch-loop.js';
 import { bucketsOf, checkInSync, checkSameStart, countCorrect, dataParallelStep, type DataParallel, type StepTally } from './distributed/data-parallel.js';
 import type { Bucket } from './distributed/shard.js';
 
@@ -161,46 +162,32 @@ async function trainEpoch(c: EpochContext, epoch: number, row: RegimeRow, progre
   const shard = o.distributed ? { rank: o.distributed.comm.rank, size: o.distributed.comm.size } : undefined;
   // On cuda each batch is prefetched while the step before it runs, so that its host→device copy
   // overlaps that step; cpu and emu read host memory: nothing to overlap (tests turn it on there).
-  const prefetching = (o.prefetch ?? model.device === 'cuda') && !o.distributed;
-  const batches = c.source.batches(epoch, o.batch, o.seed, p.step, shard)[Symbol.asyncIterator]();
-  let next = await batches.next();
-  if (prefetching && !next.done) model.prefetch(next.value.images, next.value.labels);
-  const stepThenPrefetch = async (b: Batch): Promise<StepTally> => {
-    // The sources reuse their buffers for the next batch: this step's tally keeps its own labels.
-    const stepping = step(c, { ...b, labels: b.labels.slice() }, row);
-    stepping.catch(() => {}); // awaited below, once the next batch is staged
-    next = await batches.next();
-    if (!next.done) model.prefetch(next.value.images, next.value.labels);
-    return stepping;
-  };
-  try {
-    while (!next.done) {
-      p.step++;
-      const t = prefetching ? await stepThenPrefetch(next.value) : await step(c, next.value, row);
-      const loss = t.lossSum / t.count;
-      if (!Number.isFinite(loss)) {
-        throw new TrainingError(`the loss became ${loss} at epoch ${epoch}, step ${p.step}: training stopped and the last checkpoint (${existsSync(c.checkpoint) ? c.checkpoint : 'none yet'}) is kept; try a smaller learning rate (lr ${row.lr})`);
-      }
-      p.lossSum += t.lossSum;
-      p.correct += t.correct;
-      p.seen += t.count;
-      const dp = o.distributed;
-      if (dp && (p.step === steps || (dp.checkEvery > 0 && p.step % dp.checkEvery === 0))) checkInSync(model, dp.comm, `epoch ${epoch}, step ${p.step}`);
-      const elapsed = Math.max((Date.now() - started) / 1000, 1e-9);
-      o.onEvent?.({ kind: 'step', epoch, step: p.step, steps, loss: p.lossSum / p.seen, lr: row.lr, imagesPerSecond: (p.seen - seenBefore) / elapsed });
-      if (t.stop && p.step < steps) {
-        // Stop between steps: a checkpoint of the half-done epoch, resumable to the same losses.
-        const meta = { epoch: String(epoch - 1), step: String(p.step), loss_sum: String(p.lossSum), correct: String(p.correct), seen: String(p.seen), seed: String(o.seed) };
-        if (c.writer) await saveCheckpoint(model, c.checkpoint, meta, c.lastGood);
-        o.onEvent?.({ kind: 'stopped', epoch, step: p.step, steps, checkpoint: c.checkpoint });
-        return { progress: p, seconds: (Date.now() - started) / 1000, stoppedAt: p.step };
-      }
-      if (!prefetching) next = await batches.next();
+  const prefetch = (o.prefetch ?? model.device === 'cuda') && !o.distributed;
+  let stoppedAt: number | undefined;
+  const take = async (t: StepTally): Promise<boolean> => {
+    p.step++;
+    const loss = t.lossSum / t.count;
+    if (!Number.isFinite(loss)) {
+      throw new TrainingError(`the loss became ${loss} at epoch ${epoch}, step ${p.step}: training stopped and the last checkpoint (${existsSync(c.checkpoint) ? c.checkpoint : 'none yet'}) is kept; try a smaller learning rate (lr ${row.lr})`);
     }
-  } finally {
-    if (!next.done) await batches.return?.(undefined); // as for-await does on an early exit
-  }
-  return { progress: p, seconds: (Date.now() - started) / 1000 };
+    p.lossSum += t.lossSum;
+    p.correct += t.correct;
+    p.seen += t.count;
+    const dp = o.distributed;
+    if (dp && (p.step === steps || (dp.checkEvery > 0 && p.step % dp.checkEvery === 0))) checkInSync(model, dp.comm, `epoch ${epoch}, step ${p.step}`);
+    const elapsed = Math.max((Date.now() - started) / 1000, 1e-9);
+    o.onEvent?.({ kind: 'step', epoch, step: p.step, steps, loss: p.lossSum / p.seen, lr: row.lr, imagesPerSecond: (p.seen - seenBefore) / elapsed });
+    if (!t.stop || p.step >= steps) return false;
+    // Stop between steps: a checkpoint of the half-done epoch, resumable to the same losses.
+    const meta = { epoch: String(epoch - 1), step: String(p.step), loss_sum: String(p.lossSum), correct: String(p.correct), seen: String(p.seen), seed: String(o.seed) };
+    if (c.writer) await saveCheckpoint(model, c.checkpoint, meta, c.lastGood);
+    o.onEvent?.({ kind: 'stopped', epoch, step: p.step, steps, checkpoint: c.checkpoint });
+    stoppedAt = p.step;
+    return true;
+  };
+  const batches = c.source.batches(epoch, o.batch, o.seed, p.step, shard);
+  await prefetchLoop({ model, batches, prefetch, stageFor: 'training', run: (b) => step(c, b, row), take });
+  return { progress: p, seconds: (Date.now() - started) / 1000, ...(stoppedAt !== undefined ? { stoppedAt } : {}) };
 }
 
 /** The epoch's test pass; non-finite outputs stop the run like a NaN loss (before the checkpoint is replaced). */

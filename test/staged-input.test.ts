@@ -1,18 +1,17 @@
 // Staged input (issue #20, docs/design.md#staged-input): Model.prefetch hands over the next training batch
 // while a step runs, and the trainer does so on cuda. Here on cpu, whose runtime keeps a staged batch on the
-// host (the cuda protocol itself is runtime/core/tests/cuda_device_test.cc `staged`): same steps, same results.
+// host (the cuda protocol itself is runtime/core/tests/cuda_device_test.cc `staged`): same steps, same results;
+// and a loop that throws or stops with its next batch staged leaves nothing staged (Model.discardPrefetched).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildSpec, type Built } from './reference/artifacts.js';
 import { API_CALLS } from './reference/specs.js';
-import { InvalidArgumentError, load, Model } from '../runtime/index.js';
+import { ErrorCodes, InvalidArgumentError, load, Model } from '../runtime/index.js';
 import { train, type EpochRecord } from '../runtime/trainer.js';
-import { inMemoryEvalSource, type Batch, type EvalSource, type LabelledImages } from '../runtime/dataset.js';
-
-const images = (n: number, v: number) => new Float32Array(n * 72).map((_, i) => v + ((i * 7) % 11) * 0.03);
-const labels = (n: number, k: number) => Int32Array.from({ length: n }, (_, i) => (i + k) % 5);
+import { inMemoryEvalSource, type Batch, type EvalSource } from '../runtime/dataset.js';
+import { expectEvaluationLeftNothing, expectNothingLeftStaged, images, labelledSet, labels, stepsAfterAnEndedEpoch } from './reference/staged-loops.js';
 
 /** The same batches, each copied into one pair of buffers the next batch overwrites. */
 function reusingBuffers(source: EvalSource): EvalSource {
@@ -95,10 +94,9 @@ describe('staged input (prefetch)', () => {
   });
 
   it('the trainer with prefetch gives the epoch records it gives without', async () => {
-    const set = (name: string, count: number, v: number): LabelledImages => ({ name, images: images(count, v), labels: labels(count, 1), count, shape: [2, 6, 6], classes: 5 });
-    const trainSet = set('train', 11, 0.2); // a short last batch too
+    const trainSet = labelledSet('train', 11, 0.2); // a short last batch too
     // As the ImageNet sources do, the test source yields every batch in the same buffers.
-    const testSet = reusingBuffers(inMemoryEvalSource(set('test', 6, 0.4)));
+    const testSet = reusingBuffers(inMemoryEvalSource(labelledSet('test', 6, 0.4)));
     const prefetched = { training: 0, test: 0 };
     const run = async (prefetch: boolean): Promise<EpochRecord[]> => {
       const m = await fresh();
@@ -116,5 +114,41 @@ describe('staged input (prefetch)', () => {
     // Each batch handed over before its step: 3 training steps and 2 test batches (6 images) in each of 2 epochs.
     expect(prefetched).toEqual({ training: 6, test: 4 });
     expect(without.length).toBe(2);
+  });
+
+  // The model goes on after a loop that ended with its next batch staged: its next calls, on the array
+  // staged (given new contents) and on another, must match a model that ran the same without prefetch.
+  for (const ending of ['throws', 'stops'] as const) {
+    it(`a training epoch that ${ending} with its next batch staged leaves nothing staged`, async () => {
+      const plain = await stepsAfterAnEndedEpoch(await fresh(), ending, false, work);
+      const staged = await stepsAfterAnEndedEpoch(await fresh(), ending, true, work);
+      expectNothingLeftStaged(plain, staged, ending);
+    });
+  }
+
+  it('an evaluation that throws with its next batch staged leaves nothing staged; dispose after it', async () => {
+    const m = await fresh();
+    await expectEvaluationLeftNothing(m, await fresh());
+    await m.dispose();
+    expect(String(await m.infer(images(4, 0.8)).catch((e: unknown) => e))).toContain('infer: this model was disposed');
+  });
+
+  it('discardPrefetched drops what the calls queued before it did not take, and refuses a prefetch meanwhile', async () => {
+    const m = await fresh();
+    const reference = await fresh();
+    const [a, b, c] = [0.1, 0.5, 0.9].map((v) => images(4, v));
+    m.prefetch(a);
+    m.prefetch(b);
+    const first = m.infer(a); // queued before the discard: takes its staged batch
+    const discarding = m.discardPrefetched();
+    expect(() => m.prefetch(c)).toThrow(expect.objectContaining({ code: ErrorCodes.busy, message: expect.stringContaining('a discardPrefetched() call is queued') }));
+    expect(await first).toEqual(await reference.infer(a));
+    expect(await discarding).toBe(1); // b
+    b.set(c);
+    expect(await m.infer(b)).toEqual(await reference.infer(c)); // b's new contents, not the dropped batch
+    m.prefetch(c); // allowed again, and the next inference on c takes c, not a dropped batch
+    expect(await m.infer(c)).toEqual(await reference.infer(c));
+    m.prefetch(a);
+    expect(await m.discardPrefetched()).toBe(1);
   });
 });

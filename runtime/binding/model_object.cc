@@ -103,6 +103,7 @@ void ModelObject::defineClass(Napi::Env env) {
        InstanceMethod<&ModelObject::run>("run"),
        InstanceMethod<&ModelObject::setInput>("setInput"),
        InstanceMethod<&ModelObject::stageInputs>("stageInputs"),
+       InstanceMethod<&ModelObject::discardStaged>("discardStaged"),
        InstanceMethod<&ModelObject::getOutput>("getOutput"),
        InstanceMethod<&ModelObject::read>("read"),
        InstanceMethod<&ModelObject::write>("write"),
@@ -247,6 +248,14 @@ Napi::Value ModelObject::stageInputs(const Napi::CallbackInfo& info) {
     }
     model_->stageInputs(program, n, inputs);
     return info.Env().Undefined();
+  });
+}
+
+// discardStaged() -> number: drops the staged batches no run has taken (model.h discardStaged); refused
+// while a run is in flight, which may be taking one.
+Napi::Value ModelObject::discardStaged(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), double(usableModel("discardStaged").discardStaged()));
   });
 }
 

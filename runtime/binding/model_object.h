@@ -29,6 +29,7 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
   Napi::Value run(const Napi::CallbackInfo& info);
   Napi::Value setInput(const Napi::CallbackInfo& info);
   Napi::Value stageInputs(const Napi::CallbackInfo& info);
+  Napi::Value discardStaged(const Napi::CallbackInfo& info);
   Napi::Value getOutput(const Napi::CallbackInfo& info);
   Napi::Value read(const Napi::CallbackInfo& info);
   Napi::Value write(const Napi::CallbackInfo& info);

@@ -57,6 +57,7 @@ class CudaDevice final : public Device {
   void hostWaits(void* mark) override;
   void stageInputs(const std::vector<StagedInput>& inputs) override;  // cuda_input_stage.cc
   void takeStagedInputs() override;
+  void discardStagedInputs() override;
 
  private:
   struct Kernel {

@@ -5,7 +5,7 @@
 //   host writes slot s's pinned memory  after  the host waits for s's previous copy (`copied`);
 //   copy stream copies into s's device memory  after  the compute stream's last read of s (`read`);
 //   compute stream reads s  after  the copy stream's copy into s (`copied`);
-//   a third batch is refused until the first is taken (Model), so `read` is never waited on stale.
+//   a third batch is refused until the first is taken or discarded (Model), so `read` is never waited on stale.
 // The arena's input buffer itself is written on the compute stream only: the plan's memory planner
 // may reuse it for other activations later in the step, so it cannot be filled while a step runs.
 #include <cstdio>
@@ -91,6 +91,22 @@ void CudaDevice::takeStagedInputs() {
   }
   NINCC_CU(driver_.cuEventRecord(slot.read, stream_), "cuEventRecord of an input slot's read");
   ++batchesTaken_;
+}
+
+// Drops batches batchesTaken_ … batchesStaged_-1: the next batch staged goes into slot batchesStaged_ % 2, as
+// it would after they were taken, so the orderings above hold (a dropped slot's `read` event is older,
+// and its copy came before the next one on the copy stream). Their copies are waited for, so that nothing
+// queued reads their pinned memory any more.
+void CudaDevice::discardStagedInputs() {
+  std::lock_guard<std::mutex> lock(stageMutex_);
+  NINCC_CU_BIND();
+  const uint64_t from = batchesTaken_;
+  batchesTaken_ = batchesStaged_;  // forgotten even if a wait below fails
+  for (uint64_t k = from; k < batchesStaged_; ++k) {
+    InputSlot& slot = inputSlots_[k % 2];
+    slot.parts.clear();
+    NINCC_CU(driver_.cuEventSynchronize(slot.copied), "cuEventSynchronize of a discarded input slot's copy");
+  }
 }
 
 // From the destructor: errors cannot be reported, and the context is already current.

@@ -105,6 +105,9 @@ class Device {
     for (const HostPart& part : staged_.front()) copyToDevice(part.dst, part.bytes.data(), part.bytes.size());
     staged_.pop_front();
   }
+  // Forgets every batch staged and not yet taken (a loop that stopped early: Model::discardStaged); the
+  // next batch staged is the next one taken.
+  virtual void discardStagedInputs() { staged_.clear(); }
 
  private:
   struct HostPart {

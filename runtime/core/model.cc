@@ -83,6 +83,14 @@ void Model::stageInputs(const std::string& program, int64_t n, const std::vector
   staged_.emplace_back(program, n);
 }
 
+size_t Model::discardStaged() {
+  std::lock_guard<std::mutex> lock(stagedMutex_);
+  const size_t dropped = staged_.size();
+  staged_.clear();  // first: should the device's wait fail, no later run expects a dropped batch
+  if (dropped > 0) device_->discardStagedInputs();
+  return dropped;
+}
+
 size_t Model::stagedBatches() const {
   std::lock_guard<std::mutex> lock(stagedMutex_);
   return staged_.size();

@@ -67,6 +67,10 @@ class Model {
   // reused when it returns. run() throws if the oldest staged batch of its program has another n.
   void stageInputs(const std::string& program, int64_t n, const std::vector<NamedInput>& inputs);
   size_t stagedBatches() const;
+  // Forgets every staged batch no run has taken (a loop that stopped with the next batch staged), so the
+  // next run sets its inputs or takes a batch staged after this; returns how many were dropped. On cuda
+  // it waits for their copies, so no staged copy is left running. Not while a run is in flight.
+  size_t discardStaged();
 
   // count elements at an element offset of a space ("param", "grad", "momentum", "state",
   // "fixed" or "act"); param/grad/momentum share the offsets listed in params().

@@ -4,7 +4,8 @@
 // name kernel, place and geometry), and `graphs` (NINCC_CUDA_GRAPHS=1: a program recorded once per batch
 // size as a CUDA graph and replayed, only changed nodes updated, against the fake driver's host
 // arithmetic), and `staged` (staged input, cuda_input_stage.cc: the copy stream, slots and events, against
-// the fake driver's queued streams; with FAKE pinned allocation failing, the pageable fallback).
+// the fake driver's queued streams; with FAKE pinned allocation failing, the pageable fallback; staged
+// batches discarded, and freed with the model).
 // ctest runs each mode with its environment (CMakeLists.txt).
 #include <dlfcn.h>
 
@@ -23,6 +24,7 @@
 #include "device.h"
 #include "fixture_artifact.h"
 #include "model.h"
+#include "staged_discard.h"
 
 using nincc::Model;
 
@@ -227,6 +229,37 @@ void checkProtocol(const std::vector<std::string>& log, int ahead) {
   CHECK_EQ(runsCopyingTheNext, 5 - ahead);  // the runs that stage a batch: all but the last `ahead`
 }
 
+// Staged batches dropped (Model::discardStaged) under each stream schedule: later runs see their own batch,
+// each discard waits for the copy of each batch it drops and issues nothing else, and a model destroyed with
+// two batches staged frees its page-locked slots.
+void stagedDiscard() {
+  auto issued = fakeDriverSymbol<const char* (*)(int)>("fake_cuda_issued");
+  auto pinnedBlocks = fakeDriverSymbol<int (*)()>("fake_cuda_pinned_blocks");
+  const int pinnedBefore = pinnedBlocks();
+  for (int schedule : {0, 1, 2}) {
+    std::unique_ptr<Model> model = Model::load(runnableCudaArtifact(), "cuda");
+    fakeDriverSymbol<void (*)(int)>("fake_cuda_set_schedule")(schedule);
+    int discardsChecked = 0;
+    const int wrong = wrongRunsAroundDiscards(*model, [&] {
+      fakeDriverSymbol<void (*)()>("fake_cuda_clear_executed")();
+      const size_t dropped = model->discardStaged();
+      size_t waits = 0, others = 0;
+      for (int i = 0; issued(i); ++i) (std::string(issued(i)).rfind("eventsync ", 0) == 0 ? waits : others)++;
+      CHECK_EQ(waits, dropped);
+      CHECK_EQ(others, size_t(0));
+      ++discardsChecked;
+      return dropped;
+    });
+    std::printf("staged input discarded, schedule %d: %d wrong run(s)\n", schedule, wrong);
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(discardsChecked, 4);
+    CHECK(pinnedBlocks() > pinnedBefore);
+    model.reset();
+    CHECK_EQ(pinnedBlocks(), pinnedBefore);
+    fakeDriverSymbol<void (*)(int)>("fake_cuda_set_schedule")(0);
+  }
+}
+
 void staged() {
   for (int ahead : {1, 2})
     for (int schedule : {0, 1, 2}) {
@@ -262,6 +295,8 @@ void staged() {
   }
   CHECK_EQ(driverCalls("cuMemAllocHost_v2"), pinnedBefore + 1);
   fakeDriverSymbol<void (*)(int)>("fake_cuda_fail_host_alloc")(0);
+  pageable.reset();
+  stagedDiscard();
 }
 
 void absent() {

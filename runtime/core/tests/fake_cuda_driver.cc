@@ -17,7 +17,8 @@
 // Staged input (cuda_input_stage.cc): fake_cuda_issued(i) lists the stream calls as the host made them
 // ("htod s1", "dtod s0", "launch s0 <behaviour>", "record s1 e3", "wait s0 e3", "sync s0", "eventsync e3"),
 // a copy from page-locked memory (cuMemAllocHost) reads its source when it runs, not at the call (so a
-// host write before the copy ran shows up), and fake_cuda_fail_host_alloc(1) makes cuMemAllocHost fail.
+// host write before the copy ran shows up), fake_cuda_fail_host_alloc(1) makes cuMemAllocHost fail, and
+// fake_cuda_pinned_blocks() counts the page-locked allocations not yet freed.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -213,6 +214,11 @@ extern "C" __attribute__((visibility("default"))) const char* fake_cuda_issued(i
   return i >= 0 && size_t(i) < issued.size() ? issued[size_t(i)].c_str() : nullptr;
 }
 extern "C" __attribute__((visibility("default"))) void fake_cuda_fail_host_alloc(int fail) { failHostAlloc = fail != 0; }
+// Page-locked allocations not yet freed (cuMemAllocHost without its cuMemFreeHost).
+extern "C" __attribute__((visibility("default"))) int fake_cuda_pinned_blocks() {
+  Hold hold(bigLock);
+  return int(pinned.size());
+}
 // The number fake_cuda_issued gives an event.
 long eventNumber(void* event) {
   for (size_t i = 0; i < events.size(); ++i)

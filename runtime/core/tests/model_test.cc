@@ -1,5 +1,5 @@
 // Tests of loading the fixture artifact and running its programs: several batch sizes, the act
-// offset*N rule, scalars, seeds, i32 buffers and the copies in and out of the arena.
+// offset*N rule, scalars, seeds, i32 buffers, the copies in and out of the arena, and staged batches dropped.
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -8,6 +8,7 @@
 #include "device.h"
 #include "fixture_artifact.h"
 #include "model.h"
+#include "staged_discard.h"
 
 using nincc::Model;
 using namespace nincc_test;
@@ -128,6 +129,12 @@ void refusesBadCalls() {
   CHECK_THROWS_WITH(model->readSpace("param", -1, 1, buffer), "outside the param space");
 }
 
+// cpu keeps a staged batch on the host: a discarded one is never copied into the arena.
+void discardsStagedBatches() {
+  std::unique_ptr<Model> model = loadFixture();
+  CHECK_EQ(wrongRunsAroundDiscards(*model, [&] { return model->discardStaged(); }), 0);
+}
+
 }  // namespace
 
 void runModelTests() {
@@ -136,4 +143,5 @@ void runModelTests() {
   runsI32Buffers();
   runsSgdWithScalars();
   refusesBadCalls();
+  discardsStagedBatches();
 }
