@@ -32,6 +32,20 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-wide.test.ts'],
   },
   {
+    name: "bf16 data gradient's halo A staging reading the tap's row offset as its column offset",
+    file: 'compiler/backends/cuda/conv-mma-halo.ts',
+    find: '* ${g.zw} + ${c.S - 1} - rs % ${c.S}]',
+    replace: '* ${g.zw} + ${c.S - 1} - rs / ${c.S}]',
+    tests: ['test/emu-conv-mma-halo.test.ts'],
+  },
+  {
+    name: "bf16 data gradient's halo placing dY' by the padding, not R − 1 − padding (a pad-0 3×3 shifts)",
+    file: 'compiler/backends/cuda/conv-mma-halo.ts',
+    find: 'const int p = i - ${c.R - 1 - c.ph}, u = j - ${c.S - 1 - c.pw};',
+    replace: 'const int p = i - ${c.ph}, u = j - ${c.pw};',
+    tests: ['test/emu-conv-mma-halo.test.ts'],
+  },
+  {
     name: "bf16 weight gradient's bias sums reading the 4-warp rows on an 8-warp tile",
     file: 'compiler/backends/cuda/conv-mma-grad.ts',
     find: "`  const int row = (t + i * ${threads}) / 8;`,",

@@ -11,7 +11,8 @@
 import { inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
-import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
+import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
+import { haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /**
@@ -54,7 +55,7 @@ function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, R
     : ['// Stage B: rows are input channels, eight lanes along each row\'s taps (k, r, s): W[k][c][r][s].', ...stageAlongK('bs', BN, staging, threads)];
 }
 
-export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number, wideTiles = true): CudaKernel {
+export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number, wideTiles = true, haloTiles = true): CudaKernel {
   const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
   const stats = Boolean(c.outStats);
   const rows = rowsPerImage(HW, stats);
@@ -72,6 +73,8 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   // The rebuild's channel parameters from a shared table for a larger kernel (R·S taps of each channel k
   // in a row); a 1×1 kernel reads them where it uses them, as the table made ptxas spill its sm_80 build.
   const useTable = RS > 1;
+  // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
+  const halo = haloTiles ? haloGeometry(c, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
   const names = ['g', ...rebuildParams(c), 'w', ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const perRow = [
     `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
@@ -113,29 +116,38 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
     ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, threads)] : []),
+    ...(halo ? haloPrologue(c, halo, rows) : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
-    '  // Stage A: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s): dY\' at the output position the tap reaches from here.',
-    ...stageAcrossRows('as', BM, {
-      perRow: [
-        'const long long m = m0 + row;',
-        `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
-        `const bool live = img < n && pos < ${HW};`,
-        `const int hp0 = pos / ${c.W} + ${c.ph}, up0 = pos % ${c.W} + ${c.pw};`,
-      ],
-      perElement: [
-        'const int kk = k0 + ko;',
-        ...(useTable ? tableLoads(c, `(kk < ${KRS} ? kk / ${RS} : 0)`) : []),
-        `if (live && kk < ${KRS}) {`,
-        `  const int kout = kk / ${RS}, hp = hp0 - kk / ${c.S} % ${c.R}, up = up0 - kk % ${c.S};`,
-        '  // Only the taps whose distance is a whole number of strides inside the output reach this position.',
-        `  if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
-        `    const long long at = ((long long)img * ${c.K} + kout) * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
-        '    v = nincc::ld(&g[at]);',
-        ...(useTable ? rebuildGradientFrom(c, 'v', 'at', fromRow) : rebuildGradient(c, 'v', 'at', 'kout')).map((s) => `    ${s}`),
-        '  }',
-        '}',
-      ],
-    }, threads).map((s) => `  ${s}`),
+    ...(halo
+      ? [
+          ...stageHalo(c, halo, threads, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(kout < ${c.K} ? kout : 0)`)),
+          '// Stage A from the halo: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s).',
+          ...stageAcrossRows('as', BM, haloStaging(c, halo, rows), threads),
+        ]
+      : [
+          '// Stage A: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s): dY\' at the output position the tap reaches from here.',
+          ...stageAcrossRows('as', BM, {
+            perRow: [
+              'const long long m = m0 + row;',
+              `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
+              `const bool live = img < n && pos < ${HW};`,
+              `const int hp0 = pos / ${c.W} + ${c.ph}, up0 = pos % ${c.W} + ${c.pw};`,
+            ],
+            perElement: [
+              'const int kk = k0 + ko;',
+              ...(useTable ? tableLoads(c, `(kk < ${KRS} ? kk / ${RS} : 0)`) : []),
+              `if (live && kk < ${KRS}) {`,
+              `  const int kout = kk / ${RS}, hp = hp0 - kk / ${c.S} % ${c.R}, up = up0 - kk % ${c.S};`,
+              '  // Only the taps whose distance is a whole number of strides inside the output reach this position.',
+              `  if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
+              `    const long long at = ((long long)img * ${c.K} + kout) * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
+              '    v = nincc::ld(&g[at]);',
+              ...(useTable ? rebuildGradientFrom(c, 'v', 'at', fromRow) : rebuildGradient(c, 'v', 'at', 'kout')).map((s) => `    ${s}`),
+              '  }',
+              '}',
+            ],
+          }, threads),
+        ]).map((s) => `  ${s}`),
     ...weightStaging(c, BN, KRS, RS, threads).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
@@ -147,6 +159,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',
     c.gRelu && 'prologue: dReLU',
     c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)',
+    halo && `dY' staged once per ${halo.channels} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
     addend && "epilogue: + another reader's gradient",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
   ]);

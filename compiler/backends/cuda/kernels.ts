@@ -73,6 +73,8 @@ export interface CudaSchedule {
   readonly maxBatch: number;
   /** false: the k×k bf16 convs keep the 4-warp tiles (conv-mma-tile.ts WIDE_CANDIDATES), for A/B checks */
   readonly wideTiles?: false;
+  /** false: the stride-1 k×k bf16 data gradients gather dY' per tap instead of from a shared halo (conv-mma-halo.ts), for A/B checks */
+  readonly haloTiles?: false;
 }
 
 export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
@@ -168,7 +170,7 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
       // A uint8 stem stays on the fp32 kernels at bf16: conv-mma reads float activations only.
       return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false) : convForward(k, k.consts);
     case 'conv_dgrad_fused':
-      return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false) : convBackwardData(k, k.consts);
+      return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false, schedule.haloTiles !== false) : convBackwardData(k, k.consts);
     case 'conv_wgrad_fused':
       return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.wideTiles !== false) : convBackwardWeight(k, k.consts);
     default:

@@ -1,0 +1,94 @@
+// The shared halo tile of the stride-1 k×k bf16 data gradients (compiler/backends/cuda/conv-mma-halo.ts)
+// against the per-tap gather it replaces (`haloTiles: false`). The halo stages the same rebuilt dY' values,
+// rounded to bf16 once as before, and A keeps its k order and layout, so the two builds must agree bitwise:
+// one step's every gradient, three SGD steps' weights. (The gathering kernels are held to the bf16 bound of
+// float64 by test/emu-conv-mma-grad*.test.ts.) Both builds fuse the gradient rebuild into the staging
+// (rebuildPass false), so the halo's staging runs the dReLU·dBN rebuild from the shared table (conv2), the
+// dReLU alone (conv3) and a plain copy (conv4). The edge cases: odd planes (9×7, 63 positions padded to 64
+// statistics rows, so 128-row blocks span two images), a 5×5 pad-2 and a 3×3 pad-0 conv (P ≠ H: the
+// window's zero border differs per side), channel groups past K (K = 36: the second group of 32 is
+// partial), N tiles past C, and a batch of 3 on grids sized for 4.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildArtifact } from '../compiler/build.js';
+import { compileSpec } from '../compiler/pipeline.js';
+import { load } from '../runtime/model.js';
+import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
+import { withEnv } from './reference/env.js';
+
+// conv1 4→40 3×3 pad 1 → 40×9×7 (no data gradient); conv2 40→36 5×5 pad 2 → 36×9×7; conv3 36→20 3×3 pad 0
+// → 20×7×5; conv4 20→12 3×3 pad 1 → 12×7×5.
+const INPUT = [4, 9, 7] as const;
+const CLASSES = 3;
+const SPEC = `model halo_tiles {
+  input ${INPUT.join('x')}
+  conv(4, 40, 3, 3, 1, 1, 1, 1)  bn(40)  relu
+  conv(40, 36, 5, 5, 1, 1, 2, 2)  bn(36)  relu
+  conv(36, 20, 3, 3, 1, 1, 0, 0)  relu
+  conv(20, 12, 3, 3, 1, 1, 1, 1)
+  view(-1)  linear(${12 * 7 * 5}, ${CLASSES})  logsoftmax
+}`;
+
+let root: string;
+let dirs: { halo: string; gather: string };
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'nincc-mma-halo-'));
+  dirs = { halo: join(root, 'halo'), gather: join(root, 'gather') };
+  const r = compileSpec(SPEC, 'halo_tiles.model');
+  if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+  withEnv({ NINCC_NVCC: '0' }, () => {
+    buildArtifact(r.model!, SPEC, { outDir: dirs.halo, target: 'emu', maxBatch: 4, precision: 'bf16', rebuildPass: false });
+    buildArtifact(r.model!, SPEC, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', rebuildPass: false, haloTiles: false });
+  });
+}, 300_000);
+afterAll(() => {
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+/** report.txt's line of each data-gradient kernel, by kernel name. */
+function dgradLines(dir: string): Map<string, string> {
+  const lines = readFileSync(join(dir, 'report.txt'), 'utf8').split('\n').filter((l) => /^\s+k\d+_conv_dgrad_fused\b/.test(l));
+  return new Map(lines.map((l) => [l.trim().split(/\s/)[0], l]));
+}
+
+describe('the shared dY\' halo of the bf16 data gradients on emu', () => {
+  it('report.txt: the three k×k data gradients stage a halo, the gathering build none', () => {
+    const halo = dgradLines(dirs.halo), gather = dgradLines(dirs.gather);
+    expect([...halo.keys()]).toEqual(['k9_conv_dgrad_fused', 'k7_conv_dgrad_fused', 'k4_conv_dgrad_fused']);
+    // 5×5: KC = 32 channels (25 taps), window = padded rows of two images: the geometry's numbers, by hand in conv-mma-halo.ts.
+    for (const line of halo.values()) expect(line).toMatch(/dY' staged once per 32 channels in a shared halo of \d+ padded positions/);
+    expect(gather.size).toBe(3);
+    for (const line of gather.values()) expect(line).not.toMatch(/halo/);
+  });
+
+  it('one step\'s gradients and three SGD steps are bitwise those of the per-tap gather', async () => {
+    const n = 3; // below the grids' maximum of 4
+    const next = rng(61);
+    const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, next);
+    const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % CLASSES);
+    const [halo, gather] = await Promise.all([dirs.halo, dirs.gather].map((d) => load(d, { device: 'emu', seed: 23 })));
+    try {
+      randomizeAffine(halo, rng(67)); // non-trivial BN γ and β (init leaves β at 0)
+      for (const t of halo.tensorNames()) gather.setTensor(t, halo.getTensor(t));
+      await Promise.all([halo, gather].map((m) => m.forwardBackward(images, labels)));
+      const grads = halo.info.params.map((t) => t.name);
+      expect(grads.length).toBe(14); // 4 convs, 2 BNs and the linear, weights and biases: all compared
+      for (const t of grads) expect(Array.from(gather.getGradient(t)), t).toEqual(Array.from(halo.getGradient(t)));
+      // The comparison means something: conv1's gradient comes through all three halo data gradients.
+      expect(halo.getGradient('conv1.weight').some((v) => v !== 0)).toBe(true);
+      const losses = await Promise.all(
+        [halo, gather].map(async (m) => {
+          const out: number[] = [];
+          for (let i = 0; i < 3; i++) out.push((await m.trainStep(images, labels, { lr: 0.05, momentum: 0.9 })).loss);
+          return out;
+        }),
+      );
+      expect(losses[1]).toEqual(losses[0]);
+      for (const t of halo.tensorNames()) expect(Array.from(gather.getTensor(t)), t).toEqual(Array.from(halo.getTensor(t)));
+    } finally {
+      await Promise.all([halo, gather].map((m) => m.dispose()));
+    }
+  }, 300_000);
+});
