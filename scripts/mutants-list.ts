@@ -46,6 +46,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-halo.test.ts'],
   },
   {
+    name: 'bf16 weight copy written in plain k order, not the staged slice order',
+    file: 'compiler/backends/cuda/conv-weight-bf16.ts',
+    find: '`const int kk = sl * ${BK} + p / 4 + 8 * (p % 4);`',
+    replace: '`const int kk = sl * ${BK} + p;`',
+    tests: ['test/emu-conv-mma-halo.test.ts'],
+  },
+  {
     name: "bf16 weight gradient's bias sums reading the 4-warp rows on an 8-warp tile",
     file: 'compiler/backends/cuda/conv-mma-grad.ts',
     find: "`  const int row = (t + i * ${threads}) / 8;`,",

@@ -1,13 +1,16 @@
-// The shared halo tile of the stride-1 k×k bf16 data gradients (compiler/backends/cuda/conv-mma-halo.ts)
-// against the per-tap gather it replaces (`haloTiles: false`). The halo stages the same rebuilt dY' values,
-// rounded to bf16 once as before, and A keeps its k order and layout, so the two builds must agree bitwise:
-// one step's every gradient, three SGD steps' weights. (The gathering kernels are held to the bf16 bound of
+// The shared halo tile of the stride-1 k×k bf16 data gradients (compiler/backends/cuda/conv-mma-halo.ts) and
+// the bf16 weight copies the k×k training forwards and data gradients stage B from (conv-weight-bf16.ts),
+// against the per-tap gather and fp32 weight staging they replace (`haloTiles: false, bf16Weights: false`).
+// Both stage the same values rounded to bf16 once as before, in the same k order and shared layout, so the
+// two builds must agree bitwise: one step's every gradient, three SGD steps' weights (each step rewrites
+// the copies from the updated weights). (The gathering kernels are held to the bf16 bound of
 // float64 by test/emu-conv-mma-grad*.test.ts.) Both builds fuse the gradient rebuild into the staging
 // (rebuildPass false), so the halo's staging runs the dReLU·dBN rebuild from the shared table (conv2), the
 // dReLU alone (conv3) and a plain copy (conv4). The edge cases: odd planes (9×7, 63 positions padded to 64
 // statistics rows, so 128-row blocks span two images), a 5×5 pad-2 and a 3×3 pad-0 conv (P ≠ H: the
 // window's zero border differs per side), channel groups past K (K = 36: the second group of 32 is
-// partial), N tiles past C, and a batch of 3 on grids sized for 4.
+// partial), N tiles past C, a stride-2 conv (its data gradient gathers, its weights come from a copy; its
+// K·R·S = 72 ends inside a slice) and a batch of 3 on grids sized for 4.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +22,7 @@ import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
 
 // conv1 4→40 3×3 pad 1 → 40×9×7 (no data gradient); conv2 40→36 5×5 pad 2 → 36×9×7; conv3 36→20 3×3 pad 0
-// → 20×7×5; conv4 20→12 3×3 pad 1 → 12×7×5.
+// → 20×7×5; conv4 20→12 3×3 pad 1 → 12×7×5; conv5 12→8 3×3/2 pad 1 → 8×4×3.
 const INPUT = [4, 9, 7] as const;
 const CLASSES = 3;
 const SPEC = `model halo_tiles {
@@ -28,7 +31,8 @@ const SPEC = `model halo_tiles {
   conv(40, 36, 5, 5, 1, 1, 2, 2)  bn(36)  relu
   conv(36, 20, 3, 3, 1, 1, 0, 0)  relu
   conv(20, 12, 3, 3, 1, 1, 1, 1)
-  view(-1)  linear(${12 * 7 * 5}, ${CLASSES})  logsoftmax
+  conv(12, 8, 3, 3, 2, 2, 1, 1)
+  view(-1)  linear(${8 * 4 * 3}, ${CLASSES})  logsoftmax
 }`;
 
 let root: string;
@@ -40,7 +44,7 @@ beforeAll(() => {
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
   withEnv({ NINCC_NVCC: '0' }, () => {
     buildArtifact(r.model!, SPEC, { outDir: dirs.halo, target: 'emu', maxBatch: 4, precision: 'bf16', rebuildPass: false });
-    buildArtifact(r.model!, SPEC, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', rebuildPass: false, haloTiles: false });
+    buildArtifact(r.model!, SPEC, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', rebuildPass: false, haloTiles: false, bf16Weights: false });
   });
 }, 300_000);
 afterAll(() => {
@@ -56,11 +60,18 @@ function dgradLines(dir: string): Map<string, string> {
 describe('the shared dY\' halo of the bf16 data gradients on emu', () => {
   it('report.txt: the three k×k data gradients stage a halo, the gathering build none', () => {
     const halo = dgradLines(dirs.halo), gather = dgradLines(dirs.gather);
-    expect([...halo.keys()]).toEqual(['k9_conv_dgrad_fused', 'k7_conv_dgrad_fused', 'k4_conv_dgrad_fused']);
-    // 5×5: KC = 32 channels (25 taps), window = padded rows of two images: the geometry's numbers, by hand in conv-mma-halo.ts.
-    for (const line of halo.values()) expect(line).toMatch(/dY' staged once per 32 channels in a shared halo of \d+ padded positions/);
-    expect(gather.size).toBe(3);
+    expect([...halo.keys()]).toEqual(['k10_conv_dgrad_fused', 'k9_conv_dgrad_fused', 'k7_conv_dgrad_fused', 'k4_conv_dgrad_fused']);
+    for (const k of ['k9', 'k7', 'k4']) expect(halo.get(`${k}_conv_dgrad_fused`)).toMatch(/dY' staged once per 32 channels in a shared halo of \d+ padded positions/);
+    expect(halo.get('k10_conv_dgrad_fused')).not.toMatch(/halo/); // stride 2
+    expect(gather.size).toBe(4);
     for (const line of gather.values()) expect(line).not.toMatch(/halo/);
+  });
+
+  it('the training program writes a bf16 weight copy before each k×k forward and data gradient, the fp32 build none', () => {
+    const copies = (dir: string) => Object.values((JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { programs: Record<string, { steps: { kernel: string }[] }> }).programs).flatMap((p) => p.steps.map((s) => s.kernel)).filter((k) => k.includes('conv_weight_bf16'));
+    // Forwards of conv1, 2, 3, 4, 5 (kernels k1…k10), data gradients of conv2…5: each its own step.
+    expect(copies(dirs.halo).length).toBe(9);
+    expect(copies(dirs.gather)).toEqual([]);
   });
 
   it('one step\'s gradients and three SGD steps are bitwise those of the per-tap gather', async () => {
@@ -74,7 +85,7 @@ describe('the shared dY\' halo of the bf16 data gradients on emu', () => {
       for (const t of halo.tensorNames()) gather.setTensor(t, halo.getTensor(t));
       await Promise.all([halo, gather].map((m) => m.forwardBackward(images, labels)));
       const grads = halo.info.params.map((t) => t.name);
-      expect(grads.length).toBe(14); // 4 convs, 2 BNs and the linear, weights and biases: all compared
+      expect(grads.length).toBe(16); // 5 convs, 2 BNs and the linear, weights and biases: all compared
       for (const t of grads) expect(Array.from(gather.getGradient(t)), t).toEqual(Array.from(halo.getGradient(t)));
       // The comparison means something: conv1's gradient comes through all three halo data gradients.
       expect(halo.getGradient('conv1.weight').some((v) => v !== 0)).toBe(true);

@@ -13,6 +13,7 @@ import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaP
 import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
 import { haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
+import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /**
@@ -46,6 +47,7 @@ function eachAccumulator(nt: number, WN: number, perColumn: string[], inner: str
  * floats per k (eight lanes along each row).
  */
 function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, RS: number, threads: number): string[] {
+  if (c.bf16w) return stageWeightsBf16(c.C, BN, threads);
   const staging = {
     perRow: ['const int ch = n0 + row;'],
     perElement: ['const int kk = k0 + ko;', `if (ch < ${c.C} && kk < ${KRS}) v = nincc::ld(&w[((long long)(kk / ${RS}) * ${c.C} + ch) * ${RS} + kk % ${RS}]);`],
@@ -75,7 +77,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const useTable = RS > 1;
   // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   const halo = haloTiles ? haloGeometry(c, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
-  const names = ['g', ...rebuildParams(c), 'w', ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
+  const names = ['g', ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const perRow = [
     `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
     `const bool valid = img < n && pos < ${HW} && col < ${c.C};`,

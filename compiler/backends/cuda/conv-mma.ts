@@ -9,6 +9,7 @@
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
 import { applyPending, inputParams, params, fusedText, type Consts, type CudaKernel } from './parts.js';
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
+import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
@@ -39,7 +40,9 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const threads = tileThreads(tile);
   const WN = NT * 8; // the warp's columns
   const alongK = gatherAlongK(c);
-  const names = ['x', ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  // A training forward may stage its weights from a bf16 copy (conv-weight-bf16.ts); inference reads the folded fp32 weights.
+  const bf16w = 'bf16w' in c && c.bf16w === true;
+  const names = ['x', ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
   const body = [
     ...mmaPrologue(tile),
@@ -69,14 +72,18 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
         '}',
       ],
     }, threads).map((s) => `  ${s}`),
-    '  // Stage B: W[k][crs] rows, eight lanes along each row\'s contiguous crs.',
-    ...stageAlongK('bs', BN, {
-      perRow: ['const int kout = n0 + row;'],
-      perElement: [
-        'const int crs = k0 + ko;',
-        `if (kout < ${c.K} && crs < ${CRS}) v = nincc::ld(&w[(long long)kout * ${CRS} + crs]);`,
-      ],
-    }, threads).map((s) => `  ${s}`),
+    ...(bf16w
+      ? stageWeightsBf16(c.K, BN, threads)
+      : [
+          '// Stage B: W[k][crs] rows, eight lanes along each row\'s contiguous crs.',
+          ...stageAlongK('bs', BN, {
+            perRow: ['const int kout = n0 + row;'],
+            perElement: [
+              'const int crs = k0 + ko;',
+              `if (kout < ${c.K} && crs < ${CRS}) v = nincc::ld(&w[(long long)kout * ${CRS} + crs]);`,
+            ],
+          }, threads),
+        ]).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',

@@ -8,6 +8,7 @@ import type { KernelStep, OpKind, StepOf } from '../../lower/program-ir.js';
 import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from './conv.js';
 import { convForwardMma } from './conv-mma.js';
 import { convBackwardDataMma, convBackwardWeightMma } from './conv-mma-grad.js';
+import { convWeightBf16 } from './conv-weight-bf16.js';
 import type { Precision } from '../../ir.js';
 import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, concatTakeStats, gradRebuild } from './bn.js';
 import { poolBackward, poolForward } from './pool.js';
@@ -171,6 +172,8 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
       return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false) : convForward(k, k.consts);
     case 'conv_dgrad_fused':
       return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false, schedule.haloTiles !== false) : convBackwardData(k, k.consts);
+    case 'conv_weight_bf16':
+      return convWeightBf16(k, k.consts);
     case 'conv_wgrad_fused':
       return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.wideTiles !== false) : convBackwardWeight(k, k.consts);
     default:
