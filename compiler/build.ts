@@ -36,7 +36,7 @@ export interface BuildOptions {
   readonly rebuildPass?: false;
   /** false: the k×k bf16 convs keep the 4-warp tiles (compiler/pipeline.ts CompileOptions) */
   readonly wideTiles?: false;
-  /** false: the stride-1 k×k bf16 data gradients keep gathering dY' per tap (compiler/pipeline.ts CompileOptions) */
+  /** false: the stride-1 k×k bf16 forwards and data gradients keep gathering per tap (compiler/pipeline.ts CompileOptions) */
   readonly haloTiles?: false;
   /** false: the k×k bf16 training convs stage their fp32 weights, no bf16 copy (compiler/pipeline.ts CompileOptions) */
   readonly bf16Weights?: false;

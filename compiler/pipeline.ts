@@ -220,7 +220,7 @@ export interface CompileOptions {
   readonly rebuildPass?: false;
   /** false: the k×k bf16 convs keep the 4-warp tiles (backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES), for A/B checks */
   readonly wideTiles?: false;
-  /** false: the stride-1 k×k bf16 data gradients gather dY' per tap, no shared halo (backends/cuda/conv-mma-halo.ts), for A/B checks */
+  /** false: the stride-1 k×k bf16 forwards and data gradients gather per tap, no shared halo (backends/cuda/conv-mma-halo.ts), for A/B checks */
   readonly haloTiles?: false;
   /** false: the k×k bf16 training convs stage their fp32 weights, no bf16 copy (lower/train-fused.ts bf16Weights), for A/B checks */
   readonly bf16Weights?: false;

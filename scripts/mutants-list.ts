@@ -34,15 +34,15 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: "bf16 data gradient's halo A staging reading the tap's row offset as its column offset",
     file: 'compiler/backends/cuda/conv-mma-halo.ts',
-    find: '* ${g.zw} + ${c.S - 1} - rs % ${c.S}]',
-    replace: '* ${g.zw} + ${c.S - 1} - rs / ${c.S}]',
+    find: '`${c.S - 1} - rs % ${c.S}` : `rs % ${c.S}`',
+    replace: '`${c.S - 1} - rs / ${c.S}` : `rs / ${c.S}`',
     tests: ['test/emu-conv-mma-halo.test.ts'],
   },
   {
     name: "bf16 data gradient's halo placing dY' by the padding, not R − 1 − padding (a pad-0 3×3 shifts)",
     file: 'compiler/backends/cuda/conv-mma-halo.ts',
-    find: 'const int p = i - ${c.R - 1 - c.ph}, u = j - ${c.S - 1 - c.pw};',
-    replace: 'const int p = i - ${c.ph}, u = j - ${c.pw};',
+    find: 'oh: c.R - 1 - c.ph, ow: c.S - 1 - c.pw, flip: true',
+    replace: 'oh: c.ph, ow: c.pw, flip: true',
     tests: ['test/emu-conv-mma-halo.test.ts'],
   },
   {

@@ -1,10 +1,10 @@
-// The shared halo tile of the stride-1 k×k bf16 data gradients (compiler/backends/cuda/conv-mma-halo.ts) and
+// The shared halo tile of the stride-1 k×k bf16 forwards and data gradients (compiler/backends/cuda/conv-mma-halo.ts) and
 // the bf16 weight copies the k×k training forwards and data gradients stage B from (conv-weight-bf16.ts),
-// against the per-tap gather and fp32 weight staging they replace (`haloTiles: false, bf16Weights: false`).
+// against the per-tap gathers and fp32 weight staging they replace (`haloTiles: false, bf16Weights: false`).
 // Both stage the same values rounded to bf16 once as before, in the same k order and shared layout, so the
 // two builds must agree bitwise: one step's every gradient, three SGD steps' weights (each step rewrites
 // the copies from the updated weights). (The gathering kernels are held to the bf16 bound of
-// float64 by test/emu-conv-mma-grad*.test.ts.) Both builds fuse the gradient rebuild into the staging
+// float64 by test/emu-conv-mma*.test.ts.) Both builds fuse the gradient rebuild into the staging
 // (rebuildPass false), so the halo's staging runs the dReLU·dBN rebuild from the shared table (conv2), the
 // dReLU alone (conv3) and a plain copy (conv4). The edge cases: odd planes (9×7, 63 positions padded to 64
 // statistics rows, so 128-row blocks span two images), a 5×5 pad-2 and a 3×3 pad-0 conv (P ≠ H: the
@@ -51,19 +51,23 @@ afterAll(() => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
-/** report.txt's line of each data-gradient kernel, by kernel name. */
-function dgradLines(dir: string): Map<string, string> {
-  const lines = readFileSync(join(dir, 'report.txt'), 'utf8').split('\n').filter((l) => /^\s+k\d+_conv_dgrad_fused\b/.test(l));
+/** report.txt's kernel-table line of each bf16 conv forward and data-gradient kernel, by kernel name. */
+function convLines(dir: string): Map<string, string> {
+  const lines = readFileSync(join(dir, 'report.txt'), 'utf8').split('\n').filter((l) => /^\s+k\d+_conv_(infer|fwd_fused|dgrad_fused)\s+\|/.test(l));
   return new Map(lines.map((l) => [l.trim().split(/\s/)[0], l]));
 }
 
 describe('the shared dY\' halo of the bf16 data gradients on emu', () => {
-  it('report.txt: the three k×k data gradients stage a halo, the gathering build none', () => {
-    const halo = dgradLines(dirs.halo), gather = dgradLines(dirs.gather);
-    expect([...halo.keys()]).toEqual(['k10_conv_dgrad_fused', 'k9_conv_dgrad_fused', 'k7_conv_dgrad_fused', 'k4_conv_dgrad_fused']);
-    for (const k of ['k9', 'k7', 'k4']) expect(halo.get(`${k}_conv_dgrad_fused`)).toMatch(/dY' staged once per 32 channels in a shared halo of \d+ padded positions/);
-    expect(halo.get('k10_conv_dgrad_fused')).not.toMatch(/halo/); // stride 2
-    expect(gather.size).toBe(4);
+  it('report.txt: the stride-1 forwards and data gradients stage a halo, the stride-2 conv and the gathering build none', () => {
+    const halo = convLines(dirs.halo), gather = convLines(dirs.gather);
+    expect(halo.size).toBe(14); // 5 inference and 5 training forwards, 4 data gradients
+    for (const [kernel, line] of halo) {
+      const strided = kernel.startsWith('k10_'); // conv5, 3×3 stride 2
+      if (strided) expect(line, kernel).not.toMatch(/halo/);
+      else if (kernel.includes('dgrad')) expect(line, kernel).toMatch(/dY' staged once per 32 channels in a shared halo of \d+ padded positions/);
+      else expect(line, kernel).toMatch(/x staged once per 32 channels in a shared halo of \d+ padded positions/);
+    }
+    expect(gather.size).toBe(halo.size);
     for (const line of gather.values()) expect(line).not.toMatch(/halo/);
   });
 
@@ -74,7 +78,7 @@ describe('the shared dY\' halo of the bf16 data gradients on emu', () => {
     expect(copies(dirs.gather)).toEqual([]);
   });
 
-  it('one step\'s gradients and three SGD steps are bitwise those of the per-tap gather', async () => {
+  it('one step\'s gradients, three SGD steps and inference are bitwise those of the per-tap gathers', async () => {
     const n = 3; // below the grids' maximum of 4
     const next = rng(61);
     const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, next);
@@ -98,6 +102,8 @@ describe('the shared dY\' halo of the bf16 data gradients on emu', () => {
       );
       expect(losses[1]).toEqual(losses[0]);
       for (const t of halo.tensorNames()) expect(Array.from(gather.getTensor(t)), t).toEqual(Array.from(halo.getTensor(t)));
+      const [a, b] = await Promise.all([halo, gather].map((m) => m.infer(images, n))); // the inference forwards' halo
+      expect(Array.from(b)).toEqual(Array.from(a));
     } finally {
       await Promise.all([halo, gather].map((m) => m.dispose()));
     }

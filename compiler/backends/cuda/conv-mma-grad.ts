@@ -12,7 +12,7 @@ import { inputParams, params, fusedText, rebuildGradient, rebuildParams, statsPa
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
-import { haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
+import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
@@ -76,7 +76,8 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   // in a row); a 1×1 kernel reads them where it uses them, as the table made ptxas spill its sm_80 build.
   const useTable = RS > 1;
   // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
-  const halo = haloTiles ? haloGeometry(c, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
+  const view = haloTiles ? haloConv(c, 'dgrad') : undefined;
+  const halo = view && haloGeometry(view, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0);
   const names = ['g', ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const perRow = [
     `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
@@ -118,13 +119,13 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
     ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, threads)] : []),
-    ...(halo ? haloPrologue(c, halo, rows) : []),
+    ...(view && halo ? haloPrologue(view, halo, rows) : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
-    ...(halo
+    ...(view && halo
       ? [
-          ...stageHalo(c, halo, threads, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(kout < ${c.K} ? kout : 0)`)),
+          ...stageHalo(view, halo, threads, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
           '// Stage A from the halo: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s).',
-          ...stageAcrossRows('as', BM, haloStaging(c, halo, rows), threads),
+          ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ]
       : [
           '// Stage A: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s): dY\' at the output position the tap reaches from here.',
@@ -161,7 +162,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',
     c.gRelu && 'prologue: dReLU',
     c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)',
-    halo && `dY' staged once per ${halo.channels} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
+    halo && `dY' staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
     addend && "epilogue: + another reader's gradient",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
   ]);
