@@ -53,6 +53,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-halo.test.ts'],
   },
   {
+    name: "bf16 forward's halo placing x without the vertical padding",
+    file: 'compiler/backends/cuda/conv-mma-halo.ts',
+    find: 'oh: c.ph, ow: c.pw, flip: false',
+    replace: 'oh: 0, ow: c.pw, flip: false',
+    tests: ['test/emu-conv-mma-halo.test.ts'],
+  },
+  {
     name: "bf16 weight gradient's bias sums reading the 4-warp rows on an 8-warp tile",
     file: 'compiler/backends/cuda/conv-mma-grad.ts',
     find: "`  const int row = (t + i * ${threads}) / 8;`,",
