@@ -20,6 +20,7 @@ import { compileSpec } from '../compiler/pipeline.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
+import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
 
 // conv1 4→40 3×3 pad 1 → 40×9×7 (no data gradient); conv2 40→36 5×5 pad 2 → 36×9×7; conv3 36→20 3×3 pad 0
 // → 20×7×5; conv4 20→12 3×3 pad 1 → 12×7×5; conv5 12→8 3×3/2 pad 1 → 8×4×3.
@@ -86,24 +87,11 @@ describe('the shared dY\' halo of the bf16 data gradients on emu', () => {
     const [halo, gather] = await Promise.all([dirs.halo, dirs.gather].map((d) => load(d, { device: 'emu', seed: 23 })));
     try {
       randomizeAffine(halo, rng(67)); // non-trivial BN γ and β (init leaves β at 0)
-      for (const t of halo.tensorNames()) gather.setTensor(t, halo.getTensor(t));
-      await Promise.all([halo, gather].map((m) => m.forwardBackward(images, labels)));
-      const grads = halo.info.params.map((t) => t.name);
+      const grads = await expectSameGradients(halo, gather, images, labels);
       expect(grads.length).toBe(16); // 5 convs, 2 BNs and the linear, weights and biases: all compared
-      for (const t of grads) expect(Array.from(gather.getGradient(t)), t).toEqual(Array.from(halo.getGradient(t)));
       // The comparison means something: conv1's gradient comes through all three halo data gradients.
       expect(halo.getGradient('conv1.weight').some((v) => v !== 0)).toBe(true);
-      const losses = await Promise.all(
-        [halo, gather].map(async (m) => {
-          const out: number[] = [];
-          for (let i = 0; i < 3; i++) out.push((await m.trainStep(images, labels, { lr: 0.05, momentum: 0.9 })).loss);
-          return out;
-        }),
-      );
-      expect(losses[1]).toEqual(losses[0]);
-      for (const t of halo.tensorNames()) expect(Array.from(gather.getTensor(t)), t).toEqual(Array.from(halo.getTensor(t)));
-      const [a, b] = await Promise.all([halo, gather].map((m) => m.infer(images, n))); // the inference forwards' halo
-      expect(Array.from(b)).toEqual(Array.from(a));
+      await expectSameSteps(halo, gather, images, labels, n); // the copies rewritten each step; inference's halo
     } finally {
       await Promise.all([halo, gather].map((m) => m.dispose()));
     }
