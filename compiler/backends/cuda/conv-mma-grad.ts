@@ -2,7 +2,8 @@
 // the forward (conv-mma-tile.ts: bf16 operands in XOR-swizzled shared memory, ldmatrix, mma.m16n8k16,
 // fp32 accumulators). Data gradient: dX[m][c] = Σ_e dY'[m][e]·W[e][c] with the batch folded into M =
 // (image, input position), N = C, e = (k, r, s) over the taps that reach the position; dY' is the raw
-// gradient rebuilt from the incoming one (dReLU·dBN) while it is staged, and the epilogue writes the
+// gradient rebuilt from the incoming one (dReLU·dBN) while it is staged (a stride-1 k×k kernel: once per
+// element into a shared halo, conv-mma-halo.ts; its W from a bf16 copy, conv-weight-bf16.ts), and the epilogue writes the
 // Σdz, Σdz·x̂ partials of the input's pending BN from the accumulators. Weight gradient: dWᵀ[crs][k] =
 // Σ_j X_col[crs][j]·dY'[k][j] over j = (image, output position) of this CTA's split of the batch's
 // positions, into that split's fp32 partial; wgrad_reduce (conv.ts) adds the splits in order — no

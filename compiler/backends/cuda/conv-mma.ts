@@ -1,7 +1,8 @@
 // The bf16 tensor-core convolution forward (precision bf16): an implicit GEMM with the batch folded into
 // M, D[m][k] = Σ_crs A[m][crs]·B[crs][k], m = (image, output position), k = output channel, crs = (input
 // channel, r, s). Each block (4 warps, or 8 in a k×k layer's wide tiles) stages BM×32 of A (the input
-// gathered, its pending BN scale/shift + ReLU applied, rounded to bf16) and BN×32 of B (the fp32 weights rounded to bf16) in
+// gathered — or, stride-1 k×k, built from a shared halo (conv-mma-halo.ts) — its pending BN scale/shift + ReLU applied, rounded
+// to bf16) and BN×32 of B (the fp32 weights rounded to bf16, or a training k×k conv's bf16 copy: conv-weight-bf16.ts) in
 // XOR-swizzled shared memory, loads fragments with ldmatrix and multiplies with mma.m16n8k16 into fp32
 // accumulators. The epilogue adds the bias, applies the inference ReLU, stores fp32 NCHW (storage is
 // unchanged in this slice) and, in training, writes the per-tile BN statistics partials from the
