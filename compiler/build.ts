@@ -36,6 +36,10 @@ export interface BuildOptions {
   readonly rebuildPass?: false;
   /** false: the k×k bf16 convs keep the 4-warp tiles (compiler/pipeline.ts CompileOptions) */
   readonly wideTiles?: false;
+  /** false: the stride-1 k×k bf16 forwards and data gradients keep gathering per tap (compiler/pipeline.ts CompileOptions) */
+  readonly haloTiles?: false;
+  /** false: the k×k bf16 training convs stage their fp32 weights, no bf16 copy (compiler/pipeline.ts CompileOptions) */
+  readonly bf16Weights?: false;
   readonly log?: (line: string) => void;
 }
 
@@ -69,6 +73,8 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     .update(options.input ? `input ${options.input}` : '')
     .update(options.rebuildPass === false ? 'no rebuild pass' : '')
     .update(options.wideTiles === false ? 'no wide tiles' : '')
+    .update(options.haloTiles === false ? 'no halo tiles' : '')
+    .update(options.bf16Weights === false ? 'no bf16 weights' : '')
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -91,7 +97,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}), ...(options.wideTiles === false ? { wideTiles: false as const } : {}) });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}), ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.haloTiles === false ? { haloTiles: false as const } : {}), ...(options.bf16Weights === false ? { bf16Weights: false as const } : {}) });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);

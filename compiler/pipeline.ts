@@ -166,6 +166,8 @@ export interface LoweringOptions {
   readonly input?: 'u8';
   /** With trainKernels cuda: a grad_rebuild pass before the gradients of a conv wider than 1×1 (lower/train-fused.ts FusedTrainOptions). */
   readonly rebuildPass?: boolean;
+  /** With trainKernels cuda: the k×k convs' forwards and data gradients stage a bf16 copy of their weights (lower/train-fused.ts FusedTrainOptions). */
+  readonly bf16Weights?: boolean;
 }
 
 export interface Lowered {
@@ -185,7 +187,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true }) : lowerTrainForwardBackward(model, stem);
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true }) : lowerTrainForwardBackward(model, stem);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
   const infer = lowerInference(model, stem);
@@ -218,6 +220,10 @@ export interface CompileOptions {
   readonly rebuildPass?: false;
   /** false: the k×k bf16 convs keep the 4-warp tiles (backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES), for A/B checks */
   readonly wideTiles?: false;
+  /** false: the stride-1 k×k bf16 forwards and data gradients gather per tap, no shared halo (backends/cuda/conv-mma-halo.ts), for A/B checks */
+  readonly haloTiles?: false;
+  /** false: the k×k bf16 training convs stage their fp32 weights, no bf16 copy (lower/train-fused.ts bf16Weights), for A/B checks */
+  readonly bf16Weights?: false;
 }
 
 export interface Compiled {
@@ -238,9 +244,10 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const precision = cudaTarget ? (options.precision ?? 'fp32') : 'fp32';
   // The pass serves the bf16 tensor-core gradients, which stage each element once per tap; fp32 stays as it was.
   const rebuildPass = precision === 'bf16' && options.rebuildPass !== false;
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, ...(options.input ? { input: options.input } : {}) }, dumpIR);
+  const bf16Weights = precision === 'bf16' && options.bf16Weights !== false;
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, ...(options.input ? { input: options.input } : {}) }, dumpIR);
 
-  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.wideTiles === false ? { wideTiles: false as const } : {}) }) : undefined;
+  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.haloTiles === false ? { haloTiles: false as const } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);
 
   const plan = emitPlan(model, lowered.layout, lowered.memory, lowered.programs, {

@@ -15,6 +15,7 @@ import { compileSpec } from '../compiler/pipeline.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
+import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
 
 // conv1 3→96 11×11/4 pad 5 on 27×23 → 96×7×6; conv4 96→128 3×3 pad 1 → 128×7×6; conv7 128→96 3×3/2 pad 1 → 96×4×3;
 // conv9 96→128 1×1 → 128×4×3 (only its weight gradient takes a wide tile).
@@ -82,24 +83,11 @@ describe('the wide bf16 conv tiles on emu', () => {
     const [wide, narrow] = await Promise.all([dirs.wide, dirs.narrow].map((d) => load(d, { device: 'emu', seed: 19 })));
     try {
       randomizeAffine(wide, rng(59)); // non-trivial BN γ and β (init leaves β at 0)
-      for (const t of wide.tensorNames()) narrow.setTensor(t, wide.getTensor(t));
-      await Promise.all([wide, narrow].map((m) => m.forwardBackward(images, labels)));
-      const grads = wide.info.params.map((t) => t.name);
+      const grads = await expectSameGradients(wide, narrow, images, labels);
       expect(grads.length).toBe(16); // 4 convs, 3 BNs and the linear, weights and biases: all compared
-      for (const t of grads) expect(Array.from(narrow.getGradient(t)), t).toEqual(Array.from(wide.getGradient(t)));
       // The comparison means something: the stem's gradient (through both wide data gradients) is not all zero.
       expect(wide.getGradient('conv1.weight').some((v) => v !== 0)).toBe(true);
-      const losses = await Promise.all(
-        [wide, narrow].map(async (m) => {
-          const out: number[] = [];
-          for (let i = 0; i < 3; i++) out.push((await m.trainStep(images, labels, { lr: 0.05, momentum: 0.9 })).loss);
-          return out;
-        }),
-      );
-      expect(losses[1]).toEqual(losses[0]);
-      for (const t of wide.tensorNames()) expect(Array.from(narrow.getTensor(t)), t).toEqual(Array.from(wide.getTensor(t)));
-      const [a, b] = await Promise.all([wide, narrow].map((m) => m.infer(images, n)));
-      expect(Array.from(b)).toEqual(Array.from(a));
+      await expectSameSteps(wide, narrow, images, labels, n);
     } finally {
       await Promise.all([wide, narrow].map((m) => m.dispose()));
     }

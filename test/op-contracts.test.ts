@@ -94,6 +94,9 @@ describe('every op of ops.ts', () => {
         for (const s of c.lowered.programs.flatMap((p) => p.steps)) seen.add(s.op);
       }
     }
+    // The ops only a bf16 build lowers (conv_weight_bf16: the k×k convs' bf16 weight copies).
+    const bf16 = compileModel(probe, { target: 'emu', maxBatch: 3, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16' });
+    for (const s of bf16.lowered.programs.flatMap((p) => p.steps)) seen.add(s.op);
     expect(OP_KINDS.length).toBeGreaterThan(40);
     expect(OP_KINDS.filter((op) => !seen.has(op))).toEqual([]);
   });

@@ -106,9 +106,12 @@ const constSchemas = {
   dropout_bwd: { count: 'int', p: 'num' },
   nll_loss: { classes: 'int' },
   sgd_update: { count: 'int' },
-  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input },
+  // bf16w: the bf16 tensor-core kernel stages its weights from a conv_weight_bf16 copy `wb` (compiler/backends/cuda/conv-weight-bf16.ts).
+  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?' },
   // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
-  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?' },
+  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?' },
+  // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand.
+  conv_weight_bf16: { ...spatial, dgrad: 'bool' },
   conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
@@ -166,6 +169,8 @@ export type ConvShape = ConstsOf<typeof spatial>;
 const inPlane = (c: ConvShape) => c.C * c.H * c.W;
 const outPlane = (c: ConvShape) => c.K * c.P * c.Q;
 const convWeights = (c: ConvShape) => c.K * c.C * c.R * c.S;
+/** Floats of a conv_weight_bf16 copy: B's rows (K forward, C data gradient) × its reduction in whole 32-deep slices, two bf16 a float. */
+export const bf16WeightFloats = (c: ConvShape, dgrad: boolean) => (dgrad ? c.C : c.K) * Math.ceil(((dgrad ? c.K : c.C) * c.R * c.S) / 32) * 16;
 const perChannel = (c: { C: number }) => c.C;
 const plane = (c: { C: number; HW: number }) => c.C * c.HW;
 /** Per-tile statistics partials: one per channel and 32-position tile of a plane (lower/train-fused.ts STAT_TILE). */
@@ -462,6 +467,7 @@ const rulesTable = {
     convInput,
     ...pendingInput<OpConsts['conv_fwd_fused']>(),
     { name: 'w', dir: 'in', size: convWeights },
+    { name: 'wb', dir: 'in', when: (c) => c.bf16w === true, size: (c) => bf16WeightFloats(c, false) },
     { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
     { name: 'y', dir: 'out', size: outPlane },
     { name: 'st_mean', dir: 'out', when: (c) => c.stats, size: (c) => tiles(c.K, c.P * c.Q) },
@@ -471,6 +477,7 @@ const rulesTable = {
     { name: 'g', dir: 'in', size: outPlane },
     ...rebuild<OpConsts['conv_dgrad_fused']>((c) => c.K, (c) => c.P * c.Q),
     { name: 'w', dir: 'in', size: convWeights },
+    { name: 'wb', dir: 'in', when: (c) => c.bf16w === true, size: (c) => bf16WeightFloats(c, true) },
     { name: 'g_add', dir: 'in', when: (c) => c.addend === true, size: inPlane },
     { name: 'dx', dir: 'out', size: inPlane },
     ...backwardStats<OpConsts['conv_dgrad_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
@@ -528,6 +535,10 @@ const rulesTable = {
   act_bwd_stats: [
     { name: 'g', dir: 'in', size: plane },
     ...backwardStats<OpConsts['act_bwd_stats']>(perChannel, (c) => c.HW), // lowering emits it only for a pending BN
+  ],
+  conv_weight_bf16: [
+    { name: 'w', dir: 'in', size: convWeights },
+    { name: 'wb', dir: 'out', size: (c) => bf16WeightFloats(c, c.dgrad) },
   ],
   grad_rebuild: [{ name: 'g', dir: 'in', size: plane }, ...rebuild<OpConsts['grad_rebuild']>(perChannel, (c) => c.HW), { name: 'dx', dir: 'out', size: plane }],
   maxpool_fwd_fused: [...poolForward.slice(0, 1), ...pendingInput<OpConsts['maxpool_fwd_fused']>(), poolForward[1], { name: 'argmax', dir: 'out', dtype: 'i32', size: outPlane }],

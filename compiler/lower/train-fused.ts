@@ -19,7 +19,7 @@ import { gradId, paramId } from './params.js';
 import { concatSlices, LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
 import type { Program } from './program-ir.js';
 import { elementsOf, lrnConsts, padConsts, type ProgramBuilder } from './program-builder.js';
-import { maskFromEnds, type ConvShape } from './ops.js';
+import { bf16WeightFloats, maskFromEnds, type ConvShape } from './ops.js';
 import { stemConsts, type U8Stem } from './u8-input.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
@@ -121,6 +121,14 @@ export interface FusedTrainOptions {
    * conv with fewer than REBUILD_1X1_MIN_CHANNELS input channels.
    */
   readonly rebuildPass?: boolean;
+  /**
+   * The bf16 tensor-core forward and data gradient of a k×k conv (R·S > 1; not a uint8 stem, whose forward
+   * is the fp32 kernel) stage B from a conv_weight_bf16 copy of the weights, written by a step before each:
+   * 16-byte loads of bf16 in the slice order, a quarter of the fp32 gather's sectors where R·S floats per
+   * channel leave 8-float loads unaligned (the data gradient), half where they are aligned (the forward).
+   * The same values are rounded the same way, so the outputs are bitwise unchanged.
+   */
+  readonly bf16Weights?: boolean;
 }
 
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
@@ -128,6 +136,13 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   const last = logSoftmaxHead(m);
   const { b, images, labels } = trainingInputs(m, stem);
   const stemOf = (buf: string) => stemConsts(buf === images ? stem : undefined);
+  /** A step writing conv l's weights as bf16 in its forward's (or data gradient's) B order: the buffer. */
+  const weightCopy = (l: ShapedLayer, c: ConvShape, dgrad: boolean): string => {
+    const wb = b.fixed(`conv${l.index}.weight_bf16${dgrad ? '_dgrad' : ''}`, bf16WeightFloats(c, dgrad));
+    const { C, H, W, K, P, Q, R, S, sh, sw, ph, pw } = c;
+    b.step(l, 'conv_weight_bf16', { w: paramId(l, 'weight'), wb }, { C, H, W, K, P, Q, R, S, sh, sw, ph, pw, dgrad });
+    return wb;
+  };
   const nodes: Node[] = [];
   const [C0, H0, W0] = shape3(m.input);
   const input: Value = { buf: images, C: C0, H: H0, W: W0 };
@@ -184,7 +199,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const st = stats ? { mean: b.act(`conv${l.index}.stat_mean`, tilesOf(P * Q) * K), m2: b.act(`conv${l.index}.stat_m2`, tilesOf(P * Q) * K) } : undefined;
         const p = pendingArgs(v);
         const consts = { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias, ...p.consts, stats, ...stemOf(v.buf) };
-        b.step(l, 'conv_fwd_fused', { x: v.buf, ...p.buffers, w: paramId(l, 'weight'), b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, consts);
+        const wb = options.bf16Weights && a.kH * a.kW > 1 && !consts.u8Mean ? weightCopy(l, consts, false) : undefined;
+        b.step(l, 'conv_fwd_fused', { x: v.buf, ...p.buffers, w: paramId(l, 'weight'), wb, b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, { ...consts, ...(wb ? { bf16w: true } : {}) });
         const out: Value = { buf: y, C: K, H: P, W: Q, ...(st ? { stats: st } : {}) };
         nodes.push({ kind: 'conv', l, pos, input: v, output: out });
         v = out;
@@ -611,7 +627,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         // Another reader's gradient of x (a fanned-out value, plain data) is summed in this epilogue, not by an add pass.
         const prior = x.pending ? undefined : grads.get(x.buf);
         const addend = prior ? { g_add: prior.buf } : {};
-        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), ...addend, dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}) });
+        const wb = options.bf16Weights && a.kH * a.kW > 1 ? weightCopy(l, shape, true) : undefined;
+        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}) });
         grad = { buf: dx, of: x };
         if (prior) grads.set(x.buf, grad);
         else pass();

@@ -43,6 +43,9 @@ export function rebuildTable(f: FusionFlags, channels: number, threads: number):
   ];
 }
 
+/** The shared memory rebuildTable declares for `channels` channels. */
+export const rebuildTableBytes = (f: FusionFlags, channels: number) => rebuildFields(f).length * channels * 4;
+
 /**
  * Per staged element: the rebuild's parameters of channel `ch` from the table into registers. Every lane
  * reads them, also for the taps it will not load (`ch` must be a valid channel there too), so a warp reads

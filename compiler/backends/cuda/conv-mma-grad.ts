@@ -2,7 +2,8 @@
 // the forward (conv-mma-tile.ts: bf16 operands in XOR-swizzled shared memory, ldmatrix, mma.m16n8k16,
 // fp32 accumulators). Data gradient: dX[m][c] = Σ_e dY'[m][e]·W[e][c] with the batch folded into M =
 // (image, input position), N = C, e = (k, r, s) over the taps that reach the position; dY' is the raw
-// gradient rebuilt from the incoming one (dReLU·dBN) while it is staged, and the epilogue writes the
+// gradient rebuilt from the incoming one (dReLU·dBN) while it is staged (a stride-1 k×k kernel: once per
+// element into a shared halo, conv-mma-halo.ts; its W from a bf16 copy, conv-weight-bf16.ts), and the epilogue writes the
 // Σdz, Σdz·x̂ partials of the input's pending BN from the accumulators. Weight gradient: dWᵀ[crs][k] =
 // Σ_j X_col[crs][j]·dY'[k][j] over j = (image, output position) of this CTA's split of the batch's
 // positions, into that split's fp32 partial; wgrad_reduce (conv.ts) adds the splits in order — no
@@ -11,7 +12,9 @@
 import { inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
-import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
+import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
+import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
+import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /**
@@ -45,6 +48,7 @@ function eachAccumulator(nt: number, WN: number, perColumn: string[], inner: str
  * floats per k (eight lanes along each row).
  */
 function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, RS: number, threads: number): string[] {
+  if (c.bf16w) return stageWeightsBf16(c.C, BN, threads);
   const staging = {
     perRow: ['const int ch = n0 + row;'],
     perElement: ['const int kk = k0 + ko;', `if (ch < ${c.C} && kk < ${KRS}) v = nincc::ld(&w[((long long)(kk / ${RS}) * ${c.C} + ch) * ${RS} + kk % ${RS}]);`],
@@ -54,7 +58,7 @@ function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, R
     : ['// Stage B: rows are input channels, eight lanes along each row\'s taps (k, r, s): W[k][c][r][s].', ...stageAlongK('bs', BN, staging, threads)];
 }
 
-export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number, wideTiles = true): CudaKernel {
+export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number, wideTiles = true, haloTiles = true): CudaKernel {
   const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
   const stats = Boolean(c.outStats);
   const rows = rowsPerImage(HW, stats);
@@ -72,7 +76,10 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   // The rebuild's channel parameters from a shared table for a larger kernel (R·S taps of each channel k
   // in a row); a 1×1 kernel reads them where it uses them, as the table made ptxas spill its sm_80 build.
   const useTable = RS > 1;
-  const names = ['g', ...rebuildParams(c), 'w', ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
+  // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
+  const view = haloTiles ? haloConv(c, 'dgrad') : undefined;
+  const halo = view && haloGeometry(view, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0);
+  const names = ['g', ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const perRow = [
     `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
     `const bool valid = img < n && pos < ${HW} && col < ${c.C};`,
@@ -113,29 +120,38 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
     ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, threads)] : []),
+    ...(view && halo ? haloPrologue(view, halo, rows) : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
-    '  // Stage A: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s): dY\' at the output position the tap reaches from here.',
-    ...stageAcrossRows('as', BM, {
-      perRow: [
-        'const long long m = m0 + row;',
-        `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
-        `const bool live = img < n && pos < ${HW};`,
-        `const int hp0 = pos / ${c.W} + ${c.ph}, up0 = pos % ${c.W} + ${c.pw};`,
-      ],
-      perElement: [
-        'const int kk = k0 + ko;',
-        ...(useTable ? tableLoads(c, `(kk < ${KRS} ? kk / ${RS} : 0)`) : []),
-        `if (live && kk < ${KRS}) {`,
-        `  const int kout = kk / ${RS}, hp = hp0 - kk / ${c.S} % ${c.R}, up = up0 - kk % ${c.S};`,
-        '  // Only the taps whose distance is a whole number of strides inside the output reach this position.',
-        `  if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
-        `    const long long at = ((long long)img * ${c.K} + kout) * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
-        '    v = nincc::ld(&g[at]);',
-        ...(useTable ? rebuildGradientFrom(c, 'v', 'at', fromRow) : rebuildGradient(c, 'v', 'at', 'kout')).map((s) => `    ${s}`),
-        '  }',
-        '}',
-      ],
-    }, threads).map((s) => `  ${s}`),
+    ...(view && halo
+      ? [
+          ...stageHalo(view, halo, threads, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
+          '// Stage A from the halo: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s).',
+          ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
+        ]
+      : [
+          '// Stage A: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s): dY\' at the output position the tap reaches from here.',
+          ...stageAcrossRows('as', BM, {
+            perRow: [
+              'const long long m = m0 + row;',
+              `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
+              `const bool live = img < n && pos < ${HW};`,
+              `const int hp0 = pos / ${c.W} + ${c.ph}, up0 = pos % ${c.W} + ${c.pw};`,
+            ],
+            perElement: [
+              'const int kk = k0 + ko;',
+              ...(useTable ? tableLoads(c, `(kk < ${KRS} ? kk / ${RS} : 0)`) : []),
+              `if (live && kk < ${KRS}) {`,
+              `  const int kout = kk / ${RS}, hp = hp0 - kk / ${c.S} % ${c.R}, up = up0 - kk % ${c.S};`,
+              '  // Only the taps whose distance is a whole number of strides inside the output reach this position.',
+              `  if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
+              `    const long long at = ((long long)img * ${c.K} + kout) * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
+              '    v = nincc::ld(&g[at]);',
+              ...(useTable ? rebuildGradientFrom(c, 'v', 'at', fromRow) : rebuildGradient(c, 'v', 'at', 'kout')).map((s) => `    ${s}`),
+              '  }',
+              '}',
+            ],
+          }, threads),
+        ]).map((s) => `  ${s}`),
     ...weightStaging(c, BN, KRS, RS, threads).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
@@ -147,6 +163,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',
     c.gRelu && 'prologue: dReLU',
     c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)',
+    halo && `dY' staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
     addend && "epilogue: + another reader's gradient",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
   ]);

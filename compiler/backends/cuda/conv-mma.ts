@@ -1,7 +1,8 @@
 // The bf16 tensor-core convolution forward (precision bf16): an implicit GEMM with the batch folded into
 // M, D[m][k] = Σ_crs A[m][crs]·B[crs][k], m = (image, output position), k = output channel, crs = (input
 // channel, r, s). Each block (4 warps, or 8 in a k×k layer's wide tiles) stages BM×32 of A (the input
-// gathered, its pending BN scale/shift + ReLU applied, rounded to bf16) and BN×32 of B (the fp32 weights rounded to bf16) in
+// gathered — or, stride-1 k×k, built from a shared halo (conv-mma-halo.ts) — its pending BN scale/shift + ReLU applied, rounded
+// to bf16) and BN×32 of B (the fp32 weights rounded to bf16, or a training k×k conv's bf16 copy: conv-weight-bf16.ts) in
 // XOR-swizzled shared memory, loads fragments with ldmatrix and multiplies with mma.m16n8k16 into fp32
 // accumulators. The epilogue adds the bias, applies the inference ReLU, stores fp32 NCHW (storage is
 // unchanged in this slice) and, in training, writes the per-tile BN statistics partials from the
@@ -9,6 +10,8 @@
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
 import { applyPending, inputParams, params, fusedText, type Consts, type CudaKernel } from './parts.js';
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
+import { stageWeightsBf16 } from './conv-weight-bf16.js';
+import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
@@ -29,7 +32,7 @@ export function gatherAlongK(c: { R: number; S: number; sw: number }): boolean {
   return alongK < acrossRows;
 }
 
-export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number, wideTiles = true): CudaKernel {
+export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number, wideTiles = true, haloTiles = true): CudaKernel {
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, CHW = c.C * c.H * c.W;
   const stats = Boolean(c.stats);
   const rows = rowsPerImage(PQ, stats);
@@ -39,14 +42,13 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const threads = tileThreads(tile);
   const WN = NT * 8; // the warp's columns
   const alongK = gatherAlongK(c);
-  const names = ['x', ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
-  const statTiles = Math.ceil(PQ / 32);
-  const body = [
-    ...mmaPrologue(tile),
-    `const long long m0 = (long long)blockIdx.x * ${BM};`,
-    `const int n0 = int(blockIdx.y) * ${BN};`,
-    `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
-    `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
+  // A training forward may stage its weights from a bf16 copy (conv-weight-bf16.ts); inference reads the folded fp32 weights.
+  const bf16w = 'bf16w' in c && c.bf16w === true;
+  // A stride-1 k×k kernel stages x once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
+  const view = haloTiles ? haloConv(c, 'forward') : undefined;
+  const halo = view && haloGeometry(view, tile, rows, maxBatch, 0);
+  /** Stage A by gathering x per tap from global memory (strided convs, and where a halo would not fit). */
+  const gatherA = () => [
     ...(alongK
       ? ['  // Stage A: rows are output positions, eight lanes along each row\'s taps (contiguous along a kernel row), the pending transform applied.']
       : ['  // Stage A: rows are output positions (consecutive lanes on consecutive positions of a plane), the pending transform applied.']),
@@ -69,14 +71,35 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
         '}',
       ],
     }, threads).map((s) => `  ${s}`),
-    '  // Stage B: W[k][crs] rows, eight lanes along each row\'s contiguous crs.',
-    ...stageAlongK('bs', BN, {
-      perRow: ['const int kout = n0 + row;'],
-      perElement: [
-        'const int crs = k0 + ko;',
-        `if (kout < ${c.K} && crs < ${CRS}) v = nincc::ld(&w[(long long)kout * ${CRS} + crs]);`,
-      ],
-    }, threads).map((s) => `  ${s}`),
+  ];
+  const names = ['x', ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  const statTiles = Math.ceil(PQ / 32);
+  const body = [
+    ...mmaPrologue(tile),
+    `const long long m0 = (long long)blockIdx.x * ${BM};`,
+    `const int n0 = int(blockIdx.y) * ${BN};`,
+    `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
+    ...(view && halo ? haloPrologue(view, halo, rows) : []),
+    `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
+    ...(view && halo
+      ? [
+          ...stageHalo(view, halo, threads, (at) => [`v = nincc::ld(&x[${at}]);`, ...applyPending(c, 'v', 'ch')], []),
+          '// Stage A from the halo: rows are output positions (consecutive lanes on consecutive positions), each position a tap (c, r, s).',
+          ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
+        ].map((s) => `  ${s}`)
+      : gatherA()),
+    ...(bf16w
+      ? stageWeightsBf16(c.K, BN, threads)
+      : [
+          '// Stage B: W[k][crs] rows, eight lanes along each row\'s contiguous crs.',
+          ...stageAlongK('bs', BN, {
+            perRow: ['const int kout = n0 + row;'],
+            perElement: [
+              'const int crs = k0 + ko;',
+              `if (kout < ${c.K} && crs < ${CRS}) v = nincc::ld(&w[(long long)kout * ${CRS} + crs]);`,
+            ],
+          }, threads),
+        ]).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
@@ -87,6 +110,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     'bf16 tensor-core implicit-GEMM conv (mma.m16n8k16, fp32 accumulate)',
     c.inBn && 'prologue: previous BN scale/shift',
     c.inRelu && 'prologue: ReLU',
+    halo && `x staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
     c.bias && 'bias',
     c.relu && 'epilogue: ReLU',
     stats && 'epilogue: per-tile BN statistics (mean, M2) from the accumulators',

@@ -8,6 +8,7 @@ import type { KernelStep, OpKind, StepOf } from '../../lower/program-ir.js';
 import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from './conv.js';
 import { convForwardMma } from './conv-mma.js';
 import { convBackwardDataMma, convBackwardWeightMma } from './conv-mma-grad.js';
+import { convWeightBf16 } from './conv-weight-bf16.js';
 import type { Precision } from '../../ir.js';
 import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, concatTakeStats, gradRebuild } from './bn.js';
 import { poolBackward, poolForward } from './pool.js';
@@ -73,6 +74,8 @@ export interface CudaSchedule {
   readonly maxBatch: number;
   /** false: the k×k bf16 convs keep the 4-warp tiles (conv-mma-tile.ts WIDE_CANDIDATES), for A/B checks */
   readonly wideTiles?: false;
+  /** false: the stride-1 k×k bf16 forwards and data gradients gather x or dY' per tap instead of from a shared halo (conv-mma-halo.ts), for A/B checks */
+  readonly haloTiles?: false;
 }
 
 export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
@@ -102,7 +105,7 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
       // The training forward's kernel with nothing pending and no statistics: BN is folded into w and b.
       // A block's conv (a shortcut added, a concat slice written) stays on the fp32 kernel, which has those epilogues.
       // So does a uint8 stem (conv-mma reads float activations only).
-      return bf16 && !k.consts.residual && k.consts.yTotal === undefined && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false) : convForward(k, k.consts);
+      return bf16 && !k.consts.residual && k.consts.yTotal === undefined && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false, schedule.haloTiles !== false) : convForward(k, k.consts);
     case 'linear_infer':
       return linearForward(k, k.consts);
     case 'bn_eval': {
@@ -166,9 +169,11 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
       return zeropadForward(k, k.consts);
     case 'conv_fwd_fused':
       // A uint8 stem stays on the fp32 kernels at bf16: conv-mma reads float activations only.
-      return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false) : convForward(k, k.consts);
+      return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false, schedule.haloTiles !== false) : convForward(k, k.consts);
     case 'conv_dgrad_fused':
-      return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false) : convBackwardData(k, k.consts);
+      return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false, schedule.haloTiles !== false) : convBackwardData(k, k.consts);
+    case 'conv_weight_bf16':
+      return convWeightBf16(k, k.consts);
     case 'conv_wgrad_fused':
       return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.wideTiles !== false) : convBackwardWeight(k, k.consts);
     default:

@@ -1,0 +1,55 @@
+// A k×k conv's weights as bf16 in the order its bf16 tensor-core kernel stages its B operand (the op
+// conv_weight_bf16, written by a step before each reader: lower/train-fused.ts bf16Weights), and that B
+// staging: each 16-byte chunk of the copy is one swizzled shared chunk, so a block copies its B slice with
+// 16-byte loads, a warp reading 512 contiguous bytes — against fp32 gathers of 8 floats, which read twice
+// the bytes and, where a kernel row of R·S floats leaves them unaligned (the data gradient's W[k][c][r][s]
+// along (k, r, s)), two sectors each. Layout: slice-major, element p of row `row` of 32-deep slice `sl` at
+// (sl · rows + row) · 32 + p, holding B's k = 32·sl + p / 4 + 8·(p % 4) (conv-mma-tile.ts's k order of a
+// staged row) rounded to bf16 (0 past the reduction), rows = K (forward: W[k][crs]) or C (data gradient:
+// W[k][c][r][s] with k = (k, r, s)). The values are those the fp32 staging rounds, so outputs are bitwise equal.
+import { params, flat, type Consts, type CudaKernel } from './parts.js';
+import { BK, swizzled } from './conv-mma-tile.js';
+import type { KernelStep } from '../../lower/program-ir.js';
+
+/** B's rows and its reduction's length: the forward's K × C·R·S, or the data gradient's C × K·R·S. */
+export const weightMatrix = (c: { C: number; K: number; R: number; S: number }, dgrad: boolean) =>
+  dgrad ? { rows: c.C, depth: c.K * c.R * c.S } : { rows: c.K, depth: c.C * c.R * c.S };
+
+export function convWeightBf16(k: KernelStep, c: Consts<'conv_weight_bf16'>): CudaKernel {
+  const { rows, depth } = weightMatrix(c, c.dgrad);
+  const RS = c.R * c.S;
+  const count = Math.ceil(depth / BK) * rows * BK;
+  // B[row][kk]: the forward's W[row][kk]; the data gradient's W[kk / RS][row][kk % RS].
+  const source = c.dgrad ? `((long long)(kk / ${RS}) * ${c.C} + row) * ${RS} + kk % ${RS}` : `(long long)row * ${depth} + kk`;
+  return {
+    params: params(k, ['w', { name: 'wb', out: true }]),
+    body: [
+      'const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;',
+      '(void)n;',
+      `if (i >= ${count}) return;`,
+      `const int sl = int(i / ${rows * BK}), row = int(i / ${BK} % ${rows}), p = int(i % ${BK});`,
+      `const int kk = sl * ${BK} + p / 4 + 8 * (p % 4);`,
+      `const float v = kk < ${depth} ? nincc::ld(&w[${source}]) : 0.0f;`,
+      'nincc::st(reinterpret_cast<nincc::bf16*>(wb) + i, nincc::to_bf16(v));',
+    ],
+    launch: flat(count),
+    fused: `the weights rounded to bf16 in the ${c.dgrad ? 'data gradient' : 'forward'}'s staged B order (32-deep slices)`,
+  };
+}
+
+/**
+ * Stage B (`bs`, `rowsInTile` rows from `n0`) of the slice at `k0` from the copy `wb` of `rows` rows:
+ * consecutive threads on consecutive 16-byte chunks, 4 a row; rows past B stay zero.
+ */
+export function stageWeightsBf16(rows: number, rowsInTile: number, threads: number): string[] {
+  return [
+    '// Stage B from the bf16 copy: 16-byte chunks already in the staged k order, four lanes a row.',
+    'NINCC_UNROLL',
+    `for (int q = t; q < ${rowsInTile * 4}; q += ${threads}) {`,
+    '  const int row = q / 4, chunk = q % 4;',
+    '  int4 v = int4{0, 0, 0, 0};',
+    `  if (n0 + row < ${rows}) v = nincc::ld(reinterpret_cast<const int4*>(wb) + ((long long)(k0 / ${BK}) * ${rows} + n0 + row) * 4 + chunk);`,
+    `  nincc::st(&bs[${swizzled('row', 'chunk')}], v);`,
+    '}',
+  ];
+}
