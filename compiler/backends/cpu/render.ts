@@ -5,7 +5,7 @@ import nunjucks from 'nunjucks';
 import { argIndex, type KernelStep, type Program } from '../../lower/program-ir.js';
 import type { BufferName, ConvShape, OpKind } from '../../lower/ops.js';
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
-import { chooseConvAlgorithm, packedConvWeightsSize, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
+import { chooseConvAlgorithm, chooseTrainingConvAlgorithm, packedConvWeightsSize, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
 
@@ -82,12 +82,14 @@ function body(k: KernelStep): string[] {
     case 'conv_fwd':
     case 'conv_infer': {
       const c = k.consts;
-      const algorithm = k.op === 'conv_infer' && k.consts.packed ? chooseConvAlgorithm(c).algorithm : 'implicit_gemm';
+      const algorithm =
+        k.op === 'conv_infer' ? (k.consts.packed ? chooseConvAlgorithm(c).algorithm : 'implicit_gemm') : c.u8Mean ? 'implicit_gemm' : chooseTrainingConvAlgorithm(c);
       // An inference block's conv: the shortcut its epilogue adds, the concat slice it writes (im2col.h ConvOutput).
       const o = k.op === 'conv_infer' && (k.consts.residual || k.consts.yTotal !== undefined) ? `, ConvOutput{${optional('r')}, ${k.consts.yTotal ?? c.K}, ${k.consts.yOffset ?? 0}}` : '';
       if (c.u8Mean && algorithm !== 'implicit_gemm') throw new Error(`internal error: ${k.kernel} reads uint8 images through ${algorithm}, which only takes floats`);
       if (algorithm !== 'implicit_gemm') {
-        return [convShape(c), `conv2d_forward_winograd(${winogradKindCpp(algorithm)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
+        const call = k.op === 'conv_infer' ? 'conv2d_forward_winograd' : 'conv2d_forward_winograd_training';
+        return [convShape(c), `${call}(${winogradKindCpp(algorithm)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
       }
       const w = k.op === 'conv_infer' && k.consts.packed ? `PackedConvWeights{${cf('w')}}` : cf('w');
       return [convShape(c), `conv2d_forward(shape, ${convInput(c)}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
