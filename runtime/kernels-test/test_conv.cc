@@ -167,7 +167,7 @@ void test_conv() {
   // Training's Winograd: several 256-tile chunks with a partial last one, channel counts off the 32
   // lanes, partial tiles, pad 0 and wide pads, one output pixel, and a shape past
   // kWinogradWeightsMinChannels that conv2d_backward_weights sends to Winograd.
-  CHECK(!nincc::cpu::conv_detail::backward_weights_is_winograd(Conv2dShape{16, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1}));
+  CHECK(!nincc::cpu::conv_detail::backward_weights_is_winograd(Conv2dShape{16, 16, 14, 14, 64, 3, 3, 1, 1, 1, 1}));
   CHECK(!nincc::cpu::conv_detail::backward_weights_is_winograd(Conv2dShape{2, 96, 9, 9, 100, 3, 3, 2, 2, 1, 1}));
   check_winograd_training(Conv2dShape{3, 20, 28, 28, 24, 5, 5, 1, 1, 2, 2}, rng);
   check_winograd_training(Conv2dShape{2, 40, 14, 14, 70, 3, 3, 1, 1, 1, 1}, rng);
@@ -176,6 +176,7 @@ void test_conv() {
   check_winograd_training(Conv2dShape{2, 6, 4, 4, 12, 5, 5, 1, 1, 3, 3}, rng);
   check_winograd_training(Conv2dShape{1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0}, rng);
   check_winograd_training(Conv2dShape{2, 96, 9, 9, 100, 3, 3, 1, 1, 1, 1}, rng);
+  check_winograd_training(Conv2dShape{2, 32, 7, 7, 40, 5, 5, 1, 1, 2, 2}, rng);
 }
 
 }  // namespace kernels_test

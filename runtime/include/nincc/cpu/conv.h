@@ -113,11 +113,11 @@ inline void flip_conv_weights(const Conv2dShape& s, const float* w, float* flipp
 
 // A 3x3 or 5x5 stride-1 conv's weight gradient runs as Winograd F(2x2,3x3) or F(2x2,5x5)
 // (conv_winograd_wgrad.h) when both its channel counts are at least kWinogradWeightsMinChannels and
-// the batch's element indices fit the 32-bit gathers. Measured at 1 thread, batch 16: NIN's 5x5
-// 96->256 on 28x28, 3x3 256->384 on 14x14 and 384->1024 on 7x7 take 21%, 28% and 22% less time than
-// conv_wgrad.h's GEMM; nin-fashion's 32->64 on 14x14 and 64->128 on 7x7, whose a*a GEMMs are thin,
-// 15% and 25% more (bench/logs/cpu-train-wgrad-winograd.out).
-constexpr int kWinogradWeightsMinChannels = 96;
+// the batch's element indices fit the 32-bit gathers (bench/logs/cpu-train-wgrad-winograd.out: 1
+// thread, batch 16, against conv_wgrad.h's GEMM, NIN's 5x5 on 28x28 and 3x3 on 14x14 and 7x7 ran in
+// 0.56, 0.63 and 0.71 of the time, nin-fashion's 3x3 32->64 on 14x14 in 0.80, its 64->128 on 7x7 in 1.07).
+// With fewer channels the a*a GEMMs are too thin to pay for the transforms.
+constexpr int kWinogradWeightsMinChannels = 32;
 
 inline bool backward_weights_is_winograd(const Conv2dShape& s) {
   return s.kernel_h == s.kernel_w && (s.kernel_h == 3 || s.kernel_h == 5) && s.stride_h == 1 && s.stride_w == 1 &&

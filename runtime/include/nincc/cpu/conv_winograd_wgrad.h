@@ -2,9 +2,9 @@
 // each tile's y = A^T [sum_c U_kc (.) V_c] A with U = G g G^T, so
 //   dU_kc = sum over tiles of (A dy_k A^T) (.) V_c,   dw_kc = G^T dU_kc G,
 // and per tile and channel pair the a*a products replace m*m*r*r multiply-adds, as in the forward
-// (F(2,3): 2.25x fewer, F(2,5): 2.78x). Per chunk of tiles: V[xi][c][tile] (x's patches, B^T d B)
-// and D[xi][k][tile] (dy's tiles, A dy A^T) for every channel, then the a*a GEMMs
-// dU[xi] += D[xi] V[xi]^T, whose depth is the chunk's tiles; at the end G^T dU G for every (k, c).
+// (F(2,3): 2.25x fewer, F(2,5): 2.78x). Per chunk of tiles: V (x's patches, B^T d B) and D (dy's
+// tiles, A dy A^T) for every channel and tile, then the a*a GEMMs dU^T[xi] += V[xi]^T D[xi], whose
+// depth is the chunk's tiles; at the end G^T dU G for every (k, c).
 // Chunks are summed in order and every GEMM sums in a fixed order, so dw's bits do not depend on the
 // thread count.
 #pragma once
@@ -22,6 +22,7 @@ namespace winograd_wgrad_detail {
 
 using gemm_detail::ceil_div;
 using gemm_detail::kTileCols;
+using gemm_detail::kTileRows;
 using winograd_detail::kMaxAlpha;
 using winograd_detail::Matrices;
 
@@ -72,15 +73,17 @@ void backward_weights(const Conv2dShape& s, const float* x, const float* dy, flo
     return;
   }
   const std::int64_t chunk = std::min<std::int64_t>(kChunkTiles, tiles);
-  // Rows of V, D and dU are whole lane blocks of channels; the lanes past the last channel are zero
-  // in V and D and unused in dU.
-  const int c_blocks = ceil_div(c_in, kTileCols), k_blocks = ceil_div(k_out, kTileCols);
+  // V's rows and D's panels are whole lane blocks of channels (the lanes past the last channel are
+  // zero); dU^T's rows are whole row panels of input channels (zero past the last one), so that every
+  // micro-kernel tile is a full one.
+  const int c_blocks = ceil_div(c_in, kTileCols), k_blocks = ceil_div(k_out, kTileCols), c_panels = ceil_div(c_in, kTileRows);
   const std::int64_t c_pad = static_cast<std::int64_t>(c_blocks) * kTileCols, k_pad = static_cast<std::int64_t>(k_blocks) * kTileCols;
+  const std::int64_t c_rows = static_cast<std::int64_t>(c_panels) * kTileRows;
   const std::int64_t v_floats = kXi * chunk * c_pad, d_floats = kXi * chunk * k_pad;
   // The calling thread's scratch, shared with the team: the tasks below only use their own GEMM slots.
   float* const v = thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(v_floats + d_floats));
   float* const d = v + v_floats;
-  float* const du = thread_scratch(ScratchSlot::kConvPackedWeights, static_cast<std::size_t>(kXi * k_out * c_pad));
+  float* const du = thread_scratch(ScratchSlot::kConvPackedWeights, static_cast<std::size_t>(kXi * c_rows * k_pad));
   const int threads = threads_for(static_cast<std::int64_t>(kXi) * k_out * c_in * tiles, gemm_detail::kParallelMinMacs);
   const std::int64_t in_plane = s.in_plane(), out_plane = s.out_plane();
   const ChannelLanes in_lanes(in_plane), out_lanes(out_plane);
@@ -90,9 +93,9 @@ void backward_weights(const Conv2dShape& s, const float* x, const float* dy, flo
   for (std::int64_t t0 = 0; t0 < tiles; t0 += chunk) {
     const int nt = static_cast<int>(std::min<std::int64_t>(chunk, tiles - t0));
     const int tile_groups = ceil_div(nt, kTilesPerItem);
-    // 1. V[xi][tile][c] = B^T d_c B of x's patches and D[xi][tile][k] = A dy_k A^T of dy's tiles (outputs
-    //    past the image are not outputs: their dy is zero), 32 channels to a vector, so that both are
-    //    stored as the GEMM's operands are packed (no transposes).
+    // 1. V[xi][tile][c] = B^T d_c B of x's patches, and D = A dy_k A^T of dy's tiles (outputs past the
+    //    image are not outputs: their dy is zero) as the micro-kernel's column panels,
+    //    D[xi][k block][tile][k lane]: 32 channels to a vector, so neither needs a transpose.
     parallel_for_dynamic(static_cast<std::int64_t>(c_blocks + k_blocks) * tile_groups, threads, [&](std::int64_t item) {
       const int block = static_cast<int>(item / tile_groups), group = static_cast<int>(item % tile_groups);
       alignas(64) float patch[T::kPoints * kTileCols];
@@ -123,26 +126,35 @@ void backward_weights(const Conv2dShape& s, const float* x, const float* dy, flo
               winograd_detail::gather_lanes(dy + base, out_lanes.index, inside ? (oh0 + a) * s.out_w() + ow0 + b : 0,
                                             inside ? lanes : 0u, patch + (a * T::kM + b) * kTileCols);
             }
-          winograd_detail::transform_lanes<T::kAlpha, T::kAlpha, T::kM>(kT.a, kT.a, patch, kTileCols, d + i * k_pad + c0,
-                                                                        chunk * k_pad);
+          winograd_detail::transform_lanes<T::kAlpha, T::kAlpha, T::kM>(kT.a, kT.a, patch, kTileCols,
+                                                                        d + (c0 * chunk + i * kTileCols), chunk * k_pad);
         }
       }
     });
-    // 2. dU[xi] (k_out x c_in, rows c_pad apart) += D[xi]^T V[xi] over the chunk's tiles.
+    // 2. dU^T[xi] (c_rows x k_pad) += V[xi]^T D[xi] over the chunk's tiles: V's row panels packed (a
+    //    copy of 12 floats per tile), D's column panels read as they are.
     parallel_for_dynamic(kXi, threads, [&](std::int64_t xi) {
-      gemm_serial(Transpose::kYes, Transpose::kNo, k_out, c_in, nt, d + xi * chunk * k_pad, k_pad,
-                  v + xi * chunk * c_pad, c_pad, du + xi * k_out * c_pad, c_pad, t0 > 0);
+      float* packed = thread_scratch(ScratchSlot::kGemmPackedA, static_cast<std::size_t>(kTileRows) * nt);
+      const gemm_detail::MatrixView vt{v + xi * chunk * c_pad, 1, c_pad};
+      const gemm_detail::TileOutput out{t0 > 0, false, nullptr, nullptr, false};
+      for (int p = 0; p < c_panels; ++p) {
+        gemm_detail::pack_a_panel(vt, p * kTileRows, std::min(kTileRows, c_in - p * kTileRows), 0, nt, packed);
+        for (int q = 0; q < k_blocks; ++q)
+          gemm_detail::micro_kernel(nt, packed, d + xi * chunk * k_pad + q * chunk * kTileCols,
+                                    du + (xi * c_rows + p * kTileRows) * k_pad + q * kTileCols, k_pad, kTileRows, kTileCols, out);
+      }
     });
   }
-  // 3. dw[k][c] = G^T dU[.][k][c] G, 32 input channels at a time.
-  parallel_for(k_out, static_cast<std::int64_t>(kXi) * k_out * c_pad, [&](std::int64_t k) {
+  // 3. dw[k][c] = G^T dU^T[.][c][k] G, 32 output channels at a time.
+  parallel_for(c_in, static_cast<std::int64_t>(kXi) * c_in * k_pad, [&](std::int64_t c) {
     alignas(64) float out[T::kR * T::kR * kTileCols];
-    for (int c0 = 0; c0 < c_in; c0 += kTileCols) {
-      winograd_detail::transform_lanes<T::kR, T::kR, T::kAlpha>(kT.gt, kT.gt, du + k * c_pad + c0, k_out * c_pad, out, kTileCols);
-      const int lanes_used = std::min(kTileCols, c_in - c0);
-      float* to = dw + (k * c_in + c0) * T::kR * T::kR;
-      for (int l = 0; l < lanes_used; ++l)
-        for (int e = 0; e < T::kR * T::kR; ++e) to[l * T::kR * T::kR + e] = out[e * kTileCols + l];
+    for (int k0 = 0; k0 < k_out; k0 += kTileCols) {
+      winograd_detail::transform_lanes<T::kR, T::kR, T::kAlpha>(kT.gt, kT.gt, du + c * k_pad + k0, c_rows * k_pad, out, kTileCols);
+      const int lanes_used = std::min(kTileCols, k_out - k0);
+      for (int l = 0; l < lanes_used; ++l) {
+        float* to = dw + ((static_cast<std::int64_t>(k0) + l) * c_in + c) * T::kR * T::kR;
+        for (int e = 0; e < T::kR * T::kR; ++e) to[e] = out[e * kTileCols + l];
+      }
     }
   });
 }
