@@ -113,10 +113,10 @@ inline void flip_conv_weights(const Conv2dShape& s, const float* w, float* flipp
 
 // A 3x3 or 5x5 stride-1 conv's weight gradient runs as Winograd F(2x2,3x3) or F(2x2,5x5)
 // (conv_winograd_wgrad.h) when both its channel counts are at least kWinogradWeightsMinChannels and
-// the batch's element indices fit the 32-bit gathers (bench/logs/cpu-train-wgrad-winograd.out: 1
-// thread, batch 16, against conv_wgrad.h's GEMM, NIN's 5x5 on 28x28 and 3x3 on 14x14 and 7x7 ran in
-// 0.56, 0.63 and 0.71 of the time, nin-fashion's 3x3 32->64 on 14x14 in 0.80, its 64->128 on 7x7 in 1.07).
-// With fewer channels the a*a GEMMs are too thin to pay for the transforms.
+// the batch's element indices fit the 32-bit gathers (bench/logs/cpu-train-wgrad-winograd.out, last
+// run: 1 thread, batch 16, against conv_wgrad.h's GEMM, NIN's 5x5 on 28x28 and 3x3 on 14x14 and 7x7
+// ran in 0.45, 0.59 and 0.67 of the time, nin-fashion's 3x3 32->64 on 14x14 in 0.75, 64->128 on 7x7
+// in 0.92). With fewer channels the a*a GEMMs are too thin to pay for the transforms.
 constexpr int kWinogradWeightsMinChannels = 32;
 
 inline bool backward_weights_is_winograd(const Conv2dShape& s) {

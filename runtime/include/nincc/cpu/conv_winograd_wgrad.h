@@ -26,9 +26,12 @@ using gemm_detail::kTileRows;
 using winograd_detail::kMaxAlpha;
 using winograd_detail::Matrices;
 
-// Tiles per chunk: NIN's 5x5 96->256 chunk (V 3.5 MB, D 9.4 MB) is re-read by the GEMMs from L3
-// rather than memory, and each GEMM's depth is one or two depth blocks.
-constexpr int kChunkTiles = 256;
+// Tiles per chunk, the GEMMs' depth: NIN's 5x5 96->256 chunk (V 0.9 MB, D 2.4 MB) stays near L2.
+// Measured at 1 thread, batch 16, on NIN's three layers, 64 was the fastest of 32, 64, 128, 256 and
+// 512 (5x5: 0.43-0.46 of the implicit GEMM's time against 0.55-0.57 at 256;
+// bench/logs/cpu-train-wgrad-winograd-chunk.out), the longer dU updates costing less than V and D
+// falling out of L2.
+constexpr int kChunkTiles = 64;
 
 // A (a x m) and G^T (r x a): the transposes of the forward's A^T and G, as transform_lanes' left
 // and right matrices of the dy and the final transforms.
