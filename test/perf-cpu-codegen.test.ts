@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildArtifact } from '../compiler/build.js';
-import { chooseConvAlgorithm, convAlgorithmReport, convPackedWeightsFloats, packedConvWeightsSize } from '../compiler/schedule/cpu-conv-algorithm.js';
+import { chooseConvAlgorithm, chooseTrainingConvAlgorithm, convAlgorithmReport, convPackedWeightsFloats, packedConvWeightsSize } from '../compiler/schedule/cpu-conv-algorithm.js';
 import { compileSpec, lowerModel } from '../compiler/pipeline.js';
 import { nincc, root } from './cli-run.js';
 
@@ -62,6 +62,15 @@ describe('generated CPU code', () => {
     expect(chooseConvAlgorithm({ C: 384, H: 7, W: 7, K: 1024, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 }).large).toBeUndefined();
     // NIN's 5x5 96 -> 256 layer on 28x28 (its biggest) takes F(2,5).
     expect(chooseConvAlgorithm({ C: 96, H: 28, W: 28, K: 256, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 }).algorithm).toBe('winograd_f2x5');
+    // Training transforms its weights every call and models batch 16 alone, without F(4,3): NIN's 3x3
+    // on 14x14 takes F(2,3) (inference's cost model would pick F(4,3) at batch 16), its 5x5 F(2,5).
+    expect(chooseTrainingConvAlgorithm({ C: 256, H: 14, W: 14, K: 384, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 })).toBe('winograd_f2x3');
+    expect(chooseConvAlgorithm({ C: 256, H: 14, W: 14, K: 384, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 }).relative.get('winograd_f4x3')![1]).toBeLessThan(0.5);
+    expect(chooseTrainingConvAlgorithm({ C: 96, H: 28, W: 28, K: 256, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 })).toBe('winograd_f2x5');
+    expect(chooseTrainingConvAlgorithm({ ...c11, sh: 2, sw: 2 })).toBe('implicit_gemm');
+    expect(chooseTrainingConvAlgorithm({ C: 1, H: 28, W: 28, K: 32, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 })).toBe('implicit_gemm');
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_conv_fwd\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  conv2d_forward_winograd_training\(WinogradKind::F2x3, shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\), /);
+    expect(cc).toMatch(/void k1_conv_fwd\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\};\n  conv2d_forward\(shape, /);
     const lines = convAlgorithmReport(lowerModel(compileSpec(source, spec).model!, { maxBatch: 4, trainKernels: 'cpu' }).programs);
     expect(lines[0]).toBe('CPU convolution algorithms (cost model at batch 1 and 16; relative time, lower is faster):');
     expect(lines.find((l) => l.includes('k11_conv_infer'))).toMatch(/3x3\/1 32→64 on 14x14: Winograd F\(2x2,3x3\): modeled 0\.\d\d× at batch 1, 0\.\d\d× at batch 16 of the implicit GEMM's time/);

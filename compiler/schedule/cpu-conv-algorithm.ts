@@ -141,6 +141,37 @@ export function chooseConvAlgorithm(c: ConvConsts): ConvChoice {
   return large ? { algorithm: best, relative, reason, large } : { algorithm: best, relative, reason };
 }
 
+// Training transforms its weights on every call (conv.h conv2d_forward_winograd_training): U = G g G^T
+// is a*r*r + a*a*r double multiply-adds per (k, c) pair at ~0.75 cycle each, fitted to the measured
+// pack times of NIN's 3x3 weights (384x256: 2.1 ms, 1024x384: 9 ms; bench/RESULTS.md Round 6).
+const transformCyclesPerMac = 0.75;
+/** The batch a training step is modeled at (bench/cpu's training step; the spec's own batch is larger). */
+export const trainingCostBatch = 16;
+
+function weightTransformCycles(a: Exclude<ConvAlgorithm, 'implicit_gemm'>, c: ConvConsts): number {
+  const { m, r } = winograd[a];
+  const alpha = m + r - 1;
+  return c.K * c.C * (alpha * r * r + alpha * alpha * r) * transformCyclesPerMac;
+}
+
+/**
+ * The algorithm of a training forward conv (conv_fwd): as chooseConvAlgorithm, but at the training batch
+ * only, with the per-call weight transform counted against each Winograd variant, and without
+ * F(4x4,3x3): measured at 1 thread, batch 16, on NIN's 3x3 256→384 (14x14) it took 18.5 ms against
+ * F(2x2,3x3)'s 19.9 (implicit GEMM 38.5), for rounding 2.5x as large (its tests' tolerance), which
+ * every later step of training would carry; the data and weight gradients use F(2x2,·) too.
+ */
+export function chooseTrainingConvAlgorithm(c: ConvConsts): ConvAlgorithm {
+  const direct = implicitGemmCycles(c, trainingCostBatch);
+  let best: ConvAlgorithm = 'implicit_gemm';
+  let bestRelative = margin;
+  for (const a of candidates(c).filter((v) => v !== 'winograd_f4x3')) {
+    const relative = (winogradCycles(a, c, trainingCostBatch) + weightTransformCycles(a, c)) / direct;
+    if (relative < bestRelative) [best, bestRelative] = [a, relative];
+  }
+  return best;
+}
+
 /** Floats of one algorithm's packing of a conv's folded weights. */
 export function packedWeightsFloatsOf(a: ConvAlgorithm, c: ConvConsts): number {
   return a === 'implicit_gemm' ? packedConvWeightsSize(c.K, c.C * c.R * c.S) : winogradWeightsSize(a, c.K, c.C);

@@ -1,6 +1,6 @@
 // Convolution forward, backward-data and backward-weights against the float64 reference over a
-// sweep of kernels 1/3/5/11, strides 1/2/4, pads 0/1/2/5, batches 1-3 and odd channel counts;
-// the reference backward itself is checked by finite differences first.
+// sweep of kernels 1/3/5/11, strides 1/2/4, pads 0/1/2/5, batches 1-3 and odd channel counts, then
+// the Winograd paths of training; the reference backward itself is checked by finite differences first.
 #include <cstdio>
 #include <vector>
 
@@ -78,6 +78,40 @@ void check_backward_data_as_conv(const Conv2dShape& s, bool winograd, Rng& rng) 
   });
 }
 
+// Training's Winograd paths, each against the float64 reference at 1, 2 and all threads with the
+// same bits on each: the forward with its weights transformed per call
+// (conv2d_forward_winograd_training), and the weight gradient (conv_winograd_wgrad.h), called
+// directly on any shape and through conv2d_backward_weights where backward_weights_is_winograd picks
+// it. Tolerances as for the Winograd forward (test_conv_winograd.cc): 2e-5 for F(2,3), 5e-5 for F(2,5).
+void check_winograd_training(const Conv2dShape& s, Rng& rng) {
+  using nincc::cpu::WinogradKind;
+  char what[160];
+  std::snprintf(what, sizeof what, "training Winograd n%d c%d %dx%d -> k%d kernel %dx%d pad %d,%d", s.batch, s.in_channels,
+                s.in_h, s.in_w, s.out_channels, s.kernel_h, s.kernel_w, s.pad_h, s.pad_w);
+  const WinogradKind kind = s.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3;
+  const double tolerance = s.kernel_h == 5 ? 5e-5 : 2e-5;
+  const std::vector<float> x = random_floats(conv_x_size(s), rng), w = random_floats(conv_w_size(s), rng);
+  const std::vector<float> b = random_floats(s.out_channels, rng), dy = random_floats(conv_y_size(s), rng);
+  const std::vector<double> bd = to_double(b);
+  const std::vector<double> want_y = ref_conv_forward(s, to_double(x), to_double(w), &bd, true);
+  const std::vector<double> want_dw = ref_conv_backward(s, to_double(x), to_double(w), to_double(dy)).dw;
+  const bool dispatched = nincc::cpu::conv_detail::backward_weights_is_winograd(s);
+  std::vector<float> first_y, first_dw;
+  on_1_2_and_all_threads([&] {
+    std::vector<float> y = poisoned(conv_y_size(s)), dw = poisoned(w.size()), via = poisoned(w.size());
+    nincc::cpu::conv2d_forward_winograd_training(kind, s, x.data(), w.data(), b.data(), y.data(), true);
+    CHECK_CLOSE(y, want_y, tolerance, what);
+    nincc::cpu::conv2d_backward_weights_winograd(kind, s, x.data(), dy.data(), dw.data());
+    CHECK_CLOSE(dw, want_dw, tolerance, what);
+    nincc::cpu::conv2d_backward_weights(s, x.data(), dy.data(), via.data(), nullptr);
+    if (dispatched) CHECK(bitwise_equal(via, dw));
+    CHECK_CLOSE(via, want_dw, tolerance, what);
+    if (first_y.empty()) first_y = y, first_dw = dw;
+    CHECK(bitwise_equal(y, first_y));
+    CHECK(bitwise_equal(dw, first_dw));
+  });
+}
+
 }  // namespace
 
 void test_conv() {
@@ -129,6 +163,20 @@ void test_conv() {
   check_backward_data_as_conv(Conv2dShape{2, 13, 9, 11, 5, 3, 3, 1, 1, 0, 1}, true, rng);
   check_backward_data_as_conv(Conv2dShape{3, 6, 5, 8, 29, 3, 3, 1, 1, 2, 2}, true, rng);
   check_backward_data_as_conv(Conv2dShape{1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0}, true, rng);  // one output pixel
+
+  // Training's Winograd: several 256-tile chunks with a partial last one, channel counts off the 32
+  // lanes, partial tiles, pad 0 and wide pads, one output pixel, and a shape past
+  // kWinogradWeightsMinChannels that conv2d_backward_weights sends to Winograd.
+  CHECK(!nincc::cpu::conv_detail::backward_weights_is_winograd(Conv2dShape{16, 16, 14, 14, 64, 3, 3, 1, 1, 1, 1}));
+  CHECK(!nincc::cpu::conv_detail::backward_weights_is_winograd(Conv2dShape{2, 96, 9, 9, 100, 3, 3, 2, 2, 1, 1}));
+  check_winograd_training(Conv2dShape{3, 20, 28, 28, 24, 5, 5, 1, 1, 2, 2}, rng);
+  check_winograd_training(Conv2dShape{2, 40, 14, 14, 70, 3, 3, 1, 1, 1, 1}, rng);
+  check_winograd_training(Conv2dShape{3, 9, 11, 13, 17, 3, 3, 1, 1, 0, 0}, rng);
+  check_winograd_training(Conv2dShape{2, 5, 9, 7, 33, 5, 5, 1, 1, 0, 1}, rng);
+  check_winograd_training(Conv2dShape{2, 6, 4, 4, 12, 5, 5, 1, 1, 3, 3}, rng);
+  check_winograd_training(Conv2dShape{1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0}, rng);
+  check_winograd_training(Conv2dShape{2, 96, 9, 9, 100, 3, 3, 1, 1, 1, 1}, rng);
+  check_winograd_training(Conv2dShape{2, 32, 7, 7, 40, 5, 5, 1, 1, 2, 2}, rng);
 }
 
 }  // namespace kernels_test

@@ -5,7 +5,7 @@ import nunjucks from 'nunjucks';
 import { argIndex, type KernelStep, type Program } from '../../lower/program-ir.js';
 import type { BufferName, ConvShape, OpKind } from '../../lower/ops.js';
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
-import { type ConvAlgorithm, chooseConvAlgorithm, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
+import { type ConvAlgorithm, chooseConvAlgorithm, chooseTrainingConvAlgorithm, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
 
@@ -86,7 +86,12 @@ function body(k: KernelStep): string[] {
       // An inference block's conv: the shortcut its epilogue adds, the concat slice it writes (im2col.h ConvOutput).
       const o = k.op === 'conv_infer' && (k.consts.residual || k.consts.yTotal !== undefined) ? `, ConvOutput{${optional('r')}, ${k.consts.yTotal ?? c.K}, ${k.consts.yOffset ?? 0}}` : '';
       if (c.u8Mean && choice && choice.algorithm !== 'implicit_gemm') throw new Error(`internal error: ${k.kernel} reads uint8 images through ${choice.algorithm}, which only takes floats`);
-      if (!choice) return [convShape(c), `conv2d_forward(shape, ${convInput(c)}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
+      if (!choice) {
+        // A training forward transforms its weights each call; an unfolded inference conv packs them per call.
+        const training = k.op === 'conv_fwd' && !c.u8Mean ? chooseTrainingConvAlgorithm(c) : 'implicit_gemm';
+        if (training !== 'implicit_gemm') return [convShape(c), `conv2d_forward_winograd_training(${winogradKindCpp(training)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
+        return [convShape(c), `conv2d_forward(shape, ${convInput(c)}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
+      }
       // The conv through one algorithm, its packed weights `at` floats into w.
       const call = (a: ConvAlgorithm, at: number) => {
         const w = at === 0 ? cf('w') : `${cf('w')} + ${at}`;

@@ -13,6 +13,7 @@
 #include "conv_gemm.h"
 #include "conv_wgrad.h"
 #include "conv_winograd.h"
+#include "conv_winograd_wgrad.h"
 #include "gemm.h"
 #include "im2col.h"
 #include "parallel.h"
@@ -41,6 +42,17 @@ inline void conv2d_forward(const Conv2dShape& shape, const float* x, const float
                                  static_cast<std::size_t>(packed_conv_weights_size(shape.out_channels, patch)));
   pack_conv_weights(shape, w, packed);
   conv2d_forward_packed(shape, x, packed, bias, y, relu, o);
+}
+
+// Training's forward of a conv that the cost model (compiler/schedule/cpu-conv-algorithm.ts,
+// chooseTrainingConvAlgorithm) gives to Winograd: the weights change every step, so U = G g G^T is
+// computed on every call, into the calling thread's scratch, then conv2d_forward_winograd runs.
+inline void conv2d_forward_winograd_training(WinogradKind kind, const Conv2dShape& shape, const float* x, const float* w,
+                                             const float* bias, float* y, bool relu = false, const ConvOutput& o = {}) {
+  float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
+                                 static_cast<std::size_t>(winograd_weights_size(kind, shape.out_channels, shape.in_channels)));
+  pack_winograd_weights(kind, shape, w, packed);
+  conv2d_forward_winograd(kind, shape, x, packed, bias, y, relu, o);
 }
 
 // The same with weights packed once beforehand (inference: packed when BN is folded). A
@@ -97,6 +109,20 @@ inline void flip_conv_weights(const Conv2dShape& s, const float* w, float* flipp
       float* to = flipped + (static_cast<std::int64_t>(c) * s.out_channels + k) * taps;
       for (int t = 0; t < taps; ++t) to[t] = from[taps - 1 - t];
     }
+}
+
+// A 3x3 or 5x5 stride-1 conv's weight gradient runs as Winograd F(2x2,3x3) or F(2x2,5x5)
+// (conv_winograd_wgrad.h) when both its channel counts are at least kWinogradWeightsMinChannels and
+// the batch's element indices fit the 32-bit gathers (bench/logs/cpu-train-wgrad-winograd.out, last
+// run: 1 thread, batch 16, against conv_wgrad.h's GEMM, NIN's 5x5 on 28x28 and 3x3 on 14x14 and 7x7
+// ran in 0.45, 0.59 and 0.67 of the time, nin-fashion's 3x3 32->64 on 14x14 in 0.75, 64->128 on 7x7
+// in 0.92). With fewer channels the a*a GEMMs are too thin to pay for the transforms.
+constexpr int kWinogradWeightsMinChannels = 32;
+
+inline bool backward_weights_is_winograd(const Conv2dShape& s) {
+  return s.kernel_h == s.kernel_w && (s.kernel_h == 3 || s.kernel_h == 5) && s.stride_h == 1 && s.stride_w == 1 &&
+         s.in_channels >= kWinogradWeightsMinChannels && s.out_channels >= kWinogradWeightsMinChannels &&
+         s.batch <= winograd_detail::max_batch_per_call(s, s.out_channels);
 }
 
 }  // namespace conv_detail
@@ -158,13 +184,17 @@ inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, cons
 
 // dw[k][c][r][s] = sum over the batch of dy[n][k] . unfolded x[n]; db[k] = sum of dy[n][k][.].
 // Both are overwritten (not accumulated), and `db` may be null. dw is one GEMM over all the
-// batch's pixels (conv_wgrad.h), every element summed in batch order for any thread count; db sums
+// batch's pixels (conv_wgrad.h), or Winograd for most 3x3 and 5x5 (backward_weights_is_winograd),
+// every element summed in batch order for any thread count; db sums
 // in double in a fixed order (reduce.h).
 inline void conv2d_bias_gradient(const Conv2dShape& shape, const float* dy, float* db);
 
 inline void conv2d_backward_weights(const Conv2dShape& shape, const float* x, const float* dy, float* dw,
                                     float* db) {
-  conv2d_backward_weights_gemm(shape, x, dy, dw);
+  if (conv_detail::backward_weights_is_winograd(shape))
+    conv2d_backward_weights_winograd(shape.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3, shape, x, dy, dw);
+  else
+    conv2d_backward_weights_gemm(shape, x, dy, dw);
   conv2d_bias_gradient(shape, dy, db);
 }
 
