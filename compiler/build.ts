@@ -36,6 +36,8 @@ export interface BuildOptions {
   readonly rebuildPass?: false;
   /** false: the k×k bf16 convs keep the 4-warp tiles (compiler/pipeline.ts CompileOptions) */
   readonly wideTiles?: false;
+  /** false: the k×k bf16 weight gradients gather their input per tap, no input halo (compiler/pipeline.ts CompileOptions) */
+  readonly inputHalo?: false;
   readonly log?: (line: string) => void;
 }
 
@@ -69,6 +71,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     .update(options.input ? `input ${options.input}` : '')
     .update(options.rebuildPass === false ? 'no rebuild pass' : '')
     .update(options.wideTiles === false ? 'no wide tiles' : '')
+    .update(options.inputHalo === false ? 'no input halo' : '')
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -91,7 +94,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}), ...(options.wideTiles === false ? { wideTiles: false as const } : {}) });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}), ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.inputHalo === false ? { inputHalo: false as const } : {}) });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);

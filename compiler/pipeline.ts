@@ -218,6 +218,8 @@ export interface CompileOptions {
   readonly rebuildPass?: false;
   /** false: the k×k bf16 convs keep the 4-warp tiles (backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES), for A/B checks */
   readonly wideTiles?: false;
+  /** false: the k×k bf16 weight gradients gather their input per tap from global memory instead of an input halo in shared memory (backends/cuda/conv-mma-halo.ts), for A/B checks */
+  readonly inputHalo?: false;
 }
 
 export interface Compiled {
@@ -240,7 +242,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const rebuildPass = precision === 'bf16' && options.rebuildPass !== false;
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, ...(options.input ? { input: options.input } : {}) }, dumpIR);
 
-  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.wideTiles === false ? { wideTiles: false as const } : {}) }) : undefined;
+  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.inputHalo === false ? { inputHalo: false as const } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);
 
   const plan = emitPlan(model, lowered.layout, lowered.memory, lowered.programs, {

@@ -73,6 +73,8 @@ export interface CudaSchedule {
   readonly maxBatch: number;
   /** false: the k×k bf16 convs keep the 4-warp tiles (conv-mma-tile.ts WIDE_CANDIDATES), for A/B checks */
   readonly wideTiles?: false;
+  /** false: the k×k bf16 weight gradients gather x per tap from global memory (conv-mma-halo.ts), for A/B checks */
+  readonly inputHalo?: false;
 }
 
 export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
@@ -170,7 +172,7 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     case 'conv_dgrad_fused':
       return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false) : convBackwardData(k, k.consts);
     case 'conv_wgrad_fused':
-      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.wideTiles !== false) : convBackwardWeight(k, k.consts);
+      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.wideTiles !== false, schedule.inputHalo !== false) : convBackwardWeight(k, k.consts);
     default:
       return trainingKernel(k);
   }
