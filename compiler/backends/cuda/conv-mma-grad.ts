@@ -172,7 +172,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   const WN = NT * 8;
   // A k×k kernel stages its input rows once per slice in shared memory and builds A from there (conv-mma-halo.ts);
   // a 1×1 kernel's A is x itself, read once.
-  const halo = inputHalo && RS > 1 ? chooseHalo(c, BM) : undefined;
+  const halo = inputHalo && RS > 1 ? chooseHalo(c, BM, threads) : undefined;
   const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
   const names = ['g', ...rebuildParams(c), 'x', ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
   // Without a halo, A gathers each tap's input from global memory.

@@ -53,10 +53,10 @@ export function stagingConflicts(g: Geometry, l: HaloLayout): boolean {
  * makes crossing into the next image move the addresses as a row wrap does, then the rest, each with every
  * even plane residue from 16 on.
  */
-export function chooseHalo(g: Geometry, bm: number): Halo | undefined {
+export function chooseHalo(g: Geometry, bm: number, threads: number): Halo | undefined {
   const rows = paddedRows(g), columns = paddedColumns(g);
-  const unpadded = haloSize(g, { rows, columns, imageGap: 0, planeResidue: 0 }, bm);
-  if (unpadded.channels * unpadded.plane * 2 > HALO_MAX_BYTES) return undefined; // too large before any padding: no search
+  const unpadded = haloSize(g, { rows, columns, imageGap: 0, planeResidue: 0 }, bm, threads);
+  if (unpadded.elements * 2 > HALO_MAX_BYTES) return undefined; // too large before any padding: no search
   const rowWrap = g.sh * columns - (g.Q - 1) * g.sw;
   const crossing = rows * columns - (g.P - 1) * g.sh * columns - (g.Q - 1) * g.sw;
   const likeRowWrap = (((rowWrap - crossing) % 64) + 64) % 64;
@@ -66,9 +66,9 @@ export function chooseHalo(g: Geometry, bm: number): Halo | undefined {
     for (const planeResidue of residues) {
       const layout = { rows, columns, imageGap, planeResidue };
       if (stagingConflicts(g, layout)) continue;
-      const { channels, plane } = haloSize(g, layout, bm);
-      const bytes = channels * plane * 2;
-      return bytes <= HALO_MAX_BYTES ? { layout, channels, plane, bytes } : undefined;
+      const { channels, plane, elements } = haloSize(g, layout, bm, threads);
+      const bytes = elements * 2;
+      return bytes <= HALO_MAX_BYTES ? { layout, channels, plane, elements, bytes } : undefined;
     }
   }
   return undefined;

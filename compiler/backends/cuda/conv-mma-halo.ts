@@ -55,30 +55,39 @@ export function planePitch(l: HaloLayout, length: number): number {
   return length + (d > 32 ? 64 - d : d & 1);
 }
 
-/** A layer's halo: its layout, and up to `channels` planes of at most `plane` elements (with the pitch's slack). */
+/**
+ * A layer's halo: its layout, up to `channels` planes at a pitch of at most `plane` elements, `elements` in
+ * all (the last plane runs on by up to a block's threads: haloStaging's spare stores).
+ */
 export interface Halo {
   readonly layout: HaloLayout;
   readonly channels: number;
   readonly plane: number;
+  readonly elements: number;
   readonly bytes: number;
 }
 
 /**
- * The most channels any block's BM taps span, and the longest plane of any slice of BK consecutive
- * positions (a slice may start at any position of an image, as the splits' bounds fall anywhere, and may
- * run into the next images when an image has fewer than BK positions).
+ * The most channels any block's BM taps span, the longest plane and the largest pitch of any slice of BK
+ * consecutive positions (a slice may start at any position of an image, as the splits' bounds fall
+ * anywhere, and may run into the next images when an image has fewer than BK positions), and the
+ * elements the halo needs for them with `threads` threads staging.
  */
-export function haloSize(g: Geometry, l: HaloLayout, bm: number): { channels: number; plane: number } {
+export function haloSize(g: Geometry, l: HaloLayout, bm: number, threads: number): { channels: number; plane: number; elements: number } {
   const RS = g.R * g.S, CRS = g.C * RS, PQ = g.P * g.Q;
   let channels = 0;
   for (let m0 = 0; m0 < CRS; m0 += bm) channels = Math.max(channels, Math.floor((Math.min(m0 + bm, CRS) - 1) / RS) - Math.floor(m0 / RS) + 1);
-  let plane = 0;
-  for (let j0 = 0; j0 < PQ; j0++) plane = Math.max(plane, planePitch(l, slicePlane(g, l, Math.floor(j0 / g.Q), Math.floor((j0 + BK - 1) / g.Q)).length));
-  return { channels, plane };
+  let plane = 0, length = 0;
+  for (let j0 = 0; j0 < PQ; j0++) {
+    const slice = slicePlane(g, l, Math.floor(j0 / g.Q), Math.floor((j0 + BK - 1) / g.Q));
+    length = Math.max(length, slice.length);
+    plane = Math.max(plane, planePitch(l, slice.length));
+  }
+  return { channels, plane, elements: (channels - 1) * plane + length + threads };
 }
 
 /** report.txt's words for a halo. */
-export const haloWords = (h: Halo) => `input halo ${h.channels} planes × ≤ ${h.plane} bf16 in shared (${h.bytes} B)`;
+export const haloWords = (h: Halo) => `input halo ${h.channels} planes at a pitch ≤ ${h.plane}, bf16 in shared (${h.bytes} B)`;
 
 /**
  * Before the main loop: the halo, the block's first channel, and (for a pending BN) the block's channel
@@ -87,7 +96,7 @@ export const haloWords = (h: Halo) => `input halo ${h.channels} planes × ≤ ${
 export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: number): string[] {
   const RS = c.R * c.S;
   return [
-    `NINCC_SHARED(nincc::bf16, halo, ${h.channels * h.plane});  // up to ${h.channels} channel planes of ≤ ${h.plane} padded elements`,
+    `NINCC_SHARED(nincc::bf16, halo, ${h.elements});  // up to ${h.channels} channel planes at a pitch ≤ ${h.plane} padded elements`,
     `const int ch0 = int(m0) / ${RS};  // the block's first channel`,
     ...(c.inBn
       ? [
@@ -107,8 +116,12 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
  * Per slice (j0..j0 + BK − 1, clipped to `hi`), before the barrier that precedes the A staging: the
  * slice's padded elements (slicePlane) copied into the halo, consecutive threads on consecutive elements
  * (a channel's rows are contiguous in x, so a warp reads 32 consecutive floats, and writes 64 consecutive
- * bytes, or two runs at most 32 elements apart across a plane's end); and the thread's four positions
+ * bytes, or two runs at most 31 elements apart across a plane's end); and the thread's four positions
  * ko = t % 8 + 8·e (stageAlongK's order) as the offset of their tap (0, 0) in a plane, −1 past `hi`.
+ * Every thread runs the copy loop equally often and makes every access in it (the spare elements of the
+ * last round run on past the last plane's end, the padding loads a clamped address and keeps 0): the
+ * emulator pairs a lane's k-th execution of a line with its neighbours', so a lane that skipped one would
+ * be priced against other elements, in this slice and the next.
  */
 export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: number): string[] {
   const PQ = c.P * c.Q, l = h.layout, Wp = l.columns, IMG = imagePitch(l);
@@ -119,18 +132,15 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
     `const int first = o0 / ${c.P} * ${IMG} + o0 % ${c.P} * ${c.sh * Wp};`,
     `const int length = o1 / ${c.P} * ${IMG} + (o1 % ${c.P} * ${c.sh} + ${c.R - 1}) * ${Wp} + ${Wp - 1} - first + 1;`,
     `const int plane_d = (length - ${l.planeResidue}) & 63, plane = length + (plane_d > 32 ? 64 - plane_d : plane_d & 1);`,
-    `for (int i = t; i < ${h.channels} * length; i += ${threads}) {`,
-    '  const int cl = i / length, at = i % length;',
+    `const int staged = (${h.channels} * length + ${threads - 1}) / ${threads} * ${threads};`,
+    'for (int i = t; i < staged; i += ' + threads + ') {',
+    `  const int cl = min(i / length, ${h.channels - 1}), at = i - cl * length;`,
     `  const int ch = ch0 + cl, f = first + at, img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, h = pr - ${c.ph}, u = f % ${IMG} % ${Wp} - ${c.pw};`,
-    // Every lane reads the channel's parameters, also for the padding it will not load: the emulator pairs a lane's
-    // k-th execution of a line with its neighbours', and a skipped one would pair different channels' reads.
-    ...(c.inBn ? ['  const float r_in_scale = nincc::ld(&h_in_scale[cl]), r_in_shift = nincc::ld(&h_in_shift[cl]);'] : []),
-    '  float v = 0.0f;',
-    `  if (ch < ${c.C} && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // the padding (and the gap after an image) stays 0`,
-    `    v = nincc::ld(&x[((long long)img * ${c.C} + ch) * ${c.H * c.W} + h * ${c.W} + u]);`,
-    ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
-    '  }',
-    '  nincc::st(&halo[cl * plane + at], nincc::to_bf16(v));',
+    `  const bool inside = ch < ${c.C} && at < length && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W};  // else padding, the gap after an image, or a spare: 0`,
+    `  float v = nincc::ld(&x[((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${c.H * c.W} + min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1})]);`,
+    ...(c.inBn ? ['  const float r_in_scale = nincc::ld(&h_in_scale[cl]);', '  const float r_in_shift = nincc::ld(&h_in_shift[cl]);'] : []),
+    ...applyPendingFrom(c, 'v', fromRow).map((line) => `  ${line}`),
+    '  nincc::st(&halo[cl * plane + at], nincc::to_bf16(inside ? v : 0.0f));',
     '}',
     '// This thread\'s four positions of the slice: where their tap (0, 0) sits in a channel plane of the halo.',
     'int a_base[4];',
