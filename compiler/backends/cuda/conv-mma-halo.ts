@@ -113,11 +113,11 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
 }
 
 /**
- * Per slice (j0..j0 + BK − 1, clipped to `hi`), before the barrier that precedes the A staging: the
+ * Per slice (j0..j0 + BK − 1; A masks the positions past `hi`), before the barrier that precedes the A staging: the
  * slice's padded elements (slicePlane) copied into the halo, consecutive threads on consecutive elements
  * (a channel's rows are contiguous in x, so a warp reads 32 consecutive floats, and writes 64 consecutive
  * bytes, or two runs at most 31 elements apart across a plane's end); and the thread's four positions
- * ko = t % 8 + 8·e (stageAlongK's order) as the offset of their tap (0, 0) in a plane, −1 past `hi`.
+ * ko = t % 8 + 8·e (stageAlongK's order) as the offset of their tap (0, 0) in a plane.
  * Every thread runs the copy loop equally often and makes every access in it (the spare elements of the
  * last round run on past the last plane's end, the padding loads a clamped address and keeps 0): the
  * emulator pairs a lane's k-th execution of a line with its neighbours', so a lane that skipped one would
@@ -127,8 +127,9 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
   const PQ = c.P * c.Q, l = h.layout, Wp = l.columns, IMG = imagePitch(l);
   return [
     '// The slice\'s plane: slicePlane and planePitch (conv-mma-halo.ts).',
-    `const long long j_last = j0 + ${BK - 1} < hi ? j0 + ${BK - 1} : hi - 1;`,
-    `const int o0 = int(j0 / ${c.Q}), o1 = int(j_last / ${c.Q});`,
+    '// Always the whole 32 positions, also for a slice cut short by `hi`: the layout\'s bank-conflict check (conv-mma-halo-banks.ts)',
+    '// saw whole slices, and a spare position\'s loads are clamped into the batch.',
+    `const int o0 = int(j0 / ${c.Q}), o1 = int((j0 + ${BK - 1}) / ${c.Q});`,
     `const int first = o0 / ${c.P} * ${IMG} + o0 % ${c.P} * ${c.sh * Wp};`,
     `const int length = o1 / ${c.P} * ${IMG} + (o1 % ${c.P} * ${c.sh} + ${c.R - 1}) * ${Wp} + ${Wp - 1} - first + 1;`,
     `const int plane_d = (length - ${l.planeResidue}) & 63, plane = length + (plane_d > 32 ? 64 - plane_d : plane_d & 1);`,
@@ -142,13 +143,15 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
     ...applyPendingFrom(c, 'v', fromRow).map((line) => `  ${line}`),
     '  nincc::st(&halo[cl * plane + at], nincc::to_bf16(inside ? v : 0.0f));',
     '}',
-    '// This thread\'s four positions of the slice: where their tap (0, 0) sits in a channel plane of the halo.',
-    'int a_base[4];',
+    '// This thread\'s four positions of the slice: where their tap (0, 0) sits in a channel plane of the halo (inside',
+    '// it also past `hi`: the plane covers the whole 32), and which of them are the split\'s (bit e of a_live).',
+    'int a_base[4], a_live = 0;',
     'NINCC_UNROLL',
     'for (int e = 0; e < 4; ++e) {',
     '  const long long j = j0 + t % 8 + 8 * e;',
     `  const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
-    `  a_base[e] = j < hi ? img * ${IMG} + pq / ${c.Q} * ${c.sh * Wp} + pq % ${c.Q} * ${c.sw} - first : -1;`,
+    `  a_base[e] = img * ${IMG} + pq / ${c.Q} * ${c.sh * Wp} + pq % ${c.Q} * ${c.sw} - first;`,
+    '  if (j < hi) a_live |= 1 << e;',
     '}',
   ];
 }
@@ -161,9 +164,12 @@ export function haloOperand(c: Consts<'conv_wgrad_fused'>, h: Halo): Staging {
   const RS = c.R * c.S, CRS = c.C * RS;
   return {
     perRow: [
-      'const int crs = int(m0) + row;',
+      `const bool live_row = int(m0) + row < ${CRS};`,
+      `const int crs = min(int(m0) + row, ${CRS - 1});  // a row past C·R·S reads the last tap's elements (a broadcast) and keeps 0`,
       `const int tap = (crs / ${RS} - ch0) * plane + crs / ${c.S} % ${c.R} * ${h.layout.columns} + crs % ${c.S};  // the tap's offset from a position's (0, 0)`,
     ],
-    perElement: [`if (crs < ${CRS} && a_base[e] >= 0) v = nincc::bf16_to_float(nincc::ld(&halo[tap + a_base[e]]));`],
+    // Every lane reads, also for a row or position it keeps 0: the emulator pairs a lane's k-th execution of a line with its
+    // neighbours', and a row past C·R·S in some lanes of a warp would otherwise put them a slice behind the others.
+    perElement: ['const float hv = nincc::bf16_to_float(nincc::ld(&halo[tap + a_base[e]]));', 'if (live_row && (a_live >> e & 1)) v = hv;'],
   };
 }
