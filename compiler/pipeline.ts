@@ -218,7 +218,7 @@ export interface CompileOptions {
   readonly rebuildPass?: false;
   /** false: the k×k bf16 convs keep the 4-warp tiles (backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES), for A/B checks */
   readonly wideTiles?: false;
-  /** false: the k×k bf16 weight gradients gather their input per tap from global memory instead of an input halo in shared memory (backends/cuda/conv-mma-halo.ts), for A/B checks */
+  /** false: the k×k bf16 weight gradients gather their input per tap from global memory instead of an input halo in shared memory (backends/cuda/conv-mma-wgrad-halo.ts), for A/B checks */
   readonly inputHalo?: false;
 }
 

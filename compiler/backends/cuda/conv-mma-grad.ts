@@ -12,8 +12,8 @@ import { inputParams, params, fusedText, rebuildGradient, rebuildParams, statsPa
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
-import { haloOperand, haloPrologue, haloStaging, haloWords } from './conv-mma-halo.js';
-import { chooseHalo } from './conv-mma-halo-banks.js';
+import { haloOperand, haloPrologue, haloStaging, haloWords } from './conv-mma-wgrad-halo.js';
+import { chooseHalo } from './conv-mma-wgrad-halo-banks.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /**
@@ -170,7 +170,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8;
-  // A k×k kernel stages its input rows once per slice in shared memory and builds A from there (conv-mma-halo.ts);
+  // A k×k kernel stages its input rows once per slice in shared memory and builds A from there (conv-mma-wgrad-halo.ts);
   // a 1×1 kernel's A is x itself, read once.
   const halo = inputHalo && RS > 1 ? chooseHalo(c, BM, threads) : undefined;
   const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials

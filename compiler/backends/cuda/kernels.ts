@@ -73,7 +73,7 @@ export interface CudaSchedule {
   readonly maxBatch: number;
   /** false: the k×k bf16 convs keep the 4-warp tiles (conv-mma-tile.ts WIDE_CANDIDATES), for A/B checks */
   readonly wideTiles?: false;
-  /** false: the k×k bf16 weight gradients gather x per tap from global memory (conv-mma-halo.ts), for A/B checks */
+  /** false: the k×k bf16 weight gradients gather x per tap from global memory (conv-mma-wgrad-halo.ts), for A/B checks */
   readonly inputHalo?: false;
 }
 

@@ -4,7 +4,7 @@
 // then builds its A operand — X_col[c·r·s][j] for every tap — from there instead of gathering it from
 // global memory R·S times over. A's values are bitwise those of the gather (the same bf16 rounding of the
 // same transformed input), so the summation order and the results do not change. The layout's padding is
-// chosen free of bank conflicts (conv-mma-halo-banks.ts); a layer with no such layout, or a halo over
+// chosen free of bank conflicts (conv-mma-wgrad-halo-banks.ts); a layer with no such layout, or a halo over
 // HALO_MAX_BYTES, keeps the gather. docs/design.md §4.1.
 import type { Consts } from './parts.js';
 import { BK, type Staging } from './conv-mma-tile.js';
@@ -126,8 +126,8 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
 export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: number): string[] {
   const PQ = c.P * c.Q, l = h.layout, Wp = l.columns, IMG = imagePitch(l);
   return [
-    '// The slice\'s plane: slicePlane and planePitch (conv-mma-halo.ts).',
-    '// Always the whole 32 positions, also for a slice cut short by `hi`: the layout\'s bank-conflict check (conv-mma-halo-banks.ts)',
+    '// The slice\'s plane: slicePlane and planePitch (conv-mma-wgrad-halo.ts).',
+    '// Always the whole 32 positions, also for a slice cut short by `hi`: the layout\'s bank-conflict check (conv-mma-wgrad-halo-banks.ts)',
     '// saw whole slices, and a spare position\'s loads are clamped into the batch.',
     `const int o0 = int(j0 / ${c.Q}), o1 = int((j0 + ${BK - 1}) / ${c.Q});`,
     `const int first = o0 / ${c.P} * ${IMG} + o0 % ${c.P} * ${c.sh * Wp};`,

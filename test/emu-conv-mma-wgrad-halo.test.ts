@@ -1,4 +1,4 @@
-// The input halo of the bf16 k×k weight gradients (compiler/backends/cuda/conv-mma-halo.ts) against the
+// The input halo of the bf16 k×k weight gradients (compiler/backends/cuda/conv-mma-wgrad-halo.ts) against the
 // per-tap gather it replaces (`inputHalo: false`). The halo holds the same bf16 values the gather rounds
 // (the padded input, its pending BN/ReLU applied), and A is built in the same k order, so the two builds
 // must agree bitwise: every gradient of a training step. (The halo is also held to the bf16 bound of

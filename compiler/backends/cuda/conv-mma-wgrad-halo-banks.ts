@@ -1,4 +1,4 @@
-// The bank-conflict padding of a weight gradient's input halo (conv-mma-halo.ts): the gap after each
+// The bank-conflict padding of a weight gradient's input halo (conv-mma-wgrad-halo.ts): the gap after each
 // image and the residue of the channel planes' pitch, chosen by counting, for every way a warp's A
 // staging instruction can meet the halo, the shared-memory wavefronts it takes beyond one (the
 // emulator's rule, runtime/include/nincc/device/emu/profile.h: 32 banks of 4 bytes, lanes on one word
@@ -8,7 +8,7 @@
 // not move the words' pairing). The halo's stores are conflict-free by construction (consecutive elements,
 // a plane's gap at most 32 elements).
 import { BK } from './conv-mma-tile.js';
-import { HALO_MAX_BYTES, haloSize, paddedAt, paddedColumns, paddedRows, planePitch, slicePlane, type Geometry, type Halo, type HaloLayout } from './conv-mma-halo.js';
+import { HALO_MAX_BYTES, haloSize, paddedAt, paddedColumns, paddedRows, planePitch, slicePlane, type Geometry, type Halo, type HaloLayout } from './conv-mma-wgrad-halo.js';
 
 /** Whether one warp instruction's bf16 element addresses (`count` of them in `words`, overwritten) take more than one wavefront. */
 function conflicted(words: Int32Array, count: number, bankWord: Int32Array): boolean {
