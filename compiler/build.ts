@@ -40,6 +40,8 @@ export interface BuildOptions {
   readonly haloTiles?: false;
   /** false: the k×k bf16 training convs stage their fp32 weights, no bf16 copy (compiler/pipeline.ts CompileOptions) */
   readonly bf16Weights?: false;
+  /** false: the k×k bf16 weight gradients gather their input per tap, no input halo (compiler/pipeline.ts CompileOptions) */
+  readonly inputHalo?: false;
   readonly log?: (line: string) => void;
 }
 
@@ -75,6 +77,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     .update(options.wideTiles === false ? 'no wide tiles' : '')
     .update(options.haloTiles === false ? 'no halo tiles' : '')
     .update(options.bf16Weights === false ? 'no bf16 weights' : '')
+    .update(options.inputHalo === false ? 'no input halo' : '')
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -97,7 +100,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}), ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.haloTiles === false ? { haloTiles: false as const } : {}), ...(options.bf16Weights === false ? { bf16Weights: false as const } : {}) });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}), ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.haloTiles === false ? { haloTiles: false as const } : {}), ...(options.bf16Weights === false ? { bf16Weights: false as const } : {}), ...(options.inputHalo === false ? { inputHalo: false as const } : {}) });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);

@@ -17,6 +17,20 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: "bf16 weight gradient's input halo staging its top padding rows from row 0",
+    file: 'compiler/backends/cuda/conv-mma-wgrad-halo.ts',
+    find: 'pr < ${l.rows} && h >= 0 && h < ${c.H}',
+    replace: 'pr < ${l.rows} && h < ${c.H}',
+    tests: ['test/emu-conv-mma-wgrad-halo.test.ts'],
+  },
+  {
+    name: "bf16 weight gradient's A from the input halo reading the neighbouring tap column",
+    file: 'compiler/backends/cuda/conv-mma-wgrad-halo.ts',
+    find: '* ${h.layout.columns} + crs % ${c.S};',
+    replace: '* ${h.layout.columns} + (crs + 1) % ${c.S};',
+    tests: ['test/emu-conv-mma-wgrad-halo.test.ts'],
+  },
+  {
     name: "bf16 conv forward's along-k A staging (the 11×11/4 stem) reading the neighbouring tap",
     file: 'compiler/backends/cuda/conv-mma.ts',
     find: "        'const int crs = k0 + ko;',\n        `if (live && crs < ${CRS}) {`,",

@@ -15,6 +15,8 @@ import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
+import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords } from './conv-mma-wgrad-halo.js';
+import { chooseHalo } from './conv-mma-wgrad-halo-banks.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /**
@@ -177,7 +179,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   };
 }
 
-export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused'>, wideTiles = true): CudaKernel {
+export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused'>, wideTiles = true, inputHalo = true): CudaKernel {
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
   // Any kernel size may take the wide tiles: each block re-reads its BM taps of x for every ⌈K/BN⌉ column
   // tile and its BN channels of dY' (with y, for a rebuild) for every ⌈C·R·S/BM⌉ row tile (conv-mma-tile.ts).
@@ -185,8 +187,29 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8;
+  // A k×k kernel stages its input rows once per slice in shared memory and builds A from there (conv-mma-wgrad-halo.ts);
+  // a 1×1 kernel's A is x itself, read once.
+  const halo = inputHalo && RS > 1 ? chooseHalo(c, BM, threads) : undefined;
   const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
   const names = ['g', ...rebuildParams(c), 'x', ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
+  // Without a halo, A gathers each tap's input from global memory.
+  const stageGathered = [
+    '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
+    ...stageAlongK('as', BM, {
+      perRow: ['const int crs = int(m0) + row;', `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`, ...rowPendingLoads(c, 'ch', `crs < ${CRS}`)],
+      perElement: [
+        'const long long j = j0 + ko;',
+        `if (crs < ${CRS} && j < hi) {`,
+        `  const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
+        `  const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
+        `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
+        `    v = nincc::ld(&x[(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u]);`,
+        ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
+        '  }',
+        '}',
+      ],
+    }, threads).map((s) => `  ${s}`),
+  ];
   const biasSum = c.bias
     ? [
         '// The bias gradient in fp32 from the staged dY\' (before rounding): each thread sums its item\'s positions,',
@@ -209,22 +232,9 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
     `const long long lo = total * split / ${c.splits}, hi = total * (split + 1) / ${c.splits};`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float(total);`] : []),
     ...(c.bias ? [`float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
+    ...(halo ? wgradHaloPrologue(c, halo, threads) : []),
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
-    '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
-    ...stageAlongK('as', BM, {
-      perRow: ['const int crs = int(m0) + row;', `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`, ...rowPendingLoads(c, 'ch', `crs < ${CRS}`)],
-      perElement: [
-        'const long long j = j0 + ko;',
-        `if (crs < ${CRS} && j < hi) {`,
-        `  const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
-        `  const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
-        `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
-        `    v = nincc::ld(&x[(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u]);`,
-        ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
-        '  }',
-        '}',
-      ],
-    }, threads).map((s) => `  ${s}`),
+    ...(halo ? wgradHaloStaging(c, halo, threads).map((s) => `  ${s}`) : stageGathered),
     '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
     ...stageAlongK('bs', BN, {
       perRow: ['const int kout = n0 + row;', ...rowRebuildLoads(c, 'kout', `kout < ${c.K}`)],
@@ -239,6 +249,13 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
       ],
     }, threads).map((s) => `  ${s}`),
     '  __syncthreads();',
+    ...(halo
+      ? [
+          '  // Stage A from the halo: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j (as the gather would).',
+          ...stageAlongK('as', BM, haloOperand(c, halo), threads).map((s) => `  ${s}`),
+          '  __syncthreads();',
+        ]
+      : []),
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
@@ -253,7 +270,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
     c.inRelu && 'prologue: input ReLU',
     c.bias && 'bias gradient (fp32)',
   ]);
-  const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits`;
+  const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits${halo ? `; ${haloWords(halo)}` : ''}`;
   return {
     params: params(k, names),
     body,

@@ -76,6 +76,8 @@ export interface CudaSchedule {
   readonly wideTiles?: false;
   /** false: the stride-1 k×k bf16 forwards and data gradients gather x or dY' per tap instead of from a shared halo (conv-mma-halo.ts), for A/B checks */
   readonly haloTiles?: false;
+  /** false: the k×k bf16 weight gradients gather x per tap from global memory (conv-mma-wgrad-halo.ts), for A/B checks */
+  readonly inputHalo?: false;
 }
 
 export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
@@ -175,7 +177,7 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     case 'conv_weight_bf16':
       return convWeightBf16(k, k.consts);
     case 'conv_wgrad_fused':
-      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.wideTiles !== false) : convBackwardWeight(k, k.consts);
+      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.wideTiles !== false, schedule.inputHalo !== false) : convBackwardWeight(k, k.consts);
     default:
       return trainingKernel(k);
   }

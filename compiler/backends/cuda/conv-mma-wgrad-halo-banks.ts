@@ -1,0 +1,75 @@
+// The bank-conflict padding of a weight gradient's input halo (conv-mma-wgrad-halo.ts): the gap after each
+// image and the residue of the channel planes' pitch, chosen by counting, for every way a warp's A
+// staging instruction can meet the halo, the shared-memory wavefronts it takes beyond one (the
+// emulator's rule, runtime/include/nincc/device/emu/profile.h: 32 banks of 4 bytes, lanes on one word
+// share it). A stageAlongK instruction reads 4 consecutive taps × 8 consecutive positions; which addresses
+// those are depends only on the slice's start within an image, the group's offset e in the slice and the
+// first tap's place in its channel's R·S taps (the planes' pitch is even, so a block's first channel does
+// not move the words' pairing). The halo's stores are conflict-free by construction (consecutive elements,
+// a plane's gap at most 32 elements).
+import { BK } from './conv-mma-tile.js';
+import { HALO_MAX_BYTES, haloSize, paddedAt, paddedColumns, paddedRows, planePitch, slicePlane, type Geometry, type Halo, type HaloLayout } from './conv-mma-wgrad-halo.js';
+
+/** Whether one warp instruction's bf16 element addresses (`count` of them in `words`, overwritten) take more than one wavefront. */
+function conflicted(words: Int32Array, count: number, bankWord: Int32Array): boolean {
+  bankWord.fill(-1);
+  for (let i = 0; i < count; i++) {
+    const word = words[i] >> 1;
+    const bank = word & 31;
+    if (bankWord[bank] === -1) bankWord[bank] = word;
+    else if (bankWord[bank] !== word) return true; // two words in one bank; lanes on one word share it
+  }
+  return false;
+}
+
+/**
+ * Whether any A staging instruction meets a bank conflict in layout `l`: over every slice start, group and
+ * first tap (see the file's note), stopping at the first.
+ */
+export function stagingConflicts(g: Geometry, l: HaloLayout): boolean {
+  const RS = g.R * g.S, PQ = g.P * g.Q;
+  const words = new Int32Array(32), bankWord = new Int32Array(32), bases = new Int32Array(8), taps = new Int32Array(4);
+  for (let j0 = 0; j0 < PQ; j0++) {
+    const { first, length } = slicePlane(g, l, Math.floor(j0 / g.Q), Math.floor((j0 + BK - 1) / g.Q));
+    const pitch = planePitch(l, length);
+    for (let e = 0; e < BK / 8; e++) {
+      for (let lane = 0; lane < 8; lane++) {
+        const j = j0 + 8 * e + lane, pq = j % PQ;
+        bases[lane] = paddedAt(l, Math.floor(j / PQ), Math.floor(pq / g.Q) * g.sh, (pq % g.Q) * g.sw) - first;
+      }
+      for (let crs0 = 0; crs0 < RS; crs0++) {
+        for (let i = 0; i < 4; i++) taps[i] = Math.floor((crs0 + i) / RS) * pitch + (Math.floor((crs0 + i) / g.S) % g.R) * l.columns + ((crs0 + i) % g.S);
+        for (let i = 0; i < 32; i++) words[i] = taps[i >> 3] + bases[i & 7];
+        if (conflicted(words, 32, bankWord)) return true;
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * The layer's halo, or undefined where no layout is free of conflicts or the halo exceeds HALO_MAX_BYTES
+ * (the layer then keeps the global gather): the first conflict-free layout among image gaps 0, the one that
+ * makes crossing into the next image move the addresses as a row wrap does, then the rest, each with every
+ * even plane residue from 16 on.
+ */
+export function chooseHalo(g: Geometry, bm: number, threads: number): Halo | undefined {
+  const rows = paddedRows(g), columns = paddedColumns(g);
+  const unpadded = haloSize(g, { rows, columns, imageGap: 0, planeResidue: 0 }, bm, threads);
+  if (unpadded.elements * 2 > HALO_MAX_BYTES) return undefined; // too large before any padding: no search
+  const rowWrap = g.sh * columns - (g.Q - 1) * g.sw;
+  const crossing = rows * columns - (g.P - 1) * g.sh * columns - (g.Q - 1) * g.sw;
+  const likeRowWrap = (((rowWrap - crossing) % 64) + 64) % 64;
+  const gaps = [0, likeRowWrap, ...Array.from({ length: 64 }, (_, i) => i).filter((i) => i !== 0 && i !== likeRowWrap)];
+  const residues = Array.from({ length: 32 }, (_, i) => (16 + 2 * i) % 64);
+  for (const imageGap of gaps) {
+    for (const planeResidue of residues) {
+      const layout = { rows, columns, imageGap, planeResidue };
+      if (stagingConflicts(g, layout)) continue;
+      const { channels, plane, elements } = haloSize(g, layout, bm, threads);
+      const bytes = elements * 2;
+      return bytes <= HALO_MAX_BYTES ? { layout, channels, plane, elements, bytes } : undefined;
+    }
+  }
+  return undefined;
+}
