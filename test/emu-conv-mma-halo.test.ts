@@ -72,6 +72,7 @@ describe('the shared halo and bf16 weight copies of the bf16 convs (compiled, no
 
 // The emulated comparison builds both artifacts (g++ for each): about a minute of CPU, over CI's budget. The
 // halo and the copies run in CI through the bf16 bound tests (test/emu-conv-mma*.test.ts), whose k×k convs take them.
+if (process.env.NINCC_TEST_FULL !== '1') console.warn('test/emu-conv-mma-halo.test.ts: the halo and bf16-copy builds and their bitwise comparison run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
 describe.runIf(process.env.NINCC_TEST_FULL === '1')('the halo and bf16 weight copies on emu, bitwise the gathers (NINCC_TEST_FULL=1)', () => {
   let root: string;
   let dirs: { halo: string; gather: string };
