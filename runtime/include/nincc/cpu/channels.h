@@ -1,8 +1,9 @@
 // Channel slices of NCHW tensors, for nn.Concat(2): a branch's output copied into its channels of the
 // joined tensor, and the joined gradient's slice copied back out for the branch's backward; or a branch
-// ending in a ReLU that writes its channels of the joined tensor itself, and its backward reading them there.
+// ending in a ReLU or a Tanh that writes its channels of the joined tensor itself, and its backward reading them there.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -59,6 +60,28 @@ inline void relu_backward_from(const ChannelSlice& s, const float* joined_y, con
       const float g = dy[i];  // loaded unconditionally, so the loop vectorizes as a blend
       d[i] = y[i] > 0.f ? g : 0.f;
     }
+  });
+}
+
+// joined[n][offset + c] = tanh(part[n][c]) (pointwise.h tanh_forward's std::tanh): a Tanh ending a concat's branch.
+inline void tanh_forward_into(const ChannelSlice& s, const float* part, float* joined) {
+  const std::int64_t count = static_cast<std::int64_t>(s.channels) * s.plane;
+  parallel_for(s.batch, static_cast<std::int64_t>(s.batch) * count, [&](std::int64_t n) {
+    const float* x = part + n * count;
+    float* y = joined + (n * s.total + s.offset) * s.plane;
+    for (std::int64_t i = 0; i < count; ++i) y[i] = std::tanh(x[i]);
+  });
+}
+
+// Its backward: dx[n][c] = dy * (1 - y^2) (tanh_backward's), y and dy at [n][offset + c] of the joined tensors.
+inline void tanh_backward_from(const ChannelSlice& s, const float* joined_y, const float* joined_dy, float* dx) {
+  const std::int64_t count = static_cast<std::int64_t>(s.channels) * s.plane;
+  parallel_for(s.batch, static_cast<std::int64_t>(s.batch) * count, [&](std::int64_t n) {
+    const std::int64_t at = (n * s.total + s.offset) * s.plane;
+    const float* y = joined_y + at;
+    const float* dy = joined_dy + at;
+    float* d = dx + n * count;
+    for (std::int64_t i = 0; i < count; ++i) d[i] = dy[i] * (1.f - y[i] * y[i]);
   });
 }
 
