@@ -2,7 +2,7 @@
 // pools, residual and concat blocks (nested too; concat branch ends that write their slice in place in
 // training) and a small ResNet, each through infer (eval mode), the training forward (output, loss, running
 // statistics) and finite-difference gradients. Run by test/numerics-zoo.test.ts (all threads),
-// test/numerics-zoo-1thread.test.ts (OMP_NUM_THREADS=1) and test/cpu-concat-slots.test.ts (2 threads, fused_blocks).
+// test/numerics-zoo-1thread.test.ts (OMP_NUM_THREADS=1) and test/cpu-concat-slots.test.ts (2 threads, fused_blocks and concat_ends).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildSpec, expectClose, loadBuilt, poisonArena, preparedModel, randomImages, randomizeAffine, randomLabels, readWeights, removeBuilds, rng, type Built,
@@ -10,7 +10,7 @@ import {
 import { checkGradients } from './gradients.js';
 import { forward, trainLossFrom } from './interpret.js';
 import { nllLoss } from './layers.js';
-import { BLOCKS, FUSED_BLOCKS, TINY_RESNET, ZOO_LAYERS } from './specs.js';
+import { BLOCKS, CONCAT_ENDS, FUSED_BLOCKS, TINY_RESNET, ZOO_LAYERS } from './specs.js';
 
 // As test/numerics-kernels.test.ts: float32 rounding through a dozen layers is ~1e-6 of the output's scale;
 // a wrong window, divisor, slice or a gradient not summed moves it by 1e-3..1.
@@ -18,8 +18,9 @@ const TOL = 2e-5;
 const BATCHES = [3, 1, 4];
 const POISONS = [Number.NaN, 3.0e4];
 
-// fused_blocks: concat branches ending in a BN+ReLU and a ReLU, which cpu training writes into the concat's slices.
-const allSpecs: Record<string, string> = { zoo_layers: ZOO_LAYERS, blocks: BLOCKS, tiny_resnet: TINY_RESNET, fused_blocks: FUSED_BLOCKS };
+// fused_blocks and concat_ends: concat branches ending in a BN+ReLU, a ReLU, a BN, a Tanh, pools and convs, which
+// cpu training writes into the concat's slices.
+const allSpecs: Record<string, string> = { zoo_layers: ZOO_LAYERS, blocks: BLOCKS, tiny_resnet: TINY_RESNET, fused_blocks: FUSED_BLOCKS, concat_ends: CONCAT_ENDS };
 
 /**
  * Registers the suite (on the specs named in `only`, else all); returns the specs' builds by name, there once the
