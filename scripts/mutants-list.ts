@@ -271,10 +271,10 @@ export const MUTANTS: readonly Mutant[] = [
     only: 'fused_blocks',
   },
   {
-    name: 'cpu concat slot: a ReLU ending a branch writes at the start of each image, not at its channel offset',
+    name: 'cpu concat slot: a ReLU or Tanh ending a branch writes at the start of each image, not at its channel offset',
     file: 'runtime/include/nincc/cpu/channels.h',
-    find: 'float* y = joined + (n * s.total + s.offset) * s.plane;\n    for (std::int64_t i = 0; i < count; ++i) y[i] = x[i] > 0.f',
-    replace: 'float* y = joined + n * s.total * s.plane;\n    for (std::int64_t i = 0; i < count; ++i) y[i] = x[i] > 0.f',
+    find: 'float* y = joined + (n * s.total + s.offset) * s.plane;',
+    replace: 'float* y = joined + n * s.total * s.plane;',
     tests: ['test/cpu-concat-slots.test.ts'],
   },
   {

@@ -3,7 +3,7 @@
 // backward reads the gradient there (lower/train.ts concatSlots): no copy either way. At inference, each branch ending
 // in a conv that only the concat reads writes its slice from the conv's epilogue, the others copied (lower/infer.ts
 // concatsInPlace). Numerics on 2 threads here (1 and all threads: test/numerics-zoo*.test.ts run the same suite on
-// fused_blocks and concat_ends); what the programs and report.txt say.
+// fused_blocks, and with NINCC_TEST_FULL=1 on concat_ends); what the programs and report.txt say.
 import './reference/two-threads.js';
 import { describe, expect, it } from 'vitest';
 import { reportOnly } from './reference/report-only.js';
