@@ -336,8 +336,15 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: "cpu concat slot: the BN+ReLU backward reads the concat's gradient in the BN's own layout",
     file: 'runtime/include/nincc/cpu/batchnorm.h',
-    find: 'const float g = dy_in[at + i];',
-    replace: 'const float g = dy_in[base + i];',
+    find: 'relu_y ? batchnorm_detail::backward_sums<true>(x + base, dy_in + at,',
+    replace: 'relu_y ? batchnorm_detail::backward_sums<true>(x + base, dy_in + base,',
+    tests: ['test/cpu-concat-slots.test.ts'],
+  },
+  {
+    name: "cpu concat slot: a BN's (no ReLU) backward sums read the concat's gradient in the BN's own layout",
+    file: 'runtime/include/nincc/cpu/batchnorm.h',
+    find: ': batchnorm_detail::backward_sums<false>(x + base, dy_in + at,',
+    replace: ': batchnorm_detail::backward_sums<false>(x + base, dy_in + base,',
     tests: ['test/cpu-concat-slots.test.ts'],
   },
   {
