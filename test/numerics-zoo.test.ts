@@ -29,10 +29,11 @@ describe('report.txt of a model with blocks', () => {
     const { report: blocks } = reportOnly('blocks_report', BLOCKS, 'cpu', 2);
     expect(blocks).toMatch(/^ {2}\(\d+\) nn\.Concat\(2\) of \(\d+\), \(\d+\), \(\d+\), \(\d+\) along channels: the concat block at blocks_report\.model:15:3$/m);
     expect(blocks).toContain('  gradient sums of fanned-out values: k20_add (the output of layer 20)');
-    // The two branches ending in a ReLU write their slices in place (lower/train.ts concatSlots); the pool's conv and the block are copied.
+    // Every branch writes its slice in place (lower/train.ts concatSlots): two ReLUs, the pool's conv and the block's closing conv.
     expect(blocks).toContain(
-      "      training: 2 branch ends written into their channel slices by their own ReLU or BN+ReLU pass (k22_relu_fwd_slice, k26_relu_fwd_slice: no copy), 2 copied into their slices (k36_concat_place_3, k36_concat_place_4), the gradient's slices copied back out (k36_concat_take, k36_concat_take_2), the gradient's slices read in place by k26_relu_bwd_slice, k22_relu_bwd_slice\n",
+      "      training: 4 branch ends written into their channel slices by their own pass (k22_relu_fwd_slice, k26_relu_fwd_slice, k29_conv_fwd_slice, k35_conv_fwd_slice: no copy), the gradient's slices read in place by k35_conv_bwd_weight_slice, k35_conv_bwd_data_slice, k29_conv_bwd_weight_slice, k29_conv_bwd_data_slice, k26_relu_bwd_slice, k22_relu_bwd_slice\n",
     );
+    expect(blocks).toContain('  concats with no copy in training: 1 of 1\n');
     expect(blocks).toContain("      inference: concat in place, each branch's closing conv writing its channel slice: (22) by k21_conv_infer, (26) by k25_conv_infer, (29) by k29_conv_infer, (35) by k35_conv_infer");
   });
 });

@@ -7,7 +7,7 @@ import { compileModel, compileSpec, lowerModel, type Lowered } from '../compiler
 import type { BufferDecl, KernelStep, Program } from '../compiler/lower/program-ir.js';
 import { verifyPrograms } from '../compiler/lower/verify-program.js';
 import { OP_KINDS, opBuffers, type OpKind } from '../compiler/lower/ops.js';
-import { BLOCKS, FUSED_BLOCKS, POOLED_ADDS, ZOO_LAYERS } from './reference/specs.js';
+import { BLOCKS, CONCAT_ENDS, FUSED_BLOCKS, POOLED_ADDS, ZOO_LAYERS } from './reference/specs.js';
 import { trainingProblem } from '../compiler/front/lowerable.js';
 
 // The shipped chain models every device lowers for training too (the fused emu/cuda training program takes
@@ -84,8 +84,9 @@ describe('every op of ops.ts', () => {
     if (!probe) throw new Error('the probe spec did not compile');
     const shipped = models.map((spec) => compileSpec(readFileSync(spec, 'utf8'), spec, { device: 'emu' }).model!);
     // The zoo's layers, ceil pools and blocks (trained on the cpu device only, so far), and blocks the fused
-    // training program takes (its residual add of three branches is the one add_infer left at inference; adds an average pool takes).
-    const zoo = [compileSpec(ZOO_LAYERS, 'zoo.model').model!, compileSpec(BLOCKS, 'blocks.model').model!, compileSpec(FUSED_BLOCKS, 'fused_blocks.model', { device: 'emu' }).model!, compileSpec(POOLED_ADDS, 'pooled_adds.model', { device: 'emu' }).model!];
+    // training program takes (its residual add of three branches is the one add_infer left at inference; adds an average pool takes),
+    // and the concat branch ends cpu training writes in place (a Tanh's: tanh_fwd_slice).
+    const zoo = [compileSpec(ZOO_LAYERS, 'zoo.model').model!, compileSpec(BLOCKS, 'blocks.model').model!, compileSpec(CONCAT_ENDS, 'concat_ends.model').model!, compileSpec(FUSED_BLOCKS, 'fused_blocks.model', { device: 'emu' }).model!, compileSpec(POOLED_ADDS, 'pooled_adds.model', { device: 'emu' }).model!];
     const seen = new Set<OpKind>();
     for (const m of [...shipped, probe, ...zoo]) {
       for (const target of ['cpu', 'emu'] as const) {

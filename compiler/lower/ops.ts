@@ -45,12 +45,18 @@ const slice = { C: 'int', HW: 'int', total: 'int', offset: 'int' } as const;
  * buffer (a concat's output, written in place). Absent: no shortcut, the conv's own K channels.
  */
 const convOutput = { residual: 'bool?', yTotal: 'int?', yOffset: 'int?' } as const;
+/**
+ * A cpu training conv ending a concat's branch (lower/train.ts concatSlots): its y lies at channels yOffset… of a
+ * yTotal-channel buffer, the concat's output, and its backward reads its gradient g there (the concat's gradient).
+ */
+const convSlot = { yTotal: 'int?', yOffset: 'int?' } as const;
 
 /**
- * A cpu training BN+ReLU ending a concat's branch (lower/train.ts): its y (and, backward, g and y) lie at channels
- * outOffset… of an outTotal-channel buffer, the concat's output and its gradient. Absent: BN's own C channels.
+ * A cpu training BN (+ReLU) or pool ending a concat's branch (lower/train.ts concatSlots): its y (and, backward, g
+ * and y) lie at channels outOffset… of an outTotal-channel buffer, the concat's output and its gradient. Absent:
+ * the layer's own channels.
  */
-const bnOutput = { outTotal: 'int?', outOffset: 'int?' } as const;
+const endOutput = { outTotal: 'int?', outOffset: 'int?' } as const;
 
 /**
  * A stem conv that reads the model's uint8 NHWC images (the plan's `input`, docs/artifact.md): given, its `x`
@@ -59,15 +65,15 @@ const bnOutput = { outTotal: 'int?', outOffset: 'int?' } as const;
 const u8Input = { u8Mean: 'nums?', u8Std: 'nums?' } as const;
 
 const constSchemas = {
-  conv_fwd: { ...spatial, bias: 'bool', relu: 'bool', ...u8Input },
+  conv_fwd: { ...spatial, bias: 'bool', relu: 'bool', ...convSlot, ...u8Input },
   // addend: dx also sums another reader's gradient of the same input (g_add), as conv_dgrad_fused's.
-  conv_bwd_data: { ...spatial, bias: 'bool', addend: 'bool?' },
-  conv_bwd_weight: { ...spatial, bias: 'bool', ...u8Input },
+  conv_bwd_data: { ...spatial, bias: 'bool', addend: 'bool?', ...convSlot },
+  conv_bwd_weight: { ...spatial, bias: 'bool', ...convSlot, ...u8Input },
   conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', ...convOutput, ...u8Input },
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool' },
   // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
-  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?', ...bnOutput },
-  bn_bwd: { ...channels, eps: 'num', momentum: 'num', relu: 'bool?', ...bnOutput },
+  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?', ...endOutput },
+  bn_bwd: { ...channels, eps: 'num', momentum: 'num', relu: 'bool?', ...endOutput },
   bn_eval: { ...channels, eps: 'num' },
   relu_fwd: { count: 'int' },
   relu_bwd: { count: 'int' },
@@ -75,11 +81,14 @@ const constSchemas = {
   // and its backward reads y and the gradient g there (lower/train.ts), so no concat_place/concat_take copies.
   relu_fwd_slice: slice,
   relu_bwd_slice: slice,
-  maxpool_fwd: pool,
+  // The same for a Tanh (y read by its backward as relu_bwd_slice's).
+  tanh_fwd_slice: slice,
+  tanh_bwd_slice: slice,
+  maxpool_fwd: { ...pool, ...endOutput },
   maxpool_fwd_infer: pool,
-  maxpool_bwd: pool,
-  avgpool_fwd: pool,
-  avgpool_bwd: pool,
+  maxpool_bwd: { ...pool, ...endOutput },
+  avgpool_fwd: { ...pool, ...endOutput },
+  avgpool_bwd: { ...pool, ...endOutput },
   tanh_fwd: { count: 'int' },
   tanh_bwd: { count: 'int' },
   sigmoid_fwd: { count: 'int' },
@@ -177,10 +186,12 @@ const plane = (c: { C: number; HW: number }) => c.C * c.HW;
 const tiles = (C: number, HW: number) => Math.ceil(HW / 32) * C;
 const one = () => 1;
 const withBias = (c: { bias: boolean }) => c.bias;
-/** The elements per image of an inference conv's output buffer: its own K channels, or the concat's yTotal. */
 /** The elements per image of a training BN's output (and its gradient): its own C channels, or the concat's outTotal. */
 const bnOutputPlane = (c: { C: number; HW: number; outTotal?: number }) => (c.outTotal ?? c.C) * c.HW;
+/** The elements per image of a conv's output buffer (and its gradient): its own K channels, or the concat's yTotal. */
 const convOutputPlane = (c: ConvShape & { yTotal?: number }) => (c.yTotal ?? c.K) * c.P * c.Q;
+/** The elements per image of a pool's output (and its gradient): its own K channels, or the concat's outTotal. */
+const poolOutputPlane = (c: ConvShape & { outTotal?: number }) => (c.outTotal ?? c.K) * c.P * c.Q;
 
 /** The prologue's scale/shift of the input's pending BN. */
 const pendingInput = <C extends { C: number; inBn: boolean }>(): BufferRule<C, 'in_scale' | 'in_shift'>[] => [
@@ -277,6 +288,11 @@ const poolForward = [
   { name: 'x', dir: 'in', size: inPlane },
   { name: 'y', dir: 'out', size: outPlane },
 ] as const;
+/** A training pool's input and output, the output perhaps its slice of a concat's (endOutput). */
+const poolTrainForward = [
+  { name: 'x', dir: 'in', size: inPlane },
+  { name: 'y', dir: 'out', size: poolOutputPlane },
+] as const;
 
 /**
  * The buffers of each op in kernel-argument order (plan.json's step `args`, an ABI with runtime/core).
@@ -287,17 +303,17 @@ const rulesTable = {
     convInput,
     { name: 'w', dir: 'in', size: convWeights },
     { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
-    { name: 'y', dir: 'out', size: outPlane },
+    { name: 'y', dir: 'out', size: convOutputPlane },
   ],
   conv_bwd_data: [
-    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'g', dir: 'in', size: convOutputPlane },
     { name: 'w', dir: 'in', size: convWeights },
     { name: 'g_add', dir: 'in', when: (c) => c.addend === true, size: inPlane },
     { name: 'dx', dir: 'out', size: inPlane },
   ],
   conv_bwd_weight: [
     convInput,
-    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'g', dir: 'in', size: convOutputPlane },
     { name: 'dw', dir: 'out', size: convWeights },
     { name: 'db', dir: 'out', when: withBias, size: (c) => c.K },
   ],
@@ -406,21 +422,23 @@ const rulesTable = {
   // As concat_place, with the ReLU applied; its backward reads the forward's y and the gradient in the joined buffers.
   relu_fwd_slice: slicePlace,
   relu_bwd_slice: [{ name: 'y', dir: 'in', size: joinedPlane }, { name: 'g', dir: 'in', size: joinedPlane }, { name: 'dx', dir: 'out', size: plane }],
+  tanh_fwd_slice: slicePlace,
+  tanh_bwd_slice: [{ name: 'y', dir: 'in', size: joinedPlane }, { name: 'g', dir: 'in', size: joinedPlane }, { name: 'dx', dir: 'out', size: plane }],
   relu_bwd: [
     { name: 'y', dir: 'in', size: (c) => c.count },
     { name: 'g', dir: 'in', size: (c) => c.count },
     { name: 'dx', dir: 'out', size: (c) => c.count },
   ],
-  maxpool_fwd: [...poolForward, { name: 'argmax', dir: 'out', dtype: 'i32', size: outPlane }],
+  maxpool_fwd: [...poolTrainForward, { name: 'argmax', dir: 'out', dtype: 'i32', size: outPlane }],
   maxpool_fwd_infer: poolForward,
   maxpool_bwd: [
-    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'g', dir: 'in', size: poolOutputPlane },
     { name: 'argmax', dir: 'in', dtype: 'i32', size: outPlane },
     { name: 'dx', dir: 'out', size: inPlane },
   ],
-  avgpool_fwd: poolForward,
+  avgpool_fwd: poolTrainForward,
   avgpool_bwd: [
-    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'g', dir: 'in', size: poolOutputPlane },
     { name: 'dx', dir: 'out', size: inPlane },
   ],
   linear_fwd: [

@@ -29,15 +29,15 @@ type Slice = ReturnType<typeof concatSlices>[number];
 
 /**
  * `reluAfter`: a BN's only reader is the ReLU after it, which this BN's pass applies (and its backward undoes).
- * `slot`: the BN+ReLU's or ReLU's output is a concat branch's end, written straight into its channels of the concat's output.
+ * `slot`: the layer's output (a BN+ReLU's) is a concat branch's end, written straight into its channels of the concat's output.
  */
 function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8Stem, reluAfter = false, slot?: ConcatSlot): Saved {
   const out = elementsOf(l.output);
   const p = (f: string) => paramId(l, f);
   switch (l.kind) {
     case 'conv': {
-      const y = b.act(`conv${l.index}.out`, out);
-      b.step(l, 'conv_fwd', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { ...windowShape(l), bias: l.attrs.bias, relu: false, ...stemConsts(stem) });
+      const y = slot?.y ?? b.act(`conv${l.index}.out`, out);
+      b.step(l, 'conv_fwd', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { ...windowShape(l), bias: l.attrs.bias, relu: false, ...convSlot(slot), ...stemConsts(stem) }, sliceKernel(l, 'conv_fwd', slot));
       return { x, y, ...(stem ? { stem } : {}) };
     }
     case 'linear': {
@@ -50,18 +50,18 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8S
       const y = slot?.y ?? b.act(`bn${l.index}.out`, out);
       const mean = b.fixed(`bn${l.index}.save_mean`, l.attrs.nFeatures);
       const invstd = b.fixed(`bn${l.index}.save_invstd`, l.attrs.nFeatures);
-      b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...(reluAfter ? { relu: true } : {}), ...bnSlot(slot) });
+      b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...(reluAfter ? { relu: true } : {}), ...endSlot(slot) });
       return { x, y, saveMean: mean, saveInvstd: invstd, ...(reluAfter ? { reluFused: true } : {}) };
     }
     case 'maxpool': {
-      const y = b.act(`maxpool${l.index}.out`, out);
+      const y = slot?.y ?? b.act(`maxpool${l.index}.out`, out);
       const argmax = b.act(`maxpool${l.index}.argmax`, out, 'i32');
-      b.step(l, 'maxpool_fwd', { x, y, argmax }, windowShape(l));
+      b.step(l, 'maxpool_fwd', { x, y, argmax }, { ...windowShape(l), ...endSlot(slot) }, sliceKernel(l, 'maxpool_fwd', slot));
       return { x, y, argmax };
     }
     case 'avgpool': {
-      const y = b.act(`avgpool${l.index}.out`, out);
-      b.step(l, 'avgpool_fwd', { x, y }, windowShape(l));
+      const y = slot?.y ?? b.act(`avgpool${l.index}.out`, out);
+      b.step(l, 'avgpool_fwd', { x, y }, { ...windowShape(l), ...endSlot(slot) }, sliceKernel(l, 'avgpool_fwd', slot));
       return { x, y };
     }
     case 'dropout': {
@@ -76,8 +76,8 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8S
     case 'relu':
     case 'tanh':
     case 'sigmoid': {
-      if (slot && l.kind === 'relu') {
-        b.step(l, 'relu_fwd_slice', { x, y: slot.y }, slot.slice);
+      if (slot && l.kind !== 'sigmoid') {
+        b.step(l, `${l.kind}_fwd_slice`, { x, y: slot.y }, slot.slice);
         return { x, y: slot.y };
       }
       const y = b.act(`${l.kind}${l.index}.out`, out);
@@ -110,8 +110,15 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8S
 }
 
 const bnConsts = (l: ShapedLayer & { kind: 'bn' }) => ({ ...channelShape(l), eps: l.attrs.eps, momentum: l.attrs.momentum });
-/** A BN's output (and gradient) channels in a concat's output: ops.ts bn_fwd_train's outTotal/outOffset. */
-const bnSlot = (slot?: { slice: Slice }) => (slot ? { outTotal: slot.slice.total, outOffset: slot.slice.offset } : {});
+/** A BN's or pool's output (and gradient) channels in a concat's output: ops.ts endOutput's outTotal/outOffset. */
+const endSlot = (slot?: { slice: Slice }) => (slot ? { outTotal: slot.slice.total, outOffset: slot.slice.offset } : {});
+/**
+ * The kernel name of a pool's or conv's step that writes (or reads the gradient of) a concat slot: k<N>_<op>_slice,
+ * as relu_fwd_slice's, so no name means both it and the dense kernel (the inference program's avgpool_fwd).
+ */
+const sliceKernel = (l: ShapedLayer, op: string, slot: unknown) => (slot ? `k${l.index}_${op}_slice` : undefined);
+/** A conv's output (and gradient) channels in a concat's output: ops.ts convSlot's yTotal/yOffset. */
+const convSlot = (slot?: { slice: Slice }) => (slot ? { yTotal: slot.slice.total, yOffset: slot.slice.offset } : {});
 
 /**
  * Emits the backward of one layer; returns the gradient w.r.t. its input (undefined when not needed).
@@ -119,18 +126,18 @@ const bnSlot = (slot?: { slice: Slice }) => (slot ? { outTotal: slot.slice.total
  */
 function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string, needDx: boolean, addend?: string, gSlice?: Slice): string | undefined {
   const inSize = elementsOf(l.input);
-  // Only a concat branch's end written in place (a BN+ReLU's BN, a ReLU) reads its gradient from the concat's.
-  if (gSlice && l.kind !== 'bn' && l.kind !== 'relu') throw new Error(`internal error: ${l.kind} ${l.index} reads its gradient in a concat's, which only a BN or ReLU can`);
+  // Only a concat branch's end written in place (concatSlots: SLOT_ENDS) reads its gradient from the concat's.
+  if (gSlice && !(SLOT_ENDS as readonly string[]).includes(l.kind)) throw new Error(`internal error: ${l.kind} ${l.index} reads its gradient in a concat's, which only ${SLOT_ENDS.join(', ')} can`);
   const p = (f: string) => paramId(l, f);
   const grad = (f: string) => gradId(l, f);
   const dx = () => b.act(`${l.kind}${l.index}.grad_in`, inSize);
   switch (l.kind) {
     case 'conv': {
-      const c = { ...windowShape(l), bias: l.attrs.bias };
-      b.step(l, 'conv_bwd_weight', { x: s.x, g, dw: grad('weight'), db: c.bias ? grad('bias') : undefined }, { ...c, ...stemConsts(s.stem) });
+      const c = { ...windowShape(l), bias: l.attrs.bias, ...convSlot(gSlice && { slice: gSlice }) };
+      b.step(l, 'conv_bwd_weight', { x: s.x, g, dw: grad('weight'), db: c.bias ? grad('bias') : undefined }, { ...c, ...stemConsts(s.stem) }, sliceKernel(l, 'conv_bwd_weight', gSlice));
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, 'conv_bwd_data', { g, w: p('weight'), g_add: addend, dx: d }, { ...c, ...(addend ? { addend: true } : {}) });
+      b.step(l, 'conv_bwd_data', { g, w: p('weight'), g_add: addend, dx: d }, { ...c, ...(addend ? { addend: true } : {}) }, sliceKernel(l, 'conv_bwd_data', gSlice));
       return d;
     }
     case 'linear': {
@@ -144,7 +151,7 @@ function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string,
     case 'bn': {
       const d = dx();
       const relu = s.reluFused ? { y: s.y } : {};
-      b.step(l, 'bn_bwd', { x: s.x, g, ...relu, gamma: p('weight'), save_mean: s.saveMean, save_invstd: s.saveInvstd, dx: d, dgamma: grad('weight'), dbeta: grad('bias') }, { ...bnConsts(l), ...(s.reluFused ? { relu: true } : {}), ...bnSlot(gSlice && { slice: gSlice }) });
+      b.step(l, 'bn_bwd', { x: s.x, g, ...relu, gamma: p('weight'), save_mean: s.saveMean, save_invstd: s.saveInvstd, dx: d, dgamma: grad('weight'), dbeta: grad('bias') }, { ...bnConsts(l), ...(s.reluFused ? { relu: true } : {}), ...endSlot(gSlice && { slice: gSlice }) });
       return d;
     }
     case 'view':
@@ -154,7 +161,8 @@ function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string,
     case 'sigmoid': {
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, `${l.kind}_bwd`, { y: s.y, g, dx: d }, { count: inSize });
+      if (gSlice && l.kind === 'tanh') b.step(l, 'tanh_bwd_slice', { y: s.y, g, dx: d }, gSlice);
+      else b.step(l, `${l.kind}_bwd`, { y: s.y, g, dx: d }, { count: inSize });
       return d;
     }
     case 'threshold': {
@@ -178,13 +186,13 @@ function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string,
     case 'maxpool': {
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, 'maxpool_bwd', { g, argmax: s.argmax, dx: d }, windowShape(l));
+      b.step(l, 'maxpool_bwd', { g, argmax: s.argmax, dx: d }, { ...windowShape(l), ...endSlot(gSlice && { slice: gSlice }) }, sliceKernel(l, 'maxpool_bwd', gSlice));
       return d;
     }
     case 'avgpool': {
       if (!needDx) return undefined;
       const d = dx();
-      b.step(l, 'avgpool_bwd', { g, dx: d }, windowShape(l));
+      b.step(l, 'avgpool_bwd', { g, dx: d }, { ...windowShape(l), ...endSlot(gSlice && { slice: gSlice }) }, sliceKernel(l, 'avgpool_bwd', gSlice));
       return d;
     }
     case 'dropout': {
@@ -353,11 +361,15 @@ function concatForward(b: ProgramBuilder, l: ShapedLayer, from: readonly string[
  */
 export const concatPlaceKernel = (l: ShapedLayer, k: number) => `k${l.index}_concat_place${k === 0 ? '' : `_${k + 1}`}`;
 
+/** The layers whose output, a concat branch's end, their own pass writes into its slice of the concat's output (concatSlots). */
+export const SLOT_ENDS = ['relu', 'bn', 'tanh', 'maxpool', 'avgpool', 'conv'] as const;
+
 /**
- * The concat branch ends that write their slice of the concat's output in place, by position: a ReLU that only
- * the concat reads, either alone (`fusedRelu` false for the layer before it: not applied by an add's pass) or
- * applied by the BN before it (`bnRelu`); the BN then writes the slice. Others (a conv's, a pool's, an add's
- * output) are copied (concat_place); the cpu conv kernels' stores take no channel stride in training.
+ * The concat branch ends that write their slice of the concat's output in place, by position: a layer of
+ * SLOT_ENDS that only the concat reads (once), its backward reading its gradient slice there too. A ReLU is one
+ * alone (`fusedRelu` false for the layer before it: not applied by an add's pass) or applied by the BN before it
+ * (`bnRelu`), which then writes the slice. Others (an add's output, a zoo layer's but Tanh's, a conv reading the
+ * model's input, which may be uint8 images) are copied (concat_place).
  */
 export function concatSlots(layers: readonly ShapedLayer[], reads: readonly number[], fusedRelu: (p: number) => boolean, bnRelu: (p: number) => boolean) {
   const slots = new Map<number, { readonly at: number; readonly slice: Slice }>();
@@ -366,8 +378,10 @@ export function concatSlots(layers: readonly ShapedLayer[], reads: readonly numb
     const positions = inputsOf(layers, at);
     concatSlices(l, layers, positions).forEach((slice, k) => {
       const p = positions[k];
-      if (layers[p].kind !== 'relu' || reads[p] !== 1 || positions.indexOf(p) !== k) return;
-      if (p > 0 && fusedRelu(p - 1) && !bnRelu(p - 1)) return;
+      const end = layers[p];
+      if (!(SLOT_ENDS as readonly string[]).includes(end.kind) || reads[p] !== 1 || positions.indexOf(p) !== k) return;
+      if (end.kind === 'relu' && p > 0 && fusedRelu(p - 1) && !bnRelu(p - 1)) return;
+      if (end.kind === 'conv' && inputsOf(layers, p)[0] < 0) return;
       slots.set(p, { at, slice });
     });
   });

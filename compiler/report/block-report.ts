@@ -8,6 +8,13 @@ import { concatsInPlace, type InferenceGroup } from '../lower/infer.js';
 import { inputsOf, poolTakingAdd } from '../lower/chain.js';
 import { torchModuleString } from './torch-print.js';
 
+/** The cpu training steps of a concat branch end written in place (lower/train.ts concatSlots), forward and backward. */
+const SLOT_FORWARD = ['relu_fwd_slice', 'tanh_fwd_slice', 'bn_fwd_train', 'maxpool_fwd', 'avgpool_fwd', 'conv_fwd'];
+const SLOT_BACKWARD = ['relu_bwd_slice', 'tanh_bwd_slice', 'bn_bwd', 'maxpool_bwd', 'avgpool_bwd', 'conv_bwd_weight', 'conv_bwd_data'];
+const writesSlot = (s: Program['steps'][number]) => s.op.endsWith('_slice') || (s.consts as { outTotal?: number }).outTotal !== undefined || (s.consts as { yTotal?: number }).yTotal !== undefined;
+/** SLOT_ENDS in words: the layers whose pass writes a concat branch end's slice itself. */
+const SLOT_END_WORDS = 'a ReLU, BN, Tanh, pool or conv (not reading the model input)';
+
 const kernelsOf = (p: Program | undefined, layer: number, op?: string) => [...new Set((p?.steps ?? []).filter((s) => s.layer === layer && (!op || s.op === op)).map((s) => s.kernel))];
 
 export function blockReport(model: ShapedModel, programs: readonly Program[], groups: readonly InferenceGroup[]): string[] {
@@ -17,6 +24,7 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
   const inPlace = concatsInPlace(model.layers, groups);
   // A model without training programs (report.txt's last line says why) has no training kernels to name.
   const noTraining = '      training: none (no training programs)';
+  const concats: boolean[] = []; // per concat block: whether its training program copies no branch end
   const lines = [
     'Blocks (opened by front/lowerable.ts: each branch reads the block\'s input, kept live until its last reader; the merge follows the branches).',
     '(N) is a layer\'s position in the lowered chain, as in the kernel names k<N>_… and the Programs below, which give each one\'s spec line:',
@@ -68,19 +76,20 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       const pending = applying.filter((s) => s.consts.inBn || s.consts.inRelu).map((s) => s.kernel);
       const copies = [...fwd, ...applying.filter((s) => !s.consts.inBn && !s.consts.inRelu).map((s) => s.kernel)];
       // The cpu training program's branch ends that write their slice themselves (lower/train.ts concatSlots):
-      // a ReLU (its layer, position p + 1) or the BN applying it (position p), and their backwards reading it there.
+      // the end's layer (position p + 1), or the BN applying a ReLU end (position p), and their backwards reading it there.
       const endLayers = new Set(inputsOf(model.layers, i).flatMap((p) => [p, p + 1]));
-      const inSlot = (ops: readonly string[]) => (train?.steps ?? []).filter((s) => endLayers.has(s.layer) && ops.includes(s.op) && (s.op.startsWith('relu') || (s.consts as { outTotal?: number }).outTotal !== undefined)).map((s) => s.kernel);
-      const slotted = inSlot(['relu_fwd_slice', 'bn_fwd_train']);
-      const slottedBwd = inSlot(['relu_bwd_slice', 'bn_bwd']);
+      const inSlot = (ops: readonly string[]) => (train?.steps ?? []).filter((s) => endLayers.has(s.layer) && ops.includes(s.op) && writesSlot(s)).map((s) => s.kernel);
+      const slotted = inSlot(SLOT_FORWARD);
+      const slottedBwd = inSlot(SLOT_BACKWARD);
       const ends = pending.length + slotted.length;
       const written = [
         pending.length > 0 && `${pending.length} branch end${pending.length > 1 ? 's' : ''} written into ${pending.length > 1 ? 'their channel slices' : 'its channel slice'} by the pass that applies ${pending.length > 1 ? 'their' : 'its'} pending BN/ReLU (${pending.join(', ')}: no other pass over ${pending.length > 1 ? 'them' : 'it'})`,
-        slotted.length > 0 && `${slotted.length} branch end${slotted.length > 1 ? 's' : ''} written into ${slotted.length > 1 ? 'their channel slices' : 'its channel slice'} by ${slotted.length > 1 ? 'their' : 'its'} own ReLU or BN+ReLU pass (${slotted.join(', ')}: no copy)`,
+        slotted.length > 0 && `${slotted.length} branch end${slotted.length > 1 ? 's' : ''} written into ${slotted.length > 1 ? 'their channel slices' : 'its channel slice'} by ${slotted.length > 1 ? 'their' : 'its'} own pass (${slotted.join(', ')}: no copy)`,
         copies.length > 0 && (ends > 0 ? `${copies.length} copied into ${copies.length > 1 ? 'their slices' : 'its slice'} (${copies.join(', ')})` : `each branch's output copied into its channel slice (${copies.join(', ')})`),
       ].filter(Boolean).join(', ');
       const back = [bwd.length > 0 && `the gradient's slices copied back out (${bwd.join(', ')})`, slottedBwd.length > 0 && `the gradient's slices read in place by ${slottedBwd.join(', ')}`].filter(Boolean).join(', ');
       lines.push(train ? `      training: ${written}, ${back}` : noTraining);
+      concats.push(copies.length === 0);
       const writers = inputsOf(model.layers, i).map((p) => ({ p, g: inPlace.get(p)?.at === i ? groups.find((g) => g.at === p) : undefined }));
       const inPlaceEnds = writers.filter((w) => w.g).map((w) => `(${w.p + 1}) by ${kernelsOf(infer, w.g!.head.index, 'conv_infer').join(', ')}`);
       const copied = kernelsOf(infer, l.index, 'concat_place');
@@ -89,6 +98,8 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       else lines.push(`      inference: each branch copied (${copied.join(', ')}): no branch ends in a conv that only the concat reads`);
     }
   });
+  const copyFree = concats.filter(Boolean).length;
+  if (train && concats.length > 0) lines.push(`  concats with no copy in training: ${copyFree} of ${concats.length}${copyFree < concats.length ? ` (the others copy a branch end that is not ${SLOT_END_WORDS} only the concat reads)` : ''}`);
   // A value several layers read (a block's input) gets the sum of their gradients: an add per extra reader.
   const sums = (train?.steps ?? []).filter((s) => s.op === 'add' && !isMerge(model.layers[s.layer - 1]));
   const calls = new Map<string, { layer: number; count: number }>();

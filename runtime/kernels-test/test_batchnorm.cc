@@ -11,6 +11,7 @@
 #include "nincc/cpu/batchnorm.h"
 #include "nincc/cpu/channels.h"
 #include "nincc/cpu/conv.h"
+#include "nincc/cpu/pointwise.h"
 #include "reference_conv_pool.h"
 #include "reference_dense.h"
 
@@ -140,8 +141,8 @@ void check_relu_fused_backward(const BatchNormShape& s, Rng& rng) {
   });
 }
 
-// A concat branch ending in a BN+ReLU (or a ReLU) that writes channels offset… of a total-channel joined tensor,
-// and its backward reading y and dy there (BatchNormOutput; channels.h relu_forward_into/relu_backward_from): bit
+// A concat branch ending in a BN+ReLU, a BN, a ReLU or a Tanh that writes channels offset… of a total-channel joined
+// tensor, and its backward reading y and dy there (BatchNormOutput; channels.h relu_/tanh_forward_into, _backward_from): bit
 // for bit the dense kernels' results (checked against float64 above) with the slice copied in and out, the
 // joined tensor's other channels untouched; on 1, 2 and all threads, and the BN backward without the ReLU too.
 void check_concat_slot(const BatchNormShape& s, int total, int offset, Rng& rng) {
@@ -190,6 +191,16 @@ void check_concat_slot(const BatchNormShape& s, int total, int offset, Rng& rng)
     nincc::cpu::relu_backward(s.size(), y.data(), dy.data(), dx.data());
     nincc::cpu::relu_backward_from(slice, joined.data(), joined_dy.data(), slot_dx.data());
     CHECK(slot_dx == dx);
+    // A Tanh alone, the same way.
+    std::vector<float> t = poisoned(x.size()), want_t = poisoned(joined_size), joined_t = poisoned(joined_size);
+    nincc::cpu::tanh_forward(s.size(), x.data(), t.data());
+    nincc::cpu::channels_place(slice, t.data(), want_t.data());
+    nincc::cpu::tanh_forward_into(slice, x.data(), joined_t.data());
+    CHECK(std::memcmp(joined_t.data(), want_t.data(), sizeof(float) * joined_t.size()) == 0);
+    std::vector<float> t_dx = poisoned(x.size()), slot_t_dx = poisoned(x.size());
+    nincc::cpu::tanh_backward(s.size(), t.data(), dy.data(), t_dx.data());
+    nincc::cpu::tanh_backward_from(slice, joined_t.data(), joined_dy.data(), slot_t_dx.data());
+    CHECK(slot_t_dx == t_dx);
   });
 }
 

@@ -2,10 +2,12 @@
 // sweep of kernels 1/3/5/11, strides 1/2/4, pads 0/1/2/5, batches 1-3 and odd channel counts, then
 // the Winograd paths of training; the reference backward itself is checked by finite differences first.
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "check.h"
 #include "kernel_tests.h"
+#include "nincc/cpu/channels.h"
 #include "nincc/cpu/conv.h"
 #include "reference_conv_pool.h"
 
@@ -112,6 +114,47 @@ void check_winograd_training(const Conv2dShape& s, Rng& rng) {
   });
 }
 
+// A training conv ending a concat's branch: y written at channels offset… of a total-channel joined tensor
+// (ConvOutput), and its backward (weights, bias, data, with and without an addend) reading dy there
+// (ConvGradientPlace): bit for bit the dense kernels with the slice copied in and out (channels.h), the joined
+// tensor's other channels untouched (their NaN poison compared as bits); on 1, 2 and all threads.
+void check_conv_concat_slot(const Conv2dShape& s, int total, int offset, Rng& rng) {
+  using namespace nincc::cpu::conv_detail;
+  const char* path = backward_data_is_winograd(s) ? "Winograd" : backward_data_is_conv(s) ? "forward-conv" : s.is_pointwise() ? "pointwise" : "columns";
+  const std::int64_t plane = s.out_plane();
+  const nincc::cpu::ChannelSlice slice{s.batch, s.out_channels, total, offset, plane};
+  const nincc::cpu::ConvGradientPlace place{total, offset};
+  const std::int64_t joined_size = static_cast<std::int64_t>(s.batch) * total * plane;
+  const std::vector<float> x = random_floats(conv_x_size(s), rng), w = random_floats(conv_w_size(s), rng);
+  const std::vector<float> b = random_floats(s.out_channels, rng), addend = random_floats(conv_x_size(s), rng);
+  const std::vector<float> joined_dy = random_floats(joined_size, rng);
+  std::vector<float> dy(conv_y_size(s));
+  nincc::cpu::channels_take(slice, joined_dy.data(), dy.data());
+  auto same_bits = [](const std::vector<float>& a, const std::vector<float>& c) {
+    return a.size() == c.size() && std::memcmp(a.data(), c.data(), sizeof(float) * a.size()) == 0;
+  };
+  std::printf("    conv concat slot (%s backward-data) n%d c%d %dx%d -> k%d at %d of %d\n", path, s.batch, s.in_channels,
+              s.in_h, s.in_w, s.out_channels, offset, total);
+  on_1_2_and_all_threads([&] {
+    std::vector<float> y = poisoned(conv_y_size(s)), want = poisoned(joined_size), joined = poisoned(joined_size);
+    nincc::cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
+    nincc::cpu::channels_place(slice, y.data(), want.data());
+    nincc::cpu::conv2d_forward(s, x.data(), w.data(), b.data(), joined.data(), false, nincc::cpu::ConvOutput{nullptr, total, offset});
+    CHECK(same_bits(joined, want));
+    std::vector<float> dw = poisoned(conv_w_size(s)), db = poisoned(s.out_channels);
+    std::vector<float> slot_dw = poisoned(conv_w_size(s)), slot_db = poisoned(s.out_channels);
+    nincc::cpu::conv2d_backward_weights(s, x.data(), dy.data(), dw.data(), db.data());
+    nincc::cpu::conv2d_backward_weights(s, x.data(), joined_dy.data(), slot_dw.data(), slot_db.data(), place);
+    CHECK(same_bits(slot_dw, dw) && same_bits(slot_db, db));
+    for (const float* add : {static_cast<const float*>(nullptr), addend.data()}) {
+      std::vector<float> dx = poisoned(conv_x_size(s)), slot_dx = poisoned(conv_x_size(s));
+      nincc::cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), add);
+      nincc::cpu::conv2d_backward_data(s, joined_dy.data(), w.data(), slot_dx.data(), add, place);
+      CHECK(same_bits(slot_dx, dx));
+    }
+  });
+}
+
 }  // namespace
 
 void test_conv() {
@@ -177,6 +220,13 @@ void test_conv() {
   check_winograd_training(Conv2dShape{1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0}, rng);
   check_winograd_training(Conv2dShape{2, 96, 9, 9, 100, 3, 3, 1, 1, 1, 1}, rng);
   check_winograd_training(Conv2dShape{2, 32, 7, 7, 40, 5, 5, 1, 1, 2, 2}, rng);
+  // Concat slots, one shape per backward-data path (conv.h: Winograd, forward conv, pointwise, columns; each
+  // prints its path), the last filling the whole joined tensor.
+  check_conv_concat_slot(Conv2dShape{3, 6, 14, 14, 9, 3, 3, 1, 1, 1, 1}, 23, 7, rng);
+  check_conv_concat_slot(Conv2dShape{2, 5, 12, 12, 7, 2, 2, 1, 1, 0, 0}, 12, 3, rng);  // 11x11 outputs: over kBackwardDataConvMinPlane
+  check_conv_concat_slot(Conv2dShape{3, 37, 9, 11, 29, 1, 1, 1, 1, 0, 0}, 40, 11, rng);
+  check_conv_concat_slot(Conv2dShape{2, 4, 9, 8, 6, 3, 3, 2, 2, 1, 1}, 15, 9, rng);
+  check_conv_concat_slot(Conv2dShape{2, 4, 7, 7, 5, 3, 3, 1, 1, 1, 1}, 5, 0, rng);
 }
 
 }  // namespace kernels_test

@@ -1,11 +1,13 @@
 // Max and average pooling against the float64 reference over kernels, strides and pads (pad up
 // to kernel/2, as Torch allows), plus the tie rule, -inf padding, count_include_pad, NIN's planes,
 // planes wide enough for the 16-column vector paths, planes narrow enough for the in-register path
-// (every window kind, pad and ceil mode, on 1, 2 and all threads), and the NaN rule on both.
+// (every window kind, pad and ceil mode, on 1, 2 and all threads), the NaN rule on both, and pools that
+// write (and read the gradient of) their channels of a concat's output.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
@@ -13,6 +15,7 @@
 
 #include "check.h"
 #include "kernel_tests.h"
+#include "nincc/cpu/channels.h"
 #include "nincc/cpu/pool.h"
 #include "reference_conv_pool.h"
 
@@ -59,6 +62,45 @@ void check_pool(const Pool2dShape& s, const std::vector<float>& x, Rng& rng) {
   CHECK_CLOSE(avg, ref_avgpool_forward(s, to_double(x)), 1e-6, what);
   nincc::cpu::avgpool_backward(s, dy.data(), avg_dx.data());
   CHECK_CLOSE(avg_dx, ref_avgpool_backward(s, to_double(dy)), 1e-6, what);
+}
+
+// A pool ending a concat's branch (PoolOutput): y written at channels offset… of a total-channel joined tensor,
+// dy read there, bit for bit the dense kernels with the slice copied in and out (channels.h), the joined
+// tensor's other channels untouched (their NaN poison compared as bits); on 1, 2 and all threads.
+void check_pool_concat_slot(const Pool2dShape& s, int total, int offset, Rng& rng) {
+  const std::int64_t plane = s.out_plane();
+  const nincc::cpu::ChannelSlice slice{s.batch, s.channels, total, offset, plane};
+  const nincc::cpu::PoolOutput out{total, offset};
+  const std::int64_t joined_size = static_cast<std::int64_t>(s.batch) * total * plane;
+  const std::vector<float> x = random_floats(pool_x_size(s), rng), joined_dy = random_floats(joined_size, rng);
+  std::vector<float> dy(pool_y_size(s));
+  nincc::cpu::channels_take(slice, joined_dy.data(), dy.data());
+  auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+  };
+  on_1_2_and_all_threads([&] {
+    std::vector<float> y = poisoned(pool_y_size(s)), want = poisoned(joined_size), joined = poisoned(joined_size);
+    std::vector<std::int32_t> argmax(pool_y_size(s), -7), slot_argmax(pool_y_size(s), -7);
+    nincc::cpu::maxpool_forward(s, x.data(), y.data(), argmax.data());
+    nincc::cpu::channels_place(slice, y.data(), want.data());
+    nincc::cpu::maxpool_forward(s, x.data(), joined.data(), slot_argmax.data(), out);
+    CHECK(same_bits(joined, want));
+    CHECK(slot_argmax == argmax);
+    std::vector<float> dx = poisoned(x.size()), slot_dx = poisoned(x.size());
+    nincc::cpu::maxpool_backward(s, dy.data(), argmax.data(), dx.data());
+    nincc::cpu::maxpool_backward(s, joined_dy.data(), slot_argmax.data(), slot_dx.data(), out);
+    CHECK(same_bits(slot_dx, dx));
+
+    std::vector<float> avg = poisoned(pool_y_size(s)), want_avg = poisoned(joined_size), joined_avg = poisoned(joined_size);
+    nincc::cpu::avgpool_forward(s, x.data(), avg.data());
+    nincc::cpu::channels_place(slice, avg.data(), want_avg.data());
+    nincc::cpu::avgpool_forward(s, x.data(), joined_avg.data(), out);
+    CHECK(same_bits(joined_avg, want_avg));
+    std::vector<float> avg_dx = poisoned(x.size()), slot_avg_dx = poisoned(x.size());
+    nincc::cpu::avgpool_backward(s, dy.data(), avg_dx.data());
+    nincc::cpu::avgpool_backward(s, joined_dy.data(), slot_avg_dx.data(), out);
+    CHECK(same_bits(slot_avg_dx, avg_dx));
+  });
 }
 
 // Equal values: the first in-image element of each window, in row order, is the argmax.
@@ -223,6 +265,13 @@ void test_pool() {
   check_pool(global_13, random_floats(pool_x_size(global_13), rng), rng);
   const Pool2dShape rectangular{2, 3, 9, 8, 3, 2, 2, 1, 1, 0};
   check_pool(rectangular, random_floats(pool_x_size(rectangular), rng), rng);
+  // Concat slots: GoogLeNet's incReduce pool (3x3, stride 1, pad 1, ceil) on a 14-wide plane (the in-register
+  // path), a 3x3 stride-2 pool on a wide one (the 16-column path), a global average (its vector path), and a
+  // pool filling the whole joined tensor; over the parallel grain for the first.
+  check_pool_concat_slot(Pool2dShape{3, 40, 14, 14, 3, 3, 1, 1, 1, 1, true}, 57, 11, rng);
+  check_pool_concat_slot(Pool2dShape{2, 3, 9, 40, 3, 3, 2, 2, 1, 1}, 8, 5, rng);
+  check_pool_concat_slot(Pool2dShape{2, 5, 7, 7, 7, 7, 1, 1, 0, 0}, 9, 2, rng);
+  check_pool_concat_slot(Pool2dShape{2, 4, 6, 5, 2, 2, 2, 2, 0, 0}, 4, 0, rng);
   // NIN's three max pools (3x3, stride 2, pad 1) on their planes, and wider ones whose rows take
   // several 16-column groups and a masked tail (outputs 16, 17, 31, 33 wide), with and without ties.
   const int nin_planes[] = {56, 28, 14};

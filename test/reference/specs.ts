@@ -267,6 +267,28 @@ model fused_blocks {
 `;
 
 /**
+ * Concat branch ends that cpu training writes into their slices of the concat's output, their backward reading
+ * the gradient's slices there (lower/train.ts concatSlots), beyond fused_blocks' ReLU and BN+ReLU: a BN without a
+ * ReLU, a Tanh, GoogLeNet's incReduce max pool (zero padding, then a ceil-mode pool), an average pool, and two
+ * convs (their backward-data the Winograd and the pointwise path, runtime/include/nincc/cpu/conv.h).
+ */
+export const CONCAT_ENDS = `
+model concat_ends {
+  input 3x6x5
+  conv(3, 4, 3, 3, 1, 1, 1, 1)  relu                         # 4x6x5, read by every branch
+  concat {                                                   # 2 + 3 + 4 + 4 + 3 + 2 = 18 channels
+    branch { conv(4, 2, 1, 1)  bn(2) }
+    branch { conv(4, 3, 1, 1)  tanh }
+    branch { zeropad(1, 1, 1, 1)  maxpool(3, 3, 1, 1):ceil() }
+    branch { avgpool(3, 3, 1, 1, 1, 1) }
+    branch { conv(4, 3, 3, 3, 1, 1, 1, 1) }
+    branch { conv(4, 2, 1, 1) }
+  }
+  maxpool(2, 2)  view(-1)  linear(18 * 3 * 2, 5)  logsoftmax
+}
+`;
+
+/**
  * Blocks whose fused inference convs take the cpu's Winograd path (3x3/1 on 14x14, compiler/schedule/
  * cpu-conv-algorithm.ts) and its GEMM path: a projection residual closed by a Winograd conv, an identity
  * residual closed by a 1x1 conv, and a concat whose branches' convs (one Winograd, at channel offset 8)

@@ -2,7 +2,8 @@
 // pools, residual and concat blocks (nested too; concat branch ends that write their slice in place in
 // training) and a small ResNet, each through infer (eval mode), the training forward (output, loss, running
 // statistics) and finite-difference gradients. Run by test/numerics-zoo.test.ts (all threads),
-// test/numerics-zoo-1thread.test.ts (OMP_NUM_THREADS=1) and test/cpu-concat-slots.test.ts (2 threads, fused_blocks).
+// test/numerics-zoo-1thread.test.ts (OMP_NUM_THREADS=1) and test/cpu-concat-slots.test.ts (2 threads, fused_blocks and concat_ends;
+// concat_ends on 1 and all threads with NINCC_TEST_FULL=1).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildSpec, expectClose, loadBuilt, poisonArena, preparedModel, randomImages, randomizeAffine, randomLabels, readWeights, removeBuilds, rng, type Built,
@@ -10,7 +11,7 @@ import {
 import { checkGradients } from './gradients.js';
 import { forward, trainLossFrom } from './interpret.js';
 import { nllLoss } from './layers.js';
-import { BLOCKS, FUSED_BLOCKS, TINY_RESNET, ZOO_LAYERS } from './specs.js';
+import { BLOCKS, CONCAT_ENDS, FUSED_BLOCKS, TINY_RESNET, ZOO_LAYERS } from './specs.js';
 
 // As test/numerics-kernels.test.ts: float32 rounding through a dozen layers is ~1e-6 of the output's scale;
 // a wrong window, divisor, slice or a gradient not summed moves it by 1e-3..1.
@@ -18,15 +19,26 @@ const TOL = 2e-5;
 const BATCHES = [3, 1, 4];
 const POISONS = [Number.NaN, 3.0e4];
 
-// fused_blocks: concat branches ending in a BN+ReLU and a ReLU, which cpu training writes into the concat's slices.
-const allSpecs: Record<string, string> = { zoo_layers: ZOO_LAYERS, blocks: BLOCKS, tiny_resnet: TINY_RESNET, fused_blocks: FUSED_BLOCKS };
+// fused_blocks and concat_ends: concat branches ending in a BN+ReLU, a ReLU, a BN, a Tanh, pools and convs, which
+// cpu training writes into the concat's slices.
+const allSpecs: Record<string, string> = { zoo_layers: ZOO_LAYERS, blocks: BLOCKS, tiny_resnet: TINY_RESNET, fused_blocks: FUSED_BLOCKS, concat_ends: CONCAT_ENDS };
 
 /**
- * Registers the suite (on the specs named in `only`, else all); returns the specs' builds by name, there once the
- * suite's beforeAll has run (for more checks in the same file).
+ * Specs a suite without `only` runs with NINCC_TEST_FULL=1 alone (the CI budget: one more kernel build each); named
+ * in `only`, always. concat_ends: test/cpu-concat-slots.test.ts runs it on 2 threads, and the kernel tests check its
+ * slot kernels bit for bit on 1, 2 and all threads (runtime/kernels-test).
+ */
+const FULL_ONLY: ReadonlySet<string> = new Set(['concat_ends']);
+const full = process.env.NINCC_TEST_FULL === '1';
+
+/**
+ * Registers the suite (on the specs named in `only`, else all but FULL_ONLY's without NINCC_TEST_FULL=1); returns
+ * the specs' builds by name, there once the suite's beforeAll has run (for more checks in the same file).
  */
 export function zooSuite(threads: string, only?: readonly string[]): (name: string) => Built {
-  const specs = only ? Object.fromEntries(only.map((n) => [n, allSpecs[n]])) : allSpecs;
+  const skipped = only || full ? [] : Object.keys(allSpecs).filter((n) => FULL_ONLY.has(n));
+  if (skipped.length > 0) console.log(`zoo suite (${threads}): ${skipped.join(', ')} skipped: NINCC_TEST_FULL=1 runs ${skipped.length > 1 ? 'them' : 'it'} (test/cpu-concat-slots.test.ts on 2 threads always)`);
+  const specs = only ? Object.fromEntries(only.map((n) => [n, allSpecs[n]])) : Object.fromEntries(Object.entries(allSpecs).filter(([n]) => !skipped.includes(n)));
   const built = new Map<string, Built>();
   beforeAll(() => {
     for (const [name, source] of Object.entries(specs)) built.set(name, buildSpec(name, source, 4));

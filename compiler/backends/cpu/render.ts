@@ -63,6 +63,10 @@ const poolShape = (c: ConvShape & { readonly ceil?: boolean }) =>
     ? `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}, true};\n  static_assert(Pool2dShape{1, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}, true}.out_plane() == ${c.P * c.Q}, "ceil-mode output size");`
     : `const Pool2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`;
 const bnShape = (c: { C: number; HW: number }) => `const BatchNormShape shape{${n}, ${c.C}, ${c.HW}};`;
+/** Where a training conv's gradient lies in a concat's (conv.h ConvGradientPlace). */
+const gradientPlaceCpp = (c: { yTotal?: number; yOffset?: number }) => `ConvGradientPlace{/*total=*/${c.yTotal}, /*offset=*/${c.yOffset ?? 0}}`;
+/** A training pool's output (and gradient) channels in a concat's output (pool.h PoolOutput), or nothing for its own. */
+const poolOutputCpp = (c: { outTotal?: number; outOffset?: number }) => (c.outTotal !== undefined ? `, PoolOutput{/*total=*/${c.outTotal}, /*offset=*/${c.outOffset ?? 0}}` : '');
 /** A training BN's output channels in a concat's output (batchnorm.h BatchNormOutput). */
 const bnOutputCpp = (c: { outTotal?: number; outOffset?: number }) => `BatchNormOutput{/*total=*/${c.outTotal}, /*offset=*/${c.outOffset ?? 0}}`;
 const linearShape = (c: { in: number; out: number }) => `const LinearShape shape{${n}, ${c.in}, ${c.out}};`;
@@ -83,8 +87,9 @@ function body(k: KernelStep): string[] {
     case 'conv_infer': {
       const c = k.consts;
       const choice = k.op === 'conv_infer' && k.consts.packed ? chooseConvAlgorithm(c) : undefined;
-      // An inference block's conv: the shortcut its epilogue adds, the concat slice it writes (im2col.h ConvOutput).
-      const o = k.op === 'conv_infer' && (k.consts.residual || k.consts.yTotal !== undefined) ? `, ConvOutput{${optional('r')}, ${k.consts.yTotal ?? c.K}, ${k.consts.yOffset ?? 0}}` : '';
+      // A block's conv: the shortcut its (inference) epilogue adds, the concat slice it writes (im2col.h ConvOutput).
+      const residual = k.op === 'conv_infer' && k.consts.residual === true;
+      const o = residual || c.yTotal !== undefined ? `, ConvOutput{${residual ? optional('r') : 'nullptr'}, ${c.yTotal ?? c.K}, ${c.yOffset ?? 0}}` : '';
       if (c.u8Mean && choice && choice.algorithm !== 'implicit_gemm') throw new Error(`internal error: ${k.kernel} reads uint8 images through ${choice.algorithm}, which only takes floats`);
       if (!choice) {
         // A training forward transforms its weights each call; an unfolded inference conv packs them per call.
@@ -106,10 +111,15 @@ function body(k: KernelStep): string[] {
         `else ${call(choice.large.algorithm, packedWeightsFloatsOf(choice.algorithm, c))}`,
       ];
     }
-    case 'conv_bwd_data':
-      return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')}${k.consts.addend ? `, ${cf('g_add')}` : ''});`];
-    case 'conv_bwd_weight':
-      return [convShape(k.consts), `conv2d_backward_weights(shape, ${convInput(k.consts)}, ${cf('g')}, ${f('dw')}, ${optional('db', true)});`];
+    case 'conv_bwd_data': {
+      const slot = k.consts.yTotal !== undefined ? `, ${gradientPlaceCpp(k.consts)}` : '';
+      const addend = k.consts.addend ? cf('g_add') : slot ? 'nullptr' : '';
+      return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')}${addend ? `, ${addend}` : ''}${slot});`];
+    }
+    case 'conv_bwd_weight': {
+      const slot = k.consts.yTotal !== undefined ? `, ${gradientPlaceCpp(k.consts)}` : '';
+      return [convShape(k.consts), `conv2d_backward_weights(shape, ${convInput(k.consts)}, ${cf('g')}, ${f('dw')}, ${optional('db', true)}${slot});`];
+    }
     case 'fold_bn': {
       const c = k.consts;
       const fold = `fold_batchnorm(${c.K}, ${c.CRS}, ${cf('w')}, ${optional('bias')}, ${cf('gamma')}, ${cf('beta')}, ${cf('mean')}, ${cf('var')}, ${f('w_out')}, ${f('b_out')}, ${cppDouble(c.eps)});`;
@@ -153,6 +163,10 @@ function body(k: KernelStep): string[] {
       return [sliceShape(k.consts), `relu_forward_into(shape, ${cf('x')}, ${f('y')});`];
     case 'relu_bwd_slice':
       return [sliceShape(k.consts), `relu_backward_from(shape, ${cf('y')}, ${cf('g')}, ${f('dx')});`];
+    case 'tanh_fwd_slice':
+      return [sliceShape(k.consts), `tanh_forward_into(shape, ${cf('x')}, ${f('y')});`];
+    case 'tanh_bwd_slice':
+      return [sliceShape(k.consts), `tanh_backward_from(shape, ${cf('y')}, ${cf('g')}, ${f('dx')});`];
     case 'relu_bwd':
       return [`relu_backward(${countOf(k.consts)}, ${cf('y')}, ${cf('g')}, ${f('dx')});`];
     case 'tanh_fwd':
@@ -183,15 +197,15 @@ function body(k: KernelStep): string[] {
     case 'concat_take':
       return [sliceShape(k.consts), `channels_take(shape, ${cf('g')}, ${f('dx')});`];
     case 'maxpool_fwd':
-      return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, ${i32('argmax', true)});`];
+      return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, ${i32('argmax', true)}${poolOutputCpp(k.consts)});`];
     case 'maxpool_fwd_infer':
       return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, nullptr);`];
     case 'maxpool_bwd':
-      return [poolShape(k.consts), `maxpool_backward(shape, ${cf('g')}, ${i32('argmax')}, ${f('dx')});`];
+      return [poolShape(k.consts), `maxpool_backward(shape, ${cf('g')}, ${i32('argmax')}, ${f('dx')}${poolOutputCpp(k.consts)});`];
     case 'avgpool_fwd':
-      return [poolShape(k.consts), `avgpool_forward(shape, ${cf('x')}, ${f('y')});`];
+      return [poolShape(k.consts), `avgpool_forward(shape, ${cf('x')}, ${f('y')}${poolOutputCpp(k.consts)});`];
     case 'avgpool_bwd':
-      return [poolShape(k.consts), `avgpool_backward(shape, ${cf('g')}, ${f('dx')});`];
+      return [poolShape(k.consts), `avgpool_backward(shape, ${cf('g')}, ${f('dx')}${poolOutputCpp(k.consts)});`];
     case 'linear_fwd':
     case 'linear_infer':
       return [linearShape(k.consts), `linear_forward(shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${k.consts.relu});`];

@@ -125,6 +125,14 @@ inline bool backward_weights_is_winograd(const Conv2dShape& s) {
          s.batch <= winograd_detail::max_batch_per_call(s, s.out_channels);
 }
 
+// conv2d_forward_packed of dy (the input of a stride-1 shape `s` at the output resolution), read where `place`
+// says: its own tensor, or its channels of a concat's gradient (ConvGradientPlace), in place.
+inline void forward_packed_from(const Conv2dShape& s, const float* dy, const ConvGradientPlace& place,
+                                const float* packed, float* y, const ConvOutput& o) {
+  if (s.out_channels <= 0 || s.batch <= 0 || s.out_plane() <= 0) return;
+  conv2d_forward_view(s, conv_gemm_detail::direct_view(s, dy, place), packed, nullptr, y, false, o);
+}
+
 }  // namespace conv_detail
 
 // dx = the gradient of the loss with respect to x, given dy (same layout as y). Overwrites dx.
@@ -135,23 +143,36 @@ inline bool backward_weights_is_winograd(const Conv2dShape& s) {
 // pointwise conv's columns are dx itself. Groups keep the columns buffer within kColumnsFloats.
 // Scratch: the packed W^T and the columns, in the calling thread's scratch. `addend` (laid out as dx, or
 // null): another reader's gradient of the same input, added to each plane as it is written (the sum a
-// fanned-out value's gradient needs, without a pass of its own).
+// fanned-out value's gradient needs, without a pass of its own). `place`: where dy lies (ConvGradientPlace: a
+// concat branch's conv reads its channels of the concat's gradient in place; the Winograd path then runs image by
+// image, every element the same bits).
 inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, const float* w, float* dx,
-                                 const float* addend = nullptr) {
+                                 const float* addend = nullptr, const ConvGradientPlace& place = {}) {
   if (conv_detail::backward_data_is_winograd(shape)) {
     const WinogradKind kind = shape.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3;
     const Conv2dShape flipped_shape = conv_detail::backward_data_conv_shape(shape);
     float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
                                    static_cast<std::size_t>(winograd_weights_size(kind, shape.in_channels, shape.out_channels)));
     pack_winograd_weights_flipped(kind, flipped_shape, w, packed);
-    conv2d_forward_winograd(kind, flipped_shape, dy, packed, nullptr, dx, false, ConvOutput{addend});
+    if (place.total <= 0) return conv2d_forward_winograd(kind, flipped_shape, dy, packed, nullptr, dx, false, ConvOutput{addend});
+    Conv2dShape one = flipped_shape;
+    one.batch = 1;
+    const std::int64_t dy_plane = flipped_shape.in_plane(), dx_image = static_cast<std::int64_t>(shape.in_channels) * shape.in_plane();
+    for (int n = 0; n < shape.batch; ++n)
+      conv2d_forward_winograd(kind, one, dy + (static_cast<std::int64_t>(n) * place.total + place.offset) * dy_plane, packed, nullptr,
+                              dx + n * dx_image, false, ConvOutput{addend ? addend + n * dx_image : nullptr});
     return;
   }
   if (conv_detail::backward_data_is_conv(shape)) {
     // The flipped weights in the columns slot, which this path does not otherwise use.
     float* flipped = thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(shape.out_channels) * shape.patch_size());
     conv_detail::flip_conv_weights(shape, w, flipped);
-    conv2d_forward(conv_detail::backward_data_conv_shape(shape), dy, flipped, nullptr, dx, false, ConvOutput{addend});
+    const Conv2dShape flipped_shape = conv_detail::backward_data_conv_shape(shape);
+    if (place.total <= 0) return conv2d_forward(flipped_shape, dy, flipped, nullptr, dx, false, ConvOutput{addend});
+    float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
+                                   static_cast<std::size_t>(packed_conv_weights_size(flipped_shape.out_channels, flipped_shape.patch_size())));
+    pack_conv_weights(flipped_shape, flipped, packed);
+    conv_detail::forward_packed_from(flipped_shape, dy, place, packed, dx, ConvOutput{addend});
     return;
   }
   const int depth = shape.patch_size();
@@ -159,7 +180,7 @@ inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, cons
                                  static_cast<std::size_t>(packed_conv_weights_size(depth, shape.out_channels)));
   pack_conv_weights_transposed(shape, w, packed);
   if (shape.is_pointwise()) {
-    conv2d_forward_packed(transposed_gemm_shape(shape), dy, packed, nullptr, dx, false, ConvOutput{addend});
+    conv_detail::forward_packed_from(transposed_gemm_shape(shape), dy, place, packed, dx, ConvOutput{addend});
     return;
   }
   const std::int64_t per_image = static_cast<std::int64_t>(depth) * shape.out_plane();
@@ -168,8 +189,9 @@ inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, cons
   for (int n0 = 0; n0 < shape.batch; n0 += group) {
     Conv2dShape part = shape;
     part.batch = std::min(group, shape.batch - n0);
-    conv2d_forward_packed(transposed_gemm_shape(part), dy + n0 * shape.out_channels * shape.out_plane(), packed,
-                          nullptr, columns);
+    const int dy_channels = place.total > 0 ? place.total : shape.out_channels;
+    conv_detail::forward_packed_from(transposed_gemm_shape(part), dy + static_cast<std::int64_t>(n0) * dy_channels * shape.out_plane(),
+                                     place, packed, columns, ConvOutput{});
     // Every (image, channel) plane of dx is one item: a channel's columns only land in that channel.
     const std::int64_t planes = static_cast<std::int64_t>(part.batch) * shape.in_channels;
     parallel_for(planes, part.batch * per_image, [&](std::int64_t t) {
@@ -184,25 +206,26 @@ inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, cons
 
 // dw[k][c][r][s] = sum over the batch of dy[n][k] . unfolded x[n]; db[k] = sum of dy[n][k][.].
 // Both are overwritten (not accumulated), and `db` may be null. dw is one GEMM over all the
-// batch's pixels (conv_wgrad.h), or Winograd for most 3x3 and 5x5 (backward_weights_is_winograd),
-// every element summed in batch order for any thread count; db sums
-// in double in a fixed order (reduce.h).
-inline void conv2d_bias_gradient(const Conv2dShape& shape, const float* dy, float* db);
+// batch's pixels (conv_wgrad.h), or Winograd for most 3x3 and 5x5 (backward_weights_is_winograd) when dy is
+// its own tensor, every element summed in batch order for any thread count; db sums in double in a fixed
+// order (reduce.h). `place`: where dy lies (ConvGradientPlace, as for conv2d_backward_data).
+inline void conv2d_bias_gradient(const Conv2dShape& shape, const float* dy, float* db, const ConvGradientPlace& place = {});
 
 inline void conv2d_backward_weights(const Conv2dShape& shape, const float* x, const float* dy, float* dw,
-                                    float* db) {
-  if (conv_detail::backward_weights_is_winograd(shape))
+                                    float* db, const ConvGradientPlace& place = {}) {
+  if (place.total <= 0 && conv_detail::backward_weights_is_winograd(shape))
     conv2d_backward_weights_winograd(shape.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3, shape, x, dy, dw);
   else
-    conv2d_backward_weights_gemm(shape, x, dy, dw);
-  conv2d_bias_gradient(shape, dy, db);
+    conv2d_backward_weights_gemm(shape, x, dy, dw, place);
+  conv2d_bias_gradient(shape, dy, db, place);
 }
 
 // db[k] = sum of dy[n][k][.] in double in a fixed order (nothing when db is null).
-inline void conv2d_bias_gradient(const Conv2dShape& shape, const float* dy, float* db) {
-  const std::int64_t dy_image_size = shape.out_channels * shape.out_plane();
+inline void conv2d_bias_gradient(const Conv2dShape& shape, const float* dy, float* db, const ConvGradientPlace& place) {
+  const std::int64_t dy_image_size = static_cast<std::int64_t>(place.total > 0 ? place.total : shape.out_channels) * shape.out_plane();
   if (db == nullptr) return;
-  parallel_for(shape.out_channels, dy_image_size * shape.batch, [&](std::int64_t k) {
+  dy += place.offset * shape.out_plane();
+  parallel_for(shape.out_channels, shape.out_channels * shape.out_plane() * shape.batch, [&](std::int64_t k) {
     double sum = 0.0;
     for (int n = 0; n < shape.batch; ++n)
       sum += sum_of(dy + n * dy_image_size + k * shape.out_plane(), shape.out_plane());

@@ -91,6 +91,13 @@ inline InputView direct_view(const Conv2dShape& s, const float* x) {
   return {x, static_cast<std::int64_t>(s.in_channels) * s.in_plane(), s.in_plane(), s.in_w, 0};
 }
 
+// The same for x's channels within a wider tensor (a conv's gradient read in a concat's, ConvGradientPlace):
+// images place.total planes apart, from plane place.offset.
+inline InputView direct_view(const Conv2dShape& s, const float* x, const ConvGradientPlace& place) {
+  const int total = place.total > 0 ? place.total : s.in_channels;
+  return {x + place.offset * s.in_plane(), static_cast<std::int64_t>(total) * s.in_plane(), s.in_plane(), s.in_w, 0};
+}
+
 // The phase-split copy of x for a strided conv: row ih of channel c of image n becomes stride_w
 // runs of phase_width floats, run ph holding columns ph, ph + stride_w, ... (zero past the end).
 inline std::int64_t phase_split_size(const Conv2dShape& s) {

@@ -132,25 +132,29 @@ inline std::size_t whole_lines(std::size_t floats) { return (floats + 15) / 16 *
 // dw over pixel groups as well; each task goes through its pixels in blocks, gathering and
 // transposing its columns of X and its rows of dy per block. Scratch per thread: one block of A and
 // B panels; in the calling thread, the partial dws and, for a strided conv, the phase-split x.
-inline void conv2d_backward_weights_view(const Conv2dShape& shape, const conv_gemm_detail::InputView& in, const float* dy, float* dw);
+// `place`: where dy lies (im2col.h ConvGradientPlace: its channels of a concat's gradient, read in place).
+inline void conv2d_backward_weights_view(const Conv2dShape& shape, const conv_gemm_detail::InputView& in, const float* dy, float* dw,
+                                         const ConvGradientPlace& place = {});
 
-inline void conv2d_backward_weights_gemm(const Conv2dShape& shape, const float* x, const float* dy, float* dw) {
+inline void conv2d_backward_weights_gemm(const Conv2dShape& shape, const float* x, const float* dy, float* dw,
+                                         const ConvGradientPlace& place = {}) {
   const std::int64_t pixels = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   if (pixels == 0) {
     std::memset(dw, 0, sizeof(float) * shape.out_channels * shape.patch_size());
     return;
   }
-  conv2d_backward_weights_view(shape, conv_gemm_detail::gather_view(shape, x), dy, dw);
+  conv2d_backward_weights_view(shape, conv_gemm_detail::gather_view(shape, x), dy, dw, place);
 }
 
 // The same from an input view already built (u8_input.h: the uint8 stem's bytes, read in place); pixels > 0.
-inline void conv2d_backward_weights_view(const Conv2dShape& shape, const conv_gemm_detail::InputView& in, const float* dy, float* dw) {
+inline void conv2d_backward_weights_view(const Conv2dShape& shape, const conv_gemm_detail::InputView& in, const float* dy, float* dw,
+                                         const ConvGradientPlace& place) {
   using namespace conv_wgrad_detail;
   const int m = shape.out_channels, patch = shape.patch_size();
   const std::int64_t pixels = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   const TapColumns x_columns(shape, in);
   const Conv2dShape dy_shape = gradient_view(shape);
-  const InputView dy_in = direct_view(dy_shape, dy);
+  const InputView dy_in = direct_view(dy_shape, dy, place);
   const TapColumns dy_columns(dy_shape, dy_in);
 
   const int row_panels = ceil_div(m, kTileRows);

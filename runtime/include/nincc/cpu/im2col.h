@@ -45,6 +45,15 @@ struct ConvOutput {
   constexpr int channels_of(const Conv2dShape& s) const { return image_channels > 0 ? image_channels : s.out_channels; }
 };
 
+// Where a training conv's output y went and so where its gradient dy lies (compiler/lower/train.ts concatSlots):
+// channels [offset, offset + out_channels) of each image of a total-channel tensor, the concat's output and
+// gradient, which a branch ending in this conv writes (ConvOutput) and whose backward reads dy there (conv.h);
+// total 0: the conv's own dy.
+struct ConvGradientPlace {
+  int total = 0;
+  int offset = 0;
+};
+
 namespace conv_detail {
 
 // Output columns ow whose input column ow*stride - pad + offset lies inside [0, in_w):

@@ -1,6 +1,7 @@
 // Max and average pooling over NCHW planes, Torch7 SpatialMaxPooling / SpatialAveragePooling in
 // floor or ceil mode: forward and backward. Padding is -inf for max pooling and zeros counted in the
-// divisor for average pooling (count_include_pad, Torch7's default).
+// divisor for average pooling (count_include_pad, Torch7's default). A pool ending a concat's branch in
+// training writes its planes of the concat's output, and its backward reads them there (PoolOutput).
 #pragma once
 
 #include <algorithm>
@@ -34,6 +35,18 @@ struct Pool2dShape {
   constexpr std::int64_t in_plane() const { return static_cast<std::int64_t>(in_h) * in_w; }
   constexpr std::int64_t out_plane() const { return static_cast<std::int64_t>(out_h()) * out_w(); }
   constexpr std::int64_t planes() const { return static_cast<std::int64_t>(batch) * channels; }
+};
+
+// Where a pool's output y lies (and, backward, its gradient dy): channels offset… of a total-channel NCHW
+// tensor, the concat's output that a branch ending in this pool writes in place; total 0 means the pool's own
+// channels. x, dx and argmax keep the pool's own layout.
+struct PoolOutput {
+  int total = 0;
+  int offset = 0;
+  // The plane of y (or dy) that input plane p = n * channels + c pools into.
+  constexpr std::int64_t plane(const Pool2dShape& s, std::int64_t p) const {
+    return total > 0 ? (p / s.channels) * total + offset + p % s.channels : p;
+  }
 };
 
 namespace pool_detail {
@@ -296,8 +309,9 @@ inline void row_argmax(const Pool2dShape& s, const float* plane, int oh, const f
 }  // namespace pool_detail
 
 // y = max over each window. `argmax` (same size as y, may be null) receives the index of the
-// chosen input within its plane, ih*in_w + iw (0-based; Torch stores it 1-based).
-inline void maxpool_forward(const Pool2dShape& shape, const float* x, float* y, std::int32_t* argmax) {
+// chosen input within its plane, ih*in_w + iw (0-based; Torch stores it 1-based). `o`: y's place (PoolOutput).
+inline void maxpool_forward(const Pool2dShape& shape, const float* x, float* y, std::int32_t* argmax,
+                            const PoolOutput& o = {}) {
   using namespace pool_detail;
   auto plane_fn = &plane_max<0, 0>;
   if (shape.kernel_w == 3 && shape.stride_w == 2) plane_fn = &plane_max<3, 2>;
@@ -311,7 +325,7 @@ inline void maxpool_forward(const Pool2dShape& shape, const float* x, float* y, 
     float* rows = thread_scratch(ScratchSlot::kPoolRows, static_cast<std::size_t>(span) + shape.pad_w + shape.in_w);
     for (std::int64_t p = planes * b / blocks; p < planes * (b + 1) / blocks; ++p) {
       const float* plane = x + p * shape.in_plane();
-      float* out = y + p * shape.out_plane();
+      float* out = y + o.plane(shape, p) * shape.out_plane();
       plane_fn(shape, plane, out, rows);
       if (!argmax) continue;
       std::int32_t* index = argmax + p * shape.out_plane();
@@ -328,14 +342,16 @@ inline void maxpool_forward(const Pool2dShape& shape, const float* x, float* y, 
 }
 
 // dx = dy routed to each window's argmax, summed where windows overlap (dx is overwritten).
-// Each plane is one thread's, in output order, so the sums are deterministic.
-inline void maxpool_backward(const Pool2dShape& shape, const float* dy, const std::int32_t* argmax, float* dx) {
+// Each plane is one thread's, in output order, so the sums are deterministic. `out`: dy's place (PoolOutput).
+inline void maxpool_backward(const Pool2dShape& shape, const float* dy, const std::int32_t* argmax, float* dx,
+                             const PoolOutput& out = {}) {
   parallel_for_threads(shape.planes(), pool_detail::plane_threads(shape), [&](std::int64_t p) {
     float* dx_plane = dx + p * shape.in_plane();
     std::memset(dx_plane, 0, sizeof(float) * shape.in_plane());
     const std::int64_t out0 = p * shape.out_plane();
+    const float* dy_plane = dy + out.plane(shape, p) * shape.out_plane();
     for (std::int64_t o = 0; o < shape.out_plane(); ++o)
-      if (argmax[out0 + o] >= 0) dx_plane[argmax[out0 + o]] += dy[out0 + o];
+      if (argmax[out0 + o] >= 0) dx_plane[argmax[out0 + o]] += dy_plane[o];
   });
 }
 
@@ -358,7 +374,8 @@ inline void maxpool_backward_from_input(const Pool2dShape& shape, const float* x
 }
 
 // y = (sum of the window's in-image values) / (its window_divisor: kernel_h * kernel_w in floor mode).
-inline void avgpool_forward(const Pool2dShape& shape, const float* x, float* y) {
+// `o`: y's place (PoolOutput).
+inline void avgpool_forward(const Pool2dShape& shape, const float* x, float* y, const PoolOutput& o = {}) {
   const float divisor = static_cast<float>(shape.kernel_h * shape.kernel_w);
 #if defined(__AVX512F__)
   // A global average (NIN's 7x7 over its last planes): each plane summed 16 lanes at a time, the last
@@ -372,14 +389,14 @@ inline void avgpool_forward(const Pool2dShape& shape, const float* x, float* y) 
         const __mmask16 m = pool_detail::first_lanes(n - i);
         sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, plane + i));
       }
-      y[p] = _mm512_reduce_add_ps(sum) / divisor;
+      y[o.plane(shape, p)] = _mm512_reduce_add_ps(sum) / divisor;
     });
     return;
   }
 #endif
   parallel_for_threads(shape.planes(), pool_detail::plane_threads(shape), [&](std::int64_t p) {
     const float* plane = x + p * shape.in_plane();
-    std::int64_t out = p * shape.out_plane();
+    std::int64_t out = o.plane(shape, p) * shape.out_plane();
     for (int oh = 0; oh < shape.out_h(); ++oh)
       for (int ow = 0; ow < shape.out_w(); ++ow, ++out) {
         const auto win = pool_detail::window_at(shape, oh, ow);
@@ -391,12 +408,12 @@ inline void avgpool_forward(const Pool2dShape& shape, const float* x, float* y) 
   });
 }
 
-// dx[i] = sum over the windows containing i of dy / that window's divisor. Overwrites dx.
-inline void avgpool_backward(const Pool2dShape& shape, const float* dy, float* dx) {
+// dx[i] = sum over the windows containing i of dy / that window's divisor. Overwrites dx. `o`: dy's place (PoolOutput).
+inline void avgpool_backward(const Pool2dShape& shape, const float* dy, float* dx, const PoolOutput& o = {}) {
   parallel_for_threads(shape.planes(), pool_detail::plane_threads(shape), [&](std::int64_t p) {
     float* dx_plane = dx + p * shape.in_plane();
     std::memset(dx_plane, 0, sizeof(float) * shape.in_plane());
-    std::int64_t out = p * shape.out_plane();
+    std::int64_t out = o.plane(shape, p) * shape.out_plane();
     for (int oh = 0; oh < shape.out_h(); ++oh)
       for (int ow = 0; ow < shape.out_w(); ++ow, ++out) {
         const auto win = pool_detail::window_at(shape, oh, ow);
