@@ -16,7 +16,7 @@ const spec = join(root, 'models/nin-fashion.model');
 const source = readFileSync(spec, 'utf8');
 
 function build(dir: string): string {
-  buildArtifact(compileSpec(source, spec).model!, source, { outDir: dir, target: 'cpu', maxBatch: 4 });
+  buildArtifact(compileSpec(source, spec).model!, source, { outDir: dir, target: 'cpu', maxBatch: 8 });
   return readFileSync(join(dir, 'kernels.cpu.cc'), 'utf8');
 }
 
@@ -56,6 +56,10 @@ describe('generated CPU code', () => {
     // ... but from batch 5 up F(4,3) fills its lanes (measured at 1 thread: 2.6x the GEMM's time at batch 1, 0.43x at 16).
     expect(chooseConvAlgorithm(c21).large).toMatchObject({ algorithm: 'winograd_f4x3', fromBatch: 5 });
     expect(convPackedWeightsFloats(c21)).toBe(132 * 576 + 36 * 132 * 64);
+    // An artifact whose calls never reach batch 5 neither packs nor runs F(4,3) there.
+    expect(chooseConvAlgorithm({ ...c21, maxBatch: 4 }).large).toBeUndefined();
+    expect(convPackedWeightsFloats({ ...c21, maxBatch: 4 })).toBe(132 * 576);
+    expect(chooseConvAlgorithm({ ...c21, maxBatch: 5 }).large).toMatchObject({ fromBatch: 5 });
     expect(cc).toMatch(/\n  else conv2d_forward_winograd\(WinogradKind::F4x3, shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\) \+ 76032, [^\n]*\n\}\n\n\/\/ layer 24/);
     // No second algorithm for a 1x1 conv, nor where F(4,3)'s weights outgrow L3 (NIN's 384 -> 1024 on 7x7).
     expect(chooseConvAlgorithm({ ...c11, R: 1, S: 1, ph: 0, pw: 0 }).large).toBeUndefined();
@@ -71,7 +75,7 @@ describe('generated CPU code', () => {
     expect(chooseTrainingConvAlgorithm({ C: 1, H: 28, W: 28, K: 32, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 })).toBe('implicit_gemm');
     expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_conv_fwd\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  conv2d_forward_winograd_training\(WinogradKind::F2x3, shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\), /);
     expect(cc).toMatch(/void k1_conv_fwd\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\};\n  conv2d_forward\(shape, /);
-    const lines = convAlgorithmReport(lowerModel(compileSpec(source, spec).model!, { maxBatch: 4, trainKernels: 'cpu' }).programs);
+    const lines = convAlgorithmReport(lowerModel(compileSpec(source, spec).model!, { maxBatch: 8, trainKernels: 'cpu' }).programs);
     expect(lines[0]).toBe('CPU convolution algorithms (cost model at batch 1 and 16; relative time, lower is faster):');
     expect(lines.find((l) => l.includes('k11_conv_infer'))).toMatch(/3x3\/1 32→64 on 14x14: Winograd F\(2x2,3x3\): modeled 0\.\d\d× at batch 1, 0\.\d\d× at batch 16 of the implicit GEMM's time/);
     expect(lines.find((l) => l.includes('k4_conv_infer'))).toContain('1x1/1 32→32 on 28x28: implicit GEMM: a 1x1 conv');

@@ -80,8 +80,11 @@ export interface InferPrograms {
   readonly groups: readonly InferenceGroup[];
 }
 
-/** `stem`: the model takes uint8 NHWC images, which its first conv normalises on load (u8-input.ts). */
-export function lowerInference(m: ShapedModel, stem?: U8Stem): InferPrograms {
+/**
+ * `stem`: the model takes uint8 NHWC images, which its first conv normalises on load (u8-input.ts).
+ * `maxBatch`: the most images a call runs, which bounds the packed convs' algorithms (cpu-conv-algorithm.ts).
+ */
+export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number): InferPrograms {
   const prep = new ProgramBuilder('fold');
   const b = new ProgramBuilder('infer');
   const images = stem ? b.act('images', u8Words(elementsOf(m.input)), 'u8') : b.act('images', elementsOf(m.input));
@@ -138,9 +141,10 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem): InferPrograms {
           x = y;
           break;
         }
-        const pw = prep.fixed(`conv${l.index}.packed_weight`, convPackedWeightsFloats(shape));
-        prep.step(l, 'fold_bn', { ...bnArgs, packed: pw }, { ...shape, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true });
-        b.step(l, 'conv_infer', { x, w: pw, b: fb, r, y }, { ...shape, bias: true, ...flags, packed: true });
+        const bounded = maxBatch === undefined ? shape : { ...shape, maxBatch };
+        const pw = prep.fixed(`conv${l.index}.packed_weight`, convPackedWeightsFloats(bounded));
+        prep.step(l, 'fold_bn', { ...bnArgs, packed: pw }, { ...bounded, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true });
+        b.step(l, 'conv_infer', { x, w: pw, b: fb, r, y }, { ...bounded, bias: true, ...flags, packed: true });
         x = y;
         break;
       }

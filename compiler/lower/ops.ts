@@ -69,8 +69,8 @@ const constSchemas = {
   // addend: dx also sums another reader's gradient of the same input (g_add), as conv_dgrad_fused's.
   conv_bwd_data: { ...spatial, bias: 'bool', addend: 'bool?', ...convSlot },
   conv_bwd_weight: { ...spatial, bias: 'bool', ...convSlot, ...u8Input },
-  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', ...convOutput, ...u8Input },
-  fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool' },
+  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', maxBatch: 'int?', ...convOutput, ...u8Input },
+  fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool', maxBatch: 'int?' },
   // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
   bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?', ...endOutput },
   bn_bwd: { ...channels, eps: 'num', momentum: 'num', relu: 'bool?', ...endOutput },

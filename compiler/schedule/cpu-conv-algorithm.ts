@@ -7,7 +7,8 @@ import type { ConvShape } from '../lower/ops.js';
 export type ConvAlgorithm = 'implicit_gemm' | 'winograd_f2x3' | 'winograd_f4x3' | 'winograd_f2x5';
 
 /** What the choice reads of a conv step's consts (conv_infer's and fold_bn's, compiler/lower/ops.ts). */
-export type ConvConsts = Omit<ConvShape, 'P' | 'Q'>;
+/** A conv's shape; `maxBatch`, where known, the most images a call runs (no second algorithm past it). */
+export type ConvConsts = Omit<ConvShape, 'P' | 'Q'> & { readonly maxBatch?: number };
 
 export interface ConvChoice {
   /** The algorithm at batch 1, and at every batch when `large` is absent. */
@@ -114,6 +115,7 @@ function largeBatchChoice(c: ConvConsts, base: ConvAlgorithm, relative: Readonly
   if (best === base || at(best) >= margin * at(base)) return undefined;
   let fromBatch = 2;
   while (fromBatch < costBatches[last] && cyclesOf(best, c, fromBatch) >= cyclesOf(base, c, fromBatch)) fromBatch++;
+  if (c.maxBatch !== undefined && c.maxBatch < fromBatch) return undefined; // never run: its packing would be dead weight
   const reason = `the model has it ahead of ${algorithmName(base)} from this batch up: ${(at(best) / at(base)).toFixed(2)}× its time at batch ${costBatches[last]}`;
   return { algorithm: best, fromBatch, reason };
 }
