@@ -46,6 +46,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-wide.test.ts'],
   },
   {
+    name: "bf16 conv forward storing the padded columns of a partial column tile (a 1×1 conv's 40 channels on a 48-wide tile)",
+    file: 'compiler/backends/cuda/conv-mma.ts',
+    find: '`      if (valid[j] && kout < ${c.K}) nincc::st(&y[',
+    replace: '`      if (valid[j]) nincc::st(&y[',
+    tests: ['test/emu-conv-mma-wide.test.ts'],
+  },
+  {
     name: "bf16 weight gradient's bias sums reading the 4-warp rows on an 8-warp tile",
     file: 'compiler/backends/cuda/conv-mma-grad.ts',
     find: "`  const int row = (t + i * ${threads}) / 8;`,",

@@ -1,11 +1,13 @@
-// The wide tensor-core tiles of the bf16 convs (k×k forwards and data gradients, every weight gradient; compiler/backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES:
+// The wide tensor-core tiles of the bf16 convs (k×k forwards and data gradients, every weight gradient, and the
+// 1×1 forwards and data gradients' least-traffic tiles; compiler/backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES:
 // 8-warp 128×96 and 128×128 blocks, 96-wide 4-warp ones) against the 4-warp tiles (`wideTiles: false`). A
 // tile changes which block computes an output, never its arithmetic: every output sums the same 32-deep
 // slices in the same order through the same mma, so the two builds must agree bitwise — inference outputs,
 // every gradient of a training step and the weights after SGD steps. (The 4-warp kernels are held to the
 // bf16 bound of float64 by test/emu-conv-mma*.test.ts.) The chain has the edge cases: an 11×11 stride-4
 // pad-5 stem on odd-sized images, a 3×3 pad-1 and a 3×3 stride-2 conv (its data gradient skips taps),
-// 7×6 planes (partial 32-row statistics tiles), a batch of 3 on grids sized for 4.
+// 7×6 planes (partial 32-row statistics tiles), a batch of 3 on grids sized for 4, and a 1×1 conv of 40
+// output channels (a 48-wide tile with 8 padded columns) on 4×3 planes.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +20,7 @@ import { withEnv } from './reference/env.js';
 import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
 
 // conv1 3→96 11×11/4 pad 5 on 27×23 → 96×7×6; conv4 96→128 3×3 pad 1 → 128×7×6; conv7 128→96 3×3/2 pad 1 → 96×4×3;
-// conv9 96→128 1×1 → 128×4×3 (only its weight gradient takes a wide tile).
+// conv9 96→128 1×1 → 128×4×3 and conv12 128→40 1×1 → 40×4×3 (their least-traffic tiles).
 const INPUT = [3, 27, 23] as const;
 const CLASSES = 3;
 const SPEC = `model wide_tiles {
@@ -27,7 +29,8 @@ const SPEC = `model wide_tiles {
   conv(96, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
   conv(128, 96, 3, 3, 2, 2, 1, 1)  relu
   conv(96, 128, 1, 1)  bn(128)  relu
-  view(-1)  linear(${128 * 4 * 3}, ${CLASSES})  logsoftmax
+  conv(128, 40, 1, 1)  bn(40)  relu
+  view(-1)  linear(${40 * 4 * 3}, ${CLASSES})  logsoftmax
 }`;
 
 let root: string;
@@ -53,7 +56,7 @@ function tiles(dir: string): Map<string, string> {
 }
 
 describe('the wide bf16 conv tiles on emu', () => {
-  it('report.txt: the k×k forwards and data gradients and every weight gradient take the 8-warp and 96-wide tiles, the narrow build none', () => {
+  it('report.txt: the k×k forwards and data gradients, every weight gradient and the 1×1 convs\' least-traffic tiles are 8-warp and 96-wide ones, the narrow build none', () => {
     const wide = tiles(dirs.wide), narrow = tiles(dirs.narrow);
     const tileOf = (name: string) => [...wide].find(([k]) => k.startsWith(name))?.[1] ?? `no ${name} in report.txt`;
     expect(tileOf('k1_conv_fwd_fused')).toMatch(/^128×96×32 tile, 8 warps \(4×2\) of 32×48/); // the stem: 96 channels
@@ -67,9 +70,13 @@ describe('the wide bf16 conv tiles on emu', () => {
     expect(tileOf('k4_conv_wgrad_fused')).toMatch(/^128×128×32 tile, 8 warps \(4×2\) of 32×64/);
     expect(tileOf('k7_conv_wgrad_fused')).toMatch(/^128×96×32 tile, 8 warps \(4×2\) of 32×48/);
     expect(tileOf('k9_conv_wgrad_fused')).toMatch(/^128×128×32 tile, 8 warps \(4×2\) of 32×64/); // 1×1: M = 96, N = 128
-    expect(tileOf('k9_conv_fwd_fused')).toMatch(/4 warps/); // a 1×1 forward and data gradient keep the 4-warp tiles
-    expect(tileOf('k9_conv_dgrad_fused')).toMatch(/4 warps/);
-    expect(wide.size).toBe(15); // 4 inference, 4 training forwards, 3 data gradients, 4 weight gradients
+    // 1×1 forwards and data gradients: the tile that reads A (x, or dY' and y) the fewest times, here once.
+    expect(tileOf('k9_conv_fwd_fused')).toMatch(/^128×128×32 tile, 8 warps \(4×2\) of 32×64/); // 128 rows (4 images' 32), 128 columns
+    expect(tileOf('k9_conv_dgrad_fused')).toMatch(/^64×96×32 tile, 4 warps \(2×2\) of 32×48/); // 48 rows, 96 columns
+    expect(tileOf('k12_conv_fwd_fused')).toMatch(/^128×48×32 tile, 4 warps \(4×1\) of 32×48/); // 40 columns: a partial tile
+    expect(tileOf('k12_conv_infer')).toMatch(/^64×64×32 tile, 4 warps \(2×2\) of 32×32/); // 48 rows, 40 columns: both partial
+    expect(tileOf('k12_conv_dgrad_fused')).toMatch(/^128×128×32 tile, 8 warps/);
+    expect(wide.size).toBe(19); // 5 inference, 5 training forwards, 4 data gradients, 5 weight gradients
     expect(narrow.size).toBe(wide.size);
     for (const [kernel, tile] of narrow) expect(tile, kernel).toMatch(/4 warps/);
     for (const tile of narrow.values()) expect(tile).not.toMatch(/32×48/);
@@ -84,7 +91,7 @@ describe('the wide bf16 conv tiles on emu', () => {
     try {
       randomizeAffine(wide, rng(59)); // non-trivial BN γ and β (init leaves β at 0)
       const grads = await expectSameGradients(wide, narrow, images, labels);
-      expect(grads.length).toBe(16); // 4 convs, 3 BNs and the linear, weights and biases: all compared
+      expect(grads.length).toBe(20); // 5 convs, 4 BNs and the linear, weights and biases: all compared
       // The comparison means something: the stem's gradient (through both wide data gradients) is not all zero.
       expect(wide.getGradient('conv1.weight').some((v) => v !== 0)).toBe(true);
       await expectSameSteps(wide, narrow, images, labels, n);

@@ -65,10 +65,12 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const stats = Boolean(c.outStats);
   const rows = rowsPerImage(HW, stats);
   // A 1×1 layer streams dY (and y, for a fused rebuild) once per column tile: the tile with the least of that
-  // traffic; a k×k kernel may take the wide tiles (conv-mma-tile.ts).
+  // traffic (the wide ones too: 128×96 for 96 channels, W staged by half the blocks of 64×128); a k×k
+  // kernel may take the wide tiles (conv-mma-tile.ts).
+  const candidates = wideTiles ? WIDE_CANDIDATES : CANDIDATES;
   const tile = RS === 1
-    ? chooseTrafficTile(maxBatch * rows, c.C, c.gBn || c.gRelu ? 2 : 1, 1)
-    : chooseMmaTile(maxBatch * rows, c.C, wideTiles ? WIDE_CANDIDATES : CANDIDATES);
+    ? chooseTrafficTile(maxBatch * rows, c.C, c.gBn || c.gRelu ? 2 : 1, 1, candidates)
+    : chooseMmaTile(maxBatch * rows, c.C, candidates);
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8;

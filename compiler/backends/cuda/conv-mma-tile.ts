@@ -53,16 +53,18 @@ export function chooseMmaTile(rows: number, cols: number, candidates: readonly M
 }
 
 /**
- * The tile of a GEMM bound by reading its operands (a 1×1 data gradient: A rows are whole planes of dY,
- * B the small W): the least operand traffic over the grid, ⌈rows/BM⌉·⌈cols/BN⌉·(BM·aReads + BN·bReads)
- * per k (each block reads its A rows and B rows once; `aReads`, `bReads` the buffers read per element);
- * of equal traffic, chooseMmaTile's pick, else the first candidate. A 96-column layer then takes one
- * 128-wide tile, padding a quarter of the columns, instead of three 32-wide ones that each re-read A.
+ * The tile of a GEMM bound by reading its operands (a 1×1 forward or data gradient: A rows are whole
+ * planes of x or dY, B the small W): the least operand traffic over the grid,
+ * ⌈rows/BM⌉·⌈cols/BN⌉·(BM·aReads + BN·bReads) per k (each block reads its A rows and B rows once;
+ * `aReads`, `bReads` the buffers read per element); of equal traffic, chooseMmaTile's pick, else the
+ * first candidate. With WIDE_CANDIDATES a 96-column layer takes one 128×96 tile (8 warps) and reads A
+ * once, instead of three 32-wide tiles that each re-read it (and re-apply its pending BN/ReLU); a
+ * 256- or 384-column layer reads A ⌈K/128⌉ times rather than ⌈K/32⌉.
  */
-export function chooseTrafficTile(rows: number, cols: number, aReads: number, bReads: number): MmaTile {
+export function chooseTrafficTile(rows: number, cols: number, aReads: number, bReads: number, candidates: readonly MmaTile[] = CANDIDATES): MmaTile {
   const traffic = (t: MmaTile) => Math.ceil(rows / t.bm) * Math.ceil(cols / t.bn) * (t.bm * aReads + t.bn * bReads);
-  const first = chooseMmaTile(rows, cols);
-  return [...CANDIDATES].sort((a, b) => traffic(a) - traffic(b) || (a === first ? -1 : b === first ? 1 : 0))[0];
+  const first = chooseMmaTile(rows, cols, candidates);
+  return [...candidates].sort((a, b) => traffic(a) - traffic(b) || (a === first ? -1 : b === first ? 1 : 0))[0];
 }
 
 /** report.txt's words for a tile. */

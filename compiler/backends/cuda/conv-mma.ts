@@ -9,7 +9,7 @@
 // accumulators in a fixed order. Memory is reached only through nincc::ld/st/ldmatrix (counted by
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
 import { applyPending, inputParams, params, fusedText, type Consts, type CudaKernel } from './parts.js';
-import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
+import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import type { KernelStep } from '../../lower/program-ir.js';
@@ -36,8 +36,10 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, CHW = c.C * c.H * c.W;
   const stats = Boolean(c.stats);
   const rows = rowsPerImage(PQ, stats);
-  // A k×k kernel may take the wide tiles (conv-mma-tile.ts); 1×1 layers keep the 4-warp ones.
-  const tile = chooseMmaTile(maxBatch * rows, c.K, wideTiles && RS > 1 ? WIDE_CANDIDATES : CANDIDATES);
+  // A 1×1 layer streams x once per column tile: the tile with the least of that traffic (one 128×96 tile for
+  // 96 channels, so x is read and its pending BN/ReLU applied once); a k×k kernel takes the least padded work.
+  // (wideTiles false: every conv keeps the 4-warp tile of least padded work, the kernels before the wide tiles, for A/B checks.)
+  const tile = !wideTiles ? chooseMmaTile(maxBatch * rows, c.K, CANDIDATES) : RS === 1 ? chooseTrafficTile(maxBatch * rows, c.K, 1, 1, WIDE_CANDIDATES) : chooseMmaTile(maxBatch * rows, c.K, WIDE_CANDIDATES);
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8; // the warp's columns

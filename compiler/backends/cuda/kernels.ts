@@ -72,7 +72,7 @@ const withOutputs = (k: KernelStep, names: readonly string[], outputs: ReadonlyS
 export interface CudaSchedule {
   readonly precision: Precision;
   readonly maxBatch: number;
-  /** false: the k×k bf16 convs keep the 4-warp tiles (conv-mma-tile.ts WIDE_CANDIDATES), for A/B checks */
+  /** false: the bf16 convs keep the 4-warp tiles (conv-mma-tile.ts WIDE_CANDIDATES; a 1×1 forward its least padded one, not the least traffic), for A/B checks */
   readonly wideTiles?: false;
   /** false: the stride-1 k×k bf16 forwards and data gradients gather x or dY' per tap instead of from a shared halo (conv-mma-halo.ts), for A/B checks */
   readonly haloTiles?: false;
