@@ -1,12 +1,12 @@
 // The 256-tall tile of the bf16 k×k weight gradients (compiler/backends/cuda/conv-mma-kxk-wgrad-tile.ts) against
 // the wide tiles it replaces (`tallTiles: false`). Only the thread count and the block's rows change, so every
 // output sums the same slices in the same order: the two builds must agree bitwise, every gradient of a
-// training step. The cases: a 5×5 pad-0 conv on odd 13×11 planes whose input has a pending BN+ReLU (M = 400
-// taps: two tall row tiles, the second partial; 32-position slices that wrap rows and cross images), a 3×3
-// conv of 136 channels (two column tiles, the second of 8; M = 9·20 = 180: one partial tall tile), a 3×3
-// stride-2 conv (no conflict-free halo: it keeps its wide tile in both builds), a batch of 3 on grids sized for
-// 4. CI checks the compiled kernels' choices (no build); the two emu builds and the bitwise comparison run with
-// NINCC_TEST_FULL=1.
+// training step, three SGD steps and inference. The cases: a 5×5 pad-0 conv on odd 13×11 planes whose input
+// has a pending BN+ReLU (M = 400 taps: two tall row tiles, the second partial; 32-position slices that wrap
+// rows and cross images), a 3×3 conv of 136 channels (two column tiles, the second of 8; M = 9·20 = 180: one
+// partial tall tile), a 3×3 stride-2 conv (no conflict-free halo: it keeps its wide tile in both builds), a
+// batch of 3 on grids sized for 4. CI checks the compiled kernels' choices (no build, ~3 s); the two emu
+// builds and the comparisons run with NINCC_TEST_FULL=1 (~42 s with a warm kernel cache, ~130 s cold).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { WIDE_CANDIDATES } from '../compiler/backends/cuda/conv-mma-tile.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
+import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
 
 const INPUT = [6, 13, 11] as const;
 const CLASSES = 3;
@@ -104,21 +105,18 @@ describe.runIf(FULL)('the 256-tall tile of the bf16 k×k weight gradients on emu
     expect(wide.filter((l) => l.includes('256×128×32 tile')).length).toBe(0);
   });
 
-  it('one training step: every gradient is bitwise that of the wide tiles', async () => {
+  it('one training step, then three SGD steps and inference: bitwise those of the wide tiles', async () => {
     const n = 3; // below the grids' maximum of 4
-    const next = rng(71);
-    const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, next);
+    const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(71));
     const labels = Int32Array.from({ length: n }, (_, i) => (i + 2) % CLASSES);
     const [tall, wide] = await Promise.all([dirs.tall, dirs.wide].map((d) => load(d, { device: 'emu', seed: 29 })));
     try {
       randomizeAffine(tall, rng(73)); // non-trivial BN γ and β: the pending transforms matter
-      for (const t of tall.tensorNames()) wide.setTensor(t, tall.getTensor(t));
-      await Promise.all([tall, wide].map((m) => m.forwardBackward(images, labels)));
-      const grads = tall.info.params.map((t) => t.name);
+      const grads = await expectSameGradients(tall, wide, images, labels);
       expect(grads.length).toBe(14); // 4 convs, 2 BNs and the linear, weights and biases: all compared
-      for (const t of grads) expect(Array.from(tall.getGradient(t)), t).toEqual(Array.from(wide.getGradient(t)));
       // The comparison means something: the tall layers' weight and bias gradients are not all zero.
       for (const t of ['conv4.weight', 'conv9.weight', 'conv9.bias']) expect(tall.getGradient(t).some((v) => v !== 0), t).toBe(true);
+      await expectSameSteps(tall, wide, images, labels, n);
     } finally {
       await Promise.all([tall, wide].map((m) => m.dispose()));
     }
