@@ -42,6 +42,8 @@ export interface BuildOptions {
   readonly bf16Weights?: false;
   /** false: the k×k bf16 weight gradients gather their input per tap, no input halo (compiler/pipeline.ts CompileOptions) */
   readonly inputHalo?: false;
+  /** false: the k×k bf16 weight gradients keep the wide tiles, no 256-tall one (compiler/pipeline.ts CompileOptions) */
+  readonly tallTiles?: false;
   readonly log?: (line: string) => void;
 }
 
@@ -78,6 +80,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     .update(options.haloTiles === false ? 'no halo tiles' : '')
     .update(options.bf16Weights === false ? 'no bf16 weights' : '')
     .update(options.inputHalo === false ? 'no input halo' : '')
+    .update(options.tallTiles === false ? 'no tall tiles' : '')
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -100,7 +103,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}), ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.haloTiles === false ? { haloTiles: false as const } : {}), ...(options.bf16Weights === false ? { bf16Weights: false as const } : {}), ...(options.inputHalo === false ? { inputHalo: false as const } : {}) });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}), ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.haloTiles === false ? { haloTiles: false as const } : {}), ...(options.bf16Weights === false ? { bf16Weights: false as const } : {}), ...(options.inputHalo === false ? { inputHalo: false as const } : {}), ...(options.tallTiles === false ? { tallTiles: false as const } : {}) });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);

@@ -226,6 +226,8 @@ export interface CompileOptions {
   readonly bf16Weights?: false;
   /** false: the k×k bf16 weight gradients gather their input per tap from global memory instead of an input halo in shared memory (backends/cuda/conv-mma-wgrad-halo.ts), for A/B checks */
   readonly inputHalo?: false;
+  /** false: the k×k bf16 weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts), for A/B checks */
+  readonly tallTiles?: false;
 }
 
 export interface Compiled {
@@ -249,7 +251,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const bf16Weights = precision === 'bf16' && options.bf16Weights !== false;
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, ...(options.input ? { input: options.input } : {}) }, dumpIR);
 
-  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.haloTiles === false ? { haloTiles: false as const } : {}), ...(options.inputHalo === false ? { inputHalo: false as const } : {}) }) : undefined;
+  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.haloTiles === false ? { haloTiles: false as const } : {}), ...(options.inputHalo === false ? { inputHalo: false as const } : {}), ...(options.tallTiles === false ? { tallTiles: false as const } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);
 
   const plan = emitPlan(model, lowered.layout, lowered.memory, lowered.programs, {

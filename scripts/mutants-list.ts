@@ -17,6 +17,20 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: 'tall bf16 weight-gradient tile staging the wide tile\'s (smaller) input halo',
+    file: 'compiler/backends/cuda/conv-mma-grad.ts',
+    find: 'const [tile, halo] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];',
+    replace: 'const [tile, halo] = tallHalo ? [tall, wideHalo] : [wide, wideHalo];',
+    tests: ['test/emu-conv-mma-kxk-wgrad-tile.test.ts'],
+  },
+  {
+    name: 'tall bf16 weight-gradient tile taken where it reads more',
+    file: 'compiler/backends/cuda/conv-mma-kxk-wgrad-tile.ts',
+    find: 'inputElements) < wgradSliceReads(wide,',
+    replace: 'inputElements) > wgradSliceReads(wide,',
+    tests: ['test/emu-conv-mma-kxk-wgrad-tile.test.ts'],
+  },
+  {
     name: "bf16 weight gradient's input halo staging its top padding rows from row 0",
     file: 'compiler/backends/cuda/conv-mma-wgrad-halo.ts',
     find: 'pr < ${l.rows} && h >= 0 && h < ${c.H}',

@@ -17,6 +17,7 @@ import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords } from './conv-mma-wgrad-halo.js';
 import { chooseHalo } from './conv-mma-wgrad-halo-banks.js';
+import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /**
@@ -181,17 +182,21 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   };
 }
 
-export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused'>, wideTiles = true, inputHalo = true): CudaKernel {
+export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused'>, wideTiles = true, inputHalo = true, tallTiles = true): CudaKernel {
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
   // Any kernel size may take the wide tiles: each block re-reads its BM taps of x for every ⌈K/BN⌉ column
   // tile and its BN channels of dY' (with y, for a rebuild) for every ⌈C·R·S/BM⌉ row tile (conv-mma-tile.ts).
-  const tile = chooseMmaTile(CRS, c.K, wideTiles ? WIDE_CANDIDATES : CANDIDATES);
+  const wide = chooseMmaTile(CRS, c.K, wideTiles ? WIDE_CANDIDATES : CANDIDATES);
+  // A k×k kernel stages its input rows once per slice in shared memory and builds A from there (conv-mma-wgrad-halo.ts);
+  // a 1×1 kernel's A is x itself, read once.
+  const wideHalo = inputHalo && RS > 1 ? chooseHalo(c, wide.bm, tileThreads(wide)) : undefined;
+  // With the halo, a k×k kernel may take the 256-tall tile, which halves dY''s re-reads (conv-mma-kxk-wgrad-tile.ts).
+  const tall = wideTiles && tallTiles && wideHalo ? chooseKxkWgradTile(CRS, c.K, RS, c.gBn || c.gRelu ? 2 : 1, wideHalo.plane, WIDE_CANDIDATES) : wide;
+  const tallHalo = tall !== wide ? chooseHalo(c, tall.bm, tileThreads(tall)) : undefined;
+  const [tile, halo] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8;
-  // A k×k kernel stages its input rows once per slice in shared memory and builds A from there (conv-mma-wgrad-halo.ts);
-  // a 1×1 kernel's A is x itself, read once.
-  const halo = inputHalo && RS > 1 ? chooseHalo(c, BM, threads) : undefined;
   const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
   const names = ['g', ...rebuildParams(c), 'x', ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
   // Without a halo, A gathers each tap's input from global memory.

@@ -78,6 +78,8 @@ export interface CudaSchedule {
   readonly haloTiles?: false;
   /** false: the k×k bf16 weight gradients gather x per tap from global memory (conv-mma-wgrad-halo.ts), for A/B checks */
   readonly inputHalo?: false;
+  /** false: the k×k bf16 weight gradients keep the wide tiles, no 256-tall one (conv-mma-kxk-wgrad-tile.ts), for A/B checks */
+  readonly tallTiles?: false;
 }
 
 export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
@@ -177,7 +179,7 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     case 'conv_weight_bf16':
       return convWeightBf16(k, k.consts);
     case 'conv_wgrad_fused':
-      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.wideTiles !== false, schedule.inputHalo !== false) : convBackwardWeight(k, k.consts);
+      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.wideTiles !== false, schedule.inputHalo !== false, schedule.tallTiles !== false) : convBackwardWeight(k, k.consts);
     default:
       return trainingKernel(k);
   }
