@@ -19,8 +19,9 @@
 //   plus the ordered sum of the splits; the bias gradient Σ dy in fp32 (no bf16): S + γ·(Σ|dy| + S).
 // - ReLU forward is 1-Lipschitz (E unchanged); its backward mask is certain where |y| > E_y, else the
 //   value is taken as dy/2 with E = |dy|/2 + E_dy (the device may keep or drop it).
-// - the loss gradient: the device computes softmax and the matrix-vector product in fp32; a stated slack of
-//   2⁻¹⁸ per probability (64 ulp, far below bf16's 2⁻⁸, so it cannot hide a bf16-level error) plus γ_classes.
+// - the loss gradient: the device computes softmax in fp32, a stated slack of 2⁻¹⁸ per probability (64 ulp,
+//   far below bf16's 2⁻⁸, so it cannot hide a bf16-level error), and the linear layer's data gradient as a bf16
+//   tensor-core sum over the classes (the first rule, both operands rounded).
 // The weights and images are bf16 values (δ = 0 for them), all positive, as is the gradient reaching the
 // convs (chooseWeights says why): only the activations and gradients between layers are rounded.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

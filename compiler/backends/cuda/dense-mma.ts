@@ -65,26 +65,33 @@ const vectorCheck = (name: string) => `const bool vec_${name} = (reinterpret_cas
 
 /**
  * The epilogue: accumulator element i of tile (mt, nt) of lane l is D[row][col], row = 32·wm + 16·mt + l/4 +
- * 8·(i/2), col = WN·wn + 8·nt + 2·(l%4) + i%2 (the m16n8k16 C layout), stored to out[(m0 + row)·cols + n0 + col]
- * with the per-column bias and the ReLU applied.
+ * 8·(i/2), col = WN·wn + 8·nt + 2·(l%4) + i%2 (the m16n8k16 C layout), stored to out[row·cols + col] with the
+ * per-column bias and the ReLU applied. A lane's two columns are adjacent: one 8-byte store where cols is
+ * even and `out` 8-byte aligned (parameters and gradients are packed, so the kernel checks), so four lanes
+ * fill a 32-byte sector of a row.
  */
 function storeTile(t: MmaTile, out: string, rowLimit: string, cols: number, bias: string | undefined, relu: boolean): string[] {
   const WN = t.nt * 8;
+  const value = (half: number) => `acc[j / 2][nt][2 * (j % 2) + ${half}]${bias ? ` + bias${half}` : ''}`;
   return [
+    ...(cols % 2 === 0 ? [`const bool pairs = (reinterpret_cast<unsigned long long>(${out}) & 7) == 0;`] : []),
     'NINCC_UNROLL',
     `for (int nt = 0; nt < ${t.nt}; ++nt) {`,
+    `  const int col = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4);  // and col + 1`,
+    `  if (col >= ${cols}) continue;`,
+    ...(bias ? [`  const float bias0 = nincc::ld(&${bias}[col]), bias1 = col + 1 < ${cols} ? nincc::ld(&${bias}[col + 1]) : 0.0f;`] : []),
     '  NINCC_UNROLL',
-    '  for (int half = 0; half < 2; ++half) {',
-    `    const int col = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4) + half;`,
-    `    if (col >= ${cols}) continue;`,
-    ...(bias ? [`    const float bias = nincc::ld(&${bias}[col]);`] : []),
-    '    NINCC_UNROLL',
-    '    for (int j = 0; j < 4; ++j) {  // j = 2·mt + i/2: row 16·mt + 8·(i/2) + l/4 of the warp',
-    '      const int row = m0 + wm * 32 + 16 * (j / 2) + 8 * (j % 2) + lane / 4;',
-    `      float d = acc[j / 2][nt][2 * (j % 2) + half]${bias ? ' + bias' : ''};`,
-    ...(relu ? ['      d = d > 0.0f ? d : 0.0f;'] : []),
-    `      if (row < ${rowLimit}) nincc::st(&${out}[(long long)row * ${cols} + col], d);`,
-    '    }',
+    '  for (int j = 0; j < 4; ++j) {  // j = 2·mt + i/2: row 16·mt + 8·(i/2) + l/4 of the warp',
+    '    const int row = m0 + wm * 32 + 16 * (j / 2) + 8 * (j % 2) + lane / 4;',
+    `    if (row >= ${rowLimit}) continue;`,
+    `    float d0 = ${value(0)}, d1 = ${value(1)};`,
+    ...(relu ? ['    d0 = d0 > 0.0f ? d0 : 0.0f;', '    d1 = d1 > 0.0f ? d1 : 0.0f;'] : []),
+    `    float* p = ${out} + (long long)row * ${cols} + col;`,
+    ...(cols % 2 === 0
+      ? ['    if (pairs) {  // cols even: col + 1 < cols too', '      nincc::st(reinterpret_cast<float2*>(p), float2{d0, d1});', '      continue;', '    }']
+      : []),
+    '    nincc::st(p, d0);',
+    `    if (col + 1 < ${cols}) nincc::st(p + 1, d1);`,
     '  }',
     '}',
   ];
