@@ -26,6 +26,7 @@ import { compileSpec } from '../compiler/pipeline.js';
 import { load, type Model } from '../runtime/model.js';
 import { rng, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
+import { chooseDenseTile } from '../compiler/backends/cuda/dense-mma.js';
 import { bf16, BF16, type Bounded, EXACT, gamma, reluBackward, type Rounding, SOFTMAX_SLACK, sumBound, worst } from './reference/bf16-bound.js';
 
 const IN = 35, HIDDEN = 1000, CLASSES = 37;
@@ -105,6 +106,16 @@ function expectWithin(label: string, actual: ArrayLike<number>, ref: Bounded): v
   const scale = ref.v.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   expect(Math.max(...ref.e), label).toBeLessThan(0.05 * scale);
 }
+
+describe('the linear layer\'s tile (dense-mma.ts chooseDenseTile)', () => {
+  it('fills the GPU once with the least staging: NIN\'s 1024 → 1000 layer at batch 128', () => {
+    const words = (rows: number, cols: number) => { const t = chooseDenseTile(rows, cols); return `${t.bm}×${t.bn}`; };
+    expect(words(128, 1000)).toBe('64×16'); // forward: 2 × 63 blocks, against 128×64's 16
+    expect(words(128, 1024)).toBe('64×16'); // data gradient: 2 × 64 blocks
+    expect(words(1000, 1024)).toBe('64×128'); // weight gradient: 16 × 8 blocks
+    expect(words(4, 37)).toBe('64×16'); // three blocks in one wave, 80 rows staged each, against one 64×64 block's 128
+  });
+});
 
 describe('bf16 tensor-core linear layer on emu', () => {
   it('one step at batch 3 of linear(35, 1000), ReLU, linear(1000, 37): output, dW, db (and dX through dW1) within the bf16 bound of float64; a second run bitwise equal', async () => {
