@@ -92,7 +92,7 @@ const stderrNote = (line: string) => process.stderr.write(`note: ${line}\n`);
 /** The help text of --precision, one for every command that builds. */
 export const PRECISION_HELP =
   "the GEMM kernels' arithmetic on emu/cuda, overriding the spec's train block `precision`: fp32 (default; the exact mode), " +
-  'bf16 (the convolutions, forward and gradients, on bf16 tensor cores, fp32 accumulation; docs/design.md), tf32 (no kernels yet). The cpu kernels always compute in fp32';
+  'bf16 (the convolutions and linear layers, forward and gradients, on bf16 tensor cores, fp32 accumulation; docs/design.md), tf32 (no kernels yet). The cpu kernels always compute in fp32';
 
 /** An artifact directory given with --precision must have been built with it: a directory is run as built. */
 function checkPrecision(dir: string, precision: Precision | undefined): void {

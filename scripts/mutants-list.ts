@@ -31,6 +31,27 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-kxk-wgrad-tile.test.ts'],
   },
   {
+    name: "bf16 linear forward's scalar staging reading one k past the row (the ragged last slice)",
+    file: 'compiler/backends/cuda/dense-mma.ts',
+    find: '`      if (kk + e < ${depth}) f[e]',
+    replace: '`      if (kk + e <= ${depth}) f[e]',
+    tests: ['test/emu-dense-mma.test.ts'],
+  },
+  {
+    name: "bf16 linear's paired 8-byte store swapping a lane's two columns",
+    file: 'compiler/backends/cuda/dense-mma.ts',
+    find: 'float2{d0, d1}',
+    replace: 'float2{d1, d0}',
+    tests: ['test/emu-dense-mma.test.ts'],
+  },
+  {
+    name: "bf16 linear weight gradient's bias sum skipping the first image",
+    file: 'compiler/backends/cuda/dense-mma.ts',
+    find: 'for (int img = 0; img < n; ++img) s +=',
+    replace: 'for (int img = 1; img < n; ++img) s +=',
+    tests: ['test/emu-dense-mma.test.ts'],
+  },
+  {
     name: "bf16 weight gradient's input halo staging its top padding rows from row 0",
     file: 'compiler/backends/cuda/conv-mma-wgrad-halo.ts',
     find: 'pr < ${l.rows} && h >= 0 && h < ${c.H}',

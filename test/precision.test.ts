@@ -36,8 +36,10 @@ describe('precision', () => {
     const bf16 = compiled('train { batch 4 }', 'emu', 'bf16').c;
     expect(bf16.plan.precision).toBe('bf16');
     const kernels = bf16.cuda!.kernels.filter((k) => k.tile);
-    // The first conv reads the images: no data gradient, so its forward, inference and weight gradient are tensor-core kernels.
-    expect(kernels.map((k) => k.name)).toEqual(['k1_conv_infer', 'k1_conv_fwd_fused', 'k1_conv_wgrad_fused']);
+    // The first conv reads the images: no data gradient, so its forward, inference and weight gradient are tensor-core kernels;
+    // the linear layer's inference, forward and both gradients too (dense-mma.ts).
+    expect(kernels.map((k) => k.name)).toEqual(['k1_conv_infer', 'k5_linear_infer', 'k1_conv_fwd_fused', 'k5_linear_fwd', 'k5_linear_bwd_weight', 'k5_linear_bwd_data', 'k1_conv_wgrad_fused']);
+    expect(fp32.cuda!.kernels.find((k) => k.name === 'k5_linear_fwd')!.fused ?? '').not.toContain('bf16');
     expect(bf16.cuda!.source.text).toContain('nincc::mma_bf16_m16n8k16');
     expect(bf16.cuda!.kernels.find((k) => k.name === 'k1_conv_wgrad_fused')!.fused).toContain('bf16 tensor-core implicit-GEMM wgrad');
     expect(fp32.cuda!.kernels.find((k) => k.name === 'k1_conv_wgrad_fused')!.fused ?? '').not.toContain('bf16');

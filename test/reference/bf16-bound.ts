@@ -142,7 +142,11 @@ export function exactLossLinear(classes: number, features: number, next: () => n
   return { weight, bias: Float32Array.from({ length: classes }, () => 0.5 + 0.5 * next()) };
 }
 
-/** The gradient reaching the last conv: W_linᵀ·(softmax(b) − onehot)/n, the logits being b exactly. */
+/**
+ * The gradient reaching the last conv: W_linᵀ·(softmax(b) − onehot)/n, the logits being b exactly. The
+ * device's linear data gradient (compiler/backends/cuda/dense-mma.ts) is a bf16 tensor-core sum over the
+ * classes: both operands rounded to bf16, the softmax's fp32 slack carried into it (sumBound).
+ */
 export function lossGradient(n: number, labels: Int32Array, wl: Float64Array, bl: Float64Array, features: number): Bounded {
   const m = Math.max(...bl);
   const z = Array.from(bl, (b) => Math.exp(b - m));
@@ -158,7 +162,7 @@ export function lossGradient(n: number, labels: Int32Array, wl: Float64Array, bl
         wAbs += Math.abs(wl[j * features + f]);
       }
       v[img * features + f] = sum;
-      e[img * features + f] = gamma(bl.length + 1) * abs + (wAbs * SOFTMAX_SLACK) / n;
+      e[img * features + f] = sumBound(abs, (wAbs * SOFTMAX_SLACK) / n, bl.length, { a: BF16, b: BF16 });
     }
   return { v, e };
 }

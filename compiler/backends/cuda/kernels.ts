@@ -14,6 +14,7 @@ import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, co
 import { poolBackward, poolForward } from './pool.js';
 import { addApply, addBackwardFused, avgpoolAddBackward, avgpoolAddForward } from './residual.js';
 import { linearBackwardData, linearBackwardWeight, linearForward } from './dense.js';
+import { linearBackwardDataMma, linearBackwardWeightMma, linearForwardMma } from './dense-mma.js';
 import { nllLoss, softmaxBackward } from './loss.js';
 import { dropout } from './dropout.js';
 import { sgdUpdate } from './sgd.js';
@@ -83,7 +84,7 @@ export interface CudaSchedule {
 }
 
 export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
-  // bf16: the convolution forward (conv-mma.ts) and gradients (conv-mma-grad.ts) on tensor cores; the other kernels stay fp32.
+  // bf16: the convolution forward (conv-mma.ts) and gradients (conv-mma-grad.ts), and the linear layer (dense-mma.ts), on tensor cores; the other kernels stay fp32.
   const bf16 = schedule.precision === 'bf16';
   switch (k.op) {
     case 'fold_bn': {
@@ -111,7 +112,13 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
       // So does a uint8 stem (conv-mma reads float activations only).
       return bf16 && !k.consts.residual && k.consts.yTotal === undefined && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false, schedule.haloTiles !== false) : convForward(k, k.consts);
     case 'linear_infer':
-      return linearForward(k, k.consts);
+      return bf16 ? linearForwardMma(k, k.consts, schedule.maxBatch) : linearForward(k, k.consts);
+    case 'linear_fwd':
+      return bf16 ? linearForwardMma(k, k.consts, schedule.maxBatch) : linearForward(k, k.consts);
+    case 'linear_bwd_data':
+      return bf16 ? linearBackwardDataMma(k, k.consts, schedule.maxBatch) : linearBackwardData(k, k.consts);
+    case 'linear_bwd_weight':
+      return bf16 ? linearBackwardWeightMma(k, k.consts) : linearBackwardWeight(k, k.consts);
     case 'bn_eval': {
       const c = k.consts;
       const names = ['x', 'gamma', 'beta', 'mean', 'var', 'y'];
