@@ -4,7 +4,6 @@
 // fixed order: no float atomics (docs/design.md §4, §5).
 import { applyPending, backwardStats, channelTiles, element, forwardStats, inputParams, params, perElement, rebuildGradient, rebuildParams, statsParams, tileSlot, fusedText, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
-import type { PlanLaunch } from '../../emit/plan.js';
 
 /** The per-channel tile prologue: channel `ch` of this warp, position `j`, flat index `at` in the batch. */
 export const channelTile = (C: number, HW: number) => [
@@ -16,29 +15,6 @@ export const channelTile = (C: number, HW: number) => [
 
 /** `valid` and `at` of position `j` of channel `ch` of image `img`. */
 const tilePosition = (C: number, HW: number) => [`const bool valid = j < ${HW};`, `const long long at = ((long long)img * ${C} + ch) * ${HW} + (valid ? j : 0);`];
-
-/**
- * channelTile for a block of `groups` groups of 8 channels, taken one after another: `inner` runs once per
- * group with channelTile's names in scope. A plane of the early layers is a hundred thousand 256-thread
- * tiles at batch 128, over a hundred waves whose latency nothing hides (runtime/profile/time-model.ts);
- * a block of several groups does the same work in a fraction of the waves. The statistics partials keep
- * channelTiles' [n][tile][C] layout (`tileSlot`).
- */
-export const channelTileGroups = (C: number, HW: number, groups: number, inner: readonly string[]) => [
-  'const int img = int(blockIdx.z);',
-  'if (img >= n) return;',
-  `for (int group = 0; group < ${groups}; ++group) {`,
-  `  const int ch = (int(blockIdx.y) * ${groups} + group) * 8 + int(threadIdx.y), j = int(blockIdx.x) * 32 + int(threadIdx.x);`,
-  `  if (ch >= ${C}) break;  // uniform over the warp (one channel), and the later groups are past C too`,
-  ...[...tilePosition(C, HW), ...inner].map((s) => `  ${s}`),
-  '}',
-];
-
-/** channelTiles' launch with `groups` channel groups per block (channelTileGroups). */
-export const channelTileGroupsLaunch = (C: number, HW: number, groups: number): PlanLaunch => {
-  const tiles = channelTiles(C, HW);
-  return { ...tiles, grid: [tiles.grid[0], Math.ceil(C / (8 * groups)), 1] };
-};
 
 export function bnStats(k: KernelStep, c: Consts<'bn_stats'>): CudaKernel {
   const body = [...channelTile(c.C, c.HW), 'const float v = valid ? nincc::ld(&x[at]) : 0.0f;', ...forwardStats('v', 'valid', `min(32, ${c.HW} - int(blockIdx.x) * 32)`, tileSlot(c.C, c.HW))];

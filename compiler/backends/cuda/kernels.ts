@@ -12,7 +12,7 @@ import { convWeightBf16 } from './conv-weight-bf16.js';
 import type { Precision } from '../../ir.js';
 import { actApply, actBackwardStats, bnStats, concatTakeStats, gradRebuild } from './bn.js';
 import { bnBackwardFinalize, bnFinalize } from './bn-finalize-columns.js';
-import { poolBackward } from './pool.js';
+import { poolBackwardTiled } from './pool-vec-backward.js';
 import { poolForwardTiled } from './pool-vec-tiles.js';
 import { addApply, addBackwardFused, avgpoolAddBackward, avgpoolAddForward } from './residual.js';
 import { linearBackwardData, linearBackwardWeight, linearForward } from './dense.js';
@@ -40,8 +40,8 @@ const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKerne
   grad_rebuild: (k) => gradRebuild(k, k.consts),
   maxpool_fwd_fused: (k) => poolForwardTiled(k, k.consts, true),
   avgpool_fwd_fused: (k) => poolForwardTiled(k, k.consts, false),
-  maxpool_bwd_fused: (k) => poolBackward(k, k.consts, true),
-  avgpool_bwd_fused: (k) => poolBackward(k, k.consts, false),
+  maxpool_bwd_fused: (k) => poolBackwardTiled(k, k.consts, true),
+  avgpool_bwd_fused: (k) => poolBackwardTiled(k, k.consts, false),
   avgpool_add_fwd: (k) => avgpoolAddForward(k, k.consts),
   avgpool_add_bwd: (k) => avgpoolAddBackward(k, k.consts),
   linear_fwd: (k) => linearForward(k, k.consts),
