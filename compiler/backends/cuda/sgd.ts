@@ -4,8 +4,8 @@ import type { KernelStep } from '../../lower/program-ir.js';
 
 /**
  * float4 chunks each thread updates, a block's width apart (each load instruction of a block reads
- * BLOCK·16 contiguous bytes). At one float per thread NIN's 7.6M parameters were 29 waves of blocks
- * whose latency nothing hides (runtime/profile/time-model.ts); at 4·SGD_CHUNKS_PER_THREAD, an eighth.
+ * BLOCK·16 contiguous bytes). At one float per thread NIN's 8.66M parameters were 33,800 blocks, tens of
+ * waves whose latency nothing hides (runtime/profile/time-model.ts); at 8 per thread, 4,227 blocks.
  */
 export const SGD_CHUNKS_PER_THREAD = 2;
 
