@@ -15,6 +15,13 @@ export const POOL_BWD_TILE_OUTPUTS = 2048;
 
 const WARPS = BLOCK / 32;
 
+/**
+ * Segments a block takes in turn: POOL_SEGMENTS_PER_BLOCK, or enough for 4 tiles per warp where planes are
+ * small (NIN's last pool: a 6×6 plane is 2 tiles, and a block of 4 such segments 8 tiles for 8 warps, 4
+ * times the waves of the channel-grouped kernel before it).
+ */
+const segmentsPerBlock = (tiles: number) => Math.max(POOL_SEGMENTS_PER_BLOCK, Math.ceil((4 * WARPS) / tiles));
+
 /** Output rows (first, count) the input positions jA … jB of a plane read (count 0: in no window). */
 function outputRows(c: Consts<BackwardOp>, jA: number, jB: number): { first: number; count: number } {
   const hA = Math.floor(jA / c.W), hB = Math.floor(jB / c.W);
@@ -51,6 +58,7 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
   const seg = poolBackwardSegments(c);
   if (seg.stageOutputs * 8 > 48 * 1024) throw new Error(`${k.kernel}: a 32-position tile of ${c.W}-wide rows reads ${seg.stageOutputs} outputs, over the 48 KB of shared memory a block may declare`);
   const segments = c.C * seg.perPlane;
+  const perBlock = segmentsPerBlock(seg.tiles);
   const stats = c.outStats
     ? [
         '  {',
@@ -72,7 +80,7 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
     ...(max ? [`NINCC_SHARED(int, arg_stage, ${seg.stageOutputs});`] : []),
     `const int img = int(blockIdx.z), lane = int(threadIdx.x), warp = int(threadIdx.y), t = warp * 32 + lane;`,
     'if (img >= n) return;',
-    `for (int s = int(blockIdx.x) * ${POOL_SEGMENTS_PER_BLOCK}; s < min((int(blockIdx.x) + 1) * ${POOL_SEGMENTS_PER_BLOCK}, ${segments}); ++s) {`,
+    `for (int s = int(blockIdx.x) * ${perBlock}; s < min((int(blockIdx.x) + 1) * ${perBlock}, ${segments}); ++s) {`,
     `  const int ch = s / ${seg.perPlane}, tile0 = s % ${seg.perPlane} * ${seg.tiles}, tile_end = min(tile0 + ${seg.tiles}, ${planeTiles});`,
     `  const int hA = tile0 * 32 / ${c.W}, hB = (min(tile_end * 32, ${HW}) - 1) / ${c.W};`,
     `  const int p0 = ${firstWindowRow(c, 'hA')}, staged = max(${lastWindowRow(c, 'hB')} - p0 + 1, 0) * ${c.Q};`,
@@ -82,7 +90,13 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
     '    nincc::st(&g_stage[e], nincc::ld(&g[rows_at + e]));',
     ...(max ? ['    nincc::st(&arg_stage[e], nincc::ld(&argmax[rows_at + e]));'] : []),
     '  }',
-    ...(c.outStats ? [`  const float ${c.outRelu ? 'e_sc = nincc::ld(&e_scale[ch]), e_sh = nincc::ld(&e_shift[ch]), ' : ''}e_mu = nincc::ld(&e_mean[ch]), e_is = nincc::ld(&e_invstd[ch]);`] : []),
+    // The epilogue's per-channel parameters, loaded only by warps with a tile in this segment.
+    ...(c.outStats
+      ? [
+          `  float ${c.outRelu ? 'e_sc = 0.0f, e_sh = 0.0f, ' : ''}e_mu = 0.0f, e_is = 0.0f;`,
+          `  if (tile0 + warp < tile_end) { ${c.outRelu ? 'e_sc = nincc::ld(&e_scale[ch]); e_sh = nincc::ld(&e_shift[ch]); ' : ''}e_mu = nincc::ld(&e_mean[ch]); e_is = nincc::ld(&e_invstd[ch]); }`,
+        ]
+      : []),
     '  __syncthreads();',
     `  for (int tile = tile0 + warp; tile < tile_end; tile += ${WARPS}) {  // uniform over the warp`,
     '    const int j = tile * 32 + lane;',
@@ -99,13 +113,13 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
     '}',
   ];
   const names = ['g', ...(max ? [{ name: 'argmax', int: true }] : []), { name: 'dx', out: true }, ...statsParams(c)];
-  const launch: PlanLaunch = { grid: [Math.ceil(segments / POOL_SEGMENTS_PER_BLOCK), 1, 1], batchAxis: 2, block: [32, WARPS, 1], shared: 0 };
+  const launch: PlanLaunch = { grid: [Math.ceil(segments / perBlock), 1, 1], batchAxis: 2, block: [32, WARPS, 1], shared: 0 };
   return {
     params: params(k, names),
     body,
     launch,
     fused: fusedText([
-      `${max ? 'max' : 'average'} pooling backward from staged output rows (${seg.tiles} tiles of 32 positions per segment, ${POOL_SEGMENTS_PER_BLOCK} segments per block)`,
+      `${max ? 'max' : 'average'} pooling backward from staged output rows (${seg.tiles} tiles of 32 positions per segment, ${perBlock} segments per block)`,
       c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN',
     ]),
   };
