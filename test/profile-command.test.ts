@@ -74,11 +74,12 @@ describe('nincc profile', () => {
     // aligned buffer: 2 sectors).
     expect(kernel('k_nll_loss').counts.global_load_sectors).toBe(9);
     expect(kernel('k_nll_loss').counts.global_store_sectors).toBe(3);
-    // BN finalize, 4 channels = 4 blocks of 256 threads, three double arrays in shared memory. A
-    // store of 32 doubles is 2 phases of 16 lanes × 8 bytes on 32 banks: 2 wavefronts. Per block: the
-    // first stores, 8 warps × 3 × 2 = 48; the tree, s = 128, 64, 32: (4 + 2 + 1) warps × 3 × 2 = 42,
-    // then s = 16 … 1: one phase each, 5 × 3 = 15. (48 + 42 + 15) × 4 = 420.
-    expect(kernel('k2_bn_finalize').counts.shared_store_wavefronts).toBe(420);
+    // BN finalize (bn-finalize-columns.ts), 4 channels: one block of 8 channel lanes × 128 row lanes (32
+    // warps; thread t = row·8 + lane stores slot t), two trees of doubles in shared memory, one per pass. A
+    // store of 32 doubles is 2 phases of 16 lanes × 8 bytes on 32 banks: 2 wavefronts. Per tree: the first
+    // stores, 32 warps × 2 = 64; the tree, s = 64, 32, 16, 8, 4 (rows < s: 16, 8, 4, 2, 1 warps) × 2 = 62,
+    // then s = 2 (16 lanes) and s = 1 (8 lanes), one phase each. (64 + 62 + 2) × 2 = 256.
+    expect(kernel('k2_bn_finalize').counts.shared_store_wavefronts).toBe(256);
     expect(kernel('k2_bn_finalize').counts.shared_bank_conflicts).toBe(0);
   });
 

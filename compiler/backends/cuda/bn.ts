@@ -1,84 +1,9 @@
 // CUDA kernels of the BN and ReLU family in the fused training program (compiler/lower/train-fused.ts):
-// statistics, their finalize kernels, and the generic apply/rebuild kernels for patterns without a fused
-// path. Statistics are warp reductions written as per-tile partials that a finalize kernel sums in a
+// statistics and the generic apply/rebuild kernels for patterns without a fused
+// path. Statistics are warp reductions written as per-tile partials that a finalize kernel (bn-finalize-columns.ts) sums in a
 // fixed order: no float atomics (docs/design.md §4, §5).
-import { applyPending, backwardStats, BLOCK, channelTiles, cppDouble, element, flat, forwardStats, inputParams, params, perElement, rebuildGradient, rebuildParams, statsParams, tileSlot, fusedText, type Consts, type CudaKernel } from './parts.js';
+import { applyPending, backwardStats, channelTiles, element, forwardStats, inputParams, params, perElement, rebuildGradient, rebuildParams, statsParams, tileSlot, fusedText, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
-import type { PlanLaunch } from '../../emit/plan.js';
-
-/** Shared-memory tree over the block's 256 threads, combining slot t with t + s in a fixed order. */
-const blockTree = (combine: string[]) => [
-  '__syncthreads();',
-  'for (int s = 128; s > 0; s >>= 1) {',
-  '  if (t < s) {',
-  ...combine.map((l) => `    ${l}`),
-  '  }',
-  '  __syncthreads();',
-  '}',
-];
-
-export function bnFinalize(k: KernelStep, c: Consts<'bn_finalize'>): CudaKernel {
-  // One block per channel: thread t merges tiles t, t+256, … (Chan's formula in float64), then a fixed
-  // tree merges the threads. Thread 0 turns mean and M2 into scale/shift and the running statistics.
-  const tiles = Math.ceil(c.HW / 32);
-  const names = ['st_mean', 'st_m2', 'gamma', 'beta', { name: 'running_mean', out: true }, { name: 'running_var', out: true }, { name: 'save_mean', out: true }, { name: 'save_invstd', out: true }, { name: 'scale', out: true }, { name: 'shift', out: true }];
-  const merge = (na: string, ma: string, qa: string, nb: string, mb: string, qb: string) => [
-    `if (${nb} > 0.0) {`,
-    `  const double total = ${na} + ${nb}, delta = ${mb} - ${ma};`,
-    `  ${ma} += delta * (${nb} / total);`,
-    `  ${qa} += ${qb} + delta * delta * (${na} * ${nb} / total);`,
-    `  ${na} = total;`,
-    '}',
-  ];
-  const body = [
-    'NINCC_SHARED(double, cnt, 256);',
-    'NINCC_SHARED(double, mu, 256);',
-    'NINCC_SHARED(double, m2, 256);',
-    'const int ch = int(blockIdx.x), t = int(threadIdx.x);',
-    'double na = 0.0, ma = 0.0, qa = 0.0;',
-    `for (long long part = t; part < (long long)n * ${tiles}; part += 256) {`,
-    `  const double nb = double(min(32, ${c.HW} - int(part % ${tiles}) * 32));`,
-    `  const double mb = double(nincc::ld(&st_mean[part * ${c.C} + ch])), qb = double(nincc::ld(&st_m2[part * ${c.C} + ch]));`,
-    ...merge('na', 'ma', 'qa', 'nb', 'mb', 'qb').map((s) => `  ${s}`),
-    '}',
-    'nincc::st(&cnt[t], na); nincc::st(&mu[t], ma); nincc::st(&m2[t], qa);',
-    ...blockTree([
-      'double n1 = nincc::ld(&cnt[t]), m1 = nincc::ld(&mu[t]), q1 = nincc::ld(&m2[t]);',
-      'const double n2 = nincc::ld(&cnt[t + s]), m2b = nincc::ld(&mu[t + s]), q2 = nincc::ld(&m2[t + s]);',
-      ...merge('n1', 'm1', 'q1', 'n2', 'm2b', 'q2'),
-      'nincc::st(&cnt[t], n1); nincc::st(&mu[t], m1); nincc::st(&m2[t], q1);',
-    ]),
-    'if (t != 0) return;',
-    'const double count = nincc::ld(&cnt[0]), mean = nincc::ld(&mu[0]), m2_all = nincc::ld(&m2[0]);',
-    'const double biased_var = m2_all / count;',
-    'const double unbiased_var = count > 1.0 ? m2_all / (count - 1.0) : 0.0;',
-    `const float invstd = float(1.0 / sqrt(biased_var + ${cppDouble(c.eps)}));`,
-    'nincc::st(&save_mean[ch], float(mean));',
-    'nincc::st(&save_invstd[ch], invstd);',
-    `nincc::st(&running_mean[ch], float((1.0 - ${cppDouble(c.momentum)}) * double(nincc::ld(&running_mean[ch])) + ${cppDouble(c.momentum)} * mean));`,
-    `nincc::st(&running_var[ch], float((1.0 - ${cppDouble(c.momentum)}) * double(nincc::ld(&running_var[ch])) + ${cppDouble(c.momentum)} * unbiased_var));`,
-    'const float sc = invstd * nincc::ld(&gamma[ch]);',
-    'nincc::st(&scale[ch], sc);',
-    'nincc::st(&shift[ch], float(double(nincc::ld(&beta[ch])) - mean * double(sc)));',
-  ];
-  return { params: params(k, names), body, launch: { grid: [c.C, 1, 1], block: [BLOCK, 1, 1], shared: 0 }, fused: 'BN finalize: batch mean/var → scale/shift, running statistics' };
-}
-
-export function bnBackwardFinalize(k: KernelStep, c: Consts<'bn_bwd_finalize'>): CudaKernel {
-  const tiles = Math.ceil(c.HW / 32);
-  const names = ['st_dz', 'st_dzx', { name: 'dgamma', out: true }, { name: 'dbeta', out: true }];
-  const body = [
-    'NINCC_SHARED(double, sdz, 256);',
-    'NINCC_SHARED(double, sdzx, 256);',
-    'const int ch = int(blockIdx.x), t = int(threadIdx.x);',
-    'double a = 0.0, b = 0.0;',
-    `for (long long part = t; part < (long long)n * ${tiles}; part += 256) { a += double(nincc::ld(&st_dz[part * ${c.C} + ch])); b += double(nincc::ld(&st_dzx[part * ${c.C} + ch])); }`,
-    'nincc::st(&sdz[t], a); nincc::st(&sdzx[t], b);',
-    ...blockTree(['nincc::st(&sdz[t], nincc::ld(&sdz[t]) + nincc::ld(&sdz[t + s]));', 'nincc::st(&sdzx[t], nincc::ld(&sdzx[t]) + nincc::ld(&sdzx[t + s]));']),
-    'if (t == 0) { nincc::st(&dbeta[ch], float(nincc::ld(&sdz[0]))); nincc::st(&dgamma[ch], float(nincc::ld(&sdzx[0]))); }',
-  ];
-  return { params: params(k, names), body, launch: { grid: [c.C, 1, 1], block: [BLOCK, 1, 1], shared: 0 }, fused: 'BN backward finalize: dγ = Σdz·x̂, dβ = Σdz' };
-}
 
 /** The per-channel tile prologue: channel `ch` of this warp, position `j`, flat index `at` in the batch. */
 export const channelTile = (C: number, HW: number) => [
@@ -90,29 +15,6 @@ export const channelTile = (C: number, HW: number) => [
 
 /** `valid` and `at` of position `j` of channel `ch` of image `img`. */
 const tilePosition = (C: number, HW: number) => [`const bool valid = j < ${HW};`, `const long long at = ((long long)img * ${C} + ch) * ${HW} + (valid ? j : 0);`];
-
-/**
- * channelTile for a block of `groups` groups of 8 channels, taken one after another: `inner` runs once per
- * group with channelTile's names in scope. A plane of the early layers is a hundred thousand 256-thread
- * tiles at batch 128, over a hundred waves whose latency nothing hides (runtime/profile/time-model.ts);
- * a block of several groups does the same work in a fraction of the waves. The statistics partials keep
- * channelTiles' [n][tile][C] layout (`tileSlot`).
- */
-export const channelTileGroups = (C: number, HW: number, groups: number, inner: readonly string[]) => [
-  'const int img = int(blockIdx.z);',
-  'if (img >= n) return;',
-  `for (int group = 0; group < ${groups}; ++group) {`,
-  `  const int ch = (int(blockIdx.y) * ${groups} + group) * 8 + int(threadIdx.y), j = int(blockIdx.x) * 32 + int(threadIdx.x);`,
-  `  if (ch >= ${C}) break;  // uniform over the warp (one channel), and the later groups are past C too`,
-  ...[...tilePosition(C, HW), ...inner].map((s) => `  ${s}`),
-  '}',
-];
-
-/** channelTiles' launch with `groups` channel groups per block (channelTileGroups). */
-export const channelTileGroupsLaunch = (C: number, HW: number, groups: number): PlanLaunch => {
-  const tiles = channelTiles(C, HW);
-  return { ...tiles, grid: [tiles.grid[0], Math.ceil(C / (8 * groups)), 1] };
-};
 
 export function bnStats(k: KernelStep, c: Consts<'bn_stats'>): CudaKernel {
   const body = [...channelTile(c.C, c.HW), 'const float v = valid ? nincc::ld(&x[at]) : 0.0f;', ...forwardStats('v', 'valid', `min(32, ${c.HW} - int(blockIdx.x) * 32)`, tileSlot(c.C, c.HW))];

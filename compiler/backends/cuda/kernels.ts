@@ -10,8 +10,10 @@ import { convForwardMma } from './conv-mma.js';
 import { convBackwardDataMma, convBackwardWeightMma } from './conv-mma-grad.js';
 import { convWeightBf16 } from './conv-weight-bf16.js';
 import type { Precision } from '../../ir.js';
-import { actApply, actBackwardStats, bnBackwardFinalize, bnFinalize, bnStats, concatTakeStats, gradRebuild } from './bn.js';
-import { poolBackward, poolForward } from './pool.js';
+import { actApply, actBackwardStats, bnStats, concatTakeStats, gradRebuild } from './bn.js';
+import { bnBackwardFinalize, bnFinalize } from './bn-finalize-columns.js';
+import { poolBackwardTiled } from './pool-vec-backward.js';
+import { poolForwardTiled } from './pool-vec-tiles.js';
 import { addApply, addBackwardFused, avgpoolAddBackward, avgpoolAddForward } from './residual.js';
 import { linearBackwardData, linearBackwardWeight, linearForward } from './dense.js';
 import { linearBackwardDataMma, linearBackwardWeightMma, linearForwardMma } from './dense-mma.js';
@@ -37,10 +39,10 @@ const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKerne
   add_apply: (k) => addApply(k, k.consts),
   add_bwd_fused: (k) => addBackwardFused(k, k.consts),
   grad_rebuild: (k) => gradRebuild(k, k.consts),
-  maxpool_fwd_fused: (k) => poolForward(k, k.consts, true),
-  avgpool_fwd_fused: (k) => poolForward(k, k.consts, false),
-  maxpool_bwd_fused: (k) => poolBackward(k, k.consts, true),
-  avgpool_bwd_fused: (k) => poolBackward(k, k.consts, false),
+  maxpool_fwd_fused: (k) => poolForwardTiled(k, k.consts, true),
+  avgpool_fwd_fused: (k) => poolForwardTiled(k, k.consts, false),
+  maxpool_bwd_fused: (k) => poolBackwardTiled(k, k.consts, true),
+  avgpool_bwd_fused: (k) => poolBackwardTiled(k, k.consts, false),
   avgpool_add_fwd: (k) => avgpoolAddForward(k, k.consts),
   avgpool_add_bwd: (k) => avgpoolAddBackward(k, k.consts),
   linear_fwd: (k) => linearForward(k, k.consts),
@@ -140,7 +142,7 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     case 'maxpool_fwd_infer':
     case 'avgpool_fwd':
       // The training kernel with nothing pending (the layer before has been folded or applied) and no argmax.
-      return poolForward(k, k.consts, k.op === 'maxpool_fwd_infer', false);
+      return poolForwardTiled(k, k.consts, k.op === 'maxpool_fwd_infer', false);
     case 'logsoftmax_fwd':
     case 'softmax_fwd': {
       // One warp per image: the row's max and sum of exponentials with warp reductions.

@@ -1,11 +1,6 @@
-// CUDA kernels of the pooling family: max and average pooling forward (training, with the pending BN+ReLU
-// applied on load, and inference) and backward, one thread per output element.
-import { applyPending, backwardStats, cppDouble, element, inputParams, params, perElement, statsParams, tileSlot, fusedText, type Consts, type CudaKernel } from './parts.js';
-import type { KernelStep } from '../../lower/program-ir.js';
-import { channelTileGroups, channelTileGroupsLaunch } from './bn.js';
-
-/** Groups of 8 channels each pooling-backward block takes in turn (bn.ts channelTileGroups). */
-const POOL_BWD_CHANNEL_GROUPS = 4;
+// The pooling family's window arithmetic, which the forward (pool-vec-tiles.ts), the backward
+// (pool-vec-backward.ts) and the pooled residual add (residual.ts) share.
+import { cppDouble, type Consts } from './parts.js';
 
 /**
  * Average pooling's divisor for output (p, q) (count_include_pad): the whole kernel in floor mode; in ceil
@@ -24,67 +19,31 @@ export const poolWindow = (c: Consts<PoolOp>) => [
   `const int w0 = max(q * ${c.sw} - ${c.pw}, 0), w1 = min(q * ${c.sw} - ${c.pw} + ${c.S}, ${c.W});`,
 ];
 
+/** The first and last output rows whose windows hold input row `h` (C++ expressions; clipped to 0 … P−1). */
+export const firstWindowRow = (c: Consts<PoolOp>, h: string) => `(${h} + ${c.ph} - ${c.R} + 1 <= 0 ? 0 : (${h} + ${c.ph} - ${c.R} + ${c.sh}) / ${c.sh})`;
+export const lastWindowRow = (c: Consts<PoolOp>, h: string) => `min((${h} + ${c.ph}) / ${c.sh}, ${c.P - 1})`;
+
 /**
  * Input (h, u) of plane `ch` sums into d the output gradients g of the windows that hold it (max: whose argmax
- * it is, j = h·W + u), in a fixed order; average pooling divides by each window's divisor.
+ * it is, j = h·W + u), in a fixed order; average pooling divides by each window's divisor. `tile`: g (and
+ * argmax) are shared-memory copies of output rows p0 … of the plane (pool-vec-backward.ts), not global memory.
  */
-export function poolGather(c: Consts<PoolOp>, max: boolean): string[] {
+export function poolGather(c: Consts<PoolOp>, max: boolean, tile?: { readonly g: string; readonly argmax: string; readonly p0: string }): string[] {
+  const at = tile ? `(p - ${tile.p0}) * ${c.Q} + q` : `plane + p * ${c.Q} + q`;
+  const g = tile ? tile.g : 'g';
+  const argmax = tile ? tile.argmax : 'argmax';
   return [
-    `const int p_lo = h + ${c.ph} - ${c.R} + 1 <= 0 ? 0 : (h + ${c.ph} - ${c.R} + ${c.sh}) / ${c.sh};`,
+    `const int p_lo = ${firstWindowRow(c, 'h')};`,
     `const int q_lo = u + ${c.pw} - ${c.S} + 1 <= 0 ? 0 : (u + ${c.pw} - ${c.S} + ${c.sw}) / ${c.sw};`,
-    `const int p_hi = min((h + ${c.ph}) / ${c.sh}, ${c.P - 1}), q_hi = min((u + ${c.pw}) / ${c.sw}, ${c.Q - 1});`,
-    `const long long plane = ((long long)img * ${c.C} + ch) * ${c.P * c.Q};`,
+    `const int p_hi = ${lastWindowRow(c, 'h')}, q_hi = min((u + ${c.pw}) / ${c.sw}, ${c.Q - 1});`,
+    ...(tile ? [] : [`const long long plane = ((long long)img * ${c.C} + ch) * ${c.P * c.Q};`]),
     'for (int p = p_lo; p <= p_hi; ++p)',
     '  for (int q = q_lo; q <= q_hi; ++q)',
     max
-      ? `    if (nincc::ld(&argmax[plane + p * ${c.Q} + q]) == j) d += nincc::ld(&g[plane + p * ${c.Q} + q]);`
+      ? `    if (nincc::ld(&${argmax}[${at}]) == j) d += nincc::ld(&${g}[${at}]);`
       : c.ceil
-        ? `    d += nincc::ld(&g[plane + p * ${c.Q} + q]) / ${divisor(c)};` // each window its own divisor
-        : `    d += nincc::ld(&g[plane + p * ${c.Q} + q]);`,
+        ? `    d += nincc::ld(&${g}[${at}]) / ${divisor(c)};` // each window its own divisor
+        : `    d += nincc::ld(&${g}[${at}]);`,
     ...(max || c.ceil ? [] : [`d = d / ${cppDouble(c.R * c.S)}f;`]),
   ];
-}
-
-export function poolForward(k: KernelStep, c: Consts<'maxpool_fwd_fused' | 'avgpool_fwd_fused' | 'maxpool_fwd_infer' | 'avgpool_fwd'>, max: boolean, argmax = max): CudaKernel {
-  // Torch7 floor or ceil mode (P×Q from the compiler; windows clipped to the image); max: -inf padding, ties to the first maximum, NaN wins, the argmax (h·W + w in
-  // the plane, −1 for none) kept for the backward; avg: count_include_pad. Pending transform on load.
-  const out = c.C * c.P * c.Q;
-  const body = [
-    ...element(out),
-    `const int ch = i / ${c.P * c.Q}, p = i / ${c.Q} % ${c.P}, q = i % ${c.Q};`,
-    `const float* plane = x + (long long)img * ${c.C * c.H * c.W} + (long long)ch * ${c.H * c.W};`,
-    ...poolWindow(c),
-    ...(max ? ['float best = -INFINITY;', 'int best_at = -1;'] : ['float sum = 0.0f;']),
-    'for (int h = h0; h < h1; ++h)',
-    '  for (int u = w0; u < w1; ++u) {',
-    `    float e = nincc::ld(&plane[h * ${c.W} + u]);`,
-    ...applyPending(c, 'e', 'ch').map((s) => `    ${s}`),
-    ...(max ? [`    if (best_at < 0 || e > best || e != e) { best = e; best_at = h * ${c.W} + u; }`] : ['    sum += e;']),
-    '  }',
-    ...(max ? [`nincc::st(&y[(long long)img * ${out} + i], best);`, ...(argmax ? [`nincc::st(&argmax[(long long)img * ${out} + i], best_at);`] : [])] : [`nincc::st(&y[(long long)img * ${out} + i], sum / ${divisor(c)});`]),
-  ];
-  const names = ['x', ...inputParams(c), { name: 'y', out: true }, ...(argmax ? [{ name: 'argmax', out: true, int: true }] : [])];
-  return { params: params(k, names), body, launch: perElement(out), fused: fusedText([`${max ? 'max' : 'average'} pooling`, c.inBn && 'prologue: BN scale/shift', c.inRelu && 'prologue: ReLU']) };
-}
-
-export function poolBackward(k: KernelStep, c: Consts<'maxpool_bwd_fused' | 'avgpool_bwd_fused'>, max: boolean): CudaKernel {
-  // Gather, not scatter: each input position sums the output gradients of the windows that hold it
-  // (max: whose argmax it is), in a fixed order; then the epilogue's BN partials for the input value.
-  const HW = c.H * c.W;
-  const body = channelTileGroups(c.C, HW, POOL_BWD_CHANNEL_GROUPS, [
-    `const int h = j / ${c.W}, u = j % ${c.W};`,
-    'float d = 0.0f;',
-    'if (valid) {',
-    ...poolGather(c, max).map((line) => `  ${line}`),
-    '  nincc::st(&dx[at], d);',
-    '}',
-    ...backwardStats(c, 'd', 'at', 'ch', 'valid', tileSlot(c.C, HW)),
-  ]);
-  const names = ['g', ...(max ? [{ name: 'argmax', int: true }] : []), { name: 'dx', out: true }, ...statsParams(c)];
-  return {
-    params: params(k, names),
-    body,
-    launch: channelTileGroupsLaunch(c.C, HW, POOL_BWD_CHANNEL_GROUPS),
-    fused: fusedText([`${max ? 'max' : 'average'} pooling backward (${POOL_BWD_CHANNEL_GROUPS}×8 channels per block)`, c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN']),
-  };
 }
