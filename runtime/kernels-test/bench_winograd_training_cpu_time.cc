@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
               "dw GEMM", "dw Wino", "B/A", "err GEMM", "err Wino");
   for (const Layer& l : layers) {
     const Conv2dShape& s = l.s;
-    const WinogradKind kind = s.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3;
+    const WinogradKind kind = nincc::cpu::conv_detail::gradient_winograd_kind(s);
     std::vector<float> x(static_cast<std::size_t>(s.batch) * s.in_channels * s.in_plane());
     std::vector<float> dy(static_cast<std::size_t>(s.batch) * s.out_channels * s.out_plane()), y(dy.size());
     std::vector<float> w(static_cast<std::size_t>(s.out_channels) * s.patch_size()), dw_gemm(w.size()), dw_wino(w.size());
