@@ -207,6 +207,10 @@ void test_conv() {
   check_backward_data_as_conv(Conv2dShape{2, 13, 9, 11, 5, 3, 3, 1, 1, 0, 1}, true, rng);
   check_backward_data_as_conv(Conv2dShape{3, 6, 5, 8, 29, 3, 3, 1, 1, 2, 2}, true, rng);
   check_backward_data_as_conv(Conv2dShape{1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0}, true, rng);  // one output pixel
+  // dy deep enough that a block's V is past L2 (conv_winograd.h kVInL2Bytes: a*a matrix by matrix, M holding
+  // all of a task's rows), with several row panels split between tasks at 2 threads.
+  check_backward_data_as_conv(Conv2dShape{2, 30, 9, 9, 240, 5, 5, 1, 1, 2, 2}, true, rng);
+  check_backward_data_as_conv(Conv2dShape{1, 26, 7, 7, 520, 3, 3, 1, 1, 1, 1}, true, rng);
 
   // Training's Winograd: several 256-tile chunks with a partial last one, channel counts off the 32
   // lanes, partial tiles, pad 0 and wide pads, one output pixel, and a shape past
