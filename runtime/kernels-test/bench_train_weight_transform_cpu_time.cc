@@ -7,34 +7,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <vector>
 
+#include "bench_train_cpu_time.h"
 #include "nincc/cpu/conv.h"
 
 using namespace nincc::cpu;
-
-namespace {
-
-double cpu_ms() {
-  timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-template <class Fn>
-double time_ms(Fn&& fn) {
-  const double t0 = cpu_ms();
-  fn();
-  return cpu_ms() - t0;
-}
-
-}  // namespace
+using bench_train::median;
+using bench_train::time_ms;
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 7;

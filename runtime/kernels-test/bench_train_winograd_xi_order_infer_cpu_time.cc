@@ -4,24 +4,13 @@
 // gradient's change; the others are there to show they did not move. A/B against another checkout's headers:
 //   g++ -O3 -std=c++17 -fopenmp -march=native -I<checkout>/runtime/include bench_train_winograd_xi_order_infer_cpu_time.cc -o /tmp/wi
 //   OMP_NUM_THREADS=1 /tmp/wi
-#include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <vector>
 
+#include "bench_train_cpu_time.h"
 #include "nincc/cpu/conv.h"
 
 using namespace nincc::cpu;
-
-namespace {
-
-double cpu_ms() {
-  timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
-}  // namespace
 
 int main() {
   struct Layer {
@@ -41,12 +30,8 @@ int main() {
     std::vector<float> u(static_cast<std::size_t>(winograd_weights_size(l.kind, s.out_channels, s.in_channels)));
     pack_winograd_weights(l.kind, s, w.data(), u.data());
     std::vector<double> times;
-    for (int r = 0; r < 7; ++r) {
-      const double t0 = cpu_ms();
-      conv2d_forward_winograd(l.kind, s, x.data(), u.data(), nullptr, y.data());
-      times.push_back(cpu_ms() - t0);
-    }
-    std::sort(times.begin(), times.end());
-    std::printf("%-34s %8.2f ms\n", l.name, times[times.size() / 2]);
+    for (int r = 0; r < 7; ++r)
+      times.push_back(bench_train::time_ms([&] { conv2d_forward_winograd(l.kind, s, x.data(), u.data(), nullptr, y.data()); }));
+    std::printf("%-34s %8.2f ms\n", l.name, bench_train::median(times));
   }
 }

@@ -13,22 +13,14 @@
 #include <ctime>
 #include <vector>
 
+#include "bench_train_cpu_time.h"
 #include "nincc/cpu/conv.h"
 
 using namespace nincc::cpu;
+using bench_train::cpu_ms;
+using bench_train::median;
 
 namespace {
-
-double cpu_ms() {
-  timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // max over ~1000 sampled elements of |dw - exact| / sum |terms|, the exact sum in double.
 double worst_error(const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& dy, const std::vector<float>& dw) {
