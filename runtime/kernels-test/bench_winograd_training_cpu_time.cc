@@ -13,22 +13,14 @@
 #include <ctime>
 #include <vector>
 
+#include "bench_train_cpu_time.h"
 #include "nincc/cpu/conv.h"
 
 using namespace nincc::cpu;
+using bench_train::cpu_ms;
+using bench_train::median;
 
 namespace {
-
-double cpu_ms() {
-  timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // max over ~1000 sampled elements of |dw - exact| / sum |terms|, the exact sum in double.
 double worst_error(const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& dy, const std::vector<float>& dw) {
@@ -70,7 +62,7 @@ int main(int argc, char** argv) {
               "dw GEMM", "dw Wino", "B/A", "err GEMM", "err Wino");
   for (const Layer& l : layers) {
     const Conv2dShape& s = l.s;
-    const WinogradKind kind = s.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3;
+    const WinogradKind kind = nincc::cpu::conv_detail::gradient_winograd_kind(s);
     std::vector<float> x(static_cast<std::size_t>(s.batch) * s.in_channels * s.in_plane());
     std::vector<float> dy(static_cast<std::size_t>(s.batch) * s.out_channels * s.out_plane()), y(dy.size());
     std::vector<float> w(static_cast<std::size_t>(s.out_channels) * s.patch_size()), dw_gemm(w.size()), dw_wino(w.size());

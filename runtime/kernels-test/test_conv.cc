@@ -90,7 +90,7 @@ void check_winograd_training(const Conv2dShape& s, Rng& rng) {
   char what[160];
   std::snprintf(what, sizeof what, "training Winograd n%d c%d %dx%d -> k%d kernel %dx%d pad %d,%d", s.batch, s.in_channels,
                 s.in_h, s.in_w, s.out_channels, s.kernel_h, s.kernel_w, s.pad_h, s.pad_w);
-  const WinogradKind kind = s.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3;
+  const WinogradKind kind = nincc::cpu::conv_detail::gradient_winograd_kind(s);
   const double tolerance = s.kernel_h == 5 ? 5e-5 : 2e-5;
   const std::vector<float> x = random_floats(conv_x_size(s), rng), w = random_floats(conv_w_size(s), rng);
   const std::vector<float> b = random_floats(s.out_channels, rng), dy = random_floats(conv_y_size(s), rng);
@@ -133,8 +133,9 @@ void check_conv_concat_slot(const Conv2dShape& s, int total, int offset, Rng& rn
   auto same_bits = [](const std::vector<float>& a, const std::vector<float>& c) {
     return a.size() == c.size() && std::memcmp(a.data(), c.data(), sizeof(float) * a.size()) == 0;
   };
-  std::printf("    conv concat slot (%s backward-data) n%d c%d %dx%d -> k%d at %d of %d\n", path, s.batch, s.in_channels,
-              s.in_h, s.in_w, s.out_channels, offset, total);
+  const char* weights_path = backward_weights_is_winograd(s, total) ? "Winograd" : "GEMM";
+  std::printf("    conv concat slot (%s backward-data, %s weight gradient) n%d c%d %dx%d -> k%d at %d of %d\n", path, weights_path,
+              s.batch, s.in_channels, s.in_h, s.in_w, s.out_channels, offset, total);
   on_1_2_and_all_threads([&] {
     std::vector<float> y = poisoned(conv_y_size(s)), want = poisoned(joined_size), joined = poisoned(joined_size);
     nincc::cpu::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
@@ -206,6 +207,10 @@ void test_conv() {
   check_backward_data_as_conv(Conv2dShape{2, 13, 9, 11, 5, 3, 3, 1, 1, 0, 1}, true, rng);
   check_backward_data_as_conv(Conv2dShape{3, 6, 5, 8, 29, 3, 3, 1, 1, 2, 2}, true, rng);
   check_backward_data_as_conv(Conv2dShape{1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0}, true, rng);  // one output pixel
+  // dy deep enough that a block's V is past L2 (conv_winograd.h kVInL2Bytes: a*a matrix by matrix, M holding
+  // all of a task's rows), with several row panels split between tasks at 2 threads.
+  check_backward_data_as_conv(Conv2dShape{2, 30, 9, 9, 240, 5, 5, 1, 1, 2, 2}, true, rng);
+  check_backward_data_as_conv(Conv2dShape{1, 26, 7, 7, 520, 3, 3, 1, 1, 1, 1}, true, rng);
 
   // Training's Winograd: several 256-tile chunks with a partial last one, channel counts off the 32
   // lanes, partial tiles, pad 0 and wide pads, one output pixel, and a shape past
@@ -227,6 +232,10 @@ void test_conv() {
   check_conv_concat_slot(Conv2dShape{3, 37, 9, 11, 29, 1, 1, 1, 1, 0, 0}, 40, 11, rng);
   check_conv_concat_slot(Conv2dShape{2, 4, 9, 8, 6, 3, 3, 2, 2, 1, 1}, 15, 9, rng);
   check_conv_concat_slot(Conv2dShape{2, 4, 7, 7, 5, 3, 3, 1, 1, 1, 1}, 5, 0, rng);
+  // Winograd weight gradients read from the slot (3x3 and 5x5, past kWinogradWeightsMinChannels), against the
+  // dense Winograd weight gradient: the 5x5 slot ends the joined tensor.
+  check_conv_concat_slot(Conv2dShape{2, 33, 9, 9, 40, 3, 3, 1, 1, 1, 1}, 75, 20, rng);
+  check_conv_concat_slot(Conv2dShape{2, 32, 8, 8, 33, 5, 5, 1, 1, 2, 2}, 41, 8, rng);
 }
 
 }  // namespace kernels_test

@@ -119,10 +119,17 @@ inline void flip_conv_weights(const Conv2dShape& s, const float* w, float* flipp
 // in 0.92). With fewer channels the a*a GEMMs are too thin to pay for the transforms.
 constexpr int kWinogradWeightsMinChannels = 32;
 
-inline bool backward_weights_is_winograd(const Conv2dShape& s) {
+// `dy_channels`: the channels of dy's images (a concat's when dy is read from its slot, ConvGradientPlace).
+inline bool backward_weights_is_winograd(const Conv2dShape& s, int dy_channels = 0) {
   return s.kernel_h == s.kernel_w && (s.kernel_h == 3 || s.kernel_h == 5) && s.stride_h == 1 && s.stride_w == 1 &&
          s.in_channels >= kWinogradWeightsMinChannels && s.out_channels >= kWinogradWeightsMinChannels &&
-         s.batch <= winograd_detail::max_batch_per_call(s, s.out_channels);
+         s.batch <= winograd_detail::max_batch_per_call(s, std::max(dy_channels, s.out_channels));
+}
+
+// The Winograd variant of a 3x3 or 5x5 gradient (backward_data_is_winograd, backward_weights_is_winograd):
+// F(2x2,5x5) or F(2x2,3x3), the variants the cost model picks for NIN's forwards.
+inline WinogradKind gradient_winograd_kind(const Conv2dShape& s) {
+  return s.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3;
 }
 
 // conv2d_forward_packed of dy (the input of a stride-1 shape `s` at the output resolution), read where `place`
@@ -149,7 +156,7 @@ inline void forward_packed_from(const Conv2dShape& s, const float* dy, const Con
 inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, const float* w, float* dx,
                                  const float* addend = nullptr, const ConvGradientPlace& place = {}) {
   if (conv_detail::backward_data_is_winograd(shape)) {
-    const WinogradKind kind = shape.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3;
+    const WinogradKind kind = conv_detail::gradient_winograd_kind(shape);
     const Conv2dShape flipped_shape = conv_detail::backward_data_conv_shape(shape);
     float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
                                    static_cast<std::size_t>(winograd_weights_size(kind, shape.in_channels, shape.out_channels)));
@@ -206,15 +213,14 @@ inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, cons
 
 // dw[k][c][r][s] = sum over the batch of dy[n][k] . unfolded x[n]; db[k] = sum of dy[n][k][.].
 // Both are overwritten (not accumulated), and `db` may be null. dw is one GEMM over all the
-// batch's pixels (conv_wgrad.h), or Winograd for most 3x3 and 5x5 (backward_weights_is_winograd) when dy is
-// its own tensor, every element summed in batch order for any thread count; db sums in double in a fixed
-// order (reduce.h). `place`: where dy lies (ConvGradientPlace, as for conv2d_backward_data).
+// batch's pixels (conv_wgrad.h), or Winograd for most 3x3 and 5x5 (backward_weights_is_winograd), every
+// element summed in batch order for any thread count; db sums in double in a fixed order (reduce.h). `place`: where dy lies (ConvGradientPlace, as for conv2d_backward_data).
 inline void conv2d_bias_gradient(const Conv2dShape& shape, const float* dy, float* db, const ConvGradientPlace& place = {});
 
 inline void conv2d_backward_weights(const Conv2dShape& shape, const float* x, const float* dy, float* dw,
                                     float* db, const ConvGradientPlace& place = {}) {
-  if (place.total <= 0 && conv_detail::backward_weights_is_winograd(shape))
-    conv2d_backward_weights_winograd(shape.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3, shape, x, dy, dw);
+  if (conv_detail::backward_weights_is_winograd(shape, place.total))
+    conv2d_backward_weights_winograd(conv_detail::gradient_winograd_kind(shape), shape, x, dy, dw, place);
   else
     conv2d_backward_weights_gemm(shape, x, dy, dw, place);
   conv2d_bias_gradient(shape, dy, db, place);

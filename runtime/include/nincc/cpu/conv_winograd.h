@@ -288,6 +288,15 @@ __attribute__((always_inline)) inline void transform_lanes(const double (&left)[
 // holds up to kMaxBlockTiles column tiles while their V fits 1 MiB (L2), so each transformed weight
 // panel, streamed from L3, serves several tiles (measured on NIN's layers: 2 MiB blocks are slower).
 constexpr int kMaxBlockTiles = 4;
+// Past this, a block's V (one column tile, so many input channels that it does not fit: the training data
+// gradient of NIN's 3x3 1024->384 on 7x7, 2 MiB; its 5x5 256->96 and inference's F(4x4,3x3) of NIN's
+// 256->384, 1.2 MiB) would be read again from L3 by every row panel; the products then run a*a matrix by a*a
+// matrix instead (forward, xi_outer), each V[xi] swept by all of the task's U panels, and M holds all of the
+// task's rows. The same products in the same order, so the same bits. Measured at 1 thread, batch 16: the 3x3
+// data gradient 36-40 -> 28-30 ms, the F(4x4,3x3) forward 14.0-15.3 -> 12.3-13.5 ms, the 5x5 data gradient
+// unchanged (bench/logs/i19k-winograd-xi-outer.out); a 512 KiB threshold also moved NIN's 3x3 forwards, no
+// faster.
+constexpr std::int64_t kVInL2Bytes = std::int64_t{1} << 20;
 struct Split {
   int block_tiles;  // column tiles of 32 tiles per block: their V stays in L2
   int groups;       // of the row panels; each group transforms its block's input again
@@ -295,7 +304,7 @@ struct Split {
 
 inline Split split_tasks(int alpha, int c_in, int panels, std::int64_t col_tiles, int threads) {
   const std::int64_t v_bytes = static_cast<std::int64_t>(alpha) * alpha * c_in * kTileCols * sizeof(float);
-  const int by_cache = static_cast<int>(std::max<std::int64_t>(1, (1 << 20) / v_bytes));
+  const int by_cache = static_cast<int>(std::max<std::int64_t>(1, kVInL2Bytes / v_bytes));
   Split s{static_cast<int>(std::min<std::int64_t>({kMaxBlockTiles, by_cache, col_tiles})), 1};
   const std::int64_t blocks = (col_tiles + s.block_tiles - 1) / s.block_tiles;
   const std::int64_t want = 2 * static_cast<std::int64_t>(threads);
@@ -318,7 +327,7 @@ void forward(const Conv2dShape& s, const float* x, const float* packed_u, const 
   const std::int64_t blocks = (col_tiles + split.block_tiles - 1) / split.block_tiles;
   const std::int64_t in_plane = s.in_plane(), out_plane = s.out_plane();
   const std::size_t v_floats = static_cast<std::size_t>(split.block_tiles) * kXi * c_in * kTileCols;
-  const std::size_t m_floats = static_cast<std::size_t>(split.block_tiles) * kXi * kTileRows * kTileCols;
+  const bool xi_outer = v_floats * sizeof(float) > kVInL2Bytes;
 
   parallel_for_dynamic(blocks * split.groups, threads, [&](std::int64_t task) {
     const std::int64_t block = task / split.groups;
@@ -327,7 +336,9 @@ void forward(const Conv2dShape& s, const float* x, const float* packed_u, const 
     const std::int64_t q0 = block * split.block_tiles;
     const int nt = static_cast<int>(std::min<std::int64_t>(split.block_tiles, col_tiles - q0));
     float* v = thread_scratch(ScratchSlot::kGemmPackedB, v_floats);
-    float* mbuf = thread_scratch(ScratchSlot::kGemmPackedA, m_floats);
+    // M[t][xi][row][lane] for rows_held rows: one panel's at a time, or all of the task's (xi_outer).
+    const int rows_held = xi_outer ? (rows.end - rows.begin) * kTileRows : kTileRows;
+    float* mbuf = thread_scratch(ScratchSlot::kGemmPackedA, static_cast<std::size_t>(nt) * kXi * rows_held * kTileCols);
     TileLanes lanes[kMaxBlockTiles];
     alignas(64) float patch[kXi * kTileCols];
     // 1. V[t][xi][c][lane] for the block's tiles.
@@ -344,33 +355,34 @@ void forward(const Conv2dShape& s, const float* x, const float* packed_u, const 
                                     static_cast<std::int64_t>(c_in) * kTileCols);
       }
     }
-    // 2 and 3, row panel by row panel.
-    for (int p = rows.begin; p < rows.end; ++p) {
-      const int first_row = p * kTileRows, panel_rows = std::min(kTileRows, k_out - first_row);
-      for (int xi = 0; xi < kXi; ++xi) {
-        const float* u = u_panel(packed_u, k_out, c_in, xi, p);
-        const float* next = xi + 1 < kXi ? u_panel(packed_u, k_out, c_in, xi + 1, p)
-                                         : (p + 1 < rows.end ? u_panel(packed_u, k_out, c_in, 0, p + 1) : nullptr);
-        for (int t = 0; t < nt; ++t) {
-          gemm_detail::TileAccumulators acc;
-          gemm_detail::tile_product_rows(panel_rows, c_in, u, v + (static_cast<std::size_t>(t) * kXi + xi) * c_in * kTileCols,
-                                         acc, t + 1 == nt ? next : nullptr);
-          float* dst = mbuf + (static_cast<std::size_t>(t) * kXi + xi) * kTileRows * kTileCols;
-          // Only the panel's real rows: the output transform below reads no others.
+    // 2. M = U V, a row panel's a*a products for each tile; 3. y = A^T M A, the output transform of a panel.
+    auto product = [&](int p, int xi, const float* next) {
+      const int panel_rows = std::min(kTileRows, k_out - p * kTileRows);
+      const int held_row0 = xi_outer ? (p - rows.begin) * kTileRows : 0;
+      const float* u = u_panel(packed_u, k_out, c_in, xi, p);
+      for (int t = 0; t < nt; ++t) {
+        gemm_detail::TileAccumulators acc;
+        gemm_detail::tile_product_rows(panel_rows, c_in, u, v + (static_cast<std::size_t>(t) * kXi + xi) * c_in * kTileCols,
+                                       acc, t + 1 == nt ? next : nullptr);
+        float* dst = mbuf + ((static_cast<std::size_t>(t) * kXi + xi) * rows_held + held_row0) * kTileCols;
+        // Only the panel's real rows: the output transform below reads no others.
 #pragma GCC unroll 16
-          for (int i = 0; i < panel_rows; ++i)
+        for (int i = 0; i < panel_rows; ++i)
 #pragma GCC unroll 4
-            for (int r = 0; r < simd::kGemmRegsPerRow; ++r)
-              simd::Isa::store(dst + i * kTileCols + r * simd::Isa::kLanes, acc.r[i][r]);
-        }
+          for (int r = 0; r < simd::kGemmRegsPerRow; ++r)
+            simd::Isa::store(dst + i * kTileCols + r * simd::Isa::kLanes, acc.r[i][r]);
       }
+    };
+    auto finish_panel = [&](int p) {
+      const int first_row = p * kTileRows, panel_rows = std::min(kTileRows, k_out - first_row);
+      const int held_row0 = xi_outer ? (p - rows.begin) * kTileRows : 0;
       for (int t = 0; t < nt; ++t) {
         const TileLanes& tl = lanes[t];
         for (int i = 0; i < panel_rows; ++i) {
           const int k = first_row + i;
-          const float* src = mbuf + static_cast<std::size_t>(t) * kXi * kTileRows * kTileCols + i * kTileCols;
+          const float* src = mbuf + (static_cast<std::size_t>(t) * kXi * rows_held + held_row0 + i) * kTileCols;
           alignas(64) float out[kM * kM * kTileCols];
-          transform_lanes<kM, kM, kA>(T::kMat.at, T::kMat.at, src, kTileRows * kTileCols, out, kTileCols);
+          transform_lanes<kM, kM, kA>(T::kMat.at, T::kMat.at, src, static_cast<std::int64_t>(rows_held) * kTileCols, out, kTileCols);
           if (residual) {
             // The shortcut at each lane's outputs (0 outside the image, where nothing is stored).
             alignas(64) float r[kTileCols];
@@ -391,6 +403,22 @@ void forward(const Conv2dShape& s, const float* x, const float* packed_u, const 
           store_tile_outputs<kM>(tl, out, y + k * out_plane, s.out_w());
         }
       }
+    };
+    if (xi_outer) {
+      // V is past L2: each of its a*a matrices is swept by every row panel of U while it stays in cache.
+      for (int xi = 0; xi < kXi; ++xi)
+        for (int p = rows.begin; p < rows.end; ++p)
+          product(p, xi, p + 1 < rows.end ? u_panel(packed_u, k_out, c_in, xi, p + 1)
+                                          : (xi + 1 < kXi ? u_panel(packed_u, k_out, c_in, xi + 1, rows.begin) : nullptr));
+      for (int p = rows.begin; p < rows.end; ++p) finish_panel(p);
+      return;
+    }
+    // V in L2: row panel by row panel, each panel's M then its outputs.
+    for (int p = rows.begin; p < rows.end; ++p) {
+      for (int xi = 0; xi < kXi; ++xi)
+        product(p, xi, xi + 1 < kXi ? u_panel(packed_u, k_out, c_in, xi + 1, p)
+                                    : (p + 1 < rows.end ? u_panel(packed_u, k_out, c_in, 0, p + 1) : nullptr));
+      finish_panel(p);
     }
   });
 }
@@ -399,6 +427,10 @@ void forward(const Conv2dShape& s, const float* x, const float* packed_u, const 
 // s.in_channels x s.out_channels x r x r), s's kernel (k, c) being w's (c, k) turned by 180 degrees.
 // Row panel by row panel, so that each of the a*a matrices is written in order (one pass over them,
 // not one per row: 4x less time for NIN's 3x3 384->1024 transposed).
+// How many input channels ahead the flipped packing prefetches its weights (any of 2-8 would do: one
+// channel's transforms take about 200 ns).
+constexpr int kFlippedPrefetchAhead = 4;
+
 template <class T>
 void pack_weights(const Conv2dShape& s, const float* w, float* packed, bool flipped = false) {
   constexpr int kA = T::kAlpha, kR = T::kR;
@@ -408,6 +440,12 @@ void pack_weights(const Conv2dShape& s, const float* w, float* packed, bool flip
   parallel_for(panels, static_cast<std::int64_t>(panels) * kTileRows * c_in * kA * kA * kR, [&](std::int64_t pp) {
     const int panel = static_cast<int>(pp), rows = std::min(kTileRows, k_out - panel * kTileRows);
     for (int c = 0; c < c_in; ++c) {
+      if (flipped && c + kFlippedPrefetchAhead < c_in) {
+        // The panel's flipped weights at c are one run of rows * r * r floats, the next c's a whole row of
+        // w (k_out * r * r floats) later: a stride across pages that the hardware prefetchers do not follow.
+        const float* ahead = w + (static_cast<std::int64_t>(c + kFlippedPrefetchAhead) * k_out + panel * kTileRows) * kR * kR;
+        for (int f = 0; f < rows * kR * kR; f += 16) __builtin_prefetch(ahead + f);
+      }
       // The panel's rows side by side (the innermost index), so that each step is one vector operation.
       double g[kR * kR][kTileRows] = {}, half[kA][kR][kTileRows] = {}, u[kA * kA][kTileRows] = {};
       for (int row = 0; row < rows; ++row) {

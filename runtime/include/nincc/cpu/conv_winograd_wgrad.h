@@ -64,8 +64,9 @@ inline std::uint32_t channel_mask(int c0, int channels) {
   return n >= 32 ? ~0u : (1u << n) - 1u;
 }
 
+// dy is read where `place` says (ConvGradientPlace): its own tensor, or its channels of a concat's gradient.
 template <class T>
-void backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+void backward_weights(const Conv2dShape& s, const float* x, const float* dy, float* dw, const ConvGradientPlace& place) {
   constexpr int kXi = T::kPoints, kM = T::kM, kR = T::kR;
   static constexpr Transposes kT = transposes_of(T::kMat);
   const int c_in = s.in_channels, k_out = s.out_channels;
@@ -89,6 +90,8 @@ void backward_weights(const Conv2dShape& s, const float* x, const float* dy, flo
   float* const du = thread_scratch(ScratchSlot::kConvPackedWeights, static_cast<std::size_t>(kXi * c_rows * k_pad));
   const int threads = threads_for(static_cast<std::int64_t>(kXi) * k_out * c_in * tiles, gemm_detail::kParallelMinMacs);
   const std::int64_t in_plane = s.in_plane(), out_plane = s.out_plane();
+  const int dy_channels = place.total > 0 ? place.total : k_out;
+  dy += static_cast<std::int64_t>(place.offset) * out_plane;
   const ChannelLanes in_lanes(in_plane), out_lanes(out_plane);
   const std::int64_t per_image = static_cast<std::int64_t>(tiles_h) * tiles_w;
   constexpr int kTilesPerItem = 32;
@@ -122,7 +125,7 @@ void backward_weights(const Conv2dShape& s, const float* x, const float* dy, flo
           winograd_detail::transform_lanes<T::kAlpha, T::kAlpha, T::kAlpha>(T::kMat.bt, T::kMat.bt, patch, kTileCols,
                                                                             v + i * c_pad + c0, chunk * c_pad);
         } else {
-          const std::int64_t base = (n * k_out + c0) * out_plane;
+          const std::int64_t base = (n * dy_channels + c0) * out_plane;
           for (int a = 0; a < T::kM; ++a)
             for (int b = 0; b < T::kM; ++b) {
               const bool inside = oh0 + a < s.out_h() && ow0 + b < s.out_w();
@@ -165,11 +168,11 @@ void backward_weights(const Conv2dShape& s, const float* x, const float* dy, flo
 }  // namespace winograd_wgrad_detail
 
 // dw = the weight gradient of a stride-1 r x r conv (winograd_applies(kind, shape)), given its input x
-// and dy; overwrites dw (out_channels x in_channels x r x r). Scratch: V, D and dU in the calling
-// thread's column and packed-weight slots.
+// and dy (read where `place` says: its own tensor, or its channels of a concat's gradient, in place); overwrites
+// dw (out_channels x in_channels x r x r). Scratch: V, D and dU in the calling thread's column and packed-weight slots.
 inline void conv2d_backward_weights_winograd(WinogradKind kind, const Conv2dShape& shape, const float* x, const float* dy,
-                                             float* dw) {
-  with_winograd_transform(kind, [&](auto t) { winograd_wgrad_detail::backward_weights<decltype(t)>(shape, x, dy, dw); });
+                                             float* dw, const ConvGradientPlace& place = {}) {
+  with_winograd_transform(kind, [&](auto t) { winograd_wgrad_detail::backward_weights<decltype(t)>(shape, x, dy, dw, place); });
 }
 
 }  // namespace cpu
