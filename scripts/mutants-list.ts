@@ -334,6 +334,14 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/cpu-concat-slots.test.ts'],
   },
   {
+    name: "cpu max pool on a plane at most 16 wide (nin-fashion's 14x14) taking every window's first tap column for all its taps",
+    file: 'runtime/include/nincc/cpu/pool.h',
+    find: '_mm512_mask_permutexvar_ps(lowest, tap_inside[t], tap_column[t], lo)',
+    replace: '_mm512_mask_permutexvar_ps(lowest, tap_inside[t], tap_column[0], lo)',
+    tests: ['test/numerics-kernels.test.ts'],
+    only: 'nin_fashion',
+  },
+  {
     name: 'cpu concat slot: a pool ending a branch writes (and reads its gradient) at the start of each image, not at its channel offset',
     file: 'runtime/include/nincc/cpu/pool.h',
     find: 'return total > 0 ? (p / s.channels) * total + offset + p % s.channels : p;',
