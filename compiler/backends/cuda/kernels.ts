@@ -114,7 +114,6 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
       // So does a uint8 stem (conv-mma reads float activations only).
       return bf16 && !k.consts.residual && k.consts.yTotal === undefined && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false, schedule.haloTiles !== false) : convForward(k, k.consts);
     case 'linear_infer':
-      return bf16 ? linearForwardMma(k, k.consts, schedule.maxBatch) : linearForward(k, k.consts);
     case 'linear_fwd':
       return bf16 ? linearForwardMma(k, k.consts, schedule.maxBatch) : linearForward(k, k.consts);
     case 'linear_bwd_data':
