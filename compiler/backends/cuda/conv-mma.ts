@@ -13,6 +13,7 @@ import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaP
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import { isOn, type Ablations } from '../../ablations.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
 export const rowsPerImage = (PQ: number, stats: boolean) => (stats ? Math.ceil(PQ / 32) * 32 : PQ);
@@ -32,7 +33,8 @@ export function gatherAlongK(c: { R: number; S: number; sw: number }): boolean {
   return alongK < acrossRows;
 }
 
-export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number, wideTiles = true, haloTiles = true): CudaKernel {
+export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number, ablations?: Ablations): CudaKernel {
+  const wideTiles = isOn(ablations, 'wideTiles');
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, CHW = c.C * c.H * c.W;
   const stats = Boolean(c.stats);
   const rows = rowsPerImage(PQ, stats);
@@ -47,7 +49,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // A training forward may stage its weights from a bf16 copy (conv-weight-bf16.ts); inference reads the folded fp32 weights.
   const bf16w = 'bf16w' in c && c.bf16w === true;
   // A stride-1 k×k kernel stages x once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
-  const view = haloTiles ? haloConv(c, 'forward') : undefined;
+  const view = isOn(ablations, 'haloTiles') ? haloConv(c, 'forward') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, 0);
   /** Stage A by gathering x per tap from global memory (strided convs, and where a halo would not fit). */
   const gatherA = () => [
