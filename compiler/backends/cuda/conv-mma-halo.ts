@@ -104,6 +104,10 @@ export function stageHalo(c: HaloConv, g: HaloGeometry, threads: number, load: (
   return [
     `if (k0 % ${group} == 0) {`,
     `  // Stage the halo: channels k0 / ${c.R * c.S} … + ${g.group - 1} over the window, rounded to bf16 once (padding stays 0).`,
+    // A 4-warp block unrolls by four: left to itself, ptxas chose 80 registers on sm_80 and spilled beside the
+    // accumulators (googlenet's 160→224 3×3 conv_infer: 4 B; 96 registers and none by four). An 8-warp block,
+    // at 128 registers with twice the accumulators, spills by four and not by ptxas's own choice.
+    ...(threads <= 128 ? ['  NINCC_UNROLL_BY(4)'] : []),
     `  for (int q = t; q < ${g.group * g.window}; q += ${threads}) {`,
     `    const int ch = k0 / ${c.R * c.S} + q / ${g.window};`,
     `    const long long z = halo_start + q % ${g.window};`,
