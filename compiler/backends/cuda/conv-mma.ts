@@ -90,7 +90,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
     ...(view && halo
       ? [
-          ...stageHalo(view, halo, threads, (at) => [`v = nincc::ld(&x[${at}]);`, ...applyPending(c, 'v', 'ch')], []),
+          ...stageHalo(view, halo, tile, (at) => [`v = nincc::ld(&x[${at}]);`, ...applyPending(c, 'v', 'ch')], []),
           '// Stage A from the halo: rows are output positions (consecutive lanes on consecutive positions), each position a tap (c, r, s).',
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ].map((s) => `  ${s}`)
