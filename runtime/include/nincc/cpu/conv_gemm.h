@@ -188,8 +188,8 @@ constexpr std::int64_t kSmallWeightsBytes = 512 * 1024;
 // medians, 3 rounds): NIN's 1x1 96->96 on 56x56 (19 MB out) forward 11.8-12.4 -> 9.0-9.2 ms and
 // backward-data 11.7-12.4 -> 8.9-9.0 ms, ResNet-50's 1x1 64->256 on 56x56 forward 25.9-26.7 ->
 // 15.1-16.2 ms, the same bits (bench/logs/i19m-train-conv-gemm-order.out). NIN's 11x11 stem (two
-// depth blocks) ran 5-10% slower chunked, so a deeper conv keeps the tile order
-// (bench/logs/i19m-pointwise-chunk-order.out).
+// depth blocks) ran 7% slower chunked (30.6 -> 32.8, 31.8 -> 34.0 ms), so a deeper conv keeps the
+// tile order (bench/logs/i19m-pointwise-chunk-order.out).
 constexpr std::int64_t kOutputPastL2Bytes = std::int64_t{2} << 20;
 inline bool chunked_order_pays(int m, int k, std::int64_t columns) {
   return k <= kMaxDepthBlock && static_cast<std::int64_t>(m) * columns * static_cast<std::int64_t>(sizeof(float)) > kOutputPastL2Bytes;
