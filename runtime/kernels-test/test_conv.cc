@@ -194,6 +194,9 @@ void test_conv() {
   // in parallel), and a batch of 3 whose forward GEMMs run in parallel one image at a time.
   check_conv(Conv2dShape{3, 20, 40, 40, 64, 1, 1, 1, 1, 0, 0}, false, false, rng);
   check_conv(Conv2dShape{3, 7, 21, 19, 48, 3, 3, 1, 1, 1, 1}, true, true, rng);
+  // A pointwise backward-data W^T dy whose dx is past conv_gemm.h's kOutputPastL2Bytes: one depth
+  // block of 4, so it runs in BLIS's order (chunked_order_pays).
+  check_conv(Conv2dShape{3, 64, 90, 90, 4, 1, 1, 1, 1, 0, 0}, false, false, rng);
 
   check_backward_data_as_conv(Conv2dShape{2, 13, 12, 10, 20, 5, 3, 1, 1, 2, 1}, false, rng);
   check_backward_data_as_conv(Conv2dShape{2, 11, 12, 13, 14, 5, 5, 1, 1, 2, 2}, true, rng);

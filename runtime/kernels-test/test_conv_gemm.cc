@@ -1,7 +1,7 @@
 // The implicit-GEMM convolution forward (conv_gemm.h, conv_gather.h) against the float64 reference: tiles that straddle output rows and images (planes of 1, 7x7, 13x11 pixels
 // in batches of up to 5), strided convs read through their phase split, padding wider than the
-// kernel's reach, channel counts off every panel size, depth over several blocks, bias and ReLU;
-// each at 1, 2 and all threads with identical bits. Also the small-batch dot-product linear layer.
+// kernel's reach, channel counts off every panel size, depth over several blocks, bias and ReLU, small
+// weights in either loop order; each at 1, 2 and all threads with identical bits. Also the small-batch dot-product linear layer.
 #include <cstdio>
 #include <vector>
 
@@ -54,6 +54,29 @@ void check_implicit_gemm(const Conv2dShape& s, bool with_bias, bool relu, Rng& r
   }
 }
 
+// One depth block and an output past kOutputPastL2Bytes (chunked_order_pays): small weights in BLIS's
+// order, chunks of tiles per weight panel, not tile by tile. Against the reference, then each image
+// against that image alone, whose smaller output keeps the tile order: the same bits, as both sum
+// each output in depth order in one tile product.
+void check_chunked_order(Rng& rng) {
+  using nincc::cpu::conv_gemm_detail::chunked_order_pays;
+  for (const Conv2dShape& s : {Conv2dShape{3, 8, 90, 90, 64, 1, 1, 1, 1, 0, 0}, Conv2dShape{3, 2, 62, 62, 48, 3, 3, 1, 1, 1, 1}}) {
+    const std::int64_t pixels = static_cast<std::int64_t>(s.out_h()) * s.out_w();
+    CHECK(chunked_order_pays(s.out_channels, s.patch_size(), s.batch * pixels));  // else this tests the tile order only
+    CHECK(!chunked_order_pays(s.out_channels, s.patch_size(), pixels));
+    check_implicit_gemm(s, true, true, rng);
+    const std::vector<float> x = random_floats(conv_x_size(s), rng), w = random_floats(conv_w_size(s), rng), b = random_floats(s.out_channels, rng);
+    const std::vector<float> all = forward(s, x, w, b.data(), false);
+    Conv2dShape one = s;
+    one.batch = 1;
+    for (int n = 0; n < s.batch; ++n) {
+      const std::vector<float> image(x.begin() + n * conv_x_size(one), x.begin() + (n + 1) * conv_x_size(one));
+      const std::vector<float> alone = forward(one, image, w, b.data(), false);
+      CHECK(bitwise_equal(alone, std::vector<float>(all.begin() + n * alone.size(), all.begin() + (n + 1) * alone.size())));
+    }
+  }
+}
+
 }  // namespace
 
 void test_conv_gemm() {
@@ -78,6 +101,7 @@ void test_conv_gemm() {
   check_implicit_gemm(Conv2dShape{2, 9, 32, 32, 37, 3, 3, 1, 1, 1, 1}, true, false, rng);
   // Padding wider than half the kernel: whole rows and columns of windows in the padding.
   check_implicit_gemm(Conv2dShape{2, 3, 4, 5, 20, 3, 3, 1, 1, 2, 3}, true, true, rng);
+  check_chunked_order(rng);
 
   // linear_forward's dot-product path (batch <= 4): against the reference, and the same bits on any
   // thread count (a 1000 x 1024 layer is big enough to run in parallel).

@@ -181,6 +181,19 @@ constexpr int kChunkTiles = 16;
 constexpr int kTasksPerThread = 4;
 // Weights up to this size stay in L2 while a task goes tile by tile through the whole depth.
 constexpr std::int64_t kSmallWeightsBytes = 512 * 1024;
+// ... unless the whole depth is one block and the output is past this size (an L2): going tile by
+// tile then gains nothing (one gather and one store per tile in either order) and each tile writes
+// all m output rows, a line pair apart a plane apart, from memory (a write-allocate each); BLIS's
+// order writes 12 rows at a time, kChunkTiles tiles long. Measured at 1 thread, batch 16 (thread-CPU
+// medians, 3 rounds): NIN's 1x1 96->96 on 56x56 (19 MB out) forward 11.8-12.4 -> 9.0-9.2 ms and
+// backward-data 11.7-12.4 -> 8.9-9.0 ms, ResNet-50's 1x1 64->256 on 56x56 forward 25.9-26.7 ->
+// 15.1-16.2 ms, the same bits (bench/logs/i19m-train-conv-gemm-order.out). NIN's 11x11 stem (two
+// depth blocks) ran 7% slower chunked (30.6 -> 32.8, 31.8 -> 34.0 ms), so a deeper conv keeps the
+// tile order (bench/logs/i19m-pointwise-chunk-order.out).
+constexpr std::int64_t kOutputPastL2Bytes = std::int64_t{2} << 20;
+inline bool chunked_order_pays(int m, int k, std::int64_t columns) {
+  return k <= kMaxDepthBlock && static_cast<std::int64_t>(m) * columns * static_cast<std::int64_t>(sizeof(float)) > kOutputPastL2Bytes;
+}
 
 // How a conv GEMM is cut into tasks: pixel chunks x channel splits.
 struct Split {
@@ -246,7 +259,7 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
   const Split split = split_tasks(m, k, columns, threads);
   const std::int64_t skip = static_cast<std::int64_t>(o.channel_offset) * shape.out_plane();
   const SegmentStore out{y + skip, o.channels_of(shape), shape.out_plane(), shape.out_w(), o.residual ? o.residual + skip : nullptr};
-  const bool weights_fit_l2 = static_cast<std::int64_t>(m) * k * sizeof(float) <= kSmallWeightsBytes;
+  const bool tile_by_tile = static_cast<std::int64_t>(m) * k * sizeof(float) <= kSmallWeightsBytes && !chunked_order_pays(m, k, columns);
   const int block = depth_block(k);
 
   parallel_for_dynamic(split.chunks * split.row_splits, threads, [&](std::int64_t task) {
@@ -272,7 +285,7 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
       scratch.segment_counts[t] = gather.segment_count;
       gather.pack(k0, depth, scratch.panel(t));
     };
-    if (weights_fit_l2) {
+    if (tile_by_tile) {
       // Tile by tile through the whole depth: the tile's gather runs are found once, and its column
       // of C stays in cache between depth blocks; the weights stay in L2 throughout.
       for (std::int64_t q = q_begin; q < q_end; ++q) {
@@ -288,7 +301,7 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
       }
       return;
     }
-    // Big weights, BLIS's order: per depth block, the chunk's tiles are gathered once (L2), then each
+    // Big weights (or chunked_order_pays), BLIS's order: per depth block, the chunk's tiles are gathered once (L2), then each
     // weight panel is read once from memory and swept over them from L1.
     const int tiles = static_cast<int>(q_end - q_begin);
     for (int k0 = 0; k0 < k; k0 += block) {
