@@ -131,20 +131,29 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
 export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: number): string[] {
   const PQ = c.P * c.Q, l = h.layout, Wp = l.columns, IMG = imagePitch(l);
   // A halo of one slice stages every slice (the first build's text); a longer one only every positions/BK-th
-  // slice of the split, its start and pitch kept in the prologue's variables for the slices between.
+  // slice of the split, its start and pitch kept in the prologue's variables for the slices between, and
+  // copies only the elements up to the split's last position's rows: the pitch stays the whole staging's (the
+  // layout the bank-conflict check saw), and a staging cut short by `hi` reads no input past the split's.
   const every = h.positions > BK;
   const decl = every ? '' : 'const int ';
+  const copied = every ? 'copied' : 'length';
   const copy = [
     `const int o0 = int(j0 / ${c.Q}), o1 = int((j0 + ${h.positions - 1}) / ${c.Q});`,
     `${decl}first = o0 / ${c.P} * ${IMG} + o0 % ${c.P} * ${c.sh * Wp};`,
     `const int length = o1 / ${c.P} * ${IMG} + (o1 % ${c.P} * ${c.sh} + ${c.R - 1}) * ${Wp} + ${Wp - 1} - first + 1;`,
     `const int plane_d = (length - ${l.planeResidue}) & 63;`,
     `${decl}plane = length + (plane_d > 32 ? 64 - plane_d : plane_d & 1);`,
-    `const int staged = (${h.channels} * length + ${threads - 1}) / ${threads} * ${threads};`,
+    ...(every
+      ? [
+          `const int o_last = int((min(j0 + ${h.positions}, hi) - 1) / ${c.Q});  // the split's last position's row, when it ends in this staging`,
+          `const int copied = o_last / ${c.P} * ${IMG} + (o_last % ${c.P} * ${c.sh} + ${c.R - 1}) * ${Wp} + ${Wp - 1} - first + 1;`,
+        ]
+      : []),
+    `const int staged = (${h.channels} * ${copied} + ${threads - 1}) / ${threads} * ${threads};`,
     'for (int i = t; i < staged; i += ' + threads + ') {',
-    `  const int cl = min(i / length, ${h.channels - 1}), at = i - cl * length;`,
+    `  const int cl = min(i / ${copied}, ${h.channels - 1}), at = i - cl * ${copied};`,
     `  const int ch = ch0 + cl, f = first + at, img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, h = pr - ${c.ph}, u = f % ${IMG} % ${Wp} - ${c.pw};`,
-    `  const bool inside = ch < ${c.C} && at < length && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W};  // else padding, the gap after an image, or a spare: 0`,
+    `  const bool inside = ch < ${c.C} && at < ${copied} && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W};  // else padding, the gap after an image, or a spare: 0`,
     `  float v = nincc::ld(&x[((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${c.H * c.W} + min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1})]);`,
     ...(c.inBn ? ['  const float r_in_scale = nincc::ld(&h_in_scale[cl]);', '  const float r_in_shift = nincc::ld(&h_in_shift[cl]);'] : []),
     ...applyPendingFrom(c, 'v', fromRow).map((line) => `  ${line}`),
@@ -153,8 +162,8 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
   ];
   return [
     '// The staging\'s plane: slicePlane and planePitch (conv-mma-wgrad-halo.ts).',
-    `// Always the whole ${h.positions} positions, also for a staging cut short by \`hi\`: the layout's bank-conflict check (conv-mma-wgrad-halo-banks.ts)`,
-    '// saw whole stagings, and a spare position\'s loads are clamped into the batch.',
+    `// The pitch always of the whole ${h.positions} positions, also for a staging cut short by \`hi\`: the layout's bank-conflict check`,
+    '// (conv-mma-wgrad-halo-banks.ts) saw whole stagings; a spare position\'s loads are clamped into the batch.',
     ...(every
       ? [`if ((j0 - lo) % ${h.positions} == 0) {  // once every ${h.positions / BK} slices of the split: the same for every thread`, ...copy.map((line) => `  ${line}`), '}']
       : copy),
