@@ -66,6 +66,20 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-wgrad-halo.test.ts'],
   },
   {
+    name: "bf16 weight gradient's halo of several slices staged on the batch's multiples, not the split's",
+    file: 'compiler/backends/cuda/conv-mma-wgrad-halo.ts',
+    find: 'if ((j0 - lo) % ${h.positions} == 0)',
+    replace: 'if (j0 % ${h.positions} == 0)',
+    tests: ['test/emu-conv-mma-wgrad-halo-span.test.ts'],
+  },
+  {
+    name: "bf16 weight gradient's halo of several slices, cut at the split's end, copying one output row too few",
+    file: 'compiler/backends/cuda/conv-mma-wgrad-halo.ts',
+    find: 'hi) - 1) / ${c.Q});',
+    replace: 'hi) - 1) / ${c.Q}) - 1;',
+    tests: ['test/emu-conv-mma-wgrad-halo-span.test.ts'],
+  },
+  {
     name: "bf16 conv forward's along-k A staging (the 11×11/4 stem) reading the neighbouring tap",
     file: 'compiler/backends/cuda/conv-mma.ts',
     find: "        'const int crs = k0 + ko;',\n        `if (live && crs < ${CRS}) {`,",

@@ -16,7 +16,7 @@ import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rebuildTa
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords } from './conv-mma-wgrad-halo.js';
-import { chooseHalo } from './conv-mma-wgrad-halo-banks.js';
+import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
 import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { isOn, type Ablations } from '../../ablations.js';
@@ -191,10 +191,12 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   const wide = chooseMmaTile(CRS, c.K, wideTiles ? WIDE_CANDIDATES : CANDIDATES);
   // A k×k kernel stages its input rows once per slice in shared memory and builds A from there (conv-mma-wgrad-halo.ts);
   // a 1×1 kernel's A is x itself, read once.
-  const wideHalo = isOn(ablations, 'inputHalo') && RS > 1 ? chooseHalo(c, wide.bm, tileThreads(wide)) : undefined;
+  // A staging may cover several slices' positions, which shares the rows their taps overlap on (conv-mma-wgrad-halo-span.ts).
+  const span = isOn(ablations, 'haloSpan');
+  const wideHalo = isOn(ablations, 'inputHalo') && RS > 1 ? chooseHaloSpan(c, wide.bm, tileThreads(wide), span) : undefined;
   // With the halo, a k×k kernel may take the 256-tall tile, which halves dY''s re-reads (conv-mma-kxk-wgrad-tile.ts).
-  const tall = wideTiles && isOn(ablations, 'tallTiles') && wideHalo ? chooseKxkWgradTile(CRS, c.K, RS, c.gBn || c.gRelu ? 2 : 1, wideHalo.plane, WIDE_CANDIDATES) : wide;
-  const tallHalo = tall !== wide ? chooseHalo(c, tall.bm, tileThreads(tall)) : undefined;
+  const tall = wideTiles && isOn(ablations, 'tallTiles') && wideHalo ? chooseKxkWgradTile(CRS, c.K, RS, c.gBn || c.gRelu ? 2 : 1, (wideHalo.plane * BK) / wideHalo.positions, WIDE_CANDIDATES) : wide;
+  const tallHalo = tall !== wide ? chooseHaloSpan(c, tall.bm, tileThreads(tall), span) : undefined;
   const [tile, halo] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);

@@ -3,8 +3,8 @@
 // staging instruction can meet the halo, the shared-memory wavefronts it takes beyond one (the
 // emulator's rule, runtime/include/nincc/device/emu/profile.h: 32 banks of 4 bytes, lanes on one word
 // share it). A stageAlongK instruction reads 4 consecutive taps × 8 consecutive positions; which addresses
-// those are depends only on the slice's start within an image, the group's offset e in the slice and the
-// first tap's place in its channel's R·S taps (the planes' pitch is even, so a block's first channel does
+// those are depends only on the staging's start within an image, the group's offset e in the staging (a staging
+// covers `positions`, one or more slices) and the first tap's place in its channel's R·S taps (the planes' pitch is even, so a block's first channel does
 // not move the words' pairing). The halo's stores are conflict-free by construction (consecutive elements,
 // a plane's gap at most 32 elements).
 import { BK } from './conv-mma-tile.js';
@@ -23,24 +23,51 @@ function conflicted(words: Int32Array, count: number, bankWord: Int32Array): boo
 }
 
 /**
- * Whether any A staging instruction meets a bank conflict in layout `l`: over every slice start, group and
- * first tap (see the file's note), stopping at the first.
+ * Whether any A staging instruction meets a bank conflict in layout `l`: over every staging start, group and
+ * first tap (see the file's note), stopping at the first. A group's addresses depend only on its first
+ * position, its staging's first element and the planes' pitch: the stagings of many positions share those
+ * (a longer one's starts within a row mostly do), so each such group is checked once. `witnesses` holds the
+ * (staging start, group, first tap) of conflicts found in other layouts of the search, checked first: a
+ * layout's neighbours tend to conflict at the same place, and the search then stops early (it is the compile's
+ * largest cost); a conflict found is added to it.
  */
-export function stagingConflicts(g: Geometry, l: HaloLayout): boolean {
+export function stagingConflicts(g: Geometry, l: HaloLayout, positions: number, witnesses: [number, number, number][] = []): boolean {
   const RS = g.R * g.S, PQ = g.P * g.Q;
   const words = new Int32Array(32), bankWord = new Int32Array(32), bases = new Int32Array(8), taps = new Int32Array(4);
+  const stagingOf = (j0: number) => {
+    const { first, length } = slicePlane(g, l, Math.floor(j0 / g.Q), Math.floor((j0 + positions - 1) / g.Q));
+    return { first, pitch: planePitch(l, length) };
+  };
+  const groupBases = (j0: number, e: number, first: number) => {
+    for (let lane = 0; lane < 8; lane++) {
+      const j = j0 + 8 * e + lane, pq = j % PQ;
+      bases[lane] = paddedAt(l, Math.floor(j / PQ), Math.floor(pq / g.Q) * g.sh, (pq % g.Q) * g.sw) - first;
+    }
+  };
+  const tapConflicts = (crs0: number, pitch: number) => {
+    for (let i = 0; i < 4; i++) taps[i] = Math.floor((crs0 + i) / RS) * pitch + (Math.floor((crs0 + i) / g.S) % g.R) * l.columns + ((crs0 + i) % g.S);
+    for (let i = 0; i < 32; i++) words[i] = taps[i >> 3] + bases[i & 7];
+    return conflicted(words, 32, bankWord);
+  };
+  for (const [j0, e, crs0] of witnesses) {
+    const { first, pitch } = stagingOf(j0);
+    groupBases(j0, e, first);
+    if (tapConflicts(crs0, pitch)) return true;
+  }
+  const checked = new Map<string, Uint8Array>(); // per (staging start, pitch): the group starts already checked
   for (let j0 = 0; j0 < PQ; j0++) {
-    const { first, length } = slicePlane(g, l, Math.floor(j0 / g.Q), Math.floor((j0 + BK - 1) / g.Q));
-    const pitch = planePitch(l, length);
-    for (let e = 0; e < BK / 8; e++) {
-      for (let lane = 0; lane < 8; lane++) {
-        const j = j0 + 8 * e + lane, pq = j % PQ;
-        bases[lane] = paddedAt(l, Math.floor(j / PQ), Math.floor(pq / g.Q) * g.sh, (pq % g.Q) * g.sw) - first;
-      }
+    const { first, pitch } = stagingOf(j0);
+    const staging = `${first} ${pitch}`;
+    const seen = checked.get(staging) ?? new Uint8Array(PQ + positions);
+    checked.set(staging, seen);
+    for (let e = 0; e < positions / 8; e++) {
+      if (seen[j0 + 8 * e]) continue;
+      seen[j0 + 8 * e] = 1;
+      groupBases(j0, e, first);
       for (let crs0 = 0; crs0 < RS; crs0++) {
-        for (let i = 0; i < 4; i++) taps[i] = Math.floor((crs0 + i) / RS) * pitch + (Math.floor((crs0 + i) / g.S) % g.R) * l.columns + ((crs0 + i) % g.S);
-        for (let i = 0; i < 32; i++) words[i] = taps[i >> 3] + bases[i & 7];
-        if (conflicted(words, 32, bankWord)) return true;
+        if (!tapConflicts(crs0, pitch)) continue;
+        witnesses.push([j0, e, crs0]);
+        return true;
       }
     }
   }
@@ -50,25 +77,27 @@ export function stagingConflicts(g: Geometry, l: HaloLayout): boolean {
 /**
  * The layer's halo, or undefined where no layout is free of conflicts or the halo exceeds HALO_MAX_BYTES
  * (the layer then keeps the global gather): the first conflict-free layout among image gaps 0, the one that
- * makes crossing into the next image move the addresses as a row wrap does, then the rest, each with every
- * even plane residue from 16 on.
+ * makes crossing into the next image move the addresses as a row wrap does, then (`allGaps`) the rest, each
+ * with every even plane residue from 16 on. A staging of several slices has many more groups to check, so
+ * conv-mma-wgrad-halo-span.ts tries only the first two gaps for those: the compile stays well under a second.
  */
-export function chooseHalo(g: Geometry, bm: number, threads: number): Halo | undefined {
+export function chooseHalo(g: Geometry, bm: number, threads: number, positions: number = BK, allGaps = true): Halo | undefined {
   const rows = paddedRows(g), columns = paddedColumns(g);
-  const unpadded = haloSize(g, { rows, columns, imageGap: 0, planeResidue: 0 }, bm, threads);
+  const unpadded = haloSize(g, { rows, columns, imageGap: 0, planeResidue: 0 }, bm, threads, positions);
   if (unpadded.elements * 2 > HALO_MAX_BYTES) return undefined; // too large before any padding: no search
   const rowWrap = g.sh * columns - (g.Q - 1) * g.sw;
   const crossing = rows * columns - (g.P - 1) * g.sh * columns - (g.Q - 1) * g.sw;
   const likeRowWrap = (((rowWrap - crossing) % 64) + 64) % 64;
-  const gaps = [0, likeRowWrap, ...Array.from({ length: 64 }, (_, i) => i).filter((i) => i !== 0 && i !== likeRowWrap)];
+  const gaps = [0, likeRowWrap, ...(allGaps ? Array.from({ length: 64 }, (_, i) => i).filter((i) => i !== 0 && i !== likeRowWrap) : [])];
   const residues = Array.from({ length: 32 }, (_, i) => (16 + 2 * i) % 64);
+  const witnesses: [number, number, number][] = [];
   for (const imageGap of gaps) {
     for (const planeResidue of residues) {
       const layout = { rows, columns, imageGap, planeResidue };
-      if (stagingConflicts(g, layout)) continue;
-      const { channels, plane, elements } = haloSize(g, layout, bm, threads);
+      if (stagingConflicts(g, layout, positions, witnesses)) continue;
+      const { channels, plane, elements } = haloSize(g, layout, bm, threads, positions);
       const bytes = elements * 2;
-      return bytes <= HALO_MAX_BYTES ? { layout, channels, plane, elements, bytes } : undefined;
+      return bytes <= HALO_MAX_BYTES ? { layout, positions, channels, plane, elements, bytes } : undefined;
     }
   }
   return undefined;

@@ -56,11 +56,14 @@ export function planePitch(l: HaloLayout, length: number): number {
 }
 
 /**
- * A layer's halo: its layout, up to `channels` planes at a pitch of at most `plane` elements, `elements` in
- * all (the last plane runs on by up to a block's threads: haloStaging's spare stores).
+ * A layer's halo: its layout, the output positions one staging covers (`positions`, a whole number of BK
+ * slices: the slices after the first build A from the rows already staged), up to `channels` planes at a
+ * pitch of at most `plane` elements, `elements` in all (the last plane runs on by up to a block's threads:
+ * haloStaging's spare stores).
  */
 export interface Halo {
   readonly layout: HaloLayout;
+  readonly positions: number;
   readonly channels: number;
   readonly plane: number;
   readonly elements: number;
@@ -68,18 +71,18 @@ export interface Halo {
 }
 
 /**
- * The most channels any block's BM taps span, the longest plane and the largest pitch of any slice of BK
- * consecutive positions (a slice may start at any position of an image, as the splits' bounds fall
- * anywhere, and may run into the next images when an image has fewer than BK positions), and the
- * elements the halo needs for them with `threads` threads staging.
+ * The most channels any block's BM taps span, the longest plane and the largest pitch of any staging of
+ * `positions` consecutive positions (a staging may start at any position of an image, as the splits' bounds
+ * fall anywhere, and may run into the next images when an image has fewer positions), and the elements the
+ * halo needs for them with `threads` threads staging.
  */
-export function haloSize(g: Geometry, l: HaloLayout, bm: number, threads: number): { channels: number; plane: number; elements: number } {
+export function haloSize(g: Geometry, l: HaloLayout, bm: number, threads: number, positions: number): { channels: number; plane: number; elements: number } {
   const RS = g.R * g.S, CRS = g.C * RS, PQ = g.P * g.Q;
   let channels = 0;
   for (let m0 = 0; m0 < CRS; m0 += bm) channels = Math.max(channels, Math.floor((Math.min(m0 + bm, CRS) - 1) / RS) - Math.floor(m0 / RS) + 1);
   let plane = 0, length = 0;
   for (let j0 = 0; j0 < PQ; j0++) {
-    const slice = slicePlane(g, l, Math.floor(j0 / g.Q), Math.floor((j0 + BK - 1) / g.Q));
+    const slice = slicePlane(g, l, Math.floor(j0 / g.Q), Math.floor((j0 + positions - 1) / g.Q));
     length = Math.max(length, slice.length);
     plane = Math.max(plane, planePitch(l, slice.length));
   }
@@ -87,7 +90,7 @@ export function haloSize(g: Geometry, l: HaloLayout, bm: number, threads: number
 }
 
 /** report.txt's words for a halo. */
-export const haloWords = (h: Halo) => `input halo ${h.channels} planes at a pitch ≤ ${h.plane}, bf16 in shared (${h.bytes} B)`;
+export const haloWords = (h: Halo) => `input halo ${h.channels} planes at a pitch ≤ ${h.plane}, ${h.positions} positions a staging, bf16 in shared (${h.bytes} B)`;
 
 /**
  * Before the main loop: the halo, the block's first channel, and (for a pending BN) the block's channel
@@ -98,6 +101,7 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
   return [
     `NINCC_SHARED(nincc::bf16, halo, ${h.elements});  // up to ${h.channels} channel planes at a pitch ≤ ${h.plane} padded elements`,
     `const int ch0 = int(m0) / ${RS};  // the block's first channel`,
+    ...(h.positions > BK ? ['int first = 0, plane = 0;  // the staged plane\'s start and pitch, kept for the slices it covers'] : []),
     ...(c.inBn
       ? [
           `NINCC_SHARED(float, h_in_scale, ${h.channels});`,
@@ -113,8 +117,9 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
 }
 
 /**
- * Per slice (j0..j0 + BK − 1; A masks the positions past `hi`), before the barrier that precedes the A staging: the
- * slice's padded elements (slicePlane) copied into the halo, consecutive threads on consecutive elements
+ * Per slice (j0..j0 + BK − 1; A masks the positions past `hi`), before the barrier that precedes the A staging: at
+ * the split's first slice and every positions/BK-th after it, the padded elements (slicePlane) of the next
+ * `positions` positions copied into the halo, consecutive threads on consecutive elements
  * (a channel's rows are contiguous in x, so a warp reads 32 consecutive floats, and writes 64 consecutive
  * bytes, or two runs at most 31 elements apart across a plane's end); and the thread's four positions
  * ko = t % 8 + 8·e (stageAlongK's order) as the offset of their tap (0, 0) in a plane.
@@ -125,26 +130,45 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
  */
 export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: number): string[] {
   const PQ = c.P * c.Q, l = h.layout, Wp = l.columns, IMG = imagePitch(l);
-  return [
-    '// The slice\'s plane: slicePlane and planePitch (conv-mma-wgrad-halo.ts).',
-    '// Always the whole 32 positions, also for a slice cut short by `hi`: the layout\'s bank-conflict check (conv-mma-wgrad-halo-banks.ts)',
-    '// saw whole slices, and a spare position\'s loads are clamped into the batch.',
-    `const int o0 = int(j0 / ${c.Q}), o1 = int((j0 + ${BK - 1}) / ${c.Q});`,
-    `const int first = o0 / ${c.P} * ${IMG} + o0 % ${c.P} * ${c.sh * Wp};`,
+  // A halo of one slice stages every slice (the first build's text); a longer one only every positions/BK-th
+  // slice of the split, its start and pitch kept in the prologue's variables for the slices between, and
+  // copies only the elements up to the split's last position's rows: the pitch stays the whole staging's (the
+  // layout the bank-conflict check saw), and a staging cut short by `hi` reads no input past the split's.
+  const every = h.positions > BK;
+  const decl = every ? '' : 'const int ';
+  const copied = every ? 'copied' : 'length';
+  const copy = [
+    `const int o0 = int(j0 / ${c.Q}), o1 = int((j0 + ${h.positions - 1}) / ${c.Q});`,
+    `${decl}first = o0 / ${c.P} * ${IMG} + o0 % ${c.P} * ${c.sh * Wp};`,
     `const int length = o1 / ${c.P} * ${IMG} + (o1 % ${c.P} * ${c.sh} + ${c.R - 1}) * ${Wp} + ${Wp - 1} - first + 1;`,
-    `const int plane_d = (length - ${l.planeResidue}) & 63, plane = length + (plane_d > 32 ? 64 - plane_d : plane_d & 1);`,
-    `const int staged = (${h.channels} * length + ${threads - 1}) / ${threads} * ${threads};`,
+    `const int plane_d = (length - ${l.planeResidue}) & 63;`,
+    `${decl}plane = length + (plane_d > 32 ? 64 - plane_d : plane_d & 1);`,
+    ...(every
+      ? [
+          `const int o_last = int((min(j0 + ${h.positions}, hi) - 1) / ${c.Q});  // the split's last position's row, when it ends in this staging`,
+          `const int copied = o_last / ${c.P} * ${IMG} + (o_last % ${c.P} * ${c.sh} + ${c.R - 1}) * ${Wp} + ${Wp - 1} - first + 1;`,
+        ]
+      : []),
+    `const int staged = (${h.channels} * ${copied} + ${threads - 1}) / ${threads} * ${threads};`,
     'for (int i = t; i < staged; i += ' + threads + ') {',
-    `  const int cl = min(i / length, ${h.channels - 1}), at = i - cl * length;`,
+    `  const int cl = min(i / ${copied}, ${h.channels - 1}), at = i - cl * ${copied};`,
     `  const int ch = ch0 + cl, f = first + at, img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, h = pr - ${c.ph}, u = f % ${IMG} % ${Wp} - ${c.pw};`,
-    `  const bool inside = ch < ${c.C} && at < length && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W};  // else padding, the gap after an image, or a spare: 0`,
+    `  const bool inside = ch < ${c.C} && at < ${copied} && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W};  // else padding, the gap after an image, or a spare: 0`,
     `  float v = nincc::ld(&x[((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${c.H * c.W} + min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1})]);`,
     ...(c.inBn ? ['  const float r_in_scale = nincc::ld(&h_in_scale[cl]);', '  const float r_in_shift = nincc::ld(&h_in_shift[cl]);'] : []),
     ...applyPendingFrom(c, 'v', fromRow).map((line) => `  ${line}`),
     '  nincc::st(&halo[cl * plane + at], nincc::to_bf16(inside ? v : 0.0f));',
     '}',
+  ];
+  return [
+    '// The staging\'s plane: slicePlane and planePitch (conv-mma-wgrad-halo.ts).',
+    `// The pitch always of the whole ${h.positions} positions, also for a staging cut short by \`hi\`: the layout's bank-conflict check`,
+    '// (conv-mma-wgrad-halo-banks.ts) saw whole stagings; a spare position\'s loads are clamped into the batch.',
+    ...(every
+      ? [`if ((j0 - lo) % ${h.positions} == 0) {  // once every ${h.positions / BK} slices of the split: the same for every thread`, ...copy.map((line) => `  ${line}`), '}']
+      : copy),
     '// This thread\'s four positions of the slice: where their tap (0, 0) sits in a channel plane of the halo (inside',
-    '// it also past `hi`: the plane covers the whole 32), and which of them are the split\'s (bit e of a_live).',
+    `// it also past \`hi\`: the plane covers the whole ${h.positions}), and which of them are the split's (bit e of a_live).`,
     'int a_base[4], a_live = 0;',
     'NINCC_UNROLL',
     'for (int e = 0; e < 4; ++e) {',
