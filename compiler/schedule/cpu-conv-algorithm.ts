@@ -131,11 +131,10 @@ export const outputPastL2Bytes = 2 * 2 ** 20;
  * the implicit GEMM. The direct conv goes tile by tile through all K output rows, a plane apart; once
  * the call's output is past L2, each row of each tile is a write-allocate from memory, where the GEMM
  * switches to its chunked order (conv_gemm.h chunked_order_pays, the same bound) and writes 12 rows at
- * a time. Measured at 1 thread (bench/logs/i19n-cpu-choice-pointwise-ab.out): NIN's 96→96 on 56x56 ran
- * in 0.45× the direct conv's time from batch 2 (2.3 MiB out) up; nin-fashion's 1x1s (at most 1.5 MiB
- * out at batch 16) took 1.02-1.22× the direct conv's time on the GEMM, so they keep the direct conv.
- * (NIN's 96→96 at batch 1, 1.15 MiB out, ran 0.79× on the GEMM too: a bound between 0.4 and 1.1 MiB
- * would fit those points, but nothing between them was measured, so the GEMM's own bound stands.)
+ * a time. Measured at 1 thread, medians of three rounds (bench/logs/i19n-cpu-choice-pointwise-ab.out):
+ * on the GEMM, NIN's 96→96 on 56x56 took 0.86× the direct conv's time at batch 2 (2.3 MiB out), 0.59×
+ * at 4 and 0.46× at 16, but 0.79-1.05× at batch 1 (1.15 MiB): level, so it keeps the direct conv;
+ * nin-fashion's 1x1s (at most 1.5 MiB out at batch 16) took 1.02-1.25×, so they keep it too.
  */
 /** The deepest 1x1 conv any ISA's pointwise direct conv takes: kMaxDepthBlock, 256 on AVX2 and SSE/NEON (192 on AVX-512). */
 const deepestDirectDepth = 256;
