@@ -596,4 +596,18 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-train.test.ts'],
     only: 'two SGD steps',
   },
+  {
+    name: 'a large 1x1 inference conv kept on the pointwise direct conv (no GEMM branch generated)',
+    file: 'compiler/backends/cpu/render.ts',
+    find: 'else ${gemm}`];',
+    replace: 'else ${call(choice.algorithm, 0)}`];',
+    tests: ['test/cpu-choice-pointwise.test.ts'],
+  },
+  {
+    name: 'the pointwise GEMM bound doubled (4 MiB of output)',
+    file: 'compiler/schedule/cpu-conv-algorithm.ts',
+    find: 'export const outputPastL2Bytes = 2 * 2 ** 20;',
+    replace: 'export const outputPastL2Bytes = 4 * 2 ** 20;',
+    tests: ['test/cpu-choice-pointwise.test.ts'],
+  },
 ];

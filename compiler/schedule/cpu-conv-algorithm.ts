@@ -18,6 +18,8 @@ export interface ConvChoice {
   readonly reason: string;
   /** The algorithm run from `fromBatch` images up (its weights packed beside the first's), and why. */
   readonly large?: { readonly algorithm: ConvAlgorithm; readonly fromBatch: number; readonly reason: string };
+  /** A 1x1 conv: from `fromBatch` images up, the implicit GEMM itself rather than the pointwise direct conv, and why. */
+  readonly pointwiseGemm?: { readonly fromBatch: number; readonly reason: string };
 }
 
 /** The batches the choice is made for: one image (latency) and a typical serving/training batch. */
@@ -120,6 +122,34 @@ function largeBatchChoice(c: ConvConsts, base: ConvAlgorithm, relative: Readonly
   return { algorithm: best, fromBatch, reason };
 }
 
+/** conv_gemm.h's kOutputPastL2Bytes (render.ts static_asserts the two agree): an output past it is not held in L2. */
+export const outputPastL2Bytes = 2 * 2 ** 20;
+
+/**
+ * A 1x1 stride-1 unpadded conv's packed weights serve two algorithms, with the same bits: conv2d_forward
+ * takes the pointwise direct conv (conv_direct.h) where pointwise_direct_applies, conv2d_forward_packed
+ * the implicit GEMM. The direct conv goes tile by tile through all K output rows, a plane apart; once
+ * the call's output is past L2, each row of each tile is a write-allocate from memory, where the GEMM
+ * switches to its chunked order (conv_gemm.h chunked_order_pays, the same bound) and writes 12 rows at
+ * a time. Measured at 1 thread, medians of three rounds (bench/logs/i19n-cpu-choice-pointwise-ab.out):
+ * on the GEMM, NIN's 96→96 on 56x56 took 0.86× the direct conv's time at batch 2 (2.3 MiB out), 0.59×
+ * at 4 and 0.46× at 16, but 0.79-1.05× at batch 1 (1.15 MiB): level, so it keeps the direct conv;
+ * nin-fashion's 1x1s (at most 1.5 MiB out at batch 16) took 1.02-1.25×, so they keep it too.
+ */
+/** The deepest 1x1 conv any ISA's pointwise direct conv takes: kMaxDepthBlock, 256 on AVX2 and SSE/NEON (192 on AVX-512). */
+const deepestDirectDepth = 256;
+
+function pointwiseGemmChoice(c: ConvConsts): ConvChoice['pointwiseGemm'] {
+  if (c.R !== 1 || c.S !== 1 || c.sh !== 1 || c.sw !== 1 || c.ph !== 0 || c.pw !== 0) return undefined;
+  if (c.C > deepestDirectDepth) return undefined; // never the direct conv: conv2d_forward already runs the GEMM
+  const { oh, ow } = outSize(c);
+  const imageBytes = c.K * oh * ow * 4;
+  const fromBatch = Math.floor(outputPastL2Bytes / imageBytes) + 1;
+  if (c.maxBatch !== undefined && c.maxBatch < fromBatch) return undefined;
+  const reason = `its output is past L2 (${(outputPastL2Bytes / 2 ** 20).toFixed(0)} MiB) from this batch up (${(imageBytes / 2 ** 20).toFixed(2)} MiB an image), where the pointwise direct conv's tile-by-tile stores of all ${c.K} rows miss and the GEMM's chunked order does not`;
+  return { fromBatch, reason };
+}
+
 /** The algorithm for a conv whose folded weights are packed at fold time (and the one from some batch up), and why. */
 export function chooseConvAlgorithm(c: ConvConsts): ConvChoice {
   const direct = costBatches.map((n) => implicitGemmCycles(c, n));
@@ -140,7 +170,8 @@ export function chooseConvAlgorithm(c: ConvConsts): ConvChoice {
   else if (best === 'implicit_gemm') reason = `no Winograd variant models ${Math.round((1 - margin) * 100)}% faster (${others.join('; ')})`;
   else reason = `modeled ${at(best)} of the implicit GEMM's time${others.length ? `; ${others.join('; ')}` : ''}`;
   const large = largeBatchChoice(c, best, relative);
-  return large ? { algorithm: best, relative, reason, large } : { algorithm: best, relative, reason };
+  const pointwiseGemm = pointwiseGemmChoice(c);
+  return { algorithm: best, relative, reason, ...(large && { large }), ...(pointwiseGemm && { pointwiseGemm }) };
 }
 
 // Training transforms its weights on every call (conv.h conv2d_forward_winograd_training): U = G g G^T
@@ -211,6 +242,7 @@ export function convAlgorithmReport(programs: readonly Program[]): string[] {
     const choice = chooseConvAlgorithm(c);
     lines.push(`  ${step.kernel.padEnd(28)} ${shape}: ${algorithmName(choice.algorithm)}: ${choice.reason}`);
     if (choice.large) lines.push(`  ${step.kernel.padEnd(28)} ${shape}, from batch ${choice.large.fromBatch}: ${algorithmName(choice.large.algorithm)}: ${choice.large.reason}`);
+    if (choice.pointwiseGemm) lines.push(`  ${step.kernel.padEnd(28)} ${shape}, from batch ${choice.pointwiseGemm.fromBatch}: implicit GEMM, not the pointwise direct conv: ${choice.pointwiseGemm.reason}`);
   }
   return lines;
 }

@@ -5,7 +5,7 @@ import nunjucks from 'nunjucks';
 import { argIndex, type KernelStep, type Program } from '../../lower/program-ir.js';
 import type { BufferName, ConvShape, OpKind } from '../../lower/ops.js';
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
-import { type ConvAlgorithm, chooseConvAlgorithm, chooseTrainingConvAlgorithm, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
+import { type ConvAlgorithm, chooseConvAlgorithm, chooseTrainingConvAlgorithm, outputPastL2Bytes, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
 
@@ -104,6 +104,14 @@ function body(k: KernelStep): string[] {
           ? `conv2d_forward(shape, ${convInput(c)}, PackedConvWeights{${w}}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`
           : `conv2d_forward_winograd(${winogradKindCpp(a)}, shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`;
       };
+      // A 1x1 conv whose output outgrows L2 from some batch: the GEMM itself, not the pointwise direct conv.
+      const pointwiseGemm = c.u8Mean ? undefined : choice.pointwiseGemm;
+      if (pointwiseGemm) {
+        const gemm = `conv2d_forward_packed(shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`;
+        const bound = `static_assert(conv_gemm_detail::kOutputPastL2Bytes == ${outputPastL2Bytes}, "cpu-conv-algorithm.ts outputPastL2Bytes");`;
+        if (pointwiseGemm.fromBatch <= 1) return [convShape(c), bound, gemm];
+        return [convShape(c), bound, `if (${n} < ${pointwiseGemm.fromBatch}) ${call(choice.algorithm, 0)}`, `else ${gemm}`];
+      }
       if (!choice.large) return [convShape(c), call(choice.algorithm, 0)];
       return [
         convShape(c),
