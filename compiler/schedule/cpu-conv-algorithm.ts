@@ -122,6 +122,9 @@ function largeBatchChoice(c: ConvConsts, base: ConvAlgorithm, relative: Readonly
   return { algorithm: best, fromBatch, reason };
 }
 
+/** The deepest 1x1 conv any ISA's pointwise direct conv takes: kMaxDepthBlock, 256 on AVX2 and SSE/NEON (192 on AVX-512). */
+const deepestDirectDepth = 256;
+
 /** conv_gemm.h's kOutputPastL2Bytes (render.ts static_asserts the two agree): an output past it is not held in L2. */
 export const outputPastL2Bytes = 2 * 2 ** 20;
 
@@ -136,9 +139,6 @@ export const outputPastL2Bytes = 2 * 2 ** 20;
  * at 4 and 0.46× at 16, but 0.79-1.05× at batch 1 (1.15 MiB): level, so it keeps the direct conv;
  * nin-fashion's 1x1s (at most 1.5 MiB out at batch 16) took 1.02-1.25×, so they keep it too.
  */
-/** The deepest 1x1 conv any ISA's pointwise direct conv takes: kMaxDepthBlock, 256 on AVX2 and SSE/NEON (192 on AVX-512). */
-const deepestDirectDepth = 256;
-
 function pointwiseGemmChoice(c: ConvConsts): ConvChoice['pointwiseGemm'] {
   if (c.R !== 1 || c.S !== 1 || c.sh !== 1 || c.sw !== 1 || c.ph !== 0 || c.pw !== 0) return undefined;
   if (c.C > deepestDirectDepth) return undefined; // never the direct conv: conv2d_forward already runs the GEMM
