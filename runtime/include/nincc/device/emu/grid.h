@@ -154,11 +154,59 @@ inline void* grid_worker(void* run) {
   return nullptr;
 }
 
+inline uint3 block_coordinates(const KernelLaunch& k, uint64_t b) {
+  return uint3{unsigned(b % k.grid.x), unsigned(b / k.grid.x % k.grid.y), unsigned(b / (uint64_t(k.grid.x) * k.grid.y))};
+}
+
+// The block whose sectors sharing_split compares with block 0's along dimension d (grid size g > 1):
+// coordinate max(1, (g - 1) / 2), far from block 0 so that a halo two neighbours share does not pass
+// for data the whole dimension shares, and in a 1-D grid the interior sample's second block.
+inline uint64_t sharing_probe(const KernelLaunch& k, unsigned d) {
+  const unsigned g = d == 0 ? k.grid.x : d == 1 ? k.grid.y : k.grid.z;
+  const uint64_t c = std::max(1u, (g - 1) / 2);
+  return d == 0 ? c : d == 1 ? c * k.grid.x : c * k.grid.x * k.grid.y;
+}
+
+// Splits `block_sectors` (each block's distinct sectors, summed over the grid) into `into`'s
+// block_sectors_shared_* counters by block 0's sectors: a sector of block 0 is shared along
+// dimension d when the probe block of d (sharing_probe: block 0 moved along d only) reads it too. The
+// split is block 0's proportions, scaled to the total. `sectors_of(b)` gives block b's sector set,
+// running it if it was not run already. A tiled kernel reads what a whole grid row, column or slab
+// shares (weights, the A rows of a GEMM), so one probe per dimension tells it.
+template <class SectorsOf>
+void sharing_split(const KernelLaunch& k, double block_sectors, SectorsOf&& sectors_of, Counters& into) {
+  const std::unordered_set<uintptr_t> base = sectors_of(0);
+  if (base.empty()) return;
+  const unsigned grid[3] = {k.grid.x, k.grid.y, k.grid.z};
+  uint64_t along[8] = {};
+  std::unordered_set<uintptr_t> probes[3];
+  for (unsigned d = 0; d < 3; ++d)
+    if (grid[d] > 1) probes[d] = sectors_of(sharing_probe(k, d));
+  for (uintptr_t s : base) {
+    unsigned mask = 0;
+    for (unsigned d = 0; d < 3; ++d)
+      if (probes[d].count(s)) mask |= 1u << d;
+    ++along[mask];
+  }
+  for (unsigned mask = 0; mask < 8; ++mask)
+    into.*(kBlockSectorsSharedAlong[mask]) = uint64_t(block_sectors * double(along[mask]) / double(base.size()) + 0.5);
+}
+
+// Block b's distinct sectors, run alone on a profile of its own.
+inline std::unordered_set<uintptr_t> sectors_of_block(const KernelLaunch& k, uint64_t b) {
+  Profile probe;
+  KernelLaunch one = k;
+  one.profile = &probe;
+  this_thread_runner().run(one, block_coordinates(k, b));
+  return probe.last_block_sectors();
+}
+
 // A profiled launch on a sample of its blocks. Edge blocks (the last in x, y or z of a dimension
 // of several blocks, where tiles are partial) and interior blocks behave alike within their class in tiled kernels, so each class
 // runs up to `per_class` evenly spread blocks and its counts are scaled by size / sampled. Exact
 // when the blocks of a class do the same work; unique_global_sectors is then an overestimate,
-// since data blocks share (weights) is counted once per block.
+// since data blocks share (weights) is counted once per block; the block_sectors_shared_* split says
+// which data that is (sharing_split, reusing the sampled blocks' sectors where a probe is one of them).
 inline void sample_grid(const KernelLaunch& k, unsigned per_class) {
   std::vector<uint64_t> classes[2];  // interior, edge
   const uint64_t count = uint64_t(k.grid.x) * k.grid.y * k.grid.z;
@@ -170,6 +218,8 @@ inline void sample_grid(const KernelLaunch& k, unsigned per_class) {
     classes[edge].push_back(b);
   }
   Counters total;
+  double block_sectors = 0;
+  std::vector<std::pair<uint64_t, std::unordered_set<uintptr_t>>> ran;  // the sampled blocks' sectors
   for (const std::vector<uint64_t>& blocks : classes) {
     if (blocks.empty()) continue;
     const uint64_t n = std::min<uint64_t>(per_class, blocks.size());
@@ -178,11 +228,17 @@ inline void sample_grid(const KernelLaunch& k, unsigned per_class) {
     one.profile = &sample;
     for (uint64_t i = 0; i < n; ++i) {
       const uint64_t b = blocks[i * blocks.size() / n];
-      this_thread_runner().run(one, uint3{unsigned(b % k.grid.x), unsigned(b / k.grid.x % k.grid.y),
-                                          unsigned(b / (uint64_t(k.grid.x) * k.grid.y))});
+      this_thread_runner().run(one, block_coordinates(k, b));
+      ran.emplace_back(b, sample.last_block_sectors());
     }
     add_scaled(total, sample.counters, double(blocks.size()) / double(n));
+    block_sectors += double(sample.block_sectors) * double(blocks.size()) / double(n);
   }
+  sharing_split(k, block_sectors, [&](uint64_t b) {
+    for (const auto& [block, sectors] : ran)
+      if (block == b) return sectors;
+    return sectors_of_block(k, b);
+  }, total);
   k.profile->counters = total;
 }
 
@@ -198,7 +254,23 @@ inline void run_grid(const KernelLaunch& k, const LaunchOptions& options) {
       k.profile ? 1u : unsigned(std::max<uint64_t>(1, std::min<uint64_t>(options.workers, run.count)));
   if (workers == 1) {
     BlockRunner& runner = this_thread_runner();
-    for (uint64_t p = 0; p < run.count; ++p) runner.run(k, run.block_at(p));
+    // A profile keeps the sectors of block 0 and of the probes as they run: running them again for
+    // sharing_split would apply a kernel that updates in place (SGD) twice.
+    std::vector<std::pair<uint64_t, std::unordered_set<uintptr_t>>> kept;
+    const uint64_t probes[3] = {sharing_probe(k, 0), sharing_probe(k, 1), sharing_probe(k, 2)};
+    for (uint64_t p = 0; p < run.count; ++p) {
+      const uint3 c = run.block_at(p);
+      runner.run(k, c);
+      const uint64_t b = c.x + uint64_t(k.grid.x) * (c.y + uint64_t(k.grid.y) * c.z);
+      if (k.profile && (b == 0 || b == probes[0] || b == probes[1] || b == probes[2]))
+        kept.emplace_back(b, k.profile->last_block_sectors());
+    }
+    if (k.profile)
+      sharing_split(k, double(k.profile->block_sectors), [&](uint64_t b) {
+        for (const auto& [block, sectors] : kept)
+          if (block == b) return sectors;
+        throw KernelError("sharing_split: a probe block did not run");  // cannot happen: every block ran
+      }, k.profile->counters);
     return;
   }
   std::unique_ptr<pthread_t[]> helpers(new pthread_t[workers - 1]);
