@@ -17,6 +17,7 @@ const none = {
   block_sectors_shared_xz: 0,
   block_sectors_shared_yz: 0,
   block_sectors_shared_xyz: 0,
+  block_sectors_halo_x: 0,
 };
 const MB = 1024 * 1024;
 
@@ -68,5 +69,17 @@ describe('HBM traffic through L2', () => {
 
   it('a counter line without a grid (emu_test --counts) is charged its distinct sectors', () => {
     expect(hbmSectors({ ...none, blocks: 4, unique_global_sectors: 384, block_sectors_private: 999 }, H100, 1).sectors).toBe(384);
+  });
+});
+
+describe('HBM traffic of a halo', () => {
+  it('a halo the block before read is charged to it: once, when the reuse along x fits in L2', () => {
+    // A 5×5 conv's data gradient: 784 blocks along x, each with 4k sectors of its own and 8k it shares
+    // with its predecessor (the halo of its 128 positions). The 264 blocks in flight hold 264 × 4k
+    // sectors + one halo = 33 MB < 50 MB: HBM moves each block's own 4k only.
+    const c: SharingCounts = { ...none, grid: [784, 1, 1], blocks: 784, block_sectors_private: 784 * 4096, block_sectors_halo_x: 784 * 8192 };
+    expect(hbmSectors(c, H100, 2).sectors).toBe(784 * 4096);
+    // On a card with 16 MB of L2 the halo is gone before the next block reads it: charged per block.
+    expect(hbmSectors(c, { ...H100, l2Bytes: 16 * MB }, 2).sectors).toBe(784 * (4096 + 8192));
   });
 });

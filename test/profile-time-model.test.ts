@@ -25,6 +25,7 @@ const none: KernelCounts = {
   block_sectors_shared_xz: 0,
   block_sectors_shared_yz: 0,
   block_sectors_shared_xyz: 0,
+  block_sectors_halo_x: 0,
 };
 
 describe('time model', () => {

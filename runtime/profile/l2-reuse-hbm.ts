@@ -19,6 +19,8 @@ export interface SharingCounts {
   readonly block_sectors_shared_xz: number;
   readonly block_sectors_shared_yz: number;
   readonly block_sectors_shared_xyz: number;
+  /** Sectors a block's predecessor along x read too (a halo): brought into L2 by the block before. */
+  readonly block_sectors_halo_x: number;
 }
 
 /** The split counters by a mask of the dimensions their sectors are shared along (bit 0 x, 1 y, 2 z), as profile.h orders them. */
@@ -46,8 +48,9 @@ export interface HbmEstimate {
  * block `stride(d)` = product of the faster dimensions' sizes later, so between two reads of it the
  * distinct sectors of about W = max(stride(d), resident) consecutive blocks pass through L2 (windowBytes):
  * when they fit in L2 the sector is charged once per group of blocks along d, otherwise once per block
- * (no free reuse). A launch without a grid (`emu_test --counts`' micro-kernels) is charged its
- * distinct sectors.
+ * (no free reuse). A halo sector along x is charged to the block before, which read it first: nothing
+ * when x's reuse fits, once per block otherwise. A launch without a grid (`emu_test --counts`'
+ * micro-kernels) is charged its distinct sectors.
  */
 export function hbmSectors(c: SharingCounts, gpu: GpuSpec, residentBlocksPerSm: number): HbmEstimate {
   const grid = c.grid && c.grid.length === 3 && c.grid.every((g) => g > 0) ? c.grid : undefined;
@@ -64,13 +67,15 @@ export function hbmSectors(c: SharingCounts, gpu: GpuSpec, residentBlocksPerSm: 
     for (let d = 0; d < 3; d++) if (mask & (1 << d) && reuseFits[d]) sharers *= grid[d];
     sectors += c[name] / sharers;
   });
+  if (!reuseFits[0]) sectors += c.block_sectors_halo_x;
   return { sectors, reuseFits };
 }
 
 /**
  * The distinct bytes of `window` consecutive blocks: each block's share of a split counter, times the
  * window, over how many of the window's blocks read the same sector (along d: window / stride(d)
- * blocks, between 1 and the grid's size in d).
+ * blocks, between 1 and the grid's size in d); a halo once, for the window's first block (each later
+ * one's was read by the block before it).
  */
 export function windowBytes(c: SharingCounts, grid: readonly number[], window: number): number {
   const stride = [1, grid[0], grid[0] * grid[1]];
@@ -80,5 +85,6 @@ export function windowBytes(c: SharingCounts, grid: readonly number[], window: n
     for (let d = 0; d < 3; d++) if (mask & (1 << d)) sharers *= Math.min(grid[d], Math.max(1, Math.floor(window / stride[d])));
     sectors += ((c[name] / c.blocks) * window) / sharers;
   });
+  sectors += c.block_sectors_halo_x / c.blocks;
   return sectors * SECTOR_BYTES;
 }

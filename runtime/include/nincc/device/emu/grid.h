@@ -158,38 +158,58 @@ inline uint3 block_coordinates(const KernelLaunch& k, uint64_t b) {
   return uint3{unsigned(b % k.grid.x), unsigned(b / k.grid.x % k.grid.y), unsigned(b / (uint64_t(k.grid.x) * k.grid.y))};
 }
 
-// The block whose sectors sharing_split compares with block 0's along dimension d (grid size g > 1):
-// coordinate max(1, (g - 1) / 2), far from block 0 so that a halo two neighbours share does not pass
-// for data the whole dimension shares, and in a 1-D grid the interior sample's second block.
-inline uint64_t sharing_probe(const KernelLaunch& k, unsigned d) {
-  const unsigned g = d == 0 ? k.grid.x : d == 1 ? k.grid.y : k.grid.z;
-  const uint64_t c = std::max(1u, (g - 1) / 2);
-  return d == 0 ? c : d == 1 ? c * k.grid.x : c * k.grid.x * k.grid.y;
+// The blocks sharing_split compares. The base is block 1 along x (block 0 in a grid one block wide),
+// so that it has a predecessor along x, block 0, to share a halo with. A far probe per dimension d
+// moves the base along d only, far enough (two blocks or more where the grid allows) that a halo two
+// neighbours share does not pass for data the whole dimension shares; in a 1-D grid it is, for most
+// sizes, the interior sample's second block. -1: none (a dimension of one block; x of two blocks,
+// where the predecessor is the only other block).
+struct SharingProbes {
+  uint64_t base;
+  int64_t predecessor;
+  int64_t far[3];
+};
+
+inline SharingProbes sharing_probes(const KernelLaunch& k) {
+  const uint64_t gx = k.grid.x, gy = k.grid.y, gz = k.grid.z;
+  const uint64_t bx = gx > 1 ? 1 : 0;
+  SharingProbes p{bx, gx > 1 ? 0 : -1, {-1, -1, -1}};
+  if (gx > 2) p.far[0] = int64_t(std::max<uint64_t>(bx + 2, (gx - 1) / 2) < gx ? std::max<uint64_t>(bx + 2, (gx - 1) / 2) : gx - 1);
+  if (gy > 1) p.far[1] = int64_t(bx + std::max<uint64_t>(1, (gy - 1) / 2) * gx);
+  if (gz > 1) p.far[2] = int64_t(bx + std::max<uint64_t>(1, (gz - 1) / 2) * gx * gy);
+  return p;
 }
 
 // Splits `block_sectors` (each block's distinct sectors, summed over the grid) into `into`'s
-// block_sectors_shared_* counters by block 0's sectors: a sector of block 0 is shared along
-// dimension d when the probe block of d (sharing_probe: block 0 moved along d only) reads it too. The
-// split is block 0's proportions, scaled to the total. `sectors_of(b)` gives block b's sector set,
-// running it if it was not run already. A tiled kernel reads what a whole grid row, column or slab
-// shares (weights, the A rows of a GEMM), so one probe per dimension tells it.
+// block_sectors_* counters by the base block's sectors (sharing_probes): a sector is shared along d
+// when the far probe of d reads it too (along x in a grid two blocks wide: when block 0 does); it is
+// halo along x when block 0, its predecessor, reads it but the far probe of x does not — the
+// predecessor has brought it in already, as each block does for the next one's halo. The split is the
+// base's proportions, scaled to the total. `sectors_of(b)` gives block b's sector set, running it if
+// it was not run already. A tiled kernel reads what a whole grid row, column or slab shares (weights,
+// the A rows of a GEMM) and a halo its neighbour along the tiles reads, so these probes tell them.
 template <class SectorsOf>
 void sharing_split(const KernelLaunch& k, double block_sectors, SectorsOf&& sectors_of, Counters& into) {
-  const std::unordered_set<uintptr_t> base = sectors_of(0);
+  const SharingProbes probes = sharing_probes(k);
+  const std::unordered_set<uintptr_t> base = sectors_of(probes.base);
   if (base.empty()) return;
-  const unsigned grid[3] = {k.grid.x, k.grid.y, k.grid.z};
-  uint64_t along[8] = {};
-  std::unordered_set<uintptr_t> probes[3];
+  std::unordered_set<uintptr_t> predecessor, far[3];
+  if (probes.predecessor >= 0) predecessor = sectors_of(uint64_t(probes.predecessor));
   for (unsigned d = 0; d < 3; ++d)
-    if (grid[d] > 1) probes[d] = sectors_of(sharing_probe(k, d));
+    if (probes.far[d] >= 0) far[d] = sectors_of(uint64_t(probes.far[d]));
+  uint64_t along[8] = {}, halo = 0;
   for (uintptr_t s : base) {
+    const bool in_predecessor = predecessor.count(s) > 0;
     unsigned mask = 0;
-    for (unsigned d = 0; d < 3; ++d)
-      if (probes[d].count(s)) mask |= 1u << d;
-    ++along[mask];
+    if (probes.far[0] >= 0 ? far[0].count(s) > 0 : in_predecessor) mask |= 1u;
+    for (unsigned d = 1; d < 3; ++d)
+      if (far[d].count(s)) mask |= 1u << d;
+    if (!(mask & 1u) && in_predecessor) ++halo;
+    else ++along[mask];
   }
-  for (unsigned mask = 0; mask < 8; ++mask)
-    into.*(kBlockSectorsSharedAlong[mask]) = uint64_t(block_sectors * double(along[mask]) / double(base.size()) + 0.5);
+  const auto share = [&](uint64_t n) { return uint64_t(block_sectors * double(n) / double(base.size()) + 0.5); };
+  for (unsigned mask = 0; mask < 8; ++mask) into.*(kBlockSectorsSharedAlong[mask]) = share(along[mask]);
+  into.block_sectors_halo_x = share(halo);
 }
 
 // Block b's distinct sectors, run alone on a profile of its own.
@@ -254,16 +274,17 @@ inline void run_grid(const KernelLaunch& k, const LaunchOptions& options) {
       k.profile ? 1u : unsigned(std::max<uint64_t>(1, std::min<uint64_t>(options.workers, run.count)));
   if (workers == 1) {
     BlockRunner& runner = this_thread_runner();
-    // A profile keeps the sectors of block 0 and of the probes as they run: running them again for
+    // A profile keeps the sectors of the probe blocks as they run: running them again for
     // sharing_split would apply a kernel that updates in place (SGD) twice.
     std::vector<std::pair<uint64_t, std::unordered_set<uintptr_t>>> kept;
-    const uint64_t probes[3] = {sharing_probe(k, 0), sharing_probe(k, 1), sharing_probe(k, 2)};
+    const SharingProbes probes = sharing_probes(k);
     for (uint64_t p = 0; p < run.count; ++p) {
       const uint3 c = run.block_at(p);
       runner.run(k, c);
-      const uint64_t b = c.x + uint64_t(k.grid.x) * (c.y + uint64_t(k.grid.y) * c.z);
-      if (k.profile && (b == 0 || b == probes[0] || b == probes[1] || b == probes[2]))
-        kept.emplace_back(b, k.profile->last_block_sectors());
+      const int64_t b = int64_t(c.x + uint64_t(k.grid.x) * (c.y + uint64_t(k.grid.y) * c.z));
+      if (k.profile && (b == int64_t(probes.base) || b == probes.predecessor || b == probes.far[0] ||
+                        b == probes.far[1] || b == probes.far[2]))
+        kept.emplace_back(uint64_t(b), k.profile->last_block_sectors());
     }
     if (k.profile)
       sharing_split(k, double(k.profile->block_sectors), [&](uint64_t b) {

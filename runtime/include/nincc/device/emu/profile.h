@@ -39,12 +39,16 @@ struct Counters {
   uint64_t unique_global_sectors = 0;
   // Each block's distinct global sectors summed over the grid (what HBM moves if no block reuses another's
   // data), split by the grid dimensions along which other blocks read the same sector: `_x` sectors are
-  // also read by the blocks that differ only in blockIdx.x, and so on (sharing_split in grid.h). The time
+  // also read by the blocks that differ only in blockIdx.x, and so on (sharing_split in grid.h), and
+  // halo_x below. The time
   // model charges a shared sector to HBM once per sharing group when the reuse fits in L2 (docs/profile.md).
   uint64_t block_sectors_private = 0;
   uint64_t block_sectors_shared_x = 0, block_sectors_shared_y = 0, block_sectors_shared_xy = 0;
   uint64_t block_sectors_shared_z = 0, block_sectors_shared_xz = 0, block_sectors_shared_yz = 0;
   uint64_t block_sectors_shared_xyz = 0;
+  // Sectors the block's predecessor along x reads too but the far blocks along x do not: a halo,
+  // brought into L2 by the block before (not in the split above).
+  uint64_t block_sectors_halo_x = 0;
 };
 
 // One lane's part of a warp instruction: `bytes` at `address`.
@@ -125,6 +129,7 @@ inline constexpr CounterField kCounterFields[] = {
     {"block_sectors_shared_xz", &Counters::block_sectors_shared_xz},
     {"block_sectors_shared_yz", &Counters::block_sectors_shared_yz},
     {"block_sectors_shared_xyz", &Counters::block_sectors_shared_xyz},
+    {"block_sectors_halo_x", &Counters::block_sectors_halo_x},
 };
 
 // The split counters indexed by a mask of the dimensions a sector is shared along (bit 0 x, 1 y, 2 z).
