@@ -43,24 +43,22 @@ export interface HbmEstimate {
 }
 
 /**
- * HBM sectors of one launch. Blocks start in linear order (x fastest) and `resident` of them run at
- * once (SMs × blocks per SM, at most the grid). A sector shared along dimension d is next read by a
- * block `stride(d)` = product of the faster dimensions' sizes later, so between two reads of it the
- * distinct sectors of about W = max(stride(d), resident) consecutive blocks pass through L2 (windowBytes):
- * when they fit in L2 the sector is charged once per group of blocks along d, otherwise once per block
+ * HBM sectors of one launch. Blocks start in linear order (x fastest), one as another ends once the
+ * GPU is full. A sector shared along dimension d is read next by the block stride(d) later (the
+ * product of the faster dimensions' sizes), which reads it as far into its work as the first did, so
+ * in between the blocks in flight move about as many bytes as stride(d) whole blocks do, however many
+ * run at once: the distinct sectors of stride(d) consecutive blocks (windowBytes). When they fit in
+ * L2 the sector is charged once per group of blocks along d, otherwise once per block that reads it
  * (no free reuse). A halo sector along x is charged to the block before, which read it first: nothing
  * when x's reuse fits, once per block otherwise. A launch without a grid (`emu_test --counts`'
  * micro-kernels) is charged its distinct sectors.
  */
-export function hbmSectors(c: SharingCounts, gpu: GpuSpec, residentBlocksPerSm: number): HbmEstimate {
+export function hbmSectors(c: SharingCounts, gpu: GpuSpec): HbmEstimate {
   const grid = c.grid && c.grid.length === 3 && c.grid.every((g) => g > 0) ? c.grid : undefined;
   if (!grid) return { sectors: c.unique_global_sectors, reuseFits: [false, false, false] };
   const blocks = grid[0] * grid[1] * grid[2];
-  const resident = Math.min(blocks, gpu.sms * Math.max(1, residentBlocksPerSm));
   const stride = [1, grid[0], grid[0] * grid[1]];
-  const reuseFits = [0, 1, 2].map(
-    (d) => windowBytes(c, grid, Math.min(blocks, Math.max(stride[d], resident))) <= gpu.l2Bytes,
-  ) as [boolean, boolean, boolean];
+  const reuseFits = [0, 1, 2].map((d) => windowBytes(c, grid, Math.min(blocks, stride[d])) <= gpu.l2Bytes) as [boolean, boolean, boolean];
   let sectors = 0;
   SHARED_ALONG.forEach((name, mask) => {
     let sharers = 1;

@@ -42,7 +42,7 @@ const MMA_FLOPS = { tf32_m16n8k8: 2 * 16 * 8 * 8, bf16_m16n8k16: 2 * 16 * 8 * 16
 /** Blocks that run at once on the whole GPU (from ptxas's registers and shared memory; 1 per SM if unknown). */
 export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocksPerSm = 1): Prediction {
   const clockHz = gpu.clockGHz * 1e9;
-  const hbm = hbmSectors(counts, gpu, residentBlocksPerSm).sectors;
+  const hbm = hbmSectors(counts, gpu).sectors;
   const micros = (seconds: number) => seconds * 1e6;
   const pipeMicros: Record<Pipe, number> = {
     fp32: micros(counts.ffma / (gpu.sms * gpu.fp32LanesPerSm * clockHz)),
