@@ -5,20 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { GPUS } from '../runtime/profile/gpus.js';
 import { hbmSectors, windowBytes, type SharingCounts } from '../runtime/profile/l2-reuse-hbm.js';
 import { predictKernel } from '../runtime/profile/time-model.js';
+import { NO_SECTORS } from './profile-l2-zero-counts.js';
 
 const H100 = GPUS.h100; // 132 SMs, 50 MB L2
-const none = {
-  unique_global_sectors: 0,
-  block_sectors_private: 0,
-  block_sectors_shared_x: 0,
-  block_sectors_shared_y: 0,
-  block_sectors_shared_xy: 0,
-  block_sectors_shared_z: 0,
-  block_sectors_shared_xz: 0,
-  block_sectors_shared_yz: 0,
-  block_sectors_shared_xyz: 0,
-  block_sectors_halo_x: 0,
-};
+const none = NO_SECTORS;
 const MB = 1024 * 1024;
 
 describe('HBM traffic through L2', () => {

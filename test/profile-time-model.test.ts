@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { GPUS, gpuNamed } from '../runtime/profile/gpus.js';
 import { occupancy } from '../runtime/profile/occupancy.js';
 import { predictKernel, type KernelCounts } from '../runtime/profile/time-model.js';
+import { NO_SECTORS } from './profile-l2-zero-counts.js';
 
 const none: KernelCounts = {
   kernel: 'k',
@@ -16,16 +17,7 @@ const none: KernelCounts = {
   async_copy_sectors: 0,
   shared_load_wavefronts: 0,
   shared_store_wavefronts: 0,
-  unique_global_sectors: 0,
-  block_sectors_private: 0,
-  block_sectors_shared_x: 0,
-  block_sectors_shared_y: 0,
-  block_sectors_shared_xy: 0,
-  block_sectors_shared_z: 0,
-  block_sectors_shared_xz: 0,
-  block_sectors_shared_yz: 0,
-  block_sectors_shared_xyz: 0,
-  block_sectors_halo_x: 0,
+  ...NO_SECTORS,
 };
 
 describe('time model', () => {
