@@ -92,7 +92,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
       sms: H100_WHITEPAPER,
       clockGHz: `${H100_DATASHEET}: 67 TFLOP/s fp32 = 132 SMs × 128 lanes × 2 × 1.98 GHz`,
       fp32LanesPerSm: H100_WHITEPAPER,
-      bf16TensorTflops: `${H100_DATASHEET}: 1,979 TFLOP/s with sparsity, half of it dense`,
+      bf16TensorTflops: `${H100_DATASHEET}: 1,979 TFLOP/s with sparsity, half of it dense; = 132 SMs × 4096 FLOP/clk (${H100_WHITEPAPER}: twice ${A100_WHITEPAPER}'s 1024 dense FMA/clk per SM) × 1.83 GHz, a lower clock than clockGHz, which the fp32, shared and L2 pipes use`,
       tf32TensorTflops: `${H100_DATASHEET}: 989 TFLOP/s with sparsity, half of it dense`,
       hbmGBps: `${H100_DATASHEET}: 3.35 TB/s`,
       l2BytesPerClock: 'assumed: the A100 figure (the H100 whitepaper gives none); to fit with ncu.sh',
