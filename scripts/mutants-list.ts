@@ -17,6 +17,20 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: 'HBM model: data shared across blocks reused in L2 whatever the L2 size',
+    file: 'runtime/profile/l2-reuse-hbm.ts',
+    find: 'if (mask & (1 << d) && reuseFits[d]) sharers *= grid[d];',
+    replace: 'if (mask & (1 << d)) sharers *= grid[d];',
+    tests: ['test/profile-l2-reuse.test.ts'],
+  },
+  {
+    name: 'HBM model: a halo charged to every block that reads it, even when it stays in L2',
+    file: 'runtime/profile/l2-reuse-hbm.ts',
+    find: '  if (!reuseFits[0]) sectors += c.block_sectors_halo_x;',
+    replace: '  sectors += c.block_sectors_halo_x;',
+    tests: ['test/profile-l2-reuse.test.ts'],
+  },
+  {
     name: 'tall bf16 weight-gradient tile staging the wide tile\'s (smaller) input halo',
     file: 'compiler/backends/cuda/conv-mma-grad.ts',
     find: 'const [tile, halo] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];',

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { GPUS, gpuNamed } from '../runtime/profile/gpus.js';
 import { occupancy } from '../runtime/profile/occupancy.js';
 import { predictKernel, type KernelCounts } from '../runtime/profile/time-model.js';
+import { NO_SECTORS } from './profile-l2-zero-counts.js';
 
 const none: KernelCounts = {
   kernel: 'k',
@@ -16,12 +17,13 @@ const none: KernelCounts = {
   async_copy_sectors: 0,
   shared_load_wavefronts: 0,
   shared_store_wavefronts: 0,
-  unique_global_sectors: 0,
+  ...NO_SECTORS,
 };
 
 describe('time model', () => {
   it('a streaming kernel is bound by HBM: bytes / bandwidth, plus launch and one wave', () => {
-    const p = predictKernel({ ...none, global_load_sectors: 31_250_000, unique_global_sectors: 31_250_000 }, gpuNamed('h100'));
+    // One launch of 132 blocks, each streaming its own data: HBM moves every block's sectors.
+    const p = predictKernel({ ...none, grid: [132, 1, 1], global_load_sectors: 31_250_000, block_sectors_private: 31_250_000 }, gpuNamed('h100'));
     // 10^9 bytes at 3.35 TB/s = 298.5 µs; L2 moves them in 10^9 / (5120 B × 1.98 GHz) = 98.6 µs.
     expect(p.bound).toBe('hbm');
     expect(p.pipeMicros.hbm).toBeCloseTo(1e9 / 3.35e12 * 1e6, 6);

@@ -18,6 +18,17 @@ NINCC_KERNEL void copy_strided(const float* __restrict__ in, float* __restrict__
 }
 NINCC_EXPORT(copy_strided);
 
+// out[i] = in[i-1] + in[i] + in[i+1] (missing neighbours left out): each block reads a one-float halo
+// on either side, which the neighbouring blocks read too (the profile's halo_x split).
+NINCC_KERNEL void stencil3(const float* __restrict__ in, float* __restrict__ out, int n) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  float sum = nincc::ld(&in[i]);
+  if (i > 0) sum += nincc::ld(&in[i - 1]);
+  if (i + 1 < n) sum += nincc::ld(&in[i + 1]);
+  nincc::st(&out[i], sum);
+}
+NINCC_EXPORT(stencil3);
+
 // out = inᵀ for an n×n matrix (n a multiple of 32): 32×32 tiles, blocks of 32×8 threads, four rows
 // per thread. Cols = 32: a warp reading a tile column hits one bank 32 times; Cols = 33 staggers it.
 template <int Cols>

@@ -55,7 +55,9 @@ std::vector<MicroCase> micro_cases() {
                     {&Counters::global_load_sectors, 512},
                     {&Counters::global_store_instructions, 128},
                     {&Counters::global_store_sectors, 512},
-                    {&Counters::unique_global_sectors, 1024}}});
+                    {&Counters::unique_global_sectors, 1024},
+                    // Block 0 and its probe (block 7) read and write disjoint halves: nothing shared.
+                    {&Counters::block_sectors_private, 1024}}});
   // copy_strided, 1024 outputs (4 blocks of 256, 32 warps). Stride 8 floats = 32 bytes: each lane's
   // load is its own sector, 32 per instruction; stride 2: a warp spans 256 bytes, 8 sectors. Stores
   // stay 4 sectors. Unique: stride 8 touches 1024 load sectors, stride 2 all 256 sectors of its
@@ -71,7 +73,8 @@ std::vector<MicroCase> micro_cases() {
                       {&Counters::global_load_sectors, stride == 8 ? 1024u : 256u},
                       {&Counters::global_store_instructions, 32},
                       {&Counters::global_store_sectors, 128},
-                      {&Counters::unique_global_sectors, stride == 8 ? 1152u : 384u}}});
+                      {&Counters::unique_global_sectors, stride == 8 ? 1152u : 384u},
+                      {&Counters::block_sectors_private, stride == 8 ? 1152u : 384u}}});
   // transpose of 64×64: 2×2 blocks of 32×8 threads = 32 warps, each 4 rows: 128 instructions of
   // each kind. Global rows are 128 bytes (4 sectors). Shared stores write a tile row: 32 banks, one
   // wavefront. Shared loads read a tile column: with 32 columns all 32 words are in one bank (32
@@ -97,13 +100,17 @@ std::vector<MicroCase> micro_cases() {
                       {&Counters::shared_load_instructions, 128},
                       {&Counters::shared_load_wavefronts, padded ? 128u : 4096u},
                       {&Counters::shared_bank_conflicts, padded ? 0u : 3968u},
-                      {&Counters::unique_global_sectors, 1024}}});
+                      {&Counters::unique_global_sectors, 1024},
+                      {&Counters::block_sectors_private, 1024}}});
   // sgemm_tiled16, m = n = k = 32: 2×2 blocks of 16×16 threads (8 warps of two 16-thread rows), two
   // k-tiles. Per warp and tile: one load each of A and B, two 64-byte row pieces = 4 sectors; one
   // shared store each (32 consecutive words: 1 wavefront); 16 steps of two shared loads (as[ty][kk]:
   // two words on banks kk and kk+16; bs[kk][tx]: 16 consecutive words — 1 wavefront each). So 32
   // warps × 2 tiles × 2 = 128 loads (512 sectors) and stores, 2048 shared loads, 1024 threads × 32
   // FMAs, 32 global stores of 4 sectors, 2 barriers per tile per block; unique 3 × 128 sectors.
+  // Sharing: a block reads 16 rows of A (64 sectors) that block (1, 0) reads too (shared along x), 16
+  // columns of B (32 rows × 2 sectors) that block (0, 1) reads too (along y), and writes 32 sectors of
+  // C alone: 160 per block, 640 in all, split 64 : 64 : 32.
   cases.push_back({"sgemm_tiled16",
                    [] {
                      const int s = 32;
@@ -122,7 +129,10 @@ std::vector<MicroCase> micro_cases() {
                     {&Counters::shared_load_wavefronts, 2048},
                     {&Counters::global_store_instructions, 32},
                     {&Counters::global_store_sectors, 128},
-                    {&Counters::unique_global_sectors, 384}}});
+                    {&Counters::unique_global_sectors, 384},
+                    {&Counters::block_sectors_private, 128},
+                    {&Counters::block_sectors_shared_x, 256},
+                    {&Counters::block_sectors_shared_y, 256}}});
   // ldmatrix_mma_loop, k = 64: 4 steps. Each step: cp.async of A (32 lanes × 16 bytes, 16 rows of
   // 32 bytes: 16 sectors) and of B (16 lanes, 256 contiguous bytes: 8 sectors); ldmatrix.x4 of A
   // (rows 48 bytes apart: each matrix's 8 rows on distinct banks, 4 wavefronts) and .x2.trans of B
@@ -144,16 +154,19 @@ std::vector<MicroCase> micro_cases() {
                     {&Counters::shared_load_wavefronts, 24},
                     {&Counters::global_store_instructions, 2},
                     {&Counters::global_store_sectors, 16},
-                    {&Counters::unique_global_sectors, 112}}});
+                    {&Counters::unique_global_sectors, 112},
+                    {&Counters::block_sectors_private, 112}}});
   return cases;
 }
 
 }  // namespace
 
 void test_sampled_profile();
+void test_sharing_halo();
 
 void test_profile() {
   test_sampled_profile();
+  test_sharing_halo();
   for (const MicroCase& c : micro_cases()) {
     const Counters got = c.run();
     for (const CounterField& f : kCounterFields) {
@@ -169,7 +182,8 @@ void test_profile() {
 
 // A sampled launch: sgemm_tiled16 on 48×48×48 is a 3×3 grid of 4 interior and 5 edge blocks that
 // all do the same work, so one block per class, scaled by 4 and 5, must give the full launch's
-// counts (all but unique_global_sectors, which a sample overestimates by design).
+// counts (all but unique_global_sectors, which a sample overestimates by design), the sharing split
+// included: 9 blocks × (96 A + 96 B + 32 C sectors) = 2016, split 864 : 864 : 288.
 void test_sampled_profile() {
   const int s = 48;
   Buffer<float> a(s * s, 0), b(s * s, 0), c(s * s);
@@ -183,11 +197,39 @@ void test_sampled_profile() {
                      c.data(), s, s, s);
   CHECK_MSG(p.counters.blocks_run == 2, "a sample of one block per class ran " + std::to_string(p.counters.blocks_run));
   CHECK(full.blocks_run == 9);
+  CHECK_MSG(full.block_sectors_shared_x == 864 && full.block_sectors_shared_y == 864 && full.block_sectors_private == 288,
+            "full 3x3 sgemm split " + std::to_string(full.block_sectors_shared_x) + " / " +
+                std::to_string(full.block_sectors_shared_y) + " / " + std::to_string(full.block_sectors_private));
   for (const CounterField& f : kCounterFields) {
     if (f.member == &Counters::unique_global_sectors || f.member == &Counters::blocks_run) continue;
     CHECK_MSG(p.counters.*(f.member) == full.*(f.member),
               std::string("sampled ") + f.name + ": " + std::to_string(p.counters.*(f.member)) + ", full launch " +
                   std::to_string(full.*(f.member)));
+  }
+}
+
+// The halo split on stencil3 over 256 floats in 8 blocks of 32 (64-byte aligned: 4 sectors a block).
+// Block b reads in-sectors 4b-1 (lane 0's left neighbour) to 4b+4 (lane 31's right one) and writes 4
+// out-sectors: 10 sectors, 9 for blocks 0 and 7: 78 in all, 64 distinct. The base, block 1, reads
+// in-sectors 3..8; block 0 (its predecessor) reads 0..4 and the far probe (block 3) 11..16, so 3 and 4
+// are halo: 2 of its 10 sectors, 78 · 2/10 → 16; the other 8 private, 78 · 8/10 → 62. The model then
+// charges 62 sectors (the halo to the block before), against 64 distinct: blocks 0 and 7 read less.
+// Sampled 2 per class: interior blocks 0 and 3 (9 + 10 sectors, × 7/2) and edge block 7 (9): 75.5 in
+// all, split 15 (75.5 · 2/10 = 15.1) and 60 (60.4): the sample's usual error where block 0 differs.
+void test_sharing_halo() {
+  const int n = 256;
+  Buffer<float> in(n, 0), out(n);
+  for (unsigned sample : {0u, 2u}) {
+    nincc::emu::Profile p;
+    nincc::emu::LaunchOptions options;
+    options.profile = &p;
+    options.sample_per_class = sample;
+    nincc::emu::launch("stencil3", dim3(8), dim3(32), 0, options, &stencil3, in.data(), out.data(), n);
+    const std::string run = sample ? "sampled" : "full";
+    const uint64_t halo = sample ? 15 : 16, own = sample ? 60 : 62;
+    CHECK_MSG(p.counters.block_sectors_halo_x == halo && p.counters.block_sectors_private == own,
+              "stencil3 " + run + ": halo_x " + std::to_string(p.counters.block_sectors_halo_x) + ", private " +
+                  std::to_string(p.counters.block_sectors_private));
   }
 }
 

@@ -18,6 +18,8 @@ export interface GpuSpec {
   readonly hbmGBps: number;
   /** L2 read bandwidth, bytes per clock for the whole chip. */
   readonly l2BytesPerClock: number;
+  /** L2 capacity, bytes: how much a launch's blocks can reuse before it is evicted (l2-reuse-hbm.ts). */
+  readonly l2Bytes: number;
   /** Shared memory serves one 128-byte wavefront per SM per clock (32 banks × 4 bytes). */
   readonly sharedWavefrontsPerSmPerClock: number;
   /** What one kernel costs beyond its work: launch and the first wave's memory round trip, µs. */
@@ -51,6 +53,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
     tf32TensorTflops: 156,
     hbmGBps: 2039,
     l2BytesPerClock: 5120,
+    l2Bytes: 40 * 1024 * 1024,
     sharedWavefrontsPerSmPerClock: 1,
     launchMicros: 3,
     waveLatencyMicros: 1,
@@ -63,6 +66,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
       tf32TensorTflops: `${A100_DATASHEET}: 156 TFLOP/s dense`,
       hbmGBps: `${A100_DATASHEET}: 2,039 GB/s`,
       l2BytesPerClock: `${A100_WHITEPAPER}: 5120 bytes/clk L2 read bandwidth (2.3× V100's at the clocks)`,
+      l2Bytes: `${A100_WHITEPAPER}: 40 MB L2`,
       sharedWavefrontsPerSmPerClock: BANKS,
       launchMicros: LAUNCH,
       waveLatencyMicros: LATENCY,
@@ -79,6 +83,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
     tf32TensorTflops: 494.7,
     hbmGBps: 3350,
     l2BytesPerClock: 5120,
+    l2Bytes: 50 * 1024 * 1024,
     sharedWavefrontsPerSmPerClock: 1,
     launchMicros: 3,
     waveLatencyMicros: 1,
@@ -87,10 +92,11 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
       sms: H100_WHITEPAPER,
       clockGHz: `${H100_DATASHEET}: 67 TFLOP/s fp32 = 132 SMs × 128 lanes × 2 × 1.98 GHz`,
       fp32LanesPerSm: H100_WHITEPAPER,
-      bf16TensorTflops: `${H100_DATASHEET}: 1,979 TFLOP/s with sparsity, half of it dense`,
+      bf16TensorTflops: `${H100_DATASHEET}: 1,979 TFLOP/s with sparsity, half of it dense; = 132 SMs × 4096 FLOP/clk (${H100_WHITEPAPER}: twice ${A100_WHITEPAPER}'s 1024 dense FMA/clk per SM) × 1.83 GHz, a lower clock than clockGHz, which the fp32, shared and L2 pipes use`,
       tf32TensorTflops: `${H100_DATASHEET}: 989 TFLOP/s with sparsity, half of it dense`,
       hbmGBps: `${H100_DATASHEET}: 3.35 TB/s`,
       l2BytesPerClock: 'assumed: the A100 figure (the H100 whitepaper gives none); to fit with ncu.sh',
+      l2Bytes: `${H100_WHITEPAPER}: 50 MB L2`,
       sharedWavefrontsPerSmPerClock: BANKS,
       launchMicros: LAUNCH,
       waveLatencyMicros: LATENCY,
@@ -107,6 +113,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
     tf32TensorTflops: 494.7,
     hbmGBps: 4800,
     l2BytesPerClock: 5120,
+    l2Bytes: 50 * 1024 * 1024,
     sharedWavefrontsPerSmPerClock: 1,
     launchMicros: 3,
     waveLatencyMicros: 1,
@@ -119,6 +126,7 @@ export const GPUS: Readonly<Record<string, GpuSpec>> = {
       tf32TensorTflops: `${H200_DATASHEET}: 989 TFLOP/s with sparsity, half of it dense`,
       hbmGBps: `${H200_DATASHEET}: 4.8 TB/s HBM3e`,
       l2BytesPerClock: 'assumed: the A100 figure; to fit with ncu.sh',
+      l2Bytes: `${H200_DATASHEET}: the H100's GH100 chip, 50 MB L2 (${H100_WHITEPAPER})`,
       sharedWavefrontsPerSmPerClock: BANKS,
       launchMicros: LAUNCH,
       waveLatencyMicros: LATENCY,

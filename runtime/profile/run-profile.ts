@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Plan } from '../../compiler/emit/plan.js';
 import { load, syntheticImages } from '../model.js';
 import type { GpuSpec } from './gpus.js';
+import { SHARED_ALONG } from './l2-reuse-hbm.js';
 import { occupancy } from './occupancy.js';
 import { predictKernel, type KernelCounts, type Prediction } from './time-model.js';
 
@@ -48,9 +49,9 @@ export interface ProfileReport {
   readonly occupancyKnown: boolean;
 }
 
-type CounterLine = Record<string, number> & { kernel: string; emulated_ms?: number };
+type CounterLine = Record<string, number> & { kernel: string; grid: number[]; emulated_ms?: number };
 
-const COUNTERS = ['blocks', 'ffma', 'mma_tf32_m16n8k8', 'mma_bf16_m16n8k16', 'global_load_sectors', 'global_store_sectors', 'async_copy_sectors', 'shared_load_wavefronts', 'shared_store_wavefronts', 'shared_bank_conflicts', 'unique_global_sectors'] as const;
+const COUNTERS = ['blocks', 'ffma', 'mma_tf32_m16n8k8', 'mma_bf16_m16n8k16', 'global_load_sectors', 'global_store_sectors', 'async_copy_sectors', 'shared_load_wavefronts', 'shared_store_wavefronts', 'shared_bank_conflicts', 'unique_global_sectors', ...SHARED_ALONG, 'block_sectors_halo_x'] as const;
 
 /** The JSON lines NINCC_EMU_PROFILE appended, from line `from` on. */
 function counterLines(file: string, from: number): CounterLine[] {
@@ -81,11 +82,12 @@ export function ptxasResources(report: string, arch: string): Map<string, { regi
   return out;
 }
 
-/** Sums each kernel's launches (a kernel is one step, so this only adds repeated calls). */
-function summed(lines: readonly CounterLine[]): Map<string, { launches: number; emulatedMillis: number; counts: Record<string, number> }> {
-  const by = new Map<string, { launches: number; emulatedMillis: number; counts: Record<string, number> }>();
+/** Sums each kernel's launches (a kernel is one step, so this only adds repeated calls, on the same grid: the HBM model needs it). */
+function summed(lines: readonly CounterLine[]): Map<string, { launches: number; emulatedMillis: number; grid: number[]; counts: Record<string, number> }> {
+  const by = new Map<string, { launches: number; emulatedMillis: number; grid: number[]; counts: Record<string, number> }>();
   for (const l of lines) {
-    const row = by.get(l.kernel) ?? { launches: 0, emulatedMillis: 0, counts: Object.fromEntries(COUNTERS.map((c) => [c, 0])) };
+    const row = by.get(l.kernel) ?? { launches: 0, emulatedMillis: 0, grid: l.grid, counts: Object.fromEntries(COUNTERS.map((c) => [c, 0])) };
+    if (row.grid.join() !== l.grid.join()) throw new Error(`kernel ${l.kernel} launched on grids [${row.grid}] and [${l.grid}]: the HBM model takes one grid per kernel`);
     row.launches++;
     row.emulatedMillis += l.emulated_ms ?? 0;
     for (const c of COUNTERS) row.counts[c] += l[c] ?? 0;
@@ -143,7 +145,7 @@ export async function profileArtifact(dir: string, options: ProfileOptions): Pro
 
   const kernels: KernelProfile[] = [];
   for (const { phase, lines } of phases) {
-    for (const [kernel, { launches, emulatedMillis, counts }] of summed(lines)) {
+    for (const [kernel, { launches, emulatedMillis, grid, counts }] of summed(lines)) {
       const step = steps.get(kernel);
       const res = resources.get(kernel);
       const launch = step?.launch;
@@ -151,7 +153,7 @@ export async function profileArtifact(dir: string, options: ProfileOptions): Pro
         res && launch
           ? occupancy({ threadsPerBlock: launch.block[0] * launch.block[1] * launch.block[2], registersPerThread: res.registers, sharedBytesPerBlock: res.sharedBytes + launch.shared }, options.gpu).blocksPerSm
           : undefined;
-      const c = { kernel, ...(counts as Omit<KernelCounts, 'kernel'> & { shared_bank_conflicts: number }) };
+      const c = { kernel, grid, ...(counts as Omit<KernelCounts, 'kernel' | 'grid'> & { shared_bank_conflicts: number }) };
       kernels.push({ kernel, phase, source: step?.source ?? '', launches, emulatedMillis, counts: c, ...(blocksPerSm ? { blocksPerSm } : {}), prediction: predictKernel(c, options.gpu, blocksPerSm ?? 1) });
     }
   }

@@ -2,9 +2,10 @@
 // (gpus.ts) — the slowest of its pipes at peak rate, plus launch and unhidden latency — and what
 // bounds it. Pure functions over plain data; bench/gpu/ncu.sh is where its error gets measured.
 import type { GpuSpec } from './gpus.js';
+import { hbmSectors, type SharingCounts } from './l2-reuse-hbm.js';
 
 /** The emulator's counters for one launch, scaled to the whole grid (`emu_test --counts` prints them). */
-export interface KernelCounts {
+export interface KernelCounts extends SharingCounts {
   readonly kernel: string;
   readonly blocks: number;
   readonly ffma: number;
@@ -15,7 +16,6 @@ export interface KernelCounts {
   readonly async_copy_sectors: number;
   readonly shared_load_wavefronts: number;
   readonly shared_store_wavefronts: number;
-  readonly unique_global_sectors: number;
 }
 
 export const PIPES = ['fp32', 'tensor', 'shared', 'l2', 'hbm'] as const;
@@ -25,6 +25,8 @@ export interface Prediction {
   readonly kernel: string;
   /** Each pipe's busy time at its peak rate, µs. */
   readonly pipeMicros: Readonly<Record<Pipe, number>>;
+  /** Sectors HBM moves (l2-reuse-hbm.ts): each block's, less the reuse an L2 of the card's size keeps. */
+  readonly hbmSectors: number;
   /** The pipe with the longest busy time. */
   readonly bound: Pipe;
   /** Launch plus unhidden latency, µs. */
@@ -40,6 +42,7 @@ const MMA_FLOPS = { tf32_m16n8k8: 2 * 16 * 8 * 8, bf16_m16n8k16: 2 * 16 * 8 * 16
 /** Blocks that run at once on the whole GPU (from ptxas's registers and shared memory; 1 per SM if unknown). */
 export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocksPerSm = 1): Prediction {
   const clockHz = gpu.clockGHz * 1e9;
+  const hbm = hbmSectors(counts, gpu).sectors;
   const micros = (seconds: number) => seconds * 1e6;
   const pipeMicros: Record<Pipe, number> = {
     fp32: micros(counts.ffma / (gpu.sms * gpu.fp32LanesPerSm * clockHz)),
@@ -55,7 +58,7 @@ export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocks
       ((counts.global_load_sectors + counts.global_store_sectors + counts.async_copy_sectors) * SECTOR_BYTES) /
         (gpu.l2BytesPerClock * clockHz),
     ),
-    hbm: micros((counts.unique_global_sectors * SECTOR_BYTES) / (gpu.hbmGBps * 1e9)),
+    hbm: micros((hbm * SECTOR_BYTES) / (gpu.hbmGBps * 1e9)),
   };
   const bound = PIPES.reduce((best, p) => (pipeMicros[p] > pipeMicros[best] ? p : best), PIPES[0]);
   const waves = Math.ceil(counts.blocks / (gpu.sms * Math.max(1, residentBlocksPerSm)));
@@ -64,6 +67,7 @@ export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocks
   return {
     kernel: counts.kernel,
     pipeMicros,
+    hbmSectors: hbm,
     bound,
     overheadMicros,
     micros: total,

@@ -154,11 +154,79 @@ inline void* grid_worker(void* run) {
   return nullptr;
 }
 
+inline uint3 block_coordinates(const KernelLaunch& k, uint64_t b) {
+  return uint3{unsigned(b % k.grid.x), unsigned(b / k.grid.x % k.grid.y), unsigned(b / (uint64_t(k.grid.x) * k.grid.y))};
+}
+
+// The blocks sharing_split compares. The base is block 1 along x (block 0 in a grid one block wide),
+// so that it has a predecessor along x, block 0, to share a halo with. A far probe per dimension d
+// moves the base along d only, far enough (two blocks or more where the grid allows) that a halo two
+// neighbours share does not pass for data the whole dimension shares; in a 1-D grid it is, for most
+// sizes, the interior sample's second block. -1: none (a dimension of one block; x of two blocks,
+// where the predecessor is the only other block).
+struct SharingProbes {
+  uint64_t base;
+  int64_t predecessor;
+  int64_t far[3];
+};
+
+inline SharingProbes sharing_probes(const KernelLaunch& k) {
+  const uint64_t gx = k.grid.x, gy = k.grid.y, gz = k.grid.z;
+  const uint64_t bx = gx > 1 ? 1 : 0;
+  SharingProbes p{bx, gx > 1 ? 0 : -1, {-1, -1, -1}};
+  if (gx > 2) p.far[0] = int64_t(std::max<uint64_t>(bx + 2, (gx - 1) / 2) < gx ? std::max<uint64_t>(bx + 2, (gx - 1) / 2) : gx - 1);
+  if (gy > 1) p.far[1] = int64_t(bx + std::max<uint64_t>(1, (gy - 1) / 2) * gx);
+  if (gz > 1) p.far[2] = int64_t(bx + std::max<uint64_t>(1, (gz - 1) / 2) * gx * gy);
+  return p;
+}
+
+// Splits `block_sectors` (each block's distinct sectors, summed over the grid) into `into`'s
+// block_sectors_* counters by the base block's sectors (sharing_probes): a sector is shared along d
+// when the far probe of d reads it too (along x in a grid two blocks wide: when block 0 does); it is
+// halo along x when block 0, its predecessor, reads it but the far probe of x does not — the
+// predecessor has brought it in already, as each block does for the next one's halo. The split is the
+// base's proportions, scaled to the total. `sectors_of(b)` gives block b's sector set, running it if
+// it was not run already. A tiled kernel reads what a whole grid row, column or slab shares (weights,
+// the A rows of a GEMM) and a halo its neighbour along the tiles reads, so these probes tell them.
+template <class SectorsOf>
+void sharing_split(const KernelLaunch& k, double block_sectors, SectorsOf&& sectors_of, Counters& into) {
+  const SharingProbes probes = sharing_probes(k);
+  const std::unordered_set<uintptr_t> base = sectors_of(probes.base);
+  if (base.empty()) return;
+  std::unordered_set<uintptr_t> predecessor, far[3];
+  if (probes.predecessor >= 0) predecessor = sectors_of(uint64_t(probes.predecessor));
+  for (unsigned d = 0; d < 3; ++d)
+    if (probes.far[d] >= 0) far[d] = sectors_of(uint64_t(probes.far[d]));
+  uint64_t along[8] = {}, halo = 0;
+  for (uintptr_t s : base) {
+    const bool in_predecessor = predecessor.count(s) > 0;
+    unsigned mask = 0;
+    if (probes.far[0] >= 0 ? far[0].count(s) > 0 : in_predecessor) mask |= 1u;
+    for (unsigned d = 1; d < 3; ++d)
+      if (far[d].count(s)) mask |= 1u << d;
+    if (!(mask & 1u) && in_predecessor) ++halo;
+    else ++along[mask];
+  }
+  const auto share = [&](uint64_t n) { return uint64_t(block_sectors * double(n) / double(base.size()) + 0.5); };
+  for (unsigned mask = 0; mask < 8; ++mask) into.*(kBlockSectorsSharedAlong[mask]) = share(along[mask]);
+  into.block_sectors_halo_x = share(halo);
+}
+
+// Block b's distinct sectors, run alone on a profile of its own.
+inline std::unordered_set<uintptr_t> sectors_of_block(const KernelLaunch& k, uint64_t b) {
+  Profile probe;
+  KernelLaunch one = k;
+  one.profile = &probe;
+  this_thread_runner().run(one, block_coordinates(k, b));
+  return probe.last_block_sectors();
+}
+
 // A profiled launch on a sample of its blocks. Edge blocks (the last in x, y or z of a dimension
 // of several blocks, where tiles are partial) and interior blocks behave alike within their class in tiled kernels, so each class
 // runs up to `per_class` evenly spread blocks and its counts are scaled by size / sampled. Exact
 // when the blocks of a class do the same work; unique_global_sectors is then an overestimate,
-// since data blocks share (weights) is counted once per block.
+// since data blocks share (weights) is counted once per block; the block_sectors_shared_* split says
+// which data that is (sharing_split, reusing the sampled blocks' sectors where a probe is one of them).
 inline void sample_grid(const KernelLaunch& k, unsigned per_class) {
   std::vector<uint64_t> classes[2];  // interior, edge
   const uint64_t count = uint64_t(k.grid.x) * k.grid.y * k.grid.z;
@@ -170,6 +238,8 @@ inline void sample_grid(const KernelLaunch& k, unsigned per_class) {
     classes[edge].push_back(b);
   }
   Counters total;
+  double block_sectors = 0;
+  std::vector<std::pair<uint64_t, std::unordered_set<uintptr_t>>> ran;  // the sampled blocks' sectors
   for (const std::vector<uint64_t>& blocks : classes) {
     if (blocks.empty()) continue;
     const uint64_t n = std::min<uint64_t>(per_class, blocks.size());
@@ -178,11 +248,17 @@ inline void sample_grid(const KernelLaunch& k, unsigned per_class) {
     one.profile = &sample;
     for (uint64_t i = 0; i < n; ++i) {
       const uint64_t b = blocks[i * blocks.size() / n];
-      this_thread_runner().run(one, uint3{unsigned(b % k.grid.x), unsigned(b / k.grid.x % k.grid.y),
-                                          unsigned(b / (uint64_t(k.grid.x) * k.grid.y))});
+      this_thread_runner().run(one, block_coordinates(k, b));
+      ran.emplace_back(b, sample.last_block_sectors());
     }
     add_scaled(total, sample.counters, double(blocks.size()) / double(n));
+    block_sectors += double(sample.block_sectors) * double(blocks.size()) / double(n);
   }
+  sharing_split(k, block_sectors, [&](uint64_t b) {
+    for (const auto& [block, sectors] : ran)
+      if (block == b) return sectors;
+    return sectors_of_block(k, b);
+  }, total);
   k.profile->counters = total;
 }
 
@@ -198,7 +274,24 @@ inline void run_grid(const KernelLaunch& k, const LaunchOptions& options) {
       k.profile ? 1u : unsigned(std::max<uint64_t>(1, std::min<uint64_t>(options.workers, run.count)));
   if (workers == 1) {
     BlockRunner& runner = this_thread_runner();
-    for (uint64_t p = 0; p < run.count; ++p) runner.run(k, run.block_at(p));
+    // A profile keeps the sectors of the probe blocks as they run: running them again for
+    // sharing_split would apply a kernel that updates in place (SGD) twice.
+    std::vector<std::pair<uint64_t, std::unordered_set<uintptr_t>>> kept;
+    const SharingProbes probes = sharing_probes(k);
+    for (uint64_t p = 0; p < run.count; ++p) {
+      const uint3 c = run.block_at(p);
+      runner.run(k, c);
+      const int64_t b = int64_t(c.x + uint64_t(k.grid.x) * (c.y + uint64_t(k.grid.y) * c.z));
+      if (k.profile && (b == int64_t(probes.base) || b == probes.predecessor || b == probes.far[0] ||
+                        b == probes.far[1] || b == probes.far[2]))
+        kept.emplace_back(uint64_t(b), k.profile->last_block_sectors());
+    }
+    if (k.profile)
+      sharing_split(k, double(k.profile->block_sectors), [&](uint64_t b) {
+        for (const auto& [block, sectors] : kept)
+          if (block == b) return sectors;
+        throw KernelError("sharing_split: a probe block did not run");  // cannot happen: every block ran
+      }, k.profile->counters);
     return;
   }
   std::unique_ptr<pthread_t[]> helpers(new pthread_t[workers - 1]);

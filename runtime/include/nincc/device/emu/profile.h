@@ -37,6 +37,18 @@ struct Counters {
   uint64_t shared_bank_conflicts = 0;  // wavefronts beyond one per phase (loads and stores)
   // Distinct 32-byte global sectors the launch touched: what DRAM must move at least once.
   uint64_t unique_global_sectors = 0;
+  // Each block's distinct global sectors summed over the grid (what HBM moves if no block reuses another's
+  // data), split by the grid dimensions along which other blocks read the same sector: `_x` sectors are
+  // also read by the blocks that differ only in blockIdx.x, and so on (sharing_split in grid.h), and
+  // halo_x below. The time
+  // model charges a shared sector to HBM once per sharing group when the reuse fits in L2 (docs/profile.md).
+  uint64_t block_sectors_private = 0;
+  uint64_t block_sectors_shared_x = 0, block_sectors_shared_y = 0, block_sectors_shared_xy = 0;
+  uint64_t block_sectors_shared_z = 0, block_sectors_shared_xz = 0, block_sectors_shared_yz = 0;
+  uint64_t block_sectors_shared_xyz = 0;
+  // Sectors the block's predecessor along x reads too but the far blocks along x do not: a halo,
+  // brought into L2 by the block before (not in the split above).
+  uint64_t block_sectors_halo_x = 0;
 };
 
 // One lane's part of a warp instruction: `bytes` at `address`.
@@ -109,7 +121,22 @@ inline constexpr CounterField kCounterFields[] = {
     {"shared_store_wavefronts", &Counters::shared_store_wavefronts},
     {"shared_bank_conflicts", &Counters::shared_bank_conflicts},
     {"unique_global_sectors", &Counters::unique_global_sectors},
+    {"block_sectors_private", &Counters::block_sectors_private},
+    {"block_sectors_shared_x", &Counters::block_sectors_shared_x},
+    {"block_sectors_shared_y", &Counters::block_sectors_shared_y},
+    {"block_sectors_shared_xy", &Counters::block_sectors_shared_xy},
+    {"block_sectors_shared_z", &Counters::block_sectors_shared_z},
+    {"block_sectors_shared_xz", &Counters::block_sectors_shared_xz},
+    {"block_sectors_shared_yz", &Counters::block_sectors_shared_yz},
+    {"block_sectors_shared_xyz", &Counters::block_sectors_shared_xyz},
+    {"block_sectors_halo_x", &Counters::block_sectors_halo_x},
 };
+
+// The split counters indexed by a mask of the dimensions a sector is shared along (bit 0 x, 1 y, 2 z).
+inline constexpr uint64_t Counters::*kBlockSectorsSharedAlong[8] = {
+    &Counters::block_sectors_private,   &Counters::block_sectors_shared_x,  &Counters::block_sectors_shared_y,
+    &Counters::block_sectors_shared_xy, &Counters::block_sectors_shared_z,  &Counters::block_sectors_shared_xz,
+    &Counters::block_sectors_shared_yz, &Counters::block_sectors_shared_xyz};
 static_assert(sizeof(kCounterFields) / sizeof(kCounterFields[0]) * sizeof(uint64_t) == sizeof(Counters),
               "kCounterFields must name every counter");
 
@@ -134,10 +161,17 @@ inline void write_counters_json(std::FILE* out, const char* kernel, const unsign
 class Profile {
  public:
   Counters counters;
+  // Each block's distinct global sectors, summed over the blocks run (the split counters' total, before
+  // sharing_split divides it), and the last block's own sectors (sharing_split compares blocks' sets).
+  uint64_t block_sectors = 0;
+  const std::unordered_set<uintptr_t>& last_block_sectors() const { return block_sectors_; }
 
   // Called before a block's threads run: a warp instruction is complete once all its warp's threads
   // (the block's last warp may be partial) have made their access.
-  void begin_block(unsigned threads) { threads_ = threads; }
+  void begin_block(unsigned threads) {
+    threads_ = threads;
+    block_sectors_.clear();
+  }
 
   // One lane's access at a call site; `rank` is the thread's rank in its block. The access joins its
   // warp instruction — same site, same warp, same execution count of the site by this thread — which
@@ -176,6 +210,7 @@ class Profile {
     ++counters.blocks;
     ++counters.blocks_run;
     counters.unique_global_sectors = unique_sectors_.size();
+    block_sectors += block_sectors_.size();
   }
 
  private:
@@ -248,6 +283,7 @@ class Profile {
   unsigned global_sectors(const LaneAccess* first, const LaneAccess* last) {
     const std::vector<uintptr_t>& sectors = distinct_sectors(first, last, scratch_);
     unique_sectors_.insert(sectors.begin(), sectors.end());
+    block_sectors_.insert(sectors.begin(), sectors.end());
     return unsigned(sectors.size());
   }
 
@@ -257,6 +293,7 @@ class Profile {
   size_t cache_[kCacheSlots] = {};
   std::vector<uintptr_t> scratch_;
   std::unordered_set<uintptr_t> unique_sectors_;
+  std::unordered_set<uintptr_t> block_sectors_;  // this block's
 };
 
 }  // namespace emu
