@@ -13,6 +13,7 @@ import { integrityProblem, sealPlan } from './emit/integrity.js';
 import type { Precision, ShapedModel } from './ir.js';
 import { compileModel } from './pipeline.js';
 import { buildReport } from './report/build-report.js';
+import { ablationsDigest, type Ablations } from './ablations.js';
 
 /**
  * cpu: kernels.cpu.so. emu: that plus kernels.cu compiled for the SIMT emulator (kernels.emu.so), and
@@ -32,18 +33,8 @@ export interface BuildOptions {
   readonly precision?: Precision;
   /** u8: the artifact takes uint8 NHWC images, normalised by its first conv (docs/artifact.md#imageinput) */
   readonly input?: 'u8';
-  /** false: a bf16 build keeps every gradient rebuild in its conv kernels' staging (compiler/pipeline.ts CompileOptions) */
-  readonly rebuildPass?: false;
-  /** false: the k×k bf16 convs keep the 4-warp tiles (compiler/pipeline.ts CompileOptions) */
-  readonly wideTiles?: false;
-  /** false: the stride-1 k×k bf16 forwards and data gradients keep gathering per tap (compiler/pipeline.ts CompileOptions) */
-  readonly haloTiles?: false;
-  /** false: the k×k bf16 training convs stage their fp32 weights, no bf16 copy (compiler/pipeline.ts CompileOptions) */
-  readonly bf16Weights?: false;
-  /** false: the k×k bf16 weight gradients gather their input per tap, no input halo (compiler/pipeline.ts CompileOptions) */
-  readonly inputHalo?: false;
-  /** false: the k×k bf16 weight gradients keep the wide tiles, no 256-tall one (compiler/pipeline.ts CompileOptions) */
-  readonly tallTiles?: false;
+  /** the bf16 optimizations this build leaves out, for A/B checks (compiler/ablations.ts) */
+  readonly ablations?: Ablations;
   readonly log?: (line: string) => void;
 }
 
@@ -75,12 +66,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     // fp32 adds nothing, so an fp32 build's hash is what it was before precision existed.
     .update(precision === 'fp32' ? '' : `precision ${precision}`)
     .update(options.input ? `input ${options.input}` : '')
-    .update(options.rebuildPass === false ? 'no rebuild pass' : '')
-    .update(options.wideTiles === false ? 'no wide tiles' : '')
-    .update(options.haloTiles === false ? 'no halo tiles' : '')
-    .update(options.bf16Weights === false ? 'no bf16 weights' : '')
-    .update(options.inputHalo === false ? 'no input halo' : '')
-    .update(options.tallTiles === false ? 'no tall tiles' : '')
+    .update(ablationsDigest(options.ablations))
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -103,7 +89,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.rebuildPass === false ? { rebuildPass: false as const } : {}), ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.haloTiles === false ? { haloTiles: false as const } : {}), ...(options.bf16Weights === false ? { bf16Weights: false as const } : {}), ...(options.inputHalo === false ? { inputHalo: false as const } : {}), ...(options.tallTiles === false ? { tallTiles: false as const } : {}) });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.ablations ? { ablations: options.ablations } : {}) });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);

@@ -54,6 +54,7 @@ import { verifyPrograms } from './lower/verify-program.js';
 import { CUDA_ONLY_PROGRAMS, scheduleCudaKernels, type ScheduledCudaKernel } from './schedule/cuda-launch.js';
 import { generateCpuSource, type CpuSource } from './backends/cpu/render.js';
 import { generateCudaSource, type CudaSource } from './backends/cuda/render.js';
+import { isOn, type Ablations } from './ablations.js';
 
 export interface AnalysisResult {
   readonly network?: ShapedNetwork;
@@ -216,18 +217,8 @@ export interface CompileOptions {
   readonly precision?: Precision;
   /** u8: the artifact takes uint8 NHWC images, normalised by its first conv (lower/u8-input.ts) */
   readonly input?: 'u8';
-  /** false: a bf16 build keeps every gradient rebuild in its conv kernels' staging (no grad_rebuild pass), for A/B checks */
-  readonly rebuildPass?: false;
-  /** false: the k×k bf16 convs keep the 4-warp tiles (backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES), for A/B checks */
-  readonly wideTiles?: false;
-  /** false: the stride-1 k×k bf16 forwards and data gradients gather per tap, no shared halo (backends/cuda/conv-mma-halo.ts), for A/B checks */
-  readonly haloTiles?: false;
-  /** false: the k×k bf16 training convs stage their fp32 weights, no bf16 copy (lower/train-fused.ts bf16Weights), for A/B checks */
-  readonly bf16Weights?: false;
-  /** false: the k×k bf16 weight gradients gather their input per tap from global memory instead of an input halo in shared memory (backends/cuda/conv-mma-wgrad-halo.ts), for A/B checks */
-  readonly inputHalo?: false;
-  /** false: the k×k bf16 weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts), for A/B checks */
-  readonly tallTiles?: false;
+  /** the bf16 optimizations this build leaves out, for A/B checks (ablations.ts) */
+  readonly ablations?: Ablations;
 }
 
 export interface Compiled {
@@ -247,11 +238,11 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   if (unsupported) throw new Error(unsupported);
   const precision = cudaTarget ? (options.precision ?? 'fp32') : 'fp32';
   // The pass serves the bf16 tensor-core gradients, which stage each element once per tap; fp32 stays as it was.
-  const rebuildPass = precision === 'bf16' && options.rebuildPass !== false;
-  const bf16Weights = precision === 'bf16' && options.bf16Weights !== false;
+  const rebuildPass = precision === 'bf16' && isOn(options.ablations, 'rebuildPass');
+  const bf16Weights = precision === 'bf16' && isOn(options.ablations, 'bf16Weights');
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, ...(options.input ? { input: options.input } : {}) }, dumpIR);
 
-  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.wideTiles === false ? { wideTiles: false as const } : {}), ...(options.haloTiles === false ? { haloTiles: false as const } : {}), ...(options.inputHalo === false ? { inputHalo: false as const } : {}), ...(options.tallTiles === false ? { tallTiles: false as const } : {}) }) : undefined;
+  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);
 
   const plan = emitPlan(model, lowered.layout, lowered.memory, lowered.programs, {

@@ -41,7 +41,7 @@ const SPEC = `model halo_tiles {
 function compiled(gather: boolean): Compiled {
   const r = compileSpec(SPEC, 'halo_tiles.model', { device: 'emu' });
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', rebuildPass: false, ...(gather ? { haloTiles: false as const, bf16Weights: false as const } : {}) });
+  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: { rebuildPass: false, ...(gather ? { haloTiles: false, bf16Weights: false } as const : {}) } });
 }
 
 /** Each bf16 conv forward and data-gradient kernel's fused text, by kernel name. */
@@ -82,8 +82,8 @@ describe.runIf(process.env.NINCC_TEST_FULL === '1')('the halo and bf16 weight co
     const r = compileSpec(SPEC, 'halo_tiles.model');
     if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
     withEnv({ NINCC_NVCC: '0' }, () => {
-      buildArtifact(r.model!, SPEC, { outDir: dirs.halo, target: 'emu', maxBatch: 4, precision: 'bf16', rebuildPass: false });
-      buildArtifact(r.model!, SPEC, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', rebuildPass: false, haloTiles: false, bf16Weights: false });
+      buildArtifact(r.model!, SPEC, { outDir: dirs.halo, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { rebuildPass: false } });
+      buildArtifact(r.model!, SPEC, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { rebuildPass: false, haloTiles: false, bf16Weights: false } });
     });
   }, 300_000);
   afterAll(() => {

@@ -41,7 +41,7 @@ if (!FULL) console.warn('test/emu-conv-mma-kxk-wgrad-tile.test.ts: the two emu b
 function compiled(wide: boolean, spec = SPEC): Compiled {
   const r = compileSpec(spec, 'tall_wgrad.model', { device: 'emu' });
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ...(wide ? { tallTiles: false as const } : {}) });
+  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ...(wide ? { ablations: { tallTiles: false } as const } : {}) });
 }
 
 /** Each weight-gradient kernel's tile text and block size, by kernel name. */
@@ -91,7 +91,7 @@ describe.runIf(FULL)('the 256-tall tile of the bf16 k×k weight gradients on emu
     if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
     withEnv({ NINCC_NVCC: '0' }, () => {
       buildArtifact(r.model!, SPEC, { outDir: dirs.tall, target: 'emu', maxBatch: 4, precision: 'bf16' });
-      buildArtifact(r.model!, SPEC, { outDir: dirs.wide, target: 'emu', maxBatch: 4, precision: 'bf16', tallTiles: false });
+      buildArtifact(r.model!, SPEC, { outDir: dirs.wide, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { tallTiles: false } });
     });
   }, 300_000);
   afterAll(() => {

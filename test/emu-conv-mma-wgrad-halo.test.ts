@@ -39,7 +39,7 @@ if (!FULL) console.warn('test/emu-conv-mma-wgrad-halo.test.ts: the two emu build
 function compiled(gather: boolean): Compiled {
   const r = compileSpec(SPEC, 'input_halo.model', { device: 'emu' });
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ...(gather ? { inputHalo: false as const } : {}) });
+  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ...(gather ? { ablations: { inputHalo: false } as const } : {}) });
 }
 
 /** Each weight-gradient kernel's tile text, by kernel name. */
@@ -66,7 +66,7 @@ describe.runIf(FULL)('the input halo of the bf16 k×k weight gradients on emu (N
     if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
     withEnv({ NINCC_NVCC: '0' }, () => {
       buildArtifact(r.model!, SPEC, { outDir: dirs.halo, target: 'emu', maxBatch: 4, precision: 'bf16' });
-      buildArtifact(r.model!, SPEC, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', inputHalo: false });
+      buildArtifact(r.model!, SPEC, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { inputHalo: false } });
     });
   }, 300_000);
   afterAll(() => {

@@ -42,8 +42,8 @@ beforeAll(() => {
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
   withEnv({ NINCC_NVCC: '0' }, () => {
     // The 256-tall tile conv4's weight gradient would take has its own test (emu-conv-mma-kxk-wgrad-tile.test.ts).
-    buildArtifact(r.model!, SPEC, { outDir: dirs.wide, target: 'emu', maxBatch: 4, precision: 'bf16', tallTiles: false });
-    buildArtifact(r.model!, SPEC, { outDir: dirs.narrow, target: 'emu', maxBatch: 4, precision: 'bf16', wideTiles: false });
+    buildArtifact(r.model!, SPEC, { outDir: dirs.wide, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { tallTiles: false } });
+    buildArtifact(r.model!, SPEC, { outDir: dirs.narrow, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { wideTiles: false } });
   });
 }, 300_000);
 afterAll(() => {

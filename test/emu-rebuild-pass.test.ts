@@ -26,7 +26,7 @@ function shaped(file: string) {
 
 /** The fused training program of `file` built for emu at `precision` (rebuildPass false: the A/B switch). */
 function trainProgram(file: string, precision: 'fp32' | 'bf16', rebuildPass?: false): Program {
-  const compiled = compileModel(shaped(file), { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision, ...(rebuildPass === false ? { rebuildPass } : {}) });
+  const compiled = compileModel(shaped(file), { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision, ...(rebuildPass === false ? { ablations: { rebuildPass } } : {}) });
   const train = compiled.lowered.programs.find((p) => p.name === 'train_forward_backward');
   if (!train) throw new Error(`${file}: no training program`);
   return train;
@@ -90,7 +90,7 @@ async function sameWithAndWithout(name: string, source: string, input: readonly 
   const dirs = [join(root, `${name}-pass`), join(root, `${name}-staged`)];
   withEnv({ NINCC_NVCC: '0' }, () => {
     buildArtifact(r.model!, source, { outDir: dirs[0], target: 'emu', maxBatch: 4, precision: 'bf16' });
-    buildArtifact(r.model!, source, { outDir: dirs[1], target: 'emu', maxBatch: 4, precision: 'bf16', rebuildPass: false });
+    buildArtifact(r.model!, source, { outDir: dirs[1], target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { rebuildPass: false } });
   });
   const plans = dirs.map((d) => JSON.parse(readFileSync(join(d, 'plan.json'), 'utf8')) as { programs: Record<string, { steps: { kernel: string }[] }> });
   expect(plans.map((pl) => pl.programs.train_forward_backward.steps.filter((s) => /grad_rebuild/.test(s.kernel)).length)).toEqual([passes, 0]);

@@ -19,6 +19,7 @@ import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHal
 import { chooseHalo } from './conv-mma-wgrad-halo-banks.js';
 import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import { isOn, type Ablations } from '../../ablations.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
@@ -61,14 +62,14 @@ function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, R
     : ['// Stage B: rows are input channels, eight lanes along each row\'s taps (k, r, s): W[k][c][r][s].', ...stageAlongK('bs', BN, staging, threads)];
 }
 
-export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number, wideTiles = true, haloTiles = true): CudaKernel {
+export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number, ablations?: Ablations): CudaKernel {
   const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
   const stats = Boolean(c.outStats);
   const rows = rowsPerImage(HW, stats);
   // A 1×1 layer streams dY (and y, for a fused rebuild) once per column tile: the tile with the least of that
   // traffic (the wide ones too: 128×96 for 96 channels, W staged by half the blocks of 64×128); a k×k
   // kernel may take the wide tiles (conv-mma-tile.ts).
-  const candidates = wideTiles ? WIDE_CANDIDATES : CANDIDATES;
+  const candidates = isOn(ablations, 'wideTiles') ? WIDE_CANDIDATES : CANDIDATES;
   const tile = RS === 1
     ? chooseTrafficTile(maxBatch * rows, c.C, c.gBn || c.gRelu ? 2 : 1, 1, candidates)
     : chooseMmaTile(maxBatch * rows, c.C, candidates);
@@ -82,7 +83,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   // in a row); a 1×1 kernel reads them where it uses them, as the table made ptxas spill its sm_80 build.
   const useTable = RS > 1;
   // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
-  const view = haloTiles ? haloConv(c, 'dgrad') : undefined;
+  const view = isOn(ablations, 'haloTiles') ? haloConv(c, 'dgrad') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0);
   const names = ['g', ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const perRow = [
@@ -129,7 +130,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
     ...(view && halo
       ? [
-          ...stageHalo(view, halo, threads, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
+          ...stageHalo(view, halo, tile, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
           '// Stage A from the halo: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s).',
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ]
@@ -182,16 +183,17 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   };
 }
 
-export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused'>, wideTiles = true, inputHalo = true, tallTiles = true): CudaKernel {
+export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused'>, ablations?: Ablations): CudaKernel {
+  const wideTiles = isOn(ablations, 'wideTiles');
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
   // Any kernel size may take the wide tiles: each block re-reads its BM taps of x for every ⌈K/BN⌉ column
   // tile and its BN channels of dY' (with y, for a rebuild) for every ⌈C·R·S/BM⌉ row tile (conv-mma-tile.ts).
   const wide = chooseMmaTile(CRS, c.K, wideTiles ? WIDE_CANDIDATES : CANDIDATES);
   // A k×k kernel stages its input rows once per slice in shared memory and builds A from there (conv-mma-wgrad-halo.ts);
   // a 1×1 kernel's A is x itself, read once.
-  const wideHalo = inputHalo && RS > 1 ? chooseHalo(c, wide.bm, tileThreads(wide)) : undefined;
+  const wideHalo = isOn(ablations, 'inputHalo') && RS > 1 ? chooseHalo(c, wide.bm, tileThreads(wide)) : undefined;
   // With the halo, a k×k kernel may take the 256-tall tile, which halves dY''s re-reads (conv-mma-kxk-wgrad-tile.ts).
-  const tall = wideTiles && tallTiles && wideHalo ? chooseKxkWgradTile(CRS, c.K, RS, c.gBn || c.gRelu ? 2 : 1, wideHalo.plane, WIDE_CANDIDATES) : wide;
+  const tall = wideTiles && isOn(ablations, 'tallTiles') && wideHalo ? chooseKxkWgradTile(CRS, c.K, RS, c.gBn || c.gRelu ? 2 : 1, wideHalo.plane, WIDE_CANDIDATES) : wide;
   const tallHalo = tall !== wide ? chooseHalo(c, tall.bm, tileThreads(tall)) : undefined;
   const [tile, halo] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];
   const { bm: BM, bn: BN, nt: NT } = tile;

@@ -8,11 +8,12 @@
 // unchanged in this slice) and, in training, writes the per-tile BN statistics partials from the
 // accumulators in a fixed order. Memory is reached only through nincc::ld/st/ldmatrix (counted by
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
-import { applyPending, inputParams, params, fusedText, type Consts, type CudaKernel } from './parts.js';
+import { applyPending, inputParams, outputPlace, params, fusedText, type Consts, type CudaKernel, type OutputPlace } from './parts.js';
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import { isOn, type Ablations } from '../../ablations.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
 export const rowsPerImage = (PQ: number, stats: boolean) => (stats ? Math.ceil(PQ / 32) * 32 : PQ);
@@ -32,7 +33,8 @@ export function gatherAlongK(c: { R: number; S: number; sw: number }): boolean {
   return alongK < acrossRows;
 }
 
-export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number, wideTiles = true, haloTiles = true): CudaKernel {
+export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number, ablations?: Ablations): CudaKernel {
+  const wideTiles = isOn(ablations, 'wideTiles');
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, CHW = c.C * c.H * c.W;
   const stats = Boolean(c.stats);
   const rows = rowsPerImage(PQ, stats);
@@ -47,7 +49,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // A training forward may stage its weights from a bf16 copy (conv-weight-bf16.ts); inference reads the folded fp32 weights.
   const bf16w = 'bf16w' in c && c.bf16w === true;
   // A stride-1 k×k kernel stages x once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
-  const view = haloTiles ? haloConv(c, 'forward') : undefined;
+  const view = isOn(ablations, 'haloTiles') ? haloConv(c, 'forward') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, 0);
   /** Stage A by gathering x per tap from global memory (strided convs, and where a halo would not fit). */
   const gatherA = () => [
@@ -74,7 +76,10 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
       ],
     }, threads).map((s) => `  ${s}`),
   ];
-  const names = ['x', ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  // An inference conv closing a block (lower/infer.ts): a residual shortcut `r` added before the ReLU, or its
+  // output written at channels yOffset… of the yTotal-channel concat buffer.
+  const out = outputPlace(c);
+  const names = ['x', ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
   const body = [
     ...mmaPrologue(tile),
@@ -85,7 +90,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
     ...(view && halo
       ? [
-          ...stageHalo(view, halo, threads, (at) => [`v = nincc::ld(&x[${at}]);`, ...applyPending(c, 'v', 'ch')], []),
+          ...stageHalo(view, halo, tile, (at) => [`v = nincc::ld(&x[${at}]);`, ...applyPending(c, 'v', 'ch')], []),
           '// Stage A from the halo: rows are output positions (consecutive lanes on consecutive positions), each position a tap (c, r, s).',
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ].map((s) => `  ${s}`)
@@ -106,7 +111,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
-    ...epilogue(c, { rows, PQ, NT, WN, statTiles }),
+    ...epilogue(c, { rows, PQ, NT, WN, statTiles }, out),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM conv (mma.m16n8k16, fp32 accumulate)',
@@ -114,6 +119,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     c.inRelu && 'prologue: ReLU',
     halo && `x staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
     c.bias && 'bias',
+    out.residual && 'epilogue: residual add',
+    out.total !== c.K && 'epilogue: concat slice in place',
     c.relu && 'epilogue: ReLU',
     stats && 'epilogue: per-tile BN statistics (mean, M2) from the accumulators',
   ]);
@@ -134,7 +141,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
  * 8 lanes of equal l%4, 4 each: summed in registers, then across those lanes with shfl_xor 4, 8, 16 —
  * a fixed order, no atomics.
  */
-function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; statTiles: number }): string[] {
+function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; statTiles: number }, o: OutputPlace): string[] {
   const { rows, PQ, NT, WN, statTiles } = g;
   const out = [
     'NINCC_UNROLL',
@@ -151,9 +158,10 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     `      const int img = int(m / ${rows}), pq = int(m % ${rows});`,
     `      valid[j] = img < n && pq < ${PQ};`,
     `      float d = acc[j / 2][nt][2 * (j % 2) + half]${c.bias ? ' + bias' : ''};`,
-    ...(c.relu ? ['      d = d > 0.0f ? d : 0.0f;  // inference: the ReLU after a folded BN'] : []),
+    ...(o.residual ? [`      if (valid[j] && kout < ${c.K}) d += nincc::ld(&r[((long long)img * ${c.K} + kout) * ${PQ} + pq]);  // the residual block's shortcut`] : []),
+    ...(c.relu ? [`      d = d > 0.0f ? d : 0.0f;  // inference: the ReLU after a folded BN${o.residual ? ' (the block\'s, after the add)' : ''}`] : []),
     '      v[j] = d;',
-    `      if (valid[j] && kout < ${c.K}) nincc::st(&y[((long long)img * ${c.K} + kout) * ${PQ} + pq], d);`,
+    `      if (valid[j] && kout < ${c.K}) nincc::st(&y[((long long)img * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}kout) * ${PQ} + pq], d);`,
     '    }',
   ];
   if (c.stats) {

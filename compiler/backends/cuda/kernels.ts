@@ -22,6 +22,7 @@ import { dropout } from './dropout.js';
 import { sgdUpdate } from './sgd.js';
 import { addInfer, concatApply, concatPlace, concatTake, lrnBackward, lrnForward, sigmoidBackward, sigmoidForward, tanhBackward, tanhForward, thresholdBackward, thresholdForward, zeropadBackward, zeropadForward } from './zoo.js';
 import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './parts.js';
+import type { Ablations } from '../../ablations.js';
 
 /** The training program's ops, each to its family's generator, which reads the step's typed consts. */
 const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKernel } = {
@@ -75,14 +76,8 @@ const withOutputs = (k: KernelStep, names: readonly string[], outputs: ReadonlyS
 export interface CudaSchedule {
   readonly precision: Precision;
   readonly maxBatch: number;
-  /** false: the bf16 convs keep the 4-warp tiles (conv-mma-tile.ts WIDE_CANDIDATES; a 1×1 forward its least padded one, not the least traffic), for A/B checks */
-  readonly wideTiles?: false;
-  /** false: the stride-1 k×k bf16 forwards and data gradients gather x or dY' per tap instead of from a shared halo (conv-mma-halo.ts), for A/B checks */
-  readonly haloTiles?: false;
-  /** false: the k×k bf16 weight gradients gather x per tap from global memory (conv-mma-wgrad-halo.ts), for A/B checks */
-  readonly inputHalo?: false;
-  /** false: the k×k bf16 weight gradients keep the wide tiles, no 256-tall one (conv-mma-kxk-wgrad-tile.ts), for A/B checks */
-  readonly tallTiles?: false;
+  /** the bf16 optimizations this build leaves out, for A/B checks (ablations.ts) */
+  readonly ablations?: Ablations;
 }
 
 export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
@@ -110,9 +105,9 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     }
     case 'conv_infer':
       // The training forward's kernel with nothing pending and no statistics: BN is folded into w and b.
-      // A block's conv (a shortcut added, a concat slice written) stays on the fp32 kernel, which has those epilogues.
-      // So does a uint8 stem (conv-mma reads float activations only).
-      return bf16 && !k.consts.residual && k.consts.yTotal === undefined && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false, schedule.haloTiles !== false) : convForward(k, k.consts);
+      // A block's conv adds its shortcut or writes its concat slice in the epilogue, on either kernel.
+      // A uint8 stem stays on the fp32 kernel (conv-mma reads float activations only).
+      return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.ablations) : convForward(k, k.consts);
     case 'linear_infer':
     case 'linear_fwd':
       return bf16 ? linearForwardMma(k, k.consts, schedule.maxBatch) : linearForward(k, k.consts);
@@ -181,13 +176,13 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
       return zeropadForward(k, k.consts);
     case 'conv_fwd_fused':
       // A uint8 stem stays on the fp32 kernels at bf16: conv-mma reads float activations only.
-      return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false, schedule.haloTiles !== false) : convForward(k, k.consts);
+      return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.ablations) : convForward(k, k.consts);
     case 'conv_dgrad_fused':
-      return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, schedule.wideTiles !== false, schedule.haloTiles !== false) : convBackwardData(k, k.consts);
+      return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, schedule.ablations) : convBackwardData(k, k.consts);
     case 'conv_weight_bf16':
       return convWeightBf16(k, k.consts);
     case 'conv_wgrad_fused':
-      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.wideTiles !== false, schedule.inputHalo !== false, schedule.tallTiles !== false) : convBackwardWeight(k, k.consts);
+      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.ablations) : convBackwardWeight(k, k.consts);
     default:
       return trainingKernel(k);
   }

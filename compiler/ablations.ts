@@ -1,0 +1,23 @@
+// The bf16 path's A/B off-switches, said once: each leaves one optimization out of a build, so a test can
+// check it against what it replaced (bitwise, where the summation order is unchanged).
+/** Each switch, with what a build that turns it off does instead. */
+export const ABLATIONS = {
+  rebuildPass: 'every gradient rebuild stays in its conv kernels\' staging, no grad_rebuild pass (lower/train-fused.ts)',
+  bf16Weights: 'the k×k training convs stage their fp32 weights, no bf16 copy (lower/train-fused.ts, backends/cuda/conv-weight-bf16.ts)',
+  wideTiles: 'the convs keep the 4-warp tiles of least padded work (backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES)',
+  haloTiles: 'the stride-1 k×k forwards and data gradients gather x or dY\' per tap, no shared halo (backends/cuda/conv-mma-halo.ts)',
+  inputHalo: 'the k×k weight gradients gather x per tap from global memory, no input halo (backends/cuda/conv-mma-wgrad-halo.ts)',
+  tallTiles: 'the k×k weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts)',
+} as const;
+
+export type Ablation = keyof typeof ABLATIONS;
+
+/** The switches a build turns off; an absent one is on. */
+export type Ablations = { readonly [name in Ablation]?: false };
+
+export const isOn = (ablations: Ablations | undefined, name: Ablation): boolean => ablations?.[name] !== false;
+
+/** What the build hash adds: nothing when every switch is on, so a default build's hash is what it was before the switches. */
+export function ablationsDigest(ablations: Ablations | undefined): string {
+  return (Object.keys(ABLATIONS) as Ablation[]).filter((name) => !isOn(ablations, name)).map((name) => `no ${name}`).join(', ');
+}
