@@ -1,9 +1,10 @@
 // The direct convolutions forward (conv_direct.h: single-channel input; pointwise read in place),
 // reached as inference reaches them (conv2d_forward with PackedConvWeights), against the float64
 // reference: nin-fashion's 5x5 first layer at batch 1 and 3, rows wider than a pixel tile, padding
-// past the kernel's reach, 1xN, 11x11 and 1x1 kernels; nin-fashion's 1x1 layers at batch 1, planes
-// of whole, partial and only partial tiles, a full depth block; bias/ReLU on and off, and an output
-// written into a concat's channels with a residual added; each at 1, 2 and all threads with
+// past the kernel's reach, 1xN, 11x11 and 1x1 kernels; nin-fashion's 1x1 layers at batch 1 and one
+// at batch 16 (x past L2: the prefetching loop), planes of whole, partial and only partial tiles, a
+// full depth block; bias/ReLU on and off, and an output written into a concat's channels with a
+// residual added; each at 1, 2 and all threads with
 // identical bits, and the same bits as the implicit GEMM they replace. Also which convs they take.
 #include <cstdio>
 #include <vector>
@@ -111,6 +112,10 @@ void test_conv_direct() {
   check_direct(Conv2dShape{1, 64, 14, 14, 64, 1, 1, 1, 1, 0, 0}, true, true, rng);
   check_direct(Conv2dShape{1, 128, 7, 7, 128, 1, 1, 1, 1, 0, 0}, true, true, rng);
   check_direct(Conv2dShape{3, 64, 28, 28, 100, 1, 1, 1, 1, 0, 0}, false, true, rng);
+  // nin-fashion's 32x28x28 1x1 layer at batch 16: x (1.6 MB) past kPrefetchAheadMinBytes, so each
+  // tile's first channel panel takes the prefetching loop.
+  static_assert(16 * 32 * 28 * 28 * sizeof(float) > nincc::cpu::conv_direct_detail::kPrefetchAheadMinBytes, "reaches the prefetching loop");
+  check_direct(Conv2dShape{16, 32, 28, 28, 32, 1, 1, 1, 1, 0, 0}, true, true, rng);
   // A plane of exactly one tile, planes of only a partial tile (into a concat, with a residual), and
   // a depth of a whole depth block.
   check_direct(Conv2dShape{2, 5, 4, 8, 13, 1, 1, 1, 1, 0, 0}, true, false, rng);

@@ -1,7 +1,8 @@
 // Winograd convolution (conv_winograd.h) against the float64 reference, for each variant: F(2,3) and
 // F(4,3) on 3x3 convs, F(2,5) on 5x5 ones; planes that are not a whole number of tiles (the last
 // tile row and column half outside), tiles that straddle images, padding 0 to r - 1 and beyond,
-// channel counts off every panel size, several blocks and channel groups per call, bias and ReLU;
+// channel counts off every panel size, several blocks and channel groups per call (and nin-fashion's
+// batch-16 layers, whose blocks shrink at 2 threads), bias and ReLU;
 // each at 1, 2 and all threads with identical bits. Also the transform matrices themselves: the 1-D
 // identity A^T [(G g) (.) (B^T d)] = correlation, in double.
 #include <cmath>
@@ -110,6 +111,18 @@ void test_conv_winograd() {
     check_winograd(kind, Conv2dShape{2, 64, 14, 14, 100, 3, 3, 1, 1, 1, 1}, true, true, tol, rng); // NIN-like 14x14, several blocks
     check_winograd(kind, Conv2dShape{1, 384, 7, 7, 40, 3, 3, 1, 1, 1, 1}, true, false, tol, rng);  // deep: NIN's 384 channels
   }
+  // nin-fashion's F(4x4) layers at batch 16 (k11: 8 column tiles, k21: 2): at 2 threads their blocks
+  // shrink before the row panels split (4 blocks x 1 group, 2 x 2), and the bits stay those of 1 thread.
+  {
+    using nincc::cpu::winograd_detail::split_tasks;
+    using nincc::cpu::gemm_detail::kTileRows;
+    const auto k11 = split_tasks(6, 32, nincc::cpu::gemm_detail::ceil_div(64, kTileRows), 8, 2), k21 = split_tasks(6, 64, nincc::cpu::gemm_detail::ceil_div(128, kTileRows), 2, 2);
+    CHECK(k11.block_tiles == 2 && k11.groups == 1);
+    CHECK(k21.block_tiles == 1 && k21.groups == 2);
+    CHECK(split_tasks(6, 32, nincc::cpu::gemm_detail::ceil_div(64, kTileRows), 8, 1).block_tiles == 4);  // one thread: whole blocks
+  }
+  check_winograd(WinogradKind::F4x3, Conv2dShape{16, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1}, true, true, 5e-5, rng);
+  check_winograd(WinogradKind::F4x3, Conv2dShape{16, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1}, true, true, 5e-5, rng);
   check_winograd(WinogradKind::F2x5, Conv2dShape{2, 24, 28, 28, 40, 5, 5, 1, 1, 2, 2}, true, true, 5e-5, rng);  // NIN-like 5x5
   check_winograd(WinogradKind::F2x5, Conv2dShape{3, 5, 9, 7, 17, 5, 5, 1, 1, 0, 1}, true, false, 5e-5, rng);    // partial tiles
   check_winograd(WinogradKind::F2x5, Conv2dShape{4, 6, 4, 4, 12, 5, 5, 1, 1, 3, 3}, false, true, 5e-5, rng);    // wide padding

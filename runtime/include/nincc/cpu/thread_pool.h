@@ -13,9 +13,14 @@
 // run() returns once its own claims are exhausted and busy_ == 0, i.e. every claimed task is done.
 // A worker that registers after that finds every task claimed and never calls the finished body.
 // Workers spin briefly after each job (kernels follow each other within microseconds), then sleep.
+// Built with -DNINCC_POOL_STATS (bench/cpu/cpu-infer-scaling.cc only), run() also counts where a
+// parallel loop's time goes (pool_stats()); a normal build has none of it.
 #pragma once
 
 #include <atomic>
+#ifdef NINCC_POOL_STATS
+#include <chrono>
+#endif
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -36,6 +41,25 @@ namespace pool_detail {
 // True on pool workers, and on a caller while it runs a job: loops nested in a task run serially.
 inline thread_local bool t_inside_job = false;
 
+#ifdef NINCC_POOL_STATS
+// Totals over every run() since the last reset, for the scaling probe: jobs, their tasks, the tasks
+// workers ran, the nanoseconds from a job's publication to a worker's registration (wake-up), and
+// the nanoseconds the caller waited after its own claims ran out (imbalance plus late workers).
+struct PoolStats {
+  std::atomic<long> jobs{0}, tasks{0}, worker_tasks{0}, worker_joins{0}, join_in_ns{0}, caller_wait_ns{0};
+};
+inline PoolStats& pool_stats() {
+  static PoolStats stats;
+  return stats;
+}
+inline long pool_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+#define NINCC_POOL_STAT(...) __VA_ARGS__
+#else
+#define NINCC_POOL_STAT(...)
+#endif
+
 class ThreadPool {
  public:
   static ThreadPool& instance() {
@@ -55,6 +79,7 @@ class ThreadPool {
     context_ = &body;
     invoke_ = [](void* context, std::int64_t i) { (*static_cast<Body*>(context))(i); };
     next_.store(0, std::memory_order_relaxed);
+    NINCC_POOL_STAT(published_ns_ = pool_now_ns();)
     epoch_.fetch_add(1, std::memory_order_seq_cst);  // even: published
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       std::lock_guard<std::mutex> lock(sleep_mutex_);
@@ -63,7 +88,9 @@ class ThreadPool {
     t_inside_job = true;
     for (std::int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < count;) body(i);
     t_inside_job = false;
+    NINCC_POOL_STAT(const long own_done_ns = pool_now_ns();)
     while (busy_.load(std::memory_order_acquire) != 0) NINCC_CPU_RELAX();
+    NINCC_POOL_STAT(PoolStats& stats = pool_stats(); stats.jobs += 1; stats.tasks += count; stats.caller_wait_ns += pool_now_ns() - own_done_ns;)
   }
 
   ~ThreadPool() {
@@ -117,7 +144,17 @@ class ThreadPool {
       busy_.fetch_add(1, std::memory_order_seq_cst);
       if (epoch_.load(std::memory_order_seq_cst) == e && id < helpers_) {
         const std::int64_t count = count_;
-        for (std::int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < count;) invoke_(context_, i);
+        NINCC_POOL_STAT(long ran = 0; const long joined_ns = pool_now_ns();)
+        for (std::int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < count;) {
+          invoke_(context_, i);
+          NINCC_POOL_STAT(++ran;)
+        }
+        NINCC_POOL_STAT(if (ran > 0) {
+          PoolStats& stats = pool_stats();
+          stats.worker_tasks += ran;
+          stats.worker_joins += 1;
+          stats.join_in_ns += joined_ns - published_ns_;
+        })
       }
       busy_.fetch_sub(1, std::memory_order_release);
     }
@@ -137,6 +174,7 @@ class ThreadPool {
   int helpers_ = 0;
   void* context_ = nullptr;
   void (*invoke_)(void*, std::int64_t) = nullptr;
+  NINCC_POOL_STAT(long published_ns_ = 0;)
 };
 
 }  // namespace pool_detail
