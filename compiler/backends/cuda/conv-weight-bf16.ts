@@ -9,18 +9,23 @@
 // W[k][c][r][s] with k = (k, r, s)). The values are those the fp32 staging rounds, so outputs are bitwise equal.
 import { params, flat, type Consts, type CudaKernel } from './parts.js';
 import { BK, swizzled } from './conv-mma-tile.js';
+import { TAPS_GROUP, tapsOrder } from './conv-mma-taps-halo.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import type { Ablations } from '../../ablations.js';
 
 /** B's rows and its reduction's length: the forward's K × C·R·S, or the data gradient's C × K·R·S. */
 export const weightMatrix = (c: { C: number; K: number; R: number; S: number }, dgrad: boolean) =>
   dgrad ? { rows: c.C, depth: c.K * c.R * c.S } : { rows: c.K, depth: c.C * c.R * c.S };
 
-export function convWeightBf16(k: KernelStep, c: Consts<'conv_weight_bf16'>): CudaKernel {
+export function convWeightBf16(k: KernelStep, c: Consts<'conv_weight_bf16'>, maxBatch: number, ablations?: Ablations): CudaKernel {
   const { rows, depth } = weightMatrix(c, c.dgrad);
   const RS = c.R * c.S;
   const count = Math.ceil(depth / BK) * rows * BK;
-  // B[row][kk]: the forward's W[row][kk]; the data gradient's W[kk / RS][row][kk % RS].
-  const source = c.dgrad ? `((long long)(kk / ${RS}) * ${c.C} + row) * ${RS} + kk % ${RS}` : `(long long)row * ${depth} + kk`;
+  // A reader running tap-major (conv-mma-taps-halo.ts) takes k = 32·(g·RS + tap) + j, channel-major k' = (32·g + j)·RS + tap.
+  const taps = tapsOrder(c, c.dgrad ? 'dgrad' : 'forward', maxBatch, ablations);
+  const cm = taps ? `(kk / ${TAPS_GROUP * RS} * ${TAPS_GROUP} + kk % ${TAPS_GROUP}) * ${RS} + kk / ${TAPS_GROUP} % ${RS}` : 'kk';
+  // B[row][k']: the forward's W[row][k']; the data gradient's W[k' / RS][row][k' % RS].
+  const source = c.dgrad ? `((long long)(cm / ${RS}) * ${c.C} + row) * ${RS} + cm % ${RS}` : `(long long)row * ${depth} + cm`;
   return {
     params: params(k, ['w', { name: 'wb', out: true }]),
     body: [
@@ -29,11 +34,12 @@ export function convWeightBf16(k: KernelStep, c: Consts<'conv_weight_bf16'>): Cu
       `if (i >= ${count}) return;`,
       `const int sl = int(i / ${rows * BK}), row = int(i / ${BK} % ${rows}), p = int(i % ${BK});`,
       `const int kk = sl * ${BK} + p / 4 + 8 * (p % 4);`,
+      `const int cm = ${cm};`,
       `const float v = kk < ${depth} ? nincc::ld(&w[${source}]) : 0.0f;`,
       'nincc::st(reinterpret_cast<nincc::bf16*>(wb) + i, nincc::to_bf16(v));',
     ],
     launch: flat(count),
-    fused: `the weights rounded to bf16 in the ${c.dgrad ? 'data gradient' : 'forward'}'s staged B order (32-deep slices)`,
+    fused: `the weights rounded to bf16 in the ${c.dgrad ? 'data gradient' : 'forward'}'s staged B order (32-deep slices${taps ? ', k tap-major per 32 channels' : ''})`,
   };
 }
 
