@@ -98,6 +98,18 @@ export function tapsPlan(c: Shape, pass: 'forward' | 'dgrad', maxBatch: number, 
 export const tapsOrder = (c: Shape, pass: 'forward' | 'dgrad', maxBatch: number, ablations: Ablations | undefined): boolean =>
   [false, true].every((stats) => tapsPlan(c, pass, maxBatch, ablations, stats, worstTable(c, pass)) !== undefined);
 
+/**
+ * Why a training k×k layer with a bf16 copy and a halo keeps the channel-major halo (report.txt's words), or
+ * undefined where it runs tap-major or a switch turned the layout off.
+ */
+export function tapsFallback(c: Shape, pass: 'forward' | 'dgrad', maxBatch: number, ablations: Ablations | undefined): string | undefined {
+  const view = haloConv(c, pass);
+  if (!view || !isOn(ablations, 'tapsHalo') || tapsOrder(c, pass, maxBatch, ablations)) return undefined;
+  return view.channels % TAPS_GROUP !== 0
+    ? `channel-major: ${view.channels} channels, not a multiple of ${TAPS_GROUP}`
+    : 'channel-major: a tap-major halo with B and the largest rebuild table would pass 48 KiB of shared memory';
+}
+
 /** The base Z index of GEMM row `m` (a C++ expression). */
 const baseOf = (m: string, p: TapsPlan) => {
   const { view: c, rows } = p;
