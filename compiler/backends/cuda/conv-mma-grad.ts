@@ -137,7 +137,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
       ? [...stageTapsHalo(taps, threads, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], (ch) => tableLoads(c, ch)), tapOffsetLine(taps)]
       : view && halo
       ? [
-          ...stageHalo(view, halo, threads, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
+          ...stageHalo(view, halo, tile, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
           '// Stage A from the halo: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s).',
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ]
