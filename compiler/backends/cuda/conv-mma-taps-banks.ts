@@ -1,5 +1,5 @@
-// The bank-conflict count of the tap-major halo's A loads (conv-mma-taps-halo.ts): every ldmatrix phase of
-// every block, warp, m16 tile, k-step and tap over a grid, priced by the emulator's rule for 16-byte rows
+// The bank-conflict count of the tap-major halo (conv-mma-taps-halo.ts): every ldmatrix phase of every block,
+// warp, m16 tile, k-step and tap over a grid, and every 8-lane phase of the halo's staging stores, priced by the emulator's rule for 16-byte rows
 // (runtime/include/nincc/device/emu/profile.h: a phase of 8 rows is one wavefront when its rows' 16-byte units
 // fall in 8 distinct bank groups, unit mod 8; rows at one address share it).
 import { BK } from './conv-mma-tile.js';
@@ -38,6 +38,17 @@ export function tapsConflicts(p: TapsPlan, maxBatch: number): number {
         }
       }
     }
+  }
+  // The staging's 16-byte stores: item q is position q % window, chunk q / window; a phase is 8 consecutive items.
+  for (let q0 = 0; q0 < g.window * (BK / 8); q0 += 8) {
+    groups.fill(-1);
+    let clash = false;
+    for (let q = q0; q < q0 + 8; q++) {
+      const u = unit(q % g.window, Math.floor(q / g.window)), seen = groups[u % 8];
+      if (seen === -1) groups[u % 8] = u;
+      else if (seen !== u) clash = true;
+    }
+    if (clash) conflicts++;
   }
   return conflicts;
 }

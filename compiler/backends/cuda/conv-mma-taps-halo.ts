@@ -65,6 +65,9 @@ export function tapsGeometry(c: HaloConv, tile: MmaTile, rows: number, maxBatch:
   const reach = tapOffset({ ...c, flip: false }, pitches.pitchW, c.R * c.S - 1);
   let window = 0;
   for (let m0 = 0; m0 < maxBatch * rows; m0 += tile.bm) window = Math.max(window, tapsBase(m0 + tile.bm - 1, rows, c, pitches) - tapsBase(m0, rows, c, pitches) + reach + 1);
+  // A multiple of 8 positions, so that the staging's 8-lane phases (q = position + window·chunk) never straddle
+  // two chunks: 8 consecutive positions of one chunk, conflict-free (a straddling phase met 2-way conflicts).
+  window = Math.ceil(window / 8) * 8;
   return { ...pitches, window, bytes: window * TAPS_GROUP * 2 };
 }
 
