@@ -6,6 +6,7 @@ export const ABLATIONS = {
   bf16Weights: 'the k×k training convs stage their fp32 weights, no bf16 copy (lower/train-fused.ts, backends/cuda/conv-weight-bf16.ts)',
   wideTiles: 'the convs keep the 4-warp tiles of least padded work (backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES)',
   haloTiles: 'the stride-1 k×k forwards and data gradients gather x or dY\' per tap, no shared halo (backends/cuda/conv-mma-halo.ts)',
+  tapsHalo: 'the stride-1 k×k training forwards and data gradients keep the channel-major halo and build an A tile from it for every tap, not A\'s fragments by ldmatrix from a channels-innermost halo in a tap-major k order (backends/cuda/conv-mma-taps-halo.ts)',
   inputHalo: 'the k×k weight gradients gather x per tap from global memory, no input halo (backends/cuda/conv-mma-wgrad-halo.ts)',
   haloSpan: 'the k×k weight gradients restage their input halo every 32-position slice, none covering several (backends/cuda/conv-mma-wgrad-halo-span.ts)',
   tallTiles: 'the k×k weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts)',

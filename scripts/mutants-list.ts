@@ -31,6 +31,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/profile-l2-reuse.test.ts'],
   },
   {
+    name: 'tap-major halo rows at the unpadded pitch (ldmatrix rows across a plane row wrap clash)',
+    file: 'compiler/backends/cuda/conv-mma-taps-halo.ts',
+    find: 'const pitchW = c.rowsW + 8 * Math.ceil((c.S - 1) / 8);',
+    replace: 'const pitchW = c.rowsW + c.S - 1;',
+    tests: ['test/emu-conv-mma-taps.test.ts'],
+  },
+  {
     name: 'tall bf16 weight-gradient tile staging the wide tile\'s (smaller) input halo',
     file: 'compiler/backends/cuda/conv-mma-grad.ts',
     find: 'const [tile, halo] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];',

@@ -15,6 +15,7 @@ import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
+import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords } from './conv-mma-wgrad-halo.js';
 import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
 import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
@@ -83,7 +84,10 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   // in a row); a 1×1 kernel reads them where it uses them, as the table made ptxas spill its sm_80 build.
   const useTable = RS > 1;
   // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
-  const view = isOn(ablations, 'haloTiles') ? haloConv(c, 'dgrad') : undefined;
+  // A data gradient from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
+  const taps = c.bf16w && tapsOrder(c, 'dgrad', maxBatch, ablations) ? tapsPlan(c, 'dgrad', maxBatch, ablations, stats, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
+  if (taps && taps.tile !== tile) throw new Error(`conv-mma-grad.ts: the tap-major halo's tile differs from the data gradient's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
+  const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'dgrad') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0);
   const names = ['g', ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const perRow = [
@@ -120,15 +124,18 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
       ]
     : [];
   const body = [
-    ...mmaPrologue(tile),
+    ...mmaPrologue(tile, !taps),
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
     ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, threads)] : []),
     ...(view && halo ? haloPrologue(view, halo, rows) : []),
+    ...(taps ? tapsPrologue(taps) : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
-    ...(view && halo
+    ...(taps
+      ? [...stageTapsHalo(taps, threads, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], (ch) => tableLoads(c, ch)), tapOffsetLine(taps)]
+      : view && halo
       ? [
           ...stageHalo(view, halo, tile, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
           '// Stage A from the halo: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s).',
@@ -160,7 +167,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
         ]).map((s) => `  ${s}`),
     ...weightStaging(c, BN, KRS, RS, threads).map((s) => `  ${s}`),
     '  __syncthreads();',
-    ...mmaSlice(tile).map((s) => `  ${s}`),
+    ...mmaSlice(tile, taps ? tapsAAddress : undefined).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
     ...eachAccumulator(NT, WN, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;'] : [], [...perRow, ...rowStats], columnStats),
@@ -170,6 +177,8 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     c.gRelu && 'prologue: dReLU',
     c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)',
     halo && `dY' staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
+    taps && tapsWords(taps, "dY'"),
+    halo && c.bf16w && tapsFallback(c, 'dgrad', maxBatch, ablations),
     addend && "epilogue: + another reader's gradient",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
   ]);

@@ -82,10 +82,13 @@ export const swizzled = (row: string, chunk: string) => `(${row}) * 4 + ((${chun
 const packChunk = (dst: string) =>
   `nincc::st(&${dst}, int4{int(nincc::to_bf16x2(vs[1], vs[0])), int(nincc::to_bf16x2(vs[3], vs[2])), int(nincc::to_bf16x2(vs[5], vs[4])), int(nincc::to_bf16x2(vs[7], vs[6]))});`;
 
-/** The shared operand tiles, the thread's warp coordinates and zeroed accumulators (`m0`/`n0` are the kernel's). */
-export function mmaPrologue(t: MmaTile): string[] {
+/**
+ * The shared operand tiles, the thread's warp coordinates and zeroed accumulators (`m0`/`n0` are the kernel's).
+ * `aTile` false: no A tile (a kernel whose A fragments come from elsewhere, conv-mma-taps-halo.ts).
+ */
+export function mmaPrologue(t: MmaTile, aTile = true): string[] {
   return [
-    `NINCC_SHARED(int4, as, ${t.bm * 4});  // A: ${t.bm} rows (D's rows) × ${BK} k in bf16, 4 swizzled 16-byte chunks per row`,
+    ...(aTile ? [`NINCC_SHARED(int4, as, ${t.bm * 4});  // A: ${t.bm} rows (D's rows) × ${BK} k in bf16, 4 swizzled 16-byte chunks per row`] : []),
     `NINCC_SHARED(int4, bs, ${t.bn * 4});  // B: ${t.bn} rows (D's columns) × ${BK} k in bf16, likewise`,
     'const int t = int(threadIdx.x), lane = t % 32, warp = t / 32;',
     `const int wm = warp % ${t.warpsM}, wn = warp / ${t.warpsM};`,
@@ -135,7 +138,7 @@ function unrolled(count: number, kOffset: string, perElement: readonly string[])
  * positions) of one row: coalesced when the operand's addresses run along its rows (the output
  * positions of a forward's A, the input positions of a data gradient's A, the channels of a 1×1 W).
  */
-export function stageAcrossRows(tile: 'as' | 'bs', rows: number, s: Staging, threads = THREADS): string[] {
+export function stageAcrossRows(tile: string, rows: number, s: Staging, threads = THREADS): string[] {
   return [
     'NINCC_UNROLL',
     `for (int q = t; q < ${rows * 4}; q += ${threads}) {`,
@@ -169,8 +172,11 @@ export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging, threads
   ];
 }
 
-/** The two mma k-steps over a staged 32-deep slice: A and B fragments by ldmatrix, acc += A·B. */
-export function mmaSlice(t: MmaTile): string[] {
+/**
+ * The two mma k-steps over a staged 32-deep slice: A and B fragments by ldmatrix, acc += A·B. `aAt`: where
+ * lane l's ldmatrix row of A's m16 tile `mt` and 16-byte chunk `chunk` lies, when not in the A tile `as`.
+ */
+export function mmaSlice(t: MmaTile, aAt?: string): string[] {
   const WN = t.nt * 8;
   return [
     'NINCC_UNROLL',
@@ -179,8 +185,9 @@ export function mmaSlice(t: MmaTile): string[] {
     '  uint32_t frag_a[2][4];',
     '  NINCC_UNROLL',
     '  for (int mt = 0; mt < 2; ++mt) {',
-    '    const int row = wm * 32 + mt * 16 + lane % 8 + 8 * (lane / 8 % 2), chunk = 2 * ks + lane / 16;',
-    `    nincc::ldmatrix<4>(frag_a[mt], &as[${swizzled('row', 'chunk')}]);`,
+    ...(aAt
+      ? ['    const int chunk = 2 * ks + lane / 16;', `    nincc::ldmatrix<4>(frag_a[mt], ${aAt});`]
+      : ['    const int row = wm * 32 + mt * 16 + lane % 8 + 8 * (lane / 8 % 2), chunk = 2 * ks + lane / 16;', `    nincc::ldmatrix<4>(frag_a[mt], &as[${swizzled('row', 'chunk')}]);`]),
     '  }',
     '  // ldmatrix.x2 of B rows (D columns) × k: lane l gets column l / 4, k pair 2·(l % 4): the B fragment (lanes 16..31 repeat 0..15).',
     `  uint32_t frag_b[${t.nt}][2];`,

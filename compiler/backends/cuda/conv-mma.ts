@@ -12,6 +12,7 @@ import { applyPending, inputParams, outputPlace, params, fusedText, type Consts,
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
+import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { isOn, type Ablations } from '../../ablations.js';
 
@@ -42,6 +43,9 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // 96 channels, so x is read and its pending BN/ReLU applied once); a k×k kernel takes the least padded work.
   // (wideTiles false: every conv keeps the 4-warp tile of least padded work, the kernels before the wide tiles, for A/B checks.)
   const tile = !wideTiles ? chooseMmaTile(maxBatch * rows, c.K, CANDIDATES) : RS === 1 ? chooseTrafficTile(maxBatch * rows, c.K, 1, 1, WIDE_CANDIDATES) : chooseMmaTile(maxBatch * rows, c.K, WIDE_CANDIDATES);
+  // A training forward from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
+  const taps = 'bf16w' in c && c.bf16w === true && tapsOrder(c, 'forward', maxBatch, ablations) ? tapsPlan(c, 'forward', maxBatch, ablations, stats, 0) : undefined;
+  if (taps && taps.tile !== tile) throw new Error(`conv-mma.ts: the tap-major halo's tile differs from the forward's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8; // the warp's columns
@@ -49,7 +53,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // A training forward may stage its weights from a bf16 copy (conv-weight-bf16.ts); inference reads the folded fp32 weights.
   const bf16w = 'bf16w' in c && c.bf16w === true;
   // A stride-1 k×k kernel stages x once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
-  const view = isOn(ablations, 'haloTiles') ? haloConv(c, 'forward') : undefined;
+  const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'forward') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, 0);
   /** Stage A by gathering x per tap from global memory (strided convs, and where a halo would not fit). */
   const gatherA = () => [
@@ -82,13 +86,16 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const names = ['x', ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
   const body = [
-    ...mmaPrologue(tile),
+    ...mmaPrologue(tile, !taps),
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(view && halo ? haloPrologue(view, halo, rows) : []),
+    ...(taps ? tapsPrologue(taps) : []),
     `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
-    ...(view && halo
+    ...(taps
+      ? [...stageTapsHalo(taps, threads, (at, ch) => [`v = nincc::ld(&x[${at}]);`, ...applyPending(c, 'v', ch)], () => []), tapOffsetLine(taps)].map((s) => `  ${s}`)
+      : view && halo
       ? [
           ...stageHalo(view, halo, tile, (at) => [`v = nincc::ld(&x[${at}]);`, ...applyPending(c, 'v', 'ch')], []),
           '// Stage A from the halo: rows are output positions (consecutive lanes on consecutive positions), each position a tap (c, r, s).',
@@ -108,7 +115,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
           }, threads),
         ]).map((s) => `  ${s}`),
     '  __syncthreads();',
-    ...mmaSlice(tile).map((s) => `  ${s}`),
+    ...mmaSlice(tile, taps ? tapsAAddress : undefined).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
     ...epilogue(c, { rows, PQ, NT, WN, statTiles }, out),
@@ -118,6 +125,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     c.inBn && 'prologue: previous BN scale/shift',
     c.inRelu && 'prologue: ReLU',
     halo && `x staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
+    taps && tapsWords(taps, 'x'),
+    halo && bf16w && tapsFallback(c, 'forward', maxBatch, ablations),
     c.bias && 'bias',
     out.residual && 'epilogue: residual add',
     out.total !== c.K && 'epilogue: concat slice in place',

@@ -9,20 +9,26 @@
 // W[k][c][r][s] with k = (k, r, s)). The values are those the fp32 staging rounds, so outputs are bitwise equal.
 import { params, flat, type Consts, type CudaKernel } from './parts.js';
 import { BK, swizzled } from './conv-mma-tile.js';
+import { TAPS_GROUP, tapsOrder } from './conv-mma-taps-halo.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import type { Ablations } from '../../ablations.js';
 
 /** B's rows and its reduction's length: the forward's K × C·R·S, or the data gradient's C × K·R·S. */
 export const weightMatrix = (c: { C: number; K: number; R: number; S: number }, dgrad: boolean) =>
   dgrad ? { rows: c.C, depth: c.K * c.R * c.S } : { rows: c.K, depth: c.C * c.R * c.S };
 
-export function convWeightBf16(k: KernelStep, c: Consts<'conv_weight_bf16'>): CudaKernel {
+export function convWeightBf16(k: KernelStep, c: Consts<'conv_weight_bf16'>, maxBatch: number, ablations?: Ablations): CudaKernel {
   const { rows, depth } = weightMatrix(c, c.dgrad);
   const RS = c.R * c.S;
+  const fused = (order: string) => `the weights rounded to bf16 in the ${c.dgrad ? 'data gradient' : 'forward'}'s staged B order (32-deep slices${order})`;
+  const common = { params: params(k, ['w', { name: 'wb', out: true }]) };
+  // A reader running tap-major (conv-mma-taps-halo.ts) takes k = 32·(g·RS + tap) + j: its own copy below.
+  if (tapsOrder(c, c.dgrad ? 'dgrad' : 'forward', maxBatch, ablations)) return { ...common, ...tapMajorCopy(c, rows, depth / RS / TAPS_GROUP, RS), fused: fused(', k tap-major per 32 channels') };
   const count = Math.ceil(depth / BK) * rows * BK;
   // B[row][kk]: the forward's W[row][kk]; the data gradient's W[kk / RS][row][kk % RS].
   const source = c.dgrad ? `((long long)(kk / ${RS}) * ${c.C} + row) * ${RS} + kk % ${RS}` : `(long long)row * ${depth} + kk`;
   return {
-    params: params(k, ['w', { name: 'wb', out: true }]),
+    ...common,
     body: [
       'const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;',
       '(void)n;',
@@ -33,7 +39,32 @@ export function convWeightBf16(k: KernelStep, c: Consts<'conv_weight_bf16'>): Cu
       'nincc::st(reinterpret_cast<nincc::bf16*>(wb) + i, nincc::to_bf16(v));',
     ],
     launch: flat(count),
-    fused: `the weights rounded to bf16 in the ${c.dgrad ? 'data gradient' : 'forward'}'s staged B order (32-deep slices)`,
+  };
+}
+
+/**
+ * The tap-major copy: a thread per (row, group g of 32 channels, tap), consecutive threads on consecutive taps
+ * (so each of its 32 loads, channel 32·g + j at W's tap, runs along a kernel's R·S contiguous floats across the
+ * warp), writing the slice g·RS + tap of its row: 64 contiguous bytes, j at position p with j = p / 4 + 8·(p % 4).
+ */
+function tapMajorCopy(c: { C: number; dgrad: boolean }, rows: number, groups: number, RS: number): Pick<CudaKernel, 'body' | 'launch'> {
+  const count = rows * groups * RS;
+  // The forward's W[row][ch][tap], the data gradient's W[ch][row][tap] (ch = 32·g + j).
+  const source = (j: number) => (c.dgrad ? `((long long)(g * ${TAPS_GROUP} + ${j}) * ${c.C} + row) * ${RS} + tap` : `((long long)row * ${groups * TAPS_GROUP} + g * ${TAPS_GROUP} + ${j}) * ${RS} + tap`);
+  const jAt = (p: number) => Math.floor(p / 4) + 8 * (p % 4);
+  return {
+    body: [
+      'const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;',
+      '(void)n;',
+      `if (i >= ${count}) return;`,
+      `const int tap = int(i % ${RS}), g = int(i / ${RS} % ${groups}), row = int(i / ${RS * groups});`,
+      `int4* out = reinterpret_cast<int4*>(wb) + ((long long)(g * ${RS} + tap) * ${rows} + row) * 4;`,
+      ...Array.from({ length: BK / 8 }, (_, chunk) => {
+        const pair = (p: number) => `int(nincc::to_bf16x2(nincc::ld(&w[${source(jAt(p + 1))}]), nincc::ld(&w[${source(jAt(p))}])))`;
+        return `nincc::st(&out[${chunk}], int4{${[0, 2, 4, 6].map((e) => pair(8 * chunk + e)).join(', ')}});`;
+      }),
+    ],
+    launch: flat(count),
   };
 }
 

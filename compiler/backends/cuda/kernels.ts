@@ -180,7 +180,7 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     case 'conv_dgrad_fused':
       return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, schedule.ablations) : convBackwardData(k, k.consts);
     case 'conv_weight_bf16':
-      return convWeightBf16(k, k.consts);
+      return convWeightBf16(k, k.consts, schedule.maxBatch, schedule.ablations);
     case 'conv_wgrad_fused':
       return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.ablations) : convBackwardWeight(k, k.consts);
     default:

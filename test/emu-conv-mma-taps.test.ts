@@ -1,0 +1,162 @@
+// The tap-major halo of the stride-1 k×k bf16 training forwards and data gradients
+// (compiler/backends/cuda/conv-mma-taps-halo.ts): A's fragments by ldmatrix from a channels-innermost halo,
+// k tap-major per group of 32 channels, B from a bf16 weight copy in that order. The summation order is
+// not the channel-major build's, so the check is against float64 with the per-element bf16 bounds of
+// test/emu-conv-mma-grad.test.ts (whose header states the rules): one training step of a chain with odd
+// planes (9×7, 7×5; 128-row blocks span images), a 5×5 pad-2 and a 3×3 pad-0 conv, N tiles past the
+// columns, a batch of 3 on grids sized for 4, and a data gradient with 20 channels (not a multiple of 32:
+// it keeps the channel-major halo). CI: which kernels take the layout, and the bank-conflict count of
+// every ldmatrix phase of NIN's and this chain's grids (conv-mma-taps-banks.ts). The emulated step: with
+// NINCC_TEST_FULL=1 (its g++ build is over CI's budget).
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildArtifact } from '../compiler/build.js';
+import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
+import type { Ablations } from '../compiler/ablations.js';
+import { tapsPlan } from '../compiler/backends/cuda/conv-mma-taps-halo.js';
+import { tapsConflicts } from '../compiler/backends/cuda/conv-mma-taps-banks.js';
+import { loadWith, readWeights, rng, stepWithExactLogits, uniform } from './reference/artifacts.js';
+import { withEnv } from './reference/env.js';
+import { bf16, type Bounded, type Conv, convCall, dgrad, exactLossLinear, forward, lossGradient, outSize, relu, reluBackward, sparseImages, wgrad, worst } from './reference/bf16-bound.js';
+
+const STEM: Conv = { C: 3, H: 17, W: 13, K: 32, R: 3, S: 3, sh: 2, sw: 2, ph: 1, pw: 1 }; // → 32×9×7 (gathers: strided)
+const C5X5: Conv = { C: 32, H: 9, W: 7, K: 32, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 }; // → 32×9×7: both passes tap-major
+const C3X3: Conv = { C: 32, H: 9, W: 7, K: 20, R: 3, S: 3, sh: 1, sw: 1, ph: 0, pw: 0 }; // → 20×7×5: forward tap-major, data gradient (20 channels) channel-major
+const C1X1: Conv = { C: 20, H: 7, W: 5, K: 6, R: 1, S: 1, sh: 1, sw: 1, ph: 0, pw: 0 }; // → 6×7×5
+const CLASSES = 3;
+const FEATURES = 6 * 7 * 5;
+const SPEC = `model mma_taps { input 3x17x13  ${convCall(STEM)}  relu  ${convCall(C5X5)}  relu  ${convCall(C3X3)}  relu  ${convCall(C1X1)}  view(-1)  linear(${FEATURES}, ${CLASSES})  logsoftmax }`;
+const CONVS: readonly (readonly [string, Conv])[] = [['conv1', STEM], ['conv3', C5X5], ['conv5', C3X3], ['conv7', C1X1]];
+/** How far below its mean each conv's bias pulls a channel, so that the ReLUs drop values (the dReLU rebuild matters). */
+const BIAS_PULL: Record<string, number> = { conv1: 1, conv3: 1, conv5: 1, conv7: 0 };
+
+function compiled(source: string, maxBatch: number, ablations: Ablations = {}): Compiled {
+  const r = compileSpec(source, 'taps.model', { device: 'emu' });
+  if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+  return compileModel(r.model, { target: 'emu', maxBatch, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations });
+}
+
+/** The fused text of each training forward, data gradient and weight copy, by kernel name. */
+const fusedTexts = (c: Compiled) => new Map((c.cuda?.kernels ?? []).filter((k) => /_conv_(fwd_fused|dgrad_fused|weight_bf16(_2)?)$/.test(k.name)).map((k) => [k.name, k.fused]));
+
+describe('the tap-major halo (compiled, no build)', () => {
+  it('the stride-1 k×k convs with channels in 32s take it, their weight copies follow; 20 channels, the switch off and inference keep the channel-major halo', () => {
+    const texts = fusedTexts(compiled(SPEC, 4));
+    const tapMajor = [...texts].filter(([, f]) => /channels innermost/.test(f)).map(([k]) => k).sort();
+    expect(tapMajor).toEqual(['k3_conv_dgrad_fused', 'k3_conv_fwd_fused', 'k5_conv_fwd_fused']);
+    const copies = [...texts].filter(([, f]) => /tap-major per 32 channels/.test(f)).map(([k]) => k).sort();
+    expect(copies).toEqual(['k3_conv_weight_bf16', 'k3_conv_weight_bf16_2', 'k5_conv_weight_bf16']);
+    expect(texts.get('k5_conv_dgrad_fused')).toMatch(/dY' staged once per 32 channels in a shared halo .* \+ channel-major: 20 channels, not a multiple of 32/);
+    const off = compiled(SPEC, 4, { tapsHalo: false });
+    for (const [k, f] of fusedTexts(off)) expect(f, k).not.toMatch(/channels innermost|tap-major/);
+    for (const k of off.cuda?.kernels ?? []) if (k.name.endsWith('conv_infer')) expect(k.fused, k.name).not.toMatch(/channels innermost/);
+  });
+
+  it('no ldmatrix phase of the halo meets a bank conflict: this chain at batch 4 and NIN at batch 128, with and without statistics rows', () => {
+    const nin = compiled(readFileSync(join(import.meta.dirname, '../models/nin.model'), 'utf8'), 128);
+    const counted: string[] = [];
+    for (const [c, batch] of [[compiled(SPEC, 4), 4], [nin, 128]] as const) {
+      for (const step of c.lowered.programs.flatMap((p) => p.steps)) {
+        if (step.op !== 'conv_fwd_fused' && step.op !== 'conv_dgrad_fused') continue;
+        const pass = step.op === 'conv_fwd_fused' ? 'forward' : 'dgrad';
+        for (const stats of [false, true]) {
+          const plan = tapsPlan(step.consts as Parameters<typeof tapsPlan>[0], pass, batch, {}, stats, 0);
+          if (!plan) continue;
+          counted.push(`${step.kernel} ${stats}`);
+          expect(tapsConflicts(plan, batch), `${step.kernel} stats ${stats}`).toBe(0);
+        }
+      }
+    }
+    // The chain's k3 forward and data gradient and k5 forward; NIN's 5×5 and two 3×3 forwards and data gradients.
+    expect(counted.length, counted.join(', ')).toBe(2 * (3 + 6));
+  });
+});
+
+/** The test's weights: all positive (as in test/emu-conv-mma-grad.test.ts chooseWeights, which says why), each bias pulling its channel down by BIAS_PULL. */
+function chooseWeights(images: Float32Array, n: number): Map<string, Float32Array> {
+  const next = rng(7);
+  const tensors = new Map<string, Float32Array>();
+  let x: Bounded = { v: Float64Array.from(images), e: new Float64Array(images.length), exact: true };
+  for (const [name, c] of CONVS) {
+    const taps = c.C * c.R * c.S;
+    const w = uniform(c.K * taps, 0.1 / taps, 2 / taps, next).map(bf16);
+    const y = forward(c, n, x, Float64Array.from(w), new Float64Array(c.K));
+    const { P, Q } = outSize(c);
+    const b = Float32Array.from({ length: c.K }, (_, k) => {
+      let sum = 0;
+      for (let img = 0; img < n; img++) for (let i = 0; i < P * Q; i++) sum += y.v[(img * c.K + k) * P * Q + i];
+      return (-BIAS_PULL[name] * sum) / (n * P * Q) + 0.05 * next();
+    });
+    tensors.set(`${name}.weight`, w).set(`${name}.bias`, b);
+    const out = forward(c, n, x, Float64Array.from(w), Float64Array.from(b));
+    x = name === 'conv7' ? out : relu(out);
+  }
+  const linear = exactLossLinear(CLASSES, FEATURES, next);
+  tensors.set('linear9.weight', linear.weight).set('linear9.bias', linear.bias);
+  return tensors;
+}
+
+if (process.env.NINCC_TEST_FULL !== '1') console.warn('test/emu-conv-mma-taps.test.ts: the emulated step against float64 runs with NINCC_TEST_FULL=1; CI checks the compiled kernels and the bank-conflict count');
+describe.runIf(process.env.NINCC_TEST_FULL === '1')('the tap-major halo on emu against float64 (NINCC_TEST_FULL=1)', () => {
+  let root: string;
+  let emuDir: string;
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'nincc-mma-taps-'));
+    const r = compileSpec(SPEC, 'mma_taps.model');
+    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+    emuDir = join(root, 'emu');
+    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, SPEC, { outDir: emuDir, target: 'emu', maxBatch: 4, precision: 'bf16' }));
+  }, 300_000);
+  afterAll(() => {
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it('one step: every conv weight and bias gradient within the bf16 bound of float64; two emu runs bitwise equal', async () => {
+    const n = 3;
+    const next = rng(29);
+    const images = sparseImages(n * STEM.C * STEM.H * STEM.W, 0.1, next);
+    const labels = new Int32Array(n);
+    const tensors = chooseWeights(images, n);
+    const emu = await loadWith(emuDir, 'emu', 11, tensors);
+    const again = await loadWith(emuDir, 'emu', 11, tensors);
+    try {
+      await stepWithExactLogits([emu, again], images, labels, CLASSES);
+      const t = readWeights(emu);
+      const w = (name: string) => t.get(name)!;
+      const x0: Bounded = { v: Float64Array.from(images), e: new Float64Array(images.length), exact: true };
+      const y1 = forward(STEM, n, x0, w('conv1.weight'), w('conv1.bias'));
+      const y3 = forward(C5X5, n, relu(y1), w('conv3.weight'), w('conv3.bias'));
+      const y5 = forward(C3X3, n, relu(y3), w('conv5.weight'), w('conv5.bias'));
+      const g7 = lossGradient(n, labels, w('linear9.weight'), w('linear9.bias'), FEATURES);
+      const g5 = reluBackward(y5, dgrad(C1X1, n, g7, w('conv7.weight')));
+      const g3 = reluBackward(y3, dgrad(C3X3, n, g5, w('conv5.weight')));
+      const g1 = reluBackward(y1, dgrad(C5X5, n, g3, w('conv3.weight')));
+      // Each ReLU drops values for certain (so a data gradient without its dReLU fails), and few are in doubt.
+      for (const [name, y] of [['y1', y1], ['y3', y3], ['y5', y5]] as const) {
+        expect(y.v.filter((v, i) => v < -y.e[i]).length, name).toBeGreaterThan(y.v.length / 20);
+        expect(y.v.filter((v, i) => Math.abs(v) <= y.e[i]).length, name).toBeLessThan(y.v.length / 50);
+      }
+      const expected = {
+        conv7: wgrad(C1X1, n, g7, relu(y5)),
+        conv5: wgrad(C3X3, n, g5, relu(y3)),
+        conv3: wgrad(C5X5, n, g3, relu(y1)),
+        conv1: wgrad(STEM, n, g1, x0),
+      };
+      for (const [name, ref] of Object.entries(expected)) {
+        for (const [part, r] of [['weight', ref.dw], ['bias', ref.db]] as const) {
+          const e = emu.getGradient(`${name}.${part}`);
+          const { ratio, at } = worst(e, r.v, r.e);
+          console.log(`${name}.${part}: worst ${ratio.toFixed(3)} of its bound`);
+          expect(ratio, `${name}.${part}[${at}]: emu ${e[at]}, float64 ${r.v[at]}, bound ${r.e[at]}`).toBeLessThanOrEqual(1);
+          const scale = r.v.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+          expect(Math.max(...r.e), `${name}.${part}`).toBeLessThan(0.05 * scale);
+          expect(Array.from(again.getGradient(`${name}.${part}`)), `${name}.${part}: a second emu run`).toEqual(Array.from(e));
+        }
+      }
+    } finally {
+      await Promise.all([emu, again].map((m) => m.dispose()));
+    }
+  }, 300_000);
+});
