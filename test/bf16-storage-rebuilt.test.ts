@@ -1,10 +1,13 @@
-// bf16 storage of the rebuilt gradient dY' (issue #15; lower/train-fused.ts FusedTrainOptions.bf16Rebuilt): the
+// bf16 storage of the rebuilt gradient dY' and of max pool outputs (issue #15; lower/train-fused.ts
+// FusedTrainOptions.bf16Rebuilt, bf16Pooled). dY': the
 // grad_rebuild pass before a conv's gradients stores dY' rounded to bf16, and that conv's tensor-core data and
 // weight gradients, its only readers, widen it back to fp32 where they read it. They round every staged dY' to
 // bf16 anyway, and rounding to nearest is idempotent, so dX and dW are bitwise those of fp32 storage; the
 // conv's bias gradient sums the rounded values (test/emu-conv-mma-grad-bn.test.ts carries that rounding in its bound).
+// A max pool read only by convs: its output is staged, rounded, only by their tensor-core forwards and weight
+// gradients (the pool's backward reads its argmax), so it too is stored rounded with no change at all.
 // In CI: the lowering (dtypes, sizes, readers) and the generated kernels' loads and stores. On emu
-// (NINCC_TEST_FULL=1): a bf16 build and one with `bf16Rebuilt: false` train three steps bitwise alike.
+// (NINCC_TEST_FULL=1): a bf16 build and one with `bf16Rebuilt: false, bf16Pooled: false` train three steps bitwise alike.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +17,7 @@ import type { Ablations } from '../compiler/ablations.js';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { opBuffers } from '../compiler/lower/ops.js';
 import type { KernelStep } from '../compiler/lower/program-ir.js';
-import { load } from '../runtime/model.js';
-import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
+import { expectTrainsAlike } from './reference/bf16-storage-train-alike.js';
 import { withEnv } from './reference/env.js';
 
 function shaped(source: string, file: string) {
@@ -56,8 +58,8 @@ describe("dY' stored in bf16 in the lowering", () => {
       expect(readers.map((r) => `${r.op}@${r.layer}`).sort(), s.kernel).toEqual([`conv_dgrad_fused@${s.layer}`, `conv_wgrad_fused@${s.layer}`]);
       for (const r of readers) if (r.op === 'conv_dgrad_fused' || r.op === 'conv_wgrad_fused') expect(r.consts.gBf16, r.kernel).toBe(true);
     }
-    // Nothing else is bf16: every other conv gradient reads fp32.
-    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(passes.length);
+    // Nothing else is bf16 but the max pools' outputs (below): every other conv gradient reads fp32.
+    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(passes.length + 3);
     expect(p.steps.filter((s) => (s.op === 'conv_dgrad_fused' || s.op === 'conv_wgrad_fused') && s.consts.gBf16).length).toBe(2 * passes.length);
     // plan.json says it: the pass's output argument and its readers' g are bf16 refs of those sizes.
     const planSteps = c.plan.programs.train_forward_backward.steps;
@@ -67,28 +69,48 @@ describe("dY' stored in bf16 in the lowering", () => {
     }
   });
 
-  it('bf16Rebuilt false, and fp32: no bf16 buffer; with the switch off the same steps otherwise', () => {
+  it("nin.model bf16: each max pool's output is bf16, read only by the next conv's forward and weight gradient as bf16", () => {
+    const c = ninBf16Compiled();
+    const p = training(c);
+    const decl = new Map(c.lowered.memory.buffers.map((b) => [b.id, b]));
+    const pools = p.steps.filter((s) => s.op === 'maxpool_fwd_fused');
+    expect(pools.map((s) => s.layer)).toEqual([10, 20, 30]);
+    for (const s of pools) {
+      if (s.op !== 'maxpool_fwd_fused') continue;
+      const y = s.buffers.y;
+      expect(s.consts.bf16, s.kernel).toBe(true);
+      expect(decl.get(y)?.dtype, s.kernel).toBe('bf16');
+      expect(decl.get(y)?.size, s.kernel).toBe(Math.ceil((s.consts.K * s.consts.P * s.consts.Q) / 2));
+      const readers = p.steps.filter((r) => reads(r, y));
+      expect(readers.map((r) => `${r.op}@${r.layer}`).sort(), s.kernel).toEqual([`conv_fwd_fused@${s.layer + 1}`, `conv_wgrad_fused@${s.layer + 1}`]);
+      for (const r of readers) if (r.op === 'conv_fwd_fused' || r.op === 'conv_wgrad_fused') expect(r.consts.xBf16, r.kernel).toBe(true);
+    }
+  });
+
+  it('bf16Rebuilt and bf16Pooled false, and fp32: no bf16 buffer; with the switches off the same steps otherwise', () => {
     const on = training(ninBf16Compiled());
-    const offCompiled = compile(NIN, 'models/nin.model', 'bf16', { bf16Rebuilt: false });
+    const offCompiled = compile(NIN, 'models/nin.model', 'bf16', { bf16Rebuilt: false, bf16Pooled: false });
     const off = training(offCompiled);
     expect(offCompiled.lowered.memory.buffers.filter((b) => b.dtype === 'bf16')).toEqual([]);
     expect(off.steps.map((s) => s.op)).toEqual(on.steps.map((s) => s.op));
-    expect(off.steps.some((s) => 'gBf16' in s.consts || ('bf16' in s.consts && s.op === 'grad_rebuild'))).toBe(false);
+    expect(off.steps.some((s) => 'gBf16' in s.consts || 'xBf16' in s.consts || 'bf16' in s.consts)).toBe(false);
     expect(compile(NIN, 'models/nin.model', 'fp32').lowered.memory.buffers.filter((b) => b.dtype === 'bf16')).toEqual([]);
   });
 });
 
 // Two BN'd 3×3 convs after the stem, the first strided (its data gradient gathers dY' per tap), the second
 // stride 1 (from the shared halo), and a 1×1 of 128 input channels (across rows): each on the pass, without a
-// bias, so a bf16-stored dY' changes nothing at all. The stem keeps its fused rebuild.
+// bias, so a bf16-stored dY' changes nothing at all. The stem keeps its fused rebuild. A max pool between the
+// 3×3 convs, stored bf16, read by the second's forward and weight gradient.
 const SMALL = `model bf16_rebuilt {
   input 2x7x6
   conv(2, 4, 3, 3, 1, 1, 1, 1)  bn(4)  relu
   conv(4, 6, 3, 3, 2, 2, 1, 1):noBias()  bn(6)  relu
+  maxpool(2, 2, 1, 1)
   conv(6, 8, 3, 3, 1, 1, 1, 1):noBias()  bn(8)  relu
   conv(8, 128, 1, 1)  bn(128)  relu
   conv(128, 6, 1, 1):noBias()  bn(6)  relu
-  view(-1)  linear(72, 3)  logsoftmax
+  view(-1)  linear(36, 3)  logsoftmax
 }
 `;
 
@@ -103,12 +125,18 @@ describe('the generated kernels', () => {
       expect(k.body.join('\n'), k.name).toMatch(/nincc::st\(&dx\[at\], nincc::to_bf16\(d\)\);/);
     }
     const readers = cuda.kernels.filter((k) => /const nincc::bf16\* g\b/.test(k.params));
-    expect(readers.map((k) => k.name).sort()).toEqual(['k13_conv_dgrad_fused', 'k13_conv_wgrad_fused', 'k4_conv_dgrad_fused', 'k4_conv_wgrad_fused', 'k7_conv_dgrad_fused', 'k7_conv_wgrad_fused']);
+    expect(readers.map((k) => k.name).sort()).toEqual(['k14_conv_dgrad_fused', 'k14_conv_wgrad_fused', 'k4_conv_dgrad_fused', 'k4_conv_wgrad_fused', 'k8_conv_dgrad_fused', 'k8_conv_wgrad_fused']);
     for (const k of readers) {
       const text = k.body.join('\n');
       expect(text, k.name).toMatch(/nincc::bf16_to_float\(nincc::ld\(&g\[/);
       expect(text, k.name).not.toMatch(/[^(]nincc::ld\(&g\[/);
     }
+    const pool = cuda.kernels.find((k) => /maxpool_fwd_fused/.test(k.name));
+    expect(pool?.params).toMatch(/nincc::bf16\* y/);
+    expect(pool?.body.join('\n')).toMatch(/nincc::st\(&y\[at\], nincc::to_bf16\(best\)\);/);
+    const xReaders = cuda.kernels.filter((k) => /const nincc::bf16\* x\b/.test(k.params));
+    expect(xReaders.map((k) => k.name).sort()).toEqual(['k8_conv_fwd_fused', 'k8_conv_wgrad_fused']);
+    for (const k of xReaders) expect(k.body.join('\n'), k.name).toMatch(/nincc::bf16_to_float\(nincc::ld\(&x\[/);
   });
 });
 
@@ -125,35 +153,13 @@ const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn("test/bf16-storage-rebuilt.test.ts: the emu A/B builds are skipped in CI (two emu builds); NINCC_TEST_FULL=1 runs them");
 
 describe("dY' stored in bf16 on emu", () => {
-  it.runIf(FULL)('three SGD steps give bitwise the gradients, losses and weights of fp32 storage (NINCC_TEST_FULL=1)', async () => {
+  it.runIf(FULL)("three SGD steps give bitwise the gradients, losses and weights of fp32 storage of dY' and the pool (NINCC_TEST_FULL=1)", async () => {
     const model = shaped(SMALL, 'bf16_rebuilt.model');
     const dirs = [join(root, 'bf16'), join(root, 'fp32')];
     withEnv({ NINCC_NVCC: '0' }, () => {
       buildArtifact(model, SMALL, { outDir: dirs[0], target: 'emu', maxBatch: 4, precision: 'bf16' });
-      buildArtifact(model, SMALL, { outDir: dirs[1], target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { bf16Rebuilt: false } });
+      buildArtifact(model, SMALL, { outDir: dirs[1], target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { bf16Rebuilt: false, bf16Pooled: false } });
     });
-    const n = 3;
-    const next = rng(53);
-    const images = uniform(n * 2 * 7 * 6, -1.5, 1.5, next);
-    const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % 3);
-    const models = await Promise.all(dirs.map((d) => load(d, { device: 'emu', seed: 19 })));
-    try {
-      randomizeAffine(models[0], rng(59));
-      for (const t of models[0].tensorNames()) models[1].setTensor(t, models[0].getTensor(t));
-      await Promise.all(models.map((m) => m.forwardBackward(images, labels)));
-      for (const t of models[0].info.params) expect(Array.from(models[0].getGradient(t.name)), t.name).toEqual(Array.from(models[1].getGradient(t.name)));
-      const losses = await Promise.all(
-        models.map(async (m) => {
-          const out: number[] = [];
-          for (let i = 0; i < 3; i++) out.push((await m.trainStep(images, labels, { lr: 0.05, momentum: 0.9 })).loss);
-          return out;
-        }),
-      );
-      expect(losses[0]).toEqual(losses[1]);
-      expect(losses[0][2]).toBeLessThan(losses[0][0]);
-      for (const t of models[0].tensorNames()) expect(Array.from(models[0].getTensor(t)), t).toEqual(Array.from(models[1].getTensor(t)));
-    } finally {
-      await Promise.all(models.map((m) => m.dispose()));
-    }
-  }, 300_000);
+    await expectTrainsAlike([dirs[0], dirs[1]], [2, 7, 6], 3, { images: 53, load: 19, affine: 59 });
+  }, 900_000);
 });

@@ -116,12 +116,12 @@ const constSchemas = {
   nll_loss: { classes: 'int' },
   sgd_update: { count: 'int' },
   // bf16w: the bf16 tensor-core kernel stages its weights from a conv_weight_bf16 copy `wb` (compiler/backends/cuda/conv-weight-bf16.ts).
-  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?' },
+  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?', xBf16: 'bool?' },
   // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
   conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?' },
   // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand.
   conv_weight_bf16: { ...spatial, dgrad: 'bool' },
-  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?' },
+  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
@@ -136,7 +136,8 @@ const constSchemas = {
   act_bwd_stats: { ...channels, outRelu: 'bool' },
   // bf16: dx is stored rounded to bf16, for readers that round it so when they stage it anyway (lower/train-fused.ts).
   grad_rebuild: { ...channels, ...gradFlags, bf16: 'bool?' },
-  maxpool_fwd_fused: { ...pool, ...inFlags },
+  // bf16: y is stored rounded to bf16, for conv readers that round it so when they stage it anyway (lower/train-fused.ts).
+  maxpool_fwd_fused: { ...pool, ...inFlags, bf16: 'bool?' },
   avgpool_fwd_fused: { ...pool, ...inFlags },
   maxpool_bwd_fused: { ...pool, ...outFlags },
   avgpool_bwd_fused: { ...pool, ...outFlags },
@@ -175,8 +176,10 @@ export type Dtype = 'f32' | 'i32' | 'u8' | 'bf16';
 /** The 4-byte elements that hold `elements` values of `dtype` (a per-image size: images lie back to back in its elements). */
 export const storageWords = (dtype: Dtype, elements: number) => (dtype === 'bf16' ? Math.ceil(elements / 2) : dtype === 'u8' ? Math.ceil(elements / 4) : elements);
 
-/** The x buffer of a conv that may read uint8 images: its dtype and size in 4-byte elements (C·H·W bytes per image). */
-const convInput = { name: 'x', dir: 'in', dtype: (c: ConvShape & { u8Mean?: readonly number[] }) => (c.u8Mean ? 'u8' : 'f32'), size: (c: ConvShape & { u8Mean?: readonly number[] }) => (c.u8Mean ? Math.ceil(inPlane(c) / 4) : inPlane(c)) } as const;
+/** The x buffer of a conv: uint8 images (a stem), a max pool's output stored bf16 (xBf16), or fp32; its size in 4-byte elements. */
+type ConvInputConsts = ConvShape & { u8Mean?: readonly number[]; xBf16?: boolean };
+const convInputDtype = (c: ConvInputConsts): Dtype => (c.u8Mean ? 'u8' : c.xBf16 ? 'bf16' : 'f32');
+const convInput = { name: 'x', dir: 'in', dtype: convInputDtype, size: (c: ConvInputConsts) => storageWords(convInputDtype(c), inPlane(c)) } as const;
 
 /** The g buffer of a conv's gradient kernels: the gradient of its output, bf16 where a grad_rebuild pass stored it so (gBf16). */
 const convGradient = { name: 'g', dir: 'in', dtype: (c: ConvShape & { gBf16?: boolean }) => (c.gBf16 ? 'bf16' : 'f32'), size: (c: ConvShape & { gBf16?: boolean }) => storageWords(c.gBf16 ? 'bf16' : 'f32', c.K * c.P * c.Q) } as const;
@@ -573,7 +576,12 @@ const rulesTable = {
     ...rebuild<OpConsts['grad_rebuild']>(perChannel, (c) => c.HW),
     { name: 'dx', dir: 'out', dtype: (c) => (c.bf16 ? 'bf16' : 'f32'), size: (c) => storageWords(c.bf16 ? 'bf16' : 'f32', plane(c)) },
   ],
-  maxpool_fwd_fused: [...poolForward.slice(0, 1), ...pendingInput<OpConsts['maxpool_fwd_fused']>(), poolForward[1], { name: 'argmax', dir: 'out', dtype: 'i32', size: outPlane }],
+  maxpool_fwd_fused: [
+    ...poolForward.slice(0, 1),
+    ...pendingInput<OpConsts['maxpool_fwd_fused']>(),
+    { name: 'y', dir: 'out', dtype: (c) => (c.bf16 ? 'bf16' : 'f32'), size: (c) => storageWords(c.bf16 ? 'bf16' : 'f32', outPlane(c)) },
+    { name: 'argmax', dir: 'out', dtype: 'i32', size: outPlane },
+  ],
   avgpool_fwd_fused: [...poolForward.slice(0, 1), ...pendingInput<OpConsts['avgpool_fwd_fused']>(), poolForward[1]],
   maxpool_bwd_fused: [
     { name: 'g', dir: 'in', size: outPlane },

@@ -137,6 +137,12 @@ export interface FusedTrainOptions {
    * summed from the rounded ones: off by at most 2⁻⁸·Σ|dY'| (a BN follows such a conv, so it is ≈ 0 anyway).
    */
   readonly bf16Rebuilt?: boolean;
+  /**
+   * A max pool whose every reader is a conv stores its output rounded to bf16: a conv reads its input only in
+   * its bf16 tensor-core forward and weight gradient, which round it as they stage it anyway, and the pool's
+   * backward reads its argmax, not its output; so every result is bitwise unchanged, in half the bytes.
+   */
+  readonly bf16Pooled?: boolean;
 }
 
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
@@ -144,6 +150,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   const last = logSoftmaxHead(m);
   const { b, images, labels } = trainingInputs(m, stem);
   const stemOf = (buf: string) => stemConsts(buf === images ? stem : undefined);
+  /** Conv inputs stored in bf16 (FusedTrainOptions.bf16Pooled). */
+  const bf16Inputs = new Set<string>();
   /** A step writing conv l's weights as bf16 in its forward's (or data gradient's) B order: the buffer. */
   const weightCopy = (l: ShapedLayer, c: ConvShape, dgrad: boolean): string => {
     const wb = b.fixed(`conv${l.index}.weight_bf16${dgrad ? '_dgrad' : ''}`, bf16WeightFloats(c, dgrad));
@@ -208,7 +216,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const p = pendingArgs(v);
         const consts = { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias, ...p.consts, stats, ...stemOf(v.buf) };
         const wb = options.bf16Weights && a.kH * a.kW > 1 && !consts.u8Mean ? weightCopy(l, consts, false) : undefined;
-        b.step(l, 'conv_fwd_fused', { x: v.buf, ...p.buffers, w: paramId(l, 'weight'), wb, b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, { ...consts, ...(wb ? { bf16w: true } : {}) });
+        b.step(l, 'conv_fwd_fused', { x: v.buf, ...p.buffers, w: paramId(l, 'weight'), wb, b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, { ...consts, ...(wb ? { bf16w: true } : {}), ...(bf16Inputs.has(v.buf) ? { xBf16: true } : {}) });
         const out: Value = { buf: y, C: K, H: P, W: Q, ...(st ? { stats: st } : {}) };
         nodes.push({ kind: 'conv', l, pos, input: v, output: out });
         v = out;
@@ -281,10 +289,14 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
           v = out;
           return;
         }
-        const y = b.act(`${l.kind}${l.index}.out`, c.K * c.P * c.Q);
+        const readersOfPool = m.layers.filter((_, i) => inputsOf(m.layers, i).includes(pos));
+        const onlyConvsRead = readersOfPool.length > 0 && readersOfPool.every((r) => r.kind === 'conv');
+        const storeBf16 = l.kind === 'maxpool' && options.bf16Pooled === true && onlyConvsRead;
+        const y = storeBf16 ? b.act(`${l.kind}${l.index}.out`, storageWords('bf16', c.K * c.P * c.Q), 'bf16') : b.act(`${l.kind}${l.index}.out`, c.K * c.P * c.Q);
+        if (storeBf16) bf16Inputs.add(y);
         const argmax = l.kind === 'maxpool' ? b.act(`maxpool${l.index}.argmax`, c.K * c.P * c.Q, 'i32') : undefined;
         const p = pendingArgs(v);
-        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_fused' : 'avgpool_fwd_fused', { x: v.buf, ...p.buffers, y, argmax }, { ...c, ...p.consts });
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_fused' : 'avgpool_fwd_fused', { x: v.buf, ...p.buffers, y, argmax }, { ...c, ...p.consts, ...(storeBf16 ? { bf16: true } : {}) });
         const out: Value = { buf: y, C: c.K, H: c.P, W: c.Q };
         nodes.push({ kind: 'pool', l, pos, input: v, output: out, ...(argmax ? { argmax } : {}) });
         v = out;
@@ -632,7 +644,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
         const splits = splitsOf(l);
-        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf), ...gStorage });
+        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf), ...gStorage, ...(bf16Inputs.has(x.buf) ? { xBf16: true } : {}) });
         b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
         const dx = b.act(`conv${l.index}.grad_in`, x.C * x.H * x.W);

@@ -200,7 +200,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   const threads = tileThreads(tile);
   const WN = NT * 8;
   const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
-  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), 'x', ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
+  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), { name: 'x', bf16: c.xBf16 }, ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
   // Without a halo, A gathers each tap's input from global memory.
   const stageGathered = [
     '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
@@ -212,7 +212,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
         `  const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
         `  const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
         `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
-        `    v = nincc::ld(&x[(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u]);`,
+        `    v = ${loadFloat('x', `(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u`, c.xBf16)};`,
         ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
         '  }',
         '}',
