@@ -130,7 +130,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
     ...(view && halo
       ? [
-          ...stageHalo(view, halo, threads, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
+          ...stageHalo(view, halo, tile, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
           '// Stage A from the halo: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s).',
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ]

@@ -16,7 +16,7 @@
 // that window for KC channels. KC·R·S is a multiple of the 32-deep slice, so every slice's taps (channel,
 // r, s) fall in one staged group and A's k order, its shared layout and the B staging are the gathering
 // path's: the two builds are bitwise equal (test/emu-conv-mma-halo.test.ts).
-import { BK, type MmaTile } from './conv-mma-tile.js';
+import { BK, tileThreads, type MmaTile } from './conv-mma-tile.js';
 
 /** Static shared memory a kernel may declare (the CUDA limit without an opt-in to dynamic shared memory). */
 export const STATIC_SHARED_BYTES = 48 * 1024;
@@ -99,11 +99,17 @@ const baseOf = (m: string, c: HaloConv, g: HaloGeometry, rows: number) =>
  * source's index, `ch` its channel) with the pending transform or rebuild applied; then a barrier. The
  * previous group's last reads of the halo ended at the main loop's closing barrier.
  */
-export function stageHalo(c: HaloConv, g: HaloGeometry, threads: number, load: (at: string) => string[], perChannel: string[]): string[] {
+export function stageHalo(c: HaloConv, g: HaloGeometry, tile: MmaTile, load: (at: string) => string[], perChannel: string[]): string[] {
   const group = g.group * c.R * c.S;
+  const threads = tileThreads(tile);
   return [
     `if (k0 % ${group} == 0) {`,
     `  // Stage the halo: channels k0 / ${c.R * c.S} … + ${g.group - 1} over the window, rounded to bf16 once (padding stays 0).`,
+    // With 32 accumulators a thread, unrolled by four: left to itself, ptxas chose 80 registers on sm_80 and
+    // spilled beside them (googlenet's 160→224 3×3 conv_infer, 128×32 on 4 warps: 4 B; 96 registers and none by
+    // four). With 64 (128×64 on 4 warps, 128×128 on 8) ptxas stops at 128 registers and spills by four, not
+    // by its own choice (scripts/check-spills.ts over every shipped model).
+    ...((tile.bm * tile.bn) / threads <= 32 ? ['  NINCC_UNROLL_BY(4)'] : []),
     `  for (int q = t; q < ${g.group * g.window}; q += ${threads}) {`,
     `    const int ch = k0 / ${c.R * c.S} + q / ${g.window};`,
     `    const long long z = halo_start + q % ${g.window};`,

@@ -8,7 +8,7 @@
 // unchanged in this slice) and, in training, writes the per-tile BN statistics partials from the
 // accumulators in a fixed order. Memory is reached only through nincc::ld/st/ldmatrix (counted by
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
-import { applyPending, inputParams, loadFloat, params, fusedText, type Consts, type CudaKernel } from './parts.js';
+import { applyPending, inputParams, loadFloat, outputPlace, params, fusedText, type Consts, type CudaKernel, type OutputPlace } from './parts.js';
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
@@ -78,7 +78,10 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
       ],
     }, threads).map((s) => `  ${s}`),
   ];
-  const names = [{ name: 'x', bf16: xBf16 }, ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  // An inference conv closing a block (lower/infer.ts): a residual shortcut `r` added before the ReLU, or its
+  // output written at channels yOffset… of the yTotal-channel concat buffer.
+  const out = outputPlace(c);
+  const names = [{ name: 'x', bf16: xBf16 }, ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
   const body = [
     ...mmaPrologue(tile),
@@ -89,7 +92,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
     ...(view && halo
       ? [
-          ...stageHalo(view, halo, threads, (at) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', 'ch')], []),
+          ...stageHalo(view, halo, tile, (at) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', 'ch')], []),
           '// Stage A from the halo: rows are output positions (consecutive lanes on consecutive positions), each position a tap (c, r, s).',
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ].map((s) => `  ${s}`)
@@ -110,7 +113,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
-    ...epilogue(c, { rows, PQ, NT, WN, statTiles }),
+    ...epilogue(c, { rows, PQ, NT, WN, statTiles }, out),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM conv (mma.m16n8k16, fp32 accumulate)',
@@ -118,6 +121,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     c.inRelu && 'prologue: ReLU',
     halo && `x staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
     c.bias && 'bias',
+    out.residual && 'epilogue: residual add',
+    out.total !== c.K && 'epilogue: concat slice in place',
     c.relu && 'epilogue: ReLU',
     stats && 'epilogue: per-tile BN statistics (mean, M2) from the accumulators',
   ]);
@@ -138,7 +143,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
  * 8 lanes of equal l%4, 4 each: summed in registers, then across those lanes with shfl_xor 4, 8, 16 —
  * a fixed order, no atomics.
  */
-function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; statTiles: number }): string[] {
+function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; statTiles: number }, o: OutputPlace): string[] {
   const { rows, PQ, NT, WN, statTiles } = g;
   const out = [
     'NINCC_UNROLL',
@@ -155,9 +160,10 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     `      const int img = int(m / ${rows}), pq = int(m % ${rows});`,
     `      valid[j] = img < n && pq < ${PQ};`,
     `      float d = acc[j / 2][nt][2 * (j % 2) + half]${c.bias ? ' + bias' : ''};`,
-    ...(c.relu ? ['      d = d > 0.0f ? d : 0.0f;  // inference: the ReLU after a folded BN'] : []),
+    ...(o.residual ? [`      if (valid[j] && kout < ${c.K}) d += nincc::ld(&r[((long long)img * ${c.K} + kout) * ${PQ} + pq]);  // the residual block's shortcut`] : []),
+    ...(c.relu ? [`      d = d > 0.0f ? d : 0.0f;  // inference: the ReLU after a folded BN${o.residual ? ' (the block\'s, after the add)' : ''}`] : []),
     '      v[j] = d;',
-    `      if (valid[j] && kout < ${c.K}) nincc::st(&y[((long long)img * ${c.K} + kout) * ${PQ} + pq], d);`,
+    `      if (valid[j] && kout < ${c.K}) nincc::st(&y[((long long)img * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}kout) * ${PQ} + pq], d);`,
     '    }',
   ];
   if (c.stats) {

@@ -13,6 +13,7 @@ import {
   flat,
   forwardStats,
   inputParams,
+  outputPlace,
   params,
   rebuildGradient,
   rebuildParams,
@@ -92,7 +93,7 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
   // follows, each warp (one output channel, 32 positions) writes its tile's mean and M2.
   // At inference the output may be a slice of a concat's buffer, and the epilogue may add a shortcut (laid out as y).
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
-  const o = 'bnFolded' in c ? { residual: c.residual === true, total: c.yTotal ?? c.K, offset: c.yOffset ?? 0 } : { residual: false, total: c.K, offset: 0 };
+  const o = outputPlace(c);
   const names = [inputParam(c), ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), ...(o.residual ? ['r'] : []), { name: 'y', out: true }, ...(c.stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const body = [
     'NINCC_SHARED_2D(float, ws, 16, 33);  // ws[kk][m] = W[k0 + m][c0 + kk]',

@@ -105,9 +105,9 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     }
     case 'conv_infer':
       // The training forward's kernel with nothing pending and no statistics: BN is folded into w and b.
-      // A block's conv (a shortcut added, a concat slice written) stays on the fp32 kernel, which has those epilogues.
-      // So does a uint8 stem (conv-mma reads float activations only).
-      return bf16 && !k.consts.residual && k.consts.yTotal === undefined && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.ablations) : convForward(k, k.consts);
+      // A block's conv adds its shortcut or writes its concat slice in the epilogue, on either kernel.
+      // A uint8 stem stays on the fp32 kernel (conv-mma reads float activations only).
+      return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.ablations) : convForward(k, k.consts);
     case 'linear_infer':
     case 'linear_fwd':
       return bf16 ? linearForwardMma(k, k.consts, schedule.maxBatch) : linearForward(k, k.consts);

@@ -100,6 +100,18 @@ export type Consts<K extends OpKind> = OpConsts[K] & FusionFlags & { readonly re
 /** The `// fuses:` text of a kernel: the parts that apply, joined. */
 export const fusedText = (parts: (string | false | undefined)[]) => parts.filter(Boolean).join(' + ');
 
+/** Where a conv's output goes (conv.ts, conv-mma.ts): only an inference conv may close a residual block or write a concat slice (lower/infer.ts). */
+export interface OutputPlace {
+  readonly residual: boolean;
+  /** y's channels, and this conv's first among them */
+  readonly total: number;
+  readonly offset: number;
+}
+
+export function outputPlace(c: Consts<'conv_fwd_fused' | 'conv_infer'>): OutputPlace {
+  return 'bnFolded' in c ? { residual: c.residual === true, total: c.yTotal ?? c.K, offset: c.yOffset ?? 0 } : { residual: false, total: c.K, offset: 0 };
+}
+
 /** Buffer names of the prologue that applies the input's pending transform. */
 export const inputParams = (f: FusionFlags): string[] => (f.inBn ? ['in_scale', 'in_shift'] : []);
 

@@ -17,6 +17,9 @@
 // extern "C": the runtime finds kernels by their plain names (cuModuleGetFunction).
 #define NINCC_KERNEL extern "C" __global__
 #define NINCC_UNROLL _Pragma("unroll")
+// A loop unrolled by a fixed factor: enough loads in flight without the whole loop's registers (see conv-mma-halo.ts).
+#define NINCC_PRAGMA(text) _Pragma(#text)
+#define NINCC_UNROLL_BY(n) NINCC_PRAGMA(unroll n)
 // The cuda device launches by name through the driver API (cuModuleGetFunction); what it exports is
 // the kernel's parameter signature as a __device__ string `nincc_signature_<kernel>` ("p" pointer,
 // "i"/"u" int32, "l"/"L" int64, "f" float, "d" double: emu_abi.h's codes), which the runtime reads

@@ -19,6 +19,7 @@
 #define NINCC_HOST_DEVICE
 #define NINCC_KERNEL extern "C" NINCC_EMU_HIDDEN
 #define NINCC_UNROLL
+#define NINCC_UNROLL_BY(n)
 
 // CUDA's keywords: kernels and device functions are plain functions here.
 #define __global__
