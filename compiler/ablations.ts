@@ -9,6 +9,8 @@ export const ABLATIONS = {
   tapsHalo: 'the stride-1 k×k training forwards and data gradients keep the channel-major halo and build an A tile from it for every tap, not A\'s fragments by ldmatrix from a channels-innermost halo in a tap-major k order (backends/cuda/conv-mma-taps-halo.ts)',
   inputHalo: 'the k×k weight gradients gather x per tap from global memory, no input halo (backends/cuda/conv-mma-wgrad-halo.ts)',
   haloSpan: 'the k×k weight gradients restage their input halo every 32-position slice, none covering several (backends/cuda/conv-mma-wgrad-halo-span.ts)',
+  bf16Rebuilt: 'the grad_rebuild pass before a conv\'s gradients stores dY\' in fp32, not bf16 (lower/train-fused.ts; the conv\'s bias gradient then sums unrounded dY\')',
+  bf16Pooled: 'a max pool read only by convs stores its output in fp32, not bf16 (lower/train-fused.ts)',
   tallTiles: 'the k×k weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts)',
 } as const;
 

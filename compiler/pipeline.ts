@@ -169,6 +169,10 @@ export interface LoweringOptions {
   readonly rebuildPass?: boolean;
   /** With trainKernels cuda: the k×k convs' forwards and data gradients stage a bf16 copy of their weights (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Weights?: boolean;
+  /** With rebuildPass: the pass stores dY' in bf16 for the conv gradients that read it (lower/train-fused.ts FusedTrainOptions). */
+  readonly bf16Rebuilt?: boolean;
+  /** With trainKernels cuda: a max pool read only by convs stores its output in bf16 (lower/train-fused.ts FusedTrainOptions). */
+  readonly bf16Pooled?: boolean;
 }
 
 export interface Lowered {
@@ -188,7 +192,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true }) : lowerTrainForwardBackward(model, stem);
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true }) : lowerTrainForwardBackward(model, stem);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
   const infer = lowerInference(model, stem, options.maxBatch);
@@ -240,7 +244,9 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   // The pass serves the bf16 tensor-core gradients, which stage each element once per tap; fp32 stays as it was.
   const rebuildPass = precision === 'bf16' && isOn(options.ablations, 'rebuildPass');
   const bf16Weights = precision === 'bf16' && isOn(options.ablations, 'bf16Weights');
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, ...(options.input ? { input: options.input } : {}) }, dumpIR);
+  const bf16Rebuilt = rebuildPass && isOn(options.ablations, 'bf16Rebuilt');
+  const bf16Pooled = precision === 'bf16' && isOn(options.ablations, 'bf16Pooled');
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, ...(options.input ? { input: options.input } : {}) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

@@ -137,6 +137,27 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-grad-bn.test.ts'],
   },
   {
+    name: "dY' stored bf16 by the grad_rebuild pass read from its neighbouring element by the conv gradients",
+    file: 'compiler/backends/cuda/parts.ts',
+    find: 'nincc::bf16_to_float(nincc::ld(&${p}[${at}]))',
+    replace: 'nincc::bf16_to_float(nincc::ld(&${p}[(${at}) ^ 1]))',
+    tests: ['test/emu-conv-mma-grad-bn.test.ts'],
+  },
+  {
+    name: "the grad_rebuild pass's output left fp32 while its conv gradients are told bf16 (the lowering test pins it)",
+    file: 'compiler/lower/train-fused.ts',
+    find: 'if (rebuiltFirst) grad = { buf: rawGradient(l, grad, gBf16),',
+    replace: 'if (rebuiltFirst) grad = { buf: rawGradient(l, grad, false),',
+    tests: ['test/bf16-storage-rebuilt.test.ts'],
+  },
+  {
+    name: "a max pool's output left fp32 while the convs reading it are told bf16 (the lowering test pins it)",
+    file: 'compiler/lower/train-fused.ts',
+    find: 'const y = storeBf16 ? b.act(',
+    replace: 'const y = false ? b.act(',
+    tests: ['test/bf16-storage-rebuilt.test.ts'],
+  },
+  {
     name: 'grad_rebuild pass without its x̂·dγ term',
     file: 'compiler/backends/cuda/parts.ts',
     find: ' - xhat * nincc::ld(&g_dgamma[${ch}]) * inv_m);',

@@ -22,7 +22,9 @@
 //   rounds v itself and carries E' = the larger distance to those (bf16-bound.ts rounded()), which is 0
 //   wherever no rounding boundary lies within E of v. That keeps the bound at fp32 size through the
 //   forward, instead of growing by |y|/σ at every BN (a plain 2⁻⁸ per staged operand made it exceed the
-//   gradients themselves below the second BN). The bias gradient sums the fp32 gradient, before rounding.
+//   gradients themselves below the second BN). The bias gradient sums the fp32 gradient, before rounding —
+//   except below a grad_rebuild pass, which stores dY' rounded to bf16 (train-fused.ts bf16Rebuilt): the 3×3's
+//   bias gradient sums the rounded values, their bound carried the same way.
 // - backward: dz = the ReLU's backward of the incoming gradient; dβ = Σdz with E = ΣE_dz + γ_M·(Σ|dz| +
 //   ΣE_dz); dγ = Σdz·x̂ with S = Σ(E_dz·|x̂| + |dz|·E_x̂ + E_dz·E_x̂), E = S + γ_M·(Σ|dz·x̂| + S).
 // - the rebuilt gradient dy = c·t, c = γ·invstd, t = dz − dβ/M − x̂·dγ/M: E_t = E_dz + E_dβ/M + (|x̂|·E_dγ +
@@ -56,9 +58,9 @@ const CLASSES = 3;
 const FEATURES = 6 * 5 * 4;
 const SPEC = `model mma_grad_bn { input 3x19x17  ${convCall(STEM)}  bn(8)  relu  ${convCall(C3X3)}  bn(12)  relu  ${convCall(C1X1)}  bn(10)  relu  ${convCall(LAST)}  view(-1)  linear(${FEATURES}, ${CLASSES})  logsoftmax }`;
 /** Each conv with the BN after it (layer names: kind and position). */
-const LAYERS: readonly { conv: string; c: Conv; bn?: string }[] = [
+const LAYERS: readonly { conv: string; c: Conv; bn?: string; storedBf16?: true }[] = [
   { conv: 'conv1', c: STEM, bn: 'bn2' },
-  { conv: 'conv4', c: C3X3, bn: 'bn5' },
+  { conv: 'conv4', c: C3X3, bn: 'bn5', storedBf16: true }, // reads dY' from the grad_rebuild pass, stored in bf16
   { conv: 'conv7', c: C1X1, bn: 'bn8' },
   { conv: 'conv10', c: LAST },
 ];
@@ -206,7 +208,7 @@ describe('bf16 gradients through the fused BN backward on emu', () => {
       const expected = new Map<string, Bounded>();
       let g = lossGradient(n, labels, w('linear12.weight'), w('linear12.bias'), FEATURES);
       for (let i = LAYERS.length - 1; i >= 0; i--) {
-        const { conv, c, bn } = LAYERS[i];
+        const { conv, c, bn, storedBf16 } = LAYERS[i];
         const f = bns[i];
         if (bn && f) {
           const { P, Q } = outSize(c);
@@ -217,8 +219,8 @@ describe('bf16 gradients through the fused BN backward on emu', () => {
           expected.set(`${bn}.weight`, b.dgamma).set(`${bn}.bias`, b.dbeta);
           g = b.dy;
         }
-        // The weight gradient is a sum of staged (rounded) operands, the bias gradient one of the fp32 gradient.
-        expected.set(`${conv}.weight`, wgrad(c, n, rounded(g), rounded(inputs[i])).dw).set(`${conv}.bias`, wgrad(c, n, g, inputs[i]).db);
+        // The weight gradient is a sum of staged (rounded) operands, the bias gradient one of the gradient as stored (fp32, or bf16 after the pass).
+        expected.set(`${conv}.weight`, wgrad(c, n, rounded(g), rounded(inputs[i])).dw).set(`${conv}.bias`, wgrad(c, n, storedBf16 ? rounded(g) : g, inputs[i]).db);
         if (i > 0) g = dgrad(c, n, rounded(g), w(`${conv}.weight`));
       }
       const figures: string[] = [];

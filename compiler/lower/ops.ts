@@ -116,12 +116,12 @@ const constSchemas = {
   nll_loss: { classes: 'int' },
   sgd_update: { count: 'int' },
   // bf16w: the bf16 tensor-core kernel stages its weights from a conv_weight_bf16 copy `wb` (compiler/backends/cuda/conv-weight-bf16.ts).
-  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?' },
+  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?', xBf16: 'bool?' },
   // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
-  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?' },
+  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?' },
   // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand.
   conv_weight_bf16: { ...spatial, dgrad: 'bool' },
-  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input },
+  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
@@ -134,8 +134,10 @@ const constSchemas = {
   add_apply: { ...channels, ...endFlags, relu: 'bool' },
   add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
-  grad_rebuild: { ...channels, ...gradFlags },
-  maxpool_fwd_fused: { ...pool, ...inFlags },
+  // bf16: dx is stored rounded to bf16, for readers that round it so when they stage it anyway (lower/train-fused.ts).
+  grad_rebuild: { ...channels, ...gradFlags, bf16: 'bool?' },
+  // bf16: y is stored rounded to bf16, for conv readers that round it so when they stage it anyway (lower/train-fused.ts).
+  maxpool_fwd_fused: { ...pool, ...inFlags, bf16: 'bool?' },
   avgpool_fwd_fused: { ...pool, ...inFlags },
   maxpool_bwd_fused: { ...pool, ...outFlags },
   avgpool_bwd_fused: { ...pool, ...outFlags },
@@ -165,11 +167,22 @@ interface BufferRule<C, N extends string = string> {
 
 type Rules = { readonly [K in OpKind]: readonly BufferRule<OpConsts[K]>[] };
 
-/** A buffer's element type; a u8 buffer's size still counts 4-byte elements (runtime/core's spaces), ⌈bytes/4⌉. */
-export type Dtype = 'f32' | 'i32' | 'u8';
+/**
+ * A buffer's element type. Sizes count 4-byte elements (runtime/core's spaces) whatever the type: a u8 buffer
+ * ⌈bytes/4⌉, a bf16 one ⌈elements/2⌉ (storageWords), so the planner and the runtime's arenas stay in words.
+ */
+export type Dtype = 'f32' | 'i32' | 'u8' | 'bf16';
 
-/** The x buffer of a conv that may read uint8 images: its dtype and size in 4-byte elements (C·H·W bytes per image). */
-const convInput = { name: 'x', dir: 'in', dtype: (c: ConvShape & { u8Mean?: readonly number[] }) => (c.u8Mean ? 'u8' : 'f32'), size: (c: ConvShape & { u8Mean?: readonly number[] }) => (c.u8Mean ? Math.ceil(inPlane(c) / 4) : inPlane(c)) } as const;
+/** The 4-byte elements that hold `elements` values of `dtype` (a per-image size: images lie back to back in its elements). */
+export const storageWords = (dtype: Dtype, elements: number) => (dtype === 'bf16' ? Math.ceil(elements / 2) : dtype === 'u8' ? Math.ceil(elements / 4) : elements);
+
+/** The x buffer of a conv: uint8 images (a stem), a max pool's output stored bf16 (xBf16), or fp32; its size in 4-byte elements. */
+type ConvInputConsts = ConvShape & { u8Mean?: readonly number[]; xBf16?: boolean };
+const convInputDtype = (c: ConvInputConsts): Dtype => (c.u8Mean ? 'u8' : c.xBf16 ? 'bf16' : 'f32');
+const convInput = { name: 'x', dir: 'in', dtype: convInputDtype, size: (c: ConvInputConsts) => storageWords(convInputDtype(c), inPlane(c)) } as const;
+
+/** The g buffer of a conv's gradient kernels: the gradient of its output, bf16 where a grad_rebuild pass stored it so (gBf16). */
+const convGradient = { name: 'g', dir: 'in', dtype: (c: ConvShape & { gBf16?: boolean }) => (c.gBf16 ? 'bf16' : 'f32'), size: (c: ConvShape & { gBf16?: boolean }) => storageWords(c.gBf16 ? 'bf16' : 'f32', c.K * c.P * c.Q) } as const;
 
 /** The shape constants of a conv or a pool: C×H×W in, K×P×Q out, R×S window, stride, padding. */
 export type ConvShape = ConstsOf<typeof spatial>;
@@ -492,7 +505,7 @@ const rulesTable = {
     { name: 'st_m2', dir: 'out', when: (c) => c.stats, size: (c) => tiles(c.K, c.P * c.Q) },
   ],
   conv_dgrad_fused: [
-    { name: 'g', dir: 'in', size: outPlane },
+    convGradient,
     ...rebuild<OpConsts['conv_dgrad_fused']>((c) => c.K, (c) => c.P * c.Q),
     { name: 'w', dir: 'in', size: convWeights },
     { name: 'wb', dir: 'in', when: (c) => c.bf16w === true, size: (c) => bf16WeightFloats(c, true) },
@@ -501,7 +514,7 @@ const rulesTable = {
     ...backwardStats<OpConsts['conv_dgrad_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
   ],
   conv_wgrad_fused: [
-    { name: 'g', dir: 'in', size: outPlane },
+    convGradient,
     ...rebuild<OpConsts['conv_wgrad_fused']>((c) => c.K, (c) => c.P * c.Q),
     convInput,
     ...pendingInput<OpConsts['conv_wgrad_fused']>(),
@@ -558,8 +571,17 @@ const rulesTable = {
     { name: 'w', dir: 'in', size: convWeights },
     { name: 'wb', dir: 'out', size: (c) => bf16WeightFloats(c, c.dgrad) },
   ],
-  grad_rebuild: [{ name: 'g', dir: 'in', size: plane }, ...rebuild<OpConsts['grad_rebuild']>(perChannel, (c) => c.HW), { name: 'dx', dir: 'out', size: plane }],
-  maxpool_fwd_fused: [...poolForward.slice(0, 1), ...pendingInput<OpConsts['maxpool_fwd_fused']>(), poolForward[1], { name: 'argmax', dir: 'out', dtype: 'i32', size: outPlane }],
+  grad_rebuild: [
+    { name: 'g', dir: 'in', size: plane },
+    ...rebuild<OpConsts['grad_rebuild']>(perChannel, (c) => c.HW),
+    { name: 'dx', dir: 'out', dtype: (c) => (c.bf16 ? 'bf16' : 'f32'), size: (c) => storageWords(c.bf16 ? 'bf16' : 'f32', plane(c)) },
+  ],
+  maxpool_fwd_fused: [
+    ...poolForward.slice(0, 1),
+    ...pendingInput<OpConsts['maxpool_fwd_fused']>(),
+    { name: 'y', dir: 'out', dtype: (c) => (c.bf16 ? 'bf16' : 'f32'), size: (c) => storageWords(c.bf16 ? 'bf16' : 'f32', outPlane(c)) },
+    { name: 'argmax', dir: 'out', dtype: 'i32', size: outPlane },
+  ],
   avgpool_fwd_fused: [...poolForward.slice(0, 1), ...pendingInput<OpConsts['avgpool_fwd_fused']>(), poolForward[1]],
   maxpool_bwd_fused: [
     { name: 'g', dir: 'in', size: outPlane },

@@ -19,7 +19,7 @@ import { gradId, paramId } from './params.js';
 import { concatSlices, LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
 import type { Program } from './program-ir.js';
 import { elementsOf, lrnConsts, padConsts, type ProgramBuilder } from './program-builder.js';
-import { bf16WeightFloats, maskFromEnds, type ConvShape } from './ops.js';
+import { bf16WeightFloats, maskFromEnds, storageWords, type ConvShape } from './ops.js';
 import { stemConsts, type U8Stem } from './u8-input.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
@@ -129,6 +129,20 @@ export interface FusedTrainOptions {
    * The same values are rounded the same way, so the outputs are bitwise unchanged.
    */
   readonly bf16Weights?: boolean;
+  /**
+   * With rebuildPass, the pass before a conv's gradients stores dY' rounded to bf16 (half the bytes written
+   * and read twice): that conv's bf16 tensor-core data and weight gradients are its only readers, and they
+   * round it to bf16 as they stage it anyway (round-to-nearest is idempotent), so dX and dW are bitwise
+   * unchanged. The conv's bias gradient, summed in fp32 from the staged values before rounding, is then
+   * summed from the rounded ones: off by at most 2⁻⁸·Σ|dY'| (a BN follows such a conv, so it is ≈ 0 anyway).
+   */
+  readonly bf16Rebuilt?: boolean;
+  /**
+   * A max pool whose every reader is a conv stores its output rounded to bf16: a conv reads its input only in
+   * its bf16 tensor-core forward and weight gradient, which round it as they stage it anyway, and the pool's
+   * backward reads its argmax, not its output; so every result is bitwise unchanged, in half the bytes.
+   */
+  readonly bf16Pooled?: boolean;
 }
 
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
@@ -136,6 +150,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   const last = logSoftmaxHead(m);
   const { b, images, labels } = trainingInputs(m, stem);
   const stemOf = (buf: string) => stemConsts(buf === images ? stem : undefined);
+  /** Conv inputs stored in bf16 (FusedTrainOptions.bf16Pooled). */
+  const bf16Inputs = new Set<string>();
   /** A step writing conv l's weights as bf16 in its forward's (or data gradient's) B order: the buffer. */
   const weightCopy = (l: ShapedLayer, c: ConvShape, dgrad: boolean): string => {
     const wb = b.fixed(`conv${l.index}.weight_bf16${dgrad ? '_dgrad' : ''}`, bf16WeightFloats(c, dgrad));
@@ -200,7 +216,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const p = pendingArgs(v);
         const consts = { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias, ...p.consts, stats, ...stemOf(v.buf) };
         const wb = options.bf16Weights && a.kH * a.kW > 1 && !consts.u8Mean ? weightCopy(l, consts, false) : undefined;
-        b.step(l, 'conv_fwd_fused', { x: v.buf, ...p.buffers, w: paramId(l, 'weight'), wb, b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, { ...consts, ...(wb ? { bf16w: true } : {}) });
+        b.step(l, 'conv_fwd_fused', { x: v.buf, ...p.buffers, w: paramId(l, 'weight'), wb, b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, { ...consts, ...(wb ? { bf16w: true } : {}), ...(bf16Inputs.has(v.buf) ? { xBf16: true } : {}) });
         const out: Value = { buf: y, C: K, H: P, W: Q, ...(st ? { stats: st } : {}) };
         nodes.push({ kind: 'conv', l, pos, input: v, output: out });
         v = out;
@@ -273,10 +289,14 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
           v = out;
           return;
         }
-        const y = b.act(`${l.kind}${l.index}.out`, c.K * c.P * c.Q);
+        const readersOfPool = m.layers.filter((_, i) => inputsOf(m.layers, i).includes(pos));
+        const onlyConvsRead = readersOfPool.length > 0 && readersOfPool.every((r) => r.kind === 'conv');
+        const storeBf16 = l.kind === 'maxpool' && options.bf16Pooled === true && onlyConvsRead;
+        const y = storeBf16 ? b.act(`${l.kind}${l.index}.out`, storageWords('bf16', c.K * c.P * c.Q), 'bf16') : b.act(`${l.kind}${l.index}.out`, c.K * c.P * c.Q);
+        if (storeBf16) bf16Inputs.add(y);
         const argmax = l.kind === 'maxpool' ? b.act(`maxpool${l.index}.argmax`, c.K * c.P * c.Q, 'i32') : undefined;
         const p = pendingArgs(v);
-        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_fused' : 'avgpool_fwd_fused', { x: v.buf, ...p.buffers, y, argmax }, { ...c, ...p.consts });
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_fused' : 'avgpool_fwd_fused', { x: v.buf, ...p.buffers, y, argmax }, { ...c, ...p.consts, ...(storeBf16 ? { bf16: true } : {}) });
         const out: Value = { buf: y, C: c.K, H: c.P, W: c.Q };
         nodes.push({ kind: 'pool', l, pos, input: v, output: out, ...(argmax ? { argmax } : {}) });
         v = out;
@@ -453,11 +473,13 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
     return { buffers, consts: { gBn: bn !== undefined, gRelu: x.pending?.relu ?? false } };
   };
   // A gradient of a pending value turned into one of its raw buffer, for consumers without the prologue.
-  const rawGradient = (l: ShapedLayer, g: { buf: string; of: Value }) => {
+  // bf16: stored rounded to bf16, for readers that only stage it rounded (FusedTrainOptions bf16Rebuilt).
+  const rawGradient = (l: ShapedLayer, g: { buf: string; of: Value }, bf16 = false) => {
     if (!g.of.pending) return g.buf;
-    const out = b.act(`${l.kind}${l.index}.grad_raw`, g.of.C * g.of.H * g.of.W);
+    const dtype = bf16 ? 'bf16' : 'f32';
+    const out = b.act(`${l.kind}${l.index}.grad_raw`, storageWords(dtype, g.of.C * g.of.H * g.of.W), dtype);
     const r = rebuild(g.of);
-    b.step(l, 'grad_rebuild', { g: g.buf, ...r.buffers, dx: out }, { C: g.of.C, HW: g.of.H * g.of.W, ...r.consts });
+    b.step(l, 'grad_rebuild', { g: g.buf, ...r.buffers, dx: out }, { C: g.of.C, HW: g.of.H * g.of.W, ...r.consts, ...(bf16 ? { bf16: true } : {}) });
     return out;
   };
 
@@ -614,12 +636,15 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const a = l.attrs;
         const x = node.input;
         const o = node.output;
-        if (options.rebuildPass && grad.of.pending?.bn && (a.kH * a.kW > 1 || x.C >= REBUILD_1X1_MIN_CHANNELS) && needDx) grad = { buf: rawGradient(l, grad), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
+        const rebuiltFirst = options.rebuildPass && grad.of.pending?.bn && (a.kH * a.kW > 1 || x.C >= REBUILD_1X1_MIN_CHANNELS) && needDx;
+        const gBf16 = rebuiltFirst === true && options.bf16Rebuilt === true;
+        if (rebuiltFirst) grad = { buf: rawGradient(l, grad, gBf16), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
+        const gStorage = gBf16 ? { gBf16: true } : {};
         const r = rebuild(grad.of);
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
         const splits = splitsOf(l);
-        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf) });
+        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf), ...gStorage, ...(bf16Inputs.has(x.buf) ? { xBf16: true } : {}) });
         b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
         const dx = b.act(`conv${l.index}.grad_in`, x.C * x.H * x.W);
@@ -628,7 +653,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const prior = x.pending ? undefined : grads.get(x.buf);
         const addend = prior ? { g_add: prior.buf } : {};
         const wb = options.bf16Weights && a.kH * a.kW > 1 ? weightCopy(l, shape, true) : undefined;
-        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}) });
+        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}), ...gStorage });
         grad = { buf: dx, of: x };
         if (prior) grads.set(x.buf, grad);
         else pass();

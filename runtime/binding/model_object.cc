@@ -82,6 +82,8 @@ const char* typedArrayBytes(const Napi::TypedArray& array) {
 
 // The typed array a buffer of this dtype is read into and written from.
 napi_typedarray_type typedArrayFor(nincc::DType dtype) {
+  // A bf16 buffer (never a program's input or output today) would travel as its 16-bit patterns.
+  if (dtype == nincc::DType::BF16) return napi_uint16_array;
   return dtype == nincc::DType::I32 ? napi_int32_array : dtype == nincc::DType::U8 ? napi_uint8_array : napi_float32_array;
 }
 

@@ -24,7 +24,9 @@ std::string spaceNameList() {
   return list;
 }
 
-const char* dtypeName(DType dtype) { return dtype == DType::I32 ? "i32" : dtype == DType::U8 ? "u8" : "f32"; }
+const char* dtypeName(DType dtype) {
+  return dtype == DType::I32 ? "i32" : dtype == DType::U8 ? "u8" : dtype == DType::BF16 ? "bf16" : "f32";
+}
 
 const Program* Plan::findProgram(const std::string& name) const {
   for (const Program& p : programs)

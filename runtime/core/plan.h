@@ -20,7 +20,8 @@ bool spaceFromName(const std::string& name, Space* out);
 std::string spaceNameList();
 
 // U8: bytes (a model's uint8 images, plan.json imageInput); its size still counts 4-byte elements, ceil(bytes / 4).
-enum class DType { F32, I32, U8 };
+// BF16: 2-byte elements, two a 4-byte element of its size (a gradient stored rounded: compiler/lower/ops.ts Dtype).
+enum class DType { F32, I32, U8, BF16 };
 const char* dtypeName(DType dtype);
 
 // A buffer in one space, in 4-byte elements. For Space::Act offset and size are per image.

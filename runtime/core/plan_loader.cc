@@ -56,7 +56,8 @@ BufferRef readRef(const JsonField& f, const Plan& plan) {
     if (dtype == "f32") ref.dtype = DType::F32;
     else if (dtype == "i32") ref.dtype = DType::I32;
     else if (dtype == "u8") ref.dtype = DType::U8;
-    else f.at("dtype").fail("unknown dtype \"" + dtype + "\" (expected f32, i32 or u8)");
+    else if (dtype == "bf16") ref.dtype = DType::BF16;
+    else f.at("dtype").fail("unknown dtype \"" + dtype + "\" (expected f32, i32, u8 or bf16)");
   }
   int64_t limit = plan.sizeOf(ref.space);
   if (ref.offset + ref.size > limit)

@@ -9,7 +9,7 @@
 // positions, into that split's fp32 partial; wgrad_reduce (conv.ts) adds the splits in order — no
 // atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
 // channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
-import { inputParams, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
+import { inputParams, loadFloat, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
@@ -89,7 +89,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   if (taps && taps.tile !== tile) throw new Error(`conv-mma-grad.ts: the tap-major halo's tile differs from the data gradient's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
   const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'dgrad') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0);
-  const names = ['g', ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
+  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
   const perRow = [
     `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
     `const bool valid = img < n && pos < ${HW} && col < ${c.C};`,
@@ -134,10 +134,10 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     ...(taps ? tapsPrologue(taps) : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
     ...(taps
-      ? [...stageTapsHalo(taps, threads, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], (ch) => tableLoads(c, ch)), tapOffsetLine(taps)]
+      ? [...stageTapsHalo(taps, threads, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], (ch) => tableLoads(c, ch)), tapOffsetLine(taps)]
       : view && halo
       ? [
-          ...stageHalo(view, halo, tile, (at) => [`v = nincc::ld(&g[${at}]);`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
+          ...stageHalo(view, halo, tile, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
           '// Stage A from the halo: rows are input positions (consecutive lanes on consecutive positions), each position a tap e = (k, r, s).',
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ]
@@ -158,7 +158,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
               '  // Only the taps whose distance is a whole number of strides inside the output reach this position.',
               `  if (hp >= 0 && up >= 0 && hp % ${c.sh} == 0 && up % ${c.sw} == 0 && hp / ${c.sh} < ${c.P} && up / ${c.sw} < ${c.Q}) {`,
               `    const long long at = ((long long)img * ${c.K} + kout) * ${PQ} + (hp / ${c.sh}) * ${c.Q} + up / ${c.sw};`,
-              '    v = nincc::ld(&g[at]);',
+              `    v = ${loadFloat('g', 'at', c.gBf16)};`,
               ...(useTable ? rebuildGradientFrom(c, 'v', 'at', fromRow) : rebuildGradient(c, 'v', 'at', 'kout')).map((s) => `    ${s}`),
               '  }',
               '}',
@@ -211,7 +211,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   const threads = tileThreads(tile);
   const WN = NT * 8;
   const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
-  const names = ['g', ...rebuildParams(c), 'x', ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
+  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), { name: 'x', bf16: c.xBf16 }, ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
   // Without a halo, A gathers each tap's input from global memory.
   const stageGathered = [
     '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
@@ -223,7 +223,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
         `  const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
         `  const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
         `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
-        `    v = nincc::ld(&x[(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u]);`,
+        `    v = ${loadFloat('x', `(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u`, c.xBf16)};`,
         ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
         '  }',
         '}',
@@ -262,7 +262,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
         'const long long j = j0 + ko;',
         `if (kout < ${c.K} && j < hi) {`,
         `  const long long at = (j / ${PQ} * ${c.K} + kout) * ${PQ} + j % ${PQ};`,
-        '  v = nincc::ld(&g[at]);',
+        `  v = ${loadFloat('g', 'at', c.gBf16)};`,
         ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `  ${s}`),
         '}',
         ...(c.bias ? [`bsum[q / ${threads}] += v;`] : []),

@@ -6,7 +6,7 @@
 // same transformed input), so the summation order and the results do not change. The layout's padding is
 // chosen free of bank conflicts (conv-mma-wgrad-halo-banks.ts); a layer with no such layout, or a halo over
 // HALO_MAX_BYTES, keeps the gather. docs/design.md §4.1.
-import type { Consts } from './parts.js';
+import { loadFloat, type Consts } from './parts.js';
 import { BK, type Staging } from './conv-mma-tile.js';
 import { applyPendingFrom, fromRow } from './conv-mma-channels.js';
 
@@ -154,7 +154,7 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
     `  const int cl = min(i / ${copied}, ${h.channels - 1}), at = i - cl * ${copied};`,
     `  const int ch = ch0 + cl, f = first + at, img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, h = pr - ${c.ph}, u = f % ${IMG} % ${Wp} - ${c.pw};`,
     `  const bool inside = ch < ${c.C} && at < ${copied} && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W};  // else padding, the gap after an image, or a spare: 0`,
-    `  float v = nincc::ld(&x[((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${c.H * c.W} + min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1})]);`,
+    `  float v = ${loadFloat('x', `((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${c.H * c.W} + min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1})`, c.xBf16)};`,
     ...(c.inBn ? ['  const float r_in_scale = nincc::ld(&h_in_scale[cl]);', '  const float r_in_shift = nincc::ld(&h_in_shift[cl]);'] : []),
     ...applyPendingFrom(c, 'v', fromRow).map((line) => `  ${line}`),
     '  nincc::st(&halo[cl * plane + at], nincc::to_bf16(inside ? v : 0.0f));',

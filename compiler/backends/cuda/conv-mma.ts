@@ -8,7 +8,7 @@
 // unchanged in this slice) and, in training, writes the per-tile BN statistics partials from the
 // accumulators in a fixed order. Memory is reached only through nincc::ld/st/ldmatrix (counted by
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
-import { applyPending, inputParams, outputPlace, params, fusedText, type Consts, type CudaKernel, type OutputPlace } from './parts.js';
+import { applyPending, inputParams, loadFloat, outputPlace, params, fusedText, type Consts, type CudaKernel, type OutputPlace } from './parts.js';
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
@@ -52,6 +52,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const alongK = gatherAlongK(c);
   // A training forward may stage its weights from a bf16 copy (conv-weight-bf16.ts); inference reads the folded fp32 weights.
   const bf16w = 'bf16w' in c && c.bf16w === true;
+  // A training forward may read a max pool's output stored in bf16 (lower/train-fused.ts bf16Pooled).
+  const xBf16 = 'xBf16' in c && c.xBf16 === true;
   // A stride-1 k×k kernel stages x once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'forward') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, 0);
@@ -66,14 +68,14 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
         `const int img = int(m / ${rows}), pq = int(m % ${rows});`,
         `const bool live = img < n && pq < ${PQ};`,
         `const int h0 = pq / ${c.Q} * ${c.sh} - ${c.ph}, u0 = pq % ${c.Q} * ${c.sw} - ${c.pw};`,
-        `const float* xi = x + (long long)img * ${CHW};`,
+        `const ${xBf16 ? 'nincc::bf16' : 'float'}* xi = x + (long long)img * ${CHW};`,
       ],
       perElement: [
         'const int crs = k0 + ko;',
         `if (live && crs < ${CRS}) {`,
         `  const int ch = crs / ${RS}, h = h0 + crs / ${c.S} % ${c.R}, u = u0 + crs % ${c.S};`,
         `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
-        `    v = nincc::ld(&xi[(ch * ${c.H} + h) * ${c.W} + u]);`,
+        `    v = ${loadFloat('xi', `(ch * ${c.H} + h) * ${c.W} + u`, xBf16)};`,
         ...applyPending(c, 'v', 'ch').map((s) => `    ${s}`),
         '  }',
         '}',
@@ -83,7 +85,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // An inference conv closing a block (lower/infer.ts): a residual shortcut `r` added before the ReLU, or its
   // output written at channels yOffset… of the yTotal-channel concat buffer.
   const out = outputPlace(c);
-  const names = ['x', ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  const names = [{ name: 'x', bf16: xBf16 }, ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
   const body = [
     ...mmaPrologue(tile, !taps),
@@ -94,10 +96,10 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     ...(taps ? tapsPrologue(taps) : []),
     `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
     ...(taps
-      ? [...stageTapsHalo(taps, threads, (at, ch) => [`v = nincc::ld(&x[${at}]);`, ...applyPending(c, 'v', ch)], () => []), tapOffsetLine(taps)].map((s) => `  ${s}`)
+      ? [...stageTapsHalo(taps, threads, (at, ch) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', ch)], () => []), tapOffsetLine(taps)].map((s) => `  ${s}`)
       : view && halo
       ? [
-          ...stageHalo(view, halo, tile, (at) => [`v = nincc::ld(&x[${at}]);`, ...applyPending(c, 'v', 'ch')], []),
+          ...stageHalo(view, halo, tile, (at) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', 'ch')], []),
           '// Stage A from the halo: rows are output positions (consecutive lanes on consecutive positions), each position a tap (c, r, s).',
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ].map((s) => `  ${s}`)

@@ -51,16 +51,26 @@ export interface Param {
   readonly out?: boolean; // written by the kernel
   readonly int?: boolean; // int32 elements
   readonly u8?: boolean; // bytes (a stem conv's uint8 images)
+  readonly bf16?: boolean; // bf16 elements (a gradient stored rounded: lower/ops.ts Dtype)
 }
+
+const dtypeOf = (p: Param) => (p.int ? 'i32' : p.u8 ? 'u8' : p.bf16 ? 'bf16' : 'f32');
+const elementType = { i32: 'int', u8: 'unsigned char', bf16: 'nincc::bf16', f32: 'float' } as const;
+
+/** Element `at` of buffer `p` as a float, from fp32 storage or bf16 (exact: a bf16 value is a float). */
+export const loadFloat = (p: string, at: string, bf16?: boolean) => (bf16 ? `nincc::bf16_to_float(nincc::ld(&${p}[${at}]))` : `nincc::ld(&${p}[${at}])`);
+
+/** Store float `v` as element `at` of buffer `p`: as is, or rounded to bf16 (round to nearest even). */
+export const storeFloat = (p: string, at: string, v: string, bf16?: boolean) => (bf16 ? `nincc::st(&${p}[${at}], nincc::to_bf16(${v}));` : `nincc::st(&${p}[${at}], ${v});`);
 
 /** Parameter list: the step's buffers (inputs const, outputs writable), then n, then the scalars (then the call's seed). */
 export function params(k: KernelStep, list: readonly (string | Param)[], scalars: readonly string[] = [], seed = false): string {
   const ps = list.map((p) => (typeof p === 'string' ? { name: p } : p));
   // The kernel's parameters are the op's contract (compiler/lower/ops.ts): the same names, order, direction and dtype.
   const contract = opBuffers(k.op, k.consts).map((b) => `${b.dir === 'in' ? 'in' : 'out'} ${b.dtype} ${b.name}`);
-  const named = ps.map((p) => `${p.out ? 'out' : 'in'} ${p.int ? 'i32' : p.u8 ? 'u8' : 'f32'} ${p.name}`);
+  const named = ps.map((p) => `${p.out ? 'out' : 'in'} ${dtypeOf(p)} ${p.name}`);
   if (named.join(', ') !== contract.join(', ')) throw new Error(`internal error: the cuda kernel of ${k.kernel} (${k.op}) takes (${named.join(', ')}), its contract says (${contract.join(', ')})`);
-  const type = (p: Param) => `${p.out ? '' : 'const '}${p.int ? 'int' : p.u8 ? 'unsigned char' : 'float'}*`;
+  const type = (p: Param) => `${p.out ? '' : 'const '}${elementType[dtypeOf(p)]}*`;
   return [...ps.map((p) => `${type(p)} ${p.name}`), 'int n', ...scalars.map((s) => `float ${s}`), ...(seed ? ['unsigned long long seed'] : [])].join(', ');
 }
 

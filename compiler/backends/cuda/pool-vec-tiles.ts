@@ -2,7 +2,7 @@
 // inference) that reads each input element once: a block copies a segment of the input — whole
 // consecutive planes of one image, or a band of rows of one plane — into shared memory with coalesced
 // loads, applying the pending transform there, then computes the segment's outputs from the tile.
-import { params, inputParams, fusedText, BLOCK, type Consts, type CudaKernel } from './parts.js';
+import { params, inputParams, fusedText, storeFloat, BLOCK, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import type { PlanLaunch } from '../../emit/plan.js';
 import { divisor, poolWindow } from './pool.js';
@@ -52,6 +52,8 @@ export function poolSegments(c: Consts<ForwardOp>): PoolSegments {
 }
 
 export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boolean, argmax = max): CudaKernel {
+  // A training max pool read only by convs stores its output in bf16 (lower/train-fused.ts bf16Pooled).
+  const bf16 = 'bf16' in c && c.bf16 === true;
   // Torch7 floor or ceil mode (P×Q from the compiler; windows clipped to the image); max: -inf padding,
   // ties to the first maximum, NaN wins, the argmax (h·W + w in the plane, −1 for none) kept for the
   // backward; avg: count_include_pad. The same per-element arithmetic, in the same window order, as one
@@ -93,11 +95,11 @@ export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boole
     ...(max ? [`        if (best_at < 0 || e > best || e != e) { best = e; best_at = h * ${c.W} + u; }`] : ['        sum += e;']),
     '      }',
     `    const long long at = (long long)img * ${out} + (long long)(ch0 + pl) * ${c.P * c.Q} + p * ${c.Q} + q;`,
-    ...(max ? ['    nincc::st(&y[at], best);', ...(argmax ? ['    nincc::st(&argmax[at], best_at);'] : [])] : [`    nincc::st(&y[at], sum / ${divisor(c)});`]),
+    ...(max ? [`    ${storeFloat('y', 'at', 'best', bf16)}`, ...(argmax ? ['    nincc::st(&argmax[at], best_at);'] : [])] : [`    nincc::st(&y[at], sum / ${divisor(c)});`]),
     '  }',
     '}',
   ];
-  const names = ['x', ...inputParams(c), { name: 'y', out: true }, ...(argmax ? [{ name: 'argmax', out: true, int: true }] : [])];
+  const names = ['x', ...inputParams(c), { name: 'y', out: true, bf16 }, ...(argmax ? [{ name: 'argmax', out: true, int: true }] : [])];
   const launch: PlanLaunch = { grid: [Math.ceil(seg.count / POOL_SEGMENTS_PER_BLOCK), 1, 1], batchAxis: 2, block: [BLOCK, 1, 1], shared: 0 };
   const segText = seg.bands > 1 ? `bands of ${seg.bandRows} output rows` : `${seg.planes} plane${seg.planes > 1 ? 's' : ''}`;
   return {

@@ -101,7 +101,7 @@ void namesTheJsonPathOfBadFields() {
                    "/plan.json: programs.infer.steps[1].args[0]: buffer [6, 10) lies outside the act "
                    "space of 9 elements per image");
   CHECK_EDIT_FAILS("\"dtype\": \"f32\"", "\"dtype\": \"f16\"",
-                   "/plan.json: programs.infer.inputs.images.dtype: unknown dtype \"f16\" (expected f32, i32 or u8)");
+                   "/plan.json: programs.infer.inputs.images.dtype: unknown dtype \"f16\" (expected f32, i32, u8 or bf16)");
   CHECK_EDIT_FAILS("\"space\": \"grad\"", "\"space\": \"grads\"",
                    "/plan.json: programs.sgd_update.steps[0].args[1].space: unknown space \"grads\" "
                    "(expected one of param, grad, momentum, state, fixed, act)");
