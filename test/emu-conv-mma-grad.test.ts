@@ -35,7 +35,7 @@ import { load, type Model } from '../runtime/model.js';
 import { buildFashion, controlName, fashionCurves, meanGap, type Trajectory } from '../scripts/bf16-fashion-curve.js';
 import { loadWith, readWeights, rng, stepWithExactLogits, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
-import { bf16, BF16, type Bounded, type Conv, convCall, dgrad, exactLossLinear, forward, lossGradient, outSize, relu, reluBackward, sparseImages, wgrad, worst } from './reference/bf16-bound.js';
+import { bf16, chainWeights, BF16, type Bounded, type Conv, convCall, dgrad, forward, lossGradient, relu, reluBackward, sparseImages, wgrad, worst } from './reference/bf16-bound.js';
 
 const STEPS = 6; // SGD steps of the training runs
 
@@ -66,36 +66,9 @@ const CONVS: readonly (readonly [string, Conv])[] = [['conv1', STEM], ['conv3', 
 /** How far below its mean each conv's bias pulls a channel: conv1's ReLU then drops about half its inputs, conv3's some. */
 const BIAS_PULL: Record<string, number> = { conv1: 1, conv3: 0.7, conv5: 0, conv6: 0 };
 
-/**
- * The test's weights, the same on every device. All positive, as are the images, so no sum cancels and the
- * worst-case bound stays within a few bf16 roundings of the value through the chain (with random signs a
- * sum is much smaller than Σ|a·b|, and the bound, which must cover the worst case, grows by that ratio per
- * layer). Each conv's bias is minus BIAS_PULL times its channel's mean output, so the ReLUs do drop values
- * and the data-gradient kernels' dReLU prologue matters. The linear layer: exactLossLinear (the gradient
- * reaching the convs is positive too).
- */
-function chooseWeights(images: Float32Array, n: number): Map<string, Float32Array> {
-  const next = rng(5);
-  const tensors = new Map<string, Float32Array>();
-  let x: Bounded = { v: Float64Array.from(images), e: new Float64Array(images.length), exact: true };
-  for (const [name, c] of CONVS) {
-    const taps = c.C * c.R * c.S;
-    const w = uniform(c.K * taps, 0.1 / taps, 2 / taps, next).map(bf16);
-    const y = forward(c, n, x, Float64Array.from(w), new Float64Array(c.K));
-    const { P, Q } = outSize(c);
-    const b = Float32Array.from({ length: c.K }, (_, k) => {
-      let sum = 0;
-      for (let img = 0; img < n; img++) for (let i = 0; i < P * Q; i++) sum += y.v[(img * c.K + k) * P * Q + i];
-      return (-BIAS_PULL[name] * sum) / (n * P * Q) + 0.05 * next();
-    });
-    tensors.set(`${name}.weight`, w).set(`${name}.bias`, b);
-    const out = forward(c, n, x, Float64Array.from(w), Float64Array.from(b));
-    x = name === 'conv1' || name === 'conv3' ? relu(out) : out;
-  }
-  const linear = exactLossLinear(CLASSES, FEATURES, next);
-  tensors.set('linear8.weight', linear.weight).set('linear8.bias', linear.bias);
-  return tensors;
-}
+/** The test's weights (test/reference/bf16-bound.ts chainWeights says why they are all positive). */
+const chooseWeights = (images: Float32Array, n: number) =>
+  chainWeights({ convs: CONVS, biasPull: BIAS_PULL, reluAfter: new Set(['conv1', 'conv3']), linear: 'linear8', classes: CLASSES, features: FEATURES }, images, n, rng(5));
 
 const prepared = (tensors: Map<string, Float32Array>) => loadWith(emuDir, 'emu', 11, tensors);
 

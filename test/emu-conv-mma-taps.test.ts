@@ -17,9 +17,9 @@ import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.j
 import type { Ablations } from '../compiler/ablations.js';
 import { tapsPlan } from '../compiler/backends/cuda/conv-mma-taps-halo.js';
 import { tapsConflicts } from '../compiler/backends/cuda/conv-mma-taps-banks.js';
-import { loadWith, readWeights, rng, stepWithExactLogits, uniform } from './reference/artifacts.js';
+import { loadWith, readWeights, rng, stepWithExactLogits } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
-import { bf16, type Bounded, type Conv, convCall, dgrad, exactLossLinear, forward, lossGradient, outSize, relu, reluBackward, sparseImages, wgrad, worst } from './reference/bf16-bound.js';
+import { bf16, chainWeights, type Bounded, type Conv, convCall, dgrad, forward, lossGradient, relu, reluBackward, sparseImages, wgrad, worst } from './reference/bf16-bound.js';
 
 const STEM: Conv = { C: 3, H: 17, W: 13, K: 32, R: 3, S: 3, sh: 2, sw: 2, ph: 1, pw: 1 }; // → 32×9×7 (gathers: strided)
 const C5X5: Conv = { C: 32, H: 9, W: 7, K: 32, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 }; // → 32×9×7: both passes tap-major
@@ -74,29 +74,9 @@ describe('the tap-major halo (compiled, no build)', () => {
   });
 });
 
-/** The test's weights: all positive (as in test/emu-conv-mma-grad.test.ts chooseWeights, which says why), each bias pulling its channel down by BIAS_PULL. */
-function chooseWeights(images: Float32Array, n: number): Map<string, Float32Array> {
-  const next = rng(7);
-  const tensors = new Map<string, Float32Array>();
-  let x: Bounded = { v: Float64Array.from(images), e: new Float64Array(images.length), exact: true };
-  for (const [name, c] of CONVS) {
-    const taps = c.C * c.R * c.S;
-    const w = uniform(c.K * taps, 0.1 / taps, 2 / taps, next).map(bf16);
-    const y = forward(c, n, x, Float64Array.from(w), new Float64Array(c.K));
-    const { P, Q } = outSize(c);
-    const b = Float32Array.from({ length: c.K }, (_, k) => {
-      let sum = 0;
-      for (let img = 0; img < n; img++) for (let i = 0; i < P * Q; i++) sum += y.v[(img * c.K + k) * P * Q + i];
-      return (-BIAS_PULL[name] * sum) / (n * P * Q) + 0.05 * next();
-    });
-    tensors.set(`${name}.weight`, w).set(`${name}.bias`, b);
-    const out = forward(c, n, x, Float64Array.from(w), Float64Array.from(b));
-    x = name === 'conv7' ? out : relu(out);
-  }
-  const linear = exactLossLinear(CLASSES, FEATURES, next);
-  tensors.set('linear9.weight', linear.weight).set('linear9.bias', linear.bias);
-  return tensors;
-}
+/** The test's weights (test/reference/bf16-bound.ts chainWeights says why they are all positive). */
+const chooseWeights = (images: Float32Array, n: number) =>
+  chainWeights({ convs: CONVS, biasPull: BIAS_PULL, reluAfter: new Set(['conv1', 'conv3', 'conv5']), linear: 'linear9', classes: CLASSES, features: FEATURES }, images, n, rng(7));
 
 if (process.env.NINCC_TEST_FULL !== '1') console.warn('test/emu-conv-mma-taps.test.ts: the emulated step against float64 runs with NINCC_TEST_FULL=1; CI checks the compiled kernels and the bank-conflict count');
 describe.runIf(process.env.NINCC_TEST_FULL === '1')('the tap-major halo on emu against float64 (NINCC_TEST_FULL=1)', () => {

@@ -176,3 +176,46 @@ export function worst(emu: ArrayLike<number>, exact: ArrayLike<number>, bound: A
   }
   return { ratio, at };
 }
+
+/** What chainWeights needs of a test's chain: its convs in order, the layers a ReLU follows, and the linear layer after them. */
+export interface Chain {
+  readonly convs: readonly (readonly [string, Conv])[];
+  /** each conv's bias pulls its channel's mean output down by this fraction */
+  readonly biasPull: Readonly<Record<string, number>>;
+  readonly reluAfter: ReadonlySet<string>;
+  readonly linear: string;
+  readonly classes: number;
+  readonly features: number;
+}
+
+/**
+ * A chain's test weights, the same on every device. All positive, as are the images, so no sum cancels and the
+ * worst-case bound stays within a few bf16 roundings of the value through the chain (with random signs a
+ * sum is much smaller than Σ|a·b|, and the bound, which must cover the worst case, grows by that ratio per
+ * layer). Each conv's bias is minus biasPull times its channel's mean output, so the ReLUs do drop values
+ * and the data-gradient kernels' dReLU prologue matters. The linear layer: exactLossLinear (the gradient
+ * reaching the convs is positive too).
+ */
+export function chainWeights(chain: Chain, images: Float32Array, n: number, next: () => number): Map<string, Float32Array> {
+  const tensors = new Map<string, Float32Array>();
+  let x: Bounded = { v: Float64Array.from(images), e: new Float64Array(images.length), exact: true };
+  for (const [name, c] of chain.convs) {
+    const taps = c.C * c.R * c.S;
+    // uniform in [0.1, 2]/taps, rounded to fp32 and then to bf16 (test/reference/artifacts.ts uniform, then bf16)
+    const w = Float32Array.from({ length: c.K * taps }, () => bf16(Math.fround(0.1 / taps + (2 / taps - 0.1 / taps) * next())));
+    const y = forward(c, n, x, Float64Array.from(w), new Float64Array(c.K));
+    const { P, Q } = outSize(c);
+    const b = Float32Array.from({ length: c.K }, (_, k) => {
+      let sum = 0;
+      for (let img = 0; img < n; img++) for (let i = 0; i < P * Q; i++) sum += y.v[(img * c.K + k) * P * Q + i];
+      return (-chain.biasPull[name] * sum) / (n * P * Q) + 0.05 * next();
+    });
+    tensors.set(`${name}.weight`, w).set(`${name}.bias`, b);
+    const out = forward(c, n, x, Float64Array.from(w), Float64Array.from(b));
+    x = chain.reluAfter.has(name) ? relu(out) : out;
+  }
+  const linear = exactLossLinear(chain.classes, chain.features, next);
+  tensors.set(`${chain.linear}.weight`, linear.weight).set(`${chain.linear}.bias`, linear.bias);
+  return tensors;
+}
+
