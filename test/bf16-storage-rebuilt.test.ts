@@ -138,6 +138,23 @@ describe('the generated kernels', () => {
     expect(xReaders.map((k) => k.name).sort()).toEqual(['k8_conv_fwd_fused', 'k8_conv_wgrad_fused']);
     for (const k of xReaders) expect(k.body.join('\n'), k.name).toMatch(/nincc::bf16_to_float\(nincc::ld\(&x\[/);
   });
+
+  it('nin.model: every kernel that takes a bf16 x or g widens each load of it, on every staging path (the tap-major halo too)', () => {
+    const cuda = compile(readFileSync('models/nin.model', 'utf8'), 'nin.model', 'bf16').cuda;
+    if (!cuda) throw new Error('no cuda kernels');
+    const readers = cuda.kernels.filter((k) => /const nincc::bf16\* [xg]\b/.test(k.params));
+    // k11's, k21's and k31's forwards (x, a pool's output) and the nine rebuilt convs' two gradients (g; those three's weight gradients x too)
+    expect(readers.length).toBe(3 + 18);
+    expect(readers.some((k) => /tap-major/.test(k.fused))).toBe(true);
+    for (const k of readers) {
+      const text = k.body.join('\n');
+      for (const name of ['x', 'g']) {
+        if (!new RegExp(`const nincc::bf16\\* ${name}\\b`).test(k.params)) continue;
+        expect(text, `${k.name} ${name}`).toMatch(new RegExp(`nincc::bf16_to_float\\(nincc::ld\\(&${name}\\[`));
+        expect(text, `${k.name}: a raw load of bf16 ${name}`).not.toMatch(new RegExp(`[^(]nincc::ld\\(&${name}\\[`));
+      }
+    }
+  });
 });
 
 let root: string;
@@ -161,5 +178,27 @@ describe("dY' stored in bf16 on emu", () => {
       buildArtifact(model, SMALL, { outDir: dirs[1], target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { bf16Rebuilt: false, bf16Pooled: false } });
     });
     await expectTrainsAlike([dirs[0], dirs[1]], [2, 7, 6], 3, { images: 53, load: 19, affine: 59 });
+  }, 900_000);
+
+  // A 32-channel 3×3 conv after the pool takes the tap-major halo (conv-mma-taps-halo.ts) for its forward (x, the
+  // pool's bf16 output) and data gradient (g, the bf16 dY'): the staging path SMALL's 6- and 8-channel convs do not reach.
+  it.runIf(FULL)('the tap-major halo reading a bf16 pool output and dY\': bitwise the fp32-stored build (NINCC_TEST_FULL=1)', async () => {
+    const source = `model bf16_taps {
+  input 3x9x8
+  conv(3, 32, 3, 3, 1, 1, 1, 1)  bn(32)  relu
+  maxpool(2, 2, 1, 1)
+  conv(32, 32, 3, 3, 1, 1, 1, 1):noBias()  bn(32)  relu
+  view(-1)  linear(1792, 3)  logsoftmax
+}
+`;
+    const model = shaped(source, 'bf16_taps.model');
+    const taps = compile(source, 'bf16_taps.model', 'bf16').cuda!.kernels.filter((k) => /tap-major/.test(k.fused) && /const nincc::bf16\* [xg]\b/.test(k.params));
+    expect(taps.map((k) => k.name).sort()).toEqual(['k5_conv_dgrad_fused', 'k5_conv_fwd_fused']);
+    const dirs = [join(root, 'taps-bf16'), join(root, 'taps-fp32')];
+    withEnv({ NINCC_NVCC: '0' }, () => {
+      buildArtifact(model, source, { outDir: dirs[0], target: 'emu', maxBatch: 4, precision: 'bf16' });
+      buildArtifact(model, source, { outDir: dirs[1], target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { bf16Rebuilt: false, bf16Pooled: false } });
+    });
+    await expectTrainsAlike([dirs[0], dirs[1]], [3, 9, 8], 3, { images: 61, load: 23, affine: 67 });
   }, 900_000);
 });
