@@ -169,15 +169,20 @@ afterAll(() => {
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn("test/bf16-storage-rebuilt.test.ts: the emu A/B builds are skipped in CI (two emu builds); NINCC_TEST_FULL=1 runs them");
 
+/** `source` built for emu at bf16 with and without bf16 storage (under root/`name`-…), trained bitwise alike. */
+async function expectStorageAlike(source: string, name: string, input: readonly [number, number, number], seeds: { images: number; load: number; affine: number }): Promise<void> {
+  const model = shaped(source, `${name}.model`);
+  const dirs = [join(root, `${name}-bf16`), join(root, `${name}-fp32`)] as const;
+  withEnv({ NINCC_NVCC: '0' }, () => {
+    buildArtifact(model, source, { outDir: dirs[0], target: 'emu', maxBatch: 4, precision: 'bf16' });
+    buildArtifact(model, source, { outDir: dirs[1], target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { bf16Rebuilt: false, bf16Pooled: false } });
+  });
+  await expectTrainsAlike(dirs, input, 3, seeds);
+}
+
 describe("dY' stored in bf16 on emu", () => {
   it.runIf(FULL)("three SGD steps give bitwise the gradients, losses and weights of fp32 storage of dY' and the pool (NINCC_TEST_FULL=1)", async () => {
-    const model = shaped(SMALL, 'bf16_rebuilt.model');
-    const dirs = [join(root, 'bf16'), join(root, 'fp32')];
-    withEnv({ NINCC_NVCC: '0' }, () => {
-      buildArtifact(model, SMALL, { outDir: dirs[0], target: 'emu', maxBatch: 4, precision: 'bf16' });
-      buildArtifact(model, SMALL, { outDir: dirs[1], target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { bf16Rebuilt: false, bf16Pooled: false } });
-    });
-    await expectTrainsAlike([dirs[0], dirs[1]], [2, 7, 6], 3, { images: 53, load: 19, affine: 59 });
+    await expectStorageAlike(SMALL, 'bf16_rebuilt', [2, 7, 6], { images: 53, load: 19, affine: 59 });
   }, 900_000);
 
   // A 32-channel 3×3 conv after the pool takes the tap-major halo (conv-mma-taps-halo.ts) for its forward (x, the
@@ -191,14 +196,8 @@ describe("dY' stored in bf16 on emu", () => {
   view(-1)  linear(1792, 3)  logsoftmax
 }
 `;
-    const model = shaped(source, 'bf16_taps.model');
     const taps = compile(source, 'bf16_taps.model', 'bf16').cuda!.kernels.filter((k) => /tap-major/.test(k.fused) && /const nincc::bf16\* [xg]\b/.test(k.params));
     expect(taps.map((k) => k.name).sort()).toEqual(['k5_conv_dgrad_fused', 'k5_conv_fwd_fused']);
-    const dirs = [join(root, 'taps-bf16'), join(root, 'taps-fp32')];
-    withEnv({ NINCC_NVCC: '0' }, () => {
-      buildArtifact(model, source, { outDir: dirs[0], target: 'emu', maxBatch: 4, precision: 'bf16' });
-      buildArtifact(model, source, { outDir: dirs[1], target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { bf16Rebuilt: false, bf16Pooled: false } });
-    });
-    await expectTrainsAlike([dirs[0], dirs[1]], [3, 9, 8], 3, { images: 61, load: 23, affine: 67 });
+    await expectStorageAlike(source, 'bf16_taps', [3, 9, 8], { images: 61, load: 23, affine: 67 });
   }, 900_000);
 });

@@ -35,7 +35,7 @@ import { load, type Model } from '../runtime/model.js';
 import { buildFashion, controlName, fashionCurves, meanGap, type Trajectory } from '../scripts/bf16-fashion-curve.js';
 import { loadWith, readWeights, rng, stepWithExactLogits, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
-import { bf16, chainWeights, BF16, type Bounded, type Conv, convCall, dgrad, forward, lossGradient, relu, reluBackward, sparseImages, wgrad, worst } from './reference/bf16-bound.js';
+import { chainReference, chainWeights, type Chain, type Conv, convCall, sparseImages, worst } from './reference/bf16-bound.js';
 
 const STEPS = 6; // SGD steps of the training runs
 
@@ -67,8 +67,8 @@ const CONVS: readonly (readonly [string, Conv])[] = [['conv1', STEM], ['conv3', 
 const BIAS_PULL: Record<string, number> = { conv1: 1, conv3: 0.7, conv5: 0, conv6: 0 };
 
 /** The test's weights (test/reference/bf16-bound.ts chainWeights says why they are all positive). */
-const chooseWeights = (images: Float32Array, n: number) =>
-  chainWeights({ convs: CONVS, biasPull: BIAS_PULL, reluAfter: new Set(['conv1', 'conv3']), linear: 'linear8', classes: CLASSES, features: FEATURES }, images, n, rng(5));
+const CHAIN: Chain = { convs: CONVS, biasPull: BIAS_PULL, reluAfter: new Set(['conv1', 'conv3']), linear: 'linear8', classes: CLASSES, features: FEATURES };
+const chooseWeights = (images: Float32Array, n: number) => chainWeights(CHAIN, images, n, rng(5));
 
 const prepared = (tensors: Map<string, Float32Array>) => loadWith(emuDir, 'emu', 11, tensors);
 
@@ -85,27 +85,13 @@ describe('bf16 tensor-core conv gradients on emu', () => {
       await stepWithExactLogits([emu, again], images, labels, CLASSES);
 
       const t = readWeights(emu);
-      const w = (name: string) => t.get(name)!;
-      const x0: Bounded = { v: Float64Array.from(images), e: new Float64Array(images.length), exact: true };
-      const y1 = forward(STEM, n, x0, w('conv1.weight'), w('conv1.bias'));
-      const y3 = forward(C3X3, n, relu(y1), w('conv3.weight'), w('conv3.bias'));
-      const y5 = forward(S2, n, relu(y3), w('conv5.weight'), w('conv5.bias'));
-      const g6 = lossGradient(n, labels, w('linear8.weight'), w('linear8.bias'), FEATURES);
-      const g5 = dgrad(C1X1, n, g6, w('conv6.weight'));
-      const g3 = reluBackward(y3, dgrad(S2, n, g5, w('conv5.weight')));
-      const g1 = reluBackward(y1, dgrad(C3X3, n, g3, w('conv3.weight')));
+      const expected = chainReference(CHAIN, n, images, labels, (name) => t.get(name)!);
       // Both ReLUs drop values for certain (so a dgrad without its dReLU prologue fails), and few are in doubt.
-      for (const y of [y1, y3]) {
+      for (const y of [expected.get('conv1')!.y, expected.get('conv3')!.y]) {
         expect(y.v.filter((v, i) => v < -y.e[i]).length).toBeGreaterThan(y.v.length / 20);
         expect(y.v.filter((v, i) => Math.abs(v) <= y.e[i]).length).toBeLessThan(y.v.length / 100);
       }
-      const expected = {
-        conv6: wgrad(C1X1, n, g6, y5),
-        conv5: wgrad(S2, n, g5, relu(y3)),
-        conv3: wgrad(C3X3, n, g3, relu(y1)),
-        conv1: wgrad(STEM, n, g1, x0),
-      };
-      for (const [name, ref] of Object.entries(expected)) {
+      for (const [name, ref] of expected) {
         for (const [part, r] of [['weight', ref.dw], ['bias', ref.db]] as const) {
           const e = emu.getGradient(`${name}.${part}`);
           const { ratio, at } = worst(e, r.v, r.e);

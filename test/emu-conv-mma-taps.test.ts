@@ -19,7 +19,7 @@ import { tapsPlan } from '../compiler/backends/cuda/conv-mma-taps-halo.js';
 import { tapsConflicts } from '../compiler/backends/cuda/conv-mma-taps-banks.js';
 import { loadWith, readWeights, rng, stepWithExactLogits } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
-import { bf16, chainWeights, type Bounded, type Conv, convCall, dgrad, forward, lossGradient, relu, reluBackward, sparseImages, wgrad, worst } from './reference/bf16-bound.js';
+import { chainReference, chainWeights, type Chain, type Conv, convCall, sparseImages, worst } from './reference/bf16-bound.js';
 
 const STEM: Conv = { C: 3, H: 17, W: 13, K: 32, R: 3, S: 3, sh: 2, sw: 2, ph: 1, pw: 1 }; // → 32×9×7 (gathers: strided)
 const C5X5: Conv = { C: 32, H: 9, W: 7, K: 32, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 }; // → 32×9×7: both passes tap-major
@@ -75,8 +75,8 @@ describe('the tap-major halo (compiled, no build)', () => {
 });
 
 /** The test's weights (test/reference/bf16-bound.ts chainWeights says why they are all positive). */
-const chooseWeights = (images: Float32Array, n: number) =>
-  chainWeights({ convs: CONVS, biasPull: BIAS_PULL, reluAfter: new Set(['conv1', 'conv3', 'conv5']), linear: 'linear9', classes: CLASSES, features: FEATURES }, images, n, rng(7));
+const CHAIN: Chain = { convs: CONVS, biasPull: BIAS_PULL, reluAfter: new Set(['conv1', 'conv3', 'conv5']), linear: 'linear9', classes: CLASSES, features: FEATURES };
+const chooseWeights = (images: Float32Array, n: number) => chainWeights(CHAIN, images, n, rng(7));
 
 if (process.env.NINCC_TEST_FULL !== '1') console.warn('test/emu-conv-mma-taps.test.ts: the emulated step against float64 runs with NINCC_TEST_FULL=1; CI checks the compiled kernels and the bank-conflict count');
 describe.runIf(process.env.NINCC_TEST_FULL === '1')('the tap-major halo on emu against float64 (NINCC_TEST_FULL=1)', () => {
@@ -104,27 +104,14 @@ describe.runIf(process.env.NINCC_TEST_FULL === '1')('the tap-major halo on emu a
     try {
       await stepWithExactLogits([emu, again], images, labels, CLASSES);
       const t = readWeights(emu);
-      const w = (name: string) => t.get(name)!;
-      const x0: Bounded = { v: Float64Array.from(images), e: new Float64Array(images.length), exact: true };
-      const y1 = forward(STEM, n, x0, w('conv1.weight'), w('conv1.bias'));
-      const y3 = forward(C5X5, n, relu(y1), w('conv3.weight'), w('conv3.bias'));
-      const y5 = forward(C3X3, n, relu(y3), w('conv5.weight'), w('conv5.bias'));
-      const g7 = lossGradient(n, labels, w('linear9.weight'), w('linear9.bias'), FEATURES);
-      const g5 = reluBackward(y5, dgrad(C1X1, n, g7, w('conv7.weight')));
-      const g3 = reluBackward(y3, dgrad(C3X3, n, g5, w('conv5.weight')));
-      const g1 = reluBackward(y1, dgrad(C5X5, n, g3, w('conv3.weight')));
+      const expected = chainReference(CHAIN, n, images, labels, (name) => t.get(name)!);
       // Each ReLU drops values for certain (so a data gradient without its dReLU fails), and few are in doubt.
-      for (const [name, y] of [['y1', y1], ['y3', y3], ['y5', y5]] as const) {
+      for (const name of ['conv1', 'conv3', 'conv5']) {
+        const y = expected.get(name)!.y;
         expect(y.v.filter((v, i) => v < -y.e[i]).length, name).toBeGreaterThan(y.v.length / 20);
         expect(y.v.filter((v, i) => Math.abs(v) <= y.e[i]).length, name).toBeLessThan(y.v.length / 50);
       }
-      const expected = {
-        conv7: wgrad(C1X1, n, g7, relu(y5)),
-        conv5: wgrad(C3X3, n, g5, relu(y3)),
-        conv3: wgrad(C5X5, n, g3, relu(y1)),
-        conv1: wgrad(STEM, n, g1, x0),
-      };
-      for (const [name, ref] of Object.entries(expected)) {
+      for (const [name, ref] of expected) {
         for (const [part, r] of [['weight', ref.dw], ['bias', ref.db]] as const) {
           const e = emu.getGradient(`${name}.${part}`);
           const { ratio, at } = worst(e, r.v, r.e);

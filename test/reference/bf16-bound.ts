@@ -219,3 +219,38 @@ export function chainWeights(chain: Chain, images: Float32Array, n: number, next
   return tensors;
 }
 
+/** One conv of a chain in float64 with bounds: its output y, the gradient g of its output (after the ReLU's mask), and its weight and bias gradients. */
+export interface ConvReference {
+  readonly y: Bounded;
+  readonly g: Bounded;
+  readonly dw: Bounded;
+  readonly db: Bounded;
+}
+
+/**
+ * The chain's step in float64 with each value's bound, from the tensors `w` the devices hold: the forward through
+ * the convs (a ReLU after those in reluAfter), the linear layer's exact-loss gradient, and back through each conv's
+ * data and weight gradients. Keyed by conv name, in the chain's order.
+ */
+export function chainReference(chain: Chain, n: number, images: Float32Array, labels: Int32Array, w: (name: string) => Float64Array): Map<string, ConvReference> {
+  const inputs: Bounded[] = [];
+  const outputs: Bounded[] = [];
+  let x: Bounded = { v: Float64Array.from(images), e: new Float64Array(images.length), exact: true };
+  for (const [name, c] of chain.convs) {
+    inputs.push(x);
+    const y = forward(c, n, x, w(`${name}.weight`), w(`${name}.bias`));
+    outputs.push(y);
+    x = chain.reluAfter.has(name) ? relu(y) : y;
+  }
+  const out = new Map<string, ConvReference>();
+  let g = lossGradient(n, labels, w(`${chain.linear}.weight`), w(`${chain.linear}.bias`), chain.features);
+  for (let i = chain.convs.length - 1; i >= 0; i--) {
+    const [name, c] = chain.convs[i];
+    const y = outputs[i];
+    const gy = chain.reluAfter.has(name) ? reluBackward(y, g) : g;
+    out.set(name, { y, g: gy, ...wgrad(c, n, gy, inputs[i]) });
+    if (i > 0) g = dgrad(c, n, gy, w(`${name}.weight`));
+  }
+  return new Map(chain.convs.map(([name]) => [name, out.get(name)!]));
+}
+
