@@ -123,7 +123,7 @@ function largeBatchChoice(c: ConvConsts, base: ConvAlgorithm, relative: Readonly
 }
 
 /** The deepest 1x1 conv any ISA's pointwise direct conv takes: kMaxDepthBlock, 256 on AVX2 and SSE/NEON (192 on AVX-512). */
-const deepestDirectDepth = 256;
+export const deepestDirectDepth = 256; // render.ts static_asserts no ISA's is deeper
 
 /** conv_gemm.h's kOutputPastL2Bytes (render.ts static_asserts the two agree): an output past it is not held in L2. */
 export const outputPastL2Bytes = 2 * 2 ** 20;

@@ -5,7 +5,7 @@ import nunjucks from 'nunjucks';
 import { argIndex, type KernelStep, type Program } from '../../lower/program-ir.js';
 import type { BufferName, ConvShape, OpKind } from '../../lower/ops.js';
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
-import { type ConvAlgorithm, chooseConvAlgorithm, chooseTrainingConvAlgorithm, outputPastL2Bytes, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
+import { type ConvAlgorithm, chooseConvAlgorithm, chooseTrainingConvAlgorithm, deepestDirectDepth, outputPastL2Bytes, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
 
@@ -108,7 +108,7 @@ function body(k: KernelStep): string[] {
       const pointwiseGemm = c.u8Mean ? undefined : choice.pointwiseGemm;
       if (pointwiseGemm) {
         const gemm = `conv2d_forward_packed(shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`;
-        const bound = `static_assert(conv_gemm_detail::kOutputPastL2Bytes == ${outputPastL2Bytes}, "cpu-conv-algorithm.ts outputPastL2Bytes");`;
+        const bound = `static_assert(conv_gemm_detail::kOutputPastL2Bytes == ${outputPastL2Bytes}, "cpu-conv-algorithm.ts outputPastL2Bytes"); static_assert(conv_gemm_detail::kMaxDepthBlock <= ${deepestDirectDepth}, "cpu-conv-algorithm.ts deepestDirectDepth");`;
         if (pointwiseGemm.fromBatch <= 1) return [convShape(c), bound, gemm];
         return [convShape(c), bound, `if (${n} < ${pointwiseGemm.fromBatch}) ${call(choice.algorithm, 0)}`, `else ${gemm}`];
       }
