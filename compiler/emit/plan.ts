@@ -42,6 +42,7 @@ export interface PlanProgram {
   readonly outputs: Readonly<Record<string, BufferRef>>;
   readonly steps: readonly PlanStep[];
   readonly devices?: readonly string[]; // the devices that implement it; absent: all of the artifact's
+  readonly splitBatch?: true; // every step is per image: the cpu device may run slices of the batch at once (schedule/cpu-infer-split-batch.ts)
 }
 
 export interface PlanTensor {
@@ -157,6 +158,7 @@ export function emitPlan(
           outputs: mapRefs(p.outputs),
           steps: p.steps.map((s) => ({ kernel: s.kernel, layer: s.layer, source: s.source, args: s.args.map(ref), scalars: s.scalars, ...launchOf(s.kernel) })),
           ...(options.cuda?.onlyPrograms.includes(p.name) ? { devices: ['cuda', 'emu'] } : {}),
+          ...(p.name === 'infer' && memory.inferSplit?.split ? { splitBatch: true as const } : {}),
         },
       ]),
     ),

@@ -1,5 +1,6 @@
 // Pass: arena offsets. Activations are placed by liveness within each program (programs never overlap
 // in time); fixed buffers get their own static slots so folded weights survive between programs.
+import { type BatchSplit, batchSplitEligibility, batchSplitFits } from '../schedule/cpu-infer-split-batch.js';
 import type { BufferDecl, Program } from './program-ir.js';
 
 const ALIGN = 16; // elements: 64 bytes, and still 64 bytes after the runtime multiplies by N
@@ -50,16 +51,28 @@ export interface MemoryPlan {
   readonly buffers: readonly BufferDecl[]; // every buffer with its offset
   readonly actSize: number; // per image
   readonly fixedSize: number;
+  readonly inferSplit?: BatchSplit; // whether the cpu runs the inference program on slices of the batch, and why
 }
 
 export function planMemory(buffers: readonly BufferDecl[], programs: readonly Program[]): MemoryPlan {
   const byId = new Map(buffers.map((b) => [b.id, b]));
   const act = new Set(buffers.filter((b) => b.space === 'act').map((b) => b.id));
+  const intervalsOf = (p: Program) => liveIntervals(p, act).map((it) => ({ ...it, size: byId.get(it.id)!.size }));
+  const placements = new Map(programs.map((p) => [p, placeIntervals(intervalsOf(p))]));
+  const infer = programs.find((p) => p.name === 'infer');
+  let inferSplit: BatchSplit | undefined;
+  if (infer) {
+    inferSplit = batchSplitEligibility(infer, buffers);
+    if (inferSplit.split) {
+      // Every buffer live for the whole program, so no two share memory (schedule/cpu-infer-split-batch.ts).
+      const disjoint = placeIntervals(intervalsOf(infer).map((it) => ({ ...it, first: -1, last: infer.steps.length })));
+      inferSplit = batchSplitFits(disjoint.size, Math.max(...[...placements.values()].map((x) => x.size)));
+      if (inferSplit.split) placements.set(infer, disjoint);
+    }
+  }
   const offsets = new Map<string, number>();
   let actSize = 0;
-  for (const p of programs) {
-    const intervals = liveIntervals(p, act).map((it) => ({ ...it, size: byId.get(it.id)!.size }));
-    const placed = placeIntervals(intervals);
+  for (const placed of placements.values()) {
     placed.offsets.forEach((o, id) => offsets.set(id, o));
     actSize = Math.max(actSize, placed.size);
   }
@@ -72,5 +85,5 @@ export function planMemory(buffers: readonly BufferDecl[], programs: readonly Pr
   const out = buffers.map((b) => (b.offset !== undefined ? b : { ...b, offset: offsets.get(b.id) }));
   const unplaced = out.filter((b) => b.offset === undefined);
   if (unplaced.length > 0) throw new Error(`internal error: buffers used by no program: ${unplaced.map((b) => b.id).join(', ')}`);
-  return { buffers: out, actSize, fixedSize };
+  return { buffers: out, actSize, fixedSize, ...(inferSplit ? { inferSplit } : {}) };
 }

@@ -29,6 +29,15 @@ export function verifyMemory(plan: MemoryPlan, programs: readonly Program[]): st
   // Fixed buffers keep their contents between programs: no two may share memory at all.
   const fixed = plan.buffers.filter((b) => b.space === 'fixed');
   for (let i = 0; i < fixed.length; i++) for (let j = i + 1; j < fixed.length; j++) if (overlaps(fixed[i], fixed[j])) problems.push(`fixed buffers ${fixed[i].id} and ${fixed[j].id} overlap`);
+  // A batch-split program's slices run layers apart (schedule/cpu-infer-split-batch.ts): its act buffers may
+  // share no memory at all, whatever their lifetimes.
+  const split = programs.find((p) => p.name === 'infer' && plan.inferSplit?.split);
+  if (split) {
+    const ids = [...accessTimes(split).keys()].filter((id) => byId.get(id)?.space === 'act');
+    for (let i = 0; i < ids.length; i++)
+      for (let j = i + 1; j < ids.length; j++)
+        if (overlaps(byId.get(ids[i])!, byId.get(ids[j])!)) problems.push(`${split.name} is batch-split, but its buffers ${ids[i]} and ${ids[j]} share memory`);
+  }
   // Activations: at each time point of each program, the buffers in use (accessed at or before it and
   // at or after it) must be pairwise disjoint.
   for (const p of programs) {

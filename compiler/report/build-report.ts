@@ -4,6 +4,7 @@ import type { NvccCheck } from '../backends/cuda/toolchain.js';
 import type { ShapedModel } from '../ir.js';
 import type { Compiled } from '../pipeline.js';
 import { convAlgorithmReport } from '../schedule/cpu-conv-algorithm.js';
+import { batchSplitReport } from '../schedule/cpu-infer-split-batch.js';
 import { trainingFusionReport } from './fusion-report.js';
 import { blockReport } from './block-report.js';
 import { inspectText } from './inspect.js';
@@ -19,6 +20,7 @@ export function buildReport(model: ShapedModel, compiled: Compiled, compileComma
     if (parts.length > 1) lines.push(`  (${parts.map((p) => p.index).join(') + (')}): ${parts.map((p) => torchModuleString(p)).join(' + ')} → k${g.head.index}_${g.head.kind}_infer`);
   }
   lines.push('', ...convAlgorithmReport(compiled.cpuPrograms));
+  lines.push('', ...batchSplitReport(lowered.memory.inferSplit));
   const train = lowered.programs.find((p) => p.name === 'train_forward_backward');
   const fusion = compiled.cuda && train ? trainingFusionReport(model, train, compiled.cuda.source.fused) : [];
   if (fusion.length > 0) lines.push('', ...fusion);

@@ -27,6 +27,8 @@ void CpuDevice::loadLibrary(const std::string& path, const std::string& sourceHa
       throw Error(path + ": entry " + std::to_string(i) + " of the kernel table is malformed; rebuild the artifact");
     kernels_[e.name] = &e;
   }
+  partThreads_ = reinterpret_cast<NinccPartThreadsFn>(library_.find("nincc_cpu_part_threads"));
+  runParts_ = reinterpret_cast<NinccRunPartsFn>(library_.find("nincc_cpu_run_parts"));
 }
 
 KernelHandle CpuDevice::findKernel(const Step& step) {
@@ -58,6 +60,14 @@ KernelHandle CpuDevice::findKernel(const Step& step) {
 void CpuDevice::launch(KernelHandle kernel, const Step&, const NinccArgs& args) {
   // A cpu kernel reports nothing: a crash inside it is a compiler bug, not an input error.
   reinterpret_cast<NinccKernelFn>(const_cast<void*>(kernel))(&args);
+}
+
+int CpuDevice::partThreads() const { return partThreads_ && runParts_ ? partThreads_() : 1; }
+
+void CpuDevice::runParts(int64_t count, const std::function<void(int64_t)>& part) {
+  if (!runParts_) return Device::runParts(count, part);
+  using Part = std::function<void(int64_t)>;
+  runParts_(count, [](void* context, int64_t i) { (*static_cast<const Part*>(context))(i); }, const_cast<Part*>(&part));
 }
 
 }  // namespace nincc

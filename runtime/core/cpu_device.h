@@ -14,10 +14,15 @@ class CpuDevice final : public HostMemoryDevice {
   void loadLibrary(const std::string& path, const std::string& sourceHash) override;
   KernelHandle findKernel(const Step& step) override;
   void launch(KernelHandle kernel, const Step& step, const NinccArgs& args) override;
+  // The library's own thread pool (nincc_cpu_part_threads, nincc_cpu_run_parts), where it exports them.
+  int partThreads() const override;
+  void runParts(int64_t count, const std::function<void(int64_t)>& part) override;
 
  private:
   KernelLibrary library_;
   std::map<std::string, const NinccKernelEntry*> kernels_;  // nincc_kernels(), by name
+  NinccPartThreadsFn partThreads_ = nullptr;  // optional: a library built before them runs parts in order
+  NinccRunPartsFn runParts_ = nullptr;
 };
 
 }  // namespace nincc

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,14 @@ class Device {
   virtual void launchProgram(const std::string& program, const std::vector<StepLaunch>& steps) {
     (void)program;
     for (const StepLaunch& s : steps) launch(s.kernel, *s.step, s.args);
+  }
+
+  // Threads that can each run a part of a batch-split program (plan.json `splitBatch`): 1 where the
+  // device has none of its own. runParts runs part(i) for every i in [0, count) on them, each part's
+  // kernels serially on the thread that took it; by default, the parts in order on the calling thread.
+  virtual int partThreads() const { return 1; }
+  virtual void runParts(int64_t count, const std::function<void(int64_t)>& part) {
+    for (int64_t i = 0; i < count; ++i) part(i);
   }
 
   // Device memory: zero-filled and 64-byte aligned; bytes may be 0.

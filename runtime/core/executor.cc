@@ -1,6 +1,9 @@
 // Executor: resolve kernels once; per call, turn REFs into pointers for this N and scalar names
-// into values, then launch the steps in order.
+// into values, then launch the steps in order (or, for a batch-split program, each slice of the
+// batch's steps in order on its own thread).
 #include "executor.h"
+
+#include <cstdlib>
 
 #include "error.h"
 
@@ -14,6 +17,8 @@ const char* const kAbiScalars[] = {"lr", "wd", "momentum", "first", "training"};
 Executor::Executor(const Plan& plan, Device& device, Arena& arena)
     : plan_(plan), device_(device), arena_(arena) {
   for (const char* name : kAbiScalars) knownScalars_.insert(name);
+  const char* split = std::getenv("NINCC_SPLIT_BATCH");
+  splitBatchOff_ = split != nullptr && std::string(split) == "0";
   for (const Program& program : plan_.programs) {
     // A program this device does not implement is not resolved: its kernels are not in this library.
     if (!program.runsOn(device_.name())) continue;
@@ -46,6 +51,39 @@ std::string Executor::describe(const Program& program, size_t stepIndex) const {
          (step.source.empty() ? "" : " at " + step.source) + ")";
 }
 
+int64_t Executor::batchParts(const Program& program, int64_t n, bool perStepHook) const {
+  if (!program.splitBatch || perStepHook || splitBatchOff_) return 1;
+  // Whole images per thread, so slices are even only when the threads divide n; past 4 images a thread
+  // the largest slice is at most 1.25x the mean. Otherwise each layer's own split balances better.
+  const int64_t threads = device_.partThreads();
+  return threads > 1 && n >= threads && (n % threads == 0 || n >= 4 * threads) ? threads : 1;
+}
+
+void Executor::runBatchParts(const std::vector<ResolvedStep>& steps, int64_t n, int64_t parts,
+                             std::vector<std::vector<double>>& stepScalars, uint64_t seed) {
+  // Part p takes images [n*p/parts, n*(p+1)/parts): its act buffers start that many images into the
+  // call's (batch-major: plan.json splitBatch), every other space is shared as it is.
+  device_.runParts(parts, [&](int64_t p) {
+    const int64_t first = n * p / parts, count = n * (p + 1) / parts - first;
+    std::vector<void*> pointers;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const Step& step = *steps[i].step;
+      pointers.clear();
+      for (const BufferRef& ref : step.args) {
+        char* base = static_cast<char*>(arena_.pointer(ref, n));
+        pointers.push_back(ref.space == Space::Act ? base + first * ref.size * int64_t{4} : base);
+      }
+      NinccArgs args;
+      args.n = static_cast<int32_t>(count);
+      args.ptr = pointers.data();
+      args.scalar = stepScalars[i].data();
+      args.seed = seed;
+      device_.launch(steps[i].kernel, step, args);
+    }
+  });
+  device_.synchronize();
+}
+
 void Executor::run(const std::string& programName, int64_t n, const ScalarValues& scalars,
                    uint64_t seed, const StepDone& stepDone) {
   const Program& prog = program(programName);
@@ -75,6 +113,12 @@ void Executor::run(const std::string& programName, int64_t n, const ScalarValues
         throw Error(describe(prog, i) + " needs scalar \"" + name + "\", which the call did not pass");
       stepScalars[i].push_back(found->second);
     }
+
+  const int64_t parts = batchParts(prog, n, stepDone != nullptr);
+  if (parts > 1) {
+    runBatchParts(steps, n, parts, stepScalars, seed);
+    return;
+  }
 
   // Every step's args first, then the program in one call (the cuda device can replay it as a graph).
   std::vector<std::vector<void*>> pointers(steps.size());

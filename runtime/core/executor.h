@@ -41,12 +41,19 @@ class Executor {
   };
 
   std::string describe(const Program& program, size_t stepIndex) const;
+  // How many slices of the batch a call runs at once: the device's part threads T for a splitBatch
+  // program whose n they divide or is at least 4T, else 1 (also with a per-step hook, or with
+  // NINCC_SPLIT_BATCH=0 in the environment).
+  int64_t batchParts(const Program& program, int64_t n, bool perStepHook) const;
+  void runBatchParts(const std::vector<ResolvedStep>& steps, int64_t n, int64_t parts,
+                     std::vector<std::vector<double>>& stepScalars, uint64_t seed);
 
   const Plan& plan_;
   Device& device_;
   Arena& arena_;
   std::map<std::string, std::vector<ResolvedStep>> resolved_;
   std::set<std::string> knownScalars_;
+  bool splitBatchOff_ = false;  // NINCC_SPLIT_BATCH=0: for A/B measurements of the split
 };
 
 }  // namespace nincc

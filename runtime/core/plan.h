@@ -79,6 +79,9 @@ struct Program {
   // The devices whose kernels implement this program; empty: every device of the artifact. A cuda
   // build's fused training program runs on cuda and emu, not on its (inference-only) cpu library.
   std::vector<std::string> devices;
+  // Every step computes each image from that image alone, in batch-major buffers (plan.json
+  // `splitBatch`): a device with threads of its own may run the program on slices of the batch at once.
+  bool splitBatch = false;
   bool runsOn(const std::string& device) const;
 };
 

@@ -167,6 +167,7 @@ Program readProgram(const std::string& name, const JsonField& f, const Plan& pla
     JsonField devices = f.at("devices");
     for (size_t i = 0; i < devices.arraySize(); ++i) program.devices.push_back(devices.item(i).string());
   }
+  if (f.has("splitBatch")) program.splitBatch = f.at("splitBatch").boolean();
   return program;
 }
 

@@ -4,9 +4,11 @@
 // statistics) and finite-difference gradients. Run by test/numerics-zoo.test.ts (all threads),
 // test/numerics-zoo-1thread.test.ts (OMP_NUM_THREADS=1) and test/cpu-concat-slots.test.ts (2 threads, fused_blocks and concat_ends;
 // concat_ends on 1 and all threads with NINCC_TEST_FULL=1).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  buildSpec, expectClose, loadBuilt, poisonArena, preparedModel, randomImages, randomizeAffine, randomLabels, readWeights, removeBuilds, rng, type Built,
+  buildSpec, expectClose, loadBuilt, loadWith, poisonArena, preparedModel, randomImages, randomizeAffine, randomLabels, readWeights, removeBuilds, rng, type Built,
 } from './artifacts.js';
 import { checkGradients } from './gradients.js';
 import { forward, trainLossFrom } from './interpret.js';
@@ -59,6 +61,30 @@ export function zooSuite(threads: string, only?: readonly string[]): (name: stri
         }
       } finally {
         m.dispose();
+      }
+    });
+
+    it('infer on slices of the batch, one per thread (plan.json splitBatch), matches the reference and the unsplit run', async () => {
+      // The plan must ask for the split, or this would only test the per-layer path twice.
+      const plan = JSON.parse(readFileSync(join(built.get(name)!.dir, 'plan.json'), 'utf8')) as { programs: Record<string, { splitBatch?: boolean }> };
+      expect(plan.programs.infer.splitBatch, `${name}: infer is not batch-split`).toBe(true);
+      const { m, b, next } = await prepared(name, 13);
+      process.env.NINCC_SPLIT_BATCH = '0'; // read when the executor is made: the same artifact with each layer split instead
+      const unsplit = await loadWith(b.dir, 'cpu', 13, new Map(m.tensorNames().map((t) => [t, m.getTensor(t)])));
+      delete process.env.NINCC_SPLIT_BATCH;
+      try {
+        const w = readWeights(m);
+        // 4 and 2: whole slices on 2 and 4 threads; 3: split only on 3 threads (the executor's batchParts).
+        for (const [i, n] of [4, 2, 3].entries()) {
+          const images = randomImages(b.model, n, next);
+          poisonArena(m, POISONS[i % 2]);
+          const got = await m.infer(images);
+          expectClose(got, forward(b.model, w, images, n, { mode: 'eval' }).output.data, TOL, `${name} split infer n=${n}`);
+          expectClose(got, await unsplit.infer(images), TOL, `${name} split against unsplit infer n=${n}`);
+        }
+      } finally {
+        m.dispose();
+        unsplit.dispose();
       }
     });
 

@@ -115,6 +115,8 @@ void namesTheJsonPathOfBadFields() {
                    "/plan.json: programs.sgd_update.steps[0].scalars[1]: expected a string, found a number");
   CHECK_EDIT_FAILS("\"name\": \"bn.running_mean\"", "\"name\": \"affine.bias\"",
                    "/plan.json: state[0].name: duplicate tensor name \"affine.bias\"");
+  CHECK_EDIT_FAILS("\"infer\": {", "\"infer\": { \"splitBatch\": 1,",
+                   "/plan.json: programs.infer.splitBatch: expected a boolean, found a number");
 }
 
 // Any edit after the build, of the plan or of the library, is refused before the library is opened.

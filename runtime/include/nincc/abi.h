@@ -35,6 +35,12 @@ typedef struct NinccKernelEntry {
 /* extern "C" const NinccKernelEntry* nincc_kernels(int32_t* count); */
 typedef const NinccKernelEntry* (*NinccKernelTableFn)(int32_t* count);
 
+/* Optional exports of a cpu kernel library (a batch-split program, plan.json `splitBatch`): how many
+   threads its pool runs, and part(context, i) for every i in [0, count) on them, each part's kernels
+   serial on the thread that took it. */
+typedef int32_t (*NinccPartThreadsFn)(void);
+typedef void (*NinccRunPartsFn)(int64_t count, void (*part)(void* context, int64_t i), void* context);
+
 /* What a cpu kernel library exports. It is built with hidden visibility and -Bsymbolic, so everything
    else in it (the kernel library's thread pool and other inline statics, and the standard-library
    templates instantiated over them) stays private to it: two artifacts loaded in one process, whatever
