@@ -3,6 +3,7 @@
 // batch's steps in order on its own thread).
 #include "executor.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "error.h"
@@ -17,8 +18,7 @@ const char* const kAbiScalars[] = {"lr", "wd", "momentum", "first", "training"};
 Executor::Executor(const Plan& plan, Device& device, Arena& arena)
     : plan_(plan), device_(device), arena_(arena) {
   for (const char* name : kAbiScalars) knownScalars_.insert(name);
-  const char* split = std::getenv("NINCC_SPLIT_BATCH");
-  splitBatchOff_ = split != nullptr && std::string(split) == "0";
+  if (const char* split = std::getenv("NINCC_SPLIT_BATCH")) slicesPerThread_ = std::max(0, std::atoi(split));
   for (const Program& program : plan_.programs) {
     // A program this device does not implement is not resolved: its kernels are not in this library.
     if (!program.runsOn(device_.name())) continue;
@@ -52,11 +52,13 @@ std::string Executor::describe(const Program& program, size_t stepIndex) const {
 }
 
 int64_t Executor::batchParts(const Program& program, int64_t n, bool perStepHook) const {
-  if (!program.splitBatch || perStepHook || splitBatchOff_) return 1;
-  // Whole images per thread, so slices are even only when the threads divide n; past 4 images a thread
-  // the largest slice is at most 1.25x the mean. Otherwise each layer's own split balances better.
   const int64_t threads = device_.partThreads();
-  return threads > 1 && n >= threads && (n % threads == 0 || n >= 4 * threads) ? threads : 1;
+  if (!program.splitBatch || perStepHook || threads <= 1) return 1;
+  // Whole images per slice, so slices are even only when their count divides n; past 4 images a slice
+  // the largest is at most 1.25x the mean. Otherwise each layer's own split balances better.
+  for (int64_t parts = threads * slicesPerThread_; parts >= threads; parts -= threads)
+    if (n >= parts && (n % parts == 0 || n >= 4 * parts)) return parts;
+  return 1;
 }
 
 void Executor::runBatchParts(const std::vector<ResolvedStep>& steps, int64_t n, int64_t parts,

@@ -41,9 +41,9 @@ class Executor {
   };
 
   std::string describe(const Program& program, size_t stepIndex) const;
-  // How many slices of the batch a call runs at once: the device's part threads T for a splitBatch
-  // program whose n they divide or is at least 4T, else 1 (also with a per-step hook, or with
-  // NINCC_SPLIT_BATCH=0 in the environment).
+  // How many slices of the batch a call runs at once for a splitBatch program: kT (k slices per thread
+  // of the device's T part threads), or fewer whole multiples of T, the most that divide n or leave at
+  // least 4 images a slice; 1 when none does, with a per-step hook, or on one thread.
   int64_t batchParts(const Program& program, int64_t n, bool perStepHook) const;
   void runBatchParts(const std::vector<ResolvedStep>& steps, int64_t n, int64_t parts,
                      std::vector<std::vector<double>>& stepScalars, uint64_t seed);
@@ -53,7 +53,8 @@ class Executor {
   Arena& arena_;
   std::map<std::string, std::vector<ResolvedStep>> resolved_;
   std::set<std::string> knownScalars_;
-  bool splitBatchOff_ = false;  // NINCC_SPLIT_BATCH=0: for A/B measurements of the split
+  // k above: NINCC_SPLIT_BATCH in the environment (0 turns the split off), for A/B measurements; default 1.
+  int slicesPerThread_ = 1;
 };
 
 }  // namespace nincc
