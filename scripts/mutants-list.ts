@@ -652,4 +652,20 @@ export const MUTANTS: readonly Mutant[] = [
     replace: 'export const outputPastL2Bytes = 4 * 2 ** 20;',
     tests: ['test/cpu-choice-pointwise.test.ts'],
   },
+  {
+    name: 'a batch slice reads and writes the first images of every act buffer (its offset dropped)',
+    file: 'runtime/core/executor.cc',
+    find: 'pointers.push_back(ref.space == Space::Act ? base + first * ref.size * int64_t{4} : base);',
+    replace: 'pointers.push_back(base);',
+    tests: ['test/numerics-zoo.test.ts'],
+    only: 'slices of the batch',
+    native: true,
+  },
+  {
+    name: 'a batch-split inference program placed by liveness alone (its buffers shared across layers)',
+    file: 'compiler/lower/memory.ts',
+    find: '      if (inferSplit.split) placements.set(infer, disjoint);',
+    replace: '',
+    tests: ['test/cpu-infer-split-batch.test.ts'],
+  },
 ];
