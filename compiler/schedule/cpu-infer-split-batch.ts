@@ -2,8 +2,8 @@
 // each of the pool's threads runs every layer on its own images, with every kernel serial inside it, instead of
 // every layer splitting its work across the threads. The split is even by construction (whole images, the
 // same layers) and has no barrier between layers: on 2 threads nin-fashion's per-layer tasks (4 to 25 per
-// layer on 28x28 .. 7x7 planes) did not balance (bench/logs/i19l-infer-scaling-loaded.out). A batch smaller
-// than the threads keeps the per-layer split (runtime/core/executor.cc batchParts).
+// layer on 28x28 .. 7x7 planes) did not balance (bench/logs/i19l-infer-scaling-loaded.out). A batch the
+// threads do not divide, under 4 images a thread, keeps the per-layer split (runtime/core/executor.cc batchParts).
 import type { BufferDecl, KernelStep, Program } from '../lower/program-ir.js';
 import type { OpKind } from '../lower/ops.js';
 
@@ -91,7 +91,7 @@ export function batchSplitReport(split: BatchSplit | undefined): string[] {
   return [
     'CPU inference threads (runtime/core/executor.cc batchParts):',
     split.split
-      ? `  a batch of N >= T images (T threads) runs as T slices of whole images at once, each thread running every layer on its own slice with serial kernels: even by construction, no barrier between layers; N < T splits each layer's work instead. Chosen as every step computes each image from that image alone and ${split.why}. NINCC_SPLIT_BATCH=0 turns the slices off.`
+      ? `  a batch of N images on T threads runs as T slices of whole images at once when T divides N or N >= 4T, each thread running every layer on its own slice with serial kernels: even by construction, no barrier between layers; any other batch splits each layer's work instead. Chosen as every step computes each image from that image alone and ${split.why}. NINCC_SPLIT_BATCH=0 turns the slices off.`
       : `  each layer splits its own work across the threads: no batch split, as ${split.why}.`,
   ];
 }
