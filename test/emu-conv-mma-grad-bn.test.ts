@@ -9,7 +9,9 @@
 //
 // The bound machinery (test/reference/bf16-bound.ts) and the exact loss gradient (the linear layer's
 // weights scaled by 2⁻⁴⁸) are those of test/emu-conv-mma-grad.test.ts, whose header states the rules for
-// the conv sums, ReLU and the loss. BN adds, per channel over its M = n·H·W values y (each with E_y):
+// the conv sums, ReLU and the loss. A conv read (through its BN and ReLU) by another stores y rounded to
+// bf16 (train-fused.ts bf16ConvOut): its y below is the stored value, rounded() of the sum as in the staging
+// rule, and BN's statistics, the ReLU's mask and the rebuilt gradients all read that value, as on the device. BN adds, per channel over its M = n·H·W values y (each with E_y):
 // - statistics: μ = Σy/M, E_μ = ΣE_y/M + γ₆₄·mean|y|; with d = y − μ and e = E_y + E_μ, var = Σd²/M and
 //   E_var = Σ(2|d|·e + e²)/M + γ₆₄·(var + 2·mean|d|·mean|y|) (the device sums 32-value tiles in fp32, then
 //   merges them in double); invstd = (var + ε)^−½ with E_inv = (var − E_var + ε)^−½ − invstd (the larger
@@ -198,7 +200,8 @@ describe('bf16 gradients through the fused BN backward on emu', () => {
       const bns: (BnForward | undefined)[] = [];
       for (const { conv, c, bn } of LAYERS) {
         inputs.push(x);
-        const y = forward(c, n, rounded(x), w(`${conv}.weight`), w(`${conv}.bias`));
+        const sum = forward(c, n, rounded(x), w(`${conv}.weight`), w(`${conv}.bias`));
+        const y = bn ? rounded(sum) : sum; // every conv with a BN is read by the next conv: y stored in bf16
         const { P, Q } = outSize(c);
         const f = bn ? bnForward(y, n, c.K, P * Q, w(`${bn}.weight`), w(`${bn}.bias`)) : undefined;
         bns.push(f);
