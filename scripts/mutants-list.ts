@@ -105,7 +105,7 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'compiler/backends/cuda/conv-mma.ts',
     find: "    ...(storesBf16(c) ? ['      d = nincc::bf16_to_float(nincc::to_bf16(d));  // y is stored in bf16: its statistics and every reader see the rounded value'] : []),\n    '      v[j] = d;',",
     replace: "    '      v[j] = d;',\n    ...(storesBf16(c) ? ['      d = nincc::bf16_to_float(nincc::to_bf16(d));  // y is stored in bf16: its statistics and every reader see the rounded value'] : []),",
-    tests: ['test/conv-out-bf16-storage.test.ts'],
+    tests: ['test/conv-out-bf16-storage.test.ts', 'test/emu-conv-mma-grad-bn.test.ts'],
   },
   {
     name: "pool forward loading a conv's bf16 output as floats",

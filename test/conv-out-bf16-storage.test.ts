@@ -35,7 +35,7 @@ const bf16ConvOutputs = (c: Compiled) =>
 const uses = (s: KernelStep, id: string) =>
   opBuffers(s.op, s.consts)
     .filter((b) => s.buffers[b.name] === id)
-    .map((b) => `${b.name}:${typeof b.dtype === 'function' ? b.dtype(s.consts) : (b.dtype ?? 'f32')}`);
+    .map((b) => `${b.name}:${b.dtype}`);
 
 const NIN = readFileSync('models/nin.model', 'utf8');
 let ninBf16: Compiled | undefined;
