@@ -11,6 +11,7 @@ export const ABLATIONS = {
   haloSpan: 'the k×k weight gradients restage their input halo every 32-position slice, none covering several (backends/cuda/conv-mma-wgrad-halo-span.ts)',
   bf16Rebuilt: 'the grad_rebuild pass before a conv\'s gradients stores dY\' in fp32, not bf16 (lower/train-fused.ts; the conv\'s bias gradient then sums unrounded dY\')',
   bf16Pooled: 'a max pool read only by convs stores its output in fp32, not bf16 (lower/train-fused.ts)',
+  bf16ConvOut: 'a training conv read only (through its BN and ReLU) by a conv or a pool stores its output y in fp32, not bf16, and its BN statistics come from the unrounded accumulators (lower/train-fused.ts, lower/conv-out-bf16-readers.ts)',
   tallTiles: 'the k×k weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts)',
 } as const;
 

@@ -101,6 +101,20 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-wgrad-halo-span.test.ts'],
   },
   {
+    name: "bf16 conv forward storing y in bf16 but taking its BN statistics from the unrounded value",
+    file: 'compiler/backends/cuda/conv-mma.ts',
+    find: "    ...(storesBf16(c) ? ['      d = nincc::bf16_to_float(nincc::to_bf16(d));  // y is stored in bf16: its statistics and every reader see the rounded value'] : []),\n    '      v[j] = d;',",
+    replace: "    '      v[j] = d;',\n    ...(storesBf16(c) ? ['      d = nincc::bf16_to_float(nincc::to_bf16(d));  // y is stored in bf16: its statistics and every reader see the rounded value'] : []),",
+    tests: ['test/conv-out-bf16-storage.test.ts', 'test/emu-conv-mma-grad-bn.test.ts'],
+  },
+  {
+    name: "pool forward loading a conv's bf16 output as floats",
+    file: 'compiler/backends/cuda/pool-vec-tiles.ts',
+    find: "    `    float v = ${loadFloat('src', 'e', xBf16)};`,",
+    replace: "    '    float v = nincc::ld(&src[e]);',",
+    tests: ['test/conv-out-bf16-storage.test.ts'],
+  },
+  {
     name: "bf16 conv forward's along-k A staging (the 11×11/4 stem) reading the neighbouring tap",
     file: 'compiler/backends/cuda/conv-mma.ts',
     find: "        'const int crs = k0 + ko;',\n        `if (live && crs < ${CRS}) {`,",

@@ -58,8 +58,8 @@ describe("dY' stored in bf16 in the lowering", () => {
       expect(readers.map((r) => `${r.op}@${r.layer}`).sort(), s.kernel).toEqual([`conv_dgrad_fused@${s.layer}`, `conv_wgrad_fused@${s.layer}`]);
       for (const r of readers) if (r.op === 'conv_dgrad_fused' || r.op === 'conv_wgrad_fused') expect(r.consts.gBf16, r.kernel).toBe(true);
     }
-    // Nothing else is bf16 but the max pools' outputs (below): every other conv gradient reads fp32.
-    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(passes.length + 3);
+    // Nothing else is bf16 but the max pools' outputs (below) and the twelve convs' (test/conv-out-bf16-storage.test.ts): every other conv gradient reads fp32.
+    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(passes.length + 3 + 12);
     expect(p.steps.filter((s) => (s.op === 'conv_dgrad_fused' || s.op === 'conv_wgrad_fused') && s.consts.gBf16).length).toBe(2 * passes.length);
     // plan.json says it: the pass's output argument and its readers' g are bf16 refs of those sizes.
     const planSteps = c.plan.programs.train_forward_backward.steps;
@@ -87,13 +87,13 @@ describe("dY' stored in bf16 in the lowering", () => {
     }
   });
 
-  it('bf16Rebuilt and bf16Pooled false, and fp32: no bf16 buffer; with the switches off the same steps otherwise', () => {
+  it('bf16Rebuilt, bf16Pooled and bf16ConvOut false, and fp32: no bf16 buffer; with the switches off the same steps otherwise', () => {
     const on = training(ninBf16Compiled());
-    const offCompiled = compile(NIN, 'models/nin.model', 'bf16', { bf16Rebuilt: false, bf16Pooled: false });
+    const offCompiled = compile(NIN, 'models/nin.model', 'bf16', { bf16Rebuilt: false, bf16Pooled: false, bf16ConvOut: false });
     const off = training(offCompiled);
     expect(offCompiled.lowered.memory.buffers.filter((b) => b.dtype === 'bf16')).toEqual([]);
     expect(off.steps.map((s) => s.op)).toEqual(on.steps.map((s) => s.op));
-    expect(off.steps.some((s) => 'gBf16' in s.consts || 'xBf16' in s.consts || 'bf16' in s.consts)).toBe(false);
+    expect(off.steps.some((s) => ['gBf16', 'xBf16', 'bf16', 'yBf16', 'gyBf16', 'eyBf16'].some((f) => f in s.consts))).toBe(false);
     expect(compile(NIN, 'models/nin.model', 'fp32').lowered.memory.buffers.filter((b) => b.dtype === 'bf16')).toEqual([]);
   });
 });
@@ -115,8 +115,9 @@ const SMALL = `model bf16_rebuilt {
 `;
 
 describe('the generated kernels', () => {
+  // With bf16ConvOut off: the conv outputs' own bf16 readers are test/conv-out-bf16-storage.test.ts's.
   it('grad_rebuild rounds dY\' to bf16 as it stores it; the conv gradients take `const nincc::bf16* g` and widen each load', () => {
-    const cuda = compile(SMALL, 'small.model', 'bf16').cuda;
+    const cuda = compile(SMALL, 'small.model', 'bf16', { bf16ConvOut: false }).cuda;
     if (!cuda) throw new Error('no cuda kernels');
     const passes = cuda.kernels.filter((k) => /grad_rebuild/.test(k.name));
     expect(passes.length).toBe(3);
@@ -140,7 +141,7 @@ describe('the generated kernels', () => {
   });
 
   it('nin.model: every kernel that takes a bf16 x or g widens each load of it, on every staging path (the tap-major halo too)', () => {
-    const cuda = compile(readFileSync('models/nin.model', 'utf8'), 'nin.model', 'bf16').cuda;
+    const cuda = compile(readFileSync('models/nin.model', 'utf8'), 'nin.model', 'bf16', { bf16ConvOut: false }).cuda;
     if (!cuda) throw new Error('no cuda kernels');
     const readers = cuda.kernels.filter((k) => /const nincc::bf16\* [xg]\b/.test(k.params));
     // k11's, k21's and k31's forwards (x, a pool's output) and the nine rebuilt convs' two gradients (g; those three's weight gradients x too)

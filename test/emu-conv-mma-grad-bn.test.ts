@@ -9,7 +9,9 @@
 //
 // The bound machinery (test/reference/bf16-bound.ts) and the exact loss gradient (the linear layer's
 // weights scaled by 2⁻⁴⁸) are those of test/emu-conv-mma-grad.test.ts, whose header states the rules for
-// the conv sums, ReLU and the loss. BN adds, per channel over its M = n·H·W values y (each with E_y):
+// the conv sums, ReLU and the loss. A conv read (through its BN and ReLU) by another stores y rounded to
+// bf16 (train-fused.ts bf16ConvOut): its y below is the stored value, rounded() of the sum as in the staging
+// rule, and BN's statistics, the ReLU's mask and the rebuilt gradients all read that value, as on the device. BN adds, per channel over its M = n·H·W values y (each with E_y):
 // - statistics: μ = Σy/M, E_μ = ΣE_y/M + γ₆₄·mean|y|; with d = y − μ and e = E_y + E_μ, var = Σd²/M and
 //   E_var = Σ(2|d|·e + e²)/M + γ₆₄·(var + 2·mean|d|·mean|y|) (the device sums 32-value tiles in fp32, then
 //   merges them in double); invstd = (var + ε)^−½ with E_inv = (var − E_var + ε)^−½ − invstd (the larger
@@ -49,6 +51,7 @@ import { bf16, type Bounded, type Conv, convCall, dgrad, exactLossLinear, forwar
 import { withEnv } from './reference/env.js';
 
 const EPS = 1e-5; // bn()'s default
+const MOMENTUM = 0.1; // bn()'s default: running_mean ← (1 − m)·running_mean + m·μ
 
 const STEM: Conv = { C: 3, H: 19, W: 17, K: 8, R: 5, S: 5, sh: 2, sw: 2, ph: 1, pw: 1 }; // → 8×9×8, fused rebuild (weight gradient only)
 const C3X3: Conv = { C: 8, H: 9, W: 8, K: 12, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 }; // → 12×9×8, the grad_rebuild pass
@@ -67,6 +70,7 @@ const LAYERS: readonly { conv: string; c: Conv; bn?: string; storedBf16?: true }
 
 /** A BN's forward per channel: x̂, the pending value γ·x̂ + β before its ReLU, and invstd, each with its bound. */
 interface BnForward {
+  readonly mean: Bounded;
   readonly xhat: Bounded;
   readonly pre: Bounded;
   readonly invstd: Bounded;
@@ -79,6 +83,7 @@ function bnForward(y: Bounded, n: number, C: number, HW: number, g: Float64Array
   const xhat = { v: new Float64Array(y.v.length), e: new Float64Array(y.v.length) };
   const pre = { v: new Float64Array(y.v.length), e: new Float64Array(y.v.length) };
   const invstd = { v: new Float64Array(C), e: new Float64Array(C) };
+  const means = { v: new Float64Array(C), e: new Float64Array(C) };
   for (let ch = 0; ch < C; ch++) {
     const idx: number[] = [];
     for (let img = 0; img < n; img++) for (let i = 0; i < HW; i++) idx.push(at(img, ch, i));
@@ -86,6 +91,8 @@ function bnForward(y: Bounded, n: number, C: number, HW: number, g: Float64Array
     const mu = mean((j) => y.v[j]);
     const absY = mean((j) => Math.abs(y.v[j]));
     const eMu = mean((j) => y.e[j]) + gamma(64) * absY;
+    means.v[ch] = mu;
+    means.e[ch] = eMu;
     const err = (j: number) => y.e[j] + eMu;
     const variance = mean((j) => (y.v[j] - mu) ** 2);
     const absD = mean((j) => Math.abs(y.v[j] - mu));
@@ -104,7 +111,7 @@ function bnForward(y: Bounded, n: number, C: number, HW: number, g: Float64Array
       pre.e[j] = Math.abs(g[ch]) * xhat.e[j] + 4 * U * (Math.abs(y.v[j] * scale) + Math.abs(mu * scale) + Math.abs(beta[ch]));
     }
   }
-  return { xhat, pre, invstd };
+  return { mean: means, xhat, pre, invstd };
 }
 
 /** The header's backward rules: dβ, dγ and the rebuilt gradient of the conv output y from `da`, that of relu(pre). */
@@ -188,6 +195,7 @@ describe('bf16 gradients through the fused BN backward on emu', () => {
     const emu = await prepared(tensors);
     const again = await prepared(tensors);
     try {
+      const runningBefore = new Map(LAYERS.flatMap(({ bn }) => (bn ? [[bn, emu.getTensor(`${bn}.running_mean`)] as const] : [])));
       await stepWithExactLogits([emu, again], images, labels, CLASSES);
 
       const t = readWeights(emu);
@@ -198,12 +206,28 @@ describe('bf16 gradients through the fused BN backward on emu', () => {
       const bns: (BnForward | undefined)[] = [];
       for (const { conv, c, bn } of LAYERS) {
         inputs.push(x);
-        const y = forward(c, n, rounded(x), w(`${conv}.weight`), w(`${conv}.bias`));
+        const sum = forward(c, n, rounded(x), w(`${conv}.weight`), w(`${conv}.bias`));
+        const y = bn ? rounded(sum) : sum; // every conv with a BN is read by the next conv: y stored in bf16
         const { P, Q } = outSize(c);
         const f = bn ? bnForward(y, n, c.K, P * Q, w(`${bn}.weight`), w(`${bn}.bias`)) : undefined;
         bns.push(f);
         x = f ? relu(f.pre) : y;
       }
+      // The running means the step updated: the batch means μ, within E_μ. They are of the stored y: its
+      // rounding moves a channel's mean by about 2⁻⁹·|y|/√M, several times E_μ, so statistics taken before the
+      // rounding fail here (as does this reference without it).
+      const meanFigures: string[] = [];
+      for (const [i, { bn }] of LAYERS.entries()) {
+        const f = bns[i];
+        if (!bn || !f) continue;
+        const before = runningBefore.get(bn)!;
+        const expectedMean = Float64Array.from(f.mean.v, (mu, ch) => (1 - MOMENTUM) * before[ch] + MOMENTUM * mu);
+        const bound = Float64Array.from(f.mean.e, (e, ch) => MOMENTUM * e + 4 * U * (Math.abs(before[ch]) + Math.abs(MOMENTUM * f.mean.v[ch])));
+        const { ratio, at } = worst(emu.getTensor(`${bn}.running_mean`), expectedMean, bound);
+        expect(ratio, `${bn}.running_mean[${at}]: emu ${emu.getTensor(`${bn}.running_mean`)[at]}, float64 ${expectedMean[at]}, bound ${bound[at]}`).toBeLessThanOrEqual(1);
+        meanFigures.push(`${bn}.running_mean ${ratio.toFixed(3)}`);
+      }
+      console.log(`worst |emu − float64| / bound: ${meanFigures.join(', ')}`);
       // Backward, last conv first.
       const expected = new Map<string, Bounded>();
       let g = lossGradient(n, labels, w('linear12.weight'), w('linear12.bias'), FEATURES);

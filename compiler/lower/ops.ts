@@ -26,6 +26,11 @@ const inFlags = { inBn: 'bool', inRelu: 'bool' } as const;
 const gradFlags = { gBn: 'bool', gRelu: 'bool' } as const;
 /** … and the Σdz, Σdz·x̂ partials of the pending BN of the value whose gradient the kernel writes. */
 const outFlags = { outStats: 'bool', outRelu: 'bool' } as const;
+/**
+ * A conv output stored in bf16 (lower/train-fused.ts bf16ConvOut) read by a gradient kernel: as g_y, the raw
+ * value its prologue rebuilds the gradient from, or as e_y, the one its epilogue's BN partials read.
+ */
+const rawBf16 = { gyBf16: 'bool?', eyBf16: 'bool?' } as const;
 
 /** A residual add's two branch ends: each one's pending BN (scale/shift) and ReLU, applied on load. */
 const endFlags = { aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool' } as const;
@@ -116,12 +121,13 @@ const constSchemas = {
   nll_loss: { classes: 'int' },
   sgd_update: { count: 'int' },
   // bf16w: the bf16 tensor-core kernel stages its weights from a conv_weight_bf16 copy `wb` (compiler/backends/cuda/conv-weight-bf16.ts).
-  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?', xBf16: 'bool?' },
+  // yBf16: y is stored rounded to bf16, its statistics taken from the rounded values (lower/train-fused.ts bf16ConvOut).
+  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?', xBf16: 'bool?', yBf16: 'bool?' },
   // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
-  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?' },
+  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?', ...rawBf16 },
   // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand.
   conv_weight_bf16: { ...spatial, dgrad: 'bool' },
-  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?' },
+  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
@@ -135,12 +141,13 @@ const constSchemas = {
   add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
   // bf16: dx is stored rounded to bf16, for readers that round it so when they stage it anyway (lower/train-fused.ts).
-  grad_rebuild: { ...channels, ...gradFlags, bf16: 'bool?' },
+  grad_rebuild: { ...channels, ...gradFlags, bf16: 'bool?', gyBf16: 'bool?' },
   // bf16: y is stored rounded to bf16, for conv readers that round it so when they stage it anyway (lower/train-fused.ts).
-  maxpool_fwd_fused: { ...pool, ...inFlags, bf16: 'bool?' },
-  avgpool_fwd_fused: { ...pool, ...inFlags },
-  maxpool_bwd_fused: { ...pool, ...outFlags },
-  avgpool_bwd_fused: { ...pool, ...outFlags },
+  // xBf16: x is a conv's output stored in bf16 (bf16ConvOut), widened on load.
+  maxpool_fwd_fused: { ...pool, ...inFlags, bf16: 'bool?', xBf16: 'bool?' },
+  avgpool_fwd_fused: { ...pool, ...inFlags, xBf16: 'bool?' },
+  maxpool_bwd_fused: { ...pool, ...outFlags, eyBf16: 'bool?' },
+  avgpool_bwd_fused: { ...pool, ...outFlags, eyBf16: 'bool?' },
   // A residual add that only an average pool reads (a ResNet's last block), done inside the pool: a, b its branch
   // ends with their pending BN/ReLU, relu the block's ReLU; the sum is never stored (lower/train-fused.ts).
   avgpool_add_fwd: { ...pool, ...endFlags, relu: 'bool' },
@@ -181,8 +188,14 @@ type ConvInputConsts = ConvShape & { u8Mean?: readonly number[]; xBf16?: boolean
 const convInputDtype = (c: ConvInputConsts): Dtype => (c.u8Mean ? 'u8' : c.xBf16 ? 'bf16' : 'f32');
 const convInput = { name: 'x', dir: 'in', dtype: convInputDtype, size: (c: ConvInputConsts) => storageWords(convInputDtype(c), inPlane(c)) } as const;
 
+/** A buffer of `elements` values stored in bf16 where `bf16` says (⌈elements/2⌉ words), else fp32. */
+const maybeBf16 = <C,>(bf16: (c: C) => boolean | undefined, elements: (c: C) => number) => ({
+  dtype: (c: C): Dtype => (bf16(c) ? 'bf16' : 'f32'),
+  size: (c: C) => storageWords(bf16(c) ? 'bf16' : 'f32', elements(c)),
+});
+
 /** The g buffer of a conv's gradient kernels: the gradient of its output, bf16 where a grad_rebuild pass stored it so (gBf16). */
-const convGradient = { name: 'g', dir: 'in', dtype: (c: ConvShape & { gBf16?: boolean }) => (c.gBf16 ? 'bf16' : 'f32'), size: (c: ConvShape & { gBf16?: boolean }) => storageWords(c.gBf16 ? 'bf16' : 'f32', c.K * c.P * c.Q) } as const;
+const convGradient = { name: 'g', dir: 'in', ...maybeBf16<ConvShape & { gBf16?: boolean }>((c) => c.gBf16, (c) => c.K * c.P * c.Q) } as const;
 
 /** The shape constants of a conv or a pool: C×H×W in, K×P×Q out, R×S window, stride, padding. */
 export type ConvShape = ConstsOf<typeof spatial>;
@@ -213,10 +226,10 @@ const pendingInput = <C extends { C: number; inBn: boolean }>(): BufferRule<C, '
 ];
 type RebuildName = 'g_y' | 'g_scale' | 'g_shift' | 'g_gamma' | 'g_mean' | 'g_invstd' | 'g_dgamma' | 'g_dbeta';
 /** The prologue that rebuilds a raw gradient from the gradient of a value (ch × positions) with a pending transform. */
-const rebuild = <C extends { gBn: boolean; gRelu: boolean }>(ch: (c: C) => number, positions: (c: C) => number): BufferRule<C, RebuildName>[] => {
+const rebuild = <C extends { gBn: boolean; gRelu: boolean; gyBf16?: boolean }>(ch: (c: C) => number, positions: (c: C) => number): BufferRule<C, RebuildName>[] => {
   const bn = (c: C) => c.gBn;
   return [
-    { name: 'g_y', dir: 'in', when: (c) => c.gBn || c.gRelu, size: (c) => ch(c) * positions(c) },
+    { name: 'g_y', dir: 'in', when: (c) => c.gBn || c.gRelu, ...maybeBf16<C>((c) => c.gyBf16, (c) => ch(c) * positions(c)) },
     { name: 'g_scale', dir: 'in', when: bn, size: ch },
     { name: 'g_shift', dir: 'in', when: bn, size: ch },
     { name: 'g_gamma', dir: 'in', when: bn, size: ch },
@@ -229,11 +242,12 @@ const rebuild = <C extends { gBn: boolean; gRelu: boolean }>(ch: (c: C) => numbe
 type StatsName = 'e_y' | 'e_scale' | 'e_shift' | 'e_mean' | 'e_invstd' | 'e_dz' | 'e_dzx';
 /**
  * The epilogue's inputs and Σdz, Σdz·x̂ partials for the pending BN of the value (C × HW) whose gradient
- * is written; `on`: the consts that call for it (always, when undefined).
+ * is written; `on`: the consts that call for it (always, when undefined); `yBf16`: e_y, the value's raw
+ * buffer, is a conv output stored in bf16.
  */
-const backwardStats = <C,>(C: (c: C) => number, HW: (c: C) => number, on?: (c: C) => boolean): BufferRule<C, StatsName>[] => {
+const backwardStats = <C,>(C: (c: C) => number, HW: (c: C) => number, on?: (c: C) => boolean, yBf16: (c: C) => boolean | undefined = () => false): BufferRule<C, StatsName>[] => {
   return [
-    { name: 'e_y', dir: 'in', when: on, size: (c) => C(c) * HW(c) },
+    { name: 'e_y', dir: 'in', when: on, ...maybeBf16(yBf16, (c) => C(c) * HW(c)) },
     ...(['e_scale', 'e_shift', 'e_mean', 'e_invstd'] as const).map((name): BufferRule<C, StatsName> => ({ name, dir: 'in', when: on, size: C })),
     { name: 'e_dz', dir: 'out', when: on, size: (c) => tiles(C(c), HW(c)) },
     { name: 'e_dzx', dir: 'out', when: on, size: (c) => tiles(C(c), HW(c)) },
@@ -500,7 +514,7 @@ const rulesTable = {
     { name: 'w', dir: 'in', size: convWeights },
     { name: 'wb', dir: 'in', when: (c) => c.bf16w === true, size: (c) => bf16WeightFloats(c, false) },
     { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
-    { name: 'y', dir: 'out', size: outPlane },
+    { name: 'y', dir: 'out', ...maybeBf16<OpConsts['conv_fwd_fused']>((c) => c.yBf16, outPlane) },
     { name: 'st_mean', dir: 'out', when: (c) => c.stats, size: (c) => tiles(c.K, c.P * c.Q) },
     { name: 'st_m2', dir: 'out', when: (c) => c.stats, size: (c) => tiles(c.K, c.P * c.Q) },
   ],
@@ -511,7 +525,7 @@ const rulesTable = {
     { name: 'wb', dir: 'in', when: (c) => c.bf16w === true, size: (c) => bf16WeightFloats(c, true) },
     { name: 'g_add', dir: 'in', when: (c) => c.addend === true, size: inPlane },
     { name: 'dx', dir: 'out', size: inPlane },
-    ...backwardStats<OpConsts['conv_dgrad_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
+    ...backwardStats<OpConsts['conv_dgrad_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats, (c) => c.eyBf16),
   ],
   conv_wgrad_fused: [
     convGradient,
@@ -574,25 +588,25 @@ const rulesTable = {
   grad_rebuild: [
     { name: 'g', dir: 'in', size: plane },
     ...rebuild<OpConsts['grad_rebuild']>(perChannel, (c) => c.HW),
-    { name: 'dx', dir: 'out', dtype: (c) => (c.bf16 ? 'bf16' : 'f32'), size: (c) => storageWords(c.bf16 ? 'bf16' : 'f32', plane(c)) },
+    { name: 'dx', dir: 'out', ...maybeBf16<OpConsts['grad_rebuild']>((c) => c.bf16, plane) },
   ],
   maxpool_fwd_fused: [
-    ...poolForward.slice(0, 1),
+    { name: 'x', dir: 'in', ...maybeBf16<OpConsts['maxpool_fwd_fused']>((c) => c.xBf16, inPlane) },
     ...pendingInput<OpConsts['maxpool_fwd_fused']>(),
-    { name: 'y', dir: 'out', dtype: (c) => (c.bf16 ? 'bf16' : 'f32'), size: (c) => storageWords(c.bf16 ? 'bf16' : 'f32', outPlane(c)) },
+    { name: 'y', dir: 'out', ...maybeBf16<OpConsts['maxpool_fwd_fused']>((c) => c.bf16, outPlane) },
     { name: 'argmax', dir: 'out', dtype: 'i32', size: outPlane },
   ],
-  avgpool_fwd_fused: [...poolForward.slice(0, 1), ...pendingInput<OpConsts['avgpool_fwd_fused']>(), poolForward[1]],
+  avgpool_fwd_fused: [{ name: 'x', dir: 'in', ...maybeBf16<OpConsts['avgpool_fwd_fused']>((c) => c.xBf16, inPlane) }, ...pendingInput<OpConsts['avgpool_fwd_fused']>(), poolForward[1]],
   maxpool_bwd_fused: [
     { name: 'g', dir: 'in', size: outPlane },
     { name: 'argmax', dir: 'in', dtype: 'i32', size: outPlane },
     { name: 'dx', dir: 'out', size: inPlane },
-    ...backwardStats<OpConsts['maxpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
+    ...backwardStats<OpConsts['maxpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats, (c) => c.eyBf16),
   ],
   avgpool_bwd_fused: [
     { name: 'g', dir: 'in', size: outPlane },
     { name: 'dx', dir: 'out', size: inPlane },
-    ...backwardStats<OpConsts['avgpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
+    ...backwardStats<OpConsts['avgpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats, (c) => c.eyBf16),
   ],
   avgpool_add_fwd: [...addEnds<OpConsts['avgpool_add_fwd']>(inPlane), poolForward[1]],
   // dz (the gradient of both ends' pending values) from the pool's gradient g; an end's raw value is read for

@@ -21,6 +21,7 @@ import type { Program } from './program-ir.js';
 import { elementsOf, lrnConsts, padConsts, type ProgramBuilder } from './program-builder.js';
 import { bf16WeightFloats, maskFromEnds, storageWords, type ConvShape } from './ops.js';
 import { stemConsts, type U8Stem } from './u8-input.js';
+import { convOutBf16 } from './conv-out-bf16-readers.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
 export const STAT_TILE = 32;
@@ -143,6 +144,13 @@ export interface FusedTrainOptions {
    * backward reads its argmax, not its output; so every result is bitwise unchanged, in half the bytes.
    */
   readonly bf16Pooled?: boolean;
+  /**
+   * A conv whose output y is read, through its BN and ReLU, only by one conv or pool (conv-out-bf16-readers.ts)
+   * stores y rounded to bf16, and takes its BN statistics from the rounded values, as a bf16 PyTorch BN does
+   * from the stored tensor: every reader (the BN/ReLU prologues, the pool, the gradient rebuild, the BN
+   * partials) then sees one value, the stored one. Results change by that rounding (docs/design.md §4.1).
+   */
+  readonly bf16ConvOut?: boolean;
 }
 
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
@@ -150,8 +158,10 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   const last = logSoftmaxHead(m);
   const { b, images, labels } = trainingInputs(m, stem);
   const stemOf = (buf: string) => stemConsts(buf === images ? stem : undefined);
-  /** Conv inputs stored in bf16 (FusedTrainOptions.bf16Pooled). */
+  /** Buffers stored in bf16 that their readers widen: max pool outputs (bf16Pooled) and conv outputs (bf16ConvOut). */
   const bf16Inputs = new Set<string>();
+  /** The consts `flag: true` when buffer `buf` is stored in bf16, else none. */
+  const bf16Flag = (buf: string | undefined, flag: 'xBf16' | 'gyBf16' | 'eyBf16') => (buf !== undefined && bf16Inputs.has(buf) ? { [flag]: true } : {});
   /** A step writing conv l's weights as bf16 in its forward's (or data gradient's) B order: the buffer. */
   const weightCopy = (l: ShapedLayer, c: ConvShape, dgrad: boolean): string => {
     const wb = b.fixed(`conv${l.index}.weight_bf16${dgrad ? '_dgrad' : ''}`, bf16WeightFloats(c, dgrad));
@@ -211,12 +221,15 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const [K, P, Q] = shape3(l.output);
         // The conv's epilogue writes the statistics of the BN that reads it, when nothing else does.
         const stats = m.layers[pos + 1]?.kind === 'bn' && reads[pos] === 1 && inputsOf(m.layers, pos + 1).join() === String(pos);
-        const y = b.act(`conv${l.index}.out`, K * P * Q);
+        // A uint8 stem runs the fp32 kernels (its forward and weight gradient), which read and write fp32 only.
+        const yBf16 = options.bf16ConvOut === true && !stemOf(v.buf).u8Mean && convOutBf16(m.layers, reads, pos);
+        const y = yBf16 ? b.act(`conv${l.index}.out`, storageWords('bf16', K * P * Q), 'bf16') : b.act(`conv${l.index}.out`, K * P * Q);
+        if (yBf16) bf16Inputs.add(y);
         const st = stats ? { mean: b.act(`conv${l.index}.stat_mean`, tilesOf(P * Q) * K), m2: b.act(`conv${l.index}.stat_m2`, tilesOf(P * Q) * K) } : undefined;
         const p = pendingArgs(v);
         const consts = { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias, ...p.consts, stats, ...stemOf(v.buf) };
         const wb = options.bf16Weights && a.kH * a.kW > 1 && !consts.u8Mean ? weightCopy(l, consts, false) : undefined;
-        b.step(l, 'conv_fwd_fused', { x: v.buf, ...p.buffers, w: paramId(l, 'weight'), wb, b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, { ...consts, ...(wb ? { bf16w: true } : {}), ...(bf16Inputs.has(v.buf) ? { xBf16: true } : {}) });
+        b.step(l, 'conv_fwd_fused', { x: v.buf, ...p.buffers, w: paramId(l, 'weight'), wb, b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, { ...consts, ...(wb ? { bf16w: true } : {}), ...bf16Flag(v.buf, 'xBf16'), ...(yBf16 ? { yBf16: true } : {}) });
         const out: Value = { buf: y, C: K, H: P, W: Q, ...(st ? { stats: st } : {}) };
         nodes.push({ kind: 'conv', l, pos, input: v, output: out });
         v = out;
@@ -296,7 +309,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         if (storeBf16) bf16Inputs.add(y);
         const argmax = l.kind === 'maxpool' ? b.act(`maxpool${l.index}.argmax`, c.K * c.P * c.Q, 'i32') : undefined;
         const p = pendingArgs(v);
-        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_fused' : 'avgpool_fwd_fused', { x: v.buf, ...p.buffers, y, argmax }, { ...c, ...p.consts, ...(storeBf16 ? { bf16: true } : {}) });
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_fused' : 'avgpool_fwd_fused', { x: v.buf, ...p.buffers, y, argmax }, { ...c, ...p.consts, ...(storeBf16 ? { bf16: true } : {}), ...bf16Flag(v.buf, 'xBf16') });
         const out: Value = { buf: y, C: c.K, H: c.P, W: c.Q };
         nodes.push({ kind: 'pool', l, pos, input: v, output: out, ...(argmax ? { argmax } : {}) });
         v = out;
@@ -460,7 +473,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
     const s = statsFor(x);
     const bn = x.pending?.bn;
     const buffers: Named<'e_y' | 'e_scale' | 'e_shift' | 'e_mean' | 'e_invstd' | 'e_dz' | 'e_dzx'> = s && bn ? { e_y: x.buf, e_scale: bn.scale, e_shift: bn.shift, e_mean: bn.mean, e_invstd: bn.invstd, e_dz: s.dz, e_dzx: s.dzx } : {};
-    return { buffers, consts: { outStats: s !== undefined, outRelu: x.pending?.relu ?? false } };
+    return { buffers, consts: { outStats: s !== undefined, outRelu: x.pending?.relu ?? false, ...bf16Flag(buffers.e_y, 'eyBf16') } };
   };
   // What a kernel needs to rebuild the gradient of x's raw buffer from the gradient of x (its prologue).
   const rebuild = (x: Value) => {
@@ -470,7 +483,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
       : bn
         ? { g_y: x.buf, g_scale: bn.scale, g_shift: bn.shift, g_gamma: paramId(bn.layer, 'weight'), g_mean: bn.mean, g_invstd: bn.invstd, g_dgamma: gradId(bn.layer, 'weight'), g_dbeta: gradId(bn.layer, 'bias') }
         : { g_y: x.buf };
-    return { buffers, consts: { gBn: bn !== undefined, gRelu: x.pending?.relu ?? false } };
+    return { buffers, consts: { gBn: bn !== undefined, gRelu: x.pending?.relu ?? false, ...bf16Flag(buffers.g_y, 'gyBf16') } };
   };
   // A gradient of a pending value turned into one of its raw buffer, for consumers without the prologue.
   // bf16: stored rounded to bf16, for readers that only stage it rounded (FusedTrainOptions bf16Rebuilt).
@@ -644,7 +657,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
         const splits = splitsOf(l);
-        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf), ...gStorage, ...(bf16Inputs.has(x.buf) ? { xBf16: true } : {}) });
+        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf), ...gStorage, ...bf16Flag(x.buf, 'xBf16') });
         b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
         const dx = b.act(`conv${l.index}.grad_in`, x.C * x.H * x.W);

@@ -119,7 +119,8 @@ export function wgrad(c: Conv, n: number, dy: Bounded, x: Bounded): { dw: Bounde
   };
 }
 
-export const relu = (y: Bounded): Bounded => ({ v: y.v.map((v) => Math.max(v, 0)), e: y.e });
+/** ReLU keeps a bf16 value a bf16 value (`exact` stays). */
+export const relu = (y: Bounded): Bounded => ({ ...y, v: y.v.map((v) => Math.max(v, 0)) });
 
 /** The gradient of ReLU's input from that of its output, given the ReLU's input y (the header's mask rule). */
 export function reluBackward(y: Bounded, dy: Bounded): Bounded {
@@ -230,7 +231,9 @@ export interface ConvReference {
 /**
  * The chain's step in float64 with each value's bound, from the tensors `w` the devices hold: the forward through
  * the convs (a ReLU after those in reluAfter), the linear layer's exact-loss gradient, and back through each conv's
- * data and weight gradients. Keyed by conv name, in the chain's order.
+ * data and weight gradients. Keyed by conv name, in the chain's order. Each conv but the last is read only by
+ * the next (through its ReLU), so it stores y rounded to bf16 (compiler/lower/train-fused.ts bf16ConvOut): its
+ * `y` is the stored value (rounded()), which the next conv stages as it is and the ReLU's mask is taken from.
  */
 export function chainReference(chain: Chain, n: number, images: Float32Array, labels: Int32Array, w: (name: string) => Float64Array): Map<string, ConvReference> {
   const inputs: Bounded[] = [];
@@ -238,7 +241,8 @@ export function chainReference(chain: Chain, n: number, images: Float32Array, la
   let x: Bounded = { v: Float64Array.from(images), e: new Float64Array(images.length), exact: true };
   for (const [name, c] of chain.convs) {
     inputs.push(x);
-    const y = forward(c, n, x, w(`${name}.weight`), w(`${name}.bias`));
+    const sum = forward(c, n, x, w(`${name}.weight`), w(`${name}.bias`));
+    const y = outputs.length < chain.convs.length - 1 ? rounded(sum) : sum;
     outputs.push(y);
     x = chain.reluAfter.has(name) ? relu(y) : y;
   }

@@ -3,7 +3,7 @@
 // per staged row into registers when a row is one channel, or once per block into a shared table when
 // every element of a row may be another channel. The arithmetic is parts.ts's applyPending and
 // rebuildGradient, term for term; only where each parameter comes from differs.
-import type { FusionFlags } from './parts.js';
+import { loadFloat, type FusionFlags } from './parts.js';
 
 /** The buffers of channel parameters the gradient rebuild reads (rebuildParams minus g_y, read per element). */
 const rebuildFields = (f: FusionFlags): string[] =>
@@ -68,12 +68,12 @@ export function rebuildGradientFrom(f: FusionFlags, d: string, at: string, from:
   if (f.gBn) {
     return [
       '{',
-      `  const float yv = nincc::ld(&g_y[${at}]);`,
+      `  const float yv = ${loadFloat('g_y', at, f.gyBf16)};`,
       ...(f.gRelu ? [`  if (!(nincc::ffma(yv, ${from('g_scale')}, ${from('g_shift')}) > 0.0f)) ${d} = 0.0f;`] : []),
       `  const float xhat = (yv - ${from('g_mean')}) * ${from('g_invstd')};`,
       `  ${d} = ${from('g_gamma')} * ${from('g_invstd')} * (${d} - ${from('g_dbeta')} * inv_m - xhat * ${from('g_dgamma')} * inv_m);`,
       '}',
     ];
   }
-  return f.gRelu ? [`if (!(nincc::ld(&g_y[${at}]) > 0.0f)) ${d} = 0.0f;`] : [];
+  return f.gRelu ? [`if (!(${loadFloat('g_y', at, f.gyBf16)} > 0.0f)) ${d} = 0.0f;`] : [];
 }

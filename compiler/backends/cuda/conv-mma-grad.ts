@@ -101,7 +101,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const rowStats = stats
     ? [
         'if (valid) {  // the gradient of the input\'s pending value, rebuilt as the BN backward reads it',
-        '  const float yv = nincc::ld(&e_y[at]);',
+        `  const float yv = ${loadFloat('e_y', 'at', c.eyBf16)};`,
         `  const float dz = ${c.outRelu ? 'nincc::ffma(yv, nincc::ld(&e_scale[col]), nincc::ld(&e_shift[col])) > 0.0f ? dv : 0.0f' : 'dv'};`,
         '  dz_sum += dz;',
         '  dzx_sum += dz * ((yv - nincc::ld(&e_mean[col])) * nincc::ld(&e_invstd[col]));',

@@ -8,7 +8,7 @@
 // unchanged in this slice) and, in training, writes the per-tile BN statistics partials from the
 // accumulators in a fixed order. Memory is reached only through nincc::ld/st/ldmatrix (counted by
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
-import { applyPending, inputParams, loadFloat, outputPlace, params, fusedText, type Consts, type CudaKernel, type OutputPlace } from './parts.js';
+import { applyPending, inputParams, loadFloat, outputPlace, params, fusedText, storeFloat, type Consts, type CudaKernel, type OutputPlace } from './parts.js';
 import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
@@ -54,6 +54,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const bf16w = 'bf16w' in c && c.bf16w === true;
   // A training forward may read a max pool's output stored in bf16 (lower/train-fused.ts bf16Pooled).
   const xBf16 = 'xBf16' in c && c.xBf16 === true;
+  const yBf16 = storesBf16(c);
   // A stride-1 k×k kernel stages x once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'forward') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, 0);
@@ -85,7 +86,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // An inference conv closing a block (lower/infer.ts): a residual shortcut `r` added before the ReLU, or its
   // output written at channels yOffset… of the yTotal-channel concat buffer.
   const out = outputPlace(c);
-  const names = [{ name: 'x', bf16: xBf16 }, ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  const names = [{ name: 'x', bf16: xBf16 }, ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true, bf16: yBf16 }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
   const body = [
     ...mmaPrologue(tile, !taps),
@@ -152,6 +153,9 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
  * 8 lanes of equal l%4, 4 each: summed in registers, then across those lanes with shfl_xor 4, 8, 16 —
  * a fixed order, no atomics.
  */
+/** A training forward may store y in bf16, its statistics taken from the rounded values (lower/train-fused.ts bf16ConvOut). */
+const storesBf16 = (c: Consts<'conv_fwd_fused' | 'conv_infer'>) => 'yBf16' in c && c.yBf16 === true;
+
 function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; statTiles: number }, o: OutputPlace): string[] {
   const { rows, PQ, NT, WN, statTiles } = g;
   const out = [
@@ -171,8 +175,9 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     `      float d = acc[j / 2][nt][2 * (j % 2) + half]${c.bias ? ' + bias' : ''};`,
     ...(o.residual ? [`      if (valid[j] && kout < ${c.K}) d += nincc::ld(&r[((long long)img * ${c.K} + kout) * ${PQ} + pq]);  // the residual block's shortcut`] : []),
     ...(c.relu ? [`      d = d > 0.0f ? d : 0.0f;  // inference: the ReLU after a folded BN${o.residual ? ' (the block\'s, after the add)' : ''}`] : []),
+    ...(storesBf16(c) ? ['      d = nincc::bf16_to_float(nincc::to_bf16(d));  // y is stored in bf16: its statistics and every reader see the rounded value'] : []),
     '      v[j] = d;',
-    `      if (valid[j] && kout < ${c.K}) nincc::st(&y[((long long)img * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}kout) * ${PQ} + pq], d);`,
+    `      if (valid[j] && kout < ${c.K}) ${storeFloat('y', `((long long)img * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}kout) * ${PQ} + pq`, 'd', storesBf16(c))}`,
     '    }',
   ];
   if (c.stats) {

@@ -89,6 +89,8 @@ export interface FusionFlags {
   readonly gRelu?: boolean; // … and/or ReLU: rebuilt into the raw gradient on load
   readonly outStats?: boolean; // the gradient written is of a value with a pending BN: Σdz, Σdz·x̂ partials
   readonly outRelu?: boolean;
+  readonly gyBf16?: boolean; // the rebuild's g_y is a conv output stored in bf16 (lower/train-fused.ts bf16ConvOut) …
+  readonly eyBf16?: boolean; // … and so is the partials' e_y
 }
 
 /**
@@ -121,9 +123,10 @@ export function applyPending(f: FusionFlags, v: string, ch: string): string[] {
 }
 
 /** Buffer names of the prologue that rebuilds a raw gradient from the gradient of a pending value. */
-export function rebuildParams(f: FusionFlags): string[] {
-  if (f.gBn) return ['g_y', 'g_scale', 'g_shift', 'g_gamma', 'g_mean', 'g_invstd', 'g_dgamma', 'g_dbeta'];
-  return f.gRelu ? ['g_y'] : [];
+export function rebuildParams(f: FusionFlags): Param[] {
+  const y = { name: 'g_y', bf16: f.gyBf16 === true };
+  if (f.gBn) return [y, ...['g_scale', 'g_shift', 'g_gamma', 'g_mean', 'g_invstd', 'g_dgamma', 'g_dbeta'].map((name) => ({ name }))];
+  return f.gRelu ? [y] : [];
 }
 
 /**
@@ -134,19 +137,19 @@ export function rebuildGradient(f: FusionFlags, d: string, at: string, ch: strin
   if (f.gBn) {
     return [
       '{',
-      `  const float yv = nincc::ld(&g_y[${at}]);`,
+      `  const float yv = ${loadFloat('g_y', at, f.gyBf16)};`,
       ...(f.gRelu ? [`  if (!(nincc::ffma(yv, nincc::ld(&g_scale[${ch}]), nincc::ld(&g_shift[${ch}])) > 0.0f)) ${d} = 0.0f;`] : []),
       `  const float xhat = (yv - nincc::ld(&g_mean[${ch}])) * nincc::ld(&g_invstd[${ch}]);`,
       `  ${d} = nincc::ld(&g_gamma[${ch}]) * nincc::ld(&g_invstd[${ch}]) * (${d} - nincc::ld(&g_dbeta[${ch}]) * inv_m - xhat * nincc::ld(&g_dgamma[${ch}]) * inv_m);`,
       '}',
     ];
   }
-  return f.gRelu ? [`if (!(nincc::ld(&g_y[${at}]) > 0.0f)) ${d} = 0.0f;`] : [];
+  return f.gRelu ? [`if (!(${loadFloat('g_y', at, f.gyBf16)} > 0.0f)) ${d} = 0.0f;`] : [];
 }
 
 /** Buffer names of the epilogue that writes Σdz and Σdz·x̂ partials for the gradient's pending BN. */
 export const statsParams = (f: FusionFlags): Param[] =>
-  f.outStats ? ['e_y', 'e_scale', 'e_shift', 'e_mean', 'e_invstd', { name: 'e_dz', out: true }, { name: 'e_dzx', out: true }].map((p) => (typeof p === 'string' ? { name: p } : p)) : [];
+  f.outStats ? [{ name: 'e_y', bf16: f.eyBf16 === true }, 'e_scale', 'e_shift', 'e_mean', 'e_invstd', { name: 'e_dz', out: true }, { name: 'e_dzx', out: true }].map((p) => (typeof p === 'string' ? { name: p } : p)) : [];
 
 /**
  * Epilogue: this lane's gradient `d` at flat index `at` of channel `ch` (valid when `valid`) joins its
@@ -159,7 +162,7 @@ export function backwardStats(f: FusionFlags, d: string, at: string, ch: string,
     '{',
     `  float dz = 0.0f, dzx = 0.0f;`,
     `  if (${valid}) {`,
-    `    const float yv = nincc::ld(&e_y[${at}]);`,
+    `    const float yv = ${loadFloat('e_y', at, f.eyBf16)};`,
     `    dz = ${f.outRelu ? `nincc::ffma(yv, nincc::ld(&e_scale[${ch}]), nincc::ld(&e_shift[${ch}])) > 0.0f ? ${d} : 0.0f` : d};`,
     `    dzx = dz * ((yv - nincc::ld(&e_mean[${ch}])) * nincc::ld(&e_invstd[${ch}]));`,
     '  }',

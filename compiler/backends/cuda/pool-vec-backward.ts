@@ -2,7 +2,7 @@
 // block copies the output rows a run of 32-position tiles of one input plane needs into shared memory,
 // coalesced, then each warp gathers its tiles' input gradients from there and writes the input BN's
 // Σdz, Σdz·x̂ partials in channelTiles' [n][tile][C] layout, as one thread per input position did.
-import { BLOCK, params, statsParams, fusedText, type Consts, type CudaKernel } from './parts.js';
+import { BLOCK, loadFloat, params, statsParams, fusedText, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import type { PlanLaunch } from '../../emit/plan.js';
 import { firstWindowRow, lastWindowRow, poolGather } from './pool.js';
@@ -64,7 +64,7 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
         '  {',
         '    float dz = 0.0f, dzx = 0.0f;',
         '    if (valid) {',
-        '      const float yv = nincc::ld(&e_y[at]);',
+        `      const float yv = ${loadFloat('e_y', 'at', c.eyBf16)};`,
         `      dz = ${c.outRelu ? 'nincc::ffma(yv, e_sc, e_sh) > 0.0f ? d : 0.0f' : 'd'};`,
         '      dzx = dz * ((yv - e_mu) * e_is);',
         '    }',

@@ -2,7 +2,7 @@
 // inference) that reads each input element once: a block copies a segment of the input — whole
 // consecutive planes of one image, or a band of rows of one plane — into shared memory with coalesced
 // loads, applying the pending transform there, then computes the segment's outputs from the tile.
-import { params, inputParams, fusedText, storeFloat, BLOCK, type Consts, type CudaKernel } from './parts.js';
+import { params, inputParams, fusedText, loadFloat, storeFloat, BLOCK, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import type { PlanLaunch } from '../../emit/plan.js';
 import { divisor, poolWindow } from './pool.js';
@@ -54,6 +54,8 @@ export function poolSegments(c: Consts<ForwardOp>): PoolSegments {
 export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boolean, argmax = max): CudaKernel {
   // A training max pool read only by convs stores its output in bf16 (lower/train-fused.ts bf16Pooled).
   const bf16 = 'bf16' in c && c.bf16 === true;
+  // A training pool may read a conv's output stored in bf16 (lower/train-fused.ts bf16ConvOut), widened as it is staged.
+  const xBf16 = 'xBf16' in c && c.xBf16 === true;
   // Torch7 floor or ceil mode (P×Q from the compiler; windows clipped to the image); max: -inf padding,
   // ties to the first maximum, NaN wins, the argmax (h·W + w in the plane, −1 for none) kept for the
   // backward; avg: count_include_pad. The same per-element arithmetic, in the same window order, as one
@@ -75,11 +77,11 @@ export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boole
       ? `  const int r0 = 0, r1 = ${c.H};  // whole planes, one contiguous run`
       : `  const int r0 = max(p0 * ${c.sh} - ${c.ph}, 0), r1 = min((p0 + rows_out - 1) * ${c.sh} - ${c.ph} + ${c.R}, ${c.H});`,
     `  const int rows_in = max(r1 - r0, 0), per_plane = rows_in * ${c.W};`,
-    `  const float* src = x + (long long)img * ${c.C * plane} + (long long)ch0 * ${plane} + r0 * ${c.W};`,
+    `  const ${xBf16 ? 'nincc::bf16' : 'float'}* src = x + (long long)img * ${c.C * plane} + (long long)ch0 * ${plane} + r0 * ${c.W};`,
     '  __syncthreads();  // the previous segment is done with the tile',
     ...(c.inBn ? ['  if (t < planes) { nincc::st(&seg_scale[t], nincc::ld(&in_scale[ch0 + t])); nincc::st(&seg_shift[t], nincc::ld(&in_shift[ch0 + t])); }', '  __syncthreads();'] : []),
     `  for (int e = t; e < planes * per_plane; e += ${BLOCK}) {`,
-    '    float v = nincc::ld(&src[e]);',
+    `    float v = ${loadFloat('src', 'e', xBf16)};`,
     ...(c.inBn ? ['    const int pl = e / per_plane;', '    v = nincc::ffma(v, nincc::ld(&seg_scale[pl]), nincc::ld(&seg_shift[pl]));'] : []),
     ...(c.inRelu ? ['    v = v > 0.0f ? v : 0.0f;'] : []),
     '    nincc::st(&tile[e], v);',
@@ -99,7 +101,7 @@ export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boole
     '  }',
     '}',
   ];
-  const names = ['x', ...inputParams(c), { name: 'y', out: true, bf16 }, ...(argmax ? [{ name: 'argmax', out: true, int: true }] : [])];
+  const names = [{ name: 'x', bf16: xBf16 }, ...inputParams(c), { name: 'y', out: true, bf16 }, ...(argmax ? [{ name: 'argmax', out: true, int: true }] : [])];
   const launch: PlanLaunch = { grid: [Math.ceil(seg.count / POOL_SEGMENTS_PER_BLOCK), 1, 1], batchAxis: 2, block: [BLOCK, 1, 1], shared: 0 };
   const segText = seg.bands > 1 ? `bands of ${seg.bandRows} output rows` : `${seg.planes} plane${seg.planes > 1 ? 's' : ''}`;
   return {
