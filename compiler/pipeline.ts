@@ -173,6 +173,8 @@ export interface LoweringOptions {
   readonly bf16Rebuilt?: boolean;
   /** With trainKernels cuda: a max pool read only by convs stores its output in bf16 (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Pooled?: boolean;
+  /** With trainKernels cuda: a conv's data gradient stores dX in bf16 where the conv before a BN reads it (lower/train-fused.ts FusedTrainOptions). */
+  readonly bf16Gradients?: boolean;
 }
 
 export interface Lowered {
@@ -192,7 +194,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true }) : lowerTrainForwardBackward(model, stem);
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16Gradients: options.bf16Gradients === true }) : lowerTrainForwardBackward(model, stem);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
   const infer = lowerInference(model, stem, options.maxBatch);
@@ -246,7 +248,8 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const bf16Weights = precision === 'bf16' && isOn(options.ablations, 'bf16Weights');
   const bf16Rebuilt = rebuildPass && isOn(options.ablations, 'bf16Rebuilt');
   const bf16Pooled = precision === 'bf16' && isOn(options.ablations, 'bf16Pooled');
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, ...(options.input ? { input: options.input } : {}) }, dumpIR);
+  const bf16Gradients = precision === 'bf16' && isOn(options.ablations, 'bf16Gradients');
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16Gradients, ...(options.input ? { input: options.input } : {}) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

@@ -58,9 +58,11 @@ describe("dY' stored in bf16 in the lowering", () => {
       expect(readers.map((r) => `${r.op}@${r.layer}`).sort(), s.kernel).toEqual([`conv_dgrad_fused@${s.layer}`, `conv_wgrad_fused@${s.layer}`]);
       for (const r of readers) if (r.op === 'conv_dgrad_fused' || r.op === 'conv_wgrad_fused') expect(r.consts.gBf16, r.kernel).toBe(true);
     }
-    // Nothing else is bf16 but the max pools' outputs (below): every other conv gradient reads fp32.
-    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(passes.length + 3);
-    expect(p.steps.filter((s) => (s.op === 'conv_dgrad_fused' || s.op === 'conv_wgrad_fused') && s.consts.gBf16).length).toBe(2 * passes.length);
+    // Nothing else is bf16 but the max pools' outputs (below) and the data gradients of the convs before a BN
+    // (8: test/bwd-traffic-bf16-gradients.test.ts); the conv gradients reading bf16 g beside the passes' readers
+    // are those of the two 96-channel 1×1 convs' producers (k4's two, the stem's weight gradient), fused rebuilds.
+    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(passes.length + 3 + 8);
+    expect(p.steps.filter((s) => (s.op === 'conv_dgrad_fused' || s.op === 'conv_wgrad_fused') && s.consts.gBf16).length).toBe(2 * passes.length + 3);
     // plan.json says it: the pass's output argument and its readers' g are bf16 refs of those sizes.
     const planSteps = c.plan.programs.train_forward_backward.steps;
     for (const s of passes) {
@@ -87,13 +89,13 @@ describe("dY' stored in bf16 in the lowering", () => {
     }
   });
 
-  it('bf16Rebuilt and bf16Pooled false, and fp32: no bf16 buffer; with the switches off the same steps otherwise', () => {
+  it('bf16Rebuilt, bf16Pooled and bf16Gradients false, and fp32: no bf16 buffer; with the switches off the same steps otherwise', () => {
     const on = training(ninBf16Compiled());
-    const offCompiled = compile(NIN, 'models/nin.model', 'bf16', { bf16Rebuilt: false, bf16Pooled: false });
+    const offCompiled = compile(NIN, 'models/nin.model', 'bf16', { bf16Rebuilt: false, bf16Pooled: false, bf16Gradients: false });
     const off = training(offCompiled);
     expect(offCompiled.lowered.memory.buffers.filter((b) => b.dtype === 'bf16')).toEqual([]);
     expect(off.steps.map((s) => s.op)).toEqual(on.steps.map((s) => s.op));
-    expect(off.steps.some((s) => 'gBf16' in s.consts || 'xBf16' in s.consts || 'bf16' in s.consts)).toBe(false);
+    expect(off.steps.some((s) => 'gBf16' in s.consts || 'xBf16' in s.consts || 'bf16' in s.consts || 'dxBf16' in s.consts)).toBe(false);
     expect(compile(NIN, 'models/nin.model', 'fp32').lowered.memory.buffers.filter((b) => b.dtype === 'bf16')).toEqual([]);
   });
 });
@@ -125,7 +127,9 @@ describe('the generated kernels', () => {
       expect(k.body.join('\n'), k.name).toMatch(/nincc::st\(&dx\[at\], nincc::to_bf16\(d\)\);/);
     }
     const readers = cuda.kernels.filter((k) => /const nincc::bf16\* g\b/.test(k.params));
-    expect(readers.map((k) => k.name).sort()).toEqual(['k14_conv_dgrad_fused', 'k14_conv_wgrad_fused', 'k4_conv_dgrad_fused', 'k4_conv_wgrad_fused', 'k8_conv_dgrad_fused', 'k8_conv_wgrad_fused']);
+    // The passes' readers, and those of the data gradients stored bf16 (bf16Gradients): k8's pass (from k11's),
+    // k11's fused-rebuild gradients (from k14's) and the stem's weight gradient (from k4's).
+    expect(readers.map((k) => k.name).sort()).toEqual(['k11_conv_dgrad_fused', 'k11_conv_wgrad_fused', 'k14_conv_dgrad_fused', 'k14_conv_wgrad_fused', 'k1_conv_wgrad_fused', 'k4_conv_dgrad_fused', 'k4_conv_wgrad_fused', 'k8_conv_dgrad_fused', 'k8_conv_wgrad_fused', 'k8_grad_rebuild']);
     for (const k of readers) {
       const text = k.body.join('\n');
       expect(text, k.name).toMatch(/nincc::bf16_to_float\(nincc::ld\(&g\[/);
@@ -143,8 +147,9 @@ describe('the generated kernels', () => {
     const cuda = compile(readFileSync('models/nin.model', 'utf8'), 'nin.model', 'bf16').cuda;
     if (!cuda) throw new Error('no cuda kernels');
     const readers = cuda.kernels.filter((k) => /const nincc::bf16\* [xg]\b/.test(k.params));
-    // k11's, k21's and k31's forwards (x, a pool's output) and the nine rebuilt convs' two gradients (g; those three's weight gradients x too)
-    expect(readers.length).toBe(3 + 18);
+    // k11's, k21's and k31's forwards (x, a pool's output), the nine rebuilt convs' two gradients (g; those three's weight gradients x too),
+    // and the readers of data gradients stored bf16: six passes (k11, k14, k21, k24, k31, k34), k4's two gradients, the stem's weight gradient
+    expect(readers.length).toBe(3 + 18 + 9);
     expect(readers.some((k) => /tap-major/.test(k.fused))).toBe(true);
     for (const k of readers) {
       const text = k.body.join('\n');

@@ -118,7 +118,8 @@ const constSchemas = {
   // bf16w: the bf16 tensor-core kernel stages its weights from a conv_weight_bf16 copy `wb` (compiler/backends/cuda/conv-weight-bf16.ts).
   conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?', xBf16: 'bool?' },
   // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
-  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?' },
+  // dxBf16: dx is stored rounded to bf16, for the gradient kernels or grad_rebuild pass of the conv before a BN (lower/train-fused.ts bf16Gradients).
+  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?', dxBf16: 'bool?' },
   // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand.
   conv_weight_bf16: { ...spatial, dgrad: 'bool' },
   conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?' },
@@ -135,7 +136,8 @@ const constSchemas = {
   add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
   // bf16: dx is stored rounded to bf16, for readers that round it so when they stage it anyway (lower/train-fused.ts).
-  grad_rebuild: { ...channels, ...gradFlags, bf16: 'bool?' },
+  // gBf16: g is a data gradient stored in bf16 (conv_dgrad_fused dxBf16).
+  grad_rebuild: { ...channels, ...gradFlags, bf16: 'bool?', gBf16: 'bool?' },
   // bf16: y is stored rounded to bf16, for conv readers that round it so when they stage it anyway (lower/train-fused.ts).
   maxpool_fwd_fused: { ...pool, ...inFlags, bf16: 'bool?' },
   avgpool_fwd_fused: { ...pool, ...inFlags },
@@ -181,7 +183,7 @@ type ConvInputConsts = ConvShape & { u8Mean?: readonly number[]; xBf16?: boolean
 const convInputDtype = (c: ConvInputConsts): Dtype => (c.u8Mean ? 'u8' : c.xBf16 ? 'bf16' : 'f32');
 const convInput = { name: 'x', dir: 'in', dtype: convInputDtype, size: (c: ConvInputConsts) => storageWords(convInputDtype(c), inPlane(c)) } as const;
 
-/** The g buffer of a conv's gradient kernels: the gradient of its output, bf16 where a grad_rebuild pass stored it so (gBf16). */
+/** The g buffer of a conv's gradient kernels: the gradient of its output, bf16 where a grad_rebuild pass or the next conv's data gradient stored it so (gBf16). */
 const convGradient = { name: 'g', dir: 'in', dtype: (c: ConvShape & { gBf16?: boolean }) => (c.gBf16 ? 'bf16' : 'f32'), size: (c: ConvShape & { gBf16?: boolean }) => storageWords(c.gBf16 ? 'bf16' : 'f32', c.K * c.P * c.Q) } as const;
 
 /** The shape constants of a conv or a pool: C×H×W in, K×P×Q out, R×S window, stride, padding. */
@@ -510,7 +512,7 @@ const rulesTable = {
     { name: 'w', dir: 'in', size: convWeights },
     { name: 'wb', dir: 'in', when: (c) => c.bf16w === true, size: (c) => bf16WeightFloats(c, true) },
     { name: 'g_add', dir: 'in', when: (c) => c.addend === true, size: inPlane },
-    { name: 'dx', dir: 'out', size: inPlane },
+    { name: 'dx', dir: 'out', dtype: (c) => (c.dxBf16 ? 'bf16' : 'f32'), size: (c) => storageWords(c.dxBf16 ? 'bf16' : 'f32', inPlane(c)) },
     ...backwardStats<OpConsts['conv_dgrad_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
   ],
   conv_wgrad_fused: [
@@ -572,7 +574,7 @@ const rulesTable = {
     { name: 'wb', dir: 'out', size: (c) => bf16WeightFloats(c, c.dgrad) },
   ],
   grad_rebuild: [
-    { name: 'g', dir: 'in', size: plane },
+    { name: 'g', dir: 'in', dtype: (c) => (c.gBf16 ? 'bf16' : 'f32'), size: (c) => storageWords(c.gBf16 ? 'bf16' : 'f32', plane(c)) },
     ...rebuild<OpConsts['grad_rebuild']>(perChannel, (c) => c.HW),
     { name: 'dx', dir: 'out', dtype: (c) => (c.bf16 ? 'bf16' : 'f32'), size: (c) => storageWords(c.bf16 ? 'bf16' : 'f32', plane(c)) },
   ],

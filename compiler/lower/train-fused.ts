@@ -143,6 +143,15 @@ export interface FusedTrainOptions {
    * backward reads its argmax, not its output; so every result is bitwise unchanged, in half the bytes.
    */
   readonly bf16Pooled?: boolean;
+  /**
+   * A conv's data gradient stores dX rounded to bf16 where dX is the gradient of a value with a pending BN
+   * that a conv produced (not a uint8 stem, whose weight gradient is the fp32 kernel): that conv's
+   * grad_rebuild pass or its gradient kernels widen each load and rebuild dY' from it in fp32. Not bitwise:
+   * the rebuild starts from the rounded dX, so dY' moves by at most |γ·invstd|·2⁻⁹·|dX| (before its own
+   * rounding); the BN's Σdz, Σdz·x̂ partials are still summed from the unrounded accumulators in dX's epilogue.
+   * Half the bytes written once and read once or twice (bench/logs/i15w-*).
+   */
+  readonly bf16Gradients?: boolean;
 }
 
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
@@ -152,6 +161,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   const stemOf = (buf: string) => stemConsts(buf === images ? stem : undefined);
   /** Conv inputs stored in bf16 (FusedTrainOptions.bf16Pooled). */
   const bf16Inputs = new Set<string>();
+  /** Data gradients stored in bf16 (FusedTrainOptions.bf16Gradients). */
+  const bf16Gradients = new Set<string>();
   /** A step writing conv l's weights as bf16 in its forward's (or data gradient's) B order: the buffer. */
   const weightCopy = (l: ShapedLayer, c: ConvShape, dgrad: boolean): string => {
     const wb = b.fixed(`conv${l.index}.weight_bf16${dgrad ? '_dgrad' : ''}`, bf16WeightFloats(c, dgrad));
@@ -479,7 +490,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
     const dtype = bf16 ? 'bf16' : 'f32';
     const out = b.act(`${l.kind}${l.index}.grad_raw`, storageWords(dtype, g.of.C * g.of.H * g.of.W), dtype);
     const r = rebuild(g.of);
-    b.step(l, 'grad_rebuild', { g: g.buf, ...r.buffers, dx: out }, { C: g.of.C, HW: g.of.H * g.of.W, ...r.consts, ...(bf16 ? { bf16: true } : {}) });
+    b.step(l, 'grad_rebuild', { g: g.buf, ...r.buffers, dx: out }, { C: g.of.C, HW: g.of.H * g.of.W, ...r.consts, ...(bf16 ? { bf16: true } : {}), ...(bf16Gradients.has(g.buf) ? { gBf16: true } : {}) });
     return out;
   };
 
@@ -637,8 +648,9 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const x = node.input;
         const o = node.output;
         const rebuiltFirst = options.rebuildPass && grad.of.pending?.bn && (a.kH * a.kW > 1 || x.C >= REBUILD_1X1_MIN_CHANNELS) && needDx;
-        const gBf16 = rebuiltFirst === true && options.bf16Rebuilt === true;
-        if (rebuiltFirst) grad = { buf: rawGradient(l, grad, gBf16), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
+        const rebuiltBf16 = rebuiltFirst === true && options.bf16Rebuilt === true;
+        if (rebuiltFirst) grad = { buf: rawGradient(l, grad, rebuiltBf16), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
+        const gBf16 = rebuiltFirst ? rebuiltBf16 : bf16Gradients.has(grad.buf);
         const gStorage = gBf16 ? { gBf16: true } : {};
         const r = rebuild(grad.of);
         const p = pendingArgs(x);
@@ -647,13 +659,17 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf), ...gStorage, ...(bf16Inputs.has(x.buf) ? { xBf16: true } : {}) });
         b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
-        const dx = b.act(`conv${l.index}.grad_in`, x.C * x.H * x.W);
+        // dX in bf16 where the conv that produced x rebuilds dY' from it (FusedTrainOptions.bf16Gradients).
+        const producer = nodes.find((n) => n.kind === 'conv' && n.output.buf === x.buf);
+        const dxBf16 = options.bf16Gradients === true && x.pending?.bn !== undefined && producer?.kind === 'conv' && stemOf(producer.input.buf).u8Mean === undefined;
+        const dx = dxBf16 ? b.act(`conv${l.index}.grad_in`, storageWords('bf16', x.C * x.H * x.W), 'bf16') : b.act(`conv${l.index}.grad_in`, x.C * x.H * x.W);
+        if (dxBf16) bf16Gradients.add(dx);
         const e = epilogue(x);
         // Another reader's gradient of x (a fanned-out value, plain data) is summed in this epilogue, not by an add pass.
         const prior = x.pending ? undefined : grads.get(x.buf);
         const addend = prior ? { g_add: prior.buf } : {};
         const wb = options.bf16Weights && a.kH * a.kW > 1 ? weightCopy(l, shape, true) : undefined;
-        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}), ...gStorage });
+        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}), ...gStorage, ...(dxBf16 ? { dxBf16: true } : {}) });
         grad = { buf: dx, of: x };
         if (prior) grads.set(x.buf, grad);
         else pass();
