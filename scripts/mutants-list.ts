@@ -31,6 +31,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/bwd-traffic-bf16-gradients.test.ts'],
   },
   {
+    name: 'bf16Gradients: a max pool backward stores dx unrounded into its bf16 buffer',
+    file: 'compiler/backends/cuda/pool-vec-backward.ts',
+    find: "${storeFloat('dx', 'at', 'd', c.dxBf16)}",
+    replace: "${storeFloat('dx', 'at', 'd', false)}",
+    tests: ['test/bwd-traffic-bf16-gradients.test.ts'],
+  },
+  {
     name: 'HBM model: data shared across blocks reused in L2 whatever the L2 size',
     file: 'runtime/profile/l2-reuse-hbm.ts',
     find: 'if (mask & (1 << d) && reuseFits[d]) sharers *= grid[d];',

@@ -58,11 +58,11 @@ describe("dY' stored in bf16 in the lowering", () => {
       expect(readers.map((r) => `${r.op}@${r.layer}`).sort(), s.kernel).toEqual([`conv_dgrad_fused@${s.layer}`, `conv_wgrad_fused@${s.layer}`]);
       for (const r of readers) if (r.op === 'conv_dgrad_fused' || r.op === 'conv_wgrad_fused') expect(r.consts.gBf16, r.kernel).toBe(true);
     }
-    // Nothing else is bf16 but the max pools' outputs (below) and the data gradients of the convs before a BN
-    // (8: test/bwd-traffic-bf16-gradients.test.ts); the conv gradients reading bf16 g beside the passes' readers
-    // are those of the two 96-channel 1×1 convs' producers (k4's two, the stem's weight gradient), fused rebuilds.
-    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(passes.length + 3 + 8);
-    expect(p.steps.filter((s) => (s.op === 'conv_dgrad_fused' || s.op === 'conv_wgrad_fused') && s.consts.gBf16).length).toBe(2 * passes.length + 3);
+    // Nothing else is bf16 but the max pools' outputs (below) and the 14 gradients of bf16Gradients (11 data gradients,
+    // 3 pool backwards: test/bwd-traffic-bf16-gradients.test.ts); the conv gradients reading bf16 g beside the passes'
+    // readers are the fused rebuilds of the 96-channel convs k4 and k7 (two each) and the stem's weight gradient.
+    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(passes.length + 3 + 14);
+    expect(p.steps.filter((s) => (s.op === 'conv_dgrad_fused' || s.op === 'conv_wgrad_fused') && s.consts.gBf16).length).toBe(2 * passes.length + 5);
     // plan.json says it: the pass's output argument and its readers' g are bf16 refs of those sizes.
     const planSteps = c.plan.programs.train_forward_backward.steps;
     for (const s of passes) {
@@ -127,9 +127,10 @@ describe('the generated kernels', () => {
       expect(k.body.join('\n'), k.name).toMatch(/nincc::st\(&dx\[at\], nincc::to_bf16\(d\)\);/);
     }
     const readers = cuda.kernels.filter((k) => /const nincc::bf16\* g\b/.test(k.params));
-    // The passes' readers, and those of the data gradients stored bf16 (bf16Gradients): k8's pass (from k11's),
-    // k11's fused-rebuild gradients (from k14's) and the stem's weight gradient (from k4's).
-    expect(readers.map((k) => k.name).sort()).toEqual(['k11_conv_dgrad_fused', 'k11_conv_wgrad_fused', 'k14_conv_dgrad_fused', 'k14_conv_wgrad_fused', 'k1_conv_wgrad_fused', 'k4_conv_dgrad_fused', 'k4_conv_wgrad_fused', 'k8_conv_dgrad_fused', 'k8_conv_wgrad_fused', 'k8_grad_rebuild']);
+    // The passes' readers, and those of the gradients stored bf16 (bf16Gradients): k8's pass (from k11's data gradient),
+    // k11's fused-rebuild gradients (from k14's), the pool's backward (from k8's), k4's pass (from the pool's backward)
+    // and the stem's weight gradient (from k4's).
+    expect(readers.map((k) => k.name).sort()).toEqual(['k11_conv_dgrad_fused', 'k11_conv_wgrad_fused', 'k14_conv_dgrad_fused', 'k14_conv_wgrad_fused', 'k1_conv_wgrad_fused', 'k4_conv_dgrad_fused', 'k4_conv_wgrad_fused', 'k4_grad_rebuild', 'k7_maxpool_bwd_fused', 'k8_conv_dgrad_fused', 'k8_conv_wgrad_fused', 'k8_grad_rebuild']);
     for (const k of readers) {
       const text = k.body.join('\n');
       expect(text, k.name).toMatch(/nincc::bf16_to_float\(nincc::ld\(&g\[/);
@@ -148,8 +149,9 @@ describe('the generated kernels', () => {
     if (!cuda) throw new Error('no cuda kernels');
     const readers = cuda.kernels.filter((k) => /const nincc::bf16\* [xg]\b/.test(k.params));
     // k11's, k21's and k31's forwards (x, a pool's output), the nine rebuilt convs' two gradients (g; those three's weight gradients x too),
-    // and the readers of data gradients stored bf16: six passes (k11, k14, k21, k24, k31, k34), k4's two gradients, the stem's weight gradient
-    expect(readers.length).toBe(3 + 18 + 9);
+    // and the readers of gradients stored bf16: eight passes (k11, k14, k17, k21, k24, k27, k31, k34), the three pool backwards,
+    // k4's and k7's two gradients, the stem's weight gradient
+    expect(readers.length).toBe(3 + 18 + 16);
     expect(readers.some((k) => /tap-major/.test(k.fused))).toBe(true);
     for (const k of readers) {
       const text = k.body.join('\n');

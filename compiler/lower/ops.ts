@@ -141,8 +141,9 @@ const constSchemas = {
   // bf16: y is stored rounded to bf16, for conv readers that round it so when they stage it anyway (lower/train-fused.ts).
   maxpool_fwd_fused: { ...pool, ...inFlags, bf16: 'bool?' },
   avgpool_fwd_fused: { ...pool, ...inFlags },
-  maxpool_bwd_fused: { ...pool, ...outFlags },
-  avgpool_bwd_fused: { ...pool, ...outFlags },
+  // gBf16, dxBf16: g (a conv's data gradient) and dx stored in bf16 (lower/train-fused.ts bf16Gradients); the average pool's never are.
+  maxpool_bwd_fused: { ...pool, ...outFlags, gBf16: 'bool?', dxBf16: 'bool?' },
+  avgpool_bwd_fused: { ...pool, ...outFlags, gBf16: 'bool?', dxBf16: 'bool?' },
   // A residual add that only an average pool reads (a ResNet's last block), done inside the pool: a, b its branch
   // ends with their pending BN/ReLU, relu the block's ReLU; the sum is never stored (lower/train-fused.ts).
   avgpool_add_fwd: { ...pool, ...endFlags, relu: 'bool' },
@@ -586,9 +587,9 @@ const rulesTable = {
   ],
   avgpool_fwd_fused: [...poolForward.slice(0, 1), ...pendingInput<OpConsts['avgpool_fwd_fused']>(), poolForward[1]],
   maxpool_bwd_fused: [
-    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'g', dir: 'in', dtype: (c) => (c.gBf16 ? 'bf16' : 'f32'), size: (c) => storageWords(c.gBf16 ? 'bf16' : 'f32', outPlane(c)) },
     { name: 'argmax', dir: 'in', dtype: 'i32', size: outPlane },
-    { name: 'dx', dir: 'out', size: inPlane },
+    { name: 'dx', dir: 'out', dtype: (c) => (c.dxBf16 ? 'bf16' : 'f32'), size: (c) => storageWords(c.dxBf16 ? 'bf16' : 'f32', inPlane(c)) },
     ...backwardStats<OpConsts['maxpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats),
   ],
   avgpool_bwd_fused: [

@@ -494,6 +494,25 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
     return out;
   };
 
+  /**
+   * Whether the gradient of value x is stored in bf16 (FusedTrainOptions.bf16Gradients): x has a pending BN and a
+   * conv produced it (its pass or gradient kernels rebuild dY' from the gradient, widening each load), or x is a
+   * max pool's output that one layer reads (the pool's backward widens g as it stages it).
+   */
+  const storesGradientBf16 = (x: Value): boolean => {
+    if (options.bf16Gradients !== true) return false;
+    const producer = nodes.find((n) => n.kind !== 'merge' && n.kind !== 'bn' && n.output.buf === x.buf);
+    if (x.pending?.bn) return producer?.kind === 'conv' && stemOf(producer.input.buf).u8Mean === undefined;
+    return !x.pending && !x.sum && producer?.kind === 'pool' && producer.l.kind === 'maxpool' && reads[producer.pos] === 1;
+  };
+  /** A gradient buffer of value x, bf16 where storesGradientBf16 says so. */
+  const gradientBuffer = (name: string, x: Value, bf16: boolean): string => {
+    if (!bf16) return b.act(name, x.C * x.H * x.W);
+    const buf = b.act(name, storageWords('bf16', x.C * x.H * x.W), 'bf16');
+    bf16Gradients.add(buf);
+    return buf;
+  };
+
   // Whether the value x (a node's input) needs a gradient: it comes from a layer with parameters, or through one.
   const needs = (x: Value) => {
     const p = position.get(x.buf) ?? -1;
@@ -608,9 +627,11 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
           pooledAddBackward(l, sum, c, dy);
           break;
         }
-        const dx = b.act(`${l.kind}${l.index}.grad_in`, c.C * c.H * c.W);
+        const dxBf16 = l.kind === 'maxpool' && storesGradientBf16(node.input);
+        const dx = gradientBuffer(`${l.kind}${l.index}.grad_in`, node.input, dxBf16);
         const e = epilogue(node.input);
-        b.step(l, l.kind === 'maxpool' ? 'maxpool_bwd_fused' : 'avgpool_bwd_fused', { g: dy, argmax: node.argmax, dx, ...e.buffers }, { ...c, ...e.consts });
+        const storage = { ...(bf16Gradients.has(dy) ? { gBf16: true } : {}), ...(dxBf16 ? { dxBf16: true } : {}) };
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_bwd_fused' : 'avgpool_bwd_fused', { g: dy, argmax: node.argmax, dx, ...e.buffers }, { ...c, ...e.consts, ...storage });
         grad = { buf: dx, of: node.input };
         pass();
         break;
@@ -659,11 +680,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf), ...gStorage, ...(bf16Inputs.has(x.buf) ? { xBf16: true } : {}) });
         b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
-        // dX in bf16 where the conv that produced x rebuilds dY' from it (FusedTrainOptions.bf16Gradients).
-        const producer = nodes.find((n) => n.kind === 'conv' && n.output.buf === x.buf);
-        const dxBf16 = options.bf16Gradients === true && x.pending?.bn !== undefined && producer?.kind === 'conv' && stemOf(producer.input.buf).u8Mean === undefined;
-        const dx = dxBf16 ? b.act(`conv${l.index}.grad_in`, storageWords('bf16', x.C * x.H * x.W), 'bf16') : b.act(`conv${l.index}.grad_in`, x.C * x.H * x.W);
-        if (dxBf16) bf16Gradients.add(dx);
+        const dxBf16 = storesGradientBf16(x);
+        const dx = gradientBuffer(`conv${l.index}.grad_in`, x, dxBf16);
         const e = epilogue(x);
         // Another reader's gradient of x (a fanned-out value, plain data) is summed in this epilogue, not by an add pass.
         const prior = x.pending ? undefined : grads.get(x.buf);
