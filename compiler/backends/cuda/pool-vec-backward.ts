@@ -106,7 +106,7 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
     '    float d = 0.0f;',
     '    if (valid) {',
     ...poolGather(c, max, { g: 'g_stage', argmax: 'arg_stage', p0: 'p0' }).map((line) => `      ${line}`),
-    `      ${storeFloat('dx', 'at', 'd', c.dxBf16)}  // the partials below take d unrounded`,
+    `      ${storeFloat('dx', 'at', 'd', c.dxBf16)}${c.dxBf16 ? '  // rounded: the partials below take d unrounded' : ''}`,
     '    }',
     ...stats.map((line) => `  ${line}`),
     '  }',
