@@ -13,28 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildArtifact } from '../compiler/build.js';
-import type { Ablations } from '../compiler/ablations.js';
-import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
-import { opBuffers } from '../compiler/lower/ops.js';
-import type { KernelStep } from '../compiler/lower/program-ir.js';
+import type { Compiled } from '../compiler/pipeline.js';
+import { compile, reads, shaped, training } from './reference/bf16-storage-lowering.js';
 import { expectTrainsAlike } from './reference/bf16-storage-train-alike.js';
 import { withEnv } from './reference/env.js';
-
-function shaped(source: string, file: string) {
-  const r = compileSpec(source, file);
-  if (!r.model) throw new Error(`${file}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
-  return r.model;
-}
-
-const compile = (source: string, file: string, precision: 'fp32' | 'bf16', ablations?: Ablations): Compiled =>
-  compileModel(shaped(source, file), { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision, ...(ablations ? { ablations } : {}) });
-
-const training = (c: Compiled) => {
-  const p = c.lowered.programs.find((q) => q.name === 'train_forward_backward');
-  if (!p) throw new Error('no training program');
-  return p;
-};
-const reads = (s: KernelStep, id: string) => opBuffers(s.op, s.consts).some((b) => b.dir !== 'out' && s.buffers[b.name] === id);
 
 const NIN = readFileSync('models/nin.model', 'utf8');
 let ninBf16: Compiled | undefined;

@@ -13,23 +13,8 @@ import { buildArtifact } from '../compiler/build.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
-import type { Ablations } from '../compiler/ablations.js';
-import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
-import { opBuffers } from '../compiler/lower/ops.js';
-import type { KernelStep } from '../compiler/lower/program-ir.js';
-
-function compile(source: string, file: string, precision: 'fp32' | 'bf16', ablations?: Ablations): Compiled {
-  const r = compileSpec(source, file);
-  if (!r.model) throw new Error(`${file}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
-  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision, ...(ablations ? { ablations } : {}) });
-}
-
-const training = (c: Compiled) => {
-  const p = c.lowered.programs.find((q) => q.name === 'train_forward_backward');
-  if (!p) throw new Error('no training program');
-  return p;
-};
-const reads = (s: KernelStep, id: string) => opBuffers(s.op, s.consts).some((b) => b.dir !== 'out' && s.buffers[b.name] === id);
+import { compileSpec, type Compiled } from '../compiler/pipeline.js';
+import { compile, reads, training } from './reference/bf16-storage-lowering.js';
 
 const NIN = readFileSync('models/nin.model', 'utf8');
 let ninBf16: Compiled | undefined;
