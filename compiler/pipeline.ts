@@ -173,7 +173,7 @@ export interface LoweringOptions {
   readonly bf16Rebuilt?: boolean;
   /** With trainKernels cuda: a max pool read only by convs stores its output in bf16 (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Pooled?: boolean;
-  /** With trainKernels cuda: a conv's data gradient stores dX in bf16 where the conv before a BN reads it (lower/train-fused.ts FusedTrainOptions). */
+  /** With trainKernels cuda: data gradients and max pool backwards store dX in bf16 for the conv before a BN or a pool's backward (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Gradients?: boolean;
 }
 

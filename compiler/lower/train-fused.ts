@@ -144,12 +144,13 @@ export interface FusedTrainOptions {
    */
   readonly bf16Pooled?: boolean;
   /**
-   * A conv's data gradient stores dX rounded to bf16 where dX is the gradient of a value with a pending BN
-   * that a conv produced (not a uint8 stem, whose weight gradient is the fp32 kernel): that conv's
-   * grad_rebuild pass or its gradient kernels widen each load and rebuild dY' from it in fp32. Not bitwise:
-   * the rebuild starts from the rounded dX, so dY' moves by at most |γ·invstd|·2⁻⁹·|dX| (before its own
-   * rounding); the BN's Σdz, Σdz·x̂ partials are still summed from the unrounded accumulators in dX's epilogue.
-   * Half the bytes written once and read once or twice (bench/logs/i15w-*).
+   * A conv's data gradient or a max pool's backward stores dX rounded to bf16 where dX is the gradient of a
+   * value with a pending BN that a conv produced (not a uint8 stem, whose weight gradient is the fp32 kernel):
+   * that conv's grad_rebuild pass or its gradient kernels widen each load and rebuild dY' from it in fp32; or of
+   * a max pool's output that one layer reads: the pool's backward widens g as it stages it. Not bitwise: the
+   * rebuild starts from the rounded dX, so dY' moves by at most |γ·invstd|·2⁻⁹·|dX| (before its own rounding);
+   * the BN's Σdz, Σdz·x̂ partials are still summed from the unrounded values in the writer's epilogue. Half the
+   * bytes written once and read once or twice (docs/design.md §4.1, bench/logs/i15w-*).
    */
   readonly bf16Gradients?: boolean;
 }
@@ -161,7 +162,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   const stemOf = (buf: string) => stemConsts(buf === images ? stem : undefined);
   /** Conv inputs stored in bf16 (FusedTrainOptions.bf16Pooled). */
   const bf16Inputs = new Set<string>();
-  /** Data gradients stored in bf16 (FusedTrainOptions.bf16Gradients). */
+  /** Gradients stored in bf16 (FusedTrainOptions.bf16Gradients): their readers widen each load. */
   const bf16Gradients = new Set<string>();
   /** A step writing conv l's weights as bf16 in its forward's (or data gradient's) B order: the buffer. */
   const weightCopy = (l: ShapedLayer, c: ConvShape, dgrad: boolean): string => {
