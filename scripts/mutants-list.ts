@@ -167,7 +167,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: "the grad_rebuild pass's output left fp32 while its conv gradients are told bf16 (the lowering test pins it)",
     file: 'compiler/lower/train-fused.ts',
-    find: 'if (rebuiltFirst) grad = { buf: rawGradient(l, grad, gBf16),',
+    find: 'if (rebuiltFirst) grad = { buf: rawGradient(l, grad, rebuiltBf16),',
     replace: 'if (rebuiltFirst) grad = { buf: rawGradient(l, grad, false),',
     tests: ['test/bf16-storage-rebuilt.test.ts'],
   },

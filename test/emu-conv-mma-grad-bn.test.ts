@@ -36,7 +36,7 @@
 // bias before a BN has gradient 0 exactly): the bound, a sum of magnitudes, is looser against them than in
 // the chain test (its largest element up to 3.9 times the largest gradient of a tensor below two BNs), so
 // it is shown tight enough by the mutants of scripts/mutants-list.ts, each failing it: the fused rebuild
-// without its x̂·dγ term (conv7.weight at 21.7 times its bound), the grad_rebuild pass without it (bn5.weight
+// without its x̂·dγ term (conv7.weight at 13.5 times its bound; 21.7 before the stored dX was rounded, bf16Gradients), the grad_rebuild pass without it (bn5.weight
 // 17.6, conv4.weight 7.4), the data gradient's dβ or dγ partial summed before the ReLU mask (bn8.bias 2.9e5,
 // bn8.weight 50). Not a 1% error in dγ (mutants-list.ts's dγ·1.01 in bn.ts passes here: bn8.weight at 0.56
 // of its bound, against 0.27 unmutated; test/emu-train.test.ts catches that one in fp32).
