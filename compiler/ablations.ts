@@ -12,6 +12,7 @@ export const ABLATIONS = {
   bf16Rebuilt: 'the grad_rebuild pass before a conv\'s gradients stores dY\' in fp32, not bf16 (lower/train-fused.ts; the conv\'s bias gradient then sums unrounded dY\')',
   bf16Pooled: 'a max pool read only by convs stores its output in fp32, not bf16 (lower/train-fused.ts)',
   bf16ConvOut: 'a training conv read only (through its BN and ReLU) by a conv or a pool stores its output y in fp32, not bf16, and its BN statistics come from the unrounded accumulators (lower/train-fused.ts, lower/conv-out-bf16-readers.ts)',
+  bf16Gradients: 'the convs\' data gradients and the max pools\' backwards store dX in fp32, not bf16, for the conv before a BN (which rebuilds dY\' from it) or the pool\'s backward (lower/train-fused.ts; bounded, not bitwise: they then start from the unrounded dX)',
   tallTiles: 'the k×k weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts)',
 } as const;
 

@@ -175,6 +175,8 @@ export interface LoweringOptions {
   readonly bf16Pooled?: boolean;
   /** With trainKernels cuda: a conv read only by a conv or a pool stores its output in bf16 (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16ConvOut?: boolean;
+  /** With trainKernels cuda: data gradients and max pool backwards store dX in bf16 for the conv before a BN or a pool's backward (lower/train-fused.ts FusedTrainOptions). */
+  readonly bf16Gradients?: boolean;
 }
 
 export interface Lowered {
@@ -194,7 +196,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true }) : lowerTrainForwardBackward(model, stem);
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true }) : lowerTrainForwardBackward(model, stem);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
   const infer = lowerInference(model, stem, options.maxBatch);
@@ -249,7 +251,8 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const bf16Rebuilt = rebuildPass && isOn(options.ablations, 'bf16Rebuilt');
   const bf16Pooled = precision === 'bf16' && isOn(options.ablations, 'bf16Pooled');
   const bf16ConvOut = precision === 'bf16' && isOn(options.ablations, 'bf16ConvOut');
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, ...(options.input ? { input: options.input } : {}) }, dumpIR);
+  const bf16Gradients = precision === 'bf16' && isOn(options.ablations, 'bf16Gradients');
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, ...(options.input ? { input: options.input } : {}) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

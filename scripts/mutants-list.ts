@@ -17,6 +17,27 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: 'bf16Gradients: the conv before a BN reads a data gradient stored bf16 as fp32 in its fused rebuild',
+    file: 'compiler/lower/train-fused.ts',
+    find: 'const gBf16 = rebuiltFirst ? rebuiltBf16 : bf16Gradients.has(grad.buf);',
+    replace: 'const gBf16 = rebuiltFirst ? rebuiltBf16 : false;',
+    tests: ['test/bwd-traffic-bf16-gradients.test.ts'],
+  },
+  {
+    name: 'bf16Gradients: a data gradient stores dx unrounded into its bf16 buffer',
+    file: 'compiler/backends/cuda/conv-mma-grad.ts',
+    find: "`if (valid) ${storeFloat('dx', 'at', 'dv', c.dxBf16)}`,",
+    replace: "`if (valid) ${storeFloat('dx', 'at', 'dv', false)}`,",
+    tests: ['test/bwd-traffic-bf16-gradients.test.ts'],
+  },
+  {
+    name: 'bf16Gradients: a max pool backward stores dx unrounded into its bf16 buffer',
+    file: 'compiler/backends/cuda/pool-vec-backward.ts',
+    find: "${storeFloat('dx', 'at', 'd', c.dxBf16)}",
+    replace: "${storeFloat('dx', 'at', 'd', false)}",
+    tests: ['test/bwd-traffic-bf16-gradients.test.ts'],
+  },
+  {
     name: 'HBM model: data shared across blocks reused in L2 whatever the L2 size',
     file: 'runtime/profile/l2-reuse-hbm.ts',
     find: 'if (mask & (1 << d) && reuseFits[d]) sharers *= grid[d];',
@@ -160,7 +181,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: "the grad_rebuild pass's output left fp32 while its conv gradients are told bf16 (the lowering test pins it)",
     file: 'compiler/lower/train-fused.ts',
-    find: 'if (rebuiltFirst) grad = { buf: rawGradient(l, grad, gBf16),',
+    find: 'if (rebuiltFirst) grad = { buf: rawGradient(l, grad, rebuiltBf16),',
     replace: 'if (rebuiltFirst) grad = { buf: rawGradient(l, grad, false),',
     tests: ['test/bf16-storage-rebuilt.test.ts'],
   },

@@ -13,28 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildArtifact } from '../compiler/build.js';
-import type { Ablations } from '../compiler/ablations.js';
-import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
-import { opBuffers } from '../compiler/lower/ops.js';
-import type { KernelStep } from '../compiler/lower/program-ir.js';
+import type { Compiled } from '../compiler/pipeline.js';
+import { compile, reads, shaped, training } from './reference/bf16-storage-lowering.js';
 import { expectTrainsAlike } from './reference/bf16-storage-train-alike.js';
 import { withEnv } from './reference/env.js';
-
-function shaped(source: string, file: string) {
-  const r = compileSpec(source, file);
-  if (!r.model) throw new Error(`${file}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
-  return r.model;
-}
-
-const compile = (source: string, file: string, precision: 'fp32' | 'bf16', ablations?: Ablations): Compiled =>
-  compileModel(shaped(source, file), { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision, ...(ablations ? { ablations } : {}) });
-
-const training = (c: Compiled) => {
-  const p = c.lowered.programs.find((q) => q.name === 'train_forward_backward');
-  if (!p) throw new Error('no training program');
-  return p;
-};
-const reads = (s: KernelStep, id: string) => opBuffers(s.op, s.consts).some((b) => b.dir !== 'out' && s.buffers[b.name] === id);
 
 const NIN = readFileSync('models/nin.model', 'utf8');
 let ninBf16: Compiled | undefined;
@@ -58,9 +40,12 @@ describe("dY' stored in bf16 in the lowering", () => {
       expect(readers.map((r) => `${r.op}@${r.layer}`).sort(), s.kernel).toEqual([`conv_dgrad_fused@${s.layer}`, `conv_wgrad_fused@${s.layer}`]);
       for (const r of readers) if (r.op === 'conv_dgrad_fused' || r.op === 'conv_wgrad_fused') expect(r.consts.gBf16, r.kernel).toBe(true);
     }
-    // Nothing else is bf16 but the max pools' outputs (below) and the twelve convs' (test/conv-out-bf16-storage.test.ts): every other conv gradient reads fp32.
-    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(passes.length + 3 + 12);
-    expect(p.steps.filter((s) => (s.op === 'conv_dgrad_fused' || s.op === 'conv_wgrad_fused') && s.consts.gBf16).length).toBe(2 * passes.length);
+    // Nothing else is bf16 but the max pools' outputs (below), the twelve convs' (test/conv-out-bf16-storage.test.ts)
+    // and the 14 gradients of bf16Gradients (11 data gradients, 3 pool backwards: test/bwd-traffic-bf16-gradients.test.ts);
+    // the conv gradients reading bf16 g beside the passes' readers are the fused rebuilds of the 96-channel convs k4
+    // and k7 (two each) and the stem's weight gradient.
+    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(passes.length + 3 + 12 + 14);
+    expect(p.steps.filter((s) => (s.op === 'conv_dgrad_fused' || s.op === 'conv_wgrad_fused') && s.consts.gBf16).length).toBe(2 * passes.length + 5);
     // plan.json says it: the pass's output argument and its readers' g are bf16 refs of those sizes.
     const planSteps = c.plan.programs.train_forward_backward.steps;
     for (const s of passes) {
@@ -87,13 +72,13 @@ describe("dY' stored in bf16 in the lowering", () => {
     }
   });
 
-  it('bf16Rebuilt, bf16Pooled and bf16ConvOut false, and fp32: no bf16 buffer; with the switches off the same steps otherwise', () => {
+  it('bf16Rebuilt, bf16Pooled, bf16ConvOut and bf16Gradients false, and fp32: no bf16 buffer; with the switches off the same steps otherwise', () => {
     const on = training(ninBf16Compiled());
-    const offCompiled = compile(NIN, 'models/nin.model', 'bf16', { bf16Rebuilt: false, bf16Pooled: false, bf16ConvOut: false });
+    const offCompiled = compile(NIN, 'models/nin.model', 'bf16', { bf16Rebuilt: false, bf16Pooled: false, bf16ConvOut: false, bf16Gradients: false });
     const off = training(offCompiled);
     expect(offCompiled.lowered.memory.buffers.filter((b) => b.dtype === 'bf16')).toEqual([]);
     expect(off.steps.map((s) => s.op)).toEqual(on.steps.map((s) => s.op));
-    expect(off.steps.some((s) => ['gBf16', 'xBf16', 'bf16', 'yBf16', 'gyBf16', 'eyBf16'].some((f) => f in s.consts))).toBe(false);
+    expect(off.steps.some((s) => ['gBf16', 'xBf16', 'bf16', 'yBf16', 'gyBf16', 'eyBf16', 'dxBf16'].some((f) => f in s.consts))).toBe(false);
     expect(compile(NIN, 'models/nin.model', 'fp32').lowered.memory.buffers.filter((b) => b.dtype === 'bf16')).toEqual([]);
   });
 });
@@ -126,7 +111,10 @@ describe('the generated kernels', () => {
       expect(k.body.join('\n'), k.name).toMatch(/nincc::st\(&dx\[at\], nincc::to_bf16\(d\)\);/);
     }
     const readers = cuda.kernels.filter((k) => /const nincc::bf16\* g\b/.test(k.params));
-    expect(readers.map((k) => k.name).sort()).toEqual(['k14_conv_dgrad_fused', 'k14_conv_wgrad_fused', 'k4_conv_dgrad_fused', 'k4_conv_wgrad_fused', 'k8_conv_dgrad_fused', 'k8_conv_wgrad_fused']);
+    // The passes' readers, and those of the gradients stored bf16 (bf16Gradients): k8's pass (from k11's data gradient),
+    // k11's fused-rebuild gradients (from k14's), the pool's backward (from k8's), k4's pass (from the pool's backward)
+    // and the stem's weight gradient (from k4's).
+    expect(readers.map((k) => k.name).sort()).toEqual(['k11_conv_dgrad_fused', 'k11_conv_wgrad_fused', 'k14_conv_dgrad_fused', 'k14_conv_wgrad_fused', 'k1_conv_wgrad_fused', 'k4_conv_dgrad_fused', 'k4_conv_wgrad_fused', 'k4_grad_rebuild', 'k7_maxpool_bwd_fused', 'k8_conv_dgrad_fused', 'k8_conv_wgrad_fused', 'k8_grad_rebuild']);
     for (const k of readers) {
       const text = k.body.join('\n');
       expect(text, k.name).toMatch(/nincc::bf16_to_float\(nincc::ld\(&g\[/);
@@ -144,8 +132,10 @@ describe('the generated kernels', () => {
     const cuda = compile(readFileSync('models/nin.model', 'utf8'), 'nin.model', 'bf16', { bf16ConvOut: false }).cuda;
     if (!cuda) throw new Error('no cuda kernels');
     const readers = cuda.kernels.filter((k) => /const nincc::bf16\* [xg]\b/.test(k.params));
-    // k11's, k21's and k31's forwards (x, a pool's output) and the nine rebuilt convs' two gradients (g; those three's weight gradients x too)
-    expect(readers.length).toBe(3 + 18);
+    // k11's, k21's and k31's forwards (x, a pool's output), the nine rebuilt convs' two gradients (g; those three's weight gradients x too),
+    // and the readers of gradients stored bf16: eight passes (k11, k14, k17, k21, k24, k27, k31, k34), the three pool backwards,
+    // k4's and k7's two gradients, the stem's weight gradient
+    expect(readers.length).toBe(3 + 18 + 16);
     expect(readers.some((k) => /tap-major/.test(k.fused))).toBe(true);
     for (const k of readers) {
       const text = k.body.join('\n');

@@ -124,7 +124,8 @@ const constSchemas = {
   // yBf16: y is stored rounded to bf16, its statistics taken from the rounded values (lower/train-fused.ts bf16ConvOut).
   conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?', xBf16: 'bool?', yBf16: 'bool?' },
   // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
-  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?', ...rawBf16 },
+  // dxBf16: dx is stored rounded to bf16, for the gradient kernels or grad_rebuild pass of the conv before a BN (lower/train-fused.ts bf16Gradients).
+  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?', dxBf16: 'bool?', ...rawBf16 },
   // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand.
   conv_weight_bf16: { ...spatial, dgrad: 'bool' },
   conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?' },
@@ -141,13 +142,15 @@ const constSchemas = {
   add_bwd_fused: { ...channels, relu: 'bool', aStats: 'bool', aRelu: 'bool', bStats: 'bool', bRelu: 'bool' },
   act_bwd_stats: { ...channels, outRelu: 'bool' },
   // bf16: dx is stored rounded to bf16, for readers that round it so when they stage it anyway (lower/train-fused.ts).
-  grad_rebuild: { ...channels, ...gradFlags, bf16: 'bool?', gyBf16: 'bool?' },
+  // gBf16: g is a data gradient stored in bf16 (conv_dgrad_fused dxBf16).
+  grad_rebuild: { ...channels, ...gradFlags, bf16: 'bool?', gBf16: 'bool?', gyBf16: 'bool?' },
   // bf16: y is stored rounded to bf16, for conv readers that round it so when they stage it anyway (lower/train-fused.ts).
   // xBf16: x is a conv's output stored in bf16 (bf16ConvOut), widened on load.
   maxpool_fwd_fused: { ...pool, ...inFlags, bf16: 'bool?', xBf16: 'bool?' },
   avgpool_fwd_fused: { ...pool, ...inFlags, xBf16: 'bool?' },
-  maxpool_bwd_fused: { ...pool, ...outFlags, eyBf16: 'bool?' },
-  avgpool_bwd_fused: { ...pool, ...outFlags, eyBf16: 'bool?' },
+  // gBf16, dxBf16: g (a conv's data gradient) and dx stored in bf16 (lower/train-fused.ts bf16Gradients); the average pool's never are.
+  maxpool_bwd_fused: { ...pool, ...outFlags, gBf16: 'bool?', dxBf16: 'bool?', eyBf16: 'bool?' },
+  avgpool_bwd_fused: { ...pool, ...outFlags, gBf16: 'bool?', dxBf16: 'bool?', eyBf16: 'bool?' },
   // A residual add that only an average pool reads (a ResNet's last block), done inside the pool: a, b its branch
   // ends with their pending BN/ReLU, relu the block's ReLU; the sum is never stored (lower/train-fused.ts).
   avgpool_add_fwd: { ...pool, ...endFlags, relu: 'bool' },
@@ -194,7 +197,7 @@ const maybeBf16 = <C,>(bf16: (c: C) => boolean | undefined, elements: (c: C) => 
   size: (c: C) => storageWords(bf16(c) ? 'bf16' : 'f32', elements(c)),
 });
 
-/** The g buffer of a conv's gradient kernels: the gradient of its output, bf16 where a grad_rebuild pass stored it so (gBf16). */
+/** The g buffer of a conv's gradient kernels: the gradient of its output, bf16 where a grad_rebuild pass or the next conv's data gradient stored it so (gBf16). */
 const convGradient = { name: 'g', dir: 'in', ...maybeBf16<ConvShape & { gBf16?: boolean }>((c) => c.gBf16, (c) => c.K * c.P * c.Q) } as const;
 
 /** The shape constants of a conv or a pool: C×H×W in, K×P×Q out, R×S window, stride, padding. */
@@ -524,7 +527,7 @@ const rulesTable = {
     { name: 'w', dir: 'in', size: convWeights },
     { name: 'wb', dir: 'in', when: (c) => c.bf16w === true, size: (c) => bf16WeightFloats(c, true) },
     { name: 'g_add', dir: 'in', when: (c) => c.addend === true, size: inPlane },
-    { name: 'dx', dir: 'out', size: inPlane },
+    { name: 'dx', dir: 'out', ...maybeBf16<OpConsts['conv_dgrad_fused']>((c) => c.dxBf16, inPlane) },
     ...backwardStats<OpConsts['conv_dgrad_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats, (c) => c.eyBf16),
   ],
   conv_wgrad_fused: [
@@ -586,7 +589,7 @@ const rulesTable = {
     { name: 'wb', dir: 'out', size: (c) => bf16WeightFloats(c, c.dgrad) },
   ],
   grad_rebuild: [
-    { name: 'g', dir: 'in', size: plane },
+    { name: 'g', dir: 'in', ...maybeBf16<OpConsts['grad_rebuild']>((c) => c.gBf16, plane) },
     ...rebuild<OpConsts['grad_rebuild']>(perChannel, (c) => c.HW),
     { name: 'dx', dir: 'out', ...maybeBf16<OpConsts['grad_rebuild']>((c) => c.bf16, plane) },
   ],
@@ -598,9 +601,9 @@ const rulesTable = {
   ],
   avgpool_fwd_fused: [{ name: 'x', dir: 'in', ...maybeBf16<OpConsts['avgpool_fwd_fused']>((c) => c.xBf16, inPlane) }, ...pendingInput<OpConsts['avgpool_fwd_fused']>(), poolForward[1]],
   maxpool_bwd_fused: [
-    { name: 'g', dir: 'in', size: outPlane },
+    { name: 'g', dir: 'in', ...maybeBf16<OpConsts['maxpool_bwd_fused']>((c) => c.gBf16, outPlane) },
     { name: 'argmax', dir: 'in', dtype: 'i32', size: outPlane },
-    { name: 'dx', dir: 'out', size: inPlane },
+    { name: 'dx', dir: 'out', ...maybeBf16<OpConsts['maxpool_bwd_fused']>((c) => c.dxBf16, inPlane) },
     ...backwardStats<OpConsts['maxpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats, (c) => c.eyBf16),
   ],
   avgpool_bwd_fused: [

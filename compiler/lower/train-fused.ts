@@ -151,6 +151,16 @@ export interface FusedTrainOptions {
    * partials) then sees one value, the stored one. Results change by that rounding (docs/design.md §4.1).
    */
   readonly bf16ConvOut?: boolean;
+  /**
+   * A conv's data gradient or a max pool's backward stores dX rounded to bf16 where dX is the gradient of a
+   * value with a pending BN that a conv produced (not a uint8 stem, whose weight gradient is the fp32 kernel):
+   * that conv's grad_rebuild pass or its gradient kernels widen each load and rebuild dY' from it in fp32; or of
+   * a max pool's output that one layer reads: the pool's backward widens g as it stages it. Not bitwise: the
+   * rebuild starts from the rounded dX, so dY' moves by at most |γ·invstd|·2⁻⁹·|dX| (before its own rounding);
+   * the BN's Σdz, Σdz·x̂ partials are still summed from the unrounded values in the writer's epilogue. Half the
+   * bytes written once and read once or twice (docs/design.md §4.1, bench/logs/i15w-*).
+   */
+  readonly bf16Gradients?: boolean;
 }
 
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
@@ -162,6 +172,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   const bf16Inputs = new Set<string>();
   /** The consts `flag: true` when buffer `buf` is stored in bf16, else none. */
   const bf16Flag = (buf: string | undefined, flag: 'xBf16' | 'gyBf16' | 'eyBf16') => (buf !== undefined && bf16Inputs.has(buf) ? { [flag]: true } : {});
+  /** Gradients stored in bf16 (FusedTrainOptions.bf16Gradients): their readers widen each load. */
+  const bf16Gradients = new Set<string>();
   /** A step writing conv l's weights as bf16 in its forward's (or data gradient's) B order: the buffer. */
   const weightCopy = (l: ShapedLayer, c: ConvShape, dgrad: boolean): string => {
     const wb = b.fixed(`conv${l.index}.weight_bf16${dgrad ? '_dgrad' : ''}`, bf16WeightFloats(c, dgrad));
@@ -492,8 +504,27 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
     const dtype = bf16 ? 'bf16' : 'f32';
     const out = b.act(`${l.kind}${l.index}.grad_raw`, storageWords(dtype, g.of.C * g.of.H * g.of.W), dtype);
     const r = rebuild(g.of);
-    b.step(l, 'grad_rebuild', { g: g.buf, ...r.buffers, dx: out }, { C: g.of.C, HW: g.of.H * g.of.W, ...r.consts, ...(bf16 ? { bf16: true } : {}) });
+    b.step(l, 'grad_rebuild', { g: g.buf, ...r.buffers, dx: out }, { C: g.of.C, HW: g.of.H * g.of.W, ...r.consts, ...(bf16 ? { bf16: true } : {}), ...(bf16Gradients.has(g.buf) ? { gBf16: true } : {}) });
     return out;
+  };
+
+  /**
+   * Whether the gradient of value x is stored in bf16 (FusedTrainOptions.bf16Gradients): x has a pending BN and a
+   * conv produced it (its pass or gradient kernels rebuild dY' from the gradient, widening each load), or x is a
+   * max pool's output that one layer reads (the pool's backward widens g as it stages it).
+   */
+  const storesGradientBf16 = (x: Value): boolean => {
+    if (options.bf16Gradients !== true) return false;
+    const producer = nodes.find((n) => n.kind !== 'merge' && n.kind !== 'bn' && n.output.buf === x.buf);
+    if (x.pending?.bn) return producer?.kind === 'conv' && stemOf(producer.input.buf).u8Mean === undefined;
+    return !x.pending && !x.sum && producer?.kind === 'pool' && producer.l.kind === 'maxpool' && reads[producer.pos] === 1;
+  };
+  /** A gradient buffer of value x, bf16 where storesGradientBf16 says so. */
+  const gradientBuffer = (name: string, x: Value, bf16: boolean): string => {
+    if (!bf16) return b.act(name, x.C * x.H * x.W);
+    const buf = b.act(name, storageWords('bf16', x.C * x.H * x.W), 'bf16');
+    bf16Gradients.add(buf);
+    return buf;
   };
 
   // Whether the value x (a node's input) needs a gradient: it comes from a layer with parameters, or through one.
@@ -610,9 +641,11 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
           pooledAddBackward(l, sum, c, dy);
           break;
         }
-        const dx = b.act(`${l.kind}${l.index}.grad_in`, c.C * c.H * c.W);
+        const dxBf16 = l.kind === 'maxpool' && storesGradientBf16(node.input);
+        const dx = gradientBuffer(`${l.kind}${l.index}.grad_in`, node.input, dxBf16);
         const e = epilogue(node.input);
-        b.step(l, l.kind === 'maxpool' ? 'maxpool_bwd_fused' : 'avgpool_bwd_fused', { g: dy, argmax: node.argmax, dx, ...e.buffers }, { ...c, ...e.consts });
+        const storage = { ...(bf16Gradients.has(dy) ? { gBf16: true } : {}), ...(dxBf16 ? { dxBf16: true } : {}) };
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_bwd_fused' : 'avgpool_bwd_fused', { g: dy, argmax: node.argmax, dx, ...e.buffers }, { ...c, ...e.consts, ...storage });
         grad = { buf: dx, of: node.input };
         pass();
         break;
@@ -650,8 +683,9 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const x = node.input;
         const o = node.output;
         const rebuiltFirst = options.rebuildPass && grad.of.pending?.bn && (a.kH * a.kW > 1 || x.C >= REBUILD_1X1_MIN_CHANNELS) && needDx;
-        const gBf16 = rebuiltFirst === true && options.bf16Rebuilt === true;
-        if (rebuiltFirst) grad = { buf: rawGradient(l, grad, gBf16), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
+        const rebuiltBf16 = rebuiltFirst === true && options.bf16Rebuilt === true;
+        if (rebuiltFirst) grad = { buf: rawGradient(l, grad, rebuiltBf16), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
+        const gBf16 = rebuiltFirst ? rebuiltBf16 : bf16Gradients.has(grad.buf);
         const gStorage = gBf16 ? { gBf16: true } : {};
         const r = rebuild(grad.of);
         const p = pendingArgs(x);
@@ -660,13 +694,14 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf), ...gStorage, ...bf16Flag(x.buf, 'xBf16') });
         b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
-        const dx = b.act(`conv${l.index}.grad_in`, x.C * x.H * x.W);
+        const dxBf16 = storesGradientBf16(x);
+        const dx = gradientBuffer(`conv${l.index}.grad_in`, x, dxBf16);
         const e = epilogue(x);
         // Another reader's gradient of x (a fanned-out value, plain data) is summed in this epilogue, not by an add pass.
         const prior = x.pending ? undefined : grads.get(x.buf);
         const addend = prior ? { g_add: prior.buf } : {};
         const wb = options.bf16Weights && a.kH * a.kW > 1 ? weightCopy(l, shape, true) : undefined;
-        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}), ...gStorage });
+        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}), ...gStorage, ...(dxBf16 ? { dxBf16: true } : {}) });
         grad = { buf: dx, of: x };
         if (prior) grads.set(x.buf, grad);
         else pass();

@@ -2,7 +2,7 @@
 // statistics and the generic apply/rebuild kernels for patterns without a fused
 // path. Statistics are warp reductions written as per-tile partials that a finalize kernel (bn-finalize-columns.ts) sums in a
 // fixed order: no float atomics (docs/design.md §4, §5).
-import { applyPending, backwardStats, channelTiles, element, forwardStats, inputParams, params, perElement, rebuildGradient, rebuildParams, statsParams, storeFloat, tileSlot, fusedText, type Consts, type CudaKernel } from './parts.js';
+import { applyPending, backwardStats, channelTiles, element, forwardStats, inputParams, params, perElement, rebuildGradient, rebuildParams, statsParams, loadFloat, storeFloat, tileSlot, fusedText, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 
 /** The per-channel tile prologue: channel `ch` of this warp, position `j`, flat index `at` in the batch. */
@@ -65,14 +65,14 @@ export function gradRebuild(k: KernelStep, c: Consts<'grad_rebuild'>): CudaKerne
     `for (int r = 0; r < ${REBUILD_PER_THREAD}; ++r) {`,
     `  const int i = first + r * ${width};`,
     `  if (i < ${count}) {`,
-    ...[`const long long at = (long long)img * ${count} + i;`, 'float d = nincc::ld(&g[at]);', ...rebuildGradient(c, 'd', 'at', `i / ${c.HW}`), storeFloat('dx', 'at', 'd', c.bf16)].map((s) => `    ${s}`),
+    ...[`const long long at = (long long)img * ${count} + i;`, `float d = ${loadFloat('g', 'at', c.gBf16)};`, ...rebuildGradient(c, 'd', 'at', `i / ${c.HW}`), storeFloat('dx', 'at', 'd', c.bf16)].map((s) => `    ${s}`),
     '  }',
     '}',
   ];
   return {
-    params: params(k, ['g', ...rebuildParams(c), { name: 'dx', out: true, bf16: c.bf16 }]),
+    params: params(k, [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), { name: 'dx', out: true, bf16: c.bf16 }]),
     body,
     launch: { ...launch, grid: [Math.ceil(count / (width * REBUILD_PER_THREAD)), 1, 1] },
-    fused: fusedText([c.gRelu && 'dReLU', c.gBn && 'dBN']) + ` (for a consumer without the prologue; ${REBUILD_PER_THREAD} elements per thread${c.bf16 ? '; stored bf16' : ''})`,
+    fused: fusedText([c.gRelu && 'dReLU', c.gBn && 'dBN']) + ` (for a consumer without the prologue; ${REBUILD_PER_THREAD} elements per thread${c.gBf16 ? '; g read as bf16' : ''}${c.bf16 ? '; stored bf16' : ''})`,
   };
 }

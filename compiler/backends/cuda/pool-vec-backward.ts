@@ -2,7 +2,7 @@
 // block copies the output rows a run of 32-position tiles of one input plane needs into shared memory,
 // coalesced, then each warp gathers its tiles' input gradients from there and writes the input BN's
 // Σdz, Σdz·x̂ partials in channelTiles' [n][tile][C] layout, as one thread per input position did.
-import { BLOCK, loadFloat, params, statsParams, fusedText, type Consts, type CudaKernel } from './parts.js';
+import { BLOCK, loadFloat, params, statsParams, storeFloat, fusedText, type Consts, type CudaKernel } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import type { PlanLaunch } from '../../emit/plan.js';
 import { firstWindowRow, lastWindowRow, poolGather } from './pool.js';
@@ -87,7 +87,7 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
     `  const long long rows_at = ((long long)img * ${c.C} + ch) * ${c.P * c.Q} + (long long)p0 * ${c.Q};`,
     '  __syncthreads();  // the previous segment is done with the stage',
     `  for (int e = t; e < staged; e += ${BLOCK}) {`,
-    '    nincc::st(&g_stage[e], nincc::ld(&g[rows_at + e]));',
+    `    nincc::st(&g_stage[e], ${loadFloat('g', 'rows_at + e', c.gBf16)});`,
     ...(max ? ['    nincc::st(&arg_stage[e], nincc::ld(&argmax[rows_at + e]));'] : []),
     '  }',
     // The epilogue's per-channel parameters, loaded only by warps with a tile in this segment.
@@ -106,13 +106,13 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
     '    float d = 0.0f;',
     '    if (valid) {',
     ...poolGather(c, max, { g: 'g_stage', argmax: 'arg_stage', p0: 'p0' }).map((line) => `      ${line}`),
-    '      nincc::st(&dx[at], d);',
+    `      ${storeFloat('dx', 'at', 'd', c.dxBf16)}${c.dxBf16 ? '  // rounded: the partials below take d unrounded' : ''}`,
     '    }',
     ...stats.map((line) => `  ${line}`),
     '  }',
     '}',
   ];
-  const names = ['g', ...(max ? [{ name: 'argmax', int: true }] : []), { name: 'dx', out: true }, ...statsParams(c)];
+  const names = [{ name: 'g', bf16: c.gBf16 }, ...(max ? [{ name: 'argmax', int: true }] : []), { name: 'dx', out: true, bf16: c.dxBf16 }, ...statsParams(c)];
   const launch: PlanLaunch = { grid: [Math.ceil(segments / perBlock), 1, 1], batchAxis: 2, block: [32, WARPS, 1], shared: 0 };
   return {
     params: params(k, names),
@@ -121,6 +121,8 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
     fused: fusedText([
       `${max ? 'max' : 'average'} pooling backward from staged output rows (${seg.tiles} tiles of 32 positions per segment, ${perBlock} segments per block)`,
       c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN',
+      c.gBf16 && 'g read as bf16',
+      c.dxBf16 && 'dx stored bf16',
     ]),
   };
 }
