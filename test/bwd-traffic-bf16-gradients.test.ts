@@ -59,8 +59,9 @@ describe('gradients stored in bf16 in the lowering', () => {
       expect(readers.map((r) => `${r.op}@${r.layer}`).sort(), s.kernel).toEqual(READERS[`${s.op}@${s.layer}`]);
       for (const r of readers) expect((r.consts as { gBf16?: boolean }).gBf16, r.kernel).toBe(true);
     }
-    // Every other gradient stays fp32: the bf16 buffers are these, the passes' dY' and the pools' outputs.
-    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(writers.length + 9 + 3);
+    // Every other gradient stays fp32: the bf16 buffers are these, the passes' dY', the pools' outputs and the twelve
+    // convs' outputs (bf16ConvOut, test/conv-out-bf16-storage.test.ts).
+    expect(c.lowered.memory.buffers.filter((b) => b.dtype === 'bf16').length).toBe(writers.length + 9 + 3 + 12);
   });
 
   it('bf16Gradients false: the same steps, every data gradient in fp32 and no reader told otherwise; fp32 builds have none', () => {
