@@ -13,6 +13,7 @@ export const ABLATIONS = {
   bf16Pooled: 'a max pool read only by convs stores its output in fp32, not bf16 (lower/train-fused.ts)',
   bf16ConvOut: 'a training conv read only (through its BN and ReLU) by a conv or a pool stores its output y in fp32, not bf16, and its BN statistics come from the unrounded accumulators (lower/train-fused.ts, lower/conv-out-bf16-readers.ts)',
   bf16Gradients: 'the convs\' data gradients and the max pools\' backwards store dX in fp32, not bf16, for the conv before a BN (which rebuilds dY\' from it) or the pool\'s backward (lower/train-fused.ts; bounded, not bitwise: they then start from the unrounded dX)',
+  stemBand: 'the few-channels strided stems (NIN\'s 11×11/4 on 3 channels) gather A\'s input taps from global memory for every slice, no shared band of input rows staged once per block (backends/cuda/conv-mma-stem-band.ts)',
   tallTiles: 'the k×k weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts)',
 } as const;
 

@@ -52,6 +52,20 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/profile-l2-reuse.test.ts'],
   },
   {
+    name: 'stem band at the least row pitch, bank conflicts or not',
+    file: 'compiler/backends/cuda/conv-mma-stem-band.ts',
+    find: 'return fitting.find((b) => stemConflicts(c, b, tile, maxBatch) === 0) ?? fitting[0];',
+    replace: 'return fitting[0];',
+    tests: ['test/emu-conv-mma-stem.test.ts'],
+  },
+  {
+    name: 'stem band read one column right of each tap',
+    file: 'compiler/backends/cuda/conv-mma-stem-band.ts',
+    find: '* ${b.zw} + rs % ${c.S}]',
+    replace: '* ${b.zw} + rs % ${c.S} + 1]',
+    tests: ['test/emu-conv-mma-grad.test.ts'],
+  },
+  {
     name: 'tap-major halo rows at the unpadded pitch (ldmatrix rows across a plane row wrap clash)',
     file: 'compiler/backends/cuda/conv-mma-taps-halo.ts',
     find: 'const pitchW = c.rowsW + 8 * Math.ceil((c.S - 1) / 8);',

@@ -1,7 +1,8 @@
 // The bf16 tensor-core convolution forward (precision bf16): an implicit GEMM with the batch folded into
 // M, D[m][k] = Σ_crs A[m][crs]·B[crs][k], m = (image, output position), k = output channel, crs = (input
 // channel, r, s). Each block (4 warps, or 8 in a k×k layer's wide tiles) stages BM×32 of A (the input
-// gathered — or, stride-1 k×k, built from a shared halo (conv-mma-halo.ts) — its pending BN scale/shift + ReLU applied, rounded
+// gathered — or, stride-1 k×k, built from a shared halo (conv-mma-halo.ts), or, a few-channels strided stem, from a
+// shared band of input rows (conv-mma-stem-band.ts) — its pending BN scale/shift + ReLU applied, rounded
 // to bf16) and BN×32 of B (the fp32 weights rounded to bf16, or a training k×k conv's bf16 copy: conv-weight-bf16.ts) in
 // XOR-swizzled shared memory, loads fragments with ldmatrix and multiplies with mma.m16n8k16 into fp32
 // accumulators. The epilogue adds the bias, applies the inference ReLU, stores fp32 NCHW (storage is
@@ -13,6 +14,7 @@ import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaP
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
+import { stageStemBand, stemBand, stemStaging, stemWords } from './conv-mma-stem-band.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { isOn, type Ablations } from '../../ablations.js';
 
@@ -38,14 +40,18 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const wideTiles = isOn(ablations, 'wideTiles');
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, CHW = c.C * c.H * c.W;
   const stats = Boolean(c.stats);
-  const rows = rowsPerImage(PQ, stats);
+  const statRows = rowsPerImage(PQ, stats);
   // A 1×1 layer streams x once per column tile: the tile with the least of that traffic (one 128×96 tile for
   // 96 channels, so x is read and its pending BN/ReLU applied once); a k×k kernel takes the least padded work.
   // (wideTiles false: every conv keeps the 4-warp tile of least padded work, the kernels before the wide tiles, for A/B checks.)
-  const tile = !wideTiles ? chooseMmaTile(maxBatch * rows, c.K, CANDIDATES) : RS === 1 ? chooseTrafficTile(maxBatch * rows, c.K, 1, 1, WIDE_CANDIDATES) : chooseMmaTile(maxBatch * rows, c.K, WIDE_CANDIDATES);
+  const tile = !wideTiles ? chooseMmaTile(maxBatch * statRows, c.K, CANDIDATES) : RS === 1 ? chooseTrafficTile(maxBatch * statRows, c.K, 1, 1, WIDE_CANDIDATES) : chooseMmaTile(maxBatch * statRows, c.K, WIDE_CANDIDATES);
   // A training forward from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
   const taps = 'bf16w' in c && c.bf16w === true && tapsOrder(c, 'forward', maxBatch, ablations) ? tapsPlan(c, 'forward', maxBatch, ablations, stats, 0) : undefined;
   if (taps && taps.tile !== tile) throw new Error(`conv-mma.ts: the tap-major halo's tile differs from the forward's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
+  // A few-channels strided stem stages its input band once per block and builds A from it (conv-mma-stem-band.ts);
+  // its rows per image may be padded to whole blocks.
+  const band = isOn(ablations, 'stemBand') && !taps ? stemBand(c, tile, statRows, maxBatch) : undefined;
+  const rows = band?.rows ?? statRows;
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8; // the warp's columns
@@ -95,6 +101,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(view && halo ? haloPrologue(view, halo, rows) : []),
     ...(taps ? tapsPrologue(taps) : []),
+    ...(band ? stageStemBand(c, band, threads, (at) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', 'ch')]) : []),
     `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
     ...(taps
       ? [...stageTapsHalo(taps, threads, (at, ch) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', ch)], () => []), tapOffsetLine(taps)].map((s) => `  ${s}`)
@@ -104,6 +111,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
           '// Stage A from the halo: rows are output positions (consecutive lanes on consecutive positions), each position a tap (c, r, s).',
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ].map((s) => `  ${s}`)
+      : band
+      ? ['  // Stage A from the band: rows are output positions, eight lanes along each row\'s taps (c, r, s).', ...stageAlongK('as', BM, stemStaging(c, band), threads).map((s) => `  ${s}`)]
       : gatherA()),
     ...(bf16w
       ? stageWeightsBf16(c.K, BN, threads)
@@ -129,6 +138,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     c.inRelu && 'prologue: ReLU',
     halo && `x staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
     taps && tapsWords(taps, 'x'),
+    band && stemWords(c, band, PQ, stats),
     halo && bf16w && tapsFallback(c, 'forward', maxBatch, ablations),
     c.bias && 'bias',
     out.residual && 'epilogue: residual add',
@@ -136,7 +146,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     c.relu && 'epilogue: ReLU',
     stats && 'epilogue: per-tile BN statistics (mean, M2) from the accumulators',
   ]);
-  const tileText = `${tileWords(tile)}, M = N·${rows}${stats && rows !== PQ ? ` (each image's ${PQ} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.K}, K = ${CRS}`;
+  const tileText = `${tileWords(tile)}, M = N·${rows}${rows !== PQ ? ` (each image's ${PQ} positions padded to whole ${rows !== statRows ? `${BM}-row blocks` : '32-row statistics tiles'})` : ''}, N = ${c.K}, K = ${CRS}`;
   return {
     params: params(k, names),
     body,
