@@ -3,10 +3,10 @@
 /** Each switch, with what a build that turns it off does instead. */
 export const ABLATIONS = {
   rebuildPass: 'every gradient rebuild stays in its conv kernels\' staging, no grad_rebuild pass (lower/train-fused.ts)',
-  bf16Weights: 'the k×k training convs stage their fp32 weights, no bf16 copy (lower/train-fused.ts, backends/cuda/conv-weight-bf16.ts)',
+  bf16Weights: 'the k×k convs (training and inference) stage their fp32 weights, no bf16 copy (lower/train-fused.ts, lower/infer.ts, backends/cuda/conv-weight-bf16.ts)',
   wideTiles: 'the convs keep the 4-warp tiles of least padded work (backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES)',
   haloTiles: 'the stride-1 k×k forwards and data gradients gather x or dY\' per tap, no shared halo (backends/cuda/conv-mma-halo.ts)',
-  tapsHalo: 'the stride-1 k×k training forwards and data gradients keep the channel-major halo and build an A tile from it for every tap, not A\'s fragments by ldmatrix from a channels-innermost halo in a tap-major k order (backends/cuda/conv-mma-taps-halo.ts)',
+  tapsHalo: 'the stride-1 k×k forwards (training and inference) and data gradients keep the channel-major halo and build an A tile from it for every tap, not A\'s fragments by ldmatrix from a channels-innermost halo in a tap-major k order (backends/cuda/conv-mma-taps-halo.ts)',
   inputHalo: 'the k×k weight gradients gather x per tap from global memory, no input halo (backends/cuda/conv-mma-wgrad-halo.ts)',
   haloSpan: 'the k×k weight gradients restage their input halo every 32-position slice, none covering several (backends/cuda/conv-mma-wgrad-halo-span.ts)',
   bf16Rebuilt: 'the grad_rebuild pass before a conv\'s gradients stores dY\' in fp32, not bf16 (lower/train-fused.ts; the conv\'s bias gradient then sums unrounded dY\')',

@@ -167,7 +167,7 @@ export interface LoweringOptions {
   readonly input?: 'u8';
   /** With trainKernels cuda: a grad_rebuild pass before the gradients of a conv wider than 1×1 (lower/train-fused.ts FusedTrainOptions). */
   readonly rebuildPass?: boolean;
-  /** With trainKernels cuda: the k×k convs' forwards and data gradients stage a bf16 copy of their weights (lower/train-fused.ts FusedTrainOptions). */
+  /** With trainKernels cuda: the k×k convs' forwards, data gradients and inference convs stage a bf16 copy of their weights (lower/train-fused.ts FusedTrainOptions, lower/infer.ts). */
   readonly bf16Weights?: boolean;
   /** With rebuildPass: the pass stores dY' in bf16 for the conv gradients that read it (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Rebuilt?: boolean;
@@ -199,7 +199,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true }) : lowerTrainForwardBackward(model, stem);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
-  const infer = lowerInference(model, stem, options.maxBatch);
+  const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true });
   dumpIR('lower-infer', infer);
   const programs = [infer.prepare, infer.infer, ...(train ? [train.program] : []), ...(sgd ? [sgd] : [])];
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];

@@ -73,6 +73,20 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-taps.test.ts'],
   },
   {
+    name: 'inference bf16 weight copy written from the unfolded weights (the BN fold lost on the tensor-core conv_infer)',
+    file: 'compiler/lower/infer.ts',
+    find: 'const { wb, bf16w } = copy(w);',
+    replace: "const { wb, bf16w } = copy(p('weight'));",
+    tests: ['test/emu-conv-mma-infer-taps.test.ts', 'test/emu-conv-mma-blocks.test.ts'],
+  },
+  {
+    name: 'data-gradient weight copy not told that its reader rebuilds dY\' (its k order then not the kernel\'s)',
+    file: 'compiler/lower/train-fused.ts',
+    find: 'weightCopy(l, shape, true, r.consts.gBn === true)',
+    replace: 'weightCopy(l, shape, true)',
+    tests: ['test/emu-conv-mma-taps.test.ts'],
+  },
+  {
     name: 'tall bf16 weight-gradient tile staging the wide tile\'s (smaller) input halo',
     file: 'compiler/backends/cuda/conv-mma-grad.ts',
     find: 'const [tile, halo] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];',

@@ -55,14 +55,17 @@ describe('bf16 inference convs that close a block', () => {
     for (const f of slices) expect(f).toContain('bf16 tensor-core');
   });
 
-  it('a residual block and a concat slice on emu are within the bf16 bound of cpu at batches 3 and 4', async () => {
-    // Branch 1: a residual block whose shortcut is the input; branch 2: a 1×1 conv writing channels 4… of the concat.
-    const C = 4, H = 7, W = 6, K2 = 5;
+  it('a residual block and concat slices on emu are within the bf16 bound of cpu at batches 3 and 4', async () => {
+    // Branch 1: a residual block whose shortcut is the input; branch 2: a 3×3 conv writing channels 32… of the
+    // concat; branch 3: a 1×1 conv writing the last 3. With 32 input channels both 3×3 convs read a tap-major
+    // halo (conv-mma-taps-halo.ts), and 5 output channels leave most of an N tile empty.
+    const C = 32, H = 7, W = 6, K2 = 5, K3 = 3;
     const source = `model blocks {
   input ${C}x${H}x${W}
   concat {
     branch { residual { branch { conv(${C}, ${C}, 3, 3, 1, 1, 1, 1)  bn(${C}) } branch { identity } }  relu }
-    branch { conv(${C}, ${K2}, 1, 1, 1, 1)  bn(${K2})  relu }
+    branch { conv(${C}, ${K2}, 3, 3, 1, 1, 1, 1)  bn(${K2})  relu }
+    branch { conv(${C}, ${K3}, 1, 1, 1, 1)  bn(${K3})  relu }
   }
 }
 `;
@@ -70,18 +73,19 @@ describe('bf16 inference convs that close a block', () => {
     const dir = join(root, 'blocks');
     withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, source, { outDir: dir, target: 'emu', maxBatch: 4, precision: 'bf16' }));
     const report = readFileSync(join(dir, 'report.txt'), 'utf8');
-    expect(report).toMatch(/bf16 tensor-core[^\n]*epilogue: residual add/);
-    expect(report).toMatch(/bf16 tensor-core[^\n]*epilogue: concat slice in place/);
+    expect(report).toMatch(/bf16 tensor-core[^\n]*channels innermost[^\n]*epilogue: residual add/);
+    expect(report).toMatch(/bf16 tensor-core[^\n]*channels innermost[^\n]*epilogue: concat slice in place/);
+    expect(report).toMatch(/bf16 tensor-core(?:(?!channels innermost)[^\n])*epilogue: concat slice in place/);
     const cpu = await load(dir, { device: 'cpu', seed: 5 });
     const emu = await load(dir, { device: 'emu', seed: 5 });
     try {
       const next = rng(23);
       for (const m of [cpu, emu]) randomizeAffine(m, rng(7));
       const t0 = readWeights(cpu);
-      const convs = [...t0.keys()].filter((n) => n.endsWith('.weight') && t0.get(n)!.length > K2 * 2).sort();
-      const bns = [...t0.keys()].filter((n) => n.endsWith('.running_mean')).map((n) => n.replace('.running_mean', '')).sort();
-      expect(convs.length).toBe(2);
-      expect(bns.length).toBe(2);
+      const convs = [...t0.keys()].filter((n) => n.endsWith('.weight') && t0.get(n)!.length >= K3 * C).sort((a, b) => parseInt(a.slice(4)) - parseInt(b.slice(4)));
+      const bns = [...t0.keys()].filter((n) => n.endsWith('.running_mean')).map((n) => n.replace('.running_mean', '')).sort((a, b) => parseInt(a.slice(2)) - parseInt(b.slice(2)));
+      expect(convs.length).toBe(3);
+      expect(bns.length).toBe(3);
       for (const bn of bns) {
         const k = t0.get(`${bn}.running_mean`)!.length;
         const stats = { mean: uniform(k, -0.2, 0.2, next), variance: uniform(k, 0.5, 2, next) };
@@ -103,18 +107,19 @@ describe('bf16 inference convs that close a block', () => {
           b: b.map((x, k) => (x - mu[k]) * (g[k] / Math.sqrt(v[k] + EPS)) + beta[k]),
         };
       });
-      expect(folded.map((f) => f.K)).toEqual([C, K2]);
+      expect(folded.map((f) => f.K)).toEqual([C, K2, K3]);
+      const offsets = [0, C, C + K2], total = C + K2 + K3;
       const dB = BF16 + 2 ** -23; // the fold rounds the weights to fp32 once
       const dA = BF16;
       for (const n of [3, 4]) {
         const x = randomImages(model, n, next);
         const a = await cpu.infer(x, n);
         const e = await emu.infer(x, n);
-        expect(e.length).toBe(n * (C + K2) * H * W);
+        expect(e.length).toBe(n * total * H * W);
         let worst = 0, worstAt = -1, scale = 0, largestBound = 0, differs = false;
         for (let img = 0; img < n; img++)
           for (const [branch, f] of folded.entries()) {
-            const R = branch === 0 ? 3 : 1, pad = (R - 1) / 2;
+            const R = branch < 2 ? 3 : 1, pad = (R - 1) / 2;
             for (let k = 0; k < f.K; k++)
               for (let p = 0; p < H; p++)
                 for (let q = 0; q < W; q++) {
@@ -132,7 +137,7 @@ describe('bf16 inference convs that close a block', () => {
                   const value = Math.max(sum + f.b[k] + shortcut, 0);
                   const rest = Math.abs(f.b[k]) + Math.abs(shortcut);
                   const bound = (dA + dB + dA * dB) * T + gamma(f.taps + 2) * ((1 + dA) * (1 + dB) * T + rest) + gamma(f.taps + 2) * (T + rest) + 1e-30;
-                  const at = ((img * (C + K2) + branch * C + k) * H + p) * W + q;
+                  const at = ((img * total + offsets[branch] + k) * H + p) * W + q;
                   const ratio = Math.abs(e[at] - a[at]) / bound;
                   if (!(ratio <= worst)) [worst, worstAt] = [ratio, at];
                   scale = Math.max(scale, Math.abs(value));

@@ -62,11 +62,12 @@ describe('the shared halo and bf16 weight copies of the bf16 convs (compiled, no
     for (const fused of gathering.values()) expect(fused).not.toMatch(/halo/);
   });
 
-  it('the training program writes a bf16 weight copy before each k×k forward and data gradient, the fp32 build none', () => {
-    const copies = (c: Compiled) => c.lowered.programs.flatMap((p) => p.steps).filter((s) => s.op === 'conv_weight_bf16').map((s) => s.kernel);
+  it('the training program writes a bf16 weight copy before each k×k forward and data gradient, the prepare program one per k×k conv, the fp32 build none', () => {
+    const copies = (c: Compiled, program: string) => c.lowered.programs.filter((p) => p.name === program).flatMap((p) => p.steps).filter((s) => s.op === 'conv_weight_bf16').map((s) => s.kernel);
     // Forwards of conv1, 2, 3, 4, 5 (kernels k1…k10), data gradients of conv2…5: each its own step.
-    expect(copies(halo).length).toBe(9);
-    expect(copies(gather)).toEqual([]);
+    expect(copies(halo, 'train_forward_backward').length).toBe(9);
+    expect(copies(halo, 'prepare_infer').length).toBe(5); // the inference convs' (lower/infer.ts)
+    for (const program of ['train_forward_backward', 'prepare_infer']) expect(copies(gather, program)).toEqual([]);
   });
 });
 

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildArtifact } from '../compiler/build.js';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import type { Ablations } from '../compiler/ablations.js';
-import { tapsPlan } from '../compiler/backends/cuda/conv-mma-taps-halo.js';
+import { tapsFallback, tapsOrder, tapsPlan } from '../compiler/backends/cuda/conv-mma-taps-halo.js';
 import { tapsConflicts } from '../compiler/backends/cuda/conv-mma-taps-banks.js';
 import { loadWith, readWeights, rng, stepWithExactLogits } from './reference/artifacts.js';
 import { withEnv } from './reference/env.js';
@@ -42,7 +42,7 @@ function compiled(source: string, maxBatch: number, ablations: Ablations = {}): 
 const fusedTexts = (c: Compiled) => new Map((c.cuda?.kernels ?? []).filter((k) => /_conv_(fwd_fused|dgrad_fused|weight_bf16(_2)?)$/.test(k.name)).map((k) => [k.name, k.fused]));
 
 describe('the tap-major halo (compiled, no build)', () => {
-  it('the stride-1 k×k convs with channels in 32s take it, their weight copies follow; 20 channels, the switch off and inference keep the channel-major halo', () => {
+  it('the stride-1 k×k training convs with channels in 32s take it, their weight copies follow; 20 channels and the switch off keep the channel-major halo (inference: emu-conv-mma-infer-taps.test.ts)', () => {
     const texts = fusedTexts(compiled(SPEC, 4));
     const tapMajor = [...texts].filter(([, f]) => /channels innermost/.test(f)).map(([k]) => k).sort();
     expect(tapMajor).toEqual(['k3_conv_dgrad_fused', 'k3_conv_fwd_fused', 'k5_conv_fwd_fused']);
@@ -52,6 +52,27 @@ describe('the tap-major halo (compiled, no build)', () => {
     const off = compiled(SPEC, 4, { tapsHalo: false });
     for (const [k, f] of fusedTexts(off)) expect(f, k).not.toMatch(/channels innermost|tap-major/);
     for (const k of off.cuda?.kernels ?? []) if (k.name.endsWith('conv_infer')) expect(k.fused, k.name).not.toMatch(/channels innermost/);
+  });
+
+  it('a data gradient after a grad_rebuild pass (no rebuild table) runs tap-major where the table kept it channel-major: NIN\'s k31, 1024→384 on 7×7 at batch 128', () => {
+    const k31 = { C: 384, H: 7, W: 7, K: 1024, P: 7, Q: 7, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 };
+    expect(tapsOrder(k31, 'dgrad', 128, {})).toBe(true);
+    expect(tapsOrder({ ...k31, gBn: true }, 'dgrad', 128, {})).toBe(false);
+    expect(tapsFallback({ ...k31, gBn: true }, 'dgrad', 128, {})).toBe('channel-major: a tap-major halo with B and the rebuild table would pass 48 KiB of shared memory');
+    // The weight copy is told what its data gradient is told, so both take the same k order, with the pass and without
+    // (a BN after the 5×5 conv: its data gradient rebuilds dY' itself when there is no pass).
+    const withBn = SPEC.replace(`${convCall(C5X5)}  relu`, `${convCall(C5X5)}  bn(32)  relu`);
+    expect(withBn).not.toBe(SPEC);
+    for (const ablations of [{}, { rebuildPass: false }] as const) {
+      const steps = compiled(withBn, 4, ablations).lowered.programs.flatMap((p) => p.steps);
+      const dgrads = steps.filter((s) => s.op === 'conv_dgrad_fused' && s.buffers.wb !== undefined);
+      expect(dgrads.length).toBe(2);
+      for (const d of dgrads) {
+        const copy = steps.find((s) => s.op === 'conv_weight_bf16' && s.buffers.wb === d.buffers.wb)!;
+        expect((copy.consts as { gBn?: boolean }).gBn ?? false, `${d.kernel} ${JSON.stringify(ablations)}`).toBe((d.consts as { gBn?: boolean }).gBn ?? false);
+      }
+      expect(dgrads.some((d) => (d.consts as { gBn?: boolean }).gBn === true)).toBe('rebuildPass' in ablations);
+    }
   });
 
   it('no ldmatrix phase of the halo meets a bank conflict: this chain at batch 4 and NIN at batch 128, with and without statistics rows', () => {

@@ -4,6 +4,7 @@
 import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
 import type { ShapedLayer, ShapedModel } from '../ir.js';
 import { closingAdd, inputsOf, readers } from './chain.js';
+import { bf16WeightFloats } from './ops.js';
 import { paramId } from './params.js';
 import type { Program } from './program-ir.js';
 import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
@@ -83,8 +84,13 @@ export interface InferPrograms {
 /**
  * `stem`: the model takes uint8 NHWC images, which its first conv normalises on load (u8-input.ts).
  * `maxBatch`: the most images a call runs, which bounds the packed convs' algorithms (cpu-conv-algorithm.ts).
+ * `bf16Weights`: the bf16 tensor-core k×k convs (R·S > 1, not a uint8 stem) stage B from a bf16 copy of their
+ * (folded) weights that the prepare program writes after the fold (conv_weight_bf16: the training forward's
+ * copy, in the order its kernel reads, tap-major where conv-mma-taps-halo.ts applies). The same fp32 values
+ * rounded the same way: where the k order is the channel-major one, outputs are bitwise those of the fp32
+ * staging. The cpu library's conv reads its packed fp32 weights, never the copy.
  */
-export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number): InferPrograms {
+export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number, options: { readonly bf16Weights?: boolean } = {}): InferPrograms {
   const prep = new ProgramBuilder('fold');
   const b = new ProgramBuilder('infer');
   const images = stem ? b.act('images', u8Words(elementsOf(m.input)), 'u8') : b.act('images', elementsOf(m.input));
@@ -120,9 +126,18 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number)
         const shape = windowShape(l);
         const u8 = stemConsts(x === images ? stem : undefined);
         const output = { ...(r ? { residual: true } : {}), ...(place ? { yTotal: place.slice.total, yOffset: place.slice.offset } : {}) };
+        /** The bf16 copy of weights `w` (K × C·R·S rows), written once `w` is, and the flag that reads it. */
+        const copy = (w: string) => {
+          if (!options.bf16Weights || shape.R * shape.S === 1 || (x === images && stem)) return { wb: undefined, bf16w: {} };
+          const wb = prep.fixed(`conv${l.index}.infer_weight_bf16`, bf16WeightFloats(shape, false));
+          // Its own name: the training program's forward copy of the same shape reads the parameters, not the fold.
+          prep.step(l, 'conv_weight_bf16', { w, wb }, { ...shape, dgrad: false }, `k${l.index}_conv_weight_bf16_infer`);
+          return { wb, bf16w: { bf16w: true } };
+        };
         const flags = { relu: g.relu !== undefined, bnFolded: g.bn !== undefined, ...output };
         if (!g.bn) {
-          b.step(l, 'conv_infer', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, r, y }, { ...shape, bias: l.attrs.bias, ...flags, ...u8 });
+          const { wb, bf16w } = copy(p('weight'));
+          b.step(l, 'conv_infer', { x, w: p('weight'), wb, b: l.attrs.bias ? p('bias') : undefined, r, y }, { ...shape, bias: l.attrs.bias, ...flags, ...u8, ...bf16w });
           x = y;
           break;
         }
@@ -144,7 +159,8 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number)
         const bounded = maxBatch === undefined ? shape : { ...shape, maxBatch };
         const pw = prep.fixed(`conv${l.index}.packed_weight`, convPackedWeightsFloats(bounded));
         prep.step(l, 'fold_bn', { ...bnArgs, packed: pw }, { ...bounded, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true });
-        b.step(l, 'conv_infer', { x, w: pw, b: fb, r, y }, { ...bounded, bias: true, ...flags, packed: true });
+        const { wb, bf16w } = copy(w);
+        b.step(l, 'conv_infer', { x, w: pw, wb, b: fb, r, y }, { ...bounded, bias: true, ...flags, packed: true, ...bf16w });
         x = y;
         break;
       }

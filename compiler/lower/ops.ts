@@ -74,7 +74,8 @@ const constSchemas = {
   // addend: dx also sums another reader's gradient of the same input (g_add), as conv_dgrad_fused's.
   conv_bwd_data: { ...spatial, bias: 'bool', addend: 'bool?', ...convSlot },
   conv_bwd_weight: { ...spatial, bias: 'bool', ...convSlot, ...u8Input },
-  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', maxBatch: 'int?', ...convOutput, ...u8Input },
+  // bf16w: the bf16 tensor-core kernel stages its (folded) weights from a conv_weight_bf16 copy `wb` made by the prepare program (lower/infer.ts).
+  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', maxBatch: 'int?', ...convOutput, ...u8Input, bf16w: 'bool?' },
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool', maxBatch: 'int?' },
   // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
   bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?', ...endOutput },
@@ -126,8 +127,9 @@ const constSchemas = {
   // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
   // dxBf16: dx is stored rounded to bf16, for the gradient kernels or grad_rebuild pass of the conv before a BN (lower/train-fused.ts bf16Gradients).
   conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?', dxBf16: 'bool?', ...rawBf16 },
-  // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand.
-  conv_weight_bf16: { ...spatial, dgrad: 'bool' },
+  // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand;
+  // gBn: that data gradient rebuilds dY' itself from a shared table (no grad_rebuild pass before it).
+  conv_weight_bf16: { ...spatial, dgrad: 'bool', gBn: 'bool?' },
   conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
@@ -351,6 +353,7 @@ const rulesTable = {
     convInput,
     // Folded weights are packed for the cpu conv algorithm; the cuda kernel reads their first K×C·R·S as plain rows.
     { name: 'w', dir: 'in', size: (c) => (c.packed ? convPackedWeightsFloats(c) : convWeights(c)) },
+    { name: 'wb', dir: 'in', when: (c) => c.bf16w === true, size: (c) => bf16WeightFloats(c, false) },
     { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
     { name: 'r', dir: 'in', when: (c) => c.residual === true, size: convOutputPlane },
     { name: 'y', dir: 'out', size: convOutputPlane },

@@ -175,10 +175,11 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   /** Gradients stored in bf16 (FusedTrainOptions.bf16Gradients): their readers widen each load. */
   const bf16Gradients = new Set<string>();
   /** A step writing conv l's weights as bf16 in its forward's (or data gradient's) B order: the buffer. */
-  const weightCopy = (l: ShapedLayer, c: ConvShape, dgrad: boolean): string => {
+  // `gBn`: the data gradient reading the copy rebuilds dY' itself, from a shared table (the copy's k order depends on it: conv-mma-taps-halo.ts tapsOrder).
+  const weightCopy = (l: ShapedLayer, c: ConvShape, dgrad: boolean, gBn = false): string => {
     const wb = b.fixed(`conv${l.index}.weight_bf16${dgrad ? '_dgrad' : ''}`, bf16WeightFloats(c, dgrad));
     const { C, H, W, K, P, Q, R, S, sh, sw, ph, pw } = c;
-    b.step(l, 'conv_weight_bf16', { w: paramId(l, 'weight'), wb }, { C, H, W, K, P, Q, R, S, sh, sw, ph, pw, dgrad });
+    b.step(l, 'conv_weight_bf16', { w: paramId(l, 'weight'), wb }, { C, H, W, K, P, Q, R, S, sh, sw, ph, pw, dgrad, ...(gBn ? { gBn } : {}) });
     return wb;
   };
   const nodes: Node[] = [];
@@ -700,7 +701,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         // Another reader's gradient of x (a fanned-out value, plain data) is summed in this epilogue, not by an add pass.
         const prior = x.pending ? undefined : grads.get(x.buf);
         const addend = prior ? { g_add: prior.buf } : {};
-        const wb = options.bf16Weights && a.kH * a.kW > 1 ? weightCopy(l, shape, true) : undefined;
+        const wb = options.bf16Weights && a.kH * a.kW > 1 ? weightCopy(l, shape, true, r.consts.gBn === true) : undefined;
         b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}), ...gStorage, ...(dxBf16 ? { dxBf16: true } : {}) });
         grad = { buf: dx, of: x };
         if (prior) grads.set(x.buf, grad);

@@ -73,7 +73,8 @@ export function sumBound(T: number, S: number, terms: number, d: Rounding, bias 
   return (both - 1) * T + both * S + gamma(terms + 1) * (both * (T + S) + Math.abs(bias));
 }
 
-export function forward(c: Conv, n: number, x: Bounded, w: Float64Array, b: Float64Array): Bounded {
+/** `wDelta`: the weights' rounding as the kernel stages them (EXACT for bf16 test weights; an inference fold's are not). */
+export function forward(c: Conv, n: number, x: Bounded, w: Float64Array, b: Float64Array, wDelta: number = EXACT): Bounded {
   const { P, Q } = outSize(c);
   const y = new Float64Array(n * c.K * P * Q), T = new Float64Array(y.length), S = new Float64Array(y.length);
   eachTap(c, n, (xa, ya, wa) => {
@@ -83,7 +84,7 @@ export function forward(c: Conv, n: number, x: Bounded, w: Float64Array, b: Floa
   });
   const plane = P * Q;
   const k = (i: number) => Math.floor(i / plane) % c.K;
-  return { v: y.map((v, i) => v + b[k(i)]), e: T.map((t, i) => sumBound(t, S[i], c.C * c.R * c.S, { a: x.exact ? EXACT : BF16, b: EXACT }, b[k(i)])) };
+  return { v: y.map((v, i) => v + b[k(i)]), e: T.map((t, i) => sumBound(t, S[i], c.C * c.R * c.S, { a: x.exact ? EXACT : BF16, b: wDelta }, b[k(i)])) };
 }
 
 export function dgrad(c: Conv, n: number, dy: Bounded, w: Float64Array): Bounded {

@@ -244,6 +244,9 @@ function body(k: KernelStep): string[] {
         `sgd_update(${k.consts.count}, ${f('w')}, ${f('g')}, ${f('mom')}, ${float('lr')}, ${float('wd')}, ${float('momentum')}, ${scalar('first')} != 0.0);`,
       ];
     }
+    case 'conv_weight_bf16':
+      // A cuda/emu build's prepare program writes it for the bf16 tensor-core conv_infer (lower/infer.ts); the cpu conv reads its packed fp32 weights.
+      return ['(void)a;  // nothing on the cpu reads the bf16 copy'];
     default:
       // The fused ops belong to the cuda/emu training program; build.ts never hands them to this generator.
       throw new Error(`internal error: the cpu code generator has no kernel for ${k.op} (${k.kernel})`);

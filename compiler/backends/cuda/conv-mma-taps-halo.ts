@@ -1,4 +1,4 @@
-// The tap-major halo of a stride-1 k×k bf16 training forward or data gradient: the halo (conv-mma-halo.ts's
+// The tap-major halo of a stride-1 k×k bf16 forward (training or inference) or data gradient: the halo (conv-mma-halo.ts's
 // window of the padded source plane) stored channels innermost, 32 channels a position in four swizzled
 // 16-byte chunks, so that one ldmatrix row — 8 channels of one position — is a row of A for one tap, and the
 // main loop loads A's fragments straight from the halo: no A tile, no per-tap pass through shared memory
@@ -40,8 +40,8 @@ export interface TapsPlan {
   readonly geometry: TapsGeometry;
 }
 
-/** The shape a plan needs (a conv_fwd_fused, conv_dgrad_fused or conv_weight_bf16's constants). */
-type Shape = { C: number; K: number; H: number; W: number; P: number; Q: number; R: number; S: number; sh: number; sw: number; ph: number; pw: number };
+/** The shape a plan needs (a conv_fwd_fused, conv_infer, conv_dgrad_fused or conv_weight_bf16's constants); gBn: a data gradient that rebuilds dY' itself. */
+type Shape = { C: number; K: number; H: number; W: number; P: number; Q: number; R: number; S: number; sh: number; sw: number; ph: number; pw: number; gBn?: boolean };
 
 /** Row pitch ≡ the row width (mod 8), image pitch making an image's last position and the next's first 1 apart (mod 8). */
 export function tapsPitches(c: HaloConv): { pitchW: number; pitchImage: number } {
@@ -74,8 +74,11 @@ export function tapsGeometry(c: HaloConv, tile: MmaTile, rows: number, maxBatch:
 /** The tile a k×k forward (columns K) or data gradient (columns C) takes: the rule of conv-mma.ts and conv-mma-grad.ts. */
 const kxkTile = (rows: number, cols: number, ablations: Ablations | undefined) => chooseMmaTile(rows, cols, isOn(ablations, 'wideTiles') ? WIDE_CANDIDATES : CANDIDATES);
 
-/** The most other shared memory a data gradient declares: the rebuild's table of 7 fields (conv-mma-channels.ts), fp32. */
-const worstTable = (c: Shape, pass: 'forward' | 'dgrad') => (pass === 'dgrad' ? 7 * c.K * 4 : 0);
+/**
+ * The most other shared memory a data gradient declares: the rebuild's table of at most 7 fields (conv-mma-channels.ts),
+ * fp32, where it rebuilds dY' itself; none after a grad_rebuild pass (NIN's k31: its 28 KiB table had kept it channel-major).
+ */
+const worstTable = (c: Shape, pass: 'forward' | 'dgrad') => (pass === 'dgrad' && c.gBn === true ? 7 * c.K * 4 : 0);
 
 /**
  * The layer's tap-major halo, or undefined where it does not apply: a switch off (tapsHalo, haloTiles, or
@@ -102,7 +105,7 @@ export const tapsOrder = (c: Shape, pass: 'forward' | 'dgrad', maxBatch: number,
   [false, true].every((stats) => tapsPlan(c, pass, maxBatch, ablations, stats, worstTable(c, pass)) !== undefined);
 
 /**
- * Why a training k×k layer with a bf16 copy and a halo keeps the channel-major halo (report.txt's words), or
+ * Why a k×k layer with a bf16 copy and a halo keeps the channel-major halo (report.txt's words), or
  * undefined where it runs tap-major or a switch turned the layout off.
  */
 export function tapsFallback(c: Shape, pass: 'forward' | 'dgrad', maxBatch: number, ablations: Ablations | undefined): string | undefined {
@@ -110,7 +113,7 @@ export function tapsFallback(c: Shape, pass: 'forward' | 'dgrad', maxBatch: numb
   if (!view || !isOn(ablations, 'tapsHalo') || tapsOrder(c, pass, maxBatch, ablations)) return undefined;
   return view.channels % TAPS_GROUP !== 0
     ? `channel-major: ${view.channels} channels, not a multiple of ${TAPS_GROUP}`
-    : 'channel-major: a tap-major halo with B and the largest rebuild table would pass 48 KiB of shared memory';
+    : `channel-major: a tap-major halo with B${c.gBn === true ? ' and the rebuild table' : ''} would pass 48 KiB of shared memory`;
 }
 
 /** The base Z index of GEMM row `m` (a C++ expression). */

@@ -3,7 +3,7 @@
 // channel, r, s). Each block (4 warps, or 8 in a k×k layer's wide tiles) stages BM×32 of A (the input
 // gathered — or, stride-1 k×k, built from a shared halo (conv-mma-halo.ts), or, a few-channels strided stem, from a
 // shared band of input rows (conv-mma-stem-band.ts) — its pending BN scale/shift + ReLU applied, rounded
-// to bf16) and BN×32 of B (the fp32 weights rounded to bf16, or a training k×k conv's bf16 copy: conv-weight-bf16.ts) in
+// to bf16) and BN×32 of B (the fp32 weights rounded to bf16, or a k×k conv's bf16 copy: conv-weight-bf16.ts) in
 // XOR-swizzled shared memory, loads fragments with ldmatrix and multiplies with mma.m16n8k16 into fp32
 // accumulators. The epilogue adds the bias, applies the inference ReLU, stores fp32 NCHW (storage is
 // unchanged in this slice) and, in training, writes the per-tile BN statistics partials from the
@@ -45,7 +45,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // 96 channels, so x is read and its pending BN/ReLU applied once); a k×k kernel takes the least padded work.
   // (wideTiles false: every conv keeps the 4-warp tile of least padded work, the kernels before the wide tiles, for A/B checks.)
   const tile = !wideTiles ? chooseMmaTile(maxBatch * statRows, c.K, CANDIDATES) : RS === 1 ? chooseTrafficTile(maxBatch * statRows, c.K, 1, 1, WIDE_CANDIDATES) : chooseMmaTile(maxBatch * statRows, c.K, WIDE_CANDIDATES);
-  // A training forward from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
+  // A forward (training, or inference: lower/infer.ts) from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
   const taps = 'bf16w' in c && c.bf16w === true && tapsOrder(c, 'forward', maxBatch, ablations) ? tapsPlan(c, 'forward', maxBatch, ablations, stats, 0) : undefined;
   if (taps && taps.tile !== tile) throw new Error(`conv-mma.ts: the tap-major halo's tile differs from the forward's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
   // A few-channels strided stem stages its input band once per block and builds A from it (conv-mma-stem-band.ts);
@@ -56,7 +56,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const threads = tileThreads(tile);
   const WN = NT * 8; // the warp's columns
   const alongK = gatherAlongK(c);
-  // A training forward may stage its weights from a bf16 copy (conv-weight-bf16.ts); inference reads the folded fp32 weights.
+  // A k×k forward may stage its weights from a bf16 copy (conv-weight-bf16.ts): training's of the parameters, inference's of the folded ones.
   const bf16w = 'bf16w' in c && c.bf16w === true;
   // A training forward may read a max pool's output stored in bf16 (lower/train-fused.ts bf16Pooled).
   const xBf16 = 'xBf16' in c && c.xBf16 === true;
