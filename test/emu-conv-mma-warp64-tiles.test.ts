@@ -1,12 +1,13 @@
-// The 64-row warp tiles of the bf16 k×k convs (compiler/backends/cuda/conv-mma-tile.ts warp64Twin: the same block
+// The 64-row warp tiles of the bf16 k×k convs (compiler/backends/cuda/conv-mma-warp64-tile.ts: the same block
 // tiles with half the warps, 64×8·nt each) against the 32-row warps they replace (`warp64Tiles: false`). Only
 // which warp computes an output changes, never its k loop: both builds must agree bitwise — inference, every
 // gradient of a training step and three SGD steps. The chain: a 3×3 pad-1 conv from 32 channels on odd 9×11
 // planes (99 positions: statistics rows padded to 128, tap-major halo, a 128×96 twin of 64×48 warps), a 3×3 conv
 // 96→128 (128×128 twin; its data gradient's 96 columns a 128×96 twin; its weight gradient the tall twin, 8 warps
-// of 64×64), a 5×5 pad-2 conv 128→40 (a 40-column forward: no twin; its data gradient 128×128 twin), a batch of
-// 3 on grids sized for 4 (a partial row tile). A stride-2 conv would keep its warps (the rule's unit test). CI checks the compiled choices (no build, ~2 s); the two emu
-// builds and the comparisons run with NINCC_TEST_FULL=1.
+// of 64×64), a 5×5 pad-2 conv 128→40 (a 40-column forward: no twin; its data gradient a 128×128 twin from the
+// channel-major halo, 40 channels not a multiple of 32, with the input BN's statistics epilogue), a batch of
+// 3 on grids sized for 4 (a partial row tile). A strided conv keeps its warps (the rule's unit test). CI checks the
+// compiled choices (no build, ~2 s); the two emu builds and the comparisons run with NINCC_TEST_FULL=1 (~140 s cold).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
