@@ -731,4 +731,19 @@ export const MUTANTS: readonly Mutant[] = [
     replace: '',
     tests: ['test/cpu-infer-split-batch.test.ts'],
   },
+  {
+    name: 'bf16 k×k convs: the 64-row warp twin taken also by strided layers',
+    file: 'compiler/backends/cuda/conv-mma-warp64-tile.ts',
+    find: "c.R * c.S === 1 || c.sh !== 1 || c.sw !== 1) return t;",
+    replace: 'c.R * c.S === 1) return t;',
+    tests: ['test/emu-conv-mma-warp64-tiles.test.ts'],
+  },
+  {
+    name: "bf16 forward's statistics of a 64-row warp: both 32-row parts written to the first part's tile (NINCC_TEST_FULL=1)",
+    file: 'compiler/backends/cuda/conv-mma.ts',
+    find: '`    const long long first = m0 + wm * ${16 * MT} + 32 * sub;`,',
+    replace: '`    const long long first = m0 + wm * ${16 * MT};`,',
+    tests: ['test/emu-conv-mma-warp64-tiles.test.ts'],
+    only: 'bitwise',
+  },
 ];

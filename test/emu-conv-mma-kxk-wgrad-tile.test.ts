@@ -5,7 +5,8 @@
 // has a pending BN+ReLU (M = 400 taps: two tall row tiles, the second partial; 32-position slices that wrap
 // rows and cross images), a 3×3 conv of 136 channels (two column tiles, the second of 8; M = 9·20 = 180: one
 // partial tall tile), a 3×3 stride-2 conv (no conflict-free halo: it keeps its wide tile in both builds), a
-// batch of 3 on grids sized for 4. CI checks the compiled kernels' choices (no build, ~3 s); the two emu
+// batch of 3 on grids sized for 4. Both builds keep 32-row warps (`warp64Tiles: false`: the tall tile's 64-row twin is
+// emu-conv-mma-warp64-tiles.test.ts's). CI checks the compiled kernels' choices (no build, ~3 s); the two emu
 // builds and the comparisons run with NINCC_TEST_FULL=1 (~42 s with a warm kernel cache, ~130 s cold).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,7 +42,7 @@ if (!FULL) console.warn('test/emu-conv-mma-kxk-wgrad-tile.test.ts: the two emu b
 function compiled(wide: boolean, spec = SPEC): Compiled {
   const r = compileSpec(spec, 'tall_wgrad.model', { device: 'emu' });
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ...(wide ? { ablations: { tallTiles: false } as const } : {}) });
+  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: { warp64Tiles: false, ...(wide ? { tallTiles: false } : {}) } });
 }
 
 /** Each weight-gradient kernel's tile text and block size, by kernel name. */
@@ -90,8 +91,8 @@ describe.runIf(FULL)('the 256-tall tile of the bf16 k×k weight gradients on emu
     const r = compileSpec(SPEC, 'tall_wgrad.model');
     if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
     withEnv({ NINCC_NVCC: '0' }, () => {
-      buildArtifact(r.model!, SPEC, { outDir: dirs.tall, target: 'emu', maxBatch: 4, precision: 'bf16' });
-      buildArtifact(r.model!, SPEC, { outDir: dirs.wide, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { tallTiles: false } });
+      buildArtifact(r.model!, SPEC, { outDir: dirs.tall, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { warp64Tiles: false } });
+      buildArtifact(r.model!, SPEC, { outDir: dirs.wide, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { warp64Tiles: false, tallTiles: false } });
     });
   }, 300_000);
   afterAll(() => {

@@ -41,8 +41,9 @@ beforeAll(() => {
   const r = compileSpec(SPEC, 'wide_tiles.model');
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
   withEnv({ NINCC_NVCC: '0' }, () => {
-    // The 256-tall tile conv4's weight gradient would take has its own test (emu-conv-mma-kxk-wgrad-tile.test.ts).
-    buildArtifact(r.model!, SPEC, { outDir: dirs.wide, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { tallTiles: false } });
+    // The 256-tall tile conv4's weight gradient would take has its own test (emu-conv-mma-kxk-wgrad-tile.test.ts), and so
+    // do the 64-row warp twins of the 8-warp tiles (emu-conv-mma-warp64-tiles.test.ts).
+    buildArtifact(r.model!, SPEC, { outDir: dirs.wide, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { tallTiles: false, warp64Tiles: false } });
     buildArtifact(r.model!, SPEC, { outDir: dirs.narrow, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { wideTiles: false } });
   });
 }, 300_000);

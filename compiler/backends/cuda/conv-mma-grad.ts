@@ -10,7 +10,7 @@
 // atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
 // channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
 import { inputParams, loadFloat, storeFloat, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
-import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
+import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords, warpM16 } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
@@ -19,29 +19,35 @@ import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, ta
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords } from './conv-mma-wgrad-halo.js';
 import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
 import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
+import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { isOn, type Ablations } from '../../ablations.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
- * `half`, is D[row][col], row = 32·wm + 16·(j/2) + 8·(j%2) + l/4, col = WN·wn + 8·nt + 2·(l%4) + half
- * (the m16n8k16 C layout); `inner` sees `m` (the global row), `col` and `d`.
+ * `half`, 32-row part `sub` of the warp (m16 tiles 2·sub, 2·sub + 1) is D[row][col], row = 16·MT·wm +
+ * 32·sub + 16·(j/2) + 8·(j%2) + l/4, col = WN·wn + 8·nt + 2·(l%4) + half (the m16n8k16 C layout);
+ * `inner` sees `m` (the global row), `col` and `d`; `perRows` opens and `afterRows` closes each 32 rows
+ * (one statistics tile).
  */
-function eachAccumulator(nt: number, WN: number, perColumn: string[], inner: string[], afterRows: string[]): string[] {
+function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], inner: string[], afterRows: string[]): string[] {
   return [
     'NINCC_UNROLL',
     `for (int nt = 0; nt < ${nt}; ++nt) {`,
     '  NINCC_UNROLL',
     '  for (int half = 0; half < 2; ++half) {',
     `    const int col = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4) + half;`,
-    ...perColumn.map((s) => `    ${s}`),
     '    NINCC_UNROLL',
-    '    for (int j = 0; j < 4; ++j) {',
-    '      const long long m = m0 + wm * 32 + 16 * (j / 2) + 8 * (j % 2) + lane / 4;',
-    '      const float d = acc[j / 2][nt][2 * (j % 2) + half];',
-    ...inner.map((s) => `      ${s}`),
+    `    for (int sub = 0; sub < ${MT / 2}; ++sub) {`,
+    ...perRows.map((s) => `      ${s}`),
+    '      NINCC_UNROLL',
+    '      for (int j = 0; j < 4; ++j) {',
+    `        const long long m = m0 + wm * ${16 * MT} + 32 * sub + 16 * (j / 2) + 8 * (j % 2) + lane / 4;`,
+    '        const float d = acc[2 * sub + j / 2][nt][2 * (j % 2) + half];',
+    ...inner.map((s) => `        ${s}`),
+    '      }',
+    ...afterRows.map((s) => `      ${s}`),
     '    }',
-    ...afterRows.map((s) => `    ${s}`),
     '  }',
     '}',
   ];
@@ -73,8 +79,9 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const candidates = isOn(ablations, 'wideTiles') ? WIDE_CANDIDATES : CANDIDATES;
   const tile = RS === 1
     ? chooseTrafficTile(maxBatch * rows, c.C, c.gBn || c.gRelu ? 2 : 1, 1, candidates)
-    : chooseMmaTile(maxBatch * rows, c.C, candidates);
+    : kxkWarpTile(chooseMmaTile(maxBatch * rows, c.C, candidates), c, ablations); // a stride-1 layer's 64-row warp twin (conv-mma-warp64-tile.ts)
   const { bm: BM, bn: BN, nt: NT } = tile;
+  const MT = warpM16(tile);
   const threads = tileThreads(tile);
   const WN = NT * 8;
   const statTiles = Math.ceil(HW / 32);
@@ -86,7 +93,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   // A data gradient from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
   const taps = c.bf16w && tapsOrder(c, 'dgrad', maxBatch, ablations) ? tapsPlan(c, 'dgrad', maxBatch, ablations, stats, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
-  if (taps && taps.tile !== tile) throw new Error(`conv-mma-grad.ts: the tap-major halo's tile differs from the data gradient's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
+  if (taps && tileWords(taps.tile) !== tileWords(tile)) throw new Error(`conv-mma-grad.ts: the tap-major halo's tile differs from the data gradient's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
   const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'dgrad') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0);
   const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true, bf16: c.dxBf16 }, ...statsParams(c)];
@@ -111,11 +118,11 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     : [];
   const columnStats = stats
     ? [
-        '// The warp\'s 32 rows are statistics tile `tile` of image `img` (rows padded per image to whole tiles):',
+        '// These 32 rows of the warp are statistics tile `tile` of image `img` (rows padded per image to whole tiles):',
         '// the column\'s 32 values sit in the 8 lanes of equal l % 4, summed across them in a fixed order.',
         'dz_sum += nincc::shfl_xor(dz_sum, 4); dz_sum += nincc::shfl_xor(dz_sum, 8); dz_sum += nincc::shfl_xor(dz_sum, 16);',
         'dzx_sum += nincc::shfl_xor(dzx_sum, 4); dzx_sum += nincc::shfl_xor(dzx_sum, 8); dzx_sum += nincc::shfl_xor(dzx_sum, 16);',
-        'const long long first = m0 + wm * 32;',
+        `const long long first = m0 + wm * ${16 * MT} + 32 * sub;`,
         `const int img = int(first / ${rows}), tile = int(first % ${rows}) / 32;`,
         `if (lane < 4 && img < n && tile < ${statTiles} && col < ${c.C}) {`,
         `  const long long slot = ((long long)img * ${statTiles} + tile) * ${c.C} + col;`,
@@ -171,7 +178,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     ...mmaSlice(tile, taps ? tapsAAddress : undefined).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
-    ...eachAccumulator(NT, WN, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;'] : [], [...perRow, ...rowStats], columnStats),
+    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;'] : [], [...perRow, ...rowStats], columnStats),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',
@@ -208,7 +215,11 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   // With the halo, a k×k kernel may take the 256-tall tile, which halves dY''s re-reads (conv-mma-kxk-wgrad-tile.ts).
   const tall = wideTiles && isOn(ablations, 'tallTiles') && wideHalo ? chooseKxkWgradTile(CRS, c.K, RS, c.gBn || c.gRelu ? 2 : 1, (wideHalo.plane * BK) / wideHalo.positions, WIDE_CANDIDATES) : wide;
   const tallHalo = tall !== wide ? chooseHaloSpan(c, tall.bm, tileThreads(tall), span) : undefined;
-  const [tile, halo] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];
+  // A stride-1 layer then takes the tile's 64-row warp twin, with the halo chosen for the 32-row warps (conv-mma-warp64-tile.ts):
+  // sized for more threads' spare stores, so it fits; a twin's own choice gave NIN's 3×3 7×7 layer a longer staging that met
+  // bank conflicts (13.0k wavefronts, bench/RESULTS.md #15).
+  const [tile32, halo] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];
+  const tile = kxkWarpTile(tile32, c, ablations);
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8;
@@ -281,7 +292,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
-    ...eachAccumulator(NT, WN, [], [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`], []),
+    ...eachAccumulator(NT, WN, warpM16(tile), [], [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`], []),
     ...biasSum,
   ];
   const fused = fusedText([

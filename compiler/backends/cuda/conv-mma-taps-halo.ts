@@ -17,8 +17,9 @@
 // row pitch is ≡ the row width (mod 8) and the images' pitch makes crossing an image a step of 1 mod 8: each
 // row's position is then its GEMM row + a constant (mod 8), or a repeat (a padded statistics row reads its
 // image's last position: the same address, shared). conv-mma-taps-banks.ts counts it.
-import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, stageAcrossRows, swizzled, type MmaTile } from './conv-mma-tile.js';
+import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, stageAcrossRows, swizzled, warpM16, warpRows, type MmaTile } from './conv-mma-tile.js';
 import { STATIC_SHARED_BYTES, haloConv, type HaloConv } from './conv-mma-halo.js';
+import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import { isOn, type Ablations } from '../../ablations.js';
 
 /** Channels per staged group: one 32-deep slice of one tap. */
@@ -72,7 +73,8 @@ export function tapsGeometry(c: HaloConv, tile: MmaTile, rows: number, maxBatch:
 }
 
 /** The tile a k×k forward (columns K) or data gradient (columns C) takes: the rule of conv-mma.ts and conv-mma-grad.ts. */
-const kxkTile = (rows: number, cols: number, ablations: Ablations | undefined) => chooseMmaTile(rows, cols, isOn(ablations, 'wideTiles') ? WIDE_CANDIDATES : CANDIDATES);
+const kxkTile = (c: Shape, rows: number, cols: number, ablations: Ablations | undefined) =>
+  kxkWarpTile(chooseMmaTile(rows, cols, isOn(ablations, 'wideTiles') ? WIDE_CANDIDATES : CANDIDATES), c, ablations);
 
 /**
  * The most other shared memory a data gradient declares: the rebuild's table of at most 7 fields (conv-mma-channels.ts),
@@ -91,7 +93,7 @@ export function tapsPlan(c: Shape, pass: 'forward' | 'dgrad', maxBatch: number, 
   if (!view || view.channels % TAPS_GROUP !== 0) return undefined;
   const positions = view.rowsH * view.rowsW;
   const rows = stats ? Math.ceil(positions / 32) * 32 : positions; // conv-mma.ts rowsPerImage
-  const tile = kxkTile(maxBatch * rows, pass === 'forward' ? c.K : c.C, ablations);
+  const tile = kxkTile(c, maxBatch * rows, pass === 'forward' ? c.K : c.C, ablations);
   const geometry = tapsGeometry(view, tile, rows, maxBatch);
   const bShared = tile.bn * BK * 2;
   return geometry.bytes + bShared + otherShared <= STATIC_SHARED_BYTES ? { view, tile, rows, geometry } : undefined;
@@ -123,15 +125,16 @@ const baseOf = (m: string, p: TapsPlan) => {
   return `(${m}) / ${rows} * ${p.geometry.pitchImage} + ${pos} / ${c.rowsW} * ${p.geometry.pitchW} + ${pos} % ${c.rowsW}`;
 };
 
-/** Before the main loop: the halo, the block's window start and each lane's ldmatrix row of A's two m16 tiles. */
+/** Before the main loop: the halo, the block's window start and each lane's ldmatrix row of A's m16 tiles. */
 export function tapsPrologue(p: TapsPlan): string[] {
+  const MT = warpM16(p.tile);
   return [
     `NINCC_SHARED(int4, taps_halo, ${p.geometry.window * 4});  // ${TAPS_GROUP} channels (4 swizzled 16-byte chunks) × the ${p.geometry.window} padded positions this block's taps reach`,
     `const long long halo_start = ${baseOf('m0', p)};`,
-    'int taps_row[2];  // this lane\'s ldmatrix row (tap 0) for m16 tiles 0 and 1: lane l gives row l % 8 + 8·(l / 8 % 2)',
+    `int taps_row[${MT}];  // this lane's ldmatrix row (tap 0) for m16 tiles 0..${MT - 1}: lane l gives row l % 8 + 8·(l / 8 % 2)`,
     'NINCC_UNROLL',
-    'for (int mt = 0; mt < 2; ++mt) {',
-    '  const long long m = m0 + wm * 32 + mt * 16 + lane % 8 + 8 * (lane / 8 % 2);',
+    `for (int mt = 0; mt < ${MT}; ++mt) {`,
+    `  const long long m = m0 + wm * ${warpRows(p.tile)} + mt * 16 + lane % 8 + 8 * (lane / 8 % 2);`,
     `  taps_row[mt] = int(${baseOf('m', p)} - halo_start);`,
     '}',
   ];

@@ -7,14 +7,19 @@
 export const THREADS = 128; // 4 warps
 export const BK = 32; // k per staged slice: two mma k-steps, four 16-byte chunks per shared row
 
-/** A tile configuration: BM×BN of D per block, warps laid out warpsM×warpsN, each 32×(nt·8). */
+/** A tile configuration: BM×BN of D per block, warps laid out warpsM×warpsN, each (mt·16)×(nt·8). */
 export interface MmaTile {
   readonly bm: number;
   readonly bn: number;
   readonly warpsM: number;
   readonly warpsN: number;
-  readonly nt: number; // n8 mma tiles per warp (the warp's M is always two m16 tiles: 32 rows)
+  readonly nt: number; // n8 mma tiles per warp
+  readonly mt?: number; // m16 mma tiles per warp: absent, 2 (a 32-row warp); 4 in the 64-row warp tiles (conv-mma-warp64-tile.ts)
 }
+
+/** The warp's m16 tiles (2 unless the tile says otherwise) and its rows. */
+export const warpM16 = (t: MmaTile) => t.mt ?? 2;
+export const warpRows = (t: MmaTile) => 16 * warpM16(t);
 
 // nt = 8 (a warp of 32×64, 64 accumulators per thread) gives the 128×64 and 64×128 tiles: each staged
 // operand element feeds 64 or 128 columns of D rather than 32 or 64, a quarter less staging per MMA.
@@ -38,7 +43,7 @@ export const WIDE_CANDIDATES: readonly MmaTile[] = [
   ...[2, 4, 6, 8].map((nt) => ({ bm: 128, bn: 2 * 8 * nt, warpsM: 4, warpsN: 2, nt })),
 ];
 
-/** Threads of a block with this tile: one warp per 32×8·nt piece of it. */
+/** Threads of a block with this tile: one warp per (mt·16)×8·nt piece of it. */
 export const tileThreads = (t: MmaTile) => t.warpsM * t.warpsN * 32;
 
 /**
@@ -68,7 +73,7 @@ export function chooseTrafficTile(rows: number, cols: number, aReads: number, bR
 }
 
 /** report.txt's words for a tile. */
-export const tileWords = (t: MmaTile) => `${t.bm}×${t.bn}×${BK} tile, ${t.warpsM * t.warpsN} warps (${t.warpsM}×${t.warpsN}) of 32×${t.nt * 8}`;
+export const tileWords = (t: MmaTile) => `${t.bm}×${t.bn}×${BK} tile, ${t.warpsM * t.warpsN} warps (${t.warpsM}×${t.warpsN}) of ${warpRows(t)}×${t.nt * 8}`;
 
 /**
  * Index of 16-byte chunk `chunk` (0..3) of shared row `row` in a tile of 4 chunks per row. The XOR with
@@ -92,9 +97,9 @@ export function mmaPrologue(t: MmaTile, aTile = true): string[] {
     `NINCC_SHARED(int4, bs, ${t.bn * 4});  // B: ${t.bn} rows (D's columns) × ${BK} k in bf16, likewise`,
     'const int t = int(threadIdx.x), lane = t % 32, warp = t / 32;',
     `const int wm = warp % ${t.warpsM}, wn = warp / ${t.warpsM};`,
-    `float acc[2][${t.nt}][4];`,
+    `float acc[${warpM16(t)}][${t.nt}][4];`,
     'NINCC_UNROLL',
-    `for (int i = 0; i < ${2 * t.nt * 4}; ++i) acc[i / ${t.nt * 4}][i / 4 % ${t.nt}][i % 4] = 0.0f;`,
+    `for (int i = 0; i < ${warpM16(t) * t.nt * 4}; ++i) acc[i / ${t.nt * 4}][i / 4 % ${t.nt}][i % 4] = 0.0f;`,
   ];
 }
 
@@ -177,17 +182,17 @@ export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging, threads
  * lane l's ldmatrix row of A's m16 tile `mt` and 16-byte chunk `chunk` lies, when not in the A tile `as`.
  */
 export function mmaSlice(t: MmaTile, aAt?: string): string[] {
-  const WN = t.nt * 8;
+  const WN = t.nt * 8, MT = warpM16(t);
   return [
     'NINCC_UNROLL',
     `for (int ks = 0; ks < ${BK / 16}; ++ks) {`,
     '  // ldmatrix.x4: lane l gives row l % 8 of matrix l / 8; matrices (rows +0/+8) × (k +0/+8) are A registers 0..3.',
-    '  uint32_t frag_a[2][4];',
+    `  uint32_t frag_a[${MT}][4];`,
     '  NINCC_UNROLL',
-    '  for (int mt = 0; mt < 2; ++mt) {',
+    `  for (int mt = 0; mt < ${MT}; ++mt) {`,
     ...(aAt
       ? ['    const int chunk = 2 * ks + lane / 16;', `    nincc::ldmatrix<4>(frag_a[mt], ${aAt});`]
-      : ['    const int row = wm * 32 + mt * 16 + lane % 8 + 8 * (lane / 8 % 2), chunk = 2 * ks + lane / 16;', `    nincc::ldmatrix<4>(frag_a[mt], &as[${swizzled('row', 'chunk')}]);`]),
+      : [`    const int row = wm * ${16 * MT} + mt * 16 + lane % 8 + 8 * (lane / 8 % 2), chunk = 2 * ks + lane / 16;`, `    nincc::ldmatrix<4>(frag_a[mt], &as[${swizzled('row', 'chunk')}]);`]),
     '  }',
     '  // ldmatrix.x2 of B rows (D columns) × k: lane l gets column l / 4, k pair 2·(l % 4): the B fragment (lanes 16..31 repeat 0..15).',
     `  uint32_t frag_b[${t.nt}][2];`,
@@ -197,7 +202,7 @@ export function mmaSlice(t: MmaTile, aAt?: string): string[] {
     `    nincc::ldmatrix<2>(frag_b[nt], &bs[${swizzled('row', 'chunk')}]);`,
     '  }',
     '  NINCC_UNROLL',
-    '  for (int mt = 0; mt < 2; ++mt)',
+    `  for (int mt = 0; mt < ${MT}; ++mt)`,
     '    NINCC_UNROLL',
     `    for (int nt = 0; nt < ${t.nt}; ++nt) nincc::mma_bf16_m16n8k16(acc[mt][nt], frag_a[mt], frag_b[nt], acc[mt][nt]);`,
     '}',

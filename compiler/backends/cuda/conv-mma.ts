@@ -10,8 +10,9 @@
 // accumulators in a fixed order. Memory is reached only through nincc::ld/st/ldmatrix (counted by
 // `nincc profile`). docs/design.md §4.1 says why each choice and what comes next.
 import { applyPending, inputParams, loadFloat, outputPlace, params, fusedText, storeFloat, type Consts, type CudaKernel, type OutputPlace } from './parts.js';
-import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords } from './conv-mma-tile.js';
+import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords, warpM16 } from './conv-mma-tile.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
+import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import { stageStemBand, stemBand, stemStaging, stemWords } from './conv-mma-stem-band.js';
@@ -44,10 +45,11 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // A 1×1 layer streams x once per column tile: the tile with the least of that traffic (one 128×96 tile for
   // 96 channels, so x is read and its pending BN/ReLU applied once); a k×k kernel takes the least padded work.
   // (wideTiles false: every conv keeps the 4-warp tile of least padded work, the kernels before the wide tiles, for A/B checks.)
-  const tile = !wideTiles ? chooseMmaTile(maxBatch * statRows, c.K, CANDIDATES) : RS === 1 ? chooseTrafficTile(maxBatch * statRows, c.K, 1, 1, WIDE_CANDIDATES) : chooseMmaTile(maxBatch * statRows, c.K, WIDE_CANDIDATES);
+  // A stride-1 k×k kernel then takes the tile's 64-row warp twin (conv-mma-warp64-tile.ts).
+  const tile = !wideTiles ? chooseMmaTile(maxBatch * statRows, c.K, CANDIDATES) : RS === 1 ? chooseTrafficTile(maxBatch * statRows, c.K, 1, 1, WIDE_CANDIDATES) : kxkWarpTile(chooseMmaTile(maxBatch * statRows, c.K, WIDE_CANDIDATES), c, ablations);
   // A forward (training, or inference: lower/infer.ts) from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
   const taps = 'bf16w' in c && c.bf16w === true && tapsOrder(c, 'forward', maxBatch, ablations) ? tapsPlan(c, 'forward', maxBatch, ablations, stats, 0) : undefined;
-  if (taps && taps.tile !== tile) throw new Error(`conv-mma.ts: the tap-major halo's tile differs from the forward's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
+  if (taps && tileWords(taps.tile) !== tileWords(tile)) throw new Error(`conv-mma.ts: the tap-major halo's tile differs from the forward's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
   // A few-channels strided stem stages its input band once per block and builds A from it (conv-mma-stem-band.ts);
   // its rows per image may be padded to whole blocks.
   const band = isOn(ablations, 'stemBand') && !taps ? stemBand(c, tile, statRows, maxBatch) : undefined;
@@ -130,7 +132,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     ...mmaSlice(tile, taps ? tapsAAddress : undefined).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
-    ...epilogue(c, { rows, PQ, NT, WN, statTiles }, out),
+    ...epilogue(c, { rows, PQ, NT, WN, MT: warpM16(tile), statTiles }, out),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM conv (mma.m16n8k16, fp32 accumulate)',
@@ -157,17 +159,18 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
 }
 
 /**
- * Accumulator element i of tile (mt, nt) of lane l is D[row][col], row = 32·wm + 16·mt + l/4 + 8·(i/2),
- * col = WN·wn + 8·nt + 2·(l%4) + i%2 (the m16n8k16 C layout). Each warp's 32 rows are one statistics
- * tile of one image (rows are padded per image to multiples of 32), so a column's 32 values sit in the
- * 8 lanes of equal l%4, 4 each: summed in registers, then across those lanes with shfl_xor 4, 8, 16 —
- * a fixed order, no atomics.
+ * Accumulator element i of tile (mt, nt) of lane l is D[row][col], row = WM·wm + 16·mt + l/4 + 8·(i/2),
+ * col = WN·wn + 8·nt + 2·(l%4) + i%2 (the m16n8k16 C layout), WM = 16·MT the warp's rows. Each 32 rows of
+ * a warp (`sub`: m16 tiles 2·sub and 2·sub + 1) are one statistics tile of one image (rows are padded per
+ * image to multiples of 32), so a column's 32 values sit in the 8 lanes of equal l%4, 4 each: summed in
+ * registers, then across those lanes with shfl_xor 4, 8, 16 — a fixed order, no atomics, the same for
+ * 32- and 64-row warps.
  */
 /** A training forward may store y in bf16, its statistics taken from the rounded values (lower/train-fused.ts bf16ConvOut). */
 const storesBf16 = (c: Consts<'conv_fwd_fused' | 'conv_infer'>) => 'yBf16' in c && c.yBf16 === true;
 
-function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; statTiles: number }, o: OutputPlace): string[] {
-  const { rows, PQ, NT, WN, statTiles } = g;
+function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; MT: number; statTiles: number }, o: OutputPlace): string[] {
+  const { rows, PQ, NT, WN, MT, statTiles } = g;
   const out = [
     'NINCC_UNROLL',
     `for (int nt = 0; nt < ${NT}; ++nt) {`,
@@ -175,14 +178,16 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     '  for (int half = 0; half < 2; ++half) {',
     `    const int kout = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4) + half;`,
     ...(c.bias ? [`    const float bias = kout < ${c.K} ? nincc::ld(&b[kout]) : 0.0f;`] : []),
+    '    NINCC_UNROLL',
+    `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`,
     '    float v[4];',
     '    bool valid[4];',
     '    NINCC_UNROLL',
-    '    for (int j = 0; j < 4; ++j) {  // j = 2·mt + i/2: rows 16·mt + 8·(i/2) + l/4 of the warp',
-    '      const long long m = m0 + wm * 32 + 16 * (j / 2) + 8 * (j % 2) + lane / 4;',
+    '    for (int j = 0; j < 4; ++j) {  // j = 2·(mt − 2·sub) + i/2: rows 32·sub + 16·(j/2) + 8·(i/2) + l/4 of the warp',
+    `      const long long m = m0 + wm * ${16 * MT} + 32 * sub + 16 * (j / 2) + 8 * (j % 2) + lane / 4;`,
     `      const int img = int(m / ${rows}), pq = int(m % ${rows});`,
     `      valid[j] = img < n && pq < ${PQ};`,
-    `      float d = acc[j / 2][nt][2 * (j % 2) + half]${c.bias ? ' + bias' : ''};`,
+    `      float d = acc[2 * sub + j / 2][nt][2 * (j % 2) + half]${c.bias ? ' + bias' : ''};`,
     ...(o.residual ? [`      if (valid[j] && kout < ${c.K}) d += nincc::ld(&r[((long long)img * ${c.K} + kout) * ${PQ} + pq]);  // the residual block's shortcut`] : []),
     ...(c.relu ? [`      d = d > 0.0f ? d : 0.0f;  // inference: the ReLU after a folded BN${o.residual ? ' (the block\'s, after the add)' : ''}`] : []),
     ...(storesBf16(c) ? ['      d = nincc::bf16_to_float(nincc::to_bf16(d));  // y is stored in bf16: its statistics and every reader see the rounded value'] : []),
@@ -192,8 +197,8 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
   ];
   if (c.stats) {
     out.push(
-      '    // This warp\'s rows: statistics tile `tile` of image `img` (the same [n][tile][K] partials as the fp32 kernel).',
-      '    const long long first = m0 + wm * 32;',
+      '    // These 32 rows: statistics tile `tile` of image `img` (the same [n][tile][K] partials as the fp32 kernel).',
+      `    const long long first = m0 + wm * ${16 * MT} + 32 * sub;`,
       `    const int img = int(first / ${rows}), tile = int(first % ${rows}) / 32;`,
       `    const float count = float(min(32, ${PQ} - tile * 32));`,
       '    float s = 0.0f;',
@@ -212,6 +217,6 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
       '    }',
     );
   }
-  out.push('  }', '}');
+  out.push('    }', '  }', '}');
   return out;
 }
