@@ -38,9 +38,9 @@ constexpr int kPixelBlock = kDepthBlock / kTileCols * kTileCols;
 constexpr std::int64_t kGroupedMaxFloats = 160 * 1024;
 constexpr std::int64_t kGroupPixels = kPixelBlock * 32;
 
-// dst[p * ld + r] = src[r * kTileCols + p] for r < rows, p < kTileCols: a gathered block of `rows`
-// rows of kTileCols pixels, transposed into `rows` entries of each of the kTileCols pixel rows of
-// a panel. With AVX-512, 16 x 16 blocks are transposed in registers; dst may be written up to 16
+// dst[p * ld + r] = src[r * src_ld + p] for r < rows, p < kTileCols: a gathered block of `rows`
+// rows of kTileCols pixels (or, src_ld apart, kTileCols pixels of `rows` planes read in place),
+// transposed into `rows` entries of each of the kTileCols pixel rows of a panel. With AVX-512, 16 x 16 blocks are transposed in registers; dst may be written up to 16
 // floats past each row's `rows` entries (the next row overwrites them; panels have slack).
 #if defined(__AVX512F__)
 // The shuffles through their masked forms with an explicit pass-through: GCC 12 warns that the
@@ -61,14 +61,14 @@ inline __m512 unpack_hi_pairs(__m512 a, __m512 b) {
 }
 #endif
 
-inline void transpose_block(const float* src, int rows, float* dst, int ld) {
+inline void transpose_block(const float* src, int rows, float* dst, int ld, std::int64_t src_ld = kTileCols) {
 #if defined(__AVX512F__)
   static_assert(kTileCols == 32, "two 16-pixel halves");
   for (int r0 = 0; r0 < rows; r0 += 16) {
     for (int h = 0; h < 2; ++h) {
       __m512 v[16];
       for (int i = 0; i < 16; ++i)
-        v[i] = r0 + i < rows ? _mm512_loadu_ps(src + (r0 + i) * kTileCols + 16 * h) : _mm512_setzero_ps();
+        v[i] = r0 + i < rows ? _mm512_loadu_ps(src + (r0 + i) * src_ld + 16 * h) : _mm512_setzero_ps();
       // 16 x 16 transpose: interleave pairs of rows, then pairs of pairs, then 128-bit lanes twice.
       __m512 t[16];
       for (int i = 0; i < 16; i += 2) {
@@ -91,14 +91,16 @@ inline void transpose_block(const float* src, int rows, float* dst, int ld) {
         v[i] = shuffle_lanes<0x88>(t[i], t[i + 8]);
         v[i + 8] = shuffle_lanes<0xDD>(t[i], t[i + 8]);
       }
-      // v[(p % 4) * 4 + p / 4] now holds pixel 16h + p for rows r0..r0+15. Stored in pixel order,
-      // so each store's spill past `rows` lands on a row that is written after it.
-      for (int px = 0; px < 16; ++px) _mm512_storeu_ps(dst + (16 * h + px) * ld + r0, v[(px % 4) * 4 + px / 4]);
+      // v[p] now holds pixel 16h + p for rows r0..r0+15 (until 2026-12 this stored v[(p % 4) * 4 +
+      // p / 4] as pixel p: both panels got the same pixel order, so dw was right, but a panel read
+      // beside dy as it lies, conv_wgrad_1x1.h, was not). Stored in pixel order, so each store's
+      // spill past `rows` lands on a row that is written after it.
+      for (int px = 0; px < 16; ++px) _mm512_storeu_ps(dst + (16 * h + px) * ld + r0, v[px]);
     }
   }
 #else
   for (int p = 0; p < kTileCols; ++p)
-    for (int r = 0; r < rows; ++r) dst[p * ld + r] = src[r * kTileCols + p];
+    for (int r = 0; r < rows; ++r) dst[p * ld + r] = src[r * src_ld + p];
 #endif
 }
 
