@@ -4,6 +4,7 @@ import type { NvccCheck } from '../backends/cuda/toolchain.js';
 import type { ShapedModel } from '../ir.js';
 import type { Compiled } from '../pipeline.js';
 import { convAlgorithmReport } from '../schedule/cpu-conv-algorithm.js';
+import { wgrad1x1Report } from '../schedule/cpu-train-wgrad-1x1.js';
 import { trainingFusionReport } from './fusion-report.js';
 import { blockReport } from './block-report.js';
 import { inspectText } from './inspect.js';
@@ -19,6 +20,8 @@ export function buildReport(model: ShapedModel, compiled: Compiled, compileComma
     if (parts.length > 1) lines.push(`  (${parts.map((p) => p.index).join(') + (')}): ${parts.map((p) => torchModuleString(p)).join(' + ')} → k${g.head.index}_${g.head.kind}_infer`);
   }
   lines.push('', ...convAlgorithmReport(compiled.cpuPrograms));
+  const wgrad1x1 = wgrad1x1Report(compiled.cpuPrograms);
+  if (wgrad1x1.length > 0) lines.push('', ...wgrad1x1);
   const train = lowered.programs.find((p) => p.name === 'train_forward_backward');
   const fusion = compiled.cuda && train ? trainingFusionReport(model, train, compiled.cuda.source.fused) : [];
   if (fusion.length > 0) lines.push('', ...fusion);

@@ -94,15 +94,20 @@ inline void store_tile(const TileAccumulators& acc, float* c, std::int64_t ldc, 
 
 }  // namespace wgrad_1x1_detail
 
-// Whether conv2d_backward_weights_1x1 computes this shape's dw (conv.h chooses it over the GEMM):
-// a 1x1, stride-1, unpadded conv, whose x planes are the B operand as they lie, with planes of
-// whole tiles (no tile crosses an image: 56x56 = 98 x 32) and a dw small enough to be summed in
-// pixel groups. Measured on NIN's 1x1 layers at batch 16, one thread (bench/logs/i19o-wgrad-1x1.out):
-// 96 on 56x56 6.8-7.0 ms against the GEMM's 7.6-7.9; 256 on 28x28 (a tile in 24.5 crosses images),
-// 384 on 14x14 and 1024 on 7x7 (short runs, ungrouped) were 5-40% slower, so they keep the GEMM.
-inline bool wgrad_1x1_applies(const Conv2dShape& s) {
-  return s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 &&
-         s.out_plane() % gemm_detail::kTileCols == 0 &&
+// Pixels per tile of the rule below: a multiple of every instruction set's kTileCols (32, 16, 8), so the
+// choice is the same whichever one the library is built for.
+constexpr int kWholeTilePixels = 32;
+static_assert(kWholeTilePixels % gemm_detail::kTileCols == 0, "a whole-tile plane is whole micro-kernel tiles");
+
+// Whether conv2d_backward_weights_1x1 computes this shape's dw (conv.h chooses it over the GEMM;
+// compiler/schedule/cpu-train-wgrad-1x1.ts mirrors it for report.txt, static_asserted equal in the
+// generated code): a 1x1, stride-1, unpadded conv, whose x planes are the B operand as they lie, with
+// planes of whole tiles (no tile crosses an image: 56x56 = 98 x 32) and a dw small enough to be summed in
+// pixel groups. Measured at batch 16, one thread, against the GEMM (bench/logs/i19o-wgrad-1x1.out): NIN's
+// 96 on 56x56 in 0.88-0.90 of its time; 256 on 28x28 (a tile in 24.5 crosses images), 384 on 14x14 and
+// 1024 on 7x7 (short runs; dw past kGroupedMaxFloats) in 1.03-1.43, so they keep the GEMM.
+constexpr bool wgrad_1x1_applies(const Conv2dShape& s) {
+  return s.is_pointwise() && s.out_plane() % kWholeTilePixels == 0 &&
          static_cast<std::int64_t>(s.out_channels) * s.in_channels <= conv_wgrad_detail::kGroupedMaxFloats;
 }
 
