@@ -652,4 +652,11 @@ export const MUTANTS: readonly Mutant[] = [
     replace: 'export const outputPastL2Bytes = 4 * 2 ** 20;',
     tests: ['test/cpu-choice-pointwise.test.ts'],
   },
+  {
+    name: "the 1x1 weight gradient's whole-tile rule at 16 pixels (NIN's 28x28 1x1s reported as unpacked)",
+    file: 'compiler/schedule/cpu-train-wgrad-1x1.ts',
+    find: 'export const wholeTilePixels = 32;',
+    replace: 'export const wholeTilePixels = 16;',
+    tests: ['test/cpu-train-wgrad-1x1.test.ts'],
+  },
 ];

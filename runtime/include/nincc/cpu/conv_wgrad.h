@@ -127,6 +127,46 @@ inline GradientSplit split_gradient(int m, int patch, int threads) {
 // Floats rounded up to whole 64-byte lines, so scratch regions carved one after another stay aligned.
 inline std::size_t whole_lines(std::size_t floats) { return (floats + 15) / 16 * 16; }
 
+// One task of a weight gradient: the column tiles and row panels of dw it computes, over pixels
+// [j_begin, j_end) of the batch, into out_dw (its group's partial, or dw itself).
+struct GradientTask {
+  gemm_detail::Slice tiles, panels;
+  std::int64_t j_begin, j_end;
+  float* out_dw;
+};
+
+// Runs task(GradientTask) over an m x patch dw summed over `pixels`, then sums the partials. A small dw
+// over many pixels is summed in fixed pixel groups, each into its own partial dw, and the partials are
+// added in group order: each task then reads its pixels of x and dy once (a 1x1 conv on a 56x56 plane
+// is memory-bound otherwise), with a summation order that depends on the batch, not on the thread
+// count. A larger dw is cut by split_gradient. Scratch in the calling thread: the partials.
+template <class Task>
+inline void for_each_gradient_task(int m, int patch, std::int64_t pixels, float* dw, Task&& task) {
+  const int row_panels = ceil_div(m, kTileRows);
+  const int col_tiles = ceil_div(patch, kTileCols);
+  const int threads = threads_for(static_cast<std::int64_t>(m) * patch * pixels, gemm_detail::kParallelMinMacs);
+  const std::int64_t dw_size = static_cast<std::int64_t>(m) * patch;
+  const std::int64_t groups = dw_size <= kGroupedMaxFloats ? (pixels + kGroupPixels - 1) / kGroupPixels : 1;
+  float* partials = groups > 1 ? thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(groups * dw_size)) : dw;
+  const GradientSplit split = split_gradient(m, patch, groups > 1 ? 1 : threads);
+
+  parallel_for_dynamic(groups * split.column_splits * split.row_splits, threads, [&](std::int64_t index) {
+    const std::int64_t group = index / (split.column_splits * split.row_splits);
+    const int part = static_cast<int>(index % (split.column_splits * split.row_splits));
+    const gemm_detail::Slice tiles = gemm_detail::slice_of(col_tiles, split.column_splits, part / split.row_splits);
+    const gemm_detail::Slice panels = gemm_detail::slice_of(row_panels, split.row_splits, part % split.row_splits);
+    if (tiles.begin >= tiles.end || panels.begin >= panels.end) return;
+    const std::int64_t j_begin = group * kGroupPixels, j_end = groups > 1 ? std::min(pixels, j_begin + kGroupPixels) : pixels;
+    task(GradientTask{tiles, panels, j_begin, j_end, partials + group * dw_size});
+  });
+  if (groups <= 1) return;
+  parallel_for_threads(dw_size, threads_for(groups * dw_size), [&](std::int64_t i) {
+    float sum = partials[i];
+    for (std::int64_t g = 1; g < groups; ++g) sum += partials[g * dw_size + i];
+    dw[i] = sum;
+  });
+}
+
 }  // namespace conv_wgrad_detail
 
 // dw (out_channels x patch, overwritten) = sum over the batch of dy[n] (out_channels x out_plane)
@@ -159,26 +199,10 @@ inline void conv2d_backward_weights_view(const Conv2dShape& shape, const conv_ge
   const InputView dy_in = direct_view(dy_shape, dy, place);
   const TapColumns dy_columns(dy_shape, dy_in);
 
-  const int row_panels = ceil_div(m, kTileRows);
-  const int col_tiles = ceil_div(patch, kTileCols);
-  const int threads = threads_for(static_cast<std::int64_t>(m) * patch * pixels, gemm_detail::kParallelMinMacs);
-  // A small dw over many pixels is summed in fixed pixel groups, each into its own partial dw, and
-  // the partials are added in group order: each task then reads its pixels of x and dy once (a 1x1
-  // conv on a 56x56 plane is memory-bound otherwise), with a summation order that depends on the
-  // batch, not on the thread count.
-  const std::int64_t dw_size = static_cast<std::int64_t>(m) * patch;
-  const std::int64_t groups = dw_size <= kGroupedMaxFloats ? (pixels + kGroupPixels - 1) / kGroupPixels : 1;
-  float* partials = groups > 1 ? thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(groups * dw_size)) : dw;
-  const GradientSplit split = split_gradient(m, patch, groups > 1 ? 1 : threads);
-
-  parallel_for_dynamic(groups * split.column_splits * split.row_splits, threads, [&](std::int64_t task) {
-    const std::int64_t group = task / (split.column_splits * split.row_splits);
-    const int part = static_cast<int>(task % (split.column_splits * split.row_splits));
-    const gemm_detail::Slice tiles = gemm_detail::slice_of(col_tiles, split.column_splits, part / split.row_splits);
-    const gemm_detail::Slice panels = gemm_detail::slice_of(row_panels, split.row_splits, part % split.row_splits);
-    if (tiles.begin >= tiles.end || panels.begin >= panels.end) return;
-    const std::int64_t j_begin = group * kGroupPixels, j_end = groups > 1 ? std::min(pixels, j_begin + kGroupPixels) : pixels;
-    float* out_dw = partials + group * dw_size;
+  for_each_gradient_task(m, patch, pixels, dw, [&](const GradientTask& task) {
+    const gemm_detail::Slice tiles = task.tiles, panels = task.panels;
+    const std::int64_t j_begin = task.j_begin, j_end = task.j_end;
+    float* out_dw = task.out_dw;
     const int width = tiles.end - tiles.begin, height = panels.end - panels.begin;
     // Scratch: the gathered block (up to 32 rows x 32 pixels), this task's A panels and B panels of
     // one pixel block (an A panel is written up to 16 floats past its end: a line of slack each),
@@ -232,12 +256,6 @@ inline void conv2d_backward_weights_view(const Conv2dShape& shape, const conv_ge
         }
       }
     }
-  });
-  if (groups <= 1) return;
-  parallel_for_threads(dw_size, threads_for(groups * dw_size), [&](std::int64_t i) {
-    float sum = partials[i];
-    for (std::int64_t g = 1; g < groups; ++g) sum += partials[g * dw_size + i];
-    dw[i] = sum;
   });
 }
 

@@ -129,22 +129,11 @@ inline void conv2d_backward_weights_1x1(const Conv2dShape& shape, const float* x
   const float* dy0 = dy + place.offset * plane;
   const std::int64_t x_image = static_cast<std::int64_t>(patch) * plane;
 
-  // conv_wgrad.h's split, groups and pixel blocks (see there).
-  const int row_panels = ceil_div(m, kTileRows);
-  const int col_tiles = ceil_div(patch, kTileCols);
-  const int threads = threads_for(dw_size * pixels, gemm_detail::kParallelMinMacs);
-  const std::int64_t groups = dw_size <= kGroupedMaxFloats ? (pixels + kGroupPixels - 1) / kGroupPixels : 1;
-  float* partials = groups > 1 ? thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(groups * dw_size)) : dw;
-  const GradientSplit split = split_gradient(m, patch, groups > 1 ? 1 : threads);
-
-  parallel_for_dynamic(groups * split.column_splits * split.row_splits, threads, [&](std::int64_t task) {
-    const std::int64_t group = task / (split.column_splits * split.row_splits);
-    const int part = static_cast<int>(task % (split.column_splits * split.row_splits));
-    const gemm_detail::Slice tiles = gemm_detail::slice_of(col_tiles, split.column_splits, part / split.row_splits);
-    const gemm_detail::Slice panels = gemm_detail::slice_of(row_panels, split.row_splits, part % split.row_splits);
-    if (tiles.begin >= tiles.end || panels.begin >= panels.end) return;
-    const std::int64_t j_begin = group * kGroupPixels, j_end = groups > 1 ? std::min(pixels, j_begin + kGroupPixels) : pixels;
-    float* out_dw = partials + group * dw_size;
+  // conv_wgrad.h's tasks, groups and pixel blocks (see there).
+  for_each_gradient_task(m, patch, pixels, dw, [&](const GradientTask& task) {
+    const gemm_detail::Slice tiles = task.tiles, panels = task.panels;
+    const std::int64_t j_begin = task.j_begin, j_end = task.j_end;
+    float* out_dw = task.out_dw;
     const int width = tiles.end - tiles.begin;
     // Scratch: one gather block (a tile that crosses images or ends short), then this task's B panels.
     const std::size_t block_floats = kTileCols * kTileCols, b_panel = static_cast<std::size_t>(kTileCols) * kPixelBlock;
@@ -214,12 +203,6 @@ inline void conv2d_backward_weights_1x1(const Conv2dShape& shape, const float* x
         }
       }
     }
-  });
-  if (groups <= 1) return;
-  parallel_for_threads(dw_size, threads_for(groups * dw_size), [&](std::int64_t i) {
-    float sum = partials[i];
-    for (std::int64_t g = 1; g < groups; ++g) sum += partials[g * dw_size + i];
-    dw[i] = sum;
   });
 }
 
