@@ -746,4 +746,11 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-warp64-tiles.test.ts'],
     only: 'bitwise',
   },
+  {
+    name: "the 1x1 weight gradient's whole-tile rule at 16 pixels (NIN's 28x28 1x1s reported as unpacked)",
+    file: 'compiler/schedule/cpu-train-wgrad-1x1.ts',
+    find: 'export const wholeTilePixels = 32;',
+    replace: 'export const wholeTilePixels = 16;',
+    tests: ['test/cpu-train-wgrad-1x1.test.ts'],
+  },
 ];

@@ -156,6 +156,42 @@ void check_conv_concat_slot(const Conv2dShape& s, int total, int offset, Rng& rn
   });
 }
 
+// The 1x1 weight gradient with dy unpacked (conv_wgrad_1x1.h): against the float64 reference and bit
+// for bit against conv_wgrad.h's GEMM (same blocks, same order) at 1, 2 and all threads, called
+// directly (also on planes whose tiles cross images, which conv.h leaves to the GEMM) and, where
+// wgrad_1x1_applies, through conv2d_backward_weights, and from a concat slot of dy.
+void check_wgrad_1x1(const Conv2dShape& s, int total, int offset, Rng& rng) {
+  char what[160];
+  std::snprintf(what, sizeof what, "1x1 weight gradient n%d c%d %dx%d -> k%d, dy at %d of %d", s.batch, s.in_channels, s.in_h,
+                s.in_w, s.out_channels, offset, total);
+  const bool applies = nincc::cpu::wgrad_1x1_applies(s);
+  std::printf("    %s (%s)\n", what, applies ? "chosen by conv2d_backward_weights" : "called directly");
+  const std::int64_t plane = s.out_plane();
+  const std::vector<float> x = random_floats(conv_x_size(s), rng);
+  const std::vector<float> joined_dy = random_floats(static_cast<std::int64_t>(s.batch) * total * plane, rng);
+  std::vector<float> dy(conv_y_size(s));
+  nincc::cpu::channels_take(nincc::cpu::ChannelSlice{s.batch, s.out_channels, total, offset, plane}, joined_dy.data(), dy.data());
+  const std::vector<double> want = ref_conv_backward(s, to_double(x), to_double(random_floats(conv_w_size(s), rng)), to_double(dy)).dw;
+  const nincc::cpu::ConvGradientPlace place{total, offset};
+  std::vector<float> first;
+  on_1_2_and_all_threads([&] {
+    std::vector<float> dw = poisoned(conv_w_size(s)), gemm = poisoned(conv_w_size(s)), slot = poisoned(conv_w_size(s));
+    nincc::cpu::conv2d_backward_weights_1x1(s, x.data(), dy.data(), dw.data());
+    CHECK_CLOSE(dw, want, 2e-5, what);
+    nincc::cpu::conv2d_backward_weights_gemm(s, x.data(), dy.data(), gemm.data());
+    CHECK(bitwise_equal(dw, gemm));
+    nincc::cpu::conv2d_backward_weights_1x1(s, x.data(), joined_dy.data(), slot.data(), place);
+    CHECK(bitwise_equal(slot, dw));
+    if (applies) {
+      std::vector<float> via = poisoned(conv_w_size(s));
+      nincc::cpu::conv2d_backward_weights(s, x.data(), joined_dy.data(), via.data(), nullptr, place);
+      CHECK(bitwise_equal(via, dw));
+    }
+    if (first.empty()) first = dw;
+    CHECK(bitwise_equal(dw, first));
+  });
+}
+
 }  // namespace
 
 void test_conv() {
@@ -228,6 +264,19 @@ void test_conv() {
   check_winograd_training(Conv2dShape{1, 3, 3, 3, 2, 3, 3, 1, 1, 0, 0}, rng);
   check_winograd_training(Conv2dShape{2, 96, 9, 9, 100, 3, 3, 1, 1, 1, 1}, rng);
   check_winograd_training(Conv2dShape{2, 32, 7, 7, 40, 5, 5, 1, 1, 2, 2}, rng);
+  // The 1x1 weight gradient with dy unpacked: NIN's choice (56x56 = 98 tiles of 32) and its rule, then planes of
+  // whole tiles with channels off the 12-row panels and 32-column tiles, several pixel groups (3 x 2560 pixels past
+  // kGroupPixels, summed in parallel at 2 threads), a dw past kGroupedMaxFloats (ungrouped, split by columns), and
+  // planes whose tiles cross images or end short (gathered, called directly).
+  CHECK(nincc::cpu::wgrad_1x1_applies(Conv2dShape{16, 96, 56, 56, 96, 1, 1, 1, 1, 0, 0}));
+  CHECK(!nincc::cpu::wgrad_1x1_applies(Conv2dShape{16, 256, 28, 28, 256, 1, 1, 1, 1, 0, 0}));
+  CHECK(!nincc::cpu::wgrad_1x1_applies(Conv2dShape{16, 96, 64, 64, 96, 1, 1, 2, 2, 0, 0}));
+  CHECK(!nincc::cpu::wgrad_1x1_applies(Conv2dShape{16, 1024, 8, 8, 1024, 1, 1, 1, 1, 0, 0}));
+  check_wgrad_1x1(Conv2dShape{2, 37, 8, 8, 29, 1, 1, 1, 1, 0, 0}, 29, 0, rng);
+  check_wgrad_1x1(Conv2dShape{3, 13, 64, 40, 26, 1, 1, 1, 1, 0, 0}, 40, 9, rng);
+  check_wgrad_1x1(Conv2dShape{1, 520, 4, 8, 320, 1, 1, 1, 1, 0, 0}, 320, 0, rng);
+  check_wgrad_1x1(Conv2dShape{3, 20, 5, 7, 14, 1, 1, 1, 1, 0, 0}, 17, 3, rng);
+  check_wgrad_1x1(Conv2dShape{2, 33, 28, 28, 40, 1, 1, 1, 1, 0, 0}, 40, 0, rng);
   // Concat slots, one shape per backward-data path (conv.h: Winograd, forward conv, pointwise, columns; each
   // prints its path), the last filling the whole joined tensor.
   check_conv_concat_slot(Conv2dShape{3, 6, 14, 14, 9, 3, 3, 1, 1, 1, 1}, 23, 7, rng);

@@ -5,6 +5,7 @@ import nunjucks from 'nunjucks';
 import { argIndex, type KernelStep, type Program } from '../../lower/program-ir.js';
 import type { BufferName, ConvShape, OpKind } from '../../lower/ops.js';
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
+import { wgrad1x1Applies } from '../../schedule/cpu-train-wgrad-1x1.js';
 import { type ConvAlgorithm, chooseConvAlgorithm, chooseTrainingConvAlgorithm, deepestDirectDepth, outputPastL2Bytes, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
@@ -125,8 +126,11 @@ function body(k: KernelStep): string[] {
       return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')}${addend ? `, ${addend}` : ''}${slot});`];
     }
     case 'conv_bwd_weight': {
-      const slot = k.consts.yTotal !== undefined ? `, ${gradientPlaceCpp(k.consts)}` : '';
-      return [convShape(k.consts), `conv2d_backward_weights(shape, ${convInput(k.consts)}, ${cf('g')}, ${f('dw')}, ${optional('db', true)}${slot});`];
+      const c = k.consts;
+      const slot = c.yTotal !== undefined ? `, ${gradientPlaceCpp(c)}` : '';
+      // The 1x1 weight gradient's choice, as report.txt states it (cpu-train-wgrad-1x1.ts), checked against the header's.
+      const choice = `static_assert(wgrad_1x1_applies(Conv2dShape{1, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}}) == ${wgrad1x1Applies(c)}, "cpu-train-wgrad-1x1.ts wgrad1x1Applies");`;
+      return [convShape(c), choice, `conv2d_backward_weights(shape, ${convInput(c)}, ${cf('g')}, ${f('dw')}, ${optional('db', true)}${slot});`];
     }
     case 'fold_bn': {
       const c = k.consts;

@@ -38,9 +38,9 @@ constexpr int kPixelBlock = kDepthBlock / kTileCols * kTileCols;
 constexpr std::int64_t kGroupedMaxFloats = 160 * 1024;
 constexpr std::int64_t kGroupPixels = kPixelBlock * 32;
 
-// dst[p * ld + r] = src[r * kTileCols + p] for r < rows, p < kTileCols: a gathered block of `rows`
-// rows of kTileCols pixels, transposed into `rows` entries of each of the kTileCols pixel rows of
-// a panel. With AVX-512, 16 x 16 blocks are transposed in registers; dst may be written up to 16
+// dst[p * ld + r] = src[r * src_ld + p] for r < rows, p < kTileCols: a gathered block of `rows`
+// rows of kTileCols pixels (or, src_ld apart, kTileCols pixels of `rows` planes read in place),
+// transposed into `rows` entries of each of the kTileCols pixel rows of a panel. With AVX-512, 16 x 16 blocks are transposed in registers; dst may be written up to 16
 // floats past each row's `rows` entries (the next row overwrites them; panels have slack).
 #if defined(__AVX512F__)
 // The shuffles through their masked forms with an explicit pass-through: GCC 12 warns that the
@@ -61,14 +61,14 @@ inline __m512 unpack_hi_pairs(__m512 a, __m512 b) {
 }
 #endif
 
-inline void transpose_block(const float* src, int rows, float* dst, int ld) {
+inline void transpose_block(const float* src, int rows, float* dst, int ld, std::int64_t src_ld = kTileCols) {
 #if defined(__AVX512F__)
   static_assert(kTileCols == 32, "two 16-pixel halves");
   for (int r0 = 0; r0 < rows; r0 += 16) {
     for (int h = 0; h < 2; ++h) {
       __m512 v[16];
       for (int i = 0; i < 16; ++i)
-        v[i] = r0 + i < rows ? _mm512_loadu_ps(src + (r0 + i) * kTileCols + 16 * h) : _mm512_setzero_ps();
+        v[i] = r0 + i < rows ? _mm512_loadu_ps(src + (r0 + i) * src_ld + 16 * h) : _mm512_setzero_ps();
       // 16 x 16 transpose: interleave pairs of rows, then pairs of pairs, then 128-bit lanes twice.
       __m512 t[16];
       for (int i = 0; i < 16; i += 2) {
@@ -91,14 +91,16 @@ inline void transpose_block(const float* src, int rows, float* dst, int ld) {
         v[i] = shuffle_lanes<0x88>(t[i], t[i + 8]);
         v[i + 8] = shuffle_lanes<0xDD>(t[i], t[i + 8]);
       }
-      // v[(p % 4) * 4 + p / 4] now holds pixel 16h + p for rows r0..r0+15. Stored in pixel order,
-      // so each store's spill past `rows` lands on a row that is written after it.
-      for (int px = 0; px < 16; ++px) _mm512_storeu_ps(dst + (16 * h + px) * ld + r0, v[(px % 4) * 4 + px / 4]);
+      // v[p] now holds pixel 16h + p for rows r0..r0+15 (until 2026-12 this stored v[(p % 4) * 4 +
+      // p / 4] as pixel p: both panels got the same pixel order, so dw was right, but a panel read
+      // beside dy as it lies, conv_wgrad_1x1.h, was not). Stored in pixel order, so each store's
+      // spill past `rows` lands on a row that is written after it.
+      for (int px = 0; px < 16; ++px) _mm512_storeu_ps(dst + (16 * h + px) * ld + r0, v[px]);
     }
   }
 #else
   for (int p = 0; p < kTileCols; ++p)
-    for (int r = 0; r < rows; ++r) dst[p * ld + r] = src[r * kTileCols + p];
+    for (int r = 0; r < rows; ++r) dst[p * ld + r] = src[r * src_ld + p];
 #endif
 }
 
@@ -124,6 +126,46 @@ inline GradientSplit split_gradient(int m, int patch, int threads) {
 
 // Floats rounded up to whole 64-byte lines, so scratch regions carved one after another stay aligned.
 inline std::size_t whole_lines(std::size_t floats) { return (floats + 15) / 16 * 16; }
+
+// One task of a weight gradient: the column tiles and row panels of dw it computes, over pixels
+// [j_begin, j_end) of the batch, into out_dw (its group's partial, or dw itself).
+struct GradientTask {
+  gemm_detail::Slice tiles, panels;
+  std::int64_t j_begin, j_end;
+  float* out_dw;
+};
+
+// Runs task(GradientTask) over an m x patch dw summed over `pixels`, then sums the partials. A small dw
+// over many pixels is summed in fixed pixel groups, each into its own partial dw, and the partials are
+// added in group order: each task then reads its pixels of x and dy once (a 1x1 conv on a 56x56 plane
+// is memory-bound otherwise), with a summation order that depends on the batch, not on the thread
+// count. A larger dw is cut by split_gradient. Scratch in the calling thread: the partials.
+template <class Task>
+inline void for_each_gradient_task(int m, int patch, std::int64_t pixels, float* dw, Task&& task) {
+  const int row_panels = ceil_div(m, kTileRows);
+  const int col_tiles = ceil_div(patch, kTileCols);
+  const int threads = threads_for(static_cast<std::int64_t>(m) * patch * pixels, gemm_detail::kParallelMinMacs);
+  const std::int64_t dw_size = static_cast<std::int64_t>(m) * patch;
+  const std::int64_t groups = dw_size <= kGroupedMaxFloats ? (pixels + kGroupPixels - 1) / kGroupPixels : 1;
+  float* partials = groups > 1 ? thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(groups * dw_size)) : dw;
+  const GradientSplit split = split_gradient(m, patch, groups > 1 ? 1 : threads);
+
+  parallel_for_dynamic(groups * split.column_splits * split.row_splits, threads, [&](std::int64_t index) {
+    const std::int64_t group = index / (split.column_splits * split.row_splits);
+    const int part = static_cast<int>(index % (split.column_splits * split.row_splits));
+    const gemm_detail::Slice tiles = gemm_detail::slice_of(col_tiles, split.column_splits, part / split.row_splits);
+    const gemm_detail::Slice panels = gemm_detail::slice_of(row_panels, split.row_splits, part % split.row_splits);
+    if (tiles.begin >= tiles.end || panels.begin >= panels.end) return;
+    const std::int64_t j_begin = group * kGroupPixels, j_end = groups > 1 ? std::min(pixels, j_begin + kGroupPixels) : pixels;
+    task(GradientTask{tiles, panels, j_begin, j_end, partials + group * dw_size});
+  });
+  if (groups <= 1) return;
+  parallel_for_threads(dw_size, threads_for(groups * dw_size), [&](std::int64_t i) {
+    float sum = partials[i];
+    for (std::int64_t g = 1; g < groups; ++g) sum += partials[g * dw_size + i];
+    dw[i] = sum;
+  });
+}
 
 }  // namespace conv_wgrad_detail
 
@@ -157,26 +199,10 @@ inline void conv2d_backward_weights_view(const Conv2dShape& shape, const conv_ge
   const InputView dy_in = direct_view(dy_shape, dy, place);
   const TapColumns dy_columns(dy_shape, dy_in);
 
-  const int row_panels = ceil_div(m, kTileRows);
-  const int col_tiles = ceil_div(patch, kTileCols);
-  const int threads = threads_for(static_cast<std::int64_t>(m) * patch * pixels, gemm_detail::kParallelMinMacs);
-  // A small dw over many pixels is summed in fixed pixel groups, each into its own partial dw, and
-  // the partials are added in group order: each task then reads its pixels of x and dy once (a 1x1
-  // conv on a 56x56 plane is memory-bound otherwise), with a summation order that depends on the
-  // batch, not on the thread count.
-  const std::int64_t dw_size = static_cast<std::int64_t>(m) * patch;
-  const std::int64_t groups = dw_size <= kGroupedMaxFloats ? (pixels + kGroupPixels - 1) / kGroupPixels : 1;
-  float* partials = groups > 1 ? thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(groups * dw_size)) : dw;
-  const GradientSplit split = split_gradient(m, patch, groups > 1 ? 1 : threads);
-
-  parallel_for_dynamic(groups * split.column_splits * split.row_splits, threads, [&](std::int64_t task) {
-    const std::int64_t group = task / (split.column_splits * split.row_splits);
-    const int part = static_cast<int>(task % (split.column_splits * split.row_splits));
-    const gemm_detail::Slice tiles = gemm_detail::slice_of(col_tiles, split.column_splits, part / split.row_splits);
-    const gemm_detail::Slice panels = gemm_detail::slice_of(row_panels, split.row_splits, part % split.row_splits);
-    if (tiles.begin >= tiles.end || panels.begin >= panels.end) return;
-    const std::int64_t j_begin = group * kGroupPixels, j_end = groups > 1 ? std::min(pixels, j_begin + kGroupPixels) : pixels;
-    float* out_dw = partials + group * dw_size;
+  for_each_gradient_task(m, patch, pixels, dw, [&](const GradientTask& task) {
+    const gemm_detail::Slice tiles = task.tiles, panels = task.panels;
+    const std::int64_t j_begin = task.j_begin, j_end = task.j_end;
+    float* out_dw = task.out_dw;
     const int width = tiles.end - tiles.begin, height = panels.end - panels.begin;
     // Scratch: the gathered block (up to 32 rows x 32 pixels), this task's A panels and B panels of
     // one pixel block (an A panel is written up to 16 floats past its end: a line of slack each),
@@ -230,12 +256,6 @@ inline void conv2d_backward_weights_view(const Conv2dShape& shape, const conv_ge
         }
       }
     }
-  });
-  if (groups <= 1) return;
-  parallel_for_threads(dw_size, threads_for(groups * dw_size), [&](std::int64_t i) {
-    float sum = partials[i];
-    for (std::int64_t g = 1; g < groups; ++g) sum += partials[g * dw_size + i];
-    dw[i] = sum;
   });
 }
 
