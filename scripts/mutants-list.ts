@@ -66,6 +66,20 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-grad.test.ts'],
   },
   {
+    name: 'stem wgrad halo planes one element shorter than the staged plane (channels overlap)',
+    file: 'compiler/backends/cuda/conv-mma-wgrad-halo.ts',
+    find: '[`${decl}plane = length + ((${l.planeResidue} - length) & 63);`]',
+    replace: '[`${decl}plane = length - 1 + ((${l.planeResidue} - length) & 63);`]',
+    tests: ['test/emu-conv-mma-grad.test.ts'],
+  },
+  {
+    name: 'stem wgrad halo rows at the padded row\'s pitch, not the row-crossing one',
+    file: 'compiler/backends/cuda/conv-mma-stem-wgrad-layout.ts',
+    find: 'const columns = least + ((want - least) & 63);',
+    replace: 'const columns = least;',
+    tests: ['test/emu-conv-mma-stem-wgrad-halo.test.ts'],
+  },
+  {
     name: 'tap-major halo rows at the unpadded pitch (ldmatrix rows across a plane row wrap clash)',
     file: 'compiler/backends/cuda/conv-mma-taps-halo.ts',
     find: 'const pitchW = c.rowsW + 8 * Math.ceil((c.S - 1) / 8);',

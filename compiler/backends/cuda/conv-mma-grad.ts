@@ -18,6 +18,7 @@ import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords } from './conv-mma-wgrad-halo.js';
 import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
+import { stemWgradHalo } from './conv-mma-stem-wgrad-layout.js';
 import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
@@ -211,7 +212,9 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   // a 1×1 kernel's A is x itself, read once.
   // A staging may cover several slices' positions, which shares the rows their taps overlap on (conv-mma-wgrad-halo-span.ts).
   const span = isOn(ablations, 'haloSpan');
-  const wideHalo = isOn(ablations, 'inputHalo') && RS > 1 ? chooseHaloSpan(c, wide.bm, tileThreads(wide), span) : undefined;
+  // A few-channels strided stem's halo has a pitch of its own and may take what shared memory the tiles leave (conv-mma-stem-wgrad-layout.ts).
+  const stemHalo = isOn(ablations, 'stemWgradHalo') ? stemWgradHalo(c, wide, tileThreads(wide), span) : undefined;
+  const wideHalo = isOn(ablations, 'inputHalo') && RS > 1 ? stemHalo ?? chooseHaloSpan(c, wide.bm, tileThreads(wide), span) : undefined;
   // With the halo, a k×k kernel may take the 256-tall tile, which halves dY''s re-reads (conv-mma-kxk-wgrad-tile.ts).
   const tall = wideTiles && isOn(ablations, 'tallTiles') && wideHalo ? chooseKxkWgradTile(CRS, c.K, RS, c.gBn || c.gRelu ? 2 : 1, (wideHalo.plane * BK) / wideHalo.positions, WIDE_CANDIDATES) : wide;
   const tallHalo = tall !== wide ? chooseHaloSpan(c, tall.bm, tileThreads(tall), span) : undefined;

@@ -74,17 +74,24 @@ export function stagingConflicts(g: Geometry, l: HaloLayout, positions: number, 
   return false;
 }
 
+/** A stem's row pitch (HaloLayout.exactPlane) and its byte limit (conv-mma-stem-wgrad-layout.ts). */
+export interface StemPitch {
+  readonly columns: number;
+  readonly maxBytes: number;
+}
+
 /**
- * The layer's halo, or undefined where no layout is free of conflicts or the halo exceeds HALO_MAX_BYTES
+ * The layer's halo, or undefined where no layout is free of conflicts or the halo exceeds HALO_MAX_BYTES (a stem's `maxBytes`)
  * (the layer then keeps the global gather): the first conflict-free layout among image gaps 0, the one that
  * makes crossing into the next image move the addresses as a row wrap does, then (`allGaps`) the rest, each
  * with every even plane residue from 16 on. A staging of several slices has many more groups to check, so
  * conv-mma-wgrad-halo-span.ts tries only the first two gaps for those: the compile stays well under a second.
  */
-export function chooseHalo(g: Geometry, bm: number, threads: number, positions: number = BK, allGaps = true): Halo | undefined {
-  const rows = paddedRows(g), columns = paddedColumns(g);
+export function chooseHalo(g: Geometry, bm: number, threads: number, positions: number = BK, allGaps = true, stem?: StemPitch): Halo | undefined {
+  const rows = paddedRows(g), columns = stem?.columns ?? paddedColumns(g), exactPlane = stem !== undefined;
+  const maxBytes = stem?.maxBytes ?? HALO_MAX_BYTES;
   const unpadded = haloSize(g, { rows, columns, imageGap: 0, planeResidue: 0 }, bm, threads, positions);
-  if (unpadded.elements * 2 > HALO_MAX_BYTES) return undefined; // too large before any padding: no search
+  if (unpadded.elements * 2 > maxBytes) return undefined; // too large before any padding: no search
   const rowWrap = g.sh * columns - (g.Q - 1) * g.sw;
   const crossing = rows * columns - (g.P - 1) * g.sh * columns - (g.Q - 1) * g.sw;
   const likeRowWrap = (((rowWrap - crossing) % 64) + 64) % 64;
@@ -93,11 +100,11 @@ export function chooseHalo(g: Geometry, bm: number, threads: number, positions: 
   const witnesses: [number, number, number][] = [];
   for (const imageGap of gaps) {
     for (const planeResidue of residues) {
-      const layout = { rows, columns, imageGap, planeResidue };
+      const layout = { rows, columns, imageGap, planeResidue, ...(exactPlane ? { exactPlane } : {}) };
       if (stagingConflicts(g, layout, positions, witnesses)) continue;
       const { channels, plane, elements } = haloSize(g, layout, bm, threads, positions);
       const bytes = elements * 2;
-      return bytes <= HALO_MAX_BYTES ? { layout, positions, channels, plane, elements, bytes } : undefined;
+      return bytes <= maxBytes ? { layout, positions, channels, plane, elements, bytes } : undefined;
     }
   }
   return undefined;

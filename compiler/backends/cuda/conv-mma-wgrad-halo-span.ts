@@ -5,7 +5,7 @@
 // more positions; the slices in between build A from the rows already in shared memory. A's values and
 // the k order do not change, so the results are bitwise those of a one-slice halo (`haloSpan: false`).
 import { BK } from './conv-mma-tile.js';
-import { chooseHalo } from './conv-mma-wgrad-halo-banks.js';
+import { chooseHalo, type StemPitch } from './conv-mma-wgrad-halo-banks.js';
 import { paddedColumns, paddedRows, slicePlane, type Geometry, type Halo, type HaloLayout } from './conv-mma-wgrad-halo.js';
 
 /** The stagings' lengths tried, in positions: whole slices, up to eight. */
@@ -24,12 +24,12 @@ export function stagedPerPosition(g: Geometry, l: HaloLayout, positions: number)
  * shorter on a tie), the first whose halo is free of bank conflicts and fits (chooseHalo; the longer ones
  * search fewer layouts, to keep the compile short); only one slice with `span` off.
  */
-export function chooseHaloSpan(g: Geometry, bm: number, threads: number, span: boolean): Halo | undefined {
-  if (!span) return chooseHalo(g, bm, threads, BK);
+export function chooseHaloSpan(g: Geometry, bm: number, threads: number, span: boolean, stem?: StemPitch): Halo | undefined {
+  if (!span) return chooseHalo(g, bm, threads, BK, true, stem);
   const unpadded = { rows: paddedRows(g), columns: paddedColumns(g), imageGap: 0, planeResidue: 0 };
   const byCost = HALO_POSITIONS.map((positions) => ({ positions, cost: stagedPerPosition(g, unpadded, positions) })).sort((a, b) => a.cost - b.cost || a.positions - b.positions);
   for (const { positions } of byCost) {
-    const halo = chooseHalo(g, bm, threads, positions, positions === BK);
+    const halo = chooseHalo(g, bm, threads, positions, positions === BK, stem);
     if (halo) return halo;
   }
   return undefined;

@@ -30,6 +30,10 @@ export interface HaloLayout {
   readonly columns: number; // padded columns: (Q − 1)·sw + S
   readonly imageGap: number;
   readonly planeResidue: number;
+  // A few-channels stem (conv-mma-stem-wgrad-layout.ts): `columns` is a row pitch ≥ paddedColumns (the columns past
+  // the padded row are never read) and every plane's pitch is ≡ planeResidue mod 64 exactly, as its 4-tap groups that
+  // cross a kernel row or a channel need one residue; else the pitch lies in [planeResidue, planeResidue + 32].
+  readonly exactPlane?: boolean;
 }
 
 export const paddedRows = (g: Geometry) => (g.P - 1) * g.sh + g.R;
@@ -51,6 +55,7 @@ export function slicePlane(g: Geometry, l: HaloLayout, o0: number, o1: number): 
 
 /** The pitch of a plane of `length` elements (HaloLayout): at most 32 more. The kernel text is this, term for term. */
 export function planePitch(l: HaloLayout, length: number): number {
+  if (l.exactPlane) return length + ((l.planeResidue - length) & 63);
   const d = (length - l.planeResidue) & 63;
   return length + (d > 32 ? 64 - d : d & 1);
 }
@@ -141,8 +146,9 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
     `const int o0 = int(j0 / ${c.Q}), o1 = int((j0 + ${h.positions - 1}) / ${c.Q});`,
     `${decl}first = o0 / ${c.P} * ${IMG} + o0 % ${c.P} * ${c.sh * Wp};`,
     `const int length = o1 / ${c.P} * ${IMG} + (o1 % ${c.P} * ${c.sh} + ${c.R - 1}) * ${Wp} + ${Wp - 1} - first + 1;`,
-    `const int plane_d = (length - ${l.planeResidue}) & 63;`,
-    `${decl}plane = length + (plane_d > 32 ? 64 - plane_d : plane_d & 1);`,
+    ...(l.exactPlane
+      ? [`${decl}plane = length + ((${l.planeResidue} - length) & 63);`]
+      : [`const int plane_d = (length - ${l.planeResidue}) & 63;`, `${decl}plane = length + (plane_d > 32 ? 64 - plane_d : plane_d & 1);`]),
     ...(every
       ? [
           `const int o_last = int((min(j0 + ${h.positions}, hi) - 1) / ${c.Q});  // the split's last position's row, when it ends in this staging`,

@@ -1,0 +1,48 @@
+// The input halo of a few-channels strided stem's weight gradient (NIN's 11×11/4 on 3 channels): the k×k
+// wgrad halo (conv-mma-wgrad-halo.ts) with a row pitch and an exact plane residue of its own, and a byte limit
+// of what static shared memory the operand tiles leave (the gather it replaces was L2-bound: NIN's stem read
+// each input element ~R·S/(sh·sw) ≈ 7.6 times per row tile through L2). A warp's A instruction reads 4
+// consecutive taps × 8 positions; at stride 4 the 8 lanes are 2 words apart, so 4 taps of one kernel row
+// fill 16 consecutive banks, and a group whose last tap starts the next kernel row (or channel) is free only
+// where that row's (plane's) offset puts its 8 words in the other 16 banks. The stride-1 search
+// (conv-mma-wgrad-halo-banks.ts) finds no conflict-free layout for NIN's stem at its 8 narrowest pitches (a group that
+// also crosses an output row needs a third placement); where it finds none, the rows are pitched ≡ S − 3 + 32 and
+// the planes ≡ (R − 1)·pitch + S − 3 + 32 (mod 64), which serves the kernel-row and channel crossings: the emulator
+// counts 0 conflicts for NIN b128's stem (bench/logs/i15B-profile-stem-h100-b128-bf16.out), where the per-tap gather
+// was L2-bound (84.08M → 48.40M sectors, 269.5 → 156.9 µs).
+// A's values are still those of the gather (bitwise). docs/design.md §4.1 "Stem band".
+import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
+import { BK, type MmaTile } from './conv-mma-tile.js';
+import { isStem } from './conv-mma-stem-geometry.js';
+import { HALO_POSITIONS, chooseHaloSpan, stagedPerPosition } from './conv-mma-wgrad-halo-span.js';
+import { haloSize, paddedColumns, paddedRows, type Geometry, type Halo, type HaloLayout } from './conv-mma-wgrad-halo.js';
+
+/** Row pitches the conflict-free search tries past the padded row. */
+const PITCHES = 8;
+
+/** The row-crossing layout the file's note derives, for a stem's geometry. */
+export function stemCrossingLayout(g: Geometry): HaloLayout {
+  const least = paddedColumns(g), want = (g.S - 3 + 32) & 63;
+  const columns = least + ((want - least) & 63);
+  return { rows: paddedRows(g), columns, imageGap: 0, planeResidue: ((g.R - 1) * columns + g.S - 3 + 32) & 63, exactPlane: true };
+}
+
+/**
+ * The stem's halo for tile `tile` (`threads` staging): a conflict-free layout at one of the narrowest pitches, else
+ * stemCrossingLayout with the staging length of least elements per position that fits; undefined for a conv that is no stem.
+ */
+export function stemWgradHalo(g: Geometry, tile: MmaTile, threads: number, span: boolean): Halo | undefined {
+  if (!isStem(g)) return undefined;
+  const maxBytes = STATIC_SHARED_BYTES - (tile.bm + tile.bn) * BK * 2;
+  for (let columns = paddedColumns(g); columns < paddedColumns(g) + PITCHES; columns++) {
+    const halo = chooseHaloSpan(g, tile.bm, threads, span, { columns, maxBytes });
+    if (halo) return halo;
+  }
+  const layout = stemCrossingLayout(g);
+  const byCost = (span ? HALO_POSITIONS : [BK]).map((positions) => ({ positions, cost: stagedPerPosition(g, layout, positions) })).sort((a, b) => a.cost - b.cost || a.positions - b.positions);
+  for (const { positions } of byCost) {
+    const { channels, plane, elements } = haloSize(g, layout, tile.bm, threads, positions);
+    if (elements * 2 <= maxBytes) return { layout, positions, channels, plane, elements, bytes: elements * 2 };
+  }
+  return undefined;
+}
