@@ -66,10 +66,10 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-grad.test.ts'],
   },
   {
-    name: 'stem wgrad halo planes one element shorter than the staged plane (channels overlap)',
+    name: 'wgrad halo staging placing columns by the padded row width, not the row pitch (a stem\'s pitch is wider)',
     file: 'compiler/backends/cuda/conv-mma-wgrad-halo.ts',
-    find: '[`${decl}plane = length + ((${l.planeResidue} - length) & 63);`]',
-    replace: '[`${decl}plane = length - 1 + ((${l.planeResidue} - length) & 63);`]',
+    find: 'u = f % ${IMG} % ${Wp} - ${c.pw};',
+    replace: 'u = f % ${IMG} % ${paddedColumns(c)} - ${c.pw};',
     tests: ['test/emu-conv-mma-grad.test.ts'],
   },
   {
