@@ -4,16 +4,12 @@
 // steps, with NINCC_TEST_FULL=1. CI checks without a build: NIN's stem layout (the row-crossing pitch and residue, 128
 // positions a staging, within static shared memory beside the operand tiles) and which wgrad kernels take the halo;
 // the halo runs on emu in CI through test/emu-conv-mma-grad.test.ts, whose 11×11/4 stem is held to the bf16 bound.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildArtifact } from '../compiler/build.js';
+import { describe, expect, it } from 'vitest';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { stemCrossingLayout, stemWgradHalo } from '../compiler/backends/cuda/conv-mma-stem-wgrad-layout.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { withEnv } from './reference/env.js';
+import { buildEmuVariants } from './reference/emu-variants.js';
 import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
 
 const CLASSES = 3;
@@ -55,28 +51,14 @@ describe('the stem wgrad halo (no build)', () => {
 
 if (process.env.NINCC_TEST_FULL !== '1') console.warn('test/emu-conv-mma-stem-wgrad-halo.test.ts: the halo and gathering builds and their bitwise comparison run with NINCC_TEST_FULL=1; CI checks the layout and the compiled kernels');
 describe.runIf(process.env.NINCC_TEST_FULL === '1')('the stem wgrad halo on emu, bitwise the gather (NINCC_TEST_FULL=1)', () => {
-  let root: string;
-  beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'nincc-stem-wgrad-'));
-  });
-  afterAll(() => {
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
-
   for (const c of CASES) {
     it(`${c.name}: one step's gradients and three SGD steps are bitwise those of the gather`, async () => {
-      const r = compileSpec(c.spec, `${c.name}.model`);
-      if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-      const dirs = { halo: join(root, `${c.name}-halo`), gather: join(root, `${c.name}-gather`) };
-      withEnv({ NINCC_NVCC: '0' }, () => {
-        buildArtifact(r.model!, c.spec, { outDir: dirs.halo, target: 'emu', maxBatch: 4, precision: 'bf16' });
-        buildArtifact(r.model!, c.spec, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { stemWgradHalo: false } });
-      });
+      const builds = buildEmuVariants(c.spec, `${c.name}.model`, { halo: {}, gather: { stemWgradHalo: false } });
       const n = 3; // below the grids' maximum of 4
       const next = rng(71);
       const images = uniform(n * c.input[0] * c.input[1] * c.input[2], -1.5, 1.5, next);
       const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % CLASSES);
-      const [halo, gather] = await Promise.all([dirs.halo, dirs.gather].map((d) => load(d, { device: 'emu', seed: 29 })));
+      const [halo, gather] = await Promise.all([builds.dirs.halo, builds.dirs.gather].map((d) => load(d, { device: 'emu', seed: 29 })));
       try {
         randomizeAffine(halo, rng(73));
         const grads = await expectSameGradients(halo, gather, images, labels);
@@ -85,6 +67,7 @@ describe.runIf(process.env.NINCC_TEST_FULL === '1')('the stem wgrad halo on emu,
         await expectSameSteps(halo, gather, images, labels, n);
       } finally {
         await Promise.all([halo, gather].map((m) => m.dispose()));
+        builds.remove();
       }
     }, 300_000);
   }
