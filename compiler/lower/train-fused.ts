@@ -118,7 +118,8 @@ export interface FusedTrainOptions {
    * rebuildGradient), so the gradients are bitwise unchanged. A conv with a weight gradient only (the stem)
    * keeps the fused rebuild, the pass costing more than it saves there (nin b128's stem: 294 µs of pass for
    * 66 µs off its weight gradient, bench/logs/profile-nin-h100-b128-bf16-rebuild-stem.out; a pass of that
-   * plane still takes 160.9 µs at 8 elements per thread, -block1-…-1x1-pass-96.out); so does a 1×1
+   * plane still takes 160.9 µs at 8 elements per thread, -block1-…-1x1-pass-96.out; with the stem wgrad's input
+   * halo, 90.6 µs of pass for 61.8 off it, bench/logs/i15B-profile-stem-rebuild-pass.out); so does a 1×1
    * conv with fewer than REBUILD_1X1_MIN_CHANNELS input channels.
    */
   readonly rebuildPass?: boolean;
