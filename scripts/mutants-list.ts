@@ -26,15 +26,15 @@ export const MUTANTS: readonly Mutant[] = [
   {
     name: 'bf16Gradients, bf16ConvOut: a data gradient stages dx, a forward y, unrounded (their staged stores, conv-mma-store-staged.ts)',
     file: 'compiler/backends/cuda/conv-mma-store-staged.ts',
-    find: 'lane / 4], nincc::to_bf16(${v}));`;',
-    replace: 'lane / 4], ${v});`;',
+    find: 'lane % 4], nincc::to_bf16x2(${v}, keep[j]));`;',
+    replace: 'lane % 4], ${v});`;',
     tests: ['test/bwd-traffic-bf16-gradients.test.ts', 'test/conv-out-bf16-storage.test.ts'],
   },
   {
-    name: 'stagedStores: the staged piece of shared memory unpadded, a channel\'s 32 rows at a pitch of 32 (bank conflicts)',
+    name: 'stagedStores: the staged piece of shared memory with padded rows of 8 words (bank conflicts)',
     file: 'compiler/backends/cuda/conv-mma-store-staged.ts',
-    find: 'export const STAGED_PITCH = 40;',
-    replace: 'export const STAGED_PITCH = 32;',
+    find: 'export const STAGED_ROW_WORDS = 4;',
+    replace: 'export const STAGED_ROW_WORDS = 8;',
     tests: ['test/emu-conv-mma-store-staged.test.ts'],
   },
   {

@@ -21,7 +21,7 @@ import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
 import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
-import { stagedFits, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
+import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
 
 /**
@@ -35,7 +35,7 @@ import { isOn, type Ablations } from '../../ablations.js';
 function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], inner: string[], afterRows: string[], stagedAfter?: string[]): string[] {
   const halves = ['for (int half = 0; half < 2; ++half) {', `  const int col = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4) + half;`];
   const parts = [`for (int sub = 0; sub < ${MT / 2}; ++sub) {`];
-  const [outer, innerLoop] = stagedAfter ? [parts, halves] : [halves, parts];
+  const [outer, innerLoop] = stagedAfter ? [[...parts, `  ${stagedKeep}`], halves] : [halves, parts];
   return [
     'NINCC_UNROLL',
     `for (int nt = 0; nt < ${nt}; ++nt) {`,
@@ -113,7 +113,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     'float dv = d;',
     ...(addend ? ["if (valid) dv += nincc::ld(&g_add[at]);  // another reader's gradient of the same input"] : []),
     // The stats below take dv unrounded; the stored dx is rounded to bf16 when the reader's rebuild allows (lower/train-fused.ts bf16Gradients).
-    staged ? `${stagedWrite('dv')}  // stored after the part, with its other columns` : `if (valid) ${storeFloat('dx', 'at', 'dv', c.dxBf16)}`,
+    staged ? `${stagedWrite('dv')}  // stored after the part, with its other channels` : `if (valid) ${storeFloat('dx', 'at', 'dv', c.dxBf16)}`,
   ];
   const rowStats = stats
     ? [

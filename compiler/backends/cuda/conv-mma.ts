@@ -17,7 +17,7 @@ import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import { stageStemBand, stemBand, stemStaging, stemWords } from './conv-mma-stem-band.js';
 import type { KernelStep } from '../../lower/program-ir.js';
-import { stagedFits, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
+import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
@@ -178,7 +178,7 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
   const { rows, PQ, NT, WN, MT, statTiles } = g;
   // Staged: the 32-row parts outside the column halves, so that a part's 8 columns are in the warp's piece before it is stored.
   const loops = staged
-    ? ['    NINCC_UNROLL', `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`, '    NINCC_UNROLL', '    for (int half = 0; half < 2; ++half) {']
+    ? ['    NINCC_UNROLL', `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`, `    ${stagedKeep}`, '    NINCC_UNROLL', '    for (int half = 0; half < 2; ++half) {']
     : ['    NINCC_UNROLL', '    for (int half = 0; half < 2; ++half) {', '    NINCC_UNROLL', `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`];
   const target: StagedTarget = { dst: 'y', plane: (img, col) => `(long long)${img} * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}${col}`, columns: c.K, positions: PQ, rows };
   const out = [
@@ -201,7 +201,7 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     ...(storesBf16(c) ? ['      d = nincc::bf16_to_float(nincc::to_bf16(d));  // y is stored in bf16: its statistics and every reader see the rounded value'] : []),
     '      v[j] = d;',
     staged
-      ? `      ${stagedWrite('d')}  // stored below, with the part's other columns`
+      ? `      ${stagedWrite('d')}  // stored below, with the part's other channels`
       : `      if (valid[j] && kout < ${c.K}) ${storeFloat('y', `((long long)img * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}kout) * ${PQ} + pq`, 'd', storesBf16(c))}`,
     '    }',
   ];
