@@ -12,15 +12,12 @@
 // window's zero border differs per side), channel groups past K (K = 36: the second group of 32 is
 // partial), N tiles past C, a stride-2 conv (its data gradient gathers, its weights come from a copy; its
 // K·R·S = 72 ends inside a slice) and a batch of 3 on grids sized for 4.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildArtifact } from '../compiler/build.js';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { withEnv } from './reference/env.js';
+import { buildEmuVariants, type EmuVariants } from './reference/emu-variants.js';
 import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
 
 // conv1 4→40 3×3 pad 1 → 40×9×7 (no data gradient); conv2 40→36 5×5 pad 2 → 36×9×7; conv3 36→20 3×3 pad 0
@@ -75,21 +72,14 @@ describe('the shared halo and bf16 weight copies of the bf16 convs (compiled, no
 // halo and the copies run in CI through the bf16 bound tests (test/emu-conv-mma*.test.ts), whose k×k convs take them.
 if (process.env.NINCC_TEST_FULL !== '1') console.warn('test/emu-conv-mma-halo.test.ts: the halo and bf16-copy builds and their bitwise comparison run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
 describe.runIf(process.env.NINCC_TEST_FULL === '1')('the halo and bf16 weight copies on emu, bitwise the gathers (NINCC_TEST_FULL=1)', () => {
-  let root: string;
-  let dirs: { halo: string; gather: string };
+  let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
+  let dirs: EmuVariants<keyof typeof VARIANTS>['dirs'];
+  const VARIANTS = { halo: { rebuildPass: false }, gather: { rebuildPass: false, haloTiles: false, bf16Weights: false } } as const;
   beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'nincc-mma-halo-'));
-    dirs = { halo: join(root, 'halo'), gather: join(root, 'gather') };
-    const r = compileSpec(SPEC, 'halo_tiles.model');
-    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-    withEnv({ NINCC_NVCC: '0' }, () => {
-      buildArtifact(r.model!, SPEC, { outDir: dirs.halo, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { rebuildPass: false } });
-      buildArtifact(r.model!, SPEC, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { rebuildPass: false, haloTiles: false, bf16Weights: false } });
-    });
+    builds = buildEmuVariants(SPEC, 'halo_tiles.model', VARIANTS);
+    dirs = builds.dirs;
   }, 300_000);
-  afterAll(() => {
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => builds?.remove());
 
   it('one step\'s gradients, three SGD steps and inference are bitwise those of the per-tap gathers', async () => {
     const n = 3; // below the grids' maximum of 4

@@ -8,15 +8,12 @@
 // 3 on grids sized for 4 against float64 within the per-element bf16 bound (test/reference/bf16-bound.ts; the
 // block epilogues are test/emu-conv-mma-blocks.test.ts's), and `tapsHalo` off bitwise equal to the build
 // without the inference copies (bf16Weights off: the kernels before this change).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildArtifact } from '../compiler/build.js';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import type { Ablations } from '../compiler/ablations.js';
 import { loadWith, readWeights, rng, uniform } from './reference/artifacts.js';
-import { withEnv } from './reference/env.js';
+import { buildEmuVariants, type EmuVariants } from './reference/emu-variants.js';
 import { BF16, U, chainWeights, type Bounded, type Chain, type Conv, convCall, forward, relu, sparseImages, worst } from './reference/bf16-bound.js';
 
 const STEM: Conv = { C: 3, H: 17, W: 13, K: 20, R: 3, S: 3, sh: 2, sw: 2, ph: 1, pw: 1 }; // → 20×9×7 (gathers: strided)
@@ -92,21 +89,14 @@ function inferenceReference(n: number, images: Float32Array, t: Map<string, Floa
 
 if (process.env.NINCC_TEST_FULL !== '1') console.warn('test/emu-conv-mma-infer-taps.test.ts: the emulated inference against float64 and the tapsHalo A/B run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
 describe.runIf(process.env.NINCC_TEST_FULL === '1')('the inference tap-major halo on emu (NINCC_TEST_FULL=1)', () => {
-  let root: string;
-  const dirs: Record<string, string> = {};
-  const builds: Record<string, Ablations> = { taps: {}, channelMajor: { tapsHalo: false }, noCopies: { bf16Weights: false } };
+  const VARIANTS = { taps: {}, channelMajor: { tapsHalo: false }, noCopies: { bf16Weights: false } } as const;
+  let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
+  let dirs: EmuVariants<keyof typeof VARIANTS>['dirs'];
   beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'nincc-mma-infer-taps-'));
-    const r = compileSpec(SPEC, 'infer_taps.model');
-    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-    for (const [name, ablations] of Object.entries(builds)) {
-      dirs[name] = join(root, name);
-      withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, SPEC, { outDir: dirs[name], target: 'emu', maxBatch: 4, precision: 'bf16', ablations }));
-    }
+    builds = buildEmuVariants(SPEC, 'infer_taps.model', VARIANTS);
+    dirs = builds.dirs;
   }, 900_000);
-  afterAll(() => {
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => builds?.remove());
 
   it('a batch of 3: every output within the bf16 bound of float64; tapsHalo off bitwise the build without the copies', async () => {
     const n = 3;

@@ -8,17 +8,15 @@
 // batch of 3 on grids sized for 4. Both builds keep 32-row warps (`warp64Tiles: false`: the tall tile's 64-row twin is
 // emu-conv-mma-warp64-tiles.test.ts's). CI checks the compiled kernels' choices (no build, ~3 s); the two emu
 // builds and the comparisons run with NINCC_TEST_FULL=1 (~42 s with a warm kernel cache, ~130 s cold).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildArtifact } from '../compiler/build.js';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { TALL_WGRAD_TILE, chooseKxkWgradTile } from '../compiler/backends/cuda/conv-mma-kxk-wgrad-tile.js';
 import { WIDE_CANDIDATES } from '../compiler/backends/cuda/conv-mma-tile.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { withEnv } from './reference/env.js';
+import { buildEmuVariants, type EmuVariants } from './reference/emu-variants.js';
 import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
 
 const INPUT = [6, 13, 11] as const;
@@ -83,21 +81,14 @@ function compiledNin(): Compiled {
 }
 
 describe.runIf(FULL)('the 256-tall tile of the bf16 k×k weight gradients on emu (NINCC_TEST_FULL=1)', () => {
-  let root: string;
-  let dirs: { tall: string; wide: string };
+  let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
+  let dirs: EmuVariants<keyof typeof VARIANTS>['dirs'];
+  const VARIANTS = { tall: { warp64Tiles: false }, wide: { warp64Tiles: false, tallTiles: false } } as const;
   beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'nincc-mma-tall-'));
-    dirs = { tall: join(root, 'tall'), wide: join(root, 'wide') };
-    const r = compileSpec(SPEC, 'tall_wgrad.model');
-    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-    withEnv({ NINCC_NVCC: '0' }, () => {
-      buildArtifact(r.model!, SPEC, { outDir: dirs.tall, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { warp64Tiles: false } });
-      buildArtifact(r.model!, SPEC, { outDir: dirs.wide, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { warp64Tiles: false, tallTiles: false } });
-    });
+    builds = buildEmuVariants(SPEC, 'tall_wgrad.model', VARIANTS);
+    dirs = builds.dirs;
   }, 300_000);
-  afterAll(() => {
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => builds?.remove());
 
   it('report.txt: the two k×k weight gradients with a halo take the tall tile, the wide build none', () => {
     const rows = (dir: string) => readFileSync(join(dir, 'report.txt'), 'utf8').split('\n').filter((l) => /^\s+k\d+_conv_wgrad_fused\s+\|/.test(l));

@@ -8,18 +8,16 @@
 // channel-major halo, 40 channels not a multiple of 32, with the input BN's statistics epilogue), a batch of
 // 3 on grids sized for 4 (a partial row tile). A strided conv keeps its warps (the rule's unit test). CI checks the
 // compiled choices (no build, ~2 s); the two emu builds and the comparisons run with NINCC_TEST_FULL=1 (~140 s cold).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildArtifact } from '../compiler/build.js';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { WIDE_CANDIDATES } from '../compiler/backends/cuda/conv-mma-tile.js';
 import { TALL_WGRAD_TILE } from '../compiler/backends/cuda/conv-mma-kxk-wgrad-tile.js';
 import { fragmentWavefrontsPerMma, kxkWarpTile, warp64Twin } from '../compiler/backends/cuda/conv-mma-warp64-tile.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { withEnv } from './reference/env.js';
+import { buildEmuVariants, type EmuVariants } from './reference/emu-variants.js';
 import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
 
 const INPUT = [32, 9, 11] as const;
@@ -93,21 +91,14 @@ describe('the 64-row warp tiles of the bf16 k×k convs (compiled, no build)', ()
 });
 
 describe.runIf(FULL)('the 64-row warp tiles on emu (NINCC_TEST_FULL=1)', () => {
-  let root: string;
-  let dirs: { on: string; off: string };
+  let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
+  let dirs: EmuVariants<keyof typeof VARIANTS>['dirs'];
+  const VARIANTS = { on: {}, off: { warp64Tiles: false } } as const;
   beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'nincc-mma-warp64-'));
-    dirs = { on: join(root, 'on'), off: join(root, 'off') };
-    const r = compileSpec(SPEC, 'warp64.model');
-    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-    withEnv({ NINCC_NVCC: '0' }, () => {
-      buildArtifact(r.model!, SPEC, { outDir: dirs.on, target: 'emu', maxBatch: 4, precision: 'bf16' });
-      buildArtifact(r.model!, SPEC, { outDir: dirs.off, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { warp64Tiles: false } });
-    });
+    builds = buildEmuVariants(SPEC, 'warp64.model', VARIANTS);
+    dirs = builds.dirs;
   }, 600_000);
-  afterAll(() => {
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => builds?.remove());
 
   it('report.txt: the on build names 64-row warps, the off build none', () => {
     const text = (dir: string) => readFileSync(join(dir, 'report.txt'), 'utf8');

@@ -7,16 +7,13 @@
 // pending BN+ReLU on the input of the 3×3 conv, partial tiles (M = C·R·S of 36 and 126; N of 9 and 6).
 // CI checks the staging lengths chosen (no build); the two emu builds and the bitwise comparison run with
 // NINCC_TEST_FULL=1.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildArtifact } from '../compiler/build.js';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { chooseHaloSpan, stagedPerPosition } from '../compiler/backends/cuda/conv-mma-wgrad-halo-span.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { withEnv } from './reference/env.js';
+import { buildEmuVariants, type EmuVariants } from './reference/emu-variants.js';
 
 const INPUT = [4, 7, 5] as const;
 const CLASSES = 3;
@@ -61,21 +58,14 @@ describe('halo stagings of several slices (compiled, no build)', () => {
 });
 
 describe.runIf(FULL)('halo stagings of several slices on emu (NINCC_TEST_FULL=1)', () => {
-  let root: string;
-  let dirs: { span: string; one: string };
+  let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
+  let dirs: EmuVariants<keyof typeof VARIANTS>['dirs'];
+  const VARIANTS = { span: {}, one: { haloSpan: false } } as const;
   beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'nincc-halo-span-'));
-    dirs = { span: join(root, 'span'), one: join(root, 'one') };
-    const r = compileSpec(SPEC, 'halo_span.model');
-    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-    withEnv({ NINCC_NVCC: '0' }, () => {
-      buildArtifact(r.model!, SPEC, { outDir: dirs.span, target: 'emu', maxBatch: 4, precision: 'bf16' });
-      buildArtifact(r.model!, SPEC, { outDir: dirs.one, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { haloSpan: false } });
-    });
+    builds = buildEmuVariants(SPEC, 'halo_span.model', VARIANTS);
+    dirs = builds.dirs;
   }, 300_000);
-  afterAll(() => {
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => builds?.remove());
 
   it('one training step: every gradient is bitwise that of the one-slice halo', async () => {
     const n = 3; // below the grids' maximum of 4

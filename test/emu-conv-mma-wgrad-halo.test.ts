@@ -10,15 +10,13 @@
 // exists: it stages 64 positions at a time (conv-mma-wgrad-halo-span.ts), as the 5×5 and the last 3×3 stage
 // 256; the gather build stages none. CI checks the compiled kernels' choices (no build); the two emu builds
 // and the bitwise comparison run with NINCC_TEST_FULL=1 (about 180 s cold on 2 loaded cores).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildArtifact } from '../compiler/build.js';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { withEnv } from './reference/env.js';
+import { buildEmuVariants, type EmuVariants } from './reference/emu-variants.js';
 
 const INPUT = [5, 19, 17] as const;
 const CLASSES = 3;
@@ -57,21 +55,14 @@ describe('the input halo of the bf16 k×k weight gradients (compiled, no build)'
 });
 
 describe.runIf(FULL)('the input halo of the bf16 k×k weight gradients on emu (NINCC_TEST_FULL=1)', () => {
-  let root: string;
-  let dirs: { halo: string; gather: string };
+  let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
+  let dirs: EmuVariants<keyof typeof VARIANTS>['dirs'];
+  const VARIANTS = { halo: {}, gather: { inputHalo: false } } as const;
   beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'nincc-mma-halo-'));
-    dirs = { halo: join(root, 'halo'), gather: join(root, 'gather') };
-    const r = compileSpec(SPEC, 'input_halo.model');
-    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-    withEnv({ NINCC_NVCC: '0' }, () => {
-      buildArtifact(r.model!, SPEC, { outDir: dirs.halo, target: 'emu', maxBatch: 4, precision: 'bf16' });
-      buildArtifact(r.model!, SPEC, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { inputHalo: false } });
-    });
+    builds = buildEmuVariants(SPEC, 'input_halo.model', VARIANTS);
+    dirs = builds.dirs;
   }, 300_000);
-  afterAll(() => {
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => builds?.remove());
 
   /** report.txt's tile cell of each weight-gradient kernel, by kernel name. */
   function wgradTiles(dir: string): Map<string, string> {

@@ -8,15 +8,12 @@
 // pad-5 stem on odd-sized images, a 3×3 pad-1 and a 3×3 stride-2 conv (its data gradient skips taps),
 // 7×6 planes (partial 32-row statistics tiles), a batch of 3 on grids sized for 4, and a 1×1 conv of 40
 // output channels (a 48-wide tile with 8 padded columns) on 4×3 planes.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildArtifact } from '../compiler/build.js';
-import { compileSpec } from '../compiler/pipeline.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { withEnv } from './reference/env.js';
+import { buildEmuVariants, type EmuVariants } from './reference/emu-variants.js';
 import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
 
 // conv1 3→96 11×11/4 pad 5 on 27×23 → 96×7×6; conv4 96→128 3×3 pad 1 → 128×7×6; conv7 128→96 3×3/2 pad 1 → 96×4×3;
@@ -33,23 +30,16 @@ const SPEC = `model wide_tiles {
   view(-1)  linear(${40 * 4 * 3}, ${CLASSES})  logsoftmax
 }`;
 
-let root: string;
-let dirs: { wide: string; narrow: string };
+// The 256-tall tile conv4's weight gradient would take has its own test (emu-conv-mma-kxk-wgrad-tile.test.ts), and so
+// do the 64-row warp twins of the 8-warp tiles (emu-conv-mma-warp64-tiles.test.ts).
+const VARIANTS = { wide: { tallTiles: false, warp64Tiles: false }, narrow: { wideTiles: false } } as const;
+let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
+let dirs: EmuVariants<keyof typeof VARIANTS>['dirs'];
 beforeAll(() => {
-  root = mkdtempSync(join(tmpdir(), 'nincc-mma-wide-'));
-  dirs = { wide: join(root, 'wide'), narrow: join(root, 'narrow') };
-  const r = compileSpec(SPEC, 'wide_tiles.model');
-  if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  withEnv({ NINCC_NVCC: '0' }, () => {
-    // The 256-tall tile conv4's weight gradient would take has its own test (emu-conv-mma-kxk-wgrad-tile.test.ts), and so
-    // do the 64-row warp twins of the 8-warp tiles (emu-conv-mma-warp64-tiles.test.ts).
-    buildArtifact(r.model!, SPEC, { outDir: dirs.wide, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { tallTiles: false, warp64Tiles: false } });
-    buildArtifact(r.model!, SPEC, { outDir: dirs.narrow, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { wideTiles: false } });
-  });
+  builds = buildEmuVariants(SPEC, 'wide_tiles.model', VARIANTS);
+  dirs = builds.dirs;
 }, 300_000);
-afterAll(() => {
-  if (root) rmSync(root, { recursive: true, force: true });
-});
+afterAll(() => builds?.remove());
 
 /** report.txt's tile cell of each bf16 conv kernel, by kernel name. */
 function tiles(dir: string): Map<string, string> {

@@ -1,0 +1,33 @@
+// Emu bf16 builds of one spec, one per ablation setting (compiler/ablations.ts), side by side in one temporary
+// directory: the A/B tests of the bf16 path's optimizations build the optimized kernels and what they replaced.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildArtifact } from '../../compiler/build.js';
+import { compileSpec } from '../../compiler/pipeline.js';
+import type { Ablations } from '../../compiler/ablations.js';
+import { withEnv } from './env.js';
+
+export interface EmuVariants<V extends string> {
+  /** Each variant's artifact directory. */
+  readonly dirs: Record<V, string>;
+  /** Removes every build. */
+  remove(): void;
+}
+
+/**
+ * Builds `spec` (named `file` in diagnostics) for emu at bf16 once per variant, each with its ablations, without
+ * nvcc. The grids are sized for a batch of 4, so that a test's batch of 3 leaves a partial grid.
+ */
+export function buildEmuVariants<V extends string>(spec: string, file: string, variants: Record<V, Ablations>): EmuVariants<V> {
+  const root = mkdtempSync(join(tmpdir(), `nincc-${file.replace(/\.model$/, '')}-`));
+  const r = compileSpec(spec, file);
+  if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+  const model = r.model;
+  const dirs = {} as Record<V, string>;
+  for (const [name, ablations] of Object.entries(variants) as [V, Ablations][]) {
+    dirs[name] = join(root, name);
+    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, spec, { outDir: dirs[name], target: 'emu', maxBatch: 4, precision: 'bf16', ablations }));
+  }
+  return { dirs, remove: () => rmSync(root, { recursive: true, force: true }) };
+}
