@@ -7,17 +7,13 @@
 // 8-warp 1×1 data gradient, a strided 3×3 one),
 // a batch of 3 on grids sized for 4 (a partial row tile). CI checks the compiled kernels and the shared layout's
 // bank conflicts (no build, ~2 s); the two emu builds and the comparisons run with NINCC_TEST_FULL=1.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildArtifact } from '../compiler/build.js';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { STAGED_ROW_WORDS } from '../compiler/backends/cuda/conv-mma-store-staged.js';
 import { stagedConflicts } from '../compiler/backends/cuda/conv-mma-store-banks.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { withEnv } from './reference/env.js';
+import { buildEmuVariants, type EmuVariants } from './reference/emu-variants.js';
 import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
 
 const INPUT = [16, 9, 11] as const;
@@ -50,7 +46,7 @@ describe('the staged bf16 epilogue stores (compiled, no build)', () => {
     expect(stagedConflicts(8).reads).toBeGreaterThan(0);
   });
 
-  it('every bf16 y and dX is staged, by the path its positions allow; fp32 outputs and stagedStores: false store directly', () => {
+  it('every bf16 y and dX is staged, stored one channel a warp instruction; fp32 outputs and stagedStores: false store directly', () => {
     const on = kernels(compiled(true)), off = kernels(compiled(false));
     const stagedOnes = [...on].filter(([, k]) => /staged in shared memory/.test(k.fused ?? '')).map(([name]) => name).sort();
     expect(stagedOnes).toEqual(['k10_conv_dgrad_fused', 'k1_conv_fwd_fused', 'k4_conv_dgrad_fused', 'k4_conv_fwd_fused', 'k7_conv_dgrad_fused', 'k7_conv_fwd_fused']);
@@ -66,27 +62,18 @@ describe('the staged bf16 epilogue stores (compiled, no build)', () => {
 });
 
 describe.runIf(FULL)('the staged bf16 epilogue stores on emu (NINCC_TEST_FULL=1)', () => {
-  let root: string;
-  let dirs: { on: string; off: string };
+  let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
+  const VARIANTS = { on: {}, off: { stagedStores: false } } as const;
   beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'nincc-mma-staged-'));
-    dirs = { on: join(root, 'on'), off: join(root, 'off') };
-    const r = compileSpec(SPEC, 'staged.model');
-    if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-    withEnv({ NINCC_NVCC: '0' }, () => {
-      buildArtifact(r.model!, SPEC, { outDir: dirs.on, target: 'emu', maxBatch: 4, precision: 'bf16' });
-      buildArtifact(r.model!, SPEC, { outDir: dirs.off, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { stagedStores: false } });
-    });
+    builds = buildEmuVariants(SPEC, 'staged.model', VARIANTS);
   }, 600_000);
-  afterAll(() => {
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => builds?.remove());
 
   it('one training step, then three SGD steps and inference: bitwise those of the direct stores', async () => {
     const n = 3; // below the grids' maximum of 4
     const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(97));
     const labels = Int32Array.from({ length: n }, (_, i) => (i + 2) % CLASSES);
-    const [on, off] = await Promise.all([dirs.on, dirs.off].map((d) => load(d, { device: 'emu', seed: 37 })));
+    const [on, off] = await Promise.all([builds!.dirs.on, builds!.dirs.off].map((d) => load(d, { device: 'emu', seed: 37 })));
     try {
       randomizeAffine(on, rng(101)); // non-trivial BN γ and β: the pending transforms and statistics matter
       const grads = await expectSameGradients(on, off, images, labels);
