@@ -24,11 +24,18 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/bwd-traffic-bf16-gradients.test.ts'],
   },
   {
-    name: 'bf16Gradients: a data gradient stores dx unrounded into its bf16 buffer',
-    file: 'compiler/backends/cuda/conv-mma-grad.ts',
-    find: "`if (valid) ${storeFloat('dx', 'at', 'dv', c.dxBf16)}`,",
-    replace: "`if (valid) ${storeFloat('dx', 'at', 'dv', false)}`,",
-    tests: ['test/bwd-traffic-bf16-gradients.test.ts'],
+    name: 'bf16Gradients, bf16ConvOut: a data gradient stages dx, a forward y, unrounded (their staged stores, conv-mma-store-staged.ts)',
+    file: 'compiler/backends/cuda/conv-mma-store-staged.ts',
+    find: 'lane % 4], nincc::to_bf16x2(${v}, keep[j]));`;',
+    replace: 'lane % 4], ${v});`;',
+    tests: ['test/bwd-traffic-bf16-gradients.test.ts', 'test/conv-out-bf16-storage.test.ts'],
+  },
+  {
+    name: 'stagedStores: the staged piece of shared memory with padded rows of 8 words (bank conflicts)',
+    file: 'compiler/backends/cuda/conv-mma-store-staged.ts',
+    find: 'export const STAGED_ROW_WORDS = 4;',
+    replace: 'export const STAGED_ROW_WORDS = 8;',
+    tests: ['test/emu-conv-mma-store-staged.test.ts'],
   },
   {
     name: 'bf16Gradients: a max pool backward stores dx unrounded into its bf16 buffer',

@@ -22,6 +22,7 @@ import { stemWgradHalo } from './conv-mma-stem-wgrad-layout.js';
 import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
 
 /**
@@ -29,17 +30,20 @@ import { isOn, type Ablations } from '../../ablations.js';
  * `half`, 32-row part `sub` of the warp (m16 tiles 2·sub, 2·sub + 1) is D[row][col], row = 16·MT·wm +
  * 32·sub + 16·(j/2) + 8·(j%2) + l/4, col = WN·wn + 8·nt + 2·(l%4) + half (the m16n8k16 C layout);
  * `inner` sees `m` (the global row), `col` and `d`; `perRows` opens and `afterRows` closes each 32 rows
- * (one statistics tile).
+ * (one statistics tile). `stagedAfter` (a staged bf16 output, conv-mma-store-staged.ts): the 32-row parts
+ * run outside the column halves, and these lines store each part's 8 columns once both halves wrote them.
  */
-function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], inner: string[], afterRows: string[]): string[] {
+function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], inner: string[], afterRows: string[], stagedAfter?: string[]): string[] {
+  const halves = ['for (int half = 0; half < 2; ++half) {', `  const int col = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4) + half;`];
+  const parts = [`for (int sub = 0; sub < ${MT / 2}; ++sub) {`];
+  const [outer, innerLoop] = stagedAfter ? [[...parts, `  ${stagedKeep}`], halves] : [halves, parts];
   return [
     'NINCC_UNROLL',
     `for (int nt = 0; nt < ${nt}; ++nt) {`,
     '  NINCC_UNROLL',
-    '  for (int half = 0; half < 2; ++half) {',
-    `    const int col = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4) + half;`,
+    ...outer.map((s) => `  ${s}`),
     '    NINCC_UNROLL',
-    `    for (int sub = 0; sub < ${MT / 2}; ++sub) {`,
+    ...innerLoop.map((s) => `    ${s}`),
     ...perRows.map((s) => `      ${s}`),
     '      NINCC_UNROLL',
     '      for (int j = 0; j < 4; ++j) {',
@@ -49,6 +53,7 @@ function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], 
     '      }',
     ...afterRows.map((s) => `      ${s}`),
     '    }',
+    ...(stagedAfter ?? []).map((s) => `    ${s}`),
     '  }',
     '}',
   ];
@@ -98,6 +103,10 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'dgrad') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0);
   const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true, bf16: c.dxBf16 }, ...statsParams(c)];
+  // A bf16 dx is staged through the dead operand tiles (the taps halo, where there is no A tile) and stored in contiguous runs (conv-mma-store-staged.ts).
+  const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
+  const staged = c.dxBf16 === true && isOn(ablations, 'stagedStores') && stagedFits(stageBytes, threads / 32) ? stageBuffer : undefined;
+  const target: StagedTarget = { dst: 'dx', plane: (img, col) => `(long long)${img} * ${c.C} + ${col}`, columns: c.C, positions: HW, rows };
   const perRow = [
     `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
     `const bool valid = img < n && pos < ${HW} && col < ${c.C};`,
@@ -105,7 +114,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     'float dv = d;',
     ...(addend ? ["if (valid) dv += nincc::ld(&g_add[at]);  // another reader's gradient of the same input"] : []),
     // The stats below take dv unrounded; the stored dx is rounded to bf16 when the reader's rebuild allows (lower/train-fused.ts bf16Gradients).
-    `if (valid) ${storeFloat('dx', 'at', 'dv', c.dxBf16)}`,
+    staged ? `${stagedWrite('dv')}  // stored after the part, with its other channels` : `if (valid) ${storeFloat('dx', 'at', 'dv', c.dxBf16)}`,
   ];
   const rowStats = stats
     ? [
@@ -179,7 +188,8 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     ...mmaSlice(tile, taps ? tapsAAddress : undefined).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
-    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;'] : [], [...perRow, ...rowStats], columnStats),
+    ...(staged ? [stagedPiece(staged)] : []),
+    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;'] : [], [...perRow, ...rowStats], columnStats, staged ? stagedStore(target, `m0 + wm * ${16 * MT} + 32 * sub`, `n0 + wn * ${WN} + nt * 8`) : undefined),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',
@@ -190,7 +200,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     halo && c.bf16w && tapsFallback(c, 'dgrad', maxBatch, ablations),
     addend && "epilogue: + another reader's gradient",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
-    c.dxBf16 && 'dx stored bf16',
+    c.dxBf16 && (staged ? 'dx stored bf16, staged in shared memory into contiguous runs' : 'dx stored bf16'),
   ]);
   const tileText = `${tileWords(tile)}, M = N·${rows}${stats && rows !== HW ? ` (each image's ${HW} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.C}, K = ${KRS}`;
   return {

@@ -17,6 +17,7 @@ import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import { stageStemBand, stemBand, stemStaging, stemWords } from './conv-mma-stem-band.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
@@ -96,6 +97,9 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const out = outputPlace(c);
   const names = [{ name: 'x', bf16: xBf16 }, ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true, bf16: yBf16 }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
+  // A bf16 y is staged through the dead operand tiles (the taps halo, where there is no A tile) and stored in contiguous runs (conv-mma-store-staged.ts).
+  const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
+  const staged = yBf16 && isOn(ablations, 'stagedStores') && stagedFits(stageBytes, threads / 32) ? stageBuffer : undefined;
   const body = [
     ...mmaPrologue(tile, !taps),
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
@@ -132,7 +136,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     ...mmaSlice(tile, taps ? tapsAAddress : undefined).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
-    ...epilogue(c, { rows, PQ, NT, WN, MT: warpM16(tile), statTiles }, out),
+    ...epilogue(c, { rows, PQ, NT, WN, MT: warpM16(tile), statTiles }, out, staged),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM conv (mma.m16n8k16, fp32 accumulate)',
@@ -147,6 +151,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     out.total !== c.K && 'epilogue: concat slice in place',
     c.relu && 'epilogue: ReLU',
     stats && 'epilogue: per-tile BN statistics (mean, M2) from the accumulators',
+    staged && 'y staged in shared memory, stored in contiguous runs',
   ]);
   const tileText = `${tileWords(tile)}, M = N·${rows}${rows !== PQ ? ` (each image's ${PQ} positions padded to whole ${rows !== statRows ? `${BM}-row blocks` : '32-row statistics tiles'})` : ''}, N = ${c.K}, K = ${CRS}`;
   return {
@@ -169,17 +174,20 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
 /** A training forward may store y in bf16, its statistics taken from the rounded values (lower/train-fused.ts bf16ConvOut). */
 const storesBf16 = (c: Consts<'conv_fwd_fused' | 'conv_infer'>) => 'yBf16' in c && c.yBf16 === true;
 
-function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; MT: number; statTiles: number }, o: OutputPlace): string[] {
+function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; MT: number; statTiles: number }, o: OutputPlace, staged?: string): string[] {
   const { rows, PQ, NT, WN, MT, statTiles } = g;
+  // Staged: the 32-row parts outside the column halves, so that a part's 8 columns are in the warp's piece before it is stored.
+  const loops = staged
+    ? ['    NINCC_UNROLL', `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`, `    ${stagedKeep}`, '    NINCC_UNROLL', '    for (int half = 0; half < 2; ++half) {']
+    : ['    NINCC_UNROLL', '    for (int half = 0; half < 2; ++half) {', '    NINCC_UNROLL', `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`];
+  const target: StagedTarget = { dst: 'y', plane: (img, col) => `(long long)${img} * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}${col}`, columns: c.K, positions: PQ, rows };
   const out = [
+    ...(staged ? [stagedPiece(staged)] : []),
     'NINCC_UNROLL',
     `for (int nt = 0; nt < ${NT}; ++nt) {`,
-    '  NINCC_UNROLL',
-    '  for (int half = 0; half < 2; ++half) {',
+    ...loops,
     `    const int kout = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4) + half;`,
     ...(c.bias ? [`    const float bias = kout < ${c.K} ? nincc::ld(&b[kout]) : 0.0f;`] : []),
-    '    NINCC_UNROLL',
-    `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`,
     '    float v[4];',
     '    bool valid[4];',
     '    NINCC_UNROLL',
@@ -192,7 +200,9 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     ...(c.relu ? [`      d = d > 0.0f ? d : 0.0f;  // inference: the ReLU after a folded BN${o.residual ? ' (the block\'s, after the add)' : ''}`] : []),
     ...(storesBf16(c) ? ['      d = nincc::bf16_to_float(nincc::to_bf16(d));  // y is stored in bf16: its statistics and every reader see the rounded value'] : []),
     '      v[j] = d;',
-    `      if (valid[j] && kout < ${c.K}) ${storeFloat('y', `((long long)img * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}kout) * ${PQ} + pq`, 'd', storesBf16(c))}`,
+    staged
+      ? `      ${stagedWrite('d')}  // stored below, with the part's other channels`
+      : `      if (valid[j] && kout < ${c.K}) ${storeFloat('y', `((long long)img * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}kout) * ${PQ} + pq`, 'd', storesBf16(c))}`,
     '    }',
   ];
   if (c.stats) {
@@ -217,6 +227,8 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
       '    }',
     );
   }
-  out.push('    }', '  }', '}');
+  out.push('    }');
+  if (staged) out.push(...stagedStore(target, `m0 + wm * ${16 * MT} + 32 * sub`, `n0 + wn * ${WN} + nt * 8`).map((s) => `    ${s}`));
+  out.push('  }', '}');
   return out;
 }
