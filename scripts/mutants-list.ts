@@ -774,4 +774,11 @@ export const MUTANTS: readonly Mutant[] = [
     replace: 'export const wholeTilePixels = 16;',
     tests: ['test/cpu-train-wgrad-1x1.test.ts'],
   },
+  {
+    name: 'wgradStemApplies: a 4-channel strided conv keeps the GEMM',
+    file: 'compiler/schedule/cpu-train-stem-wgrad.ts',
+    find: 'isStrided(c) && c.C <= stemMaxInputChannels',
+    replace: 'isStrided(c) && c.C < stemMaxInputChannels',
+    tests: ['test/cpu-train-stem-wgrad.test.ts'],
+  },
 ];

@@ -6,6 +6,7 @@ import type { Compiled } from '../pipeline.js';
 import { convAlgorithmReport } from '../schedule/cpu-conv-algorithm.js';
 import { batchSplitReport } from '../schedule/cpu-infer-split-batch.js';
 import { wgrad1x1Report } from '../schedule/cpu-train-wgrad-1x1.js';
+import { wgradStemReport } from '../schedule/cpu-train-stem-wgrad.js';
 import { trainingFusionReport } from './fusion-report.js';
 import { blockReport } from './block-report.js';
 import { inspectText } from './inspect.js';
@@ -24,6 +25,8 @@ export function buildReport(model: ShapedModel, compiled: Compiled, compileComma
   lines.push('', ...batchSplitReport(lowered.memory.inferSplit));
   const wgrad1x1 = wgrad1x1Report(compiled.cpuPrograms);
   if (wgrad1x1.length > 0) lines.push('', ...wgrad1x1);
+  const wgradStem = wgradStemReport(compiled.cpuPrograms);
+  if (wgradStem.length > 0) lines.push('', ...wgradStem);
   const train = lowered.programs.find((p) => p.name === 'train_forward_backward');
   const fusion = compiled.cuda && train ? trainingFusionReport(model, train, compiled.cuda.source.fused) : [];
   if (fusion.length > 0) lines.push('', ...fusion);

@@ -192,6 +192,34 @@ void check_wgrad_1x1(const Conv2dShape& s, int total, int offset, Rng& rng) {
   });
 }
 
+// The stem's weight gradient with X unpacked (conv_wgrad_stem.h): against the float64 reference and bit for bit
+// against conv_wgrad.h's GEMM (same blocks, same order) at 1, 2 and all threads, called directly and, where
+// wgrad_stem_applies, through conv2d_backward_weights.
+void check_wgrad_stem(const Conv2dShape& s, Rng& rng) {
+  char what[160];
+  std::snprintf(what, sizeof what, "stem weight gradient n%d c%d %dx%d -> k%d, %dx%d/%dx%d pad %dx%d", s.batch, s.in_channels, s.in_h,
+                s.in_w, s.out_channels, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w, s.pad_h, s.pad_w);
+  const bool applies = nincc::cpu::wgrad_stem_applies(s);
+  std::printf("    %s (%s)\n", what, applies ? "chosen by conv2d_backward_weights" : "called directly");
+  const std::vector<float> x = random_floats(conv_x_size(s), rng), dy = random_floats(conv_y_size(s), rng);
+  const std::vector<double> want = ref_conv_backward(s, to_double(x), to_double(random_floats(conv_w_size(s), rng)), to_double(dy)).dw;
+  std::vector<float> first;
+  on_1_2_and_all_threads([&] {
+    std::vector<float> dw = poisoned(conv_w_size(s)), gemm = poisoned(conv_w_size(s));
+    nincc::cpu::conv2d_backward_weights_stem(s, x.data(), dy.data(), dw.data());
+    CHECK_CLOSE(dw, want, 2e-5, what);
+    nincc::cpu::conv2d_backward_weights_gemm(s, x.data(), dy.data(), gemm.data());
+    CHECK(bitwise_equal(dw, gemm));
+    if (applies) {
+      std::vector<float> via = poisoned(conv_w_size(s));
+      nincc::cpu::conv2d_backward_weights(s, x.data(), dy.data(), via.data(), nullptr);
+      CHECK(bitwise_equal(via, dw));
+    }
+    if (first.empty()) first = dw;
+    CHECK(bitwise_equal(dw, first));
+  });
+}
+
 }  // namespace
 
 void test_conv() {
@@ -277,6 +305,21 @@ void test_conv() {
   check_wgrad_1x1(Conv2dShape{1, 520, 4, 8, 320, 1, 1, 1, 1, 0, 0}, 320, 0, rng);
   check_wgrad_1x1(Conv2dShape{3, 20, 5, 7, 14, 1, 1, 1, 1, 0, 0}, 17, 3, rng);
   check_wgrad_1x1(Conv2dShape{2, 33, 28, 28, 40, 1, 1, 1, 1, 0, 0}, 40, 0, rng);
+  // The stem's weight gradient with X unpacked: NIN's 11x11/4 stem (batch 1: 3136 pixels, one group) and its rule,
+  // then stride 2 and 4 with pads 0-5, channel counts 1-4 off the 12-row panels and 32-column tiles, output rows
+  // of 4 to 56 pixels, several pixel groups (3 x 2809 pixels past kGroupPixels), a dw past kGroupedMaxFloats
+  // (ungrouped: called directly), and a 5-channel stride-2 conv (called directly).
+  CHECK(nincc::cpu::wgrad_stem_applies(Conv2dShape{16, 3, 224, 224, 96, 11, 11, 4, 4, 5, 5}));
+  CHECK(!nincc::cpu::wgrad_stem_applies(Conv2dShape{16, 3, 224, 224, 96, 11, 11, 1, 1, 5, 5}));
+  CHECK(!nincc::cpu::wgrad_stem_applies(Conv2dShape{16, 5, 224, 224, 96, 3, 3, 2, 2, 1, 1}));
+  CHECK(!nincc::cpu::wgrad_stem_applies(Conv2dShape{16, 4, 64, 64, 1024, 7, 7, 2, 2, 3, 3}));
+  check_wgrad_stem(Conv2dShape{1, 3, 224, 224, 96, 11, 11, 4, 4, 5, 5}, rng);
+  check_wgrad_stem(Conv2dShape{3, 1, 9, 7, 5, 3, 3, 2, 2, 1, 1}, rng);
+  check_wgrad_stem(Conv2dShape{1, 4, 13, 61, 37, 5, 3, 2, 4, 2, 0}, rng);
+  check_wgrad_stem(Conv2dShape{3, 2, 108, 108, 33, 5, 5, 2, 2, 1, 1}, rng);
+  check_wgrad_stem(Conv2dShape{2, 3, 20, 23, 7, 11, 11, 4, 4, 5, 5}, rng);
+  check_wgrad_stem(Conv2dShape{1, 4, 17, 17, 1024, 7, 7, 2, 2, 3, 3}, rng);
+  check_wgrad_stem(Conv2dShape{2, 5, 11, 12, 19, 3, 3, 2, 2, 0, 1}, rng);
   // Concat slots, one shape per backward-data path (conv.h: Winograd, forward conv, pointwise, columns; each
   // prints its path), the last filling the whole joined tensor.
   check_conv_concat_slot(Conv2dShape{3, 6, 14, 14, 9, 3, 3, 1, 1, 1, 1}, 23, 7, rng);

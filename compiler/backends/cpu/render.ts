@@ -6,6 +6,7 @@ import { argIndex, type KernelStep, type Program } from '../../lower/program-ir.
 import type { BufferName, ConvShape, OpKind } from '../../lower/ops.js';
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
 import { wgrad1x1Applies } from '../../schedule/cpu-train-wgrad-1x1.js';
+import { wgradStemApplies } from '../../schedule/cpu-train-stem-wgrad.js';
 import { type ConvAlgorithm, chooseConvAlgorithm, chooseTrainingConvAlgorithm, deepestDirectDepth, outputPastL2Bytes, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
@@ -128,9 +129,12 @@ function body(k: KernelStep): string[] {
     case 'conv_bwd_weight': {
       const c = k.consts;
       const slot = c.yTotal !== undefined ? `, ${gradientPlaceCpp(c)}` : '';
-      // The 1x1 weight gradient's choice, as report.txt states it (cpu-train-wgrad-1x1.ts), checked against the header's.
-      const choice = `static_assert(wgrad_1x1_applies(Conv2dShape{1, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}}) == ${wgrad1x1Applies(c)}, "cpu-train-wgrad-1x1.ts wgrad1x1Applies");`;
-      return [convShape(c), choice, `conv2d_backward_weights(shape, ${convInput(c)}, ${cf('g')}, ${f('dw')}, ${optional('db', true)}${slot});`];
+      // The 1x1 and stem weight gradients' choices, as report.txt states them (cpu-train-wgrad-1x1.ts,
+      // cpu-train-stem-wgrad.ts), checked against the header's.
+      const shape = `Conv2dShape{1, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}}`;
+      const choice = `static_assert(wgrad_1x1_applies(${shape}) == ${wgrad1x1Applies(c)}, "cpu-train-wgrad-1x1.ts wgrad1x1Applies");`;
+      const stemChoice = `static_assert(wgrad_stem_applies(${shape}) == ${wgradStemApplies(c)}, "cpu-train-stem-wgrad.ts wgradStemApplies");`;
+      return [convShape(c), choice, stemChoice, `conv2d_backward_weights(shape, ${convInput(c)}, ${cf('g')}, ${f('dw')}, ${optional('db', true)}${slot});`];
     }
     case 'fold_bn': {
       const c = k.consts;

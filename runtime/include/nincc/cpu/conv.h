@@ -13,6 +13,7 @@
 #include "conv_gemm.h"
 #include "conv_wgrad.h"
 #include "conv_wgrad_1x1.h"
+#include "conv_wgrad_stem.h"
 #include "conv_winograd.h"
 #include "conv_winograd_wgrad.h"
 #include "gemm.h"
@@ -215,7 +216,7 @@ inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, cons
 // dw[k][c][r][s] = sum over the batch of dy[n][k] . unfolded x[n]; db[k] = sum of dy[n][k][.].
 // Both are overwritten (not accumulated), and `db` may be null. dw is one GEMM over all the
 // batch's pixels (conv_wgrad.h; for a 1x1 on a plane of whole tiles, conv_wgrad_1x1.h's bitwise
-// equal form with dy unpacked), or Winograd for most 3x3 and 5x5 (backward_weights_is_winograd), every
+// equal form with dy unpacked; for a strided stem of few channels, conv_wgrad_stem.h's with X unpacked), or Winograd for most 3x3 and 5x5 (backward_weights_is_winograd), every
 // element summed in batch order for any thread count; db sums in double in a fixed order (reduce.h). `place`: where dy lies (ConvGradientPlace, as for conv2d_backward_data).
 inline void conv2d_bias_gradient(const Conv2dShape& shape, const float* dy, float* db, const ConvGradientPlace& place = {});
 
@@ -225,6 +226,8 @@ inline void conv2d_backward_weights(const Conv2dShape& shape, const float* x, co
     conv2d_backward_weights_winograd(conv_detail::gradient_winograd_kind(shape), shape, x, dy, dw, place);
   else if (wgrad_1x1_applies(shape))
     conv2d_backward_weights_1x1(shape, x, dy, dw, place);
+  else if (wgrad_stem_applies(shape) && place.total <= 0)
+    conv2d_backward_weights_stem(shape, x, dy, dw);
   else
     conv2d_backward_weights_gemm(shape, x, dy, dw, place);
   conv2d_bias_gradient(shape, dy, db, place);

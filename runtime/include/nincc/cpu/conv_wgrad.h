@@ -104,6 +104,26 @@ inline void transpose_block(const float* src, int rows, float* dst, int ld, std:
 #endif
 }
 
+// The panel rows of kTileCols pixels from batch pixel col0 (cols of them, the rest zero) of planes
+// [first, first + rows) of images `image` floats apart: the planes transposed straight into dst where the
+// pixels lie in one image, else gathered through `block` (kTileCols x kTileCols floats) first.
+// conv_wgrad_1x1.h packs x's planes so, conv_wgrad_stem.h dy's.
+inline void transpose_planes(const float* base, std::int64_t image, std::int64_t plane, int first, int rows, std::int64_t col0,
+                             int cols, float* block, float* dst) {
+  const std::int64_t n = col0 / plane, q = col0 % plane;
+  if (cols == kTileCols && q + kTileCols <= plane) {
+    transpose_block(base + n * image + static_cast<std::int64_t>(first) * plane + q, rows, dst, kTileCols, plane);
+    return;
+  }
+  std::memset(block, 0, sizeof(float) * kTileCols * kTileCols);
+  for (int r = 0; r < rows; ++r)
+    for (int p = 0; p < cols; ++p) {
+      const std::int64_t j = col0 + p;
+      block[r * kTileCols + p] = base[(j / plane) * image + static_cast<std::int64_t>(first + r) * plane + j % plane];
+    }
+  transpose_block(block, kTileCols, dst, kTileCols);
+}
+
 // The shape that views dy as a 1x1 conv's input: out_channels planes at the output resolution.
 inline Conv2dShape gradient_view(const Conv2dShape& s) {
   return Conv2dShape{s.batch, s.out_channels, s.out_h(), s.out_w(), 1, 1, 1, 1, 1, 0, 0};

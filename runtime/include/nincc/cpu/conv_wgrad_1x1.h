@@ -169,24 +169,10 @@ inline void conv2d_backward_weights_1x1(const Conv2dShape& shape, const float* x
       for (int t = 0; t * kTileCols < depth; ++t) {
         const std::int64_t col0 = j0 + static_cast<std::int64_t>(t) * kTileCols;
         const int cols = static_cast<int>(std::min<std::int64_t>(kTileCols, j_end - col0));
-        const std::int64_t n = col0 / plane, q = col0 % plane;
-        const bool in_place = cols == kTileCols && q + kTileCols <= plane;
         // B panels: x's planes of these 32 pixels transposed, in place when they lie in one image.
-        for (int tq = tiles.begin; tq < tiles.end; ++tq) {
-          const int rows = std::min(kTileCols, patch - tq * kTileCols);
-          float* dst = b_panels + (tq - tiles.begin) * b_panel + t * kTileCols * kTileCols;
-          if (in_place) {
-            transpose_block(x + n * x_image + static_cast<std::int64_t>(tq) * kTileCols * plane + q, rows, dst, kTileCols, plane);
-            continue;
-          }
-          std::memset(block, 0, sizeof(float) * block_floats);
-          for (int r = 0; r < rows; ++r)
-            for (int p = 0; p < cols; ++p) {
-              const std::int64_t j = col0 + p;
-              block[r * kTileCols + p] = x[(j / plane) * x_image + static_cast<std::int64_t>(tq * kTileCols + r) * plane + j % plane];
-            }
-          transpose_block(block, kTileCols, dst, kTileCols);
-        }
+        for (int tq = tiles.begin; tq < tiles.end; ++tq)
+          transpose_planes(x, x_image, plane, tq * kTileCols, std::min(kTileCols, patch - tq * kTileCols), col0, cols, block,
+                           b_panels + (tq - tiles.begin) * b_panel + t * kTileCols * kTileCols);
       }
       for (int tq = tiles.begin; tq < tiles.end; ++tq) {
         const float* b_tile = b_panels + (tq - tiles.begin) * b_panel;
