@@ -23,7 +23,8 @@ import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { packageRoot } from '../compiler/package-root.js';
 import { load, type Model } from '../runtime/model.js';
-import { describeMachine, machineLines } from './cpu/machine.js';
+import { peakOf, summarizeProbe } from './cpu/fma-probe-trust.js';
+import { describeMachine, machineLines, probeLines, runFmaProbe } from './cpu/machine.js';
 import { CPU_BENCH_USAGE, type CpuBenchOptions, parseCpuBenchArgs } from './cpu/options.js';
 import { images, prepareSubject, type Subject } from './cpu/subjects.js';
 import { measureCallOverhead, type CallOverhead } from './cpu/overhead.js';
@@ -197,13 +198,19 @@ async function main(): Promise<number> {
         for (let r = 0; r < standaloneRuns; r++) await time(c);
       }
     }
+    // The probe again after the timed runs: the peak is trusted only if both probes pass and agree.
+    const afterRows = runFmaProbe(threads);
+    const after = summarizeProbe(afterRows);
+    for (const l of probeLines(afterRows, after, 'after the runs')) console.log(l);
+    const peak = peakOf(machine.probe, after);
+    if (!peak.untrusted) console.log(`% peak: of ${peak.gflops.toFixed(0)} GFLOP/s, the higher all-thread probe`); // else each table says why not
     console.log(`\n1. interleaved run by run, ${warmup} warm-up and ${runs} timed runs per case (onnxruntime: intra_op.allow_spinning=0)`);
-    for (const l of reportLines(interleaved, machine.peakGflops, true)) console.log(l);
+    for (const l of reportLines(interleaved, peak, true)) console.log(l);
     console.log(`\n2. standalone blocks of ${standaloneRuns} runs per case, each engine alone (onnxruntime: default settings, spinning on)`);
-    for (const l of reportLines([...standalone.nincc, ...standalone.ort, ...standalone.torch], machine.peakGflops, false)) console.log(l);
+    for (const l of reportLines([...standalone.nincc, ...standalone.ort, ...standalone.torch], peak, false)) console.log(l);
     await interleave(bothSpin);
     console.log(`\n3. interleaved run by run, inference, ${runs} timed runs per case, both engines spinning after each run (onnxruntime: default settings)`);
-    for (const l of reportLines(bothSpin, machine.peakGflops, true)) console.log(l);
+    for (const l of reportLines(bothSpin, peak, true)) console.log(l);
     const overhead: CallOverhead = await measureCallOverhead(resolve(packageRoot(), parsed.work), threads);
     console.log(`\n4. per-call cost apart from the kernels (a 2→2 linear + log-softmax at batch 1, median of ${overhead.calls} calls):`);
     console.log(`nincc infer() ${overhead.ninccMicros.toFixed(1)} µs (input copied in, run on the addon's worker thread, output copied out); onnxruntime session.run() ${overhead.ortMicros.toFixed(1)} µs`);
@@ -212,10 +219,10 @@ async function main(): Promise<number> {
     console.log('\nGFLOP/s count 2 FLOP per multiply-add of the conv and linear layers; a training step counts 3× the forward.');
     console.log('nincc/ort: onnxruntime median time ÷ nincc median time (> 1: nincc faster); in brackets, for interleaved runs,');
     console.log('the median of the per-round ratios. nincc/torch: the faster PyTorch layout\'s median ÷ nincc\'s (inference and');
-    console.log('the training step), that layout in brackets. % peak: of the measured peak above.');
+    console.log('the training step), that layout in brackets. % peak: of the measured peak above, \'—\' where the probe cannot be trusted.');
     if (parsed.json) {
       const strip = (cases: Case[]) => cases.map(({ run: _run, ...rest }) => ({ ...rest, median: median(rest.seconds) }));
-      writeFileSync(parsed.json, JSON.stringify({ machine, interleaved: strip(interleaved), bothSpin: strip(bothSpin), standalone: strip([...standalone.nincc, ...standalone.ort, ...standalone.torch]), callOverheadMicros: overhead }, null, 1));
+      writeFileSync(parsed.json, JSON.stringify({ machine, probeAfter: afterRows, peak, interleaved: strip(interleaved), bothSpin: strip(bothSpin), standalone: strip([...standalone.nincc, ...standalone.ort, ...standalone.torch]), callOverheadMicros: overhead }, null, 1));
     }
     return 0;
   } finally {

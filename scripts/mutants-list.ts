@@ -781,4 +781,18 @@ export const MUTANTS: readonly Mutant[] = [
     replace: 'isStrided(c) && c.C < stemMaxInputChannels',
     tests: ['test/cpu-train-stem-wgrad.test.ts'],
   },
+  {
+    name: 'FMA probe trust: an all-thread probe that lost a core to another process passes as the peak',
+    file: 'bench/cpu/fma-probe-trust.ts',
+    find: 'all.best < 0.9 * threads * single.best',
+    replace: 'all.best < 0.5 * threads * single.best',
+    tests: ['test/fma-probe-trust.test.ts'],
+  },
+  {
+    name: 'bench:cpu report: % peak printed although the probe was doubtful',
+    file: 'bench/cpu/report.ts',
+    find: 'peak.untrusted ?? (fastest',
+    replace: '(fastest',
+    tests: ['test/bench-cpu-report.test.ts'],
+  },
 ];

@@ -14,7 +14,7 @@ describe('bench:cpu report', () => {
     row('pytorch', 'train', 16, [1.5, 1.5, 1.5], 'nchw'),
     row('pytorch', 'train', 16, [3, 3, 3], 'channels_last'),
   ];
-  const lines = reportLines(cases, 100, true);
+  const lines = reportLines(cases, { gflops: 100 }, true);
   const cells = (i: number) => lines[i].trim().split(/\s{2,}/);
 
   it('divides by the median, pairs interleaved rounds, and compares nincc with the faster PyTorch layout', () => {
@@ -27,10 +27,17 @@ describe('bench:cpu report', () => {
     expect(lines).toHaveLength(cases.length + 1); // header and rows: every rate is within the peak
   });
 
-  it('says when a rate exceeds the probed peak (the probe ran slow) instead of printing % peak over 100 silently', () => {
+  it('refuses % peak when a rate exceeds the probed peak (the probe ran slow), naming the row', () => {
     // nincc's inference at 0.2 s per 16 GFLOP is 80 GFLOP/s, the table's fastest: above a peak of 40, and named.
-    const warned = reportLines(cases, 40, true);
+    const warned = reportLines(cases, { gflops: 40 }, true);
     expect(warned).toHaveLength(cases.length + 2);
-    expect(warned.at(-1)).toBe('warning: m infer batch 16, nincc ran 80.0 GFLOP/s, above the probed peak of 40: the FMA probe ran slow, so this table\'s % peak is not meaningful');
+    for (let i = 1; i <= cases.length; i++) expect(warned[i].trim().split(/\s{2,}/)[8]).toBe('—');
+    expect(warned.at(-1)).toBe('% peak not printed: m infer batch 16, nincc ran 80.0 GFLOP/s, above the probed peak of 40: the FMA probe ran slow');
+  });
+
+  it('refuses % peak when the probe itself is doubtful, even though every rate is under it', () => {
+    const refused = reportLines(cases, { gflops: 100, untrusted: 'the clock moved' }, true);
+    expect(refused.slice(1, -1).every((l) => l.trim().split(/\s{2,}/)[8] === '—')).toBe(true);
+    expect(refused.at(-1)).toBe('% peak not printed: the clock moved');
   });
 });

@@ -1,12 +1,13 @@
-// What the CPU benchmark runs on: model name, cores, ISA and clock from /proc/cpuinfo, and the measured
-// fp32 FMA rate of bench/cpu/fma-peak.cc (built with the kernel library's own vector flags), from which
-// the FLOP/cycle assumption and the peak that "% of peak" divides by are derived.
+// What the CPU benchmark runs on: model name, cores, ISA and clock from /proc/cpuinfo, and the FMA probe
+// (bench/cpu/fma-peak.cc, built with the kernel library's own vector flags; read by ./fma-probe-trust.ts),
+// which measures the fp32 FMA rate, the core clock and from them the FLOP per cycle that "% of peak" rests on.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuFlags } from '../../compiler/backends/cpu/toolchain.js';
 import { packageRoot } from '../../compiler/package-root.js';
+import { parseProbe, type ProbeRow, type ProbeSummary, summarizeProbe } from './fma-probe-trust.js';
 
 export interface Machine {
   readonly model: string;
@@ -14,11 +15,8 @@ export interface Machine {
   readonly hypervisor: boolean;
   readonly isa: 'avx512' | 'avx2' | 'portable';
   readonly nominalGHz: number; // cpuinfo's "cpu MHz" (a VM reports the TSC's nominal rate)
-  readonly probe: readonly { threads: number; gflops: number }[]; // measured FMA rate per thread count
-  readonly flopsPerCycle: number; // per core: FMA units × lanes × 2
-  readonly fmaUnits: number;
-  readonly effectiveGHz: number; // the clock the single-thread probe implies at flopsPerCycle
-  readonly peakGflops: number; // cores × single-thread probe rate: the denominator of "% of peak"
+  readonly probe?: ProbeSummary; // absent when the probe cannot be built (no g++, no AVX2)
+  readonly probeRows: readonly ProbeRow[];
 }
 
 function cpuinfo(): string {
@@ -29,54 +27,57 @@ function cpuinfo(): string {
   }
 }
 
-/** Runs the FMA probe; undefined when it cannot be built (no g++, no AVX2). */
-function fmaProbe(threads: number): { threads: number; gflops: number }[] | undefined {
+let probeExe: string | undefined;
+
+/** Runs the FMA probe on 1 and `threads` pinned threads; [] when it cannot be built or run. */
+export function runFmaProbe(threads: number): ProbeRow[] {
   const flags = cpuFlags();
-  if (flags.length === 0) return undefined;
-  const exe = join(mkdtempSync(join(tmpdir(), 'nincc-fma-')), 'fma-peak');
-  const cc = spawnSync('g++', ['-O2', '-fopenmp', ...flags, join(packageRoot(), 'bench/cpu/fma-peak.cc'), '-o', exe], { encoding: 'utf8' });
-  if (cc.status !== 0) return undefined;
-  const run = spawnSync(exe, [String(threads)], { encoding: 'utf8' });
-  if (run.status !== 0) return undefined;
-  return run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { threads: number; gflops: number });
+  if (flags.length === 0) return [];
+  if (!probeExe) {
+    const exe = join(mkdtempSync(join(tmpdir(), 'nincc-fma-')), 'fma-peak');
+    const cc = spawnSync('g++', ['-O2', '-pthread', ...flags, join(packageRoot(), 'bench/cpu/fma-peak.cc'), '-o', exe], { encoding: 'utf8' });
+    if (cc.status !== 0) return [];
+    probeExe = exe;
+  }
+  const run = spawnSync(probeExe, [String(threads), '7'], { encoding: 'utf8' });
+  return run.status === 0 ? parseProbe(run.stdout) : [];
 }
 
 export function describeMachine(): Machine {
   const info = cpuinfo();
   const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
   const flags = new Set((field('flags') ?? '').split(/\s+/));
-  const isa = flags.has('avx512f') ? 'avx512' : flags.has('avx2') && flags.has('fma') ? 'avx2' : 'portable';
   const cores = availableParallelism();
-  const nominalGHz = Number(field('cpu MHz') ?? 0) / 1000;
-  const lanes = isa === 'avx512' ? 16 : isa === 'avx2' ? 8 : 4;
-  const probe = fmaProbe(cores) ?? [];
-  const single = probe.find((p) => p.threads === 1)?.gflops ?? 0;
-  // One FMA unit at the nominal clock would give lanes × 2 × GHz; a rate well over that (allowing
-  // turbo up to 1.6× nominal) means two units. The probe decides; the clock follows from it.
-  const oneUnit = lanes * 2 * nominalGHz;
-  const fmaUnits = nominalGHz > 0 && single > 1.6 * oneUnit ? 2 : 1;
-  const flopsPerCycle = fmaUnits * lanes * 2;
+  const probeRows = runFmaProbe(cores);
   return {
     model: field('model name') ?? 'unknown CPU',
     cores,
     hypervisor: flags.has('hypervisor'),
-    isa,
-    nominalGHz,
-    probe,
-    flopsPerCycle,
-    fmaUnits,
-    effectiveGHz: single / flopsPerCycle,
-    peakGflops: single > 0 ? single * cores : flopsPerCycle * nominalGHz * cores,
+    isa: flags.has('avx512f') ? 'avx512' : flags.has('avx2') && flags.has('fma') ? 'avx2' : 'portable',
+    nominalGHz: Number(field('cpu MHz') ?? 0) / 1000,
+    probe: summarizeProbe(probeRows),
+    probeRows,
   };
 }
 
+/** One line per probe: rates per width and thread count (best over chain counts), clock, FLOP/cycle, doubts. */
+export function probeLines(rows: readonly ProbeRow[], p: ProbeSummary | undefined, when: string): string[] {
+  if (!p) return [`FMA probe ${when}: not run`];
+  const rates = [...new Set(rows.filter((r) => r.kind === 'fma').map((r) => `${r.isa} ${r.threads}`))].map((key) => {
+    const [isa, t] = key.split(' ');
+    const best = Math.max(...rows.filter((r) => r.kind === 'fma' && r.isa === isa && r.threads === Number(t)).map((r) => r.best));
+    return `${isa} ${t} thread${t === '1' ? '' : 's'} ${best.toFixed(0)}`;
+  });
+  return [
+    `FMA probe ${when} (bench/cpu/fma-peak.cc, pinned threads, best of 7 trials, GFLOP/s): ${rates.join(', ')}`,
+    `  1-thread clock ${p.clockGHz.toFixed(2)} GHz (dependent adds) → ${p.flopsPerCycle.toFixed(1)} FLOP/cycle = ${p.fmaUnits} FMA unit${p.fmaUnits > 1 ? 's' : ''} × ${p.lanes} lanes × 2; ` +
+      `peak = ${p.threads} threads' ${p.allGflops.toFixed(0)} GFLOP/s${p.problems.length ? `; doubtful: ${p.problems.join('; ')}` : ''}`,
+  ];
+}
+
 export function machineLines(m: Machine): string[] {
-  const probe = m.probe.map((p) => `${p.threads} thread${p.threads > 1 ? 's' : ''} ${p.gflops.toFixed(0)}`).join(', ');
   return [
     `machine: ${m.model}${m.hypervisor ? ' (VM)' : ''}, ${m.cores} cores, ${m.isa}, cpuinfo clock ${m.nominalGHz.toFixed(2)} GHz`,
-    `FMA probe (bench/cpu/fma-peak.cc, GFLOP/s): ${probe || 'not run'}`,
-    `peak assumption: ${m.fmaUnits} FMA unit${m.fmaUnits > 1 ? 's' : ''} × ${m.flopsPerCycle / m.fmaUnits / 2} lanes × 2 = ${m.flopsPerCycle} FLOP/cycle/core; ` +
-      `the 1-thread probe implies ${m.effectiveGHz.toFixed(2)} GHz, so peak = ${m.cores} × ${(m.peakGflops / m.cores).toFixed(0)} = ${m.peakGflops.toFixed(0)} GFLOP/s ` +
-      `(at the ${m.nominalGHz.toFixed(2)} GHz nominal clock it would be ${(m.cores * m.flopsPerCycle * m.nominalGHz).toFixed(0)})`,
+    ...probeLines(m.probeRows, m.probe, 'before the runs'),
   ];
 }

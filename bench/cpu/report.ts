@@ -1,5 +1,7 @@
 // The CPU benchmark's table: per case the median images/s, min–max, ms per batch, GFLOP/s, % of peak,
 // and for nincc the ratio to onnxruntime (inference) and to PyTorch's faster layout (inference and training).
+import type { Peak } from './fma-probe-trust.js';
+
 export interface Timed {
   readonly model: string;
   readonly what: 'infer' | 'train';
@@ -16,8 +18,9 @@ export const median = (xs: readonly number[]): number => {
 };
 
 /** The table; `paired`: the runs were interleaved round by round, so per-round ratios mean something. */
-export function reportLines(cases: readonly Timed[], peakGflops: number, paired: boolean): string[] {
+export function reportLines(cases: readonly Timed[], peak: Peak, paired: boolean): string[] {
   let fastest = { gflops: 0, what: '' }; // the highest rate of the table, set against the probed peak below
+  const rates: number[] = []; // GFLOP/s per row, % peak filled in once the whole table is known
   const rows: string[][] = [['model', 'case', 'batch', 'engine', 'images/s', 'min–max', 'ms/batch', 'GFLOP/s', '% peak', 'nincc/ort', 'nincc/torch']];
   for (const c of cases) {
     const t = median(c.seconds);
@@ -40,13 +43,16 @@ export function reportLines(cases: readonly Timed[], peakGflops: number, paired:
     const spread = `${(c.batch / Math.max(...c.seconds)).toFixed(1)}–${(c.batch / Math.min(...c.seconds)).toFixed(1)}`;
     if (gflops > fastest.gflops) fastest = { gflops, what: `${c.model} ${c.what} batch ${c.batch}, ${c.engine}` };
     const engine = c.layout ? `${c.engine} ${c.layout === 'channels_last' ? 'cl' : 'nchw'}` : c.engine;
-    rows.push([c.model, c.what === 'train' ? 'train step' : 'infer', String(c.batch), engine, ips.toFixed(1), spread, (t * 1000).toFixed(2), gflops.toFixed(1), ((100 * gflops) / peakGflops).toFixed(1), ratio, torchRatio]);
+    rows.push([c.model, c.what === 'train' ? 'train step' : 'infer', String(c.batch), engine, ips.toFixed(1), spread, (t * 1000).toFixed(2), gflops.toFixed(1), '', ratio, torchRatio]);
+    rates.push(gflops);
   }
-  const width = rows[0].map((_, j) => Math.max(...rows.map((r) => r[j].length)));
-  const lines = rows.map((r) => r.map((v, j) => (j < 4 ? v.padEnd(width[j]) : v.padStart(width[j]))).join('  '));
   // No engine can beat the FMA peak, so a rate above it means the probe itself ran slow (another process, or
   // the VM's clock at that moment: 104 and 177 GFLOP/s a minute apart on one idle 2-core VM).
-  if (fastest.gflops > peakGflops)
-    lines.push(`warning: ${fastest.what} ran ${fastest.gflops.toFixed(1)} GFLOP/s, above the probed peak of ${peakGflops.toFixed(0)}: the FMA probe ran slow, so this table's % peak is not meaningful`);
+  const untrusted =
+    peak.untrusted ?? (fastest.gflops > peak.gflops ? `${fastest.what} ran ${fastest.gflops.toFixed(1)} GFLOP/s, above the probed peak of ${peak.gflops.toFixed(0)}: the FMA probe ran slow` : undefined);
+  rates.forEach((g, i) => (rows[i + 1][8] = untrusted ? '—' : ((100 * g) / peak.gflops).toFixed(1)));
+  const width = rows[0].map((_, j) => Math.max(...rows.map((r) => r[j].length)));
+  const lines = rows.map((r) => r.map((v, j) => (j < 4 ? v.padEnd(width[j]) : v.padStart(width[j]))).join('  '));
+  if (untrusted) lines.push(`% peak not printed: ${untrusted}`);
   return lines;
 }
