@@ -32,11 +32,17 @@ struct PixelRun {
   int depth, count;
 };
 
-// acc += dy rows (as they lie, `plane` apart) x the B panel, run by run, in pixel order: the same
-// multiply-adds as gemm_detail::tile_product over a packed A. Rows past `rows` repeat the last real
-// row (their results are dropped).
-inline void runs_product(const PixelRun* runs, int run_count, std::int64_t plane, int rows, const float* __restrict packed_b,
-                         TileAccumulators& acc) {
+// A stretch of a pixel block that the micro-kernel reads as it lies: `count` values from each of its
+// kTileRows rows (where row i's pixels start), whose B rows start at panel row `depth`. The 1x1 gradient
+// points them at dy's channels, the stem's at X's taps in its padded copy.
+struct RunRows {
+  const float* rows[kTileRows];
+  int depth, count;
+};
+
+// acc = sum over the runs, in pixel order, of their rows x the B panel: the same multiply-adds as
+// gemm_detail::tile_product over a packed A.
+inline void run_rows_product(const RunRows* runs, int run_count, const float* __restrict packed_b, TileAccumulators& acc) {
   constexpr int kRegs = simd::kGemmRegsPerRow;
   constexpr int kLanes = Isa::kLanes;
 #pragma GCC unroll 16
@@ -45,7 +51,7 @@ inline void runs_product(const PixelRun* runs, int run_count, std::int64_t plane
     for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::zero();
   for (int u = 0; u < run_count; ++u) {
     const float* a_rows[kTileRows];
-    for (int i = 0; i < kTileRows; ++i) a_rows[i] = runs[u].dy_run + std::min(i, rows - 1) * plane;
+    for (int i = 0; i < kTileRows; ++i) a_rows[i] = runs[u].rows[i];
     const float* b = packed_b + static_cast<std::int64_t>(runs[u].depth) * kTileCols;
     for (int p = 0; p < runs[u].count; ++p) {
       Isa::Reg bv[kRegs];
@@ -179,12 +185,16 @@ inline void conv2d_backward_weights_1x1(const Conv2dShape& shape, const float* x
         for (int p = panels.begin; p < panels.end; ++p) {
           const int row = p * kTileRows, col = tq * kTileCols;
           const int rows = std::min(kTileRows, m - row);
-          // The runs of panel p: dy's channel `row` onwards.
-          PixelRun panel_runs[kMaxRuns];
-          for (int u = 0; u < run_count; ++u) panel_runs[u] = PixelRun{runs[u].dy_run + row * plane, runs[u].depth, runs[u].count};
+          // The runs of panel p: dy's channels `row` onwards; rows past `rows` repeat the last real one
+          // (their results are dropped).
+          RunRows panel_runs[kMaxRuns];
+          for (int u = 0; u < run_count; ++u) {
+            for (int i = 0; i < kTileRows; ++i) panel_runs[u].rows[i] = runs[u].dy_run + (row + std::min(i, rows - 1)) * plane;
+            panel_runs[u].depth = runs[u].depth, panel_runs[u].count = runs[u].count;
+          }
           next.fetch(lines_per_product);
           TileAccumulators acc;
-          runs_product(panel_runs, run_count, plane, rows, b_tile, acc);
+          run_rows_product(panel_runs, run_count, b_tile, acc);
           store_tile(acc, out_dw + static_cast<std::int64_t>(row) * patch + col, patch, rows, std::min(kTileCols, patch - col), j0 > j_begin);
         }
       }

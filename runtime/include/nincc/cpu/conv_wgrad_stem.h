@@ -75,35 +75,6 @@ struct RowRun {
   int depth, count;
 };
 
-// acc = sum over the runs' pixels, in order, of X rows (12 taps, as they lie) x the B panel: the
-// multiply-adds of gemm_detail::tile_product over packed panels, with the operands swapped (a product
-// is the same either way round).
-inline void taps_product(const RowRun* runs, int run_count, const float* const* tap_rows, const float* __restrict packed_b,
-                         TileAccumulators& acc) {
-  constexpr int kRegs = simd::kGemmRegsPerRow;
-  constexpr int kLanes = Isa::kLanes;
-#pragma GCC unroll 16
-  for (int i = 0; i < kTileRows; ++i)
-#pragma GCC unroll 4
-    for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::zero();
-  for (int u = 0; u < run_count; ++u) {
-    const float* a_rows[kTileRows];
-    for (int i = 0; i < kTileRows; ++i) a_rows[i] = tap_rows[i] + runs[u].x_offset;
-    const float* b = packed_b + static_cast<std::int64_t>(runs[u].depth) * kTileCols;
-    for (int p = 0; p < runs[u].count; ++p) {
-      Isa::Reg bv[kRegs];
-#pragma GCC unroll 4
-      for (int r = 0; r < kRegs; ++r) bv[r] = Isa::load(b + p * kTileCols + r * kLanes);
-#pragma GCC unroll 16
-      for (int i = 0; i < kTileRows; ++i) {
-        const Isa::Reg a = Isa::broadcast(a_rows[i] + p);
-#pragma GCC unroll 4
-        for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::fma(a, bv[r], acc.r[i][r]);
-      }
-    }
-  }
-}
-
 // wgrad_1x1_detail::store_tile, with a whole-width tile's rows stored as vectors (the same sums: c + acc
 // per element). A scalar store was 7% of the stem's time.
 inline void store_tile(const TileAccumulators& acc, float* c, std::int64_t ldc, int rows, int cols, bool accumulate) {
@@ -161,6 +132,7 @@ inline void conv2d_backward_weights_stem(const Conv2dShape& shape, const float* 
     float* block = thread_scratch(ScratchSlot::kGemmPackedB, whole_lines(block_floats) + whole_lines(b_panel * width));
     float* b_panels = block + whole_lines(block_floats);
     RowRun runs[kPixelBlock];
+    wgrad_1x1_detail::RunRows tap_runs[kPixelBlock];
 
     for (std::int64_t j0 = j_begin; j0 < j_end; j0 += kPixelBlock) {
       const int depth = static_cast<int>(std::min<std::int64_t>(kPixelBlock, j_end - j0));
@@ -190,8 +162,14 @@ inline void conv2d_backward_weights_stem(const Conv2dShape& shape, const float* 
           // Rows past the last tap repeat it (their results are dropped).
           const float* tap_rows[kTileRows];
           for (int i = 0; i < kTileRows; ++i) tap_rows[i] = copy + tap_offsets[row + std::min(i, rows - 1)];
+          // X's 12 taps as they lie at each run: the broadcast operand, with dy's panel as B (a product is
+          // the same either way round).
+          for (int u = 0; u < run_count; ++u) {
+            for (int i = 0; i < kTileRows; ++i) tap_runs[u].rows[i] = tap_rows[i] + runs[u].x_offset;
+            tap_runs[u].depth = runs[u].depth, tap_runs[u].count = runs[u].count;
+          }
           TileAccumulators acc;
-          taps_product(runs, run_count, tap_rows, b_tile, acc);
+          wgrad_1x1_detail::run_rows_product(tap_runs, run_count, b_tile, acc);
           store_tile(acc, task.out_dw + static_cast<std::int64_t>(row) * m + col, m, rows, std::min(kTileCols, m - col), j0 > j_begin);
         }
       }
