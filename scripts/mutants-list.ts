@@ -789,6 +789,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/fma-probe-trust.test.ts'],
   },
   {
+    name: 'FMA probe trust: a probe whose threads were off their CPUs half of its best trials passes',
+    file: 'bench/cpu/fma-probe-trust.ts',
+    find: 'r.share < 0.95);',
+    replace: 'r.share < 0.5);',
+    tests: ['test/fma-probe-trust.test.ts'],
+  },
+  {
     name: 'bench:cpu report: % peak printed although the probe was doubtful',
     file: 'bench/cpu/report.ts',
     find: 'peak.untrusted ?? (fastest',

@@ -2,8 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseProbe, peakOf, type ProbeRow, summarizeProbe } from '../bench/cpu/fma-probe-trust.js';
 
-const fma = (isa: string, lanes: number, chains: number, threads: number, best: number): ProbeRow => ({ kind: 'fma', isa, lanes, chains, threads, trials: 7, best, median: best * 0.98 });
-const clock = (threads: number, ghz: number): ProbeRow => ({ kind: 'clock', isa: 'x86', lanes: 1, chains: 1, threads, trials: 7, best: ghz, median: ghz });
+const fma = (isa: string, lanes: number, chains: number, threads: number, best: number): ProbeRow => ({ kind: 'fma', isa, lanes, chains, threads, trials: 7, best, median: best * 0.98, share: 1 });
+const clock = (threads: number, ghz: number): ProbeRow => ({ kind: 'clock', isa: 'x86', lanes: 1, chains: 1, threads, trials: 7, best: ghz, median: ghz, share: 1 });
 
 // An idle 2-core AVX-512 machine with 2 FMA units at 3.0 GHz: 64 FLOP/cycle, 192 GFLOP/s a core.
 const idle = [clock(1, 3.0), fma('avx512', 16, 8, 1, 150), fma('avx512', 16, 16, 1, 192), fma('avx2', 8, 16, 1, 96), clock(2, 3.0), fma('avx512', 16, 16, 2, 380), fma('avx2', 8, 16, 2, 190)];
@@ -32,6 +32,13 @@ describe('FMA probe trust', () => {
     expect(peakOf(summarizeProbe(shared)).untrusted).toMatch(/^2 threads reached 238/);
   });
 
+  it('doubts a probe whose threads were off their CPUs in its best trials, though every rate scaled alike', () => {
+    // Another process on each core: the clock, one thread and both threads all ran 60% of the time, so
+    // FLOP/cycle and the 2-thread scaling look right, and only the share shows it.
+    const halved = idle.map((r) => ({ ...r, best: r.best * 0.6, share: 0.6 }));
+    expect(summarizeProbe(halved)!.problems).toEqual(["the probe's threads were on a CPU for only 60% of a best trial: the cores were shared"]);
+  });
+
   it('refuses the peak when the probes before and after the runs disagree by more than 10%, and takes the higher', () => {
     const slowerVm = idle.map((r) => ({ ...r, best: r.best * 0.85 }));
     const peak = peakOf(summarizeProbe(idle), summarizeProbe(slowerVm));
@@ -41,7 +48,7 @@ describe('FMA probe trust', () => {
   });
 
   it('reads the probe\'s JSON lines', () => {
-    const out = '{"kind": "clock", "isa": "x86", "lanes": 1, "chains": 1, "threads": 1, "trials": 7, "best": 2.77, "median": 2.63}\nnoise\n';
+    const out = '{"kind": "clock", "isa": "x86", "lanes": 1, "chains": 1, "threads": 1, "trials": 7, "best": 2.77, "median": 2.63, "share": 1.000}\nnoise\n';
     expect(parseProbe(out)).toEqual([clock(1, 2.77)].map((r) => ({ ...r, median: 2.63 })));
   });
 });

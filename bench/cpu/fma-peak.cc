@@ -1,6 +1,7 @@
 // The machine's measured fp32 FMA peak and core clock, for bench/cpu.ts (bench/cpu/fma-probe-trust.ts reads it).
 // Each configuration (vector width × independent chains × thread count) runs `trials` timed trials on threads
-// pinned one per CPU and released together; per configuration it prints the best and median GFLOP/s. The clock
+// pinned one per CPU and released together; per configuration it prints the best and median GFLOP/s, and
+// the share of the best trial's wall time its threads were on a CPU (another process took the rest). The clock
 // comes from a chain of dependent integer adds (one cycle each), timed on the same pinned threads, so the FLOP
 // per cycle, and from it the number of FMA units, is measured rather than assumed from /proc/cpuinfo.
 // Built by bench/cpu.ts with the kernel library's own vector flags:
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
+#include <time.h>
 #include <vector>
 
 using Clock = std::chrono::steady_clock;
@@ -69,12 +71,24 @@ static void add_chain(long iterations) {
   g_sink = static_cast<float>(x);
 }
 
-/** Seconds `work` took on `threads` threads pinned to CPUs 0..threads-1, started together: the slowest thread's. */
+// One trial: the slowest thread's wall seconds, and the least share of them any thread was on a CPU
+// (its thread-CPU time over its wall time): under 1, another process had the core for a while.
+struct Trial {
+  double seconds, share;
+};
+
+static double thread_cpu_seconds() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+/** `work` on `threads` threads pinned to CPUs 0..threads-1, released together. */
 template <class Work>
-static double timed_on_pinned_threads(int threads, Work work) {
+static Trial timed_on_pinned_threads(int threads, Work work) {
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
-  std::vector<double> seconds(threads, 0.0);
+  std::vector<double> seconds(threads, 0.0), shares(threads, 0.0);
   std::vector<std::thread> team;
   for (int t = 0; t < threads; ++t) {
     team.emplace_back([&, t] {
@@ -86,25 +100,32 @@ static double timed_on_pinned_threads(int threads, Work work) {
       while (!go.load(std::memory_order_acquire)) {
       }
       const auto t0 = Clock::now();
+      const double c0 = thread_cpu_seconds();
       work();
       seconds[t] = std::chrono::duration<double>(Clock::now() - t0).count();
+      shares[t] = (thread_cpu_seconds() - c0) / seconds[t];
     });
   }
   while (ready.load() < threads) {
   }
   go.store(true, std::memory_order_release);
   for (auto& th : team) th.join();
-  return *std::max_element(seconds.begin(), seconds.end());
+  return {*std::max_element(seconds.begin(), seconds.end()), *std::min_element(shares.begin(), shares.end())};
 }
 
-/** Best and median of `units` (in billions) ÷ seconds over `trials`. */
+/** Best and median of `units` (in billions) ÷ seconds over `trials`, and the CPU share of the best trial. */
 template <class Work>
 static void measure(const char* kind, const char* isa, int lanes, int chains, int threads, int trials, double units, Work work) {
   std::vector<double> rates;
-  for (int r = 0; r < trials; ++r) rates.push_back(units / timed_on_pinned_threads(threads, work) * 1e-9);
+  Trial best{0.0, 0.0};
+  for (int r = 0; r < trials; ++r) {
+    const Trial t = timed_on_pinned_threads(threads, work);
+    rates.push_back(units / t.seconds * 1e-9);
+    if (best.seconds == 0.0 || t.seconds < best.seconds) best = t;
+  }
   std::sort(rates.begin(), rates.end());
-  std::printf("{\"kind\": \"%s\", \"isa\": \"%s\", \"lanes\": %d, \"chains\": %d, \"threads\": %d, \"trials\": %d, \"best\": %.2f, \"median\": %.2f}\n", kind, isa, lanes, chains,
-              threads, trials, rates.back(), rates[rates.size() / 2]);
+  std::printf("{\"kind\": \"%s\", \"isa\": \"%s\", \"lanes\": %d, \"chains\": %d, \"threads\": %d, \"trials\": %d, \"best\": %.2f, \"median\": %.2f, \"share\": %.3f}\n", kind, isa,
+              lanes, chains, threads, trials, rates.back(), rates[rates.size() / 2], best.share);
   std::fflush(stdout);
 }
 

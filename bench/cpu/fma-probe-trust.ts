@@ -10,6 +10,7 @@ export interface ProbeRow {
   readonly trials: number;
   readonly best: number; // GFLOP/s (fma: all threads together) or GHz (clock: per core)
   readonly median: number;
+  readonly share: number; // of the best trial's wall time, the least any of its threads was on a CPU
 }
 
 export interface ProbeSummary {
@@ -32,11 +33,18 @@ export function summarizeProbe(rows: readonly ProbeRow[]): ProbeSummary | undefi
   const fastest = (rs: readonly ProbeRow[]) => rs.reduce((a, b) => (b.best > a.best ? b : a));
   const single = fastest(fma.filter((r) => r.threads === 1));
   const all = fastest(fma.filter((r) => r.threads === threads));
-  const clockGHz = rows.find((r) => r.kind === 'clock' && r.threads === 1)?.best ?? 0;
+  const clockRow = rows.find((r) => r.kind === 'clock' && r.threads === 1);
+  const clockGHz = clockRow?.best ?? 0;
   const flopsPerCycle = clockGHz > 0 ? single.best / clockGHz : 0;
   // x86 cores have one or two vector FMA units; more would mean the clock run was the slowed one.
   const fmaUnits = Math.min(2, Math.max(1, Math.round(flopsPerCycle / (single.lanes * 2))));
   const problems: string[] = [];
+  // A thread off its CPU part of the time (another process had the core) ran slow for a reason the
+  // other checks cannot see when it slows every measurement alike: the probe's threads must have had
+  // their cores for 95% of the best trials.
+  const shared = [clockRow, single, all].filter((r): r is ProbeRow => r !== undefined && r.share < 0.95);
+  if (shared.length)
+    problems.push(`the probe's threads were on a CPU for only ${Math.round(100 * Math.min(...shared.map((r) => r.share)))}% of a best trial: the cores were shared`);
   // FMA rate and clock were timed a moment apart on one pinned thread: their ratio is the FLOP per cycle,
   // and a whole number of FMA units gives it exactly. Off by more than 10%, one of the two ran slow.
   const expected = fmaUnits * single.lanes * 2;
