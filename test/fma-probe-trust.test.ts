@@ -20,10 +20,10 @@ describe('FMA probe trust', () => {
     // 150 GFLOP/s at 3 GHz is 50 FLOP/cycle: neither 1 unit (32) nor 2 (64) — the FMA run was slowed.
     const slowed = idle.map((r) => (r.kind === 'fma' && r.threads === 1 && r.isa === 'avx512' ? { ...r, best: 150 } : r));
     const p = summarizeProbe(slowed)!;
-    expect(p.problems).toEqual(['1 thread: 150 GFLOP/s at 3.00 GHz is 50.0 FLOP/cycle, not 2 units × 16 lanes × 2 = 64']);
+    expect(p.problems).toEqual(['1 thread: 150 GFLOP/s at 3.00 GHz (per second on a CPU) is 50.0 FLOP/cycle, not 2 units × 16 lanes × 2 = 64']);
     // And a slowed clock run: 192 GFLOP/s at 1.5 GHz would be 128 FLOP/cycle, 4 units, which no x86 core has.
     const slowClock = summarizeProbe(idle.map((r) => (r.kind === 'clock' ? { ...r, best: 1.5 } : r)))!;
-    expect(slowClock.problems).toEqual(['1 thread: 192 GFLOP/s at 1.50 GHz is 128.0 FLOP/cycle, not 2 units × 16 lanes × 2 = 64']);
+    expect(slowClock.problems).toEqual(['1 thread: 192 GFLOP/s at 1.50 GHz (per second on a CPU) is 128.0 FLOP/cycle, not 2 units × 16 lanes × 2 = 64']);
   });
 
   it('doubts an all-thread rate under 90% of threads × the 1-thread rate (another process had a core)', () => {
@@ -36,7 +36,10 @@ describe('FMA probe trust', () => {
     // Another process on each core: the clock, one thread and both threads all ran 60% of the time, so
     // FLOP/cycle and the 2-thread scaling look right, and only the share shows it.
     const halved = idle.map((r) => ({ ...r, best: r.best * 0.6, share: 0.6 }));
-    expect(summarizeProbe(halved)!.problems).toEqual(["the probe's threads were on a CPU for only 60% of a best trial: the cores were shared"]);
+    const p = summarizeProbe(halved)!;
+    expect(p.problems).toEqual(["the probe's threads were on a CPU for only 60% of a best trial: the cores were shared"]);
+    // Per second on a CPU, the clock and FLOP/cycle are still the hardware's.
+    expect(p).toMatchObject({ clockGHz: 3, flopsPerCycle: 64, fmaUnits: 2 });
   });
 
   it('refuses the peak when the probes before and after the runs disagree by more than 10%, and takes the higher', () => {

@@ -19,8 +19,8 @@ export interface ProbeSummary {
   readonly singleGflops: number; // best 1-thread rate over widths and chain counts
   readonly allGflops: number; // the same with every thread
   readonly threads: number; // how many "every thread" was
-  readonly clockGHz: number; // 1-thread clock from the add chain
-  readonly flopsPerCycle: number; // singleGflops ÷ clockGHz: measured, not assumed
+  readonly clockGHz: number; // 1-thread clock from the add chain, per second on a CPU
+  readonly flopsPerCycle: number; // the 1-thread FMA rate ÷ clockGHz, both per second on a CPU: measured, not assumed
   readonly fmaUnits: number; // flopsPerCycle ÷ (lanes × 2), rounded to 1 or 2
   readonly problems: readonly string[]; // why this probe's peak may be low; empty: trusted
 }
@@ -34,8 +34,11 @@ export function summarizeProbe(rows: readonly ProbeRow[]): ProbeSummary | undefi
   const single = fastest(fma.filter((r) => r.threads === 1));
   const all = fastest(fma.filter((r) => r.threads === threads));
   const clockRow = rows.find((r) => r.kind === 'clock' && r.threads === 1);
-  const clockGHz = clockRow?.best ?? 0;
-  const flopsPerCycle = clockGHz > 0 ? single.best / clockGHz : 0;
+  // Per second on a CPU (best ÷ share): both sides of the ratio below then count only the time the
+  // thread ran, so FLOP/cycle holds even where another process took turns on the core.
+  const onCpu = (r: ProbeRow) => r.best / Math.max(r.share, 1e-3);
+  const clockGHz = clockRow ? onCpu(clockRow) : 0;
+  const flopsPerCycle = clockGHz > 0 ? onCpu(single) / clockGHz : 0;
   // x86 cores have one or two vector FMA units; more would mean the clock run was the slowed one.
   const fmaUnits = Math.min(2, Math.max(1, Math.round(flopsPerCycle / (single.lanes * 2))));
   const problems: string[] = [];
@@ -46,11 +49,11 @@ export function summarizeProbe(rows: readonly ProbeRow[]): ProbeSummary | undefi
   if (shared.length)
     problems.push(`the probe's threads were on a CPU for only ${Math.round(100 * Math.min(...shared.map((r) => r.share)))}% of a best trial: the cores were shared`);
   // FMA rate and clock were timed a moment apart on one pinned thread: their ratio is the FLOP per cycle,
-  // and a whole number of FMA units gives it exactly. Off by more than 10%, one of the two ran slow.
+  // and a whole number of FMA units gives it exactly. Off by more than 10%, the clock moved between them.
   const expected = fmaUnits * single.lanes * 2;
   if (clockGHz <= 0) problems.push('the probe measured no clock');
   else if (Math.abs(flopsPerCycle - expected) > 0.1 * expected)
-    problems.push(`1 thread: ${single.best.toFixed(0)} GFLOP/s at ${clockGHz.toFixed(2)} GHz is ${flopsPerCycle.toFixed(1)} FLOP/cycle, not ${fmaUnits} unit${fmaUnits > 1 ? 's' : ''} × ${single.lanes} lanes × 2 = ${expected}`);
+    problems.push(`1 thread: ${onCpu(single).toFixed(0)} GFLOP/s at ${clockGHz.toFixed(2)} GHz (per second on a CPU) is ${flopsPerCycle.toFixed(1)} FLOP/cycle, not ${fmaUnits} unit${fmaUnits > 1 ? 's' : ''} × ${single.lanes} lanes × 2 = ${expected}`);
   // FMAs on separate cores do not share anything, so every thread should give threads × the 1-thread rate.
   if (threads > 1 && all.best < 0.9 * threads * single.best)
     problems.push(`${threads} threads reached ${all.best.toFixed(0)} GFLOP/s, under 90% of ${threads} × ${single.best.toFixed(0)}: the cores were not all the probe's`);

@@ -70,8 +70,9 @@ export function probeLines(rows: readonly ProbeRow[], p: ProbeSummary | undefine
   });
   return [
     `FMA probe ${when} (bench/cpu/fma-peak.cc, pinned threads, best of 7 trials, GFLOP/s): ${rates.join(', ')}`,
-    `  1-thread clock ${p.clockGHz.toFixed(2)} GHz (dependent adds) → ${p.flopsPerCycle.toFixed(1)} FLOP/cycle = ${p.fmaUnits} FMA unit${p.fmaUnits > 1 ? 's' : ''} × ${p.lanes} lanes × 2; ` +
-      `peak = ${p.threads} threads' ${p.allGflops.toFixed(0)} GFLOP/s${p.problems.length ? `; doubtful: ${p.problems.join('; ')}` : ''}`,
+    `  1-thread clock ${p.clockGHz.toFixed(2)} GHz (dependent adds, per second on a CPU) → ${p.flopsPerCycle.toFixed(1)} FLOP/cycle = ${p.fmaUnits} FMA unit${p.fmaUnits > 1 ? 's' : ''} × ${p.lanes} lanes × 2; ` +
+      `the cores could give ${p.threads} × ${p.fmaUnits * p.lanes * 2} × ${p.clockGHz.toFixed(2)} = ${(p.threads * p.fmaUnits * p.lanes * 2 * p.clockGHz).toFixed(0)} GFLOP/s at that clock; ` +
+      `peak = ${p.threads} threads' ${p.allGflops.toFixed(0)} GFLOP/s measured${p.problems.length ? `; doubtful: ${p.problems.join('; ')}` : ''}`,
   ];
 }
 
