@@ -106,5 +106,11 @@ describe('generated CPU code', () => {
     expect(text).toMatch(/\nk1_conv_infer\s+3\s/); // warm-up and two timed runs at batch 1
     expect(text).toMatch(/\nk1_fold_bn\s+1\s/);
     expect(text).toMatch(/\nk1_conv_bwd_weight\s+3\s/);
+    // NINCC_PROFILE_CLOCK=thread: the same table in the calling thread's CPU time, and it says so.
+    const threadTable = join(work, 'profile-thread.txt');
+    const t = nincc(['bench', dir, '--runs', '2'], { env: { NINCC_PROFILE: threadTable, NINCC_PROFILE_CLOCK: 'thread' } });
+    expect(t.code, t.stderr).toBe(0);
+    expect(readFileSync(threadTable, 'utf8')).toMatch(/^nincc profile: [\d.]+ s in \d+ kernels \(thread CPU time, NINCC_PROFILE_CLOCK=thread\)\n/);
+    expect(text).not.toContain('thread CPU time');
   });
 });
