@@ -796,6 +796,14 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/fma-probe-trust.test.ts'],
   },
   {
+    name: 'cpu profile: NINCC_PROFILE_CLOCK=thread ignored (wall time, unmarked)',
+    file: 'runtime/include/nincc/cpu/profile.h',
+    find: 'return v != nullptr && std::strcmp(v, "thread") == 0;',
+    replace: 'return false && v != nullptr;',
+    tests: ['test/perf-cpu-codegen.test.ts'],
+    only: 'NINCC_PROFILE',
+  },
+  {
     name: 'bench:cpu report: % peak printed although the probe was doubtful',
     file: 'bench/cpu/report.ts',
     find: 'peak.untrusted ?? (fastest',
