@@ -17,6 +17,13 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: 'holdWorkers: the cpu library keeps nincc_cpu_hold_workers hidden, so the device never holds its pool awake',
+    file: 'compiler/backends/cpu/kernels.cpu.cc.njk',
+    find: 'NINCC_CPU_EXPORT void nincc_cpu_hold_workers(std::int32_t held)',
+    replace: 'void nincc_cpu_hold_workers(std::int32_t held)',
+    tests: ['test/build.test.ts'],
+  },
+  {
     name: 'bf16Gradients: the conv before a BN reads a data gradient stored bf16 as fp32 in its fused rebuild',
     file: 'compiler/lower/train-fused.ts',
     find: 'const gBf16 = rebuiltFirst ? rebuiltBf16 : bf16Gradients.has(grad.buf);',

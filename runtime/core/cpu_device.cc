@@ -29,6 +29,7 @@ void CpuDevice::loadLibrary(const std::string& path, const std::string& sourceHa
   }
   partThreads_ = reinterpret_cast<NinccPartThreadsFn>(library_.find("nincc_cpu_part_threads"));
   runParts_ = reinterpret_cast<NinccRunPartsFn>(library_.find("nincc_cpu_run_parts"));
+  holdWorkers_ = reinterpret_cast<NinccHoldWorkersFn>(library_.find("nincc_cpu_hold_workers"));
 }
 
 KernelHandle CpuDevice::findKernel(const Step& step) {
@@ -60,6 +61,14 @@ KernelHandle CpuDevice::findKernel(const Step& step) {
 void CpuDevice::launch(KernelHandle kernel, const Step&, const NinccArgs& args) {
   // A cpu kernel reports nothing: a crash inside it is a compiler bug, not an input error.
   reinterpret_cast<NinccKernelFn>(const_cast<void*>(kernel))(&args);
+}
+
+void CpuDevice::launchProgram(const std::string& program, const std::vector<StepLaunch>& steps) {
+  if (!holdWorkers_) return Device::launchProgram(program, steps);
+  // A kernel reports nothing and does not throw (launch), so the release always runs.
+  holdWorkers_(1);
+  Device::launchProgram(program, steps);
+  holdWorkers_(0);
 }
 
 int CpuDevice::partThreads() const { return partThreads_ && runParts_ ? partThreads_() : 1; }

@@ -1,7 +1,8 @@
 // The kernels' thread pool (thread_pool.h, through parallel.h's loops): every index runs exactly
 // once, for any count and thread count, over thousands of back-to-back jobs (the epoch protocol);
 // loops nested in a task run serially on the task's thread; a task that stalls (as a descheduled
-// thread would) delays only itself.
+// thread would) delays only itself; held workers (hold_pool_workers) stay awake between loops and
+// still run every index once, and sleep again once released.
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -55,6 +56,31 @@ void test_thread_pool() {
   bool all = true;
   for (auto& s : seen) all = all && s.load() == 1;
   CHECK(all);
+
+#ifdef _OPENMP
+  // Held: the worker does not sleep between loops, however long the gap, and loops stay exactly-once.
+  // Released: it sleeps again after its spin (about 0.1 ms). Waits are bounded so a failure reports.
+  auto& pool = pool_detail::ThreadPool::instance();
+  auto wait_until = [](auto done) {
+    for (int i = 0; i < 2000 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return done();
+  };
+  CHECK(wait_until([&] { return pool.sleeping_workers() > 0; }));  // idle since the loops above
+  hold_pool_workers(true);
+  CHECK(wait_until([&] { return pool.sleeping_workers() == 0; }));  // the hold woke it
+  bool held_awake = true, held_once = true;
+  for (int job = 0; job < 20; ++job) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // 20x a worker's unheld spin
+    held_awake = held_awake && pool.sleeping_workers() == 0;
+    std::vector<std::atomic<int>> ran(16);
+    parallel_for_dynamic(16, 2, [&](std::int64_t i) { ran[i].fetch_add(1); });
+    for (auto& r : ran) held_once = held_once && r.load() == 1;
+  }
+  CHECK(held_awake);
+  CHECK(held_once);
+  hold_pool_workers(false);
+  CHECK(wait_until([&] { return pool.sleeping_workers() > 0; }));
+#endif
 
   // parallel_for_threads and parallel_slices cover their ranges exactly once as well.
   std::vector<int> hits(1000, 0);

@@ -40,6 +40,8 @@ typedef const NinccKernelEntry* (*NinccKernelTableFn)(int32_t* count);
    serial on the thread that took it. */
 typedef int32_t (*NinccPartThreadsFn)(void);
 typedef void (*NinccRunPartsFn)(int64_t count, void (*part)(void* context, int64_t i), void* context);
+/* Optional: hold(1) before a program's steps, hold(0) after: the pool's workers stay awake in between. */
+typedef void (*NinccHoldWorkersFn)(int32_t held);
 
 /* What a cpu kernel library exports. It is built with hidden visibility and -Bsymbolic, so everything
    else in it (the kernel library's thread pool and other inline statics, and the standard-library

@@ -59,6 +59,16 @@ inline void parallel_for_dynamic(std::int64_t count, int threads, Body&& body) {
   for (std::int64_t i = 0; i < count; ++i) body(i);
 }
 
+// Keeps the pool's workers spinning between parallel loops from hold_pool_workers(true) until
+// hold_pool_workers(false) (thread_pool.h hold_workers); without -fopenmp, nothing.
+inline void hold_pool_workers(bool held) {
+#ifdef _OPENMP
+  pool_detail::ThreadPool::instance().hold_workers(held ? 1 : -1);
+#else
+  (void)held;
+#endif
+}
+
 // body(i) for i in [0, count) in a few contiguous blocks per thread (for many cheap iterations:
 // one task per block, not per iteration).
 template <class Body>

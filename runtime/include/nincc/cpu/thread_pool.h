@@ -12,7 +12,8 @@
 // it is registered (a writer must wait for busy_ == 0), and it claims tasks until none are left.
 // run() returns once its own claims are exhausted and busy_ == 0, i.e. every claimed task is done.
 // A worker that registers after that finds every task claimed and never calls the finished body.
-// Workers spin briefly after each job (kernels follow each other within microseconds), then sleep.
+// Workers spin briefly after each job (kernels follow each other within microseconds), then sleep;
+// while a caller holds them (hold_workers: the cpu device, for the length of a program) they spin on.
 // Built with -DNINCC_POOL_STATS (bench/cpu/cpu-infer-scaling.cc only), run() also counts where a
 // parallel loop's time goes (pool_stats()); a normal build has none of it.
 #pragma once
@@ -93,6 +94,19 @@ class ThreadPool {
     NINCC_POOL_STAT(PoolStats& stats = pool_stats(); stats.jobs += 1; stats.tasks += count; stats.caller_wait_ns += pool_now_ns() - own_done_ns;)
   }
 
+  // Holds the workers awake (spinning, not asleep) from hold_workers(1) to its hold_workers(-1), and
+  // wakes any asleep now. A program's small layers follow serial ones by tens of microseconds, past a
+  // worker's spin, and each would otherwise wake it again. Holds nest (a count).
+  void hold_workers(int change) {
+    if (holds_.fetch_add(change, std::memory_order_seq_cst) + change > 0 && sleepers_.load(std::memory_order_seq_cst) > 0) {
+      std::lock_guard<std::mutex> lock(sleep_mutex_);
+      wake_.notify_all();
+    }
+  }
+
+  // Workers asleep now (for tests: none while held).
+  int sleeping_workers() const { return sleepers_.load(std::memory_order_seq_cst); }
+
   ~ThreadPool() {
     {
       std::lock_guard<std::mutex> lock(sleep_mutex_);
@@ -119,19 +133,22 @@ class ThreadPool {
   // A published epoch other than `seen`, or shutdown: spins a while, then sleeps until woken. Shutdown is
   // tested on its own, not through the epoch: a worker whose thread first ran after ~ThreadPool's last
   // epoch step took that epoch as `seen` and, waiting for a different one, never returned to be joined.
+  // While held (holds_ > 0) it spins on, and kSpinIterations more once released; a hold also ends a sleep.
   std::uint64_t next_epoch(std::uint64_t seen) {
     auto ready = [&](std::uint64_t e) { return stop_.load(std::memory_order_seq_cst) || (e != seen && e % 2 == 0); };
-    std::uint64_t e = epoch_.load(std::memory_order_acquire);
-    for (int spin = 0; !ready(e) && spin < kSpinIterations; ++spin) {
-      NINCC_CPU_RELAX();
-      e = epoch_.load(std::memory_order_acquire);
+    auto held = [&] { return holds_.load(std::memory_order_seq_cst) > 0; };
+    for (;;) {
+      std::uint64_t e = epoch_.load(std::memory_order_acquire);
+      for (int spin = 0; !ready(e) && spin < kSpinIterations; spin = held() ? 0 : spin + 1) {
+        NINCC_CPU_RELAX();
+        e = epoch_.load(std::memory_order_acquire);
+      }
+      if (ready(e)) return e;
+      std::unique_lock<std::mutex> lock(sleep_mutex_);
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      wake_.wait(lock, [&] { return ready(epoch_.load(std::memory_order_seq_cst)) || held(); });
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
     }
-    if (ready(e)) return e;
-    std::unique_lock<std::mutex> lock(sleep_mutex_);
-    sleepers_.fetch_add(1, std::memory_order_seq_cst);
-    wake_.wait(lock, [&] { return ready(epoch_.load(std::memory_order_seq_cst)); });
-    sleepers_.fetch_sub(1, std::memory_order_relaxed);
-    return epoch_.load(std::memory_order_acquire);
   }
 
   void work(int id) {
@@ -166,6 +183,7 @@ class ThreadPool {
   std::atomic<std::int64_t> next_{0};
   std::atomic<int> busy_{0};
   std::atomic<int> sleepers_{0};
+  std::atomic<int> holds_{0};
   std::atomic<bool> stop_{false};
   std::mutex sleep_mutex_;
   std::condition_variable wake_;

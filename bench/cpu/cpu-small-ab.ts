@@ -1,0 +1,98 @@
+// Whole-model inference A/B of built artifacts (say, two checkouts' builds of one spec), each in a
+// process of its own so one library's spinning pool workers never share the cores with the other's:
+// round by round, the order swapping each round, every artifact runs CALLS infer() calls at one batch
+// after three warm-up calls; prints each round's median in microseconds, then each artifact's median
+// of the round medians and its ratio to the first artifact's, with `uptime` before and after.
+// An argument ending in .onnx runs that model on onnxruntime-node instead (2 intra-op threads, its
+// default spinning), input [batch, 1, 28, 28]-shaped from the model's first input.
+// With --rt the child processes run under `chrt -f 20` (SCHED_FIFO; root only): the other processes
+// on a shared machine then wait while the timed runs hold the cores, so 2-thread times approach an
+// idle machine's (on the 2-core VM with load 7-10, nin-fashion batch 1: onnxruntime 0.147 ms, as in
+// Round 10's idle run, against 0.22-0.32 ms without).
+//   node dist/bench/cpu/cpu-small-ab.js DIR_A DIR_B... [--batch 1] [--calls 2000] [--rounds 5] [--rt]
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { parseArgs } from 'node:util';
+import { load } from '../../runtime/model.js';
+import { median } from './report.js';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    batch: { type: 'string', default: '1' },
+    calls: { type: 'string', default: '2000' },
+    rounds: { type: 'string', default: '5' },
+    rt: { type: 'boolean', default: false },
+    child: { type: 'boolean', default: false },
+  },
+});
+
+// The median microseconds of CALLS calls of `run` after three warm-up calls.
+async function medianMicros(run: () => Promise<unknown>, calls: number): Promise<number> {
+  const us: number[] = [];
+  for (let i = 0; i < calls + 3; i++) {
+    const t0 = performance.now();
+    await run();
+    if (i >= 3) us.push((performance.now() - t0) * 1000);
+  }
+  return median(us);
+}
+
+async function childOrt(file: string, batch: number, calls: number): Promise<void> {
+  const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: 'sequential' });
+  const dims = (session.inputMetadata[0] as { readonly shape: readonly (number | string)[] }).shape.slice(1).map(Number);
+  const x = new Float32Array(batch * dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
+  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x, [batch, ...dims]) };
+  console.log((await medianMicros(() => session.run(feeds), calls)).toFixed(1));
+  await session.release();
+}
+
+// In a child: the median microseconds of CALLS infer() calls on one artifact, printed alone.
+async function child(dir: string, batch: number, calls: number): Promise<void> {
+  if (dir.endsWith('.onnx')) return childOrt(dir, batch, calls);
+  const m = await load(dir, { device: 'cpu', seed: 1 });
+  try {
+    const x = new Float32Array(batch * m.info.input.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
+    console.log((await medianMicros(() => m.infer(x), calls)).toFixed(1));
+  } finally {
+    m.dispose();
+  }
+}
+
+function parent(dirs: string[], batch: number, calls: number, rounds: number, rt: boolean): void {
+  const script = fileURLToPath(import.meta.url);
+  const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trimEnd();
+  console.log(`infer batch ${batch}, ${calls} calls a round, ${rounds} rounds, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(default)'}${rt ? ', chrt -f 20' : ''}`);
+  dirs.forEach((d, i) => console.log(`  ${String.fromCharCode(65 + i)} = ${d}`));
+  console.log(uptime());
+  const rows: number[][] = dirs.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    const order = dirs.map((_, i) => i);
+    if (r % 2) order.reverse();
+    for (const i of order) {
+      const args = [script, dirs[i], '--child', '--batch', String(batch), '--calls', String(calls)];
+      const out = rt ? execFileSync('chrt', ['-f', '20', process.execPath, ...args], { encoding: 'utf8' }) : execFileSync(process.execPath, args, { encoding: 'utf8' });
+      rows[i].push(Number(out.trim()));
+    }
+  }
+  const base = median(rows[0]);
+  rows.forEach((row, i) => {
+    const m = median(row);
+    console.log(`${String.fromCharCode(65 + i)}: median of rounds ${m.toFixed(1)} us  (${row.map((v) => v.toFixed(1)).join(', ')})  /A ${(m / base).toFixed(3)}`);
+  });
+  console.log(uptime());
+}
+
+const batch = Number(values.batch), calls = Number(values.calls);
+if (values.child) {
+  child(positionals[0], batch, calls).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+} else if (positionals.length < 2) {
+  console.error('usage: node dist/bench/cpu/cpu-small-ab.js DIR_A DIR_B... [--batch N] [--calls N] [--rounds N] [--rt]');
+  process.exit(2);
+} else {
+  parent(positionals, batch, calls, Number(values.rounds), values.rt);
+}
