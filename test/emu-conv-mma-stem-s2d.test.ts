@@ -1,7 +1,8 @@
 // The stem as a stride-1 conv over x space-to-depth (compiler/backends/cuda/conv-mma-stem-s2d.ts). CI, without a build:
 // the transform itself in float64 on odd geometries (pad not a multiple of the stride, kernels a multiple of the stride
 // and not, planes not a multiple of the stride, stride 2 and 3, unequal strides) — the valid stride-1 conv of X' with W'
-// is the strided conv, exactly (integer data); which stems take it and which refuse to the band; NIN's form; and the
+// is the strided conv, exactly (integer data; any channel order passes, as long as X' and W' agree: the kernels' own
+// order is checked on emu); which stems take it and which refuse to the band; NIN's form; and the
 // compiled kernels (the switch on and off). NINCC_TEST_FULL=1: one training step of stem → ReLU → 1×1 → linear chains on
 // emu, every weight and bias gradient within the bf16 bound of float64 (the 1×1's weight gradient reads the stem's
 // forward output; the stem's its ReLU mask). CI runs an 11×11/4 stem through the form on emu in
