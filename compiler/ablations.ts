@@ -14,6 +14,7 @@ export const ABLATIONS = {
   bf16ConvOut: 'a training conv read only (through its BN and ReLU) by a conv or a pool stores its output y in fp32, not bf16, and its BN statistics come from the unrounded accumulators (lower/train-fused.ts, lower/conv-out-bf16-readers.ts)',
   bf16Gradients: 'the convs\' data gradients and the max pools\' backwards store dX in fp32, not bf16, for the conv before a BN (which rebuilds dY\' from it) or the pool\'s backward (lower/train-fused.ts; bounded, not bitwise: they then start from the unrounded dX)',
   stemBand: 'the few-channels strided stems (NIN\'s 11×11/4 on 3 channels) gather A\'s input taps from global memory for every slice, no shared band of input rows staged once per block (backends/cuda/conv-mma-stem-band.ts)',
+  stemS2d: 'the few-channels strided stems\' bf16 forwards (NIN\'s 11×11/4 on 3 channels; training and inference) keep the shared band of input rows, not a stride-1 conv over x space-to-depth by the stride on the tap-major halo (backends/cuda/conv-mma-stem-s2d.ts)',
   stemWgradHalo: 'the few-channels strided stems\' weight gradients (NIN\'s 11×11/4 on 3 channels) gather x per tap from global memory, no input halo of their own pitch (backends/cuda/conv-mma-stem-wgrad-layout.ts)',
   tallTiles: 'the k×k weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts)',
   warp64Tiles: 'the k×k convs keep 32-row warps (8 or 16 a block), not the same block tiles with half the warps of 64 rows (backends/cuda/conv-mma-tile.ts warp64Twin)',

@@ -77,7 +77,25 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'compiler/backends/cuda/conv-mma-stem-band.ts',
     find: '* ${b.zw} + rs % ${c.S}]',
     replace: '* ${b.zw} + rs % ${c.S} + 1]',
+    // The 5×5/2 RGB stem there keeps the band (the space-to-depth form refuses it: 3× the slices); the 11×11/4 of emu-conv-mma-grad.test.ts takes the form.
+    tests: ['test/emu-conv-mma-grad-bn.test.ts'],
+    only: 'one step',
+  },
+  {
+    name: 'stem space-to-depth staging reads each X\' element one cell column right',
+    file: 'compiler/backends/cuda/conv-mma-stem-s2d.ts',
+    find: 'u = j * ${s.fw} - ${stem.pw} + b;',
+    replace: 'u = j * ${s.fw} - ${stem.pw} + (b + 1) % ${s.fw};',
     tests: ['test/emu-conv-mma-grad.test.ts'],
+    only: 'one step',
+  },
+  {
+    name: 'stem space-to-depth weight copy takes each W\' element one cell row down',
+    file: 'compiler/backends/cuda/conv-mma-stem-s2d.ts',
+    find: '`const int r = ${s.fh} * (tap / ${s.conv.S}) + ca % ${s.fh}',
+    replace: '`const int r = ${s.fh} * (tap / ${s.conv.S}) + (ca + 1) % ${s.fh}',
+    tests: ['test/emu-conv-mma-grad.test.ts'],
+    only: 'one step',
   },
   {
     name: 'wgrad halo staging placing columns by the padded row width, not the row pitch (a stem\'s pitch is wider)',

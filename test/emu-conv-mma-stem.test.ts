@@ -1,10 +1,10 @@
 // The few-channels stem's shared band (compiler/backends/cuda/conv-mma-stem-band.ts) against the per-slice gathers it
 // replaces (`stemBand: false`). The band holds the values the gathers read, rounded to bf16 once as before, in the
 // same k order, shared layout and B staging, so the two builds must agree bitwise: one step's every gradient, three
-// SGD steps and inference — with NINCC_TEST_FULL=1. CI checks without a build: NIN's stem geometry (rows padded to
-// whole 128-row blocks, the row pitch that takes no bank conflicts), and which kernels of the padded case take the band. (The band runs
-// on emu in CI through test/emu-conv-mma-grad.test.ts, whose 11×11/4 stem on 3×31×27 is held to the bf16 bound of
-// float64.) The edge cases: odd planes (3×37×29 → 10×8, 80 positions padded to 96 statistics rows, 128-row blocks
+// SGD steps and inference — with NINCC_TEST_FULL=1. Both builds switch off the space-to-depth form (stemS2d:
+// conv-mma-stem-s2d.ts), which takes these stems' forwards by default; the band is then the off path, and the
+// forward of a stem the form refuses (the 7×7/2). CI checks without a build: NIN's stem geometry (rows padded to
+// whole 128-row blocks, the row pitch that takes no bank conflicts), and which kernels of the padded case take the band. The edge cases: odd planes (3×37×29 → 10×8, 80 positions padded to 96 statistics rows, 128-row blocks
 // across images), an RGBA 4×21×18 stem whose band fits only with each image's 32 rows padded to a whole 128-row
 // block, a 7×7/2 stem, and a batch of 3 on grids sized for 4.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -48,7 +48,7 @@ const CASES = [
 function compiled(spec: string, gather: boolean): Compiled {
   const r = compileSpec(spec, 'stem.model', { device: 'emu' });
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: gather ? { stemBand: false } : {} });
+  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: gather ? { stemBand: false, stemS2d: false } : { stemS2d: false } });
 }
 
 /** Each bf16 conv forward kernel's report words (tile and fused parts), by kernel name. */
@@ -103,8 +103,8 @@ describe.runIf(process.env.NINCC_TEST_FULL === '1')('the stem band on emu, bitwi
       if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
       const dirs = { band: join(root, `${c.name}-band`), gather: join(root, `${c.name}-gather`) };
       withEnv({ NINCC_NVCC: '0' }, () => {
-        buildArtifact(r.model!, c.spec, { outDir: dirs.band, target: 'emu', maxBatch: 4, precision: 'bf16' });
-        buildArtifact(r.model!, c.spec, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { stemBand: false } });
+        buildArtifact(r.model!, c.spec, { outDir: dirs.band, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { stemS2d: false } });
+        buildArtifact(r.model!, c.spec, { outDir: dirs.gather, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { stemBand: false, stemS2d: false } });
       });
       const n = 3; // below the grids' maximum of 4
       const next = rng(71);

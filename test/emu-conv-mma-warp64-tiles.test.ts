@@ -78,15 +78,17 @@ describe('the 64-row warp tiles of the bf16 k×k convs (compiled, no build)', ()
     for (const [kernel, tile] of on) expect(tile.split(' tile')[0], kernel).toBe(off.get(kernel)!.split(' tile')[0]);
   });
 
-  it("NIN b128's 5×5 and 3×3 convs take 64-row warps in every pass; its 1×1 convs and the 11×11/4 stem do not", () => {
+  it("NIN b128's 5×5 and 3×3 convs take 64-row warps in every pass, the 11×11/4 stem's forwards (a 3×3 over x space-to-depth) too; its 1×1 convs and the stem's weight gradient do not", () => {
     const nin = convKernels(compiled(true, readFileSync('models/nin.model', 'utf8'), 128));
     for (const k of ['k11', 'k21', 'k31'])
       for (const pass of ['conv_fwd_fused', 'conv_dgrad_fused', 'conv_wgrad_fused']) expect(nin.get(`${k}_${pass}`), `${k}_${pass}`).toMatch(/ of 64×/);
     expect(nin.get('k11_conv_wgrad_fused')).toMatch(/^256×128×32 tile, 8 warps \(4×2\) of 64×64,/);
     // The halo chosen for the 32-row warps (512 threads): k31's stays 32 positions a staging.
     expect(nin.get('k31_conv_wgrad_fused')).toMatch(/, 32 positions a staging,/);
-    for (const [kernel, tile] of nin) if (!/^k(11|21|31)_/.test(kernel)) expect(tile, kernel).not.toMatch(/ of 64×/);
-    expect(nin.get('k1_conv_fwd_fused')).toMatch(/^128×96×32 tile, 8 warps \(4×2\) of 32×48,/);
+    for (const [kernel, tile] of nin) if (!/^k(11|21|31)_|^k1_conv_(fwd_fused|infer)$/.test(kernel)) expect(tile, kernel).not.toMatch(/ of 64×/);
+    // The stem's forwards run as a stride-1 3×3 conv (conv-mma-stem-s2d.ts): the same block tile, half the warps.
+    for (const pass of ['conv_fwd_fused', 'conv_infer']) expect(nin.get(`k1_${pass}`), pass).toMatch(/^128×96×32 tile, 4 warps \(2×2\) of 64×48,/);
+    expect(nin.get('k1_conv_wgrad_fused')).not.toMatch(/ of 64×/);
   });
 });
 

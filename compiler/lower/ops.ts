@@ -2,6 +2,7 @@
 // dtype, size rule) in kernel-argument order. Lowering builds steps from it (program-builder.ts), the
 // program verifier checks every step against it (verify-program.ts), and both renderers read its names.
 import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
+import { s2dStem } from '../backends/cuda/conv-mma-stem-s2d.js';
 
 /**
  * A constant's type: a non-negative integer (a shape), any finite number (eps, p, momentum), a flag, a list of
@@ -209,8 +210,15 @@ export type ConvShape = ConstsOf<typeof spatial>;
 const inPlane = (c: ConvShape) => c.C * c.H * c.W;
 const outPlane = (c: ConvShape) => c.K * c.P * c.Q;
 const convWeights = (c: ConvShape) => c.K * c.C * c.R * c.S;
-/** Floats of a conv_weight_bf16 copy: B's rows (K forward, C data gradient) × its reduction in whole 32-deep slices, two bf16 a float. */
-export const bf16WeightFloats = (c: ConvShape, dgrad: boolean) => (dgrad ? c.C : c.K) * Math.ceil(((dgrad ? c.K : c.C) * c.R * c.S) / 32) * 16;
+/**
+ * Floats of a conv_weight_bf16 copy: B's rows (K forward, C data gradient) × its reduction in whole 32-deep slices, two bf16 a float.
+ * A stem's forward copy holds the larger reduction of its space-to-depth form (conv-mma-stem-s2d.ts), which its kernel may take.
+ */
+export function bf16WeightFloats(c: ConvShape, dgrad: boolean): number {
+  const s2d = dgrad ? undefined : s2dStem(c);
+  const depth = dgrad ? c.K * c.R * c.S : s2d ? s2d.conv.C * s2d.conv.R * s2d.conv.S : c.C * c.R * c.S;
+  return (dgrad ? c.C : c.K) * Math.ceil(depth / 32) * 16;
+}
 const perChannel = (c: { C: number }) => c.C;
 const plane = (c: { C: number; HW: number }) => c.C * c.HW;
 /** Per-tile statistics partials: one per channel and 32-position tile of a plane (lower/train-fused.ts STAT_TILE). */

@@ -13,7 +13,8 @@
 // the static shared-memory limit, each image's GEMM rows are padded to whole blocks (NIN's stem: 3136 → 3200
 // rows, 2% more MMA work, no block across images). A's k order (c·R·S + r·S + s), shared layout and B staging
 // are the gathering path's, and the values are those same ones rounded to bf16 once: the two builds agree
-// bitwise (test/emu-conv-mma-stem.test.ts).
+// bitwise (test/emu-conv-mma-stem.test.ts). A stem from a bf16 weight copy whose space-to-depth form fits
+// (conv-mma-stem-s2d.ts: NIN's) takes that form instead; the band is then its off path (`stemS2d: false`).
 import { type MmaTile, type Staging } from './conv-mma-tile.js';
 import { stemConflicts } from './conv-mma-stem-banks.js';
 import { bandWith, isStem, leastPitch, type StemBand, type StemConv } from './conv-mma-stem-geometry.js';

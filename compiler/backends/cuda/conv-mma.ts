@@ -2,7 +2,8 @@
 // M, D[m][k] = Σ_crs A[m][crs]·B[crs][k], m = (image, output position), k = output channel, crs = (input
 // channel, r, s). Each block (4 warps, or 8 in a k×k layer's wide tiles) stages BM×32 of A (the input
 // gathered — or, stride-1 k×k, built from a shared halo (conv-mma-halo.ts), or, a few-channels strided stem, from a
-// shared band of input rows (conv-mma-stem-band.ts) — its pending BN scale/shift + ReLU applied, rounded
+// shared band of input rows (conv-mma-stem-band.ts) or, as a stride-1 conv over x space-to-depth, from the tap-major
+// halo (conv-mma-stem-s2d.ts) — its pending BN scale/shift + ReLU applied, rounded
 // to bf16) and BN×32 of B (the fp32 weights rounded to bf16, or a k×k conv's bf16 copy: conv-weight-bf16.ts) in
 // XOR-swizzled shared memory, loads fragments with ldmatrix and multiplies with mma.m16n8k16 into fp32
 // accumulators. The epilogue adds the bias, applies the inference ReLU, stores fp32 NCHW (storage is
@@ -16,6 +17,7 @@ import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import { stageStemBand, stemBand, stemStaging, stemWords } from './conv-mma-stem-band.js';
+import { s2dForward, s2dPlan, s2dWords, stageS2dHalo } from './conv-mma-stem-s2d.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
@@ -40,16 +42,18 @@ export function gatherAlongK(c: { R: number; S: number; sw: number }): boolean {
 
 export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_infer'>, maxBatch: number, ablations?: Ablations): CudaKernel {
   const wideTiles = isOn(ablations, 'wideTiles');
-  const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, CHW = c.C * c.H * c.W;
   const stats = Boolean(c.stats);
+  // A few-channels strided stem from a bf16 weight copy runs as a stride-1 conv over x space-to-depth (conv-mma-stem-s2d.ts): its reduction is X''s.
+  const s2d = 'bf16w' in c && c.bf16w === true ? s2dForward(c, maxBatch, ablations) : undefined;
+  const PQ = c.P * c.Q, CRS = s2d ? s2d.conv.C * s2d.conv.R * s2d.conv.S : c.C * c.R * c.S, RS = c.R * c.S, CHW = c.C * c.H * c.W;
   const statRows = rowsPerImage(PQ, stats);
   // A 1×1 layer streams x once per column tile: the tile with the least of that traffic (one 128×96 tile for
   // 96 channels, so x is read and its pending BN/ReLU applied once); a k×k kernel takes the least padded work.
   // (wideTiles false: every conv keeps the 4-warp tile of least padded work, the kernels before the wide tiles, for A/B checks.)
   // A stride-1 k×k kernel then takes the tile's 64-row warp twin (conv-mma-warp64-tile.ts).
-  const tile = !wideTiles ? chooseMmaTile(maxBatch * statRows, c.K, CANDIDATES) : RS === 1 ? chooseTrafficTile(maxBatch * statRows, c.K, 1, 1, WIDE_CANDIDATES) : kxkWarpTile(chooseMmaTile(maxBatch * statRows, c.K, WIDE_CANDIDATES), c, ablations);
+  const tile = !wideTiles ? chooseMmaTile(maxBatch * statRows, c.K, CANDIDATES) : RS === 1 ? chooseTrafficTile(maxBatch * statRows, c.K, 1, 1, WIDE_CANDIDATES) : kxkWarpTile(chooseMmaTile(maxBatch * statRows, c.K, WIDE_CANDIDATES), s2d?.conv ?? c, ablations);
   // A forward (training, or inference: lower/infer.ts) from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
-  const taps = 'bf16w' in c && c.bf16w === true && tapsOrder(c, 'forward', maxBatch, ablations) ? tapsPlan(c, 'forward', maxBatch, ablations, stats, 0) : undefined;
+  const taps = s2d ? s2dPlan(s2d, maxBatch, ablations, stats) : 'bf16w' in c && c.bf16w === true && tapsOrder(c, 'forward', maxBatch, ablations) ? tapsPlan(c, 'forward', maxBatch, ablations, stats, 0) : undefined;
   if (taps && tileWords(taps.tile) !== tileWords(tile)) throw new Error(`conv-mma.ts: the tap-major halo's tile differs from the forward's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
   // A few-channels strided stem stages its input band once per block and builds A from it (conv-mma-stem-band.ts);
   // its rows per image may be padded to whole blocks.
@@ -110,7 +114,12 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     ...(band ? stageStemBand(c, band, threads, (at) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', 'ch')]) : []),
     `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
     ...(taps
-      ? [...stageTapsHalo(taps, threads, (at, ch) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', ch)], () => []), tapOffsetLine(taps)].map((s) => `  ${s}`)
+      ? [
+          ...(s2d
+            ? stageS2dHalo(s2d, c, taps, threads, (at, ch) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', ch)])
+            : stageTapsHalo(taps, threads, (at, ch) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', ch)], () => [])),
+          tapOffsetLine(taps),
+        ].map((s) => `  ${s}`)
       : view && halo
       ? [
           ...stageHalo(view, halo, tile, (at) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', 'ch')], []),
@@ -143,7 +152,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     c.inBn && 'prologue: previous BN scale/shift',
     c.inRelu && 'prologue: ReLU',
     halo && `x staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
-    taps && tapsWords(taps, 'x'),
+    taps && (s2d ? s2dWords(s2d, c, taps) : tapsWords(taps, 'x')),
     band && stemWords(c, band, PQ, stats),
     halo && bf16w && tapsFallback(c, 'forward', maxBatch, ablations),
     c.bias && 'bias',

@@ -10,6 +10,7 @@
 import { params, flat, type Consts, type CudaKernel } from './parts.js';
 import { BK, swizzled } from './conv-mma-tile.js';
 import { TAPS_GROUP, tapsOrder } from './conv-mma-taps-halo.js';
+import { s2dForward, s2dWeightLambda } from './conv-mma-stem-s2d.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import type { Ablations } from '../../ablations.js';
 
@@ -22,6 +23,12 @@ export function convWeightBf16(k: KernelStep, c: Consts<'conv_weight_bf16'>, max
   const RS = c.R * c.S;
   const fused = (order: string) => `the weights rounded to bf16 in the ${c.dgrad ? 'data gradient' : 'forward'}'s staged B order (32-deep slices${order})`;
   const common = { params: params(k, ['w', { name: 'wb', out: true }]) };
+  // A stem's forward over x space-to-depth (conv-mma-stem-s2d.ts) reads W' tap-major: W's taps rearranged, zero where W' pads.
+  const s2d = c.dgrad ? undefined : s2dForward(c, maxBatch, ablations);
+  if (s2d) {
+    const s2dCopy = { lambda: s2dWeightLambda(s2d, c), at: (j: number) => `weight_at(g * ${TAPS_GROUP} + ${j}, tap)` };
+    return { ...common, ...tapMajorCopy(s2d.conv, rows, s2d.conv.C / TAPS_GROUP, s2d.conv.R * s2d.conv.S, s2dCopy), fused: fused(`, W' of x space-to-depth by ${s2d.fh}×${s2d.fw}, k tap-major per 32 channels`) };
+  }
   // A reader running tap-major (conv-mma-taps-halo.ts) takes k = 32·(g·RS + tap) + j: its own copy below.
   if (tapsOrder(c, c.dgrad ? 'dgrad' : 'forward', maxBatch, ablations)) return { ...common, ...tapMajorCopy(c, rows, depth / RS / TAPS_GROUP, RS), fused: fused(', k tap-major per 32 channels') };
   const count = Math.ceil(depth / BK) * rows * BK;
@@ -47,10 +54,11 @@ export function convWeightBf16(k: KernelStep, c: Consts<'conv_weight_bf16'>, max
  * (so each of its 32 loads, channel 32·g + j at W's tap, runs along a kernel's R·S contiguous floats across the
  * warp), writing the slice g·RS + tap of its row: 64 contiguous bytes, j at position p with j = p / 4 + 8·(p % 4).
  */
-function tapMajorCopy(c: { C: number; dgrad: boolean }, rows: number, groups: number, RS: number): Pick<CudaKernel, 'body' | 'launch'> {
+function tapMajorCopy(c: { C: number; dgrad?: boolean }, rows: number, groups: number, RS: number, s2d?: { lambda: string[]; at: (j: number) => string }): Pick<CudaKernel, 'body' | 'launch'> {
   const count = rows * groups * RS;
-  // The forward's W[row][ch][tap], the data gradient's W[ch][row][tap] (ch = 32·g + j).
+  // The forward's W[row][ch][tap], the data gradient's W[ch][row][tap] (ch = 32·g + j); a stem's W' through its lambda.
   const source = (j: number) => (c.dgrad ? `((long long)(g * ${TAPS_GROUP} + ${j}) * ${c.C} + row) * ${RS} + tap` : `((long long)row * ${groups * TAPS_GROUP} + g * ${TAPS_GROUP} + ${j}) * ${RS} + tap`);
+  const load = (j: number) => (s2d ? s2d.at(j) : `nincc::ld(&w[${source(j)}])`);
   const jAt = (p: number) => Math.floor(p / 4) + 8 * (p % 4);
   return {
     body: [
@@ -59,8 +67,9 @@ function tapMajorCopy(c: { C: number; dgrad: boolean }, rows: number, groups: nu
       `if (i >= ${count}) return;`,
       `const int tap = int(i % ${RS}), g = int(i / ${RS} % ${groups}), row = int(i / ${RS * groups});`,
       `int4* out = reinterpret_cast<int4*>(wb) + ((long long)(g * ${RS} + tap) * ${rows} + row) * 4;`,
+      ...(s2d ? s2d.lambda : []),
       ...Array.from({ length: BK / 8 }, (_, chunk) => {
-        const pair = (p: number) => `int(nincc::to_bf16x2(nincc::ld(&w[${source(jAt(p + 1))}]), nincc::ld(&w[${source(jAt(p))}])))`;
+        const pair = (p: number) => `int(nincc::to_bf16x2(${load(jAt(p + 1))}, ${load(jAt(p))}))`;
         return `nincc::st(&out[${chunk}], int4{${[0, 2, 4, 6].map((e) => pair(8 * chunk + e)).join(', ')}});`;
       }),
     ],
