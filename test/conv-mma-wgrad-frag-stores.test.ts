@@ -5,15 +5,11 @@
 // (up to most of a plane) and met bank conflicts: the spec below, 3 images of 7×5 split 3 ways (35 positions a
 // split, every 256-position staging cut), is the witness. CI prices the stores in TypeScript (~1 s); with
 // NINCC_TEST_FULL=1 the emulator's profile counts the built kernels' conflicts on the witness (~2 min cold).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { chooseHaloSpan } from '../compiler/backends/cuda/conv-mma-wgrad-halo-span.js';
 import { stagingStoreConflicts } from '../compiler/backends/cuda/conv-mma-wgrad-halo-banks.js';
 import { slicePlane, type Geometry, type Halo } from '../compiler/backends/cuda/conv-mma-wgrad-halo.js';
-import type { ProfileReport } from '../runtime/profile/run-profile.js';
-import { nincc } from './cli-run.js';
+import { profileKernels } from './reference/wgrad-frag-profile.js';
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/conv-mma-wgrad-frag-stores.test.ts: the emulator profile of the witness runs with NINCC_TEST_FULL=1; CI prices the stores in TypeScript');
@@ -85,20 +81,11 @@ describe('the input halo staging stores (priced, no build)', () => {
 
 describe.runIf(FULL)('the input halo staging stores on emu (NINCC_TEST_FULL=1)', () => {
   it('the witness at batch 3: the profile counts no bank conflicts in any weight gradient', () => {
-    const work = mkdtempSync(join(tmpdir(), 'nincc-halo-cut-'));
-    try {
-      const spec = join(work, 'halo_cut.model');
-      writeFileSync(spec, WITNESS);
-      const r = nincc(['profile', spec, '--batch', '3', '--precision', 'bf16', '--json'], { cwd: work, env: { NINCC_NVCC: '0' }, timeoutMs: 600_000 });
-      expect(r.code, r.stderr).toBe(0);
-      const wgrads = (JSON.parse(r.stdout) as ProfileReport).kernels.filter((k) => k.kernel.endsWith('_conv_wgrad_fused'));
-      expect(wgrads.map((k) => k.kernel).sort()).toEqual(['k1_conv_wgrad_fused', 'k4_conv_wgrad_fused', 'k7_conv_wgrad_fused']);
-      for (const k of wgrads) {
-        expect(k.counts.shared_store_wavefronts, k.kernel).toBeGreaterThan(0);
-        expect(k.counts.shared_bank_conflicts, k.kernel).toBe(0);
-      }
-    } finally {
-      rmSync(work, { recursive: true, force: true });
+    const wgrads = profileKernels(WITNESS, 'halo_cut.model', 3).filter((k) => k.kernel.endsWith('_conv_wgrad_fused'));
+    expect(wgrads.map((k) => k.kernel).sort()).toEqual(['k1_conv_wgrad_fused', 'k4_conv_wgrad_fused', 'k7_conv_wgrad_fused']);
+    for (const k of wgrads) {
+      expect(k.counts.shared_store_wavefronts, k.kernel).toBeGreaterThan(0);
+      expect(k.counts.shared_bank_conflicts, k.kernel).toBe(0);
     }
   }, 600_000);
 });

@@ -7,17 +7,14 @@
 // in splits whose ends cut the 128-position stagings short). CI checks the compiled choices (no build, ~1 s);
 // NIN's compiled kernels against twinHalo: false, the emu builds, the bitwise comparison and the profile's bank-conflict
 // count run with NINCC_TEST_FULL=1.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import type { Ablations } from '../compiler/ablations.js';
 import { load } from '../runtime/model.js';
-import type { ProfileReport } from '../runtime/profile/run-profile.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, type EmuVariants } from './reference/emu-variants.js';
-import { nincc } from './cli-run.js';
+import { profileKernels } from './reference/wgrad-frag-profile.js';
 import { chooseHaloSpan } from '../compiler/backends/cuda/conv-mma-wgrad-halo-span.js';
 
 const INPUT = [32, 7, 7] as const;
@@ -93,17 +90,8 @@ describe.runIf(FULL)('the twin\'s own input halo on emu (NINCC_TEST_FULL=1)', ()
   }, 600_000);
 
   it('the profile at batch 3: the 128-position staging has no bank conflicts', () => {
-    const work = mkdtempSync(join(tmpdir(), 'nincc-twin-halo-'));
-    try {
-      const spec = join(work, 'twin_halo.model');
-      writeFileSync(spec, SPEC);
-      const r = nincc(['profile', spec, '--batch', '3', '--precision', 'bf16', '--json'], { cwd: work, env: { NINCC_NVCC: '0' }, timeoutMs: 600_000 });
-      expect(r.code, r.stderr).toBe(0);
-      const wgrad = (JSON.parse(r.stdout) as ProfileReport).kernels.find((k) => k.kernel === 'k4_conv_wgrad_fused')!;
-      expect(wgrad.counts.shared_store_wavefronts).toBeGreaterThan(0);
-      expect(wgrad.counts.shared_bank_conflicts).toBe(0);
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
+    const wgrad = profileKernels(SPEC, 'twin_halo.model', 3).find((k) => k.kernel === 'k4_conv_wgrad_fused')!;
+    expect(wgrad.counts.shared_store_wavefronts).toBeGreaterThan(0);
+    expect(wgrad.counts.shared_bank_conflicts).toBe(0);
   }, 600_000);
 });
