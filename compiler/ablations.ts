@@ -18,6 +18,7 @@ export const ABLATIONS = {
   stemWgradHalo: 'the few-channels strided stems\' weight gradients (NIN\'s 11×11/4 on 3 channels) gather x per tap from global memory, no input halo of their own pitch (backends/cuda/conv-mma-stem-wgrad-layout.ts)',
   tallTiles: 'the k×k weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts)',
   warp64Tiles: 'the k×k convs keep 32-row warps (8 or 16 a block), not the same block tiles with half the warps of 64 rows (backends/cuda/conv-mma-tile.ts warp64Twin)',
+  twinHalo: 'the k×k weight gradients on 64-row warp twins keep the input halo chosen for the 32-row tile\'s threads, not a longer staging chosen for their own (backends/cuda/conv-mma-grad.ts convBackwardWeightMma)',
   stagedStores: 'the convs\' bf16 epilogues (y of a forward, dX of a data gradient) store from the accumulator layout directly, 2 bytes × 4 channels × 8 positions a warp instruction, not staged through shared memory into contiguous runs (backends/cuda/conv-mma-store-staged.ts)',
 } as const;
 

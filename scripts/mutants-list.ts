@@ -196,6 +196,20 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-wgrad-halo-span.test.ts'],
   },
   {
+    name: "bf16 weight gradient on a 64-row warp twin keeping the 32-row tile's halo where its own stages longer",
+    file: 'compiler/backends/cuda/conv-mma-grad.ts',
+    find: 'twinHalo.positions !== halo32?.positions',
+    replace: 'twinHalo.positions === -1',
+    tests: ['test/emu-conv-mma-wgrad-frag-twin-halo.test.ts'],
+  },
+  {
+    name: "bf16 weight gradient's halo staging stores priced with planes past the 32-element gap",
+    file: 'compiler/backends/cuda/conv-mma-wgrad-halo-banks.ts',
+    find: 'words[lane] = cl * pitch + i - cl * perChannel;',
+    replace: 'words[lane] = cl * (pitch + 48) + i - cl * perChannel;',
+    tests: ['test/conv-mma-wgrad-frag-stores.test.ts'],
+  },
+  {
     name: "bf16 conv forward storing y in bf16 but taking its BN statistics from the unrounded value",
     file: 'compiler/backends/cuda/conv-mma.ts',
     find: "    ...(storesBf16(c) ? ['      d = nincc::bf16_to_float(nincc::to_bf16(d));  // y is stored in bf16: its statistics and every reader see the rounded value'] : []),\n    '      v[j] = d;',",

@@ -228,11 +228,13 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   // With the halo, a k×k kernel may take the 256-tall tile, which halves dY''s re-reads (conv-mma-kxk-wgrad-tile.ts).
   const tall = wideTiles && isOn(ablations, 'tallTiles') && wideHalo ? chooseKxkWgradTile(CRS, c.K, RS, c.gBn || c.gRelu ? 2 : 1, (wideHalo.plane * BK) / wideHalo.positions, WIDE_CANDIDATES) : wide;
   const tallHalo = tall !== wide ? chooseHaloSpan(c, tall.bm, tileThreads(tall), span) : undefined;
-  // A stride-1 layer then takes the tile's 64-row warp twin, with the halo chosen for the 32-row warps (conv-mma-warp64-tile.ts):
-  // sized for more threads' spare stores, so it fits; a twin's own choice gave NIN's 3×3 7×7 layer a longer staging that met
-  // bank conflicts (13.0k wavefronts, bench/RESULTS.md #15).
-  const [tile32, halo] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];
+  // A stride-1 layer then takes the tile's 64-row warp twin (conv-mma-warp64-tile.ts), with the halo chosen for its own threads
+  // where that stages a different length: fewer elements copied a position (chooseHaloSpan's order), which the 32-row warps'
+  // spare stores left no room for (NIN's 7×7 3×3: 128 positions, not 32). Else the 32-row tile's halo, as before.
+  const [tile32, halo32] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];
   const tile = kxkWarpTile(tile32, c, ablations);
+  const twinHalo = tile !== tile32 && halo32 && !stemHalo && isOn(ablations, 'twinHalo') ? chooseHaloSpan(c, tile.bm, tileThreads(tile), span) : undefined;
+  const halo = twinHalo && twinHalo.positions !== halo32?.positions ? twinHalo : halo32;
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8;

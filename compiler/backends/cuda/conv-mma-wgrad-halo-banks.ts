@@ -74,6 +74,43 @@ export function stagingConflicts(g: Geometry, l: HaloLayout, positions: number, 
   return false;
 }
 
+/**
+ * The shared wavefronts beyond one that the stores of the halo staging of `h.positions` positions from `j0` take
+ * (haloStaging's copy loop, term for term: element i of `loop` per channel to channel cl = min(i / loop, channels − 1),
+ * offset at = i − cl·loop, stored at cl·pitch + at; warp w's lanes on i = 32w + lane + k·threads in round k). The
+ * kernel loops over the whole staging (`loop` = its length) also where the split's end cuts it short; `loop` is a
+ * parameter so a test can price a shorter one, which skips plane − loop elements at every plane's end.
+ */
+export function stagingStoreConflicts(g: Geometry, h: Halo, threads: number, j0: number, loop?: number): number {
+  const { first, length } = slicePlane(g, h.layout, Math.floor(j0 / g.Q), Math.floor((j0 + h.positions - 1) / g.Q));
+  const pitch = planePitch(h.layout, length), perChannel = loop ?? length;
+  const staged = Math.ceil((h.channels * perChannel) / threads) * threads;
+  const words = new Int32Array(32), perBank = new Int32Array(32);
+  let extra = 0;
+  for (let round = 0; round < staged; round += threads)
+    for (let warp = 0; warp < threads; warp += 32) {
+      for (let lane = 0; lane < 32; lane++) {
+        const i = round + warp + lane, cl = Math.min(Math.floor(i / perChannel), h.channels - 1);
+        words[lane] = cl * pitch + i - cl * perChannel;
+      }
+      extra += wavefronts(words, perBank) - 1;
+    }
+  return extra;
+}
+
+/** The wavefronts one warp instruction's 32 bf16 element addresses (sorted in place) take: the most distinct words on one bank. */
+function wavefronts(elements: Int32Array, perBank: Int32Array): number {
+  perBank.fill(0);
+  elements.sort();
+  let most = 0;
+  for (let i = 0; i < elements.length; i++) {
+    const word = elements[i] >> 1;
+    if (i > 0 && elements[i - 1] >> 1 === word) continue; // lanes on one word share it
+    most = Math.max(most, ++perBank[word & 31]);
+  }
+  return most;
+}
+
 /** A stem's row pitch (HaloLayout.exactPlane) and its byte limit (conv-mma-stem-wgrad-layout.ts). */
 export interface StemPitch {
   readonly columns: number;

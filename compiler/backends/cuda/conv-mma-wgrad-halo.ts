@@ -137,8 +137,10 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
   const PQ = c.P * c.Q, l = h.layout, Wp = l.columns, IMG = imagePitch(l);
   // A halo of one slice stages every slice (the first build's text); a longer one only every positions/BK-th
   // slice of the split, its start and pitch kept in the prologue's variables for the slices between, and
-  // copies only the elements up to the split's last position's rows: the pitch stays the whole staging's (the
-  // layout the bank-conflict check saw), and a staging cut short by `hi` reads no input past the split's.
+  // loads only the elements up to the split's last position's rows (`copied`): a staging cut short by `hi`
+  // reads no input past the split's. Its loop and stores are still the whole staging's (the rest stores 0):
+  // stores of consecutive elements that skip a plane's gap of at most 32 are conflict-free, where a loop over
+  // `copied` would skip plane − copied, up to a whole plane (stagingStoreConflicts, conv-mma-wgrad-halo-banks.ts).
   const every = h.positions > BK;
   const decl = every ? '' : 'const int ';
   const copied = every ? 'copied' : 'length';
@@ -155,10 +157,10 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
           `const int copied = o_last / ${c.P} * ${IMG} + (o_last % ${c.P} * ${c.sh} + ${c.R - 1}) * ${Wp} + ${Wp - 1} - first + 1;`,
         ]
       : []),
-    `const int staged = (${h.channels} * ${copied} + ${threads - 1}) / ${threads} * ${threads};`,
+    `const int staged = (${h.channels} * length + ${threads - 1}) / ${threads} * ${threads};`,
     'for (int i = t; i < staged; i += ' + threads + ') {',
-    `  const int cl = min(i / ${copied}, ${h.channels - 1}), at = i - cl * ${copied};`,
-    `  const int ch = ch0 + cl, f = first + at, img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, h = pr - ${c.ph}, u = f % ${IMG} % ${Wp} - ${c.pw};`,
+    `  const int cl = min(i / length, ${h.channels - 1}), at = i - cl * length;`,
+    `  const int ch = ch0 + cl, f = first + ${every ? 'min(at, copied - 1)' : 'at'}, img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, h = pr - ${c.ph}, u = f % ${IMG} % ${Wp} - ${c.pw};`,
     `  const bool inside = ch < ${c.C} && at < ${copied} && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W};  // else padding, the gap after an image, or a spare: 0`,
     `  float v = ${loadFloat('x', `((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${c.H * c.W} + min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1})`, c.xBf16)};`,
     ...(c.inBn ? ['  const float r_in_scale = nincc::ld(&h_in_scale[cl]);', '  const float r_in_shift = nincc::ld(&h_in_shift[cl]);'] : []),
