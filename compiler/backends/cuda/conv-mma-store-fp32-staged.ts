@@ -5,7 +5,7 @@
 // shares), each warp writes its 32 rows × 8 channels into its own 1024-byte piece of the dead operand tiles,
 // reads back one row per lane and stores channel by channel: 32 consecutive positions of one NCHW plane, 128
 // contiguous bytes, 4 or 5 sectors at any alignment. The values are the accumulators the direct stores wrote.
-import type { StagedTarget } from './conv-mma-store-staged.js';
+import { storeRowsByChannel, type StagedTarget } from './conv-mma-store-staged.js';
 
 /** A row of the piece: 8 channels' fp32, two 16-byte halves. */
 const ROW_WORDS = 8;
@@ -48,19 +48,14 @@ export const stagedFp32Write = (v: string) =>
  * padding of an image's rows) are not stored.
  */
 export function stagedFp32Store(t: StagedTarget, first: string, col0: string): string[] {
-  return [
-    'nincc::sync_warp();',
-    '{',
-    `  const float4 lo = nincc::load_float4(&staged[${halfAt('lane', '0')}]), hi = nincc::load_float4(&staged[${halfAt('lane', '1')}]);  // row \`lane\`: its 8 channels`,
-    '  const float value[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};',
-    `  const long long m = ${first} + lane;`,
-    `  const int img = int(m / ${t.rows}), pos = int(m % ${t.rows});`,
-    '  NINCC_UNROLL',
-    '  for (int c8 = 0; c8 < 8; ++c8) {  // one channel a store: 32 consecutive positions, 128 contiguous bytes',
-    `    const int col = ${col0} + c8;`,
-    `    if (img < n && col < ${t.columns} && pos < ${t.positions}) nincc::st(&${t.dst}[(long long)(${t.plane('img', 'col')}) * ${t.positions} + pos], value[c8]);`,
-    '  }',
-    '}',
-    'nincc::sync_warp();  // the piece is rewritten for the next part',
-  ];
+  return storeRowsByChannel(
+    t,
+    first,
+    col0,
+    [
+      `const float4 lo = nincc::load_float4(&staged[${halfAt('lane', '0')}]), hi = nincc::load_float4(&staged[${halfAt('lane', '1')}]);  // row \`lane\`: its 8 channels`,
+      'const float value[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};',
+    ],
+    { bytes: 128, value: 'value[c8]' },
+  );
 }
