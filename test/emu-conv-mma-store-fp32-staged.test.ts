@@ -54,6 +54,8 @@ describe('the staged fp32 epilogue stores (compiled, no build)', () => {
     // On 8×8: conv1 keeps 64 positions; conv4 and conv7 make 6×6 = 36, conv10 3×3 = 9.
     const aligned = convForwards(compiled(true, SPEC.replace(`input ${INPUT.join('x')}`, 'input 16x8x8').replace('linear(800', 'linear(360')));
     expect(aligned.get('k1_conv_infer')!.fused ?? '').not.toMatch(/\(fp32\)/);
+    // report.txt says why (the kernel's fused text).
+    expect(aligned.get('k1_conv_infer')!.fused).toContain('y stored from the accumulators, not staged: a plane of 64 positions, a multiple of 8, starts every 8-position run on a sector');
     for (const name of ['k4_conv_infer', 'k7_conv_infer', 'k10_conv_infer']) expect(aligned.get(name)!.fused ?? '', name).toMatch(/y staged in shared memory \(fp32\)/);
   });
 });

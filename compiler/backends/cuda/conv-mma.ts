@@ -156,6 +156,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     c.relu && 'epilogue: ReLU',
     stats && 'epilogue: per-tile BN statistics (mean, M2) from the accumulators',
     staged && `y staged in shared memory${staged.fp32 ? ' (fp32)' : ''}, stored in contiguous runs`,
+    !yBf16 && !directFp32StoresWaste(PQ) && `y stored from the accumulators, not staged: a plane of ${PQ} positions, a multiple of 8, starts every 8-position run on a sector`,
   ]);
   const tileText = `${tileWords(tile)}, M = N·${rows}${rows !== PQ ? ` (each image's ${PQ} positions padded to whole ${rows !== statRows ? `${BM}-row blocks` : '32-row statistics tiles'})` : ''}, N = ${c.K}, K = ${CRS}`;
   return {
