@@ -66,6 +66,20 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/profile-l2-reuse.test.ts'],
   },
   {
+    name: 'coalescing: the excess over the ideal sectors taken as a fraction of the sectors touched',
+    file: 'runtime/profile/profile-coalescing.ts',
+    find: 'excess: idealSectors === 0 ? 0 : (sectors - idealSectors) / idealSectors,',
+    replace: 'excess: idealSectors === 0 ? 0 : (sectors - idealSectors) / sectors,',
+    tests: ['test/profile-coalescing.test.ts'],
+  },
+  {
+    name: 'stagedFp32Stores: an fp32 y never staged (the piece taken as never fitting)',
+    file: 'compiler/backends/cuda/conv-mma-store-fp32-staged.ts',
+    find: 'warps * STAGED_FP32_WARP_BYTES <= bytes;',
+    replace: 'warps * STAGED_FP32_WARP_BYTES < 0;',
+    tests: ['test/emu-conv-mma-store-fp32-staged.test.ts'],
+  },
+  {
     name: 'stem band at the least row pitch, bank conflicts or not',
     file: 'compiler/backends/cuda/conv-mma-stem-band.ts',
     find: 'return fitting.find((b) => stemConflicts(c, b, tile, maxBatch) === 0) ?? fitting[0];',

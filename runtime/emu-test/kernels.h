@@ -41,6 +41,7 @@ NINCC_KERNEL void ldmatrix_out_of_bounds(unsigned* out);
 // profile.cu (the micro-kernels whose counters test_profile.cc works out by hand)
 NINCC_KERNEL void copy_coalesced(const float* in, float* out);
 NINCC_KERNEL void copy_strided(const float* in, float* out, int stride);
+NINCC_KERNEL void copy_offset(const float* in, float* out, int offset);
 NINCC_KERNEL void stencil3(const float* in, float* out, int n);
 NINCC_KERNEL void transpose_unpadded(const float* in, float* out, int n);
 NINCC_KERNEL void transpose_padded(const float* in, float* out, int n);
