@@ -17,6 +17,13 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: 'glue folds: the time model leaves out the last block\'s tail of a launch that fences and takes a ticket',
+    file: 'runtime/profile/time-model.ts',
+    find: 'gpu.launchMicros + (waves + lastBlockTails(counts)) * gpu.waveLatencyMicros',
+    replace: 'gpu.launchMicros + waves * gpu.waveLatencyMicros',
+    tests: ['test/profile-time-model.test.ts'],
+  },
+  {
     name: 'bf16Gradients: the conv before a BN reads a data gradient stored bf16 as fp32 in its fused rebuild',
     file: 'compiler/lower/train-fused.ts',
     find: 'const gBf16 = rebuiltFirst ? rebuiltBf16 : bf16Gradients.has(grad.buf);',

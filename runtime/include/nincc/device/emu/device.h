@@ -308,6 +308,7 @@ inline void mma_tf32_m16n8k8(float (&d)[4], const uint32_t (&a)[4], const uint32
 }  // namespace nincc
 
 #include "async_copy.h"
+#include "atomics.h"
 #include "tensor_ops.h"
 
 #pragma GCC visibility pop
