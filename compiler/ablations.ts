@@ -18,6 +18,7 @@ export const ABLATIONS = {
   tallTiles: 'the k×k weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts)',
   warp64Tiles: 'the k×k convs keep 32-row warps (8 or 16 a block), not the same block tiles with half the warps of 64 rows (backends/cuda/conv-mma-tile.ts warp64Twin)',
   stagedStores: 'the convs\' bf16 epilogues (y of a forward, dX of a data gradient) store from the accumulator layout directly, 2 bytes × 4 channels × 8 positions a warp instruction, not staged through shared memory into contiguous runs (backends/cuda/conv-mma-store-staged.ts)',
+  wgradLastSplit: 'the bf16 weight gradients leave their batch splits\' partials to a wgrad_reduce launch, not summed in split order by the last split block of each tile to finish (backends/cuda/conv-mma-last-cta-wgrad.ts)',
 } as const;
 
 export type Ablation = keyof typeof ABLATIONS;

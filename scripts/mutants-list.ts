@@ -447,6 +447,15 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'compiler/backends/cuda/conv.ts',
     find: '`  const long long i = first + r * ${width};`',
     replace: '`  const long long i = first + r * ${width} * 2;`',
+    // The fp32 weight gradients keep the launch; the bf16 ones sum their own splits (wgradLastSplit).
+    tests: ['test/emu-train.test.ts'],
+    only: 'fused_paths: forward\\+backward',
+  },
+  {
+    name: 'wgradLastSplit: the last split block sums the partials of one split fewer (the last split\'s never added)',
+    file: 'compiler/backends/cuda/conv-mma-last-cta-wgrad.ts',
+    find: '`      for (int sp = 0; sp < ${c.splits}; ++sp) s += nincc::ldcg(&wpart[',
+    replace: '`      for (int sp = 0; sp < ${c.splits} - 1; ++sp) s += nincc::ldcg(&wpart[',
     tests: ['test/emu-conv-mma-grad.test.ts'],
     only: 'one step',
   },
