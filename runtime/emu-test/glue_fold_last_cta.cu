@@ -37,13 +37,15 @@ NINCC_KERNEL void glue_fold_channel_sums(const float* x, int rows, int channels,
 }
 NINCC_EXPORT(glue_fold_channel_sums);
 
-// Every thread adds 1 to `count` (by atomicInc with no wrap when `with_inc`): atomics across blocks
-// that run on several OS threads at once.
-NINCC_KERNEL void glue_fold_count_threads(unsigned* count, int with_inc) {
-  if (with_inc)
-    atomicInc(count, 0xffffffffu);
-  else
-    atomicAdd(count, 1u);
+// Every thread adds 1 to `count` `repeats` times (by atomicInc with no wrap when `with_inc`): atomics across
+// blocks that run on several OS threads at once, many per thread so that the OS threads overlap often.
+NINCC_KERNEL void glue_fold_count_threads(unsigned* count, int with_inc, int repeats) {
+  for (int i = 0; i < repeats; ++i) {
+    if (with_inc)
+      atomicInc(count, 0xffffffffu);
+    else
+      atomicAdd(count, 1u);
+  }
 }
 NINCC_EXPORT(glue_fold_count_threads);
 

@@ -51,7 +51,7 @@ NINCC_KERNEL void sgemm_tiled16(const float* a, const float* b, float* c, int m,
 // glue_fold_last_cta.cu
 NINCC_KERNEL void glue_fold_channel_sums(const float* x, int rows, int channels, int rows_per_block, float* partials,
                                          unsigned* ticket, float* sums, int interrupt_block);
-NINCC_KERNEL void glue_fold_count_threads(unsigned* count, int with_inc);
+NINCC_KERNEL void glue_fold_count_threads(unsigned* count, int with_inc, int repeats);
 NINCC_KERNEL void glue_fold_inc_sequence(unsigned* counter, unsigned limit, int steps, unsigned* olds);
 // bench.cu
 NINCC_KERNEL void fill_index(float* out);

@@ -63,15 +63,15 @@ void test_inc_wraps() {
 }
 
 void test_add_is_atomic() {
-  // 400 blocks of 96 threads on 4 worker threads, 5 times, by atomicAdd and by atomicInc: no increment lost.
+  // 160 blocks of 64 threads on 4 worker threads, 64 increments a thread, by atomicAdd and by atomicInc: none
+  // lost. (Few threads, for the ASan build's sake: fibers cost there, a loop inside one does not.)
   LaunchOptions o;
   o.workers = 4;
   for (int with_inc = 0; with_inc < 2; ++with_inc) {
     Buffer<unsigned> count(1, 0);
-    for (int round = 0; round < 5; ++round)
-      nincc::emu::launch("glue_fold_count_threads", dim3(400), dim3(96), 0, o, &glue_fold_count_threads, count.data(),
-                         with_inc);
-    CHECK_MSG(count[0] == 5u * 400 * 96, (with_inc ? "atomicInc: " : "atomicAdd: ") + std::to_string(count[0]));
+    nincc::emu::launch("glue_fold_count_threads", dim3(160), dim3(64), 0, o, &glue_fold_count_threads, count.data(),
+                       with_inc, 64);
+    CHECK_MSG(count[0] == 64u * 160 * 64, (with_inc ? "atomicInc: " : "atomicAdd: ") + std::to_string(count[0]));
   }
 }
 
@@ -94,7 +94,7 @@ void test_last_block_sums() {
   LaunchOptions racing;
   racing.workers = 8;
   racing.order = nincc::emu::BlockOrder::shuffled;
-  for (uint64_t seed = 1; seed <= 20; ++seed) {
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
     racing.seed = seed;
     std::memset(sums.data(), 0xFF, sums.size() * sizeof(float));
     launch_sums(racing, x, partials, ticket.data(), sums);
