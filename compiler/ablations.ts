@@ -21,6 +21,7 @@ export const ABLATIONS = {
   twinHalo: 'the k×k weight gradients on 64-row warp twins keep the input halo chosen for the 32-row tile\'s threads, not a longer staging chosen for their own (backends/cuda/conv-mma-grad.ts convBackwardWeightMma)',
   stagedStores: 'the convs\' bf16 epilogues (y of a forward, dX of a data gradient) store from the accumulator layout directly, 2 bytes × 4 channels × 8 positions a warp instruction, not staged through shared memory into contiguous runs (backends/cuda/conv-mma-store-staged.ts)',
   stagedFp32Stores: 'the convs\' fp32 epilogues (inference\'s y) on planes that are not a multiple of 8 positions store from the accumulator layout directly, 4 bytes × 4 channels × 8 positions a warp instruction, not staged through shared memory into 128-byte runs (backends/cuda/conv-mma-store-fp32-staged.ts)',
+  wgradLastSplit: 'the bf16 weight gradients leave their batch splits\' partials to a wgrad_reduce launch, not summed in split order by the last split block of each tile to finish (backends/cuda/conv-mma-last-cta-wgrad.ts)',
 } as const;
 
 export type Ablation = keyof typeof ABLATIONS;

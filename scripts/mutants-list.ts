@@ -24,6 +24,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/build.test.ts'],
   },
   {
+    name: 'glue folds: the time model leaves out the last block\'s tail of a launch that fences and takes a ticket',
+    file: 'runtime/profile/time-model.ts',
+    find: 'gpu.launchMicros + (waves + lastBlockTails(counts)) * gpu.waveLatencyMicros',
+    replace: 'gpu.launchMicros + waves * gpu.waveLatencyMicros',
+    tests: ['test/profile-time-model.test.ts'],
+  },
+  {
     name: 'bf16Gradients: the conv before a BN reads a data gradient stored bf16 as fp32 in its fused rebuild',
     file: 'compiler/lower/train-fused.ts',
     find: 'const gBf16 = rebuiltFirst ? rebuiltBf16 : bf16Gradients.has(grad.buf);',
@@ -493,6 +500,16 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'compiler/backends/cuda/conv.ts',
     find: '`  const long long i = first + r * ${width};`',
     replace: '`  const long long i = first + r * ${width} * 2;`',
+    // The fp32 weight gradients keep the launch (the bf16 ones sum their own splits: wgradLastSplit); nin-fashion's
+    // convs have more weights than a block's width, which the small specs' do not.
+    tests: ['test/emu-train.test.ts'],
+    only: 'a training step matches cpu',
+  },
+  {
+    name: 'wgradLastSplit: the last split block sums the partials of one split fewer (the last split\'s never added)',
+    file: 'compiler/backends/cuda/conv-mma-last-cta-wgrad.ts',
+    find: '`      for (int sp = 0; sp < ${c.splits}; ++sp) s += nincc::ldcg(&wpart[',
+    replace: '`      for (int sp = 0; sp < ${c.splits} - 1; ++sp) s += nincc::ldcg(&wpart[',
     tests: ['test/emu-conv-mma-grad.test.ts'],
     only: 'one step',
   },
