@@ -31,6 +31,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/profile-time-model.test.ts'],
   },
   {
+    name: 'tickets: plan.json does not list the weight gradients\' tickets, so the runtime never zeroes them after a failed step',
+    file: 'compiler/emit/plan.ts',
+    find: '...(memory.buffers.some((b) => b.tickets) ?',
+    replace: '...(false && memory.buffers.some((b) => b.tickets) ?',
+    tests: ['test/emu-conv-mma-last-cta-wgrad.test.ts'],
+  },
+  {
     name: 'bf16Gradients: the conv before a BN reads a data gradient stored bf16 as fp32 in its fused rebuild',
     file: 'compiler/lower/train-fused.ts',
     find: 'const gBf16 = rebuiltFirst ? rebuiltBf16 : bf16Gradients.has(grad.buf);',
