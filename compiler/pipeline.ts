@@ -55,6 +55,7 @@ import { CUDA_ONLY_PROGRAMS, scheduleCudaKernels, type ScheduledCudaKernel } fro
 import { generateCpuSource, type CpuSource } from './backends/cpu/render.js';
 import { generateCudaSource, type CudaSource } from './backends/cuda/render.js';
 import { isOn, type Ablations } from './ablations.js';
+import { inlineCallMaxBatch } from './schedule/cpu-region-inline-call.js';
 
 export interface AnalysisResult {
   readonly network?: ShapedNetwork;
@@ -269,6 +270,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
     ...(options.input === 'u8' ? { imageInput: { dtype: 'u8', layout: 'nhwc', ...u8Stem(model) } } : {}),
     ...(cudaKernels ? { cuda: { launch: new Map(cudaKernels.map((k) => [k.name, k.launch])), onlyPrograms: CUDA_ONLY_PROGRAMS } } : {}),
     ...(lowered.untrainable ? { untrainable: lowered.untrainable } : {}),
+    inlineMaxBatch: inlineCallMaxBatch(model.totals.macs, options.maxBatch, isOn(options.ablations, 'inlineCall')),
   });
   dumpIR('emit-plan', plan);
 

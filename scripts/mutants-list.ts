@@ -887,4 +887,18 @@ export const MUTANTS: readonly Mutant[] = [
     replace: '(fastest',
     tests: ['test/bench-cpu-report.test.ts'],
   },
+  {
+    name: 'inline cpu infer: a call of exactly inlineMaxBatch images sent to the worker thread',
+    file: 'runtime/model.ts',
+    find: "this.info.device === 'cpu' && k <= (",
+    replace: "this.info.device === 'cpu' && k < (",
+    tests: ['test/cpu-region-inline-call.test.ts'],
+  },
+  {
+    name: 'inlineCallMaxBatch rounds the budget up (nin-fashion inline at batch 3)',
+    file: 'compiler/schedule/cpu-region-inline-call.ts',
+    find: 'Math.floor(INLINE_CALL_MAX_MACS / macsPerImage)',
+    replace: 'Math.ceil(INLINE_CALL_MAX_MACS / macsPerImage)',
+    tests: ['test/cpu-region-inline-call.test.ts'],
+  },
 ];
