@@ -22,6 +22,7 @@ export const ABLATIONS = {
   stagedStores: 'the convs\' bf16 epilogues (y of a forward, dX of a data gradient) store from the accumulator layout directly, 2 bytes × 4 channels × 8 positions a warp instruction, not staged through shared memory into contiguous runs (backends/cuda/conv-mma-store-staged.ts)',
   stagedFp32Stores: 'the convs\' fp32 epilogues (inference\'s y) on planes that are not a multiple of 8 positions store from the accumulator layout directly, 4 bytes × 4 channels × 8 positions a warp instruction, not staged through shared memory into 128-byte runs (backends/cuda/conv-mma-store-fp32-staged.ts)',
   wgradLastSplit: 'the bf16 weight gradients leave their batch splits\' partials to a wgrad_reduce launch, not summed in split order by the last split block of each tile to finish (backends/cuda/conv-mma-last-cta-wgrad.ts)',
+  bnBwdLastBlock: 'the pool backwards that write a BN\'s Σdz, Σdz·x̂ partials leave them to a bn_bwd_finalize launch, not summed in its order by the last block to write each channel\'s (backends/cuda/conv-mma-last-cta-bn-bwd-finalize.ts)',
   inlineCall: 'every cpu inference call runs on a worker thread, none on the JS thread (schedule/cpu-region-inline-call.ts)',
 } as const;
 
