@@ -11,7 +11,7 @@ import { FINALIZE_ROW_LANES } from './bn-finalize-columns.js';
 /** The parameters the fold adds after the partials: the BN's gradients and the per-channel tickets. */
 export const bnBwdFinalizeParams = (fold: boolean | undefined) => (fold === true ? [{ name: 'dgamma', out: true }, { name: 'dbeta', out: true }, { name: 'tickets', out: true }] : []);
 
-/** Shared bytes the fold declares: the two trees of doubles and the block's ticket. */
+/** Shared bytes the fold declares: the two trees of doubles and the block's won channels. */
 export const bnBwdFinalizeShared = (fold: boolean | undefined) => (fold === true ? 2 * FINALIZE_ROW_LANES * 8 + 4 : 0);
 
 /** Where a block's partials lie: the channels it wrote, and how many blocks write each channel's (all over `n` images). */
@@ -19,6 +19,8 @@ export interface BnBwdFinalizeBlocks {
   readonly C: number;
   readonly planeTiles: number;
   readonly threads: number;
+  /** The most channels one block writes (its tickets' bits in one word). */
+  readonly channelsPerBlock: number;
   /** C++ expressions over `ch` and the block: the channel range this block wrote, and the blocks of one image that write channel `ch`. */
   readonly firstChannel: string;
   readonly lastChannel: string;
@@ -33,18 +35,29 @@ export interface BnBwdFinalizeBlocks {
 export function bnBwdFinalizeTail(fold: boolean | undefined, b: BnBwdFinalizeBlocks): string[] {
   if (fold !== true) return [];
   if (b.threads < FINALIZE_ROW_LANES) throw new Error(`internal error: the folded BN finalize needs ${FINALIZE_ROW_LANES} threads a block, not ${b.threads}`);
+  if (b.channelsPerBlock > 32) throw new Error(`internal error: the folded BN finalize keeps a block's won channels in one 32-bit word, not ${b.channelsPerBlock}`);
   const L = FINALIZE_ROW_LANES;
   return [
     '// The last block to write a channel\'s partials sums them in bn_bwd_finalize\'s order (that launch folded in).',
     `NINCC_SHARED(double, fin_dz, ${L});`,
     `NINCC_SHARED(double, fin_dzx, ${L});`,
-    'NINCC_SHARED(int, fin_last, 1);',
+    'NINCC_SHARED(unsigned, fin_won, 1);',
     '__threadfence();  // this thread\'s partials are visible to every block before its block takes the tickets',
-    `for (int ch = ${b.firstChannel}; ch <= ${b.lastChannel}; ++ch) {`,
-    '  __syncthreads();  // every partial stored and fenced; the previous channel\'s trees read',
-    `  if (t == 0) { const unsigned last = unsigned(n * (${b.writersOfChannel}) - 1); nincc::st(&fin_last[0], int(atomicInc(reinterpret_cast<unsigned*>(tickets) + ch, last) == last)); }`,
-    '  __syncthreads();',
-    '  if (nincc::ld(&fin_last[0]) == 0) continue;  // uniform over the block',
+    '__syncthreads();',
+    `const int fin_first = ${b.firstChannel}, fin_last = ${b.lastChannel};`,
+    '// Thread 0 takes every channel\'s ticket at once; bit i of fin_won: this block drew channel fin_first + i\'s last one.',
+    'if (t == 0) {',
+    '  unsigned won = 0u;',
+    '  for (int ch = fin_first; ch <= fin_last; ++ch) {',
+    `    const unsigned last = unsigned(n * (${b.writersOfChannel}) - 1);`,
+    '    if (atomicInc(reinterpret_cast<unsigned*>(tickets) + ch, last) == last) won |= 1u << (ch - fin_first);',
+    '  }',
+    '  nincc::st(&fin_won[0], won);',
+    '}',
+    '__syncthreads();',
+    'const unsigned won = nincc::ld(&fin_won[0]);',
+    'for (int ch = fin_first; ch <= fin_last; ++ch) {',
+    '  if (((won >> (ch - fin_first)) & 1u) == 0u) continue;  // uniform over the block',
     '  double dz_own = 0.0, dzx_own = 0.0;',
     `  if (t < ${L}) {`,
     `    for (long long part = t; part < (long long)n * ${b.planeTiles}; part += ${L}) { dz_own += double(nincc::ldcg(&e_dz[part * ${b.C} + ch])); dzx_own += double(nincc::ldcg(&e_dzx[part * ${b.C} + ch])); }`,
@@ -57,6 +70,7 @@ export function bnBwdFinalizeTail(fold: boolean | undefined, b: BnBwdFinalizeBlo
     '    __syncthreads();',
     '  }',
     '  if (t == 0) { nincc::st(&dbeta[ch], float(nincc::ld(&fin_dz[0]))); nincc::st(&dgamma[ch], float(nincc::ld(&fin_dzx[0]))); }',
+    '  __syncthreads();  // the trees are read before the next channel\'s',
     '}',
   ];
 }

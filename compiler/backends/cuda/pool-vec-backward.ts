@@ -116,6 +116,8 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
       C: c.C,
       planeTiles,
       threads: BLOCK,
+      // A block's segments start anywhere in a plane: its first channel may be a partial one, then whole planes, then another partial one.
+      channelsPerBlock: Math.min(c.C, Math.ceil((perBlock - 1) / seg.perPlane) + 1),
       firstChannel: `int(blockIdx.x) * ${perBlock} / ${seg.perPlane}`,
       lastChannel: `(min((int(blockIdx.x) + 1) * ${perBlock}, ${segments}) - 1) / ${seg.perPlane}`,
       writersOfChannel: `((ch + 1) * ${seg.perPlane} - 1) / ${perBlock} - ch * ${seg.perPlane} / ${perBlock} + 1`,
