@@ -60,7 +60,10 @@ export function bnBwdFinalizeTail(fold: boolean | undefined, b: BnBwdFinalizeBlo
     '  if (((won >> (ch - fin_first)) & 1u) == 0u) continue;  // uniform over the block',
     '  double dz_own = 0.0, dzx_own = 0.0;',
     `  if (t < ${L}) {`,
-    `    for (long long part = t; part < (long long)n * ${b.planeTiles}; part += ${L}) { dz_own += double(nincc::ldcg(&e_dz[part * ${b.C} + ch])); dzx_own += double(nincc::ldcg(&e_dzx[part * ${b.C} + ch])); }`,
+    // A channel's partials are n × planeTiles rows C apart; one row's offset at a time keeps the tail's registers few (ptxas spilled k20's on sm_90 with a 64-bit row index).
+    `    const float* dz_at = e_dz + ch;`,
+    `    const float* dzx_at = e_dzx + ch;`,
+    `    for (int part = t; part < n * ${b.planeTiles}; part += ${L}) { dz_own += double(nincc::ldcg(dz_at + (long long)part * ${b.C})); dzx_own += double(nincc::ldcg(dzx_at + (long long)part * ${b.C})); }`,
     '    nincc::st(&fin_dz[t], dz_own);',
     '    nincc::st(&fin_dzx[t], dzx_own);',
     '  }',
