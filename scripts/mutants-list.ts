@@ -90,6 +90,22 @@ export const MUTANTS: readonly Mutant[] = [
     only: 'one step',
   },
   {
+    name: 'stem space-to-depth weight gradient stages each X\' element one cell column right',
+    file: 'compiler/backends/cuda/conv-mma-stem-s2d-wgrad.ts',
+    find: 's2d_u = ${u} * ${s.fw} - ${stem.pw} + s2d_v % ${s.fw};',
+    replace: 's2d_u = ${u} * ${s.fw} - ${stem.pw} + (s2d_v + 1) % ${s.fw};',
+    tests: ['test/emu-conv-mma-grad.test.ts'],
+    only: 'one step',
+  },
+  {
+    name: 'stem space-to-depth weight gradient stores each dW\' row to the tap one cell row down',
+    file: 'compiler/backends/cuda/conv-mma-stem-s2d-wgrad.ts',
+    find: '+ v / ${s.fw} % ${s.fh}, s = ${s.fw}',
+    replace: '+ (v / ${s.fw} + 1) % ${s.fh}, s = ${s.fw}',
+    tests: ['test/emu-conv-mma-grad.test.ts'],
+    only: 'one step',
+  },
+  {
     name: 'stem space-to-depth weight copy takes each W\' element one cell row down',
     file: 'compiler/backends/cuda/conv-mma-stem-s2d.ts',
     find: '`const int r = ${s.fh} * (tap / ${s.conv.S}) + ca % ${s.fh}',
