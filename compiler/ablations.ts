@@ -1,4 +1,4 @@
-// The bf16 path's A/B off-switches, said once: each leaves one optimization out of a build, so a test can
+// The A/B off-switches (the bf16 path's, and one of the cpu training's), said once: each leaves one optimization out of a build, so a test can
 // check it against what it replaced (bitwise, where the summation order is unchanged).
 /** Each switch, with what a build that turns it off does instead. */
 export const ABLATIONS = {
@@ -18,6 +18,7 @@ export const ABLATIONS = {
   tallTiles: 'the k×k weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts)',
   warp64Tiles: 'the k×k convs keep 32-row warps (8 or 16 a block), not the same block tiles with half the warps of 64 rows (backends/cuda/conv-mma-tile.ts warp64Twin)',
   stagedStores: 'the convs\' bf16 epilogues (y of a forward, dX of a data gradient) store from the accumulator layout directly, 2 bytes × 4 channels × 8 positions a warp instruction, not staged through shared memory into contiguous runs (backends/cuda/conv-mma-store-staged.ts)',
+  cpuBnOnePassStats: 'the cpu training\'s BN forwards take their batch statistics in two passes over x (the mean, then the squares around it), not one around a value of the channel (runtime/include/nincc/cpu/batchnorm.h channel_moments)',
 } as const;
 
 export type Ablation = keyof typeof ABLATIONS;
