@@ -881,6 +881,21 @@ export const MUTANTS: readonly Mutant[] = [
     only: 'NINCC_PROFILE',
   },
   {
+    name: 'cpu training BN: the cpuBnOnePassStats ablation ignored (the one-pass statistics kept)',
+    file: 'compiler/backends/cpu/render.ts',
+    find: "const stats = c.twoPassStats ? '<false>' : '';",
+    replace: "const stats = '';",
+    tests: ['test/cpu-train-bn-stats.test.ts'],
+  },
+  {
+    name: "cpu training BN: the one-pass statistics' squares not corrected from the channel's first value to the mean",
+    file: 'runtime/include/nincc/cpu/batchnorm.h',
+    find: 'return {shift + offset, std::max(0.0, squares - offset * centered)};',
+    replace: 'return {shift + offset, std::max(0.0, squares)};',
+    tests: ['test/numerics-semantics.test.ts'],
+    only: 'batch normalization',
+  },
+  {
     name: 'bench:cpu report: % peak printed although the probe was doubtful',
     file: 'bench/cpu/report.ts',
     find: 'peak.untrusted ?? (fastest',
