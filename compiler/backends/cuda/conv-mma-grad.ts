@@ -19,12 +19,14 @@ import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, ta
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords, type Halo } from './conv-mma-wgrad-halo.js';
 import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
 import { stemWgradHalo } from './conv-mma-stem-wgrad-layout.js';
+import { wgradTicketsBound } from '../../lower/ops.js';
 import { s2dWgradForm, s2dWgradHalo, s2dWgradReads, s2dWgradSource, s2dWgradTapLambda, s2dWgradWords, type S2dWgrad } from './conv-mma-stem-s2d-wgrad.js';
 import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
+import { lastSplitParams, lastSplitReduce } from './conv-mma-last-cta-wgrad.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
@@ -247,7 +249,10 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const own = wgradPlan(stem, ablations, undefined);
   const form = s2dWgradForm(stem, ablations);
   const formPlan = form && wgradPlan({ ...stem, ...form.conv }, ablations, form);
-  const s2d = form && formPlan?.halo && s2dWgradReads({ ...stem, ...form.conv }, formPlan) < s2dWgradReads(stem, own) ? form : undefined;
+  // With the last split's fold (conv-mma-last-cta-wgrad.ts) its tiles must also fit the tickets lowering sized by the stem's C·R·S.
+  const formTiles = formPlan && form ? Math.ceil((form.conv.C * form.conv.R * form.conv.S) / formPlan.tile.bm) * Math.ceil(stem.K / formPlan.tile.bn) : Infinity;
+  const ticketsFit = !stem.lastSplit || formTiles <= wgradTicketsBound(stem.C * stem.R * stem.S, stem.K);
+  const s2d = form && formPlan?.halo && ticketsFit && s2dWgradReads({ ...stem, ...form.conv }, formPlan) < s2dWgradReads(stem, own) ? form : undefined;
   const c: Consts<'conv_wgrad_fused'> = s2d ? { ...stem, ...s2d.conv } : stem;
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, stemCRS = stem.C * stem.R * stem.S;
   const { tile, halo } = s2d && formPlan ? formPlan : own;
@@ -255,7 +260,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const threads = tileThreads(tile);
   const WN = NT * 8;
   const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
-  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), { name: 'x', bf16: c.xBf16 }, ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
+  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), { name: 'x', bf16: c.xBf16 }, ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }, ...lastSplitParams(c)];
   // Without a halo, A gathers each tap's input from global memory.
   const stageGathered = [
     '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
@@ -328,6 +333,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
       ? [`const int at = m < ${CRS} ? stem_tap(int(m)) : -1;`, `if (at >= 0 && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${stemCRS} + at], d);`]
       : [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`], []),
     ...biasSum,
+    ...lastSplitReduce(c, { BM, BN, threads, CRS, ...(s2d ? { stemTaps: stemCRS } : {}) }),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM wgrad (mma.m16n8k16, fp32 accumulate; the batch\'s positions split across CTAs, fixed-order sum)',
@@ -337,6 +343,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     c.inRelu && 'prologue: input ReLU',
     c.bias && 'bias gradient (fp32)',
     s2d && s2dWgradWords(s2d, stem),
+    c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',
   ]);
   const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits${halo ? `; ${haloWords(halo)}` : ''}`;
   return {
