@@ -17,6 +17,13 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: 'hostL3: the conv cost model ignores the build machine\'s L3 and streams NIN k31\'s F(4x4,3x3) weights past a 32 MiB one',
+    file: 'compiler/schedule/cpu-conv-algorithm.ts',
+    find: '(bytes <= (c.l3Bytes ?? defaultL3Bytes) ? 16 : 2)',
+    replace: '(bytes <= defaultL3Bytes ? 16 : 2)',
+    tests: ['test/cpu-winograd-choice-l3.test.ts'],
+  },
+  {
     name: 'holdWorkers: the cpu library keeps nincc_cpu_hold_workers hidden, so the device never holds its pool awake',
     file: 'compiler/backends/cpu/kernels.cpu.cc.njk',
     find: 'NINCC_CPU_EXPORT void nincc_cpu_hold_workers(std::int32_t held)',
