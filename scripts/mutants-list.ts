@@ -45,6 +45,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/profile-time-model.test.ts'],
   },
   {
+    name: 'tickets: plan.json does not list the weight gradients\' tickets, so the runtime never zeroes them after a failed step',
+    file: 'compiler/emit/plan.ts',
+    find: '...(memory.buffers.some((b) => b.tickets) ?',
+    replace: '...(false && memory.buffers.some((b) => b.tickets) ?',
+    tests: ['test/emu-conv-mma-last-cta-wgrad.test.ts'],
+  },
+  {
     name: 'bf16Gradients: the conv before a BN reads a data gradient stored bf16 as fp32 in its fused rebuild',
     file: 'compiler/lower/train-fused.ts',
     find: 'const gBf16 = rebuiltFirst ? rebuiltBf16 : bf16Gradients.has(grad.buf);',
@@ -886,6 +893,21 @@ export const MUTANTS: readonly Mutant[] = [
     replace: 'return false && v != nullptr;',
     tests: ['test/perf-cpu-codegen.test.ts'],
     only: 'NINCC_PROFILE',
+  },
+  {
+    name: 'cpu training BN: the cpuBnOnePassStats ablation ignored (the one-pass statistics kept)',
+    file: 'compiler/backends/cpu/render.ts',
+    find: "const stats = c.twoPassStats ? '<false>' : '';",
+    replace: "const stats = '';",
+    tests: ['test/cpu-train-bn-stats.test.ts'],
+  },
+  {
+    name: "cpu training BN: the one-pass statistics' squares not corrected from the channel's first value to the mean",
+    file: 'runtime/include/nincc/cpu/batchnorm.h',
+    find: 'return {shift + offset, std::max(0.0, squares - offset * centered)};',
+    replace: 'return {shift + offset, std::max(0.0, squares)};',
+    tests: ['test/numerics-semantics.test.ts'],
+    only: 'batch normalization',
   },
   {
     name: 'bench:cpu report: % peak printed although the probe was doubtful',
