@@ -25,6 +25,8 @@ export const ABLATIONS = {
   wgradLastSplit: 'the bf16 weight gradients leave their batch splits\' partials to a wgrad_reduce launch, not summed in split order by the last split block of each tile to finish (backends/cuda/conv-mma-last-cta-wgrad.ts)',
   inlineCall: 'every cpu inference call runs on a worker thread, none on the JS thread (schedule/cpu-region-inline-call.ts)',
   cpuBnOnePassStats: 'the cpu training\'s BN forwards take their batch statistics in two passes over x (the mean, then the squares around it), not one around a value of the channel (runtime/include/nincc/cpu/batchnorm.h channel_moments)',
+  winogradHalfTiles: 'the cpu inference Winograd convs multiply all 32 lanes of a column tile holding at most 16 tiles (NIN\'s 7x7 planes at batch 1), not its first half alone (runtime/include/nincc/cpu/conv_winograd.h kHalfTileCols)',
+  hostL3: 'a native cpu build\'s conv algorithm choice assumes the default 32 MiB L3, not the build machine\'s (schedule/cpu-winograd-choice-l3.ts)',
 } as const;
 
 export type Ablation = keyof typeof ABLATIONS;

@@ -182,6 +182,10 @@ export interface LoweringOptions {
   readonly wgradLastSplit?: boolean;
   /** With trainKernels cuda: data gradients and max pool backwards store dX in bf16 for the conv before a BN or a pool's backward (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Gradients?: boolean;
+  /** The L3 of the machine the cpu library runs on, which the packed convs' algorithm choice reads (schedule/cpu-conv-algorithm.ts); absent: its default. */
+  readonly cpuL3Bytes?: number;
+  /** The winogradHalfTiles ablation: the packed convs' Winograd products multiply every lane of a column tile (runtime conv_winograd.h). */
+  readonly winogradFullTiles?: boolean;
 }
 
 export interface Lowered {
@@ -204,7 +208,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false });
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
-  const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true });
+  const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true, ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(options.winogradFullTiles && { winogradFullTiles: true }) });
   dumpIR('lower-infer', infer);
   const programs = [infer.prepare, infer.infer, ...(train ? [train.program] : []), ...(sgd ? [sgd] : [])];
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
@@ -232,6 +236,8 @@ export interface CompileOptions {
   readonly input?: 'u8';
   /** the bf16 optimizations this build leaves out, for A/B checks (ablations.ts) */
   readonly ablations?: Ablations;
+  /** the L3 of the machine kernels.cpu.so runs on, where known (build.ts: a native build's own); the conv algorithm choice reads it */
+  readonly cpuL3Bytes?: number;
 }
 
 export interface Compiled {
@@ -258,7 +264,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const bf16ConvOut = precision === 'bf16' && isOn(options.ablations, 'bf16ConvOut');
   const bf16Gradients = precision === 'bf16' && isOn(options.ablations, 'bf16Gradients');
   const wgradLastSplit = precision === 'bf16' && isOn(options.ablations, 'wgradLastSplit');
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), ...(options.input ? { input: options.input } : {}) }, dumpIR);
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

@@ -17,6 +17,20 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: 'winogradHalfTiles: the render drops half_tiles=false from F(4x4,3x3) calls, so an ablated build still runs them half-width',
+    file: 'compiler/backends/cpu/render.ts',
+    find: "${k.op === 'conv_infer' && k.consts.winogradFullTiles ? ",
+    replace: "${k.op === 'conv_infer' && k.consts.winogradFullTiles && a !== 'winograd_f4x3' ? ",
+    tests: ['test/cpu-winograd-choice-half-tiles.test.ts'],
+  },
+  {
+    name: 'hostL3: the conv cost model ignores the build machine\'s L3 and streams NIN k31\'s F(4x4,3x3) weights past a 32 MiB one',
+    file: 'compiler/schedule/cpu-conv-algorithm.ts',
+    find: '(bytes <= (c.l3Bytes ?? defaultL3Bytes) ? 16 : 2)',
+    replace: '(bytes <= defaultL3Bytes ? 16 : 2)',
+    tests: ['test/cpu-winograd-choice-l3.test.ts'],
+  },
+  {
     name: 'holdWorkers: the cpu library keeps nincc_cpu_hold_workers hidden, so the device never holds its pool awake',
     file: 'compiler/backends/cpu/kernels.cpu.cc.njk',
     find: 'NINCC_CPU_EXPORT void nincc_cpu_hold_workers(std::int32_t held)',

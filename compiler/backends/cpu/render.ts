@@ -104,7 +104,7 @@ function body(k: KernelStep): string[] {
         const w = at === 0 ? cf('w') : `${cf('w')} + ${at}`;
         return a === 'implicit_gemm'
           ? `conv2d_forward(shape, ${convInput(c)}, PackedConvWeights{${w}}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`
-          : `conv2d_forward_winograd(${winogradKindCpp(a)}, shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`;
+          : `conv2d_forward_winograd(${winogradKindCpp(a)}, shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${k.op === 'conv_infer' && k.consts.winogradFullTiles ? `${o || ', ConvOutput{}'}, /*half_tiles=*/false` : o});`;
       };
       // A 1x1 conv whose output outgrows L2 from some batch: the GEMM itself, not the pointwise direct conv.
       const pointwiseGemm = c.u8Mean ? undefined : choice.pointwiseGemm;
