@@ -17,6 +17,13 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: 'wgradCoalesced: no tile splits its rows into warps, so every weight gradient keeps stageAlongK (8 lanes on each of 4 rows)',
+    file: 'compiler/backends/cuda/conv-mma-wgrad-coalesced-staging.ts',
+    find: 'return rows % warps === 0 && rows / warps <= 32 && (rows / warps) % 2 === 0 ? rows / warps : undefined;',
+    replace: 'return undefined;',
+    tests: ['test/emu-conv-mma-wgrad-coalesced.test.ts'],
+  },
+  {
     name: 'holdWorkers: the cpu library keeps nincc_cpu_hold_workers hidden, so the device never holds its pool awake',
     file: 'compiler/backends/cpu/kernels.cpu.cc.njk',
     find: 'NINCC_CPU_EXPORT void nincc_cpu_hold_workers(std::int32_t held)',

@@ -315,7 +315,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
     ...(bRows
       ? [
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',
-          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], gradientElement, c.bias ? biasPerValue : []),
+          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], gradientElement, c.bias ? biasPerValue : undefined),
         ]
       : [
           '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',

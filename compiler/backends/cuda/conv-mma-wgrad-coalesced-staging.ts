@@ -1,19 +1,19 @@
 // The bf16 weight gradients' operand staging at full coalescing: one staged row a warp instruction, the 32
 // lanes along the row's 32 positions of the slice (64 bytes in bf16, 128 in fp32: whole sectors), where
 // stageAlongK (conv-mma-tile.ts) puts 8 lanes on each of 4 rows (16 bytes a row, half a sector each).
-// Each lane stores its one bf16 where stageAlongK's lane would have put that position — the slice's
-// shared k order is kept, so the products and their order in A·B are unchanged (bitwise). The rows'
+// Each position goes where stageAlongK's lane would have put it (two lanes pair theirs into one bf16x2
+// store) — the slice's shared k order is kept, so the products and their order in A·B are unchanged (bitwise). The rows'
 // channel parameters (a pending BN, the dReLU·dBN rebuild) are loaded once per block, a lane per row,
 // and passed to the row's lanes by shuffle. docs/design.md §4.1.
 import { swizzled } from './conv-mma-tile.js';
 
 /**
  * The rows each warp stages, a run of consecutive rows, or undefined where `rows` does not split evenly
- * into at most 32 a warp (a lane holds the parameters of one row).
+ * into an even number of at most 32 a warp (a lane holds the parameters of one row; rows go in pairs).
  */
 export function rowsPerWarp(rows: number, threads: number): number | undefined {
   const warps = threads / 32;
-  return rows % warps === 0 && rows / warps <= 32 ? rows / warps : undefined;
+  return rows % warps === 0 && rows / warps <= 32 && (rows / warps) % 2 === 0 ? rows / warps : undefined;
 }
 
 /** The warp's row `i` (0..perWarp−1) in the tile. */
@@ -47,23 +47,37 @@ export function hoistRowParams(r: CoalescedRows): string[] {
 }
 
 /**
- * Stages the warp's rows one at a time: `perRow` sees `row` and the row's parameters `r_<field>`,
- * `perElement` sets `float v` (zero-initialised) for slice offset `ko` = lane, and `perValue` runs on
- * every lane after it (the whole warp: a shuffle may follow). The value goes to its shared position in
- * bf16, 2 bytes a lane: 64 contiguous bytes of one row, one wavefront.
+ * Stages the warp's rows two at a time, each a load instruction: `perRow` sees `row` and the row's parameters
+ * `r_<field>`, `perElement` sets `float v` (zero-initialised) for slice offset `ko` = lane, and `perValue(i)`
+ * runs on every lane after it, `i` the row's index in the warp (the whole warp: a shuffle may follow). Lanes
+ * l and l + 8 (l / 8 even) hold neighbouring shared positions: by one shfl_xor 8, the first keeps the pair
+ * of the first row, the second that of the second, and each stores it as one bf16x2 — 4 bytes a lane, the
+ * two rows' 128 contiguous bytes in one wavefront, as stageAlongK's 8-byte stores of four rows take two.
  */
-export function stageAlongPositions(tile: 'as' | 'bs', r: CoalescedRows, perRow: readonly string[], perElement: readonly string[], perValue: readonly string[] = []): string[] {
+export function stageAlongPositions(tile: 'as' | 'bs', r: CoalescedRows, perRow: readonly string[], perElement: readonly string[], perValue: (i: string) => readonly string[] = () => []): string[] {
+  const half = (h: number) => [
+    `  {  // row ${h} of the pair`,
+    `    const int row = ${warpRow(r.perWarp, `i + ${h}`)};`,
+    ...r.fields.map((field) => `    const float r_${field} = nincc::shfl(h_${field}, i + ${h});`),
+    ...perRow.map((line) => `    ${line}`),
+    '    const int ko = lane;',
+    '    float v = 0.0f;',
+    ...perElement.map((line) => `    ${line}`),
+    ...perValue(`i + ${h}`).map((line) => `    ${line}`),
+    `    pair[${h}] = v;`,
+    '  }',
+  ];
   return [
     'NINCC_UNROLL',
-    `for (int i = 0; i < ${r.perWarp}; ++i) {`,
-    `  const int row = ${warpRow(r.perWarp, 'i')};`,
-    ...r.fields.map((field) => `  const float r_${field} = nincc::shfl(h_${field}, i);`),
-    ...perRow.map((line) => `  ${line}`),
-    '  const int ko = lane;',
-    '  float v = 0.0f;',
-    ...perElement.map((line) => `  ${line}`),
-    ...perValue.map((line) => `  ${line}`),
-    `  nincc::st(reinterpret_cast<nincc::bf16*>(${tile}) + (${swizzled('row', `${SHARED_POSITION} / 8`)}) * 8 + ${SHARED_POSITION} % 8, nincc::to_bf16(v));`,
+    `for (int i = 0; i < ${r.perWarp}; i += 2) {`,
+    '  float pair[2];',
+    ...half(0),
+    ...half(1),
+    '  // The lanes of odd l / 8 keep the second row\'s pair (lane l − 8\'s value, then theirs), the others the first\'s (theirs, then lane l + 8\'s).',
+    '  const int second = lane / 8 % 2;',
+    '  const float sent = nincc::shfl_xor(second ? pair[0] : pair[1], 8);',
+    `  const int row = ${warpRow(r.perWarp, 'i + second')}, at = ${SHARED_POSITION} - second;  // the pair's first position: even`,
+    `  nincc::st(reinterpret_cast<uint32_t*>(${tile}) + (${swizzled('row', 'at / 8')}) * 4 + at % 8 / 2, second ? nincc::to_bf16x2(pair[1], sent) : nincc::to_bf16x2(sent, pair[0]));`,
     '}',
   ];
 }
@@ -74,10 +88,10 @@ export function stageAlongPositions(tile: 'as' | 'bs', r: CoalescedRows, perRow:
  * holds the row (`bsum`). Another order than stageAlongK's (8 lanes each summing 4 positions a slice,
  * then across them), so the bias gradient is not bitwise that of `wgradCoalesced: false`.
  */
-export const biasPerValue = [
+export const biasPerValue = (i: string): string[] => [
   'float s = v;',
   's += nincc::shfl_xor(s, 16); s += nincc::shfl_xor(s, 8); s += nincc::shfl_xor(s, 4); s += nincc::shfl_xor(s, 2); s += nincc::shfl_xor(s, 1);',
-  'if (lane == i) bsum += s;',
+  `if (lane == ${i}) bsum += s;`,
 ];
 
 /** After the slice loop: the blocks of column 0 store each row's sum to this split's partial. */
