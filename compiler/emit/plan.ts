@@ -42,6 +42,7 @@ export interface PlanProgram {
   readonly outputs: Readonly<Record<string, BufferRef>>;
   readonly steps: readonly PlanStep[];
   readonly devices?: readonly string[]; // the devices that implement it; absent: all of the artifact's
+  readonly inlineMaxBatch?: number; // infer: the cpu device runs a call of at most this many images on the JS thread (schedule/cpu-region-inline-call.ts)
   readonly splitBatch?: true; // every step is per image: the cpu device may run slices of the batch at once (schedule/cpu-infer-split-batch.ts)
 }
 
@@ -84,6 +85,8 @@ export interface Plan {
    * conv loads as (v/255 − mean[c])/std[c]; absent: float32 N×C×H×W, normalised by the loader.
    */
   readonly imageInput?: ImageInput;
+  /** Fixed buffers of last-block tickets (docs/artifact.md#tickets): the runtime zeroes them before the run after a failed one. */
+  readonly tickets?: readonly BufferRef[];
 }
 
 export interface ImageInput {
@@ -103,6 +106,8 @@ export interface EmitOptions {
   readonly cuda?: { readonly launch: ReadonlyMap<string, PlanLaunch>; readonly onlyPrograms: readonly string[] };
   readonly untrainable?: string;
   readonly imageInput?: ImageInput;
+  /** the infer program's inlineMaxBatch (schedule/cpu-region-inline-call.ts); 0: none */
+  readonly inlineMaxBatch?: number;
 }
 
 export function emitPlan(
@@ -158,10 +163,12 @@ export function emitPlan(
           outputs: mapRefs(p.outputs),
           steps: p.steps.map((s) => ({ kernel: s.kernel, layer: s.layer, source: s.source, args: s.args.map(ref), scalars: s.scalars, ...launchOf(s.kernel) })),
           ...(options.cuda?.onlyPrograms.includes(p.name) ? { devices: ['cuda', 'emu'] } : {}),
+          ...(p.name === 'infer' && options.inlineMaxBatch ? { inlineMaxBatch: options.inlineMaxBatch } : {}),
           ...(p.name === 'infer' && memory.inferSplit?.split ? { splitBatch: true as const } : {}),
         },
       ]),
     ),
     ...(options.untrainable ? { untrainable: options.untrainable } : {}),
+    ...(memory.buffers.some((b) => b.tickets) ? { tickets: memory.buffers.filter((b) => b.tickets).map((b) => ref(b.id)) } : {}),
   };
 }

@@ -76,10 +76,11 @@ const constSchemas = {
   conv_bwd_data: { ...spatial, bias: 'bool', addend: 'bool?', ...convSlot },
   conv_bwd_weight: { ...spatial, bias: 'bool', ...convSlot, ...u8Input },
   // bf16w: the bf16 tensor-core kernel stages its (folded) weights from a conv_weight_bf16 copy `wb` made by the prepare program (lower/infer.ts).
-  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', maxBatch: 'int?', ...convOutput, ...u8Input, bf16w: 'bool?' },
-  fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool', maxBatch: 'int?' },
+  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', maxBatch: 'int?', l3Bytes: 'int?', winogradFullTiles: 'bool?', ...convOutput, ...u8Input, bf16w: 'bool?' },
+  fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool', maxBatch: 'int?', l3Bytes: 'int?' },
   // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
-  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?', ...endOutput },
+  // twoPassStats: the cpuBnOnePassStats ablation (the batch statistics in two passes over x; batchnorm.h channel_moments).
+  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?', twoPassStats: 'bool?', ...endOutput },
   bn_bwd: { ...channels, eps: 'num', momentum: 'num', relu: 'bool?', ...endOutput },
   bn_eval: { ...channels, eps: 'num' },
   relu_fwd: { count: 'int' },
@@ -131,7 +132,8 @@ const constSchemas = {
   // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand;
   // gBn: that data gradient rebuilds dY' itself from a shared table (no grad_rebuild pass before it).
   conv_weight_bf16: { ...spatial, dgrad: 'bool', gBn: 'bool?' },
-  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?' },
+  // lastSplit: the last split block of each tile sums the splits into dw and db itself, no wgrad_reduce (lower/train-fused.ts wgradLastSplit).
+  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?', lastSplit: 'bool?' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
@@ -219,6 +221,12 @@ export function bf16WeightFloats(c: ConvShape, dgrad: boolean): number {
   const depth = dgrad ? c.K * c.R * c.S : s2d ? s2d.conv.C * s2d.conv.R * s2d.conv.S : c.C * c.R * c.S;
   return (dgrad ? c.C : c.K) * Math.ceil(depth / 32) * 16;
 }
+/**
+ * Tickets (unsigned counters in f32 words) a weight gradient's last-split fold needs: one per output tile of
+ * its C·R·S × K grid, at most one per 64 × 8 (the smallest tensor-core tile, backends/cuda/conv-mma-tile.ts;
+ * the kernel checks its grid fits).
+ */
+export const wgradTicketsBound = (CRS: number, K: number) => Math.ceil(CRS / 64) * Math.ceil(K / 8);
 const perChannel = (c: { C: number }) => c.C;
 const plane = (c: { C: number; HW: number }) => c.C * c.HW;
 /** Per-tile statistics partials: one per channel and 32-position tile of a plane (lower/train-fused.ts STAT_TILE). */
@@ -549,6 +557,9 @@ const rulesTable = {
     // One scratch pair serves every conv of the program, sized for the largest.
     { name: 'wpart', dir: 'out', atLeast: true, size: (c) => c.splits * convWeights(c) },
     { name: 'bpart', dir: 'out', atLeast: true, size: (c) => c.splits * c.K },
+    { name: 'dw', dir: 'out', when: (c) => c.lastSplit === true, size: convWeights },
+    { name: 'db', dir: 'out', when: (c) => c.lastSplit === true && c.bias, size: (c) => c.K },
+    { name: 'tickets', dir: 'inout', when: (c) => c.lastSplit === true, atLeast: true, size: (c) => wgradTicketsBound(c.C * c.R * c.S, c.K) },
   ],
   wgrad_reduce: [
     { name: 'wpart', dir: 'in', atLeast: true, size: (c) => c.splits * c.count },

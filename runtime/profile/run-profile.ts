@@ -54,7 +54,7 @@ export interface ProfileReport {
 
 type CounterLine = Record<string, number> & { kernel: string; grid: number[]; emulated_ms?: number };
 
-const COUNTERS = ['blocks', 'ffma', 'mma_tf32_m16n8k8', 'mma_bf16_m16n8k16', 'global_load_sectors', 'global_store_sectors', 'async_copy_sectors', 'shared_load_wavefronts', 'shared_store_wavefronts', 'shared_bank_conflicts', 'unique_global_sectors', ...SHARED_ALONG, 'block_sectors_halo_x', ...COALESCING_COUNTERS] as const;
+const COUNTERS = ['blocks', 'ffma', 'mma_tf32_m16n8k8', 'mma_bf16_m16n8k16', 'global_load_sectors', 'global_store_sectors', 'async_copy_sectors', 'shared_load_wavefronts', 'shared_store_wavefronts', 'shared_bank_conflicts', 'atomic_operations', 'threadfences', 'unique_global_sectors', ...SHARED_ALONG, 'block_sectors_halo_x', ...COALESCING_COUNTERS] as const;
 type Counter = (typeof COUNTERS)[number];
 
 /** The JSON lines NINCC_EMU_PROFILE appended, from line `from` on. */

@@ -29,6 +29,8 @@ struct Counters {
   uint64_t mma_tf32_m16n8k8 = 0;     // warp instructions
   uint64_t mma_bf16_m16n8k16 = 0;    // warp instructions
   uint64_t barriers = 0;             // __syncthreads a block passed (once per block, not per warp)
+  uint64_t atomic_operations = 0;    // atomicAdd/atomicInc on unsigned (atomics.h), per thread
+  uint64_t threadfences = 0;         // __threadfence, per thread
   uint64_t global_load_instructions = 0, global_load_sectors = 0;
   uint64_t global_store_instructions = 0, global_store_sectors = 0;
   uint64_t async_copy_instructions = 0, async_copy_sectors = 0;  // cp.async: the global side
@@ -131,6 +133,8 @@ inline constexpr CounterField kCounterFields[] = {
     {"mma_tf32_m16n8k8", &Counters::mma_tf32_m16n8k8},
     {"mma_bf16_m16n8k16", &Counters::mma_bf16_m16n8k16},
     {"barriers", &Counters::barriers},
+    {"atomic_operations", &Counters::atomic_operations},
+    {"threadfences", &Counters::threadfences},
     {"global_load_instructions", &Counters::global_load_instructions},
     {"global_load_sectors", &Counters::global_load_sectors},
     {"global_store_instructions", &Counters::global_store_instructions},
