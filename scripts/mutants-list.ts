@@ -17,6 +17,13 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: 'wgradCoalesced: no tile splits its rows into warps, so every weight gradient keeps stageAlongK (8 lanes on each of 4 rows)',
+    file: 'compiler/backends/cuda/conv-mma-wgrad-coalesced-staging.ts',
+    find: 'return rows % warps === 0 && rows / warps <= 32 && (rows / warps) % 2 === 0 ? rows / warps : undefined;',
+    replace: 'return undefined;',
+    tests: ['test/emu-conv-mma-wgrad-coalesced.test.ts'],
+  },
+  {
     name: 'winogradHalfTiles: the render drops half_tiles=false from F(4x4,3x3) calls, so an ablated build still runs them half-width',
     file: 'compiler/backends/cpu/render.ts',
     find: "${k.op === 'conv_infer' && k.consts.winogradFullTiles ? ",

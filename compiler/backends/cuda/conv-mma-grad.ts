@@ -12,7 +12,8 @@
 import { inputParams, loadFloat, storeFloat, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
 import { BK, CANDIDATES, WIDE_CANDIDATES, type MmaTile, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords, warpM16 } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
-import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
+import { applyPendingFrom, fromRow, pendingFields, rebuildFields, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
+import { biasPerValue, biasStore, hoistRowParams, rowsPerWarp, stageAlongPositions, type CoalescedRows } from './conv-mma-wgrad-coalesced-staging.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
@@ -261,25 +262,51 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const WN = NT * 8;
   const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
   const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), { name: 'x', bf16: c.xBf16 }, ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }, ...lastSplitParams(c)];
+  // One row a warp instruction, lanes along positions (conv-mma-wgrad-coalesced-staging.ts), where the tile's rows split evenly into warps.
+  const coalesced = isOn(ablations, 'wgradCoalesced');
+  const aPerWarp = rowsPerWarp(BM, threads), bPerWarp = rowsPerWarp(BN, threads);
+  const aRows: CoalescedRows | undefined = coalesced && !halo && aPerWarp
+    ? { rows: BM, perWarp: aPerWarp, fields: pendingFields(c), channel: (row) => `(int(m0) + ${row}) / ${RS}`, live: (row) => `int(m0) + ${row} < ${CRS}` }
+    : undefined;
+  const bRows: CoalescedRows | undefined = coalesced && bPerWarp
+    ? { rows: BN, perWarp: bPerWarp, fields: rebuildFields(c), channel: (row) => `n0 + ${row}`, live: (row) => `n0 + ${row} < ${c.K}` }
+    : undefined;
+  const gatherElement = [
+    'const long long j = j0 + ko;',
+    `if (crs < ${CRS} && j < hi) {`,
+    `  const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
+    `  const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
+    `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
+    `    v = ${loadFloat('x', `(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u`, c.xBf16)};`,
+    ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
+    '  }',
+    '}',
+  ];
+  const gatherRow = ['const int crs = int(m0) + row;', `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`];
   // Without a halo, A gathers each tap's input from global memory.
-  const stageGathered = [
+  const stageGathered = aRows
+    ? [
+        '  // Stage A: rows are taps crs = (c, r, s), one a warp instruction, the lanes along its positions j: the input under the tap, its pending transform applied.',
+        ...stageAlongPositions('as', aRows, gatherRow, gatherElement).map((s) => `  ${s}`),
+      ]
+    : [
     '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
     ...stageAlongK('as', BM, {
-      perRow: ['const int crs = int(m0) + row;', `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`, ...rowPendingLoads(c, 'ch', `crs < ${CRS}`)],
-      perElement: [
-        'const long long j = j0 + ko;',
-        `if (crs < ${CRS} && j < hi) {`,
-        `  const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
-        `  const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
-        `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
-        `    v = ${loadFloat('x', `(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u`, c.xBf16)};`,
-        ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
-        '  }',
-        '}',
-      ],
+      perRow: [...gatherRow, ...rowPendingLoads(c, 'ch', `crs < ${CRS}`)],
+      perElement: gatherElement,
     }, threads).map((s) => `  ${s}`),
   ];
-  const biasSum = c.bias
+  const gradientElement = [
+    'const long long j = j0 + ko;',
+    `if (kout < ${c.K} && j < hi) {`,
+    `  const long long at = (j / ${PQ} * ${c.K} + kout) * ${PQ} + j % ${PQ};`,
+    `  v = ${loadFloat('g', 'at', c.gBf16)};`,
+    ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `  ${s}`),
+    '}',
+  ];
+  const biasSum = c.bias && bRows
+    ? biasStore(bRows, c.K)
+    : c.bias
     ? [
         '// The bias gradient in fp32 from the staged dY\' (before rounding): each thread sums its item\'s positions,',
         '// then the 8 lanes of a row add theirs by shfl_xor 1, 2, 4 (a fixed order) — the blocks of column 0 write it to this split\'s partial.',
@@ -300,23 +327,24 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     `const long long total = (long long)n * ${PQ};`,
     `const long long lo = total * split / ${c.splits}, hi = total * (split + 1) / ${c.splits};`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float(total);`] : []),
-    ...(c.bias ? [`float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
+    ...(c.bias ? [bRows ? 'float bsum = 0.0f;  // lane l: the bias gradient of the warp\'s row l of B' : `float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
+    ...(aRows ? hoistRowParams(aRows) : []),
+    ...(bRows ? hoistRowParams(bRows) : []),
     ...(halo ? wgradHaloPrologue(c, halo, threads) : []),
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem)).map((s) => `  ${s}`) : stageGathered),
-    '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
-    ...stageAlongK('bs', BN, {
-      perRow: ['const int kout = n0 + row;', ...rowRebuildLoads(c, 'kout', `kout < ${c.K}`)],
-      perElement: [
-        'const long long j = j0 + ko;',
-        `if (kout < ${c.K} && j < hi) {`,
-        `  const long long at = (j / ${PQ} * ${c.K} + kout) * ${PQ} + j % ${PQ};`,
-        `  v = ${loadFloat('g', 'at', c.gBf16)};`,
-        ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `  ${s}`),
-        '}',
-        ...(c.bias ? [`bsum[q / ${threads}] += v;`] : []),
-      ],
-    }, threads).map((s) => `  ${s}`),
+    ...(bRows
+      ? [
+          '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',
+          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], gradientElement, c.bias ? biasPerValue : undefined),
+        ]
+      : [
+          '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
+          ...stageAlongK('bs', BN, {
+            perRow: ['const int kout = n0 + row;', ...rowRebuildLoads(c, 'kout', `kout < ${c.K}`)],
+            perElement: [...gradientElement, ...(c.bias ? [`bsum[q / ${threads}] += v;`] : [])],
+          }, threads),
+        ]).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...(halo
       ? [
@@ -343,6 +371,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     c.inRelu && 'prologue: input ReLU',
     c.bias && 'bias gradient (fp32)',
     s2d && s2dWgradWords(s2d, stem),
+    (aRows || bRows) && `${[aRows && 'x', bRows && "dY'"].filter(Boolean).join(' and ')} staged one row a warp instruction, lanes along positions`,
     c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',
   ]);
   const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits${halo ? `; ${haloWords(halo)}` : ''}`;
