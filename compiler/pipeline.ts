@@ -56,6 +56,7 @@ import { generateCpuSource, type CpuSource } from './backends/cpu/render.js';
 import { generateCudaSource, type CudaSource } from './backends/cuda/render.js';
 import { isOn, type Ablations } from './ablations.js';
 import type { TunedChoices } from './tune/tune-record.js';
+import { inlineCallMaxBatch } from './schedule/cpu-region-inline-call.js';
 
 export interface AnalysisResult {
   readonly network?: ShapedNetwork;
@@ -176,6 +177,8 @@ export interface LoweringOptions {
   readonly bf16Pooled?: boolean;
   /** With trainKernels cuda: a conv read only by a conv or a pool stores its output in bf16 (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16ConvOut?: boolean;
+  /** With trainKernels cuda: the bf16 weight gradients sum their splits in their last split block, no wgrad_reduce (lower/train-fused.ts FusedTrainOptions). */
+  readonly wgradLastSplit?: boolean;
   /** With trainKernels cuda: data gradients and max pool backwards store dX in bf16 for the conv before a BN or a pool's backward (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Gradients?: boolean;
 }
@@ -197,7 +200,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true }) : lowerTrainForwardBackward(model, stem);
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true }) : lowerTrainForwardBackward(model, stem);
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
   const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true });
@@ -255,7 +258,8 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const bf16Pooled = precision === 'bf16' && isOn(options.ablations, 'bf16Pooled');
   const bf16ConvOut = precision === 'bf16' && isOn(options.ablations, 'bf16ConvOut');
   const bf16Gradients = precision === 'bf16' && isOn(options.ablations, 'bf16Gradients');
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, ...(options.input ? { input: options.input } : {}) }, dumpIR);
+  const wgradLastSplit = precision === 'bf16' && isOn(options.ablations, 'wgradLastSplit');
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(options.input ? { input: options.input } : {}) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);
@@ -269,6 +273,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
     ...(options.input === 'u8' ? { imageInput: { dtype: 'u8', layout: 'nhwc', ...u8Stem(model) } } : {}),
     ...(cudaKernels ? { cuda: { launch: new Map(cudaKernels.map((k) => [k.name, k.launch])), onlyPrograms: CUDA_ONLY_PROGRAMS } } : {}),
     ...(lowered.untrainable ? { untrainable: lowered.untrainable } : {}),
+    inlineMaxBatch: inlineCallMaxBatch(model.totals.macs, options.maxBatch, isOn(options.ablations, 'inlineCall')),
   });
   dumpIR('emit-plan', plan);
 

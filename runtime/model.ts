@@ -32,7 +32,9 @@ export interface TrainStepOptions {
 
 /** What plan.json records beyond the native info: the spec's train block, transform and image size. */
 /** The fields of plan.json this class reads (the plan's one schema is compiler/emit/plan.ts). */
-export type PlanExtras = Pick<Plan, 'untrainable' | 'train' | 'transform' | 'imageSize' | 'cpuFeatures' | 'imageInput'>;
+export type PlanExtras = Pick<Plan, 'untrainable' | 'train' | 'transform' | 'imageSize' | 'cpuFeatures' | 'imageInput'> & {
+  readonly programs?: { readonly infer?: Pick<Plan['programs'][string], 'inlineMaxBatch'> };
+};
 
 import type { Images } from './dataset.js';
 export type { Images };
@@ -261,7 +263,9 @@ export class Model {
   /** The infer program on k ≤ maxBatch images; its output copied out of the arena. */
   private async inferChunk(native: NativeModel, images: Images, k: number): Promise<Float32Array> {
     if (!this.takesPrefetched('infer', images)) native.setInput('infer', 'images', images, k);
-    await native.run('infer', k, {}, 0);
+    // A call small enough (the compiler's inlineMaxBatch, schedule/cpu-region-inline-call.ts) runs on this thread: no hop to a worker.
+    if (this.info.device === 'cpu' && k <= (this.plan.programs?.infer?.inlineMaxBatch ?? 0)) native.runInline('infer', k, {}, 0);
+    else await native.run('infer', k, {}, 0);
     return native.getOutput('infer', 'output', k) as Float32Array;
   }
 

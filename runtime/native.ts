@@ -74,6 +74,8 @@ export interface NativeReduce {
 export interface NativeModel {
   info(): NativeModelInfo;
   run(program: string, n: number, scalars: Record<string, number>, seed?: number | bigint, reduce?: NativeReduce): Promise<void>;
+  /** run() on the calling (JS) thread, settled when it returns: for calls too short to pay for the worker-thread hop (plan.json programs.infer inlineMaxBatch) */
+  runInline(program: string, n: number, scalars: Record<string, number>, seed?: number | bigint): void;
   /** data holds exactly the input for n images; Float32Array for f32 inputs, Int32Array for i32 */
   setInput(program: string, name: string, data: Float32Array | Int32Array | Uint8Array, n: number): void;
   /**

@@ -24,6 +24,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/build.test.ts'],
   },
   {
+    name: 'glue folds: the time model leaves out the last block\'s tail of a launch that fences and takes a ticket',
+    file: 'runtime/profile/time-model.ts',
+    find: 'gpu.launchMicros + (waves + lastBlockTails(counts)) * gpu.waveLatencyMicros',
+    replace: 'gpu.launchMicros + waves * gpu.waveLatencyMicros',
+    tests: ['test/profile-time-model.test.ts'],
+  },
+  {
     name: 'bf16Gradients: the conv before a BN reads a data gradient stored bf16 as fp32 in its fused rebuild',
     file: 'compiler/lower/train-fused.ts',
     find: 'const gBf16 = rebuiltFirst ? rebuiltBf16 : bf16Gradients.has(grad.buf);',
@@ -64,6 +71,20 @@ export const MUTANTS: readonly Mutant[] = [
     find: '  if (!reuseFits[0]) sectors += c.block_sectors_halo_x;',
     replace: '  sectors += c.block_sectors_halo_x;',
     tests: ['test/profile-l2-reuse.test.ts'],
+  },
+  {
+    name: 'coalescing: the excess over the ideal sectors taken as a fraction of the sectors touched',
+    file: 'runtime/profile/profile-coalescing.ts',
+    find: 'excess: idealSectors === 0 ? 0 : (sectors - idealSectors) / idealSectors,',
+    replace: 'excess: idealSectors === 0 ? 0 : (sectors - idealSectors) / sectors,',
+    tests: ['test/profile-coalescing.test.ts'],
+  },
+  {
+    name: 'stagedFp32Stores: an fp32 y never staged (the piece taken as never fitting)',
+    file: 'compiler/backends/cuda/conv-mma-store-fp32-staged.ts',
+    find: 'warps * STAGED_FP32_WARP_BYTES <= bytes;',
+    replace: 'warps * STAGED_FP32_WARP_BYTES < 0;',
+    tests: ['test/emu-conv-mma-store-fp32-staged.test.ts'],
   },
   {
     name: 'stem band at the least row pitch, bank conflicts or not',
@@ -479,6 +500,16 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'compiler/backends/cuda/conv.ts',
     find: '`  const long long i = first + r * ${width};`',
     replace: '`  const long long i = first + r * ${width} * 2;`',
+    // The fp32 weight gradients keep the launch (the bf16 ones sum their own splits: wgradLastSplit); nin-fashion's
+    // convs have more weights than a block's width, which the small specs' do not.
+    tests: ['test/emu-train.test.ts'],
+    only: 'a training step matches cpu',
+  },
+  {
+    name: 'wgradLastSplit: the last split block sums the partials of one split fewer (the last split\'s never added)',
+    file: 'compiler/backends/cuda/conv-mma-last-cta-wgrad.ts',
+    find: '`      for (int sp = 0; sp < ${c.splits}; ++sp) s += nincc::ldcg(&wpart[',
+    replace: '`      for (int sp = 0; sp < ${c.splits} - 1; ++sp) s += nincc::ldcg(&wpart[',
     tests: ['test/emu-conv-mma-grad.test.ts'],
     only: 'one step',
   },
@@ -869,5 +900,19 @@ export const MUTANTS: readonly Mutant[] = [
     find: 'if (!passes.includes(pass))',
     replace: 'if (false)',
     tests: ['test/tune-record.test.ts'],
+  },
+  {
+    name: 'inline cpu infer: a call of exactly inlineMaxBatch images sent to the worker thread',
+    file: 'runtime/model.ts',
+    find: "this.info.device === 'cpu' && k <= (",
+    replace: "this.info.device === 'cpu' && k < (",
+    tests: ['test/cpu-region-inline-call.test.ts'],
+  },
+  {
+    name: 'inlineCallMaxBatch rounds the budget up (nin-fashion inline at batch 3)',
+    file: 'compiler/schedule/cpu-region-inline-call.ts',
+    find: 'Math.floor(INLINE_CALL_MAX_MACS / macsPerImage)',
+    replace: 'Math.ceil(INLINE_CALL_MAX_MACS / macsPerImage)',
+    tests: ['test/cpu-region-inline-call.test.ts'],
   },
 ];

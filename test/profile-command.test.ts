@@ -74,6 +74,10 @@ describe('nincc profile', () => {
     // aligned buffer: 2 sectors).
     expect(kernel('k_nll_loss').counts.global_load_sectors).toBe(9);
     expect(kernel('k_nll_loss').counts.global_store_sectors).toBe(3);
+    // Coalescing: the loads ask for 8 × 4 bytes one lane at a time, then 4 distinct labels (16 bytes): 48 bytes
+    // in the 9 sectors they need, efficiency 48 / 288; the stores 4 + 48 bytes in their 3. Fully coalesced.
+    expect(kernel('k_nll_loss').coalescing.load).toEqual({ requestedBytes: 48, sectors: 9, idealSectors: 9, efficiency: 48 / 288, excess: 0 });
+    expect(kernel('k_nll_loss').coalescing.store).toEqual({ requestedBytes: 52, sectors: 3, idealSectors: 3, efficiency: 52 / 96, excess: 0 });
     // BN finalize (bn-finalize-columns.ts), 4 channels: one block of 8 channel lanes × 128 row lanes (32
     // warps; thread t = row·8 + lane stores slot t), two trees of doubles in shared memory, one per pass. A
     // store of 32 doubles is 2 phases of 16 lanes × 8 bytes on 32 banks: 2 wavefronts. Per tree: the first
@@ -109,6 +113,13 @@ describe('nincc profile', () => {
     expect(text).toMatch(/^inference batch \(batch 4\): predicted [\d.]+ ms, [\d,]+ images\/s$/m);
     expect(text).toMatch(/^training step \(batch 4\): predicted [\d.]+ ms, [\d,]+ images\/s$/m);
     expect(text).toMatch(/^ {2}k1_conv_infer +262\.1k +0 .* (fp32|shared|l2|hbm) +[\d.]+ +tiny\.model:3:3$/m);
+    // Every kernel's load and store efficiency, and the kernels below full coalescing listed under each table.
+    expect(text).toMatch(/^ {2}kernel +FFMA +MMA +gld sect +gst sect +ld eff +st eff +smem wf/m);
+    expect(text).toMatch(/^ {2}k_nll_loss( +\S+){4} +17% +54% /m);
+    const below = json.kernels.filter((k) => k.phase === 'infer' && Math.max(k.coalescing.load.excess, k.coalescing.store.excess) > 0.01);
+    expect(below.length).toBeGreaterThan(0);
+    expect(text).toContain('  below full coalescing (sectors touched for the fewest the requested bytes need), most extra sectors first:');
+    for (const k of below) expect(text, k.kernel).toMatch(new RegExp(`^ {4}${k.kernel}: (loads|stores) [\\d,]+ sectors for [\\d,]+ needed`, 'm'));
     expect(text).toContain('expected error: the pipe term is a lower bound');
   });
 

@@ -47,6 +47,17 @@ describe('time model', () => {
     expect(p.overheadMicros).toBe(3 + 2);  // 264 blocks at one per SM: two waves
   });
 
+  it('a launch that folds its finalize (fences, one ticket a block) pays one more wave latency; atomics are L2 sectors', () => {
+    // 264 blocks, 2 a SM: one wave. 256 threads fence, thread 0 takes a ticket: 264 atomics of one sector each.
+    const folded = { ...none, grid: [264, 1, 1], blocks: 264, threadfences: 264 * 256, atomic_operations: 264 };
+    const p = predictKernel(folded, gpuNamed('h100'), 2);
+    expect(p.overheadMicros).toBe(3 + 1 + 1);
+    expect(p.pipeMicros.l2).toBeCloseTo((264 * 32) / (5120 * 1.98e9) * 1e6, 9);
+    // The same counters summed over 3 launches of that grid: a tail each.
+    expect(predictKernel({ ...folded, blocks: 3 * 264, threadfences: 3 * 264 * 256 }, gpuNamed('h100'), 2).overheadMicros).toBe(3 + 3 + 3);
+    expect(predictKernel({ ...folded, threadfences: 0, atomic_operations: 0 }, gpuNamed('h100'), 2).overheadMicros).toBe(3 + 1);
+  });
+
   it('names the GPUs it knows when asked for another', () => {
     expect(() => gpuNamed('v100')).toThrow("unknown GPU 'v100': one of a100, h100, h200");
   });

@@ -34,6 +34,7 @@ int main() {
   copy_coalesced<<<16, 256>>>(big, out);
   copy_strided<<<4, 256>>>(in, out, 2);
   copy_strided<<<4, 256>>>(in, out, 8);
+  copy_offset<<<4, 256>>>(in, out, 1);
   transpose_unpadded<<<dim3(2, 2), dim3(32, 8)>>>(big, out, 64);
   transpose_padded<<<dim3(2, 2), dim3(32, 8)>>>(big, out, 64);
   float* a = zeros<float>(32 * 32);
@@ -44,6 +45,6 @@ int main() {
   ldmatrix_mma_loop<<<1, 32>>>(ha, hb, out, 64);
   CHECK_CUDA(cudaGetLastError());
   CHECK_CUDA(cudaDeviceSynchronize());
-  std::printf("micro_kernels: 7 launches done\n");
+  std::printf("micro_kernels: 8 launches done\n");
   return 0;
 }

@@ -1,6 +1,7 @@
 // `nincc profile SPEC|DIR --gpu h100 --batch 128`: the emulator's counters for each generated CUDA
 // kernel of one inference batch and one training step, and the time model's prediction on a GPU.
 import { GPUS } from '../../runtime/profile/gpus.js';
+import { belowFullCoalescing } from '../../runtime/profile/profile-coalescing.js';
 import { profileArtifact, type KernelProfile, type ProfileReport } from '../../runtime/profile/run-profile.js';
 import { writePredictions } from '../../runtime/profile/write-report.js';
 import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.js';
@@ -12,6 +13,7 @@ export const ERROR_BAND =
   'optimistic by up to 10x for latency-bound, low-occupancy or unpipelined kernels (today\'s: load, barrier, compute). ' +
   'Not yet fitted on a GPU (bench/gpu/ncu.sh).';
 
+const pct = (fraction: number) => `${(100 * fraction).toFixed(0)}%`;
 const si = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n)));
 
 function table(r: ProfileReport, phase: KernelProfile['phase']): string[] {
@@ -20,16 +22,23 @@ function table(r: ProfileReport, phase: KernelProfile['phase']): string[] {
   const total = rows.reduce((s, k) => s + k.prediction.micros, 0);
   const lines = [
     `${phase === 'infer' ? 'inference batch' : 'training step'} (batch ${r.batch}): predicted ${(total / 1000).toFixed(3)} ms, ${Math.round((r.batch / total) * 1e6).toLocaleString('en-US')} images/s`,
-    `  ${'kernel'.padEnd(26)} ${'FFMA'.padStart(8)} ${'MMA'.padStart(7)} ${'gld sect'.padStart(9)} ${'gst sect'.padStart(9)} ${'smem wf'.padStart(8)} ${'confl'.padStart(7)} ${'µs'.padStart(9)} ${'share'.padStart(6)}  bound  %peak  layer`,
+    `  ${'kernel'.padEnd(26)} ${'FFMA'.padStart(8)} ${'MMA'.padStart(7)} ${'gld sect'.padStart(9)} ${'gst sect'.padStart(9)} ${'ld eff'.padStart(6)} ${'st eff'.padStart(6)} ${'smem wf'.padStart(8)} ${'confl'.padStart(7)} ${'µs'.padStart(9)} ${'share'.padStart(6)}  bound  %peak  layer`,
   ];
   for (const k of rows) {
     const c = k.counts;
     const p = k.prediction;
     lines.push(
-      `  ${k.kernel.padEnd(26)} ${si(c.ffma).padStart(8)} ${si(c.mma_bf16_m16n8k16 + c.mma_tf32_m16n8k8).padStart(7)} ${si(c.global_load_sectors).padStart(9)} ${si(c.global_store_sectors).padStart(9)} ` +
+      `  ${k.kernel.padEnd(26)} ${si(c.ffma).padStart(8)} ${si(c.mma_bf16_m16n8k16 + c.mma_tf32_m16n8k8).padStart(7)} ${si(c.global_load_sectors).padStart(9)} ${si(c.global_store_sectors).padStart(9)} ${pct(k.coalescing.load.efficiency).padStart(6)} ${pct(k.coalescing.store.efficiency).padStart(6)} ` +
         `${si(c.shared_load_wavefronts + c.shared_store_wavefronts).padStart(8)} ${si(c.shared_bank_conflicts).padStart(7)} ${p.micros.toFixed(1).padStart(9)} ${((100 * p.micros) / total).toFixed(1).padStart(5)}%  ${p.bound.padEnd(6)} ${(100 * p.fractionOfPeak).toFixed(1).padStart(5)}  ${k.source}`,
     );
   }
+  const below = belowFullCoalescing(rows);
+  lines.push(
+    below.length === 0
+      ? '  global accesses: every kernel at full coalescing (each warp instruction touches the fewest sectors its bytes need)'
+      : `  below full coalescing (sectors touched for the fewest the requested bytes need), most extra sectors first:`,
+    ...below.map((l) => `    ${l}`),
+  );
   return lines;
 }
 
@@ -40,8 +49,10 @@ export const profileCommand: Command = {
   details:
     'Runs one inference batch and one training step of the generated CUDA on the emu device with profile counters on ' +
     '(docs/profile.md): N blocks per class (interior, edge) of each launch run and their counts are scaled to the grid. ' +
-    'Per kernel it prints FFMAs, MMAs, global sectors loaded and stored, shared-memory wavefronts and bank conflicts, ' +
-    "the predicted µs, the pipe that bounds it and that pipe's fraction of peak; then images/s. A spec is built for " +
+    'Per kernel it prints FFMAs, MMAs, global sectors loaded and stored, load and store efficiency (requested bytes over ' +
+    'sectors moved), shared-memory wavefronts and bank conflicts, ' +
+    "the predicted µs, the pipe that bounds it and that pipe's fraction of peak; then the kernels below full coalescing " +
+    'and images/s. A spec is built for ' +
     '--target emu at --max-batch N first. Progress goes to stderr. ' + ERROR_BAND,
   options: {
     gpu: { type: 'string', value: 'GPU', help: `the GPU to predict for: ${Object.keys(GPUS).join(', ')} (default h100)` },

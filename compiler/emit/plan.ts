@@ -42,6 +42,7 @@ export interface PlanProgram {
   readonly outputs: Readonly<Record<string, BufferRef>>;
   readonly steps: readonly PlanStep[];
   readonly devices?: readonly string[]; // the devices that implement it; absent: all of the artifact's
+  readonly inlineMaxBatch?: number; // infer: the cpu device runs a call of at most this many images on the JS thread (schedule/cpu-region-inline-call.ts)
   readonly splitBatch?: true; // every step is per image: the cpu device may run slices of the batch at once (schedule/cpu-infer-split-batch.ts)
 }
 
@@ -103,6 +104,8 @@ export interface EmitOptions {
   readonly cuda?: { readonly launch: ReadonlyMap<string, PlanLaunch>; readonly onlyPrograms: readonly string[] };
   readonly untrainable?: string;
   readonly imageInput?: ImageInput;
+  /** the infer program's inlineMaxBatch (schedule/cpu-region-inline-call.ts); 0: none */
+  readonly inlineMaxBatch?: number;
 }
 
 export function emitPlan(
@@ -158,6 +161,7 @@ export function emitPlan(
           outputs: mapRefs(p.outputs),
           steps: p.steps.map((s) => ({ kernel: s.kernel, layer: s.layer, source: s.source, args: s.args.map(ref), scalars: s.scalars, ...launchOf(s.kernel) })),
           ...(options.cuda?.onlyPrograms.includes(p.name) ? { devices: ['cuda', 'emu'] } : {}),
+          ...(p.name === 'infer' && options.inlineMaxBatch ? { inlineMaxBatch: options.inlineMaxBatch } : {}),
           ...(p.name === 'infer' && memory.inferSplit?.split ? { splitBatch: true as const } : {}),
         },
       ]),

@@ -131,7 +131,8 @@ const constSchemas = {
   // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand;
   // gBn: that data gradient rebuilds dY' itself from a shared table (no grad_rebuild pass before it).
   conv_weight_bf16: { ...spatial, dgrad: 'bool', gBn: 'bool?' },
-  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?' },
+  // lastSplit: the last split block of each tile sums the splits into dw and db itself, no wgrad_reduce (lower/train-fused.ts wgradLastSplit).
+  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?', lastSplit: 'bool?' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
@@ -219,6 +220,12 @@ export function bf16WeightFloats(c: ConvShape, dgrad: boolean): number {
   const depth = dgrad ? c.K * c.R * c.S : s2d ? s2d.conv.C * s2d.conv.R * s2d.conv.S : c.C * c.R * c.S;
   return (dgrad ? c.C : c.K) * Math.ceil(depth / 32) * 16;
 }
+/**
+ * Tickets (unsigned counters in f32 words) a weight gradient's last-split fold needs: one per output tile of
+ * its C·R·S × K grid, at most one per 64 × 8 (the smallest tensor-core tile, backends/cuda/conv-mma-tile.ts;
+ * the kernel checks its grid fits).
+ */
+export const wgradTicketsBound = (CRS: number, K: number) => Math.ceil(CRS / 64) * Math.ceil(K / 8);
 const perChannel = (c: { C: number }) => c.C;
 const plane = (c: { C: number; HW: number }) => c.C * c.HW;
 /** Per-tile statistics partials: one per channel and 32-position tile of a plane (lower/train-fused.ts STAT_TILE). */
@@ -549,6 +556,9 @@ const rulesTable = {
     // One scratch pair serves every conv of the program, sized for the largest.
     { name: 'wpart', dir: 'out', atLeast: true, size: (c) => c.splits * convWeights(c) },
     { name: 'bpart', dir: 'out', atLeast: true, size: (c) => c.splits * c.K },
+    { name: 'dw', dir: 'out', when: (c) => c.lastSplit === true, size: convWeights },
+    { name: 'db', dir: 'out', when: (c) => c.lastSplit === true && c.bias, size: (c) => c.K },
+    { name: 'tickets', dir: 'inout', when: (c) => c.lastSplit === true, atLeast: true, size: (c) => wgradTicketsBound(c.C * c.R * c.S, c.K) },
   ],
   wgrad_reduce: [
     { name: 'wpart', dir: 'in', atLeast: true, size: (c) => c.splits * c.count },

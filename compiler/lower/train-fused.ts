@@ -19,7 +19,7 @@ import { gradId, paramId } from './params.js';
 import { concatSlices, LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
 import type { Program } from './program-ir.js';
 import { elementsOf, lrnConsts, padConsts, type ProgramBuilder } from './program-builder.js';
-import { bf16WeightFloats, maskFromEnds, storageWords, type ConvShape } from './ops.js';
+import { bf16WeightFloats, maskFromEnds, storageWords, wgradTicketsBound, type ConvShape } from './ops.js';
 import { stemConsts, type U8Stem } from './u8-input.js';
 import { convOutBf16 } from './conv-out-bf16-readers.js';
 
@@ -162,6 +162,13 @@ export interface FusedTrainOptions {
    * bytes written once and read once or twice (docs/design.md §4.1, bench/logs/i15w-*).
    */
   readonly bf16Gradients?: boolean;
+  /**
+   * A bf16 tensor-core weight gradient (not a uint8 stem's, which is the fp32 kernel) sums its batch splits
+   * itself: the last split block of each output tile to finish (an integer ticket after a fence) adds the
+   * tile's partials in split order, as wgrad_reduce does, so dW and the bias gradient are bitwise unchanged
+   * and one launch a conv is gone (backends/cuda/conv-mma-last-cta-wgrad.ts, docs/design.md §5).
+   */
+  readonly wgradLastSplit?: boolean;
 }
 
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
@@ -202,6 +209,11 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   const splitsOf = (l: ShapedLayer) => wgradSplits(weightsOf(l), maxWeights, maxBatch);
   const wgradPartials = convs.length > 0 ? b.fixed('wgrad.partials', Math.max(...convs.map((l) => splitsOf(l) * weightsOf(l)))) : '';
   const biasPartials = convs.length > 0 ? b.fixed('wgrad.bias_partials', Math.max(...convs.map((l) => splitsOf(l) * (l.kind === 'conv' ? l.attrs.nOut : 0)))) : '';
+  // The tiles' tickets, shared as the partials are: a weight gradient that ran to its end leaves every ticket 0.
+  const lastSplit = (x: string) => options.wgradLastSplit === true && !stemOf(x).u8Mean;
+  const wgradTickets = options.wgradLastSplit === true && convs.length > 0
+    ? b.fixed('wgrad.tickets', Math.max(...convs.map((l) => (l.kind === 'conv' ? wgradTicketsBound(l.attrs.nIn * l.attrs.kH * l.attrs.kW, l.attrs.nOut) : 0))))
+    : '';
 
   // The chain position whose output each buffer holds (−1: the images), for whether its gradient is needed.
   const position = new Map<string, number>([[images, -1]]);
@@ -693,8 +705,10 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
         const splits = splitsOf(l);
-        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf), ...gStorage, ...bf16Flag(x.buf, 'xBf16') });
-        b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
+        const dW = { dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined };
+        const folded = lastSplit(x.buf);
+        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials, ...(folded ? { ...dW, tickets: wgradTickets } : {}) }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf), ...gStorage, ...bf16Flag(x.buf, 'xBf16'), ...(folded ? { lastSplit: true } : {}) });
+        if (!folded) b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, ...dW }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
         const dxBf16 = storesGradientBf16(x);
         const dx = gradientBuffer(`conv${l.index}.grad_in`, x, dxBf16);

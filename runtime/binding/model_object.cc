@@ -103,6 +103,7 @@ void ModelObject::defineClass(Napi::Env env) {
   Napi::Function constructor = DefineClass(env, "NativeModel",
       {InstanceMethod<&ModelObject::info>("info"),
        InstanceMethod<&ModelObject::run>("run"),
+       InstanceMethod<&ModelObject::runInline>("runInline"),
        InstanceMethod<&ModelObject::setInput>("setInput"),
        InstanceMethod<&ModelObject::stageInputs>("stageInputs"),
        InstanceMethod<&ModelObject::discardStaged>("discardStaged"),
@@ -179,6 +180,21 @@ Napi::Value ModelObject::info(const Napi::CallbackInfo& info) {
   });
 }
 
+// run()'s and runInline()'s scalars argument: an object of numbers.
+static nincc::ScalarValues scalarsArg(const Napi::CallbackInfo& info, size_t index) {
+  if (!info[index].IsObject()) throw ArgumentError("scalars must be an object of numbers");
+  nincc::ScalarValues scalars;
+  Napi::Object given = info[index].As<Napi::Object>();
+  Napi::Array names = given.GetPropertyNames();
+  for (uint32_t i = 0; i < names.Length(); ++i) {
+    std::string name = names.Get(i).ToString().Utf8Value();
+    Napi::Value value = given.Get(name);
+    if (!value.IsNumber()) throw ArgumentError("scalar \"" + name + "\" must be a number");
+    scalars[name] = value.As<Napi::Number>().DoubleValue();
+  }
+  return scalars;
+}
+
 // run(program, n, scalars, seed, reduce?) -> Promise<void>; reduce: mpi_binding.h reduceJobArg. Every failure, synchronous or on the worker,
 // rejects the promise, so callers handle one path.
 Napi::Value ModelObject::run(const Napi::CallbackInfo& info) {
@@ -188,16 +204,7 @@ Napi::Value ModelObject::run(const Napi::CallbackInfo& info) {
     std::string program = stringArg(info, 0, "program");
     int64_t n = integerArg(info, 1, "n", std::numeric_limits<int32_t>::min(),
                            std::numeric_limits<int32_t>::max());
-    if (!info[2].IsObject()) throw ArgumentError("scalars must be an object of numbers");
-    nincc::ScalarValues scalars;
-    Napi::Object given = info[2].As<Napi::Object>();
-    Napi::Array names = given.GetPropertyNames();
-    for (uint32_t i = 0; i < names.Length(); ++i) {
-      std::string name = names.Get(i).ToString().Utf8Value();
-      Napi::Value value = given.Get(name);
-      if (!value.IsNumber()) throw ArgumentError("scalar \"" + name + "\" must be a number");
-      scalars[name] = value.As<Napi::Number>().DoubleValue();
-    }
+    nincc::ScalarValues scalars = scalarsArg(info, 2);
     uint64_t seed = info.Length() > 3 && !info[3].IsUndefined() ? seedArg(info, 3) : 0;
     std::optional<ReduceJob> reduce;
     if (info.Length() > 4 && !info[4].IsUndefined()) reduce = reduceJobArg(info[4]);
@@ -213,6 +220,22 @@ Napi::Value ModelObject::run(const Napi::CallbackInfo& info) {
     refused.Reject(toJsError(env, std::current_exception()).Value());
     return refused.Promise();
   }
+}
+
+// runInline(program, n, scalars, seed?) -> undefined: the program run on the calling (JS) thread, no
+// worker thread and no promise. For a program so short (a small model at a small batch) that the hop
+// to the worker thread and back is a tenth of the call (issue #19; model.ts decides when, from plan.json
+// `inlineMaxBatch`). It blocks the event loop for the run's length.
+Napi::Value ModelObject::runInline(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    nincc::Model& model = usableModel("runInline");
+    std::string program = stringArg(info, 0, "program");
+    int64_t n = integerArg(info, 1, "n", std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max());
+    nincc::ScalarValues scalars = scalarsArg(info, 2);
+    uint64_t seed = info.Length() > 3 && !info[3].IsUndefined() ? seedArg(info, 3) : 0;
+    model.run(program, n, scalars, seed);
+    return info.Env().Undefined();
+  });
 }
 
 // setInput(program, name, typedArray, n): the array holds exactly the buffer for n images.

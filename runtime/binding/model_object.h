@@ -27,6 +27,7 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
  private:
   Napi::Value info(const Napi::CallbackInfo& info);
   Napi::Value run(const Napi::CallbackInfo& info);
+  Napi::Value runInline(const Napi::CallbackInfo& info);
   Napi::Value setInput(const Napi::CallbackInfo& info);
   Napi::Value stageInputs(const Napi::CallbackInfo& info);
   Napi::Value discardStaged(const Napi::CallbackInfo& info);

@@ -13,8 +13,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"  # relative source names, so fault messages say faults.cu:12
 build="$here/build"
-kernels=(matmul.cu reduce.cu warp_ops.cu faults.cu bench.cu bf16_ops.cu profile.cu)
-drivers=(test_main.cc test_kernels.cc test_warp.cc test_faults.cc test_abi.cc speed.cc test_bf16.cc test_profile.cc)
+kernels=(matmul.cu reduce.cu warp_ops.cu faults.cu bench.cu bf16_ops.cu profile.cu glue_fold_last_cta.cu)
+drivers=(test_main.cc test_kernels.cc test_warp.cc test_faults.cc test_abi.cc speed.cc test_bf16.cc test_profile.cc test_glue_fold.cc)
 jobs=$(nproc 2>/dev/null || echo 2)
 # -fvisibility=hidden: the library exports only its descriptors and identity (checked below).
 common=(-std=c++17 -Wall -Wextra -Werror -DNINCC_EMU -I../include -I. -fPIC -fvisibility=hidden

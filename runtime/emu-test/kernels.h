@@ -3,6 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "nincc/device/primitives.cuh"
 
@@ -41,16 +44,24 @@ NINCC_KERNEL void ldmatrix_out_of_bounds(unsigned* out);
 // profile.cu (the micro-kernels whose counters test_profile.cc works out by hand)
 NINCC_KERNEL void copy_coalesced(const float* in, float* out);
 NINCC_KERNEL void copy_strided(const float* in, float* out, int stride);
+NINCC_KERNEL void copy_offset(const float* in, float* out, int offset);
 NINCC_KERNEL void stencil3(const float* in, float* out, int n);
 NINCC_KERNEL void transpose_unpadded(const float* in, float* out, int n);
 NINCC_KERNEL void transpose_padded(const float* in, float* out, int n);
 NINCC_KERNEL void sgemm_tiled16(const float* a, const float* b, float* c, int m, int n, int k);
+// glue_fold_last_cta.cu
+NINCC_KERNEL void glue_fold_channel_sums(const float* x, int rows, int channels, int rows_per_block, float* partials,
+                                         unsigned* ticket, float* sums, int interrupt_block);
+NINCC_KERNEL void glue_fold_count_threads(unsigned* count, int with_inc, int repeats);
+NINCC_KERNEL void glue_fold_inc_sequence(unsigned* counter, unsigned limit, int steps, unsigned* olds);
 // bench.cu
 NINCC_KERNEL void fill_index(float* out);
 NINCC_KERNEL void barrier_rounds(int rounds, float* out);
 NINCC_KERNEL void shuffle_rounds(int rounds, float* out);
 
 namespace emu_test {
+// Every way of scheduling a grid a test runs (test_kernels.cc); a correct kernel gives the same bits in each.
+std::vector<std::pair<std::string, nincc::emu::LaunchOptions>> schedules();
 void test_matmul();
 void test_reduce();
 void test_warp_semantics();
@@ -59,6 +70,7 @@ void test_tf32();
 void test_faults();
 void test_bf16();
 void test_profile();
+void test_glue_fold();
 void print_micro_kernel_counts();  // JSON lines, for bench/gpu/ncu.sh
 void test_abi(const char* library_path);
 void run_benchmarks();

@@ -1,5 +1,5 @@
 // Micro-kernels whose profile counters can be worked out by hand (test_profile.cc does, in its
-// comments): a coalesced copy, a strided copy, a shared-memory transpose without and with padding
+// comments): a coalesced copy, a strided copy, a misaligned copy, a shared-memory transpose without and with padding
 // (bank conflicts), and a 16×16-tiled sgemm. Every memory access and FMA goes through the counting
 // primitives (ld, st, ffma); bench/gpu/ncu.sh measures the same kernels on a GPU.
 #include "nincc/device/primitives.cuh"
@@ -17,6 +17,14 @@ NINCC_KERNEL void copy_strided(const float* __restrict__ in, float* __restrict__
   nincc::st(&out[i], nincc::ld(&in[size_t(i) * stride]));
 }
 NINCC_EXPORT(copy_strided);
+
+// out[i] = in[i + offset]: with an offset of one float a warp's 128 bytes start 4 bytes into a
+// sector and straddle five (misaligned: one sector more than the bytes need).
+NINCC_KERNEL void copy_offset(const float* __restrict__ in, float* __restrict__ out, int offset) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  nincc::st(&out[i], nincc::ld(&in[i + offset]));
+}
+NINCC_EXPORT(copy_offset);
 
 // out[i] = in[i-1] + in[i] + in[i+1] (missing neighbours left out): each block reads a one-float halo
 // on either side, which the neighbouring blocks read too (the profile's halo_x split).

@@ -9,12 +9,11 @@
 #include "kernels.h"
 
 namespace emu_test {
-namespace {
 
 using nincc::emu::BlockOrder;
 using nincc::emu::LaunchOptions;
 
-// Every way of scheduling a grid a test runs; a correct kernel gives the same bits in each.
+// Every way of scheduling a grid a test runs (declared in kernels.h for the other test files).
 std::vector<std::pair<std::string, LaunchOptions>> schedules() {
   std::vector<std::pair<std::string, LaunchOptions>> all;
   LaunchOptions o;
@@ -32,6 +31,8 @@ std::vector<std::pair<std::string, LaunchOptions>> schedules() {
   all.push_back({"threads reversed", o});
   return all;
 }
+
+namespace {
 
 using MatmulKernel = void (*)(const float*, const float*, float*, int, int, int);
 

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
     run("faults", emu_test::test_faults);
     run("bf16 and cp.async", emu_test::test_bf16);
     run("profile counters", emu_test::test_profile);
+    run("glue fold ticket", emu_test::test_glue_fold);
     if (library) run("dlopen ABI", [&] { emu_test::test_abi(library); });
     std::printf("%d checks, %d failed\n", emu_test::g_checks, emu_test::g_failures);
   }

@@ -1,5 +1,6 @@
 // The profile's counters on micro-kernels against counts worked out by hand (the comment above each
-// case derives them): sectors per warp instruction for coalesced and strided copies, shared-memory
+// case derives them): sectors per warp instruction for coalesced, strided and misaligned copies and
+// the bytes each asked for (coalescing), shared-memory
 // wavefronts and bank conflicts of a transpose without and with padding, a tiled sgemm, and the
 // ldmatrix + mma loop of bf16_ops.cu. Buffers are 64-byte aligned, so 32-byte sectors start where
 // the derivations say. `emu_test --counts` prints the same launches' counters as JSON lines for
@@ -55,13 +56,19 @@ std::vector<MicroCase> micro_cases() {
                     {&Counters::global_load_sectors, 512},
                     {&Counters::global_store_instructions, 128},
                     {&Counters::global_store_sectors, 512},
+                    // Fully coalesced: 128 requested bytes, the 4 sectors they need, per instruction.
+                    {&Counters::global_load_requested_bytes, 16384},
+                    {&Counters::global_load_ideal_sectors, 512},
+                    {&Counters::global_store_requested_bytes, 16384},
+                    {&Counters::global_store_ideal_sectors, 512},
                     {&Counters::unique_global_sectors, 1024},
                     // Block 0 and its probe (block 7) read and write disjoint halves: nothing shared.
                     {&Counters::block_sectors_private, 1024}}});
   // copy_strided, 1024 outputs (4 blocks of 256, 32 warps). Stride 8 floats = 32 bytes: each lane's
   // load is its own sector, 32 per instruction; stride 2: a warp spans 256 bytes, 8 sectors. Stores
   // stay 4 sectors. Unique: stride 8 touches 1024 load sectors, stride 2 all 256 sectors of its
-  // 2048 floats; plus 128 store sectors.
+  // 2048 floats; plus 128 store sectors. Each instruction asks for 128 bytes, 4 sectors' worth: the
+  // loads' efficiency is 4/8 (stride 2) and 4/32 (stride 8), the stores' full.
   for (int stride : {2, 8})
     cases.push_back({"copy_strided_" + std::to_string(stride),
                      [stride] {
@@ -73,8 +80,35 @@ std::vector<MicroCase> micro_cases() {
                       {&Counters::global_load_sectors, stride == 8 ? 1024u : 256u},
                       {&Counters::global_store_instructions, 32},
                       {&Counters::global_store_sectors, 128},
+                      {&Counters::global_load_requested_bytes, 4096},
+                      {&Counters::global_load_ideal_sectors, 128},
+                      {&Counters::global_store_requested_bytes, 4096},
+                      {&Counters::global_store_ideal_sectors, 128},
                       {&Counters::unique_global_sectors, stride == 8 ? 1152u : 384u},
                       {&Counters::block_sectors_private, stride == 8 ? 1152u : 384u}}});
+  // copy_offset by one float, 1024 outputs (4 blocks of 256, 32 warps): each load's 128 bytes start 4
+  // bytes into a sector and straddle 5 (160 in all, 128 needed: efficiency 0.8); the stores are
+  // aligned (128). Unique: in-bytes 4..4099 are sectors 0..128 (129), plus 128 store sectors = 257.
+  // Block b loads sectors 32b..32b+32 (33) and stores 32: 65 each, 260 in all. The base, block 1,
+  // shares its load sector 32 with block 0 (its predecessor) and none with the far probe (block 3):
+  // halo 260 · 1/65 = 4, private 256.
+  cases.push_back({"copy_offset_1",
+                   [] {
+                     Buffer<float> in(1024 + 32, 0), out(1024);
+                     return profile("copy_offset", dim3(4), dim3(256), &copy_offset, in.data(), out.data(), 1);
+                   },
+                   {{&Counters::blocks, 4},
+                    {&Counters::global_load_instructions, 32},
+                    {&Counters::global_load_sectors, 160},
+                    {&Counters::global_load_requested_bytes, 4096},
+                    {&Counters::global_load_ideal_sectors, 128},
+                    {&Counters::global_store_instructions, 32},
+                    {&Counters::global_store_sectors, 128},
+                    {&Counters::global_store_requested_bytes, 4096},
+                    {&Counters::global_store_ideal_sectors, 128},
+                    {&Counters::unique_global_sectors, 257},
+                    {&Counters::block_sectors_private, 256},
+                    {&Counters::block_sectors_halo_x, 4}}});
   // transpose of 64×64: 2×2 blocks of 32×8 threads = 32 warps, each 4 rows: 128 instructions of
   // each kind. Global rows are 128 bytes (4 sectors). Shared stores write a tile row: 32 banks, one
   // wavefront. Shared loads read a tile column: with 32 columns all 32 words are in one bank (32
@@ -95,6 +129,10 @@ std::vector<MicroCase> micro_cases() {
                       {&Counters::global_load_sectors, 512},
                       {&Counters::global_store_instructions, 128},
                       {&Counters::global_store_sectors, 512},
+                      {&Counters::global_load_requested_bytes, 16384},
+                      {&Counters::global_load_ideal_sectors, 512},
+                      {&Counters::global_store_requested_bytes, 16384},
+                      {&Counters::global_store_ideal_sectors, 512},
                       {&Counters::shared_store_instructions, 128},
                       {&Counters::shared_store_wavefronts, 128},
                       {&Counters::shared_load_instructions, 128},
@@ -123,6 +161,11 @@ std::vector<MicroCase> micro_cases() {
                     {&Counters::ffma, 32768},
                     {&Counters::global_load_instructions, 128},
                     {&Counters::global_load_sectors, 512},
+                    // A warp's two 64-byte row pieces: 128 bytes, 4 sectors (coalesced).
+                    {&Counters::global_load_requested_bytes, 16384},
+                    {&Counters::global_load_ideal_sectors, 512},
+                    {&Counters::global_store_requested_bytes, 4096},
+                    {&Counters::global_store_ideal_sectors, 128},
                     {&Counters::shared_store_instructions, 128},
                     {&Counters::shared_store_wavefronts, 128},
                     {&Counters::shared_load_instructions, 2048},
@@ -150,6 +193,11 @@ std::vector<MicroCase> micro_cases() {
                     {&Counters::mma_bf16_m16n8k16, 4},
                     {&Counters::async_copy_instructions, 8},
                     {&Counters::async_copy_sectors, 96},
+                    // 4 × (512 + 256) distinct bytes, exactly their sectors; C: 2 × 256 bytes.
+                    {&Counters::async_copy_requested_bytes, 3072},
+                    {&Counters::async_copy_ideal_sectors, 96},
+                    {&Counters::global_store_requested_bytes, 512},
+                    {&Counters::global_store_ideal_sectors, 16},
                     {&Counters::shared_load_instructions, 8},
                     {&Counters::shared_load_wavefronts, 24},
                     {&Counters::global_store_instructions, 2},
@@ -164,7 +212,23 @@ std::vector<MicroCase> micro_cases() {
 void test_sampled_profile();
 void test_sharing_halo();
 
+// Requested bytes count each byte once however many lanes ask for it: a broadcast (32 lanes, one
+// float) asks for 4 bytes; 32 lanes reading 8 bytes 4 apart (each overlaps the next) ask for 132.
+void test_distinct_bytes() {
+  using nincc::emu::LaneAccess;
+  LaneAccess broadcast[32], overlapping[32];
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    broadcast[lane] = LaneAccess{lane, 4096, 4};
+    overlapping[lane] = LaneAccess{31 - lane, 4096 + 4 * uintptr_t(31 - lane), 8};  // lanes out of address order
+  }
+  const unsigned one = nincc::emu::distinct_bytes(broadcast, broadcast + 32);
+  const unsigned spread = nincc::emu::distinct_bytes(overlapping, overlapping + 32);
+  CHECK_MSG(one == 4, "broadcast: " + std::to_string(one) + " distinct bytes, by hand 4");
+  CHECK_MSG(spread == 132, "overlapping 8-byte lanes: " + std::to_string(spread) + " distinct bytes, by hand 132");
+}
+
 void test_profile() {
+  test_distinct_bytes();
   test_sampled_profile();
   test_sharing_halo();
   for (const MicroCase& c : micro_cases()) {

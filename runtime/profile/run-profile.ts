@@ -10,6 +10,7 @@ import { load, syntheticImages } from '../model.js';
 import type { GpuSpec } from './gpus.js';
 import { SHARED_ALONG } from './l2-reuse-hbm.js';
 import { occupancy } from './occupancy.js';
+import { COALESCING_COUNTERS, coalescing, type CoalescingCounts, type KernelCoalescing } from './profile-coalescing.js';
 import { predictKernel, type KernelCounts, type Prediction } from './time-model.js';
 
 export interface ProfileOptions {
@@ -31,7 +32,9 @@ export interface KernelProfile {
   readonly launches: number;
   /** What emulating the kernel's sampled blocks cost here, ms (not a prediction). */
   readonly emulatedMillis: number;
-  readonly counts: KernelCounts & { readonly shared_bank_conflicts: number };
+  readonly counts: KernelCounts & CoalescingCounts & { readonly shared_bank_conflicts: number };
+  /** Requested bytes against sectors moved, loads and stores (profile-coalescing.ts). */
+  readonly coalescing: KernelCoalescing;
   /** Blocks resident per SM (ptxas registers and shared memory), or undefined when the build had no nvcc. */
   readonly blocksPerSm?: number;
   readonly prediction: Prediction;
@@ -51,7 +54,8 @@ export interface ProfileReport {
 
 type CounterLine = Record<string, number> & { kernel: string; grid: number[]; emulated_ms?: number };
 
-const COUNTERS = ['blocks', 'ffma', 'mma_tf32_m16n8k8', 'mma_bf16_m16n8k16', 'global_load_sectors', 'global_store_sectors', 'async_copy_sectors', 'shared_load_wavefronts', 'shared_store_wavefronts', 'shared_bank_conflicts', 'unique_global_sectors', ...SHARED_ALONG, 'block_sectors_halo_x'] as const;
+const COUNTERS = ['blocks', 'ffma', 'mma_tf32_m16n8k8', 'mma_bf16_m16n8k16', 'global_load_sectors', 'global_store_sectors', 'async_copy_sectors', 'shared_load_wavefronts', 'shared_store_wavefronts', 'shared_bank_conflicts', 'atomic_operations', 'threadfences', 'unique_global_sectors', ...SHARED_ALONG, 'block_sectors_halo_x', ...COALESCING_COUNTERS] as const;
+type Counter = (typeof COUNTERS)[number];
 
 /** The JSON lines NINCC_EMU_PROFILE appended, from line `from` on. */
 function counterLines(file: string, from: number): CounterLine[] {
@@ -83,10 +87,10 @@ export function ptxasResources(report: string, arch: string): Map<string, { regi
 }
 
 /** Sums each kernel's launches (a kernel is one step, so this only adds repeated calls, on the same grid: the HBM model needs it). */
-function summed(lines: readonly CounterLine[]): Map<string, { launches: number; emulatedMillis: number; grid: number[]; counts: Record<string, number> }> {
-  const by = new Map<string, { launches: number; emulatedMillis: number; grid: number[]; counts: Record<string, number> }>();
+function summed(lines: readonly CounterLine[]): Map<string, { launches: number; emulatedMillis: number; grid: number[]; counts: Record<Counter, number> }> {
+  const by = new Map<string, { launches: number; emulatedMillis: number; grid: number[]; counts: Record<Counter, number> }>();
   for (const l of lines) {
-    const row = by.get(l.kernel) ?? { launches: 0, emulatedMillis: 0, grid: l.grid, counts: Object.fromEntries(COUNTERS.map((c) => [c, 0])) };
+    const row = by.get(l.kernel) ?? { launches: 0, emulatedMillis: 0, grid: l.grid, counts: Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number> };
     if (row.grid.join() !== l.grid.join()) throw new Error(`kernel ${l.kernel} launched on grids [${row.grid}] and [${l.grid}]: the HBM model takes one grid per kernel`);
     row.launches++;
     row.emulatedMillis += l.emulated_ms ?? 0;
@@ -153,8 +157,8 @@ export async function profileArtifact(dir: string, options: ProfileOptions): Pro
         res && launch
           ? occupancy({ threadsPerBlock: launch.block[0] * launch.block[1] * launch.block[2], registersPerThread: res.registers, sharedBytesPerBlock: res.sharedBytes + launch.shared }, options.gpu).blocksPerSm
           : undefined;
-      const c = { kernel, grid, ...(counts as Omit<KernelCounts, 'kernel' | 'grid'> & { shared_bank_conflicts: number }) };
-      kernels.push({ kernel, phase, source: step?.source ?? '', launches, emulatedMillis, counts: c, ...(blocksPerSm ? { blocksPerSm } : {}), prediction: predictKernel(c, options.gpu, blocksPerSm ?? 1) });
+      const c = { kernel, grid, ...counts };
+      kernels.push({ kernel, phase, source: step?.source ?? '', launches, emulatedMillis, counts: c, coalescing: coalescing(c), ...(blocksPerSm ? { blocksPerSm } : {}), prediction: predictKernel(c, options.gpu, blocksPerSm ?? 1) });
     }
   }
   const total = (phase: Phase) => kernels.filter((k) => k.phase === phase).reduce((s, k) => s + k.prediction.micros, 0);

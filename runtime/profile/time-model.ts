@@ -16,6 +16,9 @@ export interface KernelCounts extends SharingCounts {
   readonly async_copy_sectors: number;
   readonly shared_load_wavefronts: number;
   readonly shared_store_wavefronts: number;
+  /** Integer atomics (a last-block ticket) and __threadfence, per thread; absent in counts from before they existed. */
+  readonly atomic_operations?: number;
+  readonly threadfences?: number;
 }
 
 export const PIPES = ['fp32', 'tensor', 'shared', 'l2', 'hbm'] as const;
@@ -54,15 +57,16 @@ export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocks
       (counts.shared_load_wavefronts + counts.shared_store_wavefronts) /
         (gpu.sms * gpu.sharedWavefrontsPerSmPerClock * clockHz),
     ),
+    // An atomic is a read-modify-write at L2: one sector each.
     l2: micros(
-      ((counts.global_load_sectors + counts.global_store_sectors + counts.async_copy_sectors) * SECTOR_BYTES) /
+      ((counts.global_load_sectors + counts.global_store_sectors + counts.async_copy_sectors + (counts.atomic_operations ?? 0)) * SECTOR_BYTES) /
         (gpu.l2BytesPerClock * clockHz),
     ),
     hbm: micros((hbm * SECTOR_BYTES) / (gpu.hbmGBps * 1e9)),
   };
   const bound = PIPES.reduce((best, p) => (pipeMicros[p] > pipeMicros[best] ? p : best), PIPES[0]);
   const waves = Math.ceil(counts.blocks / (gpu.sms * Math.max(1, residentBlocksPerSm)));
-  const overheadMicros = gpu.launchMicros + waves * gpu.waveLatencyMicros;
+  const overheadMicros = gpu.launchMicros + (waves + lastBlockTails(counts)) * gpu.waveLatencyMicros;
   const total = pipeMicros[bound] + overheadMicros;
   return {
     kernel: counts.kernel,
@@ -73,4 +77,16 @@ export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocks
     micros: total,
     fractionOfPeak: pipeMicros[bound] / total,
   };
+}
+
+/**
+ * Launches whose blocks fence and take a ticket (glue folded into its producer: docs/profile.md): the block
+ * that takes the last ticket starts its finalize only after every other block's fence and ticket, a dependent
+ * round trip after the last wave that nothing overlaps — one wave latency a launch (counters summed over
+ * launches of one grid say how many by their blocks).
+ */
+export function lastBlockTails(counts: KernelCounts): number {
+  if (!counts.threadfences) return 0;
+  const grid = counts.grid && counts.grid.length === 3 ? counts.grid[0] * counts.grid[1] * counts.grid[2] : 0;
+  return grid > 0 ? Math.max(1, Math.round(counts.blocks / grid)) : 1;
 }

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildArtifact } from '../../compiler/build.js';
-import { compileSpec } from '../../compiler/pipeline.js';
+import { compileModel, compileSpec, type Compiled } from '../../compiler/pipeline.js';
 import type { Ablations } from '../../compiler/ablations.js';
 import { withEnv } from './env.js';
 
@@ -30,4 +30,11 @@ export function buildEmuVariants<V extends string>(spec: string, file: string, v
     withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, spec, { outDir: dirs[name], target: 'emu', maxBatch: 4, precision: 'bf16', ablations }));
   }
   return { dirs, remove: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+/** The emu bf16 compile of `spec` with `ablations` (grids for a batch of 4, as buildEmuVariants), without g++ or nvcc: the CI cases. */
+export function compileEmuVariant(spec: string, file: string, ablations: Ablations = {}, precision: 'bf16' | 'fp32' = 'bf16'): Compiled {
+  const r = compileSpec(spec, file, { device: 'emu' });
+  if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision, ablations });
 }

@@ -24,6 +24,7 @@ import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
+import { lastSplitParams, lastSplitReduce } from './conv-mma-last-cta-wgrad.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
@@ -239,7 +240,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   const threads = tileThreads(tile);
   const WN = NT * 8;
   const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
-  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), { name: 'x', bf16: c.xBf16 }, ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }];
+  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), { name: 'x', bf16: c.xBf16 }, ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }, ...lastSplitParams(c)];
   // Without a halo, A gathers each tap's input from global memory.
   const stageGathered = [
     '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
@@ -309,6 +310,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
     '}',
     ...eachAccumulator(NT, WN, warpM16(tile), [], [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`], []),
     ...biasSum,
+    ...lastSplitReduce(c, { BM, BN, threads, CRS }),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM wgrad (mma.m16n8k16, fp32 accumulate; the batch\'s positions split across CTAs, fixed-order sum)',
@@ -317,6 +319,7 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
     c.inBn && 'prologue: input BN scale/shift',
     c.inRelu && 'prologue: input ReLU',
     c.bias && 'bias gradient (fp32)',
+    c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',
   ]);
   const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits${halo ? `; ${haloWords(halo)}` : ''}`;
   return {

@@ -46,17 +46,34 @@ export const stagedWrite = (v: string) =>
  * stores it channel by channel. Rows past a plane (a partial tile, the padding of an image's rows) are not stored.
  */
 export function stagedStore(t: StagedTarget, first: string, col0: string): string[] {
+  return storeRowsByChannel(
+    t,
+    first,
+    col0,
+    [
+      'const int4 pairs = nincc::ld(reinterpret_cast<const int4*>(staged) + lane);  // row `lane`: its 8 channels',
+      'const uint32_t word[4] = {uint32_t(pairs.x), uint32_t(pairs.y), uint32_t(pairs.z), uint32_t(pairs.w)};',
+    ],
+    { bytes: 64, value: 'nincc::bf16{uint16_t(word[c8 / 2] >> (16 * (c8 % 2)))}' },
+  );
+}
+
+/**
+ * The staged stores' second half, for either format: `readRow` puts lane l's row (its 8 channels) in
+ * registers, then each of 8 store instructions writes channel c8 (`value`, an expression of c8) of the
+ * warp's 32 rows: consecutive positions of one plane, `bytes` contiguous bytes where they stay in it.
+ */
+export function storeRowsByChannel(t: StagedTarget, first: string, col0: string, readRow: readonly string[], run: { bytes: number; value: string }): string[] {
   return [
     'nincc::sync_warp();',
     '{',
-    '  const int4 pairs = nincc::ld(reinterpret_cast<const int4*>(staged) + lane);  // row `lane`: its 8 channels',
-    '  const uint32_t word[4] = {uint32_t(pairs.x), uint32_t(pairs.y), uint32_t(pairs.z), uint32_t(pairs.w)};',
+    ...readRow.map((s) => `  ${s}`),
     `  const long long m = ${first} + lane;`,
     `  const int img = int(m / ${t.rows}), pos = int(m % ${t.rows});`,
     '  NINCC_UNROLL',
-    '  for (int c8 = 0; c8 < 8; ++c8) {  // one channel a store: 32 consecutive positions, 64 contiguous bytes',
+    `  for (int c8 = 0; c8 < 8; ++c8) {  // one channel a store: 32 consecutive positions, ${run.bytes} contiguous bytes`,
     `    const int col = ${col0} + c8;`,
-    `    if (img < n && col < ${t.columns} && pos < ${t.positions}) nincc::st(&${t.dst}[(long long)(${t.plane('img', 'col')}) * ${t.positions} + pos], nincc::bf16{uint16_t(word[c8 / 2] >> (16 * (c8 % 2)))});`,
+    `    if (img < n && col < ${t.columns} && pos < ${t.positions}) nincc::st(&${t.dst}[(long long)(${t.plane('img', 'col')}) * ${t.positions} + pos], ${run.value});`,
     '  }',
     '}',
     'nincc::sync_warp();  // the piece is rewritten for the next part',

@@ -20,6 +20,7 @@ import { stageStemBand, stemBand, stemStaging, stemWords } from './conv-mma-stem
 import { s2dForward, s2dPlan, s2dWords, stageS2dHalo } from './conv-mma-stem-s2d.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
+import { directFp32StoresWaste, stagedFp32Fits, stagedFp32Piece, stagedFp32Store, stagedFp32Write } from './conv-mma-store-fp32-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
@@ -101,9 +102,12 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const out = outputPlace(c);
   const names = [{ name: 'x', bf16: xBf16 }, ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true, bf16: yBf16 }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
-  // A bf16 y is staged through the dead operand tiles (the taps halo, where there is no A tile) and stored in contiguous runs (conv-mma-store-staged.ts).
+  // y is staged through the dead operand tiles (the taps halo, where there is no A tile) and stored in contiguous runs:
+  // a bf16 y (conv-mma-store-staged.ts), an fp32 one (conv-mma-store-fp32-staged.ts: inference's) where its direct stores waste sectors.
   const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
-  const staged = yBf16 && isOn(ablations, 'stagedStores') && stagedFits(stageBytes, threads / 32) ? stageBuffer : undefined;
+  const staged: Staged | undefined = yBf16
+    ? isOn(ablations, 'stagedStores') && stagedFits(stageBytes, threads / 32) ? { buffer: stageBuffer, fp32: false } : undefined
+    : isOn(ablations, 'stagedFp32Stores') && directFp32StoresWaste(PQ) && stagedFp32Fits(stageBytes, threads / 32) ? { buffer: stageBuffer, fp32: true } : undefined;
   const body = [
     ...mmaPrologue(tile, !taps),
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
@@ -160,7 +164,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     out.total !== c.K && 'epilogue: concat slice in place',
     c.relu && 'epilogue: ReLU',
     stats && 'epilogue: per-tile BN statistics (mean, M2) from the accumulators',
-    staged && 'y staged in shared memory, stored in contiguous runs',
+    staged && `y staged in shared memory${staged.fp32 ? ' (fp32)' : ''}, stored in contiguous runs`,
+    !yBf16 && !directFp32StoresWaste(PQ) && `y stored from the accumulators, not staged: a plane of ${PQ} positions, a multiple of 8, starts every 8-position run on a sector`,
   ]);
   const tileText = `${tileWords(tile)}, M = N·${rows}${rows !== PQ ? ` (each image's ${PQ} positions padded to whole ${rows !== statRows ? `${BM}-row blocks` : '32-row statistics tiles'})` : ''}, N = ${c.K}, K = ${CRS}`;
   return {
@@ -183,7 +188,13 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
 /** A training forward may store y in bf16, its statistics taken from the rounded values (lower/train-fused.ts bf16ConvOut). */
 const storesBf16 = (c: Consts<'conv_fwd_fused' | 'conv_infer'>) => 'yBf16' in c && c.yBf16 === true;
 
-function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; MT: number; statTiles: number }, o: OutputPlace, staged?: string): string[] {
+/** Where and in which format the epilogue stages y (undefined: stored from the accumulators directly). */
+interface Staged {
+  readonly buffer: string;
+  readonly fp32: boolean;
+}
+
+function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; MT: number; statTiles: number }, o: OutputPlace, staged?: Staged): string[] {
   const { rows, PQ, NT, WN, MT, statTiles } = g;
   // Staged: the 32-row parts outside the column halves, so that a part's 8 columns are in the warp's piece before it is stored.
   const loops = staged
@@ -191,7 +202,7 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     : ['    NINCC_UNROLL', '    for (int half = 0; half < 2; ++half) {', '    NINCC_UNROLL', `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`];
   const target: StagedTarget = { dst: 'y', plane: (img, col) => `(long long)${img} * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}${col}`, columns: c.K, positions: PQ, rows };
   const out = [
-    ...(staged ? [stagedPiece(staged)] : []),
+    ...(staged ? [(staged.fp32 ? stagedFp32Piece : stagedPiece)(staged.buffer)] : []),
     'NINCC_UNROLL',
     `for (int nt = 0; nt < ${NT}; ++nt) {`,
     ...loops,
@@ -210,7 +221,7 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     ...(storesBf16(c) ? ['      d = nincc::bf16_to_float(nincc::to_bf16(d));  // y is stored in bf16: its statistics and every reader see the rounded value'] : []),
     '      v[j] = d;',
     staged
-      ? `      ${stagedWrite('d')}  // stored below, with the part's other channels`
+      ? `      ${(staged.fp32 ? stagedFp32Write : stagedWrite)('d')}  // stored below, with the part's other channels`
       : `      if (valid[j] && kout < ${c.K}) ${storeFloat('y', `((long long)img * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}kout) * ${PQ} + pq`, 'd', storesBf16(c))}`,
     '    }',
   ];
@@ -237,7 +248,7 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     );
   }
   out.push('    }');
-  if (staged) out.push(...stagedStore(target, `m0 + wm * ${16 * MT} + 32 * sub`, `n0 + wn * ${WN} + nt * 8`).map((s) => `    ${s}`));
+  if (staged) out.push(...(staged.fp32 ? stagedFp32Store : stagedStore)(target, `m0 + wm * ${16 * MT} + 32 * sub`, `n0 + wn * ${WN} + nt * 8`).map((s) => `    ${s}`));
   out.push('  }', '}');
   return out;
 }

@@ -93,6 +93,13 @@ NINCC_DEVICE T ldg(const T* p) {
   return __ldg(p);
 }
 
+// A load that skips L1 (whose lines are not coherent across SMs): data other blocks of the grid wrote,
+// read after their __threadfence and a ticket told this block they are done.
+template <class T>
+NINCC_DEVICE T ldcg(const T* p) {
+  return __ldcg(p);
+}
+
 // Plain scalar accesses and FMAs, spelled as primitives so the emulator's profile can count them at
 // their call site (docs/profile.md); here they are exactly the load, store and fused multiply-add.
 template <class T>

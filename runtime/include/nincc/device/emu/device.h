@@ -238,6 +238,13 @@ inline T ldg(const T* p, const char* file = __builtin_FILE(), int line = __built
   emu::record_access(false, p, sizeof(T), file, line);
   return *p;
 }
+// A load past L1 (ld.cg): other blocks' writes, read after a fence and a ticket (atomics.h); the emulator
+// has no L1, so it is ld.
+template <class T>
+inline T ldcg(const T* p, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  emu::record_access(false, p, sizeof(T), file, line);
+  return *p;
+}
 // Scalar accesses and FMAs as primitives: exactly *p, *p = v and a fused multiply-add, counted at
 // their call site when the launch is profiled.
 template <class T>
@@ -308,6 +315,7 @@ inline void mma_tf32_m16n8k8(float (&d)[4], const uint32_t (&a)[4], const uint32
 }  // namespace nincc
 
 #include "async_copy.h"
+#include "atomics.h"
 #include "tensor_ops.h"
 
 #pragma GCC visibility pop

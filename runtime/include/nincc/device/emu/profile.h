@@ -29,9 +29,17 @@ struct Counters {
   uint64_t mma_tf32_m16n8k8 = 0;     // warp instructions
   uint64_t mma_bf16_m16n8k16 = 0;    // warp instructions
   uint64_t barriers = 0;             // __syncthreads a block passed (once per block, not per warp)
+  uint64_t atomic_operations = 0;    // atomicAdd/atomicInc on unsigned (atomics.h), per thread
+  uint64_t threadfences = 0;         // __threadfence, per thread
   uint64_t global_load_instructions = 0, global_load_sectors = 0;
   uint64_t global_store_instructions = 0, global_store_sectors = 0;
   uint64_t async_copy_instructions = 0, async_copy_sectors = 0;  // cp.async: the global side
+  // Coalescing: the distinct bytes each global warp instruction's active lanes asked for, and the
+  // fewest sectors those bytes could fill (⌈bytes / 32⌉). An instruction is fully coalesced when its
+  // sectors are that minimum; requested / (sectors · 32) is ncu's load/store efficiency.
+  uint64_t global_load_requested_bytes = 0, global_load_ideal_sectors = 0;
+  uint64_t global_store_requested_bytes = 0, global_store_ideal_sectors = 0;
+  uint64_t async_copy_requested_bytes = 0, async_copy_ideal_sectors = 0;
   uint64_t shared_load_instructions = 0, shared_load_wavefronts = 0;
   uint64_t shared_store_instructions = 0, shared_store_wavefronts = 0;
   uint64_t shared_bank_conflicts = 0;  // wavefronts beyond one per phase (loads and stores)
@@ -68,6 +76,22 @@ inline const std::vector<uintptr_t>& distinct_sectors(const LaneAccess* first, c
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+// The distinct bytes a warp instruction's lanes access (lanes reading the same bytes count them
+// once): what the instruction asked global memory for.
+inline unsigned distinct_bytes(const LaneAccess* first, const LaneAccess* last) {
+  std::pair<uintptr_t, uintptr_t> ranges[32];  // [begin, end) per lane, at most one access a lane
+  size_t n = 0;
+  for (const LaneAccess* a = first; a != last && n < 32; ++a) ranges[n++] = {a->address, a->address + a->bytes};
+  std::sort(ranges, ranges + n);
+  unsigned bytes = 0;
+  uintptr_t covered = 0;  // the end of the bytes counted so far
+  for (size_t i = 0; i < n; ++i) {
+    const uintptr_t begin = std::max(ranges[i].first, covered);
+    if (ranges[i].second > begin) bytes += unsigned(ranges[i].second - begin), covered = ranges[i].second;
+  }
+  return bytes;
 }
 
 // Shared memory serves 32 banks of 4 bytes, 128 bytes per wavefront. A warp instruction of
@@ -109,12 +133,20 @@ inline constexpr CounterField kCounterFields[] = {
     {"mma_tf32_m16n8k8", &Counters::mma_tf32_m16n8k8},
     {"mma_bf16_m16n8k16", &Counters::mma_bf16_m16n8k16},
     {"barriers", &Counters::barriers},
+    {"atomic_operations", &Counters::atomic_operations},
+    {"threadfences", &Counters::threadfences},
     {"global_load_instructions", &Counters::global_load_instructions},
     {"global_load_sectors", &Counters::global_load_sectors},
     {"global_store_instructions", &Counters::global_store_instructions},
     {"global_store_sectors", &Counters::global_store_sectors},
     {"async_copy_instructions", &Counters::async_copy_instructions},
     {"async_copy_sectors", &Counters::async_copy_sectors},
+    {"global_load_requested_bytes", &Counters::global_load_requested_bytes},
+    {"global_load_ideal_sectors", &Counters::global_load_ideal_sectors},
+    {"global_store_requested_bytes", &Counters::global_store_requested_bytes},
+    {"global_store_ideal_sectors", &Counters::global_store_ideal_sectors},
+    {"async_copy_requested_bytes", &Counters::async_copy_requested_bytes},
+    {"async_copy_ideal_sectors", &Counters::async_copy_ideal_sectors},
     {"shared_load_instructions", &Counters::shared_load_instructions},
     {"shared_load_wavefronts", &Counters::shared_load_wavefronts},
     {"shared_store_instructions", &Counters::shared_store_instructions},
@@ -261,12 +293,15 @@ class Profile {
     switch (space) {
       case Space::global_load:
         ++c.global_load_instructions, c.global_load_sectors += global_sectors(first, last);
+        count_requested(first, last, c.global_load_requested_bytes, c.global_load_ideal_sectors);
         break;
       case Space::global_store:
         ++c.global_store_instructions, c.global_store_sectors += global_sectors(first, last);
+        count_requested(first, last, c.global_store_requested_bytes, c.global_store_ideal_sectors);
         break;
       case Space::async_copy_global:
         ++c.async_copy_instructions, c.async_copy_sectors += global_sectors(first, last);
+        count_requested(first, last, c.async_copy_requested_bytes, c.async_copy_ideal_sectors);
         break;
       case Space::shared_load:
       case Space::shared_store: {
@@ -277,6 +312,12 @@ class Profile {
         break;
       }
     }
+  }
+
+  static void count_requested(const LaneAccess* first, const LaneAccess* last, uint64_t& requested, uint64_t& ideal) {
+    const unsigned bytes = distinct_bytes(first, last);
+    requested += bytes;
+    ideal += (bytes + 31) / 32;
   }
 
   // The instruction's distinct sectors, which also join the launch's set of unique ones.
