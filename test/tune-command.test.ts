@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseTuneFile } from '../compiler/tune/tune-record.js';
+import { parseTuneFile, TUNE_KNOB_NAMES } from '../compiler/tune/tune-record.js';
 import { nincc, root } from './cli-run.js';
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
@@ -73,9 +73,8 @@ describe.runIf(FULL)('nincc tune --predict, then build --tuned (NINCC_TEST_FULL=
     expect(rows.length).toBe(Object.keys(record.layers).length);
     for (const line of rows) {
       const [key, base, ...cells] = line.trim().split(/\s+/);
-      const knobs = ['stagedStores', 'warp64Tiles', 'twinHalo', 'stemS2d'];
-      for (const [i, knob] of knobs.entries()) {
-        const choice = record.layers[key][knob as 'stemS2d'];
+      for (const [i, knob] of TUNE_KNOB_NAMES.entries()) {
+        const choice = record.layers[key][knob];
         if (cells[i] === '—') expect(choice, `${key} ${knob}`).toBeUndefined();
         else if (choice === false) expect(Number(cells[i]), `${key} ${knob}`).toBeLessThanOrEqual(Number(base));
         else expect(Number(cells[i]), `${key} ${knob}`).toBeGreaterThanOrEqual(Number(base));

@@ -38,7 +38,7 @@ describe('tune.json: the verifier', () => {
     ['not JSON', '{', /^a\/tune\.json: not JSON/],
     ['a wrong format', JSON.stringify({ format: 'x', version: 1, gpus: {} }), /^a\/tune\.json: format: expected "nincc-tune"/],
     ['a wrong version', JSON.stringify({ format: 'nincc-tune', version: 2, gpus: {} }), /^a\/tune\.json: version: expected 1, got 2/],
-    ['an unknown knob', file({ '1:forward': { fastMode: false } }), /^a\/tune\.json: gpus\.h100\.layers\["1:forward"\]\.fastMode: unknown knob \(known: stagedStores, warp64Tiles, twinHalo, stemS2d\)/],
+    ['an unknown knob', file({ '1:forward': { fastMode: false } }), /^a\/tune\.json: gpus\.h100\.layers\["1:forward"\]\.fastMode: unknown knob \(known: stagedStores, stagedFp32Stores, warp64Tiles, twinHalo, stemS2d\)/],
     ['a knob on a pass it does not reach', file({ '1:forward': { twinHalo: false } }), /gpus\.h100\.layers\["1:forward"\]\.twinHalo: the knob applies to the wgrad pass, not forward/],
     ['a value not boolean', file({ '1:dgrad': { stagedStores: 'off' } }), /gpus\.h100\.layers\["1:dgrad"\]\.stagedStores: expected true or false, got "off"/],
     ['an unknown pass', file({ '1:backward': {} }), /gpus\.h100\.layers\["1:backward"\]: expected a key LAYER:PASS, PASS one of forward, dgrad, wgrad/],

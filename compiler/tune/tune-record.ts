@@ -14,6 +14,7 @@ export const TUNE_PASSES: readonly TunePass[] = ['forward', 'dgrad', 'wgrad'];
 /** The per-layer knobs, each with the passes whose kernels it changes (the generators that read it in backends/cuda). */
 export const TUNE_KNOBS = {
   stagedStores: ['forward', 'dgrad'],
+  stagedFp32Stores: ['forward'],
   warp64Tiles: ['forward', 'dgrad', 'wgrad'],
   twinHalo: ['wgrad'],
   stemS2d: ['forward'],
