@@ -15,6 +15,7 @@ import { compileModel } from './pipeline.js';
 import { buildReport } from './report/build-report.js';
 import { ablationsDigest, type Ablations } from './ablations.js';
 import { choicesFor, convLayers, modelHash, parseTuneFile, TUNE_FILE, TuneRecordError, tunedDigest, type TunedChoices, type TuneSource } from './tune/tune-record.js';
+import { buildL3Bytes } from './schedule/cpu-winograd-choice-l3.js';
 
 /**
  * cpu: kernels.cpu.so. emu: that plus kernels.cu compiled for the SIMT emulator (kernels.emu.so), and
@@ -67,6 +68,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const log = options.log ?? (() => {});
   const maxBatch = options.maxBatch ?? model.train?.batch ?? 128;
   const features = cpuFeatures(options.cpu);
+  const cpuL3Bytes = buildL3Bytes(options.cpu, options.ablations);
   const precision = effectivePrecision(options.target, options.precision ?? model.train?.precision ?? 'fp32');
   const tuned = options.tuned ?? (options.tuneFrom ? readTunedChoices(options.tuneFrom, model, maxBatch, precision) : undefined);
   const sourceHash = createHash('sha256')
@@ -81,6 +83,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     .update(options.input ? `input ${options.input}` : '')
     .update(ablationsDigest(options.ablations))
     .update(tunedDigest(tuned))
+    .update(cpuL3Bytes !== undefined ? `cpu L3 ${cpuL3Bytes}` : '')
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -103,7 +106,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.ablations ? { ablations: options.ablations } : {}), ...(tuned ? { tuned } : {}) });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.ablations ? { ablations: options.ablations } : {}), ...(tuned ? { tuned } : {}), ...(cpuL3Bytes !== undefined && { cpuL3Bytes }) });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);

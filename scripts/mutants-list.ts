@@ -17,6 +17,20 @@ export interface Mutant {
 
 export const MUTANTS: readonly Mutant[] = [
   {
+    name: 'winogradHalfTiles: the render drops half_tiles=false from F(4x4,3x3) calls, so an ablated build still runs them half-width',
+    file: 'compiler/backends/cpu/render.ts',
+    find: "${k.op === 'conv_infer' && k.consts.winogradFullTiles ? ",
+    replace: "${k.op === 'conv_infer' && k.consts.winogradFullTiles && a !== 'winograd_f4x3' ? ",
+    tests: ['test/cpu-winograd-choice-half-tiles.test.ts'],
+  },
+  {
+    name: 'hostL3: the conv cost model ignores the build machine\'s L3 and streams NIN k31\'s F(4x4,3x3) weights past a 32 MiB one',
+    file: 'compiler/schedule/cpu-conv-algorithm.ts',
+    find: '(bytes <= (c.l3Bytes ?? defaultL3Bytes) ? 16 : 2)',
+    replace: '(bytes <= defaultL3Bytes ? 16 : 2)',
+    tests: ['test/cpu-winograd-choice-l3.test.ts'],
+  },
+  {
     name: 'holdWorkers: the cpu library keeps nincc_cpu_hold_workers hidden, so the device never holds its pool awake',
     file: 'compiler/backends/cpu/kernels.cpu.cc.njk',
     find: 'NINCC_CPU_EXPORT void nincc_cpu_hold_workers(std::int32_t held)',
@@ -29,6 +43,13 @@ export const MUTANTS: readonly Mutant[] = [
     find: 'gpu.launchMicros + (waves + lastBlockTails(counts)) * gpu.waveLatencyMicros',
     replace: 'gpu.launchMicros + waves * gpu.waveLatencyMicros',
     tests: ['test/profile-time-model.test.ts'],
+  },
+  {
+    name: 'tickets: plan.json does not list the weight gradients\' tickets, so the runtime never zeroes them after a failed step',
+    file: 'compiler/emit/plan.ts',
+    find: '...(memory.buffers.some((b) => b.tickets) ?',
+    replace: '...(false && memory.buffers.some((b) => b.tickets) ?',
+    tests: ['test/emu-conv-mma-last-cta-wgrad.test.ts'],
   },
   {
     name: 'bf16Gradients: the conv before a BN reads a data gradient stored bf16 as fp32 in its fused rebuild',
@@ -107,6 +128,22 @@ export const MUTANTS: readonly Mutant[] = [
     file: 'compiler/backends/cuda/conv-mma-stem-s2d.ts',
     find: 'u = j * ${s.fw} - ${stem.pw} + b;',
     replace: 'u = j * ${s.fw} - ${stem.pw} + (b + 1) % ${s.fw};',
+    tests: ['test/emu-conv-mma-grad.test.ts'],
+    only: 'one step',
+  },
+  {
+    name: 'stem space-to-depth weight gradient stages each X\' element one cell column right',
+    file: 'compiler/backends/cuda/conv-mma-stem-s2d-wgrad.ts',
+    find: 's2d_u = ${u} * ${s.fw} - ${stem.pw} + s2d_v % ${s.fw};',
+    replace: 's2d_u = ${u} * ${s.fw} - ${stem.pw} + (s2d_v + 1) % ${s.fw};',
+    tests: ['test/emu-conv-mma-grad.test.ts'],
+    only: 'one step',
+  },
+  {
+    name: 'stem space-to-depth weight gradient stores each dW\' row to the tap one cell row down',
+    file: 'compiler/backends/cuda/conv-mma-stem-s2d-wgrad.ts',
+    find: '+ v / ${s.fw} % ${s.fh}, s = ${s.fw}',
+    replace: '+ (v / ${s.fw} + 1) % ${s.fh}, s = ${s.fw}',
     tests: ['test/emu-conv-mma-grad.test.ts'],
     only: 'one step',
   },
@@ -872,6 +909,21 @@ export const MUTANTS: readonly Mutant[] = [
     replace: 'return false && v != nullptr;',
     tests: ['test/perf-cpu-codegen.test.ts'],
     only: 'NINCC_PROFILE',
+  },
+  {
+    name: 'cpu training BN: the cpuBnOnePassStats ablation ignored (the one-pass statistics kept)',
+    file: 'compiler/backends/cpu/render.ts',
+    find: "const stats = c.twoPassStats ? '<false>' : '';",
+    replace: "const stats = '';",
+    tests: ['test/cpu-train-bn-stats.test.ts'],
+  },
+  {
+    name: "cpu training BN: the one-pass statistics' squares not corrected from the channel's first value to the mean",
+    file: 'runtime/include/nincc/cpu/batchnorm.h',
+    find: 'return {shift + offset, std::max(0.0, squares - offset * centered)};',
+    replace: 'return {shift + offset, std::max(0.0, squares)};',
+    tests: ['test/numerics-semantics.test.ts'],
+    only: 'batch normalization',
   },
   {
     name: 'bench:cpu report: % peak printed although the probe was doubtful',

@@ -4,8 +4,9 @@
 // every gradient of a step, and the weights after two SGD steps back to back (the tickets must be 0 again after
 // each weight gradient for the second step to be right). Edge cases: a batch of 3 on grids sized for 4, split 4
 // ways (one split's share is cut short), partial tiles (C·R·S of 36, 9 and 126; K of 9, 14 and 6), convs with a
-// bias gradient. CI checks the compiled programs (no build); the emu builds and the bitwise comparisons run with
-// NINCC_TEST_FULL=1.
+// bias gradient. A step cut short inside a weight gradient (NINCC_EMU_CUT_SHORT) must not spoil the next one
+// (plan.json `tickets`). CI checks the compiled programs (no build); the emu builds and the bitwise comparisons
+// run with NINCC_TEST_FULL=1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.js';
 import { load } from '../runtime/model.js';
@@ -45,6 +46,10 @@ describe('weight gradients that sum their own splits (compiled, no build)', () =
     }
     const tickets = folded.lowered.memory.buffers.filter((b) => b.id.endsWith('wgrad.tickets'));
     expect(tickets.map((b) => b.space)).toEqual(['fixed']);
+    // The runtime zeroes them before the run after a failed one.
+    const t = tickets[0];
+    expect(folded.plan.tickets).toEqual([{ space: 'fixed', offset: t.offset, size: t.size, dtype: 'f32' }]);
+    expect(compiled('bf16', true).plan.tickets).toBeUndefined();
     for (const c of [compiled('bf16', true), compiled('fp32', false)])
       expect(trainKernels(c).filter((k) => k.includes('wgrad'))).toEqual(['k7_conv_wgrad_fused', 'k7_wgrad_reduce', 'k4_conv_wgrad_fused', 'k4_wgrad_reduce', 'k1_conv_wgrad_fused', 'k1_wgrad_reduce']);
   });
@@ -75,6 +80,33 @@ describe.runIf(FULL)('weight gradients that sum their own splits on emu (NINCC_T
       for (let step = 0; step < 2; ++step) {
         await Promise.all([folded, reduce].map((m) => m.trainStep(images, labels, { lr: 0.05, momentum: 0.9 })));
         for (const t of grads) expect(Array.from(folded.getTensor(t)), `${t} after step ${step + 1}`).toEqual(Array.from(reduce.getTensor(t)));
+      }
+    } finally {
+      await Promise.all([folded, reduce].map((m) => m.dispose()));
+    }
+  }, 600_000);
+
+  it('a step cut short inside a weight gradient leaves no stale ticket: the next step is bitwise that of the wgrad_reduce build', async () => {
+    // conv4's weight gradient runs one block and fails (NINCC_EMU_CUT_SHORT) in both builds, so both keep the same
+    // running statistics and half-written gradients; the folded build's block has taken its tile's ticket, which
+    // the runtime must zero before the next run (plan.json `tickets`) or that tile sums a stale split.
+    const n = 4;
+    const next = rng(95);
+    const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, next);
+    const labels = Int32Array.from({ length: n }, (_, i) => i % CLASSES);
+    const [folded, reduce] = await Promise.all([builds!.dirs.folded, builds!.dirs.reduce].map((d) => load(d, { device: 'emu', seed: 37 })));
+    try {
+      randomizeAffine(folded, rng(97));
+      for (const t of folded.tensorNames()) reduce.setTensor(t, folded.getTensor(t));
+      process.env.NINCC_EMU_CUT_SHORT = 'k4_conv_wgrad_fused:1';
+      try {
+        for (const m of [folded, reduce]) await expect(m.trainStep(images, labels, { lr: 0.05, momentum: 0.9 })).rejects.toThrow('k4_conv_wgrad_fused`: cut short after 1 block(s)');
+      } finally {
+        delete process.env.NINCC_EMU_CUT_SHORT;
+      }
+      for (let step = 0; step < 2; ++step) {
+        await Promise.all([folded, reduce].map((m) => m.trainStep(images, labels, { lr: 0.05, momentum: 0.9 })));
+        for (const t of folded.tensorNames()) expect(Array.from(folded.getTensor(t)), `${t} after good step ${step + 1}`).toEqual(Array.from(reduce.getTensor(t)));
       }
     } finally {
       await Promise.all([folded, reduce].map((m) => m.dispose()));

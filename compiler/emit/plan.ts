@@ -85,6 +85,8 @@ export interface Plan {
    * conv loads as (v/255 − mean[c])/std[c]; absent: float32 N×C×H×W, normalised by the loader.
    */
   readonly imageInput?: ImageInput;
+  /** Fixed buffers of last-block tickets (docs/artifact.md#tickets): the runtime zeroes them before the run after a failed one. */
+  readonly tickets?: readonly BufferRef[];
 }
 
 export interface ImageInput {
@@ -167,5 +169,6 @@ export function emitPlan(
       ]),
     ),
     ...(options.untrainable ? { untrainable: options.untrainable } : {}),
+    ...(memory.buffers.some((b) => b.tickets) ? { tickets: memory.buffers.filter((b) => b.tickets).map((b) => ref(b.id)) } : {}),
   };
 }

@@ -30,6 +30,13 @@ export class ProgramBuilder {
     return id;
   }
 
+  /** A fixed buffer of last-block tickets, which every launch that takes them leaves 0 when it runs to its end. */
+  tickets(what: string, size: number): string {
+    const id = `${this.prefix}:${what}`;
+    this.buffers.push({ id, space: 'fixed', size, dtype: 'f32', tickets: true });
+    return id;
+  }
+
   /**
    * A kernel step of `op`: `buffers` names its buffers as the op's contract does (compiler/lower/ops.ts;
    * an undefined entry is one the consts leave out), and the contract puts them in argument order.

@@ -13,6 +13,8 @@ export interface BufferDecl {
   readonly size: number;
   readonly dtype: Dtype;
   readonly offset?: number; // fixed for param/grad/momentum/state; set by planMemory for act/fixed
+  /** Last-block tickets (fixed space): a kernel cut short can leave them nonzero, so plan.json lists them in `tickets` for the runtime to zero after a failed run. */
+  readonly tickets?: true;
 }
 
 export type { OpKind, OpConsts } from './ops.js';

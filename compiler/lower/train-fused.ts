@@ -212,7 +212,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   // The tiles' tickets, shared as the partials are: a weight gradient that ran to its end leaves every ticket 0.
   const lastSplit = (x: string) => options.wgradLastSplit === true && !stemOf(x).u8Mean;
   const wgradTickets = options.wgradLastSplit === true && convs.length > 0
-    ? b.fixed('wgrad.tickets', Math.max(...convs.map((l) => (l.kind === 'conv' ? wgradTicketsBound(l.attrs.nIn * l.attrs.kH * l.attrs.kW, l.attrs.nOut) : 0))))
+    ? b.tickets('wgrad.tickets', Math.max(...convs.map((l) => (l.kind === 'conv' ? wgradTicketsBound(l.attrs.nIn * l.attrs.kH * l.attrs.kW, l.attrs.nOut) : 0))))
     : '';
 
   // The chain position whose output each buffer holds (−1: the images), for whether its gradient is needed.

@@ -116,6 +116,29 @@ void Executor::run(const std::string& programName, int64_t n, const ScalarValues
       stepScalars[i].push_back(found->second);
     }
 
+  if (ticketsStale_) zeroTickets();
+  try {
+    launchSteps(prog, n, stepScalars, seed, stepDone);
+  } catch (...) {
+    // A kernel cut short may have taken some of its tiles' tickets and not the last: the next run starts from 0.
+    ticketsStale_ = !plan_.tickets.empty();
+    throw;
+  }
+}
+
+void Executor::zeroTickets() {
+  device_.synchronize();  // nothing of the failed run is still queued behind the copies
+  for (const BufferRef& ref : plan_.tickets) {
+    const std::vector<float> zeros(static_cast<size_t>(ref.size), 0.0f);
+    device_.copyToDevice(arena_.pointer(ref, 1), zeros.data(), zeros.size() * sizeof(float));
+  }
+  device_.synchronize();
+  ticketsStale_ = false;
+}
+
+void Executor::launchSteps(const Program& prog, int64_t n, std::vector<std::vector<double>>& stepScalars,
+                           uint64_t seed, const StepDone& stepDone) {
+  const std::vector<ResolvedStep>& steps = resolved_.at(prog.name);
   const int64_t parts = batchParts(prog, n, stepDone != nullptr);
   if (parts > 1) {
     runBatchParts(steps, n, parts, stepScalars, seed);

@@ -45,6 +45,11 @@ class Executor {
   // of the device's T part threads), or fewer whole multiples of T, the most that divide n or leave at
   // least 4 images a slice; 1 when none does, with a per-step hook, or on one thread.
   int64_t batchParts(const Program& program, int64_t n, bool perStepHook) const;
+  // Every step of `prog` with its resolved scalars: one after another, or in slices of the batch.
+  void launchSteps(const Program& prog, int64_t n, std::vector<std::vector<double>>& stepScalars, uint64_t seed,
+                   const StepDone& stepDone);
+  // Zeroes plan.json's tickets (a run failed since they were last known to be 0).
+  void zeroTickets();
   void runBatchParts(const std::vector<ResolvedStep>& steps, int64_t n, int64_t parts,
                      std::vector<std::vector<double>>& stepScalars, uint64_t seed);
 
@@ -55,6 +60,8 @@ class Executor {
   std::set<std::string> knownScalars_;
   // k above: NINCC_SPLIT_BATCH in the environment (0 turns the split off), for A/B measurements; default 1.
   int slicesPerThread_ = 1;
+  // A run failed after it may have launched a step that takes tickets: zero them before the next run.
+  bool ticketsStale_ = false;
 };
 
 }  // namespace nincc

@@ -101,6 +101,9 @@ struct Plan {
   std::vector<TensorEntry> params;
   std::vector<TensorEntry> state;
   std::vector<Program> programs;
+  // Fixed buffers of last-block tickets (plan.json `tickets`): a kernel cut short can leave one nonzero,
+  // so the executor zeroes them before the run after a failed one.
+  std::vector<BufferRef> tickets;
 
   int64_t sizeOf(Space space) const { return spaceSize[static_cast<int>(space)]; }
   const Program* findProgram(const std::string& name) const;

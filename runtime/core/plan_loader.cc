@@ -223,6 +223,13 @@ Plan parsePlan(const std::string& text, const std::string& file, const std::stri
   size_t programCount = programs.objectSize();
   for (size_t i = 0; i < programCount; ++i)
     plan.programs.push_back(readProgram(programs.key(i), programs.member(i), plan));
+  if (root.has("tickets")) {
+    JsonField tickets = root.at("tickets");
+    for (size_t i = 0; i < tickets.arraySize(); ++i) {
+      plan.tickets.push_back(readRef(tickets.item(i), plan));
+      if (plan.tickets.back().space != Space::Fixed) tickets.item(i).at("space").fail("must be \"fixed\": tickets live in the fixed space");
+    }
+  }
   return plan;
 }
 

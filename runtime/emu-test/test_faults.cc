@@ -67,6 +67,21 @@ void test_faults() {
     CHECK(std::isnan(seen[reverse ? 63 : 0]));
   }
 
+  // A launch cut short (NINCC_EMU_CUT_SHORT) runs exactly its first blocks in the order, with one worker or
+  // several, then fails: fill_index's block b writes out[64b, 64b + 64).
+  for (unsigned workers : {1u, 3u}) {
+    Buffer<float> cut(64 * 8);
+    LaunchOptions o = with_order(BlockOrder::reverse, false, workers);
+    o.cut_short_after = 3;
+    EXPECT_FAULT(nincc::emu::launch("fill_index", dim3(8), dim3(64), 0, o, &fill_index, cut.data()),
+                 "kernel `fill_index`: cut short after 3 block(s)");
+    int written = 0;
+    for (int i = 0; i < 64 * 8; ++i) written += cut[i] == float(i % 64) ? 1 : 0;
+    CHECK_MSG(written == 3 * 64 && cut[64 * 7] == 0.0f && cut[64 * 5] == 0.0f && std::isnan(cut[64 * 4]),
+              "a launch cut short after 3 blocks ran other blocks than the order's first 3");
+    check_runner_recovers();
+  }
+
   EXPECT_FAULT(nincc::emu::launch("fill_index", dim3(1), dim3(2000), 0, &fill_index, out.data()), "at most 1024");
   EXPECT_FAULT(nincc::emu::launch("fill_index", dim3(0), dim3(32), 0, &fill_index, out.data()), "dimension is 0");
   EXPECT_FAULT(nincc::emu::launch("fill_index", dim3(1), dim3(1, 1, 65), 0, &fill_index, out.data()), "block z");

@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "device.h"
+#include "error.h"
 #include "fixture_artifact.h"
 #include "model.h"
 #include "staged_discard.h"
@@ -129,6 +130,32 @@ void refusesBadCalls() {
   CHECK_THROWS_WITH(model->readSpace("param", -1, 1, buffer), "outside the param space");
 }
 
+// A run that fails after a step that takes tickets (here k_record's call counter, listed as plan.json `tickets`)
+// leaves them as that step left them; the next run zeroes them first (docs/artifact.md#tickets). A plan without
+// `tickets` keeps its fixed space across the failure.
+int32_t callsAfterAFailedRun(bool listTickets) {
+  const std::string plan = listTickets ? replaceOnce(fixturePlanText(), "\"programs\": {",
+                                                     "\"tickets\": [ { \"space\": \"fixed\", \"offset\": 0, \"size\": 4 } ],\n  \"programs\": {")
+                                       : fixturePlanText();
+  std::unique_ptr<Model> model = Model::load(makeArtifactDir(plan, fixtureLibrary()), "cpu");
+  const nincc::ScalarValues scalars = {{"scale", 1.0}, {"shift", 0.0}};
+  model->run("infer", 1, scalars, 0);
+  CHECK_THROWS_EXACTLY(model->run("infer", 1, scalars, 0, [](size_t step) {
+    if (step == 2) throw nincc::Error("cut short after k_record");
+  }), "cut short after k_record");
+  int32_t record[4];
+  model->getOutput("infer", "record", 1, record, sizeof record);
+  CHECK_EQ(record[3], 2);  // the failed run's count stays until the next run
+  model->run("infer", 1, scalars, 0);
+  model->getOutput("infer", "record", 1, record, sizeof record);
+  return record[3];
+}
+
+void zeroesTicketsAfterAFailedRun() {
+  CHECK_EQ(callsAfterAFailedRun(true), 1);
+  CHECK_EQ(callsAfterAFailedRun(false), 3);
+}
+
 // cpu keeps a staged batch on the host: a discarded one is never copied into the arena.
 void discardsStagedBatches() {
   std::unique_ptr<Model> model = loadFixture();
@@ -144,4 +171,5 @@ void runModelTests() {
   runsSgdWithScalars();
   refusesBadCalls();
   discardsStagedBatches();
+  zeroesTicketsAfterAFailedRun();
 }

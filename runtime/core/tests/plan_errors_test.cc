@@ -117,6 +117,10 @@ void namesTheJsonPathOfBadFields() {
                    "/plan.json: state[0].name: duplicate tensor name \"affine.bias\"");
   CHECK_EDIT_FAILS("\"infer\": {", "\"infer\": { \"splitBatch\": 1,",
                    "/plan.json: programs.infer.splitBatch: expected a boolean, found a number");
+  CHECK_EDIT_FAILS("\"programs\": {", "\"tickets\": [ { \"space\": \"state\", \"offset\": 0, \"size\": 2 } ], \"programs\": {",
+                   "/plan.json: tickets[0].space: must be \"fixed\": tickets live in the fixed space");
+  CHECK_EDIT_FAILS("\"programs\": {", "\"tickets\": [ { \"space\": \"fixed\", \"offset\": 2, \"size\": 4 } ], \"programs\": {",
+                   "/plan.json: tickets[0]: buffer [2, 6) lies outside the fixed space of 4 elements");
 }
 
 // Any edit after the build, of the plan or of the library, is refused before the library is opened.

@@ -41,7 +41,18 @@ struct LaunchOptions {
   // With a profile: 0 runs every block; n > 0 runs at most n interior and n edge blocks, evenly
   // spread, and scales each class's counts to its size (sample_grid).
   unsigned sample_per_class = 0;
+  // Runs only the first n blocks of the order, then fails the launch as a fault would (NINCC_EMU_CUT_SHORT):
+  // what a step cut short leaves behind, for the tests of recovering from one.
+  uint64_t cut_short_after = UINT64_MAX;
 };
+
+// The launch's failure once `blocks` blocks have run (LaunchOptions::cut_short_after).
+inline std::string cut_short_message(const char* kernel, uint64_t blocks) {
+  char text[300];  // snprintf, not std::to_string, whose digit table the library would export
+  std::snprintf(text, sizeof text, "kernel `%s`: cut short after %llu block(s) (NINCC_EMU_CUT_SHORT: an injected failure)",
+                kernel, static_cast<unsigned long long>(blocks));
+  return text;
+}
 
 // NINCC_EMU_ORDER=forward|reverse|shuffled[:seed], NINCC_EMU_WORKERS=n, NINCC_EMU_REVERSE_THREADS=1:
 // the options of launches that name none, so a whole test suite can be rerun in another order.
@@ -107,9 +118,11 @@ struct GridRun {
   std::mutex mutex;
   uint64_t failed_at = UINT64_MAX;  // the earliest position in the order that faulted
   std::string failure;
+  uint64_t cut_short_after;
 
   GridRun(const KernelLaunch& launch, const LaunchOptions& options)
-      : k(launch), count(uint64_t(launch.grid.x) * launch.grid.y * launch.grid.z), order(options.order) {
+      : k(launch), count(uint64_t(launch.grid.x) * launch.grid.y * launch.grid.z), order(options.order),
+        cut_short_after(options.cut_short_after) {
     if (order != BlockOrder::shuffled) return;
     permutation.reset(new uint32_t[count]);
     for (uint64_t i = 0; i < count; ++i) permutation[i] = uint32_t(i);
@@ -134,7 +147,13 @@ struct GridRun {
   void work() {
     for (;;) {
       const uint64_t p = next.fetch_add(1);
-      if (p >= count || stop.load()) return;
+      if (p >= count) return;
+      if (p >= cut_short_after) {  // without `stop`: the blocks before it, taken by other workers, still run
+        std::lock_guard<std::mutex> lock(mutex);
+        if (p < failed_at) failed_at = p, failure = cut_short_message(k.kernel, cut_short_after);
+        return;
+      }
+      if (stop.load()) return;
       try {
         this_thread_runner().run(k, block_at(p));
       } catch (const std::exception& e) {
@@ -279,6 +298,7 @@ inline void run_grid(const KernelLaunch& k, const LaunchOptions& options) {
     std::vector<std::pair<uint64_t, std::unordered_set<uintptr_t>>> kept;
     const SharingProbes probes = sharing_probes(k);
     for (uint64_t p = 0; p < run.count; ++p) {
+      if (p >= options.cut_short_after) throw KernelError(cut_short_message(k.kernel, options.cut_short_after));
       const uint3 c = run.block_at(p);
       runner.run(k, c);
       const int64_t b = int64_t(c.x + uint64_t(k.grid.x) * (c.y + uint64_t(k.grid.y) * c.z));
@@ -356,6 +376,12 @@ void launch_from_parameters(const char* name, void (*kernel)(P...), const NinccE
   o.reverse_threads = l.reverse_threads != 0;
   // NINCC_EMU_PROFILE=FILE: each launch appends its counters to FILE as one JSON line (docs/profile.md),
   // running NINCC_EMU_PROFILE_SAMPLE (default 2) interior and as many edge blocks, scaled; 0: all blocks.
+  // NINCC_EMU_CUT_SHORT=KERNEL:N: a launch of KERNEL runs its first N blocks and fails (tests of recovery).
+  if (const char* cut = std::getenv("NINCC_EMU_CUT_SHORT")) {
+    const char* colon = std::strchr(cut, ':');
+    if (colon && std::strncmp(cut, name, size_t(colon - cut)) == 0 && name[colon - cut] == '\0')
+      o.cut_short_after = std::strtoull(colon + 1, nullptr, 10);
+  }
   const char* profile_path = std::getenv("NINCC_EMU_PROFILE");
   Profile profile;
   if (profile_path && profile_path[0]) {
