@@ -55,6 +55,7 @@ import { CUDA_ONLY_PROGRAMS, scheduleCudaKernels, type ScheduledCudaKernel } fro
 import { generateCpuSource, type CpuSource } from './backends/cpu/render.js';
 import { generateCudaSource, type CudaSource } from './backends/cuda/render.js';
 import { isOn, type Ablations } from './ablations.js';
+import type { TunedChoices } from './tune/tune-record.js';
 import { inlineCallMaxBatch } from './schedule/cpu-region-inline-call.js';
 
 export interface AnalysisResult {
@@ -236,6 +237,8 @@ export interface CompileOptions {
   readonly input?: 'u8';
   /** the bf16 optimizations this build leaves out, for A/B checks (ablations.ts) */
   readonly ablations?: Ablations;
+  /** per-layer choices over `ablations`, from tune.json (compiler/tune/tune-record.ts) */
+  readonly tuned?: TunedChoices;
   /** the L3 of the machine kernels.cpu.so runs on, where known (build.ts: a native build's own); the conv algorithm choice reads it */
   readonly cpuL3Bytes?: number;
 }
@@ -266,7 +269,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const wgradLastSplit = precision === 'bf16' && isOn(options.ablations, 'wgradLastSplit');
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }) }, dumpIR);
 
-  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}) }) : undefined;
+  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);
 
   const plan = emitPlan(model, lowered.layout, lowered.memory, lowered.programs, {

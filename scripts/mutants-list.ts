@@ -940,6 +940,27 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/bench-cpu-report.test.ts'],
   },
   {
+    name: 'tune: a layer-pass choice ignored in the cuda back end (every kernel built with the build\'s switches)',
+    file: 'compiler/tune/tune-record.ts',
+    find: '  if (!choice) return global;',
+    replace: '  if (choice || !choice) return global;',
+    tests: ['test/tune-record.test.ts'],
+  },
+  {
+    name: 'tune: the chooser turns a knob off where its variant is slower',
+    file: 'compiler/tune/tune-choose.ts',
+    find: 'choice[knob] = !(flipped < baseline * (1 - t.margin));',
+    replace: 'choice[knob] = flipped < baseline * (1 - t.margin);',
+    tests: ['test/tune-record.test.ts'],
+  },
+  {
+    name: 'tune.json: a knob on a pass it does not reach accepted',
+    file: 'compiler/tune/tune-record.ts',
+    find: 'if (!passes.includes(pass))',
+    replace: 'if (false)',
+    tests: ['test/tune-record.test.ts'],
+  },
+  {
     name: 'inline cpu infer: a call of exactly inlineMaxBatch images sent to the worker thread',
     file: 'runtime/model.ts',
     find: "this.info.device === 'cpu' && k <= (",
