@@ -7,6 +7,7 @@ import { trainCommand } from './commands/train.js';
 import { inferCommand } from './commands/infer.js';
 import { benchCommand } from './commands/bench.js';
 import { profileCommand } from './commands/profile.js';
+import { tuneCommand } from './commands/tune.js';
 import { exportOnnxCommand } from './commands/export-onnx.js';
 import { importT7Command } from './commands/import-t7.js';
 import { statsCommand } from './commands/stats.js';
@@ -15,7 +16,7 @@ import { inspect } from './commands/inspect.js';
 import { SpecError } from './spec-file.js';
 import { NINCC_VERSION } from '../compiler/emit/plan.js';
 
-const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand, profileCommand, statsCommand, packCommand, importT7Command, exportOnnxCommand];
+const commands: readonly Command[] = [check, inspect, build, trainCommand, evalCommand, inferCommand, benchCommand, profileCommand, tuneCommand, statsCommand, packCommand, importT7Command, exportOnnxCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

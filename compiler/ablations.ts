@@ -1,4 +1,4 @@
-// The optimizations' A/B off-switches (the bf16 path's, and the cpu's inline call), said once: each leaves one optimization out of a build, so a test can
+// The optimizations' A/B off-switches (the bf16 path's, the cpu's inline call and one of the cpu training's), said once: each leaves one optimization out of a build, so a test can
 // check it against what it replaced (bitwise, where the summation order is unchanged).
 /** Each switch, with what a build that turns it off does instead. */
 export const ABLATIONS = {
@@ -15,15 +15,20 @@ export const ABLATIONS = {
   bf16Gradients: 'the convs\' data gradients and the max pools\' backwards store dX in fp32, not bf16, for the conv before a BN (which rebuilds dY\' from it) or the pool\'s backward (lower/train-fused.ts; bounded, not bitwise: they then start from the unrounded dX)',
   stemBand: 'the few-channels strided stems (NIN\'s 11×11/4 on 3 channels) gather A\'s input taps from global memory for every slice, no shared band of input rows staged once per block (backends/cuda/conv-mma-stem-band.ts)',
   stemS2d: 'the few-channels strided stems\' bf16 forwards (NIN\'s 11×11/4 on 3 channels; training and inference) keep the shared band of input rows, not a stride-1 conv over x space-to-depth by the stride on the tap-major halo (backends/cuda/conv-mma-stem-s2d.ts)',
+  stemS2dWgrad: 'the few-channels strided stems\' bf16 weight gradients (NIN\'s 11×11/4 on 3 channels) run on the stem\'s own input halo, not as the stride-1 weight gradient over x space-to-depth by the stride, mapped back to the stem\'s taps in the store (backends/cuda/conv-mma-stem-s2d-wgrad.ts)',
   stemWgradHalo: 'the few-channels strided stems\' weight gradients (NIN\'s 11×11/4 on 3 channels) gather x per tap from global memory, no input halo of their own pitch (backends/cuda/conv-mma-stem-wgrad-layout.ts)',
   tallTiles: 'the k×k weight gradients keep the wide tiles, no 256-tall one (backends/cuda/conv-mma-kxk-wgrad-tile.ts)',
   warp64Tiles: 'the k×k convs keep 32-row warps (8 or 16 a block), not the same block tiles with half the warps of 64 rows (backends/cuda/conv-mma-tile.ts warp64Twin)',
   twinHalo: 'the k×k weight gradients on 64-row warp twins keep the input halo chosen for the 32-row tile\'s threads, not a longer staging chosen for their own (backends/cuda/conv-mma-grad.ts convBackwardWeightMma)',
+  wgradCoalesced: 'the weight gradients stage dY\' (B) and a gathered input (A, the 1×1 convs\') with 8 lanes on each of 4 rows a load instruction (16 bytes a row in bf16) and their channel parameters loaded per row and slice, not one row a warp instruction with lanes along its positions and the parameters loaded once per block (backends/cuda/conv-mma-wgrad-coalesced-staging.ts; bounded, not bitwise, for a bias gradient: it sums in another order)',
   stagedStores: 'the convs\' bf16 epilogues (y of a forward, dX of a data gradient) store from the accumulator layout directly, 2 bytes × 4 channels × 8 positions a warp instruction, not staged through shared memory into contiguous runs (backends/cuda/conv-mma-store-staged.ts)',
   stagedFp32Stores: 'the convs\' fp32 epilogues (inference\'s y) on planes that are not a multiple of 8 positions store from the accumulator layout directly, 4 bytes × 4 channels × 8 positions a warp instruction, not staged through shared memory into 128-byte runs (backends/cuda/conv-mma-store-fp32-staged.ts)',
   wgradLastSplit: 'the bf16 weight gradients leave their batch splits\' partials to a wgrad_reduce launch, not summed in split order by the last split block of each tile to finish (backends/cuda/conv-mma-last-cta-wgrad.ts)',
   bnBwdLastBlock: 'the pool backwards that write a BN\'s Σdz, Σdz·x̂ partials leave them to a bn_bwd_finalize launch, not summed in its order by the last block to write each channel\'s (backends/cuda/conv-mma-last-cta-bn-bwd-finalize.ts)',
   inlineCall: 'every cpu inference call runs on a worker thread, none on the JS thread (schedule/cpu-region-inline-call.ts)',
+  cpuBnOnePassStats: 'the cpu training\'s BN forwards take their batch statistics in two passes over x (the mean, then the squares around it), not one around a value of the channel (runtime/include/nincc/cpu/batchnorm.h channel_moments)',
+  winogradHalfTiles: 'the cpu inference Winograd convs multiply all 32 lanes of a column tile holding at most 16 tiles (NIN\'s 7x7 planes at batch 1), not its first half alone (runtime/include/nincc/cpu/conv_winograd.h kHalfTileCols)',
+  hostL3: 'a native cpu build\'s conv algorithm choice assumes the default 32 MiB L3, not the build machine\'s (schedule/cpu-winograd-choice-l3.ts)',
 } as const;
 
 export type Ablation = keyof typeof ABLATIONS;

@@ -2,7 +2,7 @@
 // This file keeps what is not compiling: the build hash, the cache check, the toolchains and the file
 // writes; the passes themselves are listed in pipeline.ts.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileEmuLibrary, emuCompilerCommand, findNvcc, nvccCompile, requireNvcc, type NvccCheck } from './backends/cuda/toolchain.js';
@@ -14,6 +14,8 @@ import type { Precision, ShapedModel } from './ir.js';
 import { compileModel } from './pipeline.js';
 import { buildReport } from './report/build-report.js';
 import { ablationsDigest, type Ablations } from './ablations.js';
+import { choicesFor, convLayers, modelHash, parseTuneFile, TUNE_FILE, TuneRecordError, tunedDigest, type TunedChoices, type TuneSource } from './tune/tune-record.js';
+import { buildL3Bytes } from './schedule/cpu-winograd-choice-l3.js';
 
 /**
  * cpu: kernels.cpu.so. emu: that plus kernels.cu compiled for the SIMT emulator (kernels.emu.so), and
@@ -35,6 +37,10 @@ export interface BuildOptions {
   readonly input?: 'u8';
   /** the bf16 optimizations this build leaves out, for A/B checks (compiler/ablations.ts) */
   readonly ablations?: Ablations;
+  /** per-layer choices from a tune.json (compiler/tune/tune-record.ts), checked against the model before use */
+  readonly tuned?: TunedChoices;
+  /** where to read `tuned` from when it is not given: a tune.json or an artifact directory with one (`nincc build --tuned`) */
+  readonly tuneFrom?: TuneSource;
   readonly log?: (line: string) => void;
 }
 
@@ -50,12 +56,21 @@ function writeIfChanged(path: string, text: string): void {
   writeFileSync(path, text);
 }
 
+/** The choices of a tune.json (or DIR/tune.json) for this model, checked (errors name the file and field). */
+function readTunedChoices(from: TuneSource, model: ShapedModel, maxBatch: number, precision: Precision): TunedChoices {
+  const file = existsSync(from.file) && statSync(from.file).isDirectory() ? join(from.file, TUNE_FILE) : from.file;
+  if (!existsSync(file)) throw new TuneRecordError(`${file}: no such file (run nincc tune on the artifact first)`);
+  return choicesFor(parseTuneFile(readFileSync(file, 'utf8'), file), file, from.gpu, modelHash(model, maxBatch, precision), convLayers(model));
+}
+
 export function buildArtifact(model: ShapedModel, source: string, options: BuildOptions): BuildResult {
   const started = Date.now();
   const log = options.log ?? (() => {});
   const maxBatch = options.maxBatch ?? model.train?.batch ?? 128;
   const features = cpuFeatures(options.cpu);
+  const cpuL3Bytes = buildL3Bytes(options.cpu, options.ablations);
   const precision = effectivePrecision(options.target, options.precision ?? model.train?.precision ?? 'fp32');
+  const tuned = options.tuned ?? (options.tuneFrom ? readTunedChoices(options.tuneFrom, model, maxBatch, precision) : undefined);
   const sourceHash = createHash('sha256')
     .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, cpuFeatures: features, version: NINCC_VERSION }))
     .update(compilerDigest())
@@ -67,6 +82,8 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     .update(precision === 'fp32' ? '' : `precision ${precision}`)
     .update(options.input ? `input ${options.input}` : '')
     .update(ablationsDigest(options.ablations))
+    .update(tunedDigest(tuned))
+    .update(cpuL3Bytes !== undefined ? `cpu L3 ${cpuL3Bytes}` : '')
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -89,7 +106,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.ablations ? { ablations: options.ablations } : {}) });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.ablations ? { ablations: options.ablations } : {}), ...(tuned ? { tuned } : {}), ...(cpuL3Bytes !== undefined && { cpuL3Bytes }) });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);
@@ -111,7 +128,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     cuda = { command: emu.command, nvcc };
   }
   const plan = compiled.plan;
-  writeFileSync(join(dir, 'report.txt'), buildReport(model, compiled, cpuLibrary.command, cuda));
+  writeFileSync(join(dir, 'report.txt'), buildReport(model, compiled, cpuLibrary.command, cuda, tuned));
   // The layer IR, for tools that need the network rather than its kernels (export-onnx, docs/onnx.md).
   writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'nincc-model', version: 1, sourceHash, model }) + '\n');
   // plan.json last: its presence with a matching hash is what marks the directory complete. Sealed with the

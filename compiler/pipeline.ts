@@ -55,6 +55,7 @@ import { CUDA_ONLY_PROGRAMS, scheduleCudaKernels, type ScheduledCudaKernel } fro
 import { generateCpuSource, type CpuSource } from './backends/cpu/render.js';
 import { generateCudaSource, type CudaSource } from './backends/cuda/render.js';
 import { isOn, type Ablations } from './ablations.js';
+import type { TunedChoices } from './tune/tune-record.js';
 import { inlineCallMaxBatch } from './schedule/cpu-region-inline-call.js';
 
 export interface AnalysisResult {
@@ -172,6 +173,8 @@ export interface LoweringOptions {
   readonly bf16Weights?: boolean;
   /** With rebuildPass: the pass stores dY' in bf16 for the conv gradients that read it (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Rebuilt?: boolean;
+  /** With trainKernels cpu: false, the BN forwards' statistics in two passes over x (ablations.ts cpuBnOnePassStats). */
+  readonly bnOnePassStats?: boolean;
   /** With trainKernels cuda: a max pool read only by convs stores its output in bf16 (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Pooled?: boolean;
   /** With trainKernels cuda: a conv read only by a conv or a pool stores its output in bf16 (lower/train-fused.ts FusedTrainOptions). */
@@ -181,6 +184,10 @@ export interface LoweringOptions {
   readonly bnBwdLastBlock?: boolean;
   /** With trainKernels cuda: data gradients and max pool backwards store dX in bf16 for the conv before a BN or a pool's backward (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Gradients?: boolean;
+  /** The L3 of the machine the cpu library runs on, which the packed convs' algorithm choice reads (schedule/cpu-conv-algorithm.ts); absent: its default. */
+  readonly cpuL3Bytes?: number;
+  /** The winogradHalfTiles ablation: the packed convs' Winograd products multiply every lane of a column tile (runtime conv_winograd.h). */
+  readonly winogradFullTiles?: boolean;
 }
 
 export interface Lowered {
@@ -200,10 +207,10 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true, bnBwdLastBlock: options.bnBwdLastBlock === true }) : lowerTrainForwardBackward(model, stem);
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true, bnBwdLastBlock: options.bnBwdLastBlock === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false });
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
-  const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true });
+  const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true, ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(options.winogradFullTiles && { winogradFullTiles: true }) });
   dumpIR('lower-infer', infer);
   const programs = [infer.prepare, infer.infer, ...(train ? [train.program] : []), ...(sgd ? [sgd] : [])];
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
@@ -231,6 +238,10 @@ export interface CompileOptions {
   readonly input?: 'u8';
   /** the bf16 optimizations this build leaves out, for A/B checks (ablations.ts) */
   readonly ablations?: Ablations;
+  /** per-layer choices over `ablations`, from tune.json (compiler/tune/tune-record.ts) */
+  readonly tuned?: TunedChoices;
+  /** the L3 of the machine kernels.cpu.so runs on, where known (build.ts: a native build's own); the conv algorithm choice reads it */
+  readonly cpuL3Bytes?: number;
 }
 
 export interface Compiled {
@@ -258,9 +269,9 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const bf16Gradients = precision === 'bf16' && isOn(options.ablations, 'bf16Gradients');
   const wgradLastSplit = precision === 'bf16' && isOn(options.ablations, 'wgradLastSplit');
   const bnBwdLastBlock = cudaTarget && isOn(options.ablations, 'bnBwdLastBlock');
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, bnBwdLastBlock, ...(options.input ? { input: options.input } : {}) }, dumpIR);
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, bnBwdLastBlock, bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }) }, dumpIR);
 
-  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}) }) : undefined;
+  const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);
 
   const plan = emitPlan(model, lowered.layout, lowered.memory, lowered.programs, {

@@ -7,6 +7,7 @@ import { u8InputDiagnostic, u8InputProblem } from '../compiler/lower/u8-input.js
 import { hasErrors, renderDiagnostics, type Diagnostic } from '../grammar/diagnostics.js';
 import type { CpuLevel } from '../compiler/backends/cpu/toolchain.js';
 import type { Precision } from '../compiler/ir.js';
+import type { TuneSource } from '../compiler/tune/tune-record.js';
 
 export interface BuildJob {
   readonly source: string;
@@ -22,6 +23,8 @@ export interface BuildJob {
   readonly input?: 'u8';
   /** With input absent: u8 when the model can take uint8 images, else float32 with the reason in the result (the CLI's default for image data) */
   readonly preferU8?: boolean;
+  /** the per-layer choices to apply: a tune.json or an artifact directory with one, and its GPU entry (compiler/tune/tune-record.ts) */
+  readonly tuneFrom?: TuneSource;
 }
 
 export type BuildMessage =
@@ -54,6 +57,7 @@ function runJob(job: BuildJob, post: (m: BuildMessage) => void): void {
       ...(job.cpu !== undefined ? { cpu: job.cpu } : {}),
       ...(job.precision !== undefined ? { precision: job.precision } : {}),
       ...(input !== undefined ? { input } : {}),
+      ...(job.tuneFrom !== undefined ? { tuneFrom: job.tuneFrom } : {}),
       log: (line) => post({ kind: 'log', line }),
     });
     post({ kind: 'done', result, warnings: compiled.diagnostics, rendered, ...(floatBecause !== undefined ? { floatBecause } : {}) });

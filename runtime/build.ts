@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { TARGETS, type BuildResult, type Target } from '../compiler/build.js';
 import { CPU_LEVELS, type CpuLevel } from '../compiler/backends/cpu/toolchain.js';
 import { PRECISIONS, type Precision } from '../compiler/ir.js';
+import type { TuneSource } from '../compiler/tune/tune-record.js';
 import type { Diagnostic } from '../grammar/diagnostics.js';
 import type { BuildJob, BuildMessage } from './build-worker.js';
 import { ErrorCodes, InvalidArgumentError, NinccError } from './errors.js';
@@ -25,6 +26,8 @@ export interface BuildOptions {
   readonly precision?: Precision;
   /** 'u8': the artifact takes uint8 N×H×W×C images, normalised by its first conv (docs/artifact.md#imageinput); default float32 N×C×H×W. */
   readonly input?: 'u8';
+  /** Per-layer configurations from `nincc tune`: a tune.json (or an artifact directory with one), and which GPU's entry (absent: its only one). */
+  readonly tuneFrom?: TuneSource;
   /** The spec's text; when given, `file` only names it in diagnostics and is not read. */
   readonly source?: string;
   /** Progress lines (what the compiler is doing); nothing by default. */
@@ -82,7 +85,7 @@ export async function build(file: string, options?: BuildOptions | null): Promis
       throw new NinccError(ErrorCodes.spec, `${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { cause: e });
     }
   } else if (typeof source !== 'string') throw new InvalidArgumentError('build: source must be a string');
-  const job: BuildJob = { source, file, target, ...(o.outDir !== undefined ? { outDir: o.outDir } : {}), ...(o.maxBatch !== undefined ? { maxBatch: o.maxBatch } : {}), ...(o.cpu !== undefined ? { cpu: o.cpu } : {}), ...(o.precision !== undefined ? { precision: o.precision } : {}), ...(o.input !== undefined ? { input: o.input } : {}) };
+  const job: BuildJob = { source, file, target, ...(o.outDir !== undefined ? { outDir: o.outDir } : {}), ...(o.maxBatch !== undefined ? { maxBatch: o.maxBatch } : {}), ...(o.cpu !== undefined ? { cpu: o.cpu } : {}), ...(o.precision !== undefined ? { precision: o.precision } : {}), ...(o.input !== undefined ? { input: o.input } : {}), ...(o.tuneFrom !== undefined ? { tuneFrom: o.tuneFrom } : {}) };
   return runBuildJob(job, o.log ?? (() => {}));
 }
 

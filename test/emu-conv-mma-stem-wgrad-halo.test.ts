@@ -1,5 +1,5 @@
 // The few-channels stem's weight-gradient input halo (compiler/backends/cuda/conv-mma-stem-wgrad-layout.ts) against
-// the per-tap gather it replaces (`stemWgradHalo: false`): the halo holds the values the gather reads, rounded to bf16
+// the per-tap gather it replaces (`stemWgradHalo: false`, and `stemS2dWgrad: false`, as the space-to-depth form reads less than a gather): the halo holds the values the gather reads, rounded to bf16
 // once as before, in the same k order, so the two builds must agree bitwise — one step's every gradient and three SGD
 // steps, with NINCC_TEST_FULL=1. CI checks without a build: NIN's stem layout (the row-crossing pitch and residue, 128
 // positions a staging, within static shared memory beside the operand tiles) and which wgrad kernels take the halo;
@@ -22,7 +22,7 @@ const CASES = [
 function compiled(spec: string, gather: boolean): Compiled {
   const r = compileSpec(spec, 'stem.model', { device: 'emu' });
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: gather ? { stemWgradHalo: false } : {} });
+  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: gather ? { stemWgradHalo: false, stemS2dWgrad: false } : {} });
 }
 
 /** Each bf16 conv weight-gradient kernel's tile words, by kernel name. */
@@ -53,7 +53,7 @@ if (process.env.NINCC_TEST_FULL !== '1') console.warn('test/emu-conv-mma-stem-wg
 describe.runIf(process.env.NINCC_TEST_FULL === '1')('the stem wgrad halo on emu, bitwise the gather (NINCC_TEST_FULL=1)', () => {
   for (const c of CASES) {
     it(`${c.name}: one step's gradients and three SGD steps are bitwise those of the gather`, async () => {
-      const builds = buildEmuVariants(c.spec, `${c.name}.model`, { halo: {}, gather: { stemWgradHalo: false } });
+      const builds = buildEmuVariants(c.spec, `${c.name}.model`, { halo: {}, gather: { stemWgradHalo: false, stemS2dWgrad: false } });
       const n = 3; // below the grids' maximum of 4
       const next = rng(71);
       const images = uniform(n * c.input[0] * c.input[1] * c.input[2], -1.5, 1.5, next);

@@ -8,7 +8,7 @@ import { intOption, onePositional, stringOption, UsageError, type Command } from
 export const build: Command = {
   name: 'build',
   summary: 'Compile a model spec into an artifact directory: plan.json, generated kernels (kernels.cpu.cc), the compiled library and report.txt. Identical builds are cache hits.',
-  usage: 'FILE [-o DIR] [--target cpu|emu|cuda] [--max-batch N] [--cpu native|avx2|avx512|portable] [--precision fp32|tf32|bf16] [--input u8|f32]',
+  usage: 'FILE [-o DIR] [--target cpu|emu|cuda] [--max-batch N] [--cpu native|avx2|avx512|portable] [--precision fp32|tf32|bf16] [--input u8|f32] [--tuned FILE|DIR [--gpu NAME]]',
   options: {
     out: { type: 'string', short: 'o', value: 'DIR', help: 'artifact directory (default: build/<model name>)' },
     target: { type: 'string', value: 'TARGET', help: 'cpu (default); emu: also the CUDA kernels (kernels.cu) for the SIMT emulator, and kernels.fatbin where nvcc exists; cuda: that with nvcc required, the fatbin listed for the cuda device. An emu/cuda artifact infers on cpu, emu and cuda; its training program is the fused CUDA one, for emu and cuda only' },
@@ -16,6 +16,8 @@ export const build: Command = {
     cpu: { type: 'string', value: 'LEVEL', help: "the instruction set kernels.cpu.so may use: native (default: this machine's AVX-512 or AVX2/FMA), avx2, avx512, or portable (baseline x86-64, loads on any x86-64). plan.json lists the features it needs (cpuFeatures); loading on a machine without them fails with ERR_NINCC_CPU naming them" },
     precision: { type: 'string', value: 'P', help: PRECISION_HELP },
     input: { type: 'string', value: 'T', help: BUILD_INPUT_HELP },
+    tuned: { type: 'string', value: 'FILE|DIR', help: "apply the per-layer configurations `nincc tune` chose: a tune.json, or an artifact directory holding one. It must have been tuned for this model, max batch and precision; report.txt says per kernel whether its configuration was tuned, predicted or default" },
+    gpu: { type: 'string', value: 'NAME', help: "with --tuned: the GPU whose entry to apply (default: the file's only one)" },
     quiet: { type: 'boolean', short: 'q', help: 'print nothing but errors' },
   },
   async run(args) {
@@ -29,9 +31,13 @@ export const build: Command = {
     const input = inputOption(args);
     const out = stringOption(args, 'out');
     const quiet = args.values.quiet === true;
+    const tunedPath = stringOption(args, 'tuned');
+    const gpu = stringOption(args, 'gpu');
+    if (gpu !== undefined && tunedPath === undefined) throw new UsageError('--gpu names the entry of --tuned: give --tuned FILE|DIR too');
+    const tuneFrom = tunedPath !== undefined ? { file: tunedPath, ...(gpu !== undefined ? { gpu } : {}) } : undefined;
     // The build runs in a worker thread (runtime/build.ts): this process stays responsive (Ctrl-C) meanwhile.
     try {
-      const r = await buildSpec(file, { target, cpu, ...(precision ? { precision } : {}), ...(input === 'u8' ? { input } : {}), ...(out ? { outDir: out } : {}), ...(maxBatch ? { maxBatch } : {}), ...(quiet ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }) });
+      const r = await buildSpec(file, { target, cpu, ...(precision ? { precision } : {}), ...(input === 'u8' ? { input } : {}), ...(out ? { outDir: out } : {}), ...(maxBatch ? { maxBatch } : {}), ...(tuneFrom ? { tuneFrom } : {}), ...(quiet ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }) });
       if (r.warningReport) process.stderr.write(`${r.warningReport}\n`);
       if (!quiet) process.stdout.write(`built ${r.dir} (model ${r.plan.model}, max batch ${r.plan.maxBatch}, ${r.cached ? 'cached' : 'new'}, ${r.seconds.toFixed(1)} s)\n`);
       return 0;

@@ -30,8 +30,9 @@ type Slice = ReturnType<typeof concatSlices>[number];
 /**
  * `reluAfter`: a BN's only reader is the ReLU after it, which this BN's pass applies (and its backward undoes).
  * `slot`: the layer's output (a BN+ReLU's) is a concat branch's end, written straight into its channels of the concat's output.
+ * `bnStats`: a BN forward's statistics consts (trainStatsConsts).
  */
-function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8Stem, reluAfter = false, slot?: ConcatSlot): Saved {
+function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8Stem, reluAfter = false, slot?: ConcatSlot, bnStats: BnStatsConsts = {}): Saved {
   const out = elementsOf(l.output);
   const p = (f: string) => paramId(l, f);
   switch (l.kind) {
@@ -50,7 +51,7 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8S
       const y = slot?.y ?? b.act(`bn${l.index}.out`, out);
       const mean = b.fixed(`bn${l.index}.save_mean`, l.attrs.nFeatures);
       const invstd = b.fixed(`bn${l.index}.save_invstd`, l.attrs.nFeatures);
-      b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...(reluAfter ? { relu: true } : {}), ...endSlot(slot) });
+      b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...bnStats, ...(reluAfter ? { relu: true } : {}), ...endSlot(slot) });
       return { x, y, saveMean: mean, saveInvstd: invstd, ...(reluAfter ? { reluFused: true } : {}) };
     }
     case 'maxpool': {
@@ -234,8 +235,17 @@ export function trainingInputs(m: ShapedModel, stem?: U8Stem): { b: ProgramBuild
   return { b, images, labels: b.act('labels', 1, 'i32') };
 }
 
+/** The cpu training's options: `bnOnePassStats` false is the cpuBnOnePassStats ablation (compiler/ablations.ts). */
+export interface CpuTrainOptions {
+  readonly bnOnePassStats?: boolean;
+}
+type BnStatsConsts = { readonly twoPassStats?: true };
+/** A BN forward's consts for how it takes its batch statistics: none by default (one pass, batchnorm.h channel_moments). */
+const trainStatsConsts = (options: CpuTrainOptions): BnStatsConsts => (options.bnOnePassStats === false ? { twoPassStats: true } : {});
+
 /** `stem`: the model takes uint8 images, which its first conv normalises (u8-input.ts). */
-export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem): { program: Program; builder: ProgramBuilder } {
+export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem, options: CpuTrainOptions = {}): { program: Program; builder: ProgramBuilder } {
+  const bnStats = trainStatsConsts(options);
   const last = logSoftmaxHead(m);
   const { b, images, labels } = trainingInputs(m, stem);
   const saved: Saved[] = [];
@@ -278,14 +288,14 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem): { prog
       const mean = b.fixed(`bn${l.index}.save_mean`, l.attrs.nFeatures);
       const invstd = b.fixed(`bn${l.index}.save_invstd`, l.attrs.nFeatures);
       const p = (f: string) => paramId(l, f);
-      b.step(l, 'bn_fwd_train', { x: from[0], gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), r: value(closing.shortcut), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), residual: true, relu: closing.relu });
+      b.step(l, 'bn_fwd_train', { x: from[0], gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), r: value(closing.shortcut), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...bnStats, residual: true, relu: closing.relu });
       saved.push({ x: from[0], y, saveMean: mean, saveInvstd: invstd });
       fusedOutputs.set(closing.at, y);
       if (closing.relu) fusedOutputs.set(closing.at + 1, y);
     } else if (fused) saved.push({ x: from[0], y: fused });
     else if (i > 0 && (addRelu(i - 1) || bnRelu(i - 1))) saved.push({ x: from[0], y: from[0] });
     else if (l.kind === 'concat') saved.push(concatForward(b, l, from, m.layers, inputsOf(m.layers, i), concatOutput(i), slots));
-    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0], from[0] === images ? stem : undefined, bnRelu(i), slotAt(bnRelu(i) ? i + 1 : i)));
+    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0], from[0] === images ? stem : undefined, bnRelu(i), slotAt(bnRelu(i) ? i + 1 : i), bnStats));
   });
   const x = value(m.layers.length - 1);
   const classes = elementsOf(last.output);

@@ -7,8 +7,11 @@ import type { ConvShape } from '../lower/ops.js';
 export type ConvAlgorithm = 'implicit_gemm' | 'winograd_f2x3' | 'winograd_f4x3' | 'winograd_f2x5';
 
 /** What the choice reads of a conv step's consts (conv_infer's and fold_bn's, compiler/lower/ops.ts). */
-/** A conv's shape; `maxBatch`, where known, the most images a call runs (no second algorithm past it). */
-export type ConvConsts = Omit<ConvShape, 'P' | 'Q'> & { readonly maxBatch?: number };
+/**
+ * A conv's shape; `maxBatch`, where known, the most images a call runs (no second algorithm past it);
+ * `l3Bytes`, where known, the L3 of the machine the build runs on (cpu-winograd-choice-l3.ts), else defaultL3Bytes.
+ */
+export type ConvConsts = Omit<ConvShape, 'P' | 'Q'> & { readonly maxBatch?: number; readonly l3Bytes?: number };
 
 export interface ConvChoice {
   /** The algorithm at batch 1, and at every batch when `large` is absent. */
@@ -55,14 +58,19 @@ export function winogradWeightsSize(a: Exclude<ConvAlgorithm, 'implicit_gemm'>, 
 
 // The model, in cycles of one AVX-512 core (the same ranking holds for AVX2 at half the width): the
 // micro-kernel does 32 multiply-adds a cycle at ~80%; weights not held in L2 stream from L3 at
-// 16 B/cycle or, past 32 MiB, from memory at 2 B/cycle a core (measured: F(4,3)'s 56 MB of
-// transformed weights for NIN's 384→1024 layer make it slower than F(2,3) at batch 16).
+// 16 B/cycle or, past the L3, from memory at 2 B/cycle a core. The L3 is the build machine's where
+// a native build reads it (the 2-core VM reports 300 MiB), else defaultL3Bytes. Measured on that VM,
+// 1 thread, batch 16 (bench/logs/i19s-winograd-k31-f4x3.out): NIN's 3x3 384→1024 on 7x7 took 0.37×
+// the implicit GEMM's time on F(4x4,3x3), whose 56 MB of transformed weights the model modeled at
+// 0.80× as streamed from memory past a 32 MiB L3, and models at 0.38× held in 300 MiB (batch 1: 2.2×
+// measured, 2.1× modeled; bench/logs/i19v-winograd-choice-model.out).
 const macsPerCycle = 32 * 0.8;
 const tileCols = 32; // pixels (implicit GEMM) or Winograd tiles per column panel
 const l2Weights = 512 * 1024;
-const l3Bytes = 32 * 2 ** 20;
+/** The L3 the model assumes where the build machine's is not known (a portable or cross-ISA build). */
+export const defaultL3Bytes = 32 * 2 ** 20;
 const gatherCycles = 6; // one masked 16-lane gather or scatter
-const streamCycles = (bytes: number, times: number) => (bytes * times) / (bytes <= l3Bytes ? 16 : 2);
+const streamCycles = (c: ConvConsts, bytes: number, times: number) => (bytes * times) / (bytes <= (c.l3Bytes ?? defaultL3Bytes) ? 16 : 2);
 
 function outSize(c: ConvConsts): { oh: number; ow: number } {
   return { oh: Math.floor((c.H + 2 * c.ph - c.R) / c.sh) + 1, ow: Math.floor((c.W + 2 * c.pw - c.S) / c.sw) + 1 };
@@ -76,7 +84,7 @@ function implicitGemmCycles(c: ConvConsts, n: number): number {
   const gather = depth * colTiles * 4; // a panel row: a few masked loads and a store
   const weightBytes = c.K * depth * 4;
   const chunks = Math.min(colTiles, Math.max(8, ceilDiv(colTiles, 16)));
-  return macs / macsPerCycle + gather + (weightBytes <= l2Weights ? 0 : streamCycles(weightBytes, chunks));
+  return macs / macsPerCycle + gather + (weightBytes <= l2Weights ? 0 : streamCycles(c, weightBytes, chunks));
 }
 
 function winogradCycles(a: Exclude<ConvAlgorithm, 'implicit_gemm'>, c: ConvConsts, n: number): number {
@@ -94,7 +102,7 @@ function winogradCycles(a: Exclude<ConvAlgorithm, 'implicit_gemm'>, c: ConvConst
   const groups = blocks >= 4 ? 1 : Math.min(kPadded / packRows, ceilDiv(4, blocks));
   const input = c.C * colTiles * groups * (alpha * alpha * 2 * gatherCycles + alpha ** 3);
   const output = kPadded * colTiles * (2 * alpha * alpha + alpha ** 3 + 2 * m * m * gatherCycles);
-  return macs / macsPerCycle + input + output + streamCycles(4 * winogradWeightsSize(a, c.K, c.C), blocks);
+  return macs / macsPerCycle + input + output + streamCycles(c, 4 * winogradWeightsSize(a, c.K, c.C), blocks);
 }
 
 function candidates(c: ConvConsts): Exclude<ConvAlgorithm, 'implicit_gemm'>[] {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "check.h"
@@ -205,6 +206,45 @@ void check_concat_slot(const BatchNormShape& s, int total, int offset, Rng& rng)
 }
 
 // conv -> bn(eval) equals the conv with the BN folded into its weights and bias.
+// The training forward's one-pass statistics (batchnorm.h channel_moments<true>, around each channel's first
+// value) when that value is far from the mean: a large mean (1000) and each channel's first value 100 spreads
+// off it, so sum (x - s)^2 is ~10^4 times the squares about the mean that it must give after its correction.
+// Against the float64 reference at the tolerances check_shape uses, on 1, 2 and all threads, bit for bit the
+// same on each; the two-pass form (<false>, the cpuBnOnePassStats ablation) against the same reference.
+void check_one_pass_statistics(const BatchNormShape& s, Rng& rng) {
+  char what[96];
+  std::snprintf(what, sizeof what, "batchnorm one-pass statistics n%d c%d plane%lld", s.batch, s.channels,
+                static_cast<long long>(s.plane));
+  const RefBatchNorm r{s.batch, s.channels, static_cast<int>(s.plane)};
+  std::vector<float> x = random_floats(s.size(), rng);
+  for (float& v : x) v = static_cast<float>(v + 1000.0);
+  for (int c = 0; c < s.channels; ++c) x[static_cast<std::size_t>(c) * s.plane] = 1100.f;  // the shift: an outlier
+  const std::vector<float> gamma = random_floats(s.channels, rng, 0, 1), beta = random_floats(s.channels, rng);
+  const std::vector<float> rm0 = random_floats(s.channels, rng), rv0 = random_floats(s.channels, rng, 0.5, 2);
+  const double eps = 1e-3;
+  const BatchNormTrainResult want = ref_batchnorm_train(r, to_double(x), to_double(gamma), to_double(beta),
+                                                        to_double(rm0), to_double(rv0), eps, 0.1);
+  auto forward = [&](auto one_pass) {
+    std::vector<float> y = poisoned(x.size()), mean = poisoned(s.channels), invstd = poisoned(s.channels);
+    std::vector<float> rm = rm0, rv = rv0;
+    nincc::cpu::batchnorm_forward_train<decltype(one_pass)::value>(s, x.data(), gamma.data(), beta.data(), y.data(),
+                                                                   mean.data(), invstd.data(), rm.data(), rv.data(), eps);
+    CHECK_CLOSE(y, want.y, 2e-5, what);
+    CHECK_CLOSE(mean, want.mean, 1e-6, what);
+    CHECK_CLOSE(invstd, want.invstd, 2e-5, what);
+    CHECK_CLOSE(rm, want.running_mean, 1e-6, what);
+    CHECK_CLOSE(rv, want.running_var, 2e-5, what);
+    return y;
+  };
+  std::vector<float> first;
+  on_1_2_and_all_threads([&] {
+    const std::vector<float> y = forward(std::true_type{});
+    if (first.empty()) first = y;
+    CHECK(std::memcmp(y.data(), first.data(), y.size() * sizeof(float)) == 0);
+  });
+  forward(std::false_type{});
+}
+
 void check_fold(bool conv_has_bias, Rng& rng) {
   const Conv2dShape s{2, 5, 7, 6, 9, 3, 3, 1, 1, 1, 1};
   const std::vector<float> x = random_floats(conv_x_size(s), rng), w = random_floats(conv_w_size(s), rng);
@@ -242,6 +282,8 @@ void test_batchnorm() {
   check_concat_slot(BatchNormShape{3, 5, 29}, 12, 4, rng);
   check_concat_slot(BatchNormShape{4, 6, 1500}, 15, 9, rng);  // over the parallel grain: channels split across threads
   check_concat_slot(BatchNormShape{2, 4, 7}, 4, 0, rng);      // the whole joined tensor
+  check_one_pass_statistics(BatchNormShape{4, 6, 1500}, rng);  // over the parallel grain
+  check_one_pass_statistics(BatchNormShape{3, 5, 13}, rng);    // planes shorter than two lane rows, with tails
   check_fold(true, rng);
   check_fold(false, rng);
 }

@@ -61,11 +61,11 @@ void check_matrices() {
 }
 
 std::vector<float> forward(WinogradKind kind, const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& w,
-                           const float* bias, bool relu) {
+                           const float* bias, bool relu, bool half_tiles = true) {
   std::vector<float> packed(static_cast<std::size_t>(nincc::cpu::winograd_weights_size(kind, s.out_channels, s.in_channels)));
   nincc::cpu::pack_winograd_weights(kind, s, w.data(), packed.data());
   std::vector<float> y = poisoned(conv_y_size(s));
-  nincc::cpu::conv2d_forward_winograd(kind, s, x.data(), packed.data(), bias, y.data(), relu);
+  nincc::cpu::conv2d_forward_winograd(kind, s, x.data(), packed.data(), bias, y.data(), relu, {}, half_tiles);
   return y;
 }
 
@@ -91,6 +91,8 @@ void check_winograd(WinogradKind kind, const Conv2dShape& s, bool with_bias, boo
 #endif
   CHECK_CLOSE(runs[0], want, tol, what);
   for (const auto& r : runs) CHECK(bitwise_equal(r, runs[0]));
+  // Every column tile through all its lanes (the winogradHalfTiles ablation): the same sums, the same bits.
+  CHECK(bitwise_equal(forward(kind, s, x, w, with_bias ? b.data() : nullptr, relu, false), runs[0]));
 }
 
 }  // namespace
@@ -110,6 +112,16 @@ void test_conv_winograd() {
     check_winograd(kind, Conv2dShape{2, 7, 6, 9, 25, 3, 3, 1, 1, 2, 3}, true, true, tol, rng);     // padding beyond the kernel's reach
     check_winograd(kind, Conv2dShape{2, 64, 14, 14, 100, 3, 3, 1, 1, 1, 1}, true, true, tol, rng); // NIN-like 14x14, several blocks
     check_winograd(kind, Conv2dShape{1, 384, 7, 7, 40, 3, 3, 1, 1, 1, 1}, true, false, tol, rng);  // deep: NIN's 384 channels
+  }
+  // A column tile of at most kHalfTileCols Winograd tiles multiplies only its first half of lanes: at
+  // that count (NIN's k31 at batch 1: 16 tiles with 16-lane AVX-512) and one past it (full width), alone
+  // and as the last column tile after a full one.
+  {
+    constexpr int half = nincc::cpu::winograd_detail::kHalfTileCols;
+    check_winograd(WinogradKind::F2x3, Conv2dShape{1, 24, 2 * half, 2, 30, 3, 3, 1, 1, 1, 1}, true, true, 2e-5, rng);
+    check_winograd(WinogradKind::F2x3, Conv2dShape{1, 24, 2 * half + 2, 2, 30, 3, 3, 1, 1, 1, 1}, true, true, 2e-5, rng);
+    check_winograd(WinogradKind::F2x3, Conv2dShape{1, 24, 2 * (3 * half), 2, 30, 3, 3, 1, 1, 1, 1}, true, false, 2e-5, rng);
+    check_winograd(WinogradKind::F2x3, Conv2dShape{1, 24, 2 * (3 * half + 1), 2, 30, 3, 3, 1, 1, 1, 1}, true, false, 2e-5, rng);
   }
   // nin-fashion's F(4x4) layers at batch 16 (k11: 8 column tiles, k21: 2): at 2 threads their blocks
   // shrink before the row panels split (4 blocks x 1 group, 2 x 2), and the bits stay those of 1 thread.

@@ -104,7 +104,7 @@ function body(k: KernelStep): string[] {
         const w = at === 0 ? cf('w') : `${cf('w')} + ${at}`;
         return a === 'implicit_gemm'
           ? `conv2d_forward(shape, ${convInput(c)}, PackedConvWeights{${w}}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`
-          : `conv2d_forward_winograd(${winogradKindCpp(a)}, shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`;
+          : `conv2d_forward_winograd(${winogradKindCpp(a)}, shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${k.op === 'conv_infer' && k.consts.winogradFullTiles ? `${o || ', ConvOutput{}'}, /*half_tiles=*/false` : o});`;
       };
       // A 1x1 conv whose output outgrows L2 from some batch: the GEMM itself, not the pointwise direct conv.
       const pointwiseGemm = c.u8Mean ? undefined : choice.pointwiseGemm;
@@ -164,7 +164,9 @@ function body(k: KernelStep): string[] {
       // A residual block's add (and ReLU) after it; y's channels in a concat's output.
       const out = c.outTotal !== undefined ? `, ${bnOutputCpp(c)}` : '';
       const block = c.residual || c.relu || out ? `, ${c.relu === true}, ${optional('r')}${out}` : '';
-      return [bnShape(c), `batchnorm_forward_train(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${f('y')}, ${f('save_mean')}, ${f('save_invstd')}, ${f('running_mean')}, ${f('running_var')}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)}${block});`];
+      // The cpuBnOnePassStats ablation: the statistics' two passes (batchnorm.h channel_moments).
+      const stats = c.twoPassStats ? '<false>' : '';
+      return [bnShape(c), `batchnorm_forward_train${stats}(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${f('y')}, ${f('save_mean')}, ${f('save_invstd')}, ${f('running_mean')}, ${f('running_var')}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)}${block});`];
     }
     case 'bn_bwd': {
       const c = k.consts;

@@ -6,11 +6,11 @@
 import { loadFloat, type FusionFlags } from './parts.js';
 
 /** The buffers of channel parameters the gradient rebuild reads (rebuildParams minus g_y, read per element). */
-const rebuildFields = (f: FusionFlags): string[] =>
+export const rebuildFields = (f: FusionFlags): string[] =>
   f.gBn ? [...(f.gRelu ? ['g_scale', 'g_shift'] : []), 'g_mean', 'g_invstd', 'g_gamma', 'g_dbeta', 'g_dgamma'] : [];
 
 /** The buffers of channel parameters a pending input transform reads. */
-const pendingFields = (f: FusionFlags): string[] => (f.inBn ? ['in_scale', 'in_shift'] : []);
+export const pendingFields = (f: FusionFlags): string[] => (f.inBn ? ['in_scale', 'in_shift'] : []);
 
 /** Where a channel parameter comes from: `field` is its buffer's name. */
 type Source = (field: string) => string;

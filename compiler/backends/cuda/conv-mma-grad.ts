@@ -10,15 +10,18 @@
 // atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
 // channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
 import { inputParams, loadFloat, storeFloat, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
-import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords, warpM16 } from './conv-mma-tile.js';
+import { BK, CANDIDATES, WIDE_CANDIDATES, type MmaTile, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords, warpM16 } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
-import { applyPendingFrom, fromRow, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
+import { applyPendingFrom, fromRow, pendingFields, rebuildFields, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
+import { biasPerValue, biasStore, hoistRowParams, rowsPerWarp, stageAlongPositions, type CoalescedRows } from './conv-mma-wgrad-coalesced-staging.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
-import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords } from './conv-mma-wgrad-halo.js';
+import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords, type Halo } from './conv-mma-wgrad-halo.js';
 import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
 import { stemWgradHalo } from './conv-mma-stem-wgrad-layout.js';
+import { wgradTicketsBound } from '../../lower/ops.js';
+import { s2dWgradForm, s2dWgradHalo, s2dWgradReads, s2dWgradSource, s2dWgradTapLambda, s2dWgradWords, type S2dWgrad } from './conv-mma-stem-s2d-wgrad.js';
 import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
@@ -213,9 +216,10 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   };
 }
 
-export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused'>, ablations?: Ablations): CudaKernel {
+/** A weight gradient's tile and input halo (none for a 1×1 kernel, or where no layout fits). */
+function wgradPlan(c: Consts<'conv_wgrad_fused'>, ablations: Ablations | undefined, s2d: S2dWgrad | undefined): { tile: MmaTile; halo: Halo | undefined } {
   const wideTiles = isOn(ablations, 'wideTiles');
-  const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
+  const CRS = c.C * c.R * c.S, RS = c.R * c.S;
   // Any kernel size may take the wide tiles: each block re-reads its BM taps of x for every ⌈K/BN⌉ column
   // tile and its BN channels of dY' (with y, for a rebuild) for every ⌈C·R·S/BM⌉ row tile (conv-mma-tile.ts).
   const wide = chooseMmaTile(CRS, c.K, wideTiles ? WIDE_CANDIDATES : CANDIDATES);
@@ -224,7 +228,8 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   // A staging may cover several slices' positions, which shares the rows their taps overlap on (conv-mma-wgrad-halo-span.ts).
   const span = isOn(ablations, 'haloSpan');
   // A few-channels strided stem's halo has a pitch of its own and may take what shared memory the tiles leave (conv-mma-stem-wgrad-layout.ts).
-  const stemHalo = isOn(ablations, 'stemWgradHalo') ? stemWgradHalo(c, wide, tileThreads(wide), span) : undefined;
+  // So does a stem's stride-1 form over x space-to-depth (conv-mma-stem-s2d-wgrad.ts).
+  const stemHalo = s2d ? s2dWgradHalo(c, wide, tileThreads(wide), span, s2d.fw) : isOn(ablations, 'stemWgradHalo') ? stemWgradHalo(c, wide, tileThreads(wide), span) : undefined;
   const wideHalo = isOn(ablations, 'inputHalo') && RS > 1 ? stemHalo ?? chooseHaloSpan(c, wide.bm, tileThreads(wide), span) : undefined;
   // With the halo, a k×k kernel may take the 256-tall tile, which halves dY''s re-reads (conv-mma-kxk-wgrad-tile.ts).
   const tall = wideTiles && isOn(ablations, 'tallTiles') && wideHalo ? chooseKxkWgradTile(CRS, c.K, RS, c.gBn || c.gRelu ? 2 : 1, (wideHalo.plane * BK) / wideHalo.positions, WIDE_CANDIDATES) : wide;
@@ -235,31 +240,73 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
   const [tile32, halo32] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];
   const tile = kxkWarpTile(tile32, c, ablations);
   const twinHalo = tile !== tile32 && halo32 && !stemHalo && isOn(ablations, 'twinHalo') ? chooseHaloSpan(c, tile.bm, tileThreads(tile), span) : undefined;
-  const halo = twinHalo && twinHalo.positions !== halo32?.positions ? twinHalo : halo32;
+  return { tile, halo: twinHalo && twinHalo.positions !== halo32?.positions ? twinHalo : halo32 };
+}
+
+export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fused'>, ablations?: Ablations): CudaKernel {
+  // A few-channels strided stem runs as the stride-1 weight gradient over x space-to-depth where that form finds an
+  // input halo and reads less a slice than the stem's own plan (conv-mma-stem-s2d-wgrad.ts s2dWgradReads); `c` is the
+  // conv the kernel runs, `stem` the layer (its dW layout, x's shape).
+  const own = wgradPlan(stem, ablations, undefined);
+  const form = s2dWgradForm(stem, ablations);
+  const formPlan = form && wgradPlan({ ...stem, ...form.conv }, ablations, form);
+  // With the last split's fold (conv-mma-last-cta-wgrad.ts) its tiles must also fit the tickets lowering sized by the stem's C·R·S.
+  const formTiles = formPlan && form ? Math.ceil((form.conv.C * form.conv.R * form.conv.S) / formPlan.tile.bm) * Math.ceil(stem.K / formPlan.tile.bn) : Infinity;
+  const ticketsFit = !stem.lastSplit || formTiles <= wgradTicketsBound(stem.C * stem.R * stem.S, stem.K);
+  const s2d = form && formPlan?.halo && ticketsFit && s2dWgradReads({ ...stem, ...form.conv }, formPlan) < s2dWgradReads(stem, own) ? form : undefined;
+  const c: Consts<'conv_wgrad_fused'> = s2d ? { ...stem, ...s2d.conv } : stem;
+  const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, stemCRS = stem.C * stem.R * stem.S;
+  const { tile, halo } = s2d && formPlan ? formPlan : own;
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8;
   const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
   const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), { name: 'x', bf16: c.xBf16 }, ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }, ...lastSplitParams(c)];
+  // One row a warp instruction, lanes along positions (conv-mma-wgrad-coalesced-staging.ts), where the tile's rows split evenly into warps.
+  const coalesced = isOn(ablations, 'wgradCoalesced');
+  const aPerWarp = rowsPerWarp(BM, threads), bPerWarp = rowsPerWarp(BN, threads);
+  const aRows: CoalescedRows | undefined = coalesced && !halo && aPerWarp
+    ? { rows: BM, perWarp: aPerWarp, fields: pendingFields(c), channel: (row) => `(int(m0) + ${row}) / ${RS}`, live: (row) => `int(m0) + ${row} < ${CRS}` }
+    : undefined;
+  const bRows: CoalescedRows | undefined = coalesced && bPerWarp
+    ? { rows: BN, perWarp: bPerWarp, fields: rebuildFields(c), channel: (row) => `n0 + ${row}`, live: (row) => `n0 + ${row} < ${c.K}` }
+    : undefined;
+  const gatherElement = [
+    'const long long j = j0 + ko;',
+    `if (crs < ${CRS} && j < hi) {`,
+    `  const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
+    `  const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
+    `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
+    `    v = ${loadFloat('x', `(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u`, c.xBf16)};`,
+    ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
+    '  }',
+    '}',
+  ];
+  const gatherRow = ['const int crs = int(m0) + row;', `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`];
   // Without a halo, A gathers each tap's input from global memory.
-  const stageGathered = [
+  const stageGathered = aRows
+    ? [
+        '  // Stage A: rows are taps crs = (c, r, s), one a warp instruction, the lanes along its positions j: the input under the tap, its pending transform applied.',
+        ...stageAlongPositions('as', aRows, gatherRow, gatherElement).map((s) => `  ${s}`),
+      ]
+    : [
     '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
     ...stageAlongK('as', BM, {
-      perRow: ['const int crs = int(m0) + row;', `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`, ...rowPendingLoads(c, 'ch', `crs < ${CRS}`)],
-      perElement: [
-        'const long long j = j0 + ko;',
-        `if (crs < ${CRS} && j < hi) {`,
-        `  const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
-        `  const int h = pq / ${c.Q} * ${c.sh} - ${c.ph} + r, u = pq % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
-        `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
-        `    v = ${loadFloat('x', `(((long long)img * ${c.C} + ch) * ${c.H} + h) * ${c.W} + u`, c.xBf16)};`,
-        ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
-        '  }',
-        '}',
-      ],
+      perRow: [...gatherRow, ...rowPendingLoads(c, 'ch', `crs < ${CRS}`)],
+      perElement: gatherElement,
     }, threads).map((s) => `  ${s}`),
   ];
-  const biasSum = c.bias
+  const gradientElement = [
+    'const long long j = j0 + ko;',
+    `if (kout < ${c.K} && j < hi) {`,
+    `  const long long at = (j / ${PQ} * ${c.K} + kout) * ${PQ} + j % ${PQ};`,
+    `  v = ${loadFloat('g', 'at', c.gBf16)};`,
+    ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `  ${s}`),
+    '}',
+  ];
+  const biasSum = c.bias && bRows
+    ? biasStore(bRows, c.K)
+    : c.bias
     ? [
         '// The bias gradient in fp32 from the staged dY\' (before rounding): each thread sums its item\'s positions,',
         '// then the 8 lanes of a row add theirs by shfl_xor 1, 2, 4 (a fixed order) — the blocks of column 0 write it to this split\'s partial.',
@@ -280,23 +327,24 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
     `const long long total = (long long)n * ${PQ};`,
     `const long long lo = total * split / ${c.splits}, hi = total * (split + 1) / ${c.splits};`,
     ...(c.gBn ? [`const float inv_m = 1.0f / float(total);`] : []),
-    ...(c.bias ? [`float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
+    ...(c.bias ? [bRows ? 'float bsum = 0.0f;  // lane l: the bias gradient of the warp\'s row l of B' : `float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
+    ...(aRows ? hoistRowParams(aRows) : []),
+    ...(bRows ? hoistRowParams(bRows) : []),
     ...(halo ? wgradHaloPrologue(c, halo, threads) : []),
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
-    ...(halo ? wgradHaloStaging(c, halo, threads).map((s) => `  ${s}`) : stageGathered),
-    '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
-    ...stageAlongK('bs', BN, {
-      perRow: ['const int kout = n0 + row;', ...rowRebuildLoads(c, 'kout', `kout < ${c.K}`)],
-      perElement: [
-        'const long long j = j0 + ko;',
-        `if (kout < ${c.K} && j < hi) {`,
-        `  const long long at = (j / ${PQ} * ${c.K} + kout) * ${PQ} + j % ${PQ};`,
-        `  v = ${loadFloat('g', 'at', c.gBf16)};`,
-        ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `  ${s}`),
-        '}',
-        ...(c.bias ? [`bsum[q / ${threads}] += v;`] : []),
-      ],
-    }, threads).map((s) => `  ${s}`),
+    ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem)).map((s) => `  ${s}`) : stageGathered),
+    ...(bRows
+      ? [
+          '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',
+          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], gradientElement, c.bias ? biasPerValue : undefined),
+        ]
+      : [
+          '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
+          ...stageAlongK('bs', BN, {
+            perRow: ['const int kout = n0 + row;', ...rowRebuildLoads(c, 'kout', `kout < ${c.K}`)],
+            perElement: [...gradientElement, ...(c.bias ? [`bsum[q / ${threads}] += v;`] : [])],
+          }, threads),
+        ]).map((s) => `  ${s}`),
     '  __syncthreads();',
     ...(halo
       ? [
@@ -308,9 +356,12 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
     ...mmaSlice(tile).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
-    ...eachAccumulator(NT, WN, warpM16(tile), [], [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`], []),
+    ...(s2d ? s2dWgradTapLambda(s2d, stem) : []),
+    ...eachAccumulator(NT, WN, warpM16(tile), [], s2d
+      ? [`const int at = m < ${CRS} ? stem_tap(int(m)) : -1;`, `if (at >= 0 && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${stemCRS} + at], d);`]
+      : [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`], []),
     ...biasSum,
-    ...lastSplitReduce(c, { BM, BN, threads, CRS }),
+    ...lastSplitReduce(c, { BM, BN, threads, CRS, ...(s2d ? { stemTaps: stemCRS } : {}) }),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM wgrad (mma.m16n8k16, fp32 accumulate; the batch\'s positions split across CTAs, fixed-order sum)',
@@ -319,6 +370,8 @@ export function convBackwardWeightMma(k: KernelStep, c: Consts<'conv_wgrad_fused
     c.inBn && 'prologue: input BN scale/shift',
     c.inRelu && 'prologue: input ReLU',
     c.bias && 'bias gradient (fp32)',
+    s2d && s2dWgradWords(s2d, stem),
+    (aRows || bRows) && `${[aRows && 'x', bRows && "dY'"].filter(Boolean).join(' and ')} staged one row a warp instruction, lanes along positions`,
     c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',
   ]);
   const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits${halo ? `; ${haloWords(halo)}` : ''}`;

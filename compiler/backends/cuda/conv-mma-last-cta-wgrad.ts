@@ -11,6 +11,9 @@ export interface WgradTiles {
   readonly BN: number;
   readonly threads: number;
   readonly CRS: number;
+  // A stem over x space-to-depth (conv-mma-stem-s2d-wgrad.ts): the stem's C·R·S, the width of its partials and dW;
+  // the kernel's stem_tap(m) gives a tile row's place in them (−1: a padded tap, none).
+  readonly stemTaps?: number;
 }
 
 /** dw and db (with a bias) and the tickets: the parameters the fold adds after wpart and bpart. */
@@ -25,7 +28,8 @@ export const lastSplitParams = (c: Consts<'conv_wgrad_fused'>) =>
 export function lastSplitReduce(c: Consts<'conv_wgrad_fused'>, t: WgradTiles): string[] {
   if (!c.lastSplit) return [];
   const tiles = Math.ceil(t.CRS / t.BM) * Math.ceil(c.K / t.BN);
-  if (tiles > wgradTicketsBound(t.CRS, c.K)) throw new Error(`internal error: a ${t.BM}×${t.BN} weight-gradient tile gives ${tiles} tickets, more than the ${wgradTicketsBound(t.CRS, c.K)} lowering allocated`);
+  const allocated = wgradTicketsBound(t.stemTaps ?? t.CRS, c.K); // lowering sizes them by the layer's own C·R·S
+  if (tiles > allocated) throw new Error(`internal error: a ${t.BM}×${t.BN} weight-gradient tile gives ${tiles} tickets, more than the ${allocated} lowering allocated`);
   const last = `${c.splits - 1}u`;
   return [
     '// The last split of this tile to finish sums every split\'s partials in split order (wgrad_reduce folded in).',
@@ -37,11 +41,22 @@ export function lastSplitReduce(c: Consts<'conv_wgrad_fused'>, t: WgradTiles): s
     `  for (int q = t; q < ${t.BM * t.BN}; q += ${t.threads}) {`,
     `    const long long m = m0 + q % ${t.BM};`,
     `    const int col = n0 + q / ${t.BM};`,
-    `    if (m < ${t.CRS} && col < ${c.K}) {`,
-    '      float s = 0.0f;',
-    `      for (int sp = 0; sp < ${c.splits}; ++sp) s += nincc::ldcg(&wpart[((long long)sp * ${c.K} + col) * ${t.CRS} + m]);`,
-    `      nincc::st(&dw[(long long)col * ${t.CRS} + m], s);`,
-    '    }',
+    ...(t.stemTaps === undefined
+      ? [
+          `    if (m < ${t.CRS} && col < ${c.K}) {`,
+          '      float s = 0.0f;',
+          `      for (int sp = 0; sp < ${c.splits}; ++sp) s += nincc::ldcg(&wpart[((long long)sp * ${c.K} + col) * ${t.CRS} + m]);`,
+          `      nincc::st(&dw[(long long)col * ${t.CRS} + m], s);`,
+          '    }',
+        ]
+      : [
+          `    const int at = m < ${t.CRS} ? stem_tap(int(m)) : -1;  // the row's stem tap, as the partials' store put it`,
+          `    if (at >= 0 && col < ${c.K}) {`,
+          '      float s = 0.0f;',
+          `      for (int sp = 0; sp < ${c.splits}; ++sp) s += nincc::ldcg(&wpart[((long long)sp * ${c.K} + col) * ${t.stemTaps} + at]);`,
+          `      nincc::st(&dw[(long long)col * ${t.stemTaps} + at], s);`,
+          '    }',
+        ]),
     '  }',
     ...(c.bias
       ? [

@@ -16,9 +16,22 @@ import { BK, type MmaTile } from './conv-mma-tile.js';
 import { isStem } from './conv-mma-stem-geometry.js';
 import { HALO_POSITIONS, chooseHaloSpan, stagedPerPosition } from './conv-mma-wgrad-halo-span.js';
 import { haloSize, paddedColumns, paddedRows, type Geometry, type Halo, type HaloLayout } from './conv-mma-wgrad-halo.js';
+import type { StemPitch } from './conv-mma-wgrad-halo-banks.js';
 
 /** Row pitches the conflict-free search tries past the padded row. */
 const PITCHES = 8;
+
+/** The static shared memory a halo may take beside tile `tile`'s operand tiles. */
+const haloBytesBeside = (tile: MmaTile) => STATIC_SHARED_BYTES - (tile.bm + tile.bn) * BK * 2;
+
+/** The conflict-free halo (chooseHaloSpan) at the narrowest of the `pitches` row pitches from the padded row on that has one, within haloBytesBeside (`planes`: StemPitch's). */
+export function pitchedHalo(g: Geometry, tile: MmaTile, threads: number, span: boolean, pitches: number, planes?: Pick<StemPitch, 'residues' | 'group'>): Halo | undefined {
+  for (let columns = paddedColumns(g); columns < paddedColumns(g) + pitches; columns++) {
+    const halo = chooseHaloSpan(g, tile.bm, threads, span, { columns, maxBytes: haloBytesBeside(tile), ...planes });
+    if (halo) return halo;
+  }
+  return undefined;
+}
 
 /** The row-crossing layout the file's note derives, for a stem's geometry. */
 export function stemCrossingLayout(g: Geometry): HaloLayout {
@@ -33,11 +46,9 @@ export function stemCrossingLayout(g: Geometry): HaloLayout {
  */
 export function stemWgradHalo(g: Geometry, tile: MmaTile, threads: number, span: boolean): Halo | undefined {
   if (!isStem(g)) return undefined;
-  const maxBytes = STATIC_SHARED_BYTES - (tile.bm + tile.bn) * BK * 2;
-  for (let columns = paddedColumns(g); columns < paddedColumns(g) + PITCHES; columns++) {
-    const halo = chooseHaloSpan(g, tile.bm, threads, span, { columns, maxBytes });
-    if (halo) return halo;
-  }
+  const maxBytes = haloBytesBeside(tile);
+  const pitched = pitchedHalo(g, tile, threads, span, PITCHES);
+  if (pitched) return pitched;
   const layout = stemCrossingLayout(g);
   const byCost = (span ? HALO_POSITIONS : [BK]).map((positions) => ({ positions, cost: stagedPerPosition(g, layout, positions) })).sort((a, b) => a.cost - b.cost || a.positions - b.positions);
   for (const { positions } of byCost) {

@@ -115,6 +115,9 @@ function wavefronts(elements: Int32Array, perBank: Int32Array): number {
 export interface StemPitch {
   readonly columns: number;
   readonly maxBytes: number;
+  /** The plane residues to try (all even ones from 16 where absent) and Halo.group. */
+  readonly residues?: readonly number[];
+  readonly group?: number;
 }
 
 /**
@@ -133,15 +136,16 @@ export function chooseHalo(g: Geometry, bm: number, threads: number, positions: 
   const crossing = rows * columns - (g.P - 1) * g.sh * columns - (g.Q - 1) * g.sw;
   const likeRowWrap = (((rowWrap - crossing) % 64) + 64) % 64;
   const gaps = [0, likeRowWrap, ...(allGaps ? Array.from({ length: 64 }, (_, i) => i).filter((i) => i !== 0 && i !== likeRowWrap) : [])];
-  const residues = Array.from({ length: 32 }, (_, i) => (16 + 2 * i) % 64);
+  const residues = stem?.residues ?? Array.from({ length: 32 }, (_, i) => (16 + 2 * i) % 64);
+  const group = stem?.group;
   const witnesses: [number, number, number][] = [];
   for (const imageGap of gaps) {
     for (const planeResidue of residues) {
       const layout = { rows, columns, imageGap, planeResidue, ...(exactPlane ? { exactPlane } : {}) };
       if (stagingConflicts(g, layout, positions, witnesses)) continue;
-      const { channels, plane, elements } = haloSize(g, layout, bm, threads, positions);
+      const { channels, plane, elements } = haloSize(g, layout, bm, threads, positions, group);
       const bytes = elements * 2;
-      return bytes <= maxBytes ? { layout, positions, channels, plane, elements, bytes } : undefined;
+      return bytes <= maxBytes ? { layout, positions, channels, plane, elements, bytes, ...(group ? { group } : {}) } : undefined;
     }
   }
   return undefined;

@@ -73,7 +73,14 @@ export interface Halo {
   readonly plane: number;
   readonly elements: number;
   readonly bytes: number;
+  // Planes staged together (a stem over x space-to-depth, conv-mma-stem-s2d-wgrad.ts: the fw cell columns of an input
+  // row): a block's planes start at a channel that is a multiple of it, whole groups of them, and the staging's lanes
+  // run across a group's planes fastest. 1 where absent.
+  readonly group?: number;
 }
+
+/** A block's first staged channel (the kernel's ch0): its first tap's, down to a multiple of the group. */
+const firstPlane = (m0: number, RS: number, group: number) => Math.floor(Math.floor(m0 / RS) / group) * group;
 
 /**
  * The most channels any block's BM taps span, the longest plane and the largest pitch of any staging of
@@ -81,10 +88,11 @@ export interface Halo {
  * fall anywhere, and may run into the next images when an image has fewer positions), and the elements the
  * halo needs for them with `threads` threads staging.
  */
-export function haloSize(g: Geometry, l: HaloLayout, bm: number, threads: number, positions: number): { channels: number; plane: number; elements: number } {
+export function haloSize(g: Geometry, l: HaloLayout, bm: number, threads: number, positions: number, group = 1): { channels: number; plane: number; elements: number } {
   const RS = g.R * g.S, CRS = g.C * RS, PQ = g.P * g.Q;
   let channels = 0;
-  for (let m0 = 0; m0 < CRS; m0 += bm) channels = Math.max(channels, Math.floor((Math.min(m0 + bm, CRS) - 1) / RS) - Math.floor(m0 / RS) + 1);
+  for (let m0 = 0; m0 < CRS; m0 += bm) channels = Math.max(channels, Math.floor((Math.min(m0 + bm, CRS) - 1) / RS) - firstPlane(m0, RS, group) + 1);
+  channels = Math.ceil(channels / group) * group;
   let plane = 0, length = 0;
   for (let j0 = 0; j0 < PQ; j0++) {
     const slice = slicePlane(g, l, Math.floor(j0 / g.Q), Math.floor((j0 + positions - 1) / g.Q));
@@ -97,6 +105,9 @@ export function haloSize(g: Geometry, l: HaloLayout, bm: number, threads: number
 /** report.txt's words for a halo. */
 export const haloWords = (h: Halo) => `input halo ${h.channels} planes at a pitch ≤ ${h.plane}, ${h.positions} positions a staging, bf16 in shared (${h.bytes} B)`;
 
+/** Where x holds the conv input's element (img, ch, h, u) (C++ names): lines that set up `at`, x's index, and `inside`, a further condition for it to be in x. */
+export type HaloSource = (img: string, ch: string, h: string, u: string) => { lines: string[]; inside: string; at: string };
+
 /**
  * Before the main loop: the halo, the block's first channel, and (for a pending BN) the block's channel
  * parameters in a shared table, read by every slice's halo staging.
@@ -105,7 +116,7 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
   const RS = c.R * c.S;
   return [
     `NINCC_SHARED(nincc::bf16, halo, ${h.elements});  // up to ${h.channels} channel planes at a pitch ≤ ${h.plane} padded elements`,
-    `const int ch0 = int(m0) / ${RS};  // the block's first channel`,
+    `const int ch0 = int(m0) / ${RS}${h.group ? ` / ${h.group} * ${h.group}` : ''};  // the block's first channel${h.group ? ` (of its group of ${h.group})` : ''}`,
     ...(h.positions > BK ? ['int first = 0, plane = 0;  // the staged plane\'s start and pitch, kept for the slices it covers'] : []),
     ...(c.inBn
       ? [
@@ -132,8 +143,10 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
  * last round run on past the last plane's end, the padding loads a clamped address and keeps 0): the
  * emulator pairs a lane's k-th execution of a line with its neighbours', so a lane that skipped one would
  * be priced against other elements, in this slice and the next.
+ * `source` (a stem over x space-to-depth, conv-mma-stem-s2d-wgrad.ts): where x holds element (img, ch, h, u) of the
+ * conv's input, and where that is inside x; by default x itself.
  */
-export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: number): string[] {
+export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: number, source?: HaloSource): string[] {
   const PQ = c.P * c.Q, l = h.layout, Wp = l.columns, IMG = imagePitch(l);
   // A halo of one slice stages every slice (the first build's text); a longer one only every positions/BK-th
   // slice of the split, its start and pitch kept in the prologue's variables for the slices between, and
@@ -141,6 +154,7 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
   // reads no input past the split's. Its loop and stores are still the whole staging's (the rest stores 0):
   // stores of consecutive elements that skip a plane's gap of at most 32 are conflict-free, where a loop over
   // `copied` would skip plane − copied, up to a whole plane (stagingStoreConflicts, conv-mma-wgrad-halo-banks.ts).
+  const read = source?.('img', 'ch', 'h', 'u');
   const every = h.positions > BK;
   const decl = every ? '' : 'const int ';
   const copied = every ? 'copied' : 'length';
@@ -159,10 +173,17 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
       : []),
     `const int staged = (${h.channels} * length + ${threads - 1}) / ${threads} * ${threads};`,
     'for (int i = t; i < staged; i += ' + threads + ') {',
-    `  const int cl = min(i / length, ${h.channels - 1}), at = i - cl * length;`,
+    ...(h.group
+      ? [
+          `  // Lanes across a group's ${h.group} planes fastest, then along the plane; the spares past the last plane after it.`,
+          `  const bool in_planes = i < ${h.channels} * length;`,
+          `  const int cl = in_planes ? i / (${h.group} * length) * ${h.group} + i % ${h.group} : ${h.channels - 1}, at = in_planes ? i / ${h.group} % length : i - ${h.channels - 1} * length;`,
+        ]
+      : [`  const int cl = min(i / length, ${h.channels - 1}), at = i - cl * length;`]),
     `  const int ch = ch0 + cl, f = first + ${every ? 'min(at, copied - 1)' : 'at'}, img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, h = pr - ${c.ph}, u = f % ${IMG} % ${Wp} - ${c.pw};`,
-    `  const bool inside = ch < ${c.C} && at < ${copied} && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W};  // else padding, the gap after an image, or a spare: 0`,
-    `  float v = ${loadFloat('x', `((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${c.H * c.W} + min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1})`, c.xBf16)};`,
+    ...(read?.lines ?? []).map((line) => `  ${line}`),
+    `  const bool inside = ch < ${c.C} && at < ${copied} && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}${read ? ` && ${read.inside}` : ''};  // else padding, the gap after an image, or a spare: 0`,
+    `  float v = ${loadFloat('x', read?.at ?? `((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${c.H * c.W} + min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1})`, c.xBf16)};`,
     ...(c.inBn ? ['  const float r_in_scale = nincc::ld(&h_in_scale[cl]);', '  const float r_in_shift = nincc::ld(&h_in_shift[cl]);'] : []),
     ...applyPendingFrom(c, 'v', fromRow).map((line) => `  ${line}`),
     '  nincc::st(&halo[cl * plane + at], nincc::to_bf16(inside ? v : 0.0f));',

@@ -23,6 +23,7 @@ import { sgdUpdate } from './sgd.js';
 import { addInfer, concatApply, concatPlace, concatTake, lrnBackward, lrnForward, sigmoidBackward, sigmoidForward, tanhBackward, tanhForward, thresholdBackward, thresholdForward, zeropadBackward, zeropadForward } from './zoo.js';
 import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './parts.js';
 import type { Ablations } from '../../ablations.js';
+import { kernelAblations, type TunedChoices } from '../../tune/tune-record.js';
 
 /** The training program's ops, each to its family's generator, which reads the step's typed consts. */
 const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKernel } = {
@@ -78,9 +79,12 @@ export interface CudaSchedule {
   readonly maxBatch: number;
   /** the bf16 optimizations this build leaves out, for A/B checks (ablations.ts) */
   readonly ablations?: Ablations;
+  /** per-layer choices over `ablations` (compiler/tune/tune-record.ts): from `nincc tune`, applied by `nincc build --tuned` */
+  readonly tuned?: TunedChoices;
 }
 
 export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
+  const ablations = kernelAblations(schedule.ablations, schedule.tuned, k);
   // bf16: the convolution forward (conv-mma.ts) and gradients (conv-mma-grad.ts), and the linear layer (dense-mma.ts), on tensor cores; the other kernels stay fp32.
   const bf16 = schedule.precision === 'bf16';
   switch (k.op) {
@@ -107,7 +111,7 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
       // The training forward's kernel with nothing pending and no statistics: BN is folded into w and b.
       // A block's conv adds its shortcut or writes its concat slice in the epilogue, on either kernel.
       // A uint8 stem stays on the fp32 kernel (conv-mma reads float activations only).
-      return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.ablations) : convForward(k, k.consts);
+      return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, ablations) : convForward(k, k.consts);
     case 'linear_infer':
     case 'linear_fwd':
       return bf16 ? linearForwardMma(k, k.consts, schedule.maxBatch) : linearForward(k, k.consts);
@@ -176,13 +180,13 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
       return zeropadForward(k, k.consts);
     case 'conv_fwd_fused':
       // A uint8 stem stays on the fp32 kernels at bf16: conv-mma reads float activations only.
-      return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, schedule.ablations) : convForward(k, k.consts);
+      return bf16 && !k.consts.u8Mean ? convForwardMma(k, k.consts, schedule.maxBatch, ablations) : convForward(k, k.consts);
     case 'conv_dgrad_fused':
-      return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, schedule.ablations) : convBackwardData(k, k.consts);
+      return bf16 ? convBackwardDataMma(k, k.consts, schedule.maxBatch, ablations) : convBackwardData(k, k.consts);
     case 'conv_weight_bf16':
-      return convWeightBf16(k, k.consts, schedule.maxBatch, schedule.ablations);
+      return convWeightBf16(k, k.consts, schedule.maxBatch, ablations);
     case 'conv_wgrad_fused':
-      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, schedule.ablations) : convBackwardWeight(k, k.consts);
+      return bf16 && !k.consts.u8Mean ? convBackwardWeightMma(k, k.consts, ablations) : convBackwardWeight(k, k.consts);
     default:
       return trainingKernel(k);
   }

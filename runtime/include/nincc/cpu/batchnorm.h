@@ -2,6 +2,7 @@
 // training and inference forward, training backward, and folding into a preceding convolution.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #if defined(__AVX512F__)
@@ -126,10 +127,80 @@ inline BackwardSums backward_sums(const float* __restrict x, const float* __rest
   return sums;
 }
 
+// A plane's sum (x - shift) and sum (x - shift)^2 in one pass over x, in double, element i in lane i % 8, the
+// lanes combined in order, the tail after (reduce.h's order, with or without AVX-512: the same bits).
+struct ForwardSums {
+  double x, squares;
+};
+inline ForwardSums forward_sums(const float* __restrict x, std::int64_t count, double shift) {
+  double x_lanes[kReduceLanes] = {}, square_lanes[kReduceLanes] = {};
+  std::int64_t i = 0;
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+  static_assert(kReduceLanes == 8, "one __m512d of lanes");
+  __m512d x_acc = _mm512_setzero_pd(), square_acc = _mm512_setzero_pd();
+  const __m512d center = _mm512_set1_pd(shift);
+  for (; i + kReduceLanes <= count; i += kReduceLanes) {
+    const __m512d centered = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), center);
+    x_acc = _mm512_add_pd(x_acc, centered);
+    square_acc = _mm512_add_pd(square_acc, _mm512_mul_pd(centered, centered));  // no FMA: the scalar form's rounding
+  }
+  _mm512_storeu_pd(x_lanes, x_acc);
+  _mm512_storeu_pd(square_lanes, square_acc);
+#endif
+  for (; i + kReduceLanes <= count; i += kReduceLanes)
+    for (int l = 0; l < kReduceLanes; ++l) {
+      const double centered = x[i + l] - shift;
+      x_lanes[l] += centered;
+      square_lanes[l] += centered * centered;
+    }
+  ForwardSums sums{0.0, 0.0};
+  for (int l = 0; l < kReduceLanes; ++l) {
+    sums.x += x_lanes[l];
+    sums.squares += square_lanes[l];
+  }
+  for (; i < count; ++i) {
+    const double centered = x[i] - shift;
+    sums.x += centered;
+    sums.squares += centered * centered;
+  }
+  return sums;
+}
+
+// Channel c's batch mean and sum of squared deviations from it. OnePass: one pass of forward_sums around a
+// value of the channel (its first), corrected to the mean in double: sum (x - m)^2 = sum (x - s)^2 - n (m - s)^2,
+// whose cancellation costs (m - s)^2 / var of double's 53 bits, a few bits when s is one of the channel's values.
+// Otherwise two passes (the mean, then the squares around it), one more read of x.
+struct ChannelMoments {
+  double mean, squares;
+};
+template <bool OnePass>
+inline ChannelMoments channel_moments(const BatchNormShape& shape, const float* x, std::int64_t c) {
+  const std::int64_t count = shape.per_channel();
+  auto plane_of = [&](int n) { return x + (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane; };
+  if constexpr (OnePass) {
+    const double shift = plane_of(0)[0];
+    double centered = 0.0, squares = 0.0;
+    for (int n = 0; n < shape.batch; ++n) {
+      const ForwardSums sums = forward_sums(plane_of(n), shape.plane, shift);
+      centered += sums.x;
+      squares += sums.squares;
+    }
+    const double offset = centered / count;  // mean - shift
+    return {shift + offset, std::max(0.0, squares - offset * centered)};
+  } else {
+    double sum = 0.0;
+    for (int n = 0; n < shape.batch; ++n) sum += sum_of(plane_of(n), shape.plane);
+    const double mean = sum / count;
+    double squares = 0.0;
+    for (int n = 0; n < shape.batch; ++n) squares += sum_of_squared_deviations(plane_of(n), shape.plane, mean);
+    return {mean, squares};
+  }
+}
+
 }  // namespace batchnorm_detail
 
-// Training forward. Per channel: mean and biased variance of x over batch and plane (two passes
-// in double, so large means do not cancel), then y = (x - mean) * invstd * gamma + beta with
+// Training forward. Per channel: mean and biased variance of x over batch and plane (in double, around a
+// value of the channel, so large means do not cancel: channel_moments), then y = (x - mean) * invstd * gamma + beta with
 // invstd = 1/sqrt(var + eps). Saves mean and invstd for the backward pass and updates
 //   running_mean = (1 - momentum) * running_mean + momentum * mean
 //   running_var  = (1 - momentum) * running_var  + momentum * var * count / (count - 1)
@@ -138,6 +209,8 @@ inline BackwardSums backward_sums(const float* __restrict x, const float* __rest
 // y may alias x when no backward pass follows (it needs x). Optional fused ReLU on y, and before it an
 // optional `residual` (laid out as x) added: a residual block's add when this BN closes a branch. `out`:
 // y's place in a concat's output (BatchNormOutput).
+// OnePassStats false: the statistics' two passes over x (compiler/ablations.ts cpuBnOnePassStats).
+template <bool OnePassStats = true>
 inline void batchnorm_forward_train(const BatchNormShape& shape, const float* x, const float* gamma,
                                     const float* beta, float* y, float* save_mean, float* save_invstd,
                                     float* running_mean, float* running_var, double eps,
@@ -145,12 +218,7 @@ inline void batchnorm_forward_train(const BatchNormShape& shape, const float* x,
                                     const float* residual = nullptr, BatchNormOutput out = {}) {
   const std::int64_t count = shape.per_channel();
   parallel_for_threads(shape.channels, batchnorm_detail::channel_threads(shape), [&](std::int64_t c) {
-    auto plane_of = [&](int n) { return x + (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane; };
-    double sum = 0.0;
-    for (int n = 0; n < shape.batch; ++n) sum += sum_of(plane_of(n), shape.plane);
-    const double mean = sum / count;
-    double squares = 0.0;
-    for (int n = 0; n < shape.batch; ++n) squares += sum_of_squared_deviations(plane_of(n), shape.plane, mean);
+    const auto [mean, squares] = batchnorm_detail::channel_moments<OnePassStats>(shape, x, c);
     const double biased_var = squares / count;
     const double unbiased_var = count > 1 ? squares / (count - 1) : 0.0;
     const float invstd = static_cast<float>(1.0 / std::sqrt(biased_var + eps));

@@ -319,9 +319,13 @@ inline Split split_tasks(int alpha, int c_in, int panels, std::int64_t col_tiles
   return s;
 }
 
+// A column tile of this many Winograd tiles or fewer fills only its first kHalfRegs registers of lanes.
+constexpr int kHalfRegs = simd::kGemmRegsPerRow / 2;
+constexpr int kHalfTileCols = kHalfRegs * simd::Isa::kLanes;
+
 template <class T>
 void forward(const Conv2dShape& s, const float* x, const float* packed_u, const float* bias, float* y, bool relu,
-             const float* residual, int image_channels) {
+             const float* residual, int image_channels, bool half_tiles) {
   constexpr int kA = T::kAlpha, kXi = T::kPoints, kM = T::kM;
   const int c_in = s.in_channels, k_out = s.out_channels;
   const int tiles_h = ceil_div(s.out_h(), kM), tiles_w = ceil_div(s.out_w(), kM);
@@ -369,8 +373,20 @@ void forward(const Conv2dShape& s, const float* x, const float* packed_u, const 
       const float* u = u_panel(packed_u, k_out, c_in, xi, p);
       for (int t = 0; t < nt; ++t) {
         gemm_detail::TileAccumulators acc;
-        gemm_detail::tile_product_rows(panel_rows, c_in, u, v + (static_cast<std::size_t>(t) * kXi + xi) * c_in * kTileCols,
-                                       acc, t + 1 == nt ? next : nullptr);
+        const float* vt = v + (static_cast<std::size_t>(t) * kXi + xi) * c_in * kTileCols;
+        const float* prefetch = t + 1 == nt ? next : nullptr;
+        // A column tile of at most kHalfTileCols tiles (the last of a call, or NIN's 7x7 planes at batch
+        // 1: 16 tiles) multiplies its first register of lanes only; the rest of M's lanes are zeroed,
+        // and no output is stored from them. The same sums in the same order: the same bits.
+        const bool half = half_tiles && tiles - (q0 + t) * kTileCols <= kHalfTileCols;
+        if (half) {
+          gemm_detail::tile_product_rows<kHalfRegs>(panel_rows, c_in, u, vt, acc, prefetch);
+#pragma GCC unroll 16
+          for (int i = 0; i < kTileRows; ++i)
+            for (int r = kHalfRegs; r < simd::kGemmRegsPerRow; ++r) acc.r[i][r] = simd::Isa::zero();
+        } else {
+          gemm_detail::tile_product_rows(panel_rows, c_in, u, vt, acc, prefetch);
+        }
         float* dst = mbuf + ((static_cast<std::size_t>(t) * kXi + xi) * rows_held + held_row0) * kTileCols;
         // Only the panel's real rows: the output transform below reads no others.
 #pragma GCC unroll 16
@@ -530,9 +546,11 @@ inline void pack_winograd_weights_flipped(WinogradKind kind, const Conv2dShape& 
 
 // y = conv(x, W) + bias (+ residual), optional ReLU, with W packed by pack_winograd_weights, y placed
 // as `o` says (im2col.h ConvOutput). Same contract as conv2d_forward_packed; winograd_applies(kind, shape) must hold. Every output element is computed
-// by one task in a fixed order, so the bits do not depend on the thread count.
+// by one task in a fixed order, so the bits do not depend on the thread count. `half_tiles` false (the
+// winogradHalfTiles ablation, compiler/ablations.ts): every column tile multiplies all kTileCols lanes.
 inline void conv2d_forward_winograd(WinogradKind kind, const Conv2dShape& shape, const float* x, const float* packed_u,
-                                    const float* bias, float* y, bool relu = false, const ConvOutput& o = {}) {
+                                    const float* bias, float* y, bool relu = false, const ConvOutput& o = {},
+                                    bool half_tiles = true) {
   if (shape.out_channels <= 0 || shape.batch <= 0 || shape.out_h() <= 0 || shape.out_w() <= 0) return;
   const int channels = o.channels_of(shape);
   const int step = winograd_detail::max_batch_per_call(shape, channels);
@@ -542,7 +560,7 @@ inline void conv2d_forward_winograd(WinogradKind kind, const Conv2dShape& shape,
     const float* xp = x + static_cast<std::int64_t>(n0) * shape.in_channels * shape.in_plane();
     const std::int64_t skip = (static_cast<std::int64_t>(n0) * channels + o.channel_offset) * shape.out_plane();
     const float* rp = o.residual ? o.residual + skip : nullptr;
-    with_winograd_transform(kind, [&](auto t) { winograd_detail::forward<decltype(t)>(part, xp, packed_u, bias, y + skip, relu, rp, channels); });
+    with_winograd_transform(kind, [&](auto t) { winograd_detail::forward<decltype(t)>(part, xp, packed_u, bias, y + skip, relu, rp, channels, half_tiles); });
   }
 }
 

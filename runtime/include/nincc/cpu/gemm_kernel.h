@@ -102,12 +102,15 @@ struct TileAccumulators {
 // it is prefetched a line per step, so that weights streaming from memory arrive in time. Rows <
 // kTileRows computes only the panel's first Rows rows (acc rows past them are left unset): the last
 // panel of a layer whose channels are not a multiple of kTileRows (32 = 12 + 12 + 8) skips the
-// multiply-adds of its zero padding rows.
-template <int Rows = kTileRows, class BRow>
+// multiply-adds of its zero padding rows. Regs < kGemmRegsPerRow likewise computes only the first Regs
+// registers of each row (acc registers past them are left unset): a Winograd column tile of at most
+// half kTileCols tiles (conv_winograd.h: NIN's 7x7 planes at batch 1 have 16) skips its empty half.
+template <int Rows = kTileRows, int Regs = simd::kGemmRegsPerRow, class BRow>
 __attribute__((always_inline)) inline void tile_product_of(int depth, const float* __restrict packed_a, BRow b_row,
                                                            TileAccumulators& acc, const float* next_a = nullptr) {
   static_assert(Rows > 0 && Rows <= kTileRows, "a panel has at most kTileRows rows");
-  constexpr int kRegs = simd::kGemmRegsPerRow;
+  static_assert(Regs > 0 && Regs <= simd::kGemmRegsPerRow, "a row has at most kGemmRegsPerRow registers");
+  constexpr int kRegs = Regs;
   constexpr int kLanes = Isa::kLanes;
 #pragma GCC unroll 16
   for (int i = 0; i < Rows; ++i)
@@ -142,19 +145,20 @@ __attribute__((always_inline)) inline void tile_product(int depth, const float* 
 // panel (32 channels: 12 + 12 + 8; 64: 5 x 12 + 4) multiplies a third or two thirds of the rows.
 // acc rows from `rows` on are left unset.
 static_assert(kTileRows % 3 == 0, "panels are cut in thirds");
-template <class BRow>
+template <int Regs = simd::kGemmRegsPerRow, class BRow>
 __attribute__((always_inline)) inline void tile_product_rows_of(int rows, int depth, const float* __restrict packed_a, BRow b_row,
                                                                 TileAccumulators& acc, const float* next_a = nullptr) {
-  if (rows <= kTileRows / 3) tile_product_of<kTileRows / 3>(depth, packed_a, b_row, acc, next_a);
-  else if (rows <= 2 * kTileRows / 3) tile_product_of<2 * kTileRows / 3>(depth, packed_a, b_row, acc, next_a);
-  else tile_product_of<kTileRows>(depth, packed_a, b_row, acc, next_a);
+  if (rows <= kTileRows / 3) tile_product_of<kTileRows / 3, Regs>(depth, packed_a, b_row, acc, next_a);
+  else if (rows <= 2 * kTileRows / 3) tile_product_of<2 * kTileRows / 3, Regs>(depth, packed_a, b_row, acc, next_a);
+  else tile_product_of<kTileRows, Regs>(depth, packed_a, b_row, acc, next_a);
 }
 
 // tile_product_rows_of with B a packed panel.
+template <int Regs = simd::kGemmRegsPerRow>
 __attribute__((always_inline)) inline void tile_product_rows(int rows, int depth, const float* __restrict packed_a,
                                                              const float* __restrict packed_b, TileAccumulators& acc,
                                                              const float* next_a = nullptr) {
-  tile_product_rows_of(rows, depth, packed_a, [packed_b](int p) { return packed_b + p * kTileCols; }, acc, next_a);
+  tile_product_rows_of<Regs>(rows, depth, packed_a, [packed_b](int p) { return packed_b + p * kTileCols; }, acc, next_a);
 }
 
 // C[0:rows, 0:cols] (op)= packed_a (kTileRows x depth) * packed_b (depth x kTileCols). The
