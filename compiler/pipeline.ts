@@ -181,7 +181,6 @@ export interface LoweringOptions {
   readonly bf16ConvOut?: boolean;
   /** With trainKernels cuda: the bf16 weight gradients sum their splits in their last split block, no wgrad_reduce (lower/train-fused.ts FusedTrainOptions). */
   readonly wgradLastSplit?: boolean;
-  readonly bnBwdLastBlock?: boolean;
   /** With trainKernels cuda: data gradients and max pool backwards store dX in bf16 for the conv before a BN or a pool's backward (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Gradients?: boolean;
   /** The L3 of the machine the cpu library runs on, which the packed convs' algorithm choice reads (schedule/cpu-conv-algorithm.ts); absent: its default. */
@@ -207,7 +206,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true, bnBwdLastBlock: options.bnBwdLastBlock === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false });
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false });
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
   const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true, ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(options.winogradFullTiles && { winogradFullTiles: true }) });
@@ -268,8 +267,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const bf16ConvOut = precision === 'bf16' && isOn(options.ablations, 'bf16ConvOut');
   const bf16Gradients = precision === 'bf16' && isOn(options.ablations, 'bf16Gradients');
   const wgradLastSplit = precision === 'bf16' && isOn(options.ablations, 'wgradLastSplit');
-  const bnBwdLastBlock = cudaTarget && isOn(options.ablations, 'bnBwdLastBlock');
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, bnBwdLastBlock, bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }) }, dumpIR);
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

@@ -59,20 +59,6 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/emu-conv-mma-last-cta-wgrad.test.ts'],
   },
   {
-    name: 'bnBwdLastBlock: the pool backwards\' BN tickets are a plain fixed buffer, so the runtime never zeroes them after a failed step',
-    file: 'compiler/lower/train-fused.ts',
-    find: "b.tickets('bn.bwd.tickets'",
-    replace: "b.fixed('bn.bwd.tickets'",
-    tests: ['test/emu-conv-mma-last-cta-bn-bwd-finalize.test.ts'],
-  },
-  {
-    name: 'bnBwdLastBlock: a pool backward keeps the bn_bwd_finalize launch after folding it',
-    file: 'compiler/lower/train-fused.ts',
-    find: 'if (bnFinalizedFrom.get(l.index) === s.dz) break;',
-    replace: "if (bnFinalizedFrom.get(l.index) === 'none') break;",
-    tests: ['test/emu-conv-mma-last-cta-bn-bwd-finalize.test.ts'],
-  },
-  {
     name: 'bf16Gradients: the conv before a BN reads a data gradient stored bf16 as fp32 in its fused rebuild',
     file: 'compiler/lower/train-fused.ts',
     find: 'const gBf16 = rebuiltFirst ? rebuiltBf16 : bf16Gradients.has(grad.buf);',

@@ -18,8 +18,7 @@ const file = args.find((a, i) => a.endsWith('.model') && i !== gpuAt + 1) ?? joi
 const spec = compileSpec(readFileSync(file, 'utf8'), basename(file), { device: 'cuda' });
 if (!spec.model) throw new Error(`${file}: ${spec.diagnostics.map((d) => d.message).join('; ')}`);
 const batch = spec.model.train?.batch ?? 128;
-// The ablation keeps every bn_bwd_finalize launch, so each one's producer can be weighed.
-const built = compileModel(spec.model, { target: 'cuda', maxBatch: batch, sourceHash: 'bn-tail-estimate', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: { bnBwdLastBlock: false } });
+const built = compileModel(spec.model, { target: 'cuda', maxBatch: batch, sourceHash: 'bn-tail-estimate', libraries: {}, cpuFeatures: [], precision: 'bf16' });
 const launches = new Map(built.cuda!.kernels.map((k) => [k.name, k.launch]));
 // One SM's share of the L2 bandwidth, bytes per µs.
 const smShare = (gpu.l2BytesPerClock * gpu.clockGHz * 1e3) / gpu.sms;

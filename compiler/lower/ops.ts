@@ -154,9 +154,8 @@ const constSchemas = {
   maxpool_fwd_fused: { ...pool, ...inFlags, bf16: 'bool?', xBf16: 'bool?' },
   avgpool_fwd_fused: { ...pool, ...inFlags, xBf16: 'bool?' },
   // gBf16, dxBf16: g (a conv's data gradient) and dx stored in bf16 (lower/train-fused.ts bf16Gradients); the average pool's never are.
-  // bnFinalize: the last block to write each channel's Σdz, Σdz·x̂ partials sums them into dγ, dβ, no bn_bwd_finalize (lower/train-fused.ts bnBwdLastBlock).
-  maxpool_bwd_fused: { ...pool, ...outFlags, gBf16: 'bool?', dxBf16: 'bool?', eyBf16: 'bool?', bnFinalize: 'bool?' },
-  avgpool_bwd_fused: { ...pool, ...outFlags, gBf16: 'bool?', dxBf16: 'bool?', eyBf16: 'bool?', bnFinalize: 'bool?' },
+  maxpool_bwd_fused: { ...pool, ...outFlags, gBf16: 'bool?', dxBf16: 'bool?', eyBf16: 'bool?' },
+  avgpool_bwd_fused: { ...pool, ...outFlags, gBf16: 'bool?', dxBf16: 'bool?', eyBf16: 'bool?' },
   // A residual add that only an average pool reads (a ResNet's last block), done inside the pool: a, b its branch
   // ends with their pending BN/ReLU, relu the block's ReLU; the sum is never stored (lower/train-fused.ts).
   avgpool_add_fwd: { ...pool, ...endFlags, relu: 'bool' },
@@ -275,13 +274,6 @@ const backwardStats = <C,>(C: (c: C) => number, HW: (c: C) => number, on?: (c: C
     { name: 'e_dzx', dir: 'out', when: on, size: (c) => tiles(C(c), HW(c)) },
   ];
 };
-
-/** The BN gradients a producer of its partials writes itself (bnFinalize), and its per-channel tickets (one scratch buffer for every such producer). */
-const bnFinalizeFolded = <C extends { C: number; bnFinalize?: boolean }>(): BufferRule<C, 'dgamma' | 'dbeta' | 'tickets'>[] => [
-  { name: 'dgamma', dir: 'out', when: (c) => c.bnFinalize === true, size: perChannel },
-  { name: 'dbeta', dir: 'out', when: (c) => c.bnFinalize === true, size: perChannel },
-  { name: 'tickets', dir: 'inout', when: (c) => c.bnFinalize === true, atLeast: true, size: perChannel },
-];
 
 /**
  * backwardStats's buffers for one branch end `p` of a residual add (p_y, p_scale, …, p_dz, p_dzx), over C channels
@@ -635,13 +627,11 @@ const rulesTable = {
     { name: 'argmax', dir: 'in', dtype: 'i32', size: outPlane },
     { name: 'dx', dir: 'out', ...maybeBf16<OpConsts['maxpool_bwd_fused']>((c) => c.dxBf16, inPlane) },
     ...backwardStats<OpConsts['maxpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats, (c) => c.eyBf16),
-    ...bnFinalizeFolded<OpConsts['maxpool_bwd_fused']>(),
   ],
   avgpool_bwd_fused: [
     { name: 'g', dir: 'in', size: outPlane },
     { name: 'dx', dir: 'out', size: inPlane },
     ...backwardStats<OpConsts['avgpool_bwd_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats, (c) => c.eyBf16),
-    ...bnFinalizeFolded<OpConsts['avgpool_bwd_fused']>(),
   ],
   avgpool_add_fwd: [...addEnds<OpConsts['avgpool_add_fwd']>(inPlane), poolForward[1]],
   // dz (the gradient of both ends' pending values) from the pool's gradient g; an end's raw value is read for

@@ -169,12 +169,6 @@ export interface FusedTrainOptions {
    * and one launch a conv is gone (backends/cuda/conv-mma-last-cta-wgrad.ts, docs/design.md §5).
    */
   readonly wgradLastSplit?: boolean;
-  /**
-   * A pool backward that writes a BN's Σdz, Σdz·x̂ partials also finalizes them: the last block to write each
-   * channel's (an integer ticket after a fence) sums them in bn_bwd_finalize's order into dγ and dβ, bitwise that
-   * launch's, which is gone (backends/cuda/conv-mma-last-cta-bn-bwd-finalize.ts, docs/design.md §5).
-   */
-  readonly bnBwdLastBlock?: boolean;
 }
 
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
@@ -220,12 +214,6 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   const wgradTickets = options.wgradLastSplit === true && convs.length > 0
     ? b.tickets('wgrad.tickets', Math.max(...convs.map((l) => (l.kind === 'conv' ? wgradTicketsBound(l.attrs.nIn * l.attrs.kH * l.attrs.kW, l.attrs.nOut) : 0))))
     : '';
-
-  // The BN channels' tickets for the pool backwards that finalize a BN (bnBwdLastBlock), allocated by the first.
-  let bnTickets = '';
-  const bnTicketsBuffer = () => (bnTickets ||= b.tickets('bn.bwd.tickets', Math.max(...m.layers.map((l) => (l.kind === 'bn' ? l.attrs.nFeatures : 0)))));
-  /** Per BN layer, the Σdz partials its gradients were finalized from by their producer (no bn_bwd_finalize). */
-  const bnFinalizedFrom = new Map<number, string>();
 
   // The chain position whose output each buffer holds (−1: the images), for whether its gradient is needed.
   const position = new Map<string, number>([[images, -1]]);
@@ -671,11 +659,7 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const dx = gradientBuffer(`${l.kind}${l.index}.grad_in`, node.input, dxBf16);
         const e = epilogue(node.input);
         const storage = { ...(bf16Gradients.has(dy) ? { gBf16: true } : {}), ...(dxBf16 ? { dxBf16: true } : {}) };
-        const bn = node.input.pending?.bn;
-        const fold = options.bnBwdLastBlock === true && e.consts.outStats && bn && e.buffers.e_dz ? { layer: bn.layer, dz: e.buffers.e_dz } : undefined;
-        if (fold) bnFinalizedFrom.set(fold.layer.index, fold.dz);
-        const finalize = fold ? { dgamma: gradId(fold.layer, 'weight'), dbeta: gradId(fold.layer, 'bias'), tickets: bnTicketsBuffer() } : {};
-        b.step(l, l.kind === 'maxpool' ? 'maxpool_bwd_fused' : 'avgpool_bwd_fused', { g: dy, argmax: node.argmax, dx, ...e.buffers, ...finalize }, { ...c, ...e.consts, ...storage, ...(fold ? { bnFinalize: true } : {}) });
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_bwd_fused' : 'avgpool_bwd_fused', { g: dy, argmax: node.argmax, dx, ...e.buffers }, { ...c, ...e.consts, ...storage });
         grad = { buf: dx, of: node.input };
         pass();
         break;
@@ -685,7 +669,6 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         if (!s) throw new Error(`internal error: no backward statistics for bn layer ${l.index}`);
         const [, H, W] = shape3(l.input);
         const c = { C: node.bn.layer.kind === 'bn' ? node.bn.layer.attrs.nFeatures : 0, HW: H * W };
-        if (bnFinalizedFrom.get(l.index) === s.dz) break; // the pool backward that wrote the partials finalized them
         b.step(l, 'bn_bwd_finalize', { st_dz: s.dz, st_dzx: s.dzx, dgamma: gradId(l, 'weight'), dbeta: gradId(l, 'bias') }, c);
         break;
       }

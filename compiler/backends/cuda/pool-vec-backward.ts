@@ -7,7 +7,6 @@ import type { KernelStep } from '../../lower/program-ir.js';
 import type { PlanLaunch } from '../../emit/plan.js';
 import { firstWindowRow, lastWindowRow, poolGather } from './pool.js';
 import { POOL_SEGMENTS_PER_BLOCK } from './pool-vec-tiles.js';
-import { bnBwdFinalizeParams, bnBwdFinalizeShared, bnBwdFinalizeTail } from './conv-mma-last-cta-bn-bwd-finalize.js';
 
 type BackwardOp = 'maxpool_bwd_fused' | 'avgpool_bwd_fused';
 
@@ -57,7 +56,7 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
   // partials for the input value, its per-channel parameters loaded once per segment.
   const HW = c.H * c.W, planeTiles = Math.ceil(HW / 32);
   const seg = poolBackwardSegments(c);
-  if (seg.stageOutputs * 8 + bnBwdFinalizeShared(c.bnFinalize) > 48 * 1024) throw new Error(`${k.kernel}: a 32-position tile of ${c.W}-wide rows reads ${seg.stageOutputs} outputs, over the 48 KB of shared memory a block may declare`);
+  if (seg.stageOutputs * 8 > 48 * 1024) throw new Error(`${k.kernel}: a 32-position tile of ${c.W}-wide rows reads ${seg.stageOutputs} outputs, over the 48 KB of shared memory a block may declare`);
   const segments = c.C * seg.perPlane;
   const perBlock = segmentsPerBlock(seg.tiles);
   const stats = c.outStats
@@ -112,18 +111,8 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
     ...stats.map((line) => `  ${line}`),
     '  }',
     '}',
-    ...bnBwdFinalizeTail(c.bnFinalize, {
-      C: c.C,
-      planeTiles,
-      threads: BLOCK,
-      // A block's segments start anywhere in a plane: its first channel may be a partial one, then whole planes, then another partial one.
-      channelsPerBlock: Math.min(c.C, Math.ceil((perBlock - 1) / seg.perPlane) + 1),
-      firstChannel: `int(blockIdx.x) * ${perBlock} / ${seg.perPlane}`,
-      lastChannel: `(min((int(blockIdx.x) + 1) * ${perBlock}, ${segments}) - 1) / ${seg.perPlane}`,
-      writersOfChannel: `((ch + 1) * ${seg.perPlane} - 1) / ${perBlock} - ch * ${seg.perPlane} / ${perBlock} + 1`,
-    }),
   ];
-  const names = [{ name: 'g', bf16: c.gBf16 }, ...(max ? [{ name: 'argmax', int: true }] : []), { name: 'dx', out: true, bf16: c.dxBf16 }, ...statsParams(c), ...bnBwdFinalizeParams(c.bnFinalize)];
+  const names = [{ name: 'g', bf16: c.gBf16 }, ...(max ? [{ name: 'argmax', int: true }] : []), { name: 'dx', out: true, bf16: c.dxBf16 }, ...statsParams(c)];
   const launch: PlanLaunch = { grid: [Math.ceil(segments / perBlock), 1, 1], batchAxis: 2, block: [32, WARPS, 1], shared: 0 };
   return {
     params: params(k, names),
@@ -132,7 +121,6 @@ export function poolBackwardTiled(k: KernelStep, c: Consts<BackwardOp>, max: boo
     fused: fusedText([
       `${max ? 'max' : 'average'} pooling backward from staged output rows (${seg.tiles} tiles of 32 positions per segment, ${perBlock} segments per block)`,
       c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN',
-      c.bnFinalize && 'the last block of each channel sums its partials into dγ, dβ (bn_bwd_finalize folded in)',
       c.gBf16 && 'g read as bf16',
       c.dxBf16 && 'dx stored bf16',
     ]),
