@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { load } from '../../runtime/model.js';
 import type { NativeModel } from '../../runtime/native.js';
 import { median } from './report.js';
+import { medianMicros } from './call-micros.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -16,16 +17,6 @@ if (positionals.length !== 1) {
   process.exit(2);
 }
 const batch = Number(values.batch), calls = Number(values.calls), rounds = Number(values.rounds);
-
-async function medianMicros(run: () => unknown): Promise<number> {
-  const us: number[] = [];
-  for (let i = 0; i < calls + 3; i++) {
-    const t0 = performance.now();
-    await run();
-    if (i >= 3) us.push((performance.now() - t0) * 1000);
-  }
-  return median(us);
-}
 
 const m = await load(positionals[0], { device: 'cpu', seed: 1 });
 const x = new Float32Array(batch * m.imageElements).map((_, i) => Math.sin(i));
@@ -46,7 +37,7 @@ const parts: Record<string, () => unknown> = {
   'run() (worker thread)': () => native.run('infer', batch, {}, 0),
 };
 const rows: Record<string, number[]> = Object.fromEntries(Object.keys(parts).map((k) => [k, []]));
-for (let r = 0; r < rounds; r++) for (const [name, run] of Object.entries(parts)) rows[name].push(await medianMicros(run));
+for (let r = 0; r < rounds; r++) for (const [name, run] of Object.entries(parts)) rows[name].push(await medianMicros(run, calls));
 console.log(`${positionals[0]}: batch ${batch}, ${calls} calls a round, ${rounds} rounds, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(default)'}`);
 for (const [name, row] of Object.entries(rows)) console.log(`${name.padEnd(30)} ${median(row).toFixed(1)} us  (${row.map((v) => v.toFixed(1)).join(', ')})`);
 await m.dispose();

@@ -16,6 +16,7 @@ import * as ort from 'onnxruntime-node';
 import { parseArgs } from 'node:util';
 import { load } from '../../runtime/model.js';
 import { median } from './report.js';
+import { medianMicros } from './call-micros.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -27,17 +28,6 @@ const { values, positionals } = parseArgs({
     child: { type: 'boolean', default: false },
   },
 });
-
-// The median microseconds of CALLS calls of `run` after three warm-up calls.
-async function medianMicros(run: () => Promise<unknown>, calls: number): Promise<number> {
-  const us: number[] = [];
-  for (let i = 0; i < calls + 3; i++) {
-    const t0 = performance.now();
-    await run();
-    if (i >= 3) us.push((performance.now() - t0) * 1000);
-  }
-  return median(us);
-}
 
 async function childOrt(file: string, batch: number, calls: number): Promise<void> {
   const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: 'sequential' });
