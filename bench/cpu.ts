@@ -215,7 +215,7 @@ async function main(): Promise<number> {
     for (const l of reportLines(bothSpin, tablePeak, true)) console.log(l);
     const overhead: CallOverhead = await measureCallOverhead(resolve(packageRoot(), parsed.work), threads);
     console.log(`\n4. per-call cost apart from the kernels (a 2→2 linear + log-softmax at batch 1, median of ${overhead.calls} calls):`);
-    console.log(`nincc infer() ${overhead.ninccMicros.toFixed(1)} µs (input copied in, run on the addon's worker thread, output copied out); onnxruntime session.run() ${overhead.ortMicros.toFixed(1)} µs`);
+    console.log(`nincc infer() ${overhead.ninccMicros.toFixed(1)} µs (input copied in, run on the ${overhead.ninccThread === 'JS' ? 'JS thread (plan.json inlineMaxBatch)' : "addon's worker thread"}, output copied out); onnxruntime session.run() ${overhead.ortMicros.toFixed(1)} µs`);
     const ninB1 = interleaved.find((c) => c.engine === 'nincc' && c.what === 'infer' && c.batch === 1);
     if (ninB1) console.log(`that is ${((100 * overhead.ninccMicros * 1e-6) / median(ninB1.seconds)).toFixed(1)}% of nincc's ${ninB1.model} batch-1 median`);
     console.log('\nGFLOP/s count 2 FLOP per multiply-add of the conv and linear layers; a training step counts 3× the forward.');

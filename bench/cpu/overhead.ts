@@ -1,8 +1,9 @@
 // The cost of one call into each engine, apart from its kernels: a model of two tiny kernels (a 2→2
 // linear and a log-softmax, well under a microsecond of work) run at batch 1 through nincc's `infer`
-// (argument checks, the input copied into the arena, the run on the addon's worker thread, the output
+// (argument checks, the input copied into the arena, the run — on the JS thread where plan.json's
+// inlineMaxBatch covers batch 1, as it does this probe's, else on the addon's worker thread — the output
 // copied out, the promise resolved) and through onnxruntime-node's `session.run`.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildArtifact } from '../../compiler/build.js';
@@ -22,6 +23,8 @@ export interface CallOverhead {
   readonly ninccMicros: number; // median of one infer() at batch 1
   readonly ortMicros: number; // median of one session.run() at batch 1
   readonly calls: number;
+  /** Where nincc's call ran: the JS thread (plan.json inlineMaxBatch ≥ 1) or the addon's worker thread. */
+  readonly ninccThread: 'JS' | 'worker';
 }
 
 export async function measureCallOverhead(work: string, threads: number, calls = 2000): Promise<CallOverhead> {
@@ -31,6 +34,8 @@ export async function measureCallOverhead(work: string, threads: number, calls =
   mkdirSync(dir, { recursive: true });
   buildArtifact(r.model, PROBE, { outDir: join(dir, 'artifact'), target: 'cpu', maxBatch: 1 });
   const m = await load(join(dir, 'artifact'), { device: 'cpu', seed: 1 });
+  const plan = JSON.parse(readFileSync(join(dir, 'artifact', 'plan.json'), 'utf8')) as { programs?: { infer?: { inlineMaxBatch?: number } } };
+  const ninccThread = (plan.programs?.infer?.inlineMaxBatch ?? 0) >= 1 ? 'JS' : 'worker';
   const onnx = join(dir, 'call_probe.onnx');
   writeFileSync(onnx, exportOnnx(r.model, new Map(m.tensorNames().map((t) => [t, m.getTensor(t)]))));
   const session = await ort.InferenceSession.create(onnx, { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1 });
@@ -47,7 +52,7 @@ export async function measureCallOverhead(work: string, threads: number, calls =
       }
       return median(each);
     };
-    return { ninccMicros: await timeOf(() => m.infer(x)), ortMicros: await timeOf(() => session.run(feeds)), calls };
+    return { ninccMicros: await timeOf(() => m.infer(x)), ortMicros: await timeOf(() => session.run(feeds)), calls, ninccThread };
   } finally {
     m.dispose();
     await session.release();
