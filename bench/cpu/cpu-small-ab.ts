@@ -9,14 +9,22 @@
 // on a shared machine then wait while the timed runs hold the cores, so 2-thread times approach an
 // idle machine's (on the 2-core VM with load 7-10, nin-fashion batch 1: onnxruntime 0.147 ms, as in
 // Round 10's idle run, against 0.22-0.32 ms without).
-//   node dist/bench/cpu/cpu-small-ab.js DIR_A DIR_B... [--batch 1] [--calls 2000] [--rounds 5] [--rt]
-import { execFileSync } from 'node:child_process';
+// --preempt BUSY_US/IDLE_US (with --rt) runs bench/cpu/preemptor.cc meanwhile, pinned to the last CPU at
+// SCHED_FIFO 30: it takes that core from the timed threads for BUSY_US of every BUSY_US + IDLE_US, as a
+// neighbour's spinning pool would. A positional NAME=VALUE:DIR runs DIR with that environment variable
+// set (say NINCC_POOL_CALLER_SPIN_US=50:DIR against DIR, the same artifact).
+//   node dist/bench/cpu/cpu-small-ab.js DIR_A DIR_B... [--batch 1] [--calls 2000] [--rounds 5] [--rt] [--preempt 1000/1000]
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { parseArgs } from 'node:util';
 import { load } from '../../runtime/model.js';
 import { median } from './report.js';
 import { medianMicros } from './call-micros.js';
+import { packageRoot } from '../../compiler/package-root.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -25,6 +33,7 @@ const { values, positionals } = parseArgs({
     calls: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '5' },
     rt: { type: 'boolean', default: false },
+    preempt: { type: 'string' },
     child: { type: 'boolean', default: false },
   },
 });
@@ -50,21 +59,45 @@ async function child(dir: string, batch: number, calls: number): Promise<void> {
   }
 }
 
-function parent(dirs: string[], batch: number, calls: number, rounds: number, rt: boolean): void {
+/** An argument's directory and the environment its child runs with (NAME=VALUE:DIR sets one variable). */
+function subject(arg: string): { dir: string; env: NodeJS.ProcessEnv } {
+  const m = /^([A-Z_][A-Z0-9_]*)=([^:]*):(.+)$/.exec(arg);
+  return m ? { dir: m[3], env: { ...process.env, [m[1]]: m[2] } } : { dir: arg, env: process.env };
+}
+
+/** Starts bench/cpu/preemptor.cc (BUSY_US/IDLE_US) on the last CPU at SCHED_FIFO 30; returns its stop. */
+function startPreemptor(pattern: string): () => void {
+  const m = /^(\d+)\/(\d+)$/.exec(pattern);
+  if (!m) throw new Error(`--preempt wants BUSY_US/IDLE_US, got '${pattern}'`);
+  const exe = join(mkdtempSync(join(tmpdir(), 'nincc-preemptor-')), 'preemptor');
+  execFileSync('g++', ['-O2', join(packageRoot(), 'bench/cpu/preemptor.cc'), '-o', exe]);
+  const child = spawn('chrt', ['-f', '30', 'taskset', '-c', String(cpus().length - 1), exe, m[1], m[2]], { stdio: 'inherit' });
+  return () => child.kill();
+}
+
+function parent(args: string[], batch: number, calls: number, rounds: number, rt: boolean, preempt: string | undefined): void {
   const script = fileURLToPath(import.meta.url);
+  const dirs = args.map(subject);
   const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trimEnd();
-  console.log(`infer batch ${batch}, ${calls} calls a round, ${rounds} rounds, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(default)'}${rt ? ', chrt -f 20' : ''}`);
-  dirs.forEach((d, i) => console.log(`  ${String.fromCharCode(65 + i)} = ${d}`));
+  if (preempt && !rt) throw new Error('--preempt needs --rt (the preemptor outranks the timed processes only then)');
+  const stop = preempt ? startPreemptor(preempt) : () => {};
+  console.log(`infer batch ${batch}, ${calls} calls a round, ${rounds} rounds, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(default)'}${rt ? ', chrt -f 20' : ''}${preempt ? `, preemptor ${preempt} us on CPU ${cpus().length - 1} at chrt -f 30` : ''}`);
+  args.forEach((d, i) => console.log(`  ${String.fromCharCode(65 + i)} = ${d}`));
   console.log(uptime());
   const rows: number[][] = dirs.map(() => []);
-  for (let r = 0; r < rounds; r++) {
-    const order = dirs.map((_, i) => i);
-    if (r % 2) order.reverse();
-    for (const i of order) {
-      const args = [script, dirs[i], '--child', '--batch', String(batch), '--calls', String(calls)];
-      const out = rt ? execFileSync('chrt', ['-f', '20', process.execPath, ...args], { encoding: 'utf8' }) : execFileSync(process.execPath, args, { encoding: 'utf8' });
-      rows[i].push(Number(out.trim()));
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const order = dirs.map((_, i) => i);
+      if (r % 2) order.reverse();
+      for (const i of order) {
+        const childArgs = [script, dirs[i].dir, '--child', '--batch', String(batch), '--calls', String(calls)];
+        const options = { encoding: 'utf8', env: dirs[i].env } as const;
+        const out = rt ? execFileSync('chrt', ['-f', '20', process.execPath, ...childArgs], options) : execFileSync(process.execPath, childArgs, options);
+        rows[i].push(Number(out.trim()));
+      }
     }
+  } finally {
+    stop(); // a FIFO spinner left behind would hold a core of a shared machine
   }
   const base = median(rows[0]);
   rows.forEach((row, i) => {
@@ -81,8 +114,8 @@ if (values.child) {
     process.exit(1);
   });
 } else if (positionals.length < 2) {
-  console.error('usage: node dist/bench/cpu/cpu-small-ab.js DIR_A DIR_B... [--batch N] [--calls N] [--rounds N] [--rt]');
+  console.error('usage: node dist/bench/cpu/cpu-small-ab.js [NAME=VALUE:]DIR_A [NAME=VALUE:]DIR_B... [--batch N] [--calls N] [--rounds N] [--rt] [--preempt BUSY_US/IDLE_US]');
   process.exit(2);
 } else {
-  parent(positionals, batch, calls, Number(values.rounds), values.rt);
+  parent(positionals, batch, calls, Number(values.rounds), values.rt, values.preempt);
 }

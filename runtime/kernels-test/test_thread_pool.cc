@@ -2,9 +2,12 @@
 // once, for any count and thread count, over thousands of back-to-back jobs (the epoch protocol);
 // loops nested in a task run serially on the task's thread; a task that stalls (as a descheduled
 // thread would) delays only itself; held workers (hold_pool_workers) stay awake between loops and
-// still run every index once, and sleep again once released.
+// still run every index once, and sleep again once released; a caller set to sleep for a stalled
+// worker's task (set_caller_spin_ns) waits for it asleep, and is always woken.
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <thread>
 #include <vector>
 
@@ -80,6 +83,50 @@ void test_thread_pool() {
   CHECK(held_once);
   hold_pool_workers(false);
   CHECK(wait_until([&] { return pool.sleeping_workers() > 0; }));
+
+  // The caller asleep while a worker's claimed task stalls (set_caller_spin_ns): run() still returns
+  // only once that task is done, and the caller's thread spends a small part of the stall on the CPU
+  // (spinning, it spends all of the stall it is scheduled for: a tenth of 200 ms at a load of 20 on 2 cores).
+  auto thread_cpu_ms = [] {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+  };
+  pool.set_caller_spin_ns(100000);
+  hold_pool_workers(true);  // the worker awake, so it claims one of the two tasks
+  const auto caller = std::this_thread::get_id();
+  std::atomic<bool> worker_in{false}, stalled_done{false};
+  const double cpu_before = thread_cpu_ms();
+  parallel_for_dynamic(2, 2, [&](std::int64_t) {
+    if (std::this_thread::get_id() == caller) {
+      for (int i = 0; i < 2000 && !worker_in.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return;
+    }
+    worker_in.store(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a worker that lost its core
+    stalled_done.store(true);
+  });
+  const double caller_cpu_ms = thread_cpu_ms() - cpu_before;
+  hold_pool_workers(false);
+  CHECK(worker_in.load());
+  CHECK(stalled_done.load());
+  CHECK(caller_cpu_ms < 5.0);
+  if (caller_cpu_ms >= 5.0) std::fprintf(stderr, "caller spent %.1f ms of CPU waiting for a stalled task\n", caller_cpu_ms);
+
+  // Sleeping after 0 ns, on every job a worker ends last: no lost wake-up (a hang), every index once.
+  pool.set_caller_spin_ns(0);
+  std::atomic<long> slept_total{0};
+  long slept_expected = 0;
+  for (int job = 0; job < 3000; ++job) {
+    const int count = 1 + job % 5;
+    slept_expected += count;
+    parallel_for_dynamic(count, 2, [&](std::int64_t i) {
+      if (i == count - 1) for (volatile int spin = 0; spin < 200 * (job % 3); ++spin) {}
+      slept_total.fetch_add(1);
+    });
+  }
+  CHECK(slept_total.load() == slept_expected);
+  pool.set_caller_spin_ns(pool_detail::ThreadPool::kSpinUntilDone);
 #endif
 
   // parallel_for_threads and parallel_slices cover their ranges exactly once as well.

@@ -10,7 +10,8 @@
 // tasks from the shared counter `next_`. A worker that sees a new even epoch registers in busy_ and
 // re-checks the epoch: if it changed, the job it saw is gone; if not, the job stays as it was while
 // it is registered (a writer must wait for busy_ == 0), and it claims tasks until none are left.
-// run() returns once its own claims are exhausted and busy_ == 0, i.e. every claimed task is done.
+// run() returns once its own claims are exhausted and busy_ == 0, i.e. every claimed task is done;
+// it spins for that, or (set_caller_spin_ns) sleeps after a while until the last worker wakes it.
 // A worker that registers after that finds every task claimed and never calls the finished body.
 // Workers spin briefly after each job (kernels follow each other within microseconds), then sleep;
 // while a caller holds them (hold_workers: the cpu device, for the length of a program) they spin on.
@@ -19,11 +20,10 @@
 #pragma once
 
 #include <atomic>
-#ifdef NINCC_POOL_STATS
 #include <chrono>
-#endif
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -90,7 +90,7 @@ class ThreadPool {
     for (std::int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < count;) body(i);
     t_inside_job = false;
     NINCC_POOL_STAT(const long own_done_ns = pool_now_ns();)
-    while (busy_.load(std::memory_order_acquire) != 0) NINCC_CPU_RELAX();
+    wait_for_claimed_tasks();
     NINCC_POOL_STAT(PoolStats& stats = pool_stats(); stats.jobs += 1; stats.tasks += count; stats.caller_wait_ns += pool_now_ns() - own_done_ns;)
   }
 
@@ -107,6 +107,16 @@ class ThreadPool {
   // Workers asleep now (for tests: none while held).
   int sleeping_workers() const { return sleepers_.load(std::memory_order_seq_cst); }
 
+  // How long run()'s caller spins for the tasks workers have claimed before it sleeps until they are
+  // done (kSpinUntilDone: never sleeps). A worker still busy well past the caller's own tasks has
+  // most likely lost its core (a shared machine, or another engine's pool spinning after its call):
+  // spinning on keeps the caller's core from the OS, which could otherwise move the stalled worker
+  // there. Off by default (NINCC_POOL_CALLER_SPIN_US sets it): with a higher-priority thread taking
+  // one core of the loaded VM it won or lost by that thread's pattern (bench/RESULTS.md, branch i19w),
+  // and what counts is an idle machine's scheduler, where the bench runs.
+  static constexpr std::int64_t kSpinUntilDone = -1;
+  void set_caller_spin_ns(std::int64_t ns) { caller_spin_ns_.store(ns, std::memory_order_relaxed); }
+
   ~ThreadPool() {
     {
       std::lock_guard<std::mutex> lock(sleep_mutex_);
@@ -121,7 +131,41 @@ class ThreadPool {
   // no faster on NIN, and would take a core from whatever runs next on a shared machine).
   static constexpr int kSpinIterations = 2000;
 
-  ThreadPool() = default;
+  ThreadPool() : caller_spin_ns_(caller_spin_ns_from_env()) {}
+
+  // NINCC_POOL_CALLER_SPIN_US: microseconds the caller spins for claimed tasks before it sleeps; unset
+  // or negative: it spins until they are done (the default until an idle-machine bench shows a win).
+  static std::int64_t caller_spin_ns_from_env() {
+    const char* text = std::getenv("NINCC_POOL_CALLER_SPIN_US");
+    return text && *text && std::atoll(text) >= 0 ? std::atoll(text) * 1000 : kSpinUntilDone;
+  }
+
+  // Returns once no worker is registered (every claimed task is done): spins caller_spin_ns_, then sleeps.
+  // No lost wake-up: the caller publishes caller_sleeping_ before it re-reads busy_, and a worker
+  // lowers busy_ before it reads caller_sleeping_ (both seq_cst), so one of them sees the other's write.
+  void wait_for_claimed_tasks() {
+    if (busy_.load(std::memory_order_acquire) == 0) return;
+    const std::int64_t spin_ns = caller_spin_ns_.load(std::memory_order_relaxed);
+    const auto start = std::chrono::steady_clock::now();
+    for (int spin = 1; busy_.load(std::memory_order_acquire) != 0; ++spin) {
+      NINCC_CPU_RELAX();
+      if (spin_ns != kSpinUntilDone && spin % 64 == 0 && std::chrono::steady_clock::now() - start >= std::chrono::nanoseconds(spin_ns)) {
+        std::unique_lock<std::mutex> lock(done_mutex_);
+        caller_sleeping_.store(true, std::memory_order_seq_cst);
+        done_.wait(lock, [&] { return busy_.load(std::memory_order_seq_cst) == 0; });
+        caller_sleeping_.store(false, std::memory_order_relaxed);
+        return;
+      }
+    }
+  }
+
+  // A worker's end of its registration: wakes the caller if it sleeps and this was the last one.
+  void leave_job() {
+    if (busy_.fetch_sub(1, std::memory_order_seq_cst) == 1 && caller_sleeping_.load(std::memory_order_seq_cst)) {
+      std::lock_guard<std::mutex> lock(done_mutex_);
+      done_.notify_one();
+    }
+  }
 
   void ensure_workers(int count) {
     while (static_cast<int>(workers_.size()) < count) {
@@ -173,7 +217,7 @@ class ThreadPool {
           stats.join_in_ns += joined_ns - published_ns_;
         })
       }
-      busy_.fetch_sub(1, std::memory_order_release);
+      leave_job();
     }
   }
 
@@ -187,6 +231,10 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   std::mutex sleep_mutex_;
   std::condition_variable wake_;
+  std::atomic<std::int64_t> caller_spin_ns_;
+  std::atomic<bool> caller_sleeping_{false};
+  std::mutex done_mutex_;
+  std::condition_variable done_;
   // The job, written by run() only while busy_ == 0 and read by workers only while registered.
   std::int64_t count_ = 0;
   int helpers_ = 0;
