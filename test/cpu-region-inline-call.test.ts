@@ -18,9 +18,9 @@ const plan = (file: string, ablate: boolean) => {
 };
 
 describe('inlineCallMaxBatch and plan.json', () => {
-  it('nin-fashion (12.1 Mi multiply-adds an image) runs batches 1 and 2 inline; NIN and the ablation none', () => {
+  it('nin-fashion (12.1 Mi multiply-adds an image) runs every batch up to its 16 inline; NIN and the ablation none', () => {
     const nf = plan('models/nin-fashion.model', false);
-    expect(nf.programs.infer.inlineMaxBatch).toBe(2);
+    expect(nf.programs.infer.inlineMaxBatch).toBe(16);
     expect(Object.entries(nf.programs).filter(([, p]) => p.inlineMaxBatch !== undefined).map(([name]) => name)).toEqual(['infer']);
     expect(plan('models/nin-fashion.model', true).programs.infer.inlineMaxBatch).toBeUndefined();
     expect(plan('models/nin.model', false).programs.infer.inlineMaxBatch).toBeUndefined();
@@ -35,8 +35,8 @@ describe('inlineCallMaxBatch and plan.json', () => {
   });
 
   it('report.txt says which calls and why', () => {
-    expect(inlineCallReport(12.1 * 2 ** 20, 2)[1]).toMatch(/^ {2}a call of at most 2 images runs on the JS thread .*: 12\.1 Mi multiply-adds an image, at most 32 Mi a call inline\./);
-    expect(inlineCallReport(700 * 2 ** 20, undefined)[1]).toBe('  every call runs on a worker thread: 700.0 Mi multiply-adds an image is over the 32 Mi a call may do inline.');
+    expect(inlineCallReport(12.1 * 2 ** 20, 2)[1]).toMatch(/^ {2}a call of at most 2 images runs on the JS thread .*: 12\.1 Mi multiply-adds an image, at most 256 Mi a call inline\./);
+    expect(inlineCallReport(700 * 2 ** 20, undefined)[1]).toBe('  every call runs on a worker thread: 700.0 Mi multiply-adds an image is over the 256 Mi a call may do inline.');
     expect(inlineCallReport(12.1 * 2 ** 20, undefined)[1]).toBe('  every call runs on a worker thread: the ablation inlineCall is off.');
   });
 });

@@ -12,9 +12,12 @@
 // --preempt BUSY_US/IDLE_US (with --rt) runs bench/cpu/preemptor.cc meanwhile, pinned to the last CPU at
 // SCHED_FIFO 30: it takes that core from the timed threads for BUSY_US of every BUSY_US + IDLE_US, as a
 // neighbour's spinning pool would. A positional NAME=VALUE:DIR runs DIR with that environment variable
-// set (say NINCC_POOL_CALLER_SPIN_US=50:DIR against DIR, the same artifact).
-//   node dist/bench/cpu/cpu-small-ab.js DIR_A DIR_B... [--batch 1] [--calls 2000] [--rounds 5] [--rt] [--preempt 1000/1000]
+// set (say NINCC_POOL_CALLER_SPIN_US=50:DIR against DIR, the same artifact). --neighbour US runs, untimed before
+// each call, one OpenMP parallel region of about US microseconds in a process of the child's own
+// (bench/cpu/omp-neighbour.cc, libgomp's default spin after it), as bench/cpu.ts's interleaved pass runs PyTorch.
+//   node dist/bench/cpu/cpu-small-ab.js DIR_A DIR_B... [--batch 1] [--calls 2000] [--rounds 5] [--rt] [--preempt 1000/1000] [--neighbour 2000]
 import { execFileSync, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,26 +37,43 @@ const { values, positionals } = parseArgs({
     rounds: { type: 'string', default: '5' },
     rt: { type: 'boolean', default: false },
     preempt: { type: 'string' },
+    neighbour: { type: 'string' },
+    'neighbour-exe': { type: 'string' },
     child: { type: 'boolean', default: false },
   },
 });
 
-async function childOrt(file: string, batch: number, calls: number): Promise<void> {
-  const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: 'sequential' });
+async function childOrt(file: string, batch: number, calls: number, before?: () => Promise<unknown>): Promise<void> {
+  // NINCC_AB_ORT_SPINNING=0 (NINCC_AB_ORT_SPINNING=0:FILE.onnx) turns its idle spin-wait off, as bench/cpu.ts's first pass does.
+  const quiet = process.env.NINCC_AB_ORT_SPINNING === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {};
+  const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: 'sequential', ...quiet });
   const dims = (session.inputMetadata[0] as { readonly shape: readonly (number | string)[] }).shape.slice(1).map(Number);
   const x = new Float32Array(batch * dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
   const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x, [batch, ...dims]) };
-  console.log((await medianMicros(() => session.run(feeds), calls)).toFixed(1));
+  console.log((await medianMicros(() => session.run(feeds), calls, before)).toFixed(1));
   await session.release();
 }
 
+/** The neighbour process (--neighbour): a function that runs one region of it and resolves on its reply, and its stop. */
+function startNeighbour(exe: string, us: string): { region: () => Promise<unknown>; stop: () => void } {
+  const child = spawn(exe, [us], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const replies = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return {
+    region: async () => {
+      child.stdin.write('go\n');
+      if ((await replies.next()).done) throw new Error('the OpenMP neighbour exited');
+    },
+    stop: () => child.stdin.end(),
+  };
+}
+
 // In a child: the median microseconds of CALLS infer() calls on one artifact, printed alone.
-async function child(dir: string, batch: number, calls: number): Promise<void> {
-  if (dir.endsWith('.onnx')) return childOrt(dir, batch, calls);
+async function child(dir: string, batch: number, calls: number, neighbour?: { region: () => Promise<unknown> }): Promise<void> {
+  if (dir.endsWith('.onnx')) return childOrt(dir, batch, calls, neighbour?.region);
   const m = await load(dir, { device: 'cpu', seed: 1 });
   try {
     const x = new Float32Array(batch * m.info.input.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
-    console.log((await medianMicros(() => m.infer(x), calls)).toFixed(1));
+    console.log((await medianMicros(() => m.infer(x), calls, neighbour?.region)).toFixed(1));
   } finally {
     m.dispose();
   }
@@ -65,23 +85,30 @@ function subject(arg: string): { dir: string; env: NodeJS.ProcessEnv } {
   return m ? { dir: m[3], env: { ...process.env, [m[1]]: m[2] } } : { dir: arg, env: process.env };
 }
 
+/** bench/cpu/NAME.cc built into a fresh temporary folder; its path. */
+function buildTool(name: string, flags: string[]): string {
+  const exe = join(mkdtempSync(join(tmpdir(), `nincc-${name}-`)), name);
+  execFileSync('g++', ['-O2', ...flags, join(packageRoot(), `bench/cpu/${name}.cc`), '-o', exe]);
+  return exe;
+}
+
 /** Starts bench/cpu/preemptor.cc (BUSY_US/IDLE_US) on the last CPU at SCHED_FIFO 30; returns its stop. */
 function startPreemptor(pattern: string): () => void {
   const m = /^(\d+)\/(\d+)$/.exec(pattern);
   if (!m) throw new Error(`--preempt wants BUSY_US/IDLE_US, got '${pattern}'`);
-  const exe = join(mkdtempSync(join(tmpdir(), 'nincc-preemptor-')), 'preemptor');
-  execFileSync('g++', ['-O2', join(packageRoot(), 'bench/cpu/preemptor.cc'), '-o', exe]);
+  const exe = buildTool('preemptor', []);
   const child = spawn('chrt', ['-f', '30', 'taskset', '-c', String(cpus().length - 1), exe, m[1], m[2]], { stdio: 'inherit' });
   return () => child.kill();
 }
 
-function parent(args: string[], batch: number, calls: number, rounds: number, rt: boolean, preempt: string | undefined): void {
+function parent(args: string[], batch: number, calls: number, rounds: number, rt: boolean, preempt: string | undefined, neighbour: string | undefined): void {
   const script = fileURLToPath(import.meta.url);
   const dirs = args.map(subject);
   const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trimEnd();
   if (preempt && !rt) throw new Error('--preempt needs --rt (the preemptor outranks the timed processes only then)');
   const stop = preempt ? startPreemptor(preempt) : () => {};
-  console.log(`infer batch ${batch}, ${calls} calls a round, ${rounds} rounds, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(default)'}${rt ? ', chrt -f 20' : ''}${preempt ? `, preemptor ${preempt} us on CPU ${cpus().length - 1} at chrt -f 30` : ''}`);
+  const neighbourArgs = neighbour ? ['--neighbour', neighbour, '--neighbour-exe', buildTool('omp-neighbour', ['-fopenmp'])] : [];
+  console.log(`infer batch ${batch}, ${calls} calls a round, ${rounds} rounds, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(default)'}${rt ? ', chrt -f 20' : ''}${preempt ? `, preemptor ${preempt} us on CPU ${cpus().length - 1} at chrt -f 30` : ''}${neighbour ? `, before each call an OpenMP neighbour's ${neighbour} us region` : ''}`);
   args.forEach((d, i) => console.log(`  ${String.fromCharCode(65 + i)} = ${d}`));
   console.log(uptime());
   const rows: number[][] = dirs.map(() => []);
@@ -90,7 +117,7 @@ function parent(args: string[], batch: number, calls: number, rounds: number, rt
       const order = dirs.map((_, i) => i);
       if (r % 2) order.reverse();
       for (const i of order) {
-        const childArgs = [script, dirs[i].dir, '--child', '--batch', String(batch), '--calls', String(calls)];
+        const childArgs = [script, dirs[i].dir, '--child', '--batch', String(batch), '--calls', String(calls), ...neighbourArgs];
         const options = { encoding: 'utf8', env: dirs[i].env } as const;
         const out = rt ? execFileSync('chrt', ['-f', '20', process.execPath, ...childArgs], options) : execFileSync(process.execPath, childArgs, options);
         rows[i].push(Number(out.trim()));
@@ -109,13 +136,16 @@ function parent(args: string[], batch: number, calls: number, rounds: number, rt
 
 const batch = Number(values.batch), calls = Number(values.calls);
 if (values.child) {
-  child(positionals[0], batch, calls).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
+  const neighbour = values.neighbour && values['neighbour-exe'] ? startNeighbour(values['neighbour-exe'], values.neighbour) : undefined;
+  child(positionals[0], batch, calls, neighbour)
+    .catch((e) => {
+      console.error(e);
+      process.exitCode = 1;
+    })
+    .finally(() => neighbour?.stop());
 } else if (positionals.length < 2) {
-  console.error('usage: node dist/bench/cpu/cpu-small-ab.js [NAME=VALUE:]DIR_A [NAME=VALUE:]DIR_B... [--batch N] [--calls N] [--rounds N] [--rt] [--preempt BUSY_US/IDLE_US]');
+  console.error('usage: node dist/bench/cpu/cpu-small-ab.js [NAME=VALUE:]DIR_A [NAME=VALUE:]DIR_B... [--batch N] [--calls N] [--rounds N] [--rt] [--preempt BUSY_US/IDLE_US] [--neighbour US]');
   process.exit(2);
 } else {
-  parent(positionals, batch, calls, Number(values.rounds), values.rt, values.preempt);
+  parent(positionals, batch, calls, Number(values.rounds), values.rt, values.preempt, values.neighbour);
 }

@@ -2,11 +2,16 @@
 // programs.infer `inlineMaxBatch`, issue #19). A call otherwise runs on a libuv worker thread and settles
 // a promise (runtime/binding/run_worker.cc): the hop there and back costs the same at any size, about
 // 0.01 ms of nin-fashion's 0.17 ms batch-1 call (166.1 -> 155.4 us, bench/logs/i19u-inline-ab.out), where
-// onnxruntime-node runs its session on the JS thread. Inline, the call blocks the event loop for its length, so only calls whose work is small
-// take it: at most INLINE_CALL_MAX_MACS multiply-adds, about 0.2-0.4 ms on the 2-core VM.
+// onnxruntime-node runs its session on the JS thread. The hop costs far more where another process's threads
+// hold a core, as PyTorch's OpenMP workers spin for about 2 ms after each of its calls (bench/cpu.ts's
+// interleaved pass): the worker thread, woken while the JS thread goes to sleep, waits its turn for a core
+// (a scheduler slice), and nin-fashion at batch 16 took 2.67 ms on the worker against 1.32 ms inline
+// (1.38 against 1.31 with no neighbour; bench/logs/i19w-neighbour-ab.out, bench/RESULTS.md i19w). Inline, the
+// call blocks the event loop for its length, as onnxruntime-node's does, so calls up to about 1.5 ms on the
+// 2-core VM take it: at most INLINE_CALL_MAX_MACS multiply-adds (nin-fashion up to batch 21, NIN never).
 
 /** The most multiply-adds (images × macsPerImage) an inline call may do. */
-export const INLINE_CALL_MAX_MACS = 32 * 2 ** 20;
+export const INLINE_CALL_MAX_MACS = 256 * 2 ** 20;
 
 /** The largest batch (0: none) whose inference call runs inline. `on` false: the ablation inlineCall. */
 export function inlineCallMaxBatch(macsPerImage: number, maxBatch: number, on: boolean): number {
@@ -20,7 +25,7 @@ export function inlineCallReport(macsPerImage: number, inlineMaxBatch: number | 
   return [
     'CPU inference calls (runtime/model.ts, plan.json programs.infer inlineMaxBatch):',
     inlineMaxBatch
-      ? `  a call of at most ${inlineMaxBatch} image${inlineMaxBatch === 1 ? '' : 's'} runs on the JS thread (no worker-thread hop, about 0.01 ms less a call; it blocks the event loop while it runs): ${mmacs} Mi multiply-adds an image, at most ${INLINE_CALL_MAX_MACS / 2 ** 20} Mi a call inline. Larger calls run on a worker thread.`
+      ? `  a call of at most ${inlineMaxBatch} image${inlineMaxBatch === 1 ? '' : 's'} runs on the JS thread (no worker-thread hop: about 0.01 ms less a call, and no wait for a core where another process's threads spin; it blocks the event loop while it runs): ${mmacs} Mi multiply-adds an image, at most ${INLINE_CALL_MAX_MACS / 2 ** 20} Mi a call inline. Larger calls run on a worker thread.`
       : `  every call runs on a worker thread: ${macsPerImage > INLINE_CALL_MAX_MACS ? `${mmacs} Mi multiply-adds an image is over the ${INLINE_CALL_MAX_MACS / 2 ** 20} Mi a call may do inline` : macsPerImage <= 0 ? 'no conv or linear layer to size a call by' : 'the ablation inlineCall is off'}.`,
   ];
 }
