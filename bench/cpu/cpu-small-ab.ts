@@ -14,8 +14,10 @@
 // neighbour's spinning pool would. A positional NAME=VALUE:DIR runs DIR with that environment variable
 // set (say NINCC_POOL_CALLER_SPIN_US=50:DIR against DIR, the same artifact). --neighbour US runs, untimed before
 // each call, one OpenMP parallel region of about US microseconds in a process of the child's own
-// (bench/cpu/omp-neighbour.cc, libgomp's default spin after it), as bench/cpu.ts's interleaved pass runs PyTorch.
-//   node dist/bench/cpu/cpu-small-ab.js DIR_A DIR_B... [--batch 1] [--calls 2000] [--rounds 5] [--rt] [--preempt 1000/1000] [--neighbour 2000]
+// (bench/cpu/omp-neighbour.cc, libgomp's default spin after it), as bench/cpu.ts's interleaved pass runs PyTorch;
+// --before [quiet:]FILE.onnx runs, untimed before each call, that model on onnxruntime in the same process
+// (quiet: its spin-wait off, as that pass has it; else its defaults, as the third pass).
+//   node dist/bench/cpu/cpu-small-ab.js DIR_A DIR_B... [--batch 1] [--calls 2000] [--rounds 5] [--rt] [--preempt 1000/1000] [--neighbour 2000] [--before quiet:M.onnx]
 import { execFileSync, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { mkdtempSync } from 'node:fs';
@@ -39,18 +41,25 @@ const { values, positionals } = parseArgs({
     preempt: { type: 'string' },
     neighbour: { type: 'string' },
     'neighbour-exe': { type: 'string' },
+    before: { type: 'string' },
     child: { type: 'boolean', default: false },
   },
 });
 
-async function childOrt(file: string, batch: number, calls: number, before?: () => Promise<unknown>): Promise<void> {
-  // NINCC_AB_ORT_SPINNING=0 (NINCC_AB_ORT_SPINNING=0:FILE.onnx) turns its idle spin-wait off, as bench/cpu.ts's first pass does.
-  const quiet = process.env.NINCC_AB_ORT_SPINNING === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {};
+/** An onnxruntime session of `file` (2 intra-op threads, its idle spin-wait on or off) and one run of it at `batch`. */
+async function ortSession(file: string, batch: number, spinning: boolean): Promise<{ run: () => Promise<unknown>; release: () => Promise<void> }> {
+  const quiet = spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } };
   const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: 'sequential', ...quiet });
   const dims = (session.inputMetadata[0] as { readonly shape: readonly (number | string)[] }).shape.slice(1).map(Number);
   const x = new Float32Array(batch * dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
   const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x, [batch, ...dims]) };
-  console.log((await medianMicros(() => session.run(feeds), calls, before)).toFixed(1));
+  return { run: () => session.run(feeds), release: () => session.release() };
+}
+
+async function childOrt(file: string, batch: number, calls: number, before?: () => Promise<unknown>): Promise<void> {
+  // NINCC_AB_ORT_SPINNING=0 (NINCC_AB_ORT_SPINNING=0:FILE.onnx) turns its idle spin-wait off, as bench/cpu.ts's first pass does.
+  const session = await ortSession(file, batch, process.env.NINCC_AB_ORT_SPINNING !== '0');
+  console.log((await medianMicros(session.run, calls, before)).toFixed(1));
   await session.release();
 }
 
@@ -67,13 +76,13 @@ function startNeighbour(exe: string, us: string): { region: () => Promise<unknow
   };
 }
 
-// In a child: the median microseconds of CALLS infer() calls on one artifact, printed alone.
-async function child(dir: string, batch: number, calls: number, neighbour?: { region: () => Promise<unknown> }): Promise<void> {
-  if (dir.endsWith('.onnx')) return childOrt(dir, batch, calls, neighbour?.region);
+// In a child: the median microseconds of CALLS infer() calls on one artifact, printed alone; `before`, untimed, ahead of each.
+async function child(dir: string, batch: number, calls: number, before?: () => Promise<unknown>): Promise<void> {
+  if (dir.endsWith('.onnx')) return childOrt(dir, batch, calls, before);
   const m = await load(dir, { device: 'cpu', seed: 1 });
   try {
     const x = new Float32Array(batch * m.info.input.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
-    console.log((await medianMicros(() => m.infer(x), calls, neighbour?.region)).toFixed(1));
+    console.log((await medianMicros(() => m.infer(x), calls, before)).toFixed(1));
   } finally {
     m.dispose();
   }
@@ -101,14 +110,14 @@ function startPreemptor(pattern: string): () => void {
   return () => child.kill();
 }
 
-function parent(args: string[], batch: number, calls: number, rounds: number, rt: boolean, preempt: string | undefined, neighbour: string | undefined): void {
+function parent(args: string[], batch: number, calls: number, rounds: number, rt: boolean, preempt: string | undefined, neighbour: string | undefined, before: string | undefined): void {
   const script = fileURLToPath(import.meta.url);
   const dirs = args.map(subject);
   const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trimEnd();
   if (preempt && !rt) throw new Error('--preempt needs --rt (the preemptor outranks the timed processes only then)');
   const stop = preempt ? startPreemptor(preempt) : () => {};
-  const neighbourArgs = neighbour ? ['--neighbour', neighbour, '--neighbour-exe', buildTool('omp-neighbour', ['-fopenmp'])] : [];
-  console.log(`infer batch ${batch}, ${calls} calls a round, ${rounds} rounds, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(default)'}${rt ? ', chrt -f 20' : ''}${preempt ? `, preemptor ${preempt} us on CPU ${cpus().length - 1} at chrt -f 30` : ''}${neighbour ? `, before each call an OpenMP neighbour's ${neighbour} us region` : ''}`);
+  const neighbourArgs = [...(neighbour ? ['--neighbour', neighbour, '--neighbour-exe', buildTool('omp-neighbour', ['-fopenmp'])] : []), ...(before ? ['--before', before] : [])];
+  console.log(`infer batch ${batch}, ${calls} calls a round, ${rounds} rounds, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(default)'}${rt ? ', chrt -f 20' : ''}${preempt ? `, preemptor ${preempt} us on CPU ${cpus().length - 1} at chrt -f 30` : ''}${neighbour ? `, before each call an OpenMP neighbour's ${neighbour} us region` : ''}${before ? `, before each call one onnxruntime run of ${before}` : ''}`);
   args.forEach((d, i) => console.log(`  ${String.fromCharCode(65 + i)} = ${d}`));
   console.log(uptime());
   const rows: number[][] = dirs.map(() => []);
@@ -137,15 +146,18 @@ function parent(args: string[], batch: number, calls: number, rounds: number, rt
 const batch = Number(values.batch), calls = Number(values.calls);
 if (values.child) {
   const neighbour = values.neighbour && values['neighbour-exe'] ? startNeighbour(values['neighbour-exe'], values.neighbour) : undefined;
-  child(positionals[0], batch, calls, neighbour)
+  // --before [quiet:]FILE.onnx: that session's run, in this process, ahead of each call (bench/cpu.ts's interleaving).
+  const beforeOnnx = values.before ? /^(quiet:)?(.+)$/.exec(values.before)! : undefined;
+  (beforeOnnx ? ortSession(beforeOnnx[2], batch, !beforeOnnx[1]) : Promise.resolve(undefined))
+    .then((session) => child(positionals[0], batch, calls, neighbour?.region ?? session?.run).finally(() => session?.release()))
     .catch((e) => {
       console.error(e);
       process.exitCode = 1;
     })
     .finally(() => neighbour?.stop());
 } else if (positionals.length < 2) {
-  console.error('usage: node dist/bench/cpu/cpu-small-ab.js [NAME=VALUE:]DIR_A [NAME=VALUE:]DIR_B... [--batch N] [--calls N] [--rounds N] [--rt] [--preempt BUSY_US/IDLE_US] [--neighbour US]');
+  console.error('usage: node dist/bench/cpu/cpu-small-ab.js [NAME=VALUE:]DIR_A [NAME=VALUE:]DIR_B... [--batch N] [--calls N] [--rounds N] [--rt] [--preempt BUSY_US/IDLE_US] [--neighbour US] [--before [quiet:]FILE.onnx]');
   process.exit(2);
 } else {
-  parent(positionals, batch, calls, Number(values.rounds), values.rt, values.preempt, values.neighbour);
+  parent(positionals, batch, calls, Number(values.rounds), values.rt, values.preempt, values.neighbour, values.before);
 }
