@@ -18,18 +18,14 @@
 // --before [quiet:]FILE.onnx runs, untimed before each call, that model on onnxruntime in the same process
 // (quiet: its spin-wait off, as that pass has it; else its defaults, as the third pass).
 //   node dist/bench/cpu/cpu-small-ab.js DIR_A DIR_B... [--batch 1] [--calls 2000] [--rounds 5] [--rt] [--preempt 1000/1000] [--neighbour 2000] [--before quiet:M.onnx]
-import { execFileSync, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { mkdtempSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import * as ort from 'onnxruntime-node';
 import { parseArgs } from 'node:util';
 import { load } from '../../runtime/model.js';
 import { median } from './report.js';
 import { medianMicros } from './call-micros.js';
-import { packageRoot } from '../../compiler/package-root.js';
+import { buildTool, ortSession, startNeighbour, startPreemptor } from './ab-neighbours.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -46,34 +42,11 @@ const { values, positionals } = parseArgs({
   },
 });
 
-/** An onnxruntime session of `file` (2 intra-op threads, its idle spin-wait on or off) and one run of it at `batch`. */
-async function ortSession(file: string, batch: number, spinning: boolean): Promise<{ run: () => Promise<unknown>; release: () => Promise<void> }> {
-  const quiet = spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } };
-  const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: 'sequential', ...quiet });
-  const dims = (session.inputMetadata[0] as { readonly shape: readonly (number | string)[] }).shape.slice(1).map(Number);
-  const x = new Float32Array(batch * dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
-  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x, [batch, ...dims]) };
-  return { run: () => session.run(feeds), release: () => session.release() };
-}
-
 async function childOrt(file: string, batch: number, calls: number, before?: () => Promise<unknown>): Promise<void> {
   // NINCC_AB_ORT_SPINNING=0 (NINCC_AB_ORT_SPINNING=0:FILE.onnx) turns its idle spin-wait off, as bench/cpu.ts's first pass does.
   const session = await ortSession(file, batch, process.env.NINCC_AB_ORT_SPINNING !== '0');
   console.log((await medianMicros(session.run, calls, before)).toFixed(1));
   await session.release();
-}
-
-/** The neighbour process (--neighbour): a function that runs one region of it and resolves on its reply, and its stop. */
-function startNeighbour(exe: string, us: string): { region: () => Promise<unknown>; stop: () => void } {
-  const child = spawn(exe, [us], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const replies = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  return {
-    region: async () => {
-      child.stdin.write('go\n');
-      if ((await replies.next()).done) throw new Error('the OpenMP neighbour exited');
-    },
-    stop: () => child.stdin.end(),
-  };
 }
 
 // In a child: the median microseconds of CALLS infer() calls on one artifact, printed alone; `before`, untimed, ahead of each.
@@ -94,29 +67,13 @@ function subject(arg: string): { dir: string; env: NodeJS.ProcessEnv } {
   return m ? { dir: m[3], env: { ...process.env, [m[1]]: m[2] } } : { dir: arg, env: process.env };
 }
 
-/** bench/cpu/NAME.cc built into a fresh temporary folder; its path. */
-function buildTool(name: string, flags: string[]): string {
-  const exe = join(mkdtempSync(join(tmpdir(), `nincc-${name}-`)), name);
-  execFileSync('g++', ['-O2', ...flags, join(packageRoot(), `bench/cpu/${name}.cc`), '-o', exe]);
-  return exe;
-}
-
-/** Starts bench/cpu/preemptor.cc (BUSY_US/IDLE_US) on the last CPU at SCHED_FIFO 30; returns its stop. */
-function startPreemptor(pattern: string): () => void {
-  const m = /^(\d+)\/(\d+)$/.exec(pattern);
-  if (!m) throw new Error(`--preempt wants BUSY_US/IDLE_US, got '${pattern}'`);
-  const exe = buildTool('preemptor', []);
-  const child = spawn('chrt', ['-f', '30', 'taskset', '-c', String(cpus().length - 1), exe, m[1], m[2]], { stdio: 'inherit' });
-  return () => child.kill();
-}
-
 function parent(args: string[], batch: number, calls: number, rounds: number, rt: boolean, preempt: string | undefined, neighbour: string | undefined, before: string | undefined): void {
   const script = fileURLToPath(import.meta.url);
   const dirs = args.map(subject);
   const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trimEnd();
   if (preempt && !rt) throw new Error('--preempt needs --rt (the preemptor outranks the timed processes only then)');
-  const stop = preempt ? startPreemptor(preempt) : () => {};
   const neighbourArgs = [...(neighbour ? ['--neighbour', neighbour, '--neighbour-exe', buildTool('omp-neighbour', ['-fopenmp'])] : []), ...(before ? ['--before', before] : [])];
+  const stop = preempt ? startPreemptor(preempt) : () => {};
   console.log(`infer batch ${batch}, ${calls} calls a round, ${rounds} rounds, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(default)'}${rt ? ', chrt -f 20' : ''}${preempt ? `, preemptor ${preempt} us on CPU ${cpus().length - 1} at chrt -f 30` : ''}${neighbour ? `, before each call an OpenMP neighbour's ${neighbour} us region` : ''}${before ? `, before each call one onnxruntime run of ${before}` : ''}`);
   args.forEach((d, i) => console.log(`  ${String.fromCharCode(65 + i)} = ${d}`));
   console.log(uptime());
