@@ -5,8 +5,8 @@
 // onnxruntime-node runs its session on the JS thread. The hop costs far more where another process's threads
 // hold a core, as PyTorch's OpenMP workers spin for about 2 ms after each of its calls (bench/cpu.ts's
 // interleaved pass): the worker thread, woken while the JS thread goes to sleep, waits its turn for a core
-// (a scheduler slice), and nin-fashion at batch 16 took 2.67 ms on the worker against 1.32 ms inline
-// (1.38 against 1.31 with no neighbour; bench/logs/i19w-neighbour-ab.out, bench/RESULTS.md i19w). Inline, the
+// (a scheduler slice), and nin-fashion at batch 16 took 2.88 ms on the worker against 1.43 ms inline
+// (1.49 against 1.43 with no neighbour; bench/RESULTS.md i19w). Inline, the
 // call blocks the event loop for its length, as onnxruntime-node's does, so calls up to about 1.5 ms on the
 // 2-core VM take it: at most INLINE_CALL_MAX_MACS multiply-adds (nin-fashion up to batch 21, NIN never).
 
