@@ -35,7 +35,7 @@ export const ABLATIONS = {
  * them on (for A/B runs and the work that builds on them). Each, with what a build that turns it on does.
  */
 export const OPT_INS = {
-  cpuBnStatsInConv: 'the cpu training\'s BN forwards after an implicit-GEMM conv take their batch statistics from per-tile sums the conv\'s epilogue recorded as it stored x, not from a pass over x (runtime/include/nincc/cpu/bn_moments.h, conv_gemm.h store_tile; bounded, not bitwise: other sums in another order). Off: measured +10-17 ms of conv epilogue against -4 to -6 ms of BN a NIN step (bench/RESULTS.md, i19y)',
+  cpuBnStatsInConv: 'the cpu training\'s BN forwards after an implicit-GEMM conv take their batch statistics from per-tile sums the conv\'s epilogue recorded as it stored x, not from a pass over x (runtime/include/nincc/cpu/bn_moments.h, conv_gemm.h store_tile; bounded, not bitwise: other sums in another order). Off: measured +8-17 ms of conv epilogue against -2 to -6 ms of BN a NIN step (bench/RESULTS.md, i19y)',
 } as const;
 
 export type Ablation = keyof typeof ABLATIONS;
