@@ -5,10 +5,8 @@
 // against the default build. Run by test/cpu-train-bn-stats-in-conv.test.ts (2 threads: all of CI's) and
 // test/cpu-train-bn-stats-in-conv-1thread.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSpec, expectClose, expectGradientsClose, loadBuilt, poisonArena, preparedModel, randomImages, randomizeAffine, randomLabels, readWeights, removeBuilds, rng, type Built } from './artifacts.js';
-import { checkGradients } from './gradients.js';
-import { forward, trainLossFrom } from './interpret.js';
-import { nllLoss } from './layers.js';
+import { buildSpec, expectClose, expectGradientsClose, loadBuilt, randomImages, randomizeAffine, randomLabels, removeBuilds, rng, type Built } from './artifacts.js';
+import { expectGradientsMatch, expectTrainForwardMatches } from './zoo-suite.js';
 
 export const BN_STATS_IN_CONV = `
 model bn_stats_in_conv {
@@ -26,10 +24,6 @@ model bn_stats_in_conv {
 }
 `;
 
-// As test/reference/zoo-suite.ts: float32 rounding through a dozen layers is ~1e-6 of the output's scale.
-const TOL = 2e-5;
-const BATCHES = [3, 1, 4];
-
 /** The suite on `threads`; with `ab`, also the default build and the A/B of the two (bounded: other sums, other order). */
 export function bnStatsInConvSuite(threads: string, ab: boolean): void {
   let optIn: Built;
@@ -41,39 +35,9 @@ export function bnStatsInConvSuite(threads: string, ab: boolean): void {
   afterAll(() => removeBuilds());
 
   describe(`BN statistics from the conv epilogues (${threads})`, () => {
-    it('forwardBackward: output, loss and running statistics match the float64 reference on a poisoned arena', async () => {
-      const { m, b, next } = await preparedModel(optIn, 12);
-      try {
-        for (const [i, n] of BATCHES.entries()) {
-          const images = randomImages(b.model, n, next);
-          const labels = randomLabels(b.model, n, next);
-          const ref = forward(b.model, readWeights(m), images, n, { mode: 'train' });
-          poisonArena(m, i % 2 ? 3.0e4 : Number.NaN);
-          const { loss, output } = await m.forwardBackward(images, labels);
-          expectClose(output, ref.output.data, TOL, `output n=${n}`);
-          expectClose([loss], [nllLoss(ref.output, labels)], TOL, `loss n=${n}`);
-          for (const [key, value] of ref.state) expectClose(m.getTensor(key), value, 1e-5, `${key} n=${n}`);
-        }
-      } finally {
-        m.dispose();
-      }
-    });
+    it('forwardBackward: output, loss and running statistics match the float64 reference on a poisoned arena', () => expectTrainForwardMatches(optIn, 'bn_stats_in_conv'));
 
-    it('gradients of every parameter match central differences of the reference loss', async () => {
-      const m = await loadBuilt(optIn, 21);
-      try {
-        const next = rng(21);
-        randomizeAffine(m, next);
-        const n = 3;
-        const images = randomImages(optIn.model, n, next);
-        const labels = randomLabels(optIn.model, n, next);
-        poisonArena(m, Number.NaN);
-        await m.forwardBackward(images, labels);
-        expect(checkGradients(m, trainLossFrom(optIn.model, readWeights(m), images, labels), 40, next, `n=${n}`)).toBeGreaterThan(0);
-      } finally {
-        m.dispose();
-      }
-    });
+    it('gradients of every parameter match central differences of the reference loss', () => expectGradientsMatch(optIn, 'bn_stats_in_conv'));
 
     if (ab)
       it('A/B: the opt-in build against the default one, the same weights and batch: output, loss, running statistics and gradients within 1e-5', async () => {
