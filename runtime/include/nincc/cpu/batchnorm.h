@@ -160,7 +160,7 @@ inline ChannelMoments channel_moments(const BatchNormShape& shape, const float* 
 }
 
 // The same from the producing conv's per-tile sums (ConvMoments, recorded by its GEMM epilogue), with no read of
-// x: each tile's sums moved to the shift of the channel's first tile, s, exactly as in double, Σ(y - s) = Σ(y - t) +
+// x: each tile's sums moved, in double, to the shift of the channel's first tile, s: Σ(y - s) = Σ(y - t) +
 // n (t - s) and Σ(y - s)² = Σ(y - t)² + 2 (t - s) Σ(y - t) + n (t - s)², summed in tile order (the same bits on
 // any thread count), then corrected to the mean as the one pass is.
 inline ChannelMoments channel_moments_from_conv(const BatchNormShape& shape, const ConvMoments& m, int c) {
