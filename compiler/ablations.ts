@@ -1,5 +1,5 @@
 // The optimizations' A/B off-switches (the bf16 path's, the cpu's inline call and one of the cpu training's), said once: each leaves one optimization out of a build, so a test can
-// check it against what it replaced (bitwise, where the summation order is unchanged).
+// check it against what it replaced (bitwise, where the summation order is unchanged); and the opt-ins, built but off by default until they win.
 /** Each switch, with what a build that turns it off does instead. */
 export const ABLATIONS = {
   rebuildPass: 'every gradient rebuild stays in its conv kernels\' staging, no grad_rebuild pass (lower/train-fused.ts)',
@@ -30,14 +30,26 @@ export const ABLATIONS = {
   hostL3: 'a native cpu build\'s conv algorithm choice assumes the default 32 MiB L3, not the build machine\'s (schedule/cpu-winograd-choice-l3.ts)',
 } as const;
 
-export type Ablation = keyof typeof ABLATIONS;
+/**
+ * The opt-in switches: optimizations built and checked but measured not to win yet, so off unless a build turns
+ * them on (for A/B runs and the work that builds on them). Each, with what a build that turns it on does.
+ */
+export const OPT_INS = {
+  cpuBnStatsInConv: 'the cpu training\'s BN forwards after an implicit-GEMM conv take their batch statistics from per-tile sums the conv\'s epilogue recorded as it stored x, not from a pass over x (runtime/include/nincc/cpu/bn_moments.h, conv_gemm.h store_tile; bounded, not bitwise: other sums in another order). Off: measured +8-17 ms of conv epilogue against -2 to -6 ms of BN a NIN step (bench/RESULTS.md, i19y)',
+} as const;
 
-/** The switches a build turns off; an absent one is on. */
-export type Ablations = { readonly [name in Ablation]?: false };
+export type Ablation = keyof typeof ABLATIONS;
+export type OptIn = keyof typeof OPT_INS;
+
+/** The switches a build turns off (an absent one is on), and the opt-ins it turns on (an absent one is off). */
+export type Ablations = { readonly [name in Ablation]?: false } & { readonly [name in OptIn]?: true };
 
 export const isOn = (ablations: Ablations | undefined, name: Ablation): boolean => ablations?.[name] !== false;
+export const isOptedIn = (ablations: Ablations | undefined, name: OptIn): boolean => ablations?.[name] === true;
 
-/** What the build hash adds: nothing when every switch is on, so a default build's hash is what it was before the switches. */
+/** What the build hash adds: nothing when every switch is on and no opt-in is, so a default build's hash is what it was before the switches. */
 export function ablationsDigest(ablations: Ablations | undefined): string {
-  return (Object.keys(ABLATIONS) as Ablation[]).filter((name) => !isOn(ablations, name)).map((name) => `no ${name}`).join(', ');
+  const off = (Object.keys(ABLATIONS) as Ablation[]).filter((name) => !isOn(ablations, name)).map((name) => `no ${name}`);
+  const on = (Object.keys(OPT_INS) as OptIn[]).filter((name) => isOptedIn(ablations, name)).map((name) => `with ${name}`);
+  return [...off, ...on].join(', ');
 }

@@ -71,7 +71,8 @@ const endOutput = { outTotal: 'int?', outOffset: 'int?' } as const;
 const u8Input = { u8Mean: 'nums?', u8Std: 'nums?' } as const;
 
 const constSchemas = {
-  conv_fwd: { ...spatial, bias: 'bool', relu: 'bool', ...convSlot, ...u8Input },
+  // bnMoments: the cpu training's conv records the per-tile sums its BN takes its statistics from (bn_moments), read by that bn_fwd_train's `moments` (convMoments).
+  conv_fwd: { ...spatial, bias: 'bool', relu: 'bool', bnMoments: 'bool?', ...convSlot, ...u8Input },
   // addend: dx also sums another reader's gradient of the same input (g_add), as conv_dgrad_fused's.
   conv_bwd_data: { ...spatial, bias: 'bool', addend: 'bool?', ...convSlot },
   conv_bwd_weight: { ...spatial, bias: 'bool', ...convSlot, ...u8Input },
@@ -80,7 +81,7 @@ const constSchemas = {
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool', maxBatch: 'int?', l3Bytes: 'int?' },
   // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
   // twoPassStats: the cpuBnOnePassStats ablation (the batch statistics in two passes over x; batchnorm.h channel_moments).
-  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?', twoPassStats: 'bool?', ...endOutput },
+  bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?', twoPassStats: 'bool?', convMoments: 'bool?', ...endOutput },
   bn_bwd: { ...channels, eps: 'num', momentum: 'num', relu: 'bool?', ...endOutput },
   bn_eval: { ...channels, eps: 'num' },
   relu_fwd: { count: 'int' },
@@ -236,6 +237,12 @@ const withBias = (c: { bias: boolean }) => c.bias;
 /** The elements per image of a training BN's output (and its gradient): its own C channels, or the concat's outTotal. */
 const bnOutputPlane = (c: { C: number; HW: number; outTotal?: number }) => (c.outTotal ?? c.C) * c.HW;
 /** The elements per image of a conv's output buffer (and its gradient): its own K channels, or the concat's yTotal. */
+/**
+ * The per-image floats of a conv's per-tile BN sums (runtime/include/nincc/cpu/bn_moments.h ConvMoments: 3 doubles a
+ * channel and pixel tile), sized for the narrowest instruction set's 8-pixel tiles: ceil(N·HW/8) ≤ N·ceil(HW/8).
+ */
+export const BN_MOMENT_MIN_TILE_PIXELS = 8;
+export const bnMomentFloats = (C: number, HW: number) => C * Math.ceil(HW / BN_MOMENT_MIN_TILE_PIXELS) * 6;
 const convOutputPlane = (c: ConvShape & { yTotal?: number }) => (c.yTotal ?? c.K) * c.P * c.Q;
 /** The elements per image of a pool's output (and its gradient): its own K channels, or the concat's outTotal. */
 const poolOutputPlane = (c: ConvShape & { outTotal?: number }) => (c.outTotal ?? c.K) * c.P * c.Q;
@@ -352,6 +359,7 @@ const rulesTable = {
     { name: 'w', dir: 'in', size: convWeights },
     { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
     { name: 'y', dir: 'out', size: convOutputPlane },
+    { name: 'bn_moments', dir: 'out', when: (c) => c.bnMoments === true, size: (c) => bnMomentFloats(c.K, c.P * c.Q) },
   ],
   conv_bwd_data: [
     { name: 'g', dir: 'in', size: convOutputPlane },
@@ -392,6 +400,7 @@ const rulesTable = {
     { name: 'running_mean', dir: 'inout', size: perChannel },
     { name: 'running_var', dir: 'inout', size: perChannel },
     { name: 'r', dir: 'in', when: (c) => c.residual === true, size: plane },
+    { name: 'moments', dir: 'in', when: (c) => c.convMoments === true, size: (c) => bnMomentFloats(c.C, c.HW) },
     { name: 'y', dir: 'out', size: bnOutputPlane },
     { name: 'save_mean', dir: 'out', size: perChannel },
     { name: 'save_invstd', dir: 'out', size: perChannel },

@@ -4,7 +4,9 @@ import { closingAdd, inputsOf, needsGradient, readers, reluFollows } from './cha
 import { gradId, paramId, wholeSpaceId, type ParamLayout } from './params.js';
 import type { Program } from './program-ir.js';
 import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
+import { bnMomentFloats } from './ops.js';
 import { stemConsts, u8Words, type U8Stem } from './u8-input.js';
+import { chooseTrainingConvAlgorithm } from '../schedule/cpu-conv-algorithm.js';
 
 export class LoweringError extends Error {}
 
@@ -31,14 +33,15 @@ type Slice = ReturnType<typeof concatSlices>[number];
  * `reluAfter`: a BN's only reader is the ReLU after it, which this BN's pass applies (and its backward undoes).
  * `slot`: the layer's output (a BN+ReLU's) is a concat branch's end, written straight into its channels of the concat's output.
  * `bnStats`: a BN forward's statistics consts (trainStatsConsts).
+ * `moments`: a conv's, the per-tile sums it records for the BN after it (momentsTaker); a BN's, those its conv recorded.
  */
-function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8Stem, reluAfter = false, slot?: ConcatSlot, bnStats: BnStatsConsts = {}): Saved {
+function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8Stem, reluAfter = false, slot?: ConcatSlot, bnStats: BnStatsConsts = {}, moments?: string): Saved {
   const out = elementsOf(l.output);
   const p = (f: string) => paramId(l, f);
   switch (l.kind) {
     case 'conv': {
       const y = slot?.y ?? b.act(`conv${l.index}.out`, out);
-      b.step(l, 'conv_fwd', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y }, { ...windowShape(l), bias: l.attrs.bias, relu: false, ...convSlot(slot), ...stemConsts(stem) }, sliceKernel(l, 'conv_fwd', slot));
+      b.step(l, 'conv_fwd', { x, w: p('weight'), b: l.attrs.bias ? p('bias') : undefined, y, bn_moments: moments }, { ...windowShape(l), bias: l.attrs.bias, relu: false, ...(moments ? { bnMoments: true } : {}), ...convSlot(slot), ...stemConsts(stem) }, sliceKernel(l, 'conv_fwd', slot));
       return { x, y, ...(stem ? { stem } : {}) };
     }
     case 'linear': {
@@ -51,7 +54,7 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8S
       const y = slot?.y ?? b.act(`bn${l.index}.out`, out);
       const mean = b.fixed(`bn${l.index}.save_mean`, l.attrs.nFeatures);
       const invstd = b.fixed(`bn${l.index}.save_invstd`, l.attrs.nFeatures);
-      b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...bnStats, ...(reluAfter ? { relu: true } : {}), ...endSlot(slot) });
+      b.step(l, 'bn_fwd_train', { x, gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), moments, y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...bnStats, ...convMomentsConsts(moments), ...(reluAfter ? { relu: true } : {}), ...endSlot(slot) });
       return { x, y, saveMean: mean, saveInvstd: invstd, ...(reluAfter ? { reluFused: true } : {}) };
     }
     case 'maxpool': {
@@ -111,6 +114,8 @@ function forwardLayer(b: ProgramBuilder, l: ShapedOpLayer, x: string, stem?: U8S
 }
 
 const bnConsts = (l: ShapedLayer & { kind: 'bn' }) => ({ ...channelShape(l), eps: l.attrs.eps, momentum: l.attrs.momentum });
+/** A BN forward's consts when it takes its statistics from its conv's per-tile sums. */
+const convMomentsConsts = (moments?: string) => (moments ? { convMoments: true } : {});
 /** A BN's or pool's output (and gradient) channels in a concat's output: ops.ts endOutput's outTotal/outOffset. */
 const endSlot = (slot?: { slice: Slice }) => (slot ? { outTotal: slot.slice.total, outOffset: slot.slice.offset } : {});
 /**
@@ -235,9 +240,26 @@ export function trainingInputs(m: ShapedModel, stem?: U8Stem): { b: ProgramBuild
   return { b, images, labels: b.act('labels', 1, 'i32') };
 }
 
-/** The cpu training's options: `bnOnePassStats` false is the cpuBnOnePassStats ablation (compiler/ablations.ts). */
+/**
+ * The cpu training's options: `bnOnePassStats` false is the cpuBnOnePassStats ablation, `bnStatsInConv` true the
+ * cpuBnStatsInConv opt-in (compiler/ablations.ts OPT_INS).
+ */
 export interface CpuTrainOptions {
   readonly bnOnePassStats?: boolean;
+  readonly bnStatsInConv?: boolean;
+}
+
+/**
+ * Whether the conv at position i records the BN statistics of its output in its GEMM epilogue (runtime
+ * bn_moments.h, conv_gemm.h) for the affine BN that is its only reader, which then reads x only to normalise it:
+ * a conv the training forward runs as the implicit GEMM (the Winograd ones record none yet) writing its own
+ * output (not a concat's slice, which a BN-read conv never is).
+ */
+export function momentsTaker(layers: readonly ShapedLayer[], reads: readonly number[], i: number, stem?: U8Stem): boolean {
+  const l = layers[i];
+  const next = layers[i + 1];
+  if (l.kind !== 'conv' || reads[i] !== 1 || next?.kind !== 'bn' || !next.attrs.affine || inputsOf(layers, i + 1)[0] !== i) return false;
+  return (stem !== undefined && inputsOf(layers, i)[0] < 0) || chooseTrainingConvAlgorithm(windowShape(l)) === 'implicit_gemm';
 }
 type BnStatsConsts = { readonly twoPassStats?: true };
 /** A BN forward's consts for how it takes its batch statistics: none by default (one pass, batchnorm.h channel_moments). */
@@ -278,6 +300,12 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem, options
     const s = slots.get(p);
     return s && { y: concatOutput(s.at), slice: s.slice };
   };
+  // The per-tile BN sums each conv that momentsTaker picks records, by the conv's position.
+  const moments = new Map<number, string>();
+  m.layers.forEach((l, i) => {
+    if (options.bnStatsInConv === true && momentsTaker(m.layers, reads, i, stem)) moments.set(i, b.act(`conv${l.index}.bn_moments`, bnMomentFloats(l.output[0], elementsOf(l.output.slice(1)))));
+  });
+  const momentsOf = (i: number) => moments.get(i) ?? (m.layers[i].kind === 'bn' ? moments.get(inputsOf(m.layers, i)[0]) : undefined);
   m.layers.forEach((l, i) => {
     const from = inputsOf(m.layers, i).map(value);
     const closing = closingBn.get(i);
@@ -288,14 +316,15 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem, options
       const mean = b.fixed(`bn${l.index}.save_mean`, l.attrs.nFeatures);
       const invstd = b.fixed(`bn${l.index}.save_invstd`, l.attrs.nFeatures);
       const p = (f: string) => paramId(l, f);
-      b.step(l, 'bn_fwd_train', { x: from[0], gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), r: value(closing.shortcut), y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...bnStats, residual: true, relu: closing.relu });
+      const taken = momentsOf(i);
+      b.step(l, 'bn_fwd_train', { x: from[0], gamma: p('weight'), beta: p('bias'), running_mean: p('running_mean'), running_var: p('running_var'), r: value(closing.shortcut), moments: taken, y, save_mean: mean, save_invstd: invstd }, { ...bnConsts(l), ...bnStats, ...convMomentsConsts(taken), residual: true, relu: closing.relu });
       saved.push({ x: from[0], y, saveMean: mean, saveInvstd: invstd });
       fusedOutputs.set(closing.at, y);
       if (closing.relu) fusedOutputs.set(closing.at + 1, y);
     } else if (fused) saved.push({ x: from[0], y: fused });
     else if (i > 0 && (addRelu(i - 1) || bnRelu(i - 1))) saved.push({ x: from[0], y: from[0] });
     else if (l.kind === 'concat') saved.push(concatForward(b, l, from, m.layers, inputsOf(m.layers, i), concatOutput(i), slots));
-    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0], from[0] === images ? stem : undefined, bnRelu(i), slotAt(bnRelu(i) ? i + 1 : i), bnStats));
+    else saved.push(isMerge(l) ? mergeForward(b, l, from, m.layers, inputsOf(m.layers, i), addRelu(i)) : forwardLayer(b, l, from[0], from[0] === images ? stem : undefined, bnRelu(i), slotAt(bnRelu(i) ? i + 1 : i), bnStats, momentsOf(i)));
   });
   const x = value(m.layers.length - 1);
   const classes = elementsOf(last.output);

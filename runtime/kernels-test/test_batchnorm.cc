@@ -245,6 +245,58 @@ void check_one_pass_statistics(const BatchNormShape& s, Rng& rng) {
   forward(std::false_type{});
 }
 
+// The training BN forward on the per-tile sums its conv's GEMM epilogue recorded (conv_gemm.h store_tile, bn_moments.h;
+// opt-in cpuBnStatsInConv): against the float64 reference BN of the conv's own float output, against the BN's own
+// pass over that output, y bit for bit what the conv stores without the sums, and the same bits on 1, 2 and all
+// threads. `bias_level` lifts the channels' means far from their spread (the shifts' work).
+void check_statistics_from_conv(const nincc::cpu::Conv2dShape& cs, double bias_level, Rng& rng) {
+  using namespace nincc::cpu;
+  char what[128];
+  std::snprintf(what, sizeof what, "batchnorm statistics from the conv n%d c%d k%d %dx%d plane%lld bias%g", cs.batch,
+                cs.in_channels, cs.out_channels, cs.kernel_h, cs.kernel_w, static_cast<long long>(cs.out_plane()), bias_level);
+  const BatchNormShape s{cs.batch, cs.out_channels, cs.out_plane()};
+  const std::vector<float> x = random_floats(conv_x_size(cs), rng), w = random_floats(conv_w_size(cs), rng);
+  std::vector<float> b = random_floats(cs.out_channels, rng);
+  for (float& v : b) v = static_cast<float>(v + bias_level);
+  const std::vector<float> gamma = random_floats(s.channels, rng, 0, 1), beta = random_floats(s.channels, rng);
+  const std::vector<float> rm0 = random_floats(s.channels, rng), rv0 = random_floats(s.channels, rng, 0.5, 2);
+  const double eps = 1e-3;
+  std::vector<float> plain = poisoned(s.size());
+  conv2d_forward(cs, x.data(), w.data(), b.data(), plain.data());
+  const RefBatchNorm r{s.batch, s.channels, static_cast<int>(s.plane)};
+  const BatchNormTrainResult want = ref_batchnorm_train(r, to_double(plain), to_double(gamma), to_double(beta),
+                                                        to_double(rm0), to_double(rv0), eps, 0.1);
+  std::vector<float> pass_mean(s.channels), pass_invstd(s.channels);
+  {
+    std::vector<float> y(s.size()), rm = rm0, rv = rv0;
+    batchnorm_forward_train(s, plain.data(), gamma.data(), beta.data(), y.data(), pass_mean.data(), pass_invstd.data(),
+                            rm.data(), rv.data(), eps);
+  }
+  // As compiler/lower/ops.ts sizes it: 6 floats a channel and 8-pixel tile of an image.
+  const std::size_t partial_floats = static_cast<std::size_t>(cs.batch) * cs.out_channels *
+                                     ((s.plane + kBnMomentMinTilePixels - 1) / kBnMomentMinTilePixels) * 6;
+  std::vector<float> first;
+  on_1_2_and_all_threads([&] {
+    std::vector<float> conv_y = poisoned(s.size()), partials = poisoned(partial_floats);
+    const ConvMoments moments = ConvMoments::over(partials.data(), s.batch * s.plane);
+    conv2d_forward(cs, x.data(), w.data(), b.data(), conv_y.data(), false, ConvOutput{nullptr, 0, 0, moments});
+    CHECK(std::memcmp(conv_y.data(), plain.data(), plain.size() * sizeof(float)) == 0);
+    std::vector<float> y = poisoned(s.size()), mean = poisoned(s.channels), invstd = poisoned(s.channels);
+    std::vector<float> rm = rm0, rv = rv0;
+    batchnorm_forward_train(s, conv_y.data(), gamma.data(), beta.data(), y.data(), mean.data(), invstd.data(), rm.data(),
+                            rv.data(), eps, 0.1, false, nullptr, BatchNormOutput{}, moments);
+    CHECK_CLOSE(y, want.y, 2e-5, what);
+    CHECK_CLOSE(mean, want.mean, 1e-6, what);
+    CHECK_CLOSE(invstd, want.invstd, 2e-5, what);
+    CHECK_CLOSE(rm, want.running_mean, 1e-6, what);
+    CHECK_CLOSE(rv, want.running_var, 2e-5, what);
+    CHECK_CLOSE(mean, to_double(pass_mean), 1e-6, what);
+    CHECK_CLOSE(invstd, to_double(pass_invstd), 2e-5, what);
+    if (first.empty()) first = y;
+    CHECK(std::memcmp(y.data(), first.data(), y.size() * sizeof(float)) == 0);
+  });
+}
+
 void check_fold(bool conv_has_bias, Rng& rng) {
   const Conv2dShape s{2, 5, 7, 6, 9, 3, 3, 1, 1, 1, 1};
   const std::vector<float> x = random_floats(conv_x_size(s), rng), w = random_floats(conv_w_size(s), rng);
@@ -284,6 +336,11 @@ void test_batchnorm() {
   check_concat_slot(BatchNormShape{2, 4, 7}, 4, 0, rng);      // the whole joined tensor
   check_one_pass_statistics(BatchNormShape{4, 6, 1500}, rng);  // over the parallel grain
   check_one_pass_statistics(BatchNormShape{3, 5, 13}, rng);    // planes shorter than two lane rows, with tails
+  using nincc::cpu::Conv2dShape;
+  check_statistics_from_conv(Conv2dShape{3, 5, 12, 12, 24, 3, 3, 1, 1, 1, 1}, 0.0, rng);  // whole tiles and tiles across images
+  check_statistics_from_conv(Conv2dShape{2, 7, 7, 7, 13, 1, 1, 1, 1, 0, 0}, 1000.0, rng);  // a part panel; means far from 0
+  check_statistics_from_conv(Conv2dShape{4, 16, 28, 28, 32, 3, 3, 1, 1, 1, 1}, 50.0, rng);  // parallel, tile by tile
+  check_statistics_from_conv(Conv2dShape{2, 64, 56, 56, 96, 1, 1, 1, 1, 0, 0}, 0.0, rng);  // parallel, chunked order (y past L2)
   check_fold(true, rng);
   check_fold(false, rng);
 }

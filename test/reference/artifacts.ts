@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import type { Ablations } from '../../compiler/ablations.js';
 import { buildArtifact } from '../../compiler/build.js';
 import type { ShapedModel } from '../../compiler/ir.js';
 import { compileSpec } from '../../compiler/pipeline.js';
@@ -20,13 +21,16 @@ export interface Built {
   readonly dir: string;
 }
 
-/** Front end + g++ build of one spec into this process's scratch directory (the kernel library is cached by content). */
-export function buildSpec(name: string, source: string, maxBatch = 4): Built {
+/**
+ * Front end + g++ build of one spec into this process's scratch directory (the kernel library is cached by content);
+ * `ablations`: the switches the build turns off or on (compiler/ablations.ts).
+ */
+export function buildSpec(name: string, source: string, maxBatch = 4, ablations?: Ablations): Built {
   const r = compileSpec(source, `${name}.model`);
   if (!r.model) throw new Error(`${name}: ${r.diagnostics.map((d) => `${d.code} ${d.message}`).join('; ')}`);
   buildRoot ??= mkdtempSync(join(tmpdir(), 'nincc-numerics-'));
   const dir = join(buildRoot, name);
-  buildArtifact(r.model, source, { outDir: dir, target: 'cpu', maxBatch });
+  buildArtifact(r.model, source, { outDir: dir, target: 'cpu', maxBatch, ...(ablations ? { ablations } : {}) });
   return { model: r.model, dir };
 }
 

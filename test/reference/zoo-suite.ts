@@ -33,6 +33,43 @@ const allSpecs: Record<string, string> = { zoo_layers: ZOO_LAYERS, blocks: BLOCK
 const FULL_ONLY: ReadonlySet<string> = new Set(['concat_ends']);
 const full = process.env.NINCC_TEST_FULL === '1';
 
+/** forwardBackward's output, loss and running statistics against the reference at batches 3, 1, 4 on a poisoned arena. */
+export async function expectTrainForwardMatches(built: Built, name: string): Promise<void> {
+  const { m, b, next } = await preparedModel(built, 12);
+  try {
+    for (const [i, n] of BATCHES.entries()) {
+      const images = randomImages(b.model, n, next);
+      const labels = randomLabels(b.model, n, next);
+      const ref = forward(b.model, readWeights(m), images, n, { mode: 'train' });
+      poisonArena(m, POISONS[i % 2]);
+      const { loss, output } = await m.forwardBackward(images, labels);
+      expectClose(output, ref.output.data, TOL, `${name} train output n=${n}`);
+      expectClose([loss], [nllLoss(ref.output, labels)], TOL, `${name} loss n=${n}`);
+      for (const [key, value] of ref.state) expectClose(m.getTensor(key), value, 1e-5, `${name} ${key} n=${n}`);
+    }
+  } finally {
+    m.dispose();
+  }
+}
+
+/** Every parameter's gradient (batch 3, NaN-poisoned arena) against central differences of the reference loss. */
+export async function expectGradientsMatch(b: Built, name: string): Promise<void> {
+  const m = await loadBuilt(b, 21);
+  try {
+    const next = rng(21);
+    randomizeAffine(m, next);
+    const n = 3;
+    const images = randomImages(b.model, n, next);
+    const labels = randomLabels(b.model, n, next);
+    poisonArena(m, Number.NaN);
+    await m.forwardBackward(images, labels);
+    const checked = checkGradients(m, trainLossFrom(b.model, readWeights(m), images, labels), 40, next, `${name} n=${n}`);
+    expect(checked).toBeGreaterThan(0);
+  } finally {
+    m.dispose();
+  }
+}
+
 /**
  * Registers the suite (on the specs named in `only`, else all but FULL_ONLY's without NINCC_TEST_FULL=1); returns
  * the specs' builds by name, there once the suite's beforeAll has run (for more checks in the same file).
@@ -88,41 +125,9 @@ export function zooSuite(threads: string, only?: readonly string[]): (name: stri
       }
     });
 
-    it('forwardBackward: output, loss and running statistics match the reference', async () => {
-      const { m, b, next } = await prepared(name, 12);
-      try {
-        for (const [i, n] of BATCHES.entries()) {
-          const images = randomImages(b.model, n, next);
-          const labels = randomLabels(b.model, n, next);
-          const ref = forward(b.model, readWeights(m), images, n, { mode: 'train' });
-          poisonArena(m, POISONS[i % 2]);
-          const { loss, output } = await m.forwardBackward(images, labels);
-          expectClose(output, ref.output.data, TOL, `${name} train output n=${n}`);
-          expectClose([loss], [nllLoss(ref.output, labels)], TOL, `${name} loss n=${n}`);
-          for (const [key, value] of ref.state) expectClose(m.getTensor(key), value, 1e-5, `${name} ${key} n=${n}`);
-        }
-      } finally {
-        m.dispose();
-      }
-    });
+    it('forwardBackward: output, loss and running statistics match the reference', () => expectTrainForwardMatches(built.get(name)!, name));
 
-    it('gradients of every parameter match central differences of the reference loss', async () => {
-      const b = built.get(name)!;
-      const m = await loadBuilt(b, 21);
-      try {
-        const next = rng(21);
-        randomizeAffine(m, next);
-        const n = 3;
-        const images = randomImages(b.model, n, next);
-        const labels = randomLabels(b.model, n, next);
-        poisonArena(m, Number.NaN);
-        await m.forwardBackward(images, labels);
-        const checked = checkGradients(m, trainLossFrom(b.model, readWeights(m), images, labels), 40, next, `${name} n=${n}`);
-        expect(checked).toBeGreaterThan(0);
-      } finally {
-        m.dispose();
-      }
-    });
+    it('gradients of every parameter match central differences of the reference loss', () => expectGradientsMatch(built.get(name)!, name));
   });
   return (name) => {
     const b = built.get(name);

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nunjucks from 'nunjucks';
 import { argIndex, type KernelStep, type Program } from '../../lower/program-ir.js';
-import type { BufferName, ConvShape, OpKind } from '../../lower/ops.js';
+import { BN_MOMENT_MIN_TILE_PIXELS, type BufferName, type ConvShape, type OpKind } from '../../lower/ops.js';
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
 import { wgrad1x1Applies } from '../../schedule/cpu-train-wgrad-1x1.js';
 import { wgradStemApplies } from '../../schedule/cpu-train-stem-wgrad.js';
@@ -71,6 +71,10 @@ const gradientPlaceCpp = (c: { yTotal?: number; yOffset?: number }) => `ConvGrad
 const poolOutputCpp = (c: { outTotal?: number; outOffset?: number }) => (c.outTotal !== undefined ? `, PoolOutput{/*total=*/${c.outTotal}, /*offset=*/${c.outOffset ?? 0}}` : '');
 /** A training BN's output channels in a concat's output (batchnorm.h BatchNormOutput). */
 const bnOutputCpp = (c: { outTotal?: number; outOffset?: number }) => `BatchNormOutput{/*total=*/${c.outTotal}, /*offset=*/${c.outOffset ?? 0}}`;
+/** A training conv's per-tile BN sums over its arena buffer (bn_moments.h ConvMoments), `plane` pixels an image. */
+const convMomentsCpp = (buffer: string, plane: number) => `ConvMoments::over(${buffer}, static_cast<std::int64_t>(${n}) * ${plane})`;
+/** The generated call's check that ops.ts sized that buffer for the runtime's narrowest tiles. */
+const momentTilesAssert = `static_assert(kBnMomentMinTilePixels == ${BN_MOMENT_MIN_TILE_PIXELS}, "compiler/lower/ops.ts BN_MOMENT_MIN_TILE_PIXELS");`;
 const linearShape = (c: { in: number; out: number }) => `const LinearShape shape{${n}, ${c.in}, ${c.out}};`;
 const lrnShape = (c: { C: number; HW: number; size: number; alpha: number; beta: number; k: number }) =>
   `const LrnShape shape{${n}, ${c.C}, ${c.HW}, ${c.size}, ${cppFloat(c.alpha)}, ${cppFloat(c.beta)}, ${cppFloat(c.k)}};`;
@@ -91,13 +95,16 @@ function body(k: KernelStep): string[] {
       const choice = k.op === 'conv_infer' && k.consts.packed ? chooseConvAlgorithm(c) : undefined;
       // A block's conv: the shortcut its (inference) epilogue adds, the concat slice it writes (im2col.h ConvOutput).
       const residual = k.op === 'conv_infer' && k.consts.residual === true;
-      const o = residual || c.yTotal !== undefined ? `, ConvOutput{${residual ? optional('r') : 'nullptr'}, ${c.yTotal ?? c.K}, ${c.yOffset ?? 0}}` : '';
+      // A training conv's per-tile BN sums (bn_moments.h ConvMoments over the buffer compiler/lower/ops.ts sizes).
+      const moments = k.op === 'conv_fwd' && k.consts.bnMoments ? `, ${convMomentsCpp(f('bn_moments'), c.P * c.Q)}` : '';
+      const o = residual || c.yTotal !== undefined || moments ? `, ConvOutput{${residual ? optional('r') : 'nullptr'}, ${c.yTotal ?? c.K}, ${c.yOffset ?? 0}${moments}}` : '';
       if (c.u8Mean && choice && choice.algorithm !== 'implicit_gemm') throw new Error(`internal error: ${k.kernel} reads uint8 images through ${choice.algorithm}, which only takes floats`);
       if (!choice) {
         // A training forward transforms its weights each call; an unfolded inference conv packs them per call.
         const training = k.op === 'conv_fwd' && !c.u8Mean ? chooseTrainingConvAlgorithm(c) : 'implicit_gemm';
+        if (moments && training !== 'implicit_gemm') throw new Error(`internal error: ${k.kernel} records BN sums, which only the implicit GEMM's epilogue takes (lower/train.ts momentsTaker)`);
         if (training !== 'implicit_gemm') return [convShape(c), `conv2d_forward_winograd_training(${winogradKindCpp(training)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
-        return [convShape(c), `conv2d_forward(shape, ${convInput(c)}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
+        return [convShape(c), ...(moments ? [momentTilesAssert] : []), `conv2d_forward(shape, ${convInput(c)}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
       }
       // The conv through one algorithm, its packed weights `at` floats into w.
       const call = (a: ConvAlgorithm, at: number) => {
@@ -163,10 +170,12 @@ function body(k: KernelStep): string[] {
       const c = k.consts;
       // A residual block's add (and ReLU) after it; y's channels in a concat's output.
       const out = c.outTotal !== undefined ? `, ${bnOutputCpp(c)}` : '';
-      const block = c.residual || c.relu || out ? `, ${c.relu === true}, ${optional('r')}${out}` : '';
+      const fromConv = c.convMoments ? `, ${convMomentsCpp(cf('moments'), c.HW)}` : '';
+      const place = out || (fromConv ? ', BatchNormOutput{}' : '');
+      const block = c.residual || c.relu || place ? `, ${c.relu === true}, ${optional('r')}${place}${fromConv}` : '';
       // The cpuBnOnePassStats ablation: the statistics' two passes (batchnorm.h channel_moments).
       const stats = c.twoPassStats ? '<false>' : '';
-      return [bnShape(c), `batchnorm_forward_train${stats}(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${f('y')}, ${f('save_mean')}, ${f('save_invstd')}, ${f('running_mean')}, ${f('running_var')}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)}${block});`];
+      return [bnShape(c), ...(fromConv ? [momentTilesAssert] : []), `batchnorm_forward_train${stats}(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${f('y')}, ${f('save_mean')}, ${f('save_invstd')}, ${f('running_mean')}, ${f('running_var')}, ${cppDouble(c.eps)}, ${cppDouble(c.momentum)}${block});`];
     }
     case 'bn_bwd': {
       const c = k.consts;

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #endif
 
+#include "bn_moments.h"
 #include "parallel.h"
 #include "reduce.h"
 
@@ -127,45 +128,6 @@ inline BackwardSums backward_sums(const float* __restrict x, const float* __rest
   return sums;
 }
 
-// A plane's sum (x - shift) and sum (x - shift)^2 in one pass over x, in double, element i in lane i % 8, the
-// lanes combined in order, the tail after (reduce.h's order, with or without AVX-512: the same bits).
-struct ForwardSums {
-  double x, squares;
-};
-inline ForwardSums forward_sums(const float* __restrict x, std::int64_t count, double shift) {
-  double x_lanes[kReduceLanes] = {}, square_lanes[kReduceLanes] = {};
-  std::int64_t i = 0;
-#if defined(__AVX512F__) && defined(__AVX512VL__)
-  static_assert(kReduceLanes == 8, "one __m512d of lanes");
-  __m512d x_acc = _mm512_setzero_pd(), square_acc = _mm512_setzero_pd();
-  const __m512d center = _mm512_set1_pd(shift);
-  for (; i + kReduceLanes <= count; i += kReduceLanes) {
-    const __m512d centered = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), center);
-    x_acc = _mm512_add_pd(x_acc, centered);
-    square_acc = _mm512_add_pd(square_acc, _mm512_mul_pd(centered, centered));  // no FMA: the scalar form's rounding
-  }
-  _mm512_storeu_pd(x_lanes, x_acc);
-  _mm512_storeu_pd(square_lanes, square_acc);
-#endif
-  for (; i + kReduceLanes <= count; i += kReduceLanes)
-    for (int l = 0; l < kReduceLanes; ++l) {
-      const double centered = x[i + l] - shift;
-      x_lanes[l] += centered;
-      square_lanes[l] += centered * centered;
-    }
-  ForwardSums sums{0.0, 0.0};
-  for (int l = 0; l < kReduceLanes; ++l) {
-    sums.x += x_lanes[l];
-    sums.squares += square_lanes[l];
-  }
-  for (; i < count; ++i) {
-    const double centered = x[i] - shift;
-    sums.x += centered;
-    sums.squares += centered * centered;
-  }
-  return sums;
-}
-
 // Channel c's batch mean and sum of squared deviations from it. OnePass: one pass of forward_sums around a
 // value of the channel (its first), corrected to the mean in double: sum (x - m)^2 = sum (x - s)^2 - n (m - s)^2,
 // whose cancellation costs (m - s)^2 / var of double's 53 bits, a few bits when s is one of the channel's values.
@@ -197,6 +159,25 @@ inline ChannelMoments channel_moments(const BatchNormShape& shape, const float* 
   }
 }
 
+// The same from the producing conv's per-tile sums (ConvMoments, recorded by its GEMM epilogue), with no read of
+// x: each tile's sums moved, in double, to the shift of the channel's first tile, s: Σ(y - s) = Σ(y - t) +
+// n (t - s) and Σ(y - s)² = Σ(y - t)² + 2 (t - s) Σ(y - t) + n (t - s)², summed in tile order (the same bits on
+// any thread count), then corrected to the mean as the one pass is.
+inline ChannelMoments channel_moments_from_conv(const BatchNormShape& shape, const ConvMoments& m, int c) {
+  const std::int64_t count = shape.per_channel(), pixels = shape.batch * shape.plane;
+  const double shift = m.at(c, 0)[0];
+  double centered = 0.0, squares = 0.0;
+  for (std::int64_t q = 0; q < m.tiles; ++q) {
+    const double* t = m.at(c, q);
+    const double n = static_cast<double>(std::min<std::int64_t>(kBnMomentTilePixels, pixels - q * kBnMomentTilePixels));
+    const double d = t[0] - shift;
+    centered += t[1] + n * d;
+    squares += t[2] + 2.0 * d * t[1] + n * d * d;
+  }
+  const double offset = centered / count;
+  return {shift + offset, std::max(0.0, squares - offset * centered)};
+}
+
 }  // namespace batchnorm_detail
 
 // Training forward. Per channel: mean and biased variance of x over batch and plane (in double, around a
@@ -209,16 +190,20 @@ inline ChannelMoments channel_moments(const BatchNormShape& shape, const float* 
 // y may alias x when no backward pass follows (it needs x). Optional fused ReLU on y, and before it an
 // optional `residual` (laid out as x) added: a residual block's add when this BN closes a branch. `out`:
 // y's place in a concat's output (BatchNormOutput).
-// OnePassStats false: the statistics' two passes over x (compiler/ablations.ts cpuBnOnePassStats).
+// OnePassStats false: the statistics' two passes over x (compiler/ablations.ts cpuBnOnePassStats). `from_conv`: the
+// statistics from the per-tile sums x's conv recorded as it stored x (ConvMoments; ablation cpuBnStatsInConv), x
+// then read once, to normalise it.
 template <bool OnePassStats = true>
 inline void batchnorm_forward_train(const BatchNormShape& shape, const float* x, const float* gamma,
                                     const float* beta, float* y, float* save_mean, float* save_invstd,
                                     float* running_mean, float* running_var, double eps,
                                     double momentum = kTorchBatchNormMomentum, bool relu = false,
-                                    const float* residual = nullptr, BatchNormOutput out = {}) {
+                                    const float* residual = nullptr, BatchNormOutput out = {},
+                                    const ConvMoments& from_conv = {}) {
   const std::int64_t count = shape.per_channel();
   parallel_for_threads(shape.channels, batchnorm_detail::channel_threads(shape), [&](std::int64_t c) {
-    const auto [mean, squares] = batchnorm_detail::channel_moments<OnePassStats>(shape, x, c);
+    const auto [mean, squares] = from_conv.partials ? batchnorm_detail::channel_moments_from_conv(shape, from_conv, static_cast<int>(c))
+                                                    : batchnorm_detail::channel_moments<OnePassStats>(shape, x, c);
     const double biased_var = squares / count;
     const double unbiased_var = count > 1 ? squares / (count - 1) : 0.0;
     const float invstd = static_cast<float>(1.0 / std::sqrt(biased_var + eps));

@@ -83,16 +83,13 @@ inline void prefetch_tile_output(const SegmentStore& out, const Segment& seg, in
   }
 }
 
-// Stores acc rows [0, rows) of the tile at output channels row0.. into y, segment by segment.
-// Inlined, so that the accumulators go from registers to y without a round trip through the stack.
-__attribute__((always_inline)) inline void store_tile(const SegmentStore& out, const gemm_detail::TileAccumulators& acc, const Segment* segments,
-                       int segment_count, int row0, int rows, bool accumulate, bool finish, const float* bias,
-                       bool relu) {
-  // Segments of one image are contiguous in y (output rows follow each other): merge them.
-  struct Span {
-    float* base;  // lane l of row i goes to base + i * plane + l
-    std::uint32_t lanes;
-  } spans[kTileCols];
+// A tile's lanes in one image: lane l of row i lies at base + i * plane + l. Segments of one image are
+// contiguous in y (output rows follow each other), so a span's lanes are one run.
+struct TileSpan {
+  float* base;
+  std::uint32_t lanes;
+};
+inline int tile_spans(const SegmentStore& out, const Segment* segments, int segment_count, int row0, TileSpan* spans) {
   int span_count = 0;
   for (int g = 0; g < segment_count; ++g) {
     const Segment& seg = segments[g];
@@ -101,17 +98,53 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
       continue;
     }
     const std::int64_t p = static_cast<std::int64_t>(seg.oh) * out.ow_count + seg.ow0;
-    spans[span_count++] = Span{out.y + (static_cast<std::int64_t>(seg.n) * out.m + row0) * out.plane + p - seg.lane,
-                               lane_mask(seg.lane, seg.lane + seg.count)};
+    spans[span_count++] = TileSpan{out.y + (static_cast<std::int64_t>(seg.n) * out.m + row0) * out.plane + p - seg.lane,
+                                   lane_mask(seg.lane, seg.lane + seg.count)};
   }
+  return span_count;
+}
+
+// Records the BN statistics of a finished tile q's rows (channels row0..), read back from y while in cache.
+inline void record_tile_moments(const SegmentStore& out, const ConvMoments& moments, std::int64_t q, const Segment* segments,
+                                int segment_count, int row0, int rows) {
+  TileSpan spans[kTileCols];
+  const int span_count = tile_spans(out, segments, segment_count, row0, spans);
+  batchnorm_detail::TileRun runs[kTileCols];
+  for (int i = 0; i < rows; ++i) {
+    for (int t = 0; t < span_count; ++t) {
+      const int first = __builtin_ctz(spans[t].lanes), last = 32 - __builtin_clz(spans[t].lanes);
+      runs[t] = {spans[t].base + static_cast<std::int64_t>(i) * out.plane + first, last - first};
+    }
+    batchnorm_detail::record_tile_moments(moments, row0 + i, q, runs, span_count);
+  }
+}
+
+// Where a finished tile's BN statistics go (ConvMoments): rows row0.. of pixel tile q; none when moments is null.
+struct TileMomentsAt {
+  const ConvMoments* moments = nullptr;
+  std::int64_t q = 0;
+};
+
+// Stores acc rows [0, rows) of the tile at output channels row0.. into y, segment by segment.
+// Inlined, so that the accumulators go from registers to y without a round trip through the stack.
+// With `stats`, a finished tile's BN sums too: the common tile's from the registers it stores (per row, the
+// 32 values less the first, summed and squared in float, a few ulps of the tile's spread, then kept as
+// doubles), any other's read back from y in double (record_tile_moments).
+__attribute__((always_inline)) inline void store_tile(const SegmentStore& out, const gemm_detail::TileAccumulators& acc, const Segment* segments,
+                       int segment_count, int row0, int rows, bool accumulate, bool finish, const float* bias,
+                       bool relu, TileMomentsAt stats = {}) {
+  TileSpan spans[kTileCols];
+  const int span_count = tile_spans(out, segments, segment_count, row0, spans);
 #if defined(__AVX512F__)
   const __m512 zero = _mm512_setzero_ps();
   if (span_count == 1 && spans[0].lanes == 0xFFFFFFFFu && rows == kTileRows) {
     // The common tile: all 32 lanes in one image, all rows. Unmasked, unrolled.
     float* base = spans[0].base;
+    static_assert(kRegs == 2, "a row's 32 values are two registers");
 #pragma GCC unroll 16
     for (int i = 0; i < kTileRows; ++i) {
       const __m512 b = finish && bias ? _mm512_set1_ps(bias[i]) : zero;
+      __m512 stored[kRegs];
 #pragma GCC unroll 2
       for (int r = 0; r < kRegs; ++r) {
         float* dst = base + i * out.plane + 16 * r;
@@ -123,6 +156,16 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
           if (relu) v = _mm512_mask_max_ps(zero, static_cast<__mmask16>(0xFFFF), v, zero);
         }
         _mm512_storeu_ps(dst, v);
+        stored[r] = v;
+      }
+      if (finish && stats.moments) {
+        const float shift = _mm512_cvtss_f32(stored[0]);
+        const __m512 s = _mm512_set1_ps(shift);
+        const __m512 d0 = _mm512_sub_ps(stored[0], s), d1 = _mm512_sub_ps(stored[1], s);
+        double* to = stats.moments->at(row0 + i, stats.q);
+        to[0] = shift;
+        to[1] = _mm512_reduce_add_ps(_mm512_add_ps(d0, d1));
+        to[2] = _mm512_reduce_add_ps(_mm512_fmadd_ps(d0, d0, _mm512_mul_ps(d1, d1)));
       }
     }
     return;
@@ -146,6 +189,7 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
       }
     }
   }
+  if (finish && stats.moments) record_tile_moments(out, *stats.moments, stats.q, segments, segment_count, row0, rows);
 #else
   alignas(64) float tile[kTileRows][kTileCols];
   for (int i = 0; i < kTileRows; ++i)
@@ -164,6 +208,7 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
         dst[l] = v;
       }
     }
+  if (finish && stats.moments) record_tile_moments(out, *stats.moments, stats.q, segments, segment_count, row0, rows);
 #endif
 }
 
@@ -270,14 +315,15 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
     const TaskScratch scratch(shape);
     TileGather gather(shape, in, columns_of_tap, scratch.runs);
     auto tile_columns = [&](std::int64_t q) { return static_cast<int>(std::min<std::int64_t>(kTileCols, columns - q * kTileCols)); };
-    // Tile t's depth block [k0, k0 + depth) times row panel p, stored into y.
-    auto multiply = [&](int t, int p, int k0, int depth, const float* next) {
+    // Tile t (pixel tile q)'s depth block [k0, k0 + depth) times row panel p, stored into y; the last block records
+    // the tile's BN statistics when the conv takes them (o.bn_moments).
+    auto multiply = [&](int t, std::int64_t q, int p, int k0, int depth, const float* next) {
       const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
       prefetch_tile_output(out, scratch.segments[t][0], first_row, tile_rows);
       gemm_detail::TileAccumulators acc;
       gemm_detail::tile_product_rows(tile_rows, depth, weight_panel(packed_w, m, k0, depth, p), scratch.panel(t), acc, next);
       store_tile(out, acc, scratch.segments[t], scratch.segment_counts[t], first_row, tile_rows, k0 > 0, k0 + depth == k,
-                 bias ? bias + first_row : nullptr, relu);
+                 bias ? bias + first_row : nullptr, relu, TileMomentsAt{o.bn_moments.partials ? &o.bn_moments : nullptr, q});
     };
     auto gather_tile = [&](int t, std::int64_t q, int k0, int depth, int prepare_depth) {
       gather.prepare(q * kTileCols, tile_columns(q), k0, prepare_depth);
@@ -296,7 +342,7 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
           const int depth = std::min(block, k - k0);
           gather.pack(k0, depth, scratch.panel(0));
           for (int p = rows.begin; p < rows.end; ++p)
-            multiply(0, p, k0, depth, p + 1 < rows.end ? weight_panel(packed_w, m, k0, depth, p + 1) : nullptr);
+            multiply(0, q, p, k0, depth, p + 1 < rows.end ? weight_panel(packed_w, m, k0, depth, p + 1) : nullptr);
         }
       }
       return;
@@ -309,7 +355,7 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
       for (int t = 0; t < tiles; ++t) gather_tile(t, q_begin + t, k0, depth, depth);
       for (int p = rows.begin; p < rows.end; ++p) {
         const float* next = p + 1 < rows.end ? weight_panel(packed_w, m, k0, depth, p + 1) : nullptr;
-        for (int t = 0; t < tiles; ++t) multiply(t, p, k0, depth, t + 1 == tiles ? next : nullptr);
+        for (int t = 0; t < tiles; ++t) multiply(t, q_begin + t, p, k0, depth, t + 1 == tiles ? next : nullptr);
       }
     }
   });

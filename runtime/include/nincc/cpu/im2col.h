@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "bn_moments.h"
 #include "parallel.h"
 
 namespace nincc {
@@ -42,6 +43,10 @@ struct ConvOutput {
   const float* residual = nullptr;
   int image_channels = 0;
   int channel_offset = 0;
+  // Training: the per-tile sums of y the BN after the conv takes its statistics from (bn_moments.h), recorded by
+  // the GEMM epilogue (conv_gemm.h) while each tile is in cache; none when partials is null. The Winograd and
+  // direct convs take none (compiler/lower/train.ts gives them to the implicit GEMM only).
+  ConvMoments bn_moments = {};
   constexpr int channels_of(const Conv2dShape& s) const { return image_channels > 0 ? image_channels : s.out_channels; }
 };
 
