@@ -1,6 +1,7 @@
-// `nincc tune --predict GPU`: per layer and pass, the knob variants of an emu bf16 artifact (tune-record.ts)
-// built side by side, checked against the default build on a small batch, timed by the profile model's
-// per-kernel prediction (run-profile.ts), and the winners (tune-choose.ts) written into the artifact's tune.json.
+// `nincc tune`: per layer and pass, the knob variants of a bf16 artifact (tune-record.ts) built side by side,
+// checked against the default build on emu on a small batch, timed by a VariantTimer (the profile model's
+// prediction, tune-predict.ts, or the GPU's events, tune-timed.ts), and the winners (tune-choose.ts) written
+// into the artifact's tune.json under the timer's key.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,17 +10,26 @@ import type { Plan } from '../../compiler/emit/plan.js';
 import type { ShapedModel } from '../../compiler/ir.js';
 import { compileModel, type Compiled } from '../../compiler/pipeline.js';
 import { chooseConfigurations, type KernelTimes, type TuneRow } from '../../compiler/tune/tune-choose.js';
-import { kernelLayerPass, layerPassKey, modelHash, parseTuneFile, TUNE_FILE, TUNE_KNOB_NAMES, TUNE_KNOBS, TuneRecordError, type TunedChoices, type TuneFile, type TuneKnob } from '../../compiler/tune/tune-record.js';
+import { kernelLayerPass, layerPassKey, modelHash, parseTuneFile, TUNE_FILE, TUNE_KNOB_NAMES, TUNE_KNOBS, TuneRecordError, type TunedChoices, type TuneFile, type TuneHow, type TuneKnob } from '../../compiler/tune/tune-record.js';
 import { load, type Model } from '../model.js';
-import type { GpuSpec } from './gpus.js';
-import { profileArtifact } from './run-profile.js';
 
-export interface TunePredictOptions {
-  /** the key tune.json files the choices under, and the time model's GPU */
-  readonly gpuName: string;
-  readonly gpu: GpuSpec;
+/** How the variants are built and timed, and what the winners are filed under. */
+export interface VariantTimer {
+  /** the GPU entry's key in tune.json */
+  readonly key: string;
+  readonly how: TuneHow;
+  /** timed: the GPU's name as the driver gives it */
+  readonly hardware?: string;
+  /** emu to predict; cuda to time on the GPU (its artifacts hold the emu library too, for the check) */
+  readonly target: 'emu' | 'cuda';
+  /** a variant must be faster by more than this fraction to win (tune-choose.ts) */
+  readonly margin: number;
+  /** µs per kernel of one artifact at `batch`, inference and training summed */
+  time(dir: string, batch: number): Promise<KernelTimes>;
+}
+
+export interface TuneVariantsOptions {
   readonly batch: number;
-  readonly sample: number;
   /** only these conv layers (Torch indices); absent: every conv */
   readonly layers?: ReadonlySet<number>;
   /** images of the output check of each variant against the default; 0 skips it */
@@ -30,11 +40,13 @@ export interface TunePredictOptions {
 /** How a variant's gradients compared with the default build's on the check batch. */
 export type VariantCheck = { readonly kind: 'bitwise' } | { readonly kind: 'bounded'; readonly worst: number } | { readonly kind: 'skipped'; readonly why: string };
 
-export interface TunePredictResult {
+export interface TuneVariantsResult {
   readonly rows: readonly TuneRow[];
   /** each knob tried: its check, or why it was not built */
   readonly knobs: ReadonlyMap<TuneKnob, VariantCheck | { readonly kind: 'unchanged' }>;
   readonly file: string;
+  /** what was written under the timer's key */
+  readonly entry: TuneFile['gpus'][string];
 }
 
 /**
@@ -44,10 +56,11 @@ export interface TunePredictResult {
  */
 export const GRADIENT_BOUND = 2 ** -5;
 
-function readArtifact(dir: string): { plan: Plan; model: ShapedModel; sourceHash: string } {
+function readArtifact(dir: string, target: VariantTimer['target']): { plan: Plan; model: ShapedModel; sourceHash: string } {
   const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as Plan;
   if ((plan.precision ?? 'fp32') !== 'bf16') throw new TuneRecordError(`${dir}: built with precision ${plan.precision ?? 'fp32'}: the per-layer knobs are the bf16 tensor-core kernels'; build it with --precision bf16`);
   if (!plan.libraries.emu) throw new TuneRecordError(`${dir}: no emu kernels (built for --target ${plan.libraries.cuda ? 'cuda' : 'cpu'} without them): build it with --target emu`);
+  if (target === 'cuda' && !plan.libraries.cuda) throw new TuneRecordError(`${dir}: no cuda kernels (built for --target emu): timing on the GPU needs a --target cuda build`);
   const modelJson = join(dir, 'model.json');
   if (!existsSync(modelJson)) throw new TuneRecordError(`${modelJson}: no such file: rebuild the artifact`);
   const m = JSON.parse(readFileSync(modelJson, 'utf8')) as { model: ShapedModel; sourceHash: string };
@@ -70,12 +83,6 @@ function kernelKeys(c: Compiled): Map<string, string> {
   }
   return keys;
 }
-
-const times = (r: Awaited<ReturnType<typeof profileArtifact>>): KernelTimes => {
-  const out = new Map<string, number>();
-  for (const k of r.kernels) out.set(k.kernel, (out.get(k.kernel) ?? 0) + k.prediction.micros);
-  return out;
-};
 
 /** A small deterministic batch in [-1, 1) (a linear congruential stream: no dependence on Math.random). */
 function checkImages(count: number): Float32Array {
@@ -121,8 +128,8 @@ function mergeTuneFile(path: string, gpuName: string, entry: TuneFile['gpus'][st
   return { format: 'nincc-tune', version: 1, gpus: { ...(old?.gpus ?? {}), [gpuName]: entry } };
 }
 
-export async function tunePredict(dir: string, o: TunePredictOptions): Promise<TunePredictResult> {
-  const { plan, model, sourceHash } = readArtifact(dir);
+export async function tuneVariants(dir: string, o: TuneVariantsOptions, timer: VariantTimer): Promise<TuneVariantsResult> {
+  const { plan, model, sourceHash } = readArtifact(dir, timer.target);
   if (o.batch > plan.maxBatch) throw new TuneRecordError(`--batch ${o.batch}: ${dir} runs at most ${plan.maxBatch} (its max batch)`);
   const compiled = compileFor(model, plan, undefined);
   const keys = kernelKeys(compiled);
@@ -134,12 +141,12 @@ export async function tunePredict(dir: string, o: TunePredictOptions): Promise<T
   const knobs = new Map<TuneKnob, VariantCheck | { kind: 'unchanged' }>();
   const variants = new Map<TuneKnob, KernelTimes>();
   try {
-    o.onProgress(`default: profiling ${dir} on ${o.gpu.name} (batch ${o.batch})`);
-    const baseline = times(await profileArtifact(dir, { gpu: o.gpu, batch: o.batch, sample: o.sample }));
+    o.onProgress(`default: timing ${dir} (batch ${o.batch})`);
+    const baseline = await timer.time(dir, o.batch);
     for (const knob of TUNE_KNOB_NAMES) {
       const passes: readonly string[] = TUNE_KNOBS[knob];
       const flipped = tunedKeys.filter((k) => passes.includes(k.split(':')[1]));
-      const tuned: TunedChoices = { gpu: o.gpuName, how: 'predicted', layers: Object.fromEntries(flipped.map((k) => [k, { [knob]: false }])) };
+      const tuned: TunedChoices = { gpu: timer.key, how: timer.how, layers: Object.fromEntries(flipped.map((k) => [k, { [knob]: false }])) };
       const texts = kernelTexts(compileFor(model, plan, tuned));
       const changed = [...texts].filter(([name, text]) => defaults.get(name) !== text).map(([name]) => name);
       if (changed.length === 0) {
@@ -149,18 +156,19 @@ export async function tunePredict(dir: string, o: TunePredictOptions): Promise<T
       }
       const out = join(work, knob);
       o.onProgress(`${knob} off: building (${changed.length} kernel${changed.length === 1 ? '' : 's'} change: ${changed.join(', ')})`);
-      buildArtifact(model, `nincc tune variant of ${sourceHash}`, { outDir: out, target: 'emu', maxBatch: plan.maxBatch, precision: 'bf16', ...(plan.imageInput ? { input: 'u8' as const } : {}), tuned });
+      buildArtifact(model, `nincc tune variant of ${sourceHash}`, { outDir: out, target: timer.target, maxBatch: plan.maxBatch, precision: 'bf16', ...(plan.imageInput ? { input: 'u8' as const } : {}), tuned });
       const check: VariantCheck = o.checkBatch > 0 ? await checkVariant(dir, out, plan, o.checkBatch) : { kind: 'skipped', why: '--check-batch 0' };
       knobs.set(knob, check);
-      o.onProgress(`${knob} off: outputs ${check.kind === 'bitwise' ? 'bitwise the default\'s' : check.kind === 'bounded' ? `within the bound (worst ${check.worst.toExponential(2)} of a tensor's largest gradient)` : `not checked (${check.why})`}; profiling`);
-      variants.set(knob, times(await profileArtifact(out, { gpu: o.gpu, batch: o.batch, sample: o.sample })));
+      o.onProgress(`${knob} off: outputs ${check.kind === 'bitwise' ? 'bitwise the default\'s' : check.kind === 'bounded' ? `within the bound (worst ${check.worst.toExponential(2)} of a tensor's largest gradient)` : `not checked (${check.why})`}; timing`);
+      variants.set(knob, await timer.time(out, o.batch));
     }
     const tunedSet = new Set(tunedKeys);
-    const rows = chooseConfigurations({ keys: new Map([...keys].filter(([, k]) => tunedSet.has(k))), baseline, variants, margin: 0 });
+    const rows = chooseConfigurations({ keys: new Map([...keys].filter(([, k]) => tunedSet.has(k))), baseline, variants, margin: timer.margin });
     const file = join(dir, TUNE_FILE);
-    const entry = { gpu: o.gpuName, how: 'predicted' as const, modelHash: modelHash(model, plan.maxBatch, 'bf16'), layers: Object.fromEntries(rows.map((r) => [r.key, r.choice])) };
-    writeFileSync(file, `${JSON.stringify(mergeTuneFile(file, o.gpuName, entry), null, 2)}\n`);
-    return { rows, knobs, file };
+    const hardware = timer.hardware !== undefined ? { hardware: timer.hardware } : {};
+    const entry = { gpu: timer.key, how: timer.how, ...hardware, modelHash: modelHash(model, plan.maxBatch, 'bf16'), layers: Object.fromEntries(rows.map((r) => [r.key, r.choice])) };
+    writeFileSync(file, `${JSON.stringify(mergeTuneFile(file, timer.key, entry), null, 2)}\n`);
+    return { rows, knobs, file, entry };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
