@@ -1,7 +1,7 @@
 // `nincc tune` timing the candidates on a GPU (issue #15), tested where there is none: the fake driver
 // (runtime/core/tests/fake_cuda_driver.cc, compiled here) runs a fake nvcc's modules (test/fake-nvcc.mjs) and gives
 // each kernel text the µs FAKE_CUDA_MICROS says. CI: the median, the GPU's key and report.txt's lines. With
-// NINCC_TEST_FULL=1 (minutes: three emu builds of test/data/tune-tiny.model): the variants the fake makes faster
+// NINCC_TEST_FULL=1 (minutes: four emu builds of test/data/tune-tiny.model): the variants the fake makes faster
 // win, and lose once it makes them slower; a cuda build on a GPU of the same name applies the winners by itself.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { medianTimes } from '../runtime/profile/tune-timed.js';
 import { nincc, root } from './cli-run.js';
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
-if (!FULL) console.warn('test/tune-timed.test.ts: nincc tune on the fake driver runs with NINCC_TEST_FULL=1 (three emu builds, minutes); CI checks the median, the key and the report lines');
+if (!FULL) console.warn('test/tune-timed.test.ts: nincc tune on the fake driver runs with NINCC_TEST_FULL=1 (four emu builds, minutes); CI checks the median, the key and the report lines');
 
 const SPEC = join(root, 'test/data/tune-tiny.model');
 
@@ -93,7 +93,7 @@ describe.runIf(FULL)('nincc tune on the fake driver (NINCC_TEST_FULL=1)', () => 
     const cached = tuneCacheFile(key, entry.modelHash);
     expect(r.stdout).toContain(`and ${cached}, which nincc build SPEC --target cuda on this GPU applies by itself`);
     expect(parseTuneFile(readFileSync(cached, 'utf8'), cached).gpus[key]).toEqual(entry);
-  });
+  }, 900_000);
 
   it('a cuda build on a GPU of that name applies them by itself; --no-tuned and another GPU do not', () => {
     const auto = join(work, 'auto');
@@ -110,7 +110,7 @@ describe.runIf(FULL)('nincc tune on the fake driver (NINCC_TEST_FULL=1)', () => 
     const other = nincc(['build', SPEC, '--target', 'cuda', '--precision', 'bf16', '--max-batch', '8', '-o', join(work, 'other')], { env: { ...env, FAKE_CUDA_NAME: `${hardware} other` }, cwd: work });
     expect(other.code, other.stderr).toBe(0);
     expect(readFileSync(join(work, 'other/report.txt'), 'utf8')).toContain(`Per-layer configurations: default for every kernel (no timed tuning for ${key}-other and this model`);
-  });
+  }, 900_000);
 
   it('they lose once the fake makes them slower: every knob stays on (the timing, not the knob, decides)', () => {
     const r = tune([...defaults.map((h) => `${h}=5`), '*=10'].join(','));
@@ -118,12 +118,12 @@ describe.runIf(FULL)('nincc tune on the fake driver (NINCC_TEST_FULL=1)', () => 
     const choices = Object.values(record().layers).flatMap((c) => Object.values(c));
     expect(choices.length).toBeGreaterThan(0);
     expect(choices.every((on) => on === true)).toBe(true);
-  });
+  }, 900_000);
 
   it('a variant within the 2% margin of the default keeps the default', () => {
     // Every changed kernel 1% faster: noise on a GPU, not a win.
     const r = tune([...defaults.map((h) => `${h}=100`), '*=99'].join(','));
     expect(r.code, r.stderr).toBe(0);
     expect(Object.values(record().layers).flatMap((c) => Object.values(c)).every((on) => on === true)).toBe(true);
-  });
+  }, 900_000);
 });
