@@ -15,6 +15,7 @@ import { compileModel } from './pipeline.js';
 import { buildReport } from './report/build-report.js';
 import { ablationsDigest, type Ablations } from './ablations.js';
 import { choicesFor, convLayers, modelHash, parseTuneFile, TUNE_FILE, TuneRecordError, tunedDigest, type TunedChoices, type TuneSource } from './tune/tune-record.js';
+import { tuneCacheFile } from './tune/tune-cache.js';
 import { buildL3Bytes } from './schedule/cpu-winograd-choice-l3.js';
 
 /**
@@ -39,7 +40,7 @@ export interface BuildOptions {
   readonly ablations?: Ablations;
   /** per-layer choices from a tune.json (compiler/tune/tune-record.ts), checked against the model before use */
   readonly tuned?: TunedChoices;
-  /** where to read `tuned` from when it is not given: a tune.json or an artifact directory with one (`nincc build --tuned`) */
+  /** where to read `tuned` from when it is not given: a tune.json or an artifact directory with one (`nincc build --tuned`), or the per-user cache of a GPU's timed tunings */
   readonly tuneFrom?: TuneSource;
   readonly log?: (line: string) => void;
 }
@@ -56,11 +57,22 @@ function writeIfChanged(path: string, text: string): void {
   writeFileSync(path, text);
 }
 
-/** The choices of a tune.json (or DIR/tune.json) for this model, checked (errors name the file and field). */
-function readTunedChoices(from: TuneSource, model: ShapedModel, maxBatch: number, precision: Precision): TunedChoices {
+/**
+ * The choices of a tune.json (or DIR/tune.json) for this model, checked (errors name the file and field); or those
+ * the per-user cache holds for the GPU, if any; and, for the cache, what report.txt says of where they came from.
+ */
+function readTunedChoices(from: TuneSource, model: ShapedModel, maxBatch: number, precision: Precision): { tuned?: TunedChoices; origin?: string } {
+  const hash = modelHash(model, maxBatch, precision);
+  if ('noLookup' in from) return { origin: `no timed tuning looked up: ${from.noLookup}` };
+  if ('cachedFor' in from) {
+    const cached = tuneCacheFile(from.cachedFor, hash);
+    if (!existsSync(cached)) return { origin: `no timed tuning for ${from.cachedFor} and this model, max batch and precision at ${cached}: nincc tune on this GPU records one` };
+    const tuned = choicesFor(parseTuneFile(readFileSync(cached, 'utf8'), cached), cached, from.cachedFor, hash, convLayers(model));
+    return { tuned, origin: `reused by itself from ${cached} (nincc build --no-tuned leaves it out)` };
+  }
   const file = existsSync(from.file) && statSync(from.file).isDirectory() ? join(from.file, TUNE_FILE) : from.file;
   if (!existsSync(file)) throw new TuneRecordError(`${file}: no such file (run nincc tune on the artifact first)`);
-  return choicesFor(parseTuneFile(readFileSync(file, 'utf8'), file), file, from.gpu, modelHash(model, maxBatch, precision), convLayers(model));
+  return { tuned: choicesFor(parseTuneFile(readFileSync(file, 'utf8'), file), file, from.gpu, hash, convLayers(model)) };
 }
 
 export function buildArtifact(model: ShapedModel, source: string, options: BuildOptions): BuildResult {
@@ -70,7 +82,8 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const features = cpuFeatures(options.cpu);
   const cpuL3Bytes = buildL3Bytes(options.cpu, options.ablations);
   const precision = effectivePrecision(options.target, options.precision ?? model.train?.precision ?? 'fp32');
-  const tuned = options.tuned ?? (options.tuneFrom ? readTunedChoices(options.tuneFrom, model, maxBatch, precision) : undefined);
+  const read = options.tuned === undefined && options.tuneFrom ? readTunedChoices(options.tuneFrom, model, maxBatch, precision) : {};
+  const tuned = options.tuned ?? read.tuned;
   const sourceHash = createHash('sha256')
     .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, cpuFeatures: features, version: NINCC_VERSION }))
     .update(compilerDigest())
@@ -128,7 +141,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     cuda = { command: emu.command, nvcc };
   }
   const plan = compiled.plan;
-  writeFileSync(join(dir, 'report.txt'), buildReport(model, compiled, cpuLibrary.command, cuda, tuned));
+  writeFileSync(join(dir, 'report.txt'), buildReport(model, compiled, cpuLibrary.command, cuda, tuned, read.origin));
   // The layer IR, for tools that need the network rather than its kernels (export-onnx, docs/onnx.md).
   writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'nincc-model', version: 1, sourceHash, model }) + '\n');
   // plan.json last: its presence with a matching hash is what marks the directory complete. Sealed with the

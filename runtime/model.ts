@@ -427,6 +427,16 @@ export class Model {
     return scoreOutputs(out, l, this.outputElements);
   }
 
+  /** Per-launch timing on the device, for nincc tune on a GPU: false where the device cannot time its launches (only cuda can). */
+  timeLaunches(on: boolean): boolean {
+    return this.idleHandle('timeLaunches').timeLaunches(on);
+  }
+
+  /** The launches timed since the last call, in launch order: each kernel's µs on the device. */
+  launchTimes(): { kernel: string; micros: number }[] {
+    return this.idleHandle('launchTimes').launchTimes();
+  }
+
   tensorNames(): string[] {
     return [...this.info.params, ...this.info.state].map((t) => t.name);
   }

@@ -40,6 +40,8 @@ export interface NativeModelInfo {
   /** the nincc version that wrote the plan ('' when absent) */
   nincc: string;
   device: string;
+  /** the hardware under the device: the GPU's name on cuda (cuDeviceGetName), else the device's name */
+  hardware: string;
   maxBatch: number;
   input: number[];
   output: number[];
@@ -91,6 +93,10 @@ export interface NativeModel {
   write(space: SpaceName, offset: number, data: Float32Array): void;
   /** frees the arena and unloads the kernel library now; later calls throw */
   dispose(): void;
+  /** per-launch timing on the device (nincc tune on a GPU): while on, each launch is bracketed by timing events; false where the device cannot (only cuda can) */
+  timeLaunches(on: boolean): boolean;
+  /** the launches timed since the last call, in launch order, once finished: each kernel's µs between the events around it */
+  launchTimes(): { kernel: string; micros: number }[];
 }
 
 /** Open MPI's collectives, loaded at run time by init() (runtime/distributed/mpi.ts); each call is synchronous. */
@@ -127,6 +133,8 @@ export interface NativeAddon {
   abi: string;
   /** 'cpu', 'emu', and 'cuda' where libcuda.so.1 loads and sees a GPU */
   devices(): string[];
+  /** the name of the GPU the cuda device opens (cuDeviceGetName, e.g. "NVIDIA H100 80GB HBM3"); throws why not where there is none */
+  cudaGpuName(): string;
   load(dir: string, device: string): NativeModel;
   /** what the cpu and emu devices of this process hold now, and how many allocations a device had to
    *  free itself at teardown because their owner never released them (0 when every arena frees its spaces) */

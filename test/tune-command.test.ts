@@ -1,7 +1,7 @@
 // `nincc tune SPEC|DIR --predict GPU` and `nincc build --tuned` (issue #15): the usage errors and a bad tune.json
 // refused before anything is compiled (CI); with NINCC_TEST_FULL=1, tune on test/data/conv-mma.model at batch 8
 // (an emu build per knob that changes a kernel, each profiled), then a build that reuses the winners.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,10 +24,11 @@ describe('nincc tune and build --tuned: refusals before any build', () => {
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('tune without --predict says GPU timing is not built yet', () => {
-    const r = nincc(['tune', SPEC], { env, cwd: work });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/nincc tune: timing the candidates on a GPU is not built yet: give --predict GPU/);
+  it('tune without --predict and without a GPU says why, before building anything, and offers --predict', () => {
+    const r = nincc(['tune', SPEC], { env: { ...env, NINCC_CUDA_DRIVER: '/nonexistent/libcuda.so.1' }, cwd: work });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^nincc tune: timing the candidates needs a GPU: device "cuda" is not available: \/nonexistent\/libcuda\.so\.1 did not load \(.*\); give --predict GPU to choose by the profile model instead\n$/);
+    expect(existsSync(join(work, 'build'))).toBe(false);
   });
 
   // Each a CLI start (~1.5 s loaded): beyond CI's budget, with NINCC_TEST_FULL=1.

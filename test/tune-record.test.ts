@@ -43,7 +43,7 @@ describe('tune.json: the verifier', () => {
     ['a value not boolean', file({ '1:dgrad': { stagedStores: 'off' } }), /gpus\.h100\.layers\["1:dgrad"\]\.stagedStores: expected true or false, got "off"/],
     ['an unknown pass', file({ '1:backward': {} }), /gpus\.h100\.layers\["1:backward"\]: expected a key LAYER:PASS, PASS one of forward, dgrad, wgrad/],
     ['a layer 0', file({ '0:forward': {} }), /gpus\.h100\.layers\["0:forward"\]: expected a key LAYER:PASS/],
-    ['an unknown how', file({}, { how: 'guessed' }), /gpus\.h100\.how: expected "measured" or "predicted", got "guessed"/],
+    ['an unknown how', file({}, { how: 'guessed' }), /gpus\.h100\.how: expected "timed" or "predicted", got "guessed"/],
     ['a bad model hash', file({}, { modelHash: 'abc' }), /gpus\.h100\.modelHash: expected a SHA-256 in hex/],
   ])('refuses %s, naming the file and the field', (_what, text, message) => {
     expect(() => parseTuneFile(text, 'a/tune.json')).toThrow(message);
@@ -85,17 +85,17 @@ describe('the choices in the cuda back end (compiled, no build)', () => {
   it('kernelAblations leaves kernels the record does not name at the build\'s switches', () => {
     const step = compile(model()).lowered.programs.flatMap((p) => p.steps).find((s) => s.kernel === 'k1_conv_fwd_fused')!;
     const global = { wideTiles: false } as const;
-    expect(kernelAblations(global, { gpu: 'h100', how: 'measured', layers: { '4:forward': { stagedStores: false } } }, step)).toBe(global);
-    expect(kernelAblations(global, { gpu: 'h100', how: 'measured', layers: { '1:forward': { stagedStores: false } } }, step)).toEqual({ wideTiles: false, stagedStores: false });
+    expect(kernelAblations(global, { gpu: 'h100', how: 'timed', layers: { '4:forward': { stagedStores: false } } }, step)).toBe(global);
+    expect(kernelAblations(global, { gpu: 'h100', how: 'timed', layers: { '1:forward': { stagedStores: false } } }, step)).toEqual({ wideTiles: false, stagedStores: false });
   });
 
-  it('report.txt says per conv kernel whether its configuration was predicted, measured or default', () => {
+  it('report.txt says per conv kernel whether its configuration was predicted, timed or default', () => {
     const c = compile(model());
     const lines = tuneReport(c.lowered.programs, { gpu: 'h100', how: 'predicted', layers: { '4:forward': { stagedStores: false } } });
     expect(lines[0]).toMatch(/^Per-layer configurations \(tune\.json for h100; predicted/);
     expect(lines).toContain(`  ${'k4_conv_fwd_fused'.padEnd(28)} predicted: stagedStores off`);
     expect(lines).toContain(`  ${'k1_conv_fwd_fused'.padEnd(28)} default`);
-    expect(tuneReport(c.lowered.programs, { gpu: 'h100', how: 'measured', layers: { '1:forward': {} } }).find((l) => l.includes('k1_conv_infer'))).toMatch(/tuned: the defaults$/);
+    expect(tuneReport(c.lowered.programs, { gpu: 'h100', how: 'timed', layers: { '1:forward': {} } }).find((l) => l.includes('k1_conv_infer'))).toMatch(/tuned: the defaults$/);
     expect(tuneReport(c.lowered.programs, undefined)[0]).toMatch(/default for every kernel/);
   });
 });

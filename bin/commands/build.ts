@@ -3,12 +3,24 @@ import { TARGETS, type Target } from '../../compiler/build.js';
 import { CPU_LEVELS, type CpuLevel } from '../../compiler/backends/cpu/toolchain.js';
 import { build as buildSpec, SpecError } from '../../runtime/build.js';
 import { BUILD_INPUT_HELP, inputOption, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
+import { gpuKey } from '../../compiler/tune/tune-cache.js';
+import type { TuneSource } from '../../compiler/tune/tune-record.js';
+import { loadNative } from '../../runtime/native.js';
 import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.js';
+
+/** A cuda build's own look-up of a timed tuning: this machine's GPU's key, or why there is none to ask. */
+function cachedTuningSource(): TuneSource {
+  try {
+    return { cachedFor: gpuKey(loadNative().cudaGpuName()) };
+  } catch (e) {
+    return { noLookup: (e as Error).message };
+  }
+}
 
 export const build: Command = {
   name: 'build',
   summary: 'Compile a model spec into an artifact directory: plan.json, generated kernels (kernels.cpu.cc), the compiled library and report.txt. Identical builds are cache hits.',
-  usage: 'FILE [-o DIR] [--target cpu|emu|cuda] [--max-batch N] [--cpu native|avx2|avx512|portable] [--precision fp32|tf32|bf16] [--input u8|f32] [--tuned FILE|DIR [--gpu NAME]]',
+  usage: 'FILE [-o DIR] [--target cpu|emu|cuda] [--max-batch N] [--cpu native|avx2|avx512|portable] [--precision fp32|tf32|bf16] [--input u8|f32] [--tuned FILE|DIR [--gpu NAME] | --no-tuned]',
   options: {
     out: { type: 'string', short: 'o', value: 'DIR', help: 'artifact directory (default: build/<model name>)' },
     target: { type: 'string', value: 'TARGET', help: 'cpu (default); emu: also the CUDA kernels (kernels.cu) for the SIMT emulator, and kernels.fatbin where nvcc exists; cuda: that with nvcc required, the fatbin listed for the cuda device. An emu/cuda artifact infers on cpu, emu and cuda; its training program is the fused CUDA one, for emu and cuda only' },
@@ -18,6 +30,7 @@ export const build: Command = {
     input: { type: 'string', value: 'T', help: BUILD_INPUT_HELP },
     tuned: { type: 'string', value: 'FILE|DIR', help: "apply the per-layer configurations `nincc tune` chose: a tune.json, or an artifact directory holding one. It must have been tuned for this model, max batch and precision; report.txt says per kernel whether its configuration was tuned, predicted or default" },
     gpu: { type: 'string', value: 'NAME', help: "with --tuned: the GPU whose entry to apply (default: the file's only one)" },
+    'no-tuned': { type: 'boolean', help: "--target cuda without --tuned applies by itself the timed tuning `nincc tune` recorded on a GPU of this name for this model, max batch and precision (the per-user cache, docs/profile.md#nincc-tune-per-layer-configurations); --no-tuned builds the defaults" },
     quiet: { type: 'boolean', short: 'q', help: 'print nothing but errors' },
   },
   async run(args) {
@@ -34,7 +47,9 @@ export const build: Command = {
     const tunedPath = stringOption(args, 'tuned');
     const gpu = stringOption(args, 'gpu');
     if (gpu !== undefined && tunedPath === undefined) throw new UsageError('--gpu names the entry of --tuned: give --tuned FILE|DIR too');
-    const tuneFrom = tunedPath !== undefined ? { file: tunedPath, ...(gpu !== undefined ? { gpu } : {}) } : undefined;
+    const noTuned = args.values['no-tuned'] === true;
+    if (noTuned && tunedPath !== undefined) throw new UsageError('--no-tuned and --tuned contradict each other: give one');
+    const tuneFrom = tunedPath !== undefined ? { file: tunedPath, ...(gpu !== undefined ? { gpu } : {}) } : target === 'cuda' && !noTuned ? cachedTuningSource() : undefined;
     // The build runs in a worker thread (runtime/build.ts): this process stays responsive (Ctrl-C) meanwhile.
     try {
       const r = await buildSpec(file, { target, cpu, ...(precision ? { precision } : {}), ...(input === 'u8' ? { input } : {}), ...(out ? { outDir: out } : {}), ...(maxBatch ? { maxBatch } : {}), ...(tuneFrom ? { tuneFrom } : {}), ...(quiet ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }) });

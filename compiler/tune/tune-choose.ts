@@ -4,7 +4,7 @@
 // depend on another's choice (tune-record.ts TUNE_KNOBS lists which passes each knob reaches).
 import { TUNE_KNOB_NAMES, type TuneChoice, type TuneKnob } from './tune-record.js';
 
-/** One timed build: µs per kernel (predicted or measured). */
+/** One timed build: µs per kernel (predicted, or timed on a GPU). */
 export type KernelTimes = ReadonlyMap<string, number>;
 
 /** What the chooser reads: which (layer, pass) each conv kernel is, the default build's times, and each knob's variant's. */

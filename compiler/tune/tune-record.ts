@@ -23,8 +23,8 @@ export const TUNE_KNOBS = {
 export type TuneKnob = keyof typeof TUNE_KNOBS;
 export const TUNE_KNOB_NAMES = Object.keys(TUNE_KNOBS) as TuneKnob[];
 
-/** How a choice was made: timed on the GPU, or the profile model's prediction on emu. */
-export type TuneHow = 'measured' | 'predicted';
+/** How a choice was made: timed on the GPU (nincc tune on a cuda device), or the profile model's prediction on emu (--predict). */
+export type TuneHow = 'timed' | 'predicted';
 
 /** One (layer, pass): its knobs' choices (true on, false off; an absent knob keeps the build's default). */
 export type TuneChoice = { readonly [knob in TuneKnob]?: boolean };
@@ -33,6 +33,8 @@ export type TuneChoice = { readonly [knob in TuneKnob]?: boolean };
 export interface TunedChoices {
   readonly gpu: string;
   readonly how: TuneHow;
+  /** timed ones: the GPU they were timed on, as the driver names it (cuDeviceGetName) */
+  readonly hardware?: string;
   readonly layers: Readonly<Record<string, TuneChoice>>;
 }
 
@@ -132,18 +134,21 @@ export function parseTuneFile(text: string, file: string): TuneFile {
   for (const [gpu, entry] of Object.entries(json.gpus)) {
     const field = `gpus.${gpu}`;
     if (!isObject(entry)) throw new TuneRecordError(`${file}: ${field}: expected an object`);
-    if (entry.how !== 'measured' && entry.how !== 'predicted') throw new TuneRecordError(`${file}: ${field}.how: expected "measured" or "predicted", got ${JSON.stringify(entry.how)}`);
+    if (entry.how !== 'timed' && entry.how !== 'predicted') throw new TuneRecordError(`${file}: ${field}.how: expected "timed" or "predicted", got ${JSON.stringify(entry.how)}`);
     if (typeof entry.modelHash !== 'string' || !/^[0-9a-f]{64}$/.test(entry.modelHash)) throw new TuneRecordError(`${file}: ${field}.modelHash: expected a SHA-256 in hex`);
-    gpus[gpu] = { gpu, how: entry.how, modelHash: entry.modelHash, layers: verifyLayers(entry.layers, file, `${field}.layers`) };
+    if (entry.hardware !== undefined && typeof entry.hardware !== 'string') throw new TuneRecordError(`${file}: ${field}.hardware: expected the GPU's name as a string`);
+    const hardware = entry.hardware !== undefined ? { hardware: entry.hardware } : {};
+    gpus[gpu] = { gpu, how: entry.how, ...hardware, modelHash: entry.modelHash, layers: verifyLayers(entry.layers, file, `${field}.layers`) };
   }
   return { format: 'nincc-tune', version: 1, gpus };
 }
 
-/** Where a build reads its choices: a tune.json (or the artifact directory holding one), and the GPU entry (absent: the file's only one). */
-export interface TuneSource {
-  readonly file: string;
-  readonly gpu?: string;
-}
+/**
+ * Where a build reads its choices: a tune.json (or the artifact directory holding one), and the GPU entry (absent:
+ * the file's only one) — `nincc build --tuned`; or, for a cuda build by itself, the per-user cache's timed tuning
+ * for the GPU key `cachedFor` if there is one (tune-cache.ts), or `noLookup`: why no GPU was asked (report.txt says it).
+ */
+export type TuneSource = { readonly file: string; readonly gpu?: string } | { readonly cachedFor: string } | { readonly noLookup: string };
 
 /**
  * The choices a build of `model` for `gpu` applies from a tune file: the GPU's entry, checked against the model
@@ -160,7 +165,7 @@ export function choicesFor(tune: TuneFile, file: string, gpu: string | undefined
     const layer = Number(key.split(':')[0]);
     if (!convLayers.has(layer)) throw new TuneRecordError(`${file}: gpus.${name}.layers["${key}"]: layer ${layer} is not a conv of this model (its convs: ${[...convLayers].join(', ')})`);
   }
-  return { gpu: name, how: entry.how, layers: entry.layers };
+  return { gpu: name, how: entry.how, ...(entry.hardware !== undefined ? { hardware: entry.hardware } : {}), layers: entry.layers };
 }
 
 /** The record's description of each knob is the switch's own (ablations.ts): what turning it off does. */

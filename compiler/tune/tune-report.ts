@@ -6,19 +6,23 @@ import { kernelLayerPass, layerPassKey, type TunedChoices } from './tune-record.
 const choiceText = (choice: Readonly<Record<string, boolean | undefined>>) =>
   Object.entries(choice).map(([knob, on]) => `${knob} ${on ? 'on' : 'off'}`).join(', ') || 'the defaults';
 
-/** One line per conv kernel of the programs (each once), in program order; one line in all for an untuned build. */
-export function tuneReport(programs: readonly Program[], tuned: TunedChoices | undefined): string[] {
-  if (!tuned) return ['Per-layer configurations: default for every kernel (no tune.json applied; nincc tune, then nincc build --tuned)'];
-  const heading = `Per-layer configurations (tune.json for ${tuned.gpu}; ${tuned.how === 'measured' ? 'tuned: timed on the GPU' : 'predicted: chosen by the profile model on emu'}; nincc tune):`;
+/**
+ * One line per conv kernel of the programs (each once), in program order; one line in all for an untuned build.
+ * `origin`: where a cuda build looked for a timed tuning by itself, and what it found (compiler/build.ts).
+ */
+export function tuneReport(programs: readonly Program[], tuned: TunedChoices | undefined, origin?: string): string[] {
+  if (!tuned) return [`Per-layer configurations: default for every kernel (${origin ?? 'no tune.json applied; nincc tune, then nincc build --tuned'})`];
+  const how = tuned.how === 'timed' ? `tuned: timed on ${tuned.hardware ?? 'the GPU'}` : 'predicted: chosen by the profile model on emu';
+  const heading = `Per-layer configurations (tune.json for ${tuned.gpu}; ${how}; nincc tune):`;
   const seen = new Set<string>();
-  const lines = [heading];
+  const lines = [heading, ...(origin ? [`  ${origin}`] : [])];
   for (const step of programs.flatMap((p) => p.steps)) {
     const at = kernelLayerPass(step);
     if (!at || seen.has(step.kernel)) continue;
     seen.add(step.kernel);
     const choice = tuned?.layers[layerPassKey(at.layer, at.pass)];
-    const how = choice ? (tuned.how === 'measured' ? 'tuned' : 'predicted') : 'default';
-    lines.push(`  ${step.kernel.padEnd(28)} ${how}${choice ? `: ${choiceText(choice)}` : ''}`);
+    const chosen = choice ? (tuned.how === 'timed' ? 'tuned' : 'predicted') : 'default';
+    lines.push(`  ${step.kernel.padEnd(28)} ${chosen}${choice ? `: ${choiceText(choice)}` : ''}`);
   }
   return lines;
 }

@@ -1,9 +1,10 @@
-// The nincc N-API addon: devices(), load(dir, device), hostMemory(), mpi and nccl (mpi_binding.cc) and the one place where C++ exceptions
+// The nincc N-API addon: devices(), load(dir, device), cudaGpuName(), hostMemory(), mpi and nccl (mpi_binding.cc) and the one place where C++ exceptions
 // become JS errors. Thin by design: runtime/core does the work, runtime/*.ts the friendly checks.
 #include <napi.h>
 
 #include <new>
 
+#include "cuda_device.h"
 #include "device.h"
 #include "host_device.h"
 #include "js_args.h"
@@ -53,6 +54,11 @@ Napi::Value load(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaGpuName() -> the name of the GPU the cuda device opens (cuDeviceGetName); throws why not without one.
+Napi::Value cudaGpuName(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), nincc::chosenGpuName()); });
+}
+
 // hostMemory() -> { liveBytes, liveAllocations, reclaimedAtTeardown } of the cpu and emu devices.
 Napi::Value hostMemory(const Napi::CallbackInfo& info) {
   nincc::HostMemoryStats stats = nincc::hostMemoryStats();
@@ -69,6 +75,7 @@ Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   ModelObject::defineClass(env);
   exports.Set("devices", Napi::Function::New<devices>(env, "devices"));
   exports.Set("load", Napi::Function::New<load>(env, "load"));
+  exports.Set("cudaGpuName", Napi::Function::New<cudaGpuName>(env, "cudaGpuName"));
   exports.Set("hostMemory", Napi::Function::New<hostMemory>(env, "hostMemory"));
   exports.Set("abi", Napi::String::New(env, NINCC_CPU_ABI));
   exports.Set("mpi", mpiObject(env));

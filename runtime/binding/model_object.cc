@@ -110,7 +110,9 @@ void ModelObject::defineClass(Napi::Env env) {
        InstanceMethod<&ModelObject::getOutput>("getOutput"),
        InstanceMethod<&ModelObject::read>("read"),
        InstanceMethod<&ModelObject::write>("write"),
-       InstanceMethod<&ModelObject::dispose>("dispose")});
+       InstanceMethod<&ModelObject::dispose>("dispose"),
+       InstanceMethod<&ModelObject::timeLaunches>("timeLaunches"),
+       InstanceMethod<&ModelObject::launchTimes>("launchTimes")});
   // Per-env storage: the addon may be loaded by several worker threads, each with its own env.
   env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(constructor)));
 }
@@ -148,13 +150,14 @@ nincc::Model& ModelObject::usableModel(const char* call) {
 Napi::Value ModelObject::info(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
-    const nincc::Model& model = usableModel("info");
+    nincc::Model& model = usableModel("info");
     const nincc::Plan& plan = model.plan();
     Napi::Object o = Napi::Object::New(env);
     o.Set("model", plan.model);
     o.Set("sourceHash", plan.sourceHash);
     o.Set("nincc", plan.ninccVersion);
     o.Set("device", model.deviceName());
+    o.Set("hardware", model.device().hardwareName());
     o.Set("maxBatch", double(model.maxBatch()));
     o.Set("input", shapeArray(env, model.inputShape()));
     o.Set("output", shapeArray(env, model.outputShape()));
@@ -344,6 +347,30 @@ Napi::Value ModelObject::dispose(const Napi::CallbackInfo& info) {
       releaseModel();
     }
     return info.Env().Undefined();
+  });
+}
+
+// timeLaunches(on) -> whether the device times its launches (cuda only): nincc tune on a GPU.
+Napi::Value ModelObject::timeLaunches(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() != 1 || !info[0].IsBoolean()) throw ArgumentError("timeLaunches(on): on must be a boolean");
+    return Napi::Boolean::New(info.Env(), usableModel("timeLaunches").device().timeLaunches(info[0].As<Napi::Boolean>()));
+  });
+}
+
+// launchTimes() -> [{ kernel, micros }]: the launches timed since the last call, in launch order.
+Napi::Value ModelObject::launchTimes(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const std::vector<nincc::LaunchTime> times = usableModel("launchTimes").device().takeLaunchTimes();
+    Napi::Array array = Napi::Array::New(env, times.size());
+    for (size_t i = 0; i < times.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kernel", times[i].kernel);
+      o.Set("micros", times[i].micros);
+      array.Set(uint32_t(i), o);
+    }
+    return array;
   });
 }
 

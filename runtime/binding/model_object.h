@@ -35,6 +35,8 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
   Napi::Value read(const Napi::CallbackInfo& info);
   Napi::Value write(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
+  Napi::Value timeLaunches(const Napi::CallbackInfo& info);
+  Napi::Value launchTimes(const Napi::CallbackInfo& info);
 
   // The model, or a clear error when it is busy with a run or was disposed.
   nincc::Model& usableModel(const char* call);

@@ -27,22 +27,40 @@ CudaDriver& theDriver() {
 
 std::string cudaUnavailableReason() { return theDriver().unavailable; }
 
-void makeChosenGpuCurrent() {
-  CudaDriver& driver = theDriver();
+namespace {
+// The GPU a cuda device of this process opens (gpu_choice.h), through `check` (which throws on an error).
+template <class Check>
+CUdevice chosenDevice(CudaDriver& driver, Check check) {
   if (!driver.unavailable.empty()) throw Error("device \"cuda\" is not available: " + driver.unavailable);
-  auto check = [&](CUresult r, const std::string& what) {
-    if (r != kSuccess) throw Error("cuda: " + what + " failed: " + driver.errorText(r));
-  };
   int count = 0, device = 0;
   check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount");
   const int ordinal = chooseGpu(gpuChoiceFromEnvironment(count));
   check(driver.cuDeviceGet(&device, ordinal), "cuDeviceGet(" + std::to_string(ordinal) + ")");
-  // Retained for the life of the process, as the one communicator that needs it is.
-  void* context = nullptr;
-  check(driver.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
-  check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+  return device;
 }
 
+std::string gpuName(CudaDriver& driver, CUdevice device) {
+  char name[256] = {};
+  const CUresult r = driver.cuDeviceGetName(name, int(sizeof name) - 1, device);
+  if (r != kSuccess) throw Error("cuda: cuDeviceGetName failed: " + driver.errorText(r));
+  return name;
+}
+
+void checkCall(CUresult r, const std::string& what) {
+  if (r != kSuccess) throw Error("cuda: " + what + " failed: " + theDriver().errorText(r));
+}
+}  // namespace
+
+void makeChosenGpuCurrent() {
+  CudaDriver& driver = theDriver();
+  const CUdevice device = chosenDevice(driver, checkCall);
+  // Retained for the life of the process, as the one communicator that needs it is.
+  void* context = nullptr;
+  checkCall(driver.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain");
+  checkCall(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
+}
+
+std::string chosenGpuName() { return gpuName(theDriver(), chosenDevice(theDriver(), checkCall)); }
 
 CudaDevice::CudaDevice() : driver_(theDriver()) {
   if (!driver_.unavailable.empty()) throw Error("device \"cuda\" is not available: " + driver_.unavailable);
@@ -75,6 +93,7 @@ CudaDevice::~CudaDevice() {
   driver_.cuCtxSetCurrent(context_);
   if (stream_) driver_.cuStreamSynchronize(stream_);
   destroyGraphs();
+  destroyTimed();
   if (commStream_) driver_.cuStreamSynchronize(commStream_);
   releaseInputSlots();
   if (module_) driver_.cuModuleUnload(module_);
@@ -168,10 +187,52 @@ void CudaDevice::launch(KernelHandle handle, const Step& step, const NinccArgs& 
   NINCC_CU_BIND();
   const Prepared p = prepare(*static_cast<const Kernel*>(handle), step, args);
   const KernelNodeParams& k = p.node;
+  TimedLaunch timed{step.kernel};
+  if (timing_) {
+    // Flags 0: timing events (the device's other events are made with CU_EVENT_DISABLE_TIMING).
+    NINCC_CU(driver_.cuEventCreate(&timed.start, 0), "cuEventCreate of the timing event before " + p.what);
+    timed_.push_back(timed);  // owned by timed_ from here, so an error below still frees it
+    NINCC_CU(driver_.cuEventCreate(&timed_.back().end, 0), "cuEventCreate of the timing event after " + p.what);
+    NINCC_CU(driver_.cuEventRecord(timed_.back().start, stream_), "cuEventRecord before " + p.what);
+  }
   NINCC_CU(driver_.cuLaunchKernel(k.func, k.gridDimX, k.gridDimY, k.gridDimZ, k.blockDimX, k.blockDimY, k.blockDimZ,
                                   k.sharedMemBytes, stream_, k.kernelParams, nullptr),
            "cuLaunchKernel of " + p.what + " with " + p.geometry);
+  if (timing_) NINCC_CU(driver_.cuEventRecord(timed_.back().end, stream_), "cuEventRecord after " + p.what);
   lastLaunch_ = p.what + " with " + p.geometry;
+}
+
+std::string CudaDevice::hardwareName() const { return gpuName(driver_, device_); }
+
+bool CudaDevice::timeLaunches(bool on) {
+  timing_ = on;
+  return true;
+}
+
+void CudaDevice::destroyTimed() {
+  for (const TimedLaunch& t : timed_) {
+    if (t.start) driver_.cuEventDestroy(t.start);
+    if (t.end) driver_.cuEventDestroy(t.end);
+  }
+  timed_.clear();
+}
+
+std::vector<LaunchTime> CudaDevice::takeLaunchTimes() {
+  NINCC_CU_BIND();
+  std::vector<LaunchTime> out;
+  try {
+    synchronize();
+    for (const TimedLaunch& t : timed_) {
+      float ms = 0;
+      NINCC_CU(driver_.cuEventElapsedTime(&ms, t.start, t.end), "cuEventElapsedTime of kernel " + t.kernel);
+      out.push_back({t.kernel, double(ms) * 1000});
+    }
+  } catch (...) {
+    destroyTimed();
+    throw;
+  }
+  destroyTimed();
+  return out;
 }
 
 namespace {
@@ -214,7 +275,8 @@ CudaDevice::Graph& CudaDevice::record(const std::string& program, const std::vec
 }
 
 void CudaDevice::launchProgram(const std::string& program, const std::vector<StepLaunch>& steps) {
-  if (!graphs_ || steps.empty()) return Device::launchProgram(program, steps);
+  // Timed launches go one by one: events between a graph's nodes would need a graph of their own.
+  if (!graphs_ || timing_ || steps.empty()) return Device::launchProgram(program, steps);
   NINCC_CU_BIND();
   auto found = recorded_.find(program);
   Graph& g = found != recorded_.end() ? found->second : record(program, steps);

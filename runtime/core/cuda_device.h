@@ -31,12 +31,19 @@ std::string cudaUnavailableReason();
 // context's GPU, not GPU 0. Throws as CudaDevice() does.
 void makeChosenGpuCurrent();
 
+// The name of the GPU a cuda device of this process opens (cuDeviceGetName, e.g. "NVIDIA H100 80GB HBM3"),
+// without opening it: what `nincc build --target cuda` looks up a tune record by. Throws as CudaDevice() does.
+std::string chosenGpuName();
+
 class CudaDevice final : public Device {
  public:
   CudaDevice();  // throws when cudaUnavailableReason() is not empty
   ~CudaDevice() override;
 
   std::string name() const override { return "cuda"; }
+  std::string hardwareName() const override;
+  bool timeLaunches(bool on) override;
+  std::vector<LaunchTime> takeLaunchTimes() override;
   void loadLibrary(const std::string& path, const std::string& sourceHash) override;
   KernelHandle findKernel(const Step& step) override;
   void launch(KernelHandle kernel, const Step& step, const NinccArgs& args) override;
@@ -96,6 +103,15 @@ class CudaDevice final : public Device {
   std::string lastLaunch_;   // names the kernel an asynchronous fault most likely came from
   std::deque<Kernel> kernels_;
   bool graphs_ = false;  // NINCC_CUDA_GRAPHS=1 and the driver has the graph API
+  // timeLaunches(true): each launch's kernel and its start and end events (CUevent), until takeLaunchTimes.
+  struct TimedLaunch {
+    std::string kernel;
+    void* start = nullptr;
+    void* end = nullptr;
+  };
+  bool timing_ = false;
+  std::vector<TimedLaunch> timed_;
+  void destroyTimed();
   std::map<std::string, Graph> recorded_;
 
   // Staged input (cuda_input_stage.cc): batch k goes through slot k % 2, so batch k+1 is copied into

@@ -33,6 +33,7 @@ struct CudaDriver {
   CUresult (*cuInit)(unsigned) = nullptr;
   CUresult (*cuDeviceGetCount)(int*) = nullptr;
   CUresult (*cuDeviceGet)(CUdevice*, int) = nullptr;
+  CUresult (*cuDeviceGetName)(char*, int, CUdevice) = nullptr;
   CUresult (*cuDevicePrimaryCtxRetain)(void**, CUdevice) = nullptr;
   CUresult (*cuDevicePrimaryCtxRelease)(CUdevice) = nullptr;
   CUresult (*cuCtxSetCurrent)(void*) = nullptr;
@@ -44,6 +45,7 @@ struct CudaDriver {
   CUresult (*cuEventRecord)(void*, void*) = nullptr;
   CUresult (*cuEventDestroy)(void*) = nullptr;
   CUresult (*cuEventSynchronize)(void*) = nullptr;
+  CUresult (*cuEventElapsedTime)(float*, void*, void*) = nullptr;  // milliseconds between two timing events
   CUresult (*cuMemAllocHost)(void**, size_t) = nullptr;
   CUresult (*cuMemFreeHost)(void*) = nullptr;
   CUresult (*cuModuleLoadData)(void**, const void*) = nullptr;
@@ -111,6 +113,7 @@ struct CudaDriver {
     resolve(cuInit, "cuInit");
     resolve(cuDeviceGetCount, "cuDeviceGetCount");
     resolve(cuDeviceGet, "cuDeviceGet");
+    resolve(cuDeviceGetName, "cuDeviceGetName");
     resolve(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
     resolve(cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2");
     resolve(cuCtxSetCurrent, "cuCtxSetCurrent");
@@ -122,6 +125,7 @@ struct CudaDriver {
     resolve(cuEventRecord, "cuEventRecord");
     resolve(cuEventDestroy, "cuEventDestroy_v2");
     resolve(cuEventSynchronize, "cuEventSynchronize");
+    resolve(cuEventElapsedTime, "cuEventElapsedTime");
     resolve(cuMemAllocHost, "cuMemAllocHost_v2");
     resolve(cuMemFreeHost, "cuMemFreeHost");
     resolve(cuModuleLoadData, "cuModuleLoadData");

@@ -24,6 +24,12 @@ struct StagedInput {
   size_t bytes;
 };
 
+// One launch timed on the device (Device::timeLaunches): the kernel's name and the µs between events around it.
+struct LaunchTime {
+  std::string kernel;
+  double micros;
+};
+
 // One step of a program, ready to launch: its args point into the arena for this call's batch.
 struct StepLaunch {
   KernelHandle kernel;
@@ -39,6 +45,16 @@ class Device {
   Device& operator=(const Device&) = delete;
 
   virtual std::string name() const = 0;
+  // The hardware under the device, e.g. "NVIDIA H100 80GB HBM3" (cuDeviceGetName); the device's name elsewhere.
+  virtual std::string hardwareName() const { return name(); }
+  // Per-launch timing on the device (nincc tune on a GPU): while on, each launch is bracketed by timing
+  // events and a program is launched kernel by kernel (no graph). False: this device cannot time launches.
+  virtual bool timeLaunches(bool on) {
+    (void)on;
+    return false;
+  }
+  // The launches timed since the last call, in launch order, once they have finished.
+  virtual std::vector<LaunchTime> takeLaunchTimes() { return {}; }
   // True where the arena is this process's memory and a launch has finished when it returns (cpu,
   // emu): another thread may then read a buffer as soon as the step writing it has been launched.
   virtual bool hostAddressable() const { return false; }

@@ -5,11 +5,14 @@
 // size as a CUDA graph and replayed, only changed nodes updated, against the fake driver's host
 // arithmetic), and `staged` (staged input, cuda_input_stage.cc: the copy stream, slots and events, against
 // the fake driver's queued streams; with FAKE pinned allocation failing, the pageable fallback; staged
-// batches discarded, and freed with the model).
+// batches discarded, and freed with the model), and `timing` (per-launch timing for nincc tune, with
+// NINCC_CUDA_GRAPHS=1: events around each launch, the fake driver's durations back in launch order, the
+// graph left out while timing; the GPU's name).
 // ctest runs each mode with its environment (CMakeLists.txt).
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include <cstdio>
 #include <cstdlib>
@@ -49,7 +52,7 @@ std::string cudaArtifact(const std::string& fatbin) {
 
 // The fixture's infer program with a launch rule on all three steps, and a module that runs them on the
 // fake driver: scale_add (y = scale·x + shift), add_bias (y += bias), nop.
-std::string runnableCudaArtifact(const std::string& addBias = "add_bias") {
+std::string runnableCudaArtifact(const std::string& addBias = "add_bias", const std::string& moreModuleLines = "") {
   std::string plan = replaceOnce(fixturePlanText(), "\"cpu\": \"kernels.cpu.so\"", "\"cuda\": \"kernels.fatbin\"");
   const std::string rule = "\"launch\": { \"grid\": [1, 1, 1], \"batchAxis\": 0, \"block\": [32, 1, 1], \"shared\": 0 } }";
   plan = replaceOnce(plan, "\"scalars\": [\"scale\", \"shift\"] },", "\"scalars\": [\"scale\", \"shift\"], " + rule + ",");
@@ -61,7 +64,7 @@ std::string runnableCudaArtifact(const std::string& addBias = "add_bias") {
       << "nincc_source_hash=fixture-source-hash-1\n"
          "kernel:k_scale_add=scale_add\nnincc_signature_k_scale_add=ppiff\n"
          "kernel:k_add_bias=" << addBias << "\nnincc_signature_k_add_bias=ppi\n"
-         "kernel:k_record=nop\nnincc_signature_k_record=pi\n";
+         "kernel:k_record=nop\nnincc_signature_k_record=pi\n" << moreModuleLines;
   sealArtifactDir(dir);
   return dir;
 }
@@ -352,6 +355,37 @@ void fake() {
   plainLaunches();
 }
 
+// FAKE_CUDA_MICROS gives k_scale_add 3 µs by name, k_add_bias 7 µs by its text's hash, the rest 1 µs.
+void timing() {
+  setenv("FAKE_CUDA_MICROS", "k_scale_add=3,0123abcd=7,*=1", 1);
+  setenv("FAKE_CUDA_NAME", "Fake H100 80GB", 1);
+  std::unique_ptr<Model> model = Model::load(runnableCudaArtifact("add_bias", "hash:k_add_bias=0123abcd\n"), "cuda");
+  CHECK(model->device().hardwareName() == "Fake H100 80GB");
+  CHECK(nincc::chosenGpuName() == "Fake H100 80GB");
+  const float bias[4] = {1, 2, 3, 4};
+  model->writeSpace("param", 0, 4, bias);
+  CHECK(model->device().timeLaunches(true));
+  inferAndCheck(*model, 2, 2.0, -1.0, bias);
+  inferAndCheck(*model, 2, 2.0, -1.0, bias);
+  // Timed launches go one by one, though NINCC_CUDA_GRAPHS=1.
+  CHECK(driverCalls("cuGraphLaunch") == 0 && driverCalls("cuLaunchKernel") == 6);
+  const std::vector<nincc::LaunchTime> times = model->device().takeLaunchTimes();
+  const char* kernels[3] = {"k_scale_add", "k_add_bias", "k_record"};
+  const double micros[3] = {3, 7, 1};
+  CHECK(times.size() == 6);
+  for (size_t i = 0; i < times.size() && i < 6; ++i) {
+    CHECK(times[i].kernel == kernels[i % 3]);
+    CHECK(std::abs(times[i].micros - micros[i % 3]) < 1e-3);
+  }
+  CHECK(model->device().takeLaunchTimes().empty());  // taken once
+  model->device().timeLaunches(false);
+  inferAndCheck(*model, 2, 2.0, -1.0, bias);
+  CHECK(driverCalls("cuGraphLaunch") == 1);
+  CHECK(model->device().takeLaunchTimes().empty());
+  // One elapsed-time read per timed launch, none for the untimed call.
+  CHECK(driverCalls("cuEventElapsedTime") == 6);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -362,8 +396,9 @@ int main(int argc, char** argv) {
     else if (mode == "fake") fake();
     else if (mode == "graphs") graphs();
     else if (mode == "staged") staged();
+    else if (mode == "timing") timing();
     else {
-      std::fprintf(stderr, "usage: nincc_cuda_device_tests absent|nodevice|fake|graphs|staged\n");
+      std::fprintf(stderr, "usage: nincc_cuda_device_tests absent|nodevice|fake|graphs|staged|timing\n");
       return 2;
     }
   } catch (const std::exception& e) {

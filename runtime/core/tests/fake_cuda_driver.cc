@@ -19,6 +19,11 @@
 // a copy from page-locked memory (cuMemAllocHost) reads its source when it runs, not at the call (so a
 // host write before the copy ran shows up), fake_cuda_fail_host_alloc(1) makes cuMemAllocHost fail, and
 // fake_cuda_pinned_blocks() counts the page-locked allocations not yet freed.
+// Timing (nincc tune on a GPU): FAKE_CUDA_MICROS="KEY=µs,…" gives each kernel a duration, KEY the hash a
+// module line `hash:<kernel>=<hex>` gives the kernel's text (test/fake-nvcc.mjs writes them), else its name,
+// else `*` (0 µs without any); a device clock advances by it when the launch runs, an event recorded on a
+// stream takes the clock's time when it is reached, and cuEventElapsedTime is the difference (events made
+// with CU_EVENT_DISABLE_TIMING refuse it). cuDeviceGetName says FAKE_CUDA_NAME (default "Fake GPU").
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -34,10 +39,33 @@
 namespace {
 using CUresult = int;
 constexpr CUresult kSuccess = 0, kInvalidValue = 1, kNoDevice = 100, kNotFound = 500, kLaunchFailed = 719;
+// A CUfunction: what launching it does, and for how long the device clock says it ran.
+struct Function {
+  std::string behaviour;
+  std::string hash;  // of the kernel's text, from a `hash:` line
+  double micros = 0;
+};
+
+// FAKE_CUDA_MICROS's duration for a kernel: by its text's hash, else its name, else `*`, else 0.
+double durationOf(const std::string& name, const std::string& hash) {
+  const char* table = std::getenv("FAKE_CUDA_MICROS");
+  std::map<std::string, double> byKey;
+  for (const char* at = table ? table : ""; *at;) {
+    const char* end = std::strchr(at, ',');
+    const std::string entry(at, end ? size_t(end - at) : std::strlen(at));
+    const size_t eq = entry.find('=');
+    if (eq != std::string::npos) byKey[entry.substr(0, eq)] = std::atof(entry.c_str() + eq + 1);
+    at = end ? end + 1 : at + entry.size();
+  }
+  for (const std::string& key : {hash, name, std::string("*")})
+    if (!key.empty() && byKey.count(key)) return byKey[key];
+  return 0;
+}
 struct Module {
   std::map<std::string, std::string> globals;
-  std::map<std::string, std::string> kernels;  // name → behaviour
+  std::map<std::string, Function> kernels;  // by name
 };
+double deviceClock = 0;  // µs: the sum of the durations of the launches run so far
 int contexts[16];  // the primary context of each fake GPU
 thread_local int current = -1;  // the GPU whose context is current on this thread
 std::map<std::string, int> calls;
@@ -83,10 +111,12 @@ std::vector<size_t> paramSizes(const std::string& b) {
 // A node keeps copies of its parameter values, as the driver does.
 struct Node {
   const std::string* behaviour;
+  double micros = 0;
   std::vector<std::vector<char>> values;
   std::vector<void*> pointers;
   void set(const NodeParams* p) {
-    behaviour = static_cast<const std::string*>(p->func);
+    behaviour = &static_cast<const Function*>(p->func)->behaviour;
+    micros = static_cast<const Function*>(p->func)->micros;
     values.clear();
     pointers.clear();
     const std::vector<size_t> sizes = paramSizes(*behaviour);
@@ -104,6 +134,8 @@ struct Graph {
 // The queued model (schedule 1, 2). An event is reached once the work queued before its record has run.
 struct Event {
   uint64_t recorded = 0, reached = 0;  // generations: records queued, records run
+  double clock = 0;                    // deviceClock when the last record was reached
+  bool timing = true;                  // made without CU_EVENT_DISABLE_TIMING
 };
 struct Op {
   std::function<CUresult()> run;
@@ -259,6 +291,11 @@ FAKE cuDeviceGet(int* d, int o) {
   *d = o;
   return o >= 0 && o < count ? kSuccess : kInvalidValue;
 }
+FAKE cuDeviceGetName(char* name, int length, int) {
+  const char* chosen = std::getenv("FAKE_CUDA_NAME");
+  std::snprintf(name, size_t(length), "%s", chosen ? chosen : "Fake GPU");
+  return kSuccess;
+}
 FAKE cuDevicePrimaryCtxRetain(void** c, int d) {
   if (d < 0 || d >= 16) return kInvalidValue;
   ordinal = d;
@@ -294,9 +331,10 @@ FAKE cuStreamSynchronize(void* stream) {
   if (!runUntil([s] { return s->queue.empty(); })) return kInvalidValue;  // a wait that can never be met
   return sticky;
 }
-FAKE cuEventCreate(void** e, unsigned) {
+FAKE cuEventCreate(void** e, unsigned flags) {
   COUNT();
   events.emplace_back();
+  events.back().timing = (flags & 2) == 0;
   *e = &events.back();
   return kSuccess;
 }
@@ -307,6 +345,14 @@ FAKE cuEventSynchronize(void* event) {
   issued.push_back("eventsync e" + std::to_string(eventNumber(event)));
   const uint64_t generation = e->recorded;
   return runUntil([e, generation] { return e->reached >= generation; }) ? sticky : kInvalidValue;
+}
+FAKE cuEventElapsedTime(float* ms, void* start, void* end) {
+  COUNT();
+  auto *a = static_cast<Event*>(start), *b = static_cast<Event*>(end);
+  // CUDA_ERROR_INVALID_HANDLE and CUDA_ERROR_NOT_READY on a GPU
+  if (!a->timing || !b->timing || a->reached == 0 || b->reached == 0) return kInvalidValue;
+  *ms = float((b->clock - a->clock) / 1000);
+  return kSuccess;
 }
 FAKE cuMemAllocHost_v2(void** p, size_t bytes) {
   COUNT();
@@ -326,7 +372,11 @@ FAKE cuEventRecord(void* event, void* stream) {
   issued.push_back("record " + streamName(stream) + " e" + std::to_string(eventNumber(event)));
   const uint64_t generation = ++e->recorded;
   Op op;
-  op.run = [e, generation] { e->reached = generation; return kSuccess; };
+  op.run = [e, generation] {
+    e->reached = generation;
+    e->clock = deviceClock;
+    return kSuccess;
+  };
   return submit(stream, std::move(op));
 }
 FAKE cuStreamWaitEvent(void* stream, void* event, unsigned) {
@@ -346,10 +396,12 @@ FAKE cuModuleLoadData(void** m, const void* image) {
     std::string l(line, end ? size_t(end - line) : std::strlen(line));
     size_t eq = l.find('=');
     if (eq == std::string::npos) { delete module; return kInvalidValue; }
-    if (l.compare(0, 7, "kernel:") == 0) module->kernels[l.substr(7, eq - 7)] = l.substr(eq + 1);
+    if (l.compare(0, 7, "kernel:") == 0) module->kernels[l.substr(7, eq - 7)].behaviour = l.substr(eq + 1);
+    else if (l.compare(0, 5, "hash:") == 0) module->kernels[l.substr(5, eq - 5)].hash = l.substr(eq + 1);
     else module->globals[l.substr(0, eq)] = l.substr(eq + 1);
     line = end ? end + 1 : line + l.size();
   }
+  for (auto& [name, function] : module->kernels) function.micros = durationOf(name, function.hash);
   *m = module;
   return kSuccess;
 }
@@ -378,7 +430,10 @@ FAKE cuLaunchKernel(void* f, unsigned, unsigned, unsigned, unsigned, unsigned, u
   NodeParams p{f, {}, {}, 0, params, nullptr, nullptr, nullptr};
   node->set(&p);
   Op op;
-  op.run = [node] { return run(*node->behaviour, node->pointers.data()); };
+  op.run = [node] {
+    deviceClock += node->micros;
+    return run(*node->behaviour, node->pointers.data());
+  };
   op.label = *node->behaviour;
   issued.push_back("launch " + streamName(stream) + " " + *node->behaviour);
   return submit(stream, std::move(op));
@@ -414,8 +469,10 @@ FAKE cuGraphLaunch(void* exec, void* stream) {
   COUNT();
   Op op;
   op.run = [exec] {
-    for (Node* n : static_cast<Graph*>(exec)->nodes)
+    for (Node* n : static_cast<Graph*>(exec)->nodes) {
+      deviceClock += n->micros;
       if (CUresult r = run(*n->behaviour, n->pointers.data()); r != kSuccess) return r;
+    }
     return kSuccess;
   };
   op.label = "graph";
