@@ -13,6 +13,7 @@
 // free cores or under `chrt -f 20` (bench/RESULTS.md, branch i19z).
 //   g++ -std=c++17 -O3 -fopenmp -march=native -I runtime/include bench/cpu/pointwise-pair-probe.cc \
 //       -o /tmp/pointwise-pair-probe && chrt -f 20 /tmp/pointwise-pair-probe [CALLS=3000] [THREADS=2]
+// (-DNINCC_POOL_STATS adds the banded way's pool counters: tasks on the worker, its join, the caller's wait.)
 #include <omp.h>
 
 #include <algorithm>
@@ -193,6 +194,17 @@ int main(int argc, char** argv) {
       band();
       banded.push_back(micros_since(t0));
     }
+#ifdef NINCC_POOL_STATS
+    // Built with -DNINCC_POOL_STATS: where the banded way's 2-thread time goes, over `calls` more calls.
+    if (max_pool) {
+      auto& st = pool_detail::pool_stats();
+      const long jobs = st.jobs, tasks = st.tasks, worker = st.worker_tasks, joins = st.worker_joins, join_ns = st.join_in_ns, wait_ns = st.caller_wait_ns;
+      for (int i = 0; i < calls; ++i) band();
+      std::printf("  banded, per parallel loop: %.2f tasks, %.0f%% of them on the worker, its join %.2f µs after publication, the caller's wait %.2f µs\n",
+                  double(st.tasks - tasks) / (st.jobs - jobs), 100.0 * (st.worker_tasks - worker) / (st.tasks - tasks),
+                  1e-3 * (st.join_in_ns - join_ns) / std::max(1L, st.worker_joins - joins), 1e-3 * (st.caller_wait_ns - wait_ns) / (st.jobs - jobs));
+    }
+#endif
     std::printf("%-24s %8.1f %9.1f %9.1f %6.2f %10.1f %10.1f %6.2f %12.1f %6.2f %8s\n", l.name, median(a), median(one), median(many),
                 median(many) / median(a), median(a_pool), median(many_pool), median(many_pool) / median(a_pool),
                 max_pool ? median(banded) : 0.0, max_pool ? median(banded) / median(a_pool) : 0.0, same && same_pool ? "yes" : "NO");
