@@ -41,7 +41,7 @@ describe('the SGD update writing the bf16 weight copies (compiled, no build)', (
     expect(kernelsOf(on, 'train_forward_backward').filter((k) => k.includes('weight_bf16')).sort()).toEqual(['k4_conv_weight_bf16', 'k4_conv_weight_bf16_2', 'k9_conv_weight_bf16', 'k9_conv_weight_bf16_2']);
     const fused = new Map((on.cuda?.kernels ?? []).map((k) => [k.name, k]));
     expect(fused.get('k1_sgd_conv_bf16')?.fused).toMatch(/forward s2d\) from 4 filters a block/);
-    expect(fused.get('k6_sgd_conv_bf16')?.fused).toMatch(/forward taps, data gradient taps\) from 32 filters × 32 channels a block, in halves/);
+    expect(fused.get('k6_sgd_conv_bf16')?.fused).toMatch(/forward taps, data gradient taps\) from 16 of 32 filters × 32 channels a block/);
     expect(fused.get('k4_conv_weight_bf16')?.fused).not.toMatch(/tap-major/); // 8 channels: channel-major, with a tap-major data-gradient copy
     expect(fused.get('k9_conv_weight_bf16_2')?.fused).not.toMatch(/tap-major/); // 20 filters
     // The copies' stores are 16-byte chunks; the plain update skips the two convs' weights.

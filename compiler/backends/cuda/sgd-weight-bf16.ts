@@ -55,7 +55,7 @@ export function sgdConvBf16(k: KernelStep, c: Consts<'sgd_conv_bf16'>): CudaKern
   const common = { params: params(k, list, ['lr', 'wd', 'momentum', 'first']) };
   const what = (tile: string) => `SGD update of the weights writing their bf16 copies (${[forward && `forward ${forward}`, dgrad && `data gradient ${dgrad}`].filter(Boolean).join(', ')}) from ${tile} staged in shared memory`;
   if (plan.kind === 'rows') return { ...common, body: rowsTile(c, forward!, plan.rows), launch: { grid: [Math.ceil(c.K / plan.rows), 1, 1], block: [BLOCK, 1, 1], shared: 0 }, fused: what(`${plan.rows} filters a block`) };
-  return { ...common, body: groupsTile(c, forward !== undefined), launch: { grid: [(c.K / TAPS_GROUP) * Math.ceil(c.C / TAPS_GROUP), 1, 1], block: [BLOCK, 1, 1], shared: 0 }, fused: what('32 filters × 32 channels a block, in halves') };
+  return { ...common, body: groupsTile(c, forward !== undefined), launch: { grid: [2 * (c.K / TAPS_GROUP) * Math.ceil(c.C / TAPS_GROUP), 1, 1], block: [BLOCK, 1, 1], shared: 0 }, fused: what('16 of 32 filters × 32 channels a block') };
 }
 
 /** Filters [r0, r0 + tile_rows) updated in w's order, then every slice of their forward copy rows. */
@@ -92,9 +92,9 @@ function rowsTile(c: ConvShape, layout: WeightCopyLayout, rows: number): string[
 }
 
 /**
- * Filters 32·kg… × channels 32·cg… × every tap, in halves h of the 16 filters 32·kg + 8·m + 4·h + a (a < 4), local
- * index kl = 4·m + a: their forward rows whole, and of each data-gradient row (channel c, tap) the chunks 2h and 2h + 1,
- * whose positions hold exactly those filters (j = p / 4 + 8·(p % 4)).
+ * Half h of filters 32·kg… × channels 32·cg… × every tap: the 16 filters 32·kg + 8·m + 4·h + a (a < 4), local index
+ * kl = 4·m + a; their forward rows whole, and of each data-gradient row (channel c, tap) the chunks 2h and 2h + 1,
+ * whose positions hold exactly those filters (j = p / 4 + 8·(p % 4)). A block a half: twice the blocks of a whole group.
  */
 function groupsTile(c: ConvShape, forward: boolean): string[] {
   const RS = c.R * c.S;
@@ -103,10 +103,9 @@ function groupsTile(c: ConvShape, forward: boolean): string[] {
   return [
     '(void)n;',
     `NINCC_SHARED(nincc::bf16, stage, ${HALF * TAPS_GROUP * RS});  // [filter kl][channel][tap] of a half, rounded to bf16`,
-    `const int kg = blockIdx.x / ${groups}, cg = blockIdx.x % ${groups}, t = threadIdx.x;`,
+    `const int h = blockIdx.x % 2, kg = blockIdx.x / 2 / ${groups}, cg = blockIdx.x / 2 % ${groups}, t = threadIdx.x;`,
     `const int channels = min(${TAPS_GROUP}, ${c.C} - cg * ${TAPS_GROUP});`,
-    'for (int h = 0; h < 2; ++h) {',
-    '  if (h == 1) __syncthreads();  // the first half\'s copies are written',
+    '{',
     '  // Update the half\'s filters: each one\'s channels × taps are contiguous in w.',
     `  for (int e = t; e < ${HALF} * channels * ${RS}; e += ${BLOCK}) {`,
     `    const int kl = e / (channels * ${RS}), rest = e % (channels * ${RS});`,
