@@ -45,7 +45,7 @@ export function sgdCopyPlan(c: ConvShape, forward: WeightCopyLayout | undefined,
 const jOf = (e: number) => `2 * chunk + ${(e >> 2) + 8 * (e & 3)}`;
 /** A 16-byte chunk of 8 bf16 from its values, lower positions in the lower halves (tapMajorCopy's packing). */
 const chunkOf = (value: (e: number) => string) => `int4{${[0, 2, 4, 6].map((e) => `int(nincc::to_bf16x2(${value(e + 1)}, ${value(e)}))`).join(', ')}}`;
-const staged = (index: string) => `nincc::bf16_to_float(stage[${index}])`;
+const staged = (index: string) => `nincc::bf16_to_float(nincc::ld(&stage[${index}]))`;
 
 export function sgdConvBf16(k: KernelStep, c: Consts<'sgd_conv_bf16'>): CudaKernel {
   const forward = WEIGHT_COPY_ORDERS[c.forward], dgrad = WEIGHT_COPY_ORDERS[c.dgrad];
@@ -79,7 +79,7 @@ function rowsTile(c: ConvShape, layout: WeightCopyLayout, rows: number): string[
     `for (int e = t; e < tile_rows * ${depth}; e += ${BLOCK}) {`,
     `  const long long i = (long long)r0 * ${depth} + e;`,
     ...sgdOneWeight('i', 'updated').map((s) => `  ${s}`),
-    '  stage[e] = nincc::to_bf16(updated);',
+    '  nincc::st(&stage[e], nincc::to_bf16(updated));',
     '}',
     '__syncthreads();',
     `// The forward copy's rows r0… of every slice (${layout}): runs of tile_rows · 64 bytes, 16 a lane.`,
@@ -111,7 +111,7 @@ function groupsTile(c: ConvShape, forward: boolean): string[] {
     `    const int kl = e / (channels * ${RS}), rest = e % (channels * ${RS});`,
     `    const long long i = ((long long)(${filter('kl')}) * ${c.C} + cg * ${TAPS_GROUP}) * ${RS} + rest;`,
     ...sgdOneWeight('i', 'updated').map((s) => `    ${s}`),
-    `    stage[kl * ${TAPS_GROUP * RS} + rest] = nincc::to_bf16(updated);`,
+    `    nincc::st(&stage[kl * ${TAPS_GROUP * RS} + rest], nincc::to_bf16(updated));`,
     '  }',
     '  __syncthreads();',
     ...(forward
