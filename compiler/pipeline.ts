@@ -47,7 +47,9 @@ import { lowerParams, type ParamLayout } from './lower/params.js';
 import { lowerSgdUpdate, lowerTrainForwardBackward, whyUntrainable } from './lower/train.js';
 import { lowerTrainFused } from './lower/train-fused.js';
 import { u8Stem } from './lower/u8-input.js';
-import type { Program } from './lower/program-ir.js';
+import type { KernelStep, Program } from './lower/program-ir.js';
+import { moveWeightCopies, type CopyLayoutOf } from './lower/sgd-weight-copies.js';
+import { weightCopyLayout as copyLayout } from './backends/cuda/conv-weight-bf16.js';
 import { planMemory, type MemoryPlan } from './lower/memory.js';
 import { verifyMemory } from './lower/verify-memory.js';
 import { verifyPrograms } from './lower/verify-program.js';
@@ -55,7 +57,7 @@ import { CUDA_ONLY_PROGRAMS, scheduleCudaKernels, type ScheduledCudaKernel } fro
 import { generateCpuSource, type CpuSource } from './backends/cpu/render.js';
 import { generateCudaSource, type CudaSource } from './backends/cuda/render.js';
 import { isOn, isOptedIn, type Ablations } from './ablations.js';
-import type { TunedChoices } from './tune/tune-record.js';
+import { kernelAblations, type TunedChoices } from './tune/tune-record.js';
 import { inlineCallMaxBatch } from './schedule/cpu-region-inline-call.js';
 
 export interface AnalysisResult {
@@ -185,6 +187,8 @@ export interface LoweringOptions {
   readonly wgradLastSplit?: boolean;
   /** With trainKernels cuda: data gradients and max pool backwards store dX in bf16 for the conv before a BN or a pool's backward (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Gradients?: boolean;
+  /** With bf16Weights: the layout of each conv's bf16 copy, where the SGD update writes the copies (lower/sgd-weight-copies.ts; ablations.ts sgdWeightCopies). */
+  readonly weightCopyLayout?: CopyLayoutOf;
   /** The L3 of the machine the cpu library runs on, which the packed convs' algorithm choice reads (schedule/cpu-conv-algorithm.ts); absent: its default. */
   readonly cpuL3Bytes?: number;
   /** The winogradHalfTiles ablation: the packed convs' Winograd products multiply every lane of a column tile (runtime conv_winograd.h). */
@@ -209,11 +213,13 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
   const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false, bnStatsInConv: options.bnStatsInConv === true });
-  const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
-  dumpIR('lower-train', train?.program);
+  const moved = train && options.bf16Weights && options.weightCopyLayout ? moveWeightCopies(train.program, options.weightCopyLayout) : undefined;
+  const trainProgram = moved?.train ?? train?.program;
+  const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout, moved?.updates);
+  dumpIR('lower-train', trainProgram);
   const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true, ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(options.winogradFullTiles && { winogradFullTiles: true }) });
   dumpIR('lower-infer', infer);
-  const programs = [infer.prepare, infer.infer, ...(train ? [train.program] : []), ...(sgd ? [sgd] : [])];
+  const programs = [infer.prepare, infer.infer, ...(trainProgram ? [trainProgram] : []), ...(moved?.copies ? [moved.copies] : []), ...(sgd ? [sgd] : [])];
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
   const stepProblems = verifyPrograms(programs, buffers);
   dumpIR('verify-program', stepProblems);
@@ -269,7 +275,11 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const bf16ConvOut = precision === 'bf16' && isOn(options.ablations, 'bf16ConvOut');
   const bf16Gradients = precision === 'bf16' && isOn(options.ablations, 'bf16Gradients');
   const wgradLastSplit = precision === 'bf16' && isOn(options.ablations, 'wgradLastSplit');
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }) }, dumpIR);
+  // The copies' layouts as the cuda backend picks them for each layer and pass (tuned choices included).
+  const weightCopyLayout: CopyLayoutOf | undefined = bf16Weights && isOn(options.ablations, 'sgdWeightCopies')
+    ? (layer, c) => copyLayout(c, options.maxBatch, kernelAblations(options.ablations, options.tuned, { op: 'conv_weight_bf16', layer, consts: c } as KernelStep))
+    : undefined;
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

@@ -65,6 +65,9 @@ const TRAINING_SPACES: readonly TrainingSpace[] = ['param', 'grad', 'momentum', 
 
 export const CHECKPOINT_FORMAT = 'nincc-checkpoint-1';
 
+/** The program that converts the weights to the training's bf16 copies, in builds whose SGD update rewrites them (compiler/lower/sgd-weight-copies.ts WEIGHT_COPIES_PROGRAM). */
+const WEIGHT_COPIES_PROGRAM = 'train_weight_copies';
+
 export class Model {
   readonly info: NativeModelInfo;
   readonly dir: string;
@@ -74,6 +77,7 @@ export class Model {
   private queue: Promise<unknown> = Promise.resolve(); // settles when the last queued call has
   private pending = 0; // queued or running asynchronous calls
   private foldedStale = true; // inference weights must be refolded after any parameter change
+  private weightCopiesStale = true; // the training's bf16 weight copies must be rewritten (plan's train_weight_copies) after a parameter write other than the SGD update's
   private freshOptimizer = true; // the next update starts the momentum buffers from the gradient
   private prefetched: { program: string; images: Images }[] = []; // what prefetch() staged, oldest first
   private discardsQueued = 0; // discardPrefetched() calls not yet settled: prefetch() is refused meanwhile
@@ -189,7 +193,7 @@ export class Model {
     // A fresh arena is zero-filled (the device contract): at load, writing zeros again would only
     // fault in every page of the momentum space (load of nin-fashion: 11.8 ms with it, 8.2 without).
     if (!momentumZeroed) native.write('momentum', 0, new Float32Array(this.info.spaces.param));
-    this.foldedStale = true;
+    this.weightsWritten();
     this.freshOptimizer = true;
     this.stepSeed = seed;
   }
@@ -339,6 +343,9 @@ export class Model {
   }
 
   private async forwardBackwardQueued(native: NativeModel, images: Images, l: Int32Array, n: number, reduce?: NativeReduce): Promise<{ loss: number; output: Float32Array }> {
+    // The SGD update keeps the bf16 copies true; any other write of the weights leaves them to be converted once here.
+    if (this.weightCopiesStale && WEIGHT_COPIES_PROGRAM in this.info.programs) await native.run(WEIGHT_COPIES_PROGRAM, 1, {}, 0);
+    this.weightCopiesStale = false;
     if (!this.takesPrefetched('train_forward_backward', images)) {
       native.setInput('train_forward_backward', 'images', images, n);
       native.setInput('train_forward_backward', 'labels', l, n);
@@ -377,6 +384,12 @@ export class Model {
     this.foldedStale = true;
   }
 
+  /** The parameters were written other than by the SGD update: the folded inference weights and the bf16 copies follow them at their next use. */
+  private weightsWritten(): void {
+    this.foldedStale = true;
+    this.weightCopiesStale = true;
+  }
+
   private sgdOptions(options: TrainStepOptions | null | undefined, what: string): { lr: number; wd: number; momentum: number } {
     const o = optionsObject(options, what, 'options');
     const first = this.plan.train?.regime[0];
@@ -402,7 +415,8 @@ export class Model {
     if (!(data instanceof Float32Array)) throw new InvalidArgumentError(`writeSpace: data must be a Float32Array, got ${describe(data)}`);
     this.checkSpaceRange(space, offset, data.length, 'writeSpace');
     this.idleHandle('writeSpace').write(space, offset, data);
-    if (space !== 'grad') this.foldedStale = true;
+    if (space === 'param') this.weightsWritten();
+    else if (space !== 'grad') this.foldedStale = true;
   }
 
   private checkSpaceRange(space: TrainingSpace, offset: number, count: number, what: string): void {
@@ -466,7 +480,8 @@ export class Model {
     if (!(data instanceof Float32Array)) throw new InvalidArgumentError(`${name}: expected a Float32Array of ${t.size} values (${t.shape.join('×')}), got ${describe(data)}`);
     if (data.length !== t.size) throw new OutOfRangeError(`${name}: expected a Float32Array of ${t.size} values (${t.shape.join('×')}), got ${describe(data)}`);
     this.idleHandle('setTensor').write(space, t.offset, data);
-    this.foldedStale = true;
+    if (space === 'param') this.weightsWritten();
+    else this.foldedStale = true;
   }
 
   /** Parameters and running statistics (and, with optimizer, the momentum buffers) as safetensors, written atomically. */
@@ -535,7 +550,7 @@ export class Model {
       native.write('momentum', 0, new Float32Array(this.info.spaces.param));
       this.freshOptimizer = true;
     }
-    this.foldedStale = true;
+    this.weightsWritten();
     return metadata;
   }
 

@@ -123,7 +123,11 @@ const constSchemas = {
   dropout_fwd: { count: 'int', p: 'num' },
   dropout_bwd: { count: 'int', p: 'num' },
   nll_loss: { classes: 'int' },
-  sgd_update: { count: 'int' },
+  // skip: [offset, size] pairs of the parameter space another step updates (an sgd_conv_bf16), in order.
+  sgd_update: { count: 'int', skip: 'nums?' },
+  // The SGD update of one k×k conv's weights that also writes their bf16 copies (backends/cuda/sgd-weight-bf16.ts):
+  // forward, dgrad: each copy's k order (WEIGHT_COPY_ORDERS: 0 none, then the reader's layout, conv-weight-bf16.ts).
+  sgd_conv_bf16: { ...spatial, forward: 'int', dgrad: 'int' },
   // bf16w: the bf16 tensor-core kernel stages its weights from a conv_weight_bf16 copy `wb` (compiler/backends/cuda/conv-weight-bf16.ts).
   // yBf16: y is stored rounded to bf16, its statistics taken from the rounded values (lower/train-fused.ts bf16ConvOut).
   conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?', xBf16: 'bool?', yBf16: 'bool?' },
@@ -539,6 +543,13 @@ const rulesTable = {
     { name: 'g', dir: 'inout', size: (c) => c.count }, // weight decay is added into the gradient
     { name: 'mom', dir: 'inout', size: (c) => c.count },
   ],
+  sgd_conv_bf16: [
+    { name: 'w', dir: 'inout', size: convWeights },
+    { name: 'g', dir: 'inout', size: convWeights },
+    { name: 'mom', dir: 'inout', size: convWeights },
+    { name: 'wb', dir: 'out', when: (c) => c.forward !== 0, size: (c) => bf16WeightFloats(c, false) },
+    { name: 'wbd', dir: 'out', when: (c) => c.dgrad !== 0, size: (c) => bf16WeightFloats(c, true) },
+  ],
   conv_fwd_fused: [
     convInput,
     ...pendingInput<OpConsts['conv_fwd_fused']>(),
@@ -660,6 +671,7 @@ export type BufferName<K extends OpKind> = (typeof rulesTable)[K][number]['name'
 /** Runtime scalars each op's kernel takes after its buffers (plan.json's step `scalars`, in order). */
 const scalarNames: Partial<Record<OpKind, readonly string[]>> = {
   sgd_update: ['lr', 'wd', 'momentum', 'first'], // first: the momentum buffer starts as the gradient
+  sgd_conv_bf16: ['lr', 'wd', 'momentum', 'first'],
 };
 
 export interface BufferContract {

@@ -1,7 +1,8 @@
 // Pass: the training programs: forward in training mode, NLL loss, backward, and the SGD update.
 import { isMerge, type ShapedLayer, type ShapedModel, type ShapedOpLayer } from '../ir.js';
 import { closingAdd, inputsOf, needsGradient, readers, reluFollows } from './chain.js';
-import { gradId, paramId, wholeSpaceId, type ParamLayout } from './params.js';
+import { gradId, momentumId, paramId, wholeSpaceId, type ParamLayout } from './params.js';
+import type { SgdWeightCopy } from './sgd-weight-copies.js';
 import type { Program } from './program-ir.js';
 import { channelShape, elementsOf, lrnConsts, padConsts, ProgramBuilder, windowShape } from './program-builder.js';
 import { bnMomentFloats } from './ops.js';
@@ -454,11 +455,21 @@ export function concatSlices(l: ShapedLayer, layers: readonly ShapedLayer[], pos
   });
 }
 
-export function lowerSgdUpdate(m: ShapedModel, layout: ParamLayout): Program {
+/** `copies`: the convs whose weights an sgd_conv_bf16 step updates, writing their bf16 copies (lower/sgd-weight-copies.ts). */
+export function lowerSgdUpdate(m: ShapedModel, layout: ParamLayout, copies: readonly SgdWeightCopy[] = []): Program {
   const b = new ProgramBuilder('sgd');
   if (layout.paramSize === 0) throw new LoweringError(`${m.file}: the model has no parameters to train`);
-  // One kernel over the whole parameter space: torch/optim's sgd treats the flattened parameters alike.
-  b.step(undefined, 'sgd_update', { w: wholeSpaceId('param'), g: wholeSpaceId('grad'), mom: wholeSpaceId('momentum') }, { count: layout.paramSize });
+  const layerOf = (index: number) => m.layers.find((l) => l.index === index)!;
+  const weights = copies.map((c) => layout.buffers.find((b) => b.id === paramId(layerOf(c.layer), 'weight'))!).sort((x, y) => x.offset! - y.offset!);
+  const skip = weights.flatMap((b) => [b.offset!, b.size]);
+  // One kernel over the rest of the parameter space: torch/optim's sgd treats the flattened parameters alike.
+  if (skip.length === 0 || skip.filter((_, i) => i % 2 === 1).reduce((a, n) => a + n, 0) < layout.paramSize) {
+    b.step(undefined, 'sgd_update', { w: wholeSpaceId('param'), g: wholeSpaceId('grad'), mom: wholeSpaceId('momentum') }, { count: layout.paramSize, ...(skip.length > 0 ? { skip } : {}) });
+  }
+  for (const c of copies) {
+    const l = layerOf(c.layer);
+    b.step(l, 'sgd_conv_bf16', { w: paramId(l, 'weight'), g: gradId(l, 'weight'), mom: momentumId(l, 'weight'), wb: c.wb, wbd: c.wbd }, c.consts);
+  }
   return { name: 'sgd_update', inputs: {}, outputs: {}, steps: b.steps };
 }
 

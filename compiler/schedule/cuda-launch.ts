@@ -20,7 +20,7 @@ export interface ScheduledCudaKernel {
  * The training programs of a cuda/emu build are the fused ones, which only the CUDA kernels implement:
  * the cpu library is built without them (pipeline.ts) and plan.json marks them cuda/emu only.
  */
-export const CUDA_ONLY_PROGRAMS: readonly string[] = ['train_forward_backward', 'sgd_update'];
+export const CUDA_ONLY_PROGRAMS: readonly string[] = ['train_forward_backward', 'train_weight_copies', 'sgd_update'];
 
 /** One scheduled kernel per distinct kernel name, in first-use order. */
 export function scheduleCudaKernels(programs: readonly Program[], schedule: CudaSchedule): readonly ScheduledCudaKernel[] {

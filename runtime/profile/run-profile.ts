@@ -147,9 +147,11 @@ export async function profileArtifact(dir: string, options: ProfileOptions): Pro
     rmSync(work, { recursive: true, force: true });
   }
 
+  // The bf16 weight copies' conversion runs before the first step only (then the SGD update writes them): left out as BN folding is.
+  const once = new Set((plan.programs.train_weight_copies?.steps ?? []).map((s) => s.kernel));
   const kernels: KernelProfile[] = [];
   for (const { phase, lines } of phases) {
-    for (const [kernel, { launches, emulatedMillis, grid, counts }] of summed(lines)) {
+    for (const [kernel, { launches, emulatedMillis, grid, counts }] of summed(lines.filter((l) => !once.has(l.kernel)))) {
       const step = steps.get(kernel);
       const res = resources.get(kernel);
       const launch = step?.launch;

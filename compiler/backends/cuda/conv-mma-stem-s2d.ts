@@ -99,7 +99,7 @@ export function s2dWeightIndex(s: S2dStem, stem: { C: number; R: number; S: numb
  * The weight copy's loads (conv-weight-bf16.ts): a C++ lambda `weight_at(v, tap)` of row `row` giving W'[row][v][tap],
  * W's element where s2dWeightIndex has one, else 0.
  */
-export function s2dWeightLambda(s: S2dStem, stem: { C: number; R: number; S: number }): string[] {
+export function s2dWeightLambda(s: S2dStem, stem: { C: number; R: number; S: number }, read = (index: string) => `nincc::ld(&w[${index}])`): string[] {
   const perGroup = TAPS_GROUP / s.fw;
   return [
     '// W\'[row][v][tap]: the cell of X\' channel v (conv-mma-stem-s2d.ts s2dChannel), 0 where W\' pads.',
@@ -107,7 +107,7 @@ export function s2dWeightLambda(s: S2dStem, stem: { C: number; R: number; S: num
     'const int j = v % 32, p = 4 * (j % 8) + j / 8;',
     `const int ca = ${perGroup} * (v / 32) + p / ${s.fw}, c = ca / ${s.fh};`,
     `const int r = ${s.fh} * (tap / ${s.conv.S}) + ca % ${s.fh}, col = ${s.fw} * (tap % ${s.conv.S}) + p % ${s.fw};`,
-    `return c < ${stem.C} && r < ${stem.R} && col < ${stem.S} ? nincc::ld(&w[(((long long)row * ${stem.C} + c) * ${stem.R} + r) * ${stem.S} + col]) : 0.0f;`,
+    `return c < ${stem.C} && r < ${stem.R} && col < ${stem.S} ? ${read(`(((long long)row * ${stem.C} + c) * ${stem.R} + r) * ${stem.S} + col`)} : 0.0f;`,
     '};',
   ].map((line, i, all) => (i > 1 && i < all.length - 1 ? `  ${line}` : line));
 }

@@ -10,7 +10,7 @@
 import { params, flat, type Consts, type CudaKernel } from './parts.js';
 import { BK, swizzled } from './conv-mma-tile.js';
 import { TAPS_GROUP, tapsOrder } from './conv-mma-taps-halo.js';
-import { s2dForward, s2dWeightLambda } from './conv-mma-stem-s2d.js';
+import { s2dForward, s2dStem, s2dWeightLambda } from './conv-mma-stem-s2d.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import type { Ablations } from '../../ablations.js';
 
@@ -18,19 +18,29 @@ import type { Ablations } from '../../ablations.js';
 export const weightMatrix = (c: { C: number; K: number; R: number; S: number }, dgrad: boolean) =>
   dgrad ? { rows: c.C, depth: c.K * c.R * c.S } : { rows: c.K, depth: c.C * c.R * c.S };
 
+/**
+ * The k order of a conv's copy, its reader's: a stem forward over x space-to-depth (conv-mma-stem-s2d.ts) reads W'
+ * tap-major (W's taps rearranged, zero where W' pads); a reader running tap-major (conv-mma-taps-halo.ts) takes
+ * k = 32·(g·RS + tap) + j; the others k channel-major. The SGD update writing the copies follows it (sgd-weight-bf16.ts).
+ */
+export type WeightCopyLayout = 's2d' | 'taps' | 'channels';
+export function weightCopyLayout(c: Consts<'conv_weight_bf16'>, maxBatch: number, ablations?: Ablations): WeightCopyLayout {
+  if (!c.dgrad && s2dForward(c, maxBatch, ablations)) return 's2d';
+  return tapsOrder(c, c.dgrad ? 'dgrad' : 'forward', maxBatch, ablations) ? 'taps' : 'channels';
+}
+
 export function convWeightBf16(k: KernelStep, c: Consts<'conv_weight_bf16'>, maxBatch: number, ablations?: Ablations): CudaKernel {
   const { rows, depth } = weightMatrix(c, c.dgrad);
   const RS = c.R * c.S;
   const fused = (order: string) => `the weights rounded to bf16 in the ${c.dgrad ? 'data gradient' : 'forward'}'s staged B order (32-deep slices${order})`;
   const common = { params: params(k, ['w', { name: 'wb', out: true }]) };
-  // A stem's forward over x space-to-depth (conv-mma-stem-s2d.ts) reads W' tap-major: W's taps rearranged, zero where W' pads.
-  const s2d = c.dgrad ? undefined : s2dForward(c, maxBatch, ablations);
+  const layout = weightCopyLayout(c, maxBatch, ablations);
+  const s2d = layout === 's2d' ? s2dStem(c) : undefined;
   if (s2d) {
     const s2dCopy = { lambda: s2dWeightLambda(s2d, c), at: (j: number) => `weight_at(g * ${TAPS_GROUP} + ${j}, tap)` };
     return { ...common, ...tapMajorCopy(s2d.conv, rows, s2d.conv.C / TAPS_GROUP, s2d.conv.R * s2d.conv.S, s2dCopy), fused: fused(`, W' of x space-to-depth by ${s2d.fh}×${s2d.fw}, k tap-major per 32 channels`) };
   }
-  // A reader running tap-major (conv-mma-taps-halo.ts) takes k = 32·(g·RS + tap) + j: its own copy below.
-  if (tapsOrder(c, c.dgrad ? 'dgrad' : 'forward', maxBatch, ablations)) return { ...common, ...tapMajorCopy(c, rows, depth / RS / TAPS_GROUP, RS), fused: fused(', k tap-major per 32 channels') };
+  if (layout === 'taps') return { ...common, ...tapMajorCopy(c, rows, depth / RS / TAPS_GROUP, RS), fused: fused(', k tap-major per 32 channels') };
   const count = Math.ceil(depth / BK) * rows * BK;
   // B[row][kk]: the forward's W[row][kk]; the data gradient's W[kk / RS][row][kk % RS].
   const source = c.dgrad ? `((long long)(kk / ${RS}) * ${c.C} + row) * ${RS} + kk % ${RS}` : `(long long)row * ${depth} + kk`;

@@ -9,6 +9,7 @@ import { convBackwardData, convBackwardWeight, convForward, wgradReduce } from '
 import { convForwardMma } from './conv-mma.js';
 import { convBackwardDataMma, convBackwardWeightMma } from './conv-mma-grad.js';
 import { convWeightBf16 } from './conv-weight-bf16.js';
+import { sgdConvBf16 } from './sgd-weight-bf16.js';
 import type { Precision } from '../../ir.js';
 import { actApply, actBackwardStats, bnStats, concatTakeStats, gradRebuild } from './bn.js';
 import { bnBackwardFinalize, bnFinalize } from './bn-finalize-columns.js';
@@ -61,6 +62,7 @@ const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKerne
   lrn_bwd: (k) => lrnBackward(k, k.consts),
   zeropad_bwd: (k) => zeropadBackward(k, k.consts),
   sgd_update: (k) => sgdUpdate(k, k.consts),
+  sgd_conv_bf16: (k) => sgdConvBf16(k, k.consts),
 };
 
 /** A training op's kernel from its generator (the table is indexed by the step's own op, so the types correlate). */
