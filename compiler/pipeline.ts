@@ -187,6 +187,8 @@ export interface LoweringOptions {
   readonly cpuL3Bytes?: number;
   /** The winogradHalfTiles ablation: the packed convs' Winograd products multiply every lane of a column tile (runtime conv_winograd.h). */
   readonly winogradFullTiles?: boolean;
+  /** The narrowTails ablation: the packed convs' implicit GEMM and pointwise direct conv multiply every lane of a short last pixel tile (runtime conv_gemm.h tail_split). */
+  readonly wideTails?: boolean;
 }
 
 export interface Lowered {
@@ -209,7 +211,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false });
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout);
   dumpIR('lower-train', train?.program);
-  const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true, ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(options.winogradFullTiles && { winogradFullTiles: true }) });
+  const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true, ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(options.winogradFullTiles && { winogradFullTiles: true }), ...(options.wideTails && { wideTails: true }) });
   dumpIR('lower-infer', infer);
   const programs = [infer.prepare, infer.infer, ...(train ? [train.program] : []), ...(sgd ? [sgd] : [])];
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
@@ -267,7 +269,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const bf16ConvOut = precision === 'bf16' && isOn(options.ablations, 'bf16ConvOut');
   const bf16Gradients = precision === 'bf16' && isOn(options.ablations, 'bf16Gradients');
   const wgradLastSplit = precision === 'bf16' && isOn(options.ablations, 'wgradLastSplit');
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }) }, dumpIR);
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);
