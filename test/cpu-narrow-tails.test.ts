@@ -4,17 +4,10 @@
 // 14x14 and 28x28 planes at batch 1); with the switch off each such call passes narrow_tails=false. The
 // kernels' numerics (float64 reference, 1, 2 and all threads, and the same bits either way) are
 // runtime/kernels-test/test_conv_gemm.cc's and test_conv_direct.cc's.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileModel, compileSpec } from '../compiler/pipeline.js';
-import { root } from './cli-run.js';
+import { compiledNin, kernelSource as kernel } from './cpu-nin-compiled.js';
 
-const spec = join(root, 'models/nin.model');
-const model = compileSpec(readFileSync(spec, 'utf8'), spec).model!;
-const compiled = (ablate: boolean) =>
-  compileModel(model, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [], cpuL3Bytes: 300 * 2 ** 20, ...(ablate ? { ablations: { narrowTails: false } } : {}) });
-const kernel = (text: string, name: string) => text.slice(text.indexOf(`void ${name}(`), text.indexOf('\n}\n', text.indexOf(`void ${name}(`)));
+const compiled = (ablate: boolean) => compiledNin(ablate ? { narrowTails: false } : undefined);
 
 describe('narrowTails', () => {
   it('leaves the short pixel tiles to the kernels by default, and turns them off in every packed GEMM call when ablated', () => {
