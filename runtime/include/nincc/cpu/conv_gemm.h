@@ -214,7 +214,7 @@ __attribute__((always_inline)) inline void tile_product_regs(int regs, int rows,
 
 #if defined(__AVX512F__)
 template <int Cols, int Group, class BRow>
-inline void narrow_panels(const SegmentStore& out, float* const (&columns)[Cols], const float* packed_w, int m, int k0,
+inline void narrow_panels(const SegmentStore& out, float* const* columns, const float* packed_w, int m, int k0,
                           int depth, int p_begin, int p_end, BRow b_row, bool accumulate, bool finish, const float* bias,
                           bool relu) {
   for (int p = p_begin; p < p_end; p += Group) {
@@ -243,7 +243,7 @@ inline void narrow_panels(const SegmentStore& out, float* const (&columns)[Cols]
 }
 
 template <int Cols, class BRow>
-inline void narrow_columns_of(const SegmentStore& out, float* const (&columns)[Cols], const float* packed_w, int m, int k0,
+inline void narrow_columns_of(const SegmentStore& out, float* const* columns, const float* packed_w, int m, int k0,
                               int depth, int p_begin, int p_end, BRow b_row, bool accumulate, bool finish,
                               const float* bias, bool relu) {
   constexpr int kGroup = gemm_detail::kNarrowGroup<Cols>;
@@ -271,11 +271,11 @@ inline void multiply_narrow_columns(const SegmentStore& out, const Segment* segm
   }
   auto from = [&](int p) { return b_row(p) + first; };
   switch (count) {
-    case 1: return narrow_columns_of<1>(out, reinterpret_cast<float* const(&)[1]>(columns), packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
-    case 2: return narrow_columns_of<2>(out, reinterpret_cast<float* const(&)[2]>(columns), packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
-    case 3: return narrow_columns_of<3>(out, reinterpret_cast<float* const(&)[3]>(columns), packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
+    case 1: return narrow_columns_of<1>(out, columns, packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
+    case 2: return narrow_columns_of<2>(out, columns, packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
+    case 3: return narrow_columns_of<3>(out, columns, packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
     default: static_assert(gemm_detail::kNarrowMaxCols == 4, "a case for each narrow width");
-      return narrow_columns_of<4>(out, reinterpret_cast<float* const(&)[4]>(columns), packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
+      return narrow_columns_of<4>(out, columns, packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
   }
 #else
   (void)out, (void)segments, (void)segment_count, (void)first, (void)count, (void)packed_w, (void)m, (void)k0, (void)depth;
