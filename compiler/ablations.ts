@@ -28,6 +28,7 @@ export const ABLATIONS = {
   inlineCall: 'every cpu inference call runs on a worker thread, none on the JS thread (schedule/cpu-region-inline-call.ts)',
   cpuBnOnePassStats: 'the cpu training\'s BN forwards take their batch statistics in two passes over x (the mean, then the squares around it), not one around a value of the channel (runtime/include/nincc/cpu/batchnorm.h channel_moments)',
   winogradHalfTiles: 'the cpu inference Winograd convs multiply all 32 lanes of a column tile holding at most 16 tiles (NIN\'s 7x7 planes at batch 1), not its first half alone (runtime/include/nincc/cpu/conv_winograd.h kHalfTileCols)',
+  narrowTails: 'the cpu inference packed convs\' implicit GEMM and pointwise direct conv multiply both registers of lanes of a pixel tile short of 32 columns (NIN\'s 7x7, 14x14 and 28x28 planes at batch 1), not only the registers its columns reach, with a last 1-4 columns as weights-in-lanes products (runtime/include/nincc/cpu/conv_gemm.h tail_split; training\'s and the unfolded convs\' GEMMs take the narrow tails always, the same bits)',
   hostL3: 'a native cpu build\'s conv algorithm choice assumes the default 32 MiB L3, not the build machine\'s (schedule/cpu-winograd-choice-l3.ts)',
 } as const;
 

@@ -193,6 +193,8 @@ export interface LoweringOptions {
   readonly cpuL3Bytes?: number;
   /** The winogradHalfTiles ablation: the packed convs' Winograd products multiply every lane of a column tile (runtime conv_winograd.h). */
   readonly winogradFullTiles?: boolean;
+  /** The narrowTails ablation: the packed convs' implicit GEMM and pointwise direct conv multiply every lane of a short last pixel tile (runtime conv_gemm.h tail_split). */
+  readonly wideTails?: boolean;
 }
 
 export interface Lowered {
@@ -217,7 +219,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   const trainProgram = moved?.train ?? train?.program;
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout, moved?.updates);
   dumpIR('lower-train', trainProgram);
-  const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true, ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(options.winogradFullTiles && { winogradFullTiles: true }) });
+  const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true, ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(options.winogradFullTiles && { winogradFullTiles: true }), ...(options.wideTails && { wideTails: true }) });
   dumpIR('lower-infer', infer);
   const programs = [infer.prepare, infer.infer, ...(trainProgram ? [trainProgram] : []), ...(moved?.copies ? [moved.copies] : []), ...(sgd ? [sgd] : [])];
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
@@ -279,7 +281,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const weightCopyLayout: CopyLayoutOf | undefined = bf16Weights && isOn(options.ablations, 'sgdWeightCopies')
     ? (layer, c) => copyLayout(c, options.maxBatch, kernelAblations(options.ablations, options.tuned, { op: 'conv_weight_bf16', layer, consts: c } as KernelStep))
     : undefined;
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }) }, dumpIR);
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

@@ -31,6 +31,13 @@ export const MUTANTS: readonly Mutant[] = [
     tests: ['test/cpu-winograd-choice-half-tiles.test.ts'],
   },
   {
+    name: 'narrowTails: the render drops narrow_tails=false from the 1x1 convs\' conv2d_forward_packed calls (the GEMM from some batch up), so an ablated build still runs their short tiles narrow',
+    file: 'compiler/backends/cpu/render.ts',
+    find: "${optional('b')}, ${f('y')}, ${c.relu}${tails});`;",
+    replace: "${optional('b')}, ${f('y')}, ${c.relu}${o});`;",
+    tests: ['test/cpu-narrow-tails.test.ts'],
+  },
+  {
     name: 'hostL3: the conv cost model ignores the build machine\'s L3 and streams NIN k31\'s F(4x4,3x3) weights past a 32 MiB one',
     file: 'compiler/schedule/cpu-conv-algorithm.ts',
     find: '(bytes <= (c.l3Bytes ?? defaultL3Bytes) ? 16 : 2)',

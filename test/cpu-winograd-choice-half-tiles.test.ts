@@ -3,17 +3,10 @@
 // its first half of lanes (NIN's k31 at batch 1: 16 F(2x2,3x3) tiles); with the switch off the call passes
 // half_tiles=false. The kernel's numerics (float64 reference, 1, 2 and all threads, and the same bits
 // either way) are runtime/kernels-test/test_conv_winograd.cc's.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileModel, compileSpec } from '../compiler/pipeline.js';
-import { root } from './cli-run.js';
+import { compiledNin, kernelSource as kernel } from './cpu-nin-compiled.js';
 
-const spec = join(root, 'models/nin.model');
-const model = compileSpec(readFileSync(spec, 'utf8'), spec).model!;
-const compiled = (ablate: boolean) =>
-  compileModel(model, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [], cpuL3Bytes: 300 * 2 ** 20, ...(ablate ? { ablations: { winogradHalfTiles: false } } : {}) });
-const kernel = (text: string, name: string) => text.slice(text.indexOf(`void ${name}(`), text.indexOf('\n}\n', text.indexOf(`void ${name}(`)));
+const compiled = (ablate: boolean) => compiledNin(ablate ? { winogradHalfTiles: false } : undefined);
 
 describe('winogradHalfTiles', () => {
   it('leaves the half-width Winograd tiles to the kernel by default, and turns them off in every Winograd call when ablated', () => {

@@ -1,4 +1,4 @@
-// nin-fashion's inference layers (BN-folded convs with packed weights, ReLU fused; its max pools)
+// nin-fashion's inference layers and NIN's 1x1 convs (BN-folded convs with packed weights, ReLU fused; its max pools)
 // through the kernel headers, as a shared library: nincc_layer_count/name/run. bench/cpu/layer-ab.cc
 // loads two builds of it (before and after a header change) and times them call by call, alternately.
 #include <cstdint>
@@ -22,7 +22,10 @@ struct Conv {
 };
 const Conv kConvs[] = {{"k1 5x5 1->32 28x28", 1, 28, 32, 5, 2},   {"k4 1x1 32->32 28x28", 32, 28, 32, 1, 0},
                        {"k11 3x3 32->64 14x14", 32, 14, 64, 3, 1}, {"k14 1x1 64->64 14x14", 64, 14, 64, 1, 0},
-                       {"k21 3x3 64->128 7x7", 64, 7, 128, 3, 1},  {"k24 1x1 128->128 7x7", 128, 7, 128, 1, 0}};
+                       {"k21 3x3 64->128 7x7", 64, 7, 128, 3, 1},  {"k24 1x1 128->128 7x7", 128, 7, 128, 1, 0},
+                       // NIN's 1x1 convs (at batch 1 their planes leave 0-15 lanes of the last pixel tile empty)
+                       {"NIN k4 1x1 96->96 56x56", 96, 56, 96, 1, 0},  {"NIN k14 1x1 256 28x28", 256, 28, 256, 1, 0},
+                       {"NIN k24 1x1 384 14x14", 384, 14, 384, 1, 0},  {"NIN k34 1x1 1024 7x7", 1024, 7, 1024, 1, 0}};
 constexpr int kConvCount = sizeof kConvs / sizeof kConvs[0];
 const char* const kPools[] = {"maxpool 32x28x28", "maxpool 64x14x14"};
 // Layers after the pools: the 3x3 convs under each Winograd variant, to set beside the GEMM rows

@@ -26,10 +26,10 @@ using nincc::cpu::ConvOutput;
 // y as a buffer of o.channels_of(s) channels per image (NaN outside the conv's channels), through
 // the inference entry point (direct) or, with `gemm`, the implicit GEMM.
 std::vector<float> forward(const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& packed,
-                           const float* bias, bool relu, const ConvOutput& o, bool gemm) {
+                           const float* bias, bool relu, const ConvOutput& o, bool gemm, bool narrow_tails = true) {
   std::vector<float> y = poisoned(std::size_t(s.batch) * o.channels_of(s) * s.out_plane());
-  if (gemm) nincc::cpu::conv2d_forward_packed(s, x.data(), packed.data(), bias, y.data(), relu, o);
-  else nincc::cpu::conv2d_forward(s, x.data(), nincc::cpu::PackedConvWeights{packed.data()}, bias, y.data(), relu, o);
+  if (gemm) nincc::cpu::conv2d_forward_packed(s, x.data(), packed.data(), bias, y.data(), relu, o, narrow_tails);
+  else nincc::cpu::conv2d_forward(s, x.data(), nincc::cpu::PackedConvWeights{packed.data()}, bias, y.data(), relu, o, narrow_tails);
   return y;
 }
 
@@ -82,6 +82,8 @@ void check_direct(const Conv2dShape& s, bool with_bias, bool relu, Rng& rng, int
   CHECK(untouched == runs[0].size() - got[0].size());
   // Every output summed in the implicit GEMM's order: the same bits.
   CHECK(bitwise_equal(runs[0], forward(s, x, packed, with_bias ? b.data() : nullptr, relu, o, true)));
+  // A short last tile through all its registers (the narrowTails ablation): the same bits.
+  CHECK(bitwise_equal(runs[0], forward(s, x, packed, with_bias ? b.data() : nullptr, relu, o, false, false)));
 }
 
 }  // namespace
@@ -120,6 +122,10 @@ void test_conv_direct() {
   // a depth of a whole depth block.
   check_direct(Conv2dShape{2, 5, 4, 8, 13, 1, 1, 1, 1, 0, 0}, true, false, rng);
   check_direct(Conv2dShape{1, 7, 3, 3, 20, 1, 1, 1, 1, 0, 0}, true, true, rng, 28, 5, true);
+  // Planes of 4 and 19 pixels: all narrow columns, and one register then 3 narrow ones (conv_gemm.h
+  // tail_split), into a concat with a residual.
+  check_direct(Conv2dShape{1, 9, 2, 2, 40, 1, 1, 1, 1, 0, 0}, true, true, rng, 44, 3, true);
+  check_direct(Conv2dShape{1, 11, 1, 19, 100, 1, 1, 1, 1, 0, 0}, true, true, rng, 100, 0, true);
   check_direct(Conv2dShape{1, nincc::cpu::conv_gemm_detail::kMaxDepthBlock, 5, 5, 12, 1, 1, 1, 1, 0, 0}, true, true, rng);
   // Weights that outweigh the pixels: at 2 threads the tasks split the channel panels too.
   check_direct(Conv2dShape{1, 192, 14, 14, 192, 1, 1, 1, 1, 0, 0}, true, true, rng);

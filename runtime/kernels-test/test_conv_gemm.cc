@@ -20,11 +20,11 @@ namespace kernels_test {
 namespace {
 
 std::vector<float> forward(const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& w,
-                           const float* bias, bool relu) {
+                           const float* bias, bool relu, bool narrow_tails = true) {
   std::vector<float> packed(static_cast<std::size_t>(nincc::cpu::packed_conv_weights_size(s.out_channels, s.patch_size())));
   nincc::cpu::pack_conv_weights(s, w.data(), packed.data());
   std::vector<float> y = poisoned(conv_y_size(s));
-  nincc::cpu::conv2d_forward_packed(s, x.data(), packed.data(), bias, y.data(), relu);
+  nincc::cpu::conv2d_forward_packed(s, x.data(), packed.data(), bias, y.data(), relu, {}, narrow_tails);
   return y;
 }
 
@@ -51,6 +51,8 @@ void check_implicit_gemm(const Conv2dShape& s, bool with_bias, bool relu, Rng& r
 #endif
     CHECK_CLOSE(runs[0], want, 2e-5, what);
     for (const auto& r : runs) CHECK(bitwise_equal(r, runs[0]));
+    // Every pixel tile through all its registers (the narrowTails ablation): the same sums, the same bits.
+    CHECK(bitwise_equal(forward(s, x, w, with_bias ? b.data() : nullptr, relu, false), runs[0]));
   }
 }
 
@@ -102,6 +104,17 @@ void test_conv_gemm() {
   // Padding wider than half the kernel: whole rows and columns of windows in the padding.
   check_implicit_gemm(Conv2dShape{2, 3, 4, 5, 20, 3, 3, 1, 1, 2, 3}, true, true, rng);
   check_chunked_order(rng);
+  // A short last pixel tile (conv_gemm.h tail_split): NIN's 1x1s at batch 1, deep enough for several
+  // depth blocks (the narrow columns accumulate into y): 7x7 (49 = 32 + 16 + 1 narrow column), 14x14
+  // (196 = 6 x 32 + 4 narrow), 28x28 (784 = 24 x 32 + 16: one register); a 3x3 on 6x6 (36 = 32 + 4
+  // narrow); two 5x5 images (50 = 32 + 16 + 2 narrow, the narrow ones in the second image's last row);
+  // 3 narrow columns of a conv with fewer channels than a panel group.
+  check_implicit_gemm(Conv2dShape{1, 384, 7, 7, 100, 1, 1, 1, 1, 0, 0}, true, true, rng);
+  check_implicit_gemm(Conv2dShape{1, 260, 14, 14, 40, 1, 1, 1, 1, 0, 0}, true, false, rng);
+  check_implicit_gemm(Conv2dShape{1, 200, 28, 28, 24, 1, 1, 1, 1, 0, 0}, false, true, rng);
+  check_implicit_gemm(Conv2dShape{1, 30, 6, 6, 50, 3, 3, 1, 1, 1, 1}, true, true, rng);
+  check_implicit_gemm(Conv2dShape{2, 16, 5, 5, 30, 1, 1, 1, 1, 0, 0}, true, true, rng);
+  check_implicit_gemm(Conv2dShape{1, 8, 5, 7, 13, 1, 1, 1, 1, 0, 0}, true, true, rng);
 
   // linear_forward's dot-product path (batch <= 4): against the reference, and the same bits on any
   // thread count (a 1000 x 1024 layer is big enough to run in parallel).

@@ -106,17 +106,19 @@ function body(k: KernelStep): string[] {
         if (training !== 'implicit_gemm') return [convShape(c), `conv2d_forward_winograd_training(${winogradKindCpp(training)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
         return [convShape(c), ...(moments ? [momentTilesAssert] : []), `conv2d_forward(shape, ${convInput(c)}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
       }
+      // The narrowTails ablation: a short last pixel tile through all its lanes (conv_gemm.h tail_split).
+      const tails = k.op === 'conv_infer' && k.consts.wideTails ? `${o || ', ConvOutput{}'}, /*narrow_tails=*/false` : o;
       // The conv through one algorithm, its packed weights `at` floats into w.
       const call = (a: ConvAlgorithm, at: number) => {
         const w = at === 0 ? cf('w') : `${cf('w')} + ${at}`;
         return a === 'implicit_gemm'
-          ? `conv2d_forward(shape, ${convInput(c)}, PackedConvWeights{${w}}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`
+          ? `conv2d_forward(shape, ${convInput(c)}, PackedConvWeights{${w}}, ${optional('b')}, ${f('y')}, ${c.relu}${tails});`
           : `conv2d_forward_winograd(${winogradKindCpp(a)}, shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${k.op === 'conv_infer' && k.consts.winogradFullTiles ? `${o || ', ConvOutput{}'}, /*half_tiles=*/false` : o});`;
       };
       // A 1x1 conv whose output outgrows L2 from some batch: the GEMM itself, not the pointwise direct conv.
       const pointwiseGemm = c.u8Mean ? undefined : choice.pointwiseGemm;
       if (pointwiseGemm) {
-        const gemm = `conv2d_forward_packed(shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`;
+        const gemm = `conv2d_forward_packed(shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${tails});`;
         const bound = `static_assert(conv_gemm_detail::kOutputPastL2Bytes == ${outputPastL2Bytes}, "cpu-conv-algorithm.ts outputPastL2Bytes"); static_assert(conv_gemm_detail::kMaxDepthBlock <= ${deepestDirectDepth}, "cpu-conv-algorithm.ts deepestDirectDepth");`;
         if (pointwiseGemm.fromBatch <= 1) return [convShape(c), bound, gemm];
         return [convShape(c), bound, `if (${n} < ${pointwiseGemm.fromBatch}) ${call(choice.algorithm, 0)}`, `else ${gemm}`];

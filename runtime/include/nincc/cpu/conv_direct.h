@@ -134,7 +134,7 @@ inline bool pointwise_direct_applies(const Conv2dShape& s) {
 // Tasks are runs of tiles x slices of the channel panels (batch 1 on a 7x7 plane has 2 tiles), as
 // in the GEMM; the same bits as the GEMM, for any thread count.
 inline void conv2d_forward_pointwise_direct(const Conv2dShape& s, const float* x, const float* packed_w, const float* bias,
-                                            float* y, bool relu = false, const ConvOutput& o = {}) {
+                                            float* y, bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true) {
   using namespace conv_direct_detail;
   const int m = s.out_channels, depth = s.in_channels;
   const std::int64_t plane = s.out_plane();
@@ -172,6 +172,22 @@ inline void conv2d_forward_pointwise_direct(const Conv2dShape& s, const float* x
       }
       // One segment: lane l is pixel p0 + l of image n (store_tile reads it as row 0, column p0).
       const conv_gemm_detail::Segment seg{n, 0, static_cast<int>(p0), 0, cols};
+      auto b_row = [&](int c) { return b + offsets[c]; };
+      const conv_gemm_detail::TailSplit tail = conv_gemm_detail::tail_split(cols, narrow_tails);
+      if (tail.regs < conv_gemm_detail::kRegs) {
+        // A short last tile: its registers of lanes before the narrow columns, then those (conv_gemm.h tail_split).
+        const conv_gemm_detail::Segment wide{n, 0, static_cast<int>(p0), 0, std::min(cols, tail.regs * conv_gemm_detail::kLanes)};
+        for (int p = rows.begin; p < rows.end && tail.regs > 0; ++p) {
+          const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
+          gemm_detail::TileAccumulators acc;
+          conv_gemm_detail::tile_product_regs(tail.regs, tile_rows, depth, conv_gemm_detail::weight_panel(packed_w, m, 0, depth, p), b_row, acc, nullptr);
+          conv_gemm_detail::store_tile(out, acc, &wide, 1, first_row, tile_rows, false, true, bias ? bias + first_row : nullptr, relu);
+        }
+        if (tail.narrow > 0)
+          conv_gemm_detail::multiply_narrow_columns(out, &seg, 1, tail.regs * conv_gemm_detail::kLanes, tail.narrow, packed_w, m, 0,
+                                                    depth, rows.begin, rows.end, b_row, false, true, bias, relu);
+        continue;
+      }
       for (int p = rows.begin; p < rows.end; ++p) {
         const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
         gemm_detail::TileAccumulators acc;
@@ -185,7 +201,7 @@ inline void conv2d_forward_pointwise_direct(const Conv2dShape& s, const float* x
             return row;
           }, acc);
         } else {
-          gemm_detail::tile_product_rows_of(tile_rows, depth, panel_w, [&](int c) { return b + offsets[c]; }, acc);
+          gemm_detail::tile_product_rows_of(tile_rows, depth, panel_w, b_row, acc);
         }
         conv_gemm_detail::store_tile(out, acc, &seg, 1, first_row, tile_rows, false, true, bias ? bias + first_row : nullptr, relu);
       }

@@ -212,6 +212,122 @@ __attribute__((always_inline)) inline void store_tile(const SegmentStore& out, c
 #endif
 }
 
+// How a pixel tile of `cols` columns is multiplied (the narrowTails ablation, compiler/ablations.ts, turns
+// this off: every tile multiplies all kRegs registers). Whole registers of lanes up to the last one the
+// columns reach, except that a last register holding at most kNarrowMaxCols columns is left to
+// narrow_product_of: at batch 1, NIN's 14x14 plane (196 = 6 x 32 + 4) multiplies 4 narrow columns in
+// its last tile, not 32 lanes; its 28x28 (784 = 24 x 32 + 16) one register, not two; its 7x7 (49 =
+// 32 + 17) one register and one narrow column, not two registers.
+struct TailSplit {
+  int regs;    // registers of lanes multiplied by the micro-kernel
+  int narrow;  // columns after them, multiplied by narrow_product_of
+};
+inline TailSplit tail_split(int cols, bool narrow_tails) {
+  if (!narrow_tails || cols >= kTileCols) return {kRegs, 0};
+  const int full = cols / kLanes, rest = cols % kLanes;
+  if (rest == 0) return {full, 0};
+  if (rest <= gemm_detail::kNarrowMaxCols) return {full, rest};
+  return {full + 1, 0};
+}
+
+// The segments of a tile cut to its lanes [0, lanes); returns how many are left.
+inline int segments_before_lane(const Segment* segments, int count, int lanes, Segment* out) {
+  int kept = 0;
+  for (int g = 0; g < count && segments[g].lane < lanes; ++g) {
+    out[kept] = segments[g];
+    out[kept++].count = std::min(segments[g].count, lanes - segments[g].lane);
+  }
+  return kept;
+}
+
+// acc (kRegs registers a row) times the tile's first `regs` registers of packed B (rows of kTileCols
+// floats at b_row(p)), for regs < kRegs; the registers past them zeroed (store_tile masks them off).
+template <class BRow>
+__attribute__((always_inline)) inline void tile_product_regs(int regs, int rows, int depth, const float* packed_a, BRow b_row,
+                                                             gemm_detail::TileAccumulators& acc, const float* next_a) {
+  static_assert(kRegs == 2, "a tile is one or two registers of lanes wide");
+  if (regs == 1) {
+    gemm_detail::tile_product_rows_of<1>(rows, depth, packed_a, b_row, acc, next_a);
+#pragma GCC unroll 16
+    for (int i = 0; i < kTileRows; ++i) acc.r[i][1] = Isa::zero();
+  } else {
+#pragma GCC unroll 16
+    for (int i = 0; i < kTileRows; ++i)
+      for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::zero();
+  }
+}
+
+#if defined(__AVX512F__)
+template <int Cols, int Group, class BRow>
+inline void narrow_panels(const SegmentStore& out, float* const* columns, const float* packed_w, int m, int k0,
+                          int depth, int p_begin, int p_end, BRow b_row, bool accumulate, bool finish, const float* bias,
+                          bool relu) {
+  for (int p = p_begin; p < p_end; p += Group) {
+    __m512 acc[Group][Cols];
+    gemm_detail::narrow_product_of<Cols, Group>(depth, weight_panel(packed_w, m, k0, depth, p),
+                                                static_cast<std::int64_t>(kTileRows) * depth, b_row, acc);
+    for (int g = 0; g < Group; ++g) {
+      const int first_row = (p + g) * kTileRows, rows = std::min(kTileRows, m - first_row);
+      alignas(64) float lanes[Cols][16];
+      for (int j = 0; j < Cols; ++j) _mm512_store_ps(lanes[j], acc[g][j]);
+      for (int j = 0; j < Cols; ++j)
+        for (int i = 0; i < rows; ++i) {
+          // store_tile's arithmetic, lane by lane: the same bits.
+          float* dst = columns[j] + static_cast<std::int64_t>(first_row + i) * out.plane;
+          float v = lanes[j][i];
+          if (accumulate) v = v + *dst;
+          if (finish) {
+            if (bias) v = v + bias[first_row + i];
+            if (out.residual) v = v + out.residual[dst - out.y];
+            v = relu ? (v > 0.f ? v : 0.f) : v;
+          }
+          *dst = v;
+        }
+    }
+  }
+}
+
+template <int Cols, class BRow>
+inline void narrow_columns_of(const SegmentStore& out, float* const* columns, const float* packed_w, int m, int k0,
+                              int depth, int p_begin, int p_end, BRow b_row, bool accumulate, bool finish,
+                              const float* bias, bool relu) {
+  constexpr int kGroup = gemm_detail::kNarrowGroup<Cols>;
+  const int grouped = p_begin + (p_end - p_begin) / kGroup * kGroup;
+  narrow_panels<Cols, kGroup>(out, columns, packed_w, m, k0, depth, p_begin, grouped, b_row, accumulate, finish, bias, relu);
+  narrow_panels<Cols, 1>(out, columns, packed_w, m, k0, depth, grouped, p_end, b_row, accumulate, finish, bias, relu);
+}
+#endif
+
+// Columns [first, first + count) of a tile (count <= kNarrowMaxCols; B's depth row p at b_row(p)) times
+// the row panels [p_begin, p_end) of depth block [k0, k0 + depth), stored into y with store_tile's
+// epilogue. `bias` is the conv's (row 0's).
+template <class BRow>
+inline void multiply_narrow_columns(const SegmentStore& out, const Segment* segments, int segment_count, int first, int count,
+                                    const float* packed_w, int m, int k0, int depth, int p_begin, int p_end, BRow b_row,
+                                    bool accumulate, bool finish, const float* bias, bool relu) {
+#if defined(__AVX512F__)
+  float* columns[gemm_detail::kNarrowMaxCols];  // each column's output at channel 0
+  for (int j = 0; j < count; ++j) {
+    const int lane = first + j;
+    const Segment* seg = segments;
+    while (seg + 1 < segments + segment_count && seg[1].lane <= lane) ++seg;
+    columns[j] = out.y + static_cast<std::int64_t>(seg->n) * out.m * out.plane +
+                 static_cast<std::int64_t>(seg->oh) * out.ow_count + seg->ow0 + (lane - seg->lane);
+  }
+  auto from = [&](int p) { return b_row(p) + first; };
+  switch (count) {
+    case 1: return narrow_columns_of<1>(out, columns, packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
+    case 2: return narrow_columns_of<2>(out, columns, packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
+    case 3: return narrow_columns_of<3>(out, columns, packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
+    default: static_assert(gemm_detail::kNarrowMaxCols == 4, "a case for each narrow width");
+      return narrow_columns_of<4>(out, columns, packed_w, m, k0, depth, p_begin, p_end, from, accumulate, finish, bias, relu);
+  }
+#else
+  (void)out, (void)segments, (void)segment_count, (void)first, (void)count, (void)packed_w, (void)m, (void)k0, (void)depth;
+  (void)p_begin, (void)p_end, (void)b_row, (void)accumulate, (void)finish, (void)bias, (void)relu;
+#endif
+}
+
 // Convs of fewer multiply-adds than this run on the calling thread: the GEMM's 1 Mi, which leaves 7
 // of nin-fashion's 9 convs serial at batch 1. A parallel call costs its caller 0.08-0.6 us more than a
 // serial one (bench/logs/cpu-pool-fork-join.out), but 128 Ki (every nin-fashion conv parallel) measured
@@ -295,7 +411,7 @@ struct TaskScratch {
 
 // C[channels][pixels] = W X, tiles of kTileRows channels x kTileCols pixels.
 inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const TapColumn* columns_of_tap,
-                          const float* packed_w, const float* bias, float* y, bool relu, const ConvOutput& o) {
+                          const float* packed_w, const float* bias, float* y, bool relu, const ConvOutput& o, bool narrow_tails) {
   const int m = shape.out_channels, k = shape.patch_size();
   const std::int64_t columns = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   const int row_panels = ceil_div(m, kTileRows);
@@ -315,15 +431,39 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
     const TaskScratch scratch(shape);
     TileGather gather(shape, in, columns_of_tap, scratch.runs);
     auto tile_columns = [&](std::int64_t q) { return static_cast<int>(std::min<std::int64_t>(kTileCols, columns - q * kTileCols)); };
-    // Tile t (pixel tile q)'s depth block [k0, k0 + depth) times row panel p, stored into y; the last block records
-    // the tile's BN statistics when the conv takes them (o.bn_moments).
+    // Tile t (pixel tile q)'s depth block [k0, k0 + depth) times row panel p, stored into y: its registers of lanes
+    // before the narrow columns (tail_split), which narrow() multiplies over all the task's panels. The last block records
+    // the tile's BN statistics when the conv takes them (o.bn_moments); such a conv keeps whole tiles (no narrow
+    // columns), since the statistics take a tile's values in one store.
+    const bool narrow_tiles = narrow_tails && !o.bn_moments.partials;
     auto multiply = [&](int t, std::int64_t q, int p, int k0, int depth, const float* next) {
       const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
+      const TailSplit tail = tail_split(tile_columns(q), narrow_tiles);
+      if (tail.regs == 0) return;
       prefetch_tile_output(out, scratch.segments[t][0], first_row, tile_rows);
       gemm_detail::TileAccumulators acc;
-      gemm_detail::tile_product_rows(tile_rows, depth, weight_panel(packed_w, m, k0, depth, p), scratch.panel(t), acc, next);
-      store_tile(out, acc, scratch.segments[t], scratch.segment_counts[t], first_row, tile_rows, k0 > 0, k0 + depth == k,
-                 bias ? bias + first_row : nullptr, relu, TileMomentsAt{o.bn_moments.partials ? &o.bn_moments : nullptr, q});
+      const float* w = weight_panel(packed_w, m, k0, depth, p);
+      const float* panel = scratch.panel(t);
+      const Segment* segments = scratch.segments[t];
+      int segment_count = scratch.segment_counts[t];
+      Segment kept[kTileCols];
+      if (tail.regs == kRegs) {
+        gemm_detail::tile_product_rows(tile_rows, depth, w, panel, acc, next);
+      } else {
+        tile_product_regs(tail.regs, tile_rows, depth, w, [panel](int d) { return panel + d * kTileCols; }, acc, next);
+        segment_count = segments_before_lane(segments, segment_count, tail.regs * kLanes, kept);
+        segments = kept;
+      }
+      store_tile(out, acc, segments, segment_count, first_row, tile_rows, k0 > 0, k0 + depth == k, bias ? bias + first_row : nullptr, relu,
+                 TileMomentsAt{o.bn_moments.partials ? &o.bn_moments : nullptr, q});
+    };
+    auto narrow = [&](int t, std::int64_t q, int k0, int depth, const gemm_detail::Slice& panels) {
+      const TailSplit tail = tail_split(tile_columns(q), narrow_tiles);
+      if (tail.narrow == 0) return;
+      const float* panel = scratch.panel(t);
+      multiply_narrow_columns(out, scratch.segments[t], scratch.segment_counts[t], tail.regs * kLanes, tail.narrow, packed_w, m, k0,
+                              depth, panels.begin, panels.end, [panel](int d) { return panel + d * kTileCols; }, k0 > 0,
+                              k0 + depth == k, bias, relu);
     };
     auto gather_tile = [&](int t, std::int64_t q, int k0, int depth, int prepare_depth) {
       gather.prepare(q * kTileCols, tile_columns(q), k0, prepare_depth);
@@ -343,6 +483,7 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
           gather.pack(k0, depth, scratch.panel(0));
           for (int p = rows.begin; p < rows.end; ++p)
             multiply(0, q, p, k0, depth, p + 1 < rows.end ? weight_panel(packed_w, m, k0, depth, p + 1) : nullptr);
+          narrow(0, q, k0, depth, rows);
         }
       }
       return;
@@ -357,6 +498,7 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
         const float* next = p + 1 < rows.end ? weight_panel(packed_w, m, k0, depth, p + 1) : nullptr;
         for (int t = 0; t < tiles; ++t) multiply(t, q_begin + t, p, k0, depth, t + 1 == tiles ? next : nullptr);
       }
+      for (int t = 0; t < tiles; ++t) narrow(t, q_begin + t, k0, depth, rows);
     }
   });
 }
@@ -397,10 +539,10 @@ inline Conv2dShape transposed_gemm_shape(const Conv2dShape& s) {
 
 // The same from an input view already built (u8_input.h: the uint8 stem's bytes, read in place).
 inline void conv2d_forward_view(const Conv2dShape& shape, const conv_gemm_detail::InputView& in, const float* packed_w,
-                                const float* bias, float* y, bool relu = false, const ConvOutput& o = {}) {
+                                const float* bias, float* y, bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true) {
   using namespace conv_gemm_detail;
   const TapColumns columns(shape, in);
-  forward_tasks(shape, in, columns.data(), packed_w, bias, y, relu, o);
+  forward_tasks(shape, in, columns.data(), packed_w, bias, y, relu, o, narrow_tails);
 }
 
 // y = conv(x, W) + bias (+ residual), optional ReLU, with W packed by pack_conv_weights for this
@@ -408,13 +550,14 @@ inline void conv2d_forward_view(const Conv2dShape& shape, const conv_gemm_detail
 // Parallel over tasks of (channel panels x pixel tiles) of the
 // batch-wide GEMM, handed out dynamically; every output element is summed in depth order by one
 // task, so the bits do not depend on the thread count. Scratch: per thread, the gathered panel and
-// its runs; for a strided conv, a phase-split copy of x.
+// its runs; for a strided conv, a phase-split copy of x. `narrow_tails` false (the narrowTails
+// ablation): a pixel tile short of kTileCols columns multiplies all its lanes (tail_split); the same bits.
 inline void conv2d_forward_packed(const Conv2dShape& shape, const float* x, const float* packed_w, const float* bias,
-                                  float* y, bool relu = false, const ConvOutput& o = {}) {
+                                  float* y, bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true) {
   using namespace conv_gemm_detail;
   const std::int64_t pixels = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   if (shape.out_channels <= 0 || pixels <= 0) return;
-  conv2d_forward_view(shape, gather_view(shape, x), packed_w, bias, y, relu, o);
+  conv2d_forward_view(shape, gather_view(shape, x), packed_w, bias, y, relu, o, narrow_tails);
 }
 
 }  // namespace cpu

@@ -161,6 +161,43 @@ __attribute__((always_inline)) inline void tile_product_rows(int rows, int depth
   tile_product_rows_of<Regs>(rows, depth, packed_a, [packed_b](int p) { return packed_b + p * kTileCols; }, acc, next_a);
 }
 
+// The last few columns of a pixel tile (NIN's 7x7 plane at batch 1: 49 = 32 + 16 + 1 columns), with
+// the weights in the vector lanes instead of the pixels: each depth step loads a packed panel's
+// kTileRows weights into one register and multiplies it by each column's broadcast pixel, so a
+// column costs one FMA a step, not a whole register of mostly empty lanes. kGroup panels at once
+// keep kGroup x Cols independent FMA chains in flight. acc[g][j] lane i is row i of panel g, column
+// j, summed in depth order from zero with one rounding a step, as tile_product_of sums it: the same
+// bits. AVX-512 only (a panel's 12 rows fit one register); kNarrowMaxCols is 0 elsewhere.
+#if defined(__AVX512F__)
+constexpr int kNarrowMaxCols = 4;
+template <int Cols>
+constexpr int kNarrowGroup = Cols == 1 ? 8 : 4;
+template <int Cols, int Group, class BRow>
+__attribute__((always_inline)) inline void narrow_product_of(int depth, const float* __restrict panel0, std::int64_t panel_stride,
+                                                             BRow b_row, __m512 (&acc)[Group][Cols]) {
+  static_assert(kTileRows <= 16, "a panel's rows fit one register");
+  constexpr __mmask16 kRowsMask = static_cast<__mmask16>((1u << kTileRows) - 1);
+#pragma GCC unroll 8
+  for (int g = 0; g < Group; ++g)
+#pragma GCC unroll 4
+    for (int j = 0; j < Cols; ++j) acc[g][j] = _mm512_setzero_ps();
+  for (int p = 0; p < depth; ++p) {
+    const float* row = b_row(p);
+    __m512 x[Cols];
+#pragma GCC unroll 4
+    for (int j = 0; j < Cols; ++j) x[j] = _mm512_set1_ps(row[j]);
+#pragma GCC unroll 8
+    for (int g = 0; g < Group; ++g) {
+      const __m512 w = _mm512_maskz_loadu_ps(kRowsMask, panel0 + g * panel_stride + p * kTileRows);
+#pragma GCC unroll 4
+      for (int j = 0; j < Cols; ++j) acc[g][j] = _mm512_fmadd_ps(w, x[j], acc[g][j]);
+    }
+  }
+}
+#else
+constexpr int kNarrowMaxCols = 0;
+#endif
+
 // C[0:rows, 0:cols] (op)= packed_a (kTileRows x depth) * packed_b (depth x kTileCols). The
 // accumulators live in registers for the whole depth loop; a partial edge tile is computed in
 // full and only its valid part is written. row_bias/col_bias point at this tile's first entry.
