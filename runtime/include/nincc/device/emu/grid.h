@@ -289,11 +289,8 @@ inline void sample_grid(const KernelLaunch& k, unsigned per_class) {
                         "sample cannot say how many finish a tile; profile it with every block run (NINCC_EMU_PROFILE_SAMPLE=0)");
     const double scale = double(blocks.size()) / double(n);
     const double finish = drawing > 0 ? 1.0 / double(sample.ticket_period) : 0.0;  // the share that takes the tail
-    add_scaled(total, sample.counters, scale * (1.0 - finish));
-    if (drawing > 0) {
-      add_scaled(total, finishing.counters, scale * finish);  // blocks_run: the second runs are runs too
-      tail_sectors += std::max(0.0, double(finishing.block_sectors) - double(sample.block_sectors)) * scale * finish;
-    }
+    add_blended(total, sample.counters, scale * (1.0 - finish), finishing.counters, scale * finish);
+    tail_sectors += std::max(0.0, double(finishing.block_sectors) - double(sample.block_sectors)) * scale * finish;
     block_sectors += double(sample.block_sectors) * scale;
   }
   sharing_split(k, block_sectors, [&](uint64_t b) {

@@ -172,12 +172,18 @@ inline constexpr uint64_t Counters::*kBlockSectorsSharedAlong[8] = {
 static_assert(sizeof(kCounterFields) / sizeof(kCounterFields[0]) * sizeof(uint64_t) == sizeof(Counters),
               "kCounterFields must name every counter");
 
+// Adds a·wa + b·wb to `into` (samples standing for wa and wb times as many blocks), rounded once, so
+// that a blend whose weights sum to a whole keeps an exact count exact; blocks_run adds what ran.
+inline void add_blended(Counters& into, const Counters& a, double wa, const Counters& b, double wb) {
+  for (const CounterField& f : kCounterFields)
+    into.*(f.member) += f.member == &Counters::blocks_run
+                            ? a.*(f.member) + b.*(f.member)
+                            : uint64_t(double(a.*(f.member)) * wa + double(b.*(f.member)) * wb + 0.5);
+}
+
 // Adds `c` scaled by `factor` (a sample standing for `factor` times as many blocks) to `into`;
 // blocks_run stays what it is.
-inline void add_scaled(Counters& into, const Counters& c, double factor) {
-  for (const CounterField& f : kCounterFields)
-    into.*(f.member) += f.member == &Counters::blocks_run ? c.*(f.member) : uint64_t(double(c.*(f.member)) * factor + 0.5);
-}
+inline void add_scaled(Counters& into, const Counters& c, double factor) { add_blended(into, c, factor, Counters{}, 0); }
 
 // One JSON object of a launch's counters: {"kernel": …, "grid": […], "block": […], "<counter>": n, …}.
 inline void write_counters_json(std::FILE* out, const char* kernel, const unsigned (&grid)[3], const unsigned (&block)[3],
