@@ -79,15 +79,20 @@ describe('nincc profile of the bf16 tensor-core conv', () => {
     // - B, g in fp32: 13 rows × (128 + 128 + 32 bytes: 4 + 4 + 1) = 117; its ReLU rebuilt from y in bf16
     //   (g_y): 13 × 5 = 65.
     const needed = 120 + 6 + 117 + 65;
+    // And once, by the tile's last split (conv-mma-last-cta-wgrad.ts; a sampled profile counts it too): each of the
+    // 32 splits' 13 columns of 24 partials (96 bytes, 3 sectors, whole: rows of 96 bytes) and its 13 bias
+    // partials (52 bytes: 2 needed, 2 or 3 touched).
+    const tail = 32 * 13 * 3;
+    const biasTail = 32 * 2;
     expect(report).toMatch(/^  k7_conv_wgrad_fused +\| .* \| 64×16×32 tile, .* in 32 splits/m);
     const counts = kernel('k7_conv_wgrad_fused').counts;
-    expect(counts.global_load_ideal_sectors).toBe(32 * needed);
+    expect(counts.global_load_ideal_sectors).toBe(32 * needed + tail + biasTail);
     // Touched: a bf16 plane is 144 bytes, so every other plane starts 16 bytes into a sector and its 32- and
     // 32-position slices take 3 sectors each instead of 2 (+2 a row): x's 12 odd channels (+24), and g_y's
     // planes (image·13 + k) of odd index, 6 or 7 of the 13 by the image's parity (+12 or +14). fp32 g's 288-byte
     // planes stay whole sectors. So each block touches 344 or 346; the profile runs some blocks and scales.
-    expect(counts.global_load_sectors).toBeGreaterThanOrEqual(32 * (needed + 24 + 12));
-    expect(counts.global_load_sectors).toBeLessThanOrEqual(32 * (needed + 24 + 14));
+    expect(counts.global_load_sectors).toBeGreaterThanOrEqual(32 * (needed + 24 + 12) + tail + biasTail);
+    expect(counts.global_load_sectors).toBeLessThanOrEqual(32 * (needed + 24 + 14) + tail + 32 * 3);
     // The staging with eight lanes on each of four rows (wgradCoalesced: false) made 15,552 here: 486 a block.
   });
 

@@ -54,3 +54,26 @@ NINCC_KERNEL void glue_fold_inc_sequence(unsigned* counter, unsigned limit, int 
   for (int i = 0; i < steps; ++i) olds[i] = atomicInc(counter, limit);
 }
 NINCC_EXPORT(glue_fold_inc_sequence);
+
+// The weight gradient's shape of the pattern (conv-mma-last-cta-wgrad.ts), with counted accesses: block (tile, 0,
+// split) stores its split's `width` partials of tile `tile` (x scaled), fences and takes the tile's ticket; the
+// tile's last split sums the splits' partials in split order into sums[tile·width + c]. The profile's test of a
+// sampled launch (test_glue_fold.cc) needs the tail's loads and stores counted, as the generated kernels' are.
+NINCC_KERNEL void glue_fold_tile_splits(const float* x, int width, float* partials, unsigned* tickets, float* sums) {
+  NINCC_SHARED(unsigned, took_last_ticket, 1);
+  const int t = int(threadIdx.x), tile = int(blockIdx.x), split = int(blockIdx.z);
+  const int tiles = int(gridDim.x), splits = int(gridDim.z);
+  for (int c = t; c < width; c += int(blockDim.x))
+    nincc::st(&partials[(split * tiles + tile) * width + c], 2.0f * nincc::ld(&x[(split * tiles + tile) * width + c]));
+  __threadfence();
+  __syncthreads();
+  if (t == 0) took_last_ticket[0] = atomicInc(&tickets[tile], unsigned(splits - 1)) == unsigned(splits - 1);
+  __syncthreads();
+  if (!took_last_ticket[0]) return;
+  for (int c = t; c < width; c += int(blockDim.x)) {
+    float s = 0.0f;
+    for (int sp = 0; sp < splits; ++sp) s += nincc::ldcg(&partials[(sp * tiles + tile) * width + c]);
+    nincc::st(&sums[tile * width + c], s);
+  }
+}
+NINCC_EXPORT(glue_fold_tile_splits);

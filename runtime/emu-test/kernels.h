@@ -54,6 +54,7 @@ NINCC_KERNEL void glue_fold_channel_sums(const float* x, int rows, int channels,
                                          unsigned* ticket, float* sums, int interrupt_block);
 NINCC_KERNEL void glue_fold_count_threads(unsigned* count, int with_inc, int repeats);
 NINCC_KERNEL void glue_fold_inc_sequence(unsigned* counter, unsigned limit, int steps, unsigned* olds);
+NINCC_KERNEL void glue_fold_tile_splits(const float* x, int width, float* partials, unsigned* tickets, float* sums);
 // bench.cu
 NINCC_KERNEL void fill_index(float* out);
 NINCC_KERNEL void barrier_rounds(int rounds, float* out);

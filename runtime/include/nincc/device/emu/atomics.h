@@ -29,8 +29,11 @@ inline unsigned atomicAdd(unsigned* address, unsigned value) {
 
 // old = *address; *address = old >= limit ? 0 : old + 1; returns old (CUDA's wrap-around counter:
 // with limit = blocks − 1 the last of `blocks` arrivals sees limit and leaves the counter 0 again).
+// A sampled profile forces the draw instead (Profile::ticket_draw).
 inline unsigned atomicInc(unsigned* address, unsigned limit) {
   ::nincc::emu::count_atomic();
+  ::nincc::emu::Profile* profile = ::nincc::emu::runner().profile();
+  if (profile && profile->ticket_draw != ::nincc::emu::TicketDraw::memory) return profile->draw_ticket(limit);
   unsigned old = __atomic_load_n(address, __ATOMIC_SEQ_CST);
   while (!__atomic_compare_exchange_n(address, &old, old >= limit ? 0u : old + 1u, false, __ATOMIC_SEQ_CST,
                                       __ATOMIC_SEQ_CST)) {

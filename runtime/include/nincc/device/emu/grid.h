@@ -234,6 +234,7 @@ void sharing_split(const KernelLaunch& k, double block_sectors, SectorsOf&& sect
 // Block b's distinct sectors, run alone on a profile of its own.
 inline std::unordered_set<uintptr_t> sectors_of_block(const KernelLaunch& k, uint64_t b) {
   Profile probe;
+  probe.ticket_draw = TicketDraw::not_last;  // as the sampled blocks draw (sample_grid), leaving the counters alone
   KernelLaunch one = k;
   one.profile = &probe;
   this_thread_runner().run(one, block_coordinates(k, b));
@@ -246,6 +247,11 @@ inline std::unordered_set<uintptr_t> sectors_of_block(const KernelLaunch& k, uin
 // when the blocks of a class do the same work; unique_global_sectors is then an overestimate,
 // since data blocks share (weights) is counted once per block; the block_sectors_shared_* split says
 // which data that is (sharing_split, reusing the sampled blocks' sectors where a probe is one of them).
+// A block that draws a ticket (atomicInc) runs twice: drawing not the last (its count stands for the class
+// less one in the ticket's period) and drawing the last (standing for the one that finishes a tile and runs
+// its tail, e.g. a weight gradient summing its splits): the sampled blocks never draw a last ticket from
+// memory, so without the second run the tails' work would be missing. The tail's extra sectors are charged
+// as private (read once, by the tile's last block).
 inline void sample_grid(const KernelLaunch& k, unsigned per_class) {
   std::vector<uint64_t> classes[2];  // interior, edge
   const uint64_t count = uint64_t(k.grid.x) * k.grid.y * k.grid.z;
@@ -257,27 +263,42 @@ inline void sample_grid(const KernelLaunch& k, unsigned per_class) {
     classes[edge].push_back(b);
   }
   Counters total;
-  double block_sectors = 0;
+  double block_sectors = 0, tail_sectors = 0;
   std::vector<std::pair<uint64_t, std::unordered_set<uintptr_t>>> ran;  // the sampled blocks' sectors
   for (const std::vector<uint64_t>& blocks : classes) {
     if (blocks.empty()) continue;
     const uint64_t n = std::min<uint64_t>(per_class, blocks.size());
-    Profile sample;
-    KernelLaunch one = k;
+    Profile sample, finishing;
+    sample.ticket_draw = TicketDraw::not_last;
+    finishing.ticket_draw = TicketDraw::last;
+    KernelLaunch one = k, last = k;
     one.profile = &sample;
+    last.profile = &finishing;
+    uint64_t drawing = 0;  // sampled blocks that drew a ticket
     for (uint64_t i = 0; i < n; ++i) {
       const uint64_t b = blocks[i * blocks.size() / n];
+      const uint64_t drawn = sample.tickets_drawn;
       this_thread_runner().run(one, block_coordinates(k, b));
       ran.emplace_back(b, sample.last_block_sectors());
+      if (sample.tickets_drawn == drawn) continue;
+      ++drawing;
+      this_thread_runner().run(last, block_coordinates(k, b));
     }
-    add_scaled(total, sample.counters, double(blocks.size()) / double(n));
-    block_sectors += double(sample.block_sectors) * double(blocks.size()) / double(n);
+    if (drawing > 0 && (drawing < n || sample.ticket_periods_differ || finishing.ticket_period != sample.ticket_period))
+      throw KernelError(std::string("kernel `") + k.kernel + "`: its sampled blocks draw tickets unlike one another, so a "
+                        "sample cannot say how many finish a tile; profile it with every block run (NINCC_EMU_PROFILE_SAMPLE=0)");
+    const double scale = double(blocks.size()) / double(n);
+    const double finish = drawing > 0 ? 1.0 / double(sample.ticket_period) : 0.0;  // the share that takes the tail
+    add_blended(total, sample.counters, scale * (1.0 - finish), finishing.counters, scale * finish);
+    tail_sectors += std::max(0.0, double(finishing.block_sectors) - double(sample.block_sectors)) * scale * finish;
+    block_sectors += double(sample.block_sectors) * scale;
   }
   sharing_split(k, block_sectors, [&](uint64_t b) {
     for (const auto& [block, sectors] : ran)
       if (block == b) return sectors;
     return sectors_of_block(k, b);
   }, total);
+  total.block_sectors_private += uint64_t(tail_sectors + 0.5);
   k.profile->counters = total;
 }
 

@@ -172,12 +172,18 @@ inline constexpr uint64_t Counters::*kBlockSectorsSharedAlong[8] = {
 static_assert(sizeof(kCounterFields) / sizeof(kCounterFields[0]) * sizeof(uint64_t) == sizeof(Counters),
               "kCounterFields must name every counter");
 
+// Adds a·wa + b·wb to `into` (samples standing for wa and wb times as many blocks), rounded once, so
+// that a blend whose weights sum to a whole keeps an exact count exact; blocks_run adds what ran.
+inline void add_blended(Counters& into, const Counters& a, double wa, const Counters& b, double wb) {
+  for (const CounterField& f : kCounterFields)
+    into.*(f.member) += f.member == &Counters::blocks_run
+                            ? a.*(f.member) + b.*(f.member)
+                            : uint64_t(double(a.*(f.member)) * wa + double(b.*(f.member)) * wb + 0.5);
+}
+
 // Adds `c` scaled by `factor` (a sample standing for `factor` times as many blocks) to `into`;
 // blocks_run stays what it is.
-inline void add_scaled(Counters& into, const Counters& c, double factor) {
-  for (const CounterField& f : kCounterFields)
-    into.*(f.member) += f.member == &Counters::blocks_run ? c.*(f.member) : uint64_t(double(c.*(f.member)) * factor + 0.5);
-}
+inline void add_scaled(Counters& into, const Counters& c, double factor) { add_blended(into, c, factor, Counters{}, 0); }
 
 // One JSON object of a launch's counters: {"kernel": …, "grid": […], "block": […], "<counter>": n, …}.
 inline void write_counters_json(std::FILE* out, const char* kernel, const unsigned (&grid)[3], const unsigned (&block)[3],
@@ -190,9 +196,28 @@ inline void write_counters_json(std::FILE* out, const char* kernel, const unsign
   std::fprintf(out, "}\n");
 }
 
+// How a profiled block's atomicInc draws its ticket (atomics.h). A sampled launch (sample_grid) runs too few
+// blocks for any to draw a tile's last ticket from memory, so it forces the draw: `not_last` for the blocks that
+// stand for the many, `last` for a second run of each that stands for the one in `period` that finishes a tile
+// and runs its tail (a wgrad that sums its splits). `memory` (every block run) draws what the counter holds.
+enum class TicketDraw { memory, not_last, last };
+
 class Profile {
  public:
   Counters counters;
+  TicketDraw ticket_draw = TicketDraw::memory;
+  // Tickets this profile's blocks drew, and their counter's period (atomicInc's limit + 1: one draw in
+  // `ticket_period` is a counter's last); `ticket_periods_differ` when draws disagreed on it.
+  uint64_t tickets_drawn = 0, ticket_period = 0;
+  bool ticket_periods_differ = false;
+
+  // A forced draw (ticket_draw is not `memory`): the value atomicInc returns; the counter is left as it was.
+  unsigned draw_ticket(unsigned limit) {
+    const uint64_t period = uint64_t(limit) + 1;
+    if (tickets_drawn++ > 0 && period != ticket_period) ticket_periods_differ = true;
+    ticket_period = period;
+    return ticket_draw == TicketDraw::last ? limit : 0u;
+  }
   // Each block's distinct global sectors, summed over the blocks run (the split counters' total, before
   // sharing_split divides it), and the last block's own sectors (sharing_split compares blocks' sets).
   uint64_t block_sectors = 0;
