@@ -7,15 +7,13 @@
 // ReLU, its data gradient on a 32-column tile), fp32 x in inference; a pad-0 3×3 (its padded pitch is
 // not ≡ the source row mod 8) and a data gradient that rebuilds dReLU itself keep the per-position staging.
 // Batch 3 on grids for 4. CI checks the compiled kernels (~2 s); the emu builds run with NINCC_TEST_FULL=1.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coalescing } from '../runtime/profile/profile-coalescing.js';
 import { load, type Model } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
 import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
+import { profiledLaunches } from './reference/emu-profile.js';
 
 const INPUT = [8, 14, 12] as const;
 const CLASSES = 3;
@@ -56,25 +54,6 @@ describe('the halo from sector-aligned runs (compiled, no build)', () => {
   });
 });
 
-/** Each kernel's counters over one profiled run of `run`, every block run. */
-async function profiled(run: () => Promise<unknown>): Promise<Map<string, Record<string, number>>> {
-  const work = mkdtempSync(join(tmpdir(), 'nincc-taps-runs-'));
-  const file = join(work, 'counters.jsonl');
-  const saved = { path: process.env.NINCC_EMU_PROFILE, sample: process.env.NINCC_EMU_PROFILE_SAMPLE };
-  try {
-    process.env.NINCC_EMU_PROFILE = file;
-    process.env.NINCC_EMU_PROFILE_SAMPLE = '0';
-    await run();
-    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, number> & { kernel: string });
-    return new Map(lines.map((l) => [l.kernel, l]));
-  } finally {
-    for (const [key, value] of [['NINCC_EMU_PROFILE', saved.path], ['NINCC_EMU_PROFILE_SAMPLE', saved.sample]] as const)
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    rmSync(work, { recursive: true, force: true });
-  }
-}
-
 describe.runIf(FULL)('the halo from sector-aligned runs on emu (NINCC_TEST_FULL=1)', () => {
   let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
   const VARIANTS = { on: {}, off: { tapsRuns: false } } as const;
@@ -92,10 +71,10 @@ describe.runIf(FULL)('the halo from sector-aligned runs on emu (NINCC_TEST_FULL=
       randomizeAffine(on, rng(37));
       await expectSameGradients(on, off, images, labels);
       await expectSameSteps(on, off, images, labels, n);
-      const step = (m: Model) => profiled(() => m.forwardBackward(images, labels)); // one at a time: the profile file is named by the environment
+      const step = (m: Model) => profiledLaunches(() => m.forwardBackward(images, labels)); // one at a time: the profile file is named by the environment
       const infer = async (m: Model) => {
         await m.infer(images, n); // folds BN first, unprofiled
-        return profiled(() => m.infer(images, n));
+        return profiledLaunches(() => m.infer(images, n));
       };
       const [pOn, pOff] = [new Map([...(await step(on)), ...(await infer(on))]), new Map([...(await step(off)), ...(await infer(off))])];
       const taking = Object.entries(rounds()).filter(([, words]) => words !== '').map(([name]) => name);

@@ -26,7 +26,7 @@ export interface TapsRuns {
   readonly bytes: 2 | 4;
   readonly perSector: number;
   readonly rowPitch: number; // raw elements a plane's run may take: a whole number of sectors
-  readonly positions: number; // the most positions of a plane one round stages: rowPitch less a sector's lead
+  readonly positions: number; // the most positions of a plane one round stages: rowPitch less a sector's lead-in
   readonly whole: boolean; // an image's 32 planes fit B's tile as one run
 }
 
@@ -43,8 +43,8 @@ export function tapsRuns(p: TapsPlan, bShared: number, bytes: 2 | 4, ablations: 
   const rowPitch = Math.floor(capacity / TAPS_GROUP / perSector) * perSector;
   const positions = rowPitch - perSector + 1;
   if (positions < 1) return undefined;
-  // The whole image's run is loaded in whole warps: up to 31 elements past its lead and its 32 planes.
-  return { bytes, perSector, rowPitch, positions, whole: TAPS_GROUP * c.srcH * c.srcW + 32 <= capacity };
+  // The whole image's run is loaded in whole warps.
+  return { bytes, perSector, rowPitch, positions, whole: Math.ceil((TAPS_GROUP * c.srcH * c.srcW) / 32) * 32 <= capacity };
 }
 
 /** The flat source index f = image·HW + position of Z index `z` clamped to a live one: the first at or after it (`first`), else the last at or before. */
@@ -91,9 +91,10 @@ export function stageTapsRuns(p: TapsPlan, r: TapsRuns, threads: number, src: st
   const RS = c.R * c.S, hw = c.srcH * c.srcW, se = r.perSector;
   const raw = r.bytes === 2 ? 'nincc::bf16' : 'float';
   const toFloat = (x: string) => (r.bytes === 2 ? `nincc::bf16_to_float(${x})` : x);
-  // Where channel ko's position `p` sits in the raw run: one run of 32 planes from the sector holding plane 0's
-  // first element, or a run per plane of row_pitch elements from the sector holding its position pa.
-  const rawAt = (ko: string) => `(whole ? lead + ${ko} * ${hw} : ${ko} * row_pitch + int((plane0 + (long long)${ko} * ${hw} + pa) % ${se}) - pa) + p`;
+  // Where channel ko's position `p` sits in the raw run: one run of the 32 planes (plane c0 of an image starts on
+  // a sector: the channels and c0 are multiples of 32), or a run per plane of row_pitch elements from the sector
+  // holding its position pa.
+  const rawAt = (ko: string) => `(whole ? ${ko} * ${hw} : ${ko} * row_pitch + int((plane0 + (long long)${ko} * ${hw} + pa) % ${se}) - pa) + p`;
   const element = (e: number) => [
     `      {  // element ${e}`,
     `        const int ko = 2 * chunk + ${Math.floor(e / 4)} + ${8 * (e % 4)};`,
@@ -113,12 +114,12 @@ export function stageTapsRuns(p: TapsPlan, r: TapsRuns, threads: number, src: st
     `    const bool whole = ${r.whole ? `pa == 0 && pb == ${hw - 1}` : 'false'};  // the image's 32 planes as one run`,
     `    const int len = whole ? ${hw} : min(${r.positions}, pb - pa + 1);`,
     `    const long long plane0 = ((long long)img * ${c.channels} + c0) * ${hw};  // plane c0 of image img`,
-    `    const int lead = int(plane0 % ${se}), row_pitch = (len + ${2 * se - 2}) / ${se} * ${se};`,
-    `    const int count = whole ? (lead + ${TAPS_GROUP * hw} + 31) / 32 * 32 : ${TAPS_GROUP} * row_pitch;`,
+    `    const int row_pitch = (len + ${2 * se - 2}) / ${se} * ${se};  // a plane's run: len from any place in a sector, whole sectors`,
+    `    const int count = whole ? ${Math.ceil((TAPS_GROUP * hw) / 32) * 32} : ${TAPS_GROUP} * row_pitch;`,
     '    for (int q = t; q < count; q += ' + threads + ') {',
     '      long long first, at;  // the run\'s first live element, and this lane\'s (clamped into the run)',
     '      if (whole) {',
-    `        first = plane0, at = min(max(plane0 - lead + q, first), first + ${TAPS_GROUP * hw - 1});`,
+    `        first = plane0, at = min(plane0 + q, first + ${TAPS_GROUP * hw - 1});`,
     '      } else {',
     `        first = plane0 + (long long)(q / row_pitch) * ${hw} + pa;`,
     `        at = min(max(first - first % ${se} + q % row_pitch, first), first + len - 1);`,
