@@ -7,7 +7,6 @@ export const ABLATIONS = {
   wideTiles: 'the convs keep the 4-warp tiles of least padded work (backends/cuda/conv-mma-tile.ts WIDE_CANDIDATES)',
   haloTiles: 'the stride-1 k×k forwards and data gradients gather x or dY\' per tap, no shared halo (backends/cuda/conv-mma-halo.ts)',
   tapsHalo: 'the stride-1 k×k forwards (training and inference) and data gradients keep the channel-major halo and build an A tile from it for every tap, not A\'s fragments by ldmatrix from a channels-innermost halo in a tap-major k order (backends/cuda/conv-mma-taps-halo.ts)',
-  tapsRuns: 'the tap-major halos (stride-1 k×k forwards and data gradients) stage a position\'s 8 channels a lane straight from global memory, 32 consecutive padded positions of one plane a load instruction, not sector-aligned runs of the planes through B\'s tile (backends/cuda/conv-mma-taps-runs.ts)',
   inputHalo: 'the k×k weight gradients gather x per tap from global memory, no input halo (backends/cuda/conv-mma-wgrad-halo.ts)',
   haloSpan: 'the k×k weight gradients restage their input halo every 32-position slice, none covering several (backends/cuda/conv-mma-wgrad-halo-span.ts)',
   bf16Rebuilt: 'the grad_rebuild pass before a conv\'s gradients stores dY\' in fp32, not bf16 (lower/train-fused.ts; the conv\'s bias gradient then sums unrounded dY\')',
@@ -33,12 +32,26 @@ export const ABLATIONS = {
 
 export type Ablation = keyof typeof ABLATIONS;
 
-/** The switches a build turns off; an absent one is on. */
-export type Ablations = { readonly [name in Ablation]?: false };
+/**
+ * The optimizations a build leaves out unless it names them (true): each with what it does. Off by default where
+ * the measurement does not show a win yet, kept for A/B checks and for whoever makes it one.
+ */
+export const OPT_INS = {
+  tapsRuns: 'the tap-major halos (stride-1 k×k forwards and data gradients) read their planes in sector-aligned runs through B\'s tile, not a position\'s 8 channels a lane straight from global memory, 32 consecutive padded positions of one plane a load instruction: NIN b128\'s loads at full coalescing, but the extra pass through shared memory makes every such kernel slower in the profile model (bench/RESULTS.md, branch i15M; backends/cuda/conv-mma-taps-runs.ts)',
+} as const;
+
+export type OptIn = keyof typeof OPT_INS;
+
+/** The switches a build turns off (an absent one is on), and the opt-ins it turns on (an absent one is off). */
+export type Ablations = { readonly [name in Ablation]?: false } & { readonly [name in OptIn]?: true };
 
 export const isOn = (ablations: Ablations | undefined, name: Ablation): boolean => ablations?.[name] !== false;
 
-/** What the build hash adds: nothing when every switch is on, so a default build's hash is what it was before the switches. */
+export const optedIn = (ablations: Ablations | undefined, name: OptIn): boolean => ablations?.[name] === true;
+
+/** What the build hash adds: nothing when every switch is on and no opt-in named, so a default build's hash is what it was before the switches. */
 export function ablationsDigest(ablations: Ablations | undefined): string {
-  return (Object.keys(ABLATIONS) as Ablation[]).filter((name) => !isOn(ablations, name)).map((name) => `no ${name}`).join(', ');
+  const off = (Object.keys(ABLATIONS) as Ablation[]).filter((name) => !isOn(ablations, name)).map((name) => `no ${name}`);
+  const on = (Object.keys(OPT_INS) as OptIn[]).filter((name) => optedIn(ablations, name)).map((name) => `with ${name}`);
+  return [...off, ...on].join(', ');
 }

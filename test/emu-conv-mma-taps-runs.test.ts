@@ -1,5 +1,5 @@
-// The tap-major halo staged from sector-aligned runs (compiler/backends/cuda/conv-mma-taps-runs.ts) against the
-// per-position staging it replaces (`tapsRuns: false`): the same bf16 values land in the same halo places, so
+// The tap-major halo staged from sector-aligned runs (compiler/backends/cuda/conv-mma-taps-runs.ts, opted into with
+// `tapsRuns: true`) against the per-position staging of a default build: the same bf16 values land in the same halo places, so
 // a training step, three SGD steps and inference must agree bitwise, and the emulator's profile must show
 // fewer load sectors for each kernel that takes the runs, with no bank conflict added. The chain covers each
 // kind of round: a whole 6×7 image's 32 planes as one run (the 3×3 forward and data gradient on 128-column
@@ -8,6 +8,7 @@
 // not ≡ the source row mod 8) and a data gradient that rebuilds dReLU itself keep the per-position staging.
 // Batch 3 on grids for 4. CI checks the compiled kernels (~2 s); the emu builds run with NINCC_TEST_FULL=1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Ablations } from '../compiler/ablations.js';
 import { coalescing } from '../runtime/profile/profile-coalescing.js';
 import { load, type Model } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
@@ -32,13 +33,13 @@ if (!FULL) console.warn('test/emu-conv-mma-taps-runs.test.ts: the emu builds, th
 
 const RUNS = /the halo read in sector-aligned runs of its planes \(([^)]*)\) through B's tile/;
 /** Each k×k conv kernel's rounds ("a whole image's…" or "at most N positions…"), or '' where it keeps the per-position staging. */
-function rounds(ablations = {}): Record<string, string> {
+function rounds(ablations: Ablations = { tapsRuns: true }): Record<string, string> {
   const kernels = compileEmuVariant(SPEC, 'runs.model', ablations).cuda?.kernels ?? [];
   return Object.fromEntries(kernels.filter((k) => /k(4|8|11)_conv_(infer|fwd_fused|dgrad_fused)$/.test(k.name)).map((k) => [k.name, RUNS.exec(k.fused ?? '')?.[1] ?? '']));
 }
 
 describe('the halo from sector-aligned runs (compiled, no build)', () => {
-  it('whole 6×7 images as one run, 14×12 planes in rounds; the pad-0 3×3 and a self-rebuilding data gradient keep the per-position staging; the switch off turns it off', () => {
+  it('whole 6×7 images as one run, 14×12 planes in rounds; the pad-0 3×3 and a self-rebuilding data gradient keep the per-position staging; a default build has none', () => {
     expect(rounds()).toEqual({
       k4_conv_infer: 'at most 25 positions of a plane', // fp32 x: 8 a sector, B's tile of 64 columns
       k4_conv_fwd_fused: 'at most 49 positions of a plane',
@@ -50,13 +51,13 @@ describe('the halo from sector-aligned runs (compiled, no build)', () => {
       k11_conv_fwd_fused: '',
       k11_conv_dgrad_fused: '', // rebuilds dReLU from y while staging
     });
-    for (const [name, words] of Object.entries(rounds({ tapsRuns: false }))) expect(words, name).toBe('');
+    for (const [name, words] of Object.entries(rounds({}))) expect(words, name).toBe('');
   });
 });
 
 describe.runIf(FULL)('the halo from sector-aligned runs on emu (NINCC_TEST_FULL=1)', () => {
   let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
-  const VARIANTS = { on: {}, off: { tapsRuns: false } } as const;
+  const VARIANTS = { on: { tapsRuns: true }, off: {} } as const;
   beforeAll(() => {
     builds = buildEmuVariants(SPEC, 'runs.model', VARIANTS);
   }, 900_000);

@@ -71,7 +71,7 @@ export function kernelAblations(global: Ablations | undefined, tuned: TunedChoic
   const at = tuned && kernelLayerPass(k);
   const choice = at ? tuned.layers[layerPassKey(at.layer, at.pass)] : undefined;
   if (!choice) return global;
-  const merged: Record<string, false> = { ...global };
+  const merged: Record<string, boolean> = { ...global };
   for (const knob of TUNE_KNOB_NAMES) {
     if (choice[knob] === false) merged[knob] = false;
     else if (choice[knob] === true) delete merged[knob];

@@ -17,7 +17,7 @@
 // a GPU runs the tail as one predicated instruction either way.
 import { swizzled } from './conv-mma-tile.js';
 import { TAPS_GROUP, type TapsPlan } from './conv-mma-taps-halo.js';
-import { isOn, type Ablations } from '../../ablations.js';
+import { optedIn, type Ablations } from '../../ablations.js';
 
 const SECTOR = 32;
 
@@ -32,19 +32,19 @@ export interface TapsRuns {
 
 /**
  * The runs of a tap-major halo whose source elements are `bytes` wide, staged through B's tile of `bShared`
- * bytes; undefined where the switch is off, the halo's 16-byte stores would conflict (a padded row pitch not ≡ the source's
+ * bytes; undefined unless the build opts in (`tapsRuns: true`: compiler/ablations.ts OPT_INS says why), the halo's 16-byte stores would conflict (a padded row pitch not ≡ the source's
  * row width mod 8: consecutive positions across a row break then miss distinct bank groups) or a run
  * would not fit.
  */
 export function tapsRuns(p: TapsPlan, bShared: number, bytes: 2 | 4, ablations: Ablations | undefined): TapsRuns | undefined {
   const c = p.view;
-  if (!isOn(ablations, 'tapsRuns') || (p.geometry.pitchW - c.srcW) % 8 !== 0) return undefined;
+  if (!optedIn(ablations, 'tapsRuns') || (p.geometry.pitchW - c.srcW) % 8 !== 0) return undefined;
   const perSector = SECTOR / bytes, capacity = bShared / bytes;
   const rowPitch = Math.floor(capacity / TAPS_GROUP / perSector) * perSector;
   const positions = rowPitch - perSector + 1;
   if (positions < 1) return undefined;
-  // The whole image's run is loaded in whole warps.
-  return { bytes, perSector, rowPitch, positions, whole: Math.ceil((TAPS_GROUP * c.srcH * c.srcW) / 32) * 32 <= capacity };
+  // The whole image's run is loaded in whole warps of 16-byte units.
+  return { bytes, perSector, rowPitch, positions, whole: Math.ceil((TAPS_GROUP * c.srcH * c.srcW * bytes) / 16 / 32) * 32 * 16 <= bShared };
 }
 
 /** The flat source index f = image·HW + position of Z index `z` clamped to a live one: the first at or after it (`first`), else the last at or before. */
@@ -90,6 +90,9 @@ export function stageTapsRuns(p: TapsPlan, r: TapsRuns, threads: number, src: st
   const { view: c, geometry: g } = p;
   const RS = c.R * c.S, hw = c.srcH * c.srcW, se = r.perSector;
   const raw = r.bytes === 2 ? 'nincc::bf16' : 'float';
+  // 16-byte units: the runs start on a sector and the arena's buffers on 64 bytes (lower/memory.ts), a tensor of
+  // 32-channel groups ends on one, so no unit crosses its end.
+  const vec = 16 / r.bytes, wholeUnits = Math.ceil((TAPS_GROUP * hw) / vec / 32) * 32;
   const toFloat = (x: string) => (r.bytes === 2 ? `nincc::bf16_to_float(${x})` : x);
   // Where channel ko's position `p` sits in the raw run: one run of the 32 planes (plane c0 of an image starts on
   // a sector: the channels and c0 are multiples of 32), or a run per plane of row_pitch elements from the sector
@@ -115,16 +118,16 @@ export function stageTapsRuns(p: TapsPlan, r: TapsRuns, threads: number, src: st
     `    const int len = whole ? ${hw} : min(${r.positions}, pb - pa + 1);`,
     `    const long long plane0 = ((long long)img * ${c.channels} + c0) * ${hw};  // plane c0 of image img`,
     `    const int row_pitch = (len + ${2 * se - 2}) / ${se} * ${se};  // a plane's run: len from any place in a sector, whole sectors`,
-    `    const int count = whole ? ${Math.ceil((TAPS_GROUP * hw) / 32) * 32} : ${TAPS_GROUP} * row_pitch;`,
-    '    for (int q = t; q < count; q += ' + threads + ') {',
-    '      long long first, at;  // the run\'s first live element, and this lane\'s (clamped into the run)',
-    '      if (whole) {',
-    `        first = plane0, at = min(plane0 + q, first + ${TAPS_GROUP * hw - 1});`,
-    '      } else {',
-    `        first = plane0 + (long long)(q / row_pitch) * ${hw} + pa;`,
-    `        at = min(max(first - first % ${se} + q % row_pitch, first), first + len - 1);`,
+    `    const int units = row_pitch / ${vec};  // 16-byte units of a plane's run`,
+    `    const int count = whole ? ${wholeUnits} : ${TAPS_GROUP} * units;`,
+    `    for (int q = t; q < count; q += ${threads}) {  // unit q of the raw run: ${vec} elements, one 16-byte load`,
+    '      long long at;  // its first element, clamped into the run (a unit past it loads a live one into a slot nothing reads)',
+    `      if (whole) at = min(plane0 + (long long)q * ${vec}, plane0 + ${TAPS_GROUP * hw - vec});`,
+    '      else {',
+    `        const long long first = plane0 + (long long)(q / units) * ${hw} + pa, last = first + len - 1;`,
+    `        at = min(max(first - first % ${se} + (long long)(q % units) * ${vec}, first - first % ${vec}), last - last % ${vec});`,
     '      }',
-    `      nincc::st(&raw[q], nincc::ld(&${src}[at]));`,
+    `      nincc::st(reinterpret_cast<int4*>(raw) + q, nincc::ld(reinterpret_cast<const int4*>(${src}) + at / ${vec}));`,
     '    }',
     '    __syncthreads();',
     '    const int span = (len + 31) / 32 * 32;  // positions padded to whole warps: every lane takes a turn, the padding repeats the last',
