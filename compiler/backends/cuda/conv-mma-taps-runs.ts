@@ -1,8 +1,8 @@
 // The tap-major halo (conv-mma-taps-halo.ts) staged from whole sectors: its staging gives a lane one position
 // and 8 channels (one 16-byte chunk), so a load instruction reads 32 consecutive padded positions of one
 // plane — on NIN's 28-, 14- and 7-wide rows a run of 26…56 bytes that starts anywhere in a sector and
-// shares its end sectors with the next instruction's run (k31's data gradient touched 1.8× the sectors its
-// bytes need, bench/logs/profile-nin-h100-b128-bf16-round11.out). Here each group's source is read in
+// shares its end sectors with the next instruction's run (k31's data gradient: +15% load sectors over those its
+// bytes need, bench/logs/i15M-profile-nin-h100-b128-bf16-uniform.out). Here each group's source is read in
 // runs that start on a sector: per image, the block's live positions of the group's 32 planes — the 32
 // planes as one contiguous run where the whole image is live (NCHW: they are consecutive), else each
 // plane's positions as its own run from the sector holding its first — consecutive lanes on consecutive
@@ -10,7 +10,8 @@
 // before: a lane reads its position's 8 channels (consecutive lanes, consecutive elements of one plane:
 // one wavefront), applies the pending transform and writes one 16-byte chunk. The halo's padding is zeroed
 // once per block; only live positions are written after. Same values in the same places: bitwise the
-// staging it replaces (test/emu-conv-mma-taps-runs.test.ts).
+// staging it replaces (test/emu-conv-mma-taps-runs.test.ts). An opt-in (`tapsRuns: true`): NIN's loads reach full
+// coalescing, but the pass through B's tile adds shared wavefronts to shared-bound kernels (bench/RESULTS.md, i15M).
 //
 // Every loop gives every lane of a warp the same trip count (lanes past a run load a live element of it
 // and write a slot nothing reads): the emulator's profile pairs a warp's k-th executions of a site, and
