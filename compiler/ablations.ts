@@ -38,6 +38,7 @@ export const ABLATIONS = {
  */
 export const OPT_INS = {
   cpuBnStatsInConv: 'the cpu training\'s BN forwards after an implicit-GEMM conv take their batch statistics from per-tile sums the conv\'s epilogue recorded as it stored x, not from a pass over x (runtime/include/nincc/cpu/bn_moments.h, conv_gemm.h store_tile; bounded, not bitwise: other sums in another order). Off: measured +8-17 ms of conv epilogue against -2 to -6 ms of BN a NIN step (bench/RESULTS.md, i19y)',
+  tapsRuns: 'the tap-major halos (stride-1 k×k forwards and data gradients) read their planes in sector-aligned runs through B\'s tile, not a position\'s 8 channels a lane straight from global memory, 32 consecutive padded positions of one plane a load instruction: NIN b128\'s loads at full coalescing, but the extra pass through shared memory makes every such kernel slower in the profile model (bench/RESULTS.md, branch i15M; backends/cuda/conv-mma-taps-runs.ts)',
 } as const;
 
 export type Ablation = keyof typeof ABLATIONS;

@@ -16,6 +16,7 @@ import { applyPendingFrom, fromRow, pendingFields, rebuildFields, rebuildGradien
 import { biasPerValue, biasStore, hoistRowParams, rowsPerWarp, stageAlongPositions, type CoalescedRows } from './conv-mma-wgrad-coalesced-staging.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
+import { stageTapsRuns, tapsRuns, tapsRunsPrologue, tapsRunsWords } from './conv-mma-taps-runs.js';
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords, type Halo } from './conv-mma-wgrad-halo.js';
 import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
@@ -109,6 +110,9 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true, bf16: c.dxBf16 }, ...statsParams(c)];
   // A bf16 dx is staged through the dead operand tiles (the taps halo, where there is no A tile) and stored in contiguous runs (conv-mma-store-staged.ts).
   const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
+  // The tap-major halo staged from sector-aligned runs of dY's planes through B's tile (conv-mma-taps-runs.ts), where
+  // staging an element reads dY alone (a rebuild reads y at the same place: it keeps the per-position staging).
+  const runs = taps && rebuildGradientFrom(c, 'v', 'at', fromRow).length === 0 ? tapsRuns(taps, BN * BK * 2, c.gBf16 ? 2 : 4, ablations) : undefined;
   const staged = c.dxBf16 === true && isOn(ablations, 'stagedStores') && stagedFits(stageBytes, threads / 32) ? stageBuffer : undefined;
   const target: StagedTarget = { dst: 'dx', plane: (img, col) => `(long long)${img} * ${c.C} + ${col}`, columns: c.C, positions: HW, rows };
   const perRow = [
@@ -154,9 +158,10 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, threads)] : []),
     ...(view && halo ? haloPrologue(view, halo, rows) : []),
     ...(taps ? tapsPrologue(taps) : []),
+    ...(taps && runs ? tapsRunsPrologue(taps, threads) : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
     ...(taps
-      ? [...stageTapsHalo(taps, threads, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], (ch) => tableLoads(c, ch)), tapOffsetLine(taps)]
+      ? [...(runs ? stageTapsRuns(taps, runs, threads, 'g', () => [], (ch) => tableLoads(c, ch)) : stageTapsHalo(taps, threads, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], (ch) => tableLoads(c, ch))), tapOffsetLine(taps)]
       : view && halo
       ? [
           ...stageHalo(view, halo, tile, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
@@ -201,6 +206,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)',
     halo && `dY' staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
     taps && tapsWords(taps, "dY'"),
+    runs && tapsRunsWords(runs),
     halo && c.bf16w && tapsFallback(c, 'dgrad', maxBatch, ablations),
     addend && "epilogue: + another reader's gradient",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
