@@ -10,12 +10,12 @@
 // (the window kernel's loads at full coalescing, no bank conflicts) run with NINCC_TEST_FULL=1.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
+import type { Compiled } from '../compiler/pipeline.js';
 import type { Ablations } from '../compiler/ablations.js';
 import { chooseImageRing, ringReadConflicts } from '../compiler/backends/cuda/conv-mma-wgrad-image-ring.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { buildEmuVariants, type EmuVariants } from './reference/emu-variants.js';
+import { buildEmuVariants, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
 import { profileKernels } from './reference/wgrad-frag-profile.js';
 
 const INPUT = [16, 10, 15] as const;
@@ -34,11 +34,7 @@ const OFF = { wgradSectorWindow: false, wgradImageRing: false } as const;
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-conv-mma-wgrad-sector-runs.test.ts: the emu builds, the bitwise comparison and the profile run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
 
-function compiled(text: string, maxBatch: number, ablations?: Ablations): Compiled {
-  const r = compileSpec(text, 'wgrad_runs.model', { device: 'emu' });
-  if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ...(ablations ? { ablations } : {}) });
-}
+const compiled = (text: string, ablations?: Ablations) => compileEmuVariant(text, 'wgrad_runs.model', ablations);
 
 const wgrads = (c: Compiled) => new Map((c.cuda?.kernels ?? []).filter((k) => k.name.endsWith('_conv_wgrad_fused')).map((k) => [k.name, k]));
 
@@ -56,26 +52,26 @@ describe('the windows and the ring (layout and compiled kernels, no build)', () 
   });
 
   it('the 1×1 takes the windows, the 3×3 the ring; with both switches off neither, and only those two kernels change', () => {
-    const on = wgrads(compiled(SPEC, 4)), off = wgrads(compiled(SPEC, 4, OFF));
+    const on = wgrads(compiled(SPEC)), off = wgrads(compiled(SPEC, OFF));
     expect(on.get('k4_conv_wgrad_fused')!.fused).toMatch(WINDOWS);
     expect(on.get('k7_conv_wgrad_fused')!.fused).toMatch(RING);
     expect(on.get('k1_conv_wgrad_fused')!.fused).not.toMatch(/whole sectors|ring/); // its dY' is rebuilt from a dBN in the staging
     for (const [name, k] of off) expect(k.fused ?? '', name).not.toMatch(/whole sectors|ring/);
     // Each switch alone: without the ring the 3×3's dY' takes a window; without the windows the 1×1's dY' ring does not fit either.
-    expect(wgrads(compiled(SPEC, 4, { wgradImageRing: false })).get('k7_conv_wgrad_fused')!.fused).toMatch(/dY' loaded in whole sectors/);
-    expect(wgrads(compiled(SPEC, 4, { wgradSectorWindow: false })).get('k4_conv_wgrad_fused')!.fused).not.toMatch(/whole sectors|ring/);
+    expect(wgrads(compiled(SPEC, { wgradImageRing: false })).get('k7_conv_wgrad_fused')!.fused).toMatch(/dY' loaded in whole sectors/);
+    expect(wgrads(compiled(SPEC, { wgradSectorWindow: false })).get('k4_conv_wgrad_fused')!.fused).not.toMatch(/whole sectors|ring/);
     const all = (c: Compiled) => new Map((c.cuda?.kernels ?? []).map((k) => [k.name, JSON.stringify(k.body)]));
-    const a = all(compiled(SPEC, 4)), b = all(compiled(SPEC, 4, OFF));
+    const a = all(compiled(SPEC)), b = all(compiled(SPEC, OFF));
     expect([...a].filter(([name, body]) => body !== b.get(name)).map(([name]) => name).sort()).toEqual(['k4_conv_wgrad_fused', 'k7_conv_wgrad_fused']);
   });
 
-  it("NIN b128: the 14×14 and 7×7 1×1 weight gradients take the windows (the 7×7 ones the ring for dY' without them)", () => {
+  it("NIN: the 14×14 and 7×7 1×1 weight gradients take the windows (the 7×7 ones the ring for dY' without them)", () => {
     const nin = readFileSync('models/nin.model', 'utf8');
     const taking = (kernels: ReturnType<typeof wgrads>, re: RegExp) => [...kernels].filter(([, k]) => re.test(k.fused ?? '')).map(([name]) => name).sort();
-    const on = wgrads(compiled(nin, 128));
+    const on = wgrads(compiled(nin));
     expect(taking(on, WINDOWS)).toEqual(['k24_conv_wgrad_fused', 'k27_conv_wgrad_fused', 'k34_conv_wgrad_fused', 'k37_conv_wgrad_fused']);
     expect(taking(on, RING)).toEqual([]);
-    expect(taking(wgrads(compiled(nin, 128, { wgradSectorWindow: false })), RING)).toEqual(['k34_conv_wgrad_fused', 'k37_conv_wgrad_fused']);
+    expect(taking(wgrads(compiled(nin, { wgradSectorWindow: false })), RING)).toEqual(['k34_conv_wgrad_fused', 'k37_conv_wgrad_fused']);
   });
 });
 
