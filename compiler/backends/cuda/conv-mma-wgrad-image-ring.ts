@@ -67,20 +67,22 @@ export function ringPrologue(r: ImageRing): string[] {
 /**
  * Per slice, before B's staging: every image the slice reaches and the ring lacks copied into slot image % 2 (which held
  * image − 2, done with since the previous slice's barrier), then a barrier; the same for every thread. Every thread
- * runs the copy loop equally often; elements past K's channels or outside the split's positions are not read.
+ * runs the copy loop equally often; the planes past K's channels are not read, the positions outside the split are
+ * (a split's first and last image: contiguous runs, never read back).
  */
 export function ringCopy(r: ImageRing, K: number, threads: number): string[] {
-  const run = r.rows * r.positions;
-  const rounds = Math.ceil(run / threads) * threads;
+  const rounds = Math.ceil((r.rows * r.positions) / threads) * threads;
   return [
     `const int ring_last = int((min(j0 + ${BK}, hi) - 1) / ${r.positions});  // the image of the slice's last position`,
     'if (ring_next <= ring_last) {',
+    `  const int run = min(${r.rows}, ${K} - n0) * ${r.positions};  // the image's planes of channels n0… below K: one contiguous run of dY'`,
     '  for (; ring_next <= ring_last; ++ring_next) {',
-    `    // The image's ${r.rows} planes from channel n0 on: one contiguous run of dY'.`,
     `    const long long run0 = ((long long)ring_next * ${K} + n0) * ${r.positions};`,
-    `    for (int e = t; e < ${rounds}; e += ${threads}) {`,
-    `      const long long j = (long long)ring_next * ${r.positions} + e % ${r.positions};`,
-    `      if (e < ${run} && n0 + e / ${r.positions} < ${K} && j >= lo && j < hi) nincc::st(&bring[(ring_next & 1) * ${r.slotPitch} + e], nincc::ld(&g[run0 + e]));`,
+    '    // Every lane loads and stores each round (the emulator pairs a lane\'s k-th access with its neighbours\'): a spare',
+    '    // repeats the run\'s last element. The whole image, also positions outside the split (never read from the ring).',
+    `    for (int i = t; i < ${rounds}; i += ${threads}) {`,
+    '      const int e = min(i, run - 1);',
+    `      nincc::st(&bring[(ring_next & 1) * ${r.slotPitch} + e], nincc::ld(&g[run0 + e]));`,
     '    }',
     '  }',
     '  __syncthreads();',
@@ -91,10 +93,8 @@ export function ringCopy(r: ImageRing, K: number, threads: number): string[] {
 /** B's element for slice offset `ko` of row `row` (channel `kout`) from the ring: stageAlongPositions' perElement. */
 export function ringElement(r: ImageRing, K: number): string[] {
   return [
-    'const long long j = j0 + ko;',
-    `if (kout < ${K} && j < hi) {`,
-    `  const int img = int(j / ${r.positions});`,
-    `  v = nincc::bf16_to_float(nincc::ld(&bring[(img & 1) * ${r.slotPitch} + row * ${r.positions} + int(j % ${r.positions})]));`,
-    '}',
+    'const long long j = j0 + ko, jr = min(j, hi - 1);  // every lane reads (past hi: the split\'s last position), as the emulator pairs lanes\' k-th reads',
+    `const float rv = nincc::bf16_to_float(nincc::ld(&bring[int(jr / ${r.positions} & 1) * ${r.slotPitch} + row * ${r.positions} + int(jr % ${r.positions})]));`,
+    `if (kout < ${K} && j < hi) v = rv;`,
   ];
 }

@@ -58,10 +58,12 @@ export function windowLoad(w: SectorWindow): string[] {
     `    const long long img = f / ${P}, base = (img * ${w.channels} + ch) * ${P} - img * ${P};  // position j of the row is at base + j`,
     `    const long long e = min(min(need + ((-(base + need)) & ${SECTOR - 1}), (img + 1) * ${P}), hi);  // a sector boundary, the plane's end or the split's`,
     `    const long long a = f - ((base + f) & ${SECTOR - 1});  // the sector holding f: rounds on the sector grid`,
-    '    NINCC_UNROLL',
-    '    for (int k = 0; k < 2; ++k) {',
-    `      const long long j = a + ${BK} * k + lane;`,
-    `      if (live && j >= f && j < e) nincc::st(&${w.name}[row * ${WINDOW} + int(j % ${WINDOW})], nincc::ld(&${w.source}[base + j]));`,
+    `    const int rounds = int(e - a + ${BK - 1}) / ${BK};  // 1 or 2, the same for the whole warp`,
+    '    for (int k = 0; k < rounds; ++k) {',
+    '      // Every lane loads and stores (the emulator pairs a lane\'s k-th access with its neighbours\'): one outside [f, e)',
+    '      // repeats its nearest neighbour inside, the same bytes to the same place.',
+    `      const long long j = min(max(a + ${BK} * k + lane, f), e - 1);`,
+    `      if (live) nincc::st(&${w.name}[row * ${WINDOW} + int(j % ${WINDOW})], nincc::ld(&${w.source}[base + j]));`,
     '    }',
     '    f = e;',
     '  }',
@@ -71,12 +73,16 @@ export function windowLoad(w: SectorWindow): string[] {
   ];
 }
 
-/** The operand's element for slice offset `ko` of row `row` from the window where `live` and j < hi, then `after` (a pending transform). */
+/**
+ * The operand's element for slice offset `ko` of row `row` from the window where `live` and j < hi, then `after` (a
+ * pending transform). Every lane reads (past hi: the split's last position), as the emulator pairs lanes' k-th reads.
+ */
 export function windowElement(w: SectorWindow, live: string, after: readonly string[] = []): string[] {
   return [
     'const long long j = j0 + ko;',
+    `const float wv = nincc::bf16_to_float(nincc::ld(&${w.name}[row * ${WINDOW} + int(min(j, hi - 1) % ${WINDOW})]));`,
     `if (${live} && j < hi) {`,
-    `  v = nincc::bf16_to_float(nincc::ld(&${w.name}[row * ${WINDOW} + int(j % ${WINDOW})]));`,
+    '  v = wv;',
     ...after.map((line) => `  ${line}`),
     '}',
   ];
