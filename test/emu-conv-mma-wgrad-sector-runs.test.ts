@@ -1,13 +1,14 @@
-// The weight gradients' operand rows off the sector grid: x and a plain dY' through per-row windows loaded in whole
-// sectors (compiler/backends/cuda/conv-mma-wgrad-sector-window.ts), dY' copied whole images at a time into a shared ring
-// (conv-mma-wgrad-image-ring.ts), against both staged from global memory along positions (`wgradSectorWindow: false`,
-// `wgradImageRing: false`). The windows and the ring hold the raw bf16, and each lane of the staging reads from them what
-// its global load read: every gradient, the bias gradients too, must agree bitwise. The spec: 10×15 planes (150
+// The weight gradients' operand rows off the sector grid: dY' copied whole images at a time into a shared ring
+// (compiler/backends/cuda/conv-mma-wgrad-image-ring.ts, on by default) and x and a plain dY' through per-row windows loaded
+// in whole sectors (conv-mma-wgrad-sector-window.ts, opted into by `wgradNoSectorWindows: false`), against both staged from
+// global memory along positions. The windows and the ring hold the raw bf16, and each lane of the staging reads from them
+// what its global load read: every gradient, the bias gradients too, must agree bitwise. The spec: 10×15 planes (150
 // positions, 300 bytes: rows off the sector grid, slices that run into the next image), a 1×1 of 128 input channels
-// (both operands in windows: the ring of 2 × 64 × 150 does not fit beside x's window) and a 3×3 after it (its dY' in
-// the ring beside its input halo; the grad_rebuild pass gives both plain bf16 dY'), a batch of 3 on grids for 4.
-// CI checks the compiled kernels and the layouts (no build, ~5 s); the emu builds, the bitwise comparison and a profile
-// (the window kernel's loads at full coalescing, no bank conflicts) run with NINCC_TEST_FULL=1.
+// (with the windows both operands in them: the ring of 2 × 64 × 150 does not fit beside x's window, nor beside its
+// tiles alone) and a 3×3 after it (its dY' in the ring beside its input halo; the grad_rebuild pass gives both plain
+// bf16 dY'), a batch of 3 on grids for 4. CI checks the compiled kernels and the layouts (no build, ~5 s); the emu
+// builds, the bitwise comparison and a profile (the windows' kernel at full coalescing, no bank conflicts) run with
+// NINCC_TEST_FULL=1.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.js';
@@ -16,7 +17,7 @@ import { chooseImageRing, ringReadConflicts } from '../compiler/backends/cuda/co
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
-import { profileKernels } from './reference/wgrad-frag-profile.js';
+import { profileDir } from './reference/wgrad-frag-profile.js';
 
 const INPUT = [16, 10, 15] as const;
 const CLASSES = 3;
@@ -29,7 +30,8 @@ const SPEC = `model wgrad_runs {
 }`;
 const RING = /copied whole images of the block's \d+ channels at a time into a shared ring/;
 const WINDOWS = /x and dY' loaded in whole sectors into per-row shared windows/;
-const OFF = { wgradSectorWindow: false, wgradImageRing: false } as const;
+const WINDOWED = { wgradNoSectorWindows: false } as const; // the windows opted into
+const OFF = { wgradImageRing: false } as const; // neither: the windows are off by default
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-conv-mma-wgrad-sector-runs.test.ts: the emu builds, the bitwise comparison and the profile run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
@@ -51,34 +53,36 @@ describe('the windows and the ring (layout and compiled kernels, no build)', () 
     expect(chooseImageRing(196, 128, 16384)).toBeUndefined(); // 100 KB: over the static shared memory
   });
 
-  it('the 1×1 takes the windows, the 3×3 the ring; with both switches off neither, and only those two kernels change', () => {
-    const on = wgrads(compiled(SPEC)), off = wgrads(compiled(SPEC, OFF));
-    expect(on.get('k4_conv_wgrad_fused')!.fused).toMatch(WINDOWS);
+  it('the 3×3 takes the ring; with the windows opted into the 1×1 takes them; with neither both stage from global memory, and only they change', () => {
+    const on = wgrads(compiled(SPEC)), windowed = wgrads(compiled(SPEC, WINDOWED)), off = wgrads(compiled(SPEC, OFF));
     expect(on.get('k7_conv_wgrad_fused')!.fused).toMatch(RING);
-    expect(on.get('k1_conv_wgrad_fused')!.fused).not.toMatch(/whole sectors|ring/); // its dY' is rebuilt from a dBN in the staging
+    expect(on.get('k4_conv_wgrad_fused')!.fused).not.toMatch(/whole sectors|ring/); // the ring does not fit beside its tiles
+    expect(windowed.get('k4_conv_wgrad_fused')!.fused).toMatch(WINDOWS);
+    expect(windowed.get('k7_conv_wgrad_fused')!.fused).toMatch(RING);
+    expect(windowed.get('k1_conv_wgrad_fused')!.fused).not.toMatch(/whole sectors|ring/); // its dY' is rebuilt from a dBN in the staging
     for (const [name, k] of off) expect(k.fused ?? '', name).not.toMatch(/whole sectors|ring/);
-    // Each switch alone: without the ring the 3×3's dY' takes a window; without the windows the 1×1's dY' ring does not fit either.
-    expect(wgrads(compiled(SPEC, { wgradImageRing: false })).get('k7_conv_wgrad_fused')!.fused).toMatch(/dY' loaded in whole sectors/);
-    expect(wgrads(compiled(SPEC, { wgradSectorWindow: false })).get('k4_conv_wgrad_fused')!.fused).not.toMatch(/whole sectors|ring/);
+    // Without the ring the 3×3's dY' takes a window where the windows are opted into.
+    expect(wgrads(compiled(SPEC, { ...WINDOWED, ...OFF })).get('k7_conv_wgrad_fused')!.fused).toMatch(/dY' loaded in whole sectors/);
     const all = (c: Compiled) => new Map((c.cuda?.kernels ?? []).map((k) => [k.name, JSON.stringify(k.body)]));
-    const a = all(compiled(SPEC)), b = all(compiled(SPEC, OFF));
+    const a = all(compiled(SPEC, WINDOWED)), b = all(compiled(SPEC, OFF));
     expect([...a].filter(([name, body]) => body !== b.get(name)).map(([name]) => name).sort()).toEqual(['k4_conv_wgrad_fused', 'k7_conv_wgrad_fused']);
   });
 
-  it("NIN: the 14×14 and 7×7 1×1 weight gradients take the windows (the 7×7 ones the ring for dY' without them)", () => {
+  it("NIN: the 7×7 1×1 weight gradients take the ring for dY'; with the windows opted into, the 14×14 and 7×7 ones take them instead", () => {
     const nin = readFileSync('models/nin.model', 'utf8');
     const taking = (kernels: ReturnType<typeof wgrads>, re: RegExp) => [...kernels].filter(([, k]) => re.test(k.fused ?? '')).map(([name]) => name).sort();
-    const on = wgrads(compiled(nin));
-    expect(taking(on, WINDOWS)).toEqual(['k24_conv_wgrad_fused', 'k27_conv_wgrad_fused', 'k34_conv_wgrad_fused', 'k37_conv_wgrad_fused']);
-    expect(taking(on, RING)).toEqual([]);
-    expect(taking(wgrads(compiled(nin, { wgradSectorWindow: false })), RING)).toEqual(['k34_conv_wgrad_fused', 'k37_conv_wgrad_fused']);
+    const on = wgrads(compiled(nin)), windowed = wgrads(compiled(nin, WINDOWED));
+    expect(taking(on, RING)).toEqual(['k34_conv_wgrad_fused', 'k37_conv_wgrad_fused']);
+    expect(taking(on, /whole sectors/)).toEqual([]);
+    expect(taking(windowed, WINDOWS)).toEqual(['k24_conv_wgrad_fused', 'k27_conv_wgrad_fused', 'k34_conv_wgrad_fused', 'k37_conv_wgrad_fused']);
+    expect(taking(windowed, RING)).toEqual([]);
   });
 });
 
 describe.runIf(FULL)('the windows and the ring on emu (NINCC_TEST_FULL=1)', () => {
   let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
   let dirs: EmuVariants<keyof typeof VARIANTS>['dirs'];
-  const VARIANTS = { runs: {}, global: OFF } as const;
+  const VARIANTS = { runs: WINDOWED, global: OFF } as const;
   beforeAll(() => {
     builds = buildEmuVariants(SPEC, 'wgrad_runs.model', VARIANTS);
     dirs = builds.dirs;
@@ -104,7 +108,7 @@ describe.runIf(FULL)('the windows and the ring on emu (NINCC_TEST_FULL=1)', () =
   }, 600_000);
 
   it("the profile at batch 4: the windows' kernel loads the fewest sectors its bytes need but at the plane and split edges, and neither meets a bank conflict", () => {
-    const kernels = profileKernels(SPEC, 'wgrad_runs.model', 4);
+    const kernels = profileDir(dirs.runs, 4); // the windowed build
     for (const name of ['k4_conv_wgrad_fused', 'k7_conv_wgrad_fused']) {
       const c = kernels.find((k) => k.kernel === name)!.counts;
       expect(c.global_load_sectors, name).toBeGreaterThan(0);

@@ -6,8 +6,10 @@
 // so an instruction touches only the sectors its bytes need; the 0–15 positions past the slice wait in the window for
 // the next slice. The window holds WINDOW positions a row, position j at j % WINDOW: a slice's 32 and those 15. The
 // staging then reads each lane's bf16 from the window where it read global memory, the same warp (a warp barrier
-// between): operands, bias gradient and k order unchanged, bitwise `wgradSectorWindow: false`. Only raw bf16 rows
-// (x of a 1×1 stride-1 unpadded conv, its pending BN/ReLU applied when staged; a dY' needing no rebuild). docs/design.md §4.1.
+// between): operands, bias gradient and k order unchanged, bitwise the staging from global memory. Only raw bf16 rows
+// (x of a 1×1 stride-1 unpadded conv, its pending BN/ReLU applied when staged; a dY' needing no rebuild). Opt-in
+// (`wgradNoSectorWindows: false`): each row's positions cost a shared store and a shared read more, which made NIN's 14×14
+// and 7×7 1×1 weight gradients shared-bound and slower (k34's wavefronts 6.82M → 15.52M). docs/design.md §4.1.
 import { BK } from './conv-mma-tile.js';
 import type { CoalescedRows } from './conv-mma-wgrad-coalesced-staging.js';
 
