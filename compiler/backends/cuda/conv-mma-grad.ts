@@ -277,7 +277,8 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   // Rows off the sector grid through per-row windows loaded in whole sectors (conv-mma-wgrad-sector-window.ts), opted into by
   // `wgradNoSectorWindows: false` (their shared traffic outweighed the sectors saved on NIN): x of a 1×1 stride-1 unpadded
   // conv, and a plain bf16 dY' where the whole-image ring below does not fit beside A's window.
-  const tileBytes = (BM + BN) * BK * 2 + (halo ? halo.bytes : 0);
+  // The static shared memory already declared: the A and B tiles, an input halo and its pending BN's scale/shift tables (wgradHaloPrologue).
+  const tileBytes = (BM + BN) * BK * 2 + (halo ? halo.bytes + (c.inBn ? halo.channels * 2 * 4 : 0) : 0);
   const windows = !isOn(ablations, 'wgradNoSectorWindows') && offSectorGrid(PQ);
   const aWindow: SectorWindow | undefined = windows && aRows && RS === 1 && c.sh === 1 && c.sw === 1 && c.ph === 0 && c.pw === 0 && c.xBf16 && tileBytes + windowBytes(BM) <= STATIC_SHARED_BYTES
     ? { name: 'awin', source: 'x', channels: c.C, positions: PQ, rows: aRows }
