@@ -19,7 +19,7 @@ export function wgrad1x1Applies(c: ConvShape): boolean {
 function prefetchReason(burst: boolean | undefined): string {
   return burst
     ? 'the next pixel block prefetched in one burst per tile product (cpuWgradSpreadPrefetch off)'
-    : 'the next pixel block prefetched a line at a time between the pixels of each tile product; measured 0.94-0.97 of the burst\'s time (bench/logs/i19A-wgrad-1x1-spread-prefetch.out)';
+    : 'the next pixel block prefetched a few lines every 4 pixels of each tile product, not in one burst before it; measured 0.93-0.96 of the burst\'s time (bench/logs/i19A-wgrad-1x1-spread-prefetch.out)';
 }
 
 function reason(c: ConvShape & { readonly burstPrefetch?: boolean }): string {

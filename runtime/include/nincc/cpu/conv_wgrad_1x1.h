@@ -45,8 +45,9 @@ struct NoWorkBetweenPixels {
   void operator()() {}
 };
 
-// run_rows_product calls its between_pixels() after every kPixelsBetween-th pixel of a run: every pixel
-// cost the 96-channel 56x56 gradient a little more time (bench/logs/i19A-wgrad-1x1-spread-prefetch.out).
+// run_rows_product calls its between_pixels() after every kPixelsBetween-th pixel of a run. On NIN's
+// 96-channel 56x56 gradient every 1, 2 or 4 pixels measured alike and every 8 or 16 lost most of the
+// gain; every pixel cost the short runs of 28x28 to 7x7 planes more (bench/logs/i19A-wgrad-1x1-spread-prefetch.out).
 constexpr int kPixelsBetween = 4;
 
 // acc = sum over the runs, in pixel order, of their rows x the B panel: the same multiply-adds as
