@@ -9,7 +9,9 @@
 // X' row p + ⌊r/fh⌋: so y = a valid (pad 0) stride-1 conv of X' (P + R' − 1 rows × Q + S' − 1 columns, R' = ⌈R/fh⌉,
 // S' = ⌈S/fw⌉) with W', for any kernel, stride and padding. Its C·fh·fw channels are padded to whole 32-channel
 // groups (the tap-major halo's), zero: NIN's 48 → 64, 3×3 taps, a reduction of 576 against the gather's 363 useful
-// (384 in 32-deep slices): 1.5× its MMAs, 1.59× the useful ones. The transform is taken only where that padded
+// (384 in 32-deep slices): 1.5× its MMAs, 1.59× the useful ones. Where the last group's live channels fill only the
+// first of a slice's two 16-deep k-steps (NIN's 16 of 32), its slices run that one (s2dLastSteps): 432 deep, 1.125×
+// the gather's slices. The transform is taken only where the fully padded
 // work is at most S2D_MAX_WORK × the gather's slices (a 7×7/2 RGB stem: 12 → 32 channels, 4×4 taps, 3.2×: refused,
 // the band stays).
 //
