@@ -123,7 +123,7 @@ describe('the space-to-depth stem (no build)', () => {
     expect(stem.map(([name]) => name).sort()).toEqual(['k1_conv_fwd_fused', 'k1_conv_infer', 'k1_conv_weight_bf16', 'k1_conv_weight_bf16_infer']);
     for (const [name, words] of stem) {
       expect(words, name).toMatch(/space-to-depth by 4×4/);
-      if (!name.includes('weight')) expect(words, name).toMatch(/K = 576 .*48 channels, padded to 64; reduction 576 for 363 useful/);
+      if (!name.includes('weight')) expect(words, name).toMatch(/K = 576 .*48 channels, padded to 64; reduction 432 for 363 useful/) // the padded k-steps skipped (test/emu-conv-mma-stem-s2d-steps.test.ts);
     }
     for (const [name, words] of on) if (!name.startsWith('k1_')) expect(words, name).not.toMatch(/space-to-depth/);
     for (const [name, words] of off) expect(words, name).not.toMatch(/space-to-depth/);

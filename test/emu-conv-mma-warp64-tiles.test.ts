@@ -6,7 +6,8 @@
 // 96→128 (128×128 twin; its data gradient's 96 columns a 128×96 twin; its weight gradient the tall twin, 8 warps
 // of 64×64), a 5×5 pad-2 conv 128→40 (a 40-column forward: no twin; its data gradient a 128×128 twin from the
 // channel-major halo, 40 channels not a multiple of 32, with the input BN's statistics epilogue), a batch of
-// 3 on grids sized for 4 (a partial row tile). A strided conv keeps its warps (the rule's unit test). CI checks the
+// 3 on grids sized for 4 (a partial row tile). A strided conv keeps its warps (the rule's unit test), but for the
+// stem's weight gradient on its own halo (test/emu-conv-mma-stem-wgrad-warp64.test.ts). CI checks the
 // compiled choices (no build, ~2 s); the two emu builds and the comparisons run with NINCC_TEST_FULL=1 (~140 s cold).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -78,17 +79,18 @@ describe('the 64-row warp tiles of the bf16 k×k convs (compiled, no build)', ()
     for (const [kernel, tile] of on) expect(tile.split(' tile')[0], kernel).toBe(off.get(kernel)!.split(' tile')[0]);
   });
 
-  it("NIN b128's 5×5 and 3×3 convs take 64-row warps in every pass, the 11×11/4 stem's forwards (a 3×3 over x space-to-depth) too; its 1×1 convs and the stem's weight gradient do not", () => {
+  it("NIN b128's 5×5 and 3×3 convs take 64-row warps in every pass, the 11×11/4 stem's forwards (a 3×3 over x space-to-depth) and weight gradient (on its halo) too; its 1×1 convs do not", () => {
     const nin = convKernels(compiled(true, readFileSync('models/nin.model', 'utf8'), 128));
     for (const k of ['k11', 'k21', 'k31'])
       for (const pass of ['conv_fwd_fused', 'conv_dgrad_fused', 'conv_wgrad_fused']) expect(nin.get(`${k}_${pass}`), `${k}_${pass}`).toMatch(/ of 64×/);
     expect(nin.get('k11_conv_wgrad_fused')).toMatch(/^256×128×32 tile, 8 warps \(4×2\) of 64×64,/);
     // The halo chosen for the twin's 256 threads where that stages longer (conv-mma-grad.ts twinHalo): k31's 128 positions a staging, not the 32-row tile's 32.
     expect(nin.get('k31_conv_wgrad_fused')).toMatch(/, 128 positions a staging,/);
-    for (const [kernel, tile] of nin) if (!/^k(11|21|31)_|^k1_conv_(fwd_fused|infer)$/.test(kernel)) expect(tile, kernel).not.toMatch(/ of 64×/);
+    for (const [kernel, tile] of nin) if (!/^k(11|21|31)_|^k1_conv_(fwd_fused|infer|wgrad_fused)$/.test(kernel)) expect(tile, kernel).not.toMatch(/ of 64×/);
     // The stem's forwards run as a stride-1 3×3 conv (conv-mma-stem-s2d.ts): the same block tile, half the warps.
     for (const pass of ['conv_fwd_fused', 'conv_infer']) expect(nin.get(`k1_${pass}`), pass).toMatch(/^128×96×32 tile, 4 warps \(2×2\) of 64×48,/);
-    expect(nin.get('k1_conv_wgrad_fused')).not.toMatch(/ of 64×/);
+    // The stem's weight gradient builds A from its own input halo (stemWgradWarp64, test/emu-conv-mma-stem-wgrad-warp64.test.ts): the twin too.
+    expect(nin.get('k1_conv_wgrad_fused')).toMatch(/^128×96×32 tile, 4 warps \(2×2\) of 64×48,.*input halo/);
   });
 });
 

@@ -34,13 +34,14 @@ describe('nincc profile of the bf16 tensor-core conv', () => {
     // conv(3, 20, 11, 11, 4, 4, 2, 2) on 3×39×35: 20×9×8 outputs. Inference folds the batch into M with no
     // padding: M = 32·72 = 2304, N = 20. The stem runs as a 3×3 conv over x space-to-depth by 4×4
     // (conv-mma-stem-s2d.ts): K = 64·3·3 = 576 (its 3·16 = 48 channels padded to 64), 18 slices of 32, for
-    // 3·11·11 = 363 useful. The tile report.txt names, 128×8×32, rounds M and N to 18·128 = 2304 and 3·8 = 24;
-    // one mma.m16n8k16 does 16·8·16 of it.
-    expect(report).toMatch(/^  k1_conv_infer +\| .* \| 128×8×32 tile.*K = 576/m);
-    expect(kernel('k1_conv_infer').counts.mma_bf16_m16n8k16).toBe((2304 * 24 * 576) / (16 * 8 * 16));
+    // 3·11·11 = 363 useful; the second group's 9 slices hold 16 live channels and run one of their two 16-deep
+    // k-steps (s2dLastSteps): 432 deep. The tile report.txt names, 128×8×32, rounds M and N to 18·128 = 2304 and
+    // 3·8 = 24; one mma.m16n8k16 does 16·8·16 of it.
+    expect(report).toMatch(/^  k1_conv_infer +\| .* \| 128×8×32 tile.*K = 576.*reduction 432 for 363 useful/m);
+    expect(kernel('k1_conv_infer').counts.mma_bf16_m16n8k16).toBe((2304 * 24 * 432) / (16 * 8 * 16));
     // Training pads each image's 72 positions to 96 rows (whole 32-row statistics tiles): M = 32·96 = 3072.
-    expect(report).toMatch(/^  k1_conv_fwd_fused +\| .* \| 128×8×32 tile.*K = 576/m);
-    expect(kernel('k1_conv_fwd_fused').counts.mma_bf16_m16n8k16).toBe((3072 * 24 * 576) / (16 * 8 * 16));
+    expect(report).toMatch(/^  k1_conv_fwd_fused +\| .* \| 128×8×32 tile.*K = 576.*reduction 432 for 363 useful/m);
+    expect(kernel('k1_conv_fwd_fused').counts.mma_bf16_m16n8k16).toBe((3072 * 24 * 432) / (16 * 8 * 16));
   });
 
   it('the tensor-core convs use no FFMA for the product and have no shared-memory bank conflicts', () => {

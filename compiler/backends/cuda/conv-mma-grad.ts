@@ -247,7 +247,10 @@ function wgradPlan(c: Consts<'conv_wgrad_fused'>, ablations: Ablations | undefin
   // where that stages a different length: fewer elements copied a position (chooseHaloSpan's order), which the 32-row warps'
   // spare stores left no room for (NIN's 7×7 3×3: 128 positions, not 32). Else the 32-row tile's halo, as before.
   const [tile32, halo32] = tallHalo ? [tall, tallHalo] : [wide, wideHalo];
-  const tile = kxkWarpTile(tile32, c, ablations);
+  // A strided stem on its own halo (not a gather) builds A from shared memory as a stride-1 layer does, and is as bound by
+  // shared memory: it takes the twin too (NIN's stem wgrad, predicted: 23.80M → 20.16M wavefronts, 96.1 → 92.5 µs).
+  const aFromHalo = stemHalo && !s2d && isOn(ablations, 'stemWgradWarp64') ? { sh: 1, sw: 1 } : {};
+  const tile = kxkWarpTile(tile32, { ...c, ...aFromHalo }, ablations);
   const twinHalo = tile !== tile32 && halo32 && !stemHalo && isOn(ablations, 'twinHalo') ? chooseHaloSpan(c, tile.bm, tileThreads(tile), span) : undefined;
   return { tile, halo: twinHalo && twinHalo.positions !== halo32?.positions ? twinHalo : halo32 };
 }

@@ -9,7 +9,9 @@
 // X' row p + ⌊r/fh⌋: so y = a valid (pad 0) stride-1 conv of X' (P + R' − 1 rows × Q + S' − 1 columns, R' = ⌈R/fh⌉,
 // S' = ⌈S/fw⌉) with W', for any kernel, stride and padding. Its C·fh·fw channels are padded to whole 32-channel
 // groups (the tap-major halo's), zero: NIN's 48 → 64, 3×3 taps, a reduction of 576 against the gather's 363 useful
-// (384 in 32-deep slices): 1.5× its MMAs, 1.59× the useful ones. The transform is taken only where that padded
+// (384 in 32-deep slices): 1.5× its MMAs, 1.59× the useful ones. Where the last group's live channels fill only the
+// first of a slice's two 16-deep k-steps (NIN's 16 of 32), its slices run that one (s2dLastSteps): 432 deep, 1.125×
+// the gather's slices. The transform is taken only where the fully padded
 // work is at most S2D_MAX_WORK × the gather's slices (a 7×7/2 RGB stem: 12 → 32 channels, 4×4 taps, 3.2×: refused,
 // the band stays).
 //
@@ -76,6 +78,34 @@ export function s2dPlan(s: S2dStem, maxBatch: number, ablations: Ablations | und
   return plan;
 }
 
+/**
+ * The k-steps (of a slice's two mma k-steps of 16) that the last 32-channel group's slices run, where its live
+ * channels fill only the first 16 slots (the k-step reading chunks 0 and 1; the second reads slots 16..31): NIN's
+ * 48 live channels leave group 1 16, so its 9 slices run 1 k-step and the reduction is 432 deep for 363 useful,
+ * not 576. Undefined where every slice runs both: the switch off, or the last group's live slots past 16.
+ * Skipping an MMA whose A and B are zero leaves every accumulator bitwise what it was (fp32 x + 0 = x, and an
+ * accumulator that starts at +0 never becomes −0), so the switch's two builds agree bitwise.
+ */
+export function s2dLastSteps(s: S2dStem, ablations: Ablations | undefined): number | undefined {
+  const lastLive = s.live - (s.conv.C / TAPS_GROUP - 1) * TAPS_GROUP;
+  return isOn(ablations, 'stemS2dSteps') && lastLive <= 16 ? 1 : undefined;
+}
+
+/** The reduction the forward runs: the padded one, less the skipped k-steps (NIN: 576, or 432 with s2dLastSteps). */
+export function s2dReduction(s: S2dStem, ablations: Ablations | undefined): number {
+  const RS = s.conv.R * s.conv.S, padded = s.conv.C * RS, last = s2dLastSteps(s, ablations);
+  return last === undefined ? padded : padded - (2 - last) * 16 * RS;
+}
+
+/** The first k0 of the last group's slices (a C++ condition on k0 is `k0 >= this`). */
+const lastGroupK0 = (s: S2dStem) => (s.conv.C / TAPS_GROUP - 1) * TAPS_GROUP * s.conv.R * s.conv.S;
+
+/** mmaSlice's `steps`: this slice's k-steps (a C++ expression), or undefined where every slice runs both. */
+export function s2dSteps(s: S2dStem, ablations: Ablations | undefined): string | undefined {
+  const last = s2dLastSteps(s, ablations);
+  return last === undefined ? undefined : `(k0 >= ${lastGroupK0(s)} ? ${last} : 2)`;
+}
+
 /** The halo slot of channel j of a 32-channel group (the inverse of j = p/4 + 8·(p%4), conv-mma-tile.ts's staged k order). */
 const slotOf = (j: number) => 4 * (j % 8) + Math.floor(j / 8);
 
@@ -118,14 +148,17 @@ export function s2dWeightLambda(s: S2dStem, stem: { C: number; R: number; S: num
  * whole cells along an input row; each lane stores its value's 2 bytes in the slot of its channel (the file's note).
  * `load` sets `float v` from x's index `at` (channel `ch`) with the pending transform applied; then a barrier.
  */
-export function stageS2dHalo(s: S2dStem, stem: StemConv, p: TapsPlan, threads: number, load: (at: string, ch: string) => string[]): string[] {
+export function stageS2dHalo(s: S2dStem, stem: StemConv, p: TapsPlan, threads: number, load: (at: string, ch: string) => string[], ablations: Ablations | undefined): string[] {
   const view: HaloConv = p.view, g = p.geometry;
   const RS = view.R * view.S, perGroup = TAPS_GROUP / s.fw;
+  // Where the last group's slices skip their second k-step (s2dLastSteps), its slots 16·steps… are never read: not staged.
+  const last = s2dLastSteps(s, ablations);
+  const items = last === undefined ? `${g.window * TAPS_GROUP}` : `(k0 >= ${lastGroupK0(s)} ? ${g.window * 16 * last} : ${g.window * TAPS_GROUP})`;
   return [
     `if (k0 % ${TAPS_GROUP * RS} == 0) {`,
     `  // Stage the halo of X' (x space-to-depth by ${s.fh}×${s.fw}): group k0 / ${TAPS_GROUP * RS}'s ${perGroup} cell rows × ${s.fw} columns, rounded to bf16 once (padding stays 0).`,
     `  const int ca0 = k0 / ${TAPS_GROUP * RS} * ${perGroup};`,
-    `  for (int q = t; q < ${g.window * TAPS_GROUP}; q += ${threads}) {`,
+    `  for (int q = t; q < ${items}; q += ${threads}) {`,
     `    const int b = q % ${s.fw}, zq = q / ${s.fw} % ${g.window}, m = q / ${s.fw * g.window};`,
     '    const long long z = halo_start + zq;',
     `    const int img = int(z / ${g.pitchImage}), i = int(z % ${g.pitchImage}) / ${g.pitchW}, j = int(z % ${g.pitchImage}) % ${g.pitchW};`,
@@ -145,6 +178,7 @@ export function stageS2dHalo(s: S2dStem, stem: StemConv, p: TapsPlan, threads: n
 }
 
 /** report.txt's words. */
-export const s2dWords = (s: S2dStem, stem: StemConv, p: TapsPlan) =>
-  `stem as a stride-1 ${s.conv.R}×${s.conv.S} conv over x space-to-depth by ${s.fh}×${s.fw} (${s.live} channels, padded to ${s.conv.C}; reduction ${s.conv.C * s.conv.R * s.conv.S} for ${stem.C * stem.R * stem.S} useful), ` +
+export const s2dWords = (s: S2dStem, stem: StemConv, p: TapsPlan, ablations: Ablations | undefined) =>
+  `stem as a stride-1 ${s.conv.R}×${s.conv.S} conv over x space-to-depth by ${s.fh}×${s.fw} (${s.live} channels, padded to ${s.conv.C}; reduction ${s2dReduction(s, ablations)} for ${stem.C * stem.R * stem.S} useful` +
+  `${s2dLastSteps(s, ablations) === undefined ? '' : `, the last group's k-steps of padding skipped (of ${s.conv.C * s.conv.R * s.conv.S})`}), ` +
   `staged from x once per ${TAPS_GROUP} channels, channels innermost, in a swizzled shared halo of ${p.geometry.window} positions (bf16); A's fragments by ldmatrix from it for every tap`;

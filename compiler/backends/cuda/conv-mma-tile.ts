@@ -180,12 +180,15 @@ export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging, threads
 /**
  * The two mma k-steps over a staged 32-deep slice: A and B fragments by ldmatrix, acc += A·B. `aAt`: where
  * lane l's ldmatrix row of A's m16 tile `mt` and 16-byte chunk `chunk` lies, when not in the A tile `as`.
+ * `steps` (a C++ expression, 1 or 2): the k-steps this slice runs, where its second 16 k are all zero padding
+ * (conv-mma-stem-s2d.ts s2dSteps); skipping an MMA of zeros leaves every accumulator bitwise what it was.
  */
-export function mmaSlice(t: MmaTile, aAt?: string): string[] {
+export function mmaSlice(t: MmaTile, aAt?: string, steps?: string): string[] {
   const WN = t.nt * 8, MT = warpM16(t);
   return [
     'NINCC_UNROLL',
     `for (int ks = 0; ks < ${BK / 16}; ++ks) {`,
+    ...(steps ? [`  if (ks >= ${steps}) break;  // the slice's k-steps past this are zero padding`] : []),
     '  // ldmatrix.x4: lane l gives row l % 8 of matrix l / 8; matrices (rows +0/+8) × (k +0/+8) are A registers 0..3.',
     `  uint32_t frag_a[${MT}][4];`,
     '  NINCC_UNROLL',

@@ -27,8 +27,9 @@ export function warp64Twin(t: MmaTile): MmaTile | undefined {
  * from global memory, is bound by L2 rather than shared memory in the model, and there the emulator prices
  * the gather's padding-skipping loads worse over a thread's more staging rounds (k1's forward went from
  * 38.60M to 44.78M load sectors, 154.0 → 169.5 µs predicted: bench/RESULTS.md #15), so it keeps its warps (its
- * forwards on the space-to-depth form, conv-mma-stem-s2d.ts, are a stride-1 3×3 conv's and pass that shape here).
- * Off with `wideTiles: false` or `warp64Tiles: false`.
+ * forwards on the space-to-depth form, conv-mma-stem-s2d.ts, are a stride-1 3×3 conv's and pass that shape here; its
+ * weight gradient on its own input halo builds A from shared memory and passes stride 1 too: conv-mma-grad.ts wgradPlan,
+ * `stemWgradWarp64`). Off with `wideTiles: false` or `warp64Tiles: false`.
  */
 export function kxkWarpTile(t: MmaTile, c: { R: number; S: number; sh: number; sw: number }, ablations: Ablations | undefined): MmaTile {
   if (!isOn(ablations, 'wideTiles') || !isOn(ablations, 'warp64Tiles') || c.R * c.S === 1 || c.sh !== 1 || c.sw !== 1) return t;

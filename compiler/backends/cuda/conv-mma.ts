@@ -18,7 +18,7 @@ import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './
 import { stageTapsRuns, tapsRuns, tapsRunsPrologue, tapsRunsWords } from './conv-mma-taps-runs.js';
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import { stageStemBand, stemBand, stemStaging, stemWords } from './conv-mma-stem-band.js';
-import { s2dForward, s2dPlan, s2dWords, stageS2dHalo } from './conv-mma-stem-s2d.js';
+import { s2dForward, s2dPlan, s2dSteps, s2dWords, stageS2dHalo } from './conv-mma-stem-s2d.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { directFp32StoresWaste, stagedFp32Fits, stagedFp32Piece, stagedFp32Store, stagedFp32Write } from './conv-mma-store-fp32-staged.js';
@@ -56,6 +56,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const tile = !wideTiles ? chooseMmaTile(maxBatch * statRows, c.K, CANDIDATES) : RS === 1 ? chooseTrafficTile(maxBatch * statRows, c.K, 1, 1, WIDE_CANDIDATES) : kxkWarpTile(chooseMmaTile(maxBatch * statRows, c.K, WIDE_CANDIDATES), s2d?.conv ?? c, ablations);
   // A forward (training, or inference: lower/infer.ts) from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
   const taps = s2d ? s2dPlan(s2d, maxBatch, ablations, stats) : 'bf16w' in c && c.bf16w === true && tapsOrder(c, 'forward', maxBatch, ablations) ? tapsPlan(c, 'forward', maxBatch, ablations, stats, 0) : undefined;
+  // Its slices' live k-steps, where the last 32-channel group holds padding only past its first 16 k (conv-mma-stem-s2d.ts s2dSteps).
+  const steps = s2d && s2dSteps(s2d, ablations);
   if (taps && tileWords(taps.tile) !== tileWords(tile)) throw new Error(`conv-mma.ts: the tap-major halo's tile differs from the forward's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
   // A few-channels strided stem stages its input band once per block and builds A from it (conv-mma-stem-band.ts);
   // its rows per image may be padded to whole blocks.
@@ -124,7 +126,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     ...(taps
       ? [
           ...(s2d
-            ? stageS2dHalo(s2d, c, taps, threads, (at, ch) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', ch)])
+            ? stageS2dHalo(s2d, c, taps, threads, (at, ch) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', ch)], ablations)
             : runs
             ? stageTapsRuns(taps, runs, threads, 'x', (ch) => applyPending(c, 'v', ch), () => [])
             : stageTapsHalo(taps, threads, (at, ch) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', ch)], () => [])),
@@ -140,7 +142,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
       ? ['  // Stage A from the band: rows are output positions, eight lanes along each row\'s taps (c, r, s).', ...stageAlongK('as', BM, stemStaging(c, band), threads).map((s) => `  ${s}`)]
       : gatherA()),
     ...(bf16w
-      ? stageWeightsBf16(c.K, BN, threads)
+      ? stageWeightsBf16(c.K, BN, threads, steps)
       : [
           '// Stage B: W[k][crs] rows, eight lanes along each row\'s contiguous crs.',
           ...stageAlongK('bs', BN, {
@@ -152,7 +154,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
           }, threads),
         ]).map((s) => `  ${s}`),
     '  __syncthreads();',
-    ...mmaSlice(tile, taps ? tapsAAddress : undefined).map((s) => `  ${s}`),
+    ...mmaSlice(tile, taps ? tapsAAddress : undefined, steps).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
     ...epilogue(c, { rows, PQ, NT, WN, MT: warpM16(tile), statTiles }, out, staged),
@@ -162,7 +164,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     c.inBn && 'prologue: previous BN scale/shift',
     c.inRelu && 'prologue: ReLU',
     halo && `x staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
-    taps && (s2d ? s2dWords(s2d, c, taps) : tapsWords(taps, 'x')),
+    taps && (s2d ? s2dWords(s2d, c, taps, ablations) : tapsWords(taps, 'x')),
     runs && tapsRunsWords(runs),
     band && stemWords(c, band, PQ, stats),
     halo && bf16w && tapsFallback(c, 'forward', maxBatch, ablations),

@@ -89,14 +89,16 @@ function tapMajorCopy(c: { C: number; dgrad?: boolean }, rows: number, groups: n
 
 /**
  * Stage B (`bs`, `rowsInTile` rows from `n0`) of the slice at `k0` from the copy `wb` of `rows` rows:
- * consecutive threads on consecutive 16-byte chunks, 4 a row; rows past B stay zero.
+ * consecutive threads on consecutive 16-byte chunks, 4 a row; rows past B stay zero. `steps` (a C++ expression,
+ * mmaSlice's): the k-steps the slice runs; the chunks of a skipped one are not staged (nothing reads them).
  */
-export function stageWeightsBf16(rows: number, rowsInTile: number, threads: number): string[] {
+export function stageWeightsBf16(rows: number, rowsInTile: number, threads: number, steps?: string): string[] {
   return [
     '// Stage B from the bf16 copy: 16-byte chunks already in the staged k order, four lanes a row.',
     'NINCC_UNROLL',
     `for (int q = t; q < ${rowsInTile * 4}; q += ${threads}) {`,
     '  const int row = q / 4, chunk = q % 4;',
+    ...(steps ? [`  if (chunk >= 2 * ${steps}) continue;  // a skipped k-step's chunks`] : []),
     '  int4 v = int4{0, 0, 0, 0};',
     `  if (n0 + row < ${rows}) v = nincc::ld(reinterpret_cast<const int4*>(wb) + ((long long)(k0 / ${BK}) * ${rows} + n0 + row) * 4 + chunk);`,
     `  nincc::st(&bs[${swizzled('row', 'chunk')}], v);`,

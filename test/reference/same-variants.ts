@@ -1,0 +1,39 @@
+// Two emu bf16 builds of one spec (emu-variants.ts), an optimization's switch on and off, that must compute bitwise
+// alike (same-training.ts): one step's every gradient, then SGD steps, every tensor and inference.
+import { expect } from 'vitest';
+import type { Ablations } from '../../compiler/ablations.js';
+import { load } from '../../runtime/model.js';
+import { randomizeAffine, rng, uniform } from './artifacts.js';
+import { buildEmuVariants } from './emu-variants.js';
+import { expectSameGradients, expectSameSteps } from './same-training.js';
+
+/** What a comparison needs: the spec, its file name, its input (C, H, W), classes and the two builds' ablations. */
+export interface SameVariants {
+  readonly spec: string;
+  readonly file: string;
+  readonly input: readonly [number, number, number];
+  readonly classes: number;
+  readonly on: Ablations;
+  readonly off: Ablations;
+  /** A weight whose gradient must not be all zero, so that the comparison means something. */
+  readonly live: string;
+}
+
+/** Builds both, loads them (a batch of 3 on grids for 4), randomizes the BN affines, and expects them bitwise alike. */
+export async function expectSameVariants(v: SameVariants, seed: number): Promise<void> {
+  const builds = buildEmuVariants(v.spec, v.file, { on: v.on, off: v.off });
+  const n = 3;
+  const images = uniform(n * v.input[0] * v.input[1] * v.input[2], -1.5, 1.5, rng(seed));
+  const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % v.classes);
+  const [on, off] = await Promise.all([builds.dirs.on, builds.dirs.off].map((d) => load(d, { device: 'emu', seed: seed + 1 })));
+  try {
+    randomizeAffine(on, rng(seed + 2));
+    const grads = await expectSameGradients(on, off, images, labels);
+    expect(grads.length).toBeGreaterThanOrEqual(4);
+    expect(on.getGradient(v.live).some((x) => x !== 0), `${v.live}'s gradient`).toBe(true);
+    await expectSameSteps(on, off, images, labels, n);
+  } finally {
+    await Promise.all([on, off].map((m) => m.dispose()));
+    builds.remove();
+  }
+}
