@@ -13,6 +13,12 @@ export interface WgradReduction {
   readonly maxSplits: number;
 }
 
+/**
+ * Resident blocks per SM the choice assumes for every bf16 weight gradient: ptxas's registers are not known at
+ * lowering, and NIN's k×k ones take 256 threads at 230 registers (report.txt), one a SM (runtime/profile/occupancy.ts).
+ */
+export const WGRAD_RESIDENT_BLOCKS = 1;
+
 /** The GPU the build is for: its SMs and the weight gradient's resident blocks per SM. */
 export interface WaveGpu {
   readonly sms: number;
