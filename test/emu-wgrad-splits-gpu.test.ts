@@ -52,10 +52,12 @@ describe.runIf(FULL)('weight-gradient splits for a GPU on emu (NINCC_TEST_FULL=1
       for (const t of plain.tensorNames()) for (const m of [h100, again]) m.setTensor(t, plain.getTensor(t));
       await Promise.all([plain, h100, again].map((m) => m.forwardBackward(images, labels)));
       // Each weight gradient sums the same bf16 products in fp32 (the split's share, then the splits in order): only
-      // the grouping moves, so each element is off by at most a few ulps of the largest gradient of its tensor.
+      // the grouping moves, so each element is off by a few ulps of the largest gradient of its tensor, 1e-5 of it,
+      // or, where the sum cancels to noise (conv1's bias before its BN: |dβ| ~ 5e-4, off by 7.5e-9 in a first
+      // run), by 5e-8 absolute.
       const close = (a: Float32Array, b: Float32Array, what: string) => {
-        const scale = Math.max(...Array.from(a, Math.abs));
-        for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i]), `${what}[${i}]`).toBeLessThanOrEqual(1e-5 * scale);
+        const bound = 1e-5 * Math.max(...Array.from(a, Math.abs)) + 5e-8;
+        for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i]), `${what}[${i}]`).toBeLessThanOrEqual(bound);
       };
       const names = plain.info.params.map((t) => t.name);
       for (const t of names) close(plain.getGradient(t), h100.getGradient(t), `${t} gradient`);
