@@ -1,4 +1,4 @@
-// The optimizations' A/B off-switches (the bf16 path's, the cpu's inline call and one of the cpu training's), said once: each leaves one optimization out of a build, so a test can
+// The optimizations' A/B off-switches (the bf16 path's, the cpu's inline call and the cpu training's), said once: each leaves one optimization out of a build, so a test can
 // check it against what it replaced (bitwise, where the summation order is unchanged); and the opt-ins, built but off by default until they win.
 /** Each switch, with what a build that turns it off does instead. */
 export const ABLATIONS = {
@@ -24,11 +24,13 @@ export const ABLATIONS = {
   stagedStores: 'the convs\' bf16 epilogues (y of a forward, dX of a data gradient) store from the accumulator layout directly, 2 bytes × 4 channels × 8 positions a warp instruction, not staged through shared memory into contiguous runs (backends/cuda/conv-mma-store-staged.ts)',
   stagedFp32Stores: 'the convs\' fp32 epilogues (inference\'s y) on planes that are not a multiple of 8 positions store from the accumulator layout directly, 4 bytes × 4 channels × 8 positions a warp instruction, not staged through shared memory into 128-byte runs (backends/cuda/conv-mma-store-fp32-staged.ts)',
   sgdWeightCopies: 'the bf16 weight copies are rewritten every step by their conversion launches before their readers, not by the SGD update as it writes the weights (backends/cuda/sgd-weight-bf16.ts, lower/sgd-weight-copies.ts)',
+  wgradImageRing: 'the 1×1 and k×k weight gradients whose plain bf16 dY\' has planes of 32 to a few hundred positions stage B from global memory one row a warp instruction (runs off the sector grid), not whole images of the block\'s channels copied into a shared ring of two slots (backends/cuda/conv-mma-wgrad-image-ring.ts)',
   wgradLastSplit: 'the bf16 weight gradients leave their batch splits\' partials to a wgrad_reduce launch, not summed in split order by the last split block of each tile to finish (backends/cuda/conv-mma-last-cta-wgrad.ts)',
   inlineCall: 'every cpu inference call runs on a worker thread, none on the JS thread (schedule/cpu-region-inline-call.ts)',
   cpuBnOnePassStats: 'the cpu training\'s BN forwards take their batch statistics in two passes over x (the mean, then the squares around it), not one around a value of the channel (runtime/include/nincc/cpu/batchnorm.h channel_moments)',
   winogradHalfTiles: 'the cpu inference Winograd convs multiply all 32 lanes of a column tile holding at most 16 tiles (NIN\'s 7x7 planes at batch 1), not its first half alone (runtime/include/nincc/cpu/conv_winograd.h kHalfTileCols)',
   narrowTails: 'the cpu inference packed convs\' implicit GEMM and pointwise direct conv multiply both registers of lanes of a pixel tile short of 32 columns (NIN\'s 7x7, 14x14 and 28x28 planes at batch 1), not only the registers its columns reach, with a last 1-4 columns as weights-in-lanes products (runtime/include/nincc/cpu/conv_gemm.h tail_split; training\'s and the unfolded convs\' GEMMs take the narrow tails always, the same bits)',
+  cpuWgradSpreadPrefetch: 'the cpu training\'s 1×1 weight gradients on planes of whole tiles (NIN\'s 96-channel 56×56) prefetch the next pixel block\'s lines in one burst before each tile product, not a few lines every 4 of its pixels (runtime/include/nincc/cpu/conv_wgrad_1x1.h; the same sums, the same bits)',
   hostL3: 'a native cpu build\'s conv algorithm choice assumes the default 32 MiB L3, not the build machine\'s (schedule/cpu-winograd-choice-l3.ts)',
 } as const;
 
@@ -38,6 +40,8 @@ export const ABLATIONS = {
  */
 export const OPT_INS = {
   cpuBnStatsInConv: 'the cpu training\'s BN forwards after an implicit-GEMM conv take their batch statistics from per-tile sums the conv\'s epilogue recorded as it stored x, not from a pass over x (runtime/include/nincc/cpu/bn_moments.h, conv_gemm.h store_tile; bounded, not bitwise: other sums in another order). Off: measured +8-17 ms of conv epilogue against -2 to -6 ms of BN a NIN step (bench/RESULTS.md, i19y)',
+  tapsRuns: 'the tap-major halos (stride-1 k×k forwards and data gradients) read their planes in sector-aligned runs through B\'s tile, not a position\'s 8 channels a lane straight from global memory, 32 consecutive padded positions of one plane a load instruction: NIN b128\'s loads at full coalescing, but the extra pass through shared memory makes every such kernel slower in the profile model (bench/RESULTS.md, branch i15M; backends/cuda/conv-mma-taps-runs.ts)',
+  wgradSectorWindows: 'the 1×1 weight gradients on planes that are not whole sectors (NIN\'s 14×14 and 7×7) stage x and a plain bf16 dY\' through per-row shared windows loaded in whole sectors (backends/cuda/conv-mma-wgrad-sector-window.ts), not from global memory one row a warp instruction, 32 positions off the sector grid. Off: their loads reach full coalescing, but the windows\' shared stores and reads bound NIN\'s k24/k27/k34/k37 by shared memory (training 3.494 → 3.544 ms predicted, bench/RESULTS.md #15 i15N)',
 } as const;
 
 export type Ablation = keyof typeof ABLATIONS;

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { Ablations } from '../compiler/ablations.js';
 import { compileModel, compileSpec } from '../compiler/pipeline.js';
 import { wgrad1x1Applies, wgrad1x1Report } from '../compiler/schedule/cpu-train-wgrad-1x1.js';
 import { root } from './cli-run.js';
@@ -22,9 +23,13 @@ describe('1x1 training weight gradient: dy unpacked or the GEMM', () => {
     expect(wgrad1x1Applies({ ...pointwise(96, 56), R: 3, S: 3, ph: 1, pw: 1 })).toBe(false);
   });
 
-  it("generates NIN's weight gradients with the rule static_asserted against the header's, and reports it", () => {
+  const compileNin = (ablations?: Ablations) => {
     const file = join(root, 'models/nin.model');
-    const compiled = compileModel(compileSpec(readFileSync(file, 'utf8'), file).model!, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [] });
+    return compileModel(compileSpec(readFileSync(file, 'utf8'), file).model!, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [], ...(ablations ? { ablations } : {}) });
+  };
+
+  it("generates NIN's weight gradients with the rule static_asserted against the header's, and reports it", () => {
+    const compiled = compileNin();
     const asserts = [...compiled.cpu.text.matchAll(/static_assert\(wgrad_1x1_applies\(Conv2dShape\{1, (\d+), (\d+), (\d+), (\d+), (\d+), \d+, \d+, \d+, \d+, \d+\}\) == (true|false)/g)];
     const chosen = asserts.filter((m) => m[6] === 'true').map((m) => `${m[1]}→${m[4]} ${m[2]}x${m[3]} ${m[5]}x${m[5]}`);
     expect(chosen).toEqual(['96→96 56x56 1x1', '96→96 56x56 1x1']);
@@ -34,5 +39,19 @@ describe('1x1 training weight gradient: dy unpacked or the GEMM', () => {
     expect(report.filter((l) => l.includes('dy unpacked')).map((l) => l.trim().split(' ')[0])).toEqual(['k7_conv_bwd_weight', 'k4_conv_bwd_weight']); // the backward's order
     expect(report.find((l) => l.includes('1x1 256→256 on 28x28'))).toMatch(/implicit GEMM \(conv_wgrad\.h\): 28x28 pixels are not whole tiles of 32/);
     expect(report.length).toBe(1 + 8); // NIN's eight 1x1 convs
+    expect(report.filter((l) => l.includes('dy unpacked')).every((l) => l.includes('prefetched a few lines every 4 pixels of each tile product'))).toBe(true);
+    expect(compiled.cpu.text).not.toContain('conv2d_backward_weights<false>');
+  });
+
+  // The cpuWgradSpreadPrefetch ablation: the unpacked form's prefetches in one burst per tile product
+  // (bitwise the same dw: test_conv.cc check_wgrad_1x1); the GEMM's calls are unchanged.
+  it('the cpuWgradSpreadPrefetch ablation renders the unpacked form with burst prefetches and reports it', () => {
+    const compiled = compileNin({ cpuWgradSpreadPrefetch: false });
+    const calls = [...compiled.cpu.text.matchAll(/static_assert\(wgrad_1x1_applies\(Conv2dShape\{1, (\d+), \d+, \d+, (\d+),[^\n]*\n[^\n]*\n[^\n]*conv2d_backward_weights(<false>)?\(shape/g)];
+    expect(calls.length).toBe(12); // NIN's twelve convs
+    expect(calls.filter((m) => m[3] === '<false>').map((m) => `${m[1]}→${m[2]}`)).toEqual(['96→96', '96→96']);
+    const report = wgrad1x1Report(compiled.cpuPrograms).filter((l) => l.includes('dy unpacked'));
+    expect(report.length).toBe(2);
+    expect(report.every((l) => l.includes('prefetched in one burst per tile product (cpuWgradSpreadPrefetch off)'))).toBe(true);
   });
 });

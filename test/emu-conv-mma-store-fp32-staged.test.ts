@@ -5,9 +5,6 @@
 // inference), and the emulator's profile must show fewer store sectors, at 4 or 5 per 128 bytes, with no bank
 // conflict added. Planes of 99, 63 and 20 positions (most runs start inside a sector), batch 3 on grids for 4.
 // CI checks the compiled kernels (no build, ~2 s); the emu builds run with NINCC_TEST_FULL=1.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { coalescing } from '../runtime/profile/profile-coalescing.js';
@@ -15,6 +12,7 @@ import { load, type Model } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, type EmuVariants } from './reference/emu-variants.js';
 import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
+import { profiledLaunches } from './reference/emu-profile.js';
 
 const INPUT = [16, 9, 11] as const;
 const CLASSES = 3;
@@ -62,22 +60,8 @@ describe('the staged fp32 epilogue stores (compiled, no build)', () => {
 
 /** Each kernel's counters over one profiled inference of `n` images, every block run. */
 async function profiledInference(model: Model, images: Float32Array, n: number): Promise<Map<string, Record<string, number>>> {
-  const work = mkdtempSync(join(tmpdir(), 'nincc-fp32-staged-'));
-  const file = join(work, 'counters.jsonl');
-  const saved = { path: process.env.NINCC_EMU_PROFILE, sample: process.env.NINCC_EMU_PROFILE_SAMPLE };
-  try {
-    await model.infer(images, n); // folds BN first, unprofiled
-    process.env.NINCC_EMU_PROFILE = file;
-    process.env.NINCC_EMU_PROFILE_SAMPLE = '0';
-    await model.infer(images, n);
-    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, number> & { kernel: string });
-    return new Map(lines.map((l) => [l.kernel, l]));
-  } finally {
-    for (const [key, value] of [['NINCC_EMU_PROFILE', saved.path], ['NINCC_EMU_PROFILE_SAMPLE', saved.sample]] as const)
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    rmSync(work, { recursive: true, force: true });
-  }
+  await model.infer(images, n); // folds BN first, unprofiled
+  return profiledLaunches(() => model.infer(images, n));
 }
 
 describe.runIf(FULL)('the staged fp32 epilogue stores on emu (NINCC_TEST_FULL=1)', () => {

@@ -75,7 +75,8 @@ const constSchemas = {
   conv_fwd: { ...spatial, bias: 'bool', relu: 'bool', bnMoments: 'bool?', ...convSlot, ...u8Input },
   // addend: dx also sums another reader's gradient of the same input (g_add), as conv_dgrad_fused's.
   conv_bwd_data: { ...spatial, bias: 'bool', addend: 'bool?', ...convSlot },
-  conv_bwd_weight: { ...spatial, bias: 'bool', ...convSlot, ...u8Input },
+  // burstPrefetch: the cpuWgradSpreadPrefetch ablation (the 1x1 form's prefetches in one burst per tile product; conv_wgrad_1x1.h).
+  conv_bwd_weight: { ...spatial, bias: 'bool', ...convSlot, ...u8Input, burstPrefetch: 'bool?' },
   // bf16w: the bf16 tensor-core kernel stages its (folded) weights from a conv_weight_bf16 copy `wb` made by the prepare program (lower/infer.ts).
   conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', maxBatch: 'int?', l3Bytes: 'int?', winogradFullTiles: 'bool?', wideTails: 'bool?', ...convOutput, ...u8Input, bf16w: 'bool?' },
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool', maxBatch: 'int?', l3Bytes: 'int?' },

@@ -131,7 +131,7 @@ const convSlot = (slot?: { slice: Slice }) => (slot ? { yTotal: slot.slice.total
  * Emits the backward of one layer; returns the gradient w.r.t. its input (undefined when not needed).
  * `addend`: another reader's gradient of the same input, which a conv's backward-data adds as it writes.
  */
-function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string, needDx: boolean, addend?: string, gSlice?: Slice): string | undefined {
+function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string, needDx: boolean, addend?: string, gSlice?: Slice, wgrad: WgradConsts = {}): string | undefined {
   const inSize = elementsOf(l.input);
   // Only a concat branch's end written in place (concatSlots: SLOT_ENDS) reads its gradient from the concat's.
   if (gSlice && !(SLOT_ENDS as readonly string[]).includes(l.kind)) throw new Error(`internal error: ${l.kind} ${l.index} reads its gradient in a concat's, which only ${SLOT_ENDS.join(', ')} can`);
@@ -141,7 +141,7 @@ function backwardLayer(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, g: string,
   switch (l.kind) {
     case 'conv': {
       const c = { ...windowShape(l), bias: l.attrs.bias, ...convSlot(gSlice && { slice: gSlice }) };
-      b.step(l, 'conv_bwd_weight', { x: s.x, g, dw: grad('weight'), db: c.bias ? grad('bias') : undefined }, { ...c, ...stemConsts(s.stem) }, sliceKernel(l, 'conv_bwd_weight', gSlice));
+      b.step(l, 'conv_bwd_weight', { x: s.x, g, dw: grad('weight'), db: c.bias ? grad('bias') : undefined }, { ...c, ...stemConsts(s.stem), ...wgrad }, sliceKernel(l, 'conv_bwd_weight', gSlice));
       if (!needDx) return undefined;
       const d = dx();
       b.step(l, 'conv_bwd_data', { g, w: p('weight'), g_add: addend, dx: d }, { ...c, ...(addend ? { addend: true } : {}) }, sliceKernel(l, 'conv_bwd_data', gSlice));
@@ -242,11 +242,12 @@ export function trainingInputs(m: ShapedModel, stem?: U8Stem): { b: ProgramBuild
 }
 
 /**
- * The cpu training's options: `bnOnePassStats` false is the cpuBnOnePassStats ablation, `bnStatsInConv` true the
- * cpuBnStatsInConv opt-in (compiler/ablations.ts OPT_INS).
+ * The cpu training's options: `bnOnePassStats` false is the cpuBnOnePassStats ablation, `wgradSpreadPrefetch` false the
+ * cpuWgradSpreadPrefetch one, `bnStatsInConv` true the cpuBnStatsInConv opt-in (compiler/ablations.ts OPT_INS).
  */
 export interface CpuTrainOptions {
   readonly bnOnePassStats?: boolean;
+  readonly wgradSpreadPrefetch?: boolean;
   readonly bnStatsInConv?: boolean;
 }
 
@@ -262,6 +263,9 @@ export function momentsTaker(layers: readonly ShapedLayer[], reads: readonly num
   if (l.kind !== 'conv' || reads[i] !== 1 || next?.kind !== 'bn' || !next.attrs.affine || inputsOf(layers, i + 1)[0] !== i) return false;
   return (stem !== undefined && inputsOf(layers, i)[0] < 0) || chooseTrainingConvAlgorithm(windowShape(l)) === 'implicit_gemm';
 }
+type WgradConsts = { readonly burstPrefetch?: true };
+/** A conv weight gradient's consts for how the 1x1 form prefetches: none by default (spread between pixels, conv_wgrad_1x1.h). */
+const trainWgradConsts = (options: CpuTrainOptions): WgradConsts => (options.wgradSpreadPrefetch === false ? { burstPrefetch: true } : {});
 type BnStatsConsts = { readonly twoPassStats?: true };
 /** A BN forward's consts for how it takes its batch statistics: none by default (one pass, batchnorm.h channel_moments). */
 const trainStatsConsts = (options: CpuTrainOptions): BnStatsConsts => (options.bnOnePassStats === false ? { twoPassStats: true } : {});
@@ -269,6 +273,7 @@ const trainStatsConsts = (options: CpuTrainOptions): BnStatsConsts => (options.b
 /** `stem`: the model takes uint8 images, which its first conv normalises (u8-input.ts). */
 export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem, options: CpuTrainOptions = {}): { program: Program; builder: ProgramBuilder } {
   const bnStats = trainStatsConsts(options);
+  const wgradConsts = trainWgradConsts(options);
   const last = logSoftmaxHead(m);
   const { b, images, labels } = trainingInputs(m, stem);
   const saved: Saved[] = [];
@@ -367,7 +372,7 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem, options
     }
     // A conv whose input already has a gradient (a fanned-out value) sums it in its backward-data pass.
     const prior = l.kind === 'conv' && wanted(from[0]) ? grads.get(from[0]) : undefined;
-    const d = backwardLayer(b, l, saved[i], g, wanted(from[0]), prior, gradSlices.get(i));
+    const d = backwardLayer(b, l, saved[i], g, wanted(from[0]), prior, gradSlices.get(i), wgradConsts);
     if (d !== undefined && prior !== undefined) grads.set(from[0], d);
     else if (d !== undefined && wanted(from[0])) accumulate(from[0], d, m.layers[from[0]]);
   }

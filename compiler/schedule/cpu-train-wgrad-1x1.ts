@@ -15,8 +15,15 @@ export function wgrad1x1Applies(c: ConvShape): boolean {
   return isPointwise(c) && (c.P * c.Q) % wholeTilePixels === 0 && c.K * c.C <= groupedMaxDwFloats;
 }
 
-function reason(c: ConvShape): string {
-  if (wgrad1x1Applies(c)) return `dy unpacked, x's planes transposed in place (conv_wgrad_1x1.h): ${c.P}x${c.Q} is ${(c.P * c.Q) / wholeTilePixels} whole tiles of ${wholeTilePixels} pixels; measured 0.88-0.90 of the GEMM's time on NIN's 96-channel 56x56 (bench/logs/i19o-wgrad-1x1.out)`;
+/** How the 1x1 form prefetches the next pixel block (the cpuWgradSpreadPrefetch ablation, compiler/ablations.ts). */
+function prefetchReason(burst: boolean | undefined): string {
+  return burst
+    ? 'the next pixel block prefetched in one burst per tile product (cpuWgradSpreadPrefetch off)'
+    : 'the next pixel block prefetched a few lines every 4 pixels of each tile product, not in one burst before it; measured 0.93-0.96 of the burst\'s time (bench/logs/i19A-wgrad-1x1-spread-prefetch.out)';
+}
+
+function reason(c: ConvShape & { readonly burstPrefetch?: boolean }): string {
+  if (wgrad1x1Applies(c)) return `dy unpacked, x's planes transposed in place (conv_wgrad_1x1.h): ${c.P}x${c.Q} is ${(c.P * c.Q) / wholeTilePixels} whole tiles of ${wholeTilePixels} pixels; measured 0.88-0.90 of the GEMM's time on NIN's 96-channel 56x56 (bench/logs/i19o-wgrad-1x1.out); ${prefetchReason(c.burstPrefetch)}`;
   if ((c.P * c.Q) % wholeTilePixels !== 0) return `implicit GEMM (conv_wgrad.h): ${c.P}x${c.Q} pixels are not whole tiles of ${wholeTilePixels} (the unpacked form took 1.03-1.43x the GEMM's time on NIN's 28x28, 14x14 and 7x7 1x1s)`;
   return `implicit GEMM (conv_wgrad.h): dw of ${c.K * c.C} floats is past ${groupedMaxDwFloats}, not summed in pixel groups`;
 }

@@ -157,7 +157,7 @@ void check_conv_concat_slot(const Conv2dShape& s, int total, int offset, Rng& rn
 }
 
 // The 1x1 weight gradient with dy unpacked (conv_wgrad_1x1.h): against the float64 reference and bit
-// for bit against conv_wgrad.h's GEMM (same blocks, same order) at 1, 2 and all threads, called
+// for bit against conv_wgrad.h's GEMM (same blocks, same order) and its burst-prefetch form at 1, 2 and all threads, called
 // directly (also on planes whose tiles cross images, which conv.h leaves to the GEMM) and, where
 // wgrad_1x1_applies, through conv2d_backward_weights, and from a concat slot of dy.
 void check_wgrad_1x1(const Conv2dShape& s, int total, int offset, Rng& rng) {
@@ -182,10 +182,16 @@ void check_wgrad_1x1(const Conv2dShape& s, int total, int offset, Rng& rng) {
     CHECK(bitwise_equal(dw, gemm));
     nincc::cpu::conv2d_backward_weights_1x1(s, x.data(), joined_dy.data(), slot.data(), place);
     CHECK(bitwise_equal(slot, dw));
+    // The prefetches in one burst per tile product (the cpuWgradSpreadPrefetch ablation): the same bits.
+    std::vector<float> burst = poisoned(conv_w_size(s));
+    nincc::cpu::conv2d_backward_weights_1x1<false>(s, x.data(), joined_dy.data(), burst.data(), place);
+    CHECK(bitwise_equal(burst, dw));
     if (applies) {
-      std::vector<float> via = poisoned(conv_w_size(s));
+      std::vector<float> via = poisoned(conv_w_size(s)), via_burst = poisoned(conv_w_size(s));
       nincc::cpu::conv2d_backward_weights(s, x.data(), joined_dy.data(), via.data(), nullptr, place);
       CHECK(bitwise_equal(via, dw));
+      nincc::cpu::conv2d_backward_weights<false>(s, x.data(), joined_dy.data(), via_burst.data(), nullptr, place);
+      CHECK(bitwise_equal(via_burst, dw));
     }
     if (first.empty()) first = dw;
     CHECK(bitwise_equal(dw, first));

@@ -143,7 +143,9 @@ function body(k: KernelStep): string[] {
       const shape = `Conv2dShape{1, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}}`;
       const choice = `static_assert(wgrad_1x1_applies(${shape}) == ${wgrad1x1Applies(c)}, "cpu-train-wgrad-1x1.ts wgrad1x1Applies");`;
       const stemChoice = `static_assert(wgrad_stem_applies(${shape}) == ${wgradStemApplies(c)}, "cpu-train-stem-wgrad.ts wgradStemApplies");`;
-      return [convShape(c), choice, stemChoice, `conv2d_backward_weights(shape, ${convInput(c)}, ${cf('g')}, ${f('dw')}, ${optional('db', true)}${slot});`];
+      // The cpuWgradSpreadPrefetch ablation: the 1x1 form's prefetches in one burst per tile product (conv_wgrad_1x1.h).
+      const prefetch = c.burstPrefetch && wgrad1x1Applies(c) ? '<false>' : '';
+      return [convShape(c), choice, stemChoice, `conv2d_backward_weights${prefetch}(shape, ${convInput(c)}, ${cf('g')}, ${f('dw')}, ${optional('db', true)}${slot});`];
     }
     case 'fold_bn': {
       const c = k.consts;

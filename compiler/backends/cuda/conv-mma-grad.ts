@@ -16,6 +16,7 @@ import { applyPendingFrom, fromRow, pendingFields, rebuildFields, rebuildGradien
 import { biasPerValue, biasStore, hoistRowParams, rowsPerWarp, stageAlongPositions, type CoalescedRows } from './conv-mma-wgrad-coalesced-staging.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
+import { stageTapsRuns, tapsRuns, tapsRunsPrologue, tapsRunsWords } from './conv-mma-taps-runs.js';
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords, type Halo } from './conv-mma-wgrad-halo.js';
 import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
@@ -26,8 +27,11 @@ import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
-import { isOn, type Ablations } from '../../ablations.js';
+import { isOn, isOptedIn, type Ablations } from '../../ablations.js';
 import { lastSplitParams, lastSplitReduce } from './conv-mma-last-cta-wgrad.js';
+import { chooseImageRing, ringCopy, ringElement, ringPrologue } from './conv-mma-wgrad-image-ring.js';
+import { offSectorGrid, windowBytes, windowElement, windowLoad, windowPrologue, type SectorWindow } from './conv-mma-wgrad-sector-window.js';
+import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
@@ -109,6 +113,9 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true, bf16: c.dxBf16 }, ...statsParams(c)];
   // A bf16 dx is staged through the dead operand tiles (the taps halo, where there is no A tile) and stored in contiguous runs (conv-mma-store-staged.ts).
   const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
+  // The tap-major halo staged from sector-aligned runs of dY's planes through B's tile (conv-mma-taps-runs.ts), where
+  // staging an element reads dY alone (a rebuild reads y at the same place: it keeps the per-position staging).
+  const runs = taps && rebuildGradientFrom(c, 'v', 'at', fromRow).length === 0 ? tapsRuns(taps, BN * BK * 2, c.gBf16 ? 2 : 4, ablations) : undefined;
   const staged = c.dxBf16 === true && isOn(ablations, 'stagedStores') && stagedFits(stageBytes, threads / 32) ? stageBuffer : undefined;
   const target: StagedTarget = { dst: 'dx', plane: (img, col) => `(long long)${img} * ${c.C} + ${col}`, columns: c.C, positions: HW, rows };
   const perRow = [
@@ -154,9 +161,10 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, threads)] : []),
     ...(view && halo ? haloPrologue(view, halo, rows) : []),
     ...(taps ? tapsPrologue(taps) : []),
+    ...(taps && runs ? tapsRunsPrologue(taps, threads) : []),
     `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
     ...(taps
-      ? [...stageTapsHalo(taps, threads, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], (ch) => tableLoads(c, ch)), tapOffsetLine(taps)]
+      ? [...(runs ? stageTapsRuns(taps, runs, threads, 'g', () => [], (ch) => tableLoads(c, ch)) : stageTapsHalo(taps, threads, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], (ch) => tableLoads(c, ch))), tapOffsetLine(taps)]
       : view && halo
       ? [
           ...stageHalo(view, halo, tile, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], tableLoads(c, `(ch < ${c.K} ? ch : 0)`)),
@@ -201,6 +209,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)',
     halo && `dY' staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
     taps && tapsWords(taps, "dY'"),
+    runs && tapsRunsWords(runs),
     halo && c.bf16w && tapsFallback(c, 'dgrad', maxBatch, ablations),
     addend && "epilogue: + another reader's gradient",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
@@ -283,6 +292,22 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const bRows: CoalescedRows | undefined = coalesced && bPerWarp
     ? { rows: BN, perWarp: bPerWarp, fields: rebuildFields(c), channel: (row) => `n0 + ${row}`, live: (row) => `n0 + ${row} < ${c.K}` }
     : undefined;
+  // Rows off the sector grid through per-row windows loaded in whole sectors (conv-mma-wgrad-sector-window.ts), opted into by
+  // `wgradSectorWindows: true` (their shared traffic outweighed the sectors saved on NIN): x of a 1×1 stride-1 unpadded
+  // conv, and a plain bf16 dY' where the whole-image ring below does not fit beside A's window.
+  // The static shared memory already declared: the A and B tiles, an input halo and its pending BN's scale/shift tables (wgradHaloPrologue).
+  const tileBytes = (BM + BN) * BK * 2 + (halo ? halo.bytes + (c.inBn ? halo.channels * 2 * 4 : 0) : 0);
+  const windows = isOptedIn(ablations, 'wgradSectorWindows') && offSectorGrid(PQ);
+  const aWindow: SectorWindow | undefined = windows && aRows && RS === 1 && c.sh === 1 && c.sw === 1 && c.ph === 0 && c.pw === 0 && c.xBf16 && tileBytes + windowBytes(BM) <= STATIC_SHARED_BYTES
+    ? { name: 'awin', source: 'x', channels: c.C, positions: PQ, rows: aRows }
+    : undefined;
+  const plainB = bRows && c.gBf16 && !c.gBn && !c.gRelu;
+  const besideB = tileBytes + (aWindow ? windowBytes(BM) : 0);
+  // Plain bf16 dY' on short planes: whole images of the block's channels copied into a shared ring, B staged from there (conv-mma-wgrad-image-ring.ts).
+  const ring = plainB && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
+  const bWindow: SectorWindow | undefined = plainB && bRows && !ring && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
+    ? { name: 'bwin', source: 'g', channels: c.K, positions: PQ, rows: bRows }
+    : undefined;
   const gatherElement = [
     'const long long j = j0 + ko;',
     `if (crs < ${CRS} && j < hi) {`,
@@ -298,8 +323,9 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   // Without a halo, A gathers each tap's input from global memory.
   const stageGathered = aRows
     ? [
+        ...(aWindow ? windowLoad(aWindow).map((s) => `  ${s}`) : []),
         '  // Stage A: rows are taps crs = (c, r, s), one a warp instruction, the lanes along its positions j: the input under the tap, its pending transform applied.',
-        ...stageAlongPositions('as', aRows, gatherRow, gatherElement).map((s) => `  ${s}`),
+        ...stageAlongPositions('as', aRows, gatherRow, aWindow ? windowElement(aWindow, `crs < ${CRS}`, applyPendingFrom(c, 'v', fromRow)) : gatherElement).map((s) => `  ${s}`),
       ]
     : [
     '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
@@ -343,12 +369,16 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     ...(aRows ? hoistRowParams(aRows) : []),
     ...(bRows ? hoistRowParams(bRows) : []),
     ...(halo ? wgradHaloPrologue(c, halo, threads) : []),
+    ...(ring ? ringPrologue(ring) : []),
+    ...[aWindow, bWindow].flatMap((w) => (w ? windowPrologue(w) : [])),
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem)).map((s) => `  ${s}`) : stageGathered),
     ...(bRows
       ? [
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',
-          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], gradientElement, c.bias ? biasPerValue : undefined),
+          ...(ring ? ringCopy(ring, c.K, threads) : []),
+          ...(bWindow ? windowLoad(bWindow) : []),
+          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], ring ? ringElement(ring, c.K) : bWindow ? windowElement(bWindow, `kout < ${c.K}`) : gradientElement, c.bias ? biasPerValue : undefined),
         ]
       : [
           '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
@@ -384,6 +414,8 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     c.bias && 'bias gradient (fp32)',
     s2d && s2dWgradWords(s2d, stem),
     (aRows || bRows) && `${[aRows && 'x', bRows && "dY'"].filter(Boolean).join(' and ')} staged one row a warp instruction, lanes along positions`,
+    (aWindow || bWindow) && `${[aWindow && 'x', bWindow && "dY'"].filter(Boolean).join(' and ')} loaded in whole sectors into per-row shared windows`,
+    ring && `dY' copied whole images of the block's ${ring.rows} channels at a time into a shared ring of two slots (${ring.slotPitch} bf16 apart), B staged from there`,
     c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',
   ]);
   const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits${halo ? `; ${haloWords(halo)}` : ''}`;

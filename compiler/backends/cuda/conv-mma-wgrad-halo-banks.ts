@@ -11,7 +11,7 @@ import { BK } from './conv-mma-tile.js';
 import { HALO_MAX_BYTES, haloSize, paddedAt, paddedColumns, paddedRows, planePitch, slicePlane, type Geometry, type Halo, type HaloLayout } from './conv-mma-wgrad-halo.js';
 
 /** Whether one warp instruction's bf16 element addresses (`count` of them in `words`, overwritten) take more than one wavefront. */
-function conflicted(words: Int32Array, count: number, bankWord: Int32Array): boolean {
+export function conflicted(words: Int32Array, count: number, bankWord: Int32Array): boolean {
   bankWord.fill(-1);
   for (let i = 0; i < count; i++) {
     const word = words[i] >> 1;

@@ -15,6 +15,7 @@ import { BK, CANDIDATES, WIDE_CANDIDATES, chooseMmaTile, chooseTrafficTile, mmaP
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
+import { stageTapsRuns, tapsRuns, tapsRunsPrologue, tapsRunsWords } from './conv-mma-taps-runs.js';
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import { stageStemBand, stemBand, stemStaging, stemWords } from './conv-mma-stem-band.js';
 import { s2dForward, s2dPlan, s2dWords, stageS2dHalo } from './conv-mma-stem-s2d.js';
@@ -102,6 +103,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const out = outputPlace(c);
   const names = [{ name: 'x', bf16: xBf16 }, ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true, bf16: yBf16 }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
+  // The tap-major halo staged from sector-aligned runs of x's planes through B's tile (conv-mma-taps-runs.ts).
+  const runs = taps && !s2d ? tapsRuns(taps, BN * BK * 2, xBf16 ? 2 : 4, ablations) : undefined;
   // y is staged through the dead operand tiles (the taps halo, where there is no A tile) and stored in contiguous runs:
   // a bf16 y (conv-mma-store-staged.ts), an fp32 one (conv-mma-store-fp32-staged.ts: inference's) where its direct stores waste sectors.
   const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
@@ -115,12 +118,15 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
     ...(view && halo ? haloPrologue(view, halo, rows) : []),
     ...(taps ? tapsPrologue(taps) : []),
+    ...(taps && runs ? tapsRunsPrologue(taps, threads) : []),
     ...(band ? stageStemBand(c, band, threads, (at) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', 'ch')]) : []),
     `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
     ...(taps
       ? [
           ...(s2d
             ? stageS2dHalo(s2d, c, taps, threads, (at, ch) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', ch)])
+            : runs
+            ? stageTapsRuns(taps, runs, threads, 'x', (ch) => applyPending(c, 'v', ch), () => [])
             : stageTapsHalo(taps, threads, (at, ch) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', ch)], () => [])),
           tapOffsetLine(taps),
         ].map((s) => `  ${s}`)
@@ -157,6 +163,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     c.inRelu && 'prologue: ReLU',
     halo && `x staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
     taps && (s2d ? s2dWords(s2d, c, taps) : tapsWords(taps, 'x')),
+    runs && tapsRunsWords(runs),
     band && stemWords(c, band, PQ, stats),
     halo && bf16w && tapsFallback(c, 'forward', maxBatch, ablations),
     c.bias && 'bias',

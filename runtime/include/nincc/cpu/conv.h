@@ -220,12 +220,14 @@ inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, cons
 // element summed in batch order for any thread count; db sums in double in a fixed order (reduce.h). `place`: where dy lies (ConvGradientPlace, as for conv2d_backward_data).
 inline void conv2d_bias_gradient(const Conv2dShape& shape, const float* dy, float* db, const ConvGradientPlace& place = {});
 
+// SpreadPrefetches false: the 1x1 form's prefetches in one burst per tile product (compiler/ablations.ts cpuWgradSpreadPrefetch).
+template <bool SpreadPrefetches = true>
 inline void conv2d_backward_weights(const Conv2dShape& shape, const float* x, const float* dy, float* dw,
                                     float* db, const ConvGradientPlace& place = {}) {
   if (conv_detail::backward_weights_is_winograd(shape, place.total))
     conv2d_backward_weights_winograd(conv_detail::gradient_winograd_kind(shape), shape, x, dy, dw, place);
   else if (wgrad_1x1_applies(shape))
-    conv2d_backward_weights_1x1(shape, x, dy, dw, place);
+    conv2d_backward_weights_1x1<SpreadPrefetches>(shape, x, dy, dw, place);
   else if (wgrad_stem_applies(shape) && place.total <= 0)
     conv2d_backward_weights_stem(shape, x, dy, dw);
   else

@@ -40,9 +40,22 @@ struct RunRows {
   int depth, count;
 };
 
+// Does nothing between pixels of run_rows_product.
+struct NoWorkBetweenPixels {
+  void operator()() {}
+};
+
+// run_rows_product calls its between_pixels() after every kPixelsBetween-th pixel of a run. On NIN's
+// 96-channel 56x56 gradient every 1, 2 or 4 pixels measured alike and every 8 or 16 lost most of the
+// gain; every pixel cost the short runs of 28x28 to 7x7 planes more (bench/logs/i19A-wgrad-1x1-spread-prefetch.out).
+constexpr int kPixelsBetween = 4;
+
 // acc = sum over the runs, in pixel order, of their rows x the B panel: the same multiply-adds as
-// gemm_detail::tile_product over a packed A.
-inline void run_rows_product(const RunRows* runs, int run_count, const float* __restrict packed_b, TileAccumulators& acc) {
+// gemm_detail::tile_product over a packed A. between_pixels() runs after every kPixelsBetween-th pixel
+// of a run (the 1x1 gradient's prefetches of the next pixel block, spread through the product).
+template <class BetweenPixels = NoWorkBetweenPixels>
+inline void run_rows_product(const RunRows* runs, int run_count, const float* __restrict packed_b, TileAccumulators& acc,
+                             BetweenPixels&& between_pixels = {}) {
   constexpr int kRegs = simd::kGemmRegsPerRow;
   constexpr int kLanes = Isa::kLanes;
 #pragma GCC unroll 16
@@ -63,6 +76,7 @@ inline void run_rows_product(const RunRows* runs, int run_count, const float* __
 #pragma GCC unroll 4
         for (int r = 0; r < kRegs; ++r) acc.r[i][r] = Isa::fma(a, bv[r], acc.r[i][r]);
       }
+      if (p % kPixelsBetween == kPixelsBetween - 1) between_pixels();
     }
   }
 }
@@ -77,6 +91,14 @@ struct NextBlockLines {
   const float* const* x_runs;  // x's first channel at each run's pixels
   std::int64_t plane;
   int run = 0, row = 0, line = 0;
+  // spread(): the lines owed after kPixelsBetween more pixels of a product of `depth` pixels that owes
+  // `lines_per_product` (a running remainder), so the prefetches interleave with the multiply-adds
+  // instead of issuing in one burst before them. perf showed the burst's last prefetches stalling for
+  // 30% of the 96-channel 56x56 gradient's cycles (the line fill buffers full, the multiply-adds waiting).
+  int lines_per_product = 0, depth = 1, owed = 0;
+  void spread() {
+    for (owed += kPixelsBetween * lines_per_product; owed >= depth; owed -= depth) fetch(1);
+  }
   void fetch(int count) {
     for (; count > 0 && run < run_count; --count) {
       const float* base = row < dy_rows ? runs[run].dy_run + row * plane : x_runs[run] + (row - dy_rows) * plane;
@@ -119,6 +141,9 @@ constexpr bool wgrad_1x1_applies(const Conv2dShape& s) {
 
 // dw (out_channels x in_channels, overwritten) of a shape wgrad_1x1_applies to; `place`: where dy
 // lies (its channels of a concat's gradient, read in place). Scratch as conv_wgrad.h's.
+// SpreadPrefetches false: the next block's prefetches in one burst before each tile product
+// (compiler/ablations.ts cpuWgradSpreadPrefetch); the same bits either way.
+template <bool kSpreadPrefetches = true>
 inline void conv2d_backward_weights_1x1(const Conv2dShape& shape, const float* x, const float* dy, float* dw,
                                         const ConvGradientPlace& place = {}) {
   using namespace conv_wgrad_detail;
@@ -172,6 +197,7 @@ inline void conv2d_backward_weights_1x1(const Conv2dShape& shape, const float* x
                           next_x_runs, plane};
       const int tile_products = (tiles.end - tiles.begin) * (panels.end - panels.begin);
       const int lines_per_product = ((m + patch) * (kPixelBlock / 16) + tile_products - 1) / tile_products;
+      next.lines_per_product = lines_per_product, next.depth = depth;
       for (int t = 0; t * kTileCols < depth; ++t) {
         const std::int64_t col0 = j0 + static_cast<std::int64_t>(t) * kTileCols;
         const int cols = static_cast<int>(std::min<std::int64_t>(kTileCols, j_end - col0));
@@ -192,9 +218,13 @@ inline void conv2d_backward_weights_1x1(const Conv2dShape& shape, const float* x
             for (int i = 0; i < kTileRows; ++i) panel_runs[u].rows[i] = runs[u].dy_run + (row + std::min(i, rows - 1)) * plane;
             panel_runs[u].depth = runs[u].depth, panel_runs[u].count = runs[u].count;
           }
-          next.fetch(lines_per_product);
           TileAccumulators acc;
-          run_rows_product(panel_runs, run_count, b_tile, acc);
+          if (kSpreadPrefetches) {
+            run_rows_product(panel_runs, run_count, b_tile, acc, [&next] { next.spread(); });
+          } else {
+            next.fetch(lines_per_product);
+            run_rows_product(panel_runs, run_count, b_tile, acc);
+          }
           store_tile(acc, out_dw + static_cast<std::int64_t>(row) * patch + col, patch, rows, std::min(kTileCols, patch - col), j0 > j_begin);
         }
       }
