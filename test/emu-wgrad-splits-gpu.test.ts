@@ -5,6 +5,7 @@
 // CI checks the compiled programs; the two emu builds run with NINCC_TEST_FULL=1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.js';
+import { wgradSplitsReport } from '../compiler/report/wgrad-splits-report.js';
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
@@ -32,6 +33,12 @@ describe('weight-gradient splits for a GPU (compiled, no build)', () => {
     expect(wgradSplits(compileEmuVariant(SPEC, 'splits_gpu.model'))).toEqual({ k4_conv_wgrad_fused: 4, k1_conv_wgrad_fused: 4 });
     expect(wgradSplits(compileEmuVariant(SPEC, 'splits_gpu.model', {}, 'bf16', 'h100'))).toEqual({ k4_conv_wgrad_fused: 2, k1_conv_wgrad_fused: 3 });
     expect(wgradSplits(compileEmuVariant(SPEC, 'splits_gpu.model', {}, 'fp32', 'h100'))).toEqual({ k4_conv_wgrad_fused: 4, k1_conv_wgrad_fused: 4 });
+  });
+  it("report.txt's lines name the GPU and each weight gradient's count", () => {
+    const lines = wgradSplitsReport(compileEmuVariant(SPEC, 'splits_gpu.model', {}, 'bf16', 'h100').lowered.programs, 'h100');
+    expect(lines[0]).toMatch(/^Weight-gradient splits, chosen for h100 /);
+    expect(lines[1]).toBe('  k4_conv_wgrad_fused 2, k1_conv_wgrad_fused 3');
+    expect(wgradSplitsReport(compileEmuVariant(SPEC, 'splits_gpu.model').lowered.programs, undefined)[1]).toBe('  k4_conv_wgrad_fused 4, k1_conv_wgrad_fused 4');
   });
 });
 

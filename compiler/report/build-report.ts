@@ -61,7 +61,7 @@ export function buildReport(model: ShapedModel, compiled: Compiled, compileComma
   // Tensor-core tiles are chosen per layer: least padded work, then least staging per MAC (conv-mma-tile.ts).
   if (compiled.cuda) lines.push('', ...kernelTable(compiled.cuda.kernels));
   if (compiled.cuda && plan.precision === 'bf16') lines.push('', ...tuneReport(lowered.programs, tuned, tuneOrigin));
-  if (compiled.cuda) lines.push('', ...wgradSplitsReport(lowered.programs, splitsGpu));
+  if (compiled.cuda && plan.precision === 'bf16') lines.push('', ...wgradSplitsReport(lowered.programs, splitsGpu));
   if (cuda) {
     lines.push('', `CUDA kernels (kernels.cu: inference and the fused training programs) for the emu device: ${cuda.command}`);
     if (!cuda.nvcc.available) lines.push(`nvcc: not found (${cuda.nvcc.reason}), no GPU compile check and no kernels.fatbin`);
