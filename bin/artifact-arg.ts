@@ -85,6 +85,8 @@ export interface ArtifactOptions {
   readonly imageData?: boolean;
   readonly floatData?: string;
   readonly note?: (line: string) => void;
+  /** the GPU an emu/cuda build's weight-gradient split counts are chosen for (compiler/lower/wgrad-splits-waves.ts) */
+  readonly gpu?: string;
 }
 
 const stderrNote = (line: string) => process.stderr.write(`note: ${line}\n`);
@@ -133,6 +135,7 @@ export async function prepareArtifact(arg: string, options: ArtifactOptions = {}
       ...(options.outDir ? { outDir: options.outDir } : {}),
       ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}),
       ...(options.precision ? { precision: options.precision } : {}),
+      ...(options.gpu && target !== 'cpu' ? { gpu: options.gpu } : {}),
       ...(options.input === 'u8' ? { input: 'u8' as const } : {}),
       ...(options.input === undefined && options.imageData ? { preferU8: true } : {}),
       // emu/cuda and uint8 builds each get their own directory beside the cpu float one (the worker adds -u8).

@@ -38,6 +38,8 @@ export interface BuildOptions {
   readonly input?: 'u8';
   /** the bf16 optimizations this build leaves out, for A/B checks (compiler/ablations.ts) */
   readonly ablations?: Ablations;
+  /** the GPU (runtime/profile/gpus.ts: a100, h100, h200) a cuda/emu build's folded weight gradients choose their split counts for (compiler/lower/wgrad-splits-waves.ts); absent: the default counts */
+  readonly gpu?: string;
   /** per-layer choices from a tune.json (compiler/tune/tune-record.ts), checked against the model before use */
   readonly tuned?: TunedChoices;
   /** where to read `tuned` from when it is not given: a tune.json or an artifact directory with one (`nincc build --tuned`), or the per-user cache of a GPU's timed tunings */
@@ -84,6 +86,8 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const precision = effectivePrecision(options.target, options.precision ?? model.train?.precision ?? 'fp32');
   const read = options.tuned === undefined && options.tuneFrom ? readTunedChoices(options.tuneFrom, model, maxBatch, precision) : {};
   const tuned = options.tuned ?? read.tuned;
+  // Only the bf16 folded weight gradients choose their splits by GPU: any other build is the same for every GPU.
+  const splitsGpu = options.gpu !== undefined && options.target !== 'cpu' && precision === 'bf16' ? options.gpu.toLowerCase() : undefined;
   const sourceHash = createHash('sha256')
     .update(JSON.stringify({ source, file: model.file, target: options.target, maxBatch, cpuFeatures: features, version: NINCC_VERSION }))
     .update(compilerDigest())
@@ -97,6 +101,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     .update(ablationsDigest(options.ablations))
     .update(tunedDigest(tuned))
     .update(cpuL3Bytes !== undefined ? `cpu L3 ${cpuL3Bytes}` : '')
+    .update(splitsGpu !== undefined ? `wgrad splits for ${splitsGpu}` : '')
     .digest('hex');
   const dir = options.outDir;
   const planPath = join(dir, 'plan.json');
@@ -119,7 +124,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     }
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
-  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.ablations ? { ablations: options.ablations } : {}), ...(tuned ? { tuned } : {}), ...(cpuL3Bytes !== undefined && { cpuL3Bytes }) });
+  const compiled = compileModel(model, { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.ablations ? { ablations: options.ablations } : {}), ...(tuned ? { tuned } : {}), ...(cpuL3Bytes !== undefined && { cpuL3Bytes }), ...(splitsGpu !== undefined ? { gpu: splitsGpu } : {}) });
   mkdirSync(dir, { recursive: true });
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);
@@ -141,7 +146,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     cuda = { command: emu.command, nvcc };
   }
   const plan = compiled.plan;
-  writeFileSync(join(dir, 'report.txt'), buildReport(model, compiled, cpuLibrary.command, cuda, tuned, read.origin));
+  writeFileSync(join(dir, 'report.txt'), buildReport(model, compiled, cpuLibrary.command, cuda, tuned, read.origin, splitsGpu));
   // The layer IR, for tools that need the network rather than its kernels (export-onnx, docs/onnx.md).
   writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'nincc-model', version: 1, sourceHash, model }) + '\n');
   // plan.json last: its presence with a matching hash is what marks the directory complete. Sealed with the

@@ -45,7 +45,11 @@ import { emitPlan, type Plan } from './emit/plan.js';
 import { lowerInference } from './lower/infer.js';
 import { lowerParams, type ParamLayout } from './lower/params.js';
 import { lowerSgdUpdate, lowerTrainForwardBackward, whyUntrainable } from './lower/train.js';
-import { lowerTrainFused } from './lower/train-fused.js';
+import { lowerTrainFused, type FusedTrainOptions } from './lower/train-fused.js';
+import { WGRAD_RESIDENT_BLOCKS, wgradSplitsForWaves } from './lower/wgrad-splits-waves.js';
+import { wgradSplitTiles } from './backends/cuda/conv-mma-grad.js';
+import { BK } from './backends/cuda/conv-mma-tile.js';
+import { gpuNamed } from '../runtime/profile/gpus.js';
 import { u8Stem } from './lower/u8-input.js';
 import type { KernelStep, Program } from './lower/program-ir.js';
 import { moveWeightCopies, type CopyLayoutOf } from './lower/sgd-weight-copies.js';
@@ -189,6 +193,8 @@ export interface LoweringOptions {
   readonly wgradLastSplit?: boolean;
   /** With trainKernels cuda: data gradients and max pool backwards store dX in bf16 for the conv before a BN or a pool's backward (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Gradients?: boolean;
+  /** With wgradLastSplit: a folded weight gradient's split count for the GPU built for (lower/train-fused.ts FusedTrainOptions). */
+  readonly wgradSplitsFor?: FusedTrainOptions['wgradSplitsFor'];
   /** With bf16Weights: the layout of each conv's bf16 copy, where the SGD update writes the copies (lower/sgd-weight-copies.ts; ablations.ts sgdWeightCopies). */
   readonly weightCopyLayout?: CopyLayoutOf;
   /** The L3 of the machine the cpu library runs on, which the packed convs' algorithm choice reads (schedule/cpu-conv-algorithm.ts); absent: its default. */
@@ -216,7 +222,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false, wgradSpreadPrefetch: options.wgradSpreadPrefetch !== false, bnStatsInConv: options.bnStatsInConv === true });
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true, ...(options.wgradSplitsFor ? { wgradSplitsFor: options.wgradSplitsFor } : {}) }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false, wgradSpreadPrefetch: options.wgradSpreadPrefetch !== false, bnStatsInConv: options.bnStatsInConv === true });
   const moved = train && options.bf16Weights && options.weightCopyLayout ? moveWeightCopies(train.program, options.weightCopyLayout) : undefined;
   const trainProgram = moved?.train ?? train?.program;
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout, moved?.updates);
@@ -253,6 +259,8 @@ export interface CompileOptions {
   readonly tuned?: TunedChoices;
   /** the L3 of the machine kernels.cpu.so runs on, where known (build.ts: a native build's own); the conv algorithm choice reads it */
   readonly cpuL3Bytes?: number;
+  /** the GPU a cuda/emu build is for (runtime/profile/gpus.ts): its folded weight gradients' split counts are chosen for its SMs (lower/wgrad-splits-waves.ts); absent: the default counts */
+  readonly gpu?: string;
 }
 
 export interface Compiled {
@@ -283,7 +291,11 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const weightCopyLayout: CopyLayoutOf | undefined = bf16Weights && isOn(options.ablations, 'sgdWeightCopies')
     ? (layer, c) => copyLayout(c, options.maxBatch, kernelAblations(options.ablations, options.tuned, { op: 'conv_weight_bf16', layer, consts: c } as KernelStep))
     : undefined;
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }) }, dumpIR);
+  const wavesGpu = options.gpu !== undefined ? { sms: gpuNamed(options.gpu).sms, residentBlocks: WGRAD_RESIDENT_BLOCKS } : undefined;
+  const wgradSplitsFor: FusedTrainOptions['wgradSplitsFor'] = wavesGpu && wgradLastSplit
+    ? (layer, c) => wgradSplitsForWaves({ tiles: wgradSplitTiles(c, kernelAblations(options.ablations, options.tuned, { op: 'conv_wgrad_fused', layer: layer.index, consts: c } as KernelStep)), positions: options.maxBatch * c.P * c.Q, slice: BK, maxSplits: c.splits }, wavesGpu)
+    : undefined;
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

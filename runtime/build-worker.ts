@@ -25,6 +25,8 @@ export interface BuildJob {
   readonly preferU8?: boolean;
   /** the per-layer choices to apply: a tune.json or an artifact directory with one, and its GPU entry (compiler/tune/tune-record.ts) */
   readonly tuneFrom?: TuneSource;
+  /** the GPU (a100, h100, h200) an emu/cuda build's folded weight gradients choose their split counts for (compiler/lower/wgrad-splits-waves.ts) */
+  readonly gpu?: string;
 }
 
 export type BuildMessage =
@@ -58,6 +60,7 @@ function runJob(job: BuildJob, post: (m: BuildMessage) => void): void {
       ...(job.precision !== undefined ? { precision: job.precision } : {}),
       ...(input !== undefined ? { input } : {}),
       ...(job.tuneFrom !== undefined ? { tuneFrom: job.tuneFrom } : {}),
+      ...(job.gpu !== undefined ? { gpu: job.gpu } : {}),
       log: (line) => post({ kind: 'log', line }),
     });
     post({ kind: 'done', result, warnings: compiled.diagnostics, rendered, ...(floatBecause !== undefined ? { floatBecause } : {}) });

@@ -28,6 +28,8 @@ export interface BuildOptions {
   readonly input?: 'u8';
   /** Per-layer configurations from `nincc tune`: a tune.json (or an artifact directory with one), and which GPU's entry (absent: its only one). */
   readonly tuneFrom?: TuneSource;
+  /** a100, h100 or h200: the GPU an emu/cuda build's bf16 weight gradients choose their split counts for (compiler/lower/wgrad-splits-waves.ts) */
+  readonly gpu?: string;
   /** The spec's text; when given, `file` only names it in diagnostics and is not read. */
   readonly source?: string;
   /** Progress lines (what the compiler is doing); nothing by default. */
@@ -85,7 +87,7 @@ export async function build(file: string, options?: BuildOptions | null): Promis
       throw new NinccError(ErrorCodes.spec, `${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { cause: e });
     }
   } else if (typeof source !== 'string') throw new InvalidArgumentError('build: source must be a string');
-  const job: BuildJob = { source, file, target, ...(o.outDir !== undefined ? { outDir: o.outDir } : {}), ...(o.maxBatch !== undefined ? { maxBatch: o.maxBatch } : {}), ...(o.cpu !== undefined ? { cpu: o.cpu } : {}), ...(o.precision !== undefined ? { precision: o.precision } : {}), ...(o.input !== undefined ? { input: o.input } : {}), ...(o.tuneFrom !== undefined ? { tuneFrom: o.tuneFrom } : {}) };
+  const job: BuildJob = { source, file, target, ...(o.outDir !== undefined ? { outDir: o.outDir } : {}), ...(o.maxBatch !== undefined ? { maxBatch: o.maxBatch } : {}), ...(o.cpu !== undefined ? { cpu: o.cpu } : {}), ...(o.precision !== undefined ? { precision: o.precision } : {}), ...(o.input !== undefined ? { input: o.input } : {}), ...(o.tuneFrom !== undefined ? { tuneFrom: o.tuneFrom } : {}), ...(o.gpu !== undefined ? { gpu: o.gpu } : {}) };
   return runBuildJob(job, o.log ?? (() => {}));
 }
 

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { GPUS, gpuNamed } from '../runtime/profile/gpus.js';
 import { occupancy } from '../runtime/profile/occupancy.js';
-import { predictKernel, type KernelCounts } from '../runtime/profile/time-model.js';
+import { predictKernel, waveQuantization, type KernelCounts } from '../runtime/profile/time-model.js';
 import { NO_SECTORS } from './profile-l2-zero-counts.js';
 
 const none: KernelCounts = {
@@ -34,7 +34,8 @@ describe('time model', () => {
   });
 
   it('bf16 mma count × 4096 FLOPs at the dense tensor peak; fp32 FMAs at SMs × lanes × clock', () => {
-    const p = predictKernel({ ...none, mma_bf16_m16n8k16: 1e6, ffma: 1e9 }, gpuNamed('a100'));
+    // 216 blocks: two whole waves on the A100's 108 SMs, so no last wave's idle SMs are charged.
+    const p = predictKernel({ ...none, blocks: 216, mma_bf16_m16n8k16: 1e6, ffma: 1e9 }, gpuNamed('a100'));
     expect(p.pipeMicros.tensor).toBeCloseTo((1e6 * 4096) / 312e12 * 1e6, 6);  // 13.1 µs
     expect(p.pipeMicros.fp32).toBeCloseTo(1e9 / (108 * 64 * 1.41e9) * 1e6, 6);  // 102.6 µs
     expect(p.bound).toBe('fp32');
@@ -56,6 +57,23 @@ describe('time model', () => {
     // The same counters summed over 3 launches of that grid: a tail each.
     expect(predictKernel({ ...folded, blocks: 3 * 264, threadfences: 3 * 264 * 256 }, gpuNamed('h100'), 2).overheadMicros).toBe(3 + 3 + 3);
     expect(predictKernel({ ...folded, threadfences: 0, atomic_operations: 0 }, gpuNamed('h100'), 2).overheadMicros).toBe(3 + 1);
+  });
+
+  it("a last, partial wave costs a full wave's time on the SMs' pipes, not on L2 or HBM", () => {
+    // 1.1 waves of equal blocks (2 a SM on 132 SMs: 264 a wave, 290 blocks) take 2 waves, each as long as 264
+    // blocks' share of the counts: 2·264/290 = 1.82× counts / SMs.
+    const h100 = gpuNamed('h100');
+    const work = { ...none, grid: [290, 1, 1], blocks: 290, mma_bf16_m16n8k16: 290e3, shared_load_wavefronts: 290e3, global_load_sectors: 290e3 };
+    const p = predictKernel(work, h100, 2);
+    const whole = predictKernel({ ...work, grid: [264, 1, 1], blocks: 264, mma_bf16_m16n8k16: 264e3, shared_load_wavefronts: 264e3, global_load_sectors: 264e3 }, h100, 2);
+    expect(waveQuantization(work, 132, 2)).toBeCloseTo(528 / 290, 12);
+    expect(p.pipeMicros.tensor).toBeCloseTo(2 * whole.pipeMicros.tensor, 9);
+    expect(p.pipeMicros.tensor).toBeCloseTo((528e3 * 4096) / 989.4e12 * 1e6, 9);
+    expect(p.pipeMicros.shared).toBeCloseTo(2 * whole.pipeMicros.shared, 9);
+    expect(p.pipeMicros.l2).toBeCloseTo((290 / 264) * whole.pipeMicros.l2, 9);
+    // The same counters over 3 launches of that grid: the same factor; whole waves: none.
+    expect(waveQuantization({ ...work, blocks: 3 * 290 }, 132, 2)).toBeCloseTo(528 / 290, 12);
+    expect(waveQuantization({ ...work, grid: [396, 1, 1] }, 132, 1)).toBe(1);
   });
 
   it('names the GPUs it knows when asked for another', () => {

@@ -1,5 +1,6 @@
 // `nincc build FILE -o DIR`: compile a spec into an artifact directory the runtime loads.
 import { TARGETS, type Target } from '../../compiler/build.js';
+import { GPUS } from '../../runtime/profile/gpus.js';
 import { CPU_LEVELS, type CpuLevel } from '../../compiler/backends/cpu/toolchain.js';
 import { build as buildSpec, SpecError } from '../../runtime/build.js';
 import { BUILD_INPUT_HELP, inputOption, precisionOption, PRECISION_HELP } from '../artifact-arg.js';
@@ -20,7 +21,7 @@ function cachedTuningSource(): TuneSource {
 export const build: Command = {
   name: 'build',
   summary: 'Compile a model spec into an artifact directory: plan.json, generated kernels (kernels.cpu.cc), the compiled library and report.txt. Identical builds are cache hits.',
-  usage: 'FILE [-o DIR] [--target cpu|emu|cuda] [--max-batch N] [--cpu native|avx2|avx512|portable] [--precision fp32|tf32|bf16] [--input u8|f32] [--tuned FILE|DIR [--gpu NAME] | --no-tuned]',
+  usage: 'FILE [-o DIR] [--target cpu|emu|cuda] [--max-batch N] [--cpu native|avx2|avx512|portable] [--precision fp32|tf32|bf16] [--input u8|f32] [--tuned FILE|DIR [--gpu NAME] | --no-tuned] [--gpu a100|h100|h200]',
   options: {
     out: { type: 'string', short: 'o', value: 'DIR', help: 'artifact directory (default: build/<model name>)' },
     target: { type: 'string', value: 'TARGET', help: 'cpu (default); emu: also the CUDA kernels (kernels.cu) for the SIMT emulator, and kernels.fatbin where nvcc exists; cuda: that with nvcc required, the fatbin listed for the cuda device. An emu/cuda artifact infers on cpu, emu and cuda; its training program is the fused CUDA one, for emu and cuda only' },
@@ -29,7 +30,7 @@ export const build: Command = {
     precision: { type: 'string', value: 'P', help: PRECISION_HELP },
     input: { type: 'string', value: 'T', help: BUILD_INPUT_HELP },
     tuned: { type: 'string', value: 'FILE|DIR', help: "apply the per-layer configurations `nincc tune` chose: a tune.json, or an artifact directory holding one. It must have been tuned for this model, max batch and precision; report.txt says per kernel whether its configuration was tuned, predicted or default" },
-    gpu: { type: 'string', value: 'NAME', help: "with --tuned: the GPU whose entry to apply (default: the file's only one)" },
+    gpu: { type: 'string', value: 'NAME', help: `with --tuned: the GPU whose entry to apply (default: the file's only one). ${Object.keys(GPUS).join(', ')} (the profile model's GPUs), with --target emu|cuda at bf16: also the GPU the weight gradients choose their split counts for, the fewest waves × each block's work by the profile's time model (docs/profile.md); another split count sums in another order, so dW's bits depend on it (default: the counts for no GPU)` },
     'no-tuned': { type: 'boolean', help: "--target cuda without --tuned applies by itself the timed tuning `nincc tune` recorded on a GPU of this name for this model, max batch and precision (the per-user cache, docs/profile.md#nincc-tune-per-layer-configurations); --no-tuned builds the defaults" },
     quiet: { type: 'boolean', short: 'q', help: 'print nothing but errors' },
   },
@@ -46,13 +47,14 @@ export const build: Command = {
     const quiet = args.values.quiet === true;
     const tunedPath = stringOption(args, 'tuned');
     const gpu = stringOption(args, 'gpu');
-    if (gpu !== undefined && tunedPath === undefined) throw new UsageError('--gpu names the entry of --tuned: give --tuned FILE|DIR too');
+    const splitsFor = gpu !== undefined && target !== 'cpu' && GPUS[gpu.toLowerCase()] ? gpu.toLowerCase() : undefined;
+    if (gpu !== undefined && tunedPath === undefined && splitsFor === undefined) throw new UsageError(`--gpu names the entry of --tuned (give --tuned FILE|DIR too) or, with --target emu|cuda, one of ${Object.keys(GPUS).join(', ')}`);
     const noTuned = args.values['no-tuned'] === true;
     if (noTuned && tunedPath !== undefined) throw new UsageError('--no-tuned and --tuned contradict each other: give one');
     const tuneFrom = tunedPath !== undefined ? { file: tunedPath, ...(gpu !== undefined ? { gpu } : {}) } : target === 'cuda' && !noTuned ? cachedTuningSource() : undefined;
     // The build runs in a worker thread (runtime/build.ts): this process stays responsive (Ctrl-C) meanwhile.
     try {
-      const r = await buildSpec(file, { target, cpu, ...(precision ? { precision } : {}), ...(input === 'u8' ? { input } : {}), ...(out ? { outDir: out } : {}), ...(maxBatch ? { maxBatch } : {}), ...(tuneFrom ? { tuneFrom } : {}), ...(quiet ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }) });
+      const r = await buildSpec(file, { target, cpu, ...(precision ? { precision } : {}), ...(input === 'u8' ? { input } : {}), ...(out ? { outDir: out } : {}), ...(maxBatch ? { maxBatch } : {}), ...(tuneFrom ? { tuneFrom } : {}), ...(splitsFor ? { gpu: splitsFor } : {}), ...(quiet ? {} : { log: (l: string) => process.stderr.write(`${l}\n`) }) });
       if (r.warningReport) process.stderr.write(`${r.warningReport}\n`);
       if (!quiet) process.stdout.write(`built ${r.dir} (model ${r.plan.model}, max batch ${r.plan.maxBatch}, ${r.cached ? 'cached' : 'new'}, ${r.seconds.toFixed(1)} s)\n`);
       return 0;

@@ -19,7 +19,7 @@ import { gradId, paramId } from './params.js';
 import { concatSlices, LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
 import type { Program } from './program-ir.js';
 import { elementsOf, lrnConsts, padConsts, type ProgramBuilder } from './program-builder.js';
-import { bf16WeightFloats, maskFromEnds, storageWords, wgradTicketsBound, type ConvShape } from './ops.js';
+import { bf16WeightFloats, maskFromEnds, storageWords, wgradTicketsBound, type ConvShape, type OpConsts } from './ops.js';
 import { stemConsts, type U8Stem } from './u8-input.js';
 import { convOutBf16 } from './conv-out-bf16-readers.js';
 
@@ -169,6 +169,13 @@ export interface FusedTrainOptions {
    * and one launch a conv is gone (backends/cuda/conv-mma-last-cta-wgrad.ts, docs/design.md §5).
    */
   readonly wgradLastSplit?: boolean;
+  /**
+   * With wgradLastSplit, the split count of a folded weight gradient for the GPU the build is for, given its consts
+   * at the default split count (which sizes the partials and is the most it may return): pipeline.ts asks
+   * wgrad-splits-waves.ts. Another split count sums the batch's positions in another order, so dW's bits differ
+   * between builds for different GPUs (each build is still bitwise repeatable). Absent: the default.
+   */
+  readonly wgradSplitsFor?: (layer: ShapedLayer, consts: OpConsts['conv_wgrad_fused']) => number;
 }
 
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
@@ -704,10 +711,12 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const r = rebuild(grad.of);
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
-        const splits = splitsOf(l);
         const dW = { dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined };
         const folded = lastSplit(x.buf);
-        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials, ...(folded ? { ...dW, tickets: wgradTickets } : {}) }, { ...shape, ...r.consts, ...p.consts, splits, ...stemOf(x.buf), ...gStorage, ...bf16Flag(x.buf, 'xBf16'), ...(folded ? { lastSplit: true } : {}) });
+        const wgradConsts: OpConsts['conv_wgrad_fused'] = { ...shape, ...r.consts, ...p.consts, splits: splitsOf(l), ...stemOf(x.buf), ...gStorage, ...bf16Flag(x.buf, 'xBf16'), ...(folded ? { lastSplit: true } : {}) };
+        const splits = folded && options.wgradSplitsFor ? options.wgradSplitsFor(l, wgradConsts) : wgradConsts.splits;
+        if (splits < 1 || splits > wgradConsts.splits) throw new Error(`internal error: layer ${l.index}'s weight gradient in ${splits} splits, its partials sized for 1 to ${wgradConsts.splits}`);
+        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials, ...(folded ? { ...dW, tickets: wgradTickets } : {}) }, { ...wgradConsts, splits });
         if (!folded) b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, ...dW }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
         const dxBf16 = storesGradientBf16(x);

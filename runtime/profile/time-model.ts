@@ -47,13 +47,14 @@ export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocks
   const clockHz = gpu.clockGHz * 1e9;
   const hbm = hbmSectors(counts, gpu).sectors;
   const micros = (seconds: number) => seconds * 1e6;
+  const quantized = waveQuantization(counts, gpu.sms, residentBlocksPerSm);
   const pipeMicros: Record<Pipe, number> = {
-    fp32: micros(counts.ffma / (gpu.sms * gpu.fp32LanesPerSm * clockHz)),
-    tensor: micros(
+    fp32: quantized * micros(counts.ffma / (gpu.sms * gpu.fp32LanesPerSm * clockHz)),
+    tensor: quantized * micros(
       (counts.mma_tf32_m16n8k8 * MMA_FLOPS.tf32_m16n8k8) / (gpu.tf32TensorTflops * 1e12) +
         (counts.mma_bf16_m16n8k16 * MMA_FLOPS.bf16_m16n8k16) / (gpu.bf16TensorTflops * 1e12),
     ),
-    shared: micros(
+    shared: quantized * micros(
       (counts.shared_load_wavefronts + counts.shared_store_wavefronts) /
         (gpu.sms * gpu.sharedWavefrontsPerSmPerClock * clockHz),
     ),
@@ -77,6 +78,21 @@ export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocks
     micros: total,
     fractionOfPeak: pipeMicros[bound] / total,
   };
+}
+
+/**
+ * How much longer than counts / SMs the SMs' own pipes (fp32, tensor, shared) are busy when a launch's grid is not
+ * a whole number of waves: a grid of B equal blocks at R resident per SM on S SMs runs ⌈B/(R·S)⌉ waves, each as
+ * long as a full wave (R·S blocks' share of the counts), since a block runs at its 1/R of its SM whether or not the
+ * SM's other slots are filled. So the factor is ⌈B/(R·S)⌉·R·S / B (1 for whole waves; 2/1.1 for 1.1 waves). L2 and
+ * HBM are the chip's, drawn by whichever SMs are busy, and keep counts / bandwidth (docs/profile.md).
+ * Counters summed over launches of one grid are the same factor: each launch has the same last wave.
+ */
+export function waveQuantization(counts: KernelCounts, sms: number, residentBlocksPerSm: number): number {
+  const grid = counts.grid && counts.grid.length === 3 ? counts.grid[0] * counts.grid[1] * counts.grid[2] : counts.blocks;
+  if (grid <= 0) return 1;
+  const perWave = sms * Math.max(1, residentBlocksPerSm);
+  return (Math.ceil(grid / perWave) * perWave) / grid;
 }
 
 /**

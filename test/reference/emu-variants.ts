@@ -17,9 +17,10 @@ export interface EmuVariants<V extends string> {
 
 /**
  * Builds `spec` (named `file` in diagnostics) for emu at bf16 once per variant, each with its ablations, without
- * nvcc. The grids are sized for a batch of 4, so that a test's batch of 3 leaves a partial grid.
+ * nvcc, and for the GPU `gpus` names, if any (its weight-gradient split counts). The grids are sized for a batch of 4,
+ * so that a test's batch of 3 leaves a partial grid.
  */
-export function buildEmuVariants<V extends string>(spec: string, file: string, variants: Record<V, Ablations>): EmuVariants<V> {
+export function buildEmuVariants<V extends string>(spec: string, file: string, variants: Record<V, Ablations>, gpus: Partial<Record<V, string>> = {}): EmuVariants<V> {
   const root = mkdtempSync(join(tmpdir(), `nincc-${file.replace(/\.model$/, '')}-`));
   const r = compileSpec(spec, file);
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
@@ -27,14 +28,14 @@ export function buildEmuVariants<V extends string>(spec: string, file: string, v
   const dirs = {} as Record<V, string>;
   for (const [name, ablations] of Object.entries(variants) as [V, Ablations][]) {
     dirs[name] = join(root, name);
-    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, spec, { outDir: dirs[name], target: 'emu', maxBatch: 4, precision: 'bf16', ablations }));
+    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, spec, { outDir: dirs[name], target: 'emu', maxBatch: 4, precision: 'bf16', ablations, ...(gpus[name] ? { gpu: gpus[name] } : {}) }));
   }
   return { dirs, remove: () => rmSync(root, { recursive: true, force: true }) };
 }
 
 /** The emu bf16 compile of `spec` with `ablations` (grids for a batch of 4, as buildEmuVariants), without g++ or nvcc: the CI cases. */
-export function compileEmuVariant(spec: string, file: string, ablations: Ablations = {}, precision: 'bf16' | 'fp32' = 'bf16'): Compiled {
+export function compileEmuVariant(spec: string, file: string, ablations: Ablations = {}, precision: 'bf16' | 'fp32' = 'bf16', gpu?: string): Compiled {
   const r = compileSpec(spec, file, { device: 'emu' });
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision, ablations });
+  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision, ablations, ...(gpu ? { gpu } : {}) });
 }

@@ -255,10 +255,13 @@ function wgradPlan(c: Consts<'conv_wgrad_fused'>, ablations: Ablations | undefin
   return { tile, halo: twinHalo && twinHalo.positions !== halo32?.positions ? twinHalo : halo32 };
 }
 
-export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fused'>, ablations?: Ablations): CudaKernel {
-  // A few-channels strided stem runs as the stride-1 weight gradient over x space-to-depth where that form finds an
-  // input halo and reads less a slice than the stem's own plan (conv-mma-stem-s2d-wgrad.ts s2dWgradReads); `c` is the
-  // conv the kernel runs, `stem` the layer (its dW layout, x's shape).
+/**
+ * The conv a layer's weight gradient runs as and its plan. A few-channels strided stem runs as the stride-1 weight
+ * gradient over x space-to-depth where that form finds an input halo and reads less a slice than the stem's own plan
+ * (conv-mma-stem-s2d-wgrad.ts s2dWgradReads); `c` is the conv the kernel runs, `stem` the layer (its dW layout, x's
+ * shape). Neither depends on the split count.
+ */
+function wgradForm(stem: Consts<'conv_wgrad_fused'>, ablations: Ablations | undefined): { c: Consts<'conv_wgrad_fused'>; s2d: S2dWgrad | undefined; tile: MmaTile; halo: Halo | undefined } {
   const own = wgradPlan(stem, ablations, undefined);
   const form = s2dWgradForm(stem, ablations);
   const formPlan = form && wgradPlan({ ...stem, ...form.conv }, ablations, form);
@@ -266,9 +269,18 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const formTiles = formPlan && form ? Math.ceil((form.conv.C * form.conv.R * form.conv.S) / formPlan.tile.bm) * Math.ceil(stem.K / formPlan.tile.bn) : Infinity;
   const ticketsFit = !stem.lastSplit || formTiles <= wgradTicketsBound(stem.C * stem.R * stem.S, stem.K);
   const s2d = form && formPlan?.halo && ticketsFit && s2dWgradReads({ ...stem, ...form.conv }, formPlan) < s2dWgradReads(stem, own) ? form : undefined;
-  const c: Consts<'conv_wgrad_fused'> = s2d ? { ...stem, ...s2d.conv } : stem;
+  return { c: s2d ? { ...stem, ...s2d.conv } : stem, s2d, ...(s2d && formPlan ? formPlan : own) };
+}
+
+/** The blocks of one split of a bf16 weight gradient's grid: its output tiles (the lowering's split choice, wgrad-splits-waves.ts). */
+export function wgradSplitTiles(stem: Consts<'conv_wgrad_fused'>, ablations?: Ablations): number {
+  const { c, tile } = wgradForm(stem, ablations);
+  return Math.ceil((c.C * c.R * c.S) / tile.bm) * Math.ceil(c.K / tile.bn);
+}
+
+export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fused'>, ablations?: Ablations): CudaKernel {
+  const { c, s2d, tile, halo } = wgradForm(stem, ablations);
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, stemCRS = stem.C * stem.R * stem.S;
-  const { tile, halo } = s2d && formPlan ? formPlan : own;
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
   const WN = NT * 8;
