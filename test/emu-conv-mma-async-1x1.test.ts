@@ -1,0 +1,74 @@
+// The 1×1 forward's cp.async ring (compiler/backends/cuda/conv-mma-async-1x1.ts): x copied global → shared S − 1
+// slices ahead, each thread converting its own copies into the same A tile the per-slice gather wrote. Both builds
+// (`asyncPipeline: false` the gather) must agree bitwise: one training step's gradients, three SGD steps and
+// inference. The spec makes every path of the ring run: 160 channels (5 slices, so a 4-stage ring wraps), 80 (a
+// 16-channel tail the copies zero-fill), planes of 16 positions padded to 32-row statistics tiles in training (rows
+// zero-filled), batch 3 on grids for 4 (images past n zero-filled), a pending BN + ReLU applied after the copy,
+// bf16 x in training and fp32 x in inference. CI checks the compiled kernels; the emu builds run with NINCC_TEST_FULL=1.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Compiled } from '../compiler/pipeline.js';
+import { load } from '../runtime/model.js';
+import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
+import { buildEmuVariants, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
+import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
+
+const INPUT = [16, 4, 4] as const;
+const CLASSES = 3;
+const SPEC = `model async1x1 {
+  input ${INPUT.join('x')}
+  conv(16, 80, 3, 3, 1, 1, 1, 1)  bn(80)  relu
+  conv(80, 160, 1, 1, 1, 1, 0, 0)  bn(160)  relu
+  conv(160, 48, 1, 1, 1, 1, 0, 0)  bn(48)  relu
+  view(-1)  linear(768, ${CLASSES})  logsoftmax
+}`;
+
+const FULL = process.env.NINCC_TEST_FULL === '1';
+if (!FULL) console.warn('test/emu-conv-mma-async-1x1.test.ts: the emu builds and the bitwise comparison run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
+
+const convForwards = (c: Compiled) => new Map((c.cuda?.kernels ?? []).filter((k) => /_conv_(infer|fwd_fused)$/.test(k.name)).map((k) => [k.name, k]));
+
+describe('the 1×1 forwards\' cp.async ring (compiled, no build)', () => {
+  it('every 1×1 forward (training: bf16 x; inference: fp32 x) stages x through a 4-stage ring; asyncPipeline: false gathers; the same tiles', () => {
+    const on = convForwards(compileEmuVariant(SPEC, 'async1x1.model')), off = convForwards(compileEmuVariant(SPEC, 'async1x1.model', { asyncPipeline: false }));
+    const ring = [...on].filter(([, k]) => /cp\.async in a 4-stage ring/.test(k.fused ?? '')).map(([name]) => name).sort();
+    expect(ring).toEqual(['k4_conv_fwd_fused', 'k4_conv_infer', 'k7_conv_fwd_fused', 'k7_conv_infer']);
+    for (const name of ring) expect(on.get(name)!.body.join('\n'), name).toMatch(/nincc::cp_async_wait_group<3>\(\);/);
+    for (const [name, k] of off) expect(k.body.join('\n'), name).not.toMatch(/cp_async/);
+    for (const [name, k] of on) expect(k.tile, name).toBe(off.get(name)!.tile);
+  });
+
+  it('the stages are what fits in 48 KiB beside the tiles; a plane whose runs would not be 16-byte aligned gathers', () => {
+    // 8×8 planes in fp32 (inference) on the 128×128 tile of a 256-channel 1×1: A and B take 16 KiB, a stage 16 KiB: 2 stages.
+    const wide = SPEC.replace('input 16x4x4', 'input 16x8x8').replace('conv(160, 48', 'conv(160, 256').replace('bn(48)', 'bn(256)').replace('linear(768', 'linear(16384');
+    const k7 = convForwards(compileEmuVariant(wide, 'async1x1.model')).get('k7_conv_infer')!;
+    expect(k7.tile).toMatch(/^128×128×32 tile/);
+    expect(k7.fused).toContain('x staged by cp.async in a 2-stage ring (16 KiB a stage), 1 slices in flight');
+    // 6×6 = 36 positions: a multiple of 4 (fp32 inference runs of 4) but not of 8 (training's bf16 runs of 8).
+    const odd = convForwards(compileEmuVariant(SPEC.replace('input 16x4x4', 'input 16x6x6').replace('linear(768', 'linear(1728'), 'async1x1.model'));
+    expect(odd.get('k4_conv_infer')!.fused).toMatch(/cp\.async in a 2-stage ring/);  // 4·36 rows: a 128-row tile
+    expect(odd.get('k4_conv_fwd_fused')!.fused).not.toMatch(/cp\.async/);
+  });
+});
+
+describe.runIf(FULL)('the 1×1 forwards\' cp.async ring on emu (NINCC_TEST_FULL=1)', () => {
+  let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
+  const VARIANTS = { on: {}, off: { asyncPipeline: false } } as const;
+  beforeAll(() => {
+    builds = buildEmuVariants(SPEC, 'async1x1.model', VARIANTS);
+  }, 600_000);
+  afterAll(() => builds?.remove());
+
+  it('one training step, three SGD steps and inference: bitwise those of the per-slice gather', async () => {
+    const n = 3; // below the grids' maximum of 4
+    const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(83));
+    const labels = Int32Array.from({ length: n }, (_, i) => (i + 1) % CLASSES);
+    const [on, off] = await Promise.all([builds!.dirs.on, builds!.dirs.off].map((d) => load(d, { device: 'emu', seed: 31 })));
+    try {
+      randomizeAffine(on, rng(37));
+      await expectSameGradients(on, off, images, labels);
+      await expectSameSteps(on, off, images, labels, n);
+    } finally {
+      await Promise.all([on, off].map((m) => m.dispose()));
+    }
+  }, 600_000);
+});
