@@ -37,16 +37,27 @@ describe('the 1×1 forwards\' cp.async ring (compiled, no build)', () => {
     for (const [name, k] of on) expect(k.tile, name).toBe(off.get(name)!.tile);
   });
 
-  it('the stages are what fits in 48 KiB beside the tiles; a plane whose runs would not be 16-byte aligned gathers', () => {
-    // 8×8 planes in fp32 (inference) on the 128×128 tile of a 256-channel 1×1: A and B take 16 KiB, a stage 16 KiB: 2 stages.
-    const wide = SPEC.replace('input 16x4x4', 'input 16x8x8').replace('conv(160, 48', 'conv(160, 256').replace('bn(48)', 'bn(256)').replace('linear(768', 'linear(16384');
-    const k7 = convForwards(compileEmuVariant(wide, 'async1x1.model')).get('k7_conv_infer')!;
-    expect(k7.tile).toMatch(/^128×128×32 tile/);
-    expect(k7.fused).toContain('x staged by cp.async in a 2-stage ring (16 KiB a stage), 1 slices in flight');
+  it('the stages are what fits in 48 KiB beside the tiles; fp32 x on 64-accumulator warps and unaligned runs gather', () => {
+    // 8×8 planes: a 96-channel 1×1 on a 128×96 tile (A and B 14 KiB): fp32 stages of 16 KiB, 2; bf16 of 8 KiB, 4 (the cap).
+    // A 256-channel one on 128×128 (warps of 32×64): bf16 4 stages; fp32 gathers (ptxas spilled it).
+    const wide = `model async1x1 {
+  input 16x8x8
+  conv(16, 80, 3, 3, 1, 1, 1, 1)  bn(80)  relu
+  conv(80, 96, 1, 1, 1, 1, 0, 0)  bn(96)  relu
+  conv(96, 256, 1, 1, 1, 1, 0, 0)  bn(256)  relu
+  view(-1)  linear(16384, 3)  logsoftmax
+}`;
+    const k = convForwards(compileEmuVariant(wide, 'async1x1.model'));
+    expect(k.get('k4_conv_infer')!.tile).toMatch(/^128×96×32 tile/);
+    expect(k.get('k4_conv_infer')!.fused).toContain('x staged by cp.async in a 2-stage ring (16 KiB a stage), 1 slices in flight');
+    expect(k.get('k4_conv_fwd_fused')!.fused).toContain('x staged by cp.async in a 4-stage ring (8 KiB a stage), 3 slices in flight');
+    expect(k.get('k7_conv_infer')!.tile).toMatch(/^128×128×32 tile, 8 warps \(4×2\) of 32×64/);
+    expect(k.get('k7_conv_infer')!.fused).not.toMatch(/cp\.async/);
+    expect(k.get('k7_conv_fwd_fused')!.fused).toMatch(/cp\.async in a 4-stage ring/);
     // 6×6 = 36 positions: a multiple of 4 (fp32 inference runs of 4) but not of 8 (training's bf16 runs of 8).
     const odd = convForwards(compileEmuVariant(SPEC.replace('input 16x4x4', 'input 16x6x6').replace('linear(768', 'linear(1728'), 'async1x1.model'));
-    expect(odd.get('k4_conv_infer')!.fused).toMatch(/cp\.async in a 2-stage ring/);  // 4·36 rows: a 128-row tile
-    expect(odd.get('k4_conv_fwd_fused')!.fused).not.toMatch(/cp\.async/);
+    expect(odd.get('k7_conv_infer')!.fused).toMatch(/cp\.async in a \d-stage ring/);
+    expect(odd.get('k7_conv_fwd_fused')!.fused).not.toMatch(/cp\.async/);
   });
 });
 

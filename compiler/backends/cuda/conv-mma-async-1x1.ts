@@ -5,7 +5,7 @@
 // them visible to it; the A tile it writes is the one the per-slice gather wrote (the same values in the same
 // k order), so the result is bitwise that of the unpipelined loop (ablation `asyncPipeline`).
 import { applyPending, type Consts } from './parts.js';
-import { BK, packChunk, swizzled, type MmaTile } from './conv-mma-tile.js';
+import { BK, packChunk, swizzled, warpM16, type MmaTile } from './conv-mma-tile.js';
 
 /** Static shared memory a block may declare (CUDA's limit without the dynamic opt-in). */
 export const STATIC_SHARED_BYTES = 48 * 1024;
@@ -21,11 +21,14 @@ export interface AsyncRing {
 
 /**
  * The ring for a 1×1 stride-1 unpadded forward whose every 16-byte copy lies inside one channel's plane and is
- * 16-byte aligned (PQ and each image's rows a multiple of the positions a copy holds), with the most stages
+ * 16-byte aligned (PQ and each image's rows a multiple of the positions a copy holds), and that stays spill-free, with the most stages
  * (2–4) that fit beside the A and B tiles in static shared memory; undefined otherwise (the per-slice gather).
  */
 export function asyncRing(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaTile, rows: number, xBf16: boolean): AsyncRing | undefined {
   if (c.R * c.S !== 1 || c.sh !== 1 || c.sw !== 1 || c.ph !== 0 || c.pw !== 0) return undefined;
+  // fp32 x on a warp of 64 accumulators (the 128×128 tiles' 32×64) spilled 4 bytes on sm_80 and sm_90 in ptxas
+  // (scripts/check-spills.ts, NIN's 256- and 384-channel inference 1×1s): those keep the gather.
+  if (!xBf16 && warpM16(tile) * tile.nt * 4 >= 64) return undefined;
   const positions = xBf16 ? 8 : 4;
   const PQ = c.P * c.Q;
   if (PQ % positions !== 0 || rows % positions !== 0 || tile.bm % (8 * positions) !== 0) return undefined;
