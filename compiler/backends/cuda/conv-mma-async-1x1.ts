@@ -1,4 +1,4 @@
-// The 1×1 bf16 forward's A operand through an S-stage cp.async ring (issue #15): x's slice k0 + (S−1)·32 is
+// The 1×1 bf16 inference forward's A operand (fp32 x) through an S-stage cp.async ring (issue #15): x's slice k0 + (S−1)·32 is
 // copied global → shared asynchronously while slice k0 is converted (pending BN/ReLU, bf16, the swizzled A tile)
 // and multiplied, so the global latency of x overlaps S − 1 slices of work instead of stalling every slice.
 // Each thread converts exactly the copies it issued, so cp.async.wait_group alone (no extra barrier) makes
@@ -14,7 +14,7 @@ const MAX_STAGES = 4;
 /** The ring: `stages` slices of x, each 32 channels × `groups` 16-byte runs of `positions` consecutive positions. */
 export interface AsyncRing {
   readonly stages: number;
-  readonly positions: number; // positions per 16-byte copy: 4 fp32, 8 bf16
+  readonly positions: number; // positions per 16-byte copy: 4 fp32
   readonly groups: number; // BM / positions
   readonly stageBytes: number;
 }
@@ -26,13 +26,15 @@ export interface AsyncRing {
  */
 export function asyncRing(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaTile, rows: number, xBf16: boolean): AsyncRing | undefined {
   if (c.R * c.S !== 1 || c.sh !== 1 || c.sw !== 1 || c.ph !== 0 || c.pw !== 0) return undefined;
-  // fp32 x on a warp of 64 accumulators (the 128×128 tiles' 32×64) spilled 4 bytes on sm_80 and sm_90 in ptxas
-  // (scripts/check-spills.ts, NIN's 256- and 384-channel inference 1×1s): those keep the gather.
-  if (!xBf16 && warpM16(tile) * tile.nt * 4 >= 64) return undefined;
-  const positions = xBf16 ? 8 : 4;
+  // Training's bf16 x (runs of 8 positions, 4 stages) took more than 128 registers on NIN's 256-thread 1×1 blocks
+  // (ptxas sm_90): 1 block an SM rather than 2, so the profile model predicted its forwards 25 % slower (NIN b128
+  // H100: 74.0 → 93.8 µs, 71.2 → 89.7; bench/RESULTS.md, i15S). fp32 x on a warp of 64 accumulators (the 128×128
+  // tiles' 32×64) spilled 4 bytes on sm_80 and sm_90 (scripts/check-spills.ts). Those keep the gather.
+  if (xBf16 || warpM16(tile) * tile.nt * 4 >= 64) return undefined;
+  const positions = 4;
   const PQ = c.P * c.Q;
   if (PQ % positions !== 0 || rows % positions !== 0 || tile.bm % (8 * positions) !== 0) return undefined;
-  const stageBytes = BK * tile.bm * (xBf16 ? 2 : 4);
+  const stageBytes = BK * tile.bm * 4;
   const tiles = (tile.bm + tile.bn) * BK * 2;
   const stages = Math.min(MAX_STAGES, Math.floor((STATIC_SHARED_BYTES - tiles) / stageBytes));
   return stages >= 2 ? { stages, positions, groups: tile.bm / positions, stageBytes } : undefined;
@@ -89,19 +91,9 @@ export function asyncPrologue(r: AsyncRing, c: Consts<'conv_fwd_fused' | 'conv_i
  * The main loop's A staging for slice k0 (iteration `it`): issue slice k0 + (S−1)·32 into the stage the last
  * iteration freed, wait until slice k0's group has landed, and convert it into the swizzled A tile `as`.
  */
-export function asyncSlice(r: AsyncRing, c: Consts<'conv_fwd_fused' | 'conv_infer'>, rows: number, threads: number, xBf16: boolean): string[] {
+export function asyncSlice(r: AsyncRing, c: Consts<'conv_fwd_fused' | 'conv_infer'>, rows: number, threads: number): string[] {
   const PQ = c.P * c.Q, E = r.positions, S = r.stages;
-  const unpack = xBf16
-    ? [
-        `    const int4 w = nincc::ld(&xr[${ringAt(r, 'it % ' + S, 'ko')}]);`,
-        '    const int words[4] = {w.x, w.y, w.z, w.w};',
-        '    NINCC_UNROLL',
-        '    for (int i = 0; i < 4; ++i) {',
-        '      raw[e][2 * i] = nincc::bf16_to_float(nincc::low_bf16(uint32_t(words[i])));',
-        '      raw[e][2 * i + 1] = nincc::bf16_to_float(nincc::high_bf16(uint32_t(words[i])));',
-        '    }',
-      ]
-    : [`    const float4 f = nincc::load_float4(reinterpret_cast<const float*>(&xr[${ringAt(r, 'it % ' + S, 'ko')}]));`, '    raw[e][0] = f.x; raw[e][1] = f.y; raw[e][2] = f.z; raw[e][3] = f.w;'];
+  const unpack = [`    const float4 f = nincc::load_float4(reinterpret_cast<const float*>(&xr[${ringAt(r, 'it % ' + S, 'ko')}]));`, '    raw[e][0] = f.x; raw[e][1] = f.y; raw[e][2] = f.z; raw[e][3] = f.w;'];
   return [
     `// Stage A from the ring: slice k0 + ${S - 1}·${BK} goes in flight, then slice k0 (this thread's own copies) is waited for and converted.`,
     `if (k0 + ${(S - 1) * BK} < ${c.C}) issue(k0 + ${(S - 1) * BK}, (it + ${S - 1}) % ${S});  // the stage the last iteration converted`,

@@ -135,7 +135,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ].map((s) => `  ${s}`)
       : ring
-      ? asyncSlice(ring, c, rows, threads, xBf16).map((s) => `  ${s}`)
+      ? asyncSlice(ring, c, rows, threads).map((s) => `  ${s}`)
       : band
       ? ['  // Stage A from the band: rows are output positions, eight lanes along each row\'s taps (c, r, s).', ...stageAlongK('as', BM, stemStaging(c, band), threads).map((s) => `  ${s}`)]
       : gatherA()),
