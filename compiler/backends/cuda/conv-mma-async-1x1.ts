@@ -26,8 +26,8 @@ export interface AsyncRing {
  */
 export function asyncRing(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaTile, rows: number, xBf16: boolean): AsyncRing | undefined {
   if (c.R * c.S !== 1 || c.sh !== 1 || c.sw !== 1 || c.ph !== 0 || c.pw !== 0) return undefined;
-  // Training's bf16 x (runs of 8 positions, 4 stages) took more than 128 registers on NIN's 256-thread 1×1 blocks
-  // (ptxas sm_90): 1 block an SM rather than 2, so the profile model predicted its forwards 25 % slower (NIN b128
+  // Training's bf16 x (runs of 8 positions, 4 stages) took 178 and 234 registers on NIN's 256-thread 1×1 blocks
+  // (ptxas sm_90; 102 and 126 without): 1 block an SM rather than 2, so the profile model predicted its forwards 25 % slower (NIN b128
   // H100: 74.0 → 93.8 µs, 71.2 → 89.7; bench/RESULTS.md, i15S). fp32 x on a warp of 64 accumulators (the 128×128
   // tiles' 32×64) spilled 4 bytes on sm_80 and sm_90 (scripts/check-spills.ts). Those keep the gather.
   if (xBf16 || warpM16(tile) * tile.nt * 4 >= 64) return undefined;
