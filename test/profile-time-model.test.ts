@@ -76,6 +76,25 @@ describe('time model', () => {
     expect(waveQuantization({ ...work, grid: [396, 1, 1] }, 132, 1)).toBe(1);
   });
 
+  it('a load → barrier → compute loop exposes its shorter phase over the resident blocks; cp.async sectors expose none', () => {
+    // Tensor-bound (10^6 mma.m16n8k16 = 4.096 GFLOP: 4.14 µs on an H100's 989.4 TFLOPS) with 2·10^5 sectors loaded
+    // (6.4 MB: 1.91 µs at 3.35 TB/s), each block's own; 2 blocks resident a SM.
+    const loads = { ...none, blocks: 264, grid: [264, 1, 1], mma_bf16_m16n8k16: 1e6, block_sectors_private: 2e5 };
+    const plain = predictKernel({ ...loads, global_load_sectors: 2e5 }, gpuNamed('h100'), 2);
+    expect(plain.bound).toBe('tensor');
+    const memory = Math.max(plain.pipeMicros.hbm, plain.pipeMicros.l2);
+    expect(memory).toBeCloseTo((2e5 * 32) / 3.35e12 * 1e6, 6);
+    expect(plain.unpipelinedMicros).toBeCloseTo(memory / 2, 9);
+    expect(plain.micros).toBeCloseTo(plain.pipeMicros.tensor + memory / 2 + plain.overheadMicros, 9);
+    // One resident block a SM: nothing fills in, the whole shorter phase is exposed.
+    expect(predictKernel({ ...loads, global_load_sectors: 2e5 }, gpuNamed('h100'), 1).unpipelinedMicros).toBeCloseTo(memory, 9);
+    // Three quarters of the sectors by cp.async: a quarter of the exposure; all of them: none.
+    const quarter = predictKernel({ ...loads, global_load_sectors: 5e4, async_copy_sectors: 1.5e5 }, gpuNamed('h100'), 2);
+    expect(quarter.pipeMicros.hbm).toBeCloseTo(plain.pipeMicros.hbm, 9);
+    expect(quarter.unpipelinedMicros).toBeCloseTo(memory / 8, 9);
+    expect(predictKernel({ ...loads, async_copy_sectors: 2e5 }, gpuNamed('h100'), 2).unpipelinedMicros).toBe(0);
+  });
+
   it('names the GPUs it knows when asked for another', () => {
     expect(() => gpuNamed('v100')).toThrow("unknown GPU 'v100': one of a100, h100, h200");
   });

@@ -10,7 +10,7 @@ import { precisionOption, prepareArtifact, PRECISION_HELP } from '../artifact-ar
 /** The model's stated error (docs/profile.md): printed with every prediction. */
 export const ERROR_BAND =
   'expected error: the pipe term is a lower bound; within about 1.5x for many-wave kernels with one dominant pipe, ' +
-  'optimistic by up to 10x for latency-bound, low-occupancy or unpipelined kernels (today\'s: load, barrier, compute). ' +
+  'optimistic by up to 10x for latency-bound, low-occupancy or unpipelined kernels (load, barrier, compute: their unhidden phase is an assumed share). ' +
   'Not yet fitted on a GPU (bench/gpu/ncu.sh).';
 
 const pct = (fraction: number) => `${(100 * fraction).toFixed(0)}%`;

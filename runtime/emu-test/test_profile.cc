@@ -180,7 +180,10 @@ std::vector<MicroCase> micro_cases() {
   // 32 bytes: 16 sectors) and of B (16 lanes, 256 contiguous bytes: 8 sectors); ldmatrix.x4 of A
   // (rows 48 bytes apart: each matrix's 8 rows on distinct banks, 4 wavefronts) and .x2.trans of B
   // (16-byte rows, 2 wavefronts); one mma; two barriers. Then two float2 stores of 8 rows × 32 bytes
-  // (8 sectors each). Unique: A 2048 bytes, B 1024, C 512 = 112 sectors.
+  // (8 sectors each). Unique: A 2048 bytes, B 1024, C 512 = 112 sectors. The copies' shared side counts as
+  // stores: A's lanes write 16 bytes at (lane/2)·48 + (lane%2)·16, so each 8-lane phase puts two lanes' words on
+  // one bank (lanes 1 and 6: words 4..7 and 36..39): 2 wavefronts a phase, 8 an instruction; B's 16 lanes write
+  // 256 contiguous bytes, 2 wavefronts. 4 steps: 8 store instructions, 40 wavefronts, 16 bank conflicts.
   cases.push_back({"ldmatrix_mma_loop",
                    [] {
                      Buffer<unsigned short> a(16 * 64, 0), b(64 * 8, 0);
@@ -196,6 +199,9 @@ std::vector<MicroCase> micro_cases() {
                     // 4 × (512 + 256) distinct bytes, exactly their sectors; C: 2 × 256 bytes.
                     {&Counters::async_copy_requested_bytes, 3072},
                     {&Counters::async_copy_ideal_sectors, 96},
+                    {&Counters::shared_store_instructions, 8},
+                    {&Counters::shared_store_wavefronts, 40},
+                    {&Counters::shared_bank_conflicts, 16},
                     {&Counters::global_store_requested_bytes, 512},
                     {&Counters::global_store_ideal_sectors, 16},
                     {&Counters::shared_load_instructions, 8},

@@ -1,5 +1,6 @@
 // The time model: a kernel's predicted time from its profile counters (docs/profile.md) on one GPU
-// (gpus.ts) — the slowest of its pipes at peak rate, plus launch and unhidden latency — and what
+// (gpus.ts) — the slowest of its pipes at peak rate, plus the part of its loads' and its compute's phases
+// that do not overlap (unpipelinedMicros), plus launch and unhidden latency — and what
 // bounds it. Pure functions over plain data; bench/gpu/ncu.sh is where its error gets measured.
 import type { GpuSpec } from './gpus.js';
 import { hbmSectors, type SharingCounts } from './l2-reuse-hbm.js';
@@ -32,6 +33,11 @@ export interface Prediction {
   readonly hbmSectors: number;
   /** The pipe with the longest busy time. */
   readonly bound: Pipe;
+  /**
+   * The shorter of the memory phase (L2, HBM) and the on-SM phase (FMA, tensor, shared) that the kernel does not
+   * overlap with the longer, µs: see unpipelinedMicros.
+   */
+  readonly unpipelinedMicros: number;
   /** Launch plus unhidden latency, µs. */
   readonly overheadMicros: number;
   readonly micros: number;
@@ -68,12 +74,14 @@ export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocks
   const bound = PIPES.reduce((best, p) => (pipeMicros[p] > pipeMicros[best] ? p : best), PIPES[0]);
   const waves = Math.ceil(counts.blocks / (gpu.sms * Math.max(1, residentBlocksPerSm)));
   const overheadMicros = gpu.launchMicros + (waves + lastBlockTails(counts)) * gpu.waveLatencyMicros;
-  const total = pipeMicros[bound] + overheadMicros;
+  const unpipelined = unpipelinedMicros(counts, pipeMicros, residentBlocksPerSm);
+  const total = pipeMicros[bound] + unpipelined + overheadMicros;
   return {
     kernel: counts.kernel,
     pipeMicros,
     hbmSectors: hbm,
     bound,
+    unpipelinedMicros: unpipelined,
     overheadMicros,
     micros: total,
     fractionOfPeak: pipeMicros[bound] / total,
@@ -105,4 +113,20 @@ export function lastBlockTails(counts: KernelCounts): number {
   if (!counts.threadfences) return 0;
   const grid = counts.grid && counts.grid.length === 3 ? counts.grid[0] * counts.grid[1] * counts.grid[2] : 0;
   return grid > 0 ? Math.max(1, Math.round(counts.blocks / grid)) : 1;
+}
+
+/**
+ * What a load → barrier → compute loop does not overlap (assumed, not fitted: bench/gpu/ncu.sh). A block's warps
+ * wait for a slice's plain loads before they compute on it, so within a block the memory phase and the on-SM phase
+ * take turns; the other blocks resident on the SM fill in, so of the shorter phase a share 1 / (resident blocks)
+ * stays exposed. Sectors that arrive by cp.async are issued slices ahead of their use (a multistage ring,
+ * backends/cuda/conv-mma-async-1x1.ts) and overlap the block's own compute: they expose nothing. So
+ * exposed = min(memory, on-SM) × (plain-load sectors / all loaded sectors) / resident blocks.
+ */
+export function unpipelinedMicros(counts: KernelCounts, pipeMicros: Readonly<Record<Pipe, number>>, residentBlocksPerSm: number): number {
+  const loaded = counts.global_load_sectors + counts.async_copy_sectors;
+  if (loaded === 0) return 0;
+  const memory = Math.max(pipeMicros.l2, pipeMicros.hbm);
+  const onSm = Math.max(pipeMicros.fp32, pipeMicros.tensor, pipeMicros.shared);
+  return (Math.min(memory, onSm) * (counts.global_load_sectors / loaded)) / Math.max(1, residentBlocksPerSm);
 }

@@ -84,7 +84,7 @@ export const tileWords = (t: MmaTile) => `${t.bm}×${t.bn}×${BK} tile, ${t.warp
 export const swizzled = (row: string, chunk: string) => `(${row}) * 4 + ((${chunk}) ^ (((${row}) >> 1) & 3))`;
 
 /** Eight positions' values `vs[0..7]` → one 16-byte chunk of bf16 pairs (the lower position in the low half, as mma reads them). */
-const packChunk = (dst: string) =>
+export const packChunk = (dst: string) =>
   `nincc::st(&${dst}, int4{int(nincc::to_bf16x2(vs[1], vs[0])), int(nincc::to_bf16x2(vs[3], vs[2])), int(nincc::to_bf16x2(vs[5], vs[4])), int(nincc::to_bf16x2(vs[7], vs[6]))});`;
 
 /**

@@ -23,6 +23,7 @@ import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { directFp32StoresWaste, stagedFp32Fits, stagedFp32Piece, stagedFp32Store, stagedFp32Write } from './conv-mma-store-fp32-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
+import { asyncPrologue, asyncRing, asyncRingWords, asyncSlice } from './conv-mma-async-1x1.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
 export const rowsPerImage = (PQ: number, stats: boolean) => (stats ? Math.ceil(PQ / 32) * 32 : PQ);
@@ -75,6 +76,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // A stride-1 k×k kernel stages x once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'forward') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, 0);
+  // A 1×1 forward copies x into an S-stage cp.async ring, S − 1 slices ahead of the one it multiplies (conv-mma-async-1x1.ts).
+  const ring = isOn(ablations, 'asyncPipeline') && !taps && !view && !band ? asyncRing(c, tile, rows, xBf16) : undefined;
   /** Stage A by gathering x per tap from global memory (strided convs, and where a halo would not fit). */
   const gatherA = () => [
     ...(alongK
@@ -122,7 +125,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     ...(taps ? tapsPrologue(taps) : []),
     ...(taps && runs ? tapsRunsPrologue(taps, threads) : []),
     ...(band ? stageStemBand(c, band, threads, (at) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', 'ch')]) : []),
-    `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
+    ...(ring ? asyncPrologue(ring, c, rows, threads) : []),
+    ring ? `for (int k0 = 0, it = 0; k0 < ${CRS}; k0 += ${BK}, ++it) {` : `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
     ...(taps
       ? [
           ...(s2d
@@ -138,6 +142,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
           '// Stage A from the halo: rows are output positions (consecutive lanes on consecutive positions), each position a tap (c, r, s).',
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ].map((s) => `  ${s}`)
+      : ring
+      ? asyncSlice(ring, c, rows, threads).map((s) => `  ${s}`)
       : band
       ? ['  // Stage A from the band: rows are output positions, eight lanes along each row\'s taps (c, r, s).', ...stageAlongK('as', BM, stemStaging(c, band), threads).map((s) => `  ${s}`)]
       : gatherA()),
@@ -167,6 +173,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     taps && (s2d ? s2dWords(s2d, c, taps, ablations) : tapsWords(taps, 'x')),
     runs && tapsRunsWords(runs),
     band && stemWords(c, band, PQ, stats),
+    ring && asyncRingWords(ring),
     halo && bf16w && tapsFallback(c, 'forward', maxBatch, ablations),
     c.bias && 'bias',
     out.residual && 'epilogue: residual add',

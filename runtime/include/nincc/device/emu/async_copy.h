@@ -27,8 +27,12 @@ inline void issue_async_copy(void* dst, const void* src, int bytes, int src_byte
   std::memset(dst, SharedArena::kPoison, size_t(bytes));
   r.current().copies.push_back(AsyncCopy{static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src),
                                          bytes, src_bytes, -1});
-  if (Profile* profile = r.profile(); profile && src_bytes > 0)
-    profile->record(Space::async_copy_global, file, line, r.rank(), src, unsigned(src_bytes));
+  // Counted like the load + store it replaces: its global sectors (none for a pure zero fill) and, as a
+  // shared store at the issue, the wavefronts and bank conflicts of writing all `bytes` (the zero fill too).
+  if (Profile* profile = r.profile()) {
+    if (src_bytes > 0) profile->record(Space::async_copy_global, file, line, r.rank(), src, unsigned(src_bytes));
+    profile->record(Space::shared_store, file, line, r.rank(), dst, unsigned(bytes));
+  }
 }
 
 // Lands, in issue order, every committed copy of this thread except those of its `in_flight` most
