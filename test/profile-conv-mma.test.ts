@@ -15,7 +15,12 @@ describe('nincc profile of the bf16 tensor-core conv', () => {
   let report: string;
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'nincc-profile-mma-'));
-    const r = nincc(['profile', join(root, 'test/data/conv-mma.model'), '--batch', '32', '--precision', 'bf16', '--json'], { cwd: work, env: { NINCC_NVCC: '0' }, timeoutMs: 300_000 });
+    // Built without --gpu, so the weight gradients keep the lowering's default split counts, which the hand counts
+    // below assume (a profile of the spec builds for its GPU's counts: lower/wgrad-splits-waves.ts).
+    const dir = join(work, 'build/conv_mma-emu');
+    const built = nincc(['build', join(root, 'test/data/conv-mma.model'), '--target', 'emu', '--precision', 'bf16', '--max-batch', '32', '-o', dir], { cwd: work, env: { NINCC_NVCC: '0' }, timeoutMs: 300_000 });
+    expect(built.code, built.stderr).toBe(0);
+    const r = nincc(['profile', dir, '--batch', '32', '--json'], { cwd: work, env: { NINCC_NVCC: '0' }, timeoutMs: 300_000 });
     expect(r.code, r.stderr).toBe(0);
     json = JSON.parse(r.stdout) as ProfileReport;
     report = readFileSync(join(work, 'build/conv_mma-emu/report.txt'), 'utf8');

@@ -1,5 +1,5 @@
 // What the bf16 storage tests read of a build's lowering: a spec compiled for emu (no native build), its training
-// program, and whether a step reads a buffer (test/bf16-storage-rebuilt.test.ts, test/bwd-traffic-bf16-gradients.test.ts).
+// program, and whether a step reads a buffer (test/bf16-storage-rebuilt.test.ts, test/bwd-traffic-bf16-gradients.test.ts, test/conv-out-bf16-storage.test.ts).
 import type { Ablations } from '../../compiler/ablations.js';
 import { compileModel, compileSpec, type Compiled } from '../../compiler/pipeline.js';
 import { opBuffers } from '../../compiler/lower/ops.js';
@@ -23,3 +23,21 @@ export const training = (c: Compiled) => {
 
 /** Whether step `s` reads buffer `id` (an in or inout argument). */
 export const reads = (s: KernelStep, id: string) => opBuffers(s.op, s.consts).some((b) => b.dir !== 'out' && s.buffers[b.name] === id);
+
+/**
+ * A generated kernel's text without the lines that copy a bf16 buffer as it is into a bf16 shared array (the weight
+ * gradients' image ring, backends/cuda/conv-mma-wgrad-image-ring.ts), and for each buffer so copied the shared arrays
+ * that stand for it after: a check that every load of a bf16 buffer widens it looks for those arrays' loads instead.
+ */
+export function withoutSharedBf16Copies(body: readonly string[]): { text: string; copies: Map<string, string[]> } {
+  const lines = body.join('\n').split('\n');
+  const shared = new Set([...lines.join('\n').matchAll(/NINCC_SHARED\(nincc::bf16, (\w+),/g)].map((m) => m[1]));
+  const copies = new Map<string, string[]>();
+  const kept = lines.filter((line) => {
+    const copy = /nincc::st\(&(\w+)\[.*nincc::ld\(&(\w+)\[/.exec(line);
+    if (!copy || !shared.has(copy[1])) return true;
+    copies.set(copy[2], [...(copies.get(copy[2]) ?? []), copy[1]]);
+    return false;
+  });
+  return { text: kept.join('\n'), copies };
+}
