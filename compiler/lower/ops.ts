@@ -84,6 +84,9 @@ const constSchemas = {
   // twoPassStats: the cpuBnOnePassStats ablation (the batch statistics in two passes over x; batchnorm.h channel_moments).
   bn_fwd_train: { ...channels, eps: 'num', momentum: 'num', residual: 'bool?', relu: 'bool?', twoPassStats: 'bool?', convMoments: 'bool?', ...endOutput },
   bn_bwd: { ...channels, eps: 'num', momentum: 'num', relu: 'bool?', ...endOutput },
+  // A BN+ReLU's backward taking the backward of the max pool that alone reads it (C = K channels, the pool's shape;
+  // lower/train.ts pooledBnBackward, runtime/include/nincc/cpu/bn_pool_backward.h).
+  bn_relu_maxpool_bwd: pool,
   bn_eval: { ...channels, eps: 'num' },
   relu_fwd: { count: 'int' },
   relu_bwd: { count: 'int' },
@@ -418,6 +421,18 @@ const rulesTable = {
     { name: 'save_mean', dir: 'in', size: perChannel },
     { name: 'save_invstd', dir: 'in', size: perChannel },
     { name: 'dx', dir: 'out', size: plane },
+    { name: 'dgamma', dir: 'out', size: perChannel },
+    { name: 'dbeta', dir: 'out', size: perChannel },
+  ],
+  bn_relu_maxpool_bwd: [
+    { name: 'x', dir: 'in', size: inPlane },
+    { name: 'g', dir: 'in', size: outPlane }, // the pool's output gradient
+    { name: 'argmax', dir: 'in', dtype: 'i32', size: outPlane },
+    { name: 'y', dir: 'in', size: inPlane }, // the BN+ReLU pass's output, the pool's input
+    { name: 'gamma', dir: 'in', size: perChannel },
+    { name: 'save_mean', dir: 'in', size: perChannel },
+    { name: 'save_invstd', dir: 'in', size: perChannel },
+    { name: 'dx', dir: 'out', size: inPlane },
     { name: 'dgamma', dir: 'out', size: perChannel },
     { name: 'dbeta', dir: 'out', size: perChannel },
   ],

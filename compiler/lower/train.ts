@@ -243,11 +243,13 @@ export function trainingInputs(m: ShapedModel, stem?: U8Stem): { b: ProgramBuild
 
 /**
  * The cpu training's options: `bnOnePassStats` false is the cpuBnOnePassStats ablation, `wgradSpreadPrefetch` false the
- * cpuWgradSpreadPrefetch one, `bnStatsInConv` true the cpuBnStatsInConv opt-in (compiler/ablations.ts OPT_INS).
+ * cpuWgradSpreadPrefetch one, `bnPoolBackward` false the cpuBnPoolBackward one, `bnStatsInConv` true the
+ * cpuBnStatsInConv opt-in (compiler/ablations.ts OPT_INS).
  */
 export interface CpuTrainOptions {
   readonly bnOnePassStats?: boolean;
   readonly wgradSpreadPrefetch?: boolean;
+  readonly bnPoolBackward?: boolean;
   readonly bnStatsInConv?: boolean;
 }
 
@@ -349,6 +351,12 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem, options
   };
   // A layer needs its input gradient only when a layer before it on the path from the input has parameters.
   const need = needsGradient(m.layers);
+  // A max pool that alone reads a BN+ReLU's output (NIN's three) leaves its backward to the BN's: its gradient and
+  // argmax, by the BN's position (pooledBnBackward).
+  const pooledBn = new Map<number, PooledGradient>();
+  const poolsBnRelu = (i: number) =>
+    options.bnPoolBackward !== false && m.layers[i].kind === 'maxpool' && i >= 2 && inputsOf(m.layers, i)[0] === i - 1 && m.layers[i - 1].kind === 'relu' &&
+    bnRelu(i - 2) && reads[i - 1] === 1 && need[i - 1] && !slots.has(i) && !slots.has(i - 1) && !gradSlices.has(i);
   for (let i = m.layers.length - 1; i >= 0; i--) {
     const l = m.layers[i];
     const g = grads.get(i);
@@ -370,13 +378,38 @@ export function lowerTrainForwardBackward(m: ShapedModel, stem?: U8Stem, options
       if (slice) gradSlices.set(i - 1, slice);
       continue;
     }
+    if (l.kind === 'maxpool' && poolsBnRelu(i)) {
+      pooledBn.set(i - 2, { pool: l, g, argmax: saved[i].argmax! });
+      grads.set(i - 2, g); // the ReLU between has no gradient of its own, so no kernel
+      continue;
+    }
     // A conv whose input already has a gradient (a fanned-out value) sums it in its backward-data pass.
     const prior = l.kind === 'conv' && wanted(from[0]) ? grads.get(from[0]) : undefined;
-    const d = backwardLayer(b, l, saved[i], g, wanted(from[0]), prior, gradSlices.get(i), wgradConsts);
+    const pooled = pooledBn.get(i);
+    const d = pooled ? pooledBnBackward(b, l, saved[i], pooled) : backwardLayer(b, l, saved[i], g, wanted(from[0]), prior, gradSlices.get(i), wgradConsts);
     if (d !== undefined && prior !== undefined) grads.set(from[0], d);
     else if (d !== undefined && wanted(from[0])) accumulate(from[0], d, m.layers[from[0]]);
   }
   return { program: { name: 'train_forward_backward', inputs: { images, labels }, outputs: { output: x, loss }, steps: b.steps }, builder: b };
+}
+
+/** A max pool's output gradient and argmax, whose backward a BN+ReLU's takes (poolsBnRelu). */
+interface PooledGradient {
+  readonly pool: ShapedLayer & { readonly kind: 'maxpool' };
+  readonly g: string;
+  readonly argmax: string;
+}
+
+/**
+ * The backward of a BN+ReLU whose output only a max pool reads, with the pool's: the pool's gradient scattered
+ * into dx plane by plane as the BN's pass reads it (runtime bn_pool_backward.h), bit for bit the two kernels.
+ */
+function pooledBnBackward(b: ProgramBuilder, l: ShapedOpLayer, s: Saved, pooled: PooledGradient): string {
+  if (l.kind !== 'bn' || !s.reluFused) throw new Error(`internal error: a max pool's backward taken by ${l.kind} ${l.index}, not a BN+ReLU's`);
+  const dx = b.act(`${l.kind}${l.index}.grad_in`, elementsOf(l.input));
+  const p = (f: string) => paramId(l, f);
+  b.step(l, 'bn_relu_maxpool_bwd', { x: s.x, g: pooled.g, argmax: pooled.argmax, y: s.y, gamma: p('weight'), save_mean: s.saveMean, save_invstd: s.saveInvstd, dx, dgamma: gradId(l, 'weight'), dbeta: gradId(l, 'bias') }, windowShape(pooled.pool));
+  return dx;
 }
 
 /** A block's merge: the branches' sum (nn.CAddTable) or their outputs joined along channels (nn.Concat(2)). */

@@ -10,9 +10,11 @@
 #include "kernel_tests.h"
 #include "nincc/cpu/activation.h"
 #include "nincc/cpu/batchnorm.h"
+#include "nincc/cpu/bn_pool_backward.h"
 #include "nincc/cpu/channels.h"
 #include "nincc/cpu/conv.h"
 #include "nincc/cpu/pointwise.h"
+#include "nincc/cpu/pool.h"
 #include "reference_conv_pool.h"
 #include "reference_dense.h"
 
@@ -138,6 +140,52 @@ void check_relu_fused_backward(const BatchNormShape& s, Rng& rng) {
     nincc::cpu::relu_backward(s.size(), y.data(), dy.data(), relu_dx.data());
     nincc::cpu::batchnorm_backward(s, x.data(), relu_dx.data(), gamma.data(), mean.data(), invstd.data(),
                                    two_pass.data(), two_dgamma.data(), two_dbeta.data());
+    CHECK(two_pass == dx && two_dgamma == dgamma && two_dbeta == dbeta);
+  });
+}
+
+// The BN+ReLU backward that takes the max pool's backward plane by plane (bn_pool_backward.h; ablation
+// cpuBnPoolBackward): against the float64 backward of the pool's routed gradient masked by the ReLU, and bit for bit
+// equal to maxpool_backward then the BN+ReLU backward, which it replaces; on 1, 2 and all threads. `pool`'s batch,
+// channels and plane are the BN's.
+void check_relu_maxpool_backward(const nincc::cpu::Pool2dShape& pool, Rng& rng) {
+  char what[96];
+  std::snprintf(what, sizeof what, "batchnorm+relu+maxpool backward n%d c%d %dx%d", pool.batch, pool.channels,
+                pool.in_h, pool.in_w);
+  const BatchNormShape s{pool.batch, pool.channels, pool.in_plane()};
+  const RefBatchNorm r{s.batch, s.channels, static_cast<int>(s.plane)};
+  const std::vector<float> x = random_floats(s.size(), rng);
+  const std::vector<float> gamma = random_floats(s.channels, rng, 0, 1), beta = random_floats(s.channels, rng);
+  std::vector<float> y = poisoned(x.size()), mean = poisoned(s.channels), invstd = poisoned(s.channels);
+  std::vector<float> rm(s.channels, 0.f), rv(s.channels, 1.f);
+  const double eps = 1e-3;
+  nincc::cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), invstd.data(),
+                                      rm.data(), rv.data(), eps, 0.1, true);
+  const std::size_t pooled = static_cast<std::size_t>(pool.planes() * pool.out_plane());
+  std::vector<float> pool_y = poisoned(pooled), pool_dy = random_floats(pooled, rng);
+  std::vector<std::int32_t> argmax(pooled, -7);
+  nincc::cpu::maxpool_forward(pool, y.data(), pool_y.data(), argmax.data());
+  std::vector<double> masked = ref_maxpool_backward(pool, std::vector<int>(argmax.begin(), argmax.end()), to_double(pool_dy));
+  int zeros = 0, routed = 0;
+  for (std::size_t i = 0; i < masked.size(); ++i) {
+    routed += masked[i] != 0.0;
+    if (!(y[i] > 0.f)) masked[i] = 0.0, ++zeros;
+  }
+  CHECK(zeros > 0 && routed > zeros / 4);  // the mask and the routing both matter
+  const BatchNormGradients want = ref_batchnorm_backward(r, to_double(x), to_double(gamma), masked, eps);
+  on_1_2_and_all_threads([&] {
+    std::vector<float> dx = poisoned(x.size()), dgamma = poisoned(s.channels), dbeta = poisoned(s.channels);
+    nincc::cpu::batchnorm_relu_maxpool_backward(s, pool, x.data(), pool_dy.data(), argmax.data(), y.data(), gamma.data(),
+                                                mean.data(), invstd.data(), dx.data(), dgamma.data(), dbeta.data());
+    CHECK_CLOSE(dx, want.dx, 2e-5, what);
+    CHECK_CLOSE(dgamma, want.dgamma, 2e-5, what);
+    CHECK_CLOSE(dbeta, want.dbeta, 1e-6, what);
+
+    std::vector<float> pool_dx = poisoned(x.size()), two_pass = poisoned(x.size());
+    std::vector<float> two_dgamma = poisoned(s.channels), two_dbeta = poisoned(s.channels);
+    nincc::cpu::maxpool_backward(pool, pool_dy.data(), argmax.data(), pool_dx.data());
+    nincc::cpu::batchnorm_backward(s, x.data(), pool_dx.data(), gamma.data(), mean.data(), invstd.data(), two_pass.data(),
+                                   two_dgamma.data(), two_dbeta.data(), y.data());
     CHECK(two_pass == dx && two_dgamma == dgamma && two_dbeta == dbeta);
   });
 }
@@ -331,6 +379,10 @@ void test_batchnorm() {
   check_shape(BatchNormShape{3, 7, 121}, 1000.0, rng);
   check_relu_fused_backward(BatchNormShape{3, 7, 121}, rng);
   check_relu_fused_backward(BatchNormShape{4, 6, 1500}, rng);  // 36000 values: over the parallel grain
+  using nincc::cpu::Pool2dShape;
+  check_relu_maxpool_backward(Pool2dShape{3, 5, 13, 13, 3, 3, 2, 2, 1, 1}, rng);            // NIN's pools: overlapping windows
+  check_relu_maxpool_backward(Pool2dShape{4, 12, 28, 28, 3, 3, 2, 2, 1, 1}, rng);           // over the parallel grain
+  check_relu_maxpool_backward(Pool2dShape{2, 3, 9, 11, 2, 2, 2, 2, 0, 0, true}, rng);       // ceil mode, a last column alone
   check_concat_slot(BatchNormShape{3, 5, 29}, 12, 4, rng);
   check_concat_slot(BatchNormShape{4, 6, 1500}, 15, 9, rng);  // over the parallel grain: channels split across threads
   check_concat_slot(BatchNormShape{2, 4, 7}, 4, 0, rng);      // the whole joined tensor

@@ -186,6 +186,9 @@ function body(k: KernelStep): string[] {
       const tail = c.outTotal !== undefined ? `, ${c.relu ? cf('y') : 'nullptr'}, ${bnOutputCpp(c)}` : c.relu ? `, ${cf('y')}` : '';
       return [bnShape(c), `batchnorm_backward(shape, ${cf('x')}, ${cf('g')}, ${cf('gamma')}, ${cf('save_mean')}, ${cf('save_invstd')}, ${f('dx')}, ${f('dgamma')}, ${f('dbeta')}${tail});`];
     }
+    case 'bn_relu_maxpool_bwd':
+      // The pool's shape, and the BN's over its input planes (bn_pool_backward.h).
+      return [poolShape(k.consts), 'const BatchNormShape bn{shape.batch, shape.channels, shape.in_plane()};', `batchnorm_relu_maxpool_backward(bn, shape, ${cf('x')}, ${cf('g')}, ${i32('argmax')}, ${cf('y')}, ${cf('gamma')}, ${cf('save_mean')}, ${cf('save_invstd')}, ${f('dx')}, ${f('dgamma')}, ${f('dbeta')});`];
     case 'bn_eval':
       return [bnShape(k.consts), `batchnorm_forward_eval(shape, ${cf('x')}, ${cf('gamma')}, ${cf('beta')}, ${cf('mean')}, ${cf('var')}, ${f('y')}, ${cppDouble(k.consts.eps)});`];
     case 'relu_fwd':

@@ -230,33 +230,24 @@ inline void batchnorm_forward_eval(const BatchNormShape& shape, const float* x, 
   });
 }
 
-// Training backward, from the forward's input x and its saved mean/invstd (Torch's formula):
-//   dx = (dy - mean(dy) - (x - mean) * invstd^2 * mean((x - mean) * dy)) * invstd * gamma
-//   dgamma = sum((x - mean) * dy) * invstd,  dbeta = sum(dy)
-// dx, dgamma and dbeta are overwritten; dgamma/dbeta may be null, and gamma null means 1.
-// dy is the gradient of BN's own output, or, with `relu_y` (the output of the BN+ReLU forward pass),
-// of the ReLU after it: then the ReLU's backward, dy·[relu_y > 0], is taken in this pass (one fewer
-// pass over the activation), written into dx plane by plane while the plane is in cache, and read back
-// from there; the result is bit for bit that of relu_backward then batchnorm_backward. dx may alias dy.
-// The saved mean is a float; the sums are taken around it and corrected to the exact batch mean
-// in double, so a large mean costs no accuracy (Torch's own float mean would). `out`: where dy_in and relu_y
-// lie, the forward's y's place in a concat's output (BatchNormOutput); dx keeps x's layout.
-inline void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy_in, const float* gamma,
-                               const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
-                               float* dbeta, const float* relu_y = nullptr, BatchNormOutput out = {}) {
+// batchnorm_backward with the gradient of plane (n, c) from `dy_plane_of(n, c, dx_plane)`, which returns it and, with
+// relu_y, may first write it into dx's plane, dx_plane (bn_pool_backward.h scatters the max pool's gradient there, in
+// cache). Without relu_y it is asked again for the last loop, with dx_plane null, and must return the same plane.
+template <class DyPlaneOf>
+inline void batchnorm_backward_from(const BatchNormShape& shape, const float* x, const float* gamma,
+                                    const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
+                                    float* dbeta, const float* relu_y, BatchNormOutput out, DyPlaneOf dy_plane_of) {
   const std::int64_t count = shape.per_channel();
-  // The gradient plane the sums and the last loop read: with relu_y, the masked gradient, which lives in dx
-  // until the last loop overwrites it; otherwise dy_in's own plane.
-  auto dy_plane = [&](int n, int c, std::int64_t base) { return relu_y ? dx + base : dy_in + out.base(shape, n, c); };
   parallel_for_threads(shape.channels, batchnorm_detail::channel_threads(shape), [&](std::int64_t c) {
     const double shift = save_mean[c];
     double x_sum = 0.0, dy_sum = 0.0, shifted_dot = 0.0;  // sums of (x - shift), dy, (x - shift) * dy
     for (int n = 0; n < shape.batch; ++n) {
       const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
-      const std::int64_t at = out.base(shape, n, static_cast<int>(c));  // dy_in's and relu_y's plane
+      const std::int64_t at = out.base(shape, n, static_cast<int>(c));  // relu_y's plane
+      const float* dy_in = dy_plane_of(n, static_cast<int>(c), dx + base);
       const batchnorm_detail::BackwardSums sums =
-          relu_y ? batchnorm_detail::backward_sums<true>(x + base, dy_in + at, relu_y + at, dx + base, shape.plane, shift)
-                 : batchnorm_detail::backward_sums<false>(x + base, dy_in + at, nullptr, dx + base, shape.plane, shift);
+          relu_y ? batchnorm_detail::backward_sums<true>(x + base, dy_in, relu_y + at, dx + base, shape.plane, shift)
+                 : batchnorm_detail::backward_sums<false>(x + base, dy_in, nullptr, dx + base, shape.plane, shift);
       x_sum += sums.x;
       dy_sum += sums.dy;
       shifted_dot += sums.dot;
@@ -272,13 +263,33 @@ inline void batchnorm_backward(const BatchNormShape& shape, const float* x, cons
     const batchnorm_detail::SplitFloat mean(shift + mean_offset);
     for (int n = 0; n < shape.batch; ++n) {
       const std::int64_t base = (static_cast<std::int64_t>(n) * shape.channels + c) * shape.plane;
-      const float* dy = dy_plane(n, static_cast<int>(c), base);
+      // The gradient the last loop reads: with relu_y, the masked gradient, which lives in dx until this loop
+      // overwrites it; otherwise the source's plane.
+      const float* dy = relu_y ? dx + base : dy_plane_of(n, static_cast<int>(c), nullptr);
       for (std::int64_t i = 0; i < shape.plane; ++i) {
         const float centered = (x[base + i] - mean.hi) - mean.lo;
         dx[base + i] = (dy[i] - dy_mean - centered * x_coeff) * out_scale;
       }
     }
   });
+}
+
+// Training backward, from the forward's input x and its saved mean/invstd (Torch's formula):
+//   dx = (dy - mean(dy) - (x - mean) * invstd^2 * mean((x - mean) * dy)) * invstd * gamma
+//   dgamma = sum((x - mean) * dy) * invstd,  dbeta = sum(dy)
+// dx, dgamma and dbeta are overwritten; dgamma/dbeta may be null, and gamma null means 1.
+// dy is the gradient of BN's own output, or, with `relu_y` (the output of the BN+ReLU forward pass),
+// of the ReLU after it: then the ReLU's backward, dy·[relu_y > 0], is taken in this pass (one fewer
+// pass over the activation), written into dx plane by plane while the plane is in cache, and read back
+// from there; the result is bit for bit that of relu_backward then batchnorm_backward. dx may alias dy.
+// The saved mean is a float; the sums are taken around it and corrected to the exact batch mean
+// in double, so a large mean costs no accuracy (Torch's own float mean would). `out`: where dy_in and relu_y
+// lie, the forward's y's place in a concat's output (BatchNormOutput); dx keeps x's layout.
+inline void batchnorm_backward(const BatchNormShape& shape, const float* x, const float* dy_in, const float* gamma,
+                               const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
+                               float* dbeta, const float* relu_y = nullptr, BatchNormOutput out = {}) {
+  batchnorm_backward_from(shape, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta, relu_y, out,
+                          [&](int n, int c, float*) { return dy_in + out.base(shape, n, c); });
 }
 
 // Folds an inference-mode BN into the convolution (or linear layer) before it:

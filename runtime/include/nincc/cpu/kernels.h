@@ -20,6 +20,7 @@
 
 #include "activation.h"
 #include "batchnorm.h"
+#include "bn_pool_backward.h"
 #include "channels.h"
 #include "conv.h"
 #include "conv_direct.h"
