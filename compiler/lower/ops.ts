@@ -351,6 +351,17 @@ const poolForward = [
   { name: 'x', dir: 'in', size: inPlane },
   { name: 'y', dir: 'out', size: outPlane },
 ] as const;
+/** A cpu training BN backward's per-channel inputs: gamma and what its forward saved (bn_bwd, bn_relu_maxpool_bwd). */
+const bnBackwardSaved = [
+  { name: 'gamma', dir: 'in', size: perChannel },
+  { name: 'save_mean', dir: 'in', size: perChannel },
+  { name: 'save_invstd', dir: 'in', size: perChannel },
+] as const;
+/** … and its parameters' gradients, written after dx. */
+const bnParamGradients = [
+  { name: 'dgamma', dir: 'out', size: perChannel },
+  { name: 'dbeta', dir: 'out', size: perChannel },
+] as const;
 /** A training pool's input and output, the output perhaps its slice of a concat's (endOutput). */
 const poolTrainForward = [
   { name: 'x', dir: 'in', size: inPlane },
@@ -417,24 +428,18 @@ const rulesTable = {
     { name: 'x', dir: 'in', size: plane },
     { name: 'g', dir: 'in', size: bnOutputPlane },
     { name: 'y', dir: 'in', when: (c) => c.relu === true, size: bnOutputPlane }, // the BN+ReLU pass's output: g is the ReLU's gradient
-    { name: 'gamma', dir: 'in', size: perChannel },
-    { name: 'save_mean', dir: 'in', size: perChannel },
-    { name: 'save_invstd', dir: 'in', size: perChannel },
+    ...bnBackwardSaved,
     { name: 'dx', dir: 'out', size: plane },
-    { name: 'dgamma', dir: 'out', size: perChannel },
-    { name: 'dbeta', dir: 'out', size: perChannel },
+    ...bnParamGradients,
   ],
   bn_relu_maxpool_bwd: [
     { name: 'x', dir: 'in', size: inPlane },
     { name: 'g', dir: 'in', size: outPlane }, // the pool's output gradient
     { name: 'argmax', dir: 'in', dtype: 'i32', size: outPlane },
     { name: 'y', dir: 'in', size: inPlane }, // the BN+ReLU pass's output, the pool's input
-    { name: 'gamma', dir: 'in', size: perChannel },
-    { name: 'save_mean', dir: 'in', size: perChannel },
-    { name: 'save_invstd', dir: 'in', size: perChannel },
+    ...bnBackwardSaved,
     { name: 'dx', dir: 'out', size: inPlane },
-    { name: 'dgamma', dir: 'out', size: perChannel },
-    { name: 'dbeta', dir: 'out', size: perChannel },
+    ...bnParamGradients,
   ],
   bn_eval: [
     { name: 'x', dir: 'in', size: plane },

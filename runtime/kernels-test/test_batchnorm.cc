@@ -104,18 +104,29 @@ void check_shape(const BatchNormShape& s, double offset, Rng& rng) {
 // The BN+ReLU backward (relu_y given): against the float64 backward of the ReLU-masked gradient, on 1, 2
 // and all threads (the shape is large enough for batchnorm.h to split its channels), with dx apart from
 // and aliasing dy, and bit for bit equal to relu_backward then batchnorm_backward, which it replaces.
+// Random x, gamma and beta, and the BN+ReLU training forward of them (eps 1e-3): what the fused backwards' checks start from.
+struct BnReluForward {
+  std::vector<float> x, gamma, y, mean, invstd;
+};
+BnReluForward bn_relu_forward(const BatchNormShape& s, Rng& rng) {
+  BnReluForward f{random_floats(s.size(), rng), random_floats(s.channels, rng, 0, 1), poisoned(s.size()), poisoned(s.channels),
+                  poisoned(s.channels)};
+  const std::vector<float> beta = random_floats(s.channels, rng);
+  std::vector<float> rm(s.channels, 0.f), rv(s.channels, 1.f);
+  nincc::cpu::batchnorm_forward_train(s, f.x.data(), f.gamma.data(), beta.data(), f.y.data(), f.mean.data(), f.invstd.data(),
+                                      rm.data(), rv.data(), 1e-3, 0.1, true);
+  return f;
+}
+
 void check_relu_fused_backward(const BatchNormShape& s, Rng& rng) {
   char what[96];
   std::snprintf(what, sizeof what, "batchnorm+relu backward n%d c%d plane%lld", s.batch, s.channels,
                 static_cast<long long>(s.plane));
   const RefBatchNorm r{s.batch, s.channels, static_cast<int>(s.plane)};
-  const std::vector<float> x = random_floats(s.size(), rng), dy = random_floats(s.size(), rng);
-  const std::vector<float> gamma = random_floats(s.channels, rng, 0, 1), beta = random_floats(s.channels, rng);
-  std::vector<float> y = poisoned(x.size()), mean = poisoned(s.channels), invstd = poisoned(s.channels);
-  std::vector<float> rm(s.channels, 0.f), rv(s.channels, 1.f);
+  const BnReluForward f = bn_relu_forward(s, rng);
+  const std::vector<float>&x = f.x, &gamma = f.gamma, &y = f.y, &mean = f.mean, &invstd = f.invstd;
+  const std::vector<float> dy = random_floats(s.size(), rng);
   const double eps = 1e-3;
-  nincc::cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), invstd.data(),
-                                      rm.data(), rv.data(), eps, 0.1, true);
   std::vector<double> masked = to_double(dy);
   int zeros = 0;
   for (std::size_t i = 0; i < masked.size(); ++i)
@@ -154,13 +165,9 @@ void check_relu_maxpool_backward(const nincc::cpu::Pool2dShape& pool, Rng& rng) 
                 pool.in_h, pool.in_w);
   const BatchNormShape s{pool.batch, pool.channels, pool.in_plane()};
   const RefBatchNorm r{s.batch, s.channels, static_cast<int>(s.plane)};
-  const std::vector<float> x = random_floats(s.size(), rng);
-  const std::vector<float> gamma = random_floats(s.channels, rng, 0, 1), beta = random_floats(s.channels, rng);
-  std::vector<float> y = poisoned(x.size()), mean = poisoned(s.channels), invstd = poisoned(s.channels);
-  std::vector<float> rm(s.channels, 0.f), rv(s.channels, 1.f);
+  const BnReluForward f = bn_relu_forward(s, rng);
+  const std::vector<float>&x = f.x, &gamma = f.gamma, &y = f.y, &mean = f.mean, &invstd = f.invstd;
   const double eps = 1e-3;
-  nincc::cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), invstd.data(),
-                                      rm.data(), rv.data(), eps, 0.1, true);
   const std::size_t pooled = static_cast<std::size_t>(pool.planes() * pool.out_plane());
   std::vector<float> pool_y = poisoned(pooled), pool_dy = random_floats(pooled, rng);
   std::vector<std::int32_t> argmax(pooled, -7);
