@@ -4,7 +4,8 @@
 // pool's workers are held awake, as the cpu device holds them for a program. Wall medians in µs; read them
 // on free cores or under `chrt -f 20`. Checks B's outputs are A's bits first.
 //   g++ -std=c++17 -O3 -fopenmp -march=native -I runtime/include bench/cpu/pointwise-pair-region-ab.cc \
-//       -o /tmp/pointwise-pair-region-ab && chrt -f 20 /tmp/pointwise-pair-region-ab [CALLS=3000] [THREADS=2]
+//       -o /tmp/pointwise-pair-region-ab && chrt -f 20 /tmp/pointwise-pair-region-ab [CALLS=3000] [THREADS=2] [pair]
+// (`pair`: the convs alone, no pool after them.)
 #include <omp.h>
 
 #include <algorithm>
@@ -42,12 +43,13 @@ struct Pair {
 
 int main(int argc, char** argv) {
   const int calls = argc > 1 ? std::atoi(argv[1]) : 3000, threads = argc > 2 ? std::atoi(argv[2]) : 2;
+  const bool with_pool = !(argc > 3 && std::strcmp(argv[3], "pair") == 0);
   omp_set_num_threads(threads);
   hold_pool_workers(true);
   const Pair pairs[] = {{"k4+k7+pool 32x28x28", 32, 28, {1, 32, 28, 28, 3, 3, 2, 2, 1, 1}, true},
                         {"k14+k17+pool 64x14x14", 64, 14, {1, 64, 14, 14, 3, 3, 2, 2, 1, 1}, true},
                         {"k24+k27+avg 128x7x7", 128, 7, {1, 128, 7, 7, 7, 7, 1, 1, 0, 0}, false}};
-  std::printf("nin-fashion's 1x1 pairs + pools at batch 1, %d calls each way alternately, %d threads; wall medians in µs\n", calls, threads);
+  std::printf("nin-fashion's 1x1 pairs%s at batch 1, %d calls each way alternately, %d threads; wall medians in µs\n", with_pool ? " + pools" : " alone", calls, threads);
   std::printf("%-24s %12s %12s %8s %8s\n", "pair + pool", "A 2 convs", "B region", "B/A", "bitwise");
   double sum_a = 0, sum_b = 0;
   for (const Pair& l : pairs) {
@@ -59,6 +61,7 @@ int main(int argc, char** argv) {
     pack_conv_weights(s, w2.data(), p2.data());
     std::vector<float> mid(size), y_a(size), y_b(size), pooled_a(l.pool.planes() * l.pool.out_plane()), pooled_b(pooled_a.size());
     auto pool = [&](const std::vector<float>& y, std::vector<float>& to) {
+      if (!with_pool) return;
       if (l.max) maxpool_forward(l.pool, y.data(), to.data(), nullptr);
       else avgpool_forward(l.pool, y.data(), to.data());
     };
