@@ -33,8 +33,10 @@ describe('generated CPU code', () => {
     expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert[^\n]*\n  static_assert[^\n]*\n  const Conv2dShape shape\{1, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  pack_conv_weights\(shape, /);
     // Below batch 5; from 5 up it runs Winograd F(4x4,3x3) (the next test).
     expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  if \(a->n < 5\) conv2d_forward\(shape, \/\*x=\*\/arg<const float>\(a, 0\), PackedConvWeights\{\/\*w=\*\/arg<const float>\(a, 1\)\}, /);
-    // Every folded conv but the Winograd one (layer 11, below) reads GEMM panels.
-    expect(cc.match(/PackedConvWeights\{/g)).toHaveLength(8);
+    // Every folded conv but the Winograd one (layer 11, below) reads GEMM panels: k1 and k21 as PackedConvWeights,
+    // the six 1x1s in three pair regions (schedule/cpu-pointwise-pair-region.ts), each reading both convs' packed panels.
+    expect(cc.match(/PackedConvWeights\{/g)).toHaveLength(2);
+    expect(cc.match(/pointwise_pair_forward\(Conv2dShape\{[^\n]*\/\*w1=\*\/[^\n]*\/\*w2=\*\//g)).toHaveLength(3);
     expect(cc).not.toContain('ScopedKernelTimer');
   });
 
