@@ -33,8 +33,10 @@ describe('generated CPU code', () => {
     expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert[^\n]*\n  static_assert[^\n]*\n  const Conv2dShape shape\{1, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  pack_conv_weights\(shape, /);
     // Below batch 5; from 5 up it runs Winograd F(4x4,3x3) (the next test).
     expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  if \(a->n < 5\) conv2d_forward\(shape, \/\*x=\*\/arg<const float>\(a, 0\), PackedConvWeights\{\/\*w=\*\/arg<const float>\(a, 1\)\}, /);
-    // Every folded conv but the Winograd one (layer 11, below) reads GEMM panels.
-    expect(cc.match(/PackedConvWeights\{/g)).toHaveLength(8);
+    // Every folded conv but the Winograd one (layer 11, below) reads GEMM panels: k1 and k21 as PackedConvWeights,
+    // the six 1x1s in three pair regions (schedule/cpu-pointwise-pair-region.ts), each reading both convs' packed panels.
+    expect(cc.match(/PackedConvWeights\{/g)).toHaveLength(2);
+    expect(cc.match(/pointwise_pair_forward\(Conv2dShape\{[^\n]*\/\*w1=\*\/[^\n]*\/\*w2=\*\//g)).toHaveLength(3);
     expect(cc).not.toContain('ScopedKernelTimer');
   });
 
@@ -81,9 +83,12 @@ describe('generated CPU code', () => {
     expect(lines.find((l) => l.includes('k4_conv_infer'))).toContain('1x1/1 32→32 on 28x28: implicit GEMM: a 1x1 conv');
     expect(lines.find((l) => l.includes('k21_conv_infer') && l.includes('from batch'))).toMatch(/3x3\/1 64→128 on 7x7, from batch 5: Winograd F\(4x4,3x3\): the model has it ahead of implicit GEMM from this batch up: 0\.\d\d× its time at batch 16/);
     expect(lines).toHaveLength(1 + 9 + 2);
-    // The artifact's report.txt carries the same lines.
+    // The artifact's report.txt carries the same lines for the convs outside its 1x1 pair regions (k4+k7,
+    // k14+k17, k24+k27: schedule/cpu-pointwise-pair-region.ts, the cpu target's default).
     const reportText = readFileSync(join(work, 'plain', 'report.txt'), 'utf8');
-    expect(reportText).toContain(lines.join('\n'));
+    const built = convAlgorithmReport(lowerModel(compileSpec(source, spec).model!, { maxBatch: 8, trainKernels: 'cpu', cpuPairBands: true }).programs);
+    expect(built).toEqual(lines.filter((l) => !/k(4|7|14|17|24|27)_conv_infer/.test(l)));
+    expect(reportText).toContain(built.join('\n'));
     expect(cc).not.toContain('ScopedKernelTimer');
   });
 

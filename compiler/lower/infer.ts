@@ -2,6 +2,7 @@
 // GEMM), ReLU fused into conv/linear epilogues; a residual block's add (and its ReLU) in the epilogue of
 // the conv that closes a branch, and a concat's branches written by their last convs into their slices.
 import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
+import { choosePairRegion } from '../schedule/cpu-pointwise-pair-region.js';
 import type { ShapedLayer, ShapedModel } from '../ir.js';
 import { closingAdd, inputsOf, readers } from './chain.js';
 import { bf16WeightFloats } from './ops.js';
@@ -12,6 +13,7 @@ import { concatPlaceKernel, concatSlices } from './train.js';
 import { stemConsts, u8Words, type U8Stem } from './u8-input.js';
 
 type BatchNormLayer = ShapedLayer & { readonly kind: 'bn' };
+type ConvLayer = ShapedLayer & { readonly kind: 'conv' };
 const isAffineBatchNorm = (l: ShapedLayer | undefined): l is BatchNormLayer => l?.kind === 'bn' && l.attrs.affine;
 
 /**
@@ -74,6 +76,28 @@ export function concatsInPlace(layers: readonly ShapedLayer[], groups: readonly 
   return places;
 }
 
+/**
+ * The cpu's pair regions (schedule/cpu-pointwise-pair-region.ts): by the index of a group whose conv (BN folded,
+ * ReLU) is read only by the next group's conv (the same), where the cost model takes the two as one region.
+ */
+function pairRegions(layers: readonly ShapedLayer[], groups: readonly InferenceGroup[], inPlace: ReadonlyMap<number, unknown>, maxBatch: number | undefined, l3Bytes: number | undefined): Set<number> {
+  const reads = readers(layers);
+  const plainConv = (g: InferenceGroup) => g.bn !== undefined && g.relu !== undefined && !g.add && !inPlace.has(g.at);
+  const starts = new Set<number>();
+  for (let i = 0; i + 1 < groups.length; i++) {
+    const [a, b] = [groups[i], groups[i + 1]];
+    const [first, second] = [a.head, b.head];
+    if (first.kind !== 'conv' || second.kind !== 'conv' || !plainConv(a) || !plainConv(b) || reads[a.at] !== 1 || a.headAt === 0) continue;
+    if (inputsOf(layers, b.headAt).join() !== String(a.at)) continue;
+    const bounded = (l: ConvLayer) => ({ ...windowShape(l), ...(maxBatch !== undefined && { maxBatch }), ...(l3Bytes !== undefined && { l3Bytes }) });
+    if (choosePairRegion(bounded(first), bounded(second), true).fuse) {
+      starts.add(i);
+      i += 1;
+    }
+  }
+  return starts;
+}
+
 export interface InferPrograms {
   readonly prepare: Program; // folds BN into conv weights; rerun whenever parameters or running stats change
   readonly infer: Program;
@@ -90,7 +114,7 @@ export interface InferPrograms {
  * rounded the same way: where the k order is the channel-major one, outputs are bitwise those of the fp32
  * staging. The cpu library's conv reads its packed fp32 weights, never the copy.
  */
-export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number, options: { readonly bf16Weights?: boolean; readonly cpuL3Bytes?: number; readonly winogradFullTiles?: boolean; readonly wideTails?: boolean } = {}): InferPrograms {
+export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number, options: { readonly bf16Weights?: boolean; readonly cpuL3Bytes?: number; readonly winogradFullTiles?: boolean; readonly wideTails?: boolean; readonly cpuPairBands?: boolean } = {}): InferPrograms {
   const prep = new ProgramBuilder('fold');
   const b = new ProgramBuilder('infer');
   const images = stem ? b.act('images', u8Words(elementsOf(m.input)), 'u8') : b.act('images', elementsOf(m.input));
@@ -111,9 +135,44 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number,
     if (v === undefined) throw new Error(`internal error: inference reads layer ${p + 1}'s output, which no kernel wrote`);
     return v;
   };
+  const regions = options.cpuPairBands ? pairRegions(m.layers, groups, inPlace, maxBatch, options.cpuL3Bytes) : new Set<number>();
+  /**
+   * BN folded into conv l's weights by the prepare program: w and fb. `packed`: the folded weights also packed
+   * once for the CPU's conv algorithm (GEMM row panels or Winograd-transformed ones,
+   * compiler/schedule/cpu-conv-algorithm.ts) into pw, so inference never repacks them.
+   */
+  const fold = (l: ConvLayer, bn: BatchNormLayer, packed: boolean) => {
+    const p = (f: string) => paramId(l, f);
+    const q = (f: string) => paramId(bn, f);
+    const CRS = l.attrs.nIn * l.attrs.kH * l.attrs.kW;
+    const w = prep.fixed(`conv${l.index}.folded_weight`, l.params - (l.attrs.bias ? l.attrs.nOut : 0));
+    const fb = prep.fixed(`conv${l.index}.folded_bias`, l.attrs.nOut);
+    const bnArgs = { w: p('weight'), bias: l.attrs.bias ? p('bias') : undefined, gamma: q('weight'), beta: q('bias'), mean: q('running_mean'), var: q('running_var'), w_out: w, b_out: fb };
+    const bounded = { ...windowShape(l), ...(maxBatch !== undefined && { maxBatch }), ...(options.cpuL3Bytes !== undefined && { l3Bytes: options.cpuL3Bytes }) };
+    if (!packed) {
+      prep.step(l, 'fold_bn', bnArgs, { ...windowShape(l), CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: false });
+      return { w, fb, pw: w, bounded };
+    }
+    const pw = prep.fixed(`conv${l.index}.packed_weight`, convPackedWeightsFloats(bounded));
+    prep.step(l, 'fold_bn', { ...bnArgs, packed: pw }, { ...bounded, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true });
+    return { w, fb, pw, bounded };
+  };
   let x = images;
-  for (const g of groups) {
+  for (let gi = 0; gi < groups.length; gi++) {
+    const g = groups[gi];
     const l = g.head;
+    const second = groups[gi + 1];
+    if (regions.has(gi) && l.kind === 'conv' && second.head.kind === 'conv' && g.bn && second.bn) {
+      // Two 1x1 convs as one region: its kernel is named by the first conv's layer, its output is the second's.
+      const one = fold(l, g.bn, true), two = fold(second.head, second.bn, true);
+      const y = b.act(`conv${second.head.index}.out`, elementsOf(second.last.output));
+      b.step(l, 'pointwise_pair_infer', { x: valueAt(inputsOf(m.layers, g.headAt)[0]), w1: one.pw, b1: one.fb, w2: two.pw, b2: two.fb, y },
+        { C: l.attrs.nIn, H: one.bounded.H, W: one.bounded.W, K: l.attrs.nOut, w1Floats: convPackedWeightsFloats(one.bounded), w2Floats: convPackedWeightsFloats(two.bounded), ...(maxBatch !== undefined && { maxBatch }), ...(options.cpuL3Bytes !== undefined && { l3Bytes: options.cpuL3Bytes }) }, `k${l.index}_pointwise_pair`);
+      values.set(g.at, y).set(second.at, y);
+      x = y;
+      gi += 1;
+      continue;
+    }
     const from = inputsOf(m.layers, g.headAt).map(valueAt);
     x = from[0];
     const out = elementsOf(g.last.output);
@@ -142,23 +201,14 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number,
           break;
         }
         const bn = g.bn;
-        const CRS = l.attrs.nIn * l.attrs.kH * l.attrs.kW;
-        const w = prep.fixed(`conv${l.index}.folded_weight`, l.params - (l.attrs.bias ? l.attrs.nOut : 0));
-        const fb = prep.fixed(`conv${l.index}.folded_bias`, l.attrs.nOut);
-        // The folded weights are also packed once for the CPU's conv algorithm (GEMM row panels or
-        // Winograd-transformed ones, compiler/schedule/cpu-conv-algorithm.ts), so inference never repacks them.
-        const q = (f: string) => paramId(bn, f);
-        const bnArgs = { w: p('weight'), bias: l.attrs.bias ? p('bias') : undefined, gamma: q('weight'), beta: q('bias'), mean: q('running_mean'), var: q('running_var'), w_out: w, b_out: fb };
         if (x === images && stem) {
           // The uint8 stem gathers through its own loader (implicit GEMM only): its folded weights stay unpacked.
-          prep.step(l, 'fold_bn', bnArgs, { ...shape, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: false });
+          const { w, fb } = fold(l, bn, false);
           b.step(l, 'conv_infer', { x, w, b: fb, r, y }, { ...shape, bias: true, ...flags, ...u8 });
           x = y;
           break;
         }
-        const bounded = { ...shape, ...(maxBatch !== undefined && { maxBatch }), ...(options.cpuL3Bytes !== undefined && { l3Bytes: options.cpuL3Bytes }) };
-        const pw = prep.fixed(`conv${l.index}.packed_weight`, convPackedWeightsFloats(bounded));
-        prep.step(l, 'fold_bn', { ...bnArgs, packed: pw }, { ...bounded, CRS, eps: bn.attrs.eps, bias: l.attrs.bias, packed: true });
+        const { w, fb, pw, bounded } = fold(l, bn, true);
         const { wb, bf16w } = copy(w);
         b.step(l, 'conv_infer', { x, w: pw, wb, b: fb, r, y }, { ...bounded, bias: true, ...flags, packed: true, ...bf16w, ...(options.winogradFullTiles && { winogradFullTiles: true }), ...(options.wideTails && { wideTails: true }) });
         x = y;

@@ -99,6 +99,9 @@ const constSchemas = {
   tanh_bwd_slice: slice,
   maxpool_fwd: { ...pool, ...endOutput },
   maxpool_fwd_infer: pool,
+  // A cpu inference block's two folded 1x1 convs (C -> K, K -> K on H×W, each with its ReLU) as one banded region
+  // (schedule/cpu-pointwise-pair-region.ts). w1Floats, w2Floats: the packed weights' sizes, as the fold wrote them.
+  pointwise_pair_infer: { C: 'int', H: 'int', W: 'int', K: 'int', w1Floats: 'int', w2Floats: 'int', maxBatch: 'int?', l3Bytes: 'int?' },
   maxpool_bwd: { ...pool, ...endOutput },
   avgpool_fwd: { ...pool, ...endOutput },
   avgpool_bwd: { ...pool, ...endOutput },
@@ -514,6 +517,14 @@ const rulesTable = {
   ],
   maxpool_fwd: [...poolTrainForward, { name: 'argmax', dir: 'out', dtype: 'i32', size: outPlane }],
   maxpool_fwd_infer: poolForward,
+  pointwise_pair_infer: [
+    { name: 'x', dir: 'in', size: (c) => c.C * c.H * c.W },
+    { name: 'w1', dir: 'in', size: (c) => c.w1Floats },
+    { name: 'b1', dir: 'in', size: (c) => c.K },
+    { name: 'w2', dir: 'in', size: (c) => c.w2Floats },
+    { name: 'b2', dir: 'in', size: (c) => c.K },
+    { name: 'y', dir: 'out', size: (c) => c.K * c.H * c.W },
+  ],
   maxpool_bwd: [
     { name: 'g', dir: 'in', size: poolOutputPlane },
     { name: 'argmax', dir: 'in', dtype: 'i32', size: outPlane },

@@ -27,6 +27,7 @@ const perImageOps: ReadonlySet<OpKind> = new Set<OpKind>([
   'add_infer',
   'concat_place',
   'maxpool_fwd_infer',
+  'pointwise_pair_infer',
   'avgpool_fwd',
   'linear_infer',
   'logsoftmax_fwd',

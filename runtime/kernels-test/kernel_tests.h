@@ -15,5 +15,6 @@ void test_dropout_sgd();
 void test_determinism();
 void test_thread_pool();
 void test_u8_stem();
+void test_pointwise_pair();
 
 }  // namespace kernels_test

@@ -34,6 +34,7 @@ int main() {
   run("determinism", kernels_test::test_determinism);
   run("thread pool", kernels_test::test_thread_pool);
   run("uint8 stem", kernels_test::test_u8_stem);
+  run("pointwise pair", kernels_test::test_pointwise_pair);
   std::printf("%d checks, %d failed\n", kernels_test::g_checks, kernels_test::g_failures);
   return kernels_test::g_failures == 0 ? 0 : 1;
 }

@@ -7,6 +7,7 @@ import { BN_MOMENT_MIN_TILE_PIXELS, type BufferName, type ConvShape, type OpKind
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
 import { wgrad1x1Applies } from '../../schedule/cpu-train-wgrad-1x1.js';
 import { wgradStemApplies } from '../../schedule/cpu-train-stem-wgrad.js';
+import { pairMaxChannels } from '../../schedule/cpu-pointwise-pair-region.js';
 import { type ConvAlgorithm, chooseConvAlgorithm, chooseTrainingConvAlgorithm, deepestDirectDepth, outputPastL2Bytes, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
@@ -232,6 +233,14 @@ function body(k: KernelStep): string[] {
       return [sliceShape(k.consts), `channels_take(shape, ${cf('g')}, ${f('dx')});`];
     case 'maxpool_fwd':
       return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, ${i32('argmax', true)}${poolOutputCpp(k.consts)});`];
+    case 'pointwise_pair_infer': {
+      // Two folded 1x1 convs as one banded region (schedule/cpu-pointwise-pair-region.ts).
+      const c = k.consts;
+      return [
+        `static_assert(conv_gemm_detail::kMaxDepthBlock >= ${pairMaxChannels}, "cpu-pointwise-pair-region.ts pairMaxChannels");`,
+        `pointwise_pair_forward(Conv2dShape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.K}, 1, 1, 1, 1, 0, 0}, ${cf('x')}, ${cf('w1')}, ${cf('b1')}, ${cf('w2')}, ${cf('b2')}, ${f('y')});`,
+      ];
+    }
     case 'maxpool_fwd_infer':
       return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, nullptr);`];
     case 'maxpool_bwd':

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 #include "conv_gemm.h"
 #include "im2col.h"
@@ -127,6 +128,76 @@ inline bool pointwise_direct_applies(const Conv2dShape& s) {
          tile_fill(s.out_plane()) >= kMinRelativeFill * tile_fill(s.batch * s.out_plane());
 }
 
+namespace conv_direct_detail {
+
+// One pixel tile of a pointwise conv (m output channels over `depth` rows of B, row c at b + offsets[c],
+// kTileCols lanes of it readable), output channel panels [rows.begin, rows.end), stored at `seg` with
+// bias and ReLU. A short last tile takes its registers of lanes before the narrow columns, then those
+// (conv_gemm.h tail_split); `prefetch`: the first panel also prefetches each row's x two tiles ahead.
+inline void pointwise_tile(const conv_gemm_detail::SegmentStore& out, const conv_gemm_detail::Segment& seg, int m, int depth,
+                           const float* packed_w, const float* b, const int* offsets, gemm_detail::Slice rows, const float* bias,
+                           bool relu, bool narrow_tails, bool prefetch) {
+  auto b_row = [&](int c) { return b + offsets[c]; };
+  const int cols = seg.count;
+  const conv_gemm_detail::TailSplit tail = conv_gemm_detail::tail_split(cols, narrow_tails);
+  if (tail.regs < conv_gemm_detail::kRegs) {
+    const conv_gemm_detail::Segment wide{seg.n, 0, seg.ow0, 0, std::min(cols, tail.regs * conv_gemm_detail::kLanes)};
+    for (int p = rows.begin; p < rows.end && tail.regs > 0; ++p) {
+      const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
+      gemm_detail::TileAccumulators acc;
+      conv_gemm_detail::tile_product_regs(tail.regs, tile_rows, depth, conv_gemm_detail::weight_panel(packed_w, m, 0, depth, p), b_row, acc, nullptr);
+      conv_gemm_detail::store_tile(out, acc, &wide, 1, first_row, tile_rows, false, true, bias ? bias + first_row : nullptr, relu);
+    }
+    if (tail.narrow > 0)
+      conv_gemm_detail::multiply_narrow_columns(out, &seg, 1, tail.regs * conv_gemm_detail::kLanes, tail.narrow, packed_w, m, 0, depth,
+                                                rows.begin, rows.end, b_row, false, true, bias, relu);
+    return;
+  }
+  for (int p = rows.begin; p < rows.end; ++p) {
+    const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
+    gemm_detail::TileAccumulators acc;
+    const float* panel_w = conv_gemm_detail::weight_panel(packed_w, m, 0, depth, p);
+    if (prefetch && p == rows.begin) {
+      gemm_detail::tile_product_rows_of(tile_rows, depth, panel_w, [&](int c) {
+        const float* row = b + offsets[c];
+        __builtin_prefetch(row + 2 * kTileCols);
+        __builtin_prefetch(row + 2 * kTileCols + 16);
+        return row;
+      }, acc);
+    } else {
+      gemm_detail::tile_product_rows_of(tile_rows, depth, panel_w, b_row, acc);
+    }
+    conv_gemm_detail::store_tile(out, acc, &seg, 1, first_row, tile_rows, false, true, bias ? bias + first_row : nullptr, relu);
+  }
+}
+
+// Where depth row c of a tile is: in an image of x (c x plane), and in a zero-padded panel (c x kTileCols).
+struct TileRowOffsets {
+  int in_place[kMaxDepthBlock], in_panel[kMaxDepthBlock];
+  TileRowOffsets(int depth, std::int64_t plane) {
+    for (int c = 0; c < depth; ++c) {
+      in_place[c] = static_cast<int>(c * plane);
+      in_panel[c] = c * kTileCols;
+    }
+  }
+};
+
+// The tile of `cols` pixels at p0 of an image `image` (depth x plane): in place, or, a partial tile whose
+// loads would run past the image, copied into the thread's zero-padded panel. Returns B and its row offsets.
+inline std::pair<const float*, const int*> tile_input(const float* image, std::int64_t plane, std::int64_t p0, int cols, int depth,
+                                                      const TileRowOffsets& at) {
+  const float* b = image + p0;
+  if (cols == kTileCols) return {b, at.in_place};
+  float* panel = thread_scratch(ScratchSlot::kGemmPackedB, static_cast<std::size_t>(depth) * kTileCols);
+  for (int c = 0; c < depth; ++c) {
+    std::copy(b + c * plane, b + c * plane + cols, panel + c * kTileCols);
+    std::fill(panel + c * kTileCols + cols, panel + (c + 1) * kTileCols, 0.f);  // unstored lanes, kept free of denormals
+  }
+  return {panel, at.in_panel};
+}
+
+}  // namespace conv_direct_detail
+
 // conv2d_forward_packed's contract for a conv pointwise_direct_applies to. A pixel tile inside one
 // image is, channel by channel, kTileCols consecutive floats of x: the micro-kernel loads them in
 // place (offset c x plane for input channel c) instead of gathering a panel; only an image's last,
@@ -141,11 +212,7 @@ inline void conv2d_forward_pointwise_direct(const Conv2dShape& s, const float* x
   if (m <= 0 || s.batch <= 0 || plane <= 0) return;
   const int panels = ceil_div(m, kTileRows), image_tiles = ceil_div(plane, kTileCols);
   const std::int64_t tiles = static_cast<std::int64_t>(s.batch) * image_tiles;
-  int in_place[kMaxDepthBlock], in_panel[kMaxDepthBlock];  // where depth row c of a tile is: in x, in the panel
-  for (int c = 0; c < depth; ++c) {
-    in_place[c] = static_cast<int>(c * plane);
-    in_panel[c] = c * kTileCols;
-  }
+  const TileRowOffsets offsets(depth, plane);
   const int threads = threads_for(static_cast<std::int64_t>(m) * depth * s.batch * plane, conv_gemm_detail::kForwardParallelMinMacs);
   const conv_gemm_detail::Split split = conv_gemm_detail::split_tasks(m, depth, s.batch * plane, threads);
   const std::int64_t skip = static_cast<std::int64_t>(o.channel_offset) * plane;
@@ -159,52 +226,10 @@ inline void conv2d_forward_pointwise_direct(const Conv2dShape& s, const float* x
       const int n = static_cast<int>(q / image_tiles);
       const std::int64_t p0 = (q % image_tiles) * kTileCols;
       const int cols = static_cast<int>(std::min<std::int64_t>(kTileCols, plane - p0));
-      const float* b = x + static_cast<std::int64_t>(n) * depth * plane + p0;
-      const int* offsets = in_place;
-      if (cols < kTileCols) {
-        float* panel = thread_scratch(ScratchSlot::kGemmPackedB, static_cast<std::size_t>(depth) * kTileCols);
-        for (int c = 0; c < depth; ++c) {
-          std::copy(b + c * plane, b + c * plane + cols, panel + c * kTileCols);
-          std::fill(panel + c * kTileCols + cols, panel + (c + 1) * kTileCols, 0.f);  // unstored lanes, kept free of denormals
-        }
-        b = panel;
-        offsets = in_panel;
-      }
+      const auto [b, at] = tile_input(x + static_cast<std::int64_t>(n) * depth * plane, plane, p0, cols, depth, offsets);
       // One segment: lane l is pixel p0 + l of image n (store_tile reads it as row 0, column p0).
       const conv_gemm_detail::Segment seg{n, 0, static_cast<int>(p0), 0, cols};
-      auto b_row = [&](int c) { return b + offsets[c]; };
-      const conv_gemm_detail::TailSplit tail = conv_gemm_detail::tail_split(cols, narrow_tails);
-      if (tail.regs < conv_gemm_detail::kRegs) {
-        // A short last tile: its registers of lanes before the narrow columns, then those (conv_gemm.h tail_split).
-        const conv_gemm_detail::Segment wide{n, 0, static_cast<int>(p0), 0, std::min(cols, tail.regs * conv_gemm_detail::kLanes)};
-        for (int p = rows.begin; p < rows.end && tail.regs > 0; ++p) {
-          const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
-          gemm_detail::TileAccumulators acc;
-          conv_gemm_detail::tile_product_regs(tail.regs, tile_rows, depth, conv_gemm_detail::weight_panel(packed_w, m, 0, depth, p), b_row, acc, nullptr);
-          conv_gemm_detail::store_tile(out, acc, &wide, 1, first_row, tile_rows, false, true, bias ? bias + first_row : nullptr, relu);
-        }
-        if (tail.narrow > 0)
-          conv_gemm_detail::multiply_narrow_columns(out, &seg, 1, tail.regs * conv_gemm_detail::kLanes, tail.narrow, packed_w, m, 0,
-                                                    depth, rows.begin, rows.end, b_row, false, true, bias, relu);
-        continue;
-      }
-      for (int p = rows.begin; p < rows.end; ++p) {
-        const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
-        gemm_detail::TileAccumulators acc;
-        const float* panel_w = conv_gemm_detail::weight_panel(packed_w, m, 0, depth, p);
-        if (prefetch && p == rows.begin) {
-          // The tile's first channel panel also prefetches each depth row's x two tiles (2 lines) ahead.
-          gemm_detail::tile_product_rows_of(tile_rows, depth, panel_w, [&](int c) {
-            const float* row = b + offsets[c];
-            __builtin_prefetch(row + 2 * kTileCols);
-            __builtin_prefetch(row + 2 * kTileCols + 16);
-            return row;
-          }, acc);
-        } else {
-          gemm_detail::tile_product_rows_of(tile_rows, depth, panel_w, b_row, acc);
-        }
-        conv_gemm_detail::store_tile(out, acc, &seg, 1, first_row, tile_rows, false, true, bias ? bias + first_row : nullptr, relu);
-      }
+      pointwise_tile(out, seg, m, depth, packed_w, b, at, rows, bias, relu, narrow_tails, prefetch);
     }
   });
 }

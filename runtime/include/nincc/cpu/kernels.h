@@ -34,6 +34,7 @@
 #include "lrn.h"
 #include "pad.h"
 #include "pointwise.h"
+#include "pointwise_pair.h"
 #include "pool.h"
 #include "profile.h"
 #include "sgd.h"
