@@ -34,6 +34,7 @@ export const ABLATIONS = {
   winogradHalfTiles: 'the cpu inference Winograd convs multiply all 32 lanes of a column tile holding at most 16 tiles (NIN\'s 7x7 planes at batch 1), not its first half alone (runtime/include/nincc/cpu/conv_winograd.h kHalfTileCols)',
   narrowTails: 'the cpu inference packed convs\' implicit GEMM and pointwise direct conv multiply both registers of lanes of a pixel tile short of 32 columns (NIN\'s 7x7, 14x14 and 28x28 planes at batch 1), not only the registers its columns reach, with a last 1-4 columns as weights-in-lanes products (runtime/include/nincc/cpu/conv_gemm.h tail_split; training\'s and the unfolded convs\' GEMMs take the narrow tails always, the same bits)',
   cpuWgradSpreadPrefetch: 'the cpu training\'s 1×1 weight gradients on planes of whole tiles (NIN\'s 96-channel 56×56) prefetch the next pixel block\'s lines in one burst before each tile product, not a few lines every 4 of its pixels (runtime/include/nincc/cpu/conv_wgrad_1x1.h; the same sums, the same bits)',
+  inPlacePointwise: 'the cpu inference 1x1 convs that run the implicit GEMM at batch 1 (NIN\'s 256-, 384- and 1024-channel ones) gather each pixel tile into a panel once per channel split, not read from x in place (runtime/include/nincc/cpu/conv_gemm.h reads_in_place; the same sums, the same bits)',
   hostL3: 'a native cpu build\'s conv algorithm choice assumes the default 32 MiB L3, not the build machine\'s (schedule/cpu-winograd-choice-l3.ts)',
 } as const;
 
