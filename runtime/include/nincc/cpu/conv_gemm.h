@@ -456,13 +456,15 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
     // columns), since the statistics take a tile's values in one store.
     const bool narrow_tiles = narrow_tails && !o.bn_moments.partials;
     // In place only where the gather would copy the same tiles once per channel split: NIN's 1024- and 384-channel 1x1s
-    // at batch 1 on 2 threads (8 and 2 splits of x's 0.2 and 0.3 MB). Gathered once, a tile's panel is read from L1 more
-    // cheaply than x's rows a plane apart: NIN's 1024-channel 1x1 at 1 thread ran 2.8% slower in place
-    // (bench/logs/i19B-in-place-pointwise-layers.out).
+    // at batch 1 on 2 threads (8 and 2 splits of x's 0.2 and 0.3 MB).
     const bool in_place = split.row_splits > 1 && reads_in_place(shape, in, narrow_tiles, in_place_pointwise);
-    // Tile t (pixel tile q)'s depth rows from k0: x in place, or its gathered panel.
-    auto tile_rows_of = [&](int t, std::int64_t q, int k0) {
-      return in_place ? StridedRows{in.base + k0 * in.plane + q * kTileCols, in.plane} : StridedRows{scratch.panel(t), kTileCols};
+    // use(rows): tile t (pixel tile q)'s depth rows from k0, x in place or its gathered panel (a constant stride, as
+    // the products took it before the in-place reads: at 1 thread a run-time stride cost NIN's 1024-channel 1x1 2.8%,
+    // bench/logs/i19B-in-place-pointwise-layers.out).
+    auto with_tile_rows = [&](int t, std::int64_t q, int k0, auto&& use) {
+      if (in_place) return use(StridedRows{in.base + k0 * in.plane + q * kTileCols, in.plane});
+      const float* panel = scratch.panel(t);
+      use([panel](int d) { return panel + d * kTileCols; });
     };
     auto multiply = [&](int t, std::int64_t q, int p, int k0, int depth, const float* next) {
       const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
@@ -474,12 +476,10 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
       const Segment* segments = scratch.segments[t];
       int segment_count = scratch.segment_counts[t];
       Segment kept[kTileCols];
-      if (tail.regs == kRegs && !in_place) {
-        gemm_detail::tile_product_rows(tile_rows, depth, w, scratch.panel(t), acc, next);
-      } else if (tail.regs == kRegs) {
-        gemm_detail::tile_product_rows_of(tile_rows, depth, w, tile_rows_of(t, q, k0), acc, next);
+      if (tail.regs == kRegs) {
+        with_tile_rows(t, q, k0, [&](auto rows) { gemm_detail::tile_product_rows_of(tile_rows, depth, w, rows, acc, next); });
       } else {
-        tile_product_regs(tail.regs, tile_rows, depth, w, tile_rows_of(t, q, k0), acc, next);
+        with_tile_rows(t, q, k0, [&](auto rows) { tile_product_regs(tail.regs, tile_rows, depth, w, rows, acc, next); });
         segment_count = segments_before_lane(segments, segment_count, tail.regs * kLanes, kept);
         segments = kept;
       }
@@ -489,8 +489,10 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
     auto narrow = [&](int t, std::int64_t q, int k0, int depth, const gemm_detail::Slice& panels) {
       const TailSplit tail = tail_split(tile_columns(q), narrow_tiles);
       if (tail.narrow == 0) return;
-      multiply_narrow_columns(out, scratch.segments[t], scratch.segment_counts[t], tail.regs * kLanes, tail.narrow, packed_w, m, k0,
-                              depth, panels.begin, panels.end, tile_rows_of(t, q, k0), k0 > 0, k0 + depth == k, bias, relu);
+      with_tile_rows(t, q, k0, [&](auto rows) {
+        multiply_narrow_columns(out, scratch.segments[t], scratch.segment_counts[t], tail.regs * kLanes, tail.narrow, packed_w, m, k0,
+                                depth, panels.begin, panels.end, rows, k0 > 0, k0 + depth == k, bias, relu);
+      });
     };
     auto gather_tile = [&](int t, std::int64_t q, int k0, int depth, int prepare_depth) {
       gather.prepare(q * kTileCols, tile_columns(q), k0, prepare_depth);
