@@ -420,7 +420,7 @@ inline bool reads_in_place(const Conv2dShape& s, const InputView& in, bool narro
   return last == kTileCols || last % kLanes <= gemm_detail::kNarrowMaxCols;
 }
 
-// Depth rows of a tile a stride apart: a gathered panel's (kTileCols) or x's own in place (its plane).
+// Depth rows of a pixel tile read from x in place: a plane apart.
 struct StridedRows {
   const float* first;
   std::int64_t stride;
@@ -458,14 +458,9 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
     // In place only where the gather would copy the same tiles once per channel split: NIN's 1024- and 384-channel 1x1s
     // at batch 1 on 2 threads (8 and 2 splits of x's 0.2 and 0.3 MB).
     const bool in_place = split.row_splits > 1 && reads_in_place(shape, in, narrow_tiles, in_place_pointwise);
-    // use(rows): tile t (pixel tile q)'s depth rows from k0, x in place or its gathered panel (a constant stride, as
-    // the products took it before the in-place reads: at 1 thread a run-time stride cost NIN's 1024-channel 1x1 2.8%,
-    // bench/logs/i19B-in-place-pointwise-layers.out).
-    auto with_tile_rows = [&](int t, std::int64_t q, int k0, auto&& use) {
-      if (in_place) return use(StridedRows{in.base + k0 * in.plane + q * kTileCols, in.plane});
-      const float* panel = scratch.panel(t);
-      use([panel](int d) { return panel + d * kTileCols; });
-    };
+    // Pixel tile q's depth rows from k0 in x. A gathered panel's rows keep their constant stride (a run-time one cost
+    // NIN's 1024-channel 1x1 2.8% at 1 thread, bench/logs/i19B-in-place-pointwise-layers.out).
+    auto rows_in_place = [&](std::int64_t q, int k0) { return StridedRows{in.base + k0 * in.plane + q * kTileCols, in.plane}; };
     auto multiply = [&](int t, std::int64_t q, int p, int k0, int depth, const float* next) {
       const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
       const TailSplit tail = tail_split(tile_columns(q), narrow_tiles);
@@ -476,10 +471,14 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
       const Segment* segments = scratch.segments[t];
       int segment_count = scratch.segment_counts[t];
       Segment kept[kTileCols];
-      if (tail.regs == kRegs) {
-        with_tile_rows(t, q, k0, [&](auto rows) { gemm_detail::tile_product_rows_of(tile_rows, depth, w, rows, acc, next); });
+      const float* panel = scratch.panel(t);
+      if (tail.regs == kRegs && in_place) {
+        gemm_detail::tile_product_rows_of(tile_rows, depth, w, rows_in_place(q, k0), acc, next);
+      } else if (tail.regs == kRegs) {
+        gemm_detail::tile_product_rows(tile_rows, depth, w, panel, acc, next);
       } else {
-        with_tile_rows(t, q, k0, [&](auto rows) { tile_product_regs(tail.regs, tile_rows, depth, w, rows, acc, next); });
+        if (in_place) tile_product_regs(tail.regs, tile_rows, depth, w, rows_in_place(q, k0), acc, next);
+        else tile_product_regs(tail.regs, tile_rows, depth, w, [panel](int d) { return panel + d * kTileCols; }, acc, next);
         segment_count = segments_before_lane(segments, segment_count, tail.regs * kLanes, kept);
         segments = kept;
       }
@@ -489,10 +488,14 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
     auto narrow = [&](int t, std::int64_t q, int k0, int depth, const gemm_detail::Slice& panels) {
       const TailSplit tail = tail_split(tile_columns(q), narrow_tiles);
       if (tail.narrow == 0) return;
-      with_tile_rows(t, q, k0, [&](auto rows) {
+      const float* panel = scratch.panel(t);
+      if (in_place)
         multiply_narrow_columns(out, scratch.segments[t], scratch.segment_counts[t], tail.regs * kLanes, tail.narrow, packed_w, m, k0,
-                                depth, panels.begin, panels.end, rows, k0 > 0, k0 + depth == k, bias, relu);
-      });
+                                depth, panels.begin, panels.end, rows_in_place(q, k0), k0 > 0, k0 + depth == k, bias, relu);
+      else
+        multiply_narrow_columns(out, scratch.segments[t], scratch.segment_counts[t], tail.regs * kLanes, tail.narrow, packed_w, m, k0,
+                                depth, panels.begin, panels.end, [panel](int d) { return panel + d * kTileCols; }, k0 > 0,
+                                k0 + depth == k, bias, relu);
     };
     auto gather_tile = [&](int t, std::int64_t q, int k0, int depth, int prepare_depth) {
       gather.prepare(q * kTileCols, tile_columns(q), k0, prepare_depth);
