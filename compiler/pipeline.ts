@@ -207,6 +207,8 @@ export interface LoweringOptions {
   readonly wideTails?: boolean;
   /** The cpu's 1x1 pair regions (schedule/cpu-pointwise-pair-region.ts; ablations.ts cpuPairBands): the cpu target only. */
   readonly cpuPairBands?: boolean;
+  /** The inPlacePointwise ablation: the packed 1x1 convs' implicit GEMM gathers its tiles at batch 1 too (runtime conv_gemm.h reads_in_place). */
+  readonly gatheredPointwise?: boolean;
 }
 
 export interface Lowered {
@@ -231,7 +233,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   const trainProgram = moved?.train ?? train?.program;
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout, moved?.updates);
   dumpIR('lower-train', trainProgram);
-  const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true, ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(options.winogradFullTiles && { winogradFullTiles: true }), ...(options.wideTails && { wideTails: true }), ...(options.cpuPairBands && { cpuPairBands: true }) });
+  const infer = lowerInference(model, stem, options.maxBatch, { bf16Weights: options.bf16Weights === true, ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(options.winogradFullTiles && { winogradFullTiles: true }), ...(options.wideTails && { wideTails: true }), ...(options.cpuPairBands && { cpuPairBands: true }), ...(options.gatheredPointwise && { gatheredPointwise: true }) });
   dumpIR('lower-infer', infer);
   const programs = [infer.prepare, infer.infer, ...(trainProgram ? [trainProgram] : []), ...(moved?.copies ? [moved.copies] : []), ...(sgd ? [sgd] : [])];
   const buffers = [...layout.buffers, ...infer.builders.flatMap((b) => b.buffers), ...(train ? train.builder.buffers : [])];
@@ -299,7 +301,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const wgradSplitsFor: FusedTrainOptions['wgradSplitsFor'] = wavesGpu && wgradLastSplit
     ? (layer, c) => wgradSplitsForWaves({ tiles: wgradSplitTiles(c, kernelAblations(options.ablations, options.tuned, { op: 'conv_wgrad_fused', layer: layer.index, consts: c } as KernelStep)), positions: options.maxBatch * c.P * c.Q, slice: BK, maxSplits: c.splits }, wavesGpu)
     : undefined;
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }) }, dumpIR);
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

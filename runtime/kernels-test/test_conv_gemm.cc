@@ -1,7 +1,7 @@
 // The implicit-GEMM convolution forward (conv_gemm.h, conv_gather.h) against the float64 reference: tiles that straddle output rows and images (planes of 1, 7x7, 13x11 pixels
 // in batches of up to 5), strided convs read through their phase split, padding wider than the
 // kernel's reach, channel counts off every panel size, depth over several blocks, bias and ReLU, small
-// weights in either loop order; each at 1, 2 and all threads with identical bits. Also the small-batch dot-product linear layer.
+// weights in either loop order, pointwise convs at batch 1 read in place; each at 1, 2 and all threads with identical bits. Also the small-batch dot-product linear layer.
 #include <cstdio>
 #include <vector>
 
@@ -20,11 +20,11 @@ namespace kernels_test {
 namespace {
 
 std::vector<float> forward(const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& w,
-                           const float* bias, bool relu, bool narrow_tails = true) {
+                           const float* bias, bool relu, bool narrow_tails = true, bool in_place_pointwise = true) {
   std::vector<float> packed(static_cast<std::size_t>(nincc::cpu::packed_conv_weights_size(s.out_channels, s.patch_size())));
   nincc::cpu::pack_conv_weights(s, w.data(), packed.data());
   std::vector<float> y = poisoned(conv_y_size(s));
-  nincc::cpu::conv2d_forward_packed(s, x.data(), packed.data(), bias, y.data(), relu, {}, narrow_tails);
+  nincc::cpu::conv2d_forward_packed(s, x.data(), packed.data(), bias, y.data(), relu, {}, narrow_tails, in_place_pointwise);
   return y;
 }
 
@@ -53,7 +53,27 @@ void check_implicit_gemm(const Conv2dShape& s, bool with_bias, bool relu, Rng& r
     for (const auto& r : runs) CHECK(bitwise_equal(r, runs[0]));
     // Every pixel tile through all its registers (the narrowTails ablation): the same sums, the same bits.
     CHECK(bitwise_equal(forward(s, x, w, with_bias ? b.data() : nullptr, relu, false), runs[0]));
+    // A pointwise conv at batch 1 gathering its tiles (the inPlacePointwise ablation): the same sums, the same bits.
+    CHECK(bitwise_equal(forward(s, x, w, with_bias ? b.data() : nullptr, relu, true, false), runs[0]));
   }
+}
+
+// Which convs conv_gemm.h reads_in_place: pointwise at batch 1 whose short last tile reads its own columns only.
+void check_reads_in_place() {
+  using nincc::cpu::conv_gemm_detail::reads_in_place;
+  auto in_place = [](const Conv2dShape& s) { return reads_in_place(s, nincc::cpu::conv_gemm_detail::direct_view(s, nullptr), true, true); };
+  if (nincc::cpu::gemm_detail::kNarrowMaxCols == 4) {  // AVX-512: 32-pixel tiles, 16-lane registers, narrow columns
+    CHECK(in_place(Conv2dShape{1, 384, 7, 7, 100, 1, 1, 1, 1, 0, 0}));   // 49 = 32 + 16 + 1 narrow column
+    CHECK(in_place(Conv2dShape{1, 260, 14, 14, 40, 1, 1, 1, 1, 0, 0}));  // 196 = 6 x 32 + 4 narrow
+    CHECK(in_place(Conv2dShape{1, 200, 28, 28, 24, 1, 1, 1, 1, 0, 0}));  // 784 = 24 x 32 + 16
+  }
+  CHECK(in_place(Conv2dShape{1, 64, 8, 8, 24, 1, 1, 1, 1, 0, 0}));      // whole tiles on every ISA
+  CHECK(!in_place(Conv2dShape{1, 300, 5, 5, 24, 1, 1, 1, 1, 0, 0}));   // 25 = 16 + 9: a register past its columns
+  CHECK(!in_place(Conv2dShape{2, 300, 7, 7, 24, 1, 1, 1, 1, 0, 0}));   // tiles across images
+  CHECK(!in_place(Conv2dShape{1, 30, 7, 7, 24, 3, 3, 1, 1, 1, 1}));    // not pointwise
+  const Conv2dShape nin_k34{1, 1024, 7, 7, 1024, 1, 1, 1, 1, 0, 0};
+  CHECK(!reads_in_place(nin_k34, nincc::cpu::conv_gemm_detail::direct_view(nin_k34, nullptr), false, true));  // whole-register tails
+  CHECK(!reads_in_place(nin_k34, nincc::cpu::conv_gemm_detail::direct_view(nin_k34, nullptr), true, false));  // ablated
 }
 
 // One depth block and an output past kOutputPastL2Bytes (chunked_order_pays): small weights in BLIS's
@@ -115,6 +135,12 @@ void test_conv_gemm() {
   check_implicit_gemm(Conv2dShape{1, 30, 6, 6, 50, 3, 3, 1, 1, 1, 1}, true, true, rng);
   check_implicit_gemm(Conv2dShape{2, 16, 5, 5, 30, 1, 1, 1, 1, 0, 0}, true, true, rng);
   check_implicit_gemm(Conv2dShape{1, 8, 5, 7, 13, 1, 1, 1, 1, 0, 0}, true, true, rng);
+  // Pointwise at batch 1 with the channels split across threads, read from x in place (reads_in_place) on 2 threads
+  // and gathered on 1 (one split): NIN's 1024- and 384-channel 1x1s; and one that is never in place (25 pixels).
+  check_reads_in_place();
+  check_implicit_gemm(Conv2dShape{1, 1024, 7, 7, 1024, 1, 1, 1, 1, 0, 0}, true, true, rng);
+  check_implicit_gemm(Conv2dShape{1, 384, 14, 14, 384, 1, 1, 1, 1, 0, 0}, true, false, rng);
+  check_implicit_gemm(Conv2dShape{1, 300, 5, 5, 24, 1, 1, 1, 1, 0, 0}, true, true, rng);
 
   // linear_forward's dot-product path (batch <= 4): against the reference, and the same bits on any
   // thread count (a 1000 x 1024 layer is big enough to run in parallel).

@@ -107,8 +107,10 @@ function body(k: KernelStep): string[] {
         if (training !== 'implicit_gemm') return [convShape(c), `conv2d_forward_winograd_training(${winogradKindCpp(training)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
         return [convShape(c), ...(moments ? [momentTilesAssert] : []), `conv2d_forward(shape, ${convInput(c)}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
       }
-      // The narrowTails ablation: a short last pixel tile through all its lanes (conv_gemm.h tail_split).
-      const tails = k.op === 'conv_infer' && k.consts.wideTails ? `${o || ', ConvOutput{}'}, /*narrow_tails=*/false` : o;
+      // The narrowTails ablation: a short last pixel tile through all its lanes (conv_gemm.h tail_split); the inPlacePointwise
+      // ablation: a 1x1's tiles gathered at batch 1 too (conv_gemm.h reads_in_place).
+      const wide = k.op === 'conv_infer' && k.consts.wideTails === true, gathered = k.op === 'conv_infer' && k.consts.gatheredPointwise === true && c.R === 1 && c.S === 1;
+      const tails = wide || gathered ? `${o || ', ConvOutput{}'}, /*narrow_tails=*/${!wide}${gathered ? ', /*in_place_pointwise=*/false' : ''}` : o;
       // The conv through one algorithm, its packed weights `at` floats into w.
       const call = (a: ConvAlgorithm, at: number) => {
         const w = at === 0 ? cf('w') : `${cf('w')} + ${at}`;

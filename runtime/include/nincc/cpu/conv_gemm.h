@@ -409,9 +409,28 @@ struct TaskScratch {
   float* panel(int t) const { return panels + t * kPanelFloats; }
 };
 
+// Whether a pointwise conv's tiles can be read from x in place, not gathered (forward_tasks): at batch 1 a pixel tile
+// is, channel by channel, kTileCols consecutive floats of x's one image, and a short last tile's registers and narrow
+// columns (tail_split) read its own columns only when its width past its whole registers is at most kNarrowMaxCols (NIN's
+// 7x7, 14x14 and 28x28 planes: 49 = 32 + 16 + 1, 196 = 6 x 32 + 4, 784 = 24 x 32 + 16). Batches past 1 keep the
+// gather, whose panels stay in L2 while a chunk's tiles are swept. Off in_place (the inPlacePointwise ablation): never.
+inline bool reads_in_place(const Conv2dShape& s, const InputView& in, bool narrow_tiles, bool in_place) {
+  if (!in_place || !narrow_tiles || s.batch != 1 || !s.is_pointwise() || in.bytes || in.phase_width != 0 || in.pixel != 1) return false;
+  const std::int64_t last = s.out_plane() - (s.out_plane() - 1) / kTileCols * kTileCols;
+  return last == kTileCols || last % kLanes <= gemm_detail::kNarrowMaxCols;
+}
+
+// Depth rows of a pixel tile read from x in place: a plane apart.
+struct StridedRows {
+  const float* first;
+  std::int64_t stride;
+  const float* operator()(int d) const { return first + d * stride; }
+};
+
 // C[channels][pixels] = W X, tiles of kTileRows channels x kTileCols pixels.
 inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const TapColumn* columns_of_tap,
-                          const float* packed_w, const float* bias, float* y, bool relu, const ConvOutput& o, bool narrow_tails) {
+                          const float* packed_w, const float* bias, float* y, bool relu, const ConvOutput& o, bool narrow_tails,
+                          bool in_place_pointwise) {
   const int m = shape.out_channels, k = shape.patch_size();
   const std::int64_t columns = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   const int row_panels = ceil_div(m, kTileRows);
@@ -436,6 +455,12 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
     // the tile's BN statistics when the conv takes them (o.bn_moments); such a conv keeps whole tiles (no narrow
     // columns), since the statistics take a tile's values in one store.
     const bool narrow_tiles = narrow_tails && !o.bn_moments.partials;
+    // In place only where the gather would copy the same tiles once per channel split: NIN's 1024- and 384-channel 1x1s
+    // at batch 1 on 2 threads (8 and 2 splits of x's 0.2 and 0.3 MB).
+    const bool in_place = split.row_splits > 1 && reads_in_place(shape, in, narrow_tiles, in_place_pointwise);
+    // Pixel tile q's depth rows from k0 in x. A gathered panel's rows keep their constant stride (a run-time one cost
+    // NIN's 1024-channel 1x1 2.8% at 1 thread, bench/logs/i19B-in-place-pointwise-layers.out).
+    auto rows_in_place = [&](std::int64_t q, int k0) { return StridedRows{in.base + k0 * in.plane + q * kTileCols, in.plane}; };
     auto multiply = [&](int t, std::int64_t q, int p, int k0, int depth, const float* next) {
       const int first_row = p * kTileRows, tile_rows = std::min(kTileRows, m - first_row);
       const TailSplit tail = tail_split(tile_columns(q), narrow_tiles);
@@ -443,14 +468,17 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
       prefetch_tile_output(out, scratch.segments[t][0], first_row, tile_rows);
       gemm_detail::TileAccumulators acc;
       const float* w = weight_panel(packed_w, m, k0, depth, p);
-      const float* panel = scratch.panel(t);
       const Segment* segments = scratch.segments[t];
       int segment_count = scratch.segment_counts[t];
       Segment kept[kTileCols];
-      if (tail.regs == kRegs) {
+      const float* panel = scratch.panel(t);
+      if (tail.regs == kRegs && in_place) {
+        gemm_detail::tile_product_rows_of(tile_rows, depth, w, rows_in_place(q, k0), acc, next);
+      } else if (tail.regs == kRegs) {
         gemm_detail::tile_product_rows(tile_rows, depth, w, panel, acc, next);
       } else {
-        tile_product_regs(tail.regs, tile_rows, depth, w, [panel](int d) { return panel + d * kTileCols; }, acc, next);
+        if (in_place) tile_product_regs(tail.regs, tile_rows, depth, w, rows_in_place(q, k0), acc, next);
+        else tile_product_regs(tail.regs, tile_rows, depth, w, [panel](int d) { return panel + d * kTileCols; }, acc, next);
         segment_count = segments_before_lane(segments, segment_count, tail.regs * kLanes, kept);
         segments = kept;
       }
@@ -461,15 +489,19 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
       const TailSplit tail = tail_split(tile_columns(q), narrow_tiles);
       if (tail.narrow == 0) return;
       const float* panel = scratch.panel(t);
-      multiply_narrow_columns(out, scratch.segments[t], scratch.segment_counts[t], tail.regs * kLanes, tail.narrow, packed_w, m, k0,
-                              depth, panels.begin, panels.end, [panel](int d) { return panel + d * kTileCols; }, k0 > 0,
-                              k0 + depth == k, bias, relu);
+      if (in_place)
+        multiply_narrow_columns(out, scratch.segments[t], scratch.segment_counts[t], tail.regs * kLanes, tail.narrow, packed_w, m, k0,
+                                depth, panels.begin, panels.end, rows_in_place(q, k0), k0 > 0, k0 + depth == k, bias, relu);
+      else
+        multiply_narrow_columns(out, scratch.segments[t], scratch.segment_counts[t], tail.regs * kLanes, tail.narrow, packed_w, m, k0,
+                                depth, panels.begin, panels.end, [panel](int d) { return panel + d * kTileCols; }, k0 > 0,
+                                k0 + depth == k, bias, relu);
     };
     auto gather_tile = [&](int t, std::int64_t q, int k0, int depth, int prepare_depth) {
       gather.prepare(q * kTileCols, tile_columns(q), k0, prepare_depth);
       std::copy(gather.segments, gather.segments + gather.segment_count, scratch.segments[t]);
       scratch.segment_counts[t] = gather.segment_count;
-      gather.pack(k0, depth, scratch.panel(t));
+      if (!in_place) gather.pack(k0, depth, scratch.panel(t));
     };
     if (tile_by_tile) {
       // Tile by tile through the whole depth: the tile's gather runs are found once, and its column
@@ -480,7 +512,7 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
         scratch.segment_counts[0] = gather.segment_count;
         for (int k0 = 0; k0 < k; k0 += block) {
           const int depth = std::min(block, k - k0);
-          gather.pack(k0, depth, scratch.panel(0));
+          if (!in_place) gather.pack(k0, depth, scratch.panel(0));
           for (int p = rows.begin; p < rows.end; ++p)
             multiply(0, q, p, k0, depth, p + 1 < rows.end ? weight_panel(packed_w, m, k0, depth, p + 1) : nullptr);
           narrow(0, q, k0, depth, rows);
@@ -539,10 +571,11 @@ inline Conv2dShape transposed_gemm_shape(const Conv2dShape& s) {
 
 // The same from an input view already built (u8_input.h: the uint8 stem's bytes, read in place).
 inline void conv2d_forward_view(const Conv2dShape& shape, const conv_gemm_detail::InputView& in, const float* packed_w,
-                                const float* bias, float* y, bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true) {
+                                const float* bias, float* y, bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true,
+                                bool in_place_pointwise = true) {
   using namespace conv_gemm_detail;
   const TapColumns columns(shape, in);
-  forward_tasks(shape, in, columns.data(), packed_w, bias, y, relu, o, narrow_tails);
+  forward_tasks(shape, in, columns.data(), packed_w, bias, y, relu, o, narrow_tails, in_place_pointwise);
 }
 
 // y = conv(x, W) + bias (+ residual), optional ReLU, with W packed by pack_conv_weights for this
@@ -552,12 +585,15 @@ inline void conv2d_forward_view(const Conv2dShape& shape, const conv_gemm_detail
 // task, so the bits do not depend on the thread count. Scratch: per thread, the gathered panel and
 // its runs; for a strided conv, a phase-split copy of x. `narrow_tails` false (the narrowTails
 // ablation): a pixel tile short of kTileCols columns multiplies all its lanes (tail_split); the same bits.
+// `in_place_pointwise` false (the inPlacePointwise ablation): a pointwise conv at batch 1 gathers its tiles as any
+// other conv does, not read from x in place (reads_in_place); the same bits.
 inline void conv2d_forward_packed(const Conv2dShape& shape, const float* x, const float* packed_w, const float* bias,
-                                  float* y, bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true) {
+                                  float* y, bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true,
+                                  bool in_place_pointwise = true) {
   using namespace conv_gemm_detail;
   const std::int64_t pixels = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   if (shape.out_channels <= 0 || pixels <= 0) return;
-  conv2d_forward_view(shape, gather_view(shape, x), packed_w, bias, y, relu, o, narrow_tails);
+  conv2d_forward_view(shape, gather_view(shape, x), packed_w, bias, y, relu, o, narrow_tails, in_place_pointwise);
 }
 
 }  // namespace cpu
