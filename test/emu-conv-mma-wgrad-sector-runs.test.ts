@@ -30,13 +30,16 @@ const SPEC = `model wgrad_runs {
 }`;
 const RING = /copied whole images of the block's \d+ channels at a time into a shared ring/;
 const WINDOWS = /x and dY' loaded in whole sectors into per-row shared windows/;
-const WINDOWED = { wgradSectorWindows: true } as const; // the windows opted into
-const OFF = { wgradImageRing: false } as const; // neither: the windows are off by default
+// Every build here without the cp.async ring of slice windows (test/emu-conv-mma-wgrad-async-ring.test.ts), which takes a
+// plain dY' on these even planes before the image ring and the windows.
+const NO_ASYNC = { wgradAsyncRing: false } as const;
+const WINDOWED = { ...NO_ASYNC, wgradSectorWindows: true } as const; // the windows opted into
+const OFF = { ...NO_ASYNC, wgradImageRing: false } as const; // neither: the windows are off by default
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-conv-mma-wgrad-sector-runs.test.ts: the emu builds, the bitwise comparison and the profile run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
 
-const compiled = (text: string, ablations?: Ablations) => compileEmuVariant(text, 'wgrad_runs.model', ablations);
+const compiled = (text: string, ablations: Ablations = NO_ASYNC) => compileEmuVariant(text, 'wgrad_runs.model', ablations);
 
 const wgrads = (c: Compiled) => new Map((c.cuda?.kernels ?? []).filter((k) => k.name.endsWith('_conv_wgrad_fused')).map((k) => [k.name, k]));
 

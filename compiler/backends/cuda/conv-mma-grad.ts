@@ -30,6 +30,7 @@ import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type Sta
 import { isOn, isOptedIn, type Ablations } from '../../ablations.js';
 import { lastSplitParams, lastSplitReduce } from './conv-mma-last-cta-wgrad.js';
 import { chooseImageRing, ringCopy, ringElement, ringPrologue } from './conv-mma-wgrad-image-ring.js';
+import { asyncRingElement, asyncRingIssue, asyncRingLand, asyncRingPrologue, asyncRingWords, chooseAsyncRing } from './conv-mma-wgrad-async-ring.js';
 import { offSectorGrid, windowBytes, windowElement, windowLoad, windowPrologue, type SectorWindow } from './conv-mma-wgrad-sector-window.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 
@@ -306,9 +307,11 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     : undefined;
   const plainB = bRows && c.gBf16 && !c.gBn && !c.gRelu;
   const besideB = tileBytes + (aWindow ? windowBytes(BM) : 0);
-  // Plain bf16 dY' on short planes: whole images of the block's channels copied into a shared ring, B staged from there (conv-mma-wgrad-image-ring.ts).
-  const ring = plainB && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
-  const bWindow: SectorWindow | undefined = plainB && bRows && !ring && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
+  // Plain bf16 dY' on planes of whole 4-byte copies: a cp.async ring of slice windows, S − 1 slices in flight (conv-mma-wgrad-async-ring.ts).
+  const asyncRing = plainB && isOn(ablations, 'wgradAsyncRing') ? chooseAsyncRing(PQ, BN, besideB) : undefined;
+  // Else, on short planes: whole images of the block's channels copied into a shared ring, B staged from there (conv-mma-wgrad-image-ring.ts).
+  const ring = plainB && !asyncRing && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
+  const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
     ? { name: 'bwin', source: 'g', channels: c.K, positions: PQ, rows: bRows }
     : undefined;
   const gatherElement = [
@@ -373,15 +376,17 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     ...(bRows ? hoistRowParams(bRows) : []),
     ...(halo ? wgradHaloPrologue(c, halo, threads) : []),
     ...(ring ? ringPrologue(ring) : []),
+    ...(asyncRing ? asyncRingPrologue(asyncRing, c.K, PQ, threads) : []),
     ...[aWindow, bWindow].flatMap((w) => (w ? windowPrologue(w) : [])),
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
+    ...(asyncRing ? [`  const int it = int((j0 - lo) / ${BK});  // the slice's iteration: its ring stage`, ...asyncRingIssue(asyncRing).map((s) => `  ${s}`)] : []),
     ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem)).map((s) => `  ${s}`) : stageGathered),
     ...(bRows
       ? [
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',
           ...(ring ? ringCopy(ring, c.K, threads) : []),
           ...(bWindow ? windowLoad(bWindow) : []),
-          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], ring ? ringElement(ring, c.K) : bWindow ? windowElement(bWindow, `kout < ${c.K}`) : gradientElement, c.bias ? biasPerValue : undefined),
+          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], asyncRing ? asyncRingElement(asyncRing, c.K) : ring ? ringElement(ring, c.K) : bWindow ? windowElement(bWindow, `kout < ${c.K}`) : gradientElement, c.bias ? biasPerValue : undefined),
         ]
       : [
           '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
@@ -399,6 +404,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
         ]
       : []),
     ...mmaSlice(tile).map((s) => `  ${s}`),
+    ...(asyncRing ? asyncRingLand(asyncRing).map((s) => `  ${s}`) : []),
     '  __syncthreads();',
     '}',
     ...(s2d ? s2dWgradTapLambda(s2d, stem) : []),
@@ -418,6 +424,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     s2d && s2dWgradWords(s2d, stem),
     (aRows || bRows) && `${[aRows && 'x', bRows && "dY'"].filter(Boolean).join(' and ')} staged one row a warp instruction, lanes along positions`,
     (aWindow || bWindow) && `${[aWindow && 'x', bWindow && "dY'"].filter(Boolean).join(' and ')} loaded in whole sectors into per-row shared windows`,
+    asyncRing && asyncRingWords(asyncRing),
     ring && `dY' copied whole images of the block's ${ring.rows} channels at a time into a shared ring of two slots (${ring.slotPitch} bf16 apart), B staged from there`,
     c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',
   ]);
