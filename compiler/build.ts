@@ -17,7 +17,7 @@ import { WGRAD_RESIDENT_BLOCKS } from './lower/wgrad-splits-waves.js';
 import { wgradResidency } from './schedule/wgrad-residency.js';
 import { gpuNamed } from '../runtime/profile/gpus.js';
 import { buildReport } from './report/build-report.js';
-import { ablationsDigest, type Ablations } from './ablations.js';
+import { ablationsDigest, isOn, type Ablations } from './ablations.js';
 import { choicesFor, convLayers, modelHash, parseTuneFile, TUNE_FILE, TuneRecordError, tunedDigest, type TunedChoices, type TuneSource } from './tune/tune-record.js';
 import { tuneCacheFile } from './tune/tune-cache.js';
 import { buildL3Bytes } from './schedule/cpu-winograd-choice-l3.js';
@@ -143,7 +143,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   let nvcc = first.cuda ? nvccOf(first.cuda.source) : undefined;
   // The split counts were chosen at WGRAD_RESIDENT_BLOCKS a SM; where ptxas's registers let a weight gradient run
   // another count, they are chosen again at it (a pure function of the first compile: the build stays repeatable).
-  const residency = splitsGpu !== undefined && first.cuda && nvcc?.available ? wgradResidency(first.lowered.programs, first.cuda.kernels, nvcc.kernels, gpuNamed(splitsGpu)) : undefined;
+  const residency = splitsGpu !== undefined && isOn(options.ablations, 'wgradSplitsAtResidency') && first.cuda && nvcc?.available ? wgradResidency(first.lowered.programs, first.cuda.kernels, nvcc.kernels, gpuNamed(splitsGpu)) : undefined;
   const wgradResidentBlocks = residency && [...residency.values()].some((r) => r.residentBlocks !== WGRAD_RESIDENT_BLOCKS)
     ? new Map([...residency].map(([layer, r]) => [layer, r.residentBlocks]))
     : undefined;

@@ -36,7 +36,7 @@ export function wgradSplitsReport(programs: readonly Program[], choice: WgradSpl
     const blocks = launches.get(s.kernel) ? gridBlocks(launches.get(s.kernel)!) : undefined;
     const waves = blocks !== undefined ? `, ${wavesOf(blocks, gpu.sms, now?.residentBlocks ?? chosenAt)} wave(s) of ${blocks} blocks` : '';
     const r = now ? `R ${now.residentBlocks} (${gpu.arch} ${now.registers} registers)` : `R ${chosenAt} assumed (no ptxas report)`;
-    const moved = now && now.residentBlocks !== chosenAt ? `; chosen at R ${chosenAt}, which the last compile's registers changed` : '';
+    const moved = now && now.residentBlocks !== chosenAt ? `; chosen at R ${chosenAt}` : '';
     return `${count}: ${r}${waves}${moved}`;
   };
   return [
