@@ -97,7 +97,7 @@ export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocks
  * HBM are the chip's, drawn by whichever SMs are busy, and keep counts / bandwidth (docs/profile.md).
  * Counters summed over launches of one grid are the same factor: each launch has the same last wave.
  */
-export function waveQuantization(counts: KernelCounts, sms: number, residentBlocksPerSm: number): number {
+export function waveQuantization(counts: Pick<KernelCounts, 'grid' | 'blocks'>, sms: number, residentBlocksPerSm: number): number {
   const grid = gridBlocks(counts) ?? counts.blocks;
   if (grid <= 0) return 1;
   return (wavesOf(grid, sms, residentBlocksPerSm) * sms * Math.max(1, residentBlocksPerSm)) / grid;
@@ -109,7 +109,7 @@ export function waveQuantization(counts: KernelCounts, sms: number, residentBloc
  * round trip after the last wave that nothing overlaps — one wave latency a launch (counters summed over
  * launches of one grid say how many by their blocks).
  */
-export function lastBlockTails(counts: KernelCounts): number {
+export function lastBlockTails(counts: Pick<KernelCounts, 'grid' | 'blocks' | 'threadfences'>): number {
   if (!counts.threadfences) return 0;
   const grid = gridBlocks(counts);
   return grid ? Math.max(1, Math.round(counts.blocks / grid)) : 1;
