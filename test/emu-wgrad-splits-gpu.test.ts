@@ -38,7 +38,7 @@ describe('weight-gradient splits for a GPU (compiled, no build)', () => {
     const h100 = compileEmuVariant(SPEC, 'splits_gpu.model', {}, 'bf16', 'h100');
     const lines = wgradSplitsReport(h100.lowered.programs, { gpu: 'h100' }, h100.cuda!.kernels);
     expect(lines[0]).toMatch(/^Weight-gradient splits, chosen for h100 /);
-    expect(lines.slice(1, 3)).toEqual(['  k4_conv_wgrad_fused 2 splits: R 1 assumed (no ptxas report), 1 wave(s) of 2 blocks', '  k1_conv_wgrad_fused 3 splits: R 1 assumed (no ptxas report), 1 wave(s) of 3 blocks']);
+    expect(lines.slice(1, 3)).toEqual(['  k4_conv_wgrad_fused 2 splits: R 1 assumed (no ptxas report), 2 blocks in 1 wave', '  k1_conv_wgrad_fused 3 splits: R 1 assumed (no ptxas report), 3 blocks in 1 wave']);
     expect(wgradSplitsReport(compileEmuVariant(SPEC, 'splits_gpu.model').lowered.programs, undefined)[1]).toBe('  k4_conv_wgrad_fused 4, k1_conv_wgrad_fused 4');
   });
 });

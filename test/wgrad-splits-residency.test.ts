@@ -61,13 +61,13 @@ describe('weight-gradient splits at the resident blocks ptxas allows', () => {
     const chosen = compile(new Map([...two].map(([layer, r]) => [layer, r.residentBlocks])));
     const lines = wgradSplitsReport(chosen.lowered.programs, { gpu: 'h100', residentBlocks: new Map([[1, 2], [4, 2]]) }, chosen.cuda!.kernels, ptxasAt(twice));
     expect(lines[0]).toMatch(/^Weight-gradient splits, chosen for h100 /);
-    expect(lines[1]).toBe(`  k4_conv_wgrad_fused 4 splits: R 2 (sm_90 ${twice} registers), 1 wave(s) of 144 blocks`);
-    expect(lines[2]).toBe(`  k1_conv_wgrad_fused 32 splits: R 2 (sm_90 ${twice} registers), 1 wave(s) of 192 blocks`);
+    expect(lines[1]).toBe(`  k4_conv_wgrad_fused 4 splits: R 2 (sm_90 ${twice} registers), 144 blocks in 1 wave`);
+    expect(lines[2]).toBe(`  k1_conv_wgrad_fused 32 splits: R 2 (sm_90 ${twice} registers), 192 blocks in 1 wave`);
     // Without ptxas the count it assumed; a choice at another R than the last compile's (the switch off, or registers that moved) says so.
     const none = wgradSplitsReport(c.lowered.programs, { gpu: 'h100' }, c.cuda!.kernels, []);
-    expect(none[1]).toBe('  k4_conv_wgrad_fused 3 splits: R 1 assumed (no ptxas report), 1 wave(s) of 108 blocks');
+    expect(none[1]).toBe('  k4_conv_wgrad_fused 3 splits: R 1 assumed (no ptxas report), 108 blocks in 1 wave');
     const moved = wgradSplitsReport(c.lowered.programs, { gpu: 'h100' }, c.cuda!.kernels, ptxasAt(twice));
-    expect(moved[1]).toBe(`  k4_conv_wgrad_fused 3 splits: R 2 (sm_90 ${twice} registers), 1 wave(s) of 108 blocks; chosen at R 1`);
+    expect(moved[1]).toBe(`  k4_conv_wgrad_fused 3 splits: R 2 (sm_90 ${twice} registers), 108 blocks in 1 wave; chosen at R 1`);
   });
 });
 
@@ -92,11 +92,11 @@ describe.runIf(FULL && nvcc)('the built artifact (NINCC_TEST_FULL=1, nvcc)', () 
       const r = compileSpec(SPEC_128, 'residency128.model', { device: 'emu' });
       const build = (dir: string, ablations = {}) =>
         buildArtifact(r.model!, SPEC_128, { outDir: join(root, dir), target: 'emu', maxBatch: BATCH, precision: 'bf16', gpu: 'h100', ablations });
-      const k1 = (dir: string) => readFileSync(join(root, dir, 'report.txt'), 'utf8').split('\n').find((l) => l.startsWith('  k1_conv_wgrad_fused '));
+      const k1 = (dir: string) => readFileSync(join(root, dir, 'report.txt'), 'utf8').split('\n').find((l) => /^ {2}k1_conv_wgrad_fused \d+ splits/.test(l));
       build('on');
       build('off', { wgradSplitsAtResidency: false });
-      expect(k1('on')).toMatch(/^ {2}k1_conv_wgrad_fused 8 splits: R [2-9] \(sm_90 \d+ registers\), 1 wave\(s\) of 144 blocks$/);
-      expect(k1('off')).toMatch(/^ {2}k1_conv_wgrad_fused 7 splits: R [2-9] \(sm_90 \d+ registers\), 1 wave\(s\) of 126 blocks; chosen at R 1$/);
+      expect(k1('on')).toMatch(/^ {2}k1_conv_wgrad_fused 8 splits: R [2-9] \(sm_90 \d+ registers\), 144 blocks in 1 wave$/);
+      expect(k1('off')).toMatch(/^ {2}k1_conv_wgrad_fused 7 splits: R [2-9] \(sm_90 \d+ registers\), 126 blocks in 1 wave; chosen at R 1$/);
       build('again');
       expect(readFileSync(join(root, 'again', 'kernels.cu'), 'utf8')).toBe(readFileSync(join(root, 'on', 'kernels.cu'), 'utf8'));
       expect(existsSync(join(root, 'again', 'kernels.fatbin'))).toBe(true);

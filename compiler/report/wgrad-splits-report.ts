@@ -29,12 +29,12 @@ export function wgradSplitsReport(programs: readonly Program[], choice: WgradSpl
   const built = wgradResidency(programs, kernels, ptxas, gpu);
   const launches = new Map(kernels.map((k) => [k.name, k.launch]));
   const line = (s: (typeof steps)[number]): string => {
-    const count = `${s.kernel} ${s.consts.splits} split${s.consts.splits === 1 ? '' : 's'}`;
+    const count = `${s.kernel} ${plural(s.consts.splits, 'split')}`;
     if (!s.consts.lastSplit) return `${count} (the default: its splits are summed by a separate reduce, not chosen by GPU)`;
     const chosenAt = choice.residentBlocks?.get(s.layer) ?? WGRAD_RESIDENT_BLOCKS;
     const now = built.get(s.layer);
     const blocks = launches.get(s.kernel) ? gridBlocks(launches.get(s.kernel)!) : undefined;
-    const waves = blocks !== undefined ? `, ${wavesOf(blocks, gpu.sms, now?.residentBlocks ?? chosenAt)} wave(s) of ${blocks} blocks` : '';
+    const waves = blocks !== undefined ? `, ${blocks} blocks in ${plural(wavesOf(blocks, gpu.sms, now?.residentBlocks ?? chosenAt), 'wave')}` : '';
     const r = now ? `R ${now.residentBlocks} (${gpu.arch} ${now.registers} registers)` : `R ${chosenAt} assumed (no ptxas report)`;
     const moved = now && now.residentBlocks !== chosenAt ? `; chosen at R ${chosenAt}` : '';
     return `${count}: ${r}${waves}${moved}`;
@@ -46,4 +46,5 @@ export function wgradSplitsReport(programs: readonly Program[], choice: WgradSpl
   ];
 }
 
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 const BITS = '  The splits fix the order dW is summed in: a build for another GPU (other counts) gives other low bits; one build is bitwise repeatable.';
