@@ -12,17 +12,19 @@ import { wgradSplitsReport } from '../compiler/report/wgrad-splits-report.js';
 import { wgradResidency } from '../compiler/schedule/wgrad-residency.js';
 import { GPUS } from '../runtime/profile/gpus.js';
 
+/** Two 3×3 convs on 8×8 (C → K1, then K1 → K2), a linear and a loss. */
+const twoConvs = (name: string, C: number, K1: number, K2: number) => `model ${name} {
+  input ${C}x8x8
+  conv(${C}, ${K1}, 3, 3, 1, 1, 1, 1)  bn(${K1})  relu
+  conv(${K1}, ${K2}, 3, 3, 1, 1, 1, 1)
+  view(-1)  linear(${K2 * 8 * 8}, 4)  logsoftmax
+}`;
 // At batch 32 on 8×8 (2048 positions: 64 slices of 32), on an H100 (132 SMs):
 // k1 (64→256 3×3): 6 tiles, up to 32 splits. At 1 block a SM, 22 splits (132 blocks, one wave of ⌈64/22⌉ = 3 slices)
 //   beat 32 (192 blocks: 2 waves of 2 = 4); at 2 a SM (264 a wave) 32 splits are one wave of 2 slices.
 // k4 (256→512 3×3): 36 tiles, up to 4 splits. At 1 a SM, 3 splits (108 blocks, one wave of 22 slices) beat 4 (144:
 //   2 waves of 16 = 32); at 2 a SM 4 splits are one wave of 16.
-const SPEC = `model residency {
-  input 64x8x8
-  conv(64, 256, 3, 3, 1, 1, 1, 1)  bn(256)  relu
-  conv(256, 512, 3, 3, 1, 1, 1, 1)
-  view(-1)  linear(${512 * 8 * 8}, 4)  logsoftmax
-}`;
+const SPEC = twoConvs('residency', 64, 256, 512);
 const BATCH = 32;
 
 const model = () => {
@@ -78,12 +80,7 @@ if (!FULL || !nvcc) console.warn(`test/wgrad-splits-residency.test.ts: the emu b
 // A 128-thread weight gradient (256→48 3×3: 18 tiles, up to 8 splits at batch 32 on 8×8): two blocks of 128
 // threads fit a SM at any register count ptxas may give, so its count is chosen again. At 1 a SM 7 splits (126 blocks,
 // one wave of ⌈64/7⌉ = 10 slices) beat 8 (144: 2 waves of 8 = 16); at 2 or more, 8 are one wave of 8.
-const SPEC_128 = `model residency128 {
-  input 256x8x8
-  conv(256, 48, 3, 3, 1, 1, 1, 1)  bn(48)  relu
-  conv(48, 512, 3, 3, 1, 1, 1, 1)
-  view(-1)  linear(${512 * 8 * 8}, 4)  logsoftmax
-}`;
+const SPEC_128 = twoConvs('residency128', 256, 48, 512);
 
 describe.runIf(FULL && nvcc)('the built artifact (NINCC_TEST_FULL=1, nvcc)', () => {
   it("report.txt lists each weight gradient's splits at ptxas's R: 8 for the 128-thread one, 7 with the switch off; a rebuild makes the same kernels", () => {
