@@ -267,6 +267,8 @@ export interface CompileOptions {
   readonly cpuL3Bytes?: number;
   /** the GPU a cuda/emu build is for (runtime/profile/gpus.ts): its folded weight gradients' split counts are chosen for its SMs (lower/wgrad-splits-waves.ts); absent: the default counts */
   readonly gpu?: string;
+  /** per layer (Torch index), a folded weight gradient's resident blocks per SM on `gpu` by a first compile's ptxas (schedule/wgrad-residency.ts); absent: WGRAD_RESIDENT_BLOCKS */
+  readonly wgradResidentBlocks?: ReadonlyMap<number, number>;
 }
 
 export interface Compiled {
@@ -297,9 +299,12 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const weightCopyLayout: CopyLayoutOf | undefined = bf16Weights && isOn(options.ablations, 'sgdWeightCopies')
     ? (layer, c) => copyLayout(c, options.maxBatch, kernelAblations(options.ablations, options.tuned, { op: 'conv_weight_bf16', layer, consts: c } as KernelStep))
     : undefined;
-  const wavesGpu = options.gpu !== undefined ? { sms: gpuNamed(options.gpu).sms, residentBlocks: WGRAD_RESIDENT_BLOCKS } : undefined;
-  const wgradSplitsFor: FusedTrainOptions['wgradSplitsFor'] = wavesGpu && wgradLastSplit
-    ? (layer, c) => wgradSplitsForWaves({ tiles: wgradSplitTiles(c, kernelAblations(options.ablations, options.tuned, { op: 'conv_wgrad_fused', layer: layer.index, consts: c } as KernelStep)), positions: options.maxBatch * c.P * c.Q, slice: BK, maxSplits: c.splits }, wavesGpu)
+  const sms = options.gpu !== undefined ? gpuNamed(options.gpu).sms : undefined;
+  const wgradSplitsFor: FusedTrainOptions['wgradSplitsFor'] = sms !== undefined && wgradLastSplit
+    ? (layer, c) => wgradSplitsForWaves(
+        { tiles: wgradSplitTiles(c, kernelAblations(options.ablations, options.tuned, { op: 'conv_wgrad_fused', layer: layer.index, consts: c } as KernelStep)), positions: options.maxBatch * c.P * c.Q, slice: BK, maxSplits: c.splits },
+        { sms, residentBlocks: options.wgradResidentBlocks?.get(layer.index) ?? WGRAD_RESIDENT_BLOCKS },
+      )
     : undefined;
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }) }, dumpIR);
 

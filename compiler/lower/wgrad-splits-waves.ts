@@ -1,5 +1,6 @@
 // The weight gradient's split count for one GPU: the split count (up to the lowering's default) whose grid's
 // waves × each block's work is least, by the profile's time model (runtime/profile/time-model.ts waveQuantization).
+import { wavesOf } from '../../runtime/profile/waves.js';
 
 /** A weight gradient's grid before splitting: output tiles, the positions its reduction runs over, the slice depth. */
 export interface WgradReduction {
@@ -14,8 +15,9 @@ export interface WgradReduction {
 }
 
 /**
- * Resident blocks per SM the choice assumes for every bf16 weight gradient: ptxas's registers are not known at
- * lowering, and NIN's k×k ones take 256 threads at 230 registers (report.txt), one a SM (runtime/profile/occupancy.ts).
+ * Resident blocks per SM the first choice assumes for a bf16 weight gradient, before ptxas has said its registers
+ * (NIN's k×k ones take 256 threads at 230 registers, one a SM: runtime/profile/occupancy.ts). A build with nvcc
+ * chooses again with each kernel's own count (compiler/schedule/wgrad-residency.ts).
  */
 export const WGRAD_RESIDENT_BLOCKS = 1;
 
@@ -30,8 +32,7 @@ export interface WaveGpu {
  * ⌈positions / (splits·slice)⌉ slices (a last, partial wave costs a full one: docs/profile.md).
  */
 export function wavesTimesSlices(r: WgradReduction, gpu: WaveGpu, splits: number): number {
-  const waves = Math.ceil((r.tiles * splits) / (gpu.sms * Math.max(1, gpu.residentBlocks)));
-  return waves * Math.ceil(r.positions / (splits * r.slice));
+  return wavesOf(r.tiles * splits, gpu.sms, gpu.residentBlocks) * Math.ceil(r.positions / (splits * r.slice));
 }
 
 /** The split count in 1..maxSplits of least modelled time; of equals, the fewest (less partials traffic, shorter tails). */

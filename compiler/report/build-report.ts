@@ -2,7 +2,7 @@
 // the memory and the compile commands. A pure function of the compiled model and the toolchains' results.
 import { tuneReport } from '../tune/tune-report.js';
 import type { TunedChoices } from '../tune/tune-record.js';
-import { wgradSplitsReport } from './wgrad-splits-report.js';
+import { wgradSplitsReport, type WgradSplitsChoice } from './wgrad-splits-report.js';
 import type { NvccCheck } from '../backends/cuda/toolchain.js';
 import type { ShapedModel } from '../ir.js';
 import type { Compiled } from '../pipeline.js';
@@ -18,7 +18,7 @@ import { inspectText } from './inspect.js';
 import { kernelTable } from './kernel-table.js';
 import { torchModuleString } from './torch-print.js';
 
-export function buildReport(model: ShapedModel, compiled: Compiled, compileCommand: string, cuda?: { command: string; nvcc: NvccCheck }, tuned?: TunedChoices, tuneOrigin?: string, splitsGpu?: string): string {
+export function buildReport(model: ShapedModel, compiled: Compiled, compileCommand: string, cuda?: { command: string; nvcc: NvccCheck }, tuned?: TunedChoices, tuneOrigin?: string, splits?: WgradSplitsChoice): string {
   const { lowered, plan } = compiled;
   const blocks = blockReport(model, lowered.programs, lowered.inferenceGroups);
   const lines = [inspectText(model), ...(blocks.length > 0 ? ['', ...blocks] : []), '', 'Inference fusion (BN folded into the conv before it, ReLU in the GEMM epilogue or the residual add):'];
@@ -64,7 +64,7 @@ export function buildReport(model: ShapedModel, compiled: Compiled, compileComma
   // Tensor-core tiles are chosen per layer: least padded work, then least staging per MAC (conv-mma-tile.ts).
   if (compiled.cuda) lines.push('', ...kernelTable(compiled.cuda.kernels));
   if (compiled.cuda && plan.precision === 'bf16') lines.push('', ...tuneReport(lowered.programs, tuned, tuneOrigin));
-  if (compiled.cuda && plan.precision === 'bf16') lines.push('', ...wgradSplitsReport(lowered.programs, splitsGpu));
+  if (compiled.cuda && plan.precision === 'bf16') lines.push('', ...wgradSplitsReport(lowered.programs, splits, compiled.cuda.kernels, cuda?.nvcc.kernels));
   if (cuda) {
     lines.push('', `CUDA kernels (kernels.cu: inference and the fused training programs) for the emu device: ${cuda.command}`);
     if (!cuda.nvcc.available) lines.push(`nvcc: not found (${cuda.nvcc.reason}), no GPU compile check and no kernels.fatbin`);

@@ -41,3 +41,9 @@ export function occupancy(k: KernelResources, gpu: GpuSpec): Occupancy {
   if (blocksPerSm < 1) throw new Error(`the kernel does not fit on an SM (${limitedBy}): ${JSON.stringify(k)}`);
   return { blocksPerSm, fraction: (blocksPerSm * warps) / (MAX_THREADS / 32), limitedBy };
 }
+
+/** Resident blocks per SM of one launch (its block's threads, its dynamic shared memory) at ptxas's registers and static shared memory. */
+export function launchResidentBlocks(launch: { readonly block: readonly number[]; readonly shared: number }, ptxas: { readonly registers: number; readonly sharedBytes: number }, gpu: GpuSpec): number {
+  const threadsPerBlock = launch.block[0] * launch.block[1] * launch.block[2];
+  return occupancy({ threadsPerBlock, registersPerThread: ptxas.registers, sharedBytesPerBlock: ptxas.sharedBytes + launch.shared }, gpu).blocksPerSm;
+}

@@ -9,7 +9,7 @@ import type { Plan } from '../../compiler/emit/plan.js';
 import { load, syntheticImages } from '../model.js';
 import type { GpuSpec } from './gpus.js';
 import { SHARED_ALONG } from './l2-reuse-hbm.js';
-import { occupancy } from './occupancy.js';
+import { launchResidentBlocks } from './occupancy.js';
 import { COALESCING_COUNTERS, coalescing, type CoalescingCounts, type KernelCoalescing } from './profile-coalescing.js';
 import { predictKernel, type KernelCounts, type Prediction } from './time-model.js';
 
@@ -155,10 +155,7 @@ export async function profileArtifact(dir: string, options: ProfileOptions): Pro
       const step = steps.get(kernel);
       const res = resources.get(kernel);
       const launch = step?.launch;
-      const blocksPerSm =
-        res && launch
-          ? occupancy({ threadsPerBlock: launch.block[0] * launch.block[1] * launch.block[2], registersPerThread: res.registers, sharedBytesPerBlock: res.sharedBytes + launch.shared }, options.gpu).blocksPerSm
-          : undefined;
+      const blocksPerSm = res && launch ? launchResidentBlocks(launch, res, options.gpu) : undefined;
       const c = { kernel, grid, ...counts };
       kernels.push({ kernel, phase, source: step?.source ?? '', launches, emulatedMillis, counts: c, coalescing: coalescing(c), ...(blocksPerSm ? { blocksPerSm } : {}), prediction: predictKernel(c, options.gpu, blocksPerSm ?? 1) });
     }

@@ -3,6 +3,7 @@
 // that do not overlap (unpipelinedMicros), plus launch and unhidden latency — and what
 // bounds it. Pure functions over plain data; bench/gpu/ncu.sh is where its error gets measured.
 import type { GpuSpec } from './gpus.js';
+import { gridBlocks, wavesOf } from './waves.js';
 import { hbmSectors, type SharingCounts } from './l2-reuse-hbm.js';
 
 /** The emulator's counters for one launch, scaled to the whole grid (`emu_test --counts` prints them). */
@@ -72,7 +73,7 @@ export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocks
     hbm: micros((hbm * SECTOR_BYTES) / (gpu.hbmGBps * 1e9)),
   };
   const bound = PIPES.reduce((best, p) => (pipeMicros[p] > pipeMicros[best] ? p : best), PIPES[0]);
-  const waves = Math.ceil(counts.blocks / (gpu.sms * Math.max(1, residentBlocksPerSm)));
+  const waves = wavesOf(counts.blocks, gpu.sms, residentBlocksPerSm);
   const overheadMicros = gpu.launchMicros + (waves + lastBlockTails(counts)) * gpu.waveLatencyMicros;
   const unpipelined = unpipelinedMicros(counts, pipeMicros, residentBlocksPerSm);
   const total = pipeMicros[bound] + unpipelined + overheadMicros;
@@ -96,11 +97,10 @@ export function predictKernel(counts: KernelCounts, gpu: GpuSpec, residentBlocks
  * HBM are the chip's, drawn by whichever SMs are busy, and keep counts / bandwidth (docs/profile.md).
  * Counters summed over launches of one grid are the same factor: each launch has the same last wave.
  */
-export function waveQuantization(counts: KernelCounts, sms: number, residentBlocksPerSm: number): number {
-  const grid = counts.grid && counts.grid.length === 3 ? counts.grid[0] * counts.grid[1] * counts.grid[2] : counts.blocks;
+export function waveQuantization(counts: Pick<KernelCounts, 'grid' | 'blocks'>, sms: number, residentBlocksPerSm: number): number {
+  const grid = gridBlocks(counts) ?? counts.blocks;
   if (grid <= 0) return 1;
-  const perWave = sms * Math.max(1, residentBlocksPerSm);
-  return (Math.ceil(grid / perWave) * perWave) / grid;
+  return (wavesOf(grid, sms, residentBlocksPerSm) * sms * Math.max(1, residentBlocksPerSm)) / grid;
 }
 
 /**
@@ -109,10 +109,10 @@ export function waveQuantization(counts: KernelCounts, sms: number, residentBloc
  * round trip after the last wave that nothing overlaps — one wave latency a launch (counters summed over
  * launches of one grid say how many by their blocks).
  */
-export function lastBlockTails(counts: KernelCounts): number {
+export function lastBlockTails(counts: Pick<KernelCounts, 'grid' | 'blocks' | 'threadfences'>): number {
   if (!counts.threadfences) return 0;
-  const grid = counts.grid && counts.grid.length === 3 ? counts.grid[0] * counts.grid[1] * counts.grid[2] : 0;
-  return grid > 0 ? Math.max(1, Math.round(counts.blocks / grid)) : 1;
+  const grid = gridBlocks(counts);
+  return grid ? Math.max(1, Math.round(counts.blocks / grid)) : 1;
 }
 
 /**
