@@ -89,12 +89,13 @@ export const packChunk = (dst: string) =>
 
 /**
  * The shared operand tiles, the thread's warp coordinates and zeroed accumulators (`m0`/`n0` are the kernel's).
- * `aTile` false: no A tile (a kernel whose A fragments come from elsewhere, conv-mma-taps-halo.ts).
+ * `aTile` false: no A tile (a kernel whose A fragments come from elsewhere, conv-mma-taps-halo.ts); `bStages`: B's
+ * tiles, more than one for a cp.async ring (conv-mma-b-ring.ts).
  */
-export function mmaPrologue(t: MmaTile, aTile = true): string[] {
+export function mmaPrologue(t: MmaTile, aTile = true, bStages = 1): string[] {
   return [
     ...(aTile ? [`NINCC_SHARED(int4, as, ${t.bm * 4});  // A: ${t.bm} rows (D's rows) × ${BK} k in bf16, 4 swizzled 16-byte chunks per row`] : []),
-    `NINCC_SHARED(int4, bs, ${t.bn * 4});  // B: ${t.bn} rows (D's columns) × ${BK} k in bf16, likewise`,
+    `NINCC_SHARED(int4, bs, ${bStages * t.bn * 4});  // B: ${bStages > 1 ? `${bStages} stages of ` : ''}${t.bn} rows (D's columns) × ${BK} k in bf16, likewise`,
     'const int t = int(threadIdx.x), lane = t % 32, warp = t / 32;',
     `const int wm = warp % ${t.warpsM}, wn = warp / ${t.warpsM};`,
     `float acc[${warpM16(t)}][${t.nt}][4];`,
@@ -182,8 +183,9 @@ export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging, threads
  * lane l's ldmatrix row of A's m16 tile `mt` and 16-byte chunk `chunk` lies, when not in the A tile `as`.
  * `steps` (a C++ expression, 1 or 2): the k-steps this slice runs, where its second 16 k are all zero padding
  * (conv-mma-stem-s2d.ts s2dSteps); skipping an MMA of zeros leaves every accumulator bitwise what it was.
+ * `bStage`: the int4 offset in `bs` of the B tile to read (a ring's stage, conv-mma-b-ring.ts).
  */
-export function mmaSlice(t: MmaTile, aAt?: string, steps?: string): string[] {
+export function mmaSlice(t: MmaTile, aAt?: string, steps?: string, bStage?: string): string[] {
   const WN = t.nt * 8, MT = warpM16(t);
   return [
     'NINCC_UNROLL',
@@ -202,7 +204,7 @@ export function mmaSlice(t: MmaTile, aAt?: string, steps?: string): string[] {
     '  NINCC_UNROLL',
     `  for (int nt = 0; nt < ${t.nt}; ++nt) {`,
     `    const int row = wn * ${WN} + nt * 8 + lane % 8, chunk = 2 * ks + lane / 8 % 2;`,
-    `    nincc::ldmatrix<2>(frag_b[nt], &bs[${swizzled('row', 'chunk')}]);`,
+    `    nincc::ldmatrix<2>(frag_b[nt], &bs[${bStage ? `${bStage} + ` : ''}${swizzled('row', 'chunk')}]);`,
     '  }',
     '  NINCC_UNROLL',
     `  for (int mt = 0; mt < ${MT}; ++mt)`,

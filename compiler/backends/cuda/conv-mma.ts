@@ -24,6 +24,7 @@ import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type Sta
 import { directFp32StoresWaste, stagedFp32Fits, stagedFp32Piece, stagedFp32Store, stagedFp32Write } from './conv-mma-store-fp32-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
 import { asyncPrologue, asyncRing, asyncRingWords, asyncSlice } from './conv-mma-async-1x1.js';
+import { bRingIssue, bRingPrologue, bRingStage, bRingWait, bRingWords, chooseBRing } from './conv-mma-b-ring.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
 export const rowsPerImage = (PQ: number, stats: boolean) => (stats ? Math.ceil(PQ / 32) * 32 : PQ);
@@ -113,20 +114,25 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // y is staged through the dead operand tiles (the taps halo, where there is no A tile) and stored in contiguous runs:
   // a bf16 y (conv-mma-store-staged.ts), an fp32 one (conv-mma-store-fp32-staged.ts: inference's) where its direct stores waste sectors.
   const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
+  // A tap-major forward copies B's slices from the bf16 copy through a cp.async ring, S − 1 slices ahead (conv-mma-b-ring.ts);
+  // not over the runs (they stage through B's tile) nor a stem's skipped k-steps.
+  const bRing = isOn(ablations, 'kxkBRing') && taps && !s2d && !runs && !steps ? chooseBRing(BN, taps.geometry.bytes) : undefined;
   const staged: Staged | undefined = yBf16
     ? isOn(ablations, 'stagedStores') && stagedFits(stageBytes, threads / 32) ? { buffer: stageBuffer, fp32: false } : undefined
     : isOn(ablations, 'stagedFp32Stores') && directFp32StoresWaste(PQ) && stagedFp32Fits(stageBytes, threads / 32) ? { buffer: stageBuffer, fp32: true } : undefined;
   const body = [
-    ...mmaPrologue(tile, !taps),
+    ...mmaPrologue(tile, !taps, bRing?.stages),
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
+    ...(bRing ? bRingPrologue(bRing, c.K, CRS, threads) : []),
     ...(view && halo ? haloPrologue(view, halo, rows) : []),
     ...(taps ? tapsPrologue(taps) : []),
     ...(taps && runs ? tapsRunsPrologue(taps, threads) : []),
     ...(band ? stageStemBand(c, band, threads, (at) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', 'ch')]) : []),
     ...(ring ? asyncPrologue(ring, c, rows, threads) : []),
-    ring ? `for (int k0 = 0, it = 0; k0 < ${CRS}; k0 += ${BK}, ++it) {` : `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
+    ring || bRing ? `for (int k0 = 0, it = 0; k0 < ${CRS}; k0 += ${BK}, ++it) {` : `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
+    ...(bRing ? bRingIssue(bRing, CRS).map((s) => `  ${s}`) : []),
     ...(taps
       ? [
           ...(s2d
@@ -147,7 +153,9 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
       : band
       ? ['  // Stage A from the band: rows are output positions, eight lanes along each row\'s taps (c, r, s).', ...stageAlongK('as', BM, stemStaging(c, band), threads).map((s) => `  ${s}`)]
       : gatherA()),
-    ...(bf16w
+    ...(bRing
+      ? [bRingWait(bRing)]
+      : bf16w
       ? stageWeightsBf16(c.K, BN, threads, steps)
       : [
           '// Stage B: W[k][crs] rows, eight lanes along each row\'s contiguous crs.',
@@ -160,9 +168,10 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
           }, threads),
         ]).map((s) => `  ${s}`),
     '  __syncthreads();',
-    ...mmaSlice(tile, taps ? tapsAAddress : undefined, steps).map((s) => `  ${s}`),
+    ...mmaSlice(tile, taps ? tapsAAddress : undefined, steps, bRing && bRingStage(bRing)).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
+    ...(bRing ? ['nincc::cp_async_wait_all();  // the empty groups past the reduction'] : []),
     ...epilogue(c, { rows, PQ, NT, WN, MT: warpM16(tile), statTiles }, out, staged),
   ];
   const fused = fusedText([
@@ -174,6 +183,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     runs && tapsRunsWords(runs),
     band && stemWords(c, band, PQ, stats),
     ring && asyncRingWords(ring),
+    bRing && bRingWords(bRing),
     halo && bf16w && tapsFallback(c, 'forward', maxBatch, ablations),
     c.bias && 'bias',
     out.residual && 'epilogue: residual add',
