@@ -1,5 +1,5 @@
 // The 1×1 bf16 data gradients' shared table of rebuild parameters and the data gradients' hoisted epilogue parameters
-// (compiler/backends/cuda/conv-mma-grad.ts, switch `pointwiseDgradTables`): a 1×1 data gradient that rebuilds dY' in its
+// (compiler/backends/cuda/conv-mma-grad.ts, opt-in `pointwiseDgradTables`): a 1×1 data gradient that rebuilds dY' in its
 // staging (fewer than 128 input channels) reads the seven dBN parameters of each staged element from a shared table
 // filled once per block, and every data gradient with a statistics epilogue reads the input BN's four parameters once
 // per column and 32-row part, not per accumulator. Only where each parameter is read from changes, so the two builds
@@ -23,8 +23,8 @@ const SPEC = `model tables {
 const dgrads = (c: Compiled) => new Map((c.cuda?.kernels ?? []).filter((k) => /_conv_dgrad_fused$/.test(k.name)).map((k) => [k.name, k]));
 
 describe('the 1×1 data gradients\' parameter tables (compiled, no build)', () => {
-  it('both 1×1 data gradients read dBN\'s parameters from a shared table and the input BN\'s once a column; off, per element and accumulator', () => {
-    const on = dgrads(compileEmuVariant(SPEC, 'tables.model')), off = dgrads(compileEmuVariant(SPEC, 'tables.model', { pointwiseDgradTables: false }));
+  it('opted in, both 1×1 data gradients read dBN\'s parameters from a shared table and the input BN\'s once a column; by default, per element and accumulator', () => {
+    const on = dgrads(compileEmuVariant(SPEC, 'tables.model', { pointwiseDgradTables: true })), off = dgrads(compileEmuVariant(SPEC, 'tables.model'));
     expect([...on.keys()].sort()).toEqual(['k4_conv_dgrad_fused', 'k7_conv_dgrad_fused']);
     for (const [name, k] of on) {
       const body = k.body.join('\n');
@@ -47,6 +47,6 @@ if (!FULL) console.warn('test/emu-conv-mma-pointwise-dgrad-tables.test.ts: the b
 
 describe.runIf(FULL)('the 1×1 data gradients\' parameter tables on emu, bitwise the per-element reads (NINCC_TEST_FULL=1)', () => {
   it('one step\'s gradients, three SGD steps and inference are bitwise the switch-off build\'s', async () => {
-    await expectSameVariants({ spec: SPEC, file: 'tables.model', input: [5, 7, 9], classes: CLASSES, on: {}, off: { pointwiseDgradTables: false }, live: 'conv4.weight' }, 41);
+    await expectSameVariants({ spec: SPEC, file: 'tables.model', input: [5, 7, 9], classes: CLASSES, on: { pointwiseDgradTables: true }, off: {}, live: 'conv4.weight' }, 41);
   }, 1_800_000);
 });

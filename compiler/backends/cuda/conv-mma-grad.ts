@@ -102,10 +102,11 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   // addend (i17c's residual fusion, when lower/ops.ts has it): dx also sums another reader's gradient of the same input.
   const addend = 'addend' in c && c.addend === true;
   // The rebuild's channel parameters from a shared table (every element of a staged row may be another channel k):
-  // read from global memory per element, each would be a broadcast sector (pointwiseDgradTables: a 1×1 kernel's too).
-  const useTable = RS > 1 || isOn(ablations, 'pointwiseDgradTables');
+  // read from global memory per element, each would be a broadcast sector (opt-in pointwiseDgradTables: a 1×1 kernel's too;
+  // its broadcast reads from shared memory cost more in the profile model than the sectors they save).
+  const useTable = RS > 1 || isOptedIn(ablations, 'pointwiseDgradTables');
   // The epilogue's input-BN parameters depend on the column alone: once per 32-row part and column, not per accumulator.
-  const hoistStats = stats && isOn(ablations, 'pointwiseDgradTables');
+  const hoistStats = stats && isOptedIn(ablations, 'pointwiseDgradTables');
   // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   // A data gradient from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
   const taps = c.bf16w && tapsOrder(c, 'dgrad', maxBatch, ablations) ? tapsPlan(c, 'dgrad', maxBatch, ablations, stats, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
