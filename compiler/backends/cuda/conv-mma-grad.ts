@@ -106,7 +106,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   // its broadcast reads from shared memory cost more in the profile model than the sectors they save).
   const useTable = RS > 1 || isOptedIn(ablations, 'pointwiseDgradTables');
   // The epilogue's input-BN parameters depend on the column alone: once per 32-row part and column, not per accumulator.
-  const hoistStats = stats && isOptedIn(ablations, 'pointwiseDgradTables');
+  const hoistStats = stats && isOn(ablations, 'dgradStatsOnce');
   // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   // A data gradient from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
   const taps = c.bf16w && tapsOrder(c, 'dgrad', maxBatch, ablations) ? tapsPlan(c, 'dgrad', maxBatch, ablations, stats, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
