@@ -103,9 +103,12 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const statTiles = Math.ceil(HW / 32);
   // addend (i17c's residual fusion, when lower/ops.ts has it): dx also sums another reader's gradient of the same input.
   const addend = 'addend' in c && c.addend === true;
-  // The rebuild's channel parameters from a shared table for a larger kernel (R·S taps of each channel k
-  // in a row); a 1×1 kernel reads them where it uses them, as the table made ptxas spill its sm_80 build.
-  const useTable = RS > 1;
+  // The rebuild's channel parameters from a shared table (every element of a staged row may be another channel k):
+  // read from global memory per element, each would be a broadcast sector (opt-in pointwiseDgradTables: a 1×1 kernel's too;
+  // its broadcast reads from shared memory cost more in the profile model than the sectors they save).
+  const useTable = RS > 1 || isOptedIn(ablations, 'pointwiseDgradTables');
+  // The epilogue's input-BN parameters depend on the column alone: once per 32-row part and column, not per accumulator.
+  const hoistStats = stats && isOn(ablations, 'dgradStatsOnce');
   // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   // A data gradient from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
   const taps = c.bf16w && tapsOrder(c, 'dgrad', maxBatch, ablations) ? tapsPlan(c, 'dgrad', maxBatch, ablations, stats, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
@@ -131,13 +134,16 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     // The stats below take dv unrounded; the stored dx is rounded to bf16 when the reader's rebuild allows (lower/train-fused.ts bf16Gradients).
     staged ? `${stagedWrite('dv')}  // stored after the part, with its other channels` : `if (valid) ${storeFloat('dx', 'at', 'dv', c.dxBf16)}`,
   ];
+  const statFields = [...(c.outRelu ? ['e_scale', 'e_shift'] : []), 'e_mean', 'e_invstd'];
+  const statParam = (field: string) => (hoistStats ? `s_${field}` : `nincc::ld(&${field}[col])`);
+  const statLoads = hoistStats ? statFields.map((field) => `const float s_${field} = col < ${c.C} ? nincc::ld(&${field}[col]) : 0.0f;`) : [];
   const rowStats = stats
     ? [
         'if (valid) {  // the gradient of the input\'s pending value, rebuilt as the BN backward reads it',
         `  const float yv = ${loadFloat('e_y', 'at', c.eyBf16)};`,
-        `  const float dz = ${c.outRelu ? 'nincc::ffma(yv, nincc::ld(&e_scale[col]), nincc::ld(&e_shift[col])) > 0.0f ? dv : 0.0f' : 'dv'};`,
+        `  const float dz = ${c.outRelu ? `nincc::ffma(yv, ${statParam('e_scale')}, ${statParam('e_shift')}) > 0.0f ? dv : 0.0f` : 'dv'};`,
         '  dz_sum += dz;',
-        '  dzx_sum += dz * ((yv - nincc::ld(&e_mean[col])) * nincc::ld(&e_invstd[col]));',
+        `  dzx_sum += dz * ((yv - ${statParam('e_mean')}) * ${statParam('e_invstd')});`,
         '}',
       ]
     : [];
@@ -208,7 +214,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     '}',
     ...(bRing ? ['nincc::cp_async_wait_all();  // the empty groups past the reduction'] : []),
     ...(staged ? [stagedPiece(staged)] : []),
-    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;'] : [], [...perRow, ...rowStats], columnStats, staged ? stagedStore(target, `m0 + wm * ${16 * MT} + 32 * sub`, `n0 + wn * ${WN} + nt * 8`) : undefined),
+    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;', ...statLoads] : [], [...perRow, ...rowStats], columnStats, staged ? stagedStore(target, `m0 + wm * ${16 * MT} + 32 * sub`, `n0 + wn * ${WN} + nt * 8`) : undefined),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',
@@ -220,7 +226,9 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     bRing && bRingWords(bRing),
     halo && c.bf16w && tapsFallback(c, 'dgrad', maxBatch, ablations),
     addend && "epilogue: + another reader's gradient",
+    RS === 1 && useTable && c.gBn && "dBN's channel parameters from a shared table",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
+    hoistStats && "the input BN's parameters loaded once a column and 32-row part",
     c.dxBf16 && (staged ? 'dx stored bf16, staged in shared memory into contiguous runs' : 'dx stored bf16'),
   ]);
   const tileText = `${tileWords(tile)}, M = N·${rows}${stats && rows !== HW ? ` (each image's ${HW} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.C}, K = ${KRS}`;

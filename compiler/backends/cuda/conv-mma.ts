@@ -22,9 +22,10 @@ import { s2dForward, s2dPlan, s2dSteps, s2dWords, stageS2dHalo } from './conv-mm
 import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { directFp32StoresWaste, stagedFp32Fits, stagedFp32Piece, stagedFp32Store, stagedFp32Write } from './conv-mma-store-fp32-staged.js';
-import { isOn, type Ablations } from '../../ablations.js';
+import { isOn, isOptedIn, type Ablations } from '../../ablations.js';
 import { asyncPrologue, asyncRing, asyncRingWords, asyncSlice } from './conv-mma-async-1x1.js';
 import { bRingIssue, bRingPrologue, bRingStage, bRingWait, bRingWords, chooseBRing } from './conv-mma-b-ring.js';
+import { bf16Ring, bf16RingPrologue, bf16RingSlice, bf16RingWords } from './conv-mma-async-bf16-1x1.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
 export const rowsPerImage = (PQ: number, stats: boolean) => (stats ? Math.ceil(PQ / 32) * 32 : PQ);
@@ -79,6 +80,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const halo = view && haloGeometry(view, tile, rows, maxBatch, 0);
   // A 1×1 forward copies x into an S-stage cp.async ring, S − 1 slices ahead of the one it multiplies (conv-mma-async-1x1.ts).
   const ring = isOn(ablations, 'asyncPipeline') && !taps && !view && !band ? asyncRing(c, tile, rows, xBf16) : undefined;
+  // Training's bf16 x through a ring of raw copies, converted by the gather's items (conv-mma-async-bf16-1x1.ts), opted into.
+  const rawRing = !ring && !taps && !view && !band && isOptedIn(ablations, 'trainingAsyncRing') ? bf16Ring(c, tile, rows, xBf16) : undefined;
   /** Stage A by gathering x per tap from global memory (strided convs, and where a halo would not fit). */
   const gatherA = () => [
     ...(alongK
@@ -131,7 +134,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     ...(taps && runs ? tapsRunsPrologue(taps, threads) : []),
     ...(band ? stageStemBand(c, band, threads, (at) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', 'ch')]) : []),
     ...(ring ? asyncPrologue(ring, c, rows, threads) : []),
-    ring || bRing ? `for (int k0 = 0, it = 0; k0 < ${CRS}; k0 += ${BK}, ++it) {` : `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
+    ...(rawRing ? bf16RingPrologue(rawRing, c, BM, rows, threads) : []),
+    ring || rawRing || bRing ? `for (int k0 = 0, it = 0; k0 < ${CRS}; k0 += ${BK}, ++it) {` : `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
     ...(bRing ? bRingIssue(bRing, CRS).map((s) => `  ${s}`) : []),
     ...(taps
       ? [
@@ -150,6 +154,8 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
         ].map((s) => `  ${s}`)
       : ring
       ? asyncSlice(ring, c, rows, threads).map((s) => `  ${s}`)
+      : rawRing
+      ? bf16RingSlice(rawRing, c, BM, rows, threads).map((s) => `  ${s}`)
       : band
       ? ['  // Stage A from the band: rows are output positions, eight lanes along each row\'s taps (c, r, s).', ...stageAlongK('as', BM, stemStaging(c, band), threads).map((s) => `  ${s}`)]
       : gatherA()),
@@ -184,6 +190,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     band && stemWords(c, band, PQ, stats),
     ring && asyncRingWords(ring),
     bRing && bRingWords(bRing),
+    rawRing && bf16RingWords(rawRing),
     halo && bf16w && tapsFallback(c, 'forward', maxBatch, ablations),
     c.bias && 'bias',
     out.residual && 'epilogue: residual add',
