@@ -46,8 +46,10 @@ import { lowerInference } from './lower/infer.js';
 import { lowerParams, type ParamLayout } from './lower/params.js';
 import { lowerSgdUpdate, lowerTrainForwardBackward, whyUntrainable } from './lower/train.js';
 import { lowerTrainFused, type FusedTrainOptions } from './lower/train-fused.js';
-import { WGRAD_RESIDENT_BLOCKS, wgradSplitsForWaves } from './lower/wgrad-splits-waves.js';
-import { wgradSplitTiles } from './backends/cuda/conv-mma-grad.js';
+import { WGRAD_RESIDENT_BLOCKS } from './lower/wgrad-splits-waves.js';
+import { wgradTileForWaves } from './lower/wgrad-tile-waves.js';
+import { wgradSplitGrid } from './backends/cuda/conv-mma-grad.js';
+import { WAVE_WGRAD_TILES } from './backends/cuda/conv-mma-wgrad-wave-tiles.js';
 import { BK } from './backends/cuda/conv-mma-tile.js';
 import { gpuNamed } from '../runtime/profile/gpus.js';
 import { u8Stem } from './lower/u8-input.js';
@@ -301,10 +303,14 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
     : undefined;
   const sms = options.gpu !== undefined ? gpuNamed(options.gpu).sms : undefined;
   const wgradSplitsFor: FusedTrainOptions['wgradSplitsFor'] = sms !== undefined && wgradLastSplit
-    ? (layer, c) => wgradSplitsForWaves(
-        { tiles: wgradSplitTiles(c, kernelAblations(options.ablations, options.tuned, { op: 'conv_wgrad_fused', layer: layer.index, consts: c } as KernelStep)), positions: options.maxBatch * c.P * c.Q, slice: BK, maxSplits: c.splits },
-        { sms, residentBlocks: options.wgradResidentBlocks?.get(layer.index) ?? WGRAD_RESIDENT_BLOCKS },
-      )
+    ? (layer, c) => {
+        const ablations = kernelAblations(options.ablations, options.tuned, { op: 'conv_wgrad_fused', layer: layer.index, consts: c } as KernelStep);
+        // A 1×1 kernel may take a smaller tile where that makes the grid fill the GPU (conv-mma-wgrad-wave-tiles.ts): option 0 is the default tile.
+        const waveTiles = c.R * c.S === 1 && isOn(ablations, 'wgradWaveTiles') ? WAVE_WGRAD_TILES.map((_, waveTile) => waveTile) : [];
+        const grids = [undefined, ...waveTiles].map((waveTile) => wgradSplitGrid(waveTile === undefined ? c : { ...c, waveTile }, ablations));
+        const { option, splits } = wgradTileForWaves(grids, { positions: options.maxBatch * c.P * c.Q, slice: BK, maxSplits: c.splits }, { sms, residentBlocks: options.wgradResidentBlocks?.get(layer.index) ?? WGRAD_RESIDENT_BLOCKS });
+        return { splits, ...(option > 0 ? { waveTile: waveTiles[option - 1] } : {}) };
+      }
     : undefined;
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }) }, dumpIR);
 

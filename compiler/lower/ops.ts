@@ -145,7 +145,8 @@ const constSchemas = {
   // gBn: that data gradient rebuilds dY' itself from a shared table (no grad_rebuild pass before it).
   conv_weight_bf16: { ...spatial, dgrad: 'bool', gBn: 'bool?' },
   // lastSplit: the last split block of each tile sums the splits into dw and db itself, no wgrad_reduce (lower/train-fused.ts wgradLastSplit).
-  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?', lastSplit: 'bool?' },
+  // waveTile: a 1×1 bf16 weight gradient takes that smaller tile (backends/cuda/conv-mma-wgrad-wave-tiles.ts), chosen by the GPU's waves (lower/wgrad-tile-waves.ts).
+  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?', lastSplit: 'bool?', waveTile: 'int?' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },

@@ -37,7 +37,8 @@ export function wgradSplitsReport(programs: readonly Program[], choice: WgradSpl
     const waves = blocks !== undefined ? `, ${blocks} blocks in ${plural(wavesOf(blocks, gpu.sms, now?.residentBlocks ?? chosenAt), 'wave')}` : '';
     const r = now ? `R ${now.residentBlocks} (${gpu.arch} ${now.registers} registers)` : `R ${chosenAt} assumed (no ptxas report)`;
     const moved = now && now.residentBlocks !== chosenAt ? `; chosen at R ${chosenAt}` : '';
-    return `${count}: ${r}${waves}${moved}`;
+    const tile = s.consts.waveTile !== undefined ? `; the smaller wave tile ${s.consts.waveTile} (lower/wgrad-tile-waves.ts)` : '';
+    return `${count}: ${r}${waves}${moved}${tile}`;
   };
   return [
     `Weight-gradient splits, chosen for ${choice.gpu} (fewest waves × slices a block at the kernel's resident blocks a SM, R, from a first compile's ptxas; compiler/lower/wgrad-splits-waves.ts; the folded bf16 ones only):`,

@@ -17,11 +17,13 @@ export interface SameVariants {
   readonly off: Ablations;
   /** A weight whose gradient must not be all zero, so that the comparison means something. */
   readonly live: string;
+  /** The GPU both builds are for (their weight-gradient splits and tiles), if any. */
+  readonly gpu?: string;
 }
 
 /** Builds both, loads them (a batch of 3 on grids for 4), randomizes the BN affines, and expects them bitwise alike. */
 export async function expectSameVariants(v: SameVariants, seed: number): Promise<void> {
-  const builds = buildEmuVariants(v.spec, v.file, { on: v.on, off: v.off });
+  const builds = buildEmuVariants(v.spec, v.file, { on: v.on, off: v.off }, v.gpu ? { on: v.gpu, off: v.gpu } : {});
   const n = 3;
   const images = uniform(n * v.input[0] * v.input[1] * v.input[2], -1.5, 1.5, rng(seed));
   const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % v.classes);

@@ -26,6 +26,7 @@ import { wgradTicketsBound } from '../../lower/ops.js';
 import { s2dWgradForm, s2dWgradHalo, s2dWgradReads, s2dWgradSource, s2dWgradTapLambda, s2dWgradWords, type S2dWgrad } from './conv-mma-stem-s2d-wgrad.js';
 import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import { kxkWarpTile } from './conv-mma-warp64-tile.js';
+import { waveWgradTile } from './conv-mma-wgrad-wave-tiles.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { isOn, isOptedIn, type Ablations } from '../../ablations.js';
@@ -247,7 +248,8 @@ function wgradPlan(c: Consts<'conv_wgrad_fused'>, ablations: Ablations | undefin
   const CRS = c.C * c.R * c.S, RS = c.R * c.S;
   // Any kernel size may take the wide tiles: each block re-reads its BM taps of x for every ⌈K/BN⌉ column
   // tile and its BN channels of dY' (with y, for a rebuild) for every ⌈C·R·S/BM⌉ row tile (conv-mma-tile.ts).
-  const wide = chooseMmaTile(CRS, c.K, wideTiles ? WIDE_CANDIDATES : CANDIDATES);
+  // A 1×1 kernel whose grid is too small for the GPU may take a smaller tile (conv-mma-wgrad-wave-tiles.ts, chosen by the lowering).
+  const wide = waveWgradTile(c) ?? chooseMmaTile(CRS, c.K, wideTiles ? WIDE_CANDIDATES : CANDIDATES);
   // A k×k kernel stages its input rows once per slice in shared memory and builds A from there (conv-mma-wgrad-halo.ts);
   // a 1×1 kernel's A is x itself, read once.
   // A staging may cover several slices' positions, which shares the rows their taps overlap on (conv-mma-wgrad-halo-span.ts).
@@ -288,10 +290,10 @@ function wgradForm(stem: Consts<'conv_wgrad_fused'>, ablations: Ablations | unde
   return { c: s2d ? { ...stem, ...s2d.conv } : stem, s2d, ...(s2d && formPlan ? formPlan : own) };
 }
 
-/** The blocks of one split of a bf16 weight gradient's grid: its output tiles (the lowering's split choice, wgrad-splits-waves.ts). */
-export function wgradSplitTiles(stem: Consts<'conv_wgrad_fused'>, ablations?: Ablations): number {
+/** The blocks of one split of a bf16 weight gradient's grid (its output tiles) and a block's BM·BN: the lowering's split and tile choice (wgrad-tile-waves.ts). */
+export function wgradSplitGrid(stem: Consts<'conv_wgrad_fused'>, ablations?: Ablations): { tiles: number; area: number } {
   const { c, tile } = wgradForm(stem, ablations);
-  return Math.ceil((c.C * c.R * c.S) / tile.bm) * Math.ceil(c.K / tile.bn);
+  return { tiles: Math.ceil((c.C * c.R * c.S) / tile.bm) * Math.ceil(c.K / tile.bn), area: tile.bm * tile.bn };
 }
 
 export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fused'>, ablations?: Ablations): CudaKernel {
