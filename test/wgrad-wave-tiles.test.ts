@@ -27,6 +27,10 @@ describe('wave tiles for a 1×1 weight gradient', () => {
   it('a grid that fills the GPU keeps the default tile', () => {
     expect(wgradTileForWaves([{ tiles: 264, area: 128 * 96 }, { tiles: 3168, area: 64 * 16 }], k4, { sms: 132, residentBlocks: 2 }).option).toBe(0);
   });
+  it("NIN's k34/k37 (1024→1024 on 7², 64 tiles of 128×128, at most 13 splits) fill a wave: the default tile, though 64×16 has less waves × slices × BM·BN", () => {
+    const k34 = { positions: 128 * 49, slice: 32, maxSplits: 13 };
+    expect(wgradTileForWaves([{ tiles: 64, area: 128 * 128 }, { tiles: 1024, area: 64 * 16 }], k34, { sms: 132, residentBlocks: 1 }).option).toBe(0);
+  });
 });
 
 // conv4: 12→20 1×1 on 8×16, after a BN + ReLU (x pending). At a batch of 4 (512 positions, 16 slices), 4 splits (the
