@@ -22,6 +22,9 @@ import { withEnv } from './reference/env.js';
 import { forward } from './reference/interpret.js';
 import { DROPOUT_MLP, EVERY_LAYER, FASHION_ODD, NIN_FASHION, NIN_SMALL, ODDS_AND_ENDS, POOL_PROBE } from './reference/specs.js';
 
+/** Under scripts/test-emu-asan.sh (NINCC_EMU_ASAN=1) the emu builds and runs are instrumented: about three times slower. */
+const ASAN_SLOWER = process.env.NINCC_EMU_ASAN === '1' ? 3 : 1;
+
 // As test/numerics-kernels.test.ts: 2e-5·max|ref| + ATOL, per tensor.
 const TOL = 2e-5;
 const BATCHES = [3, 1, 2, 4];
@@ -100,7 +103,7 @@ describe.each(Object.keys(specs))('%s on emu', (name) => {
       cpu.dispose();
       emu.dispose();
     }
-  }, 300_000); // includes the spec's first (cold) emu, cpu and, for nin_fashion, nvcc compiles
+  }, 300_000 * ASAN_SLOWER); // includes the spec's first (cold) emu, cpu and, for nin_fashion, nvcc compiles
 });
 
 describe('emu device', () => {

@@ -50,6 +50,8 @@ model flat_pending {
 
 // Gradients: per tensor 1e-4·max|cpu| + ATOL (expectGradientsClose: numerically-zero ones against the
 // model's largest). Forward values as the inference tests: 2e-5·max|ref| + ATOL.
+/** Under scripts/test-emu-asan.sh (NINCC_EMU_ASAN=1) the emu builds and runs are instrumented: about three times slower. */
+const ASAN_SLOWER = process.env.NINCC_EMU_ASAN === '1' ? 3 : 1;
 const GRAD_TOL = 1e-4;
 const TOL = 2e-5;
 
@@ -146,7 +148,7 @@ describe('emu training kernels against cpu and float64', () => {
         cpu.dispose();
         emu.dispose();
       }
-    }, 300_000); // includes building the spec for emu and cpu on first use
+    }, 300_000 * ASAN_SLOWER); // includes building the spec for emu and cpu on first use
   }
 
   for (const name of ['fused_paths', 'flat_pending', 'odds_and_ends']) {
@@ -163,7 +165,7 @@ describe('emu training kernels against cpu and float64', () => {
         cpu.dispose();
         emu.dispose();
       }
-    }, 300_000); // includes building the spec for emu and cpu on first use
+    }, 300_000 * ASAN_SLOWER); // includes building the spec for emu and cpu on first use
   }
 
   it('fused_paths: two SGD steps (momentum, weight decay) leave the same weights and running statistics as cpu', async () => {
@@ -182,7 +184,7 @@ describe('emu training kernels against cpu and float64', () => {
       cpu.dispose();
       emu.dispose();
     }
-  }, 300_000); // includes building the spec for emu and cpu on first use
+  }, 300_000 * ASAN_SLOWER); // includes building the spec for emu and cpu on first use
 });
 
 describe('models/nin-fashion.model on emu (acceptance 2)', () => {
