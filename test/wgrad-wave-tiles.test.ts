@@ -41,7 +41,7 @@ const SPEC = `model wave_tiles {
   conv(12, 20, 1, 1, 1, 1, 0, 0)  bn(20)  relu
   view(-1)  linear(${20 * 8 * 16}, 4)  logsoftmax
 }`;
-const wgrad = (c: Compiled) => c.lowered.programs.find((p) => p.name === 'train_forward_backward')!.steps.find((s) => s.op === 'conv_wgrad_fused' && s.layer === 4)!.consts;
+const wgrad = (c: Compiled) => c.lowered.programs.find((p) => p.name === 'train_forward_backward')!.steps.find((s) => s.op === 'conv_wgrad_fused' && s.layer === 4)!.consts as { readonly waveTile?: number; readonly splits: number };
 
 describe('a 1×1 weight gradient compiled for an H100', () => {
   it('takes wave tile 0 (64×16) with the switch on, none off, in the same 4 splits', () => {
