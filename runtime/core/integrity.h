@@ -14,9 +14,14 @@ void checkPlanHash(const std::string& text, const std::string& file, const std::
 
 // Throws naming the library and the plan unless the file's SHA-256 is `recordedHex`; a missing file
 // passes (opening it reports that, with the rebuild hint).
+// A file hashed before in this process and unchanged since (device, inode, size, mtime and ctime; see
+// integrity.cc for the times' coarseness) is not read again.
 void checkLibraryHash(const std::string& path, const std::string& device, const std::string& recordedHex,
                       const std::string& planFile);
 
 bool isSha256Hex(const std::string& text);
+
+// How many times this process has read a library to hash it (for tests of the memory above).
+long libraryHashReads();
 
 }  // namespace nincc

@@ -1,9 +1,12 @@
 // Tests of the artifacts the runtime must refuse, each with the message a user would see:
 // versions, libraries, symbols, hashes, truncated JSON and invalid fields.
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "check.h"
 #include "fixture_artifact.h"
+#include "integrity.h"
 #include "model.h"
 
 using nincc::Model;
@@ -145,6 +148,26 @@ void refusesEditedArtifacts() {
   CHECK_THROWS_WITH(Model::load(dir, "cpu"), ": the library was changed or damaged after the build; rebuild the artifact");
 }
 
+// A library hashed once is not read again while it is unchanged, but only once its file times are
+// settled (they advance in coarse ticks): any later edit is still refused.
+void remembersOnlySettledLibraryHashes() {
+  std::string dir = makeArtifactDir(fixturePlanText(), fixtureLibrary());
+  long reads = nincc::libraryHashReads();
+  Model::load(dir, "cpu");
+  Model::load(dir, "cpu");
+  CHECK(nincc::libraryHashReads() == reads + 2);  // written just now: read at every load
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  Model::load(dir, "cpu");
+  Model::load(dir, "cpu");
+  CHECK(nincc::libraryHashReads() == reads + 3);  // settled: read once more, then remembered
+
+  std::string library = readFileForTest(dir + "/kernels.cpu.so");
+  library[library.size() / 3] ^= 1;  // same size, same inode
+  writeFileForTest(dir + "/kernels.cpu.so", library);
+  CHECK_THROWS_WITH(Model::load(dir, "cpu"), dir + "/kernels.cpu.so: the cpu kernel library's SHA-256 is ");
+}
+
 void refusesUnknownDevices() {
   std::string dir = makeArtifactDir(fixturePlanText(), fixtureLibrary());
   CHECK_THROWS_WITH(Model::load(dir, "tpu"), "unknown device \"tpu\" (available: cpu");
@@ -160,5 +183,6 @@ void runPlanErrorTests() {
   refusesTruncatedJson();
   namesTheJsonPathOfBadFields();
   refusesEditedArtifacts();
+  remembersOnlySettledLibraryHashes();
   refusesUnknownDevices();
 }
