@@ -18,6 +18,8 @@ describe('nincc build', () => {
     const plan = JSON.parse(readFileSync(join(out, 'plan.json'), 'utf8'));
     expect(plan).toMatchObject({ format: 'nincc-plan', version: 1, model: 'nin_fashion', maxBatch: 8, input: [1, 28, 28], output: [10] });
     expect(Object.keys(plan.programs).sort()).toEqual(['infer', 'prepare_infer', 'sgd_update', 'train_forward_backward']);
+    // Only the BN folding runs once after the weights change: launched step by step, nothing held warm for it.
+    expect(Object.entries(plan.programs).filter(([, p]) => (p as { oneShot?: boolean }).oneShot).map(([name]) => name)).toEqual(['prepare_infer']);
 
     const again = nincc(['build', 'models/nin-fashion.model', '-o', out, '--max-batch', '8']);
     expect(again.code).toBe(0);

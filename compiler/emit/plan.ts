@@ -43,6 +43,7 @@ export interface PlanProgram {
   readonly steps: readonly PlanStep[];
   readonly devices?: readonly string[]; // the devices that implement it; absent: all of the artifact's
   readonly inlineMaxBatch?: number; // infer: the cpu device runs a call of at most this many images on the JS thread (schedule/cpu-region-inline-call.ts)
+  readonly oneShot?: true; // runs once after the weights change (program-ir.ts Program): launched step by step
   readonly splitBatch?: true; // every step is per image: the cpu device may run slices of the batch at once (schedule/cpu-infer-split-batch.ts)
 }
 
@@ -165,6 +166,7 @@ export function emitPlan(
           ...(options.cuda?.onlyPrograms.includes(p.name) ? { devices: ['cuda', 'emu'] } : {}),
           ...(p.name === 'infer' && options.inlineMaxBatch ? { inlineMaxBatch: options.inlineMaxBatch } : {}),
           ...(p.name === 'infer' && memory.inferSplit?.split ? { splitBatch: true as const } : {}),
+          ...(p.oneShot ? { oneShot: true as const } : {}),
         },
       ]),
     ),

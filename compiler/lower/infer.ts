@@ -290,7 +290,7 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number,
     values.set(g.at, x);
   }
   return {
-    prepare: { name: 'prepare_infer', inputs: {}, outputs: {}, steps: prep.steps },
+    prepare: { name: 'prepare_infer', inputs: {}, outputs: {}, steps: prep.steps, oneShot: true },
     infer: { name: 'infer', inputs: { images }, outputs: { output: x }, steps: b.steps },
     builders: [prep, b],
     groups,

@@ -43,6 +43,9 @@ export interface Program {
   readonly inputs: Readonly<Record<string, string>>; // role → buffer id
   readonly outputs: Readonly<Record<string, string>>;
   readonly steps: readonly KernelStep[];
+  // Runs once after the weights change (prepare_infer's BN folding), not call after call: plan.json says
+  // `oneShot`, and the devices keep nothing warm for it (no held pool workers, no CUDA graph).
+  readonly oneShot?: true;
 }
 
 export interface TensorEntry {

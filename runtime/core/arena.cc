@@ -14,7 +14,11 @@ Arena::Arena(Device& device, const Plan& plan) : device_(device) {
     for (int i = 0; i < kSpaceCount; ++i) {
       Space space = static_cast<Space>(i);
       capacity_[i] = plan.sizeOf(space) * (space == Space::Act ? plan.maxBatch : 1);
-      base_[i] = device_.alloc(static_cast<size_t>(capacity_[i] * kElementBytes));
+      // The weights and the running statistics are written as the model loads; the folded weights by
+      // the first prepare_infer (Executor), gradients, momentum and activations as far as calls use them.
+      const bool atLoad = space == Space::Param || space == Space::State;
+      base_[i] = device_.alloc(static_cast<size_t>(capacity_[i] * kElementBytes),
+                               atLoad ? Device::FirstWrite::AtLoad : Device::FirstWrite::Later);
     }
   } catch (...) {
     for (void* memory : base_)

@@ -299,7 +299,7 @@ void CudaDevice::launchProgram(const std::string& program, const std::vector<Ste
   lastLaunch_ = "the graph of " + program + " (" + std::to_string(steps.size()) + " kernels)";
 }
 
-void* CudaDevice::alloc(size_t bytes) {
+void* CudaDevice::alloc(size_t bytes, FirstWrite) {
   NINCC_CU_BIND();
   // cuMemAlloc returns 256-byte aligned memory (the Device contract asks for 64).
   const size_t size = bytes ? bytes : 64;

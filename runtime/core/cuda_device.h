@@ -49,7 +49,7 @@ class CudaDevice final : public Device {
   void launch(KernelHandle kernel, const Step& step, const NinccArgs& args) override;
   void launchProgram(const std::string& program, const std::vector<StepLaunch>& steps) override;
 
-  void* alloc(size_t bytes) override;
+  void* alloc(size_t bytes, FirstWrite first) override;
   void release(void* memory) override;
   void copyToDevice(void* dst, const void* src, size_t bytes) override;
   void copyToHost(void* dst, const void* src, size_t bytes) override;

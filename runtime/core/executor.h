@@ -62,6 +62,8 @@ class Executor {
   int slicesPerThread_ = 1;
   // A run failed after it may have launched a step that takes tickets: zero them before the next run.
   bool ticketsStale_ = false;
+  // The fixed space's pages are in place (willWrite, before the first one-shot program fills it).
+  bool fixedWritten_ = false;
 };
 
 }  // namespace nincc

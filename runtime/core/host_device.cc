@@ -48,7 +48,7 @@ static bool asanArena() {
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
 }
 
-void* HostMemoryDevice::alloc(size_t bytes) {
+void* HostMemoryDevice::alloc(size_t bytes, FirstWrite first) {
   size_t length = bytes == 0 ? 1 : bytes;  // a valid, distinct pointer even for an empty space
   if (asanArena()) {
     size_t rounded = (length + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
@@ -59,12 +59,23 @@ void* HostMemoryDevice::alloc(size_t bytes) {
     counted(static_cast<int64_t>(rounded), 1);
     return memory;
   }
-  void* memory = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const int populate = first == FirstWrite::AtLoad ? MAP_POPULATE : 0;
+  void* memory = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | populate, -1, 0);
   if (memory == MAP_FAILED)
     throw Error("out of host memory allocating " + std::to_string(bytes) + " bytes");
   mapped_[memory] = length;
   counted(static_cast<int64_t>(length), 1);
   return memory;
+}
+
+void HostMemoryDevice::willWrite(void* memory, size_t bytes) {
+#ifdef MADV_POPULATE_WRITE
+  // Linux 5.14 and later; an older kernel refuses it and the pages fault in one by one as before.
+  if (mapped_.count(memory)) (void)madvise(memory, bytes, MADV_POPULATE_WRITE);
+#else
+  (void)memory;
+  (void)bytes;
+#endif
 }
 
 void HostMemoryDevice::release(void* memory) {

@@ -22,8 +22,9 @@ class HostMemoryDevice : public Device {
  public:
   ~HostMemoryDevice() override;
   bool hostAddressable() const override { return true; }
-  void* alloc(size_t bytes) override;
+  void* alloc(size_t bytes, FirstWrite first) override;
   void release(void* memory) override;
+  void willWrite(void* memory, size_t bytes) override;
   void copyToDevice(void* dst, const void* src, size_t bytes) override;
   void copyToHost(void* dst, const void* src, size_t bytes) override;
   void synchronize() override {}

@@ -82,6 +82,10 @@ struct Program {
   // Every step computes each image from that image alone, in batch-major buffers (plan.json
   // `splitBatch`): a device with threads of its own may run the program on slices of the batch at once.
   bool splitBatch = false;
+  // Runs once after the weights change, not call after call (plan.json `oneShot`: prepare_infer): its
+  // steps are launched one by one, so no device keeps anything warm for it (the cpu pool's workers
+  // held spinning through its serial folds, a CUDA graph recorded for one replay).
+  bool oneShot = false;
   bool runsOn(const std::string& device) const;
 };
 
