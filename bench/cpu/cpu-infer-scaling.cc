@@ -21,6 +21,10 @@
 
 #include "nincc/cpu/thread_pool.h"
 
+#include "bench-util.h"
+
+using nincc_bench::median;
+
 extern "C" const char* nincc_layer_name(int i);
 extern "C" float nincc_layer_run(int i, int batch);
 
@@ -36,11 +40,6 @@ std::vector<int> network_layers(int batch) {
 }
 
 double wall_us() { return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 void reset_stats() {
   auto& s = pool_stats();

@@ -13,6 +13,10 @@
 #include <ctime>
 #include <vector>
 
+#include "bench-util.h"
+
+using nincc_bench::median;
+
 namespace {
 
 struct Library {
@@ -38,11 +42,6 @@ double cpu_ms() {
 }
 
 double wall_ms() { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 }  // namespace
 

@@ -6,15 +6,12 @@
 
 #include "nincc/cpu/kernels.h"
 
+#include "bench-util.h"
+
 using namespace nincc::cpu;
+using nincc_bench::values;
 
 namespace {
-
-std::vector<float> values(std::size_t n, float scale) {
-  std::vector<float> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = scale * static_cast<float>((i * 2654435761u) % 1000) / 1000.f - scale / 2;
-  return v;
-}
 
 struct Conv {
   const char* name;

@@ -25,18 +25,16 @@
 
 #include "nincc/cpu/kernels.h"
 
+#include "bench-util.h"
+
 using namespace nincc::cpu;
+using nincc_bench::values;
+using nincc_bench::median;
 using gemm_detail::ceil_div;
 using gemm_detail::kTileCols;
 using gemm_detail::kTileRows;
 
 namespace {
-
-std::vector<float> values(std::size_t n, float scale) {
-  std::vector<float> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = scale * static_cast<float>((i * 2654435761u) % 1000) / 1000.f - scale / 2;
-  return v;
-}
 
 // One 1x1 conv (m output channels over `depth` rows of B, row c at b_row(c)) on one pixel tile,
 // stored through `out` at segment `seg`, with bias and ReLU: pointwise_direct's inner loop.
@@ -118,11 +116,6 @@ struct Pair {
 
 double micros_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace

@@ -17,20 +17,13 @@
 
 #include "nincc/cpu/kernels.h"
 
+#include "bench-util.h"
+
 using namespace nincc::cpu;
+using nincc_bench::values;
+using nincc_bench::median;
 
 namespace {
-
-std::vector<float> values(std::size_t n, float scale) {
-  std::vector<float> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = scale * static_cast<float>((i * 2654435761u) % 1000) / 1000.f - scale / 2;
-  return v;
-}
-
-double median(std::vector<double> v) {
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
-}
 
 struct Pair {
   const char* name;
