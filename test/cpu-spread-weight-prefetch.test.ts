@@ -4,7 +4,7 @@
 // passes spread_weight_prefetch=false (after the two flags before it), and no Winograd call does. The kernel's numerics
 // (float64 reference, 1, 2 and all threads, and the same bits either way) are runtime/kernels-test/test_conv_gemm.cc's.
 import { describe, expect, it } from 'vitest';
-import { compiledNin, kernelSource as kernel } from './cpu-nin-compiled.js';
+import { compiledNin, kernelSource as kernel, packedGemmCalls as gemmCalls } from './cpu-nin-compiled.js';
 
 describe('spreadWeightPrefetch', () => {
   it('spreads the weight prefetches by default, and prefetches in the last tile only in every packed GEMM call when ablated', () => {
@@ -13,7 +13,6 @@ describe('spreadWeightPrefetch', () => {
     expect(kernel(off.cpu.text, 'k37_conv_infer')).toMatch(
       /conv2d_forward\(shape, [^\n]*PackedConvWeights\{[^\n]*, true, ConvOutput\{\}, \/\*narrow_tails=\*\/true, \/\*in_place_pointwise=\*\/true, \/\*spread_weight_prefetch=\*\/false\);/,
     );
-    const gemmCalls = (t: string) => (t.match(/(?:conv2d_forward\(shape, [^\n]*PackedConvWeights|conv2d_forward_packed\()/g) ?? []).length;
     expect(gemmCalls(off.cpu.text)).toBeGreaterThanOrEqual(9);
     expect(off.cpu.text.match(/spread_weight_prefetch=\*\/false/g)).toHaveLength(gemmCalls(off.cpu.text));
     expect(off.cpu.text).not.toMatch(/conv2d_forward_winograd\([^\n]*spread_weight_prefetch/);
