@@ -5,7 +5,7 @@
 // kernels' numerics (float64 reference, 1, 2 and all threads, and the same bits either way) are
 // runtime/kernels-test/test_conv_gemm.cc's and test_conv_direct.cc's.
 import { describe, expect, it } from 'vitest';
-import { compiledNin, kernelSource as kernel } from './cpu-nin-compiled.js';
+import { compiledNin, kernelSource as kernel, packedGemmCalls as gemmCalls } from './cpu-nin-compiled.js';
 
 const compiled = (ablate: boolean) => compiledNin(ablate ? { narrowTails: false } : undefined);
 
@@ -16,7 +16,6 @@ describe('narrowTails', () => {
     expect(kernel(on.cpu.text, 'k37_conv_infer')).toMatch(/conv2d_forward\(shape, [^\n]*PackedConvWeights\{[^\n]*, true\);/);
     expect(kernel(off.cpu.text, 'k37_conv_infer')).toMatch(/conv2d_forward\(shape, [^\n]*PackedConvWeights\{[^\n]*, true, ConvOutput\{\}, \/\*narrow_tails=\*\/false\);/);
     // Every packed GEMM call (conv1, the eight 1x1s, and the 96->96 1x1s' GEMM from batch 2 up) carries it, no Winograd call does.
-    const gemmCalls = (t: string) => (t.match(/(?:conv2d_forward\(shape, [^\n]*PackedConvWeights|conv2d_forward_packed\()/g) ?? []).length;
     expect(gemmCalls(off.cpu.text)).toBeGreaterThanOrEqual(9);
     expect(off.cpu.text.match(/narrow_tails=\*\/false/g)).toHaveLength(gemmCalls(off.cpu.text));
     expect(off.cpu.text).not.toMatch(/conv2d_forward_winograd\([^\n]*narrow_tails/);

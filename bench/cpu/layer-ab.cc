@@ -2,7 +2,9 @@
 // loads both, and for each layer calls A and B alternately, call by call, timing each call in
 // process CPU time (on one thread: the time the kernel ran, not the time other processes held the
 // core) and wall time. Prints each layer's median per build and B/A; interference on a loaded
-// machine falls on both alike. Driven by bench/cpu/layer-ab.sh.
+// machine falls on both alike. Driven by bench/cpu/layer-ab.sh. With LAYER_AB_COLD=1 in the environment, 64 MiB are
+// written between calls (untimed), so that each call finds its weights and input in memory, not cache, as a layer
+// of a whole network does when its weights are read once a call (NIN's 1x1s at batch 1).
 //   layer-ab A.so B.so BATCH CALLS
 #include <dlfcn.h>
 
@@ -52,6 +54,9 @@ int main(int argc, char** argv) {
   }
   const Library lib[2] = {open(argv[1]), open(argv[2])};
   const int batch = std::atoi(argv[3]), calls = std::atoi(argv[4]);
+  const char* cold_env = std::getenv("LAYER_AB_COLD");
+  std::vector<float> evict(cold_env && std::atoi(cold_env) ? std::size_t{16} << 20 : 0);
+  if (!evict.empty()) std::printf("cold caches: 64 MiB written between calls\n");
   std::printf("%-24s %10s %10s %6s %10s %10s %6s\n", "layer (median ms)", "A cpu", "B cpu", "B/A", "A wall", "B wall", "B/A");
   double sum[2] = {0, 0};
   volatile float sink = 0;
@@ -61,6 +66,7 @@ int main(int argc, char** argv) {
     for (int k = 0; k < calls; ++k)
       for (int v0 = 0; v0 < 2; ++v0) {
         const int v = (k + v0) % 2;  // alternate which goes first
+        for (std::size_t j = 0; j < evict.size(); j += 16) evict[j] += 1.f;  // a line at a time
         const double w0 = wall_ms(), c0 = cpu_ms();
         sink = sink + lib[v].run(i, batch);
         cpu[v].push_back(cpu_ms() - c0);

@@ -5,6 +5,7 @@
 #   bash bench/cpu/layer-ab.sh BASE [BATCH=16] [CALLS=200] [THREADS=1]
 # LAYER_AB_RT=1 runs the timed process under `chrt -f 20` (SCHED_FIFO; root only), so that on a shared
 # machine its threads hold the cores while they run (2-thread times then approach an idle machine's).
+# LAYER_AB_COLD=1 evicts the caches between calls (bench/cpu/layer-ab.cc).
 set -euo pipefail
 base=$1 batch=${2:-16} calls=${3:-200} threads=${4:-1}
 root=$(git rev-parse --show-toplevel)

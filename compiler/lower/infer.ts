@@ -114,7 +114,7 @@ export interface InferPrograms {
  * rounded the same way: where the k order is the channel-major one, outputs are bitwise those of the fp32
  * staging. The cpu library's conv reads its packed fp32 weights, never the copy.
  */
-export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number, options: { readonly bf16Weights?: boolean; readonly cpuL3Bytes?: number; readonly winogradFullTiles?: boolean; readonly wideTails?: boolean; readonly cpuPairBands?: boolean; readonly gatheredPointwise?: boolean } = {}): InferPrograms {
+export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number, options: { readonly bf16Weights?: boolean; readonly cpuL3Bytes?: number; readonly winogradFullTiles?: boolean; readonly wideTails?: boolean; readonly cpuPairBands?: boolean; readonly gatheredPointwise?: boolean; readonly lastTileWeightPrefetch?: boolean } = {}): InferPrograms {
   const prep = new ProgramBuilder('fold');
   const b = new ProgramBuilder('infer');
   const images = stem ? b.act('images', u8Words(elementsOf(m.input)), 'u8') : b.act('images', elementsOf(m.input));
@@ -210,7 +210,7 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number,
         }
         const { w, fb, pw, bounded } = fold(l, bn, true);
         const { wb, bf16w } = copy(w);
-        b.step(l, 'conv_infer', { x, w: pw, wb, b: fb, r, y }, { ...bounded, bias: true, ...flags, packed: true, ...bf16w, ...(options.winogradFullTiles && { winogradFullTiles: true }), ...(options.wideTails && { wideTails: true }), ...(options.gatheredPointwise && { gatheredPointwise: true }) });
+        b.step(l, 'conv_infer', { x, w: pw, wb, b: fb, r, y }, { ...bounded, bias: true, ...flags, packed: true, ...bf16w, ...(options.winogradFullTiles && { winogradFullTiles: true }), ...(options.wideTails && { wideTails: true }), ...(options.gatheredPointwise && { gatheredPointwise: true }), ...(options.lastTileWeightPrefetch && { lastTileWeightPrefetch: true }) });
         x = y;
         break;
       }

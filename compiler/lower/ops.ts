@@ -78,7 +78,7 @@ const constSchemas = {
   // burstPrefetch: the cpuWgradSpreadPrefetch ablation (the 1x1 form's prefetches in one burst per tile product; conv_wgrad_1x1.h).
   conv_bwd_weight: { ...spatial, bias: 'bool', ...convSlot, ...u8Input, burstPrefetch: 'bool?' },
   // bf16w: the bf16 tensor-core kernel stages its (folded) weights from a conv_weight_bf16 copy `wb` made by the prepare program (lower/infer.ts).
-  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', maxBatch: 'int?', l3Bytes: 'int?', winogradFullTiles: 'bool?', wideTails: 'bool?', gatheredPointwise: 'bool?', ...convOutput, ...u8Input, bf16w: 'bool?' },
+  conv_infer: { ...spatial, bias: 'bool', relu: 'bool', bnFolded: 'bool', packed: 'bool?', maxBatch: 'int?', l3Bytes: 'int?', winogradFullTiles: 'bool?', wideTails: 'bool?', gatheredPointwise: 'bool?', lastTileWeightPrefetch: 'bool?', ...convOutput, ...u8Input, bf16w: 'bool?' },
   fold_bn: { ...spatial, CRS: 'int', eps: 'num', bias: 'bool', packed: 'bool', maxBatch: 'int?', l3Bytes: 'int?' },
   // residual: the cpu training's add of a residual block whose branch this BN closes (r), relu: the block's ReLU after it.
   // twoPassStats: the cpuBnOnePassStats ablation (the batch statistics in two passes over x; batchnorm.h channel_moments).

@@ -1,7 +1,7 @@
 // The implicit-GEMM convolution forward (conv_gemm.h, conv_gather.h) against the float64 reference: tiles that straddle output rows and images (planes of 1, 7x7, 13x11 pixels
 // in batches of up to 5), strided convs read through their phase split, padding wider than the
 // kernel's reach, channel counts off every panel size, depth over several blocks, bias and ReLU, small
-// weights in either loop order, pointwise convs at batch 1 read in place; each at 1, 2 and all threads with identical bits. Also the small-batch dot-product linear layer.
+// weights in either loop order (big weights' next panel prefetched by every tile or the last), pointwise convs at batch 1 read in place; each at 1, 2 and all threads with identical bits. Also the small-batch dot-product linear layer.
 #include <cstdio>
 #include <vector>
 
@@ -20,11 +20,13 @@ namespace kernels_test {
 namespace {
 
 std::vector<float> forward(const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& w,
-                           const float* bias, bool relu, bool narrow_tails = true, bool in_place_pointwise = true) {
+                           const float* bias, bool relu, bool narrow_tails = true, bool in_place_pointwise = true,
+                           bool spread_weight_prefetch = true) {
   std::vector<float> packed(static_cast<std::size_t>(nincc::cpu::packed_conv_weights_size(s.out_channels, s.patch_size())));
   nincc::cpu::pack_conv_weights(s, w.data(), packed.data());
   std::vector<float> y = poisoned(conv_y_size(s));
-  nincc::cpu::conv2d_forward_packed(s, x.data(), packed.data(), bias, y.data(), relu, {}, narrow_tails, in_place_pointwise);
+  nincc::cpu::conv2d_forward_packed(s, x.data(), packed.data(), bias, y.data(), relu, {}, narrow_tails, in_place_pointwise,
+                                    spread_weight_prefetch);
   return y;
 }
 
@@ -55,6 +57,8 @@ void check_implicit_gemm(const Conv2dShape& s, bool with_bias, bool relu, Rng& r
     CHECK(bitwise_equal(forward(s, x, w, with_bias ? b.data() : nullptr, relu, false), runs[0]));
     // A pointwise conv at batch 1 gathering its tiles (the inPlacePointwise ablation): the same sums, the same bits.
     CHECK(bitwise_equal(forward(s, x, w, with_bias ? b.data() : nullptr, relu, true, false), runs[0]));
+    // The next weight panel prefetched in a sweep's last tile only (the spreadWeightPrefetch ablation): the same bits.
+    CHECK(bitwise_equal(forward(s, x, w, with_bias ? b.data() : nullptr, relu, true, true, false), runs[0]));
   }
 }
 

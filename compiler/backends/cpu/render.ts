@@ -108,9 +108,13 @@ function body(k: KernelStep): string[] {
         return [convShape(c), ...(moments ? [momentTilesAssert] : []), `conv2d_forward(shape, ${convInput(c)}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
       }
       // The narrowTails ablation: a short last pixel tile through all its lanes (conv_gemm.h tail_split); the inPlacePointwise
-      // ablation: a 1x1's tiles gathered at batch 1 too (conv_gemm.h reads_in_place).
-      const wide = k.op === 'conv_infer' && k.consts.wideTails === true, gathered = k.op === 'conv_infer' && k.consts.gatheredPointwise === true && c.R === 1 && c.S === 1;
-      const tails = wide || gathered ? `${o || ', ConvOutput{}'}, /*narrow_tails=*/${!wide}${gathered ? ', /*in_place_pointwise=*/false' : ''}` : o;
+      // ablation: a 1x1's tiles gathered at batch 1 too (conv_gemm.h reads_in_place); the spreadWeightPrefetch ablation: the
+      // next weight panel prefetched in a sweep's last tile only (conv_gemm.h forward_tasks). Flags up to the last one switched off.
+      const infer = k.op === 'conv_infer';
+      const wide = infer && k.consts.wideTails === true, gathered = infer && k.consts.gatheredPointwise === true && c.R === 1 && c.S === 1;
+      const lastTile = infer && k.consts.lastTileWeightPrefetch === true;
+      const flags = [`/*narrow_tails=*/${!wide}`, `/*in_place_pointwise=*/${!gathered}`, '/*spread_weight_prefetch=*/false'].slice(0, lastTile ? 3 : gathered ? 2 : wide ? 1 : 0);
+      const tails = flags.length ? `${o || ', ConvOutput{}'}, ${flags.join(', ')}` : o;
       // The conv through one algorithm, its packed weights `at` floats into w.
       const call = (a: ConvAlgorithm, at: number) => {
         const w = at === 0 ? cf('w') : `${cf('w')} + ${at}`;

@@ -59,12 +59,14 @@ inline void conv2d_forward_winograd_training(WinogradKind kind, const Conv2dShap
 
 // The same with weights packed once beforehand (inference: packed when BN is folded). A
 // single-channel input and most pointwise convs run the direct convs (conv_direct.h), the same bits
-// in less time. `narrow_tails`, `in_place_pointwise`: conv2d_forward_packed's (the narrowTails and inPlacePointwise ablations).
+// in less time. `narrow_tails`, `in_place_pointwise`, `spread_weight_prefetch`: conv2d_forward_packed's (the narrowTails,
+// inPlacePointwise and spreadWeightPrefetch ablations).
 inline void conv2d_forward(const Conv2dShape& shape, const float* x, PackedConvWeights w, const float* bias, float* y,
-                           bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true, bool in_place_pointwise = true) {
+                           bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true, bool in_place_pointwise = true,
+                           bool spread_weight_prefetch = true) {
   if (direct_conv_applies(shape)) return conv2d_forward_direct(shape, x, w.data, bias, y, relu, o);
   if (pointwise_direct_applies(shape)) return conv2d_forward_pointwise_direct(shape, x, w.data, bias, y, relu, o, narrow_tails);
-  conv2d_forward_packed(shape, x, w.data, bias, y, relu, o, narrow_tails, in_place_pointwise);
+  conv2d_forward_packed(shape, x, w.data, bias, y, relu, o, narrow_tails, in_place_pointwise, spread_weight_prefetch);
 }
 
 namespace conv_detail {

@@ -356,6 +356,9 @@ inline bool chunked_order_pays(int m, int k, std::int64_t columns) {
   return k <= kMaxDepthBlock && static_cast<std::int64_t>(m) * columns * static_cast<std::int64_t>(sizeof(float)) > kOutputPastL2Bytes;
 }
 
+// The longest sweep of pixel tiles per weight panel whose every tile prefetches the next panel (forward_tasks).
+constexpr int kSpreadPrefetchMaxTiles = 8;
+
 // How a conv GEMM is cut into tasks: pixel chunks x channel splits.
 struct Split {
   std::int64_t chunks;  // of the pixel tiles
@@ -430,7 +433,7 @@ struct StridedRows {
 // C[channels][pixels] = W X, tiles of kTileRows channels x kTileCols pixels.
 inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const TapColumn* columns_of_tap,
                           const float* packed_w, const float* bias, float* y, bool relu, const ConvOutput& o, bool narrow_tails,
-                          bool in_place_pointwise) {
+                          bool in_place_pointwise, bool spread_weight_prefetch) {
   const int m = shape.out_channels, k = shape.patch_size();
   const std::int64_t columns = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   const int row_panels = ceil_div(m, kTileRows);
@@ -521,14 +524,21 @@ inline void forward_tasks(const Conv2dShape& shape, const InputView& in, const T
       return;
     }
     // Big weights (or chunked_order_pays), BLIS's order: per depth block, the chunk's tiles are gathered once (L2), then each
-    // weight panel is read once from memory and swept over them from L1.
+    // weight panel is read once from memory and swept over them from L1. In a short sweep (at most
+    // kSpreadPrefetchMaxTiles tiles: at batch 1, 2 on 7x7 planes, 7 on 14x14) every tile's product prefetches the next
+    // panel (a line a depth step; after the first tile's they hit), so its lines, from memory, are asked for a whole
+    // sweep ahead, not only during the last tile's product. Measured at batch 1, cold caches: NIN's 1x1 384 on 14x14
+    // 0.93x (1 thread) and 0.97x (2), 1024 on 7x7 0.97-0.99x (bench/logs/i19E-spread-weight-prefetch.out). A longer sweep
+    // (batch 16's chunks of up to 16 tiles: there it measured 1.01x) leaves it to the last tile, as do all with
+    // `spread_weight_prefetch` off (the spreadWeightPrefetch ablation).
     const int tiles = static_cast<int>(q_end - q_begin);
+    const bool spread = spread_weight_prefetch && tiles <= kSpreadPrefetchMaxTiles;
     for (int k0 = 0; k0 < k; k0 += block) {
       const int depth = std::min(block, k - k0);
       for (int t = 0; t < tiles; ++t) gather_tile(t, q_begin + t, k0, depth, depth);
       for (int p = rows.begin; p < rows.end; ++p) {
         const float* next = p + 1 < rows.end ? weight_panel(packed_w, m, k0, depth, p + 1) : nullptr;
-        for (int t = 0; t < tiles; ++t) multiply(t, q_begin + t, p, k0, depth, t + 1 == tiles ? next : nullptr);
+        for (int t = 0; t < tiles; ++t) multiply(t, q_begin + t, p, k0, depth, spread || t + 1 == tiles ? next : nullptr);
       }
       for (int t = 0; t < tiles; ++t) narrow(t, q_begin + t, k0, depth, rows);
     }
@@ -572,10 +582,10 @@ inline Conv2dShape transposed_gemm_shape(const Conv2dShape& s) {
 // The same from an input view already built (u8_input.h: the uint8 stem's bytes, read in place).
 inline void conv2d_forward_view(const Conv2dShape& shape, const conv_gemm_detail::InputView& in, const float* packed_w,
                                 const float* bias, float* y, bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true,
-                                bool in_place_pointwise = true) {
+                                bool in_place_pointwise = true, bool spread_weight_prefetch = true) {
   using namespace conv_gemm_detail;
   const TapColumns columns(shape, in);
-  forward_tasks(shape, in, columns.data(), packed_w, bias, y, relu, o, narrow_tails, in_place_pointwise);
+  forward_tasks(shape, in, columns.data(), packed_w, bias, y, relu, o, narrow_tails, in_place_pointwise, spread_weight_prefetch);
 }
 
 // y = conv(x, W) + bias (+ residual), optional ReLU, with W packed by pack_conv_weights for this
@@ -586,14 +596,17 @@ inline void conv2d_forward_view(const Conv2dShape& shape, const conv_gemm_detail
 // its runs; for a strided conv, a phase-split copy of x. `narrow_tails` false (the narrowTails
 // ablation): a pixel tile short of kTileCols columns multiplies all its lanes (tail_split); the same bits.
 // `in_place_pointwise` false (the inPlacePointwise ablation): a pointwise conv at batch 1 gathers its tiles as any
-// other conv does, not read from x in place (reads_in_place); the same bits.
+// other conv does, not read from x in place (reads_in_place); the same bits. `spread_weight_prefetch` false (the
+// spreadWeightPrefetch ablation): with big weights, only a sweep's last tile prefetches the next weight panel (forward_tasks);
+// the same bits.
 inline void conv2d_forward_packed(const Conv2dShape& shape, const float* x, const float* packed_w, const float* bias,
                                   float* y, bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true,
-                                  bool in_place_pointwise = true) {
+                                  bool in_place_pointwise = true, bool spread_weight_prefetch = true) {
   using namespace conv_gemm_detail;
   const std::int64_t pixels = static_cast<std::int64_t>(shape.batch) * shape.out_plane();
   if (shape.out_channels <= 0 || pixels <= 0) return;
-  conv2d_forward_view(shape, gather_view(shape, x), packed_w, bias, y, relu, o, narrow_tails, in_place_pointwise);
+  conv2d_forward_view(shape, gather_view(shape, x), packed_w, bias, y, relu, o, narrow_tails, in_place_pointwise,
+                      spread_weight_prefetch);
 }
 
 }  // namespace cpu
