@@ -199,6 +199,8 @@ export interface LoweringOptions {
   readonly bf16Gradients?: boolean;
   /** With wgradLastSplit: a folded weight gradient's split count for the GPU built for (lower/train-fused.ts FusedTrainOptions). */
   readonly wgradSplitsFor?: FusedTrainOptions['wgradSplitsFor'];
+  /** With wgradSplitsFor: a few-channels strided stem's weight gradient takes as many splits as fill the GPU, summed by wgrad_reduce (lower/train-fused.ts FusedTrainOptions). */
+  readonly stemWaveSplits?: boolean;
   /** With bf16Weights: the layout of each conv's bf16 copy, where the SGD update writes the copies (lower/sgd-weight-copies.ts; ablations.ts sgdWeightCopies). */
   readonly weightCopyLayout?: CopyLayoutOf;
   /** The L3 of the machine the cpu library runs on, which the packed convs' algorithm choice reads (schedule/cpu-conv-algorithm.ts); absent: its default. */
@@ -232,7 +234,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true, ...(options.wgradSplitsFor ? { wgradSplitsFor: options.wgradSplitsFor } : {}) }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false, wgradSpreadPrefetch: options.wgradSpreadPrefetch !== false, bnPoolBackward: options.bnPoolBackward !== false, bnStatsInConv: options.bnStatsInConv === true });
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true, ...(options.wgradSplitsFor ? { wgradSplitsFor: options.wgradSplitsFor } : {}), stemWaveSplits: options.stemWaveSplits === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false, wgradSpreadPrefetch: options.wgradSpreadPrefetch !== false, bnPoolBackward: options.bnPoolBackward !== false, bnStatsInConv: options.bnStatsInConv === true });
   const moved = train && options.bf16Weights && options.weightCopyLayout ? moveWeightCopies(train.program, options.weightCopyLayout) : undefined;
   const trainProgram = moved?.train ?? train?.program;
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout, moved?.updates);
@@ -304,7 +306,8 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
     ? (layer, c) => copyLayout(c, options.maxBatch, kernelAblations(options.ablations, options.tuned, { op: 'conv_weight_bf16', layer, consts: c } as KernelStep))
     : undefined;
   const sms = options.gpu !== undefined ? gpuNamed(options.gpu).sms : undefined;
-  const wgradSplitsFor: FusedTrainOptions['wgradSplitsFor'] = sms !== undefined && wgradLastSplit
+  const stemWaveSplits = precision === 'bf16' && isOn(options.ablations, 'stemWaveSplits');
+  const wgradSplitsFor: FusedTrainOptions['wgradSplitsFor'] = sms !== undefined && (wgradLastSplit || stemWaveSplits)
     ? (layer, c) => {
         const ablations = kernelAblations(options.ablations, options.tuned, { op: 'conv_wgrad_fused', layer: layer.index, consts: c } as KernelStep);
         // A 1×1 kernel may take a smaller tile where that makes the grid fill the GPU (conv-mma-wgrad-wave-tiles.ts): option 0 is the default tile.
@@ -314,7 +317,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
         return { splits, ...(option > 0 ? { waveTile: waveTiles[option - 1] } : {}) };
       }
     : undefined;
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }), ...(!isOn(options.ablations, 'spreadWeightPrefetch') && { lastTileWeightPrefetch: true }) }, dumpIR);
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), stemWaveSplits, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }), ...(!isOn(options.ablations, 'spreadWeightPrefetch') && { lastTileWeightPrefetch: true }) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

@@ -22,6 +22,7 @@ import { elementsOf, lrnConsts, padConsts, type ProgramBuilder } from './program
 import { bf16WeightFloats, maskFromEnds, storageWords, wgradTicketsBound, type ConvShape, type OpConsts } from './ops.js';
 import { stemConsts, type U8Stem } from './u8-input.js';
 import { convOutBf16 } from './conv-out-bf16-readers.js';
+import { isStem } from '../backends/cuda/conv-mma-stem-geometry.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
 export const STAT_TILE = 32;
@@ -177,6 +178,15 @@ export interface FusedTrainOptions {
    * a grid too small for the GPU (`waveTile`, wgrad-tile-waves.ts), which leaves the order as it is. Absent: the default.
    */
   readonly wgradSplitsFor?: (layer: ShapedLayer, consts: OpConsts['conv_wgrad_fused']) => { readonly splits: number; readonly waveTile?: number };
+  /**
+   * With wgradSplitsFor, a few-channels strided stem's bf16 weight gradient (NIN's 11×11/4 on 3 channels: 3 output tiles,
+   * whose 32 splits make 96 blocks for an H100's 132 SMs) takes up to the batch's splits, as many as wgradSplitsFor says
+   * fill the GPU's waves, and leaves them to a wgrad_reduce launch, which spreads their sum over the GPU: folded, the last
+   * split block of each tile would read all its tile's partials alone (NIN's 88 splits: 4.3 MB, some 56 µs at one SM's
+   * share of the L2, a tail the time model does not see: bench/gpu/conv-mma-last-cta-bn-tail-estimate.ts's reckoning).
+   * The partials stay in split order: dW is bitwise a build's with the same split count.
+   */
+  readonly stemWaveSplits?: boolean;
 }
 
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
@@ -214,7 +224,10 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   const convs = m.layers.filter((l) => l.kind === 'conv');
   const weightsOf = (l: ShapedLayer) => (l.kind === 'conv' ? l.attrs.nOut * l.attrs.nIn * l.attrs.kH * l.attrs.kW : 0);
   const maxWeights = Math.max(0, ...convs.map(weightsOf));
-  const splitsOf = (l: ShapedLayer) => wgradSplits(weightsOf(l), maxWeights, maxBatch);
+  // A stem whose splits the GPU's waves choose (stemWaveSplits; not a uint8 stem's fp32 kernel) may take up to the batch's: the partials are sized for them.
+  const waveSplitStem = (l: ShapedLayer) =>
+    options.stemWaveSplits === true && options.wgradSplitsFor !== undefined && stem === undefined && l.kind === 'conv' && isStem({ C: l.attrs.nIn, R: l.attrs.kH, S: l.attrs.kW, sh: l.attrs.dH, sw: l.attrs.dW });
+  const splitsOf = (l: ShapedLayer) => (waveSplitStem(l) ? Math.max(1, maxBatch) : wgradSplits(weightsOf(l), maxWeights, maxBatch));
   const wgradPartials = convs.length > 0 ? b.fixed('wgrad.partials', Math.max(...convs.map((l) => splitsOf(l) * weightsOf(l)))) : '';
   const biasPartials = convs.length > 0 ? b.fixed('wgrad.bias_partials', Math.max(...convs.map((l) => splitsOf(l) * (l.kind === 'conv' ? l.attrs.nOut : 0)))) : '';
   // The tiles' tickets, shared as the partials are: a weight gradient that ran to its end leaves every ticket 0.
@@ -713,9 +726,10 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
         const dW = { dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined };
-        const folded = lastSplit(x.buf);
-        const wgradConsts: OpConsts['conv_wgrad_fused'] = { ...shape, ...r.consts, ...p.consts, splits: splitsOf(l), ...stemOf(x.buf), ...gStorage, ...bf16Flag(x.buf, 'xBf16'), ...(folded ? { lastSplit: true } : {}) };
-        const { splits, waveTile } = folded && options.wgradSplitsFor ? options.wgradSplitsFor(l, wgradConsts) : { splits: wgradConsts.splits, waveTile: undefined };
+        const waveStem = waveSplitStem(l);
+        const folded = lastSplit(x.buf) && !waveStem;
+        const wgradConsts: OpConsts['conv_wgrad_fused'] = { ...shape, ...r.consts, ...p.consts, splits: splitsOf(l), ...stemOf(x.buf), ...gStorage, ...bf16Flag(x.buf, 'xBf16'), ...(folded ? { lastSplit: true } : {}), ...(waveStem ? { waveSplits: true } : {}) };
+        const { splits, waveTile } = (folded || waveStem) && options.wgradSplitsFor ? options.wgradSplitsFor(l, wgradConsts) : { splits: wgradConsts.splits, waveTile: undefined };
         if (splits < 1 || splits > wgradConsts.splits) throw new Error(`internal error: layer ${l.index}'s weight gradient in ${splits} splits, its partials sized for 1 to ${wgradConsts.splits}`);
         b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials, ...(folded ? { ...dW, tickets: wgradTickets } : {}) }, { ...wgradConsts, splits, ...(waveTile !== undefined ? { waveTile } : {}) });
         if (!folded) b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, ...dW }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });

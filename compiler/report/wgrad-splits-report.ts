@@ -30,18 +30,19 @@ export function wgradSplitsReport(programs: readonly Program[], choice: WgradSpl
   const launches = new Map(kernels.map((k) => [k.name, k.launch]));
   const line = (s: (typeof steps)[number]): string => {
     const count = `${s.kernel} ${plural(s.consts.splits, 'split')}`;
-    if (!s.consts.lastSplit) return `${count} (the default: its splits are summed by a separate reduce, not chosen by GPU)`;
+    if (!s.consts.lastSplit && !s.consts.waveSplits) return `${count} (the default: its splits are summed by a separate reduce, not chosen by GPU)`;
     const chosenAt = choice.residentBlocks?.get(s.layer) ?? WGRAD_RESIDENT_BLOCKS;
     const now = built.get(s.layer);
     const blocks = launches.get(s.kernel) ? gridBlocks(launches.get(s.kernel)!) : undefined;
     const waves = blocks !== undefined ? `, ${blocks} blocks in ${plural(wavesOf(blocks, gpu.sms, now?.residentBlocks ?? chosenAt), 'wave')}` : '';
     const r = now ? `R ${now.residentBlocks} (${gpu.arch} ${now.registers} registers)` : `R ${chosenAt} assumed (no ptxas report)`;
     const moved = now && now.residentBlocks !== chosenAt ? `; chosen at R ${chosenAt}` : '';
+    const reduce = s.consts.waveSplits ? '; summed by a wgrad_reduce launch (lower/train-fused.ts stemWaveSplits)' : '';
     const tile = s.consts.waveTile !== undefined ? `; the smaller wave tile ${s.consts.waveTile} (lower/wgrad-tile-waves.ts)` : '';
-    return `${count}: ${r}${waves}${moved}${tile}`;
+    return `${count}: ${r}${waves}${moved}${tile}${reduce}`;
   };
   return [
-    `Weight-gradient splits, chosen for ${choice.gpu} (fewest waves × slices a block at the kernel's resident blocks a SM, R, from a first compile's ptxas; compiler/lower/wgrad-splits-waves.ts; the folded bf16 ones only):`,
+    `Weight-gradient splits, chosen for ${choice.gpu} (fewest waves × slices a block at the kernel's resident blocks a SM, R, from a first compile's ptxas; compiler/lower/wgrad-splits-waves.ts; the folded bf16 ones and a wave-split stem only):`,
     ...steps.map((s) => `  ${line(s)}`),
     BITS,
   ];

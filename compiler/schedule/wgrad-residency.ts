@@ -1,4 +1,4 @@
-// The folded bf16 weight gradients' resident blocks per SM on the build's GPU, from a first compile's ptxas
+// The folded bf16 weight gradients' (and a wave-split stem's: lower/train-fused.ts stemWaveSplits) resident blocks per SM on the build's GPU, from a first compile's ptxas
 // registers and shared memory (runtime/profile/occupancy.ts, as the profile reads them): what build.ts's second
 // split choice (compiler/lower/wgrad-splits-waves.ts) and report.txt read.
 import type { GpuSpec } from '../../runtime/profile/gpus.js';
@@ -18,7 +18,7 @@ export function wgradResidency(programs: readonly Program[], kernels: readonly S
   const launches = new Map(kernels.map((k) => [k.name, k.launch]));
   const out = new Map<number, WgradResidency>();
   for (const s of programs.find((p) => p.name === 'train_forward_backward')?.steps ?? []) {
-    if (s.op !== 'conv_wgrad_fused' || !s.consts.lastSplit) continue;
+    if (s.op !== 'conv_wgrad_fused' || !(s.consts.lastSplit || s.consts.waveSplits)) continue;
     const res = ptxas.find((p) => p.kernel === s.kernel && p.arch === gpu.arch);
     const launch = launches.get(s.kernel);
     if (!res || !launch) continue;

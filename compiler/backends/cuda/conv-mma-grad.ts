@@ -290,6 +290,22 @@ function wgradForm(stem: Consts<'conv_wgrad_fused'>, ablations: Ablations | unde
   return { c: s2d ? { ...stem, ...s2d.conv } : stem, s2d, ...(s2d && formPlan ? formPlan : own) };
 }
 
+/**
+ * The kernel's `lo`, `hi`: its split's positions. A stem's wave-chosen split count (lower/train-fused.ts stemWaveSplits:
+ * NIN's 88 of 401,408 positions) need not divide them into whole slices, and a share starting off the 32-position grid
+ * puts every slice's dY' rows across one more sector (the stem's load efficiency 90 % → 80 %) and its input halo off its
+ * conflict-free layout (115.1k bank conflicts, bench/logs/i15a-profile-stem-h100-b128-bf16-ab.out): so those splits take
+ * whole slices (the last one short), as wgrad-splits-waves.ts counts them. The others keep their even shares (their bits).
+ */
+function splitRange(c: Consts<'conv_wgrad_fused'>): string[] {
+  if (!c.waveSplits) return [`const long long lo = total * split / ${c.splits}, hi = total * (split + 1) / ${c.splits};`];
+  return [
+    `const long long slices = (total + ${BK - 1}) / ${BK};  // whole slices a split (a wave-split stem: conv-mma-grad.ts splitRange)`,
+    `const long long lo_slice = slices * split / ${c.splits} * ${BK}, hi_slice = slices * (split + 1) / ${c.splits} * ${BK};`,
+    'const long long lo = lo_slice < total ? lo_slice : total, hi = hi_slice < total ? hi_slice : total;',
+  ];
+}
+
 /** The blocks of one split of a bf16 weight gradient's grid (its output tiles) and a block's BM·BN: the lowering's split and tile choice (wgrad-tile-waves.ts). */
 export function wgradSplitGrid(stem: Consts<'conv_wgrad_fused'>, ablations?: Ablations): { tiles: number; area: number } {
   const { c, tile } = wgradForm(stem, ablations);
@@ -386,7 +402,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     `const int n0 = int(blockIdx.y) * ${BN}, split = int(blockIdx.z);`,
     `// This split's share of the batch's n·${PQ} output positions j = (image, p, q), in order.`,
     `const long long total = (long long)n * ${PQ};`,
-    `const long long lo = total * split / ${c.splits}, hi = total * (split + 1) / ${c.splits};`,
+    ...splitRange(c),
     ...(c.gBn ? [`const float inv_m = 1.0f / float(total);`] : []),
     ...(c.bias ? [bRows ? 'float bsum = 0.0f;  // lane l: the bias gradient of the warp\'s row l of B' : `float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
     ...(aRows ? hoistRowParams(aRows) : []),

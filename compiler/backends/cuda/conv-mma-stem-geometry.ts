@@ -30,7 +30,7 @@ export interface StemBand {
 }
 
 /** Whether a conv is a few-channels strided stem the band path may take (and would gain from: R·S > 1 taps overlap across positions). */
-export const isStem = (c: StemConv) => c.C <= STEM_MAX_CHANNELS && c.R * c.S > 1 && (c.sh > 1 || c.sw > 1);
+export const isStem = (c: Pick<StemConv, 'C' | 'R' | 'S' | 'sh' | 'sw'>) => c.C <= STEM_MAX_CHANNELS && c.R * c.S > 1 && (c.sh > 1 || c.sw > 1);
 
 /** Base Z index of GEMM row m, as the kernel computes it (bandBase). */
 export function stemBase(m: number, rows: number, c: StemConv, zw: number, zhw: number): number {
