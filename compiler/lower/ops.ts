@@ -146,7 +146,8 @@ const constSchemas = {
   conv_weight_bf16: { ...spatial, dgrad: 'bool', gBn: 'bool?' },
   // lastSplit: the last split block of each tile sums the splits into dw and db itself, no wgrad_reduce (lower/train-fused.ts wgradLastSplit).
   // waveTile: a 1×1 bf16 weight gradient takes that smaller tile (backends/cuda/conv-mma-wgrad-wave-tiles.ts), chosen by the GPU's waves (lower/wgrad-tile-waves.ts).
-  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?', lastSplit: 'bool?', waveTile: 'int?' },
+  // residentBlocks: its splits were chosen at that many blocks a SM by ptxas (schedule/wgrad-gpu-choice.ts), which its launch bounds then ask of every arch.
+  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?', lastSplit: 'bool?', waveTile: 'int?', residentBlocks: 'int?' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },

@@ -453,5 +453,8 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [threads, 1, 1], shared: 0 },
     fused,
     tile: tileText,
+    // The resident blocks its splits were chosen at: without the bound ptxas may take more registers (or, sm_80 on NIN's
+    // 64×16 k4/k7 at 32 splits, fewer and a 4-byte spill: 96 against 122 at (128, 4); bench/RESULTS.md i15b).
+    ...(c.residentBlocks !== undefined ? { minBlocks: c.residentBlocks } : {}),
   };
 }
