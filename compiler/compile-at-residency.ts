@@ -34,10 +34,9 @@ export function compileAtResidency(model: ShapedModel, options: CompileOptions, 
   const residency = gpu && isOn(options.ablations, 'wgradSplitsAtResidency') && first.cuda && nvcc?.available ? wgradResidency(first.lowered.programs, first.cuda.kernels, nvcc.kernels, gpu) : undefined;
   if (!gpu || !residency || ![...residency.values()].some((r) => r.residentBlocks !== WGRAD_RESIDENT_BLOCKS)) return { compiled: first, ...(nvcc ? { nvcc } : {}), relowered: false };
   const wgradResidentBlocks = new Map([...residency].map(([layer, r]) => [layer, r.residentBlocks]));
-  // Where choosing again at ptxas's R changes no split count or tile (NIN: the stem's R 2 keeps its 32 splits), a
+  // Where choosing again at ptxas's R changes no split count or tile (each layer at its split cap at any R, say), a
   // second lowering would rebuild the same kernels: it is skipped (schedule/wgrad-gpu-choice.ts).
-  const build = { sms: gpu.sms, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) };
-  const relower = !isOn(options.ablations, 'wgradSkipSameChoice') || wgradChoicesChange(first.wgradChoices, build, wgradResidentBlocks);
+  const relower = !isOn(options.ablations, 'wgradSkipSameChoice') || wgradChoicesChange(first.wgradChoices, { ...options, sms: gpu.sms }, wgradResidentBlocks);
   log(`weight-gradient splits: chosen again at ptxas's resident blocks (${[...residency.values()].map((r) => `${r.kernel} R ${r.residentBlocks}`).join(', ')})${relower ? '' : ': no choice changes, the first lowering kept'}`);
   if (!relower) return { compiled: first, ...(nvcc ? { nvcc } : {}), wgradResidentBlocks, relowered: false };
   const compiled = compileModel(model, { ...options, wgradResidentBlocks });

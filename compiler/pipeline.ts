@@ -306,7 +306,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const wgradSplitsFor: FusedTrainOptions['wgradSplitsFor'] = sms !== undefined && wgradLastSplit
     ? (layer, c) => {
         const measured = options.wgradResidentBlocks?.get(layer.index);
-        const choice = wgradGpuChoice({ sms, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }, layer.index, c, measured ?? WGRAD_RESIDENT_BLOCKS);
+        const choice = wgradGpuChoice({ ...options, sms }, layer.index, c, measured ?? WGRAD_RESIDENT_BLOCKS);
         wgradChoices.set(layer.index, { consts: c, choice });
         // Chosen at more than one block a SM by ptxas: the kernel's launch bounds hold every arch to the registers that fit them.
         return measured !== undefined && measured > 1 && isOn(options.ablations, 'wgradResidencyBounds') ? { ...choice, residentBlocks: measured } : choice;
