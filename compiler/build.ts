@@ -11,11 +11,9 @@ import { headersDigest } from './backends/compile-cached.js';
 import { NINCC_VERSION, type Plan } from './emit/plan.js';
 import { integrityProblem, sealPlan } from './emit/integrity.js';
 import type { Precision, ShapedModel } from './ir.js';
-import { compileModel, type CompileOptions } from './pipeline.js';
+import type { CompileOptions } from './pipeline.js';
+import { compileAtResidency } from './compile-at-residency.js';
 import type { CudaSource } from './backends/cuda/render.js';
-import { WGRAD_RESIDENT_BLOCKS } from './lower/wgrad-splits-waves.js';
-import { wgradResidency } from './schedule/wgrad-residency.js';
-import { gpuNamed } from '../runtime/profile/gpus.js';
 import { buildReport } from './report/build-report.js';
 import { ablationsDigest, isOn, type Ablations } from './ablations.js';
 import { choicesFor, convLayers, modelHash, parseTuneFile, TUNE_FILE, TuneRecordError, tunedDigest, type TunedChoices, type TuneSource } from './tune/tune-record.js';
@@ -129,7 +127,6 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   }
   if (options.target === 'cuda') requireNvcc(join(dir, 'kernels.cu')); // before anything slow
   const compileOptions: CompileOptions = { target: options.target, maxBatch, sourceHash, libraries, cpuFeatures: features, precision, ...(options.input ? { input: options.input } : {}), ...(options.ablations ? { ablations: options.ablations } : {}), ...(tuned ? { tuned } : {}), ...(cpuL3Bytes !== undefined && { cpuL3Bytes }), ...(splitsGpu !== undefined ? { gpu: splitsGpu } : {}) };
-  const first = compileModel(model, compileOptions);
   mkdirSync(dir, { recursive: true });
   const cuPath = join(dir, 'kernels.cu');
   // --target cuda: the cuda device's module (nvcc required); --target emu: a compile check where nvcc exists.
@@ -140,16 +137,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     log(nvcc.available ? `fatbin: ${nvcc.cached ? 'cache hit' : 'compiled'}` : `fatbin: skipped (${nvcc.reason})`);
     return nvcc;
   };
-  let nvcc = first.cuda ? nvccOf(first.cuda.source) : undefined;
-  // The split counts were chosen at WGRAD_RESIDENT_BLOCKS a SM; where ptxas's registers let a weight gradient run
-  // another count, they are chosen again at it (a pure function of the first compile: the build stays repeatable).
-  const residency = splitsGpu !== undefined && isOn(options.ablations, 'wgradSplitsAtResidency') && first.cuda && nvcc?.available ? wgradResidency(first.lowered.programs, first.cuda.kernels, nvcc.kernels, gpuNamed(splitsGpu)) : undefined;
-  const wgradResidentBlocks = residency && [...residency.values()].some((r) => r.residentBlocks !== WGRAD_RESIDENT_BLOCKS)
-    ? new Map([...residency].map(([layer, r]) => [layer, r.residentBlocks]))
-    : undefined;
-  if (wgradResidentBlocks) log(`weight-gradient splits: chosen again at ptxas's resident blocks (${[...residency!.values()].map((r) => `${r.kernel} R ${r.residentBlocks}`).join(', ')})`);
-  const compiled = wgradResidentBlocks ? compileModel(model, { ...compileOptions, wgradResidentBlocks }) : first;
-  if (compiled.cuda && compiled !== first) nvcc = nvccOf(compiled.cuda.source);
+  const { compiled, nvcc, wgradResidentBlocks } = compileAtResidency(model, compileOptions, nvccOf, log);
   const sourcePath = join(dir, 'kernels.cpu.cc');
   writeIfChanged(sourcePath, compiled.cpu.text);
   log(`compiling ${compiled.cpu.kernels.length} kernels (${sourcePath})…`);

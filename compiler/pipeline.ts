@@ -47,10 +47,7 @@ import { lowerParams, type ParamLayout } from './lower/params.js';
 import { lowerSgdUpdate, lowerTrainForwardBackward, whyUntrainable } from './lower/train.js';
 import { lowerTrainFused, type FusedTrainOptions } from './lower/train-fused.js';
 import { WGRAD_RESIDENT_BLOCKS } from './lower/wgrad-splits-waves.js';
-import { wgradTileForWaves } from './lower/wgrad-tile-waves.js';
-import { wgradSplitGrid } from './backends/cuda/conv-mma-grad.js';
-import { WAVE_WGRAD_TILES } from './backends/cuda/conv-mma-wgrad-wave-tiles.js';
-import { BK } from './backends/cuda/conv-mma-tile.js';
+import { wgradGpuChoice, type WgradChoiceMade } from './schedule/wgrad-gpu-choice.js';
 import { gpuNamed } from '../runtime/profile/gpus.js';
 import { u8Stem } from './lower/u8-input.js';
 import type { KernelStep, Program } from './lower/program-ir.js';
@@ -284,6 +281,8 @@ export interface Compiled {
   readonly cpuPrograms: readonly Program[];
   readonly cpu: CpuSource;
   readonly cuda?: { readonly kernels: readonly ScheduledCudaKernel[]; readonly source: CudaSource };
+  /** per layer (Torch index), the folded weight gradients' choices for `gpu` (schedule/wgrad-gpu-choice.ts); empty without one */
+  readonly wgradChoices: ReadonlyMap<number, WgradChoiceMade>;
 }
 
 /** The back end: lowering → schedule → emit the plan → render the sources (passes 8–17). */
@@ -307,14 +306,15 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
     : undefined;
   const sms = options.gpu !== undefined ? gpuNamed(options.gpu).sms : undefined;
   const stemWaveSplits = precision === 'bf16' && isOn(options.ablations, 'stemWaveSplits');
+  // Each folded weight gradient's choice for the GPU, and the consts it was made from (build.ts asks whether ptxas's R changes any).
+  const wgradChoices = new Map<number, WgradChoiceMade>();
   const wgradSplitsFor: FusedTrainOptions['wgradSplitsFor'] = sms !== undefined && (wgradLastSplit || stemWaveSplits)
     ? (layer, c) => {
-        const ablations = kernelAblations(options.ablations, options.tuned, { op: 'conv_wgrad_fused', layer: layer.index, consts: c } as KernelStep);
-        // A 1×1 kernel may take a smaller tile where that makes the grid fill the GPU (conv-mma-wgrad-wave-tiles.ts): option 0 is the default tile.
-        const waveTiles = c.R * c.S === 1 && isOn(ablations, 'wgradWaveTiles') ? WAVE_WGRAD_TILES.map((_, waveTile) => waveTile) : [];
-        const grids = [undefined, ...waveTiles].map((waveTile) => wgradSplitGrid(waveTile === undefined ? c : { ...c, waveTile }, ablations));
-        const { option, splits } = wgradTileForWaves(grids, { positions: options.maxBatch * c.P * c.Q, slice: BK, maxSplits: c.splits }, { sms, residentBlocks: options.wgradResidentBlocks?.get(layer.index) ?? WGRAD_RESIDENT_BLOCKS });
-        return { splits, ...(option > 0 ? { waveTile: waveTiles[option - 1] } : {}) };
+        const measured = options.wgradResidentBlocks?.get(layer.index);
+        const choice = wgradGpuChoice({ ...options, sms }, layer.index, c, measured ?? WGRAD_RESIDENT_BLOCKS);
+        wgradChoices.set(layer.index, { consts: c, choice });
+        // Chosen at more than one block a SM by ptxas: the kernel's launch bounds hold every arch to the registers that fit them.
+        return measured !== undefined && measured > 1 && isOn(options.ablations, 'wgradResidencyBounds') ? { ...choice, residentBlocks: measured } : choice;
       }
     : undefined;
   const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), stemWaveSplits, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }), ...(!isOn(options.ablations, 'spreadWeightPrefetch') && { lastTileWeightPrefetch: true }) }, dumpIR);
@@ -341,5 +341,5 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   dumpIR('render-cpu', cpu.text);
   const cuda = cudaKernels ? { kernels: cudaKernels, source: generateCudaSource(cudaKernels, info) } : undefined;
   dumpIR('render-cuda', cuda?.source.text);
-  return { lowered, plan, cpuPrograms, cpu, ...(cuda ? { cuda } : {}) };
+  return { lowered, plan, cpuPrograms, cpu, ...(cuda ? { cuda } : {}), wgradChoices };
 }

@@ -1,6 +1,7 @@
-// `node dist/scripts/check-spills.js [MODEL.model ...]`: issue #15 acceptance 3 for every shipped model
+// `node dist/scripts/check-spills.js [--gpu NAME] [MODEL.model ...]`: issue #15 acceptance 3 for every shipped model
 // (models/*.model unless files are named): each model's CUDA in fp32 and bf16 compiled by nvcc for sm_80
-// and sm_90, one line per model and precision with its kernel count and spill total, then every kernel
+// and sm_90 (--gpu: bf16 as `nincc build --gpu NAME` chooses its weight gradients' splits and tiles, compiled
+// again at ptxas's resident blocks), one line per model and precision with its kernel count and spill total, then every kernel
 // that spills. Models run one after another (nvcc already compiles the three targets in parallel); the
 // kernel cache (NINCC_CACHE_DIR) makes a rerun of unchanged sources quick. Exit 1 on any spill, on a
 // kernel that ptxas did not report, or on a model that fails to compile.
@@ -16,17 +17,21 @@ if (!found.nvcc) {
   console.error(`check-spills: nvcc is needed: ${found.reason}`);
   process.exit(2);
 }
-const named = process.argv.slice(2);
+const args = process.argv.slice(2);
+const gpuAt = args.indexOf('--gpu');
+const gpu = gpuAt >= 0 ? args[gpuAt + 1] : undefined;
+const named = gpuAt >= 0 ? args.filter((_, i) => i !== gpuAt && i !== gpuAt + 1) : args;
 const models = named.length > 0 ? named : readdirSync(join(packageRoot(), 'models')).filter((f) => f.endsWith('.model')).sort().map((f) => join(packageRoot(), 'models', f));
 const work = mkdtempSync(join(tmpdir(), 'nincc-spills-'));
-console.log(`nvcc ${found.version}; ${SPILL_ARCHES.join(' and ')}; ${models.length} models in fp32 and bf16`);
+const precisions = gpu !== undefined ? (['bf16'] as const) : (['fp32', 'bf16'] as const);
+console.log(`nvcc ${found.version}; ${SPILL_ARCHES.join(' and ')}; ${models.length} models in ${precisions.join(' and ')}${gpu !== undefined ? ` for --gpu ${gpu}` : ''}`);
 let failed = 0;
 try {
   for (const file of models) {
-    for (const precision of ['fp32', 'bf16'] as const) {
+    for (const precision of precisions) {
       const started = Date.now();
       try {
-        const c = spillCheck(file, precision, work);
+        const c = spillCheck(file, precision, work, gpu);
         const missing = SPILL_ARCHES.flatMap((arch) => c.kernels.filter((k) => !c.compiled[arch].some((p) => p.kernel === k)).map((k) => `${arch} ${k}`));
         const bytes = c.spilled.reduce((sum, k) => sum + k.spillStores + k.spillLoads, 0);
         const maxRegisters = Math.max(...SPILL_ARCHES.flatMap((arch) => c.compiled[arch].map((k) => k.registers)));

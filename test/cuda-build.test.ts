@@ -11,7 +11,8 @@ import { findNvcc, nvccCompile, parsePtxas } from '../compiler/backends/cuda/too
 import type { Plan } from '../compiler/emit/plan.js';
 import type { Precision } from '../compiler/ir.js';
 import { compileSpec } from '../compiler/pipeline.js';
-import { SPILL_ARCHES, spillCheck } from '../scripts/spill-check.js';
+import { SPILL_ARCHES, spillCheck, type SpillCheck } from '../scripts/spill-check.js';
+import { GPUS } from '../runtime/profile/gpus.js';
 import { nincc, root as packageRoot } from './cli-run.js';
 
 const found = findNvcc();
@@ -21,33 +22,69 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /**
  * The shipped model and precision pairs whose every kernel must compile without spills (nin-fashion fp32 is
- * the whole build below). NINCC_TEST_FULL=1: every models/*.model in both precisions (issue #15 acceptance 3;
- * half an hour cold on a busy 2-core machine; `node dist/scripts/check-spills.js` prints the same per model, bench/logs/cuda-spills-all.out).
+ * the whole build below), and the GPU a `nincc build --gpu` build chose its weight gradients' splits and tiles for
+ * ('' for a default build). NINCC_TEST_FULL=1: every models/*.model in both precisions, and nin.model bf16 for each
+ * GPU (issue #15 acceptance 3; an hour cold on a busy 2-core machine; `node dist/scripts/check-spills.js [--gpu NAME]`
+ * prints the same per model, bench/logs/cuda-spills-all.out). Without it the --gpu choices are K4_LIKE's below.
  */
-const SPILL_CHECKS: [string, Precision][] =
+const SPILL_CHECKS: [string, Precision, string][] =
   process.env.NINCC_TEST_FULL === '1'
-    ? readdirSync(join(packageRoot, 'models')).filter((f) => f.endsWith('.model')).sort().flatMap((f): [string, Precision][] => [[`models/${f}`, 'fp32'], [`models/${f}`, 'bf16']])
-    : [['models/nin.model', 'fp32'], ['models/nin.model', 'bf16']];
+    ? [
+        ...readdirSync(join(packageRoot, 'models')).filter((f) => f.endsWith('.model')).sort().flatMap((f): [string, Precision, string][] => [[`models/${f}`, 'fp32', ''], [`models/${f}`, 'bf16', '']]),
+        ...Object.keys(GPUS).map((gpu): [string, Precision, string] => ['models/nin.model', 'bf16', gpu]),
+      ]
+    : [['models/nin.model', 'fp32', ''], ['models/nin.model', 'bf16', '']];
+
+/**
+ * NIN's first block without its stem, at batch 128: the 96-channel 1×1 convs on 56×56 whose weight gradients an H100
+ * build gives the smaller 64×16 tile at 32 splits (one 96×96 tile × 32 splits cannot fill 132 SMs; the last conv's 73,728
+ * weights let them take 32), chosen again at ptxas's 4 resident blocks a SM. Without launch bounds at those 4, sm_80's
+ * ptxas gave them 96 registers and a 4-byte spill (NIN's k4/k7 in bench/logs/i15b-spills-nin-bf16-h100-before.out).
+ */
+const K4_LIKE = join(root, 'k4like.model');
+writeFileSync(K4_LIKE, `model k4like {
+  input 96x56x56
+  conv(96, 96, 1, 1, 1, 1, 0, 0)  bn(96, 1e-3)  relu
+  conv(96, 96, 1, 1, 1, 1, 0, 0)  bn(96, 1e-3)  relu
+  conv(96, 96, 1, 1, 1, 1, 0, 0)  bn(96, 1e-3)  relu
+  maxpool(3, 3, 2, 2, 1, 1)  avgpool(28, 28, 1, 1)
+  conv(96, 768, 1, 1, 1, 1, 0, 0)  view(-1)  linear(768, 10)  logsoftmax
+}
+train { batch 128  epochs 1  criterion nll  optimizer sgd { momentum 0.9 }  regime { epochs 1..1  lr 1e-1  wd 5e-4 } }
+`);
 
 // The cache and toolchain tests build this small spec: what they check does not depend on the model,
 // and each nvcc compile of a NIN model costs CI tens of seconds.
 const TINY = join(root, 'tiny.model');
 writeFileSync(TINY, 'model tiny {\n  input 2x8x8\n  conv(2, 4, 3, 3, 1, 1, 1, 1)  bn(4)  relu  maxpool(2, 2)\n  view(-1)  linear(64, 3)  logsoftmax\n}\n');
 
-/** Every kernel of `file` compiled by nvcc for sm_80 and sm_90 (scripts/spill-check.ts): all reported, none spilling. */
-function checkSpills(file: string, precision: Precision): void {
-  const c = spillCheck(file, precision, root);
+/** Every kernel of `file` compiled by nvcc for sm_80 and sm_90 (scripts/spill-check.ts; for `gpu`, unless ''): all reported, none spilling. */
+function checkSpills(file: string, precision: Precision, gpu: string): SpillCheck {
+  const c = spillCheck(file, precision, root, gpu || undefined);
   expect(c.kernels.length).toBeGreaterThan(0);
   for (const arch of SPILL_ARCHES) {
     expect(c.compiled[arch].map((k) => k.kernel).sort(), arch).toEqual([...c.kernels].sort());
   }
-  expect(c.spilled, `${file} ${precision}: kernels with spills`).toEqual([]);
+  expect(c.spilled, `${file} ${precision}${gpu && ` --gpu ${gpu}`}: kernels with spills`).toEqual([]);
+  return c;
 }
 
 describe.skipIf(!found.nvcc)(`nincc build --target cuda with nvcc ${found.version ?? '(absent)'}`, () => {
   // nvcc alone for the big model: its cpu and emu libraries are other suites' business and cost CI a minute.
-  it.each(SPILL_CHECKS)('%s in %s: every kernel compiles for sm_80 and sm_90 with zero spills', (file, precision) => {
-    checkSpills(file, precision);
+  it.each(SPILL_CHECKS)('%s in %s (--gpu %s): every kernel compiles for sm_80 and sm_90 with zero spills', (file, precision, gpu) => {
+    checkSpills(file, precision, gpu);
+  }, 1_800_000);
+
+  it('a --gpu h100 build: the 1×1 weight gradients on the 64×16 tile at 32 splits, chosen at 4 blocks a SM, compile with zero spills', () => {
+    const c = checkSpills(K4_LIKE, 'bf16', 'h100');
+    const cu = readFileSync(c.cuPath, 'utf8');
+    for (const k of ['k4', 'k7']) {
+      // The case this guards: the smaller tile, 32 splits, and the launch bounds at the resident blocks they were chosen at.
+      const kernel = cu.slice(cu.indexOf(` ${k}_conv_wgrad_fused(`), cu.indexOf(`NINCC_EXPORT(${k}_conv_wgrad_fused)`));
+      expect(kernel).toContain('B: 16 rows (D\'s columns)');
+      expect(kernel).toContain('hi = total * (split + 1) / 32;');
+      expect(cu).toContain(`__launch_bounds__(128, 4) ${k}_conv_wgrad_fused(`);
+    }
   }, 900_000);
 
   it('models/nin-fashion.model: the whole --target cuda build (three libraries), every kernel without spills, each listed in report.txt', () => {

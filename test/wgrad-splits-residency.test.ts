@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildArtifact } from '../compiler/build.js';
 import { findNvcc, type PtxasKernel } from '../compiler/backends/cuda/toolchain.js';
+import type { Ablations } from '../compiler/ablations.js';
+import { compileAtResidency } from '../compiler/compile-at-residency.js';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { wgradSplitsReport } from '../compiler/report/wgrad-splits-report.js';
 import { wgradResidency } from '../compiler/schedule/wgrad-residency.js';
@@ -70,6 +72,44 @@ describe('weight-gradient splits at the resident blocks ptxas allows', () => {
     expect(none[1]).toBe('  k4_conv_wgrad_fused 3 splits: R 1 assumed (no ptxas report), 108 blocks in 1 wave');
     const moved = wgradSplitsReport(c.lowered.programs, { gpu: 'h100' }, c.cuda!.kernels, ptxasAt(twice));
     expect(moved[1]).toBe(`  k4_conv_wgrad_fused 3 splits: R 2 (sm_90 ${twice} registers), 108 blocks in 1 wave; chosen at R 1`);
+  });
+});
+
+// compile-at-residency.ts with nvcc's report stood in for: each compile's ptxas lines at `registers`, the compiles counted.
+const atResidency = (spec: string, registers: number, ablations: Ablations = {}) => {
+  const m = compileSpec(spec, 'residency.model', { device: 'emu' }).model!;
+  const sources: string[] = [];
+  const built = compileAtResidency(m, { target: 'emu', maxBatch: BATCH, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', gpu: 'h100', ablations }, (source) => {
+    sources.push(source.text);
+    return { available: true, kernels: ptxasAt(registers) };
+  });
+  return { built, sources, splits: wgradSplits(built.compiled) };
+};
+const bounds = (cu: string) => [...cu.matchAll(/__launch_bounds__\(([\d, ]+)\) (k\d+_conv_wgrad_fused)\(/g)].map((b) => `${b[2]} ${b[1]}`).sort();
+// 16 → 32 → 64 channels: 1 and 2 tiles, at most 16 and 4 splits, fewer blocks than 132 SMs at any R: the most splits whatever R is.
+const SMALL = twoConvs('small', 16, 32, 64);
+
+describe('the second compile at ptxas\'s resident blocks (compiler/compile-at-residency.ts)', () => {
+  it('an R that changes a choice compiles again, each weight gradient launch-bounded at the R its splits were chosen at', () => {
+    const twice = Math.floor(65536 / (2 * 256) / 8) * 8; // 2 blocks a SM of 256 threads, as above
+    const r = atResidency(SPEC, twice);
+    expect(r.sources.length).toBe(2);
+    expect(r.splits).toEqual({ k4_conv_wgrad_fused: 4, k1_conv_wgrad_fused: 32 });
+    expect(bounds(r.sources[0])).toEqual(['k1_conv_wgrad_fused 256', 'k4_conv_wgrad_fused 256']);
+    expect(bounds(r.sources[1])).toEqual(['k1_conv_wgrad_fused 256, 2', 'k4_conv_wgrad_fused 256, 2']);
+    expect(bounds(atResidency(SPEC, twice, { wgradResidencyBounds: false }).sources[1])).toEqual(bounds(r.sources[0]));
+  });
+
+  it('an R that changes no split count or tile keeps the first compile (one nvcc call), unless wgradSkipSameChoice is off', () => {
+    const r = atResidency(SMALL, 64);
+    expect([...r.built.wgradResidentBlocks!.values()].every((blocks) => blocks > 1)).toBe(true);
+    expect(r.sources.length).toBe(1);
+    expect(r.built.compiled.cuda!.source.text).toBe(r.sources[0]);
+    const again = atResidency(SMALL, 64, { wgradSkipSameChoice: false });
+    expect(again.sources.length).toBe(2);
+    expect(again.splits).toEqual(r.splits);
+    // The same kernels but for the launch bounds the second compile adds.
+    expect(again.sources[1].replace(/__launch_bounds__\((\d+), \d+\)/g, '__launch_bounds__($1)')).toBe(r.sources[0]);
   });
 });
 

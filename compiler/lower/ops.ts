@@ -147,7 +147,8 @@ const constSchemas = {
   // lastSplit: the last split block of each tile sums the splits into dw and db itself, no wgrad_reduce (lower/train-fused.ts wgradLastSplit).
   // waveTile: a 1×1 bf16 weight gradient takes that smaller tile (backends/cuda/conv-mma-wgrad-wave-tiles.ts), chosen by the GPU's waves (lower/wgrad-tile-waves.ts).
   // waveSplits: a stem's splits chosen for the GPU's waves though a wgrad_reduce sums them (lower/train-fused.ts stemWaveSplits).
-  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?', lastSplit: 'bool?', waveSplits: 'bool?', waveTile: 'int?' },
+  // residentBlocks: its splits were chosen at that many blocks a SM by ptxas (schedule/wgrad-gpu-choice.ts), which its launch bounds then ask of every arch.
+  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?', lastSplit: 'bool?', waveSplits: 'bool?', waveTile: 'int?', residentBlocks: 'int?' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },

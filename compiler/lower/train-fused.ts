@@ -175,9 +175,10 @@ export interface FusedTrainOptions {
    * at the default split count (which sizes the partials and is the most it may return): pipeline.ts asks
    * wgrad-splits-waves.ts. Another split count sums the batch's positions in another order, so dW's bits differ
    * between builds for different GPUs (each build is still bitwise repeatable). With it may come a smaller tile for
-   * a grid too small for the GPU (`waveTile`, wgrad-tile-waves.ts), which leaves the order as it is. Absent: the default.
+   * a grid too small for the GPU (`waveTile`, wgrad-tile-waves.ts), which leaves the order as it is, and the resident blocks
+   * a SM the kernel's launch bounds ask for (`residentBlocks`: those the choice was made at). Absent: the default.
    */
-  readonly wgradSplitsFor?: (layer: ShapedLayer, consts: OpConsts['conv_wgrad_fused']) => { readonly splits: number; readonly waveTile?: number };
+  readonly wgradSplitsFor?: (layer: ShapedLayer, consts: OpConsts['conv_wgrad_fused']) => { readonly splits: number; readonly waveTile?: number; readonly residentBlocks?: number };
   /**
    * With wgradSplitsFor, a few-channels strided stem's bf16 weight gradient (NIN's 11×11/4 on 3 channels: 3 output tiles,
    * whose 32 splits make 96 blocks for an H100's 132 SMs) takes up to the batch's splits, as many as wgradSplitsFor says
@@ -729,9 +730,9 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const waveStem = waveSplitStem(l);
         const folded = lastSplit(x.buf) && !waveStem;
         const wgradConsts: OpConsts['conv_wgrad_fused'] = { ...shape, ...r.consts, ...p.consts, splits: splitsOf(l), ...stemOf(x.buf), ...gStorage, ...bf16Flag(x.buf, 'xBf16'), ...(folded ? { lastSplit: true } : {}), ...(waveStem ? { waveSplits: true } : {}) };
-        const { splits, waveTile } = (folded || waveStem) && options.wgradSplitsFor ? options.wgradSplitsFor(l, wgradConsts) : { splits: wgradConsts.splits, waveTile: undefined };
+        const { splits, waveTile, residentBlocks } = (folded || waveStem) && options.wgradSplitsFor ? options.wgradSplitsFor(l, wgradConsts) : { splits: wgradConsts.splits, waveTile: undefined, residentBlocks: undefined };
         if (splits < 1 || splits > wgradConsts.splits) throw new Error(`internal error: layer ${l.index}'s weight gradient in ${splits} splits, its partials sized for 1 to ${wgradConsts.splits}`);
-        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials, ...(folded ? { ...dW, tickets: wgradTickets } : {}) }, { ...wgradConsts, splits, ...(waveTile !== undefined ? { waveTile } : {}) });
+        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials, ...(folded ? { ...dW, tickets: wgradTickets } : {}) }, { ...wgradConsts, splits, ...(waveTile !== undefined ? { waveTile } : {}), ...(residentBlocks !== undefined ? { residentBlocks } : {}) });
         if (!folded) b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, ...dW }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
         const dxBf16 = storesGradientBf16(x);

@@ -14,6 +14,7 @@ export interface ScheduledCudaKernel {
   readonly body: readonly string[];
   readonly launch: PlanLaunch;
   readonly tile?: string; // the tile configuration the compiler chose, for report.txt (tensor-core kernels)
+  readonly minBlocks?: number; // __launch_bounds__'s second argument (backends/cuda/parts.ts CudaKernel)
 }
 
 /**
@@ -36,6 +37,6 @@ export function scheduleCudaKernels(programs: readonly Program[], schedule: Cuda
   }
   return [...unique.values()].map((k) => {
     const g = cudaKernel(k, schedule);
-    return { name: k.kernel, comment: k.comment, fused: g.fused ?? '', params: g.params, body: g.body, launch: g.launch, ...(g.tile ? { tile: g.tile } : {}) };
+    return { name: k.kernel, comment: k.comment, fused: g.fused ?? '', params: g.params, body: g.body, launch: g.launch, ...(g.tile ? { tile: g.tile } : {}), ...(g.minBlocks !== undefined ? { minBlocks: g.minBlocks } : {}) };
   });
 }

@@ -6,13 +6,13 @@
 // k order), so the result is bitwise that of the unpipelined loop (ablation `asyncPipeline`).
 import { applyPending, type Consts } from './parts.js';
 import { BK, packChunk, swizzled, warpM16, type MmaTile } from './conv-mma-tile.js';
+import type { SliceRing } from './conv-mma-slice-ring.js';
+import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 
-/** Static shared memory a block may declare (CUDA's limit without the dynamic opt-in). */
-export const STATIC_SHARED_BYTES = 48 * 1024;
 const MAX_STAGES = 4;
 
-/** The ring: `stages` slices of x, each 32 channels × `groups` 16-byte runs of `positions` consecutive positions. */
-export interface AsyncRing {
+/** The ring's shape: `stages` slices of x, each 32 channels × `groups` 16-byte runs of `positions` consecutive positions. */
+interface AsyncRing {
   readonly stages: number;
   readonly positions: number; // positions per 16-byte copy: 4 fp32
   readonly groups: number; // BM / positions
@@ -24,7 +24,14 @@ export interface AsyncRing {
  * 16-byte aligned (PQ and each image's rows a multiple of the positions a copy holds), and that stays spill-free, with the most stages
  * (2–4) that fit beside the A and B tiles in static shared memory; undefined otherwise (the per-slice gather).
  */
-export function asyncRing(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaTile, rows: number, xBf16: boolean): AsyncRing | undefined {
+export function asyncRing(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaTile, rows: number, xBf16: boolean, threads: number): SliceRing | undefined {
+  const r = asyncRingShape(c, tile, rows, xBf16);
+  if (!r) return undefined;
+  // Issued first, into the stage the last iteration converted; each thread then waits for and converts its own copies (no barrier).
+  return { operand: 'A', stages: r.stages, words: asyncRingWords(r), prologue: asyncPrologue(r, c, rows, threads), issue: asyncIssue(r, c), issueFirst: true, wait: asyncSlice(r, c, rows, threads), drain: [] };
+}
+
+function asyncRingShape(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaTile, rows: number, xBf16: boolean): AsyncRing | undefined {
   if (c.R * c.S !== 1 || c.sh !== 1 || c.sw !== 1 || c.ph !== 0 || c.pw !== 0) return undefined;
   // Training's bf16 x (runs of 8 positions, 4 stages) took 178 and 234 registers on NIN's 256-thread 1×1 blocks
   // (ptxas sm_90; 102 and 126 without): 1 block an SM rather than 2, so the profile model predicted its forwards 25 % slower (NIN b128
@@ -41,7 +48,7 @@ export function asyncRing(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaT
 }
 
 /** report.txt's words. */
-export const asyncRingWords = (r: AsyncRing) => `x staged by cp.async in a ${r.stages}-stage ring (${r.stageBytes / 1024} KiB a stage), ${r.stages - 1} slices in flight`;
+const asyncRingWords = (r: AsyncRing) => `x staged by cp.async in a ${r.stages}-stage ring (${r.stageBytes / 1024} KiB a stage), ${r.stages - 1} slices in flight`;
 
 /**
  * Where 16-byte run `g` of channel `ko` of stage `st` lies (int4 units). The XOR on bits 1..2 of g by bits
@@ -64,7 +71,7 @@ const items = (r: AsyncRing, threads: number, rows: number, PQ: number) => [
 const K_OFFSET = '2 * chunk + e / 4 + 8 * (e % 4)';
 
 /** The ring's declaration, the issue lambda and the first S − 1 slices issued (after m0 and n0 are known). */
-export function asyncPrologue(r: AsyncRing, c: Consts<'conv_fwd_fused' | 'conv_infer'>, rows: number, threads: number): string[] {
+function asyncPrologue(r: AsyncRing, c: Consts<'conv_fwd_fused' | 'conv_infer'>, rows: number, threads: number): string[] {
   const PQ = c.P * c.Q;
   return [
     `NINCC_SHARED(int4, xr, ${(r.stages * r.stageBytes) / 16});  // x's ring: ${r.stages} stages × ${BK} channels × ${r.groups} runs of ${r.positions} positions`,
@@ -87,17 +94,18 @@ export function asyncPrologue(r: AsyncRing, c: Consts<'conv_fwd_fused' | 'conv_i
   ];
 }
 
-/**
- * The main loop's A staging for slice k0 (iteration `it`): issue slice k0 + (S−1)·32 into the stage the last
- * iteration freed, wait until slice k0's group has landed, and convert it into the swizzled A tile `as`.
- */
-export function asyncSlice(r: AsyncRing, c: Consts<'conv_fwd_fused' | 'conv_infer'>, rows: number, threads: number): string[] {
+/** The main loop's A staging for slice k0 (iteration `it`) opens with slice k0 + (S−1)·32 issued into the stage the last iteration freed. */
+const asyncIssue = (r: AsyncRing, c: Consts<'conv_fwd_fused' | 'conv_infer'>) => [
+  `// Stage A from the ring: slice k0 + ${r.stages - 1}·${BK} goes in flight, then slice k0 (this thread's own copies) is waited for and converted.`,
+  `if (k0 + ${(r.stages - 1) * BK} < ${c.C}) issue(k0 + ${(r.stages - 1) * BK}, (it + ${r.stages - 1}) % ${r.stages});  // the stage the last iteration converted`,
+  'nincc::cp_async_commit();',
+];
+
+/** Then waits until slice k0's group has landed and converts it into the swizzled A tile `as`. */
+function asyncSlice(r: AsyncRing, c: Consts<'conv_fwd_fused' | 'conv_infer'>, rows: number, threads: number): string[] {
   const PQ = c.P * c.Q, E = r.positions, S = r.stages;
   const unpack = [`    const float4 f = nincc::load_float4(reinterpret_cast<const float*>(&xr[${ringAt(r, 'it % ' + S, 'ko')}]));`, '    raw[e][0] = f.x; raw[e][1] = f.y; raw[e][2] = f.z; raw[e][3] = f.w;'];
   return [
-    `// Stage A from the ring: slice k0 + ${S - 1}·${BK} goes in flight, then slice k0 (this thread's own copies) is waited for and converted.`,
-    `if (k0 + ${(S - 1) * BK} < ${c.C}) issue(k0 + ${(S - 1) * BK}, (it + ${S - 1}) % ${S});  // the stage the last iteration converted`,
-    'nincc::cp_async_commit();',
     `nincc::cp_async_wait_group<${S - 1}>();  // all but the newest ${S - 1} groups: slice k0 has landed`,
     ...items(r, threads, rows, PQ),
     `  float raw[8][${E}];  // element e of the chunk (channel k0 + ko) at the run's ${E} positions, the pending transform applied`,

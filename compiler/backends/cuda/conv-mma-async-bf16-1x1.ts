@@ -8,13 +8,14 @@
 import { applyPending, type Consts } from './parts.js';
 import { BK, stageAcrossRows, type MmaTile } from './conv-mma-tile.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
+import type { SliceRing } from './conv-mma-slice-ring.js';
 
 const MAX_STAGES = 4;
 /** Positions a 16-byte copy holds: 8 bf16. */
 const RUN = 8;
 
-/** The ring: `stages` slices of x, each BK channels × the tile's BM positions in bf16. */
-export interface Bf16Ring {
+/** The ring's shape: `stages` slices of x, each BK channels × the tile's BM positions in bf16. */
+interface Bf16Ring {
   readonly stages: number;
   readonly stageBytes: number;
 }
@@ -24,7 +25,14 @@ export interface Bf16Ring {
  * 16-byte aligned (P·Q, each image's rows and the tile's rows multiples of 8), with the most stages (2–4) that fit beside
  * the A and B tiles in static shared memory; undefined otherwise (the per-slice gather).
  */
-export function bf16Ring(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaTile, rows: number, xBf16: boolean): Bf16Ring | undefined {
+export function bf16Ring(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaTile, rows: number, xBf16: boolean, threads: number): SliceRing | undefined {
+  const r = bf16RingShape(c, tile, rows, xBf16);
+  if (!r) return undefined;
+  // Issued last, after the wait's barrier has shown every thread past the last iteration's conversion of that stage.
+  return { operand: 'A', stages: r.stages, words: bf16RingWords(r), prologue: bf16RingPrologue(r, c, tile.bm, rows, threads), issue: bf16RingIssue(r, c), issueFirst: false, wait: bf16RingSlice(r, c, tile.bm, rows, threads), drain: [] };
+}
+
+function bf16RingShape(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaTile, rows: number, xBf16: boolean): Bf16Ring | undefined {
   if (!xBf16 || c.R * c.S !== 1 || c.sh !== 1 || c.sw !== 1 || c.ph !== 0 || c.pw !== 0) return undefined;
   if ((c.P * c.Q) % RUN !== 0 || rows % RUN !== 0 || tile.bm % RUN !== 0) return undefined;
   const stageBytes = BK * tile.bm * 2;
@@ -34,13 +42,13 @@ export function bf16Ring(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaTi
 }
 
 /** report.txt's words. */
-export const bf16RingWords = (r: Bf16Ring) => `bf16 x copied raw by cp.async into a ${r.stages}-stage ring (${r.stageBytes / 1024} KiB a stage), ${r.stages - 1} slices in flight, converted by the gather's items`;
+const bf16RingWords = (r: Bf16Ring) => `bf16 x copied raw by cp.async into a ${r.stages}-stage ring (${r.stageBytes / 1024} KiB a stage), ${r.stages - 1} slices in flight, converted by the gather's items`;
 
 /** Where channel `ko` (0..31) at tile row `row` of stage `st` lies in the ring (bf16 units). */
 const ringAt = (bm: number, st: string, ko: string, row: string) => `((${st}) * ${BK} + (${ko})) * ${bm} + (${row})`;
 
 /** The ring's declaration, the issue lambda and the first S − 1 slices issued (after m0 and n0 are known). */
-export function bf16RingPrologue(r: Bf16Ring, c: Consts<'conv_fwd_fused' | 'conv_infer'>, bm: number, rows: number, threads: number): string[] {
+function bf16RingPrologue(r: Bf16Ring, c: Consts<'conv_fwd_fused' | 'conv_infer'>, bm: number, rows: number, threads: number): string[] {
   const PQ = c.P * c.Q, runs = bm / RUN;
   return [
     `NINCC_SHARED(nincc::bf16, xr, ${r.stages * BK * bm});  // x's ring: ${r.stages} stages × ${BK} channels × ${bm} positions, raw`,
@@ -66,10 +74,9 @@ export function bf16RingPrologue(r: Bf16Ring, c: Consts<'conv_fwd_fused' | 'conv
 
 /**
  * The main loop's A staging for slice k0 (iteration `it`): wait for slice k0's group, a barrier (every thread's copies
- * visible), the gather's items converted from the ring into the A tile, then slice k0 + (S−1)·32 issued into the stage the
- * last iteration converted (every thread is past that conversion: the barrier).
+ * visible), the gather's items converted from the ring into the A tile.
  */
-export function bf16RingSlice(r: Bf16Ring, c: Consts<'conv_fwd_fused' | 'conv_infer'>, bm: number, rows: number, threads: number): string[] {
+function bf16RingSlice(r: Bf16Ring, c: Consts<'conv_fwd_fused' | 'conv_infer'>, bm: number, rows: number, threads: number): string[] {
   const PQ = c.P * c.Q, S = r.stages;
   return [
     `nincc::cp_async_wait_group<${S - 2}>();  // all but the newest ${S - 2} groups: slice k0 has landed`,
@@ -85,7 +92,11 @@ export function bf16RingSlice(r: Bf16Ring, c: Consts<'conv_fwd_fused' | 'conv_in
         '}',
       ],
     }, threads),
-    `if (k0 + ${(S - 1) * BK} < ${c.C}) issue(k0 + ${(S - 1) * BK}, (it + ${S - 1}) % ${S});`,
-    'nincc::cp_async_commit();',
   ];
 }
+
+/** Slice k0 + (S−1)·32 issued into the stage the last iteration converted (every thread is past that conversion: the barrier). */
+const bf16RingIssue = (r: Bf16Ring, c: Consts<'conv_fwd_fused' | 'conv_infer'>) => [
+  `if (k0 + ${(r.stages - 1) * BK} < ${c.C}) issue(k0 + ${(r.stages - 1) * BK}, (it + ${r.stages - 1}) % ${r.stages});`,
+  'nincc::cp_async_commit();',
+];

@@ -11,32 +11,39 @@
 // copy per slice may take it.
 import { BK, swizzled } from './conv-mma-tile.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
+import type { SliceRing } from './conv-mma-slice-ring.js';
 
 const MAX_STAGES = 4;
 
-/** The ring: `stages` B tiles of `rowsInTile` rows × BK k in bf16 (4 swizzled 16-byte chunks a row), one after another in `bs`. */
-export interface BRing {
+/** The ring's shape: `stages` B tiles of `rowsInTile` rows × BK k in bf16 (4 swizzled 16-byte chunks a row), one after another in `bs`. */
+interface BRing {
   readonly stages: number;
   readonly rowsInTile: number;
 }
 
-/** The ring with the most stages (2–4) that fit beside `otherShared` bytes of the kernel's other shared arrays; undefined where 2 do not. */
-export function chooseBRing(rowsInTile: number, otherShared: number): BRing | undefined {
+/**
+ * The ring with the most stages (2–4) that fit beside `otherShared` bytes of the kernel's other shared arrays, for a copy
+ * of `rows` rows (B's) and a reduction `depth` deep; undefined where 2 do not.
+ */
+export function chooseBRing(rowsInTile: number, otherShared: number, rows: number, depth: number, threads: number): SliceRing | undefined {
   const stages = Math.min(MAX_STAGES, Math.floor((STATIC_SHARED_BYTES - otherShared) / (rowsInTile * BK * 2)));
-  return stages >= 2 ? { stages, rowsInTile } : undefined;
+  if (stages < 2) return undefined;
+  const r: BRing = { stages, rowsInTile };
+  // Issued at the loop's top: the last iteration's closing barrier freed the stage; its own barrier follows the wait.
+  return { operand: 'B', stages, words: bRingWords(r), prologue: bRingPrologue(r, rows, depth, threads), issue: bRingIssue(r, depth), issueFirst: true, wait: [bRingWait(r)], slot: bRingStage(r), drain: ['nincc::cp_async_wait_all();  // the empty groups past the reduction'] };
 }
 
 /** The int4 offset in `bs` of the stage slice `it` is multiplied from (a C++ expression). */
-export const bRingStage = (r: BRing, it = 'it') => `(${it}) % ${r.stages} * ${r.rowsInTile * 4}`;
+const bRingStage = (r: BRing, it = 'it') => `(${it}) % ${r.stages} * ${r.rowsInTile * 4}`;
 
 /** report.txt's words. */
-export const bRingWords = (r: BRing) => `B staged by cp.async from the bf16 copy in a ${r.stages}-stage ring (${(r.rowsInTile * BK * 2) / 1024} KiB a stage), ${r.stages - 1} slices in flight`;
+const bRingWords = (r: BRing) => `B staged by cp.async from the bf16 copy in a ${r.stages}-stage ring (${(r.rowsInTile * BK * 2) / 1024} KiB a stage), ${r.stages - 1} slices in flight`;
 
 /**
  * After n0 is known: the issue lambda (slice `kk` of the copy `wb` of `rows` rows into stage `st`, consecutive
  * threads on consecutive chunks as the plain staging) and the first S − 1 slices of a reduction `depth` deep issued.
  */
-export function bRingPrologue(r: BRing, rows: number, depth: number, threads: number): string[] {
+function bRingPrologue(r: BRing, rows: number, depth: number, threads: number): string[] {
   return [
     '// Issue slice kk of B into stage st: 16-byte chunks of the bf16 copy; src-size 0 zero-fills rows past B.',
     'auto issue_b = [&](int kk, int st) {',
@@ -59,7 +66,7 @@ export function bRingPrologue(r: BRing, rows: number, depth: number, threads: nu
  * At the top of iteration `it` (slice k0): slice k0 + (S−1)·BK goes in flight into the stage slice k0 − BK was
  * multiplied from (free since the last iteration's closing barrier).
  */
-export function bRingIssue(r: BRing, depth: number): string[] {
+function bRingIssue(r: BRing, depth: number): string[] {
   return [
     `if (k0 + ${(r.stages - 1) * BK} < ${depth}) issue_b(k0 + ${(r.stages - 1) * BK}, (it + ${r.stages - 1}) % ${r.stages});  // the stage the last iteration multiplied from`,
     'nincc::cp_async_commit();',
@@ -67,4 +74,4 @@ export function bRingIssue(r: BRing, depth: number): string[] {
 }
 
 /** Before the barrier that precedes the MMAs: this thread's copies of slice k0 have landed (the barrier then makes every thread's visible). */
-export const bRingWait = (r: BRing) => `nincc::cp_async_wait_group<${r.stages - 1}>();  // all but the newest ${r.stages - 1} groups: slice k0 has landed`;
+const bRingWait = (r: BRing) => `nincc::cp_async_wait_group<${r.stages - 1}>();  // all but the newest ${r.stages - 1} groups: slice k0 has landed`;

@@ -16,7 +16,8 @@ import { applyPendingFrom, fromRow, pendingFields, rebuildFields, rebuildGradien
 import { biasPerValue, biasStore, hoistRowParams, rowsPerWarp, stageAlongPositions, type CoalescedRows } from './conv-mma-wgrad-coalesced-staging.js';
 import { haloConv, haloGeometry, haloPrologue, haloStaging, stageHalo } from './conv-mma-halo.js';
 import { stageWeightsBf16 } from './conv-weight-bf16.js';
-import { bRingIssue, bRingPrologue, bRingStage, bRingWait, bRingWords, chooseBRing } from './conv-mma-b-ring.js';
+import { chooseBRing } from './conv-mma-b-ring.js';
+import { bStagesOf, ringLoop, ringStaging, ringTop } from './conv-mma-slice-ring.js';
 import { stageTapsRuns, tapsRuns, tapsRunsPrologue, tapsRunsWords } from './conv-mma-taps-runs.js';
 import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords, type Halo } from './conv-mma-wgrad-halo.js';
@@ -123,7 +124,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   // staging an element reads dY alone (a rebuild reads y at the same place: it keeps the per-position staging).
   const runs = taps && rebuildGradientFrom(c, 'v', 'at', fromRow).length === 0 ? tapsRuns(taps, BN * BK * 2, c.gBf16 ? 2 : 4, ablations) : undefined;
   // A tap-major data gradient copies B's slices from the bf16 copy through a cp.async ring, S − 1 slices ahead (conv-mma-b-ring.ts), not over the runs (they stage through B's tile).
-  const bRing = isOn(ablations, 'kxkBRing') && taps && !runs ? chooseBRing(BN, taps.geometry.bytes + (useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0)) : undefined;
+  const bRing = isOn(ablations, 'kxkBRing') && taps && !runs ? chooseBRing(BN, taps.geometry.bytes + (useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0), c.C, KRS, threads) : undefined;
   const staged = c.dxBf16 === true && isOn(ablations, 'stagedStores') && stagedFits(stageBytes, threads / 32) ? stageBuffer : undefined;
   const target: StagedTarget = { dst: 'dx', plane: (img, col) => `(long long)${img} * ${c.C} + ${col}`, columns: c.C, positions: HW, rows };
   const perRow = [
@@ -164,18 +165,18 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
       ]
     : [];
   const body = [
-    ...mmaPrologue(tile, !taps, bRing?.stages),
+    ...mmaPrologue(tile, !taps, bStagesOf(bRing)),
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
-    ...(bRing ? bRingPrologue(bRing, c.C, KRS, threads) : []),
+    ...(bRing?.prologue ?? []),
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
     ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, threads)] : []),
     ...(view && halo ? haloPrologue(view, halo, rows) : []),
     ...(taps ? tapsPrologue(taps) : []),
     ...(taps && runs ? tapsRunsPrologue(taps, threads) : []),
-    bRing ? `for (int k0 = 0, it = 0; k0 < ${KRS}; k0 += ${BK}, ++it) {` : `for (int k0 = 0; k0 < ${KRS}; k0 += ${BK}) {`,
-    ...(bRing ? bRingIssue(bRing, KRS).map((s) => `  ${s}`) : []),
+    ringLoop(bRing, KRS),
+    ...ringTop(bRing).map((s) => `  ${s}`),
     ...(taps
       ? [...(runs ? stageTapsRuns(taps, runs, threads, 'g', () => [], (ch) => tableLoads(c, ch)) : stageTapsHalo(taps, threads, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], (ch) => tableLoads(c, ch))), tapOffsetLine(taps)]
       : view && halo
@@ -208,12 +209,12 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
             ],
           }, threads),
         ]).map((s) => `  ${s}`),
-    ...(bRing ? [bRingWait(bRing)] : weightStaging(c, BN, KRS, RS, threads)).map((s) => `  ${s}`),
+    ...(ringStaging(bRing, 'B') ?? weightStaging(c, BN, KRS, RS, threads)).map((s) => `  ${s}`),
     '  __syncthreads();',
-    ...mmaSlice(tile, taps ? tapsAAddress : undefined, undefined, bRing && bRingStage(bRing)).map((s) => `  ${s}`),
+    ...mmaSlice(tile, taps ? tapsAAddress : undefined, undefined, bRing?.slot).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
-    ...(bRing ? ['nincc::cp_async_wait_all();  // the empty groups past the reduction'] : []),
+    ...(bRing?.drain ?? []),
     ...(staged ? [stagedPiece(staged)] : []),
     ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;', ...statLoads] : [], [...perRow, ...rowStats], columnStats, staged ? stagedStore(target, `m0 + wm * ${16 * MT} + 32 * sub`, `n0 + wn * ${WN} + nt * 8`) : undefined),
   ];
@@ -224,7 +225,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     halo && `dY' staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,
     taps && tapsWords(taps, "dY'"),
     runs && tapsRunsWords(runs),
-    bRing && bRingWords(bRing),
+    bRing?.words,
     halo && c.bf16w && tapsFallback(c, 'dgrad', maxBatch, ablations),
     addend && "epilogue: + another reader's gradient",
     RS === 1 && useTable && c.gBn && "dBN's channel parameters from a shared table",
@@ -468,5 +469,8 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [threads, 1, 1], shared: 0 },
     fused,
     tile: tileText,
+    // The resident blocks its splits were chosen at: without the bound ptxas may take more registers (or, sm_80 on NIN's
+    // 64×16 k4/k7 at 32 splits, fewer and a 4-byte spill: 96 against 122 at (128, 4); bench/RESULTS.md i15b).
+    ...(c.residentBlocks !== undefined ? { minBlocks: c.residentBlocks } : {}),
   };
 }

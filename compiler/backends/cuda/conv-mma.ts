@@ -23,9 +23,10 @@ import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { directFp32StoresWaste, stagedFp32Fits, stagedFp32Piece, stagedFp32Store, stagedFp32Write } from './conv-mma-store-fp32-staged.js';
 import { isOn, isOptedIn, type Ablations } from '../../ablations.js';
-import { asyncPrologue, asyncRing, asyncRingWords, asyncSlice } from './conv-mma-async-1x1.js';
-import { bRingIssue, bRingPrologue, bRingStage, bRingWait, bRingWords, chooseBRing } from './conv-mma-b-ring.js';
-import { bf16Ring, bf16RingPrologue, bf16RingSlice, bf16RingWords } from './conv-mma-async-bf16-1x1.js';
+import { asyncRing } from './conv-mma-async-1x1.js';
+import { chooseBRing } from './conv-mma-b-ring.js';
+import { bf16Ring } from './conv-mma-async-bf16-1x1.js';
+import { bStagesOf, ringLoop, ringStaging, ringTop, type SliceRing } from './conv-mma-slice-ring.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
 export const rowsPerImage = (PQ: number, stats: boolean) => (stats ? Math.ceil(PQ / 32) * 32 : PQ);
@@ -78,10 +79,6 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // A stride-1 k×k kernel stages x once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'forward') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, 0);
-  // A 1×1 forward copies x into an S-stage cp.async ring, S − 1 slices ahead of the one it multiplies (conv-mma-async-1x1.ts).
-  const ring = isOn(ablations, 'asyncPipeline') && !taps && !view && !band ? asyncRing(c, tile, rows, xBf16) : undefined;
-  // Training's bf16 x through a ring of raw copies, converted by the gather's items (conv-mma-async-bf16-1x1.ts), opted into.
-  const rawRing = !ring && !taps && !view && !band && isOptedIn(ablations, 'trainingAsyncRing') ? bf16Ring(c, tile, rows, xBf16) : undefined;
   /** Stage A by gathering x per tap from global memory (strided convs, and where a halo would not fit). */
   const gatherA = () => [
     ...(alongK
@@ -117,26 +114,30 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // y is staged through the dead operand tiles (the taps halo, where there is no A tile) and stored in contiguous runs:
   // a bf16 y (conv-mma-store-staged.ts), an fp32 one (conv-mma-store-fp32-staged.ts: inference's) where its direct stores waste sectors.
   const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
-  // A tap-major forward copies B's slices from the bf16 copy through a cp.async ring, S − 1 slices ahead (conv-mma-b-ring.ts);
-  // not over the runs (they stage through B's tile) nor a stem's skipped k-steps.
-  const bRing = isOn(ablations, 'kxkBRing') && taps && !s2d && !runs && !steps ? chooseBRing(BN, taps.geometry.bytes) : undefined;
+  // At most one operand goes through a cp.async ring, S − 1 slices ahead of the one multiplied (conv-mma-slice-ring.ts):
+  // a 1×1 forward's x (conv-mma-async-1x1.ts); training's bf16 x, raw copies converted by the gather's items
+  // (conv-mma-async-bf16-1x1.ts), opted into; a tap-major forward's B from the bf16 copy (conv-mma-b-ring.ts), not over
+  // the runs (they stage through B's tile) nor a stem's skipped k-steps.
+  const ring: SliceRing | undefined =
+    (isOn(ablations, 'asyncPipeline') && !taps && !view && !band ? asyncRing(c, tile, rows, xBf16, threads) : undefined) ??
+    (!taps && !view && !band && isOptedIn(ablations, 'trainingAsyncRing') ? bf16Ring(c, tile, rows, xBf16, threads) : undefined) ??
+    (isOn(ablations, 'kxkBRing') && taps && !s2d && !runs && !steps ? chooseBRing(BN, taps.geometry.bytes, c.K, CRS, threads) : undefined);
+  const aFromRing = ringStaging(ring, 'A');
   const staged: Staged | undefined = yBf16
     ? isOn(ablations, 'stagedStores') && stagedFits(stageBytes, threads / 32) ? { buffer: stageBuffer, fp32: false } : undefined
     : isOn(ablations, 'stagedFp32Stores') && directFp32StoresWaste(PQ) && stagedFp32Fits(stageBytes, threads / 32) ? { buffer: stageBuffer, fp32: true } : undefined;
   const body = [
-    ...mmaPrologue(tile, !taps, bRing?.stages),
+    ...mmaPrologue(tile, !taps, bStagesOf(ring)),
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
-    ...(bRing ? bRingPrologue(bRing, c.K, CRS, threads) : []),
+    ...(ring?.prologue ?? []),
     ...(view && halo ? haloPrologue(view, halo, rows) : []),
     ...(taps ? tapsPrologue(taps) : []),
     ...(taps && runs ? tapsRunsPrologue(taps, threads) : []),
     ...(band ? stageStemBand(c, band, threads, (at) => [`v = ${loadFloat('x', at, xBf16)};`, ...applyPending(c, 'v', 'ch')]) : []),
-    ...(ring ? asyncPrologue(ring, c, rows, threads) : []),
-    ...(rawRing ? bf16RingPrologue(rawRing, c, BM, rows, threads) : []),
-    ring || rawRing || bRing ? `for (int k0 = 0, it = 0; k0 < ${CRS}; k0 += ${BK}, ++it) {` : `for (int k0 = 0; k0 < ${CRS}; k0 += ${BK}) {`,
-    ...(bRing ? bRingIssue(bRing, CRS).map((s) => `  ${s}`) : []),
+    ringLoop(ring, CRS),
+    ...ringTop(ring).map((s) => `  ${s}`),
     ...(taps
       ? [
           ...(s2d
@@ -152,16 +153,13 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
           '// Stage A from the halo: rows are output positions (consecutive lanes on consecutive positions), each position a tap (c, r, s).',
           ...stageAcrossRows('as', BM, haloStaging(view, halo, rows), threads),
         ].map((s) => `  ${s}`)
-      : ring
-      ? asyncSlice(ring, c, rows, threads).map((s) => `  ${s}`)
-      : rawRing
-      ? bf16RingSlice(rawRing, c, BM, rows, threads).map((s) => `  ${s}`)
+      : aFromRing
+      ? aFromRing.map((s) => `  ${s}`)
       : band
       ? ['  // Stage A from the band: rows are output positions, eight lanes along each row\'s taps (c, r, s).', ...stageAlongK('as', BM, stemStaging(c, band), threads).map((s) => `  ${s}`)]
       : gatherA()),
-    ...(bRing
-      ? [bRingWait(bRing)]
-      : bf16w
+    ...(ringStaging(ring, 'B') ??
+      (bf16w
       ? stageWeightsBf16(c.K, BN, threads, steps)
       : [
           '// Stage B: W[k][crs] rows, eight lanes along each row\'s contiguous crs.',
@@ -172,12 +170,12 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
               `if (kout < ${c.K} && crs < ${CRS}) v = nincc::ld(&w[(long long)kout * ${CRS} + crs]);`,
             ],
           }, threads),
-        ]).map((s) => `  ${s}`),
+        ])).map((s) => `  ${s}`),
     '  __syncthreads();',
-    ...mmaSlice(tile, taps ? tapsAAddress : undefined, steps, bRing && bRingStage(bRing)).map((s) => `  ${s}`),
+    ...mmaSlice(tile, taps ? tapsAAddress : undefined, steps, ring?.slot).map((s) => `  ${s}`),
     '  __syncthreads();',
     '}',
-    ...(bRing ? ['nincc::cp_async_wait_all();  // the empty groups past the reduction'] : []),
+    ...(ring?.drain ?? []),
     ...epilogue(c, { rows, PQ, NT, WN, MT: warpM16(tile), statTiles }, out, staged),
   ];
   const fused = fusedText([
@@ -188,9 +186,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     taps && (s2d ? s2dWords(s2d, c, taps, ablations) : tapsWords(taps, 'x')),
     runs && tapsRunsWords(runs),
     band && stemWords(c, band, PQ, stats),
-    ring && asyncRingWords(ring),
-    bRing && bRingWords(bRing),
-    rawRing && bf16RingWords(rawRing),
+    ring?.words,
     halo && bf16w && tapsFallback(c, 'forward', maxBatch, ablations),
     c.bias && 'bias',
     out.residual && 'epilogue: residual add',

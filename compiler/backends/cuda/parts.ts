@@ -10,6 +10,7 @@ export interface CudaKernel {
   readonly launch: PlanLaunch;
   readonly fused?: string; // what the kernel fuses, for report.txt
   readonly tile?: string; // the tile configuration chosen for the layer, for report.txt
+  readonly minBlocks?: number; // __launch_bounds__'s resident blocks a SM: ptxas keeps the registers that let them fit
 }
 
 export const BLOCK = 256;

@@ -23,7 +23,7 @@ export function generateCudaSource(scheduled: readonly ScheduledCudaKernel[], in
     const l = k.launch;
     const grid = l.grid.map((d, axis) => (axis === l.batchAxis ? (d === 1 ? 'N' : `${d}·N`) : String(d)));
     const launchText = `grid (${grid.join(', ')}), block (${l.block.join(', ')}), ${l.shared} B dynamic shared`;
-    return { name: k.name, comment: k.comment, fused: k.fused, params: k.params, body: k.body, launch: l, launchText, threads: l.block[0] * l.block[1] * l.block[2] };
+    return { name: k.name, comment: k.comment, fused: k.fused, params: k.params, body: k.body, launch: l, launchText, bounds: [l.block[0] * l.block[1] * l.block[2], ...(k.minBlocks !== undefined ? [k.minBlocks] : [])].join(', ') };
   });
   const text = env.renderString(templateText, { ...info, version: NINCC_VERSION, kernels });
   return { text, kernels: kernels.map((k) => k.name), fused: new Map(kernels.map((k) => [k.name, k.fused])) };
