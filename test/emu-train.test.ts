@@ -276,5 +276,5 @@ describe('what the fused training program is and where it runs', () => {
     } finally {
       m.dispose();
     }
-  });
+  }, 300_000 * ASAN_SLOWER); // run alone (-t), it builds flat_pending for emu (with the cpu library) and cpu first
 });
