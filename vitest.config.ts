@@ -1,6 +1,7 @@
 // vitest settings: tests live in test/, run in forks (native addon + child processes).
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+import SlowFirstSequencer from './test/slow-first-sequencer.js';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
@@ -9,6 +10,7 @@ export default defineConfig({
     // vitest's default is one fork fewer than the cores: a single fork on CI's two, while most tests
     // wait on g++ or a child process. Two forks there took the suite from 738 s to 290 s.
     maxWorkers: Math.max(2, availableParallelism() - 1),
+    sequence: { sequencer: SlowFirstSequencer },
     testTimeout: 120_000,
     hookTimeout: 300_000,
   },

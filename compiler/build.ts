@@ -46,6 +46,14 @@ export interface BuildOptions {
   readonly tuned?: TunedChoices;
   /** where to read `tuned` from when it is not given: a tune.json or an artifact directory with one (`nincc build --tuned`), or the per-user cache of a GPU's timed tunings */
   readonly tuneFrom?: TuneSource;
+  /**
+   * emu/cuda only: leave kernels.cpu.so out, so the artifact loads on emu (and cuda) only. For tests that check
+   * the emu kernels against a cpu-target build of their own: the cpu library's g++ -O3 compile (every conv
+   * algorithm the cpu kernels dispatch to) is most of an emu build's time, about 4x the emu library's. Not part of
+   * the build hash: the emu library is the same file (one cache entry) either way, and a whole build is up to date
+   * for a build without the cpu library (never the reverse: kernels.cpu.so is missing).
+   */
+  readonly withoutCpuLibrary?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -88,6 +96,8 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const precision = effectivePrecision(options.target, options.precision ?? model.train?.precision ?? 'fp32');
   const read = options.tuned === undefined && options.tuneFrom ? readTunedChoices(options.tuneFrom, model, maxBatch, precision) : {};
   const tuned = options.tuned ?? read.tuned;
+  if (options.withoutCpuLibrary && options.target === 'cpu') throw new Error('withoutCpuLibrary: a cpu build is its cpu library');
+  const withoutCpu = options.withoutCpuLibrary === true;
   // Only the bf16 folded weight gradients choose their splits by GPU: any other build is the same for every GPU.
   const splitsGpu = options.gpu !== undefined && options.target !== 'cpu' && precision === 'bf16' ? options.gpu.toLowerCase() : undefined;
   const sourceHash = createHash('sha256')
@@ -110,7 +120,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   const library = 'kernels.cpu.so';
   const emuLibrary = 'kernels.emu.so';
   const fatbin = 'kernels.fatbin';
-  const libraries: Record<string, string> = { cpu: library };
+  const libraries: Record<string, string> = withoutCpu ? {} : { cpu: library };
   if (options.target !== 'cpu') libraries.emu = emuLibrary;
   if (options.target === 'cuda') libraries.cuda = fatbin;
   if (existsSync(planPath) && Object.values(libraries).every((l) => existsSync(join(dir, l)))) {
@@ -138,11 +148,15 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     return nvcc;
   };
   const { compiled, nvcc, wgradResidentBlocks } = compileAtResidency(model, compileOptions, nvccOf, log);
-  const sourcePath = join(dir, 'kernels.cpu.cc');
-  writeIfChanged(sourcePath, compiled.cpu.text);
-  log(`compiling ${compiled.cpu.kernels.length} kernels (${sourcePath})…`);
-  const cpuLibrary = compileCpuLibrary(compiled.cpu.text, sourcePath, join(dir, library), features);
-  log(cpuLibrary.cached ? 'kernel library: cache hit' : 'kernel library: compiled');
+  let cpuCommand = 'not compiled (built without the cpu library: the artifact loads on emu and cuda only)';
+  if (!withoutCpu) {
+    const sourcePath = join(dir, 'kernels.cpu.cc');
+    writeIfChanged(sourcePath, compiled.cpu.text);
+    log(`compiling ${compiled.cpu.kernels.length} kernels (${sourcePath})…`);
+    const cpuLibrary = compileCpuLibrary(compiled.cpu.text, sourcePath, join(dir, library), features);
+    log(cpuLibrary.cached ? 'kernel library: cache hit' : 'kernel library: compiled');
+    cpuCommand = cpuLibrary.command;
+  }
   let cuda: { command: string; nvcc: NvccCheck } | undefined;
   if (compiled.cuda && nvcc) {
     const cu = compiled.cuda.source;
@@ -152,7 +166,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     cuda = { command: emu.command, nvcc };
   }
   const plan = compiled.plan;
-  writeFileSync(join(dir, 'report.txt'), buildReport(model, compiled, cpuLibrary.command, cuda, tuned, read.origin, splitsGpu !== undefined ? { gpu: splitsGpu, ...(wgradResidentBlocks ? { residentBlocks: wgradResidentBlocks } : {}) } : undefined));
+  writeFileSync(join(dir, 'report.txt'), buildReport(model, compiled, cpuCommand, cuda, tuned, read.origin, splitsGpu !== undefined ? { gpu: splitsGpu, ...(wgradResidentBlocks ? { residentBlocks: wgradResidentBlocks } : {}) } : undefined));
   // The layer IR, for tools that need the network rather than its kernels (export-onnx, docs/onnx.md).
   writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'nincc-model', version: 1, sourceHash, model }) + '\n');
   // plan.json last: its presence with a matching hash is what marks the directory complete. Sealed with the

@@ -55,7 +55,9 @@ fi
 # one g++ or one emulating thread, so one process left a core of CI's two idle for four minutes.
 # Only the two files that hold those tests are passed: vitest imports every file it is given, even when -t skips
 # all of its tests, and importing the other emu files (each compiles its specs' kernels at load) took 309 s a part.
-halves=('fused_paths|dropout_mlp' 'odds_and_ends|every_layer')
+# Paired by their times on CI (round 13, cold: fused_paths 113 s, dropout_mlp 47 s, odds_and_ends 184 s, every_layer
+# 189 s): the slowest with the fastest, about 300 s and 230 s a part, where the old pairing took 160 s and 373 s.
+halves=('fused_paths|every_layer' 'odds_and_ends|dropout_mlp')
 files=(test/emu-train.test.ts test/emu-infer.test.ts)
 [[ -n "${ASAN_ALL:-}" ]] && halves=('') && files=(test/emu-*.test.ts)
 echo "== test/emu-*.test.ts with NINCC_EMU_ASAN=1 under LD_PRELOAD=$libasan${ASAN_ALL:+ (all)}"

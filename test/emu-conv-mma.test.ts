@@ -120,12 +120,12 @@ afterAll(() => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
-/** The spec built for emu in bf16; with `train`, also for cpu (a cuda/emu build's training program runs on cuda/emu only). */
+/** The spec built for emu in bf16; with `train`, also for cpu (a cuda/emu build's training program runs on cuda/emu only) and the emu build leaves its cpu library out. */
 function buildBf16(name: string, source: string, train = false): { model: ShapedModel; dir: string; cpuDir: string } {
   const r = compileSpec(source, `${name}.model`);
   if (!r.model) throw new Error(`${name}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
   const dir = join(root, name);
-  withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, source, { outDir: dir, target: 'emu', maxBatch: 4, precision: 'bf16' }));
+  withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, source, { outDir: dir, target: 'emu', maxBatch: 4, precision: 'bf16', withoutCpuLibrary: train }));
   const cpuDir = train ? join(root, `${name}-cpu`) : dir;
   if (train) buildArtifact(r.model, source, { outDir: cpuDir, target: 'cpu', maxBatch: 4 });
   return { model: r.model, dir, cpuDir };
