@@ -2,7 +2,8 @@
 // loads both, and for each layer calls A and B alternately, call by call, timing each call in
 // process CPU time (on one thread: the time the kernel ran, not the time other processes held the
 // core) and wall time. Prints each layer's median per build and B/A; interference on a loaded
-// machine falls on both alike. Driven by bench/cpu/layer-ab.sh.
+// machine falls on both alike. Driven by bench/cpu/layer-ab.sh. LAYER_AB_ONLY=TEXT times only the layers
+// whose names contain TEXT (NIN's 1x1s take minutes under load).
 //   layer-ab A.so B.so BATCH CALLS
 #include <dlfcn.h>
 
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <vector>
 
@@ -53,10 +55,12 @@ int main(int argc, char** argv) {
   }
   const Library lib[2] = {open(argv[1]), open(argv[2])};
   const int batch = std::atoi(argv[3]), calls = std::atoi(argv[4]);
+  const char* only = std::getenv("LAYER_AB_ONLY");
   std::printf("%-24s %10s %10s %6s %10s %10s %6s\n", "layer (median ms)", "A cpu", "B cpu", "B/A", "A wall", "B wall", "B/A");
   double sum[2] = {0, 0};
   volatile float sink = 0;
   for (int i = 0; i < lib[0].count(); ++i) {
+    if (only && !std::strstr(lib[0].name(i), only)) continue;
     std::vector<double> cpu[2], wall[2];
     for (int k = 0; k < 3; ++k) sink = sink + lib[0].run(i, batch) + lib[1].run(i, batch);
     for (int k = 0; k < calls; ++k)
