@@ -46,6 +46,7 @@ export const ABLATIONS = {
   cpuPairBands: 'the cpu inference blocks\' two small 1x1 convs run as two kernels, not as one region in bands of pixel tiles, one a thread at batch 1, the middle activations in each thread\'s scratch (schedule/cpu-pointwise-pair-region.ts, runtime/include/nincc/cpu/pointwise_pair.h; the same bits)',
   inPlacePointwise: 'the cpu inference 1x1 convs that run the implicit GEMM at batch 1 (NIN\'s 256-, 384- and 1024-channel ones) gather each pixel tile into a panel once per channel split, not read from x in place (runtime/include/nincc/cpu/conv_gemm.h reads_in_place; the same sums, the same bits)',
   spreadWeightPrefetch: 'the cpu packed convs\' implicit GEMM with big weights (NIN\'s 384- and 1024-channel 1x1s at batch 1) prefetches the next weight panel only during a sweep\'s last pixel tile, not during every tile\'s product (runtime/include/nincc/cpu/conv_gemm.h forward_tasks; the same bits)',
+  cpuPlainMaxPool: 'the cpu inference max pools on planes of at most 32 columns (nin-fashion\'s 28x28 and 14x14) take Torch\'s NaN rule (two compares and a blend) at every step of every window, not a plain max with one NaN check a plane, a plane holding a NaN taken again by the rule (runtime/include/nincc/cpu/pool.h plane_max_in_registers; the same bits; training\'s max pools take the plain max always)',
   hostL3: 'a native cpu build\'s conv algorithm choice assumes the default 32 MiB L3, not the build machine\'s (schedule/cpu-winograd-choice-l3.ts)',
 } as const;
 

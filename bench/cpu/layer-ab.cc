@@ -5,6 +5,8 @@
 // machine falls on both alike. Driven by bench/cpu/layer-ab.sh. With LAYER_AB_COLD=1 in the environment, 64 MiB are
 // written between calls (untimed), so that each call finds its weights and input in memory, not cache, as a layer
 // of a whole network does when its weights are read once a call (NIN's 1x1s at batch 1).
+// machine falls on both alike. Driven by bench/cpu/layer-ab.sh. LAYER_AB_ONLY=TEXT times only the layers
+// whose names contain TEXT (NIN's 1x1s take minutes under load).
 //   layer-ab A.so B.so BATCH CALLS
 #include <dlfcn.h>
 
@@ -12,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <vector>
 
@@ -57,10 +60,12 @@ int main(int argc, char** argv) {
   const char* cold_env = std::getenv("LAYER_AB_COLD");
   std::vector<float> evict(cold_env && std::atoi(cold_env) ? std::size_t{16} << 20 : 0);
   if (!evict.empty()) std::printf("cold caches: 64 MiB written between calls\n");
+  const char* only = std::getenv("LAYER_AB_ONLY");
   std::printf("%-24s %10s %10s %6s %10s %10s %6s\n", "layer (median ms)", "A cpu", "B cpu", "B/A", "A wall", "B wall", "B/A");
   double sum[2] = {0, 0};
   volatile float sink = 0;
   for (int i = 0; i < lib[0].count(); ++i) {
+    if (only && !std::strstr(lib[0].name(i), only)) continue;
     std::vector<double> cpu[2], wall[2];
     for (int k = 0; k < 3; ++k) sink = sink + lib[0].run(i, batch) + lib[1].run(i, batch);
     for (int k = 0; k < calls; ++k)

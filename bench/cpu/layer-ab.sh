@@ -6,6 +6,7 @@
 # LAYER_AB_RT=1 runs the timed process under `chrt -f 20` (SCHED_FIFO; root only), so that on a shared
 # machine its threads hold the cores while they run (2-thread times then approach an idle machine's).
 # LAYER_AB_COLD=1 evicts the caches between calls (bench/cpu/layer-ab.cc).
+# LAYER_AB_ONLY=TEXT times only the layers whose names contain TEXT (say maxpool).
 set -euo pipefail
 base=$1 batch=${2:-16} calls=${3:-200} threads=${4:-1}
 root=$(git rev-parse --show-toplevel)
@@ -17,7 +18,7 @@ flags=(-std=c++17 -O3 -fopenmp -fPIC -shared -fvisibility=hidden -fvisibility-in
 g++ "${flags[@]}" -I "$work/a/runtime/include" "$root/bench/cpu/layer-times.cc" -o "$work/A.so"
 g++ "${flags[@]}" -I "$root/runtime/include" "$root/bench/cpu/layer-times.cc" -o "$work/B.so"
 g++ -std=c++17 -O2 "$root/bench/cpu/layer-ab.cc" -o "$work/layer-ab" -ldl
-echo "A = $base ($(git -C "$root" rev-parse --short "$base")), B = working tree ($(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet -- runtime/include || echo ' + uncommitted header changes')); batch $batch, $calls calls each, OMP_NUM_THREADS=$threads"
+echo "${LAYER_AB_ONLY:+layers matching $LAYER_AB_ONLY: }A = $base ($(git -C "$root" rev-parse --short "$base")), B = working tree ($(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet -- runtime/include || echo ' + uncommitted header changes')); batch $batch, $calls calls each, OMP_NUM_THREADS=$threads"
 uptime
 ${LAYER_AB_RT:+chrt -f 20} env OMP_NUM_THREADS=$threads "$work/layer-ab" "$work/A.so" "$work/B.so" "$batch" "$calls"
 uptime

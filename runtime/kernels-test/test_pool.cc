@@ -154,8 +154,10 @@ void check_nan_windows(Rng& rng, int width) {
   std::vector<float> x = random_floats(pool_x_size(s), rng);
   const int nan_at[][3] = {{0, 0, 0}, {0, 4, 33 % width}, {1, 8, width - 1}, {1, 3, 16 % width}, {1, 5, 47 % width}};  // channel, row, column
   for (const auto& p : nan_at) x[(static_cast<std::size_t>(p[0]) * s.in_h + p[1]) * s.in_w + p[2]] = std::nanf("");
-  std::vector<float> y = poisoned(pool_y_size(s));
+  std::vector<float> y = poisoned(pool_y_size(s)), y_rule = poisoned(pool_y_size(s));
   nincc::cpu::maxpool_forward(s, x.data(), y.data(), nullptr);
+  nincc::cpu::maxpool_forward(s, x.data(), y_rule.data(), nullptr, {}, /*plain_max=*/false);
+  CHECK(bitwise_equal(y_rule, y));  // the plain max's NaN planes taken again by the rule
   int nan_outputs = 0;
   for (int c = 0; c < s.channels; ++c)
     for (int oh = 0; oh < s.out_h(); ++oh)
@@ -195,7 +197,8 @@ void check_nan_windows(Rng& rng, int width) {
 
 // The in-register path (plane_max_in_registers: planes up to 32 wide, up to 16 outputs a row) for
 // each compile-time window (3/2, 2/2, 3/1) at every padding and in ceil mode, with and without
-// ties, on 1, 2 and all threads, against the float64 reference; and widths just past its limits.
+// ties, on 1, 2 and all threads, against the float64 reference, its plain max (the default) and the NaN
+// rule at every step giving the same bits; and widths just past its limits.
 void check_small_planes(Rng& rng) {
   struct Window {
     int k, stride;
@@ -229,6 +232,10 @@ void check_small_planes(Rng& rng) {
             nincc::cpu::maxpool_forward(s, x.data(), y.data(), argmax.data());
             CHECK_CLOSE(y, want.y, 0.0, what);
             CHECK(std::vector<int>(argmax.begin(), argmax.end()) == want.argmax);
+            // The NaN rule at every step (the ablation cpuPlainMaxPool): the plain max's bits.
+            std::vector<float> y_rule = poisoned(pool_y_size(s));
+            nincc::cpu::maxpool_forward(s, x.data(), y_rule.data(), nullptr, {}, /*plain_max=*/false);
+            CHECK(bitwise_equal(y_rule, y));
           }
 #ifdef _OPENMP
           omp_set_num_threads(saved);

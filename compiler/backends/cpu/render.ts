@@ -248,7 +248,8 @@ function body(k: KernelStep): string[] {
       ];
     }
     case 'maxpool_fwd_infer':
-      return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, nullptr);`];
+      // The cpuPlainMaxPool ablation: Torch's NaN rule at every step (pool.h plane_max_in_registers).
+      return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, nullptr${k.consts.ruledMax ? ', PoolOutput{}, /*plain_max=*/false' : ''});`];
     case 'maxpool_bwd':
       return [poolShape(k.consts), `maxpool_backward(shape, ${cf('g')}, ${i32('argmax')}, ${f('dx')}${poolOutputCpp(k.consts)});`];
     case 'avgpool_fwd':

@@ -136,8 +136,12 @@ inline void windows_3_stride_2(const float* rows, float* out, int count) {
 // stall per load that was most of its time on such planes. kNarrow: the plane is at most 16 columns
 // wide (a 14x14 pool), so one register holds a row and the taps are one-source permutes: half the
 // loads and row maxima, the same bits (bench/logs/i19j-maxpool-narrow-layer-ab.out: 0.81x the time).
-template <int KW, int SW, bool kNarrow = false>
-void plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) {
+// kPlain: each step a plain max, v > best ? v : best (vmaxps with v first), which is max_rule's result
+// wherever the window holds no NaN, beside a sum of every row loaded, which is NaN where one was; returns
+// whether the plane held a NaN (then y is not yet right: the caller takes the plane again with the rule).
+// The rule's two compares and blend a step were 40% of the plane's time (bench/logs/i19F-maxpool-plain.out).
+template <int KW, int SW, bool kNarrow = false, bool kPlain = false>
+bool plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) {
   const int ow_count = s.out_w(), width = s.in_w;
   const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -149,17 +153,24 @@ void plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) 
                     _mm512_cmplt_epi32_mask(tap_column[t], _mm512_set1_epi32(width));
   }
   const __mmask16 lo_lanes = first_lanes(width), hi_lanes = first_lanes(width - 16), out_lanes = first_lanes(ow_count);
+  const auto step = [](__m512 best, __m512 v) { return kPlain ? simd::Isa::max(v, best) : max_rule(best, v); };
+  __m512 loaded_sum = _mm512_setzero_ps();  // kPlain: NaN in a lane where a row loaded held one
+  const auto load = [&](__mmask16 lanes, const float* at) {
+    const __m512 v = _mm512_maskz_loadu_ps(lanes, at);
+    if (kPlain) loaded_sum = _mm512_add_ps(loaded_sum, v);
+    return v;
+  };
   for (int oh = 0; oh < s.out_h(); ++oh) {
     const int h0 = std::max(oh * s.stride_h - s.pad_h, 0), h1 = std::min(oh * s.stride_h - s.pad_h + s.kernel_h, s.in_h);
     __m512 lo = lowest, hi = lowest;  // a window wholly in the padding: -inf
     if (h0 < h1) {
       const float* row = plane + static_cast<std::int64_t>(h0) * width;
-      lo = _mm512_maskz_loadu_ps(lo_lanes, row);
-      if (!kNarrow) hi = _mm512_maskz_loadu_ps(hi_lanes, row + 16);
+      lo = load(lo_lanes, row);
+      if (!kNarrow) hi = load(hi_lanes, row + 16);
       for (int ih = h0 + 1; ih < h1; ++ih) {
         row += width;
-        lo = max_rule(lo, _mm512_maskz_loadu_ps(lo_lanes, row));
-        if (!kNarrow) hi = max_rule(hi, _mm512_maskz_loadu_ps(hi_lanes, row + 16));
+        lo = step(lo, load(lo_lanes, row));
+        if (!kNarrow) hi = step(hi, load(hi_lanes, row + 16));
       }
     }
     // Tap t of the 16 outputs, -inf where it falls in the padding.
@@ -169,23 +180,30 @@ void plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) 
     };
     __m512 best = tap(0);
 #pragma GCC unroll 8
-    for (int t = 1; t < KW; ++t) best = max_rule(best, tap(t));
+    for (int t = 1; t < KW; ++t) best = step(best, tap(t));
     _mm512_mask_storeu_ps(y + static_cast<std::int64_t>(oh) * ow_count, out_lanes, best);
   }
+  // A sum is NaN where an addend was (or where +inf met -inf: then the rule runs for nothing).
+  return kPlain && _mm512_cmp_ps_mask(loaded_sum, loaded_sum, _CMP_UNORD_Q) != 0;
 }
 #endif
 
 // y (out_h x out_w) = max of each window of one plane, in two vectorisable passes per output row:
 // `rows` = the rule over the window's in-image rows, column by column, with -inf for the padding
 // columns, then each output = the rule over kernel_w entries of `rows` (stride KW/SW compile-time
-// constants for the common windows, so the compiler unrolls them; 0 means use the shape's).
-template <int KW, int SW>
+// constants for the common windows, so the compiler unrolls them; 0 means use the shape's). kPlain:
+// planes for plane_max_in_registers take its plain max first, and the rule only where they hold a NaN.
+template <int KW, int SW, bool kPlain = false>
 void plane_max(const Pool2dShape& s, const float* plane, float* y, float* rows) {
 #if defined(__AVX512F__)
   if constexpr (KW > 0 && SW > 0) {
     if (s.in_w <= 32 && s.out_w() <= 16) {
-      if (s.in_w <= 16) return plane_max_in_registers<KW, SW, true>(s, plane, y);
-      return plane_max_in_registers<KW, SW>(s, plane, y);
+      if (s.in_w <= 16) {
+        if (!kPlain || plane_max_in_registers<KW, SW, true, true>(s, plane, y)) plane_max_in_registers<KW, SW, true>(s, plane, y);
+      } else if (!kPlain || plane_max_in_registers<KW, SW, false, true>(s, plane, y)) {
+        plane_max_in_registers<KW, SW>(s, plane, y);
+      }
+      return;
     }
   }
 #endif
@@ -319,13 +337,15 @@ inline void row_argmax(const Pool2dShape& s, const float* plane, int oh, const f
 
 // y = max over each window. `argmax` (same size as y, may be null) receives the index of the
 // chosen input within its plane, ih*in_w + iw (0-based; Torch stores it 1-based). `o`: y's place (PoolOutput).
+// `plain_max` (the ablation cpuPlainMaxPool turns it off): planes of at most 32 columns take a plain max and
+// the NaN rule only where they hold a NaN (plane_max_in_registers' kPlain); the same bits either way.
 inline void maxpool_forward(const Pool2dShape& shape, const float* x, float* y, std::int32_t* argmax,
-                            const PoolOutput& o = {}) {
+                            const PoolOutput& o = {}, bool plain_max = true) {
   using namespace pool_detail;
   auto plane_fn = &plane_max<0, 0>;
-  if (shape.kernel_w == 3 && shape.stride_w == 2) plane_fn = &plane_max<3, 2>;
-  else if (shape.kernel_w == 2 && shape.stride_w == 2) plane_fn = &plane_max<2, 2>;
-  else if (shape.kernel_w == 3 && shape.stride_w == 1) plane_fn = &plane_max<3, 1>;
+  if (shape.kernel_w == 3 && shape.stride_w == 2) plane_fn = plain_max ? &plane_max<3, 2, true> : &plane_max<3, 2>;
+  else if (shape.kernel_w == 2 && shape.stride_w == 2) plane_fn = plain_max ? &plane_max<2, 2, true> : &plane_max<2, 2>;
+  else if (shape.kernel_w == 3 && shape.stride_w == 1) plane_fn = plain_max ? &plane_max<3, 1, true> : &plane_max<3, 1>;
   const int span = (shape.out_w() - 1) * shape.stride_w + shape.kernel_w;
   const std::int64_t planes = shape.planes();
   const int threads = plane_threads(shape);
