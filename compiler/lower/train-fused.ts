@@ -140,13 +140,14 @@ export interface FusedTrainOptions {
    */
   readonly bf16Rebuilt?: boolean;
   /**
-   * With bf16Rebuilt, no pass: the conv's bf16 weight gradient (which runs first) rebuilds dY' in its B staging, as
+   * With bf16Rebuilt, no pass before a 1×1 conv: its bf16 weight gradient (which runs first) rebuilds dY' in its B staging, as
    * it would without the pass, and the blocks of its first row tile (blockIdx.x 0: every output channel and position
    * once) also store each staged value rounded to bf16 for the data gradient, which reads it as it read the pass's.
    * The rounding and the arithmetic are the pass's (parts.ts rebuildGradient), so dW and dX are bitwise unchanged; the
    * bias gradient is summed from the unrounded dY' again (as without bf16Rebuilt). It saves the pass's launch, its read
    * of g and y, and the weight gradient's read of what the pass wrote, for a write of dY' from a kernel bound by
-   * shared memory (NIN's k11/k14/k17, bench/RESULTS.md i15Z).
+   * shared memory (NIN's k14/k17). A k×k conv keeps the pass: its weight gradient would rebuild each element once per
+   * row tile of C·R·S (10 for a 5×5 of 96 channels), and the 5×5 of i15Z's block-2 spec lost 24 µs by it (bench/RESULTS.md i15Z).
    */
   readonly rebuildInWgrad?: boolean;
   /**
@@ -716,8 +717,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const o = node.output;
         const rebuiltFirst = options.rebuildPass && grad.of.pending?.bn && (a.kH * a.kW > 1 || x.C >= REBUILD_1X1_MIN_CHANNELS) && needDx;
         const rebuiltBf16 = rebuiltFirst === true && options.bf16Rebuilt === true;
-        // rebuildInWgrad: the weight gradient rebuilds from the pending gradient and stores dY' (bf16) for the data gradient.
-        const inWgrad = rebuiltBf16 && options.rebuildInWgrad === true;
+        // rebuildInWgrad: a 1×1 conv's weight gradient rebuilds from the pending gradient and stores dY' (bf16) for the data gradient.
+        const inWgrad = rebuiltBf16 && options.rebuildInWgrad === true && a.kH * a.kW === 1;
         const dyRaw = inWgrad ? b.act(`${l.kind}${l.index}.grad_raw`, storageWords('bf16', grad.of.C * grad.of.H * grad.of.W), 'bf16') : undefined;
         const pending = grad;
         if (rebuiltFirst) grad = { buf: dyRaw ?? rawGradient(l, grad, rebuiltBf16), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
