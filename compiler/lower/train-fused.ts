@@ -145,8 +145,8 @@ export interface FusedTrainOptions {
    * once) also store each staged value rounded to bf16 for the data gradient, which reads it as it read the pass's.
    * The rounding and the arithmetic are the pass's (parts.ts rebuildGradient), so dW and dX are bitwise unchanged; the
    * bias gradient is summed from the unrounded dY' again (as without bf16Rebuilt). It saves the pass's launch, its read
-   * of g and y, and the weight gradient's read of what the pass wrote, for a write of dY' from a kernel bound by
-   * shared memory (NIN's k14/k17). A k×k conv keeps the pass: its weight gradient would rebuild each element once per
+   * of g and y, and the weight gradient's read of what the pass wrote, for that kernel's reads of g and y once per row
+   * tile and a write of dY' (NIN b128: k14/k17 −32 µs each, k24/k27 −8.7, k34/k37 +3.2/+9.0). A k×k conv keeps the pass: its weight gradient would rebuild each element once per
    * row tile of C·R·S (10 for a 5×5 of 96 channels), and the 5×5 of i15Z's block-2 spec lost 24 µs by it (bench/RESULTS.md i15Z).
    */
   readonly rebuildInWgrad?: boolean;
