@@ -10,6 +10,7 @@ export const ABLATIONS = {
   inputHalo: 'the k×k weight gradients gather x per tap from global memory, no input halo (backends/cuda/conv-mma-wgrad-halo.ts)',
   haloSpan: 'the k×k weight gradients restage their input halo every 32-position slice, none covering several (backends/cuda/conv-mma-wgrad-halo-span.ts)',
   bf16Rebuilt: 'the grad_rebuild pass before a conv\'s gradients stores dY\' in fp32, not bf16 (lower/train-fused.ts; the conv\'s bias gradient then sums unrounded dY\')',
+  rebuildInWgrad: 'a conv\'s dY\' for its data gradient comes from a grad_rebuild pass before its gradients, not rebuilt in its bf16 weight gradient\'s staging and stored (bf16) from there by the blocks of the first row tile (lower/train-fused.ts, backends/cuda/conv-mma-grad.ts; bounded, not bitwise, for its bias gradient: summed from unrounded dY\')',
   bf16Pooled: 'a max pool read only by convs stores its output in fp32, not bf16 (lower/train-fused.ts)',
   bf16ConvOut: 'a training conv read only (through its BN and ReLU) by a conv or a pool stores its output y in fp32, not bf16, and its BN statistics come from the unrounded accumulators (lower/train-fused.ts, lower/conv-out-bf16-readers.ts)',
   bf16Gradients: 'the convs\' data gradients and the max pools\' backwards store dX in fp32, not bf16, for the conv before a BN (which rebuilds dY\' from it) or the pool\'s backward (lower/train-fused.ts; bounded, not bitwise: they then start from the unrounded dX)',

@@ -178,6 +178,8 @@ export interface LoweringOptions {
   readonly bf16Weights?: boolean;
   /** With rebuildPass: the pass stores dY' in bf16 for the conv gradients that read it (lower/train-fused.ts FusedTrainOptions). */
   readonly bf16Rebuilt?: boolean;
+  /** With bf16Rebuilt: the conv's weight gradient rebuilds dY' and stores it for its data gradient, no pass (lower/train-fused.ts FusedTrainOptions). */
+  readonly rebuildInWgrad?: boolean;
   /** With trainKernels cpu: false, the BN forwards' statistics in two passes over x (ablations.ts cpuBnOnePassStats). */
   readonly bnOnePassStats?: boolean;
   /** With trainKernels cpu: the BN forwards after implicit-GEMM convs take their statistics from the convs' epilogues (ablations.ts opt-in cpuBnStatsInConv). */
@@ -233,7 +235,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true, ...(options.wgradSplitsFor ? { wgradSplitsFor: options.wgradSplitsFor } : {}), stemWaveSplits: options.stemWaveSplits === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false, wgradSpreadPrefetch: options.wgradSpreadPrefetch !== false, bnPoolBackward: options.bnPoolBackward !== false, bnStatsInConv: options.bnStatsInConv === true });
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, rebuildInWgrad: options.rebuildInWgrad === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true, ...(options.wgradSplitsFor ? { wgradSplitsFor: options.wgradSplitsFor } : {}), stemWaveSplits: options.stemWaveSplits === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false, wgradSpreadPrefetch: options.wgradSpreadPrefetch !== false, bnPoolBackward: options.bnPoolBackward !== false, bnStatsInConv: options.bnStatsInConv === true });
   const moved = train && options.bf16Weights && options.weightCopyLayout ? moveWeightCopies(train.program, options.weightCopyLayout) : undefined;
   const trainProgram = moved?.train ?? train?.program;
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout, moved?.updates);
@@ -298,6 +300,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   const rebuildPass = precision === 'bf16' && isOn(options.ablations, 'rebuildPass');
   const bf16Weights = precision === 'bf16' && isOn(options.ablations, 'bf16Weights');
   const bf16Rebuilt = rebuildPass && isOn(options.ablations, 'bf16Rebuilt');
+  const rebuildInWgrad = bf16Rebuilt && isOn(options.ablations, 'rebuildInWgrad');
   const bf16Pooled = precision === 'bf16' && isOn(options.ablations, 'bf16Pooled');
   const bf16ConvOut = precision === 'bf16' && isOn(options.ablations, 'bf16ConvOut');
   const bf16Gradients = precision === 'bf16' && isOn(options.ablations, 'bf16Gradients');
@@ -319,7 +322,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
         return measured !== undefined && measured > 1 && isOn(options.ablations, 'wgradResidencyBounds') ? { ...choice, residentBlocks: measured } : choice;
       }
     : undefined;
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), stemWaveSplits, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }), ...(!isOn(options.ablations, 'spreadWeightPrefetch') && { lastTileWeightPrefetch: true }), ...(!isOn(options.ablations, 'cpuPlainMaxPool') && { ruledMaxPool: true }) }, dumpIR);
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), stemWaveSplits, trainKernels: cudaTarget ? 'cuda' : 'cpu', rebuildPass, bf16Weights, bf16Rebuilt, rebuildInWgrad, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }), ...(!isOn(options.ablations, 'spreadWeightPrefetch') && { lastTileWeightPrefetch: true }), ...(!isOn(options.ablations, 'cpuPlainMaxPool') && { ruledMaxPool: true }) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

@@ -20,8 +20,8 @@ import { withEnv } from './reference/env.js';
 
 const NIN = readFileSync('models/nin.model', 'utf8');
 let ninBf16: Compiled | undefined;
-/** nin.model's bf16 build, compiled once for the tests that read it (about a second). */
-const ninBf16Compiled = () => (ninBf16 ??= compile(NIN, 'models/nin.model', 'bf16'));
+/** nin.model's bf16 build with the passes (rebuildInWgrad off: test/emu-rebuild-in-wgrad.test.ts checks the default), compiled once. */
+const ninBf16Compiled = () => (ninBf16 ??= compile(NIN, 'models/nin.model', 'bf16', { rebuildInWgrad: false }));
 
 describe("dY' stored in bf16 in the lowering", () => {
   it("nin.model bf16: each grad_rebuild writes bf16, ⌈C·H·W/2⌉ words an image, read only by its conv's data and weight gradients as bf16", () => {
@@ -102,7 +102,7 @@ const SMALL = `model bf16_rebuilt {
 describe('the generated kernels', () => {
   // With bf16ConvOut off: the conv outputs' own bf16 readers are test/conv-out-bf16-storage.test.ts's.
   it('grad_rebuild rounds dY\' to bf16 as it stores it; the conv gradients take `const nincc::bf16* g` and widen each load', () => {
-    const cuda = compile(SMALL, 'small.model', 'bf16', { bf16ConvOut: false }).cuda;
+    const cuda = compile(SMALL, 'small.model', 'bf16', { bf16ConvOut: false, rebuildInWgrad: false }).cuda;
     if (!cuda) throw new Error('no cuda kernels');
     const passes = cuda.kernels.filter((k) => /grad_rebuild/.test(k.name));
     expect(passes.length).toBe(3);
@@ -130,7 +130,7 @@ describe('the generated kernels', () => {
   });
 
   it('nin.model: every kernel that takes a bf16 x or g widens each load of it, on every staging path (the tap-major halo too)', () => {
-    const cuda = compile(readFileSync('models/nin.model', 'utf8'), 'nin.model', 'bf16', { bf16ConvOut: false }).cuda;
+    const cuda = compile(readFileSync('models/nin.model', 'utf8'), 'nin.model', 'bf16', { bf16ConvOut: false, rebuildInWgrad: false }).cuda;
     if (!cuda) throw new Error('no cuda kernels');
     const readers = cuda.kernels.filter((k) => /const nincc::bf16\* [xg]\b/.test(k.params));
     // k11's, k21's and k31's forwards (x, a pool's output), the nine rebuilt convs' two gradients (g; those three's weight gradients x too),

@@ -18,7 +18,8 @@ import { compile, reads, training } from './reference/bf16-storage-lowering.js';
 
 const NIN = readFileSync('models/nin.model', 'utf8');
 let ninBf16: Compiled | undefined;
-const ninBf16Compiled = () => (ninBf16 ??= compile(NIN, 'models/nin.model', 'bf16'));
+/** nin.model's bf16 build with the grad_rebuild passes (rebuildInWgrad off; test/emu-rebuild-in-wgrad.test.ts: their fold into the weight gradients). */
+const ninBf16Compiled = () => (ninBf16 ??= compile(NIN, 'models/nin.model', 'bf16', { rebuildInWgrad: false }));
 
 describe('gradients stored in bf16 in the lowering', () => {
   // Each gradient stored bf16 in nin.model's bf16 build, by its writer, and its readers: the conv before a BN (its
@@ -66,7 +67,7 @@ describe('gradients stored in bf16 in the lowering', () => {
 
   it('bf16Gradients false: the same steps, every data gradient in fp32 and no reader told otherwise; fp32 builds have none', () => {
     const on = training(ninBf16Compiled());
-    const off = training(compile(NIN, 'models/nin.model', 'bf16', { bf16Gradients: false }));
+    const off = training(compile(NIN, 'models/nin.model', 'bf16', { bf16Gradients: false, rebuildInWgrad: false }));
     expect(off.steps.map((s) => s.kernel)).toEqual(on.steps.map((s) => s.kernel));
     expect(off.steps.some((s) => 'dxBf16' in s.consts)).toBe(false);
     // Only the passes' dY' is read as bf16 g (bf16Rebuilt), not a data gradient or a pool's.

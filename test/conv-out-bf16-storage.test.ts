@@ -60,14 +60,16 @@ describe('conv outputs stored in bf16 in the lowering', () => {
       const touching = p.steps.filter((r) => uses(r, y).length > 0).map((r) => `${r.op}@${r.layer} ${uses(r, y).join(',')}`);
       // Read by the next conv (forward x, weight gradient x, data gradient's partials e_y) or, closing a block of
       // NIN, by its pool (forward x, backward e_y); the conv's own gradients rebuild dY' from it (g_y): by the
-      // grad_rebuild pass (k×k layers, and 1×1 of 128 or more input channels), else in both gradient kernels.
+      // grad_rebuild pass (k×k layers, and 1×1 of 128 or more input channels) or, in its place, the weight gradient that
+      // stores dY' for the data gradient (rebuildInWgrad), else in both gradient kernels.
       const l = s.layer;
       const pool = [10, 20, 30, 40].find((q) => q === l + 3);
       const readers = pool
         ? [`${pool === 40 ? 'avg' : 'max'}pool_fwd_fused@${pool} x:bf16`, `${pool === 40 ? 'avg' : 'max'}pool_bwd_fused@${pool} e_y:bf16`]
         : [`conv_fwd_fused@${next(l)} x:bf16`, `conv_wgrad_fused@${next(l)} x:bf16`, `conv_dgrad_fused@${next(l)} e_y:bf16`];
       const rebuilt = p.steps.some((r) => r.op === 'grad_rebuild' && r.layer === l);
-      const own = rebuilt ? [`grad_rebuild@${l} g_y:bf16`] : [`conv_wgrad_fused@${l} g_y:bf16`, ...(l > 1 ? [`conv_dgrad_fused@${l} g_y:bf16`] : [])];
+      const storing = p.steps.some((r) => r.op === 'conv_wgrad_fused' && r.layer === l && r.consts.dyOut === true);
+      const own = rebuilt ? [`grad_rebuild@${l} g_y:bf16`] : [`conv_wgrad_fused@${l} g_y:bf16`, ...(l > 1 && !storing ? [`conv_dgrad_fused@${l} g_y:bf16`] : [])];
       expect(touching.sort(), s.kernel).toEqual([`conv_fwd_fused@${l} y:bf16`, ...readers, ...own].sort());
     }
   });

@@ -23,9 +23,12 @@ function shaped(file: string) {
   return r.model;
 }
 
-/** The fused training program of `file` built for emu at `precision` (rebuildPass false: the A/B switch). */
+/**
+ * The fused training program of `file` built for emu at `precision` (rebuildPass false: the A/B switch), the pass not
+ * folded into the weight gradients (rebuildInWgrad off: test/emu-rebuild-in-wgrad.test.ts checks that default).
+ */
 function trainProgram(file: string, precision: 'fp32' | 'bf16', rebuildPass?: false): Program {
-  const compiled = compileModel(shaped(file), { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision, ...(rebuildPass === false ? { ablations: { rebuildPass } } : {}) });
+  const compiled = compileModel(shaped(file), { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision, ablations: { rebuildInWgrad: false, ...(rebuildPass === false ? { rebuildPass } : {}) } });
   const train = compiled.lowered.programs.find((p) => p.name === 'train_forward_backward');
   if (!train) throw new Error(`${file}: no training program`);
   return train;

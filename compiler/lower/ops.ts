@@ -148,7 +148,8 @@ const constSchemas = {
   // waveTile: a 1×1 bf16 weight gradient takes that smaller tile (backends/cuda/conv-mma-wgrad-wave-tiles.ts), chosen by the GPU's waves (lower/wgrad-tile-waves.ts).
   // waveSplits: a stem's splits chosen for the GPU's waves though a wgrad_reduce sums them (lower/train-fused.ts stemWaveSplits).
   // residentBlocks: its splits were chosen at that many blocks a SM by ptxas (schedule/wgrad-gpu-choice.ts), which its launch bounds then ask of every arch.
-  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?', lastSplit: 'bool?', waveSplits: 'bool?', waveTile: 'int?', residentBlocks: 'int?' },
+  // dyOut: the dY' it rebuilds is also stored, rounded to bf16, in dy_raw for the data gradient (lower/train-fused.ts rebuildInWgrad).
+  conv_wgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...inFlags, splits: 'int', ...u8Input, gBf16: 'bool?', xBf16: 'bool?', gyBf16: 'bool?', lastSplit: 'bool?', waveSplits: 'bool?', waveTile: 'int?', residentBlocks: 'int?', dyOut: 'bool?' },
   wgrad_reduce: { count: 'int', K: 'int', bias: 'bool', splits: 'int' },
   bn_stats: channels,
   bn_finalize: { ...channels, eps: 'num', momentum: 'num' },
@@ -607,6 +608,7 @@ const rulesTable = {
   conv_wgrad_fused: [
     convGradient,
     ...rebuild<OpConsts['conv_wgrad_fused']>((c) => c.K, (c) => c.P * c.Q),
+    { name: 'dy_raw', dir: 'out', dtype: 'bf16', when: (c) => c.dyOut === true, size: (c) => storageWords('bf16', outPlane(c)) },
     convInput,
     ...pendingInput<OpConsts['conv_wgrad_fused']>(),
     // One scratch pair serves every conv of the program, sized for the largest.

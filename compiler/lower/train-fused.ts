@@ -141,6 +141,17 @@ export interface FusedTrainOptions {
    */
   readonly bf16Rebuilt?: boolean;
   /**
+   * With bf16Rebuilt, no pass before a 1×1 conv: its bf16 weight gradient (which runs first) rebuilds dY' in its B staging, as
+   * it would without the pass, and the blocks of its first row tile (blockIdx.x 0: every output channel and position
+   * once) also store each staged value rounded to bf16 for the data gradient, which reads it as it read the pass's.
+   * The rounding and the arithmetic are the pass's (parts.ts rebuildGradient), so dW and dX are bitwise unchanged; the
+   * bias gradient is summed from the unrounded dY' again (as without bf16Rebuilt). It saves the pass's launch, its read
+   * of g and y, and the weight gradient's read of what the pass wrote, for that kernel's reads of g and y once per row
+   * tile and a write of dY' (NIN b128: k14/k17 −32 µs each, k24/k27 −8.7, k34/k37 +3.2/+9.0). A k×k conv keeps the pass: its weight gradient would rebuild each element once per
+   * row tile of C·R·S (10 for a 5×5 of 96 channels), and the 5×5 of i15Z's block-2 spec lost 24 µs by it (bench/RESULTS.md i15Z).
+   */
+  readonly rebuildInWgrad?: boolean;
+  /**
    * A max pool whose every reader is a conv stores its output rounded to bf16: a conv reads its input only in
    * its bf16 tensor-core forward and weight gradient, which round it as they stage it anyway, and the pool's
    * backward reads its argmax, not its output; so every result is bitwise unchanged, in half the bytes.
@@ -720,19 +731,27 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const o = node.output;
         const rebuiltFirst = options.rebuildPass && grad.of.pending?.bn && (a.kH * a.kW > 1 || x.C >= REBUILD_1X1_MIN_CHANNELS) && needDx;
         const rebuiltBf16 = rebuiltFirst === true && options.bf16Rebuilt === true;
-        if (rebuiltFirst) grad = { buf: rawGradient(l, grad, rebuiltBf16), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
+        // rebuildInWgrad: a 1×1 conv's weight gradient rebuilds from the pending gradient and stores dY' (bf16) for the data gradient.
+        const inWgrad = rebuiltBf16 && options.rebuildInWgrad === true && a.kH * a.kW === 1;
+        const dyRaw = inWgrad ? b.act(`${l.kind}${l.index}.grad_raw`, storageWords('bf16', grad.of.C * grad.of.H * grad.of.W), 'bf16') : undefined;
+        const pending = grad;
+        if (rebuiltFirst) grad = { buf: dyRaw ?? rawGradient(l, grad, rebuiltBf16), of: { buf: grad.of.buf, C: grad.of.C, H: grad.of.H, W: grad.of.W } };
         const gBf16 = rebuiltFirst ? rebuiltBf16 : bf16Gradients.has(grad.buf);
         const gStorage = gBf16 ? { gBf16: true } : {};
         const r = rebuild(grad.of);
+        // The weight gradient's g and its rebuild: the pending gradient's where it rebuilds dY' itself.
+        const wgradGrad = dyRaw ? pending : grad;
+        const wr = dyRaw ? rebuild(pending.of) : r;
+        const wgradStorage = dyRaw ? { ...(bf16Gradients.has(pending.buf) ? { gBf16: true } : {}), dyOut: true } : gStorage;
         const p = pendingArgs(x);
         const shape = { C: x.C, H: x.H, W: x.W, K: o.C, P: o.H, Q: o.W, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias };
         const dW = { dw: gradId(l, 'weight'), db: a.bias ? gradId(l, 'bias') : undefined };
         const waveStem = waveSplitStem(l);
         const folded = lastSplit(x.buf) && !waveStem;
-        const wgradConsts: OpConsts['conv_wgrad_fused'] = { ...shape, ...r.consts, ...p.consts, splits: splitsOf(l), ...stemOf(x.buf), ...gStorage, ...bf16Flag(x.buf, 'xBf16'), ...(folded ? { lastSplit: true } : {}), ...(waveStem ? { waveSplits: true } : {}) };
+        const wgradConsts: OpConsts['conv_wgrad_fused'] = { ...shape, ...wr.consts, ...p.consts, splits: splitsOf(l), ...stemOf(x.buf), ...wgradStorage, ...bf16Flag(x.buf, 'xBf16'), ...(folded ? { lastSplit: true } : {}), ...(waveStem ? { waveSplits: true } : {}) };
         const { splits, waveTile, residentBlocks } = (folded || waveStem) && options.wgradSplitsFor ? options.wgradSplitsFor(l, wgradConsts) : { splits: wgradConsts.splits, waveTile: undefined, residentBlocks: undefined };
         if (splits < 1 || splits > wgradConsts.splits) throw new Error(`internal error: layer ${l.index}'s weight gradient in ${splits} splits, its partials sized for 1 to ${wgradConsts.splits}`);
-        b.step(l, 'conv_wgrad_fused', { g: grad.buf, ...r.buffers, x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials, ...(folded ? { ...dW, tickets: wgradTickets } : {}) }, { ...wgradConsts, splits, ...(waveTile !== undefined ? { waveTile } : {}), ...(residentBlocks !== undefined ? { residentBlocks } : {}) });
+        b.step(l, 'conv_wgrad_fused', { g: wgradGrad.buf, ...wr.buffers, ...(dyRaw ? { dy_raw: dyRaw } : {}), x: x.buf, ...p.buffers, wpart: wgradPartials, bpart: biasPartials, ...(folded ? { ...dW, tickets: wgradTickets } : {}) }, { ...wgradConsts, splits, ...(waveTile !== undefined ? { waveTile } : {}), ...(residentBlocks !== undefined ? { residentBlocks } : {}) });
         if (!folded) b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, ...dW }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
         const dxBf16 = storesGradientBf16(x);

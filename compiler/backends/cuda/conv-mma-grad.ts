@@ -320,7 +320,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const threads = tileThreads(tile);
   const WN = NT * 8;
   const bsums = Math.ceil((BN * 8) / threads); // the B items (row, quarter) a thread stages per slice: its bias-gradient partials
-  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), { name: 'x', bf16: c.xBf16 }, ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }, ...lastSplitParams(c)];
+  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), ...(c.dyOut ? [{ name: 'dy_raw', out: true, bf16: true }] : []), { name: 'x', bf16: c.xBf16 }, ...inputParams(c), { name: 'wpart', out: true }, { name: 'bpart', out: true }, ...lastSplitParams(c)];
   // One row a warp instruction, lanes along positions (conv-mma-wgrad-coalesced-staging.ts), where the tile's rows split evenly into warps.
   const coalesced = isOn(ablations, 'wgradCoalesced');
   const aPerWarp = rowsPerWarp(BM, threads), bPerWarp = rowsPerWarp(BN, threads);
@@ -380,6 +380,8 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     `  const long long at = (j / ${PQ} * ${c.K} + kout) * ${PQ} + j % ${PQ};`,
     `  v = ${loadFloat('g', 'at', c.gBf16)};`,
     ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `  ${s}`),
+    // dyOut: the first row tile's blocks hold every (k, j) once between them; they store dY' for the data gradient.
+    ...(c.dyOut ? [`  if (blockIdx.x == 0) ${storeFloat('dy_raw', 'at', 'v', true)}`] : []),
     '}',
   ];
   const biasSum = c.bias && bRows
@@ -455,6 +457,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     c.inBn && 'prologue: input BN scale/shift',
     c.inRelu && 'prologue: input ReLU',
     c.bias && 'bias gradient (fp32)',
+    c.dyOut && "dY' stored (bf16) for the data gradient by the first row tile's blocks",
     s2d && s2dWgradWords(s2d, stem),
     (aRows || bRows) && `${[aRows && 'x', bRows && "dY'"].filter(Boolean).join(' and ')} staged one row a warp instruction, lanes along positions`,
     (aWindow || bWindow) && `${[aWindow && 'x', bWindow && "dY'"].filter(Boolean).join(' and ')} loaded in whole sectors into per-row shared windows`,
