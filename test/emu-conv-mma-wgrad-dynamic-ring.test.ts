@@ -1,5 +1,5 @@
 // The k×k weight gradients' cp.async ring of dY' in dynamic shared memory (compiler/backends/cuda/conv-mma-wgrad-async-ring.ts,
-// opted into by `wgradDynamicRing: true`) against B staged without a ring (the default): where two stages do not
+// `wgradDynamicRing`, on by default) against B staged without a ring (`wgradDynamicRing: false`): where two stages do not
 // fit beside the kernel's static shared memory (the 256-tall tile and its input halo), the ring's 4 stages go to the
 // launch's dynamic shared memory (launch.shared, which the cuda device raises the kernel's limit for; the emu device
 // hands the block that many bytes). The windows hold the raw bf16 that the staging read from global memory, so every
@@ -22,7 +22,7 @@ const spec = (c: number, h: number, w: number) => `model wgrad_dynamic {
   view(-1)  linear(${32 * h * w}, ${CLASSES})  logsoftmax
 }`;
 const DYNAMIC_RING = /dY' copied by cp\.async \((\d+)-byte chunks\) into a 4-stage ring of slice windows \((\d+) B a stage, in dynamic shared memory\)/;
-const ON = { wgradDynamicRing: true } as const;
+const OFF = { wgradDynamicRing: false } as const;
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-conv-mma-wgrad-dynamic-ring.test.ts: the emu builds and the bitwise comparisons run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
@@ -40,8 +40,8 @@ describe('the dynamic ring (choice and compiled kernels, no build)', () => {
   });
 
   for (const [c, h, w, bytes] of [[16, 8, 8, '16'], [32, 6, 5, '4']] as const) {
-    it(`${c} → 128, 3×3 on ${h}×${w}: the 3×3's weight gradient takes the dynamic ring (${bytes}-byte copies) and asks its launch for it; by default, neither, and only it changes`, () => {
-      const on = compileEmuVariant(spec(c, h, w), 'wgrad_dynamic.model', ON), off = compileEmuVariant(spec(c, h, w), 'wgrad_dynamic.model');
+    it(`${c} → 128, 3×3 on ${h}×${w}: the 3×3's weight gradient takes the dynamic ring (${bytes}-byte copies) and asks its launch for it; off, neither, and only it changes`, () => {
+      const on = compileEmuVariant(spec(c, h, w), 'wgrad_dynamic.model'), off = compileEmuVariant(spec(c, h, w), 'wgrad_dynamic.model', OFF);
       const k4 = wgrads(on).get('k4_conv_wgrad_fused')!;
       const ring = k4.fused?.match(DYNAMIC_RING);
       expect(ring?.[1]).toBe(bytes);
@@ -58,7 +58,7 @@ describe('the dynamic ring (choice and compiled kernels, no build)', () => {
   }
 
   it("NIN: the 28×28 5×5 and 14×14 3×3 weight gradients (k11, k21) take it, 40 and 36 KiB of dynamic shared memory; no other launch asks for any", () => {
-    const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', ON);
+    const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model');
     const asking = (nin.cuda?.kernels ?? []).filter((k) => k.launch.shared > 0).map((k) => [k.name, k.launch.shared]);
     expect(asking).toEqual([['k21_conv_wgrad_fused', 36864], ['k11_conv_wgrad_fused', 40960]]);
     for (const [name] of asking) expect(wgrads(nin).get(String(name))!.fused, String(name)).toMatch(DYNAMIC_RING);
@@ -68,7 +68,7 @@ describe('the dynamic ring (choice and compiled kernels, no build)', () => {
 describe.runIf(FULL)('the dynamic ring on emu (NINCC_TEST_FULL=1)', () => {
   for (const [c, h, w, seed] of [[16, 8, 8, 411], [32, 6, 5, 431]] as const) {
     it(`${c} → 128 on ${h}×${w}: one training step's gradients and SGD steps bitwise those of B staged without the ring`, async () => {
-      await expectSameVariants({ spec: spec(c, h, w), file: 'wgrad_dynamic.model', input: [16, h, w], classes: CLASSES, on: ON, off: {}, live: 'conv4.weight' }, seed);
+      await expectSameVariants({ spec: spec(c, h, w), file: 'wgrad_dynamic.model', input: [16, h, w], classes: CLASSES, on: {}, off: OFF, live: 'conv4.weight' }, seed);
     }, 900_000);
   }
 });

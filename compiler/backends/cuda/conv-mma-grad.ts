@@ -325,8 +325,8 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const plainB = bRows && c.gBf16 && !c.gBn && !c.gRelu;
   const besideB = tileBytes + (aWindow ? windowBytes(BM) : 0);
   // Plain bf16 dY' on planes of whole 4-byte copies: a cp.async ring of slice windows, S − 1 slices in flight (conv-mma-wgrad-async-ring.ts),
-  // opted into: in dynamic shared memory where it does not fit beside the static (the k×k kernels' input halos).
-  const asyncRing = plainB && isOn(ablations, 'wgradAsyncRing') ? chooseAsyncRing(PQ, BN, besideB, isOptedIn(ablations, 'wgradDynamicRing')) : undefined;
+  // in dynamic shared memory where it does not fit beside the static (the k×k kernels' input halos).
+  const asyncRing = plainB && isOn(ablations, 'wgradAsyncRing') ? chooseAsyncRing(PQ, BN, besideB, isOn(ablations, 'wgradDynamicRing')) : undefined;
   // Else, on short planes: whole images of the block's channels copied into a shared ring, B staged from there (conv-mma-wgrad-image-ring.ts).
   const ring = plainB && !asyncRing && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
   const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
