@@ -152,6 +152,14 @@ KernelHandle CudaDevice::findKernel(const Step& step) {
   if (r != kSuccess && r != kErrorNotFound) NINCC_CU(r, "cuModuleGetFunction(" + symbol + ")");
   if (r != kSuccess) kernel.function = nullptr;
   if (kernel.function) kernel.signature = readGlobal("nincc_signature_" + symbol, true);
+  // A step that launches with more than 48 KiB of dynamic shared memory (the plan's launch.shared) needs its function's
+  // limit raised first: the attribute is the function's, so it is set once, to the most any step of it asks.
+  const uint32_t shared = step.launch.sharedBytes;
+  if (kernel.function && shared > kDefaultDynamicSharedBytes && shared > dynamicSharedLimits_[kernel.function]) {
+    NINCC_CU(driver_.cuFuncSetAttribute(kernel.function, kFuncAttributeMaxDynamicSharedBytes, static_cast<int>(shared)),
+             "cuFuncSetAttribute(" + symbol + ", MAX_DYNAMIC_SHARED_SIZE_BYTES, " + std::to_string(shared) + ")");
+    dynamicSharedLimits_[kernel.function] = shared;
+  }
   kernels_.push_back(std::move(kernel));
   return &kernels_.back();
 }

@@ -102,6 +102,8 @@ class CudaDevice final : public Device {
   std::string libraryPath_;
   std::string lastLaunch_;   // names the kernel an asynchronous fault most likely came from
   std::deque<Kernel> kernels_;
+  // Functions whose dynamic shared-memory limit was raised (cuFuncSetAttribute), to the most any of their steps asks.
+  std::map<void*, uint32_t> dynamicSharedLimits_;
   bool graphs_ = false;  // NINCC_CUDA_GRAPHS=1 and the driver has the graph API
   // timeLaunches(true): each launch's kernel and its start and end events (CUevent), until takeLaunchTimes.
   struct TimedLaunch {

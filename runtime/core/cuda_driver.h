@@ -14,6 +14,10 @@ using CUdevice = int;
 using CUdeviceptr = unsigned long long;  // 64-bit on every platform the driver API v2 names serve
 constexpr CUresult kSuccess = 0;
 constexpr CUresult kErrorNotFound = 500;  // CUDA_ERROR_NOT_FOUND: an absent function or global name
+// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: a launch may ask for more than 48 KiB of dynamic shared
+// memory only after its function's attribute was raised to at least that much (the launch fails otherwise).
+constexpr int kFuncAttributeMaxDynamicSharedBytes = 8;
+constexpr unsigned kDefaultDynamicSharedBytes = 48 * 1024;
 
 // CUDA_KERNEL_NODE_PARAMS_v2 of cuda.h (CUDA 12 and later), the layout cuGraphAddKernelNode_v2 takes.
 struct KernelNodeParams {
@@ -52,6 +56,7 @@ struct CudaDriver {
   CUresult (*cuModuleUnload)(void*) = nullptr;
   CUresult (*cuModuleGetFunction)(void**, void*, const char*) = nullptr;
   CUresult (*cuModuleGetGlobal)(CUdeviceptr*, size_t*, void*, const char*) = nullptr;
+  CUresult (*cuFuncSetAttribute)(void*, int, int) = nullptr;
   CUresult (*cuLaunchKernel)(void*, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void*,
                              void**, void**) = nullptr;
   CUresult (*cuMemAlloc)(CUdeviceptr*, size_t) = nullptr;
@@ -132,6 +137,7 @@ struct CudaDriver {
     resolve(cuModuleUnload, "cuModuleUnload");
     resolve(cuModuleGetFunction, "cuModuleGetFunction");
     resolve(cuModuleGetGlobal, "cuModuleGetGlobal_v2");
+    resolve(cuFuncSetAttribute, "cuFuncSetAttribute");
     resolve(cuLaunchKernel, "cuLaunchKernel");
     resolve(cuMemAlloc, "cuMemAlloc_v2");
     resolve(cuMemFree, "cuMemFree_v2");

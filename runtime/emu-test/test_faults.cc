@@ -87,6 +87,10 @@ void test_faults() {
   EXPECT_FAULT(nincc::emu::launch("fill_index", dim3(1), dim3(1, 1, 65), 0, &fill_index, out.data()), "block z");
   EXPECT_FAULT(nincc::emu::launch("fill_index", dim3(1), dim3(32), 300 * 1024, &fill_index, out.data()),
                "dynamic shared memory");
+  // The most dynamic shared memory a block may have, and a static declaration beside it: over the block's limit too.
+  EXPECT_FAULT(nincc::emu::launch("missing_barrier", dim3(1), dim3(64), 227 * 1024, &missing_barrier, out.data()),
+               "`tile` (faults.cu:", "brings the kernel's static and dynamic shared memory to 232704 bytes; a block may have 232448");
+  check_runner_recovers();
 
 #ifdef NINCC_EMU_CHECKS
   EXPECT_FAULT(nincc::emu::launch("two_barrier_sites", dim3(1), dim3(64), 0, &two_barrier_sites, out.data()),

@@ -33,7 +33,7 @@ import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type Sta
 import { isOn, isOptedIn, type Ablations } from '../../ablations.js';
 import { lastSplitParams, lastSplitReduce } from './conv-mma-last-cta-wgrad.js';
 import { chooseImageRing, ringCopy, ringElement, ringPrologue } from './conv-mma-wgrad-image-ring.js';
-import { asyncRingElement, asyncRingIssue, asyncRingLand, asyncRingPrologue, asyncRingWords, chooseAsyncRing } from './conv-mma-wgrad-async-ring.js';
+import { asyncRingDynamicBytes, asyncRingElement, asyncRingIssue, asyncRingLand, asyncRingPrologue, asyncRingWords, chooseAsyncRing } from './conv-mma-wgrad-async-ring.js';
 import { offSectorGrid, windowBytes, windowElement, windowLoad, windowPrologue, type SectorWindow } from './conv-mma-wgrad-sector-window.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 
@@ -341,8 +341,9 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     : undefined;
   const plainB = bRows && c.gBf16 && !c.gBn && !c.gRelu;
   const besideB = tileBytes + (aWindow ? windowBytes(BM) : 0);
-  // Plain bf16 dY' on planes of whole 4-byte copies: a cp.async ring of slice windows, S − 1 slices in flight (conv-mma-wgrad-async-ring.ts).
-  const asyncRing = plainB && isOn(ablations, 'wgradAsyncRing') ? chooseAsyncRing(PQ, BN, besideB) : undefined;
+  // Plain bf16 dY' on planes of whole 4-byte copies: a cp.async ring of slice windows, S − 1 slices in flight (conv-mma-wgrad-async-ring.ts),
+  // in dynamic shared memory where it does not fit beside the static (the k×k kernels' input halos).
+  const asyncRing = plainB && isOn(ablations, 'wgradAsyncRing') ? chooseAsyncRing(PQ, BN, besideB, isOn(ablations, 'wgradDynamicRing')) : undefined;
   // Else, on short planes: whole images of the block's channels copied into a shared ring, B staged from there (conv-mma-wgrad-image-ring.ts).
   const ring = plainB && !asyncRing && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
   const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
@@ -469,7 +470,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   return {
     params: params(k, names),
     body,
-    launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [threads, 1, 1], shared: 0 },
+    launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [threads, 1, 1], shared: asyncRingDynamicBytes(asyncRing) },
     fused,
     tile: tileText,
     // The resident blocks its splits were chosen at: without the bound ptxas may take more registers (or, sm_80 on NIN's

@@ -8,11 +8,15 @@
 // bitwise that of `wgradAsyncRing: false`. Stage it % S is made visible by the wait at the end of iteration it − 1 and
 // the barrier that already closes it; stage (it + S − 1) % S, refilled at the start of iteration it, was last read
 // before that barrier. The copies' stores are consecutive 16-byte runs and a row's 32 reads 64 contiguous bytes:
-// conflict-free. docs/design.md §4.1.
+// conflict-free. Where two stages do not fit beside the kernel's static shared memory (the k×k weight gradients' input
+// halos), the ring may take dynamic shared memory instead (`dynamic`: the launch asks for its bytes, above 48 KiB a
+// block where need be; the runtime raises the kernel's limit, runtime/core/cuda_device.cc). docs/design.md §4.1.
 import { BK } from './conv-mma-tile.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 
 const MAX_STAGES = 4;
+/** The most shared memory, static and dynamic, a block may have on every arch the kernels compile for (sm_80: 163 KiB; sm_90: 227 KiB). */
+const BLOCK_SHARED_BYTES = 163 * 1024;
 
 /** The ring: `stages` windows of `rows` rows, each `window` positions copied `chunk` positions (bf16) at a time. */
 export interface AsyncRing {
@@ -20,26 +24,34 @@ export interface AsyncRing {
   readonly rows: number;
   readonly chunk: number; // positions a copy: 8, 4 or 2 (16, 8 or 4 bytes)
   readonly window: number; // BK + chunk: a slice's positions from the chunk holding its first
+  readonly dynamic?: true; // in the launch's dynamic shared memory (asyncRingBytes of it), not a static declaration
 }
 
 export const asyncRingStageBytes = (r: AsyncRing) => r.rows * r.window * 2;
+export const asyncRingBytes = (r: AsyncRing) => r.stages * asyncRingStageBytes(r);
+/** The launch's dynamic shared memory: the ring's bytes where it lives there. */
+export const asyncRingDynamicBytes = (r: AsyncRing | undefined) => (r?.dynamic ? asyncRingBytes(r) : 0);
 
 /**
  * The ring for B rows of a plain bf16 dY' on planes of `positions` (P·Q), beside `besideBytes` of static shared memory:
- * the widest chunk dividing the plane (a copy stays in one plane and aligned) and the most stages (2–4) that fit;
- * undefined where no chunk of at least 4 bytes divides it (NIN's 7×7) or two stages do not fit.
+ * the widest chunk dividing the plane (a copy stays in one plane and aligned) and the most stages (2–4) that fit in
+ * static shared memory; else, with `dynamic`, all 4 stages in dynamic shared memory where they and 48 KiB of static
+ * stay within BLOCK_SHARED_BYTES. Undefined where no chunk of at least 4 bytes divides the plane (NIN's 7×7)
+ * or no ring fits.
  */
-export function chooseAsyncRing(positions: number, rows: number, besideBytes: number): AsyncRing | undefined {
+export function chooseAsyncRing(positions: number, rows: number, besideBytes: number, dynamic = false): AsyncRing | undefined {
   const chunk = [8, 4, 2].find((c) => positions % c === 0);
   if (!chunk) return undefined;
-  const window = BK + chunk;
-  const stages = Math.min(MAX_STAGES, Math.floor((STATIC_SHARED_BYTES - besideBytes) / (rows * window * 2)));
-  return stages >= 2 ? { stages, rows, chunk, window } : undefined;
+  const window = BK + chunk, stageBytes = rows * window * 2;
+  const stages = Math.min(MAX_STAGES, Math.floor((STATIC_SHARED_BYTES - besideBytes) / stageBytes));
+  if (stages >= 2) return { stages, rows, chunk, window };
+  // Beside static shared memory of at most 48 KiB, whatever the kernel declares besides what `besideBytes` counts.
+  return dynamic && STATIC_SHARED_BYTES + MAX_STAGES * stageBytes <= BLOCK_SHARED_BYTES ? { stages: MAX_STAGES, rows, chunk, window, dynamic: true } : undefined;
 }
 
 /** report.txt's words. */
 export const asyncRingWords = (r: AsyncRing) =>
-  `dY' copied by cp.async (${r.chunk * 2}-byte chunks) into a ${r.stages}-stage ring of slice windows (${asyncRingStageBytes(r)} B a stage), ${r.stages - 1} slices in flight, B staged from there`;
+  `dY' copied by cp.async (${r.chunk * 2}-byte chunks) into a ${r.stages}-stage ring of slice windows (${asyncRingStageBytes(r)} B a stage${r.dynamic ? ', in dynamic shared memory' : ''}), ${r.stages - 1} slices in flight, B staged from there`;
 
 const copy = (r: AsyncRing) => (r.chunk === 8 ? 'nincc::cp_async_cg' : `nincc::cp_async_ca<${r.chunk * 2}>`);
 
@@ -51,7 +63,9 @@ const copy = (r: AsyncRing) => (r.chunk === 8 ? 'nincc::cp_async_cg' : `nincc::c
 export function asyncRingPrologue(r: AsyncRing, K: number, positions: number, threads: number): string[] {
   const per = r.window / r.chunk, items = r.rows * per, rounds = Math.ceil(items / threads) * threads;
   return [
-    `NINCC_SHARED(nincc::bf16, bring, ${r.stages * r.rows * r.window});  // dY''s ring: ${r.stages} stages × ${r.rows} rows × ${r.window} positions`,
+    r.dynamic
+      ? `NINCC_DYNAMIC_SHARED(nincc::bf16, bring);  // dY''s ring, the launch's ${asyncRingBytes(r)} B: ${r.stages} stages × ${r.rows} rows × ${r.window} positions`
+      : `NINCC_SHARED(nincc::bf16, bring, ${r.stages * r.rows * r.window});  // dY''s ring: ${r.stages} stages × ${r.rows} rows × ${r.window} positions`,
     `auto issue = [&](long long jj, int st) {  // the window of slice jj: positions from jj's chunk on`,
     `  const long long base = jj - jj % ${r.chunk};`,
     `  for (int i = t; i < ${rounds}; i += ${threads}) {`,

@@ -52,9 +52,10 @@ std::string cudaArtifact(const std::string& fatbin) {
 
 // The fixture's infer program with a launch rule on all three steps, and a module that runs them on the
 // fake driver: scale_add (y = scale·x + shift), add_bias (y += bias), nop.
-std::string runnableCudaArtifact(const std::string& addBias = "add_bias", const std::string& moreModuleLines = "") {
+// `shared`: every step's dynamic shared memory, in bytes.
+std::string runnableCudaArtifact(const std::string& addBias = "add_bias", const std::string& moreModuleLines = "", unsigned shared = 0) {
   std::string plan = replaceOnce(fixturePlanText(), "\"cpu\": \"kernels.cpu.so\"", "\"cuda\": \"kernels.fatbin\"");
-  const std::string rule = "\"launch\": { \"grid\": [1, 1, 1], \"batchAxis\": 0, \"block\": [32, 1, 1], \"shared\": 0 } }";
+  const std::string rule = "\"launch\": { \"grid\": [1, 1, 1], \"batchAxis\": 0, \"block\": [32, 1, 1], \"shared\": " + std::to_string(shared) + " } }";
   plan = replaceOnce(plan, "\"scalars\": [\"scale\", \"shift\"] },", "\"scalars\": [\"scale\", \"shift\"], " + rule + ",");
   plan = replaceOnce(plan, "{ \"space\": \"param\", \"offset\": 0, \"size\": 4 } ],\n          \"scalars\": [] },",
                      "{ \"space\": \"param\", \"offset\": 0, \"size\": 4 } ],\n          \"scalars\": [], " + rule + ",");
@@ -102,6 +103,24 @@ void plainLaunches() {
   CHECK(driverCalls("cuGraphCreate") == 0);
 }
 
+// Launches with more than 48 KiB of dynamic shared memory (the fake driver refuses them, as the driver does, unless
+// the function's limit was raised): the device raises each function's limit once, when it loads the program's steps,
+// and not for launches within the default 48 KiB. Kernel by kernel, or as graph nodes (NINCC_CUDA_GRAPHS=1).
+void bigSharedLaunches() {
+  const float bias[4] = {1, 2, 3, 4};
+  const int before = driverCalls("cuFuncSetAttribute");
+  std::unique_ptr<Model> small = Model::load(runnableCudaArtifact("add_bias", "", 48 * 1024), "cuda");
+  small->writeSpace("param", 0, 4, bias);
+  inferAndCheck(*small, 3, 2.0, -1.0, bias);
+  CHECK(driverCalls("cuFuncSetAttribute") == before);
+  small.reset();
+  std::unique_ptr<Model> big = Model::load(runnableCudaArtifact("add_bias", "", 100 * 1024), "cuda");
+  big->writeSpace("param", 0, 4, bias);
+  inferAndCheck(*big, 3, 2.0, -1.0, bias);
+  inferAndCheck(*big, 2, 4.0, 0.25, bias);
+  CHECK(driverCalls("cuFuncSetAttribute") == before + 3);  // three kernels, each once
+}
+
 void graphs() {
   std::unique_ptr<Model> model = Model::load(runnableCudaArtifact(), "cuda");
   const float bias[4] = {1, 2, 3, 4};
@@ -130,6 +149,8 @@ void graphs() {
   CHECK(driverCalls("cuLaunchKernel") == 0);
   model.reset();
   CHECK(driverCalls("cuGraphExecDestroy") == 2 && driverCalls("cuGraphDestroy") == 2);
+  bigSharedLaunches();
+  CHECK(driverCalls("cuGraphAddKernelNode_v2") == 15 && driverCalls("cuLaunchKernel") == 0);  // three more graphs of three
 
   // A kernel that faults inside the graph: the launch names the program and its size.
   std::unique_ptr<Model> faulting = Model::load(runnableCudaArtifact(""), "cuda");
@@ -353,6 +374,7 @@ void fake() {
   CHECK_THROWS_WITH(Model::load(cudaArtifact("nincc_source_hash=fixture-source-hash-1\nkernel:k_scale_add=\n"), "cuda"),
                     "cuModuleGetGlobal(nincc_signature_k_scale_add) failed: CUDA_ERROR_NOT_FOUND");
   plainLaunches();
+  bigSharedLaunches();
 }
 
 // FAKE_CUDA_MICROS gives k_scale_add 3 µs by name, k_add_bias 7 µs by its text's hash, the rest 1 µs.

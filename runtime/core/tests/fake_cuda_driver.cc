@@ -24,6 +24,8 @@
 // else `*` (0 µs without any); a device clock advances by it when the launch runs, an event recorded on a
 // stream takes the clock's time when it is reached, and cuEventElapsedTime is the difference (events made
 // with CU_EVENT_DISABLE_TIMING refuse it). cuDeviceGetName says FAKE_CUDA_NAME (default "Fake GPU").
+// Dynamic shared memory: as the driver, a launch or kernel node asking a function for more than 48 KiB fails with
+// CUDA_ERROR_INVALID_VALUE unless cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES) raised its limit (to 227 KiB at most).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -44,6 +46,7 @@ struct Function {
   std::string behaviour;
   std::string hash;  // of the kernel's text, from a `hash:` line
   double micros = 0;
+  unsigned maxDynamicShared = 48 * 1024;  // raised by cuFuncSetAttribute; a launch asking more is refused
 };
 
 // FAKE_CUDA_MICROS's duration for a kernel: by its text's hash, else its name, else `*`, else 0.
@@ -413,6 +416,14 @@ FAKE cuModuleGetFunction(void** f, void* m, const char* name) {
   *f = &it->second;
   return kSuccess;
 }
+FAKE cuFuncSetAttribute(void* f, int attribute, int value) {
+  COUNT();
+  constexpr int kMaxDynamicSharedBytes = 8, kMostSharedBytes = 227 * 1024;
+  if (attribute != kMaxDynamicSharedBytes || value < 0 || value > kMostSharedBytes) return kInvalidValue;
+  static_cast<Function*>(f)->maxDynamicShared = unsigned(value);
+  return kSuccess;
+}
+bool sharedAllowed(const void* f, unsigned shared) { return shared <= static_cast<const Function*>(f)->maxDynamicShared; }
 FAKE cuModuleGetGlobal_v2(Ptr* p, size_t* bytes, void* m, const char* name) {
   auto& g = static_cast<Module*>(m)->globals;
   auto it = g.find(name);
@@ -422,9 +433,10 @@ FAKE cuModuleGetGlobal_v2(Ptr* p, size_t* bytes, void* m, const char* name) {
   return kSuccess;
 }
 // A kernel without a behaviour "faults": the device must name the kernel and its geometry.
-FAKE cuLaunchKernel(void* f, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void* stream, void** params,
+FAKE cuLaunchKernel(void* f, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned shared, void* stream, void** params,
                     void**) {
   COUNT();
+  if (!sharedAllowed(f, shared)) return kInvalidValue;
   // The parameter values are copied at the call, as the driver does.
   auto node = std::make_shared<Node>();
   NodeParams p{f, {}, {}, 0, params, nullptr, nullptr, nullptr};
@@ -448,6 +460,7 @@ FAKE cuGraphAddKernelNode_v2(void** node, void* g, void* const* after, size_t co
   auto* graph = static_cast<Graph*>(g);
   // The device chains its nodes: each after the one before, the first after none.
   if (count != (graph->nodes.empty() ? 0u : 1u) || (count && after[0] != graph->nodes.back())) return kInvalidValue;
+  if (!sharedAllowed(p->func, p->shared)) return kInvalidValue;
   auto* n = new Node;
   n->set(p);
   graph->nodes.push_back(n);
@@ -462,6 +475,7 @@ FAKE cuGraphInstantiateWithFlags(void** exec, void* g, unsigned long long) {
 }
 FAKE cuGraphExecKernelNodeSetParams_v2(void*, void* node, const NodeParams* p) {
   COUNT();
+  if (!sharedAllowed(p->func, p->shared)) return kInvalidValue;
   static_cast<Node*>(node)->set(p);
   return kSuccess;
 }

@@ -75,6 +75,9 @@ class SharedArena {
       kernel_fault("`%s` (%s:%d) brings the kernel's static shared memory to %zu bytes; CUDA allows %zu per kernel "
                    "(use NINCC_DYNAMIC_SHARED beyond that)",
                    name, file, line, static_bytes_ + bytes, kStaticLimit);
+    if (dynamic_bytes_ + static_bytes_ + bytes > kDynamicLimit)
+      kernel_fault("`%s` (%s:%d) brings the kernel's static and dynamic shared memory to %zu bytes; a block may have %zu",
+                   name, file, line, dynamic_bytes_ + static_bytes_ + bytes, kDynamicLimit);
     const size_t offset = align_up(used_, align < 16 ? 16 : align);
     declarations_.push_back(Declaration{tag, offset, bytes});
     static_bytes_ += bytes;
