@@ -46,6 +46,7 @@ describe("the stem weight gradient's wave splits (compiled, no build)", () => {
     // conv-mma-wgrad-halo.ts haloStaging: from the grid's staging that holds the split's first slice, then at every multiple of 128.
     expect(body(waves)).toContain('if (j0 == lo || j0 % 128 == 0) {');
     expect(body(waves)).toContain('const long long js = j0 / 128 * 128;');
+    expect(body(waves)).toContain('&& at >= skipped');  // loading from the split's first position's rows, as `copied` ends at its last's
     expect(body(folded)).toContain('if ((j0 - lo) % 128 == 0) {');
     // Why: the stem's halo (its exact-plane layout, 128 positions a staging; NIN's 128×96 tile of 4 warps) stores a
     // staging that starts off that grid with bank conflicts. Stagings counted from each split's first slice (i15a's

@@ -159,7 +159,8 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
   const every = h.positions > BK;
   // Splits of whole slices (c.waveSplits: conv-mma-grad.ts splitRange) stage on the batch's grid of whole stagings, from
   // the staging that holds the split's first slice, so every staging is one the one-split grid has (NIN's 88 stem splits
-  // started theirs mid-grid: 174 bank conflicts, bench/logs/i15d-*); other splits start anywhere, so stage from `lo`.
+  // started theirs mid-grid: 174 bank conflicts, bench/logs/i15d-*), loading from the split's first position's rows
+  // (`skipped`, as `copied` ends at its last's); other splits start anywhere, so stage from `lo`.
   const onGrid = every && c.waveSplits === true;
   const start = onGrid ? 'js' : 'j0';
   const decl = every ? '' : 'const int ';
@@ -176,6 +177,12 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
       ? [
           `const int o_last = int((min(${start} + ${h.positions}, hi) - 1) / ${c.Q});  // the split's last position's row, when it ends in this staging`,
           `const int copied = o_last / ${c.P} * ${IMG} + (o_last % ${c.P} * ${c.sh} + ${c.R - 1}) * ${Wp} + ${Wp - 1} - first + 1;`,
+          ...(onGrid
+            ? [
+                `const int o_first = int(max(js, lo) / ${c.Q});  // the split's first position's row, when it starts in this staging`,
+                `const int skipped = o_first / ${c.P} * ${IMG} + o_first % ${c.P} * ${c.sh * Wp} - first;  // the elements before it, which no tap of the split reads`,
+              ]
+            : []),
         ]
       : []),
     `const int staged = (${h.channels} * length + ${threads - 1}) / ${threads} * ${threads};`,
@@ -187,9 +194,9 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
           `  const int cl = in_planes ? i / (${h.group} * length) * ${h.group} + i % ${h.group} : ${h.channels - 1}, at = in_planes ? i / ${h.group} % length : i - ${h.channels - 1} * length;`,
         ]
       : [`  const int cl = min(i / length, ${h.channels - 1}), at = i - cl * length;`]),
-    `  const int ch = ch0 + cl, f = first + ${every ? 'min(at, copied - 1)' : 'at'}, img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, h = pr - ${c.ph}, u = f % ${IMG} % ${Wp} - ${c.pw};`,
+    `  const int ch = ch0 + cl, f = first + ${onGrid ? 'max(min(at, copied - 1), skipped)' : every ? 'min(at, copied - 1)' : 'at'}, img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, h = pr - ${c.ph}, u = f % ${IMG} % ${Wp} - ${c.pw};`,
     ...(read?.lines ?? []).map((line) => `  ${line}`),
-    `  const bool inside = ch < ${c.C} && at < ${copied} && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}${read ? ` && ${read.inside}` : ''};  // else padding, the gap after an image, or a spare: 0`,
+    `  const bool inside = ch < ${c.C} && at < ${copied}${onGrid ? ' && at >= skipped' : ''} && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}${read ? ` && ${read.inside}` : ''};  // else padding, the gap after an image, or a spare: 0`,
     `  float v = ${loadFloat('x', read?.at ?? `((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${c.H * c.W} + min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1})`, c.xBf16)};`,
     ...(c.inBn ? ['  const float r_in_scale = nincc::ld(&h_in_scale[cl]);', '  const float r_in_shift = nincc::ld(&h_in_shift[cl]);'] : []),
     ...applyPendingFrom(c, 'v', fromRow).map((line) => `  ${line}`),
