@@ -54,6 +54,9 @@ describe("the stem weight gradient's wave splits (compiled, no build)", () => {
     const g = { C: 3, H: 224, W: 224, P: 56, Q: 56, R: 11, S: 11, sh: 4, sw: 4, ph: 5, pw: 5 }, PQ = g.P * g.Q, BK = 32;
     const halo = stemWgradHalo(g, { bm: 128, bn: 96, warpsM: 2, warpsN: 2, nt: 6, mt: 4 }, 128, true)!;
     expect(halo.positions).toBe(128);
+    // The kernel's halo is this one: its channels, pitch and plane residue.
+    expect(body(waves)).toContain(`up to ${halo.channels} channel planes at a pitch ≤ ${halo.plane} padded elements`);
+    expect(body(waves)).toContain(`plane = length + ((${halo.layout.planeResidue} - length) & 63);`);
     const splits = stemSteps(waves).splits as number, slices = (128 * PQ) / BK;
     let fromSplit = 0, onGrid = 0;
     for (let s = 0; s < splits; s++) {
