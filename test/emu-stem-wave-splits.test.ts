@@ -1,7 +1,8 @@
 // The few-channels strided stem's weight gradient with as many batch splits as fill the GPU's waves, summed by a
 // wgrad_reduce launch (lower/train-fused.ts stemWaveSplits), against the folded one (its last split block sums them).
 // CI, without a build: the compiled programs (NIN's stem at batch 128 on an H100: 44 splits at the one resident block
-// a build without ptxas assumes, where the lowering's cap was 32; a wgrad_reduce step, no ticket). NINCC_TEST_FULL=1:
+// a build without ptxas assumes, where the lowering's cap was 32; a wgrad_reduce step, no ticket; its input halo staged
+// on the batch's grid of 128-position stagings, whose stores are conflict-free where a split's own were not). NINCC_TEST_FULL=1:
 // on grids for 4 both take 4 splits, and on a 16×8 output plane a batch of 3's 384 positions split into 96 each, whole
 // slices too (the wave-split ranges: conv-mma-grad.ts splitRange), so dW sums the same partials in the same order: one
 // step's gradients, SGD steps and inference bitwise the switch-off build's on NIN's stem over an odd plane.
@@ -10,6 +11,8 @@ import { compileSpec, compileModel, type Compiled } from '../compiler/pipeline.j
 import { compileEmuVariant } from './reference/emu-variants.js';
 import { expectSameVariants } from './reference/same-variants.js';
 import type { Ablations } from '../compiler/ablations.js';
+import { stemWgradHalo } from '../compiler/backends/cuda/conv-mma-stem-wgrad-layout.js';
+import { stagingStoreConflicts } from '../compiler/backends/cuda/conv-mma-wgrad-halo-banks.js';
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 const CLASSES = 3;
@@ -36,6 +39,33 @@ describe("the stem weight gradient's wave splits (compiled, no build)", () => {
   it('NIN b128 on an H100: 44 splits (3 tiles × 44 = 132 blocks at R 1) summed by wgrad_reduce; stemWaveSplits: false, the folded 32', () => {
     expect(stemSteps(atBatch128({}))).toEqual({ splits: 44, lastSplit: false, waveSplits: true, reduceSplits: 44 });
     expect(stemSteps(atBatch128({ stemWaveSplits: false }))).toEqual({ splits: 32, lastSplit: true, waveSplits: false, reduceSplits: undefined });
+  });
+  it("NIN b128: the wave splits' input halo stages the batch's grid of 128-position stagings, whose stores are free of bank conflicts", () => {
+    const body = (c: Compiled) => c.cuda!.source.text.split(' k1_conv_wgrad_fused(')[1].split('NINCC_EXPORT')[0];
+    const waves = atBatch128({}), folded = atBatch128({ stemWaveSplits: false });
+    // conv-mma-wgrad-halo.ts haloStaging: from the grid's staging that holds the split's first slice, then at every multiple of 128.
+    expect(body(waves)).toContain('if (j0 == lo || j0 % 128 == 0) {');
+    expect(body(waves)).toContain('const long long js = j0 / 128 * 128;');
+    expect(body(waves)).toContain('&& at >= skipped');  // loading from the split's first position's rows, as `copied` ends at its last's
+    expect(body(folded)).toContain('if ((j0 - lo) % 128 == 0) {');
+    // Why: the stem's halo (its exact-plane layout, 128 positions a staging; NIN's 128×96 tile of 4 warps) stores a
+    // staging that starts off that grid with bank conflicts. Stagings counted from each split's first slice (i15a's
+    // kernel: 174 conflicts in the profile at 88 splits) against the grid's, at the compiled split count.
+    const g = { C: 3, H: 224, W: 224, P: 56, Q: 56, R: 11, S: 11, sh: 4, sw: 4, ph: 5, pw: 5 }, PQ = g.P * g.Q, BK = 32;
+    const halo = stemWgradHalo(g, { bm: 128, bn: 96, warpsM: 2, warpsN: 2, nt: 6, mt: 4 }, 128, true)!;
+    expect(halo.positions).toBe(128);
+    // The kernel's halo is this one: its channels, pitch and plane residue.
+    expect(body(waves)).toContain(`up to ${halo.channels} channel planes at a pitch ≤ ${halo.plane} padded elements`);
+    expect(body(waves)).toContain(`plane = length + ((${halo.layout.planeResidue} - length) & 63);`);
+    const splits = stemSteps(waves).splits as number, slices = (128 * PQ) / BK;
+    let fromSplit = 0, onGrid = 0;
+    for (let s = 0; s < splits; s++) {
+      const lo = Math.floor((slices * s) / splits) * BK, hi = Math.floor((slices * (s + 1)) / splits) * BK;
+      for (let j = lo; j < hi; j += halo.positions) fromSplit += stagingStoreConflicts(g, halo, 128, j % PQ);
+      for (let j = lo; j < hi; j += BK) if (j === lo || j % halo.positions === 0) onGrid += stagingStoreConflicts(g, halo, 128, (Math.floor(j / halo.positions) * halo.positions) % PQ);
+    }
+    expect(fromSplit).toBeGreaterThan(0);
+    expect(onGrid).toBe(0);
   });
   it('a batch of 4: 4 splits either way; no GPU (no wave choice): the folded default', () => {
     expect(stemSteps(compileEmuVariant(SPEC, 'wave_stem.model', {}, 'bf16', 'h100'))).toEqual({ splits: 4, lastSplit: false, waveSplits: true, reduceSplits: 4 });

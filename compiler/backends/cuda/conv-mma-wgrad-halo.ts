@@ -134,7 +134,8 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
 
 /**
  * Per slice (j0..j0 + BK − 1; A masks the positions past `hi`), before the barrier that precedes the A staging: at
- * the split's first slice and every positions/BK-th after it, the padded elements (slicePlane) of the next
+ * the split's first slice and every positions/BK-th after it (splits of whole slices: at the first and at every
+ * multiple of `positions`, staging the grid's staging that holds j0), the padded elements (slicePlane) of
  * `positions` positions copied into the halo, consecutive threads on consecutive elements
  * (a channel's rows are contiguous in x, so a warp reads 32 consecutive floats, and writes 64 consecutive
  * bytes, or two runs at most 31 elements apart across a plane's end); and the thread's four positions
@@ -156,10 +157,17 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
   // `copied` would skip plane − copied, up to a whole plane (stagingStoreConflicts, conv-mma-wgrad-halo-banks.ts).
   const read = source?.('img', 'ch', 'h', 'u');
   const every = h.positions > BK;
+  // Splits of whole slices (c.waveSplits: conv-mma-grad.ts splitRange) stage on the batch's grid of whole stagings, from
+  // the staging that holds the split's first slice, so every staging is one the one-split grid has (NIN's 88 stem splits
+  // started theirs mid-grid: 174 bank conflicts, bench/logs/i15d-*), loading from the split's first position's rows
+  // (`skipped`, as `copied` ends at its last's); other splits start anywhere, so stage from `lo`.
+  const onGrid = every && c.waveSplits === true;
+  const start = onGrid ? 'js' : 'j0';
   const decl = every ? '' : 'const int ';
   const copied = every ? 'copied' : 'length';
   const copy = [
-    `const int o0 = int(j0 / ${c.Q}), o1 = int((j0 + ${h.positions - 1}) / ${c.Q});`,
+    ...(onGrid ? [`const long long js = j0 / ${h.positions} * ${h.positions};  // the grid's staging that holds j0`] : []),
+    `const int o0 = int(${start} / ${c.Q}), o1 = int((${start} + ${h.positions - 1}) / ${c.Q});`,
     `${decl}first = o0 / ${c.P} * ${IMG} + o0 % ${c.P} * ${c.sh * Wp};`,
     `const int length = o1 / ${c.P} * ${IMG} + (o1 % ${c.P} * ${c.sh} + ${c.R - 1}) * ${Wp} + ${Wp - 1} - first + 1;`,
     ...(l.exactPlane
@@ -167,8 +175,14 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
       : [`const int plane_d = (length - ${l.planeResidue}) & 63;`, `${decl}plane = length + (plane_d > 32 ? 64 - plane_d : plane_d & 1);`]),
     ...(every
       ? [
-          `const int o_last = int((min(j0 + ${h.positions}, hi) - 1) / ${c.Q});  // the split's last position's row, when it ends in this staging`,
+          `const int o_last = int((min(${start} + ${h.positions}, hi) - 1) / ${c.Q});  // the split's last position's row, when it ends in this staging`,
           `const int copied = o_last / ${c.P} * ${IMG} + (o_last % ${c.P} * ${c.sh} + ${c.R - 1}) * ${Wp} + ${Wp - 1} - first + 1;`,
+          ...(onGrid
+            ? [
+                `const int o_first = int(max(js, lo) / ${c.Q});  // the split's first position's row, when it starts in this staging`,
+                `const int skipped = o_first / ${c.P} * ${IMG} + o_first % ${c.P} * ${c.sh * Wp} - first;  // the elements before it, which no tap of the split reads`,
+              ]
+            : []),
         ]
       : []),
     `const int staged = (${h.channels} * length + ${threads - 1}) / ${threads} * ${threads};`,
@@ -180,9 +194,9 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
           `  const int cl = in_planes ? i / (${h.group} * length) * ${h.group} + i % ${h.group} : ${h.channels - 1}, at = in_planes ? i / ${h.group} % length : i - ${h.channels - 1} * length;`,
         ]
       : [`  const int cl = min(i / length, ${h.channels - 1}), at = i - cl * length;`]),
-    `  const int ch = ch0 + cl, f = first + ${every ? 'min(at, copied - 1)' : 'at'}, img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, h = pr - ${c.ph}, u = f % ${IMG} % ${Wp} - ${c.pw};`,
+    `  const int ch = ch0 + cl, f = first + ${onGrid ? 'max(min(at, copied - 1), skipped)' : every ? 'min(at, copied - 1)' : 'at'}, img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, h = pr - ${c.ph}, u = f % ${IMG} % ${Wp} - ${c.pw};`,
     ...(read?.lines ?? []).map((line) => `  ${line}`),
-    `  const bool inside = ch < ${c.C} && at < ${copied} && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}${read ? ` && ${read.inside}` : ''};  // else padding, the gap after an image, or a spare: 0`,
+    `  const bool inside = ch < ${c.C} && at < ${copied}${onGrid ? ' && at >= skipped' : ''} && pr < ${l.rows} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}${read ? ` && ${read.inside}` : ''};  // else padding, the gap after an image, or a spare: 0`,
     `  float v = ${loadFloat('x', read?.at ?? `((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${c.H * c.W} + min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1})`, c.xBf16)};`,
     ...(c.inBn ? ['  const float r_in_scale = nincc::ld(&h_in_scale[cl]);', '  const float r_in_shift = nincc::ld(&h_in_shift[cl]);'] : []),
     ...applyPendingFrom(c, 'v', fromRow).map((line) => `  ${line}`),
@@ -194,7 +208,7 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
     `// The pitch always of the whole ${h.positions} positions, also for a staging cut short by \`hi\`: the layout's bank-conflict check`,
     '// (conv-mma-wgrad-halo-banks.ts) saw whole stagings; a spare position\'s loads are clamped into the batch.',
     ...(every
-      ? [`if ((j0 - lo) % ${h.positions} == 0) {  // once every ${h.positions / BK} slices of the split: the same for every thread`, ...copy.map((line) => `  ${line}`), '}']
+      ? [`if (${onGrid ? `j0 == lo || j0 % ${h.positions} == 0` : `(j0 - lo) % ${h.positions} == 0`}) {  // once every ${h.positions / BK} slices${onGrid ? ' of the grid, and at the split\'s first' : ' of the split'}: the same for every thread`, ...copy.map((line) => `  ${line}`), '}']
       : copy),
     '// This thread\'s four positions of the slice: where their tap (0, 0) sits in a channel plane of the halo (inside',
     `// it also past \`hi\`: the plane covers the whole ${h.positions}), and which of them are the split's (bit e of a_live).`,
