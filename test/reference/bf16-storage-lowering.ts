@@ -27,11 +27,11 @@ export const reads = (s: KernelStep, id: string) => opBuffers(s.op, s.consts).so
 /**
  * A generated kernel's text without the lines that copy a bf16 buffer as it is into a bf16 shared array (the weight
  * gradients' image ring, backends/cuda/conv-mma-wgrad-image-ring.ts; their cp.async ring, conv-mma-wgrad-async-ring.ts),
- * and for each buffer so copied the shared arrays that stand for it after: a check that every load of a bf16 buffer widens it looks for those arrays' loads instead.
+ * static or dynamic, and for each buffer so copied the shared arrays that stand for it after: a check that every load of a bf16 buffer widens it looks for those arrays' loads instead.
  */
 export function withoutSharedBf16Copies(body: readonly string[]): { text: string; copies: Map<string, string[]> } {
   const lines = body.join('\n').split('\n');
-  const shared = new Set([...lines.join('\n').matchAll(/NINCC_SHARED\(nincc::bf16, (\w+),/g)].map((m) => m[1]));
+  const shared = new Set([...lines.join('\n').matchAll(/NINCC_(?:DYNAMIC_)?SHARED\(nincc::bf16, (\w+)[,)]/g)].map((m) => m[1]));
   const copies = new Map<string, string[]>();
   const kept = lines.filter((line) => {
     const copy = /nincc::st\(&(\w+)\[.*nincc::ld\(&(\w+)\[/.exec(line) ?? /nincc::cp_async_(?:cg|ca<\d+>)\(&(\w+)\[.*\], (\w+) \+ /.exec(line);
