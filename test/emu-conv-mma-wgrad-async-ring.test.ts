@@ -6,6 +6,7 @@
 // copies), a batch of 3 on grids for 4 (a split's last slice and image cut short, slices that run into the next image,
 // splits that start off the chunk grid). CI checks the choice and the compiled kernels (no build, a few s); the emu
 // builds and the bitwise comparisons run with NINCC_TEST_FULL=1.
+import type { Ablations } from '../compiler/ablations.js';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.js';
@@ -22,7 +23,10 @@ const spec = (h: number, w: number) => `model wgrad_async {
   view(-1)  linear(${32 * h * w}, ${CLASSES})  logsoftmax
 }`;
 const RING = /dY' copied by cp\.async \((\d+)-byte chunks\) into a (\d)-stage ring/;
-const OFF = { wgradAsyncRing: false } as const;
+// The 1×1 weight gradients rebuild dY' themselves by default (rebuildInWgrad): the ring is for a plain dY', so every
+// build here keeps the grad_rebuild passes that give the 1×1s one.
+const PLAIN = { rebuildInWgrad: false } as const;
+const OFF = { ...PLAIN, wgradAsyncRing: false } as const;
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-conv-mma-wgrad-async-ring.test.ts: the emu builds and the bitwise comparisons run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
@@ -40,21 +44,25 @@ describe('the async ring (choice and compiled kernels, no build)', () => {
 
   for (const [h, w, bytes] of [[7, 8, '16'], [5, 6, '4']] as const) {
     it(`${h}×${w}: the 1×1 with plain dY' and the 3×3 take the ring (${bytes}-byte copies); wgradAsyncRing: false neither, and only they change`, () => {
-      const on = wgrads(compileEmuVariant(spec(h, w), 'wgrad_async.model')), off = wgrads(compileEmuVariant(spec(h, w), 'wgrad_async.model', OFF));
+      const on = wgrads(compileEmuVariant(spec(h, w), 'wgrad_async.model', PLAIN)), off = wgrads(compileEmuVariant(spec(h, w), 'wgrad_async.model', OFF));
       for (const k of ['k4', 'k7']) expect(on.get(`${k}_conv_wgrad_fused`)!.fused?.match(RING)?.[1], k).toBe(bytes);
       expect(on.get('k1_conv_wgrad_fused')!.fused).not.toMatch(RING); // its dY' is rebuilt from a dBN in the staging
       for (const [name, k] of off) expect(k.fused ?? '', name).not.toMatch(RING);
       const all = (c: Compiled) => new Map((c.cuda?.kernels ?? []).map((k) => [k.name, JSON.stringify(k.body)]));
-      const a = all(compileEmuVariant(spec(h, w), 'wgrad_async.model')), b = all(compileEmuVariant(spec(h, w), 'wgrad_async.model', OFF));
+      const a = all(compileEmuVariant(spec(h, w), 'wgrad_async.model', PLAIN)), b = all(compileEmuVariant(spec(h, w), 'wgrad_async.model', OFF));
       expect([...a].filter(([name, body]) => body !== b.get(name)).map(([name]) => name).sort()).toEqual(['k4_conv_wgrad_fused', 'k7_conv_wgrad_fused']);
     });
   }
 
   it("NIN: the weight gradients with a plain dY' on planes of whole 4-byte copies take the ring where two stages fit", () => {
-    const nin = wgrads(compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model'));
     // In static shared memory (the k×k ones whose ring goes to dynamic shared memory: emu-conv-mma-wgrad-dynamic-ring.test.ts).
-    const taking = [...nin].filter(([, k]) => RING.test(k.fused ?? '') && !k.fused?.includes('in dynamic shared memory')).map(([name]) => name).sort();
-    expect(taking).toEqual(NIN_RINGS);
+    const taking = (ablations?: Ablations) =>
+      [...wgrads(compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', ablations))]
+        .filter(([, k]) => RING.test(k.fused ?? '') && !k.fused?.includes('in dynamic shared memory'))
+        .map(([name]) => name)
+        .sort();
+    expect(taking(PLAIN)).toEqual(NIN_RINGS);
+    expect(taking()).toEqual([]); // by default those four rebuild dY' in their own staging (rebuildInWgrad)
   });
 });
 
@@ -63,7 +71,7 @@ const NIN_RINGS = ['k14_conv_wgrad_fused', 'k17_conv_wgrad_fused', 'k24_conv_wgr
 describe.runIf(FULL)('the async ring on emu (NINCC_TEST_FULL=1)', () => {
   for (const [h, w, seed] of [[7, 8, 311], [5, 6, 331]] as const) {
     it(`${h}×${w}: one training step's gradients and SGD steps bitwise those of B staged without the ring`, async () => {
-      await expectSameVariants({ spec: spec(h, w), file: 'wgrad_async.model', input: [16, h, w], classes: CLASSES, on: {}, off: OFF, live: 'conv7.weight' }, seed);
+      await expectSameVariants({ spec: spec(h, w), file: 'wgrad_async.model', input: [16, h, w], classes: CLASSES, on: PLAIN, off: OFF, live: 'conv7.weight' }, seed);
     }, 900_000);
   }
 });

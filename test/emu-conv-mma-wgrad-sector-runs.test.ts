@@ -32,7 +32,8 @@ const RING = /copied whole images of the block's \d+ channels at a time into a s
 const WINDOWS = /x and dY' loaded in whole sectors into per-row shared windows/;
 // Every build here without the cp.async ring of slice windows (test/emu-conv-mma-wgrad-async-ring.test.ts), which takes a
 // plain dY' on these even planes before the image ring and the windows.
-const NO_ASYNC = { wgradAsyncRing: false } as const;
+// And with the grad_rebuild passes, which give the 1×1s a plain dY' (by default they rebuild it themselves: rebuildInWgrad).
+const NO_ASYNC = { wgradAsyncRing: false, rebuildInWgrad: false } as const;
 const WINDOWED = { ...NO_ASYNC, wgradSectorWindows: true } as const; // the windows opted into
 const OFF = { ...NO_ASYNC, wgradImageRing: false } as const; // neither: the windows are off by default
 
