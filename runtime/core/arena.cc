@@ -32,6 +32,8 @@ Arena::~Arena() {
     if (memory) device_.release(memory);
 }
 
+size_t Arena::capacityBytes(Space space) const { return static_cast<size_t>(capacity(space) * kElementBytes); }
+
 void* Arena::pointer(const BufferRef& ref, int64_t n) const {
   int64_t scale = ref.space == Space::Act ? n : 1;
   return static_cast<char*>(base(ref.space)) + ref.offset * scale * kElementBytes;

@@ -19,6 +19,8 @@ class Arena {
   void* base(Space space) const { return base_[static_cast<int>(space)]; }
   // Elements allocated for a space (act: act * maxBatch).
   int64_t capacity(Space space) const { return capacity_[static_cast<int>(space)]; }
+  // The bytes allocated for a space.
+  size_t capacityBytes(Space space) const;
 
   // Where a buffer lives for a call of n images, and how many elements it spans.
   void* pointer(const BufferRef& ref, int64_t n) const;

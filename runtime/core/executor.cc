@@ -161,7 +161,7 @@ void Executor::launchSteps(const Program& prog, int64_t n, std::vector<std::vect
   }
   if (prog.oneShot && !fixedWritten_) {
     // prepare_infer writes the folded weights, most of the fixed space (2.6 of 2.7 MB for nin-fashion).
-    device_.willWrite(arena_.base(Space::Fixed), static_cast<size_t>(arena_.capacity(Space::Fixed)) * 4);
+    device_.willWrite(arena_.base(Space::Fixed), arena_.capacityBytes(Space::Fixed));
     fixedWritten_ = true;
   }
   if (stepDone || prog.oneShot) {
