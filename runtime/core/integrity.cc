@@ -88,12 +88,13 @@ std::string libraryHashHex(const std::string& path, const struct stat& info) {
   }
   const auto read = std::chrono::system_clock::now();
   std::string hex = sha256FileHex(path);
+  HashedFile hashed{info.st_dev, info.st_ino, info.st_size, info.st_mtim, info.st_ctim, hex};
   struct stat after;
   std::lock_guard<std::mutex> lock(hashedMutex);
   ++hashReads;
-  if (stat(path.c_str(), &after) == 0 && settledBefore(after, read) && after.st_ino == info.st_ino &&
-      sameTime(after.st_ctim, info.st_ctim))
-    hashedFiles()[path] = {after.st_dev, after.st_ino, after.st_size, after.st_mtim, after.st_ctim, hex};
+  // Remembered only if the file did not change while it was read, and its times had settled.
+  if (stat(path.c_str(), &after) == 0 && sameFile(hashed, after) && settledBefore(after, read))
+    hashedFiles()[path] = std::move(hashed);
   else
     hashedFiles().erase(path);
   return hex;
