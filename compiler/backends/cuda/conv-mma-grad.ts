@@ -33,6 +33,7 @@ import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type Sta
 import { isOn, isOptedIn, type Ablations } from '../../ablations.js';
 import { lastSplitParams, lastSplitReduce } from './conv-mma-last-cta-wgrad.js';
 import { chooseImageRing, ringCopy, ringElement, ringPrologue } from './conv-mma-wgrad-image-ring.js';
+import { asyncImageRingBytes, asyncImageRingElement, asyncImageRingIssue, asyncImageRingLand, asyncImageRingPrologue, asyncImageRingWords, chooseAsyncImageRing } from './conv-mma-wgrad-async-image-ring.js';
 import { asyncRingDynamicBytes, asyncRingElement, asyncRingIssue, asyncRingLand, asyncRingPrologue, asyncRingWords, chooseAsyncRing } from './conv-mma-wgrad-async-ring.js';
 import { offSectorGrid, windowBytes, windowElement, windowLoad, windowPrologue, type SectorWindow } from './conv-mma-wgrad-sector-window.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
@@ -344,9 +345,11 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   // Plain bf16 dY' on planes of whole 4-byte copies: a cp.async ring of slice windows, S − 1 slices in flight (conv-mma-wgrad-async-ring.ts),
   // in dynamic shared memory where it does not fit beside the static (the k×k kernels' input halos).
   const asyncRing = plainB && isOn(ablations, 'wgradAsyncRing') ? chooseAsyncRing(PQ, BN, besideB, isOn(ablations, 'wgradDynamicRing')) : undefined;
+  // Else a k×k one (an input halo) on planes no 4-byte copy divides: whole images by cp.async into dynamic shared memory (conv-mma-wgrad-async-image-ring.ts).
+  const imageAsync = plainB && halo && !asyncRing && isOn(ablations, 'wgradAsyncImageRing') ? chooseAsyncImageRing(PQ, BN, c.K) : undefined;
   // Else, on short planes: whole images of the block's channels copied into a shared ring, B staged from there (conv-mma-wgrad-image-ring.ts).
-  const ring = plainB && !asyncRing && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
-  const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
+  const ring = plainB && !asyncRing && !imageAsync && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
+  const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && !imageAsync && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
     ? { name: 'bwin', source: 'g', channels: c.K, positions: PQ, rows: bRows }
     : undefined;
   const gatherElement = [
@@ -414,16 +417,18 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     ...(halo ? wgradHaloPrologue(c, halo, threads) : []),
     ...(ring ? ringPrologue(ring) : []),
     ...(asyncRing ? asyncRingPrologue(asyncRing, c.K, PQ, threads) : []),
+    ...(imageAsync ? asyncImageRingPrologue(imageAsync, c.K, threads) : []),
     ...[aWindow, bWindow].flatMap((w) => (w ? windowPrologue(w) : [])),
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     ...(asyncRing ? [`  const int it = int((j0 - lo) / ${BK});  // the slice's iteration: its ring stage`, ...asyncRingIssue(asyncRing).map((s) => `  ${s}`)] : []),
+    ...(imageAsync ? asyncImageRingIssue(imageAsync).map((s) => `  ${s}`) : []),
     ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem)).map((s) => `  ${s}`) : stageGathered),
     ...(bRows
       ? [
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',
           ...(ring ? ringCopy(ring, c.K, threads) : []),
           ...(bWindow ? windowLoad(bWindow) : []),
-          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], asyncRing ? asyncRingElement(asyncRing, c.K) : ring ? ringElement(ring, c.K) : bWindow ? windowElement(bWindow, `kout < ${c.K}`) : gradientElement, c.bias ? biasPerValue : undefined),
+          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], asyncRing ? asyncRingElement(asyncRing, c.K) : imageAsync ? asyncImageRingElement(imageAsync, c.K) : ring ? ringElement(ring, c.K) : bWindow ? windowElement(bWindow, `kout < ${c.K}`) : gradientElement, c.bias ? biasPerValue : undefined),
         ]
       : [
           '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
@@ -442,6 +447,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
       : []),
     ...mmaSlice(tile).map((s) => `  ${s}`),
     ...(asyncRing ? asyncRingLand(asyncRing).map((s) => `  ${s}`) : []),
+    ...(imageAsync ? asyncImageRingLand(imageAsync).map((s) => `  ${s}`) : []),
     '  __syncthreads();',
     '}',
     ...(s2d ? s2dWgradTapLambda(s2d, stem) : []),
@@ -463,6 +469,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     (aRows || bRows) && `${[aRows && 'x', bRows && "dY'"].filter(Boolean).join(' and ')} staged one row a warp instruction, lanes along positions`,
     (aWindow || bWindow) && `${[aWindow && 'x', bWindow && "dY'"].filter(Boolean).join(' and ')} loaded in whole sectors into per-row shared windows`,
     asyncRing && asyncRingWords(asyncRing),
+    imageAsync && asyncImageRingWords(imageAsync),
     ring && `dY' copied whole images of the block's ${ring.rows} channels at a time into a shared ring of two slots (${ring.slotPitch} bf16 apart), B staged from there`,
     c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',
   ]);
@@ -470,7 +477,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   return {
     params: params(k, names),
     body,
-    launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [threads, 1, 1], shared: asyncRingDynamicBytes(asyncRing) },
+    launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [threads, 1, 1], shared: imageAsync ? asyncImageRingBytes(imageAsync) : asyncRingDynamicBytes(asyncRing) },
     fused,
     tile: tileText,
     // The resident blocks its splits were chosen at: without the bound ptxas may take more registers (or, sm_80 on NIN's
