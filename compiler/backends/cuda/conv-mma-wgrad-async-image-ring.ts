@@ -14,10 +14,8 @@
 import { conflicted } from './conv-mma-wgrad-halo-banks.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 import { BK } from './conv-mma-tile.js';
+import { BLOCK_SHARED_BYTES, MAX_STAGES } from './conv-mma-wgrad-async-ring.js';
 
-const MAX_STAGES = 4;
-/** The most shared memory, static and dynamic, a block may have on every arch the kernels compile for (sm_80: 163 KiB). */
-const BLOCK_SHARED_BYTES = 163 * 1024;
 /** Elements a 16-byte copy moves. */
 const CHUNK = 8;
 

@@ -14,9 +14,9 @@
 import { BK } from './conv-mma-tile.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 
-const MAX_STAGES = 4;
+export const MAX_STAGES = 4;
 /** The most shared memory, static and dynamic, a block may have on every arch the kernels compile for (sm_80: 163 KiB; sm_90: 227 KiB). */
-const BLOCK_SHARED_BYTES = 163 * 1024;
+export const BLOCK_SHARED_BYTES = 163 * 1024;
 
 /** The ring: `stages` windows of `rows` rows, each `window` positions copied `chunk` positions (bf16) at a time. */
 export interface AsyncRing {
@@ -36,7 +36,7 @@ export const asyncRingDynamicBytes = (r: AsyncRing | undefined) => (r?.dynamic ?
  * The ring for B rows of a plain bf16 dY' on planes of `positions` (P·Q), beside `besideBytes` of static shared memory:
  * the widest chunk dividing the plane (a copy stays in one plane and aligned) and the most stages (2–4) that fit in
  * static shared memory; else, with `dynamic`, all 4 stages in dynamic shared memory where they and 48 KiB of static
- * stay within BLOCK_SHARED_BYTES. Undefined where no chunk of at least 4 bytes divides the plane (NIN's 7×7)
+ * stay within BLOCK_SHARED_BYTES. Undefined where no chunk of at least 4 bytes divides the plane (NIN's 7×7: conv-mma-wgrad-async-image-ring.ts)
  * or no ring fits.
  */
 export function chooseAsyncRing(positions: number, rows: number, besideBytes: number, dynamic = false): AsyncRing | undefined {
