@@ -37,6 +37,7 @@ describe('the cp.async image ring (choice and compiled kernels)', () => {
     expect(chooseAsyncImageRing(49, 128, 1000)?.stages).toBe(4); // the last column tile's 104 channels: 5096 elements, whole copies
     expect(chooseAsyncImageRing(49, 128, 1001)).toBeUndefined(); // K·P·Q not a multiple of 8: images off the 16-byte grid
     expect(chooseAsyncImageRing(49, 4, 1024)).toBeUndefined(); // 4·49 = 196 elements a run: not whole copies
+    expect(chooseAsyncImageRing(196, 128, 384)).toBeUndefined(); // an even plane: the slice-window ring's (NIN's k21)
     for (const r of [chooseAsyncImageRing(49, 128, 1024)!, chooseAsyncImageRing(25, 128, 128)!]) expect(asyncImageRingReadConflicts(r)).toBe(0);
   });
 

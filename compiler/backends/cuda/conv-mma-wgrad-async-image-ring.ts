@@ -55,12 +55,14 @@ export function asyncImageRingReadConflicts(r: Omit<AsyncImageRing, 'stages'>): 
 }
 
 /**
- * The ring for B rows (`rows`, the tile's BN) of a plain bf16 dY' of `channels` (K) on planes of `positions`: where
- * the runs are whole 16-byte copies (K·P·Q, BN·P·Q and the last column tile's run multiples of 8 elements), the most
+ * The ring for B rows (`rows`, the tile's BN) of a plain bf16 dY' of `channels` (K) on planes of `positions`: only an
+ * odd plane (an even one has the slice-window ring's aligned copies, and keeps its own path with that ring switched
+ * off), where the runs are whole 16-byte copies (K·P·Q, BN·P·Q and the last column tile's run multiples of 8 elements), the most
  * stages (2–4) whose slots, at the least slot pitch (a multiple of 8) whose reads meet no bank conflict, fit with
  * 48 KiB of static shared memory in BLOCK_SHARED_BYTES.
  */
 export function chooseAsyncImageRing(positions: number, rows: number, channels: number): AsyncImageRing | undefined {
+  if (positions % 2 === 0) return undefined;
   const lastRows = channels % rows;
   if ((channels * positions) % CHUNK !== 0 || (rows * positions) % CHUNK !== 0 || (lastRows * positions) % CHUNK !== 0) return undefined;
   for (let stages = MAX_STAGES; stages >= 2; stages--) {
