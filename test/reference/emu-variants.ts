@@ -39,3 +39,9 @@ export function compileEmuVariant(spec: string, file: string, ablations: Ablatio
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
   return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision, ablations, ...(gpu ? { gpu } : {}) });
 }
+
+/** The kernels whose bodies differ between two compiles of one spec (by name, in `a`'s order): what a switch changed. */
+export function changedKernels(a: Compiled, b: Compiled): string[] {
+  const bodies = new Map((b.cuda?.kernels ?? []).map((k) => [k.name, JSON.stringify(k.body)]));
+  return (a.cuda?.kernels ?? []).filter((k) => JSON.stringify(k.body) !== bodies.get(k.name)).map((k) => k.name);
+}
