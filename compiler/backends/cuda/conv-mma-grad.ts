@@ -105,10 +105,10 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const statTiles = Math.ceil(HW / 32);
   // addend (i17c's residual fusion, when lower/ops.ts has it): dx also sums another reader's gradient of the same input.
   const addend = 'addend' in c && c.addend === true;
-  // The rebuild's channel parameters from a shared table (every element of a staged row may be another channel k):
-  // read from global memory per element, each would be a broadcast sector (opt-in pointwiseDgradTables: a 1×1 kernel's too;
-  // its broadcast reads from shared memory cost more in the profile model than the sectors they save).
-  const useTable = RS > 1 || isOptedIn(ablations, 'pointwiseDgradTables');
+  // A k×k kernel's rebuild reads its channel parameters from a shared table (every element of a staged row may be another
+  // channel k); a 1×1 kernel's from global memory per element (the table's broadcast reads from shared memory cost more
+  // in the profile model than the sectors they save: bench/RESULTS.md i15X).
+  const useTable = RS > 1;
   // The epilogue's input-BN parameters depend on the column alone: once per 32-row part and column, not per accumulator.
   const hoistStats = stats && isOn(ablations, 'dgradStatsOnce');
   // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
@@ -228,7 +228,6 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     bRing?.words,
     halo && c.bf16w && tapsFallback(c, 'dgrad', maxBatch, ablations),
     addend && "epilogue: + another reader's gradient",
-    RS === 1 && useTable && c.gBn && "dBN's channel parameters from a shared table",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
     hoistStats && "the input BN's parameters loaded once a column and 32-row part",
     c.dxBf16 && (staged ? 'dx stored bf16, staged in shared memory into contiguous runs' : 'dx stored bf16'),
