@@ -7,16 +7,11 @@ import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.js';
 import { compileEmuVariant } from './reference/emu-variants.js';
 import { expectSameVariants } from './reference/same-variants.js';
+import { dgradStatsSpec } from './reference/dgrad-stats-spec.js';
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 const CLASSES = 3;
-const SPEC = `model stats {
-  input 5x7x9
-  conv(5, 24, 3, 3, 1, 1, 1, 1)  bn(24)  relu
-  conv(24, 40, 1, 1, 1, 1, 0, 0)  bn(40)  relu
-  conv(40, 36, 1, 1, 1, 1, 0, 0)  bn(36)  relu
-  avgpool(9, 7)  view(-1)  linear(36, ${CLASSES})  logsoftmax
-}`;
+const SPEC = dgradStatsSpec('stats', 7, 9, CLASSES);
 
 const dgrads = (c: Compiled) => new Map((c.cuda?.kernels ?? []).filter((k) => /_conv_dgrad_fused$/.test(k.name)).map((k) => [k.name, k]));
 

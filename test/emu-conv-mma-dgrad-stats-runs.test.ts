@@ -9,16 +9,11 @@ import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.js';
 import { compileEmuVariant } from './reference/emu-variants.js';
 import { expectSameVariants } from './reference/same-variants.js';
+import { dgradStatsSpec } from './reference/dgrad-stats-spec.js';
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 const CLASSES = 3;
-const SPEC = `model runs {
-  input 5x4x6
-  conv(5, 24, 3, 3, 1, 1, 1, 1)  bn(24)  relu
-  conv(24, 40, 1, 1, 1, 1, 0, 0)  bn(40)  relu
-  conv(40, 36, 1, 1, 1, 1, 0, 0)  bn(36)  relu
-  avgpool(6, 4)  view(-1)  linear(36, ${CLASSES})  logsoftmax
-}`;
+const SPEC = dgradStatsSpec('runs', 4, 6, CLASSES);
 const WORDS = "the input BN's y loaded in 16-byte runs, transposed across lanes";
 const TRANSPOSE = 'nincc::shfl_xor(set ? ey[w] : ey[w + 2], 16)';
 const DIRECT = 'const float yv = nincc::bf16_to_float(nincc::ld(&e_y[at]));';
