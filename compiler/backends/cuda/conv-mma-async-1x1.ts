@@ -28,7 +28,7 @@ export function asyncRing(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaT
   const r = asyncRingShape(c, tile, rows, xBf16);
   if (!r) return undefined;
   // Issued first, into the stage the last iteration converted; each thread then waits for and converts its own copies (no barrier).
-  return { operand: 'A', stages: r.stages, words: asyncRingWords(r), prologue: asyncPrologue(r, c, rows, threads), issue: asyncIssue(r, c), issueFirst: true, wait: asyncSlice(r, c, rows, threads), drain: [] };
+  return { operand: 'A', stages: r.stages, words: asyncRingWords(r), prologue: asyncPrologue(r, c, rows, threads), issue: asyncIssue(r, c), wait: asyncSlice(r, c, rows, threads), drain: [] };
 }
 
 function asyncRingShape(c: Consts<'conv_fwd_fused' | 'conv_infer'>, tile: MmaTile, rows: number, xBf16: boolean): AsyncRing | undefined {

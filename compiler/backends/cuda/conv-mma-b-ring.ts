@@ -30,7 +30,7 @@ export function chooseBRing(rowsInTile: number, otherShared: number, rows: numbe
   if (stages < 2) return undefined;
   const r: BRing = { stages, rowsInTile };
   // Issued at the loop's top: the last iteration's closing barrier freed the stage; its own barrier follows the wait.
-  return { operand: 'B', stages, words: bRingWords(r), prologue: bRingPrologue(r, rows, depth, threads), issue: bRingIssue(r, depth), issueFirst: true, wait: [bRingWait(r)], slot: bRingStage(r), drain: ['nincc::cp_async_wait_all();  // the empty groups past the reduction'] };
+  return { operand: 'B', stages, words: bRingWords(r), prologue: bRingPrologue(r, rows, depth, threads), issue: bRingIssue(r, depth), wait: [bRingWait(r)], slot: bRingStage(r), drain: ['nincc::cp_async_wait_all();  // the empty groups past the reduction'] };
 }
 
 /** The int4 offset in `bs` of the stage slice `it` is multiplied from (a C++ expression). */

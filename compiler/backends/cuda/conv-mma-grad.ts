@@ -37,6 +37,7 @@ import { asyncImageRingBytes, asyncImageRingElement, asyncImageRingIssue, asyncI
 import { asyncRingDynamicBytes, asyncRingElement, asyncRingIssue, asyncRingLand, asyncRingPrologue, asyncRingWords, chooseAsyncRing } from './conv-mma-wgrad-async-ring.js';
 import { offSectorGrid, windowBytes, windowElement, windowLoad, windowPrologue, type SectorWindow } from './conv-mma-wgrad-sector-window.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
+import { statsRunsFit, statsRunsLoad, statsRunsValue } from './conv-mma-dgrad-stats-runs.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
@@ -45,11 +46,12 @@ import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
  * `inner` sees `m` (the global row), `col` and `d`; `perRows` opens and `afterRows` closes each 32 rows
  * (one statistics tile). `stagedAfter` (a staged bf16 output, conv-mma-store-staged.ts): the 32-row parts
  * run outside the column halves, and these lines store each part's 8 columns once both halves wrote them.
+ * `perPart` (e_y's runs, conv-mma-dgrad-stats-runs.ts): lines at the top of each part, the parts then outside the halves too.
  */
-function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], inner: string[], afterRows: string[], stagedAfter?: string[]): string[] {
+function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], inner: string[], afterRows: string[], stagedAfter?: string[], perPart: readonly string[] = []): string[] {
   const halves = ['for (int half = 0; half < 2; ++half) {', `  const int col = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4) + half;`];
-  const parts = [`for (int sub = 0; sub < ${MT / 2}; ++sub) {`];
-  const [outer, innerLoop] = stagedAfter ? [[...parts, `  ${stagedKeep}`], halves] : [halves, parts];
+  const parts = [`for (int sub = 0; sub < ${MT / 2}; ++sub) {`, ...(stagedAfter ? [stagedKeep] : []), ...perPart].map((s, i) => (i ? `  ${s}` : s));
+  const [outer, innerLoop] = stagedAfter || perPart.length > 0 ? [parts, halves] : [halves, parts];
   return [
     'NINCC_UNROLL',
     `for (int nt = 0; nt < ${nt}; ++nt) {`,
@@ -106,12 +108,14 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const statTiles = Math.ceil(HW / 32);
   // addend (i17c's residual fusion, when lower/ops.ts has it): dx also sums another reader's gradient of the same input.
   const addend = 'addend' in c && c.addend === true;
-  // The rebuild's channel parameters from a shared table (every element of a staged row may be another channel k):
-  // read from global memory per element, each would be a broadcast sector (opt-in pointwiseDgradTables: a 1×1 kernel's too;
-  // its broadcast reads from shared memory cost more in the profile model than the sectors they save).
-  const useTable = RS > 1 || isOptedIn(ablations, 'pointwiseDgradTables');
+  // A k×k kernel's rebuild reads its channel parameters from a shared table (every element of a staged row may be another
+  // channel k); a 1×1 kernel's from global memory per element (the table's broadcast reads from shared memory cost more
+  // in the profile model than the sectors they save: bench/RESULTS.md i15X).
+  const useTable = RS > 1;
   // The epilogue's input-BN parameters depend on the column alone: once per 32-row part and column, not per accumulator.
   const hoistStats = stats && isOn(ablations, 'dgradStatsOnce');
+  // The epilogue's e_y in whole sectors, one 16-byte run a lane transposed across lanes (conv-mma-dgrad-stats-runs.ts).
+  const statsRuns = stats && isOn(ablations, 'dgradStatsRuns') && statsRunsFit(c, HW, rows);
   // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   // A data gradient from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
   const taps = c.bf16w && tapsOrder(c, 'dgrad', maxBatch, ablations) ? tapsPlan(c, 'dgrad', maxBatch, ablations, stats, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
@@ -143,7 +147,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const rowStats = stats
     ? [
         'if (valid) {  // the gradient of the input\'s pending value, rebuilt as the BN backward reads it',
-        `  const float yv = ${loadFloat('e_y', 'at', c.eyBf16)};`,
+        `  const float yv = ${statsRuns ? statsRunsValue : loadFloat('e_y', 'at', c.eyBf16)};`,
         `  const float dz = ${c.outRelu ? `nincc::ffma(yv, ${statParam('e_scale')}, ${statParam('e_shift')}) > 0.0f ? dv : 0.0f` : 'dv'};`,
         '  dz_sum += dz;',
         `  dzx_sum += dz * ((yv - ${statParam('e_mean')}) * ${statParam('e_invstd')});`,
@@ -165,6 +169,8 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
         '}',
       ]
     : [];
+  // A 32-row part's first global row and its n8 tile's first column, in the epilogue's walk.
+  const [part, partCol] = [`m0 + wm * ${16 * MT} + 32 * sub`, `n0 + wn * ${WN} + nt * 8`];
   const body = [
     ...mmaPrologue(tile, !taps, bStagesOf(bRing)),
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
@@ -217,7 +223,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     '}',
     ...(bRing?.drain ?? []),
     ...(staged ? [stagedPiece(staged)] : []),
-    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;', ...statLoads] : [], [...perRow, ...rowStats], columnStats, staged ? stagedStore(target, `m0 + wm * ${16 * MT} + 32 * sub`, `n0 + wn * ${WN} + nt * 8`) : undefined),
+    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;', ...statLoads] : [], [...perRow, ...rowStats], columnStats, staged ? stagedStore(target, part, partCol) : undefined, statsRuns ? statsRunsLoad(c, part, partCol, HW, rows) : []),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',
@@ -229,9 +235,9 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     bRing?.words,
     halo && c.bf16w && tapsFallback(c, 'dgrad', maxBatch, ablations),
     addend && "epilogue: + another reader's gradient",
-    RS === 1 && useTable && c.gBn && "dBN's channel parameters from a shared table",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
     hoistStats && "the input BN's parameters loaded once a column and 32-row part",
+    statsRuns && "the input BN's y loaded in 16-byte runs, transposed across lanes",
     c.dxBf16 && (staged ? 'dx stored bf16, staged in shared memory into contiguous runs' : 'dx stored bf16'),
   ]);
   const tileText = `${tileWords(tile)}, M = N·${rows}${stats && rows !== HW ? ` (each image's ${HW} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.C}, K = ${KRS}`;

@@ -1,6 +1,6 @@
 // One interface for the cp.async rings of the bf16 tensor-core main loops (conv-mma.ts, conv-mma-grad.ts): a ring holds
 // S slices of one operand, S − 1 in flight ahead of the slice multiplied. Each ring (conv-mma-async-1x1.ts: fp32 x of a
-// 1×1 forward; conv-mma-async-bf16-1x1.ts: bf16 x of one; conv-mma-b-ring.ts: B from a bf16 weight copy) is an instance
+// 1×1 forward; conv-mma-b-ring.ts: B from a bf16 weight copy) is an instance
 // of it; the loop places each part the same way whatever the ring, so a new ring is a new instance, not a new path.
 import { BK } from './conv-mma-tile.js';
 
@@ -14,8 +14,6 @@ export interface SliceRing {
   readonly prologue: readonly string[];
   /** slice k0 + (S−1)·BK issued into the stage the last iteration freed, and its group committed */
   readonly issue: readonly string[];
-  /** issue before wait (at the loop's top), or after it (once wait's barrier shows every thread past the last stage's reads) */
-  readonly issueFirst: boolean;
   /** in place of the operand's staging: slice k0 has landed (an A ring: converted into `as` too) */
   readonly wait: readonly string[];
   /** a B ring: the int4 offset in `bs` of the stage slice `it` is multiplied from (mmaSlice's bStage) */
@@ -29,12 +27,12 @@ export const ringLoop = (ring: SliceRing | undefined, depth: number) =>
   ring ? `for (int k0 = 0, it = 0; k0 < ${depth}; k0 += ${BK}, ++it) {` : `for (int k0 = 0; k0 < ${depth}; k0 += ${BK}) {`;
 
 /** The lines at the top of each iteration, before either operand is staged. */
-export const ringTop = (ring: SliceRing | undefined): readonly string[] => (ring?.issueFirst ? ring.issue : []);
+export const ringTop = (ring: SliceRing | undefined): readonly string[] => ring?.issue ?? [];
 
 /** How the loop stages `operand` from the ring, or undefined where the ring does not hold it (the operand's own staging). */
 export function ringStaging(ring: SliceRing | undefined, operand: SliceRing['operand']): readonly string[] | undefined {
   if (ring?.operand !== operand) return undefined;
-  return ring.issueFirst ? ring.wait : [...ring.wait, ...ring.issue];
+  return ring.wait;
 }
 
 /** B's stages for mmaPrologue's `bs` (1 unless a B ring holds them). */

@@ -22,10 +22,9 @@ import { s2dForward, s2dPlan, s2dSteps, s2dWords, stageS2dHalo } from './conv-mm
 import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { directFp32StoresWaste, stagedFp32Fits, stagedFp32Piece, stagedFp32Store, stagedFp32Write } from './conv-mma-store-fp32-staged.js';
-import { isOn, isOptedIn, type Ablations } from '../../ablations.js';
+import { isOn, type Ablations } from '../../ablations.js';
 import { asyncRing } from './conv-mma-async-1x1.js';
 import { chooseBRing } from './conv-mma-b-ring.js';
-import { bf16Ring } from './conv-mma-async-bf16-1x1.js';
 import { bStagesOf, ringLoop, ringStaging, ringTop, type SliceRing } from './conv-mma-slice-ring.js';
 
 /** GEMM rows of one image: its output positions, padded to whole 32-position statistics tiles when the epilogue writes them. */
@@ -115,12 +114,10 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // a bf16 y (conv-mma-store-staged.ts), an fp32 one (conv-mma-store-fp32-staged.ts: inference's) where its direct stores waste sectors.
   const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
   // At most one operand goes through a cp.async ring, S − 1 slices ahead of the one multiplied (conv-mma-slice-ring.ts):
-  // a 1×1 forward's x (conv-mma-async-1x1.ts); training's bf16 x, raw copies converted by the gather's items
-  // (conv-mma-async-bf16-1x1.ts), opted into; a tap-major forward's B from the bf16 copy (conv-mma-b-ring.ts), not over
+  // a 1×1 forward's x (conv-mma-async-1x1.ts); a tap-major forward's B from the bf16 copy (conv-mma-b-ring.ts), not over
   // the runs (they stage through B's tile) nor a stem's skipped k-steps.
   const ring: SliceRing | undefined =
     (isOn(ablations, 'asyncPipeline') && !taps && !view && !band ? asyncRing(c, tile, rows, xBf16, threads) : undefined) ??
-    (!taps && !view && !band && isOptedIn(ablations, 'trainingAsyncRing') ? bf16Ring(c, tile, rows, xBf16, threads) : undefined) ??
     (isOn(ablations, 'kxkBRing') && taps && !s2d && !runs && !steps ? chooseBRing(BN, taps.geometry.bytes, c.K, CRS, threads) : undefined);
   const aFromRing = ringStaging(ring, 'A');
   const staged: Staged | undefined = yBf16
