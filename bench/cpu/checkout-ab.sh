@@ -29,7 +29,7 @@ for r in $(seq 1 "$rounds"); do
   if (( r % 2 == 0 )); then subjects=("$2" "$1"); fi
   line="round $r:"
   for s in "${subjects[@]}"; do
-    line+=" $(basename "${s%%:*}")=$(chrt -f 20 node --input-type=module -e "$child" "${s%%:*}" "${s#*:}" "$mode" "$batch" "$calls")"
+    line+=" $(basename "${s%%:*}"):$(basename "${s#*:}")=$(chrt -f 20 node --input-type=module -e "$child" "${s%%:*}" "${s#*:}" "$mode" "$batch" "$calls")"
   done
   echo "$line"
 done

@@ -201,7 +201,7 @@ bool plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) 
 // each output row prefetches the stride_h rows kAheadRows below its window, past the plane into the next
 // one (planes are contiguous; a prefetch past the tensor does not fault). Without them a plane past the
 // caches streamed at about 4 GB/s here, its masked loads apparently not followed by the hardware
-// prefetcher: NIN's 96x56x56 pool at batch 16, one thread, 4.75 -> 1.12 ms (bench/RESULTS.md, i19G).
+// prefetcher: NIN's 96x56x56 pool at batch 16, one thread, 4.87 -> 1.15 ms with the plain max (bench/RESULTS.md, i19G).
 constexpr int kAheadRows = 32;
 template <int KW, int SW, bool kPlain = false>
 bool plane_max_two_pass(const Pool2dShape& s, const float* plane, float* y, float* rows, bool prefetch_rows = true) {
