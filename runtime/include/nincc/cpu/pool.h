@@ -109,14 +109,29 @@ inline __m512 max_rule(__m512 best, __m512 v) {
   return _mm512_mask_blend_ps(take, best, v);
 }
 
+// The window steps and row loads of the max forms below. kPlain: each step a plain max, v > best ? v : best
+// (vmaxps with v first), which is max_rule's result wherever the window holds no NaN, beside a sum of every
+// row loaded, which is NaN where one was (or where +inf met -inf: then the rule runs for nothing).
+template <bool kPlain>
+struct MaxSteps {
+  __m512 loaded_sum = _mm512_setzero_ps();
+  static __m512 step(__m512 best, __m512 v) { return kPlain ? simd::Isa::max(v, best) : max_rule(best, v); }
+  __m512 load(__mmask16 lanes, const float* at) {
+    const __m512 v = _mm512_maskz_loadu_ps(lanes, at);
+    if (kPlain) loaded_sum = _mm512_add_ps(loaded_sum, v);
+    return v;
+  }
+  bool saw_nan() const { return kPlain && _mm512_cmp_ps_mask(loaded_sum, loaded_sum, _CMP_UNORD_Q) != 0; }
+};
+
 // out[o] = the rule over rows[2o], rows[2o + 1], rows[2o + 2] (in that order, as the scalar loop),
 // for o < count, 16 outputs at a time: the even and odd columns split out of two loads by permutes
 // (stride-2 windows defeat the compiler's vectoriser), the last group masked. Loads are masked to
 // rows[0, 2 * count + 1), the windows' span, so nothing past it is read. kPlain: a plain max each step
-// (plane_max_in_registers' kPlain), right where `rows` holds no NaN.
+// (MaxSteps), right where `rows` holds no NaN.
 template <bool kPlain = false>
 void windows_3_stride_2(const float* rows, float* out, int count) {
-  const auto step = [](__m512 best, __m512 v) { return kPlain ? simd::Isa::max(v, best) : max_rule(best, v); };
+  const auto step = MaxSteps<kPlain>::step;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const int span = 2 * count + 1;
@@ -139,10 +154,8 @@ void windows_3_stride_2(const float* rows, float* out, int count) {
 // stall per load that was most of its time on such planes. kNarrow: the plane is at most 16 columns
 // wide (a 14x14 pool), so one register holds a row and the taps are one-source permutes: half the
 // loads and row maxima, the same bits (bench/logs/i19j-maxpool-narrow-layer-ab.out: 0.81x the time).
-// kPlain: each step a plain max, v > best ? v : best (vmaxps with v first), which is max_rule's result
-// wherever the window holds no NaN, beside a sum of every row loaded, which is NaN where one was; returns
-// whether the plane held a NaN (then y is not yet right: the caller takes the plane again with the rule).
-// The rule's two compares and blend a step were 40% of the plane's time (bench/logs/i19F-maxpool-plain.out).
+// kPlain: MaxSteps' plain max; returns whether the plane held a NaN (then y is not yet right: the caller
+// takes the plane again with the rule). The rule's two compares and blend a step were 40% of the plane's time (bench/logs/i19F-maxpool-plain.out).
 template <int KW, int SW, bool kNarrow = false, bool kPlain = false>
 bool plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) {
   const int ow_count = s.out_w(), width = s.in_w;
@@ -156,13 +169,9 @@ bool plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) 
                     _mm512_cmplt_epi32_mask(tap_column[t], _mm512_set1_epi32(width));
   }
   const __mmask16 lo_lanes = first_lanes(width), hi_lanes = first_lanes(width - 16), out_lanes = first_lanes(ow_count);
-  const auto step = [](__m512 best, __m512 v) { return kPlain ? simd::Isa::max(v, best) : max_rule(best, v); };
-  __m512 loaded_sum = _mm512_setzero_ps();  // kPlain: NaN in a lane where a row loaded held one
-  const auto load = [&](__mmask16 lanes, const float* at) {
-    const __m512 v = _mm512_maskz_loadu_ps(lanes, at);
-    if (kPlain) loaded_sum = _mm512_add_ps(loaded_sum, v);
-    return v;
-  };
+  MaxSteps<kPlain> steps;
+  const auto step = MaxSteps<kPlain>::step;
+  const auto load = [&](__mmask16 lanes, const float* at) { return steps.load(lanes, at); };
   for (int oh = 0; oh < s.out_h(); ++oh) {
     const int h0 = std::max(oh * s.stride_h - s.pad_h, 0), h1 = std::min(oh * s.stride_h - s.pad_h + s.kernel_h, s.in_h);
     __m512 lo = lowest, hi = lowest;  // a window wholly in the padding: -inf
@@ -186,8 +195,7 @@ bool plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) 
     for (int t = 1; t < KW; ++t) best = step(best, tap(t));
     _mm512_mask_storeu_ps(y + static_cast<std::int64_t>(oh) * ow_count, out_lanes, best);
   }
-  // A sum is NaN where an addend was (or where +inf met -inf: then the rule runs for nothing).
-  return kPlain && _mm512_cmp_ps_mask(loaded_sum, loaded_sum, _CMP_UNORD_Q) != 0;
+  return steps.saw_nan();
 }
 #endif
 
@@ -195,8 +203,7 @@ bool plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) 
 // `rows` = the rule over the window's in-image rows, column by column, with -inf for the padding
 // columns, then each output = the rule over kernel_w entries of `rows` (stride KW/SW compile-time
 // constants for the common windows, so the compiler unrolls them; 0 means use the shape's). kPlain
-// (AVX-512; NIN's 56-wide planes): each vector step a plain max, beside a sum of every row
-// loaded, as plane_max_in_registers' kPlain; returns whether the plane held a NaN (then y is not yet
+// (AVX-512; NIN's 56-wide planes): MaxSteps' plain max; returns whether the plane held a NaN (then y is not yet
 // right: the caller takes the plane again with the rule). `prefetch_rows` (off: the poolRowPrefetch ablation):
 // each output row prefetches the stride_h rows kAheadRows below its window, past the plane into the next
 // one (planes are contiguous; a prefetch past the tensor does not fault). Without them a plane past the
@@ -213,13 +220,9 @@ bool plane_max_two_pass(const Pool2dShape& s, const float* plane, float* y, floa
   float* inner = rows + s.pad_w;  // inner[iw] is image column iw
   const int width = std::min(s.in_w, span - s.pad_w);
 #if defined(__AVX512F__)
-  const auto step = [](__m512 best, __m512 v) { return kPlain ? simd::Isa::max(v, best) : max_rule(best, v); };
-  __m512 loaded_sum = _mm512_setzero_ps();  // kPlain: NaN in a lane where a row loaded held one
-  const auto load = [&](__mmask16 lanes, const float* at) {
-    const __m512 v = _mm512_maskz_loadu_ps(lanes, at);
-    if (kPlain) loaded_sum = _mm512_add_ps(loaded_sum, v);
-    return v;
-  };
+  MaxSteps<kPlain> steps;
+  const auto step = MaxSteps<kPlain>::step;
+  const auto load = [&](__mmask16 lanes, const float* at) { return steps.load(lanes, at); };
 #endif
   for (int oh = 0; oh < s.out_h(); ++oh) {
     const int h0 = std::max(oh * s.stride_h - s.pad_h, 0), h1 = std::min(oh * s.stride_h - s.pad_h + s.kernel_h, s.in_h);
@@ -265,8 +268,7 @@ bool plane_max_two_pass(const Pool2dShape& s, const float* plane, float* y, floa
     }
   }
 #if defined(__AVX512F__)
-  // A sum is NaN where an addend was (or where +inf met -inf: then the rule runs for nothing).
-  return kPlain && _mm512_cmp_ps_mask(loaded_sum, loaded_sum, _CMP_UNORD_Q) != 0;
+  return steps.saw_nan();
 #else
   return false;  // without AVX-512 every step took the rule
 #endif
