@@ -1,4 +1,4 @@
-// nin-fashion's inference layers and NIN's 1x1 convs (BN-folded convs with packed weights, ReLU fused; its max pools)
+// nin-fashion's inference layers and NIN's 1x1 convs (BN-folded convs with packed weights, ReLU fused; its max pools, and NIN's first)
 // through the kernel headers, as a shared library: nincc_layer_count/name/run. bench/cpu/layer-ab.cc
 // loads two builds of it (before and after a header change) and times them call by call, alternately.
 #include <cstdint>
@@ -24,7 +24,12 @@ const Conv kConvs[] = {{"k1 5x5 1->32 28x28", 1, 28, 32, 5, 2},   {"k4 1x1 32->3
                        {"NIN k4 1x1 96->96 56x56", 96, 56, 96, 1, 0},  {"NIN k14 1x1 256 28x28", 256, 28, 256, 1, 0},
                        {"NIN k24 1x1 384 14x14", 384, 14, 384, 1, 0},  {"NIN k34 1x1 1024 7x7", 1024, 7, 1024, 1, 0}};
 constexpr int kConvCount = sizeof kConvs / sizeof kConvs[0];
-const char* const kPools[] = {"maxpool 32x28x28", "maxpool 64x14x14"};
+struct Pool {
+  const char* name;
+  int c, h;  // 3x3 windows, stride 2, pad 1
+};
+const Pool kPools[] = {{"maxpool 32x28x28", 32, 28}, {"maxpool 64x14x14", 64, 14}, {"NIN maxpool 96x56x56", 96, 56}};
+constexpr int kPoolCount = sizeof kPools / sizeof kPools[0];
 // Layers after the pools: the 3x3 convs under each Winograd variant, to set beside the GEMM rows
 // (nincc's cost model picks F(2x2,3x3) for k11 and the implicit GEMM for k21).
 struct Extra {
@@ -44,18 +49,18 @@ struct Buffers {
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) int nincc_layer_count() { return kConvCount + 2 + kExtraCount; }
+extern "C" __attribute__((visibility("default"))) int nincc_layer_count() { return kConvCount + kPoolCount + kExtraCount; }
 extern "C" __attribute__((visibility("default"))) const char* nincc_layer_name(int i) {
-  return i < kConvCount ? kConvs[i].name : i < kConvCount + 2 ? kPools[i - kConvCount] : kExtras[i - kConvCount - 2].name;
+  return i < kConvCount ? kConvs[i].name : i < kConvCount + kPoolCount ? kPools[i - kConvCount].name : kExtras[i - kConvCount - kPoolCount].name;
 }
 
 // Runs layer i once at `batch`; returns a value of its output (so the call cannot be dropped).
 extern "C" __attribute__((visibility("default"))) float nincc_layer_run(int i, int batch) {
-  static Buffers buffers[kConvCount + 2 + kExtraCount];
+  static Buffers buffers[kConvCount + kPoolCount + kExtraCount];
   Buffers& bu = buffers[i];
-  if (i < kConvCount || i >= kConvCount + 2) {
-    const bool winograd = i >= kConvCount + 2;
-    const Extra* extra = winograd ? &kExtras[i - kConvCount - 2] : nullptr;
+  if (i < kConvCount || i >= kConvCount + kPoolCount) {
+    const bool winograd = i >= kConvCount + kPoolCount;
+    const Extra* extra = winograd ? &kExtras[i - kConvCount - kPoolCount] : nullptr;
     const Conv& l = kConvs[winograd ? extra->conv : i];
     const Conv2dShape s{batch, l.c, l.h, l.h, l.k, l.r, l.r, 1, 1, l.pad, l.pad};
     if (bu.batch != batch) {
@@ -73,7 +78,7 @@ extern "C" __attribute__((visibility("default"))) float nincc_layer_run(int i, i
     else conv2d_forward(s, bu.x.data(), PackedConvWeights{bu.packed.data()}, bu.b.data(), bu.y.data(), true);
     return bu.y[bu.y.size() / 2];
   }
-  const int c = i == kConvCount ? 32 : 64, h = i == kConvCount ? 28 : 14;
+  const int c = kPools[i - kConvCount].c, h = kPools[i - kConvCount].h;
   const Pool2dShape s{batch, c, h, h, 3, 3, 2, 2, 1, 1};
   if (bu.batch != batch) {
     bu.batch = batch;

@@ -114,7 +114,7 @@ export interface InferPrograms {
  * rounded the same way: where the k order is the channel-major one, outputs are bitwise those of the fp32
  * staging. The cpu library's conv reads its packed fp32 weights, never the copy.
  */
-export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number, options: { readonly bf16Weights?: boolean; readonly cpuL3Bytes?: number; readonly winogradFullTiles?: boolean; readonly wideTails?: boolean; readonly cpuPairBands?: boolean; readonly gatheredPointwise?: boolean; readonly lastTileWeightPrefetch?: boolean; readonly ruledMaxPool?: boolean } = {}): InferPrograms {
+export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number, options: { readonly bf16Weights?: boolean; readonly cpuL3Bytes?: number; readonly winogradFullTiles?: boolean; readonly wideTails?: boolean; readonly cpuPairBands?: boolean; readonly gatheredPointwise?: boolean; readonly lastTileWeightPrefetch?: boolean; readonly ruledMaxPool?: boolean; readonly unfetchedPoolRows?: boolean } = {}): InferPrograms {
   const prep = new ProgramBuilder('fold');
   const b = new ProgramBuilder('infer');
   const images = stem ? b.act('images', u8Words(elementsOf(m.input)), 'u8') : b.act('images', elementsOf(m.input));
@@ -229,7 +229,7 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number,
       case 'maxpool':
       case 'avgpool': {
         const y = b.act(`${l.kind}${l.index}.out`, out);
-        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_infer' : 'avgpool_fwd', { x, y }, { ...windowShape(l), ...(l.kind === 'maxpool' && options.ruledMaxPool && { ruledMax: true }) });
+        b.step(l, l.kind === 'maxpool' ? 'maxpool_fwd_infer' : 'avgpool_fwd', { x, y }, { ...windowShape(l), ...(l.kind === 'maxpool' && options.ruledMaxPool && { ruledMax: true }), ...(l.kind === 'maxpool' && options.unfetchedPoolRows && { unfetchedRows: true }) });
         x = y;
         break;
       }

@@ -98,7 +98,8 @@ const constSchemas = {
   tanh_fwd_slice: slice,
   tanh_bwd_slice: slice,
   maxpool_fwd: { ...pool, ...endOutput },
-  maxpool_fwd_infer: { ...pool, ruledMax: 'bool?' },
+  // ruledMax: the cpuPlainMaxPool ablation; unfetchedRows: the poolRowPrefetch ablation (pool.h plane_max_two_pass).
+  maxpool_fwd_infer: { ...pool, ruledMax: 'bool?', unfetchedRows: 'bool?' },
   // A cpu inference block's two folded 1x1 convs (C -> K, K -> K on H×W, each with its ReLU) as one banded region
   // (schedule/cpu-pointwise-pair-region.ts). w1Floats, w2Floats: the packed weights' sizes, as the fold wrote them.
   pointwise_pair_infer: { C: 'int', H: 'int', W: 'int', K: 'int', w1Floats: 'int', w2Floats: 'int', maxBatch: 'int?', l3Bytes: 'int?' },

@@ -198,7 +198,8 @@ void check_nan_windows(Rng& rng, int width) {
 // The in-register path (plane_max_in_registers: planes up to 32 wide, up to 16 outputs a row) for
 // each compile-time window (3/2, 2/2, 3/1) at every padding and in ceil mode, with and without
 // ties, on 1, 2 and all threads, against the float64 reference, its plain max (the default) and the NaN
-// rule at every step giving the same bits; and widths just past its limits.
+// rule at every step and the unprefetched rows giving the same bits; and widths past its limits, the two-pass path's (plane_max_two_pass:
+// 33, and NIN's 56 and a 70 of several 16-column groups and a masked tail), the same way.
 void check_small_planes(Rng& rng) {
   struct Window {
     int k, stride;
@@ -207,7 +208,7 @@ void check_small_planes(Rng& rng) {
   int case_index = 0;
   for (const Window& win : windows)
     for (int pad = 0; pad <= win.k / 2; ++pad)
-      for (int w : {win.k, 13, 14, 16, 17, 28, 31, 32, 33})
+      for (int w : {win.k, 13, 14, 16, 17, 28, 31, 32, 33, 56, 70})
         for (bool ceil : {false, true}) {
           const Pool2dShape s{2, 3, 5 + case_index % 5, w, win.k, win.k, win.stride, win.stride, pad, pad, ceil};
           std::vector<float> x = random_floats(pool_x_size(s), rng);
@@ -236,6 +237,10 @@ void check_small_planes(Rng& rng) {
             std::vector<float> y_rule = poisoned(pool_y_size(s));
             nincc::cpu::maxpool_forward(s, x.data(), y_rule.data(), nullptr, {}, /*plain_max=*/false);
             CHECK(bitwise_equal(y_rule, y));
+            // Without the two-pass path's row prefetches (the ablation poolRowPrefetch): the same bits.
+            std::vector<float> y_unfetched = poisoned(pool_y_size(s));
+            nincc::cpu::maxpool_forward(s, x.data(), y_unfetched.data(), nullptr, {}, /*plain_max=*/true, /*prefetch_rows=*/false);
+            CHECK(bitwise_equal(y_unfetched, y));
           }
 #ifdef _OPENMP
           omp_set_num_threads(saved);

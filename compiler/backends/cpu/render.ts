@@ -247,9 +247,12 @@ function body(k: KernelStep): string[] {
         `pointwise_pair_forward(Conv2dShape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.K}, 1, 1, 1, 1, 0, 0}, ${cf('x')}, ${cf('w1')}, ${cf('b1')}, ${cf('w2')}, ${cf('b2')}, ${f('y')});`,
       ];
     }
-    case 'maxpool_fwd_infer':
-      // The cpuPlainMaxPool ablation: Torch's NaN rule at every step (pool.h plane_max_in_registers).
-      return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, nullptr${k.consts.ruledMax ? ', PoolOutput{}, /*plain_max=*/false' : ''});`];
+    case 'maxpool_fwd_infer': {
+      // The cpuPlainMaxPool ablation: Torch's NaN rule at every step (pool.h plane_max_in_registers); the poolRowPrefetch
+      // ablation: no row prefetches (pool.h plane_max_two_pass). Flags up to the last one switched off.
+      const flags = ['PoolOutput{}', `/*plain_max=*/${!k.consts.ruledMax}`, '/*prefetch_rows=*/false'].slice(0, k.consts.unfetchedRows ? 3 : k.consts.ruledMax ? 2 : 0);
+      return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, nullptr${flags.map((a) => `, ${a}`).join('')});`];
+    }
     case 'maxpool_bwd':
       return [poolShape(k.consts), `maxpool_backward(shape, ${cf('g')}, ${i32('argmax')}, ${f('dx')}${poolOutputCpp(k.consts)});`];
     case 'avgpool_fwd':

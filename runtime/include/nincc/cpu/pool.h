@@ -109,11 +109,29 @@ inline __m512 max_rule(__m512 best, __m512 v) {
   return _mm512_mask_blend_ps(take, best, v);
 }
 
+// The window steps and row loads of the max forms below. kPlain: each step a plain max, v > best ? v : best
+// (vmaxps with v first), which is max_rule's result wherever the window holds no NaN, beside a sum of every
+// row loaded, which is NaN where one was (or where +inf met -inf: then the rule runs for nothing).
+template <bool kPlain>
+struct MaxSteps {
+  __m512 loaded_sum = _mm512_setzero_ps();
+  static __m512 step(__m512 best, __m512 v) { return kPlain ? simd::Isa::max(v, best) : max_rule(best, v); }
+  __m512 load(__mmask16 lanes, const float* at) {
+    const __m512 v = _mm512_maskz_loadu_ps(lanes, at);
+    if (kPlain) loaded_sum = _mm512_add_ps(loaded_sum, v);
+    return v;
+  }
+  bool saw_nan() const { return kPlain && _mm512_cmp_ps_mask(loaded_sum, loaded_sum, _CMP_UNORD_Q) != 0; }
+};
+
 // out[o] = the rule over rows[2o], rows[2o + 1], rows[2o + 2] (in that order, as the scalar loop),
 // for o < count, 16 outputs at a time: the even and odd columns split out of two loads by permutes
 // (stride-2 windows defeat the compiler's vectoriser), the last group masked. Loads are masked to
-// rows[0, 2 * count + 1), the windows' span, so nothing past it is read.
-inline void windows_3_stride_2(const float* rows, float* out, int count) {
+// rows[0, 2 * count + 1), the windows' span, so nothing past it is read. kPlain: a plain max each step
+// (MaxSteps), right where `rows` holds no NaN.
+template <bool kPlain = false>
+void windows_3_stride_2(const float* rows, float* out, int count) {
+  const auto step = MaxSteps<kPlain>::step;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const int span = 2 * count + 1;
@@ -122,7 +140,7 @@ inline void windows_3_stride_2(const float* rows, float* out, int count) {
     const float* w = rows + at;
     const __m512 a = _mm512_maskz_loadu_ps(first_lanes(span - at), w), b = _mm512_maskz_loadu_ps(first_lanes(span - at - 16), w + 16);
     const __m512 c = _mm512_maskz_loadu_ps(first_lanes(span - at - 2), w + 2), d = _mm512_maskz_loadu_ps(first_lanes(span - at - 18), w + 18);
-    const __m512 best = max_rule(max_rule(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b)), _mm512_permutex2var_ps(c, even, d));
+    const __m512 best = step(step(_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b)), _mm512_permutex2var_ps(c, even, d));
     _mm512_mask_storeu_ps(out + o, first_lanes(count - o), best);
   }
 }
@@ -136,10 +154,8 @@ inline void windows_3_stride_2(const float* rows, float* out, int count) {
 // stall per load that was most of its time on such planes. kNarrow: the plane is at most 16 columns
 // wide (a 14x14 pool), so one register holds a row and the taps are one-source permutes: half the
 // loads and row maxima, the same bits (bench/logs/i19j-maxpool-narrow-layer-ab.out: 0.81x the time).
-// kPlain: each step a plain max, v > best ? v : best (vmaxps with v first), which is max_rule's result
-// wherever the window holds no NaN, beside a sum of every row loaded, which is NaN where one was; returns
-// whether the plane held a NaN (then y is not yet right: the caller takes the plane again with the rule).
-// The rule's two compares and blend a step were 40% of the plane's time (bench/logs/i19F-maxpool-plain.out).
+// kPlain: MaxSteps' plain max; returns whether the plane held a NaN (then y is not yet right: the caller
+// takes the plane again with the rule). The rule's two compares and blend a step were 40% of the plane's time (bench/logs/i19F-maxpool-plain.out).
 template <int KW, int SW, bool kNarrow = false, bool kPlain = false>
 bool plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) {
   const int ow_count = s.out_w(), width = s.in_w;
@@ -153,13 +169,9 @@ bool plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) 
                     _mm512_cmplt_epi32_mask(tap_column[t], _mm512_set1_epi32(width));
   }
   const __mmask16 lo_lanes = first_lanes(width), hi_lanes = first_lanes(width - 16), out_lanes = first_lanes(ow_count);
-  const auto step = [](__m512 best, __m512 v) { return kPlain ? simd::Isa::max(v, best) : max_rule(best, v); };
-  __m512 loaded_sum = _mm512_setzero_ps();  // kPlain: NaN in a lane where a row loaded held one
-  const auto load = [&](__mmask16 lanes, const float* at) {
-    const __m512 v = _mm512_maskz_loadu_ps(lanes, at);
-    if (kPlain) loaded_sum = _mm512_add_ps(loaded_sum, v);
-    return v;
-  };
+  MaxSteps<kPlain> steps;
+  const auto step = MaxSteps<kPlain>::step;
+  const auto load = [&](__mmask16 lanes, const float* at) { return steps.load(lanes, at); };
   for (int oh = 0; oh < s.out_h(); ++oh) {
     const int h0 = std::max(oh * s.stride_h - s.pad_h, 0), h1 = std::min(oh * s.stride_h - s.pad_h + s.kernel_h, s.in_h);
     __m512 lo = lowest, hi = lowest;  // a window wholly in the padding: -inf
@@ -183,30 +195,23 @@ bool plane_max_in_registers(const Pool2dShape& s, const float* plane, float* y) 
     for (int t = 1; t < KW; ++t) best = step(best, tap(t));
     _mm512_mask_storeu_ps(y + static_cast<std::int64_t>(oh) * ow_count, out_lanes, best);
   }
-  // A sum is NaN where an addend was (or where +inf met -inf: then the rule runs for nothing).
-  return kPlain && _mm512_cmp_ps_mask(loaded_sum, loaded_sum, _CMP_UNORD_Q) != 0;
+  return steps.saw_nan();
 }
 #endif
 
 // y (out_h x out_w) = max of each window of one plane, in two vectorisable passes per output row:
 // `rows` = the rule over the window's in-image rows, column by column, with -inf for the padding
 // columns, then each output = the rule over kernel_w entries of `rows` (stride KW/SW compile-time
-// constants for the common windows, so the compiler unrolls them; 0 means use the shape's). kPlain:
-// planes for plane_max_in_registers take its plain max first, and the rule only where they hold a NaN.
+// constants for the common windows, so the compiler unrolls them; 0 means use the shape's). kPlain
+// (AVX-512; NIN's 56-wide planes): MaxSteps' plain max; returns whether the plane held a NaN (then y is not yet
+// right: the caller takes the plane again with the rule). `prefetch_rows` (off: the poolRowPrefetch ablation):
+// each output row prefetches the stride_h rows kAheadRows below its window, past the plane into the next
+// one (planes are contiguous; a prefetch past the tensor does not fault). Without them a plane past the
+// caches streamed at about 4 GB/s here, its masked loads apparently not followed by the hardware
+// prefetcher: NIN's 96x56x56 pool at batch 16, one thread, 4.87 -> 1.15 ms with the plain max (bench/RESULTS.md, i19G).
+constexpr int kAheadRows = 32;
 template <int KW, int SW, bool kPlain = false>
-void plane_max(const Pool2dShape& s, const float* plane, float* y, float* rows) {
-#if defined(__AVX512F__)
-  if constexpr (KW > 0 && SW > 0) {
-    if (s.in_w <= 32 && s.out_w() <= 16) {
-      if (s.in_w <= 16) {
-        if (!kPlain || plane_max_in_registers<KW, SW, true, true>(s, plane, y)) plane_max_in_registers<KW, SW, true>(s, plane, y);
-      } else if (!kPlain || plane_max_in_registers<KW, SW, false, true>(s, plane, y)) {
-        plane_max_in_registers<KW, SW>(s, plane, y);
-      }
-      return;
-    }
-  }
-#endif
+bool plane_max_two_pass(const Pool2dShape& s, const float* plane, float* y, float* rows, bool prefetch_rows = true) {
   const int kw = KW ? KW : s.kernel_w, sw = SW ? SW : s.stride_w;
   const int ow_count = s.out_w();
   const int span = (ow_count - 1) * sw + kw;  // padded columns the windows cover
@@ -214,19 +219,30 @@ void plane_max(const Pool2dShape& s, const float* plane, float* y, float* rows) 
   for (int j = 0; j < span; ++j) rows[j] = lowest;
   float* inner = rows + s.pad_w;  // inner[iw] is image column iw
   const int width = std::min(s.in_w, span - s.pad_w);
+#if defined(__AVX512F__)
+  MaxSteps<kPlain> steps;
+  const auto step = MaxSteps<kPlain>::step;
+  const auto load = [&](__mmask16 lanes, const float* at) { return steps.load(lanes, at); };
+#endif
   for (int oh = 0; oh < s.out_h(); ++oh) {
     const int h0 = std::max(oh * s.stride_h - s.pad_h, 0), h1 = std::min(oh * s.stride_h - s.pad_h + s.kernel_h, s.in_h);
     if (h0 >= h1) {
       for (int iw = 0; iw < width; ++iw) inner[iw] = lowest;
     } else {
       const float* first = plane + static_cast<std::int64_t>(h0) * s.in_w;
+      if (prefetch_rows) {
+        // As an integer: the address may lie past the tensor, where a pointer may not point.
+        const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(plane) + (static_cast<std::uintptr_t>(h1) + kAheadRows) * s.in_w * sizeof(float);
+        const std::uintptr_t bytes = static_cast<std::uintptr_t>(s.stride_h) * s.in_w * sizeof(float);
+        for (std::uintptr_t at = 0; at < bytes; at += 64) __builtin_prefetch(reinterpret_cast<const void*>(ahead + at));
+      }
 #if defined(__AVX512F__)
       // 16 columns at a time down the window's rows, the last group masked (NIN's planes are 56, 28
       // and 14 wide: the compiler's scalar remainder loop would be most of the work).
       for (int iw = 0; iw < width; iw += 16) {
         const __mmask16 m = first_lanes(width - iw);
-        __m512 best = _mm512_maskz_loadu_ps(m, first + iw);
-        for (int ih = h0 + 1; ih < h1; ++ih) best = max_rule(best, _mm512_maskz_loadu_ps(m, plane + static_cast<std::int64_t>(ih) * s.in_w + iw));
+        __m512 best = load(m, first + iw);
+        for (int ih = h0 + 1; ih < h1; ++ih) best = step(best, load(m, plane + static_cast<std::int64_t>(ih) * s.in_w + iw));
         _mm512_mask_storeu_ps(inner + iw, m, best);
       }
 #else
@@ -240,7 +256,7 @@ void plane_max(const Pool2dShape& s, const float* plane, float* y, float* rows) 
     float* out = y + static_cast<std::int64_t>(oh) * ow_count;
 #if defined(__AVX512F__)
     if constexpr (KW == 3 && SW == 2) {
-      windows_3_stride_2(rows, out, ow_count);
+      windows_3_stride_2<kPlain>(rows, out, ow_count);
       continue;
     }
 #endif
@@ -251,6 +267,31 @@ void plane_max(const Pool2dShape& s, const float* plane, float* y, float* rows) 
       out[ow] = best;
     }
   }
+#if defined(__AVX512F__)
+  return steps.saw_nan();
+#else
+  return false;  // without AVX-512 every step took the rule
+#endif
+}
+
+// y (out_h x out_w) = max of each window of one plane: in registers where the plane is narrow enough,
+// else in two passes (plane_max_two_pass). kPlain: a plain max first, and the rule only where the plane
+// holds a NaN; `prefetch_rows`: plane_max_two_pass'.
+template <int KW, int SW, bool kPlain = false>
+void plane_max(const Pool2dShape& s, const float* plane, float* y, float* rows, bool prefetch_rows) {
+#if defined(__AVX512F__)
+  if constexpr (KW > 0 && SW > 0) {
+    if (s.in_w <= 32 && s.out_w() <= 16) {
+      if (s.in_w <= 16) {
+        if (!kPlain || plane_max_in_registers<KW, SW, true, true>(s, plane, y)) plane_max_in_registers<KW, SW, true>(s, plane, y);
+      } else if (!kPlain || plane_max_in_registers<KW, SW, false, true>(s, plane, y)) {
+        plane_max_in_registers<KW, SW>(s, plane, y);
+      }
+      return;
+    }
+  }
+#endif
+  if (!kPlain || plane_max_two_pass<KW, SW, kPlain>(s, plane, y, rows, prefetch_rows)) plane_max_two_pass<KW, SW>(s, plane, y, rows, prefetch_rows);
 }
 
 // The index Torch's scan of the window (row by row, ties to the first, a NaN to the last NaN)
@@ -337,10 +378,11 @@ inline void row_argmax(const Pool2dShape& s, const float* plane, int oh, const f
 
 // y = max over each window. `argmax` (same size as y, may be null) receives the index of the
 // chosen input within its plane, ih*in_w + iw (0-based; Torch stores it 1-based). `o`: y's place (PoolOutput).
-// `plain_max` (the ablation cpuPlainMaxPool turns it off): planes of at most 32 columns take a plain max and
-// the NaN rule only where they hold a NaN (plane_max_in_registers' kPlain); the same bits either way.
+// `plain_max` (the ablation cpuPlainMaxPool turns it off): the planes of the common windows (3/2, 2/2, 3/1) take a
+// plain max and the NaN rule only where they hold a NaN (plane_max_in_registers' and plane_max_two_pass' kPlain); the
+// same bits either way. `prefetch_rows` (off: the poolRowPrefetch ablation): plane_max_two_pass'; the same bits.
 inline void maxpool_forward(const Pool2dShape& shape, const float* x, float* y, std::int32_t* argmax,
-                            const PoolOutput& o = {}, bool plain_max = true) {
+                            const PoolOutput& o = {}, bool plain_max = true, bool prefetch_rows = true) {
   using namespace pool_detail;
   auto plane_fn = &plane_max<0, 0>;
   if (shape.kernel_w == 3 && shape.stride_w == 2) plane_fn = plain_max ? &plane_max<3, 2, true> : &plane_max<3, 2>;
@@ -355,7 +397,7 @@ inline void maxpool_forward(const Pool2dShape& shape, const float* x, float* y, 
     for (std::int64_t p = planes * b / blocks; p < planes * (b + 1) / blocks; ++p) {
       const float* plane = x + p * shape.in_plane();
       float* out = y + o.plane(shape, p) * shape.out_plane();
-      plane_fn(shape, plane, out, rows);
+      plane_fn(shape, plane, out, rows, prefetch_rows);
       if (!argmax) continue;
       std::int32_t* index = argmax + p * shape.out_plane();
 #if defined(__AVX512F__)
