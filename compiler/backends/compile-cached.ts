@@ -52,7 +52,8 @@ export interface CachedCompile {
    * changes with the spec's text, max batch and target while the kernels often do not, so the library is
    * cached as compiled from the source with a placeholder of the same length in its place, and the copy
    * delivered has the placeholder's bytes replaced by the hash's: the same bytes as compiling the source
-   * itself, build-id aside (test/compile-cache-identity.test.ts), shared by every build with those kernels.
+   * itself, symbol table and build-id aside (test/compile-cache-identity.test.ts), shared by every build with
+   * those kernels, whatever their comments say.
    */
   readonly identity?: string;
 }
@@ -69,7 +70,11 @@ export function compileCached(c: CachedCompile): { cached: boolean; command: str
   const identity = shares ? c.identity : undefined;
   const placeholder = identity && placeholderFor(identity);
   const keyText = identity && placeholder ? c.sourceText.replaceAll(identity, placeholder) : c.sourceText;
-  const key = createHash('sha256').update(keyText).update(c.keyCommand.join(' ')).update(headersDigest()).digest('hex');
+  // Whole-line comments name the spec's file, model and lines, and compile to nothing: blanked (lines kept, for
+  // __LINE__) in what is hashed, so the same kernels under another spec's name share the entry too. One ending in a
+  // backslash continues onto the next line, which it would turn into code if blanked: kept.
+  const hashed = shares ? keyText.replace(/^[ \t]*\/\/.*$/gm, (line) => (line.endsWith('\\') ? line : '')) : keyText;
+  const key = createHash('sha256').update(hashed).update(c.keyCommand.join(' ')).update(headersDigest()).digest('hex');
   const cached = join(cacheDir(), c.kind, `${key}.so`);
   const command = quoteCommand(c.command);
   const record = { kind: c.kind, key, sourcePath: c.sourcePath };
