@@ -4,11 +4,12 @@
 //                                                          distinct ones, whole and with the source hash and comments aside
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { blankLineComments } from '../compiler/backends/compile-cached.js';
 
 interface Line { readonly kind: string; readonly key: string; readonly cached: boolean; readonly cpuSeconds: number }
 
 /** The text the cache key reads (compile-cached.ts): any 64-hex source hash and whole-line comments aside. */
-const shared = (text: string) => text.replace(/[0-9a-f]{64}/g, 'H').replace(/^[ \t]*\/\/.*$/gm, '');
+const shared = (text: string) => blankLineComments(text.replace(/[0-9a-f]{64}/g, 'H'));
 
 function summariseLogs(dirs: readonly string[]): void {
   for (const dir of dirs) {

@@ -60,6 +60,13 @@ export interface CachedCompile {
 
 export const quoteCommand = (args: readonly string[]) => args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ');
 
+/**
+ * The source with its whole-line comments blanked, lines kept (for __LINE__): they name the spec's file, model and
+ * lines, and compile to nothing, so the cache key leaves them out and the same kernels under another spec's name
+ * share the entry. One ending in a backslash continues onto the next line, which it would turn into code: kept.
+ */
+export const blankLineComments = (text: string) => text.replace(/^[ \t]*\/\/.*$/gm, (line) => (line.endsWith('\\') ? line : ''));
+
 /** A string of the identity's length that no generated source or library holds otherwise. */
 const placeholderFor = (identity: string) => 'nincc-source-hash-placeholder-'.repeat(Math.ceil(identity.length / 30) + 1).slice(0, identity.length);
 
@@ -70,10 +77,7 @@ export function compileCached(c: CachedCompile): { cached: boolean; command: str
   const identity = shares ? c.identity : undefined;
   const placeholder = identity && placeholderFor(identity);
   const keyText = identity && placeholder ? c.sourceText.replaceAll(identity, placeholder) : c.sourceText;
-  // Whole-line comments name the spec's file, model and lines, and compile to nothing: blanked (lines kept, for
-  // __LINE__) in what is hashed, so the same kernels under another spec's name share the entry too. One ending in a
-  // backslash continues onto the next line, which it would turn into code if blanked: kept.
-  const hashed = shares ? keyText.replace(/^[ \t]*\/\/.*$/gm, (line) => (line.endsWith('\\') ? line : '')) : keyText;
+  const hashed = shares ? blankLineComments(keyText) : keyText;
   const key = createHash('sha256').update(hashed).update(c.keyCommand.join(' ')).update(headersDigest()).digest('hex');
   const cached = join(cacheDir(), c.kind, `${key}.so`);
   const command = quoteCommand(c.command);
