@@ -153,7 +153,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
     const sourcePath = join(dir, 'kernels.cpu.cc');
     writeIfChanged(sourcePath, compiled.cpu.text);
     log(`compiling ${compiled.cpu.kernels.length} kernels (${sourcePath})…`);
-    const cpuLibrary = compileCpuLibrary(compiled.cpu.text, sourcePath, join(dir, library), features);
+    const cpuLibrary = compileCpuLibrary(compiled.cpu.text, sourcePath, join(dir, library), features, sourceHash);
     log(cpuLibrary.cached ? 'kernel library: cache hit' : 'kernel library: compiled');
     cpuCommand = cpuLibrary.command;
   }
@@ -161,7 +161,7 @@ export function buildArtifact(model: ShapedModel, source: string, options: Build
   if (compiled.cuda && nvcc) {
     const cu = compiled.cuda.source;
     log(`compiling ${cu.kernels.length} cuda kernels for the emulator (${cuPath})…`);
-    const emu = compileEmuLibrary(cu.text, cuPath, join(dir, emuLibrary));
+    const emu = compileEmuLibrary(cu.text, cuPath, join(dir, emuLibrary), sourceHash);
     log(emu.cached ? 'emu kernel library: cache hit' : 'emu kernel library: compiled');
     cuda = { command: emu.command, nvcc };
   }

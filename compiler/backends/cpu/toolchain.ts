@@ -35,8 +35,11 @@ export function compilerCommand(source: string, output: string, features: readon
   return ['g++', '-std=c++17', '-O3', '-fopenmp', '-fPIC', '-shared', '-fvisibility=hidden', '-fvisibility-inlines-hidden', '-Wl,-Bsymbolic', ...cpuFlags(features), `-I${include}`, source, '-o', output];
 }
 
-/** Compiles `source` (already written at sourcePath) to `output`; returns whether the cache had it. */
-export function compileCpuLibrary(sourceText: string, sourcePath: string, output: string, features?: readonly string[]): { cached: boolean; command: string } {
+/**
+ * Compiles `source` (already written at sourcePath) to `output`; returns whether the cache had it. `identity`:
+ * the build's source hash, shared with other builds of the same kernels (compile-cached.ts CachedCompile).
+ */
+export function compileCpuLibrary(sourceText: string, sourcePath: string, output: string, features?: readonly string[], identity?: string): { cached: boolean; command: string } {
   const command = compilerCommand(sourcePath, output, features);
-  return compileCached({ kind: 'cpu', command, keyCommand: command.slice(0, -3), sourceText, sourcePath, output, what: 'g++' });
+  return compileCached({ kind: 'cpu', command, keyCommand: command.slice(0, -3), sourceText, sourcePath, output, what: 'g++', ...(identity ? { identity } : {}) });
 }

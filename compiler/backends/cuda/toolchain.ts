@@ -17,10 +17,10 @@ export function emuCompilerCommand(source: string, output: string): string[] {
   return ['g++', '-std=c++17', '-O2', '-DNINCC_EMU', ...checks, ...asan, '-fPIC', '-shared', '-fvisibility=hidden', '-fvisibility-inlines-hidden', '-Wl,-Bsymbolic', `-I${include}`, '-x', 'c++', source, '-o', output];
 }
 
-/** Compiles `sourceText` (already written at sourcePath) into the emu library `output`. */
-export function compileEmuLibrary(sourceText: string, sourcePath: string, output: string): { cached: boolean; command: string } {
+/** Compiles `sourceText` (already written at sourcePath) into the emu library `output`; `identity` as compileCpuLibrary's. */
+export function compileEmuLibrary(sourceText: string, sourcePath: string, output: string, identity?: string): { cached: boolean; command: string } {
   const command = emuCompilerCommand(sourcePath, output);
-  return compileCached({ kind: 'emu', command, keyCommand: command.slice(0, -4), sourceText, sourcePath, output, what: 'g++ -DNINCC_EMU' });
+  return compileCached({ kind: 'emu', command, keyCommand: command.slice(0, -4), sourceText, sourcePath, output, what: 'g++ -DNINCC_EMU', ...(identity ? { identity } : {}) });
 }
 
 export interface PtxasKernel {
