@@ -1,8 +1,8 @@
 // The bf16 output stores of the tensor-core convs (conv-mma.ts forward y, conv-mma-grad.ts data gradient dX) on
 // blocks of whole images: the 8 channels of an n8 tile of one image are 8 consecutive NCHW planes, one contiguous
 // span of 8·PQ bf16. The per-warp staging (conv-mma-store-staged.ts) stores a channel's 32 rows a warp instruction:
-// on planes that are not whole sectors (NIN's 6×6: 72 bytes) most 64-byte runs straddle 3 sectors, and a padded
-// image's last 4 positions take 8 one-sector stores of 8 bytes. Here every warp writes its accumulators of n8 tile
+// on planes that are not whole sectors (NIN's 7×7: 98 bytes) most 64-byte runs straddle 3 sectors, and a padded
+// image's last 17 positions take stores of 34 bytes. Here every warp writes its accumulators of n8 tile
 // `nt`, rounded to bf16, into a span-major copy in the dead operand tiles (element (channel c, position p) of span
 // s at s·8·PQ + c·PQ + p), the block waits, and copies the spans out 16 bytes a lane: each span starts on a
 // 16-byte boundary, on a sector when 16·PQ is (PQ even), so a warp instruction's 512 bytes fill whole sectors.
