@@ -40,7 +40,21 @@ export const spansBytes = (t: SpanTarget) => (sinkElement(t) + 64) * 2;
  * dead buffer of `bytes` holds them.
  */
 export function spansFit(t: SpanTarget, bytes: number, planesAligned: boolean): boolean {
-  return t.rows % 32 === 0 && t.blockRows % t.rows === 0 && t.columns % 8 === 0 && (planesAligned || t.positions % 8 === 0) && spansBytes(t) <= bytes;
+  return t.rows % 32 === 0 && t.blockRows % t.rows === 0 && t.columns % 8 === 0 && (planesAligned || t.positions % 8 === 0) && spanWritesConflictFree(t.positions) && spansBytes(t) <= bytes;
+}
+
+/**
+ * Whether spanWrite's warp instruction (channels 2·(lane%4) + half, 8 consecutive positions) hits distinct banks
+ * on planes of `positions`: its 4 channels start `positions` words apart, each covering 4 banks. On 6×6 they fall on
+ * banks 0, 4, 8, 12 (no conflict); on NIN's 7×7 (odd: an odd channel starts mid-word) on 0, 17, 2, 19, so two
+ * channels share banks (2-way) and the shared-bound k31 forward lost 1 µs in the whole-NIN profile for the sectors
+ * it saved (bench/RESULTS.md, i15f).
+ */
+export function spanWritesConflictFree(positions: number): boolean {
+  if (positions % 2 !== 0) return false; // an odd channel's 8 positions would then start mid-word and span 5 words
+  const banks = new Set<number>();
+  for (let channel = 0; channel < 4; channel++) for (let word = 0; word < 4; word++) banks.add((channel * positions + word) % 32);
+  return banks.size === 16;
 }
 
 /** The block's spans, as bf16, in shared buffer `buffer` (an int4 array of the kernel). */
