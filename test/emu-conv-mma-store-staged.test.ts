@@ -5,7 +5,9 @@
 // inference. The chain: odd 9×11 planes (99 positions, statistics rows padded to 128: a channel-major halo forward,
 // a tap-major halo data gradient staging in its halo) and 8×8 ones (a 64-row warp twin forward, a 1×1 conv, an
 // 8-warp 1×1 data gradient, a strided 3×3 one),
-// a batch of 3 on grids sized for 4 (a partial row tile). CI checks the compiled kernels and the shared layout's
+// a batch of 3 on grids sized for 4 (a partial row tile). The 8×8 planes' blocks hold whole images, where the
+// default stores whole spans of 8 planes instead (conv-mma-store-spans.ts): both builds here turn that off
+// (`spanStores: false`), test/emu-conv-mma-store-spans.test.ts compares the spans with these parts. CI checks the compiled kernels and the shared layout's
 // bank conflicts (no build, ~2 s); the two emu builds and the comparisons run with NINCC_TEST_FULL=1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
@@ -33,7 +35,7 @@ if (!FULL) console.warn('test/emu-conv-mma-store-staged.test.ts: the two emu bui
 function compiled(staged: boolean): Compiled {
   const r = compileSpec(SPEC, 'staged.model', { device: 'emu' });
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ...(staged ? {} : { ablations: { stagedStores: false } as const }) });
+  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: staged ? { spanStores: false } : { stagedStores: false } });
 }
 
 /** Each tensor-core forward and data gradient kernel: its tile text, fused text and source, by name. */
@@ -63,7 +65,7 @@ describe('the staged bf16 epilogue stores (compiled, no build)', () => {
 
 describe.runIf(FULL)('the staged bf16 epilogue stores on emu (NINCC_TEST_FULL=1)', () => {
   let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
-  const VARIANTS = { on: {}, off: { stagedStores: false } } as const;
+  const VARIANTS = { on: { spanStores: false }, off: { stagedStores: false } } as const;
   beforeAll(() => {
     builds = buildEmuVariants(SPEC, 'staged.model', VARIANTS);
   }, 600_000);

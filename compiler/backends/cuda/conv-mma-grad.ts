@@ -29,6 +29,7 @@ import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import { waveWgradTile } from './conv-mma-wgrad-wave-tiles.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import { spansBuffer, spansFit, spansStore, spanWrite, type SpanTarget } from './conv-mma-store-spans.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { isOn, isOptedIn, type Ablations } from '../../ablations.js';
 import { lastSplitParams, lastSplitReduce } from './conv-mma-last-cta-wgrad.js';
@@ -47,8 +48,9 @@ import { statsRunsFit, statsRunsLoad, statsRunsValue } from './conv-mma-dgrad-st
  * (one statistics tile). `stagedAfter` (a staged bf16 output, conv-mma-store-staged.ts): the 32-row parts
  * run outside the column halves, and these lines store each part's 8 columns once both halves wrote them.
  * `perPart` (e_y's runs, conv-mma-dgrad-stats-runs.ts): lines at the top of each part, the parts then outside the halves too.
+ * `afterTile` (the span stores, conv-mma-store-spans.ts): lines after each n8 tile's parts.
  */
-function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], inner: string[], afterRows: string[], stagedAfter?: string[], perPart: readonly string[] = []): string[] {
+function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], inner: string[], afterRows: string[], stagedAfter?: string[], perPart: readonly string[] = [], afterTile: string[] = []): string[] {
   const halves = ['for (int half = 0; half < 2; ++half) {', `  const int col = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4) + half;`];
   const parts = [`for (int sub = 0; sub < ${MT / 2}; ++sub) {`, ...(stagedAfter ? [stagedKeep] : []), ...perPart].map((s, i) => (i ? `  ${s}` : s));
   const [outer, innerLoop] = stagedAfter || perPart.length > 0 ? [parts, halves] : [halves, parts];
@@ -70,6 +72,7 @@ function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], 
     '    }',
     ...(stagedAfter ?? []).map((s) => `    ${s}`),
     '  }',
+    ...afterTile.map((s) => `  ${s}`),
     '}',
   ];
 }
@@ -130,8 +133,13 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const runs = taps && rebuildGradientFrom(c, 'v', 'at', fromRow).length === 0 ? tapsRuns(taps, BN * BK * 2, c.gBf16 ? 2 : 4, ablations) : undefined;
   // A tap-major data gradient copies B's slices from the bf16 copy through a cp.async ring, S − 1 slices ahead (conv-mma-b-ring.ts), not over the runs (they stage through B's tile).
   const bRing = isOn(ablations, 'kxkBRing') && taps && !runs ? chooseBRing(BN, taps.geometry.bytes + (useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0), c.C, KRS, threads) : undefined;
-  const staged = c.dxBf16 === true && isOn(ablations, 'stagedStores') && stagedFits(stageBytes, threads / 32) ? stageBuffer : undefined;
   const target: StagedTarget = { dst: 'dx', plane: (img, col) => `(long long)${img} * ${c.C} + ${col}`, columns: c.C, positions: HW, rows };
+  // On blocks of whole images, in whole spans of 8 planes once the block wrote each n8 tile (conv-mma-store-spans.ts).
+  const spanTarget: SpanTarget = { ...target, blockRows: BM, warpsN: BN / WN, warpCols: WN, threads };
+  const spans = c.dxBf16 === true && isOn(ablations, 'stagedStores') && isOn(ablations, 'spanStores') && spansFit(spanTarget, stageBytes, (c.C * HW) % 8 === 0) ? spanTarget : undefined;
+  const staged = c.dxBf16 === true && isOn(ablations, 'stagedStores') && (spans || stagedFits(stageBytes, threads / 32)) ? stageBuffer : undefined;
+  const rows8 = `wm * ${16 * MT} + 32 * sub + 16 * (j / 2) + 8 * (j % 2)`; // the first of the accumulator's 8 rows in the block
+  const warpRow = `${rows8} + lane / 4`; // the accumulator's row in the block (eachAccumulator's m − m0)
   const perRow = [
     `const int img = int(m / ${rows}), pos = int(m % ${rows});`,
     `const bool valid = img < n && pos < ${HW} && col < ${c.C};`,
@@ -139,7 +147,9 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     'float dv = d;',
     ...(addend ? ["if (valid) dv += nincc::ld(&g_add[at]);  // another reader's gradient of the same input"] : []),
     // The stats below take dv unrounded; the stored dx is rounded to bf16 when the reader's rebuild allows (lower/train-fused.ts bf16Gradients).
-    staged ? `${stagedWrite('dv')}  // stored after the part, with its other channels` : `if (valid) ${storeFloat('dx', 'at', 'dv', c.dxBf16)}`,
+    spans
+      ? `${spanWrite(spans, warpRow, rows8, 'dv')}  // stored after the n8 tile, with the block's other rows and columns`
+      : staged ? `${stagedWrite('dv')}  // stored after the part, with its other channels` : `if (valid) ${storeFloat('dx', 'at', 'dv', c.dxBf16)}`,
   ];
   const statFields = [...(c.outRelu ? ['e_scale', 'e_shift'] : []), 'e_mean', 'e_invstd'];
   const statParam = (field: string) => (hoistStats ? `s_${field}` : `nincc::ld(&${field}[col])`);
@@ -222,8 +232,8 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     '  __syncthreads();',
     '}',
     ...(bRing?.drain ?? []),
-    ...(staged ? [stagedPiece(staged)] : []),
-    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;', ...statLoads] : [], [...perRow, ...rowStats], columnStats, staged ? stagedStore(target, part, partCol) : undefined, statsRuns ? statsRunsLoad(c, part, partCol, HW, rows) : []),
+    ...(spans ? [spansBuffer(stageBuffer)] : staged ? [stagedPiece(staged)] : []),
+    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;', ...statLoads] : [], [...perRow, ...rowStats], columnStats, staged && !spans ? stagedStore(target, part, partCol) : undefined, statsRuns ? statsRunsLoad(c, part, partCol, HW, rows) : [], spans ? spansStore(spans) : []),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',
@@ -238,7 +248,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
     hoistStats && "the input BN's parameters loaded once a column and 32-row part",
     statsRuns && "the input BN's y loaded in 16-byte runs, transposed across lanes",
-    c.dxBf16 && (staged ? 'dx stored bf16, staged in shared memory into contiguous runs' : 'dx stored bf16'),
+    c.dxBf16 && (spans ? 'dx stored bf16, staged in shared memory into whole spans of 8 planes' : staged ? 'dx stored bf16, staged in shared memory into contiguous runs' : 'dx stored bf16'),
   ]);
   const tileText = `${tileWords(tile)}, M = N·${rows}${stats && rows !== HW ? ` (each image's ${HW} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.C}, K = ${KRS}`;
   return {

@@ -21,6 +21,7 @@ import { stageStemBand, stemBand, stemStaging, stemWords } from './conv-mma-stem
 import { s2dForward, s2dPlan, s2dSteps, s2dWords, stageS2dHalo } from './conv-mma-stem-s2d.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
+import { spansBuffer, spansFit, spansStore, spanWrite, type SpanTarget } from './conv-mma-store-spans.js';
 import { directFp32StoresWaste, stagedFp32Fits, stagedFp32Piece, stagedFp32Store, stagedFp32Write } from './conv-mma-store-fp32-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
 import { asyncRing } from './conv-mma-async-1x1.js';
@@ -120,8 +121,12 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     (isOn(ablations, 'asyncPipeline') && !taps && !view && !band ? asyncRing(c, tile, rows, xBf16, threads) : undefined) ??
     (isOn(ablations, 'kxkBRing') && taps && !s2d && !runs && !steps ? chooseBRing(BN, taps.geometry.bytes, c.K, CRS, threads) : undefined);
   const aFromRing = ringStaging(ring, 'A');
+  // A bf16 y on blocks of whole images goes out in whole spans of 8 planes (conv-mma-store-spans.ts), not a plane's 32 rows a store.
+  const spanTarget: SpanTarget = { dst: 'y', plane: yPlane(out), columns: c.K, positions: PQ, rows, blockRows: BM, warpsN: BN / WN, warpCols: WN, threads };
+  const spansAligned = (out.total * PQ) % 8 === 0 && (out.offset * PQ) % 8 === 0;
+  const spans = yBf16 && isOn(ablations, 'stagedStores') && isOn(ablations, 'spanStores') && spansFit(spanTarget, stageBytes, spansAligned) ? spanTarget : undefined;
   const staged: Staged | undefined = yBf16
-    ? isOn(ablations, 'stagedStores') && stagedFits(stageBytes, threads / 32) ? { buffer: stageBuffer, fp32: false } : undefined
+    ? isOn(ablations, 'stagedStores') && (spans || stagedFits(stageBytes, threads / 32)) ? { buffer: stageBuffer, fp32: false, spans } : undefined
     : isOn(ablations, 'stagedFp32Stores') && directFp32StoresWaste(PQ) && stagedFp32Fits(stageBytes, threads / 32) ? { buffer: stageBuffer, fp32: true } : undefined;
   const body = [
     ...mmaPrologue(tile, !taps, bStagesOf(ring)),
@@ -190,7 +195,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     out.total !== c.K && 'epilogue: concat slice in place',
     c.relu && 'epilogue: ReLU',
     stats && 'epilogue: per-tile BN statistics (mean, M2) from the accumulators',
-    staged && `y staged in shared memory${staged.fp32 ? ' (fp32)' : ''}, stored in contiguous runs`,
+    staged && (staged.spans ? 'y staged in shared memory, stored in whole spans of 8 planes' : `y staged in shared memory${staged.fp32 ? ' (fp32)' : ''}, stored in contiguous runs`),
     !yBf16 && !directFp32StoresWaste(PQ) && `y stored from the accumulators, not staged: a plane of ${PQ} positions, a multiple of 8, starts every 8-position run on a sector`,
   ]);
   const tileText = `${tileWords(tile)}, M = N·${rows}${rows !== PQ ? ` (each image's ${PQ} positions padded to whole ${rows !== statRows ? `${BM}-row blocks` : '32-row statistics tiles'})` : ''}, N = ${c.K}, K = ${CRS}`;
@@ -218,17 +223,25 @@ const storesBf16 = (c: Consts<'conv_fwd_fused' | 'conv_infer'>) => 'yBf16' in c 
 interface Staged {
   readonly buffer: string;
   readonly fp32: boolean;
+  /** Stored in whole spans of 8 planes once the block wrote each n8 tile, not per warp part (conv-mma-store-spans.ts). */
+  readonly spans?: SpanTarget;
 }
+
+/** y's plane of image `img`, channel `col`: in the concat buffer, where an inference conv writes a slice of it. */
+const yPlane = (o: OutputPlace) => (img: string, col: string) => `(long long)${img} * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}${col}`;
 
 function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number; PQ: number; NT: number; WN: number; MT: number; statTiles: number }, o: OutputPlace, staged?: Staged): string[] {
   const { rows, PQ, NT, WN, MT, statTiles } = g;
-  // Staged: the 32-row parts outside the column halves, so that a part's 8 columns are in the warp's piece before it is stored.
-  const loops = staged
+  // Staged per warp part: the 32-row parts outside the column halves, so that a part's 8 columns are in the warp's piece before it is stored.
+  const spans = staged?.spans;
+  const loops = staged && !spans
     ? ['    NINCC_UNROLL', `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`, `    ${stagedKeep}`, '    NINCC_UNROLL', '    for (int half = 0; half < 2; ++half) {']
     : ['    NINCC_UNROLL', '    for (int half = 0; half < 2; ++half) {', '    NINCC_UNROLL', `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`];
-  const target: StagedTarget = { dst: 'y', plane: (img, col) => `(long long)${img} * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}${col}`, columns: c.K, positions: PQ, rows };
+  const target: StagedTarget = { dst: 'y', plane: yPlane(o), columns: c.K, positions: PQ, rows };
+  const rows8 = `wm * ${16 * MT} + 32 * sub + 16 * (j / 2) + 8 * (j % 2)`; // the first of the accumulator's 8 rows in the block
+  const warpRow = `${rows8} + lane / 4`; // the accumulator's row in the block
   const out = [
-    ...(staged ? [(staged.fp32 ? stagedFp32Piece : stagedPiece)(staged.buffer)] : []),
+    ...(spans ? [spansBuffer(staged.buffer)] : staged ? [(staged.fp32 ? stagedFp32Piece : stagedPiece)(staged.buffer)] : []),
     'NINCC_UNROLL',
     `for (int nt = 0; nt < ${NT}; ++nt) {`,
     ...loops,
@@ -238,7 +251,7 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     '    bool valid[4];',
     '    NINCC_UNROLL',
     '    for (int j = 0; j < 4; ++j) {  // j = 2·(mt − 2·sub) + i/2: rows 32·sub + 16·(j/2) + 8·(i/2) + l/4 of the warp',
-    `      const long long m = m0 + wm * ${16 * MT} + 32 * sub + 16 * (j / 2) + 8 * (j % 2) + lane / 4;`,
+    `      const long long m = m0 + ${warpRow};`,
     `      const int img = int(m / ${rows}), pq = int(m % ${rows});`,
     `      valid[j] = img < n && pq < ${PQ};`,
     `      float d = acc[2 * sub + j / 2][nt][2 * (j % 2) + half]${c.bias ? ' + bias' : ''};`,
@@ -246,7 +259,9 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     ...(c.relu ? [`      d = d > 0.0f ? d : 0.0f;  // inference: the ReLU after a folded BN${o.residual ? ' (the block\'s, after the add)' : ''}`] : []),
     ...(storesBf16(c) ? ['      d = nincc::bf16_to_float(nincc::to_bf16(d));  // y is stored in bf16: its statistics and every reader see the rounded value'] : []),
     '      v[j] = d;',
-    staged
+    spans
+      ? `      ${spanWrite(spans, warpRow, rows8, 'd')}  // stored below, with the block's other rows and columns of this n8 tile`
+      : staged
       ? `      ${(staged.fp32 ? stagedFp32Write : stagedWrite)('d')}  // stored below, with the part's other channels`
       : `      if (valid[j] && kout < ${c.K}) ${storeFloat('y', `((long long)img * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}kout) * ${PQ} + pq`, 'd', storesBf16(c))}`,
     '    }',
@@ -274,6 +289,10 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     );
   }
   out.push('    }');
+  if (spans) {
+    out.push('  }', ...spansStore(spans).map((s) => `  ${s}`), '}');
+    return out;
+  }
   if (staged) out.push(...(staged.fp32 ? stagedFp32Store : stagedStore)(target, `m0 + wm * ${16 * MT} + 32 * sub`, `n0 + wn * ${WN} + nt * 8`).map((s) => `    ${s}`));
   out.push('  }', '}');
   return out;
