@@ -10,7 +10,7 @@
 // atomics, so training is bitwise repeatable. M = C·R·S and N = K (the transpose of dW, so that K = 96
 // channels take a 32-wide N tile rather than padding a 64-row M tile). docs/design.md §4.1.
 import { inputParams, loadFloat, storeFloat, params, fusedText, rebuildGradient, rebuildParams, statsParams, type Consts, type CudaKernel } from './parts.js';
-import { BK, CANDIDATES, WIDE_CANDIDATES, type MmaTile, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords, warpM16 } from './conv-mma-tile.js';
+import { BK, CANDIDATES, K_OFFSET_ALONG_K, K_OFFSET_NATURAL, WIDE_CANDIDATES, type MmaTile, chooseMmaTile, chooseTrafficTile, mmaPrologue, mmaSlice, stageAcrossRows, stageAlongK, tileThreads, tileWords, warpM16 } from './conv-mma-tile.js';
 import { rowsPerImage } from './conv-mma.js';
 import { applyPendingFrom, fromRow, pendingFields, rebuildFields, rebuildGradientFrom, rebuildTable, rebuildTableBytes, rowPendingLoads, rowRebuildLoads, tableLoads } from './conv-mma-channels.js';
 import { biasPerValue, biasStore, hoistRowParams, rowsPerWarp, stageAlongPositions, type CoalescedRows } from './conv-mma-wgrad-coalesced-staging.js';
@@ -39,6 +39,7 @@ import { asyncRingDynamicBytes, asyncRingElement, asyncRingIssue, asyncRingLand,
 import { offSectorGrid, windowBytes, windowElement, windowLoad, windowPrologue, type SectorWindow } from './conv-mma-wgrad-sector-window.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 import { statsRunsFit, statsRunsLoad, statsRunsValue } from './conv-mma-dgrad-stats-runs.js';
+import { biasRowStore, biasRowTile, chunkSplitRange, onesRow, ringBAddress, ringFragmentsFit } from './conv-mma-wgrad-ring-fragments.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
@@ -365,6 +366,10 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const imageAsync = plainB && halo && !asyncRing && isOn(ablations, 'wgradAsyncImageRing') ? chooseAsyncImageRing(PQ, BN, c.K) : undefined;
   // Else, on short planes: whole images of the block's channels copied into a shared ring, B staged from there (conv-mma-wgrad-image-ring.ts).
   const ring = plainB && !asyncRing && !imageAsync && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
+  // B's fragments by ldmatrix from the ring itself, no B tile staged from it; A in the positions' own k order, the splits on
+  // the ring's chunks (conv-mma-wgrad-ring-fragments.ts): a k×k kernel's A from its halo.
+  const ringB = isOn(ablations, 'wgradRingFragments') && halo && ringFragmentsFit(c, asyncRing, BM) ? asyncRing : undefined;
+  const kOrder = ringB ? K_OFFSET_NATURAL : K_OFFSET_ALONG_K;
   const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && !imageAsync && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
     ? { name: 'bwin', source: 'g', channels: c.K, positions: PQ, rows: bRows }
     : undefined;
@@ -425,21 +430,21 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     `const int n0 = int(blockIdx.y) * ${BN}, split = int(blockIdx.z);`,
     `// This split's share of the batch's n·${PQ} output positions j = (image, p, q), in order.`,
     `const long long total = (long long)n * ${PQ};`,
-    ...splitRange(c),
+    ...(ringB ? chunkSplitRange(c, ringB) : splitRange(c)),
     ...(c.gBn ? [`const float inv_m = 1.0f / float(total);`] : []),
-    ...(c.bias ? [bRows ? 'float bsum = 0.0f;  // lane l: the bias gradient of the warp\'s row l of B' : `float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
+    ...(c.bias && !ringB ? [bRows ? 'float bsum = 0.0f;  // lane l: the bias gradient of the warp\'s row l of B' : `float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
     ...(aRows ? hoistRowParams(aRows) : []),
     ...(bRows ? hoistRowParams(bRows) : []),
     ...(halo ? wgradHaloPrologue(c, halo, threads) : []),
     ...(ring ? ringPrologue(ring) : []),
-    ...(asyncRing ? asyncRingPrologue(asyncRing, c.K, PQ, threads) : []),
+    ...(asyncRing ? asyncRingPrologue(asyncRing, c.K, PQ, threads, ringB !== undefined) : []),
     ...(imageAsync ? asyncImageRingPrologue(imageAsync, c.K, threads) : []),
     ...[aWindow, bWindow].flatMap((w) => (w ? windowPrologue(w) : [])),
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     ...(asyncRing ? [`  const int it = int((j0 - lo) / ${BK});  // the slice's iteration: its ring stage`, ...asyncRingIssue(asyncRing).map((s) => `  ${s}`)] : []),
     ...(imageAsync ? asyncImageRingIssue(imageAsync).map((s) => `  ${s}`) : []),
-    ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem)).map((s) => `  ${s}`) : stageGathered),
-    ...(bRows
+    ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem), kOrder).map((s) => `  ${s}`) : stageGathered),
+    ...(ringB ? [] : bRows
       ? [
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',
           ...(ring ? ringCopy(ring, c.K, threads) : []),
@@ -457,11 +462,11 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     ...(halo
       ? [
           '  // Stage A from the halo: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j (as the gather would).',
-          ...stageAlongK('as', BM, haloOperand(c, halo), threads).map((s) => `  ${s}`),
+          ...stageAlongK('as', BM, ringB && c.bias ? { ...haloOperand(c, halo), perElement: [...haloOperand(c, halo).perElement, ...onesRow(c)] } : haloOperand(c, halo), threads, kOrder).map((s) => `  ${s}`),
           '  __syncthreads();',
         ]
       : []),
-    ...mmaSlice(tile).map((s) => `  ${s}`),
+    ...mmaSlice(tile, undefined, undefined, undefined, ringB && ringBAddress(ringB)).map((s) => `  ${s}`),
     ...(asyncRing ? asyncRingLand(asyncRing).map((s) => `  ${s}`) : []),
     ...(imageAsync ? asyncImageRingLand(imageAsync).map((s) => `  ${s}`) : []),
     '  __syncthreads();',
@@ -469,9 +474,9 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     ...(s2d ? s2dWgradTapLambda(s2d, stem) : []),
     ...eachAccumulator(NT, WN, warpM16(tile), [], s2d
       ? [`const int at = m < ${CRS} ? stem_tap(int(m)) : -1;`, `if (at >= 0 && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${stemCRS} + at], d);`]
-      : [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`], []),
-    ...biasSum,
-    ...lastSplitReduce(c, { BM, BN, threads, CRS, ...(s2d ? { stemTaps: stemCRS } : {}) }),
+      : [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`, ...(ringB && c.bias ? biasRowStore(c) : [])], []),
+    ...(ringB ? [] : biasSum),
+    ...lastSplitReduce(c, { BM, BN, threads, CRS, ...(s2d ? { stemTaps: stemCRS } : {}), ...(ringB && c.bias ? { biasTile: biasRowTile(c, BM) } : {}) }),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM wgrad (mma.m16n8k16, fp32 accumulate; the batch\'s positions split across CTAs, fixed-order sum)',
@@ -479,12 +484,12 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     c.gBn && 'prologue: dBN',
     c.inBn && 'prologue: input BN scale/shift',
     c.inRelu && 'prologue: input ReLU',
-    c.bias && 'bias gradient (fp32)',
+    c.bias && (ringB ? "bias gradient (fp32) as an MMA row of ones" : 'bias gradient (fp32)'),
     c.dyOut && "dY' stored (bf16) for the data gradient by the first row tile's blocks",
     s2d && s2dWgradWords(s2d, stem),
-    (aRows || bRows) && `${[aRows && 'x', bRows && "dY'"].filter(Boolean).join(' and ')} staged one row a warp instruction, lanes along positions`,
+    (aRows || (bRows && !ringB)) && `${[aRows && 'x', bRows && !ringB && "dY'"].filter(Boolean).join(' and ')} staged one row a warp instruction, lanes along positions`,
     (aWindow || bWindow) && `${[aWindow && 'x', bWindow && "dY'"].filter(Boolean).join(' and ')} loaded in whole sectors into per-row shared windows`,
-    asyncRing && asyncRingWords(asyncRing),
+    asyncRing && asyncRingWords(asyncRing, ringB ? "B's fragments by ldmatrix from the ring's windows (no B tile), A in the positions' order, the splits on its chunks" : undefined),
     imageAsync && asyncImageRingWords(imageAsync),
     ring && `dY' copied whole images of the block's ${ring.rows} channels at a time into a shared ring of two slots (${ring.slotPitch} bf16 apart), B staged from there`,
     c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',

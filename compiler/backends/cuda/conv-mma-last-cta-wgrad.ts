@@ -14,6 +14,9 @@ export interface WgradTiles {
   // A stem over x space-to-depth (conv-mma-stem-s2d-wgrad.ts): the stem's C·R·S, the width of its partials and dW;
   // the kernel's stem_tap(m) gives a tile row's place in them (−1: a padded tap, none).
   readonly stemTaps?: number;
+  // The row tile whose blocks wrote the bias partials: 0 (its blocks of column 0), or the one holding the bias row
+  // of B's fragments from a ring (conv-mma-wgrad-ring-fragments.ts).
+  readonly biasTile?: number;
 }
 
 /** dw and db (with a bias) and the tickets: the parameters the fold adds after wpart and bpart. */
@@ -60,8 +63,8 @@ export function lastSplitReduce(c: Consts<'conv_wgrad_fused'>, t: WgradTiles): s
     '  }',
     ...(c.bias
       ? [
-          '  // The bias: the blocks of column 0 wrote its partials, so the last split of tile (0, y) sums them.',
-          `  if (blockIdx.x == 0) for (int row = t; row < ${t.BN}; row += ${t.threads}) if (n0 + row < ${c.K}) {`,
+          `  // The bias: the blocks of row tile ${t.biasTile ?? 0} wrote its partials, so the last split of tile (${t.biasTile ?? 0}, y) sums them.`,
+          `  if (blockIdx.x == ${t.biasTile ?? 0}) for (int row = t; row < ${t.BN}; row += ${t.threads}) if (n0 + row < ${c.K}) {`,
           '    float s = 0.0f;',
           `    for (int sp = 0; sp < ${c.splits}; ++sp) s += nincc::ldcg(&bpart[sp * ${c.K} + n0 + row]);`,
           '    nincc::st(&db[n0 + row], s);',

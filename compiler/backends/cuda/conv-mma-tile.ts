@@ -120,7 +120,9 @@ export interface Staging {
  * load (one 32-byte sector) while each lane still packs four k into the bf16 pairs of one half-chunk.
  */
 const K_OFFSET_ACROSS_ROWS = '2 * chunk + e / 4 + 8 * (e % 4)';
-const K_OFFSET_ALONG_K = 'quarter + 8 * e';
+export const K_OFFSET_ALONG_K = 'quarter + 8 * e';
+/** stageAlongK's k order where the other operand's fragments come straight from k-contiguous rows (conv-mma-wgrad-ring-fragments.ts): position p holds k offset p. */
+export const K_OFFSET_NATURAL = '4 * quarter + e';
 
 /**
  * The per-element code written out once per element `e` rather than as a loop: a GPU runs the unrolled
@@ -163,16 +165,17 @@ export function stageAcrossRows(tile: string, rows: number, s: Staging, threads 
  * when the operand's addresses run along k (a forward's weights, both operands of the weight gradient).
  * Each lane stores its four values as one 8-byte half-chunk (positions 4·quarter..4·quarter + 3); a
  * 16-lane phase writes two rows that share one 128-byte line under the swizzle, so the stores are
- * conflict-free. `q` (the item) is in scope for perElement.
+ * conflict-free. `q` (the item) is in scope for perElement. `kOffset`: K_OFFSET_NATURAL stages the slice's k in their
+ * own order instead (the lane's four k contiguous).
  */
-export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging, threads = THREADS): string[] {
+export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging, threads = THREADS, kOffset = K_OFFSET_ALONG_K): string[] {
   return [
     'NINCC_UNROLL',
     `for (int q = t; q < ${rows * 8}; q += ${threads}) {`,
     '  const int row = q / 8, quarter = q % 8;',
     ...s.perRow.map((line) => `  ${line}`),
     '  float vs[4];',
-    ...unrolled(4, K_OFFSET_ALONG_K, s.perElement),
+    ...unrolled(4, kOffset, s.perElement),
     `  nincc::st(reinterpret_cast<int2*>(&${tile}[${swizzled('row', 'quarter / 2')}]) + quarter % 2, int2{int(nincc::to_bf16x2(vs[1], vs[0])), int(nincc::to_bf16x2(vs[3], vs[2]))});`,
     '}',
   ];
@@ -183,9 +186,10 @@ export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging, threads
  * lane l's ldmatrix row of A's m16 tile `mt` and 16-byte chunk `chunk` lies, when not in the A tile `as`.
  * `steps` (a C++ expression, 1 or 2): the k-steps this slice runs, where its second 16 k are all zero padding
  * (conv-mma-stem-s2d.ts s2dSteps); skipping an MMA of zeros leaves every accumulator bitwise what it was.
- * `bStage`: the int4 offset in `bs` of the B tile to read (a ring's stage, conv-mma-b-ring.ts).
+ * `bStage`: the int4 offset in `bs` of the B tile to read (a ring's stage, conv-mma-b-ring.ts). `bAt`: where lane l's
+ * ldmatrix row of B (`row`, 16-byte chunk `chunk`) lies, when not in the B tile (conv-mma-wgrad-ring-fragments.ts).
  */
-export function mmaSlice(t: MmaTile, aAt?: string, steps?: string, bStage?: string): string[] {
+export function mmaSlice(t: MmaTile, aAt?: string, steps?: string, bStage?: string, bAt?: string): string[] {
   const WN = t.nt * 8, MT = warpM16(t);
   return [
     'NINCC_UNROLL',
@@ -204,7 +208,7 @@ export function mmaSlice(t: MmaTile, aAt?: string, steps?: string, bStage?: stri
     '  NINCC_UNROLL',
     `  for (int nt = 0; nt < ${t.nt}; ++nt) {`,
     `    const int row = wn * ${WN} + nt * 8 + lane % 8, chunk = 2 * ks + lane / 8 % 2;`,
-    `    nincc::ldmatrix<2>(frag_b[nt], &bs[${bStage ? `${bStage} + ` : ''}${swizzled('row', 'chunk')}]);`,
+    `    nincc::ldmatrix<2>(frag_b[nt], ${bAt ?? `&bs[${bStage ? `${bStage} + ` : ''}${swizzled('row', 'chunk')}]`});`,
     '  }',
     '  NINCC_UNROLL',
     `  for (int mt = 0; mt < ${MT}; ++mt)`,

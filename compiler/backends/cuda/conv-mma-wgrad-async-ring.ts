@@ -49,9 +49,9 @@ export function chooseAsyncRing(positions: number, rows: number, besideBytes: nu
   return dynamic && STATIC_SHARED_BYTES + MAX_STAGES * stageBytes <= BLOCK_SHARED_BYTES ? { stages: MAX_STAGES, rows, chunk, window, dynamic: true } : undefined;
 }
 
-/** report.txt's words. */
-export const asyncRingWords = (r: AsyncRing) =>
-  `dY' copied by cp.async (${r.chunk * 2}-byte chunks) into a ${r.stages}-stage ring of slice windows (${asyncRingStageBytes(r)} B a stage${r.dynamic ? ', in dynamic shared memory' : ''}), ${r.stages - 1} slices in flight, B staged from there`;
+/** report.txt's words; `use`: how B is taken from the ring. */
+export const asyncRingWords = (r: AsyncRing, use = 'B staged from there') =>
+  `dY' copied by cp.async (${r.chunk * 2}-byte chunks) into a ${r.stages}-stage ring of slice windows (${asyncRingStageBytes(r)} B a stage${r.dynamic ? ', in dynamic shared memory' : ''}), ${r.stages - 1} slices in flight, ${use}`;
 
 const copy = (r: AsyncRing) => (r.chunk === 8 ? 'nincc::cp_async_cg' : `nincc::cp_async_ca<${r.chunk * 2}>`);
 
@@ -59,9 +59,12 @@ const copy = (r: AsyncRing) => (r.chunk === 8 ? 'nincc::cp_async_cg' : `nincc::c
  * The ring's declaration, the issue lambda (slice jj into stage st: every thread the same number of copies, a spare
  * repeating the last, as the emulator pairs a lane's k-th access with its neighbours'), and the first S − 1 slices
  * issued, one group each (empty past hi), the first waited for (the loop's first barrier comes after its B staging).
+ * `aligned`: every slice starts on a 16-byte chunk (conv-mma-wgrad-ring-fragments.ts), so a window's last chunk is never read and
+ * not copied, and an 8-lane phase of the 16-byte copies takes two rows 4 apart (320 bytes: their words 16 banks apart), where
+ * rows r and r + 1 (80 bytes apart) would share 4 banks.
  */
-export function asyncRingPrologue(r: AsyncRing, K: number, positions: number, threads: number): string[] {
-  const per = r.window / r.chunk, items = r.rows * per, rounds = Math.ceil(items / threads) * threads;
+export function asyncRingPrologue(r: AsyncRing, K: number, positions: number, threads: number, aligned = false): string[] {
+  const per = (aligned ? BK : r.window) / r.chunk, items = r.rows * per, rounds = Math.ceil(items / threads) * threads;
   return [
     r.dynamic
       ? `NINCC_DYNAMIC_SHARED(nincc::bf16, bring);  // dY''s ring, the launch's ${asyncRingBytes(r)} B: ${r.stages} stages × ${r.rows} rows × ${r.window} positions`
@@ -69,7 +72,9 @@ export function asyncRingPrologue(r: AsyncRing, K: number, positions: number, th
     `auto issue = [&](long long jj, int st) {  // the window of slice jj: positions from jj's chunk on`,
     `  const long long base = jj - jj % ${r.chunk};`,
     `  for (int i = t; i < ${rounds}; i += ${threads}) {`,
-    `    const int q = min(i, ${items - 1}), row = q / ${per}, c = q % ${per};`,
+    aligned
+      ? `    const int q = min(i, ${items - 1}), l = q % 32, row = q / 32 * 8 + l % 8 / 4 * 4 + l / 8, c = l % 4;  // 32 copies: 8 rows × 4 chunks`
+      : `    const int q = min(i, ${items - 1}), row = q / ${per}, c = q % ${per};`,
     `    const long long jc = base + c * ${r.chunk};`,
     `    const bool in = n0 + row < ${K} && jc < hi;  // else a zero fill (positions past the split are never read)`,
     `    const long long at = in ? (jc / ${positions} * ${K} + n0 + row) * ${positions} + jc % ${positions} : 0;`,

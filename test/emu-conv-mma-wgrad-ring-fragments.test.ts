@@ -1,0 +1,94 @@
+// The k×k weight gradients' B fragments by ldmatrix straight from the cp.async ring of dY' (compiler/backends/cuda/
+// conv-mma-wgrad-ring-fragments.ts, `wgradRingFragments`, on by default) against B staged from the ring into a B tile
+// (`wgradRingFragments: false`). The new form sums in another order (A and B in the positions' own k order, the splits
+// on the ring's 8-position chunks, the bias gradient as an MMA row of ones), so it cannot be bitwise the old: on emu,
+// every gradient but the 3×3's weight and bias gradients is bitwise the old build's, those two agree with it to fp32
+// summation error, and a second step of the new build is bitwise its first (deterministic). The spec: a 3×3 of 16 → 128
+// channels on 8×8 planes behind a 1×1 (its dY' from the grad_rebuild pass), a batch of 3 on grids for 4. CI checks the
+// choice and the compiled kernels (NIN's k11 included; no build, a few s); the emu comparison runs with NINCC_TEST_FULL=1.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { Compiled } from '../compiler/pipeline.js';
+import { load } from '../runtime/model.js';
+import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
+import { buildEmuVariants, compileEmuVariant } from './reference/emu-variants.js';
+
+const CLASSES = 3;
+const SPEC = `model wgrad_ring_fragments {
+  input 16x8x8
+  conv(16, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
+  conv(16, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
+  conv(128, 32, 1, 1, 1, 1, 0, 0)  bn(32)  relu
+  view(-1)  linear(2048, ${CLASSES})  logsoftmax
+}`;
+const WORDS = "B's fragments by ldmatrix from the ring's windows (no B tile)";
+const OFF = { wgradRingFragments: false } as const;
+/** The 3×3's parameters, whose gradients the new form computes in another order. */
+const REORDERED = ['conv4.weight', 'conv4.bias'];
+
+const FULL = process.env.NINCC_TEST_FULL === '1';
+if (!FULL) console.warn('test/emu-conv-mma-wgrad-ring-fragments.test.ts: the emu builds and comparisons run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
+
+const kernel = (c: Compiled, name: string) => (c.cuda?.kernels ?? []).find((k) => k.name === name)!;
+const bodies = (x: Compiled) => new Map((x.cuda?.kernels ?? []).map((k) => [k.name, k.body.join('\n')]));
+
+describe('B from the ring (choice and compiled kernels, no build)', () => {
+  it('the 3×3 weight gradient reads B by ldmatrix from the ring, stages A in position order, splits on 8-position chunks and sums its bias as an MMA row; off, as before, and only it changes', () => {
+    const on = compileEmuVariant(SPEC, 'wgrad_ring_fragments.model'), off = compileEmuVariant(SPEC, 'wgrad_ring_fragments.model', OFF);
+    const k4 = kernel(on, 'k4_conv_wgrad_fused');
+    expect(k4.fused).toContain(WORDS);
+    expect(k4.fused).toContain('bias gradient (fp32) as an MMA row of ones');
+    const body = k4.body.join('\n');
+    expect(body).toContain('nincc::ldmatrix<2>(frag_b[nt], &bring[(int(it % 4) * 128 + row) * 40 + chunk * 8]);');
+    expect(body).toContain('ko = 4 * quarter + e;');
+    expect(body).toMatch(/const long long lo = total \* split \/ \d+ \/ 8 \* 8/);
+    expect(body).toContain('// the bias row');
+    expect(body).not.toContain('&bs[');
+    const before = kernel(off, 'k4_conv_wgrad_fused');
+    expect(before.fused).not.toContain(WORDS);
+    expect(before.body.join('\n')).toContain('nincc::ldmatrix<2>(frag_b[nt], &bs[');
+    const a = bodies(on), b = bodies(off);
+    expect([...a].filter(([name, text]) => text !== b.get(name)).map(([name]) => name)).toEqual(['k4_conv_wgrad_fused']);
+  });
+
+  it("NIN: k11's 5×5 weight gradient takes it, no other (k21's 2,304 taps fill its 256-row tiles: no padding row for the bias)", () => {
+    const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', {}, 'bf16', 'h100');
+    const taking = (nin.cuda?.kernels ?? []).filter((k) => k.fused?.includes(WORDS)).map((k) => k.name);
+    expect(taking).toEqual(['k11_conv_wgrad_fused']);
+    expect(kernel(nin, 'k11_conv_wgrad_fused').body.join('\n')).toContain('&bring[(int(it % 4) * 128 + row) * 40 + chunk * 8]');
+  });
+});
+
+describe.runIf(FULL)('B from the ring on emu (NINCC_TEST_FULL=1)', () => {
+  it('one step: every other gradient bitwise the old build\'s, the 3×3\'s weight and bias gradients within fp32 summation error of it, and a second step bitwise the first', async () => {
+    const builds = buildEmuVariants(SPEC, 'wgrad_ring_fragments.model', { on: {}, off: OFF });
+    const n = 3;
+    const images = uniform(n * 16 * 8 * 8, -1.5, 1.5, rng(521));
+    const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % CLASSES);
+    const [on, off] = await Promise.all([builds.dirs.on, builds.dirs.off].map((d) => load(d, { device: 'emu', seed: 522 })));
+    try {
+      randomizeAffine(on, rng(523));
+      for (const t of on.tensorNames()) off.setTensor(t, on.getTensor(t));
+      await Promise.all([on, off].map((m) => m.forwardBackward(images, labels)));
+      const first = new Map(on.info.params.map((t) => [t.name, Array.from(on.getGradient(t.name))]));
+      for (const t of on.info.params) {
+        const a = first.get(t.name)!, b = Array.from(off.getGradient(t.name));
+        if (!REORDERED.includes(t.name)) {
+          expect(a, t.name).toEqual(b);
+          continue;
+        }
+        expect(b.some((x) => x !== 0), `${t.name}'s gradient`).toBe(true);
+        // Both sum the same exact bf16 products in fp32 over at most 2·64 positions a split: a relative error of a few 2^-24
+        // each of the tensor's largest magnitude; 2^-12 of it is far above that and far below a wrong pairing of A and B.
+        const scale = Math.max(...b.map(Math.abs));
+        const worst = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+        expect(worst, t.name).toBeLessThanOrEqual(scale * 2 ** -12);
+      }
+      await on.forwardBackward(images, labels);
+      for (const t of on.info.params) expect(Array.from(on.getGradient(t.name)), t.name).toEqual(first.get(t.name));
+    } finally {
+      await Promise.all([on, off].map((m) => m.dispose()));
+      builds.remove();
+    }
+  }, 900_000);
+});
