@@ -24,8 +24,8 @@ const spec = (h: number, w: number) => `model wgrad_async {
 }`;
 const RING = /dY' copied by cp\.async \((\d+)-byte chunks\) into a (\d)-stage ring/;
 // The 1×1 weight gradients rebuild dY' themselves by default (rebuildInWgrad): the ring is for a plain dY', so every
-// build here keeps the grad_rebuild passes that give the 1×1s one, and stages B from the ring (wgradRingFragments: another summation order).
-const PLAIN = { rebuildInWgrad: false, wgradRingFragments: false } as const;
+// build here keeps the grad_rebuild passes that give the 1×1s one.
+const PLAIN = { rebuildInWgrad: false } as const;
 const OFF = { ...PLAIN, wgradAsyncRing: false } as const;
 
 const FULL = process.env.NINCC_TEST_FULL === '1';

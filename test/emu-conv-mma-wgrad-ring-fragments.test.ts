@@ -1,6 +1,6 @@
 // The k×k weight gradients' B fragments by ldmatrix straight from the cp.async ring of dY' (compiler/backends/cuda/
-// conv-mma-wgrad-ring-fragments.ts, `wgradRingFragments`, on by default) against B staged from the ring into a B tile
-// (`wgradRingFragments: false`). The new form sums in another order (A and B in the positions' own k order, the splits
+// conv-mma-wgrad-ring-fragments.ts, the opt-in `wgradRingFragments`) against B staged from the ring into a B tile
+// (the default). The new form sums in another order (A and B in the positions' own k order, the splits
 // on the ring's 8-position chunks, the bias gradient as an MMA row of ones), so it cannot be bitwise the old: on emu,
 // every gradient but the 3×3's weight and bias gradients is bitwise the old build's, those two agree with it to fp32
 // summation error, and a second step of the new build is bitwise its first (deterministic). The spec: a 3×3 of 16 → 128
@@ -22,7 +22,8 @@ const SPEC = `model wgrad_ring_fragments {
   view(-1)  linear(2048, ${CLASSES})  logsoftmax
 }`;
 const WORDS = "B's fragments by ldmatrix from the ring's windows (no B tile)";
-const OFF = { wgradRingFragments: false } as const;
+const ON = { wgradRingFragments: true } as const;
+const OFF = {} as const;
 /** The 3×3's parameters, whose gradients the new form computes in another order. */
 const REORDERED = ['conv4.weight', 'conv4.bias'];
 
@@ -34,7 +35,7 @@ const bodies = (x: Compiled) => new Map((x.cuda?.kernels ?? []).map((k) => [k.na
 
 describe('B from the ring (choice and compiled kernels, no build)', () => {
   it('the 3×3 weight gradient reads B by ldmatrix from the ring, stages A in position order, splits on 8-position chunks and sums its bias as an MMA row; off, as before, and only it changes', () => {
-    const on = compileEmuVariant(SPEC, 'wgrad_ring_fragments.model'), off = compileEmuVariant(SPEC, 'wgrad_ring_fragments.model', OFF);
+    const on = compileEmuVariant(SPEC, 'wgrad_ring_fragments.model', ON), off = compileEmuVariant(SPEC, 'wgrad_ring_fragments.model', OFF);
     const k4 = kernel(on, 'k4_conv_wgrad_fused');
     expect(k4.fused).toContain(WORDS);
     expect(k4.fused).toContain('bias gradient (fp32) as an MMA row of ones');
@@ -52,7 +53,7 @@ describe('B from the ring (choice and compiled kernels, no build)', () => {
   });
 
   it("NIN: k11's 5×5 weight gradient takes it, no other (k21's 2,304 taps fill its 256-row tiles: no padding row for the bias)", () => {
-    const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', {}, 'bf16', 'h100');
+    const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', ON, 'bf16', 'h100');
     const taking = (nin.cuda?.kernels ?? []).filter((k) => k.fused?.includes(WORDS)).map((k) => k.name);
     expect(taking).toEqual(['k11_conv_wgrad_fused']);
     expect(kernel(nin, 'k11_conv_wgrad_fused').body.join('\n')).toContain('&bring[(int(it % 4) * 128 + row) * 40 + chunk * 8]');
@@ -61,7 +62,7 @@ describe('B from the ring (choice and compiled kernels, no build)', () => {
 
 describe.runIf(FULL)('B from the ring on emu (NINCC_TEST_FULL=1)', () => {
   it('one step: every other gradient bitwise the old build\'s, the 3×3\'s weight and bias gradients within fp32 summation error of it, and a second step bitwise the first', async () => {
-    const builds = buildEmuVariants(SPEC, 'wgrad_ring_fragments.model', { on: {}, off: OFF });
+    const builds = buildEmuVariants(SPEC, 'wgrad_ring_fragments.model', { on: ON, off: OFF });
     const n = 3;
     const images = uniform(n * 16 * 8 * 8, -1.5, 1.5, rng(521));
     const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % CLASSES);

@@ -368,7 +368,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const ring = plainB && !asyncRing && !imageAsync && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
   // B's fragments by ldmatrix from the ring itself, no B tile staged from it; A in the positions' own k order, the splits on
   // the ring's chunks (conv-mma-wgrad-ring-fragments.ts): a k×k kernel's A from its halo.
-  const ringB = isOn(ablations, 'wgradRingFragments') && halo && ringFragmentsFit(c, asyncRing, BM) ? asyncRing : undefined;
+  const ringB = isOptedIn(ablations, 'wgradRingFragments') && halo && ringFragmentsFit(c, asyncRing, BM) ? asyncRing : undefined;
   const kOrder = ringB ? K_OFFSET_NATURAL : K_OFFSET_ALONG_K;
   const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && !imageAsync && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
     ? { name: 'bwin', source: 'g', channels: c.K, positions: PQ, rows: bRows }

@@ -1,5 +1,5 @@
 // A weight gradient's B fragments by ldmatrix straight from its cp.async ring of dY' windows (issue #15,
-// `wgradRingFragments`), with no B tile staged from the ring each slice (conv-mma-wgrad-async-ring.ts). A ring
+// the opt-in `wgradRingFragments`), with no B tile staged from the ring each slice (conv-mma-wgrad-async-ring.ts). A ring
 // row holds the slice's positions in their own order, k contiguous, which is the layout ldmatrix wants for B
 // (rows = D's columns k, 16 bytes = 8 consecutive positions); so A is staged from the halo in that order too
 // (K_OFFSET_NATURAL: lane `quarter` takes positions 4·quarter..4·quarter + 3) where stageAlongK interleaves them.
@@ -7,7 +7,7 @@
 // the chunk (8 positions), not at total·split/splits. The window keeps its pitch of 40 positions (80 bytes: the 8
 // rows of an ldmatrix matrix on 8 distinct 16-byte bank groups) and copies only its 32. Both the split bounds and the
 // k order within a slice change the summation order, so the weight gradient is not bitwise that of
-// `wgradRingFragments: false`; it is deterministic (fixed splits, fixed order), and equal within bf16 rounding.
+// the default B tile; it is deterministic (fixed splits, fixed order), and equal within bf16 rounding.
 // The bias gradient, which the B staging summed, is an MMA row instead: A's first padding row (tap C·R·S, in the last
 // row tile) is all ones on the split's positions, so D's row C·R·S is Σ_j dY'[k][j] in position order (fp32 fma, the
 // products exact), stored as the split's bias partial by the blocks of that row tile. docs/design.md §4.1.
