@@ -73,11 +73,10 @@ const placeholderFor = (identity: string) => 'nincc-source-hash-placeholder-'.re
 /** Copies the cached library to `output`, or compiles it and caches it; says which, with the command. */
 export function compileCached(c: CachedCompile): { cached: boolean; command: string } {
   // NINCC_CACHE_WHOLE_SOURCE=1 keys by the whole source, hash included, as before (A/B: bench/logs/ciB-times.md).
-  const shares = c.identity && c.identity.length >= 32 && c.sourceText.includes(c.identity) && process.env.NINCC_CACHE_WHOLE_SOURCE !== '1';
-  const identity = shares ? c.identity : undefined;
+  const identity = c.identity && c.identity.length >= 32 && c.sourceText.includes(c.identity) && process.env.NINCC_CACHE_WHOLE_SOURCE !== '1' ? c.identity : undefined;
   const placeholder = identity && placeholderFor(identity);
   const keyText = identity && placeholder ? c.sourceText.replaceAll(identity, placeholder) : c.sourceText;
-  const hashed = shares ? blankLineComments(keyText) : keyText;
+  const hashed = identity ? blankLineComments(keyText) : keyText;
   const key = createHash('sha256').update(hashed).update(c.keyCommand.join(' ')).update(headersDigest()).digest('hex');
   const cached = join(cacheDir(), c.kind, `${key}.so`);
   const command = quoteCommand(c.command);
