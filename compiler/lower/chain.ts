@@ -54,6 +54,19 @@ export function soleReluAfter(layers: readonly ShapedLayer[], reads: readonly nu
 }
 
 /**
+ * The position of the first layer that reads the two-input residual add at i (or the block's ReLU that alone reads
+ * it), in chain order, which is the order the programs run their steps: where that is a conv, the fused training
+ * program may leave the add to it (lower/train-fused.ts addInNextConv). Undefined when nothing reads it.
+ */
+export function firstReaderOfAdd(layers: readonly ShapedLayer[], i: number): number | undefined {
+  const from = inputsOf(layers, i);
+  if (layers[i].kind !== 'add' || from.length !== 2 || from[0] === from[1]) return undefined;
+  const tail = soleReluAfter(layers, readers(layers), i) ? i + 1 : i;
+  const first = layers.findIndex((_, q) => q > tail && inputsOf(layers, q).includes(tail));
+  return first < 0 ? undefined : first;
+}
+
+/**
  * The position of the average pool that alone reads the two-input residual add at i (or the block's ReLU that
  * alone reads it): the fused training program leaves such an add to that pool, the sum never stored
  * (lower/train-fused.ts, docs/design.md §4: a ResNet's last block). Undefined when there is none.

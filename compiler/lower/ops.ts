@@ -35,6 +35,12 @@ const rawBf16 = { gyBf16: 'bool?', eyBf16: 'bool?' } as const;
 
 /** A residual add's two branch ends: each one's pending BN (scale/shift) and ReLU, applied on load. */
 const endFlags = { aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool' } as const;
+/**
+ * A training conv whose input is a residual block's output computed as it loads (lower/train-fused.ts addInNextConv):
+ * x = relu?(xa' + xb'), each end xa, xb with its pending BN (aBn, bBn) and ReLU (aRelu, bRelu) applied, sumRelu the
+ * block's ReLU; the blocks of its first output-channel tile store x in x_out for the value's other readers.
+ */
+const sumOnLoad = { sumInput: 'bool?', aBn: 'bool?', aRelu: 'bool?', bBn: 'bool?', bRelu: 'bool?', sumRelu: 'bool?' } as const;
 
 /** A pool's shape; `ceil`: Torch's ceil-mode windows (P×Q is the compiler's; absent: floor). */
 const pool = { ...spatial, ceil: 'bool?' } as const;
@@ -138,7 +144,7 @@ const constSchemas = {
   sgd_conv_bf16: { ...spatial, forward: 'int', dgrad: 'int' },
   // bf16w: the bf16 tensor-core kernel stages its weights from a conv_weight_bf16 copy `wb` (compiler/backends/cuda/conv-weight-bf16.ts).
   // yBf16: y is stored rounded to bf16, its statistics taken from the rounded values (lower/train-fused.ts bf16ConvOut).
-  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?', xBf16: 'bool?', yBf16: 'bool?' },
+  conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?', xBf16: 'bool?', yBf16: 'bool?', ...sumOnLoad },
   // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
   // dxBf16: dx is stored rounded to bf16, for the gradient kernels or grad_rebuild pass of the conv before a BN (lower/train-fused.ts bf16Gradients).
   conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?', dxBf16: 'bool?', ...rawBf16 },
@@ -317,6 +323,17 @@ const addEnds = <C extends { C: number; aBn: boolean; bBn: boolean }>(size: (c: 
       { name: p, dir: 'in' as const, size },
       { name: `${p}_scale` as const, dir: 'in' as const, when: on, size: perChannel },
       { name: `${p}_shift` as const, dir: 'in' as const, when: on, size: perChannel },
+    ];
+  });
+
+/** A conv_fwd_fused's residual ends (sumOnLoad): xa and xb, each with its pending BN's scale/shift. */
+const sumEnds = (): BufferRule<OpConsts['conv_fwd_fused'], 'xa' | 'xa_scale' | 'xa_shift' | 'xb' | 'xb_scale' | 'xb_shift'>[] =>
+  (['a', 'b'] as const).flatMap((p) => {
+    const bn = (c: OpConsts['conv_fwd_fused']) => c.sumInput === true && (p === 'a' ? c.aBn : c.bBn) === true;
+    return [
+      { name: `x${p}` as const, dir: 'in' as const, when: (c: OpConsts['conv_fwd_fused']) => c.sumInput === true, size: inPlane },
+      { name: `x${p}_scale` as const, dir: 'in' as const, when: bn, size: perChannel },
+      { name: `x${p}_shift` as const, dir: 'in' as const, when: bn, size: perChannel },
     ];
   });
 
@@ -588,12 +605,14 @@ const rulesTable = {
     { name: 'wbd', dir: 'out', when: (c) => c.dgrad !== 0, size: (c) => bf16WeightFloats(c, true) },
   ],
   conv_fwd_fused: [
-    convInput,
+    { ...convInput, when: (c) => c.sumInput !== true },
+    ...sumEnds(),
     ...pendingInput<OpConsts['conv_fwd_fused']>(),
     { name: 'w', dir: 'in', size: convWeights },
     { name: 'wb', dir: 'in', when: (c) => c.bf16w === true, size: (c) => bf16WeightFloats(c, false) },
     { name: 'b', dir: 'in', when: withBias, size: (c) => c.K },
     { name: 'y', dir: 'out', ...maybeBf16<OpConsts['conv_fwd_fused']>((c) => c.yBf16, outPlane) },
+    { name: 'x_out', dir: 'out', when: (c) => c.sumInput === true, size: inPlane },
     { name: 'st_mean', dir: 'out', when: (c) => c.stats, size: (c) => tiles(c.K, c.P * c.Q) },
     { name: 'st_m2', dir: 'out', when: (c) => c.stats, size: (c) => tiles(c.K, c.P * c.Q) },
   ],

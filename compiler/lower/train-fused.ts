@@ -14,7 +14,7 @@
 // while loading, in its wgrad and dgrad (docs/design.md §4). No float atomics anywhere: every
 // reduction is per tile or per split and then summed in a fixed order (docs/design.md §5).
 import type { ShapedLayer, ShapedModel } from '../ir.js';
-import { inputsOf, needsGradient, poolTakingAdd, readers, soleReluAfter } from './chain.js';
+import { firstReaderOfAdd, inputsOf, needsGradient, poolTakingAdd, readers, soleReluAfter } from './chain.js';
 import { gradId, paramId } from './params.js';
 import { concatSlices, LoweringError, logSoftmaxHead, trainingInputs } from './train.js';
 import type { Program } from './program-ir.js';
@@ -23,6 +23,7 @@ import { bf16WeightFloats, maskFromEnds, storageWords, wgradTicketsBound, type C
 import { stemConsts, type U8Stem } from './u8-input.js';
 import { convOutBf16 } from './conv-out-bf16-readers.js';
 import { isStem } from '../backends/cuda/conv-mma-stem-geometry.js';
+import { centreTapCoversInput } from '../backends/cuda/conv.js';
 
 /** Positions per statistics tile: the x extent of the 32×8 blocks every per-channel kernel uses. */
 export const STAT_TILE = 32;
@@ -63,6 +64,11 @@ interface Value {
    * name (the key of its gradient), `ends` the two branch ends, `relu` the block's ReLU after the sum.
    */
   readonly sum?: { readonly layer: ShapedLayer; readonly ends: readonly [Value, Value]; readonly relu: boolean };
+  /**
+   * A residual add that its first reader, a conv, computes as it loads and stores in `buf` for the others
+   * (FusedTrainOptions.addInNextConv): `ends` the two branch ends, `relu` the block's ReLU after the sum.
+   */
+  readonly addOnLoad?: { readonly ends: readonly [Value, Value]; readonly relu: boolean };
 }
 
 type Node =
@@ -199,6 +205,14 @@ export interface FusedTrainOptions {
    * The partials stay in split order: dW is bitwise a build's with the same split count.
    */
   readonly stemWaveSplits?: boolean;
+  /**
+   * A two-branch residual add whose first reader is a conv that reaches every input element once at one tap (stride 1,
+   * the input's size: backends/cuda/conv.ts centreTapCoversInput) has no add_apply pass: that conv's forward computes its
+   * input relu?(a' + b') from the two branch ends as it loads them (add_apply's arithmetic: the same bits) and the blocks
+   * of its first output-channel tile store the sum, which the value's other readers and the backward read as before.
+   * The fp32 SIMT forward only (conv.ts); the backward's add_bwd_fused pass stays (docs/design.md §4).
+   */
+  readonly addInNextConv?: boolean;
 }
 
 /** `stem`: the model takes uint8 images, which its first conv normalises on load, forward and weight gradient (u8-input.ts). */
@@ -288,9 +302,10 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const p = pendingArgs(v);
         const consts = { C: v.C, H: v.H, W: v.W, K, P, Q, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW, bias: a.bias, ...p.consts, stats, ...stemOf(v.buf) };
         const wb = options.bf16Weights && a.kH * a.kW > 1 && !consts.u8Mean ? weightCopy(l, consts, false) : undefined;
-        b.step(l, 'conv_fwd_fused', { x: v.buf, ...p.buffers, w: paramId(l, 'weight'), wb, b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, { ...consts, ...(wb ? { bf16w: true } : {}), ...bf16Flag(v.buf, 'xBf16'), ...(yBf16 ? { yBf16: true } : {}) });
+        const input = v.addOnLoad ? sumOnLoad(v, v.addOnLoad) : { buffers: { x: v.buf }, consts: {} };
+        b.step(l, 'conv_fwd_fused', { ...input.buffers, ...p.buffers, w: paramId(l, 'weight'), wb, b: a.bias ? paramId(l, 'bias') : undefined, y, st_mean: st?.mean, st_m2: st?.m2 }, { ...consts, ...input.consts, ...(wb ? { bf16w: true } : {}), ...bf16Flag(v.buf, 'xBf16'), ...(yBf16 ? { yBf16: true } : {}) });
         const out: Value = { buf: y, C: K, H: P, W: Q, ...(st ? { stats: st } : {}) };
-        nodes.push({ kind: 'conv', l, pos, input: v, output: out });
+        nodes.push({ kind: 'conv', l, pos, input: v.addOnLoad ? stored(v) : v, output: out });
         v = out;
         return;
       }
@@ -414,6 +429,26 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
   }
 
   /**
+   * The buffers and consts of a conv_fwd_fused that computes its input, the residual sum x, as it loads (addInNextConv)
+   * and stores it in x's buffer; from then on x is plain data for its other readers.
+   */
+  function sumOnLoad(x: Value, add: NonNullable<Value['addOnLoad']>) {
+    const [ea, eb] = add.ends;
+    const pa = pendingArgs(ea), pb = pendingArgs(eb);
+    const f = endFlags(ea, eb);
+    const plain = stored(x);
+    values.forEach((value, p) => value === x && (values[p] = plain));
+    return {
+      buffers: { xa: ea.buf, xa_scale: pa.buffers.in_scale, xa_shift: pa.buffers.in_shift, xb: eb.buf, xb_scale: pb.buffers.in_scale, xb_shift: pb.buffers.in_shift, x_out: x.buf },
+      consts: { sumInput: true, ...(f.aBn ? { aBn: true } : {}), ...(f.aRelu ? { aRelu: true } : {}), ...(f.bBn ? { bBn: true } : {}), ...(f.bRelu ? { bRelu: true } : {}), ...(add.relu ? { sumRelu: true } : {}) },
+    };
+  }
+  /** A value stored in its buffer: no pending transform, no sum left to compute. */
+  function stored(x: Value): Value {
+    return { buf: x.buf, C: x.C, H: x.H, W: x.W };
+  }
+
+  /**
    * Torch7's zoo layers (Tanh, Sigmoid, Threshold, cross-map LRN, zero padding): kernels of their own over
    * plain data, so the input's pending BN/ReLU is materialized first, as for any reader that cannot apply it.
    */
@@ -461,6 +496,20 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
     if (poolTakingAdd(m.layers, pos) !== undefined) {
       v = { buf: `add${l.index}.unstored`, C, H, W, sum: { layer: l, ends: [valueAt(from[0]), valueAt(from[1])], relu } };
       return;
+    }
+    // An add whose first reader is a conv reaching each element once at one tap is left to that conv, which stores the sum.
+    const first = options.addInNextConv === true && from.length === 2 ? firstReaderOfAdd(m.layers, pos) : undefined;
+    const reader = first === undefined ? undefined : m.layers[first];
+    if (reader?.kind === 'conv') {
+      const [, P, Q] = shape3(reader.output);
+      const ra = reader.attrs;
+      if (centreTapCoversInput({ C, H, W, K: ra.nOut, P, Q, R: ra.kH, S: ra.kW, sh: ra.dH, sw: ra.dW, ph: ra.padH, pw: ra.padW })) {
+        const ends = [valueAt(from[0]), valueAt(from[1])] as const;
+        const y = b.act(`add${l.index}.out`, C * H * W);
+        v = { buf: y, C, H, W, addOnLoad: { ends, relu } };
+        nodes.push({ kind: 'merge', l, pos, inputs: ends, output: stored(v), fused: { relu } });
+        return;
+      }
     }
     let sum = valueAt(from[0]);
     from.slice(1).forEach((p, k) => {

@@ -5,7 +5,7 @@
 import { isMerge, type ShapedModel } from '../ir.js';
 import type { Program, StepOf } from '../lower/program-ir.js';
 import { concatsInPlace, type InferenceGroup } from '../lower/infer.js';
-import { inputsOf, poolTakingAdd } from '../lower/chain.js';
+import { firstReaderOfAdd, inputsOf, poolTakingAdd } from '../lower/chain.js';
 import { torchModuleString } from './torch-print.js';
 
 /** The cpu training steps of a concat branch end written in place (lower/train.ts concatSlots), forward and backward. */
@@ -55,8 +55,15 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       const poolAt = poolTakingAdd(model.layers, i);
       const pool = poolAt === undefined ? undefined : model.layers[poolAt];
       const pooled = pool && train?.steps.find((s): s is StepOf<'avgpool_add_fwd'> => s.layer === pool.index && s.op === 'avgpool_add_fwd');
+      // Or to the conv that reads it first, which adds as it loads and stores the sum (addInNextConv).
+      const readerAt = firstReaderOfAdd(model.layers, i);
+      const reader = readerAt === undefined ? undefined : model.layers[readerAt];
+      const summing = reader && train?.steps.find((s): s is StepOf<'conv_fwd_fused'> => s.layer === reader.index && s.op === 'conv_fwd_fused' && s.consts.sumInput === true);
       if (!train) lines.push(noTraining);
-      else if (pooled && pool) {
+      else if (summing && reader) {
+        const bwdFused = kernelsOf(train, l.index, 'add_bwd_fused');
+        lines.push(`      training: no pass of its own: ${summing.kernel}, the conv (${reader.index}) that reads it first, applies both branch ends' pending BN/ReLU and adds${summing.consts.sumRelu ? `, then the ReLU (${next?.index})` : ''}, as it loads, the blocks of its first output-channel tile storing the sum for its other readers; backward: ${bwdFused.length ? `one pass ${bwdFused.join(', ')}` : 'no kernel'}, the gradient passed to each branch end`);
+      } else if (pooled && pool) {
         const bwdPooled = kernelsOf(train, pool.index, 'avgpool_add_bwd');
         lines.push(`      training: no pass of its own: ${pooled.kernel}, the average pool (${pool.index}) that alone reads it, applies both branch ends' pending BN/ReLU and adds${pooled.consts.relu ? `, then the ReLU (${next?.index})` : ''}, as it loads (the sum never stored); backward: ${bwdPooled.length ? `${bwdPooled.join(', ')}, the pool's gradient${pooled.consts.relu ? ' masked by the ReLU' : ''} passed to each branch end in the same pass` : 'no kernel'}`);
       } else if (bnPass) {

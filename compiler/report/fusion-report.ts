@@ -51,18 +51,21 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
   const passes = program.steps.filter((s) => ['act_apply', 'grad_rebuild', 'act_bwd_stats', 'bn_stats', 'bn_fwd_train', 'bn_bwd', 'relu_fwd', 'relu_bwd'].includes(s.op));
   const merges = model.layers.filter((l) => l.kind === 'add');
   const fusedAdds = merges.filter((l) => program.steps.some((s) => s.layer === l.index && s.op === 'add_apply'));
+  // The adds that the conv reading them first computes as it loads (addInNextConv): its forward has the block's ends.
+  const summing = program.steps.filter((s) => s.op === 'conv_fwd_fused' && s.consts.sumInput === true);
   const adds = program.steps.filter((s) => s.op === 'add');
   // A chain without blocks has neither line (its report is as before blocks existed).
   const backward = program.steps.filter((s): s is StepOf<'add_bwd_fused'> => s.op === 'add_bwd_fused');
   const fromEnds = backward.filter((s) => maskFromEnds(s.consts));
   const pooled = program.steps.filter((s) => s.op === 'avgpool_add_fwd' || s.op === 'avgpool_add_bwd');
-  const stored = fusedAdds.length > 0 ? [
+  const stored = fusedAdds.length + summing.length > 0 ? [
     // Why training keeps these passes where inference has none (docs/design.md §4 weighs the alternatives).
     `  none in a conv epilogue (as at inference): a branch closing in conv → bn applies that BN with the conv's batch statistics, complete only once the conv has run over the whole batch; add_apply is the one pass that writes the block output, which its readers (a conv, the next block's add) and the backward read again (docs/design.md §4)`,
     `  ${fromEnds.length} of ${backward.length} add_bwd_fused passes recompute the ReLU mask from the two branch ends they read for the BN partials, instead of reading the block output (both ends with a pending BN: a projection shortcut)`,
   ] : [];
   const blockLines = merges.length === 0 && adds.length === 0 ? [] : [
     `  ${fusedAdds.length} of ${merges.length} residual adds run forward as one pass per branch after the first (add_apply: the branch ends' pending BN/ReLU applied on load, the block's ReLU after the last) and backward likewise (add_bwd_fused: dReLU and the ends' BN partials)`,
+    ...(summing.length > 0 ? [`  ${summing.length} of ${merges.length} residual adds run forward in the prologue of the conv that reads them first (addInNextConv: ${summing.map((s) => s.kernel).join(', ')}), whose first output-channel tile stores the block output; backward: add_bwd_fused`] : []),
     ...stored,
     `  ${pooled.filter((s) => s.op === 'avgpool_add_fwd').length} of ${merges.length} residual adds run in no pass of their own: the average pool that alone reads one applies its ends' pending BN/ReLU, adds and applies the block's ReLU as it loads, the sum never stored, and the pool's backward masks its gradient by that ReLU recomputed from the ends and writes their BN partials in the same pass (avgpool_add_fwd, avgpool_add_bwd${pooled.length ? `: ${pooled.map((s) => s.kernel).join(', ')}` : ''})`,
     `  other add passes over activations: ${adds.length}${adds.length ? ` (${adds.map((s) => s.kernel).join(', ')}: ${adds.every((s) => s.layer !== 0 && model.layers[s.layer - 1]?.kind !== 'add') ? "sums of a fanned-out value's gradients" : 'merges and gradient sums'})` : ''}`,

@@ -327,3 +327,37 @@ train {
   regime { epochs 1..1  lr 1e-1  wd 5e-4 }
 }
 `;
+
+/**
+ * Residual blocks whose output a stride-1, same-size conv reads first (lower/train-fused.ts addInNextConv): an identity
+ * block read by a 3x3 conv, a projection block (both ends with a pending BN) read by a 1x1 conv of 36 channels (two
+ * output-channel tiles: only the first stores the sum), then a block read first by a strided conv (an add_apply pass
+ * still) and a last block that the average pool adds. Odd planes (7x5, 4x3) leave partial position tiles.
+ */
+export const ADD_IN_NEXT_CONV = `
+model add_in_next_conv {
+  input 3x7x5
+  conv(3, 4, 3, 3, 1, 1, 1, 1):noBias()  bn(4)  relu          # 4x7x5
+  residual {
+    branch { conv(4, 4, 3, 3, 1, 1, 1, 1):noBias()  bn(4)  relu  conv(4, 4, 3, 3, 1, 1, 1, 1):noBias()  bn(4) }
+    branch { identity }
+  }
+  relu
+  residual {                                                  # read first by its 3x3: the add above in its prologue
+    branch { conv(4, 6, 3, 3, 1, 1, 1, 1)  bn(6)  relu  conv(6, 6, 3, 3, 1, 1, 1, 1):noBias()  bn(6) }
+    branch { conv(4, 6, 1, 1):noBias()  bn(6) }
+  }
+  relu
+  residual {                                                  # read first by its 1x1 of 36 channels
+    branch { conv(6, 36, 1, 1):noBias()  bn(36)  relu  conv(36, 6, 3, 3, 1, 1, 1, 1):noBias()  bn(6) }
+    branch { identity }
+  }
+  relu
+  residual {                                                  # 8x4x3, read first by a strided conv: add_apply
+    branch { conv(6, 8, 3, 3, 2, 2, 1, 1):noBias()  bn(8)  relu  conv(8, 8, 3, 3, 1, 1, 1, 1):noBias()  bn(8) }
+    branch { conv(6, 8, 1, 1, 2, 2):noBias()  bn(8) }
+  }
+  relu
+  avgpool(3, 4, 1, 1)  view(8)  linear(8, 5)  logsoftmax
+}
+`;

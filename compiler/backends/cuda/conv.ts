@@ -24,6 +24,8 @@ import {
   type CudaKernel,
 } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
+import type { ConvShape } from '../../lower/ops.js';
+import { endsSum, endsText } from './residual.js';
 
 /** Loads a 16×32 tile of a GEMM operand into shared memory with the whole 256-thread block. */
 const tileLoop = (inner: string[]) => ['for (int slot = t; slot < 16 * 32; slot += 256) {', '  const int kk = slot / 32, col = slot % 32;', ...inner.map((s) => `  ${s}`), '}'];
@@ -66,20 +68,51 @@ function stemTable(c: StemConsts): string[] {
 }
 
 /**
+ * Whether a conv's taps at one offset, (ph, pw), read every input element exactly once over its output positions:
+ * stride 1 and an output plane the input's size. Then a conv whose input is a residual block's sum computed on load
+ * (conv_fwd_fused sumInput) can store that sum whole from the blocks of its first channel tile.
+ */
+export const centreTapCoversInput = (c: ConvShape) => c.sh === 1 && c.sw === 1 && c.P === c.H && c.Q === c.W && c.ph < c.R && c.pw < c.S;
+
+/** The residual sum a conv_fwd_fused computes as it loads (sumInput), for endsSum. */
+const sumOf = (c: Consts<'conv_fwd_fused'>) => ({ aBn: c.aBn === true, aRelu: c.aRelu === true, bBn: c.bBn === true, bRelu: c.bRelu === true, relu: c.sumRelu === true });
+
+/**
+ * The input element at (ch, h, u) of image img, `v`: a residual block's output relu?(xa' + xb') computed from its two
+ * branch ends (residual.ts endsSum, add_apply's arithmetic: the same bits), stored to x_out by the blocks of the first
+ * output-channel tile at the tap (ph, pw) only, which reaches each element once (centreTapCoversInput).
+ */
+function sumInput(c: Consts<'conv_fwd_fused'>): string[] {
+  return [
+    '{',
+    `  const long long e = (long long)img * ${c.C * c.H * c.W} + (ch * ${c.H} + h) * ${c.W} + u;`,
+    ...endsSum(sumOf(c), 'e', 'x', 'sum').map((s) => `  ${s}`),
+    '  v = sum;',
+    `  if (k0 == 0 && r == ${c.ph} && s == ${c.pw}) nincc::st(&x_out[e], sum);  // the block output, for its other readers`,
+    '}',
+  ];
+}
+
+/**
  * xs[kk][col] = X_col[crs][position] of image xi: the input at tap (r, s) of channel ch for output
  * position `pos`, with the input's pending BN+ReLU applied; 0 in the padding (Torch pads the activation).
  */
 function gatherInput(c: Consts<'conv_fwd_fused' | 'conv_infer' | 'conv_wgrad_fused'>, pos: string): string[] {
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
+  const load = 'sumInput' in c && c.sumInput
+    ? sumInput(c)
+    : [
+        c.u8Mean
+          ? `v = nincc::ld(&lut[ch][nincc::ld(&xi[(h * ${c.W} + u) * ${c.C} + ch])]);  // uint8 NHWC, normalised on load`
+          : `v = nincc::ld(&xi[(ch * ${c.H} + h) * ${c.W} + u]);`,
+      ];
   return [
     'float v = 0.0f;',
     `if (crs < ${CRS} && ${pos} < ${PQ}) {`,
     `  const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`,
     `  const int h = ${pos} / ${c.Q} * ${c.sh} - ${c.ph} + r, u = ${pos} % ${c.Q} * ${c.sw} - ${c.pw} + s;`,
     `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {`,
-    c.u8Mean
-      ? `    v = nincc::ld(&lut[ch][nincc::ld(&xi[(h * ${c.W} + u) * ${c.C} + ch])]);  // uint8 NHWC, normalised on load`
-      : `    v = nincc::ld(&xi[(ch * ${c.H} + h) * ${c.W} + u]);`,
+    ...load.map((s) => `    ${s}`),
     ...applyPending(c, 'v', 'ch').map((s) => `    ${s}`),
     '  }',
     '}',
@@ -94,7 +127,10 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
   // At inference the output may be a slice of a concat's buffer, and the epilogue may add a shortcut (laid out as y).
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
   const o = outputPlace(c);
-  const names = [inputParam(c), ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), ...(o.residual ? ['r'] : []), { name: 'y', out: true }, ...(c.stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  const summed = 'sumInput' in c && c.sumInput === true ? sumOf(c) : undefined;
+  if (summed && !centreTapCoversInput(c)) throw new Error(`internal error: ${k.kernel} adds its input as it loads, but its taps at (${c.ph}, ${c.pw}) do not reach every input element once`);
+  const ends = summed ? ['xa', ...(summed.aBn ? ['xa_scale', 'xa_shift'] : []), 'xb', ...(summed.bBn ? ['xb_scale', 'xb_shift'] : [])] : [inputParam(c)];
+  const names = [...ends, ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), ...(o.residual ? ['r'] : []), { name: 'y', out: true }, ...(summed ? [{ name: 'x_out', out: true }] : []), ...(c.stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const body = [
     'NINCC_SHARED_2D(float, ws, 16, 33);  // ws[kk][m] = W[k0 + m][c0 + kk]',
     'NINCC_SHARED_2D(float, xs, 16, 32);  // xs[kk][j] = X_col[c0 + kk][j0 + j], pending transform applied',
@@ -103,7 +139,7 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
     'const int tx = int(threadIdx.x), ty = int(threadIdx.y), t = ty * 32 + tx;',
     'const int j0 = int(blockIdx.x) * 32, k0 = int(blockIdx.y) * 32;',
     ...stemTable(c),
-    imageInput(c, 'img'),
+    ...(summed ? [] : [imageInput(c, 'img')]),
     'float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};',
     `for (int c0 = 0; c0 < ${CRS}; c0 += 16) {`,
     ...tileLoop([
@@ -129,7 +165,7 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
     ...(c.stats ? forwardStats('v', 'valid', `min(32, ${PQ} - j0)`, tileSlot(c.K, PQ, 'k')).map((s) => `  ${s}`) : []),
     '}',
   ];
-  const fused = fusedText(['implicit-GEMM conv', c.u8Mean && 'prologue: uint8 NHWC images normalised on load', c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', o.residual && 'epilogue: residual add', o.total !== c.K && 'epilogue: concat slice in place', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
+  const fused = fusedText(['implicit-GEMM conv', c.u8Mean && 'prologue: uint8 NHWC images normalised on load', summed && `prologue: the ${endsText(summed)} of the block before (its first channel tile stores the sum)`, c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', o.residual && 'epilogue: residual add', o.total !== c.K && 'epilogue: concat slice in place', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
   return { params: params(k, names), body, launch: { grid: [Math.ceil(PQ / 32), Math.ceil(c.K / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
 }
 

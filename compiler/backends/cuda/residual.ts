@@ -7,28 +7,44 @@ import { channelTile } from './bn.js';
 import { channelTiles, element, params, perElement, tileSlot, type Consts, type CudaKernel, type Param } from './parts.js';
 import { divisor, poolGather, poolWindow } from './pool.js';
 
-/** `v = relu?(scale·v + shift)` with branch end p's pending transform (the same fmaf the backward's mask recomputes). */
-const applyEnd = (p: 'a' | 'b', bn: boolean, relu: boolean, ch: string) => [
-  ...(bn ? [`${p}v = nincc::ffma(${p}v, nincc::ld(&${p}_scale[${ch}]), nincc::ld(&${p}_shift[${ch}]));`] : []),
+/**
+ * `v = relu?(scale·v + shift)` with branch end p's pending transform (the same fmaf the backward's mask recomputes);
+ * its buffers are `${buf}_scale`, `${buf}_shift` (buf: the end's buffer, p unless a kernel names it otherwise).
+ */
+const applyEnd = (p: 'a' | 'b', bn: boolean, relu: boolean, ch: string, buf: string = p) => [
+  ...(bn ? [`${p}v = nincc::ffma(${p}v, nincc::ld(&${buf}_scale[${ch}]), nincc::ld(&${buf}_shift[${ch}]));`] : []),
   ...(relu ? [`${p}v = ${p}v > 0.0f ? ${p}v : 0.0f;`] : []),
+];
+
+/** A residual add's branch ends (each one's pending BN and ReLU) and the block's ReLU after their sum. */
+export interface EndsSum {
+  readonly aBn: boolean;
+  readonly aRelu: boolean;
+  readonly bBn: boolean;
+  readonly bRelu: boolean;
+  readonly relu: boolean;
+}
+
+/**
+ * `float ${sum} = relu?(end_a + end_b)` at element `at` of channel `ch`, each end with its pending transform applied,
+ * the ends read from buffers `${prefix}a`, `${prefix}b`: the arithmetic of every kernel that adds a residual block
+ * (add_apply, the average pool and the conv that add as they load), so that each computes the same bits.
+ */
+export const endsSum = (c: EndsSum, at: string, prefix = '', sum = 'v') => [
+  `float av = nincc::ld(&${prefix}a[${at}]);`,
+  ...applyEnd('a', c.aBn, c.aRelu, 'ch', `${prefix}a`),
+  `float bv = nincc::ld(&${prefix}b[${at}]);`,
+  ...applyEnd('b', c.bBn, c.bRelu, 'ch', `${prefix}b`),
+  `float ${sum} = av + bv;`,
+  ...(c.relu ? [`${sum} = ${sum} > 0.0f ? ${sum} : 0.0f;`] : []),
 ];
 
 type Ends = Consts<'add_apply' | 'avgpool_add_fwd' | 'avgpool_add_bwd'>;
 
-/** v = relu?(end_a + end_b) at element `at` of channel `ch`, each end with its pending transform applied. */
-const endsSum = (c: Ends, at: string) => [
-  `float av = nincc::ld(&a[${at}]);`,
-  ...applyEnd('a', c.aBn, c.aRelu, 'ch'),
-  `float bv = nincc::ld(&b[${at}]);`,
-  ...applyEnd('b', c.bBn, c.bRelu, 'ch'),
-  'float v = av + bv;',
-  ...(c.relu ? ['v = v > 0.0f ? v : 0.0f;'] : []),
-];
-
 const endsParams = (c: Ends) => ['a', ...(c.aBn ? ['a_scale', 'a_shift'] : []), 'b', ...(c.bBn ? ['b_scale', 'b_shift'] : [])];
 
 /** What the sum applies, for report.txt. */
-function endsText(c: Ends): string {
+export function endsText(c: EndsSum): string {
   const ends = [c.aBn && 'BN', c.aRelu && 'ReLU'].filter(Boolean).join('+');
   const shortcut = [c.bBn && 'BN', c.bRelu && 'ReLU'].filter(Boolean).join('+');
   return `residual add${ends ? ` (branch end's pending ${ends} applied on load)` : ''}${shortcut ? ` (shortcut's pending ${shortcut} applied on load)` : ''}${c.relu ? ' + ReLU' : ''}`;

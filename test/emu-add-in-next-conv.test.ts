@@ -1,0 +1,84 @@
+// The opt-in addInNextConv (lower/train-fused.ts, docs/design.md §4): a residual block's output that a stride-1,
+// same-size conv reads first is added by that conv's fp32 training forward as it loads the two branch ends, and the
+// blocks of its first output-channel tile store it; no add_apply pass. The same arithmetic as add_apply's, so a
+// training step on emu is bitwise the switch-off build's, and as close to the cpu device's.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildArtifact } from '../compiler/build.js';
+import { compileSpec } from '../compiler/pipeline.js';
+import type { StepOf } from '../compiler/lower/program-ir.js';
+import { buildReport } from '../compiler/report/build-report.js';
+import { load } from '../runtime/model.js';
+import { expectClose, expectGradientsClose, randomImages, randomizeAffine, randomLabels, rng } from './reference/artifacts.js';
+import { buildEmuVariants, changedKernels, compileEmuVariant } from './reference/emu-variants.js';
+import { withEnv } from './reference/env.js';
+import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
+import { ADD_IN_NEXT_CONV } from './reference/specs.js';
+
+const FILE = 'add_in_next_conv.model';
+const TOL = 2e-5; // as test/emu-blocks-train.test.ts
+const GRAD_TOL = 1e-4;
+const trainSteps = (c: ReturnType<typeof compileEmuVariant>) => c.lowered.programs.find((p) => p.name === 'train_forward_backward')!.steps;
+
+describe('addInNextConv: the lowering and report.txt (no compile)', () => {
+  const on = compileEmuVariant(ADD_IN_NEXT_CONV, FILE, { addInNextConv: true }, 'fp32');
+  const off = compileEmuVariant(ADD_IN_NEXT_CONV, FILE, {}, 'fp32');
+
+  it('leaves the adds read first by a stride-1 same-size conv to that conv, and keeps add_apply before a strided one', () => {
+    const steps = trainSteps(on);
+    expect(steps.filter((s) => s.op === 'add_apply').map((s) => s.kernel)).toEqual(['k27_add_apply']);
+    const summing = steps.filter((s): s is StepOf<'conv_fwd_fused'> => s.op === 'conv_fwd_fused' && s.consts.sumInput === true);
+    expect(summing.map((s) => [s.kernel, s.buffers.x_out])).toEqual([['k12_conv_fwd_fused', 'train:add10.out#12'], ['k21_conv_fwd_fused', 'train:add19.out#22']]);
+    // The identity block's shortcut is plain data (no BN); the projection block's ends both have a pending BN.
+    expect(summing.map((s) => [s.consts.aBn, s.consts.bBn === true, s.consts.sumRelu])).toEqual([[true, false, true], [true, true, true]]);
+    // The backward is as without the switch: one add_bwd_fused a block (phase 2 moves it into the data gradient).
+    expect(steps.filter((s) => s.op === 'add_bwd_fused').map((s) => s.kernel)).toEqual(trainSteps(off).filter((s) => s.op === 'add_bwd_fused').map((s) => s.kernel));
+    // Only the two convs' forwards change; every other kernel is the switch-off build's.
+    expect(changedKernels(on, off)).toEqual(['k12_conv_fwd_fused', 'k21_conv_fwd_fused']);
+    expect((off.cuda?.kernels ?? []).map((k) => k.name).filter((n) => !(on.cuda?.kernels ?? []).some((k) => k.name === n))).toEqual(['k10_add_apply', 'k19_add_apply']);
+  });
+
+  it('says in report.txt where each add ran', () => {
+    const r = compileSpec(ADD_IN_NEXT_CONV, FILE, { device: 'emu' });
+    const report = buildReport(r.model!, on, '(not compiled)');
+    expect(report).toContain("      training: no pass of its own: k12_conv_fwd_fused, the conv (12) that reads it first, applies both branch ends' pending BN/ReLU and adds, then the ReLU (11), as it loads, the blocks of its first output-channel tile storing the sum for its other readers; backward: one pass k10_add_bwd_fused, the gradient passed to each branch end");
+    expect(report).toContain("      training: no pass of its own: k21_conv_fwd_fused, the conv (21) that reads it first,");
+    expect(report).toContain("      training: one pass k27_add_apply applies both branch ends' pending BN/ReLU, adds and applies the ReLU (28)");
+    expect(report).toMatch(/\(12\) nn\.SpatialConvolution[^\n]*: k12_conv_fwd_fused \[implicit-GEMM conv \+ prologue: the residual add \(branch end's pending BN applied on load\) \+ ReLU of the block before \(its first channel tile stores the sum\)/);
+    expect(report).toContain('  1 of 4 residual adds run forward as one pass per branch after the first');
+    expect(report).toContain('  2 of 4 residual adds run forward in the prologue of the conv that reads them first (addInNextConv: k12_conv_fwd_fused, k21_conv_fwd_fused), whose first output-channel tile stores the block output; backward: add_bwd_fused');
+  });
+});
+
+describe('addInNextConv: a training step on emu', () => {
+  const root = mkdtempSync(join(tmpdir(), 'nincc-add-in-next-conv-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('is bitwise the switch-off build\'s (gradients, SGD steps, inference) and matches cpu as closely', async () => {
+    const builds = buildEmuVariants(ADD_IN_NEXT_CONV, FILE, { on: { addInNextConv: true }, off: {} }, {}, 'fp32');
+    const r = compileSpec(ADD_IN_NEXT_CONV, FILE, { device: 'cpu' });
+    const model = r.model!;
+    const cpuDir = join(root, 'cpu');
+    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, ADD_IN_NEXT_CONV, { outDir: cpuDir, target: 'cpu', maxBatch: 4 }));
+    const [on, off, cpu] = await Promise.all([load(builds.dirs.on, { device: 'emu', seed: 5 }), load(builds.dirs.off, { device: 'emu', seed: 5 }), load(cpuDir, { device: 'cpu', seed: 5 })]);
+    try {
+      const next = rng(5);
+      randomizeAffine(cpu, next);
+      for (const t of cpu.tensorNames()) on.setTensor(t, cpu.getTensor(t));
+      const images = randomImages(model, 3, next);
+      const labels = randomLabels(model, 3, next);
+      const a = await cpu.forwardBackward(images, labels);
+      const b = await on.forwardBackward(images, labels);
+      expectClose(b.output, a.output, TOL, 'output, emu with addInNextConv against cpu');
+      expectGradientsClose(on, cpu, GRAD_TOL, 'emu with addInNextConv against cpu');
+      const grads = await expectSameGradients(on, off, images, labels);
+      expect(grads.length).toBeGreaterThan(20);
+      await expectSameSteps(on, off, images, labels, 3);
+    } finally {
+      for (const m of [on, off, cpu]) m.dispose();
+      builds.remove();
+    }
+  }, 600_000);
+});
