@@ -11,7 +11,7 @@ import { compileSpec } from '../compiler/pipeline.js';
 import type { StepOf } from '../compiler/lower/program-ir.js';
 import { buildReport } from '../compiler/report/build-report.js';
 import { load } from '../runtime/model.js';
-import { expectClose, expectGradientsClose, randomImages, randomizeAffine, randomLabels, rng } from './reference/artifacts.js';
+import { expectClose, expectGradientsClose, poisonArena, randomImages, randomizeAffine, randomLabels, rng } from './reference/artifacts.js';
 import { buildEmuVariants, changedKernels, compileEmuVariant } from './reference/emu-variants.js';
 import { withEnv } from './reference/env.js';
 import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
@@ -52,11 +52,14 @@ describe('addInNextConv: the lowering and report.txt (no compile)', () => {
   });
 });
 
+const FULL = process.env.NINCC_TEST_FULL === '1';
+if (!FULL) console.warn('test/emu-add-in-next-conv.test.ts: the emu training step (three builds, ~3 min) is skipped in CI; NINCC_TEST_FULL=1 runs it');
+
 describe('addInNextConv: a training step on emu', () => {
   const root = mkdtempSync(join(tmpdir(), 'nincc-add-in-next-conv-'));
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-  it('is bitwise the switch-off build\'s (gradients, SGD steps, inference) and matches cpu as closely', async () => {
+  it.runIf(FULL)('(NINCC_TEST_FULL=1) is bitwise the switch-off build\'s (gradients, SGD steps, inference) and matches cpu as closely', async () => {
     const builds = buildEmuVariants(ADD_IN_NEXT_CONV, FILE, { on: { addInNextConv: true }, off: {} }, {}, 'fp32');
     const r = compileSpec(ADD_IN_NEXT_CONV, FILE, { device: 'cpu' });
     const model = r.model!;
@@ -69,6 +72,7 @@ describe('addInNextConv: a training step on emu', () => {
       for (const t of cpu.tensorNames()) on.setTensor(t, cpu.getTensor(t));
       const images = randomImages(model, 3, next);
       const labels = randomLabels(model, 3, next);
+      poisonArena(on, Number.NaN); // a block output its conv did not store would read as NaN
       const a = await cpu.forwardBackward(images, labels);
       const b = await on.forwardBackward(images, labels);
       expectClose(b.output, a.output, TOL, 'output, emu with addInNextConv against cpu');
