@@ -2,7 +2,7 @@
 // same-size conv reads first is added by that conv's fp32 training forward as it loads the two branch ends, and the
 // blocks of its first output-channel tile store it; no add_apply pass. The same arithmetic as add_apply's, so a
 // training step on emu is bitwise the switch-off build's, and as close to the cpu device's.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -47,9 +47,21 @@ describe('addInNextConv: the lowering and report.txt (no compile)', () => {
     expect(report).toContain("      training: no pass of its own: k21_conv_fwd_fused, the conv (21) that reads it first,");
     expect(report).toContain("      training: one pass k27_add_apply applies both branch ends' pending BN/ReLU, adds and applies the ReLU (28)");
     expect(report).toMatch(/\(12\) nn\.SpatialConvolution[^\n]*: k12_conv_fwd_fused \[implicit-GEMM conv \+ prologue: the residual add \(branch end's pending BN applied on load\) \+ ReLU of the block before \(its first channel tile stores the sum\)/);
+    expect(report).toContain("  (10) nn.CAddTable: forward in k12_conv_fwd_fused as it loads; k10_add_bwd_fused [residual add backward + dReLU + the branch ends' BN partials");
     expect(report).toContain('  1 of 4 residual adds run forward as one pass per branch after the first');
     expect(report).toContain('  2 of 4 residual adds run forward in the prologue of the conv that reads them first (addInNextConv: k12_conv_fwd_fused, k21_conv_fwd_fused), whose first output-channel tile stores the block output; backward: add_bwd_fused');
   });
+});
+
+describe('addInNextConv: the shipped ResNets (no compile)', () => {
+  it('leaves no add_apply pass in ResNet-50\'s training forward (each bottleneck opens with a stride-1 1x1) and three in resnet-18\'s (its strided down blocks)', () => {
+    const count = (file: string) => {
+      const steps = trainSteps(compileEmuVariant(readFileSync(join('models', file), 'utf8'), file, { addInNextConv: true }, 'fp32'));
+      return [steps.filter((s) => s.op === 'add_apply').length, steps.filter((s) => s.op === 'conv_fwd_fused' && s.consts.sumInput === true).length, steps.filter((s) => s.op === 'avgpool_add_fwd').length];
+    };
+    expect(count('resnet-50.model')).toEqual([0, 15, 1]);
+    expect(count('resnet-18.model')).toEqual([3, 4, 1]);
+  }, 60_000);
 });
 
 const FULL = process.env.NINCC_TEST_FULL === '1';

@@ -7,7 +7,7 @@
 // merge, a sum of a fanned-out value's gradients).
 import type { ShapedModel } from '../ir.js';
 import { maskFromEnds } from '../lower/ops.js';
-import { poolTakingAdd } from '../lower/chain.js';
+import { firstReaderOfAdd, poolTakingAdd } from '../lower/chain.js';
 import type { Program, StepOf } from '../lower/program-ir.js';
 import { torchModuleString } from './torch-print.js';
 
@@ -23,8 +23,11 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
     const kernels = byLayer.get(l.index);
     const poolAt = poolTakingAdd(model.layers, i);
     const pool = poolAt === undefined ? undefined : byLayer.get(model.layers[poolAt].index)?.some((k) => k.includes('_avgpool_add_')) ? model.layers[poolAt] : undefined;
+    // An add that the conv reading it first computes as it loads (addInNextConv) has only its backward here.
+    const readerAt = firstReaderOfAdd(model.layers, i);
+    const summer = readerAt === undefined ? undefined : program.steps.find((s) => s.layer === model.layers[readerAt].index && s.op === 'conv_fwd_fused' && s.consts.sumInput === true);
     const what = kernels
-      ? kernels.join(', ')
+      ? `${summer ? `forward in ${summer.kernel} as it loads; ` : ''}${kernels.join(', ')}`
       : pool
         ? `no kernel: added by the average pool (${pool.index}) that alone reads it, as it loads`
         : l.kind === 'relu'
@@ -60,7 +63,7 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
   const pooled = program.steps.filter((s) => s.op === 'avgpool_add_fwd' || s.op === 'avgpool_add_bwd');
   const stored = fusedAdds.length + summing.length > 0 ? [
     // Why training keeps these passes where inference has none (docs/design.md §4 weighs the alternatives).
-    `  none in a conv epilogue (as at inference): a branch closing in conv → bn applies that BN with the conv's batch statistics, complete only once the conv has run over the whole batch; add_apply is the one pass that writes the block output, which its readers (a conv, the next block's add) and the backward read again (docs/design.md §4)`,
+    `  none in a conv epilogue (as at inference): a branch closing in conv → bn applies that BN with the conv's batch statistics, complete only once the conv has run over the whole batch; ${summing.length > 0 ? 'add_apply or the conv that adds as it loads' : 'add_apply'} is the one pass that writes the block output, which its readers (a conv, the next block's add) and the backward read again (docs/design.md §4)`,
     `  ${fromEnds.length} of ${backward.length} add_bwd_fused passes recompute the ReLU mask from the two branch ends they read for the BN partials, instead of reading the block output (both ends with a pending BN: a projection shortcut)`,
   ] : [];
   const blockLines = merges.length === 0 && adds.length === 0 ? [] : [
