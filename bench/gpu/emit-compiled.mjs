@@ -1,13 +1,13 @@
-// Writes the compiled model (every kernel's source, the plan) of a spec for emu at bf16, as an H100 build lowers it,
+// Writes the compiled model (every kernel's source, the plan) of a spec for emu at bf16 (or PRECISION), as an H100 build lowers it,
 // as JSON: two checkouts' outputs compared with `cmp` show whether a change leaves a model's kernels alone.
 // Run from a checkout's root after `npx tsc -p tsconfig.json`:
-//   node bench/gpu/emit-compiled.mjs models/nin.model OUT.json [MAX_BATCH]
+//   node bench/gpu/emit-compiled.mjs models/nin.model OUT.json [MAX_BATCH] [PRECISION]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 
-const [spec, out, maxBatch = '128'] = process.argv.slice(2);
+const [spec, out, maxBatch = '128', precision = 'bf16'] = process.argv.slice(2);
 if (!spec || !out) {
-  console.error('usage: node bench/gpu/emit-compiled.mjs SPEC OUT.json [MAX_BATCH]');
+  console.error('usage: node bench/gpu/emit-compiled.mjs SPEC OUT.json [MAX_BATCH] [PRECISION]');
   process.exit(2);
 }
 const { compileModel, compileSpec } = await import(resolve('dist/compiler/pipeline.js'));
@@ -16,5 +16,5 @@ if (!r.model) {
   console.error(r.diagnostics.map((d) => d.message).join('\n'));
   process.exit(1);
 }
-const compiled = compileModel(r.model, { target: 'emu', maxBatch: Number(maxBatch), sourceHash: 'emit', libraries: {}, cpuFeatures: [], precision: 'bf16', gpu: 'h100' });
+const compiled = compileModel(r.model, { target: 'emu', maxBatch: Number(maxBatch), sourceHash: 'emit', libraries: {}, cpuFeatures: [], precision, gpu: 'h100' });
 writeFileSync(out, JSON.stringify(compiled, null, 1));
