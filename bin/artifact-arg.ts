@@ -87,6 +87,12 @@ export interface ArtifactOptions {
   readonly note?: (line: string) => void;
   /** the GPU an emu/cuda build's weight-gradient split counts are chosen for (compiler/lower/wgrad-splits-waves.ts) */
   readonly gpu?: string;
+  /**
+   * A spec built for emu/cuda leaves kernels.cpu.so out: for the commands that only ever run the artifact on that
+   * device (profile, tune), whose cpu library's g++ -O3 compile was most of the build. A later build of the same
+   * directory with it (train, infer --device emu) compiles only the cpu library: the emu library is a cache hit.
+   */
+  readonly withoutCpuLibrary?: boolean;
 }
 
 const stderrNote = (line: string) => process.stderr.write(`note: ${line}\n`);
@@ -136,6 +142,7 @@ export async function prepareArtifact(arg: string, options: ArtifactOptions = {}
       ...(options.maxBatch ? { maxBatch: options.maxBatch } : {}),
       ...(options.precision ? { precision: options.precision } : {}),
       ...(options.gpu && target !== 'cpu' ? { gpu: options.gpu } : {}),
+      ...(options.withoutCpuLibrary && target !== 'cpu' ? { withoutCpuLibrary: true } : {}),
       ...(options.input === 'u8' ? { input: 'u8' as const } : {}),
       ...(options.input === undefined && options.imageData ? { preferU8: true } : {}),
       // emu/cuda and uint8 builds each get their own directory beside the cpu float one (the worker adds -u8).

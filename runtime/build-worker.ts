@@ -27,6 +27,8 @@ export interface BuildJob {
   readonly tuneFrom?: TuneSource;
   /** the GPU (a100, h100, h200) an emu/cuda build's folded weight gradients choose their split counts for (compiler/lower/wgrad-splits-waves.ts) */
   readonly gpu?: string;
+  /** emu/cuda only: leave kernels.cpu.so out, for a caller that runs the artifact on its own device only (compiler/build.ts BuildOptions) */
+  readonly withoutCpuLibrary?: boolean;
 }
 
 export type BuildMessage =
@@ -61,6 +63,7 @@ function runJob(job: BuildJob, post: (m: BuildMessage) => void): void {
       ...(input !== undefined ? { input } : {}),
       ...(job.tuneFrom !== undefined ? { tuneFrom: job.tuneFrom } : {}),
       ...(job.gpu !== undefined ? { gpu: job.gpu } : {}),
+      ...(job.withoutCpuLibrary ? { withoutCpuLibrary: true } : {}),
       log: (line) => post({ kind: 'log', line }),
     });
     post({ kind: 'done', result, warnings: compiled.diagnostics, rendered, ...(floatBecause !== undefined ? { floatBecause } : {}) });

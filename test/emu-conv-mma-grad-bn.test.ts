@@ -165,7 +165,7 @@ beforeAll(() => {
   const r = compileSpec(SPEC, 'mma_grad_bn.model');
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
   emuDir = join(root, 'emu');
-  withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, SPEC, { outDir: emuDir, target: 'emu', maxBatch: 4, precision: 'bf16' }));
+  withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, SPEC, { outDir: emuDir, target: 'emu', maxBatch: 4, precision: 'bf16', withoutCpuLibrary: true }));
 }, 300_000);
 afterAll(() => {
   if (root) rmSync(root, { recursive: true, force: true });
@@ -282,7 +282,7 @@ describe('bf16 gradients through the fused BN backward on emu', () => {
   it.runIf(FULL)('bf16Gradients off: the last conv\'s and bn8\'s gradients bitwise the same, conv7\'s not (NINCC_TEST_FULL=1)', async () => {
     const offDir = join(root, 'emu-fp32-gradients');
     const r = compileSpec(SPEC, 'mma_grad_bn.model');
-    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, SPEC, { outDir: offDir, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { bf16Gradients: false } }));
+    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, SPEC, { outDir: offDir, target: 'emu', maxBatch: 4, precision: 'bf16', ablations: { bf16Gradients: false }, withoutCpuLibrary: true }));
     const n = 3;
     const next = rng(29);
     const images = sparseImages(n * STEM.C * STEM.H * STEM.W, 0.15, next);

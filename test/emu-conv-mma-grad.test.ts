@@ -56,7 +56,7 @@ beforeAll(() => {
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
   model = r.model;
   emuDir = join(root, 'emu');
-  withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, SPEC, { outDir: emuDir, target: 'emu', maxBatch: 4, precision: 'bf16' }));
+  withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(r.model!, SPEC, { outDir: emuDir, target: 'emu', maxBatch: 4, precision: 'bf16', withoutCpuLibrary: true }));
 }, 300_000);
 afterAll(() => {
   if (root) rmSync(root, { recursive: true, force: true });

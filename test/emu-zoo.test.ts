@@ -36,7 +36,7 @@ describe.each(SPECS)('%s on emu', (name, source) => {
     const model = r.model!;
     const dir = join(root, name);
     // nvcc's compile check of the same source is test/cuda-build.test.ts's (it costs CI tens of seconds per spec).
-    const { plan } = withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, source, { outDir: dir, target: 'emu', maxBatch: 4 }));
+    const { plan } = withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, source, { outDir: dir, target: 'emu', maxBatch: 4, withoutCpuLibrary: true }));
     expect(plan.untrainable).toBeUndefined();
     const m = await load(dir, { device: 'emu', seed: 5 });
     try {

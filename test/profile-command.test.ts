@@ -132,6 +132,14 @@ describe('nincc profile', () => {
     expect(json.kernels.reduce((s, k) => s + k.emulatedMillis, 0)).toBeGreaterThan(0);
   });
 
+  it('builds the spec without the cpu library, which it never runs: the plan lists the emu library only', () => {
+    const plan = JSON.parse(readFileSync(join(work, 'build/tiny-emu/plan.json'), 'utf8')) as { libraries: Record<string, string> };
+    expect(plan.libraries).toEqual({ emu: 'kernels.emu.so' });
+    expect(existsSync(join(work, 'build/tiny-emu/kernels.cpu.so'))).toBe(false);
+    expect(progress).toMatch(/^emu kernel library: compiled$/m);
+    expect(progress).not.toMatch(/^kernel library: /m); // the cpu library's line (compiler/build.ts)
+  });
+
   it("--write-report: report.txt's kernel table gets each kernel's prediction, naming the GPU, batch and error; a build's says how to get one", () => {
     const kernels = [...readFileSync(join(work, 'build/tiny-emu/kernels.cu'), 'utf8').matchAll(/NINCC_EXPORT\((\w+)\);/g)].map((m) => m[1]);
     const rows = (report: string) => {

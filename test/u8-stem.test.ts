@@ -69,7 +69,7 @@ beforeAll(() => {
   model = r.model;
   const build = (name: string, target: Target, input?: 'u8') => {
     dirs[name] = join(root, name);
-    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, SPEC, { outDir: dirs[name], target, maxBatch: N, ...(input ? { input } : {}) }));
+    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, SPEC, { outDir: dirs[name], target, maxBatch: N, ...(input ? { input } : {}), ...(target === 'emu' ? { withoutCpuLibrary: true } : {}) }));
   };
   build('cpuU8', 'cpu', 'u8');
   build('emuU8', 'emu', 'u8');

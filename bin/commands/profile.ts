@@ -53,7 +53,7 @@ export const profileCommand: Command = {
     'sectors moved), shared-memory wavefronts and bank conflicts, ' +
     "the predicted µs, the pipe that bounds it and that pipe's fraction of peak; then the kernels below full coalescing " +
     'and images/s. A spec is built for ' +
-    '--target emu at --max-batch N and for --gpu (its bf16 weight gradients\' split counts) first. Progress goes to stderr. ' + ERROR_BAND,
+    '--target emu at --max-batch N and for --gpu (its bf16 weight gradients\' split counts), without the cpu library, first. Progress goes to stderr. ' + ERROR_BAND,
   options: {
     gpu: { type: 'string', value: 'GPU', help: `the GPU to predict for: ${Object.keys(GPUS).join(', ')} (default h100)` },
     batch: { type: 'string', value: 'N', help: 'the batch size (default 128)' },
@@ -70,7 +70,7 @@ export const profileCommand: Command = {
     const batch = intOption(args, 'batch') ?? 128;
     const sample = intOption(args, 'sample', 0) ?? 2;
     const precision = precisionOption(args);
-    const dir = await prepareArtifact(target, { maxBatch: batch, device: 'emu', gpu: gpuName.toLowerCase(), ...(precision ? { precision } : {}) });
+    const dir = await prepareArtifact(target, { maxBatch: batch, device: 'emu', withoutCpuLibrary: true, gpu: gpuName.toLowerCase(), ...(precision ? { precision } : {}) });
     const r = await profileArtifact(dir, { gpu, batch, sample, onProgress: (line) => process.stderr.write(`profile: ${line}
 `) });
     if (args.values['write-report']) {

@@ -81,7 +81,7 @@ export const tuneCommand: Command = {
       timer = timedTimer(hardware, { runs, warmup });
       how = `timed on ${hardware} (median of ${runs} runs after ${warmup} warm-up)`;
     }
-    const dir = await prepareArtifact(target, { maxBatch: batchGiven ?? 128, device: timer.target, precision: 'bf16' });
+    const dir = await prepareArtifact(target, { maxBatch: batchGiven ?? 128, device: timer.target, precision: 'bf16', withoutCpuLibrary: true });
     const batch = batchGiven ?? (JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as { maxBatch: number }).maxBatch;
     const progress = (line: string) => process.stderr.write(`tune: ${line}\n`);
     const r = await tuneVariants(dir, { batch, checkBatch, onProgress: progress, ...(layers ? { layers } : {}) }, timer);

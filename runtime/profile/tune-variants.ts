@@ -156,7 +156,7 @@ export async function tuneVariants(dir: string, o: TuneVariantsOptions, timer: V
       }
       const out = join(work, knob);
       o.onProgress(`${knob} off: building (${changed.length} kernel${changed.length === 1 ? '' : 's'} change: ${changed.join(', ')})`);
-      buildArtifact(model, `nincc tune variant of ${sourceHash}`, { outDir: out, target: timer.target, maxBatch: plan.maxBatch, precision: 'bf16', ...(plan.imageInput ? { input: 'u8' as const } : {}), tuned });
+      buildArtifact(model, `nincc tune variant of ${sourceHash}`, { outDir: out, target: timer.target, withoutCpuLibrary: true, maxBatch: plan.maxBatch, precision: 'bf16', ...(plan.imageInput ? { input: 'u8' as const } : {}), tuned });
       const check: VariantCheck = o.checkBatch > 0 ? await checkVariant(dir, out, plan, o.checkBatch) : { kind: 'skipped', why: '--check-batch 0' };
       knobs.set(knob, check);
       o.onProgress(`${knob} off: outputs ${check.kind === 'bitwise' ? 'bitwise the default\'s' : check.kind === 'bounded' ? `within the bound (worst ${check.worst.toExponential(2)} of a tensor's largest gradient)` : `not checked (${check.why})`}; timing`);
