@@ -212,6 +212,8 @@ export interface LoweringOptions {
   readonly wideTails?: boolean;
   /** The cpu's 1x1 pair regions (schedule/cpu-pointwise-pair-region.ts; ablations.ts cpuPairBands): the cpu target only. */
   readonly cpuPairBands?: boolean;
+  /** A batch-split inference program's slices keep their own buffers, shared by liveness (lower/memory.ts; ablations.ts cpuSplitLocalAct): the cpu target only. */
+  readonly cpuSplitLocalAct?: boolean;
   /** The inPlacePointwise ablation: the packed 1x1 convs' implicit GEMM gathers its tiles at batch 1 too (runtime conv_gemm.h reads_in_place). */
   readonly gatheredPointwise?: boolean;
   /** The spreadWeightPrefetch ablation: the packed convs' implicit GEMM prefetches the next weight panel in a sweep's last tile only (runtime conv_gemm.h forward_tasks). */
@@ -251,7 +253,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   const stepProblems = verifyPrograms(programs, buffers);
   dumpIR('verify-program', stepProblems);
   if (stepProblems.length > 0) throw new IRVerificationError('lower-train and lower-infer', stepProblems);
-  const memory = planMemory(buffers, programs);
+  const memory = planMemory(buffers, programs, { splitLocal: options.cpuSplitLocalAct === true });
   dumpIR('plan-memory', memory);
   const problems = verifyMemory(memory, programs);
   dumpIR('verify-memory', problems);
@@ -328,7 +330,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
         return measured !== undefined && measured > 1 && isOn(options.ablations, 'wgradResidencyBounds') ? { ...choice, residentBlocks: measured } : choice;
       }
     : undefined;
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), stemWaveSplits, trainKernels: cudaTarget ? 'cuda' : 'cpu', addInNextConv, rebuildPass, bf16Weights, bf16Rebuilt, rebuildInWgrad, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }), ...(!isOn(options.ablations, 'spreadWeightPrefetch') && { lastTileWeightPrefetch: true }), ...(!isOn(options.ablations, 'cpuPlainMaxPool') && { ruledMaxPool: true }), ...(!isOn(options.ablations, 'poolRowPrefetch') && { unfetchedPoolRows: true }) }, dumpIR);
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), stemWaveSplits, trainKernels: cudaTarget ? 'cuda' : 'cpu', addInNextConv, rebuildPass, bf16Weights, bf16Rebuilt, rebuildInWgrad, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuSplitLocalAct') && { cpuSplitLocalAct: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }), ...(!isOn(options.ablations, 'spreadWeightPrefetch') && { lastTileWeightPrefetch: true }), ...(!isOn(options.ablations, 'cpuPlainMaxPool') && { ruledMaxPool: true }), ...(!isOn(options.ablations, 'poolRowPrefetch') && { unfetchedPoolRows: true }) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

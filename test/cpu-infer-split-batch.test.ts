@@ -1,6 +1,7 @@
 // The cpu inference program's batch split (schedule/cpu-infer-split-batch.ts, issue #19): which programs the
 // compiler marks splitBatch, that their act buffers then share no memory (and the verifier says so when they
-// do), the memory bound, and report.txt's line. The split's numbers against the float64 reference, on
+// do), or, by default, only the slices' own buffers share, by liveness (plan.json splitLocal), the memory bound,
+// and report.txt's line. The split's numbers against the float64 reference, on
 // 1, 2 and all threads, are test/reference/zoo-suite.ts's ("infer on slices of the batch").
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -46,6 +47,49 @@ describe('nin-fashion: a split inference program', () => {
   it('report.txt says which and why', () => {
     expect(batchSplitReport(lowered.memory.inferSplit).join('\n')).toMatch(/T slices of whole images .* every step computes each image from that image alone and its buffers, all disjoint, take 0\.\d\d MiB per image/);
     expect(batchSplitReport({ split: false, why: 'k9 (dropout_fwd) is not computed image by image' })[1]).toBe('  each layer splits its own work across the threads: no batch split, as k9 (dropout_fwd) is not computed image by image.');
+  });
+});
+
+describe('nin-fashion: a split inference program whose slices keep their own buffers (splitLocal, the default)', () => {
+  const model = shaped('models/nin-fashion.model');
+  const lowered = lowerModel(model, { maxBatch: 16, trainKernels: 'cpu', cpuSplitLocalAct: true });
+  const infer = lowered.programs.find((p) => p.name === 'infer')!;
+  const local = lowered.memory.inferSplitLocal!;
+  const byId = new Map(lowered.memory.buffers.map((b) => [b.id, b]));
+  const act = [...new Set(infer.steps.flatMap((s) => s.args))].map((id) => byId.get(id)!).filter((b) => b.space === 'act');
+  const boundary = new Set([...Object.values(infer.inputs), ...Object.values(infer.outputs)]);
+
+  it('puts the inputs and outputs below `from`, every other buffer in [from, from + stride), some of them sharing memory', () => {
+    expect(lowered.memory.inferSplit?.split).toBe(true);
+    expect(local.from).toBeGreaterThan(0);
+    for (const b of act) {
+      if (boundary.has(b.id)) expect(b.offset! + b.size, b.id).toBeLessThanOrEqual(local.from);
+      else expect(b.offset! >= local.from && b.offset! + b.size <= local.from + local.stride, b.id).toBe(true);
+    }
+    const inner = act.filter((b) => !boundary.has(b.id));
+    const shared = inner.some((a) => inner.some((b) => a !== b && a.offset! < b.offset! + b.size && b.offset! < a.offset! + a.size));
+    expect(shared, 'liveness lets some of the slice\'s buffers share memory').toBe(true);
+    expect(local.stride).toBeLessThan(inner.reduce((sum, b) => sum + b.size, 0));
+    expect(verifyMemory(lowered.memory, lowered.programs)).toEqual([]);
+    const { plan } = compileModel(model, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [] });
+    expect(plan.programs.infer.splitLocal).toEqual(local);
+    const ablated = compileModel(model, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [], ablations: { cpuSplitLocalAct: false } });
+    expect(ablated.plan.programs.infer.splitBatch).toBe(true);
+    expect(ablated.plan.programs.infer.splitLocal).toBeUndefined();
+  });
+
+  it('the memory verifier refuses an input in the slices\' region, and a batch-major buffer over a slice\'s', () => {
+    const input = Object.values(infer.inputs)[0];
+    const inner = act.find((b) => b.offset === local.from)!;
+    const moved = (id: string, offset: number): MemoryPlan => ({ ...lowered.memory, buffers: lowered.memory.buffers.map((b) => (b.id === id ? { ...b, offset } : b)) });
+    expect(verifyMemory(moved(input, local.from + local.stride - byId.get(input)!.size), lowered.programs).some((p) => p.startsWith(`infer's input or output ${input} lies in the slices' own region`))).toBe(true);
+    // Straddling `from`: batch-major, yet over the first buffer of a slice's region.
+    const over = verifyMemory(moved(input, local.from - 16), lowered.programs);
+    expect(over.some((p) => p.startsWith('infer is batch-split, but its buffers') && p.includes(input) && p.includes(inner.id))).toBe(true);
+  });
+
+  it('report.txt says so', () => {
+    expect(batchSplitReport(lowered.memory.inferSplit).join('\n')).toMatch(/its inputs and outputs disjoint and its other buffers shared by liveness within each slice \(plan.json splitLocal\), take 0\.\d\d MiB per image/);
   });
 });
 

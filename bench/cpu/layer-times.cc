@@ -1,4 +1,5 @@
-// nin-fashion's inference layers and NIN's 1x1 convs (BN-folded convs with packed weights, ReLU fused; its max pools, and NIN's first)
+// nin-fashion's inference layers and NIN's 1x1 convs (BN-folded convs with packed weights, ReLU fused; its max pools, and NIN's first;
+// its three 1x1 pairs as the pointwise_pair region runs them)
 // through the kernel headers, as a shared library: nincc_layer_count/name/run. bench/cpu/layer-ab.cc
 // loads two builds of it (before and after a header change) and times them call by call, alternately.
 #include <cstdint>
@@ -40,24 +41,56 @@ struct Extra {
 const Extra kExtras[] = {{"k11 as Winograd F2x3", 2, WinogradKind::F2x3}, {"k21 as Winograd F2x3", 4, WinogradKind::F2x3},
                          {"k11 as Winograd F4x3", 2, WinogradKind::F4x3}, {"k21 as Winograd F4x3", 4, WinogradKind::F4x3}};
 constexpr int kExtraCount = sizeof kExtras / sizeof kExtras[0];
+// nin-fashion's mlpconv 1x1 pairs (first conv kConvs[conv], the second K -> K on the same plane), as pointwise_pair_forward.
+struct Pair {
+  const char* name;
+  int conv;  // index into kConvs
+};
+const Pair kPairs[] = {{"k4+k7 1x1 pair 32ch 28x28", 1}, {"k14+k17 1x1 pair 64ch 14x14", 3}, {"k24+k27 1x1 pair 128ch 7x7", 5}};
+constexpr int kPairCount = sizeof kPairs / sizeof kPairs[0];
+constexpr int kLayerCount = kConvCount + kPoolCount + kExtraCount + kPairCount;
 
 // One layer's buffers at one batch, made on first use.
 struct Buffers {
   int batch = -1;
-  std::vector<float> x, packed, b, y;
+  std::vector<float> x, packed, b, y, packed2, b2;
 };
+
+// A pair's run: both convs' weights packed, y = relu(w2 relu(w1 x + b1) + b2).
+float run_pair(const Pair& pair, int batch, Buffers& bu) {
+  const Conv& l = kConvs[pair.conv];
+  const Conv2dShape s{batch, l.c, l.h, l.h, l.k, 1, 1, 1, 1, 0, 0};
+  if (bu.batch != batch) {
+    bu.batch = batch;
+    bu.x = values(static_cast<std::size_t>(batch) * l.c * l.h * l.h, 2.f);
+    const Conv2dShape first{1, l.c, l.h, l.h, l.k, 1, 1, 1, 1, 0, 0}, second{1, l.k, l.h, l.h, l.k, 1, 1, 1, 1, 0, 0};
+    bu.packed.assign(packed_conv_weights_size(l.k, l.c), 0.f);
+    bu.packed2.assign(packed_conv_weights_size(l.k, l.k), 0.f);
+    pack_conv_weights(first, values(static_cast<std::size_t>(l.k) * l.c, 0.2f).data(), bu.packed.data());
+    pack_conv_weights(second, values(static_cast<std::size_t>(l.k) * l.k, 0.3f).data(), bu.packed2.data());
+    bu.b = values(l.k, 0.1f);
+    bu.b2 = values(l.k, 0.2f);
+    bu.y.assign(static_cast<std::size_t>(batch) * l.k * s.out_plane(), 0.f);
+  }
+  pointwise_pair_forward(s, bu.x.data(), bu.packed.data(), bu.b.data(), bu.packed2.data(), bu.b2.data(), bu.y.data());
+  return bu.y[bu.y.size() / 2];
+}
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) int nincc_layer_count() { return kConvCount + kPoolCount + kExtraCount; }
+extern "C" __attribute__((visibility("default"))) int nincc_layer_count() { return kLayerCount; }
 extern "C" __attribute__((visibility("default"))) const char* nincc_layer_name(int i) {
-  return i < kConvCount ? kConvs[i].name : i < kConvCount + kPoolCount ? kPools[i - kConvCount].name : kExtras[i - kConvCount - kPoolCount].name;
+  return i < kConvCount                            ? kConvs[i].name
+         : i < kConvCount + kPoolCount               ? kPools[i - kConvCount].name
+         : i < kConvCount + kPoolCount + kExtraCount ? kExtras[i - kConvCount - kPoolCount].name
+                                                     : kPairs[i - kConvCount - kPoolCount - kExtraCount].name;
 }
 
 // Runs layer i once at `batch`; returns a value of its output (so the call cannot be dropped).
 extern "C" __attribute__((visibility("default"))) float nincc_layer_run(int i, int batch) {
-  static Buffers buffers[kConvCount + kPoolCount + kExtraCount];
+  static Buffers buffers[kLayerCount];
   Buffers& bu = buffers[i];
+  if (i >= kConvCount + kPoolCount + kExtraCount) return run_pair(kPairs[i - kConvCount - kPoolCount - kExtraCount], batch, bu);
   if (i < kConvCount || i >= kConvCount + kPoolCount) {
     const bool winograd = i >= kConvCount + kPoolCount;
     const Extra* extra = winograd ? &kExtras[i - kConvCount - kPoolCount] : nullptr;

@@ -45,6 +45,7 @@ export interface PlanProgram {
   readonly inlineMaxBatch?: number; // infer: the cpu device runs a call of at most this many images on the JS thread (schedule/cpu-region-inline-call.ts)
   readonly oneShot?: true; // runs once after the weights change (program-ir.ts Program): launched step by step
   readonly splitBatch?: true; // every step is per image: the cpu device may run slices of the batch at once (schedule/cpu-infer-split-batch.ts)
+  readonly splitLocal?: { readonly from: number; readonly stride: number }; // act buffers from `from` on lie in each slice's own region (lower/memory.ts SplitLocal)
 }
 
 export interface PlanTensor {
@@ -166,6 +167,7 @@ export function emitPlan(
           ...(options.cuda?.onlyPrograms.includes(p.name) ? { devices: ['cuda', 'emu'] } : {}),
           ...(p.name === 'infer' && options.inlineMaxBatch ? { inlineMaxBatch: options.inlineMaxBatch } : {}),
           ...(p.name === 'infer' && memory.inferSplit?.split ? { splitBatch: true as const } : {}),
+          ...(p.name === 'infer' && memory.inferSplit?.split && memory.inferSplitLocal ? { splitLocal: memory.inferSplitLocal } : {}),
           ...(p.oneShot ? { oneShot: true as const } : {}),
         },
       ]),

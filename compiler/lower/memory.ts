@@ -47,27 +47,59 @@ function placeIntervals(intervals: readonly Interval[]): { offsets: Map<string, 
   return { offsets, size };
 }
 
+/**
+ * A batch-split program's act buffers that each slice keeps in a region of its own (plan.json `splitLocal`,
+ * runtime/core/plan.h): those at per-image offsets from `from` on, `stride` elements per image of the slice.
+ */
+export interface SplitLocal {
+  readonly from: number;
+  readonly stride: number;
+}
+
 export interface MemoryPlan {
   readonly buffers: readonly BufferDecl[]; // every buffer with its offset
   readonly actSize: number; // per image
   readonly fixedSize: number;
   readonly inferSplit?: BatchSplit; // whether the cpu runs the inference program on slices of the batch, and why
+  readonly inferSplitLocal?: SplitLocal; // where its slices keep their own buffers (absent: every buffer batch-major)
 }
 
-export function planMemory(buffers: readonly BufferDecl[], programs: readonly Program[]): MemoryPlan {
+/**
+ * A batch-split program's placement. Its slices run layers apart, so a buffer one slice reads may not share
+ * memory with one another slice writes meanwhile. With `local`, the program's inputs and outputs (read and
+ * written batch-major by the caller) go first, disjoint, and every other buffer into the slice's own region
+ * (SplitLocal), where buffers share by liveness as in any program: a slice's layers run in order on one thread,
+ * so each writes where its slice's earlier layers just worked, still in cache, not into memory untouched
+ * since the last call. Without it (the ablation cpuSplitLocalAct), every buffer is disjoint and batch-major.
+ */
+function placeSplit(p: Program, intervals: readonly Interval[], local: boolean): { offsets: Map<string, number>; size: number; local?: SplitLocal } {
+  const whole = (it: Interval): Interval => ({ ...it, first: -1, last: p.steps.length });
+  if (!local) return placeIntervals(intervals.map(whole));
+  const boundary = new Set([...Object.values(p.inputs), ...Object.values(p.outputs)]);
+  const outer = placeIntervals(intervals.filter((it) => boundary.has(it.id)).map(whole));
+  const inner = placeIntervals(intervals.filter((it) => !boundary.has(it.id)));
+  const offsets = new Map(outer.offsets);
+  inner.offsets.forEach((o, id) => offsets.set(id, outer.size + o));
+  return { offsets, size: outer.size + inner.size, local: { from: outer.size, stride: inner.size } };
+}
+
+export function planMemory(buffers: readonly BufferDecl[], programs: readonly Program[], options: { readonly splitLocal?: boolean } = {}): MemoryPlan {
   const byId = new Map(buffers.map((b) => [b.id, b]));
   const act = new Set(buffers.filter((b) => b.space === 'act').map((b) => b.id));
   const intervalsOf = (p: Program) => liveIntervals(p, act).map((it) => ({ ...it, size: byId.get(it.id)!.size }));
   const placements = new Map(programs.map((p) => [p, placeIntervals(intervalsOf(p))]));
   const infer = programs.find((p) => p.name === 'infer');
   let inferSplit: BatchSplit | undefined;
+  let inferSplitLocal: SplitLocal | undefined;
   if (infer) {
     inferSplit = batchSplitEligibility(infer, buffers);
     if (inferSplit.split) {
-      // Every buffer live for the whole program, so no two share memory (schedule/cpu-infer-split-batch.ts).
-      const disjoint = placeIntervals(intervalsOf(infer).map((it) => ({ ...it, first: -1, last: infer.steps.length })));
-      inferSplit = batchSplitFits(disjoint.size, Math.max(...[...placements.values()].map((x) => x.size)));
-      if (inferSplit.split) placements.set(infer, disjoint);
+      const split = placeSplit(infer, intervalsOf(infer), options.splitLocal === true);
+      inferSplit = batchSplitFits(split.size, Math.max(...[...placements.values()].map((x) => x.size)), split.local !== undefined);
+      if (inferSplit.split) {
+        placements.set(infer, split);
+        inferSplitLocal = split.local;
+      }
     }
   }
   const offsets = new Map<string, number>();
@@ -85,5 +117,5 @@ export function planMemory(buffers: readonly BufferDecl[], programs: readonly Pr
   const out = buffers.map((b) => (b.offset !== undefined ? b : { ...b, offset: offsets.get(b.id) }));
   const unplaced = out.filter((b) => b.offset === undefined);
   if (unplaced.length > 0) throw new Error(`internal error: buffers used by no program: ${unplaced.map((b) => b.id).join(', ')}`);
-  return { buffers: out, actSize, fixedSize, ...(inferSplit ? { inferSplit } : {}) };
+  return { buffers: out, actSize, fixedSize, ...(inferSplit ? { inferSplit } : {}), ...(inferSplitLocal ? { inferSplitLocal } : {}) };
 }

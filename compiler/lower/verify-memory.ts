@@ -29,14 +29,23 @@ export function verifyMemory(plan: MemoryPlan, programs: readonly Program[]): st
   // Fixed buffers keep their contents between programs: no two may share memory at all.
   const fixed = plan.buffers.filter((b) => b.space === 'fixed');
   for (let i = 0; i < fixed.length; i++) for (let j = i + 1; j < fixed.length; j++) if (overlaps(fixed[i], fixed[j])) problems.push(`fixed buffers ${fixed[i].id} and ${fixed[j].id} overlap`);
-  // A batch-split program's slices run layers apart (schedule/cpu-infer-split-batch.ts): its act buffers may
-  // share no memory at all, whatever their lifetimes.
+  // A batch-split program's slices run layers apart (schedule/cpu-infer-split-batch.ts): its batch-major act
+  // buffers may share no memory at all, whatever their lifetimes. Those of a slice's own region (splitLocal) share
+  // only by liveness (checked below with every program's), and the caller's inputs and outputs are batch-major.
   const split = programs.find((p) => p.name === 'infer' && plan.inferSplit?.split);
   if (split) {
+    const local = plan.inferSplitLocal;
     const ids = [...accessTimes(split).keys()].filter((id) => byId.get(id)?.space === 'act');
+    const isLocal = (id: string) => local !== undefined && byId.get(id)!.offset! >= local.from;
+    const boundary = new Set([...Object.values(split.inputs), ...Object.values(split.outputs)]);
+    for (const id of ids) {
+      const b = byId.get(id)!;
+      if (isLocal(id) && boundary.has(id)) problems.push(`${split.name}'s input or output ${id} lies in the slices' own region (from ${local!.from})`);
+      if (isLocal(id) && b.offset! + b.size > local!.from + local!.stride) problems.push(`${id} ends past the slices' own region (${local!.from} + ${local!.stride})`);
+    }
     for (let i = 0; i < ids.length; i++)
       for (let j = i + 1; j < ids.length; j++)
-        if (overlaps(byId.get(ids[i])!, byId.get(ids[j])!)) problems.push(`${split.name} is batch-split, but its buffers ${ids[i]} and ${ids[j]} share memory`);
+        if (!(isLocal(ids[i]) && isLocal(ids[j])) && overlaps(byId.get(ids[i])!, byId.get(ids[j])!)) problems.push(`${split.name} is batch-split, but its buffers ${ids[i]} and ${ids[j]} share memory`);
   }
   // Activations: at each time point of each program, the buffers in use (accessed at or before it and
   // at or after it) must be pairwise disjoint.

@@ -57,9 +57,9 @@ function stepProblem(step: KernelStep, buffers: ReadonlyMap<string, BufferDecl>)
 
 /**
  * Whether a program may run on slices of the batch at once: only the inference program, and only when every
- * step is per image. Its buffers must then also be disjoint for the whole program (lower/memory.ts places
- * them so): a slice's thread may be several layers ahead of another's, writing a later buffer while the
- * other still reads an earlier one that liveness alone would let the two share.
+ * step is per image. A slice's thread may be several layers ahead of another's, writing a later buffer while
+ * the other still reads an earlier one that liveness alone would let the two share, so lower/memory.ts places
+ * its buffers apart: each slice's in a region of its own (plan.json splitLocal), or all disjoint.
  */
 export function batchSplitEligibility(program: Program, buffers: readonly BufferDecl[]): BatchSplit {
   if (program.name !== 'infer') return { split: false, why: 'not the inference program' };
@@ -72,18 +72,20 @@ export function batchSplitEligibility(program: Program, buffers: readonly Buffer
 }
 
 /**
- * The memory side of the choice: the split's disjoint buffers take `disjoint` elements per image where
- * liveness needed `shared`, and the arena already holds `arena` for the other programs (training's saved
- * activations). The split is kept while it grows the arena by at most kSplitGrowthBytes per image
- * (nin-fashion: none; NIN: see report.txt), since act memory is per image times maxBatch.
+ * The memory side of the choice: the split's buffers take `size` elements per image (`local`: the program's
+ * inputs and outputs disjoint, the rest shared by liveness in each slice's own region; else all disjoint) where
+ * the arena already holds `arena` for the other programs (training's saved activations). The split is kept while
+ * it grows the arena by at most kSplitGrowthBytes per image (nin-fashion: none; NIN: see report.txt), since act
+ * memory is per image times maxBatch.
  */
 export const kSplitGrowthBytes = 4 << 20;
-export function batchSplitFits(disjoint: number, arena: number): BatchSplit {
-  const growth = Math.max(0, disjoint - arena) * 4;
+export function batchSplitFits(size: number, arena: number, local = false): BatchSplit {
+  const growth = Math.max(0, size - arena) * 4;
   const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`;
+  const layout = local ? 'its inputs and outputs disjoint and its other buffers shared by liveness within each slice (plan.json splitLocal)' : 'all disjoint';
   return growth <= kSplitGrowthBytes
-    ? { split: true, why: `its buffers, all disjoint, take ${mib(disjoint * 4)} per image, growing the activation space by ${mib(growth)} per image (at most ${mib(kSplitGrowthBytes)})` }
-    : { split: false, why: `its buffers, all disjoint, would grow the activation space by ${mib(growth)} per image, past ${mib(kSplitGrowthBytes)}` };
+    ? { split: true, why: `its buffers, ${layout}, take ${mib(size * 4)} per image, growing the activation space by ${mib(growth)} per image (at most ${mib(kSplitGrowthBytes)})` }
+    : { split: false, why: `its buffers, ${layout}, would grow the activation space by ${mib(growth)} per image, past ${mib(kSplitGrowthBytes)}` };
 }
 
 /** report.txt's lines on the inference program's batch split (lower/memory.ts decided it). */

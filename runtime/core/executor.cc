@@ -61,20 +61,26 @@ int64_t Executor::batchParts(const Program& program, int64_t n, bool perStepHook
   return 1;
 }
 
-void Executor::runBatchParts(const std::vector<ResolvedStep>& steps, int64_t n, int64_t parts,
-                             std::vector<std::vector<double>>& stepScalars, uint64_t seed) {
-  // Part p takes images [n*p/parts, n*(p+1)/parts): its act buffers start that many images into the
-  // call's (batch-major: plan.json splitBatch), every other space is shared as it is.
+void Executor::runBatchParts(const Program& prog, int64_t n, int64_t parts, std::vector<std::vector<double>>& stepScalars,
+                             uint64_t seed) {
+  const std::vector<ResolvedStep>& steps = resolved_.at(prog.name);
+  // Part p takes images [n*p/parts, n*(p+1)/parts): a batch-major act buffer starts that many images into the
+  // call's (plan.json splitBatch), one of the part's own (splitLocal) in the part's region; every other space is
+  // shared as it is.
+  char* const act = static_cast<char*>(arena_.base(Space::Act));
   device_.runParts(parts, [&](int64_t p) {
     const int64_t first = n * p / parts, count = n * (p + 1) / parts - first;
+    const auto pointer = [&](const BufferRef& ref) -> void* {
+      if (ref.space != Space::Act) return arena_.pointer(ref, n);
+      if (prog.splitLocalFrom < 0 || ref.offset < prog.splitLocalFrom)
+        return static_cast<char*>(arena_.pointer(ref, n)) + first * ref.size * int64_t{4};
+      return act + (prog.splitLocalFrom * n + first * prog.splitLocalStride + (ref.offset - prog.splitLocalFrom) * count) * int64_t{4};
+    };
     std::vector<void*> pointers;
     for (size_t i = 0; i < steps.size(); ++i) {
       const Step& step = *steps[i].step;
       pointers.clear();
-      for (const BufferRef& ref : step.args) {
-        char* base = static_cast<char*>(arena_.pointer(ref, n));
-        pointers.push_back(ref.space == Space::Act ? base + first * ref.size * int64_t{4} : base);
-      }
+      for (const BufferRef& ref : step.args) pointers.push_back(pointer(ref));
       NinccArgs args;
       args.n = static_cast<int32_t>(count);
       args.ptr = pointers.data();
@@ -141,7 +147,7 @@ void Executor::launchSteps(const Program& prog, int64_t n, std::vector<std::vect
   const std::vector<ResolvedStep>& steps = resolved_.at(prog.name);
   const int64_t parts = batchParts(prog, n, stepDone != nullptr);
   if (parts > 1) {
-    runBatchParts(steps, n, parts, stepScalars, seed);
+    runBatchParts(prog, n, parts, stepScalars, seed);
     return;
   }
 

@@ -50,8 +50,8 @@ class Executor {
                    const StepDone& stepDone);
   // Zeroes plan.json's tickets (a run failed since they were last known to be 0).
   void zeroTickets();
-  void runBatchParts(const std::vector<ResolvedStep>& steps, int64_t n, int64_t parts,
-                     std::vector<std::vector<double>>& stepScalars, uint64_t seed);
+  void runBatchParts(const Program& prog, int64_t n, int64_t parts, std::vector<std::vector<double>>& stepScalars,
+                     uint64_t seed);
 
   const Plan& plan_;
   Device& device_;

@@ -82,6 +82,14 @@ struct Program {
   // Every step computes each image from that image alone, in batch-major buffers (plan.json
   // `splitBatch`): a device with threads of its own may run the program on slices of the batch at once.
   bool splitBatch = false;
+  // Where a split call's slices keep their own act buffers (plan.json `splitLocal`; -1: none): an act buffer at
+  // per-image offset o >= splitLocalFrom is, for the slice of `count` images from image `first` of a call of n,
+  // at act_base + splitLocalFrom*n + first*splitLocalStride + (o - splitLocalFrom)*count elements. The planner
+  // lets such buffers share memory by liveness within a slice (a slice's layers run in order on one thread),
+  // so a layer writes where an earlier layer of its slice just worked, in cache; buffers below splitLocalFrom
+  // (the program's inputs and outputs, which the caller reads and writes batch-major) stay batch-major.
+  int64_t splitLocalFrom = -1;
+  int64_t splitLocalStride = 0;
   // Runs once after the weights change, not call after call (plan.json `oneShot`: prepare_infer): its
   // steps are launched one by one, so no device keeps anything warm for it (the cpu pool's workers
   // held spinning through its serial folds, a CUDA graph recorded for one replay).

@@ -168,6 +168,11 @@ Program readProgram(const std::string& name, const JsonField& f, const Plan& pla
     for (size_t i = 0; i < devices.arraySize(); ++i) program.devices.push_back(devices.item(i).string());
   }
   if (f.has("splitBatch")) program.splitBatch = f.at("splitBatch").boolean();
+  if (f.has("splitLocal")) {
+    JsonField local = f.at("splitLocal");
+    program.splitLocalFrom = local.at("from").integer(0, plan.sizeOf(Space::Act));
+    program.splitLocalStride = local.at("stride").integer(0, plan.sizeOf(Space::Act) - program.splitLocalFrom);
+  }
   if (f.has("oneShot")) program.oneShot = f.at("oneShot").boolean();
   return program;
 }

@@ -120,6 +120,11 @@ void namesTheJsonPathOfBadFields() {
                    "/plan.json: state[0].name: duplicate tensor name \"affine.bias\"");
   CHECK_EDIT_FAILS("\"infer\": {", "\"infer\": { \"splitBatch\": 1,",
                    "/plan.json: programs.infer.splitBatch: expected a boolean, found a number");
+  // A slice's own region (splitLocal) must lie inside the act space of 9 elements per image.
+  CHECK_EDIT_FAILS("\"infer\": {", "\"infer\": { \"splitLocal\": { \"from\": 4, \"stride\": 6 },",
+                   "/plan.json: programs.infer.splitLocal.stride: expected an integer in 0..5, found 6");
+  CHECK_EDIT_FAILS("\"infer\": {", "\"infer\": { \"splitLocal\": { \"from\": 10, \"stride\": 0 },",
+                   "/plan.json: programs.infer.splitLocal.from: expected an integer in 0..9, found 10");
   CHECK_EDIT_FAILS("\"programs\": {", "\"tickets\": [ { \"space\": \"state\", \"offset\": 0, \"size\": 2 } ], \"programs\": {",
                    "/plan.json: tickets[0].space: must be \"fixed\": tickets live in the fixed space");
   CHECK_EDIT_FAILS("\"programs\": {", "\"tickets\": [ { \"space\": \"fixed\", \"offset\": 2, \"size\": 4 } ], \"programs\": {",
