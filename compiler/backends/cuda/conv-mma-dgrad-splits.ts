@@ -44,36 +44,25 @@ export function dgradSplitRange(splits: number, groups: number, groupDepth: numb
 
 /**
  * After the main loop: the partial stored, the ticket taken (thread 0's, through `flag`: an idle shared int4 array),
- * every block but the tile's last split leaving; that one replaces its accumulators acc[MT][NT][4] by the splits' sum
- * in split order (its own from its registers: the same values it stored).
+ * every block but the tile's last split leaving; that one replaces its accumulators acc[MT][NT][4] by the splits'
+ * sum in split order, its own partial read back as well: the form ptxas fits in NIN's k31 without a spill (its own
+ * from registers, selected by the split, took 255 registers and 52 bytes of spill on sm_90; this one 254 and none).
  */
 export function dgradSplitSum(splits: number, MT: number, NT: number, threads: number, flag: string): string[] {
-  const words = MT * NT * 4;
-  const at = (sp: string) => `((((long long)tile * ${splits} + ${sp}) * ${words} + (mt * ${NT} + nt) * 4 + e) * ${threads} + t)`;
+  const words = MT * NT * 4, pitch = words * threads; // a split's partial of one tile
+  const sum = Array.from({ length: splits }, (_, sp) => `nincc::ldcg(${sp === 0 ? 'at' : `at + ${sp * pitch}`})`).join(' + ');
+  const each = (line: string) => ['  NINCC_UNROLL', `  for (int mt = 0; mt < ${MT}; ++mt)`, '    NINCC_UNROLL', `    for (int nt = 0; nt < ${NT}; ++nt)`, '      NINCC_UNROLL', `      for (int e = 0; e < 4; ++e) {`, '        const int word = ((mt * ' + NT + ' + nt) * 4 + e) * ' + threads + ';', `        ${line}`, '      }'];
   return [
-    '{  // the splits\' sum (conv-mma-dgrad-splits.ts)',
+    '{  // the splits\' sum (conv-mma-dgrad-splits.ts): each split\'s partial of this tile, consecutive threads on consecutive words',
     '  const int tile = int(blockIdx.y * gridDim.x + blockIdx.x);',
-    '  NINCC_UNROLL',
-    `  for (int mt = 0; mt < ${MT}; ++mt)`,
-    '    NINCC_UNROLL',
-    `    for (int nt = 0; nt < ${NT}; ++nt)`,
-    '      NINCC_UNROLL',
-    '      for (int e = 0; e < 4; ++e) nincc::st(&dpart[' + at('split') + '], acc[mt][nt][e]);',
+    `  float* const tile_part = dpart + (long long)tile * ${splits * pitch} + t;`,
+    ...each(`nincc::st(&tile_part[split * ${pitch} + word], acc[mt][nt][e]);`),
     '  __threadfence();  // this thread\'s partial is visible to every block before its block takes the ticket',
     '  __syncthreads();',
     `  if (t == 0) ${flag}[0].x = int(atomicInc(reinterpret_cast<unsigned*>(dtickets) + tile, ${splits - 1}u) == ${splits - 1}u);`,
     '  __syncthreads();',
     `  if (${flag}[0].x == 0) return;  // another split of this tile finishes it`,
-    '  NINCC_UNROLL',
-    `  for (int mt = 0; mt < ${MT}; ++mt)`,
-    '    NINCC_UNROLL',
-    `    for (int nt = 0; nt < ${NT}; ++nt)`,
-    '      NINCC_UNROLL',
-    '      for (int e = 0; e < 4; ++e) {',
-    '        float s = 0.0f;',
-    `        for (int sp = 0; sp < ${splits}; ++sp) s += sp == split ? acc[mt][nt][e] : nincc::ldcg(&dpart[${at('sp')}]);`,
-    '        acc[mt][nt][e] = s;',
-    '      }',
+    ...each(`const float* const at = tile_part + word;  acc[mt][nt][e] = ${sum};`),
     '}',
   ];
 }
