@@ -3,8 +3,8 @@
 // than one block's loop, so dX is not bitwise the old; on emu the gradients the data gradient does not reach are bitwise
 // the old build's, those it reaches (the layers before it) agree with it to the rounding of dX to bf16, and a second step
 // is bitwise the first (deterministic). The spec: a 3×3 of 32 → 160 channels (5 groups: 3 splits of 1, 2 and 2 groups)
-// on odd 9×9 planes, padded, behind a 1×1 whose pending BN gives the data gradient its statistics epilogue, a batch of 3
-// on grids for 4 (partial tiles). CI checks the choice and the compiled kernels (NIN's included; no build, a few s); the emu
+// on odd 9×9 planes and on NIN's 7×7, padded, behind a 1×1 whose pending BN gives the data gradient its statistics
+// epilogue, a batch of 3 on grids for 4 (partial tiles). CI checks the choice and the compiled kernels (NIN's included; no build, a few s); the emu
 // comparison runs with NINCC_TEST_FULL=1.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -15,13 +15,15 @@ import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, compileEmuVariant } from './reference/emu-variants.js';
 
 const CLASSES = 3;
-const SPEC = `model dgrad_splits {
-  input 16x9x9
+/** The chain on `side`×`side` planes: 9×9 (odd rows off the 8-position grid) and NIN's last block's 7×7. */
+const specOn = (side: number) => `model dgrad_splits {
+  input 16x${side}x${side}
   conv(16, 32, 1, 1, 1, 1, 0, 0)  bn(32)  relu
   conv(32, 160, 3, 3, 1, 1, 1, 1)  bn(160)  relu
   conv(160, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
-  view(-1)  linear(1296, ${CLASSES})  logsoftmax
+  view(-1)  linear(${16 * side * side}, ${CLASSES})  logsoftmax
 }`;
+const SPEC = specOn(9);
 const WORDS = "K's channel groups in 3 splits (gridDim.z)";
 const ON = {} as const;
 const OFF = { dgradTapSplits: false } as const;
@@ -69,10 +71,10 @@ describe('the data gradient in splits (choice and compiled kernels, no build)', 
 });
 
 describe.runIf(FULL)('the data gradient in splits on emu (NINCC_TEST_FULL=1)', () => {
-  it("one step: the gradients it does not reach bitwise the unsplit build's, those it reaches within dX's bf16 rounding of them, and a second step bitwise the first", async () => {
-    const builds = buildEmuVariants(SPEC, 'dgrad_splits.model', { on: ON, off: OFF }, { on: 'h100', off: 'h100' });
+  it.each([9, 7])("planes %i wide: one step: the gradients it does not reach bitwise the unsplit build's, those it reaches within dX's bf16 rounding of them, and a second step bitwise the first", async (side) => {
+    const builds = buildEmuVariants(specOn(side), 'dgrad_splits.model', { on: ON, off: OFF }, { on: 'h100', off: 'h100' });
     const n = 3;
-    const images = uniform(n * 16 * 9 * 9, -1.5, 1.5, rng(731));
+    const images = uniform(n * 16 * side * side, -1.5, 1.5, rng(731));
     const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % CLASSES);
     const [on, off] = await Promise.all([builds.dirs.on, builds.dirs.off].map((d) => load(d, { device: 'emu', seed: 732 })));
     try {
