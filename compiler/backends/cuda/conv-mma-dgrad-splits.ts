@@ -51,7 +51,18 @@ export function dgradSplitRange(splits: number, groups: number, groupDepth: numb
 export function dgradSplitSum(splits: number, MT: number, NT: number, threads: number, flag: string): string[] {
   const words = MT * NT * 4, pitch = words * threads; // a split's partial of one tile
   const sum = Array.from({ length: splits }, (_, sp) => `nincc::ldcg(${sp === 0 ? 'at' : `at + ${sp * pitch}`})`).join(' + ');
-  const each = (line: string) => ['  NINCC_UNROLL', `  for (int mt = 0; mt < ${MT}; ++mt)`, '    NINCC_UNROLL', `    for (int nt = 0; nt < ${NT}; ++nt)`, '      NINCC_UNROLL', `      for (int e = 0; e < 4; ++e) {`, '        const int word = ((mt * ' + NT + ' + nt) * 4 + e) * ' + threads + ';', `        ${line}`, '      }'];
+  // `line` for each accumulator, at `word`: its offset in a split's partial (compile-time indices keep acc in registers).
+  const each = (line: string) => [
+    '  NINCC_UNROLL',
+    `  for (int mt = 0; mt < ${MT}; ++mt)`,
+    '    NINCC_UNROLL',
+    `    for (int nt = 0; nt < ${NT}; ++nt)`,
+    '      NINCC_UNROLL',
+    '      for (int e = 0; e < 4; ++e) {',
+    `        const int word = ((mt * ${NT} + nt) * 4 + e) * ${threads};`,
+    `        ${line}`,
+    '      }',
+  ];
   return [
     '{  // the splits\' sum (conv-mma-dgrad-splits.ts): each split\'s partial of this tile, consecutive threads on consecutive words',
     '  const int tile = int(blockIdx.y * gridDim.x + blockIdx.x);',
