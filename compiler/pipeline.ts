@@ -48,6 +48,8 @@ import { lowerSgdUpdate, lowerTrainForwardBackward, whyUntrainable } from './low
 import { lowerTrainFused, type FusedTrainOptions } from './lower/train-fused.js';
 import { WGRAD_RESIDENT_BLOCKS } from './lower/wgrad-splits-waves.js';
 import { wgradGpuChoice, type WgradChoiceMade } from './schedule/wgrad-gpu-choice.js';
+import { dgradSplitGrid } from './backends/cuda/conv-mma-grad.js';
+import { chooseDgradSplits } from './backends/cuda/conv-mma-dgrad-splits.js';
 import { gpuNamed } from '../runtime/profile/gpus.js';
 import { u8Stem } from './lower/u8-input.js';
 import type { KernelStep, Program } from './lower/program-ir.js';
@@ -200,6 +202,8 @@ export interface LoweringOptions {
   readonly bf16Gradients?: boolean;
   /** With wgradLastSplit: a folded weight gradient's split count for the GPU built for (lower/train-fused.ts FusedTrainOptions). */
   readonly wgradSplitsFor?: FusedTrainOptions['wgradSplitsFor'];
+  /** A tap-major data gradient's splits for the GPU (lower/train-fused.ts FusedTrainOptions). */
+  readonly dgradSplitsFor?: FusedTrainOptions['dgradSplitsFor'];
   /** With wgradSplitsFor: a few-channels strided stem's weight gradient takes as many splits as fill the GPU, summed by wgrad_reduce (lower/train-fused.ts FusedTrainOptions). */
   readonly stemWaveSplits?: boolean;
   /** With bf16Weights: the layout of each conv's bf16 copy, where the SGD update writes the copies (lower/sgd-weight-copies.ts; ablations.ts sgdWeightCopies). */
@@ -241,7 +245,7 @@ export function lowerModel(model: ShapedModel, options: LoweringOptions, dumpIR:
   // The fused cuda/emu training program takes less than inference does (front/lowerable.ts says what).
   const untrainable = whyUntrainable(model, layout) ?? (options.trainKernels === 'cuda' ? trainingProblem(model, 'emu') : undefined);
   const stem = options.input === 'u8' ? u8Stem(model) : undefined;
-  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, rebuildInWgrad: options.rebuildInWgrad === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true, ...(options.wgradSplitsFor ? { wgradSplitsFor: options.wgradSplitsFor } : {}), stemWaveSplits: options.stemWaveSplits === true, addInNextConv: options.addInNextConv === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false, wgradSpreadPrefetch: options.wgradSpreadPrefetch !== false, bnPoolBackward: options.bnPoolBackward !== false, bnStatsInConv: options.bnStatsInConv === true });
+  const train = untrainable ? undefined : options.trainKernels === 'cuda' ? lowerTrainFused(model, options.maxBatch, stem, { rebuildPass: options.rebuildPass === true, bf16Weights: options.bf16Weights === true, bf16Rebuilt: options.bf16Rebuilt === true, rebuildInWgrad: options.rebuildInWgrad === true, bf16Pooled: options.bf16Pooled === true, bf16ConvOut: options.bf16ConvOut === true, bf16Gradients: options.bf16Gradients === true, wgradLastSplit: options.wgradLastSplit === true, ...(options.wgradSplitsFor ? { wgradSplitsFor: options.wgradSplitsFor } : {}), ...(options.dgradSplitsFor ? { dgradSplitsFor: options.dgradSplitsFor } : {}), stemWaveSplits: options.stemWaveSplits === true, addInNextConv: options.addInNextConv === true }) : lowerTrainForwardBackward(model, stem, { bnOnePassStats: options.bnOnePassStats !== false, wgradSpreadPrefetch: options.wgradSpreadPrefetch !== false, bnPoolBackward: options.bnPoolBackward !== false, bnStatsInConv: options.bnStatsInConv === true });
   const moved = train && options.bf16Weights && options.weightCopyLayout ? moveWeightCopies(train.program, options.weightCopyLayout) : undefined;
   const trainProgram = moved?.train ?? train?.program;
   const sgd = untrainable ? undefined : lowerSgdUpdate(model, layout, moved?.updates);
@@ -330,7 +334,15 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
         return measured !== undefined && measured > 1 && isOn(options.ablations, 'wgradResidencyBounds') ? { ...choice, residentBlocks: measured } : choice;
       }
     : undefined;
-  const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), stemWaveSplits, trainKernels: cudaTarget ? 'cuda' : 'cpu', addInNextConv, rebuildPass, bf16Weights, bf16Rebuilt, rebuildInWgrad, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuSplitLocalAct') && { cpuSplitLocalAct: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }), ...(!isOn(options.ablations, 'spreadWeightPrefetch') && { lastTileWeightPrefetch: true }), ...(!isOn(options.ablations, 'cpuPlainMaxPool') && { ruledMaxPool: true }), ...(!isOn(options.ablations, 'poolRowPrefetch') && { unfetchedPoolRows: true }) }, dumpIR);
+  // A tap-major data gradient's splits for the GPU (backends/cuda/conv-mma-dgrad-splits.ts), more than one where its waves say so.
+  const dgradSplitsFor: FusedTrainOptions['dgradSplitsFor'] = sms !== undefined && precision === 'bf16' && isOn(options.ablations, 'dgradTapSplits')
+    ? (c) => {
+        const grid = dgradSplitGrid(c, options.maxBatch, options.ablations);
+        const splits = grid ? chooseDgradSplits(grid, sms) : 1;
+        return grid && splits > 1 ? { splits, tiles: grid.tiles, area: grid.area } : undefined;
+      }
+    : undefined;
+  const lowered = lowerModel(model, { maxBatch: options.maxBatch, ...(wgradSplitsFor ? { wgradSplitsFor } : {}), ...(dgradSplitsFor ? { dgradSplitsFor } : {}), stemWaveSplits, trainKernels: cudaTarget ? 'cuda' : 'cpu', addInNextConv, rebuildPass, bf16Weights, bf16Rebuilt, rebuildInWgrad, bf16Pooled, bf16ConvOut, bf16Gradients, wgradLastSplit, ...(weightCopyLayout ? { weightCopyLayout } : {}), bnOnePassStats: isOn(options.ablations, 'cpuBnOnePassStats'), wgradSpreadPrefetch: isOn(options.ablations, 'cpuWgradSpreadPrefetch'), bnPoolBackward: isOn(options.ablations, 'cpuBnPoolBackward'), bnStatsInConv: isOptedIn(options.ablations, 'cpuBnStatsInConv'), ...(options.input ? { input: options.input } : {}), ...(options.cpuL3Bytes !== undefined && { cpuL3Bytes: options.cpuL3Bytes }), ...(!isOn(options.ablations, 'winogradHalfTiles') && { winogradFullTiles: true }), ...(!isOn(options.ablations, 'narrowTails') && { wideTails: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuPairBands') && { cpuPairBands: true }), ...(!cudaTarget && isOn(options.ablations, 'cpuSplitLocalAct') && { cpuSplitLocalAct: true }), ...(!isOn(options.ablations, 'inPlacePointwise') && { gatheredPointwise: true }), ...(!isOn(options.ablations, 'spreadWeightPrefetch') && { lastTileWeightPrefetch: true }), ...(!isOn(options.ablations, 'cpuPlainMaxPool') && { ruledMaxPool: true }), ...(!isOn(options.ablations, 'poolRowPrefetch') && { unfetchedPoolRows: true }) }, dumpIR);
 
   const cudaKernels = cudaTarget ? scheduleCudaKernels(lowered.programs, { precision, maxBatch: options.maxBatch, ...(options.ablations ? { ablations: options.ablations } : {}), ...(options.tuned ? { tuned: options.tuned } : {}) }) : undefined;
   dumpIR('schedule-cuda', cudaKernels);

@@ -147,7 +147,9 @@ const constSchemas = {
   conv_fwd_fused: { ...spatial, bias: 'bool', ...inFlags, stats: 'bool', ...u8Input, bf16w: 'bool?', xBf16: 'bool?', yBf16: 'bool?', ...sumOnLoad },
   // addend: dx also sums another reader's gradient of the same input (g_add), a fanned-out value's sum in the epilogue.
   // dxBf16: dx is stored rounded to bf16, for the gradient kernels or grad_rebuild pass of the conv before a BN (lower/train-fused.ts bf16Gradients).
-  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?', dxBf16: 'bool?', ...rawBf16 },
+  // splits, splitTiles: a tap-major data gradient's reduction over K's 32-channel groups in that many splits of `splitTiles`
+  // output tiles each, summed in split order by the last split block of each tile (backends/cuda/conv-mma-dgrad-splits.ts).
+  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?', dxBf16: 'bool?', ...rawBf16, splits: 'int?', splitTiles: 'int?', splitArea: 'int?' },
   // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand;
   // gBn: that data gradient rebuilds dY' itself from a shared table (no grad_rebuild pass before it).
   conv_weight_bf16: { ...spatial, dgrad: 'bool', gBn: 'bool?' },
@@ -249,6 +251,8 @@ export function bf16WeightFloats(c: ConvShape, dgrad: boolean): number {
  * its C·R·S × K grid, at most one per 64 × 8 (the smallest tensor-core tile, backends/cuda/conv-mma-tile.ts;
  * the kernel checks its grid fits).
  */
+/** A data gradient whose reduction runs in splits (backends/cuda/conv-mma-dgrad-splits.ts). */
+const dgradSplit = (c: { splits?: number }) => (c.splits ?? 1) > 1;
 export const wgradTicketsBound = (CRS: number, K: number) => Math.ceil(CRS / 64) * Math.ceil(K / 8);
 const perChannel = (c: { C: number }) => c.C;
 const plane = (c: { C: number; HW: number }) => c.C * c.HW;
@@ -624,6 +628,9 @@ const rulesTable = {
     { name: 'g_add', dir: 'in', when: (c) => c.addend === true, size: inPlane },
     { name: 'dx', dir: 'out', ...maybeBf16<OpConsts['conv_dgrad_fused']>((c) => c.dxBf16, inPlane) },
     ...backwardStats<OpConsts['conv_dgrad_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats, (c) => c.eyBf16),
+    // A split data gradient's fp32 partials (each split's tiles' accumulators) and its tiles' tickets: scratch shared by every split one.
+    { name: 'dpart', dir: 'out', when: dgradSplit, atLeast: true, size: (c) => (c.splits ?? 1) * (c.splitTiles ?? 0) * (c.splitArea ?? 0) },
+    { name: 'dtickets', dir: 'inout', when: dgradSplit, atLeast: true, size: (c) => c.splitTiles ?? 0 },
   ],
   conv_wgrad_fused: [
     convGradient,

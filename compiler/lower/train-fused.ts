@@ -197,6 +197,12 @@ export interface FusedTrainOptions {
    */
   readonly wgradSplitsFor?: (layer: ShapedLayer, consts: OpConsts['conv_wgrad_fused']) => { readonly splits: number; readonly waveTile?: number; readonly residentBlocks?: number };
   /**
+   * A tap-major k×k data gradient's split of its reduction for the GPU the build is for (backends/cuda/conv-mma-dgrad-splits.ts,
+   * asked by pipeline.ts): the splits and one split's tiles and tile area, which size its partials and tickets; undefined:
+   * one block a tile, as without it.
+   */
+  readonly dgradSplitsFor?: (consts: OpConsts['conv_dgrad_fused']) => { readonly splits: number; readonly tiles: number; readonly area: number } | undefined;
+  /**
    * With wgradSplitsFor, a few-channels strided stem's bf16 weight gradient (NIN's 11×11/4 on 3 channels: 3 output tiles,
    * whose 32 splits make 96 blocks for an H100's 132 SMs) takes up to the batch's splits, as many as wgradSplitsFor says
    * fill the GPU's waves, and leaves them to a wgrad_reduce launch, which spreads their sum over the GPU: folded, the last
@@ -810,7 +816,14 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         const prior = x.pending ? undefined : grads.get(x.buf);
         const addend = prior ? { g_add: prior.buf } : {};
         const wb = options.bf16Weights && a.kH * a.kW > 1 ? weightCopy(l, shape, true, r.consts.gBn === true) : undefined;
-        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers }, { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}), ...gStorage, ...(dxBf16 ? { dxBf16: true } : {}) });
+        const dgradConsts: OpConsts['conv_dgrad_fused'] = { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}), ...gStorage, ...(dxBf16 ? { dxBf16: true } : {}) };
+        // Its reduction in splits where the GPU's waves say so, each split's partials and the tiles' tickets this layer's own.
+        const dgradSplit = options.dgradSplitsFor?.(dgradConsts);
+        const splitBuffers = dgradSplit
+          ? { dpart: b.fixed(`conv${l.index}.dgrad.partials`, dgradSplit.splits * dgradSplit.tiles * dgradSplit.area), dtickets: b.tickets(`conv${l.index}.dgrad.tickets`, dgradSplit.tiles) }
+          : {};
+        const splitConsts = dgradSplit ? { splits: dgradSplit.splits, splitTiles: dgradSplit.tiles, splitArea: dgradSplit.area } : {};
+        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers, ...splitBuffers }, { ...dgradConsts, ...splitConsts });
         grad = { buf: dx, of: x };
         if (prior) grads.set(x.buf, grad);
         else pass();

@@ -11,7 +11,7 @@
 // copy per slice may take it.
 import { BK, swizzled } from './conv-mma-tile.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
-import type { SliceRing } from './conv-mma-slice-ring.js';
+import type { KSpan, SliceRing } from './conv-mma-slice-ring.js';
 
 const MAX_STAGES = 4;
 
@@ -25,12 +25,14 @@ interface BRing {
  * The ring with the most stages (2–4) that fit beside `otherShared` bytes of the kernel's other shared arrays, for a copy
  * of `rows` rows (B's) and a reduction `depth` deep; undefined where 2 do not.
  */
-export function chooseBRing(rowsInTile: number, otherShared: number, rows: number, depth: number, threads: number): SliceRing | undefined {
+export function chooseBRing(rowsInTile: number, otherShared: number, rows: number, depth: number, threads: number, span?: KSpan): SliceRing | undefined {
   const stages = Math.min(MAX_STAGES, Math.floor((STATIC_SHARED_BYTES - otherShared) / (rowsInTile * BK * 2)));
   if (stages < 2) return undefined;
   const r: BRing = { stages, rowsInTile };
+  // A split's range of the reduction (conv-mma-dgrad-splits.ts), else the whole.
+  const k = span ?? { lo: '0', hi: `${depth}` };
   // Issued at the loop's top: the last iteration's closing barrier freed the stage; its own barrier follows the wait.
-  return { operand: 'B', stages, words: bRingWords(r), prologue: bRingPrologue(r, rows, depth, threads), issue: bRingIssue(r, depth), wait: [bRingWait(r)], slot: bRingStage(r), drain: ['nincc::cp_async_wait_all();  // the empty groups past the reduction'] };
+  return { operand: 'B', stages, words: bRingWords(r), prologue: bRingPrologue(r, rows, k, threads), issue: bRingIssue(r, k), wait: [bRingWait(r)], slot: bRingStage(r), drain: ['nincc::cp_async_wait_all();  // the empty groups past the reduction'] };
 }
 
 /** The int4 offset in `bs` of the stage slice `it` is multiplied from (a C++ expression). */
@@ -41,9 +43,9 @@ const bRingWords = (r: BRing) => `B staged by cp.async from the bf16 copy in a $
 
 /**
  * After n0 is known: the issue lambda (slice `kk` of the copy `wb` of `rows` rows into stage `st`, consecutive
- * threads on consecutive chunks as the plain staging) and the first S − 1 slices of a reduction `depth` deep issued.
+ * threads on consecutive chunks as the plain staging) and the first S − 1 slices of the range `k` issued.
  */
-function bRingPrologue(r: BRing, rows: number, depth: number, threads: number): string[] {
+function bRingPrologue(r: BRing, rows: number, k: KSpan, threads: number): string[] {
   return [
     '// Issue slice kk of B into stage st: 16-byte chunks of the bf16 copy; src-size 0 zero-fills rows past B.',
     'auto issue_b = [&](int kk, int st) {',
@@ -56,7 +58,7 @@ function bRingPrologue(r: BRing, rows: number, depth: number, threads: number): 
     '};',
     'NINCC_UNROLL',
     `for (int s = 0; s < ${r.stages - 1}; ++s) {  // the first ${r.stages - 1} slices in flight; one group each, empty past the reduction`,
-    `  if (s * ${BK} < ${depth}) issue_b(s * ${BK}, s);`,
+    k.lo === '0' ? `  if (s * ${BK} < ${k.hi}) issue_b(s * ${BK}, s);` : `  if (${k.lo} + s * ${BK} < ${k.hi}) issue_b(${k.lo} + s * ${BK}, s);`,
     '  nincc::cp_async_commit();',
     '}',
   ];
@@ -66,9 +68,9 @@ function bRingPrologue(r: BRing, rows: number, depth: number, threads: number): 
  * At the top of iteration `it` (slice k0): slice k0 + (S−1)·BK goes in flight into the stage slice k0 − BK was
  * multiplied from (free since the last iteration's closing barrier).
  */
-function bRingIssue(r: BRing, depth: number): string[] {
+function bRingIssue(r: BRing, k: KSpan): string[] {
   return [
-    `if (k0 + ${(r.stages - 1) * BK} < ${depth}) issue_b(k0 + ${(r.stages - 1) * BK}, (it + ${r.stages - 1}) % ${r.stages});  // the stage the last iteration multiplied from`,
+    `if (k0 + ${(r.stages - 1) * BK} < ${k.hi}) issue_b(k0 + ${(r.stages - 1) * BK}, (it + ${r.stages - 1}) % ${r.stages});  // the stage the last iteration multiplied from`,
     'nincc::cp_async_commit();',
   ];
 }

@@ -19,7 +19,8 @@ import { stageWeightsBf16 } from './conv-weight-bf16.js';
 import { chooseBRing } from './conv-mma-b-ring.js';
 import { bStagesOf, ringLoop, ringStaging, ringTop } from './conv-mma-slice-ring.js';
 import { stageTapsRuns, tapsRuns, tapsRunsPrologue, tapsRunsWords } from './conv-mma-taps-runs.js';
-import { stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
+import { TAPS_GROUP, stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
+import { dgradSplitRange, dgradSplitSum, dgradSplitWords, type DgradGrid } from './conv-mma-dgrad-splits.js';
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords, type Halo } from './conv-mma-wgrad-halo.js';
 import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
 import { stemWgradHalo } from './conv-mma-stem-wgrad-layout.js';
@@ -94,8 +95,9 @@ function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, R
     : ['// Stage B: rows are input channels, eight lanes along each row\'s taps (k, r, s): W[k][c][r][s].', ...stageAlongK('bs', BN, staging, threads)];
 }
 
-export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number, ablations?: Ablations): CudaKernel {
-  const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
+/** A data gradient's tile, rows an image, and its tap-major halo and the halo's runs where it takes them: what the kernel and its split choice share. */
+function dgradPlan(c: Consts<'conv_dgrad_fused'>, maxBatch: number, ablations: Ablations | undefined) {
+  const HW = c.H * c.W, RS = c.R * c.S;
   const stats = Boolean(c.outStats);
   const rows = rowsPerImage(HW, stats);
   // A 1×1 layer streams dY (and y, for a fused rebuild) once per column tile: the tile with the least of that
@@ -105,6 +107,33 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const tile = RS === 1
     ? chooseTrafficTile(maxBatch * rows, c.C, c.gBn || c.gRelu ? 2 : 1, 1, candidates)
     : kxkWarpTile(chooseMmaTile(maxBatch * rows, c.C, candidates), c, ablations); // a stride-1 layer's 64-row warp twin (conv-mma-warp64-tile.ts)
+  // A k×k kernel's rebuild reads its channel parameters from a shared table (every element of a staged row may be another
+  // channel k); a 1×1 kernel's from global memory per element (the table's broadcast reads from shared memory cost more
+  // in the profile model than the sectors they save: bench/RESULTS.md i15X).
+  const useTable = RS > 1;
+  // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
+  // A data gradient from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
+  const taps = c.bf16w && tapsOrder(c, 'dgrad', maxBatch, ablations) ? tapsPlan(c, 'dgrad', maxBatch, ablations, stats, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
+  if (taps && tileWords(taps.tile) !== tileWords(tile)) throw new Error(`conv-mma-grad.ts: the tap-major halo's tile differs from the data gradient's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
+  // The tap-major halo staged from sector-aligned runs of dY's planes through B's tile (conv-mma-taps-runs.ts), where
+  // staging an element reads dY alone (a rebuild reads y at the same place: it keeps the per-position staging).
+  const runs = taps && rebuildGradientFrom(c, 'v', 'at', fromRow).length === 0 ? tapsRuns(taps, tile.bn * BK * 2, c.gBf16 ? 2 : 4, ablations) : undefined;
+  return { stats, rows, tile, useTable, taps, runs };
+}
+
+/**
+ * One split's grid of a tap-major data gradient that may split its reduction (conv-mma-dgrad-splits.ts), for the
+ * lowering's split choice; undefined where it may not (no tap-major halo, or the halo staged from runs).
+ */
+export function dgradSplitGrid(c: Consts<'conv_dgrad_fused'>, maxBatch: number, ablations?: Ablations): DgradGrid | undefined {
+  const { rows, tile, taps, runs } = dgradPlan(c, maxBatch, ablations);
+  if (!taps || runs || !isOn(ablations, 'dgradTapSplits')) return undefined;
+  return { tiles: Math.ceil((maxBatch * rows) / tile.bm) * Math.ceil(c.C / tile.bn), area: tile.bm * tile.bn, groups: c.K / TAPS_GROUP };
+}
+
+export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number, ablations?: Ablations): CudaKernel {
+  const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
+  const { stats, rows, tile, useTable, taps, runs } = dgradPlan(c, maxBatch, ablations);
   const { bm: BM, bn: BN, nt: NT } = tile;
   const MT = warpM16(tile);
   const threads = tileThreads(tile);
@@ -112,28 +141,25 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const statTiles = Math.ceil(HW / 32);
   // addend (i17c's residual fusion, when lower/ops.ts has it): dx also sums another reader's gradient of the same input.
   const addend = 'addend' in c && c.addend === true;
-  // A k×k kernel's rebuild reads its channel parameters from a shared table (every element of a staged row may be another
-  // channel k); a 1×1 kernel's from global memory per element (the table's broadcast reads from shared memory cost more
-  // in the profile model than the sectors they save: bench/RESULTS.md i15X).
-  const useTable = RS > 1;
   // The epilogue's input-BN parameters depend on the column alone: once per 32-row part and column, not per accumulator.
   const hoistStats = stats && isOn(ablations, 'dgradStatsOnce');
   // The epilogue's e_y in whole sectors, one 16-byte run a lane transposed across lanes (conv-mma-dgrad-stats-runs.ts).
   const statsRuns = stats && isOn(ablations, 'dgradStatsRuns') && statsRunsFit(c, HW, rows);
-  // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
-  // A data gradient from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
-  const taps = c.bf16w && tapsOrder(c, 'dgrad', maxBatch, ablations) ? tapsPlan(c, 'dgrad', maxBatch, ablations, stats, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
-  if (taps && tileWords(taps.tile) !== tileWords(tile)) throw new Error(`conv-mma-grad.ts: the tap-major halo's tile differs from the data gradient's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
+  // The reduction over K's channel groups in the lowering's splits (conv-mma-dgrad-splits.ts).
+  const splits = c.splits ?? 1;
+  const grid: [number, number, number] = [Math.ceil((maxBatch * rows) / BM), Math.ceil(c.C / BN), splits];
+  if (splits > 1) {
+    const own = dgradSplitGrid(c, maxBatch, ablations);
+    if (!own || own.tiles !== c.splitTiles || own.area !== c.splitArea) throw new Error(`internal error: a data gradient in ${splits} splits of ${c.splitTiles} tiles of ${c.splitArea}, its kernel's ${own ? `${own.tiles} of ${own.area}` : 'none'}`);
+  }
+  const span = splits > 1 ? { lo: 'k_lo', hi: 'k_hi' } : undefined;
   const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'dgrad') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0);
-  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true, bf16: c.dxBf16 }, ...statsParams(c)];
+  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true, bf16: c.dxBf16 }, ...statsParams(c), ...(splits > 1 ? [{ name: 'dpart', out: true }, { name: 'dtickets', out: true }] : [])];
   // A bf16 dx is staged through the dead operand tiles (the taps halo, where there is no A tile) and stored in contiguous runs (conv-mma-store-staged.ts).
   const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
-  // The tap-major halo staged from sector-aligned runs of dY's planes through B's tile (conv-mma-taps-runs.ts), where
-  // staging an element reads dY alone (a rebuild reads y at the same place: it keeps the per-position staging).
-  const runs = taps && rebuildGradientFrom(c, 'v', 'at', fromRow).length === 0 ? tapsRuns(taps, BN * BK * 2, c.gBf16 ? 2 : 4, ablations) : undefined;
   // A tap-major data gradient copies B's slices from the bf16 copy through a cp.async ring, S − 1 slices ahead (conv-mma-b-ring.ts), not over the runs (they stage through B's tile).
-  const bRing = isOn(ablations, 'kxkBRing') && taps && !runs ? chooseBRing(BN, taps.geometry.bytes + (useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0), c.C, KRS, threads) : undefined;
+  const bRing = isOn(ablations, 'kxkBRing') && taps && !runs ? chooseBRing(BN, taps.geometry.bytes + (useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0), c.C, KRS, threads, span) : undefined;
   const target: StagedTarget = { dst: 'dx', plane: (img, col) => `(long long)${img} * ${c.C} + ${col}`, columns: c.C, positions: HW, rows };
   // On blocks of whole images, in whole spans of 8 planes once the block wrote each n8 tile (conv-mma-store-spans.ts).
   const spanTarget: SpanTarget = { ...target, blockRows: BM, warpsN: BN / WN, warpCols: WN, threads };
@@ -187,13 +213,14 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
     `const int n0 = int(blockIdx.y) * ${BN};`,
     `if (m0 >= (long long)n * ${rows}) return;  // the grid is sized for the largest batch: whole blocks past this one's leave`,
+    ...(span ? dgradSplitRange(splits, c.K / TAPS_GROUP, TAPS_GROUP * RS) : []),
     ...(bRing?.prologue ?? []),
     ...(c.gBn ? [`const float inv_m = 1.0f / float((long long)n * ${PQ});`] : []),
     ...(useTable && c.gBn ? ['// The rebuild\'s channel parameters: every element of a staged row may be another channel k.', ...rebuildTable(c, c.K, threads)] : []),
     ...(view && halo ? haloPrologue(view, halo, rows) : []),
     ...(taps ? tapsPrologue(taps) : []),
     ...(taps && runs ? tapsRunsPrologue(taps, threads) : []),
-    ringLoop(bRing, KRS),
+    ringLoop(bRing, KRS, span),
     ...ringTop(bRing).map((s) => `  ${s}`),
     ...(taps
       ? [...(runs ? stageTapsRuns(taps, runs, threads, 'g', () => [], (ch) => tableLoads(c, ch)) : stageTapsHalo(taps, threads, (at) => [`v = ${loadFloat('g', at, c.gBf16)};`, ...rebuildGradientFrom(c, 'v', at, fromRow)], (ch) => tableLoads(c, ch))), tapOffsetLine(taps)]
@@ -233,6 +260,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     '  __syncthreads();',
     '}',
     ...(bRing?.drain ?? []),
+    ...(span ? dgradSplitSum(splits, MT, NT, threads, 'bs') : []),
     ...(spans ? [spansBuffer(stageBuffer)] : staged ? [stagedPiece(staged)] : []),
     ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;', ...statLoads] : [], [...perRow, ...rowStats], columnStats, staged && !spans ? stagedStore(target, part, partCol) : undefined, statsRuns ? statsRunsLoad(c, part, partCol, HW, rows) : [], spans ? spansStore(spans) : []),
   ];
@@ -250,12 +278,13 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     hoistStats && "the input BN's parameters loaded once a column and 32-row part",
     statsRuns && "the input BN's y loaded in 16-byte runs, transposed across lanes",
     c.dxBf16 && (spans ? 'dx stored bf16, staged in shared memory into whole spans of 8 planes' : staged ? 'dx stored bf16, staged in shared memory into contiguous runs' : 'dx stored bf16'),
+    span && dgradSplitWords(splits),
   ]);
   const tileText = `${tileWords(tile)}, M = N·${rows}${stats && rows !== HW ? ` (each image's ${HW} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.C}, K = ${KRS}`;
   return {
     params: params(k, names),
     body,
-    launch: { grid: [Math.ceil((maxBatch * rows) / BM), Math.ceil(c.C / BN), 1], block: [threads, 1, 1], shared: 0 },
+    launch: { grid, block: [threads, 1, 1], shared: 0 },
     fused,
     tile: tileText,
   };

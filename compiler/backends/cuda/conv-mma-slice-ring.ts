@@ -22,9 +22,20 @@ export interface SliceRing {
   readonly drain: readonly string[];
 }
 
-/** The main loop's header: a ring counts its iterations (`it` picks the stage). */
-export const ringLoop = (ring: SliceRing | undefined, depth: number) =>
-  ring ? `for (int k0 = 0, it = 0; k0 < ${depth}; k0 += ${BK}, ++it) {` : `for (int k0 = 0; k0 < ${depth}; k0 += ${BK}) {`;
+/**
+ * The main loop's header: a ring counts its iterations (`it` picks the stage). `span`: C++ expressions of a split's
+ * first k and end (conv-mma-dgrad-splits.ts), else the whole reduction.
+ */
+export const ringLoop = (ring: SliceRing | undefined, depth: number, span?: KSpan) => {
+  const [lo, hi] = span ? [span.lo, span.hi] : ['0', `${depth}`];
+  return ring ? `for (int k0 = ${lo}, it = 0; k0 < ${hi}; k0 += ${BK}, ++it) {` : `for (int k0 = ${lo}; k0 < ${hi}; k0 += ${BK}) {`;
+};
+
+/** A split's range of the reduction: C++ expressions of its first k and its end. */
+export interface KSpan {
+  readonly lo: string;
+  readonly hi: string;
+}
 
 /** The lines at the top of each iteration, before either operand is staged. */
 export const ringTop = (ring: SliceRing | undefined): readonly string[] => ring?.issue ?? [];

@@ -1,0 +1,109 @@
+// A tap-major k×k data gradient's reduction split over K's 32-channel groups (compiler/backends/cuda/conv-mma-dgrad-splits.ts,
+// ablation dgradTapSplits) against the unsplit kernel. The split sums its groups' partials in split order, another order
+// than one block's loop, so dX is not bitwise the old; on emu the gradients the data gradient does not reach are bitwise
+// the old build's, those it reaches (the layers before it) agree with it to the rounding of dX to bf16, and a second step
+// is bitwise the first (deterministic). The spec: a 3×3 of 32 → 160 channels (5 groups: 3 splits of 1, 2 and 2 groups)
+// on odd 9×9 planes and on NIN's 7×7, padded, behind a 1×1 whose pending BN gives the data gradient its statistics
+// epilogue, a batch of 3 on grids for 4 (partial tiles). CI checks the choice and the compiled kernels (NIN's included; no build, a few s); the emu
+// comparison runs with NINCC_TEST_FULL=1.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
+import { chooseDgradSplits } from '../compiler/backends/cuda/conv-mma-dgrad-splits.js';
+import { load } from '../runtime/model.js';
+import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
+import { buildEmuVariants, compileEmuVariant } from './reference/emu-variants.js';
+
+const CLASSES = 3;
+/** The chain on `side`×`side` planes: 9×9 (odd rows off the 8-position grid) and NIN's last block's 7×7. */
+const specOn = (side: number) => `model dgrad_splits {
+  input 16x${side}x${side}
+  conv(16, 32, 1, 1, 1, 1, 0, 0)  bn(32)  relu
+  conv(32, 160, 3, 3, 1, 1, 1, 1)  bn(160)  relu
+  conv(160, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
+  view(-1)  linear(${16 * side * side}, ${CLASSES})  logsoftmax
+}`;
+const SPEC = specOn(9);
+const WORDS = "K's channel groups in 3 splits (gridDim.z)";
+const ON = {} as const;
+const OFF = { dgradTapSplits: false } as const;
+/** The parameters the 3×3's data gradient reaches: the 1×1 and BN before it. */
+const REACHED = ['conv1.weight', 'conv1.bias', 'bn2.weight', 'bn2.bias'];
+
+const FULL = process.env.NINCC_TEST_FULL === '1';
+if (!FULL) console.warn('test/emu-conv-mma-dgrad-splits.test.ts: the emu builds and comparisons run with NINCC_TEST_FULL=1; CI checks the choice and the compiled kernels');
+
+const kernel = (c: Compiled, name: string) => (c.cuda?.kernels ?? []).find((k) => k.name === name)!;
+const bodies = (x: Compiled) => new Map((x.cuda?.kernels ?? []).map((k) => [k.name, k.body.join('\n')]));
+
+describe('the data gradient in splits (choice and compiled kernels, no build)', () => {
+  it('the choice: the fewest splits of least waves × groups a block, up to 4 (NIN\'s k31: 147 tiles at 2 a SM on 132 SMs → 3)', () => {
+    expect(chooseDgradSplits({ tiles: 147, area: 128 * 128, groups: 32 }, 132)).toBe(3);
+    expect(chooseDgradSplits({ tiles: 784, area: 128 * 96, groups: 8 }, 132)).toBe(1); // k11's: 3 waves already, nothing gained
+    expect(chooseDgradSplits({ tiles: 2, area: 128 * 32, groups: 5 }, 132)).toBe(3);
+  });
+
+  it('for an H100, the 3×3 data gradient splits its 5 groups in 3 and sums them in its last split block; off, and without --gpu, as before, and only it changes', () => {
+    const on = compileEmuVariant(SPEC, 'dgrad_splits.model', ON, 'bf16', 'h100'), off = compileEmuVariant(SPEC, 'dgrad_splits.model', OFF, 'bf16', 'h100');
+    const k4 = kernel(on, 'k4_conv_dgrad_fused');
+    expect(k4.fused).toContain(WORDS);
+    expect(k4.launch.grid[2]).toBe(3);
+    const body = k4.body.join('\n');
+    expect(body).toContain('const int k_lo = 5 * split / 3 * 288, k_hi = 5 * (split + 1) / 3 * 288;');
+    expect(body).toContain('for (int k0 = k_lo, it = 0; k0 < k_hi; k0 += 32, ++it) {');
+    expect(body).toContain('if (bs[0].x == 0) return;');
+    expect(body).toContain('dz_sum');  // the input BN's statistics epilogue runs on the sum
+    const before = kernel(off, 'k4_conv_dgrad_fused');
+    expect(before.fused).not.toContain('splits (gridDim.z)');
+    expect(before.launch.grid[2]).toBe(1);
+    const a = bodies(on), b = bodies(off);
+    expect([...a].filter(([name, text]) => text !== b.get(name)).map(([name]) => name)).toEqual(['k4_conv_dgrad_fused']);
+    const noGpu = compileEmuVariant(SPEC, 'dgrad_splits.model', ON, 'bf16');
+    expect(kernel(noGpu, 'k4_conv_dgrad_fused').body.join('\n')).toBe(before.body.join('\n'));
+  });
+
+  it("NIN at batch 128 on an H100: k31's data gradient takes 3 splits (49 × 3 tiles), k21's 2, no other", () => {
+    const r = compileSpec(readFileSync('models/nin.model', 'utf8'), 'nin.model', { device: 'emu' });
+    const nin = compileModel(r.model!, { target: 'emu', maxBatch: 128, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', gpu: 'h100' });
+    const taking = (nin.cuda?.kernels ?? []).filter((k) => k.fused?.includes('splits (gridDim.z)')).map((k) => [k.name, k.launch.grid.join('×')]);
+    expect(taking).toEqual([['k31_conv_dgrad_fused', '49×3×3'], ['k21_conv_dgrad_fused', '196×2×2']]);
+  });
+});
+
+describe.runIf(FULL)('the data gradient in splits on emu (NINCC_TEST_FULL=1)', () => {
+  it.each([9, 7])("planes %i wide: one step: the gradients it does not reach bitwise the unsplit build's, those it reaches within dX's bf16 rounding of them, and a second step bitwise the first", async (side) => {
+    const builds = buildEmuVariants(specOn(side), 'dgrad_splits.model', { on: ON, off: OFF }, { on: 'h100', off: 'h100' });
+    const n = 3;
+    const images = uniform(n * 16 * side * side, -1.5, 1.5, rng(731));
+    const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % CLASSES);
+    const [on, off] = await Promise.all([builds.dirs.on, builds.dirs.off].map((d) => load(d, { device: 'emu', seed: 732 })));
+    try {
+      randomizeAffine(on, rng(733));
+      for (const t of on.tensorNames()) off.setTensor(t, on.getTensor(t));
+      await Promise.all([on, off].map((m) => m.forwardBackward(images, labels)));
+      const first = new Map(on.info.params.map((t) => [t.name, Array.from(on.getGradient(t.name))]));
+      for (const t of on.info.params) {
+        const a = first.get(t.name)!, b = Array.from(off.getGradient(t.name));
+        if (!REACHED.includes(t.name)) {
+          expect(a, t.name).toEqual(b);
+          continue;
+        }
+        expect(b.some((x) => x !== 0), `${t.name}'s gradient`).toBe(true);
+        // dX sums the same exact bf16 products in fp32 in another order (a few 2^-24 of its magnitude), then is rounded to
+        // bf16 (2^-9 relative): an element whose fp32 sums straddle a rounding boundary differs by one bf16 ulp. The
+        // gradients before it sum such elements, so they differ by at most about 2^-8 of their largest magnitude;
+        // a split left out or added twice moves them by a third of it or more. conv1's bias feeds a BN: its gradient
+        // Σ dY' cancels to 0 in exact arithmetic, what is left is rounding, so it takes its weight's scale (the same dY').
+        const scale = Math.max(...Array.from(off.getGradient(t.name === 'conv1.bias' ? 'conv1.weight' : t.name)).map(Math.abs));
+        const worst = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+        console.log(`${t.name}: worst ${worst.toExponential(3)} of scale ${scale.toExponential(3)}`);
+        expect(worst, t.name).toBeLessThanOrEqual(scale * 2 ** -7);
+      }
+      await on.forwardBackward(images, labels);
+      for (const t of on.info.params) expect(Array.from(on.getGradient(t.name)), t.name).toEqual(first.get(t.name));
+    } finally {
+      await Promise.all([on, off].map((m) => m.dispose()));
+      builds.remove();
+    }
+  }, 900_000);
+});
