@@ -468,7 +468,9 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     '  __syncthreads();',
     ...(halo
       ? [
-          '  // Stage A from the halo: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j (as the gather would).',
+          ringB
+            ? '  // Stage A from the halo: rows are taps crs = (c, r, s), 16 of them × one 16-byte chunk of positions j a load instruction.'
+            : '  // Stage A from the halo: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j (as the gather would).',
           ...(ringB
             ? stageNatural(BM, c.bias ? { ...haloOperand(c, halo), perElement: [...haloOperand(c, halo).perElement, ...onesRow(c)] } : haloOperand(c, halo), threads)
             : stageAlongK('as', BM, haloOperand(c, halo), threads, kOrder)
