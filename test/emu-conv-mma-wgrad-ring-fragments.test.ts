@@ -1,11 +1,12 @@
 // The k×k weight gradients' B fragments by ldmatrix straight from the cp.async ring of dY' (compiler/backends/cuda/
-// conv-mma-wgrad-ring-fragments.ts, the opt-in `wgradRingFragments`) against B staged from the ring into a B tile
-// (the default). The new form sums in another order (A and B in the positions' own k order, the splits
-// on the ring's 8-position chunks, the bias gradient as an MMA row of ones), so it cannot be bitwise the old: on emu,
-// every gradient but the 3×3's weight and bias gradients is bitwise the old build's, those two agree with it to fp32
-// summation error, and a second step of the new build is bitwise its first (deterministic). The spec: a 3×3 of 16 → 128
-// channels on 8×8 planes behind a 1×1 (its dY' from the grad_rebuild pass), a batch of 3 on grids for 4. CI checks the
-// choice and the compiled kernels (NIN's k11 included; no build, a few s); the emu comparison runs with NINCC_TEST_FULL=1.
+// conv-mma-wgrad-ring-fragments.ts, the opt-in `wgradRingFragments`; A staged in the positions' order by
+// conv-mma-wgrad-natural-staging.ts) against B staged from the ring into a B tile (the default). The new
+// form sums in another order (A and B in the positions' own k order, the splits on the ring's 8-position chunks, the bias
+// gradient as an MMA row of ones), so it cannot be bitwise the old: on emu, every gradient but the 3×3's weight and bias
+// gradients is bitwise the old build's, those two agree with it to fp32 summation error, and a second step of the new
+// build is bitwise its first (deterministic). The spec: a 3×3 of 16 → 128 channels on 8×8 planes behind a 1×1 (its dY'
+// from the grad_rebuild pass), a batch of 3 on grids for 4. CI checks the choice and the compiled kernels (NIN's k11
+// included; no build, a few s); the emu comparison runs with NINCC_TEST_FULL=1.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.js';
@@ -42,6 +43,7 @@ describe('B from the ring (choice and compiled kernels, no build)', () => {
     const body = k4.body.join('\n');
     expect(body).toContain('nincc::ldmatrix<2>(frag_b[nt], &bring[(int(it % 4) * 128 + row) * 40 + chunk * 8]);');
     expect(body).toContain('ko = 4 * quarter + e;');
+    expect(body).toContain('const int row = 16 * (warp / 4 + 2 * i) + lane / 2, quarter = (2 * (t / 32 % 4) + t % 2);');
     expect(body).toMatch(/const long long lo = total \* split \/ \d+ \/ 8 \* 8/);
     expect(body).toContain('// the bias row');
     expect(body).not.toContain('&bs[');

@@ -41,6 +41,7 @@ import { offSectorGrid, windowBytes, windowElement, windowLoad, windowPrologue, 
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 import { statsRunsFit, statsRunsLoad, statsRunsValue } from './conv-mma-dgrad-stats-runs.js';
 import { biasRowStore, biasRowTile, chunkSplitRange, onesRow, ringBAddress, ringFragmentsFit } from './conv-mma-wgrad-ring-fragments.js';
+import { NATURAL_QUARTER, chooseNaturalHalo, naturalStagingFits, stageNatural } from './conv-mma-wgrad-natural-staging.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
@@ -361,7 +362,7 @@ export function wgradSplitGrid(stem: Consts<'conv_wgrad_fused'>, ablations?: Abl
 }
 
 export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fused'>, ablations?: Ablations): CudaKernel {
-  const { c, s2d, tile, halo } = wgradForm(stem, ablations);
+  const { c, s2d, tile, halo: formHalo } = wgradForm(stem, ablations);
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S, stemCRS = stem.C * stem.R * stem.S;
   const { bm: BM, bn: BN, nt: NT } = tile;
   const threads = tileThreads(tile);
@@ -371,7 +372,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   // One row a warp instruction, lanes along positions (conv-mma-wgrad-coalesced-staging.ts), where the tile's rows split evenly into warps.
   const coalesced = isOn(ablations, 'wgradCoalesced');
   const aPerWarp = rowsPerWarp(BM, threads), bPerWarp = rowsPerWarp(BN, threads);
-  const aRows: CoalescedRows | undefined = coalesced && !halo && aPerWarp
+  const aRows: CoalescedRows | undefined = coalesced && !formHalo && aPerWarp
     ? { rows: BM, perWarp: aPerWarp, fields: pendingFields(c), channel: (row) => `(int(m0) + ${row}) / ${RS}`, live: (row) => `int(m0) + ${row} < ${CRS}` }
     : undefined;
   const bRows: CoalescedRows | undefined = coalesced && bPerWarp
@@ -381,23 +382,29 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   // `wgradSectorWindows: true` (their shared traffic outweighed the sectors saved on NIN): x of a 1×1 stride-1 unpadded
   // conv, and a plain bf16 dY' where the whole-image ring below does not fit beside A's window.
   // The static shared memory already declared: the A and B tiles, an input halo and its pending BN's scale/shift tables (wgradHaloPrologue).
-  const tileBytes = (BM + BN) * BK * 2 + (halo ? halo.bytes + (c.inBn ? halo.channels * 2 * 4 : 0) : 0);
+  const bytesWith = (h: Halo | undefined) => (BM + BN) * BK * 2 + (h ? h.bytes + (c.inBn ? h.channels * 2 * 4 : 0) : 0);
+  const plainB = bRows && c.gBf16 && !c.gBn && !c.gRelu;
+  // Plain bf16 dY' on planes of whole 4-byte copies: a cp.async ring of slice windows, S − 1 slices in flight (conv-mma-wgrad-async-ring.ts),
+  // in dynamic shared memory where it does not fit beside the static (the k×k kernels' input halos).
+  const ringBeside = (beside: number) => (plainB && isOn(ablations, 'wgradAsyncRing') ? chooseAsyncRing(PQ, BN, beside, isOn(ablations, 'wgradDynamicRing')) : undefined);
+  // B's fragments by ldmatrix from the ring itself, no B tile staged from it; A in the positions' own k order from a halo laid out
+  // for that order (conv-mma-wgrad-natural-staging.ts), the splits on the ring's chunks (conv-mma-wgrad-ring-fragments.ts).
+  const naturalHalo = isOptedIn(ablations, 'wgradRingFragments') && formHalo && !s2d && !formHalo.layout.exactPlane && !formHalo.group && naturalStagingFits(BM, threads) && ringFragmentsFit(c, ringBeside(bytesWith(formHalo)), BM)
+    ? chooseNaturalHalo(c, BM, threads, isOn(ablations, 'haloSpan'), STATIC_SHARED_BYTES - bytesWith(undefined) - (c.inBn ? 1024 : 0))
+    : undefined;
+  const halo = naturalHalo && ringFragmentsFit(c, ringBeside(bytesWith(naturalHalo)), BM) ? naturalHalo : formHalo;
+  const tileBytes = bytesWith(halo);
   const windows = isOptedIn(ablations, 'wgradSectorWindows') && offSectorGrid(PQ);
   const aWindow: SectorWindow | undefined = windows && aRows && RS === 1 && c.sh === 1 && c.sw === 1 && c.ph === 0 && c.pw === 0 && c.xBf16 && tileBytes + windowBytes(BM) <= STATIC_SHARED_BYTES
     ? { name: 'awin', source: 'x', channels: c.C, positions: PQ, rows: aRows }
     : undefined;
-  const plainB = bRows && c.gBf16 && !c.gBn && !c.gRelu;
   const besideB = tileBytes + (aWindow ? windowBytes(BM) : 0);
-  // Plain bf16 dY' on planes of whole 4-byte copies: a cp.async ring of slice windows, S − 1 slices in flight (conv-mma-wgrad-async-ring.ts),
-  // in dynamic shared memory where it does not fit beside the static (the k×k kernels' input halos).
-  const asyncRing = plainB && isOn(ablations, 'wgradAsyncRing') ? chooseAsyncRing(PQ, BN, besideB, isOn(ablations, 'wgradDynamicRing')) : undefined;
+  const asyncRing = ringBeside(besideB);
   // Else a k×k one (an input halo) on planes no 4-byte copy divides: whole images by cp.async into dynamic shared memory (conv-mma-wgrad-async-image-ring.ts).
   const imageAsync = plainB && halo && !asyncRing && isOn(ablations, 'wgradAsyncImageRing') ? chooseAsyncImageRing(PQ, BN, c.K) : undefined;
   // Else, on short planes: whole images of the block's channels copied into a shared ring, B staged from there (conv-mma-wgrad-image-ring.ts).
   const ring = plainB && !asyncRing && !imageAsync && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
-  // B's fragments by ldmatrix from the ring itself, no B tile staged from it; A in the positions' own k order, the splits on
-  // the ring's chunks (conv-mma-wgrad-ring-fragments.ts): a k×k kernel's A from its halo.
-  const ringB = isOptedIn(ablations, 'wgradRingFragments') && halo && ringFragmentsFit(c, asyncRing, BM) ? asyncRing : undefined;
+  const ringB = halo && halo === naturalHalo && ringFragmentsFit(c, asyncRing, BM) ? asyncRing : undefined;
   const kOrder = ringB ? K_OFFSET_NATURAL : K_OFFSET_ALONG_K;
   const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && !imageAsync && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
     ? { name: 'bwin', source: 'g', channels: c.K, positions: PQ, rows: bRows }
@@ -472,7 +479,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     ...(asyncRing ? [`  const int it = int((j0 - lo) / ${BK});  // the slice's iteration: its ring stage`, ...asyncRingIssue(asyncRing).map((s) => `  ${s}`)] : []),
     ...(imageAsync ? asyncImageRingIssue(imageAsync).map((s) => `  ${s}`) : []),
-    ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem), kOrder).map((s) => `  ${s}`) : stageGathered),
+    ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER).map((s) => `  ${s}`) : stageGathered),
     ...(ringB ? [] : bRows
       ? [
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',
@@ -490,8 +497,13 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     '  __syncthreads();',
     ...(halo
       ? [
-          '  // Stage A from the halo: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j (as the gather would).',
-          ...stageAlongK('as', BM, ringB && c.bias ? { ...haloOperand(c, halo), perElement: [...haloOperand(c, halo).perElement, ...onesRow(c)] } : haloOperand(c, halo), threads, kOrder).map((s) => `  ${s}`),
+          ringB
+            ? '  // Stage A from the halo: rows are taps crs = (c, r, s), 16 of them × one 16-byte chunk of positions j a load instruction.'
+            : '  // Stage A from the halo: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j (as the gather would).',
+          ...(ringB
+            ? stageNatural(BM, c.bias ? { ...haloOperand(c, halo), perElement: [...haloOperand(c, halo).perElement, ...onesRow(c)] } : haloOperand(c, halo), threads)
+            : stageAlongK('as', BM, haloOperand(c, halo), threads, kOrder)
+          ).map((s) => `  ${s}`),
           '  __syncthreads();',
         ]
       : []),

@@ -130,7 +130,7 @@ export const K_OFFSET_NATURAL = '4 * quarter + e';
  * warp's accesses by source line — one line per element keeps a lane that skips element e (a padding
  * tap) from being paired with its neighbours' element e + 1.
  */
-function unrolled(count: number, kOffset: string, perElement: readonly string[]): string[] {
+export function unrolled(count: number, kOffset: string, perElement: readonly string[]): string[] {
   return Array.from({ length: count }, (_, e) => [
     `  {  // element ${e}`,
     `    const int e = ${e}, ko = ${kOffset};`,

@@ -146,9 +146,9 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
  * be priced against other elements, in this slice and the next.
  * `source` (a stem over x space-to-depth, conv-mma-stem-s2d-wgrad.ts): where x holds element (img, ch, h, u) of the
  * conv's input, and where that is inside x; by default x itself. `kOffset`: the A staging's k order (stageAlongK's, of
- * `quarter` = t % 8 and `e`).
+ * `quarter` and `e`); `quarter`: the thread's (t % 8 in stageAlongK; conv-mma-wgrad-natural-staging.ts's own).
  */
-export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: number, source?: HaloSource, kOffset = K_OFFSET_ALONG_K): string[] {
+export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: number, source?: HaloSource, kOffset = K_OFFSET_ALONG_K, quarter = '(t % 8)'): string[] {
   const PQ = c.P * c.Q, l = h.layout, Wp = l.columns, IMG = imagePitch(l);
   // A halo of one slice stages every slice (the first build's text); a longer one only every positions/BK-th
   // slice of the split, its start and pitch kept in the prologue's variables for the slices between, and
@@ -216,7 +216,7 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
     'int a_base[4], a_live = 0;',
     'NINCC_UNROLL',
     'for (int e = 0; e < 4; ++e) {',
-    `  const long long j = j0 + ${kOffset.replace(/quarter/g, '(t % 8)')};`,
+    `  const long long j = j0 + ${kOffset.replace(/quarter/g, quarter)};`,
     `  const int img = int(j / ${PQ}), pq = int(j % ${PQ});`,
     `  a_base[e] = img * ${IMG} + pq / ${c.Q} * ${c.sh * Wp} + pq % ${c.Q} * ${c.sw} - first;`,
     '  if (j < hi) a_live |= 1 << e;',

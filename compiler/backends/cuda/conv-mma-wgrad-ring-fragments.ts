@@ -2,7 +2,8 @@
 // the opt-in `wgradRingFragments`), with no B tile staged from the ring each slice (conv-mma-wgrad-async-ring.ts). A ring
 // row holds the slice's positions in their own order, k contiguous, which is the layout ldmatrix wants for B
 // (rows = D's columns k, 16 bytes = 8 consecutive positions); so A is staged from the halo in that order too
-// (K_OFFSET_NATURAL: lane `quarter` takes positions 4·quarter..4·quarter + 3) where stageAlongK interleaves them.
+// (K_OFFSET_NATURAL: a thread's `quarter` holds positions 4·quarter..4·quarter + 3) where stageAlongK interleaves them,
+// 16 taps × one chunk a load instruction from a halo laid out for it (conv-mma-wgrad-natural-staging.ts: conflict-free).
 // ldmatrix needs 16-byte rows, so every slice must start on a ring chunk: the splits' bounds fall on multiples of
 // the chunk (8 positions), not at total·split/splits. The window keeps its pitch of 40 positions (80 bytes: the 8
 // rows of an ldmatrix matrix on 8 distinct 16-byte bank groups) and copies only its 32. Both the split bounds and the
