@@ -1,6 +1,6 @@
 // The k×k weight gradients' B fragments by ldmatrix straight from the cp.async ring of dY' (compiler/backends/cuda/
-// conv-mma-wgrad-ring-fragments.ts, the opt-in `wgradRingFragments`; A staged in the positions' order by
-// conv-mma-wgrad-natural-staging.ts) against B staged from the ring into a B tile (the default). The new
+// conv-mma-wgrad-ring-fragments.ts, the ablation `wgradRingFragments`, on; A staged in the positions' order by
+// conv-mma-wgrad-natural-staging.ts) against B staged from the ring into a B tile (the switch off). The new
 // form sums in another order (A and B in the positions' own k order, the splits on the ring's 8-position chunks, the bias
 // gradient as an MMA row of ones), so it cannot be bitwise the old: on emu, every gradient but the 3×3's weight and bias
 // gradients is bitwise the old build's, those two agree with it to fp32 summation error, and a second step of the new
@@ -23,8 +23,8 @@ const SPEC = `model wgrad_ring_fragments {
   view(-1)  linear(2048, ${CLASSES})  logsoftmax
 }`;
 const WORDS = "B's fragments by ldmatrix from the ring's windows (no B tile)";
-const ON = { wgradRingFragments: true } as const;
-const OFF = {} as const;
+const ON = {} as const;
+const OFF = { wgradRingFragments: false } as const;
 /** The 3×3's parameters, whose gradients the new form computes in another order. */
 const REORDERED = ['conv4.weight', 'conv4.bias'];
 

@@ -25,6 +25,15 @@ export const training = (c: Compiled) => {
 export const reads = (s: KernelStep, id: string) => opBuffers(s.op, s.consts).some((b) => b.dir !== 'out' && s.buffers[b.name] === id);
 
 /**
+ * A bf16 buffer copied raw into a bf16 shared array that ldmatrix reads as MMA fragments (the weight gradients' dY'
+ * ring with `wgradRingFragments`): bf16 is the operand's own type there, so nothing needs widening.
+ */
+export function fedToMma(text: string, copies: ReadonlyMap<string, readonly string[]>, name: string): boolean {
+  const arrays = copies.get(name) ?? [];
+  return arrays.length > 0 && new RegExp(`nincc::ldmatrix<\\d>\\(frag_\\w+\\[\\w+\\], &(${arrays.join('|')})\\[`).test(text);
+}
+
+/**
  * A generated kernel's text without the lines that copy a bf16 buffer as it is into a bf16 shared array (the weight
  * gradients' image ring, backends/cuda/conv-mma-wgrad-image-ring.ts; their cp.async ring, conv-mma-wgrad-async-ring.ts),
  * static or dynamic, and for each buffer so copied the shared arrays that stand for it after: a check that every load of a bf16 buffer widens it looks for those arrays' loads instead.

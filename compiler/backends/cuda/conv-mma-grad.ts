@@ -389,7 +389,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const ringBeside = (beside: number) => (plainB && isOn(ablations, 'wgradAsyncRing') ? chooseAsyncRing(PQ, BN, beside, isOn(ablations, 'wgradDynamicRing')) : undefined);
   // B's fragments by ldmatrix from the ring itself, no B tile staged from it; A in the positions' own k order from a halo laid out
   // for that order (conv-mma-wgrad-natural-staging.ts), the splits on the ring's chunks (conv-mma-wgrad-ring-fragments.ts).
-  const naturalHalo = isOptedIn(ablations, 'wgradRingFragments') && formHalo && !s2d && !formHalo.layout.exactPlane && !formHalo.group && naturalStagingFits(BM, threads) && ringFragmentsFit(c, ringBeside(bytesWith(formHalo)), BM)
+  const naturalHalo = isOn(ablations, 'wgradRingFragments') && formHalo && !s2d && !formHalo.layout.exactPlane && !formHalo.group && naturalStagingFits(BM, threads) && ringFragmentsFit(c, ringBeside(bytesWith(formHalo)), BM)
     ? chooseNaturalHalo(c, BM, threads, isOn(ablations, 'haloSpan'), STATIC_SHARED_BYTES - bytesWith(undefined) - (c.inBn ? 1024 : 0))
     : undefined;
   const halo = naturalHalo && ringFragmentsFit(c, ringBeside(bytesWith(naturalHalo)), BM) ? naturalHalo : formHalo;

@@ -1,5 +1,5 @@
 // A weight gradient's B fragments by ldmatrix straight from its cp.async ring of dY' windows (issue #15,
-// the opt-in `wgradRingFragments`), with no B tile staged from the ring each slice (conv-mma-wgrad-async-ring.ts). A ring
+// the ablation `wgradRingFragments` (on)), with no B tile staged from the ring each slice (conv-mma-wgrad-async-ring.ts). A ring
 // row holds the slice's positions in their own order, k contiguous, which is the layout ldmatrix wants for B
 // (rows = D's columns k, 16 bytes = 8 consecutive positions); so A is staged from the halo in that order too
 // (K_OFFSET_NATURAL: a thread's `quarter` holds positions 4·quarter..4·quarter + 3) where stageAlongK interleaves them,
