@@ -13,7 +13,7 @@ import { coalescing, fullyCoalesced } from '../runtime/profile/profile-coalescin
 import { load } from '../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
-import { spanWritesConflictFree } from '../compiler/backends/cuda/conv-mma-store-spans.js';
+import { spanLayout, spanWriteConflicts } from '../compiler/backends/cuda/conv-mma-store-spans-layout.js';
 import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
 import { profiledLaunches } from './reference/emu-profile.js';
 
@@ -26,6 +26,8 @@ const SPEC = `model spans {
   conv(64, 64, 1, 1, 1, 1, 0, 0)  bn(64)  relu
   avgpool(6, 6, 1, 1)  view(-1)  linear(64, ${CLASSES})  logsoftmax
 }`;
+/** The same on NIN's 7×7 planes (odd: the sector-phased, permuted slots). */
+const SPEC7 = SPEC.replace('input 32x6x6', 'input 32x7x7').replace('avgpool(6, 6', 'avgpool(7, 7');
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-conv-mma-store-spans.test.ts: the emu builds, the bitwise comparison and the profiled stores run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
@@ -51,24 +53,32 @@ describe('the span stores (compiled, no build)', () => {
     for (const [name, k] of on.kernels) expect(k.tile, name).toBe(off.kernels.get(name)!.tile);
   });
 
-  it('a plane of 7×7 (49 positions: the span writes\' 4 channels would share banks) keeps the per-warp stores', () => {
-    const odd = spanKernels(compileEmuVariant(SPEC.replace('input 32x6x6', 'input 32x7x7').replace('avgpool(6, 6', 'avgpool(7, 7'), 'spans.model'));
-    expect(odd.spans).toEqual([]);
-    expect([36, 49, 64, 196].map(spanWritesConflictFree)).toEqual([true, false, false, true]);
+  it('a plane of 7×7 (49 positions, odd) takes the spans through sector-phased slots permuted within groups of 8 (their writes priced conflict-free); swizzledSpans: false keeps the per-warp stores', () => {
+    const on = spanKernels(compileEmuVariant(SPEC7, 'spans.model')), off = spanKernels(compileEmuVariant(SPEC7, 'spans.model', { swizzledSpans: false }));
+    expect(on.spans).toEqual(['k1_conv_fwd_fused', 'k4_conv_dgrad_fused', 'k4_conv_fwd_fused', 'k7_conv_dgrad_fused', 'k7_conv_fwd_fused']);
+    expect(off.spans).toEqual([]);
+    for (const name of on.spans) expect(on.kernels.get(name)!.body.join('\n'), name).toMatch(/i16 < \d+; .*\n.*i16 \/ 50, slot = i16 % 50;/);
+    // The unpermuted layout's writes on 7×7 share banks (i15f's 2-way conflict); the chosen one's do not; 6×6 needs none.
+    expect(spanWriteConflicts(49, { slots: 50, xor: 0 }, 4)).toBeGreaterThan(0);
+    expect(spanLayout(49, 4, true)).toEqual({ slots: 50, xor: 2 });
+    expect(spanWriteConflicts(49, { slots: 50, xor: 2 }, 16)).toBe(0);
+    expect(spanLayout(36, 4, true)).toEqual({ slots: 36, xor: 0 });
+    expect([36, 49, 64, 196].map((p) => spanLayout(p, 4, false) !== undefined)).toEqual([true, false, false, true]);
   });
 });
 
-describe.runIf(FULL)('the span stores on emu (NINCC_TEST_FULL=1)', () => {
+for (const [plane, spec] of [['6×6', SPEC], ['7×7', SPEC7]] as const) describe.runIf(FULL)(`the span stores on emu, ${plane} planes (NINCC_TEST_FULL=1)`, () => {
   let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
   const VARIANTS = { on: {}, off: { spanStores: false } } as const;
   beforeAll(() => {
-    builds = buildEmuVariants(SPEC, 'spans.model', VARIANTS);
+    builds = buildEmuVariants(spec, 'spans.model', VARIANTS);
   }, 600_000);
   afterAll(() => builds?.remove());
 
   it('one training step, three SGD steps and inference: bitwise those of the per-warp staging; the span kernels\' stores at full coalescing, in fewer sectors', async () => {
     const n = 3; // below the grids' maximum of 4
-    const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(53));
+    const side = plane === '6×6' ? 6 : 7;
+    const images = uniform(n * INPUT[0] * side * side, -1.5, 1.5, rng(53));
     const labels = Int32Array.from({ length: n }, (_, i) => (i + 1) % CLASSES);
     const [on, off] = await Promise.all([builds!.dirs.on, builds!.dirs.off].map((d) => load(d, { device: 'emu', seed: 19 })));
     try {

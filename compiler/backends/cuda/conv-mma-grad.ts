@@ -30,7 +30,7 @@ import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
 import { kxkWarpTile } from './conv-mma-warp64-tile.js';
 import { waveWgradTile } from './conv-mma-wgrad-wave-tiles.js';
 import type { KernelStep } from '../../lower/program-ir.js';
-import { spansBuffer, spansFit, spansStore, spanWrite, type SpanTarget } from './conv-mma-store-spans.js';
+import { spansBuffer, spansOf, spansStore, spanWrite, type SpanTarget } from './conv-mma-store-spans.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { isOn, isOptedIn, type Ablations } from '../../ablations.js';
 import { lastSplitParams, lastSplitReduce } from './conv-mma-last-cta-wgrad.js';
@@ -164,7 +164,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const target: StagedTarget = { dst: 'dx', plane: (img, col) => `(long long)${img} * ${c.C} + ${col}`, columns: c.C, positions: HW, rows };
   // On blocks of whole images, in whole spans of 8 planes once the block wrote each n8 tile (conv-mma-store-spans.ts).
   const spanTarget: SpanTarget = { ...target, blockRows: BM, warpsN: BN / WN, warpCols: WN, threads };
-  const spans = c.dxBf16 === true && isOn(ablations, 'stagedStores') && isOn(ablations, 'spanStores') && spansFit(spanTarget, stageBytes, (c.C * HW) % 8 === 0) ? spanTarget : undefined;
+  const spans = c.dxBf16 === true && isOn(ablations, 'stagedStores') && isOn(ablations, 'spanStores') ? spansOf(spanTarget, stageBytes, (c.C * HW) % 8 === 0, isOn(ablations, 'swizzledSpans')) : undefined;
   const staged = c.dxBf16 === true && isOn(ablations, 'stagedStores') && (spans || stagedFits(stageBytes, threads / 32)) ? stageBuffer : undefined;
   const rows8 = `wm * ${16 * MT} + 32 * sub + 16 * (j / 2) + 8 * (j % 2)`; // the first of the accumulator's 8 rows in the block
   const warpRow = `${rows8} + lane / 4`; // the accumulator's row in the block (eachAccumulator's m − m0)

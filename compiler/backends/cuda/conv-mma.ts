@@ -21,7 +21,7 @@ import { stageStemBand, stemBand, stemStaging, stemWords } from './conv-mma-stem
 import { s2dForward, s2dPlan, s2dSteps, s2dWords, stageS2dHalo } from './conv-mma-stem-s2d.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
-import { spansBuffer, spansFit, spansStore, spanWrite, type SpanTarget } from './conv-mma-store-spans.js';
+import { spansBuffer, spansOf, spansStore, spanWrite, type Spans, type SpanTarget } from './conv-mma-store-spans.js';
 import { directFp32StoresWaste, stagedFp32Fits, stagedFp32Piece, stagedFp32Store, stagedFp32Write } from './conv-mma-store-fp32-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
 import { asyncRing } from './conv-mma-async-1x1.js';
@@ -124,7 +124,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // A bf16 y on blocks of whole images goes out in whole spans of 8 planes (conv-mma-store-spans.ts), not a plane's 32 rows a store.
   const spanTarget: SpanTarget = { dst: 'y', plane: yPlane(out), columns: c.K, positions: PQ, rows, blockRows: BM, warpsN: BN / WN, warpCols: WN, threads };
   const spansAligned = (out.total * PQ) % 8 === 0 && (out.offset * PQ) % 8 === 0;
-  const spans = yBf16 && isOn(ablations, 'stagedStores') && isOn(ablations, 'spanStores') && spansFit(spanTarget, stageBytes, spansAligned) ? spanTarget : undefined;
+  const spans = yBf16 && isOn(ablations, 'stagedStores') && isOn(ablations, 'spanStores') ? spansOf(spanTarget, stageBytes, spansAligned, isOn(ablations, 'swizzledSpans')) : undefined;
   const staged: Staged | undefined = yBf16
     ? isOn(ablations, 'stagedStores') && (spans || stagedFits(stageBytes, threads / 32)) ? { buffer: stageBuffer, fp32: false, spans } : undefined
     : isOn(ablations, 'stagedFp32Stores') && directFp32StoresWaste(PQ) && stagedFp32Fits(stageBytes, threads / 32) ? { buffer: stageBuffer, fp32: true } : undefined;
@@ -224,7 +224,7 @@ interface Staged {
   readonly buffer: string;
   readonly fp32: boolean;
   /** Stored in whole spans of 8 planes once the block wrote each n8 tile, not per warp part (conv-mma-store-spans.ts). */
-  readonly spans?: SpanTarget;
+  readonly spans?: Spans;
 }
 
 /** y's plane of image `img`, channel `col`: in the concat buffer, where an inference conv writes a slice of it. */
