@@ -87,8 +87,9 @@ describe('the generated kernels', () => {
     for (const k of writers) {
       const text = k.body.join('\n');
       const v = /dgrad/.test(k.name) ? 'dv' : 'd';
-      // A conv's data gradient rounds dx into its staged piece of shared memory (conv-mma-store-staged.ts), a pool's backward into dx.
-      expect(text, k.name).toMatch(new RegExp(`nincc::st\\((&dx\\[at\\], nincc::to_bf16\\(${v}\\)|&staged\\[[^\\n]*\\], nincc::to_bf16x2\\(${v}, keep\\[j\\]\\))\\);`));
+      // A conv's data gradient rounds dx into its staged piece of shared memory (conv-mma-store-staged.ts) or its 8-plane
+      // spans (conv-mma-store-spans.ts; on odd planes a word's mate is rewritten), a pool's backward into dx.
+      expect(text, k.name).toMatch(new RegExp(`nincc::st\\((&dx\\[at\\], nincc::to_bf16\\(${v}\\)|&staged\\[[^\\n]*\\], nincc::to_bf16x2\\(${v}, keep\\[j\\]\\)|&spans\\[[^\\n]*\\], nincc::to_bf16\\((rewrite \\? mate : )?${v}\\))\\);`));
       // dz, for the partials of the input's BN (where it has one), from the unrounded value
       if (/\be_dz\b/.test(k.params)) expect(text, k.name).toMatch(new RegExp(`\\? ${v} : 0\\.0f;`));
       expect(k.fused, k.name).toMatch(/dx stored bf16/);

@@ -137,7 +137,7 @@ describe('the generated kernels', () => {
       const rounding = text.indexOf('d = nincc::bf16_to_float(nincc::to_bf16(d));');
       expect(rounding, k.name).toBeGreaterThan(0);
       expect(text.indexOf('v[j] = d;'), `${k.name}: the statistics take the rounded value`).toBeGreaterThan(rounding);
-      expect(text, k.name).toMatch(/nincc::st\((&y\[[^\n]*\], nincc::to_bf16\(d\)|&staged\[[^\n]*\], nincc::to_bf16x2\(d, keep\[j\]\))\);/); // staged: conv-mma-store-staged.ts
+      expect(text, k.name).toMatch(/nincc::st\((&y\[[^\n]*\], nincc::to_bf16\(d\)|&staged\[[^\n]*\], nincc::to_bf16x2\(d, keep\[j\]\)|&spans\[[^\n]*\], nincc::to_bf16\((rewrite \? mate : )?d\))\);/); // staged: conv-mma-store-staged.ts; spans: conv-mma-store-spans.ts
     }
     // Every bf16 buffer a kernel reads: never a raw load of it, nor of a pointer into it (the forward's
     // xi and the pool's src, which must then be bf16 pointers); a raw load of a bf16 pointer into a float
