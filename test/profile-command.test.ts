@@ -136,7 +136,7 @@ describe('nincc profile', () => {
     const plan = JSON.parse(readFileSync(join(work, 'build/tiny-emu/plan.json'), 'utf8')) as { libraries: Record<string, string> };
     expect(plan.libraries).toEqual({ emu: 'kernels.emu.so' });
     expect(existsSync(join(work, 'build/tiny-emu/kernels.cpu.so'))).toBe(false);
-    expect(progress).toMatch(/^emu kernel library: compiled$/m);
+    expect(progress).toMatch(/^emu kernel library: (compiled|cache hit)$/m); // a hit where an earlier run filled the shared cache
     expect(progress).not.toMatch(/^kernel library: /m); // the cpu library's line (compiler/build.ts)
   });
 
