@@ -16,7 +16,7 @@ describe('nincc build', () => {
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/^built .* \(model nin_fashion, max batch 8, new, [\d.]+ s\)\n$/);
     const plan = JSON.parse(readFileSync(join(out, 'plan.json'), 'utf8'));
-    expect(plan).toMatchObject({ format: 'nincc-plan', version: 1, model: 'nin_fashion', maxBatch: 8, input: [1, 28, 28], output: [10] });
+    expect(plan).toMatchObject({ format: 'nincc-plan', version: 2, model: 'nin_fashion', maxBatch: 8, input: [1, 28, 28], output: [10] });
     expect(Object.keys(plan.programs).sort()).toEqual(['infer', 'prepare_infer', 'sgd_update', 'train_forward_backward']);
     // Only the BN folding runs once after the weights change: launched step by step, nothing held warm for it.
     expect(Object.entries(plan.programs).filter(([, p]) => (p as { oneShot?: boolean }).oneShot).map(([name]) => name)).toEqual(['prepare_infer']);

@@ -1,6 +1,6 @@
 // The cpu inference program's batch split (schedule/cpu-infer-split-batch.ts, issue #19): which programs the
 // compiler marks splitBatch, that their act buffers then share no memory (and the verifier says so when they
-// do), or, with the cpuSplitLocalAct opt-in, only the slices' own buffers share, by liveness (plan.json splitLocal), the memory bound,
+// do), or, by default, only the slices' own buffers share, by liveness (plan.json splitLocal), the memory bound,
 // and report.txt's line. The split's numbers against the float64 reference, on
 // 1, 2 and all threads, are test/reference/zoo-suite.ts's ("infer on slices of the batch").
 import { readFileSync } from 'node:fs';
@@ -50,7 +50,7 @@ describe('nin-fashion: a split inference program', () => {
   });
 });
 
-describe('nin-fashion: a split inference program whose slices keep their own buffers (splitLocal, the cpuSplitLocalAct opt-in)', () => {
+describe('nin-fashion: a split inference program whose slices keep their own buffers (splitLocal, the default)', () => {
   const model = shaped('models/nin-fashion.model');
   const lowered = lowerModel(model, { maxBatch: 16, trainKernels: 'cpu', cpuSplitLocalAct: true });
   const infer = lowered.programs.find((p) => p.name === 'infer')!;
@@ -71,11 +71,11 @@ describe('nin-fashion: a split inference program whose slices keep their own buf
     expect(shared, 'liveness lets some of the slice\'s buffers share memory').toBe(true);
     expect(local.stride).toBeLessThan(inner.reduce((sum, b) => sum + b.size, 0));
     expect(verifyMemory(lowered.memory, lowered.programs)).toEqual([]);
-    const { plan } = compileModel(model, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [], ablations: { cpuSplitLocalAct: true } });
+    const { plan } = compileModel(model, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [] });
     expect(plan.programs.infer.splitLocal).toEqual(local);
-    const plain = compileModel(model, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [] });
-    expect(plain.plan.programs.infer.splitBatch).toBe(true);
-    expect(plain.plan.programs.infer.splitLocal, 'the default build places every buffer apart').toBeUndefined();
+    const ablated = compileModel(model, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [], ablations: { cpuSplitLocalAct: false } });
+    expect(ablated.plan.programs.infer.splitBatch).toBe(true);
+    expect(ablated.plan.programs.infer.splitLocal).toBeUndefined();
   });
 
   it('the memory verifier refuses an input in the slices\' region, and a batch-major buffer over a slice\'s', () => {

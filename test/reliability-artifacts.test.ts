@@ -27,10 +27,10 @@ describe('reliability: artifacts and weights', () => {
   };
 
   it('an artifact from another plan format version is refused with the version found', async () => {
-    const dir = copyArtifact('v2');
+    const dir = copyArtifact('v3');
     const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8'));
-    writeFileSync(join(dir, 'plan.json'), JSON.stringify({ ...plan, version: 2 }));
-    await expect(load(dir)).rejects.toThrow(/plan format version 2 is not supported by this runtime \(expects 1\)/);
+    writeFileSync(join(dir, 'plan.json'), JSON.stringify({ ...plan, version: 3 }));
+    await expect(load(dir)).rejects.toThrow(/plan format version 3 is not supported by this runtime \(expects 2\); rebuild whichever is older/);
   });
 
   it('a missing or foreign kernel library is named in the error', async () => {

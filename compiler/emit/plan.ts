@@ -5,7 +5,7 @@ import type { MemoryPlan } from '../lower/memory.js';
 import type { BufferDecl, Dtype, Program, Space, TensorEntry } from '../lower/program-ir.js';
 
 export const PLAN_FORMAT = 'nincc-plan';
-export const PLAN_VERSION = 1;
+export const PLAN_VERSION = 2; // runtime/core/plan.h kPlanFormatVersion: raised by every field a runtime from before it would misread
 export const NINCC_VERSION = '0.1.0';
 
 export interface BufferRef {

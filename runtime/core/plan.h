@@ -9,7 +9,9 @@
 
 namespace nincc {
 
-constexpr int kPlanFormatVersion = 1;
+// 2: a program's splitLocal (docs/artifact.md). A runtime from before a field that moves buffers would read such a
+// plan without error and compute on overlapping memory, so every such field raises the version on both sides.
+constexpr int kPlanFormatVersion = 2;
 
 // The arena's spaces. Act is per image: the runtime holds act*maxBatch elements of it.
 enum class Space { Param, Grad, Momentum, State, Fixed, Act };

@@ -190,7 +190,7 @@ Plan parsePlan(const std::string& text, const std::string& file, const std::stri
   if (version != kPlanFormatVersion)
     throw Error(file + ": plan format version " + formatNumber(version) +
                 " is not supported by this runtime (expects " + std::to_string(kPlanFormatVersion) +
-                "); rebuild with this nincc");
+                "); rebuild whichever is older, the artifact with this nincc or the runtime (npm run build:native)");
 
   // Then the plan's own hash: after it, every field below is what the build wrote.
   JsonField integrity = root.at("integrity");

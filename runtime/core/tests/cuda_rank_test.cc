@@ -52,7 +52,7 @@ std::string rankArtifact() {
   };
   const std::string scaleShift = "\"scale\", \"shift\"";
   const std::string plan =
-      "{ \"format\": \"nincc-plan\", \"version\": 1, \"nincc\": \"0.1.0\", \"model\": \"rank\", \"sourceHash\": \"rank-source\",\n"
+      "{ \"format\": \"nincc-plan\", \"version\": 2, \"nincc\": \"0.1.0\", \"model\": \"rank\", \"sourceHash\": \"rank-source\",\n"
       "  \"input\": [1, 2, 2], \"output\": [4], \"classes\": 4, \"maxBatch\": 1, \"libraries\": { \"cuda\": \"kernels.fatbin\" },\n"
       "  \"spaces\": { \"param\": 8, \"grad\": 8, \"momentum\": 8, \"state\": 2, \"fixed\": 4, \"act\": 4 },\n"
       "  \"params\": [ { \"name\": \"w\", \"shape\": [8], \"offset\": 0, \"size\": 8, \"init\": { \"kind\": \"zeros\" },"
