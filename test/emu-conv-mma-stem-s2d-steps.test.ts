@@ -43,7 +43,7 @@ describe('the space-to-depth stem\'s live k-steps (no build)', () => {
       expect(k.fused, k.name).toMatch(/48 channels, padded to 64; reduction 432 for 363 useful, the last group's k-steps of padding skipped \(of 576\)/);
       expect(k.body.join('\n'), k.name).toContain('if (ks >= (k0 >= 288 ? 1 : 2)) break;');
       expect(k.body.join('\n'), k.name).toMatch(/q < \(k0 >= 288 \? \d+ : \d+\)/);
-      expect(k.body.join('\n'), k.name).toContain('if (chunk >= 2 * (k0 >= 288 ? 1 : 2)) continue;'); // B's chunks of the skipped k-step
+      expect(k.body.join('\n'), k.name).toContain('if (chunk >= 2 * (kk >= 288 ? 1 : 2)) continue;'); // B's chunks of the skipped k-step, not copied by the B ring (stemS2dBRing)
     }
     for (const k of off) {
       expect(k.fused, k.name).toMatch(/reduction 576 for 363 useful\)/);

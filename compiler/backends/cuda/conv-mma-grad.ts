@@ -405,6 +405,8 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   // Else, on short planes: whole images of the block's channels copied into a shared ring, B staged from there (conv-mma-wgrad-image-ring.ts).
   const ring = plainB && !asyncRing && !imageAsync && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
   const ringB = halo && halo === naturalHalo && ringFragmentsFit(c, asyncRing, BM) ? asyncRing : undefined;
+  // A stem's own halo (one plane per channel, no groups) stages only the planes its block's taps read (conv-mma-wgrad-halo.ts haloStaging).
+  const livePlanes = halo && !s2d && halo.layout.exactPlane === true && !halo.group && isOn(ablations, 'stemWgradLivePlanes');
   const kOrder = ringB ? K_OFFSET_NATURAL : K_OFFSET_ALONG_K;
   const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && !imageAsync && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
     ? { name: 'bwin', source: 'g', channels: c.K, positions: PQ, rows: bRows }
@@ -479,7 +481,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     ...(asyncRing ? [`  const int it = int((j0 - lo) / ${BK});  // the slice's iteration: its ring stage`, ...asyncRingIssue(asyncRing).map((s) => `  ${s}`)] : []),
     ...(imageAsync ? asyncImageRingIssue(imageAsync).map((s) => `  ${s}`) : []),
-    ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER).map((s) => `  ${s}`) : stageGathered),
+    ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER, livePlanes ? BM : undefined).map((s) => `  ${s}`) : stageGathered),
     ...(ringB ? [] : bRows
       ? [
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',

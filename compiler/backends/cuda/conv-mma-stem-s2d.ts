@@ -100,10 +100,10 @@ export function s2dReduction(s: S2dStem, ablations: Ablations | undefined): numb
 /** The first k0 of the last group's slices (a C++ condition on k0 is `k0 >= this`). */
 const lastGroupK0 = (s: S2dStem) => (s.conv.C / TAPS_GROUP - 1) * TAPS_GROUP * s.conv.R * s.conv.S;
 
-/** mmaSlice's `steps`: this slice's k-steps (a C++ expression), or undefined where every slice runs both. */
-export function s2dSteps(s: S2dStem, ablations: Ablations | undefined): string | undefined {
+/** mmaSlice's `steps`: the k-steps of the slice starting at `k` (a C++ expression), or undefined where every slice runs both. */
+export function s2dSteps(s: S2dStem, ablations: Ablations | undefined, k = 'k0'): string | undefined {
   const last = s2dLastSteps(s, ablations);
-  return last === undefined ? undefined : `(k0 >= ${lastGroupK0(s)} ? ${last} : 2)`;
+  return last === undefined ? undefined : `(${k} >= ${lastGroupK0(s)} ? ${last} : 2)`;
 }
 
 /** The halo slot of channel j of a 32-channel group (the inverse of j = p/4 + 8·(p%4), conv-mma-tile.ts's staged k order). */

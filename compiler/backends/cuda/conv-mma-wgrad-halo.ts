@@ -148,7 +148,7 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
  * conv's input, and where that is inside x; by default x itself. `kOffset`: the A staging's k order (stageAlongK's, of
  * `quarter` and `e`); `quarter`: the thread's (t % 8 in stageAlongK; conv-mma-wgrad-natural-staging.ts's own).
  */
-export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: number, source?: HaloSource, kOffset = K_OFFSET_ALONG_K, quarter = '(t % 8)'): string[] {
+export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: number, source?: HaloSource, kOffset = K_OFFSET_ALONG_K, quarter = '(t % 8)', liveRows?: number): string[] {
   const PQ = c.P * c.Q, l = h.layout, Wp = l.columns, IMG = imagePitch(l);
   // A halo of one slice stages every slice (the first build's text); a longer one only every positions/BK-th
   // slice of the split, its start and pitch kept in the prologue's variables for the slices between, and
@@ -186,7 +186,14 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
             : []),
         ]
       : []),
-    `const int staged = (${h.channels} * length + ${threads - 1}) / ${threads} * ${threads};`,
+    // `liveRows` (a tile's BM, switch stemWgradLivePlanes): only the planes of the channels the block's live taps reach (NIN's
+    // stem: its last row tile's 107 taps are channel 2's alone, the plane after it was loaded, clamped, and never read).
+    ...(liveRows !== undefined
+      ? [
+          `const int planes = min(${h.channels}, (min(int(m0) + ${liveRows}, ${c.C * c.R * c.S}) - 1) / ${c.R * c.S} - ch0 + 1);  // the planes the block's taps read`,
+          `const int staged = (planes * length + ${threads - 1}) / ${threads} * ${threads};`,
+        ]
+      : [`const int staged = (${h.channels} * length + ${threads - 1}) / ${threads} * ${threads};`]),
     'for (int i = t; i < staged; i += ' + threads + ') {',
     ...(h.group
       ? [

@@ -116,10 +116,11 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
   // At most one operand goes through a cp.async ring, S − 1 slices ahead of the one multiplied (conv-mma-slice-ring.ts):
   // a 1×1 forward's x (conv-mma-async-1x1.ts); a tap-major forward's B from the bf16 copy (conv-mma-b-ring.ts), not over
-  // the runs (they stage through B's tile) nor a stem's skipped k-steps.
+  // the runs (they stage through B's tile); a space-to-depth stem's (switch stemS2dBRing) without its skipped k-steps' chunks.
+  const bRing = isOn(ablations, 'kxkBRing') && taps && !runs && (!s2d || isOn(ablations, 'stemS2dBRing'));
   const ring: SliceRing | undefined =
     (isOn(ablations, 'asyncPipeline') && !taps && !view && !band ? asyncRing(c, tile, rows, xBf16, threads) : undefined) ??
-    (isOn(ablations, 'kxkBRing') && taps && !s2d && !runs && !steps ? chooseBRing(BN, taps.geometry.bytes, c.K, CRS, threads) : undefined);
+    (bRing ? chooseBRing(BN, taps.geometry.bytes, c.K, CRS, threads, undefined, s2d && steps ? (k) => s2dSteps(s2d, ablations, k)! : undefined) : undefined);
   const aFromRing = ringStaging(ring, 'A');
   // A bf16 y on blocks of whole images goes out in whole spans of 8 planes (conv-mma-store-spans.ts), not a plane's 32 rows a store.
   const spanTarget: SpanTarget = { dst: 'y', plane: yPlane(out), columns: c.K, positions: PQ, rows, blockRows: BM, warpsN: BN / WN, warpCols: WN, threads };
