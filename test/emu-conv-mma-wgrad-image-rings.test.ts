@@ -2,7 +2,8 @@
 // time by cp.async into one ring of image slots (compiler/backends/cuda/conv-mma-wgrad-async-image-ring.ts chooseImageRings,
 // `wgradImageRings`) against their staging from global memory, a row's 32 positions off the sector grid
 // (`wgradImageRings: false`). The slots hold the raw bf16 the staging read from global memory, so every gradient and the
-// SGD steps after must agree bitwise. CI checks the choice and the compiled kernels (a few s); the emu builds and the
+// SGD steps after must agree bitwise; with `wgradRingDyStores: true` the rebuilt dY' that the data gradient reads is
+// stored through the slots too. CI checks the choice and the compiled kernels (a few s); the emu builds and the
 // bitwise comparisons (7×7 and 5×5 planes, partial column tiles; a few minutes under load) run with NINCC_TEST_FULL=1.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -24,6 +25,7 @@ const spec = (h: number, w: number) => `model wgrad_image_rings {
 }`;
 const RINGS = /copied whole images of the block's channels by cp\.async \(16-byte chunks\) into (\d+) image slots each in dynamic shared memory \((\d+) B\)/;
 const OFF = { wgradImageRings: false } as const;
+const DY_STORES = { wgradRingDyStores: true } as const; // the opt-in: dY' for the data gradient stored through the slots
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-conv-mma-wgrad-image-rings.test.ts: the emu builds and the bitwise comparisons run with NINCC_TEST_FULL=1; CI checks the choice and the compiled kernels');
@@ -50,9 +52,11 @@ describe('the ring of operands (choice and compiled kernels)', () => {
     const body = k4.body.join('\n');
     expect(body).toContain('NINCC_DYNAMIC_SHARED(nincc::bf16, bring)');
     expect(body).not.toMatch(/nincc::ld\(&(x|g|g_y)\[/); // no operand read from global memory in the staging
-    // dY' for the data gradient over g in its slot, whole images copied out 16 bytes a lane (wgradRingDyStores).
-    expect(k4.fused).toContain("through g's image slots in whole 16-byte runs");
-    expect(body).toContain('nincc::st(reinterpret_cast<int4*>(dy_raw + run0) + q');
+    expect(body).toContain('if (blockIdx.x == 0) nincc::st(&dy_raw[at], nincc::to_bf16(v));'); // dY' from the staging, by default
+    // Opted into: dY' for the data gradient over g in its slot, whole images copied out 16 bytes a lane.
+    const opted = wgrads(compileEmuVariant(spec(7, 7), 'wgrad_image_rings.model', DY_STORES)).get('k4_conv_wgrad_fused')!;
+    expect(opted.fused).toContain("through g's image slots in whole 16-byte runs");
+    expect(opted.body.join('\n')).toContain('nincc::st(reinterpret_cast<int4*>(dy_raw + run0) + q');
     for (const [name, k] of wgrads(off)) {
       expect(k.fused ?? '', name).not.toMatch(RINGS);
       expect(k.launch.shared, name).toBe(0);
@@ -71,9 +75,12 @@ describe('the ring of operands (choice and compiled kernels)', () => {
 });
 
 describe.runIf(FULL)('the ring of operands on emu (NINCC_TEST_FULL=1)', () => {
-  for (const [h, w] of [[7, 7], [5, 5]] as const) {
-    it(`16 → 128 → 40 → 24 1×1s on ${h}×${w}: one training step's gradients and SGD steps bitwise those of the staging from global memory`, async () => {
-      await expectSameVariants({ spec: spec(h, w), file: 'wgrad_image_rings.model', input: [16, h, w], classes: CLASSES, on: {}, off: OFF, live: 'conv4.weight' }, 619 + h);
-    }, 900_000);
+  // At a batch of 3 the 4 splits' positions (about 37 of 147 on 7×7, 19 of 75 on 5×5) hold no whole image: every dY'
+  // goes out from the staging. At 7 (175 positions on 5×5, 43 or 44 a split) each split holds one or two whole images,
+  // stored through the slots where opted into, and partial ones stored from the staging.
+  for (const [h, w, batch, on] of [[7, 7, 3, {}], [5, 5, 3, {}], [5, 5, 7, DY_STORES]] as const) {
+    it(`16 → 128 → 40 → 24 1×1s on ${h}×${w}, batch ${batch}${on === DY_STORES ? ', dY\' stored through the slots' : ''}: one training step's gradients and SGD steps bitwise those of the staging from global memory`, async () => {
+      await expectSameVariants({ spec: spec(h, w), file: 'wgrad_image_rings.model', input: [16, h, w], classes: CLASSES, on, off: OFF, live: 'conv4.weight', batch }, 619 + h + batch);
+    }, 1_800_000);
   }
 });

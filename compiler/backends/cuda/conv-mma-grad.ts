@@ -424,10 +424,10 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     return imageRings && o ? imageRingsValue(imageRings, o, 'row', 'jr') : undefined;
   };
   const [xRing, gRing, yRing] = [ringValue('x'), ringValue('g'), ringValue('g_y')];
-  // dY' for the data gradient stored over g (or, an fp32 g outside the ring, y) in its slots, whole images by 16-byte stores
-  // (conv-mma-wgrad-async-image-ring.ts ringDyStore).
+  // Opted into: dY' for the data gradient stored over g (or, an fp32 g outside the ring, y) in its slots, whole images by
+  // 16-byte stores (conv-mma-wgrad-async-image-ring.ts ringDyStore; their shared traffic costs a shared-bound kernel more than it saves).
   const readOnce = imageRings?.operands.find((o) => o.source === 'g') ?? imageRings?.operands.find((o) => o.source === 'g_y');
-  const dyThroughSlots = c.dyOut && imageRings && readOnce && isOn(ablations, 'wgradRingDyStores') ? readOnce : undefined;
+  const dyThroughSlots = c.dyOut && imageRings && readOnce && isOptedIn(ablations, 'wgradRingDyStores') ? readOnce : undefined;
   const ringJ = 'const long long j = j0 + ko, jr = min(j, hi - 1);  // every lane reads its slots (past hi: the split\'s last position)';
   const gatherElement = [
     'const long long j = j0 + ko;',
