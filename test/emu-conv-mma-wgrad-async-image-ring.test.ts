@@ -22,7 +22,9 @@ const spec = (h: number, w: number) => `model wgrad_image_async {
   view(-1)  linear(${16 * h * w}, ${CLASSES})  logsoftmax
 }`;
 const IMAGE_RING = /dY' copied whole images of the block's (\d+) channels by cp\.async \(16-byte chunks\) into (\d+) image slots in dynamic shared memory \((\d+) B\)/;
-const OFF = { wgradAsyncImageRing: false } as const;
+// The 1×1 weight gradients on these odd planes take a ring of their own operands (test/emu-conv-mma-wgrad-image-rings.test.ts): off in both, so only this ring differs.
+const ON = { wgradImageRings: false } as const;
+const OFF = { ...ON, wgradAsyncImageRing: false } as const;
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-conv-mma-wgrad-async-image-ring.test.ts: the emu builds and the bitwise comparison run with NINCC_TEST_FULL=1; CI checks the choice and the compiled kernels');
@@ -42,7 +44,7 @@ describe('the cp.async image ring (choice and compiled kernels)', () => {
   });
 
   it('the 5×5 3×3 weight gradient takes it and asks its launch for the slots; off, it does not, and only it changes', () => {
-    const on = compileEmuVariant(spec(5, 5), 'wgrad_image_async.model'), off = compileEmuVariant(spec(5, 5), 'wgrad_image_async.model', OFF);
+    const on = compileEmuVariant(spec(5, 5), 'wgrad_image_async.model', ON), off = compileEmuVariant(spec(5, 5), 'wgrad_image_async.model', OFF);
     const k4 = wgrads(on).get('k4_conv_wgrad_fused')!;
     const ring = k4.fused?.match(IMAGE_RING);
     expect(ring).toBeTruthy();
@@ -64,6 +66,6 @@ describe('the cp.async image ring (choice and compiled kernels)', () => {
 
 describe.runIf(FULL)('the cp.async image ring on emu (NINCC_TEST_FULL=1)', () => {
   it('8 → 16 → 128 (3×3) on 11×11: one training step\'s gradients and SGD steps bitwise those of B staged from global memory', async () => {
-    await expectSameVariants({ spec: spec(11, 11), file: 'wgrad_image_async.model', input: [8, 11, 11], classes: CLASSES, on: {}, off: OFF, live: 'conv4.weight' }, 517);
+    await expectSameVariants({ spec: spec(11, 11), file: 'wgrad_image_async.model', input: [8, 11, 11], classes: CLASSES, on: ON, off: OFF, live: 'conv4.weight' }, 517);
   }, 900_000);
 });

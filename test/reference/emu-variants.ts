@@ -17,10 +17,10 @@ export interface EmuVariants<V extends string> {
 
 /**
  * Builds `spec` (named `file` in diagnostics) for emu at bf16 (or `precision`) once per variant, each with its ablations, without
- * nvcc or the cpu library (the variants run on emu only), and for the GPU `gpus` names, if any (its weight-gradient split counts). The grids are sized for a batch of 4,
- * so that a test's batch of 3 leaves a partial grid.
+ * nvcc or the cpu library (the variants run on emu only), and for the GPU `gpus` names, if any (its weight-gradient split counts). The grids are sized for a batch of 4
+ * (or `maxBatch`), so that a test's batch of 3 (one less) leaves a partial grid.
  */
-export function buildEmuVariants<V extends string>(spec: string, file: string, variants: Record<V, Ablations>, gpus: Partial<Record<V, string>> = {}, precision: 'bf16' | 'fp32' = 'bf16'): EmuVariants<V> {
+export function buildEmuVariants<V extends string>(spec: string, file: string, variants: Record<V, Ablations>, gpus: Partial<Record<V, string>> = {}, precision: 'bf16' | 'fp32' = 'bf16', maxBatch = 4): EmuVariants<V> {
   const root = mkdtempSync(join(tmpdir(), `nincc-${file.replace(/\.model$/, '')}-`));
   const r = compileSpec(spec, file);
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
@@ -28,7 +28,7 @@ export function buildEmuVariants<V extends string>(spec: string, file: string, v
   const dirs = {} as Record<V, string>;
   for (const [name, ablations] of Object.entries(variants) as [V, Ablations][]) {
     dirs[name] = join(root, name);
-    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, spec, { outDir: dirs[name], target: 'emu', maxBatch: 4, precision, ablations, withoutCpuLibrary: true, ...(gpus[name] ? { gpu: gpus[name] } : {}) }));
+    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, spec, { outDir: dirs[name], target: 'emu', maxBatch, precision, ablations, withoutCpuLibrary: true, ...(gpus[name] ? { gpu: gpus[name] } : {}) }));
   }
   return { dirs, remove: () => rmSync(root, { recursive: true, force: true }) };
 }

@@ -19,12 +19,14 @@ export interface SameVariants {
   readonly live: string;
   /** The GPU both builds are for (their weight-gradient splits and tiles), if any. */
   readonly gpu?: string;
+  /** The batch run (3 unless given), on grids for one more. */
+  readonly batch?: number;
 }
 
-/** Builds both, loads them (a batch of 3 on grids for 4), randomizes the BN affines, and expects them bitwise alike. */
+/** Builds both, loads them (a batch of 3, or `batch`, on grids for one more), randomizes the BN affines, and expects them bitwise alike. */
 export async function expectSameVariants(v: SameVariants, seed: number): Promise<void> {
-  const builds = buildEmuVariants(v.spec, v.file, { on: v.on, off: v.off }, v.gpu ? { on: v.gpu, off: v.gpu } : {});
-  const n = 3;
+  const n = v.batch ?? 3;
+  const builds = buildEmuVariants(v.spec, v.file, { on: v.on, off: v.off }, v.gpu ? { on: v.gpu, off: v.gpu } : {}, 'bf16', n + 1);
   const images = uniform(n * v.input[0] * v.input[1] * v.input[2], -1.5, 1.5, rng(seed));
   const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % v.classes);
   const [on, off] = await Promise.all([builds.dirs.on, builds.dirs.off].map((d) => load(d, { device: 'emu', seed: seed + 1 })));

@@ -63,17 +63,20 @@ export function applyPendingFrom(f: FusionFlags, v: string, from: Source): strin
   return [...(f.inBn ? [`${v} = nincc::ffma(${v}, ${from('in_scale')}, ${from('in_shift')});`] : []), ...(f.inRelu ? [`${v} = ${v} > 0.0f ? ${v} : 0.0f;`] : [])];
 }
 
-/** rebuildGradient with its channel parameters from `from` (g_y is still read at `at`). Needs `inv_m` with BN. */
-export function rebuildGradientFrom(f: FusionFlags, d: string, at: string, from: Source): string[] {
+/**
+ * rebuildGradient with its channel parameters from `from` (g_y read at `at`, or its value `y` where the caller has it:
+ * a ring of image slots, conv-mma-wgrad-async-image-ring.ts). Needs `inv_m` with BN.
+ */
+export function rebuildGradientFrom(f: FusionFlags, d: string, at: string, from: Source, y = loadFloat('g_y', at, f.gyBf16)): string[] {
   if (f.gBn) {
     return [
       '{',
-      `  const float yv = ${loadFloat('g_y', at, f.gyBf16)};`,
+      `  const float yv = ${y};`,
       ...(f.gRelu ? [`  if (!(nincc::ffma(yv, ${from('g_scale')}, ${from('g_shift')}) > 0.0f)) ${d} = 0.0f;`] : []),
       `  const float xhat = (yv - ${from('g_mean')}) * ${from('g_invstd')};`,
       `  ${d} = ${from('g_gamma')} * ${from('g_invstd')} * (${d} - ${from('g_dbeta')} * inv_m - xhat * ${from('g_dgamma')} * inv_m);`,
       '}',
     ];
   }
-  return f.gRelu ? [`if (!(${loadFloat('g_y', at, f.gyBf16)} > 0.0f)) ${d} = 0.0f;`] : [];
+  return f.gRelu ? [`if (!(${y} > 0.0f)) ${d} = 0.0f;`] : [];
 }

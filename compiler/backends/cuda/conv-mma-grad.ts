@@ -35,7 +35,7 @@ import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type Sta
 import { isOn, isOptedIn, type Ablations } from '../../ablations.js';
 import { lastSplitParams, lastSplitReduce } from './conv-mma-last-cta-wgrad.js';
 import { chooseImageRing, ringCopy, ringElement, ringPrologue } from './conv-mma-wgrad-image-ring.js';
-import { asyncImageRingBytes, asyncImageRingElement, asyncImageRingIssue, asyncImageRingLand, asyncImageRingPrologue, asyncImageRingWords, chooseAsyncImageRing } from './conv-mma-wgrad-async-image-ring.js';
+import { asyncImageRingBytes, asyncImageRingElement, asyncImageRingIssue, asyncImageRingLand, asyncImageRingPrologue, asyncImageRingWords, chooseAsyncImageRing, chooseImageRings, imageRingsBytes, imageRingsPrologue, imageRingsValue, imageRingsWords, ringDyCopyOut, ringDyStore, type ImageOperand } from './conv-mma-wgrad-async-image-ring.js';
 import { asyncRingDynamicBytes, asyncRingElement, asyncRingIssue, asyncRingLand, asyncRingPrologue, asyncRingWords, chooseAsyncRing } from './conv-mma-wgrad-async-ring.js';
 import { offSectorGrid, windowBytes, windowElement, windowLoad, windowPrologue, type SectorWindow } from './conv-mma-wgrad-sector-window.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
@@ -411,6 +411,26 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && !imageAsync && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
     ? { name: 'bwin', source: 'g', channels: c.K, positions: PQ, rows: bRows }
     : undefined;
+  // Else a 1×1 stride-1 unpadded kernel on odd planes (NIN's 7×7 k34/k37: a row's slice is 64 bytes off the sector grid):
+  // its bf16 operands (x; the rebuild's g and y) whole images by cp.async into one ring's image slots, staged from there.
+  const ringOperands: { operand: ImageOperand; words: string }[] = [
+    ...(c.xBf16 ? [{ operand: { source: 'x', channels: c.C, rows: BM, first: 'int(m0)' }, words: 'x' }] : []),
+    ...(c.gBf16 ? [{ operand: { source: 'g', channels: c.K, rows: BN, first: 'n0' }, words: 'g' }] : []),
+    ...((c.gBn || c.gRelu) && c.gyBf16 ? [{ operand: { source: 'g_y', channels: c.K, rows: BN, first: 'n0' }, words: 'y' }] : []),
+  ];
+  const imageRings = aRows && bRows && !ring && !asyncRing && !imageAsync && !aWindow && !bWindow && RS === 1 && c.sh === 1 && c.sw === 1 && c.ph === 0 && c.pw === 0 && PQ % 2 === 1 && isOn(ablations, 'wgradImageRings')
+    ? chooseImageRings(PQ, ringOperands.map((o) => o.operand))
+    : undefined;
+  const ringValue = (source: string) => {
+    const o = imageRings?.operands.find((q) => q.source === source);
+    return imageRings && o ? imageRingsValue(imageRings, o, 'row', 'jr') : undefined;
+  };
+  const [xRing, gRing, yRing] = [ringValue('x'), ringValue('g'), ringValue('g_y')];
+  // Opted into: dY' for the data gradient stored over g (or, an fp32 g outside the ring, y) in its slots, whole images by
+  // 16-byte stores (conv-mma-wgrad-async-image-ring.ts ringDyStore; their shared traffic costs a shared-bound kernel more than it saves).
+  const readOnce = imageRings?.operands.find((o) => o.source === 'g') ?? imageRings?.operands.find((o) => o.source === 'g_y');
+  const dyThroughSlots = c.dyOut && imageRings && readOnce && isOptedIn(ablations, 'wgradRingDyStores') ? readOnce : undefined;
+  const ringJ = 'const long long j = j0 + ko, jr = min(j, hi - 1);  // every lane reads its slots (past hi: the split\'s last position)';
   const gatherElement = [
     'const long long j = j0 + ko;',
     `if (crs < ${CRS} && j < hi) {`,
@@ -422,13 +442,15 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     '  }',
     '}',
   ];
+  // x from its image slots (a 1×1 stride-1 unpadded conv: the input under the tap is x at the position itself).
+  const ringGather = xRing && [ringJ, `const float rv = ${xRing};`, `if (crs < ${CRS} && j < hi) {`, '  v = rv;', ...applyPendingFrom(c, 'v', fromRow).map((line) => `  ${line}`), '}'];
   const gatherRow = ['const int crs = int(m0) + row;', `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`];
   // Without a halo, A gathers each tap's input from global memory.
   const stageGathered = aRows
     ? [
         ...(aWindow ? windowLoad(aWindow).map((s) => `  ${s}`) : []),
         '  // Stage A: rows are taps crs = (c, r, s), one a warp instruction, the lanes along its positions j: the input under the tap, its pending transform applied.',
-        ...stageAlongPositions('as', aRows, gatherRow, aWindow ? windowElement(aWindow, `crs < ${CRS}`, applyPendingFrom(c, 'v', fromRow)) : gatherElement).map((s) => `  ${s}`),
+        ...stageAlongPositions('as', aRows, gatherRow, aWindow ? windowElement(aWindow, `crs < ${CRS}`, applyPendingFrom(c, 'v', fromRow)) : ringGather || gatherElement).map((s) => `  ${s}`),
       ]
     : [
     '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',
@@ -438,13 +460,13 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     }, threads).map((s) => `  ${s}`),
   ];
   const gradientElement = [
-    'const long long j = j0 + ko;',
+    ...(imageRings ? [ringJ, ...(gRing ? [`const float rg = ${gRing};`] : []), ...(yRing ? [`const float ry = ${yRing};`] : [])] : ['const long long j = j0 + ko;']),
     `if (kout < ${c.K} && j < hi) {`,
     `  const long long at = (j / ${PQ} * ${c.K} + kout) * ${PQ} + j % ${PQ};`,
-    `  v = ${loadFloat('g', 'at', c.gBf16)};`,
-    ...rebuildGradientFrom(c, 'v', 'at', fromRow).map((s) => `  ${s}`),
+    `  v = ${gRing ? 'rg' : loadFloat('g', 'at', c.gBf16)};`,
+    ...rebuildGradientFrom(c, 'v', 'at', fromRow, yRing ? 'ry' : undefined).map((s) => `  ${s}`),
     // dyOut: the first row tile's blocks hold every (k, j) once between them; they store dY' for the data gradient.
-    ...(c.dyOut ? [`  if (blockIdx.x == 0) ${storeFloat('dy_raw', 'at', 'v', true)}`] : []),
+    ...(c.dyOut ? [`  ${imageRings && dyThroughSlots ? ringDyStore(imageRings, dyThroughSlots, 'dy_raw', 'v') : `if (blockIdx.x == 0) ${storeFloat('dy_raw', 'at', 'v', true)}`}`] : []),
     '}',
   ];
   const biasSum = c.bias && bRows
@@ -477,10 +499,11 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     ...(ring ? ringPrologue(ring) : []),
     ...(asyncRing ? asyncRingPrologue(asyncRing, c.K, PQ, threads, ringB !== undefined) : []),
     ...(imageAsync ? asyncImageRingPrologue(imageAsync, c.K, threads) : []),
+    ...(imageRings ? imageRingsPrologue(imageRings, threads) : []),
     ...[aWindow, bWindow].flatMap((w) => (w ? windowPrologue(w) : [])),
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     ...(asyncRing ? [`  const int it = int((j0 - lo) / ${BK});  // the slice's iteration: its ring stage`, ...asyncRingIssue(asyncRing).map((s) => `  ${s}`)] : []),
-    ...(imageAsync ? asyncImageRingIssue(imageAsync).map((s) => `  ${s}`) : []),
+    ...(imageAsync || imageRings ? asyncImageRingIssue(imageAsync ?? imageRings!).map((s) => `  ${s}`) : []),
     ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER, livePlanes ? BM : undefined).map((s) => `  ${s}`) : stageGathered),
     ...(ringB ? [] : bRows
       ? [
@@ -510,8 +533,9 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
         ]
       : []),
     ...mmaSlice(tile, undefined, undefined, undefined, ringB && ringBAddress(ringB)).map((s) => `  ${s}`),
+    ...(imageRings && dyThroughSlots ? ringDyCopyOut(imageRings, dyThroughSlots, 'dy_raw', threads).map((s) => `  ${s}`) : []),
     ...(asyncRing ? asyncRingLand(asyncRing).map((s) => `  ${s}`) : []),
-    ...(imageAsync ? asyncImageRingLand(imageAsync).map((s) => `  ${s}`) : []),
+    ...(imageAsync || imageRings ? asyncImageRingLand(imageAsync ?? imageRings!).map((s) => `  ${s}`) : []),
     '  __syncthreads();',
     '}',
     ...(s2d ? s2dWgradTapLambda(s2d, stem) : []),
@@ -528,12 +552,13 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     c.inBn && 'prologue: input BN scale/shift',
     c.inRelu && 'prologue: input ReLU',
     c.bias && (ringB ? "bias gradient (fp32) as an MMA row of ones" : 'bias gradient (fp32)'),
-    c.dyOut && "dY' stored (bf16) for the data gradient by the first row tile's blocks",
+    c.dyOut && `dY' stored (bf16) for the data gradient by the first row tile's blocks${dyThroughSlots ? `, through ${dyThroughSlots.source === 'g' ? 'g' : 'y'}'s image slots in whole 16-byte runs` : ''}`,
     s2d && s2dWgradWords(s2d, stem),
     (aRows || (bRows && !ringB)) && `${[aRows && 'x', bRows && !ringB && "dY'"].filter(Boolean).join(' and ')} staged one row a warp instruction, lanes along positions`,
     (aWindow || bWindow) && `${[aWindow && 'x', bWindow && "dY'"].filter(Boolean).join(' and ')} loaded in whole sectors into per-row shared windows`,
     asyncRing && asyncRingWords(asyncRing, ringB ? "B's fragments by ldmatrix from the ring's windows (no B tile), A in the positions' order, the splits on its chunks" : undefined),
     imageAsync && asyncImageRingWords(imageAsync),
+    imageRings && imageRingsWords(imageRings, ringOperands.map((o) => o.words)),  // the ring holds them all
     ring && `dY' copied whole images of the block's ${ring.rows} channels at a time into a shared ring of two slots (${ring.slotPitch} bf16 apart), B staged from there`,
     c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',
   ]);
@@ -541,7 +566,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   return {
     params: params(k, names),
     body,
-    launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [threads, 1, 1], shared: imageAsync ? asyncImageRingBytes(imageAsync) : asyncRingDynamicBytes(asyncRing) },
+    launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [threads, 1, 1], shared: imageAsync ? asyncImageRingBytes(imageAsync) : imageRings ? imageRingsBytes(imageRings) : asyncRingDynamicBytes(asyncRing) },
     fused,
     tile: tileText,
     // The resident blocks its splits were chosen at: without the bound ptxas may take more registers (or, sm_80 on NIN's
