@@ -42,7 +42,7 @@ import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 import { statsRunsFit, statsRunsLoad, statsRunsValue } from './conv-mma-dgrad-stats-runs.js';
 import { biasRowStore, biasRowTile, chunkSplitRange, onesRow, ringBAddress, ringFragmentsFit } from './conv-mma-wgrad-ring-fragments.js';
 import { NATURAL_QUARTER, chooseNaturalHalo, naturalStagingFits, stageNatural } from './conv-mma-wgrad-natural-staging.js';
-import { chooseWgradTaps, wgradTapsAAddress, wgradTapsPrologue, wgradTapsRow, wgradTapsStaging, wgradTapsStore, wgradTapsWords } from './conv-mma-wgrad-taps-halo.js';
+import { chooseWgradTaps, wgradTapsAAddress, wgradTapsPrologue, wgradTapsRow, wgradTapsRows, wgradTapsStaging, wgradTapsStore, wgradTapsHaloWords, wgradTapsWords } from './conv-mma-wgrad-taps-halo.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
@@ -522,13 +522,14 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     '  __syncthreads();',
     '}',
     ...(s2d ? s2dWgradTapLambda(s2d, stem) : []),
+    ...(wtaps ? wgradTapsRows(c, tile) : []),
     ...(tapsStore ?? eachAccumulator(NT, WN, warpM16(tile), [], s2d
       ? [`const int at = m < ${CRS} ? stem_tap(int(m)) : -1;`, `if (at >= 0 && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${stemCRS} + at], d);`]
       : wtaps
       ? [wgradTapsRow(c), `if (live_crs && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + crs], d);`]
       : [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`, ...(ringB && c.bias ? biasRowStore(c) : [])], [])),
     ...(ringB ? [] : biasSum),
-    ...lastSplitReduce(c, { BM, BN, threads, CRS, ...(s2d ? { stemTaps: stemCRS } : {}), ...(ringB && c.bias ? { biasTile: biasRowTile(c, BM) } : {}), ...(wtaps ? { tapMajorOctets: wtaps.octets } : {}) }),
+    ...lastSplitReduce(c, { BM, BN, threads, CRS, ...(s2d ? { stemTaps: stemCRS } : {}), ...(ringB && c.bias ? { biasTile: biasRowTile(c, BM) } : {}), ...(wtaps ? { tapMajor: true as const } : {}) }),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM wgrad (mma.m16n8k16, fp32 accumulate; the batch\'s positions split across CTAs, fixed-order sum)',
@@ -547,7 +548,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',
     wtaps && wgradTapsWords(wtaps),
   ]);
-  const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S${wtaps ? ', tap-major within octets of channels' : ''}), N = ${c.K}, K = n·${PQ} in ${c.splits} splits${aHalo ? `; ${haloWords(aHalo)}` : ''}`;
+  const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits${wtaps ? `; ${wgradTapsHaloWords(wtaps)}` : aHalo ? `; ${haloWords(aHalo)}` : ''}`;
   return {
     params: params(k, names),
     body,

@@ -17,9 +17,8 @@ export interface WgradTiles {
   // The row tile whose blocks wrote the bias partials: 0 (its blocks of column 0), or the one holding the bias row
   // of B's fragments from a ring (conv-mma-wgrad-ring-fragments.ts).
   readonly biasTile?: number;
-  // Rows tap-major within octets of channels (conv-mma-wgrad-taps-halo.ts): the block's rows are whole units of 8 (an octet's
-  // tap), the dW rows c·R·S of `octets` octets from its first; the fold walks those in dW's order, skipping the other blocks' units.
-  readonly tapMajorOctets?: number;
+  // Rows tap-major within octets of channels (conv-mma-wgrad-taps-halo.ts): the fold walks the block's dW rows by its dw_row.
+  readonly tapMajor?: true;
 }
 
 /** dw and db (with a bias) and the tickets: the parameters the fold adds after wpart and bpart. */
@@ -37,12 +36,11 @@ export function lastSplitReduce(c: Consts<'conv_wgrad_fused'>, t: WgradTiles): s
   const allocated = wgradTicketsBound(t.stemTaps ?? t.CRS, c.K); // lowering sizes them by the layer's own C·R·S
   if (tiles > allocated) throw new Error(`internal error: a ${t.BM}×${t.BN} weight-gradient tile gives ${tiles} tickets, more than the ${allocated} lowering allocated`);
   const last = `${c.splits - 1}u`;
-  const RS = c.R * c.S;
-  const tapMajor = (span: number) => [
-    `  const int u0 = int(m0) / 8, u1 = min(u0 + ${t.BM / 8}, ${t.CRS / 8}), crs0 = u0 / ${RS} * ${8 * RS};  // the block's units (octet, tap) and its first octet's dW row`,
-    `  for (int q = t; q < ${span * t.BN}; q += ${t.threads}) {`,
-    `    const int crs = crs0 + q % ${span}, col = n0 + q / ${span}, u = crs / ${8 * RS} * ${RS} + crs % ${RS};  // consecutive threads on consecutive dW rows`,
-    `    if (crs < ${t.CRS} && u >= u0 && u < u1 && col < ${c.K}) {`,
+  // dw_row (conv-mma-wgrad-taps-halo.ts wgradTapsRows): the block's dW rows in dW's order, an edge block's spare lanes on its last.
+  const tapMajor = [
+    `  for (int q = t; q < ${t.BM * t.BN}; q += ${t.threads}) {`,
+    `    const int crs = dw_row(min(q % ${t.BM}, 8 * (u1 - u0) - 1)), col = n0 + q / ${t.BM};`,
+    `    if (col < ${c.K}) {`,
     '      float s = 0.0f;',
     `      for (int sp = 0; sp < ${c.splits}; ++sp) s += nincc::ldcg(&wpart[((long long)sp * ${c.K} + col) * ${t.CRS} + crs]);`,
     `      nincc::st(&dw[(long long)col * ${t.CRS} + crs], s);`,
@@ -55,7 +53,7 @@ export function lastSplitReduce(c: Consts<'conv_wgrad_fused'>, t: WgradTiles): s
     `if (t == 0) bs[0].x = int(atomicInc(reinterpret_cast<unsigned*>(tickets) + blockIdx.y * gridDim.x + blockIdx.x, ${last}) == ${last});`,
     '__syncthreads();',
     'if (bs[0].x != 0) {',
-    ...(t.tapMajorOctets !== undefined ? tapMajor(t.tapMajorOctets * 8 * RS) : [
+    ...(t.tapMajor ? tapMajor : [
     `  for (int q = t; q < ${t.BM * t.BN}; q += ${t.threads}) {`,
     `    const long long m = m0 + q % ${t.BM};`,
     `    const int col = n0 + q / ${t.BM};`,

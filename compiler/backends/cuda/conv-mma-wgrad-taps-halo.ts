@@ -186,7 +186,7 @@ export function wgradTapsStaging(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, t
     `  w_first = o0 / ${c.P} * ${IMG} + o0 % ${c.P} * ${Wp};`,
     `  const int length = o1 / ${c.P} * ${IMG} + (o1 % ${c.P} + ${c.R - 1}) * ${Wp} + ${Wp} - w_first;`,
     `  for (int i = t; i < ${rounds}; i += ${threads}) {  // every lane as often (the emulator pairs a lane's k-th access with its neighbours'): a spare stores 0 to the zero unit`,
-    `    const int ol = i / ${tp.plane}, z = i % ${tp.plane}, f = w_first + z, c8 = ${OCTET} * (oct0 + ol);`,
+    `    const int ol = i / ${tp.plane}, z = i % ${tp.plane}, f = w_first + min(z, length - 1), c8 = ${OCTET} * (oct0 + ol);  // past the window: its last row's loads again`,
     `    const int img = f / ${IMG}, pr = f % ${IMG} / ${Wp}, pc = f % ${IMG} % ${Wp}, h = pr - ${c.ph}, u = pc - ${c.pw};`,
     `    const bool inside = i < ${units} && z < length && img < n && pr < ${paddedRows(c)} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W};  // else padding, a gap or a spare: 0`,
     `    const int hw = min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1});`,
@@ -214,9 +214,34 @@ export function wgradTapsRow(c: Consts<'conv_wgrad_fused'>): string {
   return `const int u_m = int(m / ${OCTET}), live_crs = u_m < ${(c.C / OCTET) * RS}, crs = (${OCTET} * (u_m / ${RS}) + int(m % ${OCTET})) * ${RS} + u_m % ${RS};  // row (octet, tap, channel % 8) → dW's c·R·S + tap`;
 }
 
+/** report.txt's words for the tile (haloWords' counterpart). */
+export const wgradTapsHaloWords = (tp: WgradTaps) =>
+  `input halo channels innermost, ${tp.octets} octets × ${tp.plane} positions, ${tp.positions} positions a staging, bf16 in shared (${tp.bytes} B), rows tap-major within octets`;
+
 /** report.txt's words. */
 export const wgradTapsWords = (tp: WgradTaps) =>
   `A's fragments by ldmatrix.trans from a channels-innermost input halo (${tp.octets} octets × ${tp.plane} positions, ${tp.positions} a staging, ${tp.bytes} B; rows tap-major within octets of channels, mapped back to dW's c·R·S in the store), no A tile; k in the positions' own order, B staged in it`;
+
+
+/**
+ * After the main loop: the block's units [u0, u1), its first octet's dW row crs0, and `dw_row(r)`: the block's r-th dW row in
+ * dW's order (octet, channel, tap; r < 8·(u1 − u0)), so that loops over the block's dW rows give consecutive threads
+ * consecutive rows with every lane on an owned one (the emulator pairs a lane's k-th access with its neighbours': a lane
+ * that skipped a row would be priced against another iteration's).
+ */
+export function wgradTapsRows(c: Consts<'conv_wgrad_fused'>, tile: MmaTile): string[] {
+  const RS = c.R * c.S;
+  return [
+    `const int u0 = int(m0) / ${OCTET}, u1 = min(u0 + ${tile.bm / OCTET}, ${(c.C / OCTET) * RS}), crs0 = u0 / ${RS} * ${OCTET * RS};  // the block's units (octet, tap), its first octet's dW row`,
+    'auto dw_row = [&](int r) {  // the block\'s r-th dW row: octet by octet, each 8 channels × its taps in the block',
+    `  for (int o = u0 / ${RS};; ++o) {`,
+    `    const int first = max(u0, o * ${RS}), taps = min(u1, (o + 1) * ${RS}) - first;`,
+    `    if (r < ${OCTET} * taps) return (${OCTET} * o + r / taps) * ${RS} + first - o * ${RS} + r % taps;`,
+    `    r -= ${OCTET} * taps;`,
+    '  }',
+    '};',
+  ];
+}
 
 /**
  * The store's shared pitch between columns: the least ≥ the block's dW rows at which one store instruction's 8 channels
@@ -232,35 +257,35 @@ function storePitch(RS: number, span: number): number {
 }
 
 /**
- * After the main loop, where the halo can hold a column band: each n8 tile's accumulators written, by dW row, into the
- * halo as fp32 columns (the block's warpsN·8 columns of that tile, its dW rows c·R·S from its first octet's), then copied
- * out a dW row a thread, consecutive threads on consecutive rows: stores in runs along dW, where the rows' own order
- * (8 channels R·S apart a store instruction) would touch a sector per element. Rows of other blocks' units are skipped.
- * Undefined where the band does not fit (the kernel then stores from the accumulators).
+ * After wgradTapsRows, where the halo can hold a column band: each n8 tile's accumulators written, by dW row, into the
+ * halo as fp32 columns (the block's warpsN·8 columns of that tile, its dW rows from crs0; rows past C·R·S into 32 spare
+ * words), then copied out a dW row a thread in dW's order (dw_row): stores in runs along dW, where the rows' own order
+ * (8 channels R·S apart a store instruction) would touch a sector per element. An edge block's lanes past its rows
+ * repeat its last (the same value to the same place). Undefined where the band does not fit (the kernel then stores
+ * from the accumulators).
  */
 export function wgradTapsStore(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, tile: MmaTile, threads: number): string[] | undefined {
   const RS = c.R * c.S, CRS = c.C * RS, MT = warpM16(tile), WN = tile.nt * 8;
-  const span = tp.octets * OCTET * RS, pitch = storePitch(RS, span), columns = tile.warpsN * 8;
-  if (columns * pitch * 4 > tp.bytes) return undefined;
+  const span = tp.octets * OCTET * RS, pitch = storePitch(RS, span), columns = tile.warpsN * 8, spare = columns * pitch;
+  if ((spare + 32) * 4 > tp.bytes) return undefined;
   return [
-    `float* const band = reinterpret_cast<float*>(wtaps);  // the halo, idle after the main loop's last barrier: ${columns} columns × ${pitch} dW rows`,
-    `const int u0 = int(m0) / ${OCTET}, u1 = min(u0 + ${tile.bm / OCTET}, ${CRS / OCTET}), crs0 = u0 / ${RS} * ${OCTET * RS};  // the block's units and its first octet's dW row`,
+    `float* const band = reinterpret_cast<float*>(wtaps);  // the halo, idle after the main loop's last barrier: ${columns} columns × ${pitch} dW rows, 32 spare words`,
     'NINCC_UNROLL',
     `for (int nt = 0; nt < ${tile.nt}; ++nt) {`,
     '  NINCC_UNROLL',
     `  for (int i = 0; i < ${MT * 2}; ++i) {  // m16 tile i / 2, its rows 8·(i % 2) + lane / 4 (the m16n8k16 C layout)`,
-    '    const int mt = i / 2, j = i % 2;',
-    `    const long long m = m0 + wm * ${16 * MT} + 16 * mt + 8 * j + lane / 4;`,
+    `    const long long m = m0 + wm * ${16 * MT} + 16 * (i / 2) + 8 * (i % 2) + lane / 4;`,
     '    NINCC_UNROLL',
     '    for (int half = 0; half < 2; ++half) {',
     `      ${wgradTapsRow(c)}`,
-    `      if (live_crs) nincc::st(&band[(wn * 8 + 2 * (lane % 4) + half) * ${pitch} + crs - crs0], acc[mt][nt][2 * j + half]);`,
+    `      nincc::st(&band[live_crs ? (wn * 8 + 2 * (lane % 4) + half) * ${pitch} + crs - crs0 : ${spare} + lane], acc[i / 2][nt][2 * (i % 2) + half]);`,
     '    }',
     '  }',
     '  __syncthreads();',
-    `  for (int q = t; q < ${columns * span}; q += ${threads}) {`,
-    `    const int cl = q / ${span}, crs = crs0 + q % ${span}, col = n0 + cl / 8 * ${WN} + nt * 8 + cl % 8, u = crs / ${OCTET * RS} * ${RS} + crs % ${RS};`,
-    `    if (crs < ${CRS} && u >= u0 && u < u1 && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + crs], nincc::ld(&band[cl * ${pitch} + q % ${span}]));`,
+    `  for (int q = t; q < ${columns * tile.bm}; q += ${threads}) {`,
+    `    const int cl = q / ${tile.bm}, crs = dw_row(min(q % ${tile.bm}, ${OCTET} * (u1 - u0) - 1)), col = n0 + cl / 8 * ${WN} + nt * 8 + cl % 8;`,
+    `    const float v = nincc::ld(&band[cl * ${pitch} + crs - crs0]);`,
+    `    if (col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + crs], v);`,
     '  }',
     '  __syncthreads();',
     '}',
