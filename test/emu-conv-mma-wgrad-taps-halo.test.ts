@@ -9,9 +9,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.js';
 import { chooseWgradTaps, wgradTapsConflicts } from '../compiler/backends/cuda/conv-mma-wgrad-taps-halo.js';
-import { load } from '../runtime/model.js';
-import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { buildEmuVariants, changedKernels, compileEmuVariant } from './reference/emu-variants.js';
+import { changedKernels, compileEmuVariant } from './reference/emu-variants.js';
+import { expectReorderedVariants } from './reference/same-variants.js';
 
 const CLASSES = 3;
 const spec = (h: number, w: number) => `model wgrad_taps {
@@ -75,35 +74,7 @@ describe('the tap-major weight-gradient halo (layout and compiled kernels, no bu
 describe.runIf(FULL)('the tap-major weight-gradient halo on emu (NINCC_TEST_FULL=1)', () => {
   for (const hw of [7, 5]) {
     it(`8 → 24 → 128 (3×3) on ${hw}×${hw}: every other gradient bitwise the A tile's, the 3×3's weight gradient within fp32 summation error of it, a second step bitwise the first`, async () => {
-      const builds = buildEmuVariants(spec(hw, hw), 'wgrad_taps.model', { on: {}, off: OFF });
-      const n = 3;
-      const images = uniform(n * 8 * hw * hw, -1.5, 1.5, rng(731 + hw));
-      const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % CLASSES);
-      const [on, off] = await Promise.all([builds.dirs.on, builds.dirs.off].map((d) => load(d, { device: 'emu', seed: 732 + hw })));
-      try {
-        randomizeAffine(on, rng(733 + hw));
-        for (const t of on.tensorNames()) off.setTensor(t, on.getTensor(t));
-        await Promise.all([on, off].map((m) => m.forwardBackward(images, labels)));
-        const first = new Map(on.info.params.map((t) => [t.name, Array.from(on.getGradient(t.name))]));
-        for (const t of on.info.params) {
-          const a = first.get(t.name)!, b = Array.from(off.getGradient(t.name));
-          if (t.name !== REORDERED) {
-            expect(a, t.name).toEqual(b);
-            continue;
-          }
-          expect(b.some((x) => x !== 0), `${t.name}'s gradient`).toBe(true);
-          // Both sum the same exact bf16 products in fp32, in another order: a few 2^-24 of the tensor's largest magnitude
-          // each; 2^-12 of it is far above that and far below a wrong pairing of A and B.
-          const scale = Math.max(...b.map(Math.abs));
-          const worst = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
-          expect(worst, t.name).toBeLessThanOrEqual(scale * 2 ** -12);
-        }
-        await on.forwardBackward(images, labels);
-        for (const t of on.info.params) expect(Array.from(on.getGradient(t.name)), t.name).toEqual(first.get(t.name));
-      } finally {
-        await Promise.all([on, off].map((m) => m.dispose()));
-        builds.remove();
-      }
+      await expectReorderedVariants({ spec: spec(hw, hw), file: 'wgrad_taps.model', input: [8, hw, hw], classes: CLASSES, on: {}, off: OFF, live: REORDERED }, [REORDERED], 731 + hw);
     }, 900_000);
   }
 });
