@@ -32,7 +32,8 @@ if (!FULL) console.warn('test/emu-conv-mma-wgrad-frag-twin-halo.test.ts: the emu
 function compiled(spec: string, maxBatch: number, ablations?: Ablations): Compiled {
   const r = compileSpec(spec, 'twin_halo.model', { device: 'emu' });
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ...(ablations ? { ablations } : {}) });
+  // The channel-major halo's staging length (the tap-major halo chooses its own: emu-conv-mma-wgrad-taps-halo.test.ts).
+  return compileModel(r.model, { target: 'emu', maxBatch, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: { wgradTapsHalo: false, ...ablations } });
 }
 
 const kernels = (c: Compiled) => new Map((c.cuda?.kernels ?? []).map((k) => [k.name, k]));
@@ -56,7 +57,7 @@ describe('the twin\'s own input halo (compiled, no build)', () => {
 describe.runIf(FULL)('the twin\'s own input halo on emu (NINCC_TEST_FULL=1)', () => {
   let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
   let dirs: EmuVariants<keyof typeof VARIANTS>['dirs'];
-  const VARIANTS = { twin: {}, tile32: { twinHalo: false } } as const;
+  const VARIANTS = { twin: { wgradTapsHalo: false }, tile32: { wgradTapsHalo: false, twinHalo: false } } as const;  // the channel-major halo's stagings
   beforeAll(() => {
     builds = buildEmuVariants(SPEC, 'twin_halo.model', VARIANTS);
     dirs = builds.dirs;

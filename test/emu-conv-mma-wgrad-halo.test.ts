@@ -38,7 +38,7 @@ if (!FULL) console.warn('test/emu-conv-mma-wgrad-halo.test.ts: the two emu build
 function compiled(gather: boolean): Compiled {
   const r = compileSpec(SPEC, 'input_halo.model', { device: 'emu' });
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ...(gather ? { ablations: { inputHalo: false } as const } : {}) });
+  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: gather ? { inputHalo: false } : { wgradTapsHalo: false } });  // the channel-major halo (the tap-major one: emu-conv-mma-wgrad-taps-halo.test.ts)
 }
 
 /** Each weight-gradient kernel's tile text, by kernel name. */

@@ -41,3 +41,39 @@ export async function expectSameVariants(v: SameVariants, seed: number): Promise
     builds.remove();
   }
 }
+
+/**
+ * Builds both, loads them as expectSameVariants does (the same tensors in both), runs one step: every gradient but
+ * `reordered`'s is bitwise the `off` build's, those (summed in another order by `on`) within 2^-12 of their largest
+ * magnitude (a few 2^-24 of it each for a reordered fp32 sum; far below a wrong pairing of operands); then a second step
+ * of `on` is bitwise its first (deterministic).
+ */
+export async function expectReorderedVariants(v: SameVariants, reordered: readonly string[], seed: number): Promise<void> {
+  const builds = buildEmuVariants(v.spec, v.file, { on: v.on, off: v.off }, v.gpu ? { on: v.gpu, off: v.gpu } : {});
+  const n = 3;
+  const images = uniform(n * v.input[0] * v.input[1] * v.input[2], -1.5, 1.5, rng(seed));
+  const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % v.classes);
+  const [on, off] = await Promise.all([builds.dirs.on, builds.dirs.off].map((d) => load(d, { device: 'emu', seed: seed + 1 })));
+  try {
+    randomizeAffine(on, rng(seed + 2));
+    for (const t of on.tensorNames()) off.setTensor(t, on.getTensor(t));
+    await Promise.all([on, off].map((m) => m.forwardBackward(images, labels)));
+    const first = new Map(on.info.params.map((t) => [t.name, Array.from(on.getGradient(t.name))]));
+    for (const t of on.info.params) {
+      const a = first.get(t.name)!, b = Array.from(off.getGradient(t.name));
+      if (!reordered.includes(t.name)) {
+        expect(a, t.name).toEqual(b);
+        continue;
+      }
+      expect(b.some((x) => x !== 0), `${t.name}'s gradient`).toBe(true);
+      const scale = Math.max(...b.map(Math.abs));
+      const worst = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+      expect(worst, t.name).toBeLessThanOrEqual(scale * 2 ** -12);
+    }
+    await on.forwardBackward(images, labels);
+    for (const t of on.info.params) expect(Array.from(on.getGradient(t.name)), t.name).toEqual(first.get(t.name));
+  } finally {
+    await Promise.all([on, off].map((m) => m.dispose()));
+    builds.remove();
+  }
+}

@@ -42,6 +42,7 @@ import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 import { statsRunsFit, statsRunsLoad, statsRunsValue } from './conv-mma-dgrad-stats-runs.js';
 import { biasRowStore, biasRowTile, chunkSplitRange, onesRow, ringBAddress, ringFragmentsFit } from './conv-mma-wgrad-ring-fragments.js';
 import { NATURAL_QUARTER, chooseNaturalHalo, naturalStagingFits, stageNatural } from './conv-mma-wgrad-natural-staging.js';
+import { chooseWgradTaps, wgradTapsAAddress, wgradTapsPrologue, wgradTapsRow, wgradTapsRows, wgradTapsStaging, wgradTapsStore, wgradTapsHaloWords, wgradTapsWords } from './conv-mma-wgrad-taps-halo.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
@@ -393,7 +394,15 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     ? chooseNaturalHalo(c, BM, threads, isOn(ablations, 'haloSpan'), STATIC_SHARED_BYTES - bytesWith(undefined) - (c.inBn ? 1024 : 0))
     : undefined;
   const halo = naturalHalo && ringFragmentsFit(c, ringBeside(bytesWith(naturalHalo)), BM) ? naturalHalo : formHalo;
-  const tileBytes = bytesWith(halo);
+  // A's fragments by ldmatrix.trans from a channels-innermost halo, rows tap-major within octets of channels, no A tile
+  // (conv-mma-wgrad-taps-halo.ts): where the channel-major halo would build an A tile in the staged k order.
+  const wtaps = isOn(ablations, 'wgradTapsHalo') && halo && halo !== naturalHalo && !s2d && !halo.group && !halo.layout.exactPlane
+    ? chooseWgradTaps(c, tile, STATIC_SHARED_BYTES - BN * BK * 2 - (c.inBn ? 1024 : 0))
+    : undefined;
+  const aHalo = wtaps ? undefined : halo;
+  // Its rows' dW places are 8 channels R·S apart a store instruction: the partials go through the idle halo into runs along dW.
+  const tapsStore = wtaps && wgradTapsStore(c, wtaps, tile, threads);
+  const tileBytes = wtaps ? BN * BK * 2 + wtaps.bytes + (c.inBn ? wtaps.octets * 8 * 2 * 4 : 0) : bytesWith(halo);
   const windows = isOptedIn(ablations, 'wgradSectorWindows') && offSectorGrid(PQ);
   const aWindow: SectorWindow | undefined = windows && aRows && RS === 1 && c.sh === 1 && c.sw === 1 && c.ph === 0 && c.pw === 0 && c.xBf16 && tileBytes + windowBytes(BM) <= STATIC_SHARED_BYTES
     ? { name: 'awin', source: 'x', channels: c.C, positions: PQ, rows: aRows }
@@ -485,7 +494,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
       ]
     : [];
   const body = [
-    ...mmaPrologue(tile),
+    ...mmaPrologue(tile, !wtaps),
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
     `const int n0 = int(blockIdx.y) * ${BN}, split = int(blockIdx.z);`,
     `// This split's share of the batch's n·${PQ} output positions j = (image, p, q), in order.`,
@@ -495,7 +504,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     ...(c.bias && !ringB ? [bRows ? 'float bsum = 0.0f;  // lane l: the bias gradient of the warp\'s row l of B' : `float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
     ...(aRows ? hoistRowParams(aRows) : []),
     ...(bRows ? hoistRowParams(bRows) : []),
-    ...(halo ? wgradHaloPrologue(c, halo, threads) : []),
+    ...(wtaps ? wgradTapsPrologue(c, wtaps, tile, threads) : aHalo ? wgradHaloPrologue(c, aHalo, threads) : []),
     ...(ring ? ringPrologue(ring) : []),
     ...(asyncRing ? asyncRingPrologue(asyncRing, c.K, PQ, threads, ringB !== undefined) : []),
     ...(imageAsync ? asyncImageRingPrologue(imageAsync, c.K, threads) : []),
@@ -504,46 +513,49 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     ...(asyncRing ? [`  const int it = int((j0 - lo) / ${BK});  // the slice's iteration: its ring stage`, ...asyncRingIssue(asyncRing).map((s) => `  ${s}`)] : []),
     ...(imageAsync || imageRings ? asyncImageRingIssue(imageAsync ?? imageRings!).map((s) => `  ${s}`) : []),
-    ...(halo ? wgradHaloStaging(c, halo, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER, livePlanes ? BM : undefined).map((s) => `  ${s}`) : stageGathered),
+    ...(wtaps || aHalo ? (wtaps ? wgradTapsStaging(c, wtaps, threads) : wgradHaloStaging(c, aHalo!, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER, livePlanes ? BM : undefined)).map((s) => `  ${s}`) : stageGathered),
     ...(ringB ? [] : bRows
       ? [
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',
           ...(ring ? ringCopy(ring, c.K, threads) : []),
           ...(bWindow ? windowLoad(bWindow) : []),
-          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], asyncRing ? asyncRingElement(asyncRing, c.K) : imageAsync ? asyncImageRingElement(imageAsync, c.K) : ring ? ringElement(ring, c.K) : bWindow ? windowElement(bWindow, `kout < ${c.K}`) : gradientElement, c.bias ? biasPerValue : undefined),
+          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], asyncRing ? asyncRingElement(asyncRing, c.K) : imageAsync ? asyncImageRingElement(imageAsync, c.K) : ring ? ringElement(ring, c.K) : bWindow ? windowElement(bWindow, `kout < ${c.K}`) : gradientElement, c.bias ? biasPerValue : undefined, wtaps !== undefined),
         ]
       : [
           '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
           ...stageAlongK('bs', BN, {
             perRow: ['const int kout = n0 + row;', ...rowRebuildLoads(c, 'kout', `kout < ${c.K}`)],
             perElement: [...gradientElement, ...(c.bias ? [`bsum[q / ${threads}] += v;`] : [])],
-          }, threads),
+          }, threads, wtaps ? K_OFFSET_NATURAL : K_OFFSET_ALONG_K),
         ]).map((s) => `  ${s}`),
     '  __syncthreads();',
-    ...(halo
+    ...(aHalo
       ? [
           ringB
             ? '  // Stage A from the halo: rows are taps crs = (c, r, s), 16 of them × one 16-byte chunk of positions j a load instruction.'
             : '  // Stage A from the halo: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j (as the gather would).',
           ...(ringB
-            ? stageNatural(BM, c.bias ? { ...haloOperand(c, halo), perElement: [...haloOperand(c, halo).perElement, ...onesRow(c)] } : haloOperand(c, halo), threads)
-            : stageAlongK('as', BM, haloOperand(c, halo), threads, kOrder)
+            ? stageNatural(BM, c.bias ? { ...haloOperand(c, aHalo), perElement: [...haloOperand(c, aHalo).perElement, ...onesRow(c)] } : haloOperand(c, aHalo), threads)
+            : stageAlongK('as', BM, haloOperand(c, aHalo), threads, kOrder)
           ).map((s) => `  ${s}`),
           '  __syncthreads();',
         ]
       : []),
-    ...mmaSlice(tile, undefined, undefined, undefined, ringB && ringBAddress(ringB)).map((s) => `  ${s}`),
+    ...mmaSlice(tile, wtaps && wgradTapsAAddress(wtaps), undefined, undefined, ringB && ringBAddress(ringB), wtaps !== undefined).map((s) => `  ${s}`),
     ...(imageRings && dyThroughSlots ? ringDyCopyOut(imageRings, dyThroughSlots, 'dy_raw', threads).map((s) => `  ${s}`) : []),
     ...(asyncRing ? asyncRingLand(asyncRing).map((s) => `  ${s}`) : []),
     ...(imageAsync || imageRings ? asyncImageRingLand(imageAsync ?? imageRings!).map((s) => `  ${s}`) : []),
     '  __syncthreads();',
     '}',
     ...(s2d ? s2dWgradTapLambda(s2d, stem) : []),
-    ...eachAccumulator(NT, WN, warpM16(tile), [], s2d
+    ...(wtaps ? wgradTapsRows(c, tile) : []),
+    ...(tapsStore ?? eachAccumulator(NT, WN, warpM16(tile), [], s2d
       ? [`const int at = m < ${CRS} ? stem_tap(int(m)) : -1;`, `if (at >= 0 && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${stemCRS} + at], d);`]
-      : [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`, ...(ringB && c.bias ? biasRowStore(c) : [])], []),
+      : wtaps
+      ? [wgradTapsRow(c), `if (live_crs && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + crs], d);`]
+      : [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`, ...(ringB && c.bias ? biasRowStore(c) : [])], [])),
     ...(ringB ? [] : biasSum),
-    ...lastSplitReduce(c, { BM, BN, threads, CRS, ...(s2d ? { stemTaps: stemCRS } : {}), ...(ringB && c.bias ? { biasTile: biasRowTile(c, BM) } : {}) }),
+    ...lastSplitReduce(c, { BM, BN, threads, CRS, ...(s2d ? { stemTaps: stemCRS } : {}), ...(ringB && c.bias ? { biasTile: biasRowTile(c, BM) } : {}), ...(wtaps ? { tapMajor: true as const } : {}) }),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM wgrad (mma.m16n8k16, fp32 accumulate; the batch\'s positions split across CTAs, fixed-order sum)',
@@ -561,8 +573,9 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     imageRings && imageRingsWords(imageRings, ringOperands.map((o) => o.words)),  // the ring holds them all
     ring && `dY' copied whole images of the block's ${ring.rows} channels at a time into a shared ring of two slots (${ring.slotPitch} bf16 apart), B staged from there`,
     c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',
+    wtaps && wgradTapsWords(wtaps),
   ]);
-  const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits${halo ? `; ${haloWords(halo)}` : ''}`;
+  const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits${wtaps ? `; ${wgradTapsHaloWords(wtaps)}` : aHalo ? `; ${haloWords(aHalo)}` : ''}`;
   return {
     params: params(k, names),
     body,

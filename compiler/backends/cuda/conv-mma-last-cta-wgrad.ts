@@ -17,6 +17,8 @@ export interface WgradTiles {
   // The row tile whose blocks wrote the bias partials: 0 (its blocks of column 0), or the one holding the bias row
   // of B's fragments from a ring (conv-mma-wgrad-ring-fragments.ts).
   readonly biasTile?: number;
+  // Rows tap-major within octets of channels (conv-mma-wgrad-taps-halo.ts): the fold walks the block's dW rows by its dw_row.
+  readonly tapMajor?: true;
 }
 
 /** dw and db (with a bias) and the tickets: the parameters the fold adds after wpart and bpart. */
@@ -34,6 +36,16 @@ export function lastSplitReduce(c: Consts<'conv_wgrad_fused'>, t: WgradTiles): s
   const allocated = wgradTicketsBound(t.stemTaps ?? t.CRS, c.K); // lowering sizes them by the layer's own C·R·S
   if (tiles > allocated) throw new Error(`internal error: a ${t.BM}×${t.BN} weight-gradient tile gives ${tiles} tickets, more than the ${allocated} lowering allocated`);
   const last = `${c.splits - 1}u`;
+  // dw_row (conv-mma-wgrad-taps-halo.ts wgradTapsRows): the block's dW rows in dW's order, an edge block's spare lanes on its last.
+  const tapMajor = [
+    `  for (int q = t; q < ${t.BM * t.BN}; q += ${t.threads}) {`,
+    `    const int crs = dw_row(min(q % ${t.BM}, 8 * (u1 - u0) - 1)), col = n0 + q / ${t.BM};`,
+    `    if (col < ${c.K}) {`,
+    '      float s = 0.0f;',
+    `      for (int sp = 0; sp < ${c.splits}; ++sp) s += nincc::ldcg(&wpart[((long long)sp * ${c.K} + col) * ${t.CRS} + crs]);`,
+    `      nincc::st(&dw[(long long)col * ${t.CRS} + crs], s);`,
+    '    }',
+  ];
   return [
     '// The last split of this tile to finish sums every split\'s partials in split order (wgrad_reduce folded in).',
     '__threadfence();  // this thread\'s partials are visible to every block before its block takes the ticket',
@@ -41,6 +53,7 @@ export function lastSplitReduce(c: Consts<'conv_wgrad_fused'>, t: WgradTiles): s
     `if (t == 0) bs[0].x = int(atomicInc(reinterpret_cast<unsigned*>(tickets) + blockIdx.y * gridDim.x + blockIdx.x, ${last}) == ${last});`,
     '__syncthreads();',
     'if (bs[0].x != 0) {',
+    ...(t.tapMajor ? tapMajor : [
     `  for (int q = t; q < ${t.BM * t.BN}; q += ${t.threads}) {`,
     `    const long long m = m0 + q % ${t.BM};`,
     `    const int col = n0 + q / ${t.BM};`,
@@ -59,7 +72,7 @@ export function lastSplitReduce(c: Consts<'conv_wgrad_fused'>, t: WgradTiles): s
           `      for (int sp = 0; sp < ${c.splits}; ++sp) s += nincc::ldcg(&wpart[((long long)sp * ${c.K} + col) * ${t.stemTaps} + at]);`,
           `      nincc::st(&dw[(long long)col * ${t.stemTaps} + at], s);`,
           '    }',
-        ]),
+        ])]),
     '  }',
     ...(c.bias
       ? [

@@ -187,9 +187,10 @@ export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging, threads
  * `steps` (a C++ expression, 1 or 2): the k-steps this slice runs, where its second 16 k are all zero padding
  * (conv-mma-stem-s2d.ts s2dSteps); skipping an MMA of zeros leaves every accumulator bitwise what it was.
  * `bStage`: the int4 offset in `bs` of the B tile to read (a ring's stage, conv-mma-b-ring.ts). `bAt`: where lane l's
- * ldmatrix row of B (`row`, 16-byte chunk `chunk`) lies, when not in the B tile (conv-mma-wgrad-ring-fragments.ts).
+ * ldmatrix row of B (`row`, 16-byte chunk `chunk`) lies, when not in the B tile (conv-mma-wgrad-ring-fragments.ts). `aTrans`: `aAt`'s
+ * rows are k rows of 8 M rows each, loaded by ldmatrix.trans (conv-mma-wgrad-taps-halo.ts: lane l gives k row l % 8 of matrix l / 8).
  */
-export function mmaSlice(t: MmaTile, aAt?: string, steps?: string, bStage?: string, bAt?: string): string[] {
+export function mmaSlice(t: MmaTile, aAt?: string, steps?: string, bStage?: string, bAt?: string, aTrans = false): string[] {
   const WN = t.nt * 8, MT = warpM16(t);
   return [
     'NINCC_UNROLL',
@@ -200,7 +201,7 @@ export function mmaSlice(t: MmaTile, aAt?: string, steps?: string, bStage?: stri
     '  NINCC_UNROLL',
     `  for (int mt = 0; mt < ${MT}; ++mt) {`,
     ...(aAt
-      ? ['    const int chunk = 2 * ks + lane / 16;', `    nincc::ldmatrix<4>(frag_a[mt], ${aAt});`]
+      ? aTrans ? [`    nincc::ldmatrix_trans<4>(frag_a[mt], ${aAt});`] : ['    const int chunk = 2 * ks + lane / 16;', `    nincc::ldmatrix<4>(frag_a[mt], ${aAt});`]
       : [`    const int row = wm * ${16 * MT} + mt * 16 + lane % 8 + 8 * (lane / 8 % 2), chunk = 2 * ks + lane / 16;`, `    nincc::ldmatrix<4>(frag_a[mt], &as[${swizzled('row', 'chunk')}]);`]),
     '  }',
     '  // ldmatrix.x2 of B rows (D columns) × k: lane l gets column l / 4, k pair 2·(l % 4): the B fragment (lanes 16..31 repeat 0..15).',

@@ -54,7 +54,7 @@ export function hoistRowParams(r: CoalescedRows): string[] {
  * of the first row, the second that of the second, and each stores it as one bf16x2 — 4 bytes a lane, the
  * two rows' 128 contiguous bytes in one wavefront, as stageAlongK's 8-byte stores of four rows take two.
  */
-export function stageAlongPositions(tile: 'as' | 'bs', r: CoalescedRows, perRow: readonly string[], perElement: readonly string[], perValue: (i: string) => readonly string[] = () => []): string[] {
+export function stageAlongPositions(tile: 'as' | 'bs', r: CoalescedRows, perRow: readonly string[], perElement: readonly string[], perValue: (i: string) => readonly string[] = () => [], natural = false): string[] {
   const half = (h: number) => [
     `  {  // row ${h} of the pair`,
     `    const int row = ${warpRow(r.perWarp, `i + ${h}`)};`,
@@ -67,16 +67,28 @@ export function stageAlongPositions(tile: 'as' | 'bs', r: CoalescedRows, perRow:
     `    pair[${h}] = v;`,
     '  }',
   ];
+  // In the positions' own order (K_OFFSET_NATURAL, conv-mma-wgrad-taps-halo.ts) lanes l and l + 1 hold a pair's two positions: by one
+  // shfl_xor 1 the even lane keeps the first row's pair, the odd one the second's.
+  const pairUp = natural
+    ? [
+        '  // The odd lanes keep the second row\'s pair (lane l − 1\'s value, then theirs), the even ones the first\'s (theirs, then lane l + 1\'s).',
+        '  const int second = lane % 2;',
+        '  const float sent = nincc::shfl_xor(second ? pair[0] : pair[1], 1);',
+        `  const int row = ${warpRow(r.perWarp, 'i + second')}, at = lane - second;  // the pair's first position: even`,
+      ]
+    : [
+        '  // The lanes of odd l / 8 keep the second row\'s pair (lane l − 8\'s value, then theirs), the others the first\'s (theirs, then lane l + 8\'s).',
+        '  const int second = lane / 8 % 2;',
+        '  const float sent = nincc::shfl_xor(second ? pair[0] : pair[1], 8);',
+        `  const int row = ${warpRow(r.perWarp, 'i + second')}, at = ${SHARED_POSITION} - second;  // the pair's first position: even`,
+      ];
   return [
     'NINCC_UNROLL',
     `for (int i = 0; i < ${r.perWarp}; i += 2) {`,
     '  float pair[2];',
     ...half(0),
     ...half(1),
-    '  // The lanes of odd l / 8 keep the second row\'s pair (lane l − 8\'s value, then theirs), the others the first\'s (theirs, then lane l + 8\'s).',
-    '  const int second = lane / 8 % 2;',
-    '  const float sent = nincc::shfl_xor(second ? pair[0] : pair[1], 8);',
-    `  const int row = ${warpRow(r.perWarp, 'i + second')}, at = ${SHARED_POSITION} - second;  // the pair's first position: even`,
+    ...pairUp,
     `  nincc::st(reinterpret_cast<uint32_t*>(${tile}) + (${swizzled('row', 'at / 8')}) * 4 + at % 8 / 2, second ? nincc::to_bf16x2(pair[1], sent) : nincc::to_bf16x2(sent, pair[0]));`,
     '}',
   ];
