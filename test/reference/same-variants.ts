@@ -22,8 +22,15 @@ export interface SameVariants {
   readonly gpu?: string;
 }
 
-/** Builds both, loads them (a batch of 3 on grids for 4), randomizes the BN affines, and expects them bitwise alike. */
-export async function expectSameVariants(v: SameVariants, seed: number): Promise<void> {
+/** The images and labels of a comparison: a batch of 3 on grids for 4. */
+interface Batch {
+  readonly images: Float32Array;
+  readonly labels: Int32Array;
+  readonly n: number;
+}
+
+/** Builds both, loads them, randomizes the new build's BN affines, runs `check`, then disposes and removes both. */
+async function withVariants(v: Omit<SameVariants, 'live'>, seed: number, check: (on: Model, off: Model, batch: Batch) => Promise<void>): Promise<void> {
   const builds = buildEmuVariants(v.spec, v.file, { on: v.on, off: v.off }, v.gpu ? { on: v.gpu, off: v.gpu } : {});
   const n = 3;
   const images = uniform(n * v.input[0] * v.input[1] * v.input[2], -1.5, 1.5, rng(seed));
@@ -31,14 +38,21 @@ export async function expectSameVariants(v: SameVariants, seed: number): Promise
   const [on, off] = await Promise.all([builds.dirs.on, builds.dirs.off].map((d) => load(d, { device: 'emu', seed: seed + 1 })));
   try {
     randomizeAffine(on, rng(seed + 2));
-    const grads = await expectSameGradients(on, off, images, labels);
-    expect(grads.length).toBeGreaterThanOrEqual(4);
-    expect(on.getGradient(v.live).some((x) => x !== 0), `${v.live}'s gradient`).toBe(true);
-    await expectSameSteps(on, off, images, labels, n);
+    await check(on, off, { images, labels, n });
   } finally {
     await Promise.all([on, off].map((m) => m.dispose()));
     builds.remove();
   }
+}
+
+/** Builds both, loads them (a batch of 3 on grids for 4), randomizes the BN affines, and expects them bitwise alike. */
+export async function expectSameVariants(v: SameVariants, seed: number): Promise<void> {
+  await withVariants(v, seed, async (on, off, { images, labels, n }) => {
+    const grads = await expectSameGradients(on, off, images, labels);
+    expect(grads.length).toBeGreaterThanOrEqual(4);
+    expect(on.getGradient(v.live).some((x) => x !== 0), `${v.live}'s gradient`).toBe(true);
+    await expectSameSteps(on, off, images, labels, n);
+  });
 }
 
 /** A switch that reorders some sums: the gradients it reaches, and how far each may move from the old build's. */
@@ -55,13 +69,7 @@ export interface ReorderedVariants extends Omit<SameVariants, 'live'> {
  * second step of the new build bitwise its first (deterministic).
  */
 export async function expectReorderedVariants(v: ReorderedVariants, seed: number): Promise<void> {
-  const builds = buildEmuVariants(v.spec, v.file, { on: v.on, off: v.off }, v.gpu ? { on: v.gpu, off: v.gpu } : {});
-  const n = 3;
-  const images = uniform(n * v.input[0] * v.input[1] * v.input[2], -1.5, 1.5, rng(seed));
-  const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % v.classes);
-  const [on, off] = await Promise.all([builds.dirs.on, builds.dirs.off].map((d) => load(d, { device: 'emu', seed: seed + 1 })));
-  try {
-    randomizeAffine(on, rng(seed + 2));
+  await withVariants(v, seed, async (on, off, { images, labels }) => {
     for (const t of on.tensorNames()) off.setTensor(t, on.getTensor(t));
     await Promise.all([on, off].map((m) => m.forwardBackward(images, labels)));
     const first = new Map(on.info.params.map((t) => [t.name, Array.from(on.getGradient(t.name))]));
@@ -79,8 +87,5 @@ export async function expectReorderedVariants(v: ReorderedVariants, seed: number
     }
     await on.forwardBackward(images, labels);
     for (const t of on.info.params) expect(Array.from(on.getGradient(t.name)), t.name).toEqual(first.get(t.name));
-  } finally {
-    await Promise.all([on, off].map((m) => m.dispose()));
-    builds.remove();
-  }
+  });
 }
