@@ -110,5 +110,5 @@ describe.runIf(FULL)('nincc tune --predict, then build --tuned (NINCC_TEST_FULL=
     const other = nincc(['build', SPEC, '--target', 'emu', '--precision', 'bf16', '--max-batch', '16', '--tuned', join(work, 'build/conv_mma-emu'), '-o', join(work, 'other')], { env, cwd: work });
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/tune\.json: gpus\.h100\.modelHash: tuned for another model, batch or precision/);
-  });
+  }, 900_000); // two builds, the first given 600 s: vitest's default 120 s ended it on a loaded host
 });
