@@ -67,16 +67,18 @@ describe.runIf(FULL)('cpuNamedPaths: the libraries (NINCC_TEST_FULL=1)', () => {
     });
     const symbols = (dir: string) => spawnSync('nm', ['-C', join(dir, 'kernels.cpu.so')], { encoding: 'utf8' }).stdout;
     const [on, off] = [symbols(dirs.on), symbols(dirs.off)];
-    // The unnamed library has every Winograd variant and the 1x1 weight gradient its dispatchers name; the named one has
-    // F(2x2,3x3) alone, and the stem's weight gradient, which it calls.
+    // Both have what the plan calls: Winograd F(2x2,3x3), the stem's weight gradient. The unnamed library also has what
+    // its dispatchers name and g++ could not rule out (F(2x2,5x5), the 1x1 weight gradient, the pointwise direct conv;
+    // F(4x4,3x3) it could: the gradients' kind is 3 or 5); the named one has none of them.
     for (const taken of ['Transform<2, 3>', 'conv2d_backward_weights_stem']) {
       expect(on, taken).toContain(taken);
       expect(off, taken).toContain(taken);
     }
-    for (const left of ['Transform<4, 3>', 'Transform<2, 5>', 'conv2d_backward_weights_1x1']) {
+    for (const left of ['Transform<2, 5>', 'conv2d_backward_weights_1x1', 'conv2d_forward_pointwise_direct']) {
       expect(off, left).toContain(left);
       expect(on, left).not.toContain(left);
     }
+    expect(on).not.toContain('Transform<4, 3>');
     const next = rng(41);
     const images = randomImages(model, 3, next), labels = randomLabels(model, 3, next);
     const [a, b] = await Promise.all([dirs.on, dirs.off].map((d) => load(d, { device: 'cpu', seed: 42 })));
