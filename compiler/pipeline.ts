@@ -362,7 +362,7 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
 
   const info = { model: model.name, file: model.file, sourceHash: options.sourceHash };
   const cpuPrograms = cudaTarget ? lowered.programs.filter((p) => !CUDA_ONLY_PROGRAMS.includes(p.name)) : lowered.programs;
-  const cpu = generateCpuSource(cpuPrograms, plan, info);
+  const cpu = generateCpuSource(cpuPrograms, plan, info, isOn(options.ablations, 'cpuNamedPaths'));
   dumpIR('render-cpu', cpu.text);
   const cuda = cudaKernels ? { kernels: cudaKernels, source: generateCudaSource(cudaKernels, info) } : undefined;
   dumpIR('render-cuda', cuda?.source.text);

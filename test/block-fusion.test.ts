@@ -21,9 +21,9 @@ describe('block fusion on cpu, Winograd and GEMM epilogues', () => {
     const cc = readFileSync(join(built.dir, 'kernels.cpu.cc'), 'utf8');
     // The paths this test is for: the Winograd conv closing the projection residual, the 1x1 one closing the
     // identity residual, and the concat's Winograd conv writing channels 8… of 104.
-    expect(cc).toMatch(/void k3_conv_infer\([^]*?conv2d_forward_winograd\([^\n]*ConvOutput\{\/\*r=\*\/arg<const float>\(a, \d\), 64, 0\}\);/);
-    expect(cc).toMatch(/void k7_conv_infer\([^]*?conv2d_forward\(shape, [^\n]*ConvOutput\{\/\*r=\*\/arg<const float>\(a, \d\), 64, 0\}\);/);
-    expect(cc).toMatch(/void k14_conv_infer\([^]*?conv2d_forward_winograd\([^\n]*ConvOutput\{nullptr, 104, 8\}\);/);
+    expect(cc).toMatch(/void k3_conv_infer\([^]*?conv2d_forward_winograd<WinogradKind::\w+>\([^\n]*ConvOutput\{\/\*r=\*\/arg<const float>\(a, \d\), 64, 0\}\);/);
+    expect(cc).toMatch(/void k7_conv_infer\([^]*?conv2d_forward<packed_forward_paths\(Conv2dShape\{[^}]*\}\)>\(shape, [^\n]*ConvOutput\{\/\*r=\*\/arg<const float>\(a, \d\), 64, 0\}\);/);
+    expect(cc).toMatch(/void k14_conv_infer\([^]*?conv2d_forward_winograd<WinogradKind::\w+>\([^\n]*ConvOutput\{nullptr, 104, 8\}\);/);
     const plan = JSON.parse(readFileSync(join(built.dir, 'plan.json'), 'utf8')) as { programs: Record<string, { steps: { op: string }[] }> };
     expect(plan.programs.infer.steps.map((s) => s.op).filter((op) => op === 'add_infer' || op === 'concat_place')).toEqual([]);
     const { m, b, next } = await preparedModel(built, 31);

@@ -30,7 +30,7 @@ describe('nincc build', () => {
   it('generated code names the spec layer and line of every kernel', () => {
     const cc = readFileSync(join(out, 'kernels.cpu.cc'), 'utf8');
     expect(cc).toContain('// layer 1: nn.SpatialConvolution(1 -> 32, 5x5, 1,1, 2,2) at nin-fashion.model:10:5 in block(1, 32, 5, 2) at line 15');
-    expect(cc).toMatch(/NINCC_CPU_EXPORT void k1_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\};\n  conv2d_forward\(/);
+    expect(cc).toMatch(/NINCC_CPU_EXPORT void k1_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\};\n  conv2d_forward<packed_forward_paths\(Conv2dShape\{1, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\}\)>\(/);
     const report = readFileSync(join(out, 'report.txt'), 'utf8');
     expect(report).toContain('(1) + (2) + (3): nn.SpatialConvolution(1 -> 32, 5x5, 1,1, 2,2) + nn.SpatialBatchNormalization + nn.ReLU → k1_conv_infer');
   });

@@ -43,7 +43,7 @@ describe('pointwise direct conv or implicit GEMM', () => {
       new RegExp(
         String.raw`void k4_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 96, 56, 56, 96, 1, 1, 1, 1, 0, 0\};\n` +
           String.raw`  static_assert\(conv_gemm_detail::kOutputPastL2Bytes == 2097152, [^\n]*\n` +
-          String.raw`  if \(a->n < ${batchTest}\) conv2d_forward\(shape, [^\n]*PackedConvWeights\{[^\n]*\n` +
+          String.raw`  if \(a->n < ${batchTest}\) conv2d_forward<packed_forward_paths\(Conv2dShape\{[^}]*\}\)>\(shape, [^\n]*PackedConvWeights\{[^\n]*\n` +
           String.raw`  else conv2d_forward_packed\(shape, /\*x=\*/arg<const float>\(a, 0\), /\*w=\*/arg<const float>\(a, 1\), [^\n]*\n\}`,
       );
     expect(cc).toMatch(forward('2'));

@@ -10,9 +10,9 @@ describe('inPlacePointwise', () => {
   it('leaves the batch-1 1x1 tiles in place by default, and gathers them in every packed 1x1 call when ablated', () => {
     const on = compiledNin(), off = compiledNin({ inPlacePointwise: false });
     // NIN's last 1x1 (1024 channels on 7x7): conv2d_forward with its packed weights.
-    expect(kernel(on.cpu.text, 'k37_conv_infer')).toMatch(/conv2d_forward\(shape, [^\n]*PackedConvWeights\{[^\n]*, true\);/);
+    expect(kernel(on.cpu.text, 'k37_conv_infer')).toMatch(/conv2d_forward<packed_forward_paths\(Conv2dShape\{[^}]*\}\)>\(shape, [^\n]*PackedConvWeights\{[^\n]*, true\);/);
     expect(kernel(off.cpu.text, 'k37_conv_infer')).toMatch(
-      /conv2d_forward\(shape, [^\n]*PackedConvWeights\{[^\n]*, true, ConvOutput\{\}, \/\*narrow_tails=\*\/true, \/\*in_place_pointwise=\*\/false\);/,
+      /conv2d_forward<packed_forward_paths\(Conv2dShape\{[^}]*\}\)>\(shape, [^\n]*PackedConvWeights\{[^\n]*, true, ConvOutput\{\}, \/\*narrow_tails=\*\/true, \/\*in_place_pointwise=\*\/false\);/,
     );
     // The eight 1x1s' packed calls carry it (the 96->96 ones twice: the direct conv below batch 2, the GEMM from it); conv1 does not.
     expect(off.cpu.text.match(/in_place_pointwise=\*\/false/g)!.length).toBeGreaterThanOrEqual(8);

@@ -13,7 +13,7 @@ export const compiledNin = (ablations?: Ablations) =>
   compileModel(model, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [], cpuL3Bytes: 300 * 2 ** 20, ...(ablations ? { ablations } : {}) });
 
 /** How many packed implicit-GEMM conv calls (conv2d_forward with PackedConvWeights, conv2d_forward_packed) a source text makes. */
-export const packedGemmCalls = (text: string) => (text.match(/(?:conv2d_forward\(shape, [^\n]*PackedConvWeights|conv2d_forward_packed\()/g) ?? []).length;
+export const packedGemmCalls = (text: string) => (text.match(/(?:conv2d_forward(?:<[^\n]*?>)?\(shape, [^\n]*PackedConvWeights|conv2d_forward_packed\()/g) ?? []).length;
 
 /** The body of `void name(` in generated source text. */
 export const kernelSource = (text: string, name: string) => text.slice(text.indexOf(`void ${name}(`), text.indexOf('\n}\n', text.indexOf(`void ${name}(`)));

@@ -9,13 +9,13 @@ import { compiledNin, kernelSource as kernel, packedGemmCalls as gemmCalls } fro
 describe('spreadWeightPrefetch', () => {
   it('spreads the weight prefetches by default, and prefetches in the last tile only in every packed GEMM call when ablated', () => {
     const on = compiledNin(), off = compiledNin({ spreadWeightPrefetch: false });
-    expect(kernel(on.cpu.text, 'k37_conv_infer')).toMatch(/conv2d_forward\(shape, [^\n]*PackedConvWeights\{[^\n]*, true\);/);
+    expect(kernel(on.cpu.text, 'k37_conv_infer')).toMatch(/conv2d_forward<packed_forward_paths\(Conv2dShape\{[^}]*\}\)>\(shape, [^\n]*PackedConvWeights\{[^\n]*, true\);/);
     expect(kernel(off.cpu.text, 'k37_conv_infer')).toMatch(
-      /conv2d_forward\(shape, [^\n]*PackedConvWeights\{[^\n]*, true, ConvOutput\{\}, \/\*narrow_tails=\*\/true, \/\*in_place_pointwise=\*\/true, \/\*spread_weight_prefetch=\*\/false\);/,
+      /conv2d_forward<packed_forward_paths\(Conv2dShape\{[^}]*\}\)>\(shape, [^\n]*PackedConvWeights\{[^\n]*, true, ConvOutput\{\}, \/\*narrow_tails=\*\/true, \/\*in_place_pointwise=\*\/true, \/\*spread_weight_prefetch=\*\/false\);/,
     );
     expect(gemmCalls(off.cpu.text)).toBeGreaterThanOrEqual(9);
     expect(off.cpu.text.match(/spread_weight_prefetch=\*\/false/g)).toHaveLength(gemmCalls(off.cpu.text));
-    expect(off.cpu.text).not.toMatch(/conv2d_forward_winograd\([^\n]*spread_weight_prefetch/);
+    expect(off.cpu.text).not.toMatch(/conv2d_forward_winograd<WinogradKind::\w+>\([^\n]*spread_weight_prefetch/);
     expect(on.cpu.text).not.toContain('spread_weight_prefetch');
     const step = off.lowered.programs.flatMap((p) => p.steps).find((s) => s.kernel === 'k37_conv_infer')!;
     expect(step.consts).toMatchObject({ lastTileWeightPrefetch: true });

@@ -10,9 +10,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { chooseDgradSplits } from '../compiler/backends/cuda/conv-mma-dgrad-splits.js';
-import { load } from '../runtime/model.js';
-import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { buildEmuVariants, compileEmuVariant } from './reference/emu-variants.js';
+import type { Model } from '../runtime/model.js';
+import { compileEmuVariant } from './reference/emu-variants.js';
+import { expectReorderedVariants } from './reference/same-variants.js';
 
 const CLASSES = 3;
 /** The chain on `side`×`side` planes: 9×9 (odd rows off the 8-position grid) and NIN's last block's 7×7. */
@@ -72,38 +72,12 @@ describe('the data gradient in splits (choice and compiled kernels, no build)', 
 
 describe.runIf(FULL)('the data gradient in splits on emu (NINCC_TEST_FULL=1)', () => {
   it.each([9, 7])("planes %i wide: one step: the gradients it does not reach bitwise the unsplit build's, those it reaches within dX's bf16 rounding of them, and a second step bitwise the first", async (side) => {
-    const builds = buildEmuVariants(specOn(side), 'dgrad_splits.model', { on: ON, off: OFF }, { on: 'h100', off: 'h100' });
-    const n = 3;
-    const images = uniform(n * 16 * side * side, -1.5, 1.5, rng(731));
-    const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % CLASSES);
-    const [on, off] = await Promise.all([builds.dirs.on, builds.dirs.off].map((d) => load(d, { device: 'emu', seed: 732 })));
-    try {
-      randomizeAffine(on, rng(733));
-      for (const t of on.tensorNames()) off.setTensor(t, on.getTensor(t));
-      await Promise.all([on, off].map((m) => m.forwardBackward(images, labels)));
-      const first = new Map(on.info.params.map((t) => [t.name, Array.from(on.getGradient(t.name))]));
-      for (const t of on.info.params) {
-        const a = first.get(t.name)!, b = Array.from(off.getGradient(t.name));
-        if (!REACHED.includes(t.name)) {
-          expect(a, t.name).toEqual(b);
-          continue;
-        }
-        expect(b.some((x) => x !== 0), `${t.name}'s gradient`).toBe(true);
-        // dX sums the same exact bf16 products in fp32 in another order (a few 2^-24 of its magnitude), then is rounded to
-        // bf16 (2^-9 relative): an element whose fp32 sums straddle a rounding boundary differs by one bf16 ulp. The
-        // gradients before it sum such elements, so they differ by at most about 2^-8 of their largest magnitude;
-        // a split left out or added twice moves them by a third of it or more. conv1's bias feeds a BN: its gradient
-        // Σ dY' cancels to 0 in exact arithmetic, what is left is rounding, so it takes its weight's scale (the same dY').
-        const scale = Math.max(...Array.from(off.getGradient(t.name === 'conv1.bias' ? 'conv1.weight' : t.name)).map(Math.abs));
-        const worst = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
-        console.log(`${t.name}: worst ${worst.toExponential(3)} of scale ${scale.toExponential(3)}`);
-        expect(worst, t.name).toBeLessThanOrEqual(scale * 2 ** -7);
-      }
-      await on.forwardBackward(images, labels);
-      for (const t of on.info.params) expect(Array.from(on.getGradient(t.name)), t.name).toEqual(first.get(t.name));
-    } finally {
-      await Promise.all([on, off].map((m) => m.dispose()));
-      builds.remove();
-    }
+    // dX sums the same exact bf16 products in fp32 in another order (a few 2^-24 of its magnitude), then is rounded to
+    // bf16 (2^-9 relative): an element whose fp32 sums straddle a rounding boundary differs by one bf16 ulp. The
+    // gradients before it sum such elements, so they differ by at most about 2^-8 of their largest magnitude;
+    // a split left out or added twice moves them by a third of it or more. conv1's bias feeds a BN: its gradient
+    // Σ dY' cancels to 0 in exact arithmetic, what is left is rounding, so it takes its weight's scale (the same dY').
+    const bound = (name: string, off: Model) => Math.max(...Array.from(off.getGradient(name === 'conv1.bias' ? 'conv1.weight' : name)).map(Math.abs)) * 2 ** -7;
+    await expectReorderedVariants({ spec: specOn(side), file: 'dgrad_splits.model', input: [16, side, side], classes: CLASSES, on: ON, off: OFF, gpu: 'h100', reordered: REACHED, bound }, 731);
   }, 900_000);
 });

@@ -10,9 +10,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.js';
-import { load } from '../runtime/model.js';
-import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
-import { buildEmuVariants, compileEmuVariant } from './reference/emu-variants.js';
+import { compileEmuVariant } from './reference/emu-variants.js';
+import { expectReorderedVariants, fractionOfLargest } from './reference/same-variants.js';
 
 const CLASSES = 3;
 const SPEC = `model wgrad_ring_fragments {
@@ -64,34 +63,9 @@ describe('B from the ring (choice and compiled kernels, no build)', () => {
 
 describe.runIf(FULL)('B from the ring on emu (NINCC_TEST_FULL=1)', () => {
   it('one step: every other gradient bitwise the old build\'s, the 3×3\'s weight and bias gradients within fp32 summation error of it, and a second step bitwise the first', async () => {
-    const builds = buildEmuVariants(SPEC, 'wgrad_ring_fragments.model', { on: ON, off: OFF });
-    const n = 3;
-    const images = uniform(n * 16 * 8 * 8, -1.5, 1.5, rng(521));
-    const labels = Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % CLASSES);
-    const [on, off] = await Promise.all([builds.dirs.on, builds.dirs.off].map((d) => load(d, { device: 'emu', seed: 522 })));
-    try {
-      randomizeAffine(on, rng(523));
-      for (const t of on.tensorNames()) off.setTensor(t, on.getTensor(t));
-      await Promise.all([on, off].map((m) => m.forwardBackward(images, labels)));
-      const first = new Map(on.info.params.map((t) => [t.name, Array.from(on.getGradient(t.name))]));
-      for (const t of on.info.params) {
-        const a = first.get(t.name)!, b = Array.from(off.getGradient(t.name));
-        if (!REORDERED.includes(t.name)) {
-          expect(a, t.name).toEqual(b);
-          continue;
-        }
-        expect(b.some((x) => x !== 0), `${t.name}'s gradient`).toBe(true);
-        // Both sum the same exact bf16 products in fp32 over at most 2·64 positions a split: a relative error of a few 2^-24
-        // each of the tensor's largest magnitude; 2^-12 of it is far above that and far below a wrong pairing of A and B.
-        const scale = Math.max(...b.map(Math.abs));
-        const worst = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
-        expect(worst, t.name).toBeLessThanOrEqual(scale * 2 ** -12);
-      }
-      await on.forwardBackward(images, labels);
-      for (const t of on.info.params) expect(Array.from(on.getGradient(t.name)), t.name).toEqual(first.get(t.name));
-    } finally {
-      await Promise.all([on, off].map((m) => m.dispose()));
-      builds.remove();
-    }
+    // Both sum the same exact bf16 products in fp32 over at most 2·64 positions a split: a relative error of a few 2^-24
+    // each of the tensor's largest magnitude; 2^-12 of it is far above that and far below a wrong pairing of A and B.
+    const bound = fractionOfLargest(2 ** -12);
+    await expectReorderedVariants({ spec: SPEC, file: 'wgrad_ring_fragments.model', input: [16, 8, 8], classes: CLASSES, on: ON, off: OFF, reordered: REORDERED, bound }, 521);
   }, 900_000);
 });

@@ -13,8 +13,11 @@ if (!FULL) console.warn('test/tune-command.test.ts: nincc tune --predict and the
 
 const SPEC = join(root, 'test/data/conv-mma.model');
 
-/** kernels.cu's kernels by name: each NINCC_KERNEL definition's text up to the next. */
-const kernelsByName = (cu: string) => new Map(cu.split(/^(?=NINCC_KERNEL )/m).slice(1).map((k) => [/ (k\w+)\(/.exec(k)![1], k]));
+/**
+ * kernels.cu's kernels by name: each one's comment lines, definition and NINCC_EXPORT. (Up to the next definition
+ * would take in the next kernel's comment, which names its own tuned variant: k15_logsoftmax_fwd's took k1's.)
+ */
+const kernelsByName = (cu: string) => new Map([...cu.matchAll(/^(?:\/\/.*\n)*NINCC_KERNEL [^]*?^NINCC_EXPORT\((k\w+)\);$/gm)].map((m) => [m[1], m[0]]));
 const env = { NINCC_NVCC: '0' };
 
 describe('nincc tune and build --tuned: refusals before any build', () => {
@@ -107,5 +110,5 @@ describe.runIf(FULL)('nincc tune --predict, then build --tuned (NINCC_TEST_FULL=
     const other = nincc(['build', SPEC, '--target', 'emu', '--precision', 'bf16', '--max-batch', '16', '--tuned', join(work, 'build/conv_mma-emu'), '-o', join(work, 'other')], { env, cwd: work });
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/tune\.json: gpus\.h100\.modelHash: tuned for another model, batch or precision/);
-  });
+  }, 900_000); // two builds, the first given 600 s: vitest's default 120 s ended it on a loaded host
 });

@@ -60,6 +60,14 @@ function argumentsOf(k: KernelStep) {
 
 const n = 'a->n';
 const convShape = (c: ConvShape, batch = n) => `const Conv2dShape shape{${batch}, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`;
+/** A conv's shape for one image: what the header's constexpr choices (conv.h *_paths, wgrad_1x1_applies) read. */
+const imageShape = (c: ConvShape) => `Conv2dShape{1, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}}`;
+/**
+ * The template arguments that name, at compile time, the algorithms a call may take (the cpuNamedPaths ablation:
+ * conv.h ConvPath, conv_winograd.h WinogradTransform), so that g++ compiles those alone; off, none (the run-time
+ * dispatch over every algorithm, compiled in every library that calls it).
+ */
+const named = (on: boolean, args: string) => (on ? `<${args}>` : '');
 /** A pool's shape; a ceil-mode one also checks at compile time that the kernel's output size is the compiler's. */
 const poolShape = (c: ConvShape & { readonly ceil?: boolean }) =>
   c.ceil
@@ -86,8 +94,10 @@ const sliceShape = (c: { C: number; HW: number; total: number; offset: number })
 const cppFloat = (v: number) => `${cppDouble(v)}f`;
 const countOf = (c: { count: number }) => `static_cast<std::int64_t>(${n}) * ${c.count}`;
 
-function body(k: KernelStep): string[] {
+function body(k: KernelStep, namedPaths: boolean): string[] {
   const { cf, f, i32, optional, scalar, convInput } = argumentsOf(k);
+  /** A Winograd function's call, its kind a template argument (conv_winograd.h WinogradTransform) or, without named paths, the first argument. */
+  const winogradCall = (fn: string, kind: string, args: string) => (namedPaths ? `${fn}<${kind}>(${args});` : `${fn}(${kind}, ${args});`);
   const seed = dropoutSeedCpp('a->seed', k.layer);
   switch (k.op) {
     case 'conv_fwd':
@@ -104,7 +114,7 @@ function body(k: KernelStep): string[] {
         // A training forward transforms its weights each call; an unfolded inference conv packs them per call.
         const training = k.op === 'conv_fwd' && !c.u8Mean ? chooseTrainingConvAlgorithm(c) : 'implicit_gemm';
         if (moments && training !== 'implicit_gemm') throw new Error(`internal error: ${k.kernel} records BN sums, which only the implicit GEMM's epilogue takes (lower/train.ts momentsTaker)`);
-        if (training !== 'implicit_gemm') return [convShape(c), `conv2d_forward_winograd_training(${winogradKindCpp(training)}, shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
+        if (training !== 'implicit_gemm') return [convShape(c), winogradCall('conv2d_forward_winograd_training', winogradKindCpp(training), `shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o}`)];
         return [convShape(c), ...(moments ? [momentTilesAssert] : []), `conv2d_forward(shape, ${convInput(c)}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
       }
       // The narrowTails ablation: a short last pixel tile through all its lanes (conv_gemm.h tail_split); the inPlacePointwise
@@ -118,9 +128,10 @@ function body(k: KernelStep): string[] {
       // The conv through one algorithm, its packed weights `at` floats into w.
       const call = (a: ConvAlgorithm, at: number) => {
         const w = at === 0 ? cf('w') : `${cf('w')} + ${at}`;
+        // A uint8 stem's call takes u8_input.h's overload, which has no paths.
         return a === 'implicit_gemm'
-          ? `conv2d_forward(shape, ${convInput(c)}, PackedConvWeights{${w}}, ${optional('b')}, ${f('y')}, ${c.relu}${tails});`
-          : `conv2d_forward_winograd(${winogradKindCpp(a)}, shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${k.op === 'conv_infer' && k.consts.winogradFullTiles ? `${o || ', ConvOutput{}'}, /*half_tiles=*/false` : o});`;
+          ? `conv2d_forward${named(namedPaths && !c.u8Mean, `packed_forward_paths(${imageShape(c)})`)}(shape, ${convInput(c)}, PackedConvWeights{${w}}, ${optional('b')}, ${f('y')}, ${c.relu}${tails});`
+          : winogradCall('conv2d_forward_winograd', winogradKindCpp(a), `shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${k.op === 'conv_infer' && k.consts.winogradFullTiles ? `${o || ', ConvOutput{}'}, /*half_tiles=*/false` : o}`);
       };
       // A 1x1 conv whose output outgrows L2 from some batch: the GEMM itself, not the pointwise direct conv.
       const pointwiseGemm = c.u8Mean ? undefined : choice.pointwiseGemm;
@@ -140,19 +151,21 @@ function body(k: KernelStep): string[] {
     case 'conv_bwd_data': {
       const slot = k.consts.yTotal !== undefined ? `, ${gradientPlaceCpp(k.consts)}` : '';
       const addend = k.consts.addend ? cf('g_add') : slot ? 'nullptr' : '';
-      return [convShape(k.consts), `conv2d_backward_data(shape, ${cf('g')}, ${cf('w')}, ${f('dx')}${addend ? `, ${addend}` : ''}${slot});`];
+      return [convShape(k.consts), `conv2d_backward_data${named(namedPaths, `data_gradient_paths(${imageShape(k.consts)})`)}(shape, ${cf('g')}, ${cf('w')}, ${f('dx')}${addend ? `, ${addend}` : ''}${slot});`];
     }
     case 'conv_bwd_weight': {
       const c = k.consts;
       const slot = c.yTotal !== undefined ? `, ${gradientPlaceCpp(c)}` : '';
       // The 1x1 and stem weight gradients' choices, as report.txt states them (cpu-train-wgrad-1x1.ts,
       // cpu-train-stem-wgrad.ts), checked against the header's.
-      const shape = `Conv2dShape{1, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}}`;
+      const shape = imageShape(c);
       const choice = `static_assert(wgrad_1x1_applies(${shape}) == ${wgrad1x1Applies(c)}, "cpu-train-wgrad-1x1.ts wgrad1x1Applies");`;
       const stemChoice = `static_assert(wgrad_stem_applies(${shape}) == ${wgradStemApplies(c)}, "cpu-train-stem-wgrad.ts wgradStemApplies");`;
       // The cpuWgradSpreadPrefetch ablation: the 1x1 form's prefetches in one burst per tile product (conv_wgrad_1x1.h).
-      const prefetch = c.burstPrefetch && wgrad1x1Applies(c) ? '<false>' : '';
-      return [convShape(c), choice, stemChoice, `conv2d_backward_weights${prefetch}(shape, ${convInput(c)}, ${cf('g')}, ${f('dw')}, ${optional('db', true)}${slot});`];
+      const spread = !(c.burstPrefetch && wgrad1x1Applies(c));
+      // A uint8 stem's call takes u8_input.h's overload, which has no paths.
+      const args = namedPaths && !c.u8Mean ? [String(spread), `weight_gradient_paths(${shape}, ${c.yTotal ?? 0})`] : spread ? [] : ['false'];
+      return [convShape(c), choice, stemChoice, `conv2d_backward_weights${named(args.length > 0, args.join(', '))}(shape, ${convInput(c)}, ${cf('g')}, ${f('dw')}, ${optional('db', true)}${slot});`];
     }
     case 'fold_bn': {
       const c = k.consts;
@@ -170,7 +183,7 @@ function body(k: KernelStep): string[] {
         const kind = winogradKindCpp(a);
         return [
           `static_assert(winograd_weights_size(${kind}, ${c.K}, ${c.C}) == ${winogradWeightsSize(a, c.K, c.C)}, "packed weight buffer size");`,
-          `pack_winograd_weights(${kind}, shape, ${cf('w_out')}, ${to});`,
+          winogradCall('pack_winograd_weights', kind, `shape, ${cf('w_out')}, ${to}`),
         ];
       };
       const [assertFirst, packFirst] = pack(choice.algorithm, 0);
@@ -328,7 +341,8 @@ function kernelSignatures(plan: Plan): Map<string, KernelSignature> {
   return out;
 }
 
-export function generateCpuSource(programs: readonly Program[], plan: Plan, info: { model: string; file: string; sourceHash: string }): CpuSource {
+/** `namedPaths`: the calls name their algorithms at compile time (the cpuNamedPaths ablation, on by default). */
+export function generateCpuSource(programs: readonly Program[], plan: Plan, info: { model: string; file: string; sourceHash: string }, namedPaths = true): CpuSource {
   const signatures = kernelSignatures(plan);
   const unique = new Map<string, KernelStep>();
   for (const step of programs.flatMap((p) => p.steps)) {
@@ -341,7 +355,7 @@ export function generateCpuSource(programs: readonly Program[], plan: Plan, info
   const kernels = [...unique.values()].map((k) => {
     const signature = signatures.get(k.kernel);
     if (!signature) throw new Error(`internal error: kernel ${k.kernel} is in no step of the plan`);
-    return { name: k.kernel, comment: k.comment, body: body(k), signature };
+    return { name: k.kernel, comment: k.comment, body: body(k, namedPaths), signature };
   });
   const text = env.renderString(templateText, { ...info, version: NINCC_VERSION, kernels, profile: profiling() });
   return { text, kernels: kernels.map((k) => k.name) };

@@ -49,24 +49,58 @@ inline void conv2d_forward(const Conv2dShape& shape, const float* x, const float
 // Training's forward of a conv that the cost model (compiler/schedule/cpu-conv-algorithm.ts,
 // chooseTrainingConvAlgorithm) gives to Winograd: the weights change every step, so U = G g G^T is
 // computed on every call, into the calling thread's scratch, then conv2d_forward_winograd runs.
+template <WinogradKind K>
+inline void conv2d_forward_winograd_training(const Conv2dShape& shape, const float* x, const float* w, const float* bias, float* y,
+                                             bool relu = false, const ConvOutput& o = {}) {
+  float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
+                                 static_cast<std::size_t>(winograd_weights_size(K, shape.out_channels, shape.in_channels)));
+  pack_winograd_weights<K>(shape, w, packed);
+  conv2d_forward_winograd<K>(shape, x, packed, bias, y, relu, o);
+}
 inline void conv2d_forward_winograd_training(WinogradKind kind, const Conv2dShape& shape, const float* x, const float* w,
                                              const float* bias, float* y, bool relu = false, const ConvOutput& o = {}) {
-  float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
-                                 static_cast<std::size_t>(winograd_weights_size(kind, shape.out_channels, shape.in_channels)));
-  pack_winograd_weights(kind, shape, w, packed);
-  conv2d_forward_winograd(kind, shape, x, packed, bias, y, relu, o);
+  with_winograd_kind(kind, [&](auto k) { conv2d_forward_winograd_training<decltype(k)::value>(shape, x, w, bias, y, relu, o); });
 }
+
+// The algorithms a conv's forward (conv2d_forward of packed weights), data gradient and weight gradient choose between at
+// run time, as bits. Each dispatcher below takes the paths it may compile as a template argument (all by default): the
+// generated code (compiler/backends/cpu/render.ts) passes those its conv's shape can take, from the *_paths functions
+// below, so that a library compiles the algorithms its plan calls and not every one the dispatchers name.
+enum ConvPath : unsigned {
+  kPathDirect = 1u << 0,           // conv2d_forward_direct
+  kPathPointwiseDirect = 1u << 1,  // conv2d_forward_pointwise_direct
+  kPathGemm = 1u << 2,             // the implicit GEMM: conv2d_forward_packed, conv2d_backward_weights_gemm
+  kPathWinograd3 = 1u << 3,        // Winograd F(2x2,3x3) (gradients)
+  kPathWinograd5 = 1u << 4,        // Winograd F(2x2,5x5) (gradients)
+  kPathAsConv = 1u << 5,           // a data gradient as a forward conv of dy (conv_detail::backward_data_is_conv)
+  kPathColumns = 1u << 6,          // a data gradient as W^T dy then col2im
+  kPath1x1 = 1u << 7,              // conv2d_backward_weights_1x1
+  kPathStem = 1u << 8,             // conv2d_backward_weights_stem
+  kAllConvPaths = (1u << 9) - 1,
+};
 
 // The same with weights packed once beforehand (inference: packed when BN is folded). A
 // single-channel input and most pointwise convs run the direct convs (conv_direct.h), the same bits
 // in less time. `narrow_tails`, `in_place_pointwise`, `spread_weight_prefetch`: conv2d_forward_packed's (the narrowTails,
 // inPlacePointwise and spreadWeightPrefetch ablations).
+// `Paths`: those it may take (packed_forward_paths of its shape, or all).
+template <unsigned Paths = kAllConvPaths>
 inline void conv2d_forward(const Conv2dShape& shape, const float* x, PackedConvWeights w, const float* bias, float* y,
                            bool relu = false, const ConvOutput& o = {}, bool narrow_tails = true, bool in_place_pointwise = true,
                            bool spread_weight_prefetch = true) {
-  if (direct_conv_applies(shape)) return conv2d_forward_direct(shape, x, w.data, bias, y, relu, o);
-  if (pointwise_direct_applies(shape)) return conv2d_forward_pointwise_direct(shape, x, w.data, bias, y, relu, o, narrow_tails);
-  conv2d_forward_packed(shape, x, w.data, bias, y, relu, o, narrow_tails, in_place_pointwise, spread_weight_prefetch);
+  if constexpr ((Paths & kPathDirect) != 0)
+    if (direct_conv_applies(shape)) return conv2d_forward_direct(shape, x, w.data, bias, y, relu, o);
+  if constexpr ((Paths & kPathPointwiseDirect) != 0)
+    if (pointwise_direct_applies(shape)) return conv2d_forward_pointwise_direct(shape, x, w.data, bias, y, relu, o, narrow_tails);
+  if constexpr ((Paths & kPathGemm) != 0)
+    return conv2d_forward_packed(shape, x, w.data, bias, y, relu, o, narrow_tails, in_place_pointwise, spread_weight_prefetch);
+  __builtin_trap();  // a shape outside its Paths: generated code passes packed_forward_paths of this very shape
+}
+
+// The paths conv2d_forward of packed weights may take for a shape (its batch aside): the direct conv, or the pointwise
+// direct conv and the GEMM (which of them depends on the batch), or the GEMM.
+constexpr unsigned packed_forward_paths(const Conv2dShape& image) {
+  return direct_conv_applies(image) ? kPathDirect : pointwise_direct_applies(image) ? kPathPointwiseDirect | kPathGemm : kPathGemm;
 }
 
 namespace conv_detail {
@@ -80,7 +114,7 @@ namespace conv_detail {
 // 3x3 on 7x7 6% more (bench/logs/cpu-train-dgrad-as-conv.out).
 constexpr std::int64_t kBackwardDataConvMinPlane = 100;
 
-inline bool backward_data_is_conv(const Conv2dShape& s) {
+constexpr bool backward_data_is_conv(const Conv2dShape& s) {
   return s.stride_h == 1 && s.stride_w == 1 && s.pad_h <= s.kernel_h - 1 && s.pad_w <= s.kernel_w - 1 &&
          !s.is_pointwise() && s.out_plane() >= kBackwardDataConvMinPlane;
 }
@@ -99,7 +133,7 @@ inline Conv2dShape backward_data_conv_shape(const Conv2dShape& s) {
 // (bench/logs/cpu-train-dgrad-winograd.out). A pad past kernel - 1 would give the flipped conv a
 // negative pad; those keep the columns path, as in backward_data_is_conv. Every element of dx is
 // computed by one task, so its bits do not depend on the thread count.
-inline bool backward_data_is_winograd(const Conv2dShape& s) {
+constexpr bool backward_data_is_winograd(const Conv2dShape& s) {
   return s.kernel_h == s.kernel_w && (s.kernel_h == 3 || s.kernel_h == 5) && s.stride_h == 1 && s.stride_w == 1 &&
          s.pad_h <= s.kernel_h - 1 && s.pad_w <= s.kernel_w - 1;
 }
@@ -124,7 +158,7 @@ inline void flip_conv_weights(const Conv2dShape& s, const float* w, float* flipp
 constexpr int kWinogradWeightsMinChannels = 32;
 
 // `dy_channels`: the channels of dy's images (a concat's when dy is read from its slot, ConvGradientPlace).
-inline bool backward_weights_is_winograd(const Conv2dShape& s, int dy_channels = 0) {
+constexpr bool backward_weights_is_winograd(const Conv2dShape& s, int dy_channels = 0) {
   return s.kernel_h == s.kernel_w && (s.kernel_h == 3 || s.kernel_h == 5) && s.stride_h == 1 && s.stride_w == 1 &&
          s.in_channels >= kWinogradWeightsMinChannels && s.out_channels >= kWinogradWeightsMinChannels &&
          s.batch <= winograd_detail::max_batch_per_call(s, std::max(dy_channels, s.out_channels));
@@ -132,7 +166,7 @@ inline bool backward_weights_is_winograd(const Conv2dShape& s, int dy_channels =
 
 // The Winograd variant of a 3x3 or 5x5 gradient (backward_data_is_winograd, backward_weights_is_winograd):
 // F(2x2,5x5) or F(2x2,3x3), the variants the cost model picks for NIN's forwards.
-inline WinogradKind gradient_winograd_kind(const Conv2dShape& s) {
+constexpr WinogradKind gradient_winograd_kind(const Conv2dShape& s) {
   return s.kernel_h == 5 ? WinogradKind::F2x5 : WinogradKind::F2x3;
 }
 
@@ -144,48 +178,41 @@ inline void forward_packed_from(const Conv2dShape& s, const float* dy, const Con
   conv2d_forward_view(s, conv_gemm_detail::direct_view(s, dy, place), packed, nullptr, y, false, o);
 }
 
-}  // namespace conv_detail
+// conv2d_backward_data's Winograd path (backward_data_is_winograd) of kind K (gradient_winograd_kind): the flipped
+// forward conv of dy, its weights transformed on every call.
+template <WinogradKind K>
+inline void backward_data_winograd(const Conv2dShape& shape, const float* dy, const float* w, float* dx, const float* addend,
+                                   const ConvGradientPlace& place) {
+  const Conv2dShape flipped_shape = backward_data_conv_shape(shape);
+  float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
+                                 static_cast<std::size_t>(winograd_weights_size(K, shape.in_channels, shape.out_channels)));
+  pack_winograd_weights_flipped<K>(flipped_shape, w, packed);
+  if (place.total <= 0) return conv2d_forward_winograd<K>(flipped_shape, dy, packed, nullptr, dx, false, ConvOutput{addend});
+  Conv2dShape one = flipped_shape;
+  one.batch = 1;
+  const std::int64_t dy_plane = flipped_shape.in_plane(), dx_image = static_cast<std::int64_t>(shape.in_channels) * shape.in_plane();
+  for (int n = 0; n < shape.batch; ++n)
+    conv2d_forward_winograd<K>(one, dy + (static_cast<std::int64_t>(n) * place.total + place.offset) * dy_plane, packed, nullptr,
+                               dx + n * dx_image, false, ConvOutput{addend ? addend + n * dx_image : nullptr});
+}
 
-// dx = the gradient of the loss with respect to x, given dy (same layout as y). Overwrites dx.
-// A 3x3 or 5x5 stride-1 conv's dx is a Winograd conv of dy (conv_detail::backward_data_is_winograd), another
-// stride-1 conv's a forward conv of dy (conv_detail::backward_data_is_conv). Otherwise
-// columns = W^T dy (patch_size x out_plane per image) as one implicit GEMM over a group of images
-// (conv_gemm.h, with W^T packed once per call), then col2im folds each image's columns into dx; a
-// pointwise conv's columns are dx itself. Groups keep the columns buffer within kColumnsFloats.
-// Scratch: the packed W^T and the columns, in the calling thread's scratch. `addend` (laid out as dx, or
-// null): another reader's gradient of the same input, added to each plane as it is written (the sum a
-// fanned-out value's gradient needs, without a pass of its own). `place`: where dy lies (ConvGradientPlace: a
-// concat branch's conv reads its channels of the concat's gradient in place; the Winograd path then runs image by
-// image, every element the same bits).
-inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, const float* w, float* dx,
-                                 const float* addend = nullptr, const ConvGradientPlace& place = {}) {
-  if (conv_detail::backward_data_is_winograd(shape)) {
-    const WinogradKind kind = conv_detail::gradient_winograd_kind(shape);
-    const Conv2dShape flipped_shape = conv_detail::backward_data_conv_shape(shape);
-    float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
-                                   static_cast<std::size_t>(winograd_weights_size(kind, shape.in_channels, shape.out_channels)));
-    pack_winograd_weights_flipped(kind, flipped_shape, w, packed);
-    if (place.total <= 0) return conv2d_forward_winograd(kind, flipped_shape, dy, packed, nullptr, dx, false, ConvOutput{addend});
-    Conv2dShape one = flipped_shape;
-    one.batch = 1;
-    const std::int64_t dy_plane = flipped_shape.in_plane(), dx_image = static_cast<std::int64_t>(shape.in_channels) * shape.in_plane();
-    for (int n = 0; n < shape.batch; ++n)
-      conv2d_forward_winograd(kind, one, dy + (static_cast<std::int64_t>(n) * place.total + place.offset) * dy_plane, packed, nullptr,
-                              dx + n * dx_image, false, ConvOutput{addend ? addend + n * dx_image : nullptr});
-    return;
-  }
-  if (conv_detail::backward_data_is_conv(shape)) {
-    // The flipped weights in the columns slot, which this path does not otherwise use.
-    float* flipped = thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(shape.out_channels) * shape.patch_size());
-    conv_detail::flip_conv_weights(shape, w, flipped);
-    const Conv2dShape flipped_shape = conv_detail::backward_data_conv_shape(shape);
-    if (place.total <= 0) return conv2d_forward(flipped_shape, dy, flipped, nullptr, dx, false, ConvOutput{addend});
-    float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
-                                   static_cast<std::size_t>(packed_conv_weights_size(flipped_shape.out_channels, flipped_shape.patch_size())));
-    pack_conv_weights(flipped_shape, flipped, packed);
-    conv_detail::forward_packed_from(flipped_shape, dy, place, packed, dx, ConvOutput{addend});
-    return;
-  }
+// conv2d_backward_data's path for a stride-1 conv (backward_data_is_conv): a forward conv of dy with the flipped weights.
+inline void backward_data_as_conv(const Conv2dShape& shape, const float* dy, const float* w, float* dx, const float* addend,
+                                  const ConvGradientPlace& place) {
+  // The flipped weights in the columns slot, which this path does not otherwise use.
+  float* flipped = thread_scratch(ScratchSlot::kConvColumns, static_cast<std::size_t>(shape.out_channels) * shape.patch_size());
+  conv_detail::flip_conv_weights(shape, w, flipped);
+  const Conv2dShape flipped_shape = conv_detail::backward_data_conv_shape(shape);
+  if (place.total <= 0) return conv2d_forward(flipped_shape, dy, flipped, nullptr, dx, false, ConvOutput{addend});
+  float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
+                                 static_cast<std::size_t>(packed_conv_weights_size(flipped_shape.out_channels, flipped_shape.patch_size())));
+  pack_conv_weights(flipped_shape, flipped, packed);
+  conv_detail::forward_packed_from(flipped_shape, dy, place, packed, dx, ConvOutput{addend});
+}
+
+// conv2d_backward_data's path for the others: W^T dy into columns (dx itself for a pointwise conv), then col2im.
+inline void backward_data_columns(const Conv2dShape& shape, const float* dy, const float* w, float* dx, const float* addend,
+                                  const ConvGradientPlace& place) {
   const int depth = shape.patch_size();
   float* packed = thread_scratch(ScratchSlot::kConvPackedWeights,
                                  static_cast<std::size_t>(packed_conv_weights_size(depth, shape.out_channels)));
@@ -215,6 +242,61 @@ inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, cons
   }
 }
 
+}  // namespace conv_detail
+
+// dx = the gradient of the loss with respect to x, given dy (same layout as y). Overwrites dx.
+// A 3x3 or 5x5 stride-1 conv's dx is a Winograd conv of dy (conv_detail::backward_data_is_winograd), another
+// stride-1 conv's a forward conv of dy (conv_detail::backward_data_is_conv). Otherwise
+// columns = W^T dy (patch_size x out_plane per image) as one implicit GEMM over a group of images
+// (conv_gemm.h, with W^T packed once per call), then col2im folds each image's columns into dx; a
+// pointwise conv's columns are dx itself. Groups keep the columns buffer within kColumnsFloats.
+// Scratch: the packed W^T and the columns, in the calling thread's scratch. `addend` (laid out as dx, or
+// null): another reader's gradient of the same input, added to each plane as it is written (the sum a
+// fanned-out value's gradient needs, without a pass of its own). `place`: where dy lies (ConvGradientPlace: a
+// concat branch's conv reads its channels of the concat's gradient in place; the Winograd path then runs image by
+// image, every element the same bits).
+// `Paths`: those it may take (data_gradient_paths of its shape, or all).
+template <unsigned Paths = kAllConvPaths>
+inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, const float* w, float* dx,
+                                 const float* addend = nullptr, const ConvGradientPlace& place = {}) {
+  using namespace conv_detail;
+  if (backward_data_is_winograd(shape)) {
+    if constexpr ((Paths & kPathWinograd3) != 0)
+      if (gradient_winograd_kind(shape) == WinogradKind::F2x3) return backward_data_winograd<WinogradKind::F2x3>(shape, dy, w, dx, addend, place);
+    if constexpr ((Paths & kPathWinograd5) != 0)
+      if (gradient_winograd_kind(shape) == WinogradKind::F2x5) return backward_data_winograd<WinogradKind::F2x5>(shape, dy, w, dx, addend, place);
+  } else if (backward_data_is_conv(shape)) {
+    if constexpr ((Paths & kPathAsConv) != 0) return backward_data_as_conv(shape, dy, w, dx, addend, place);
+  } else {
+    if constexpr ((Paths & kPathColumns) != 0) return backward_data_columns(shape, dy, w, dx, addend, place);
+  }
+  __builtin_trap();  // a shape outside its Paths: generated code passes data_gradient_paths of this very shape
+}
+
+namespace conv_detail {
+
+// conv2d_backward_weights' dw: the first of its paths that takes the shape.
+template <bool SpreadPrefetches, unsigned Paths>
+inline void weight_gradient(const Conv2dShape& shape, const float* x, const float* dy, float* dw, const ConvGradientPlace& place) {
+  if (backward_weights_is_winograd(shape, place.total)) {
+    if constexpr ((Paths & kPathWinograd3) != 0)
+      if (gradient_winograd_kind(shape) == WinogradKind::F2x3) return conv2d_backward_weights_winograd<WinogradKind::F2x3>(shape, x, dy, dw, place);
+    if constexpr ((Paths & kPathWinograd5) != 0)
+      if (gradient_winograd_kind(shape) == WinogradKind::F2x5) return conv2d_backward_weights_winograd<WinogradKind::F2x5>(shape, x, dy, dw, place);
+    __builtin_trap();  // a shape outside its Paths: generated code passes weight_gradient_paths of this very shape
+  }
+  if constexpr ((Paths & kPath1x1) != 0)
+    if (wgrad_1x1_applies(shape)) return conv2d_backward_weights_1x1<SpreadPrefetches>(shape, x, dy, dw, place);
+  if constexpr ((Paths & kPathStem) != 0)
+    if (wgrad_stem_applies(shape) && place.total <= 0) return conv2d_backward_weights_stem(shape, x, dy, dw);
+  if constexpr ((Paths & kPathGemm) != 0)
+    conv2d_backward_weights_gemm(shape, x, dy, dw, place);
+  else
+    __builtin_trap();
+}
+
+}  // namespace conv_detail
+
 // dw[k][c][r][s] = sum over the batch of dy[n][k] . unfolded x[n]; db[k] = sum of dy[n][k][.].
 // Both are overwritten (not accumulated), and `db` may be null. dw is one GEMM over all the
 // batch's pixels (conv_wgrad.h; for a 1x1 on a plane of whole tiles, conv_wgrad_1x1.h's bitwise
@@ -223,18 +305,27 @@ inline void conv2d_backward_data(const Conv2dShape& shape, const float* dy, cons
 inline void conv2d_bias_gradient(const Conv2dShape& shape, const float* dy, float* db, const ConvGradientPlace& place = {});
 
 // SpreadPrefetches false: the 1x1 form's prefetches in one burst per tile product (compiler/ablations.ts cpuWgradSpreadPrefetch).
-template <bool SpreadPrefetches = true>
+// `Paths`: those it may take (weight_gradient_paths of its shape, or all).
+template <bool SpreadPrefetches = true, unsigned Paths = kAllConvPaths>
 inline void conv2d_backward_weights(const Conv2dShape& shape, const float* x, const float* dy, float* dw,
                                     float* db, const ConvGradientPlace& place = {}) {
-  if (conv_detail::backward_weights_is_winograd(shape, place.total))
-    conv2d_backward_weights_winograd(conv_detail::gradient_winograd_kind(shape), shape, x, dy, dw, place);
-  else if (wgrad_1x1_applies(shape))
-    conv2d_backward_weights_1x1<SpreadPrefetches>(shape, x, dy, dw, place);
-  else if (wgrad_stem_applies(shape) && place.total <= 0)
-    conv2d_backward_weights_stem(shape, x, dy, dw);
-  else
-    conv2d_backward_weights_gemm(shape, x, dy, dw, place);
+  conv_detail::weight_gradient<SpreadPrefetches, Paths>(shape, x, dy, dw, place);
   conv2d_bias_gradient(shape, dy, db, place);
+}
+
+// The paths conv2d_backward_data may take for a shape (its batch aside): one.
+constexpr unsigned data_gradient_paths(const Conv2dShape& image) {
+  if (conv_detail::backward_data_is_winograd(image)) return conv_detail::gradient_winograd_kind(image) == WinogradKind::F2x5 ? kPathWinograd5 : kPathWinograd3;
+  return conv_detail::backward_data_is_conv(image) ? kPathAsConv : kPathColumns;
+}
+
+// The paths conv2d_backward_weights may take for a shape (its batch aside; dy_channels as backward_weights_is_winograd's):
+// Winograd and the GEMM (for a batch past max_batch_per_call), or one of the others.
+constexpr unsigned weight_gradient_paths(const Conv2dShape& image, int dy_channels = 0) {
+  if (conv_detail::backward_weights_is_winograd(image, dy_channels))
+    return (conv_detail::gradient_winograd_kind(image) == WinogradKind::F2x5 ? kPathWinograd5 : kPathWinograd3) | kPathGemm;
+  if (wgrad_1x1_applies(image)) return kPath1x1;
+  return wgrad_stem_applies(image) && dy_channels <= 0 ? kPathStem : kPathGemm;
 }
 
 // db[k] = sum of dy[n][k][.] in double in a fixed order (nothing when db is null).

@@ -55,7 +55,7 @@ inline void fill_strip(const Conv2dShape& s, const float* x, const RowRange& row
 
 // Whether conv2d_forward_direct takes this conv: one input channel, stride 1, and a kernel whose
 // taps fit one depth block of the packed weights (so every output is summed in the GEMM's order).
-inline bool direct_conv_applies(const Conv2dShape& s) {
+constexpr bool direct_conv_applies(const Conv2dShape& s) {
   return s.in_channels == 1 && s.stride_h == 1 && s.stride_w == 1 && s.patch_size() <= conv_direct_detail::kMaxDepthBlock;
 }
 
@@ -104,7 +104,7 @@ namespace conv_direct_detail {
 // direct conv) and across the batch (the implicit GEMM). Measured on one thread at batch 16
 // (layer-ab): 28x28 planes (98% against 100%) ran 12% faster direct, 14x14 (88%) the same, 7x7
 // (77%) 18% slower; at batch 1, where both cut the same tiles, direct ran 2-26% faster.
-inline double tile_fill(std::int64_t pixels) {
+constexpr double tile_fill(std::int64_t pixels) {
   return static_cast<double>(pixels) / (static_cast<double>(ceil_div(pixels, kTileCols)) * kTileCols);
 }
 constexpr double kMinRelativeFill = 0.95;
@@ -121,7 +121,7 @@ constexpr std::int64_t kPrefetchAheadMinBytes = std::int64_t{1} << 20;
 // over x as stored) whose channels fit one depth block of the packed weights, and whose per-image
 // tiles waste few more lanes than the GEMM's batch-wide ones. (Its per-channel offsets into an image
 // are ints.)
-inline bool pointwise_direct_applies(const Conv2dShape& s) {
+constexpr bool pointwise_direct_applies(const Conv2dShape& s) {
   using namespace conv_direct_detail;
   return s.is_pointwise() && s.patch_size() <= kMaxDepthBlock &&
          static_cast<std::int64_t>(s.in_channels) * s.in_plane() <= std::numeric_limits<int>::max() &&

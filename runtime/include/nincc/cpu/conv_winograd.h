@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "conv_gemm.h"
 #include "gemm_kernel.h"
@@ -498,7 +499,7 @@ void pack_weights(const Conv2dShape& s, const float* w, float* packed, bool flip
 }
 
 // Largest batch whose element indices fit the 32-bit gather/scatter indices.
-inline int max_batch_per_call(const Conv2dShape& s, int image_channels) {
+constexpr int max_batch_per_call(const Conv2dShape& s, int image_channels) {
   const std::int64_t per_image = std::max<std::int64_t>(static_cast<std::int64_t>(s.in_channels) * s.in_plane(),
                                                         static_cast<std::int64_t>(image_channels) * s.out_plane());
   return static_cast<int>(std::max<std::int64_t>(1, (std::int64_t{1} << 31) / (per_image + 64) - 1));
@@ -523,34 +524,49 @@ inline bool winograd_applies(WinogradKind kind, const Conv2dShape& s) {
   return s.kernel_h == r && s.kernel_w == r && s.stride_h == 1 && s.stride_w == 1;
 }
 
+// The Transform of a kind known when the generated code is compiled. A call that names its kind as a template
+// argument (compiler/backends/cpu/render.ts) instantiates that variant alone; one that passes the kind at run time
+// goes through with_winograd_kind's switch, which instantiates all three in every library that calls it.
+template <WinogradKind K>
+using WinogradTransform = std::conditional_t<K == WinogradKind::F2x3, winograd_detail::Transform<2, 3>,
+                                             std::conditional_t<K == WinogradKind::F4x3, winograd_detail::Transform<4, 3>, winograd_detail::Transform<2, 5>>>;
+
+// fn(std::integral_constant<WinogradKind, kind>{}): the run-time kind as a template argument.
 template <class Fn>
-inline void with_winograd_transform(WinogradKind kind, Fn&& fn) {
-  using namespace winograd_detail;
+inline void with_winograd_kind(WinogradKind kind, Fn&& fn) {
   switch (kind) {
-    case WinogradKind::F2x3: fn(Transform<2, 3>{}); break;
-    case WinogradKind::F4x3: fn(Transform<4, 3>{}); break;
-    case WinogradKind::F2x5: fn(Transform<2, 5>{}); break;
+    case WinogradKind::F2x3: fn(std::integral_constant<WinogradKind, WinogradKind::F2x3>{}); break;
+    case WinogradKind::F4x3: fn(std::integral_constant<WinogradKind, WinogradKind::F4x3>{}); break;
+    case WinogradKind::F2x5: fn(std::integral_constant<WinogradKind, WinogradKind::F2x5>{}); break;
   }
 }
 
 // Packs w (out_channels x in_channels x r x r) as U = G g G^T, in double, for conv2d_forward_winograd.
+template <WinogradKind K>
+inline void pack_winograd_weights(const Conv2dShape& shape, const float* w, float* packed) {
+  winograd_detail::pack_weights<WinogradTransform<K>>(shape, w, packed);
+}
 inline void pack_winograd_weights(WinogradKind kind, const Conv2dShape& shape, const float* w, float* packed) {
-  with_winograd_transform(kind, [&](auto t) { winograd_detail::pack_weights<decltype(t)>(shape, w, packed); });
+  with_winograd_kind(kind, [&](auto k) { pack_winograd_weights<decltype(k)::value>(shape, w, packed); });
 }
 
 // The same for `shape` a backward-data conv (conv.h backward_data_conv_shape) and w the weights of the
 // conv it is the backward-data of, flipped and transposed as they are packed.
+template <WinogradKind K>
+inline void pack_winograd_weights_flipped(const Conv2dShape& shape, const float* w, float* packed) {
+  winograd_detail::pack_weights<WinogradTransform<K>>(shape, w, packed, true);
+}
 inline void pack_winograd_weights_flipped(WinogradKind kind, const Conv2dShape& shape, const float* w, float* packed) {
-  with_winograd_transform(kind, [&](auto t) { winograd_detail::pack_weights<decltype(t)>(shape, w, packed, true); });
+  with_winograd_kind(kind, [&](auto k) { pack_winograd_weights_flipped<decltype(k)::value>(shape, w, packed); });
 }
 
 // y = conv(x, W) + bias (+ residual), optional ReLU, with W packed by pack_winograd_weights, y placed
-// as `o` says (im2col.h ConvOutput). Same contract as conv2d_forward_packed; winograd_applies(kind, shape) must hold. Every output element is computed
+// as `o` says (im2col.h ConvOutput). Same contract as conv2d_forward_packed; winograd_applies(K, shape) must hold. Every output element is computed
 // by one task in a fixed order, so the bits do not depend on the thread count. `half_tiles` false (the
 // winogradHalfTiles ablation, compiler/ablations.ts): every column tile multiplies all kTileCols lanes.
-inline void conv2d_forward_winograd(WinogradKind kind, const Conv2dShape& shape, const float* x, const float* packed_u,
-                                    const float* bias, float* y, bool relu = false, const ConvOutput& o = {},
-                                    bool half_tiles = true) {
+template <WinogradKind K>
+inline void conv2d_forward_winograd(const Conv2dShape& shape, const float* x, const float* packed_u, const float* bias, float* y,
+                                    bool relu = false, const ConvOutput& o = {}, bool half_tiles = true) {
   if (shape.out_channels <= 0 || shape.batch <= 0 || shape.out_h() <= 0 || shape.out_w() <= 0) return;
   const int channels = o.channels_of(shape);
   const int step = winograd_detail::max_batch_per_call(shape, channels);
@@ -560,8 +576,13 @@ inline void conv2d_forward_winograd(WinogradKind kind, const Conv2dShape& shape,
     const float* xp = x + static_cast<std::int64_t>(n0) * shape.in_channels * shape.in_plane();
     const std::int64_t skip = (static_cast<std::int64_t>(n0) * channels + o.channel_offset) * shape.out_plane();
     const float* rp = o.residual ? o.residual + skip : nullptr;
-    with_winograd_transform(kind, [&](auto t) { winograd_detail::forward<decltype(t)>(part, xp, packed_u, bias, y + skip, relu, rp, channels, half_tiles); });
+    winograd_detail::forward<WinogradTransform<K>>(part, xp, packed_u, bias, y + skip, relu, rp, channels, half_tiles);
   }
+}
+inline void conv2d_forward_winograd(WinogradKind kind, const Conv2dShape& shape, const float* x, const float* packed_u,
+                                    const float* bias, float* y, bool relu = false, const ConvOutput& o = {},
+                                    bool half_tiles = true) {
+  with_winograd_kind(kind, [&](auto k) { conv2d_forward_winograd<decltype(k)::value>(shape, x, packed_u, bias, y, relu, o, half_tiles); });
 }
 
 }  // namespace cpu

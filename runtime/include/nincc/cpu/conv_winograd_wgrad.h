@@ -170,9 +170,15 @@ void backward_weights(const Conv2dShape& s, const float* x, const float* dy, flo
 // dw = the weight gradient of a stride-1 r x r conv (winograd_applies(kind, shape)), given its input x
 // and dy (read where `place` says: its own tensor, or its channels of a concat's gradient, in place); overwrites
 // dw (out_channels x in_channels x r x r). Scratch: V, D and dU in the calling thread's column and packed-weight slots.
+// The kind as a template argument instantiates that variant alone (conv_winograd.h WinogradTransform).
+template <WinogradKind K>
+inline void conv2d_backward_weights_winograd(const Conv2dShape& shape, const float* x, const float* dy, float* dw,
+                                             const ConvGradientPlace& place = {}) {
+  winograd_wgrad_detail::backward_weights<WinogradTransform<K>>(shape, x, dy, dw, place);
+}
 inline void conv2d_backward_weights_winograd(WinogradKind kind, const Conv2dShape& shape, const float* x, const float* dy,
                                              float* dw, const ConvGradientPlace& place = {}) {
-  with_winograd_transform(kind, [&](auto t) { winograd_wgrad_detail::backward_weights<decltype(t)>(shape, x, dy, dw, place); });
+  with_winograd_kind(kind, [&](auto k) { conv2d_backward_weights_winograd<decltype(k)::value>(shape, x, dy, dw, place); });
 }
 
 }  // namespace cpu

@@ -38,7 +38,7 @@ constexpr std::int64_t kParallelMinMacs = 1 << 20;
 constexpr int kSlicesPerThread = 4;
 constexpr int kMinSliceTiles = 4;
 
-inline int ceil_div(std::int64_t a, std::int64_t b) { return static_cast<int>((a + b - 1) / b); }
+constexpr int ceil_div(std::int64_t a, std::int64_t b) { return static_cast<int>((a + b - 1) / b); }
 
 // A block size of at most max_block, a multiple of `unit`, that cuts `total` into nearly equal
 // blocks: 256 rows go as 2 x 132, not 240 + 16 (a block of mostly empty edge tiles).
