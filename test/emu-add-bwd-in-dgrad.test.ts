@@ -2,24 +2,17 @@
 // has no add_bwd_fused pass; that conv's fp32 data gradient, the last of the block output's gradients, masks dX by the
 // block's ReLU as it stores it (dz, both branch ends' gradient) and writes the ends' BN partials. The same arithmetic
 // as add_bwd_fused's, so a training step on emu is bitwise the switch-off build's, and as close to the cpu device's.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { buildArtifact } from '../compiler/build.js';
+import { describe, expect, it } from 'vitest';
 import { compileSpec } from '../compiler/pipeline.js';
 import type { StepOf } from '../compiler/lower/program-ir.js';
 import { buildReport } from '../compiler/report/build-report.js';
-import { load } from '../runtime/model.js';
-import { expectClose, expectGradientsClose, poisonArena, randomImages, randomizeAffine, randomLabels, rng } from './reference/artifacts.js';
-import { buildEmuVariants, compileEmuVariant } from './reference/emu-variants.js';
-import { withEnv } from './reference/env.js';
-import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
+import { compileEmuVariant } from './reference/emu-variants.js';
+import { expectAddSwitchesStep } from './reference/add-in-conv-step.js';
 import { ADD_IN_NEXT_CONV } from './reference/specs.js';
 
 const FILE = 'add_in_next_conv.model';
-const TOL = 2e-5; // as test/emu-blocks-train.test.ts
-const GRAD_TOL = 1e-4;
 // Every stride-1 same-size reader adds as it loads (the opt-in), or none; the backward in the data gradient (on by default), or not.
 const BOTH = { addInNextConv: true } as const;
 const BWD_ONLY = { addInNextPointwiseConv: false } as const;
@@ -86,35 +79,9 @@ const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-add-bwd-in-dgrad.test.ts: the emu training step (three builds, ~3 min) is skipped in CI; NINCC_TEST_FULL=1 runs it');
 
 describe('addBwdInDgrad: a training step on emu', () => {
-  const root = mkdtempSync(join(tmpdir(), 'nincc-add-bwd-in-dgrad-'));
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
-
   // The switch-on build adds as it loads before both stride-1 readers and before the strided one not (an add_apply pass),
   // and does all three adds' backward in the readers' data gradients: the forward with and without, one build.
   it.runIf(FULL)('(NINCC_TEST_FULL=1) is bitwise the switch-off build\'s (gradients, SGD steps, inference) and matches cpu as closely', async () => {
-    const builds = buildEmuVariants(ADD_IN_NEXT_CONV, FILE, { on: BOTH, off: OFF }, {}, 'fp32');
-    const r = compileSpec(ADD_IN_NEXT_CONV, FILE, { device: 'cpu' });
-    const model = r.model!;
-    const cpuDir = join(root, 'cpu');
-    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, ADD_IN_NEXT_CONV, { outDir: cpuDir, target: 'cpu', maxBatch: 4 }));
-    const [on, off, cpu] = await Promise.all([load(builds.dirs.on, { device: 'emu', seed: 5 }), load(builds.dirs.off, { device: 'emu', seed: 5 }), load(cpuDir, { device: 'cpu', seed: 5 })]);
-    try {
-      const next = rng(5);
-      randomizeAffine(cpu, next);
-      for (const t of cpu.tensorNames()) on.setTensor(t, cpu.getTensor(t));
-      const images = randomImages(model, 3, next);
-      const labels = randomLabels(model, 3, next);
-      poisonArena(on, Number.NaN); // a gradient or partial its data gradient did not write would read as NaN
-      const a = await cpu.forwardBackward(images, labels);
-      const b = await on.forwardBackward(images, labels);
-      expectClose(b.output, a.output, TOL, 'output, emu with addInNextConv and addBwdInDgrad against cpu');
-      expectGradientsClose(on, cpu, GRAD_TOL, 'emu with addInNextConv and addBwdInDgrad against cpu');
-      const grads = await expectSameGradients(on, off, images, labels);
-      expect(grads.length).toBeGreaterThan(20);
-      await expectSameSteps(on, off, images, labels, 3);
-    } finally {
-      for (const m of [on, off, cpu]) m.dispose();
-      builds.remove();
-    }
+    await expectAddSwitchesStep(BOTH, OFF, 'addInNextConv and addBwdInDgrad');
   }, 1_500_000);
 });

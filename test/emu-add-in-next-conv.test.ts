@@ -2,25 +2,18 @@
 // same-size conv reads first is added by that conv's fp32 training forward as it loads the two branch ends, and the
 // blocks of its first output-channel tile store it; no add_apply pass. The same arithmetic as add_apply's, so a
 // training step on emu is bitwise the switch-off build's, and as close to the cpu device's.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { buildArtifact } from '../compiler/build.js';
+import { describe, expect, it } from 'vitest';
 import { compileSpec } from '../compiler/pipeline.js';
 import type { StepOf } from '../compiler/lower/program-ir.js';
 import { buildReport } from '../compiler/report/build-report.js';
-import { load } from '../runtime/model.js';
-import { expectClose, expectGradientsClose, poisonArena, randomImages, randomizeAffine, randomLabels, rng } from './reference/artifacts.js';
-import { buildEmuVariants, changedKernels, compileEmuVariant } from './reference/emu-variants.js';
-import { withEnv } from './reference/env.js';
-import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
+import { changedKernels, compileEmuVariant } from './reference/emu-variants.js';
+import { expectAddSwitchesStep } from './reference/add-in-conv-step.js';
 import { ADD_IN_NEXT_CONV } from './reference/specs.js';
 import type { Ablations } from '../compiler/ablations.js';
 
 const FILE = 'add_in_next_conv.model';
-const TOL = 2e-5; // as test/emu-blocks-train.test.ts
-const GRAD_TOL = 1e-4;
 const trainSteps = (c: ReturnType<typeof compileEmuVariant>) => c.lowered.programs.find((p) => p.name === 'train_forward_backward')!.steps;
 
 // The backward stays add_bwd_fused in both (addBwdInDgrad off: test/emu-add-bwd-in-dgrad.test.ts moves it); off: no add in a conv at all.
@@ -80,33 +73,7 @@ const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-add-in-next-conv.test.ts: the emu training step (three builds, ~3 min) is skipped in CI; NINCC_TEST_FULL=1 runs it');
 
 describe('addInNextConv: a training step on emu', () => {
-  const root = mkdtempSync(join(tmpdir(), 'nincc-add-in-next-conv-'));
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
-
   it.runIf(FULL)('(NINCC_TEST_FULL=1) is bitwise the switch-off build\'s (gradients, SGD steps, inference) and matches cpu as closely', async () => {
-    const builds = buildEmuVariants(ADD_IN_NEXT_CONV, FILE, { on: ON, off: OFF }, {}, 'fp32');
-    const r = compileSpec(ADD_IN_NEXT_CONV, FILE, { device: 'cpu' });
-    const model = r.model!;
-    const cpuDir = join(root, 'cpu');
-    withEnv({ NINCC_NVCC: '0' }, () => buildArtifact(model, ADD_IN_NEXT_CONV, { outDir: cpuDir, target: 'cpu', maxBatch: 4 }));
-    const [on, off, cpu] = await Promise.all([load(builds.dirs.on, { device: 'emu', seed: 5 }), load(builds.dirs.off, { device: 'emu', seed: 5 }), load(cpuDir, { device: 'cpu', seed: 5 })]);
-    try {
-      const next = rng(5);
-      randomizeAffine(cpu, next);
-      for (const t of cpu.tensorNames()) on.setTensor(t, cpu.getTensor(t));
-      const images = randomImages(model, 3, next);
-      const labels = randomLabels(model, 3, next);
-      poisonArena(on, Number.NaN); // a block output its conv did not store would read as NaN
-      const a = await cpu.forwardBackward(images, labels);
-      const b = await on.forwardBackward(images, labels);
-      expectClose(b.output, a.output, TOL, 'output, emu with addInNextConv against cpu');
-      expectGradientsClose(on, cpu, GRAD_TOL, 'emu with addInNextConv against cpu');
-      const grads = await expectSameGradients(on, off, images, labels);
-      expect(grads.length).toBeGreaterThan(20);
-      await expectSameSteps(on, off, images, labels, 3);
-    } finally {
-      for (const m of [on, off, cpu]) m.dispose();
-      builds.remove();
-    }
+    await expectAddSwitchesStep(ON, OFF, 'addInNextConv');
   }, 600_000);
 });
