@@ -45,7 +45,9 @@ describe('report.txt of a small ResNet for emu (no compile)', () => {
     const { report, compiled } = reportOnly('tiny_resnet', TINY_RESNET, 'emu');
     expect(report).toContain('      inference: add fused into k7_conv_infer epilogue (the conv (7) closing its branch; the shortcut (3) added, then the ReLU (11))');
     expect(report).toContain('      inference: add fused into k17_conv_infer epilogue (the conv (17) closing its branch; the shortcut (16) added, then the ReLU (20))');
-    expect(report).toContain('  (10) nn.CAddTable: k10_add_apply [residual add (branch end\'s pending BN applied on load) + ReLU], k10_add_bwd_fused [residual add backward + dReLU + the branch ends\' BN partials Σdz, Σdz·x̂]');
+    // Its backward in the data gradient of the strided conv that reads it first (addBwdInDgrad, fp32), the last of its gradients.
+    expect(report).toContain('  (10) nn.CAddTable: backward in k12_conv_dgrad_fused\'s epilogue; k10_add_apply [residual add (branch end\'s pending BN applied on load) + ReLU]');
+    expect(report).toMatch(/k12_conv_dgrad_fused \[implicit-GEMM dgrad [^\]]*epilogue: the residual add backward \+ dReLU \+ the branch ends' BN partials Σdz, Σdz·x̂ of the block before\]/);
     expect(report).toContain('  1 of 2 residual adds run forward as one pass');
     expect(report).toContain('  none in a conv epilogue (as at inference): a branch closing in conv → bn applies that BN with the conv\'s batch statistics');
     // The last block, read by the average pool alone, is added by that pool as it loads: no add pass, no block output stored.
@@ -54,7 +56,8 @@ describe('report.txt of a small ResNet for emu (no compile)', () => {
     expect(report).toMatch(/\(21\) nn\.SpatialAveragePooling[^\n]*: k21_avgpool_add_fwd \[average pooling of the residual add \(branch end's pending BN applied on load\) \(shortcut's pending BN applied on load\) \+ ReLU, the sum never stored\], k21_avgpool_add_bwd \[average pooling backward \+ residual add backward \+ dReLU \(mask recomputed from the branch ends\) \+ the branch ends' BN partials/);
     expect(report).toContain('  1 of 2 residual adds run in no pass of their own: the average pool that alone reads one');
     const train = compiled.lowered.programs.find((p) => p.name === 'train_forward_backward')!.steps;
-    expect(train.filter((s) => s.op === 'add_bwd_fused').map((s) => [s.layer, 'y' in s.buffers])).toEqual([[10, true]]);
+    expect(train.filter((s) => s.op === 'add_bwd_fused')).toEqual([]);
+    expect(train.filter((s) => s.op === 'conv_dgrad_fused' && s.consts.addBwd === true).map((s) => [s.layer, 'y' in s.buffers])).toEqual([[12, true]]);
     expect(train.filter((s) => s.op === 'avgpool_add_fwd' || s.op === 'avgpool_add_bwd' || s.op === 'add_apply').map((s) => s.kernel)).toEqual(['k10_add_apply', 'k21_avgpool_add_fwd', 'k21_avgpool_add_bwd']);
     // Neither the block output nor the pool's gradient of it is a buffer; dz, the gradient of the branch ends, is.
     const buffers = train.flatMap((s) => Object.values(s.buffers));
@@ -82,10 +85,13 @@ describe('report.txt of a small ResNet for emu (no compile)', () => {
     // The BN+ReLU end's partials come from its slice of the gradient, taken in the same pass.
     expect(report).toContain("the gradient's slices copied back out (k37_concat_take_stats with its end's BN partials, k37_concat_take, k37_concat_take_2, k37_concat_take_3)");
     expect(report).toContain('  separate BN/ReLU passes over activations: 2 (k4_act_apply, k4_act_bwd_stats)');
-    // The projection block's backward reads both raw ends for their BN partials, so its ReLU mask comes from them, not from the block output.
-    expect(report).toMatch(/\(21\) nn\.CAddTable: k21_add_apply \[[^\]]*\], k21_add_bwd_fused \[residual add backward \+ dReLU \(mask recomputed from the branch ends it reads anyway\)/);
-    expect(report).toContain('  1 of 4 add_bwd_fused passes recompute the ReLU mask from the two branch ends');
-    expect(steps.filter((s) => s.op === 'add_bwd_fused').map((s) => [s.kernel, 'y' in s.buffers])).toEqual([['k36_add_bwd_fused', false], ['k21_add_bwd_fused', false], ['k12_add_bwd_fused', true], ['k12_add_bwd_fused_2', false]]);
+    // The projection block (read first by a stride-1 1x1: added as it loads, its backward in that conv's data gradient,
+    // fp32's addInNextPointwiseConv and addBwdInDgrad) reads both raw ends for their BN partials, so its ReLU mask comes from them, not from the block output.
+    expect(report).toContain("  (21) nn.CAddTable: no kernel: forward in k23_conv_fwd_fused as it loads; backward in k23_conv_dgrad_fused's epilogue");
+    expect(report).toMatch(/k23_conv_dgrad_fused \[implicit-GEMM dgrad [^\]]*epilogue: the residual add backward \+ dReLU \(mask recomputed from the branch ends it reads anyway\)/);
+    expect(report).toContain('  0 of 3 add_bwd_fused passes recompute the ReLU mask from the two branch ends');
+    expect(steps.filter((s) => s.op === 'add_bwd_fused').map((s) => [s.kernel, 'y' in s.buffers])).toEqual([['k36_add_bwd_fused', false], ['k12_add_bwd_fused', true], ['k12_add_bwd_fused_2', false]]);
+    expect(steps.filter((s) => s.op === 'conv_dgrad_fused' && s.consts.addBwd === true).map((s) => [s.kernel, 'y' in s.buffers])).toEqual([['k23_conv_dgrad_fused', false]]);
   });
 
   it('says a block has no training kernels when the model has no training programs', () => {

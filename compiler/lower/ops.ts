@@ -41,6 +41,11 @@ const endFlags = { aBn: 'bool', aRelu: 'bool', bBn: 'bool', bRelu: 'bool' } as c
  * block's ReLU; the blocks of its first output-channel tile store x in x_out for the value's other readers.
  */
 const sumOnLoad = { sumInput: 'bool?', aBn: 'bool?', aRelu: 'bool?', bBn: 'bool?', bRelu: 'bool?', sumRelu: 'bool?' } as const;
+/**
+ * A training conv's data gradient that also does the backward of the residual add its input is (lower/train-fused.ts
+ * addBwdInDgrad), its dx the add's last gradient: as add_bwd_fused's relu (here sumRelu), aStats, aRelu, bStats, bRelu.
+ */
+const addBackward = { addBwd: 'bool?', sumRelu: 'bool?', aStats: 'bool?', aRelu: 'bool?', bStats: 'bool?', bRelu: 'bool?' } as const;
 
 /** A pool's shape; `ceil`: Torch's ceil-mode windows (P×Q is the compiler's; absent: floor). */
 const pool = { ...spatial, ceil: 'bool?' } as const;
@@ -149,7 +154,7 @@ const constSchemas = {
   // dxBf16: dx is stored rounded to bf16, for the gradient kernels or grad_rebuild pass of the conv before a BN (lower/train-fused.ts bf16Gradients).
   // splits, splitTiles: a tap-major data gradient's reduction over K's 32-channel groups in that many splits of `splitTiles`
   // output tiles each, summed in split order by the last split block of each tile (backends/cuda/conv-mma-dgrad-splits.ts).
-  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?', dxBf16: 'bool?', ...rawBf16, splits: 'int?', splitTiles: 'int?', splitArea: 'int?' },
+  conv_dgrad_fused: { ...spatial, bias: 'bool', ...gradFlags, ...outFlags, addend: 'bool?', bf16w: 'bool?', gBf16: 'bool?', dxBf16: 'bool?', ...rawBf16, splits: 'int?', splitTiles: 'int?', splitArea: 'int?', ...addBackward },
   // A conv's weights rounded to bf16 in the staged slice order of its forward (dgrad false) or data gradient's B operand;
   // gBn: that data gradient rebuilds dY' itself from a shared table (no grad_rebuild pass before it).
   conv_weight_bf16: { ...spatial, dgrad: 'bool', gBn: 'bool?' },
@@ -349,6 +354,9 @@ const sumEnds = (): BufferRule<OpConsts['conv_fwd_fused'], 'xa' | 'xa_scale' | '
  * end, then the same sum.
  */
 export const maskFromEnds = (c: { relu: boolean; aStats: boolean; bStats: boolean }) => c.relu && c.aStats && c.bStats;
+
+/** A conv_dgrad_fused's add backward (addBwd) as add_bwd_fused's mask flags. */
+const addBackwardFlags = (c: { sumRelu?: boolean; aStats?: boolean; bStats?: boolean }) => ({ relu: c.sumRelu === true, aStats: c.aStats === true, bStats: c.bStats === true });
 
 const softmax = [
   { name: 'x', dir: 'in', size: (c: { classes: number }) => c.classes },
@@ -628,6 +636,10 @@ const rulesTable = {
     { name: 'g_add', dir: 'in', when: (c) => c.addend === true, size: inPlane },
     { name: 'dx', dir: 'out', ...maybeBf16<OpConsts['conv_dgrad_fused']>((c) => c.dxBf16, inPlane) },
     ...backwardStats<OpConsts['conv_dgrad_fused']>(perChannel, (c) => c.H * c.W, (c) => c.outStats, (c) => c.eyBf16),
+    // The residual add's backward in the epilogue (addBwd): add_bwd_fused's mask input y and its ends' partials.
+    { name: 'y', dir: 'in', when: (c) => c.addBwd === true && c.sumRelu === true && !maskFromEnds(addBackwardFlags(c)), size: inPlane },
+    ...branchStats<OpConsts['conv_dgrad_fused'], 'a'>('a', (c) => c.addBwd === true && c.aStats === true, (c) => c.H * c.W),
+    ...branchStats<OpConsts['conv_dgrad_fused'], 'b'>('b', (c) => c.addBwd === true && c.bStats === true, (c) => c.H * c.W),
     // A split data gradient's fp32 partials (each split's tiles' accumulators) and its tiles' tickets: scratch shared by every split one.
     { name: 'dpart', dir: 'out', when: dgradSplit, atLeast: true, size: (c) => (c.splits ?? 1) * (c.splitTiles ?? 0) * (c.splitArea ?? 0) },
     { name: 'dtickets', dir: 'inout', when: dgradSplit, atLeast: true, size: (c) => c.splitTiles ?? 0 },

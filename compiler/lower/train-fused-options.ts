@@ -118,4 +118,16 @@ export interface FusedTrainOptions {
    * The fp32 SIMT forward only (conv.ts); the backward's add_bwd_fused pass stays (docs/design.md §4).
    */
   readonly addInNextConv?: boolean;
+  /**
+   * addInNextConv for the adds whose first reader is a 1×1 conv only (R·S = 1): its SIMT forward loads each input element
+   * once per output-channel tile, a k×k one R·S times, so the sum costs the 1×1 the least (docs/design.md §4).
+   */
+  readonly addInNextPointwiseConv?: boolean;
+  /**
+   * A two-branch residual add whose first reader is a conv has no add_bwd_fused pass: that conv's data gradient, the
+   * last of the add output's gradients to be produced (its g_add sums the others'), masks its dX by the block's ReLU
+   * as it stores it (dz, both ends' gradient) and writes the ends' BN partials (add_bwd_fused's arithmetic: the same
+   * bits). The fp32 SIMT data gradient only (conv.ts); any conv reader, strided or not (docs/design.md §4).
+   */
+  readonly addBwdInDgrad?: boolean;
 }

@@ -389,10 +389,11 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
       v = { buf: `add${l.index}.unstored`, C, H, W, sum: { layer: l, ends: [valueAt(from[0]), valueAt(from[1])], relu } };
       return;
     }
-    // An add whose first reader is a conv reaching each element once at one tap is left to that conv, which stores the sum.
-    const first = options.addInNextConv === true && from.length === 2 ? firstReaderOfAdd(m.layers, pos) : undefined;
+    // An add whose first reader is a conv reaching each element once at one tap is left to that conv, which stores the sum:
+    // any such conv (addInNextConv), or a 1×1 one (addInNextPointwiseConv), which loads each element once per channel tile.
+    const first = (options.addInNextConv === true || options.addInNextPointwiseConv === true) && from.length === 2 ? firstReaderOfAdd(m.layers, pos) : undefined;
     const reader = first === undefined ? undefined : m.layers[first];
-    if (reader?.kind === 'conv') {
+    if (reader?.kind === 'conv' && (options.addInNextConv === true || reader.attrs.kH * reader.attrs.kW === 1)) {
       const [, P, Q] = shape3(reader.output);
       const ra = reader.attrs;
       if (centreTapCoversInput({ C, H, W, K: ra.nOut, P, Q, R: ra.kH, S: ra.kW, sh: ra.dH, sw: ra.dW, ph: ra.padH, pw: ra.padW })) {
@@ -526,27 +527,47 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
    * Σdz, Σdz·x̂ partials of each end's pending BN. No pass at all when there is neither.
    */
   function residualAddBackward(l: ShapedLayer, inputs: readonly Value[], output: Value, dy: string, relu: boolean): void {
-    const [a, c] = inputs;
-    const sa = statsFor(a), sc = statsFor(c);
-    const HW = output.H * output.W;
-    const dz = relu ? b.act(`add${l.index}.grad_in`, output.C * HW) : undefined;
-    const bnA = sa && a.pending?.bn, bnC = sc && c.pending?.bn;
-    const sideA = bnA ? { a_y: a.buf, a_scale: bnA.scale, a_shift: bnA.shift, a_mean: bnA.mean, a_invstd: bnA.invstd, a_dz: sa.dz, a_dzx: sa.dzx } : {};
-    const sideB = bnC ? { b_y: c.buf, b_scale: bnC.scale, b_shift: bnC.shift, b_mean: bnC.mean, b_invstd: bnC.invstd, b_dz: sc.dz, b_dzx: sc.dzx } : {};
-    if (dz || sa || sc) {
-      const mask = { relu, aStats: sa !== undefined, bStats: sc !== undefined };
-      b.step(l, 'add_bwd_fused', { g: dy, y: dz && !maskFromEnds(mask) ? output.buf : undefined, dz, ...sideA, ...sideB }, {
-        C: output.C,
-        HW,
-        relu,
-        aStats: sa !== undefined,
-        aRelu: sa !== undefined && (a.pending?.relu ?? false),
-        bStats: sc !== undefined,
-        bRelu: sc !== undefined && (c.pending?.relu ?? false),
-      });
+    const add = addBackwardArgs(inputs, output, relu);
+    const dz = relu ? b.act(`add${l.index}.grad_in`, output.C * output.H * output.W) : undefined;
+    if (dz || add.consts.aStats || add.consts.bStats) {
+      const { y, ...sides } = add.buffers;
+      b.step(l, 'add_bwd_fused', { g: dy, y, dz, ...sides }, { C: output.C, HW: output.H * output.W, ...add.consts });
     }
     for (const x of inputs) if (needs(x)) accumulate(l, { buf: dz ?? dy, of: x });
   }
+
+  /**
+   * What the backward of a two-branch residual add reads and writes besides its gradient (add_bwd_fused's, or the
+   * epilogue's of the data gradient that does it, addBwdInDgrad): the block output `y` where the ReLU's mask is read
+   * from it, and each end's raw value and BN parameters and the Σdz, Σdz·x̂ partials of its pending BN.
+   */
+  function addBackwardArgs(inputs: readonly Value[], output: Value, relu: boolean) {
+    const [a, c] = inputs;
+    const sa = statsFor(a), sc = statsFor(c);
+    const bnA = sa && a.pending?.bn, bnC = sc && c.pending?.bn;
+    const sideA = bnA ? { a_y: a.buf, a_scale: bnA.scale, a_shift: bnA.shift, a_mean: bnA.mean, a_invstd: bnA.invstd, a_dz: sa.dz, a_dzx: sa.dzx } : {};
+    const sideB = bnC ? { b_y: c.buf, b_scale: bnC.scale, b_shift: bnC.shift, b_mean: bnC.mean, b_invstd: bnC.invstd, b_dz: sc.dz, b_dzx: sc.dzx } : {};
+    const consts = {
+      relu,
+      aStats: sa !== undefined,
+      aRelu: sa !== undefined && (a.pending?.relu ?? false),
+      bStats: sc !== undefined,
+      bRelu: sc !== undefined && (c.pending?.relu ?? false),
+    };
+    return { buffers: { y: relu && !maskFromEnds(consts) ? output.buf : undefined, ...sideA, ...sideB }, consts };
+  }
+
+  /**
+   * The two-branch residual add whose output x is, when this conv (at pos) reads it first (addBwdInDgrad): its data
+   * gradient, the last of x's gradients to be produced (the readers' backwards run in reverse chain order), can do
+   * the add's backward in its epilogue. Undefined otherwise.
+   */
+  const addReadFirstBy = (x: Value, pos: number) =>
+    options.addBwdInDgrad === true
+      ? nodes.find((n): n is Node & { kind: 'merge' } => n.kind === 'merge' && n.fused !== undefined && n.inputs.length === 2 && n.output.buf === x.buf && firstReaderOfAdd(m.layers, n.pos) === pos)
+      : undefined;
+  /** The merge nodes whose backward a conv's data gradient did (addReadFirstBy): their gradient is already dz. */
+  const addsInDgrad = new Set<Node>();
 
   /**
    * avgpool_add_fwd's backward in one pass (avgpool_add_bwd): the pool's gradient, masked by the block's ReLU,
@@ -649,7 +670,9 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
       case 'merge': {
         // An add passes its raw gradient to both branch ends; a concat each end its channels.
         const dy = rawGradient(l, grad);
-        if (node.fused) residualAddBackward(l, node.inputs, node.output, dy, node.fused.relu);
+        // Its backward done by the data gradient of the conv that reads it first (addBwdInDgrad): dy is dz already.
+        if (addsInDgrad.has(node)) node.inputs.forEach((x) => needs(x) && accumulate(l, { buf: dy, of: x }));
+        else if (node.fused) residualAddBackward(l, node.inputs, node.output, dy, node.fused.relu);
         else if (l.kind === 'add') node.inputs.forEach((x) => needs(x) && accumulate(l, { buf: dy, of: x }));
         else {
           concatSlices(l, m.layers, inputsOf(m.layers, node.pos)).forEach((c, k) => {
@@ -696,20 +719,25 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         if (!folded) b.step(l, 'wgrad_reduce', { wpart: wgradPartials, bpart: biasPartials, ...dW }, { count: o.C * x.C * a.kH * a.kW, K: o.C, bias: a.bias, splits });
         if (!needDx) break;
         const dxBf16 = storesGradientBf16(x);
+        // The residual add that x is, when this conv reads it first: its backward in this epilogue, the dx stored being dz.
+        const foldedAdd = !dxBf16 && options.dgradSplitsFor === undefined ? addReadFirstBy(x, node.pos) : undefined;
+        const addArgs = foldedAdd?.fused ? addBackwardArgs(foldedAdd.inputs, foldedAdd.output, foldedAdd.fused.relu) : undefined;
         const dx = gradientBuffer(`conv${l.index}.grad_in`, x, dxBf16);
         const e = epilogue(x);
         // Another reader's gradient of x (a fanned-out value, plain data) is summed in this epilogue, not by an add pass.
         const prior = x.pending ? undefined : grads.get(x.buf);
         const addend = prior ? { g_add: prior.buf } : {};
         const wb = options.bf16Weights && a.kH * a.kW > 1 ? weightCopy(l, shape, true, r.consts.gBn === true) : undefined;
-        const dgradConsts: OpConsts['conv_dgrad_fused'] = { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}), ...gStorage, ...(dxBf16 ? { dxBf16: true } : {}) };
+        const addConsts = addArgs ? { addBwd: true, sumRelu: addArgs.consts.relu, aStats: addArgs.consts.aStats, aRelu: addArgs.consts.aRelu, bStats: addArgs.consts.bStats, bRelu: addArgs.consts.bRelu } : {};
+        const dgradConsts: OpConsts['conv_dgrad_fused'] = { ...shape, ...r.consts, ...e.consts, ...(prior ? { addend: true } : {}), ...(wb ? { bf16w: true } : {}), ...gStorage, ...(dxBf16 ? { dxBf16: true } : {}), ...addConsts };
         // Its reduction in splits where the GPU's waves say so, each split's partials and the tiles' tickets this layer's own.
         const dgradSplit = options.dgradSplitsFor?.(dgradConsts);
         const splitBuffers = dgradSplit
           ? { dpart: b.fixed(`conv${l.index}.dgrad.partials`, dgradSplit.splits * dgradSplit.tiles * dgradSplit.area), dtickets: b.tickets(`conv${l.index}.dgrad.tickets`, dgradSplit.tiles) }
           : {};
         const splitConsts = dgradSplit ? { splits: dgradSplit.splits, splitTiles: dgradSplit.tiles, splitArea: dgradSplit.area } : {};
-        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers, ...splitBuffers }, { ...dgradConsts, ...splitConsts });
+        b.step(l, 'conv_dgrad_fused', { g: grad.buf, ...r.buffers, w: paramId(l, 'weight'), wb, ...addend, dx, ...e.buffers, ...splitBuffers, ...addArgs?.buffers }, { ...dgradConsts, ...splitConsts });
+        if (foldedAdd) addsInDgrad.add(foldedAdd);
         grad = { buf: dx, of: x };
         if (prior) grads.set(x.buf, grad);
         else pass();

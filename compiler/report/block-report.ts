@@ -7,6 +7,7 @@ import type { Program, StepOf } from '../lower/program-ir.js';
 import { concatsInPlace, type InferenceGroup } from '../lower/infer.js';
 import { firstReaderOfAdd, inputsOf, poolTakingAdd } from '../lower/chain.js';
 import { torchModuleString } from './torch-print.js';
+import { centreTapCoversInput } from '../backends/cuda/conv.js';
 
 /** The cpu training steps of a concat branch end written in place (lower/train.ts concatSlots), forward and backward. */
 const SLOT_FORWARD = ['relu_fwd_slice', 'tanh_fwd_slice', 'bn_fwd_train', 'maxpool_fwd', 'avgpool_fwd', 'conv_fwd'];
@@ -14,6 +15,21 @@ const SLOT_BACKWARD = ['relu_bwd_slice', 'tanh_bwd_slice', 'bn_bwd', 'maxpool_bw
 const writesSlot = (s: Program['steps'][number]) => s.op.endsWith('_slice') || (s.consts as { outTotal?: number }).outTotal !== undefined || (s.consts as { yTotal?: number }).yTotal !== undefined;
 /** SLOT_ENDS in words: the layers whose pass writes a concat branch end's slice itself. */
 const SLOT_END_WORDS = 'a ReLU, BN, Tanh, pool or conv (not reading the model input)';
+
+/**
+ * Why a two-branch add's pass stays although a conv reads it first (docs/design.md §4): a strided reader reaches no
+ * element once at one tap; a k×k one would load each element R·S times per output-channel tile, a loss in the profile
+ * model, so the fp32 rule (addInNextPointwiseConv) takes 1×1 readers only, and the opt-in addInNextConv any.
+ */
+function whyNotInReader(shape: readonly number[], reader: ShapedModel['layers'][number] | undefined): string {
+  if (reader?.kind !== 'conv') return '';
+  const a = reader.attrs;
+  const [C, H, W] = [shape[0], shape[1] ?? 1, shape[2] ?? 1];
+  const covers = centreTapCoversInput({ C, H, W, K: a.nOut, P: reader.output[1] ?? 1, Q: reader.output[2] ?? 1, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW });
+  if (!covers) return ` (its first reader, the conv (${reader.index}), is strided or resizes: no one tap reaches every element, so it cannot add as it loads)`;
+  if (a.kH * a.kW > 1) return ` (its first reader, the ${a.kH}×${a.kW} conv (${reader.index}), would load each element ${a.kH * a.kW} times per output-channel tile: fp32 adds as it loads in 1×1 readers only, unless the opt-in addInNextConv)`;
+  return ` (its first reader, the 1×1 conv (${reader.index}), adds as it loads in fp32 builds with addInNextPointwiseConv only)`;
+}
 
 const kernelsOf = (p: Program | undefined, layer: number, op?: string) => [...new Set((p?.steps ?? []).filter((s) => s.layer === layer && (!op || s.op === op)).map((s) => s.kernel))];
 
@@ -59,10 +75,13 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
       const readerAt = firstReaderOfAdd(model.layers, i);
       const reader = readerAt === undefined ? undefined : model.layers[readerAt];
       const summing = reader && train?.steps.find((s): s is StepOf<'conv_fwd_fused'> => s.layer === reader.index && s.op === 'conv_fwd_fused' && s.consts.sumInput === true);
+      // Its backward, by the data gradient of that conv (addBwdInDgrad), the last of the block output's gradients.
+      const dgrad = reader && train?.steps.find((s): s is StepOf<'conv_dgrad_fused'> => s.layer === reader.index && s.op === 'conv_dgrad_fused' && s.consts.addBwd === true);
+      const inDgrad = dgrad && reader ? `no pass of its own: ${dgrad.kernel}, the data gradient of the conv (${reader.index}) that reads it first (the last of its gradients), ${dgrad.consts.sumRelu ? 'masks it by the ReLU as it stores it' : 'stores it'} and writes the branch ends' BN partials` : undefined;
       if (!train) lines.push(noTraining);
       else if (summing && reader) {
         const bwdFused = kernelsOf(train, l.index, 'add_bwd_fused');
-        lines.push(`      training: no pass of its own: ${summing.kernel}, the conv (${reader.index}) that reads it first, applies both branch ends' pending BN/ReLU and adds${summing.consts.sumRelu ? `, then the ReLU (${next?.index})` : ''}, as it loads, the blocks of its first output-channel tile storing the sum for its other readers; backward: ${bwdFused.length ? `one pass ${bwdFused.join(', ')}` : 'no kernel'}, the gradient passed to each branch end`);
+        lines.push(`      training: no pass of its own: ${summing.kernel}, the conv (${reader.index}) that reads it first, applies both branch ends' pending BN/ReLU and adds${summing.consts.sumRelu ? `, then the ReLU (${next?.index})` : ''}, as it loads, the blocks of its first output-channel tile storing the sum for its other readers; backward: ${bwdFused.length ? `one pass ${bwdFused.join(', ')}` : inDgrad ?? 'no kernel'}, the gradient passed to each branch end`);
       } else if (pooled && pool) {
         const bwdPooled = kernelsOf(train, pool.index, 'avgpool_add_bwd');
         lines.push(`      training: no pass of its own: ${pooled.kernel}, the average pool (${pool.index}) that alone reads it, applies both branch ends' pending BN/ReLU and adds${pooled.consts.relu ? `, then the ReLU (${next?.index})` : ''}, as it loads (the sum never stored); backward: ${bwdPooled.length ? `${bwdPooled.join(', ')}, the pool's gradient${pooled.consts.relu ? ' masked by the ReLU' : ''} passed to each branch end in the same pass` : 'no kernel'}`);
@@ -70,7 +89,7 @@ export function blockReport(model: ShapedModel, programs: readonly Program[], gr
         lines.push(`      training: add fused into the BN pass ${bnPass.kernel} (the BN (${bnPass.layer}) closing its branch${bnPass.consts.relu ? `, then the ReLU (${next?.index})` : ''}); the backward passes the gradient to each branch unchanged`);
       } else if (fusedTraining) {
         const bwdFused = train?.steps.find((s) => s.layer === l.index && s.op === 'add_bwd_fused');
-        lines.push(`      training: one pass ${fusedTraining.kernel} applies both branch ends' pending BN/ReLU, adds${fusedTraining.consts.relu ? ` and applies the ReLU (${next?.index})` : ''}; backward: ${bwdFused ? `one pass ${bwdFused.kernel}` : 'no kernel'}, the gradient passed to each branch end`);
+        lines.push(`      training: one pass ${fusedTraining.kernel} applies both branch ends' pending BN/ReLU, adds${fusedTraining.consts.relu ? ` and applies the ReLU (${next?.index})` : ''}${whyNotInReader(l.output, reader)}; backward: ${bwdFused ? `one pass ${bwdFused.kernel}` : inDgrad ?? 'no kernel'}, the gradient passed to each branch end`);
       } else lines.push(`      training: a separate add kernel ${fwd.join(', ') || '(none)'}${relu}; the backward passes the gradient to each branch unchanged`);
       if (closing) {
         const shortcut = closing.add!.shortcut;

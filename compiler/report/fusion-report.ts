@@ -26,8 +26,13 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
     // An add that the conv reading it first computes as it loads (addInNextConv) has only its backward here.
     const readerAt = firstReaderOfAdd(model.layers, i);
     const summer = readerAt === undefined ? undefined : program.steps.find((s) => s.layer === model.layers[readerAt].index && s.op === 'conv_fwd_fused' && s.consts.sumInput === true);
+    // And its backward, that conv's data gradient (addBwdInDgrad).
+    const dgrad = readerAt === undefined ? undefined : program.steps.find((s) => s.layer === model.layers[readerAt].index && s.op === 'conv_dgrad_fused' && s.consts.addBwd === true);
+    const elsewhere = [summer && `forward in ${summer.kernel} as it loads`, dgrad && `backward in ${dgrad.kernel}'s epilogue`].filter(Boolean);
     const what = kernels
-      ? `${summer ? `forward in ${summer.kernel} as it loads; ` : ''}${kernels.join(', ')}`
+      ? `${elsewhere.map((s) => `${s}; `).join('')}${kernels.join(', ')}`
+      : elsewhere.length > 0
+        ? `no kernel: ${elsewhere.join('; ')}`
       : pool
         ? `no kernel: added by the average pool (${pool.index}) that alone reads it, as it loads`
         : l.kind === 'relu'
@@ -56,6 +61,8 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
   const fusedAdds = merges.filter((l) => program.steps.some((s) => s.layer === l.index && s.op === 'add_apply'));
   // The adds that the conv reading them first computes as it loads (addInNextConv): its forward has the block's ends.
   const summing = program.steps.filter((s) => s.op === 'conv_fwd_fused' && s.consts.sumInput === true);
+  // The adds whose backward the data gradient of the conv reading them first does (addBwdInDgrad).
+  const inDgrad = program.steps.filter((s) => s.op === 'conv_dgrad_fused' && s.consts.addBwd === true);
   const adds = program.steps.filter((s) => s.op === 'add');
   // A chain without blocks has neither line (its report is as before blocks existed).
   const backward = program.steps.filter((s): s is StepOf<'add_bwd_fused'> => s.op === 'add_bwd_fused');
@@ -67,8 +74,9 @@ export function trainingFusionReport(model: ShapedModel, program: Program, fused
     `  ${fromEnds.length} of ${backward.length} add_bwd_fused passes recompute the ReLU mask from the two branch ends they read for the BN partials, instead of reading the block output (both ends with a pending BN: a projection shortcut)`,
   ] : [];
   const blockLines = merges.length === 0 && adds.length === 0 ? [] : [
-    `  ${fusedAdds.length} of ${merges.length} residual adds run forward as one pass per branch after the first (add_apply: the branch ends' pending BN/ReLU applied on load, the block's ReLU after the last) and backward likewise (add_bwd_fused: dReLU and the ends' BN partials)`,
-    ...(summing.length > 0 ? [`  ${summing.length} of ${merges.length} residual adds run forward in the prologue of the conv that reads them first (addInNextConv: ${summing.map((s) => s.kernel).join(', ')}), whose first output-channel tile stores the block output; backward: add_bwd_fused`] : []),
+    `  ${fusedAdds.length} of ${merges.length} residual adds run forward as one pass per branch after the first (add_apply: the branch ends' pending BN/ReLU applied on load, the block's ReLU after the last) and backward ${inDgrad.length > 0 ? 'in one add_bwd_fused pass or a data gradient (below)' : "likewise (add_bwd_fused: dReLU and the ends' BN partials)"}`,
+    ...(summing.length > 0 ? [`  ${summing.length} of ${merges.length} residual adds run forward in the prologue of the conv that reads them first (addInNextConv: ${summing.map((s) => s.kernel).join(', ')}), whose first output-channel tile stores the block output; backward: ${inDgrad.length > 0 ? "that conv's data gradient (below)" : 'add_bwd_fused'}`] : []),
+    ...(inDgrad.length > 0 ? [`  ${inDgrad.length} of ${merges.length} residual adds run backward in no pass of their own: the data gradient of the conv that reads one first, the last of the block output's gradients, masks it by the block's ReLU as it stores it and writes the branch ends' BN partials (addBwdInDgrad: ${inDgrad.map((s) => s.kernel).join(', ')})`] : []),
     ...stored,
     `  ${pooled.filter((s) => s.op === 'avgpool_add_fwd').length} of ${merges.length} residual adds run in no pass of their own: the average pool that alone reads one applies its ends' pending BN/ReLU, adds and applies the block's ReLU as it loads, the sum never stored, and the pool's backward masks its gradient by that ReLU recomputed from the ends and writes their BN partials in the same pass (avgpool_add_fwd, avgpool_add_bwd${pooled.length ? `: ${pooled.map((s) => s.kernel).join(', ')}` : ''})`,
     `  other add passes over activations: ${adds.length}${adds.length ? ` (${adds.map((s) => s.kernel).join(', ')}: ${adds.every((s) => s.layer !== 0 && model.layers[s.layer - 1]?.kind !== 'add') ? "sums of a fanned-out value's gradients" : 'merges and gradient sums'})` : ''}`,

@@ -25,7 +25,7 @@ import {
 } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import type { ConvShape } from '../../lower/ops.js';
-import { endsSum, endsText } from './residual.js';
+import { addBackwardOf, addBackwardParams, addBackwardText, endsSum, endsText, type AddBackward } from './residual.js';
 
 /** Loads a 16×32 tile of a GEMM operand into shared memory with the whole 256-thread block. */
 const tileLoop = (inner: string[]) => ['for (int slot = t; slot < 16 * 32; slot += 256) {', '  const int kk = slot / 32, col = slot % 32;', ...inner.map((s) => `  ${s}`), '}'];
@@ -169,12 +169,19 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
   return { params: params(k, names), body, launch: { grid: [Math.ceil(PQ / 32), Math.ceil(c.K / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
 }
 
+/** The residual add whose backward a conv_dgrad_fused does in its epilogue (addBwd), as add_bwd_fused's consts. */
+const addBackwardOfDgrad = (c: Consts<'conv_dgrad_fused'>): AddBackward | undefined =>
+  c.addBwd === true ? { relu: c.sumRelu === true, aStats: c.aStats === true, aRelu: c.aRelu === true, bStats: c.bStats === true, bRelu: c.bRelu === true } : undefined;
+
 export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): CudaKernel {
   // dX[C][HW] = Σ_{k,r,s} W[k][c][r][s] · dY[k][p][q] with h = p·sh − ph + r (taps whose h + ph − r is
   // not a multiple of the stride contribute nothing). dY is rebuilt on load from the gradient of the
-  // conv's (pending) output value; the epilogue writes dX and the partials of the input's pending BN.
+  // conv's (pending) output value; the epilogue writes dX and the partials of the input's pending BN,
+  // or, where the input is a residual add's output and this is its last gradient, the add's backward.
   const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
-  const names = ['g', ...rebuildParams(c), 'w', ...(c.addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c)];
+  const add = addBackwardOfDgrad(c);
+  if (add && c.outStats) throw new Error(`internal error: ${k.kernel} writes the partials of its input's BN and a residual add's backward`);
+  const names = ['g', ...rebuildParams(c), 'w', ...(c.addend ? ['g_add'] : []), { name: 'dx', out: true }, ...statsParams(c), ...(add ? addBackwardParams(add) : [])];
   const body = [
     'NINCC_SHARED_2D(float, ws, 16, 33);  // ws[kk][m] = W[k][c0 + m][r][s] for reduce index e0 + kk = (k, r, s)',
     'NINCC_SHARED_2D(float, gs, 16, 32);  // gs[kk][j] = dY[k][p][q] at the tap that reaches position j0 + j',
@@ -211,11 +218,13 @@ export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): 
     `  const bool valid = j < ${HW};`,
     `  const long long at = (long long)img * ${c.C * HW} + (long long)ch * ${HW} + j;`,
     ...(c.addend ? ["  if (valid) acc[i] += nincc::ld(&g_add[at]);  // another reader's gradient of the same input"] : []),
-    '  if (valid) nincc::st(&dx[at], acc[i]);',
-    ...backwardStats(c, 'acc[i]', 'at', 'ch', 'valid', tileSlot(c.C, HW)).map((s) => `  ${s}`),
+    // The add's backward: dX (the add's whole gradient, this conv's the last) masked by the block's ReLU is dz, both ends' gradient.
+    ...(add
+      ? ['  {', '    float d = acc[i];', ...addBackwardOf(add, tileSlot(c.C, HW), 'dx').map((s) => `    ${s}`), '  }']
+      : ['  if (valid) nincc::st(&dx[at], acc[i]);', ...backwardStats(c, 'acc[i]', 'at', 'ch', 'valid', tileSlot(c.C, HW)).map((s) => `  ${s}`)]),
     '}',
   ];
-  const fused = fusedText(['implicit-GEMM dgrad', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)', c.addend && "epilogue: + another reader's gradient", c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN']);
+  const fused = fusedText(['implicit-GEMM dgrad', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)', c.addend && "epilogue: + another reader's gradient", c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN', add && `epilogue: the ${addBackwardText(add)} of the block before`]);
   return { params: params(k, names), body, launch: { grid: [Math.ceil(HW / 32), Math.ceil(c.C / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
 }
 

@@ -106,24 +106,47 @@ const endStats = (p: 'a' | 'b', relu: boolean, slot: string) => [
 const endParams = (p: 'a' | 'b', on: boolean): Param[] =>
   on ? [...['y', 'scale', 'shift', 'mean', 'invstd'].map((n) => ({ name: `${p}_${n}` })), { name: `${p}_dz`, out: true }, { name: `${p}_dzx`, out: true }] : [];
 
-/** dz = g·[y > 0] (when the add applied the block's ReLU), and each end's BN partials of it. */
-export function addBackwardFused(k: KernelStep, c: Consts<'add_bwd_fused'>): CudaKernel {
-  const slot = tileSlot(c.C, c.HW);
+/** The block's ReLU and the branch ends whose pending BN takes partials of the add's gradient (add_bwd_fused's consts). */
+export interface AddBackward {
+  readonly relu: boolean;
+  readonly aStats: boolean;
+  readonly aRelu: boolean;
+  readonly bStats: boolean;
+  readonly bRelu: boolean;
+}
+
+/**
+ * The add's backward given this lane's gradient `d` of its output at `at` (channel `ch`, `valid`; the warp is one
+ * channel, 32 positions): d masked by the block's ReLU ([y > 0], or recomputed from the two ends), stored in `store`
+ * (none: the caller's), and each end's Σdz, Σdz·x̂ partials at `slot`. add_bwd_fused's body, and the epilogue of the
+ * data gradient of the conv that reads the add first (conv.ts addBackward): the same arithmetic, the same bits.
+ */
+export function addBackwardOf(c: AddBackward, slot: string, store: string | undefined): string[] {
   const fromEnds = maskFromEnds(c);
-  const body = [
-    ...channelTile(c.C, c.HW),
-    'float d = valid ? nincc::ld(&g[at]) : 0.0f;',
+  return [
     ...(c.aStats ? ['const float ay = valid ? nincc::ld(&a_y[at]) : 0.0f;'] : []),
     ...(c.bStats ? ['const float by = valid ? nincc::ld(&b_y[at]) : 0.0f;'] : []),
     ...(c.relu && fromEnds ? ['{', ...endValue('a', c.aRelu), ...endValue('b', c.bRelu), '  if (valid && !(av + bv > 0.0f)) d = 0.0f;', '}'] : []),
     ...(c.relu && !fromEnds ? ['if (valid && !(nincc::ld(&y[at]) > 0.0f)) d = 0.0f;'] : []),
-    ...(c.relu ? ['if (valid) nincc::st(&dz[at], d);'] : []),
+    ...(store ? [`if (valid) nincc::st(&${store}[at], d);`] : []),
     ...(c.aStats ? endStats('a', c.aRelu, slot) : []),
     ...(c.bStats ? endStats('b', c.bRelu, slot) : []),
   ];
-  const names = ['g', ...(c.relu ? [...(fromEnds ? [] : ['y']), { name: 'dz', out: true }] : []), ...endParams('a', c.aStats), ...endParams('b', c.bStats)];
-  const fused = ['residual add backward', c.relu && `dReLU${fromEnds ? " (mask recomputed from the branch ends it reads anyway)" : ''}`, (c.aStats || c.bStats) && "the branch ends' BN partials Σdz, Σdz·x̂"].filter(Boolean).join(' + ');
-  return { params: params(k, names), body, launch: channelTiles(c.C, c.HW), fused };
+}
+
+/** addBackwardOf's input buffers (the mask's y, the ends' a_*, b_*) and partials, in add_bwd_fused's order. */
+export const addBackwardParams = (c: AddBackward): Param[] => [...(c.relu && !maskFromEnds(c) ? [{ name: 'y' }] : []), ...endParams('a', c.aStats), ...endParams('b', c.bStats)];
+
+/** What addBackwardOf does, for report.txt. */
+export const addBackwardText = (c: AddBackward) =>
+  ['residual add backward', c.relu && `dReLU${maskFromEnds(c) ? ' (mask recomputed from the branch ends it reads anyway)' : ''}`, (c.aStats || c.bStats) && "the branch ends' BN partials Σdz, Σdz·x̂"].filter(Boolean).join(' + ');
+
+/** dz = g·[y > 0] (when the add applied the block's ReLU), and each end's BN partials of it. */
+export function addBackwardFused(k: KernelStep, c: Consts<'add_bwd_fused'>): CudaKernel {
+  const body = [...channelTile(c.C, c.HW), 'float d = valid ? nincc::ld(&g[at]) : 0.0f;', ...addBackwardOf(c, tileSlot(c.C, c.HW), c.relu ? 'dz' : undefined)];
+  const mask = c.relu && !maskFromEnds(c) ? ['y'] : [];
+  const names = ['g', ...(c.relu ? [...mask, { name: 'dz', out: true }] : []), ...endParams('a', c.aStats), ...endParams('b', c.bStats)];
+  return { params: params(k, names), body, launch: channelTiles(c.C, c.HW), fused: addBackwardText(c) };
 }
 
 /**
