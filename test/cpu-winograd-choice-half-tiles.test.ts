@@ -12,12 +12,12 @@ describe('winogradHalfTiles', () => {
   it('leaves the half-width Winograd tiles to the kernel by default, and turns them off in every Winograd call when ablated', () => {
     const on = compiled(false), off = compiled(true);
     const k31On = kernel(on.cpu.text, 'k31_conv_infer'), k31Off = kernel(off.cpu.text, 'k31_conv_infer');
-    expect(k31On).toMatch(/conv2d_forward_winograd\(WinogradKind::F2x3, shape, [^\n]*, true\);/);
+    expect(k31On).toMatch(/conv2d_forward_winograd<WinogradKind::F2x3>\(shape, [^\n]*, true\);/);
     expect(k31On).not.toContain('half_tiles');
     // F(2x2,3x3) below batch 5 and F(4x4,3x3) from 5 up (the host-L3 choice), both with the switch.
     expect(k31Off.match(/, ConvOutput\{\}, \/\*half_tiles=\*\/false\);/g)).toHaveLength(2);
     // Every Winograd inference call (k11 F(2,5), k21's two, k31's two), and no GEMM call, carries it.
-    const winogradCalls = (t: string) => (t.match(/  (?:if \(a->n < \d+\) |else )?conv2d_forward_winograd\(/g) ?? []).length;
+    const winogradCalls = (t: string) => (t.match(/  (?:if \(a->n < \d+\) |else )?conv2d_forward_winograd<WinogradKind::F\dx\d>\(/g) ?? []).length;
     expect(winogradCalls(off.cpu.text)).toBe(5);
     expect(off.cpu.text.match(/half_tiles=\*\/false/g)).toHaveLength(5);
     expect(on.cpu.text).not.toContain('half_tiles');

@@ -32,7 +32,7 @@ describe('generated CPU code', () => {
     expect(cc).toContain(`static_assert(packed_conv_weights_size(128, 576) == ${132 * 576}, "packed weight buffer size");`);
     expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert[^\n]*\n  static_assert[^\n]*\n  const Conv2dShape shape\{1, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  pack_conv_weights\(shape, /);
     // Below batch 5; from 5 up it runs Winograd F(4x4,3x3) (the next test).
-    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  if \(a->n < 5\) conv2d_forward\(shape, \/\*x=\*\/arg<const float>\(a, 0\), PackedConvWeights\{\/\*w=\*\/arg<const float>\(a, 1\)\}, /);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k21_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  if \(a->n < 5\) conv2d_forward<packed_forward_paths\(Conv2dShape\{1, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\}\)>\(shape, \/\*x=\*\/arg<const float>\(a, 0\), PackedConvWeights\{\/\*w=\*\/arg<const float>\(a, 1\)\}, /);
     // Every folded conv but the Winograd one (layer 11, below) reads GEMM panels: k1 and k21 as PackedConvWeights,
     // the six 1x1s in three pair regions (schedule/cpu-pointwise-pair-region.ts), each reading both convs' packed panels.
     expect(cc.match(/PackedConvWeights\{/g)).toHaveLength(2);
@@ -48,8 +48,8 @@ describe('generated CPU code', () => {
     // ... at batch 1; from batch 2 up as F(4,3), whose 6x6 transformed matrices follow in the same buffer.
     expect(chooseConvAlgorithm(c11).large).toMatchObject({ algorithm: 'winograd_f4x3', fromBatch: 2 });
     expect(convPackedWeightsFloats(c11)).toBe(16 * 72 * 32 + 36 * 72 * 32);
-    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert\(winograd_weights_size\(WinogradKind::F2x3, 64, 32\) == 36864, "packed weight buffer size"\);\n  static_assert\(winograd_weights_size\(WinogradKind::F4x3, 64, 32\) == 82944, "packed weight buffer size"\);\n  const Conv2dShape shape\{1, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  pack_winograd_weights\(WinogradKind::F2x3, shape, \/\*w_out=\*\/arg<const float>\(a, 6\), \/\*packed=\*\/arg<float>\(a, 8\)\);\n  pack_winograd_weights\(WinogradKind::F4x3, shape, \/\*w_out=\*\/arg<const float>\(a, 6\), \/\*packed=\*\/arg<float>\(a, 8\) \+ 36864\);\n\}/);
-    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  if \(a->n < 2\) conv2d_forward_winograd\(WinogradKind::F2x3, shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\), [^\n]*\n  else conv2d_forward_winograd\(WinogradKind::F4x3, shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\) \+ 36864, /);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_fold_bn\(const NinccArgs\* a\) \{\n  fold_batchnorm\([^\n]*\n  static_assert\(winograd_weights_size\(WinogradKind::F2x3, 64, 32\) == 36864, "packed weight buffer size"\);\n  static_assert\(winograd_weights_size\(WinogradKind::F4x3, 64, 32\) == 82944, "packed weight buffer size"\);\n  const Conv2dShape shape\{1, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  pack_winograd_weights<WinogradKind::F2x3>\(shape, \/\*w_out=\*\/arg<const float>\(a, 6\), \/\*packed=\*\/arg<float>\(a, 8\)\);\n  pack_winograd_weights<WinogradKind::F4x3>\(shape, \/\*w_out=\*\/arg<const float>\(a, 6\), \/\*packed=\*\/arg<float>\(a, 8\) \+ 36864\);\n\}/);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  if \(a->n < 2\) conv2d_forward_winograd<WinogradKind::F2x3>\(shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\), [^\n]*\n  else conv2d_forward_winograd<WinogradKind::F4x3>\(shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\) \+ 36864, /);
     // No Winograd for strided or 1x1 convs; 3x3 on 7x7 planes loses at batch 1 (tiles a quarter empty).
     expect(chooseConvAlgorithm({ ...c11, sh: 2, sw: 2 }).algorithm).toBe('implicit_gemm');
     expect(chooseConvAlgorithm({ ...c11, R: 1, S: 1, ph: 0, pw: 0 }).algorithm).toBe('implicit_gemm');
@@ -62,7 +62,7 @@ describe('generated CPU code', () => {
     expect(chooseConvAlgorithm({ ...c21, maxBatch: 4 }).large).toBeUndefined();
     expect(convPackedWeightsFloats({ ...c21, maxBatch: 4 })).toBe(132 * 576);
     expect(chooseConvAlgorithm({ ...c21, maxBatch: 5 }).large).toMatchObject({ fromBatch: 5 });
-    expect(cc).toMatch(/\n  else conv2d_forward_winograd\(WinogradKind::F4x3, shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\) \+ 76032, [^\n]*\n\}\n\n\/\/ layer 24/);
+    expect(cc).toMatch(/\n  else conv2d_forward_winograd<WinogradKind::F4x3>\(shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\) \+ 76032, [^\n]*\n\}\n\n\/\/ layer 24/);
     // No second algorithm for a 1x1 conv, nor where F(4,3)'s weights outgrow L3 (NIN's 384 -> 1024 on 7x7).
     expect(chooseConvAlgorithm({ ...c11, R: 1, S: 1, ph: 0, pw: 0 }).large).toBeUndefined();
     expect(chooseConvAlgorithm({ C: 384, H: 7, W: 7, K: 1024, R: 3, S: 3, sh: 1, sw: 1, ph: 1, pw: 1 }).large).toBeUndefined();
@@ -75,7 +75,7 @@ describe('generated CPU code', () => {
     expect(chooseTrainingConvAlgorithm({ C: 96, H: 28, W: 28, K: 256, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 })).toBe('winograd_f2x5');
     expect(chooseTrainingConvAlgorithm({ ...c11, sh: 2, sw: 2 })).toBe('implicit_gemm');
     expect(chooseTrainingConvAlgorithm({ C: 1, H: 28, W: 28, K: 32, R: 5, S: 5, sh: 1, sw: 1, ph: 2, pw: 2 })).toBe('implicit_gemm');
-    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_conv_fwd\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  conv2d_forward_winograd_training\(WinogradKind::F2x3, shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\), /);
+    expect(cc).toMatch(/(?:extern "C"|NINCC_CPU_EXPORT) void k11_conv_fwd\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1\};\n  conv2d_forward_winograd_training<WinogradKind::F2x3>\(shape, \/\*x=\*\/arg<const float>\(a, 0\), \/\*w=\*\/arg<const float>\(a, 1\), /);
     expect(cc).toMatch(/void k1_conv_fwd\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\};\n  conv2d_forward\(shape, /);
     const lines = convAlgorithmReport(lowerModel(compileSpec(source, spec).model!, { maxBatch: 8, trainKernels: 'cpu' }).programs);
     expect(lines[0]).toBe('CPU convolution algorithms (cost model at batch 1 and 16; relative time, lower is faster):');
