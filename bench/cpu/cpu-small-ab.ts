@@ -26,6 +26,7 @@ import { load } from '../../runtime/model.js';
 import { median } from './report.js';
 import { medianMicros } from './call-micros.js';
 import { buildTool, ortSession, startNeighbour, startPreemptor } from './ab-neighbours.js';
+import { refuseStaleAddon } from '../addon-fresh.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -68,6 +69,7 @@ function subject(arg: string): { dir: string; env: NodeJS.ProcessEnv } {
 }
 
 function parent(args: string[], batch: number, calls: number, rounds: number, rt: boolean, preempt: string | undefined, neighbour: string | undefined, before: string | undefined): void {
+  refuseStaleAddon(); // the children load this package's addon
   const script = fileURLToPath(import.meta.url);
   const dirs = args.map(subject);
   const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trimEnd();
