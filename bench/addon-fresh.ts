@@ -7,8 +7,13 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { packageRoot } from '../compiler/package-root.js';
 
-/** What the addon is built from, relative to the package root: directories (searched whole) and files. */
-export const ADDON_SOURCES = ['runtime/core', 'runtime/binding', 'runtime/include', 'CMakeLists.txt'] as const;
+/**
+ * What the addon is built from, relative to the package root: directories (searched whole) and files. Of
+ * runtime/include only the headers the addon includes (test/bench-addon-fresh.test.ts checks them against
+ * ninja's record): the kernel headers under it go into each artifact's library, and an A/B of a kernel
+ * change edits them without touching the addon.
+ */
+export const ADDON_SOURCES = ['runtime/core', 'runtime/binding', 'runtime/include/nincc/abi.h', 'runtime/include/nincc/device/emu_abi.h', 'CMakeLists.txt'] as const;
 
 /** The stamp under `root`: written by every successful `npm run build:native`. */
 export function addonStampPath(root: string): string {

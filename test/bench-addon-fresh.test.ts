@@ -1,10 +1,12 @@
 // The benches refuse a native addon built before its runtime sources changed (bench/addon-fresh.ts): round 17's
 // start bench timed such an addon and printed wrong outputs. A fake package root with set modification times.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { addonStampPath, refuseStaleAddon, staleAddonReason } from '../bench/addon-fresh.js';
+import { ADDON_SOURCES, addonStampPath, refuseStaleAddon, staleAddonReason } from '../bench/addon-fresh.js';
 
 const roots: string[] = [];
 afterEach(() => {
@@ -53,5 +55,16 @@ describe('bench/addon-fresh', () => {
     expect(pkg.scripts['bench:cpu']).toMatch(/^npm run build:native && /);
     const cmake = readFileSync(new URL('../CMakeLists.txt', import.meta.url), 'utf8');
     expect(cmake).toMatch(/add_custom_target\(nincc_addon_stamp ALL\s+COMMAND \$\{CMAKE_COMMAND\} -E touch \$<TARGET_FILE_DIR:nincc_addon>\/nincc\.node\.stamp/);
+  });
+
+  // Only runtime/include's headers the addon includes are sources (the kernel headers are not): a header the
+  // addon starts including must join the list, or the check would pass an addon built before that header changed.
+  const root = dirname(dirname(fileURLToPath(import.meta.url)));
+  const build = join(root, 'runtime', 'build', 'addon');
+  const deps = existsSync(join(build, 'build.ninja')) ? spawnSync('ninja', ['-C', build, '-t', 'deps'], { encoding: 'utf8' }) : undefined;
+  it.skipIf(!deps || deps.status !== 0)('lists every runtime/include header the addon build depends on (ninja -t deps; skipped without a ninja build)', () => {
+    const included = new Set([...deps!.stdout.matchAll(/^\s+(\S+)$/gm)].map((m) => relative(root, m[1])).filter((p) => p.startsWith('runtime/include/')));
+    expect(included.size).toBeGreaterThan(0);
+    for (const header of included) expect(ADDON_SOURCES.some((s) => header === s || header.startsWith(`${s}/`)), header).toBe(true);
   });
 });
