@@ -1,5 +1,5 @@
 // CPU benchmark: nincc `cpu` against onnxruntime-node on the same weights, in one process.
-// Build and run:  npx tsc -p tsconfig.json && node dist/bench/cpu.js [options]   (--help lists them: bench/cpu/options.ts)
+// Build and run:  npm run bench:cpu (build:native, tsc, then node dist/bench/cpu.js [options]; --help lists them: bench/cpu/options.ts)
 // For each spec (models/nin.model, models/nin-fashion.model and models/resnet-50.model by default) it builds the artifact
 // (BN folded for inference), makes weights whose output depends on the input, exports them to ONNX,
 // and checks that both engines agree (1e-4 of the output's scale) at batch 1 and 16. Then:
@@ -30,6 +30,7 @@ import { images, prepareSubject, type Subject } from './cpu/subjects.js';
 import { measureCallOverhead, type CallOverhead } from './cpu/overhead.js';
 import { median, reportLines, type Timed } from './cpu/report.js';
 import { LAYOUTS, TorchEngine, torchAvailable } from './cpu/torch-engine.js';
+import { refuseStaleAddon } from './addon-fresh.js';
 
 /** The command line's options; --help prints the usage, and a bad option its error and the usage, and both exit. */
 function commandLine(): CpuBenchOptions {
@@ -101,6 +102,7 @@ function startTorch(): { engine?: TorchEngine; line: string } {
 }
 
 async function main(): Promise<number> {
+  refuseStaleAddon();
   const machine = describeMachine();
   const lines = machineLines(machine);
   lines.push(`threads: nincc OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS}, onnxruntime-node ${(ort as { env?: { versions?: { common?: string } } }).env?.versions?.common ?? ''} intraOpNumThreads=${threads} (default CPU provider)`);

@@ -12,6 +12,7 @@ import { openMpiWorld } from '../runtime/distributed/mpi.js';
 import { gradientBuckets, rankShare, type Bucket } from '../runtime/distributed/shard.js';
 import { load, type Model } from '../runtime/model.js';
 import { loadNative } from '../runtime/native.js';
+import { refuseStaleAddon } from './addon-fresh.js';
 
 /** The first slice's reduction: through JS copies of each bucket. */
 function reduceInJs(model: Model, comm: Communicator, weight: number, buckets: readonly Bucket[]): void {
@@ -31,6 +32,7 @@ type Variant = 'backward alone' | 'TS reduce after' | 'native after' | 'native o
 const VARIANTS: readonly Variant[] = ['backward alone', 'TS reduce after', 'native after', 'native overlapped'];
 
 async function main(): Promise<void> {
+  refuseStaleAddon();
   const [artifact, repeatsArg, batchArg, bucketArg] = process.argv.slice(2);
   if (!artifact) throw new Error('usage: mpirun -np N node dist/bench/distributed-reduce.js ARTIFACT [REPEATS] [BATCH] [BUCKET_ELEMENTS]');
   const repeats = Number(repeatsArg ?? 50);

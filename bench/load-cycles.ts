@@ -10,6 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { buildArtifact } from '../compiler/build.js';
 import { compileSpec } from '../compiler/pipeline.js';
 import { load } from '../runtime/model.js';
+import { refuseStaleAddon } from './addon-fresh.js';
 
 export interface CycleReport {
   readonly cycles: number;
@@ -95,6 +96,7 @@ export function buildCpuArtifact(specFile: string, outDir: string): string {
 }
 
 async function main(): Promise<void> {
+  refuseStaleAddon();
   const { values } = parseArgs({
     options: {
       spec: { type: 'string', default: 'models/nin-fashion.model' },

@@ -1,6 +1,6 @@
 // bench/cpu/report.ts: the CPU benchmark's table, its nincc/onnxruntime and nincc/PyTorch ratios.
 import { describe, expect, it } from 'vitest';
-import { reportLines, type Timed } from '../bench/cpu/report.js';
+import { lowerQuartile, reportLines, type Timed } from '../bench/cpu/report.js';
 
 const row = (engine: Timed['engine'], what: Timed['what'], batch: number, seconds: number[], layout?: Timed['layout']): Timed => ({ model: 'm', what, batch, engine, flopsPerImage: 1e9, seconds, ...(layout ? { layout } : {}) });
 
@@ -39,5 +39,11 @@ describe('bench:cpu report', () => {
     const refused = reportLines(cases, { gflops: 100, untrusted: 'the clock moved' }, true);
     expect(refused.slice(1, -1).every((l) => l.trim().split(/\s{2,}/)[8] === '—')).toBe(true);
     expect(refused.at(-1)).toBe('% peak not printed: the clock moved');
+  });
+
+  it('lowerQuartile takes the sorted rounds\' element a quarter of the way up, whatever their order', () => {
+    expect(lowerQuartile([210, 150, 400, 160, 155, 300, 170, 165])).toBe(160); // sorted: 150 155 [160] 165 170 210 300 400
+    expect(lowerQuartile([5, 1, 3])).toBe(1);
+    expect(lowerQuartile([7])).toBe(7);
   });
 });

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { load } from '../../runtime/model.js';
 import { median } from './report.js';
+import { refuseStaleAddon } from '../addon-fresh.js';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { batch: { type: 'string', default: '1' }, calls: { type: 'string', default: '300' }, train: { type: 'boolean', default: false } } });
 if (positionals.length !== 2) {
@@ -17,6 +18,7 @@ if (positionals.length !== 2) {
 }
 
 async function main(): Promise<void> {
+  refuseStaleAddon();
   const batch = Number(values.batch), calls = Number(values.calls);
   const models = await Promise.all(positionals.map((dir) => load(dir, { device: 'cpu', seed: 1 })));
   try {

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <vector>
 
@@ -25,6 +26,7 @@
 
 using nincc_bench::median;
 
+extern "C" int nincc_layer_count();
 extern "C" const char* nincc_layer_name(int i);
 extern "C" float nincc_layer_run(int i, int batch);
 
@@ -32,11 +34,26 @@ using nincc::cpu::pool_detail::pool_stats;
 
 namespace {
 
-// nin-fashion's layers in network order, as indices into layer-times.cc's table (k7, k17 and k27
-// have the shapes of k4, k14 and k24).
+// nin-fashion's inference kernels in network order (its report.txt's "infer" program; the pool, linear and
+// softmax tail left out), found in layer-times.cc's table by name, so that a row added there moves none.
 std::vector<int> network_layers(int batch) {
-  const int k11 = batch >= 2 ? 10 : 8, k21 = batch >= 5 ? 11 : 4;
-  return {0, 1, 1, 6, k11, 3, 3, 7, k21, 5, 5};
+  const char* names[] = {"k1 5x5 1->32 28x28", "k4+k7 1x1 pair 32ch 28x28", "maxpool 32x28x28",
+                         batch >= 2 ? "k11 as Winograd F4x3" : "k11 as Winograd F2x3", "k14+k17 1x1 pair 64ch 14x14",
+                         "maxpool 64x14x14", batch >= 5 ? "k21 as Winograd F4x3" : "k21 3x3 64->128 7x7",
+                         "k24+k27 1x1 pair 128ch 7x7"};
+  std::vector<int> layers;
+  for (const char* name : names)
+    for (int i = 0;; ++i) {
+      if (i == nincc_layer_count()) {
+        std::fprintf(stderr, "layer-times.cc has no layer named \"%s\"\n", name);
+        std::exit(2);
+      }
+      if (std::strcmp(nincc_layer_name(i), name) == 0) {
+        layers.push_back(i);
+        break;
+      }
+    }
+  return layers;
 }
 
 double wall_us() { return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch()).count(); }

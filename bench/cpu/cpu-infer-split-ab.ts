@@ -13,6 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { packageRoot } from '../../compiler/package-root.js';
 import { load } from '../../runtime/model.js';
 import { images, prepareSubject } from './subjects.js';
+import { refuseStaleAddon } from '../addon-fresh.js';
 
 const [spec = 'models/nin-fashion.model', roundsArg = '15', callsArg = '20'] = process.argv.slice(2);
 const rounds = Number(roundsArg), calls = Number(callsArg);
@@ -21,6 +22,7 @@ const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length
 const uptime = () => execSync('uptime').toString().trim();
 
 async function main(): Promise<void> {
+  refuseStaleAddon();
   const subject = await prepareSubject(resolve(packageRoot(), spec), join(tmpdir(), 'nincc-split-ab'), 16, 1);
   process.env.NINCC_SPLIT_BATCH = '0';
   const perLayer = await load(subject.dir, { device: 'cpu', weights: subject.weights });

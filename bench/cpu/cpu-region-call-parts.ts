@@ -7,6 +7,7 @@ import { load } from '../../runtime/model.js';
 import type { NativeModel } from '../../runtime/native.js';
 import { median } from './report.js';
 import { medianMicros } from './call-micros.js';
+import { refuseStaleAddon } from '../addon-fresh.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -18,6 +19,7 @@ if (positionals.length !== 1) {
 }
 const batch = Number(values.batch), calls = Number(values.calls), rounds = Number(values.rounds);
 
+refuseStaleAddon();
 const m = await load(positionals[0], { device: 'cpu', seed: 1 });
 const x = new Float32Array(batch * m.imageElements).map((_, i) => Math.sin(i));
 await m.infer(x); // folds the weights first

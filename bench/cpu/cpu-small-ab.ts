@@ -2,7 +2,7 @@
 // process of its own so one library's spinning pool workers never share the cores with the other's:
 // round by round, the order swapping each round, every artifact runs CALLS infer() calls at one batch
 // after three warm-up calls; prints each round's median in microseconds, then each artifact's median
-// of the round medians and its ratio to the first artifact's, with `uptime` before and after.
+// of the round medians and its ratio to the first artifact's, and their lower quartile (report.ts) and its ratio, with `uptime` before and after.
 // An argument ending in .onnx runs that model on onnxruntime-node instead (2 intra-op threads, its
 // default spinning), input [batch, 1, 28, 28]-shaped from the model's first input.
 // With --rt the child processes run under `chrt -f 20` (SCHED_FIFO; root only): the other processes
@@ -23,9 +23,10 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { load } from '../../runtime/model.js';
-import { median } from './report.js';
+import { lowerQuartile, median } from './report.js';
 import { medianMicros } from './call-micros.js';
 import { buildTool, ortSession, startNeighbour, startPreemptor } from './ab-neighbours.js';
+import { refuseStaleAddon } from '../addon-fresh.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -68,6 +69,7 @@ function subject(arg: string): { dir: string; env: NodeJS.ProcessEnv } {
 }
 
 function parent(args: string[], batch: number, calls: number, rounds: number, rt: boolean, preempt: string | undefined, neighbour: string | undefined, before: string | undefined): void {
+  refuseStaleAddon(); // the children load this package's addon
   const script = fileURLToPath(import.meta.url);
   const dirs = args.map(subject);
   const uptime = (): string => execFileSync('uptime', { encoding: 'utf8' }).trimEnd();
@@ -92,10 +94,10 @@ function parent(args: string[], batch: number, calls: number, rounds: number, rt
   } finally {
     stop(); // a FIFO spinner left behind would hold a core of a shared machine
   }
-  const base = median(rows[0]);
+  const base = median(rows[0]), baseQuartile = lowerQuartile(rows[0]);
   rows.forEach((row, i) => {
-    const m = median(row);
-    console.log(`${String.fromCharCode(65 + i)}: median of rounds ${m.toFixed(1)} us  (${row.map((v) => v.toFixed(1)).join(', ')})  /A ${(m / base).toFixed(3)}`);
+    const m = median(row), q = lowerQuartile(row);
+    console.log(`${String.fromCharCode(65 + i)}: median of rounds ${m.toFixed(1)} us  (${row.map((v) => v.toFixed(1)).join(', ')})  /A ${(m / base).toFixed(3)}; lower quartile ${q.toFixed(1)} us /A ${(q / baseQuartile).toFixed(3)}`);
   });
   console.log(uptime());
 }

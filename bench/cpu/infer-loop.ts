@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { load } from '../../runtime/model.js';
 import { median } from './report.js';
+import { refuseStaleAddon } from '../addon-fresh.js';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { batch: { type: 'string', default: '1' }, runs: { type: 'string', default: '60' } } });
 if (positionals.length !== 1) {
@@ -15,6 +16,7 @@ if (positionals.length !== 1) {
 }
 
 async function main(): Promise<void> {
+  refuseStaleAddon();
   const batch = Number(values.batch), runs = Number(values.runs);
   const m = await load(positionals[0], { device: 'cpu', seed: 1 });
   try {

@@ -17,6 +17,12 @@ export const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/**
+ * The value a quarter of the way up (the sorted xs' element at floor(n/4)): on a loaded machine, where a round's
+ * median moves with what else ran in it, the rounds nearest an idle machine's without resting on the single luckiest.
+ */
+export const lowerQuartile = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 4)];
+
 /** The table; `paired`: the runs were interleaved round by round, so per-round ratios mean something. */
 export function reportLines(cases: readonly Timed[], peak: Peak, paired: boolean): string[] {
   let fastest = { gflops: 0, what: '' }; // the highest rate of the table, set against the probed peak below

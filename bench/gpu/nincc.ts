@@ -12,6 +12,7 @@ import { buildArtifact, TARGETS, type Target } from '../../compiler/build.js';
 import { compileSpec } from '../../compiler/pipeline.js';
 import { packageRoot } from '../../compiler/package-root.js';
 import { load, type Device, type Model } from '../../runtime/model.js';
+import { refuseStaleAddon } from '../addon-fresh.js';
 
 const { values } = parseArgs({
   options: {
@@ -55,6 +56,7 @@ async function time(run: () => Promise<unknown>): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  refuseStaleAddon();
   const file = resolve(packageRoot(), values.model);
   const source = readFileSync(file, 'utf8');
   // The spec's name as given (relative to the repository, as `nincc build` run there names it), so the

@@ -127,8 +127,9 @@ class ThreadPool {
   }
 
  private:
-  // About 50-100 microseconds of pause instructions before a worker sleeps (longer spins measured
-  // no faster on NIN, and would take a core from whatever runs next on a shared machine).
+  // Pause instructions before a worker sleeps: 36.7-37.7 microseconds on the benches' AMD EPYC VM
+  // (bench/logs/i19J-spin-and-pause.out), longer where a pause is (longer spins measured no faster on
+  // NIN, and would take a core from whatever runs next on a shared machine).
   static constexpr int kSpinIterations = 2000;
 
   ThreadPool() : caller_spin_ns_(caller_spin_ns_from_env()) {}
