@@ -6,7 +6,7 @@
 // row moves), so the builds must agree bitwise. CI checks the compiled kernels (NIN's stem on an odd plane, and NIN's own at batch 128); NINCC_TEST_FULL=1
 // runs one step's gradients, three SGD steps and inference on emu against the switch-off build, with the h100's splits.
 import { describe, expect, it } from 'vitest';
-import type { Compiled } from '../compiler/pipeline.js';
+import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { compileEmuVariant } from './reference/emu-variants.js';
 import { expectSameVariants } from './reference/same-variants.js';
 import { channelTilesFit } from '../compiler/backends/cuda/conv-mma-stem-wgrad-layout.js';
@@ -37,6 +37,14 @@ describe('the stem wgrad\'s row tiles of one channel (compiled, no build)', () =
     expect(off?.tile).toMatch(/M = 363 \(C·R·S\).* splits; input halo 2 planes/);
     expect(offText).toContain('const int ch0 = int(m0) / 121;');
     expect(offText).not.toContain('row tiles of one channel');
+  });
+
+  it('NIN\'s own stem at batch 128 for an H100: 3 row tiles of one channel, one plane of 512 positions a staging (27,424 B)', () => {
+    const nin = `model nin_stem { input 3x224x224  conv(3, 96, 11, 11, 4, 4, 5, 5)  bn(96)  relu  maxpool(3, 3, 2, 2, 1, 1)  avgpool(28, 28, 1, 1)  conv(96, 3000, 1, 1, 1, 1, 0, 0)  view(-1)  linear(3000, ${CLASSES})  logsoftmax }`;
+    const r = compileSpec(nin, 'nin_stem.model', { device: 'emu' });
+    const k = stemWgrad(compileModel(r.model!, { target: 'emu', maxBatch: 128, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: {}, gpu: 'h100' }));
+    expect(k?.tile).toMatch(/128×96×32 tile, 4 warps \(2×2\) of 64×48, M = 363 \(C·R·S\).*; row tiles of one channel each; input halo 1 planes at a pitch ≤ 13496, 512 positions a staging, bf16 in shared \(27424 B\)/);
+    expect(k?.launch.grid[0]).toBe(3);
   });
 
   it('with them, a staging of 16 slices, and opted into, the partials through the halo\'s band; each switch alone takes only its part', () => {
