@@ -42,7 +42,8 @@ describe("the stem weight gradient's wave splits (compiled, no build)", () => {
   });
   it("NIN b128: the wave splits' input halo stages the batch's grid of 128-position stagings, whose stores are free of bank conflicts", () => {
     const body = (c: Compiled) => c.cuda!.source.text.split(' k1_conv_wgrad_fused(')[1].split('NINCC_EXPORT')[0];
-    const waves = atBatch128({}), folded = atBatch128({ stemWaveSplits: false });
+    // Row tiles across channels (stemWgradChannelTiles: false): the one-channel tiles stage 16 slices (test/emu-stem-wgrad-channel-tiles.test.ts).
+    const waves = atBatch128({ stemWgradChannelTiles: false }), folded = atBatch128({ stemWaveSplits: false, stemWgradChannelTiles: false });
     // conv-mma-wgrad-halo.ts haloStaging: from the grid's staging that holds the split's first slice, then at every multiple of 128.
     expect(body(waves)).toContain('if (j0 == lo || j0 % 128 == 0) {');
     expect(body(waves)).toContain('const long long js = j0 / 128 * 128;');

@@ -24,6 +24,7 @@ import { dgradSplitRange, dgradSplitSum, dgradSplitWords, type DgradGrid } from 
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords, type Halo } from './conv-mma-wgrad-halo.js';
 import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
 import { stemWgradHalo } from './conv-mma-stem-wgrad-layout.js';
+import { stemWgradBandStore } from './conv-mma-stem-wgrad-store.js';
 import { wgradTicketsBound } from '../../lower/ops.js';
 import { s2dWgradForm, s2dWgradHalo, s2dWgradReads, s2dWgradSource, s2dWgradTapLambda, s2dWgradWords, type S2dWgrad } from './conv-mma-stem-s2d-wgrad.js';
 import { chooseKxkWgradTile } from './conv-mma-kxk-wgrad-tile.js';
@@ -306,7 +307,9 @@ function wgradPlan(c: Consts<'conv_wgrad_fused'>, ablations: Ablations | undefin
   const span = isOn(ablations, 'haloSpan');
   // A few-channels strided stem's halo has a pitch of its own and may take what shared memory the tiles leave (conv-mma-stem-wgrad-layout.ts).
   // So does a stem's stride-1 form over x space-to-depth (conv-mma-stem-s2d-wgrad.ts).
-  const stemHalo = s2d ? s2dWgradHalo(c, wide, tileThreads(wide), span, s2d.fw) : isOn(ablations, 'stemWgradHalo') ? stemWgradHalo(c, wide, tileThreads(wide), span) : undefined;
+  // Its row tiles may be one channel each (conv-mma-stem-wgrad-layout.ts channelTilesFit), not with the last split's fold (sized by C·R·S).
+  const channelTiles = isOn(ablations, 'stemWgradChannelTiles') && !c.lastSplit;
+  const stemHalo = s2d ? s2dWgradHalo(c, wide, tileThreads(wide), span, s2d.fw) : isOn(ablations, 'stemWgradHalo') ? stemWgradHalo(c, wide, tileThreads(wide), span, channelTiles, isOn(ablations, 'stemWgradLongStagings')) : undefined;
   const wideHalo = isOn(ablations, 'inputHalo') && RS > 1 ? stemHalo ?? chooseHaloSpan(c, wide.bm, tileThreads(wide), span) : undefined;
   // With the halo, a k×k kernel may take the 256-tall tile, which halves dY''s re-reads (conv-mma-kxk-wgrad-tile.ts).
   const tall = wideTiles && isOn(ablations, 'tallTiles') && wideHalo ? chooseKxkWgradTile(CRS, c.K, RS, c.gBn || c.gRelu ? 2 : 1, (wideHalo.plane * BK) / wideHalo.positions, WIDE_CANDIDATES) : wide;
@@ -319,6 +322,7 @@ function wgradPlan(c: Consts<'conv_wgrad_fused'>, ablations: Ablations | undefin
   // shared memory: it takes the twin too (NIN's stem wgrad, predicted: 23.80M → 20.16M wavefronts, 96.1 → 92.5 µs).
   const aFromHalo = stemHalo && !s2d && isOn(ablations, 'stemWgradWarp64') ? { sh: 1, sw: 1 } : {};
   const tile = kxkWarpTile(tile32, { ...c, ...aFromHalo }, ablations);
+  if (halo32?.channelTiles && tile.bm !== wide.bm) throw new Error(`wgradPlan: row tiles of one channel were sized for BM ${wide.bm}, the tile has ${tile.bm}`);
   const twinHalo = tile !== tile32 && halo32 && !stemHalo && isOn(ablations, 'twinHalo') ? chooseHaloSpan(c, tile.bm, tileThreads(tile), span) : undefined;
   return { tile, halo: twinHalo && twinHalo.positions !== halo32?.positions ? twinHalo : halo32 };
 }
@@ -415,7 +419,11 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const ring = plainB && !asyncRing && !imageAsync && isOn(ablations, 'wgradImageRing') ? chooseImageRing(PQ, BN, besideB) : undefined;
   const ringB = halo && halo === naturalHalo && ringFragmentsFit(c, asyncRing, BM) ? asyncRing : undefined;
   // A stem's own halo (one plane per channel, no groups) stages only the planes its block's taps read (conv-mma-wgrad-halo.ts haloStaging).
-  const livePlanes = halo && !s2d && halo.layout.exactPlane === true && !halo.group && isOn(ablations, 'stemWgradLivePlanes');
+  const livePlanes = halo && !s2d && halo.layout.exactPlane === true && !halo.group && !halo.channelTiles && isOn(ablations, 'stemWgradLivePlanes');
+  // Row tiles of one channel each (Halo.channelTiles): GEMM row m is tap m % BM of channel m / BM, a tap only below R·S.
+  const channelRows = aHalo?.channelTiles === true;
+  // Opted into: its partials through the idle halo into runs along dW (conv-mma-stem-wgrad-store.ts).
+  const bandStore = channelRows && isOptedIn(ablations, 'stemWgradBandStores') ? stemWgradBandStore(c, tile, threads, aHalo.bytes) : undefined;
   const kOrder = ringB ? K_OFFSET_NATURAL : K_OFFSET_ALONG_K;
   const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && !imageAsync && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
     ? { name: 'bwin', source: 'g', channels: c.K, positions: PQ, rows: bRows }
@@ -549,10 +557,12 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     '}',
     ...(s2d ? s2dWgradTapLambda(s2d, stem) : []),
     ...(wtaps ? wgradTapsRows(c, tile) : []),
-    ...(tapsStore ?? eachAccumulator(NT, WN, warpM16(tile), [], s2d
+    ...(tapsStore ?? bandStore ?? eachAccumulator(NT, WN, warpM16(tile), [], s2d
       ? [`const int at = m < ${CRS} ? stem_tap(int(m)) : -1;`, `if (at >= 0 && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${stemCRS} + at], d);`]
       : wtaps
       ? [wgradTapsRow(c), `if (live_crs && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + crs], d);`]
+      : channelRows
+      ? [`const int rs = int(m) % ${BM};  // the tap in channel m / ${BM} (row tiles of one channel each)`, `if (rs < ${RS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + int(m) / ${BM} * ${RS} + rs], d);`]
       : [`if (m < ${CRS} && col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + m], d);`, ...(ringB && c.bias ? biasRowStore(c) : [])], [])),
     ...(ringB ? [] : biasSum),
     ...lastSplitReduce(c, { BM, BN, threads, CRS, ...(s2d ? { stemTaps: stemCRS } : {}), ...(ringB && c.bias ? { biasTile: biasRowTile(c, BM) } : {}), ...(wtaps ? { tapMajor: true as const } : {}) }),
@@ -579,7 +589,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   return {
     params: params(k, names),
     body,
-    launch: { grid: [Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [threads, 1, 1], shared: imageAsync ? asyncImageRingBytes(imageAsync) : imageRings ? imageRingsBytes(imageRings) : asyncRingDynamicBytes(asyncRing) },
+    launch: { grid: [channelRows ? c.C : Math.ceil(CRS / BM), Math.ceil(c.K / BN), c.splits], block: [threads, 1, 1], shared: imageAsync ? asyncImageRingBytes(imageAsync) : imageRings ? imageRingsBytes(imageRings) : asyncRingDynamicBytes(asyncRing) },
     fused,
     tile: tileText,
     // The resident blocks its splits were chosen at: without the bound ptxas may take more registers (or, sm_80 on NIN's

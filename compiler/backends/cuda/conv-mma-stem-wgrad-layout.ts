@@ -25,7 +25,7 @@ const PITCHES = 8;
 const haloBytesBeside = (tile: MmaTile) => STATIC_SHARED_BYTES - (tile.bm + tile.bn) * BK * 2;
 
 /** The conflict-free halo (chooseHaloSpan) at the narrowest of the `pitches` row pitches from the padded row on that has one, within haloBytesBeside (`planes`: StemPitch's). */
-export function pitchedHalo(g: Geometry, tile: MmaTile, threads: number, span: boolean, pitches: number, planes?: Pick<StemPitch, 'residues' | 'group'>): Halo | undefined {
+export function pitchedHalo(g: Geometry, tile: MmaTile, threads: number, span: boolean, pitches: number, planes?: Pick<StemPitch, 'residues' | 'group' | 'channelTiles'>): Halo | undefined {
   for (let columns = paddedColumns(g); columns < paddedColumns(g) + pitches; columns++) {
     const halo = chooseHaloSpan(g, tile.bm, threads, span, { columns, maxBytes: haloBytesBeside(tile), ...planes });
     if (halo) return halo;
@@ -41,19 +41,38 @@ export function stemCrossingLayout(g: Geometry): HaloLayout {
 }
 
 /**
+ * Whether the stem's row tiles may each be one channel (`channelTiles`, Halo.channelTiles): R·S taps fit a tile's BM
+ * rows and padding every channel's taps to BM adds no tile (NIN's 121 taps in 128: 3 tiles of 363 rows either way).
+ * Then a block stages one plane, not the two a tile across a channel's end reads, in half the shared memory, which
+ * leaves room for a longer staging: fewer of the R − sh rows every staging repeats (NIN: 5 planes of 128 positions
+ * staged a slice's blocks → 3 planes of more).
+ */
+export const channelTilesFit = (g: Geometry, bm: number) => g.R * g.S <= bm && g.C === Math.ceil((g.C * g.R * g.S) / bm);
+
+/**
  * The stem's halo for tile `tile` (`threads` staging): a conflict-free layout at one of the narrowest pitches, else
  * stemCrossingLayout with the staging length of least elements per position that fits; undefined for a conv that is no stem.
+ * `channelTiles` (switch stemWgradChannelTiles): row tiles of one channel each where channelTilesFit; `longer` (switch
+ * stemWgradLongStagings): with them, stagings of up to 16 slices (stemPositions).
  */
-export function stemWgradHalo(g: Geometry, tile: MmaTile, threads: number, span: boolean): Halo | undefined {
+/**
+ * The staging lengths a stem's crossing layout tries: HALO_POSITIONS, and with row tiles of one channel (`longer`, switch
+ * stemWgradLongStagings) 16 slices too, which one plane leaves room for (NIN: 22.4 padded elements copied a position
+ * against 256's 27.3; 32 slices' plane, 40 KB, does not fit beside the tiles).
+ */
+const stemPositions = (longer: boolean): readonly number[] => (longer ? [...HALO_POSITIONS, 16 * BK] : HALO_POSITIONS);
+
+export function stemWgradHalo(g: Geometry, tile: MmaTile, threads: number, span: boolean, channelTiles = false, longer = false): Halo | undefined {
   if (!isStem(g)) return undefined;
+  const aligned = channelTiles && channelTilesFit(g, tile.bm);
   const maxBytes = haloBytesBeside(tile);
-  const pitched = pitchedHalo(g, tile, threads, span, PITCHES);
+  const pitched = pitchedHalo(g, tile, threads, span, PITCHES, aligned ? { channelTiles: true } : undefined);
   if (pitched) return pitched;
   const layout = stemCrossingLayout(g);
-  const byCost = (span ? HALO_POSITIONS : [BK]).map((positions) => ({ positions, cost: stagedPerPosition(g, layout, positions) })).sort((a, b) => a.cost - b.cost || a.positions - b.positions);
+  const byCost = (span ? stemPositions(aligned && longer) : [BK]).map((positions) => ({ positions, cost: stagedPerPosition(g, layout, positions) })).sort((a, b) => a.cost - b.cost || a.positions - b.positions);
   for (const { positions } of byCost) {
-    const { channels, plane, elements } = haloSize(g, layout, tile.bm, threads, positions);
-    if (elements * 2 <= maxBytes) return { layout, positions, channels, plane, elements, bytes: elements * 2 };
+    const { channels, plane, elements } = haloSize(g, layout, tile.bm, threads, positions, 1, aligned);
+    if (elements * 2 <= maxBytes) return { layout, positions, channels, plane, elements, bytes: elements * 2, ...(aligned ? { channelTiles: true } : {}) };
   }
   return undefined;
 }

@@ -118,6 +118,8 @@ export interface StemPitch {
   /** The plane residues to try (all even ones from 16 where absent) and Halo.group. */
   readonly residues?: readonly number[];
   readonly group?: number;
+  /** Row tiles of one channel each (Halo.channelTiles). */
+  readonly channelTiles?: boolean;
 }
 
 /**
@@ -130,7 +132,7 @@ export interface StemPitch {
 export function chooseHalo(g: Geometry, bm: number, threads: number, positions: number = BK, allGaps = true, stem?: StemPitch): Halo | undefined {
   const rows = paddedRows(g), columns = stem?.columns ?? paddedColumns(g), exactPlane = stem !== undefined;
   const maxBytes = stem?.maxBytes ?? HALO_MAX_BYTES;
-  const unpadded = haloSize(g, { rows, columns, imageGap: 0, planeResidue: 0 }, bm, threads, positions);
+  const unpadded = haloSize(g, { rows, columns, imageGap: 0, planeResidue: 0 }, bm, threads, positions, 1, stem?.channelTiles);
   if (unpadded.elements * 2 > maxBytes) return undefined; // too large before any padding: no search
   const rowWrap = g.sh * columns - (g.Q - 1) * g.sw;
   const crossing = rows * columns - (g.P - 1) * g.sh * columns - (g.Q - 1) * g.sw;
@@ -143,9 +145,9 @@ export function chooseHalo(g: Geometry, bm: number, threads: number, positions: 
     for (const planeResidue of residues) {
       const layout = { rows, columns, imageGap, planeResidue, ...(exactPlane ? { exactPlane } : {}) };
       if (stagingConflicts(g, layout, positions, witnesses)) continue;
-      const { channels, plane, elements } = haloSize(g, layout, bm, threads, positions, group);
+      const { channels, plane, elements } = haloSize(g, layout, bm, threads, positions, group, stem?.channelTiles);
       const bytes = elements * 2;
-      return bytes <= maxBytes ? { layout, positions, channels, plane, elements, bytes, ...(group ? { group } : {}) } : undefined;
+      return bytes <= maxBytes ? { layout, positions, channels, plane, elements, bytes, ...(group ? { group } : {}), ...(stem?.channelTiles ? { channelTiles: true } : {}) } : undefined;
     }
   }
   return undefined;

@@ -77,6 +77,9 @@ export interface Halo {
   // row): a block's planes start at a channel that is a multiple of it, whole groups of them, and the staging's lanes
   // run across a group's planes fastest. 1 where absent.
   readonly group?: number;
+  // Row tiles of one channel each (a few-channels stem, switch stemWgradChannelTiles, conv-mma-stem-wgrad-layout.ts): block
+  // x's GEMM rows m are channel x's taps m % BM (live below R·S), so its halo is that channel's one plane.
+  readonly channelTiles?: boolean;
 }
 
 /** A block's first staged channel (the kernel's ch0): its first tap's, down to a multiple of the group. */
@@ -88,10 +91,10 @@ const firstPlane = (m0: number, RS: number, group: number) => Math.floor(Math.fl
  * fall anywhere, and may run into the next images when an image has fewer positions), and the elements the
  * halo needs for them with `threads` threads staging.
  */
-export function haloSize(g: Geometry, l: HaloLayout, bm: number, threads: number, positions: number, group = 1): { channels: number; plane: number; elements: number } {
+export function haloSize(g: Geometry, l: HaloLayout, bm: number, threads: number, positions: number, group = 1, channelTiles = false): { channels: number; plane: number; elements: number } {
   const RS = g.R * g.S, CRS = g.C * RS, PQ = g.P * g.Q;
-  let channels = 0;
-  for (let m0 = 0; m0 < CRS; m0 += bm) channels = Math.max(channels, Math.floor((Math.min(m0 + bm, CRS) - 1) / RS) - firstPlane(m0, RS, group) + 1);
+  let channels = channelTiles ? 1 : 0;
+  for (let m0 = 0; m0 < CRS && !channelTiles; m0 += bm) channels = Math.max(channels, Math.floor((Math.min(m0 + bm, CRS) - 1) / RS) - firstPlane(m0, RS, group) + 1);
   channels = Math.ceil(channels / group) * group;
   let plane = 0, length = 0;
   for (let j0 = 0; j0 < PQ; j0++) {
@@ -103,7 +106,7 @@ export function haloSize(g: Geometry, l: HaloLayout, bm: number, threads: number
 }
 
 /** report.txt's words for a halo. */
-export const haloWords = (h: Halo) => `input halo ${h.channels} planes at a pitch ≤ ${h.plane}, ${h.positions} positions a staging, bf16 in shared (${h.bytes} B)`;
+export const haloWords = (h: Halo) => `${h.channelTiles ? 'row tiles of one channel each; ' : ''}input halo ${h.channels} planes at a pitch ≤ ${h.plane}, ${h.positions} positions a staging, bf16 in shared (${h.bytes} B)`;
 
 /** Where x holds the conv input's element (img, ch, h, u) (C++ names): lines that set up `at`, x's index, and `inside`, a further condition for it to be in x. */
 export type HaloSource = (img: string, ch: string, h: string, u: string) => { lines: string[]; inside: string; at: string };
@@ -116,7 +119,9 @@ export function haloPrologue(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: nu
   const RS = c.R * c.S;
   return [
     `NINCC_SHARED(nincc::bf16, halo, ${h.elements});  // up to ${h.channels} channel planes at a pitch ≤ ${h.plane} padded elements`,
-    `const int ch0 = int(m0) / ${RS}${h.group ? ` / ${h.group} * ${h.group}` : ''};  // the block's first channel${h.group ? ` (of its group of ${h.group})` : ''}`,
+    h.channelTiles
+      ? 'const int ch0 = int(blockIdx.x);  // the block\'s channel: row tiles of one channel each (Halo.channelTiles)'
+      : `const int ch0 = int(m0) / ${RS}${h.group ? ` / ${h.group} * ${h.group}` : ''};  // the block's first channel${h.group ? ` (of its group of ${h.group})` : ''}`,
     ...(h.positions > BK ? ['int first = 0, plane = 0;  // the staged plane\'s start and pitch, kept for the slices it covers'] : []),
     ...(c.inBn
       ? [
@@ -237,6 +242,15 @@ export function haloStaging(c: Consts<'conv_wgrad_fused'>, h: Halo, threads: num
  */
 export function haloOperand(c: Consts<'conv_wgrad_fused'>, h: Halo): Staging {
   const RS = c.R * c.S, CRS = c.C * RS;
+  if (h.channelTiles)
+    return {
+      perRow: [
+        `const bool live_row = row < ${RS};  // row tiles of one channel each: rows past its ${RS} taps keep 0`,
+        `const int rs = min(row, ${RS - 1});  // a row past them reads the last tap's elements (a broadcast)`,
+        `const int tap = rs / ${c.S} * ${h.layout.columns} + rs % ${c.S};  // the tap's offset from a position's (0, 0) in the block's one plane`,
+      ],
+      perElement: ['const float hv = nincc::bf16_to_float(nincc::ld(&halo[tap + a_base[e]]));', 'if (live_row && (a_live >> e & 1)) v = hv;'],
+    };
   return {
     perRow: [
       `const bool live_row = int(m0) + row < ${CRS};`,
