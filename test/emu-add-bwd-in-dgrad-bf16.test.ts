@@ -40,15 +40,16 @@ describe('addBwdInDgrad in bf16: the lowering and the tensor-core kernel (no com
     expect(k12.fused).toContain("epilogue: the residual add backward + dReLU + the branch ends' BN partials Σdz, Σdz·x̂ of the block before (add_bwd_fused's sums in its order)");
     const body = k12.body.join('\n');
     expect(body).toContain('if (valid && !(nincc::ld(&y[at]) > 0.0f)) d = 0.0f;');
-    expect(body).toContain('float a_dzv_s = (a_dzv[0] + a_dzv[2]) + (a_dzv[1] + a_dzv[3]);');
-    expect(body).toContain('a_dzv_s += nincc::shfl_xor(a_dzv_s, 16); a_dzv_s += nincc::shfl_xor(a_dzv_s, 8); a_dzv_s += nincc::shfl_xor(a_dzv_s, 4);');
+    expect(body).toContain('float a_lane_dz_s = (a_lane_dz[0] + a_lane_dz[2]) + (a_lane_dz[1] + a_lane_dz[3]);');
+    expect(body).toContain('a_lane_dz_s += nincc::shfl_xor(a_lane_dz_s, 16); a_lane_dz_s += nincc::shfl_xor(a_lane_dz_s, 8); a_lane_dz_s += nincc::shfl_xor(a_lane_dz_s, 4);');
+    expect(body).toContain('nincc::st(&a_dz[slot], a_lane_dz_s); nincc::st(&a_dzx[slot], a_lane_dzx_s);');
     expect(body).not.toContain('nincc::warp_sum');
     // The projection block's reader: the mask recomputed from both ends, both ends' partials.
     const k21 = kernel('k21_conv_dgrad_fused').body.join('\n');
     expect(k21).toContain('if (valid && !(av + bv > 0.0f)) d = 0.0f;');
-    expect(k21).toContain('nincc::st(&b_dz[slot], b_dzv_s); nincc::st(&b_dzx[slot], b_dzx_s);');
+    expect(k21).toContain('nincc::st(&b_dz[slot], b_lane_dz_s); nincc::st(&b_dzx[slot], b_lane_dzx_s);');
     // The switch-off build's readers are plain data gradients.
-    expect(off.cuda!.kernels.find((k) => k.name === 'k12_conv_dgrad_fused')!.body.join('\n')).not.toContain('a_dzv');
+    expect(off.cuda!.kernels.find((k) => k.name === 'k12_conv_dgrad_fused')!.body.join('\n')).not.toContain('a_lane_dz');
   });
 });
 

@@ -10,7 +10,8 @@ import { addBackwardOf, endGradient, type AddBackward } from './residual.js';
 const ends = (add: AddBackward) => [...(add.aStats ? [['a', add.aRelu] as const] : []), ...(add.bStats ? [['b', add.bRelu] as const] : [])];
 
 /** Per 32-row part and column (eachAccumulator's perRows): each end's dz and dz·x̂ at the lane's 4 positions. */
-export const addBwdPartOpen = (add: AddBackward): string[] => ends(add).map(([p]) => `float ${p}_dzv[4], ${p}_dzx[4];  // this lane's 4 positions of the column's 32`);
+// The lane's values are `${p}_lane_dz`, `${p}_lane_dzx`: not `${p}_dzx`, the kernel's parameter (the partials' buffer).
+export const addBwdPartOpen = (add: AddBackward): string[] => ends(add).map(([p]) => `float ${p}_lane_dz[4], ${p}_lane_dzx[4];  // this lane's 4 positions of the column's 32`);
 
 /**
  * Per accumulator (after eachAccumulator's `dv`, `at`, `valid`, `col`): dv masked by the block's ReLU, stored as dz in
@@ -21,7 +22,7 @@ export const addBwdAccumulator = (add: AddBackward, C: number): string[] => [
   '{  // the residual add\'s backward (conv-mma-add-bwd.ts): dX is the add\'s whole gradient, this conv\'s the last',
   `  const int ch = col < ${C} ? col : 0;`,
   '  float d = dv;',
-  ...addBackwardOf(add, '', 'dx', (p, relu) => ['{', '  float dzv = 0.0f, dzx = 0.0f;', ...endGradient(p, relu).map((s) => `  ${s}`), `  ${p}_dzv[j] = dzv; ${p}_dzx[j] = dzx;`, '}']).map((s) => `  ${s}`),
+  ...addBackwardOf(add, '', 'dx', (p, relu) => ['{', '  float dzv = 0.0f, dzx = 0.0f;', ...endGradient(p, relu).map((s) => `  ${s}`), `  ${p}_lane_dz[j] = dzv; ${p}_lane_dzx[j] = dzx;`, '}']).map((s) => `  ${s}`),
   '}',
 ];
 
@@ -32,12 +33,12 @@ export const addBwdPartClose = (add: AddBackward, C: number, statTiles: number, 
     ? []
     : [
         '{  // the branch ends\' Σdz, Σdz·x̂ of these 32 positions: add_bwd_fused\'s warp_sum tree (conv-mma-add-bwd.ts)',
-        ...ends(add).flatMap(([p]) => [...tree(`${p}_dzv`), ...tree(`${p}_dzx`)]).map((s) => `  ${s}`),
+        ...ends(add).flatMap(([p]) => [...tree(`${p}_lane_dz`), ...tree(`${p}_lane_dzx`)]).map((s) => `  ${s}`),
         `  const long long first = ${part};`,
         `  const int img = int(first / ${rows}), tile = int(first % ${rows}) / 32;`,
         `  if (lane < 4 && img < n && tile < ${statTiles} && col < ${C}) {`,
         `    const long long slot = ((long long)img * ${statTiles} + tile) * ${C} + col;`,
-        ...ends(add).map(([p]) => `    nincc::st(&${p}_dz[slot], ${p}_dzv_s); nincc::st(&${p}_dzx[slot], ${p}_dzx_s);`),
+        ...ends(add).map(([p]) => `    nincc::st(&${p}_dz[slot], ${p}_lane_dz_s); nincc::st(&${p}_dzx[slot], ${p}_lane_dzx_s);`),
         '  }',
         '}',
       ];
