@@ -328,8 +328,9 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
   // The fp32 SIMT forward adds as it loads; the tensor-core kernels do not yet (docs/design.md §4).
   const addInNextConv = precision === 'fp32' && isOptedIn(options.ablations, 'addInNextConv');
   const addInNextPointwiseConv = precision === 'fp32' && isOn(options.ablations, 'addInNextPointwiseConv');
-  // Likewise the fp32 SIMT data gradient does an add's backward in its epilogue; the tensor-core ones do not yet.
-  const addBwdInDgrad = precision === 'fp32' && isOn(options.ablations, 'addBwdInDgrad');
+  // The data gradient of the conv reading an add first does its backward in its epilogue: the fp32 SIMT kernel and the
+  // bf16 tensor-core one (backends/cuda/conv-mma-add-bwd.ts).
+  const addBwdInDgrad = isOn(options.ablations, 'addBwdInDgrad');
   // Each folded weight gradient's choice for the GPU, and the consts it was made from (build.ts asks whether ptxas's R changes any).
   const wgradChoices = new Map<number, WgradChoiceMade>();
   const wgradSplitsFor: FusedTrainOptions['wgradSplitsFor'] = sms !== undefined && (wgradLastSplit || stemWaveSplits)

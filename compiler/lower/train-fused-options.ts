@@ -127,7 +127,8 @@ export interface FusedTrainOptions {
    * A two-branch residual add whose first reader is a conv has no add_bwd_fused pass: that conv's data gradient, the
    * last of the add output's gradients to be produced (its g_add sums the others'), masks its dX by the block's ReLU
    * as it stores it (dz, both ends' gradient) and writes the ends' BN partials (add_bwd_fused's arithmetic: the same
-   * bits). The fp32 SIMT data gradient only (conv.ts); any conv reader, strided or not (docs/design.md §4).
+   * bits). The fp32 SIMT data gradient (conv.ts) and the bf16 tensor-core one (conv-mma-add-bwd.ts); any conv reader,
+   * strided or not, split or not (docs/design.md §4).
    */
   readonly addBwdInDgrad?: boolean;
 }

@@ -720,7 +720,8 @@ export function lowerTrainFused(m: ShapedModel, maxBatch: number, stem?: U8Stem,
         if (!needDx) break;
         const dxBf16 = storesGradientBf16(x);
         // The residual add that x is, when this conv reads it first: its backward in this epilogue, the dx stored being dz.
-        const foldedAdd = !dxBf16 && options.dgradSplitsFor === undefined ? addReadFirstBy(x, node.pos) : undefined;
+        // (A split bf16 data gradient runs the same epilogue on the splits' sum: conv-mma-dgrad-splits.ts.)
+        const foldedAdd = !dxBf16 ? addReadFirstBy(x, node.pos) : undefined;
         const addArgs = foldedAdd?.fused ? addBackwardArgs(foldedAdd.inputs, foldedAdd.output, foldedAdd.fused.relu) : undefined;
         const dx = gradientBuffer(`conv${l.index}.grad_in`, x, dxBf16);
         const e = epilogue(x);

@@ -119,13 +119,15 @@ export async function preparedModel(b: Built, seed: number): Promise<{ m: Model;
  * Fills the whole activation arena (act × maxBatch) and the fixed scratch with `value`, so a kernel that
  * reads a buffer before writing it, or reads past what it wrote, shows. The fixed space also holds the
  * BN-folded inference weights, so the model is marked stale (setTensor) to refold them before the next infer.
+ * `fixed` false leaves the fixed space alone: a bf16 build keeps there the weight gradients' split tickets, which
+ * must start at zero (conv-mma-last-cta-wgrad.ts), so poisoning them breaks its weight gradients, not a missing write.
  */
-export function poisonArena(model: Model, value: number): void {
+export function poisonArena(model: Model, value: number, fixed = true): void {
   const native = (model as unknown as { native?: NativeModel }).native;
   if (!native || typeof native.write !== 'function') throw new Error('poisonArena: Model no longer keeps its native handle in `native`; update test/reference/artifacts.ts');
   const spaces = model.info.spaces;
   native.write('act', 0, new Float32Array(spaces.act * model.maxBatch).fill(value));
-  if (spaces.fixed > 0) native.write('fixed', 0, new Float32Array(spaces.fixed).fill(value));
+  if (fixed && spaces.fixed > 0) native.write('fixed', 0, new Float32Array(spaces.fixed).fill(value));
   const first = model.info.params[0] ?? model.info.state[0];
   if (first) model.setTensor(first.name, model.getTensor(first.name));
 }

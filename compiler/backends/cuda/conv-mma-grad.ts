@@ -41,6 +41,8 @@ import { asyncRingDynamicBytes, asyncRingElement, asyncRingIssue, asyncRingLand,
 import { offSectorGrid, windowBytes, windowElement, windowLoad, windowPrologue, type SectorWindow } from './conv-mma-wgrad-sector-window.js';
 import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 import { statsRunsFit, statsRunsLoad, statsRunsValue } from './conv-mma-dgrad-stats-runs.js';
+import { addBackwardOfDgrad, addBackwardParams, addBackwardText } from './residual.js';
+import { addBwdAccumulator, addBwdPartClose, addBwdPartOpen } from './conv-mma-add-bwd.js';
 import { biasRowStore, biasRowTile, chunkSplitRange, onesRow, ringBAddress, ringFragmentsFit } from './conv-mma-wgrad-ring-fragments.js';
 import { NATURAL_QUARTER, chooseNaturalHalo, naturalStagingFits, stageNatural } from './conv-mma-wgrad-natural-staging.js';
 import { chooseWgradTaps, wgradTapsAAddress, wgradTapsPrologue, wgradTapsRow, wgradTapsRows, wgradTapsStaging, wgradTapsStore, wgradTapsHaloWords, wgradTapsWords } from './conv-mma-wgrad-taps-halo.js';
@@ -102,7 +104,9 @@ function weightStaging(c: Consts<'conv_dgrad_fused'>, BN: number, KRS: number, R
 function dgradPlan(c: Consts<'conv_dgrad_fused'>, maxBatch: number, ablations: Ablations | undefined) {
   const HW = c.H * c.W, RS = c.R * c.S;
   const stats = Boolean(c.outStats);
-  const rows = rowsPerImage(HW, stats);
+  // A residual add's backward (addBwd) writes partials too, its ends' over the same 32-position tiles.
+  const padded = stats || c.addBwd === true;
+  const rows = rowsPerImage(HW, padded);
   // A 1×1 layer streams dY (and y, for a fused rebuild) once per column tile: the tile with the least of that
   // traffic (the wide ones too: 128×96 for 96 channels, W staged by half the blocks of 64×128); a k×k
   // kernel may take the wide tiles (conv-mma-tile.ts).
@@ -116,12 +120,12 @@ function dgradPlan(c: Consts<'conv_dgrad_fused'>, maxBatch: number, ablations: A
   const useTable = RS > 1;
   // A stride-1 k×k kernel stages dY' once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   // A data gradient from a bf16 weight copy in the tap-major k order loads A's fragments from a channels-innermost halo (conv-mma-taps-halo.ts).
-  const taps = c.bf16w && tapsOrder(c, 'dgrad', maxBatch, ablations) ? tapsPlan(c, 'dgrad', maxBatch, ablations, stats, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
+  const taps = c.bf16w && tapsOrder(c, 'dgrad', maxBatch, ablations) ? tapsPlan(c, 'dgrad', maxBatch, ablations, padded, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0) : undefined;
   if (taps && tileWords(taps.tile) !== tileWords(tile)) throw new Error(`conv-mma-grad.ts: the tap-major halo's tile differs from the data gradient's (${tileWords(taps.tile)} against ${tileWords(tile)})`);
   // The tap-major halo staged from sector-aligned runs of dY's planes through B's tile (conv-mma-taps-runs.ts), where
   // staging an element reads dY alone (a rebuild reads y at the same place: it keeps the per-position staging).
   const runs = taps && rebuildGradientFrom(c, 'v', 'at', fromRow).length === 0 ? tapsRuns(taps, tile.bn * BK * 2, c.gBf16 ? 2 : 4, ablations) : undefined;
-  return { stats, rows, tile, useTable, taps, runs };
+  return { stats, padded, rows, tile, useTable, taps, runs };
 }
 
 /**
@@ -136,7 +140,10 @@ export function dgradSplitGrid(c: Consts<'conv_dgrad_fused'>, maxBatch: number, 
 
 export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>, maxBatch: number, ablations?: Ablations): CudaKernel {
   const HW = c.H * c.W, PQ = c.P * c.Q, KRS = c.K * c.R * c.S, RS = c.R * c.S;
-  const { stats, rows, tile, useTable, taps, runs } = dgradPlan(c, maxBatch, ablations);
+  const { stats, padded, rows, tile, useTable, taps, runs } = dgradPlan(c, maxBatch, ablations);
+  // The residual add whose output this conv reads first: its backward in this epilogue (conv-mma-add-bwd.ts), dx stored as dz.
+  const add = addBackwardOfDgrad(c);
+  if (add && (stats || c.dxBf16)) throw new Error(`internal error: ${k.kernel} does a residual add's backward and ${stats ? "writes its input BN's partials" : 'stores dx in bf16'}`);
   const { bm: BM, bn: BN, nt: NT } = tile;
   const MT = warpM16(tile);
   const threads = tileThreads(tile);
@@ -158,7 +165,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const span = splits > 1 ? { lo: 'k_lo', hi: 'k_hi' } : undefined;
   const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'dgrad') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, useTable && c.gBn ? rebuildTableBytes(c, c.K) : 0);
-  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true, bf16: c.dxBf16 }, ...statsParams(c), ...(splits > 1 ? [{ name: 'dpart', out: true }, { name: 'dtickets', out: true }] : [])];
+  const names = [{ name: 'g', bf16: c.gBf16 }, ...rebuildParams(c), 'w', ...(c.bf16w ? ['wb'] : []), ...(addend ? ['g_add'] : []), { name: 'dx', out: true, bf16: c.dxBf16 }, ...statsParams(c), ...(add ? addBackwardParams(add) : []), ...(splits > 1 ? [{ name: 'dpart', out: true }, { name: 'dtickets', out: true }] : [])];
   // A bf16 dx is staged through the dead operand tiles (the taps halo, where there is no A tile) and stored in contiguous runs (conv-mma-store-staged.ts).
   const [stageBuffer, stageBytes] = taps ? ['taps_halo', taps.geometry.bytes] : ['as', BM * 64];
   // A tap-major data gradient copies B's slices from the bf16 copy through a cp.async ring, S − 1 slices ahead (conv-mma-b-ring.ts), not over the runs (they stage through B's tile).
@@ -177,9 +184,13 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     'float dv = d;',
     ...(addend ? ["if (valid) dv += nincc::ld(&g_add[at]);  // another reader's gradient of the same input"] : []),
     // The stats below take dv unrounded; the stored dx is rounded to bf16 when the reader's rebuild allows (lower/train-fused.ts bf16Gradients).
-    spans
-      ? `${spanWrite(spans, warpRow, rows8, 'dv')}  // stored after the n8 tile, with the block's other rows and columns`
-      : staged ? `${stagedWrite('dv')}  // stored after the part, with its other channels` : `if (valid) ${storeFloat('dx', 'at', 'dv', c.dxBf16)}`,
+    ...(add
+      ? addBwdAccumulator(add, c.C)
+      : [
+          spans
+            ? `${spanWrite(spans, warpRow, rows8, 'dv')}  // stored after the n8 tile, with the block's other rows and columns`
+            : staged ? `${stagedWrite('dv')}  // stored after the part, with its other channels` : `if (valid) ${storeFloat('dx', 'at', 'dv', c.dxBf16)}`,
+        ]),
   ];
   const statFields = [...(c.outRelu ? ['e_scale', 'e_shift'] : []), 'e_mean', 'e_invstd'];
   const statParam = (field: string) => (hoistStats ? `s_${field}` : `nincc::ld(&${field}[col])`);
@@ -265,7 +276,7 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     ...(bRing?.drain ?? []),
     ...(span ? dgradSplitSum(splits, MT, NT, threads, 'bs') : []),
     ...(spans ? [spansBuffer(stageBuffer)] : staged ? [stagedPiece(staged)] : []),
-    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;', ...statLoads] : [], [...perRow, ...rowStats], columnStats, staged && !spans ? stagedStore(target, part, partCol) : undefined, statsRuns ? statsRunsLoad(c, part, partCol, HW, rows) : [], spans ? spansStore(spans) : []),
+    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;', ...statLoads] : add ? addBwdPartOpen(add) : [], [...perRow, ...rowStats], add ? addBwdPartClose(add, c.C, statTiles, rows, part) : columnStats, staged && !spans ? stagedStore(target, part, partCol) : undefined, statsRuns ? statsRunsLoad(c, part, partCol, HW, rows) : [], spans ? spansStore(spans) : []),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',
@@ -278,12 +289,13 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     halo && c.bf16w && tapsFallback(c, 'dgrad', maxBatch, ablations),
     addend && "epilogue: + another reader's gradient",
     stats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN from the accumulators',
+    add && `epilogue: the ${addBackwardText(add)} of the block before (add_bwd_fused's sums in its order)`,
     hoistStats && "the input BN's parameters loaded once a column and 32-row part",
     statsRuns && "the input BN's y loaded in 16-byte runs, transposed across lanes",
     c.dxBf16 && (spans ? 'dx stored bf16, staged in shared memory into whole spans of 8 planes' : staged ? 'dx stored bf16, staged in shared memory into contiguous runs' : 'dx stored bf16'),
     span && dgradSplitWords(splits),
   ]);
-  const tileText = `${tileWords(tile)}, M = N·${rows}${stats && rows !== HW ? ` (each image's ${HW} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.C}, K = ${KRS}`;
+  const tileText = `${tileWords(tile)}, M = N·${rows}${padded && rows !== HW ? ` (each image's ${HW} positions padded to whole 32-row statistics tiles)` : ''}, N = ${c.C}, K = ${KRS}`;
   return {
     params: params(k, names),
     body,

@@ -25,7 +25,7 @@ import {
 } from './parts.js';
 import type { KernelStep } from '../../lower/program-ir.js';
 import type { ConvShape } from '../../lower/ops.js';
-import { addBackwardOf, addBackwardParams, addBackwardText, endsSum, endsText, type AddBackward } from './residual.js';
+import { addBackwardOf, addBackwardOfDgrad, addBackwardParams, addBackwardText, endsSum, endsText } from './residual.js';
 
 /** Loads a 16×32 tile of a GEMM operand into shared memory with the whole 256-thread block. */
 const tileLoop = (inner: string[]) => ['for (int slot = t; slot < 16 * 32; slot += 256) {', '  const int kk = slot / 32, col = slot % 32;', ...inner.map((s) => `  ${s}`), '}'];
@@ -168,10 +168,6 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
   const fused = fusedText(['implicit-GEMM conv', c.u8Mean && 'prologue: uint8 NHWC images normalised on load', summed && `prologue: the ${endsText(summed)} of the block before (its first channel tile stores the sum)`, c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', o.residual && 'epilogue: residual add', o.total !== c.K && 'epilogue: concat slice in place', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
   return { params: params(k, names), body, launch: { grid: [Math.ceil(PQ / 32), Math.ceil(c.K / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
 }
-
-/** The residual add whose backward a conv_dgrad_fused does in its epilogue (addBwd), as add_bwd_fused's consts. */
-const addBackwardOfDgrad = (c: Consts<'conv_dgrad_fused'>): AddBackward | undefined =>
-  c.addBwd === true ? { relu: c.sumRelu === true, aStats: c.aStats === true, aRelu: c.aRelu === true, bStats: c.bStats === true, bRelu: c.bRelu === true } : undefined;
 
 export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): CudaKernel {
   // dX[C][HW] = Σ_{k,r,s} W[k][c][r][s] · dY[k][p][q] with h = p·sh − ph + r (taps whose h + ph − r is

@@ -89,14 +89,22 @@ export function avgpoolAddForward(k: KernelStep, c: Consts<'avgpool_add_fwd'>): 
 /** Branch end p's pending value relu?(scale·y + shift) from its raw `${p}y`, as `${p}v`: add_apply's applyEnd, the same fmaf. */
 const endValue = (p: 'a' | 'b', relu: boolean, bn = true) => [`float ${p}v = ${p}y;`, ...applyEnd(p, bn, relu, 'ch')];
 
+/**
+ * Branch end p's dz (its pending ReLU's mask of d) and dz·x̂ at this lane's position into the caller's `dzv`, `dzx`
+ * (0.0f where not `valid`); `${p}y` is its raw value.
+ */
+export const endGradient = (p: 'a' | 'b', relu: boolean) => [
+  'if (valid) {',
+  `  dzv = ${relu ? `nincc::ffma(${p}y, nincc::ld(&${p}_scale[ch]), nincc::ld(&${p}_shift[ch])) > 0.0f ? d : 0.0f` : 'd'};`,
+  `  dzx = dzv * ((${p}y - nincc::ld(&${p}_mean[ch])) * nincc::ld(&${p}_invstd[ch]));`,
+  '}',
+];
+
 /** Branch end p's Σdz, Σdz·x̂ partials from this lane's gradient d (the warp is one channel); `${p}y` is its raw value. */
 const endStats = (p: 'a' | 'b', relu: boolean, slot: string) => [
   '{',
   '  float dzv = 0.0f, dzx = 0.0f;',
-  '  if (valid) {',
-  `    dzv = ${relu ? `nincc::ffma(${p}y, nincc::ld(&${p}_scale[ch]), nincc::ld(&${p}_shift[ch])) > 0.0f ? d : 0.0f` : 'd'};`,
-  `    dzx = dzv * ((${p}y - nincc::ld(&${p}_mean[ch])) * nincc::ld(&${p}_invstd[ch]));`,
-  '  }',
+  ...endGradient(p, relu).map((s) => `  ${s}`),
   '  dzv = nincc::warp_sum(dzv);',
   '  dzx = nincc::warp_sum(dzx);',
   `  if (threadIdx.x == 0) { nincc::st(&${p}_dz[${slot}], dzv); nincc::st(&${p}_dzx[${slot}], dzx); }`,
@@ -115,13 +123,18 @@ export interface AddBackward {
   readonly bRelu: boolean;
 }
 
+/** The residual add whose backward a conv_dgrad_fused does in its epilogue (addBwd), as add_bwd_fused's consts. */
+export const addBackwardOfDgrad = (c: Consts<'conv_dgrad_fused'>): AddBackward | undefined =>
+  c.addBwd === true ? { relu: c.sumRelu === true, aStats: c.aStats === true, aRelu: c.aRelu === true, bStats: c.bStats === true, bRelu: c.bRelu === true } : undefined;
+
 /**
  * The add's backward given this lane's gradient `d` of its output at `at` (channel `ch`, `valid`; the warp is one
  * channel, 32 positions): d masked by the block's ReLU ([y > 0], or recomputed from the two ends), stored in `store`
  * (none: the caller's), and each end's Σdz, Σdz·x̂ partials at `slot`. add_bwd_fused's body, and the epilogue of the
  * data gradient of the conv that reads the add first (conv.ts addBackward): the same arithmetic, the same bits.
+ * `stats`: the ends' partials from d where the warp is not one channel's 32 positions (conv-mma-add-bwd.ts).
  */
-export function addBackwardOf(c: AddBackward, slot: string, store: string | undefined): string[] {
+export function addBackwardOf(c: AddBackward, slot: string, store: string | undefined, stats = (p: 'a' | 'b', relu: boolean) => endStats(p, relu, slot)): string[] {
   const fromEnds = maskFromEnds(c);
   return [
     ...(c.aStats ? ['const float ay = valid ? nincc::ld(&a_y[at]) : 0.0f;'] : []),
@@ -129,8 +142,8 @@ export function addBackwardOf(c: AddBackward, slot: string, store: string | unde
     ...(c.relu && fromEnds ? ['{', ...endValue('a', c.aRelu), ...endValue('b', c.bRelu), '  if (valid && !(av + bv > 0.0f)) d = 0.0f;', '}'] : []),
     ...(c.relu && !fromEnds ? ['if (valid && !(nincc::ld(&y[at]) > 0.0f)) d = 0.0f;'] : []),
     ...(store ? [`if (valid) nincc::st(&${store}[at], d);`] : []),
-    ...(c.aStats ? endStats('a', c.aRelu, slot) : []),
-    ...(c.bStats ? endStats('b', c.bRelu, slot) : []),
+    ...(c.aStats ? stats('a', c.aRelu) : []),
+    ...(c.bStats ? stats('b', c.bRelu) : []),
   ];
 }
 
