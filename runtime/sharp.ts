@@ -1,4 +1,4 @@
-// sharp (libvips), loaded on first use instead of at import: loading it (its native library) took 0.5–1.7 s of
+// sharp (libvips), loaded on first use instead of at import: loading it (its native library) took 0.5–1.8 s of
 // every `nincc` process on a loaded 2-core machine, most of which decode no image (bench/RESULTS.md "ciT: CI
 // time"). Synchronous (its CommonJS build, the same code), so configureSharpForWorkers stays a plain call.
 import { createRequire } from 'node:module';

@@ -1,5 +1,5 @@
 // runtime/sharp.ts: a nincc process loads sharp (libvips) only when it decodes an image; loading it at import took
-// up to 1.7 s of every `nincc` process on a loaded 2-core machine (bench/RESULTS.md "ciT: CI time").
+// up to 1.8 s of every `nincc` process on a loaded 2-core machine (bench/RESULTS.md "ciT: CI time").
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { root } from './cli-run.js';
