@@ -1,5 +1,6 @@
 // Entry point of grammar/: source text → AST plus syntax diagnostics (several per run, thanks to recovery).
-import { EOF, type IParserErrorMessageProvider, type IRecognitionException, type IToken, type TokenType } from 'chevrotain';
+import type { IParserErrorMessageProvider, IRecognitionException, IToken, TokenType } from 'chevrotain';
+import { EOF } from './chevrotain.js';
 import type { SpecFile } from './ast.js';
 import { cstToAst, tokenSpan } from './cst-to-ast.js';
 import { error, positionAt, type Diagnostic, type Position, type Span } from './diagnostics.js';

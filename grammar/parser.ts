@@ -1,5 +1,6 @@
 // The spec grammar as a chevrotain CstParser: rules only, no semantics (those live in compiler/).
-import { CstParser, type CstNode, type IToken, type TokenType } from 'chevrotain';
+import type { CstNode, IToken, TokenType } from 'chevrotain';
+import { CstParser } from './chevrotain.js';
 import { closest } from './near-miss.js';
 import * as T from './tokens.js';
 

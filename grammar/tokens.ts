@@ -1,5 +1,6 @@
 // The spec language's tokens and the chevrotain lexer built from them. No semantics here.
-import { createToken, Lexer, type TokenType } from 'chevrotain';
+import type { TokenType } from 'chevrotain';
+import { createToken, Lexer } from './chevrotain.js';
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n]+/, group: Lexer.SKIPPED });
 // `# …` and, as in Lua (whose Torch7 scripts these specs mirror), `-- …` run to the end of the line.

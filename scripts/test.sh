@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): install what is missing, then the C++ core tests (ctest),
-# the emu kernel tests under AddressSanitizer, the type check, and vitest last so its summary line
-# ends the output.
+# The test command (README, .ci/run): install what is missing, then the emu kernel tests under
+# AddressSanitizer, the C++ tests (ctest, kernels, emulator), the type check, and vitest last so its
+# summary line ends the output. `npm test` without its own `npm run build:ts`: setup.sh has just compiled
+# the TypeScript (npm ci's `prepare`, or `npm run build`), and each compile is one more serial stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-npm run build:ts
 bash scripts/test-emu-asan.sh
-npm test
+npm run test:native
+npm run typecheck
+npx vitest run

@@ -40,6 +40,15 @@ JsonField JsonField::member(size_t i) const {
 
 const std::string& JsonField::key(size_t i) const { return value_->members()[i].first; }
 
+void JsonField::refuseUnknown(std::initializer_list<const char*> known, const std::string& why) const {
+  size_t count = objectSize();
+  for (size_t i = 0; i < count; ++i) {
+    bool found = false;
+    for (const char* k : known) found = found || key(i) == k;
+    if (!found) member(i).fail("unknown field; " + why);
+  }
+}
+
 size_t JsonField::arraySize() const {
   requireKind(Json::Kind::Array);
   return value_->items().size();

@@ -2,6 +2,7 @@
 // reads "<file>: <path>: <why>", e.g. "build/x/plan.json: programs.infer.steps[3].kernel: ...".
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ class JsonField {
   // Member i of an object, its path extended by the member's key.
   JsonField member(size_t i) const;
   const std::string& key(size_t i) const;
+  // Fails, naming the member's path, on a member of this object whose key is not in `known`: a field
+  // the reader would otherwise skip silently (docs/artifact.md: plan.json's unknown fields).
+  void refuseUnknown(std::initializer_list<const char*> known, const std::string& why) const;
 
   size_t arraySize() const;   // fails unless an array
   size_t objectSize() const;  // fails unless an object

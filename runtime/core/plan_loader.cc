@@ -19,6 +19,14 @@ constexpr const char* kPlanFormat = "nincc-plan";
 constexpr int64_t kMaxElements = int64_t(1) << 40;
 constexpr int64_t kMaxBatchLimit = 1 << 20;
 
+// Every object the loader reads lists the fields it knows, and refuses any other: a field this runtime
+// would skip may be one a newer compiler relies on (docs/artifact.md: such a field raises the version,
+// and this check catches one that did not). Fields only the TypeScript runtime reads (runtime/model.ts
+// PlanExtras) or only tools read (macsPerImage, precision, train) are known here too.
+const std::string kUnknownField = "this runtime (plan format version " + std::to_string(kPlanFormatVersion) +
+                                  ") does not read it; rebuild whichever is older, the artifact with this nincc "
+                                  "or the runtime (npm run build:native)";
+
 bool isCIdentifier(const std::string& s) {
   if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
   for (char c : s)
@@ -39,6 +47,7 @@ void readSpaces(const JsonField& f, Plan& plan) {
     Space space = static_cast<Space>(i);
     plan.spaceSize[i] = f.at(spaceName(space)).integer(0, kMaxElements);
   }
+  f.refuseUnknown({"param", "grad", "momentum", "state", "fixed", "act"}, kUnknownField);
   if (plan.sizeOf(Space::Act) * plan.maxBatch > kMaxElements)
     f.at("act").fail("act * maxBatch = " + std::to_string(plan.sizeOf(Space::Act) * plan.maxBatch) +
                      " elements is more than this runtime allows");
@@ -59,6 +68,7 @@ BufferRef readRef(const JsonField& f, const Plan& plan) {
     else if (dtype == "bf16") ref.dtype = DType::BF16;
     else f.at("dtype").fail("unknown dtype \"" + dtype + "\" (expected f32, i32, u8 or bf16)");
   }
+  f.refuseUnknown({"space", "offset", "size", "dtype"}, kUnknownField);
   int64_t limit = plan.sizeOf(ref.space);
   if (ref.offset + ref.size > limit)
     f.fail("buffer [" + std::to_string(ref.offset) + ", " + std::to_string(ref.offset + ref.size) +
@@ -102,12 +112,15 @@ TensorEntry readTensor(const JsonField& f, Space space, const Plan& plan) {
     init.at("kind").fail("unknown init kind \"" + t.init.kind +
                          "\" (expected uniform, uniform01, zeros or ones)");
   }
+  init.refuseUnknown({"kind", "bound"}, kUnknownField);
   if (f.has("torch")) {
     JsonField torch = f.at("torch");
     t.torchIndex = torch.at("index").integer(0, kMaxElements);
     t.torchField = torch.at("field").nonEmptyString();
+    torch.refuseUnknown({"index", "field"}, kUnknownField);
   }
   if (f.has("layer")) t.layer = f.at("layer").integer(0, kMaxElements);
+  f.refuseUnknown({"name", "shape", "offset", "size", "init", "torch", "layer"}, kUnknownField);
   return t;
 }
 
@@ -150,8 +163,10 @@ Step readStep(const JsonField& f, const Plan& plan) {
     if (launch.has("batchAxis")) step.launch.batchAxis = static_cast<int>(launch.at("batchAxis").integer(0, 2));
     step.launch.sharedBytes = static_cast<uint32_t>(launch.at("shared").integer(0, 1 << 30));
     if (launch.has("seed")) step.launch.seed = launch.at("seed").boolean();
+    launch.refuseUnknown({"grid", "batchAxis", "block", "shared", "seed"}, kUnknownField);
     step.hasLaunch = true;
   }
+  f.refuseUnknown({"kernel", "layer", "source", "args", "scalars", "launch"}, kUnknownField);
   return step;
 }
 
@@ -172,8 +187,12 @@ Program readProgram(const std::string& name, const JsonField& f, const Plan& pla
     JsonField local = f.at("splitLocal");
     program.splitLocalFrom = local.at("from").integer(0, plan.sizeOf(Space::Act));
     program.splitLocalStride = local.at("stride").integer(0, plan.sizeOf(Space::Act) - program.splitLocalFrom);
+    local.refuseUnknown({"from", "stride"}, kUnknownField);
   }
   if (f.has("oneShot")) program.oneShot = f.at("oneShot").boolean();
+  // inlineMaxBatch: read by runtime/model.ts (the cpu device's calls run on the JS thread up to it).
+  f.refuseUnknown({"inputs", "outputs", "steps", "devices", "inlineMaxBatch", "splitBatch", "splitLocal", "oneShot"},
+                  kUnknownField);
   return program;
 }
 
@@ -236,6 +255,11 @@ Plan parsePlan(const std::string& text, const std::string& file, const std::stri
       if (plan.tickets.back().space != Space::Fixed) tickets.item(i).at("space").fail("must be \"fixed\": tickets live in the fixed space");
     }
   }
+  root.refuseUnknown({"format", "version", "nincc", "model", "sourceHash", "input", "output", "classes", "maxBatch",
+                      "macsPerImage", "imageSize", "transform", "train", "libraries", "cpuFeatures", "precision",
+                      "imageInput", "spaces", "params", "state", "programs", "untrainable", "tickets", "integrity"},
+                     kUnknownField);
+  integrity.refuseUnknown({"plan", "libraries"}, kUnknownField);
   return plan;
 }
 

@@ -1,6 +1,7 @@
 // Decodes image files for a model, as Torch7's eval path did: RGB (or gray) in [0,1], short side scaled to
 // imageSize, a center crop at ceil((W−w)/2), then per-channel (x−mean)/std. Uses sharp (libvips).
-import sharp, { type Metadata } from 'sharp';
+import type { Metadata } from 'sharp';
+import { sharp } from '../sharp.js';
 
 export interface ImageGeometry {
   readonly channels: number; // 1 or 3
@@ -15,7 +16,7 @@ async function cropPixels(file: string, g: ImageGeometry): Promise<{ data: Buffe
   if (g.channels !== 1 && g.channels !== 3) throw new Error(`${file}: models with ${g.channels} input channels cannot take image files (use --npy)`);
   let meta: Metadata;
   try {
-    meta = await sharp(file).metadata();
+    meta = await sharp()(file).metadata();
   } catch (e) {
     throw new Error(`${file}: not an image sharp can read (${(e as Error).message})`);
   }
@@ -28,7 +29,7 @@ async function cropPixels(file: string, g: ImageGeometry): Promise<{ data: Buffe
   const h1 = Math.max(g.height, Math.round(h0 * scale));
   const left = Math.ceil((w1 - g.width) / 2);
   const top = Math.ceil((h1 - g.height) / 2);
-  let pipeline = sharp(file).rotate().resize(w1, h1, { fit: 'fill', kernel: 'linear' }).extract({ left, top, width: g.width, height: g.height });
+  let pipeline = sharp()(file).rotate().resize(w1, h1, { fit: 'fill', kernel: 'linear' }).extract({ left, top, width: g.width, height: g.height });
   pipeline = g.channels === 1 ? pipeline.grayscale() : pipeline.toColorspace('srgb').removeAlpha();
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   return { data, channelsIn: info.channels };

@@ -1,7 +1,7 @@
 // Decoding one image file with sharp (libvips) the way donkey.lua's loadImage did, up to the crop:
 // 3 channels (grayscale repeated, CMYK converted to sRGB, alpha dropped), short side scaled to
 // imageSize with the long side truncated (see donkey.ts), as interleaved 8-bit H×W×C pixels.
-import sharp from 'sharp';
+import { sharp } from '../sharp.js';
 import { scaledSize, type Size } from './donkey.js';
 
 export interface DecodedImage extends Size {
@@ -23,8 +23,8 @@ export class UnreadableImageError extends Error {
 
 /** Once per thread: one libvips thread per decode (parallelism comes from the worker pool), no cache of decoded files. */
 export function configureSharpForWorkers(): void {
-  sharp.concurrency(1);
-  sharp.cache(false);
+  sharp().concurrency(1);
+  sharp().cache(false);
 }
 
 /**
@@ -57,7 +57,7 @@ const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).s
  * in the DCT domain on load (sharp's shrink-on-load) before libvips' resize finishes the job.
  */
 async function decodeWith(input: string | Buffer, imageSize: number, channels: 1 | 3, failOn: 'warning' | 'truncated', known?: Size): Promise<DecodedImage> {
-  const image = sharp(input, { failOn, sequentialRead: true });
+  const image = sharp()(input, { failOn, sequentialRead: true });
   const meta = known ?? (await image.metadata());
   const w0 = meta.width ?? 0;
   const h0 = meta.height ?? 0;
@@ -78,7 +78,7 @@ async function decodeWith(input: string | Buffer, imageSize: number, channels: 1
  */
 export async function decodeRecordRegion(jpeg: Buffer, region: Size & { readonly x: number; readonly y: number }, channels: 1 | 3): Promise<DecodedImage> {
   try {
-    const image = sharp(jpeg, { failOn: 'truncated', sequentialRead: true });
+    const image = sharp()(jpeg, { failOn: 'truncated', sequentialRead: true });
     const pipeline = (channels === 3 ? image.toColourspace('srgb') : image.toColourspace('b-w')).removeAlpha().extract({ left: region.x, top: region.y, width: region.width, height: region.height });
     const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
     if (info.width !== region.width || info.height !== region.height || info.channels !== channels) throw new Error(`sharp gave ${info.width}×${info.height}×${info.channels}, expected ${region.width}×${region.height}×${channels}`);

@@ -3,7 +3,7 @@
 // the JPEG re-encoding; a JPEG already that small is kept byte for byte (the reader then scales it as the
 // folder reader would have).
 import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
+import { sharp } from '../sharp.js';
 import { scaledSize } from './donkey.js';
 
 export interface EncodedImage {
@@ -20,7 +20,7 @@ export type PackedImage = EncodedImage | { readonly ok: false; readonly reason: 
 const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 
 async function reencode(input: Buffer, imageSize: number, quality: number, failOn: 'warning' | 'truncated'): Promise<EncodedImage> {
-  const image = sharp(input, { failOn, sequentialRead: true });
+  const image = sharp()(input, { failOn, sequentialRead: true });
   const meta = await image.metadata();
   const w0 = meta.width ?? 0;
   const h0 = meta.height ?? 0;
@@ -36,10 +36,10 @@ async function reencode(input: Buffer, imageSize: number, quality: number, failO
 
 /** A JPEG no larger than imageSize that decodes without a warning goes in as it is. */
 async function keepable(input: Buffer, imageSize: number): Promise<{ width: number; height: number } | undefined> {
-  const meta = await sharp(input).metadata();
+  const meta = await sharp()(input).metadata();
   if (meta.format !== 'jpeg' || !meta.width || !meta.height || Math.min(meta.width, meta.height) > imageSize) return undefined;
   try {
-    await sharp(input, { failOn: 'warning' }).raw().toBuffer();
+    await sharp()(input, { failOn: 'warning' }).raw().toBuffer();
     return { width: meta.width, height: meta.height };
   } catch {
     return undefined;

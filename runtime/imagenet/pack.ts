@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import sharp from 'sharp';
+import { sharp } from '../sharp.js';
 import { writeFileAtomicSync } from '../io/atomic-write.js';
 import { DataLayoutError, openImageNetFolder, type ImageList } from './folder.js';
 import { packImage, type PackedImage } from './pack-encode.js';
@@ -227,7 +227,7 @@ export async function packImageNet(root: string, out: string, o: PackOptions, no
   const lists: Record<Split, ImageList> = { train: folder.train, val: folder.val };
   checkState(out, { source: resolve(root), imageSize: o.imageSize, quality: o.quality, shardBytes: o.shardBytes, files: { train: lists.train.files.length, val: lists.val.files.length } });
   // One libvips thread per image: the parallelism is `concurrency` images at once.
-  sharp.concurrency(1);
+  sharp().concurrency(1);
   const total = lists.train.files.length + lists.val.files.length;
   let done = 0;
   const progress = () => o.onProgress?.(++done, total);

@@ -136,6 +136,48 @@ void namesTheJsonPathOfBadFields() {
                    "/plan.json: tickets[0]: buffer [2, 6) lies outside the fixed space of 4 elements");
 }
 
+// A field this runtime does not read is refused, named by its path, at every level the loader reads: skipping it
+// would run a newer compiler's plan as if the field were absent (docs/artifact.md, the versioning rule).
+void refusesUnknownFields() {
+  const std::string why = ": unknown field; this runtime (plan format version 2) does not read it; rebuild whichever "
+                          "is older, the artifact with this nincc or the runtime (npm run build:native)";
+  CHECK_EDIT_FAILS("\"maxBatch\": 8", "\"maxBatch\": 8, \"maxBatchPerRank\": 4", "/plan.json: maxBatchPerRank" + why);
+  CHECK_EDIT_FAILS("\"act\": 9", "\"act\": 9, \"scratch\": 4", "/plan.json: spaces.scratch" + why);
+  CHECK_EDIT_FAILS("\"name\": \"bn.running_mean\"", "\"name\": \"bn.running_mean\", \"dtype\": \"bf16\"",
+                   "/plan.json: state[0].dtype" + why);
+  CHECK_EDIT_FAILS("\"kind\": \"uniform\"", "\"kind\": \"uniform\", \"gain\": 2", "/plan.json: params[1].init.gain" + why);
+  CHECK_EDIT_FAILS("\"field\": \"bias\"", "\"field\": \"bias\", \"transpose\": true",
+                   "/plan.json: params[0].torch.transpose" + why);
+  CHECK_EDIT_FAILS("\"infer\": {", "\"infer\": { \"splitTiles\": true,", "/plan.json: programs.infer.splitTiles" + why);
+  CHECK_EDIT_FAILS("\"infer\": {", "\"infer\": { \"splitLocal\": { \"from\": 4, \"stride\": 0, \"align\": 4 },",
+                   "/plan.json: programs.infer.splitLocal.align" + why);
+  CHECK_EDIT_FAILS("\"kernel\": \"k_record\"", "\"kernel\": \"k_record\", \"stream\": 1",
+                   "/plan.json: programs.infer.steps[2].stream" + why);
+  CHECK_EDIT_FAILS("\"kernel\": \"k_record\"",
+                   "\"kernel\": \"k_record\", \"launch\": { \"grid\": [1, 1, 1], \"block\": [32, 1, 1], \"shared\": 0, \"cluster\": 2 }",
+                   "/plan.json: programs.infer.steps[2].launch.cluster" + why);
+  CHECK_EDIT_FAILS("\"dtype\": \"f32\"", "\"dtype\": \"f32\", \"stride\": 2",
+                   "/plan.json: programs.infer.inputs.images.stride" + why);
+  CHECK_EDIT_FAILS("\"programs\": {", "\"tickets\": [ { \"space\": \"fixed\", \"offset\": 0, \"size\": 1, \"reset\": 0 } ], \"programs\": {",
+                   "/plan.json: tickets[0].reset" + why);
+  // integrity is written by the seal: add the field there and seal the plan's hash again.
+  std::string dir = makeArtifactDir(fixturePlanText(), fixtureLibrary());
+  std::string sealed = readFileForTest(dir + "/plan.json");
+  size_t hashAt = sealed.find("\"plan\": \"") + 9;
+  std::string edited = replaceOnce(sealed.substr(0, hashAt) + std::string(64, '0') + sealed.substr(hashAt + 64),
+                                   "\"integrity\": {", "\"integrity\": { \"signature\": \"x\",");
+  edited.replace(edited.find(std::string(64, '0')), 64, nincc::planTextHash(edited));
+  writeFileForTest(dir + "/plan.json", edited);
+  CHECK_THROWS_EXACTLY(Model::load(dir, "cpu"), dir + "/plan.json: integrity.signature" + why);
+  // The fields the compiler writes for the TypeScript runtime and for tools are known, so such a plan loads.
+  dir = makeArtifactDir(replaceOnce(fixturePlanText(), "\"maxBatch\": 8",
+                                    "\"maxBatch\": 8, \"macsPerImage\": 16, \"imageSize\": 2, \"cpuFeatures\": [\"avx2\"], "
+                                    "\"precision\": \"bf16\", \"transform\": { \"mean\": [0], \"std\": [1] }, \"train\": {}, "
+                                    "\"imageInput\": {}, \"untrainable\": \"\""),
+                        fixtureLibrary());
+  Model::load(dir, "cpu");
+}
+
 // Any edit after the build, of the plan or of the library, is refused before the library is opened.
 void refusesEditedArtifacts() {
   std::string dir = makeArtifactDir(fixturePlanText(), fixtureLibrary(), false);
@@ -192,6 +234,7 @@ void runPlanErrorTests() {
   callsOnlyTheKernelTable();
   refusesTruncatedJson();
   namesTheJsonPathOfBadFields();
+  refusesUnknownFields();
   refusesEditedArtifacts();
   remembersOnlySettledLibraryHashes();
   refusesUnknownDevices();
