@@ -42,7 +42,8 @@ import { STATIC_SHARED_BYTES } from './conv-mma-halo.js';
 import { statsRunsFit, statsRunsLoad, statsRunsValue } from './conv-mma-dgrad-stats-runs.js';
 import { biasRowStore, biasRowTile, chunkSplitRange, onesRow, ringBAddress, ringFragmentsFit } from './conv-mma-wgrad-ring-fragments.js';
 import { NATURAL_QUARTER, chooseNaturalHalo, naturalStagingFits, stageNatural } from './conv-mma-wgrad-natural-staging.js';
-import { chooseWgradTaps, wgradTapsAAddress, wgradTapsPrologue, wgradTapsRow, wgradTapsRows, wgradTapsStaging, wgradTapsStore, wgradTapsHaloWords, wgradTapsWords } from './conv-mma-wgrad-taps-halo.js';
+import { alignedReadsFit, wgradTapsStore } from './conv-mma-wgrad-taps-store.js';
+import { chooseWgradTaps, wgradTapsAAddress, wgradTapsPrologue, wgradTapsRow, wgradTapsRows, wgradTapsStaging, wgradTapsHaloWords, wgradTapsWords } from './conv-mma-wgrad-taps-halo.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
@@ -400,8 +401,9 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     ? chooseWgradTaps(c, tile, STATIC_SHARED_BYTES - BN * BK * 2 - (c.inBn ? 1024 : 0))
     : undefined;
   const aHalo = wtaps ? undefined : halo;
-  // Its rows' dW places are 8 channels R·S apart a store instruction: the partials go through the idle halo into runs along dW.
-  const tapsStore = wtaps && wgradTapsStore(c, wtaps, tile, threads);
+  // Its rows' dW places are 8 channels R·S apart a store instruction: the partials go through the idle halo into runs along dW,
+  // read in the band's aligned 32-word chunks (conv-mma-wgrad-taps-store.ts).
+  const tapsStore = wtaps && wgradTapsStore(c, wtaps, tile, threads, isOn(ablations, 'wgradTapsAlignedReads') && alignedReadsFit(RS) ? 'aligned' : 'dense');
   const tileBytes = wtaps ? BN * BK * 2 + wtaps.bytes + (c.inBn ? wtaps.octets * 8 * 2 * 4 : 0) : bytesWith(halo);
   const windows = isOptedIn(ablations, 'wgradSectorWindows') && offSectorGrid(PQ);
   const aWindow: SectorWindow | undefined = windows && aRows && RS === 1 && c.sh === 1 && c.sw === 1 && c.ph === 0 && c.pw === 0 && c.xBf16 && tileBytes + windowBytes(BM) <= STATIC_SHARED_BYTES

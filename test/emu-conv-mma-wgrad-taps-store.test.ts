@@ -1,0 +1,87 @@
+// The tap-major weight gradients' store step reading its band of partials in aligned 32-word chunks
+// (compiler/backends/cuda/conv-mma-wgrad-taps-store.ts, `wgradTapsAlignedReads`) against the block's dW rows 32 at a time
+// (the switch off): no bank conflict, bitwise the same results. CI (no build, a few s): the bank rule's count over every
+// block of NIN's k31 and k21 (the old reads' 36,864 and 9,216 a split, as bench/logs/i15k-epilogue-conflicts.mjs counts
+// them; the new 0) and the compiled kernels. NINCC_TEST_FULL=1: a 3×3 on 40 channels (blocks starting and ending inside
+// octets) on emu, one step bitwise the old build's, and the profile's bank conflicts 0 against the old build's.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { wgradTapsStoreConflicts } from '../compiler/backends/cuda/conv-mma-wgrad-taps-store.js';
+import { load } from '../runtime/model.js';
+import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
+import { buildEmuVariants, changedKernels, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
+import { profileDir } from './reference/wgrad-frag-profile.js';
+
+const CLASSES = 3;
+const INPUT = [8, 7, 7] as const;
+// 40 channels × 9 taps = 45 units: a 256-row block holds units 0–31 (octet 3's taps 0–4), the next 32–44 (its taps 5–8, octet 4).
+const SPEC = `model wgrad_taps_store {
+  input 8x7x7
+  conv(8, 40, 1, 1, 1, 1, 0, 0)  bn(40)  relu
+  conv(40, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
+  conv(128, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
+  view(-1)  linear(784, ${CLASSES})  logsoftmax
+}`;
+const OFF = { wgradTapsAlignedReads: false } as const;
+const TILE = { bm: 256, bn: 128, warpsM: 4, warpsN: 2, nt: 8, mt: 4 }; // NIN's k31 and k21 (report.txt)
+const ALIGNED = 'band_anchor(x & ~31)';
+
+const FULL = process.env.NINCC_TEST_FULL === '1';
+if (!FULL) console.warn('test/emu-conv-mma-wgrad-taps-store.test.ts: the emu builds, the bitwise comparison and the profile run with NINCC_TEST_FULL=1; CI checks the bank rule and the compiled kernels');
+
+const body = (c: ReturnType<typeof compileEmuVariant>, name: string) => (c.cuda?.kernels ?? []).find((k) => k.name === name)!.body.join('\n');
+
+describe('the tap-major store step (bank rule and compiled kernels, no build)', () => {
+  it("NIN's k31 and k21 (5 octets a block): the dW-order reads meet conflicts, the aligned chunks none, the band writes none either way", () => {
+    const k31 = { C: 384, K: 1024, R: 3, S: 3 }, k21 = { C: 256, K: 384, R: 3, S: 3 };
+    expect(wgradTapsStoreConflicts(k31, TILE, 5, 'dense')).toEqual({ writes: 0, reads: 36_864 });
+    expect(wgradTapsStoreConflicts(k21, TILE, 5, 'dense')).toEqual({ writes: 0, reads: 9_216 }); // a split's (14 splits)
+    expect(wgradTapsStoreConflicts(k31, TILE, 5, 'aligned')).toEqual({ writes: 0, reads: 0 });
+    expect(wgradTapsStoreConflicts(k21, TILE, 5, 'aligned')).toEqual({ writes: 0, reads: 0 });
+    expect(wgradTapsStoreConflicts({ C: 40, K: 128, R: 3, S: 3 }, TILE, 4, 'dense').reads).toBeGreaterThan(0); // the emu case below
+    expect(wgradTapsStoreConflicts({ C: 40, K: 128, R: 3, S: 3 }, TILE, 4, 'aligned').reads).toBe(0);
+  });
+
+  it('the 40-channel 3×3 weight gradient reads aligned chunks; off, the dW-order rows, and only it changes', () => {
+    const on = compileEmuVariant(SPEC, 'wgrad_taps_store.model'), off = compileEmuVariant(SPEC, 'wgrad_taps_store.model', OFF);
+    expect(body(on, 'k4_conv_wgrad_fused')).toContain(ALIGNED);
+    expect(body(off, 'k4_conv_wgrad_fused')).not.toContain(ALIGNED);
+    expect(body(off, 'k4_conv_wgrad_fused')).toContain('crs = dw_row(min(q % 256');
+    expect(changedKernels(on, off)).toEqual(['k4_conv_wgrad_fused']);
+  });
+
+  it("NIN (H100): k31's and k21's weight gradients read aligned chunks", () => {
+    const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', {}, 'bf16', 'h100');
+    expect((nin.cuda?.kernels ?? []).filter((k) => k.body.join('\n').includes(ALIGNED)).map((k) => k.name)).toEqual(['k31_conv_wgrad_fused', 'k21_conv_wgrad_fused']);
+  });
+});
+
+describe.runIf(FULL)('the tap-major store step on emu (NINCC_TEST_FULL=1)', () => {
+  let builds: EmuVariants<'aligned' | 'dense'>;
+  beforeAll(() => {
+    builds = buildEmuVariants(SPEC, 'wgrad_taps_store.model', { aligned: {}, dense: OFF });
+  }, 900_000);
+  afterAll(() => builds?.remove());
+
+  it('one training step at batch 3 (grids for 4): every gradient bitwise the dW-order reads\'', async () => {
+    const n = 3, images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(1531)), labels = Int32Array.from({ length: n }, (_, i) => (i + 1) % CLASSES);
+    const [aligned, dense] = await Promise.all([builds.dirs.aligned, builds.dirs.dense].map((d) => load(d, { device: 'emu', seed: 47 })));
+    try {
+      randomizeAffine(aligned, rng(1549));
+      for (const t of aligned.tensorNames()) dense.setTensor(t, aligned.getTensor(t));
+      await Promise.all([aligned, dense].map((m) => m.forwardBackward(images, labels)));
+      const grads = aligned.info.params.map((t) => t.name);
+      expect(grads.length).toBe(14); // 3 convs, 3 BNs and the linear, weights and biases
+      for (const t of grads) expect(Array.from(aligned.getGradient(t)), t).toEqual(Array.from(dense.getGradient(t)));
+      expect(aligned.getGradient('conv4.weight').some((v) => v !== 0)).toBe(true);
+    } finally {
+      await Promise.all([aligned, dense].map((m) => m.dispose()));
+    }
+  }, 600_000);
+
+  it('the profile at batch 3: the aligned reads meet no bank conflict, the dW-order ones some', () => {
+    const conflicts = (dir: string) => profileDir(dir, 3).find((k) => k.kernel === 'k4_conv_wgrad_fused')!.counts.shared_bank_conflicts;
+    expect(conflicts(builds.dirs.aligned)).toBe(0);
+    expect(conflicts(builds.dirs.dense)).toBeGreaterThan(0);
+  }, 900_000);
+});
