@@ -515,7 +515,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     ...(asyncRing ? [`  const int it = int((j0 - lo) / ${BK});  // the slice's iteration: its ring stage`, ...asyncRingIssue(asyncRing).map((s) => `  ${s}`)] : []),
     ...(imageAsync || imageRings ? asyncImageRingIssue(imageAsync ?? imageRings!).map((s) => `  ${s}`) : []),
-    ...(wtaps || aHalo ? (wtaps ? wgradTapsStaging(c, wtaps, threads) : wgradHaloStaging(c, aHalo!, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER, livePlanes ? BM : undefined)).map((s) => `  ${s}`) : stageGathered),
+    ...(wtaps || aHalo ? (wtaps ? wgradTapsStaging(c, wtaps, threads, isOn(ablations, 'wgradTapsRowLoads')) : wgradHaloStaging(c, aHalo!, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER, livePlanes ? BM : undefined)).map((s) => `  ${s}`) : stageGathered),
     ...(ringB ? [] : bRows
       ? [
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',

@@ -167,23 +167,40 @@ export function wgradTapsPrologue(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, 
  * applied, rounded to bf16, one 16-byte store; every lane loads, clamped, and stores, the padding and spares 0); then this
  * lane's two ldmatrix rows of the slice (k-steps 0 and 1) as z offsets, −1 past the split.
  */
-export function wgradTapsStaging(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, threads: number): string[] {
+export function wgradTapsStaging(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, threads: number, rowLoads = false): string[] {
   const PQ = c.P * c.Q, HW = c.H * c.W, Wp = tp.pitchW, IMG = tp.pitchImage;
   const units = tp.octets * tp.plane, rounds = Math.ceil(units / threads) * threads;
-  const element = (e: number) => [
+  const element = (e: number, inside: string) => [
     `  {  // channel ${e} of the octet`,
     `    const int ch = c8 + ${e};`,
     ...(c.inBn ? [`    const int cl = min(ch - ${OCTET} * oct0, ${tp.octets * OCTET - 1});  // a spare's past the table: its value is not kept`] : []),
     `    float v = ${loadFloat('x', `((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${HW} + hw`, c.xBf16)};`,
     ...(c.inBn ? [`    const float r_in_scale = nincc::ld(&h_in_scale[cl]), r_in_shift = nincc::ld(&h_in_shift[cl]);`] : []),
     ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
-    `    vs[${e}] = inside && ch < ${c.C} ? v : 0.0f;`,
+    `    vs[${e}] = ${inside}ch < ${c.C} ? v : 0.0f;`,
+    '  }',
+  ];
+  const pack = `int4{int(nincc::to_bf16x2(vs[1], vs[0])), int(nincc::to_bf16x2(vs[3], vs[2])), int(nincc::to_bf16x2(vs[5], vs[4])), int(nincc::to_bf16x2(vs[7], vs[6]))}`;
+  // wgradTapsRowLoads: every unit 0, then the window's real positions (its input rows, image-major: whole rows of one
+  // channel a load instruction); an edge round's lanes past them repeat the last (the same value to the same unit).
+  const byRows = [
+    `  for (int i = t; i < ${rounds}; i += ${threads}) nincc::st(&wtaps[i < ${units} ? i : ${zeroUnit(tp)}], int4{0, 0, 0, 0});  // the padding's and gaps' zeros (a spare: the zero unit)`,
+    '  __syncthreads();  // the zeros before the positions over them',
+    `  const int row0 = o0 / ${c.P} * ${c.H} + min(max(o0 % ${c.P} - ${c.ph}, 0), ${c.H});  // the window's first input row (image·H + h)`,
+    `  const int row1 = min(o1 / ${c.P} * ${c.H} + min(max(o1 % ${c.P} + ${c.R - c.ph}, 0), ${c.H}), n * ${c.H});  // past its last (within the batch)`,
+    `  const int live = (row1 - row0) * ${c.W}, total = ${tp.octets} * live;`,
+    `  for (int i = t; i < (total + ${threads - 1}) / ${threads} * ${threads}; i += ${threads}) {  // every lane as often`,
+    `    const int ii = min(i, total - 1), ol = ii / live, g = row0 * ${c.W} + ii % live, img = g / ${HW}, hw = g % ${HW}, c8 = ${OCTET} * (oct0 + ol);`,
+    '    float vs[8];',
+    ...Array.from({ length: OCTET }, (_, e) => element(e, '')).flat(),
+    `    nincc::st(&wtaps[ol * ${tp.plane} + img * ${IMG} + (hw / ${c.W} + ${c.ph}) * ${Wp} + hw % ${c.W} + ${c.pw} - w_first], ${pack});`,
     '  }',
   ];
   return [
     `if ((j0 - lo) % ${tp.positions} == 0) {  // the window of this and the next ${tp.positions / BK - 1} slices: the same for every thread`,
     `  const int o0 = int(j0 / ${c.Q}), o1 = int((j0 + ${tp.positions - 1}) / ${c.Q});  // its first and last output rows (image·P + p)`,
     `  w_first = o0 / ${c.P} * ${IMG} + o0 % ${c.P} * ${Wp};`,
+    ...(rowLoads ? byRows : [
     `  const int length = o1 / ${c.P} * ${IMG} + (o1 % ${c.P} + ${c.R - 1}) * ${Wp} + ${Wp} - w_first;`,
     `  for (int i = t; i < ${rounds}; i += ${threads}) {  // every lane as often (the emulator pairs a lane's k-th access with its neighbours'): a spare stores 0 to the zero unit`,
     `    const int ol = i / ${tp.plane}, z = i % ${tp.plane}, f = w_first + min(z, length - 1), c8 = ${OCTET} * (oct0 + ol);  // past the window: its last row's loads again`,
@@ -191,9 +208,10 @@ export function wgradTapsStaging(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, t
     `    const bool inside = i < ${units} && z < length && img < n && pr < ${paddedRows(c)} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W};  // else padding, a gap or a spare: 0`,
     `    const int hw = min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1});`,
     '    float vs[8];',
-    ...Array.from({ length: OCTET }, (_, e) => element(e)).flat(),
-    `    nincc::st(&wtaps[i < ${units} ? i : ${zeroUnit(tp)}], int4{int(nincc::to_bf16x2(vs[1], vs[0])), int(nincc::to_bf16x2(vs[3], vs[2])), int(nincc::to_bf16x2(vs[5], vs[4])), int(nincc::to_bf16x2(vs[7], vs[6]))});`,
+    ...Array.from({ length: OCTET }, (_, e) => element(e, 'inside && ')).flat(),
+    `    nincc::st(&wtaps[i < ${units} ? i : ${zeroUnit(tp)}], ${pack});`,
     '  }',
+    ]),
     '}',
     '// This lane\'s ldmatrix row of k-step ks: slice offset (its own order) 16·ks + 8·(lane / 16) + lane % 8.',
     'int a_z[2];',

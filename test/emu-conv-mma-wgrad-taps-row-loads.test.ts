@@ -1,0 +1,74 @@
+// The tap-major weight gradients' halo staged along the window's input rows (compiler/backends/cuda/conv-mma-wgrad-taps-halo.ts,
+// `wgradTapsRowLoads`: every unit zeroed, then the real positions a lane, image-major) against a unit a lane over the
+// padded window (the switch off): the same halo, so bitwise the same results, from fewer load sectors. CI (no build, a
+// few s): the compiled kernels. NINCC_TEST_FULL=1: a 3×3 on 7×7 (padding, a pending BN/ReLU, 40 channels: a spare
+// octet's lanes) on emu, one step bitwise the old build's, and the profile: fewer load sectors, no bank conflict.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { load } from '../runtime/model.js';
+import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
+import { buildEmuVariants, changedKernels, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
+import { profileDir } from './reference/wgrad-frag-profile.js';
+
+const CLASSES = 3;
+const INPUT = [8, 7, 7] as const;
+const SPEC = `model wgrad_taps_rows {
+  input 8x7x7
+  conv(8, 40, 1, 1, 1, 1, 0, 0)  bn(40)  relu
+  conv(40, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
+  conv(128, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
+  view(-1)  linear(784, ${CLASSES})  logsoftmax
+}`;
+const OFF = { wgradTapsRowLoads: false } as const;
+const ROWS = "the window's first input row (image·H + h)";
+
+const FULL = process.env.NINCC_TEST_FULL === '1';
+if (!FULL) console.warn('test/emu-conv-mma-wgrad-taps-row-loads.test.ts: the emu builds, the bitwise comparison and the profile run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
+
+const body = (c: ReturnType<typeof compileEmuVariant>, name: string) => (c.cuda?.kernels ?? []).find((k) => k.name === name)!.body.join('\n');
+
+describe('the tap-major halo staged along input rows (compiled kernels, no build)', () => {
+  it('the 3×3 weight gradient stages by rows; off, a unit a lane, and only it changes', () => {
+    const on = compileEmuVariant(SPEC, 'wgrad_taps_rows.model'), off = compileEmuVariant(SPEC, 'wgrad_taps_rows.model', OFF);
+    expect(body(on, 'k4_conv_wgrad_fused')).toContain(ROWS);
+    expect(body(off, 'k4_conv_wgrad_fused')).not.toContain(ROWS);
+    expect(body(off, 'k4_conv_wgrad_fused')).toContain('else padding, a gap or a spare: 0');
+    expect(changedKernels(on, off)).toEqual(['k4_conv_wgrad_fused']);
+  });
+
+  it("NIN (H100): k31's and k21's weight gradients stage by rows", () => {
+    const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', {}, 'bf16', 'h100');
+    expect((nin.cuda?.kernels ?? []).filter((k) => k.body.join('\n').includes(ROWS)).map((k) => k.name)).toEqual(['k31_conv_wgrad_fused', 'k21_conv_wgrad_fused']);
+  });
+});
+
+describe.runIf(FULL)('the tap-major halo staged along input rows on emu (NINCC_TEST_FULL=1)', () => {
+  let builds: EmuVariants<'rows' | 'units'>;
+  beforeAll(() => {
+    builds = buildEmuVariants(SPEC, 'wgrad_taps_rows.model', { rows: {}, units: OFF });
+  }, 900_000);
+  afterAll(() => builds?.remove());
+
+  it("one training step at batch 3 (grids for 4): every gradient bitwise the unit-a-lane staging's", async () => {
+    const n = 3, images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(1553)), labels = Int32Array.from({ length: n }, (_, i) => (i + 2) % CLASSES);
+    const [rows, units] = await Promise.all([builds.dirs.rows, builds.dirs.units].map((d) => load(d, { device: 'emu', seed: 53 })));
+    try {
+      randomizeAffine(rows, rng(1559));
+      for (const t of rows.tensorNames()) units.setTensor(t, rows.getTensor(t));
+      await Promise.all([rows, units].map((m) => m.forwardBackward(images, labels)));
+      const grads = rows.info.params.map((t) => t.name);
+      expect(grads.length).toBe(14); // 3 convs, 3 BNs and the linear, weights and biases
+      for (const t of grads) expect(Array.from(rows.getGradient(t)), t).toEqual(Array.from(units.getGradient(t)));
+      expect(rows.getGradient('conv4.weight').some((v) => v !== 0)).toBe(true);
+    } finally {
+      await Promise.all([rows, units].map((m) => m.dispose()));
+    }
+  }, 600_000);
+
+  it('the profile at batch 3: fewer load sectors than a unit a lane, and no bank conflict', () => {
+    const wgrad = (dir: string) => profileDir(dir, 3).find((k) => k.kernel === 'k4_conv_wgrad_fused')!.counts;
+    const rows = wgrad(builds.dirs.rows), units = wgrad(builds.dirs.units);
+    expect(rows.global_load_sectors).toBeLessThan(units.global_load_sectors);
+    expect(rows.shared_bank_conflicts).toBe(0);
+  }, 900_000);
+});
