@@ -164,8 +164,10 @@ export function wgradTapsPrologue(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, 
 /**
  * Per slice, before the barrier that follows B's staging: at the split's first slice and every positions/BK-th after, the
  * window copied in (a thread a unit: 8 channel loads, each a warp instruction along a padded row, the pending BN/ReLU
- * applied, rounded to bf16, one 16-byte store; every lane loads, clamped, and stores, the padding and spares 0); then this
- * lane's two ldmatrix rows of the slice (k-steps 0 and 1) as z offsets, −1 past the split.
+ * applied, rounded to bf16, one 16-byte store; every lane loads, clamped, and stores, the padding and spares 0; with
+ * `rowLoads`, every unit 0, then a thread a real position of the window's input rows, image-major: a load instruction
+ * along 32 consecutive positions of one channel); then this lane's two ldmatrix rows of the slice (k-steps 0 and 1) as
+ * z offsets, −1 past the split.
  */
 export function wgradTapsStaging(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, threads: number, rowLoads = false): string[] {
   const PQ = c.P * c.Q, HW = c.H * c.W, Wp = tp.pitchW, IMG = tp.pitchImage;
