@@ -398,7 +398,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   // A's fragments by ldmatrix.trans from a channels-innermost halo, rows tap-major within octets of channels, no A tile
   // (conv-mma-wgrad-taps-halo.ts): where the channel-major halo would build an A tile in the staged k order.
   const wtaps = isOn(ablations, 'wgradTapsHalo') && halo && halo !== naturalHalo && !s2d && !halo.group && !halo.layout.exactPlane
-    ? chooseWgradTaps(c, tile, STATIC_SHARED_BYTES - BN * BK * 2 - (c.inBn ? 1024 : 0))
+    ? chooseWgradTaps(c, tile, STATIC_SHARED_BYTES - BN * BK * 2 - (c.inBn ? 1024 : 0), isOn(ablations, 'wgradTapsZeroGroups') ? 8 : 1)
     : undefined;
   const aHalo = wtaps ? undefined : halo;
   // Its rows' dW places are 8 channels R·S apart a store instruction: the partials go through the idle halo into runs along dW,
