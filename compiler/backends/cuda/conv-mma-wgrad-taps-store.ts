@@ -82,10 +82,9 @@ export function wgradTapsStoreConflicts(g: Pick<Consts<'conv_wgrad_fused'>, 'C' 
           }
     const rows = reads === 'dense' ? tile.bm : (b.xLast + 32) & ~31;
     for (let q0 = 0; q0 < columns * rows; q0 += 32) {
-      const cl = Math.floor(q0 / rows), x0 = q0 % rows;
       const words = Array.from({ length: 32 }, (_, lane) => {
-        const x = x0 + lane;
-        const row = reads === 'dense' ? b.dwRow(Math.min(x, OCTET * (u1 - u0) - 1)) : b.owned(x) ? x : b.anchor(x0);
+        const cl = Math.floor((q0 + lane) / rows), x = (q0 + lane) % rows;
+        const row = reads === 'dense' ? b.dwRow(Math.min(x, OCTET * (u1 - u0) - 1)) : b.owned(x) ? x : b.anchor(x & ~31);
         return cl * pitch + row;
       });
       readCount += extraWavefronts(words);
