@@ -5,10 +5,9 @@
 // octet's lanes) on emu, one step bitwise the old build's, and the profile: fewer load sectors, no bank conflict.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { load } from '../runtime/model.js';
-import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, changedKernels, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
 import { profileDir } from './reference/wgrad-frag-profile.js';
+import { expectSameStepDirs } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
@@ -50,19 +49,8 @@ describe.runIf(FULL)('the tap-major halo staged along input rows on emu (NINCC_T
   afterAll(() => builds?.remove());
 
   it("one training step at batch 3 (grids for 4): every gradient bitwise the unit-a-lane staging's", async () => {
-    const n = 3, images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(1553)), labels = Int32Array.from({ length: n }, (_, i) => (i + 2) % CLASSES);
-    const [rows, units] = await Promise.all([builds.dirs.rows, builds.dirs.units].map((d) => load(d, { device: 'emu', seed: 53 })));
-    try {
-      randomizeAffine(rows, rng(1559));
-      for (const t of rows.tensorNames()) units.setTensor(t, rows.getTensor(t));
-      await Promise.all([rows, units].map((m) => m.forwardBackward(images, labels)));
-      const grads = rows.info.params.map((t) => t.name);
-      expect(grads.length).toBe(14); // 3 convs, 3 BNs and the linear, weights and biases
-      for (const t of grads) expect(Array.from(rows.getGradient(t)), t).toEqual(Array.from(units.getGradient(t)));
-      expect(rows.getGradient('conv4.weight').some((v) => v !== 0)).toBe(true);
-    } finally {
-      await Promise.all([rows, units].map((m) => m.dispose()));
-    }
+    const grads = await expectSameStepDirs(builds.dirs.rows, builds.dirs.units, { input: INPUT, classes: CLASSES, n: 3, seed: 1553, live: 'conv4.weight' });
+    expect(grads.length).toBe(14); // 3 convs, 3 BNs and the linear, weights and biases
   }, 600_000);
 
   it('the profile at batch 3: fewer load sectors than a unit a lane, and no bank conflict', () => {

@@ -7,10 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wgradTapsStoreConflicts } from '../compiler/backends/cuda/conv-mma-wgrad-taps-store.js';
-import { load } from '../runtime/model.js';
-import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, changedKernels, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
 import { profileDir } from './reference/wgrad-frag-profile.js';
+import { expectSameStepDirs } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
@@ -64,19 +63,8 @@ describe.runIf(FULL)('the tap-major store step on emu (NINCC_TEST_FULL=1)', () =
   afterAll(() => builds?.remove());
 
   it('one training step at batch 3 (grids for 4): every gradient bitwise the dW-order reads\'', async () => {
-    const n = 3, images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(1531)), labels = Int32Array.from({ length: n }, (_, i) => (i + 1) % CLASSES);
-    const [aligned, dense] = await Promise.all([builds.dirs.aligned, builds.dirs.dense].map((d) => load(d, { device: 'emu', seed: 47 })));
-    try {
-      randomizeAffine(aligned, rng(1549));
-      for (const t of aligned.tensorNames()) dense.setTensor(t, aligned.getTensor(t));
-      await Promise.all([aligned, dense].map((m) => m.forwardBackward(images, labels)));
-      const grads = aligned.info.params.map((t) => t.name);
-      expect(grads.length).toBe(14); // 3 convs, 3 BNs and the linear, weights and biases
-      for (const t of grads) expect(Array.from(aligned.getGradient(t)), t).toEqual(Array.from(dense.getGradient(t)));
-      expect(aligned.getGradient('conv4.weight').some((v) => v !== 0)).toBe(true);
-    } finally {
-      await Promise.all([aligned, dense].map((m) => m.dispose()));
-    }
+    const grads = await expectSameStepDirs(builds.dirs.aligned, builds.dirs.dense, { input: INPUT, classes: CLASSES, n: 3, seed: 1531, live: 'conv4.weight' });
+    expect(grads.length).toBe(14); // 3 convs, 3 BNs and the linear, weights and biases
   }, 600_000);
 
   it('the profile at batch 3: the aligned reads meet no bank conflict, the dW-order ones some', () => {

@@ -5,10 +5,9 @@
 // positions: every split ends inside a slice) on emu, one step bitwise the old build's, the profile's conflicts 0 against some.
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { chooseWgradTaps } from '../compiler/backends/cuda/conv-mma-wgrad-taps-halo.js';
-import { load } from '../runtime/model.js';
-import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, changedKernels, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
 import { profileDir } from './reference/wgrad-frag-profile.js';
+import { expectSameStepDirs } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
@@ -47,19 +46,8 @@ describe.runIf(FULL)('the tap-major halo\'s zero units on emu (NINCC_TEST_FULL=1
   afterAll(() => builds?.remove());
 
   it('one training step at batch 3 (grids for 4): every gradient bitwise the one zero unit\'s', async () => {
-    const n = 3, images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(1567)), labels = Int32Array.from({ length: n }, (_, i) => i % CLASSES);
-    const [groups, one] = await Promise.all([builds.dirs.groups, builds.dirs.one].map((d) => load(d, { device: 'emu', seed: 59 })));
-    try {
-      randomizeAffine(groups, rng(1571));
-      for (const t of groups.tensorNames()) one.setTensor(t, groups.getTensor(t));
-      await Promise.all([groups, one].map((m) => m.forwardBackward(images, labels)));
-      const grads = groups.info.params.map((t) => t.name);
-      expect(grads.length).toBe(14); // 3 convs, 3 BNs and the linear, weights and biases
-      for (const t of grads) expect(Array.from(groups.getGradient(t)), t).toEqual(Array.from(one.getGradient(t)));
-      expect(groups.getGradient('conv4.weight').some((v) => v !== 0)).toBe(true);
-    } finally {
-      await Promise.all([groups, one].map((m) => m.dispose()));
-    }
+    const grads = await expectSameStepDirs(builds.dirs.groups, builds.dirs.one, { input: INPUT, classes: CLASSES, n: 3, seed: 1567, live: 'conv4.weight' });
+    expect(grads.length).toBe(14); // 3 convs, 3 BNs and the linear, weights and biases
   }, 600_000);
 
   it('the profile at batch 3: no bank conflict with the 8 zero units, some with one', () => {
