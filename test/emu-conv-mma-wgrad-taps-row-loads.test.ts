@@ -4,10 +4,9 @@
 // few s): the compiled kernels. NINCC_TEST_FULL=1: a 3×3 on 7×7 (padding, a pending BN/ReLU, 40 channels: a spare
 // octet's lanes) on emu, one step bitwise the old build's, and the profile: fewer load sectors, no bank conflict.
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildEmuVariants, changedKernels, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
-import { profileDir } from './reference/wgrad-frag-profile.js';
-import { expectSameStepDirs } from './reference/same-step-dirs.js';
+import { describe, expect, it } from 'vitest';
+import { changedKernels, compileEmuVariant } from './reference/emu-variants.js';
+import { describeSwitchOnEmu } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
@@ -41,22 +40,12 @@ describe('the tap-major halo staged along input rows (compiled kernels, no build
   });
 });
 
-describe.runIf(FULL)('the tap-major halo staged along input rows on emu (NINCC_TEST_FULL=1)', () => {
-  let builds: EmuVariants<'rows' | 'units'>;
-  beforeAll(() => {
-    builds = buildEmuVariants(SPEC, 'wgrad_taps_rows.model', { rows: {}, units: OFF });
-  }, 900_000);
-  afterAll(() => builds?.remove());
-
-  it("one training step at batch 3 (grids for 4): every gradient bitwise the unit-a-lane staging's", async () => {
-    const grads = await expectSameStepDirs(builds.dirs.rows, builds.dirs.units, { input: INPUT, classes: CLASSES, n: 3, seed: 1553, live: 'conv4.weight' });
-    expect(grads.length).toBe(14); // 3 convs, 3 BNs and the linear, weights and biases
-  }, 600_000);
-
-  it('the profile at batch 3: fewer load sectors than a unit a lane, and no bank conflict', () => {
-    const wgrad = (dir: string) => profileDir(dir, 3).find((k) => k.kernel === 'k4_conv_wgrad_fused')!.counts;
-    const rows = wgrad(builds.dirs.rows), units = wgrad(builds.dirs.units);
-    expect(rows.global_load_sectors).toBeLessThan(units.global_load_sectors);
-    expect(rows.shared_bank_conflicts).toBe(0);
-  }, 900_000);
-});
+if (FULL) {
+  describeSwitchOnEmu('the tap-major halo staged along input rows on emu (NINCC_TEST_FULL=1)', { spec: SPEC, file: 'wgrad_taps_rows.model', off: OFF, input: INPUT, classes: CLASSES, seed: 1553, kernel: 'k4_conv_wgrad_fused' },
+    "one training step at batch 3 (grids for 4): every gradient bitwise the unit-a-lane staging's",
+    'the profile at batch 3: fewer load sectors than a unit a lane, and no bank conflict',
+    (on, off) => {
+      expect(on.global_load_sectors).toBeLessThan(off.global_load_sectors);
+      expect(on.shared_bank_conflicts).toBe(0);
+    });
+}

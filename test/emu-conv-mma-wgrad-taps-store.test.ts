@@ -5,11 +5,10 @@
 // them; the new 0) and the compiled kernels. NINCC_TEST_FULL=1: a 3×3 on 40 channels (blocks starting and ending inside
 // octets) on emu, one step bitwise the old build's, and the profile's bank conflicts 0 against the old build's.
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { wgradTapsStoreConflicts } from '../compiler/backends/cuda/conv-mma-wgrad-taps-store.js';
-import { buildEmuVariants, changedKernels, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
-import { profileDir } from './reference/wgrad-frag-profile.js';
-import { expectSameStepDirs } from './reference/same-step-dirs.js';
+import { changedKernels, compileEmuVariant } from './reference/emu-variants.js';
+import { describeSwitchOnEmu } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
@@ -55,21 +54,12 @@ describe('the tap-major store step (bank rule and compiled kernels, no build)', 
   });
 });
 
-describe.runIf(FULL)('the tap-major store step on emu (NINCC_TEST_FULL=1)', () => {
-  let builds: EmuVariants<'aligned' | 'dense'>;
-  beforeAll(() => {
-    builds = buildEmuVariants(SPEC, 'wgrad_taps_store.model', { aligned: {}, dense: OFF });
-  }, 900_000);
-  afterAll(() => builds?.remove());
-
-  it('one training step at batch 3 (grids for 4): every gradient bitwise the dW-order reads\'', async () => {
-    const grads = await expectSameStepDirs(builds.dirs.aligned, builds.dirs.dense, { input: INPUT, classes: CLASSES, n: 3, seed: 1531, live: 'conv4.weight' });
-    expect(grads.length).toBe(14); // 3 convs, 3 BNs and the linear, weights and biases
-  }, 600_000);
-
-  it('the profile at batch 3: the aligned reads meet no bank conflict, the dW-order ones some', () => {
-    const conflicts = (dir: string) => profileDir(dir, 3).find((k) => k.kernel === 'k4_conv_wgrad_fused')!.counts.shared_bank_conflicts;
-    expect(conflicts(builds.dirs.aligned)).toBe(0);
-    expect(conflicts(builds.dirs.dense)).toBeGreaterThan(0);
-  }, 900_000);
-});
+if (FULL) {
+  describeSwitchOnEmu('the tap-major store step on emu (NINCC_TEST_FULL=1)', { spec: SPEC, file: 'wgrad_taps_store.model', off: OFF, input: INPUT, classes: CLASSES, seed: 1531, kernel: 'k4_conv_wgrad_fused' },
+    "one training step at batch 3 (grids for 4): every gradient bitwise the dW-order reads'",
+    'the profile at batch 3: the aligned reads meet no bank conflict, the dW-order ones some',
+    (on, off) => {
+      expect(on.shared_bank_conflicts).toBe(0);
+      expect(off.shared_bank_conflicts).toBeGreaterThan(0);
+    });
+}

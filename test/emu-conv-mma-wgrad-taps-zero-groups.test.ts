@@ -3,11 +3,10 @@
 // the same zeros, so bitwise the same results, and no bank conflict where a phase crosses the end. CI (no build, a few
 // s): the choice and the compiled kernels. NINCC_TEST_FULL=1: a 3×3 at batch 3 on grids for 4 (4 splits of 36.75
 // positions: every split ends inside a slice) on emu, one step bitwise the old build's, the profile's conflicts 0 against some.
-import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chooseWgradTaps } from '../compiler/backends/cuda/conv-mma-wgrad-taps-halo.js';
-import { buildEmuVariants, changedKernels, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
-import { profileDir } from './reference/wgrad-frag-profile.js';
-import { expectSameStepDirs } from './reference/same-step-dirs.js';
+import { changedKernels, compileEmuVariant } from './reference/emu-variants.js';
+import { describeSwitchOnEmu } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
@@ -38,21 +37,12 @@ describe('the tap-major halo\'s zero units (choice and compiled kernels, no buil
   });
 });
 
-describe.runIf(FULL)('the tap-major halo\'s zero units on emu (NINCC_TEST_FULL=1)', () => {
-  let builds: EmuVariants<'groups' | 'one'>;
-  beforeAll(() => {
-    builds = buildEmuVariants(SPEC, 'wgrad_taps_zeros.model', { groups: {}, one: OFF });
-  }, 900_000);
-  afterAll(() => builds?.remove());
-
-  it('one training step at batch 3 (grids for 4): every gradient bitwise the one zero unit\'s', async () => {
-    const grads = await expectSameStepDirs(builds.dirs.groups, builds.dirs.one, { input: INPUT, classes: CLASSES, n: 3, seed: 1567, live: 'conv4.weight' });
-    expect(grads.length).toBe(14); // 3 convs, 3 BNs and the linear, weights and biases
-  }, 600_000);
-
-  it('the profile at batch 3: no bank conflict with the 8 zero units, some with one', () => {
-    const conflicts = (dir: string) => profileDir(dir, 3).find((k) => k.kernel === 'k4_conv_wgrad_fused')!.counts.shared_bank_conflicts;
-    expect(conflicts(builds.dirs.groups)).toBe(0);
-    expect(conflicts(builds.dirs.one)).toBeGreaterThan(0);
-  }, 900_000);
-});
+if (FULL) {
+  describeSwitchOnEmu("the tap-major halo's zero units on emu (NINCC_TEST_FULL=1)", { spec: SPEC, file: 'wgrad_taps_zeros.model', off: OFF, input: INPUT, classes: CLASSES, seed: 1567, kernel: 'k4_conv_wgrad_fused' },
+    "one training step at batch 3 (grids for 4): every gradient bitwise the one zero unit's",
+    'the profile at batch 3: no bank conflict with the 8 zero units, some with one',
+    (on, off) => {
+      expect(on.shared_bank_conflicts).toBe(0);
+      expect(off.shared_bank_conflicts).toBeGreaterThan(0);
+    });
+}

@@ -1,8 +1,14 @@
 // One training step of two built emu artifacts (an optimization's switch on and off, built once for a bitwise check and
-// a profile): the same weights and random BN affines, every gradient bitwise alike.
-import { expect } from 'vitest';
+// a profile): the same weights and random BN affines, every gradient bitwise alike; and the FULL-only case of such a switch.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Ablations } from '../../compiler/ablations.js';
+import type { ProfileReport } from '../../runtime/profile/run-profile.js';
 import { load } from '../../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './artifacts.js';
+import { buildEmuVariants, type EmuVariants } from './emu-variants.js';
+import { profileDir } from './wgrad-frag-profile.js';
+
+type Counts = ProfileReport['kernels'][number]['counts'];
 
 /** What a comparison steps: the input (C, H, W), the classes, the batch (one less than the grids'), the seed, and a weight whose gradient must be live. */
 export interface StepCase {
@@ -28,4 +34,39 @@ export async function expectSameStepDirs(on: string, off: string, s: StepCase): 
   } finally {
     await Promise.all([a, b].map((m) => m.dispose()));
   }
+}
+
+/** A switch's emu case: its spec, the switch-off ablations, the step's seed and the weight-gradient kernel it profiles. */
+export interface SwitchCase {
+  readonly spec: string;
+  readonly file: string;
+  readonly off: Ablations;
+  readonly input: readonly [number, number, number];
+  readonly classes: number;
+  readonly seed: number;
+  readonly kernel: string;
+}
+
+/**
+ * Builds the switch on and off once (batch 3 on grids for 4), then: one step, every gradient bitwise alike (14 for the
+ * specs' 3 convs, 3 BNs and the linear); and `profile` on both builds' counters of `kernel` at batch 3.
+ */
+export function describeSwitchOnEmu(title: string, c: SwitchCase, stepTitle: string, profileTitle: string, profile: (on: Counts, off: Counts) => void): void {
+  describe(title, () => {
+    let builds: EmuVariants<'on' | 'off'>;
+    beforeAll(() => {
+      builds = buildEmuVariants(c.spec, c.file, { on: {}, off: c.off });
+    }, 900_000);
+    afterAll(() => builds?.remove());
+
+    it(stepTitle, async () => {
+      const grads = await expectSameStepDirs(builds.dirs.on, builds.dirs.off, { input: c.input, classes: c.classes, n: 3, seed: c.seed, live: 'conv4.weight' });
+      expect(grads.length).toBe(14);
+    }, 600_000);
+
+    it(profileTitle, () => {
+      const counts = (dir: string) => profileDir(dir, 3).find((k) => k.kernel === c.kernel)!.counts;
+      profile(counts(builds.dirs.on), counts(builds.dirs.off));
+    }, 900_000);
+  });
 }
