@@ -3,10 +3,8 @@
 // padded window (the switch off): the same halo, so bitwise the same results, from fewer load sectors. CI (no build, a
 // few s): the compiled kernels. NINCC_TEST_FULL=1: a 3×3 on 7×7 (padding, a pending BN/ReLU, 40 channels: a spare
 // octet's lanes) on emu, one step bitwise the old build's, and the profile: fewer load sectors, no bank conflict.
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { changedKernels, compileEmuVariant } from './reference/emu-variants.js';
-import { describeSwitchOnEmu } from './reference/same-step-dirs.js';
+import { describeSwitchOnEmu, expectSwitchText, ninKernelsWith } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
@@ -23,20 +21,13 @@ const ROWS = "the window's first input row (image·H + h)";
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-conv-mma-wgrad-taps-row-loads.test.ts: the emu builds, the bitwise comparison and the profile run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
 
-const body = (c: ReturnType<typeof compileEmuVariant>, name: string) => (c.cuda?.kernels ?? []).find((k) => k.name === name)!.body.join('\n');
-
 describe('the tap-major halo staged along input rows (compiled kernels, no build)', () => {
   it('the 3×3 weight gradient stages by rows; off, a unit a lane, and only it changes', () => {
-    const on = compileEmuVariant(SPEC, 'wgrad_taps_rows.model'), off = compileEmuVariant(SPEC, 'wgrad_taps_rows.model', OFF);
-    expect(body(on, 'k4_conv_wgrad_fused')).toContain(ROWS);
-    expect(body(off, 'k4_conv_wgrad_fused')).not.toContain(ROWS);
-    expect(body(off, 'k4_conv_wgrad_fused')).toContain('else padding, a gap or a spare: 0');
-    expect(changedKernels(on, off)).toEqual(['k4_conv_wgrad_fused']);
+    expectSwitchText({ spec: SPEC, file: 'wgrad_taps_rows.model', off: OFF, kernel: 'k4_conv_wgrad_fused' }, ROWS, 'else padding, a gap or a spare: 0');
   });
 
   it("NIN (H100): k31's and k21's weight gradients stage by rows", () => {
-    const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', {}, 'bf16', 'h100');
-    expect((nin.cuda?.kernels ?? []).filter((k) => k.body.join('\n').includes(ROWS)).map((k) => k.name)).toEqual(['k31_conv_wgrad_fused', 'k21_conv_wgrad_fused']);
+    expect(ninKernelsWith(ROWS)).toEqual(['k31_conv_wgrad_fused', 'k21_conv_wgrad_fused']);
   });
 });
 

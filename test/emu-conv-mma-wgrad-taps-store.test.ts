@@ -4,11 +4,9 @@
 // block of NIN's k31 and k21 (the old reads' 36,864 and 9,216 a split, as bench/logs/i15k-epilogue-conflicts.mjs counts
 // them; the new 0) and the compiled kernels. NINCC_TEST_FULL=1: a 3×3 on 40 channels (blocks starting and ending inside
 // octets) on emu, one step bitwise the old build's, and the profile's bank conflicts 0 against the old build's.
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { wgradTapsStoreConflicts } from '../compiler/backends/cuda/conv-mma-wgrad-taps-store.js';
-import { changedKernels, compileEmuVariant } from './reference/emu-variants.js';
-import { describeSwitchOnEmu } from './reference/same-step-dirs.js';
+import { describeSwitchOnEmu, expectSwitchText, ninKernelsWith } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
@@ -27,8 +25,6 @@ const ALIGNED = 'band_anchor(x & ~31)';
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-conv-mma-wgrad-taps-store.test.ts: the emu builds, the bitwise comparison and the profile run with NINCC_TEST_FULL=1; CI checks the bank rule and the compiled kernels');
 
-const body = (c: ReturnType<typeof compileEmuVariant>, name: string) => (c.cuda?.kernels ?? []).find((k) => k.name === name)!.body.join('\n');
-
 describe('the tap-major store step (bank rule and compiled kernels, no build)', () => {
   it("NIN's k31 and k21 (5 octets a block): the dW-order reads meet conflicts, the aligned chunks none, the band writes none either way", () => {
     const k31 = { C: 384, K: 1024, R: 3, S: 3 }, k21 = { C: 256, K: 384, R: 3, S: 3 };
@@ -41,16 +37,11 @@ describe('the tap-major store step (bank rule and compiled kernels, no build)', 
   });
 
   it('the 40-channel 3×3 weight gradient reads aligned chunks; off, the dW-order rows, and only it changes', () => {
-    const on = compileEmuVariant(SPEC, 'wgrad_taps_store.model'), off = compileEmuVariant(SPEC, 'wgrad_taps_store.model', OFF);
-    expect(body(on, 'k4_conv_wgrad_fused')).toContain(ALIGNED);
-    expect(body(off, 'k4_conv_wgrad_fused')).not.toContain(ALIGNED);
-    expect(body(off, 'k4_conv_wgrad_fused')).toContain('crs = dw_row(min(q % 256');
-    expect(changedKernels(on, off)).toEqual(['k4_conv_wgrad_fused']);
+    expectSwitchText({ spec: SPEC, file: 'wgrad_taps_store.model', off: OFF, kernel: 'k4_conv_wgrad_fused' }, ALIGNED, 'crs = dw_row(min(q % 256');
   });
 
   it("NIN (H100): k31's and k21's weight gradients read aligned chunks", () => {
-    const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', {}, 'bf16', 'h100');
-    expect((nin.cuda?.kernels ?? []).filter((k) => k.body.join('\n').includes(ALIGNED)).map((k) => k.name)).toEqual(['k31_conv_wgrad_fused', 'k21_conv_wgrad_fused']);
+    expect(ninKernelsWith(ALIGNED)).toEqual(['k31_conv_wgrad_fused', 'k21_conv_wgrad_fused']);
   });
 });
 

@@ -1,11 +1,13 @@
 // One training step of two built emu artifacts (an optimization's switch on and off, built once for a bitwise check and
 // a profile): the same weights and random BN affines, every gradient bitwise alike; and the FULL-only case of such a switch.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ablations } from '../../compiler/ablations.js';
 import type { ProfileReport } from '../../runtime/profile/run-profile.js';
 import { load } from '../../runtime/model.js';
 import { randomizeAffine, rng, uniform } from './artifacts.js';
-import { buildEmuVariants, type EmuVariants } from './emu-variants.js';
+import type { Compiled } from '../../compiler/pipeline.js';
+import { buildEmuVariants, changedKernels, compileEmuVariant, type EmuVariants } from './emu-variants.js';
 import { profileDir } from './wgrad-frag-profile.js';
 
 type Counts = ProfileReport['kernels'][number]['counts'];
@@ -69,4 +71,20 @@ export function describeSwitchOnEmu(title: string, c: SwitchCase, stepTitle: str
       profile(counts(builds.dirs.on), counts(builds.dirs.off));
     }, 900_000);
   });
+}
+
+/** The CI check of such a switch: `marker` in `kernel`'s body on, `offMarker` instead off, and no other kernel changed. */
+export function expectSwitchText(c: Pick<SwitchCase, 'spec' | 'file' | 'off' | 'kernel'>, marker: string, offMarker: string): void {
+  const on = compileEmuVariant(c.spec, c.file), off = compileEmuVariant(c.spec, c.file, c.off);
+  const body = (x: Compiled) => (x.cuda?.kernels ?? []).find((k) => k.name === c.kernel)!.body.join('\n');
+  expect(body(on)).toContain(marker);
+  expect(body(off)).not.toContain(marker);
+  expect(body(off)).toContain(offMarker);
+  expect(changedKernels(on, off)).toEqual([c.kernel]);
+}
+
+/** NIN's kernels (bf16, H100) whose body holds `marker`. */
+export function ninKernelsWith(marker: string): string[] {
+  const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', {}, 'bf16', 'h100');
+  return (nin.cuda?.kernels ?? []).filter((k) => k.body.join('\n').includes(marker)).map((k) => k.name);
 }
