@@ -45,7 +45,8 @@ import { addBackwardOfDgrad, addBackwardParams, addBackwardText } from './residu
 import { addBwdAccumulator, addBwdPartClose, addBwdPartOpen } from './conv-mma-add-bwd.js';
 import { biasRowStore, biasRowTile, chunkSplitRange, onesRow, ringBAddress, ringFragmentsFit } from './conv-mma-wgrad-ring-fragments.js';
 import { NATURAL_QUARTER, chooseNaturalHalo, naturalStagingFits, stageNatural } from './conv-mma-wgrad-natural-staging.js';
-import { chooseWgradTaps, wgradTapsAAddress, wgradTapsPrologue, wgradTapsRow, wgradTapsRows, wgradTapsStaging, wgradTapsStore, wgradTapsHaloWords, wgradTapsWords } from './conv-mma-wgrad-taps-halo.js';
+import { alignedReadsFit, wgradTapsStore } from './conv-mma-wgrad-taps-store.js';
+import { chooseWgradTaps, wgradTapsAAddress, wgradTapsPrologue, wgradTapsRow, wgradTapsRows, wgradTapsStaging, wgradTapsHaloWords, wgradTapsWords } from './conv-mma-wgrad-taps-halo.js';
 
 /**
  * The epilogue's walk over the warp's accumulators: element j (0..3) of n8 tile `nt`, column half
@@ -413,11 +414,12 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   // A's fragments by ldmatrix.trans from a channels-innermost halo, rows tap-major within octets of channels, no A tile
   // (conv-mma-wgrad-taps-halo.ts): where the channel-major halo would build an A tile in the staged k order.
   const wtaps = isOn(ablations, 'wgradTapsHalo') && halo && halo !== naturalHalo && !s2d && !halo.group && !halo.layout.exactPlane
-    ? chooseWgradTaps(c, tile, STATIC_SHARED_BYTES - BN * BK * 2 - (c.inBn ? 1024 : 0))
+    ? chooseWgradTaps(c, tile, STATIC_SHARED_BYTES - BN * BK * 2 - (c.inBn ? 1024 : 0), isOn(ablations, 'wgradTapsZeroGroups') ? 8 : 1)
     : undefined;
   const aHalo = wtaps ? undefined : halo;
-  // Its rows' dW places are 8 channels R·S apart a store instruction: the partials go through the idle halo into runs along dW.
-  const tapsStore = wtaps && wgradTapsStore(c, wtaps, tile, threads);
+  // Its rows' dW places are 8 channels R·S apart a store instruction: the partials go through the idle halo into runs along dW,
+  // read in the band's aligned 32-word chunks (conv-mma-wgrad-taps-store.ts).
+  const tapsStore = wtaps && wgradTapsStore(c, wtaps, tile, threads, isOn(ablations, 'wgradTapsAlignedReads') && alignedReadsFit(RS) ? 'aligned' : 'dense');
   const tileBytes = wtaps ? BN * BK * 2 + wtaps.bytes + (c.inBn ? wtaps.octets * 8 * 2 * 4 : 0) : bytesWith(halo);
   const windows = isOptedIn(ablations, 'wgradSectorWindows') && offSectorGrid(PQ);
   const aWindow: SectorWindow | undefined = windows && aRows && RS === 1 && c.sh === 1 && c.sw === 1 && c.ph === 0 && c.pw === 0 && c.xBf16 && tileBytes + windowBytes(BM) <= STATIC_SHARED_BYTES
@@ -533,7 +535,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     ...(asyncRing ? [`  const int it = int((j0 - lo) / ${BK});  // the slice's iteration: its ring stage`, ...asyncRingIssue(asyncRing).map((s) => `  ${s}`)] : []),
     ...(imageAsync || imageRings ? asyncImageRingIssue(imageAsync ?? imageRings!).map((s) => `  ${s}`) : []),
-    ...(wtaps || aHalo ? (wtaps ? wgradTapsStaging(c, wtaps, threads) : wgradHaloStaging(c, aHalo!, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER, livePlanes ? BM : undefined)).map((s) => `  ${s}`) : stageGathered),
+    ...(wtaps || aHalo ? (wtaps ? wgradTapsStaging(c, wtaps, threads, isOn(ablations, 'wgradTapsRowLoads')) : wgradHaloStaging(c, aHalo!, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER, livePlanes ? BM : undefined)).map((s) => `  ${s}`) : stageGathered),
     ...(ringB ? [] : bRows
       ? [
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',

@@ -40,7 +40,8 @@ export interface WgradTaps {
   readonly octets: number; // the most octets a block's rows reach
   readonly plane: number; // units an octet's plane holds: the longest window, a multiple of 8
   readonly positions: number; // output positions a staging covers (a multiple of BK)
-  readonly bytes: number; // octets·plane units and one zero unit, 16 bytes each
+  readonly zeros: 1 | 8; // zero units past the planes: one, or one per 16-byte bank group (`wgradTapsZeroGroups`)
+  readonly bytes: number; // octets·plane units and the zero units, 16 bytes each
 }
 
 const paddedRows = (g: TapsShape) => g.P + g.R - 1;
@@ -103,7 +104,7 @@ function octetsReached(g: TapsShape, bm: number): number {
  * octets (C a multiple of 8), whose tile's warps have 64 rows or 32, and a conflict-free layout within 24 row pitches and 16
  * image gaps; the longest staging (4, 2 or 1 slices) that fits.
  */
-export function chooseWgradTaps(g: TapsShape, tile: MmaTile, budget: number): WgradTaps | undefined {
+export function chooseWgradTaps(g: TapsShape, tile: MmaTile, budget: number, zeros: 1 | 8 = 8): WgradTaps | undefined {
   if (g.R * g.S === 1 || g.sh !== 1 || g.sw !== 1 || g.C % OCTET !== 0 || tile.bm % 16 !== 0) return undefined;
   const layout = searchLayout(g);
   if (!layout) return undefined;
@@ -112,8 +113,8 @@ export function chooseWgradTaps(g: TapsShape, tile: MmaTile, budget: number): Wg
     let longest = 0;
     for (let js = 0; js < g.P * g.Q; js++) longest = Math.max(longest, windowLength(g, layout.pitchW, layout.pitchImage, js, positions));
     const plane = Math.ceil(longest / 8) * 8;
-    const bytes = (octets * plane + 1) * 16;
-    if (bytes <= budget) return { ...layout, octets, plane, positions, bytes };
+    const bytes = (octets * plane + zeros) * 16;
+    if (bytes <= budget) return { ...layout, octets, plane, positions, zeros, bytes };
   }
   return undefined;
 }
@@ -129,17 +130,23 @@ function searchLayout(g: TapsShape): { pitchW: number; pitchImage: number } | un
   return undefined;
 }
 
-/** The zero unit, past the octets' planes: what a position past the split reads (A is 0 there, as in the A tile). */
+/**
+ * The zero unit, past the octets' planes: what a position past the split reads (A is 0 there, as in the A tile). With 8
+ * (`wgradTapsZeroGroups`), such a lane reads the one on its own unit's bank group, so that a phase that crosses the
+ * split's end keeps its 8 groups distinct (one zero unit shared a group with a live lane's: bank conflicts at split tails).
+ */
 const zeroUnit = (t: WgradTaps) => t.octets * t.plane;
 
 /** Before the main loop: the halo, its zero unit, the pending BN's table and each lane's unit offset for its m16 tiles. */
 export function wgradTapsPrologue(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, tile: MmaTile, threads: number): string[] {
   const RS = c.R * c.S, MT = warpM16(tile);
   return [
-    `NINCC_SHARED(int4, wtaps, ${tp.octets * tp.plane + 1});  // ${tp.octets} octets × ${tp.plane} positions of 8 channels (bf16), and a zero unit`,
+    `NINCC_SHARED(int4, wtaps, ${tp.octets * tp.plane + tp.zeros});  // ${tp.octets} octets × ${tp.plane} positions of 8 channels (bf16), and ${tp.zeros === 1 ? 'a zero unit' : `${tp.zeros} zero units (one a bank group)`}`,
     `const int oct0 = int(m0) / ${OCTET * RS};  // the block's first octet`,
     'int w_first = 0;  // the staged window\'s first z, kept for the slices it covers',
-    `if (t == 0) nincc::st(&wtaps[${zeroUnit(tp)}], int4{0, 0, 0, 0});  // seen after the first staging's barrier`,
+    tp.zeros === 1
+      ? `if (t == 0) nincc::st(&wtaps[${zeroUnit(tp)}], int4{0, 0, 0, 0});  // seen after the first staging's barrier`
+      : `if (t < ${tp.zeros}) nincc::st(&wtaps[${zeroUnit(tp)} + t], int4{0, 0, 0, 0});  // seen after the first staging's barrier`,
     `int a_off[${MT}];  // per m16 tile: this lane's unit (its ldmatrix matrix's octet and tap) as an offset from a position's (0, 0)`,
     'NINCC_UNROLL',
     `for (int mt = 0; mt < ${MT}; ++mt) {`,
@@ -164,26 +171,48 @@ export function wgradTapsPrologue(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, 
 /**
  * Per slice, before the barrier that follows B's staging: at the split's first slice and every positions/BK-th after, the
  * window copied in (a thread a unit: 8 channel loads, each a warp instruction along a padded row, the pending BN/ReLU
- * applied, rounded to bf16, one 16-byte store; every lane loads, clamped, and stores, the padding and spares 0); then this
- * lane's two ldmatrix rows of the slice (k-steps 0 and 1) as z offsets, −1 past the split.
+ * applied, rounded to bf16, one 16-byte store; every lane loads, clamped, and stores, the padding and spares 0; with
+ * `rowLoads`, every unit 0, then a thread a real position of the window's input rows, image-major: a load instruction
+ * along 32 consecutive positions of one channel); then this lane's two ldmatrix rows of the slice (k-steps 0 and 1) as
+ * z offsets, −1 past the split.
  */
-export function wgradTapsStaging(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, threads: number): string[] {
+export function wgradTapsStaging(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, threads: number, rowLoads = false): string[] {
   const PQ = c.P * c.Q, HW = c.H * c.W, Wp = tp.pitchW, IMG = tp.pitchImage;
   const units = tp.octets * tp.plane, rounds = Math.ceil(units / threads) * threads;
-  const element = (e: number) => [
+  const element = (e: number, inside: string) => [
     `  {  // channel ${e} of the octet`,
     `    const int ch = c8 + ${e};`,
     ...(c.inBn ? [`    const int cl = min(ch - ${OCTET} * oct0, ${tp.octets * OCTET - 1});  // a spare's past the table: its value is not kept`] : []),
     `    float v = ${loadFloat('x', `((long long)min(img, n - 1) * ${c.C} + min(ch, ${c.C - 1})) * ${HW} + hw`, c.xBf16)};`,
     ...(c.inBn ? [`    const float r_in_scale = nincc::ld(&h_in_scale[cl]), r_in_shift = nincc::ld(&h_in_shift[cl]);`] : []),
     ...applyPendingFrom(c, 'v', fromRow).map((line) => `    ${line}`),
-    `    vs[${e}] = inside && ch < ${c.C} ? v : 0.0f;`,
+    `    vs[${e}] = ${inside}ch < ${c.C} ? v : 0.0f;`,
     '  }',
   ];
+  const pack = `int4{int(nincc::to_bf16x2(vs[1], vs[0])), int(nincc::to_bf16x2(vs[3], vs[2])), int(nincc::to_bf16x2(vs[5], vs[4])), int(nincc::to_bf16x2(vs[7], vs[6]))}`;
+  // wgradTapsRowLoads: every unit 0, then the window's real positions (its input rows, image-major: whole rows of one
+  // channel a load instruction). Each octet's run is padded to whole 8-lane phases (a 16-byte store's), so a phase's
+  // positions are consecutive, on consecutive bank groups by the layout; lanes past a run, or past the last round,
+  // repeat its last position (the same value to the same unit).
+  const byRows = [
+    `  for (int i = t; i < ${rounds}; i += ${threads}) nincc::st(&wtaps[i < ${units} ? i : ${zeroUnit(tp)}], int4{0, 0, 0, 0});  // the padding's and gaps' zeros (a spare: the zero unit)`,
+    '  __syncthreads();  // the zeros before the positions over them',
+    `  const int row0 = o0 / ${c.P} * ${c.H} + min(max(o0 % ${c.P} - ${c.ph}, 0), ${c.H});  // the window's first input row (image·H + h)`,
+    `  const int row1 = min(o1 / ${c.P} * ${c.H} + min(max(o1 % ${c.P} + ${c.R - c.ph}, 0), ${c.H}), n * ${c.H});  // past its last (within the batch)`,
+    `  const int live = (row1 - row0) * ${c.W}, run = (live + 7) & ~7, total = ${tp.octets} * run;  // an octet's positions, in whole 8-lane phases`,
+    `  for (int i = t; i < (total + ${threads - 1}) / ${threads} * ${threads}; i += ${threads}) {  // every lane as often`,
+    `    const int ii = min(i, total - 1), ol = ii / run, g = row0 * ${c.W} + min(ii % run, live - 1), img = g / ${HW}, hw = g % ${HW}, c8 = ${OCTET} * (oct0 + ol);`,
+    '    float vs[8];',
+    ...Array.from({ length: OCTET }, (_, e) => element(e, '')).flat(),
+    `    nincc::st(&wtaps[ol * ${tp.plane} + img * ${IMG} + (hw / ${c.W} + ${c.ph}) * ${Wp} + hw % ${c.W} + ${c.pw} - w_first], ${pack});`,
+    '  }',
+  ];
+  const z = `int(j / ${PQ}) * ${IMG} + int(j % ${PQ}) / ${c.Q} * ${Wp} + int(j % ${PQ}) % ${c.Q} - w_first`;
   return [
     `if ((j0 - lo) % ${tp.positions} == 0) {  // the window of this and the next ${tp.positions / BK - 1} slices: the same for every thread`,
     `  const int o0 = int(j0 / ${c.Q}), o1 = int((j0 + ${tp.positions - 1}) / ${c.Q});  // its first and last output rows (image·P + p)`,
     `  w_first = o0 / ${c.P} * ${IMG} + o0 % ${c.P} * ${Wp};`,
+    ...(rowLoads ? byRows : [
     `  const int length = o1 / ${c.P} * ${IMG} + (o1 % ${c.P} + ${c.R - 1}) * ${Wp} + ${Wp} - w_first;`,
     `  for (int i = t; i < ${rounds}; i += ${threads}) {  // every lane as often (the emulator pairs a lane's k-th access with its neighbours'): a spare stores 0 to the zero unit`,
     `    const int ol = i / ${tp.plane}, z = i % ${tp.plane}, f = w_first + min(z, length - 1), c8 = ${OCTET} * (oct0 + ol);  // past the window: its last row's loads again`,
@@ -191,22 +220,26 @@ export function wgradTapsStaging(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, t
     `    const bool inside = i < ${units} && z < length && img < n && pr < ${paddedRows(c)} && h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W};  // else padding, a gap or a spare: 0`,
     `    const int hw = min(max(h, 0), ${c.H - 1}) * ${c.W} + min(max(u, 0), ${c.W - 1});`,
     '    float vs[8];',
-    ...Array.from({ length: OCTET }, (_, e) => element(e)).flat(),
-    `    nincc::st(&wtaps[i < ${units} ? i : ${zeroUnit(tp)}], int4{int(nincc::to_bf16x2(vs[1], vs[0])), int(nincc::to_bf16x2(vs[3], vs[2])), int(nincc::to_bf16x2(vs[5], vs[4])), int(nincc::to_bf16x2(vs[7], vs[6]))});`,
+    ...Array.from({ length: OCTET }, (_, e) => element(e, 'inside && ')).flat(),
+    `    nincc::st(&wtaps[i < ${units} ? i : ${zeroUnit(tp)}], ${pack});`,
     '  }',
+    ]),
     '}',
     '// This lane\'s ldmatrix row of k-step ks: slice offset (its own order) 16·ks + 8·(lane / 16) + lane % 8.',
     'int a_z[2];',
     'NINCC_UNROLL',
     'for (int ks = 0; ks < 2; ++ks) {',
     '  const long long j = j0 + 16 * ks + 8 * (lane / 16) + lane % 8;',
-    `  a_z[ks] = j < hi ? int(j / ${PQ}) * ${IMG} + int(j % ${PQ}) / ${c.Q} * ${Wp} + int(j % ${PQ}) % ${c.Q} - w_first : -1;`,
+    ...(tp.zeros === 1
+      ? [`  a_z[ks] = j < hi ? ${z} : -1;`]
+      : [`  const int z = ${z};`, "  a_z[ks] = j < hi ? z : -1 - z;  // past the split: its unit's group kept"]),
     '}',
   ];
 }
 
 /** mmaSlice's A address (transposed): lane's unit of m16 tile `mt` at k-step `ks`, the zero unit past the split. */
-export const wgradTapsAAddress = (tp: WgradTaps) => `&wtaps[a_z[ks] < 0 ? ${zeroUnit(tp)} : a_z[ks] + a_off[mt]]`;
+export const wgradTapsAAddress = (tp: WgradTaps) =>
+  `&wtaps[a_z[ks] < 0 ? ${zeroUnit(tp)}${tp.zeros === 1 ? '' : ' + ((a_off[mt] - 1 - a_z[ks]) & 7)'} : a_z[ks] + a_off[mt]]`;
 
 /** The epilogue's dW row of GEMM row `m` (a C++ statement declaring `crs`, and `live_crs`: a row of a real channel). */
 export function wgradTapsRow(c: Consts<'conv_wgrad_fused'>): string {
@@ -240,54 +273,5 @@ export function wgradTapsRows(c: Consts<'conv_wgrad_fused'>, tile: MmaTile): str
     `    r -= ${OCTET} * taps;`,
     '  }',
     '};',
-  ];
-}
-
-/**
- * The store's shared pitch between columns: the least ≥ the block's dW rows at which one store instruction's 8 channels
- * (R·S apart) × 4 column pairs fall on 32 distinct banks, else the least.
- */
-function storePitch(RS: number, span: number): number {
-  for (let pitch = span; pitch < span + 32; pitch++) {
-    const banks = new Set<number>();
-    for (let ch = 0; ch < 8; ch++) for (let pair = 0; pair < 4; pair++) banks.add((ch * RS + 2 * pair * pitch) % 32);
-    if (banks.size === 32) return pitch;
-  }
-  return span;
-}
-
-/**
- * After wgradTapsRows, where the halo can hold a column band: each n8 tile's accumulators written, by dW row, into the
- * halo as fp32 columns (the block's warpsN·8 columns of that tile, its dW rows from crs0; rows past C·R·S into 32 spare
- * words), then copied out a dW row a thread in dW's order (dw_row): stores in runs along dW, where the rows' own order
- * (8 channels R·S apart a store instruction) would touch a sector per element. An edge block's lanes past its rows
- * repeat its last (the same value to the same place). Undefined where the band does not fit (the kernel then stores
- * from the accumulators).
- */
-export function wgradTapsStore(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, tile: MmaTile, threads: number): string[] | undefined {
-  const RS = c.R * c.S, CRS = c.C * RS, MT = warpM16(tile), WN = tile.nt * 8;
-  const span = tp.octets * OCTET * RS, pitch = storePitch(RS, span), columns = tile.warpsN * 8, spare = columns * pitch;
-  if ((spare + 32) * 4 > tp.bytes) return undefined;
-  return [
-    `float* const band = reinterpret_cast<float*>(wtaps);  // the halo, idle after the main loop's last barrier: ${columns} columns × ${pitch} dW rows, 32 spare words`,
-    'NINCC_UNROLL',
-    `for (int nt = 0; nt < ${tile.nt}; ++nt) {`,
-    '  NINCC_UNROLL',
-    `  for (int i = 0; i < ${MT * 2}; ++i) {  // m16 tile i / 2, its rows 8·(i % 2) + lane / 4 (the m16n8k16 C layout)`,
-    `    const long long m = m0 + wm * ${16 * MT} + 16 * (i / 2) + 8 * (i % 2) + lane / 4;`,
-    '    NINCC_UNROLL',
-    '    for (int half = 0; half < 2; ++half) {',
-    `      ${wgradTapsRow(c)}`,
-    `      nincc::st(&band[live_crs ? (wn * 8 + 2 * (lane % 4) + half) * ${pitch} + crs - crs0 : ${spare} + lane], acc[i / 2][nt][2 * (i % 2) + half]);`,
-    '    }',
-    '  }',
-    '  __syncthreads();',
-    `  for (int q = t; q < ${columns * tile.bm}; q += ${threads}) {`,
-    `    const int cl = q / ${tile.bm}, crs = dw_row(min(q % ${tile.bm}, ${OCTET} * (u1 - u0) - 1)), col = n0 + cl / 8 * ${WN} + nt * 8 + cl % 8;`,
-    `    const float v = nincc::ld(&band[cl * ${pitch} + crs - crs0]);`,
-    `    if (col < ${c.K}) nincc::st(&wpart[((long long)split * ${c.K} + col) * ${CRS} + crs], v);`,
-    '  }',
-    '  __syncthreads();',
-    '}',
   ];
 }
