@@ -5,14 +5,17 @@
 // is bitwise the first (deterministic). The spec: a 3×3 of 32 → 160 channels (5 groups: 3 splits of 1, 2 and 2 groups)
 // on odd 9×9 planes and on NIN's 7×7, padded, behind a 1×1 whose pending BN gives the data gradient its statistics
 // epilogue, a batch of 3 on grids for 4 (partial tiles). CI checks the choice and the compiled kernels (NIN's included; no build, a few s); the emu
-// comparison runs with NINCC_TEST_FULL=1.
+// comparison runs with NINCC_TEST_FULL=1. The splits' sum read by the epilogue (ablation dgradSumInEpilogue) is the same sum in
+// the same order: on a residual block (a split data gradient adding another reader's gradient, resnet-18's k47/k64, and one
+// with the statistics epilogue) bitwise the sum-before-the-epilogue build; resnet-18's k47/k64 are pinned to that form (off,
+// ptxas spills them at 255 registers on sm_80 and sm_90: bench/RESULTS.md i15s).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compileModel, compileSpec, type Compiled } from '../compiler/pipeline.js';
 import { chooseDgradSplits } from '../compiler/backends/cuda/conv-mma-dgrad-splits.js';
 import type { Model } from '../runtime/model.js';
-import { compileEmuVariant } from './reference/emu-variants.js';
-import { expectReorderedVariants } from './reference/same-variants.js';
+import { changedKernels, compileEmuVariant } from './reference/emu-variants.js';
+import { expectReorderedVariants, expectSameVariants } from './reference/same-variants.js';
 
 const CLASSES = 3;
 /** The chain on `side`×`side` planes: 9×9 (odd rows off the 8-position grid) and NIN's last block's 7×7. */
@@ -29,6 +32,22 @@ const ON = {} as const;
 const OFF = { dgradTapSplits: false } as const;
 /** The parameters the 3×3's data gradient reaches: the 1×1 and BN before it. */
 const REACHED = ['conv1.weight', 'conv1.bias', 'bn2.weight', 'bn2.bias'];
+
+/** A basic residual block behind a 1×1 + BN on 9×9 planes: its 3×3s' data gradients split, the first one's epilogue adding the identity's gradient to fp32 dx (resnet-18's k47/k64), the second's the input BN's statistics. */
+const RESIDUAL = `model dgrad_sum {
+  input 16x9x9
+  conv(16, 160, 1, 1, 1, 1, 0, 0):noBias()  bn(160)  relu
+  residual {
+    branch { conv(160, 160, 3, 3, 1, 1, 1, 1):noBias()  bn(160)  relu  conv(160, 160, 3, 3, 1, 1, 1, 1):noBias()  bn(160) }
+    branch { identity }
+  }
+  relu
+  view(-1)  linear(${160 * 81}, ${CLASSES})  logsoftmax
+}`;
+const SUM_BEFORE = { dgradSumInEpilogue: false } as const;
+/** The epilogue's read of an accumulator's splits' sum (3 splits of a 128×32 tile's 4096 words), and the sum before the epilogue. */
+const SUM_READ = 'const float d = nincc::ldcg(part_at) + nincc::ldcg(part_at + 4096) + nincc::ldcg(part_at + 8192);';
+const SUM_INTO_ACC = 'acc[mt][nt][e] = nincc::ldcg(at) + nincc::ldcg(at + 4096) + nincc::ldcg(at + 8192);';
 
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-conv-mma-dgrad-splits.test.ts: the emu builds and comparisons run with NINCC_TEST_FULL=1; CI checks the choice and the compiled kernels');
@@ -70,7 +89,42 @@ describe('the data gradient in splits (choice and compiled kernels, no build)', 
   });
 });
 
+describe("the splits' sum read by the epilogue (dgradSumInEpilogue; compiled kernels, no build)", () => {
+  it('on a residual block for an H100: both split data gradients (one adding the identity\'s gradient, one with the statistics epilogue) read each accumulator\'s partials in the epilogue; off, sum them into acc before it; only they change', () => {
+    const on = compileEmuVariant(RESIDUAL, 'dgrad_sum.model', ON, 'bf16', 'h100'), off = compileEmuVariant(RESIDUAL, 'dgrad_sum.model', SUM_BEFORE, 'bf16', 'h100');
+    for (const name of ['k4_conv_dgrad_fused', 'k7_conv_dgrad_fused']) {
+      expect(kernel(on, name).launch.grid[2], name).toBe(3);
+      expect(kernel(on, name).body.join('\n')).toContain(SUM_READ);
+      expect(kernel(on, name).body.join('\n')).not.toContain('acc[mt][nt][e] = nincc::ldcg');
+      expect(kernel(off, name).body.join('\n')).toContain(SUM_INTO_ACC);
+      expect(kernel(off, name).body.join('\n')).not.toContain('part_at');
+    }
+    expect(kernel(on, 'k4_conv_dgrad_fused').fused).toContain("another reader's gradient");
+    expect(kernel(on, 'k7_conv_dgrad_fused').fused).toContain('Σdz');
+    expect(changedKernels(on, off)).toEqual(['k7_conv_dgrad_fused', 'k4_conv_dgrad_fused']);
+  });
+
+  it('resnet-18 at batch 128 on an H100: k47 and k64 (fp32 dx + the identity\'s gradient) take 2 and 4 splits, their sum read by the epilogue', () => {
+    const r = compileSpec(readFileSync('models/resnet-18.model', 'utf8'), 'resnet-18.model', { device: 'emu' });
+    const resnet = compileModel(r.model!, { target: 'emu', maxBatch: 128, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', gpu: 'h100' });
+    for (const [name, grid, sum] of [
+      ['k47_conv_dgrad_fused', '196×2×2', 'const float d = nincc::ldcg(part_at) + nincc::ldcg(part_at + 16384);'],
+      ['k64_conv_dgrad_fused', '49×4×4', 'const float d = nincc::ldcg(part_at) + nincc::ldcg(part_at + 16384) + nincc::ldcg(part_at + 32768) + nincc::ldcg(part_at + 49152);'],
+    ]) {
+      const k = kernel(resnet, name);
+      expect(k.launch.grid.join('×'), name).toBe(grid);
+      expect(k.fused).toContain("another reader's gradient");
+      expect(k.body.join('\n')).toContain(sum);
+      expect(k.body.join('\n')).not.toContain('acc[mt][nt][e] = nincc::ldcg');
+    }
+  });
+});
+
 describe.runIf(FULL)('the data gradient in splits on emu (NINCC_TEST_FULL=1)', () => {
+  it("the splits' sum read by the epilogue: a residual block's training and inference bitwise the sum-before-the-epilogue build's", async () => {
+    await expectSameVariants({ spec: RESIDUAL, file: 'dgrad_sum.model', input: [16, 9, 9], classes: CLASSES, on: ON, off: SUM_BEFORE, gpu: 'h100', live: 'conv1.weight' }, 733);
+  }, 900_000);
+
   it.each([9, 7])("planes %i wide: one step: the gradients it does not reach bitwise the unsplit build's, those it reaches within dX's bf16 rounding of them, and a second step bitwise the first", async (side) => {
     // dX sums the same exact bf16 products in fp32 in another order (a few 2^-24 of its magnitude), then is rounded to
     // bf16 (2^-9 relative): an element whose fp32 sums straddle a rounding boundary differs by one bf16 ulp. The

@@ -154,7 +154,9 @@ describe('nincc profile', () => {
     expect(before.note).toBe('  predicted: run `nincc profile DIR --gpu G --batch N --write-report`');
     expect([...before.rows.keys()].sort()).toEqual([...kernels].sort());
     for (const [kernel, [predicted]] of before.rows) expect(predicted.trim(), kernel).toBe('—');
-    expect(before.rows.get('k1_conv_infer')!.slice(1)).toEqual(['grid 2×1×1 (batch on axis z) × block 32×8×1', 'implicit-GEMM conv + bias + epilogue: ReLU']);
+    expect(before.rows.get('k1_conv_infer')!.slice(1)).toEqual(['32×32×16 tile (fp32 SIMT), 8 warps of 32×4 (4 outputs a thread), M = N·64, N = 4, K = 18', 'implicit-GEMM conv + bias + epilogue: ReLU']);
+    expect(before.rows.get('k1_conv_wgrad_fused')![1]).toMatch(/^32×32×16 tile \(fp32 SIMT\), .*, M = 18, N = 4, K = N·64 in \d+ batch splits$/);
+    expect(before.rows.get('k_sgd_update')![1]).toMatch(/^grid /); // a plain kernel: its launch
     expect(before.rows.get('k1_conv_wgrad_fused')![2]).toBe('implicit-GEMM wgrad (split over the batch) + prologue: dReLU + prologue: dBN + bias gradient');
 
     // After the a100 run at batch 4, every block run: each row's µs is that run's, rounded; the rest unchanged.

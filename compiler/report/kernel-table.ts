@@ -1,5 +1,5 @@
 // report.txt's per-kernel table (issue #15): every CUDA kernel with its predicted time, its tile
-// configuration (tensor-core kernels) or launch geometry (the others), and what it fuses. A build writes
+// configuration (the tensor-core kernels and the fp32 SIMT convs) or launch geometry (the others), and what it fuses. A build writes
 // it with no prediction; `nincc profile DIR --write-report` rewrites the predicted column and the heading
 // (withPredictions), leaving every other line of report.txt as the build wrote it.
 import type { PlanLaunch } from '../emit/plan.js';

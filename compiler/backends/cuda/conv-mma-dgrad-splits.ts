@@ -42,15 +42,21 @@ export function dgradSplitRange(splits: number, groups: number, groupDepth: numb
   ];
 }
 
+/** The splits' partials at pointer `at` (a word of split 0's) added in split order, `pitch` words apart. */
+const splitsSum = (splits: number, pitch: number, at = 'at') => Array.from({ length: splits }, (_, sp) => `nincc::ldcg(${sp === 0 ? at : `${at} + ${sp * pitch}`})`).join(' + ');
+
 /**
  * After the main loop: the partial stored, the ticket taken (thread 0's, through `flag`: an idle shared int4 array),
- * every block but the tile's last split leaving; that one replaces its accumulators acc[MT][NT][4] by the splits'
- * sum in split order, its own partial read back as well: the form ptxas fits in NIN's k31 without a spill (its own
- * from registers, selected by the split, took 255 registers and 52 bytes of spill on sm_90; this one 254 and none).
+ * every block but the tile's last split leaving. That one then has the splits' sum in split order, its own partial read
+ * back as well, in one of two forms. `inEpilogue` (ablation dgradSumInEpilogue, on): the epilogue reads each
+ * accumulator's sum where it reads the accumulator (dgradSplitAccumulator), a few partials live at a time between its
+ * stores: 217–223 registers in every split data gradient of NIN and resnet-18 (sm_80, sm_90), no spill. Off: the
+ * block replaces its accumulators acc[MT][NT][4] by the sum here, before the epilogue: 254–255 registers, and where
+ * the epilogue stores fp32 dx straight to global memory (resnet-18's k47, k64) 76 and 292 bytes of spill (bench/RESULTS.md
+ * i15s). (Round 16's form, its own partial from registers selected by the split, took 255 and spilled in NIN's k31.)
  */
-export function dgradSplitSum(splits: number, MT: number, NT: number, threads: number, flag: string): string[] {
-  const words = MT * NT * 4, pitch = words * threads; // a split's partial of one tile
-  const sum = Array.from({ length: splits }, (_, sp) => `nincc::ldcg(${sp === 0 ? 'at' : `at + ${sp * pitch}`})`).join(' + ');
+export function dgradSplitSum(splits: number, MT: number, NT: number, threads: number, flag: string, inEpilogue = false): string[] {
+  const pitch = MT * NT * 4 * threads; // a split's partial of one tile
   // `line` for each accumulator, at `word`: its offset in a split's partial (compile-time indices keep acc in registers).
   const each = (line: string) => [
     '  NINCC_UNROLL',
@@ -63,18 +69,34 @@ export function dgradSplitSum(splits: number, MT: number, NT: number, threads: n
     `        ${line}`,
     '      }',
   ];
+  const tilePart = [
+    'const int tile = int(blockIdx.y * gridDim.x + blockIdx.x);',
+    `float* const tile_part = dpart + (long long)tile * ${splits * pitch} + t;`,
+  ];
   return [
-    '{  // the splits\' sum (conv-mma-dgrad-splits.ts): each split\'s partial of this tile, consecutive threads on consecutive words',
-    '  const int tile = int(blockIdx.y * gridDim.x + blockIdx.x);',
-    `  float* const tile_part = dpart + (long long)tile * ${splits * pitch} + t;`,
+    // Summed in the epilogue, tile_part outlives the block below.
+    ...(inEpilogue ? tilePart : []),
+    `{  // the splits' ${inEpilogue ? 'partials' : 'sum'} (conv-mma-dgrad-splits.ts): each split's partial of this tile, consecutive threads on consecutive words`,
+    ...(inEpilogue ? [] : tilePart.map((s) => `  ${s}`)),
     ...each(`nincc::st(&tile_part[split * ${pitch} + word], acc[mt][nt][e]);`),
     '  __threadfence();  // this thread\'s partial is visible to every block before its block takes the ticket',
     '  __syncthreads();',
     `  if (t == 0) ${flag}[0].x = int(atomicInc(reinterpret_cast<unsigned*>(dtickets) + tile, ${splits - 1}u) == ${splits - 1}u);`,
     '  __syncthreads();',
-    `  if (${flag}[0].x == 0) return;  // another split of this tile finishes it`,
-    ...each(`const float* const at = tile_part + word;  acc[mt][nt][e] = ${sum};`),
+    `  if (${flag}[0].x == 0) return;  // another split of this tile finishes it${inEpilogue ? ', this one sums them in its epilogue' : ''}`,
+    ...(inEpilogue ? [] : each(`const float* const at = tile_part + word;  acc[mt][nt][e] = ${splitsSum(splits, pitch)};`)),
     '}',
+  ];
+}
+
+/**
+ * The epilogue's lines that read accumulator acc[mt][nt][e] as `d` where the sum is in the epilogue (dgradSplitSum):
+ * its splits' partials added in split order, the same sum as the other form.
+ */
+export function dgradSplitAccumulator(splits: number, MT: number, NT: number, threads: number, mt: string, nt: string, e: string): string[] {
+  return [
+    `const float* const part_at = tile_part + ((${mt}) * ${NT} + ${nt}) * ${4 * threads} + (${e}) * ${threads};  // this accumulator's word in each split's partial`,
+    `const float d = ${splitsSum(splits, MT * NT * 4 * threads, 'part_at')};`,
   ];
 }
 

@@ -20,7 +20,7 @@ import { chooseBRing } from './conv-mma-b-ring.js';
 import { bStagesOf, ringLoop, ringStaging, ringTop } from './conv-mma-slice-ring.js';
 import { stageTapsRuns, tapsRuns, tapsRunsPrologue, tapsRunsWords } from './conv-mma-taps-runs.js';
 import { TAPS_GROUP, stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, tapsOrder, tapsPlan, tapsPrologue, tapsWords } from './conv-mma-taps-halo.js';
-import { dgradSplitRange, dgradSplitSum, dgradSplitWords, type DgradGrid } from './conv-mma-dgrad-splits.js';
+import { dgradSplitAccumulator, dgradSplitRange, dgradSplitSum, dgradSplitWords, type DgradGrid } from './conv-mma-dgrad-splits.js';
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords, type Halo } from './conv-mma-wgrad-halo.js';
 import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
 import { stemWgradHalo } from './conv-mma-stem-wgrad-layout.js';
@@ -57,8 +57,9 @@ import { chooseWgradTaps, wgradTapsAAddress, wgradTapsPrologue, wgradTapsRow, wg
  * run outside the column halves, and these lines store each part's 8 columns once both halves wrote them.
  * `perPart` (e_y's runs, conv-mma-dgrad-stats-runs.ts): lines at the top of each part, the parts then outside the halves too.
  * `afterTile` (the span stores, conv-mma-store-spans.ts): lines after each n8 tile's parts.
+ * `read` declares `d` from acc[mt][nt][e] (C++ index expressions); a split data gradient's reads its splits' partials.
  */
-function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], inner: string[], afterRows: string[], stagedAfter?: string[], perPart: readonly string[] = [], afterTile: string[] = []): string[] {
+function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], inner: string[], afterRows: string[], stagedAfter?: string[], perPart: readonly string[] = [], afterTile: string[] = [], read = (mt: string, nt: string, e: string) => [`const float d = acc[${mt}][${nt}][${e}];`]): string[] {
   const halves = ['for (int half = 0; half < 2; ++half) {', `  const int col = n0 + wn * ${WN} + nt * 8 + 2 * (lane % 4) + half;`];
   const parts = [`for (int sub = 0; sub < ${MT / 2}; ++sub) {`, ...(stagedAfter ? [stagedKeep] : []), ...perPart].map((s, i) => (i ? `  ${s}` : s));
   const [outer, innerLoop] = stagedAfter || perPart.length > 0 ? [parts, halves] : [halves, parts];
@@ -73,7 +74,7 @@ function eachAccumulator(nt: number, WN: number, MT: number, perRows: string[], 
     '      NINCC_UNROLL',
     '      for (int j = 0; j < 4; ++j) {',
     `        const long long m = m0 + wm * ${16 * MT} + 32 * sub + 16 * (j / 2) + 8 * (j % 2) + lane / 4;`,
-    '        const float d = acc[2 * sub + j / 2][nt][2 * (j % 2) + half];',
+    ...read('2 * sub + j / 2', 'nt', '2 * (j % 2) + half').map((s) => `        ${s}`),
     ...inner.map((s) => `        ${s}`),
     '      }',
     ...afterRows.map((s) => `      ${s}`),
@@ -176,6 +177,9 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
   const spanTarget: SpanTarget = { ...target, blockRows: BM, warpsN: BN / WN, warpCols: WN, threads };
   const spans = c.dxBf16 === true && isOn(ablations, 'stagedStores') && isOn(ablations, 'spanStores') ? spansOf(spanTarget, stageBytes, (c.C * HW) % 8 === 0, isOn(ablations, 'swizzledSpans')) : undefined;
   const staged = c.dxBf16 === true && isOn(ablations, 'stagedStores') && (spans || stagedFits(stageBytes, threads / 32)) ? stageBuffer : undefined;
+  // The splits' sum read by the epilogue accumulator by accumulator, not summed into acc before it (conv-mma-dgrad-splits.ts).
+  const sumInEpilogue = isOn(ablations, 'dgradSumInEpilogue');
+  const readSum = span && sumInEpilogue ? (mt: string, nt: string, e: string) => dgradSplitAccumulator(splits, MT, NT, threads, mt, nt, e) : undefined;
   const rows8 = `wm * ${16 * MT} + 32 * sub + 16 * (j / 2) + 8 * (j % 2)`; // the first of the accumulator's 8 rows in the block
   const warpRow = `${rows8} + lane / 4`; // the accumulator's row in the block (eachAccumulator's m − m0)
   const perRow = [
@@ -275,9 +279,9 @@ export function convBackwardDataMma(k: KernelStep, c: Consts<'conv_dgrad_fused'>
     '  __syncthreads();',
     '}',
     ...(bRing?.drain ?? []),
-    ...(span ? dgradSplitSum(splits, MT, NT, threads, 'bs') : []),
+    ...(span ? dgradSplitSum(splits, MT, NT, threads, 'bs', sumInEpilogue) : []),
     ...(spans ? [spansBuffer(stageBuffer)] : staged ? [stagedPiece(staged)] : []),
-    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;', ...statLoads] : add ? addBwdPartOpen(add) : [], [...perRow, ...rowStats], add ? addBwdPartClose(add, c.C, statTiles, rows, part) : columnStats, staged && !spans ? stagedStore(target, part, partCol) : undefined, statsRuns ? statsRunsLoad(c, part, partCol, HW, rows) : [], spans ? spansStore(spans) : []),
+    ...eachAccumulator(NT, WN, MT, stats ? ['float dz_sum = 0.0f, dzx_sum = 0.0f;', ...statLoads] : add ? addBwdPartOpen(add) : [], [...perRow, ...rowStats], add ? addBwdPartClose(add, c.C, statTiles, rows, part) : columnStats, staged && !spans ? stagedStore(target, part, partCol) : undefined, statsRuns ? statsRunsLoad(c, part, partCol, HW, rows) : [], spans ? spansStore(spans) : [], readSum),
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM dgrad (mma.m16n8k16, fp32 accumulate)',

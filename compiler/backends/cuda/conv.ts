@@ -27,6 +27,12 @@ import type { KernelStep } from '../../lower/program-ir.js';
 import type { ConvShape } from '../../lower/ops.js';
 import { addBackwardOf, addBackwardOfDgrad, addBackwardParams, addBackwardText, endsSum, endsText } from './residual.js';
 
+/**
+ * report.txt's tile configuration of these fp32 SIMT kernels (issue #15, acceptance 3): each block a 32×32 tile of
+ * the output, 8 warps of 32 columns × 4 rows (4 outputs a thread: rows ty + 8·i), the reduction in k slices of 16.
+ */
+const simtTile = (m: string, n: number, k: string) => `32×32×16 tile (fp32 SIMT), 8 warps of 32×4 (4 outputs a thread), M = ${m}, N = ${n}, K = ${k}`;
+
 /** Loads a 16×32 tile of a GEMM operand into shared memory with the whole 256-thread block. */
 const tileLoop = (inner: string[]) => ['for (int slot = t; slot < 16 * 32; slot += 256) {', '  const int kk = slot / 32, col = slot % 32;', ...inner.map((s) => `  ${s}`), '}'];
 
@@ -166,7 +172,7 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
     '}',
   ];
   const fused = fusedText(['implicit-GEMM conv', c.u8Mean && 'prologue: uint8 NHWC images normalised on load', summed && `prologue: the ${endsText(summed)} of the block before (its first channel tile stores the sum)`, c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', o.residual && 'epilogue: residual add', o.total !== c.K && 'epilogue: concat slice in place', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
-  return { params: params(k, names), body, launch: { grid: [Math.ceil(PQ / 32), Math.ceil(c.K / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
+  return { params: params(k, names), body, launch: { grid: [Math.ceil(PQ / 32), Math.ceil(c.K / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused, tile: simtTile(`N·${PQ}`, c.K, `${CRS}`) };
 }
 
 export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): CudaKernel {
@@ -221,7 +227,7 @@ export function convBackwardData(k: KernelStep, c: Consts<'conv_dgrad_fused'>): 
     '}',
   ];
   const fused = fusedText(['implicit-GEMM dgrad', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN (dy rebuilt from y, dγ, dβ)', c.addend && "epilogue: + another reader's gradient", c.outStats && 'epilogue: Σdz, Σdz·x̂ partials of the input BN', add && `epilogue: the ${addBackwardText(add)} of the block before`]);
-  return { params: params(k, names), body, launch: { grid: [Math.ceil(HW / 32), Math.ceil(c.C / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused };
+  return { params: params(k, names), body, launch: { grid: [Math.ceil(HW / 32), Math.ceil(c.C / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused, tile: simtTile(`N·${HW}`, c.C, `${KRS}`) };
 }
 
 export function convBackwardWeight(k: KernelStep, c: Consts<'conv_wgrad_fused'>): CudaKernel {
@@ -268,7 +274,7 @@ export function convBackwardWeight(k: KernelStep, c: Consts<'conv_wgrad_fused'>)
     `if (blockIdx.x == 0 && t < 32 && k0 + t < ${c.K}) nincc::st(&bpart[split * ${c.K} + k0 + t], bias_acc);`,
   ];
   const fused = fusedText(['implicit-GEMM wgrad (split over the batch)', c.u8Mean && 'prologue: uint8 NHWC images normalised on load', c.gRelu && 'prologue: dReLU', c.gBn && 'prologue: dBN', c.inBn && 'prologue: input BN scale/shift', c.inRelu && 'prologue: input ReLU', c.bias && 'bias gradient']);
-  return { params: params(k, names), body, launch: { grid: [Math.ceil(CRS / 32), Math.ceil(c.K / 32), c.splits], block: [32, 8, 1], shared: 0 }, fused };
+  return { params: params(k, names), body, launch: { grid: [Math.ceil(CRS / 32), Math.ceil(c.K / 32), c.splits], block: [32, 8, 1], shared: 0 }, fused, tile: `${simtTile(`${CRS}`, c.K, `N·${PQ}`)} in ${c.splits} batch splits` };
 }
 
 /**
