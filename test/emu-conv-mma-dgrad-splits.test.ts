@@ -104,12 +104,14 @@ describe("the splits' sum read by the epilogue (dgradSumInEpilogue; compiled ker
     expect(changedKernels(on, off)).toEqual(['k7_conv_dgrad_fused', 'k4_conv_dgrad_fused']);
   });
 
-  it('resnet-18 at batch 128 on an H100: k47 and k64 (fp32 dx + the identity\'s gradient) take 2 and 4 splits, their sum read by the epilogue', () => {
+  // The grids are the merged tree's: the bf16 add backward (i17C) pads an add reader's images to whole 32-row tiles, which
+  // moved k47 from 196×2×2 to 224×2×4 and left k64 unsplit; k30 is the other split reader of another reader's gradient.
+  it('resnet-18 at batch 128 on an H100: k47 and k30 (fp32 dx + the identity\'s gradient) take 4 splits, their sum read by the epilogue', () => {
     const r = compileSpec(readFileSync('models/resnet-18.model', 'utf8'), 'resnet-18.model', { device: 'emu' });
     const resnet = compileModel(r.model!, { target: 'emu', maxBatch: 128, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', gpu: 'h100' });
     for (const [name, grid, sum] of [
-      ['k47_conv_dgrad_fused', '196×2×2', 'const float d = nincc::ldcg(part_at) + nincc::ldcg(part_at + 16384);'],
-      ['k64_conv_dgrad_fused', '49×4×4', 'const float d = nincc::ldcg(part_at) + nincc::ldcg(part_at + 16384) + nincc::ldcg(part_at + 32768) + nincc::ldcg(part_at + 49152);'],
+      ['k47_conv_dgrad_fused', '224×2×4', 'const float d = nincc::ldcg(part_at) + nincc::ldcg(part_at + 16384) + nincc::ldcg(part_at + 32768) + nincc::ldcg(part_at + 49152);'],
+      ['k30_conv_dgrad_fused', '800×1×4', 'const float d = nincc::ldcg(part_at) + nincc::ldcg(part_at + 16384) + nincc::ldcg(part_at + 32768) + nincc::ldcg(part_at + 49152);'],
     ]) {
       const k = kernel(resnet, name);
       expect(k.launch.grid.join('×'), name).toBe(grid);
