@@ -480,12 +480,15 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   // x from its image slots (a 1×1 stride-1 unpadded conv: the input under the tap is x at the position itself).
   const ringGather = xRing && [ringJ, `const float rv = ${xRing};`, `if (crs < ${CRS} && j < hi) {`, '  v = rv;', ...applyPendingFrom(c, 'v', fromRow).map((line) => `  ${line}`), '}'];
   const gatherRow = ['const int crs = int(m0) + row;', `const int ch = crs / ${RS}, r = crs / ${c.S} % ${c.R}, s = crs % ${c.S};`];
-  // Without a halo, A gathers each tap's input from global memory.
+  // Without a halo, A gathers each tap's input from global memory. A k×k tap's gather, its 16 pairs of rows unrolled
+  // whole, lets ptxas keep every row's tap (c, r, s) and bounds across the slice loop beside the 128 accumulators: vgg-16's
+  // 3×3 k8/k11/k13/k15 took 255 registers and spilled 128–268 B; 4 pairs at a time, none (bench/RESULTS.md i15v).
+  const gatherUnroll = RS > 1 && !aWindow && !ringGather && isOn(ablations, 'wgradGatherUnrollBy4') ? 4 : undefined;
   const stageGathered = aRows
     ? [
         ...(aWindow ? windowLoad(aWindow).map((s) => `  ${s}`) : []),
         '  // Stage A: rows are taps crs = (c, r, s), one a warp instruction, the lanes along its positions j: the input under the tap, its pending transform applied.',
-        ...stageAlongPositions('as', aRows, gatherRow, aWindow ? windowElement(aWindow, `crs < ${CRS}`, applyPendingFrom(c, 'v', fromRow)) : ringGather || gatherElement).map((s) => `  ${s}`),
+        ...stageAlongPositions('as', aRows, gatherRow, aWindow ? windowElement(aWindow, `crs < ${CRS}`, applyPendingFrom(c, 'v', fromRow)) : ringGather || gatherElement, undefined, false, gatherUnroll).map((s) => `  ${s}`),
       ]
     : [
     '  // Stage A: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j: the input under the tap, its pending transform applied.',

@@ -53,8 +53,9 @@ export function hoistRowParams(r: CoalescedRows): string[] {
  * l and l + 8 (l / 8 even) hold neighbouring shared positions: by one shfl_xor 8, the first keeps the pair
  * of the first row, the second that of the second, and each stores it as one bf16x2 — 4 bytes a lane, the
  * two rows' 128 contiguous bytes in one wavefront, as stageAlongK's 8-byte stores of four rows take two.
+ * `unrollBy`: the pairs unrolled that many at a time, not all of them (wgradGatherUnrollBy4 in conv-mma-grad.ts).
  */
-export function stageAlongPositions(tile: 'as' | 'bs', r: CoalescedRows, perRow: readonly string[], perElement: readonly string[], perValue: (i: string) => readonly string[] = () => [], natural = false): string[] {
+export function stageAlongPositions(tile: 'as' | 'bs', r: CoalescedRows, perRow: readonly string[], perElement: readonly string[], perValue: (i: string) => readonly string[] = () => [], natural = false, unrollBy?: number): string[] {
   const half = (h: number) => [
     `  {  // row ${h} of the pair`,
     `    const int row = ${warpRow(r.perWarp, `i + ${h}`)};`,
@@ -83,7 +84,7 @@ export function stageAlongPositions(tile: 'as' | 'bs', r: CoalescedRows, perRow:
         `  const int row = ${warpRow(r.perWarp, 'i + second')}, at = ${SHARED_POSITION} - second;  // the pair's first position: even`,
       ];
   return [
-    'NINCC_UNROLL',
+    unrollBy === undefined ? 'NINCC_UNROLL' : `NINCC_UNROLL_BY(${unrollBy})`,
     `for (int i = 0; i < ${r.perWarp}; i += 2) {`,
     '  float pair[2];',
     ...half(0),
