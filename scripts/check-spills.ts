@@ -12,15 +12,33 @@ import { findNvcc } from '../compiler/backends/cuda/toolchain.js';
 import { packageRoot } from '../compiler/package-root.js';
 import { SPILL_ARCHES, spillCheck } from './spill-check.js';
 
+const USAGE = `usage: node dist/scripts/check-spills.js [--gpu NAME] [MODEL.model ...]
+  Compiles each model's CUDA (models/*.model when none is named) with nvcc for ${SPILL_ARCHES.join(' and ')} and
+  prints its kernel count, spill bytes and most registers; exit 1 on any spill.
+  --gpu NAME   bf16 only, as \`nincc build --gpu NAME\` chooses its weight gradients' splits and tiles
+  --help       this text`;
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const gpuAt = args.indexOf('--gpu');
+if (gpuAt >= 0 && (args[gpuAt + 1] === undefined || args[gpuAt + 1]!.startsWith('-'))) {
+  console.error(`check-spills: --gpu needs a GPU name (e.g. h100)\n${USAGE}`);
+  process.exit(2);
+}
+const gpu = gpuAt >= 0 ? args[gpuAt + 1] : undefined;
+const named = gpuAt >= 0 ? args.filter((_, i) => i !== gpuAt && i !== gpuAt + 1) : args;
+const unknown = named.filter((a) => a.startsWith('-'));
+if (unknown.length > 0) {
+  console.error(`check-spills: unknown option ${unknown[0]}\n${USAGE}`);
+  process.exit(2);
+}
 const found = findNvcc();
 if (!found.nvcc) {
   console.error(`check-spills: nvcc is needed: ${found.reason}`);
   process.exit(2);
 }
-const args = process.argv.slice(2);
-const gpuAt = args.indexOf('--gpu');
-const gpu = gpuAt >= 0 ? args[gpuAt + 1] : undefined;
-const named = gpuAt >= 0 ? args.filter((_, i) => i !== gpuAt && i !== gpuAt + 1) : args;
 const models = named.length > 0 ? named : readdirSync(join(packageRoot(), 'models')).filter((f) => f.endsWith('.model')).sort().map((f) => join(packageRoot(), 'models', f));
 const work = mkdtempSync(join(tmpdir(), 'nincc-spills-'));
 const precisions = gpu !== undefined ? (['bf16'] as const) : (['fp32', 'bf16'] as const);
