@@ -13,5 +13,9 @@ export default defineConfig({
     sequence: { sequencer: SlowFirstSequencer },
     testTimeout: 120_000,
     hookTimeout: 300_000,
+    // The emu libraries the tests build (and the nincc children they spawn) at g++ -O1, not -O2: from a cold kernel
+    // cache they are a large part of CI, and -O1 compiles in about 0.7 of the CPU time (half under ASan) while the
+    // emulated runs took as long (bench/logs/ciU-times.md). The same kernels and checks run; a user's build keeps -O2.
+    env: { NINCC_EMU_OPT: '-O1' },
   },
 });

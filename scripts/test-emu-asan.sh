@@ -21,7 +21,9 @@ asan_env=(env LD_PRELOAD="$libasan" ASAN_OPTIONS=detect_leaks=0:fast_unwind_on_f
 echo "== ASan probe: an out-of-bounds emu kernel must be reported"
 probe=$(mktemp -d)
 trap '[[ -n "${KEEP_PROBE:-}" ]] || rm -rf "$probe"' EXIT
-g++ -std=c++17 -O2 -DNINCC_EMU -g -fsanitize=address -fno-omit-frame-pointer -fPIC -shared -fvisibility=hidden \
+# The flags of the tests' ASan emu builds (compiler/backends/cuda/toolchain.ts at vitest.config.ts's NINCC_EMU_OPT=-O1):
+# the report's source line below comes from -g1's line tables.
+g++ -std=c++17 -O1 -DNINCC_EMU -g1 -fsanitize=address -fno-omit-frame-pointer -fPIC -shared -fvisibility=hidden \
   -fvisibility-inlines-hidden -Iruntime/include -x c++ runtime/emu-test/asan-probe/kernels.cu -o "$probe/kernels.emu.so"
 # The runtime checks plan.json's integrity seal before it opens a library: seal the edited plan as nincc build does.
 node --input-type=module -e '

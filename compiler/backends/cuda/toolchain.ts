@@ -9,12 +9,25 @@ import { packageRoot } from '../../package-root.js';
 import { cacheDir, compileCached, headersDigest, quoteCommand, ToolchainError } from '../compile-cached.js';
 
 
+/**
+ * The emu library's optimization level: -O2, or NINCC_EMU_OPT (-O0 to -O3; the tests set -O1 in vitest.config.ts).
+ * The emulated kernels' source and semantics are the same at any level; -O1 compiles in about 0.7 of -O2's CPU time
+ * (half with ASan's -g1) and ran nin-fashion's training step as fast (bench/logs/ciU-times.md). Part of the cache key.
+ */
+export function emuOptFlag(): string {
+  const level = process.env.NINCC_EMU_OPT;
+  if (level === undefined || level === '') return '-O2';
+  if (!/^-O[0-3]$/.test(level)) throw new ToolchainError(`NINCC_EMU_OPT=${level}: expected -O0, -O1, -O2 or -O3`);
+  return level;
+}
+
 export function emuCompilerCommand(source: string, output: string): string[] {
   const include = join(packageRoot(), 'runtime/include');
   const checks = process.env.NINCC_EMU_CHECKS ? ['-DNINCC_EMU_CHECKS'] : [];
   // NINCC_EMU_ASAN=1: AddressSanitizer over the kernels (node then needs LD_PRELOAD=libasan.so; scripts/test-emu-asan.sh).
-  const asan = process.env.NINCC_EMU_ASAN === '1' ? ['-g', '-fsanitize=address', '-fno-omit-frame-pointer'] : [];
-  return ['g++', '-std=c++17', '-O2', '-DNINCC_EMU', ...checks, ...asan, '-fPIC', '-shared', '-fvisibility=hidden', '-fvisibility-inlines-hidden', '-Wl,-Bsymbolic', `-I${include}`, '-x', 'c++', source, '-o', output];
+  // -g1: line tables, all a report's file:line needs (the script's probe checks one), at about 3/4 of -g's compile time.
+  const asan = process.env.NINCC_EMU_ASAN === '1' ? ['-g1', '-fsanitize=address', '-fno-omit-frame-pointer'] : [];
+  return ['g++', '-std=c++17', emuOptFlag(), '-DNINCC_EMU', ...checks, ...asan, '-fPIC', '-shared', '-fvisibility=hidden', '-fvisibility-inlines-hidden', '-Wl,-Bsymbolic', `-I${include}`, '-x', 'c++', source, '-o', output];
 }
 
 /** Compiles `sourceText` (already written at sourcePath) into the emu library `output`; `identity` as compileCpuLibrary's. */
