@@ -3,8 +3,8 @@
 // channel, r, s). Each block (4 warps, or 8 in a k×k layer's wide tiles) stages BM×32 of A (the input
 // gathered — or, stride-1 k×k, built from a shared halo (conv-mma-halo.ts), or, a few-channels strided stem, from a
 // shared band of input rows (conv-mma-stem-band.ts) or, as a stride-1 conv over x space-to-depth, from the tap-major
-// halo (conv-mma-stem-s2d.ts), or a residual block's output summed from its two branch ends as it is gathered — its pending BN scale/shift + ReLU applied, rounded
-// to bf16) and BN×32 of B (the fp32 weights rounded to bf16, or a k×k conv's bf16 copy: conv-weight-bf16.ts) in
+// halo (conv-mma-stem-s2d.ts), or a residual block's output summed from its two branch ends as it is gathered — its
+// pending BN scale/shift + ReLU applied, rounded to bf16) and BN×32 of B (the fp32 weights rounded to bf16, or a k×k conv's bf16 copy: conv-weight-bf16.ts) in
 // XOR-swizzled shared memory, loads fragments with ldmatrix and multiplies with mma.m16n8k16 into fp32
 // accumulators. The epilogue adds the bias, applies the inference ReLU, stores fp32 NCHW (storage is
 // unchanged in this slice) and, in training, writes the per-tile BN statistics partials from the
