@@ -325,9 +325,10 @@ export function compileModel(model: ShapedModel, options: CompileOptions, dumpIR
     : undefined;
   const sms = options.gpu !== undefined ? gpuNamed(options.gpu).sms : undefined;
   const stemWaveSplits = precision === 'bf16' && isOn(options.ablations, 'stemWaveSplits');
-  // The fp32 SIMT forward adds as it loads; the tensor-core kernels do not yet (docs/design.md §4).
+  // Any same-size reader adds as it loads in the fp32 SIMT forward (the opt-in); 1×1 readers in either precision: the
+  // tensor-core forward adds in its per-slice gather of A only, not from a halo (docs/design.md §4).
   const addInNextConv = precision === 'fp32' && isOptedIn(options.ablations, 'addInNextConv');
-  const addInNextPointwiseConv = precision === 'fp32' && isOn(options.ablations, 'addInNextPointwiseConv');
+  const addInNextPointwiseConv = isOn(options.ablations, 'addInNextPointwiseConv');
   // The data gradient of the conv reading an add first does its backward in its epilogue: the fp32 SIMT kernel and the
   // bf16 tensor-core one (backends/cuda/conv-mma-add-bwd.ts).
   const addBwdInDgrad = isOn(options.ablations, 'addBwdInDgrad');

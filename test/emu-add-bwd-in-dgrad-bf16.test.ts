@@ -54,12 +54,16 @@ describe('addBwdInDgrad in bf16: the lowering and the tensor-core kernel (no com
 });
 
 describe('addBwdInDgrad in bf16: ResNet-50 (no compile)', () => {
-  it("report.txt names no add_bwd_fused pass: 15 adds' backward in their 1×1 readers' data gradients, the last in the average pool", () => {
+  it("report.txt names no add_bwd_fused and no add_apply pass: 15 adds in their 1×1 readers' forwards and data gradients, the last in the average pool", () => {
     const file = 'resnet-50.model';
     const source = readFileSync(join('models', file), 'utf8');
     const compiled = compileEmuVariant(source, file, {}, 'bf16');
     const report = buildReport(compileSpec(source, file, { device: 'emu' }).model!, compiled, '(not compiled)');
     expect(report.match(/_add_bwd_fused/g)).toBeNull();
+    // The forward (addInNextPointwiseConv, test/emu-add-in-next-conv-bf16.test.ts): each add in its 1×1 reader's tensor-core forward.
+    expect(report.match(/_add_apply/g)).toBeNull();
+    expect(report.match(/k\d+_conv_fwd_fused \[bf16 tensor-core implicit-GEMM conv \(mma\.m16n8k16, fp32 accumulate\) \+ prologue: the residual add/g)).toHaveLength(15);
+    expect(report).toContain('  15 of 16 residual adds run forward in the prologue of the conv that reads them first');
     expect(report).toContain("  15 of 16 residual adds run backward in no pass of their own: the data gradient of the conv that reads one first");
     expect(report.match(/k\d+_conv_dgrad_fused \[bf16 tensor-core implicit-GEMM dgrad[^\]]*epilogue: the residual add backward/g)).toHaveLength(15);
     expect(report.match(/k\d+_avgpool_add_bwd/g)?.length).toBeGreaterThan(0);

@@ -46,7 +46,7 @@ describe('addInNextConv: the lowering and report.txt (no compile)', () => {
     const r = compileSpec(ADD_IN_NEXT_CONV, FILE, { device: 'emu' });
     const report = buildReport(r.model!, on, '(not compiled)');
     // Why an add before a k×k reader stays a pass by default.
-    expect(buildReport(r.model!, compileEmuVariant(ADD_IN_NEXT_CONV, FILE, {}, 'fp32'), '(not compiled)')).toContain("      training: one pass k10_add_apply applies both branch ends' pending BN/ReLU, adds and applies the ReLU (11) (its first reader, the 3×3 conv (12), would load each element 9 times per output-channel tile: fp32 adds as it loads in 1×1 readers only, unless the opt-in addInNextConv)");
+    expect(buildReport(r.model!, compileEmuVariant(ADD_IN_NEXT_CONV, FILE, {}, 'fp32'), '(not compiled)')).toContain("      training: one pass k10_add_apply applies both branch ends' pending BN/ReLU, adds and applies the ReLU (11) (its first reader, the 3×3 conv (12), would load each element 9 times per output-channel tile: adds as it loads in 1×1 readers only, unless the fp32 opt-in addInNextConv)");
     expect(report).toContain("      training: no pass of its own: k12_conv_fwd_fused, the conv (12) that reads it first, applies both branch ends' pending BN/ReLU and adds, then the ReLU (11), as it loads, the blocks of its first output-channel tile storing the sum for its other readers; backward: one pass k10_add_bwd_fused, the gradient passed to each branch end");
     expect(report).toContain("      training: no pass of its own: k21_conv_fwd_fused, the conv (21) that reads it first,");
     expect(report).toContain("      training: one pass k27_add_apply applies both branch ends' pending BN/ReLU, adds and applies the ReLU (28)");

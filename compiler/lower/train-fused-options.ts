@@ -120,7 +120,8 @@ export interface FusedTrainOptions {
   readonly addInNextConv?: boolean;
   /**
    * addInNextConv for the adds whose first reader is a 1×1 conv only (R·S = 1): its SIMT forward loads each input element
-   * once per output-channel tile, a k×k one R·S times, so the sum costs the 1×1 the least (docs/design.md §4).
+   * once per output-channel tile, a k×k one R·S times, so the sum costs the 1×1 the least (docs/design.md §4). fp32 and
+   * bf16: the tensor-core forward (conv-mma.ts) sums the ends in its per-slice gather of A, before rounding to bf16.
    */
   readonly addInNextPointwiseConv?: boolean;
   /**

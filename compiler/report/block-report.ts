@@ -19,7 +19,7 @@ const SLOT_END_WORDS = 'a ReLU, BN, Tanh, pool or conv (not reading the model in
 /**
  * Why a two-branch add's pass stays although a conv reads it first (docs/design.md §4): a strided reader reaches no
  * element once at one tap; a k×k one would load each element R·S times per output-channel tile, a loss in the profile
- * model, so the fp32 rule (addInNextPointwiseConv) takes 1×1 readers only, and the opt-in addInNextConv any.
+ * model, so the rule (addInNextPointwiseConv, fp32 and bf16) takes 1×1 readers only, and the opt-in addInNextConv (fp32) any.
  */
 function whyNotInReader(shape: readonly number[], reader: ShapedModel['layers'][number] | undefined): string {
   if (reader?.kind !== 'conv') return '';
@@ -27,8 +27,8 @@ function whyNotInReader(shape: readonly number[], reader: ShapedModel['layers'][
   const [C, H, W] = [shape[0], shape[1] ?? 1, shape[2] ?? 1];
   const covers = centreTapCoversInput({ C, H, W, K: a.nOut, P: reader.output[1] ?? 1, Q: reader.output[2] ?? 1, R: a.kH, S: a.kW, sh: a.dH, sw: a.dW, ph: a.padH, pw: a.padW });
   if (!covers) return ` (its first reader, the conv (${reader.index}), is strided or resizes: no one tap reaches every element, so it cannot add as it loads)`;
-  if (a.kH * a.kW > 1) return ` (its first reader, the ${a.kH}×${a.kW} conv (${reader.index}), would load each element ${a.kH * a.kW} times per output-channel tile: fp32 adds as it loads in 1×1 readers only, unless the opt-in addInNextConv)`;
-  return ` (its first reader, the 1×1 conv (${reader.index}), adds as it loads in fp32 builds with addInNextPointwiseConv only)`;
+  if (a.kH * a.kW > 1) return ` (its first reader, the ${a.kH}×${a.kW} conv (${reader.index}), would load each element ${a.kH * a.kW} times per output-channel tile: adds as it loads in 1×1 readers only, unless the fp32 opt-in addInNextConv)`;
+  return ` (its first reader, the 1×1 conv (${reader.index}), adds as it loads with addInNextPointwiseConv only, off in this build)`;
 }
 
 const kernelsOf = (p: Program | undefined, layer: number, op?: string) => [...new Set((p?.steps ?? []).filter((s) => s.layer === layer && (!op || s.op === op)).map((s) => s.kernel))];

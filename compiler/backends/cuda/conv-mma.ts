@@ -3,8 +3,8 @@
 // channel, r, s). Each block (4 warps, or 8 in a k×k layer's wide tiles) stages BM×32 of A (the input
 // gathered — or, stride-1 k×k, built from a shared halo (conv-mma-halo.ts), or, a few-channels strided stem, from a
 // shared band of input rows (conv-mma-stem-band.ts) or, as a stride-1 conv over x space-to-depth, from the tap-major
-// halo (conv-mma-stem-s2d.ts) — its pending BN scale/shift + ReLU applied, rounded
-// to bf16) and BN×32 of B (the fp32 weights rounded to bf16, or a k×k conv's bf16 copy: conv-weight-bf16.ts) in
+// halo (conv-mma-stem-s2d.ts), or a residual block's output summed from its two branch ends as it is gathered — its
+// pending BN scale/shift + ReLU applied, rounded to bf16) and BN×32 of B (the fp32 weights rounded to bf16, or a k×k conv's bf16 copy: conv-weight-bf16.ts) in
 // XOR-swizzled shared memory, loads fragments with ldmatrix and multiplies with mma.m16n8k16 into fp32
 // accumulators. The epilogue adds the bias, applies the inference ReLU, stores fp32 NCHW (storage is
 // unchanged in this slice) and, in training, writes the per-tile BN statistics partials from the
@@ -24,6 +24,7 @@ import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type Sta
 import { spansBuffer, spansOf, spansStore, spanWrite, type Spans, type SpanTarget } from './conv-mma-store-spans.js';
 import { directFp32StoresWaste, stagedFp32Fits, stagedFp32Piece, stagedFp32Store, stagedFp32Write } from './conv-mma-store-fp32-staged.js';
 import { isOn, type Ablations } from '../../ablations.js';
+import { centreTapCoversInput, inputEnds, sumInput, sumInputText, summedInput } from './conv.js';
 import { asyncRing } from './conv-mma-async-1x1.js';
 import { chooseBRing } from './conv-mma-b-ring.js';
 import { bStagesOf, ringLoop, ringStaging, ringTop, type SliceRing } from './conv-mma-slice-ring.js';
@@ -79,6 +80,12 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // A stride-1 k×k kernel stages x once per group of channels into a shared halo and builds A for every tap from there (conv-mma-halo.ts).
   const view = isOn(ablations, 'haloTiles') && !taps ? haloConv(c, 'forward') : undefined;
   const halo = view && haloGeometry(view, tile, rows, maxBatch, 0);
+  // A residual block's output computed as it loads (lower/train-fused.ts addInNextPointwiseConv) is gathered: the cp.async
+  // ring copies one raw input, not two ends, and a halo or band would need the sum staged (docs/design.md §4).
+  const summed = summedInput(c);
+  if (summed && (taps || view || band || !centreTapCoversInput(c))) throw new Error(`internal error: ${k.kernel} adds its input as it loads, which the bf16 forward does in its per-slice gather only (a stride-1, same-size conv without a halo)`);
+  // Each element stored once to x_out: by the blocks of the first output-channel tile, at the tap (ph, pw).
+  const firstTap = `n0 == 0${RS > 1 ? ` && crs % ${RS} == ${c.ph * c.S + c.pw}` : ''}`;
   /** Stage A by gathering x per tap from global memory (strided convs, and where a halo would not fit). */
   const gatherA = () => [
     ...(alongK
@@ -90,14 +97,14 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
         `const int img = int(m / ${rows}), pq = int(m % ${rows});`,
         `const bool live = img < n && pq < ${PQ};`,
         `const int h0 = pq / ${c.Q} * ${c.sh} - ${c.ph}, u0 = pq % ${c.Q} * ${c.sw} - ${c.pw};`,
-        `const ${xBf16 ? 'nincc::bf16' : 'float'}* xi = x + (long long)img * ${CHW};`,
+        ...(summed ? [] : [`const ${xBf16 ? 'nincc::bf16' : 'float'}* xi = x + (long long)img * ${CHW};`]),
       ],
       perElement: [
         'const int crs = k0 + ko;',
         `if (live && crs < ${CRS}) {`,
         `  const int ch = crs / ${RS}, h = h0 + crs / ${c.S} % ${c.R}, u = u0 + crs % ${c.S};`,
         `  if (h >= 0 && h < ${c.H} && u >= 0 && u < ${c.W}) {  // padding stays 0: Torch pads the activation`,
-        `    v = ${loadFloat('xi', `(ch * ${c.H} + h) * ${c.W} + u`, xBf16)};`,
+        ...(summed ? sumInput(c, firstTap) : [`v = ${loadFloat('xi', `(ch * ${c.H} + h) * ${c.W} + u`, xBf16)};`]).map((s) => `    ${s}`),
         ...applyPending(c, 'v', 'ch').map((s) => `    ${s}`),
         '  }',
         '}',
@@ -107,7 +114,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // An inference conv closing a block (lower/infer.ts): a residual shortcut `r` added before the ReLU, or its
   // output written at channels yOffset… of the yTotal-channel concat buffer.
   const out = outputPlace(c);
-  const names = [{ name: 'x', bf16: xBf16 }, ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true, bf16: yBf16 }, ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  const names = [...inputEnds(c, 'x').map((name) => ({ name, bf16: xBf16 })), ...inputParams(c), 'w', ...(bf16w ? ['wb'] : []), ...(c.bias ? ['b'] : []), ...(out.residual ? ['r'] : []), { name: 'y', out: true, bf16: yBf16 }, ...(summed ? [{ name: 'x_out', out: true }] : []), ...(stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const statTiles = Math.ceil(PQ / 32);
   // The tap-major halo staged from sector-aligned runs of x's planes through B's tile (conv-mma-taps-runs.ts).
   const runs = taps && !s2d ? tapsRuns(taps, BN * BK * 2, xBf16 ? 2 : 4, ablations) : undefined;
@@ -119,7 +126,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   // the runs (they stage through B's tile); a space-to-depth stem's (switch stemS2dBRing) without its skipped k-steps' chunks.
   const bRing = isOn(ablations, 'kxkBRing') && taps && !runs && (!s2d || isOn(ablations, 'stemS2dBRing'));
   const ring: SliceRing | undefined =
-    (isOn(ablations, 'asyncPipeline') && !taps && !view && !band ? asyncRing(c, tile, rows, xBf16, threads) : undefined) ??
+    (isOn(ablations, 'asyncPipeline') && !taps && !view && !band && !summed ? asyncRing(c, tile, rows, xBf16, threads) : undefined) ??
     (bRing ? chooseBRing(BN, taps.geometry.bytes, c.K, CRS, threads, undefined, s2d && steps ? (k) => s2dSteps(s2d, ablations, k)! : undefined) : undefined);
   const aFromRing = ringStaging(ring, 'A');
   // A bf16 y on blocks of whole images goes out in whole spans of 8 planes (conv-mma-store-spans.ts), not a plane's 32 rows a store.
@@ -183,6 +190,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   ];
   const fused = fusedText([
     'bf16 tensor-core implicit-GEMM conv (mma.m16n8k16, fp32 accumulate)',
+    sumInputText(c),
     c.inBn && 'prologue: previous BN scale/shift',
     c.inRelu && 'prologue: ReLU',
     halo && `x staged once per ${halo.group} channels in a shared halo of ${halo.window} padded positions (bf16), A built from it for every tap`,

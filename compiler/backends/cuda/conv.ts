@@ -83,18 +83,31 @@ export const centreTapCoversInput = (c: ConvShape) => c.sh === 1 && c.sw === 1 &
 /** The residual sum a conv_fwd_fused computes as it loads (sumInput), for endsSum. */
 const sumOf = (c: Consts<'conv_fwd_fused'>) => ({ aBn: c.aBn === true, aRelu: c.aRelu === true, bBn: c.bBn === true, bRelu: c.bRelu === true, relu: c.sumRelu === true });
 
+/** Whether a forward computes its input, a residual block's output, as it loads (lower/train-fused.ts addInNextConv). */
+export const summedInput = (c: Consts<'conv_fwd_fused' | 'conv_infer'>): c is Consts<'conv_fwd_fused'> => 'sumInput' in c && c.sumInput === true;
+
+/** The kernel parameters of x: its two branch ends and their pending BN's scale/shift when it is a residual sum, else x. */
+export const inputEnds = <X>(c: Consts<'conv_fwd_fused' | 'conv_infer'>, x: X): (X | string)[] => {
+  if (!summedInput(c)) return [x];
+  const e = sumOf(c);
+  return ['xa', ...(e.aBn ? ['xa_scale', 'xa_shift'] : []), 'xb', ...(e.bBn ? ['xb_scale', 'xb_shift'] : [])];
+};
+
+/** report.txt's words for a forward that computes its input as it loads. */
+export const sumInputText = (c: Consts<'conv_fwd_fused' | 'conv_infer'>) => summedInput(c) && `prologue: the ${endsText(sumOf(c))} of the block before (its first channel tile stores the sum)`;
+
 /**
  * The input element at (ch, h, u) of image img, `v`: a residual block's output relu?(xa' + xb') computed from its two
- * branch ends (residual.ts endsSum, add_apply's arithmetic: the same bits), stored to x_out by the blocks of the first
- * output-channel tile at the tap (ph, pw) only, which reaches each element once (centreTapCoversInput).
+ * branch ends (residual.ts endsSum, add_apply's arithmetic: the same bits), stored to x_out where `first` holds: each
+ * element once, by the blocks of the first output-channel tile at the tap (ph, pw) only (centreTapCoversInput).
  */
-function sumInput(c: Consts<'conv_fwd_fused'>): string[] {
+export function sumInput(c: Consts<'conv_fwd_fused'>, first: string): string[] {
   return [
     '{',
-    `  const long long e = (long long)img * ${c.C * c.H * c.W} + (ch * ${c.H} + h) * ${c.W} + u;`,
-    ...endsSum(sumOf(c), 'e', 'x', 'sum').map((s) => `  ${s}`),
+    `  const long long xe = (long long)img * ${c.C * c.H * c.W} + (ch * ${c.H} + h) * ${c.W} + u;`,
+    ...endsSum(sumOf(c), 'xe', 'x', 'sum').map((s) => `  ${s}`),
     '  v = sum;',
-    `  if (k0 == 0 && r == ${c.ph} && s == ${c.pw}) nincc::st(&x_out[e], sum);  // the block output, for its other readers`,
+    `  if (${first}) nincc::st(&x_out[xe], sum);  // the block output, for its other readers`,
     '}',
   ];
 }
@@ -106,7 +119,7 @@ function sumInput(c: Consts<'conv_fwd_fused'>): string[] {
 function gatherInput(c: Consts<'conv_fwd_fused' | 'conv_infer' | 'conv_wgrad_fused'>, pos: string): string[] {
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
   const load = 'sumInput' in c && c.sumInput
-    ? sumInput(c)
+    ? sumInput(c, `k0 == 0 && r == ${c.ph} && s == ${c.pw}`)
     : [
         c.u8Mean
           ? `v = nincc::ld(&lut[ch][nincc::ld(&xi[(h * ${c.W} + u) * ${c.C} + ch])]);  // uint8 NHWC, normalised on load`
@@ -133,10 +146,9 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
   // At inference the output may be a slice of a concat's buffer, and the epilogue may add a shortcut (laid out as y).
   const PQ = c.P * c.Q, CRS = c.C * c.R * c.S, RS = c.R * c.S;
   const o = outputPlace(c);
-  const summed = 'sumInput' in c && c.sumInput === true ? sumOf(c) : undefined;
+  const summed = summedInput(c);
   if (summed && !centreTapCoversInput(c)) throw new Error(`internal error: ${k.kernel} adds its input as it loads, but its taps at (${c.ph}, ${c.pw}) do not reach every input element once`);
-  const ends = summed ? ['xa', ...(summed.aBn ? ['xa_scale', 'xa_shift'] : []), 'xb', ...(summed.bBn ? ['xb_scale', 'xb_shift'] : [])] : [inputParam(c)];
-  const names = [...ends, ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), ...(o.residual ? ['r'] : []), { name: 'y', out: true }, ...(summed ? [{ name: 'x_out', out: true }] : []), ...(c.stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
+  const names = [...inputEnds(c, inputParam(c)), ...inputParams(c), 'w', ...(c.bias ? ['b'] : []), ...(o.residual ? ['r'] : []), { name: 'y', out: true }, ...(summed ? [{ name: 'x_out', out: true }] : []), ...(c.stats ? [{ name: 'st_mean', out: true }, { name: 'st_m2', out: true }] : [])];
   const body = [
     'NINCC_SHARED_2D(float, ws, 16, 33);  // ws[kk][m] = W[k0 + m][c0 + kk]',
     'NINCC_SHARED_2D(float, xs, 16, 32);  // xs[kk][j] = X_col[c0 + kk][j0 + j], pending transform applied',
@@ -171,7 +183,7 @@ export function convForward(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv_in
     ...(c.stats ? forwardStats('v', 'valid', `min(32, ${PQ} - j0)`, tileSlot(c.K, PQ, 'k')).map((s) => `  ${s}`) : []),
     '}',
   ];
-  const fused = fusedText(['implicit-GEMM conv', c.u8Mean && 'prologue: uint8 NHWC images normalised on load', summed && `prologue: the ${endsText(summed)} of the block before (its first channel tile stores the sum)`, c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', o.residual && 'epilogue: residual add', o.total !== c.K && 'epilogue: concat slice in place', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
+  const fused = fusedText(['implicit-GEMM conv', c.u8Mean && 'prologue: uint8 NHWC images normalised on load', sumInputText(c), c.inBn && 'prologue: previous BN scale/shift', c.inRelu && 'prologue: ReLU', c.bias && 'bias', o.residual && 'epilogue: residual add', o.total !== c.K && 'epilogue: concat slice in place', c.relu && 'epilogue: ReLU', c.stats && 'epilogue: per-tile BN statistics (mean, M2)']);
   return { params: params(k, names), body, launch: { grid: [Math.ceil(PQ / 32), Math.ceil(c.K / 32), 1], batchAxis: 2, block: [32, 8, 1], shared: 0 }, fused, tile: simtTile(`N·${PQ}`, c.K, `${CRS}`) };
 }
 
