@@ -23,7 +23,7 @@ import { TAPS_GROUP, stageTapsHalo, tapOffsetLine, tapsAAddress, tapsFallback, t
 import { dgradSplitAccumulator, dgradSplitRange, dgradSplitSum, dgradSplitWords, type DgradGrid } from './conv-mma-dgrad-splits.js';
 import { haloOperand, haloPrologue as wgradHaloPrologue, haloStaging as wgradHaloStaging, haloWords, type Halo } from './conv-mma-wgrad-halo.js';
 import { chooseHaloSpan } from './conv-mma-wgrad-halo-span.js';
-import { stemWgradHalo } from './conv-mma-stem-wgrad-layout.js';
+import { stemWgradHalo, stemWgradResidentBlocks } from './conv-mma-stem-wgrad-layout.js';
 import { stemWgradBandStore } from './conv-mma-stem-wgrad-store.js';
 import { wgradTicketsBound } from '../../lower/ops.js';
 import { s2dWgradForm, s2dWgradHalo, s2dWgradReads, s2dWgradSource, s2dWgradTapLambda, s2dWgradWords, type S2dWgrad } from './conv-mma-stem-s2d-wgrad.js';
@@ -442,6 +442,8 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
   const channelRows = aHalo?.channelTiles === true;
   // Opted into: its partials through the idle halo into runs along dW (conv-mma-stem-wgrad-store.ts).
   const bandStore = channelRows && isOptedIn(ablations, 'stemWgradBandStores') ? stemWgradBandStore(c, tile, threads, aHalo.bytes) : undefined;
+  // Held to 3 resident blocks a SM by its launch bounds, its dY' rebuild and A staging rolled (conv-mma-stem-wgrad-layout.ts stemWgradResidentBlocks).
+  const heldBlocks = channelRows ? stemWgradResidentBlocks(ablations) : undefined;
   const kOrder = ringB ? K_OFFSET_NATURAL : K_OFFSET_ALONG_K;
   const bWindow: SectorWindow | undefined = plainB && bRows && !ring && !asyncRing && !imageAsync && windows && besideB + windowBytes(BN) <= STATIC_SHARED_BYTES
     ? { name: 'bwin', source: 'g', channels: c.K, positions: PQ, rows: bRows }
@@ -548,7 +550,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',
           ...(ring ? ringCopy(ring, c.K, threads) : []),
           ...(bWindow ? windowLoad(bWindow) : []),
-          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], asyncRing ? asyncRingElement(asyncRing, c.K) : imageAsync ? asyncImageRingElement(imageAsync, c.K) : ring ? ringElement(ring, c.K) : bWindow ? windowElement(bWindow, `kout < ${c.K}`) : gradientElement, c.bias ? biasPerValue : undefined, wtaps !== undefined),
+          ...stageAlongPositions('bs', bRows, ['const int kout = n0 + row;'], asyncRing ? asyncRingElement(asyncRing, c.K) : imageAsync ? asyncImageRingElement(imageAsync, c.K) : ring ? ringElement(ring, c.K) : bWindow ? windowElement(bWindow, `kout < ${c.K}`) : gradientElement, c.bias ? biasPerValue : undefined, wtaps !== undefined, heldBlocks === undefined ? undefined : 1),
         ]
       : [
           '  // Stage B: rows are output channels k, eight lanes along each row\'s positions j: dY\' rebuilt from the incoming gradient.',
@@ -565,7 +567,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
             : '  // Stage A from the halo: rows are taps crs = (c, r, s), eight lanes along each row\'s positions j (as the gather would).',
           ...(ringB
             ? stageNatural(BM, c.bias ? { ...haloOperand(c, aHalo), perElement: [...haloOperand(c, aHalo).perElement, ...onesRow(c)] } : haloOperand(c, aHalo), threads)
-            : stageAlongK('as', BM, haloOperand(c, aHalo), threads, kOrder)
+            : stageAlongK('as', BM, haloOperand(c, aHalo), threads, kOrder, heldBlocks === undefined ? undefined : 1)
           ).map((s) => `  ${s}`),
           '  __syncthreads();',
         ]
@@ -615,6 +617,6 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     tile: tileText,
     // The resident blocks its splits were chosen at: without the bound ptxas may take more registers (or, sm_80 on NIN's
     // 64×16 k4/k7 at 32 splits, fewer and a 4-byte spill: 96 against 122 at (128, 4); bench/RESULTS.md i15b).
-    ...(c.residentBlocks !== undefined ? { minBlocks: c.residentBlocks } : {}),
+    ...(c.residentBlocks !== undefined || heldBlocks !== undefined ? { minBlocks: Math.max(c.residentBlocks ?? 1, heldBlocks ?? 1) } : {}),
   };
 }

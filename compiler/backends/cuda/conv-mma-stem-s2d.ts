@@ -142,36 +142,76 @@ export function s2dWeightLambda(s: S2dStem, stem: { C: number; R: number; S: num
   ].map((line, i, all) => (i > 1 && i < all.length - 1 ? `  ${line}` : line));
 }
 
+/** Whether the staging can store its slots in bf16 pairs (stemS2dPairStores): cell rows in pairs (even fw, an even count a group) and whole warps. */
+export function s2dPairs(s: S2dStem, threads: number, ablations: Ablations | undefined): boolean {
+  const last = s2dLastSteps(s, ablations);
+  return isOn(ablations, 'stemS2dPairStores') && s.fw % 2 === 0 && (TAPS_GROUP / s.fw) % 2 === 0 && (last === undefined || ((16 * last) / s.fw) % 2 === 0) && threads % 32 === 0;
+}
+
 /**
  * The halo staging over X' (stageTapsHalo's, each X' element read from x where the transform puts it): at the first
  * slice of each 32-channel group, consecutive lanes on consecutive (halo position, cell column b), so a warp reads
  * whole cells along an input row; each lane stores its value's 2 bytes in the slot of its channel (the file's note).
+ * With s2dPairs, a lane reads two cell rows m, m + 1 (two such coalesced row reads a warp) and trades one value with
+ * its neighbour b ^ 1 by shfl_xor, so that each lane stores one 4-byte pair of adjacent slots: the even lane (m, b..b+1),
+ * the odd lane (m+1, b−1..b). A warp's 8 positions (fw = 4) then fill their whole 16-byte chunk m / 2, distinct bank
+ * groups under the swizzle: one wavefront a 64 values, not a 32 — the same values in the same slots (bitwise).
  * `load` sets `float v` from x's index `at` (channel `ch`) with the pending transform applied; then a barrier.
  */
 export function stageS2dHalo(s: S2dStem, stem: StemConv, p: TapsPlan, threads: number, load: (at: string, ch: string) => string[], ablations: Ablations | undefined): string[] {
   const view: HaloConv = p.view, g = p.geometry;
   const RS = view.R * view.S, perGroup = TAPS_GROUP / s.fw;
   // Where the last group's slices skip their second k-step (s2dLastSteps), its slots 16·steps… are never read: not staged.
-  const last = s2dLastSteps(s, ablations);
-  const items = last === undefined ? `${g.window * TAPS_GROUP}` : `(k0 >= ${lastGroupK0(s)} ? ${g.window * 16 * last} : ${g.window * TAPS_GROUP})`;
+  const last = s2dLastSteps(s, ablations), pairs = s2dPairs(s, threads, ablations), per = pairs ? 2 : 1;
+  const items = last === undefined ? `${(g.window * TAPS_GROUP) / per}` : `(k0 >= ${lastGroupK0(s)} ? ${(g.window * 16 * last) / per} : ${(g.window * TAPS_GROUP) / per})`;
+  const halo = `reinterpret_cast<nincc::bf16*>(taps_halo) + (${swizzled('zq', 'slot / 8')}) * 8 + slot % 8`;
+  // X' element (cell row `m`, column b) of halo position zq into `float <into>` (0 outside x or past the live items).
+  const element = (m: string, into: string, guard: string) => [
+    `{`,
+    `  const int ca = ca0 + ${m}, ch = ca / ${s.fh};`,
+    `  const int h = i * ${s.fh} - ${stem.ph} + ca % ${s.fh}, u = j * ${s.fw} - ${stem.pw} + b;`,
+    '  float v = 0.0f;',
+    `  if (${guard}img < n && i < ${view.srcH} && j < ${view.srcW} && ch < ${stem.C} && h >= 0 && h < ${stem.H} && u >= 0 && u < ${stem.W}) {`,
+    `    const long long at = ((long long)img * ${stem.C} + ch) * ${stem.H * stem.W} + h * ${stem.W} + u;`,
+    ...load('at', 'ch').map((line) => `    ${line}`),
+    '  }',
+    `  ${into} = v;`,
+    '}',
+  ];
+  const position = (zq: string) => [
+    `const long long z = halo_start + ${zq};`,
+    `const int img = int(z / ${g.pitchImage}), i = int(z % ${g.pitchImage}) / ${g.pitchW}, j = int(z % ${g.pitchImage}) % ${g.pitchW};`,
+  ];
+  const body = pairs
+    ? [
+        '// A whole warp each trip (the trade below takes every lane); lanes past the items load nothing and store nothing.',
+        `for (int q = t; q < (${items} + 31) / 32 * 32; q += ${threads}) {`,
+        `  const int b = q % ${s.fw}, zq = q / ${s.fw} % ${g.window}, m = q / ${s.fw * g.window} * 2;`,
+        ...position('zq').map((line) => `  ${line}`),
+        '  float v0, v1;',
+        ...element('m', 'v0', `q < ${items} && `).map((line) => `  ${line}`),
+        ...element('m + 1', 'v1', `q < ${items} && `).map((line) => `  ${line}`),
+        '  // The even lane keeps (m, b) and takes (m, b+1); the odd lane keeps (m+1, b) and takes (m+1, b−1).',
+        '  const float traded = nincc::shfl_xor(b % 2 == 0 ? v1 : v0, 1);',
+        `  const int slot = b % 2 == 0 ? m * ${s.fw} + b : (m + 1) * ${s.fw} + b - 1;  // even: the pair's low slot`,
+        `  if (q < ${items}) nincc::st(reinterpret_cast<uint32_t*>(${halo}), b % 2 == 0 ? nincc::to_bf16x2(traded, v0) : nincc::to_bf16x2(v1, traded));`,
+        '}',
+      ]
+    : [
+        `for (int q = t; q < ${items}; q += ${threads}) {`,
+        `  const int b = q % ${s.fw}, zq = q / ${s.fw} % ${g.window}, m = q / ${s.fw * g.window};`,
+        ...position('zq').map((line) => `  ${line}`),
+        '  float x_v;',
+        ...element('m', 'x_v', '').map((line) => `  ${line}`),
+        `  const int slot = m * ${s.fw} + b;  // channel slot / 4 + 8·(slot % 4) of the group, in chunk slot / 8`,
+        `  nincc::st(${halo}, nincc::to_bf16(x_v));`,
+        '}',
+      ];
   return [
     `if (k0 % ${TAPS_GROUP * RS} == 0) {`,
     `  // Stage the halo of X' (x space-to-depth by ${s.fh}×${s.fw}): group k0 / ${TAPS_GROUP * RS}'s ${perGroup} cell rows × ${s.fw} columns, rounded to bf16 once (padding stays 0).`,
     `  const int ca0 = k0 / ${TAPS_GROUP * RS} * ${perGroup};`,
-    `  for (int q = t; q < ${items}; q += ${threads}) {`,
-    `    const int b = q % ${s.fw}, zq = q / ${s.fw} % ${g.window}, m = q / ${s.fw * g.window};`,
-    '    const long long z = halo_start + zq;',
-    `    const int img = int(z / ${g.pitchImage}), i = int(z % ${g.pitchImage}) / ${g.pitchW}, j = int(z % ${g.pitchImage}) % ${g.pitchW};`,
-    `    const int ca = ca0 + m, ch = ca / ${s.fh};`,
-    `    const int h = i * ${s.fh} - ${stem.ph} + ca % ${s.fh}, u = j * ${s.fw} - ${stem.pw} + b;`,
-    '    float v = 0.0f;',
-    `    if (img < n && i < ${view.srcH} && j < ${view.srcW} && ch < ${stem.C} && h >= 0 && h < ${stem.H} && u >= 0 && u < ${stem.W}) {`,
-    `      const long long at = ((long long)img * ${stem.C} + ch) * ${stem.H * stem.W} + h * ${stem.W} + u;`,
-    ...load('at', 'ch').map((line) => `      ${line}`),
-    '    }',
-    `    const int slot = m * ${s.fw} + b;  // channel slot / 4 + 8·(slot % 4) of the group, in chunk slot / 8`,
-    `    nincc::st(reinterpret_cast<nincc::bf16*>(taps_halo) + (${swizzled('zq', 'slot / 8')}) * 8 + slot % 8, nincc::to_bf16(v));`,
-    '  }',
+    ...body.map((line) => `  ${line}`),
     '  __syncthreads();',
     '}',
   ];

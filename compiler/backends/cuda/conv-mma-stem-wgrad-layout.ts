@@ -17,6 +17,7 @@ import { isStem } from './conv-mma-stem-geometry.js';
 import { HALO_POSITIONS, chooseHaloSpan, stagedPerPosition } from './conv-mma-wgrad-halo-span.js';
 import { haloSize, paddedColumns, paddedRows, type Geometry, type Halo, type HaloLayout } from './conv-mma-wgrad-halo.js';
 import type { StemPitch } from './conv-mma-wgrad-halo-banks.js';
+import { isOn, type Ablations } from '../../ablations.js';
 
 /** Row pitches the conflict-free search tries past the padded row. */
 const PITCHES = 8;
@@ -76,3 +77,13 @@ export function stemWgradHalo(g: Geometry, tile: MmaTile, threads: number, span:
   }
   return undefined;
 }
+
+/**
+ * The resident blocks a SM that the launch bounds of a stem's weight gradient on row tiles of one channel ask for
+ * (switch stemWgradThreeBlocks), or undefined: 3, with its dY' rebuild (one row pair an iteration) and its A staging
+ * (one item of 4 rows an iteration) rolled. Unrolled, ptxas takes 222 registers (NIN's stem: R 2); held to 3 blocks it
+ * has 168, and spilled while those loops were unrolled (their loads hoisted for latency: 56 bytes on sm_90 with both
+ * unrolled; 32 on sm_80 with the rebuild alone rolled) and none with both rolled. Its splits are then chosen again at
+ * R 3 (one wave), and the model's unpipelined share of the shorter phase falls from 1/2 to 1/3.
+ */
+export const stemWgradResidentBlocks = (ablations: Ablations | undefined): number | undefined => (isOn(ablations, 'stemWgradThreeBlocks') ? 3 : undefined);

@@ -166,11 +166,11 @@ export function stageAcrossRows(tile: string, rows: number, s: Staging, threads 
  * Each lane stores its four values as one 8-byte half-chunk (positions 4·quarter..4·quarter + 3); a
  * 16-lane phase writes two rows that share one 128-byte line under the swizzle, so the stores are
  * conflict-free. `q` (the item) is in scope for perElement. `kOffset`: K_OFFSET_NATURAL stages the slice's k in their
- * own order instead (the lane's four k contiguous).
+ * own order instead (the lane's four k contiguous). `unrollBy`: the items unrolled that many at a time, not all of them.
  */
-export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging, threads = THREADS, kOffset = K_OFFSET_ALONG_K): string[] {
+export function stageAlongK(tile: 'as' | 'bs', rows: number, s: Staging, threads = THREADS, kOffset = K_OFFSET_ALONG_K, unrollBy?: number): string[] {
   return [
-    'NINCC_UNROLL',
+    unrollBy === undefined ? 'NINCC_UNROLL' : `NINCC_UNROLL_BY(${unrollBy})`,
     `for (int q = t; q < ${rows * 8}; q += ${threads}) {`,
     '  const int row = q / 8, quarter = q % 8;',
     ...s.perRow.map((line) => `  ${line}`),
