@@ -1,0 +1,75 @@
+// Which cpu inference blocks (k×k conv → 1x1 → 1x1 → max pool) run as one region in bands of output rows
+// (runtime/include/nincc/cpu/block_band.h, issue #19). Below as many images as threads, each layer splitting its
+// work its own way moves about half of the block's activations between the cores at each layer boundary; nin-fashion
+// at batch 1 on 2 threads loses ≈ 24 µs a call to it (bench/RESULTS.md i19J). A band keeps them in one core, at the
+// price of the conv rows two bands' pool windows share, computed by both. The region pays where the block's middle
+// activations at batch 1 fit one core's L2 (else they leave the core anyway) and the shared rows are few.
+import type { OpConsts } from '../lower/ops.js';
+import type { Program } from '../lower/program-ir.js';
+import type { ConvConsts } from './cpu-conv-algorithm.js';
+
+/** One core's L2 (the bench machine's EPYC: 512 KiB): a band's middle activations stay in the core below it. */
+export const bandL2Bytes = 512 << 10;
+/** The most of the block's conv rows recomputed (the bands' shared rows, at 2 threads) the region takes. */
+export const maxSharedRowsFraction = 1 / 8;
+
+export interface MaxPoolWindow {
+  readonly C: number;
+  readonly H: number;
+  readonly W: number;
+  readonly P: number;
+  readonly R: number;
+  readonly sh: number;
+  readonly ph: number;
+  readonly ceil?: boolean;
+}
+
+export interface BlockBandChoice {
+  readonly fuse: boolean;
+  readonly why: string;
+}
+
+/** The conv rows (of `rows`) that the pool windows of 2 bands read, over the rows: the second band's shared rows recomputed. */
+export function sharedRowsFraction(pool: MaxPoolWindow, bands = 2): number {
+  let read = 0;
+  for (let b = 0; b < bands; b++) {
+    const [begin, end] = [Math.floor((pool.P * b) / bands), Math.floor((pool.P * (b + 1)) / bands)];
+    if (end > begin) read += Math.min(pool.H, (end - 1) * pool.sh - pool.ph + pool.R) - Math.max(0, begin * pool.sh - pool.ph);
+  }
+  return read / pool.H - 1;
+}
+
+/**
+ * Whether a block whose k×k conv is `conv` (BN folded, ReLU), read only by two 1x1 convs K -> K (the same) and a max
+ * pool `pool` over its output, runs as one banded region. `on` false: the ablation cpuBlockBands.
+ */
+export function chooseBlockBands(conv: ConvConsts, pool: MaxPoolWindow, on: boolean): BlockBandChoice {
+  if (!on) return { fuse: false, why: 'the ablation cpuBlockBands is off' };
+  if (pool.ceil || pool.ph >= pool.R) return { fuse: false, why: 'its max pool has ceil-mode windows or padding as wide as its window' };
+  const middle = conv.K * pool.H * pool.W * 4;
+  const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
+  if (middle > bandL2Bytes) return { fuse: false, why: `its middle activations at batch 1 (${kib(middle)}) outgrow a core's L2 (${kib(bandL2Bytes)})` };
+  const shared = sharedRowsFraction(pool);
+  const pct = (f: number) => `${(100 * f).toFixed(1)} %`;
+  if (shared > maxSharedRowsFraction) return { fuse: false, why: `2 bands recompute ${pct(shared)} of its conv rows, over ${pct(maxSharedRowsFraction)}` };
+  return { fuse: true, why: `its middle activations at batch 1 (${kib(middle)}) fit a core's L2 (${kib(bandL2Bytes)}) and 2 bands recompute ${pct(shared)} of its conv rows (at most ${pct(maxSharedRowsFraction)})` };
+}
+
+/** The block's three convs and its pool as a region step's constants hold them (lower/infer.ts). */
+export function blockConvs(c: OpConsts['block_band_infer']): { readonly convs: readonly [ConvConsts, ConvConsts, ConvConsts]; readonly pool: MaxPoolWindow } {
+  const bounds = { ...(c.maxBatch !== undefined && { maxBatch: c.maxBatch }), ...(c.l3Bytes !== undefined && { l3Bytes: c.l3Bytes }) };
+  const pointwise = { C: c.K, H: c.P, W: c.Q, K: c.K, R: 1, S: 1, sh: 1, sw: 1, ph: 0, pw: 0, ...bounds };
+  const first = { C: c.C, H: c.H, W: c.W, K: c.K, R: c.R, S: c.S, sh: c.sh, sw: c.sw, ph: c.ph, pw: c.pw, ...bounds };
+  return { convs: [first, pointwise, pointwise], pool: { C: c.K, H: c.P, W: c.Q, P: c.MP, R: c.mR, sh: c.msh, ph: c.mph } };
+}
+
+/** report.txt's lines on the inference program's block regions, with why each was chosen. */
+export function blockBandReport(programs: readonly Program[]): string[] {
+  const steps = programs.filter((p) => p.name === 'infer').flatMap((p) => p.steps);
+  const lines = steps.flatMap((s) => {
+    if (s.op !== 'block_band_infer') return [];
+    const { convs, pool } = blockConvs(s.consts);
+    return [`  ${s.kernel}: a ${s.consts.R}x${s.consts.S} conv, two 1x1 convs and a max pool in bands of output rows, one a thread below as many images as threads (the four layers one after the other from there); ${chooseBlockBands(convs[0], pool, true).why}.`];
+  });
+  return lines.length === 0 ? [] : ['CPU inference block regions (runtime/include/nincc/cpu/block_band.h; the ablation cpuBlockBands turns them off):', ...lines];
+}
