@@ -8,6 +8,7 @@ import './reference/two-threads.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { Ablations } from '../compiler/ablations.js';
 import { compileModel, compileSpec } from '../compiler/pipeline.js';
 import { choosePairRegion, pairRegionReport } from '../compiler/schedule/cpu-pointwise-pair-region.js';
 import { buildSpec, loadBuilt, randomImages, removeBuilds, rng } from './reference/artifacts.js';
@@ -15,9 +16,9 @@ import { root } from './cli-run.js';
 
 const pointwise = (C: number, HW: number, K = C) => ({ C, H: HW, W: HW, K, R: 1, S: 1, sh: 1, sw: 1, ph: 0, pw: 0, maxBatch: 16 });
 
-function compiled(model: string, ablate = false) {
+function compiled(model: string, ablations: Ablations = {}) {
   const file = join(root, `models/${model}.model`);
-  return compileModel(compileSpec(readFileSync(file, 'utf8'), file).model!, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [], ...(ablate ? { ablations: { cpuPairBands: false } } : {}) });
+  return compileModel(compileSpec(readFileSync(file, 'utf8'), file).model!, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [], ablations });
 }
 const regionKernels = (c: ReturnType<typeof compiled>) => c.plan.programs.infer.steps.filter((s) => s.kernel.endsWith('_pointwise_pair')).map((s) => s.kernel);
 
@@ -39,14 +40,16 @@ describe('choosePairRegion', () => {
 });
 
 describe('the regions of a cpu build', () => {
-  it('nin-fashion: all three blocks\' pairs, one kernel each; NIN none; the ablation none', () => {
-    const nf = compiled('nin-fashion');
+  it('nin-fashion: all three blocks\' pairs, one kernel each (the first two\'s inside block regions); NIN none; the ablation none', () => {
+    // The block regions (schedule/cpu-block-bands.ts) take the first two pairs inside their kernels (render.ts blockBandBody).
+    expect(regionKernels(compiled('nin-fashion'))).toEqual(['k24_pointwise_pair']);
+    const nf = compiled('nin-fashion', { cpuBlockBands: false });
     expect(regionKernels(nf)).toEqual(['k4_pointwise_pair', 'k14_pointwise_pair', 'k24_pointwise_pair']);
     expect(nf.plan.programs.infer.steps.map((s) => s.kernel)).not.toContain('k7_conv_infer');
     expect(nf.cpu.text).toMatch(/pointwise_pair_forward\(Conv2dShape\{a->n, 64, 14, 14, 64, 1, 1, 1, 1, 0, 0\}, /);
     expect(pairRegionReport(nf.cpuPrograms)[1]).toMatch(/^ {2}k4_pointwise_pair: two 1x1 convs in bands of pixel tiles, .*; both convs \(0\.77 and 0\.77 Mi multiply-adds at batch 1\) are under the 1 Mi/);
     expect(nf.plan.programs.infer.splitBatch).toBe(true);
-    expect(regionKernels(compiled('nin-fashion', true))).toEqual([]);
+    expect(regionKernels(compiled('nin-fashion', { cpuPairBands: false, cpuBlockBands: false }))).toEqual([]);
     expect(regionKernels(compiled('nin'))).toEqual([]);
   });
 });

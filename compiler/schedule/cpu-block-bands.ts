@@ -6,12 +6,15 @@
 // activations at batch 1 fit one core's L2 (else they leave the core anyway) and the shared rows are few.
 import type { OpConsts } from '../lower/ops.js';
 import type { Program } from '../lower/program-ir.js';
-import type { ConvConsts } from './cpu-conv-algorithm.js';
+import { chooseConvAlgorithm, type ConvConsts, outputTileRows } from './cpu-conv-algorithm.js';
 
 /** One core's L2 (the bench machine's EPYC: 512 KiB): a band's middle activations stay in the core below it. */
 export const bandL2Bytes = 512 << 10;
-/** The most of the block's conv rows recomputed (the bands' shared rows, at 2 threads) the region takes. */
-export const maxSharedRowsFraction = 1 / 8;
+/**
+ * The most of the block's conv rows recomputed (the bands' shared rows, at 2 threads) the region takes: a fifth, under
+ * the share of nin-fashion's 2-thread call lost to activations crossing the cores (≈ 24 of 104 µs, bench/RESULTS.md i19J).
+ */
+export const maxSharedRowsFraction = 1 / 5;
 
 export interface MaxPoolWindow {
   readonly C: number;
@@ -29,14 +32,19 @@ export interface BlockBandChoice {
   readonly why: string;
 }
 
-/** The conv rows (of `rows`) that the pool windows of 2 bands read, over the rows: the second band's shared rows recomputed. */
-export function sharedRowsFraction(pool: MaxPoolWindow, bands = 2): number {
-  let read = 0;
+/**
+ * The conv rows that `bands` bands compute, over the plane's rows, less one: the share recomputed. A band computes the
+ * rows its pool windows read, widened to whole tiles of `tileRows` (Winograd's output tiles; block_band.h whole_tiles).
+ */
+export function sharedRowsFraction(pool: MaxPoolWindow, tileRows = 1, bands = 2): number {
+  let computed = 0;
   for (let b = 0; b < bands; b++) {
     const [begin, end] = [Math.floor((pool.P * b) / bands), Math.floor((pool.P * (b + 1)) / bands)];
-    if (end > begin) read += Math.min(pool.H, (end - 1) * pool.sh - pool.ph + pool.R) - Math.max(0, begin * pool.sh - pool.ph);
+    if (end <= begin) continue;
+    const first = Math.max(0, begin * pool.sh - pool.ph), last = (end - 1) * pool.sh - pool.ph + pool.R;
+    computed += Math.min(pool.H, Math.ceil(last / tileRows) * tileRows) - Math.floor(first / tileRows) * tileRows;
   }
-  return read / pool.H - 1;
+  return computed / pool.H - 1;
 }
 
 /**
@@ -49,7 +57,7 @@ export function chooseBlockBands(conv: ConvConsts, pool: MaxPoolWindow, on: bool
   const middle = conv.K * pool.H * pool.W * 4;
   const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
   if (middle > bandL2Bytes) return { fuse: false, why: `its middle activations at batch 1 (${kib(middle)}) outgrow a core's L2 (${kib(bandL2Bytes)})` };
-  const shared = sharedRowsFraction(pool);
+  const shared = sharedRowsFraction(pool, outputTileRows(chooseConvAlgorithm(conv).algorithm));
   const pct = (f: number) => `${(100 * f).toFixed(1)} %`;
   if (shared > maxSharedRowsFraction) return { fuse: false, why: `2 bands recompute ${pct(shared)} of its conv rows, over ${pct(maxSharedRowsFraction)}` };
   return { fuse: true, why: `its middle activations at batch 1 (${kib(middle)}) fit a core's L2 (${kib(bandL2Bytes)}) and 2 bands recompute ${pct(shared)} of its conv rows (at most ${pct(maxSharedRowsFraction)})` };
