@@ -41,11 +41,14 @@ describe('chooseBlockBands', () => {
 });
 
 describe('the block regions of a cpu build', () => {
-  it('nin-fashion: its first two blocks, each one kernel calling its conv on a band, the pair region and the pool; NIN its third', () => {
+  it('nin-fashion: its three blocks, each one kernel calling its conv on a band, the pair region and the pool; NIN its third', () => {
     const nf = compiled('nin-fashion');
-    expect(blockKernels(nf)).toEqual(['k1_block_band', 'k11_block_band']);
+    expect(blockKernels(nf)).toEqual(['k1_block_band', 'k11_block_band', 'k21_block_band']);
     const kernels = nf.plan.programs.infer.steps.map((s) => s.kernel);
-    for (const gone of ['k1_conv_infer', 'k4_pointwise_pair', 'k10_maxpool_fwd_infer', 'k11_conv_infer', 'k14_pointwise_pair', 'k20_maxpool_fwd_infer']) expect(kernels).not.toContain(gone);
+    for (const gone of ['k1_conv_infer', 'k4_pointwise_pair', 'k10_maxpool_fwd_infer', 'k11_conv_infer', 'k14_pointwise_pair', 'k20_maxpool_fwd_infer', 'k21_conv_infer', 'k24_pointwise_pair']) expect(kernels).not.toContain(gone);
+    // The third block has no max pool (the global average pool reads its pair): a 1x1 window of stride 1 (block_band.h is_identity).
+    expect(nf.cpu.text).toMatch(/void k21_block_band\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1\};\n  const Pool2dShape pool\{a->n, 128, 7, 7, 1, 1, 1, 1, 0, 0\};\n/);
+    expect(kernels).toContain('k30_avgpool_fwd');
     // The 5x5 on one channel: the direct conv, whole rows (row_tile 1); the 3x3: Winograd F(2x2) on bands of whole 2-row tiles, F(4x4) from batch 2.
     expect(nf.cpu.text).toContain('block_band_forward(shape, pool, /*row_tile=*/1, /*x=*/arg<const float>(a, 0), /*y=*/arg<float>(a, 7), conv, pair, max_pool);');
     expect(nf.cpu.text).toMatch(

@@ -1,4 +1,4 @@
-// Which cpu inference blocks (k×k conv → 1x1 → 1x1 → max pool) run as one region in bands of output rows
+// Which cpu inference blocks (k×k conv → 1x1 → 1x1 → max pool, or no pool) run as one region in bands of output rows
 // (runtime/include/nincc/cpu/block_band.h, issue #19). Below as many images as threads, each layer splitting its
 // work its own way moves about half of the block's activations between the cores at each layer boundary; nin-fashion
 // at batch 1 on 2 threads loses ≈ 24 µs a call to it (bench/RESULTS.md i19J). A band keeps them in one core, at the
@@ -49,7 +49,8 @@ export function sharedRowsFraction(pool: MaxPoolWindow, tileRows = 1, bands = 2)
 
 /**
  * Whether a block whose k×k conv is `conv` (BN folded, ReLU), read only by two 1x1 convs K -> K (the same) and a max
- * pool `pool` over its output, runs as one banded region. `on` false: the ablation cpuBlockBands.
+ * pool `pool` over its output (no pool: a 1x1 window of stride 1), runs as one banded region. `on` false: the ablation
+ * cpuBlockBands.
  */
 export function chooseBlockBands(conv: ConvConsts, pool: MaxPoolWindow, on: boolean): BlockBandChoice {
   if (!on) return { fuse: false, why: 'the ablation cpuBlockBands is off' };
@@ -77,7 +78,8 @@ export function blockBandReport(programs: readonly Program[]): string[] {
   const lines = steps.flatMap((s) => {
     if (s.op !== 'block_band_infer') return [];
     const { convs, pool } = blockConvs(s.consts);
-    return [`  ${s.kernel}: a ${s.consts.R}x${s.consts.S} conv, two 1x1 convs and a max pool in bands of output rows, one a thread below as many images as threads (the four layers one after the other from there); ${chooseBlockBands(convs[0], pool, true).why}.`];
+    const pooled = pool.R !== 1 || pool.sh !== 1;
+    return [`  ${s.kernel}: a ${s.consts.R}x${s.consts.S} conv, two 1x1 convs${pooled ? ' and a max pool' : ''} in bands of output rows, one a thread below as many images as threads (the layers one after the other from there); ${chooseBlockBands(convs[0], pool, true).why}.`];
   });
   return lines.length === 0 ? [] : ['CPU inference block regions (runtime/include/nincc/cpu/block_band.h; the ablation cpuBlockBands turns them off):', ...lines];
 }

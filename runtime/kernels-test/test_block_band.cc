@@ -1,7 +1,8 @@
 // The block region in bands of output rows (block_band.h) against the float64 reference (a k×k conv, two 1x1 convs,
 // each with bias and ReLU, then a max pool): nin-fashion's two blocks (a 5x5 direct conv, a 3x3 Winograd F(2x2)) at
 // batch 1 (one band a thread) and 3, a strided 11x11 stem through the implicit GEMM (NIN's first block, on a small
-// image), and an odd plane whose last pool window runs past it; each at 1, 2 and all threads, with the bits of the
+// image), an odd plane whose last pool window runs past it, and blocks with no pool (NIN's last); each at 1, 2 and
+// all threads, with the bits of the
 // four calls it replaces at every thread count (a band computes whole tiles of the image's grid).
 #include <cstdio>
 #include <vector>
@@ -108,6 +109,10 @@ void test_block_band() {
   // NIN's first block on a 67x67 image (an 11x11 stride-4 conv through the implicit GEMM, 15x15 out), and a 2x2/2 pool.
   check_block(Conv2dShape{1, 3, 67, 67, 24, 11, 11, 4, 4, 5, 5}, pool_3_2_1, Algorithm::kPacked, rng);
   check_block(Conv2dShape{2, 16, 12, 12, 16, 3, 3, 1, 1, 1, 1}, Pool2dShape{0, 0, 0, 0, 2, 2, 2, 2, 0, 0}, Algorithm::kPacked, rng);
+  // No pool (a 1x1 window of stride 1): nin-fashion's last block (the implicit GEMM on 7x7) and a Winograd on 9 rows.
+  const Pool2dShape none{0, 0, 0, 0, 1, 1, 1, 1, 0, 0};
+  for (int n : {1, 3}) check_block(Conv2dShape{n, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1}, none, Algorithm::kPacked, rng);
+  check_block(Conv2dShape{1, 8, 9, 10, 16, 3, 3, 1, 1, 1, 1}, none, Algorithm::kWinograd, rng);
 }
 
 }  // namespace kernels_test

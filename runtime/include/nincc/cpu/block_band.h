@@ -1,4 +1,4 @@
-// An inference block (a k×k conv, two 1x1 convs, a max pool; each conv with its folded BN and ReLU) as one region in
+// An inference block (a k×k conv, two 1x1 convs, a max pool or none; each conv with its folded BN and ReLU) as one region in
 // bands of output rows (issue #19; compiler/schedule/cpu-block-bands.ts chooses it). Below as many images as threads,
 // each thread takes a band of the pool's output rows of an image and runs the whole block on it: the conv rows its
 // pool windows read (the one or two rows a window shares with the next band computed by both), from the input rows
@@ -57,10 +57,16 @@ inline void copy_rows(const float* src, int c, int h, int w, Rows rows, bool zer
     }
 }
 
+// A 1x1 window of stride 1, unpadded: the block has no pool (its last, NIN's), and y is the pair's output.
+constexpr bool is_identity(const Pool2dShape& s) {
+  return s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
+}
+
 }  // namespace block_band_detail
 
 // y = maxpool(pair(conv(x))): `conv` the k×k (C -> K, its output K × P × Q; BN folded, ReLU), `pair` the two 1x1s
-// (K -> K each, the same), `pool` over K × P × Q (floor windows, pad < kernel). Called as conv(shape, x, y) with a
+// (K -> K each, the same), `pool` over K × P × Q (floor windows, pad < kernel; a 1x1 window of stride 1: none, y the
+// pair's output, `pool` never called). Called as conv(shape, x, y) with a
 // shape of the conv's but for its batch and input rows, pair(shape, x, middle, y) with the first 1x1's shape (middle:
 // room for its output, should the pair need it) and pool(shape, x, y); each runs its kernels (serially when called
 // from a band: parallel.h, 1 thread inside a pool task). `row_tile`: the rows of the conv's output tiles at batch 1
@@ -80,6 +86,7 @@ inline void block_band_forward(const Conv2dShape& conv_shape, const Pool2dShape&
     float* b = thread_scratch(ScratchSlot::kBlockBandB, middle);
     float* c = thread_scratch(ScratchSlot::kBlockBandC, middle);
     conv(conv_shape, x, a);
+    if (is_identity(pool_shape)) return pair(pointwise(images, p), a, b, y);
     pair(pointwise(images, p), a, b, c);
     pool(pool_shape, c, y);
     return;
@@ -106,18 +113,24 @@ inline void block_band_forward(const Conv2dShape& conv_shape, const Pool2dShape&
     float* b = thread_scratch(ScratchSlot::kBlockBandB, std::max(middle, static_cast<std::size_t>(k) * wanted.count() * q));
     float* c = thread_scratch(ScratchSlot::kBlockBandC, middle);
     pair(pointwise(1, own.count()), a, b, c);
-    // The pool's rows, its padding rows as copies of their neighbours, then its windows unpadded in height.
-    copy_rows(c, k, own.count(), q, {wanted.begin - own.begin, wanted.end - own.begin}, false, b);
-    Pool2dShape band_pool = pool_shape;
-    band_pool.batch = 1;
-    band_pool.in_h = wanted.count();
-    band_pool.pad_h = 0;
-    float* pooled = thread_scratch(ScratchSlot::kBlockBandA, static_cast<std::size_t>(k) * out.count() * out_w);
-    pool(band_pool, b, pooled);
+    // The pool's rows, its padding rows as copies of their neighbours, then its windows unpadded in height; with no
+    // pool, the band's rows of the pair's output.
+    const float* pooled = c + static_cast<std::int64_t>(out.begin - own.begin) * q;
+    std::int64_t pooled_plane = static_cast<std::int64_t>(own.count()) * q;
+    if (!is_identity(pool_shape)) {
+      copy_rows(c, k, own.count(), q, {wanted.begin - own.begin, wanted.end - own.begin}, false, b);
+      Pool2dShape band_pool = pool_shape;
+      band_pool.batch = 1;
+      band_pool.in_h = wanted.count();
+      band_pool.pad_h = 0;
+      float* to = thread_scratch(ScratchSlot::kBlockBandA, static_cast<std::size_t>(k) * out.count() * out_w);
+      pool(band_pool, b, to);
+      pooled = to;
+      pooled_plane = static_cast<std::int64_t>(out.count()) * out_w;
+    }
     float* image = y + n * k * out_plane;
     for (int i = 0; i < k; ++i)
-      std::memcpy(image + i * out_plane + static_cast<std::int64_t>(out.begin) * out_w, pooled + static_cast<std::int64_t>(i) * out.count() * out_w,
-                  sizeof(float) * out.count() * out_w);
+      std::memcpy(image + i * out_plane + static_cast<std::int64_t>(out.begin) * out_w, pooled + i * pooled_plane, sizeof(float) * out.count() * out_w);
   });
 }
 
