@@ -39,7 +39,8 @@ export interface BlockBandChoice {
 export function sharedRowsFraction(pool: MaxPoolWindow, tileRows = 1, bands = 2): number {
   let computed = 0;
   for (let b = 0; b < bands; b++) {
-    const [begin, end] = [Math.floor((pool.P * b) / bands), Math.floor((pool.P * (b + 1)) / bands)];
+    // The first bands the longer (block_band.h band).
+    const [begin, end] = [Math.ceil((pool.P * b) / bands), Math.ceil((pool.P * (b + 1)) / bands)];
     if (end <= begin) continue;
     const first = Math.max(0, begin * pool.sh - pool.ph), last = (end - 1) * pool.sh - pool.ph + pool.R;
     computed += Math.min(pool.H, Math.ceil(last / tileRows) * tileRows) - Math.floor(first / tileRows) * tileRows;
@@ -54,6 +55,10 @@ export function sharedRowsFraction(pool: MaxPoolWindow, tileRows = 1, bands = 2)
  */
 export function chooseBlockBands(conv: ConvConsts, pool: MaxPoolWindow, on: boolean): BlockBandChoice {
   if (!on) return { fuse: false, why: 'the ablation cpuBlockBands is off' };
+  // Without a pool the bands keep only the conv → pair boundary in one core (the next layer reads both bands), and
+  // split the conv by rows, not by the even pixel chunks of its own kernel.
+  if (pool.R === 1 && pool.sh === 1)
+    return { fuse: false, why: 'it has no max pool: nin-fashion\'s third block in bands measured slower at batch 1 on 2 threads (140.9 against 135.3 µs a call, bench/RESULTS.md i19K)' };
   if (pool.ceil || pool.ph >= pool.R) return { fuse: false, why: 'its max pool has ceil-mode windows or padding as wide as its window' };
   const middle = conv.K * pool.H * pool.W * 4;
   const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;

@@ -39,10 +39,11 @@ constexpr Rows whole_tiles(Rows r, int tile, int size) {
   return clip({begin, (r.end + tile - 1) / tile * tile}, size);
 }
 
-// Band b of `bands` of `rows` output rows: an even share, the first bands the longer.
-constexpr Rows band(int rows, int bands, int b) {
-  return {static_cast<int>(static_cast<std::int64_t>(rows) * b / bands), static_cast<int>(static_cast<std::int64_t>(rows) * (b + 1) / bands)};
-}
+// Band b of `bands` of `rows` output rows: an even share, the first bands the longer (their windows reach into the
+// top padding, so they read fewer conv rows: nin-fashion's 7 pool rows on 14 as 4 + 3 compute 8 + 8 conv rows, 3 + 4
+// would compute 6 + 10).
+constexpr int band_begin(int rows, int bands, int b) { return static_cast<int>((static_cast<std::int64_t>(rows) * b + bands - 1) / bands); }
+constexpr Rows band(int rows, int bands, int b) { return {band_begin(rows, bands, b), band_begin(rows, bands, b + 1)}; }
 
 // Copies `rows` (which may reach past [0, h)) of each of c planes of h × w into dst, c planes of rows.count() × w:
 // rows outside the plane are `zero` ? zeros (a conv's padding) : copies of the nearest plane row (a max pool's
