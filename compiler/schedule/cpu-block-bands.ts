@@ -8,7 +8,10 @@ import type { OpConsts } from '../lower/ops.js';
 import type { Program } from '../lower/program-ir.js';
 import { chooseConvAlgorithm, type ConvConsts, outputTileRows } from './cpu-conv-algorithm.js';
 
-/** One core's L2 (the bench machine's EPYC: 512 KiB): a band's middle activations stay in the core below it. */
+/**
+ * A core's L2, the smaller of current x86 server cores' (Zen 2/3, Skylake-SP and later Xeons: 512 KiB to 2 MiB; the VM
+ * here does not report its own): a band's middle activations stay in the core below it.
+ */
 export const bandL2Bytes = 512 << 10;
 /**
  * The most of the block's conv rows recomputed (the bands' shared rows, at 2 threads) the region takes: a fifth, under
