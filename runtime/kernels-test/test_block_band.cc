@@ -2,8 +2,8 @@
 // each with bias and ReLU, then a max pool): nin-fashion's two blocks (a 5x5 direct conv, a 3x3 Winograd F(2x2)) at
 // batch 1 (one band a thread) and 3, a strided 11x11 stem through the implicit GEMM (NIN's first block, on a small
 // image), an odd plane whose last pool window runs past it, and blocks with no pool (NIN's last); each at 1, 2 and
-// all threads, with the bits of the
-// four calls it replaces at every thread count (a band computes whole tiles of the image's grid).
+// all threads, with the bits of the four calls it replaces at every thread count (a band computes whole tiles of the
+// image's grid).
 #include <cstdio>
 #include <vector>
 
@@ -13,10 +13,6 @@
 #include "nincc/cpu/conv.h"
 #include "nincc/cpu/pool.h"
 #include "reference_conv_pool.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace kernels_test {
 namespace {
@@ -75,16 +71,7 @@ void check_block(const Conv2dShape& conv, const Pool2dShape& pool_window, Algori
   max_pool(pool, c.data(), calls.data());
 
   std::vector<std::vector<float>> runs;
-#ifdef _OPENMP
-  const int saved = omp_get_max_threads();
-  for (int threads : {1, 2, saved}) {
-    omp_set_num_threads(threads);
-    runs.push_back(region());
-  }
-  omp_set_num_threads(saved);
-#else
-  runs.push_back(region());
-#endif
+  on_1_2_and_all_threads([&] { runs.push_back(region()); });
   char what[200];
   std::snprintf(what, sizeof what, "block band n%d %d -> %d %dx%d/%d on %dx%d, pool %dx%d/%d pad %d", conv.batch, conv.in_channels, k,
                 conv.kernel_h, conv.kernel_w, conv.stride_h, conv.in_h, conv.in_w, pool.kernel_h, pool.kernel_w, pool.stride_h, pool.pad_h);
