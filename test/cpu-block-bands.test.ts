@@ -12,6 +12,7 @@ import { compileModel, compileSpec } from '../compiler/pipeline.js';
 import { blockBandReport, chooseBlockBands, sharedRowsFraction } from '../compiler/schedule/cpu-block-bands.js';
 import { buildSpec, loadBuilt, randomImages, removeBuilds, rng } from './reference/artifacts.js';
 import { root } from './cli-run.js';
+import { kernelSource } from './cpu-nin-compiled.js';
 
 function compiled(model: string, ablations: Ablations = {}) {
   const file = join(root, `models/${model}.model`);
@@ -66,6 +67,11 @@ describe('the block regions of a cpu build', () => {
     const nin = compiled('nin');
     expect(blockKernels(nin)).toEqual(['k21_block_band']);
     expect(nin.cpu.text).toContain('const auto pair = [&](const Conv2dShape& shape, const float* x, float* middle, float* y) { first(shape, x, middle); second(shape, middle, y); };');
+    // The layers' own switches reach the region's calls: the max pool's (cpuPlainMaxPool, poolRowPrefetch), the convs' (narrowTails).
+    const ablated = compiled('nin', { cpuPlainMaxPool: false, poolRowPrefetch: false, narrowTails: false });
+    const body = kernelSource(ablated.cpu.text, 'k21_block_band');
+    expect(body).toContain('maxpool_forward(shape, x, y, nullptr, PoolOutput{}, /*plain_max=*/false, /*prefetch_rows=*/false); };');
+    expect(body.match(/, true, ConvOutput\{\}, \/\*narrow_tails=\*\/false\);/g)).toHaveLength(2);
   });
 });
 
