@@ -11,7 +11,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Ablations } from '../compiler/ablations.js';
 import { compileModel, compileSpec } from '../compiler/pipeline.js';
 import { choosePairRegion, pairRegionReport } from '../compiler/schedule/cpu-pointwise-pair-region.js';
-import { buildSpec, loadBuilt, randomImages, removeBuilds, rng } from './reference/artifacts.js';
+import { removeBuilds } from './reference/artifacts.js';
+import { expectNinFashionSameBits } from './reference/nin-fashion-switch-bits.js';
 import { root } from './cli-run.js';
 
 const pointwise = (C: number, HW: number, K = C) => ({ C, H: HW, W: HW, K, R: 1, S: 1, sh: 1, sw: 1, ph: 0, pw: 0, maxBatch: 16 });
@@ -61,20 +62,6 @@ if (!FULL) console.warn('test/cpu-pointwise-pair-region.test.ts: the A/B of two 
 describe('a built nin-fashion with and without the regions', () => {
   afterAll(() => removeBuilds());
   it.runIf(FULL)('gives the same bits at batch 1, 3 and 16 on 2 threads (NINCC_TEST_FULL=1)', async () => {
-    const source = readFileSync(join(root, 'models/nin-fashion.model'), 'utf8');
-    const a = buildSpec('nf-pair-off', source, 16, { cpuPairBands: false });
-    const b = buildSpec('nf-pair-on', source, 16);
-    const [ma, mb] = [await loadBuilt(a, 5), await loadBuilt(b, 5)];
-    try {
-      for (const n of [1, 3, 16]) {
-        const x = randomImages(a.model, n, rng(n));
-        const [ya, yb] = [await ma.infer(x), await mb.infer(x)];
-        expect(yb.every(Number.isFinite)).toBe(true);
-        expect(Array.from(new Uint32Array(yb.buffer, yb.byteOffset, yb.length)), `batch ${n}`).toEqual(Array.from(new Uint32Array(ya.buffer, ya.byteOffset, ya.length)));
-      }
-    } finally {
-      await ma.dispose();
-      await mb.dispose();
-    }
+    await expectNinFashionSameBits('nf-pair', { cpuPairBands: false });
   }, 600_000);
 });
