@@ -30,7 +30,8 @@ describe('nincc build', () => {
   it('generated code names the spec layer and line of every kernel', () => {
     const cc = readFileSync(join(out, 'kernels.cpu.cc'), 'utf8');
     expect(cc).toContain('// layer 1: nn.SpatialConvolution(1 -> 32, 5x5, 1,1, 2,2) at nin-fashion.model:10:5 in block(1, 32, 5, 2) at line 15');
-    expect(cc).toMatch(/NINCC_CPU_EXPORT void k1_conv_infer\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\};\n  conv2d_forward<packed_forward_paths\(Conv2dShape\{1, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\}\)>\(/);
+    // The first block as one region in bands of rows (schedule/cpu-block-bands.ts), its 5x5 conv a lambda of the band's shape.
+    expect(cc).toMatch(/NINCC_CPU_EXPORT void k1_block_band\(const NinccArgs\* a\) \{\n  const Conv2dShape shape\{a->n, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\};\n  const Pool2dShape pool\{a->n, 32, 28, 28, 3, 3, 2, 2, 1, 1\};\n  const auto conv = \[&\]\(const Conv2dShape& shape, const float\* x, float\* y\) \{\n    conv2d_forward<packed_forward_paths\(Conv2dShape\{1, 1, 28, 28, 32, 5, 5, 1, 1, 2, 2\}\)>\(shape, x, /);
     const report = readFileSync(join(out, 'report.txt'), 'utf8');
     expect(report).toContain('(1) + (2) + (3): nn.SpatialConvolution(1 -> 32, 5x5, 1,1, 2,2) + nn.SpatialBatchNormalization + nn.ReLU → k1_conv_infer');
   });
@@ -46,7 +47,7 @@ describe('nincc build', () => {
     // The ABI's symbols (runtime/include/nincc/abi.h): the last three hand the batch split and the program hold the library's own pool.
     const abi = new Set(['nincc_abi', 'nincc_source_hash', 'nincc_kernels', 'nincc_cpu_part_threads', 'nincc_cpu_run_parts', 'nincc_cpu_hold_workers']);
     expect(names.filter((n) => !abi.has(n) && !kernels.has(n) && !/^_Z(N|T[ISV]N)St/.test(n))).toEqual([]);
-    expect(names).toContain('k1_conv_infer');
+    expect(names).toContain('k1_block_band');
     expect(names).toContain('nincc_cpu_hold_workers');
     expect(spawnSync('readelf', ['-d', join(out, 'kernels.cpu.so')], { encoding: 'utf8' }).stdout).toMatch(/\(SYMBOLIC\)|FLAGS.*SYMBOLIC/);
   });

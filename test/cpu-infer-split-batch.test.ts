@@ -52,7 +52,8 @@ describe('nin-fashion: a split inference program', () => {
 
 describe('nin-fashion: a split inference program whose slices keep their own buffers (splitLocal, the default)', () => {
   const model = shaped('models/nin-fashion.model');
-  const lowered = lowerModel(model, { maxBatch: 16, trainKernels: 'cpu', cpuSplitLocalAct: true });
+  // As a default cpu build lowers it (compileModel below): the block regions too (schedule/cpu-block-bands.ts).
+  const lowered = lowerModel(model, { maxBatch: 16, trainKernels: 'cpu', cpuSplitLocalAct: true, cpuBlockBands: true });
   const infer = lowered.programs.find((p) => p.name === 'infer')!;
   const local = lowered.memory.inferSplitLocal!;
   const byId = new Map(lowered.memory.buffers.map((b) => [b.id, b]));

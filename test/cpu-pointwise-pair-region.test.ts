@@ -8,16 +8,18 @@ import './reference/two-threads.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { Ablations } from '../compiler/ablations.js';
 import { compileModel, compileSpec } from '../compiler/pipeline.js';
 import { choosePairRegion, pairRegionReport } from '../compiler/schedule/cpu-pointwise-pair-region.js';
-import { buildSpec, loadBuilt, randomImages, removeBuilds, rng } from './reference/artifacts.js';
+import { removeBuilds } from './reference/artifacts.js';
+import { expectNinFashionSameBits } from './reference/nin-fashion-switch-bits.js';
 import { root } from './cli-run.js';
 
 const pointwise = (C: number, HW: number, K = C) => ({ C, H: HW, W: HW, K, R: 1, S: 1, sh: 1, sw: 1, ph: 0, pw: 0, maxBatch: 16 });
 
-function compiled(model: string, ablate = false) {
+function compiled(model: string, ablations: Ablations = {}) {
   const file = join(root, `models/${model}.model`);
-  return compileModel(compileSpec(readFileSync(file, 'utf8'), file).model!, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [], ...(ablate ? { ablations: { cpuPairBands: false } } : {}) });
+  return compileModel(compileSpec(readFileSync(file, 'utf8'), file).model!, { target: 'cpu', maxBatch: 16, sourceHash: 'test', libraries: {}, cpuFeatures: [], ablations });
 }
 const regionKernels = (c: ReturnType<typeof compiled>) => c.plan.programs.infer.steps.filter((s) => s.kernel.endsWith('_pointwise_pair')).map((s) => s.kernel);
 
@@ -39,14 +41,17 @@ describe('choosePairRegion', () => {
 });
 
 describe('the regions of a cpu build', () => {
-  it('nin-fashion: all three blocks\' pairs, one kernel each; NIN none; the ablation none', () => {
-    const nf = compiled('nin-fashion');
+  it('nin-fashion: all three blocks\' pairs, one kernel each (the first two inside the block regions by default); NIN none; the ablation none', () => {
+    // The block regions (schedule/cpu-block-bands.ts) call the first two pairs inside their kernels (render.ts blockBandBody).
+    expect(regionKernels(compiled('nin-fashion'))).toEqual(['k24_pointwise_pair']);
+    expect(compiled('nin-fashion').cpu.text.match(/ pointwise_pair_forward\(shape, x, /g)).toHaveLength(2);
+    const nf = compiled('nin-fashion', { cpuBlockBands: false });
     expect(regionKernels(nf)).toEqual(['k4_pointwise_pair', 'k14_pointwise_pair', 'k24_pointwise_pair']);
     expect(nf.plan.programs.infer.steps.map((s) => s.kernel)).not.toContain('k7_conv_infer');
     expect(nf.cpu.text).toMatch(/pointwise_pair_forward\(Conv2dShape\{a->n, 64, 14, 14, 64, 1, 1, 1, 1, 0, 0\}, /);
     expect(pairRegionReport(nf.cpuPrograms)[1]).toMatch(/^ {2}k4_pointwise_pair: two 1x1 convs in bands of pixel tiles, .*; both convs \(0\.77 and 0\.77 Mi multiply-adds at batch 1\) are under the 1 Mi/);
     expect(nf.plan.programs.infer.splitBatch).toBe(true);
-    expect(regionKernels(compiled('nin-fashion', true))).toEqual([]);
+    expect(regionKernels(compiled('nin-fashion', { cpuPairBands: false, cpuBlockBands: false }))).toEqual([]);
     expect(regionKernels(compiled('nin'))).toEqual([]);
   });
 });
@@ -57,20 +62,6 @@ if (!FULL) console.warn('test/cpu-pointwise-pair-region.test.ts: the A/B of two 
 describe('a built nin-fashion with and without the regions', () => {
   afterAll(() => removeBuilds());
   it.runIf(FULL)('gives the same bits at batch 1, 3 and 16 on 2 threads (NINCC_TEST_FULL=1)', async () => {
-    const source = readFileSync(join(root, 'models/nin-fashion.model'), 'utf8');
-    const a = buildSpec('nf-pair-off', source, 16, { cpuPairBands: false });
-    const b = buildSpec('nf-pair-on', source, 16);
-    const [ma, mb] = [await loadBuilt(a, 5), await loadBuilt(b, 5)];
-    try {
-      for (const n of [1, 3, 16]) {
-        const x = randomImages(a.model, n, rng(n));
-        const [ya, yb] = [await ma.infer(x), await mb.infer(x)];
-        expect(yb.every(Number.isFinite)).toBe(true);
-        expect(Array.from(new Uint32Array(yb.buffer, yb.byteOffset, yb.length)), `batch ${n}`).toEqual(Array.from(new Uint32Array(ya.buffer, ya.byteOffset, ya.length)));
-      }
-    } finally {
-      await ma.dispose();
-      await mb.dispose();
-    }
+    await expectNinFashionSameBits('nf-pair', { cpuPairBands: false });
   }, 600_000);
 });

@@ -97,6 +97,10 @@ describe('every op of ops.ts', () => {
     }
     // The ops only a bf16 build lowers (conv_weight_bf16: the k×k convs' bf16 weight copies; sgd_conv_bf16: the SGD
     // update writing them, for convs with channels in 32s: NIN's).
+    // pointwise_pair_infer: nin-fashion's pairs without the block regions, which call them inside (schedule/cpu-block-bands.ts).
+    const fashion = shipped[models.indexOf('models/nin-fashion.model')];
+    const unbanded = compileModel(fashion, { target: 'cpu', maxBatch: 3, sourceHash: 'test', libraries: {}, cpuFeatures: [], ablations: { cpuBlockBands: false } });
+    for (const s of unbanded.lowered.programs.flatMap((p) => p.steps)) seen.add(s.op);
     const nin = shipped[models.indexOf('models/nin.model')];
     for (const m of [probe, nin]) {
       const bf16 = compileModel(m, { target: 'emu', maxBatch: 3, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16' });

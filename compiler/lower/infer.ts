@@ -2,6 +2,7 @@
 // GEMM), ReLU fused into conv/linear epilogues; a residual block's add (and its ReLU) in the epilogue of
 // the conv that closes a branch, and a concat's branches written by their last convs into their slices.
 import { convPackedWeightsFloats } from '../schedule/cpu-conv-algorithm.js';
+import { chooseBlockBands } from '../schedule/cpu-block-bands.js';
 import { choosePairRegion } from '../schedule/cpu-pointwise-pair-region.js';
 import type { ShapedLayer, ShapedModel } from '../ir.js';
 import { closingAdd, inputsOf, readers } from './chain.js';
@@ -98,6 +99,38 @@ function pairRegions(layers: readonly ShapedLayer[], groups: readonly InferenceG
   return starts;
 }
 
+/**
+ * The cpu's block regions (schedule/cpu-block-bands.ts): by the index of a group whose conv (BN folded, ReLU, not a
+ * uint8 stem) is read only by two 1x1 convs K -> K (the same), one after the other, and whether a max pool that alone
+ * reads the second joins them, where the cost model takes them as one region.
+ */
+function blockRegions(layers: readonly ShapedLayer[], groups: readonly InferenceGroup[], inPlace: ReadonlyMap<number, unknown>, u8Stem: boolean): Map<number, { readonly pooled: boolean }> {
+  const reads = readers(layers);
+  const plainConv = (g: InferenceGroup | undefined): g is InferenceGroup & { head: ConvLayer } =>
+    g?.head.kind === 'conv' && g.bn !== undefined && g.relu !== undefined && !g.add && !inPlace.has(g.at) && reads[g.at] === 1;
+  const readsOnly = (g: InferenceGroup, from: InferenceGroup) => inputsOf(layers, g.headAt).join() === String(from.at);
+  const starts = new Map<number, { readonly pooled: boolean }>();
+  for (let i = 0; i + 2 < groups.length; i++) {
+    const [conv, one, two, next] = groups.slice(i, i + 4);
+    if (!plainConv(conv) || !plainConv(one) || !plainConv(two) || (u8Stem && conv.headAt === 0)) continue;
+    if (!readsOnly(one, conv) || !readsOnly(two, one)) continue;
+    const k = conv.head.attrs.nOut;
+    const pointwise = (g: InferenceGroup & { head: ConvLayer }) => {
+      const c = windowShape(g.head);
+      return c.R === 1 && c.S === 1 && c.sh === 1 && c.sw === 1 && c.ph === 0 && c.pw === 0 && c.C === k && c.K === k;
+    };
+    if (!pointwise(one) || !pointwise(two)) continue;
+    // Without a max pool after it, the block ends at the pair: a 1x1 window of stride 1 (block_band.h is_identity).
+    const pooled = next?.head.kind === 'maxpool' && readsOnly(next, two);
+    const w = pooled ? windowShape(next.head as ShapedLayer & { kind: 'maxpool' }) : { ...windowShape(two.head), R: 1, sh: 1, ph: 0 };
+    if (chooseBlockBands(windowShape(conv.head), { C: w.C, H: w.H, W: w.W, P: w.P, R: w.R, sh: w.sh, ph: w.ph, ...(w.ceil && { ceil: true }) }, true).fuse) {
+      starts.set(i, { pooled });
+      i += pooled ? 3 : 2;
+    }
+  }
+  return starts;
+}
+
 export interface InferPrograms {
   readonly prepare: Program; // folds BN into conv weights; rerun whenever parameters or running stats change
   readonly infer: Program;
@@ -114,7 +147,7 @@ export interface InferPrograms {
  * rounded the same way: where the k order is the channel-major one, outputs are bitwise those of the fp32
  * staging. The cpu library's conv reads its packed fp32 weights, never the copy.
  */
-export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number, options: { readonly bf16Weights?: boolean; readonly cpuL3Bytes?: number; readonly winogradFullTiles?: boolean; readonly wideTails?: boolean; readonly cpuPairBands?: boolean; readonly gatheredPointwise?: boolean; readonly lastTileWeightPrefetch?: boolean; readonly ruledMaxPool?: boolean; readonly unfetchedPoolRows?: boolean } = {}): InferPrograms {
+export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number, options: { readonly bf16Weights?: boolean; readonly cpuL3Bytes?: number; readonly winogradFullTiles?: boolean; readonly wideTails?: boolean; readonly cpuPairBands?: boolean; readonly cpuBlockBands?: boolean; readonly gatheredPointwise?: boolean; readonly lastTileWeightPrefetch?: boolean; readonly ruledMaxPool?: boolean; readonly unfetchedPoolRows?: boolean } = {}): InferPrograms {
   const prep = new ProgramBuilder('fold');
   const b = new ProgramBuilder('infer');
   const images = stem ? b.act('images', u8Words(elementsOf(m.input)), 'u8') : b.act('images', elementsOf(m.input));
@@ -135,6 +168,7 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number,
     if (v === undefined) throw new Error(`internal error: inference reads layer ${p + 1}'s output, which no kernel wrote`);
     return v;
   };
+  const blocks = options.cpuBlockBands ? blockRegions(m.layers, groups, inPlace, stem !== undefined) : new Map<number, { readonly pooled: boolean }>();
   const regions = options.cpuPairBands ? pairRegions(m.layers, groups, inPlace, maxBatch, options.cpuL3Bytes) : new Set<number>();
   /**
    * BN folded into conv l's weights by the prepare program: w and fb. `packed`: the folded weights also packed
@@ -162,6 +196,27 @@ export function lowerInference(m: ShapedModel, stem?: U8Stem, maxBatch?: number,
     const g = groups[gi];
     const l = g.head;
     const second = groups[gi + 1];
+    const [one, two, next] = groups.slice(gi + 1, gi + 4);
+    const block = blocks.get(gi);
+    if (block && l.kind === 'conv' && g.bn && one.head.kind === 'conv' && one.bn && two.head.kind === 'conv' && two.bn) {
+      // A k×k conv, two 1x1s and a max pool (or none: a 1x1 window of stride 1) as one region: its kernel is named by the
+      // conv's layer, its output is the pool's (or the second 1x1's).
+      const [a, b1, b2] = [fold(l, g.bn, true), fold(one.head, one.bn, true), fold(two.head, two.bn, true)];
+      const last = block.pooled ? next : two;
+      const w = block.pooled && next.head.kind === 'maxpool' ? windowShape(next.head) : { ...windowShape(two.head), R: 1, S: 1, sh: 1, sw: 1, ph: 0, pw: 0 };
+      const y = b.act(block.pooled ? `maxpool${next.head.index}.out` : `conv${two.head.index}.out`, elementsOf(last.last.output));
+      b.step(l, 'block_band_infer', { x: valueAt(inputsOf(m.layers, g.headAt)[0]), w0: a.pw, b0: a.fb, w1: b1.pw, b1: b1.fb, w2: b2.pw, b2: b2.fb, y }, {
+        ...windowShape(l), MP: w.P, MQ: w.Q, mR: w.R, mS: w.S, msh: w.sh, msw: w.sw, mph: w.ph, mpw: w.pw,
+        w0Floats: convPackedWeightsFloats(a.bounded), w1Floats: convPackedWeightsFloats(b1.bounded), w2Floats: convPackedWeightsFloats(b2.bounded),
+        ...(maxBatch !== undefined && { maxBatch }), ...(options.cpuL3Bytes !== undefined && { l3Bytes: options.cpuL3Bytes }),
+        ...(options.winogradFullTiles && { winogradFullTiles: true }), ...(options.wideTails && { wideTails: true }), ...(options.gatheredPointwise && { gatheredPointwise: true }),
+        ...(options.lastTileWeightPrefetch && { lastTileWeightPrefetch: true }), ...(options.ruledMaxPool && { ruledMax: true }), ...(options.unfetchedPoolRows && { unfetchedRows: true }),
+      }, `k${l.index}_block_band`);
+      values.set(g.at, y).set(one.at, y).set(two.at, y).set(last.at, y);
+      x = y;
+      gi += block.pooled ? 3 : 2;
+      continue;
+    }
     if (regions.has(gi) && l.kind === 'conv' && second.head.kind === 'conv' && g.bn && second.bn) {
       // Two 1x1 convs as one region: its kernel is named by the first conv's layer, its output is the second's.
       const one = fold(l, g.bn, true), two = fold(second.head, second.bn, true);

@@ -114,6 +114,15 @@ const constSchemas = {
   // A cpu inference block's two folded 1x1 convs (C -> K, K -> K on H×W, each with its ReLU) as one banded region
   // (schedule/cpu-pointwise-pair-region.ts). w1Floats, w2Floats: the packed weights' sizes, as the fold wrote them.
   pointwise_pair_infer: { C: 'int', H: 'int', W: 'int', K: 'int', w1Floats: 'int', w2Floats: 'int', maxBatch: 'int?', l3Bytes: 'int?' },
+  // A cpu inference block (a k×k conv C×H×W -> K×P×Q, two 1x1 convs K -> K, each with its folded BN and ReLU, then a
+  // max pool over K×P×Q to K×MP×MQ, its window mR×mS, strides msh, msw, padding mph, mpw) as one region in bands of
+  // output rows (schedule/cpu-block-bands.ts). w0Floats..w2Floats: the packed weights' sizes; the rest as conv_infer's
+  // and maxpool_fwd_infer's flags.
+  block_band_infer: {
+    ...spatial, MP: 'int', MQ: 'int', mR: 'int', mS: 'int', msh: 'int', msw: 'int', mph: 'int', mpw: 'int',
+    w0Floats: 'int', w1Floats: 'int', w2Floats: 'int', maxBatch: 'int?', l3Bytes: 'int?',
+    winogradFullTiles: 'bool?', wideTails: 'bool?', gatheredPointwise: 'bool?', lastTileWeightPrefetch: 'bool?', ruledMax: 'bool?', unfetchedRows: 'bool?',
+  },
   maxpool_bwd: { ...pool, ...endOutput },
   avgpool_fwd: { ...pool, ...endOutput },
   avgpool_bwd: { ...pool, ...endOutput },
@@ -558,6 +567,16 @@ const rulesTable = {
     { name: 'w2', dir: 'in', size: (c) => c.w2Floats },
     { name: 'b2', dir: 'in', size: (c) => c.K },
     { name: 'y', dir: 'out', size: (c) => c.K * c.H * c.W },
+  ],
+  block_band_infer: [
+    { name: 'x', dir: 'in', size: inPlane },
+    { name: 'w0', dir: 'in', size: (c) => c.w0Floats },
+    { name: 'b0', dir: 'in', size: (c) => c.K },
+    { name: 'w1', dir: 'in', size: (c) => c.w1Floats },
+    { name: 'b1', dir: 'in', size: (c) => c.K },
+    { name: 'w2', dir: 'in', size: (c) => c.w2Floats },
+    { name: 'b2', dir: 'in', size: (c) => c.K },
+    { name: 'y', dir: 'out', size: (c) => c.K * c.MP * c.MQ },
   ],
   maxpool_bwd: [
     { name: 'g', dir: 'in', size: poolOutputPlane },

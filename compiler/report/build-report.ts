@@ -9,6 +9,7 @@ import type { Compiled } from '../pipeline.js';
 import { convAlgorithmReport } from '../schedule/cpu-conv-algorithm.js';
 import { batchSplitReport } from '../schedule/cpu-infer-split-batch.js';
 import { pairRegionReport } from '../schedule/cpu-pointwise-pair-region.js';
+import { blockBandReport } from '../schedule/cpu-block-bands.js';
 import { inlineCallReport } from '../schedule/cpu-region-inline-call.js';
 import { wgrad1x1Report } from '../schedule/cpu-train-wgrad-1x1.js';
 import { wgradStemReport } from '../schedule/cpu-train-stem-wgrad.js';
@@ -30,6 +31,8 @@ export function buildReport(model: ShapedModel, compiled: Compiled, compileComma
   lines.push('', ...batchSplitReport(lowered.memory.inferSplit));
   const regions = pairRegionReport(compiled.cpuPrograms);
   if (regions.length > 0) lines.push('', ...regions);
+  const blockRegions = blockBandReport(compiled.cpuPrograms);
+  if (blockRegions.length > 0) lines.push('', ...blockRegions);
   if (plan.programs.infer) lines.push('', ...inlineCallReport(plan.macsPerImage, plan.programs.infer.inlineMaxBatch));
   const wgrad1x1 = wgrad1x1Report(compiled.cpuPrograms);
   if (wgrad1x1.length > 0) lines.push('', ...wgrad1x1);

@@ -38,6 +38,8 @@ const winograd: Record<Exclude<ConvAlgorithm, 'implicit_gemm'>, { m: number; r: 
 
 export const algorithmName = (a: ConvAlgorithm): string => (a === 'implicit_gemm' ? 'implicit GEMM' : winograd[a].name);
 export const winogradKindCpp = (a: Exclude<ConvAlgorithm, 'implicit_gemm'>): string => winograd[a].cpp;
+/** The output rows of one of the algorithm's tiles: Winograd's m, else 1 (each output row on its own). */
+export const outputTileRows = (a: ConvAlgorithm): number => (a === 'implicit_gemm' ? 1 : winograd[a].m);
 
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 const packRows = 12; // kConvPackRowMultiple: every ISA's panel height divides it

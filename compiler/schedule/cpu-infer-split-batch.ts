@@ -28,6 +28,7 @@ const perImageOps: ReadonlySet<OpKind> = new Set<OpKind>([
   'concat_place',
   'maxpool_fwd_infer',
   'pointwise_pair_infer',
+  'block_band_infer',
   'avgpool_fwd',
   'linear_infer',
   'logsoftmax_fwd',

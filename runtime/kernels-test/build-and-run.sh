@@ -17,7 +17,7 @@ if [[ "${SANITIZE:-0}" == 1 ]]; then
   variant="-sanitize"
 fi
 sources=(kernels_test.cc test_gemm.cc test_conv.cc test_conv_gemm.cc test_conv_direct.cc test_conv_winograd.cc test_batchnorm.cc test_pool.cc test_dense.cc test_training.cc
-         test_determinism.cc test_thread_pool.cc test_u8_stem.cc test_pointwise_pair.cc)
+         test_determinism.cc test_thread_pool.cc test_u8_stem.cc test_pointwise_pair.cc test_block_band.cc)
 
 IFS=';' read -r -a arches <<< "${ARCHES:--march=native;portable}"
 status=0

@@ -16,5 +16,6 @@ void test_determinism();
 void test_thread_pool();
 void test_u8_stem();
 void test_pointwise_pair();
+void test_block_band();
 
 }  // namespace kernels_test

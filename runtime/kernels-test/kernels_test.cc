@@ -35,6 +35,7 @@ int main() {
   run("thread pool", kernels_test::test_thread_pool);
   run("uint8 stem", kernels_test::test_u8_stem);
   run("pointwise pair", kernels_test::test_pointwise_pair);
+  run("block band", kernels_test::test_block_band);
   std::printf("%d checks, %d failed\n", kernels_test::g_checks, kernels_test::g_failures);
   return kernels_test::g_failures == 0 ? 0 : 1;
 }

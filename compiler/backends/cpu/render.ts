@@ -7,8 +7,9 @@ import { BN_MOMENT_MIN_TILE_PIXELS, type BufferName, type ConvShape, type OpKind
 import { NINCC_VERSION, type Plan } from '../../emit/plan.js';
 import { wgrad1x1Applies } from '../../schedule/cpu-train-wgrad-1x1.js';
 import { wgradStemApplies } from '../../schedule/cpu-train-stem-wgrad.js';
-import { pairMaxChannels } from '../../schedule/cpu-pointwise-pair-region.js';
-import { type ConvAlgorithm, chooseConvAlgorithm, chooseTrainingConvAlgorithm, deepestDirectDepth, outputPastL2Bytes, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
+import { choosePairRegion, pairMaxChannels } from '../../schedule/cpu-pointwise-pair-region.js';
+import { blockConvs } from '../../schedule/cpu-block-bands.js';
+import { type ConvAlgorithm, type ConvConsts, chooseConvAlgorithm, outputTileRows, chooseTrainingConvAlgorithm, deepestDirectDepth, outputPastL2Bytes, packedConvWeightsSize, packedWeightsFloatsOf, winogradKindCpp, winogradWeightsSize } from '../../schedule/cpu-conv-algorithm.js';
 import { packageRoot } from '../../package-root.js';
 import { dropoutSeedCpp } from '../dropout-seed.js';
 
@@ -93,6 +94,54 @@ const sliceShape = (c: { C: number; HW: number; total: number; offset: number })
 /** A C++ float literal of the number (a spec's threshold or LRN coefficient, as float32 like Torch's float tensors). */
 const cppFloat = (v: number) => `${cppDouble(v)}f`;
 const countOf = (c: { count: number }) => `static_cast<std::int64_t>(${n}) * ${c.count}`;
+
+/**
+ * The block region's calls (schedule/cpu-block-bands.ts, block_band.h): each conv as a lambda of (shape, x, y) that
+ * calls its packed algorithm as its own conv_infer would (the large-batch one, the pointwise GEMM, past their batch),
+ * the pair as pointwise_pair_forward where the pair region takes it, the pool as maxpool_forward with its flags.
+ */
+function blockBandBody(k: KernelStep & { op: 'block_band_infer' }, namedPaths: boolean): string[] {
+  const c = k.consts;
+  const { cf, f } = argumentsOf(k);
+  const { convs } = blockConvs(c);
+  const flags = [`/*narrow_tails=*/${!c.wideTails}`, `/*in_place_pointwise=*/${!c.gatheredPointwise}`, '/*spread_weight_prefetch=*/false'].slice(0, c.lastTileWeightPrefetch ? 3 : c.gatheredPointwise ? 2 : c.wideTails ? 1 : 0);
+  const tails = flags.length ? `, ConvOutput{}, ${flags.join(', ')}` : '';
+  const lambda = (conv: ConvConsts, w: string, b: string) => {
+    const choice = chooseConvAlgorithm(conv);
+    const winogradCall = (fn: string, kind: string, args: string) => (namedPaths ? `${fn}<${kind}>(${args});` : `${fn}(${kind}, ${args});`);
+    const call = (a: ConvAlgorithm, at: number) => {
+      const weights = at === 0 ? w : `${w} + ${at}`;
+      return a === 'implicit_gemm'
+        ? `conv2d_forward${named(namedPaths, `packed_forward_paths(${imageShape({ ...conv, P: 0, Q: 0 })})`)}(shape, x, PackedConvWeights{${weights}}, ${b}, y, true${tails});`
+        : winogradCall('conv2d_forward_winograd', winogradKindCpp(a), `shape, x, ${weights}, ${b}, y, true${c.winogradFullTiles ? ', ConvOutput{}, /*half_tiles=*/false' : ''}`);
+    };
+    const lines = choice.pointwiseGemm
+      ? [`if (shape.batch < ${choice.pointwiseGemm.fromBatch}) ${call(choice.algorithm, 0)}`, `else conv2d_forward_packed(shape, x, ${w}, ${b}, y, true${tails});`]
+      : choice.large
+        ? [`if (shape.batch < ${choice.large.fromBatch}) ${call(choice.algorithm, 0)}`, `else ${call(choice.large.algorithm, packedWeightsFloatsOf(choice.algorithm, conv))}`]
+        : [call(choice.algorithm, 0)];
+    return `[&](const Conv2dShape& shape, const float* x, float* y) {\n    ${lines.join('\n    ')}\n  }`;
+  };
+  const [w0, b0, w1, b1, w2, b2] = [cf('w0'), cf('b0'), cf('w1'), cf('b1'), cf('w2'), cf('b2')];
+  // The 1x1s as the pair region where it takes them (at any batch, as their own kernel would), else one after the other.
+  const region = choosePairRegion(convs[1], convs[2], true).fuse;
+  const pair = region
+    ? [`const auto pair = [&](const Conv2dShape& shape, const float* x, float*, float* y) { pointwise_pair_forward(shape, x, ${w1}, ${b1}, ${w2}, ${b2}, y); };`]
+    : [
+        `const auto first = ${lambda(convs[1], w1, b1)};`,
+        `const auto second = ${lambda(convs[2], w2, b2)};`,
+        'const auto pair = [&](const Conv2dShape& shape, const float* x, float* middle, float* y) { first(shape, x, middle); second(shape, middle, y); };',
+      ];
+  const poolFlags = ['PoolOutput{}', `/*plain_max=*/${!c.ruledMax}`, '/*prefetch_rows=*/false'].slice(0, c.unfetchedRows ? 3 : c.ruledMax ? 2 : 0);
+  return [
+    `const Conv2dShape shape{${n}, ${c.C}, ${c.H}, ${c.W}, ${c.K}, ${c.R}, ${c.S}, ${c.sh}, ${c.sw}, ${c.ph}, ${c.pw}};`,
+    `const Pool2dShape pool{${n}, ${c.K}, ${c.P}, ${c.Q}, ${c.mR}, ${c.mS}, ${c.msh}, ${c.msw}, ${c.mph}, ${c.mpw}};`,
+    `const auto conv = ${lambda(convs[0], w0, b0)};`,
+    ...pair,
+    `const auto max_pool = [&](const Pool2dShape& shape, const float* x, float* y) { maxpool_forward(shape, x, y, nullptr${poolFlags.map((a) => `, ${a}`).join('')}); };`,
+    `block_band_forward(shape, pool, /*row_tile=*/${outputTileRows(chooseConvAlgorithm(convs[0]).algorithm)}, ${cf('x')}, ${f('y')}, conv, pair, max_pool);`,
+  ];
+}
 
 function body(k: KernelStep, namedPaths: boolean): string[] {
   const { cf, f, i32, optional, scalar, convInput } = argumentsOf(k);
@@ -252,6 +301,8 @@ function body(k: KernelStep, namedPaths: boolean): string[] {
       return [sliceShape(k.consts), `channels_take(shape, ${cf('g')}, ${f('dx')});`];
     case 'maxpool_fwd':
       return [poolShape(k.consts), `maxpool_forward(shape, ${cf('x')}, ${f('y')}, ${i32('argmax', true)}${poolOutputCpp(k.consts)});`];
+    case 'block_band_infer':
+      return blockBandBody(k, namedPaths);
     case 'pointwise_pair_infer': {
       // Two folded 1x1 convs as one banded region (schedule/cpu-pointwise-pair-region.ts).
       const c = k.consts;

@@ -20,6 +20,7 @@
 
 #include "activation.h"
 #include "batchnorm.h"
+#include "block_band.h"
 #include "bn_pool_backward.h"
 #include "channels.h"
 #include "conv.h"

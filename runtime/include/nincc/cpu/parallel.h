@@ -107,7 +107,8 @@ inline void parallel_slices(std::int64_t count, Body&& body) {
 // A buffer is only ever used by the thread that owns it, so no kernel needs a workspace argument;
 // the cost is one largest-layer buffer per slot per thread (an im2col buffer of NIN's first layer
 // at 224x224 is 4.5 MB).
-enum class ScratchSlot : int { kGemmPackedA, kGemmPackedB, kConvColumns, kConvPackedWeights, kConvPhases, kPoolRows, kCount };
+// kBlockBandA/B/C: block_band.h's middle activations (a band's, or the whole batch's).
+enum class ScratchSlot : int { kGemmPackedA, kGemmPackedB, kConvColumns, kConvPackedWeights, kConvPhases, kPoolRows, kBlockBandA, kBlockBandB, kBlockBandC, kCount };
 
 class ScratchBuffer {
  public:
