@@ -51,7 +51,17 @@ export function poolSegments(c: Consts<ForwardOp>): PoolSegments {
   return { wholePlanes: false, planes: 1, bandRows, bands, count: c.C * bands, tileFloats: Math.max(1, tileRows) * c.W };
 }
 
-export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boolean, argmax = max): CudaKernel {
+/**
+ * Outputs a sector holds (`sectorAligned`, switch poolSectorStores): a segment's outputs are one contiguous run from
+ * seg_base (whole planes of one image, or a band of rows of one plane), and the output loop starts that many before it,
+ * at the sector holding its first output, so that each warp stores 32 consecutive outputs from a sector boundary (fp32:
+ * 4 whole sectors; bf16: 2) instead of runs that straddle one more wherever a segment starts inside a sector (NIN's
+ * 14² and 7² planes, five and 83 a segment: 980 and 4067 outputs). The lanes before seg_base compute and store its
+ * first output again (the same bytes: no sector added), so that every lane stores as often (docs/profile.md).
+ */
+const sectorOutputs = (bf16: boolean) => (bf16 ? 16 : 8);
+
+export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boolean, argmax = max, sectorAligned = true): CudaKernel {
   // A training max pool read only by convs stores its output in bf16 (lower/train-fused.ts bf16Pooled).
   const bf16 = 'bf16' in c && c.bf16 === true;
   // A training pool may read a conv's output stored in bf16 (lower/train-fused.ts bf16ConvOut), widened as it is staged.
@@ -87,7 +97,13 @@ export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boole
     '    nincc::st(&tile[e], v);',
     '  }',
     '  __syncthreads();',
-    `  for (int o = t; o < planes * rows_out * ${c.Q}; o += ${BLOCK}) {`,
+    ...(sectorAligned
+      ? [
+          `  const long long seg_base = (long long)img * ${out} + (long long)ch0 * ${c.P * c.Q} + p0 * ${c.Q};  // the segment's outputs: one contiguous run from here`,
+          `  for (int o_lane = t - int(seg_base % ${sectorOutputs(bf16)}); o_lane < planes * rows_out * ${c.Q}; o_lane += ${BLOCK}) {  // from the sector holding seg_base: a warp stores whole sectors`,
+          '    const int o = max(o_lane, 0);  // a lane before seg_base stores its first output again',
+        ]
+      : [`  for (int o = t; o < planes * rows_out * ${c.Q}; o += ${BLOCK}) {`]),
     `    const int pl = o / (rows_out * ${c.Q}), p = p0 + o / ${c.Q} % rows_out, q = o % ${c.Q};`,
     ...poolWindow(c).map((s) => `    ${s}`),
     ...(max ? ['    float best = -INFINITY;', '    int best_at = -1;'] : ['    float sum = 0.0f;']),

@@ -1,0 +1,79 @@
+// The pooling forwards' outputs stored from the sector holding each segment's first one (compiler/backends/cuda/
+// pool-vec-tiles.ts, switch poolSectorStores), against the loop from the segment's first output (`poolSectorStores:
+// false`), whose warps straddle one more sector wherever a segment starts inside one. Only which lane stores which
+// output changes: both builds must agree bitwise (a training step, three SGD steps, inference), and the emulator's
+// profile must show the same bytes in fewer store sectors for the pools whose segments start inside a sector. A max
+// pool of 24 planes of 14×14 (segments of 20 planes: the second starts 980 outputs in) and an average pool of 20
+// 7×7 planes (one segment an image, image 1 starting 20 outputs in), batch 3 on grids for 4.
+// CI checks the compiled kernels (no build, ~2 s); the emu builds run with NINCC_TEST_FULL=1.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { coalescing } from '../runtime/profile/profile-coalescing.js';
+import { load } from '../runtime/model.js';
+import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
+import { buildEmuVariants, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
+import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
+import { profiledLaunches } from './reference/emu-profile.js';
+
+const INPUT = [3, 14, 14] as const;
+const CLASSES = 3;
+const SPEC = `model poolsectors {
+  input ${INPUT.join('x')}
+  conv(3, 24, 3, 3, 1, 1, 1, 1)  bn(24)  relu
+  maxpool(3, 3, 2, 2, 1, 1)
+  conv(24, 20, 1, 1, 1, 1, 0, 0)  bn(20)  relu
+  avgpool(7, 7, 1, 1)  view(-1)  linear(20, ${CLASSES})  logsoftmax
+}`;
+
+const FULL = process.env.NINCC_TEST_FULL === '1';
+if (!FULL) console.warn('test/emu-pool-sector-stores.test.ts: the emu builds, the bitwise comparison and the profiled stores run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
+
+const VARIANTS = { on: {}, off: { poolSectorStores: false } } as const;
+const POOLS = ['k4_maxpool_fwd_fused', 'k4_maxpool_fwd_infer', 'k8_avgpool_fwd', 'k8_avgpool_fwd_fused'];
+
+describe('the pools\' sector-aligned stores (compiled, no build)', () => {
+  it('every pooling forward starts its output loop at the sector holding the segment\'s first output; poolSectorStores: false at that output', () => {
+    const kernels = (v: keyof typeof VARIANTS) => new Map((compileEmuVariant(SPEC, 'poolsectors.model', VARIANTS[v]).cuda?.kernels ?? []).map((k) => [k.name, k.body.join('\n')]));
+    const on = kernels('on'), off = kernels('off');
+    expect([...on.keys()].filter((k) => /pool_fwd/.test(k)).sort()).toEqual(POOLS);
+    for (const name of POOLS) {
+      expect(on.get(name), name).toMatch(/o_lane = t - int\(seg_base % (8|16)\)/);
+      expect(off.get(name), name).toMatch(/for \(int o = t; o < planes \* rows_out/);
+    }
+    // A bf16 pooled output (the training max pool read by a conv) aligns to 16 outputs a sector, fp32 to 8.
+    expect(on.get('k4_maxpool_fwd_fused')).toContain('seg_base % 16');
+    expect(on.get('k4_maxpool_fwd_infer')).toContain('seg_base % 8');
+  });
+});
+
+describe.runIf(FULL)('the pools\' sector-aligned stores on emu (NINCC_TEST_FULL=1)', () => {
+  let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
+  beforeAll(() => {
+    builds = buildEmuVariants(SPEC, 'poolsectors.model', VARIANTS);
+  }, 600_000);
+  afterAll(() => builds?.remove());
+
+  it('one training step, three SGD steps and inference: bitwise; the same bytes in fewer store sectors', async () => {
+    const n = 3; // below the grids' maximum of 4
+    const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(71));
+    const labels = Int32Array.from({ length: n }, (_, i) => (i + 1) % CLASSES);
+    const [on, off] = await Promise.all([builds!.dirs.on, builds!.dirs.off].map((d) => load(d, { device: 'emu', seed: 23 })));
+    try {
+      randomizeAffine(on, rng(29));
+      await expectSameGradients(on, off, images, labels);
+      await expectSameSteps(on, off, images, labels, n);
+      await on.infer(images, n); // folds BN first, unprofiled
+      await off.infer(images, n);
+      const pOn = await profiledLaunches(() => on.infer(images, n)); // one at a time: the profile file is named by the environment
+      const pOff = await profiledLaunches(() => off.infer(images, n));
+      for (const name of ['k4_maxpool_fwd_infer', 'k8_avgpool_fwd']) {
+        const [a, b] = [coalescing(pOn.get(name)! as never), coalescing(pOff.get(name)! as never)];
+        console.log(`${name}: store sectors ${b.store.sectors} (ideal ${b.store.idealSectors}) → ${a.store.sectors} (ideal ${a.store.idealSectors})`);
+        expect(a.store.requestedBytes, name).toBe(b.store.requestedBytes);
+        expect(a.store.sectors, name).toBeLessThan(b.store.sectors);
+        expect(a.store.sectors, name).toBe(a.store.idealSectors); // whole sectors a warp: full coalescing
+      }
+    } finally {
+      await Promise.all([on, off].map((m) => m.dispose()));
+    }
+  }, 900_000);
+});
