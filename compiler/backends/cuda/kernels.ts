@@ -140,12 +140,12 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
     case 'maxpool_fwd_fused':
     case 'avgpool_fwd_fused': {
       const max = k.op === 'maxpool_fwd_fused';
-      return poolForwardTiled(k, k.consts, max, max, isOn(ablations, 'poolSectorStores'));
+      return poolForwardTiled(k, k.consts, max, max, isOn(ablations, 'poolSectorRuns'));
     }
     case 'maxpool_fwd_infer':
     case 'avgpool_fwd':
       // The training kernel with nothing pending (the layer before has been folded or applied) and no argmax.
-      return poolForwardTiled(k, k.consts, k.op === 'maxpool_fwd_infer', false, isOn(ablations, 'poolSectorStores'));
+      return poolForwardTiled(k, k.consts, k.op === 'maxpool_fwd_infer', false, isOn(ablations, 'poolSectorRuns'));
     case 'logsoftmax_fwd':
     case 'softmax_fwd': {
       // One warp per image: the row's max and sum of exponentials with warp reductions.

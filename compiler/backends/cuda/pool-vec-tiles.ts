@@ -52,12 +52,13 @@ export function poolSegments(c: Consts<ForwardOp>): PoolSegments {
 }
 
 /**
- * Outputs a sector holds (`sectorAligned`, switch poolSectorStores): a segment's outputs are one contiguous run from
- * seg_base (whole planes of one image, or a band of rows of one plane), and the output loop starts that many before it,
- * at the sector holding its first output, so that each warp stores 32 consecutive outputs from a sector boundary (fp32:
- * 4 whole sectors; bf16: 2) instead of runs that straddle one more wherever a segment starts inside a sector (NIN's
- * 14² and 7² planes, five and 83 a segment: 980 and 4067 outputs). The lanes before seg_base compute and store its
- * first output again (the same bytes: no sector added), so that every lane stores as often (docs/profile.md).
+ * Elements a sector holds (`sectorAligned`, switch poolSectorRuns): a segment's input (src…) and its outputs (from
+ * seg_base) are each one contiguous run (whole planes of one image, or a band of rows of one plane), and the staging
+ * and output loops start at the sector holding the run's first element, so that each warp loads or stores 32
+ * consecutive elements from a sector boundary (fp32: 4 whole sectors; bf16: 2) instead of runs that straddle one more
+ * wherever a segment starts inside a sector (NIN's 14² and 7² planes: five and 83 planes a segment). The lanes before
+ * the run load (and stage) or compute (and store) its first element again (the same bytes: no sector added), so that
+ * every lane runs the access as often (the emulator's warp instructions, docs/profile.md).
  */
 const sectorOutputs = (bf16: boolean) => (bf16 ? 16 : 8);
 
@@ -90,7 +91,13 @@ export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boole
     `  const ${xBf16 ? 'nincc::bf16' : 'float'}* src = x + (long long)img * ${c.C * plane} + (long long)ch0 * ${plane} + r0 * ${c.W};`,
     '  __syncthreads();  // the previous segment is done with the tile',
     ...(c.inBn ? ['  if (t < planes) { nincc::st(&seg_scale[t], nincc::ld(&in_scale[ch0 + t])); nincc::st(&seg_shift[t], nincc::ld(&in_shift[ch0 + t])); }', '  __syncthreads();'] : []),
-    `  for (int e = t; e < planes * per_plane; e += ${BLOCK}) {`,
+    ...(sectorAligned
+      ? [
+          `  const int src_lead = int((${c.C * plane}LL * img + (long long)ch0 * ${plane} + r0 * ${c.W}) % ${sectorOutputs(xBf16)});  // src's elements before it in its sector`,
+          `  for (int e_lane = t - src_lead; e_lane < planes * per_plane && planes * per_plane > 0; e_lane += ${BLOCK}) {  // from the sector holding src[0]: a warp loads whole sectors`,
+          '    const int e = max(e_lane, 0);  // a lane before src[0] loads and stages it again',
+        ]
+      : [`  for (int e = t; e < planes * per_plane; e += ${BLOCK}) {`]),
     `    float v = ${loadFloat('src', 'e', xBf16)};`,
     ...(c.inBn ? ['    const int pl = e / per_plane;', '    v = nincc::ffma(v, nincc::ld(&seg_scale[pl]), nincc::ld(&seg_shift[pl]));'] : []),
     ...(c.inRelu ? ['    v = v > 0.0f ? v : 0.0f;'] : []),

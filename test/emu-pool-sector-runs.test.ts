@@ -1,5 +1,5 @@
 // The pooling forwards' outputs stored from the sector holding each segment's first one (compiler/backends/cuda/
-// pool-vec-tiles.ts, switch poolSectorStores), against the loop from the segment's first output (`poolSectorStores:
+// pool-vec-tiles.ts, switch poolSectorRuns), against the loop from the segment's first output (`poolSectorRuns:
 // false`), whose warps straddle one more sector wherever a segment starts inside one. Only which lane stores which
 // output changes: both builds must agree bitwise (a training step, three SGD steps, inference), and the emulator's
 // profile must show the same bytes in fewer store sectors for the pools whose segments start inside a sector. A max
@@ -27,11 +27,11 @@ const SPEC = `model poolsectors {
 const FULL = process.env.NINCC_TEST_FULL === '1';
 if (!FULL) console.warn('test/emu-pool-sector-stores.test.ts: the emu builds, the bitwise comparison and the profiled stores run with NINCC_TEST_FULL=1; CI checks the compiled kernels');
 
-const VARIANTS = { on: {}, off: { poolSectorStores: false } } as const;
+const VARIANTS = { on: {}, off: { poolSectorRuns: false } } as const;
 const POOLS = ['k4_maxpool_fwd_fused', 'k4_maxpool_fwd_infer', 'k8_avgpool_fwd', 'k8_avgpool_fwd_fused'];
 
 describe('the pools\' sector-aligned stores (compiled, no build)', () => {
-  it('every pooling forward starts its output loop at the sector holding the segment\'s first output; poolSectorStores: false at that output', () => {
+  it('every pooling forward starts its output loop at the sector holding the segment\'s first output; poolSectorRuns: false at that output', () => {
     const kernels = (v: keyof typeof VARIANTS) => new Map((compileEmuVariant(SPEC, 'poolsectors.model', VARIANTS[v]).cuda?.kernels ?? []).map((k) => [k.name, k.body.join('\n')]));
     const on = kernels('on'), off = kernels('off');
     expect([...on.keys()].filter((k) => /pool_fwd/.test(k)).sort()).toEqual(POOLS);
