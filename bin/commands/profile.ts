@@ -55,6 +55,7 @@ export const profileCommand: Command = {
     'Per kernel it prints FFMAs, MMAs, global sectors loaded and stored, load and store efficiency (requested bytes over ' +
     'sectors moved), shared-memory wavefronts and bank conflicts, ' +
     "the predicted µs, the pipe that bounds it and that pipe's fraction of peak; then the kernels below full coalescing " +
+    "(apart: those whose only excess is stores at their blocks' own sectors, where the tile cuts the outputs' runs: inherent to the shape) " +
     'and images/s. A spec is built for ' +
     '--target emu at --max-batch N and for --gpu (its bf16 weight gradients\' split counts), without the cpu library, first. Progress goes to stderr. ' + ERROR_BAND,
   options: {
