@@ -3,7 +3,7 @@
 // run's sector, against the per-warp staging's 32 rows a channel an instruction (`fp32StoreWindows: false`). Only
 // where each value is written from changes: both builds must agree bitwise (a training step, three SGD steps,
 // inference), and the emulator's profile must show the same bytes in fewer store sectors with no bank conflict added.
-// Planes of 99, 63, 20 and 49 positions (none a multiple of 8; 7×7 as NIN's last block), batch 3 on grids for 4.
+// Five inference convs on planes none a multiple of 8 positions (the last 7×7, as NIN's last block), batch 3 on grids for 4.
 // CI checks the compiled kernels (no build, ~2 s); the emu builds run with NINCC_TEST_FULL=1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.js';
@@ -16,8 +16,8 @@ import { profiledLaunches } from './reference/emu-profile.js';
 
 const INPUT = [16, 9, 11] as const;
 const CLASSES = 3;
-// Planes of 99 (a 3×3 with padding), 63 (a 3×3 without, then a 1×1), 20 (a strided 3×3 without BN, whose training y
-// stays fp32) and 49 (a 2×1 on 3×4 padded to 7×7 outputs, as NIN's last block).
+// emu-conv-mma-store-fp32-staged.test.ts's spec (a strided 3×3 without BN, whose training y stays fp32), then a 2×1
+// conv whose padding makes 7×7 outputs (49 positions, as NIN's last block).
 const SPEC = `model windows32 {
   input ${INPUT.join('x')}
   conv(16, 48, 3, 3, 1, 1, 1, 1)  bn(48)  relu
@@ -35,7 +35,7 @@ const VARIANTS = { on: {}, off: { fp32StoreWindows: false } } as const;
 const convForwards = (c: Compiled) => new Map((c.cuda?.kernels ?? []).filter((k) => /_conv_(infer|fwd_fused)$/.test(k.name)).map((k) => [k.name, k]));
 
 describe('the fp32 store windows (compiled, no build)', () => {
-  it('every inference conv stores its block\'s n8 tile of fp32 y in windows (the training forward\'s fp32 y, on rows padded to statistics tiles, keeps the per-warp runs); fp32StoreWindows: false keeps the per-warp runs; the same tiles', () => {
+  it('every inference conv stores its block\'s n8 tile of fp32 y in windows (the training forward\'s fp32 y, k10, keeps the per-warp runs); fp32StoreWindows: false keeps the per-warp runs; the same tiles', () => {
     const on = convForwards(compileEmuVariant(SPEC, 'windows32.model', VARIANTS.on)), off = convForwards(compileEmuVariant(SPEC, 'windows32.model', VARIANTS.off));
     const windows = [...on].filter(([, k]) => /sector-aligned windows/.test(k.fused ?? '')).map(([name]) => name).sort();
     expect(windows).toEqual(['k10_conv_infer', 'k12_conv_infer', 'k1_conv_infer', 'k4_conv_infer', 'k7_conv_infer']);
