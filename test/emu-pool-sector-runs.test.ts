@@ -36,7 +36,7 @@ describe('the pools\' sector-aligned stores (compiled, no build)', () => {
     const on = kernels('on'), off = kernels('off');
     expect([...on.keys()].filter((k) => /pool_fwd/.test(k)).sort()).toEqual(POOLS);
     for (const name of POOLS) {
-      expect(on.get(name), name).toMatch(/o_lane = t - int\(seg_base % (8|16)\)/);
+      expect(on.get(name), name).toMatch(/o_warp = t \/ 32 \* 32 - int\(seg_base % (8|16)\)/);
       expect(off.get(name), name).toMatch(/for \(int o = t; o < planes \* rows_out/);
     }
     // A bf16 pooled output (the training max pool read by a conv) aligns to 16 outputs a sector, fp32 to 8.

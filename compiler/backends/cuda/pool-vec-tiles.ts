@@ -57,8 +57,9 @@ export function poolSegments(c: Consts<ForwardOp>): PoolSegments {
  * and output loops start at the sector holding the run's first element, so that each warp loads or stores 32
  * consecutive elements from a sector boundary (fp32: 4 whole sectors; bf16: 2) instead of runs that straddle one more
  * wherever a segment starts inside a sector (NIN's 14² and 7² planes: five and 83 planes a segment). The lanes before
- * the run load (and stage) or compute (and store) its first element again (the same bytes: no sector added), so that
- * every lane runs the access as often (the emulator's warp instructions, docs/profile.md).
+ * the run and those past its end load (and stage) or compute (and store) its first or last element again (the same
+ * bytes: no sector added), so that the loops are uniform in each warp and every lane runs the access as often whatever
+ * the segment's offset (the emulator pairs a site's k-th executions by each lane, docs/profile.md).
  */
 const sectorOutputs = (bf16: boolean) => (bf16 ? 16 : 8);
 
@@ -94,8 +95,8 @@ export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boole
     ...(sectorAligned
       ? [
           `  const int src_lead = int((${c.C * plane}LL * img + (long long)ch0 * ${plane} + r0 * ${c.W}) % ${sectorOutputs(xBf16)});  // src's elements before it in its sector`,
-          `  for (int e_lane = t - src_lead; e_lane < planes * per_plane && planes * per_plane > 0; e_lane += ${BLOCK}) {  // from the sector holding src[0]: a warp loads whole sectors`,
-          '    const int e = max(e_lane, 0);  // a lane before src[0] loads and stages it again',
+          `  for (int e_warp = t / 32 * 32 - src_lead; e_warp < planes * per_plane && planes * per_plane > 0; e_warp += ${BLOCK}) {  // from the sector holding src[0]: a warp loads whole sectors`,
+          '    const int e = min(max(e_warp + t % 32, 0), planes * per_plane - 1);  // a lane before src[0] or past the run loads and stages its first or last element again',
         ]
       : [`  for (int e = t; e < planes * per_plane; e += ${BLOCK}) {`]),
     `    float v = ${loadFloat('src', 'e', xBf16)};`,
@@ -107,8 +108,8 @@ export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boole
     ...(sectorAligned
       ? [
           `  const long long seg_base = (long long)img * ${out} + (long long)ch0 * ${c.P * c.Q} + p0 * ${c.Q};  // the segment's outputs: one contiguous run from here`,
-          `  for (int o_lane = t - int(seg_base % ${sectorOutputs(bf16)}); o_lane < planes * rows_out * ${c.Q}; o_lane += ${BLOCK}) {  // from the sector holding seg_base: a warp stores whole sectors`,
-          '    const int o = max(o_lane, 0);  // a lane before seg_base stores its first output again',
+          `  for (int o_warp = t / 32 * 32 - int(seg_base % ${sectorOutputs(bf16)}); o_warp < planes * rows_out * ${c.Q}; o_warp += ${BLOCK}) {  // from the sector holding seg_base: a warp stores whole sectors`,
+          `    const int o = min(max(o_warp + t % 32, 0), planes * rows_out * ${c.Q} - 1);  // a lane before seg_base or past the run stores its first or last output again`,
         ]
       : [`  for (int o = t; o < planes * rows_out * ${c.Q}; o += ${BLOCK}) {`]),
     `    const int pl = o / (rows_out * ${c.Q}), p = p0 + o / ${c.Q} % rows_out, q = o % ${c.Q};`,
