@@ -8,11 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Compiled } from '../compiler/pipeline.js';
 import { coalescing } from '../runtime/profile/profile-coalescing.js';
-import { load, type Model } from '../runtime/model.js';
-import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
-import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
-import { profiledLaunches } from './reference/emu-profile.js';
+import { sameStepsProfiledInference } from './reference/same-training.js';
 
 const INPUT = [16, 9, 11] as const;
 const CLASSES = 3;
@@ -49,12 +46,6 @@ describe('the fp32 store windows (compiled, no build)', () => {
   });
 });
 
-/** Each kernel's counters over one profiled inference of `n` images, every block run. */
-async function profiledInference(model: Model, images: Float32Array, n: number): Promise<Map<string, Record<string, number>>> {
-  await model.infer(images, n); // folds BN first, unprofiled
-  return profiledLaunches(() => model.infer(images, n));
-}
-
 describe.runIf(FULL)('the fp32 store windows on emu (NINCC_TEST_FULL=1)', () => {
   let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
   beforeAll(() => {
@@ -63,28 +54,16 @@ describe.runIf(FULL)('the fp32 store windows on emu (NINCC_TEST_FULL=1)', () => 
   afterAll(() => builds?.remove());
 
   it('one training step, three SGD steps and inference: bitwise those of the per-warp staging; the same bytes in fewer store sectors, no conflict added', async () => {
-    const n = 3; // below the grids' maximum of 4
-    const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(71));
-    const labels = Int32Array.from({ length: n }, (_, i) => (i + 1) % CLASSES);
-    const [on, off] = await Promise.all([builds!.dirs.on, builds!.dirs.off].map((d) => load(d, { device: 'emu', seed: 23 })));
-    try {
-      randomizeAffine(on, rng(29));
-      await expectSameGradients(on, off, images, labels);
-      await expectSameSteps(on, off, images, labels, n);
-      const pOn = await profiledInference(on, images, n); // one at a time: the profile file is named by the environment
-      const pOff = await profiledInference(off, images, n);
-      const convs = [...pOn.keys()].filter((k) => /_conv_infer$/.test(k));
-      expect(convs.length, convs.join()).toBe(5);
-      for (const name of convs) {
-        const a = pOn.get(name)!, b = pOff.get(name)!;
-        const [ca, cb] = [coalescing(a as never), coalescing(b as never)];
-        console.log(`${name}: store sectors ${cb.store.sectors} → ${ca.store.sectors} (ideal ${cb.store.idealSectors} → ${ca.store.idealSectors}), conflicts ${b.shared_bank_conflicts} → ${a.shared_bank_conflicts}`);
-        expect(ca.store.requestedBytes, name).toBe(cb.store.requestedBytes);
-        expect(ca.store.sectors, name).toBeLessThan(cb.store.sectors);
-        expect(a.shared_bank_conflicts, name).toBeLessThanOrEqual(b.shared_bank_conflicts);
-      }
-    } finally {
-      await Promise.all([on, off].map((m) => m.dispose()));
+    const { on: pOn, off: pOff } = await sameStepsProfiledInference(builds!.dirs, INPUT, CLASSES); // batch 3, below the grids' 4
+    const convs = [...pOn.keys()].filter((k) => /_conv_infer$/.test(k));
+    expect(convs.length, convs.join()).toBe(5);
+    for (const name of convs) {
+      const a = pOn.get(name)!, b = pOff.get(name)!;
+      const [ca, cb] = [coalescing(a as never), coalescing(b as never)];
+      console.log(`${name}: store sectors ${cb.store.sectors} → ${ca.store.sectors} (ideal ${cb.store.idealSectors} → ${ca.store.idealSectors}), conflicts ${b.shared_bank_conflicts} → ${a.shared_bank_conflicts}`);
+      expect(ca.store.requestedBytes, name).toBe(cb.store.requestedBytes);
+      expect(ca.store.sectors, name).toBeLessThan(cb.store.sectors);
+      expect(a.shared_bank_conflicts, name).toBeLessThanOrEqual(b.shared_bank_conflicts);
     }
   }, 900_000);
 });

@@ -8,11 +8,8 @@
 // CI checks the compiled kernels (no build, ~2 s); the emu builds run with NINCC_TEST_FULL=1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coalescing } from '../runtime/profile/profile-coalescing.js';
-import { load } from '../runtime/model.js';
-import { randomizeAffine, rng, uniform } from './reference/artifacts.js';
 import { buildEmuVariants, compileEmuVariant, type EmuVariants } from './reference/emu-variants.js';
-import { expectSameGradients, expectSameSteps } from './reference/same-training.js';
-import { profiledLaunches } from './reference/emu-profile.js';
+import { sameStepsProfiledInference } from './reference/same-training.js';
 
 const INPUT = [3, 14, 14] as const;
 const CLASSES = 3;
@@ -53,30 +50,16 @@ describe.runIf(FULL)('the pools\' sector-aligned stores on emu (NINCC_TEST_FULL=
   afterAll(() => builds?.remove());
 
   it('one training step, three SGD steps and inference: bitwise; the same bytes in fewer sectors', async () => {
-    const n = 3; // below the grids' maximum of 4
-    const images = uniform(n * INPUT[0] * INPUT[1] * INPUT[2], -1.5, 1.5, rng(71));
-    const labels = Int32Array.from({ length: n }, (_, i) => (i + 1) % CLASSES);
-    const [on, off] = await Promise.all([builds!.dirs.on, builds!.dirs.off].map((d) => load(d, { device: 'emu', seed: 23 })));
-    try {
-      randomizeAffine(on, rng(29));
-      await expectSameGradients(on, off, images, labels);
-      await expectSameSteps(on, off, images, labels, n);
-      await on.infer(images, n); // folds BN first, unprofiled
-      await off.infer(images, n);
-      const pOn = await profiledLaunches(() => on.infer(images, n)); // one at a time: the profile file is named by the environment
-      const pOff = await profiledLaunches(() => off.infer(images, n));
-      // The max pool's outputs (a second segment 980 outputs in) and the average pool's input (an image's 20 planes of
-      // 49, 980 floats, image 1 starting inside a sector); the average pool's 20 outputs an image stay as they are (a
-      // run of 20 inside the block's own sectors either way).
-      for (const [name, d] of [['k4_maxpool_fwd_infer', 'store'], ['k8_avgpool_fwd', 'load']] as const) {
-        const [a, b] = [coalescing(pOn.get(name)! as never)[d], coalescing(pOff.get(name)! as never)[d]];
-        console.log(`${name}: ${d} sectors ${b.sectors} (ideal ${b.idealSectors}) → ${a.sectors} (ideal ${a.idealSectors})`);
-        expect(a.requestedBytes, name).toBe(b.requestedBytes);
-        expect(a.sectors, name).toBeLessThan(b.sectors);
-        expect(a.sectors, name).toBe(a.idealSectors); // whole sectors a warp: full coalescing
-      }
-    } finally {
-      await Promise.all([on, off].map((m) => m.dispose()));
+    const { on: pOn, off: pOff } = await sameStepsProfiledInference(builds!.dirs, INPUT, CLASSES); // batch 3, below the grids' 4
+    // The max pool's outputs (a second segment 980 outputs in) and the average pool's input (an image's 20 planes of
+    // 49, 980 floats, image 1 starting inside a sector); the average pool's 20 outputs an image stay as they are (a
+    // run of 20 inside the block's own sectors either way).
+    for (const [name, d] of [['k4_maxpool_fwd_infer', 'store'], ['k8_avgpool_fwd', 'load']] as const) {
+      const [a, b] = [coalescing(pOn.get(name)! as never)[d], coalescing(pOff.get(name)! as never)[d]];
+      console.log(`${name}: ${d} sectors ${b.sectors} (ideal ${b.idealSectors}) → ${a.sectors} (ideal ${a.idealSectors})`);
+      expect(a.requestedBytes, name).toBe(b.requestedBytes);
+      expect(a.sectors, name).toBeLessThan(b.sectors);
+      expect(a.sectors, name).toBe(a.idealSectors); // whole sectors a warp: full coalescing
     }
   }, 900_000);
 });
