@@ -1,6 +1,6 @@
 // The staged fp32 epilogue stores (compiler/backends/cuda/conv-mma-store-fp32-staged.ts): inference's fp32 y
 // (and a training forward's, where y stays fp32) goes through the dead operand tiles in shared memory to 128-byte
-// runs of one plane, against the direct stores from the accumulator layout (`stagedFp32Stores: false`). Only
+// runs of one plane (the per-warp staging: `fp32StoreWindows: false`; emu-conv-mma-store-fp32-windows.test.ts compares the windows with it), against the direct stores from the accumulator layout (`stagedFp32Stores: false`). Only
 // where each value is written from changes: both builds must agree bitwise (a training step, three SGD steps,
 // inference), and the emulator's profile must show fewer store sectors, at 4 or 5 per 128 bytes, with no bank
 // conflict added. Planes of 99, 63 and 20 positions (most runs start inside a sector), batch 3 on grids for 4.
@@ -33,7 +33,7 @@ if (!FULL) console.warn('test/emu-conv-mma-store-fp32-staged.test.ts: the emu bu
 function compiled(staged: boolean, spec = SPEC): Compiled {
   const r = compileSpec(spec, 'staged32.model', { device: 'emu' });
   if (!r.model) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
-  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ...(staged ? {} : { ablations: { stagedFp32Stores: false } as const }) });
+  return compileModel(r.model, { target: 'emu', maxBatch: 4, sourceHash: 'test', libraries: {}, cpuFeatures: [], precision: 'bf16', ablations: staged ? { fp32StoreWindows: false } : { stagedFp32Stores: false } });
 }
 
 const convForwards = (c: Compiled) => new Map((c.cuda?.kernels ?? []).filter((k) => /_conv_(infer|fwd_fused)$/.test(k.name)).map((k) => [k.name, k]));
@@ -66,7 +66,7 @@ async function profiledInference(model: Model, images: Float32Array, n: number):
 
 describe.runIf(FULL)('the staged fp32 epilogue stores on emu (NINCC_TEST_FULL=1)', () => {
   let builds: EmuVariants<keyof typeof VARIANTS> | undefined;
-  const VARIANTS = { on: {}, off: { stagedFp32Stores: false } } as const;
+  const VARIANTS = { on: { fp32StoreWindows: false }, off: { stagedFp32Stores: false } } as const;
   beforeAll(() => {
     builds = buildEmuVariants(SPEC, 'staged32.model', VARIANTS);
   }, 600_000);

@@ -1,7 +1,7 @@
 // Coalescing from profile counters (runtime/profile/profile-coalescing.ts): efficiency and the excess
 // over the fewest sectors, on the counts of runtime/emu-test/test_profile.cc's hand-worked copies.
 import { describe, expect, it } from 'vitest';
-import { belowFullCoalescing, coalescing, type CoalescingCounts } from '../runtime/profile/profile-coalescing.js';
+import { belowFullCoalescing, coalescing, onlyAtTileFloor, type CoalescingCounts } from '../runtime/profile/profile-coalescing.js';
 
 // 32 warp instructions each way of 128 bytes (4096 requested, 128 sectors needed), as copy_* in test_profile.cc.
 const copy = (loadSectors: number, extra: Partial<CoalescingCounts> = {}): CoalescingCounts => ({
@@ -48,4 +48,23 @@ describe('coalescing', () => {
       'k_offset: loads 160 sectors for 128 needed (+25.0%, efficiency 80.0%)',
     ]);
   });
+
+  it("splits a store excess at the blocks' own sectors: below them the tile's cut runs (inherent), above them the instructions'", () => {
+    // 128 ideal store sectors: the blocks' outputs span 136 (runs ending inside sectors), the instructions touch 160.
+    const staged = coalescing(copy(128, { global_store_sectors: 160, global_store_block_sectors: 136 }));
+    expect(staged.store).toMatchObject({ blockSectors: 136, tileExcess: 8 / 128, instructionExcess: 24 / 128 });
+    expect(onlyAtTileFloor(staged)).toBe(false);
+    const windows = coalescing(copy(128, { global_store_sectors: 136, global_store_block_sectors: 136 }));
+    expect(windows.store).toMatchObject({ tileExcess: 8 / 128, instructionExcess: 0 });
+    expect(onlyAtTileFloor(windows)).toBe(true);
+    expect(onlyAtTileFloor(coalescing(copy(160, { global_store_sectors: 136, global_store_block_sectors: 136 })))).toBe(false); // its loads are not full
+    expect(belowFullCoalescing([{ kernel: 'k_windows', coalescing: windows }])).toEqual([
+      "k_windows: stores 136 sectors for 128 needed (+6.3%, efficiency 94.1%: +6.3% where the tile cuts the outputs' runs off the sector grid, +0.0% from the instructions)",
+    ]);
+    // A block storing one sector from several instructions (4-byte partials of one sector) has fewer own sectors than the ideal: no tile excess.
+    expect(coalescing(copy(128, { global_store_sectors: 160, global_store_block_sectors: 64 })).store).toMatchObject({ tileExcess: 0, instructionExcess: 32 / 128 });
+    // Counters from before the block sectors existed: no split.
+    expect(coalescing(copy(128)).store.tileExcess).toBeUndefined();
+  });
 });
+

@@ -23,6 +23,7 @@ import type { KernelStep } from '../../lower/program-ir.js';
 import { stagedFits, stagedKeep, stagedPiece, stagedStore, stagedWrite, type StagedTarget } from './conv-mma-store-staged.js';
 import { spansBuffer, spansOf, spansStore, spanWrite, type Spans, type SpanTarget } from './conv-mma-store-spans.js';
 import { directFp32StoresWaste, stagedFp32Fits, stagedFp32Piece, stagedFp32Store, stagedFp32Write } from './conv-mma-store-fp32-staged.js';
+import { windowsBuffer, windowsOf, windowsStore, windowWrite, type WindowTarget } from './conv-mma-store-fp32-windows.js';
 import { isOn, type Ablations } from '../../ablations.js';
 import { centreTapCoversInput, inputEnds, sumInput, sumInputText, summedInput } from './conv.js';
 import { asyncRing } from './conv-mma-async-1x1.js';
@@ -135,7 +136,9 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
   const spans = yBf16 && isOn(ablations, 'stagedStores') && isOn(ablations, 'spanStores') ? spansOf(spanTarget, stageBytes, spansAligned, isOn(ablations, 'swizzledSpans')) : undefined;
   const staged: Staged | undefined = yBf16
     ? isOn(ablations, 'stagedStores') && (spans || stagedFits(stageBytes, threads / 32)) ? { buffer: stageBuffer, fp32: false, spans } : undefined
-    : isOn(ablations, 'stagedFp32Stores') && directFp32StoresWaste(PQ) && stagedFp32Fits(stageBytes, threads / 32) ? { buffer: stageBuffer, fp32: true } : undefined;
+    : isOn(ablations, 'stagedFp32Stores') && directFp32StoresWaste(PQ) && stagedFp32Fits(stageBytes, threads / 32)
+    ? { buffer: stageBuffer, fp32: true, windows: isOn(ablations, 'fp32StoreWindows') ? windowsOf({ ...spanTarget, dst: 'y' }, stageBytes) : undefined }
+    : undefined;
   const body = [
     ...mmaPrologue(tile, !taps, bStagesOf(ring)),
     `const long long m0 = (long long)blockIdx.x * ${BM};`,
@@ -204,7 +207,7 @@ export function convForwardMma(k: KernelStep, c: Consts<'conv_fwd_fused' | 'conv
     out.total !== c.K && 'epilogue: concat slice in place',
     c.relu && 'epilogue: ReLU',
     stats && 'epilogue: per-tile BN statistics (mean, M2) from the accumulators',
-    staged && (staged.spans ? 'y staged in shared memory, stored in whole spans of 8 planes' : `y staged in shared memory${staged.fp32 ? ' (fp32)' : ''}, stored in contiguous runs`),
+    staged && (staged.spans ? 'y staged in shared memory, stored in whole spans of 8 planes' : staged.windows ? 'y staged in shared memory (fp32), the block\'s n8 tile stored in sector-aligned windows' : `y staged in shared memory${staged.fp32 ? ' (fp32)' : ''}, stored in contiguous runs`),
     !yBf16 && !directFp32StoresWaste(PQ) && `y stored from the accumulators, not staged: a plane of ${PQ} positions, a multiple of 8, starts every 8-position run on a sector`,
   ]);
   const tileText = `${tileWords(tile)}, M = N·${rows}${rows !== PQ ? ` (each image's ${PQ} positions padded to whole ${rows !== statRows ? `${BM}-row blocks` : '32-row statistics tiles'})` : ''}, N = ${c.K}, K = ${CRS}`;
@@ -234,6 +237,8 @@ interface Staged {
   readonly fp32: boolean;
   /** Stored in whole spans of 8 planes once the block wrote each n8 tile, not per warp part (conv-mma-store-spans.ts). */
   readonly spans?: Spans;
+  /** fp32: stored in sector-aligned windows once the block wrote each n8 tile, not per warp part (conv-mma-store-fp32-windows.ts). */
+  readonly windows?: WindowTarget;
 }
 
 /** y's plane of image `img`, channel `col`: in the concat buffer, where an inference conv writes a slice of it. */
@@ -243,14 +248,15 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
   const { rows, PQ, NT, WN, MT, statTiles } = g;
   // Staged per warp part: the 32-row parts outside the column halves, so that a part's 8 columns are in the warp's piece before it is stored.
   const spans = staged?.spans;
-  const loops = staged && !spans
+  const windows = staged?.windows;
+  const loops = staged && !spans && !windows
     ? ['    NINCC_UNROLL', `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`, `    ${stagedKeep}`, '    NINCC_UNROLL', '    for (int half = 0; half < 2; ++half) {']
     : ['    NINCC_UNROLL', '    for (int half = 0; half < 2; ++half) {', '    NINCC_UNROLL', `    for (int sub = 0; sub < ${MT / 2}; ++sub) {  // the warp's 32-row statistics tiles`];
   const target: StagedTarget = { dst: 'y', plane: yPlane(o), columns: c.K, positions: PQ, rows };
   const rows8 = `wm * ${16 * MT} + 32 * sub + 16 * (j / 2) + 8 * (j % 2)`; // the first of the accumulator's 8 rows in the block
   const warpRow = `${rows8} + lane / 4`; // the accumulator's row in the block
   const out = [
-    ...(spans ? [spansBuffer(staged.buffer)] : staged ? [(staged.fp32 ? stagedFp32Piece : stagedPiece)(staged.buffer)] : []),
+    ...(spans ? [spansBuffer(staged.buffer)] : windows ? [windowsBuffer(staged.buffer)] : staged ? [(staged.fp32 ? stagedFp32Piece : stagedPiece)(staged.buffer)] : []),
     'NINCC_UNROLL',
     `for (int nt = 0; nt < ${NT}; ++nt) {`,
     ...loops,
@@ -270,6 +276,8 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     '      v[j] = d;',
     spans
       ? `      ${spanWrite(spans, warpRow, rows8, 'd')}  // stored below, with the block's other rows and columns of this n8 tile`
+      : windows
+      ? `      ${windowWrite(windows, warpRow, 'd')}  // stored below, with the block's other rows and columns of this n8 tile`
       : staged
       ? `      ${(staged.fp32 ? stagedFp32Write : stagedWrite)('d')}  // stored below, with the part's other channels`
       : `      if (valid[j] && kout < ${c.K}) ${storeFloat('y', `((long long)img * ${o.total} + ${o.offset ? `${o.offset} + ` : ''}kout) * ${PQ} + pq`, 'd', storesBf16(c))}`,
@@ -298,8 +306,8 @@ function epilogue(c: Consts<'conv_fwd_fused' | 'conv_infer'>, g: { rows: number;
     );
   }
   out.push('    }');
-  if (spans) {
-    out.push('  }', ...spansStore(spans).map((s) => `  ${s}`), '}');
+  if (spans || windows) {
+    out.push('  }', ...(spans ? spansStore(spans) : windowsStore(windows!)).map((s) => `  ${s}`), '}');
     return out;
   }
   if (staged) out.push(...(staged.fp32 ? stagedFp32Store : stagedStore)(target, `m0 + wm * ${16 * MT} + 32 * sub`, `n0 + wn * ${WN} + nt * 8`).map((s) => `    ${s}`));

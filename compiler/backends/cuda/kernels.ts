@@ -23,7 +23,7 @@ import { dropout } from './dropout.js';
 import { sgdUpdate } from './sgd.js';
 import { addInfer, concatApply, concatPlace, concatTake, lrnBackward, lrnForward, sigmoidBackward, sigmoidForward, tanhBackward, tanhForward, thresholdBackward, thresholdForward, zeropadBackward, zeropadForward } from './zoo.js';
 import { cppDouble, element, params, perElement, BLOCK, type CudaKernel } from './parts.js';
-import type { Ablations } from '../../ablations.js';
+import { isOn, type Ablations } from '../../ablations.js';
 import { kernelAblations, type TunedChoices } from '../../tune/tune-record.js';
 
 /** The training program's ops, each to its family's generator, which reads the step's typed consts. */
@@ -42,8 +42,6 @@ const trainingGenerators: { readonly [K in OpKind]?: (k: StepOf<K>) => CudaKerne
   add_apply: (k) => addApply(k, k.consts),
   add_bwd_fused: (k) => addBackwardFused(k, k.consts),
   grad_rebuild: (k) => gradRebuild(k, k.consts),
-  maxpool_fwd_fused: (k) => poolForwardTiled(k, k.consts, true),
-  avgpool_fwd_fused: (k) => poolForwardTiled(k, k.consts, false),
   maxpool_bwd_fused: (k) => poolBackwardTiled(k, k.consts, true),
   avgpool_bwd_fused: (k) => poolBackwardTiled(k, k.consts, false),
   avgpool_add_fwd: (k) => avgpoolAddForward(k, k.consts),
@@ -139,10 +137,15 @@ export function cudaKernel(k: KernelStep, schedule: CudaSchedule): CudaKernel {
       const body = [...element(c.count), `const long long at = (long long)img * ${c.count} + i;`, 'const float v = nincc::ld(&x[at]);', 'nincc::st(&y[at], v > 0.0f ? v : 0.0f);'];
       return { params: withOutputs(k, ['x', 'y'], new Set(['y'])), body, launch: perElement(c.count) };
     }
+    case 'maxpool_fwd_fused':
+    case 'avgpool_fwd_fused': {
+      const max = k.op === 'maxpool_fwd_fused';
+      return poolForwardTiled(k, k.consts, max, max, isOn(ablations, 'poolSectorRuns'));
+    }
     case 'maxpool_fwd_infer':
     case 'avgpool_fwd':
       // The training kernel with nothing pending (the layer before has been folded or applied) and no argmax.
-      return poolForwardTiled(k, k.consts, k.op === 'maxpool_fwd_infer', false);
+      return poolForwardTiled(k, k.consts, k.op === 'maxpool_fwd_infer', false, isOn(ablations, 'poolSectorRuns'));
     case 'logsoftmax_fwd':
     case 'softmax_fwd': {
       // One warp per image: the row's max and sum of exponentials with warp reductions.

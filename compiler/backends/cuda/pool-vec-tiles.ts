@@ -51,7 +51,19 @@ export function poolSegments(c: Consts<ForwardOp>): PoolSegments {
   return { wholePlanes: false, planes: 1, bandRows, bands, count: c.C * bands, tileFloats: Math.max(1, tileRows) * c.W };
 }
 
-export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boolean, argmax = max): CudaKernel {
+/**
+ * Elements a sector holds (`sectorAligned`, switch poolSectorRuns): a segment's input (src…) and its outputs (from
+ * seg_base) are each one contiguous run (whole planes of one image, or a band of rows of one plane), and the staging
+ * and output loops start at the sector holding the run's first element, so that each warp loads or stores 32
+ * consecutive elements from a sector boundary (fp32: 4 whole sectors; bf16: 2) instead of runs that straddle one more
+ * wherever a segment starts inside a sector (NIN's 14² and 7² planes: five and 83 planes a segment). The lanes before
+ * the run and those past its end load (and stage) or compute (and store) its first or last element again (the same
+ * bytes: no sector added), so that the loops are uniform in each warp and every lane runs the access as often whatever
+ * the segment's offset (the emulator pairs a site's k-th executions by each lane, docs/profile.md).
+ */
+const sectorOutputs = (bf16: boolean) => (bf16 ? 16 : 8);
+
+export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boolean, argmax = max, sectorAligned = true): CudaKernel {
   // A training max pool read only by convs stores its output in bf16 (lower/train-fused.ts bf16Pooled).
   const bf16 = 'bf16' in c && c.bf16 === true;
   // A training pool may read a conv's output stored in bf16 (lower/train-fused.ts bf16ConvOut), widened as it is staged.
@@ -80,14 +92,26 @@ export function poolForwardTiled(k: KernelStep, c: Consts<ForwardOp>, max: boole
     `  const ${xBf16 ? 'nincc::bf16' : 'float'}* src = x + (long long)img * ${c.C * plane} + (long long)ch0 * ${plane} + r0 * ${c.W};`,
     '  __syncthreads();  // the previous segment is done with the tile',
     ...(c.inBn ? ['  if (t < planes) { nincc::st(&seg_scale[t], nincc::ld(&in_scale[ch0 + t])); nincc::st(&seg_shift[t], nincc::ld(&in_shift[ch0 + t])); }', '  __syncthreads();'] : []),
-    `  for (int e = t; e < planes * per_plane; e += ${BLOCK}) {`,
+    ...(sectorAligned
+      ? [
+          `  const int src_lead = int((${c.C * plane}LL * img + (long long)ch0 * ${plane} + r0 * ${c.W}) % ${sectorOutputs(xBf16)});  // src's elements before it in its sector`,
+          `  for (int e_warp = t / 32 * 32 - src_lead; e_warp < planes * per_plane && planes * per_plane > 0; e_warp += ${BLOCK}) {  // from the sector holding src[0]: a warp loads whole sectors`,
+          '    const int e = min(max(e_warp + t % 32, 0), planes * per_plane - 1);  // a lane before src[0] or past the run loads and stages its first or last element again',
+        ]
+      : [`  for (int e = t; e < planes * per_plane; e += ${BLOCK}) {`]),
     `    float v = ${loadFloat('src', 'e', xBf16)};`,
     ...(c.inBn ? ['    const int pl = e / per_plane;', '    v = nincc::ffma(v, nincc::ld(&seg_scale[pl]), nincc::ld(&seg_shift[pl]));'] : []),
     ...(c.inRelu ? ['    v = v > 0.0f ? v : 0.0f;'] : []),
     '    nincc::st(&tile[e], v);',
     '  }',
     '  __syncthreads();',
-    `  for (int o = t; o < planes * rows_out * ${c.Q}; o += ${BLOCK}) {`,
+    ...(sectorAligned
+      ? [
+          `  const long long seg_base = (long long)img * ${out} + (long long)ch0 * ${c.P * c.Q} + p0 * ${c.Q};  // the segment's outputs: one contiguous run from here`,
+          `  for (int o_warp = t / 32 * 32 - int(seg_base % ${sectorOutputs(bf16)}); o_warp < planes * rows_out * ${c.Q}; o_warp += ${BLOCK}) {  // from the sector holding seg_base: a warp stores whole sectors`,
+          `    const int o = min(max(o_warp + t % 32, 0), planes * rows_out * ${c.Q} - 1);  // a lane before seg_base or past the run stores its first or last output again`,
+        ]
+      : [`  for (int o = t; o < planes * rows_out * ${c.Q}; o += ${BLOCK}) {`]),
     `    const int pl = o / (rows_out * ${c.Q}), p = p0 + o / ${c.Q} % rows_out, q = o % ${c.Q};`,
     ...poolWindow(c).map((s) => `    ${s}`),
     ...(max ? ['    float best = -INFINITY;', '    int best_at = -1;'] : ['    float sum = 0.0f;']),

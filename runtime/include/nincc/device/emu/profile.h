@@ -40,6 +40,10 @@ struct Counters {
   uint64_t global_load_requested_bytes = 0, global_load_ideal_sectors = 0;
   uint64_t global_store_requested_bytes = 0, global_store_ideal_sectors = 0;
   uint64_t async_copy_requested_bytes = 0, async_copy_ideal_sectors = 0;
+  // Each block's distinct stored sectors, summed over the blocks: what its stores touch at the least once the
+  // block's outputs are fixed (each sector stored once by its block). Stores above it come from the
+  // instructions' shape; the ideal's shortfall below it from the outputs' runs not being whole sectors.
+  uint64_t global_store_block_sectors = 0;
   uint64_t shared_load_instructions = 0, shared_load_wavefronts = 0;
   uint64_t shared_store_instructions = 0, shared_store_wavefronts = 0;
   uint64_t shared_bank_conflicts = 0;  // wavefronts beyond one per phase (loads and stores)
@@ -147,6 +151,7 @@ inline constexpr CounterField kCounterFields[] = {
     {"global_store_ideal_sectors", &Counters::global_store_ideal_sectors},
     {"async_copy_requested_bytes", &Counters::async_copy_requested_bytes},
     {"async_copy_ideal_sectors", &Counters::async_copy_ideal_sectors},
+    {"global_store_block_sectors", &Counters::global_store_block_sectors},
     {"shared_load_instructions", &Counters::shared_load_instructions},
     {"shared_load_wavefronts", &Counters::shared_load_wavefronts},
     {"shared_store_instructions", &Counters::shared_store_instructions},
@@ -228,6 +233,7 @@ class Profile {
   void begin_block(unsigned threads) {
     threads_ = threads;
     block_sectors_.clear();
+    block_store_sectors_.clear();
   }
 
   // One lane's access at a call site; `rank` is the thread's rank in its block. The access joins its
@@ -268,6 +274,7 @@ class Profile {
     ++counters.blocks_run;
     counters.unique_global_sectors = unique_sectors_.size();
     block_sectors += block_sectors_.size();
+    counters.global_store_block_sectors += block_store_sectors_.size();
   }
 
  private:
@@ -322,6 +329,7 @@ class Profile {
         break;
       case Space::global_store:
         ++c.global_store_instructions, c.global_store_sectors += global_sectors(first, last);
+        block_store_sectors_.insert(scratch_.begin(), scratch_.end());
         count_requested(first, last, c.global_store_requested_bytes, c.global_store_ideal_sectors);
         break;
       case Space::async_copy_global:
@@ -359,6 +367,7 @@ class Profile {
   size_t cache_[kCacheSlots] = {};
   std::vector<uintptr_t> scratch_;
   std::unordered_set<uintptr_t> unique_sectors_;
+  std::unordered_set<uintptr_t> block_store_sectors_;  // this block's stored ones
   std::unordered_set<uintptr_t> block_sectors_;  // this block's
 };
 
