@@ -5,17 +5,11 @@
 // padding, a pending BN/ReLU, 40 channels (a spare octet's lanes), on emu: one step bitwise the old build's, and the
 // profile: fewer shared wavefronts, no bank conflict.
 import { describe, expect, it } from 'vitest';
-import { describeSwitchOnEmu, expectSwitchText, ninKernelsWith } from './reference/same-step-dirs.js';
+import { describeSwitchOnEmu, expectSwitchText, ninKernelsWith, tapsLayerSpec } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
-const SPEC = `model wgrad_taps_border {
-  input 8x7x7
-  conv(8, 40, 1, 1, 1, 1, 0, 0)  bn(40)  relu
-  conv(40, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
-  conv(128, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
-  view(-1)  linear(784, ${CLASSES})  logsoftmax
-}`;
+const SPEC = tapsLayerSpec('wgrad_taps_border', 40, 7, CLASSES);
 const OFF = { wgradTapsBorderZeros: false } as const;
 const RINGS = "the window's images' padding rings";
 
@@ -32,7 +26,7 @@ describe('the tap-major halo zeroed on its padding rings (compiled kernels, no b
   });
 });
 
-const SPEC_6 = SPEC.replace('input 8x7x7', 'input 8x6x6').replace('linear(784', 'linear(576');
+const SPEC_6 = tapsLayerSpec('wgrad_taps_border', 40, 6, CLASSES);
 
 if (FULL) {
   describeSwitchOnEmu('the tap-major halo zeroed on its padding rings on emu (NINCC_TEST_FULL=1)', { spec: SPEC, file: 'wgrad_taps_border.model', off: OFF, input: INPUT, classes: CLASSES, seed: 1571, kernel: 'k4_conv_wgrad_fused' },

@@ -6,17 +6,11 @@
 // batch 4, its 4 splits of 36 positions on the chunks (each ending inside a slice; at batch 3 the bounds 27, 54, 81 move to
 // 24, 52, 80: another summation order), one step bitwise the B tile's, and the profile: fewer shared wavefronts, no bank conflict.
 import { describe, expect, it } from 'vitest';
-import { describeSwitchOnEmu, expectSwitchText, ninKernelsWith } from './reference/same-step-dirs.js';
+import { describeSwitchOnEmu, expectSwitchText, ninKernelsWith, tapsLayerSpec } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 6, 6] as const;
-const SPEC = `model wgrad_taps_ring {
-  input 8x6x6
-  conv(8, 40, 1, 1, 1, 1, 0, 0)  bn(40)  relu
-  conv(40, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
-  conv(128, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
-  view(-1)  linear(576, ${CLASSES})  logsoftmax
-}`;
+const SPEC = tapsLayerSpec('wgrad_taps_ring', 40, 6, CLASSES);
 const OFF = { wgradTapsRingFragments: false } as const;
 const MARKER = 'the bias gradient from the ring window';
 

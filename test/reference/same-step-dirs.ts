@@ -90,3 +90,15 @@ export function ninKernelsWith(marker: string): string[] {
   const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', {}, 'bf16', 'h100');
   return (nin.cuda?.kernels ?? []).filter((k) => k.body.join('\n').includes(marker)).map((k) => k.name);
 }
+
+/**
+ * The tap-major weight gradients' emu spec: a 3×3 of `channels` → 128 on `hw`×`hw` behind a 1×1 (a pending BN/ReLU on its
+ * input) and before another, with padding; `classes` outputs.
+ */
+export const tapsLayerSpec = (name: string, channels: number, hw: number, classes: number) => `model ${name} {
+  input 8x${hw}x${hw}
+  conv(8, ${channels}, 1, 1, 1, 1, 0, 0)  bn(${channels})  relu
+  conv(${channels}, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
+  conv(128, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
+  view(-1)  linear(${16 * hw * hw}, ${classes})  logsoftmax
+}`;
