@@ -23,7 +23,8 @@ const SPEC = `model wgrad_ring_fragments {
 }`;
 const WORDS = "B's fragments by ldmatrix from the ring's windows (no B tile)";
 const ON = {} as const;
-const OFF = { wgradRingFragments: false } as const;
+// Off, this 3×3 takes the tap-major halo, whose own B fragments from the ring (wgradTapsRingFragments) go too: a B tile, as before.
+const OFF = { wgradRingFragments: false, wgradTapsRingFragments: false } as const;
 /** The 3×3's parameters, whose gradients the new form computes in another order. */
 const REORDERED = ['conv4.weight', 'conv4.bias'];
 

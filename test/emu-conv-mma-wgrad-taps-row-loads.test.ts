@@ -4,17 +4,11 @@
 // few s): the compiled kernels. NINCC_TEST_FULL=1: a 3×3 on 7×7 (padding, a pending BN/ReLU, 40 channels: a spare
 // octet's lanes) on emu, one step bitwise the old build's, and the profile: fewer load sectors, no bank conflict.
 import { describe, expect, it } from 'vitest';
-import { describeSwitchOnEmu, expectSwitchText, ninKernelsWith } from './reference/same-step-dirs.js';
+import { describeSwitchOnEmu, expectSwitchText, ninKernelsWith, tapsLayerSpec } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
-const SPEC = `model wgrad_taps_rows {
-  input 8x7x7
-  conv(8, 40, 1, 1, 1, 1, 0, 0)  bn(40)  relu
-  conv(40, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
-  conv(128, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
-  view(-1)  linear(784, ${CLASSES})  logsoftmax
-}`;
+const SPEC = tapsLayerSpec('wgrad_taps_rows', 40, 7, CLASSES);
 const OFF = { wgradTapsRowLoads: false } as const;
 const ROWS = "the window's first input row (image·H + h)";
 

@@ -6,18 +6,12 @@
 // octets) on emu, one step bitwise the old build's, and the profile's bank conflicts 0 against the old build's.
 import { describe, expect, it } from 'vitest';
 import { wgradTapsStoreConflicts } from '../compiler/backends/cuda/conv-mma-wgrad-taps-store.js';
-import { describeSwitchOnEmu, expectSwitchText, ninKernelsWith } from './reference/same-step-dirs.js';
+import { describeSwitchOnEmu, expectSwitchText, ninKernelsWith, tapsLayerSpec } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
 // 40 channels × 9 taps = 45 units: a 256-row block holds units 0–31 (octet 3's taps 0–4), the next 32–44 (its taps 5–8, octet 4).
-const SPEC = `model wgrad_taps_store {
-  input 8x7x7
-  conv(8, 40, 1, 1, 1, 1, 0, 0)  bn(40)  relu
-  conv(40, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
-  conv(128, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
-  view(-1)  linear(784, ${CLASSES})  logsoftmax
-}`;
+const SPEC = tapsLayerSpec('wgrad_taps_store', 40, 7, CLASSES);
 const OFF = { wgradTapsAlignedReads: false } as const;
 const TILE = { bm: 256, bn: 128, warpsM: 4, warpsN: 2, nt: 8, mt: 4 }; // NIN's k31 and k21 (report.txt)
 const ALIGNED = 'band_anchor(x & ~31)';

@@ -6,17 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { chooseWgradTaps } from '../compiler/backends/cuda/conv-mma-wgrad-taps-halo.js';
 import { changedKernels, compileEmuVariant } from './reference/emu-variants.js';
-import { describeSwitchOnEmu } from './reference/same-step-dirs.js';
+import { describeSwitchOnEmu, tapsLayerSpec } from './reference/same-step-dirs.js';
 
 const CLASSES = 3;
 const INPUT = [8, 7, 7] as const;
-const SPEC = `model wgrad_taps_zeros {
-  input 8x7x7
-  conv(8, 24, 1, 1, 1, 1, 0, 0)  bn(24)  relu
-  conv(24, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
-  conv(128, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
-  view(-1)  linear(784, ${CLASSES})  logsoftmax
-}`;
+const SPEC = tapsLayerSpec('wgrad_taps_zeros', 24, 7, CLASSES);
 const OFF = { wgradTapsZeroGroups: false } as const;
 const GROUPS = "a_z[ks] = j < hi ? z : -1 - z;  // past the split: its unit's group kept";
 

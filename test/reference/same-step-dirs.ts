@@ -47,10 +47,12 @@ export interface SwitchCase {
   readonly classes: number;
   readonly seed: number;
   readonly kernel: string;
+  /** The batch stepped and profiled (default 3, on grids for 4). */
+  readonly n?: number;
 }
 
 /**
- * Builds the switch on and off once (batch 3 on grids for 4), then: one step, every gradient bitwise alike (14 for the
+ * Builds the switch on and off once (grids for batch 4, stepped at `n`, 3 unless said), then: one step, every gradient bitwise alike (14 for the
  * specs' 3 convs, 3 BNs and the linear); and `profile` on both builds' counters of `kernel` at batch 3.
  */
 export function describeSwitchOnEmu(title: string, c: SwitchCase, stepTitle: string, profileTitle: string, profile: (on: Counts, off: Counts) => void): void {
@@ -62,12 +64,12 @@ export function describeSwitchOnEmu(title: string, c: SwitchCase, stepTitle: str
     afterAll(() => builds?.remove());
 
     it(stepTitle, async () => {
-      const grads = await expectSameStepDirs(builds.dirs.on, builds.dirs.off, { input: c.input, classes: c.classes, n: 3, seed: c.seed, live: 'conv4.weight' });
+      const grads = await expectSameStepDirs(builds.dirs.on, builds.dirs.off, { input: c.input, classes: c.classes, n: c.n ?? 3, seed: c.seed, live: 'conv4.weight' });
       expect(grads.length).toBe(14);
     }, 600_000);
 
     it(profileTitle, () => {
-      const counts = (dir: string) => profileDir(dir, 3).find((k) => k.kernel === c.kernel)!.counts;
+      const counts = (dir: string) => profileDir(dir, c.n ?? 3).find((k) => k.kernel === c.kernel)!.counts;
       profile(counts(builds.dirs.on), counts(builds.dirs.off));
     }, 900_000);
   });
@@ -88,3 +90,15 @@ export function ninKernelsWith(marker: string): string[] {
   const nin = compileEmuVariant(readFileSync('models/nin.model', 'utf8'), 'nin.model', {}, 'bf16', 'h100');
   return (nin.cuda?.kernels ?? []).filter((k) => k.body.join('\n').includes(marker)).map((k) => k.name);
 }
+
+/**
+ * The tap-major weight gradients' emu spec: a 3×3 of `channels` → 128 on `hw`×`hw` behind a 1×1 (a pending BN/ReLU on its
+ * input) and before another, with padding; `classes` outputs.
+ */
+export const tapsLayerSpec = (name: string, channels: number, hw: number, classes: number) => `model ${name} {
+  input 8x${hw}x${hw}
+  conv(8, ${channels}, 1, 1, 1, 1, 0, 0)  bn(${channels})  relu
+  conv(${channels}, 128, 3, 3, 1, 1, 1, 1)  bn(128)  relu
+  conv(128, 16, 1, 1, 1, 1, 0, 0)  bn(16)  relu
+  view(-1)  linear(${16 * hw * hw}, ${classes})  logsoftmax
+}`;

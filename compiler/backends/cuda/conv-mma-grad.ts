@@ -44,6 +44,8 @@ import { statsRunsFit, statsRunsLoad, statsRunsValue } from './conv-mma-dgrad-st
 import { addBackwardOfDgrad, addBackwardParams, addBackwardText } from './residual.js';
 import { addBwdAccumulator, addBwdPartClose, addBwdPartOpen } from './conv-mma-add-bwd.js';
 import { biasRowStore, biasRowTile, chunkSplitRange, onesRow, ringBAddress, ringFragmentsFit } from './conv-mma-wgrad-ring-fragments.js';
+import { tapsRingBiasSums, tapsRingOf, tapsRingWords } from './conv-mma-wgrad-taps-ring.js';
+import { bordersFit } from './conv-mma-wgrad-taps-border.js';
 import { NATURAL_QUARTER, chooseNaturalHalo, naturalStagingFits, stageNatural } from './conv-mma-wgrad-natural-staging.js';
 import { alignedReadsFit, wgradTapsStore } from './conv-mma-wgrad-taps-store.js';
 import { chooseWgradTaps, wgradTapsAAddress, wgradTapsPrologue, wgradTapsRow, wgradTapsRows, wgradTapsStaging, wgradTapsHaloWords, wgradTapsWords } from './conv-mma-wgrad-taps-halo.js';
@@ -430,7 +432,9 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     ? { name: 'awin', source: 'x', channels: c.C, positions: PQ, rows: aRows }
     : undefined;
   const besideB = tileBytes + (aWindow ? windowBytes(BM) : 0);
-  const asyncRing = ringBeside(besideB);
+  // Beside the tap-major halo, B's fragments by ldmatrix from the ring's windows, no B tile (conv-mma-wgrad-taps-ring.ts).
+  const tapsRing = wtaps && isOn(ablations, 'wgradTapsRingFragments') ? tapsRingOf(c, ringBeside(besideB), bRows, besideB) : undefined;
+  const asyncRing = tapsRing ?? ringBeside(besideB);
   // Else a k×k one (an input halo) on planes no 4-byte copy divides: whole images by cp.async into dynamic shared memory (conv-mma-wgrad-async-image-ring.ts).
   const imageAsync = plainB && halo && !asyncRing && isOn(ablations, 'wgradAsyncImageRing') ? chooseAsyncImageRing(PQ, BN, c.K) : undefined;
   // Else, on short planes: whole images of the block's channels copied into a shared ring, B staged from there (conv-mma-wgrad-image-ring.ts).
@@ -530,22 +534,22 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     `const int n0 = int(blockIdx.y) * ${BN}, split = int(blockIdx.z);`,
     `// This split's share of the batch's n·${PQ} output positions j = (image, p, q), in order.`,
     `const long long total = (long long)n * ${PQ};`,
-    ...(ringB ? chunkSplitRange(c, ringB) : splitRange(c)),
+    ...(ringB || tapsRing ? chunkSplitRange(c, (ringB ?? tapsRing)!) : splitRange(c)),
     ...(c.gBn ? [`const float inv_m = 1.0f / float(total);`] : []),
     ...(c.bias && !ringB ? [bRows ? 'float bsum = 0.0f;  // lane l: the bias gradient of the warp\'s row l of B' : `float bsum[${bsums}] = {${Array(bsums).fill('0.0f').join(', ')}};`] : []),
     ...(aRows ? hoistRowParams(aRows) : []),
     ...(bRows ? hoistRowParams(bRows) : []),
     ...(wtaps ? wgradTapsPrologue(c, wtaps, tile, threads) : aHalo ? wgradHaloPrologue(c, aHalo, threads) : []),
     ...(ring ? ringPrologue(ring) : []),
-    ...(asyncRing ? asyncRingPrologue(asyncRing, c.K, PQ, threads, ringB !== undefined) : []),
+    ...(asyncRing ? asyncRingPrologue(asyncRing, c.K, PQ, threads, ringB !== undefined || tapsRing !== undefined) : []),
     ...(imageAsync ? asyncImageRingPrologue(imageAsync, c.K, threads) : []),
     ...(imageRings ? imageRingsPrologue(imageRings, threads) : []),
     ...[aWindow, bWindow].flatMap((w) => (w ? windowPrologue(w) : [])),
     `for (long long j0 = lo; j0 < hi; j0 += ${BK}) {`,
     ...(asyncRing ? [`  const int it = int((j0 - lo) / ${BK});  // the slice's iteration: its ring stage`, ...asyncRingIssue(asyncRing).map((s) => `  ${s}`)] : []),
     ...(imageAsync || imageRings ? asyncImageRingIssue(imageAsync ?? imageRings!).map((s) => `  ${s}`) : []),
-    ...(wtaps || aHalo ? (wtaps ? wgradTapsStaging(c, wtaps, threads, isOn(ablations, 'wgradTapsRowLoads')) : wgradHaloStaging(c, aHalo!, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER, livePlanes ? BM : undefined)).map((s) => `  ${s}`) : stageGathered),
-    ...(ringB ? [] : bRows
+    ...(wtaps || aHalo ? (wtaps ? wgradTapsStaging(c, wtaps, threads, isOn(ablations, 'wgradTapsRowLoads'), isOn(ablations, 'wgradTapsRowLoads') && isOn(ablations, 'wgradTapsBorderZeros') && bordersFit(c, wtaps)) : wgradHaloStaging(c, aHalo!, threads, s2d && s2dWgradSource(s2d, stem), kOrder, ringB && NATURAL_QUARTER, livePlanes ? BM : undefined)).map((s) => `  ${s}`) : stageGathered),
+    ...(ringB ? [] : tapsRing ? (c.bias ? tapsRingBiasSums(tapsRing, bRows!, c.K) : []) : bRows
       ? [
           '  // Stage B: rows are output channels k, one a warp instruction, the lanes along its positions j: dY\' rebuilt from the incoming gradient.',
           ...(ring ? ringCopy(ring, c.K, threads) : []),
@@ -572,7 +576,7 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
           '  __syncthreads();',
         ]
       : []),
-    ...mmaSlice(tile, wtaps && wgradTapsAAddress(wtaps), undefined, undefined, ringB && ringBAddress(ringB), wtaps !== undefined).map((s) => `  ${s}`),
+    ...mmaSlice(tile, wtaps && wgradTapsAAddress(wtaps), undefined, undefined, (ringB || tapsRing) && ringBAddress((ringB ?? tapsRing)!), wtaps !== undefined).map((s) => `  ${s}`),
     ...(imageRings && dyThroughSlots ? ringDyCopyOut(imageRings, dyThroughSlots, 'dy_raw', threads).map((s) => `  ${s}`) : []),
     ...(asyncRing ? asyncRingLand(asyncRing).map((s) => `  ${s}`) : []),
     ...(imageAsync || imageRings ? asyncImageRingLand(imageAsync ?? imageRings!).map((s) => `  ${s}`) : []),
@@ -599,14 +603,14 @@ export function convBackwardWeightMma(k: KernelStep, stem: Consts<'conv_wgrad_fu
     c.bias && (ringB ? "bias gradient (fp32) as an MMA row of ones" : 'bias gradient (fp32)'),
     c.dyOut && `dY' stored (bf16) for the data gradient by the first row tile's blocks${dyThroughSlots ? `, through ${dyThroughSlots.source === 'g' ? 'g' : 'y'}'s image slots in whole 16-byte runs` : ''}`,
     s2d && s2dWgradWords(s2d, stem),
-    (aRows || (bRows && !ringB)) && `${[aRows && 'x', bRows && !ringB && "dY'"].filter(Boolean).join(' and ')} staged one row a warp instruction, lanes along positions`,
+    (aRows || (bRows && !ringB && !tapsRing)) && `${[aRows && 'x', bRows && !ringB && !tapsRing && "dY'"].filter(Boolean).join(' and ')} staged one row a warp instruction, lanes along positions`,
     (aWindow || bWindow) && `${[aWindow && 'x', bWindow && "dY'"].filter(Boolean).join(' and ')} loaded in whole sectors into per-row shared windows`,
-    asyncRing && asyncRingWords(asyncRing, ringB ? "B's fragments by ldmatrix from the ring's windows (no B tile), A in the positions' order, the splits on its chunks" : undefined),
+    asyncRing && asyncRingWords(asyncRing, ringB ? "B's fragments by ldmatrix from the ring's windows (no B tile), A in the positions' order, the splits on its chunks" : tapsRing ? tapsRingWords : undefined),
     imageAsync && asyncImageRingWords(imageAsync),
     imageRings && imageRingsWords(imageRings, ringOperands.map((o) => o.words)),  // the ring holds them all
     ring && `dY' copied whole images of the block's ${ring.rows} channels at a time into a shared ring of two slots (${ring.slotPitch} bf16 apart), B staged from there`,
     c.lastSplit && 'the splits summed in order by the last split block of each tile (no wgrad_reduce)',
-    wtaps && wgradTapsWords(wtaps),
+    wtaps && wgradTapsWords(wtaps, tapsRing !== undefined),
   ]);
   const tileText = `${tileWords(tile)}, M = ${CRS} (C·R·S), N = ${c.K}, K = n·${PQ} in ${c.splits} splits${wtaps ? `; ${wgradTapsHaloWords(wtaps)}` : aHalo ? `; ${haloWords(aHalo)}` : ''}`;
   return {

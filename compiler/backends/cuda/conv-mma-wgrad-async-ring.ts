@@ -61,7 +61,8 @@ const copy = (r: AsyncRing) => (r.chunk === 8 ? 'nincc::cp_async_cg' : `nincc::c
  * issued, one group each (empty past hi), the first waited for (the loop's first barrier comes after its B staging).
  * `aligned`: every slice starts on a 16-byte chunk (conv-mma-wgrad-ring-fragments.ts), so a window's last chunk is never read and
  * not copied, and an 8-lane phase of the 16-byte copies takes two rows 4 apart (320 bytes: their words 16 banks apart), where
- * rows r and r + 1 (80 bytes apart) would share 4 banks.
+ * rows r and r + 1 (80 bytes apart) would share 4 banks; 8-byte copies (4-position chunks in 80-byte windows,
+ * conv-mma-wgrad-taps-ring.ts) likewise, a 16-lane phase two rows 4 apart, 8 chunks each.
  */
 export function asyncRingPrologue(r: AsyncRing, K: number, positions: number, threads: number, aligned = false): string[] {
   const per = (aligned ? BK : r.window) / r.chunk, items = r.rows * per, rounds = Math.ceil(items / threads) * threads;
@@ -72,7 +73,9 @@ export function asyncRingPrologue(r: AsyncRing, K: number, positions: number, th
     `auto issue = [&](long long jj, int st) {  // the window of slice jj: positions from jj's chunk on`,
     `  const long long base = jj - jj % ${r.chunk};`,
     `  for (int i = t; i < ${rounds}; i += ${threads}) {`,
-    aligned
+    aligned && r.chunk === 4
+      ? `    const int q = min(i, ${items - 1}), l = q % 32, b = q / 32, row = b / 2 * 8 + b % 2 * 2 + l / 16 + l % 16 / 8 * 4, c = l % 8;  // 32 copies: 4 rows × 8 chunks, a 16-lane phase rows 4 apart`
+      : aligned
       ? `    const int q = min(i, ${items - 1}), l = q % 32, row = q / 32 * 8 + l % 8 / 4 * 4 + l / 8, c = l % 4;  // 32 copies: 8 rows × 4 chunks`
       : `    const int q = min(i, ${items - 1}), row = q / ${per}, c = q % ${per};`,
     `    const long long jc = base + c * ${r.chunk};`,

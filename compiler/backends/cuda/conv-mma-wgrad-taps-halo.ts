@@ -24,6 +24,7 @@
 import { loadFloat, type Consts } from './parts.js';
 import { BK, type MmaTile, warpM16 } from './conv-mma-tile.js';
 import { applyPendingFrom, fromRow } from './conv-mma-channels.js';
+import { borderZeros } from './conv-mma-wgrad-taps-border.js';
 
 /** Channels a halo unit (one ldmatrix row) holds. */
 export const OCTET = 8;
@@ -173,10 +174,10 @@ export function wgradTapsPrologue(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, 
  * window copied in (a thread a unit: 8 channel loads, each a warp instruction along a padded row, the pending BN/ReLU
  * applied, rounded to bf16, one 16-byte store; every lane loads, clamped, and stores, the padding and spares 0; with
  * `rowLoads`, every unit 0, then a thread a real position of the window's input rows, image-major: a load instruction
- * along 32 consecutive positions of one channel); then this lane's two ldmatrix rows of the slice (k-steps 0 and 1) as
+ * along 32 consecutive positions of one channel; with `borders`, only the padding rings zeroed, no barrier); then this lane's two ldmatrix rows of the slice (k-steps 0 and 1) as
  * z offsets, −1 past the split.
  */
-export function wgradTapsStaging(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, threads: number, rowLoads = false): string[] {
+export function wgradTapsStaging(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, threads: number, rowLoads = false, borders = false): string[] {
   const PQ = c.P * c.Q, HW = c.H * c.W, Wp = tp.pitchW, IMG = tp.pitchImage;
   const units = tp.octets * tp.plane, rounds = Math.ceil(units / threads) * threads;
   const element = (e: number, inside: string) => [
@@ -194,9 +195,12 @@ export function wgradTapsStaging(c: Consts<'conv_wgrad_fused'>, tp: WgradTaps, t
   // channel a load instruction). Each octet's run is padded to whole 8-lane phases (a 16-byte store's), so a phase's
   // positions are consecutive, on consecutive bank groups by the layout; lanes past a run, or past the last round,
   // repeat its last position (the same value to the same unit).
+  // wgradTapsBorderZeros: only the padding rings A reads, disjoint from the real positions (conv-mma-wgrad-taps-border.ts).
   const byRows = [
+    ...(borders ? borderZeros(c, tp, threads, zeroUnit(tp)) : [
     `  for (int i = t; i < ${rounds}; i += ${threads}) nincc::st(&wtaps[i < ${units} ? i : ${zeroUnit(tp)}], int4{0, 0, 0, 0});  // the padding's and gaps' zeros (a spare: the zero unit)`,
     '  __syncthreads();  // the zeros before the positions over them',
+    ]),
     `  const int row0 = o0 / ${c.P} * ${c.H} + min(max(o0 % ${c.P} - ${c.ph}, 0), ${c.H});  // the window's first input row (image·H + h)`,
     `  const int row1 = min(o1 / ${c.P} * ${c.H} + min(max(o1 % ${c.P} + ${c.R - c.ph}, 0), ${c.H}), n * ${c.H});  // past its last (within the batch)`,
     `  const int live = (row1 - row0) * ${c.W}, run = (live + 7) & ~7, total = ${tp.octets} * run;  // an octet's positions, in whole 8-lane phases`,
@@ -252,8 +256,8 @@ export const wgradTapsHaloWords = (tp: WgradTaps) =>
   `input halo channels innermost, ${tp.octets} octets × ${tp.plane} positions, ${tp.positions} positions a staging, bf16 in shared (${tp.bytes} B), rows tap-major within octets`;
 
 /** report.txt's words. */
-export const wgradTapsWords = (tp: WgradTaps) =>
-  `A's fragments by ldmatrix.trans from a channels-innermost input halo (${tp.octets} octets × ${tp.plane} positions, ${tp.positions} a staging, ${tp.bytes} B; rows tap-major within octets of channels, mapped back to dW's c·R·S in the store), no A tile; k in the positions' own order, B staged in it`;
+export const wgradTapsWords = (tp: WgradTaps, ringB = false) =>
+  `A's fragments by ldmatrix.trans from a channels-innermost input halo (${tp.octets} octets × ${tp.plane} positions, ${tp.positions} a staging, ${tp.bytes} B; rows tap-major within octets of channels, mapped back to dW's c·R·S in the store), no A tile; k in the positions' own order, ${ringB ? "B's fragments in it from the ring" : 'B staged in it'}`;
 
 
 /**
