@@ -46,6 +46,7 @@ NINCC_KERNEL void copy_coalesced(const float* in, float* out);
 NINCC_KERNEL void copy_strided(const float* in, float* out, int stride);
 NINCC_KERNEL void copy_offset(const float* in, float* out, int offset);
 NINCC_KERNEL void stencil3(const float* in, float* out, int n);
+NINCC_KERNEL void store_even_then_odd(float* out);
 NINCC_KERNEL void transpose_unpadded(const float* in, float* out, int n);
 NINCC_KERNEL void transpose_padded(const float* in, float* out, int n);
 NINCC_KERNEL void sgemm_tiled16(const float* a, const float* b, float* c, int m, int n, int k);

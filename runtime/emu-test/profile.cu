@@ -26,6 +26,16 @@ NINCC_KERNEL void copy_offset(const float* __restrict__ in, float* __restrict__ 
 }
 NINCC_EXPORT(copy_offset);
 
+// out[2i] = i, then out[2i+1] = i, a warp of 32 per block: each store instruction spreads its 128 bytes over the
+// block's 256 (8 sectors), and the second writes the same 8 sectors again (the profile's distinct stored sectors of
+// a block count them once).
+NINCC_KERNEL void store_even_then_odd(float* __restrict__ out) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  nincc::st(&out[2 * i], float(i));
+  nincc::st(&out[2 * i + 1], float(i));
+}
+NINCC_EXPORT(store_even_then_odd);
+
 // out[i] = in[i-1] + in[i] + in[i+1] (missing neighbours left out): each block reads a one-float halo
 // on either side, which the neighbouring blocks read too (the profile's halo_x split).
 NINCC_KERNEL void stencil3(const float* __restrict__ in, float* __restrict__ out, int n) {

@@ -56,6 +56,7 @@ std::vector<MicroCase> micro_cases() {
                     {&Counters::global_load_sectors, 512},
                     {&Counters::global_store_instructions, 128},
                     {&Counters::global_store_sectors, 512},
+                    {&Counters::global_store_block_sectors, 512},
                     // Fully coalesced: 128 requested bytes, the 4 sectors they need, per instruction.
                     {&Counters::global_load_requested_bytes, 16384},
                     {&Counters::global_load_ideal_sectors, 512},
@@ -80,6 +81,7 @@ std::vector<MicroCase> micro_cases() {
                       {&Counters::global_load_sectors, stride == 8 ? 1024u : 256u},
                       {&Counters::global_store_instructions, 32},
                       {&Counters::global_store_sectors, 128},
+                    {&Counters::global_store_block_sectors, 128},
                       {&Counters::global_load_requested_bytes, 4096},
                       {&Counters::global_load_ideal_sectors, 128},
                       {&Counters::global_store_requested_bytes, 4096},
@@ -104,6 +106,7 @@ std::vector<MicroCase> micro_cases() {
                     {&Counters::global_load_ideal_sectors, 128},
                     {&Counters::global_store_instructions, 32},
                     {&Counters::global_store_sectors, 128},
+                    {&Counters::global_store_block_sectors, 128},
                     {&Counters::global_store_requested_bytes, 4096},
                     {&Counters::global_store_ideal_sectors, 128},
                     {&Counters::unique_global_sectors, 257},
@@ -129,6 +132,7 @@ std::vector<MicroCase> micro_cases() {
                       {&Counters::global_load_sectors, 512},
                       {&Counters::global_store_instructions, 128},
                       {&Counters::global_store_sectors, 512},
+                    {&Counters::global_store_block_sectors, 512},
                       {&Counters::global_load_requested_bytes, 16384},
                       {&Counters::global_load_ideal_sectors, 512},
                       {&Counters::global_store_requested_bytes, 16384},
@@ -172,6 +176,7 @@ std::vector<MicroCase> micro_cases() {
                     {&Counters::shared_load_wavefronts, 2048},
                     {&Counters::global_store_instructions, 32},
                     {&Counters::global_store_sectors, 128},
+                    {&Counters::global_store_block_sectors, 128},
                     {&Counters::unique_global_sectors, 384},
                     {&Counters::block_sectors_private, 128},
                     {&Counters::block_sectors_shared_x, 256},
@@ -208,8 +213,26 @@ std::vector<MicroCase> micro_cases() {
                     {&Counters::shared_load_wavefronts, 24},
                     {&Counters::global_store_instructions, 2},
                     {&Counters::global_store_sectors, 16},
+                    {&Counters::global_store_block_sectors, 16},
                     {&Counters::unique_global_sectors, 112},
                     {&Counters::block_sectors_private, 112}}});
+  // store_even_then_odd, 2 blocks of one warp: 4 store instructions, each 32 lanes 8 bytes apart (128 requested bytes
+  // over 256: 8 sectors, 4 needed). A block's two instructions store the same 8 sectors: 16 stored, 8 distinct, so
+  // global_store_block_sectors is 16 against global_store_sectors' 32 (every case above stores each sector once
+  // a block, where the two are equal). Unique: 2 × 256 bytes = 16 sectors, each block's own.
+  cases.push_back({"store_even_then_odd",
+                   [] {
+                     Buffer<float> out(128);
+                     return profile("store_even_then_odd", dim3(2), dim3(32), &store_even_then_odd, out.data());
+                   },
+                   {{&Counters::blocks, 2},
+                    {&Counters::global_store_instructions, 4},
+                    {&Counters::global_store_sectors, 32},
+                    {&Counters::global_store_block_sectors, 16},
+                    {&Counters::global_store_requested_bytes, 512},
+                    {&Counters::global_store_ideal_sectors, 16},
+                    {&Counters::unique_global_sectors, 16},
+                    {&Counters::block_sectors_private, 16}}});
   return cases;
 }
 

@@ -447,8 +447,8 @@ inline void maxpool_backward_from_input(const Pool2dShape& shape, const float* x
 // y = (sum of the window's in-image values) / (its window_divisor: kernel_h * kernel_w in floor mode).
 // `o`: y's place (PoolOutput).
 inline void avgpool_forward(const Pool2dShape& shape, const float* x, float* y, const PoolOutput& o = {}) {
-  const float divisor = static_cast<float>(shape.kernel_h * shape.kernel_w);
 #if defined(__AVX512F__)
+  const float divisor = static_cast<float>(shape.kernel_h * shape.kernel_w);
   // A global average (NIN's 7x7 over its last planes): each plane summed 16 lanes at a time, the last
   // group masked, then across the lanes, instead of one dependent scalar add per pixel.
   if (shape.out_plane() == 1 && shape.pad_h == 0 && shape.pad_w == 0 && shape.kernel_h == shape.in_h && shape.kernel_w == shape.in_w) {
