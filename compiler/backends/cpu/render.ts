@@ -95,6 +95,42 @@ const sliceShape = (c: { C: number; HW: number; total: number; offset: number })
 const cppFloat = (v: number) => `${cppDouble(v)}f`;
 const countOf = (c: { count: number }) => `static_cast<std::int64_t>(${n}) * ${c.count}`;
 
+/** The flags after a packed conv call's ConvOutput, up to the last one switched off (conv_gemm.h): the narrowTails ablation
+ * (a short last pixel tile through all its lanes: tail_split), inPlacePointwise (a 1x1's tiles gathered at batch 1 too:
+ * reads_in_place), spreadWeightPrefetch (the next weight panel prefetched in a sweep's last tile only: forward_tasks). */
+function packedConvFlags(c: { R: number; S: number; wideTails?: boolean; gatheredPointwise?: boolean; lastTileWeightPrefetch?: boolean }): string[] {
+  const gathered = c.gatheredPointwise === true && c.R === 1 && c.S === 1;
+  return [`/*narrow_tails=*/${c.wideTails !== true}`, `/*in_place_pointwise=*/${!gathered}`, '/*spread_weight_prefetch=*/false'].slice(0, c.lastTileWeightPrefetch ? 3 : gathered ? 2 : c.wideTails ? 1 : 0);
+}
+
+/**
+ * A folded conv's inference call through its packed algorithm(s) (conv_infer, and each conv of a block region): the
+ * chosen one below the batch its large-batch algorithm or the pointwise GEMM takes over from, that one from there.
+ * `o`: the ConvOutput argument or ''; `paths`: the implicit GEMM's named paths (`named`); `n`: the batch's expression.
+ */
+function packedConvCall(choice: ReturnType<typeof chooseConvAlgorithm>, c: ConvConsts & { winogradFullTiles?: boolean; wideTails?: boolean; gatheredPointwise?: boolean; lastTileWeightPrefetch?: boolean }, a: { n: string; x: string; rawX: string; w: string; b: string; y: string; relu: string; o: string; paths: string; gemm: boolean }, namedPaths: boolean): string[] {
+  const flags = packedConvFlags(c);
+  const tails = flags.length ? `${a.o || ', ConvOutput{}'}, ${flags.join(', ')}` : a.o;
+  const winogradCall = (fn: string, kind: string, args: string) => (namedPaths ? `${fn}<${kind}>(${args});` : `${fn}(${kind}, ${args});`);
+  // The conv through one algorithm, its packed weights `at` floats into w.
+  const call = (algorithm: ConvAlgorithm, at: number) => {
+    const w = at === 0 ? a.w : `${a.w} + ${at}`;
+    return algorithm === 'implicit_gemm'
+      ? `conv2d_forward${a.paths}(shape, ${a.x}, PackedConvWeights{${w}}, ${a.b}, ${a.y}, ${a.relu}${tails});`
+      : winogradCall('conv2d_forward_winograd', winogradKindCpp(algorithm), `shape, ${a.rawX}, ${w}, ${a.b}, ${a.y}, ${a.relu}${c.winogradFullTiles ? `${a.o || ', ConvOutput{}'}, /*half_tiles=*/false` : a.o}`);
+  };
+  // A 1x1 conv whose output outgrows L2 from some batch: the GEMM itself, not the pointwise direct conv.
+  const pointwiseGemm = a.gemm ? choice.pointwiseGemm : undefined;
+  if (pointwiseGemm) {
+    const gemm = `conv2d_forward_packed(shape, ${a.rawX}, ${a.w}, ${a.b}, ${a.y}, ${a.relu}${tails});`;
+    const bound = `static_assert(conv_gemm_detail::kOutputPastL2Bytes == ${outputPastL2Bytes}, "cpu-conv-algorithm.ts outputPastL2Bytes"); static_assert(conv_gemm_detail::kMaxDepthBlock <= ${deepestDirectDepth}, "cpu-conv-algorithm.ts deepestDirectDepth");`;
+    if (pointwiseGemm.fromBatch <= 1) return [bound, gemm];
+    return [bound, `if (${a.n} < ${pointwiseGemm.fromBatch}) ${call(choice.algorithm, 0)}`, `else ${gemm}`];
+  }
+  if (!choice.large) return [call(choice.algorithm, 0)];
+  return [`if (${a.n} < ${choice.large.fromBatch}) ${call(choice.algorithm, 0)}`, `else ${call(choice.large.algorithm, packedWeightsFloatsOf(choice.algorithm, c))}`];
+}
+
 /**
  * The block region's calls (schedule/cpu-block-bands.ts, block_band.h): each conv as a lambda of (shape, x, y) that
  * calls its packed algorithm as its own conv_infer would (the large-batch one, the pointwise GEMM, past their batch),
@@ -104,22 +140,8 @@ function blockBandBody(k: KernelStep & { op: 'block_band_infer' }, namedPaths: b
   const c = k.consts;
   const { cf, f } = argumentsOf(k);
   const { convs } = blockConvs(c);
-  const flags = [`/*narrow_tails=*/${!c.wideTails}`, `/*in_place_pointwise=*/${!c.gatheredPointwise}`, '/*spread_weight_prefetch=*/false'].slice(0, c.lastTileWeightPrefetch ? 3 : c.gatheredPointwise ? 2 : c.wideTails ? 1 : 0);
-  const tails = flags.length ? `, ConvOutput{}, ${flags.join(', ')}` : '';
   const lambda = (conv: ConvConsts, w: string, b: string) => {
-    const choice = chooseConvAlgorithm(conv);
-    const winogradCall = (fn: string, kind: string, args: string) => (namedPaths ? `${fn}<${kind}>(${args});` : `${fn}(${kind}, ${args});`);
-    const call = (a: ConvAlgorithm, at: number) => {
-      const weights = at === 0 ? w : `${w} + ${at}`;
-      return a === 'implicit_gemm'
-        ? `conv2d_forward${named(namedPaths, `packed_forward_paths(${imageShape({ ...conv, P: 0, Q: 0 })})`)}(shape, x, PackedConvWeights{${weights}}, ${b}, y, true${tails});`
-        : winogradCall('conv2d_forward_winograd', winogradKindCpp(a), `shape, x, ${weights}, ${b}, y, true${c.winogradFullTiles ? ', ConvOutput{}, /*half_tiles=*/false' : ''}`);
-    };
-    const lines = choice.pointwiseGemm
-      ? [`if (shape.batch < ${choice.pointwiseGemm.fromBatch}) ${call(choice.algorithm, 0)}`, `else conv2d_forward_packed(shape, x, ${w}, ${b}, y, true${tails});`]
-      : choice.large
-        ? [`if (shape.batch < ${choice.large.fromBatch}) ${call(choice.algorithm, 0)}`, `else ${call(choice.large.algorithm, packedWeightsFloatsOf(choice.algorithm, conv))}`]
-        : [call(choice.algorithm, 0)];
+    const lines = packedConvCall(chooseConvAlgorithm(conv), { ...conv, winogradFullTiles: c.winogradFullTiles, wideTails: c.wideTails, gatheredPointwise: c.gatheredPointwise, lastTileWeightPrefetch: c.lastTileWeightPrefetch }, { n: 'shape.batch', x: 'x', rawX: 'x', w, b, y: 'y', relu: 'true', o: '', paths: named(namedPaths, `packed_forward_paths(${imageShape({ ...conv, P: 0, Q: 0 })})`), gemm: true }, namedPaths);
     return `[&](const Conv2dShape& shape, const float* x, float* y) {\n    ${lines.join('\n    ')}\n  }`;
   };
   const [w0, b0, w1, b1, w2, b2] = [cf('w0'), cf('b0'), cf('w1'), cf('b1'), cf('w2'), cf('b2')];
@@ -166,35 +188,11 @@ function body(k: KernelStep, namedPaths: boolean): string[] {
         if (training !== 'implicit_gemm') return [convShape(c), winogradCall('conv2d_forward_winograd_training', winogradKindCpp(training), `shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o}`)];
         return [convShape(c), ...(moments ? [momentTilesAssert] : []), `conv2d_forward(shape, ${convInput(c)}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${o});`];
       }
-      // The narrowTails ablation: a short last pixel tile through all its lanes (conv_gemm.h tail_split); the inPlacePointwise
-      // ablation: a 1x1's tiles gathered at batch 1 too (conv_gemm.h reads_in_place); the spreadWeightPrefetch ablation: the
-      // next weight panel prefetched in a sweep's last tile only (conv_gemm.h forward_tasks). Flags up to the last one switched off.
-      const infer = k.op === 'conv_infer';
-      const wide = infer && k.consts.wideTails === true, gathered = infer && k.consts.gatheredPointwise === true && c.R === 1 && c.S === 1;
-      const lastTile = infer && k.consts.lastTileWeightPrefetch === true;
-      const flags = [`/*narrow_tails=*/${!wide}`, `/*in_place_pointwise=*/${!gathered}`, '/*spread_weight_prefetch=*/false'].slice(0, lastTile ? 3 : gathered ? 2 : wide ? 1 : 0);
-      const tails = flags.length ? `${o || ', ConvOutput{}'}, ${flags.join(', ')}` : o;
-      // The conv through one algorithm, its packed weights `at` floats into w.
-      const call = (a: ConvAlgorithm, at: number) => {
-        const w = at === 0 ? cf('w') : `${cf('w')} + ${at}`;
-        // A uint8 stem's call takes u8_input.h's overload, which has no paths.
-        return a === 'implicit_gemm'
-          ? `conv2d_forward${named(namedPaths && !c.u8Mean, `packed_forward_paths(${imageShape(c)})`)}(shape, ${convInput(c)}, PackedConvWeights{${w}}, ${optional('b')}, ${f('y')}, ${c.relu}${tails});`
-          : winogradCall('conv2d_forward_winograd', winogradKindCpp(a), `shape, ${cf('x')}, ${w}, ${optional('b')}, ${f('y')}, ${c.relu}${k.op === 'conv_infer' && k.consts.winogradFullTiles ? `${o || ', ConvOutput{}'}, /*half_tiles=*/false` : o}`);
-      };
-      // A 1x1 conv whose output outgrows L2 from some batch: the GEMM itself, not the pointwise direct conv.
-      const pointwiseGemm = c.u8Mean ? undefined : choice.pointwiseGemm;
-      if (pointwiseGemm) {
-        const gemm = `conv2d_forward_packed(shape, ${cf('x')}, ${cf('w')}, ${optional('b')}, ${f('y')}, ${c.relu}${tails});`;
-        const bound = `static_assert(conv_gemm_detail::kOutputPastL2Bytes == ${outputPastL2Bytes}, "cpu-conv-algorithm.ts outputPastL2Bytes"); static_assert(conv_gemm_detail::kMaxDepthBlock <= ${deepestDirectDepth}, "cpu-conv-algorithm.ts deepestDirectDepth");`;
-        if (pointwiseGemm.fromBatch <= 1) return [convShape(c), bound, gemm];
-        return [convShape(c), bound, `if (${n} < ${pointwiseGemm.fromBatch}) ${call(choice.algorithm, 0)}`, `else ${gemm}`];
-      }
-      if (!choice.large) return [convShape(c), call(choice.algorithm, 0)];
+      // A uint8 stem's call takes u8_input.h's overload, which has no paths, and no pointwise GEMM.
+      const infer = k.op === 'conv_infer' ? k.consts : {};
       return [
         convShape(c),
-        `if (${n} < ${choice.large.fromBatch}) ${call(choice.algorithm, 0)}`,
-        `else ${call(choice.large.algorithm, packedWeightsFloatsOf(choice.algorithm, c))}`,
+        ...packedConvCall(choice, { ...c, ...infer }, { n, x: convInput(c), rawX: cf('x'), w: cf('w'), b: optional('b'), y: f('y'), relu: String(c.relu), o, paths: named(namedPaths && !c.u8Mean, `packed_forward_paths(${imageShape(c)})`), gemm: !c.u8Mean }, namedPaths),
       ];
     }
     case 'conv_bwd_data': {
