@@ -21,10 +21,12 @@ asan_env=(env LD_PRELOAD="$libasan" ASAN_OPTIONS=detect_leaks=0:fast_unwind_on_f
 echo "== ASan probe: an out-of-bounds emu kernel must be reported"
 probe=$(mktemp -d)
 trap '[[ -n "${KEEP_PROBE:-}" ]] || rm -rf "$probe"' EXIT
-# The flags of the tests' ASan emu builds (compiler/backends/cuda/toolchain.ts at vitest.config.ts's NINCC_EMU_OPT=-O1):
-# the report's source line below comes from -g1's line tables.
-g++ -std=c++17 -O1 -DNINCC_EMU -g1 -fsanitize=address -fno-omit-frame-pointer -fPIC -shared -fvisibility=hidden \
-  -fvisibility-inlines-hidden -Iruntime/include -x c++ runtime/emu-test/asan-probe/kernels.cu -o "$probe/kernels.emu.so"
+# Compiled by the tests' own ASan emu command (toolchain.ts emuCompilerCommand, NINCC_EMU_ASAN=1 exported above, at
+# vitest.config.ts's NINCC_EMU_OPT=-O1): the report's source line below comes from its -g1 line tables.
+mapfile -t probe_cc < <(NINCC_EMU_OPT=-O1 node --input-type=module -e '
+  const { emuCompilerCommand } = await import("./dist/compiler/backends/cuda/toolchain.js");
+  for (const a of emuCompilerCommand(process.argv[1], process.argv[2])) console.log(a);' runtime/emu-test/asan-probe/kernels.cu "$probe/kernels.emu.so")
+"${probe_cc[@]}"
 # The runtime checks plan.json's integrity seal before it opens a library: seal the edited plan as nincc build does.
 node --input-type=module -e '
   import fs from "node:fs";
